@@ -1,0 +1,1 @@
+"""zoneplan spatial core: what the zone data is and how it is stored."""

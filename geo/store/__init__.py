@@ -1,0 +1,1 @@
+"""zoneplan storage backends behind one Store interface."""

@@ -1,0 +1,1 @@
+"""zoneplan decisions: pure functions over the zone data, no web, no I/O."""
