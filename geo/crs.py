@@ -1,0 +1,60 @@
+"""Coordinate reference systems: the metric working CRS and WGS84 for the web."""
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+
+import geopandas as gpd
+from pyproj import CRS, Transformer
+
+WORKING_EPSG = int(os.environ.get("ZONEPLAN_EPSG", "32643"))  # UTM 43N covers Almaty
+WGS84_EPSG = 4326
+WEB_DECIMALS = 6  # ~0.1 m at this latitude: enough for plots, light for pages
+
+
+def working_crs() -> CRS:
+    """The metric CRS geometries are stored and measured in."""
+    return _crs(WORKING_EPSG)
+
+
+@lru_cache(maxsize=16)
+def _crs(epsg: int) -> CRS:
+    return CRS.from_epsg(epsg)
+
+
+def parse_epsg(text: str | int) -> int:
+    """Parse ``4326``, ``"4326"`` or ``"EPSG:4326"`` into an EPSG code.
+
+    Raises
+    ------
+    ValueError
+        When the text is not an EPSG code PROJ knows.
+    """
+    match = re.fullmatch(r"\s*(?:epsg:)?(\d{4,6})\s*", str(text), flags=re.IGNORECASE)
+    if not match:
+        raise ValueError(f"CRS {text!r} is not an EPSG code such as 4326 or EPSG:32643")
+    code = int(match.group(1))
+    try:
+        _crs(code)
+    except Exception:
+        raise ValueError(f"EPSG:{code} is not a CRS PROJ knows") from None
+    return code
+
+
+@lru_cache(maxsize=32)
+def transformer(src: int, dst: int) -> Transformer:
+    """A cached, always_xy transformer between two EPSG codes."""
+    return Transformer.from_crs(_crs(src), _crs(dst), always_xy=True)
+
+
+def to_working(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Reproject a frame to the working CRS (it must carry a CRS)."""
+    if gdf.crs is None:
+        raise ValueError("the data carries no CRS")
+    return gdf if gdf.crs.to_epsg() == WORKING_EPSG else gdf.to_crs(WORKING_EPSG)
+
+
+def to_wgs84(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Reproject a frame to WGS84 for GeoJSON and the browser."""
+    return gdf.to_crs(WGS84_EPSG)

@@ -1,0 +1,289 @@
+"""Geometry and attribute checks that turn raw frames into schema-typed ones or reasons."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo.layers import SECTORS, Field, Layer
+
+OVERLAP_TOLERANCE_M2 = 1.0
+# A generous box around the Almaty zone in UTM 43N: catches degrees read as metres,
+# metres labelled as degrees and data from another city.
+ZONE_ENVELOPE = (600_000.0, 4_770_000.0, 640_000.0, 4_830_000.0)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why one feature (or the whole input, when ``index`` is None) was refused."""
+
+    index: int | None
+    feature_id: str | None
+    field: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = "input" if self.index is None else f"feature {self.index}"
+        if self.feature_id:
+            where += f" ({self.feature_id})"
+        return f"{where}: {self.field + ': ' if self.field else ''}{self.reason}"
+
+
+class ValidationError(ValueError):
+    """Input refused; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        shown = "; ".join(str(p) for p in problems[:20])
+        more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+        super().__init__(f"{len(problems)} problem(s): {shown}{more}")
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip() == ""
+
+
+def coerce_value(fld: Field, value: Any) -> Any:
+    """Convert ``value`` to the Python type of ``fld`` (None for missing).
+
+    Raises
+    ------
+    ValueError
+        With a short reason when the value does not fit the field.
+    """
+    if _is_missing(value):
+        if fld.required:
+            raise ValueError("a value is required")
+        return None
+    out = _CONVERTERS[fld.type](value)
+    if fld.choices is not None and out not in fld.choices:
+        raise ValueError(f"{out!r} is not one of {', '.join(fld.choices)}")
+    if fld.minimum is not None and out < fld.minimum:
+        raise ValueError(f"{out} is below the minimum {fld.minimum:g}")
+    if fld.maximum is not None and out > fld.maximum:
+        raise ValueError(f"{out} is above the maximum {fld.maximum:g}")
+    return out
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # ids such as 12.0 read from DBF numerics
+    return str(value).strip()
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a whole number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a whole number") from None
+    if not number.is_integer():
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(number)
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
+
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text.endswith(".0"):
+        text = text[:-2]
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
+def _to_date(value: Any) -> str:
+    if isinstance(value, (dt.datetime, pd.Timestamp)):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    try:
+        return dt.datetime.fromisoformat(str(value).strip()).date().isoformat()
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _to_datetime(value: Any) -> str:
+    if isinstance(value, (dt.datetime, pd.Timestamp)):
+        return value.isoformat(timespec="seconds")
+    try:
+        return dt.datetime.fromisoformat(str(value).strip()).isoformat(timespec="seconds")
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date and time (ISO 8601)") from None
+
+
+_CONVERTERS = {
+    "str": _to_str, "int": _to_int, "float": _to_float,
+    "bool": _to_bool, "date": _to_date, "datetime": _to_datetime,
+}
+
+
+def parse_date(text: str) -> dt.date:
+    """Parse a ``YYYY-MM-DD`` date given by a person.
+
+    Raises
+    ------
+    ValueError
+        Naming the text and the expected format.
+    """
+    try:
+        return dt.date.fromisoformat(str(text).strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date; use YYYY-MM-DD") from None
+
+
+def _row_id(layer: Layer, frame: pd.DataFrame, i: int) -> str | None:
+    if layer.key not in frame.columns:
+        return None
+    value = frame[layer.key].iloc[i]
+    return None if _is_missing(value) else _to_str(value)
+
+
+def coerce_attributes(layer: Layer, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
+    """Type every input field of ``frame`` by the schema of ``layer``.
+
+    Unknown columns are dropped, missing optional columns become None, computed
+    and system columns are ignored (the store derives them).
+
+    Returns
+    -------
+    (DataFrame, list of Problem)
+        The typed attribute columns (object dtype, positional index) and the
+        problems found; callers must refuse the input when the list is not empty.
+    """
+    problems: list[Problem] = []
+    columns: dict[str, list[Any]] = {}
+    for fld in layer.input_fields:
+        raw = frame[fld.name].tolist() if fld.name in frame.columns else [None] * len(frame)
+        out: list[Any] = []
+        for i, value in enumerate(raw):
+            try:
+                out.append(coerce_value(fld, value))
+            except ValueError as err:
+                problems.append(Problem(i, _row_id(layer, frame, i), fld.name, str(err)))
+                out.append(None)
+        columns[fld.name] = out
+    if layer.has("sectors") and "sectors" in columns:
+        problems += _sector_problems(layer, frame, columns["sectors"])
+    typed = pd.DataFrame(columns, dtype=object)
+    problems += _duplicate_keys(layer, typed)
+    return typed, problems
+
+
+def _sector_problems(layer: Layer, frame: pd.DataFrame, values: list[Any]) -> list[Problem]:
+    problems = []
+    for i, text in enumerate(values):
+        if text is None or text.strip() == "*":
+            continue
+        unknown = sorted({s.strip() for s in text.split(",")} - set(SECTORS))
+        if unknown:
+            problems.append(Problem(i, _row_id(layer, frame, i), "sectors",
+                                    f"unknown sector code(s) {', '.join(unknown)}; "
+                                    f"use {', '.join(SECTORS)} or *"))
+    return problems
+
+
+def _duplicate_keys(layer: Layer, typed: pd.DataFrame) -> list[Problem]:
+    keys = typed[layer.key]
+    dup = keys.notna() & keys.duplicated(keep="first")
+    return [Problem(int(i), keys.iloc[i], layer.key, "duplicate id in the input")
+            for i in np.flatnonzero(dup.to_numpy())]
+
+
+def check_geometries(layer: Layer, geoms: Iterable, ids: list[str | None] | None = None,
+                     *, envelope: tuple[float, float, float, float] | None = ZONE_ENVELOPE,
+                     ) -> list[Problem]:
+    """Check that geometries (in the working CRS) exist, are valid, of the layer's type
+    and inside the sane envelope around the zone.
+
+    Multi-part geometries with a single part are accepted as their part type.
+    """
+    arr = np.asarray(list(geoms), dtype=object)
+    ids = ids or [None] * len(arr)
+    problems: list[Problem] = []
+    missing = shapely.is_missing(arr) | shapely.is_empty(arr)
+    types = shapely.get_type_id(arr)
+    want = {"Polygon": (3, 6), "LineString": (1, 5), "Point": (0, 4)}[layer.geometry]
+    valid = shapely.is_valid(arr)
+    reasons = shapely.is_valid_reason(arr)
+    bounds = shapely.bounds(arr)
+    for i in range(len(arr)):
+        if missing[i]:
+            problems.append(Problem(i, ids[i], "geometry", "geometry is missing or empty"))
+        elif types[i] not in want:
+            problems.append(Problem(i, ids[i], "geometry",
+                                    f"{arr[i].geom_type} given "
+                                    f"where the layer holds {layer.geometry}"))
+        elif not valid[i]:
+            problems.append(Problem(i, ids[i], "geometry", f"invalid geometry: {reasons[i]}"))
+        elif envelope is not None and not _inside(bounds[i], envelope):
+            problems.append(Problem(i, ids[i], "geometry",
+                                    "lies outside the zone's area (wrong CRS, or metres "
+                                    "read as degrees?) — bounds "
+                                    + ", ".join(f"{b:.1f}" for b in bounds[i])))
+    return problems
+
+
+def _inside(b: np.ndarray, env: tuple[float, float, float, float]) -> bool:
+    return b[0] >= env[0] and b[1] >= env[1] and b[2] <= env[2] and b[3] <= env[3]
+
+
+def single_part(geoms: gpd.GeoSeries) -> gpd.GeoSeries:
+    """Turn one-part multi-geometries into their single part (shapefiles write multis)."""
+    arr = geoms.values
+    multi = np.isin(shapely.get_type_id(arr), (4, 5, 6)) & (shapely.get_num_geometries(arr) == 1)
+    if not multi.any():
+        return geoms
+    out = np.array(arr, dtype=object)
+    out[multi] = shapely.get_geometry(np.asarray(arr)[multi], 0)
+    return gpd.GeoSeries(out, index=geoms.index, crs=geoms.crs)
+
+
+def overlaps(geoms: gpd.GeoSeries, others: gpd.GeoSeries | None = None,
+             *, tolerance_m2: float = OVERLAP_TOLERANCE_M2) -> list[tuple[int, int | None, float]]:
+    """Pairs of overlapping polygons (intersection area above ``tolerance_m2``).
+
+    Returns ``(i, j, area)`` where ``j`` indexes ``others`` when given, else
+    ``geoms`` itself (with ``i < j``). Uses the GEOS STRtree, never a double loop.
+    """
+    target = geoms if others is None else others
+    if len(geoms) == 0 or len(target) == 0:
+        return []
+    tree = shapely.STRtree(target.values)
+    left, right = tree.query(geoms.values, predicate="intersects")
+    if others is None:
+        keep = left < right
+        left, right = left[keep], right[keep]
+    areas = shapely.area(shapely.intersection(geoms.values[left], target.values[right]))
+    hit = areas > tolerance_m2
+    return [(int(a), int(b), float(c)) for a, b, c in zip(left[hit], right[hit], areas[hit])]
