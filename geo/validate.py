@@ -16,7 +16,7 @@ from geo.layers import SECTORS, Field, Layer
 OVERLAP_TOLERANCE_M2 = 1.0
 # A generous box around the Almaty zone in UTM 43N: catches degrees read as metres,
 # metres labelled as degrees and data from another city.
-ZONE_ENVELOPE = (600_000.0, 4_770_000.0, 640_000.0, 4_830_000.0)
+ZONE_ENVELOPE = (625_000.0, 4_775_000.0, 675_000.0, 4_825_000.0)
 
 
 @dataclass(frozen=True)
