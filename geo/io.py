@@ -72,3 +72,12 @@ def write_shapefile(layer: Layer | str, frame: gpd.GeoDataFrame, directory: Path
         encoding="UTF-8", layer_options={"RESIZE": "YES"},
     )
     return path
+
+
+def read_file(path: Path | str, *, layer: str | None = None) -> pd.DataFrame:
+    """Read a vector file or table (shapefile, GeoPackage layer, GeoJSON, DBF) as is.
+
+    Returns a GeoDataFrame in the file's own CRS (``crs`` None when it has
+    none), or a DataFrame for files without geometry.
+    """
+    return pyogrio.read_dataframe(path, layer=layer, use_arrow=True)

@@ -1,0 +1,237 @@
+"""The Store interface every storage backend implements, and its typed errors."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from abc import ABC, abstractmethod
+from typing import Any, Iterator, Mapping, Sequence
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo.layers import FEATURE_LAYERS, LAYERS, Layer, get_layer
+from geo.validate import Problem, ValidationError, check_geometries, coerce_attributes, coerce_value
+
+Bbox = tuple[float, float, float, float]
+Where = Mapping[str, Any]
+
+
+class StoreError(Exception):
+    """Base class of the errors a store raises on purpose."""
+
+
+class NotFound(StoreError, KeyError):
+    """The layer or feature does not exist."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "not found"
+
+
+class Conflict(StoreError):
+    """The write collides with existing data (duplicate id, stale version)."""
+
+
+class Invalid(StoreError, ValidationError):
+    """The data breaks the schema; ``problems`` names each reason."""
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO 8601 seconds (audit and application stamps)."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def prepare_rows(layer: Layer, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Validate ``frame`` for insertion: typed attributes and checked geometries.
+
+    Computed fields (``area_ha``) are derived here so every backend stores the
+    same values.
+
+    Raises
+    ------
+    Invalid
+        Listing every problem; nothing may be written.
+    """
+    typed, problems = coerce_attributes(layer, frame.reset_index(drop=True))
+    geoms = None
+    if layer.is_feature:
+        if "geometry" not in frame.columns and not isinstance(frame, gpd.GeoDataFrame):
+            raise Invalid([Problem(None, None, "geometry", "the input has no geometry")])
+        geoms = np.asarray(frame.geometry.values, dtype=object)
+        geoms = np.array([_single(g) for g in geoms], dtype=object)
+        problems += check_geometries(layer, geoms, typed[layer.key].tolist(), envelope=None)
+        if layer.has("area_ha"):
+            typed["area_ha"] = np.round(shapely.area(geoms) / 10_000.0, 4)
+    if problems:
+        raise Invalid(problems)
+    return typed, geoms
+
+
+def _single(geom: Any) -> Any:
+    if geom is not None and shapely.get_type_id(geom) in (4, 5, 6) and shapely.get_num_geometries(geom) == 1:
+        return shapely.get_geometry(geom, 0)
+    return geom
+
+
+def prepare_changes(layer: Layer, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a partial update: known, settable fields typed by the schema.
+
+    Raises
+    ------
+    Invalid
+        For unknown, computed or badly typed fields.
+    """
+    out: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for name, value in changes.items():
+        if name == "geometry" and layer.is_feature:
+            geom = _single(value)
+            problems += check_geometries(layer, [geom], [None], envelope=None)
+            out["geometry"] = geom
+            if layer.has("area_ha") and geom is not None:
+                out["area_ha"] = round(float(shapely.area(geom)) / 10_000.0, 4)
+            continue
+        if not layer.has(name) or layer.field(name).computed or layer.field(name).system:
+            problems.append(Problem(None, None, name, f"{layer.name} has no settable field {name!r}"))
+            continue
+        if name == layer.key:
+            problems.append(Problem(None, None, name, "the id of a feature cannot change"))
+            continue
+        try:
+            out[name] = coerce_value(layer.field(name), value)
+        except ValueError as err:
+            problems.append(Problem(None, None, name, str(err)))
+    if problems:
+        raise Invalid(problems)
+    return out
+
+
+def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """Field-by-field ``{name: [old, new]}`` of what an update changes (geometry as WKT)."""
+    out = {}
+    for name, value in new.items():
+        before = old.get(name)
+        if name == "geometry":
+            before = None if before is None else shapely.to_wkt(before, rounding_precision=2)
+            value = None if value is None else shapely.to_wkt(value, rounding_precision=2)
+        if before != value:
+            out[name] = [before, value]
+    return out
+
+
+class Session(ABC):
+    """Writes inside one transaction; every change to a feature layer is audited."""
+
+    user: str
+
+    @abstractmethod
+    def insert(self, layer: str, frame: pd.DataFrame) -> list[str]:
+        """Insert rows (a GeoDataFrame in the working CRS for feature layers).
+
+        Returns the keys written. Raises Invalid or Conflict (duplicate key).
+        """
+
+    @abstractmethod
+    def update(self, layer: str, key: str, changes: Mapping[str, Any], *,
+               version: int | None = None) -> int:
+        """Change some fields (``geometry`` included) of one row; return its new version.
+
+        Raises NotFound, Invalid, or Conflict when ``version`` is given and stale.
+        """
+
+    @abstractmethod
+    def delete(self, layer: str, key: str, *, version: int | None = None) -> None:
+        """Delete one row. Raises NotFound, or Conflict when ``version`` is stale."""
+
+    @abstractmethod
+    def clear(self, layer: str) -> int:
+        """Delete every row of ``layer`` (for replacing imports); return how many."""
+
+    def replace(self, layer: str, frame: pd.DataFrame) -> list[str]:
+        """Replace a layer's whole content."""
+        self.clear(layer)
+        return self.insert(layer, frame)
+
+
+class Store(ABC):
+    """A zone store: the layers of ``geo.layers`` kept in one backend.
+
+    Reads return GeoDataFrames in the working CRS for feature layers and
+    DataFrames for tables, columns in schema order with ``fid`` dropped:
+    text, dates and datetimes as ``object`` (ISO strings or None), integers as
+    ``Int64``, floats as ``float64`` (NaN for missing), booleans as ``boolean``.
+    """
+
+    @abstractmethod
+    def read(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None,
+             order_by: str | None = None, limit: int | None = None, offset: int = 0,
+             ) -> pd.DataFrame:
+        """Rows of ``layer``, optionally within ``bbox`` (working CRS, by index) and
+        matching ``where`` (``{field: value}`` or ``{field: [values]}``, ANDed)."""
+
+    @abstractmethod
+    def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
+        """How many rows ``read`` would return without limit."""
+
+    @abstractmethod
+    def extent(self, layer: str) -> Bbox | None:
+        """The bounds of a feature layer (None when empty)."""
+
+    @abstractmethod
+    def transaction(self, user: str = "system") -> Iterator[Session]:
+        """A context manager: all writes inside commit together or not at all."""
+
+    def get(self, layer: str, key: str) -> dict[str, Any]:
+        """One row as a dict (``geometry`` included for features). Raises NotFound."""
+        lyr = get_layer(layer)
+        rows = self.read(layer, where={lyr.key: key})
+        if rows.empty:
+            raise NotFound(f"{lyr.label or layer} {key!r} does not exist")
+        return _plain(rows.iloc[0].to_dict())
+
+    def insert(self, layer: str, frame: pd.DataFrame, *, user: str = "system") -> list[str]:
+        """Insert in a transaction of its own."""
+        with self.transaction(user) as tx:
+            return tx.insert(layer, frame)
+
+    def update(self, layer: str, key: str, changes: Mapping[str, Any], *,
+               version: int | None = None, user: str = "system") -> int:
+        """Update in a transaction of its own."""
+        with self.transaction(user) as tx:
+            return tx.update(layer, key, changes, version=version)
+
+    def delete(self, layer: str, key: str, *, version: int | None = None,
+               user: str = "system") -> None:
+        """Delete in a transaction of its own."""
+        with self.transaction(user) as tx:
+            tx.delete(layer, key, version=version)
+
+    def snapshot(self, layers: Sequence[str] = FEATURE_LAYERS) -> dict[str, pd.DataFrame]:
+        """Every named layer read in full, for the planner's pure functions."""
+        return {name: self.read(name) for name in layers}
+
+    def layers(self) -> list[str]:
+        """The layers this store holds."""
+        return list(LAYERS)
+
+    def close(self) -> None:
+        """Release resources (connections); the default holds none."""
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    """Turn pandas scalars (NA, numpy numbers) into plain Python values."""
+    out = {}
+    for name, value in row.items():
+        if value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+            value = None
+        elif isinstance(value, np.generic):
+            value = value.item()
+        out[name] = value
+    return out
+
+
+def audit_changes(changes: Mapping[str, Any]) -> str:
+    """Serialise an audit record's changes as compact JSON (Cyrillic kept readable)."""
+    return json.dumps(changes, ensure_ascii=False, default=str, sort_keys=True)
+

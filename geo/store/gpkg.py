@@ -1,0 +1,424 @@
+"""The embedded default store: one GeoPackage file that QGIS and GDAL open directly."""
+from __future__ import annotations
+
+import os
+import sqlite3
+import struct
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+
+from geo.crs import WORKING_EPSG
+from geo.io import to_arrow
+from geo.layers import LAYERS, Layer, get_layer
+from geo.store.base import (
+    Bbox, Conflict, Invalid, NotFound, Session, Store, StoreError, Where, audit_changes, diff,
+    now_iso, prepare_changes, prepare_rows,
+)
+from geo.validate import Problem
+
+GEOM = "geom"
+BUSY_TIMEOUT_S = 60.0
+# Above this many rows one summary audit record stands for a bulk write.
+AUDIT_ROW_LIMIT = 1000
+UNAUDITED = ("audit", "users")
+_ENVELOPE_BYTES = (0, 32, 48, 48, 64)
+
+
+def _q(name: str) -> str:
+    """Quote an identifier that comes from the schema (never from a request)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def encode_geometries(geoms: np.ndarray, srs_id: int = WORKING_EPSG) -> list[bytes | None]:
+    """GeoPackage binary blobs (header with XY envelope, then ISO WKB)."""
+    wkb = shapely.to_wkb(geoms, byte_order=1, flavor="iso")
+    bounds = shapely.bounds(geoms)
+    out: list[bytes | None] = []
+    for blob, (minx, miny, maxx, maxy) in zip(wkb, bounds):
+        if blob is None:
+            out.append(None)
+        elif np.isnan(minx):
+            out.append(struct.pack("<2sBBi", b"GP", 0, 0x11, srs_id) + blob)
+        else:
+            out.append(struct.pack("<2sBBi4d", b"GP", 0, 0x03, srs_id, minx, maxx, miny, maxy) + blob)
+    return out
+
+
+def _wkb_part(blob: bytes | None) -> bytes | None:
+    if blob is None:
+        return None
+    return blob[8 + _ENVELOPE_BYTES[(blob[3] >> 1) & 7]:]
+
+
+def decode_geometries(blobs: list[bytes | None]) -> np.ndarray:
+    """Shapely geometries from GeoPackage binary blobs."""
+    return shapely.from_wkb([_wkb_part(b) for b in blobs])
+
+
+def _envelope(blob: bytes | None) -> tuple[float, float, float, float] | None:
+    if blob is None or blob[3] & 0x10:
+        return None
+    if (blob[3] >> 1) & 7:
+        order = "<" if blob[3] & 1 else ">"
+        minx, maxx, miny, maxy = struct.unpack_from(order + "4d", blob, 8)
+        return minx, maxx, miny, maxy
+    minx, miny, maxx, maxy = shapely.bounds(shapely.from_wkb(_wkb_part(blob)))
+    return minx, maxx, miny, maxy
+
+
+def _bound(i: int):
+    def fn(blob: bytes | None) -> float | None:
+        env = _envelope(blob)
+        return None if env is None else env[i]
+    return fn
+
+
+def _is_empty(blob: bytes | None) -> int | None:
+    return None if blob is None else int(bool(blob[3] & 0x10) or _envelope(blob) is None)
+
+
+def connect(path: Path | str) -> sqlite3.Connection:
+    """A connection with the SQL functions GeoPackage R-tree triggers call."""
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    for i, name in enumerate(("ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY")):
+        conn.create_function(name, 1, _bound(i), deterministic=True)
+    conn.create_function("ST_IsEmpty", 1, _is_empty, deterministic=True)
+    return conn
+
+
+def _read_frame(layer: Layer, rows: list[tuple], columns: list[str]) -> pd.DataFrame:
+    raw = pd.DataFrame.from_records(rows, columns=columns)
+    data = {}
+    for fld in layer.fields:
+        col = raw[fld.name]
+        if fld.type == "int":
+            data[fld.name] = col.astype("Int64")
+        elif fld.type == "float":
+            data[fld.name] = pd.to_numeric(col, errors="coerce").astype("float64")
+        elif fld.type == "bool":
+            data[fld.name] = col.astype("boolean")
+        else:
+            data[fld.name] = col.astype(object).where(col.notna(), None)
+    frame = pd.DataFrame(data)
+    if layer.is_feature:
+        return gpd.GeoDataFrame(frame, geometry=decode_geometries(raw[GEOM].tolist()),
+                                crs=WORKING_EPSG)
+    return frame
+
+
+def _sql_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class GpkgStore(Store):
+    """A store in one GeoPackage file.
+
+    Parameters
+    ----------
+    path : path-like
+        An existing store made by :meth:`create`.
+
+    Raises
+    ------
+    NotFound
+        When the file does not exist or is not a zoneplan GeoPackage.
+    """
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise NotFound(f"no store at {self.path}; run `zoneplan init` first")
+        with self._conn() as conn:
+            try:
+                have = {r[0] for r in conn.execute("SELECT table_name FROM gpkg_contents")}
+            except sqlite3.DatabaseError as err:
+                raise NotFound(f"{self.path} is not a GeoPackage ({err})") from None
+        missing = set(LAYERS) - have
+        if missing:
+            raise NotFound(f"{self.path} is not a zoneplan store: it lacks {', '.join(sorted(missing))}")
+
+    @classmethod
+    def create(cls, path: Path | str, *, force: bool = False) -> "GpkgStore":
+        """Make a new, empty store with every layer of the schema.
+
+        The file is built beside ``path`` and renamed into place, so a failure
+        never leaves a half-made store.
+
+        Raises
+        ------
+        Conflict
+            When ``path`` exists and ``force`` is false.
+        """
+        path = Path(path)
+        if path.exists() and not force:
+            raise Conflict(f"{path} exists; use --force to replace it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".zoneplan-", suffix=".gpkg", dir=path.parent)
+        os.close(fd)
+        os.unlink(tmp)
+        try:
+            for layer in LAYERS.values():
+                _create_layer(tmp, layer)
+            with connect(tmp) as conn:
+                for layer in LAYERS.values():
+                    conn.execute(f"CREATE UNIQUE INDEX {_q(layer.name + '_key')} "
+                                 f"ON {_q(layer.name)} ({_q(layer.key)})")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return cls(path)
+
+    @contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        conn = connect(self.path)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def _select(self, layer: Layer, bbox: Bbox | None, where: Where | None,
+                what: str) -> tuple[str, list[Any]]:
+        sql = f"SELECT {what} FROM {_q(layer.name)} t"
+        params: list[Any] = []
+        if bbox is not None:
+            if not layer.is_feature:
+                raise Invalid([Problem(None, None, "bbox", f"{layer.name} has no geometry")])
+            rtree = _q(f"rtree_{layer.name}_{GEOM}")
+            sql += (f" JOIN {rtree} r ON r.id = t.fid AND r.minx <= ? AND r.maxx >= ?"
+                    " AND r.miny <= ? AND r.maxy >= ?")
+            params += [bbox[2], bbox[0], bbox[3], bbox[1]]
+        clauses = []
+        for name, value in (where or {}).items():
+            if not layer.has(name):
+                raise Invalid([Problem(None, None, name, f"{layer.name} has no field {name!r}")])
+            values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+            if not values:
+                clauses.append("0")
+                continue
+            clauses.append(f"t.{_q(name)} IN ({', '.join('?' * len(values))})")
+            params += [_sql_value(v) for v in values]
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        return sql, params
+
+    def read(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None,
+             order_by: str | None = None, limit: int | None = None, offset: int = 0,
+             ) -> pd.DataFrame:
+        lyr = get_layer(layer)
+        columns = lyr.names + ([GEOM] if lyr.is_feature else [])
+        sql, params = self._select(lyr, bbox, where, ", ".join(f"t.{_q(c)}" for c in columns))
+        order = order_by or lyr.key
+        descending = order.startswith("-")
+        if not lyr.has(order.lstrip("-")):
+            raise Invalid([Problem(None, None, "sort", f"{layer} has no field {order.lstrip('-')!r}")])
+        sql += f" ORDER BY t.{_q(order.lstrip('-'))} {'DESC' if descending else 'ASC'}, t.fid"
+        if limit is not None or offset:
+            sql += " LIMIT ? OFFSET ?"
+            params += [-1 if limit is None else int(limit), int(offset)]
+        with self._conn() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return _read_frame(lyr, rows, columns)
+
+    def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
+        sql, params = self._select(get_layer(layer), bbox, where, "count(*)")
+        with self._conn() as conn:
+            return int(conn.execute(sql, params).fetchone()[0])
+
+    def extent(self, layer: str) -> Bbox | None:
+        lyr = get_layer(layer)
+        if not lyr.is_feature:
+            return None
+        with self._conn() as conn:
+            row = conn.execute(f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "
+                               f"{_q(f'rtree_{lyr.name}_{GEOM}')}").fetchone()
+        return None if row[0] is None else tuple(float(v) for v in row)
+
+    @contextmanager
+    def transaction(self, user: str = "system") -> Iterator["GpkgSession"]:
+        with self._conn() as conn:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as err:
+                raise StoreError(f"the store is busy ({err}); try again") from None
+            session = GpkgSession(conn, user)
+            try:
+                yield session
+                session.finish()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+
+def _create_layer(path: str, layer: Layer) -> None:
+    empty = gpd.GeoDataFrame({f.name: [] for f in layer.fields}, geometry=[], crs=WORKING_EPSG) \
+        if layer.is_feature else pd.DataFrame({f.name: [] for f in layer.fields})
+    table = to_arrow(layer, empty, layer.fields)
+    options = {"GEOMETRY_NAME": GEOM, "SPATIAL_INDEX": "YES"} if layer.is_feature else {}
+    pyogrio.write_arrow(
+        table, path, layer=layer.name, driver="GPKG",
+        geometry_name="geometry" if layer.is_feature else None,
+        geometry_type=layer.geometry if layer.is_feature else None,
+        crs=f"EPSG:{WORKING_EPSG}" if layer.is_feature else None,
+        layer_options={**options, "DESCRIPTION": layer.label, "IDENTIFIER": layer.name},
+        append=os.path.exists(path),
+    )
+
+
+class GpkgSession(Session):
+    """Writes inside one SQLite transaction on a GeoPackage."""
+
+    def __init__(self, conn: sqlite3.Connection, user: str):
+        self.conn = conn
+        self.user = user
+        self._touched: set[str] = set()
+        self._audit: list[tuple] = []
+
+    def _columns(self, layer: Layer) -> list[str]:
+        return [f.name for f in layer.fields]
+
+    def insert(self, layer: str, frame: pd.DataFrame) -> list[str]:
+        lyr = get_layer(layer)
+        if len(frame) == 0:
+            return []
+        typed, geoms = prepare_rows(lyr, frame)
+        keys = typed[lyr.key].tolist()
+        self._refuse_existing(lyr, keys)
+        typed["version"] = 1
+        columns = [c for c in self._columns(lyr) if c in typed.columns]
+        values = [typed[c].map(_sql_value).tolist() for c in columns]
+        if geoms is not None:
+            columns.append(GEOM)
+            values.append(encode_geometries(geoms))
+        sql = (f"INSERT INTO {_q(lyr.name)} ({', '.join(map(_q, columns))}) "
+               f"VALUES ({', '.join('?' * len(columns))})")
+        self.conn.executemany(sql, zip(*values))
+        self._touched.add(lyr.name)
+        self._log_bulk(lyr, "insert", keys, typed)
+        return [str(k) for k in keys]
+
+    def _refuse_existing(self, lyr: Layer, keys: list[Any]) -> None:
+        present: list[str] = []
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            present += [r[0] for r in self.conn.execute(
+                f"SELECT {_q(lyr.key)} FROM {_q(lyr.name)} WHERE {_q(lyr.key)} IN "
+                f"({', '.join('?' * len(chunk))})", chunk)]
+        if present:
+            shown = ", ".join(map(str, present[:10]))
+            raise Conflict(f"{lyr.name}: {len(present)} id(s) already in the store: {shown}")
+
+    def _row(self, lyr: Layer, key: str) -> dict[str, Any]:
+        columns = self._columns(lyr) + ([GEOM] if lyr.is_feature else [])
+        row = self.conn.execute(
+            f"SELECT {', '.join(map(_q, columns))} FROM {_q(lyr.name)} WHERE {_q(lyr.key)} = ?",
+            (key,)).fetchone()
+        if row is None:
+            raise NotFound(f"{lyr.label or lyr.name} {key!r} does not exist")
+        out = dict(zip(columns, row))
+        if lyr.is_feature:
+            out["geometry"] = decode_geometries([out.pop(GEOM)])[0]
+        return out
+
+    @staticmethod
+    def _check_version(lyr: Layer, key: str, row: Mapping[str, Any], version: int | None) -> None:
+        if version is not None and int(version) != int(row.get("version") or 0):
+            raise Conflict(f"{lyr.name} {key} was changed by someone else (now version "
+                           f"{row.get('version')}, your copy is version {version}); "
+                           "reload it and apply your change again")
+
+    def update(self, layer: str, key: str, changes: Mapping[str, Any], *,
+               version: int | None = None) -> int:
+        lyr = get_layer(layer)
+        row = self._row(lyr, key)
+        self._check_version(lyr, key, row, version)
+        new = prepare_changes(lyr, changes)
+        changed = diff({k: _typed_bool(lyr, k, v) for k, v in row.items()}, new)
+        if not changed:
+            return int(row.get("version") or 0)
+        next_version = int(row.get("version") or 0) + 1
+        sets = {(GEOM if k == "geometry" else k): v for k, v in new.items()}
+        if "geometry" in new:
+            sets[GEOM] = encode_geometries(np.array([new["geometry"]], dtype=object))[0]
+        sets["version"] = next_version
+        self.conn.execute(
+            f"UPDATE {_q(lyr.name)} SET {', '.join(f'{_q(k)} = ?' for k in sets)} "
+            f"WHERE {_q(lyr.key)} = ?", [*map(_sql_value, sets.values()), key])
+        self._touched.add(lyr.name)
+        self._log(lyr, "update", key, changed)
+        return next_version
+
+    def delete(self, layer: str, key: str, *, version: int | None = None) -> None:
+        lyr = get_layer(layer)
+        row = self._row(lyr, key)
+        self._check_version(lyr, key, row, version)
+        self.conn.execute(f"DELETE FROM {_q(lyr.name)} WHERE {_q(lyr.key)} = ?", (key,))
+        self._touched.add(lyr.name)
+        self._log(lyr, "delete", key, diff({k: _typed_bool(lyr, k, v) for k, v in row.items()},
+                                           {k: None for k in row if k != "version"}))
+
+    def clear(self, layer: str) -> int:
+        lyr = get_layer(layer)
+        n = self.conn.execute(f"DELETE FROM {_q(lyr.name)}").rowcount
+        self._touched.add(lyr.name)
+        if n:
+            self._log(lyr, "delete", "*", {"count": [n, 0]})
+        return n
+
+    def _log(self, lyr: Layer, action: str, key: str, changes: Mapping[str, Any]) -> None:
+        if lyr.name not in UNAUDITED:
+            self._audit.append((now_iso(), self.user, action, lyr.name, str(key),
+                                audit_changes(changes)))
+
+    def _log_bulk(self, lyr: Layer, action: str, keys: list[Any], typed: pd.DataFrame) -> None:
+        if len(keys) > AUDIT_ROW_LIMIT:
+            self._log(lyr, action, "*", {"count": [0, len(keys)], "first": [None, str(keys[0])],
+                                         "last": [None, str(keys[-1])]})
+            return
+        for record in typed.to_dict("records"):
+            values = {k: [None, v] for k, v in record.items() if v is not None and k != "version"}
+            self._log(lyr, action, record[lyr.key], values)
+
+    def finish(self) -> None:
+        """Write the audit records and refresh layer extents before commit."""
+        if self._audit:
+            start = self.conn.execute("SELECT coalesce(max(audit_id), 0) FROM audit").fetchone()[0]
+            self.conn.executemany(
+                "INSERT INTO audit (audit_id, at, username, action, layer, feat_id, changes) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(start + i + 1, *rec) for i, rec in enumerate(self._audit)])
+            self._touched.add("audit")
+        for name in self._touched:
+            self._refresh_contents(get_layer(name))
+
+    def _refresh_contents(self, lyr: Layer) -> None:
+        bounds: tuple = (None, None, None, None)
+        if lyr.is_feature:
+            bounds = self.conn.execute(
+                f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "
+                f"{_q(f'rtree_{lyr.name}_{GEOM}')}").fetchone()
+        self.conn.execute(
+            "UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now'), "
+            "min_x = coalesce(?, min_x), min_y = coalesce(?, min_y), "
+            "max_x = coalesce(?, max_x), max_y = coalesce(?, max_y) WHERE table_name = ?",
+            (*bounds, lyr.name))
+
+
+def _typed_bool(lyr: Layer, name: str, value: Any) -> Any:
+    """SQLite hands booleans back as 0/1; compare them as bools."""
+    if value is not None and lyr.has(name) and lyr.field(name).type == "bool":
+        return bool(value)
+    return value

@@ -1,0 +1,1 @@
+"""zoneplan: geospatial planning for running and expanding an industrial zone."""

@@ -1,0 +1,1 @@
+"""Sub-commands of the zoneplan command line, one module per domain."""
