@@ -179,6 +179,10 @@ class Store(ABC):
         """The bounds of a feature layer (None when empty)."""
 
     @abstractmethod
+    def revision(self) -> str:
+        """A token that changes whenever any layer changes (for caches of snapshots)."""
+
+    @abstractmethod
     def transaction(self, user: str = "system") -> Iterator[Session]:
         """A context manager: all writes inside commit together or not at all."""
 

@@ -246,6 +246,10 @@ class GpkgStore(Store):
                                f"{_q(f'rtree_{lyr.name}_{GEOM}')}").fetchone()
         return None if row[0] is None else tuple(float(v) for v in row)
 
+    def revision(self) -> str:
+        with self._conn() as conn:
+            return str(conn.execute("SELECT max(last_change) FROM gpkg_contents").fetchone()[0])
+
     @contextmanager
     def transaction(self, user: str = "system") -> Iterator["GpkgSession"]:
         with self._conn() as conn:
