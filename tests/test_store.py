@@ -1,0 +1,176 @@
+"""The GeoPackage store: a real file checked by independent readers, atomic typed writes."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sqlite3
+import subprocess
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import shapely
+
+from geo.layers import FEATURE_LAYERS, LAYERS
+from geo.store import Conflict, Invalid, NotFound, create_store, open_store
+
+E, N = 650_000.0, 4_799_000.0
+SQLITE_TYPES = {"str": "TEXT", "int": "INTEGER", "float": "REAL", "bool": "BOOLEAN",
+                "date": "DATE", "datetime": "TEXT"}
+
+
+def plots(*specs: tuple[str, float, float, float, float], **extra) -> gpd.GeoDataFrame:
+    """Square-ish plots from (id, x0, y0, x1, y1) offsets in metres from the zone origin."""
+    return gpd.GeoDataFrame(
+        {"plot_id": [s[0] for s in specs], "status": ["available"] * len(specs),
+         **{k: [v] * len(specs) for k, v in extra.items()}},
+        geometry=[shapely.box(E + s[1], N + s[2], E + s[3], N + s[4]) for s in specs],
+        crs=32643)
+
+
+@pytest.fixture()
+def store(tmp_path):
+    return create_store(tmp_path / "z.gpkg")
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_every_layer_is_a_geopackage_table_with_schema_types(store):
+    db = sqlite3.connect(store.path)
+    assert db.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    contents = dict(db.execute("SELECT table_name, data_type FROM gpkg_contents"))
+    rtree = {r[0] for r in db.execute(
+        "SELECT table_name FROM gpkg_extensions WHERE extension_name = 'gpkg_rtree_index'")}
+    for name, layer in LAYERS.items():
+        assert contents[name] == ("features" if layer.is_feature else "attributes")
+        columns = {r[1]: r[2] for r in db.execute(f'PRAGMA table_info("{name}")')}
+        for fld in layer.fields:
+            assert columns[fld.name] == SQLITE_TYPES[fld.type], (name, fld.name)
+    assert rtree == set(FEATURE_LAYERS)
+    srs = db.execute("SELECT srs_id FROM gpkg_geometry_columns WHERE table_name='plots'").fetchone()
+    assert srs == (32643,)
+
+
+def test_field_names_fit_a_shapefile():
+    assert all(len(f.name) <= 10 for layer in LAYERS.values() for f in layer.fields)
+
+
+def test_create_refuses_to_overwrite_without_force(tmp_path):
+    path = tmp_path / "z.gpkg"
+    create_store(path)
+    before = digest(path)
+    with pytest.raises(Conflict, match="--force"):
+        create_store(path)
+    assert digest(path) == before
+    create_store(path, force=True)
+
+
+def test_insert_read_round_trip_keeps_types_and_cyrillic(store):
+    frame = plots(("P-1", 0, 0, 100, 100), ("P-2", 200, 0, 300, 50),
+                  resident="ТОО «Алатау Металл»", rail_need=True, jobs=12)
+    store.insert("plots", frame)
+    back = store.read("plots")
+    assert back["plot_id"].tolist() == ["P-1", "P-2"]
+    assert back["resident"].tolist() == ["ТОО «Алатау Металл»"] * 2
+    assert back["area_ha"].tolist() == [1.0, 0.5]
+    assert back["rail_need"].tolist() == [True, True]
+    assert back["jobs"].tolist() == [12, 12]
+    assert back.crs.to_epsg() == 32643
+    assert back.geometry.iloc[0].equals(frame.geometry.iloc[0])
+
+
+def test_bbox_and_attribute_filters_use_the_rtree(store):
+    store.insert("plots", plots(("P-1", 0, 0, 100, 100), ("P-2", 500, 0, 600, 100),
+                                ("P-3", 1000, 0, 1100, 100)))
+    store.update("plots", "P-3", {"status": "occupied"})
+    assert store.read("plots", bbox=(E + 450, N - 10, E + 2000, N + 10))["plot_id"].tolist() == ["P-2", "P-3"]
+    assert store.count("plots", where={"status": ["available"]}) == 2
+    assert store.read("plots", order_by="-plot_id", limit=1, offset=1)["plot_id"].tolist() == ["P-2"]
+    assert store.extent("plots") == (E, N, E + 1100, N + 100)
+
+
+def test_bad_rows_are_refused_and_nothing_is_written(store):
+    store.insert("plots", plots(("P-1", 0, 0, 100, 100)))
+    before = digest(store.path)
+    bowtie = shapely.Polygon([(E, N), (E + 100, N + 100), (E + 100, N), (E, N + 100)])
+    bad = gpd.GeoDataFrame({"plot_id": ["P-2", "P-3", "P-4"], "status": ["available", "sold", "available"],
+                            "hazard": [2, 3, 9]},
+                           geometry=[shapely.box(E, N, E + 1, N + 1), bowtie, shapely.Point(E, N)], crs=32643)
+    with pytest.raises(Invalid) as err:
+        store.insert("plots", bad)
+    reasons = {(p.index, p.field) for p in err.value.problems}
+    assert reasons == {(1, "status"), (1, "geometry"), (2, "hazard"), (2, "geometry")}
+    with pytest.raises(Conflict, match="P-1"):
+        store.insert("plots", plots(("P-1", 0, 0, 10, 10)))
+    assert digest(store.path) == before
+
+
+def test_a_failure_inside_a_transaction_rolls_everything_back(store):
+    before = digest(store.path)
+    with pytest.raises(Conflict):
+        with store.transaction("tester") as tx:
+            tx.insert("plots", plots(("P-1", 0, 0, 100, 100)))
+            tx.insert("plots", plots(("P-1", 200, 0, 300, 100)))
+    assert store.count("plots") == 0
+    assert digest(store.path) == before
+
+
+def test_stale_versions_conflict_and_changes_are_audited(store):
+    store.insert("plots", plots(("P-1", 0, 0, 100, 100)), user="anna")
+    version = store.update("plots", "P-1", {"status": "reserved"}, version=1, user="anna")
+    assert version == 2
+    with pytest.raises(Conflict, match="version 2"):
+        store.update("plots", "P-1", {"status": "allocated"}, version=1, user="boris")
+    with pytest.raises(NotFound):
+        store.delete("plots", "P-9")
+    store.delete("plots", "P-1", version=2, user="boris")
+    audit = store.read("audit")
+    assert audit[["username", "action", "feat_id"]].values.tolist() == [
+        ["anna", "insert", "P-1"], ["anna", "update", "P-1"], ["boris", "delete", "P-1"]]
+    assert '"status": ["available", "reserved"]' in audit["changes"].iloc[1]
+
+
+def test_updates_recompute_area_and_refuse_unknown_fields(store):
+    store.insert("plots", plots(("P-1", 0, 0, 100, 100)))
+    store.update("plots", "P-1", {"geometry": shapely.box(E, N, E + 200, N + 100)})
+    assert store.get("plots", "P-1")["area_ha"] == 2.0
+    with pytest.raises(Invalid, match="area_ha"):
+        store.update("plots", "P-1", {"area_ha": 5})
+    with pytest.raises(Invalid, match="plot_id"):
+        store.update("plots", "P-1", {"plot_id": "P-2"})
+
+
+def test_open_refuses_files_that_are_not_stores(tmp_path):
+    with pytest.raises(NotFound, match="zoneplan init"):
+        open_store(tmp_path / "missing.gpkg")
+    junk = tmp_path / "junk.gpkg"
+    junk.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(NotFound, match="not a GeoPackage"):
+        open_store(junk)
+
+
+@pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="GDAL's ogrinfo is not installed")
+def test_ogrinfo_opens_the_store(store):
+    store.insert("plots", plots(("P-1", 0, 0, 100, 100)))
+    out = subprocess.run(["ogrinfo", "-so", str(store.path), "plots"], capture_output=True, text=True)
+    assert out.returncode == 0 and "Feature Count: 1" in out.stdout
+
+
+def test_pyogrio_reads_what_the_store_wrote(store):
+    import pyogrio
+    store.insert("plots", plots(("P-1", 0, 0, 100, 100), resident="Индустриальная"))
+    frame = pyogrio.read_dataframe(store.path, layer="plots")
+    assert frame["resident"].tolist() == ["Индустриальная"]
+    assert frame.crs.to_epsg() == 32643
+    info = pyogrio.read_info(store.path, layer="plots")
+    assert info["features"] == 1 and info["geometry_type"] == "Polygon"
+
+
+def test_empty_inserts_and_tables(store):
+    assert store.insert("plots", plots()) == []
+    store.insert("targets", pd.DataFrame({"target_id": ["T-1"], "metric": ["parks"], "value": [40],
+                                          "year": [2025]}))
+    assert store.get("targets", "T-1")["value"] == 40.0
