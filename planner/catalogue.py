@@ -1,0 +1,611 @@
+"""Investors' catalogue: validated plot filters answered from the store and servicing model.
+
+Framework-free (pygeoapi's "API core"): the web layer hands in plain query
+parameters, a role and the cached servicing model, and gets back either rows or
+a WGS84 GeoJSON FeatureCollection; errors are typed (:class:`QueryError`,
+:class:`Forbidden`, ``geo.store.NotFound``) so any adapter maps them to statuses.
+
+The filter model :class:`PlotFilters` is the one the API validates with and the
+OpenAPI generator documents.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import weakref
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated, Any, Iterable, Literal, Mapping, Sequence
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pydantic import (
+    BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema,
+    ValidationInfo, field_validator,
+)
+
+from geo.crs import WEB_DECIMALS, WGS84_EPSG, WORKING_EPSG, transformer, working_crs
+from geo.layers import LAYERS, PLOT_STATUSES, SECTORS, get_layer, parse_sectors
+from geo.store import NotFound, Store
+
+__all__ = [
+    "DEFAULT_LIMIT", "MAX_LIMIT", "STAFF_ROLES", "FACT_COLUMNS", "Forbidden", "QueryError",
+    "PlotFilters", "LayerQuery", "PlotPage", "parse_filters", "parse_model", "search",
+    "get_plot", "readable_layers", "layer_summary", "layer_collection", "layer_where",
+    "servicing_facts", "facts_for", "to_geojson_geometries", "is_staff",
+]
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+STAFF_ROLES = frozenset({"planner", "admin"})
+NEVER_SERVED = frozenset({"users"})
+PUBLIC_PLOT_STATUS = "available"
+FACT_COLUMNS = ("rail", "rail_distance_m", "power", "power_headroom_kw", "water",
+                "water_headroom_m3d", "ready")
+# Sort keys the catalogue accepts -> column of the joined frame.
+SORT_COLUMNS = {"plot_id": "plot_id", "area_ha": "area_ha", "status": "status",
+                "power": "power_headroom_kw", "water": "water_headroom_m3d", "ready": "ready"}
+SORT_VALUES = tuple(v for k in SORT_COLUMNS for v in (k, f"-{k}"))
+SortKey = Literal[SORT_VALUES]  # type: ignore[valid-type]
+_NUMBER = r"-?\d+(?:\.\d+)?"
+BBOX_PATTERN = rf"^{_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER}$"
+_FACTS_PER_MODEL = 8  # as_of dates kept per servicing model
+
+
+class QueryError(ValueError):
+    """A request parameter is malformed or out of range; ``field`` names it."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class Forbidden(PermissionError):
+    """The caller's role may not do or see this."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def is_staff(role: str | None) -> bool:
+    """Whether ``role`` sees every plot status and non-public layers (planner, admin)."""
+    return role in STAFF_ROLES
+
+
+def _comma_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _check_statuses(value: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = [s for s in value if s not in PLOT_STATUSES]
+    if unknown:
+        raise ValueError(f"unknown plot status {', '.join(map(repr, unknown))}; "
+                         f"use a comma list of {', '.join(PLOT_STATUSES)}")
+    if not value:
+        raise ValueError("give at least one status")
+    return tuple(dict.fromkeys(value))
+
+
+Statuses = Annotated[
+    tuple[str, ...], BeforeValidator(_comma_list),
+    WithJsonSchema({"type": "string", "pattern": rf"^({'|'.join(PLOT_STATUSES)})"
+                    rf"(,({'|'.join(PLOT_STATUSES)}))*$",
+                    "description": "comma list of plot statuses"}),
+]
+Bbox = Annotated[
+    tuple[float, float, float, float] | None, BeforeValidator(_comma_list),
+    WithJsonSchema({"type": "string", "pattern": BBOX_PATTERN,
+                    "description": "minLon,minLat,maxLon,maxLat (WGS84)"}),
+]
+Sector = Literal[SECTORS]  # type: ignore[valid-type]
+
+
+class _Params(BaseModel):
+    """Base of query-parameter models: unknown parameters and NaN/inf are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("bbox", mode="after", check_fields=False)
+    @classmethod
+    def _bbox_in_range(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if value is None:
+            return None
+        min_lon, min_lat, max_lon, max_lat = value
+        if not (-180 <= min_lon <= 180 and -180 <= max_lon <= 180
+                and -90 <= min_lat <= 90 and -90 <= max_lat <= 90):
+            raise ValueError("longitudes must lie in -180..180 and latitudes in -90..90")
+        if min_lon > max_lon or min_lat > max_lat:
+            raise ValueError("give minLon,minLat,maxLon,maxLat with min <= max")
+        return value
+
+
+class PlotFilters(_Params):
+    """Catalogue filters (``GET /api/plots``, the ``/plots`` page and catalogue exports).
+
+    Areas are hectares (inclusive); ``rail``, ``min_power``, ``min_water`` and
+    ``ready_by`` are answered by the servicing model as of ``as_of`` (today by
+    default). ``limit`` above 1000 is refused (400), not clamped.
+    """
+
+    min_area: float | None = Field(None, ge=0, description="Minimum plot area, ha (inclusive)")
+    max_area: float | None = Field(None, ge=0, description="Maximum plot area, ha (inclusive)")
+    sector: Sector | None = Field(None, description="Only plots that allow this sector")
+    rail: bool | None = Field(None, description="Rail access available (true) or not (false)")
+    min_power: float | None = Field(None, ge=0, description="Power headroom at least this, kW")
+    min_water: float | None = Field(None, ge=0, description="Water headroom at least this, m³/day")
+    ready_by: dt.date | None = Field(None, description="Fully serviced on or before this date")
+    as_of: dt.date | None = Field(None, description="Answer servicing as of this date (default today)")
+    status: Statuses = Field(PUBLIC_PLOT_STATUS, validate_default=True,
+                             description="Plot statuses; other than 'available' for planners only")
+    bbox: Bbox = Field(None, description="minLon,minLat,maxLon,maxLat in WGS84")
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Page size (1..1000)")
+    offset: int = Field(0, ge=0, le=10_000_000, description="Features to skip")
+    sort: SortKey = Field("plot_id", description="Sort key; a leading '-' sorts descending")
+
+    @field_validator("status", mode="after")
+    @classmethod
+    def _known_statuses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_statuses(value)
+
+    @field_validator("max_area", mode="after")
+    @classmethod
+    def _area_range(cls, value: float | None, info: ValidationInfo) -> float | None:
+        low = info.data.get("min_area")
+        if value is not None and low is not None and low > value:
+            raise ValueError(f"{value:g} is below min_area {low:g}")
+        return value
+
+    @property
+    def servicing_filters(self) -> bool:
+        """Whether answering needs the servicing facts of every candidate."""
+        return (self.rail is not None or self.min_power is not None or self.min_water is not None
+                or self.ready_by is not None or SORT_COLUMNS[self.sort.lstrip("-")]
+                not in ("plot_id", "area_ha", "status"))
+
+    @property
+    def attribute_filters(self) -> bool:
+        """Whether filters beyond the store's own (status, bbox) apply."""
+        return self.min_area is not None or self.max_area is not None or self.sector is not None
+
+    def date(self) -> dt.date:
+        """The date servicing is answered for."""
+        return self.as_of or dt.date.today()
+
+    def query_string(self, **changes: Any) -> dict[str, str]:
+        """The non-default parameters as strings (for links: next page, exports)."""
+        data = self.model_dump(exclude_defaults=True)
+        if data.get("status") == (PUBLIC_PLOT_STATUS,):
+            del data["status"]
+        data.update(changes)
+        out = {}
+        for name, value in data.items():
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                value = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            out[name] = str(value)
+        return out
+
+
+class LayerQuery(_Params):
+    """Paging and bbox for ``GET /api/layers/<name>`` and layer exports."""
+
+    bbox: Bbox = Field(None, description="minLon,minLat,maxLon,maxLat in WGS84")
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=10_000, description="Page size (1..10000)")
+    offset: int = Field(0, ge=0, le=10_000_000, description="Features to skip")
+
+
+def parse_model(model: type[BaseModel], params: Mapping[str, Any]) -> Any:
+    """Validate ``params`` (e.g. a query string as a dict) with ``model``.
+
+    Raises
+    ------
+    QueryError
+        Naming the first offending parameter and why.
+    """
+    try:
+        return model.model_validate(dict(params))
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = str(first["loc"][0]) if first.get("loc") else None
+        msg = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            known = ", ".join(model.model_fields)
+            msg = f"unknown parameter; known parameters: {known}"
+        elif field == "bbox" and len(first.get("loc", ())) > 1:
+            msg = "give four numbers: minLon,minLat,maxLon,maxLat"
+        elif first["type"] == "literal_error" and field == "sector":
+            msg = f"unknown sector {first.get('input')!r}; use one of {', '.join(SECTORS)}"
+        raise QueryError(f"{field}: {msg}" if field else msg, field) from None
+
+
+def parse_filters(params: Mapping[str, Any]) -> PlotFilters:
+    """Catalogue filters from query parameters; raises :class:`QueryError`."""
+    return parse_model(PlotFilters, params)
+
+
+# --------------------------------------------------------------------- servicing facts
+
+def servicing_facts(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """The catalogue's servicing facts from servicing records, indexed by plot_id.
+
+    Columns: ``rail`` (bool), ``rail_distance_m``, ``power`` (bool),
+    ``power_headroom_kw``, ``water`` (bool), ``water_headroom_m3d``, ``ready``
+    (``"now"``, ``"YYYY-MM-DD"`` or ``"unknown"``).
+    """
+    rows = []
+    for rec in records:
+        rail, power, water = (rec.get(k) or {} for k in ("rail", "power", "water"))
+        rows.append({
+            "plot_id": str(rec["plot_id"]),
+            "rail": bool(rail.get("available", False)),
+            "rail_distance_m": _number(rail.get("distance_m")),
+            "power": bool(power.get("available", False)),
+            "power_headroom_kw": _number(power.get("headroom_kw")),
+            "water": bool(water.get("available", False)),
+            "water_headroom_m3d": _number(water.get("headroom_m3d")),
+            "ready": str(rec.get("ready") or "unknown"),
+        })
+    frame = pd.DataFrame(rows, columns=["plot_id", *FACT_COLUMNS])
+    return frame.set_index("plot_id")
+
+
+def _number(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return out if np.isfinite(out) else float("nan")
+
+
+_FACTS: "weakref.WeakKeyDictionary[Any, dict[dt.date, pd.DataFrame]]" = weakref.WeakKeyDictionary()
+_FACTS_LOCK = threading.Lock()
+
+
+def facts_for(model: Any, plot_ids: Sequence[str], as_of: dt.date) -> pd.DataFrame:
+    """Servicing facts of ``plot_ids`` as of a date, in that order.
+
+    Answers are cached per servicing model (which the web layer caches per
+    store revision) and date, so a plot is answered once per model and date.
+    Without a model every fact is missing.
+    """
+    ids = [str(i) for i in plot_ids]
+    if model is None:
+        return servicing_facts([]).reindex(ids)
+    with _FACTS_LOCK:
+        per_model = _FACTS.setdefault(model, {})
+        known = per_model.get(as_of)
+    missing = ids if known is None else [i for i in ids if i not in known.index]
+    if missing:
+        fresh = servicing_facts(model.answer(list(dict.fromkeys(missing)), as_of=as_of))
+        with _FACTS_LOCK:
+            known = per_model.get(as_of)
+            known = fresh if known is None else pd.concat([known, fresh[~fresh.index.isin(known.index)]])
+            per_model[as_of] = known
+            while len(per_model) > _FACTS_PER_MODEL:
+                per_model.pop(next(iter(per_model)))
+    return known.reindex(ids)
+
+
+def _ready_by(ready: pd.Series, by: dt.date) -> np.ndarray:
+    """Whether each ``ready`` value ("now", a date, "unknown") is on or before ``by``."""
+    text = ready.fillna("unknown").astype(str)
+    dates = pd.to_datetime(text.where(~text.isin(["now", "unknown"])), errors="coerce")
+    return ((text == "now") | (dates <= pd.Timestamp(by))).to_numpy()
+
+
+# --------------------------------------------------------------------- geometry helpers
+
+@lru_cache(maxsize=1)
+def _use_area() -> tuple[float, float, float, float]:
+    area = working_crs().area_of_use
+    return (area.west, area.south, area.east, area.north) if area else (-180, -90, 180, 90)
+
+
+def working_bbox(bbox: tuple[float, float, float, float] | None) -> tuple[float, ...] | None:
+    """A WGS84 bbox in the working CRS, clipped to where that CRS is usable.
+
+    Returns None for no bbox, and an empty tuple when the box lies wholly
+    outside the working CRS's area of use (nothing can match).
+    """
+    if bbox is None:
+        return None
+    w, s, e, n = _use_area()
+    clipped = (max(bbox[0], w), max(bbox[1], s), min(bbox[2], e), min(bbox[3], n))
+    if clipped[0] > clipped[2] or clipped[1] > clipped[3]:
+        return ()
+    return tuple(transformer(WGS84_EPSG, WORKING_EPSG).transform_bounds(*clipped))
+
+
+def to_geojson_geometries(geoms: Iterable[Any]) -> list[dict | None]:
+    """GeoJSON geometry objects in WGS84 (rounded to ``WEB_DECIMALS``) for working-CRS geometries."""
+    arr = np.asarray(list(geoms) if not isinstance(geoms, np.ndarray) else geoms, dtype=object)
+    if len(arr) == 0:
+        return []
+    tr = transformer(WORKING_EPSG, WGS84_EPSG)
+
+    def project(xy: np.ndarray) -> np.ndarray:
+        x, y = tr.transform(xy[:, 0], xy[:, 1])
+        return np.round(np.column_stack([x, y]), WEB_DECIMALS)
+
+    out = shapely.transform(arr, project)
+    return [None if text is None else json.loads(text) for text in shapely.to_geojson(out)]
+
+
+def _plain(value: Any) -> Any:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+        return None if isinstance(value, float) and not np.isfinite(value) else value
+    return value
+
+
+# --------------------------------------------------------------------- plots
+
+@dataclass
+class PlotPage:
+    """One page of catalogue results.
+
+    Attributes
+    ----------
+    filters : PlotFilters
+        The validated filters.
+    matched : int
+        How many plots match in all (``numberMatched``).
+    rows : GeoDataFrame
+        The page's plots (working CRS) joined with their servicing facts.
+    """
+
+    filters: PlotFilters
+    matched: int
+    rows: gpd.GeoDataFrame
+
+    @property
+    def returned(self) -> int:
+        """How many plots this page holds (``numberReturned``)."""
+        return len(self.rows)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The page as plain dicts (no geometry): the list view's rows."""
+        return [plot_properties(row) for row in self.rows.drop(columns="geometry").to_dict("records")]
+
+    def feature_collection(self) -> dict[str, Any]:
+        """A WGS84 GeoJSON FeatureCollection with ``numberMatched``/``numberReturned``."""
+        geoms = to_geojson_geometries(self.rows.geometry.values)
+        features = [{"type": "Feature", "id": props["plot_id"], "geometry": geom,
+                     "properties": props} for props, geom in zip(self.records(), geoms)]
+        return {"type": "FeatureCollection", "numberMatched": self.matched,
+                "numberReturned": len(features),
+                "timeStamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "features": features}
+
+
+PLOT_PROPERTIES = ("plot_id", "cadastre", "status", "area_ha", "sectors", "hazard_ok", "exp_id",
+                   *FACT_COLUMNS)
+
+
+def plot_properties(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The public properties of one catalogue plot (sectors as a list of codes)."""
+    out = {name: _plain(row.get(name)) for name in PLOT_PROPERTIES}
+    allowed = parse_sectors(out["sectors"])
+    out["sectors"] = list(SECTORS) if allowed is None else [s for s in SECTORS if s in allowed]
+    for name in ("rail", "power", "water"):
+        out[name] = None if out[name] is None else bool(out[name])
+    return out
+
+
+def _allowed_statuses(filters: PlotFilters, role: str | None) -> None:
+    if not is_staff(role) and set(filters.status) != {PUBLIC_PLOT_STATUS}:
+        raise Forbidden("only planners may list plots that are not available", "status")
+
+
+def _empty_plots() -> gpd.GeoDataFrame:
+    layer = get_layer("plots")
+    frame = gpd.GeoDataFrame({name: [] for name in layer.names}, geometry=[], crs=WORKING_EPSG)
+    for column in FACT_COLUMNS:
+        frame[column] = []
+    return frame
+
+
+def _join_facts(frame: gpd.GeoDataFrame, model: Any, as_of: dt.date) -> gpd.GeoDataFrame:
+    facts = facts_for(model, frame["plot_id"].tolist(), as_of)
+    out = frame.reset_index(drop=True)
+    for column in FACT_COLUMNS:
+        out[column] = facts[column].to_numpy()
+    return out
+
+
+def search(store: Store, filters: PlotFilters, *, role: str | None = None,
+           servicing: Any = None) -> PlotPage:
+    """Answer catalogue filters: the store's R-tree and attribute filters first, then the
+    servicing facts, then sort and page.
+
+    Parameters
+    ----------
+    store : Store
+        The zone store.
+    filters : PlotFilters
+        Validated filters (see :func:`parse_filters`).
+    role : str, optional
+        The caller's role; only staff may ask for statuses other than available.
+    servicing : ServicingModel, optional
+        The (cached) servicing model of the store's current revision; its answers
+        are cached per date. Needed for the servicing filters and facts.
+
+    Raises
+    ------
+    Forbidden
+        For non-staff asking for other statuses.
+    """
+    _allowed_statuses(filters, role)
+    bbox = working_bbox(filters.bbox)
+    if bbox == ():
+        return PlotPage(filters, 0, _empty_plots())
+    where = {"status": list(filters.status)}
+    as_of = filters.date()
+    if filters.servicing_filters and servicing is None:
+        raise RuntimeError("servicing answers are not available for the servicing filters")
+    if not (filters.attribute_filters or filters.servicing_filters):
+        # Everything the store can answer itself: count, sort and page in SQL.
+        matched = store.count("plots", bbox=bbox, where=where)
+        rows = store.read("plots", bbox=bbox, where=where, order_by=filters.sort,
+                          limit=filters.limit, offset=filters.offset)
+        return PlotPage(filters, matched, _join_facts(rows, servicing, as_of))
+    frame = store.read("plots", bbox=bbox, where=where)
+    frame = frame[_attribute_mask(frame, filters)]
+    if filters.servicing_filters:
+        frame = _join_facts(frame, servicing, as_of)
+        frame = frame[_servicing_mask(frame, filters)]
+    frame = _sorted(frame, filters.sort)
+    page = frame.iloc[filters.offset:filters.offset + filters.limit]
+    if not filters.servicing_filters:
+        page = _join_facts(page, servicing, as_of)
+    return PlotPage(filters, len(frame), page.reset_index(drop=True))
+
+
+def _attribute_mask(frame: pd.DataFrame, filters: PlotFilters) -> np.ndarray:
+    mask = np.ones(len(frame), dtype=bool)
+    area = frame["area_ha"].to_numpy(dtype=float)
+    if filters.min_area is not None:
+        mask &= area >= filters.min_area
+    if filters.max_area is not None:
+        mask &= area <= filters.max_area
+    if filters.sector is not None:
+        allowed = [parse_sectors(text) for text in frame["sectors"].tolist()]
+        mask &= np.array([a is None or filters.sector in a for a in allowed], dtype=bool)
+    return mask
+
+
+def _servicing_mask(frame: pd.DataFrame, filters: PlotFilters) -> np.ndarray:
+    mask = np.ones(len(frame), dtype=bool)
+    if filters.rail is not None:
+        mask &= frame["rail"].fillna(False).astype(bool).to_numpy() == filters.rail
+    if filters.min_power is not None:
+        headroom = frame["power_headroom_kw"].to_numpy(dtype=float)
+        mask &= frame["power"].fillna(False).astype(bool).to_numpy() & (headroom >= filters.min_power)
+    if filters.min_water is not None:
+        headroom = frame["water_headroom_m3d"].to_numpy(dtype=float)
+        mask &= frame["water"].fillna(False).astype(bool).to_numpy() & (headroom >= filters.min_water)
+    if filters.ready_by is not None:
+        mask &= _ready_by(frame["ready"], filters.ready_by)
+    return mask
+
+
+def _sorted(frame: pd.DataFrame, sort: str) -> pd.DataFrame:
+    key, ascending = sort.lstrip("-"), not sort.startswith("-")
+    if key == "plot_id":
+        return frame.sort_values("plot_id", ascending=ascending, kind="stable")
+    if key == "ready":
+        text = frame["ready"].fillna("unknown").astype(str)
+        value = text.replace({"now": "0000-00-00", "unknown": None})
+    elif key in ("power", "water"):  # headroom counts only where the plot can connect
+        value = frame[SORT_COLUMNS[key]].where(frame[key].fillna(False).astype(bool))
+    else:
+        value = frame[SORT_COLUMNS[key]]
+    order = (frame.assign(_sort=value.to_numpy())
+             .sort_values(["_sort", "plot_id"], ascending=[ascending, True], kind="stable",
+                          na_position="last"))
+    return order.drop(columns="_sort")
+
+
+def get_plot(store: Store, plot_id: str, *, role: str | None = None, servicing: Any = None,
+             as_of: dt.date | None = None) -> gpd.GeoDataFrame:
+    """One plot (a one-row frame joined with its servicing facts).
+
+    Raises
+    ------
+    NotFound
+        When the plot does not exist, or is not available and the caller is not staff
+        (the catalogue never reveals other plots to investors).
+    """
+    rows = store.read("plots", where={"plot_id": plot_id})
+    if rows.empty or (not is_staff(role) and rows["status"].iloc[0] != PUBLIC_PLOT_STATUS):
+        raise NotFound(f"plot {plot_id!r} does not exist or is not available")
+    return _join_facts(rows, servicing, as_of or dt.date.today())
+
+
+def plot_feature(rows: gpd.GeoDataFrame) -> dict[str, Any]:
+    """The first row of a :func:`get_plot` frame as a WGS84 GeoJSON Feature."""
+    props = plot_properties(rows.drop(columns="geometry").iloc[0].to_dict())
+    return {"type": "Feature", "id": props["plot_id"],
+            "geometry": to_geojson_geometries(rows.geometry.values)[0], "properties": props}
+
+
+# --------------------------------------------------------------------- layers
+
+def readable_layers(role: str | None) -> list[str]:
+    """Layers the role may read: public ones for all, the rest for staff, ``users`` never."""
+    return [name for name, layer in LAYERS.items()
+            if name not in NEVER_SERVED and (layer.public or is_staff(role))]
+
+
+def check_readable(name: str, role: str | None) -> None:
+    """Raise NotFound for unknown (or never served) layers, Forbidden for staff-only ones."""
+    if name not in LAYERS or name in NEVER_SERVED:
+        raise NotFound(f"no layer {name!r}; layers: {', '.join(readable_layers(role))}")
+    if not LAYERS[name].public and not is_staff(role):
+        raise Forbidden(f"layer {name!r} is for planners only")
+
+
+def layer_where(name: str, role: str | None) -> dict[str, Any] | None:
+    """The row filter a role's view of a layer implies: investors see available plots only."""
+    if name == "plots" and not is_staff(role):
+        return {"status": [PUBLIC_PLOT_STATUS]}
+    return None
+
+
+def layer_summary(store: Store, role: str | None) -> list[dict[str, Any]]:
+    """Name, label, geometry type, count (as the role sees it) and public flag of each layer."""
+    out = []
+    for name in readable_layers(role):
+        layer = LAYERS[name]
+        out.append({"name": name, "label": layer.label, "geometry": layer.geometry,
+                    "count": store.count(name, where=layer_where(name, role)),
+                    "public": layer.public, "asset": layer.asset})
+    return out
+
+
+def layer_collection(store: Store, name: str, query: LayerQuery, *,
+                     role: str | None = None) -> dict[str, Any]:
+    """One page of a layer as a WGS84 GeoJSON FeatureCollection (tables: null geometries).
+
+    Raises
+    ------
+    NotFound, Forbidden
+        See :func:`check_readable`; QueryError for a bbox on a table.
+    """
+    check_readable(name, role)
+    layer = LAYERS[name]
+    if query.bbox is not None and not layer.is_feature:
+        raise QueryError(f"bbox: {name} is a table without geometry", "bbox")
+    bbox = working_bbox(query.bbox)
+    where = layer_where(name, role)
+    if bbox == ():
+        matched, rows = 0, None
+    else:
+        matched = store.count(name, bbox=bbox, where=where)
+        rows = store.read(name, bbox=bbox, where=where, limit=query.limit, offset=query.offset)
+    features = []
+    if rows is not None and len(rows):
+        geoms = (to_geojson_geometries(rows.geometry.values) if layer.is_feature
+                 else [None] * len(rows))
+        names = [f.name for f in layer.fields]
+        for record, geom in zip(rows[names].to_dict("records"), geoms):
+            props = {k: _plain(v) for k, v in record.items()}
+            features.append({"type": "Feature", "id": str(props[layer.key]), "geometry": geom,
+                             "properties": props})
+    return {"type": "FeatureCollection", "numberMatched": matched,
+            "numberReturned": len(features),
+            "timeStamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "features": features}

@@ -1,0 +1,268 @@
+"""The framework-free catalogue: filter validation, store + servicing queries, GeoJSON."""
+from __future__ import annotations
+
+import datetime as dt
+
+import geopandas as gpd
+import pytest
+import shapely
+
+from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
+from geo.store import NotFound, create_store
+from planner import catalogue as cat
+from planner.catalogue import Forbidden, QueryError, parse_filters, search
+
+E, N = 650_000.0, 4_799_000.0
+REPAIRED = dt.date(2022, 10, 30)
+
+
+class FakeServicing:
+    """The ServicingModel interface: answers per plot, rail only after the repairs."""
+
+    def __init__(self, plots: gpd.GeoDataFrame):
+        self.plots = plots.set_index("plot_id")
+        self.calls: list[tuple[int, dt.date]] = []
+
+    def answer(self, plot_ids=None, *, as_of=None, what_if=None):
+        ids = list(self.plots.index) if plot_ids is None else list(plot_ids)
+        self.calls.append((len(ids), as_of))
+        out = []
+        for pid in ids:
+            n = int(pid.split("-")[1])
+            rail = n % 2 == 0 and as_of is not None and as_of > REPAIRED
+            out.append({"plot_id": pid, "road": {"available": True},
+                        "rail": {"available": rail, "distance_m": 100.0 * n},
+                        "power": {"available": n % 3 != 0, "headroom_kw": 500.0 * n, "fits": True},
+                        "water": {"available": True, "headroom_m3d": 10.0 * n},
+                        "ready": "now" if n % 4 == 0 else ("unknown" if n % 4 == 1
+                                                            else f"2023-0{n % 9 + 1}-15")})
+        return out
+
+
+def _plots(n: int = 12) -> gpd.GeoDataFrame:
+    """A row of plots P-01..P-n, 100 m deep, i ha each (10 * i m wide x 100 m... scaled)."""
+    geoms, x = [], 0.0
+    for i in range(1, n + 1):
+        width = 100.0 * i  # i hectares
+        geoms.append(shapely.box(E + x, N, E + x + width, N + 100.0))
+        x += width + 20.0
+    return gpd.GeoDataFrame({
+        "plot_id": [f"P-{i:02d}" for i in range(1, n + 1)],
+        "status": ["reserved" if i in (3, 7) else "available" for i in range(1, n + 1)],
+        "sectors": ["*" if i % 2 else ("food,light" if i % 4 else "chemicals") for i in range(1, n + 1)],
+        "resident": ["ТОО «Алатау»" if i == 3 else None for i in range(1, n + 1)],
+    }, geometry=geoms, crs=WORKING_EPSG)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Twelve plots in a row; the catalogue only reads, so one store serves the module."""
+    store = create_store(tmp_path_factory.mktemp("catalogue") / "z.gpkg")
+    store.insert("plots", _plots())
+    return store
+
+
+@pytest.fixture()
+def model(store):
+    return FakeServicing(store.read("plots"))
+
+
+def ids(page) -> list[str]:
+    return page.rows["plot_id"].tolist()
+
+
+AVAILABLE = [f"P-{i:02d}" for i in range(1, 13) if i not in (3, 7)]
+
+
+# ----------------------------------------------------------------- validation
+
+@pytest.mark.parametrize("params, field", [
+    ({"min_area": "-1"}, "min_area"),
+    ({"max_area": "abc"}, "max_area"),
+    ({"min_area": "nan"}, "min_area"),
+    ({"min_area": "5", "max_area": "2"}, "max_area"),
+    ({"sector": "oil"}, "sector"),
+    ({"rail": "maybe"}, "rail"),
+    ({"bbox": "76,43,77"}, "bbox"),
+    ({"bbox": "a,b,c,d"}, "bbox"),
+    ({"bbox": "77,43,76,44"}, "bbox"),
+    ({"bbox": "76,-95,77,44"}, "bbox"),
+    ({"limit": "1001"}, "limit"),
+    ({"limit": "0"}, "limit"),
+    ({"offset": "-3"}, "offset"),
+    ({"ready_by": "2024-02-30"}, "ready_by"),
+    ({"status": "available,sold"}, "status"),
+    ({"sort": "price"}, "sort"),
+    ({"min_are": "5"}, "min_are"),
+])
+def test_bad_parameters_name_the_field(params, field):
+    with pytest.raises(QueryError) as err:
+        parse_filters(params)
+    assert err.value.field == field
+    assert field in str(err.value)
+
+
+def test_unknown_sector_lists_the_known_ones():
+    with pytest.raises(QueryError, match="use one of machine, materials"):
+        parse_filters({"sector": "oil"})
+
+
+def test_filters_parse_query_strings_and_round_trip():
+    f = parse_filters({"min_area": "2.5", "rail": "true", "status": "available,reserved",
+                       "bbox": "76.8,43.2,77,43.4", "ready_by": "2023-05-01", "sort": "-area_ha"})
+    assert f.min_area == 2.5 and f.rail is True and f.status == ("available", "reserved")
+    assert f.bbox == (76.8, 43.2, 77.0, 43.4) and f.ready_by == dt.date(2023, 5, 1)
+    assert parse_filters(f.query_string()) == f
+    assert parse_filters({}).query_string() == {}
+    assert parse_filters({}).limit == cat.DEFAULT_LIMIT
+
+
+# ----------------------------------------------------------------- search
+
+def test_default_lists_available_plots_in_id_order(store, model):
+    page = search(store, parse_filters({}), servicing=model)
+    assert ids(page) == AVAILABLE
+    assert page.matched == page.returned == len(AVAILABLE)
+
+
+def test_area_range_is_inclusive(store, model):
+    page = search(store, parse_filters({"min_area": "4", "max_area": "9"}), servicing=model)
+    assert ids(page) == ["P-04", "P-05", "P-06", "P-08", "P-09"]
+    assert search(store, parse_filters({"min_area": "5"}), servicing=model).matched == 7
+
+
+def test_sector_filter_honours_star_and_lists(store, model):
+    food = ids(search(store, parse_filters({"sector": "food"}), servicing=model))
+    assert food == ["P-01", "P-02", "P-05", "P-06", "P-09", "P-10", "P-11"]
+    chem = ids(search(store, parse_filters({"sector": "chemicals"}), servicing=model))
+    assert chem == ["P-01", "P-04", "P-05", "P-08", "P-09", "P-11", "P-12"]
+
+
+def test_rail_depends_on_the_date(store, model):
+    today = search(store, parse_filters({"rail": "true", "as_of": "2022-04-08"}), servicing=model)
+    assert today.matched == 0
+    later = search(store, parse_filters({"rail": "true", "as_of": "2022-11-01"}), servicing=model)
+    assert ids(later) == ["P-02", "P-04", "P-06", "P-08", "P-10", "P-12"]
+    no_rail = search(store, parse_filters({"rail": "false", "as_of": "2022-11-01"}), servicing=model)
+    assert set(ids(no_rail)) == set(AVAILABLE) - set(ids(later))
+
+
+def test_power_water_and_ready_filters(store, model):
+    power = ids(search(store, parse_filters({"min_power": "2500"}), servicing=model))
+    assert power == ["P-05", "P-08", "P-10", "P-11"]  # 6, 9, 12 have no power at all
+    water = ids(search(store, parse_filters({"min_water": "100"}), servicing=model))
+    assert water == ["P-10", "P-11", "P-12"]
+    ready = ids(search(store, parse_filters({"ready_by": "2023-03-31"}), servicing=model))
+    # now: 4, 8, 12; dated 2023-0(n%9+1): n=2 -> Mar, n=10 -> Feb, n=11 -> Mar; 1, 5, 9 unknown
+    assert ready == ["P-02", "P-04", "P-08", "P-10", "P-11", "P-12"]
+
+
+def test_filters_combine(store, model):
+    page = search(store, parse_filters({"min_area": "4", "sector": "chemicals", "min_power": "1000",
+                                        "as_of": "2022-11-01", "rail": "true"}), servicing=model)
+    assert ids(page) == ["P-04", "P-08"]
+
+
+def test_bbox_uses_wgs84_and_the_index(store, model):
+    tr = transformer(WORKING_EPSG, WGS84_EPSG)
+    # a box around the first 3 plots (0..620 m east of the origin)
+    lon0, lat0 = tr.transform(E + 10, N + 10)
+    lon1, lat1 = tr.transform(E + 500, N + 90)
+    page = search(store, parse_filters({"bbox": f"{lon0},{lat0},{lon1},{lat1}"}), servicing=model)
+    assert ids(page) == ["P-01", "P-02"]
+    far = search(store, parse_filters({"bbox": "-10,-10,-9,-9"}), servicing=model)
+    assert far.matched == 0 and far.feature_collection()["features"] == []
+
+
+def test_paging_and_sorting(store, model):
+    page = search(store, parse_filters({"limit": "3", "offset": "2", "sort": "-area_ha"}),
+                  servicing=model)
+    assert ids(page) == ["P-10", "P-09", "P-08"] and page.matched == len(AVAILABLE)
+    # the same through the in-memory path (an attribute filter forces it)
+    page2 = search(store, parse_filters({"limit": "3", "offset": "2", "sort": "-area_ha",
+                                         "min_area": "0"}), servicing=model)
+    assert ids(page2) == ids(page) and page2.matched == page.matched
+    power = ids(search(store, parse_filters({"sort": "-power", "limit": "2"}), servicing=model))
+    assert power == ["P-11", "P-10"]
+    ready = ids(search(store, parse_filters({"sort": "ready", "limit": "3"}), servicing=model))
+    assert ready == ["P-04", "P-08", "P-12"]  # "now" first
+    beyond = search(store, parse_filters({"offset": "50"}), servicing=model)
+    assert beyond.returned == 0 and beyond.matched == len(AVAILABLE)
+
+
+def test_other_statuses_are_for_planners(store, model):
+    with pytest.raises(Forbidden) as err:
+        search(store, parse_filters({"status": "reserved"}), role="investor", servicing=model)
+    assert err.value.field == "status"
+    with pytest.raises(Forbidden):
+        search(store, parse_filters({"status": "available,reserved"}), role=None, servicing=model)
+    page = search(store, parse_filters({"status": "reserved"}), role="planner", servicing=model)
+    assert ids(page) == ["P-03", "P-07"]
+
+
+def test_servicing_answers_are_cached_per_model_and_date(store, model):
+    f = parse_filters({"rail": "true", "as_of": "2022-11-01"})
+    search(store, f, servicing=model)
+    search(store, f, servicing=model)
+    search(store, parse_filters({"min_power": "1", "as_of": "2022-11-01"}), servicing=model)
+    assert [c[1] for c in model.calls] == [dt.date(2022, 11, 1)]
+    search(store, parse_filters({"rail": "true", "as_of": "2023-01-01"}), servicing=model)
+    assert len(model.calls) == 2
+
+
+def test_servicing_filters_need_a_model(store):
+    assert search(store, parse_filters({"min_area": "3"})).matched == 8  # facts missing is fine
+    with pytest.raises(RuntimeError, match="servicing"):
+        search(store, parse_filters({"rail": "true"}))
+
+
+def test_feature_collection_is_wgs84_geojson_with_counts(store, model):
+    fc = search(store, parse_filters({"limit": "2", "as_of": "2022-11-01"}),
+                servicing=model).feature_collection()
+    assert fc["type"] == "FeatureCollection"
+    assert fc["numberMatched"] == len(AVAILABLE) and fc["numberReturned"] == 2
+    first = fc["features"][0]
+    assert first["id"] == first["properties"]["plot_id"] == "P-01"
+    ring = first["geometry"]["coordinates"][0]
+    assert all(76 < x < 78 and 43 < y < 44 for x, y in ring)
+    assert all(len(str(x).split(".")[1]) <= 6 for x, _ in ring)
+    props = fc["features"][1]["properties"]
+    assert props["sectors"] == ["food", "light"] and props["area_ha"] == 2.0
+    assert props["rail"] is True and props["power_headroom_kw"] == 1000.0
+    assert fc["features"][0]["properties"]["sectors"] == list(cat.SECTORS)  # "*"
+
+
+def test_get_plot_hides_unavailable_plots_from_investors(store, model):
+    with pytest.raises(NotFound):
+        cat.get_plot(store, "P-03", role="investor", servicing=model)
+    with pytest.raises(NotFound):
+        cat.get_plot(store, "nope", role="planner")
+    rows = cat.get_plot(store, "P-03", role="planner", servicing=model)
+    feature = cat.plot_feature(rows)
+    assert feature["id"] == "P-03" and feature["properties"]["status"] == "reserved"
+
+
+def test_layers_respect_public_flags_and_never_serve_users(store):
+    assert "users" not in cat.readable_layers("admin")
+    assert "applications" not in cat.readable_layers(None)
+    assert "applications" in cat.readable_layers("planner")
+    summary = {s["name"]: s for s in cat.layer_summary(store, None)}
+    assert summary["plots"]["count"] == len(AVAILABLE) and summary["plots"]["public"] is True
+    staff = {s["name"]: s for s in cat.layer_summary(store, "planner")}
+    assert staff["plots"]["count"] == 12
+    with pytest.raises(Forbidden):
+        cat.layer_collection(store, "applications", cat.LayerQuery(), role="investor")
+    with pytest.raises(NotFound):
+        cat.layer_collection(store, "users", cat.LayerQuery(), role="admin")
+    with pytest.raises(NotFound):
+        cat.layer_collection(store, "../etc", cat.LayerQuery(), role="admin")
+
+
+def test_layer_collection_pages_and_keeps_cyrillic(store):
+    fc = cat.layer_collection(store, "plots", cat.LayerQuery(limit=2, offset=1), role="planner")
+    assert fc["numberMatched"] == 12 and [f["id"] for f in fc["features"]] == ["P-02", "P-03"]
+    assert fc["features"][1]["properties"]["resident"] == "ТОО «Алатау»"
+    public = cat.layer_collection(store, "plots", cat.LayerQuery(limit=100), role=None)
+    assert "P-03" not in [f["id"] for f in public["features"]]
+    with pytest.raises(QueryError):
+        cat.layer_collection(store, "targets", cat.LayerQuery(bbox="76,43,77,44"), role=None)
