@@ -1,0 +1,207 @@
+"""Safe zip handling: uploaded archives are checked before a byte is extracted."""
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import Iterable, Iterator
+
+DEFAULT_MAX_UNZIP_MB = 500
+DEFAULT_MAX_MEMBERS = 1000
+SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+_CHUNK = 1 << 20
+
+
+class ArchiveError(ValueError):
+    """An archive refused: corrupt, unsafe or without what was asked for."""
+
+
+def max_unzip_bytes() -> int:
+    """The uncompressed-size limit: ``ZONEPLAN_MAX_UNZIP_MB`` (default 500) MiB."""
+    return int(float(os.environ.get("ZONEPLAN_MAX_UNZIP_MB", DEFAULT_MAX_UNZIP_MB)) * 2**20)
+
+
+def max_members() -> int:
+    """The member-count limit: ``ZONEPLAN_MAX_ZIP_MEMBERS`` (default 1000)."""
+    return int(os.environ.get("ZONEPLAN_MAX_ZIP_MEMBERS", DEFAULT_MAX_MEMBERS))
+
+
+def _unsafe_name(name: str) -> str | None:
+    """Why a member name may not be extracted (None when it is safe)."""
+    text = name.replace("\\", "/")
+    if "\x00" in text:
+        return "has a NUL byte in its name"
+    if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
+        return "is an absolute path"
+    if ".." in PurePosixPath(text).parts:
+        return "would be written outside the extraction folder (../)"
+    return None
+
+
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+    return info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16)
+
+
+def check_zip(path: Path | str, *, limit_bytes: int | None = None,
+              limit_members: int | None = None) -> list[zipfile.ZipInfo]:
+    """Check an archive before extraction and return its file members.
+
+    Refuses archives that are not zips or are corrupt, members that would
+    escape the extraction folder, absolute paths, symbolic links, encrypted
+    members, too many members and a declared uncompressed total above the limit.
+
+    Raises
+    ------
+    ArchiveError
+        Naming the first offending member or the limit exceeded.
+    """
+    name = Path(path).name
+    limit_bytes = max_unzip_bytes() if limit_bytes is None else limit_bytes
+    limit_members = max_members() if limit_members is None else limit_members
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as err:
+        raise ArchiveError(f"{name} is not a readable zip archive ({err})") from None
+    if len(infos) > limit_members:
+        raise ArchiveError(f"{name} has {len(infos)} members; at most {limit_members} are accepted")
+    for info in infos:
+        why = _unsafe_name(info.filename)
+        if why is None and _is_symlink(info):
+            why = "is a symbolic link"
+        if why is None and info.flag_bits & 0x1:
+            why = "is encrypted"
+        if why:
+            raise ArchiveError(f"{name}: member {info.filename!r} {why}; the archive was refused")
+    total = sum(i.file_size for i in infos)
+    if total > limit_bytes:
+        raise ArchiveError(f"{name} would unpack to {total / 2**20:.1f} MiB, above the limit of "
+                           f"{limit_bytes / 2**20:.0f} MiB (ZONEPLAN_MAX_UNZIP_MB)")
+    return [i for i in infos if not i.is_dir()]
+
+
+def extract_zip(path: Path | str, dest: Path | str, *, limit_bytes: int | None = None) -> list[Path]:
+    """Check ``path`` with :func:`check_zip`, then extract its files under ``dest``.
+
+    Bytes are counted while they are written, so a member whose header
+    understates its size cannot exceed the limit; every member's CRC is
+    verified as it is read.
+
+    Returns
+    -------
+    list of Path
+        The files extracted.
+    """
+    limit_bytes = max_unzip_bytes() if limit_bytes is None else limit_bytes
+    infos = check_zip(path, limit_bytes=limit_bytes)
+    dest = Path(dest).resolve()
+    written, out = 0, []
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in infos:
+                target = dest.joinpath(*PurePosixPath(info.filename.replace("\\", "/")).parts)
+                if dest not in target.resolve().parents:
+                    raise ArchiveError(f"member {info.filename!r} escapes the extraction folder")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    while chunk := src.read(_CHUNK):
+                        written += len(chunk)
+                        if written > limit_bytes:
+                            raise ArchiveError(f"{Path(path).name} unpacks to more than "
+                                               f"{limit_bytes / 2**20:.0f} MiB; refused")
+                        dst.write(chunk)
+                out.append(target)
+    except (zipfile.BadZipFile, EOFError, NotImplementedError) as err:
+        raise ArchiveError(f"{Path(path).name} is corrupt ({err})") from None
+    except (OSError, ValueError) as err:
+        if isinstance(err, ArchiveError):
+            raise
+        raise ArchiveError(f"{Path(path).name} could not be unpacked ({err})") from None
+    return out
+
+
+@contextmanager
+def extracted(path: Path | str) -> Iterator[Path]:
+    """Extract a checked archive into a temporary folder that is removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="zoneplan-unzip-") as tmp:
+        extract_zip(path, tmp)
+        yield Path(tmp)
+
+
+DATASET_SUFFIXES = (".shp", ".dbf", ".gpkg", ".geojson", ".json")
+
+
+def _datasets(folder: Path) -> list[Path]:
+    """Shapefiles (and lone ``.dbf`` tables) in ``folder`` at any depth, else
+    GeoPackages and GeoJSON files."""
+    found = sorted(p for p in folder.rglob("*") if p.is_file() and "__MACOSX" not in p.parts
+                   and p.suffix.lower() in DATASET_SUFFIXES)
+    shps = [p for p in found if p.suffix.lower() == ".shp"
+            or (p.suffix.lower() == ".dbf" and sibling(p, ".shp") is None)]
+    return shps or [p for p in found if p.suffix.lower() != ".dbf"]
+
+
+def find_dataset(folder: Path | str, *, layer: str | None = None,
+                 src_layer: str | None = None) -> Path:
+    """The one file to read from an extracted archive.
+
+    Shapefiles are looked for first, then GeoPackages and GeoJSON. With
+    several, ``src_layer`` (a file stem) chooses, else the one named like
+    ``layer``; the message lists the candidates otherwise.
+
+    Raises
+    ------
+    ArchiveError
+        When there is none, the choice is ambiguous, or the chosen shapefile
+        lacks its ``.shx`` or ``.dbf``.
+    """
+    folder = Path(folder)
+    found = _datasets(folder)
+    if not found:
+        names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+        listing = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "") or "nothing"
+        raise ArchiveError(f"the archive holds no shapefile (.shp); it contains: {listing}")
+    stems = [p.stem for p in found]
+    if src_layer is not None:
+        chosen = [p for p in found if p.stem.lower() == src_layer.lower()]
+        if not chosen:
+            raise ArchiveError(f"the archive has no file {src_layer!r}; "
+                               f"it holds: {', '.join(stems)}")
+    elif len(found) == 1:
+        chosen = found
+    else:
+        chosen = [p for p in found if layer and p.stem.lower() == layer.lower()]
+        if len(chosen) != 1:
+            raise ArchiveError(f"the archive holds {len(found)} files ({', '.join(stems)}); "
+                               "choose one with --src-layer NAME")
+    if chosen[0].suffix.lower() == ".shp":
+        require_siblings(chosen[0])
+    return chosen[0]
+
+
+def sibling(shp: Path, suffix: str) -> Path | None:
+    """The file beside ``shp`` with ``suffix`` in any letter case (None if absent)."""
+    for cand in shp.parent.glob(shp.stem + ".*"):
+        if cand.stem == shp.stem and cand.suffix.lower() == suffix:
+            return cand
+    return None
+
+
+def require_siblings(shp: Path) -> None:
+    """Refuse a shapefile without its ``.shx`` or ``.dbf`` (ArchiveError naming them)."""
+    missing = [s for s in (".shx", ".dbf") if sibling(shp, s) is None]
+    if missing:
+        raise ArchiveError(f"shapefile {shp.name} lacks its {' and '.join(missing)} file(s); "
+                           "a shapefile needs .shp, .shx and .dbf (and .prj for its CRS)")
+
+
+def write_zip(out: Path | str, files: Iterable[tuple[Path, str]], *, level: int = 6) -> Path:
+    """Zip ``(file, name in archive)`` pairs into ``out`` (deflated)."""
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level,
+                         allowZip64=True) as zf:
+        for path, arcname in files:
+            zf.write(path, arcname)
+    return Path(out)

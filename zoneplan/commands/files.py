@@ -1,0 +1,163 @@
+"""``zoneplan import`` and ``zoneplan export``: layers in and out of files."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+from geo.crs import parse_epsg
+from geo.io import (
+    FORMATS, apply_import, export_layer_names, export_layers, parse_where, plan_import,
+    read_upload,
+)
+from geo.layers import LAYERS
+from geo.store import default_db, open_store
+from geo.validate import ValidationError
+from zoneplan.cli import CommandError
+from zoneplan.commands.core import add_db_option
+
+# How many problems are printed one per line before the rest are summarised.
+SHOWN_PROBLEMS = 50
+_SUFFIX_FORMAT = {".zip": "shp", ".gpkg": "gpkg", ".geojson": "geojson", ".json": "geojson"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "import", help="add (or --replace) a layer's features from a file",
+        description="Import a zipped shapefile, .shp, GeoPackage or GeoJSON into LAYER. "
+                    "Every feature is checked first; on any problem nothing is written.")
+    p.add_argument("layer", metavar="LAYER",
+                   choices=[n for n in LAYERS if n not in ("users", "audit")])
+    p.add_argument("file", metavar="FILE", type=Path)
+    add_db_option(p)
+    p.add_argument("--crs", type=_epsg_arg, default=None,
+                   help="EPSG code of the coordinates, for files without a CRS (.prj)")
+    p.add_argument("--replace", action="store_true",
+                   help="replace the layer's content instead of adding to it")
+    p.add_argument("--src-layer", default=None, metavar="NAME",
+                   help="layer of a GeoPackage, or shapefile of a zip, holding several")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check and report what would change, write nothing")
+    p.add_argument("--user", default=None,
+                   help="name recorded in the audit trail (default: $ZONEPLAN_USER or login)")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser(
+        "export", help="write layers to a zipped shapefile, GeoPackage or GeoJSON",
+        description="Export LAYER, or 'all' public layers (feature layers and targets; "
+                    "never users, applications or audit). Shapefile output is a zip of "
+                    "<layer>.shp/.shx/.dbf/.prj/.cpg (tables as .dbf); GeoJSON is WGS84 "
+                    "(RFC 7946) unless --crs says otherwise, and a zip of <layer>.geojson "
+                    "for 'all'; GeoPackage holds every layer in one file.")
+    p.add_argument("layer", metavar="LAYER|all",
+                   choices=["all", *[n for n in LAYERS if n != "users"]])
+    p.add_argument("--format", "-f", choices=FORMATS, default=None,
+                   help="output format (default: from the -o suffix)")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="PATH")
+    add_db_option(p)
+    p.add_argument("--crs", type=_epsg_arg, default=None,
+                   help="EPSG code of the output (default: working CRS; 4326 for GeoJSON)")
+    p.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE",
+                   help="keep rows whose FIELD equals VALUE; repeatable (fields ANDed, "
+                        "a field repeated matches any of its values)")
+    p.add_argument("--zip-level", type=int, default=6, choices=range(0, 10), metavar="0-9",
+                   help="deflate level of zip outputs (default 6)")
+    p.set_defaults(func=cmd_export)
+
+
+def _epsg_arg(text: str) -> int:
+    try:
+        return parse_epsg(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _user(args: argparse.Namespace) -> str:
+    if args.user:
+        return args.user
+    try:
+        return os.environ.get("ZONEPLAN_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _report_problems(err: ValidationError, what: str) -> CommandError:
+    """Print one line per bad feature (capped) and build the closing error."""
+    lines: dict[tuple, list[str]] = {}
+    for p in err.problems:
+        head = "input" if p.index is None else f"feature {p.index}" + (
+            f" ({p.feature_id})" if p.feature_id else "")
+        lines.setdefault((p.index is not None, p.index or 0, head), []).append(
+            f"{p.field + ': ' if p.field else ''}{p.reason}")
+    for (_, _, head), reasons in list(lines.items())[:SHOWN_PROBLEMS]:
+        print(f"  {head}: {'; '.join(reasons)}", file=sys.stderr)
+    if len(lines) > SHOWN_PROBLEMS:
+        print(f"  ... and {len(lines) - SHOWN_PROBLEMS} more feature(s) with problems",
+              file=sys.stderr)
+    bad = sum(1 for key in lines if key[0])
+    where = f" in {bad} feature(s)" if bad else ""
+    return CommandError(f"{what} refused: {len(err.problems)} problem(s){where}; "
+                        "nothing was written")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    store = open_store(args.db or default_db())
+    try:
+        upload = read_upload(args.file, args.layer, src_layer=args.src_layer, crs=args.crs)
+        plan = plan_import(store, args.layer, upload, replace=args.replace)
+        if plan.ignored_columns:
+            print(f"ignored column(s) {', '.join(plan.ignored_columns)}: "
+                  f"not fields of {plan.layer}", file=sys.stderr)
+        if args.dry_run:
+            if not plan.ok:
+                raise ValidationError(plan.problems)
+            print(f"dry run, nothing written: {plan.summary()}")
+            return 0
+        apply_import(store, plan, user=_user(args))
+    except ValidationError as err:
+        raise _report_problems(err, f"import of {args.file.name}") from None
+    except sqlite3.Error as err:
+        raise CommandError(f"the store {store.path} could not be written ({err}); "
+                           "nothing was written") from None
+    print(f"imported {plan.summary()} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _format(args: argparse.Namespace) -> str:
+    if args.format:
+        return args.format
+    fmt = _SUFFIX_FORMAT.get(args.output.suffix.lower())
+    if fmt is None:
+        raise CommandError(f"cannot tell the format from {args.output.name}; "
+                           f"give --format {'|'.join(FORMATS)}")
+    return fmt
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    fmt = _format(args)
+    names = export_layer_names(args.layer)
+    if fmt == "shp" and args.output.suffix.lower() != ".zip":
+        raise CommandError("shapefile exports are zip archives; name the output <name>.zip")
+    if fmt == "geojson" and len(names) > 1 and args.output.suffix.lower() != ".zip":
+        raise CommandError("GeoJSON for several layers is a zip of <layer>.geojson files; "
+                           "name the output <name>.zip")
+    if args.where and len(names) > 1:
+        raise CommandError("--where filters one layer; name the layer instead of 'all'")
+    where = parse_where(names[0], args.where) if args.where else None
+    store = open_store(args.db or default_db())
+    try:
+        export_layers(store, names, fmt, args.output, crs=args.crs, where=where,
+                      zip_level=args.zip_level,
+                      progress=lambda msg: print(f"  {msg}", file=sys.stderr))
+    except sqlite3.Error as err:
+        raise CommandError(f"the store {store.path} could not be read ({err})") from None
+    size = args.output.stat().st_size
+    print(f"wrote {args.output} ({fmt}, {len(names)} layer(s), {size / 2**20:.1f} MiB) "
+          f"in {time.perf_counter() - started:.1f} s")
+    return 0
