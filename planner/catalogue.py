@@ -129,8 +129,8 @@ class PlotFilters(_Params):
     """Catalogue filters (``GET /api/plots``, the ``/plots`` page and catalogue exports).
 
     Areas are hectares (inclusive); ``rail``, ``min_power``, ``min_water`` and
-    ``ready_by`` are answered by the servicing model as of ``as_of`` (today by
-    default). ``limit`` above 1000 is refused (400), not clamped.
+    ``ready_by`` are answered by the servicing model with the infrastructure as
+    recorded, or as of ``as_of``. ``limit`` above 1000 is refused (400), not clamped.
     """
 
     min_area: float | None = Field(None, ge=0, description="Minimum plot area, ha (inclusive)")
@@ -140,7 +140,8 @@ class PlotFilters(_Params):
     min_power: float | None = Field(None, ge=0, description="Power headroom at least this, kW")
     min_water: float | None = Field(None, ge=0, description="Water headroom at least this, m³/day")
     ready_by: dt.date | None = Field(None, description="Fully serviced on or before this date")
-    as_of: dt.date | None = Field(None, description="Answer servicing as of this date (default today)")
+    as_of: dt.date | None = Field(None, description="Answer servicing as of this date, assuming "
+                                  "due repairs are done (default: infrastructure as recorded)")
     status: Statuses = Field(PUBLIC_PLOT_STATUS, validate_default=True,
                              description="Plot statuses; other than 'available' for planners only")
     bbox: Bbox = Field(None, description="minLon,minLat,maxLon,maxLat in WGS84")
@@ -172,10 +173,6 @@ class PlotFilters(_Params):
     def attribute_filters(self) -> bool:
         """Whether filters beyond the store's own (status, bbox) apply."""
         return self.min_area is not None or self.max_area is not None or self.sector is not None
-
-    def date(self) -> dt.date:
-        """The date servicing is answered for."""
-        return self.as_of or dt.date.today()
 
     def query_string(self, **changes: Any) -> dict[str, str]:
         """The non-default parameters as strings (for links: next page, exports)."""
@@ -266,12 +263,12 @@ def _number(value: Any) -> float:
     return out if np.isfinite(out) else float("nan")
 
 
-_FACTS: "weakref.WeakKeyDictionary[Any, dict[dt.date, pd.DataFrame]]" = weakref.WeakKeyDictionary()
+_FACTS: "weakref.WeakKeyDictionary[Any, dict[dt.date | None, pd.DataFrame]]" = weakref.WeakKeyDictionary()
 _FACTS_LOCK = threading.Lock()
 
 
-def facts_for(model: Any, plot_ids: Sequence[str], as_of: dt.date) -> pd.DataFrame:
-    """Servicing facts of ``plot_ids`` as of a date, in that order.
+def facts_for(model: Any, plot_ids: Sequence[str], as_of: dt.date | None) -> pd.DataFrame:
+    """Servicing facts of ``plot_ids`` as recorded (``as_of`` None) or as of a date, in order.
 
     Answers are cached per servicing model (which the web layer caches per
     store revision) and date, so a plot is answered once per model and date.
@@ -285,7 +282,11 @@ def facts_for(model: Any, plot_ids: Sequence[str], as_of: dt.date) -> pd.DataFra
         known = per_model.get(as_of)
     missing = ids if known is None else [i for i in ids if i not in known.index]
     if missing:
-        fresh = servicing_facts(model.answer(list(dict.fromkeys(missing)), as_of=as_of))
+        try:
+            records = model.answer(list(dict.fromkeys(missing)), as_of=as_of)
+        except ValueError:  # a plot newer than the model's snapshot: answer what it knows
+            records = model.answer(None, as_of=as_of)
+        fresh = servicing_facts(records)
         with _FACTS_LOCK:
             known = per_model.get(as_of)
             known = fresh if known is None else pd.concat([known, fresh[~fresh.index.isin(known.index)]])
@@ -418,7 +419,7 @@ def _empty_plots() -> gpd.GeoDataFrame:
     return frame
 
 
-def _join_facts(frame: gpd.GeoDataFrame, model: Any, as_of: dt.date) -> gpd.GeoDataFrame:
+def _join_facts(frame: gpd.GeoDataFrame, model: Any, as_of: dt.date | None) -> gpd.GeoDataFrame:
     facts = facts_for(model, frame["plot_id"].tolist(), as_of)
     out = frame.reset_index(drop=True)
     for column in FACT_COLUMNS:
@@ -453,7 +454,7 @@ def search(store: Store, filters: PlotFilters, *, role: str | None = None,
     if bbox == ():
         return PlotPage(filters, 0, _empty_plots())
     where = {"status": list(filters.status)}
-    as_of = filters.date()
+    as_of = filters.as_of
     if filters.servicing_filters and servicing is None:
         raise RuntimeError("servicing answers are not available for the servicing filters")
     if not (filters.attribute_filters or filters.servicing_filters):
@@ -532,7 +533,7 @@ def get_plot(store: Store, plot_id: str, *, role: str | None = None, servicing: 
     rows = store.read("plots", where={"plot_id": plot_id})
     if rows.empty or (not is_staff(role) and rows["status"].iloc[0] != PUBLIC_PLOT_STATUS):
         raise NotFound(f"plot {plot_id!r} does not exist or is not available")
-    return _join_facts(rows, servicing, as_of or dt.date.today())
+    return _join_facts(rows, servicing, as_of)
 
 
 def plot_feature(rows: gpd.GeoDataFrame) -> dict[str, Any]:
