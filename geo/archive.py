@@ -5,6 +5,7 @@ import os
 import stat
 import tempfile
 import zipfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
@@ -114,7 +115,7 @@ def extract_zip(path: Path | str, dest: Path | str, *, limit_bytes: int | None =
                                                f"{limit_bytes / 2**20:.0f} MiB; refused")
                         dst.write(chunk)
                 out.append(target)
-    except (zipfile.BadZipFile, EOFError, NotImplementedError) as err:
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:
         raise ArchiveError(f"{Path(path).name} is corrupt ({err})") from None
     except (OSError, ValueError) as err:
         if isinstance(err, ArchiveError):
