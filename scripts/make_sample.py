@@ -259,8 +259,9 @@ def _geometry(rng: np.random.Generator) -> dict:
         dict(coords=sd2, kind="siding"),
         dict(coords=sd3, kind="siding"),
     ]
-    access_end = _pt((access_at[0], station[1] + 40.0))
-    roads.append(dict(coords=[access_at, access_end], cls="access",
+    access_bend = _pt((access_at[0], station[1] + 58.0))
+    access_end = _pt((station[0] + 28.0, station[1] + 28.0))  # inside the station yard
+    roads.append(dict(coords=[access_at, access_bend, access_end], cls="access",
                       name="Station access (подъезд к станции)"))
 
     # ---- substations: inside a cell, diagonally off its south-west node
@@ -289,7 +290,7 @@ def _geometry(rng: np.random.Generator) -> dict:
     subs["SS-30"] = _pt((n[4, 0][0] + 230.0, n[4, 0][1] - 260.0))
 
     return dict(lat=lat, zone=zone, roads=roads, gates=gates, rails=rails, station=station,
-                subs=subs, e1=e1, e2=e2, scale=scale)
+                subs=subs, e1=e1, e2=e2, scale=scale, col_names=col_names, row_names=row_names)
 
 
 # --------------------------------------------------------------------------- plots
@@ -389,7 +390,7 @@ def _cell_of(lat: Lattice, geom) -> tuple[int, int] | None:
 
 def _zone_plots(rng, g: dict) -> tuple[list, list]:
     lat: Lattice = g["lat"]
-    carve = [LineString(r["coords"]).buffer(HALF_ROW[r["cls"]] + 0.5, cap_style="flat")
+    carve = [LineString(r["coords"]).buffer(HALF_ROW[r["cls"]] + 0.5)
              for r in g["roads"]]
     carve += [Point(p).buffer(HALF_ROW["local"] + 0.5) for p in lat.nodes.values()]
     carve += [LineString(r["coords"]).buffer(RAIL_PROT_M[r["kind"]] + 1.0) for r in g["rails"]]
@@ -676,7 +677,22 @@ def _node_lines(lines: list[list]) -> list[list[list]]:
     return out
 
 
-def _networks(g: dict) -> dict:
+def _runs(line: list, edges: set) -> list[list]:
+    """Maximal runs of consecutive lattice nodes along ``line`` joined by road edges."""
+    out, cur = [], [line[0]]
+    for a, b in zip(line[:-1], line[1:]):
+        if (a, b) in edges:
+            cur.append(b)
+        else:
+            if len(cur) > 1:
+                out.append(cur)
+            cur = [b]
+    if len(cur) > 1:
+        out.append(cur)
+    return out
+
+
+def _networks(g: dict, rng) -> dict:
     n = g["lat"].nodes
     nj = len(V_SPACING)
 
@@ -709,36 +725,32 @@ def _networks(g: dict) -> dict:
     power.append(dict(coords=[s30, _pt((n[3, 0][0] + 5.0, s30[1])), _pt(np.add(n[3, 0], (5, -5)))],
                       sub="SS-30", k=1, planned=True))
 
-    water = [
-        dict(coords=path((0, 2), (1, 2), (2, 2), (3, 2), (4, 2), (5, 2), (6, 2)), diam=500,
-             cap=24_000.0, load=17_600.0, name="Water trunk, Central Avenue"),
-        dict(coords=path((1, 0), (1, 1), (1, 2), (1, 3), (1, 4)), diam=300, cap=6_000.0,
-             load=4_900.0, name="Water main, ул. Заводская lane"),
-        dict(coords=path((3, 0), (3, 1), (3, 2), (3, 3), (3, nj)), diam=400, cap=9_000.0,
-             load=8_450.0, name="Water main, Industrial Avenue"),
-        dict(coords=path((5, 0), (5, 1), (5, 2)), diam=250, cap=3_500.0, load=2_100.0,
-             name="Water main, ул. Складская"),
-        dict(coords=path((1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0)), diam=250,
-             cap=3_800.0, load=2_950.0, name="Water main, ул. Южная"),
-        dict(coords=path((0, 4), (1, 4), (2, 4), (3, 4), (4, 4), (5, 4)), diam=200,
-             cap=2_400.0, load=1_150.0, name="Water main, ул. Северная"),
-    ]
-    gas = [
-        dict(coords=path((0, 2), (1, 2), (2, 2), (3, 2), (4, 2)), pressure="high",
-             name="High-pressure gas main (ГРП-1 feed)"),
-        dict(coords=path((2, 2), (2, 1), (2, 0)), pressure="medium", name="Gas main, ул. Промышленная"),
-        dict(coords=path((4, 2), (4, 3), (4, 4)), pressure="medium", name="Gas main, ул. Монтажная"),
-        dict(coords=path((4, 2), (4, 1), (5, 1), (6, 1)), pressure="medium", name="Gas main, ул. Литейная"),
-        dict(coords=path((1, 2), (1, 3), (2, 3), (3, 3)), pressure="low",
-             name="Gas main, ул. Энергетиков"),
-    ]
-    storm = [
-        dict(coords=path((2, 4), (2, 3), (2, 2), (2, 1), (2, 0)), diam=1000),
-        dict(coords=path((4, 4), (4, 3), (4, 2), (4, 1), (4, 0)), diam=1000),
-        dict(coords=path((0, 3), (1, 3), (2, 3)), diam=600),
-        dict(coords=path((0, 1), (1, 1), (2, 1), (3, 1), (4, 1)), diam=800),
-        dict(coords=path((2, 0), (3, 0), (4, 0)), diam=1200),
-    ]
+    # water, gas and storm mains: one main per street run, named after the street
+    edges = set(g["lat"].edges())
+    runs = []  # (axis, index, [nodes])
+    for i in range(len(U_SPACING) + 1):
+        runs += [("col", i, r) for r in _runs([(i, j) for j in range(nj + 1)], edges)]
+    for j in range(nj + 1):
+        runs += [("row", j, r) for r in _runs([(i, j) for i in range(len(U_SPACING) + 1)], edges)]
+    water, gas, storm = [], [], []
+    for axis, idx, nodes in runs:
+        street = g["col_names"][idx] if axis == "col" else g["row_names"][idx]
+        coords = path(*nodes)
+        diam = 500 if (axis, idx) == ("row", 2) else 400 if (axis, idx) == ("col", 3) else \
+            300 if (axis, idx) in (("col", 1), ("col", 5), ("row", 0)) else 200
+        cap = {500: 24_000.0, 400: 9_000.0, 300: 5_500.0, 200: 2_400.0}[diam]
+        share = 0.94 if (axis, idx) == ("col", 3) else float(rng.uniform(0.45, 0.8))
+        water.append(dict(coords=coords, diam=diam, cap=cap, load=float(round(cap * share, -1)),
+                          name=("Water trunk, " if diam == 500 else "Water main, ") + street))
+        if (axis, idx) == ("row", 2):
+            gas.append(dict(coords=coords, pressure="high", name="High-pressure gas main, " + street))
+        elif (axis, idx) in (("row", 3), ("row", 4)):
+            gas.append(dict(coords=coords, pressure="low", name="Gas main, " + street))
+        elif (axis == "col" and 1 <= idx <= 4) or (axis, idx) == ("row", 1):
+            gas.append(dict(coords=coords, pressure="medium", name="Gas main, " + street))
+        if axis == "col" or (axis, idx) == ("row", 0):
+            storm.append(dict(coords=coords, diam=1200 if axis == "row" else 800 if idx % 2 else 1000,
+                              name="Storm (rain) sewer, " + street))
     return dict(power=power, water=water, gas=gas, storm=storm)
 
 
@@ -785,8 +797,8 @@ def _asset_layers(g: dict, rng) -> dict:
         "SS-12": ("Substation No. 12 (ПС-12) 110/10 kV", 50.0, 31.6, 110.0, "under_repair",
                   "2022-03-15", DUE, "cracks in supporting structures from soil subsidence; "
                                      "repair and restoration due 2022-10-30; 2 x 25 MVA"),
-        "SS-14": ("ПС-14 «Литейная» 110/10 kV", 50.0, 46.9, 110.0, "operational", None, None,
-                  "2 x 25 MVA; little headroom left"),
+        "SS-14": ("ПС-14 «Литейная» 110/10 kV", 50.0, 38.7, 110.0, "operational", None, None,
+                  "2 x 25 MVA; little headroom left once allocated plots connect"),
         "SS-19": ("ПС-19 «Южная» 35/10 kV", 32.0, 24.4, 35.0, "operational", None, None,
                   "2 x 16 MVA"),
         "SS-30": ("ПС-30 «Расширение» 110/10 kV (planned)", 50.0, 0.0, 110.0, "planned", None,
@@ -797,7 +809,7 @@ def _asset_layers(g: dict, rng) -> dict:
                status=m[4], since=m[5], due=m[6], note=m[7], geometry=Point(g["subs"][sid]))
         for sid, m in sub_meta.items()
     ]
-    nets = _networks(g)
+    nets = _networks(g, rng)
     out["power_lines"] = [
         _asset("power_lines", asset_id=f"PL-{p['sub'][3:]}-{p['k']}",
                name=f"10 kV feeder {p['k']} from {p['sub']}", kv=10.0, sub_id=p["sub"],
@@ -820,7 +832,7 @@ def _asset_layers(g: dict, rng) -> dict:
         for m, part in enumerate(parts):
             rows.append(_asset(
                 "storm_sewers", asset_id=f"SW-{k + 1:02d}{chr(97 + m)}",
-                name="Storm (rain) sewer (ливневая канализация)", diam_mm=s["diam"],
+                name=s["name"] + " (ливневая канализация)", diam_mm=s["diam"],
                 built_yr=2018, status="not_commissioned", since="2018-12-20", due=None,
                 note="built in 2018, never put into operation; akimat departments to audit "
                      "the contractor's obligations, materials passed to law enforcement",
@@ -866,7 +878,7 @@ def _targets() -> pd.DataFrame:
              value=40.0, year=2025, source=source),
         dict(target_id="T-04", name="Production floor area of the parks, m2", metric="floor_m2",
              value=250_000.0, year=2025, source=source),
-    ], columns=[f.name for f in get_layer("targets").input_fields])
+    ], columns=[f.name for f in get_layer("targets").input_fields]).astype(object)
 
 
 def _applications(rng, plots: gpd.GeoDataFrame, rail_geoms) -> pd.DataFrame:
@@ -915,7 +927,8 @@ def _applications(rng, plots: gpd.GeoDataFrame, rail_geoms) -> pd.DataFrame:
                      ).isoformat(timespec="seconds"),
         ))
         rows[-1]["updated"] = rows[-1]["created"]
-    return pd.DataFrame(rows, columns=[f.name for f in get_layer("applications").input_fields])
+    frame = pd.DataFrame(rows, columns=[f.name for f in get_layer("applications").input_fields])
+    return frame.astype(object).where(frame.notna(), None)
 
 
 # --------------------------------------------------------------------------- build
@@ -1027,7 +1040,16 @@ def _readme(sample: dict) -> str:
     seeds = ["Asia Steel Pipe Corporation", "BRB APK (ТОО «BRB АПК»)", "Valtherm",
              "ТОО «Алматы Автокомпонент»"]
     seed_ids = {r: by_res.loc[r, "plot_id"] for r in seeds}
-    return README.format(counts=counts, status_counts=status_counts, zone_ha=zone_ha,
+    sidings = sample["rail_lines"][sample["rail_lines"]["kind"] == "siding"]
+    near = plots.geometry.distance(shapely.union_all(sidings.geometry.values)) < 25.0
+    station = sample["rail_stations"].geometry.iloc[0]
+    by_station = plots.assign(d=plots.geometry.distance(station)).nsmallest(4, "d")
+    subs = "\n".join(
+        f"| {r.asset_id} | {r['name']} | {r.status} | {r.cap_mva:g} | {r.load_mva:g} | "
+        f"{r.due or ''} |" for _, r in sample["substations"].iterrows())
+    return README.format(rail_plots=", ".join(plots.loc[near, "plot_id"]),
+                         station_plots=", ".join(by_station["plot_id"]), subs=subs,
+                         counts=counts, status_counts=status_counts, zone_ha=zone_ha,
                          exp_ha=exp_ha, n_zone=int(plots["exp_id"].isna().sum()),
                          n_cand=int(plots["exp_id"].notna().sum()), seed=SEED,
                          steel=seed_ids[seeds[0]], greenhouse=seed_ids[seeds[1]],
@@ -1092,7 +1114,27 @@ Plot statuses: {status_counts}. Zone plots: {n_zone}, each fronting a road (boun
 within 25 m of a road centreline); plots never overlap each other or a protection zone.
 All eight sector codes occur. Hazard classes run 1 (least) .. 5 (most hazardous); a plot
 accepts projects with `hazard <= hazard_ok`. Application `priority` runs 1 (low) .. 5 (high).
-Power headroom is tight at SS-14 (3.1 MVA) and SS-12 gives none until repaired.
+## Where things are
+
+- Zone: a stepped, slightly rotated block of streets (7 north-south, 5 east-west,
+  jittered); arterials are Industrial Avenue (north-south) and Central Avenue
+  (east-west); the perimeter ring is collector class. Gates G-1 (west), G-2 (south,
+  towards EXP-1), G-3 (east), G-4 (north) sit where the arterial approaches end on the fence.
+- Rail: the Turksib mainline (ML-1/ML-2, split at the junction) runs ~150 m north of the
+  zone. The Rail Access Road RS-1 leaves it at the junction west of the zone and curves
+  into the top row of blocks to Industrialnaya station RST-1 (nearest plots:
+  {station_plots}). Sidings SD-1 (south, two blocks), SD-2 (east, then south) and SD-3
+  (west, then south) start at the station. Plots within 25 m of a siding:
+  {rail_plots}.
+- Expansion: EXP-1 (approved) lies south of the zone beyond gate G-2, with the candidate
+  plots next to the zone and the planned substation SS-30; EXP-2 (proposed) fills the
+  zone's north-east notch.
+
+| substation | name | status | cap, MVA | load, MVA | due |
+|---|---|---|---|---|---|
+{subs}
+
+Power headroom is tight at SS-14 (11.3 MVA before the 9.2 MW of allocated plots it feeds\nconnect) and SS-12 gives none until repaired.
 """
 
 
