@@ -36,6 +36,10 @@ _TOL = 1e-9
 _OPTIMALITY_RTOL = 1e-6
 _MAX_DISTANCE_ENTRIES = 40_000_000  # terminals x nodes float64 matrix kept for the shortest-path heuristic
 _MAX_SPH_ROOTS = 24
+_IMPROVED_STARTS = 6
+_PERTURBED_RESTARTS = 16
+_PERTURBATION = 0.25
+_THOROUGH_MAX_EDGES = 6000
 _LP_TAILING_ROUNDS = 8
 _FLOW_SCALE = 1_000_000
 _NESTED_CUTS = 4
@@ -135,7 +139,7 @@ def steiner_tree(
     search = _LocalSearch(graph)
     run_exact = exact if exact is not None else len(graph.u) <= EXACT_MAX_EDGES
     heuristic_clock = clock.share(0.25) if run_exact else clock
-    tree = search.improve(search.construct(heuristic_clock), heuristic_clock)
+    tree = search.solve(heuristic_clock)
     lower_bound = None
     if run_exact:
         result = _CutModel(graph).solve(tree, search, clock.capped(EXACT_TIME_LIMIT_S))
@@ -521,22 +525,51 @@ class _LocalSearch:
 
     # ---- constructions
 
-    def construct(self, clock: _Clock) -> _Tree:
-        """Best of Mehlhorn's heuristic and the shortest-path heuristic from several roots."""
-        g = self.g
-        best = self.mehlhorn()
-        t = len(g.terminals)
-        if t * g.n > _MAX_DISTANCE_ENTRIES:
+    def solve(self, clock: _Clock) -> _Tree:
+        """Local search from the best constructions, then from constructions on perturbed costs."""
+        starts = self.construct(clock)
+        best = self.improve(starts[0], clock)
+        # beyond the first start only where it is cheap, or where the caller granted the time
+        if clock.limit is None and len(self.g.u) > _THOROUGH_MAX_EDGES:
             return best
-        dist, pred = csgraph.dijkstra(g.matrix, indices=g.terminals, return_predecessors=True)
-        roots = np.unique(np.linspace(0, t - 1, min(t, _MAX_SPH_ROOTS)).astype(int))
-        for root in roots:
-            tree = self.tree_on(self.shortest_path_heuristic(int(root), dist, pred))
-            if tree is not None and tree.cost < best.cost:
-                best = tree
+        for tree in starts[1:_IMPROVED_STARTS]:
             if clock.expired():
-                break
+                return best
+            best = min(best, self.improve(tree, clock), key=_cost)
+        if len(self.g.terminals) * self.g.n <= _MAX_DISTANCE_ENTRIES:
+            rng = np.random.default_rng(0)
+            for _ in range(_PERTURBED_RESTARTS):
+                if clock.expired():
+                    break
+                best = min(best, self.improve(self.perturbed_start(rng), clock), key=_cost)
         return best
+
+    def construct(self, clock: _Clock) -> list[_Tree]:
+        """Distinct trees from Mehlhorn's heuristic and the shortest-path heuristic from several roots, cheapest first."""
+        g = self.g
+        trees = {}
+        mehlhorn = self.mehlhorn()
+        trees[mehlhorn.edge_ids.tobytes()] = mehlhorn
+        t = len(g.terminals)
+        if t * g.n <= _MAX_DISTANCE_ENTRIES:
+            dist, pred = csgraph.dijkstra(g.matrix, indices=g.terminals, return_predecessors=True)
+            for root in np.unique(np.linspace(0, t - 1, min(t, _MAX_SPH_ROOTS)).astype(int)):
+                tree = self.tree_on(self.shortest_path_heuristic(int(root), dist, pred))
+                if tree is not None:
+                    trees[tree.edge_ids.tobytes()] = tree
+                if clock.expired():
+                    break
+        return sorted(trees.values(), key=_cost)
+
+    def perturbed_start(self, rng: np.random.Generator) -> _Tree:
+        """Shortest-path heuristic from a random root on randomly inflated costs (for diversity)."""
+        g = self.g
+        noisy = g.matrix.copy()
+        noisy.data = noisy.data * rng.uniform(1.0, 1.0 + _PERTURBATION, noisy.data.size)
+        dist, pred = csgraph.dijkstra(noisy, indices=g.terminals, return_predecessors=True)
+        tree = self.tree_on(self.shortest_path_heuristic(int(rng.integers(len(g.terminals))), dist, pred))
+        assert tree is not None, "shortest-path heuristic vertices induce a connected subgraph"
+        return tree
 
     def mehlhorn(self) -> _Tree:
         """Mehlhorn's 2-approximation: MST of the terminal Voronoi-region graph, expanded to paths."""
@@ -651,27 +684,30 @@ class _LocalSearch:
         return pieces
 
     def _try_replace(self, tree: _Tree, pieces: list[np.ndarray], removed_cost: float) -> _Tree:
-        """Rejoin tree pieces by shortest paths (an MST over the pieces); keep the result if cheaper."""
+        """Rejoin tree pieces by shortest paths, or through one new hub vertex; keep the result if cheaper."""
         g = self.g
-        k = len(pieces)
+        searches = [g.shortest_paths(piece, limit=removed_cost) for piece in pieces]
         joins: dict[tuple[int, int], tuple[float, list[int]]] = {}
-        owner = np.full(g.n, -1)
-        for i, piece in enumerate(pieces):
-            owner[piece] = i
-        for i in range(k - 1):
-            dist, pred = g.shortest_paths(pieces[i], limit=removed_cost)
-            for j in range(i + 1, k):
+        for i, (dist, pred) in enumerate(searches[:-1]):
+            for j in range(i + 1, len(pieces)):
                 target = pieces[j][np.argmin(dist[pieces[j]])]
                 if np.isfinite(dist[target]):
                     joins[(i, j)] = (float(dist[target]), self._path_to_source(pred, int(target)))
-        chosen = _prim(k, joins)
-        if chosen is None or sum(joins[p][0] for p in chosen) >= removed_cost - _TOL * max(1.0, removed_cost):
+        chosen = _prim(len(pieces), joins)
+        paths = [joins[p][1] for p in chosen] if chosen is not None else []
+        cost = sum(joins[p][0] for p in chosen) if chosen is not None else math.inf
+        if len(pieces) > 2:
+            # a star around one hub can beat any tree of pairwise paths (a new Steiner vertex)
+            through = np.sum([dist for dist, _ in searches], axis=0)
+            hub = int(np.argmin(through))
+            if through[hub] < cost:
+                cost = float(through[hub])
+                paths = [self._path_to_source(pred, hub) for _, pred in searches]
+        if cost >= removed_cost - _TOL * max(1.0, removed_cost):
             return tree
         mask = np.zeros(g.n, dtype=bool)
-        for piece in pieces:
-            mask[piece] = True
-        for p in chosen:
-            mask[joins[p][1]] = True
+        for nodes in [*pieces, *paths]:
+            mask[nodes] = True
         candidate = self.tree_on(mask)
         if candidate is not None and candidate.cost < tree.cost - _TOL * max(1.0, tree.cost):
             return candidate
@@ -732,8 +768,9 @@ class _LocalSearch:
             if clock.expired():
                 break
             links = g.matrix[[x]].toarray()[0][mask]
-            if np.partition(links[links > 0], 1)[1] >= longest:
-                continue  # its second edge could not replace any tree edge
+            links = np.sort(links[links > 0])
+            if links.size < 2 or links[1] >= longest:
+                continue  # as a leaf it would be pruned; its second edge could not replace any tree edge
             trial = mask.copy()
             trial[x] = True
             candidate = self.tree_on(trial)
@@ -741,6 +778,10 @@ class _LocalSearch:
                 tree, mask = candidate, self.vertex_mask(candidate)
                 longest = float(g.cost[tree.edge_ids].max())
         return tree
+
+
+def _cost(tree: _Tree) -> float:
+    return tree.cost
 
 
 def _prim(k: int, joins: dict[tuple[int, int], tuple[float, list[int]]]) -> list[tuple[int, int]] | None:
