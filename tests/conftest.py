@@ -1,0 +1,302 @@
+"""Shared fixtures: a built sample store, the web app, logged-in clients, a local-only browser.
+
+Fixtures (reuse them; they are documented one by one below):
+
+- ``sample_db``      (session) path of a store built once per test session in a tmp dir:
+                     the sample zone of data/shapefiles when present, else a small synthetic
+                     zone (``SYNTHETIC_PLOTS`` plots and every infrastructure layer), plus the
+                     default accounts ``admin``/``planner``/``investor``.
+- ``store_path``     (function) a private copy of ``sample_db`` that a test may write to.
+- ``store``          (function) ``open_store(store_path)``.
+- ``app``            (function) ``web.create_app`` over ``store_path``, TESTING on, CSRF on.
+- ``client``         (function) an anonymous test client of ``app``.
+- ``login``          (function) ``login(client, username)`` logs a client in via the form
+                     (a real CSRF token is fetched from /login first).
+- ``investor_client``, ``planner_client``, ``admin_client`` (function) logged-in clients.
+- ``csrf_token``     (function) ``csrf_token(client, path="/login")`` scrapes a page's token.
+- ``live_server``    (function) a real waitress server on a free 127.0.0.1 port in a thread
+                     over ``store_path``; yields its base URL.
+- ``browser``        (session) Playwright Chromium from /usr/bin/chromium (skips when absent
+                     unless ZONEPLAN_REQUIRE_BROWSER=1, then fails).
+- ``page``           (function) a new page whose requests to any host but 127.0.0.1/localhost
+                     are aborted (recorded in ``page.zp_blocked``), console errors collected
+                     in ``page.zp_errors``.
+
+Passwords of the default accounts are ``PASSWORDS[username]``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+from shapely.geometry import LineString, Point, box
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+PASSWORDS = {"admin": "admin-pass-123", "planner": "planner-pass-123",
+             "investor": "investor-pass-123"}
+SYNTHETIC_PLOTS = 20
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+
+
+# --------------------------------------------------------------------------- the sample store
+def build_synthetic_zone(store) -> None:
+    """Fill ``store`` with a small zone near Almaty (UTM 43N) covering every map layer.
+
+    Carries the seed's facts: a closed station, a rail line with restrictions, a storm sewer
+    not commissioned, a substation under repair (due 30 October 2022).
+    """
+    crs = 32643
+    x0, y0 = 650_000.0, 4_798_000.0
+
+    def gdf(rows, geoms):
+        return gpd.GeoDataFrame(pd.DataFrame(rows), geometry=geoms, crs=crs)
+
+    statuses = ("available", "available", "reserved", "allocated", "occupied", "candidate")
+    plots, geoms = [], []
+    for i in range(SYNTHETIC_PLOTS):
+        col, row = i % 5, i // 5
+        minx, miny = x0 + 150 + col * 400, y0 + 150 + row * 450
+        status = statuses[i % len(statuses)]
+        plots.append({"plot_id": f"P-{i + 1:03d}", "status": status, "sectors": "*",
+                      "cadastre": f"20-311-{i + 1:03d}",
+                      "resident": "ТОО «Металл-Строй»" if status == "occupied" else None,
+                      "project": "Завод автокомпонентов" if status == "occupied" else None,
+                      "sector": "machine" if status == "occupied" else None,
+                      "power_kw": 400.0 + 10 * i, "water_m3d": 20.0 + i,
+                      "rail_need": i % 3 == 0})
+        geoms.append(box(minx, miny, minx + 300 + 20 * (i % 4), miny + 350))
+    with store.transaction("fixture") as tx:
+        tx.insert("zone", gdf([{"zone_id": "AIZ", "name": "Индустриальная зона Алматы",
+                               "operator": "Industrial Zone Almaty LLP"}],
+                             [box(x0, y0, x0 + 2200, y0 + 2200)]))
+        tx.insert("expansion", gdf([{"exp_id": "E1", "name": "Расширение Север",
+                                    "status": "proposed"}],
+                                  [box(x0 + 300, y0 + 2300, x0 + 1900, y0 + 3100)]))
+        tx.insert("plots", gdf(plots, geoms))
+        tx.insert("roads", gdf(
+            [{"asset_id": "R1", "name": "ул. Промышленная", "class": "arterial",
+              "status": "operational"},
+             {"asset_id": "R2", "name": "проезд 2", "class": "local", "status": "closed"}],
+            [LineString([(x0, y0 + 100), (x0 + 2200, y0 + 100)]),
+             LineString([(x0 + 100, y0), (x0 + 100, y0 + 2200)])]))
+        tx.insert("gates", gdf([{"asset_id": "G1", "name": "КПП-1", "status": "operational"}],
+                               [Point(x0, y0 + 100)]))
+        tx.insert("rail_lines", gdf(
+            [{"asset_id": "RL1", "name": "Подъездной путь", "kind": "spur",
+              "status": "restricted", "due": "2022-10-30"},
+             {"asset_id": "RL2", "name": "Магистраль", "kind": "mainline",
+              "status": "operational"}],
+            [LineString([(x0 + 2200, y0 + 1100), (x0 + 2600, y0 + 1100)]),
+             LineString([(x0 + 2600, y0 - 200), (x0 + 2600, y0 + 2600)])]))
+        tx.insert("rail_stations", gdf(
+            [{"asset_id": "ST1", "name": "Индустриальная", "status": "closed",
+              "built_yr": 2017, "due": "2022-10-30"}], [Point(x0 + 2300, y0 + 1100)]))
+        tx.insert("substations", gdf(
+            [{"asset_id": "PS12", "name": "ПС №12", "status": "under_repair", "cap_mva": 40.0,
+              "load_mva": 22.0, "kv": 110.0, "due": "2022-10-30"}], [Point(x0 + 1100, y0 + 50)]))
+        tx.insert("power_lines", gdf(
+            [{"asset_id": "PL1", "kv": 10.0, "sub_id": "PS12", "status": "operational"}],
+            [LineString([(x0 + 1100, y0 + 50), (x0 + 1100, y0 + 2150)])]))
+        tx.insert("water_mains", gdf(
+            [{"asset_id": "W1", "cap_m3d": 5000.0, "load_m3d": 2100.0, "diam_mm": 300,
+              "status": "operational"}], [LineString([(x0 + 50, y0 + 1000), (x0 + 2150, y0 + 1000)])]))
+        tx.insert("storm_sewers", gdf(
+            [{"asset_id": "S1", "diam_mm": 800, "built_yr": 2018, "status": "not_commissioned"}],
+            [LineString([(x0 + 50, y0 + 1950), (x0 + 2150, y0 + 1950)])]))
+        tx.insert("gas_mains", gdf(
+            [{"asset_id": "GM1", "pressure": "medium", "status": "operational"}],
+            [LineString([(x0 + 2150, y0 + 50), (x0 + 2150, y0 + 2150)])]))
+        tx.insert("prot_zones", gdf(
+            [{"asset_id": "PZ1", "kind": "substation", "width_m": 30.0, "status": "operational"}],
+            [Point(x0 + 1100, y0 + 50).buffer(30)]))
+
+
+@pytest.fixture(scope="session")
+def sample_db(tmp_path_factory) -> Path:
+    """A store built once per session (sample shapefiles if present, else synthetic)."""
+    from geo.store import create_store
+    from zoneplan import accounts
+    from zoneplan.commands.core import SAMPLE_DIR, load_folder
+
+    path = tmp_path_factory.mktemp("sample") / "zone.gpkg"
+    store = create_store(path)
+    if any(SAMPLE_DIR.glob("*.shp")):
+        load_folder(store, SAMPLE_DIR)
+    if store.count("plots") == 0:
+        build_synthetic_zone(store)
+    for username, role, _env in accounts.DEFAULT_USERS:
+        if accounts.get_user(store, username) is None:
+            accounts.create_user(store, username, role, PASSWORDS[username])
+        else:
+            accounts.set_password(store, username, PASSWORDS[username])
+    return path
+
+
+@pytest.fixture
+def store_path(sample_db, tmp_path) -> Path:
+    """A writable copy of the session's store (with its secret key file)."""
+    path = tmp_path / "zone.gpkg"
+    shutil.copy2(sample_db, path)
+    return path
+
+
+@pytest.fixture
+def store(store_path):
+    """The writable store copy, opened."""
+    from geo.store import open_store
+    return open_store(store_path)
+
+
+# --------------------------------------------------------------------------- the app
+@pytest.fixture
+def app(store_path):
+    """The Flask app over the writable store copy (CSRF enforced as in production)."""
+    from web import create_app
+    app = create_app({"ZONEPLAN_DB": str(store_path), "TESTING": True,
+                      "SECRET_KEY": "test-secret", "LOGIN_RATE_LIMIT": 5})
+    return app
+
+
+@pytest.fixture
+def client(app):
+    """An anonymous test client."""
+    return app.test_client()
+
+
+_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|'
+                   r'name="csrf_token" value="([^"]+)"|'
+                   r'id="csrf_token" name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def scrape_csrf(html: str) -> str:
+    """The first CSRF token in a page's forms."""
+    match = re.search(r'name="(?:[a-z]+-)?csrf_token"[^>]*value="([^"]+)"', html) or \
+        re.search(r'value="([^"]+)"[^>]*name="(?:[a-z]+-)?csrf_token"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+@pytest.fixture
+def csrf_token():
+    """``csrf_token(client, path='/login')``: the CSRF token of a page, for hand-made posts."""
+    def fetch(client, path: str = "/login") -> str:
+        return scrape_csrf(client.get(path).get_data(as_text=True))
+    return fetch
+
+
+@pytest.fixture
+def login(csrf_token):
+    """``login(client, username, password=None)``: log in through the form; returns the response."""
+    def do(client, username: str, password: str | None = None, **extra):
+        token = csrf_token(client, "/login")
+        return client.post("/login", data={"username": username,
+                                           "password": password or PASSWORDS[username],
+                                           "csrf_token": token, **extra})
+    return do
+
+
+def _logged_in(app, login, username):
+    client = app.test_client()
+    response = login(client, username)
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return client
+
+
+@pytest.fixture
+def investor_client(app, login):
+    """A client logged in as ``investor``."""
+    return _logged_in(app, login, "investor")
+
+
+@pytest.fixture
+def planner_client(app, login):
+    """A client logged in as ``planner``."""
+    return _logged_in(app, login, "planner")
+
+
+@pytest.fixture
+def admin_client(app, login):
+    """A client logged in as ``admin``."""
+    return _logged_in(app, login, "admin")
+
+
+# --------------------------------------------------------------------------- a real server
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(store_path):
+    """A waitress server (threads=8) over the store copy on a free port; yields its base URL."""
+    from waitress.server import create_server
+    from web import create_app
+
+    app = create_app({"ZONEPLAN_DB": str(store_path), "SECRET_KEY": "live-secret"})
+    server = create_server(app, host="127.0.0.1", port=free_port(), threads=8)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.effective_port}"
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", server.effective_port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.05)
+    yield base
+    server.close()
+    thread.join(timeout=5)
+
+
+# --------------------------------------------------------------------------- the browser
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium (Debian's, never a downloaded one) driven by Playwright."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("ZONEPLAN_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{CHROMIUM} is missing and ZONEPLAN_REQUIRE_BROWSER=1 "
+                        "(apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} is not installed")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page that may only reach this machine; blocked and console errors recorded."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
+    pg = context.new_page()
+    pg.zp_blocked = []
+    pg.zp_errors = []
+
+    def guard(route):
+        host = urlsplit(route.request.url).hostname or ""
+        if route.request.url.startswith(("data:", "blob:")) or host in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            pg.zp_blocked.append(route.request.url)
+            route.abort()
+    pg.route("**/*", guard)
+    pg.on("console", lambda msg: pg.zp_errors.append(msg.text) if msg.type == "error" else None)
+    pg.on("pageerror", lambda err: pg.zp_errors.append(str(err)))
+    yield pg
+    context.close()

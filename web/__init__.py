@@ -1,0 +1,137 @@
+"""The zoneplan web app: a thin Flask adapter over geo (store) and planner (decisions)."""
+from __future__ import annotations
+
+import importlib
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, render_template, request, session
+from flask_babel import Babel, get_locale
+
+from geo.store import default_db
+
+LANGUAGES = ("ru", "en", "kk")
+DEFAULT_MAX_CONTENT_LENGTH = 32 * 1024 * 1024
+OPTIONAL_BLUEPRINTS = ("web.api", "web.catalogue")
+
+
+class SetupError(RuntimeError):
+    """The app cannot start: something `make setup` builds is missing."""
+
+
+def secret_key_for(db: str | Path) -> str:
+    """The secret key kept next to the store (``<db>.secret``, mode 0600), made on first use."""
+    path = Path(f"{db}.secret")
+    if path.exists():
+        key = path.read_text(encoding="ascii").strip()
+        if key:
+            return key
+    key = secrets.token_hex(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key + "\n")
+    os.chmod(path, 0o600)
+    return key
+
+
+def config_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Settings read from the environment (``ZONEPLAN_*``)."""
+    env = os.environ if environ is None else environ
+    out: dict[str, Any] = {"ZONEPLAN_DB": env.get("ZONEPLAN_DB") or default_db()}
+    if env.get("ZONEPLAN_SECRET_KEY"):
+        out["SECRET_KEY"] = env["ZONEPLAN_SECRET_KEY"]
+    for name in ("ZONEPLAN_TILES_URL", "ZONEPLAN_TILES_ATTRIBUTION"):
+        if env.get(name):
+            out[name] = env[name]
+    if env.get("ZONEPLAN_MAX_CONTENT_LENGTH"):
+        out["MAX_CONTENT_LENGTH"] = int(env["ZONEPLAN_MAX_CONTENT_LENGTH"])
+    if env.get("ZONEPLAN_COOKIE_SECURE"):
+        out["SESSION_COOKIE_SECURE"] = env["ZONEPLAN_COOKIE_SECURE"] not in ("0", "false", "no")
+    return out
+
+
+def select_locale() -> str:
+    """The session's choice, then the user's saved language, then Accept-Language, then Russian."""
+    from web.auth import current_user  # Flask-Login proxy
+    choice = session.get("lang")
+    if choice in LANGUAGES:
+        return choice
+    if current_user and current_user.is_authenticated and current_user.lang in LANGUAGES:
+        return current_user.lang
+    return request.accept_languages.best_match(LANGUAGES) or "ru"
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app.
+
+    Parameters
+    ----------
+    config : dict, optional
+        Overrides, applied after the environment: ``ZONEPLAN_DB`` (store path),
+        ``SECRET_KEY``, ``ZONEPLAN_TILES_URL``/``ZONEPLAN_TILES_ATTRIBUTION`` (optional basemap),
+        ``MAX_CONTENT_LENGTH``, ``LOGIN_RATE_LIMIT``/``LOGIN_RATE_WINDOW``, ``STORE`` (an open
+        Store to use instead of opening ``ZONEPLAN_DB``).
+
+    Raises
+    ------
+    SetupError
+        When the self-hosted browser libraries are missing (run ``make setup``).
+    geo.store.NotFound
+        When there is no store (run ``zoneplan init``).
+    """
+    from web import auth, deps, pages, security
+    from web.maps import VENDOR_DIR, missing_vendor_files
+
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=DEFAULT_MAX_CONTENT_LENGTH,
+        LANGUAGES=LANGUAGES,
+        BABEL_DEFAULT_LOCALE="ru",
+        BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).resolve().parent / "translations"),
+        JSON_AS_ASCII=False,
+        LOGIN_RATE_LIMIT=5,
+        LOGIN_RATE_WINDOW=300,
+        SEND_FILE_MAX_AGE_DEFAULT=3600,
+    )
+    app.config.update(config_from_env())
+    app.config.update(config or {})
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = secret_key_for(app.config["ZONEPLAN_DB"])
+
+    missing = missing_vendor_files()
+    if missing:
+        raise SetupError(f"{len(missing)} browser asset(s) missing in {VENDOR_DIR} "
+                         f"(e.g. {missing[0]}); run `make setup` to install them")
+
+    deps.init_app(app, app.config.get("STORE"))
+    security.init_app(app)
+    auth.init_app(app)
+    Babel(app, locale_selector=select_locale)
+    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, get_locale=get_locale)
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(pages.bp)
+    for name in OPTIONAL_BLUEPRINTS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+            continue
+        app.register_blueprint(module.bp)
+
+    @app.errorhandler(403)
+    @app.errorhandler(404)
+    @app.errorhandler(413)
+    @app.errorhandler(429)
+    def _error(err):
+        from web.security import wants_json
+        if wants_json():
+            from web.auth import api_error
+            return api_error(err.description, err.code)
+        return render_template("error.html", error=err), err.code
+
+    return app

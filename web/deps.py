@@ -1,0 +1,114 @@
+"""Per-app access to the store, its snapshot and the servicing model, cached by store revision."""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any, Callable, Hashable
+
+import pandas as pd
+from flask import Flask, current_app
+
+from geo.layers import FEATURE_LAYERS
+from geo.store import Store, open_store
+
+try:  # a colleague's module; the map works (without servicing lines) until it lands
+    from planner import servicing as _servicing
+except ModuleNotFoundError as _err:  # pragma: no cover - depends on the tree
+    if _err.name != "planner.servicing":
+        raise
+    _servicing = None
+
+EXTENSION = "zoneplan"
+
+
+class Deps:
+    """What the views share: one store, and values derived from it per revision.
+
+    Values built by :meth:`cached` are kept until the store's revision token
+    changes (any write), so every request sees fresh data without re-reading
+    the layers on each page.
+    """
+
+    def __init__(self, store: Store, max_entries: int = 64):
+        self.store = store
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._revision: str | None = None
+        self._cache: dict[Hashable, Any] = {}
+        self._building: dict[Hashable, threading.Lock] = {}
+
+    def cached(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """``build()`` once per store revision and ``key``; concurrent callers wait for it."""
+        revision = self.store.revision()
+        with self._lock:
+            if revision != self._revision:
+                self._revision, self._cache, self._building = revision, {}, {}
+            if key in self._cache:
+                return self._cache[key]
+            gate = self._building.setdefault(key, threading.Lock())
+        with gate:
+            with self._lock:
+                if self._revision == revision and key in self._cache:
+                    return self._cache[key]
+            value = build()
+            with self._lock:
+                if self._revision == revision:
+                    if len(self._cache) >= self.max_entries:
+                        self._cache.pop(next(iter(self._cache)))
+                    self._cache[key] = value
+            return value
+
+
+def init_app(app: Flask, store: Store | None = None) -> Deps:
+    """Open the store named by ``ZONEPLAN_DB`` (unless given) and attach it to ``app``."""
+    deps = Deps(store or open_store(app.config["ZONEPLAN_DB"]))
+    app.extensions[EXTENSION] = deps
+    return deps
+
+
+def deps() -> Deps:
+    """The current app's :class:`Deps`."""
+    return current_app.extensions[EXTENSION]
+
+
+def get_store() -> Store:
+    """The current app's store."""
+    return deps().store
+
+
+def snapshot() -> dict[str, pd.DataFrame]:
+    """Every feature layer, read once per store revision (treat as read-only)."""
+    return deps().cached("snapshot", lambda: get_store().snapshot(FEATURE_LAYERS))
+
+
+def servicing_available() -> bool:
+    """Whether planner.servicing is installed in this tree."""
+    return _servicing is not None and hasattr(_servicing, "ServicingModel")
+
+
+def servicing_model(today: dt.date | None = None) -> Any | None:
+    """A ``planner.servicing.ServicingModel`` over the current snapshot (None until it lands)."""
+    if not servicing_available():
+        return None
+    today = today or dt.date.today()
+    return deps().cached(("servicing_model", today),
+                         lambda: _servicing.ServicingModel(snapshot(), today=today))
+
+
+def servicing_records(today: dt.date | None = None) -> dict[str, dict[str, Any]]:
+    """Today's servicing answer of every plot, by plot id ({} when unavailable)."""
+    model = servicing_model(today)
+    if model is None:
+        return {}
+    today = today or dt.date.today()
+
+    def build() -> dict[str, dict[str, Any]]:
+        return {str(r["plot_id"]): r for r in model.answer()}
+    return deps().cached(("servicing_records", today), build)
+
+
+def explain(record: dict[str, Any], translate: Callable[[str], str] | None = None) -> list[str]:
+    """Sentences for one servicing record, via ``planner.servicing.explain`` ([] when absent)."""
+    if _servicing is None or not hasattr(_servicing, "explain"):
+        return []
+    return list(_servicing.explain(record, translate=translate))

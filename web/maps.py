@@ -1,0 +1,465 @@
+"""Folium map builders for the zone, served with self-hosted Leaflet and escaped popups."""
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import folium
+import numpy as np
+import pandas as pd
+import shapely
+from folium.plugins import Draw
+from folium.utilities import JsCode
+from markupsafe import Markup, escape
+
+from geo.crs import WEB_DECIMALS, to_wgs84
+from geo.layers import LAYERS, get_layer, parse_sectors
+
+Translate = Callable[[str], str]
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+VENDOR_DIR = STATIC_DIR / "vendor"
+NODE_MODULES = Path(__file__).resolve().parent / "assets" / "node_modules"
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for extraction into the catalogues; translate it later."""
+    return message
+
+
+# --------------------------------------------------------------------------- vendor assets
+# Every browser library, installed by npm (web/assets/package.json) and copied by
+# ``python -m web.maps vendor`` into web/static/vendor/: destination -> source in node_modules.
+VENDOR_FILES: dict[str, str] = {
+    "leaflet/leaflet.js": "leaflet/dist/leaflet.js",
+    "leaflet/leaflet.css": "leaflet/dist/leaflet.css",
+    "leaflet/images": "leaflet/dist/images",
+    "leaflet-draw/leaflet.draw.js": "leaflet-draw/dist/leaflet.draw.js",
+    "leaflet-draw/leaflet.draw.css": "leaflet-draw/dist/leaflet.draw.css",
+    "leaflet-draw/images": "leaflet-draw/dist/images",
+    "jquery/jquery.min.js": "jquery/dist/jquery.min.js",
+    "bootstrap/bootstrap.bundle.min.js": "bootstrap/dist/js/bootstrap.bundle.min.js",
+    "bootstrap/bootstrap.bundle.min.js.map": "bootstrap/dist/js/bootstrap.bundle.min.js.map",
+    "bootstrap/bootstrap.min.css": "bootstrap/dist/css/bootstrap.min.css",
+    "bootstrap/bootstrap.min.css.map": "bootstrap/dist/css/bootstrap.min.css.map",
+    "fontawesome/css/all.min.css": "@fortawesome/fontawesome-free/css/all.min.css",
+    "fontawesome/webfonts": "@fortawesome/fontawesome-free/webfonts",
+    "awesome-markers/leaflet.awesome-markers.js": "leaflet.awesome-markers/dist/leaflet.awesome-markers.js",
+    "awesome-markers/leaflet.awesome-markers.css": "leaflet.awesome-markers/dist/leaflet.awesome-markers.css",
+    "awesome-markers/images": "leaflet.awesome-markers/dist/images",
+}
+
+# What folium's Map template loads, by folium's own names, pointed at our copies. Left out on
+# purpose: Bootstrap 3 glyphicons and folium's awesome-rotate CSS (only for glyphicon-prefixed
+# or rotated awesome markers, which no map here uses; neither is published on npm).
+MAP_JS: tuple[tuple[str, str], ...] = (
+    ("leaflet", "leaflet/leaflet.js"),
+    ("jquery", "jquery/jquery.min.js"),
+    ("bootstrap", "bootstrap/bootstrap.bundle.min.js"),
+    ("awesome_markers", "awesome-markers/leaflet.awesome-markers.js"),
+)
+MAP_CSS: tuple[tuple[str, str], ...] = (
+    ("leaflet_css", "leaflet/leaflet.css"),
+    ("bootstrap_css", "bootstrap/bootstrap.min.css"),
+    ("awesome_markers_font_css", "fontawesome/css/all.min.css"),
+    ("awesome_markers_css", "awesome-markers/leaflet.awesome-markers.css"),
+)
+DRAW_JS: tuple[tuple[str, str], ...] = (("leaflet_draw_js", "leaflet-draw/leaflet.draw.js"),)
+DRAW_CSS: tuple[tuple[str, str], ...] = (("leaflet_draw_css", "leaflet-draw/leaflet.draw.css"),)
+
+
+def missing_vendor_files(vendor_dir: Path = VENDOR_DIR) -> list[str]:
+    """The vendor files the pages need that are not in ``vendor_dir``."""
+    return [dest for dest in VENDOR_FILES if not (vendor_dir / dest).exists()]
+
+
+def install_vendor(node_modules: Path = NODE_MODULES, vendor_dir: Path = VENDOR_DIR) -> int:
+    """Copy the npm-installed libraries into ``vendor_dir``; return how many entries.
+
+    Raises
+    ------
+    FileNotFoundError
+        When a source is absent (``npm ci --prefix web/assets`` has not run).
+    """
+    missing = [src for src in VENDOR_FILES.values() if not (node_modules / src).exists()]
+    if missing:
+        msg = (f"{len(missing)} asset(s) missing under {node_modules} (first: {missing[0]}); "
+               "run `npm ci --prefix web/assets` (or `make setup`)")
+        raise FileNotFoundError(msg)
+    if vendor_dir.exists():
+        shutil.rmtree(vendor_dir)
+    for dest, src in VENDOR_FILES.items():
+        target = vendor_dir / dest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if (node_modules / src).is_dir():
+            shutil.copytree(node_modules / src, target)
+        else:
+            shutil.copy2(node_modules / src, target)
+    return len(VENDOR_FILES)
+
+
+# --------------------------------------------------------------------------- vocabularies
+# Schema labels and codes are English in geo.layers; these marks put them in the catalogues.
+LAYER_LABELS = tuple(N_(s) for s in (
+    "Zone boundary", "Expansion areas", "Plots", "Roads", "Gates", "Rail lines", "Rail stations",
+    "Substations", "Power lines", "Water mains", "Storm sewers", "Gas mains", "Protection zones",
+    "Applications", "Users", "Plan targets", "Audit trail",
+))
+FIELD_LABELS = tuple(N_(s) for s in (
+    "Zone id", "Name", "Operator", "Area, ha", "Expansion id", "Status", "Note", "Plot id",
+    "Cadastral number", "Allowed sectors", "Occupant's sector", "Resident", "Project",
+    "Investment, tenge", "Jobs", "Power demand, kW", "Water demand, m³/day", "Needs rail",
+    "Hazard class", "Highest hazard class allowed", "Production floor, m²", "Start year",
+    "Expansion area", "Asset id", "Road class", "Status since", "Due", "Kind", "Built",
+    "Capacity, MVA", "Load, MVA", "Voltage, kV", "Feeding substation", "Capacity, m³/day",
+    "Load, m³/day", "Diameter, mm", "Pressure", "Protects", "Width, m", "Application id",
+    "Investor (user)", "Company", "Sector", "Plot applied for", "Minimum area, ha",
+    "Maximum area, ha", "Power, kW", "Water, m³/day", "Priority", "Reason", "Plot reserved",
+    "Created", "Updated", "User name", "Role", "Language", "Active", "Target", "Metric",
+    "Target value", "By year", "Source",
+))
+# Codes stored in the data -> English words (the msgids).
+VALUE_LABELS: dict[str, str] = {
+    # plot statuses
+    "candidate": N_("candidate"), "available": N_("available"), "reserved": N_("reserved"),
+    "allocated": N_("allocated"), "occupied": N_("occupied"),
+    # asset statuses
+    "operational": N_("operational"), "restricted": N_("restricted"), "closed": N_("closed"),
+    "under_repair": N_("under repair"), "not_commissioned": N_("not commissioned"),
+    "planned": N_("planned"),
+    # expansion and application statuses
+    "proposed": N_("proposed"), "approved": N_("approved"), "submitted": N_("submitted"),
+    "rejected": N_("rejected"), "withdrawn": N_("withdrawn"),
+    # sectors
+    "machine": N_("machine building"), "materials": N_("building materials"),
+    "food": N_("food"), "pharma": N_("pharmaceuticals"), "chemicals": N_("chemicals"),
+    "light": N_("light industry"), "logistics": N_("logistics"), "energy": N_("energy"),
+    # road classes, rail kinds, pressures, protection kinds
+    "arterial": N_("arterial"), "collector": N_("collector"), "local": N_("local"),
+    "access": N_("access"), "mainline": N_("mainline"), "siding": N_("siding"),
+    "spur": N_("spur"), "low": N_("low"), "medium": N_("medium"), "high": N_("high"),
+    "substation": N_("substation"), "rail": N_("rail"), "power": N_("power"),
+    "gas": N_("gas"), "water": N_("water"),
+    # roles
+    "public": N_("public"), "investor": N_("investor"), "planner": N_("planner"),
+    "admin": N_("admin"),
+}
+
+
+def tr_value(code: Any, translate: Translate) -> str:
+    """A stored code (status, sector, class...) in the reader's language."""
+    text = "" if code is None else str(code)
+    return translate(VALUE_LABELS[text]) if text in VALUE_LABELS else text
+
+
+def tr_label(text: str, translate: Translate) -> str:
+    """A schema label (layer or field) in the reader's language."""
+    return translate(text) if text else text
+
+
+# --------------------------------------------------------------------------- styles
+PLOT_COLOURS: dict[str, str] = {
+    "candidate": "#b8a9c9", "available": "#2ca02c", "reserved": "#f0ad1e",
+    "allocated": "#1f77b4", "occupied": "#8c6d5a",
+}
+STATUS_STROKES: dict[str, dict[str, Any]] = {
+    # how an asset's status changes its base style: dashed and red when it cannot serve
+    "operational": {},
+    "restricted": {"color": "#e8590c", "dashArray": "10 6"},
+    "closed": {"color": "#d62728", "dashArray": "6 6"},
+    "under_repair": {"color": "#d62728", "dashArray": "3 5"},
+    "not_commissioned": {"color": "#7f7f7f", "dashArray": "2 7"},
+    "planned": {"opacity": 0.55, "dashArray": "1 6"},
+}
+
+
+@dataclass(frozen=True)
+class LayerStyle:
+    """How one layer is drawn."""
+
+    name: str
+    style: Mapping[str, Any]
+    show: bool = True
+    radius: float | None = None  # points: circle marker radius in pixels
+
+
+LAYER_STYLES: tuple[LayerStyle, ...] = (
+    LayerStyle("zone", {"color": "#222222", "weight": 3, "fill": True, "fillColor": "#ffffff",
+                        "fillOpacity": 0.35}),
+    LayerStyle("expansion", {"color": "#7b2cbf", "weight": 2, "dashArray": "8 5",
+                             "fillColor": "#c8b6e2", "fillOpacity": 0.25}),
+    LayerStyle("prot_zones", {"color": "#e377c2", "weight": 1, "dashArray": "3 3",
+                              "fillColor": "#f7b6d2", "fillOpacity": 0.25}, show=False),
+    LayerStyle("plots", {"color": "#404040", "weight": 1, "fillOpacity": 0.65}),
+    LayerStyle("roads", {"color": "#5a5a5a", "weight": 4, "opacity": 0.9}),
+    LayerStyle("water_mains", {"color": "#1f77b4", "weight": 2.5}),
+    LayerStyle("storm_sewers", {"color": "#17becf", "weight": 2.5}),
+    LayerStyle("gas_mains", {"color": "#d4a100", "weight": 2.5}),
+    LayerStyle("power_lines", {"color": "#9467bd", "weight": 2.5}),
+    LayerStyle("rail_lines", {"color": "#111111", "weight": 4}),
+    LayerStyle("gates", {"color": "#222222", "weight": 2, "fillColor": "#ffffff",
+                         "fillOpacity": 1}, radius=5),
+    LayerStyle("rail_stations", {"color": "#111111", "weight": 3, "fillColor": "#ffffff",
+                                 "fillOpacity": 1}, radius=9),
+    LayerStyle("substations", {"color": "#9467bd", "weight": 3, "fillColor": "#e5d8f5",
+                               "fillOpacity": 1}, radius=8),
+)
+ROAD_WEIGHTS = {"arterial": 6, "collector": 4.5, "local": 3, "access": 2}
+
+
+def feature_style(layer: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The Leaflet path options of one feature (status-dependent)."""
+    spec = next(s for s in LAYER_STYLES if s.name == layer)
+    style = dict(spec.style)
+    if layer == "plots":
+        style["fillColor"] = PLOT_COLOURS.get(row.get("status"), "#cccccc")
+    elif layer == "roads":
+        style["weight"] = ROAD_WEIGHTS.get(row.get("class"), style["weight"])
+    if get_layer(layer).asset and layer != "prot_zones":
+        style.update(STATUS_STROKES.get(row.get("status"), {}))
+        if spec.radius and row.get("status") not in (None, "operational"):
+            style["fillColor"] = "#ffd6d6"
+    return style
+
+
+# --------------------------------------------------------------------------- popups
+_NUMBER_FORMATS = {"float": "{:,.2f}", "int": "{:d}"}
+_HIDDEN = {"version", "pw_hash", "token_hash"}
+
+
+def _present(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return False
+    if isinstance(value, float) and math.isnan(value):
+        return False
+    return not (isinstance(value, str) and not value.strip())
+
+
+def format_value(layer: str, name: str, value: Any, translate: Translate) -> str:
+    """One attribute as text for people: codes translated, numbers grouped, data as stored."""
+    fld = get_layer(layer).field(name)
+    if fld.type == "bool":
+        return translate("yes") if bool(value) else translate("no")
+    if fld.type in _NUMBER_FORMATS:
+        number = float(value)
+        if fld.type == "float" and number.is_integer() and abs(number) >= 1000:
+            return f"{int(number):,}".replace(",", "\u202f")
+        return _NUMBER_FORMATS[fld.type].format(int(number) if fld.type == "int" else number
+                                                ).replace(",", "\u202f")
+    if name == "sectors":
+        allowed = parse_sectors(value)
+        return translate("all") if allowed is None else ", ".join(
+            tr_value(s, translate) for s in sorted(allowed))
+    if fld.choices is not None:
+        return tr_value(value, translate)
+    return str(value)
+
+
+def popup_html(layer: str, row: Mapping[str, Any], translate: Translate,
+               extra_lines: Iterable[str] = ()) -> str:
+    """Popup HTML for one feature; every value (and every extra line) is escaped."""
+    lyr = get_layer(layer)
+    title = row.get("name") if _present(row.get("name")) else row.get(lyr.key)
+    parts = [Markup('<div class="zp-popup"><h6>{} <span>{}</span></h6><table>').format(
+        tr_label(lyr.label, translate), title)]
+    for fld in lyr.fields:
+        if fld.name in _HIDDEN or (fld.name == "name" and title == row.get("name")):
+            continue
+        value = row.get(fld.name)
+        if not _present(value):
+            continue
+        parts.append(Markup('<tr><th>{}</th><td>{}</td></tr>').format(
+            tr_label(fld.label, translate), format_value(layer, fld.name, value, translate)))
+    parts.append(Markup("</table>"))
+    lines = [line for line in extra_lines if line]
+    if lines:
+        parts.append(Markup('<p class="zp-servicing-title">{}</p><ul class="zp-servicing">').format(
+            translate("Servicing")))
+        parts += [Markup("<li>{}</li>").format(line) for line in lines]
+        parts.append(Markup("</ul>"))
+    parts.append(Markup("</div>"))
+    return str(Markup("").join(parts))
+
+
+def tooltip_text(layer: str, row: Mapping[str, Any], translate: Translate) -> str:
+    """A one-line escaped hover label: id or name, and the status in words."""
+    lyr = get_layer(layer)
+    head = row.get("name") if _present(row.get("name")) else row.get(lyr.key)
+    status = row.get("status")
+    if _present(status):
+        return str(escape(f"{head} — {tr_value(status, translate)}"))
+    return str(escape(str(head)))
+
+
+# --------------------------------------------------------------------------- GeoJSON for the web
+def web_geojson(frame: pd.DataFrame, properties: list[dict[str, Any]] | None = None,
+                decimals: int = WEB_DECIMALS) -> dict[str, Any]:
+    """A WGS84 FeatureCollection with coordinates rounded to ``decimals`` (6: ~0.1 m).
+
+    Parameters
+    ----------
+    frame : GeoDataFrame
+        Features in any CRS.
+    properties : list of dict, optional
+        One properties object per row (default: none).
+    """
+    wgs = to_wgs84(frame) if len(frame) else frame
+    geoms = shapely.transform(np.asarray(wgs.geometry.values, dtype=object),
+                              lambda xy: np.round(xy, decimals))
+    features = []
+    for i, geom in enumerate(geoms):
+        if geom is None or geom.is_empty:
+            continue
+        features.append({"type": "Feature",
+                         "geometry": shapely.geometry.mapping(geom),
+                         "properties": properties[i] if properties else {}})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    cols = [c for c in frame.columns if c != "geometry"]
+    return [dict(zip(cols, values)) for values in frame[cols].itertuples(index=False, name=None)]
+
+
+# --------------------------------------------------------------------------- the map
+_ON_EACH_FEATURE = JsCode("""function(feature, layer) {
+    var p = feature.properties || {};
+    if (p.popup) { layer.bindPopup(p.popup, {maxWidth: 380, minWidth: 220}); }
+    if (p.tip) { layer.bindTooltip(p.tip, {sticky: true, direction: "top"}); }
+}""")
+
+
+def _static(url_for: Callable[[str], str], pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(name, url_for(f"vendor/{path}")) for name, path in pairs]
+
+
+def build_zone_map(snapshot: Mapping[str, pd.DataFrame], *, translate: Translate,
+                   static_url: Callable[[str], str], servicing: Mapping[str, list[str]] | None = None,
+                   tiles_url: str | None = None, tiles_attribution: str | None = None,
+                   draw: bool = False) -> folium.Map:
+    """The zone map: every layer of ``snapshot`` styled, with popups, legend-ready colours.
+
+    Parameters
+    ----------
+    snapshot : mapping of layer name to GeoDataFrame
+        In the working CRS (``Store.snapshot()``).
+    translate : callable
+        gettext of the reader's language.
+    static_url : callable
+        Maps a path under /static to its URL (``url_for('static', filename=...)``).
+    servicing : mapping of plot id to list of str, optional
+        Sentences describing each plot's servicing, already translated (escaped here).
+    tiles_url, tiles_attribution : str, optional
+        A basemap tile URL template; None draws the vectors on a plain background.
+    draw : bool
+        Add the leaflet-draw toolbar (planner page).
+    """
+    zone = snapshot.get("zone")
+    bounds = None
+    for name in ("zone", "expansion", "plots"):
+        frame = snapshot.get(name)
+        if frame is not None and len(frame):
+            minx, miny, maxx, maxy = to_wgs84(frame).total_bounds
+            bounds = [[round(miny, WEB_DECIMALS), round(minx, WEB_DECIMALS)],
+                      [round(maxy, WEB_DECIMALS), round(maxx, WEB_DECIMALS)]]
+            if zone is not None and len(zone):
+                break
+    centre = [43.33, 76.87] if bounds is None else [
+        round((bounds[0][0] + bounds[1][0]) / 2, WEB_DECIMALS),
+        round((bounds[0][1] + bounds[1][1]) / 2, WEB_DECIMALS)]
+    m = folium.Map(location=centre, zoom_start=14, tiles=None, control_scale=True,
+                   prefer_canvas=False, max_zoom=20)
+    m.default_js = _static(static_url, MAP_JS)
+    m.default_css = _static(static_url, MAP_CSS)
+    if tiles_url:
+        folium.TileLayer(tiles=tiles_url, attr=tiles_attribution or "", name=translate("Basemap"),
+                         overlay=False, control=True, max_zoom=20).add_to(m)
+    servicing = servicing or {}
+    for spec in LAYER_STYLES:
+        frame = snapshot.get(spec.name)
+        if frame is None or not len(frame):
+            continue
+        props = []
+        for row in _rows(frame):
+            lines = servicing.get(row.get("plot_id"), ()) if spec.name == "plots" else ()
+            props.append({"popup": popup_html(spec.name, row, translate, lines),
+                          "tip": tooltip_text(spec.name, row, translate),
+                          "style": feature_style(spec.name, row)})
+        marker = folium.CircleMarker(radius=spec.radius) if spec.radius else None
+        folium.GeoJson(web_geojson(frame, props), name=tr_label(LAYERS[spec.name].label, translate),
+                       show=spec.show, marker=marker, on_each_feature=_ON_EACH_FEATURE,
+                       embed=True, overlay=True, control=True, zoom_on_click=False,
+                       ).add_to(m)
+    if draw:
+        tool = Draw(export=False, show_geometry_on_click=False, position="topleft",
+                    draw_options={"polyline": False, "circle": False, "circlemarker": False,
+                                  "marker": False, "rectangle": True, "polygon": True})
+        tool.default_js = _static(static_url, DRAW_JS)
+        tool.default_css = _static(static_url, DRAW_CSS)
+        tool.add_to(m)
+    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    if bounds is not None:
+        m.fit_bounds(bounds, padding=(12, 12))
+    return m
+
+
+_REMOTE = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RenderedMap:
+    """A folium map split for embedding in a page: head tags, body markup, the script."""
+
+    header: str
+    html: str
+    script: str
+    map_id: str
+
+
+def render_map(m: folium.Map) -> RenderedMap:
+    """Render ``m`` in parts; refuse any element that would load from another host."""
+    fig = m.get_root()
+    fig.render()
+    header = fig.header.render()
+    html = fig.html.render()
+    script = fig.script.render()
+    if _REMOTE.search(header) or _REMOTE.search(html):
+        found = _REMOTE.search(header + html)
+        msg = (f"a map element references another host near {found.group(0)!r}; "
+               "override its default_js/default_css with /static/vendor/ copies")
+        raise RuntimeError(msg)
+    return RenderedMap(header, html, script, m.get_name())
+
+
+def legend(translate: Translate) -> dict[str, list[dict[str, str]]]:
+    """Legend entries for the page template: plot statuses and asset statuses."""
+    plots = [{"label": tr_value(s, translate), "colour": c, "code": s}
+             for s, c in PLOT_COLOURS.items()]
+    assets = [{"label": tr_value(s, translate), "code": s,
+               "colour": STATUS_STROKES[s].get("color", "#333333"),
+               "dash": STATUS_STROKES[s].get("dashArray", "")}
+              for s in STATUS_STROKES]
+    return {"plots": plots, "assets": assets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m web.maps vendor``: copy npm-installed libraries into web/static/vendor."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] != ["vendor"]:
+        print("usage: python -m web.maps vendor", file=sys.stderr)
+        return 2
+    try:
+        n = install_vendor()
+    except FileNotFoundError as err:
+        print(f"web.maps vendor: error: {err}", file=sys.stderr)
+        return 1
+    print(f"copied {n} vendor assets into {VENDOR_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

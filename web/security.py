@@ -1,0 +1,177 @@
+"""Security set centrally: CSRF, per-request CSP nonces, response headers, login throttling."""
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app, g, jsonify, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from markupsafe import Markup
+
+csrf = CSRFProtect()
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_INLINE_TAG = re.compile(r"<(script|style)\b(?![^>]*\bsrc\s*=)(?![^>]*\bnonce\s*=)([^>]*)>",
+                         re.IGNORECASE)
+
+
+def csp_nonce() -> str:
+    """This request's CSP nonce (templates: ``<script nonce="{{ csp_nonce() }}">``)."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(18)
+    return g.csp_nonce
+
+
+def add_nonces(html: str, nonce: str | None = None) -> Markup:
+    """Give every inline ``<script>`` and ``<style>`` of ``html`` this request's nonce.
+
+    For markup made elsewhere (folium); our own templates write the nonce themselves.
+    """
+    nonce = nonce or csp_nonce()
+    return Markup(_INLINE_TAG.sub(lambda m: f'<{m.group(1)} nonce="{nonce}"{m.group(2)}>', html))
+
+
+def bearer_token() -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, else None."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def wants_json() -> bool:
+    """Whether the request is an API call (answer errors as JSON)."""
+    return request.path.startswith("/api") or (
+        request.accept_mimetypes.best == "application/json")
+
+
+def _tile_origin(url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url.replace("{s}", "a"))
+    if not parts.scheme or not parts.netloc:
+        return None
+    host = parts.netloc
+    if "{s}" in url:  # subdomain-rotating tile servers
+        host = "*." + host.split(".", 1)[1] if "." in host else host
+    return f"{parts.scheme}://{host}"
+
+
+def content_security_policy(nonce: str, tiles_url: str | None = None) -> str:
+    """The CSP: only this origin, plus nonces for inline scripts and styles.
+
+    A configured basemap's origin is allowed for images (tiles) only.
+    """
+    images = "'self' data:"
+    origin = _tile_origin(tiles_url)
+    if origin:
+        images += f" {origin}"
+    return "; ".join((
+        "default-src 'self'",
+        f"script-src 'self' 'nonce-{nonce}'",
+        f"style-src 'self' 'nonce-{nonce}'",
+        f"img-src {images}",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ))
+
+
+class LoginThrottle:
+    """In-memory limit of failed log-ins per (user name, client address).
+
+    Parameters
+    ----------
+    limit : int
+        Failures allowed within ``window`` seconds; the next attempt is refused.
+    window : float
+        Seconds a failure counts.
+    """
+
+    def __init__(self, limit: int = 5, window: float = 300.0):
+        self.limit = limit
+        self.window = window
+        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+        times = self._failures[key]
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        return times
+
+    def retry_after(self, username: str, address: str) -> int:
+        """Seconds until another attempt is allowed (0: allowed now)."""
+        now = time.monotonic()
+        key = ((username or "").strip().lower(), address or "")
+        with self._lock:
+            times = self._recent(key, now)
+            if len(times) < self.limit:
+                return 0
+            return max(1, int(times[0] + self.window - now) + 1)
+
+    def fail(self, username: str, address: str) -> None:
+        """Count one failed attempt."""
+        now = time.monotonic()
+        key = ((username or "").strip().lower(), address or "")
+        with self._lock:
+            self._recent(key, now).append(now)
+
+    def reset(self, username: str, address: str) -> None:
+        """Forget the failures after a successful log-in."""
+        with self._lock:
+            self._failures.pop(((username or "").strip().lower(), address or ""), None)
+
+
+def init_app(app: Flask) -> None:
+    """CSRF on every unsafe request (except Bearer-token API calls) and the security headers."""
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session's life
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    csrf.init_app(app)
+    app.extensions["zoneplan_login_throttle"] = LoginThrottle(
+        int(app.config.get("LOGIN_RATE_LIMIT", 5)), float(app.config.get("LOGIN_RATE_WINDOW", 300)))
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
+
+    @app.before_request
+    def _check_csrf():
+        # Bearer requests carry no cookie-based authority (web.auth ignores the session
+        # cookie when an Authorization header is present), so a forged form cannot use them.
+        if request.method in SAFE_METHODS or bearer_token() is not None:
+            return None
+        csrf.protect()
+        return None
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(err: CSRFError):
+        message = (f"{err.description} Reload the page and try again; scripts send "
+                   "the X-CSRFToken header or an Authorization: Bearer token.")
+        if wants_json():
+            return jsonify({"error": message, "field": None}), 400
+        return message, 400, {"Content-Type": "text/plain; charset=utf-8"}
+
+    @app.after_request
+    def _headers(response):
+        nonce = csp_nonce()
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            content_security_policy(nonce, current_app.config.get("ZONEPLAN_TILES_URL")))
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        return response
+
+
+def login_throttle() -> LoginThrottle:
+    """The app's failed-login counter."""
+    return current_app.extensions["zoneplan_login_throttle"]

@@ -1,0 +1,257 @@
+"""User accounts: password hashes, roles, API tokens; framework-free, over the ``users`` layer."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import sys
+from typing import Any, TextIO
+
+import pandas as pd
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from geo.layers import ROLES, get_layer
+from geo.store import Conflict, Invalid, NotFound, Store, StoreError
+from geo.store.base import now_iso
+from geo.validate import Problem
+
+USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{1,31}")
+MIN_PASSWORD = 8
+LANGUAGES: tuple[str, ...] = get_layer("users").field("lang").choices or ("en", "ru", "kk")
+DEFAULT_USERS: tuple[tuple[str, str, str], ...] = (
+    # (username, role, environment variable holding its password)
+    ("admin", "admin", "ZONEPLAN_ADMIN_PASSWORD"),
+    ("planner", "planner", "ZONEPLAN_PLANNER_PASSWORD"),
+    ("investor", "investor", "ZONEPLAN_INVESTOR_PASSWORD"),
+)
+TOKEN_PREFIX = "zp_"
+# Compared against when a user does not exist, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = generate_password_hash("not-a-real-password-" + secrets.token_hex(8))
+_PUBLIC_FIELDS = ("username", "role", "lang", "active", "created")
+
+
+def hash_password(password: str) -> str:
+    """A salted werkzeug hash (scrypt) of ``password``."""
+    return generate_password_hash(password)
+
+
+def verify_password(pw_hash: str | None, password: str) -> bool:
+    """Whether ``password`` matches ``pw_hash`` (False for a missing or malformed hash)."""
+    try:
+        return bool(pw_hash) and check_password_hash(pw_hash, password)
+    except (ValueError, TypeError):
+        return False
+
+
+def token_digest(token: str) -> str:
+    """The stored form of an API token: its SHA-256 (tokens are 256-bit random, so no salt)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _invalid(field: str, reason: str) -> Invalid:
+    return Invalid([Problem(None, None, field, reason)])
+
+
+def check_username(username: str) -> str:
+    """Return ``username`` stripped, or raise Invalid naming what is wrong with it."""
+    username = (username or "").strip()
+    if not USERNAME_RE.fullmatch(username):
+        raise _invalid("username", "a user name is 2-32 letters, digits, '.', '_' or '-', "
+                                   "starting with a letter or digit")
+    return username
+
+
+def check_password(password: str) -> str:
+    """Return ``password`` or raise Invalid when it is too short."""
+    if len(password or "") < MIN_PASSWORD:
+        raise _invalid("password", f"a password has at least {MIN_PASSWORD} characters")
+    return password
+
+
+def check_role(role: str) -> str:
+    """Return ``role`` or raise Invalid listing the roles."""
+    if role not in ROLES:
+        raise _invalid("role", f"{role!r} is not a role; roles: {', '.join(ROLES)}")
+    return role
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: row.get(k) for k in _PUBLIC_FIELDS}
+    out["active"] = out["active"] is not False  # missing means active
+    out["has_token"] = bool(row.get("token_hash"))
+    return out
+
+
+def _plain(row: pd.Series) -> dict[str, Any]:
+    return {k: (None if v is pd.NA or (isinstance(v, float) and v != v) else v)
+            for k, v in row.to_dict().items()}
+
+
+def get_user(store: Store, username: str, *, secrets_too: bool = False) -> dict[str, Any] | None:
+    """The user called ``username`` (None when unknown).
+
+    Parameters
+    ----------
+    secrets_too : bool
+        Include ``pw_hash``, ``token_hash`` and ``version`` (for authentication only).
+    """
+    rows = store.read("users", where={"username": username})
+    if rows.empty:
+        return None
+    row = _plain(rows.iloc[0])
+    if secrets_too:
+        out = _public(row)
+        out.update(pw_hash=row.get("pw_hash"), token_hash=row.get("token_hash"),
+                   version=row.get("version"))
+        return out
+    return _public(row)
+
+
+def list_users(store: Store) -> list[dict[str, Any]]:
+    """Every user without secrets, by name."""
+    return [_public(_plain(r)) for _, r in store.read("users", order_by="username").iterrows()]
+
+
+def create_user(store: Store, username: str, role: str, password: str, *,
+                lang: str | None = None, by: str = "system") -> dict[str, Any]:
+    """Add a user; raise Invalid for a bad name, role or password, Conflict when taken."""
+    username = check_username(username)
+    check_role(role)
+    check_password(password)
+    if lang is not None and lang not in LANGUAGES:
+        raise _invalid("lang", f"{lang!r} is not one of {', '.join(LANGUAGES)}")
+    if get_user(store, username) is not None:
+        raise Conflict(f"user {username!r} already exists")
+    row = {"username": username, "pw_hash": hash_password(password), "role": role,
+           "token_hash": None, "lang": lang, "active": True, "created": now_iso()}
+    store.insert("users", pd.DataFrame([row]), user=by)
+    return get_user(store, username)  # type: ignore[return-value]
+
+
+def _require(store: Store, username: str) -> dict[str, Any]:
+    user = get_user(store, username)
+    if user is None:
+        raise NotFound(f"no user {username!r}")
+    return user
+
+
+def set_password(store: Store, username: str, password: str, *, by: str = "system") -> None:
+    """Replace a user's password (their sessions elsewhere end, see ``session_id``)."""
+    _require(store, username)
+    check_password(password)
+    store.update("users", username, {"pw_hash": hash_password(password)}, user=by)
+
+
+def set_role(store: Store, username: str, role: str, *, by: str = "system") -> None:
+    """Change a user's role."""
+    _require(store, username)
+    store.update("users", username, {"role": check_role(role)}, user=by)
+
+
+def set_active(store: Store, username: str, active: bool, *, by: str = "system") -> None:
+    """Enable or disable a user (a disabled user can neither log in nor use a token)."""
+    _require(store, username)
+    store.update("users", username, {"active": bool(active)}, user=by)
+
+
+def set_lang(store: Store, username: str, lang: str | None) -> None:
+    """Remember a user's language (``en``, ``ru`` or ``kk``)."""
+    if lang is not None and lang not in LANGUAGES:
+        raise _invalid("lang", f"{lang!r} is not one of {', '.join(LANGUAGES)}")
+    _require(store, username)
+    store.update("users", username, {"lang": lang}, user=username)
+
+
+def authenticate(store: Store, username: str, password: str) -> dict[str, Any] | None:
+    """The active user whose name and password match, else None (same cost either way)."""
+    user = get_user(store, (username or "").strip(), secrets_too=True)
+    if user is None:
+        verify_password(_DUMMY_HASH, password or "")
+        return None
+    if not verify_password(user["pw_hash"], password or "") or not user["active"]:
+        return None
+    return user
+
+
+def session_id(user: dict[str, Any]) -> str:
+    """An id for login sessions that stops matching once the password changes."""
+    fingerprint = hashlib.sha256((user.get("pw_hash") or "").encode()).hexdigest()[:16]
+    return f"{user['username']}:{fingerprint}"
+
+
+def user_for_session(store: Store, sid: str) -> dict[str, Any] | None:
+    """The active user a ``session_id`` stands for, or None when stale or unknown."""
+    username, _, fingerprint = (sid or "").partition(":")
+    user = get_user(store, username, secrets_too=True) if username else None
+    if user is None or not user["active"]:
+        return None
+    if not hmac.compare_digest(session_id(user), sid):
+        return None
+    return user
+
+
+def issue_token(store: Store, username: str, *, by: str | None = None) -> str:
+    """A new API token for ``username`` (replacing any earlier one); only its hash is kept."""
+    _require(store, username)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    store.update("users", username, {"token_hash": token_digest(token)}, user=by or username)
+    return token
+
+
+def revoke_token(store: Store, username: str, *, by: str | None = None) -> None:
+    """Forget ``username``'s API token."""
+    _require(store, username)
+    store.update("users", username, {"token_hash": None}, user=by or username)
+
+
+def user_for_token(store: Store, token: str) -> dict[str, Any] | None:
+    """The active user holding API token ``token``, or None."""
+    token = (token or "").strip()
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    rows = store.read("users", where={"token_hash": token_digest(token)})
+    if rows.empty:
+        return None
+    user = _public(_plain(rows.iloc[0]))
+    return user if user["active"] else None
+
+
+def generate_password() -> str:
+    """A random password a person can type (16 URL-safe characters)."""
+    return secrets.token_urlsafe(12)
+
+
+def create_default_users(store: Store, *, out: TextIO | None = None) -> list[str]:
+    """Create the ``admin``, ``planner`` and ``investor`` accounts when absent.
+
+    Passwords come from ``ZONEPLAN_ADMIN_PASSWORD``, ``ZONEPLAN_PLANNER_PASSWORD`` and
+    ``ZONEPLAN_INVESTOR_PASSWORD``; an unset one is generated and printed once to ``out``
+    (standard output by default): it is never stored in clear.
+
+    Returns
+    -------
+    list of str
+        The names of the accounts created.
+    """
+    out = out or sys.stdout
+    made = []
+    for username, role, env in DEFAULT_USERS:
+        if get_user(store, username) is not None:
+            continue
+        password = os.environ.get(env)
+        generated = not password
+        password = password or generate_password()
+        try:
+            create_user(store, username, role, password)
+        except (StoreError, ValueError) as err:
+            raise StoreError(f"cannot create the {role} account from ${env}: {err}") from None
+        made.append(username)
+        if generated:
+            print(f"created user {username!r} (role {role}) with password {password}   "
+                  f"(shown once; set ${env} to choose it)", file=out)
+        else:
+            print(f"created user {username!r} (role {role}) with the password from ${env}",
+                  file=out)
+    return made

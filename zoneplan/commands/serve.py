@@ -1,0 +1,40 @@
+"""``zoneplan serve``: run the web app under waitress."""
+from __future__ import annotations
+
+import argparse
+import os
+
+from zoneplan.commands.core import add_db_option
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the web app (map, catalogue, API) under waitress")
+    add_db_option(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    p.add_argument("--threads", type=int, default=8, help="worker threads (default 8)")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from waitress import create_server
+
+    from web import SetupError, create_app
+    from zoneplan.cli import CommandError
+    config = {"ZONEPLAN_DB": args.db} if args.db else None
+    try:
+        app = create_app(config)
+    except SetupError as err:
+        raise CommandError(str(err)) from None
+    server = create_server(app, host=args.host, port=args.port, threads=args.threads,
+                           ident="zoneplan")
+    host = args.host if ":" not in args.host else f"[{args.host}]"
+    print(f"zoneplan serving {app.config['ZONEPLAN_DB']} at http://{host}:{server.effective_port}/ "
+          f"(Ctrl+C to stop)", flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
