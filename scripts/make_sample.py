@@ -1110,10 +1110,16 @@ convenience (the store recomputes it).
 | Substation No. 12, cracks from soil subsidence, repair due 30 October | `substations` SS-12, `under_repair`, `due` 2022-10-30 |
 | 13 projects / 13.3 bn tenge this year; 40 industrial parks, 250 000 m2 by 2025 | `targets` T-01..T-04 |
 
-Plot statuses: {status_counts}. Zone plots: {n_zone}, each fronting a road (boundary
-within 25 m of a road centreline); plots never overlap each other or a protection zone.
-All eight sector codes occur. Hazard classes run 1 (least) .. 5 (most hazardous); a plot
-accepts projects with `hazard <= hazard_ok`. Application `priority` runs 1 (low) .. 5 (high).
+## Conventions of the sample
+
+- Plot statuses: {status_counts}. Zone plots: {n_zone}, each fronting a road (boundary
+  within 25 m of a road centreline); plots never overlap each other or a protection zone.
+- All eight sector codes occur among occupants; `sectors` is `*` (any) or a code list.
+- Hazard classes run 1 (least) .. 5 (most hazardous); a plot accepts projects with
+  `hazard <= hazard_ok`. Application `priority` runs 1 (low) .. 5 (high).
+- Substation `cap_mva` is the installed total (e.g. 2 x 25 MVA = 50), `load_mva` the
+  present load of its occupied consumers and city feeders.
+
 ## Where things are
 
 - Zone: a stepped, slightly rotated block of streets (7 north-south, 5 east-west,
