@@ -1140,7 +1140,8 @@ convenience (the store recomputes it).
 |---|---|---|---|---|---|
 {subs}
 
-Power headroom is tight at SS-14 (11.3 MVA before the 9.2 MW of allocated plots it feeds\nconnect) and SS-12 gives none until repaired.
+Power headroom is tight at SS-14 (11.3 MVA, nearly all of it promised to the allocated
+plots it feeds, the Valtherm plant among them) and SS-12 gives none until repaired.
 """
 
 
