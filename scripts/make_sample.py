@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import shapely  # noqa: E402
 from shapely import affinity  # noqa: E402
-from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box  # noqa: E402
+from shapely.geometry import LineString, Point, Polygon, box  # noqa: E402
 
 from geo.io import write_shapefile  # noqa: E402
 from geo.layers import FEATURE_LAYERS, SECTORS, get_layer  # noqa: E402
