@@ -1,0 +1,1275 @@
+"""What each plot (or a drawn parcel) can really connect to — road, rail, power, water,
+storm sewer, gas — as recorded, as of a date, or under a what-if.
+
+Pure functions over a snapshot (``{layer: GeoDataFrame}`` from
+``Store.snapshot()``): no web framework, no store I/O.  Build one
+:class:`ServicingModel` per snapshot (networks and indexes are built once) and
+ask it as many questions as needed::
+
+    model = ServicingModel(store.snapshot())
+    doc = model.document(as_of="2022-11-01")          # the CLI's --json document
+    rec = model.answer(["P-014"])[0]
+    for line in explain(rec):
+        print(line)
+
+Rules (the documented planning assumptions)
+-------------------------------------------
+* Only assets whose (effective) status is ``operational`` count.  A ``restricted``
+  or ``closed`` rail line cuts the rail network; a substation ``under_repair``
+  gives no new capacity; a ``not_commissioned`` sewer does not count.
+* **Road**: a plot *fronts* a road when an operational road lies within
+  ``frontage_m`` (25 m) of its boundary.  It enters the network at the nearest
+  point of that road; the gate reached is the nearest operational gate by
+  network distance from there, travel time along the fastest route to that gate
+  at the class speeds of :data:`geo.network.ROAD_SPEEDS_KMH`.
+* **Rail**: a station or siding is *usable* when it is operational and joined to
+  an operational main line through operational rail lines only.  A plot has rail
+  access when it fronts a usable siding (within ``frontage_m``) or a usable
+  station lies within ``rail_reach_m`` (1500 m) along the roads.  When not, the
+  nearest station/siding within reach is named with what blocks it: the station
+  itself, and the non-operational lines on the way to the main line that crosses
+  the fewest of them.
+* **Power**: the serving substation is the nearest *operational* one by corridor
+  distance — along the road network from the plot's road entry point to the
+  road node nearest the substation (plus that straight gap).  Headroom in kW is
+  ``(cap_mva - load_mva) * 1000 * power_factor`` minus the ``power_kw`` of plots
+  ``reserved`` or ``allocated`` that it serves (occupied plots are in
+  ``load_mva`` already); a non-operational substation gives 0.  Nearer
+  substations passed over are listed (``bypassed``).
+* **Water, storm sewer, gas**: the nearest operational main within
+  ``connect_m`` (200 m, straight line from the plot boundary).  Water headroom is
+  ``cap_m3d - load_m3d`` minus the ``water_m3d`` of reserved/allocated plots it
+  serves.  A missing capacity or demand gives ``null`` headroom/fit, which does
+  not block readiness.
+* **As of a date** ``D``: an asset whose ``due`` is on or before ``D`` counts as
+  operational and answers that rely on it are ``projected``.  An asset whose
+  ``due`` is before *today* while its recorded status is still not operational
+  is ``overdue`` (today = system date, ``ZONEPLAN_TODAY`` overrides).
+* **What-if**: ``{(layer, asset_id): status}`` flips statuses without saving,
+  applied after the date projection; flipping an asset to operational also makes
+  answers relying on it ``projected``.
+* **Readiness** (``ready``): plots need road, power (and fitting demand), water
+  and storm sewer (``required``) and rail when ``rail_need``.  ``"now"`` when all
+  are met as recorded (with the what-if); else the first due date at which,
+  projecting every asset due by then, all are met — the latest due date among the
+  assets the plot waits for; ``"unknown"`` when that never happens (an asset
+  without a due date, no network nearby, no capacity).
+
+Every message template is marked ``N_("...")`` for pybabel extraction and is
+formatted only after translation, so :func:`explain` takes a ``gettext``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo.index import SpatialIndex
+from geo.layers import ASSET_LAYERS, ASSET_STATUSES, LAYERS
+from geo.network import DEFAULT_SPEED_KMH, SNAP_TOLERANCE_M, Network, build_network
+from geo.validate import parse_date
+
+__all__ = [
+    "N_", "ServicingModel", "Scenario", "explain", "today", "parse_what_if",
+    "UTILITIES", "REQUIRED", "FRONTAGE_M", "CONNECT_M", "RAIL_REACH_M", "POWER_FACTOR",
+    "STATION_SNAP_M", "COUNTED_PLOT_STATUSES",
+]
+
+
+def N_(s: str) -> str:
+    """Mark a message template for translation (no-op; pybabel keyword ``N_``)."""
+    return s
+
+
+UTILITIES: tuple[str, ...] = ("road", "rail", "power", "water", "storm", "gas")
+#: Utilities a plot needs to be ready to build (rail only when the plot's rail_need).
+REQUIRED: tuple[str, ...] = ("road", "power", "water", "storm")
+FRONTAGE_M = 25.0
+CONNECT_M: dict[str, float] = {"water": 200.0, "storm": 200.0, "gas": 200.0}
+RAIL_REACH_M = 1500.0
+POWER_FACTOR = 0.9
+#: A station farther than this from every rail node is not on the rail network.
+STATION_SNAP_M = 100.0
+#: Plot statuses whose demand is committed against headroom (occupied plots are
+#: in the recorded load already).
+COUNTED_PLOT_STATUSES: tuple[str, ...] = ("reserved", "allocated")
+USABLE = "operational"
+_MAIN_LAYERS = {"water": "water_mains", "storm": "storm_sewers", "gas": "gas_mains"}
+
+UTILITY_WORDS = {
+    "road": N_("road"), "rail": N_("rail"), "power": N_("power"), "water": N_("water"),
+    "storm": N_("storm sewer"), "gas": N_("gas"),
+}
+STATUS_WORDS = {
+    "operational": N_("operational"), "restricted": N_("restricted"), "closed": N_("closed"),
+    "under_repair": N_("under repair"), "not_commissioned": N_("not commissioned"),
+    "planned": N_("planned"),
+}
+ASSET_NOUNS = {
+    "roads": N_("road"), "gates": N_("gate"), "rail_lines": N_("line"),
+    "rail_stations": N_("station"), "substations": N_("substation"),
+    "power_lines": N_("power line"), "water_mains": N_("water main"),
+    "storm_sewers": N_("storm sewer"), "gas_mains": N_("gas main"), "prot_zones": N_("zone"),
+}
+
+
+def today() -> dt.date:
+    """Today's date for overdue flags: ``ZONEPLAN_TODAY`` (YYYY-MM-DD) or the system date."""
+    env = os.environ.get("ZONEPLAN_TODAY")
+    if env:
+        try:
+            return parse_date(env)
+        except ValueError as err:
+            raise ValueError(f"ZONEPLAN_TODAY: {err}") from None
+    return dt.date.today()
+
+
+_system_today = today
+
+
+def _to_date(value: Any, what: str) -> dt.date | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return parse_date(value)
+    except ValueError as err:
+        raise ValueError(f"{what}: {err}") from None
+
+
+def parse_what_if(items: Iterable[str]) -> dict[tuple[str, str], str]:
+    """Parse ``layer:asset_id=status`` texts (the CLI's ``--what-if``) into a what-if.
+
+    Raises
+    ------
+    ValueError
+        Naming every text that does not have that form.
+    """
+    out: dict[tuple[str, str], str] = {}
+    bad = []
+    for text in items:
+        left, eq, status = str(text).partition("=")
+        layer, colon, asset = left.partition(":")
+        if not (eq and colon and layer.strip() and asset.strip() and status.strip()):
+            bad.append(text)
+            continue
+        out[(layer.strip(), asset.strip())] = status.strip()
+    if bad:
+        raise ValueError("what-if must read layer:asset_id=status (e.g. substations:SS-12="
+                         "operational); got " + ", ".join(repr(b) for b in bad))
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Scenario:
+    """Effective asset statuses for one question (as recorded, as of a date, what-if).
+
+    Attributes
+    ----------
+    as_of : date or None
+    what_if : dict
+        ``{(layer, asset_id): status}`` as given.
+    status : ndarray
+        Effective status of every asset (rows of the model's asset table).
+    projected : ndarray of bool
+        Counted operational although not recorded so (due by ``as_of`` or what-if).
+    overrides : dict
+        ``{(layer, asset_id): status}`` wherever the effective status differs
+        from the recorded one (what the networks mask with).
+    key : tuple
+        Hashable identity for caches.
+    """
+
+    as_of: dt.date | None
+    what_if: dict
+    status: np.ndarray
+    projected: np.ndarray
+    overrides: dict
+    key: tuple
+
+
+@dataclass(eq=False)
+class _Sites:
+    """Scenario-independent geometry of polygons to be serviced."""
+
+    geoms: np.ndarray
+    road_pairs: tuple[np.ndarray, np.ndarray, np.ndarray]       # site, edge, gap
+    siding_pairs: tuple[np.ndarray, np.ndarray, np.ndarray]     # site, rail edge, gap
+    main_pairs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # site, feature, dist
+    road_t: np.ndarray = field(default=None)
+
+    @property
+    def n(self) -> int:
+        return len(self.geoms)
+
+
+def _first(keys: np.ndarray) -> np.ndarray:
+    if len(keys) == 0:
+        return np.zeros(0, np.intp)
+    return np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+
+
+def _num(value: Any, digits: int = 1) -> float | None:
+    """A JSON-safe rounded number (None for missing / NaN / inf)."""
+    if value is None or value is pd.NA:
+        return None
+    value = float(value)
+    if not math.isfinite(value):
+        return None
+    return round(value, digits)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+class ServicingModel:
+    """Servicing answers for one snapshot; networks and indexes are built once.
+
+    Parameters
+    ----------
+    snapshot : mapping of layer name to (Geo)DataFrame
+        As returned by ``Store.snapshot()`` (working CRS).  ``plots`` is
+        required; missing infrastructure layers count as empty.
+    power_factor : float
+        Converts MVA to kW of headroom (0 < pf <= 1).
+    today : date or str, optional
+        The date overdue flags compare with (default :func:`today`).
+    frontage_m, rail_reach_m : float
+        See the module rules.
+    connect_m : mapping, optional
+        Connection distance by utility (``water``, ``storm``, ``gas``).
+    required : sequence of str
+        Utilities a plot needs to be ready (rail is added per plot's rail_need).
+    tolerance : float
+        Snapping tolerance of the road and rail networks, metres.
+
+    Raises
+    ------
+    ValueError
+        For a missing plots layer or out-of-range options.
+    """
+
+    def __init__(self, snapshot: Mapping[str, pd.DataFrame], *, power_factor: float = POWER_FACTOR,
+                 today: dt.date | str | None = None, frontage_m: float = FRONTAGE_M,
+                 connect_m: Mapping[str, float] | None = None, rail_reach_m: float = RAIL_REACH_M,
+                 required: Sequence[str] = REQUIRED, tolerance: float = SNAP_TOLERANCE_M):
+        if "plots" not in snapshot:
+            raise ValueError("the snapshot has no plots layer")
+        if not (0 < power_factor <= 1):
+            raise ValueError(f"power factor must be in (0, 1], got {power_factor!r}")
+        unknown = [u for u in required if u not in UTILITIES]
+        if unknown:
+            raise ValueError(f"unknown utilities in required: {', '.join(unknown)}; "
+                             f"use {', '.join(UTILITIES)}")
+        for name, value in (("frontage_m", frontage_m), ("rail_reach_m", rail_reach_m)):
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        self.power_factor = float(power_factor)
+        self.today = _to_date(today, "today") if today is not None else _system_today()
+        self.frontage_m = float(frontage_m)
+        self.rail_reach_m = float(rail_reach_m)
+        self.connect_m = {**CONNECT_M, **(connect_m or {})}
+        self.required = tuple(required)
+        self.layers = {name: self._frame(snapshot, name) for name in
+                       ("plots", *ASSET_LAYERS)}
+        plots = self.layers["plots"]
+        self.plot_ids = plots["plot_id"].astype(str).to_numpy() if len(plots) else np.zeros(0, object)
+        self._plot_pos = {pid: i for i, pid in enumerate(self.plot_ids)}
+        self._build_assets()
+        self.road = build_network({"roads": self.layers["roads"]}, tolerance=tolerance)
+        self.rail = build_network({"rail_lines": self.layers["rail_lines"]}, tolerance=tolerance)
+        self._index = {u: SpatialIndex(self.layers[lyr].geometry.values)
+                       for u, lyr in _MAIN_LAYERS.items()}
+        self._siding_edges = np.flatnonzero(self.rail.kind == "siding") if self.rail.n_edges else \
+            np.zeros(0, np.intp)
+        self._siding_index = SpatialIndex(self.rail.geometry[self._siding_edges])
+        self._place_points()
+        self._cache: OrderedDict = OrderedDict()
+        self._plot_sites = self._sites(np.asarray(plots.geometry.values, dtype=object))
+        demand = plots.reindex(columns=["power_kw", "water_m3d"])
+        self._plot_power = pd.to_numeric(demand["power_kw"], errors="coerce").to_numpy(float)
+        self._plot_water = pd.to_numeric(demand["water_m3d"], errors="coerce").to_numpy(float)
+        self._plot_status = plots["status"].astype(object).to_numpy() if len(plots) else \
+            np.zeros(0, object)
+        rail_need = plots["rail_need"] if "rail_need" in plots.columns else pd.Series(
+            False, index=plots.index)
+        self._plot_rail_need = rail_need.astype("boolean").fillna(False).to_numpy(bool)
+
+    # ------------------------------------------------------------------ setup
+    @staticmethod
+    def _frame(snapshot: Mapping[str, pd.DataFrame], name: str) -> gpd.GeoDataFrame:
+        frame = snapshot.get(name)
+        layer = LAYERS[name]
+        if frame is None:
+            frame = gpd.GeoDataFrame({f: [] for f in layer.names}, geometry=[], crs=None)
+        frame = frame.reset_index(drop=True)
+        if not isinstance(frame, gpd.GeoDataFrame):
+            frame = gpd.GeoDataFrame(frame, geometry="geometry")
+        for col in layer.names:
+            if col not in frame.columns:
+                frame[col] = None
+        return frame
+
+    def _build_assets(self) -> None:
+        rows, self._asset_slice = [], {}
+        start = 0
+        for name in ASSET_LAYERS:
+            frame = self.layers[name]
+            key = LAYERS[name].key
+            part = pd.DataFrame({
+                "layer": name,
+                "asset_id": frame[key].astype(str).to_numpy() if len(frame) else [],
+                "name": frame["name"].astype(object).to_numpy() if len(frame) else [],
+                "status": frame["status"].astype(object).to_numpy() if len(frame) else [],
+                "due": frame["due"].astype(object).to_numpy() if len(frame) else [],
+                "note": frame["note"].astype(object).to_numpy() if len(frame) else [],
+            })
+            rows.append(part)
+            self._asset_slice[name] = slice(start, start + len(part))
+            start += len(part)
+        assets = pd.concat(rows, ignore_index=True)
+        assets["due"] = pd.Series([self._due(v, layer, aid) for v, layer, aid in
+                                   zip(assets["due"], assets["layer"], assets["asset_id"])],
+                                  index=assets.index, dtype=object)
+        assets["status"] = pd.Series([_text(v) or USABLE for v in assets["status"]],
+                                     index=assets.index, dtype=object)
+        bad = assets.loc[~assets["status"].isin(ASSET_STATUSES)]
+        if len(bad):
+            raise ValueError("unknown asset statuses: " + ", ".join(
+                f"{r.layer}:{r.asset_id}={r.status!r}" for r in bad.itertuples()))
+        rec_ok = assets["status"].to_numpy() == USABLE
+        due = assets["due"].to_numpy(object)
+        has_due = np.array([d is not None for d in due])
+        today_iso = self.today.isoformat()
+        assets["overdue"] = has_due & ~rec_ok & np.array([d is not None and d < today_iso
+                                                          for d in due])
+        self.assets = assets
+        self._a = {c: assets[c].tolist() for c in ("layer", "asset_id", "name", "status", "note",
+                                                     "due", "overdue")}
+        self._a["name"] = [_text(v) for v in self._a["name"]]
+        self._a["note"] = [_text(v) for v in self._a["note"]]
+        self._asset_pos = {(l, a): i for i, (l, a) in enumerate(zip(assets["layer"],
+                                                                     assets["asset_id"]))}
+
+    @staticmethod
+    def _due(value: Any, layer: str, aid: str) -> str | None:
+        text = _text(value)
+        if text is None:
+            return None
+        try:
+            return parse_date(text[:10]).isoformat()
+        except ValueError:
+            raise ValueError(f"{layer} {aid}: due {text!r} is not a date (YYYY-MM-DD)") from None
+
+    def _layer_ids(self, name: str) -> np.ndarray:
+        return self.assets["asset_id"].to_numpy()[self._asset_slice[name]]
+
+    def _place_points(self) -> None:
+        """Snap gates, stations and substations to the networks (once)."""
+        gates = self.layers["gates"]
+        self._gate_node, self._gate_gap = self.road.nearest_nodes(gates.geometry.values)
+        st = self.layers["rail_stations"]
+        self._st_road, self._st_road_gap = self.road.nearest_nodes(st.geometry.values)
+        self._st_rail, st_gap = self.rail.nearest_nodes(st.geometry.values)
+        self._st_rail[st_gap > STATION_SNAP_M] = -1
+        subs = self.layers["substations"]
+        self._sub_road, self._sub_gap = self.road.nearest_nodes(subs.geometry.values)
+        nodes = np.r_[self._gate_node, self._st_road, self._sub_road]
+        self._src_nodes = np.unique(nodes[nodes >= 0])
+        row = {n: i for i, n in enumerate(self._src_nodes.tolist())}
+        rows = np.array([row.get(n, -1) for n in nodes.tolist()], dtype=np.intp)
+        g, s = len(gates), len(st)
+        self._gate_row, self._st_row, self._sub_row = rows[:g], rows[g:g + s], rows[g + s:]
+        main_edges = np.flatnonzero(self.rail.kind == "mainline") if self.rail.n_edges else \
+            np.zeros(0, np.intp)
+        self._main_nodes_all = np.unique(np.r_[self.rail.u[main_edges], self.rail.v[main_edges]])
+        self._main_edges = main_edges
+
+    def _sites(self, geoms: np.ndarray) -> _Sites:
+        geoms = np.asarray(geoms, dtype=object)
+        left, right, gap = self.road.edge_index.within(geoms, self.frontage_m)
+        road_t = self.road.locate_on(geoms[left], right) if len(left) else np.zeros(0)
+        sl, sr, sg = self._siding_index.within(geoms, self.frontage_m)
+        mains = {u: idx.within(geoms, self.connect_m[u]) for u, idx in self._index.items()}
+        return _Sites(geoms, (left, right, gap), (sl, self._siding_edges[sr], sg), mains, road_t)
+
+    # --------------------------------------------------------------- scenarios
+    def scenario(self, as_of: dt.date | str | None = None,
+                 what_if: Mapping[tuple[str, str], str] | None = None) -> Scenario:
+        """Effective statuses for a date and a what-if.
+
+        Raises
+        ------
+        ValueError
+            For a date that does not parse, or a what-if naming unknown layers,
+            assets or statuses (all of them listed).
+        """
+        as_of = _to_date(as_of, "as of")
+        what_if = dict(what_if or {})
+        problems = []
+        for key, status in what_if.items():
+            if not (isinstance(key, tuple) and len(key) == 2):
+                problems.append(f"{key!r} is not a (layer, asset_id) pair")
+                continue
+            layer, aid = key
+            if layer not in ASSET_LAYERS:
+                problems.append(f"{layer!r} is not an asset layer ({', '.join(ASSET_LAYERS)})")
+            elif (layer, str(aid)) not in self._asset_pos:
+                problems.append(f"{layer} has no asset {aid!r}")
+            if status not in ASSET_STATUSES:
+                problems.append(f"{status!r} for {layer}:{aid} is not a status "
+                                f"({', '.join(ASSET_STATUSES)})")
+        if problems:
+            raise ValueError("what-if refused: " + "; ".join(problems))
+        rec = self.assets["status"].to_numpy(object)
+        status = rec.copy()
+        if as_of is not None:
+            due = self.assets["due"].to_numpy(object)
+            iso = as_of.isoformat()
+            hit = np.array([d is not None and d <= iso for d in due], dtype=bool)
+            status[hit] = USABLE
+        for (layer, aid), st in what_if.items():
+            status[self._asset_pos[(layer, str(aid))]] = st
+        projected = (status == USABLE) & (rec != USABLE)
+        changed = np.flatnonzero(status != rec)
+        overrides = {(self.assets.at[i, "layer"], self.assets.at[i, "asset_id"]): status[i]
+                     for i in changed}
+        key = tuple(sorted(overrides.items()))
+        return Scenario(as_of, {(k[0], str(k[1])): v for k, v in what_if.items()}, status,
+                        projected, overrides, key)
+
+    def _status(self, scen: Scenario, layer: str) -> np.ndarray:
+        return scen.status[self._asset_slice[layer]]
+
+    def _road_costs(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        key = ("road", np.packbits(mask).tobytes())
+        hit = self._cache.get(key)
+        if hit is None:
+            dist = self.road.dijkstra(self._src_nodes, mask=mask)
+            gate_nodes = self._src_nodes[np.unique(self._gate_row[self._gate_row >= 0])] \
+                if len(self._gate_row) else np.zeros(0, np.intp)
+            minutes = self.road.dijkstra(self._src_nodes, mask=mask, weight="minutes") \
+                if len(gate_nodes) else np.zeros((len(self._src_nodes), self.road.n_nodes))
+            hit = (dist, minutes)
+            self._remember(key, hit)
+        return hit
+
+    def _remember(self, key, value) -> None:
+        self._cache[key] = value
+        if len(self._cache) > 32:
+            self._cache.popitem(last=False)
+
+    # -------------------------------------------------------------- evaluation
+    def _evaluate(self, sites: _Sites, scen: Scenario) -> dict[str, dict[str, np.ndarray]]:
+        road = self._eval_road(sites, scen)
+        out = {"road": road, "rail": self._eval_rail(sites, scen, road),
+               "power": self._eval_power(sites, scen, road)}
+        for u in _MAIN_LAYERS:
+            out[u] = self._eval_main(u, sites, scen)
+        return out
+
+    def _eval_road(self, sites: _Sites, scen: Scenario) -> dict[str, np.ndarray]:
+        n = sites.n
+        net = self.road
+        mask = net.mask(scen.overrides) if net.n_edges else np.zeros(0, bool)
+        left, right, gap = sites.road_pairs
+        keep = mask[right] if len(right) else np.zeros(0, bool)
+        l, r, g, t = left[keep], right[keep], gap[keep], sites.road_t[keep]
+        f = _first(l)
+        edge = np.full(n, -1, np.intp)
+        egap = np.full(n, np.inf)
+        et = np.full(n, np.nan)
+        edge[l[f]], egap[l[f]], et[l[f]] = r[f], g[f], t[f]
+        missing = np.flatnonzero(edge < 0)
+        if len(missing) and mask.any():
+            e2, g2, t2 = net.locate(sites.geoms[missing], mask=mask)
+            edge[missing], egap[missing], et[missing] = e2, g2, t2
+        fronts = (edge >= 0) & (egap <= self.frontage_m)
+        dist_src, min_src = self._road_costs(mask) if net.n_edges else (
+            np.zeros((0, 0)), np.zeros((0, 0)))
+        gate_ok = (self._status(scen, "gates") == USABLE) & (self._gate_row >= 0)
+        G = len(self._gate_row)
+        gd = np.full((G, n), np.inf)
+        gm = np.full((G, n), np.inf)
+        if G and net.n_edges and gate_ok.any():
+            rows = self._gate_row[gate_ok]
+            gd[gate_ok] = net.from_nodes(dist_src[rows], edge, et) + self._gate_gap[gate_ok, None]
+            gm[gate_ok] = net.from_nodes(min_src[rows], edge, et, weight="minutes") + (
+                self._gate_gap[gate_ok, None] / (DEFAULT_SPEED_KMH * 1000.0 / 60.0))
+        gate = np.argmin(gd, axis=0) if G else np.full(n, -1)
+        dist = gd[gate, np.arange(n)] if G else np.full(n, np.inf)
+        minutes = gm[gate, np.arange(n)] if G else np.full(n, np.inf)
+        reach = np.isfinite(dist)
+        gate = np.where(reach, gate, -1)
+        code = np.where(edge < 0, "no_road",
+                        np.where(~reach, "no_gate", np.where(fronts, "ok", "not_fronting")))
+        ok = fronts & reach
+        blockers: list[list[int]] = [[] for _ in range(n)]
+        todo = np.flatnonzero(~reach)
+        if len(todo) and net.n_edges and G:
+            gates_any = self._gate_row >= 0
+            src_nodes = self._gate_node[gates_any]
+            e_any, _, t_any = net.locate(sites.geoms[todo])
+            targets = np.where(t_any < 0.5, net.u[np.maximum(e_any, 0)], net.v[np.maximum(e_any, 0)])
+            targets = np.where(e_any >= 0, targets, -1)
+            found = net.blocking_edges(src_nodes, targets, mask)
+            gate_by_node = {}
+            for gi in np.flatnonzero(gates_any)[::-1]:
+                gate_by_node[int(self._gate_node[gi])] = gi
+            for k, site in enumerate(todo):
+                if found[k] is None:
+                    continue
+                edges, origin = found[k]
+                keys = []
+                if e_any[k] >= 0 and not mask[e_any[k]]:
+                    keys.append(self._asset_pos[("roads", net.asset_id[e_any[k]])])
+                keys += [self._asset_pos[("roads", a)] for a in dict.fromkeys(net.asset_id[edges])]
+                gi = gate_by_node.get(origin)
+                if gi is not None and not gate_ok[gi]:
+                    keys.append(self._asset_slice["gates"].start + gi)
+                blockers[site] = list(dict.fromkeys(keys))
+        if G and not gate_ok.any():
+            closed = [self._asset_slice["gates"].start + i for i in range(G)]
+            for site in todo:
+                blockers[site] = list(dict.fromkeys(blockers[site] + closed))
+        road_id = np.where(edge >= 0, net.asset_id[np.maximum(edge, 0)] if net.n_edges else None,
+                           None)
+        return {"ok": ok, "edge": edge, "gap": egap, "t": et, "fronts": fronts, "gate": gate,
+                "distance": dist, "minutes": minutes, "code": code, "road_id": road_id,
+                "blockers": blockers, "gate_dist": gd, "gate_min": gm, "mask": mask}
+
+    def _rail_mask(self, scen: Scenario) -> tuple[np.ndarray, np.ndarray, dict[int, list[int]]]:
+        """Usable rail edges: operational lines, minus the non-main-line edges meeting a
+        station that is not operational (a closed station stops traffic through its
+        yard to the sidings, not on the main line).
+
+        Returns ``(mask, line_ok, station_rows)``: the mask, the lines' own status
+        test, and for every edge cut by a station the station asset rows.
+        """
+        net = self.rail
+        if net.n_edges == 0:
+            return np.zeros(0, bool), np.zeros(0, bool), {}
+        line_ok = net.mask(scen.overrides)
+        st_status = self._status(scen, "rail_stations")
+        base = self._asset_slice["rail_stations"].start
+        cut: dict[int, list[int]] = {}
+        not_main = net.kind != "mainline"
+        for i, node in enumerate(self._st_rail.tolist()):
+            if node < 0 or st_status[i] == USABLE:
+                continue
+            for e in np.flatnonzero(((net.u == node) | (net.v == node)) & not_main).tolist():
+                cut.setdefault(e, []).append(base + i)
+        mask = line_ok.copy()
+        mask[list(cut)] = False
+        return mask, line_ok, cut
+
+    def _rail_edge_keys(self, edges: Iterable[int], line_ok: np.ndarray,
+                        cut: Mapping[int, list[int]]) -> list[int]:
+        keys = []
+        for e in edges:
+            if not line_ok[e]:
+                keys.append(self._asset_pos[("rail_lines", self.rail.asset_id[e])])
+            keys += cut.get(e, [])
+        return list(dict.fromkeys(keys))
+
+    def _rail_blockers(self, scen: Scenario, rmask: np.ndarray) -> tuple[dict, dict]:
+        """Blockers of each station and each siding edge (asset rows), per scenario."""
+        key = ("railblk", scen.key)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        net = self.rail
+        st_status = self._status(scen, "rail_stations")
+        st_base = self._asset_slice["rail_stations"].start
+        st_block: dict[int, list[int]] = {}
+        targets = np.r_[self._st_rail, net.u[self._siding_edges]] if net.n_edges else \
+            np.full(len(self._st_rail), -1)
+        paths = net.blocking_edges(self._main_nodes_all, targets, rmask) \
+            if net.n_edges and len(self._main_nodes_all) else [None] * len(targets)
+        _, line_ok, cut = self._rail_mask(scen)
+        for i in range(len(self._st_rail)):
+            keys = [st_base + i] if st_status[i] != USABLE else []
+            if self._st_rail[i] < 0 or paths[i] is None:
+                st_block[i] = keys + [-1]          # -1: not joined to a main line
+                continue
+            keys += self._rail_edge_keys(paths[i][0].tolist(), line_ok, cut)
+            st_block[i] = list(dict.fromkeys(keys))
+        sd_block: dict[int, list[int]] = {}
+        for j, e in enumerate(self._siding_edges.tolist()):
+            p = paths[len(self._st_rail) + j]
+            keys = self._rail_edge_keys([e], line_ok, cut)
+            if p is None:
+                sd_block[e] = keys + [-1]
+                continue
+            keys += self._rail_edge_keys(p[0].tolist(), line_ok, cut)
+            sd_block[e] = list(dict.fromkeys(keys))
+        hit = (st_block, sd_block)
+        self._remember(key, hit)
+        return hit
+
+    def _eval_rail(self, sites: _Sites, scen: Scenario, road: dict) -> dict[str, np.ndarray]:
+        n = sites.n
+        net = self.rail
+        S = len(self._st_rail)
+        rmask = self._rail_mask(scen)[0]
+        if net.n_edges:
+            comp = net.components(rmask)
+            live_main = self._main_edges[rmask[self._main_edges]]
+            labels = np.unique(comp[np.r_[net.u[live_main], net.v[live_main]]])
+            joined_node = np.isin(comp, labels)
+        else:
+            joined_node = np.zeros(0, bool)
+        st_status = self._status(scen, "rail_stations")
+        st_ok = (st_status == USABLE) & (self._st_rail >= 0)
+        if S and net.n_edges:
+            st_ok &= joined_node[np.maximum(self._st_rail, 0)]
+        else:
+            st_ok &= False
+        sd = np.full((S, n), np.inf)
+        placed = self._st_row >= 0
+        if S and placed.any() and self.road.n_edges:
+            dist_src, _ = self._road_costs(road["mask"])
+            sd[placed] = self.road.from_nodes(dist_src[self._st_row[placed]], road["edge"],
+                                              road["t"]) + self._st_road_gap[placed, None]
+        within = sd <= self.rail_reach_m
+        best = np.full(n, np.inf)
+        via = np.full(n, None, dtype=object)
+        via_kind = np.full(n, None, dtype=object)
+        via_pos = np.full(n, -1, np.intp)
+        if S:
+            good = np.where(st_ok[:, None] & within, sd, np.inf)
+            k = np.argmin(good, axis=0)
+            d = good[k, np.arange(n)]
+            hit = np.isfinite(d)
+            best[hit] = d[hit]
+            via_pos[hit] = k[hit]
+            via_kind[hit] = "station"
+        sl, se, sg = sites.siding_pairs
+        if len(se):
+            sid_ok = rmask[se] & joined_node[net.u[se]]
+            l, e, g = sl[sid_ok], se[sid_ok], sg[sid_ok]
+            f = _first(l)
+            l, e, g = l[f], e[f], g[f]
+            better = g < best[l]
+            best[l[better]] = g[better]
+            via_pos[l[better]] = e[better]
+            via_kind[l[better]] = "siding"
+        ok = np.isfinite(best)
+        code = np.where(ok, "ok", "out_of_reach").astype(object)
+        blockers: list[list[int]] = [[] for _ in range(n)]
+        dist = best.copy()
+        todo = np.flatnonzero(~ok)
+        if len(todo):
+            st_block, sd_block = self._rail_blockers(scen, rmask)
+            cand = np.where(within, sd, np.inf)
+            k = np.argmin(cand, axis=0) if S else np.zeros(n, np.intp)
+            d = cand[k, np.arange(n)] if S else np.full(n, np.inf)
+            near_sid = {}
+            if len(se):
+                f = _first(sl)
+                near_sid = dict(zip(sl[f].tolist(), zip(se[f].tolist(), sg[f].tolist())))
+            for site in todo.tolist():
+                options = []
+                if np.isfinite(d[site]):
+                    options.append((d[site], "station", int(k[site])))
+                if site in near_sid:
+                    e, g = near_sid[site]
+                    options.append((g, "siding", e))
+                if not options:
+                    continue
+                dd, kind, pos = min(options)
+                dist[site], via_kind[site], via_pos[site] = dd, kind, pos
+                blk = st_block[pos] if kind == "station" else sd_block[pos]
+                if -1 in blk:
+                    code[site] = "off_network"
+                    blockers[site] = [b for b in blk if b >= 0]
+                else:
+                    code[site] = "blocked"
+                    blockers[site] = blk
+        for i in range(n):
+            if via_kind[i] == "station":
+                via[i] = self._layer_ids("rail_stations")[via_pos[i]]
+            elif via_kind[i] == "siding":
+                via[i] = net.asset_id[via_pos[i]]
+        return {"ok": ok, "distance": dist, "via": via, "via_kind": via_kind, "via_pos": via_pos,
+                "code": code, "blockers": blockers, "station_dist": sd}
+
+    def _eval_power(self, sites: _Sites, scen: Scenario, road: dict) -> dict[str, np.ndarray]:
+        n = sites.n
+        K = len(self._sub_row)
+        kd = np.full((K, n), np.inf)
+        placed = self._sub_row >= 0
+        if K and placed.any() and self.road.n_edges:
+            dist_src, _ = self._road_costs(road["mask"])
+            kd[placed] = self.road.from_nodes(dist_src[self._sub_row[placed]], road["edge"],
+                                              road["t"]) + self._sub_gap[placed, None]
+        usable = self._status(scen, "substations") == USABLE
+        good = np.where(usable[:, None], kd, np.inf)
+        sub = np.argmin(good, axis=0) if K else np.full(n, -1)
+        dist = good[sub, np.arange(n)] if K else np.full(n, np.inf)
+        ok = np.isfinite(dist)
+        any_sub = np.argmin(kd, axis=0) if K else np.full(n, -1)
+        any_dist = kd[any_sub, np.arange(n)] if K else np.full(n, np.inf)
+        code = np.where(ok, "ok", np.where(np.isfinite(any_dist), "blocked",
+                                           "no_substation" if K == 0 else "unreachable"))
+        sub = np.where(ok, sub, np.where(np.isfinite(any_dist), any_sub, -1))
+        dist = np.where(ok, dist, any_dist)
+        base = self._asset_slice["substations"].start
+        blockers: list[list[int]] = [[] for _ in range(n)]
+        for site in np.flatnonzero(code == "blocked").tolist():
+            blockers[site] = [base + int(sub[site])]
+        bypassed: list[list[int]] = [[] for _ in range(n)]
+        if K:
+            kk, ss = np.nonzero(~usable[:, None] & (kd < np.where(ok, dist, -np.inf)[None, :]))
+            for k, s in zip(kk.tolist(), ss.tolist()):
+                bypassed[s].append(base + k)
+        return {"ok": ok, "sub": sub, "distance": dist, "code": code, "blockers": blockers,
+                "bypassed": bypassed, "sub_dist": kd}
+
+    def _eval_main(self, utility: str, sites: _Sites, scen: Scenario) -> dict[str, np.ndarray]:
+        n = sites.n
+        layer = _MAIN_LAYERS[utility]
+        l, r, d = sites.main_pairs[utility]
+        usable = self._status(scen, layer) == USABLE
+        main = np.full(n, -1, np.intp)
+        dist = np.full(n, np.inf)
+        keep = usable[r] if len(r) else np.zeros(0, bool)
+        f = _first(l[keep])
+        main[l[keep][f]], dist[l[keep][f]] = r[keep][f], d[keep][f]
+        ok = main >= 0
+        code = np.where(ok, "ok", "none_within").astype(object)
+        blockers: list[list[int]] = [[] for _ in range(n)]
+        f = _first(l)
+        base = self._asset_slice[layer].start
+        for site, feat, dd in zip(l[f].tolist(), r[f].tolist(), d[f].tolist()):
+            if not ok[site]:
+                main[site], dist[site], code[site] = feat, dd, "blocked"
+                blockers[site] = [base + feat]
+        return {"ok": ok, "main": main, "distance": dist, "code": code, "blockers": blockers}
+
+    # ------------------------------------------------------------- headroom
+    def _plot_eval(self, scen: Scenario) -> dict:
+        key = ("plots", scen.key)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._evaluate(self._plot_sites, scen)
+            self._remember(key, hit)
+        return hit
+
+    def _headroom(self, scen: Scenario) -> dict[str, dict[str, np.ndarray]]:
+        key = ("headroom", scen.key)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        ev = self._plot_eval(scen)
+        counted = np.isin(self._plot_status, COUNTED_PLOT_STATUSES)
+        out = {}
+        subs = self.layers["substations"]
+        K = len(subs)
+        cap = pd.to_numeric(subs["cap_mva"], errors="coerce").to_numpy(float)
+        load = pd.to_numeric(subs["load_mva"], errors="coerce").to_numpy(float)
+        usable = self._status(scen, "substations") == USABLE
+        base = np.where(usable, (cap - load) * 1000.0 * self.power_factor, 0.0)
+        p = ev["power"]
+        sel = counted & p["ok"]
+        committed = np.bincount(p["sub"][sel], weights=np.nan_to_num(self._plot_power[sel]),
+                                minlength=K) if K else np.zeros(0)
+        served = np.bincount(p["sub"][p["ok"]], minlength=K) if K else np.zeros(0, int)
+        out["power"] = {"base": base, "committed": committed, "headroom": base - committed,
+                        "usable": usable, "served": served, "cap": cap, "load": load}
+        mains = self.layers["water_mains"]
+        M = len(mains)
+        cap = pd.to_numeric(mains["cap_m3d"], errors="coerce").to_numpy(float)
+        load = pd.to_numeric(mains["load_m3d"], errors="coerce").to_numpy(float)
+        usable = self._status(scen, "water_mains") == USABLE
+        base = np.where(usable, cap - np.nan_to_num(load), 0.0)
+        w = ev["water"]
+        sel = counted & w["ok"]
+        committed = np.bincount(w["main"][sel], weights=np.nan_to_num(self._plot_water[sel]),
+                                minlength=M) if M else np.zeros(0)
+        served = np.bincount(w["main"][w["ok"]], minlength=M) if M else np.zeros(0, int)
+        out["water"] = {"base": base, "committed": committed, "headroom": base - committed,
+                        "usable": usable, "served": served, "cap": cap, "load": load}
+        self._remember(key, out)
+        return out
+
+    def _fits(self, ev: dict, scen: Scenario, power: np.ndarray, water: np.ndarray,
+              status: np.ndarray) -> None:
+        """Add headroom, demand and fit to the power and water answers (in place)."""
+        head = self._headroom(scen)
+        counted = np.isin(status, COUNTED_PLOT_STATUSES)
+        occupied = status == "occupied"
+        for u, demand, idx in (("power", power, "sub"), ("water", water, "main")):
+            e = ev[u]
+            h = head[u]["headroom"]
+            pos = e[idx]
+            hr = np.where(pos >= 0, h[np.maximum(pos, 0)] if len(h) else np.nan, np.nan)
+            hr = np.where(e["ok"], hr, np.where(pos >= 0, 0.0, np.nan))
+            own = np.where(counted & e["ok"], np.nan_to_num(demand), 0.0)
+            fits = np.full(len(pos), None, dtype=object)
+            known = e["ok"] & np.isfinite(demand) & np.isfinite(hr)
+            fits[known] = (demand[known] <= hr[known] + own[known] + 1e-9)
+            fits[e["ok"] & occupied] = True
+            fits[~e["ok"]] = False
+            e["headroom"], e["demand"], e["fits"] = hr, demand, fits
+            e["in_load"] = occupied & e["ok"]
+            e["code"] = np.where(e["ok"] & (fits == False), "short", e["code"])  # noqa: E712
+
+    def _satisfied(self, ev: dict, rail_need: np.ndarray) -> dict[str, np.ndarray]:
+        sat = {}
+        for u in UTILITIES:
+            e = ev[u]
+            s = e["ok"].copy()
+            if "fits" in e:
+                s &= e["fits"] != False  # noqa: E712  (None: unknown demand does not block)
+            sat[u] = s
+        return sat
+
+    def _needed(self, rail_need: np.ndarray) -> dict[str, np.ndarray]:
+        n = len(rail_need)
+        need = {u: np.full(n, u in self.required) for u in UTILITIES}
+        need["rail"] = need["rail"] | rail_need
+        return need
+
+    def _full(self, sites: _Sites, scen: Scenario, power, water, status) -> dict:
+        if sites is self._plot_sites:
+            ev = {u: dict(v) for u, v in self._plot_eval(scen).items()}
+        else:
+            ev = self._evaluate(sites, scen)
+        self._fits(ev, scen, power, water, status)
+        return ev
+
+    def _ready(self, sites: _Sites, scen: Scenario, power, water, status, rail_need,
+               ev_now: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Readiness dates: 'now', the first due date at which all needs are met, or 'unknown'."""
+        need = self._needed(rail_need)
+        base = self.scenario(None, scen.what_if)
+        ev = ev_now if base.key == scen.key else self._full(sites, base, power, water, status)
+        sat = self._satisfied(ev, rail_need)
+        met = np.logical_and.reduce([sat[u] | ~need[u] for u in UTILITIES])
+        waits = [[u for u in UTILITIES if need[u][i] and not sat[u][i]] for i in range(sites.n)]
+        ready = np.where(met, "now", "unknown").astype(object)
+        todo = ~met
+        pending = sorted({d for d, s in zip(self.assets["due"], base.status)
+                          if d is not None and s != USABLE})
+        for date in pending:
+            if not todo.any():
+                break
+            scen_d = self.scenario(dt.date.fromisoformat(date), scen.what_if)
+            if scen_d.key == base.key:
+                continue
+            ev_d = self._full(sites, scen_d, power, water, status)
+            sat = self._satisfied(ev_d, rail_need)
+            met = np.logical_and.reduce([sat[u] | ~need[u] for u in UTILITIES])
+            now = todo & met
+            ready[now] = date
+            todo &= ~met
+        return ready, np.array(waits, dtype=object)
+
+    # ------------------------------------------------------------- records
+    def _records(self, sites: _Sites, pos_ids: Sequence, scen: Scenario, power, water, status,
+                 rail_need, extra: Sequence[dict] | None = None) -> list[dict]:
+        ev = self._full(sites, scen, power, water, status)
+        base = self.scenario(None, None)
+        ev_rec = ev if base.key == scen.key else self._full(sites, base, power, water, status)
+        ready, _ = self._ready(sites, scen, power, water, status, rail_need, ev)
+        need = self._needed(rail_need)
+        sat = self._satisfied(ev, rail_need)
+        gate_ids = self._layer_ids("gates")
+        sub_ids = self._layer_ids("substations")
+        main_ids = {u: self._layer_ids(l) for u, l in _MAIN_LAYERS.items()}
+        today_iso = self.today.isoformat()
+        out = []
+        for i, pid in enumerate(pos_ids):
+            rec: dict[str, Any] = {"plot_id": pid}
+            if extra is not None:
+                rec.update(extra[i])
+            r = ev["road"]
+            road = {"fronts": bool(r["fronts"][i]),
+                    "gate": gate_ids[r["gate"][i]] if r["gate"][i] >= 0 else None,
+                    "distance_m": _num(r["distance"][i]), "minutes": _num(r["minutes"][i], 2),
+                    "road": r["road_id"][i], "gap_m": _num(r["gap"][i]),
+                    "code": str(r["code"][i])}
+            rec["road"] = self._finish(road, r["ok"][i], r["blockers"][i], scen, ev_rec["road"], i,
+                                       via_rows=self._road_via_rows(r, i))
+            e = ev["rail"]
+            rail = {"available": bool(e["ok"][i]), "distance_m": _num(e["distance"][i]),
+                    "via": e["via"][i], "via_kind": e["via_kind"][i],
+                    "needed": bool(rail_need[i]), "reach_m": self.rail_reach_m,
+                    "code": str(e["code"][i])}
+            rec["rail"] = self._finish(rail, e["ok"][i], e["blockers"][i], scen, ev_rec["rail"], i,
+                                       via_rows=self._rail_via_rows(e, i))
+            p = ev["power"]
+            k = p["sub"][i]
+            pw = {"available": bool(p["ok"][i]), "substation": sub_ids[k] if k >= 0 else None,
+                  "distance_m": _num(p["distance"][i]), "headroom_kw": _num(p["headroom"][i]),
+                  "demand_kw": _num(p["demand"][i]), "fits": _bool(p["fits"][i]),
+                  "in_load": bool(p["in_load"][i]), "code": str(p["code"][i]),
+                  "bypassed": [self._asset(b, scen) for b in p["bypassed"][i]]}
+            rows = [self._asset_slice["substations"].start + k] if k >= 0 and p["ok"][i] else []
+            rec["power"] = self._finish(pw, p["ok"][i], p["blockers"][i], scen, ev_rec["power"], i,
+                                        via_rows=rows)
+            for u in ("water", "storm", "gas"):
+                m = ev[u]
+                j = m["main"][i]
+                item = {"available": bool(m["ok"][i]),
+                        "main": main_ids[u][j] if j >= 0 else None,
+                        "distance_m": _num(m["distance"][i]),
+                        "reach_m": self.connect_m[u], "code": str(m["code"][i])}
+                if u == "water":
+                    item.update({"headroom_m3d": _num(m["headroom"][i]),
+                                 "demand_m3d": _num(m["demand"][i]), "fits": _bool(m["fits"][i]),
+                                 "in_load": bool(m["in_load"][i])})
+                rows = [self._asset_slice[_MAIN_LAYERS[u]].start + j] if j >= 0 and m["ok"][i] \
+                    else []
+                rec[u] = self._finish(item, m["ok"][i], m["blockers"][i], scen, ev_rec[u], i,
+                                      via_rows=rows)
+            for u in UTILITIES:
+                rec[u]["needed"] = bool(need[u][i])
+                rec[u]["reason"] = None if sat[u][i] else _line(u, rec[u], None, prefix=False)
+            rec["waits_for"] = [u for u in UTILITIES if need[u][i] and not sat[u][i]]
+            rec["ready"] = ready[i]
+            rec["ready_overdue"] = bool(ready[i] not in ("now", "unknown") and ready[i] < today_iso)
+            out.append(rec)
+        return out
+
+    def _road_via_rows(self, r: dict, i: int) -> list[int]:
+        rows = []
+        if r["edge"][i] >= 0:
+            rows.append(self._asset_pos[("roads", r["road_id"][i])])
+        if r["gate"][i] >= 0:
+            rows.append(self._asset_slice["gates"].start + int(r["gate"][i]))
+        return rows
+
+    def _rail_via_rows(self, e: dict, i: int) -> list[int]:
+        if not e["ok"][i]:
+            return []
+        if e["via_kind"][i] == "station":
+            return [self._asset_slice["rail_stations"].start + int(e["via_pos"][i])]
+        return [self._asset_pos[("rail_lines", e["via"][i])]]
+
+    def _finish(self, item: dict, ok: bool, blockers: list[int], scen: Scenario, rec_ev: dict,
+                i: int, *, via_rows: list[int]) -> dict:
+        """Add blocked_by, due, projected and overdue to one utility answer."""
+        item["blocked_by"] = [self._asset(b, scen) for b in blockers]
+        projected_rows = []
+        if ok:
+            relies = [b for b in via_rows if scen.projected[b]]
+            if not rec_ev["ok"][i]:
+                relies += [b for b in rec_ev["blockers"][i] if scen.projected[b]]
+            projected_rows = list(dict.fromkeys(relies))
+        item["projected"] = bool(projected_rows)
+        involved = list(dict.fromkeys(list(blockers) + projected_rows))
+        item["overdue"] = bool(any(self._a["overdue"][b] for b in involved))
+        dues = [self._a["due"][b] for b in (blockers if not ok else projected_rows)]
+        item["due"] = None if (not dues or any(d is None for d in dues)) else max(dues)
+        if ok and projected_rows:
+            item["relies_on"] = [self._asset(b, scen) for b in projected_rows]
+        return item
+
+    def _asset(self, row: int, scen: Scenario) -> dict:
+        a = self._a
+        return {"layer": a["layer"][row], "asset_id": a["asset_id"][row], "name": a["name"][row],
+                "status": str(scen.status[row]), "recorded": a["status"][row],
+                "note": a["note"][row], "due": a["due"][row], "overdue": bool(a["overdue"][row]),
+                "projected": bool(scen.projected[row])}
+
+    # --------------------------------------------------------------- public
+    def answer(self, plot_ids: Sequence[str] | str | None = None, *,
+               as_of: dt.date | str | None = None,
+               what_if: Mapping[tuple[str, str], str] | None = None) -> list[dict]:
+        """Servicing records of plots (all when ``plot_ids`` is None), in plot order.
+
+        Raises
+        ------
+        ValueError
+            For unknown plot ids (all listed), a date that does not parse or a
+            bad what-if.
+        """
+        scen = self.scenario(as_of, what_if)
+        if isinstance(plot_ids, str):
+            plot_ids = [plot_ids]
+        if plot_ids is None:
+            pos = np.arange(len(self.plot_ids))
+        else:
+            ids = [str(p) for p in plot_ids]
+            unknown = [p for p in ids if p not in self._plot_pos]
+            if unknown:
+                raise ValueError(f"unknown plot id(s): {', '.join(unknown)}")
+            pos = np.array([self._plot_pos[p] for p in ids], dtype=np.intp)
+        recs = self._records(self._plot_sites, self.plot_ids, scen, self._plot_power,
+                             self._plot_water, self._plot_status, self._plot_rail_need)
+        return [recs[i] for i in pos]
+
+    def document(self, plot_ids: Sequence[str] | str | None = None, *,
+                 as_of: dt.date | str | None = None,
+                 what_if: Mapping[tuple[str, str], str] | None = None) -> dict:
+        """The JSON document the CLI prints: ``{"as_of", "today", "what_if", "plots"}``."""
+        scen = self.scenario(as_of, what_if)
+        return {"as_of": None if scen.as_of is None else scen.as_of.isoformat(),
+                "today": self.today.isoformat(),
+                "what_if": [{"layer": l, "asset_id": a, "status": s}
+                            for (l, a), s in scen.what_if.items()],
+                "plots": self.answer(plot_ids, as_of=as_of, what_if=what_if)}
+
+    def answer_geometry(self, polygon, *, as_of: dt.date | str | None = None,
+                        what_if: Mapping[tuple[str, str], str] | None = None,
+                        power_kw: float | None = None, water_m3d: float | None = None,
+                        rail_need: bool = False) -> dict:
+        """The servicing record of a drawn parcel (working CRS), plus ``area_ha``.
+
+        The parcel reserves nothing: headroom is that of the snapshot's plots.
+
+        Raises
+        ------
+        ValueError
+            When ``polygon`` is not a valid, non-empty polygon.
+        """
+        if isinstance(polygon, str):
+            try:
+                polygon = shapely.from_wkt(polygon)
+            except Exception:
+                raise ValueError("the parcel is not a WKT polygon") from None
+        if not isinstance(polygon, (shapely.Polygon, shapely.MultiPolygon)) or polygon.is_empty:
+            raise ValueError("the parcel must be a non-empty Polygon in the working CRS")
+        if not polygon.is_valid:
+            raise ValueError(f"the parcel is not a valid polygon: {shapely.is_valid_reason(polygon)}")
+        for name, value in (("power_kw", power_kw), ("water_m3d", water_m3d)):
+            if value is not None and not (math.isfinite(float(value)) and float(value) >= 0):
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        scen = self.scenario(as_of, what_if)
+        sites = self._sites(np.array([polygon], dtype=object))
+        power = np.array([np.nan if power_kw is None else float(power_kw)])
+        water = np.array([np.nan if water_m3d is None else float(water_m3d)])
+        rec = self._records(sites, [None], scen, power, water, np.array(["candidate"], object),
+                            np.array([bool(rail_need)]),
+                            extra=[{"area_ha": round(polygon.area / 10_000.0, 4)}])[0]
+        return rec
+
+    def headroom(self, as_of: dt.date | str | None = None,
+                 what_if: Mapping[tuple[str, str], str] | None = None) -> pd.DataFrame:
+        """Headroom per substation (kW) and water main (m³/day).
+
+        Columns: ``layer, asset_id, name, status, recorded, unit, capacity, load,
+        base, committed, headroom, plots_served, reason, due, projected, overdue``
+        (``capacity``/``load`` in MVA or m³/day; ``base`` is the headroom before
+        reserved/allocated plots, ``committed`` their demand).
+        """
+        scen = self.scenario(as_of, what_if)
+        head = self._headroom(scen)
+        rows = []
+        for u, layer, unit in (("power", "substations", "kW"), ("water", "water_mains", "m3/day")):
+            h = head[u]
+            start = self._asset_slice[layer].start
+            for k in range(len(h["base"])):
+                row = start + k
+                a = self.assets.iloc[row]
+                status = scen.status[row]
+                reason = None
+                if status != USABLE:
+                    reason = _asset_phrase(self._asset(row, scen), None) + " — " + \
+                        N_("no new capacity")
+                elif not math.isfinite(h["cap"][k]):
+                    reason = N_("capacity not recorded")
+                rows.append({"layer": layer, "asset_id": a["asset_id"], "name": _text(a["name"]),
+                             "status": status, "recorded": a["status"], "unit": unit,
+                             "capacity": h["cap"][k], "load": h["load"][k],
+                             "base": h["base"][k], "committed": h["committed"][k],
+                             "headroom": h["headroom"][k], "plots_served": int(h["served"][k]),
+                             "reason": reason, "due": a["due"],
+                             "projected": bool(scen.projected[row]),
+                             "overdue": bool(a["overdue"])})
+        return pd.DataFrame(rows, columns=["layer", "asset_id", "name", "status", "recorded",
+                                           "unit", "capacity", "load", "base", "committed",
+                                           "headroom", "plots_served", "reason", "due",
+                                           "projected", "overdue"])
+
+    def network_report(self) -> dict:
+        """Road and rail network summaries: tolerance, snapped endpoints, dead ends."""
+        out = {}
+        for name, net in (("roads", self.road), ("rail", self.rail)):
+            s = net.summary()
+            at_gate = set(self._gate_node.tolist()) if name == "roads" else set()
+            s["dangling"] = [{"x": round(float(r.x), 2), "y": round(float(r.y), 2),
+                              "asset_id": r.asset_id, "at_gate": int(r.node) in at_gate}
+                             for r in net.dangling.itertuples()]
+            out[name] = s
+        return out
+
+
+def _bool(value: Any) -> bool | None:
+    if value is None or value is pd.NA:
+        return None
+    return bool(value)
+
+
+# --------------------------------------------------------------------- explain
+def _asset_phrase(asset: Mapping[str, Any], translate: Callable[[str], str] | None) -> str:
+    """``Industrialnaya station closed (derailment threat), due 2022-10-30, overdue``; for an
+    asset counted operational by projection: ``..., closed until 2022-10-30, overdue``."""
+    tr = translate or (lambda s: s)
+    name = asset.get("name") or asset.get("asset_id") or "?"
+    noun = tr(ASSET_NOUNS.get(asset.get("layer"), N_("asset")))
+    projected = bool(asset.get("projected"))
+    code = asset.get("recorded") if projected else asset.get("status")
+    status = tr(STATUS_WORDS.get(code, code or ""))
+    lowered = str(name).lower()
+    if noun.lower() in lowered or any(w in lowered for w in noun.lower().split() if len(w) > 3):
+        text = tr(N_("{name} {status}")).format(name=name, status=status)
+    else:
+        text = tr(N_("{name} {noun} {status}")).format(name=name, noun=noun, status=status)
+    if asset.get("note"):
+        text += tr(N_(" ({note})")).format(note=asset["note"])
+    if projected:
+        if asset.get("due"):
+            text += tr(N_(" until {due}")).format(due=asset["due"])
+        else:
+            text += tr(N_(", assumed operational"))
+    elif code != USABLE:
+        if asset.get("due"):
+            text += tr(N_(", due {due}")).format(due=asset["due"])
+        else:
+            text += tr(N_(", no due date"))
+    if asset.get("overdue"):
+        text += tr(N_(", overdue"))
+    return text
+
+
+def _blockers(item: Mapping[str, Any], tr: Callable[[str], str]) -> str:
+    return "; ".join(_asset_phrase(a, tr) for a in item.get("blocked_by") or [])
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "?"
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        return f"{value:.1f}" if abs(value) >= 10 else f"{value:g}"
+    return str(value)
+
+
+def _line(utility: str, item: Mapping[str, Any], translate: Callable[[str], str] | None,
+          *, prefix: bool = True) -> str:
+    tr = translate or (lambda s: s)
+    code = item.get("code")
+    blk = _blockers(item, tr)
+    p = {k: _fmt(v) for k, v in item.items() if not isinstance(v, (list, dict))}
+    p["blockers"] = blk
+    if utility == "road":
+        if code == "ok":
+            body = tr(N_("fronts {road}; gate {gate} at {distance_m} m, {minutes} min")).format(**p)
+        elif code == "not_fronting":
+            body = tr(N_("does not front a road (nearest {road} at {gap_m} m); "
+                         "gate {gate} at {distance_m} m")).format(**p)
+        elif code == "no_gate":
+            body = tr(N_("no usable route to any gate")).format(**p)
+            if blk:
+                body += tr(N_(" — {blockers}")).format(**p)
+        else:
+            body = tr(N_("no usable road")).format(**p)
+    elif utility == "rail":
+        if code == "ok":
+            kind = tr(N_("siding")) if item.get("via_kind") == "siding" else tr(N_("station"))
+            body = tr(N_("{kind} {via} at {distance_m} m")).format(kind=kind, **p)
+        elif code in ("blocked", "off_network") and blk:
+            body = tr(N_("none — {blockers}")).format(**p)
+        elif code == "off_network":
+            body = tr(N_("none — {via} is not joined to the rail network")).format(**p)
+        else:
+            body = tr(N_("none — no station or siding within {reach_m} m")).format(**p)
+    elif utility == "power":
+        if code == "ok":
+            body = tr(N_("{substation} at {distance_m} m, headroom {headroom_kw} kW, "
+                         "demand {demand_kw} kW fits")).format(**p)
+            if item.get("in_load"):
+                body = tr(N_("{substation} at {distance_m} m, headroom {headroom_kw} kW; "
+                             "in service (its load is in the recorded load)")).format(**p)
+            elif item.get("fits") is None:
+                body = tr(N_("{substation} at {distance_m} m, headroom {headroom_kw} kW "
+                             "(demand not recorded)")).format(**p)
+        elif code == "short":
+            body = tr(N_("{substation} headroom {headroom_kw} kW is short of the demand "
+                         "{demand_kw} kW")).format(**p)
+        elif code == "blocked":
+            body = tr(N_("none — {blockers}")).format(**p)
+        elif code == "no_substation":
+            body = tr(N_("none — no substation in the zone")).format(**p)
+        else:
+            body = tr(N_("none — no road route to a substation")).format(**p)
+        if item.get("bypassed") and code in ("ok", "short"):
+            body += tr(N_("; nearer: {others}")).format(
+                others="; ".join(_asset_phrase(a, tr) for a in item["bypassed"]))
+    else:
+        if code == "ok":
+            body = tr(N_("{main} at {distance_m} m")).format(**p)
+            if utility == "water":
+                if item.get("in_load"):
+                    body += tr(N_(", headroom {headroom_m3d} m³/day; in service (its use is in "
+                                  "the recorded load)")).format(**p)
+                elif item.get("fits") is None:
+                    body += tr(N_(", headroom {headroom_m3d} m³/day")).format(**p)
+                else:
+                    body += tr(N_(", headroom {headroom_m3d} m³/day, demand {demand_m3d} m³/day "
+                                  "fits")).format(**p)
+        elif code == "short":
+            body = tr(N_("{main} headroom {headroom_m3d} m³/day is short of the demand "
+                         "{demand_m3d} m³/day")).format(**p)
+        elif code == "blocked":
+            body = tr(N_("none — {blockers}")).format(**p)
+        else:
+            body = tr(N_("none within {reach_m} m")).format(**p)
+    if item.get("projected"):
+        body += tr(N_(" (projected)"))
+        if item.get("relies_on"):
+            body += tr(N_(": relies on {assets}")).format(
+                assets="; ".join(_asset_phrase(a, tr) for a in item["relies_on"]))
+    if not prefix:
+        return body
+    return tr(N_("{utility}: {text}")).format(utility=tr(UTILITY_WORDS[utility]), text=body)
+
+
+def explain(record: Mapping[str, Any], translate: Callable[[str], str] | None = None) -> list[str]:
+    """One line per utility, then the readiness, in words a person understands.
+
+    Parameters
+    ----------
+    record : dict
+        One record of :meth:`ServicingModel.answer` (or ``answer_geometry``).
+    translate : callable, optional
+        A gettext (e.g. Flask-Babel's); templates are translated first, then
+        formatted.
+
+    Examples
+    --------
+    ``rail: none — Industrialnaya station closed (derailment threat), due 2022-10-30, overdue``
+    """
+    tr = translate or (lambda s: s)
+    lines = [_line(u, record[u], translate) for u in UTILITIES if u in record]
+    ready = record.get("ready")
+    if ready == "now":
+        lines.append(tr(N_("ready to build now")))
+    elif ready == "unknown" or ready is None:
+        lines.append(tr(N_("ready: date unknown (waits for {what})")).format(
+            what=", ".join(tr(UTILITY_WORDS[u]) for u in record.get("waits_for") or []) or "?"))
+    else:
+        text = tr(N_("ready: {date}")).format(date=ready)
+        if record.get("ready_overdue"):
+            text += tr(N_(", overdue"))
+        lines.append(text)
+    return lines
