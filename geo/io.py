@@ -23,6 +23,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 import pyogrio.errors
 import shapely
@@ -46,6 +47,7 @@ MEDIA_TYPES = {"shp": "application/zip", "gpkg": "application/geopackage+sqlite3
 NEVER_EXPORTED: tuple[str, ...] = ("users",)
 NOT_IMPORTABLE: tuple[str, ...] = ("users", "audit")
 GEOJSON_DECIMALS = 7
+_DBF_MAX_WIDTH = 254
 _ID_CHUNK = 500
 _PYOGRIO_ERRORS = (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
                    pyogrio.errors.FieldError, pyogrio.errors.GeometryError,
@@ -108,12 +110,35 @@ def _epsg(frame: pd.DataFrame) -> int:
     return crs.to_epsg() if crs is not None else WORKING_EPSG
 
 
+def _sized_for_dbf(table: pa.Table) -> pa.Table:
+    """Tag text and integer columns with the DBF width their data needs.
+
+    GDAL reads the ``GDAL:OGR:width`` field metadata when it creates a field,
+    so the ``.dbf`` is written once at the right widths instead of being
+    rewritten by the ``RESIZE`` option (which costs a second pass).
+    """
+    schema = table.schema
+    for i, fld in enumerate(schema):
+        col = table.column(i)
+        if pa.types.is_string(fld.type):
+            longest = pc.max(pc.binary_length(col.cast(pa.binary()))).as_py()
+        elif pa.types.is_integer(fld.type):
+            lo, hi = pc.min_max(col).values()
+            longest = max(len(str(v.as_py())) for v in (lo, hi)) if lo.is_valid else 1
+        else:
+            continue
+        width = str(min(max(int(longest or 1), 1), _DBF_MAX_WIDTH))
+        schema = schema.set(i, fld.with_metadata({"GDAL:OGR:width": width}))
+    return table.cast(schema)
+
+
 def write_shapefile(layer: Layer | str, frame: gpd.GeoDataFrame, directory: Path | str,
                     *, name: str | None = None) -> Path:
     """Write one layer as a shapefile with ``.prj`` and a UTF-8 ``.cpg``.
 
-    Field widths are shrunk to the data (GDAL's ``RESIZE``); dates are DBF
-    dates. A table (no geometry) is written as a lone ``.dbf`` (with ``.cpg``).
+    Text and integer field widths are sized to the data in one pass (see
+    ``_sized_for_dbf``); dates are DBF dates. A table (no geometry) is written
+    as a lone ``.dbf`` (with ``.cpg``).
 
     Returns
     -------
@@ -123,11 +148,11 @@ def write_shapefile(layer: Layer | str, frame: gpd.GeoDataFrame, directory: Path
     layer = get_layer(layer) if isinstance(layer, str) else layer
     path = Path(directory) / f"{name or layer.name}.shp"
     pyogrio.write_arrow(
-        to_arrow(layer, frame), path, driver="ESRI Shapefile",
+        _sized_for_dbf(to_arrow(layer, frame)), path, driver="ESRI Shapefile",
         geometry_name="geometry" if layer.is_feature else None,
         geometry_type=layer.geometry if layer.is_feature else None,
         crs=f"EPSG:{_epsg(frame)}" if layer.is_feature else None,
-        encoding="UTF-8", layer_options={"RESIZE": "YES"},
+        encoding="UTF-8",
     )
     return path if layer.is_feature else path.with_suffix(".dbf")
 

@@ -109,3 +109,29 @@ def make_store(path: Path, frames: dict[str, pd.DataFrame] | None = None) -> Pat
 
 def geojson_text(features: list[dict]) -> str:
     return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False)
+
+
+def grid_plots(n: int, *, x0: float = X0, y0: float = Y0 + 10_000, size: float = 20.0,
+               gap: float = 2.0, prefix: str = "G", jitter: float = 0.0,
+               seed: int = 0) -> gpd.GeoDataFrame:
+    """``n`` non-overlapping plots on a square grid (vectorised), optionally jittered
+    by up to ``jitter`` metres inside their cells."""
+    side = int(np.ceil(np.sqrt(n)))
+    i = np.arange(n)
+    xs = x0 + (i % side) * (size + gap)
+    ys = y0 + (i // side) * (size + gap)
+    if jitter:
+        rng = np.random.default_rng(seed)
+        xs = xs + rng.uniform(0, min(jitter, gap / 2), n)
+        ys = ys + rng.uniform(0, min(jitter, gap / 2), n)
+    statuses = np.array(["candidate", "available", "reserved", "allocated", "occupied"])
+    return gpd.GeoDataFrame({
+        "plot_id": np.char.add(f"{prefix}-", i.astype(str)).astype(object),
+        "status": statuses[i % 5].astype(object),
+        "sectors": np.full(n, "machine,food", dtype=object),
+        "resident": np.where(i % 3 == 0, "ТОО «Сеть»", None).astype(object),
+        "jobs": (i % 200).astype("int64"),
+        "invest": (i * 1000.0),
+        "rail_need": (i % 2 == 0),
+        "start_yr": np.full(n, 2027),
+    }, geometry=shapely.box(xs, ys, xs + size, ys + size), crs=WORKING_EPSG)

@@ -20,6 +20,13 @@ from geo.validate import ValidationError
 from zoneplan.cli import CommandError
 from zoneplan.commands.core import add_db_option
 
+
+
+class FilesError(CommandError, ValueError):
+    """A refused import or export (also a ValueError, so ``python -m zoneplan.cli``,
+    whose ``__main__`` has its own CommandError class, still prints it cleanly)."""
+
+
 # How many problems are printed one per line before the rest are summarised.
 SHOWN_PROBLEMS = 50
 _SUFFIX_FORMAT = {".zip": "shp", ".gpkg": "gpkg", ".geojson": "geojson", ".json": "geojson"}
@@ -85,7 +92,7 @@ def _user(args: argparse.Namespace) -> str:
         return "cli"
 
 
-def _report_problems(err: ValidationError, what: str) -> CommandError:
+def _report_problems(err: ValidationError, what: str) -> FilesError:
     """Print one line per bad feature (capped) and build the closing error."""
     lines: dict[tuple, list[str]] = {}
     for p in err.problems:
@@ -100,7 +107,7 @@ def _report_problems(err: ValidationError, what: str) -> CommandError:
               file=sys.stderr)
     bad = sum(1 for key in lines if key[0])
     where = f" in {bad} feature(s)" if bad else ""
-    return CommandError(f"{what} refused: {len(err.problems)} problem(s){where}; "
+    return FilesError(f"{what} refused: {len(err.problems)} problem(s){where}; "
                         "nothing was written")
 
 
@@ -122,7 +129,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     except ValidationError as err:
         raise _report_problems(err, f"import of {args.file.name}") from None
     except sqlite3.Error as err:
-        raise CommandError(f"the store {store.path} could not be written ({err}); "
+        raise FilesError(f"the store {store.path} could not be written ({err}); "
                            "nothing was written") from None
     print(f"imported {plan.summary()} in {time.perf_counter() - started:.1f} s")
     return 0
@@ -133,7 +140,7 @@ def _format(args: argparse.Namespace) -> str:
         return args.format
     fmt = _SUFFIX_FORMAT.get(args.output.suffix.lower())
     if fmt is None:
-        raise CommandError(f"cannot tell the format from {args.output.name}; "
+        raise FilesError(f"cannot tell the format from {args.output.name}; "
                            f"give --format {'|'.join(FORMATS)}")
     return fmt
 
@@ -143,12 +150,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     fmt = _format(args)
     names = export_layer_names(args.layer)
     if fmt == "shp" and args.output.suffix.lower() != ".zip":
-        raise CommandError("shapefile exports are zip archives; name the output <name>.zip")
+        raise FilesError("shapefile exports are zip archives; name the output <name>.zip")
     if fmt == "geojson" and len(names) > 1 and args.output.suffix.lower() != ".zip":
-        raise CommandError("GeoJSON for several layers is a zip of <layer>.geojson files; "
+        raise FilesError("GeoJSON for several layers is a zip of <layer>.geojson files; "
                            "name the output <name>.zip")
     if args.where and len(names) > 1:
-        raise CommandError("--where filters one layer; name the layer instead of 'all'")
+        raise FilesError("--where filters one layer; name the layer instead of 'all'")
     where = parse_where(names[0], args.where) if args.where else None
     store = open_store(args.db or default_db())
     try:
@@ -156,7 +163,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                       zip_level=args.zip_level,
                       progress=lambda msg: print(f"  {msg}", file=sys.stderr))
     except sqlite3.Error as err:
-        raise CommandError(f"the store {store.path} could not be read ({err})") from None
+        raise FilesError(f"the store {store.path} could not be read ({err})") from None
     size = args.output.stat().st_size
     print(f"wrote {args.output} ({fmt}, {len(names)} layer(s), {size / 2**20:.1f} MiB) "
           f"in {time.perf_counter() - started:.1f} s")
