@@ -1,0 +1,115 @@
+"""``zoneplan allocate``: propose the best allocation of pending applications to available plots."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from geo.crs import to_wgs84
+from geo.store import default_db, open_store
+from geo.validate import parse_date
+from planner.allocation import OBJECTIVES, AllocationResult, read_applications_csv, solve
+from planner.allocation_tables import application_table, capacity_table, plot_table
+from planner.servicing import ServicingModel
+from zoneplan.commands.core import add_db_option
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("allocate", help="propose an allocation of applications to available plots")
+    add_db_option(p)
+    p.add_argument("--as-of", help="servicing as of this date (YYYY-MM-DD); default as recorded")
+    p.add_argument("--method", choices=("milp", "greedy"), default="milp")
+    p.add_argument("--objective", choices=OBJECTIVES, default="weighted")
+    p.add_argument("--time-limit", type=float, default=60.0, metavar="S",
+                   help="solver time limit in seconds (default 60)")
+    p.add_argument("--applications", type=Path, metavar="FILE.csv",
+                   help="applications from a CSV file instead of the store's pending ones")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the result as JSON")
+    out.add_argument("-o", "--output", type=Path, metavar="FILE",
+                     help="write the assignment table (.csv) or the chosen plots (.geojson)")
+    p.set_defaults(func=cmd_allocate)
+
+
+def _progress(elapsed: float, objective: float, bound: float) -> None:
+    gap = abs(bound - objective) / max(abs(objective), 1e-9) if math.isfinite(bound) else math.nan
+    print(f"\r  {elapsed:6.1f} s  objective {objective:,.0f}  gap {gap:.2%}   ", end="",
+          file=sys.stderr, flush=True)
+
+
+def cmd_allocate(args: argparse.Namespace) -> int:
+    as_of = parse_date(args.as_of) if args.as_of else None
+    if args.time_limit is not None and args.time_limit <= 0:
+        raise ValueError("--time-limit must be a positive number of seconds")
+    store = open_store(args.db or default_db())
+    snapshot = store.snapshot()
+    raw = (read_applications_csv(args.applications) if args.applications
+           else store.read("applications"))
+    apps = application_table(raw)
+    print(f"building tables{' as of ' + as_of.isoformat() if as_of else ' as recorded'}…",
+          file=sys.stderr)
+    model = ServicingModel(snapshot)
+    plots = plot_table(snapshot, model, as_of=as_of)
+    capacities = capacity_table(model, as_of=as_of)
+    print(f"{len(apps)} applications, {len(plots)} available plots; solving ({args.method})",
+          file=sys.stderr)
+    result = solve(plots, apps, capacities, objective=args.objective, method=args.method,
+                   time_limit=args.time_limit, on_progress=_progress)
+    print(file=sys.stderr)
+    greedy = result if args.method == "greedy" else solve(
+        plots, apps, capacities, objective=args.objective, method="greedy")
+    if args.json:
+        print(json.dumps(_document(result, greedy, as_of), ensure_ascii=False, indent=2))
+    else:
+        _print_summary(result, greedy, apps)
+    if args.output:
+        _write(args.output, result, raw, snapshot["plots"])
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _summary(result: AllocationResult) -> dict:
+    allocated = int(result.assignments["plot_id"].notna().sum())
+    return {"method": result.method, "status": result.status, "allocated": allocated,
+            "objective": result.objective,
+            "gap": None if math.isnan(result.gap) else result.gap,
+            "elapsed_s": round(result.elapsed_s, 3)}
+
+
+def _document(result: AllocationResult, greedy: AllocationResult, as_of) -> dict:
+    rows = result.assignments.astype(object).where(result.assignments.notna(), None)
+    return {"as_of": as_of.isoformat() if as_of else None, "result": _summary(result),
+            "greedy": _summary(greedy), "assignments": rows.to_dict("records")}
+
+
+def _print_summary(result: AllocationResult, greedy: AllocationResult, apps: pd.DataFrame) -> None:
+    best, base = _summary(result), _summary(greedy)
+    print(f"{'':22}{'optimised':>20}{'first come, first served':>28}")
+    print(f"{'method / status':22}{best['method'] + ' / ' + best['status']:>20}"
+          f"{base['method'] + ' / ' + base['status']:>28}")
+    print(f"{'allocated':22}{best['allocated']:>20}{base['allocated']:>28}")
+    print(f"{'objective':22}{best['objective']:>20,.2f}{base['objective']:>28,.2f}")
+    gap = "-" if best["gap"] is None else f"{best['gap']:.3%}"
+    print(f"{'gap to proven bound':22}{gap:>20}{'-':>28}")
+    print(f"{'seconds':22}{best['elapsed_s']:>20}{base['elapsed_s']:>28}")
+    print()
+    for row in result.assignments.itertuples(index=False):
+        print(f"  {row.app_id:<8} -> {row.plot_id}" if row.plot_id else
+              f"  {row.app_id:<8} not allocated: {row.reason}")
+
+
+def _write(path: Path, result: AllocationResult, apps: pd.DataFrame, plots: pd.DataFrame) -> None:
+    extra = apps.drop(columns=[c for c in ("plot_id", "reason", "version") if c in apps])
+    table = result.assignments.merge(extra.astype({"app_id": str}), on="app_id", how="left")
+    if path.suffix.lower() == ".csv":
+        table.to_csv(path, index=False)
+        return
+    if path.suffix.lower() not in (".geojson", ".json"):
+        raise ValueError(f"-o {path}: use a .csv or .geojson file name")
+    chosen = plots[["plot_id", "area_ha", "geometry"]].merge(
+        table.dropna(subset=["plot_id"]), on="plot_id")
+    to_wgs84(chosen).to_file(path, driver="GeoJSON", engine="pyogrio")
