@@ -883,7 +883,8 @@ class ServicingModel:
 
     # ------------------------------------------------------------- records
     def _records(self, sites: _Sites, pos_ids: Sequence, scen: Scenario, power, water, status,
-                 rail_need, extra: Sequence[dict] | None = None) -> list[dict]:
+                 rail_need, extra: Sequence[dict] | None = None,
+                 select: np.ndarray | None = None) -> list[dict]:
         ev = self._full(sites, scen, power, water, status)
         base = self.scenario(None, None)
         ev_rec = ev if base.key == scen.key else self._full(sites, base, power, water, status)
@@ -895,8 +896,8 @@ class ServicingModel:
         main_ids = {u: self._layer_ids(l) for u, l in _MAIN_LAYERS.items()}
         today_iso = self.today.isoformat()
         out = []
-        for i, pid in enumerate(pos_ids):
-            rec: dict[str, Any] = {"plot_id": pid}
+        for i in (range(sites.n) if select is None else select.tolist()):
+            rec: dict[str, Any] = {"plot_id": pos_ids[i]}
             if extra is not None:
                 rec.update(extra[i])
             r = ev["road"]
@@ -1012,9 +1013,9 @@ class ServicingModel:
             if unknown:
                 raise ValueError(f"unknown plot id(s): {', '.join(unknown)}")
             pos = np.array([self._plot_pos[p] for p in ids], dtype=np.intp)
-        recs = self._records(self._plot_sites, self.plot_ids, scen, self._plot_power,
-                             self._plot_water, self._plot_status, self._plot_rail_need)
-        return [recs[i] for i in pos]
+        return self._records(self._plot_sites, self.plot_ids, scen, self._plot_power,
+                             self._plot_water, self._plot_status, self._plot_rail_need,
+                             select=pos)
 
     def document(self, plot_ids: Sequence[str] | str | None = None, *,
                  as_of: dt.date | str | None = None,
@@ -1098,6 +1099,47 @@ class ServicingModel:
                                            "unit", "capacity", "load", "base", "committed",
                                            "headroom", "plots_served", "reason", "due",
                                            "projected", "overdue"])
+
+    def travel(self, as_of: dt.date | str | None = None,
+               what_if: Mapping[tuple[str, str], str] | None = None) -> dict[str, Any]:
+        """Network distances and travel times of every plot, for accessibility metrics.
+
+        Returns
+        -------
+        dict
+            ``plot_ids``; ``gate_ids`` with ``gate_m``/``gate_min`` (gates x plots;
+            inf where a gate is not operational or unreachable); ``station_ids``
+            with ``station_m``/``station_min`` (stations x plots, by road whatever
+            the station's status); ``rail`` (bool per plot: rail access in this
+            scenario); ``substation`` (serving substation id or None) and
+            ``substation_m`` (corridor distance); ``fronts`` (bool).
+        """
+        scen = self.scenario(as_of, what_if)
+        ev = self._plot_eval(scen)
+        road = ev["road"]
+        n = len(self.plot_ids)
+        S = len(self._st_row)
+        sm = np.full((S, n), np.inf)
+        smin = np.full((S, n), np.inf)
+        placed = self._st_row >= 0
+        if S and placed.any() and self.road.n_edges:
+            dist_src, min_src = self._road_costs(road["mask"])
+            rows = self._st_row[placed]
+            sm[placed] = self.road.from_nodes(dist_src[rows], road["edge"], road["t"]) + \
+                self._st_road_gap[placed, None]
+            smin[placed] = self.road.from_nodes(min_src[rows], road["edge"], road["t"],
+                                                weight="minutes") + \
+                self._st_road_gap[placed, None] / (DEFAULT_SPEED_KMH * 1000.0 / 60.0)
+        p = ev["power"]
+        sub_ids = self._layer_ids("substations")
+        sub = np.array([sub_ids[k] if ok else None for k, ok in zip(p["sub"], p["ok"])],
+                       dtype=object)
+        return {"plot_ids": self.plot_ids, "gate_ids": self._layer_ids("gates"),
+                "gate_m": road["gate_dist"], "gate_min": road["gate_min"],
+                "station_ids": self._layer_ids("rail_stations"), "station_m": sm,
+                "station_min": smin, "rail": ev["rail"]["ok"].copy(), "substation": sub,
+                "substation_m": np.where(p["ok"], p["distance"], np.inf),
+                "fronts": road["fronts"].copy(), "as_of": scen.as_of}
 
     def network_report(self) -> dict:
         """Road and rail network summaries: tolerance, snapped endpoints, dead ends."""

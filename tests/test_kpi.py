@@ -1,0 +1,104 @@
+"""Zone indicators on the hand-checkable tiny zone of test_servicing (areas: 0.5 ha per
+diamond of half-diagonal 50 m, 0.32 ha for P4) and on the sample zone."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from planner.kpi import format_kpi, kpi
+from planner.servicing import ServicingModel
+from test_servicing import SAMPLE, tiny_zone
+
+
+def zone_with_targets():
+    zone = tiny_zone()
+    plots = zone["plots"]
+    plots["sector"] = [None, None, "food", None]
+    plots["invest"] = [5e8, None, 1e9, None]
+    plots["jobs"] = pd.array([10, None, 50, None], dtype="Int64")
+    plots["floor_m2"] = [800.0, None, 2000.0, None]
+    plots["start_yr"] = pd.array([2023, None, 2022, None], dtype="Int64")
+    zone["targets"] = pd.DataFrame({
+        "target_id": ["T-01", "T-02", "T-03", "T-04"],
+        "name": ["projects", "invest", "parks", "floor"],
+        "metric": ["projects", "invest", "parks", "floor_m2"],
+        "value": [2.0, 4e9, 4.0, 10000.0], "year": [2022, 2022, 2025, 2025]})
+    return zone
+
+
+@pytest.fixture
+def late(monkeypatch):
+    monkeypatch.setenv("ZONEPLAN_TODAY", "2026-01-01")
+
+
+def test_area_investment_headroom(late):
+    report = kpi(zone_with_targets())
+    json.dumps(report, allow_nan=False)
+    assert report["area"]["total_ha"] == 1.82
+    assert report["area"]["by_status"]["reserved"] == {"plots": 1, "area_ha": 0.5}
+    assert report["area"]["by_status"]["candidate"] == {"plots": 1, "area_ha": 0.32}
+    assert report["area"]["by_status"]["occupied"] == {"plots": 0, "area_ha": 0.0}
+    assert report["area"]["by_sector"]["food"] == {"plots": 1, "area_ha": 0.5}
+    assert report["area"]["by_sector"]["none"] == {"plots": 3, "area_ha": 1.32}
+    inv = report["investment"]
+    assert (inv["plots"], inv["area_ha"], inv["invest"], inv["jobs"]) == (1, 0.5, 1e9, 50)
+    assert (inv["invest_per_ha"], inv["jobs_per_ha"]) == (2e9, 100.0)
+    head = {h["asset_id"]: h for h in report["headroom"]}
+    assert head["SS-5"]["headroom"] == 1500.0 and head["SS-12"]["headroom"] == 0.0
+    assert head["W1"]["headroom"] == 250.0 and head["SS-12"]["reason"]
+    assert report["servicing"]["storm"] == 0 and report["servicing"]["rail"] == 0
+    assert "T-01 projects" in format_kpi(report)
+
+
+def test_targets_progress(late):
+    report = kpi(zone_with_targets())
+    t = {x["target_id"]: x for x in report["targets"]}
+    assert (t["T-01"]["actual"], t["T-01"]["progress"]) == (1.0, 0.5)
+    assert (t["T-02"]["actual"], t["T-02"]["progress"]) == (1e9, 0.25)
+    assert (t["T-03"]["actual"], t["T-03"]["progress"]) == (1.0, 0.25)   # P3 only: P1 reserved
+    assert (t["T-04"]["actual"], t["T-04"]["progress"]) == (2000.0, 0.2)
+    early = {x["target_id"]: x for x in kpi(zone_with_targets(), as_of="2021-06-01")["targets"]}
+    assert early["T-01"]["actual"] == 0 and early["T-03"]["actual"] == 0
+    assert kpi(tiny_zone())["targets"] == []
+
+
+def test_ready_to_build_follows_the_date(late):
+    zone = zone_with_targets()
+    model = ServicingModel(zone, required=("road", "power", "water"))
+    now = kpi(zone, model=model)["ready_to_build"]
+    assert now["plots"] == 0 and now["available"] == 1
+    assert now["waiting_for"]["power"] == 1 and now["waiting_for"]["water"] == 1
+    later = kpi(zone, model=model, as_of="2023-06-01")["ready_to_build"]
+    assert later["plot_ids"] == ["P2"] and later["area_ha"] == 0.5
+    # the storm sewer is needed by default and never commissioned
+    assert kpi(zone, as_of="2030-01-01")["ready_to_build"]["plots"] == 0
+
+
+def test_bad_date(late):
+    with pytest.raises(ValueError, match="not a date"):
+        kpi(zone_with_targets(), as_of="2022-13-01")
+
+
+def test_sample_kpi():
+    if not (SAMPLE / "plots.shp").exists():
+        pytest.skip("data/shapefiles/plots.shp is absent: the sample zone was not generated")
+    import tempfile
+    from pathlib import Path
+
+    from geo.layers import FEATURE_LAYERS
+    from geo.store import create_store
+    from zoneplan.commands.core import load_folder
+    with tempfile.TemporaryDirectory() as tmp:
+        store = create_store(Path(tmp) / "zone.gpkg")
+        load_folder(store, SAMPLE)
+        snap = store.snapshot((*FEATURE_LAYERS, "targets"))
+        store.close()
+    report = kpi(snap, today="2026-01-01")
+    json.dumps(report, allow_nan=False)
+    assert {t["metric"] for t in report["targets"]} == {"projects", "invest", "parks", "floor_m2"}
+    assert report["servicing"]["rail"] == 0 and report["servicing"]["storm"] == 0
+    ss12 = next(h for h in report["headroom"] if h["asset_id"] == "SS-12")
+    assert ss12["headroom"] == 0 and ss12["plots_served"] == 0
+    assert kpi(snap, today="2026-01-01", as_of="2022-11-01")["servicing"]["rail"] > 0

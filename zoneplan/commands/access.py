@@ -1,0 +1,80 @@
+"""``zoneplan access``: accessibility metrics of plots (``access metrics``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from geo.store import default_db, open_store
+from geo.validate import parse_date
+from zoneplan.commands.core import add_db_option
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("access", help="accessibility of plots and connection design")
+    actions = p.add_subparsers(dest="access_command", required=True, metavar="ACTION")
+    m = actions.add_parser("metrics", help="distances and times to gates, station, substation; "
+                                           "isochrone bands",
+                           description="Per plot: network distance and travel time to every "
+                                       "gate, to the station (as recorded and as of a date) and "
+                                       "to the serving substation; and the isochrone band "
+                                       "(minutes from the nearest gate).")
+    add_db_option(m)
+    m.add_argument("--as-of", metavar="YYYY-MM-DD", help="count assets due by this date as operational")
+    m.add_argument("--minutes", default="2,5,10", metavar="N,N,...",
+                   help="isochrone bands in minutes (default 2,5,10)")
+    out = m.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the JSON document to stdout")
+    out.add_argument("-o", "--output", type=Path, metavar="FILE",
+                     help="write the per-plot metrics with their band: .geojson (WGS84) or .csv")
+    m.set_defaults(func=cmd_metrics)
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from planner.access import accessibility, isochrones, metrics_document, parse_bands
+    from planner.servicing import ServicingModel
+
+    as_of = None
+    if args.as_of is not None:
+        try:
+            as_of = parse_date(args.as_of)
+        except ValueError as err:
+            raise ValueError(f"--as-of: {err}") from None
+    bands = parse_bands(args.minutes)
+    if args.output is not None and args.output.suffix.lower() not in (".geojson", ".csv"):
+        raise ValueError(f"-o {args.output}: use a .geojson or .csv file name")
+    t0 = time.perf_counter()
+    model = ServicingModel(open_store(args.db or default_db()).snapshot())
+    if args.json:
+        doc = metrics_document(model, as_of=as_of, minutes=bands)
+        json.dump(doc, sys.stdout, ensure_ascii=False, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+        return 0
+    metrics = accessibility(model, as_of=as_of)
+    iso = isochrones(model, bands, metrics=metrics)
+    band = dict(zip(iso["plot_id"], iso["minutes"]))
+    metrics["minutes"] = [band.get(p) for p in metrics["plot_id"]]
+    elapsed = time.perf_counter() - t0
+    if args.output is not None:
+        tmp = args.output.with_name(args.output.name + ".part")
+        if args.output.suffix.lower() == ".csv":
+            metrics.drop(columns="geometry").to_csv(tmp, index=False)
+        else:
+            from geo.crs import to_wgs84
+            to_wgs84(metrics).to_file(tmp, driver="GeoJSON")
+        tmp.replace(args.output)
+        print(f"wrote {len(metrics)} plots to {args.output} ({elapsed:.2f} s)")
+        return 0
+    when = f"as of {as_of.isoformat()}" if as_of else "as recorded"
+    print(f"accessibility {when}: {len(metrics)} plots")
+    for b in bands:
+        count = int((iso["minutes"] == b).sum())
+        print(f"  within {b:g} min of a gate: {count} plots (this band)")
+    print(f"  beyond {bands[-1]:g} min or unreachable: {len(metrics) - len(iso)} plots")
+    cols = ["plot_id", "gate", "gate_m", "gate_min", "station", "station_m", "rail", "rail_asof",
+            "substation", "substation_m", "minutes"]
+    print(metrics[cols].to_string(index=False, na_rep="-"))
+    print(f"({elapsed:.2f} s)")
+    return 0
