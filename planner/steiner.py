@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import heapq
 import math
 import os
 import sys
@@ -36,6 +37,7 @@ _TOL = 1e-9
 _OPTIMALITY_RTOL = 1e-6
 _MAX_DISTANCE_ENTRIES = 40_000_000  # terminals x nodes float64 matrix kept for the shortest-path heuristic
 _MAX_SPH_ROOTS = 24
+_SD_TEST_MAX_ENTRIES = 2_000_000
 _IMPROVED_STARTS = 6
 _PERTURBED_RESTARTS = 16
 _PERTURBATION = 0.25
@@ -358,6 +360,8 @@ class _Reducer:
         self._degree_tests(range(self.n))
         for _ in range(rounds):
             graph, edge_ids = self._snapshot()
+            if len(graph.terminals) * graph.n > _SD_TEST_MAX_ENTRIES:
+                return graph  # on big graphs with many terminals it costs more than it saves
             doomed = edge_ids[graph.cost > _special_distance_bound(graph) * (1 + _TOL) + _TOL]
             for e in doomed.tolist():
                 self._remove(e)
@@ -633,60 +637,25 @@ class _LocalSearch:
 
     def improve(self, tree: _Tree, clock: _Clock) -> _Tree:
         """Key-path exchange, key-vertex elimination and Steiner-vertex insertion until no move helps."""
+        thorough = clock.limit is not None or len(self.g.u) <= _THOROUGH_MAX_EDGES
         while not clock.expired():
             before = tree.cost
             tree = self.key_path_exchange(tree, clock)
             tree = self.key_vertex_elimination(tree, clock)
-            tree = self.vertex_insertion(tree, clock)
+            if thorough:
+                tree = self.vertex_insertion(tree, clock)
             if tree.cost >= before - _TOL * max(1.0, before):
                 break
         return tree
 
-    def _adjacency(self, tree: _Tree) -> dict[int, list[tuple[int, int]]]:
-        adj: dict[int, list[tuple[int, int]]] = {}
-        for e, a, b in zip(tree.edge_ids.tolist(), self.g.u[tree.edge_ids].tolist(), self.g.v[tree.edge_ids].tolist()):
-            adj.setdefault(a, []).append((b, e))
-            adj.setdefault(b, []).append((a, e))
-        return adj
-
-    def _key_paths(self, adj: dict[int, list[tuple[int, int]]]) -> list[tuple[int, int, list[int], list[int]]]:
-        """Maximal paths whose inner nodes are non-terminals of tree degree 2: (end, end, inner, edges)."""
-        is_key = {x: bool(self.g.is_terminal[x]) or len(nbrs) != 2 for x, nbrs in adj.items()}
-        seen: set[int] = set()
-        paths = []
-        for start, nbrs in adj.items():
-            if not is_key[start]:
-                continue
-            for nxt, e in nbrs:
-                if e in seen:
-                    continue
-                prev, node, inner, edges = start, nxt, [], [e]
-                while not is_key[node]:
-                    inner.append(node)
-                    (a, ea), (b, eb) = adj[node]
-                    prev, node, e = (node, b, eb) if a == prev else (node, a, ea)
-                    edges.append(e)
-                seen.update(edges)
-                paths.append((start, node, inner, edges))
-        return paths
-
-    def _components(self, adj: dict[int, list[tuple[int, int]]], starts: list[int], cut: set[int]) -> list[np.ndarray]:
-        """Node sets of the tree pieces holding each start once the nodes in ``cut`` are removed."""
-        pieces = []
-        for s in starts:
-            seen, stack = {s}, [s]
-            while stack:
-                for y, _ in adj[stack.pop()]:
-                    if y not in seen and y not in cut:
-                        seen.add(y)
-                        stack.append(y)
-            pieces.append(np.fromiter(seen, dtype=np.int64))
-        return pieces
-
     def _try_replace(self, tree: _Tree, pieces: list[np.ndarray], removed_cost: float) -> _Tree:
         """Rejoin tree pieces by shortest paths, or through one new hub vertex; keep the result if cheaper."""
-        g = self.g
-        searches = [g.shortest_paths(piece, limit=removed_cost) for piece in pieces]
+        if len(pieces) == 2:
+            small, large = sorted(pieces, key=len)
+            dist, pred = self.g.shortest_paths(small, limit=removed_cost)
+            target = large[np.argmin(dist[large])]
+            return self._accept_if_cheaper(tree, pieces, [self._path_to_source(pred, int(target))], float(dist[target]), removed_cost)
+        searches = [self.g.shortest_paths(piece, limit=removed_cost) for piece in pieces]
         joins: dict[tuple[int, int], tuple[float, list[int]]] = {}
         for i, (dist, pred) in enumerate(searches[:-1]):
             for j in range(i + 1, len(pieces)):
@@ -696,16 +665,20 @@ class _LocalSearch:
         chosen = _prim(len(pieces), joins)
         paths = [joins[p][1] for p in chosen] if chosen is not None else []
         cost = sum(joins[p][0] for p in chosen) if chosen is not None else math.inf
-        if len(pieces) > 2:
-            # a star around one hub can beat any tree of pairwise paths (a new Steiner vertex)
-            through = np.sum([dist for dist, _ in searches], axis=0)
-            hub = int(np.argmin(through))
-            if through[hub] < cost:
-                cost = float(through[hub])
-                paths = [self._path_to_source(pred, hub) for _, pred in searches]
-        if cost >= removed_cost - _TOL * max(1.0, removed_cost):
+        # a star around one hub can beat any tree of pairwise paths (a new Steiner vertex)
+        through = np.sum([dist for dist, _ in searches], axis=0)
+        hub = int(np.argmin(through))
+        if through[hub] < cost:
+            cost = float(through[hub])
+            paths = [self._path_to_source(pred, hub) for _, pred in searches]
+        return self._accept_if_cheaper(tree, pieces, paths, cost, removed_cost)
+
+    def _accept_if_cheaper(
+        self, tree: _Tree, pieces: list[np.ndarray], paths: list[list[int]], cost: float, removed_cost: float
+    ) -> _Tree:
+        if not cost < removed_cost - _TOL * max(1.0, removed_cost):
             return tree
-        mask = np.zeros(g.n, dtype=bool)
+        mask = np.zeros(self.g.n, dtype=bool)
         for nodes in [*pieces, *paths]:
             mask[nodes] = True
         candidate = self.tree_on(mask)
@@ -713,49 +686,37 @@ class _LocalSearch:
             return candidate
         return tree
 
-    def _still_in(self, tree_edges: set[int], adj: dict, inner: list[int], edges: list[int]) -> bool:
-        return all(e in tree_edges for e in edges) and all(len(adj.get(x, ())) == 2 for x in inner)
-
     def key_path_exchange(self, tree: _Tree, clock: _Clock) -> _Tree:
         """Replace a key path by a shorter path between the two pieces it joins."""
-        adj = self._adjacency(tree)
-        paths = self._key_paths(adj)
-        path_cost = [float(self.g.cost[edges].sum()) for _, _, _, edges in paths]
-        for p in np.argsort(path_cost)[::-1]:
-            if clock.expired():
+        rooted = _RootedTree(self.g, tree)
+        tried: set[bytes] = set()
+        while not clock.expired():
+            fresh = [p for p in rooted.paths if p.signature not in tried]
+            if not fresh:
                 break
-            a, b, inner, edges = paths[p]
-            if not self._still_in(set(tree.edge_ids.tolist()), adj, inner, edges):
-                continue
-            cut = set(inner)
-            removed = set(edges)
-            pieces = self._components_without_edges(adj, [a, b], cut, removed)
-            better = self._try_replace(tree, pieces, path_cost[p])
+            path = max(fresh, key=lambda p: p.cost)
+            tried.add(path.signature)
+            pieces = [rooted.subtree(path.bottom), rooted.outside(path.below_top)]
+            better = self._try_replace(tree, pieces, path.cost)
             if better is not tree:
-                tree, adj = better, self._adjacency(better)
+                tree, rooted = better, _RootedTree(self.g, better)
         return tree
-
-    def _components_without_edges(
-        self, adj: dict[int, list[tuple[int, int]]], starts: list[int], cut: set[int], removed: set[int]
-    ) -> list[np.ndarray]:
-        pruned = {x: [(y, e) for y, e in nbrs if e not in removed] for x, nbrs in adj.items()}
-        return self._components(pruned, starts, cut)
 
     def key_vertex_elimination(self, tree: _Tree, clock: _Clock) -> _Tree:
         """Drop a Steiner vertex of degree >= 3 with its key paths and rejoin the pieces."""
-        adj = self._adjacency(tree)
-        for s in [x for x, nbrs in adj.items() if len(nbrs) >= 3 and not self.g.is_terminal[x]]:
-            if clock.expired():
+        rooted = _RootedTree(self.g, tree)
+        tried: set[int] = set()
+        while not clock.expired():
+            fresh = [x for x in rooted.steiner_hubs() if x not in tried]
+            if not fresh:
                 break
-            if s not in adj or len(adj[s]) < 3:
-                continue
-            incident = [p for p in self._key_paths(adj) if s in (p[0], p[1])]
-            cut = {s}.union(*(p[2] for p in incident))
-            ends = [p[1] if p[0] == s else p[0] for p in incident]
-            removed_cost = float(sum(self.g.cost[p[3]].sum() for p in incident))
-            better = self._try_replace(tree, self._components(adj, ends, cut), removed_cost)
+            hub = fresh[0]
+            tried.add(hub)
+            up, down = rooted.up_path[hub], rooted.down_paths[hub]
+            pieces = [rooted.outside(up.below_top)] + [rooted.subtree(p.bottom) for p in down]
+            better = self._try_replace(tree, pieces, up.cost + sum(p.cost for p in down))
             if better is not tree:
-                tree, adj = better, self._adjacency(better)
+                tree, rooted = better, _RootedTree(self.g, better)
         return tree
 
     def vertex_insertion(self, tree: _Tree, clock: _Clock) -> _Tree:
@@ -778,6 +739,78 @@ class _LocalSearch:
                 tree, mask = candidate, self.vertex_mask(candidate)
                 longest = float(g.cost[tree.edge_ids].max())
         return tree
+
+
+@dataclass(frozen=True)
+class _KeyPath:
+    """A tree path between key nodes (terminals or degree >= 3) through non-terminals of degree 2."""
+
+    top: int
+    below_top: int
+    bottom: int
+    cost: float
+    signature: bytes
+
+
+class _RootedTree:
+    """A tree rooted at a terminal, numbered in preorder so that every subtree is one contiguous slice.
+
+    Rooting at a terminal makes every key path vertical: its highest node is one of its ends.
+    """
+
+    def __init__(self, graph: _Graph, tree: _Tree) -> None:
+        self.g = graph
+        nodes = np.unique(np.concatenate([graph.u[tree.edge_ids], graph.v[tree.edge_ids]]))
+        local = np.full(graph.n, -1)
+        local[nodes] = np.arange(nodes.size)
+        ends_u, ends_v = local[graph.u[tree.edge_ids]], local[graph.v[tree.edge_ids]]
+        adjacency = sp.csr_array((np.ones(ends_u.size), (ends_u, ends_v)), shape=(nodes.size, nodes.size))
+        root = int(local[graph.terminals[0]])
+        order, parent = csgraph.depth_first_order(adjacency, root, directed=False)
+        self.order = nodes[order]
+        self.parent = np.full(graph.n, -1)
+        has_parent = parent[order] >= 0
+        self.parent[nodes[order][has_parent]] = nodes[parent[order][has_parent]]
+        self.position = np.full(graph.n, -1)
+        self.position[self.order] = np.arange(self.order.size)
+        self.size = np.zeros(graph.n, dtype=np.int64)
+        self.size[self.order] = 1
+        for x in self.order[:0:-1].tolist():
+            self.size[self.parent[x]] += self.size[x]
+        self.degree = np.bincount(np.concatenate([graph.u[tree.edge_ids], graph.v[tree.edge_ids]]), minlength=graph.n)
+        self._key_paths()
+
+    def _key_paths(self) -> None:
+        g = self.g
+        is_key = g.is_terminal | (self.degree >= 3)
+        self.paths: list[_KeyPath] = []
+        self.up_path: dict[int, _KeyPath] = {}
+        self.down_paths: dict[int, list[_KeyPath]] = {}
+        for bottom in self.order[1:][is_key[self.order[1:]]].tolist():
+            walk = [bottom]
+            while not is_key[self.parent[walk[-1]]]:
+                walk.append(int(self.parent[walk[-1]]))
+            top = int(self.parent[walk[-1]])
+            walk = np.array(walk)
+            edges = g.edge_ids(walk, self.parent[walk])
+            path = _KeyPath(top, int(walk[-1]), bottom, float(g.cost[edges].sum()), np.sort(edges).tobytes())
+            self.paths.append(path)
+            self.up_path[bottom] = path
+            self.down_paths.setdefault(top, []).append(path)
+
+    def steiner_hubs(self) -> list[int]:
+        """Non-terminals of tree degree >= 3, most expensive surroundings first."""
+        hubs = [x for x in self.down_paths if not self.g.is_terminal[x]]
+        return sorted(hubs, key=lambda x: -(self.up_path[x].cost + sum(p.cost for p in self.down_paths[x])))
+
+    def subtree(self, x: int) -> np.ndarray:
+        start = self.position[x]
+        return self.order[start : start + self.size[x]]
+
+    def outside(self, x: int) -> np.ndarray:
+        """Tree nodes not in the subtree of ``x``."""
+        start = self.position[x]
+        return np.concatenate([self.order[:start], self.order[start + self.size[x] :]])
 
 
 def _cost(tree: _Tree) -> float:
@@ -968,10 +1001,49 @@ class _CutModel:
 
     def solve(self, incumbent: _Tree, search: _LocalSearch, clock: _Clock) -> _ExactResult:
         """Prove or improve ``incumbent``; the lower bound holds for the (reduced) instance."""
+        ascent_bound, cuts = self._dual_ascent(clock)
+        self._add_cuts(cuts)
+        if ascent_bound >= incumbent.cost - _OPTIMALITY_RTOL * max(1.0, incumbent.cost):
+            return _ExactResult(None, ascent_bound)
         bound, y = self._cut_loop(incumbent.cost, clock)
+        bound = ascent_bound if bound is None else max(bound, ascent_bound)
         if y is None or bound >= incumbent.cost - _OPTIMALITY_RTOL * max(1.0, incumbent.cost):
             return _ExactResult(None, bound)
         return self._branch_and_cut(incumbent, search, clock, bound)
+
+    def _dual_ascent(self, clock: _Clock) -> tuple[float, list[np.ndarray]]:
+        """Wong's dual ascent: a lower bound, and the cuts it raised (a warm start for the LP).
+
+        Every intermediate state is dual feasible, so the bound holds even when time runs out.
+        Each step takes the terminal whose set of nodes reaching it over zero-reduced-cost
+        arcs has the fewest entering arcs, and raises that cut's dual by the smallest
+        reduced cost on it.
+        """
+        n = self.g.n
+        reduced = self.arc_cost.copy()
+        bound = 0.0
+        cuts = []
+        queue = [(0, t) for t in self.g.terminals.tolist() if t != self.root]
+        heapq.heapify(queue)
+        while queue and not clock.expired():
+            size, t = heapq.heappop(queue)
+            zero = np.flatnonzero(reduced <= 0.0)
+            backwards = sp.csr_array((np.ones(zero.size), (self.head[zero], self.tail[zero])), shape=(n, n))
+            inside = np.zeros(n, dtype=bool)
+            inside[csgraph.breadth_first_order(backwards, t, directed=True, return_predecessors=False)] = True
+            if inside[self.root]:
+                continue
+            arcs = np.flatnonzero(inside[self.head] & ~inside[self.tail])
+            if arcs.size > size:
+                heapq.heappush(queue, (arcs.size, t))  # no longer the smallest: look again later
+                continue
+            step = reduced[arcs].min()
+            reduced[arcs] -= step
+            bound += step
+            cuts.append(arcs)
+            self.seen_cuts.add(arcs.tobytes())
+            heapq.heappush(queue, (arcs.size, t))
+        return bound, cuts
 
     def _cut_loop(self, upper: float, clock: _Clock) -> tuple[float | None, np.ndarray | None]:
         """Solve the LP relaxation, adding violated cuts until none is left or progress stalls."""

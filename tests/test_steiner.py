@@ -298,3 +298,9 @@ def test_stp_declared_count_mismatch(tmp_path) -> None:
     path.write_text(STEINLIB_SAMPLE.replace("Edges 4", "Edges 5"))
     with pytest.raises(ValueError, match="declares 5 edges"):
         read_stp(path)
+
+
+def test_solver_prints_nothing(capfd) -> None:
+    steiner_tree(TRIANGLE_WITH_HUB, ["a", "b", "c"], exact=True)
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""
