@@ -57,10 +57,10 @@ sample: setup
 
 ## messages: re-extract the UI strings and update/compile the catalogues (commit the .po and .mo)
 messages: $(VENV)/.installed
-	$(BIN)/pybabel extract -q -F babel.cfg -k _ -k N_ -k _l -k lazy_gettext --no-location \
+	$(BIN)/pybabel -q extract -F babel.cfg -k _ -k N_ -k _l -k lazy_gettext --no-location \
 		--sort-output --project zoneplan -o web/translations/messages.pot web planner
-	$(BIN)/pybabel update -q -i web/translations/messages.pot -d web/translations --no-fuzzy-matching
-	$(BIN)/pybabel compile -q -d web/translations --statistics
+	$(BIN)/pybabel -q update -i web/translations/messages.pot -d web/translations --no-fuzzy-matching
+	$(BIN)/pybabel -q compile -d web/translations --statistics
 
 clean:
 	rm -rf $(VENV) $(DB) $(DB).secret .pytest_cache web/assets/node_modules web/static/vendor

@@ -8,7 +8,8 @@ Fixtures (reuse them; they are documented one by one below):
                      default accounts ``admin``/``planner``/``investor``.
 - ``store_path``     (function) a private copy of ``sample_db`` that a test may write to.
 - ``store``          (function) ``open_store(store_path)``.
-- ``app``            (function) ``web.create_app`` over ``store_path``, TESTING on, CSRF on.
+- ``app``            (function) ``web.create_app`` over ``store_path``, TESTING on, CSRF on;
+                     derived values (maps, servicing) shared through ``derived_cache``.
 - ``client``         (function) an anonymous test client of ``app``.
 - ``login``          (function) ``login(client, username)`` logs a client in via the form
                      (a real CSRF token is fetched from /login first).
@@ -161,12 +162,24 @@ def store(store_path):
 
 
 # --------------------------------------------------------------------------- the app
+@pytest.fixture(scope="session")
+def derived_cache():
+    """One cache of derived values (snapshot, servicing, rendered maps) for every test app.
+
+    The apps run over copies of one store, so equal revisions mean equal content;
+    a test that writes gets a new revision and builds afresh.
+    """
+    from web.deps import RevisionCache
+    return RevisionCache()
+
+
 @pytest.fixture
-def app(store_path):
+def app(store_path, derived_cache):
     """The Flask app over the writable store copy (CSRF enforced as in production)."""
     from web import create_app
     app = create_app({"ZONEPLAN_DB": str(store_path), "TESTING": True,
-                      "SECRET_KEY": "test-secret", "LOGIN_RATE_LIMIT": 5})
+                      "SECRET_KEY": "test-secret", "LOGIN_RATE_LIMIT": 5,
+                      "ZONEPLAN_CACHE": derived_cache})
     return app
 
 
@@ -261,6 +274,9 @@ def live_server(store_path):
             time.sleep(0.05)
     yield base
     server.close()
+    for channel in list(server._map.values()):  # keep-alive connections of a browser
+        channel.close()
+    server.task_dispatcher.shutdown(timeout=2)
     thread.join(timeout=5)
 
 

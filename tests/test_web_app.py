@@ -268,10 +268,10 @@ def test_accounts_rules(store):
     assert accounts.authenticate(store, "nobody", "whatever-pass") is None
 
 
-def test_create_default_users_uses_env_or_prints_once(tmp_path, monkeypatch, capsys):
-    from geo.store import create_store
+def test_create_default_users_uses_env_or_prints_once(store, monkeypatch, capsys):
     from zoneplan import accounts
-    store = create_store(tmp_path / "z.gpkg")
+    with store.transaction() as tx:
+        tx.clear("users")
     monkeypatch.setenv("ZONEPLAN_ADMIN_PASSWORD", "admin-from-env")
     monkeypatch.delenv("ZONEPLAN_PLANNER_PASSWORD", raising=False)
     monkeypatch.delenv("ZONEPLAN_INVESTOR_PASSWORD", raising=False)
@@ -389,8 +389,11 @@ def test_map_follows_store_changes(client, store):
     assert "Brand New Resident LLP" not in first and "Brand New Resident LLP" in second
 
 
-def test_servicing_lines_reach_popups_when_the_model_exists(client, monkeypatch):
+def test_servicing_lines_reach_popups_when_the_model_exists(store_path, monkeypatch):
     import web.deps as deps
+    from web import create_app
+    client = create_app({"ZONEPLAN_DB": str(store_path), "SECRET_KEY": "x",
+                         "ZONEPLAN_CACHE": deps.RevisionCache()}).test_client()
     fake_records = {"plot_id": None}
 
     class FakeModel:

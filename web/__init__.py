@@ -122,6 +122,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                 raise
             continue
         app.register_blueprint(module.bp)
+    if not any(rule.rule == "/applications" for rule in app.url_map.iter_rules()):
+        app.add_url_rule("/applications", "pages.applications", pages.applications)
 
     @app.errorhandler(403)
     @app.errorhandler(404)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections import OrderedDict
 from typing import Any, Callable, Hashable
 
 import pandas as pd
@@ -21,6 +22,39 @@ except ModuleNotFoundError as _err:  # pragma: no cover - depends on the tree
 EXTENSION = "zoneplan"
 
 
+class RevisionCache:
+    """Values derived from a store, keyed by ``(store revision, name)``, least recently used out.
+
+    One per app by default. Apps over byte-identical copies of one store (the test suite's)
+    may share one, since equal revision tokens there mean equal content.
+    """
+
+    def __init__(self, max_entries: int = 64):
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._values: OrderedDict[Hashable, Any] = OrderedDict()
+        self._building: dict[Hashable, threading.Lock] = {}
+
+    def get_or_build(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """The value under ``key``, built once even when many threads ask at the same time."""
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]
+            gate = self._building.setdefault(key, threading.Lock())
+        with gate:
+            with self._lock:
+                if key in self._values:
+                    return self._values[key]
+            value = build()
+            with self._lock:
+                self._values[key] = value
+                while len(self._values) > self.max_entries:
+                    self._values.popitem(last=False)
+                self._building.pop(key, None)
+            return value
+
+
 class Deps:
     """What the views share: one store, and values derived from it per revision.
 
@@ -29,39 +63,21 @@ class Deps:
     the layers on each page.
     """
 
-    def __init__(self, store: Store, max_entries: int = 64):
+    def __init__(self, store: Store, cache: RevisionCache | None = None):
         self.store = store
-        self.max_entries = max_entries
-        self._lock = threading.Lock()
-        self._revision: str | None = None
-        self._cache: dict[Hashable, Any] = {}
-        self._building: dict[Hashable, threading.Lock] = {}
+        self.cache = cache or RevisionCache()
 
     def cached(self, key: Hashable, build: Callable[[], Any]) -> Any:
         """``build()`` once per store revision and ``key``; concurrent callers wait for it."""
-        revision = self.store.revision()
-        with self._lock:
-            if revision != self._revision:
-                self._revision, self._cache, self._building = revision, {}, {}
-            if key in self._cache:
-                return self._cache[key]
-            gate = self._building.setdefault(key, threading.Lock())
-        with gate:
-            with self._lock:
-                if self._revision == revision and key in self._cache:
-                    return self._cache[key]
-            value = build()
-            with self._lock:
-                if self._revision == revision:
-                    if len(self._cache) >= self.max_entries:
-                        self._cache.pop(next(iter(self._cache)))
-                    self._cache[key] = value
-            return value
+        return self.cache.get_or_build((self.store.revision(), key), build)
 
 
 def init_app(app: Flask, store: Store | None = None) -> Deps:
-    """Open the store named by ``ZONEPLAN_DB`` (unless given) and attach it to ``app``."""
-    deps = Deps(store or open_store(app.config["ZONEPLAN_DB"]))
+    """Open the store named by ``ZONEPLAN_DB`` (unless given) and attach it to ``app``.
+
+    ``app.config["ZONEPLAN_CACHE"]`` may hold a :class:`RevisionCache` to share.
+    """
+    deps = Deps(store or open_store(app.config["ZONEPLAN_DB"]), app.config.get("ZONEPLAN_CACHE"))
     app.extensions[EXTENSION] = deps
     return deps
 

@@ -104,24 +104,28 @@ def install_vendor(node_modules: Path = NODE_MODULES, vendor_dir: Path = VENDOR_
 
 # --------------------------------------------------------------------------- vocabularies
 # Schema labels and codes are English in geo.layers; these marks put them in the catalogues.
-LAYER_LABELS = tuple(N_(s) for s in (
-    "Zone boundary", "Expansion areas", "Plots", "Roads", "Gates", "Rail lines", "Rail stations",
-    "Substations", "Power lines", "Water mains", "Storm sewers", "Gas mains", "Protection zones",
-    "Applications", "Users", "Plan targets", "Audit trail",
-))
-FIELD_LABELS = tuple(N_(s) for s in (
-    "Zone id", "Name", "Operator", "Area, ha", "Expansion id", "Status", "Note", "Plot id",
-    "Cadastral number", "Allowed sectors", "Occupant's sector", "Resident", "Project",
-    "Investment, tenge", "Jobs", "Power demand, kW", "Water demand, m³/day", "Needs rail",
-    "Hazard class", "Highest hazard class allowed", "Production floor, m²", "Start year",
-    "Expansion area", "Asset id", "Road class", "Status since", "Due", "Kind", "Built",
-    "Capacity, MVA", "Load, MVA", "Voltage, kV", "Feeding substation", "Capacity, m³/day",
-    "Load, m³/day", "Diameter, mm", "Pressure", "Protects", "Width, m", "Application id",
-    "Investor (user)", "Company", "Sector", "Plot applied for", "Minimum area, ha",
-    "Maximum area, ha", "Power, kW", "Water, m³/day", "Priority", "Reason", "Plot reserved",
-    "Created", "Updated", "User name", "Role", "Language", "Active", "Target", "Metric",
-    "Target value", "By year", "Source",
-))
+LAYER_LABELS = (
+    N_("Zone boundary"), N_("Expansion areas"), N_("Plots"), N_("Roads"), N_("Gates"),
+    N_("Rail lines"), N_("Rail stations"), N_("Substations"), N_("Power lines"),
+    N_("Water mains"), N_("Storm sewers"), N_("Gas mains"), N_("Protection zones"),
+    N_("Applications"), N_("Users"), N_("Plan targets"), N_("Audit trail"),
+)
+FIELD_LABELS = (
+    N_("Zone id"), N_("Name"), N_("Operator"), N_("Area, ha"), N_("Expansion id"), N_("Status"),
+    N_("Note"), N_("Plot id"), N_("Cadastral number"), N_("Allowed sectors"),
+    N_("Occupant's sector"), N_("Resident"), N_("Project"), N_("Investment, tenge"), N_("Jobs"),
+    N_("Power demand, kW"), N_("Water demand, m³/day"), N_("Needs rail"), N_("Hazard class"),
+    N_("Highest hazard class allowed"), N_("Production floor, m²"), N_("Start year"),
+    N_("Expansion area"), N_("Asset id"), N_("Road class"), N_("Status since"), N_("Due"),
+    N_("Kind"), N_("Built"), N_("Capacity, MVA"), N_("Load, MVA"), N_("Voltage, kV"),
+    N_("Feeding substation"), N_("Capacity, m³/day"), N_("Load, m³/day"), N_("Diameter, mm"),
+    N_("Pressure"), N_("Protects"), N_("Width, m"), N_("Application id"), N_("Investor (user)"),
+    N_("Company"), N_("Sector"), N_("Plot applied for"), N_("Minimum area, ha"),
+    N_("Maximum area, ha"), N_("Power, kW"), N_("Water, m³/day"), N_("Priority"), N_("Reason"),
+    N_("Plot reserved"), N_("Created"), N_("Updated"), N_("User name"), N_("Role"),
+    N_("Language"), N_("Active"), N_("Target"), N_("Metric"), N_("Target value"), N_("By year"),
+    N_("Source"),
+)
 # Codes stored in the data -> English words (the msgids).
 VALUE_LABELS: dict[str, str] = {
     # plot statuses
@@ -195,11 +199,11 @@ LAYER_STYLES: tuple[LayerStyle, ...] = (
     LayerStyle("prot_zones", {"color": "#e377c2", "weight": 1, "dashArray": "3 3",
                               "fillColor": "#f7b6d2", "fillOpacity": 0.25}, show=False),
     LayerStyle("plots", {"color": "#404040", "weight": 1, "fillOpacity": 0.65}),
-    LayerStyle("roads", {"color": "#5a5a5a", "weight": 4, "opacity": 0.9}),
-    LayerStyle("water_mains", {"color": "#1f77b4", "weight": 2.5}),
-    LayerStyle("storm_sewers", {"color": "#17becf", "weight": 2.5}),
-    LayerStyle("gas_mains", {"color": "#d4a100", "weight": 2.5}),
-    LayerStyle("power_lines", {"color": "#9467bd", "weight": 2.5}),
+    LayerStyle("roads", {"color": "#a3a3a3", "weight": 6, "opacity": 0.95, "lineCap": "butt"}),
+    LayerStyle("water_mains", {"weight": 2, "color": "#1f77b4"}),
+    LayerStyle("storm_sewers", {"weight": 2, "color": "#17becf"}),
+    LayerStyle("gas_mains", {"weight": 2, "color": "#d4a100"}),
+    LayerStyle("power_lines", {"weight": 2, "color": "#9467bd"}),
     LayerStyle("rail_lines", {"color": "#111111", "weight": 4}),
     LayerStyle("gates", {"color": "#222222", "weight": 2, "fillColor": "#ffffff",
                          "fillOpacity": 1}, radius=5),
@@ -208,7 +212,7 @@ LAYER_STYLES: tuple[LayerStyle, ...] = (
     LayerStyle("substations", {"color": "#9467bd", "weight": 3, "fillColor": "#e5d8f5",
                                "fillOpacity": 1}, radius=8),
 )
-ROAD_WEIGHTS = {"arterial": 6, "collector": 4.5, "local": 3, "access": 2}
+ROAD_WEIGHTS = {"arterial": 11, "collector": 8, "local": 6, "access": 4}
 
 
 def feature_style(layer: str, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -243,7 +247,7 @@ def format_value(layer: str, name: str, value: Any, translate: Translate) -> str
     """One attribute as text for people: codes translated, numbers grouped, data as stored."""
     fld = get_layer(layer).field(name)
     if fld.type == "bool":
-        return translate("yes") if bool(value) else translate("no")
+        return translate(N_("yes")) if bool(value) else translate(N_("no"))
     if fld.type in _NUMBER_FORMATS:
         number = float(value)
         if fld.type == "float" and number.is_integer() and abs(number) >= 1000:
@@ -252,7 +256,7 @@ def format_value(layer: str, name: str, value: Any, translate: Translate) -> str
                                                 ).replace(",", "\u202f")
     if name == "sectors":
         allowed = parse_sectors(value)
-        return translate("all") if allowed is None else ", ".join(
+        return translate(N_("all")) if allowed is None else ", ".join(
             tr_value(s, translate) for s in sorted(allowed))
     if fld.choices is not None:
         return tr_value(value, translate)
@@ -267,7 +271,7 @@ def popup_html(layer: str, row: Mapping[str, Any], translate: Translate,
     parts = [Markup('<div class="zp-popup"><h6>{} <span>{}</span></h6><table>').format(
         tr_label(lyr.label, translate), title)]
     for fld in lyr.fields:
-        if fld.name in _HIDDEN or (fld.name == "name" and title == row.get("name")):
+        if fld.name in _HIDDEN or (fld.name in ("name", lyr.key) and title == row.get(fld.name)):
             continue
         value = row.get(fld.name)
         if not _present(value):
@@ -278,7 +282,7 @@ def popup_html(layer: str, row: Mapping[str, Any], translate: Translate,
     lines = [line for line in extra_lines if line]
     if lines:
         parts.append(Markup('<p class="zp-servicing-title">{}</p><ul class="zp-servicing">').format(
-            translate("Servicing")))
+            translate(N_("Servicing"))))
         parts += [Markup("<li>{}</li>").format(line) for line in lines]
         parts.append(Markup("</ul>"))
     parts.append(Markup("</div>"))
@@ -376,7 +380,7 @@ def build_zone_map(snapshot: Mapping[str, pd.DataFrame], *, translate: Translate
     m.default_js = _static(static_url, MAP_JS)
     m.default_css = _static(static_url, MAP_CSS)
     if tiles_url:
-        folium.TileLayer(tiles=tiles_url, attr=tiles_attribution or "", name=translate("Basemap"),
+        folium.TileLayer(tiles=tiles_url, attr=tiles_attribution or "", name=translate(N_("Basemap")),
                          overlay=False, control=True, max_zoom=20).add_to(m)
     servicing = servicing or {}
     for spec in LAYER_STYLES:

@@ -73,10 +73,13 @@ def planner():
                            applications=apps.to_dict("records"))
 
 
-@bp.route("/applications")
 @role_required("investor", "planner")
 def applications():
-    """An investor's own applications; planners and admins see all."""
+    """An investor's own applications; planners and admins see all.
+
+    Mounted at /applications by ``create_app`` only when no other blueprint (the
+    catalogue's applications board) serves that page.
+    """
     store = deps.get_store()
     where = None if current_role() in ("planner", "admin") else {"investor": current_username()}
     apps = store.read("applications", where=where, order_by="-created")

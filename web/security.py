@@ -134,8 +134,9 @@ def init_app(app: Flask) -> None:
     """CSRF on every unsafe request (except Bearer-token API calls) and the security headers."""
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session's life
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    if not app.config.get("SESSION_COOKIE_SAMESITE"):
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     csrf.init_app(app)
     app.extensions["zoneplan_login_throttle"] = LoginThrottle(
         int(app.config.get("LOGIN_RATE_LIMIT", 5)), float(app.config.get("LOGIN_RATE_WINDOW", 300)))
