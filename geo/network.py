@@ -6,8 +6,9 @@ A :class:`Network` is built once per snapshot by :func:`build_network`:
    (clusters found with a KD-tree), and a free endpoint that stops short of (or
    overshoots onto) another line within ``tolerance`` is snapped onto that line
    (a T-junction);
-2. all lines are noded at every intersection with GEOS snap-rounding
-   (``shapely.union_all(..., grid_size=GRID_M)``), so crossings become junctions;
+2. all lines are noded at every intersection (``shapely.union_all``; a snapped
+   endpoint is first added as a vertex of the line it lands on, so the join is
+   exact), so crossings become junctions; pieces shorter than ``GRID_M`` are dropped;
 3. every noded piece is mapped back to the feature it came from (asset id,
    status, class/kind), its length is its length in metres and its travel time
    follows the speed of its class (:data:`ROAD_SPEEDS_KMH`).
@@ -56,7 +57,8 @@ RAIL_SPEED_KMH = 25.0
 DEFAULT_SPEED_KMH = 20.0
 #: Default snapping tolerance (m): endpoints and near-misses closer than this join.
 SNAP_TOLERANCE_M = 2.0
-#: Precision grid of the noding (m).
+#: Pieces shorter than this (m) are noding slivers and dropped; node coordinates are
+#: matched to 1e-6 m.
 GRID_M = 0.001
 
 _CLASS_FIELD = {"roads": "class", "rail_lines": "kind", "power_lines": "kv"}
@@ -131,11 +133,12 @@ class Network:
     def effective_status(self, overrides: Mapping[tuple[str, str], str] | None = None) -> np.ndarray:
         """Edge statuses with ``overrides`` (``{(layer, asset_id): status}``) applied."""
         status = self.status.copy()
-        if overrides:
-            keys = pd.Series(list(zip(self.layer, self.asset_id)))
-            mapped = keys.map(lambda k: overrides.get(k))
-            hit = mapped.notna().to_numpy()
-            status[hit] = mapped[hit].to_numpy()
+        by_layer: dict[str, dict[str, str]] = {}
+        for (layer, aid), st in (overrides or {}).items():
+            by_layer.setdefault(layer, {})[str(aid)] = st
+        for layer, changes in by_layer.items():
+            hit = np.flatnonzero((self.layer == layer) & np.isin(self.asset_id, list(changes)))
+            status[hit] = [changes[a] for a in self.asset_id[hit]]
         return status
 
     def mask(self, overrides: Mapping[tuple[str, str], str] | None = None, *,
@@ -449,20 +452,46 @@ def _snap(lines: np.ndarray, tol: float) -> tuple[np.ndarray, int]:
             if len(left):
                 on = shapely.line_interpolate_point(lines[right],
                                                     shapely.line_locate_point(lines[right], p[left]))
-                coords[ends[free[left]]] = shapely.get_coordinates(on)
+                on_xy = shapely.get_coordinates(on)
+                coords[ends[free[left]]] = on_xy
                 moved += len(left)
+                out = shapely.linestrings(coords, indices=idx)
+                # The snapped point becomes a vertex of the line it lands on, so the
+                # (floating-point) noder joins them exactly.
+                return _insert_vertices(out, right, on_xy), moved
     out = shapely.linestrings(coords, indices=idx)
     return out, moved
 
 
+def _insert_vertices(lines: np.ndarray, targets: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Add the points ``xy`` as vertices of ``lines[targets]`` (in order along each line)."""
+    lines = lines.copy()
+    for li in np.unique(targets).tolist():
+        pts = xy[targets == li]
+        line = lines[li]
+        coords = shapely.get_coordinates(line)
+        at = shapely.line_locate_point(line, shapely.points(pts))
+        cum = np.r_[0.0, np.cumsum(np.hypot(*np.diff(coords, axis=0).T))]
+        seg = np.clip(np.searchsorted(cum, at, side="right") - 1, 0, len(coords) - 2)
+        order = np.argsort(at, kind="stable")
+        new = np.insert(coords, seg[order] + 1, pts[order], axis=0)
+        keep = np.r_[True, np.any(np.diff(new, axis=0) != 0, axis=1)]
+        lines[li] = shapely.LineString(new[keep])
+    return lines
+
+
 def _node(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Node every intersection; return the pieces and each piece's source line."""
-    merged = shapely.union_all(lines, grid_size=GRID_M)
+    merged = shapely.union_all(lines)
     pieces = shapely.get_parts(merged)
     pieces = pieces[shapely.get_type_id(pieces) == 1]
-    pieces = pieces[shapely.length(pieces) > 0]
+    pieces = pieces[shapely.length(pieces) > GRID_M]
     mids = shapely.line_interpolate_point(pieces, 0.5, normalized=True)
-    source, _ = SpatialIndex(lines).nearest(mids)
+    index = SpatialIndex(lines)
+    source, _ = index.nearest(mids, max_distance=GRID_M)
+    lost = np.flatnonzero(source < 0)
+    if len(lost):
+        source[lost] = index.nearest(mids[lost])[0]
     return pieces, source
 
 

@@ -117,7 +117,7 @@ def kpi(snapshot: Mapping[str, pd.DataFrame], *, as_of: dt.date | str | None = N
             "layer": rec["layer"], "asset_id": rec["asset_id"], "name": rec["name"],
             "status": rec["status"], "unit": rec["unit"], "base": _f(rec["base"], 1),
             "committed": _f(rec["committed"], 1), "headroom": _f(rec["headroom"], 1),
-            "plots_served": int(rec["plots_served"]),
+            "committed_plots": int(rec["committed_plots"]),
             "reason": rec["reason"] if isinstance(rec["reason"], str) else None,
             "due": rec["due"] if isinstance(rec["due"], str) else None,
             "projected": bool(rec["projected"]), "overdue": bool(rec["overdue"])})
@@ -205,7 +205,7 @@ def format_kpi(report: Mapping[str, Any]) -> str:
     for h in report["headroom"]:
         extra = f" — {h['reason']}" if h["reason"] else ""
         lines.append(f"  {h['asset_id']:<8} {h['status']:<13} {h['headroom']:>10,.1f} {h['unit']}"
-                     f" ({h['plots_served']} plots){extra}")
+                     f" ({h['committed_plots']} committed plots){extra}")
     r = report["ready_to_build"]
     lines.append(f"ready to build: {r['plots']} of {r['available']} available plots "
                  f"({r['area_ha']} ha); available plots waiting for: " +

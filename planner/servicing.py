@@ -61,6 +61,7 @@ formatted only after translation, so :func:`explain` takes a ``gettext``.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import math
 import os
 from collections import OrderedDict
@@ -103,6 +104,9 @@ STATION_SNAP_M = 100.0
 COUNTED_PLOT_STATUSES: tuple[str, ...] = ("reserved", "allocated")
 USABLE = "operational"
 _MAIN_LAYERS = {"water": "water_mains", "storm": "storm_sewers", "gas": "gas_mains"}
+# Reasons that depend only on the utility, code and blockers (shared between plots).
+_CACHED_REASONS = frozenset({"blocked", "none_within", "out_of_reach", "no_road",
+                             "no_substation", "unreachable"})
 
 UTILITY_WORDS = {
     "road": N_("road"), "rail": N_("rail"), "power": N_("power"), "water": N_("water"),
@@ -213,6 +217,39 @@ class _Sites:
     def n(self) -> int:
         return len(self.geoms)
 
+    def subset(self, idx: np.ndarray) -> "_Sites":
+        """The sites at positions ``idx`` (renumbered 0..len(idx)-1)."""
+        idx = np.asarray(idx, dtype=np.intp)
+        new = np.full(self.n, -1, np.intp)
+        new[idx] = np.arange(len(idx))
+
+        def cut(pairs):
+            left = pairs[0]
+            keep = new[left] >= 0 if len(left) else np.zeros(0, bool)
+            return (new[left[keep]], *(a[keep] for a in pairs[1:])), keep
+
+        (road, keep) = cut(self.road_pairs)
+        order = np.argsort(road[0], kind="stable")
+        road_t = self.road_t[keep][order]
+        road = tuple(a[order] for a in road)
+        sid, _ = cut(self.siding_pairs)
+        order = np.argsort(sid[0], kind="stable")
+        sid = tuple(a[order] for a in sid)
+        mains = {}
+        for u, pairs in self.main_pairs.items():
+            m, _ = cut(pairs)
+            order = np.argsort(m[0], kind="stable")
+            mains[u] = tuple(a[order] for a in m)
+        return _Sites(self.geoms[idx], road, sid, mains, road_t)
+
+
+def _col(values: np.ndarray, digits: int) -> list:
+    """Rounded numbers as a list, None where missing / NaN / inf (JSON-safe)."""
+    a = np.round(np.asarray(values, dtype=float), digits)
+    out = a.astype(object)
+    out[~np.isfinite(a)] = None
+    return out.tolist()
+
 
 def _first(keys: np.ndarray) -> np.ndarray:
     if len(keys) == 0:
@@ -309,6 +346,8 @@ class ServicingModel:
         rail_need = plots["rail_need"] if "rail_need" in plots.columns else pd.Series(
             False, index=plots.index)
         self._plot_rail_need = rail_need.astype("boolean").fillna(False).to_numpy(bool)
+        self._counted_sites = self._plot_sites.subset(
+            np.flatnonzero(np.isin(self._plot_status, COUNTED_PLOT_STATUSES)))
 
     # ------------------------------------------------------------------ setup
     @staticmethod
@@ -475,18 +514,26 @@ class ServicingModel:
             self._cache.popitem(last=False)
 
     # -------------------------------------------------------------- evaluation
-    def _evaluate(self, sites: _Sites, scen: Scenario) -> dict[str, dict[str, np.ndarray]]:
+    def _evaluate(self, sites: _Sites, scen: Scenario,
+                  only: Sequence[str] = UTILITIES) -> dict[str, dict[str, np.ndarray]]:
         road = self._eval_road(sites, scen)
-        out = {"road": road, "rail": self._eval_rail(sites, scen, road),
-               "power": self._eval_power(sites, scen, road)}
+        out = {"road": road}
+        if "rail" in only:
+            out["rail"] = self._eval_rail(sites, scen, road)
+        if "power" in only:
+            out["power"] = self._eval_power(sites, scen, road)
         for u in _MAIN_LAYERS:
-            out[u] = self._eval_main(u, sites, scen)
+            if u in only:
+                out[u] = self._eval_main(u, sites, scen)
         return out
 
     def _eval_road(self, sites: _Sites, scen: Scenario) -> dict[str, np.ndarray]:
         n = sites.n
         net = self.road
-        mask = net.mask(scen.overrides) if net.n_edges else np.zeros(0, bool)
+        mask = self._cache.get(("roadmask", scen.key))
+        if mask is None:
+            mask = net.mask(scen.overrides) if net.n_edges else np.zeros(0, bool)
+            self._remember(("roadmask", scen.key), mask)
         left, right, gap = sites.road_pairs
         keep = mask[right] if len(right) else np.zeros(0, bool)
         l, r, g, t = left[keep], right[keep], gap[keep], sites.road_t[keep]
@@ -519,7 +566,7 @@ class ServicingModel:
         code = np.where(edge < 0, "no_road",
                         np.where(~reach, "no_gate", np.where(fronts, "ok", "not_fronting")))
         ok = fronts & reach
-        blockers: list[list[int]] = [[] for _ in range(n)]
+        blockers: dict[int, list[int]] = {}
         todo = np.flatnonzero(~reach)
         if len(todo) and net.n_edges and G:
             gates_any = self._gate_row >= 0
@@ -545,8 +592,8 @@ class ServicingModel:
                 blockers[site] = list(dict.fromkeys(keys))
         if G and not gate_ok.any():
             closed = [self._asset_slice["gates"].start + i for i in range(G)]
-            for site in todo:
-                blockers[site] = list(dict.fromkeys(blockers[site] + closed))
+            for site in todo.tolist():
+                blockers[site] = list(dict.fromkeys(blockers.get(site, []) + closed))
         road_id = np.where(edge >= 0, net.asset_id[np.maximum(edge, 0)] if net.n_edges else None,
                            None)
         return {"ok": ok, "edge": edge, "gap": egap, "t": et, "fronts": fronts, "gate": gate,
@@ -671,41 +718,43 @@ class ServicingModel:
             via_kind[l[better]] = "siding"
         ok = np.isfinite(best)
         code = np.where(ok, "ok", "out_of_reach").astype(object)
-        blockers: list[list[int]] = [[] for _ in range(n)]
+        blockers: dict[int, list[int]] = {}
         dist = best.copy()
         todo = np.flatnonzero(~ok)
         if len(todo):
+            # The nearest station within reach or fronted siding, whatever its status,
+            # and what blocks it (shared per station / siding).
             st_block, sd_block = self._rail_blockers(scen, rmask)
-            cand = np.where(within, sd, np.inf)
-            k = np.argmin(cand, axis=0) if S else np.zeros(n, np.intp)
-            d = cand[k, np.arange(n)] if S else np.full(n, np.inf)
-            near_sid = {}
+            cand = np.where(within[:, todo], sd[:, todo], np.inf)
+            k = np.argmin(cand, axis=0) if S else np.zeros(len(todo), np.intp)
+            d = cand[k, np.arange(len(todo))] if S else np.full(len(todo), np.inf)
+            g = np.full(n, np.inf)
+            e_any = np.full(n, -1, np.intp)
             if len(se):
                 f = _first(sl)
-                near_sid = dict(zip(sl[f].tolist(), zip(se[f].tolist(), sg[f].tolist())))
-            for site in todo.tolist():
-                options = []
-                if np.isfinite(d[site]):
-                    options.append((d[site], "station", int(k[site])))
-                if site in near_sid:
-                    e, g = near_sid[site]
-                    options.append((g, "siding", e))
-                if not options:
-                    continue
-                dd, kind, pos = min(options)
-                dist[site], via_kind[site], via_pos[site] = dd, kind, pos
-                blk = st_block[pos] if kind == "station" else sd_block[pos]
-                if -1 in blk:
-                    code[site] = "off_network"
-                    blockers[site] = [b for b in blk if b >= 0]
-                else:
-                    code[site] = "blocked"
-                    blockers[site] = blk
-        for i in range(n):
-            if via_kind[i] == "station":
-                via[i] = self._layer_ids("rail_stations")[via_pos[i]]
-            elif via_kind[i] == "siding":
-                via[i] = net.asset_id[via_pos[i]]
+                g[sl[f]], e_any[sl[f]] = sg[f], se[f]
+            g, e_any = g[todo], e_any[todo]
+            use_sid = g < d
+            has = np.isfinite(np.minimum(d, g))
+            st_sites, sd_sites = todo[has & ~use_sid], todo[has & use_sid]
+            dist[st_sites], via_kind[st_sites] = d[has & ~use_sid], "station"
+            via_pos[st_sites] = k[has & ~use_sid]
+            dist[sd_sites], via_kind[sd_sites] = g[has & use_sid], "siding"
+            via_pos[sd_sites] = e_any[has & use_sid]
+            for sites_, table in ((st_sites, st_block), (sd_sites, sd_block)):
+                for key, blk in table.items():
+                    where = sites_[via_pos[sites_] == key]
+                    if not len(where):
+                        continue
+                    off = -1 in blk
+                    code[where] = "off_network" if off else "blocked"
+                    shared = [b for b in blk if b >= 0]
+                    blockers.update(dict.fromkeys(where.tolist(), shared))
+        st_ids = np.asarray(self._layer_ids("rail_stations"), dtype=object)
+        is_st = via_kind == "station"
+        via[is_st] = st_ids[via_pos[is_st]]
+        is_sd = via_kind == "siding"
+        via[is_sd] = net.asset_id[via_pos[is_sd]] if net.n_edges else None
         return {"ok": ok, "distance": dist, "via": via, "via_kind": via_kind, "via_pos": via_pos,
                 "code": code, "blockers": blockers, "station_dist": sd}
 
@@ -730,14 +779,15 @@ class ServicingModel:
         sub = np.where(ok, sub, np.where(np.isfinite(any_dist), any_sub, -1))
         dist = np.where(ok, dist, any_dist)
         base = self._asset_slice["substations"].start
-        blockers: list[list[int]] = [[] for _ in range(n)]
-        for site in np.flatnonzero(code == "blocked").tolist():
-            blockers[site] = [base + int(sub[site])]
-        bypassed: list[list[int]] = [[] for _ in range(n)]
+        blocked = np.flatnonzero(code == "blocked")
+        blockers = {site: [row] for site, row in zip(blocked.tolist(),
+                                                      (base + sub[blocked]).tolist())}
+        bypassed: dict[int, list[int]] = {}
         if K:
             kk, ss = np.nonzero(~usable[:, None] & (kd < np.where(ok, dist, -np.inf)[None, :]))
-            for k, s in zip(kk.tolist(), ss.tolist()):
-                bypassed[s].append(base + k)
+            order = np.lexsort((kd[kk, ss], ss))
+            for k, s in zip((base + kk[order]).tolist(), ss[order].tolist()):
+                bypassed.setdefault(s, []).append(k)
         return {"ok": ok, "sub": sub, "distance": dist, "code": code, "blockers": blockers,
                 "bypassed": bypassed, "sub_dist": kd}
 
@@ -753,13 +803,13 @@ class ServicingModel:
         main[l[keep][f]], dist[l[keep][f]] = r[keep][f], d[keep][f]
         ok = main >= 0
         code = np.where(ok, "ok", "none_within").astype(object)
-        blockers: list[list[int]] = [[] for _ in range(n)]
         f = _first(l)
+        fl, fr, fd = l[f], r[f], d[f]
+        blocked = ~ok[fl]
+        sb = fl[blocked]
+        main[sb], dist[sb], code[sb] = fr[blocked], fd[blocked], "blocked"
         base = self._asset_slice[layer].start
-        for site, feat, dd in zip(l[f].tolist(), r[f].tolist(), d[f].tolist()):
-            if not ok[site]:
-                main[site], dist[site], code[site] = feat, dd, "blocked"
-                blockers[site] = [base + feat]
+        blockers = {site: [row] for site, row in zip(sb.tolist(), (base + fr[blocked]).tolist())}
         return {"ok": ok, "main": main, "distance": dist, "code": code, "blockers": blockers}
 
     # ------------------------------------------------------------- headroom
@@ -776,8 +826,16 @@ class ServicingModel:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        ev = self._plot_eval(scen)
         counted = np.isin(self._plot_status, COUNTED_PLOT_STATUSES)
+        full = self._cache.get(("plots", scen.key))
+        if full is not None:
+            power, water = full["power"], full["water"]
+            p_sub, p_ok = power["sub"][counted], power["ok"][counted]
+            w_main, w_ok = water["main"][counted], water["ok"][counted]
+        else:   # only the plots whose demand is committed need answering
+            ev = self._evaluate(self._counted_sites, scen, only=("power", "water"))
+            p_sub, p_ok = ev["power"]["sub"], ev["power"]["ok"]
+            w_main, w_ok = ev["water"]["main"], ev["water"]["ok"]
         out = {}
         subs = self.layers["substations"]
         K = len(subs)
@@ -785,26 +843,24 @@ class ServicingModel:
         load = pd.to_numeric(subs["load_mva"], errors="coerce").to_numpy(float)
         usable = self._status(scen, "substations") == USABLE
         base = np.where(usable, (cap - load) * 1000.0 * self.power_factor, 0.0)
-        p = ev["power"]
-        sel = counted & p["ok"]
-        committed = np.bincount(p["sub"][sel], weights=np.nan_to_num(self._plot_power[sel]),
-                                minlength=K) if K else np.zeros(0)
-        served = np.bincount(p["sub"][p["ok"]], minlength=K) if K else np.zeros(0, int)
+        demand = np.nan_to_num(self._plot_power[counted])
+        committed = np.bincount(p_sub[p_ok], weights=demand[p_ok], minlength=K) if K \
+            else np.zeros(0)
+        count = np.bincount(p_sub[p_ok], minlength=K) if K else np.zeros(0, int)
         out["power"] = {"base": base, "committed": committed, "headroom": base - committed,
-                        "usable": usable, "served": served, "cap": cap, "load": load}
+                        "usable": usable, "served": count, "cap": cap, "load": load}
         mains = self.layers["water_mains"]
         M = len(mains)
         cap = pd.to_numeric(mains["cap_m3d"], errors="coerce").to_numpy(float)
         load = pd.to_numeric(mains["load_m3d"], errors="coerce").to_numpy(float)
         usable = self._status(scen, "water_mains") == USABLE
         base = np.where(usable, cap - np.nan_to_num(load), 0.0)
-        w = ev["water"]
-        sel = counted & w["ok"]
-        committed = np.bincount(w["main"][sel], weights=np.nan_to_num(self._plot_water[sel]),
-                                minlength=M) if M else np.zeros(0)
-        served = np.bincount(w["main"][w["ok"]], minlength=M) if M else np.zeros(0, int)
+        demand = np.nan_to_num(self._plot_water[counted])
+        committed = np.bincount(w_main[w_ok], weights=demand[w_ok], minlength=M) if M \
+            else np.zeros(0)
+        count = np.bincount(w_main[w_ok], minlength=M) if M else np.zeros(0, int)
         out["water"] = {"base": base, "committed": committed, "headroom": base - committed,
-                        "usable": usable, "served": served, "cap": cap, "load": load}
+                        "usable": usable, "served": count, "cap": cap, "load": load}
         self._remember(key, out)
         return out
 
@@ -830,7 +886,7 @@ class ServicingModel:
             e["in_load"] = occupied & e["ok"]
             e["code"] = np.where(e["ok"] & (fits == False), "short", e["code"])  # noqa: E712
 
-    def _satisfied(self, ev: dict, rail_need: np.ndarray) -> dict[str, np.ndarray]:
+    def _satisfied(self, ev: dict, rail_need: np.ndarray | None = None) -> dict[str, np.ndarray]:
         sat = {}
         for u in UTILITIES:
             e = ev[u]
@@ -854,134 +910,220 @@ class ServicingModel:
         self._fits(ev, scen, power, water, status)
         return ev
 
+    def _met(self, ev: dict, need: dict) -> np.ndarray:
+        sat = self._satisfied(ev, None)
+        return np.logical_and.reduce([sat[u] | ~need[u] for u in UTILITIES])
+
     def _ready(self, sites: _Sites, scen: Scenario, power, water, status, rail_need,
-               ev_now: dict) -> tuple[np.ndarray, np.ndarray]:
-        """Readiness dates: 'now', the first due date at which all needs are met, or 'unknown'."""
+               ev_base: dict) -> np.ndarray:
+        """Readiness: 'now', the first due date at which all needs are met, or 'unknown'.
+
+        Swept from the recorded statuses (with the what-if): each due date of a
+        pending asset in turn counts every asset due by then as operational;
+        only the sites still waiting are re-evaluated.
+        """
         need = self._needed(rail_need)
         base = self.scenario(None, scen.what_if)
-        ev = ev_now if base.key == scen.key else self._full(sites, base, power, water, status)
-        sat = self._satisfied(ev, rail_need)
-        met = np.logical_and.reduce([sat[u] | ~need[u] for u in UTILITIES])
-        waits = [[u for u in UTILITIES if need[u][i] and not sat[u][i]] for i in range(sites.n)]
+        met = self._met(ev_base, need)
         ready = np.where(met, "now", "unknown").astype(object)
-        todo = ~met
-        pending = sorted({d for d, s in zip(self.assets["due"], base.status)
+        todo = np.flatnonzero(~met)
+        pending = sorted({d for d, s in zip(self._a["due"], base.status)
                           if d is not None and s != USABLE})
+        if pending and len(todo):
+            # Every dated asset done: a plot not serviced even then stays 'unknown'
+            # (assumes more operational assets never make a plot worse off).
+            final = self.scenario(dt.date.fromisoformat(pending[-1]), scen.what_if)
+            sub = sites.subset(todo) if len(todo) < sites.n else sites
+            ev_f = self._evaluate(sub, final)
+            self._fits(ev_f, final, power[todo], water[todo], status[todo])
+            todo = todo[self._met(ev_f, {u: v[todo] for u, v in need.items()})]
         for date in pending:
-            if not todo.any():
+            if len(todo) == 0:
                 break
             scen_d = self.scenario(dt.date.fromisoformat(date), scen.what_if)
             if scen_d.key == base.key:
                 continue
-            ev_d = self._full(sites, scen_d, power, water, status)
-            sat = self._satisfied(ev_d, rail_need)
-            met = np.logical_and.reduce([sat[u] | ~need[u] for u in UTILITIES])
-            now = todo & met
-            ready[now] = date
-            todo &= ~met
-        return ready, np.array(waits, dtype=object)
+            sub = sites.subset(todo) if len(todo) < sites.n else sites
+            ev_d = self._evaluate(sub, scen_d)
+            self._fits(ev_d, scen_d, power[todo], water[todo], status[todo])
+            met = self._met(ev_d, {u: v[todo] for u, v in need.items()})
+            ready[todo[met]] = date
+            todo = todo[~met]
+        return ready
 
     # ------------------------------------------------------------- records
     def _records(self, sites: _Sites, pos_ids: Sequence, scen: Scenario, power, water, status,
                  rail_need, extra: Sequence[dict] | None = None,
                  select: np.ndarray | None = None) -> list[dict]:
+        """JSON-shaped records, built column by column (numbers rounded by numpy)."""
+        gc_was = gc.isenabled()
+        gc.disable()            # hundreds of thousands of small dicts: no cycles to collect
+        try:
+            return self._records_inner(sites, pos_ids, scen, power, water, status, rail_need,
+                                       extra, select)
+        finally:
+            if gc_was:
+                gc.enable()
+
+    def _records_inner(self, sites, pos_ids, scen, power, water, status, rail_need, extra,
+                       select) -> list[dict]:
         ev = self._full(sites, scen, power, water, status)
-        base = self.scenario(None, None)
-        ev_rec = ev if base.key == scen.key else self._full(sites, base, power, water, status)
-        ready, _ = self._ready(sites, scen, power, water, status, rail_need, ev)
+        recorded = self.scenario(None, None)
+        base = self.scenario(None, scen.what_if)
+        ev_base = ev if base.key == scen.key else self._full(sites, base, power, water, status)
+        ev_rec = ev_base if recorded.key == base.key else \
+            self._full(sites, recorded, power, water, status)
+        sel = np.arange(sites.n) if select is None else np.asarray(select, dtype=np.intp)
+        ready_all = self._ready(sites, scen, power, water, status, rail_need, ev_base)
         need = self._needed(rail_need)
-        sat = self._satisfied(ev, rail_need)
-        gate_ids = self._layer_ids("gates")
-        sub_ids = self._layer_ids("substations")
-        main_ids = {u: self._layer_ids(l) for u, l in _MAIN_LAYERS.items()}
+        sat = self._satisfied(ev, None)
         today_iso = self.today.isoformat()
+        assets: dict[int, dict] = {}
+
+        def asset(row: int) -> dict:
+            hit = assets.get(row)
+            if hit is None:
+                hit = assets[row] = self._asset(row, scen)
+            return hit
+
+        def ids(values: np.ndarray, pos: np.ndarray) -> list:
+            out = np.full(len(pos), None, dtype=object)
+            ok = pos >= 0
+            out[ok] = np.asarray(values, dtype=object)[pos[ok]]
+            return out.tolist()
+
+        cols: dict[str, dict[str, list]] = {}
+        r = ev["road"]
+        road_row = np.full(sites.n, -1, np.intp)
+        hit = r["edge"] >= 0
+        if hit.any():
+            road_row[hit] = [self._asset_pos[("roads", a)] for a in r["road_id"][hit]]
+        gate_row = np.where(r["gate"] >= 0, self._asset_slice["gates"].start + r["gate"], -1)
+        cols["road"] = {
+            "fronts": r["fronts"][sel].tolist(), "gate": ids(self._layer_ids("gates"), r["gate"][sel]),
+            "distance_m": _col(r["distance"][sel], 1), "minutes": _col(r["minutes"][sel], 2),
+            "road": r["road_id"][sel].tolist(), "gap_m": _col(r["gap"][sel], 1),
+            "code": r["code"][sel].tolist()}
+        via = {"road": [road_row, gate_row]}
+        e = ev["rail"]
+        st_row = np.where(e["ok"] & (e["via_kind"] == "station"),
+                          self._asset_slice["rail_stations"].start + e["via_pos"], -1)
+        sd = np.flatnonzero(e["ok"] & (e["via_kind"] == "siding"))
+        sd_row = np.full(sites.n, -1, np.intp)
+        if len(sd):
+            sd_row[sd] = [self._asset_pos[("rail_lines", a)] for a in e["via"][sd]]
+        cols["rail"] = {
+            "available": e["ok"][sel].tolist(), "distance_m": _col(e["distance"][sel], 1),
+            "via": e["via"][sel].tolist(), "via_kind": e["via_kind"][sel].tolist(),
+            "needed": rail_need[sel].tolist(), "reach_m": [self.rail_reach_m] * len(sel),
+            "code": e["code"][sel].tolist()}
+        via["rail"] = [np.maximum(st_row, sd_row)]
+        p = ev["power"]
+        cols["power"] = {
+            "available": p["ok"][sel].tolist(),
+            "substation": ids(self._layer_ids("substations"), p["sub"][sel]),
+            "distance_m": _col(p["distance"][sel], 1), "headroom_kw": _col(p["headroom"][sel], 1),
+            "demand_kw": _col(p["demand"][sel], 1), "fits": p["fits"][sel].tolist(),
+            "in_load": p["in_load"][sel].tolist(), "code": p["code"][sel].tolist(),
+            "bypassed": [[asset(b) for b in p["bypassed"].get(i, ())] for i in sel.tolist()]}
+        via["power"] = [np.where(p["ok"], self._asset_slice["substations"].start + p["sub"], -1)]
+        for u in ("water", "storm", "gas"):
+            m = ev[u]
+            c = {"available": m["ok"][sel].tolist(),
+                 "main": ids(self._layer_ids(_MAIN_LAYERS[u]), m["main"][sel]),
+                 "distance_m": _col(m["distance"][sel], 1),
+                 "reach_m": [self.connect_m[u]] * len(sel), "code": m["code"][sel].tolist()}
+            if u == "water":
+                c.update({"headroom_m3d": _col(m["headroom"][sel], 1),
+                          "demand_m3d": _col(m["demand"][sel], 1),
+                          "fits": m["fits"][sel].tolist(), "in_load": m["in_load"][sel].tolist()})
+            cols[u] = c
+            via[u] = [np.where(m["ok"], self._asset_slice[_MAIN_LAYERS[u]].start + m["main"], -1)]
+        for u in UTILITIES:
+            cols[u].update(self._finish_cols(ev[u], ev_rec[u], via[u], scen, sel, asset))
+            cols[u]["needed"] = need[u][sel].tolist()
+        unmet = np.zeros(sites.n, np.int64)
+        for k, u in enumerate(UTILITIES):
+            unmet |= (need[u] & ~sat[u]).astype(np.int64) << k
+        waits = {}
+        reasons: dict[tuple, str] = {}
         out = []
-        for i in (range(sites.n) if select is None else select.tolist()):
+        names = {u: list(cols[u]) for u in UTILITIES}
+        rows = {u: list(zip(*cols[u].values())) for u in UTILITIES}
+        for j, i in enumerate(sel.tolist()):
             rec: dict[str, Any] = {"plot_id": pos_ids[i]}
             if extra is not None:
                 rec.update(extra[i])
-            r = ev["road"]
-            road = {"fronts": bool(r["fronts"][i]),
-                    "gate": gate_ids[r["gate"][i]] if r["gate"][i] >= 0 else None,
-                    "distance_m": _num(r["distance"][i]), "minutes": _num(r["minutes"][i], 2),
-                    "road": r["road_id"][i], "gap_m": _num(r["gap"][i]),
-                    "code": str(r["code"][i])}
-            rec["road"] = self._finish(road, r["ok"][i], r["blockers"][i], scen, ev_rec["road"], i,
-                                       via_rows=self._road_via_rows(r, i))
-            e = ev["rail"]
-            rail = {"available": bool(e["ok"][i]), "distance_m": _num(e["distance"][i]),
-                    "via": e["via"][i], "via_kind": e["via_kind"][i],
-                    "needed": bool(rail_need[i]), "reach_m": self.rail_reach_m,
-                    "code": str(e["code"][i])}
-            rec["rail"] = self._finish(rail, e["ok"][i], e["blockers"][i], scen, ev_rec["rail"], i,
-                                       via_rows=self._rail_via_rows(e, i))
-            p = ev["power"]
-            k = p["sub"][i]
-            pw = {"available": bool(p["ok"][i]), "substation": sub_ids[k] if k >= 0 else None,
-                  "distance_m": _num(p["distance"][i]), "headroom_kw": _num(p["headroom"][i]),
-                  "demand_kw": _num(p["demand"][i]), "fits": _bool(p["fits"][i]),
-                  "in_load": bool(p["in_load"][i]), "code": str(p["code"][i]),
-                  "bypassed": [self._asset(b, scen) for b in p["bypassed"][i]]}
-            rows = [self._asset_slice["substations"].start + k] if k >= 0 and p["ok"][i] else []
-            rec["power"] = self._finish(pw, p["ok"][i], p["blockers"][i], scen, ev_rec["power"], i,
-                                        via_rows=rows)
-            for u in ("water", "storm", "gas"):
-                m = ev[u]
-                j = m["main"][i]
-                item = {"available": bool(m["ok"][i]),
-                        "main": main_ids[u][j] if j >= 0 else None,
-                        "distance_m": _num(m["distance"][i]),
-                        "reach_m": self.connect_m[u], "code": str(m["code"][i])}
-                if u == "water":
-                    item.update({"headroom_m3d": _num(m["headroom"][i]),
-                                 "demand_m3d": _num(m["demand"][i]), "fits": _bool(m["fits"][i]),
-                                 "in_load": bool(m["in_load"][i])})
-                rows = [self._asset_slice[_MAIN_LAYERS[u]].start + j] if j >= 0 and m["ok"][i] \
-                    else []
-                rec[u] = self._finish(item, m["ok"][i], m["blockers"][i], scen, ev_rec[u], i,
-                                      via_rows=rows)
-            for u in UTILITIES:
-                rec[u]["needed"] = bool(need[u][i])
-                rec[u]["reason"] = None if sat[u][i] else _line(u, rec[u], None, prefix=False)
-            rec["waits_for"] = [u for u in UTILITIES if need[u][i] and not sat[u][i]]
-            rec["ready"] = ready[i]
-            rec["ready_overdue"] = bool(ready[i] not in ("now", "unknown") and ready[i] < today_iso)
+            for k, u in enumerate(UTILITIES):
+                item = dict(zip(names[u], rows[u][j]))
+                if sat[u][i]:
+                    item["reason"] = None
+                else:
+                    key = (u, item["code"], tuple(a["asset_id"] for a in item["blocked_by"]),
+                           item["code"] in _CACHED_REASONS)
+                    if key[-1] and key in reasons:
+                        item["reason"] = reasons[key]
+                    else:
+                        item["reason"] = reasons[key] = _line(u, item, None, prefix=False)
+                rec[u] = item
+            bits = int(unmet[i])
+            w = waits.get(bits)
+            if w is None:
+                w = waits[bits] = tuple(u for k, u in enumerate(UTILITIES) if bits >> k & 1)
+            rec["waits_for"] = list(w)
+            rd = ready_all[i]
+            rec["ready"] = rd
+            rec["ready_overdue"] = bool(rd not in ("now", "unknown") and rd < today_iso)
             out.append(rec)
         return out
 
-    def _road_via_rows(self, r: dict, i: int) -> list[int]:
-        rows = []
-        if r["edge"][i] >= 0:
-            rows.append(self._asset_pos[("roads", r["road_id"][i])])
-        if r["gate"][i] >= 0:
-            rows.append(self._asset_slice["gates"].start + int(r["gate"][i]))
-        return rows
+    def _finish_cols(self, e: dict, rec: dict, via_rows: list[np.ndarray], scen: Scenario,
+                     sel: np.ndarray, asset) -> dict[str, list]:
+        """blocked_by, projected, relies_on, overdue and due of one utility, by column.
 
-    def _rail_via_rows(self, e: dict, i: int) -> list[int]:
-        if not e["ok"][i]:
-            return []
-        if e["via_kind"][i] == "station":
-            return [self._asset_slice["rail_stations"].start + int(e["via_pos"][i])]
-        return [self._asset_pos[("rail_lines", e["via"][i])]]
-
-    def _finish(self, item: dict, ok: bool, blockers: list[int], scen: Scenario, rec_ev: dict,
-                i: int, *, via_rows: list[int]) -> dict:
-        """Add blocked_by, due, projected and overdue to one utility answer."""
-        item["blocked_by"] = [self._asset(b, scen) for b in blockers]
-        projected_rows = []
-        if ok:
-            relies = [b for b in via_rows if scen.projected[b]]
-            if not rec_ev["ok"][i]:
-                relies += [b for b in rec_ev["blockers"][i] if scen.projected[b]]
-            projected_rows = list(dict.fromkeys(relies))
-        item["projected"] = bool(projected_rows)
-        involved = list(dict.fromkeys(list(blockers) + projected_rows))
-        item["overdue"] = bool(any(self._a["overdue"][b] for b in involved))
-        dues = [self._a["due"][b] for b in (blockers if not ok else projected_rows)]
-        item["due"] = None if (not dues or any(d is None for d in dues)) else max(dues)
-        if ok and projected_rows:
-            item["relies_on"] = [self._asset(b, scen) for b in projected_rows]
-        return item
+        ``projected``: the answer relies on an asset counted operational although
+        not recorded so — the asset it uses, or one that blocked it as recorded.
+        ``overdue``: an involved asset is overdue. ``due``: the latest due date of
+        the blockers (None when one has none), or of the projected assets relied on.
+        """
+        ok = e["ok"]
+        n = len(sel)
+        eb = e["blockers"]
+        blocked_by = [[asset(b) for b in eb[i]] if i in eb else [] for i in sel.tolist()]
+        projected = [False] * n
+        relies: list[list | None] = [None] * n
+        overdue = [False] * n
+        due: list[str | None] = [None] * n
+        a_over, a_due = self._a["overdue"], self._a["due"]
+        proj = scen.projected
+        rely_rows: dict[int, list[int]] = {}
+        if proj.any():
+            hit = np.zeros(len(ok), bool)
+            for v in via_rows:
+                hit |= (v >= 0) & proj[np.maximum(v, 0)]
+            hit |= ~rec["ok"]
+            for i in np.flatnonzero(ok & hit).tolist():
+                rows = [int(v[i]) for v in via_rows if v[i] >= 0 and proj[v[i]]]
+                if not rec["ok"][i]:
+                    rows += [b for b in rec["blockers"].get(i, ()) if proj[b]]
+                if rows:
+                    rely_rows[i] = list(dict.fromkeys(rows))
+        for j, i in enumerate(sel.tolist()):
+            blk = eb.get(i, ())
+            rows = rely_rows.get(i)
+            if not blk and not rows:
+                continue
+            if rows:
+                projected[j] = True
+                relies[j] = [asset(b) for b in rows]
+            involved = list(blk) + (rows or [])
+            overdue[j] = any(a_over[b] for b in involved)
+            dues = [a_due[b] for b in (blk if not ok[i] else (rows or []))]
+            due[j] = None if (not dues or any(d is None for d in dues)) else max(dues)
+        out = {"blocked_by": blocked_by, "projected": projected, "overdue": overdue, "due": due}
+        if rely_rows:
+            out["relies_on"] = relies
+        return out
 
     def _asset(self, row: int, scen: Scenario) -> dict:
         a = self._a
@@ -1067,9 +1209,10 @@ class ServicingModel:
         """Headroom per substation (kW) and water main (m³/day).
 
         Columns: ``layer, asset_id, name, status, recorded, unit, capacity, load,
-        base, committed, headroom, plots_served, reason, due, projected, overdue``
+        base, committed, headroom, committed_plots, reason, due, projected, overdue``
         (``capacity``/``load`` in MVA or m³/day; ``base`` is the headroom before
-        reserved/allocated plots, ``committed`` their demand).
+        reserved/allocated plots, ``committed`` the demand of the
+        ``committed_plots`` reserved/allocated plots it serves).
         """
         scen = self.scenario(as_of, what_if)
         head = self._headroom(scen)
@@ -1091,13 +1234,13 @@ class ServicingModel:
                              "status": status, "recorded": a["status"], "unit": unit,
                              "capacity": h["cap"][k], "load": h["load"][k],
                              "base": h["base"][k], "committed": h["committed"][k],
-                             "headroom": h["headroom"][k], "plots_served": int(h["served"][k]),
+                             "headroom": h["headroom"][k], "committed_plots": int(h["served"][k]),
                              "reason": reason, "due": a["due"],
                              "projected": bool(scen.projected[row]),
                              "overdue": bool(a["overdue"])})
         return pd.DataFrame(rows, columns=["layer", "asset_id", "name", "status", "recorded",
                                            "unit", "capacity", "load", "base", "committed",
-                                           "headroom", "plots_served", "reason", "due",
+                                           "headroom", "committed_plots", "reason", "due",
                                            "projected", "overdue"])
 
     def travel(self, as_of: dt.date | str | None = None,
@@ -1206,76 +1349,95 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+class _Params(dict):
+    """Template parameters formatted on demand from a utility answer."""
+
+    def __init__(self, item: Mapping[str, Any], tr: Callable[[str], str] | None = None,
+                 **extra: Any):
+        super().__init__(extra)
+        self._item = item
+        self._tr = tr or (lambda s: s)
+
+    def __missing__(self, key: str) -> str:
+        if key == "blockers":
+            out = self[key] = _blockers(self._item, self._tr)
+            return out
+        value = self._item.get(key)
+        if isinstance(value, (list, dict)):
+            raise KeyError(key)
+        out = self[key] = _fmt(value)
+        return out
+
+
 def _line(utility: str, item: Mapping[str, Any], translate: Callable[[str], str] | None,
           *, prefix: bool = True) -> str:
     tr = translate or (lambda s: s)
     code = item.get("code")
-    blk = _blockers(item, tr)
-    p = {k: _fmt(v) for k, v in item.items() if not isinstance(v, (list, dict))}
-    p["blockers"] = blk
+    p = _Params(item, tr)
+    blk = bool(item.get("blocked_by"))
     if utility == "road":
         if code == "ok":
-            body = tr(N_("fronts {road}; gate {gate} at {distance_m} m, {minutes} min")).format(**p)
+            body = tr(N_("fronts {road}; gate {gate} at {distance_m} m, {minutes} min")).format_map(p)
         elif code == "not_fronting":
             body = tr(N_("does not front a road (nearest {road} at {gap_m} m); "
-                         "gate {gate} at {distance_m} m")).format(**p)
+                         "gate {gate} at {distance_m} m")).format_map(p)
         elif code == "no_gate":
-            body = tr(N_("no usable route to any gate")).format(**p)
+            body = tr(N_("no usable route to any gate")).format_map(p)
             if blk:
-                body += tr(N_(" — {blockers}")).format(**p)
+                body += tr(N_(" — {blockers}")).format_map(p)
         else:
-            body = tr(N_("no usable road")).format(**p)
+            body = tr(N_("no usable road")).format_map(p)
     elif utility == "rail":
         if code == "ok":
             kind = tr(N_("siding")) if item.get("via_kind") == "siding" else tr(N_("station"))
-            body = tr(N_("{kind} {via} at {distance_m} m")).format(kind=kind, **p)
+            body = tr(N_("{kind} {via} at {distance_m} m")).format_map(_Params(item, tr, kind=kind))
         elif code in ("blocked", "off_network") and blk:
-            body = tr(N_("none — {blockers}")).format(**p)
+            body = tr(N_("none — {blockers}")).format_map(p)
         elif code == "off_network":
-            body = tr(N_("none — {via} is not joined to the rail network")).format(**p)
+            body = tr(N_("none — {via} is not joined to the rail network")).format_map(p)
         else:
-            body = tr(N_("none — no station or siding within {reach_m} m")).format(**p)
+            body = tr(N_("none — no station or siding within {reach_m} m")).format_map(p)
     elif utility == "power":
         if code == "ok":
             body = tr(N_("{substation} at {distance_m} m, headroom {headroom_kw} kW, "
-                         "demand {demand_kw} kW fits")).format(**p)
+                         "demand {demand_kw} kW fits")).format_map(p)
             if item.get("in_load"):
                 body = tr(N_("{substation} at {distance_m} m, headroom {headroom_kw} kW; "
-                             "in service (its load is in the recorded load)")).format(**p)
+                             "in service (its load is in the recorded load)")).format_map(p)
             elif item.get("fits") is None:
                 body = tr(N_("{substation} at {distance_m} m, headroom {headroom_kw} kW "
-                             "(demand not recorded)")).format(**p)
+                             "(demand not recorded)")).format_map(p)
         elif code == "short":
             body = tr(N_("{substation} headroom {headroom_kw} kW is short of the demand "
-                         "{demand_kw} kW")).format(**p)
+                         "{demand_kw} kW")).format_map(p)
         elif code == "blocked":
-            body = tr(N_("none — {blockers}")).format(**p)
+            body = tr(N_("none — {blockers}")).format_map(p)
         elif code == "no_substation":
-            body = tr(N_("none — no substation in the zone")).format(**p)
+            body = tr(N_("none — no substation in the zone")).format_map(p)
         else:
-            body = tr(N_("none — no road route to a substation")).format(**p)
+            body = tr(N_("none — no road route to a substation")).format_map(p)
         if item.get("bypassed") and code in ("ok", "short"):
             body += tr(N_("; nearer: {others}")).format(
                 others="; ".join(_asset_phrase(a, tr) for a in item["bypassed"]))
     else:
         if code == "ok":
-            body = tr(N_("{main} at {distance_m} m")).format(**p)
+            body = tr(N_("{main} at {distance_m} m")).format_map(p)
             if utility == "water":
                 if item.get("in_load"):
                     body += tr(N_(", headroom {headroom_m3d} m³/day; in service (its use is in "
-                                  "the recorded load)")).format(**p)
+                                  "the recorded load)")).format_map(p)
                 elif item.get("fits") is None:
-                    body += tr(N_(", headroom {headroom_m3d} m³/day")).format(**p)
+                    body += tr(N_(", headroom {headroom_m3d} m³/day")).format_map(p)
                 else:
                     body += tr(N_(", headroom {headroom_m3d} m³/day, demand {demand_m3d} m³/day "
-                                  "fits")).format(**p)
+                                  "fits")).format_map(p)
         elif code == "short":
             body = tr(N_("{main} headroom {headroom_m3d} m³/day is short of the demand "
-                         "{demand_m3d} m³/day")).format(**p)
+                         "{demand_m3d} m³/day")).format_map(p)
         elif code == "blocked":
-            body = tr(N_("none — {blockers}")).format(**p)
+            body = tr(N_("none — {blockers}")).format_map(p)
         else:
-            body = tr(N_("none within {reach_m} m")).format(**p)
+            body = tr(N_("none within {reach_m} m")).format_map(p)
     if item.get("projected"):
         body += tr(N_(" (projected)"))
         if item.get("relies_on"):

@@ -100,5 +100,5 @@ def test_sample_kpi():
     assert {t["metric"] for t in report["targets"]} == {"projects", "invest", "parks", "floor_m2"}
     assert report["servicing"]["rail"] == 0 and report["servicing"]["storm"] == 0
     ss12 = next(h for h in report["headroom"] if h["asset_id"] == "SS-12")
-    assert ss12["headroom"] == 0 and ss12["plots_served"] == 0
+    assert ss12["headroom"] == 0 and ss12["committed_plots"] == 0
     assert kpi(snap, today="2026-01-01", as_of="2022-11-01")["servicing"]["rail"] > 0
