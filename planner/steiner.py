@@ -34,6 +34,7 @@ EXACT_MAX_EDGES = 6000
 """Above this many edges after reductions, ``exact=None`` skips the MILP (it rarely closes in minutes)."""
 
 _TOL = 1e-9
+_EXACT_BY_CONSTRUCTION = ("trivial", "shortest path")
 _OPTIMALITY_RTOL = 1e-6
 _MAX_DISTANCE_ENTRIES = 40_000_000  # terminals x nodes float64 matrix kept for the shortest-path heuristic
 _MAX_SPH_ROOTS = 24
@@ -139,6 +140,8 @@ def steiner_tree(
         return _finish(instance, [], None, "trivial", clock)
     graph = _Reducer(instance.graph).reduce()
     search = _LocalSearch(graph)
+    if len(graph.terminals) == 2:
+        return _finish(instance, _expand(graph, search.construct(clock)[0]), None, "shortest path", clock)
     run_exact = exact if exact is not None else len(graph.u) <= EXACT_MAX_EDGES
     heuristic_clock = clock.share(0.25) if run_exact else clock
     tree = search.solve(heuristic_clock)
@@ -148,8 +151,12 @@ def steiner_tree(
         lower_bound = result.lower_bound
         if result.tree is not None and result.tree.cost < tree.cost:
             tree = result.tree
-    chosen = sorted(i for e in tree.edge_ids for i in graph.payload[e])
-    return _finish(instance, chosen, lower_bound, "milp" if run_exact else "heuristic", clock)
+    return _finish(instance, _expand(graph, tree), lower_bound, "milp" if run_exact else "heuristic", clock)
+
+
+def _expand(graph: _Graph, tree: _Tree) -> list[int]:
+    """Input edge indices behind the (reduced) tree edges."""
+    return sorted(i for e in tree.edge_ids.tolist() for i in graph.payload[e])
 
 
 def _finish(
@@ -158,13 +165,11 @@ def _finish(
     chosen_edges = [instance.edges[i] for i in chosen]
     cost = math.fsum(float(edge[2]) for edge in chosen_edges)
     _check_tree(instance, chosen, cost)
-    if lower_bound is not None:
+    if method in _EXACT_BY_CONSTRUCTION:
+        lower_bound = cost
+    elif lower_bound is not None:
         lower_bound = min(lower_bound, cost)
-    optimal = method == "trivial" or (
-        lower_bound is not None and cost - lower_bound <= _OPTIMALITY_RTOL * max(1.0, cost)
-    )
-    if method == "trivial":
-        lower_bound = 0.0
+    optimal = lower_bound is not None and cost - lower_bound <= _OPTIMALITY_RTOL * max(1.0, cost)
     return SteinerTree(chosen_edges, cost, lower_bound, optimal, method, clock.elapsed())
 
 
@@ -549,7 +554,7 @@ class _LocalSearch:
         return best
 
     def construct(self, clock: _Clock) -> list[_Tree]:
-        """Distinct trees from Mehlhorn's heuristic and the shortest-path heuristic from several roots, cheapest first."""
+        """Distinct trees from Mehlhorn's and the shortest-path heuristic (several roots), cheapest first."""
         g = self.g
         trees = {}
         mehlhorn = self.mehlhorn()
@@ -654,7 +659,8 @@ class _LocalSearch:
             small, large = sorted(pieces, key=len)
             dist, pred = self.g.shortest_paths(small, limit=removed_cost)
             target = large[np.argmin(dist[large])]
-            return self._accept_if_cheaper(tree, pieces, [self._path_to_source(pred, int(target))], float(dist[target]), removed_cost)
+            path = self._path_to_source(pred, int(target))
+            return self._accept_if_cheaper(tree, pieces, [path], float(dist[target]), removed_cost)
         searches = [self.g.shortest_paths(piece, limit=removed_cost) for piece in pieces]
         joins: dict[tuple[int, int], tuple[float, list[int]]] = {}
         for i, (dist, pred) in enumerate(searches[:-1]):
@@ -851,7 +857,7 @@ def _new_highs():  # noqa: ANN202 - highspy is imported lazily
         try:
             os.dup2(devnull, 1)
             highs = highspy.Highs()
-            _LIBC.fflush(None)
+            _flush_c_stdout()
         finally:
             os.dup2(saved, 1)
             os.close(saved)
@@ -861,7 +867,13 @@ def _new_highs():  # noqa: ANN202 - highspy is imported lazily
 
 
 _STDOUT_LOCK = threading.Lock()
-_LIBC = ctypes.CDLL(None)
+
+
+def _flush_c_stdout() -> None:
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # no C runtime reachable this way (e.g. Windows): nothing buffered to flush
+        pass
 
 
 class _CutModel:
@@ -918,13 +930,17 @@ class _CutModel:
             add(np.array([e, e + m]), np.ones(2), 0.0, 1.0)
         return rows, coefs, lower, upper
 
-    def _add_rows(self, rows: list[np.ndarray], coefs: list[np.ndarray], lower: list[float], upper: list[float]) -> None:
+    def _add_rows(
+        self, rows: list[np.ndarray], coefs: list[np.ndarray], lower: list[float], upper: list[float]
+    ) -> None:
         if not rows:
             return
         starts = np.cumsum([0] + [r.size for r in rows[:-1]])
         index = np.concatenate(rows).astype(np.int32)
         value = np.concatenate(coefs).astype(float)
-        self.highs.addRows(len(rows), np.array(lower), np.array(upper), index.size, starts.astype(np.int32), index, value)
+        self.highs.addRows(
+            len(rows), np.array(lower), np.array(upper), index.size, starts.astype(np.int32), index, value
+        )
 
     def _add_cuts(self, cuts: list[np.ndarray]) -> None:
         self._add_rows(cuts, [np.ones(c.size) for c in cuts], [1.0] * len(cuts), [np.inf] * len(cuts))
@@ -983,7 +999,8 @@ class _CutModel:
             reached = np.zeros(n, dtype=bool)
             reached[csgraph.breadth_first_order(residual, self.root, directed=True, return_predecessors=False)] = True
             reaching = np.zeros(n, dtype=bool)
-            reaching[csgraph.breadth_first_order(residual.T.tocsr(), t, directed=True, return_predecessors=False)] = True
+            backwards = residual.T.tocsr()
+            reaching[csgraph.breadth_first_order(backwards, t, directed=True, return_predecessors=False)] = True
             for inside in (~reached, reaching):
                 arcs = self._cut_into(inside)
                 if arcs is not None and y[arcs].sum() < 1 - 1e-6:
@@ -1056,7 +1073,9 @@ class _CutModel:
             if history[-1] >= upper - _OPTIMALITY_RTOL * max(1.0, upper):
                 return history[-1], None
             cuts = self._flow_cuts(y)
-            stalled = len(history) > _LP_TAILING_ROUNDS and history[-1] - history[-1 - _LP_TAILING_ROUNDS] <= 1e-4 * max(1.0, abs(history[-1]))
+            stalled = len(history) > _LP_TAILING_ROUNDS and (
+                history[-1] - history[-1 - _LP_TAILING_ROUNDS] <= 1e-4 * max(1.0, abs(history[-1]))
+            )
             if not cuts or stalled:
                 return history[-1], y
             self._add_cuts(cuts)
@@ -1065,13 +1084,14 @@ class _CutModel:
     def _branch_and_cut(self, incumbent: _Tree, search: _LocalSearch, clock: _Clock, bound: float) -> _ExactResult:
         """Solve the MILP with the cuts found so far; cut off disconnected integer solutions and resolve."""
         arcs = len(self.tail)
-        self.highs.changeColsIntegrality(arcs, np.arange(arcs, dtype=np.int32), np.full(arcs, self.hs.HighsVarType.kInteger))
+        integer = np.full(arcs, self.hs.HighsVarType.kInteger)
+        self.highs.changeColsIntegrality(arcs, np.arange(arcs, dtype=np.int32), integer)
         best: _Tree | None = None
         while not clock.expired():
             self._set_start(incumbent)
             optimal = self._run(clock)
             info = self.highs.getInfo()
-            if info.mip_dual_bound > -math.inf and math.isfinite(info.mip_dual_bound):
+            if math.isfinite(info.mip_dual_bound):
                 bound = max(bound, info.mip_dual_bound)
             if info.primal_solution_status != 2:
                 break

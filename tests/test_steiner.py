@@ -91,9 +91,14 @@ def test_path_and_tree_result_fields() -> None:
     result = steiner_tree(edges, [1, 3])
     assert result.cost == pytest.approx(5.0)
     assert result.optimal and result.lower_bound == pytest.approx(5.0) and result.gap == pytest.approx(0.0)
-    assert result.method == "milp" and result.elapsed_s >= 0
+    assert result.method == "shortest path" and result.elapsed_s >= 0
     chosen, cost = result
     assert chosen == result.edges and cost == result.cost
+
+
+def test_proven_optimum_reports_milp() -> None:
+    result = steiner_tree(TRIANGLE_WITH_HUB, ["a", "b", "c"])
+    assert result.method == "milp" and result.optimal and result.lower_bound == pytest.approx(3.0)
 
 
 def test_grid_with_centre_hub() -> None:
