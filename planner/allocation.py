@@ -42,6 +42,7 @@ DEFAULT_WEIGHTS: Mapping[str, float] = {
     "preference": 0.10,
 }
 _TOLERANCE = 1e-9
+_PROMISING_PER_APPLICATION = 20
 _TRUE_WORDS = frozenset({"true", "yes", "y", "1", "t"})
 _FALSE_WORDS = frozenset({"false", "no", "n", "0", "f"})
 _STATIC_STAGES = ("size", "sector", "rail", "hazard", "power", "water")
@@ -637,9 +638,9 @@ def _best_eviction(state: _State, app: int) -> tuple[int, int] | None:
     if instance.power[app] > 0 and len(free):
         # among free plots only the node matters for eviction, so keep the best plot per node pair
         nodes = instance.power_node[pairs.plot[free]] * (len(instance.node_names) + 1) + instance.water_node[pairs.plot[free]]
-        best_first = free[np.argsort(-pairs.value[free], kind="stable")]
-        _, first = np.unique(nodes[np.argsort(-pairs.value[free], kind="stable")], return_index=True)
-        for pair in best_first[first]:
+        by_value = np.argsort(-pairs.value[free], kind="stable")
+        _, first = np.unique(nodes[by_value], return_index=True)
+        for pair in free[by_value][first]:
             at_node = held_node == instance.power_node[pairs.plot[pair]]
             for victim, value in zip(held_apps[at_node], held_value[at_node]):
                 moves.append((pairs.value[pair] - value, int(pair), int(victim)))
@@ -777,78 +778,163 @@ def _model(instance: _Instance, pairs: _Pairs, power_binding: np.ndarray, water_
     return matrix, np.concatenate(uppers)
 
 
+def _pass_model(highs, matrix: sp.csc_matrix, upper: np.ndarray, cost: np.ndarray, integer: bool) -> None:
+    import highspy
+
+    count = matrix.shape[1]
+    highs.passModel(
+        count, matrix.shape[0], matrix.nnz, int(highspy.MatrixFormat.kColwise), int(highspy.ObjSense.kMaximize), 0.0,
+        cost, np.zeros(count), np.ones(count), np.full(matrix.shape[0], -highspy.kHighsInf), upper,
+        matrix.indptr, matrix.indices, matrix.data, np.full(count, int(integer), dtype=np.int32),
+    )
+
+
+def _column_generation(matrix: sp.csc_matrix, upper: np.ndarray, cost: np.ndarray, initial: np.ndarray, deadline: float) -> tuple[np.ndarray, float]:
+    """LP relaxation over all pairs by pricing; returns reduced costs and the Lagrangian bound they prove.
+
+    For any row prices ``y >= 0`` and ``rc = cost - A^T y``, every allocation ``x``
+    satisfies ``cost @ x <= upper @ y + rc @ x``, so ``upper @ y + sum(max(rc, 0))``
+    bounds the optimum, and it is tight once no column prices out.
+    """
+    highs = _silent_highs()
+    columns = np.unique(initial)
+    _pass_model(highs, matrix[:, columns], upper, cost[columns], integer=False)
+    in_lp = np.zeros(len(cost), dtype=bool)
+    in_lp[columns] = True
+    while True:
+        highs.run()
+        prices = np.maximum(np.asarray(highs.getSolution().row_dual), 0.0)
+        reduced = cost - matrix.T @ prices
+        bound = float(upper @ prices + reduced[reduced > 0].sum())
+        entering = np.flatnonzero(~in_lp & (reduced > 1e-9))
+        if not len(entering) or time.perf_counter() >= deadline:
+            return reduced, bound
+        entering = entering[np.argsort(-reduced[entering])[: max(len(upper), 1000)]]
+        in_lp[entering] = True
+        block = matrix[:, entering]
+        highs.addCols(len(entering), cost[entering], np.zeros(len(entering)), np.ones(len(entering)), block.nnz, block.indptr[:-1], block.indices, block.data)
+
+
+def _representatives(pairs: _Pairs, group_of_plot: np.ndarray) -> np.ndarray:
+    """The most valuable pair of each application in each resource group: a small LP to start pricing from."""
+    group = group_of_plot[pairs.plot]
+    order = np.lexsort((np.arange(len(pairs.app)), -pairs.value, group, pairs.app))
+    first = np.r_[True, (pairs.app[order][1:] != pairs.app[order][:-1]) | (group[order][1:] != group[order][:-1])] if len(order) else np.zeros(0, dtype=bool)
+    return order[first]
+
+
 def _milp(
     instance: _Instance,
     pairs: _Pairs,
     binding: tuple[np.ndarray, np.ndarray],
+    group_of_plot: np.ndarray,
     warm: _State,
     limits: tuple[float | None, float],
     on_progress: Callable[[float, float, float], None] | None,
     started: float,
 ) -> tuple[_State, str, float]:
-    """Solve the pair model with HiGHS from the warm start; returns the allocation, status and gap."""
-    import highspy
-
-    power_binding, water_binding = binding
+    """Price out the LP, drop pairs that cannot beat the warm start, and let HiGHS finish the rest."""
     time_limit, mip_gap = limits
-    matrix, upper = _model(instance, pairs, power_binding, water_binding)
-    highs = _silent_highs()
-    count = len(pairs.app)
+    # leave a little of the budget for rebuilding the allocation and its reasons
+    deadline = started + time_limit - min(1.0, 0.05 * time_limit) if time_limit is not None else math.inf
+    matrix, upper = _model(instance, pairs, *binding)
     # tenge-sized costs (1e10) wreck HiGHS's tolerances; solve in units of the largest pair value
     scale = max(float(pairs.value.max(initial=0.0)), _TOLERANCE)
-    highs.passModel(
-        count, matrix.shape[0], matrix.nnz, int(highspy.MatrixFormat.kColwise), int(highspy.ObjSense.kMaximize), 0.0,
-        pairs.value / scale, np.zeros(count), np.ones(count), np.full(matrix.shape[0], -highspy.kHighsInf), upper,
-        matrix.indptr, matrix.indices, matrix.data, np.ones(count, dtype=np.int32),
-    )
-    highs.setOptionValue("mip_rel_gap", mip_gap)
-    if time_limit is not None:
-        highs.setOptionValue("time_limit", max(time_limit - (time.perf_counter() - started), 0.05))
-    start = np.zeros(count)
-    start[warm.chosen[warm.chosen >= 0]] = 1.0
-    highs.setSolution(count, np.arange(count, dtype=np.int32), start)
+    cost = pairs.value / scale
+    reduced, bound = _column_generation(matrix, upper, cost, np.r_[_representatives(pairs, group_of_plot), warm.chosen[warm.chosen >= 0]], deadline)
+    incumbent = warm.objective() / scale
+    best = warm
     if on_progress is not None:
-        _report_progress(highs, on_progress, started, scale)
+        on_progress(time.perf_counter() - started, warm.objective(), bound * scale)
+    # first a quick MILP on the pairs the LP finds attractive (price-and-branch: a heuristic), then the exact one
+    for stage in ("promising", "exact"):
+        if _gap(incumbent, bound) <= mip_gap or time.perf_counter() >= deadline:
+            break
+        if stage == "promising":
+            columns = np.argsort(-reduced)[: _PROMISING_PER_APPLICATION * len(instance.app_ids)]
+            stage_deadline = time.perf_counter() + (deadline - time.perf_counter()) / 3
+        else:
+            # a pair with reduced cost below -(bound - incumbent) cannot be part of a better allocation
+            columns = np.flatnonzero(reduced >= incumbent - bound - 1e-7)
+            stage_deadline = deadline
+        progress = _progress_relay(on_progress, started, scale, (incumbent, bound), stage == "exact") if on_progress else None
+        state, dual, status = _solve_subset(instance, pairs, (matrix, upper, cost), np.union1d(columns, best.chosen[best.chosen >= 0]), best, (stage_deadline, mip_gap), progress)
+        best, incumbent = state, state.objective() / scale
+        if stage == "exact":
+            proven = _proven_bound(dual, (incumbent, bound))
+            return best, status, _gap(incumbent, proven)
+    return best, "optimal" if _gap(incumbent, bound) <= mip_gap else "time_limit", _gap(incumbent, bound)
+
+
+def _solve_subset(
+    instance: _Instance,
+    pairs: _Pairs,
+    model: tuple[sp.csc_matrix, np.ndarray, np.ndarray],
+    columns: np.ndarray,
+    warm: _State,
+    limits: tuple[float, float],
+    progress: Callable[[object], None] | None,
+) -> tuple[_State, float, str]:
+    """HiGHS MILP over a subset of pair columns, warm-started; returns the allocation, HiGHS's dual bound and status."""
+    import highspy
+
+    matrix, upper, cost = model
+    deadline, mip_gap = limits
+    highs = _silent_highs()
+    _pass_model(highs, matrix[:, columns], upper, cost[columns], integer=True)
+    highs.setOptionValue("mip_rel_gap", mip_gap)
+    if math.isfinite(deadline):
+        highs.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.05))
+    warm_columns = warm.chosen[warm.chosen >= 0]
+    highs.setSolution(len(columns), np.searchsorted(columns, warm_columns).astype(np.int32), np.ones(len(warm_columns)))
+    if progress is not None:
+        highs.cbMipInterrupt.subscribe(progress)
+        highs.cbMipImprovingSolution.subscribe(progress)
     highs.run()
-    return _milp_outcome(highs, instance, pairs, warm, scale)
+    state = _state_from_solution(instance, pairs, columns[np.asarray(highs.getSolution().col_value) > 0.5]) if highs.getInfo().primal_solution_status == 2 else warm
+    if state.objective() < warm.objective():
+        state = warm
+    state.fill(np.argsort(-_best_values(instance, pairs), kind="stable"))
+    status = highs.getModelStatus()
+    label = "optimal" if status == highspy.HighsModelStatus.kOptimal else "time_limit"
+    dual = highs.getInfo().mip_dual_bound
+    return state, dual if math.isfinite(dual) else math.inf, label
 
 
-def _report_progress(highs, on_progress: Callable[[float, float, float], None], started: float, scale: float) -> None:
+def _state_from_solution(instance: _Instance, pairs: _Pairs, chosen: np.ndarray) -> _State:
+    """Rebuild an allocation from solver columns, re-checking every rule so solver tolerances cannot leak."""
+    state = _State(instance, pairs)
+    for pair in chosen:
+        app = int(pairs.app[pair])
+        if state.chosen[app] < 0 and pair in state.options(app):
+            state.place(app, int(pair))
+    return state
+
+
+def _proven_bound(dual_bound: float, ceiling: tuple[float, float]) -> float:
+    """Bound on the full model: better allocations only use kept pairs, so HiGHS's bound applies above the warm start."""
+    incumbent, lagrangian = ceiling
+    return min(lagrangian, max(incumbent, dual_bound))
+
+
+def _progress_relay(
+    on_progress: Callable[[float, float, float], None], started: float, scale: float, ceiling: tuple[float, float], exact: bool
+) -> Callable[[object], None]:
+    """HiGHS callback reporting (elapsed, objective, proven bound) in caller units at most twice a second.
+
+    On a heuristic column subset HiGHS's own bound proves nothing, so only the Lagrangian one is reported.
+    """
     last = [-1.0]
 
     def relay(event) -> None:
         now = time.perf_counter() - started
         if now - last[0] >= 0.5:
             last[0] = now
-            on_progress(now, event.data_out.mip_primal_bound * scale, event.data_out.mip_dual_bound * scale)
+            primal = max(event.data_out.mip_primal_bound, ceiling[0])
+            bound = _proven_bound(event.data_out.mip_dual_bound, ceiling) if exact else ceiling[1]
+            on_progress(now, primal * scale, bound * scale)
 
-    highs.cbMipInterrupt.subscribe(relay)
-    highs.cbMipImprovingSolution.subscribe(
-        lambda event: on_progress(time.perf_counter() - started, event.data_out.mip_primal_bound * scale, event.data_out.mip_dual_bound * scale)
-    )
-
-
-def _milp_outcome(highs, instance: _Instance, pairs: _Pairs, warm: _State, scale: float) -> tuple[_State, str, float]:
-    import highspy
-
-    status = highs.getModelStatus()
-    info = highs.getInfo()
-    solution = np.asarray(highs.getSolution().col_value)
-    state = warm
-    if len(solution) == len(pairs.app) and info.primal_solution_status == 2:
-        state = _State(instance, pairs)
-        for pair in np.flatnonzero(solution > 0.5):
-            app = int(pairs.app[pair])
-            if state.chosen[app] < 0 and len(np.intersect1d(state.options(app), [pair])):
-                state.place(app, int(pair))
-        if state.objective() < warm.objective():
-            state = warm
-    state.fill(np.argsort(-_best_values(instance, pairs), kind="stable"))
-    bound = info.mip_dual_bound * scale if math.isfinite(info.mip_dual_bound) else math.inf
-    gap = _gap(state.objective(), bound)
-    optimal = status == highspy.HighsModelStatus.kOptimal
-    label = "optimal" if optimal else "time_limit" if status in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt) else "heuristic"
-    return state, label, 0.0 if optimal and gap <= _TOLERANCE else gap
+    return relay
 
 
 def _gap(objective: float, bound: float) -> float:
@@ -1054,7 +1140,7 @@ def _optimise(
     time_limit = limits[0]
     deadline = time.perf_counter() + (0.1 * time_limit if time_limit is not None else 10.0)
     warm = _heuristic(instance, pruned, deadline)
-    state, status, gap = _milp(instance, pruned, (power_binding, water_binding), warm, limits, on_progress, started)
+    state, status, gap = _milp(instance, pruned, (power_binding, water_binding), group, warm, limits, on_progress, started)
     return state, status, gap, "milp"
 
 
