@@ -154,6 +154,16 @@ def steiner_tree(
     return _finish(instance, _expand(graph, tree), lower_bound, "milp" if run_exact else "heuristic", clock)
 
 
+def _cheaper(new: float, old: float) -> bool:
+    """Strictly cheaper beyond floating-point noise."""
+    return new < old - _TOL * abs(old)
+
+
+def _proven(cost: float, bound: float) -> bool:
+    """The bound meets the cost up to the relative optimality tolerance."""
+    return cost - bound <= _OPTIMALITY_RTOL * abs(cost) + 1e-12
+
+
 def _expand(graph: _Graph, tree: _Tree) -> list[int]:
     """Input edge indices behind the (reduced) tree edges."""
     return sorted(i for e in tree.edge_ids.tolist() for i in graph.payload[e])
@@ -169,8 +179,10 @@ def _finish(
         lower_bound = cost
     elif lower_bound is not None:
         lower_bound = min(lower_bound, cost)
-    optimal = lower_bound is not None and cost - lower_bound <= _OPTIMALITY_RTOL * max(1.0, cost)
-    return SteinerTree(chosen_edges, cost, lower_bound, optimal, method, clock.elapsed())
+    optimal = lower_bound is not None and _proven(cost, lower_bound)
+    if lower_bound is not None:
+        lower_bound = float(lower_bound)
+    return SteinerTree(chosen_edges, cost, lower_bound, bool(optimal), method, clock.elapsed())
 
 
 def _check_tree(instance: _Instance, chosen: list[int], cost: float) -> None:
@@ -200,7 +212,7 @@ def _check_tree(instance: _Instance, chosen: list[int], cost: float) -> None:
         if missing:
             raise SteinerInternalError(f"terminals {missing!r} are not joined")
     expected = math.fsum(float(instance.edges[i][2]) for i in chosen)
-    if abs(expected - cost) > _TOL * max(1.0, expected):
+    if abs(expected - cost) > _TOL * expected + 1e-12:
         raise SteinerInternalError(f"reported cost {cost} differs from the edge sum {expected}")
 
 
@@ -649,7 +661,7 @@ class _LocalSearch:
             tree = self.key_vertex_elimination(tree, clock)
             if thorough:
                 tree = self.vertex_insertion(tree, clock)
-            if tree.cost >= before - _TOL * max(1.0, before):
+            if not _cheaper(tree.cost, before):
                 break
         return tree
 
@@ -682,13 +694,13 @@ class _LocalSearch:
     def _accept_if_cheaper(
         self, tree: _Tree, pieces: list[np.ndarray], paths: list[list[int]], cost: float, removed_cost: float
     ) -> _Tree:
-        if not cost < removed_cost - _TOL * max(1.0, removed_cost):
+        if not _cheaper(cost, removed_cost):
             return tree
         mask = np.zeros(self.g.n, dtype=bool)
         for nodes in [*pieces, *paths]:
             mask[nodes] = True
         candidate = self.tree_on(mask)
-        if candidate is not None and candidate.cost < tree.cost - _TOL * max(1.0, tree.cost):
+        if candidate is not None and _cheaper(candidate.cost, tree.cost):
             return candidate
         return tree
 
@@ -741,7 +753,7 @@ class _LocalSearch:
             trial = mask.copy()
             trial[x] = True
             candidate = self.tree_on(trial)
-            if candidate is not None and candidate.cost < tree.cost - _TOL * max(1.0, tree.cost):
+            if candidate is not None and _cheaper(candidate.cost, tree.cost):
                 tree, mask = candidate, self.vertex_mask(candidate)
                 longest = float(g.cost[tree.edge_ids].max())
         return tree
@@ -1020,11 +1032,11 @@ class _CutModel:
         """Prove or improve ``incumbent``; the lower bound holds for the (reduced) instance."""
         ascent_bound, cuts = self._dual_ascent(clock)
         self._add_cuts(cuts)
-        if ascent_bound >= incumbent.cost - _OPTIMALITY_RTOL * max(1.0, incumbent.cost):
+        if _proven(incumbent.cost, ascent_bound):
             return _ExactResult(None, ascent_bound)
         bound, y = self._cut_loop(incumbent.cost, clock)
         bound = ascent_bound if bound is None else max(bound, ascent_bound)
-        if y is None or bound >= incumbent.cost - _OPTIMALITY_RTOL * max(1.0, incumbent.cost):
+        if y is None or _proven(incumbent.cost, bound):
             return _ExactResult(None, bound)
         return self._branch_and_cut(incumbent, search, clock, bound)
 
@@ -1070,11 +1082,11 @@ class _CutModel:
                 break
             y = np.array(self.highs.getSolution().col_value)
             history.append(self.highs.getInfo().objective_function_value)
-            if history[-1] >= upper - _OPTIMALITY_RTOL * max(1.0, upper):
+            if _proven(upper, history[-1]):
                 return history[-1], None
             cuts = self._flow_cuts(y)
             stalled = len(history) > _LP_TAILING_ROUNDS and (
-                history[-1] - history[-1 - _LP_TAILING_ROUNDS] <= 1e-4 * max(1.0, abs(history[-1]))
+                history[-1] - history[-1 - _LP_TAILING_ROUNDS] <= 1e-4 * abs(history[-1])
             )
             if not cuts or stalled:
                 return history[-1], y

@@ -309,3 +309,23 @@ def test_solver_prints_nothing(capfd) -> None:
     steiner_tree(TRIANGLE_WITH_HUB, ["a", "b", "c"], exact=True)
     captured = capfd.readouterr()
     assert captured.out == "" and captured.err == ""
+
+
+@pytest.mark.parametrize("scale", [1e-9, 1e6])
+def test_cost_scale_does_not_change_the_tree(scale: float) -> None:
+    rng = random.Random(21)
+    edges = random_graph(rng, 10, p=0.4, integer_costs=False)
+    terminals = [0, 3, 6, 9]
+    optimum = brute_force(edges, terminals)
+    scaled = [(u, v, c * scale) for u, v, c in edges]
+    for exact in (True, False):
+        result = steiner_tree(scaled, terminals, exact=exact)
+        assert_valid(result, scaled, terminals)
+        assert result.cost >= optimum * scale * (1 - 1e-9)
+        if exact:
+            assert result.cost == pytest.approx(optimum * scale) and result.optimal
+
+
+def test_result_fields_are_plain_python_types() -> None:
+    result = steiner_tree(TRIANGLE_WITH_HUB, ["a", "b", "c"], exact=True)
+    assert type(result.cost) is float and type(result.lower_bound) is float and type(result.optimal) is bool
