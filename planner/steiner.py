@@ -472,8 +472,10 @@ def _special_distance_bound(graph: _Graph) -> np.ndarray:
 def _terminal_bottlenecks(distances: np.ndarray) -> np.ndarray:
     """Minimax path lengths between terminals in their complete distance graph (via Kruskal merges)."""
     t = len(distances)
-    tree = csgraph.minimum_spanning_tree(distances).tocoo()
-    bottleneck = np.zeros((t, t))
+    # sparse input on purpose: csgraph reads dense entries below ~1e-8 as missing edges
+    tree = csgraph.minimum_spanning_tree(sp.csr_array(distances)).tocoo()
+    bottleneck = np.full((t, t), np.inf)
+    np.fill_diagonal(bottleneck, 0.0)
     members = {i: [i] for i in range(t)}
     owner = list(range(t))
     for k in np.argsort(tree.data):
