@@ -28,7 +28,7 @@ import pyogrio
 import pyogrio.errors
 import shapely
 from pyproj import CRS
-from pyproj.exceptions import CRSError
+from pyproj.exceptions import CRSError, ProjError
 
 from geo import archive
 from geo.crs import WGS84_EPSG, WORKING_EPSG, parse_epsg
@@ -292,7 +292,9 @@ def _dbf_encoding(dbf: Path | None) -> str | None:
 
 def _gpkg_layer(path: Path, layer: str, src_layer: str | None) -> str:
     try:
-        names = [str(n) for n, _ in pyogrio.list_layers(path)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            names = [str(n) for n, _ in pyogrio.list_layers(path)]
     except _PYOGRIO_ERRORS as err:
         raise ValueError(f"cannot read {path.name}: {_first_line(err)}") from None
     if not names:
@@ -443,7 +445,11 @@ def read_upload(source: Source, layer: str, *, src_layer: str | None = None,
             geoms[i] = None
     series = gpd.GeoSeries(geoms, crs=src)
     if src.to_epsg() != WORKING_EPSG:
-        series = series.to_crs(WORKING_EPSG)
+        try:
+            series = series.to_crs(WORKING_EPSG)
+        except ProjError as err:
+            raise ValueError(f"{desc}: cannot reproject from {src.name} to "
+                             f"EPSG:{WORKING_EPSG} ({_first_line(err)})") from None
     frame = gpd.GeoDataFrame(attrs.reset_index(drop=True), geometry=series.values, crs=WORKING_EPSG)
     return Upload(lyr.name, frame, sorted(problems, key=_order), desc,
                   src.to_string(), ignored)

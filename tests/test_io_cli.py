@@ -194,6 +194,10 @@ def _crc_broken(tmp: Path) -> Path:
     return write(tmp / "crc.zip", bytes(data))
 
 
+def _random_gpkg(tmp: Path) -> Path:
+    return write(tmp / "random.gpkg", b"SQLite format 3\x00" + os.urandom(4096))
+
+
 CORPUS = {
     "self-intersecting polygon": ("plots", _self_intersecting, (),
                                   ["feature 0 (BOW)", "invalid geometry: Self-intersection"]),
@@ -240,6 +244,7 @@ CORPUS = {
     "CRS contradicting --crs": ("plots", _contradicting_crs, ("--crs", "4326"),
                                 ["declares WGS 84 / UTM zone 43N but --crs says EPSG:4326"]),
     "CRC-corrupt zip": ("plots", _crc_broken, (), ["crc.zip"]),
+    "random bytes named .gpkg": ("plots", _random_gpkg, (), ["cannot read random.gpkg"]),
 }
 
 
@@ -270,6 +275,14 @@ def test_shapefile_without_prj_refused_then_accepted_with_crs(db, tmp_path, caps
     assert sha256(db) == before
     assert run("import", "plots", folder / "plots.shp", "--db", db, "--crs", "EPSG:32643") == 0
     assert open_store(db).count("plots") == 8
+
+
+def test_shapefile_without_cpg_keeps_utf8_cyrillic(db, tmp_path):
+    parts = shp_parts(tmp_path / "c", plots_frame(2, start=110, y0=Y0 + 2500))
+    path = zip_of(tmp_path / "nocpg.zip", {k: v for k, v in parts.items()
+                                           if not k.endswith(".cpg")})
+    assert run("import", "plots", path, "--db", db) == 0
+    assert open_store(db).get("plots", "P-111")["resident"] == "ТОО «Алматы Металл»"
 
 
 def test_oversized_archive_refused(db, tmp_path, capsys, monkeypatch):
