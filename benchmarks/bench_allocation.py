@@ -137,7 +137,7 @@ def _cbc_trace(log: str, scale: float) -> Trace:
     trace = Trace()
     for line in log.splitlines():
         if "best solution, best possible" in line:
-            words = line.replace(",", " ").replace("(", " ").split()
+            words = line.replace(",", " ").replace("(", " ").replace(")", " ").split()
             best, possible = float(words[words.index("best") - 1]), float(words[words.index("possible") + 1])
             if abs(best) < 1e49:
                 trace(float(words[words.index("seconds") - 1]), abs(best) * scale, abs(possible) * scale)

@@ -1082,8 +1082,11 @@ def solve(
     method : {"milp", "greedy"}
         ``milp`` optimises: as a plain assignment (``method="assignment"`` in the result)
         when no node's headroom is below the summed demand of every application that
-        could use it, else as a HiGHS MILP over compatible pairs warm-started from a
-        value-density greedy with swap local search.  ``greedy`` is first come, first
+        could use it, else as a MILP over compatible pairs: a value-density greedy with
+        swap local search gives the warm start, column generation (HiGHS LP) the bound,
+        pairs whose reduced cost shows they cannot improve on the warm start are dropped,
+        and HiGHS solves first the most promising pairs, then all survivors.  The gap is
+        always against a proven bound.  ``greedy`` is first come, first
         served: applications in input order each take the smallest feasible plot still
         free (ties by ``plot_id``) whose nodes still have headroom.
     mip_gap : float
