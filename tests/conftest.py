@@ -189,11 +189,6 @@ def client(app):
     return app.test_client()
 
 
-_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|'
-                   r'name="csrf_token" value="([^"]+)"|'
-                   r'id="csrf_token" name="csrf_token" type="hidden" value="([^"]+)"')
-
-
 def scrape_csrf(html: str) -> str:
     """The first CSRF token in a page's forms."""
     match = re.search(r'name="(?:[a-z]+-)?csrf_token"[^>]*value="([^"]+)"', html) or \

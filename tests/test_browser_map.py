@@ -43,12 +43,16 @@ def test_popup_shows_plot_attributes_as_text(live_server, page, store):
         let opened = false;
         map.eachLayer(l => {
             if (!opened && l.feature && l.getPopup && l.getPopup() &&
-                String(l.getPopup().getContent()).includes('Plots')) { l.openPopup(); opened = true; }
+                String(l.getPopup().getContent()).includes('<h6>Plot ')) { l.openPopup(); opened = true; }
         });
     }""")
     popup = page.locator(".leaflet-popup-content .zp-popup")
     popup.wait_for()
-    assert "Status" in popup.inner_text()
+    text = popup.inner_text()
+    assert "Status" in text and "Area, ha" in text and text.startswith("Plot ")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.wait_for_timeout(500)  # let the pan and fade-in finish
+    page.screenshot(path=str(ARTIFACTS / "map-popup.png"))
     assert page.zp_errors == []
 
 
@@ -60,4 +64,6 @@ def test_planner_page_loads_drawing_tools(live_server, page):
     page.goto(live_server + "/planner", wait_until="networkidle")
     page.wait_for_selector(".leaflet-draw-toolbar")
     assert page.locator(".leaflet-draw-draw-polygon").count() == 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "planner.png"))
     assert page.zp_blocked == [] and page.zp_errors == [], page.zp_errors[:3]

@@ -1,7 +1,6 @@
 """The app factory, log-in and log-out, role rules, accounts, tokens and the map page."""
 from __future__ import annotations
 
-import json
 import re
 import stat
 import sys
@@ -9,8 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import shapely
-from shapely.geometry import box
 
 from conftest import PASSWORDS, scrape_csrf
 
@@ -176,7 +173,6 @@ def test_investor_sees_only_own_applications(app, login, store):
 
 
 def test_role_helpers(app):
-    from flask import Flask  # noqa: F401
     from web.auth import api_role_required, current_role, current_username, role_required
 
     @api_role_required("planner")
@@ -394,7 +390,6 @@ def test_servicing_lines_reach_popups_when_the_model_exists(store_path, monkeypa
     from web import create_app
     client = create_app({"ZONEPLAN_DB": str(store_path), "SECRET_KEY": "x",
                          "ZONEPLAN_CACHE": deps.RevisionCache()}).test_client()
-    fake_records = {"plot_id": None}
 
     class FakeModel:
         def __init__(self, snapshot, **kwargs):
@@ -412,4 +407,3 @@ def test_servicing_lines_reach_popups_when_the_model_exists(store_path, monkeypa
     monkeypatch.setattr(deps, "_servicing", FakeModule)
     html = _unescape_js(client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True))
     assert "No rail access: the station is closed &lt;for now&gt;." in html
-    assert fake_records  # the fake was used

@@ -14,7 +14,7 @@ from geo.store import default_db
 
 LANGUAGES = ("ru", "en", "kk")
 DEFAULT_MAX_CONTENT_LENGTH = 32 * 1024 * 1024
-OPTIONAL_BLUEPRINTS = ("web.api", "web.catalogue")
+OPTIONAL_BLUEPRINTS = ("web.api", "web.catalogue", "web.planner")
 
 
 class SetupError(RuntimeError):
@@ -122,8 +122,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                 raise
             continue
         app.register_blueprint(module.bp)
-    if not any(rule.rule == "/applications" for rule in app.url_map.iter_rules()):
-        app.add_url_rule("/applications", "pages.applications", pages.applications)
+    served = {rule.rule for rule in app.url_map.iter_rules()}
+    for path, view in (("/applications", pages.applications), ("/planner", pages.planner)):
+        if path not in served:  # basic pages until a fuller blueprint provides them
+            app.add_url_rule(path, f"pages.{view.__name__}", view)
 
     @app.errorhandler(403)
     @app.errorhandler(404)

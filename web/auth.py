@@ -177,7 +177,7 @@ class TokenForm(FlaskForm):
 
 class NewUserForm(FlaskForm):
     username = StringField(_l("User name"), validators=[DataRequired(), Length(min=2, max=32)])
-    role = SelectField(_l("Role"), choices=[(r, r) for r in ROLES])
+    role = SelectField(_l("Role"), choices=list(ROLES))
     password = PasswordField(_l("Password"), validators=[
         DataRequired(), Length(min=accounts.MIN_PASSWORD, max=256)])
 
@@ -185,7 +185,7 @@ class NewUserForm(FlaskForm):
 class UserActionForm(FlaskForm):
     username = HiddenField(validators=[DataRequired()])
     action = HiddenField(validators=[DataRequired()])
-    role = SelectField(choices=[(r, r) for r in ROLES], validate_choice=False)
+    role = SelectField(choices=list(ROLES), validate_choice=False)
 
 
 # --------------------------------------------------------------------------- views

@@ -126,6 +126,15 @@ FIELD_LABELS = (
     N_("Language"), N_("Active"), N_("Target"), N_("Metric"), N_("Target value"), N_("By year"),
     N_("Source"),
 )
+# What one feature of a layer is called (popup titles).
+FEATURE_NOUNS: dict[str, str] = {
+    "zone": N_("Zone"), "expansion": N_("Expansion area"), "plots": N_("Plot"),
+    "roads": N_("Road"), "gates": N_("Gate"), "rail_lines": N_("Rail line"),
+    "rail_stations": N_("Rail station"), "substations": N_("Substation"),
+    "power_lines": N_("Power line"), "water_mains": N_("Water main"),
+    "storm_sewers": N_("Storm sewer"), "gas_mains": N_("Gas main"),
+    "prot_zones": N_("Protection zone"),
+}
 # Codes stored in the data -> English words (the msgids).
 VALUE_LABELS: dict[str, str] = {
     # plot statuses
@@ -268,8 +277,8 @@ def popup_html(layer: str, row: Mapping[str, Any], translate: Translate,
     """Popup HTML for one feature; every value (and every extra line) is escaped."""
     lyr = get_layer(layer)
     title = row.get("name") if _present(row.get("name")) else row.get(lyr.key)
-    parts = [Markup('<div class="zp-popup"><h6>{} <span>{}</span></h6><table>').format(
-        tr_label(lyr.label, translate), title)]
+    noun = translate(FEATURE_NOUNS[layer]) if layer in FEATURE_NOUNS else tr_label(lyr.label, translate)
+    parts = [Markup('<div class="zp-popup"><h6>{} <span>{}</span></h6><table>').format(noun, title)]
     for fld in lyr.fields:
         if fld.name in _HIDDEN or (fld.name in ("name", lyr.key) and title == row.get(fld.name)):
             continue
@@ -332,7 +341,7 @@ def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- the map
 _ON_EACH_FEATURE = JsCode("""function(feature, layer) {
     var p = feature.properties || {};
-    if (p.popup) { layer.bindPopup(p.popup, {maxWidth: 380, minWidth: 220}); }
+    if (p.popup) { layer.bindPopup(p.popup, {maxWidth: 400, minWidth: 240, maxHeight: 360}); }
     if (p.tip) { layer.bindTooltip(p.tip, {sticky: true, direction: "top"}); }
 }""")
 

@@ -64,12 +64,15 @@ def index():
     return render_template("map.html", **_map_context(zone_map()))
 
 
-@bp.route("/planner")
 @role_required("planner")
 def planner():
-    """The planner's map with the drawing tools, and every application."""
+    """A basic planner's map with the drawing tools, and every application.
+
+    Mounted at /planner by ``create_app`` only when no other blueprint (the planner
+    workspace) serves that page.
+    """
     apps = deps.get_store().read("applications", order_by="-created")
-    return render_template("planner.html", **_map_context(zone_map(draw=True)),
+    return render_template("planner_basic.html", **_map_context(zone_map(draw=True)),
                            applications=apps.to_dict("records"))
 
 

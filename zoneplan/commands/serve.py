@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from zoneplan.commands.core import add_db_option
 
@@ -26,8 +25,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = create_app(config)
     except SetupError as err:
         raise CommandError(str(err)) from None
-    server = create_server(app, host=args.host, port=args.port, threads=args.threads,
-                           ident="zoneplan")
+    try:
+        server = create_server(app, host=args.host, port=args.port, threads=args.threads,
+                               ident="zoneplan")
+    except OSError as err:
+        raise CommandError(f"cannot listen on {args.host}:{args.port} ({err.strerror or err}); "
+                           "is another server running there? choose another --port") from None
     host = args.host if ":" not in args.host else f"[{args.host}]"
     print(f"zoneplan serving {app.config['ZONEPLAN_DB']} at http://{host}:{server.effective_port}/ "
           f"(Ctrl+C to stop)", flush=True)
