@@ -39,6 +39,7 @@ _OPTIMALITY_RTOL = 1e-6
 _MAX_DISTANCE_ENTRIES = 40_000_000  # terminals x nodes float64 matrix kept for the shortest-path heuristic
 _MAX_SPH_ROOTS = 24
 _SD_TEST_MAX_ENTRIES = 2_000_000
+_ASCENT_MIN_S = 1.0  # heuristic runs spend on the dual-ascent bound at most max(this, time spent so far)
 _IMPROVED_STARTS = 6
 _PERTURBED_RESTARTS = 16
 _PERTURBATION = 0.25
@@ -123,8 +124,9 @@ def steiner_tree(
     -------
     SteinerTree
         ``edges`` are the chosen input triples exactly as given, ``cost`` their sum,
-        ``lower_bound`` a proven bound from the LP relaxation (None if the MILP did not
-        run) and ``optimal`` whether the cost meets it.
+        ``lower_bound`` a proven bound (from the LP relaxation when the MILP ran, else from
+        dual ascent, which may stop early on big graphs) and ``optimal`` whether the cost
+        meets it.
 
     Raises
     ------
@@ -145,8 +147,10 @@ def steiner_tree(
     run_exact = exact if exact is not None else len(graph.u) <= EXACT_MAX_EDGES
     heuristic_clock = clock.share(0.25) if run_exact else clock
     tree = search.solve(heuristic_clock)
-    lower_bound = None
-    if run_exact:
+    if not run_exact:
+        ascent_clock = clock.capped(max(_ASCENT_MIN_S, clock.elapsed()))
+        lower_bound, _ = _dual_ascent(graph, int(graph.terminals[0]), ascent_clock, keep_cuts=False)
+    else:
         result = _CutModel(graph).solve(tree, search, clock.capped(EXACT_TIME_LIMIT_S))
         lower_bound = result.lower_bound
         if result.tree is not None and result.tree.cost < tree.cost:
@@ -860,6 +864,62 @@ class _ExactResult:
     lower_bound: float | None
 
 
+def _dual_ascent(graph: _Graph, root: int, clock: _Clock, keep_cuts: bool) -> tuple[float, list[np.ndarray]]:
+    """Wong's dual ascent on the bidirected graph: a lower bound, and the cuts it raised.
+
+    Arc ``e`` is ``u[e] -> v[e]`` and arc ``e + m`` the reverse. Each terminal but the root
+    owns the set of nodes reaching it over arcs of zero reduced cost; the terminal whose set
+    has the fewest entering arcs raises that cut's dual by the least reduced cost on it.
+    Every intermediate state is dual feasible, so the bound holds when time runs out too.
+    """
+    tail = np.concatenate([graph.u, graph.v])
+    head = np.concatenate([graph.v, graph.u])
+    reduced = np.concatenate([graph.cost, graph.cost])
+    by_head = np.argsort(head, kind="stable")
+    first_in = np.searchsorted(head[by_head], np.arange(graph.n + 1))
+    inside: dict[int, np.ndarray] = {}
+    entering: dict[int, np.ndarray] = {}
+
+    def grow(t: int, nodes: np.ndarray) -> bool:
+        """Add ``nodes`` and all that reach them over zero-cost arcs; True once the root is in."""
+        parts = [entering[t]]
+        frontier = np.unique(nodes)
+        frontier = frontier[~inside[t][frontier]]
+        while frontier.size:
+            inside[t][frontier] = True
+            start, count = first_in[frontier], np.diff(first_in)[frontier]
+            arcs = by_head[np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())]
+            parts.append(arcs)
+            tails = tail[arcs[reduced[arcs] <= 0]]
+            frontier = np.unique(tails[~inside[t][tails]])
+        entering[t] = np.concatenate(parts)
+        return bool(inside[t][root])
+
+    queue = []
+    for t in graph.terminals.tolist():
+        if t != root:
+            inside[t], entering[t] = np.zeros(graph.n, dtype=bool), np.empty(0, dtype=np.int64)
+            if not grow(t, np.array([t])):
+                queue.append((0, t))
+    heapq.heapify(queue)
+    bound, cuts = 0.0, []
+    while queue and not clock.expired():
+        size, t = heapq.heappop(queue)
+        arcs = entering[t] = entering[t][~inside[t][tail[entering[t]]]]
+        if arcs.size > size:
+            heapq.heappush(queue, (arcs.size, t))  # no longer the smallest: look again later
+            continue
+        step = reduced[arcs].min()
+        if step > 0:
+            reduced[arcs] -= step
+            bound += float(step)
+            if keep_cuts:
+                cuts.append(arcs)
+        if not grow(t, tail[arcs[reduced[arcs] <= 0]]):
+            heapq.heappush(queue, (entering[t].size, t))
+    return bound, cuts
+
+
 def _new_highs():  # noqa: ANN202 - highspy is imported lazily
     import highspy
 
@@ -1032,7 +1092,8 @@ class _CutModel:
 
     def solve(self, incumbent: _Tree, search: _LocalSearch, clock: _Clock) -> _ExactResult:
         """Prove or improve ``incumbent``; the lower bound holds for the (reduced) instance."""
-        ascent_bound, cuts = self._dual_ascent(clock)
+        ascent_bound, cuts = _dual_ascent(self.g, self.root, clock, keep_cuts=True)
+        self.seen_cuts.update(cut.tobytes() for cut in cuts)
         self._add_cuts(cuts)
         if _proven(incumbent.cost, ascent_bound):
             return _ExactResult(None, ascent_bound)
@@ -1041,40 +1102,6 @@ class _CutModel:
         if y is None or _proven(incumbent.cost, bound):
             return _ExactResult(None, bound)
         return self._branch_and_cut(incumbent, search, clock, bound)
-
-    def _dual_ascent(self, clock: _Clock) -> tuple[float, list[np.ndarray]]:
-        """Wong's dual ascent: a lower bound, and the cuts it raised (a warm start for the LP).
-
-        Every intermediate state is dual feasible, so the bound holds even when time runs out.
-        Each step takes the terminal whose set of nodes reaching it over zero-reduced-cost
-        arcs has the fewest entering arcs, and raises that cut's dual by the smallest
-        reduced cost on it.
-        """
-        n = self.g.n
-        reduced = self.arc_cost.copy()
-        bound = 0.0
-        cuts = []
-        queue = [(0, t) for t in self.g.terminals.tolist() if t != self.root]
-        heapq.heapify(queue)
-        while queue and not clock.expired():
-            size, t = heapq.heappop(queue)
-            zero = np.flatnonzero(reduced <= 0.0)
-            backwards = sp.csr_array((np.ones(zero.size), (self.head[zero], self.tail[zero])), shape=(n, n))
-            inside = np.zeros(n, dtype=bool)
-            inside[csgraph.breadth_first_order(backwards, t, directed=True, return_predecessors=False)] = True
-            if inside[self.root]:
-                continue
-            arcs = np.flatnonzero(inside[self.head] & ~inside[self.tail])
-            if arcs.size > size:
-                heapq.heappush(queue, (arcs.size, t))  # no longer the smallest: look again later
-                continue
-            step = reduced[arcs].min()
-            reduced[arcs] -= step
-            bound += step
-            cuts.append(arcs)
-            self.seen_cuts.add(arcs.tobytes())
-            heapq.heappush(queue, (arcs.size, t))
-        return bound, cuts
 
     def _cut_loop(self, upper: float, clock: _Clock) -> tuple[float | None, np.ndarray | None]:
         """Solve the LP relaxation, adding violated cuts until none is left or progress stalls."""
