@@ -25,6 +25,7 @@ railway is a level crossing, not a place where a lorry turns onto the track.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
@@ -61,6 +62,7 @@ SNAP_TOLERANCE_M = 2.0
 #: matched to 1e-6 m.
 GRID_M = 0.001
 
+_CACHE_LOCK = threading.Lock()   # networks are shared between web threads
 _CLASS_FIELD = {"roads": "class", "rail_lines": "kind", "power_lines": "kv"}
 
 
@@ -154,10 +156,11 @@ class Network:
             raise ValueError(f"weight must be 'length' or 'minutes', not {weight!r}")
         key = (weight, None if mask is None else hashlib.blake2b(
             np.packbits(np.asarray(mask, bool)).tobytes(), digest_size=16).hexdigest())
-        hit = self._csr_cache.get(key)
-        if hit is not None:
-            self._csr_cache.move_to_end(key)
-            return hit
+        with _CACHE_LOCK:
+            hit = self._csr_cache.get(key)
+            if hit is not None:
+                self._csr_cache.move_to_end(key)
+                return hit
         sel = np.ones(self.n_edges, bool) if mask is None else np.asarray(mask, bool)
         u, v = self.u[sel], self.v[sel]
         w = np.maximum(getattr(self, weight)[sel], 1e-9)  # csgraph ignores explicit zeros
@@ -170,9 +173,10 @@ class Network:
             np.zeros(0, bool)
         matrix = sparse.csr_matrix((ws[first], (rows[first], cols[first])),
                                    shape=(self.n_nodes, self.n_nodes))
-        self._csr_cache[key] = matrix
-        if len(self._csr_cache) > 16:
-            self._csr_cache.popitem(last=False)
+        with _CACHE_LOCK:
+            self._csr_cache[key] = matrix
+            while len(self._csr_cache) > 16:
+                self._csr_cache.popitem(last=False)
         return matrix
 
     def dijkstra(self, sources: Sequence[int] | np.ndarray, *, mask: np.ndarray | None = None,

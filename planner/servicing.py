@@ -64,6 +64,7 @@ import datetime as dt
 import gc
 import math
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -337,6 +338,7 @@ class ServicingModel:
         self._siding_index = SpatialIndex(self.rail.geometry[self._siding_edges])
         self._place_points()
         self._cache: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
         self._plot_sites = self._sites(np.asarray(plots.geometry.values, dtype=object))
         demand = plots.reindex(columns=["power_kw", "water_m3d"])
         self._plot_power = pd.to_numeric(demand["power_kw"], errors="coerce").to_numpy(float)
@@ -391,12 +393,11 @@ class ServicingModel:
         if len(bad):
             raise ValueError("unknown asset statuses: " + ", ".join(
                 f"{r.layer}:{r.asset_id}={r.status!r}" for r in bad.itertuples()))
-        rec_ok = assets["status"].to_numpy() == USABLE
+        rec_ok = np.asarray(assets["status"].to_numpy(object) == USABLE, dtype=bool)
         due = assets["due"].to_numpy(object)
-        has_due = np.array([d is not None for d in due])
         today_iso = self.today.isoformat()
-        assets["overdue"] = has_due & ~rec_ok & np.array([d is not None and d < today_iso
-                                                          for d in due])
+        late = np.array([d is not None and d < today_iso for d in due], dtype=bool)
+        assets["overdue"] = late & ~rec_ok
         self.assets = assets
         self._a = {c: assets[c].tolist() for c in ("layer", "asset_id", "name", "status", "note",
                                                      "due", "overdue")}
@@ -509,9 +510,10 @@ class ServicingModel:
         return hit
 
     def _remember(self, key, value) -> None:
-        self._cache[key] = value
-        if len(self._cache) > 32:
-            self._cache.popitem(last=False)
+        with self._lock:        # one model serves many web threads
+            self._cache[key] = value
+            while len(self._cache) > 32:
+                self._cache.popitem(last=False)
 
     # -------------------------------------------------------------- evaluation
     def _evaluate(self, sites: _Sites, scen: Scenario,

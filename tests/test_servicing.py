@@ -426,3 +426,20 @@ def test_cli_servicing_files(tiny_db, late, tmp_path, capsys):
     gj = gpd.read_file(tmp_path / "s.geojson")
     assert len(gj) == 4 and gj.crs.to_epsg() == 4326
     assert json.loads((tmp_path / "s.json").read_text())["plots"][0]["plot_id"] == "P1"
+
+
+def test_cli_network_report_and_kpi(tiny_db, late, capsys):
+    from zoneplan.cli import main
+    assert main(["servicing", "--db", tiny_db, "--network"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    roads = report["roads"]
+    assert (roads["tolerance_m"], roads["nodes"], roads["edges"]) == (2.0, 6, 5)
+    assert roads["dangling_ends"] == 4
+    assert sorted(d["at_gate"] for d in roads["dangling"]) == [False, False, True, True]
+    assert main(["kpi", "--db", tiny_db, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["area"]["total_ha"] == 1.82 and doc["targets"] == []
+    assert main(["kpi", "--db", tiny_db]) == 0
+    assert "ready to build: 0 of 1 available plots" in capsys.readouterr().out
+    assert main(["kpi", "--db", tiny_db, "--as-of", "tomorrow"]) == 1
+    assert "--as-of" in capsys.readouterr().err

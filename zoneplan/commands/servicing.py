@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    default=None, help="flip asset statuses without saving, "
                                       "e.g. substations:SS-12=operational")
     p.add_argument("--power-factor", type=float, default=0.9, help="kW per kVA (default 0.9)")
+    p.add_argument("--network", action="store_true",
+                   help="print the road and rail network report (snapping tolerance, dead "
+                        "ends) as JSON and stop")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the JSON document to stdout")
     out.add_argument("-o", "--output", type=Path, metavar="FILE",
@@ -62,6 +65,10 @@ def cmd_servicing(args: argparse.Namespace) -> int:
     store = open_store(db)
     t0 = time.perf_counter()
     model = ServicingModel(store.snapshot(), power_factor=args.power_factor)
+    if args.network:
+        json.dump(model.network_report(), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return 0
     doc = model.document(args.plot, as_of=as_of, what_if=what_if)
     elapsed = time.perf_counter() - t0
     if args.json:
@@ -88,6 +95,11 @@ def cmd_servicing(args: argparse.Namespace) -> int:
     rail = sum(r["rail"]["available"] for r in doc["plots"])
     print(f"{len(doc['plots'])} plots: {rail} with rail access, {ready} ready to build now "
           f"({elapsed:.2f} s)")
+    net = model.network_report()["roads"]
+    loose = sum(not d["at_gate"] for d in net["dangling"])
+    print(f"road network: {net['nodes']} nodes, {net['edges']} edges, snapping tolerance "
+          f"{net['tolerance_m']:g} m, {net['dangling_ends']} dead ends ({loose} not at a gate; "
+          f"--network lists them)")
     return 0
 
 
