@@ -48,8 +48,8 @@ Rules (the documented planning assumptions)
 * **What-if**: ``{(layer, asset_id): status}`` flips statuses without saving,
   applied after the date projection; flipping an asset to operational also makes
   answers relying on it ``projected``.
-* **Readiness** (``ready``): plots need road, power (and fitting demand), water
-  and storm sewer (``required``) and rail when ``rail_need``.  ``"now"`` when all
+* **Readiness** (``ready``): plots need road, power (and fitting demand) and
+  water (``required``; storm sewer and gas on request) and rail when ``rail_need``.  ``"now"`` when all
   are met as recorded (with the what-if); else the first due date at which,
   projecting every asset due by then, all are met — the latest due date among the
   assets the plot waits for; ``"unknown"`` when that never happens (an asset
@@ -93,7 +93,10 @@ def N_(s: str) -> str:
 
 UTILITIES: tuple[str, ...] = ("road", "rail", "power", "water", "storm", "gas")
 #: Utilities a plot needs to be ready to build (rail only when the plot's rail_need).
-REQUIRED: tuple[str, ...] = ("road", "power", "water", "storm")
+# Storm sewers and gas are reported for every plot but do not hold back readiness:
+# the zone's storm sewer has never worked (and has no due date), yet plots are let
+# and built on; pass required=(..., "storm") to demand it.
+REQUIRED: tuple[str, ...] = ("road", "power", "water")
 FRONTAGE_M = 25.0
 CONNECT_M: dict[str, float] = {"water": 200.0, "storm": 200.0, "gas": 200.0}
 RAIL_REACH_M = 1500.0

@@ -66,14 +66,15 @@ def test_targets_progress(late):
 
 def test_ready_to_build_follows_the_date(late):
     zone = zone_with_targets()
-    model = ServicingModel(zone, required=("road", "power", "water"))
+    model = ServicingModel(zone)
     now = kpi(zone, model=model)["ready_to_build"]
     assert now["plots"] == 0 and now["available"] == 1
     assert now["waiting_for"]["power"] == 1 and now["waiting_for"]["water"] == 1
     later = kpi(zone, model=model, as_of="2023-06-01")["ready_to_build"]
     assert later["plot_ids"] == ["P2"] and later["area_ha"] == 0.5
-    # the storm sewer is needed by default and never commissioned
-    assert kpi(zone, as_of="2030-01-01")["ready_to_build"]["plots"] == 0
+    # demanding the storm sewer, never commissioned, leaves nothing ready
+    strict = ServicingModel(zone, required=("road", "power", "water", "storm"))
+    assert kpi(zone, model=strict, as_of="2030-01-01")["ready_to_build"]["plots"] == 0
 
 
 def test_bad_date(late):

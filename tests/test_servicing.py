@@ -256,15 +256,16 @@ def test_water_storm_gas(model):
 
 # ---------------------------------------------------------------- readiness
 def test_readiness(late):
-    m = ServicingModel(tiny_zone(), required=("road", "power", "water"))
+    m = ServicingModel(tiny_zone())
     r = by_id(m.answer())
     assert r["P1"]["ready"] == "now"
     assert r["P2"]["ready"] == "2023-06-01"       # power after SS-12 (2022-10-30), water W2
     assert r["P2"]["waits_for"] == ["power", "water"]
     assert r["P3"]["ready"] == "unknown"          # no frontage: no asset to wait for
     assert r["P4"]["ready"] == "2022-10-30" and r["P4"]["ready_overdue"] is True
-    # storm sewer required (the default): never commissioned, no due date
-    assert {rec["ready"] for rec in ServicingModel(tiny_zone()).answer()} == {"unknown"}
+    # storm sewer required on request: never commissioned, no due date
+    strict = ServicingModel(tiny_zone(), required=("road", "power", "water", "storm"))
+    assert {rec["ready"] for rec in strict.answer()} == {"unknown"}
 
 
 # ---------------------------------------------------------------- drawn parcels
