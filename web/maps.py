@@ -240,7 +240,6 @@ def feature_style(layer: str, row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- popups
-_NUMBER_FORMATS = {"float": "{:,.2f}", "int": "{:d}"}
 _HIDDEN = {"version", "pw_hash", "token_hash"}
 
 
@@ -257,12 +256,10 @@ def format_value(layer: str, name: str, value: Any, translate: Translate) -> str
     fld = get_layer(layer).field(name)
     if fld.type == "bool":
         return translate(N_("yes")) if bool(value) else translate(N_("no"))
-    if fld.type in _NUMBER_FORMATS:
+    if fld.type in ("int", "float"):
         number = float(value)
-        if fld.type == "float" and number.is_integer() and abs(number) >= 1000:
-            return f"{int(number):,}".replace(",", "\u202f")
-        return _NUMBER_FORMATS[fld.type].format(int(number) if fld.type == "int" else number
-                                                ).replace(",", "\u202f")
+        text = f"{int(number):,d}" if fld.type == "int" else f"{number:,.2f}".rstrip("0").rstrip(".")
+        return text.replace(",", "\u202f")  # narrow no-break space groups thousands
     if name == "sectors":
         allowed = parse_sectors(value)
         return translate(N_("all")) if allowed is None else ", ".join(
