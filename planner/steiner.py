@@ -344,12 +344,12 @@ def _terminal_component(graph: _Graph, terminal_ids: list) -> _Graph:
     unreachable = [t for t, label in zip(terminal_ids, terminal_labels) if label != main]
     if unreachable:
         raise DisconnectedTerminalsError(unreachable)
-    return _subgraph(graph, labels == main, np.ones(len(graph.u), dtype=bool))
+    return _subgraph(graph, labels == main)
 
 
-def _subgraph(graph: _Graph, node_mask: np.ndarray, edge_mask: np.ndarray) -> _Graph:
+def _subgraph(graph: _Graph, node_mask: np.ndarray) -> _Graph:
     new_id = np.cumsum(node_mask) - 1
-    keep = np.flatnonzero(edge_mask & node_mask[graph.u] & node_mask[graph.v])
+    keep = np.flatnonzero(node_mask[graph.u] & node_mask[graph.v])
     return _Graph(
         int(node_mask.sum()),
         new_id[graph.u[keep]],
@@ -406,8 +406,8 @@ class _Reducer:
 
     def _remove(self, e: int) -> None:
         a, b = self.ends[e]
-        self.adj[a].pop(b, None)
-        self.adj[b].pop(a, None)
+        if self.adj[a].get(b) == e:
+            del self.adj[a][b], self.adj[b][a]
 
     def _degree_tests(self, nodes: Iterable[int]) -> None:
         """Drop non-terminal leaves and replace non-terminals of degree 2 by a single edge."""
@@ -1017,30 +1017,28 @@ class _CutModel:
         )
 
     def _add_cuts(self, cuts: list[np.ndarray]) -> None:
-        self._add_rows(cuts, [np.ones(c.size) for c in cuts], [1.0] * len(cuts), [np.inf] * len(cuts))
+        fresh = {cut.tobytes(): cut for cut in cuts}
+        for key in self.seen_cuts.intersection(fresh):
+            del fresh[key]
+        self.seen_cuts.update(fresh)
+        rows = list(fresh.values())
+        self._add_rows(rows, [np.ones(c.size) for c in rows], [1.0] * len(rows), [np.inf] * len(rows))
 
     def _cut_into(self, inside: np.ndarray) -> np.ndarray | None:
+        """The arcs entering ``inside``, unless that cut is already in the model."""
         arcs = np.flatnonzero(inside[self.head] & ~inside[self.tail])
-        key = arcs.tobytes()
-        if key in self.seen_cuts:
-            return None
-        self.seen_cuts.add(key)
-        return arcs
+        return None if arcs.tobytes() in self.seen_cuts else arcs
 
-    def _reach(self, arcs: np.ndarray, start: int, reverse: bool = False) -> np.ndarray:
+    def _reach(self, arcs: np.ndarray, start: int) -> np.ndarray:
         n = self.g.n
-        tail, head = (self.head, self.tail) if reverse else (self.tail, self.head)
-        matrix = sp.csr_array((np.ones(arcs.size), (tail[arcs], head[arcs])), shape=(n, n))
+        matrix = sp.csr_array((np.ones(arcs.size), (self.tail[arcs], self.head[arcs])), shape=(n, n))
         mask = np.zeros(n, dtype=bool)
         mask[csgraph.breadth_first_order(matrix, start, directed=True, return_predecessors=False)] = True
         return mask
 
-    def _connectivity_cuts(self, chosen: np.ndarray) -> list[np.ndarray]:
-        """Cuts around the pieces of the support graph that the root cannot reach."""
+    def _connectivity_cuts(self, chosen: np.ndarray, reached: np.ndarray) -> list[np.ndarray]:
+        """Cuts around the pieces of the chosen arcs that the root cannot reach."""
         g = self.g
-        reached = self._reach(chosen, self.root)
-        if reached[g.terminals].all():
-            return []
         support = sp.csr_array((np.ones(chosen.size), (self.tail[chosen], self.head[chosen])), shape=(g.n, g.n))
         _, labels = csgraph.connected_components(support, directed=False)
         cuts = [self._cut_into(~reached)]
@@ -1093,7 +1091,6 @@ class _CutModel:
     def solve(self, incumbent: _Tree, search: _LocalSearch, clock: _Clock) -> _ExactResult:
         """Prove or improve ``incumbent``; the lower bound holds for the (reduced) instance."""
         ascent_bound, cuts = _dual_ascent(self.g, self.root, clock, keep_cuts=True)
-        self.seen_cuts.update(cut.tobytes() for cut in cuts)
         self._add_cuts(cuts)
         if _proven(incumbent.cost, ascent_bound):
             return _ExactResult(None, ascent_bound)
@@ -1137,11 +1134,13 @@ class _CutModel:
             if info.primal_solution_status != 2:
                 break
             chosen = np.flatnonzero(np.array(self.highs.getSolution().col_value) > 0.5)
-            cuts = self._connectivity_cuts(chosen)
-            if cuts:
+            reached = self._reach(chosen, self.root)
+            if not reached[self.g.terminals].all():
+                cuts = self._connectivity_cuts(chosen, reached)
+                if not cuts:
+                    raise SteinerInternalError("a disconnected integer solution satisfies every cut")
                 self._add_cuts(cuts)
                 continue
-            reached = self._reach(chosen, self.root)
             tree = search.tree_on(reached)
             if tree is not None and (best is None or tree.cost < best.cost):
                 best = tree
