@@ -23,7 +23,10 @@ Fixtures (reuse them; they are documented one by one below):
                      are aborted (recorded in ``page.zp_blocked``), console errors collected
                      in ``page.zp_errors``.
 
-Passwords of the default accounts are ``PASSWORDS[username]``.
+Helpers to import (``from conftest import ...``): ``PASSWORDS`` (the default accounts'
+passwords by user name), ``scrape_csrf(html)``, ``unescape_js(text)`` (undo tojson's
+``\\uXXXX`` escapes before looking for text in a map page), ``free_port()``,
+``build_synthetic_zone(store)``, ``ARTIFACTS`` (test-artifacts/, git-ignored, for screenshots).
 """
 from __future__ import annotations
 
@@ -187,6 +190,11 @@ def app(store_path, derived_cache):
 def client(app):
     """An anonymous test client."""
     return app.test_client()
+
+
+def unescape_js(text: str) -> str:
+    """Undo the ``\\uXXXX`` escapes Jinja's tojson puts on strings embedded in scripts."""
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)
 
 
 def scrape_csrf(html: str) -> str:

@@ -9,14 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import PASSWORDS, scrape_csrf
+from conftest import PASSWORDS, scrape_csrf, unescape_js
 
 XSS = "<img src=x onerror=alert(1)>"
 
 
-def _unescape_js(text: str) -> str:
-    """Undo the JSON escapes folium/Jinja put on strings embedded in scripts."""
-    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)
 
 
 # --------------------------------------------------------------------------- factory
@@ -371,7 +368,7 @@ def test_popups_escape_user_text(client, store):
                              crs=32643)
     store.insert("plots", frame)
     html = client.get("/").get_data(as_text=True)
-    decoded = _unescape_js(html)
+    decoded = unescape_js(html)
     assert XSS not in html and XSS not in decoded
     assert "&lt;img src=x onerror=alert(1)&gt;" in decoded
     assert "ТОО «Ромашка» &amp; Co" in decoded  # data shown as stored, escaped
@@ -405,5 +402,5 @@ def test_servicing_lines_reach_popups_when_the_model_exists(store_path, monkeypa
         def explain(record, translate=None):
             return [translate("No rail access: the station is closed <for now>.")]
     monkeypatch.setattr(deps, "_servicing", FakeModule)
-    html = _unescape_js(client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True))
+    html = unescape_js(client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True))
     assert "No rail access: the station is closed &lt;for now&gt;." in html

@@ -9,6 +9,8 @@ from babel.messages.extract import extract_from_dir, extract_from_file
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
+from conftest import unescape_js
+
 ROOT = Path(__file__).resolve().parents[1]
 TRANSLATIONS = ROOT / "web" / "translations"
 KEYWORDS = {"_": None, "N_": None, "_l": None, "lazy_gettext": None, "gettext": None}
@@ -18,8 +20,6 @@ OWN_FILES = [*(f"web/{m}.py" for m in ("__init__", "auth", "pages", "maps", "sec
                                                    "account", "users", "applications", "error"))]
 
 
-def _unescape_js(text: str) -> str:
-    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)
 
 
 def _catalog(lang: str):
@@ -102,19 +102,19 @@ def test_language_chosen_before_login_is_kept(app, login, store):
 
 # --------------------------------------------------------------------------- what is translated
 def test_map_layers_statuses_and_legend_are_translated(client, store):
-    ru = _unescape_js(client.get("/", headers={"Accept-Language": "ru"}).get_data(as_text=True))
+    ru = unescape_js(client.get("/", headers={"Accept-Language": "ru"}).get_data(as_text=True))
     for word in ("Участки", "Дороги", "Подстанции", "Условные обозначения", "свободен",
                  "не действует", "в ремонте"):
         assert word in ru, word
     assert "Rail stations" not in ru
-    en = _unescape_js(client.application.test_client().get(
+    en = unescape_js(client.application.test_client().get(
         "/", headers={"Accept-Language": "en"}).get_data(as_text=True))
     assert "Rail stations" in en and "available" in en
 
 
 def test_data_is_shown_as_stored(client, store):
     residents = [r for r in store.read("plots")["resident"].dropna().tolist() if r]
-    en = _unescape_js(client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True))
+    en = unescape_js(client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True))
     from markupsafe import escape
     assert residents and str(escape(residents[0])) in en
 
@@ -123,7 +123,7 @@ def test_servicing_answers_are_translated(client):
     from web import deps
     if not deps.servicing_available():
         pytest.skip("planner.servicing is not in this tree")
-    ru = _unescape_js(client.get("/", headers={"Accept-Language": "ru"}).get_data(as_text=True))
+    ru = unescape_js(client.get("/", headers={"Accept-Language": "ru"}).get_data(as_text=True))
     assert "Инженерное обеспечение" in ru
     assert "готовность" in ru or "можно строить сейчас" in ru
     assert "ready: " not in ru and "ready to build now" not in ru
