@@ -10,6 +10,7 @@ Fixtures (reuse them; they are documented one by one below):
 - ``store``          (function) ``open_store(store_path)``.
 - ``app``            (function) ``web.create_app`` over ``store_path``, TESTING on, CSRF on;
                      derived values (maps, servicing) shared through ``derived_cache``.
+- ``derived_cache``  (session) the ``web.deps.RevisionCache`` those apps share.
 - ``client``         (function) an anonymous test client of ``app``.
 - ``login``          (function) ``login(client, username)`` logs a client in via the form
                      (a real CSRF token is fetched from /login first).
@@ -19,7 +20,8 @@ Fixtures (reuse them; they are documented one by one below):
                      over ``store_path``; yields its base URL.
 - ``browser``        (session) Playwright Chromium from /usr/bin/chromium (skips when absent
                      unless ZONEPLAN_REQUIRE_BROWSER=1, then fails).
-- ``page``           (function) a new page whose requests to any host but 127.0.0.1/localhost
+- ``page``           (function; request it after ``live_server`` so it closes first)
+                     a new page whose requests to any host but 127.0.0.1/localhost
                      are aborted (recorded in ``page.zp_blocked``), console errors collected
                      in ``page.zp_errors``.
 
