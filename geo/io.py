@@ -343,8 +343,9 @@ def _read_path(path: Path, layer: Layer, src_layer: str | None,
 
 def _source_crs(file_crs: str | None, given: int | None, kind: str, desc: str) -> CRS:
     """The CRS the coordinates are in: the file's, or ``--crs`` when it has none."""
-    if kind == "geojson" and given is not None:
-        return CRS.from_epsg(given)  # RFC 7946 GeoJSON has no CRS of its own
+    if kind == "geojson" and given is not None and (
+            file_crs is None or CRS.from_user_input(file_crs).to_epsg() == WGS84_EPSG):
+        return CRS.from_epsg(given)  # WGS84 is only RFC 7946's default, not a declaration
     if file_crs is None:
         if given is None:
             what = "has no .prj file" if kind == "shp" else "carries no CRS"
