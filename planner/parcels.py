@@ -18,24 +18,27 @@ so :meth:`ParcelProblem.message` takes a gettext.
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
 from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
-from geo.layers import PLOT_STATUSES, PLOT_TRANSITIONS
-from geo.validate import OVERLAP_TOLERANCE_M2
+from geo.layers import ASSET_LAYERS, PLOT_STATUSES, PLOT_TRANSITIONS
+from geo.store import Conflict, Invalid, NotFound
+from geo.validate import OVERLAP_TOLERANCE_M2, Problem
 
 __all__ = [
     "MIN_AREA_HA", "MAX_VERTICES", "RESHAPE_STATUSES", "DELETABLE_STATUSES",
-    "ParcelProblem", "ParcelCheck", "ParcelInputError", "TransitionError",
+    "ParcelProblem", "ParcelCheck", "ParcelInputError", "StateConflict", "TransitionError",
     "check_parcel", "polygon_from_geojson", "allowed_transitions", "check_transition",
-    "new_plot_id", "N_",
+    "new_plot_id", "create_candidate", "update_plot", "delete_candidate", "update_asset", "N_",
 ]
 
 MIN_AREA_HA = 0.3
@@ -143,8 +146,19 @@ class ParcelInputError(ValueError):
         self.field = field
 
 
-class TransitionError(ValueError):
+class StateConflict(Conflict):
+    """A change the feature's present state does not allow; ``field`` names what."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class TransitionError(StateConflict):
     """An illegal move along the plot lifecycle (e.g. occupied -> candidate)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "status")
 
 
 # --------------------------------------------------------------------------- GeoJSON in
@@ -421,3 +435,130 @@ def new_plot_id(existing: Iterable[str], *, prefix: str = "P-", width: int = 3) 
         if match and match.group("prefix") == prefix:
             highest = max(highest, int(match.group("number")))
     return f"{prefix}{highest + 1:0{width}d}"
+
+
+# --------------------------------------------------------------------------- edits
+def _refuse(check: ParcelCheck, plot_id: str | None, translate: Translate | None) -> None:
+    if not check.valid:
+        raise Invalid([Problem(None, plot_id, "geometry", m) for m in check.messages(translate)])
+
+
+def _check_version(layer: str, key: str, row: Mapping[str, Any], version: int) -> None:
+    if int(row.get("version") or 0) != int(version):
+        raise Conflict(f"{layer} {key} was changed by someone else (now version "
+                       f"{row.get('version')}, your copy is version {version}); reload it "
+                       "and apply your change again")
+
+
+def create_candidate(store: Any, polygon: Any, *, user: str,
+                     attributes: Mapping[str, Any] | None = None,
+                     translate: Translate | None = None,
+                     min_area_ha: float = MIN_AREA_HA) -> tuple[str, ParcelCheck]:
+    """Store a drawn parcel as a ``candidate`` plot with the next free id, in one transaction.
+
+    The parcel is checked inside the write transaction, so what is checked is what the
+    parcel is written next to (two planners cannot store overlapping parcels).
+
+    Returns
+    -------
+    (plot_id, ParcelCheck)
+
+    Raises
+    ------
+    Invalid
+        One problem per reason (``field`` geometry), messages via ``translate``;
+        or for attributes that break the schema. Nothing is written.
+    """
+    with store.transaction(user) as tx:
+        check = check_parcel(store, polygon, min_area_ha=min_area_ha)
+        _refuse(check, None, translate)
+        plot_id = new_plot_id(store.read("plots")["plot_id"].tolist())
+        row = {"sectors": "*", **(attributes or {}), "plot_id": plot_id, "status": "candidate",
+               "exp_id": check.exp_id}
+        tx.insert("plots", gpd.GeoDataFrame(pd.DataFrame([row]), geometry=[check.polygon],
+                                            crs=WORKING_EPSG))
+    return plot_id, check
+
+
+def update_plot(store: Any, plot_id: str, changes: Mapping[str, Any], *, version: int,
+                user: str, translate: Translate | None = None,
+                min_area_ha: float = MIN_AREA_HA) -> tuple[int, ParcelCheck | None]:
+    """Change a plot's attributes, ``status`` (along the lifecycle) and ``geometry`` (a
+    working-CRS polygon; candidates and available plots only) in one transaction.
+
+    Returns
+    -------
+    (new version, ParcelCheck of the new outline or None)
+
+    Raises
+    ------
+    NotFound, Conflict (stale ``version``), TransitionError, StateConflict (outline of a
+    held plot), Invalid (outline problems, attributes breaking the schema).
+    """
+    changes = dict(changes)
+    check = None
+    with store.transaction(user) as tx:
+        row = store.get("plots", plot_id)
+        _check_version("plots", plot_id, row, version)
+        if "status" in changes:
+            check_transition(row["status"], changes["status"], plot_id=plot_id)
+        if "geometry" in changes:
+            if row["status"] not in RESHAPE_STATUSES:
+                raise StateConflict(f"plot {plot_id} is {row['status']}; its outline may change "
+                                    f"only while it is {' or '.join(RESHAPE_STATUSES)}",
+                                    "geometry")
+            check = check_parcel(store, changes["geometry"], exclude_plot_id=plot_id,
+                                 min_area_ha=min_area_ha)
+            _refuse(check, plot_id, translate)
+            changes["geometry"] = check.polygon
+            changes["exp_id"] = check.exp_id
+        new_version = tx.update("plots", plot_id, changes, version=version)
+    return new_version, check
+
+
+def delete_candidate(store: Any, plot_id: str, *, version: int, user: str) -> None:
+    """Delete a candidate plot (never offered to anyone) in one transaction.
+
+    Raises
+    ------
+    NotFound, Conflict (stale ``version``), StateConflict (not a candidate).
+    """
+    with store.transaction(user) as tx:
+        row = store.get("plots", plot_id)
+        _check_version("plots", plot_id, row, version)
+        if row["status"] not in DELETABLE_STATUSES:
+            raise StateConflict(f"plot {plot_id} is {row['status']}; only candidate plots may "
+                                "be deleted (move it back to candidate first, where the "
+                                "lifecycle allows)", "status")
+        tx.delete("plots", plot_id, version=version)
+
+
+def update_asset(store: Any, layer: str, asset_id: str, changes: Mapping[str, Any], *,
+                 version: int, user: str, today: dt.date | None = None) -> int:
+    """Set an asset's ``status``, ``since``, ``due`` or ``note`` in one transaction.
+
+    When the status changes and ``since`` is not given, ``since`` becomes ``today``;
+    an empty note is stored as none. Returns the new version.
+
+    Raises
+    ------
+    NotFound (unknown layer or asset), Conflict (stale ``version``), Invalid (unknown
+    fields, bad values).
+    """
+    if layer not in ASSET_LAYERS:
+        raise NotFound(f"no infrastructure layer {layer!r}; layers: {', '.join(ASSET_LAYERS)}")
+    allowed = ("status", "since", "due", "note")
+    unknown = [name for name in changes if name not in allowed]
+    if unknown:
+        raise Invalid([Problem(None, asset_id, name, f"only {', '.join(allowed)} may be set here")
+                       for name in unknown])
+    changes = dict(changes)
+    if changes.get("note") is not None and not str(changes["note"]).strip():
+        changes["note"] = None
+    with store.transaction(user) as tx:
+        row = store.get(layer, asset_id)
+        _check_version(layer, asset_id, row, version)
+        if "status" in changes and changes["status"] != row.get("status") \
+                and "since" not in changes:
+            changes["since"] = (today or dt.date.today()).isoformat()
+        return tx.update(layer, asset_id, changes, version=version)

@@ -10,15 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-import geopandas as gpd
-import pandas as pd
 from flask import Response
 from flask_babel import gettext
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
-from geo.crs import WORKING_EPSG
 from geo.layers import ASSET_LAYERS, ASSET_STATUSES, PLOT_STATUSES, SECTORS, get_layer
-from geo.store import Conflict, Invalid, NotFound, Store
+from geo.store import Invalid, NotFound, Store
 from geo.validate import Problem as SchemaProblem
 from planner import parcels
 from planner.catalogue import to_geojson_geometries
@@ -26,7 +23,7 @@ from web import deps
 from web.api import PLOT_ID, bp, endpoint
 from web.auth import api_error, current_username
 
-__all__ = ["bp", "PlotIn", "PlotPatch", "AssetPatch", "CheckIn", "CheckOut", "EditedPlot",
+__all__ = ["bp", "feature_json", "PlotIn", "PlotPatch", "AssetPatch", "CheckIn", "CheckOut", "EditedPlot",
            "EditedAsset", "VersionQuery", "EDITABLE_PLOT_FIELDS"]
 
 # --------------------------------------------------------------------------- models
@@ -206,7 +203,8 @@ class EditedAsset(BaseModel):
 
 
 # --------------------------------------------------------------------------- helpers
-def _feature(layer: str, row: dict[str, Any]) -> dict[str, Any]:
+def feature_json(layer: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row (``Store.get``) as a WGS84 GeoJSON Feature with every schema field."""
     lyr = get_layer(layer)
     geom = row.get("geometry")
     props = {name: row.get(name) for name in lyr.names}
@@ -223,29 +221,18 @@ def _polygon(geometry: Any) -> Any:
         raise Invalid([SchemaProblem(None, None, err.field, str(err))]) from None
 
 
-def _refuse(check: parcels.ParcelCheck, plot_id: str | None = None) -> None:
-    if not check.valid:
-        raise Invalid([SchemaProblem(None, plot_id, "geometry", m)
-                       for m in check.messages(gettext)])
-
-
 def _issues(items: tuple[parcels.ParcelProblem, ...]) -> list[dict[str, Any]]:
     return [p.to_dict(gettext) for p in items]
-
-
-def _conflict(message: str, field: str | None = None) -> Response:
-    return api_error(message, 409, field)
 
 
 def _user() -> str:
     return current_username() or "unknown"
 
 
-def _stale(layer: str, key: str, row: dict[str, Any], version: int) -> None:
-    if int(row.get("version") or 0) != int(version):
-        raise Conflict(f"{layer} {key} was changed by someone else (now version "
-                       f"{row.get('version')}, your copy is version {version}); reload it "
-                       "and apply your change again")
+@bp.errorhandler(parcels.StateConflict)
+def _state_conflict(err: parcels.StateConflict):
+    """409 naming the field whose present state forbids the change (status, geometry)."""
+    return api_error(str(err), 409, err.field)
 
 
 # --------------------------------------------------------------------------- check
@@ -260,7 +247,8 @@ def check_drawn_parcel(body: CheckIn):
     check = parcels.check_parcel(deps.snapshot(), polygon, exclude_plot_id=body.exclude_plot_id)
     record, lines = None, []
     model = deps.servicing_model()
-    if model is not None and check.polygon is not None and check.polygon.is_valid:
+    if model is not None and check.polygon is not None and check.polygon.is_valid \
+            and check.polygon.geom_type == "Polygon":
         try:
             record = model.answer_geometry(check.polygon, as_of=body.as_of,
                                            power_kw=body.power_kw, water_m3d=body.water_m3d,
@@ -287,16 +275,10 @@ def create_plot(body: PlotIn):
     attrs = _attributes(body.properties, body.properties.model_fields_set) \
         if body.properties is not None else {}
     store: Store = deps.get_store()
-    with store.transaction(_user()) as tx:
-        # Inside the write lock: what we check is what we write next to.
-        check = parcels.check_parcel(store, polygon)
-        _refuse(check)
-        plot_id = parcels.new_plot_id(store.read("plots")["plot_id"].tolist())
-        row = {"sectors": "*", **attrs, "plot_id": plot_id, "status": "candidate",
-               "exp_id": check.exp_id}
-        tx.insert("plots", gpd.GeoDataFrame(pd.DataFrame([row]), geometry=[check.polygon],
-                                            crs=WORKING_EPSG))
-    return {**_feature("plots", store.get("plots", plot_id)), "warnings": _issues(check.warnings)}
+    plot_id, check = parcels.create_candidate(store, polygon, user=_user(), attributes=attrs,
+                                              translate=gettext)
+    return {**feature_json("plots", store.get("plots", plot_id)),
+            "warnings": _issues(check.warnings)}
 
 
 @endpoint("patch", "/plots/{plot_id}", summary="Change a plot's outline, status or attributes",
@@ -311,35 +293,19 @@ def patch_plot(plot_id: str, body: PlotPatch):
     if not sent:
         raise Invalid([SchemaProblem(None, plot_id, None, "nothing to change: send geometry, "
                                                           "status or attributes")])
-    polygon = _polygon(body.geometry) if "geometry" in sent else None
-    if "geometry" in sent and body.geometry is None:
-        raise Invalid([SchemaProblem(None, plot_id, "geometry", "a plot needs an outline")])
-    if "status" in sent and body.status is None:
-        raise Invalid([SchemaProblem(None, plot_id, "status", "a plot needs a status")])
+    for name, what in (("geometry", "an outline"), ("status", "a status")):
+        if name in sent and getattr(body, name) is None:
+            raise Invalid([SchemaProblem(None, plot_id, name, f"a plot needs {what}")])
+    changes = _attributes(body, sent)
+    if "status" in sent:
+        changes["status"] = body.status
+    if "geometry" in sent:
+        changes["geometry"] = _polygon(body.geometry)
     store: Store = deps.get_store()
-    warnings: tuple = ()
-    with store.transaction(_user()) as tx:
-        row = store.get("plots", plot_id)
-        _stale("plots", plot_id, row, body.version)
-        changes = _attributes(body, sent)
-        if "status" in sent:
-            try:
-                parcels.check_transition(row["status"], body.status, plot_id=plot_id)
-            except parcels.TransitionError as err:
-                return _conflict(str(err), "status")
-            changes["status"] = body.status
-        if polygon is not None:
-            if row["status"] not in parcels.RESHAPE_STATUSES:
-                return _conflict(f"plot {plot_id} is {row['status']}; its outline may change "
-                                 f"only while it is {' or '.join(parcels.RESHAPE_STATUSES)}",
-                                 "geometry")
-            check = parcels.check_parcel(store, polygon, exclude_plot_id=plot_id)
-            _refuse(check, plot_id)
-            warnings = check.warnings
-            changes["geometry"] = check.polygon
-            changes["exp_id"] = check.exp_id
-        tx.update("plots", plot_id, changes, version=body.version)
-    return {**_feature("plots", store.get("plots", plot_id)), "warnings": _issues(warnings)}
+    _, check = parcels.update_plot(store, plot_id, changes, version=body.version, user=_user(),
+                                   translate=gettext)
+    return {**feature_json("plots", store.get("plots", plot_id)),
+            "warnings": _issues(check.warnings) if check else []}
 
 
 @endpoint("delete", "/plots/{plot_id}", summary="Delete a candidate plot", tag="planning",
@@ -347,15 +313,7 @@ def patch_plot(plot_id: str, body: PlotPatch):
           errors=(409,), description="Only candidates (never offered to investors) may be "
                                      "deleted; `version` is required (stale -> 409).")
 def delete_plot(plot_id: str, query: VersionQuery):
-    store: Store = deps.get_store()
-    with store.transaction(_user()) as tx:
-        row = store.get("plots", plot_id)
-        _stale("plots", plot_id, row, query.version)
-        if row["status"] not in parcels.DELETABLE_STATUSES:
-            return _conflict(f"plot {plot_id} is {row['status']}; only candidate plots may be "
-                             "deleted (move it back to candidate first, where the lifecycle "
-                             "allows)", "status")
-        tx.delete("plots", plot_id, version=query.version)
+    parcels.delete_candidate(deps.get_store(), plot_id, version=query.version, user=_user())
     return Response(status=204)
 
 
@@ -368,7 +326,8 @@ ASSET_PATH = {"layer": {"type": "string", "enum": list(ASSET_LAYERS)},
           tag="planning", body=AssetPatch, response=EditedAsset, roles=("planner",),
           path_params=ASSET_PATH, errors=(409,),
           description="E.g. mark substation SS-12 repaired: `{\"status\": \"operational\", "
-                      "\"due\": null, \"version\": 3}`. Servicing answers follow at once.")
+                      "\"due\": null, \"version\": 3}`. When the status changes without "
+                      "`since`, `since` becomes today. Servicing answers follow at once.")
 def patch_asset(layer: str, asset_id: str, body: AssetPatch):
     if layer not in ASSET_LAYERS:
         raise NotFound(f"no infrastructure layer {layer!r}; layers: {', '.join(ASSET_LAYERS)}")
@@ -379,14 +338,6 @@ def patch_asset(layer: str, asset_id: str, body: AssetPatch):
     if "status" in sent and body.status is None:
         raise Invalid([SchemaProblem(None, asset_id, "status", "an asset needs a status")])
     store: Store = deps.get_store()
-    with store.transaction(_user()) as tx:
-        row = store.get(layer, asset_id)
-        _stale(layer, asset_id, row, body.version)
-        changes: dict[str, Any] = {name: getattr(body, name) for name in sent}
-        if "status" in sent and body.status != row.get("status") and "since" not in sent:
-            changes["since"] = dt.date.today()
-        if changes.get("note") == "":
-            changes["note"] = None
-        tx.update(layer, asset_id, changes, version=body.version)
-    return {**_feature(layer, store.get(layer, asset_id)), "layer": layer}
-
+    parcels.update_asset(store, layer, asset_id, {name: getattr(body, name) for name in sent},
+                         version=body.version, user=_user())
+    return {**feature_json(layer, store.get(layer, asset_id)), "layer": layer}
