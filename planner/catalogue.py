@@ -33,8 +33,9 @@ from geo.store import NotFound, Store
 
 __all__ = [
     "DEFAULT_LIMIT", "MAX_LIMIT", "STAFF_ROLES", "FACT_COLUMNS", "Forbidden", "QueryError",
+    "ServicingUnavailable",
     "PlotFilters", "LayerQuery", "PlotPage", "parse_filters", "parse_model", "search",
-    "get_plot", "readable_layers", "layer_summary", "layer_collection", "layer_where",
+    "get_plot", "check_statuses", "check_readable", "working_bbox", "readable_layers", "layer_summary", "layer_collection", "layer_where",
     "servicing_facts", "facts_for", "to_geojson_geometries", "is_staff",
 ]
 
@@ -69,6 +70,10 @@ class Forbidden(PermissionError):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.field = field
+
+
+class ServicingUnavailable(RuntimeError):
+    """A servicing filter was asked for but no servicing model was given."""
 
 
 def is_staff(role: str | None) -> bool:
@@ -406,7 +411,8 @@ def plot_properties(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _allowed_statuses(filters: PlotFilters, role: str | None) -> None:
+def check_statuses(filters: PlotFilters, role: str | None) -> None:
+    """Raise Forbidden when a non-staff role asks for plots that are not available."""
     if not is_staff(role) and set(filters.status) != {PUBLIC_PLOT_STATUS}:
         raise Forbidden("only planners may list plots that are not available", "status")
 
@@ -449,14 +455,14 @@ def search(store: Store, filters: PlotFilters, *, role: str | None = None,
     Forbidden
         For non-staff asking for other statuses.
     """
-    _allowed_statuses(filters, role)
+    check_statuses(filters, role)
     bbox = working_bbox(filters.bbox)
     if bbox == ():
         return PlotPage(filters, 0, _empty_plots())
     where = {"status": list(filters.status)}
     as_of = filters.as_of
     if filters.servicing_filters and servicing is None:
-        raise RuntimeError("servicing answers are not available for the servicing filters")
+        raise ServicingUnavailable("servicing answers are not available for the servicing filters")
     if not (filters.attribute_filters or filters.servicing_filters):
         # Everything the store can answer itself: count, sort and page in SQL.
         matched = store.count("plots", bbox=bbox, where=where)

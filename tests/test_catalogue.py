@@ -213,7 +213,7 @@ def test_servicing_answers_are_cached_per_model_and_date(store, model):
 
 def test_servicing_filters_need_a_model(store):
     assert search(store, parse_filters({"min_area": "3"})).matched == 8  # facts missing is fine
-    with pytest.raises(RuntimeError, match="servicing"):
+    with pytest.raises(cat.ServicingUnavailable, match="servicing"):
         search(store, parse_filters({"rail": "true"}))
 
 

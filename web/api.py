@@ -1,0 +1,791 @@
+"""The JSON API under /api: a thin Flask adapter over planner.catalogue, planner.applications
+and geo.io.
+
+Every operation is declared with :func:`endpoint`, which binds the Flask route, checks
+the role, validates the query and body with the pydantic models, and records the
+operation for the OpenAPI document (web/openapi.py). Other modules add operations to
+the same blueprint the same way (``web/api_edit.py`` is imported at the end of this
+module when it exists)::
+
+    from web.api import bp, endpoint
+
+    @endpoint("patch", "/plots/{plot_id}", summary="...", tag="plots", roles=("planner",),
+              body=PlotPatch, response=PlotFeature, path_params={"plot_id": {"type": "string"}})
+    def patch_plot(plot_id, body): ...
+
+Errors are ``{"error": message, "field": name-or-null}`` with 400 (malformed parameter),
+401, 403, 404, 409 (conflict), 413 (too large), 422 (body breaks the rules) or 503.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import importlib
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from functools import wraps
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from flask import (Blueprint, Response, abort, current_app, jsonify, render_template, request,
+                   send_file, url_for)
+from flask_babel import gettext
+from flask_login import current_user
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from werkzeug.exceptions import BadRequest, HTTPException
+
+from geo import io as geo_io
+from geo.crs import parse_epsg
+from geo.layers import APPLICATION_STATUSES, LAYERS, PLOT_STATUSES, SECTORS
+from geo.store import Conflict, Invalid, NotFound, StoreError
+from geo.validate import Problem as SchemaProblem, ValidationError
+from planner import applications as apps
+from planner import catalogue as cat
+from planner.catalogue import Forbidden, PlotFilters, QueryError
+from web import deps
+from web.auth import api_error, api_role_required, current_role, current_username
+from web.openapi import Endpoint, ErrorOut, Problem, document, listing, register
+from web.security import SAFE_METHODS, bearer_token
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+DEFAULT_JSON_LIMIT = 64 * 1024
+DEFAULT_UPLOAD_LIMIT = 32 * 1024 * 1024
+UPLOAD_TTL_S = 3600
+FORMATS = {"shp.zip": "shp", "gpkg": "gpkg", "geojson": "geojson"}
+FORMAT_MEDIA = {"shp.zip": "application/zip", "gpkg": "application/geopackage+sqlite3",
+                "geojson": "application/geo+json"}
+EXPORTABLE = tuple(n for n in LAYERS if n not in geo_io.NEVER_EXPORTED)
+IMPORTABLE = tuple(n for n in LAYERS if n not in geo_io.NOT_IMPORTABLE)
+MAX_EXPORT_IDS = 30_000  # ids per filtered export (SQLite's parameter limit is 32766)
+TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
+
+
+# --------------------------------------------------------------------------- models
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class AsOfQuery(_Query):
+    """Answer servicing as recorded, or as of a date."""
+
+    as_of: dt.date | None = Field(None, description="Answer servicing as of this date, assuming "
+                                  "due repairs are done (default: infrastructure as recorded)")
+
+
+class ApplicationsQuery(_Query):
+    """Filter applications by status."""
+
+    status: Literal[APPLICATION_STATUSES] | None = Field(  # type: ignore[valid-type]
+        None, description="Only applications in this state")
+
+
+class ExportQuery(PlotFilters):
+    """Catalogue filters (plots only) and ``bbox`` (any feature layer) for an export, and the
+    output CRS. Without filters the whole layer (as your role sees it) is exported."""
+
+    limit: int = Field(MAX_EXPORT_IDS, ge=1, le=MAX_EXPORT_IDS, description="Most plots exported")
+    crs: str | None = Field(None, pattern=r"^(?:[Ee][Pp][Ss][Gg]:)?\d{4,6}$",
+                            description="Output CRS as an EPSG code (default: UTM 43N, "
+                                        "GeoJSON WGS84)")
+
+    @field_validator("crs", mode="after")
+    @classmethod
+    def _known_crs(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_epsg(value)
+        return value
+
+
+class Geometry(BaseModel):
+    """A GeoJSON geometry in WGS84."""
+
+    type: Literal["Point", "LineString", "Polygon", "MultiPoint", "MultiLineString",
+                  "MultiPolygon", "GeometryCollection"]
+    coordinates: list[Any]
+
+
+class Link(BaseModel):
+    href: str
+    rel: str
+    type: str | None = None
+
+
+class PlotProperties(BaseModel):
+    """A catalogue plot with its key servicing facts."""
+
+    plot_id: str
+    cadastre: str | None
+    status: Literal[PLOT_STATUSES]  # type: ignore[valid-type]
+    area_ha: float | None
+    sectors: list[Literal[SECTORS]]  # type: ignore[valid-type]
+    hazard_ok: int | None
+    exp_id: str | None
+    rail: bool | None = Field(description="Rail access available")
+    rail_distance_m: float | None
+    power: bool | None = Field(description="Power connection available")
+    power_headroom_kw: float | None
+    water: bool | None
+    water_headroom_m3d: float | None
+    ready: str | None = Field(description="'now', a date (YYYY-MM-DD) or 'unknown'")
+
+
+class PlotFeature(BaseModel):
+    """One plot as a GeoJSON Feature (id = plot_id)."""
+
+    type: Literal["Feature"]
+    id: str
+    geometry: Geometry | None
+    properties: PlotProperties
+
+
+class PlotCollection(BaseModel):
+    """Catalogue plots as a GeoJSON FeatureCollection (WGS84)."""
+
+    type: Literal["FeatureCollection"]
+    numberMatched: int
+    numberReturned: int
+    timeStamp: str
+    features: list[PlotFeature]
+    links: list[Link]
+
+
+class LayerFeature(BaseModel):
+    type: Literal["Feature"]
+    id: str
+    geometry: Geometry | None
+    properties: dict[str, Any]
+
+
+class LayerCollection(BaseModel):
+    """A page of a layer as a GeoJSON FeatureCollection (tables: null geometries)."""
+
+    type: Literal["FeatureCollection"]
+    numberMatched: int
+    numberReturned: int
+    timeStamp: str
+    features: list[LayerFeature]
+
+
+class LayerInfo(BaseModel):
+    name: str
+    label: str
+    geometry: Literal["Point", "LineString", "Polygon"] | None
+    count: int
+    public: bool
+    asset: bool
+
+
+class LayerList(BaseModel):
+    """The layers your role may read."""
+
+    layers: list[LayerInfo]
+
+
+class ApplicationList(BaseModel):
+    """Applications, newest first: your own (investors) or all (planners)."""
+
+    applications: list[apps.ApplicationOut]  # type: ignore[valid-type]
+
+
+class ServicingOut(BaseModel):
+    """A plot's servicing record and the same answer in words."""
+
+    plot_id: str
+    as_of: str | None
+    record: dict[str, Any]
+    explain: list[str]
+
+
+class KpiOut(BaseModel):
+    """Zone indicators (planner.kpi)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class UploadPreview(BaseModel):
+    """What an upload would change; apply it with POST /api/uploads/{token}."""
+
+    token: str
+    layer: str
+    source: str
+    features: int
+    replace: bool
+    adds: int
+    replacements: int
+    removals: int
+    ok: bool
+    problem_count: int
+    problems: list[Problem]
+    ignored_columns: list[str]
+
+
+class UploadApplied(BaseModel):
+    layer: str
+    written: int
+
+
+UPLOAD_FORM = {
+    "type": "object", "required": ["file", "layer"],
+    "properties": {
+        "file": {"type": "string", "format": "binary",
+                 "description": "A zipped shapefile, a GeoPackage or GeoJSON"},
+        "layer": {"type": "string", "enum": list(IMPORTABLE), "description": "Target layer"},
+        "replace": {"type": "boolean", "description": "Replace the layer's content"},
+        "crs": {"type": "string", "description": "EPSG code for files without a CRS"},
+        "src_layer": {"type": "string", "description": "Layer of a GeoPackage to read"},
+    },
+}
+
+
+# --------------------------------------------------------------------------- plumbing
+def _flask_rule(path: str) -> str:
+    return re.sub(r"\{(\w+)\}", r"<\1>", path)
+
+
+def endpoint(method: str, path: str, *, summary: str, tag: str, rule: str | None = None,
+             query: type[BaseModel] | None = None, body: type[BaseModel] | None = None,
+             body_required: bool = True, form: dict[str, Any] | None = None,
+             response: type[BaseModel] | None = None, status: int = 200,
+             media: str = "application/json", roles: tuple[str, ...] = ("public",),
+             path_params: dict[str, dict[str, Any]] | None = None, errors: tuple[int, ...] = (),
+             description: str = "") -> Callable:
+    """Declare an API operation: route, role check, validation and OpenAPI entry in one.
+
+    The view receives the path parameters, ``query`` (the validated query model) when
+    ``query`` is given and ``body`` (the validated body model) when ``body`` is given,
+    and returns a JSON-ready value (sent with ``status``) or a Response.
+    """
+    ep = register(Endpoint(method=method.lower(), path=path, summary=summary, tag=tag,
+                           description=description, query=query, body=body,
+                           body_required=body_required, form=form, response=response,
+                           status=status, media=media, roles=roles,
+                           path_params=path_params or {}, errors=errors))
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(**kwargs: Any):
+            if ep.query is not None:
+                kwargs["query"] = cat.parse_model(ep.query, _args())
+            if ep.body is not None:
+                kwargs["body"] = apps.parse_body(ep.body, _json_body())
+            result = view(**kwargs)
+            if isinstance(result, Response):
+                return result
+            return jsonify(_finite(result)), ep.status
+
+        guarded = wrapped if ep.public else api_role_required(*roles)(wrapped)
+        bp.add_url_rule(rule or _flask_rule(path), endpoint=view.__name__, view_func=guarded,
+                        methods=[method.upper()])
+        return guarded
+    return decorator
+
+
+def _args() -> dict[str, str]:
+    """The query string as a dict; a repeated parameter becomes a comma list."""
+    return {key: ",".join(request.args.getlist(key)) for key in request.args}
+
+
+def _json_body() -> Any:
+    """The request's JSON (None when empty), refusing bodies over ``API_MAX_JSON_BYTES``."""
+    limit = int(current_app.config.get("API_MAX_JSON_BYTES", DEFAULT_JSON_LIMIT))
+    if current_app.config.get("MAX_CONTENT_LENGTH"):
+        limit = min(limit, int(current_app.config["MAX_CONTENT_LENGTH"]))
+    if request.content_length is not None and request.content_length > limit:
+        abort(413, f"the body is larger than {limit} bytes")
+    request.max_content_length = limit  # also bounds bodies sent without a length
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return None
+    if not request.is_json:
+        raise BadRequest("send the body as JSON with Content-Type: application/json")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BadRequest(f"the body is not valid JSON: {err}") from None
+
+
+def _finite(value: Any) -> Any:
+    """Replace NaN and infinities (which JSON cannot carry) with null, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _error(message: str, status: int, field: str | None = None, problems: list | None = None):
+    response = api_error(message, status, field)
+    if problems:
+        body = response.get_json()
+        body["problems"] = [dataclasses.asdict(p) for p in problems[:200]]
+        response.set_data(json.dumps(body, ensure_ascii=False))
+    return response
+
+
+@bp.errorhandler(QueryError)
+def _bad_parameter(err: QueryError):
+    return _error(str(err), 400, err.field)
+
+
+@bp.errorhandler(Forbidden)
+def _forbidden(err: Forbidden):
+    if not current_user.is_authenticated:
+        return _error(f"{err}; log in first", 401, err.field)
+    return _error(str(err), 403, err.field)
+
+
+@bp.errorhandler(NotFound)
+def _not_found(err: NotFound):
+    return _error(str(err), 404)
+
+
+@bp.errorhandler(Conflict)
+def _conflict(err: Conflict):
+    return _error(str(err), 409)
+
+
+@bp.errorhandler(Invalid)  # a StoreError too: named here so the 503 handler never takes it
+@bp.errorhandler(ValidationError)
+def _invalid(err: ValidationError):
+    first = err.problems[0] if err.problems else None
+    message = f"{first.field}: {first.reason}" if first and first.field else \
+        (first.reason if first else str(err))
+    if len(err.problems) > 1:
+        message += f" (and {len(err.problems) - 1} more problem(s))"
+    return _error(message, 422, first.field if first else None, err.problems)
+
+
+@bp.errorhandler(StoreError)
+def _store_busy(err: StoreError):
+    return _error(str(err), 503)
+
+
+@bp.errorhandler(cat.ServicingUnavailable)
+def _no_servicing(err: Exception):
+    return _error(str(err), 503)
+
+
+@bp.errorhandler(HTTPException)
+def _http(err: HTTPException):
+    return _error(err.description or err.name, err.code or 500)
+
+
+@bp.app_errorhandler(HTTPException)
+def _http_outside(err: HTTPException):
+    """JSON for errors under /api that no view saw (405, unknown paths); others unchanged."""
+    if request.path.startswith("/api/") or request.path == "/api":
+        return _error(err.description or err.name, err.code or 500)
+    return err
+
+
+def _writes_need_a_user():
+    """Unsafe requests under /api with no credentials at all get 401 before anything else
+    (before the CSRF check: a request without a session has no authority to forge)."""
+    if request.method in SAFE_METHODS or not request.path.startswith("/api/"):
+        return None
+    if bearer_token() is not None or current_user.is_authenticated:
+        return None
+    return _error("authentication required: log in, or send 'Authorization: Bearer <token>'",
+                  401)
+
+
+@bp.record_once
+def _install_auth_first(state) -> None:
+    state.app.before_request_funcs.setdefault(None, []).insert(0, _writes_need_a_user)
+
+
+def _role() -> str:
+    return current_role()
+
+
+def _model() -> Any:
+    return deps.servicing_model()
+
+
+# --------------------------------------------------------------------------- plots
+PLOT_ID = {"plot_id": {"type": "string", "minLength": 1, "maxLength": 200}}
+
+
+def _links(page: cat.PlotPage) -> list[dict[str, str]]:
+    f = page.filters
+    links = [{"href": url_for("api.list_plots", **f.query_string()), "rel": "self",
+              "type": "application/geo+json"}]
+    if f.offset + f.limit < page.matched:
+        links.append({"href": url_for("api.list_plots", **f.query_string(
+            offset=f.offset + f.limit)), "rel": "next", "type": "application/geo+json"})
+    if f.offset:
+        links.append({"href": url_for("api.list_plots", **f.query_string(
+            offset=max(0, f.offset - f.limit))), "rel": "prev", "type": "application/geo+json"})
+    return links
+
+
+@endpoint("get", "/plots", summary="Plots of the catalogue (GeoJSON, WGS84)", tag="plots",
+          query=PlotFilters, response=PlotCollection, errors=(401, 403),
+          description="Available plots by default; other statuses for planners only (403). "
+                      "The bbox uses the store's spatial index; rail, power, water and "
+                      "ready_by use the cached servicing answers. limit > 1000 is refused (400).")
+def list_plots(query: PlotFilters):
+    page = cat.search(deps.get_store(), query, role=_role(), servicing=_model())
+    out = page.feature_collection()
+    out["links"] = _links(page)
+    return out
+
+
+@endpoint("get", "/plots/{plot_id}", summary="One plot (GeoJSON Feature)", tag="plots",
+          query=AsOfQuery, response=PlotFeature, path_params=PLOT_ID,
+          description="Plots that are not available are 404 except for planners.")
+def get_plot(plot_id: str, query: AsOfQuery):
+    rows = cat.get_plot(deps.get_store(), plot_id, role=_role(), servicing=_model(),
+                        as_of=query.as_of)
+    return cat.plot_feature(rows)
+
+
+@endpoint("get", "/servicing/{plot_id}", summary="A plot's servicing answer, in words too",
+          tag="plots", query=AsOfQuery, response=ServicingOut, path_params=PLOT_ID, errors=(503,))
+def servicing(plot_id: str, query: AsOfQuery):
+    cat.get_plot(deps.get_store(), plot_id, role=_role())  # 404 for what the role may not see
+    model = _model()
+    if model is None:
+        return _error("servicing answers are not available in this installation", 503)
+    record = model.answer([plot_id], as_of=query.as_of)[0]
+    return {"plot_id": plot_id, "as_of": None if query.as_of is None else query.as_of.isoformat(),
+            "record": record, "explain": deps.explain(record, translate=gettext)}
+
+
+@endpoint("get", "/kpi", summary="Zone indicators", tag="plots", query=AsOfQuery,
+          response=KpiOut, roles=("planner",), errors=(503,))
+def kpi(query: AsOfQuery):
+    try:
+        module = importlib.import_module("planner.kpi")
+    except ModuleNotFoundError as err:
+        if err.name != "planner.kpi":
+            raise
+        return _error("zone indicators are not available in this installation", 503)
+    snapshot = deps.deps().cached("kpi_snapshot", lambda: {
+        **deps.snapshot(), "targets": deps.get_store().read("targets")})
+    return module.kpi(snapshot, as_of=query.as_of, model=_model())
+
+
+# --------------------------------------------------------------------------- layers
+LAYER_NAME = {"name": {"type": "string", "enum": [n for n in LAYERS if n not in
+                                                  cat.NEVER_SERVED]}}
+
+
+@endpoint("get", "/layers", summary="Layers you may read", tag="layers", response=LayerList)
+def list_layers():
+    return {"layers": cat.layer_summary(deps.get_store(), _role())}
+
+
+@endpoint("get", "/layers/{name}", summary="A layer's features (GeoJSON, WGS84)", tag="layers",
+          query=cat.LayerQuery, response=LayerCollection, path_params=LAYER_NAME,
+          errors=(401, 403), description="Non-public layers are for planners; investors see "
+                                         "the available plots only.")
+def get_layer(name: str, query: cat.LayerQuery):
+    return cat.layer_collection(deps.get_store(), name, query, role=_role())
+
+
+# --------------------------------------------------------------------------- exports
+PLOT_ONLY = ("min_area", "max_area", "sector", "rail", "min_power", "min_water", "ready_by",
+             "as_of", "status", "sort")
+
+
+def _export_where(layer: str, query: ExportQuery, role: str) -> dict[str, Any] | None:
+    """The ``where`` that restricts an export to the query (and to what the role may see)."""
+    store = deps.get_store()
+    if layer == "plots":
+        cat.check_statuses(query, role)
+        if not (query.attribute_filters or query.servicing_filters or query.bbox):
+            return {"status": list(query.status)}
+        page = cat.search(store, query.model_copy(update={"offset": 0}), role=role,
+                          servicing=_model())
+        if page.matched > query.limit:
+            raise QueryError(f"{page.matched} plots match; narrow the filters to at most "
+                             f"{query.limit}", "limit")
+        return {"plot_id": page.rows["plot_id"].tolist()}
+    given = sorted(set(PLOT_ONLY) & query.model_fields_set)
+    if given:
+        raise QueryError(f"{given[0]}: filters the plots layer only", given[0])
+    where = cat.layer_where(layer, role)
+    if query.bbox is None:
+        return where
+    if not LAYERS[layer].is_feature:
+        raise QueryError(f"bbox: {layer} is a table without geometry", "bbox")
+    box = cat.working_bbox(query.bbox)
+    key = LAYERS[layer].key
+    ids = [] if box == () else store.read(layer, bbox=box, where=where)[key].tolist()
+    if len(ids) > MAX_EXPORT_IDS:
+        raise QueryError(f"{len(ids)} features in the box; narrow it", "bbox")
+    return {key: ids}
+
+
+NOTHING = "\x00nothing"  # a key no feature has: an export that matched nothing is empty
+
+
+def export_response(layer: str, fmt: str, query: ExportQuery) -> Response:
+    """Write the export to a temporary folder and send it; the folder goes when sent."""
+    role = _role()
+    cat.check_readable(layer, role)
+    if layer not in EXPORTABLE:
+        raise NotFound(f"layer {layer!r} is never exported")
+    where = _export_where(layer, query, role)
+    if where:
+        where = {k: (v if not isinstance(v, list) or v else [NOTHING]) for k, v in where.items()}
+    work = Path(tempfile.mkdtemp(prefix="zoneplan-export-"))
+    name = geo_io.export_filename(layer, FORMATS[fmt])
+    try:
+        path = geo_io.export_layers(deps.get_store(), layer, FORMATS[fmt], work / name,
+                                    crs=query.crs, where=where,
+                                    include_private=cat.is_staff(role))
+        response = send_file(path, mimetype=FORMAT_MEDIA[fmt], as_attachment=True,
+                             download_name=name, max_age=0)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    response.call_on_close(lambda: shutil.rmtree(work, ignore_errors=True))
+    return response
+
+
+@endpoint("get", "/export/{layer}.{format}", summary="Download a layer or the filtered catalogue",
+          tag="exports", rule="/export/<layer>.<any('shp.zip', gpkg, geojson):format>",
+          query=ExportQuery, media=FORMAT_MEDIA["shp.zip"], errors=(401, 403),
+          path_params={"layer": {"type": "string", "enum": list(EXPORTABLE)},
+                       "format": {"type": "string", "enum": list(FORMATS)}},
+          description="Zipped shapefile (with .prj and UTF-8 .cpg), GeoPackage or GeoJSON "
+                      "(WGS84). For plots the catalogue filters apply; bbox for any feature "
+                      "layer. Non-public layers for planners only.")
+def export(layer: str, format: str, query: ExportQuery):  # noqa: A002 - the path's name
+    try:
+        return export_response(layer, format, query)
+    except ValueError as err:
+        if isinstance(err, (QueryError, ValidationError)):
+            raise
+        raise QueryError(str(err)) from None
+
+
+# --------------------------------------------------------------------------- applications
+APP_ID = {"app_id": {"type": "string", "minLength": 1, "maxLength": 200}}
+
+
+@endpoint("post", "/applications", summary="Apply for a plot, or for any plot matching your needs",
+          tag="applications", body=apps.ApplicationIn, response=apps.ApplicationOut, status=201,
+          roles=("investor",), errors=(409,))
+def create_application(body: BaseModel):
+    return apps.create(deps.get_store(), body, user=current_username(), role=_role())
+
+
+@endpoint("get", "/applications", summary="Your applications (planners: all)",
+          tag="applications", query=ApplicationsQuery, response=ApplicationList,
+          roles=("investor", "planner"))
+def list_applications(query: ApplicationsQuery):
+    return {"applications": apps.list_applications(deps.get_store(), user=current_username(),
+                                                   role=_role(), status=query.status)}
+
+
+@endpoint("get", "/applications/{app_id}", summary="One application", tag="applications",
+          response=apps.ApplicationOut, roles=("investor", "planner"), path_params=APP_ID)
+def get_application(app_id: str):
+    return apps.get_application(deps.get_store(), app_id, user=current_username(), role=_role())
+
+
+@endpoint("post", "/applications/{app_id}/withdraw", summary="Withdraw your submitted application",
+          tag="applications", body=apps.WithdrawIn, body_required=False,
+          response=apps.ApplicationOut, roles=("investor",), path_params=APP_ID, errors=(409,))
+def withdraw_application(app_id: str, body: apps.WithdrawIn):
+    return apps.withdraw(deps.get_store(), app_id, user=current_username(), role=_role(),
+                         version=body.version)
+
+
+@endpoint("post", "/applications/{app_id}/accept",
+          summary="Accept a submitted application and reserve the plot", tag="applications",
+          body=apps.AcceptIn, body_required=False, response=apps.ApplicationOut,
+          roles=("planner",), path_params=APP_ID, errors=(409,))
+def accept_application(app_id: str, body: apps.AcceptIn):
+    return apps.accept(deps.get_store(), app_id, body.plot_id, user=current_username(),
+                       role=_role(), version=body.version)
+
+
+@endpoint("post", "/applications/{app_id}/reject", summary="Reject a submitted application",
+          tag="applications", body=apps.RejectIn, response=apps.ApplicationOut,
+          roles=("planner",), path_params=APP_ID, errors=(409,))
+def reject_application(app_id: str, body: apps.RejectIn):
+    return apps.reject(deps.get_store(), app_id, body.reason, user=current_username(),
+                       role=_role(), version=body.version)
+
+
+# --------------------------------------------------------------------------- uploads
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
+
+
+class UploadStash:
+    """Validated uploads waiting for the planner's confirmation, in a private folder.
+
+    Each upload is ``<token>.bin`` (the file as sent) and ``<token>.json`` (owner,
+    layer, options, file name). Tokens are random and checked against a strict
+    pattern before any path is made from them; the client never names a path.
+    """
+
+    def __init__(self, root: Path | str, ttl_s: float = UPLOAD_TTL_S):
+        self.root = Path(root)
+        self.ttl_s = ttl_s
+
+    def _sweep(self) -> None:
+        cutoff = time.time() - self.ttl_s
+        for path in self.root.glob("*.*"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except OSError:
+                pass
+
+    def put(self, data: bytes, meta: dict[str, Any]) -> str:
+        """Keep ``data`` with ``meta``; return its token."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._sweep()
+        token = secrets.token_urlsafe(24)
+        (self.root / f"{token}.bin").write_bytes(data)
+        (self.root / f"{token}.json").write_text(json.dumps(meta), encoding="utf-8")
+        return token
+
+    def get(self, token: str, user: str) -> tuple[bytes, dict[str, Any]]:
+        """The upload and its metadata; NotFound for malformed, unknown, expired or
+        someone else's tokens."""
+        if not isinstance(token, str) or not TOKEN.match(token):
+            raise NotFound("no such upload; upload the file again")
+        meta_path = self.root / f"{token}.json"
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            fresh = time.time() - meta_path.stat().st_mtime < self.ttl_s
+            data = (self.root / f"{token}.bin").read_bytes()
+        except (OSError, ValueError):
+            raise NotFound("no such upload (it may have expired); upload the file again") from None
+        if meta.get("user") != user or not fresh:
+            raise NotFound("no such upload (it may have expired); upload the file again")
+        return data, meta
+
+    def drop(self, token: str) -> None:
+        """Forget an upload (after it was applied or cancelled)."""
+        if isinstance(token, str) and TOKEN.match(token):
+            for suffix in (".bin", ".json"):
+                (self.root / f"{token}{suffix}").unlink(missing_ok=True)
+
+
+def upload_stash() -> UploadStash:
+    """The app's stash: ``ZONEPLAN_UPLOAD_DIR`` or a private folder in the temp dir."""
+    root = current_app.config.get("ZONEPLAN_UPLOAD_DIR")
+    if not root:
+        tag = re.sub(r"\W", "_", str(current_app.config.get("ZONEPLAN_DB", "zone")))[-60:]
+        root = Path(tempfile.gettempdir()) / f"zoneplan-uploads-{os.getuid()}-{tag}"
+    return UploadStash(root)
+
+
+def upload_limit() -> int:
+    """Largest upload accepted, bytes (``ZONEPLAN_UPLOAD_MAX_BYTES``)."""
+    return int(current_app.config.get("ZONEPLAN_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_LIMIT))
+
+
+def check_upload_size() -> None:
+    """413 when the request is larger than the upload limit."""
+    limit = upload_limit()
+    if request.content_length is not None and request.content_length > limit:
+        abort(413, f"the upload is larger than {limit // (1024 * 1024) or 1} MB "
+                   f"({limit} bytes); split it or ask for a higher ZONEPLAN_UPLOAD_MAX_BYTES")
+
+
+def plan_upload(data: bytes, meta: dict[str, Any]) -> geo_io.ImportPlan:
+    """Read and check an upload as ``zoneplan import`` does; nothing is written.
+
+    Raises ValidationError or ValueError (unreadable file, wrong layer or CRS).
+    """
+    upload = geo_io.read_upload(data, meta["layer"], src_layer=meta.get("src_layer") or None,
+                                crs=meta.get("crs") or None, filename=meta.get("filename"))
+    return geo_io.plan_import(deps.get_store(), meta["layer"], upload,
+                              replace=bool(meta.get("replace")))
+
+
+def stage_upload(file_storage: Any, form: dict[str, Any]) -> tuple[geo_io.ImportPlan, str | None]:
+    """Validate an uploaded file; keep it when it may be applied. Returns (plan, token)."""
+    layer = (form.get("layer") or "").strip()
+    if layer not in IMPORTABLE:
+        raise QueryError(f"layer: choose one of {', '.join(IMPORTABLE)}", "layer")
+    if file_storage is None or not getattr(file_storage, "filename", ""):
+        raise QueryError("file: choose a zipped shapefile, GeoPackage or GeoJSON file", "file")
+    data = file_storage.read()
+    if len(data) > upload_limit():
+        abort(413, "the upload is too large")
+    replace = str(form.get("replace", "")).lower() in ("1", "true", "on", "yes")
+    meta = {"user": current_username(), "layer": layer, "replace": replace,
+            "crs": (form.get("crs") or "").strip() or None,
+            "src_layer": (form.get("src_layer") or "").strip() or None,
+            "filename": Path(file_storage.filename).name[-120:]}
+    try:
+        plan = plan_upload(data, meta)
+    except ValidationError:
+        raise
+    except (ValueError, KeyError, OSError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        raise ValidationError([SchemaProblem(None, None, "file", str(message))]) from None
+    return plan, (upload_stash().put(data, meta) if plan.ok else None)
+
+
+def apply_upload(token: str) -> tuple[geo_io.ImportPlan, list[str]]:
+    """Validate a staged upload again against the current store and write it in one
+    transaction. Raises NotFound, ValidationError."""
+    stash = upload_stash()
+    data, meta = stash.get(token, current_username())
+    plan = plan_upload(data, meta)
+    written = geo_io.apply_import(deps.get_store(), plan, user=current_username())
+    stash.drop(token)
+    return plan, written
+
+
+@endpoint("post", "/uploads", summary="Check a file for import (nothing is written)",
+          tag="uploads", form=UPLOAD_FORM, response=UploadPreview, roles=("planner",),
+          description="Runs the same validation as `zoneplan import`. 200 with a token when "
+                      "the file may be applied; 422 listing every rejected feature otherwise.")
+def upload():
+    check_upload_size()
+    plan, token = stage_upload(request.files.get("file"), request.form)
+    if token is None:
+        raise ValidationError(plan.problems)
+    return {"token": token, **plan.to_dict(limit=200)}
+
+
+@endpoint("post", "/uploads/{token}", summary="Apply a checked upload in one transaction",
+          tag="uploads", response=UploadApplied, roles=("planner",),
+          path_params={"token": {"type": "string"}}, errors=(422,))
+def apply(token: str):
+    plan, written = apply_upload(token)
+    return {"layer": plan.layer, "written": len(written)}
+
+
+# --------------------------------------------------------------------------- the document
+@bp.get("/openapi.json")
+def openapi_json():
+    """The OpenAPI 3.1 document of this API."""
+    return jsonify(document())
+
+
+@bp.get("/docs")
+def docs():
+    """A server-rendered listing of the operations, their parameters and bodies."""
+    return render_template("api_docs.html", groups=listing(),
+                           openapi_url=url_for("api.openapi_json"))
+
+
+# Modules that add operations to this blueprint (imported before it is registered).
+EXTENSIONS = ("web.api_edit",)
+for _name in EXTENSIONS:
+    try:
+        importlib.import_module(_name)
+    except ModuleNotFoundError as _err:
+        if _err.name != _name:
+            raise

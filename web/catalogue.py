@@ -1,0 +1,331 @@
+"""Investors' pages: the plot catalogue (map + list), a plot's page with the Apply form,
+applications and their lifecycle, GIS downloads and planners' uploads.
+
+A thin adapter: data for the catalogue comes from /api/plots (web/static/catalogue.js),
+decisions from planner.catalogue and planner.applications, files from geo.io through
+the helpers of web.api.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any, Mapping
+
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   session, url_for)
+from flask_babel import gettext as _
+from werkzeug.datastructures import MultiDict
+
+from geo.layers import LAYERS, SECTORS, parse_sectors
+from geo.store import Conflict, NotFound
+from geo.validate import ValidationError
+from planner import applications as apps
+from planner import catalogue as cat
+from web import api, deps
+from web.auth import current_role, current_username, has_role, role_required
+from web.maps import PLOT_COLOURS, tr_label, tr_value
+
+bp = Blueprint("catalogue", __name__)
+
+DOWNLOAD_FORMATS = (("shp.zip", "Shapefile (zip)"), ("gpkg", "GeoPackage"),
+                    ("geojson", "GeoJSON"))
+CONTEXT_LAYERS = ("zone", "roads", "rail_lines", "rail_stations", "substations", "power_lines",
+                  "water_mains")
+UPLOAD_SESSION_KEY = "zp_upload"
+
+
+def _tv(code: Any) -> str:
+    return tr_value(code, _)
+
+
+@bp.app_context_processor
+def _helpers() -> dict[str, Any]:
+    return {"tv": _tv, "SECTORS": SECTORS}
+
+
+def _page_config() -> dict[str, Any]:
+    """What catalogue.js needs, passed as data attributes (no inline script)."""
+    config = current_app.config
+    return {
+        "api": url_for("api.list_plots"), "plot_url": url_for("catalogue.plot", plot_id="__ID__"),
+        "layers_url": url_for("api.get_layer", name="__NAME__"),
+        "export_url": url_for("api.export", layer="plots", format="gpkg").replace(
+            "plots.gpkg", "plots.__FMT__"),
+        "tiles": config.get("ZONEPLAN_TILES_URL") or "",
+        "attribution": config.get("ZONEPLAN_TILES_ATTRIBUTION") or "",
+        "colours": PLOT_COLOURS,
+        "labels": {
+            "matched": _("%(n)s plots match", n="{n}"),
+            "shown": _("%(n)s shown", n="{n}"),
+            "none": _("No plot matches these filters."),
+            "loading": _("Loading…"), "error": _("Could not load the plots:"),
+            "yes": _("yes"), "no": _("no"), "now": _("now"), "unknown": _("unknown"),
+            "ha": _("ha"), "kw": _("kW"), "m3d": _("m³/day"),
+            "sectors": {s: _tv(s) for s in SECTORS},
+            "statuses": {s: _tv(s) for s in PLOT_COLOURS},
+        },
+    }
+
+
+def _filters_or_error(args: Mapping[str, str]) -> tuple[dict[str, str], str | None]:
+    """The page's filters as given (for the form) and an error message when they are bad."""
+    values = {k: v for k, v in args.items() if v != ""}
+    try:
+        cat.parse_filters(values)
+    except cat.QueryError as err:
+        return values, str(err)
+    return values, None
+
+
+# --------------------------------------------------------------------------- catalogue
+@bp.route("/plots")
+def plots():
+    """Available plots: filters, a map and a sortable list kept in sync (data: /api/plots)."""
+    values, error = _filters_or_error(request.args.to_dict(flat=True))
+    return render_template("plots.html", values=values, error=error, page_config=_page_config(),
+                           formats=DOWNLOAD_FORMATS, staff=cat.is_staff(current_role()))
+
+
+def _servicing_record(plot_id: str, as_of: dt.date | None = None) -> dict[str, Any] | None:
+    model = deps.servicing_model()
+    if model is None:
+        return None
+    return model.answer([plot_id], as_of=as_of)[0]
+
+
+def _plot_context(plot_id: str) -> dict[str, Any]:
+    store = deps.get_store()
+    try:
+        rows = cat.get_plot(store, plot_id, role=current_role(), servicing=deps.servicing_model())
+    except NotFound:
+        abort(404)
+    props = cat.plot_properties(rows.drop(columns="geometry").iloc[0].to_dict())
+    raw = rows.iloc[0]
+    record = _servicing_record(plot_id)
+    allowed = parse_sectors(raw["sectors"])
+    area = float(props["area_ha"] or 0)
+    defaults = {"min_ha": f"{math.floor(area * 10) / 10:g}", "max_ha": f"{math.ceil(area * 10) / 10:g}",
+                "sector": "" if allowed is None or len(allowed) != 1 else next(iter(allowed))}
+    return {"plot": props, "record": record,
+            "explain": deps.explain(record, translate=_) if record else [],
+            "sector_choices": [s for s in SECTORS if allowed is None or s in allowed],
+            "defaults": defaults, "page_config": _page_config(),
+            "can_apply": has_role("investor") and props["status"] == cat.PUBLIC_PLOT_STATUS}
+
+
+@bp.route("/plots/<plot_id>")
+def plot(plot_id: str):
+    """One plot: small map, facts, the servicing answer in words, and the Apply form."""
+    ctx = _plot_context(plot_id)
+    return render_template("plots_detail.html", form=ctx["defaults"], errors={}, **ctx)
+
+
+def _form_data(form: MultiDict) -> dict[str, Any]:
+    """Application fields from a posted form: blanks dropped, the checkbox as a bool."""
+    data: dict[str, Any] = {}
+    for name in apps.INVESTOR_FIELDS:
+        value = form.get(name, "").strip()
+        if name == "rail_need":
+            data[name] = value in ("on", "true", "1", "yes")
+        elif value != "":
+            data[name] = value
+    return data
+
+
+def _problems_by_field(err: ValidationError) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in err.problems:
+        out.setdefault(p.field or "_", p.reason)
+    return out
+
+
+@bp.route("/plots/<plot_id>/apply", methods=["POST"])
+@role_required("investor")
+def apply(plot_id: str):
+    """An investor applies for this plot."""
+    data = {**_form_data(request.form), "plot_id": plot_id}
+    try:
+        app = apps.create(deps.get_store(), data, user=current_username(), role=current_role())
+    except ValidationError as err:
+        ctx = _plot_context(plot_id)
+        return render_template("plots_detail.html", form=request.form,
+                               errors=_problems_by_field(err), **ctx), 422
+    except Conflict as err:
+        flash(str(err), "danger")
+        return redirect(url_for("catalogue.plots"))
+    flash(_("Application %(id)s submitted for plot %(plot)s.", id=app["app_id"], plot=plot_id),
+          "success")
+    return redirect(url_for("catalogue.applications"))
+
+
+# --------------------------------------------------------------------------- applications
+def _candidates(app: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Available plots that meet an application's needs (the planner's choices)."""
+    store = deps.get_store()
+    try:
+        filters = apps.matching_filters(app, limit=50)
+        page = cat.search(store, filters, role="planner", servicing=deps.servicing_model())
+        rows = page.records()
+    except (cat.QueryError, cat.ServicingUnavailable, ValueError):
+        rows = []
+    if app.get("plot_id") and app["plot_id"] not in [r["plot_id"] for r in rows]:
+        try:
+            rows.insert(0, cat.plot_properties(store.get("plots", app["plot_id"])))
+        except NotFound:
+            pass
+    return rows
+
+
+def _applications_page(new_form: Mapping[str, Any] | None = None,
+                       errors: Mapping[str, str] | None = None, status: int = 200):
+    store = deps.get_store()
+    staff = has_role("planner")
+    records = apps.list_applications(store, user=current_username(), role=current_role())
+    candidates = {a["app_id"]: _candidates(a) for a in records
+                  if staff and a["status"] == "submitted"}
+    return render_template("applications_board.html", applications=records, staff=staff,
+                           candidates=candidates, form=new_form or {"min_ha": "", "max_ha": ""},
+                           errors=errors or {}, investor=has_role("investor")), status
+
+
+@bp.route("/applications", methods=["GET", "POST"])
+@role_required("investor", "planner")
+def applications():
+    """Applications and their state; investors also apply for any plot matching their needs."""
+    if request.method == "GET":
+        return _applications_page()
+    if not has_role("investor"):
+        abort(403)
+    try:
+        app = apps.create(deps.get_store(), _form_data(request.form), user=current_username(),
+                          role=current_role())
+    except ValidationError as err:
+        return _applications_page(request.form, _problems_by_field(err), 422)
+    flash(_("Application %(id)s submitted.", id=app["app_id"]), "success")
+    return redirect(url_for("catalogue.applications"))
+
+
+def _version(form: Mapping[str, str]) -> int | None:
+    text = (form.get("version") or "").strip()
+    return int(text) if text.isdigit() else None
+
+
+def _act(app_id: str, action: str) -> Any:
+    store, user, role = deps.get_store(), current_username(), current_role()
+    version = _version(request.form)
+    if action == "withdraw":
+        return apps.withdraw(store, app_id, user=user, role=role, version=version)
+    if action == "accept":
+        return apps.accept(store, app_id, request.form.get("plot_id") or None, user=user,
+                           role=role, version=version)
+    return apps.reject(store, app_id, request.form.get("reason", ""), user=user, role=role,
+                       version=version)
+
+
+@bp.route("/applications/<app_id>/<any(withdraw, accept, reject):action>", methods=["POST"])
+@role_required("investor", "planner")
+def application_action(app_id: str, action: str):
+    """Withdraw (the investor), accept for a plot or reject with a reason (planners)."""
+    try:
+        app = _act(app_id, action)
+    except NotFound:
+        abort(404)
+    except cat.Forbidden:
+        abort(403)
+    except (ValidationError, Conflict) as err:
+        message = "; ".join(p.reason for p in err.problems) if isinstance(err, ValidationError) \
+            else str(err)
+        flash(message, "danger")
+        return redirect(url_for("catalogue.applications"))
+    done = {"withdraw": _("Application %(id)s withdrawn."),
+            "accept": _("Application %(id)s accepted: plot %(plot)s is reserved."),
+            "reject": _("Application %(id)s rejected.")}[action]
+    flash(done % {"id": app["app_id"], "plot": app.get("assigned") or ""}, "success")
+    return redirect(url_for("catalogue.applications"))
+
+
+@bp.record_once
+def _own_the_applications_page(state) -> None:
+    """The issue gives /applications to this blueprint: when the pages blueprint keeps its
+    read-only placeholder at the same URL (registered first, so it would match first),
+    serve this view under its endpoint too."""
+    if "pages.applications" in state.app.view_functions:
+        state.app.view_functions["pages.applications"] = applications
+
+
+# --------------------------------------------------------------------------- downloads
+@bp.route("/downloads")
+def downloads():
+    """Every layer the reader may download, in each format."""
+    store = deps.get_store()
+    layers = [dict(item, label=tr_label(item["label"], _))
+              for item in cat.layer_summary(store, current_role())
+              if item["name"] in api.EXPORTABLE]
+    return render_template("plots_downloads.html", layers=layers, formats=DOWNLOAD_FORMATS)
+
+
+# --------------------------------------------------------------------------- uploads
+def _upload_page(**ctx: Any):
+    ctx.setdefault("layers", [(n, tr_label(LAYERS[n].label, _)) for n in api.IMPORTABLE])
+    ctx.setdefault("limit_mb", max(1, api.upload_limit() // (1024 * 1024)))
+    ctx.setdefault("values", {})
+    status = ctx.pop("status", 200)
+    return render_template("upload.html", **ctx), status
+
+
+@bp.route("/upload", methods=["GET", "POST"])
+@role_required("planner")
+def upload():
+    """Planners upload a file into a layer: checked first, written only after confirming."""
+    if request.method == "GET":
+        return _upload_page()
+    api.check_upload_size()
+    values = {k: request.form.get(k, "") for k in ("layer", "replace", "crs", "src_layer")}
+    old = session.pop(UPLOAD_SESSION_KEY, None)
+    if old:
+        api.upload_stash().drop(old)
+    try:
+        plan, token = api.stage_upload(request.files.get("file"), request.form)
+    except cat.QueryError as err:
+        return _upload_page(values=values, error=str(err), status=400)
+    except ValidationError as err:
+        return _upload_page(values=values, problems=err.problems, status=422)
+    if token is None:
+        return _upload_page(values=values, plan=plan, problems=plan.problems, status=422)
+    session[UPLOAD_SESSION_KEY] = token
+    return _upload_page(values=values, plan=plan)
+
+
+@bp.route("/upload/confirm", methods=["POST"])
+@role_required("planner")
+def upload_confirm():
+    """Write the checked upload kept for this session (checked again, one transaction)."""
+    token = session.get(UPLOAD_SESSION_KEY)
+    if not token:
+        flash(_("Nothing to confirm: upload the file again."), "danger")
+        return redirect(url_for("catalogue.upload"))
+    try:
+        plan, written = api.apply_upload(token)
+    except NotFound as err:
+        session.pop(UPLOAD_SESSION_KEY, None)
+        flash(str(err), "danger")
+        return redirect(url_for("catalogue.upload"))
+    except ValidationError as err:
+        session.pop(UPLOAD_SESSION_KEY, None)
+        api.upload_stash().drop(token)
+        return _upload_page(problems=err.problems, status=409)
+    session.pop(UPLOAD_SESSION_KEY, None)
+    flash(_("%(n)s feature(s) written to %(layer)s.", n=len(written),
+            layer=tr_label(LAYERS[plan.layer].label, _)), "success")
+    return redirect(url_for("catalogue.upload"))
+
+
+@bp.route("/upload/cancel", methods=["POST"])
+@role_required("planner")
+def upload_cancel():
+    """Forget the checked upload."""
+    token = session.pop(UPLOAD_SESSION_KEY, None)
+    if token:
+        api.upload_stash().drop(token)
+    flash(_("Upload cancelled; nothing was written."), "info")
+    return redirect(url_for("catalogue.upload"))

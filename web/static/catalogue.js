@@ -1,0 +1,258 @@
+/* Investors' catalogue (/plots) and plot page (/plots/<id>): Leaflet maps and the list,
+   fed by the JSON API. No inline scripts (CSP); configuration comes from data attributes;
+   every text goes in with textContent. */
+(function () {
+  "use strict";
+
+  var root = document.getElementById("zp-catalogue");
+  if (!root || !window.L) { return; }
+  var cfg = JSON.parse(root.getAttribute("data-config"));
+  var T = cfg.labels;
+  var CONTEXT = {
+    zone: { color: "#17324a", weight: 2, fill: false, dashArray: "6 4" },
+    roads: { color: "#8a8f94", weight: 2 },
+    rail_lines: { color: "#5b3a29", weight: 2.5, dashArray: "8 3" },
+    power_lines: { color: "#c2410c", weight: 1.5 },
+    water_mains: { color: "#1d75b3", weight: 1.5 }
+  };
+  var BROKEN = { closed: 1, under_repair: 1, not_commissioned: 1, restricted: 1 };
+  var HIGHLIGHT = { color: "#e8590c", weight: 4, fillOpacity: 0.55 };
+
+  function fmt(text, n) { return String(text).replace("{n}", n); }
+  function number(v, digits) {
+    return (v === null || v === undefined) ? "—" : Number(v).toLocaleString(undefined, {
+      maximumFractionDigits: digits, minimumFractionDigits: digits });
+  }
+  function el(tag, text, cls) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) { node.textContent = text; }
+    if (cls) { node.className = cls; }
+    return node;
+  }
+  function readyText(ready) {
+    if (ready === "now") { return T.now; }
+    if (!ready || ready === "unknown") { return T.unknown; }
+    return ready;
+  }
+  function plotStyle(feature) {
+    var colour = cfg.colours[feature.properties.status] || "#2ca02c";
+    return { color: "#2f4f2f", weight: 1, fillColor: colour, fillOpacity: 0.45 };
+  }
+  function assetStyle(name) {
+    return function (feature) {
+      var base = Object.assign({}, CONTEXT[name] || { color: "#555", weight: 1.5 });
+      if (BROKEN[(feature.properties || {}).status]) {
+        base.color = "#c92a2a"; base.dashArray = "4 4";
+      }
+      return base;
+    };
+  }
+  function newMap(id) {
+    var map = L.map(id, { zoomControl: true, attributionControl: !!cfg.tiles });
+    if (cfg.tiles) {
+      L.tileLayer(cfg.tiles, { attribution: cfg.attribution, maxZoom: 19 }).addTo(map);
+    }
+    map.setView([43.33, 76.85], 14);
+    return map;
+  }
+  function getJSON(url) {
+    return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (r) {
+        return r.json().then(function (body) {
+          if (!r.ok) { throw new Error(body.error || r.statusText); }
+          return body;
+        });
+      });
+  }
+  function layerUrl(name, query) {
+    return cfg.layers_url.replace("__NAME__", name) + (query ? "?" + query : "");
+  }
+  function addContext(map, names, bbox) {
+    names.forEach(function (name) {
+      var q = "limit=2000" + (bbox ? "&bbox=" + bbox : "");
+      getJSON(layerUrl(name, q)).then(function (fc) {
+        var layer = L.geoJSON(fc, {
+          style: assetStyle(name), interactive: name !== "zone",
+          pointToLayer: function (f, latlng) {
+            var broken = BROKEN[(f.properties || {}).status];
+            return L.circleMarker(latlng, { radius: 6, color: broken ? "#c92a2a" : "#333",
+              fillColor: broken ? "#ffa8a8" : "#ffd43b", fillOpacity: 0.9, weight: 2 });
+          },
+          onEachFeature: function (f, lyr) {
+            var p = f.properties || {};
+            if (name !== "zone") { lyr.bindTooltip((p.name || f.id) + (p.status ? " — " + p.status : "")); }
+          }
+        }).addTo(map);
+        layer.bringToBack();
+      }).catch(function () { /* context layers are decoration */ });
+    });
+  }
+
+  // ------------------------------------------------------------------ the catalogue page
+  function catalogue() {
+    var form = document.getElementById("zp-filters");
+    var table = document.getElementById("zp-plot-table");
+    var tbody = table.querySelector("tbody");
+    var count = document.getElementById("zp-count");
+    var errorBox = document.getElementById("zp-list-error");
+    var staff = root.getAttribute("data-staff") === "true";
+    var map = newMap("zp-cat-map");
+    var byId = {};
+    var rows = {};
+    var selected = null;
+    var plots = L.geoJSON(null, {
+      style: plotStyle,
+      onEachFeature: function (f, layer) {
+        byId[f.id] = layer;
+        layer.bindTooltip(f.id + " · " + number(f.properties.area_ha, 2) + " " + T.ha);
+        layer.on("click", function () { select(f.id, "map"); });
+      }
+    }).addTo(map);
+    addContext(map, ["zone", "roads", "rail_lines"], null);
+
+    function query(withPaging) {
+      var params = new URLSearchParams();
+      new FormData(form).forEach(function (value, key) {
+        if (String(value).trim() !== "") { params.set(key, String(value).trim()); }
+      });
+      if (withPaging) { params.set("limit", "1000"); }
+      return params;
+    }
+    function select(id, from) {
+      if (selected && byId[selected]) { plots.resetStyle(byId[selected]); }
+      if (selected && rows[selected]) { rows[selected].classList.remove("zp-selected"); rows[selected].removeAttribute("aria-selected"); }
+      selected = id;
+      var layer = byId[id], row = rows[id];
+      if (layer) {
+        layer.setStyle(HIGHLIGHT);
+        layer.bringToFront();
+        if (from === "list") { map.fitBounds(layer.getBounds(), { maxZoom: 17, padding: [40, 40] }); }
+      }
+      if (row) {
+        row.classList.add("zp-selected");
+        row.setAttribute("aria-selected", "true");
+        if (from === "map") { row.scrollIntoView({ block: "nearest" }); }
+      }
+      root.setAttribute("data-selected", id);
+    }
+    function cell(tr, text, cls) { tr.appendChild(el("td", text, cls)); }
+    function render(fc) {
+      plots.clearLayers();
+      byId = {}; rows = {}; selected = null;
+      plots.addData(fc);
+      tbody.textContent = "";
+      fc.features.forEach(function (f) {
+        var p = f.properties;
+        var tr = el("tr");
+        tr.setAttribute("data-plot", f.id);
+        tr.tabIndex = 0;
+        var link = el("a", f.id);
+        link.href = cfg.plot_url.replace("__ID__", encodeURIComponent(f.id));
+        var first = el("td"); first.appendChild(link); tr.appendChild(first);
+        cell(tr, number(p.area_ha, 2), "num");
+        cell(tr, p.sectors.length === Object.keys(T.sectors).length ? "*" :
+          p.sectors.map(function (s) { return T.sectors[s] || s; }).join(", "), "zp-sectors");
+        cell(tr, p.rail === null ? "—" : (p.rail ? T.yes : T.no));
+        cell(tr, p.power ? number(p.power_headroom_kw, 0) : "—", "num");
+        cell(tr, p.water ? number(p.water_headroom_m3d, 0) : "—", "num");
+        cell(tr, readyText(p.ready));
+        if (staff) { cell(tr, T.statuses[p.status] || p.status); }
+        tr.addEventListener("click", function (e) {
+          if (e.target.tagName !== "A") { select(f.id, "list"); }
+        });
+        tr.addEventListener("keydown", function (e) {
+          if (e.key === "Enter" || e.key === " ") { e.preventDefault(); select(f.id, "list"); }
+        });
+        rows[f.id] = tr;
+        tbody.appendChild(tr);
+      });
+      count.textContent = fc.numberMatched === 0 ? T.none :
+        fmt(T.matched, fc.numberMatched) + (fc.numberReturned < fc.numberMatched ?
+          " · " + fmt(T.shown, fc.numberReturned) : "");
+      root.setAttribute("data-matched", fc.numberMatched);
+      root.setAttribute("data-returned", fc.numberReturned);
+      if (fc.features.length) {
+        map.fitBounds(plots.getBounds(), { maxZoom: 16, padding: [20, 20] });
+      }
+    }
+    function markSort() {
+      var sort = form.elements.sort.value || "plot_id";
+      table.querySelectorAll(".zp-sort").forEach(function (b) {
+        var key = b.getAttribute("data-sort");
+        var th = b.parentNode;
+        th.removeAttribute("aria-sort");
+        b.classList.remove("zp-asc", "zp-desc");
+        if (sort === key) { th.setAttribute("aria-sort", "ascending"); b.classList.add("zp-asc"); }
+        if (sort === "-" + key) { th.setAttribute("aria-sort", "descending"); b.classList.add("zp-desc"); }
+      });
+    }
+    function updateDownloads(params) {
+      var q = new URLSearchParams(params);
+      q.delete("limit"); q.delete("sort"); q.delete("offset");
+      var text = q.toString();
+      document.querySelectorAll(".zp-download").forEach(function (a) {
+        a.href = cfg.export_url.replace("__FMT__", a.getAttribute("data-format")) + (text ? "?" + text : "");
+      });
+    }
+    function load() {
+      var params = query(false);
+      var text = params.toString();
+      history.replaceState(null, "", location.pathname + (text ? "?" + text : ""));
+      updateDownloads(params);
+      markSort();
+      count.textContent = T.loading;
+      errorBox.hidden = true;
+      root.setAttribute("aria-busy", "true");
+      return getJSON(cfg.api + "?" + query(true).toString()).then(function (fc) {
+        render(fc);
+      }).catch(function (err) {
+        plots.clearLayers(); tbody.textContent = "";
+        count.textContent = fmt(T.matched, 0);
+        errorBox.textContent = T.error + " " + err.message;
+        errorBox.hidden = false;
+        root.setAttribute("data-matched", "error");
+      }).then(function () { root.removeAttribute("aria-busy"); });
+    }
+    form.addEventListener("submit", function (e) { e.preventDefault(); load(); });
+    form.querySelectorAll("select").forEach(function (s) { s.addEventListener("change", load); });
+    table.querySelectorAll(".zp-sort").forEach(function (b) {
+      b.addEventListener("click", function () {
+        var key = b.getAttribute("data-sort");
+        var sort = form.elements.sort.value;
+        form.elements.sort.value = sort === key ? "-" + key : key;
+        load();
+      });
+    });
+    load();
+  }
+
+  // ------------------------------------------------------------------ one plot's page
+  function plotPage() {
+    var id = root.getAttribute("data-plot-id");
+    var map = newMap("zp-plot-map");
+    getJSON(cfg.api + "/" + encodeURIComponent(id)).then(function (feature) {
+      var own = L.geoJSON(feature, { style: function () { return HIGHLIGHT; } });
+      var b = own.getBounds();
+      var pad = 0.004;
+      var bbox = [b.getWest() - pad, b.getSouth() - pad, b.getEast() + pad, b.getNorth() + pad]
+        .map(function (v) { return v.toFixed(6); }).join(",");
+      map.fitBounds(b.pad(1.5));
+      getJSON(cfg.api + "?limit=200&bbox=" + bbox).then(function (fc) {
+        L.geoJSON({ type: "FeatureCollection", features: fc.features.filter(function (f) { return f.id !== id; }) }, {
+          style: plotStyle,
+          onEachFeature: function (f, layer) {
+            layer.bindTooltip(f.id + " · " + number(f.properties.area_ha, 2) + " " + T.ha);
+            layer.on("click", function () { location.href = cfg.plot_url.replace("__ID__", encodeURIComponent(f.id)); });
+          }
+        }).addTo(map);
+        own.bringToFront();
+      }).catch(function () {});
+      addContext(map, ["roads", "rail_lines", "power_lines", "water_mains", "rail_stations", "substations"], bbox);
+      own.addTo(map);
+      root.setAttribute("data-map-ready", "true");
+    }).catch(function () { root.setAttribute("data-map-ready", "error"); });
+  }
+
+  if (root.getAttribute("data-page") === "plots") { catalogue(); }
+  if (root.getAttribute("data-page") === "plot") { plotPage(); }
+})();
