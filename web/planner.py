@@ -96,6 +96,9 @@ def _strings() -> dict[str, str]:
         "outlineSaved": _("Outline of %(id)s saved: %(area)s ha.", id="{id}", area="{area}"),
         "noMoves": _("No lifecycle move is possible from here."),
         "stale": _("Someone else changed this feature meanwhile; your change was not saved."),
+        "staleDetail": _("Its current version is %(now)s; you were working on version "
+                         "%(mine)s. Reload it, then apply your change again.",
+                         now="{now}", mine="{mine}"),
         "reload": _("Reload it"),
         "reloaded": _("Reloaded the current version."),
         "failed": _("The server refused the change:"),
@@ -135,6 +138,7 @@ def _workspace_config() -> dict[str, Any]:
                    "attribution": current_app.config.get("ZONEPLAN_TILES_ATTRIBUTION", "")}
                   if current_app.config.get("ZONEPLAN_TILES_URL") else None),
         "layers": [{"name": name, "label": tr_label(LAYERS[name].label, _), "show": show,
+                    "noun": _(FEATURE_NOUNS[name]),
                     "key": LAYERS[name].key, "asset": LAYERS[name].asset,
                     "geometry": LAYERS[name].geometry, **styles.get(name, {"style": {}})}
                    for name, show in WORKSPACE_LAYERS],

@@ -95,7 +95,7 @@
       })));
     }
     (actions || []).forEach(function (action) {
-      messageBox.appendChild(el("button", { type: "button", class: "btn btn-sm btn-light",
+      messageBox.appendChild(el("button", { type: "button", class: "btn btn-sm btn-primary",
         text: action.label, onclick: function () { hideMessage(); action.run(); } }));
     });
     messageBox.hidden = false;
@@ -109,8 +109,10 @@
     return [body && body.error ? body.error : String(body)];
   }
   function refused(response, reload) {
-    if (response.status === 409 && /changed by someone else/.test(response.body.error || "")) {
-      showMessage("error", T.stale, [response.body.error],
+    var error = (response.body && response.body.error) || "";
+    var versions = /now version (\d+), your copy is version (\d+)/.exec(error);
+    if (response.status === 409 && versions) {
+      showMessage("error", T.stale, [fmt(T.staleDetail, { now: versions[1], mine: versions[2] })],
                   reload ? [{ label: T.reload, run: reload }] : []);
     } else {
       showMessage("error", response.status === 422 ? T.not_saved : T.failed,
@@ -489,7 +491,7 @@
     clear(selPanel);
     selPanel.hidden = false;
     var spec = specs[name];
-    selPanel.appendChild(el("p", { class: "zp-pl-kicker", text: spec.label }));
+    selPanel.appendChild(el("p", { class: "zp-pl-kicker", text: spec.noun }));
     selPanel.appendChild(el("h2", { id: "zp-pl-title" }, [
       String(props.name || props[spec.key]) + " ", badge(name, props.status)]));
     if (name === "plots") { renderPlot(props); } else { renderAsset(name, props); }
@@ -575,7 +577,11 @@
     var props = index.plots[id].feature.properties;
     api("DELETE", url("plot", { id: id }) + "?version=" + encodeURIComponent(props.version))
       .then(function (response) {
-        if (response.status !== 204) { refused(response, reloadAndSelect("plots", id)); return; }
+        if (response.status !== 204) {
+          renderSelected();
+          refused(response, reloadAndSelect("plots", id));
+          return;
+        }
         deselect();
         removeFeature("plots", id);
         showMessage("ok", fmt(T.deleted, { id: id }), []);
@@ -620,7 +626,7 @@
   function renderEditPanel(result) {
     clear(selPanel);
     selPanel.hidden = false;
-    selPanel.appendChild(el("p", { class: "zp-pl-kicker", text: specs.plots.label }));
+    selPanel.appendChild(el("p", { class: "zp-pl-kicker", text: specs.plots.noun }));
     selPanel.appendChild(el("h2", { id: "zp-pl-title", text: T.editOutline + " — " + editing.id }));
     selPanel.appendChild(el("p", { class: "zp-help", text: T.editing }));
     if (result) {
