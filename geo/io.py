@@ -583,7 +583,6 @@ def plan_import(store: Any, layer: str, data: pd.DataFrame | Upload, *,
         unread = {p.index for p in upload.problems if p.field == "geometry"}
         geo_problems = [p for p in check_geometries(lyr, geoms, ids, envelope=ZONE_ENVELOPE)
                         if p.index not in unread]
-        geo_problems += _multi_part(lyr, geoms, ids, unread | {p.index for p in geo_problems})
         problems += geo_problems
         usable = np.ones(len(frame), dtype=bool)
         usable[list(unread | {p.index for p in geo_problems})] = False
@@ -600,16 +599,6 @@ def plan_import(store: Any, layer: str, data: pd.DataFrame | Upload, *,
                       removals=existing - len(present) if replace else 0,
                       problems=sorted(problems, key=_order), source=upload.source,
                       ignored_columns=upload.ignored_columns, revision=revision)
-
-
-def _multi_part(layer: Layer, geoms: np.ndarray, ids: list[Any], skip: set) -> list[Problem]:
-    """Refuse multi-part geometries: every layer holds single parts (one per feature)."""
-    geoms = np.asarray(geoms, dtype=object)
-    multi = np.isin(shapely.get_type_id(geoms), (4, 5, 6)) & (shapely.get_num_geometries(geoms) > 1)
-    return [Problem(int(i), ids[i], "geometry",
-                    f"{geoms[i].geom_type} with {shapely.get_num_geometries(geoms[i])} parts given "
-                    f"where the layer holds {layer.geometry}; split it into separate features")
-            for i in np.flatnonzero(multi) if int(i) not in skip]
 
 
 def _missing_columns(layer: Layer, frame: pd.DataFrame, problems: list[Problem]) -> list[Problem]:

@@ -184,20 +184,62 @@ def coerce_attributes(layer: Layer, frame: pd.DataFrame) -> tuple[pd.DataFrame, 
     problems: list[Problem] = []
     columns: dict[str, list[Any]] = {}
     for fld in layer.input_fields:
-        raw = frame[fld.name].tolist() if fld.name in frame.columns else [None] * len(frame)
-        out: list[Any] = []
-        for i, value in enumerate(raw):
-            try:
-                out.append(coerce_value(fld, value))
-            except ValueError as err:
-                problems.append(Problem(i, _row_id(layer, frame, i), fld.name, str(err)))
-                out.append(None)
-        columns[fld.name] = out
+        column = frame[fld.name] if fld.name in frame.columns else pd.Series([None] * len(frame))
+        values, errors = _fast_column(fld, column) or _slow_column(fld, column)
+        columns[fld.name] = values
+        problems += [Problem(i, _row_id(layer, frame, i), fld.name, reason) for i, reason in errors]
     if layer.has("sectors") and "sectors" in columns:
         problems += _sector_problems(layer, frame, columns["sectors"])
     typed = pd.DataFrame(columns, dtype=object)
     problems += _duplicate_keys(layer, typed)
     return typed, problems
+
+
+def _slow_column(fld: Field, column: pd.Series) -> tuple[list[Any], list[tuple[int, str]]]:
+    values: list[Any] = []
+    errors: list[tuple[int, str]] = []
+    for i, value in enumerate(column.tolist()):
+        try:
+            values.append(coerce_value(fld, value))
+        except ValueError as err:
+            errors.append((i, str(err)))
+            values.append(None)
+    return values, errors
+
+
+def _fast_column(fld: Field, column: pd.Series) -> tuple[list[Any], list[tuple[int, str]]] | None:
+    """Vectorised typing of a clean numeric or text column (bulk imports); None when
+    the column needs the value-by-value path to explain its problems."""
+    dtype = column.dtype
+    if not fld.required and column.isna().all():
+        return [None] * len(column), []
+    if fld.type in ("int", "float") and pd.api.types.is_numeric_dtype(dtype) \
+            and not pd.api.types.is_bool_dtype(dtype):
+        numbers = column.to_numpy(dtype=float, na_value=np.nan)
+        missing = np.isnan(numbers)
+        present = numbers[~missing]
+        if (fld.required and missing.any()) or not np.isfinite(present).all() \
+                or (fld.type == "int" and not (present == np.round(present)).all()) \
+                or (fld.minimum is not None and (present < fld.minimum).any()) \
+                or (fld.maximum is not None and (present > fld.maximum).any()):
+            return None
+        if fld.type == "float":
+            out = numbers.astype(object)
+        else:
+            out = np.where(missing, 0, numbers).astype(np.int64).astype(object)
+        out[missing] = None
+        return out.tolist(), []
+    if fld.type == "str" and (pd.api.types.is_string_dtype(dtype) or dtype == object):
+        texts = column.where(column.notna(), None)
+        if not all(isinstance(v, str) for v in texts.dropna().tolist()):
+            return None
+        stripped = texts.str.strip()
+        stripped = stripped.where(stripped.notna() & (stripped != ""), None)
+        if (fld.required and stripped.isna().any()) or (
+                fld.choices is not None and not stripped.dropna().isin(fld.choices).all()):
+            return None
+        return stripped.astype(object).where(stripped.notna(), None).tolist(), []
+    return None
 
 
 def _sector_problems(layer: Layer, frame: pd.DataFrame, values: list[Any]) -> list[Problem]:
@@ -226,13 +268,14 @@ def check_geometries(layer: Layer, geoms: Iterable, ids: list[str | None] | None
     """Check that geometries (in the working CRS) exist, are valid, of the layer's type
     and inside the sane envelope around the zone.
 
-    Multi-part geometries with a single part are accepted as their part type.
+    One-part multi-geometries are accepted as their part; several parts are refused.
     """
     arr = np.asarray(list(geoms), dtype=object)
     ids = ids or [None] * len(arr)
     problems: list[Problem] = []
     missing = shapely.is_missing(arr) | shapely.is_empty(arr)
     types = shapely.get_type_id(arr)
+    parts = shapely.get_num_geometries(arr)
     want = {"Polygon": (3, 6), "LineString": (1, 5), "Point": (0, 4)}[layer.geometry]
     valid = shapely.is_valid(arr)
     reasons = shapely.is_valid_reason(arr)
@@ -244,6 +287,10 @@ def check_geometries(layer: Layer, geoms: Iterable, ids: list[str | None] | None
             problems.append(Problem(i, ids[i], "geometry",
                                     f"{arr[i].geom_type} given "
                                     f"where the layer holds {layer.geometry}"))
+        elif types[i] == want[1] and parts[i] > 1:
+            problems.append(Problem(i, ids[i], "geometry",
+                                    f"{arr[i].geom_type} with {parts[i]} parts where the layer "
+                                    f"holds one {layer.geometry} per feature; split it"))
         elif not valid[i]:
             problems.append(Problem(i, ids[i], "geometry", f"invalid geometry: {reasons[i]}"))
         elif envelope is not None and not _inside(bounds[i], envelope):

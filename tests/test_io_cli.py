@@ -225,7 +225,7 @@ CORPUS = {
                                  ["feature 0 (P-000)", "id P-000 is already in the store",
                                   "feature 1 (P-001)"]),
     "multi-part polygon": ("plots", _multipart, (),
-                           ["feature 0 (P-070)", "MultiPolygon with 2 parts given where the layer holds Polygon"]),
+                           ["feature 0 (P-070)", "MultiPolygon with 2 parts where the layer holds one Polygon"]),
     "empty file": ("plots", _empty, (), ["cannot read empty.geojson", "not recognized"]),
     "truncated GeoJSON": ("plots", _truncated, (), ["cannot read trunc.geojson"]),
     "random bytes named .zip": ("plots", _random_zip, (),

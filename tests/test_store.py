@@ -174,3 +174,20 @@ def test_empty_inserts_and_tables(store):
     store.insert("targets", pd.DataFrame({"target_id": ["T-1"], "metric": ["parks"], "value": [40],
                                           "year": [2025]}))
     assert store.get("targets", "T-1")["value"] == 40.0
+
+
+def test_clearing_a_layer_empties_its_extent_and_huge_filters_are_refused(store):
+    store.insert("plots", plots(("P-1", 0, 0, 100, 100)))
+    with store.transaction() as tx:
+        assert tx.clear("plots") == 1
+    db = sqlite3.connect(store.path)
+    assert db.execute("SELECT min_x FROM gpkg_contents WHERE table_name='plots'").fetchone() == (None,)
+    with pytest.raises(Invalid, match="smaller batches"):
+        store.read("plots", where={"plot_id": [f"P-{i}" for i in range(40_000)]})
+
+
+def test_multi_part_geometries_are_refused(store):
+    two = shapely.MultiPolygon([shapely.box(E, N, E + 10, N + 10), shapely.box(E + 20, N, E + 30, N + 10)])
+    frame = gpd.GeoDataFrame({"plot_id": ["P-1"], "status": ["available"]}, geometry=[two], crs=32643)
+    with pytest.raises(Invalid, match="2 parts"):
+        store.insert("plots", frame)

@@ -47,4 +47,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the installed module so its exception classes are the ones commands raise.
+    from zoneplan.cli import main as installed_main
+    sys.exit(installed_main())

@@ -122,6 +122,16 @@ def _sql_value(value: Any) -> Any:
     return value
 
 
+def _column_values(layer: Layer, name: str, column: pd.Series) -> list[Any]:
+    values = column.tolist()
+    if layer.has(name) and layer.field(name).type == "bool":
+        return [None if v is None else int(v) for v in values]
+    return values
+
+
+MAX_WHERE_VALUES = 30_000  # below SQLite's limit of bound parameters
+
+
 class GpkgStore(Store):
     """A store in one GeoPackage file.
 
@@ -205,6 +215,9 @@ class GpkgStore(Store):
             if not layer.has(name):
                 raise Invalid([Problem(None, None, name, f"{layer.name} has no field {name!r}")])
             values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+            if len(values) > MAX_WHERE_VALUES:
+                raise Invalid([Problem(None, None, name, f"more than {MAX_WHERE_VALUES:,} values "
+                                                         "to match; filter in smaller batches")])
             if not values:
                 clauses.append("0")
                 continue
@@ -303,7 +316,7 @@ class GpkgSession(Session):
         self._refuse_existing(lyr, keys)
         typed["version"] = 1
         columns = [c for c in self._columns(lyr) if c in typed.columns]
-        values = [typed[c].map(_sql_value).tolist() for c in columns]
+        values = [_column_values(lyr, c, typed[c]) for c in columns]
         if geoms is not None:
             columns.append(GEOM)
             values.append(encode_geometries(geoms))
@@ -416,8 +429,7 @@ class GpkgSession(Session):
                 f"{_q(f'rtree_{lyr.name}_{GEOM}')}").fetchone()
         self.conn.execute(
             "UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now'), "
-            "min_x = coalesce(?, min_x), min_y = coalesce(?, min_y), "
-            "max_x = coalesce(?, max_x), max_y = coalesce(?, max_y) WHERE table_name = ?",
+            "min_x = ?, min_y = ?, max_x = ?, max_y = ? WHERE table_name = ?",
             (*bounds, lyr.name))
 
 
