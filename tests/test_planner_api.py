@@ -570,3 +570,20 @@ def test_a_deleted_feature_keeps_its_history_page(planner, spot):
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and "has been deleted" in page
     assert 'data-action="delete"' in page and 'data-action="insert"' in page
+
+
+def test_two_planners_storing_the_same_land_at_once_get_one_plot(app, login, csrf_token,
+                                                                 spot, store):
+    from concurrent.futures import ThreadPoolExecutor
+    clients = []
+    for _ in range(2):
+        c = app.test_client()
+        assert login(c, "planner").status_code == 302
+        c.zp_headers = {"X-CSRFToken": csrf_token(c, "/account")}
+        clients.append(c)
+    before = store.count("plots")
+    with ThreadPoolExecutor(2) as pool:
+        codes = sorted(pool.map(lambda c: post(c, "/api/plots", feature(spot)).status_code,
+                                clients))
+    assert codes == [201, 422]
+    assert store.count("plots") == before + 1

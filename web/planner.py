@@ -19,7 +19,7 @@ from geo.store import Conflict, Invalid, NotFound, StoreError
 from geo.validate import ValidationError, parse_date
 from planner import parcels
 from web import deps
-from web.auth import current_username, has_role, role_required
+from web.auth import current_username, role_required
 from web.maps import (LAYER_STYLES, PLOT_COLOURS, ROAD_WEIGHTS, STATUS_STROKES, format_value,
                       legend, tr_label, tr_value)
 
@@ -83,8 +83,6 @@ def _strings() -> dict[str, str]:
         "discard": _("Discard drawing"),
         "saved": _("Stored as candidate plot %(id)s.", id="{id}"),
         "not_saved": _("Nothing was stored:"),
-        "drawHint": _("Draw a parcel with the polygon or rectangle tool; click a plot or an "
-                      "asset to see and change it."),
         "editOutline": _("Edit outline"),
         "saveOutline": _("Save outline"),
         "cancel": _("Cancel"),
@@ -114,11 +112,9 @@ def _strings() -> dict[str, str]:
         "loading": _("Loading…"),
         "servicingPlot": _("What the plot can connect to"),
         "noServicing": _("Servicing answers are not available yet."),
-        "candidateOnly": _("Only candidate and available plots can be reshaped."),
         "editing": _("Drag the white squares to move corners; drag a midpoint to add one. "
                      "Then save the outline."),
         "loadFailed": _("A map layer could not be loaded:"),
-        "selectHint": _("Nothing selected."),
     }
 
 
