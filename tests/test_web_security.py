@@ -208,6 +208,7 @@ def test_session_json_writes_need_the_csrf_header(app, store):
         return jsonify({"ok": True})
 
     c = app.test_client()
+    assert c.post("/api/_echo", json={}).status_code == 401  # anonymous: 401, not a CSRF 400
     token = scrape_csrf(c.get("/login").get_data(as_text=True))
     c.post("/login", data={"username": "planner", "password": PASSWORDS["planner"],
                            "csrf_token": token})

@@ -9,6 +9,7 @@ from collections import defaultdict, deque
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, jsonify, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from markupsafe import Markup
 
@@ -148,6 +149,8 @@ def init_app(app: Flask) -> None:
         # cookie when an Authorization header is present), so a forged form cannot use them.
         if request.method in SAFE_METHODS or bearer_token() is not None:
             return None
+        if request.path.startswith("/api/") and not current_user.is_authenticated:
+            return None  # no session, nothing to forge: the API view answers 401 itself
         csrf.protect()
         return None
 
