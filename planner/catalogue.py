@@ -285,6 +285,8 @@ def facts_for(model: Any, plot_ids: Sequence[str], as_of: dt.date | None) -> pd.
     with _FACTS_LOCK:
         per_model = _FACTS.setdefault(model, {})
         known = per_model.get(as_of)
+    if not ids:
+        return servicing_facts([])
     missing = ids if known is None else [i for i in ids if i not in known.index]
     if missing:
         try:

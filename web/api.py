@@ -253,7 +253,7 @@ def endpoint(method: str, path: str, *, summary: str, tag: str, rule: str | None
              query: type[BaseModel] | None = None, body: type[BaseModel] | None = None,
              body_required: bool = True, form: dict[str, Any] | None = None,
              response: type[BaseModel] | None = None, status: int = 200,
-             media: str = "application/json", roles: tuple[str, ...] = ("public",),
+             media: str | tuple[str, ...] = "application/json", roles: tuple[str, ...] = ("public",),
              path_params: dict[str, dict[str, Any]] | None = None, errors: tuple[int, ...] = (),
              description: str = "") -> Callable:
     """Declare an API operation: route, role check, validation and OpenAPI entry in one.
@@ -556,7 +556,7 @@ def export_response(layer: str, fmt: str, query: ExportQuery) -> Response:
 
 @endpoint("get", "/export/{layer}.{format}", summary="Download a layer or the filtered catalogue",
           tag="exports", rule="/export/<layer>.<any('shp.zip', gpkg, geojson):format>",
-          query=ExportQuery, media=FORMAT_MEDIA["shp.zip"], errors=(401, 403),
+          query=ExportQuery, media=tuple(FORMAT_MEDIA.values()), errors=(401, 403),
           path_params={"layer": {"type": "string", "enum": list(EXPORTABLE)},
                        "format": {"type": "string", "enum": list(FORMATS)}},
           description="Zipped shapefile (with .prj and UTF-8 .cpg), GeoPackage or GeoJSON "

@@ -48,8 +48,8 @@ class Endpoint:
         JSON success body; None with ``media`` for files.
     status : int
         Success status.
-    media : str
-        Success media type.
+    media : str or tuple of str
+        Success media type(s); files (no ``response`` model) may have several.
     roles : tuple of str
         Who may call it (``public`` for anyone).
     path_params : dict
@@ -71,7 +71,7 @@ class Endpoint:
     form: dict[str, Any] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
-    media: str = "application/json"
+    media: str | tuple[str, ...] = "application/json"
     roles: tuple[str, ...] = ("public",)
     path_params: dict[str, dict[str, Any]] = dc_field(default_factory=dict)
     errors: tuple[int, ...] = ()
@@ -194,10 +194,11 @@ def document(*, server: str = "/api", title: str = "zoneplan API",
             op["requestBody"] = {"required": True,
                                  "content": {"multipart/form-data": {"schema": ep.form}}}
         ok: dict[str, Any] = {"description": STATUS_TEXT.get(ep.status, "OK")}
+        medias = (ep.media,) if isinstance(ep.media, str) else ep.media
         if ep.response is not None:
-            ok["content"] = {ep.media: {"schema": refs[(ep.response, "serialization")]}}
-        elif ep.media != "application/json":
-            ok["content"] = {ep.media: {"schema": {"type": "string", "format": "binary"}}}
+            ok["content"] = {m: {"schema": refs[(ep.response, "serialization")]} for m in medias}
+        elif medias != ("application/json",):
+            ok["content"] = {m: {"schema": _file_schema(m)} for m in medias}
         responses = {str(ep.status): ok}
         for code in ep.error_statuses():
             responses[str(code)] = {"description": STATUS_TEXT.get(code, "Error"),
@@ -222,6 +223,13 @@ def document(*, server: str = "/api", title: str = "zoneplan API",
             },
         },
     }
+
+
+def _file_schema(media: str) -> dict[str, Any]:
+    """A downloaded file: JSON media types (GeoJSON) are objects, the rest bytes."""
+    if media.endswith("json"):
+        return {"type": "object", "description": "A GeoJSON FeatureCollection"}
+    return {"type": "string", "format": "binary"}
 
 
 def listing() -> list[dict[str, Any]]:
@@ -251,7 +259,8 @@ def listing() -> list[dict[str, Any]]:
             "method": ep.method.upper(), "path": "/api" + ep.path, "summary": ep.summary,
             "description": ep.description, "roles": ", ".join(ep.roles),
             "params": params, "body": body, "status": ep.status,
-            "response": ep.response.__name__ if ep.response is not None else ep.media,
+            "response": ep.response.__name__ if ep.response is not None else
+            (ep.media if isinstance(ep.media, str) else " | ".join(ep.media)),
             "errors": ep.error_statuses()})
     return [{"tag": tag, "endpoints": eps} for tag, eps in groups.items()]
 
