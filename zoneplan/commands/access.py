@@ -1,4 +1,4 @@
-"""``zoneplan access``: accessibility metrics of plots (``access metrics``)."""
+"""``zoneplan access``: accessibility metrics of plots and the Steiner solver on SteinLib files."""
 from __future__ import annotations
 
 import argparse
@@ -30,6 +30,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     out.add_argument("-o", "--output", type=Path, metavar="FILE",
                      help="write the per-plot metrics with their band: .geojson (WGS84) or .csv")
     m.set_defaults(func=cmd_metrics)
+    s = actions.add_parser("steiner", help="minimum-cost tree joining the terminals of a "
+                                           "SteinLib .stp instance",
+                           description="Solve a SteinLib STP instance: reductions, heuristics "
+                                       "and local search, and an exact MILP on HiGHS for small "
+                                       "instances; prints cost, proven lower bound and gap.")
+    s.add_argument("instance", type=Path, metavar="FILE.stp")
+    s.add_argument("--time-limit", type=float, default=None, metavar="S",
+                   help="stop and return the best tree found after S seconds")
+    s.add_argument("--heuristic", action="store_true", help="skip the exact MILP")
+    fmt = s.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print the tree as JSON")
+    fmt.add_argument("-o", "--output", type=Path, metavar="FILE",
+                     help="write the chosen edges as CSV (u,v,cost)")
+    s.set_defaults(func=cmd_steiner)
+
+
+def cmd_steiner(args: argparse.Namespace) -> int:
+    from planner.access import read_stp, steiner_tree
+
+    if args.time_limit is not None and args.time_limit <= 0:
+        raise ValueError("--time-limit must be a positive number of seconds")
+    edges, terminals = read_stp(args.instance)
+    tree = steiner_tree(edges, terminals, time_limit=args.time_limit,
+                        exact=False if args.heuristic else None)
+    summary = {"instance": str(args.instance), "nodes": len({n for e in edges for n in e[:2]}),
+               "edges": len(edges), "terminals": len(set(terminals)), "cost": tree.cost,
+               "lower_bound": tree.lower_bound, "optimal": tree.optimal, "method": tree.method,
+               "elapsed_s": round(tree.elapsed_s, 3)}
+    if args.json:
+        json.dump({**summary, "tree": [list(e) for e in tree.edges]}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if args.output is not None:
+        lines = ["u,v,cost"] + [f"{u},{v},{c}" for u, v, c in tree.edges]
+        args.output.write_text("\n".join(lines) + "\n")
+    bound = "-" if tree.lower_bound is None else f"{tree.lower_bound:g}"
+    gap = "proven optimal" if tree.optimal else (
+        "gap unknown" if not tree.lower_bound else f"gap {tree.cost / tree.lower_bound - 1:.2%}")
+    print(f"{args.instance.name}: {summary['nodes']} nodes, {summary['edges']} edges, "
+          f"{summary['terminals']} terminals")
+    print(f"tree of {len(tree.edges)} edges, cost {tree.cost:g}, lower bound {bound} ({gap}), "
+          f"{tree.method}, {tree.elapsed_s:.2f} s")
+    return 0
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
