@@ -59,7 +59,7 @@ def _page_config() -> dict[str, Any]:
             "shown": _("%(n)s shown", n="{n}"),
             "none": _("No plot matches these filters."),
             "loading": _("Loading…"), "error": _("Could not load the plots:"),
-            "yes": _("yes"), "no": _("no"), "now": _("now"), "unknown": _("unknown"),
+            "yes": _("yes"), "no": _("no"), "any_sector": _("any sector"), "now": _("now"), "unknown": _("unknown"),
             "ha": _("ha"), "kw": _("kW"), "m3d": _("m³/day"),
             "sectors": {s: _tv(s) for s in SECTORS},
             "statuses": {s: _tv(s) for s in PLOT_COLOURS},

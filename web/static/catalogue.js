@@ -36,7 +36,7 @@
   }
   function plotStyle(feature) {
     var colour = cfg.colours[feature.properties.status] || "#2ca02c";
-    return { color: "#2f4f2f", weight: 1, fillColor: colour, fillOpacity: 0.45 };
+    return { color: "#2f4f2f", weight: 1, fillColor: colour, fillOpacity: 0.45, className: "zp-plot" };
   }
   function assetStyle(name) {
     return function (feature) {
@@ -106,6 +106,7 @@
         byId[f.id] = layer;
         layer.bindTooltip(f.id + " · " + number(f.properties.area_ha, 2) + " " + T.ha);
         layer.on("click", function () { select(f.id, "map"); });
+        layer.on("add", function () { layer.getElement().setAttribute("data-plot", f.id); });
       }
     }).addTo(map);
     addContext(map, ["zone", "roads", "rail_lines"], null);
@@ -126,7 +127,7 @@
       if (layer) {
         layer.setStyle(HIGHLIGHT);
         layer.bringToFront();
-        if (from === "list") { map.fitBounds(layer.getBounds(), { maxZoom: 17, padding: [40, 40] }); }
+        if (from === "list") { map.flyToBounds(layer.getBounds(), { maxZoom: 16, padding: [120, 120], duration: 0.4 }); }
       }
       if (row) {
         row.classList.add("zp-selected");
@@ -150,11 +151,15 @@
         link.href = cfg.plot_url.replace("__ID__", encodeURIComponent(f.id));
         var first = el("td"); first.appendChild(link); tr.appendChild(first);
         cell(tr, number(p.area_ha, 2), "num");
-        cell(tr, p.sectors.length === Object.keys(T.sectors).length ? "*" :
-          p.sectors.map(function (s) { return T.sectors[s] || s; }).join(", "), "zp-sectors");
+        var all = p.sectors.length === Object.keys(T.sectors).length;
+        var sectors = all ? T.any_sector : p.sectors.map(function (s) { return T.sectors[s] || s; }).join(", ");
+        cell(tr, sectors, "zp-sectors");
+        tr.lastChild.title = sectors;
         cell(tr, p.rail === null ? "—" : (p.rail ? T.yes : T.no));
-        cell(tr, p.power ? number(p.power_headroom_kw, 0) : "—", "num");
-        cell(tr, p.water ? number(p.water_headroom_m3d, 0) : "—", "num");
+        cell(tr, p.power ? number(p.power_headroom_kw, 0) : "—",
+          "num" + (p.power && p.power_headroom_kw < 0 ? " zp-neg" : ""));
+        cell(tr, p.water ? number(p.water_headroom_m3d, 0) : "—",
+          "num" + (p.water && p.water_headroom_m3d < 0 ? " zp-neg" : ""));
         cell(tr, readyText(p.ready));
         if (staff) { cell(tr, T.statuses[p.status] || p.status); }
         tr.addEventListener("click", function (e) {
@@ -236,7 +241,7 @@
       var pad = 0.004;
       var bbox = [b.getWest() - pad, b.getSouth() - pad, b.getEast() + pad, b.getNorth() + pad]
         .map(function (v) { return v.toFixed(6); }).join(",");
-      map.fitBounds(b.pad(1.5));
+      map.fitBounds(b.pad(0.6), { maxZoom: 18 });
       getJSON(cfg.api + "?limit=200&bbox=" + bbox).then(function (fc) {
         L.geoJSON({ type: "FeatureCollection", features: fc.features.filter(function (f) { return f.id !== id; }) }, {
           style: plotStyle,
