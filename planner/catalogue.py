@@ -268,39 +268,43 @@ def _number(value: Any) -> float:
     return out if np.isfinite(out) else float("nan")
 
 
-_FACTS: "weakref.WeakKeyDictionary[Any, dict[dt.date | None, pd.DataFrame]]" = weakref.WeakKeyDictionary()
+_FACTS: "weakref.WeakKeyDictionary[Any, dict[dt.date | None, _Once]]" = weakref.WeakKeyDictionary()
 _FACTS_LOCK = threading.Lock()
+
+
+class _Once:
+    """A value built once, by the first caller; the others wait for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: pd.DataFrame | None = None
+
+    def get(self, build: Any) -> pd.DataFrame:
+        with self._lock:
+            if self._value is None:
+                self._value = build()
+            return self._value
 
 
 def facts_for(model: Any, plot_ids: Sequence[str], as_of: dt.date | None) -> pd.DataFrame:
     """Servicing facts of ``plot_ids`` as recorded (``as_of`` None) or as of a date, in order.
 
-    Answers are cached per servicing model (which the web layer caches per
-    store revision) and date, so a plot is answered once per model and date.
-    Without a model every fact is missing.
+    The model answers every plot at once (it evaluates them together anyway), once per
+    model (which the web layer caches per store revision) and date; the last
+    ``_FACTS_PER_MODEL`` dates are kept. Without a model every fact is missing.
     """
     ids = [str(i) for i in plot_ids]
-    if model is None:
+    if model is None or not ids:
         return servicing_facts([]).reindex(ids)
     with _FACTS_LOCK:
         per_model = _FACTS.setdefault(model, {})
-        known = per_model.get(as_of)
-    if not ids:
-        return servicing_facts([])
-    missing = ids if known is None else [i for i in ids if i not in known.index]
-    if missing:
-        try:
-            records = model.answer(list(dict.fromkeys(missing)), as_of=as_of)
-        except ValueError:  # a plot newer than the model's snapshot: answer what it knows
-            records = model.answer(None, as_of=as_of)
-        fresh = servicing_facts(records)
-        with _FACTS_LOCK:
-            known = per_model.get(as_of)
-            known = fresh if known is None else pd.concat([known, fresh[~fresh.index.isin(known.index)]])
-            per_model[as_of] = known
+        entry = per_model.get(as_of)
+        if entry is None:
+            entry = per_model[as_of] = _Once()
             while len(per_model) > _FACTS_PER_MODEL:
                 per_model.pop(next(iter(per_model)))
-    return known.reindex(ids)
+    every = entry.get(lambda: servicing_facts(model.answer(None, as_of=as_of)))
+    return every.reindex(ids)
 
 
 def _ready_by(ready: pd.Series, by: dt.date) -> np.ndarray:
@@ -429,10 +433,8 @@ def _empty_plots() -> gpd.GeoDataFrame:
 
 def _join_facts(frame: gpd.GeoDataFrame, model: Any, as_of: dt.date | None) -> gpd.GeoDataFrame:
     facts = facts_for(model, frame["plot_id"].tolist(), as_of)
-    out = frame.reset_index(drop=True)
-    for column in FACT_COLUMNS:
-        out[column] = facts[column].to_numpy()
-    return out
+    return frame.reset_index(drop=True).assign(
+        **{column: facts[column].to_numpy() for column in FACT_COLUMNS})
 
 
 def search(store: Store, filters: PlotFilters, *, role: str | None = None,

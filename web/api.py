@@ -64,7 +64,6 @@ FORMAT_MEDIA = {"shp.zip": "application/zip", "gpkg": "application/geopackage+sq
 EXPORTABLE = tuple(n for n in LAYERS if n not in geo_io.NEVER_EXPORTED)
 IMPORTABLE = tuple(n for n in LAYERS if n not in geo_io.NOT_IMPORTABLE)
 MAX_EXPORT_IDS = 30_000  # ids per filtered export (SQLite's parameter limit is 32766)
-TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
 
 
 # --------------------------------------------------------------------------- models
@@ -403,10 +402,6 @@ def _install_auth_first(state) -> None:
     state.app.before_request_funcs.setdefault(None, []).insert(0, _writes_need_a_user)
 
 
-def _role() -> str:
-    return current_role()
-
-
 def _model() -> Any:
     return deps.servicing_model()
 
@@ -434,7 +429,7 @@ def _links(page: cat.PlotPage) -> list[dict[str, str]]:
                       "The bbox uses the store's spatial index; rail, power, water and "
                       "ready_by use the cached servicing answers. limit > 1000 is refused (400).")
 def list_plots(query: PlotFilters):
-    page = cat.search(deps.get_store(), query, role=_role(), servicing=_model())
+    page = cat.search(deps.get_store(), query, role=current_role(), servicing=_model())
     out = page.feature_collection()
     out["links"] = _links(page)
     return out
@@ -444,7 +439,7 @@ def list_plots(query: PlotFilters):
           query=AsOfQuery, response=PlotFeature, path_params=PLOT_ID,
           description="Plots that are not available are 404 except for planners.")
 def get_plot(plot_id: str, query: AsOfQuery):
-    rows = cat.get_plot(deps.get_store(), plot_id, role=_role(), servicing=_model(),
+    rows = cat.get_plot(deps.get_store(), plot_id, role=current_role(), servicing=_model(),
                         as_of=query.as_of)
     return cat.plot_feature(rows)
 
@@ -452,7 +447,7 @@ def get_plot(plot_id: str, query: AsOfQuery):
 @endpoint("get", "/servicing/{plot_id}", summary="A plot's servicing answer, in words too",
           tag="plots", query=AsOfQuery, response=ServicingOut, path_params=PLOT_ID, errors=(503,))
 def servicing(plot_id: str, query: AsOfQuery):
-    cat.get_plot(deps.get_store(), plot_id, role=_role())  # 404 for what the role may not see
+    cat.get_plot(deps.get_store(), plot_id, role=current_role())  # 404 for what the role may not see
     model = _model()
     if model is None:
         return _error("servicing answers are not available in this installation", 503)
@@ -482,7 +477,7 @@ LAYER_NAME = {"name": {"type": "string", "enum": [n for n in LAYERS if n not in
 
 @endpoint("get", "/layers", summary="Layers you may read", tag="layers", response=LayerList)
 def list_layers():
-    return {"layers": cat.layer_summary(deps.get_store(), _role())}
+    return {"layers": cat.layer_summary(deps.get_store(), current_role())}
 
 
 @endpoint("get", "/layers/{name}", summary="A layer's features (GeoJSON, WGS84)", tag="layers",
@@ -490,7 +485,7 @@ def list_layers():
           errors=(401, 403), description="Non-public layers are for planners; investors see "
                                          "the available plots only.")
 def get_layer(name: str, query: cat.LayerQuery):
-    return cat.layer_collection(deps.get_store(), name, query, role=_role())
+    return cat.layer_collection(deps.get_store(), name, query, role=current_role())
 
 
 # --------------------------------------------------------------------------- exports
@@ -532,7 +527,7 @@ NOTHING = "\x00nothing"  # a key no feature has: an export that matched nothing 
 
 def export_response(layer: str, fmt: str, query: ExportQuery) -> Response:
     """Write the export to a temporary folder and send it; the folder goes when sent."""
-    role = _role()
+    role = current_role()
     cat.check_readable(layer, role)
     if layer not in EXPORTABLE:
         raise NotFound(f"layer {layer!r} is never exported")
@@ -579,7 +574,7 @@ APP_ID = {"app_id": {"type": "string", "minLength": 1, "maxLength": 200}}
           tag="applications", body=apps.ApplicationIn, response=apps.ApplicationOut, status=201,
           roles=("investor",), errors=(409,))
 def create_application(body: BaseModel):
-    return apps.create(deps.get_store(), body, user=current_username(), role=_role())
+    return apps.create(deps.get_store(), body, user=current_username(), role=current_role())
 
 
 @endpoint("get", "/applications", summary="Your applications (planners: all)",
@@ -587,20 +582,20 @@ def create_application(body: BaseModel):
           roles=("investor", "planner"))
 def list_applications(query: ApplicationsQuery):
     return {"applications": apps.list_applications(deps.get_store(), user=current_username(),
-                                                   role=_role(), status=query.status)}
+                                                   role=current_role(), status=query.status)}
 
 
 @endpoint("get", "/applications/{app_id}", summary="One application", tag="applications",
           response=apps.ApplicationOut, roles=("investor", "planner"), path_params=APP_ID)
 def get_application(app_id: str):
-    return apps.get_application(deps.get_store(), app_id, user=current_username(), role=_role())
+    return apps.get_application(deps.get_store(), app_id, user=current_username(), role=current_role())
 
 
 @endpoint("post", "/applications/{app_id}/withdraw", summary="Withdraw your submitted application",
           tag="applications", body=apps.WithdrawIn, body_required=False,
           response=apps.ApplicationOut, roles=("investor",), path_params=APP_ID, errors=(409,))
 def withdraw_application(app_id: str, body: apps.WithdrawIn):
-    return apps.withdraw(deps.get_store(), app_id, user=current_username(), role=_role(),
+    return apps.withdraw(deps.get_store(), app_id, user=current_username(), role=current_role(),
                          version=body.version)
 
 
@@ -610,7 +605,7 @@ def withdraw_application(app_id: str, body: apps.WithdrawIn):
           roles=("planner",), path_params=APP_ID, errors=(409,))
 def accept_application(app_id: str, body: apps.AcceptIn):
     return apps.accept(deps.get_store(), app_id, body.plot_id, user=current_username(),
-                       role=_role(), version=body.version)
+                       role=current_role(), version=body.version)
 
 
 @endpoint("post", "/applications/{app_id}/reject", summary="Reject a submitted application",
@@ -618,7 +613,7 @@ def accept_application(app_id: str, body: apps.AcceptIn):
           roles=("planner",), path_params=APP_ID, errors=(409,))
 def reject_application(app_id: str, body: apps.RejectIn):
     return apps.reject(deps.get_store(), app_id, body.reason, user=current_username(),
-                       role=_role(), version=body.version)
+                       role=current_role(), version=body.version)
 
 
 # --------------------------------------------------------------------------- uploads

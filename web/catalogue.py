@@ -244,15 +244,6 @@ def application_action(app_id: str, action: str):
     return redirect(url_for("catalogue.applications"))
 
 
-@bp.record_once
-def _own_the_applications_page(state) -> None:
-    """The issue gives /applications to this blueprint: when the pages blueprint keeps its
-    read-only placeholder at the same URL (registered first, so it would match first),
-    serve this view under its endpoint too."""
-    if "pages.applications" in state.app.view_functions:
-        state.app.view_functions["pages.applications"] = applications
-
-
 # --------------------------------------------------------------------------- downloads
 @bp.route("/downloads")
 def downloads():
