@@ -76,7 +76,7 @@ import shapely
 
 from geo.index import SpatialIndex
 from geo.layers import ASSET_LAYERS, ASSET_STATUSES, LAYERS
-from geo.network import DEFAULT_SPEED_KMH, SNAP_TOLERANCE_M, Network, build_network
+from geo.network import DEFAULT_SPEED_KMH, SNAP_TOLERANCE_M, build_network
 from geo.validate import parse_date
 
 __all__ = [

@@ -3,8 +3,7 @@
 Fixtures (reuse them; they are documented one by one below):
 
 - ``sample_db``      (session) path of a store built once per test session in a tmp dir:
-                     the sample zone of data/shapefiles when present, else a small synthetic
-                     zone (``SYNTHETIC_PLOTS`` plots and every infrastructure layer), plus the
+                     the synthetic sample zone of data/shapefiles, plus the
                      default accounts ``admin``/``planner``/``investor``.
 - ``store_path``     (function) a private copy of ``sample_db`` that a test may write to.
 - ``store``          (function) ``open_store(store_path)``.
@@ -28,7 +27,7 @@ Fixtures (reuse them; they are documented one by one below):
 Helpers to import (``from conftest import ...``): ``PASSWORDS`` (the default accounts'
 passwords by user name), ``scrape_csrf(html)``, ``unescape_js(text)`` (undo tojson's
 ``\\uXXXX`` escapes before looking for text in a map page), ``free_port()``,
-``build_synthetic_zone(store)``, ``ARTIFACTS`` (test-artifacts/, git-ignored, for screenshots).
+``ARTIFACTS`` (test-artifacts/, git-ignored, for screenshots).
 """
 from __future__ import annotations
 
@@ -41,10 +40,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import geopandas as gpd
-import pandas as pd
 import pytest
-from shapely.geometry import LineString, Point, box
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -53,96 +49,20 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 PASSWORDS = {"admin": "admin-pass-123", "planner": "planner-pass-123",
              "investor": "investor-pass-123"}
-SYNTHETIC_PLOTS = 20
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
 
 # --------------------------------------------------------------------------- the sample store
-def build_synthetic_zone(store) -> None:
-    """Fill ``store`` with a small zone near Almaty (UTM 43N) covering every map layer.
-
-    Carries the seed's facts: a closed station, a rail line with restrictions, a storm sewer
-    not commissioned, a substation under repair (due 30 October 2022).
-    """
-    crs = 32643
-    x0, y0 = 650_000.0, 4_798_000.0
-
-    def gdf(rows, geoms):
-        return gpd.GeoDataFrame(pd.DataFrame(rows), geometry=geoms, crs=crs)
-
-    statuses = ("available", "available", "reserved", "allocated", "occupied", "candidate")
-    plots, geoms = [], []
-    for i in range(SYNTHETIC_PLOTS):
-        col, row = i % 5, i // 5
-        minx, miny = x0 + 150 + col * 400, y0 + 150 + row * 450
-        status = statuses[i % len(statuses)]
-        plots.append({"plot_id": f"P-{i + 1:03d}", "status": status, "sectors": "*",
-                      "cadastre": f"20-311-{i + 1:03d}",
-                      "resident": "ТОО «Металл-Строй»" if status == "occupied" else None,
-                      "project": "Завод автокомпонентов" if status == "occupied" else None,
-                      "sector": "machine" if status == "occupied" else None,
-                      "power_kw": 400.0 + 10 * i, "water_m3d": 20.0 + i,
-                      "rail_need": i % 3 == 0})
-        geoms.append(box(minx, miny, minx + 300 + 20 * (i % 4), miny + 350))
-    with store.transaction("fixture") as tx:
-        tx.insert("zone", gdf([{"zone_id": "AIZ", "name": "Индустриальная зона Алматы",
-                               "operator": "Industrial Zone Almaty LLP"}],
-                             [box(x0, y0, x0 + 2200, y0 + 2200)]))
-        tx.insert("expansion", gdf([{"exp_id": "E1", "name": "Расширение Север",
-                                    "status": "proposed"}],
-                                  [box(x0 + 300, y0 + 2300, x0 + 1900, y0 + 3100)]))
-        tx.insert("plots", gdf(plots, geoms))
-        tx.insert("roads", gdf(
-            [{"asset_id": "R1", "name": "ул. Промышленная", "class": "arterial",
-              "status": "operational"},
-             {"asset_id": "R2", "name": "проезд 2", "class": "local", "status": "closed"}],
-            [LineString([(x0, y0 + 100), (x0 + 2200, y0 + 100)]),
-             LineString([(x0 + 100, y0), (x0 + 100, y0 + 2200)])]))
-        tx.insert("gates", gdf([{"asset_id": "G1", "name": "КПП-1", "status": "operational"}],
-                               [Point(x0, y0 + 100)]))
-        tx.insert("rail_lines", gdf(
-            [{"asset_id": "RL1", "name": "Подъездной путь", "kind": "spur",
-              "status": "restricted", "due": "2022-10-30"},
-             {"asset_id": "RL2", "name": "Магистраль", "kind": "mainline",
-              "status": "operational"}],
-            [LineString([(x0 + 2200, y0 + 1100), (x0 + 2600, y0 + 1100)]),
-             LineString([(x0 + 2600, y0 - 200), (x0 + 2600, y0 + 2600)])]))
-        tx.insert("rail_stations", gdf(
-            [{"asset_id": "ST1", "name": "Индустриальная", "status": "closed",
-              "built_yr": 2017, "due": "2022-10-30"}], [Point(x0 + 2300, y0 + 1100)]))
-        tx.insert("substations", gdf(
-            [{"asset_id": "PS12", "name": "ПС №12", "status": "under_repair", "cap_mva": 40.0,
-              "load_mva": 22.0, "kv": 110.0, "due": "2022-10-30"}], [Point(x0 + 1100, y0 + 50)]))
-        tx.insert("power_lines", gdf(
-            [{"asset_id": "PL1", "kv": 10.0, "sub_id": "PS12", "status": "operational"}],
-            [LineString([(x0 + 1100, y0 + 50), (x0 + 1100, y0 + 2150)])]))
-        tx.insert("water_mains", gdf(
-            [{"asset_id": "W1", "cap_m3d": 5000.0, "load_m3d": 2100.0, "diam_mm": 300,
-              "status": "operational"}], [LineString([(x0 + 50, y0 + 1000), (x0 + 2150, y0 + 1000)])]))
-        tx.insert("storm_sewers", gdf(
-            [{"asset_id": "S1", "diam_mm": 800, "built_yr": 2018, "status": "not_commissioned"}],
-            [LineString([(x0 + 50, y0 + 1950), (x0 + 2150, y0 + 1950)])]))
-        tx.insert("gas_mains", gdf(
-            [{"asset_id": "GM1", "pressure": "medium", "status": "operational"}],
-            [LineString([(x0 + 2150, y0 + 50), (x0 + 2150, y0 + 2150)])]))
-        tx.insert("prot_zones", gdf(
-            [{"asset_id": "PZ1", "kind": "substation", "width_m": 30.0, "status": "operational"}],
-            [Point(x0 + 1100, y0 + 50).buffer(30)]))
-
-
 @pytest.fixture(scope="session")
 def sample_db(tmp_path_factory) -> Path:
-    """A store built once per session (sample shapefiles if present, else synthetic)."""
+    """A store built once per session from the sample shapefiles."""
     from geo.store import create_store
     from zoneplan import accounts
     from zoneplan.commands.core import SAMPLE_DIR, load_folder
 
     path = tmp_path_factory.mktemp("sample") / "zone.gpkg"
     store = create_store(path)
-    if any(SAMPLE_DIR.glob("*.shp")):
-        load_folder(store, SAMPLE_DIR)
-    if store.count("plots") == 0:
-        build_synthetic_zone(store)
+    load_folder(store, SAMPLE_DIR)
     for username, role, _env in accounts.DEFAULT_USERS:
         if accounts.get_user(store, username) is None:
             accounts.create_user(store, username, role, PASSWORDS[username])

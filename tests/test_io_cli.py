@@ -13,12 +13,12 @@ import geopandas as gpd
 import pytest
 import shapefile
 import shapely
-from shapely.geometry import MultiPolygon, Point, Polygon, box
+from shapely.geometry import MultiPolygon, Polygon, box
 
 from geo.io import write_shapefile
 from geo.layers import FEATURE_LAYERS
 from geo.store import open_store
-from test_io_support import X0, Y0, geojson_text, make_store, plots_frame, sha256, zone_frames
+from test_io_support import X0, Y0, geojson_text, make_store, plots_frame, sha256
 from zoneplan.cli import main
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "shapefiles"

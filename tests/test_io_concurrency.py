@@ -13,7 +13,7 @@ import pytest
 
 from geo.io import write_shapefile
 from geo.store import open_store
-from test_io_support import X0, Y0, grid_plots, make_store, sha256
+from test_io_support import Y0, grid_plots, make_store, sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ from geo.store import default_db
 
 LANGUAGES = ("ru", "en", "kk")
 DEFAULT_MAX_CONTENT_LENGTH = 32 * 1024 * 1024
-OPTIONAL_BLUEPRINTS = ("web.api", "web.catalogue", "web.planner")
+BLUEPRINTS = ("web.auth", "web.pages", "web.api", "web.catalogue", "web.planner")
 
 
 class SetupError(RuntimeError):
@@ -82,7 +82,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     geo.store.NotFound
         When there is no store (run ``zoneplan init``).
     """
-    from web import auth, deps, pages, security
+    from web import auth, deps, security
     from web.maps import VENDOR_DIR, missing_vendor_files
 
     app = Flask(__name__)
@@ -112,20 +112,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     Babel(app, locale_selector=select_locale)
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, get_locale=get_locale)
 
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(pages.bp)
-    for name in OPTIONAL_BLUEPRINTS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name != name:
-                raise
-            continue
-        app.register_blueprint(module.bp)
-    served = {rule.rule for rule in app.url_map.iter_rules()}
-    for path, view in (("/applications", pages.applications), ("/planner", pages.planner)):
-        if path not in served:  # basic pages until a fuller blueprint provides them
-            app.add_url_rule(path, f"pages.{view.__name__}", view)
+    for name in BLUEPRINTS:
+        app.register_blueprint(importlib.import_module(name).bp)
 
     @app.errorhandler(403)
     @app.errorhandler(404)

@@ -13,7 +13,6 @@ import folium
 import numpy as np
 import pandas as pd
 import shapely
-from folium.plugins import Draw
 from folium.utilities import JsCode
 from markupsafe import Markup, escape
 
@@ -68,8 +67,6 @@ MAP_CSS: tuple[tuple[str, str], ...] = (
     ("awesome_markers_font_css", "fontawesome/css/all.min.css"),
     ("awesome_markers_css", "awesome-markers/leaflet.awesome-markers.css"),
 )
-DRAW_JS: tuple[tuple[str, str], ...] = (("leaflet_draw_js", "leaflet-draw/leaflet.draw.js"),)
-DRAW_CSS: tuple[tuple[str, str], ...] = (("leaflet_draw_css", "leaflet-draw/leaflet.draw.css"),)
 
 
 def missing_vendor_files(vendor_dir: Path = VENDOR_DIR) -> list[str]:
@@ -350,7 +347,7 @@ def _static(url_for: Callable[[str], str], pairs: Iterable[tuple[str, str]]) -> 
 def build_zone_map(snapshot: Mapping[str, pd.DataFrame], *, translate: Translate,
                    static_url: Callable[[str], str], servicing: Mapping[str, list[str]] | None = None,
                    tiles_url: str | None = None, tiles_attribution: str | None = None,
-                   draw: bool = False) -> folium.Map:
+                   ) -> folium.Map:
     """The zone map: every layer of ``snapshot`` styled, with popups, legend-ready colours.
 
     Parameters
@@ -365,8 +362,6 @@ def build_zone_map(snapshot: Mapping[str, pd.DataFrame], *, translate: Translate
         Sentences describing each plot's servicing, already translated (escaped here).
     tiles_url, tiles_attribution : str, optional
         A basemap tile URL template; None draws the vectors on a plain background.
-    draw : bool
-        Add the leaflet-draw toolbar (planner page).
     """
     zone = snapshot.get("zone")
     bounds = None
@@ -404,13 +399,6 @@ def build_zone_map(snapshot: Mapping[str, pd.DataFrame], *, translate: Translate
                        show=spec.show, marker=marker, on_each_feature=_ON_EACH_FEATURE,
                        embed=True, overlay=True, control=True, zoom_on_click=False,
                        ).add_to(m)
-    if draw:
-        tool = Draw(export=False, show_geometry_on_click=False, position="topleft",
-                    draw_options={"polyline": False, "circle": False, "circlemarker": False,
-                                  "marker": False, "rectangle": True, "polygon": True})
-        tool.default_js = _static(static_url, DRAW_JS)
-        tool.default_css = _static(static_url, DRAW_CSS)
-        tool.add_to(m)
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
     if bounds is not None:
         m.fit_bounds(bounds, padding=(12, 12))

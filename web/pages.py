@@ -1,4 +1,4 @@
-"""HTML pages: the zone map, the planner's map, applications, and the language switch."""
+"""HTML pages: the zone map and the language switch."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from web import deps
-from web.auth import current_role, current_username, role_required, safe_next
+from web.auth import safe_next
 from web.maps import RenderedMap, build_zone_map, legend, render_map, tr_value
 from web.security import add_nonces
 from zoneplan import accounts
@@ -37,15 +37,15 @@ def servicing_lines() -> dict[str, list[str]]:
         return {}
 
 
-def zone_map(*, draw: bool = False) -> RenderedMap:
+def zone_map() -> RenderedMap:
     """The rendered zone map for this language, cached until the store changes."""
     config = current_app.config
-    key = ("zone_map", str(get_locale()), dt.date.today(), draw,
+    key = ("zone_map", str(get_locale()), dt.date.today(),
            config.get("ZONEPLAN_TILES_URL"), config.get("ZONEPLAN_TILES_ATTRIBUTION"))
 
     def build() -> RenderedMap:
         m = build_zone_map(deps.snapshot(), translate=_, static_url=_static,
-                           servicing=servicing_lines(), draw=draw,
+                           servicing=servicing_lines(),
                            tiles_url=config.get("ZONEPLAN_TILES_URL"),
                            tiles_attribution=config.get("ZONEPLAN_TILES_ATTRIBUTION"))
         return render_map(m)
@@ -62,32 +62,6 @@ def _map_context(rendered: RenderedMap) -> dict[str, Any]:
 def index():
     """The zone map for everyone."""
     return render_template("map.html", **_map_context(zone_map()))
-
-
-@role_required("planner")
-def planner():
-    """A basic planner's map with the drawing tools, and every application.
-
-    Mounted at /planner by ``create_app`` only when no other blueprint (the planner
-    workspace) serves that page.
-    """
-    apps = deps.get_store().read("applications", order_by="-created")
-    return render_template("planner_basic.html", **_map_context(zone_map(draw=True)),
-                           applications=apps.to_dict("records"))
-
-
-@role_required("investor", "planner")
-def applications():
-    """An investor's own applications; planners and admins see all.
-
-    Mounted at /applications by ``create_app`` only when no other blueprint (the
-    catalogue's applications board) serves that page.
-    """
-    store = deps.get_store()
-    where = None if current_role() in ("planner", "admin") else {"investor": current_username()}
-    apps = store.read("applications", where=where, order_by="-created")
-    return render_template("applications.html", applications=apps.to_dict("records"),
-                           everyone=where is None)
 
 
 @bp.route("/lang/<code>")

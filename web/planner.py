@@ -23,13 +23,7 @@ from web.auth import current_username, role_required
 from web.maps import (LAYER_STYLES, PLOT_COLOURS, ROAD_WEIGHTS, STATUS_STROKES, format_value,
                       legend, tr_label, tr_value)
 
-try:  # the workspace writes through the JSON API: without it create_app skips this blueprint
-    from web import api_edit as _api_edit  # noqa: F401 - registers the edit endpoints
-except ModuleNotFoundError as _err:
-    if _err.name not in ("web.api", "web.api_edit", "web.openapi"):
-        raise
-    raise ModuleNotFoundError("the planner workspace needs the JSON API (web.api)",
-                              name=__name__) from None
+from web import api_edit  # noqa: F401 - the workspace writes through these API endpoints
 
 bp = Blueprint("planner", __name__)
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from geo.crs import WGS84_EPSG, WORKING_EPSG, to_working, transformer
 from geo.io import read_file
-from geo.layers import FEATURE_LAYERS, LAYERS, PLOT_STATUSES
+from geo.layers import LAYERS, PLOT_STATUSES
 from geo.store import Store, create_store, default_db, open_store
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "shapefiles"
