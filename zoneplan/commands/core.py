@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 
-from geo.crs import WGS84_EPSG, WORKING_EPSG, to_working, transformer
-from geo.io import read_file
+from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
 from geo.layers import LAYERS, PLOT_STATUSES
 from geo.store import Store, create_store, default_db, open_store
 
@@ -37,38 +37,65 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def load_folder(store: Store, folder: Path) -> dict[str, int]:
-    """Load every ``<layer>.shp`` (and table ``.dbf``) of ``folder`` in one transaction."""
+    """Load every ``<layer>.shp`` (tables: ``.dbf``) of ``folder``, checked like an import.
+
+    Each file goes through the same validation as ``zoneplan import`` (types,
+    vocabularies, geometry validity, the zone's envelope, plot overlaps); the
+    sample's applications come from ``data/applications.csv``.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and every bad feature; what was loaded before stays
+        (callers build into a temporary store).
+    """
+    from geo.io import apply_import, plan_import, read_upload
+
+    sources = [(name, folder / f"{name}.{'shp' if layer.is_feature else 'dbf'}")
+               for name, layer in LAYERS.items() if name not in ("users", "audit", "applications")]
+    if folder.resolve() == SAMPLE_DIR.resolve():
+        sources.append(("applications", SAMPLE_APPLICATIONS))
     counts: dict[str, int] = {}
-    with store.transaction("init") as tx:
-        for name, layer in LAYERS.items():
-            path = folder / f"{name}.{'shp' if layer.is_feature else 'dbf'}"
-            if not path.exists():
-                continue
-            frame = read_file(path)
-            if layer.is_feature:
-                frame = to_working(frame)
-            counts[name] = len(tx.insert(name, frame))
-        if SAMPLE_APPLICATIONS.exists() and folder == SAMPLE_DIR:
-            apps = pd.read_csv(SAMPLE_APPLICATIONS, dtype=str, keep_default_na=False)
-            counts["applications"] = len(tx.insert("applications", apps))
+    for name, path in sources:
+        if not path.exists():
+            continue
+        plan = plan_import(store, name, read_upload(path, name))
+        if not plan.ok:
+            listing = "\n".join(f"  {p}" for p in plan.problems[:50])
+            more = f"\n  … and {len(plan.problems) - 50} more" if len(plan.problems) > 50 else ""
+            raise ValueError(f"{path} refused ({len(plan.problems)} problem(s)); "
+                             f"nothing was built:\n{listing}{more}")
+        counts[name] = len(apply_import(store, plan, user="init"))
     return counts
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    db = args.db or default_db()
+    db = Path(args.db or default_db())
     if not args.source.is_dir():
         raise FileNotFoundError(f"no folder {args.source}")
-    store = create_store(db, force=args.force)
-    counts = load_folder(store, args.source)
+    if db.is_dir():
+        raise IsADirectoryError(f"--db {db} is a folder; give a .gpkg file name")
+    if db.exists() and not args.force:
+        raise FileExistsError(f"{db} exists; use --force to replace it")
+    db.parent.mkdir(parents=True, exist_ok=True)
+    # Build beside the target and move into place only when complete, so a failed
+    # init leaves the old store (or no file) as it was.
+    fd, tmp = tempfile.mkstemp(prefix=".zoneplan-init-", suffix=".gpkg", dir=db.parent)
+    os.close(fd)
     try:
+        store = create_store(tmp, force=True)
+        counts = load_folder(store, args.source)
         from zoneplan.accounts import create_default_users
-    except ImportError:
-        create_default_users = None
-    if create_default_users is not None:
         create_default_users(store)
+        os.replace(tmp, db)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     total = sum(counts.values())
+    sample = " (the synthetic sample modelled on the seed facts)" \
+        if args.source.resolve() == SAMPLE_DIR.resolve() else ""
     print(f"built {db}: {total} features and rows in {len(counts)} layers "
-          f"from {args.source} (synthetic sample modelled on the seed facts)")
+          f"from {args.source}{sample}")
     return 0
 
 
