@@ -70,3 +70,27 @@ def test_bad_csv_rows_are_reported_by_line(capsys, sample_db, tmp_path):
                    "A-1,1,2,food,no,100,1e9,10\nA-2,1,2,food,no,abc,1e9,10\n")
     code, out, err = run(capsys, "allocate", "--db", str(sample_db), "--applications", str(bad))
     assert code == 1 and "line 3" in err and "power_kw" in err and out == ""
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("sector", "spaceships", "'spaceships' is not one of"),
+    ("hazard", "77", "above the maximum 5"),
+    ("jobs", "1.5", "not a whole number"),
+    ("status", "bogus", "'bogus' is not one of"),
+])
+def test_csv_rows_are_checked_like_the_applications_table(capsys, sample_db, tmp_path,
+                                                          column, value, message):
+    import pandas as pd
+    from zoneplan.commands.core import SAMPLE_APPLICATIONS
+    apps = pd.read_csv(SAMPLE_APPLICATIONS, dtype=str, keep_default_na=False)
+    apps.loc[6, column] = value
+    path = tmp_path / "apps.csv"
+    apps.to_csv(path, index=False)
+    code, out, err = run(capsys, "allocate", "--db", str(sample_db), "--applications", str(path))
+    assert code == 1 and out == ""
+    assert f"line 8: {column}: " in err and message in err
+
+
+def test_output_name_is_checked_before_solving(capsys, sample_db, tmp_path):
+    code, out, err = run(capsys, "allocate", "--db", str(sample_db), "-o", str(tmp_path / "a.txt"))
+    assert code == 1 and out == "" and ".csv or .geojson" in err

@@ -5,13 +5,15 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from geo.crs import to_wgs84
 from geo.store import default_db, open_store
-from geo.validate import parse_date
+from geo.layers import get_layer
+from geo.validate import coerce_value, parse_date
 from planner.allocation import OBJECTIVES, AllocationResult, read_applications_csv, solve
 from planner.allocation_tables import application_table, capacity_table, plot_table
 from planner.servicing import ServicingModel
@@ -41,14 +43,48 @@ def _progress(elapsed: float, objective: float, bound: float) -> None:
           file=sys.stderr, flush=True)
 
 
+def check_against_schema(frame: pd.DataFrame) -> None:
+    """Refuse CSV rows the applications table would refuse (sector codes, hazard 1–5, …).
+
+    Raises
+    ------
+    ValueError
+        Listing every bad cell by its line in the file (the header is line 1).
+    """
+    layer = get_layer("applications")
+    problems = []
+    for name in frame.columns:
+        if not layer.has(name) or layer.field(name).computed or layer.field(name).system:
+            continue
+        fld = replace(layer.field(name), required=False)
+        for i, value in enumerate(frame[name].tolist()):
+            try:
+                coerce_value(fld, value)
+            except ValueError as err:
+                problems.append(f"line {i + 2}: {name}: {err}")
+    if problems:
+        raise ValueError("bad applications file:\n" + "\n".join(problems))
+
+
 def cmd_allocate(args: argparse.Namespace) -> int:
     as_of = parse_date(args.as_of) if args.as_of else None
     if args.time_limit is not None and args.time_limit <= 0:
         raise ValueError("--time-limit must be a positive number of seconds")
+    if args.output and args.output.suffix.lower() not in (".csv", ".geojson", ".json"):
+        raise ValueError(f"-o {args.output}: use a .csv or .geojson file name")
+    if args.applications and args.applications.is_dir():
+        raise ValueError(f"--applications {args.applications} is a folder; give a CSV file")
     store = open_store(args.db or default_db())
     snapshot = store.snapshot()
-    raw = (read_applications_csv(args.applications) if args.applications
-           else store.read("applications"))
+    if args.applications:
+        try:
+            raw = read_applications_csv(args.applications)
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{args.applications} is not UTF-8 text ({err.reason} at byte "
+                             f"{err.start}); save the CSV as UTF-8") from None
+        check_against_schema(raw)
+    else:
+        raw = store.read("applications")
     apps = application_table(raw)
     print(f"building tables{' as of ' + as_of.isoformat() if as_of else ' as recorded'}…",
           file=sys.stderr)
@@ -108,8 +144,6 @@ def _write(path: Path, result: AllocationResult, apps: pd.DataFrame, plots: pd.D
     if path.suffix.lower() == ".csv":
         table.to_csv(path, index=False)
         return
-    if path.suffix.lower() not in (".geojson", ".json"):
-        raise ValueError(f"-o {path}: use a .csv or .geojson file name")
     chosen = plots[["plot_id", "area_ha", "geometry"]].merge(
         table.dropna(subset=["plot_id"]), on="plot_id")
     to_wgs84(chosen).to_file(path, driver="GeoJSON", engine="pyogrio")
