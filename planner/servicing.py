@@ -1384,8 +1384,8 @@ def _line(utility: str, item: Mapping[str, Any], translate: Callable[[str], str]
         if code == "ok":
             body = tr(N_("fronts {road}; gate {gate} at {distance_m} m, {minutes} min")).format_map(p)
         elif code == "not_fronting":
-            body = tr(N_("does not front a road (nearest {road} at {gap_m} m); "
-                         "gate {gate} at {distance_m} m")).format_map(p)
+            body = tr(N_("does not front a road (nearest {road} at {gap_m} m, then "
+                         "{distance_m} m along roads to gate {gate})")).format_map(p)
         elif code == "no_gate":
             body = tr(N_("no usable route to any gate")).format_map(p)
             if blk:

@@ -66,8 +66,14 @@ def cmd_servicing(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     model = ServicingModel(store.snapshot(), power_factor=args.power_factor)
     if args.network:
-        json.dump(model.network_report(), sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        text = json.dumps(model.network_report(), ensure_ascii=False, indent=2) + "\n"
+        if args.output is None:
+            sys.stdout.write(text)
+        elif args.output.suffix.lower() == ".json":
+            args.output.write_text(text, encoding="utf-8")
+            print(f"wrote the network report to {args.output}")
+        else:
+            raise ValueError(f"-o {args.output}: the network report is JSON; use a .json name")
         return 0
     doc = model.document(args.plot, as_of=as_of, what_if=what_if)
     elapsed = time.perf_counter() - t0
