@@ -316,6 +316,12 @@ def test_user_commands(store_path):
     r = _zoneplan("user", "add", "bob", "--role", "planner", "--password-stdin", *db,
                   stdin="short\n")
     assert r.returncode == 1 and "at least 8" in r.stderr
+    r = _zoneplan("user", "add", "Айгүл.К", "--role", "investor", "--password-stdin", *db,
+                  stdin="cyrillic-name-ok\n")
+    assert r.returncode == 0, r.stderr
+    r = _zoneplan("user", "add", "a/b", "--role", "investor", "--password-stdin", *db,
+                  stdin="long-enough-pass\n")
+    assert r.returncode == 1 and "user name" in r.stderr
 
 
 # --------------------------------------------------------------------------- the map page

@@ -17,7 +17,8 @@ from geo.store import Conflict, Invalid, NotFound, Store, StoreError
 from geo.store.base import now_iso
 from geo.validate import Problem
 
-USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{1,31}")
+# Letters of any script (Kazakh and Russian names included), digits, "." "_" "-".
+USERNAME_RE = re.compile(r"[^\W_][\w.-]{1,31}")
 MIN_PASSWORD = 8
 LANGUAGES: tuple[str, ...] = get_layer("users").field("lang").choices or ("en", "ru", "kk")
 DEFAULT_USERS: tuple[tuple[str, str, str], ...] = (
@@ -58,7 +59,7 @@ def check_username(username: str) -> str:
     """Return ``username`` stripped, or raise Invalid naming what is wrong with it."""
     username = (username or "").strip()
     if not USERNAME_RE.fullmatch(username):
-        raise _invalid("username", "a user name is 2-32 letters, digits, '.', '_' or '-', "
+        raise _invalid("username", "a user name is 2-32 letters (any script), digits, '.', '_' or '-', "
                                    "starting with a letter or digit")
     return username
 
