@@ -204,12 +204,13 @@ def format_kpi(report: Mapping[str, Any]) -> str:
     lines.append("headroom:")
     for h in report["headroom"]:
         extra = f" — {h['reason']}" if h["reason"] else ""
-        lines.append(f"  {h['asset_id']:<8} {h['status']:<13} {h['headroom']:>10,.1f} {h['unit']}"
+        status = h["status"] + (" (projected)" if h.get("projected") else "")
+        lines.append(f"  {h['asset_id']:<8} {status:<25} {h['headroom']:>10,.1f} {h['unit']}"
                      f" ({h['committed_plots']} committed plots){extra}")
     r = report["ready_to_build"]
+    waiting = ", ".join(f"{k} {v}" for k, v in r["waiting_for"].items() if v)
     lines.append(f"ready to build: {r['plots']} of {r['available']} available plots "
-                 f"({r['area_ha']} ha); available plots waiting for: " +
-                 ", ".join(f"{k} {v}" for k, v in r["waiting_for"].items() if v))
+                 f"({r['area_ha']} ha)" + (f"; the others wait for: {waiting}" if waiting else ""))
     lines.append("targets:")
     for t in report["targets"]:
         pct = "-" if t["progress"] is None else f"{100 * t['progress']:.0f}%"
