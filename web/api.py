@@ -50,7 +50,7 @@ from planner import catalogue as cat
 from planner.catalogue import Forbidden, PlotFilters, QueryError
 from web import deps
 from web.auth import api_error, api_role_required, current_role, current_username
-from web.openapi import Endpoint, ErrorOut, Problem, document, listing, register
+from web.openapi import Endpoint, Problem, document, listing, register
 from web.security import SAFE_METHODS, bearer_token
 
 bp = Blueprint("api", __name__, url_prefix="/api")
