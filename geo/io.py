@@ -46,8 +46,12 @@ MEDIA_TYPES = {"shp": "application/zip", "gpkg": "application/geopackage+sqlite3
 # audit: written by the store alone).
 NEVER_EXPORTED: tuple[str, ...] = ("users",)
 NOT_IMPORTABLE: tuple[str, ...] = ("users", "audit")
-GEOJSON_DECIMALS = 7
+# 9 decimals of a degree are ~0.1 mm: a GeoJSON round trip moves shared plot edges
+# far less than the 1 m² overlap tolerance (7 decimals, ~1 cm, did not).
+GEOJSON_DECIMALS = 9
 _DBF_MAX_WIDTH = 254
+# Imports must lie within this distance (metres) of the zone and its expansion areas.
+ZONE_MARGIN_M = 5_000.0
 _ID_CHUNK = 500
 _PYOGRIO_ERRORS = (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
                    pyogrio.errors.FieldError, pyogrio.errors.GeometryError,
@@ -105,6 +109,11 @@ def to_arrow(layer: Layer, frame: pd.DataFrame, fields: tuple[Field, ...] | None
     return pa.table(data)
 
 
+class ShapefileLimitWarning(UserWarning):
+    """A shapefile was written although it cannot hold some values in full
+    (text longer than the DBF's 254 bytes is cut)."""
+
+
 def _epsg(frame: pd.DataFrame) -> int:
     crs = getattr(frame, "crs", None)
     return crs.to_epsg() if crs is not None else WORKING_EPSG
@@ -132,13 +141,34 @@ def _sized_for_dbf(table: pa.Table) -> pa.Table:
     return table.cast(schema)
 
 
+def _warn_long_text(layer: Layer, frame: pd.DataFrame, table: pa.Table) -> None:
+    """Warn (ShapefileLimitWarning) per text field holding values the DBF will cut."""
+    keys = frame[layer.key].reset_index(drop=True) if layer.key in frame.columns else None
+    for i, fld in enumerate(table.schema):
+        if not pa.types.is_string(fld.type):
+            continue
+        lengths = pc.binary_length(table.column(i).cast(pa.binary()))
+        over = np.flatnonzero(pc.fill_null(pc.greater(lengths, _DBF_MAX_WIDTH), False)
+                              .to_numpy(zero_copy_only=False))
+        if not len(over):
+            continue
+        first = keys.iloc[int(over[0])] if keys is not None else f"row {int(over[0])}"
+        warnings.warn(
+            f"{layer.name}.{fld.name}: {len(over)} value(s) longer than the shapefile limit of "
+            f"{_DBF_MAX_WIDTH} bytes (first: {layer.key} {first}) were cut short in the .dbf; "
+            "use --format gpkg to keep them whole",
+            ShapefileLimitWarning, stacklevel=3)
+
+
 def write_shapefile(layer: Layer | str, frame: gpd.GeoDataFrame, directory: Path | str,
                     *, name: str | None = None) -> Path:
     """Write one layer as a shapefile with ``.prj`` and a UTF-8 ``.cpg``.
 
     Text and integer field widths are sized to the data in one pass (see
     ``_sized_for_dbf``); dates are DBF dates. A table (no geometry) is written
-    as a lone ``.dbf`` (with ``.cpg``).
+    as a lone ``.dbf`` (with ``.cpg``). Text longer than the DBF's 254 bytes is
+    cut by the format; a :class:`ShapefileLimitWarning` names the layer, field,
+    count and first feature.
 
     Returns
     -------
@@ -147,13 +177,19 @@ def write_shapefile(layer: Layer | str, frame: gpd.GeoDataFrame, directory: Path
     """
     layer = get_layer(layer) if isinstance(layer, str) else layer
     path = Path(directory) / f"{name or layer.name}.shp"
-    pyogrio.write_arrow(
-        _sized_for_dbf(to_arrow(layer, frame)), path, driver="ESRI Shapefile",
-        geometry_name="geometry" if layer.is_feature else None,
-        geometry_type=layer.geometry if layer.is_feature else None,
-        crs=f"EPSG:{_epsg(frame)}" if layer.is_feature else None,
-        encoding="UTF-8",
-    )
+    table = to_arrow(layer, frame)
+    _warn_long_text(layer, frame, table)
+    with warnings.catch_warnings():
+        # GDAL's own "... has been truncated to 254 characters" (said above, clearly)
+        warnings.filterwarnings("ignore", message=r"(?s).*has been truncated",
+                                category=RuntimeWarning)
+        pyogrio.write_arrow(
+            _sized_for_dbf(table), path, driver="ESRI Shapefile",
+            geometry_name="geometry" if layer.is_feature else None,
+            geometry_type=layer.geometry if layer.is_feature else None,
+            crs=f"EPSG:{_epsg(frame)}" if layer.is_feature else None,
+            encoding="UTF-8",
+        )
     return path if layer.is_feature else path.with_suffix(".dbf")
 
 
@@ -857,15 +893,19 @@ def export_layers(store: Any, layers: str | Sequence[str], fmt: str, out_path: P
         Layer names, or ``"all"`` (see :func:`export_layer_names`).
     fmt : {"shp", "gpkg", "geojson"}
         ``shp``: a zip of ``<layer>.shp/.shx/.dbf/.prj/.cpg`` at its top level
-        (tables as ``<layer>.dbf`` + ``.cpg``); ``gpkg``: one GeoPackage with
+        (tables as ``<layer>.dbf`` + ``.cpg``), or, when ``out_path`` ends in
+        ``.shp`` and one layer is exported, the plain files ``<stem>.shp``,
+        ``.shx``, ``.dbf``, ``.prj``, ``.cpg`` beside each other (a table:
+        ``<stem>.dbf`` + ``.cpg``); ``gpkg``: one GeoPackage with
         every layer; ``geojson``: one FeatureCollection for a single layer, a
         zip of ``<layer>.geojson`` files for several.
     out_path : path-like
         The file to write; it appears only once complete (temporary file
         beside it, then a rename), so a failure leaves nothing half-written.
+        An existing file is overwritten, except the store's own file (refused).
     crs : int or str, optional
         EPSG code of the output. Default: the working CRS, and WGS84 (RFC
-        7946, 7 decimals) for GeoJSON; GeoJSON in another CRS carries a
+        7946, 9 decimals) for GeoJSON; GeoJSON in another CRS carries a
         ``crs`` member.
     where : mapping, optional
         ``{field: value or [values]}`` typed by :func:`check_where`; only with
@@ -880,12 +920,13 @@ def export_layers(store: Any, layers: str | Sequence[str], fmt: str, out_path: P
     Returns
     -------
     Path
-        ``out_path``.
+        ``out_path`` (for a table written as a plain shapefile: its ``.dbf``).
 
     Raises
     ------
     ValueError
-        Unknown format or layer, a ``where`` on several layers, bad CRS.
+        Unknown format or layer, a ``where`` on several layers, bad CRS, a
+        ``.shp`` for several layers, ``out_path`` being the store's own file.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
@@ -895,9 +936,16 @@ def export_layers(store: Any, layers: str | Sequence[str], fmt: str, out_path: P
     where = check_where(names[0], where) if where else None
     epsg = _default_crs(fmt, crs)
     out = Path(out_path)
+    plain_shp = fmt == "shp" and out.suffix.lower() == ".shp"
+    if plain_shp and len(names) > 1:
+        raise ValueError(f"{out.name}: a .shp holds one layer; use a .zip for several layers")
+    targets = ([out.with_suffix(s) for s in archive.SHAPEFILE_PARTS] if plain_shp else [out])
+    _refuse_store_file(store, targets)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        if plain_shp:
+            return _export_plain_shapefile(store, names[0], work, out, epsg, where, progress)
         result = _export_into(store, names, fmt, work, epsg, where, zip_level, progress)
         os.replace(result, out)
     except _PYOGRIO_ERRORS as err:
@@ -905,6 +953,49 @@ def export_layers(store: Any, layers: str | Sequence[str], fmt: str, out_path: P
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out
+
+
+def _refuse_store_file(store: Any, targets: list[Path]) -> None:
+    """Refuse to write over the store's own file (it would lose every other layer)."""
+    db = getattr(store, "path", None)
+    if db is None:
+        return
+    db = Path(db)
+    for target in targets:
+        try:
+            same = target.exists() and db.exists() and os.path.samefile(target, db)
+        except OSError:
+            same = False
+        if same or target.resolve() == db.resolve():
+            raise ValueError(f"{target} is the store itself (--db {db}); writing the export "
+                             "there would destroy every other layer. Choose another output "
+                             "file; nothing was written")
+
+
+_STALE_SHAPEFILE_SIDECARS = (".qix", ".sbn", ".sbx", ".shp.xml", ".cpg", ".prj")
+
+
+def _export_plain_shapefile(store: Any, name: str, work: Path, out: Path, epsg: int,
+                            where: Mapping[str, Any] | None,
+                            progress: Callable[[str], None] | None) -> Path:
+    """Write one layer as ``<stem>.shp/.shx/.dbf/.prj/.cpg`` beside ``out``.
+
+    The files are written in ``work`` and renamed into place, ``.shp`` (or the
+    table's ``.dbf``) last; sidecars of an earlier file of that name (spatial
+    indexes, an old ``.prj``) are removed so they cannot describe the new one.
+    """
+    lyr = get_layer(name)
+    frame = _frame_for_export(store, name, where, epsg)
+    written = write_shapefile(lyr, frame, work, name=out.stem)
+    for suffix in _STALE_SHAPEFILE_SIDECARS:
+        stale = out.parent / f"{out.stem}{suffix}"
+        if stale.is_file():
+            stale.unlink()
+    parts = sorted(work.glob(f"{out.stem}.*"), key=lambda p: p == written)
+    for part in parts:
+        os.replace(part, out.parent / part.name)
+    (progress or (lambda _msg: None))(f"{name}: {len(frame)} row(s)")
+    return out.parent / written.name
 
 
 def _export_into(store: Any, names: list[str], fmt: str, work: Path, epsg: int,

@@ -197,12 +197,12 @@ def test_store_to_geojson_wgs84_rfc7946(db, source, tmp_path):
         path = tmp_path / "x" / f"{layer}.geojson"
         doc = json.loads(path.read_text(encoding="utf-8"))
         assert "crs" not in doc
-        # 7 decimals of a degree are ~1 cm here: the tolerance GeoJSON allows
+        # 9 decimals of a degree are ~0.1 mm here
         assert_same(layer, pyshp_rows(source, layer), _geojson_rows(path, layer, to_utm=True),
-                    tol=0.02)
+                    tol=0.001)
     text = (tmp_path / "x" / "plots.geojson").read_text(encoding="utf-8")
     coords = json.loads(text)["features"][0]["geometry"]["coordinates"][0]
-    assert all(len(repr(c).split(".")[1]) <= 7 for xy in coords for c in xy)
+    assert all(len(repr(c).split(".")[1]) <= 9 for xy in coords for c in xy)
     assert 76 < coords[0][0] < 78 and 43 < coords[0][1] < 44
     ring = shapely.LinearRing(coords)
     assert ring.is_ccw  # RFC 7946 exterior rings are counter-clockwise

@@ -354,9 +354,9 @@ def test_export_errors_are_messages(db, tmp_path, capsys):
     assert "'ten' is not a whole number" in capsys.readouterr().err
     assert run("export", "all", "--db", db, "-o", out, "--where", "status=closed") == 1
     assert "name the layer instead of 'all'" in capsys.readouterr().err
-    assert run("export", "plots", "--db", db, "-o", tmp_path / "x.shp") == 1
+    assert run("export", "plots", "--db", db, "-o", tmp_path / "x.dat") == 1
     assert "cannot tell the format" in capsys.readouterr().err
-    assert run("export", "plots", "--db", db, "-f", "shp", "-o", tmp_path / "x.shp") == 1
+    assert run("export", "plots", "--db", db, "-f", "shp", "-o", tmp_path / "x.dat") == 1
     assert "name the output <name>.zip" in capsys.readouterr().err
     assert run("export", "plots", "--db", tmp_path / "nope.gpkg", "-o", out) == 1
     assert "no store at" in capsys.readouterr().err

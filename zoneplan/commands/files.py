@@ -29,7 +29,11 @@ class FilesError(CommandError, ValueError):
 
 # How many problems are printed one per line before the rest are summarised.
 SHOWN_PROBLEMS = 50
-_SUFFIX_FORMAT = {".zip": "shp", ".gpkg": "gpkg", ".geojson": "geojson", ".json": "geojson"}
+_SUFFIX_FORMAT = {".zip": "shp", ".shp": "shp", ".gpkg": "gpkg", ".geojson": "geojson",
+                  ".json": "geojson"}
+# The suffixes each format may be written under (others not listed here are free).
+_FORMAT_SUFFIXES = {"shp": (".zip", ".shp"), "gpkg": (".gpkg",), "geojson": (".geojson", ".json", ".zip")}
+_USUAL_SUFFIX = {"shp": ".zip", "gpkg": ".gpkg", "geojson": ".geojson"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "export", help="write layers to a zipped shapefile, GeoPackage or GeoJSON",
         description="Export LAYER, or 'all' public layers (feature layers and targets; "
                     "never users, applications or audit). Shapefile output is a zip of "
-                    "<layer>.shp/.shx/.dbf/.prj/.cpg (tables as .dbf); GeoJSON is WGS84 "
+                    "<layer>.shp/.shx/.dbf/.prj/.cpg (tables as .dbf), or for one layer "
+                    "with -o NAME.shp the plain files beside each other; GeoJSON is WGS84 "
                     "(RFC 7946) unless --crs says otherwise, and a zip of <layer>.geojson "
                     "for 'all'; GeoPackage holds every layer in one file.")
     p.add_argument("layer", metavar="LAYER|all",
@@ -145,26 +150,55 @@ def _format(args: argparse.Namespace) -> str:
     return fmt
 
 
+def _check_output(output: Path, fmt: str, names: list[str]) -> None:
+    """Refuse an output whose suffix contradicts the format."""
+    suffix = output.suffix.lower()
+    several = len(names) > 1
+    if fmt == "shp" and suffix == ".shp" and several:
+        raise FilesError(f"-o {output.name}: a .shp holds one layer; "
+                         "use a .zip for several layers")
+    if fmt == "shp" and suffix not in _FORMAT_SUFFIXES["shp"]:
+        raise FilesError("shapefile exports are zip archives; name the output <name>.zip "
+                         "(or <name>.shp for the plain files of one layer)")
+    if fmt == "geojson" and several and suffix != ".zip":
+        raise FilesError("GeoJSON for several layers is a zip of <layer>.geojson files; "
+                         "name the output <name>.zip")
+    if fmt == "geojson" and not several and suffix == ".zip":
+        raise FilesError(f"-o {output.name} does not fit --format geojson for one layer "
+                         "(a single FeatureCollection); use .geojson")
+    if suffix in _SUFFIX_FORMAT and suffix not in _FORMAT_SUFFIXES[fmt]:
+        raise FilesError(f"-o {output.name} does not fit --format {fmt}; "
+                         f"use {_USUAL_SUFFIX[fmt]}")
+
+
+def _check_folder(output: Path) -> None:
+    """Refuse an output that is a folder or whose folder does not exist (never created)."""
+    folder = output.parent
+    if not folder.exists():
+        raise FilesError(f"folder {folder} does not exist")
+    if not folder.is_dir():
+        raise FilesError(f"{folder} is not a folder")
+    if output.is_dir():
+        raise FilesError(f"{output} is a folder; give a file name")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    _check_folder(args.output)
     fmt = _format(args)
     names = export_layer_names(args.layer)
-    if fmt == "shp" and args.output.suffix.lower() != ".zip":
-        raise FilesError("shapefile exports are zip archives; name the output <name>.zip")
-    if fmt == "geojson" and len(names) > 1 and args.output.suffix.lower() != ".zip":
-        raise FilesError("GeoJSON for several layers is a zip of <layer>.geojson files; "
-                           "name the output <name>.zip")
+    _check_output(args.output, fmt, names)
     if args.where and len(names) > 1:
         raise FilesError("--where filters one layer; name the layer instead of 'all'")
     where = parse_where(names[0], args.where) if args.where else None
     store = open_store(args.db or default_db())
     try:
-        export_layers(store, names, fmt, args.output, crs=args.crs, where=where,
-                      zip_level=args.zip_level,
-                      progress=lambda msg: print(f"  {msg}", file=sys.stderr))
+        written = export_layers(store, names, fmt, args.output, crs=args.crs, where=where,
+                                zip_level=args.zip_level,
+                                progress=lambda msg: print(f"  {msg}", file=sys.stderr))
     except sqlite3.Error as err:
         raise FilesError(f"the store {store.path} could not be read ({err})") from None
-    size = args.output.stat().st_size
-    print(f"wrote {args.output} ({fmt}, {len(names)} layer(s), {size / 2**20:.1f} MiB) "
+    size = written.stat().st_size
+    print(f"wrote {written} ({fmt}, {len(names)} layer(s), {size / 2**20:.1f} MiB) "
           f"in {time.perf_counter() - started:.1f} s")
     return 0

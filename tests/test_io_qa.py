@@ -1,0 +1,185 @@
+"""Regression tests for the QA findings on import/export (one section per finding)."""
+from __future__ import annotations
+
+import shutil
+import warnings
+import zipfile
+from pathlib import Path
+
+import pytest
+import shapefile  # pyshp
+
+from geo.io import ShapefileLimitWarning, export_layer_names, export_layers, write_shapefile
+from geo.layers import get_layer
+from geo.store import open_store
+from test_io_support import make_store, plots_frame, sha256
+from zoneplan.cli import main
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "shapefiles"
+needs_sample = pytest.mark.skipif(not (SAMPLE / "plots.shp").exists(),
+                                  reason="sample zone not generated yet")
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    return make_store(tmp_path_factory.mktemp("tpl") / "zone.gpkg")
+
+
+@pytest.fixture
+def db(template, tmp_path) -> Path:
+    path = tmp_path / "zone.gpkg"
+    shutil.copy(template, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sample") / "sample.gpkg"
+    assert run("init", "--db", path, "--force") == 0
+    return path
+
+
+def run(*argv) -> int:
+    return main([str(a) for a in argv])
+
+
+# ---------------------------------------------------------------------------
+# 1. export must never overwrite the store; the output folder must exist
+
+def test_export_refuses_to_overwrite_the_store(db, tmp_path, capsys):
+    before = sha256(db)
+    assert run("export", "plots", "--db", db, "-o", db) == 1
+    err = capsys.readouterr().err
+    assert "is the store itself" in err and "nothing was written" in err
+    # the same file by another spelling (relative path through ..)
+    other = tmp_path / "sub" / ".." / db.name
+    (tmp_path / "sub").mkdir()
+    assert run("export", "all", "--db", db, "-f", "gpkg", "-o", other) == 1
+    assert "is the store itself" in capsys.readouterr().err
+    assert sha256(db) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub", db.name]
+    assert open_store(db).count("roads") == 1
+
+
+def test_export_refuses_store_through_a_link(db, tmp_path):
+    link = tmp_path / "link.gpkg"
+    link.symlink_to(db)
+    before = sha256(db)
+    with pytest.raises(ValueError, match="is the store itself"):
+        export_layers(open_store(db), "plots", "gpkg", link)
+    assert sha256(db) == before and link.is_symlink()
+
+
+def test_export_refuses_missing_folder_and_overwrites_plain_files(db, tmp_path, capsys):
+    missing = tmp_path / "nonexistdir"
+    assert run("export", "plots", "--db", db, "-o", missing / "x.geojson") == 1
+    assert f"folder {missing} does not exist" in capsys.readouterr().err
+    assert not missing.exists()
+    assert run("export", "plots", "--db", db, "-o", tmp_path) == 1
+    assert "is a folder; give a file name" in capsys.readouterr().err
+    out = tmp_path / "p.geojson"
+    out.write_text("old")
+    assert run("export", "plots", "--db", db, "-o", out) == 0
+    assert out.read_text().startswith("{")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.geojson", "zone.gpkg"]
+
+
+# ---------------------------------------------------------------------------
+# 2. our own GeoJSON imports back (shared plot edges do not turn into overlaps)
+
+@needs_sample
+def test_sample_geojson_exports_reimport_cleanly(sample_db, tmp_path, capsys):
+    layers = export_layer_names("all")
+    for layer in layers:
+        out = tmp_path / f"{layer}.geojson"
+        assert run("export", layer, "--db", sample_db, "-o", out) == 0
+        capsys.readouterr()
+        assert run("import", layer, out, "--db", sample_db, "--replace", "--dry-run") == 0, \
+            (layer, capsys.readouterr().err)
+        assert "dry run, nothing written" in capsys.readouterr().out
+    every = tmp_path / "all.zip"
+    assert run("export", "all", "--db", sample_db, "-f", "geojson", "-o", every) == 0
+    for layer in layers:
+        capsys.readouterr()
+        assert run("import", layer, every, "--db", sample_db, "--src-layer", layer,
+                   "--replace", "--dry-run") == 0, (layer, capsys.readouterr().err)
+
+
+# ---------------------------------------------------------------------------
+# 3. text the DBF cannot hold is written cut, with a clear warning
+
+def test_shapefile_warns_about_text_over_254_bytes(tmp_path):
+    frame = plots_frame(4)
+    frame["project"] = ["ok", "Ж" * 200, "x" * 254, "y" * 300]  # 400 bytes, 254, 300
+    with pytest.warns(ShapefileLimitWarning) as caught:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # pyogrio's own note is silenced
+            write_shapefile("plots", frame, tmp_path)
+    assert len(caught) == 1
+    text = str(caught[0].message)
+    for part in ("plots.project", "2 value(s)", "254 bytes", "plot_id P-001", "--format gpkg"):
+        assert part in text, text
+    with shapefile.Reader(str(tmp_path / "plots.shp"), encoding="utf-8",
+                          encodingErrors="ignore") as reader:
+        assert len(reader) == 4  # still written
+        assert reader.record(2)["project"] == "x" * 254
+
+
+def test_shapefile_export_without_long_text_is_silent(db, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        export_layers(open_store(db), "all", "shp", tmp_path / "all.zip")
+
+
+def test_export_command_warns_for_long_text(db, tmp_path):
+    store = open_store(db)
+    store.update("plots", "P-000", {"project": "Ц" * 150})
+    with pytest.warns(ShapefileLimitWarning, match="plots.project: 1 value"):
+        export_layers(store, "plots", "shp", tmp_path / "p.zip")
+    assert (tmp_path / "p.zip").exists()
+
+
+# ---------------------------------------------------------------------------
+# 6. suffix and format agree; a single layer may be written as plain .shp files
+
+@pytest.mark.parametrize("fmt, name, layer, message", [
+    ("geojson", "p.zip", "plots", "-o p.zip does not fit --format geojson for one layer"),
+    ("gpkg", "p.geojson", "plots", "-o p.geojson does not fit --format gpkg; use .gpkg"),
+    ("gpkg", "p.zip", "plots", "-o p.zip does not fit --format gpkg; use .gpkg"),
+    ("geojson", "p.gpkg", "plots", "-o p.gpkg does not fit --format geojson; use .geojson"),
+    ("shp", "p.gpkg", "plots", "name the output <name>.zip"),
+    ("shp", "all.shp", "all", "use a .zip for several layers"),
+    (None, "all.shp", "all", "use a .zip for several layers"),
+])
+def test_export_suffix_must_fit_format(db, tmp_path, capsys, fmt, name, layer, message):
+    fmt_args = ("-f", fmt) if fmt else ()
+    assert run("export", layer, "--db", db, *fmt_args, "-o", tmp_path / name) == 1
+    assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zone.gpkg"]
+
+
+def test_export_plain_shapefile_set(db, tmp_path, capsys):
+    out = tmp_path / "plots.shp"
+    (tmp_path / "plots.qix").write_bytes(b"stale index")
+    assert run("export", "plots", "--db", db, "-o", out) == 0
+    assert "wrote" in capsys.readouterr().out
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["plots.cpg", "plots.dbf", "plots.prj", "plots.shp", "plots.shx", "zone.gpkg"]
+    with shapefile.Reader(str(out), encoding="utf-8") as reader:
+        assert len(reader) == 6
+    # and it imports back
+    assert run("import", "plots", out, "--db", db, "--replace", "--dry-run") == 0
+    # explicit format, another name, a geojson zip of several layers still fine
+    assert run("export", "roads", "--db", db, "-f", "shp", "-o", tmp_path / "r.shp") == 0
+    assert (tmp_path / "r.dbf").exists() and (tmp_path / "r.prj").exists()
+    assert run("export", "all", "--db", db, "-f", "geojson", "-o", tmp_path / "g.zip") == 0
+    with zipfile.ZipFile(tmp_path / "g.zip") as zf:
+        assert "plots.geojson" in zf.namelist()
+
+
+def test_export_table_as_plain_dbf(db, tmp_path):
+    written = export_layers(open_store(db), "targets", "shp", tmp_path / "targets.shp")
+    assert written == tmp_path / "targets.dbf"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["targets.cpg", "targets.dbf",
+                                                          "zone.gpkg"]
+    assert get_layer("targets").is_feature is False
