@@ -593,8 +593,9 @@ def plan_import(store: Any, layer: str, data: pd.DataFrame | Upload, *,
     """Check an import against the schema and the store; write nothing.
 
     Checks, per feature: the read problems of an :class:`Upload`; attribute
-    types and vocabularies; geometry valid, of the layer's type and inside
-    the zone's envelope; ids unique in the input and (unless ``replace``) new
+    types and vocabularies; geometry valid, of the layer's type, not
+    degenerate and within 5 km of the stored zone and expansion areas (see
+    :func:`import_envelope`); ids unique in the input and (unless ``replace``) new
     to the store; for plots, no overlap with each other or (unless
     ``replace``) with stored plots.
 
@@ -617,7 +618,9 @@ def plan_import(store: Any, layer: str, data: pd.DataFrame | Upload, *,
     if lyr.is_feature:
         geoms = single_part(gpd.GeoSeries(frame.geometry.values, crs=WORKING_EPSG)).values
         unread = {p.index for p in upload.problems if p.field == "geometry"}
-        geo_problems = [p for p in check_geometries(lyr, geoms, ids, envelope=ZONE_ENVELOPE)
+        envelope, note = import_envelope(store, lyr.name)
+        geo_problems = [p for p in check_geometries(lyr, geoms, ids, envelope=envelope,
+                                                    envelope_note=note)
                         if p.index not in unread]
         problems += geo_problems
         usable = np.ones(len(frame), dtype=bool)
@@ -635,6 +638,28 @@ def plan_import(store: Any, layer: str, data: pd.DataFrame | Upload, *,
                       removals=existing - len(present) if replace else 0,
                       problems=sorted(problems, key=_order), source=upload.source,
                       ignored_columns=upload.ignored_columns, revision=revision)
+
+
+def import_envelope(store: Any, layer: str) -> tuple[tuple[float, float, float, float], str]:
+    """The box imported features must lie in, and how to describe it.
+
+    The extent of the stored zone and expansion areas grown by
+    ``ZONE_MARGIN_M`` (5 km); the fixed ``ZONE_ENVELOPE`` when the store has no
+    zone yet, and for imports of ``zone`` and ``expansion`` themselves (they
+    define where the zone is).
+    """
+    fallback = (ZONE_ENVELOPE, "wrong CRS, or metres read as degrees?")
+    if layer in ("zone", "expansion"):
+        return fallback
+    zone = store.extent("zone")
+    if zone is None:
+        return fallback
+    boxes = [zone] + [b for b in [store.extent("expansion")] if b is not None]
+    m = ZONE_MARGIN_M
+    env = (min(b[0] for b in boxes) - m, min(b[1] for b in boxes) - m,
+           max(b[2] for b in boxes) + m, max(b[3] for b in boxes) + m)
+    return env, (f"more than {m / 1000:g} km from the zone: wrong CRS, metres read as "
+                 "degrees, or data from elsewhere?")
 
 
 def _missing_columns(layer: Layer, frame: pd.DataFrame, problems: list[Problem]) -> list[Problem]:
@@ -1053,7 +1078,8 @@ def export_bytes(store: Any, layers: str | Sequence[str], fmt: str, *,
 
 __all__ = [
     "FORMATS", "ImportPlan", "Upload", "apply_import", "check_where", "export_bytes",
-    "export_filename", "export_layer_names", "export_layers", "import_file", "importable_layer",
+    "ShapefileLimitWarning", "export_filename", "export_layer_names", "export_layers",
+    "import_envelope", "import_file", "importable_layer",
     "load_upload", "parse_where", "plan_import", "read_file", "read_upload", "to_arrow",
     "write_shapefile",
 ]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -14,6 +15,9 @@ import shapely
 from geo.layers import SECTORS, Field, Layer
 
 OVERLAP_TOLERANCE_M2 = 1.0
+# Smaller polygons and shorter lines are slivers or typing slips, not features.
+MIN_POLYGON_AREA_M2 = 1.0
+MIN_LINE_LENGTH_M = 0.01
 # A generous box around the Almaty zone in UTM 43N: catches degrees read as metres,
 # metres labelled as degrees and data from another city.
 ZONE_ENVELOPE = (625_000.0, 4_775_000.0, 675_000.0, 4_825_000.0)
@@ -264,22 +268,32 @@ def _duplicate_keys(layer: Layer, typed: pd.DataFrame) -> list[Problem]:
 
 def check_geometries(layer: Layer, geoms: Iterable, ids: list[str | None] | None = None,
                      *, envelope: tuple[float, float, float, float] | None = ZONE_ENVELOPE,
+                     envelope_note: str = "wrong CRS, or metres read as degrees?",
                      ) -> list[Problem]:
-    """Check that geometries (in the working CRS) exist, are valid, of the layer's type
-    and inside the sane envelope around the zone.
+    """Check that geometries (in the working CRS) exist, have finite coordinates, are
+    valid, of the layer's type, not degenerate (polygons of at least
+    ``MIN_POLYGON_AREA_M2``, lines of at least ``MIN_LINE_LENGTH_M``) and inside the
+    sane envelope around the zone (``envelope_note`` says what it is and why).
 
     One-part multi-geometries are accepted as their part; several parts are refused.
     """
     arr = np.asarray(list(geoms), dtype=object)
     ids = ids or [None] * len(arr)
     problems: list[Problem] = []
-    missing = shapely.is_missing(arr) | shapely.is_empty(arr)
-    types = shapely.get_type_id(arr)
-    parts = shapely.get_num_geometries(arr)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # GEOS on NaN coordinates
+        missing = shapely.is_missing(arr) | shapely.is_empty(arr)
+        types = shapely.get_type_id(arr)
+        parts = shapely.get_num_geometries(arr)
+        coords, owner = shapely.get_coordinates(arr, return_index=True)
+        not_finite = np.zeros(len(arr), dtype=bool)
+        not_finite[owner[~np.isfinite(coords).all(axis=1)]] = True
+        valid = shapely.is_valid(arr)
+        reasons = shapely.is_valid_reason(arr)
+        bounds = shapely.bounds(arr)
+        area = shapely.area(arr)
+        length = shapely.length(arr)
     want = {"Polygon": (3, 6), "LineString": (1, 5), "Point": (0, 4)}[layer.geometry]
-    valid = shapely.is_valid(arr)
-    reasons = shapely.is_valid_reason(arr)
-    bounds = shapely.bounds(arr)
     for i in range(len(arr)):
         if missing[i]:
             problems.append(Problem(i, ids[i], "geometry", "geometry is missing or empty"))
@@ -291,12 +305,23 @@ def check_geometries(layer: Layer, geoms: Iterable, ids: list[str | None] | None
             problems.append(Problem(i, ids[i], "geometry",
                                     f"{arr[i].geom_type} with {parts[i]} parts where the layer "
                                     f"holds one {layer.geometry} per feature; split it"))
+        elif not_finite[i]:
+            problems.append(Problem(i, ids[i], "geometry",
+                                    "invalid geometry: coordinates that are not numbers "
+                                    "(NaN or infinite)"))
         elif not valid[i]:
             problems.append(Problem(i, ids[i], "geometry", f"invalid geometry: {reasons[i]}"))
+        elif layer.geometry == "Polygon" and area[i] < MIN_POLYGON_AREA_M2:
+            problems.append(Problem(i, ids[i], "geometry",
+                                    f"degenerate polygon: area {area[i]:.2f} m² "
+                                    f"(< {MIN_POLYGON_AREA_M2:g} m²)"))
+        elif layer.geometry == "LineString" and length[i] < MIN_LINE_LENGTH_M:
+            problems.append(Problem(i, ids[i], "geometry",
+                                    f"degenerate line: length {length[i]:.3f} m "
+                                    f"(< {MIN_LINE_LENGTH_M:g} m)"))
         elif envelope is not None and not _inside(bounds[i], envelope):
             problems.append(Problem(i, ids[i], "geometry",
-                                    "lies outside the zone's area (wrong CRS, or metres "
-                                    "read as degrees?) — bounds "
+                                    f"lies outside the zone's area ({envelope_note}) — bounds "
                                     + ", ".join(f"{b:.1f}" for b in bounds[i])))
     return problems
 

@@ -8,11 +8,16 @@ from pathlib import Path
 
 import pytest
 import shapefile  # pyshp
+import shapely
 
-from geo.io import ShapefileLimitWarning, export_layer_names, export_layers, write_shapefile
+from geo.io import (
+    ShapefileLimitWarning, export_layer_names, export_layers, import_envelope, plan_import,
+    write_shapefile,
+)
 from geo.layers import get_layer
 from geo.store import open_store
-from test_io_support import make_store, plots_frame, sha256
+from geo.validate import ZONE_ENVELOPE, ValidationError
+from test_io_support import X0, Y0, geojson_text, make_store, plots_frame, sha256
 from zoneplan.cli import main
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "shapefiles"
@@ -183,3 +188,67 @@ def test_export_table_as_plain_dbf(db, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["targets.cpg", "targets.dbf",
                                                           "zone.gpkg"]
     assert get_layer("targets").is_feature is False
+
+
+# ---------------------------------------------------------------------------
+# 4. degenerate geometries are refused
+
+LON, LAT = 76.85, 43.33  # inside the small test zone's 5 km margin
+
+
+def _feature(geom: dict, **props) -> dict:
+    return {"type": "Feature", "geometry": geom,
+            "properties": {"plot_id": "N-1", "status": "available", **props}}
+
+
+def _square(lon: float, lat: float, d: float) -> dict:
+    return {"type": "Polygon", "coordinates": [[[lon, lat], [lon + d, lat], [lon + d, lat + d],
+                                                [lon, lat + d], [lon, lat]]]}
+
+
+def test_degenerate_polygons_and_lines_refused(db, tmp_path, capsys):
+    path = tmp_path / "tiny.geojson"
+    path.write_text(geojson_text([_feature(_square(LON, LAT, 1e-6), plot_id="TINY"),
+                                  _feature(_square(LON + 0.01, LAT, 0.0005), plot_id="OK")]))
+    before = sha256(db)
+    assert run("import", "plots", path, "--db", db) == 1
+    err = capsys.readouterr().err
+    assert "feature 0 (TINY): geometry: degenerate polygon: area 0.01 m² (< 1 m²)" in err
+    assert "(OK)" not in err
+    assert sha256(db) == before
+    short = tmp_path / "short.geojson"
+    line = {"type": "LineString", "coordinates": [[LON, LAT], [LON + 1e-8, LAT]]}
+    short.write_text(geojson_text([{"type": "Feature", "geometry": line, "properties": {
+        "asset_id": "R9", "name": "stub", "status": "operational", "class": "local"}}]))
+    assert run("import", "roads", short, "--db", db) == 1
+    assert "degenerate line: length 0.001 m (< 0.01 m)" in capsys.readouterr().err
+    # the store refuses them too, whatever the caller
+    tiny = plots_frame(1, start=40)
+    tiny["geometry"] = shapely.box(X0, Y0 + 3000, X0 + 0.5, Y0 + 3000.5)
+    with pytest.raises(ValidationError, match="degenerate polygon: area 0.25 m²"):
+        open_store(db).insert("plots", tiny)
+
+
+# ---------------------------------------------------------------------------
+# 5. the outside-the-zone check follows the stored zone
+
+def test_import_refused_far_from_the_stored_zone(db, tmp_path, capsys):
+    store = open_store(db)
+    env, note = import_envelope(store, "plots")
+    zx0, zy0, zx1, zy1 = store.extent("zone")
+    assert env[0] == zx0 - 5000 and env[1] == zy0 - 5000
+    assert env[2] == store.extent("expansion")[2] + 5000
+    far = plots_frame(2, start=50, x0=X0 - 23_500)  # ~17.5 km west: inside ZONE_ENVELOPE
+    assert ZONE_ENVELOPE[0] < far.total_bounds[0]
+    near = plots_frame(2, start=60, x0=X0 - 10_000)  # ~3 km west of the zone
+    plan = plan_import(store, "plots", far)
+    assert [p.index for p in plan.problems] == [0, 1]
+    assert "lies outside the zone's area (more than 5 km from the zone" in plan.problems[0].reason
+    assert plan_import(store, "plots", near).ok
+    # no zone in the store: the fixed envelope applies
+    bare = tmp_path / "bare.gpkg"
+    make_store(bare, {})
+    assert import_envelope(open_store(bare), "plots")[0] == ZONE_ENVELOPE
+    assert plan_import(open_store(bare), "plots", far).ok
+    # the zone's own layers are placed by the fixed envelope
+    assert import_envelope(store, "zone")[0] == ZONE_ENVELOPE

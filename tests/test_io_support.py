@@ -61,8 +61,10 @@ def zone_frames() -> dict[str, pd.DataFrame]:
         "zone": g({"zone_id": ["AIZ"], "name": ["Индустриальная зона Алматы"],
                    "operator": ["ТОО «Индустриальная зона Алматы»"]},
                   [box(X0 - 500, Y0 - 500, X0 + 2500, Y0 + 2000)]),
+        # Wide enough that every fixture's plots (up to X0 + 12 km, Y0 + 22 km) lie
+        # within the 5 km imports are allowed around the zone and its expansion.
         "expansion": g({"exp_id": ["E1"], "name": ["Расширение"], "status": ["proposed"],
-                        "note": [None]}, [box(X0 + 2600, Y0, X0 + 3600, Y0 + 1000)]),
+                        "note": [None]}, [box(X0 + 2600, Y0, X0 + 8000, Y0 + 17_000)]),
         "plots": plots_frame(),
         "roads": g([asset("R1", "ул. Промышленная", "restricted", **{"class": "collector"})],
                    [line((0, -50), (2000, -50))]),
