@@ -1135,7 +1135,8 @@ class ServicingModel:
         return {"layer": a["layer"][row], "asset_id": a["asset_id"][row], "name": a["name"][row],
                 "status": str(scen.status[row]), "recorded": a["status"][row],
                 "note": a["note"][row], "due": a["due"][row], "overdue": bool(a["overdue"][row]),
-                "projected": bool(scen.projected[row])}
+                "projected": bool(scen.projected[row]),
+                "what_if": (a["layer"][row], a["asset_id"][row]) in scen.what_if}
 
     # --------------------------------------------------------------- public
     def answer(self, plot_ids: Sequence[str] | str | None = None, *,
@@ -1325,6 +1326,10 @@ def _asset_phrase(asset: Mapping[str, Any], translate: Callable[[str], str] | No
         text = tr(N_("{name} {noun} {status}")).format(name=name, noun=noun, status=status)
     if asset.get("note"):
         text += tr(N_(" ({note})")).format(note=asset["note"])
+    if asset.get("what_if"):
+        text += tr(N_(", assumed {status} (what-if)")).format(
+            status=tr(STATUS_WORDS.get(asset.get("status"), asset.get("status") or "")))
+        return text
     if projected:
         if asset.get("due"):
             text += tr(N_(" until {due}")).format(due=asset["due"])

@@ -234,6 +234,8 @@ def test_power_factor_and_projection(late):
     assert (r["P3"]["power"]["substation"], r["P3"]["power"]["headroom_kw"]) == ("SS-5", 2500.0)
     w = by_id(m.answer(what_if={("substations", "SS-12"): "operational"}))
     assert w["P1"]["power"]["substation"] == "SS-12" and w["P1"]["power"]["projected"]
+    line = next(x for x in explain(w["P1"]) if x.startswith("power"))
+    assert "assumed operational (what-if)" in line and "until" not in line
 
 
 # ---------------------------------------------------------------- mains
