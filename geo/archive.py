@@ -150,7 +150,8 @@ def find_dataset(folder: Path | str, *, layer: str | None = None,
     """The one file to read from an extracted archive.
 
     Shapefiles are looked for first, then GeoPackages and GeoJSON. With
-    several, ``src_layer`` (a file stem) chooses, else the one named like
+    several, ``src_layer`` (a file stem, or a file name such as ``plots.shp``,
+    folders in the archive ignored) chooses, else the one named like
     ``layer``; the message lists the candidates otherwise.
 
     Raises
@@ -167,7 +168,8 @@ def find_dataset(folder: Path | str, *, layer: str | None = None,
         raise ArchiveError(f"the archive holds no shapefile (.shp); it contains: {listing}")
     stems = [p.stem for p in found]
     if src_layer is not None:
-        chosen = [p for p in found if p.stem.lower() == src_layer.lower()]
+        wanted = PurePosixPath(src_layer.replace("\\", "/")).name.lower()
+        chosen = [p for p in found if wanted in (p.stem.lower(), p.name.lower())]
         if not chosen:
             raise ArchiveError(f"the archive has no file {src_layer!r}; "
                                f"it holds: {', '.join(stems)}")

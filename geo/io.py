@@ -280,6 +280,8 @@ def _materialise(source: Source, filename: str | None, tmp: Path) -> Path:
     """A path on disk for ``source`` (uploads are written into ``tmp``)."""
     if isinstance(source, (str, Path)):
         path = Path(source)
+        if path.is_dir():
+            raise ValueError(f"{source} is a folder; give a file")
         if not path.is_file():
             raise FileNotFoundError(f"no file {path}")
         return path
@@ -290,15 +292,32 @@ def _materialise(source: Source, filename: str | None, tmp: Path) -> Path:
     return path
 
 
+_KIND_NAMES = {"geojson": "GeoJSON", "gpkg": "GeoPackage", "shp": "shapefile",
+               "dbf": "dBASE table (.dbf)", "csv": "CSV table"}
+
+
+def _unreadable(path: Path, kind: str, err: Exception) -> ValueError:
+    """``FILE is not a readable GeoJSON (GDAL: <its first sentence>)``, without GDAL's
+    advice about driver prefixes (which means nothing to our users)."""
+    text = str(err).strip().replace(str(path), path.name)
+    text = re.sub(r"^sqlite3_\w+\(.*\)\s*failed:\s*", "", text, flags=re.S)  # SQL GDAL ran
+    first = re.split(r"(?<=\.)[;\s]", text, maxsplit=1)[0].strip() if text else type(err).__name__
+    parts = first.split("; ")
+    if all(p.startswith(parts[0]) for p in parts):  # "not a database; not a database: ..."
+        first = parts[0]
+    what = _KIND_NAMES.get(kind, "vector file")
+    return ValueError(f"{path.name} is not a readable {what} (GDAL: {first})")
+
+
 def _read_raw(path: Path, *, layer_name: str | None = None, encoding: str | None = None,
-              ) -> tuple[pd.DataFrame, np.ndarray | None, str | None]:
+              kind: str = "") -> tuple[pd.DataFrame, np.ndarray | None, str | None]:
     """Attributes, raw WKB (None for tables) and CRS text of one layer of a file."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # GDAL's notes (unclosed rings)
             meta, table = pyogrio.read_arrow(path, layer=layer_name, encoding=encoding)
     except _PYOGRIO_ERRORS as err:
-        raise ValueError(f"cannot read {path.name}: {_first_line(err)}") from None
+        raise _unreadable(path, kind, err) from None
     geom_col = meta.get("geometry_name") or "wkb_geometry"
     wkb = None
     if meta.get("geometry_type") and geom_col in table.column_names:
@@ -332,7 +351,7 @@ def _gpkg_layer(path: Path, layer: str, src_layer: str | None) -> str:
             warnings.simplefilter("ignore", RuntimeWarning)
             names = [str(n) for n, _ in pyogrio.list_layers(path)]
     except _PYOGRIO_ERRORS as err:
-        raise ValueError(f"cannot read {path.name}: {_first_line(err)}") from None
+        raise _unreadable(path, "gpkg", err) from None
     if not names:
         raise ValueError(f"{path.name} holds no layers")
     if src_layer is not None:
@@ -361,19 +380,19 @@ def _read_path(path: Path, layer: Layer, src_layer: str | None,
     if kind == "shp":
         archive.require_siblings(path)
         enc = None if archive.sibling(path, ".cpg") else _dbf_encoding(archive.sibling(path, ".dbf"))
-        attrs, wkb, crs = _read_raw(path, encoding=enc)
+        attrs, wkb, crs = _read_raw(path, encoding=enc, kind=kind)
         if archive.sibling(path, ".prj") is None:
             crs = None
         return attrs, wkb, crs, kind, path.name
     if kind == "gpkg":
         name = _gpkg_layer(path, layer.name, src_layer)
-        attrs, wkb, crs = _read_raw(path, layer_name=name)
+        attrs, wkb, crs = _read_raw(path, layer_name=name, kind=kind)
         return attrs, wkb, crs, kind, f"{path.name}:{name}"
     if kind == "dbf":
         enc = None if archive.sibling(path, ".cpg") else _dbf_encoding(path)
-        attrs, wkb, crs = _read_raw(path, encoding=enc)
+        attrs, wkb, crs = _read_raw(path, encoding=enc, kind=kind)
         return attrs, wkb, crs, kind, path.name
-    attrs, wkb, crs = _read_raw(path)
+    attrs, wkb, crs = _read_raw(path, kind=kind)
     return attrs, wkb, crs, kind, path.name
 
 
@@ -400,18 +419,38 @@ def _source_crs(file_crs: str | None, given: int | None, kind: str, desc: str) -
     return crs
 
 
+def _undeclared_wgs84(file_crs: str | None) -> bool:
+    """Whether a GeoJSON's CRS is WGS84 (RFC 7946's only CRS) or not given at all."""
+    if file_crs is None:
+        return True
+    try:
+        return CRS.from_user_input(file_crs).to_epsg() == WGS84_EPSG
+    except CRSError:
+        return False
+
+
 def _parse_geometries(wkb: np.ndarray) -> tuple[np.ndarray, list[tuple[int, str]]]:
-    """Shapely geometries (2D) from WKB; unparseable ones become None with a reason."""
-    geoms = shapely.from_wkb(wkb, on_invalid="ignore")
-    failed = np.flatnonzero(shapely.is_missing(geoms) & pd.notna(pd.Series(wkb, dtype=object)).to_numpy())
-    reasons = []
-    for i in failed:
-        try:
-            shapely.from_wkb(wkb[i])
-            reasons.append((int(i), "geometry does not parse"))
-        except Exception as err:  # GEOSException: unclosed ring, too few points, ...
-            reasons.append((int(i), f"geometry does not parse: {_first_line(err)}"))
-    return shapely.force_2d(geoms), reasons
+    """Shapely geometries (2D) from WKB; unparseable ones, and those with NaN or
+    infinite coordinates, become None with a reason."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "invalid value encountered"
+        geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+        failed = np.flatnonzero(shapely.is_missing(geoms)
+                                & pd.notna(pd.Series(wkb, dtype=object)).to_numpy())
+        reasons = []
+        for i in failed:
+            try:
+                shapely.from_wkb(wkb[i])
+                reasons.append((int(i), "geometry does not parse"))
+            except Exception as err:  # GEOSException: unclosed ring, too few points, ...
+                reasons.append((int(i), f"geometry does not parse: {_first_line(err)}"))
+        geoms = shapely.force_2d(geoms)
+        coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    for i in np.unique(owner[~np.isfinite(coords).all(axis=1)]):
+        reasons.append((int(i), "invalid geometry: coordinates that are not numbers "
+                                "(NaN or infinite)"))
+        geoms[i] = None
+    return geoms, sorted(reasons)
 
 
 def _not_degrees(geoms: np.ndarray) -> np.ndarray:
@@ -471,6 +510,13 @@ def read_upload(source: Source, layer: str, *, src_layer: str | None = None,
                                        f"{desc} has no geometry; {lyr.name} holds {lyr.geometry}s")])
     src = _source_crs(file_crs, given, kind, desc)
     geoms, failures = _parse_geometries(wkb)
+    if kind == "geojson" and given is not None and given != WGS84_EPSG \
+            and _undeclared_wgs84(file_crs) and not _not_degrees(geoms).any():
+        raise ValidationError([Problem(
+            None, None, "crs",
+            f"{desc}: GeoJSON is WGS84 by definition (RFC 7946); --crs is only for files "
+            f"that carry no CRS (its coordinates are degrees; --crs {given} would misread "
+            "them); leave --crs out")])
     problems = [Problem(i, _key_at(lyr, attrs, i), "geometry", why) for i, why in failures]
     if src.is_geographic:
         for i in np.flatnonzero(_not_degrees(geoms)):

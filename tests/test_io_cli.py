@@ -226,8 +226,11 @@ CORPUS = {
                                   "feature 1 (P-001)"]),
     "multi-part polygon": ("plots", _multipart, (),
                            ["feature 0 (P-070)", "MultiPolygon with 2 parts where the layer holds one Polygon"]),
-    "empty file": ("plots", _empty, (), ["cannot read empty.geojson", "not recognized"]),
-    "truncated GeoJSON": ("plots", _truncated, (), ["cannot read trunc.geojson"]),
+    "empty file": ("plots", _empty, (),
+                   ["empty.geojson is not a readable GeoJSON (GDAL: 'empty.geojson' not "
+                    "recognized as being in a supported file format.)"]),
+    "truncated GeoJSON": ("plots", _truncated, (),
+                          ["trunc.geojson is not a readable GeoJSON (GDAL: "]),
     "random bytes named .zip": ("plots", _random_zip, (),
                                 ["random.zip is not a readable zip archive"]),
     "zip with ../ members": ("plots", _escaping_zip, (),
@@ -244,7 +247,8 @@ CORPUS = {
     "CRS contradicting --crs": ("plots", _contradicting_crs, ("--crs", "4326"),
                                 ["declares WGS 84 / UTM zone 43N but --crs says EPSG:4326"]),
     "CRC-corrupt zip": ("plots", _crc_broken, (), ["crc.zip"]),
-    "random bytes named .gpkg": ("plots", _random_gpkg, (), ["cannot read random.gpkg"]),
+    "random bytes named .gpkg": ("plots", _random_gpkg, (),
+                                 ["random.gpkg is not a readable GeoPackage (GDAL: "]),
 }
 
 

@@ -6,6 +6,7 @@ import warnings
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import shapefile  # pyshp
 import shapely
@@ -252,3 +253,90 @@ def test_import_refused_far_from_the_stored_zone(db, tmp_path, capsys):
     assert plan_import(open_store(bare), "plots", far).ok
     # the zone's own layers are placed by the fixed envelope
     assert import_envelope(store, "zone")[0] == ZONE_ENVELOPE
+
+
+# ---------------------------------------------------------------------------
+# 7. unreadable files, folders and NaN coordinates explained without library noise
+
+@pytest.mark.parametrize("name, data, message", [
+    ("empty.geojson", b"", "empty.geojson is not a readable GeoJSON (GDAL: 'empty.geojson' "
+                           "not recognized as being in a supported file format.)"),
+    ("junk.geojson", b"{ not json at all", "junk.geojson is not a readable GeoJSON (GDAL: "),
+    ("empty.gpkg", b"", "empty.gpkg is not a readable GeoPackage (GDAL: "),
+    ("junk.gpkg", b"SQLite format 3\x00" + bytes(range(256)) * 16,
+     "junk.gpkg is not a readable GeoPackage (GDAL: file is not a database)"),
+    ("junk.shp", b"\x00" * 50, "junk.shp lacks its .shx and .dbf"),
+])
+def test_unreadable_files_are_explained(db, tmp_path, capsys, name, data, message):
+    path = tmp_path / name
+    path.write_bytes(data)
+    assert run("import", "plots", path, "--db", db) == 1
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert "DRIVER" not in err and "It might help" not in err and "sqlite3_prepare" not in err
+
+
+def test_folder_given_as_file(db, tmp_path, capsys):
+    folder = tmp_path / "plots.geojson"
+    folder.mkdir()
+    assert run("import", "plots", folder, "--db", db) == 1
+    assert f"{folder} is a folder; give a file" in capsys.readouterr().err
+
+
+def test_nan_coordinates_refused_without_warnings(db, tmp_path, capsys):
+    ring = [[LON, LAT], [float("nan"), LAT], [LON + 0.001, LAT + 0.001], [LON, LAT]]
+    text = geojson_text([_feature({"type": "Polygon", "coordinates": [ring]}, plot_id="NAN"),
+                         _feature(_square(LON + 0.01, LAT, 0.0005), plot_id="FINE")])
+    path = tmp_path / "nan.geojson"
+    path.write_text(text)
+    frame = plots_frame(2, start=80)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frame.loc[1, "geometry"] = shapely.Polygon([(X0, Y0), (np.nan, Y0), (X0, Y0 + 10)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any RuntimeWarning from shapely/numpy fails the test
+        assert run("import", "plots", path, "--db", db) == 1
+        err = capsys.readouterr().err
+        assert "feature 0 (NAN): geometry: invalid geometry: coordinates that are not " \
+               "numbers (NaN or infinite)" in err
+        assert "FINE" not in err
+        # a frame handed to plan_import directly is checked the same way
+        plan = plan_import(open_store(db), "plots", frame)
+        assert [(p.index, p.reason) for p in plan.problems] == [
+            (1, "invalid geometry: coordinates that are not numbers (NaN or infinite)")]
+
+
+# ---------------------------------------------------------------------------
+# 8. --crs is refused for GeoJSON in degrees (RFC 7946 is WGS84)
+
+def test_crs_option_refused_for_geojson_in_degrees(db, tmp_path, capsys):
+    path = tmp_path / "deg.geojson"
+    path.write_text(geojson_text([_feature(_square(LON + 0.01, LAT, 0.0005), plot_id="D-1")]))
+    before = sha256(db)
+    assert run("import", "plots", path, "--db", db, "--crs", "32643") == 1
+    err = capsys.readouterr().err
+    assert "GeoJSON is WGS84 by definition (RFC 7946); --crs is only for files that carry " \
+           "no CRS" in err
+    assert sha256(db) == before
+    assert run("import", "plots", path, "--db", db, "--crs", "4326", "--dry-run") == 0
+    assert run("import", "plots", path, "--db", db, "--dry-run") == 0
+
+
+# ---------------------------------------------------------------------------
+# 9. --src-layer accepts the file name with its suffix
+
+def test_src_layer_accepts_file_suffix(db, tmp_path, capsys):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    write_shapefile("plots", plots_frame(1, start=90, y0=Y0 + 1500), folder, name="north")
+    write_shapefile("plots", plots_frame(1, start=91, y0=Y0 + 1700), folder, name="south")
+    path = tmp_path / "two.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for part in sorted(folder.iterdir()):
+            zf.write(part, f"data/{part.name}")
+    for choice in ("south.shp", "SOUTH.SHP", "data/south.shp", "south"):
+        assert run("import", "plots", path, "--db", db, "--src-layer", choice,
+                   "--dry-run") == 0, capsys.readouterr().err
+        assert "two.zip:south.shp" in capsys.readouterr().out
+    assert run("import", "plots", path, "--db", db, "--src-layer", "east.shp") == 1
+    assert "the archive has no file 'east.shp'; it holds: north, south" in capsys.readouterr().err
