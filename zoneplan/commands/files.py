@@ -32,7 +32,8 @@ SHOWN_PROBLEMS = 50
 _SUFFIX_FORMAT = {".zip": "shp", ".shp": "shp", ".gpkg": "gpkg", ".geojson": "geojson",
                   ".json": "geojson"}
 # The suffixes each format may be written under (others not listed here are free).
-_FORMAT_SUFFIXES = {"shp": (".zip", ".shp"), "gpkg": (".gpkg",), "geojson": (".geojson", ".json", ".zip")}
+_FORMAT_SUFFIXES = {"shp": (".zip", ".shp"), "gpkg": (".gpkg",),
+                    "geojson": (".geojson", ".json", ".zip")}
 _USUAL_SUFFIX = {"shp": ".zip", "gpkg": ".gpkg", "geojson": ".geojson"}
 
 
