@@ -4,6 +4,13 @@
 (function () {
   "use strict";
 
+  // Leaflet inserts tooltip strings as HTML; stored names are user text, so pass a text node.
+  function plainText(text) {
+    var span = document.createElement("span");
+    span.textContent = String(text);
+    return span;
+  }
+
   var root = document.getElementById("zp-catalogue");
   if (!root || !window.L) { return; }
   var cfg = JSON.parse(root.getAttribute("data-config"));
@@ -80,7 +87,7 @@
           },
           onEachFeature: function (f, lyr) {
             var p = f.properties || {};
-            if (name !== "zone") { lyr.bindTooltip((p.name || f.id) + (p.status ? " — " + p.status : "")); }
+            if (name !== "zone") { lyr.bindTooltip(plainText((p.name || f.id) + (p.status ? " — " + p.status : ""))); }
           }
         }).addTo(map);
         layer.bringToBack();
@@ -104,7 +111,7 @@
       style: plotStyle,
       onEachFeature: function (f, layer) {
         byId[f.id] = layer;
-        layer.bindTooltip(f.id + " · " + number(f.properties.area_ha, 2) + " " + T.ha);
+        layer.bindTooltip(plainText(f.id + " · " + number(f.properties.area_ha, 2) + " " + T.ha));
         layer.on("click", function () { select(f.id, "map"); });
         layer.on("add", function () { layer.getElement().setAttribute("data-plot", f.id); });
       }
@@ -246,7 +253,7 @@
         L.geoJSON({ type: "FeatureCollection", features: fc.features.filter(function (f) { return f.id !== id; }) }, {
           style: plotStyle,
           onEachFeature: function (f, layer) {
-            layer.bindTooltip(f.id + " · " + number(f.properties.area_ha, 2) + " " + T.ha);
+            layer.bindTooltip(plainText(f.id + " · " + number(f.properties.area_ha, 2) + " " + T.ha));
             layer.on("click", function () { location.href = cfg.plot_url.replace("__ID__", encodeURIComponent(f.id)); });
           }
         }).addTo(map);

@@ -156,6 +156,12 @@
   function tooltip(name, props) {
     var spec = specs[name];
     var head = props.name || props[spec.key];
+    var span = document.createElement("span");  // text, never HTML: names are user input
+    span.textContent = tooltipText(name, props, spec, head);
+    return span;
+  }
+
+  function tooltipText(name, props, spec, head) {
     if (name === "plots") {
       return props.plot_id + " — " + (cfg.plotStatuses[props.status] || props.status) +
         " · " + hectares(props.area_ha) + " " + T.ha;
