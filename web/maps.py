@@ -253,6 +253,8 @@ def format_value(layer: str, name: str, value: Any, translate: Translate) -> str
     fld = get_layer(layer).field(name)
     if fld.type == "bool":
         return translate(N_("yes")) if bool(value) else translate(N_("no"))
+    if name.endswith("_yr"):
+        return str(int(value))  # a year, not a quantity: no grouping
     if fld.type in ("int", "float"):
         number = float(value)
         text = f"{int(number):,d}" if fld.type == "int" else f"{number:,.2f}".rstrip("0").rstrip(".")
