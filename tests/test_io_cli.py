@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import zipfile
 from pathlib import Path
@@ -18,23 +17,13 @@ from shapely.geometry import MultiPolygon, Polygon, box
 from geo.io import write_shapefile
 from geo.layers import FEATURE_LAYERS
 from geo.store import open_store
-from test_io_support import X0, Y0, geojson_text, make_store, plots_frame, sha256
+from test_io_support import (X0, Y0, db, geojson_text, make_store, plots_frame,  # noqa: F401
+                             sha256, template)
 from zoneplan.cli import main
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "shapefiles"
 LON, LAT = 76.85, 43.33  # inside the zone
 
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
-    return make_store(tmp_path_factory.mktemp("tpl") / "zone.gpkg")
-
-
-@pytest.fixture
-def db(template, tmp_path) -> Path:
-    path = tmp_path / "zone.gpkg"
-    shutil.copy(template, path)
-    return path
 
 
 def run(*argv: str) -> int:

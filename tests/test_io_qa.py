@@ -1,7 +1,6 @@
 """Regression tests for the QA findings on import/export (one section per finding)."""
 from __future__ import annotations
 
-import shutil
 import warnings
 import zipfile
 from pathlib import Path
@@ -18,24 +17,14 @@ from geo.io import (
 from geo.layers import get_layer
 from geo.store import open_store
 from geo.validate import ZONE_ENVELOPE, ValidationError
-from test_io_support import X0, Y0, geojson_text, make_store, plots_frame, sha256
+from test_io_support import (X0, Y0, db, geojson_text, make_store, plots_frame,  # noqa: F401
+                             sha256, template)
 from zoneplan.cli import main
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "shapefiles"
 needs_sample = pytest.mark.skipif(not (SAMPLE / "plots.shp").exists(),
                                   reason="sample zone not generated yet")
 
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
-    return make_store(tmp_path_factory.mktemp("tpl") / "zone.gpkg")
-
-
-@pytest.fixture
-def db(template, tmp_path) -> Path:
-    path = tmp_path / "zone.gpkg"
-    shutil.copy(template, path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pytest
 import shapely
 from shapely.geometry import LineString, Point, box
 
@@ -137,3 +139,18 @@ def grid_plots(n: int, *, x0: float = X0, y0: float = Y0 + 10_000, size: float =
         "rail_need": (i % 2 == 0),
         "start_yr": np.full(n, 2027),
     }, geometry=shapely.box(xs, ys, xs + size, ys + size), crs=WORKING_EPSG)
+
+
+# Fixtures shared by the CLI test modules (imported there by name).
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """A small store built once per module."""
+    return make_store(tmp_path_factory.mktemp("tpl") / "zone.gpkg")
+
+
+@pytest.fixture
+def db(template, tmp_path) -> Path:
+    """A writable copy of ``template``."""
+    path = tmp_path / "zone.gpkg"
+    shutil.copy(template, path)
+    return path
