@@ -33,7 +33,6 @@ from geo.store import NotFound, Store
 
 __all__ = [
     "DEFAULT_LIMIT", "MAX_LIMIT", "STAFF_ROLES", "FACT_COLUMNS", "Forbidden", "QueryError",
-    "ServicingUnavailable",
     "PlotFilters", "LayerQuery", "PlotPage", "parse_filters", "parse_model", "search",
     "get_plot", "check_statuses", "check_readable", "working_bbox", "readable_layers", "layer_summary", "layer_collection", "layer_where",
     "servicing_facts", "facts_for", "to_geojson_geometries", "is_staff",
@@ -70,10 +69,6 @@ class Forbidden(PermissionError):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.field = field
-
-
-class ServicingUnavailable(RuntimeError):
-    """A servicing filter was asked for but no servicing model was given."""
 
 
 def is_staff(role: str | None) -> bool:
@@ -466,7 +461,7 @@ def search(store: Store, filters: PlotFilters, *, role: str | None = None,
     where = {"status": list(filters.status)}
     as_of = filters.as_of
     if filters.servicing_filters and servicing is None:
-        raise ServicingUnavailable("servicing answers are not available for the servicing filters")
+        raise ValueError("the servicing filters need the servicing model (servicing=...)")
     if not (filters.attribute_filters or filters.servicing_filters):
         # Everything the store can answer itself: count, sort and page in SQL.
         matched = store.count("plots", bbox=bbox, where=where)
