@@ -30,9 +30,10 @@ from pydantic import (
 from geo.crs import WEB_DECIMALS, WGS84_EPSG, WORKING_EPSG, transformer, working_crs
 from geo.layers import LAYERS, PLOT_STATUSES, SECTORS, get_layer, parse_sectors
 from geo.store import NotFound, Store
+from planner.visibility import Forbidden, check_readable, is_staff, plot_view, readable_layers
 
 __all__ = [
-    "DEFAULT_LIMIT", "MAX_LIMIT", "STAFF_ROLES", "FACT_COLUMNS", "Forbidden", "QueryError",
+    "DEFAULT_LIMIT", "MAX_LIMIT", "FACT_COLUMNS", "Forbidden", "QueryError",
     "ServicingUnavailable",
     "PlotFilters", "LayerQuery", "PlotPage", "parse_filters", "parse_model", "search",
     "get_plot", "check_statuses", "check_readable", "working_bbox", "readable_layers", "layer_summary", "layer_collection", "layer_where",
@@ -41,8 +42,6 @@ __all__ = [
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-STAFF_ROLES = frozenset({"planner", "admin"})
-NEVER_SERVED = frozenset({"users"})
 PUBLIC_PLOT_STATUS = "available"
 FACT_COLUMNS = ("rail", "rail_distance_m", "power", "power_headroom_kw", "water",
                 "water_headroom_m3d", "ready")
@@ -64,21 +63,8 @@ class QueryError(ValueError):
         self.field = field
 
 
-class Forbidden(PermissionError):
-    """The caller's role may not do or see this."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
-
-
 class ServicingUnavailable(RuntimeError):
     """A servicing filter was asked for but no servicing model was given."""
-
-
-def is_staff(role: str | None) -> bool:
-    """Whether ``role`` sees every plot status and non-public layers (planner, admin)."""
-    return role in STAFF_ROLES
 
 
 def _comma_list(value: Any) -> Any:
@@ -554,20 +540,6 @@ def plot_feature(rows: gpd.GeoDataFrame) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------- layers
-
-def readable_layers(role: str | None) -> list[str]:
-    """Layers the role may read: public ones for all, the rest for staff, ``users`` never."""
-    return [name for name, layer in LAYERS.items()
-            if name not in NEVER_SERVED and (layer.public or is_staff(role))]
-
-
-def check_readable(name: str, role: str | None) -> None:
-    """Raise NotFound for unknown (or never served) layers, Forbidden for staff-only ones."""
-    if name not in LAYERS or name in NEVER_SERVED:
-        raise NotFound(f"no layer {name!r}; layers: {', '.join(readable_layers(role))}")
-    if not LAYERS[name].public and not is_staff(role):
-        raise Forbidden(f"layer {name!r} is for planners only")
-
 
 def layer_where(name: str, role: str | None) -> dict[str, Any] | None:
     """The row filter a role's view of a layer implies: investors see available plots only."""

@@ -47,7 +47,8 @@ from geo.store import Conflict, Invalid, NotFound, StoreError
 from geo.validate import Problem as SchemaProblem, ValidationError
 from planner import applications as apps
 from planner import catalogue as cat
-from planner.catalogue import Forbidden, PlotFilters, QueryError
+from planner.catalogue import PlotFilters, QueryError
+from planner.visibility import NEVER_SERVED, Forbidden
 from web import deps
 from web.auth import api_error, api_role_required, current_role, current_username
 from web.openapi import Endpoint, Problem, document, listing, register
@@ -472,7 +473,7 @@ def kpi(query: AsOfQuery):
 
 # --------------------------------------------------------------------------- layers
 LAYER_NAME = {"name": {"type": "string", "enum": [n for n in LAYERS if n not in
-                                                  cat.NEVER_SERVED]}}
+                                                  NEVER_SERVED]}}
 
 
 @endpoint("get", "/layers", summary="Layers you may read", tag="layers", response=LayerList)
