@@ -426,7 +426,8 @@ def _links(page: cat.PlotPage) -> list[dict[str, str]]:
 
 @endpoint("get", "/plots", summary="Plots of the catalogue (GeoJSON, WGS84)", tag="plots",
           query=PlotFilters, response=PlotCollection, errors=(401, 403),
-          description="Available plots by default; other statuses for planners only (403). "
+          description="Available plots by default; 'status' may ask for any status your "
+                      "role sees (candidates for planners only, else 403). "
                       "The bbox uses the store's spatial index; rail, power, water and "
                       "ready_by use the cached servicing answers. limit > 1000 is refused (400).")
 def list_plots(query: PlotFilters):
@@ -438,11 +439,12 @@ def list_plots(query: PlotFilters):
 
 @endpoint("get", "/plots/{plot_id}", summary="One plot (GeoJSON Feature)", tag="plots",
           query=AsOfQuery, response=PlotFeature, path_params=PLOT_ID,
-          description="Plots that are not available are 404 except for planners.")
+          description="Candidate plots are 404 except for planners, like missing ones.")
 def get_plot(plot_id: str, query: AsOfQuery):
-    rows = cat.get_plot(deps.get_store(), plot_id, role=current_role(), servicing=_model(),
+    role = current_role()
+    rows = cat.get_plot(deps.get_store(), plot_id, role=role, servicing=_model(),
                         as_of=query.as_of)
-    return cat.plot_feature(rows)
+    return cat.plot_feature(rows, role)
 
 
 @endpoint("get", "/servicing/{plot_id}", summary="A plot's servicing answer, in words too",
