@@ -37,7 +37,7 @@ from planner.visibility import (
 __all__ = [
     "DEFAULT_LIMIT", "MAX_LIMIT", "FACT_COLUMNS", "Forbidden", "QueryError",
     "ServicingUnavailable",
-    "PlotFilters", "LayerQuery", "PlotPage", "parse_filters", "parse_model", "search",
+    "PlotFilters", "Statuses", "check_status_names", "LayerQuery", "PlotPage", "parse_filters", "parse_model", "search",
     "get_plot", "check_readable", "working_bbox", "readable_layers", "layer_summary",
     "layer_collection", "layer_where", "plot_properties", "plot_feature",
     "servicing_facts", "facts_for", "to_geojson_geometries",
@@ -76,7 +76,8 @@ def _comma_list(value: Any) -> Any:
     return value
 
 
-def _check_statuses(value: tuple[str, ...]) -> tuple[str, ...]:
+def check_status_names(value: tuple[str, ...]) -> tuple[str, ...]:
+    """``value`` without repeats, or ValueError naming unknown statuses (or none given)."""
     unknown = [s for s in value if s not in PLOT_STATUSES]
     if unknown:
         raise ValueError(f"unknown plot status {', '.join(map(repr, unknown))}; "
@@ -147,7 +148,7 @@ class PlotFilters(_Params):
     @field_validator("status", mode="after")
     @classmethod
     def _known_statuses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _check_statuses(value)
+        return check_status_names(value)
 
     @field_validator("max_area", mode="after")
     @classmethod

@@ -37,11 +37,10 @@ from flask import (Blueprint, Response, abort, current_app, jsonify, render_temp
                    send_file, url_for)
 from flask_babel import gettext
 from flask_login import current_user
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from geo import io as geo_io
-from geo.crs import parse_epsg
 from geo.layers import APPLICATION_STATUSES, LAYERS, PLOT_STATUSES, SECTORS
 from geo.store import Conflict, Invalid, NotFound, StoreError
 from geo.validate import Problem as SchemaProblem, ValidationError
@@ -49,6 +48,8 @@ from planner import applications as apps
 from planner import catalogue as cat
 from planner.catalogue import PlotFilters, QueryError
 from planner.visibility import NEVER_SERVED, Forbidden
+from usecases import exports
+from usecases.exports import EXPORTABLE, FORMATS, ExportQuery
 from web import deps
 from web.auth import api_error, api_role_required, current_role, current_username
 from web.openapi import Endpoint, Problem, document, listing, register
@@ -59,12 +60,9 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 DEFAULT_JSON_LIMIT = 64 * 1024
 DEFAULT_UPLOAD_LIMIT = 32 * 1024 * 1024
 UPLOAD_TTL_S = 3600
-FORMATS = {"shp.zip": "shp", "gpkg": "gpkg", "geojson": "geojson"}
 FORMAT_MEDIA = {"shp.zip": "application/zip", "gpkg": "application/geopackage+sqlite3",
                 "geojson": "application/geo+json"}
-EXPORTABLE = tuple(n for n in LAYERS if n not in geo_io.NEVER_EXPORTED)
 IMPORTABLE = tuple(n for n in LAYERS if n not in geo_io.NOT_IMPORTABLE)
-MAX_EXPORT_IDS = 30_000  # ids per filtered export (SQLite's parameter limit is 32766)
 
 
 # --------------------------------------------------------------------------- models
@@ -84,23 +82,6 @@ class ApplicationsQuery(_Query):
 
     status: Literal[APPLICATION_STATUSES] | None = Field(  # type: ignore[valid-type]
         None, description="Only applications in this state")
-
-
-class ExportQuery(PlotFilters):
-    """Catalogue filters (plots only) and ``bbox`` (any feature layer) for an export, and the
-    output CRS. Without filters the whole layer (as your role sees it) is exported."""
-
-    limit: int = Field(MAX_EXPORT_IDS, ge=1, le=MAX_EXPORT_IDS, description="Most plots exported")
-    crs: str | None = Field(None, pattern=r"^(?:[Ee][Pp][Ss][Gg]:)?\d{4,6}$",
-                            description="Output CRS as an EPSG code (default: UTM 43N, "
-                                        "GeoJSON WGS84)")
-
-    @field_validator("crs", mode="after")
-    @classmethod
-    def _known_crs(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_epsg(value)
-        return value
 
 
 class Geometry(BaseModel):
@@ -492,59 +473,14 @@ def get_layer(name: str, query: cat.LayerQuery):
 
 
 # --------------------------------------------------------------------------- exports
-PLOT_ONLY = ("min_area", "max_area", "sector", "rail", "min_power", "min_water", "ready_by",
-             "as_of", "status", "sort")
-
-
-def _export_where(layer: str, query: ExportQuery, role: str) -> dict[str, Any] | None:
-    """The ``where`` that restricts an export to the query (and to what the role may see)."""
-    store = deps.get_store()
-    if layer == "plots":
-        cat.check_statuses(query, role)
-        if not (query.attribute_filters or query.servicing_filters or query.bbox):
-            return {"status": list(query.status)}
-        page = cat.search(store, query.model_copy(update={"offset": 0}), role=role,
-                          servicing=_model())
-        if page.matched > query.limit:
-            raise QueryError(f"{page.matched} plots match; narrow the filters to at most "
-                             f"{query.limit}", "limit")
-        return {"plot_id": page.rows["plot_id"].tolist()}
-    given = sorted(set(PLOT_ONLY) & query.model_fields_set)
-    if given:
-        raise QueryError(f"{given[0]}: filters the plots layer only", given[0])
-    where = cat.layer_where(layer, role)
-    if query.bbox is None:
-        return where
-    if not LAYERS[layer].is_feature:
-        raise QueryError(f"bbox: {layer} is a table without geometry", "bbox")
-    box = cat.working_bbox(query.bbox)
-    key = LAYERS[layer].key
-    ids = [] if box == () else store.read(layer, bbox=box, where=where)[key].tolist()
-    if len(ids) > MAX_EXPORT_IDS:
-        raise QueryError(f"{len(ids)} features in the box; narrow it", "bbox")
-    return {key: ids}
-
-
-NOTHING = "\x00nothing"  # a key no feature has: an export that matched nothing is empty
-
-
 def export_response(layer: str, fmt: str, query: ExportQuery) -> Response:
     """Write the export to a temporary folder and send it; the folder goes when sent."""
-    role = current_role()
-    cat.check_readable(layer, role)
-    if layer not in EXPORTABLE:
-        raise NotFound(f"layer {layer!r} is never exported")
-    where = _export_where(layer, query, role)
-    if where:
-        where = {k: (v if not isinstance(v, list) or v else [NOTHING]) for k, v in where.items()}
     work = Path(tempfile.mkdtemp(prefix="zoneplan-export-"))
-    name = geo_io.export_filename(layer, FORMATS[fmt])
     try:
-        path = geo_io.export_layers(deps.get_store(), layer, FORMATS[fmt], work / name,
-                                    crs=query.crs, where=where,
-                                    include_private=cat.is_staff(role))
+        path = exports.export_file(deps.get_store(), layer, fmt, query, work,
+                                   role=current_role(), servicing=_model())
         response = send_file(path, mimetype=FORMAT_MEDIA[fmt], as_attachment=True,
-                             download_name=name, max_age=0)
+                             download_name=path.name, max_age=0)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -561,12 +497,7 @@ def export_response(layer: str, fmt: str, query: ExportQuery) -> Response:
                       "(WGS84). For plots the catalogue filters apply; bbox for any feature "
                       "layer. Non-public layers for planners only.")
 def export(layer: str, format: str, query: ExportQuery):  # noqa: A002 - the path's name
-    try:
-        return export_response(layer, format, query)
-    except ValueError as err:
-        if isinstance(err, (QueryError, ValidationError)):
-            raise
-        raise QueryError(str(err)) from None
+    return export_response(layer, format, query)
 
 
 # --------------------------------------------------------------------------- applications
