@@ -293,10 +293,10 @@ class GpkgStore(Store):
     def revision(self, layers: Sequence[str] | None = None) -> str:
         names = list(LAYERS) if layers is None else [get_layer(n).name for n in layers]
         with self._conn() as conn:
-            rows = conn.execute(
+            stamps = dict(conn.execute(
                 f"SELECT table_name, last_change FROM gpkg_contents WHERE table_name IN "
-                f"({', '.join('?' * len(names))}) ORDER BY table_name", names).fetchall()
-        return ",".join(f"{name}={stamp}" for name, stamp in rows)
+                f"({', '.join('?' * len(names))})", names).fetchall())
+        return "|".join(str(stamps.get(n)) for n in names)
 
     @contextmanager
     def transaction(self, user: str = "system") -> Iterator["GpkgSession"]:
@@ -419,7 +419,12 @@ class GpkgSession(RowSession):
                 f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "
                 f"{_q(f'rtree_{lyr.name}_{GEOM}')}").fetchone()
         self.conn.execute(
-            "UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now'), "
+            # Strictly increasing, even for two commits within one millisecond, since
+            # caches key on it.
+            "UPDATE gpkg_contents SET last_change = CASE "
+            "WHEN strftime('%Y-%m-%dT%H:%M:%fZ','now') > coalesce(last_change, '') "
+            "THEN strftime('%Y-%m-%dT%H:%M:%fZ','now') "
+            "ELSE strftime('%Y-%m-%dT%H:%M:%fZ', julianday(last_change) + 1.0 / 86400000) END, "
             "min_x = ?, min_y = ?, max_x = ?, max_y = ? WHERE table_name = ?",
             (*bounds, lyr.name))
 
