@@ -12,7 +12,7 @@ from geo.store.base import (
 DEFAULT_DB = "data/zone.gpkg"
 
 __all__ = ["Conflict", "Invalid", "NotFound", "Null", "Range", "Session", "Store", "StoreError",
-           "default_db", "is_url", "open_store", "create_store"]
+           "default_db", "is_url", "open_store", "create_store", "store_exists"]
 
 
 def default_db() -> str:
@@ -37,6 +37,14 @@ def open_store(location: str | Path | None = None) -> Store:
         return PostgisStore(str(location))
     from geo.store.gpkg import GpkgStore
     return GpkgStore(location)
+
+
+def store_exists(location: str | Path) -> bool:
+    """Whether a zoneplan store (or any file) is at ``location`` already."""
+    if is_url(location):
+        from geo.store.postgis import has_schema
+        return has_schema(str(location))
+    return Path(location).exists()
 
 
 def create_store(location: str | Path | None = None, *, force: bool = False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 from abc import ABC, abstractmethod
 from functools import lru_cache
 from typing import Any, Iterator, Mapping, Sequence
@@ -64,6 +65,11 @@ class Invalid(StoreError, ValidationError):
 def is_url(location: object) -> bool:
     """Whether ``location`` names a PostgreSQL database rather than a GeoPackage file."""
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def redact(location: str | object) -> str:
+    """A store location fit to print: a URL's password replaced by ``***``."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", str(location))
 
 
 def now_iso() -> str:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import threading
 import uuid
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ from geo.crs import WORKING_EPSG
 from geo.layers import LAYERS, Field, Layer, get_layer
 from geo.store.base import (
     Bbox, Condition, Conflict, Invalid, NotFound, RowSession, Store, StoreError, Where,
-    compile_where,
+    compile_where, redact,
 )
 from geo.validate import Problem
 
@@ -31,11 +30,6 @@ POOL_SIZE = 8
 POOL_TIMEOUT_S = 30.0
 SQL_TYPES = {"str": "text", "int": "bigint", "float": "double precision", "bool": "boolean",
              "date": "date", "datetime": "timestamp(0)"}
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for messages and logs)."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
 @contextmanager
@@ -335,6 +329,12 @@ def _open_pool(url: str, size: int) -> ConnectionPool:
 def _tables(conn: psycopg.Connection) -> set[str]:
     return {r[0] for r in conn.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")}
+
+
+def has_schema(url: str) -> bool:
+    """Whether the database at ``url`` holds a zoneplan store."""
+    with wrapped(f"connecting to {redact(url)}"), psycopg.connect(url, connect_timeout=10) as conn:
+        return MIGRATIONS in _tables(conn)
 
 
 def _check_schema(conn: psycopg.Connection, where: str) -> None:
