@@ -247,6 +247,10 @@ class Session(ABC):
         """Delete one row. Raises NotFound, or Conflict when ``version`` is stale."""
 
     @abstractmethod
+    def keys(self, layer: str, *, where: Where | None = None) -> list[str]:
+        """The ids of the matching rows (nothing else read nor decoded)."""
+
+    @abstractmethod
     def lock(self, layer: str) -> None:
         """Hold other writers that lock ``layer`` until this transaction ends.
 

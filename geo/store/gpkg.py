@@ -351,6 +351,11 @@ class GpkgSession(RowSession):
     def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
         return count_rows(self.conn, get_layer(layer), bbox=bbox, where=where)
 
+    def keys(self, layer: str, *, where: Where | None = None) -> list[str]:
+        lyr = get_layer(layer)
+        sql, params = _select(lyr, None, where, f"t.{_q(lyr.key)}")
+        return [str(r[0]) for r in self.conn.execute(sql, params)]
+
     def lock(self, layer: str) -> None:
         """Writers already run one at a time (``BEGIN IMMEDIATE`` locks the file)."""
         get_layer(layer)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import uuid
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -309,20 +308,14 @@ class PostgisStore(Store):
         self._pool.close()
 
 
-_POOLS_LOCK = threading.Lock()
-
-
 def _open_pool(url: str, size: int) -> ConnectionPool:
-    with _POOLS_LOCK, wrapped(f"connecting to {redact(url)}"):
+    with wrapped(f"connecting to {redact(url)}"):
+        # One plain connection first, so a wrong URL fails at once with the server's reason
+        # instead of the pool retrying in the background.
+        psycopg.connect(url, connect_timeout=10).close()
         pool = ConnectionPool(url, min_size=1, max_size=max(1, size), open=False,
                               timeout=POOL_TIMEOUT_S, name="zoneplan")
-        try:
-            pool.open(wait=True, timeout=POOL_TIMEOUT_S)
-        except PoolTimeout:
-            pool.close()
-            with psycopg.connect(url, connect_timeout=5):
-                pass  # raises the server's own reason (no such database, refused, ...)
-            raise
+        pool.open(wait=True, timeout=POOL_TIMEOUT_S)
         return pool
 
 
@@ -444,6 +437,11 @@ class PostgisSession(RowSession):
 
     def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
         return count_rows(self.conn, get_layer(layer), bbox=bbox, where=where)
+
+    def keys(self, layer: str, *, where: Where | None = None) -> list[str]:
+        lyr = get_layer(layer)
+        query, params = _select(lyr, sql.SQL("t.{}").format(sql.Identifier(lyr.key)), None, where)
+        return [str(r[0]) for r in self.conn.execute(query, params)]
 
     def lock(self, layer: str) -> None:
         """Hold other writers that lock ``layer`` until this transaction ends.
