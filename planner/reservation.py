@@ -30,7 +30,7 @@ _DEMAND = {"power_kw": "power_kw", "water_m3d": "water_m3d", "project": "project
            "hazard": "hazard"}
 _TEMPLATES = {
     "size": N_("plot {plot} has {area} ha, outside the {low}–{high} ha applied for"),
-    "sector": N_("plot {plot} allows the sectors {allowed}, not {sector}"),
+    "sector": N_("plot {plot} allows {allowed}, not {sector}"),
     "rail": N_("the application needs rail; plot {plot} has {servicing}"),
     "hazard": N_("plot {plot} allows hazard class {allowed} at most; the application is "
                  "class {hazard}"),
