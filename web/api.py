@@ -51,6 +51,7 @@ from planner.kpi import kpi as kpi_of
 from planner.visibility import NEVER_SERVED, Forbidden
 from usecases import exports
 from usecases.exports import EXPORTABLE, FORMATS, ExportQuery
+from usecases import applications as usecase
 from web import deps
 from web.auth import api_error, api_role_required, current_role, current_username
 from web.openapi import Endpoint, Problem, document, listing, register
@@ -491,11 +492,41 @@ def export(layer: str, format: str, query: ExportQuery):  # noqa: A002 - the pat
 APP_ID = {"app_id": {"type": "string", "minLength": 1, "maxLength": 200}}
 
 
+def tx_servicing(tx: Any) -> Any:
+    """The servicing model for a use case's transaction: the one cached for the store's
+    revision, read while the transaction holds the store's write lock (so it is what the
+    transaction sees)."""
+    model = deps.servicing_model()
+    if model is None:
+        raise cat.ServicingUnavailable("servicing answers are not available")
+    return model
+
+
+def rules_json(breaches: list) -> list[dict[str, str]]:
+    """Broken reservation rules as ``{"rule", "message"}`` in the request's language."""
+    return [b.to_dict(gettext) for b in breaches]
+
+
+@bp.errorhandler(usecase.Refused)
+def _refused(err: usecase.Refused):
+    """409 naming every broken rule: ``problems`` holds one per rule (``field`` = the rule)."""
+    return _error(err.message(gettext), 409, "plot_id",
+                  [SchemaProblem(None, err.plot_id, b.rule, b.message(gettext))
+                   for b in err.breaches])
+
+
 @endpoint("post", "/applications", summary="Apply for a plot, or for any plot matching your needs",
-          tag="applications", body=apps.ApplicationIn, response=apps.ApplicationOut, status=201,
-          roles=("investor",), errors=(409,))
+          tag="applications", body=apps.ApplicationIn, response=apps.ApplicationFiled, status=201,
+          roles=("investor",), errors=(409,),
+          description="A plot applied for must be available, of an area within the range and "
+                      "zoned for the sector (else 422). The other reservation rules (rail, "
+                      "hazard class, power and water connection and headroom today) come "
+                      "back as `warnings`: the application is filed, and a planner's accept "
+                      "is refused (409) while they hold.")
 def create_application(body: BaseModel):
-    return apps.create(deps.get_store(), body, user=current_username(), role=current_role())
+    filed = usecase.apply(deps.get_store(), body, user=current_username(), role=current_role(),
+                          servicing=tx_servicing)
+    return {**filed.application, "warnings": rules_json(filed.warnings)}
 
 
 @endpoint("get", "/applications", summary="Your applications (planners: all)",
@@ -512,29 +543,41 @@ def get_application(app_id: str):
     return apps.get_application(deps.get_store(), app_id, user=current_username(), role=current_role())
 
 
-@endpoint("post", "/applications/{app_id}/withdraw", summary="Withdraw your submitted application",
+@endpoint("post", "/applications/{app_id}/withdraw", summary="Withdraw your application",
           tag="applications", body=apps.WithdrawIn, body_required=False,
-          response=apps.ApplicationOut, roles=("investor",), path_params=APP_ID, errors=(409,))
+          response=apps.ApplicationOut, roles=("investor",), path_params=APP_ID, errors=(409,),
+          description="A submitted or accepted application; an accepted one gives its plot "
+                      "back (available again, its capacity free).")
 def withdraw_application(app_id: str, body: apps.WithdrawIn):
-    return apps.withdraw(deps.get_store(), app_id, user=current_username(), role=current_role(),
+    return usecase.withdraw(deps.get_store(), app_id, user=current_username(), role=current_role(),
                          version=body.version)
 
 
 @endpoint("post", "/applications/{app_id}/accept",
           summary="Accept a submitted application and reserve the plot", tag="applications",
           body=apps.AcceptIn, body_required=False, response=apps.ApplicationOut,
-          roles=("planner",), path_params=APP_ID, errors=(409,))
+          roles=("planner",), path_params=APP_ID, errors=(409,),
+          description="Checked in the transaction that reserves the plot: area within the "
+                      "range, sector allowed, rail if needed, hazard class, and power and "
+                      "water headroom of the plot's substation and main as recorded today. "
+                      "A broken rule is 409 naming each one in `problems` (`field` = the "
+                      "rule) and nothing is written. The plot then carries the "
+                      "application's demand and identity, so other plots on the same "
+                      "substation show less headroom at once.")
 def accept_application(app_id: str, body: apps.AcceptIn):
-    return apps.accept(deps.get_store(), app_id, body.plot_id, user=current_username(),
-                       role=current_role(), version=body.version)
+    return usecase.accept(deps.get_store(), app_id, body.plot_id, user=current_username(),
+                          role=current_role(), version=body.version, servicing=tx_servicing)
 
 
-@endpoint("post", "/applications/{app_id}/reject", summary="Reject a submitted application",
+@endpoint("post", "/applications/{app_id}/reject", summary="Reject an application",
           tag="applications", body=apps.RejectIn, response=apps.ApplicationOut,
-          roles=("planner",), path_params=APP_ID, errors=(409,))
+          roles=("planner",), path_params=APP_ID, errors=(409,),
+          description="A submitted or accepted application, with a reason the investor "
+                      "sees; an accepted one gives its plot back (available again, its "
+                      "capacity free).")
 def reject_application(app_id: str, body: apps.RejectIn):
-    return apps.reject(deps.get_store(), app_id, body.reason, user=current_username(),
-                       role=current_role(), version=body.version)
+    return usecase.reject(deps.get_store(), app_id, body.reason, user=current_username(),
+                          role=current_role(), version=body.version)
 
 
 # --------------------------------------------------------------------------- uploads
