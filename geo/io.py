@@ -38,6 +38,11 @@ from geo.validate import (
     overlaps, single_part,
 )
 
+#: The oldest GeoPackage version with everything stores and exports use (attribute tables,
+#: R-trees): GDAL 3.6 (Debian 12, many QGIS installs) warns that 1.4 "may only be partially
+#: supported".
+GPKG_VERSION = "1.2"
+
 Source = Union[str, Path, bytes, IO[bytes]]
 FORMATS: tuple[str, ...] = ("shp", "gpkg", "geojson")
 MEDIA_TYPES = {"shp": "application/zip", "gpkg": "application/geopackage+sqlite3",
@@ -942,6 +947,7 @@ def _write_gpkg_layer(layer: Layer, frame: pd.DataFrame, path: Path, epsg: int) 
         geometry_type=layer.geometry if layer.is_feature else None,
         crs=f"EPSG:{epsg}" if layer.is_feature else None,
         layer_options=options, append=path.exists(),
+        dataset_options=None if path.exists() else {"VERSION": GPKG_VERSION},
     )
 
 
