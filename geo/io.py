@@ -8,8 +8,10 @@ None of these functions know about the CLI or Flask.
 """
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -32,10 +34,10 @@ from pyproj.exceptions import CRSError, ProjError
 
 from geo import archive
 from geo.crs import WGS84_EPSG, WORKING_EPSG, parse_epsg
-from geo.layers import LAYERS, Field, Layer, get_layer
+from geo.layers import INTERNAL_LAYERS, LAYERS, Field, Layer, get_layer
 from geo.validate import (
     ZONE_ENVELOPE, Problem, ValidationError, check_geometries, coerce_attributes, coerce_value,
-    overlaps, single_part,
+    format_coordinate, overlaps, single_part,
 )
 
 Source = Union[str, Path, bytes, IO[bytes]]
@@ -44,8 +46,8 @@ MEDIA_TYPES = {"shp": "application/zip", "gpkg": "application/geopackage+sqlite3
                "geojson": "application/geo+json", "zip": "application/zip"}
 # Layers never imported or exported by these functions (users: credentials;
 # audit: written by the store alone).
-NEVER_EXPORTED: tuple[str, ...] = ("users",)
-NOT_IMPORTABLE: tuple[str, ...] = ("users", "audit")
+NEVER_EXPORTED: tuple[str, ...] = ("users", *INTERNAL_LAYERS)
+NOT_IMPORTABLE: tuple[str, ...] = ("users", "audit", *INTERNAL_LAYERS)
 # 9 decimals of a degree are ~0.1 mm: a GeoJSON round trip moves shared plot edges
 # far less than the 1 m² overlap tolerance (7 decimals, ~1 cm, did not).
 GEOJSON_DECIMALS = 9
@@ -56,6 +58,14 @@ _ID_CHUNK = 500
 _PYOGRIO_ERRORS = (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
                    pyogrio.errors.FieldError, pyogrio.errors.GeometryError,
                    pyogrio.errors.CRSError, pyogrio.errors.FeatureError)
+
+# How each import option is called where the person gave the file, for messages that
+# tell them what to do (the web passes the names of its form fields).
+CLI_OPTIONS: Mapping[str, str] = {"crs": "--crs EPSG", "src_layer": "--src-layer NAME",
+                                  "encoding": "--encoding NAME"}
+# Problems listed one by one before the rest are counted (a whole file in the wrong
+# encoding has one per row).
+_SHOWN_TEXT_PROBLEMS = 20
 
 _ARROW_TYPES = {
     "str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
@@ -309,9 +319,24 @@ def _unreadable(path: Path, kind: str, err: Exception) -> ValueError:
     return ValueError(f"{path.name} is not a readable {what} (GDAL: {first})")
 
 
+@dataclass
+class _Raw:
+    """One layer of a file as read: attributes, raw WKB (None for tables), CRS text, what
+    kind of file it was, a description for messages, and text that is not UTF-8."""
+
+    attrs: pd.DataFrame
+    wkb: np.ndarray | None
+    crs: str | None
+    kind: str
+    desc: str
+    bad_text: list[tuple[str, int, bytes]] = dc_field(default_factory=list)
+    encoding: str | None = None
+
+
 def _read_raw(path: Path, *, layer_name: str | None = None, encoding: str | None = None,
-              kind: str = "") -> tuple[pd.DataFrame, np.ndarray | None, str | None]:
-    """Attributes, raw WKB (None for tables) and CRS text of one layer of a file."""
+              kind: str = "", desc: str = "") -> _Raw:
+    """Read one layer of a file; text columns that are not UTF-8 are kept as read
+    (with U+FFFD) and listed in ``bad_text`` by field and row."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # GDAL's notes (unclosed rings)
@@ -323,7 +348,32 @@ def _read_raw(path: Path, *, layer_name: str | None = None, encoding: str | None
     if meta.get("geometry_type") and geom_col in table.column_names:
         wkb = table[geom_col].to_numpy(zero_copy_only=False)
         table = table.drop_columns([geom_col])
-    return table.to_pandas(), wkb, meta.get("crs")
+    table, bad = _utf8_columns(table)
+    return _Raw(table.to_pandas(), wkb, meta.get("crs"), kind, desc or path.name, bad, encoding)
+
+
+def _utf8_columns(table: pa.Table) -> tuple[pa.Table, list[tuple[str, int, bytes]]]:
+    """The table with text that is not UTF-8 decoded leniently, and where it was."""
+    bad: list[tuple[str, int, bytes]] = []
+    for i, name in enumerate(table.column_names):
+        column = table.column(i)
+        if not pa.types.is_string(column.type):
+            continue
+        try:
+            column.validate(full=True)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        raw = column.cast(pa.binary()).to_pylist()
+        texts = []
+        for row, value in enumerate(raw):
+            try:
+                texts.append(None if value is None else value.decode("utf-8"))
+            except UnicodeDecodeError:
+                bad.append((name, row, value))
+                texts.append(value.decode("utf-8", errors="replace"))
+        table = table.set_column(i, name, pa.array(texts, type=pa.string()))
+    return table, bad
 
 
 def _first_line(err: Exception) -> str:
@@ -345,7 +395,37 @@ def _dbf_encoding(dbf: Path | None) -> str | None:
     return "UTF-8"
 
 
-def _gpkg_layer(path: Path, layer: str, src_layer: str | None) -> str:
+_DBF_VERSIONS = {0x02, 0x03, 0x04, 0x05, 0x30, 0x31, 0x32, 0x43, 0x63, 0x83, 0x8B, 0xCB, 0xF5,
+                 0xFB}
+
+
+def _check_dbf(dbf: Path | None, desc: str) -> None:
+    """Refuse a ``.dbf`` whose header is damaged (GDAL would read no fields at all).
+
+    A dBASE header is a version byte, a record count, the header length
+    (32 bytes per field plus 33) and the record length; together they fix the
+    file's size.
+    """
+    if dbf is None:
+        return
+    with open(dbf, "rb") as fh:
+        head = fh.read(32)
+    size = dbf.stat().st_size
+    ok = len(head) == 32 and head[0] in _DBF_VERSIONS
+    if ok:
+        records = int.from_bytes(head[4:8], "little")
+        header = int.from_bytes(head[8:10], "little")
+        record = int.from_bytes(head[10:12], "little")
+        ok = header >= 33 and (header - 33) % 32 in (0, 31) and record >= 1 \
+            and header + records * record <= size <= header + records * record + 1 + 1
+    if not ok:
+        raise ValueError(f"{desc}: its attribute table {dbf.name} is damaged (not a dBASE "
+                         "header, or its size does not match the records it declares); "
+                         "export the layer again")
+
+
+def _gpkg_layer(path: Path, layer: str, src_layer: str | None,
+                options: Mapping[str, str] = CLI_OPTIONS) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -364,39 +444,91 @@ def _gpkg_layer(path: Path, layer: str, src_layer: str | None) -> str:
     if layer in names:
         return layer
     raise ValueError(f"{path.name} holds several layers ({', '.join(names)}); "
-                     "choose one with --src-layer NAME")
+                     f"choose one with {options['src_layer']}")
 
 
-def _read_path(path: Path, layer: Layer, src_layer: str | None,
-               ) -> tuple[pd.DataFrame, np.ndarray | None, str | None, str, str]:
-    """Read any supported file: (attributes, wkb, crs, kind, description)."""
+def _read_path(path: Path, layer: Layer, src_layer: str | None, encoding: str | None,
+               options: Mapping[str, str], tmp: Path) -> _Raw:
+    """Read any supported file (``encoding`` overrides what the file says of its text)."""
     kind = _kind(path)
     if kind == "zip":
         with archive.extracted(path) as folder:
-            member = archive.find_dataset(folder, layer=layer.name, src_layer=src_layer)
-            attrs, wkb, crs, kind, _ = _read_path(member, layer, None if member.suffix.lower()
-                                                  == ".shp" else src_layer)
-            return attrs, wkb, crs, kind, f"{path.name}:{member.name}"
-    if kind == "shp":
-        archive.require_siblings(path)
-        enc = None if archive.sibling(path, ".cpg") else _dbf_encoding(archive.sibling(path, ".dbf"))
-        attrs, wkb, crs = _read_raw(path, encoding=enc, kind=kind)
-        if archive.sibling(path, ".prj") is None:
-            crs = None
-        return attrs, wkb, crs, kind, path.name
+            member = archive.find_dataset(folder, layer=layer.name, src_layer=src_layer,
+                                          choose=options["src_layer"])
+            raw = _read_path(member, layer, None if member.suffix.lower() == ".shp"
+                             else src_layer, encoding, options, tmp)
+            raw.desc = f"{path.name}:{member.name}"
+            return raw
+    if kind in ("shp", "dbf"):
+        if kind == "shp":
+            archive.require_siblings(path)
+        dbf = archive.sibling(path, ".dbf") if kind == "shp" else path
+        _check_dbf(dbf, path.name)
+        enc = encoding or (None if archive.sibling(path, ".cpg") else _dbf_encoding(dbf))
+        raw = _read_raw(path, encoding=enc, kind=kind)
+        prj = archive.sibling(path, ".prj") if kind == "shp" else None
+        if kind == "shp" and prj is None:
+            raw.crs = None
+        elif prj is not None and raw.crs is None:
+            text = prj.read_bytes()[:60].decode("utf-8", errors="replace").strip()
+            raise ValueError(f"{path.name}: its {prj.name} cannot be understood as a coordinate "
+                             f"system (it starts {text!r}); replace it with the layer's .prj, "
+                             f"or delete it and give the CRS with {options['crs']}")
+        return raw
     if kind == "gpkg":
-        name = _gpkg_layer(path, layer.name, src_layer)
-        attrs, wkb, crs = _read_raw(path, layer_name=name, kind=kind)
-        return attrs, wkb, crs, kind, f"{path.name}:{name}"
-    if kind == "dbf":
-        enc = None if archive.sibling(path, ".cpg") else _dbf_encoding(path)
-        attrs, wkb, crs = _read_raw(path, encoding=enc, kind=kind)
-        return attrs, wkb, crs, kind, path.name
-    attrs, wkb, crs = _read_raw(path, kind=kind)
-    return attrs, wkb, crs, kind, path.name
+        name = _gpkg_layer(path, layer.name, src_layer, options)
+        return _read_raw(path, layer_name=name, kind=kind, desc=f"{path.name}:{name}")
+    if kind == "geojson":
+        _refuse_control_characters(path, layer)
+        if encoding and codecs.lookup(encoding).name != "utf-8":
+            path = _as_utf8(path, encoding, tmp)
+    return _read_raw(path, kind=kind)
 
 
-def _source_crs(file_crs: str | None, given: int | None, kind: str, desc: str) -> CRS:
+def _as_utf8(path: Path, encoding: str, tmp: Path) -> Path:
+    """A UTF-8 copy of a text file written in ``encoding`` (GDAL reads JSON as UTF-8)."""
+    try:
+        text = path.read_bytes().decode(encoding)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path.name} is not {encoding} text either (byte {err.start}: "
+                         f"{err.object[err.start:err.start + 4]!r})") from None
+    out = tmp / f"utf8-{path.name}"
+    out.write_text(text, encoding="utf-8")
+    return out
+
+
+_JSON_CONTROL = re.compile(rb"\\u00[01][0-9a-fA-F]|\\u007[fF]")
+
+
+def _refuse_control_characters(path: Path, layer: Layer) -> None:
+    """Refuse GeoJSON text holding control characters (``\\u0000`` would be cut by GDAL:
+    ``B-0\\u000058`` read as ``B-0``); names the feature and field."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if not _JSON_CONTROL.search(data):
+        return
+    try:
+        features = json.loads(data).get("features") or []
+    except (ValueError, AttributeError):
+        return  # not JSON we can walk: GDAL's own message follows
+    problems = []
+    for i, feature in enumerate(features):
+        props = (feature or {}).get("properties") or {}
+        for name, value in props.items():
+            if isinstance(value, str) and _CONTROL_TEXT.search(value):
+                key = props.get(layer.key)
+                problems.append(Problem(i, None if key is None else repr(key)[1:-1], str(name),
+                                        f"{value[:40]!r} holds a control character "
+                                        "(such as NUL); remove it"))
+    if problems:
+        raise ValidationError(problems)
+
+
+_CONTROL_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _source_crs(file_crs: str | None, given: int | None, kind: str, desc: str,
+                options: Mapping[str, str] = CLI_OPTIONS) -> CRS:
     """The CRS the coordinates are in: the file's, or ``--crs`` when it has none."""
     if kind == "geojson" and given is not None and (
             file_crs is None or CRS.from_user_input(file_crs).to_epsg() == WGS84_EPSG):
@@ -406,7 +538,8 @@ def _source_crs(file_crs: str | None, given: int | None, kind: str, desc: str) -
             what = "has no .prj file" if kind == "shp" else "carries no CRS"
             raise ValidationError([Problem(None, None, "crs",
                                            f"{desc} {what}, so its coordinates cannot be placed; "
-                                           "give the CRS with --crs EPSG (e.g. --crs 32643 or 4326)")])
+                                           f"give the CRS with {options['crs']} "
+                                           "(e.g. 32643 or 4326)")])
         return CRS.from_epsg(given)
     try:
         crs = CRS.from_user_input(file_crs)
@@ -414,8 +547,9 @@ def _source_crs(file_crs: str | None, given: int | None, kind: str, desc: str) -
         raise ValueError(f"{desc}: its CRS is not understood ({_first_line(err)})") from None
     if given is not None and crs.to_epsg(min_confidence=70) != given:
         raise ValidationError([Problem(None, None, "crs",
-                                       f"{desc} declares {crs.name} but --crs says EPSG:{given}; "
-                                       "--crs is only for files that carry no CRS")])
+                                       f"{desc} declares {crs.name} but the CRS given says "
+                                       f"EPSG:{given}; {options['crs']} is only for files "
+                                       "that carry no CRS")])
     return crs
 
 
@@ -467,8 +601,54 @@ def _rename_columns(layer: Layer, attrs: pd.DataFrame) -> tuple[pd.DataFrame, li
     return attrs, [str(c) for c in attrs.columns if not layer.has(str(c))]
 
 
+def _text_problems(layer: Layer, raw: _Raw, options: Mapping[str, str]) -> list[Problem]:
+    """One problem per value that is not UTF-8, saying which encoding to give."""
+    if not raw.bad_text:
+        return []
+    attrs, _ = _rename_columns(layer, raw.attrs)
+    lower = {f.name.lower(): f.name for f in layer.fields}
+    if raw.kind == "geojson":
+        how = (f"GeoJSON is UTF-8 by definition (RFC 8259): save it as UTF-8, or give its "
+               f"encoding with {options['encoding']}")
+    elif raw.encoding:
+        how = f"it is not {raw.encoding} either: give the file's encoding with {options['encoding']}"
+    else:
+        how = (f"give its encoding with {options['encoding']}, or put a .cpg file beside "
+               "the .dbf holding the encoding's name (e.g. 1251)")
+    problems = []
+    for name, row, data in raw.bad_text[:_SHOWN_TEXT_PROBLEMS]:
+        guess = _guess_encoding(data)
+        hint = f" (it reads as {guess[0]}: {guess[1]!r})" if guess else ""
+        problems.append(Problem(row, _key_at(layer, attrs, row), lower.get(name.lower(), name),
+                                f"text {data[:24]!r} is not UTF-8{hint}; {how}"))
+    if len(raw.bad_text) > _SHOWN_TEXT_PROBLEMS:
+        problems.append(Problem(None, None, None,
+                                f"{len(raw.bad_text) - _SHOWN_TEXT_PROBLEMS} more value(s) are "
+                                "not UTF-8 either"))
+    return problems
+
+
+# Single-byte encodings of the region, tried in turn on text that is not UTF-8.
+_LIKELY_ENCODINGS = ("cp1251", "cp866", "koi8_r")
+
+
+def _guess_encoding(data: bytes) -> tuple[str, str] | None:
+    """The first regional encoding that reads ``data`` as mostly letters, and the text."""
+    for name in _LIKELY_ENCODINGS:
+        try:
+            text = data.decode(name)
+        except UnicodeDecodeError:
+            continue
+        letters = sum(ch.isalpha() or ch.isspace() or ch in ".,-\"'()№0123456789" for ch in text)
+        if text and letters / len(text) > 0.9 and re.search(r"[\u0400-\u04ff]", text):
+            return name, text[:40]
+    return None
+
+
 def read_upload(source: Source, layer: str, *, src_layer: str | None = None,
-                crs: int | str | None = None, filename: str | None = None) -> Upload:
+                crs: int | str | None = None, filename: str | None = None,
+                encoding: str | None = None,
+                options: Mapping[str, str] = CLI_OPTIONS) -> Upload:
     """Read an uploaded or local file for import into ``layer``.
 
     Parameters
@@ -484,6 +664,12 @@ def read_upload(source: Source, layer: str, *, src_layer: str | None = None,
         EPSG code of the coordinates, for files that carry no CRS.
     filename : str, optional
         The original name of an upload given as bytes or a file object.
+    encoding : str, optional
+        The encoding of the file's text (a ``.dbf`` without a right ``.cpg``,
+        GeoJSON saved in a legacy code page); default: what the file says, else UTF-8.
+    options : mapping
+        How ``crs``, ``src_layer`` and ``encoding`` are called where the person
+        gave the file, for messages (default: the CLI's options).
 
     Returns
     -------
@@ -493,36 +679,51 @@ def read_upload(source: Source, layer: str, *, src_layer: str | None = None,
     Raises
     ------
     ValidationError
-        When the file as a whole cannot be placed (no CRS, contradicting CRS).
+        When the file as a whole cannot be placed (no CRS, contradicting CRS),
+        or holds text that is not in its encoding or control characters.
     ValueError, OSError
         When the file cannot be read, with the reason.
     """
     lyr = importable_layer(layer)
     given = None if crs is None else parse_epsg(crs)
+    if encoding:
+        try:
+            encoding = codecs.lookup(encoding).name
+        except LookupError:
+            raise ValueError(f"unknown encoding {encoding!r}; give one such as cp1251, "
+                             "utf-8 or latin1") from None
     with tempfile.TemporaryDirectory(prefix="zoneplan-upload-") as tmp:
         path = _materialise(source, filename, Path(tmp))
-        attrs, wkb, file_crs, kind, desc = _read_path(path, lyr, src_layer)
-    attrs, ignored = _rename_columns(lyr, attrs)
+        raw = _read_path(path, lyr, src_layer, encoding, options, Path(tmp))
+    text_problems = _text_problems(lyr, raw, options)
+    if text_problems:
+        raise ValidationError(text_problems)
+    attrs, ignored = _rename_columns(lyr, raw.attrs)
+    desc = raw.desc
     if not lyr.is_feature:
         return Upload(lyr.name, attrs, [], desc, None, ignored)
-    if wkb is None:
+    if raw.wkb is None:
+        if len(attrs) == 0:
+            return Upload(lyr.name, gpd.GeoDataFrame(attrs, geometry=[], crs=WORKING_EPSG),
+                          [], desc, None, ignored)
         raise ValidationError([Problem(None, None, "geometry",
                                        f"{desc} has no geometry; {lyr.name} holds {lyr.geometry}s")])
-    src = _source_crs(file_crs, given, kind, desc)
-    geoms, failures = _parse_geometries(wkb)
-    if kind == "geojson" and given is not None and given != WGS84_EPSG \
-            and _undeclared_wgs84(file_crs) and not _not_degrees(geoms).any():
+    src = _source_crs(raw.crs, given, raw.kind, desc, options)
+    geoms, failures = _parse_geometries(raw.wkb)
+    if raw.kind == "geojson" and given is not None and given != WGS84_EPSG \
+            and _undeclared_wgs84(raw.crs) and not _not_degrees(geoms).any():
         raise ValidationError([Problem(
             None, None, "crs",
-            f"{desc}: GeoJSON is WGS84 by definition (RFC 7946); --crs is only for files "
-            f"that carry no CRS (its coordinates are degrees; --crs {given} would misread "
-            "them); leave --crs out")])
+            f"{desc}: GeoJSON is WGS84 by definition (RFC 7946); {options['crs']} is only for "
+            f"files that carry no CRS (its coordinates are degrees; EPSG:{given} would misread "
+            "them); leave it out")])
     problems = [Problem(i, _key_at(lyr, attrs, i), "geometry", why) for i, why in failures]
     if src.is_geographic:
         for i in np.flatnonzero(_not_degrees(geoms)):
             b = shapely.bounds(geoms[i])
             problems.append(Problem(int(i), _key_at(lyr, attrs, i), "geometry",
-                                    f"coordinates ({b[0]:.1f}, {b[1]:.1f}) are not degrees although "
+                                    f"coordinates ({format_coordinate(b[0])}, "
+                                    f"{format_coordinate(b[1])}) are not degrees although "
                                     f"the file says {src.name}: projected coordinates labelled "
                                     "as WGS84? give the right CRS"))
             geoms[i] = None

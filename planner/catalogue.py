@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from geo.crs import WEB_DECIMALS, WGS84_EPSG, WORKING_EPSG, transformer, working_crs
-from geo.layers import LAYERS, PLOT_STATUSES, SECTORS, get_layer, parse_sectors
+from geo.layers import INTERNAL_LAYERS, LAYERS, PLOT_STATUSES, SECTORS, get_layer, parse_sectors
 from geo.store import NotFound, Store
 
 __all__ = [
@@ -42,7 +42,7 @@ __all__ = [
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 STAFF_ROLES = frozenset({"planner", "admin"})
-NEVER_SERVED = frozenset({"users"})
+NEVER_SERVED = frozenset({"users", *INTERNAL_LAYERS})
 PUBLIC_PLOT_STATUS = "available"
 FACT_COLUMNS = ("rail", "rail_distance_m", "power", "power_headroom_kw", "water",
                 "water_headroom_m3d", "ready")

@@ -17,7 +17,7 @@ import shapely
 
 from geo.crs import WORKING_EPSG
 from geo.io import to_arrow
-from geo.layers import LAYERS, Layer, get_layer
+from geo.layers import INTERNAL_LAYERS, LAYERS, Layer, get_layer
 from geo.store.base import (
     Bbox, Conflict, Invalid, NotFound, Session, Store, StoreError, Where, audit_changes, diff,
     now_iso, prepare_changes, prepare_rows,
@@ -28,7 +28,7 @@ GEOM = "geom"
 BUSY_TIMEOUT_S = 60.0
 # Above this many rows one summary audit record stands for a bulk write.
 AUDIT_ROW_LIMIT = 1000
-UNAUDITED = ("audit", "users")
+UNAUDITED = ("audit", "users", *INTERNAL_LAYERS)
 _ENVELOPE_BYTES = (0, 32, 48, 48, 64)
 
 
@@ -156,8 +156,19 @@ class GpkgStore(Store):
             except sqlite3.DatabaseError as err:
                 raise NotFound(f"{self.path} is not a GeoPackage ({err})") from None
         missing = set(LAYERS) - have
-        if missing:
+        if missing - set(INTERNAL_LAYERS):
             raise NotFound(f"{self.path} is not a zoneplan store: it lacks {', '.join(sorted(missing))}")
+        if missing:
+            self._add_tables(sorted(missing))
+
+    def _add_tables(self, names: list[str]) -> None:
+        """Add the service's own tables to a store made before they existed."""
+        for name in names:
+            _create_layer(str(self.path), LAYERS[name])
+        with self._conn() as conn:
+            for name in names:
+                conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {_q(name + '_key')} "
+                             f"ON {_q(name)} ({_q(LAYERS[name].key)})")
 
     @classmethod
     def create(cls, path: Path | str, *, force: bool = False) -> "GpkgStore":

@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Import a zipped shapefile, .shp, GeoPackage or GeoJSON into LAYER. "
                     "Every feature is checked first; on any problem nothing is written.")
     p.add_argument("layer", metavar="LAYER",
-                   choices=[n for n in LAYERS if n not in ("users", "audit")])
+                   choices=[n for n in LAYERS if n not in NOT_IMPORTABLE])
     p.add_argument("file", metavar="FILE", type=Path)
     add_db_option(p)
     p.add_argument("--crs", type=_epsg_arg, default=None,
@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(RFC 7946) unless --crs says otherwise, and a zip of <layer>.geojson "
                     "for 'all'; GeoPackage holds every layer in one file.")
     p.add_argument("layer", metavar="LAYER|all",
-                   choices=["all", *[n for n in LAYERS if n != "users"]])
+                   choices=["all", *[n for n in LAYERS if n not in NEVER_EXPORTED]])
     p.add_argument("--format", "-f", choices=FORMATS, default=None,
                    help="output format (default: from the -o suffix)")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="PATH")
