@@ -772,6 +772,16 @@ def _order(p: Problem) -> tuple[int, str]:
 # ---------------------------------------------------------------------------
 # Planning and applying imports
 
+MODES: tuple[str, ...] = ("update", "replace")
+# Plots a replace never removes: someone holds them.
+COMMITTED_STATUSES: tuple[str, ...] = ("reserved", "allocated", "occupied")
+# Vertices closer than this (metres) are the same geometry: a GeoJSON round trip at
+# 9 decimals moves them ~0.1 mm, a shapefile may turn rings the other way.
+SAME_GEOMETRY_M = 0.001
+# Ids named one by one in a refusal before the rest are counted.
+SHOWN_IDS = 200
+
+
 @dataclass
 class ImportPlan:
     """A validated import: what would be written, and why it may not be.
@@ -780,15 +790,24 @@ class ImportPlan:
     ----------
     layer : str
     frame : DataFrame
-        Schema-typed attributes (and geometry, working CRS) ready to insert.
-    replace : bool
-        Whether the layer's content is replaced rather than added to.
-    adds : int
-        Features whose id is new to the store.
-    replacements : int
-        Features replacing a stored one with the same id (``replace`` only).
-    removals : int
-        Stored features that disappear because the file lacks them (``replace``).
+        Schema-typed attributes (and geometry, working CRS), one row per input feature.
+    mode : {"update", "replace"}
+        ``update`` changes the stored features whose id is in the file and adds
+        the new ids; ``replace`` also removes the stored features the file lacks.
+    columns : tuple of str
+        The input fields the file carries; updates change only these and the geometry.
+    new_ids : list of str
+        Ids new to the store (inserted).
+    updates : dict
+        ``{id: {field: new value}}`` of stored features the file changes.
+    before : dict
+        ``{id: {field: stored value}}`` of the same fields (for "cadastre 101 → 999").
+    versions : dict
+        ``{id: version}`` the updates were planned against; a later edit is refused.
+    unchanged : int
+        Stored features the file repeats as they are.
+    removed : dict
+        ``{id: status or None}`` of the stored features a replace removes, in id order.
     problems : list of Problem
         Every reason to refuse; the plan may be applied only when empty.
     source : str
@@ -799,11 +818,15 @@ class ImportPlan:
 
     layer: str
     frame: pd.DataFrame
-    replace: bool
-    adds: int
-    replacements: int
-    removals: int
-    problems: list[Problem]
+    mode: str = "update"
+    columns: tuple[str, ...] = ()
+    new_ids: list[str] = dc_field(default_factory=list)
+    updates: dict[str, dict[str, Any]] = dc_field(default_factory=dict)
+    before: dict[str, dict[str, Any]] = dc_field(default_factory=dict)
+    versions: dict[str, int] = dc_field(default_factory=dict)
+    unchanged: int = 0
+    removed: dict[str, str | None] = dc_field(default_factory=dict)
+    problems: list[Problem] = dc_field(default_factory=list)
     source: str = ""
     ignored_columns: list[str] = dc_field(default_factory=list)
     revision: str = ""
@@ -814,37 +837,83 @@ class ImportPlan:
         return not self.problems
 
     @property
+    def replace(self) -> bool:
+        """Whether stored features the file lacks are removed."""
+        return self.mode == "replace"
+
+    @property
+    def adds(self) -> int:
+        """Features whose id is new to the store."""
+        return len(self.new_ids)
+
+    @property
+    def removals(self) -> int:
+        """Stored features a replace removes."""
+        return len(self.removed)
+
+    @property
+    def removals_by_status(self) -> dict[str, int]:
+        """How many removals per status (the layer's status order; ``-`` without one)."""
+        lyr = get_layer(self.layer)
+        order = list(lyr.field("status").choices or ()) if lyr.has("status") else []
+        counts: dict[str, int] = {}
+        for status in self.removed.values():
+            counts[status or "-"] = counts.get(status or "-", 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: (
+            order.index(kv[0]) if kv[0] in order else len(order), kv[0])))
+
+    @property
     def bad_features(self) -> int:
         """How many features have at least one problem."""
         return len({p.index for p in self.problems if p.index is not None})
 
+    def changes(self, key: str) -> list[tuple[str, Any, Any]]:
+        """``(field, before, after)`` of one update, geometry shown as ``changed``."""
+        return [(name, "…" if name == "geometry" else self.before[key].get(name),
+                 "changed" if name == "geometry" else value)
+                for name, value in self.updates[key].items()]
+
     def summary(self) -> str:
         """One line: what the import would do."""
-        text = f"{self.layer}: {len(self.frame)} feature(s) from {self.source or 'input'}: " \
-               f"{self.adds} new"
+        text = (f"{self.layer}: {len(self.frame)} feature(s) from {self.source or 'input'}: "
+                f"{self.adds} new, {len(self.updates)} updated, {self.unchanged} unchanged")
         if self.replace:
-            text += f", {self.replacements} replaced, {self.removals} removed"
+            by_status = ", ".join(f"{n} {s}" for s, n in self.removals_by_status.items())
+            text += f", {self.removals} removed" + (f" ({by_status})" if by_status else "")
         return text
 
+    def input_frame(self) -> pd.DataFrame:
+        """The input as the file gave it (its columns only), to plan again."""
+        columns = list(self.columns) + (["geometry"] if "geometry" in self.frame.columns else [])
+        return self.frame[columns]
+
     def to_dict(self, *, limit: int = 100) -> dict[str, Any]:
-        """A JSON-ready preview (problems capped at ``limit``)."""
+        """A JSON-ready preview (problems, updates and removals capped at ``limit``)."""
         return {"layer": self.layer, "source": self.source, "features": len(self.frame),
-                "replace": self.replace, "adds": self.adds, "replacements": self.replacements,
-                "removals": self.removals, "ok": self.ok, "problem_count": len(self.problems),
+                "mode": self.mode, "replace": self.replace, "adds": self.adds,
+                "updates": len(self.updates), "unchanged": self.unchanged,
+                "removals": self.removals, "removals_by_status": self.removals_by_status,
+                "removed": [{"id": k, "status": s} for k, s in
+                            list(self.removed.items())[:limit]],
+                "updated": [{"id": k, "changes": {f: [str(a), str(b)] if f == "geometry"
+                                                  else [a, b] for f, a, b in self.changes(k)}}
+                            for k in list(self.updates)[:limit]],
+                "ok": self.ok, "problem_count": len(self.problems),
                 "problems": [dataclasses.asdict(p) for p in self.problems[:limit]],
                 "ignored_columns": self.ignored_columns}
 
 
 def plan_import(store: Any, layer: str, data: pd.DataFrame | Upload, *,
-                replace: bool = False) -> ImportPlan:
+                mode: str = "update") -> ImportPlan:
     """Check an import against the schema and the store; write nothing.
 
     Checks, per feature: the read problems of an :class:`Upload`; attribute
-    types and vocabularies; geometry valid, of the layer's type, not
-    degenerate and within 5 km of the stored zone and expansion areas (see
-    :func:`import_envelope`); ids unique in the input and (unless ``replace``) new
-    to the store; for plots, no overlap with each other or (unless
-    ``replace``) with stored plots.
+    types, vocabularies, id syntax and text lengths; geometry valid, of the
+    layer's type, not degenerate and within 5 km of the stored zone and
+    expansion areas (see :func:`import_envelope`); ids unique in the input;
+    for plots, no overlap with each other or with stored plots the file does
+    not mention. A replace may not remove committed plots (reserved,
+    allocated, occupied) nor plots an application names.
 
     Parameters
     ----------
@@ -852,16 +921,34 @@ def plan_import(store: Any, layer: str, data: pd.DataFrame | Upload, *,
     layer : str
     data : DataFrame or Upload
         A frame in the working CRS, or what :func:`read_upload` returned.
-    replace : bool
-        Plan to replace the layer's content instead of adding to it.
+    mode : {"update", "replace"}
+        ``update`` (default): features whose id is stored are updated (only the
+        fields the file carries, and the geometry), new ids are added, nothing
+        is removed. ``replace``: the same, and stored features the file lacks
+        are removed.
+
+    Raises
+    ------
+    ValueError
+        For an unknown mode or a layer that may not be imported.
     """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; use {' or '.join(MODES)}")
     lyr = importable_layer(layer)
     upload = data if isinstance(data, Upload) else Upload(lyr.name, data)
     frame = upload.frame.reset_index(drop=True)
+    revision = store.revision()
+    plan = ImportPlan(lyr.name, frame, mode, source=upload.source,
+                      ignored_columns=upload.ignored_columns, revision=revision)
+    if len(frame) == 0:
+        plan.problems = [Problem(None, None, None, f"{upload.source or 'the input'} holds no "
+                                                   "features; nothing to import")]
+        return plan
     typed, problems = coerce_attributes(lyr, frame)
     problems = list(upload.problems) + _missing_columns(lyr, frame, problems)
+    plan.columns = tuple(f.name for f in lyr.input_fields if f.name in frame.columns)
     ids = typed[lyr.key].tolist()
-    out: pd.DataFrame = typed
+    plan.frame = typed
     if lyr.is_feature:
         geoms = single_part(gpd.GeoSeries(frame.geometry.values, crs=WORKING_EPSG)).values
         unread = {p.index for p in upload.problems if p.field == "geometry"}
@@ -872,19 +959,18 @@ def plan_import(store: Any, layer: str, data: pd.DataFrame | Upload, *,
         problems += geo_problems
         usable = np.ones(len(frame), dtype=bool)
         usable[list(unread | {p.index for p in geo_problems})] = False
-        out = gpd.GeoDataFrame(typed, geometry=np.asarray(geoms), crs=WORKING_EPSG)
+        plan.frame = gpd.GeoDataFrame(typed, geometry=np.asarray(geoms), crs=WORKING_EPSG)
         if lyr.name == "plots":
-            problems += _self_overlaps(out, usable)
-    revision = store.revision()
-    present = _present_ids(store, lyr, ids)
-    problems += _store_problems(store, lyr, out, replace, present)
-    existing = store.count(lyr.name) if replace else 0
-    return ImportPlan(lyr.name, out, replace,
-                      adds=len(out) - (len(present) if replace else 0),
-                      replacements=len(present) if replace else 0,
-                      removals=existing - len(present) if replace else 0,
-                      problems=sorted(problems, key=_order), source=upload.source,
-                      ignored_columns=upload.ignored_columns, revision=revision)
+            problems += _self_overlaps(plan.frame, usable)
+    stored = _stored_rows(store, lyr, ids)
+    _plan_updates(plan, lyr, stored)
+    if plan.replace:
+        plan.removed = _removals(store, lyr, {str(k) for k in ids if k is not None})
+        problems += _committed_removals(store, lyr, plan.removed)
+    elif lyr.name == "plots":
+        problems += _overlaps_with_store(store, plan.frame, {str(k) for k in ids if k is not None})
+    plan.problems = sorted(problems, key=_order)
+    return plan
 
 
 def import_envelope(store: Any, layer: str) -> tuple[tuple[float, float, float, float], str]:
@@ -920,30 +1006,84 @@ def _missing_columns(layer: Layer, frame: pd.DataFrame, problems: list[Problem])
     return head + [p for p in problems if p.field not in absent]
 
 
-def _present_ids(store: Any, layer: Layer, ids: list[Any]) -> set[str]:
-    """The ids of ``ids`` already in the store (queried in chunks, by value)."""
+def _stored_rows(store: Any, layer: Layer, ids: list[Any]) -> pd.DataFrame:
+    """The stored rows whose id is in ``ids`` (queried in chunks, by value), by id."""
     wanted = sorted({str(i) for i in ids if i is not None})
-    found: set[str] = set()
-    for start in range(0, len(wanted), _ID_CHUNK):
-        chunk = wanted[start:start + _ID_CHUNK]
-        rows = store.read(layer.name, where={layer.key: chunk})
-        found |= {str(v) for v in rows[layer.key].tolist()}
-    return found
+    parts = [store.read(layer.name, where={layer.key: wanted[start:start + _ID_CHUNK]})
+             for start in range(0, len(wanted), _ID_CHUNK)]
+    rows = pd.concat(parts, ignore_index=True) if parts else store.read(layer.name, limit=0)
+    return rows.set_index(rows[layer.key].astype(str), drop=False)
 
 
-def _store_problems(store: Any, layer: Layer, frame: pd.DataFrame, replace: bool,
-                    present: set[str] | None = None) -> list[Problem]:
-    """Collisions with what is stored: existing ids and (plots) overlaps."""
-    if replace:
+def _plain(value: Any) -> Any:
+    """A stored value as the schema's coercion gives it (None for missing, plain Python)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _plan_updates(plan: ImportPlan, lyr: Layer, stored: pd.DataFrame) -> None:
+    """Sort the input into new ids and updates of stored features (fields that differ)."""
+    keys = [None if k is None else str(k) for k in plan.frame[lyr.key].tolist()]
+    rows = [i for i, k in enumerate(keys) if k is not None and k in stored.index]
+    plan.new_ids = [k for k in keys if k is not None and k not in stored.index]
+    if not rows:
+        return
+    old = stored.loc[[keys[i] for i in rows]]
+    after: list[dict[str, Any]] = [{} for _ in rows]
+    for name in plan.columns:
+        if name == lyr.key:
+            continue
+        new_values = plan.frame[name].iloc[rows].tolist()
+        for n, (a, b) in enumerate(zip(old[name].tolist(), new_values)):
+            if _plain(a) != b:
+                after[n][name] = b
+    if lyr.is_feature:
+        new_geoms = np.asarray(plan.frame.geometry.values, dtype=object)[rows]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            same = shapely.equals_exact(shapely.normalize(new_geoms),
+                                        shapely.normalize(np.asarray(old.geometry.values)),
+                                        tolerance=SAME_GEOMETRY_M)
+        for n in np.flatnonzero(~same):
+            after[n]["geometry"] = new_geoms[n]
+    for n, i in enumerate(rows):
+        key = keys[i]
+        if not after[n]:
+            plan.unchanged += 1
+            continue
+        plan.updates[key] = after[n]
+        plan.before[key] = {f: (old.geometry.iloc[n] if f == "geometry" else _plain(old[f].iloc[n]))
+                            for f in after[n]}
+        plan.versions[key] = int(_plain(old["version"].iloc[n]) or 0)
+
+
+def _removals(store: Any, layer: Layer, keep: set[str]) -> dict[str, str | None]:
+    """``{id: status}`` of the stored features not in ``keep``, in id order."""
+    stored = store.read(layer.name)
+    keys = stored[layer.key].astype(str)
+    gone = ~keys.isin(keep)
+    status = (stored.loc[gone, "status"].tolist() if layer.has("status")
+              else [None] * int(gone.sum()))
+    return dict(zip(keys[gone].tolist(), status))
+
+
+def _committed_removals(store: Any, layer: Layer, removed: dict[str, str | None]) -> list[Problem]:
+    """Refuse a replace that would remove plots someone holds or an application names."""
+    if layer.name != "plots" or not removed:
         return []
-    keys = frame[layer.key].tolist()
-    present = _present_ids(store, layer, keys) if present is None else present
-    problems = [Problem(i, str(k), layer.key,
-                        f"id {k} is already in the store (use --replace to replace the layer)")
-                for i, k in enumerate(keys) if k is not None and str(k) in present]
-    if layer.name == "plots" and len(frame):
-        problems += _overlaps_with_store(store, frame, present)
-    return problems
+    apps = store.read("applications")
+    named = set(apps["plot_id"].dropna().astype(str)) | set(apps["assigned"].dropna().astype(str))
+    held = [k for k, status in removed.items() if status in COMMITTED_STATUSES or k in named]
+    if not held:
+        return []
+    shown = ", ".join(f"{k} ({removed[k]}{', named by an application' if k in named else ''})"
+                      for k in held[:SHOWN_IDS])
+    more = f" and {len(held) - SHOWN_IDS} more" if len(held) > SHOWN_IDS else ""
+    return [Problem(None, None, layer.key,
+                    f"a replace never removes committed plots, and the file lacks {len(held)} "
+                    f"of them: {shown}{more}. Put them in the file, or update instead of "
+                    "replacing (nothing is then removed)")]
 
 
 def _usable_geoms(frame: gpd.GeoDataFrame, usable: np.ndarray | None = None) -> np.ndarray:
@@ -965,51 +1105,81 @@ def _self_overlaps(frame: gpd.GeoDataFrame, usable: np.ndarray) -> list[Problem]
     return out
 
 
-def _overlaps_with_store(store: Any, frame: gpd.GeoDataFrame, present: set[str]) -> list[Problem]:
+def _overlaps_with_store(store: Any, frame: gpd.GeoDataFrame, in_file: set[str]) -> list[Problem]:
+    """Overlaps with stored plots the file does not mention (those it mentions get the
+    file's geometry, checked among the input)."""
     idx = _usable_geoms(frame)
     if not len(idx):
         return []
     sub = gpd.GeoSeries(frame.geometry.values[idx])
     stored = store.read("plots", bbox=tuple(sub.total_bounds))
+    stored = stored[~stored["plot_id"].astype(str).isin(in_file)]
     keys = frame["plot_id"].tolist()
     stored_keys = stored["plot_id"].tolist()
     out = []
     for a, b, area in overlaps(sub, gpd.GeoSeries(stored.geometry.values)):
         i = int(idx[a])
-        if keys[i] is not None and str(keys[i]) in present and keys[i] == stored_keys[b]:
-            continue  # the id problem already says it
         out.append(Problem(i, keys[i], "geometry",
                            f"overlaps existing plot {stored_keys[b]} by {area:.1f} m²"))
     return out
 
 
 def apply_import(store: Any, plan: ImportPlan, *, user: str = "system") -> list[str]:
-    """Write a checked plan in one transaction; return the ids written.
+    """Write a checked plan in one transaction; return the ids added or updated.
 
-    If the store changed since the plan was made, collisions are checked
-    again inside the transaction (other writers wait meanwhile).
+    Removals, then updates (each a versioned ``Session.update``, so the audit
+    trail holds field by field what changed), then one insert of the new ids.
+    If the store changed since the plan was made, the import is planned again
+    inside the transaction (other writers wait meanwhile) and refused when it
+    now finds problems or would remove other features.
 
     Raises
     ------
     ValidationError
-        When the plan has problems, or new collisions appeared; nothing is written.
+        When the plan has problems, or the fresh plan differs; nothing is written.
     """
     if plan.problems:
         raise ValidationError(plan.problems)
-    lyr = importable_layer(plan.layer)
     with store.transaction(user) as tx:
-        if store.revision() != plan.revision:
-            fresh = _store_problems(store, lyr, plan.frame, plan.replace)
-            if fresh:
-                raise ValidationError(sorted(fresh, key=_order))
-        if plan.replace:
-            return tx.replace(lyr.name, plan.frame)
-        return tx.insert(lyr.name, plan.frame)
+        return write_import(tx, store, plan)
 
 
-def import_file(store: Any, layer: str, source: Source, *, replace: bool = False,
+def write_import(tx: Any, store: Any, plan: ImportPlan) -> list[str]:
+    """Write a checked plan inside the open transaction ``tx`` of ``store`` (see
+    :func:`apply_import`); return the ids added or updated."""
+    if plan.problems:
+        raise ValidationError(plan.problems)
+    lyr = importable_layer(plan.layer)
+    if store.revision() != plan.revision:
+        plan = _plan_again(store, plan)
+    for key in plan.removed:
+        tx.delete(lyr.name, key)
+    for key, changes in plan.updates.items():
+        tx.update(lyr.name, key, changes, version=plan.versions[key])
+    new = plan.frame[plan.frame[lyr.key].astype(str).isin(set(plan.new_ids))]
+    added = tx.insert(lyr.name, new) if len(new) else []
+    return [*added, *plan.updates]
+
+
+def _plan_again(store: Any, plan: ImportPlan) -> ImportPlan:
+    """The same import planned against the store as it is now; refused if it changed
+    what was checked (new problems, other removals)."""
+    fresh = plan_import(store, plan.layer, Upload(plan.layer, plan.input_frame(),
+                                                  source=plan.source), mode=plan.mode)
+    if fresh.problems:
+        raise ValidationError(fresh.problems)
+    if list(fresh.removed) != list(plan.removed):
+        raise ValidationError([Problem(None, None, None,
+                                       f"{plan.layer} changed since the file was checked: the "
+                                       f"replace would now remove {fresh.removals} feature(s), "
+                                       f"not {plan.removals}; check the file again")])
+    return fresh
+
+
+def import_file(store: Any, layer: str, source: Source, *, mode: str = "update",
                 src_layer: str | None = None, crs: int | str | None = None,
-                user: str = "system", filename: str | None = None) -> ImportPlan:
+                encoding: str | None = None, user: str = "system",
+                filename: str | None = None) -> ImportPlan:
     """Read, plan and apply an import in one call; return the applied plan.
 
     Raises
@@ -1017,8 +1187,9 @@ def import_file(store: Any, layer: str, source: Source, *, replace: bool = False
     ValidationError
         With every problem found; nothing is written.
     """
-    upload = read_upload(source, layer, src_layer=src_layer, crs=crs, filename=filename)
-    plan = plan_import(store, layer, upload, replace=replace)
+    upload = read_upload(source, layer, src_layer=src_layer, crs=crs, filename=filename,
+                         encoding=encoding)
+    plan = plan_import(store, layer, upload, mode=mode)
     apply_import(store, plan, user=user)
     return plan
 
@@ -1324,8 +1495,8 @@ def export_bytes(store: Any, layers: str | Sequence[str], fmt: str, *,
 
 
 __all__ = [
-    "FORMATS", "ImportPlan", "Upload", "apply_import", "check_where", "export_bytes",
-    "ShapefileLimitWarning", "export_filename", "export_layer_names", "export_layers",
+    "CLI_OPTIONS", "COMMITTED_STATUSES", "FORMATS", "ImportPlan", "MODES", "Upload", "apply_import", "check_where", "export_bytes",
+    "ShapefileLimitWarning", "export_filename", "write_import", "export_layer_names", "export_layers",
     "import_envelope", "import_file", "importable_layer",
     "load_upload", "parse_where", "plan_import", "read_file", "read_upload", "to_arrow",
     "write_shapefile",

@@ -429,7 +429,7 @@ class GpkgSession(Session):
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(start + i + 1, *rec) for i, rec in enumerate(self._audit)])
             self._touched.add("audit")
-        for name in self._touched:
+        for name in self._touched - set(INTERNAL_LAYERS):  # staging never stales caches
             self._refresh_contents(get_layer(name))
 
     def _refresh_contents(self, lyr: Layer) -> None:
