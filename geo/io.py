@@ -129,25 +129,42 @@ def _epsg(frame: pd.DataFrame) -> int:
     return crs.to_epsg() if crs is not None else WORKING_EPSG
 
 
-def _sized_for_dbf(table: pa.Table) -> pa.Table:
-    """Tag text and integer columns with the DBF width their data needs.
+# Bytes a character of the zone's text takes in UTF-8 (Cyrillic and Kazakh letters: 2).
+_UTF8_BYTES_PER_CHAR = 2
+# GDAL's width for a 64-bit integer field.
+_DBF_INT64_WIDTH = 18
+
+
+def dbf_width(fld: Field) -> int | None:
+    """The DBF width a field is written with, from the schema (never from the data, so
+    a value typed later in QGIS fits): the longest choice, the id or text limit in
+    UTF-8 bytes up to the DBF's 254, the digits of an integer's maximum. None for
+    types the driver sizes itself (reals, dates)."""
+    if fld.type == "str":
+        if fld.choices:
+            return max(len(c.encode("utf-8")) for c in fld.choices)
+        limit = fld.text_limit
+        return _DBF_MAX_WIDTH if limit is None else min(_DBF_MAX_WIDTH,
+                                                        limit * _UTF8_BYTES_PER_CHAR)
+    if fld.type == "int":
+        if fld.maximum is None:
+            return _DBF_INT64_WIDTH
+        sign = 1 if fld.minimum is not None and fld.minimum < 0 else 0
+        return len(str(int(fld.maximum))) + sign
+    return None
+
+
+def _sized_for_dbf(layer: Layer, table: pa.Table) -> pa.Table:
+    """Tag text and integer columns with the DBF width the schema gives them.
 
     GDAL reads the ``GDAL:OGR:width`` field metadata when it creates a field,
-    so the ``.dbf`` is written once at the right widths instead of being
-    rewritten by the ``RESIZE`` option (which costs a second pass).
+    so the ``.dbf`` is written once at its final widths.
     """
     schema = table.schema
-    for i, fld in enumerate(schema):
-        col = table.column(i)
-        if pa.types.is_string(fld.type):
-            longest = pc.max(pc.binary_length(col.cast(pa.binary()))).as_py()
-        elif pa.types.is_integer(fld.type):
-            lo, hi = pc.min_max(col).values()
-            longest = max(len(str(v.as_py())) for v in (lo, hi)) if lo.is_valid else 1
-        else:
-            continue
-        width = str(min(max(int(longest or 1), 1), _DBF_MAX_WIDTH))
-        schema = schema.set(i, fld.with_metadata({"GDAL:OGR:width": width}))
+    for i, column in enumerate(schema):
+        width = dbf_width(layer.field(column.name)) if layer.has(column.name) else None
+        if width is not None:
+            schema = schema.set(i, column.with_metadata({"GDAL:OGR:width": str(width)}))
     return table.cast(schema)
 
 
@@ -174,8 +191,8 @@ def write_shapefile(layer: Layer | str, frame: gpd.GeoDataFrame, directory: Path
                     *, name: str | None = None) -> Path:
     """Write one layer as a shapefile with ``.prj`` and a UTF-8 ``.cpg``.
 
-    Text and integer field widths are sized to the data in one pass (see
-    ``_sized_for_dbf``); dates are DBF dates. A table (no geometry) is written
+    Text and integer field widths come from the schema (see :func:`dbf_width`),
+    so values typed later fit; dates are DBF dates. A table (no geometry) is written
     as a lone ``.dbf`` (with ``.cpg``). Text longer than the DBF's 254 bytes is
     cut by the format; a :class:`ShapefileLimitWarning` names the layer, field,
     count and first feature.
@@ -194,7 +211,7 @@ def write_shapefile(layer: Layer | str, frame: gpd.GeoDataFrame, directory: Path
         warnings.filterwarnings("ignore", message=r"(?s).*has been truncated",
                                 category=RuntimeWarning)
         pyogrio.write_arrow(
-            _sized_for_dbf(table), path, driver="ESRI Shapefile",
+            _sized_for_dbf(layer, table), path, driver="ESRI Shapefile",
             geometry_name="geometry" if layer.is_feature else None,
             geometry_type=layer.geometry if layer.is_feature else None,
             crs=f"EPSG:{_epsg(frame)}" if layer.is_feature else None,
