@@ -482,15 +482,17 @@ def _read_path(path: Path, layer: Layer, src_layer: str | None, encoding: str | 
         dbf = archive.sibling(path, ".dbf") if kind == "shp" else path
         _check_dbf(dbf, path.name)
         enc = encoding or (None if archive.sibling(path, ".cpg") else _dbf_encoding(dbf))
-        raw = _read_raw(path, encoding=enc, kind=kind)
         prj = archive.sibling(path, ".prj") if kind == "shp" else None
+        try:
+            raw = _read_raw(path, encoding=enc, kind=kind)
+        except ValueError:
+            if prj is not None and not _parses_as_crs(prj):
+                raise _bad_prj(path, prj, options) from None
+            raise
         if kind == "shp" and prj is None:
             raw.crs = None
         elif prj is not None and raw.crs is None:
-            text = prj.read_bytes()[:60].decode("utf-8", errors="replace").strip()
-            raise ValueError(f"{path.name}: its {prj.name} cannot be understood as a coordinate "
-                             f"system (it starts {text!r}); replace it with the layer's .prj, "
-                             f"or delete it and give the CRS with {options['crs']}")
+            raise _bad_prj(path, prj, options)
         return raw
     if kind == "gpkg":
         name = _gpkg_layer(path, layer.name, src_layer, options)
@@ -500,6 +502,21 @@ def _read_path(path: Path, layer: Layer, src_layer: str | None, encoding: str | 
         if encoding and codecs.lookup(encoding).name != "utf-8":
             path = _as_utf8(path, encoding, tmp)
     return _read_raw(path, kind=kind)
+
+
+def _parses_as_crs(prj: Path) -> bool:
+    try:
+        CRS.from_user_input(prj.read_text(encoding="utf-8", errors="replace"))
+        return True
+    except CRSError:
+        return False
+
+
+def _bad_prj(path: Path, prj: Path, options: Mapping[str, str]) -> ValueError:
+    text = prj.read_bytes()[:60].decode("utf-8", errors="replace").strip()
+    return ValueError(f"{path.name}: its {prj.name} cannot be understood as a coordinate "
+                      f"system (it starts {text!r}); replace it with the layer's .prj, or "
+                      f"delete it and give the CRS with {options['crs']}")
 
 
 def _as_utf8(path: Path, encoding: str, tmp: Path) -> Path:
@@ -624,18 +641,19 @@ def _text_problems(layer: Layer, raw: _Raw, options: Mapping[str, str]) -> list[
         return []
     attrs, _ = _rename_columns(layer, raw.attrs)
     lower = {f.name.lower(): f.name for f in layer.fields}
-    if raw.kind == "geojson":
-        how = (f"GeoJSON is UTF-8 by definition (RFC 8259): save it as UTF-8, or give its "
-               f"encoding with {options['encoding']}")
-    elif raw.encoding:
-        how = f"it is not {raw.encoding} either: give the file's encoding with {options['encoding']}"
-    else:
-        how = (f"give its encoding with {options['encoding']}, or put a .cpg file beside "
-               "the .dbf holding the encoding's name (e.g. 1251)")
     problems = []
     for name, row, data in raw.bad_text[:_SHOWN_TEXT_PROBLEMS]:
         guess = _guess_encoding(data)
         hint = f" (it reads as {guess[0]}: {guess[1]!r})" if guess else ""
+        which = f"its encoding ({guess[0]})" if guess else "its encoding"
+        if raw.kind == "geojson":
+            how = (f"GeoJSON is UTF-8 by definition (RFC 8259): save it as UTF-8, or give "
+                   f"{which} with {options['encoding']}")
+        elif raw.encoding:
+            how = f"it is not {raw.encoding} either: give {which} with {options['encoding']}"
+        else:
+            how = (f"give {which} with {options['encoding']}, or put a .cpg file beside the "
+                   f".dbf holding the encoding's name (e.g. {guess[0] if guess else 'cp1251'})")
         problems.append(Problem(row, _key_at(layer, attrs, row), lower.get(name.lower(), name),
                                 f"text {data[:24]!r} is not UTF-8{hint}; {how}"))
     if len(raw.bad_text) > _SHOWN_TEXT_PROBLEMS:
