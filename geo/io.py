@@ -500,7 +500,7 @@ def _read_path(path: Path, layer: Layer, src_layer: str | None, encoding: str | 
     if kind == "geojson":
         _refuse_control_characters(path, layer)
         if encoding and codecs.lookup(encoding).name != "utf-8":
-            path = _as_utf8(path, encoding, tmp)
+            return _read_raw(_as_utf8(path, encoding, tmp), kind=kind, desc=path.name)
     return _read_raw(path, kind=kind)
 
 
@@ -725,8 +725,9 @@ def read_upload(source: Source, layer: str, *, src_layer: str | None = None,
         try:
             encoding = codecs.lookup(encoding).name
         except LookupError:
-            raise ValueError(f"unknown encoding {encoding!r}; give one such as cp1251, "
-                             "utf-8 or latin1") from None
+            raise ValidationError([Problem(None, None, "encoding",
+                                           f"unknown encoding {encoding!r}; give one such as "
+                                           "cp1251, utf-8 or latin1")]) from None
     with tempfile.TemporaryDirectory(prefix="zoneplan-upload-") as tmp:
         path = _materialise(source, filename, Path(tmp))
         raw = _read_path(path, lyr, src_layer, encoding, options, Path(tmp))
