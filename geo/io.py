@@ -973,7 +973,7 @@ def plan_import(store: Any, layer: str, data: pd.DataFrame | Upload, *,
     lyr = importable_layer(layer)
     upload = data if isinstance(data, Upload) else Upload(lyr.name, data)
     frame = upload.frame.reset_index(drop=True)
-    revision = store.revision()
+    revision = store.revision(_checked_layers(lyr))
     plan = ImportPlan(lyr.name, frame, mode, source=upload.source,
                       ignored_columns=upload.ignored_columns, revision=revision)
     if len(frame) == 0:
@@ -1007,6 +1007,11 @@ def plan_import(store: Any, layer: str, data: pd.DataFrame | Upload, *,
         problems += _overlaps_with_store(store, plan.frame, {str(k) for k in ids if k is not None})
     plan.problems = sorted(problems, key=_order)
     return plan
+
+
+def _checked_layers(layer: Layer) -> list[str]:
+    """The layers a plan reads: the target, where the zone is, who holds plots."""
+    return list(dict.fromkeys([layer.name, "zone", "expansion", "applications"]))
 
 
 def import_envelope(store: Any, layer: str) -> tuple[tuple[float, float, float, float], str]:
@@ -1186,7 +1191,7 @@ def write_import(tx: Any, store: Any, plan: ImportPlan) -> list[str]:
     if plan.problems:
         raise ValidationError(plan.problems)
     lyr = importable_layer(plan.layer)
-    if store.revision() != plan.revision:
+    if store.revision(_checked_layers(lyr)) != plan.revision:
         plan = _plan_again(store, plan)
     for key in plan.removed:
         tx.delete(lyr.name, key)

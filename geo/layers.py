@@ -20,6 +20,7 @@ PLOT_TRANSITIONS: dict[str, tuple[str, ...]] = {
     "occupied": ("available",),
 }
 APPLICATION_STATUSES: tuple[str, ...] = ("submitted", "reserved", "rejected", "withdrawn")
+JOB_STATES: tuple[str, ...] = ("queued", "running", "done", "failed", "cancelled")
 ROLES: tuple[str, ...] = ("investor", "planner", "admin")
 FIELD_TYPES: tuple[str, ...] = ("str", "int", "float", "bool", "date", "datetime")
 # One rule for ids and text, applied by every entry point (imports, the API's models,
@@ -110,9 +111,11 @@ class Layer:
         Whether anonymous users may read and download it.
     asset : bool
         Whether it is infrastructure carrying status, since, due and note.
+    audited : bool
+        Whether writes leave audit records (not for the audit itself, accounts, job state).
     internal : bool
-        Kept by the service for itself (staged uploads): never served,
-        imported, exported nor audited.
+        The service's own bookkeeping (jobs, sessions, staged uploads): never imported,
+        exported or offered as data.
     """
 
     name: str
@@ -122,6 +125,7 @@ class Layer:
     label: str = ""
     public: bool = True
     asset: bool = False
+    audited: bool = True
     internal: bool = False
     _by_name: dict = dc_field(default=None, init=False, repr=False, compare=False)
 
@@ -283,7 +287,7 @@ LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
         Field("active", "bool", "Active"),
         Field("created", "datetime", "Created"),
         _VERSION,
-    ), "Users", public=False),
+    ), "Users", public=False, audited=False),
     Layer("targets", None, "target_id", (
         Field("target_id", "str", "Target id", required=True, ident=True),
         Field("name", "str", "Target"),
@@ -302,7 +306,25 @@ LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
         Field("layer", "str", "Layer", required=True),
         Field("feat_id", "str", "Feature", required=True, max_length=None),
         Field("changes", "str", "Changes (JSON)", max_length=None),
-    ), "Audit trail", public=False),
+    ), "Audit trail", public=False, audited=False),
+    Layer("jobs", None, "job_id", (
+        Field("job_id", "str", "Job", required=True, ident=True),
+        Field("kind", "str", "Kind", required=True),
+        Field("state", "str", "State", required=True, choices=JOB_STATES),
+        Field("username", "str", "Started by"),
+        Field("params", "str", "Parameters (JSON)", max_length=None),
+        Field("progress", "float", "Progress", minimum=0, maximum=1),
+        Field("message", "str", "Message", max_length=None),
+        Field("result", "str", "Result (JSON)", max_length=None),
+        Field("error", "str", "Error", max_length=None),
+        Field("cancel", "bool", "Cancel requested"),
+        Field("worker", "str", "Worker"),
+        Field("created", "datetime", "Created"),
+        Field("started", "datetime", "Started"),
+        Field("finished", "datetime", "Finished"),
+        Field("heartbeat", "datetime", "Last sign of life"),
+        _VERSION,
+    ), "Background jobs", public=False, audited=False, internal=True),
     # Files a planner uploaded, checked and waiting for confirmation; in the store so
     # every server process over it sees them and no other store can apply them.
     Layer("uploads", None, "token", (
@@ -313,11 +335,11 @@ LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
         Field("filename", "str", "File name"),
         Field("size", "int", "Bytes", minimum=0),
         Field("created", "datetime", "Staged", required=True),
-    ), "Staged uploads", public=False, internal=True),
+    ), "Staged uploads", public=False, audited=False, internal=True),
     Layer("upload_data", None, "token", (
         Field("token", "str", "Token", required=True, ident=True),
         Field("data", "str", "File (base64)", required=True, max_length=None),
-    ), "Staged upload files", public=False, internal=True),
+    ), "Staged upload files", public=False, audited=False, internal=True),
 )}
 
 FEATURE_LAYERS: tuple[str, ...] = tuple(n for n, lyr in LAYERS.items() if lyr.is_feature)

@@ -1,1 +1,1 @@
-"""Use cases: one function per thing a person does, over one store transaction."""
+"""Use cases: one function per thing people do, shared by the command line and the web app."""
