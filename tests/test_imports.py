@@ -205,7 +205,7 @@ def test_page_replace_shows_removals_in_red_and_refuses_committed(planner_client
                     replace="on")
     page = html.unescape(r.get_data(as_text=True))
     assert r.status_code == 422 and 'id="zp-removals"' in page
-    assert re.search(r'data-status="occupied">Occupied: <strong>\d+</strong>', page)
+    assert re.search(r'data-status="occupied">occupied: <strong>\d+</strong>', page, re.I)
     assert "a replace never removes committed plots" in page and "P-002 (occupied" in page
     assert 'id="zp-confirm"' not in page and sha256(store_path) == before
 
