@@ -104,7 +104,8 @@ def _positions(start: float, stop: float, anchor: float, spacing: float, end_gap
     than ``end_gap`` from ``start`` and ``stop``."""
     left = max(0.0, anchor - start - end_gap)
     right = max(0.0, stop - anchor - end_gap)
-    n_left, n_right = math.ceil(left / spacing), math.ceil(right / spacing)
+    # The tolerance keeps float noise from adding a street when a span is a whole multiple.
+    n_left, n_right = math.ceil(left / spacing - 1e-6), math.ceil(right / spacing - 1e-6)
     lefts = anchor - np.arange(1, n_left + 1) * (left / n_left) if n_left else np.zeros(0)
     rights = anchor + np.arange(1, n_right + 1) * (right / n_right) if n_right else np.zeros(0)
     return np.sort(np.concatenate([lefts, [anchor], rights]))

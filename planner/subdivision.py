@@ -403,7 +403,6 @@ def _obb_pieces(net: Any, streets: gpd.GeoDataFrame, targets: Callable[[np.ndarr
     done: list[np.ndarray] = []
     todo, _ = _polygons(np.array([net], dtype=object))
     far = 10.0 * max(net.bounds[2] - net.bounds[0], net.bounds[3] - net.bounds[1], 1.0)
-    min_frontage = params.frontage_m
     for level in range(_MAX_LEVELS):
         if not len(todo):
             break
@@ -430,10 +429,8 @@ def _obb_pieces(net: Any, streets: gpd.GeoDataFrame, targets: Callable[[np.ndarr
             anchor = centre[idx] + axis[idx] * ((share[idx] - 0.5) * length[idx])[:, None]
             low, high = _halfplanes(anchor, axis[idx], far)
             low, high = shapely.intersection(todo[idx], low), shapely.intersection(todo[idx], high)
-            ok = _all_parts_front(low, streets, min_frontage) & \
-                _all_parts_front(high, streets, min_frontage) & \
-                (shapely.area(low) >= params.min_ha * 10_000.0 * 0.999) & \
-                (shapely.area(high) >= params.min_ha * 10_000.0 * 0.999)
+            ok = _parts_front(low, streets, params, targets) & \
+                _parts_front(high, streets, params, targets)
             accepted[idx[ok]] = True
             result_low[idx[ok]], result_high[idx[ok]] = low[ok], high[ok]
         done.append(todo[~accepted])
@@ -442,13 +439,22 @@ def _obb_pieces(net: Any, streets: gpd.GeoDataFrame, targets: Callable[[np.ndarr
     return np.concatenate(done)
 
 
-def _all_parts_front(geoms: np.ndarray, streets: gpd.GeoDataFrame, minimum: float) -> np.ndarray:
-    """Whether every polygon part of each geometry fronts a street along ``minimum`` m."""
+def _parts_front(geoms: np.ndarray, streets: gpd.GeoDataFrame, params: SubdivisionParams,
+                 targets: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Whether every polygon part of each geometry fronts a street along the minimum
+    frontage, has the minimum area, and, once plot-sized, is no deeper than allowed."""
     parts, index = _polygons(geoms)
     length, _ = frontage(parts, streets)
-    worst = np.full(len(geoms), np.inf)
-    np.minimum.at(worst, index, length)
-    return np.isfinite(worst) & (worst >= minimum)
+    area = shapely.area(parts)
+    plot_sized = area <= 1.5 * targets(parts) * 10_000.0
+    deep = area / np.maximum(length, 1e-9) ** 2 > params.max_depth_ratio
+    good = (length >= params.frontage_m) & (area >= params.min_ha * 10_000.0 * 0.999) \
+        & ~(plot_sized & deep)
+    bad = np.zeros(len(geoms), dtype=bool)
+    np.logical_or.at(bad, index[~good], True)
+    has_part = np.zeros(len(geoms), dtype=bool)
+    has_part[index] = True
+    return has_part & ~bad
 
 
 # --------------------------------------------------------------------------- clean-up
@@ -585,7 +591,7 @@ def subdivide(site: Site, params: SubdivisionParams, *,
     world = frame.to_world
     plots = plots.set_geometry(world(_geoms(plots)), crs=WORKING_EPSG)
     streets = streets_local.set_geometry(world(_geoms(streets_local)), crs=WORKING_EPSG)
-    streets = streets.reset_index(drop=True)
+    streets = streets.reset_index(drop=True).astype({"existing": bool, "row_m": float})
     plots["street_id"] = [streets["street_id"].iloc[i] if i >= 0 else None
                           for i in plots.pop("street")]
     _report(progress, 0.95, "measuring quality")
