@@ -230,9 +230,10 @@ def commit(store: Store, plan: Mapping[str, Any], *, user: str) -> dict[str, lis
     exp_id = plan.get("exp_id")
     with store.transaction(user) as tx:
         _check_unchanged(tx, plan, plots)
+        # Ids follow the highest before the replaced plots go: a deleted id is never reused.
+        plot_ids = _next_ids(tx.read("plots")["plot_id"].astype(str).tolist(), "P-", len(plots))
         for item in plan["removed"]:
             tx.delete("plots", item["plot_id"], version=int(item["version"]))
-        plot_ids = _next_ids(tx.read("plots")["plot_id"].astype(str).tolist(), "P-", len(plots))
         tx.insert("plots", gpd.GeoDataFrame(
             {"plot_id": plot_ids, "status": "candidate", "sectors": "*", "exp_id": exp_id},
             geometry=plots, crs=WORKING_EPSG))
