@@ -24,7 +24,8 @@ from geo.layers import PLOT_TRANSITIONS, Field as SchemaField, get_layer, parse_
 from geo.store import Conflict, Invalid, NotFound, Store
 from geo.store.base import now_iso
 from geo.validate import Problem
-from planner.catalogue import Forbidden, PlotFilters, PUBLIC_PLOT_STATUS, is_staff
+from planner.catalogue import PlotFilters, PUBLIC_PLOT_STATUS
+from planner.visibility import Forbidden, PlotView, is_staff, plot_view
 
 __all__ = [
     "INVESTOR_FIELDS", "ApplicationIn", "ApplicationOut", "AcceptIn", "RejectIn", "WithdrawIn",
@@ -189,6 +190,16 @@ def _available_plot(store: Store, plot_id: str) -> dict[str, Any]:
     return plot
 
 
+def _visible_available_plot(store: Store, plot_id: str, view: PlotView) -> dict[str, Any]:
+    """The plot when ``view`` sees it and it is available; a hidden plot is a missing one."""
+    try:
+        plot = store.get("plots", plot_id)
+    except NotFound:
+        plot = None
+    view.require(plot, plot_id)
+    return _available_plot(store, plot_id)
+
+
 def create(store: Store, data: Any, *, user: str, role: str | None) -> dict[str, Any]:
     """Submit an application for ``user`` (an investor).
 
@@ -203,8 +214,10 @@ def create(store: Store, data: Any, *, user: str, role: str | None) -> dict[str,
     ------
     Forbidden
         For roles other than investor.
+    NotFound
+        For a plot that does not exist or the investor may not see (alike, as on GET).
     Invalid
-        Naming each bad field (unknown plot, area range, sector not allowed).
+        Naming each bad field (area range, sector not allowed).
     Conflict
         When the plot is no longer available.
     """
@@ -213,7 +226,7 @@ def create(store: Store, data: Any, *, user: str, role: str | None) -> dict[str,
     app = data if isinstance(data, ApplicationIn) else parse_body(ApplicationIn, data)
     values = app.model_dump()
     if app.plot_id:
-        plot = _available_plot(store, app.plot_id)
+        plot = _visible_available_plot(store, app.plot_id, plot_view(role, user))
         problems = _plot_fits(plot, values)
         if problems:
             raise Invalid(problems)
