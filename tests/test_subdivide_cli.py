@@ -145,14 +145,29 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(capsys, store_path, tmp_p
     assert not list(tmp_path.glob("x.*"))
 
 
-def test_drawn_polygon_and_its_problems(store):
-    ring = [[76.846, 43.300], [76.856, 43.300], [76.856, 43.306], [76.846, 43.306],
-            [76.846, 43.300]]
+def test_drawn_polygon_is_cut_to_the_zone_and_checked(store):
+    inside = [[76.845, 43.3145], [76.855, 43.3145], [76.855, 43.3195], [76.845, 43.3195],
+              [76.845, 43.3145]]
     result = subdivision.preview(store, SubdivisionParams(),
-                                 geometry={"type": "Polygon", "coordinates": [ring]})
+                                 geometry={"type": "Polygon", "coordinates": [inside]})
     assert result.exp_id is None and len(result.result.plots) > 5
-    bowtie = [[76.846, 43.300], [76.856, 43.306], [76.856, 43.300], [76.846, 43.306],
-              [76.846, 43.300]]
+    assert not [w for w in result.result.warnings if "left out" in w]
+    assert len(result.result.removed)  # the candidates it covers are replaced
+    # Reaching south beyond EXP-1: the part outside is left out, and said so.
+    spill = [[76.845, 43.3100], [76.855, 43.3100], [76.855, 43.3195], [76.845, 43.3195],
+             [76.845, 43.3100]]
+    result = subdivision.preview(store, SubdivisionParams(),
+                                 geometry={"type": "Polygon", "coordinates": [spill]})
+    assert any("of the drawn area outside the zone" in w for w in result.result.warnings)
+    expansion = store.get("expansion", "EXP-1")["geometry"]
+    assert result.area.difference(expansion).area < 1.0
+    far = [[76.846, 43.300], [76.856, 43.300], [76.856, 43.306], [76.846, 43.306],
+           [76.846, 43.300]]
+    with pytest.raises(SubdivisionError, match="outside the zone and its expansion areas"):
+        subdivision.preview(store, SubdivisionParams(),
+                            geometry={"type": "Polygon", "coordinates": [far]})
+    bowtie = [[76.846, 43.315], [76.856, 43.319], [76.856, 43.315], [76.846, 43.319],
+              [76.846, 43.315]]
     with pytest.raises(SubdivisionError, match="without crossing lines"):
         subdivision.preview(store, SubdivisionParams(),
                             geometry={"type": "Polygon", "coordinates": [bowtie]})

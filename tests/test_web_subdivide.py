@@ -83,7 +83,7 @@ def test_preview_then_commit_then_commit_again(planner, store_path):
 
 
 def test_a_failed_preview_says_why(planner):
-    ring = [[76.846, 43.300], [76.8462, 43.300], [76.8462, 43.3002], [76.846, 43.300]]
+    ring = [[76.850, 43.316], [76.8502, 43.316], [76.8502, 43.3162], [76.850, 43.316]]
     response = planner.post("/planner/subdivide/preview", headers=planner.zp_headers,
                             json={"geometry": {"type": "Polygon", "coordinates": [ring]}})
     job = wait(planner, response.get_json()["job_id"])

@@ -15,7 +15,7 @@ from geo.crs import WORKING_EPSG, to_wgs84
 from geo.store import Conflict, NotFound, Store
 from planner.parcels import new_plot_id, polygon_from_geojson
 from planner.subdivision import (Progress, Site, Subdivision, SubdivisionError,
-                                 SubdivisionParams, compare, params_dict)
+                                 SubdivisionParams, check_area, compare, params_dict)
 
 __all__ = ["SubdivisionConflict", "Preview", "read_params", "preview", "commit",
            "preview_job", "PLAN_VERSION"]
@@ -131,16 +131,31 @@ def _site_layers(store: Store, area: Any) -> dict[str, pd.DataFrame]:
     return {name: store.read(name, bbox=bbox) for name in _READ_LAYERS}
 
 
-def _area(store: Store, exp_id: str | None, geometry: Mapping[str, Any] | None) -> Any:
+def _area(store: Store, exp_id: str | None, geometry: Mapping[str, Any] | None
+          ) -> tuple[Any, list[str]]:
+    """(area, notes): the expansion area, or the drawn polygon cut to the zone and its
+    expansion areas (the land plots may be drawn on)."""
     if (exp_id is None) == (geometry is None):
         raise SubdivisionError("give either an expansion area id or a drawn polygon")
-    if geometry is not None:
-        return polygon_from_geojson(geometry)
-    try:
-        return store.get("expansion", exp_id)["geometry"]
-    except NotFound:
-        known = ", ".join(store.read("expansion")["exp_id"].astype(str)) or "none"
-        raise NotFound(f"there is no expansion area {exp_id!r} (known: {known})") from None
+    if geometry is None:
+        try:
+            return store.get("expansion", exp_id)["geometry"], []
+        except NotFound:
+            known = ", ".join(store.read("expansion")["exp_id"].astype(str)) or "none"
+            raise NotFound(f"there is no expansion area {exp_id!r} (known: {known})") from None
+    drawn = check_area(polygon_from_geojson(geometry))
+    land = shapely.union_all(np.concatenate([np.asarray(store.read(name).geometry.values)
+                                             for name in ("zone", "expansion")]))
+    parts = shapely.get_parts(shapely.intersection(drawn, land))
+    parts = parts[shapely.get_type_id(parts) == 3]
+    if not len(parts) or shapely.area(parts).max() < 1.0:
+        raise SubdivisionError("the drawn area lies outside the zone and its expansion areas; "
+                               "draw it on land the zone holds")
+    area = parts[int(np.argmax(shapely.area(parts)))]
+    left_out = (drawn.area - area.area) / 10_000.0
+    notes = [f"{left_out:.2f} ha of the drawn area outside the zone and its expansion areas "
+             "(or cut off from the rest) was left out"] if left_out >= 0.01 else []
+    return area, notes
 
 
 def preview(store: Store, params: SubdivisionParams, *, exp_id: str | None = None,
@@ -157,10 +172,11 @@ def preview(store: Store, params: SubdivisionParams, *, exp_id: str | None = Non
         For bad parameters, a bad polygon, or land that cannot be subdivided.
     """
     params.check()
-    area = _area(store, exp_id, geometry)
+    area, notes = _area(store, exp_id, geometry)
     site = Site.from_snapshot(_site_layers(store, area), area, exp_id)
     results = compare(site, params, progress=progress)
     chosen = results[params.method]
+    chosen.warnings[:0] = notes
     return Preview(exp_id, site.area, chosen,
                    {name: r.metrics for name, r in results.items()})
 
