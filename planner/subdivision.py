@@ -649,7 +649,8 @@ def quality(area: Any, developable: Any, plots: gpd.GeoDataFrame, streets: gpd.G
         ``frontage_share`` (plots fronting a street along the minimum frontage),
         ``target_ha``, ``deviation_mean`` and ``deviation_worst`` (|area − target| / target),
         ``out_of_range``, ``large_lots``, ``compactness_mean`` (momepy circular compactness),
-        ``elongation_mean`` and ``depth_ratio_max``, ``street_land_ha`` (land in the new
+        ``elongation_mean``, ``depth_ratio_max`` and ``too_deep`` (plots deeper than
+        ``max_depth_ratio`` × frontage, with depth taken as area / frontage), ``street_land_ha`` (land in the new
         streets' rights of way inside the area), ``new_street_km``, ``remnants``,
         ``remnant_ha``.
     """
@@ -673,6 +674,7 @@ def quality(area: Any, developable: Any, plots: gpd.GeoDataFrame, streets: gpd.G
         "compactness_mean": round(float(plots["compact"].mean()), 3),
         "elongation_mean": round(float(plots["elongation"].mean()), 3),
         "depth_ratio_max": round(float(plots["depth_ratio"].max()), 2),
+        "too_deep": int((plots["depth_ratio"] > params.max_depth_ratio).sum()),
         "street_land_ha": round(shapely.intersection(rights_of_way(new), area).area / 10_000.0, 2),
         "new_street_km": round(float(shapely.length(_geoms(new)).sum()) / 1000.0, 3),
         "remnants": int(len(remnants)),

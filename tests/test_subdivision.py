@@ -80,7 +80,7 @@ def test_rectangle_gives_exact_plots_and_streets(method):
     assert m["street_land_ha"] == pytest.approx(6.0, abs=0.01)   # 5 × 20 × 400 + 1100 × 20 − 5 × 20 × 20
     assert m["new_street_km"] == pytest.approx(3.1, abs=1e-3)    # 5 × 400 m + 1100 m
     assert m["deviation_mean"] == pytest.approx(0.05, abs=1e-3)
-    assert m["remnants"] == 0
+    assert m["remnants"] == 0 and m["too_deep"] == 0
     assert "no gate or road" in " ".join(result.warnings)
 
 

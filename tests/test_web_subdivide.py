@@ -6,7 +6,10 @@ import time
 
 import pytest
 
+import shapely
+
 from conftest import ARTIFACTS, PASSWORDS
+from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
 from geo.store import open_store
 
 
@@ -131,4 +134,36 @@ def test_preview_regenerate_commit_and_find_the_plots(live_server, page):
     page.wait_for_selector("#zp-planner[data-ready=true]", timeout=30_000)
     shown = page.evaluate("Object.keys(window.zpPlanner.index.plots)")
     assert set(new_ids) <= set(shown)
+    assert not page.zp_errors and not page.zp_blocked
+
+
+@pytest.mark.browser
+def test_a_drawn_area_is_previewed(live_server, page, store_path):
+    centre = shapely.centroid(open_store(store_path).get("expansion", "EXP-1")["geometry"])
+    corners = [(centre.x + dx, centre.y + dy) for dx, dy in
+               ((-300, -250), (300, -250), (300, 250), (-300, 250))]
+    lonlat = transformer(WORKING_EPSG, WGS84_EPSG)
+    login(page, live_server, "planner")
+    page.goto(f"{live_server}/planner/subdivide")
+    page.wait_for_selector("#zp-subdivide[data-ready=true]", timeout=30_000)
+    page.select_option("#zp-sd-area", "")
+    page.click("#zp-sd-preview")
+    assert "Draw the area" in page.text_content("#zp-sd-status")
+    page.evaluate("([lat, lon]) => zpSubdivide.map.setView([lat, lon], 15, {animate: false})",
+                  list(reversed(lonlat.transform(centre.x, centre.y))))
+    box = page.locator("#zp-sd-map").bounding_box()
+    points = page.evaluate("""(lls) => lls.map(ll => {
+        const p = zpSubdivide.map.latLngToContainerPoint(ll); return [p.x, p.y]; })""",
+                           [list(reversed(lonlat.transform(x, y))) for x, y in corners])
+    page.click(".leaflet-draw-draw-polygon")
+    for x, y in points + points[:1]:
+        page.mouse.click(box["x"] + x, box["y"] + y)
+        page.wait_for_timeout(80)
+    page.screenshot(path=str(ARTIFACTS / "subdivide-drawn.png"))
+    page.click("#zp-sd-preview")
+    page.wait_for_selector("#zp-sd-metrics:not([hidden])", timeout=120_000)
+    plots = int(page.text_content("#zp-sd-table tr[data-metric=plots] td.zp-sd-chosen"))
+    assert plots >= 5
+    assert page.text_content("#zp-sd-table tr[data-metric=frontage_share] td.zp-sd-chosen") \
+        .startswith("100")
     assert not page.zp_errors and not page.zp_blocked

@@ -84,6 +84,7 @@ def _metric_rows() -> list[list[str]]:
             ["deviation_worst", _("Area off target, worst")],
             ["out_of_range", _("Outside the area range")],
             ["compactness_mean", _("Compactness")], ["elongation_mean", _("Elongation")],
+            ["too_deep", _("Deeper than allowed")],
             ["street_land_ha", _("Land in new streets, ha")],
             ["new_street_km", _("New street length, km")],
             ["remnants", _("Remnants left open")], ["elapsed_s", _("Seconds")]]

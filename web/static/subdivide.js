@@ -90,6 +90,7 @@
       expansion[layer.feature.properties.exp_id] = layer;
     });
     focusArea();
+    root.setAttribute("data-ready", "true");
   });
   function focusArea() {
     var layer = expansion[areaSelect.value];
