@@ -47,6 +47,8 @@ REMNANT_SHARE = 0.5
 _OVERLAP_M2 = 1.0
 _SLICE_M = 2.0
 _MAX_LEVELS = 40
+#: Most plots one run may make (a bound on the work a request can ask for).
+MAX_PLOTS = 20_000
 Progress = Callable[[float, str], None]
 
 
@@ -514,6 +516,68 @@ def _targets(params: SubdivisionParams, net: Any) -> Callable[[np.ndarray], np.n
 
 
 # --------------------------------------------------------------------------- the run
+def _developable(site: Site, params: SubdivisionParams) -> tuple[Any, gpd.GeoDataFrame,
+                                                                    gpd.GeoDataFrame]:
+    """(net developable land, kept plots, replaced plots): the area less kept plots,
+    protection zones and setbacks.
+
+    Raises
+    ------
+    SubdivisionError
+        When it holds less than one plot, or asks for more plots than one run may make.
+    """
+    kept, removed = _plots_in(site, params.keep_existing)
+    held = shapely.union_all(_geoms(kept)) if len(kept) else shapely.Polygon()
+    developable = shapely.difference(site.area, shapely.union(_setbacks(site, params), held))
+    hectares = developable.area / 10_000.0
+    if hectares < params.min_ha:
+        raise SubdivisionError(
+            f"the area has {hectares:.2f} ha free of setbacks, protection zones and kept "
+            f"plots, less than one plot of {params.min_ha:g} ha")
+    if hectares / params.min_ha > MAX_PLOTS:
+        raise SubdivisionError(
+            f"{hectares:.0f} ha in plots of {params.min_ha:g} ha would make more than "
+            f"{MAX_PLOTS:,} plots; raise the smallest plot or subdivide a smaller area")
+    return developable, kept, removed
+
+
+def _streets(site: Site, params: SubdivisionParams, frame: Frame
+             ) -> tuple[gpd.GeoDataFrame, np.ndarray | None, list[str]]:
+    """(streets in the frame, local street positions or None, notes): the generated layout
+    (when asked for) and the existing roads reaching the area."""
+    local = frame.to_local
+    existing = existing_streets(site.layer("roads"), site.area)
+    existing = existing.set_geometry(local(_geoms(existing)), crs=WORKING_EPSG)
+    if params.streets != "generated":
+        if not len(existing):
+            raise SubdivisionError("no street reaches the area: there are no existing roads "
+                                   "along it; generate streets instead")
+        return existing, None, []
+    gate, where = access_point(site.area, site.layer("gates"), site.layer("roads"))
+    notes = [f"the spine road starts from {where}" if gate is not None else
+             "no gate or road to connect to: the streets are not joined to the network"]
+    zones = site.layer("prot_zones")
+    grid = generate_streets(local(site.area), depth_m=params.depth_m, row_m=params.row_m,
+                            spine_row_m=params.spine_row_m, block_m=params.block_m,
+                            access=None if gate is None else local(gate),
+                            avoid=None if zones is None else local(shapely.union_all(_geoms(zones))))
+    return pd.concat([grid.streets, existing], ignore_index=True), grid.local_x, notes
+
+
+def _notes(metrics: Mapping[str, Any], params: SubdivisionParams) -> list[str]:
+    notes = []
+    if metrics["out_of_range"]:
+        notes.append(f"{metrics['out_of_range']} plot(s) fall outside "
+                     f"{params.min_ha:g}–{params.max_ha:g} ha where the land allows no better")
+    if metrics["too_deep"]:
+        notes.append(f"{metrics['too_deep']} plot(s) are deeper than {params.max_depth_ratio:g} "
+                     "× their frontage")
+    if metrics["remnants"]:
+        notes.append(f"{metrics['remnants']} remnant(s) of {metrics['remnant_ha']:.2f} ha "
+                     "too small or without frontage stay open land")
+    return notes
+
+
 def subdivide(site: Site, params: SubdivisionParams, *,
               progress: Progress | None = None) -> Subdivision:
     """Subdivide ``site.area`` into streets and plots.
@@ -538,48 +602,18 @@ def subdivide(site: Site, params: SubdivisionParams, *,
     """
     started = time.perf_counter()
     params.check()
-    area = check_area(site.area)
+    site = replace(site, area=check_area(site.area))
     _report(progress, 0.02, "reading the site")
-    frame = Frame.of(area)
-    kept, removed = _plots_in(site, params.keep_existing)
-    setback = _setbacks(site, params)
-    held = shapely.union_all(_geoms(kept)) if len(kept) else shapely.Polygon()
-    developable = shapely.difference(area, shapely.union(setback, held))
-    if developable.area < params.min_ha * 10_000.0:
-        raise SubdivisionError(
-            f"the area has {developable.area / 10_000.0:.2f} ha free of setbacks, protection "
-            f"zones and kept plots, less than one plot of {params.min_ha:g} ha")
+    developable, kept, removed = _developable(site, params)
     _report(progress, 0.1, "laying out streets")
-    existing = existing_streets(site.layer("roads"), area)
-    local = frame.to_local
-    warnings: list[str] = []
-    if params.streets == "generated":
-        gate, where = access_point(area, site.layer("gates"), site.layer("roads"))
-        if gate is None:
-            warnings.append("no gate or road to connect to: the streets are not joined to "
-                            "the network")
-        else:
-            warnings.append(f"the spine road starts from {where}")
-        avoid = shapely.union_all(_geoms(site.layer("prot_zones"))) \
-            if site.layer("prot_zones") is not None else None
-        grid = generate_streets(local(area), depth_m=params.depth_m, row_m=params.row_m,
-                                spine_row_m=params.spine_row_m, block_m=params.block_m,
-                                access=None if gate is None else local(gate),
-                                avoid=None if avoid is None else local(avoid))
-        new_local = grid.streets
-    else:
-        grid, new_local = None, existing.iloc[:0]
-    existing_local = existing.set_geometry(local(_geoms(existing)), crs=WORKING_EPSG)
-    streets_local = pd.concat([new_local, existing_local], ignore_index=True)
-    if not len(streets_local):
-        raise SubdivisionError("no street reaches the area: there are no existing roads "
-                               "along it; generate streets instead")
-    net = shapely.difference(local(developable), rights_of_way(streets_local))
+    frame = Frame.of(site.area)
+    streets_local, local_x, warnings = _streets(site, params, frame)
+    net = shapely.difference(frame.to_local(developable), rights_of_way(streets_local))
     net = shapely.make_valid(shapely.set_precision(net, 0.001))
     _report(progress, 0.25, f"subdividing {net.area / 10_000.0:.1f} ha ({params.method})")
     targets = _targets(params, net)
     if params.method == "strip":
-        pieces = _strip_pieces(net, grid.local_x, targets, params, progress)
+        pieces = _strip_pieces(net, local_x, targets, params, progress)
     else:
         pieces = _obb_pieces(net, streets_local, targets, params, progress)
     _report(progress, 0.85, f"checking {len(pieces)} plots")
@@ -588,25 +622,18 @@ def subdivide(site: Site, params: SubdivisionParams, *,
     if not len(plots):
         raise SubdivisionError("no plot of the asked size fronts a street in this area; "
                                "lower --min-ha or --frontage, or move the streets")
-    world = frame.to_world
-    plots = plots.set_geometry(world(_geoms(plots)), crs=WORKING_EPSG)
-    streets = streets_local.set_geometry(world(_geoms(streets_local)), crs=WORKING_EPSG)
+    plots = plots.set_geometry(frame.to_world(_geoms(plots)), crs=WORKING_EPSG)
+    streets = streets_local.set_geometry(frame.to_world(_geoms(streets_local)), crs=WORKING_EPSG)
     streets = streets.reset_index(drop=True).astype({"existing": bool, "row_m": float})
-    plots["street_id"] = [streets["street_id"].iloc[i] if i >= 0 else None
-                          for i in plots.pop("street")]
+    plots["street_id"] = streets["street_id"].to_numpy()[plots.pop("street").to_numpy()]
     _report(progress, 0.95, "measuring quality")
     _shape_metrics(plots)
-    metrics = quality(area, developable, plots, streets, remnants, params)
+    metrics = quality(site.area, developable, plots, streets, remnants, params)
     metrics["elapsed_s"] = round(time.perf_counter() - started, 3)
-    if metrics["out_of_range"]:
-        warnings.append(f"{metrics['out_of_range']} plot(s) fall outside "
-                        f"{params.min_ha:g}–{params.max_ha:g} ha where the land allows no better")
-    if metrics["remnants"]:
-        warnings.append(f"{metrics['remnants']} remnant(s) of {metrics['remnant_ha']:.2f} ha "
-                        "too small or without frontage stay open land")
     _report(progress, 1.0, f"{len(plots)} plots")
     return Subdivision(plots, streets, removed.reset_index(drop=True),
-                       sorted(str(k) for k in kept["plot_id"]), metrics, warnings, params)
+                       sorted(str(k) for k in kept["plot_id"]), metrics,
+                       warnings + _notes(metrics, params), params)
 
 
 def _plot_table(pieces: np.ndarray, streets: gpd.GeoDataFrame, params: SubdivisionParams,

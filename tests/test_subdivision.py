@@ -191,6 +191,7 @@ def test_self_intersecting_boundary_is_refused_with_where():
     ({"setback_power_m": -5.0}, "zero or more metres"),
     ({"method": "voronoi"}, "unknown method"),
     ({"method": "strip", "streets": "existing"}, "use method obb"),
+    ({"min_ha": 0.001, "max_ha": 0.002}, "more than 20,000 plots"),
 ])
 def test_contradictory_parameters_are_refused(changes, message):
     with pytest.raises(SubdivisionError, match=message):
