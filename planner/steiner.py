@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
 import heapq
 import math
 import os
-import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Hashable, Iterable, Iterator, Sequence
@@ -18,7 +15,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse import csgraph
 
+from planner.highs import silent_highs
+
 __all__ = [
+    "DEFAULT_TIME_LIMIT_S",
     "DisconnectedTerminalsError",
     "SteinerInternalError",
     "SteinerTree",
@@ -27,11 +27,11 @@ __all__ = [
     "write_stp",
 ]
 
-EXACT_TIME_LIMIT_S = 300.0
-"""Default wall-clock cap for the exact MILP phase."""
+DEFAULT_TIME_LIMIT_S = 10.0
+"""Budget of a call that names no time limit: a planner's click must not wait for a proof."""
 
 EXACT_MAX_EDGES = 6000
-"""Above this many edges after reductions, ``exact=None`` skips the MILP (it rarely closes in minutes)."""
+"""Above this many edges after reductions, a budgeted ``exact=None`` call skips the MILP (it rarely closes in minutes)."""
 
 _TOL = 1e-9
 _EXACT_BY_CONSTRUCTION = ("trivial", "shortest path")
@@ -100,7 +100,7 @@ def steiner_tree(
     edges: Iterable[Edge],
     terminals: Iterable[Hashable],
     *,
-    time_limit: float | None = None,
+    time_limit: float | None = DEFAULT_TIME_LIMIT_S,
     exact: bool | None = None,
 ) -> SteinerTree:
     """Find a minimum-cost tree joining all terminals of an undirected graph.
@@ -113,12 +113,15 @@ def steiner_tree(
     terminals
         Node ids to join; duplicates are ignored.
     time_limit
-        Wall-clock budget in seconds for the whole call; the best tree found by then is
-        returned (a first heuristic tree is always completed). None: local search runs to
-        convergence and the MILP is cut off after ``EXACT_TIME_LIMIT_S``.
+        Wall-clock budget in seconds for the whole call (default ``DEFAULT_TIME_LIMIT_S``,
+        10 s): the best tree found by then is returned with its lower bound and gap (a first
+        heuristic tree is always completed). None: prove, however long -- local search runs
+        to convergence and the MILP runs until it proves optimality, whatever the graph size
+        (unless ``exact=False``).
     exact
         True: always run the MILP; False: heuristic and local search only; None: run the
-        MILP when the reduced graph has at most ``EXACT_MAX_EDGES`` edges.
+        MILP when the reduced graph has at most ``EXACT_MAX_EDGES`` edges, or always when
+        ``time_limit`` is None.
 
     Returns
     -------
@@ -144,14 +147,14 @@ def steiner_tree(
     search = _LocalSearch(graph)
     if len(graph.terminals) == 2:
         return _finish(instance, _expand(graph, search.construct(clock)[0]), None, "shortest path", clock)
-    run_exact = exact if exact is not None else len(graph.u) <= EXACT_MAX_EDGES
+    run_exact = exact if exact is not None else (time_limit is None or len(graph.u) <= EXACT_MAX_EDGES)
     heuristic_clock = clock.share(0.25) if run_exact else clock
     tree = search.solve(heuristic_clock)
     if not run_exact:
         ascent_clock = clock.capped(max(_ASCENT_MIN_S, clock.elapsed()))
         lower_bound, _ = _dual_ascent(graph, int(graph.terminals[0]), ascent_clock, keep_cuts=False)
     else:
-        result = _CutModel(graph).solve(tree, search, clock.capped(EXACT_TIME_LIMIT_S))
+        result = _CutModel(graph).solve(tree, search, clock)
         lower_bound = result.lower_bound
         if result.tree is not None and result.tree.cost < tree.cost:
             tree = result.tree
@@ -920,36 +923,6 @@ def _dual_ascent(graph: _Graph, root: int, clock: _Clock, keep_cuts: bool) -> tu
     return bound, cuts
 
 
-def _new_highs():  # noqa: ANN202 - highspy is imported lazily
-    import highspy
-
-    with _STDOUT_LOCK:
-        # HiGHS prints a banner on C stdout when constructed, before logging can be switched off.
-        sys.stdout.flush()
-        saved = os.dup(1)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 1)
-            highs = highspy.Highs()
-            _flush_c_stdout()
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-            os.close(devnull)
-    highs.setOptionValue("output_flag", False)
-    return highs
-
-
-_STDOUT_LOCK = threading.Lock()
-
-
-def _flush_c_stdout() -> None:
-    try:
-        ctypes.CDLL(None).fflush(None)
-    except (OSError, AttributeError):  # no C runtime reachable this way (e.g. Windows): nothing buffered to flush
-        pass
-
-
 class _CutModel:
     """Directed-cut formulation rooted at a terminal, solved by LP cut loop then branch-and-cut rounds."""
 
@@ -962,7 +935,7 @@ class _CutModel:
         self.tail = np.concatenate([graph.u, graph.v])
         self.head = np.concatenate([graph.v, graph.u])
         self.arc_cost = np.concatenate([graph.cost, graph.cost])
-        self.highs = _new_highs()
+        self.highs = silent_highs()
         self.highs.setOptionValue("mip_rel_gap", 1e-7)
         self.seen_cuts: set[bytes] = set()
         upper = np.where(self.head == self.root, 0.0, 1.0)

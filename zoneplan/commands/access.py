@@ -36,8 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                        "and local search, and an exact MILP on HiGHS for small "
                                        "instances; prints cost, proven lower bound and gap.")
     s.add_argument("instance", type=Path, metavar="FILE.stp")
-    s.add_argument("--time-limit", type=float, default=None, metavar="S",
-                   help="stop and return the best tree found after S seconds")
+    budget = s.add_mutually_exclusive_group()
+    budget.add_argument("--time-limit", type=float, default=None, metavar="S",
+                        help="stop and return the best tree found, with its bound and gap, "
+                             "after S seconds (default 10)")
+    budget.add_argument("--prove", action="store_true",
+                        help="no time limit: prove optimality, however long it takes")
     s.add_argument("--heuristic", action="store_true", help="skip the exact MILP")
     fmt = s.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print the tree as JSON")
@@ -46,17 +50,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_steiner)
 
 
+def _time_limit(args: argparse.Namespace) -> float | None:
+    """Seconds from ``--time-limit`` (default 10 s), or None (prove) for ``--prove``."""
+    from planner.access import DEFAULT_TIME_LIMIT_S
+
+    if getattr(args, "prove", False):
+        return None
+    if args.time_limit is None:
+        return DEFAULT_TIME_LIMIT_S
+    if not args.time_limit > 0 or args.time_limit == float("inf"):
+        raise ValueError("--time-limit must be a positive number of seconds (use --prove for no limit)")
+    return args.time_limit
+
+
 def cmd_steiner(args: argparse.Namespace) -> int:
     from planner.access import read_stp, steiner_tree
 
-    if args.time_limit is not None and args.time_limit <= 0:
-        raise ValueError("--time-limit must be a positive number of seconds")
+    time_limit = _time_limit(args)
     edges, terminals = read_stp(args.instance)
-    tree = steiner_tree(edges, terminals, time_limit=args.time_limit,
+    tree = steiner_tree(edges, terminals, time_limit=time_limit,
                         exact=False if args.heuristic else None)
     summary = {"instance": str(args.instance), "nodes": len({n for e in edges for n in e[:2]}),
                "edges": len(edges), "terminals": len(set(terminals)), "cost": tree.cost,
-               "lower_bound": tree.lower_bound, "optimal": tree.optimal, "method": tree.method,
+               "lower_bound": tree.lower_bound, "gap": tree.gap, "optimal": tree.optimal,
+               "method": tree.method, "time_limit_s": time_limit,
                "elapsed_s": round(tree.elapsed_s, 3)}
     if args.json:
         json.dump({**summary, "tree": [list(e) for e in tree.edges]}, sys.stdout, indent=2)
