@@ -462,7 +462,8 @@ def _crossings(model: ServicingModel, kind: str, lines: np.ndarray,
 
 def _attach_targets(graph: CorridorGraph, points: np.ndarray, target_geoms: np.ndarray,
                     served: np.ndarray, frontage_m: float, forbidden: np.ndarray) -> None:
-    """Per target: the connected nodes within the frontage distance, or why there are none."""
+    """Per target: the connected nodes within the frontage distance, or why there are none;
+    the edges cut off from the network are dropped."""
     n = graph.n_nodes
     used = np.zeros(n, bool)
     used[graph.u] = True
@@ -489,3 +490,7 @@ def _attach_targets(graph: CorridorGraph, points: np.ndarray, target_geoms: np.n
                                       f"cut it off from every operational {_NOUN[graph.kind]}")
         else:
             graph.reach[k] = nodes[label[nodes] == label[NET]]
+    # pieces of land cut off from the network serve nobody: drop them
+    keep = label[graph.u] == label[NET]
+    for name in ("u", "v", "length", "cost", "crossings", "geometry", "joins"):
+        setattr(graph, name, getattr(graph, name)[keep])
