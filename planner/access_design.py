@@ -105,7 +105,8 @@ class Design:
     summary : dict
         JSON-able: cost, lower_bound, gap, optimal, method, elapsed_s, targets,
         connected, unreachable, unreachable_reasons, length/cost by kind, and freight
-        figures when asked for.
+        figures when asked for. ``lower_bound`` and ``gap`` refer to the ``objective``:
+        the construction cost, or with freight the total (construction + freight).
     edges : list of (int, int, float)
         The Steiner instance solved (corridor edges and target leaves).
     terminals : list of int
@@ -185,14 +186,13 @@ def design_access(graph: CorridorGraph, *, time_limit: float | None = DEFAULT_TI
     report(0.95, "segments")
     segments = _segments(graph, live, chosen)
     cost = float(math.fsum(graph.cost[chosen]))
-    lower = tree.lower_bound if freight is None else freight_doc.pop("construction_lower_bound")
-    gap = tree.gap if freight is None else None
-    if freight is not None:
-        lower = freight_doc["lower_bound"]
-        gap = freight_doc["gap"]
+    if freight is None:
+        lower, gap, objective = tree.lower_bound, tree.gap, "construction"
+    else:
+        lower, gap, objective = freight_doc["lower_bound"], freight_doc["gap"], "construction+freight"
     connected = [graph.targets[k] for k in live]
     summary.update({
-        "cost": cost, "lower_bound": lower, "gap": gap,
+        "cost": cost, "objective": objective, "lower_bound": lower, "gap": gap,
         "elapsed_s": round(time.perf_counter() - start, 3),
         "time_limit_s": time_limit,
         "targets": list(graph.targets), "connected": connected,
@@ -376,7 +376,6 @@ def _freight_design(graph: CorridorGraph, live: list[int], chosen: np.ndarray, t
                               "total": base_cost + base_freight},
         "saving": base_cost + base_freight - (cost + freight_now),
         "lower_bound": min(lower, total), "gap": gap,
-        "construction_lower_bound": tree.lower_bound,
     }
 
 

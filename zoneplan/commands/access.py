@@ -249,8 +249,9 @@ def _print_design(s: dict, features: list, args: argparse.Namespace) -> None:
     print(f"access design, {s['kind']}, area {s['area'] or '(listed plots)'}: "
           f"{len(s['connected'])} of {len(s['targets'])} target plots connected "
           f"({len(s['already_served'])} already served)")
+    of = "" if s["objective"] == "construction" else " on the total"
     print(f"  {len(features)} new segments, {sum(s['length_m'].values()):,.0f} m, "
-          f"cost {s['cost']:,.0f} tenge; lower bound {bound} ({gap}); {s['method']}, "
+          f"cost {s['cost']:,.0f} tenge; lower bound{of} {bound} ({gap}); {s['method']}, "
           f"{s['elapsed_s']:.1f} s")
     if "freight_cost" in s:
         c = s["construction_only"]
