@@ -165,7 +165,8 @@ def design_access(graph: CorridorGraph, *, time_limit: float | None = DEFAULT_TI
                                                    (0.5 if rnd < _GATE_ROUNDS - 1 else 1.0))
         report(0.1 + 0.6 * rnd / _GATE_ROUNDS, f"Steiner tree, round {rnd + 1}")
         edges, terminals = _instance(graph, live, gates)
-        tree = steiner_tree(edges, terminals, time_limit=budget)
+        share = (0.1 + 0.6 * rnd / _GATE_ROUNDS, 0.6 / _GATE_ROUNDS)
+        tree = steiner_tree(edges, terminals, time_limit=budget, check=_ticker(report, *share, rnd))
         chosen = _chosen(tree, lookup, graph.n_nodes)
         if best is None or tree.cost < best[0].cost - 1e-9 * max(1.0, best[0].cost):
             best = (tree, edges, terminals, chosen)
@@ -182,7 +183,8 @@ def design_access(graph: CorridorGraph, *, time_limit: float | None = DEFAULT_TI
     freight_doc: dict = {}
     if freight is not None:
         report(0.75, "freight-aware design")
-        chosen, freight_doc = _freight_design(graph, live, chosen, tree, freight, deadline)
+        chosen, freight_doc = _freight_design(graph, live, chosen, tree, freight, deadline,
+                                              lambda: report(0.8, "freight-aware design"))
     report(0.95, "segments")
     segments = _segments(graph, live, chosen)
     cost = float(math.fsum(graph.cost[chosen]))
@@ -212,6 +214,16 @@ def design_access(graph: CorridorGraph, *, time_limit: float | None = DEFAULT_TI
         summary["optimal"] = bool(gap is not None and gap <= 1e-6)
     report(1.0, "done")
     return Design(segments, summary, edges, terminals, chosen)
+
+
+def _ticker(report: Progress, base: float, span: float, rnd: int) -> Callable[[], None]:
+    """A Steiner ``check`` reporting the round's progress by elapsed time (so cancelling works)."""
+    started = time.perf_counter()
+
+    def tick() -> None:
+        elapsed = time.perf_counter() - started
+        report(base + span * elapsed / (elapsed + 5.0), f"Steiner tree, round {rnd + 1}")
+    return tick
 
 
 def _nearest(nodes: np.ndarray, dist: np.ndarray) -> int:
@@ -345,12 +357,13 @@ def _built_distance(graph: CorridorGraph, chosen: np.ndarray, freight: FreightMo
 
 
 def _freight_design(graph: CorridorGraph, live: list[int], chosen: np.ndarray, tree: SteinerTree,
-                    freight: FreightModel, deadline: float | None) -> tuple[np.ndarray, dict]:
+                    freight: FreightModel, deadline: float | None,
+                    tick: Callable[[], None]) -> tuple[np.ndarray, dict]:
     """Improve the Steiner tree for construction + freight; the figures for the summary."""
     w = freight.weight
     base_freight, _ = freight_cost(graph, live, chosen, freight)
     base_cost = float(math.fsum(graph.cost[chosen]))
-    current, total = _improve(graph, live, chosen, freight, deadline)
+    current, total = _improve(graph, live, chosen, freight, deadline, tick)
     method = "heuristic"
     lower = (tree.lower_bound or 0.0) + _freight_floor(graph, live, freight)
     unserved = [k for k in live if not graph.served[k]]
@@ -389,7 +402,7 @@ def _objective(graph: CorridorGraph, live: list[int], built: np.ndarray, freight
 
 
 def _improve(graph: CorridorGraph, live: list[int], chosen: np.ndarray, freight: FreightModel,
-             deadline: float | None) -> tuple[np.ndarray, float]:
+             deadline: float | None, tick: Callable[[], None]) -> tuple[np.ndarray, float]:
     """Add each heavy plot's cheapest route when it lowers the total; drop unused edges; repeat."""
     w = freight.weight
     built = np.zeros(graph.n_edges, bool)
@@ -400,6 +413,7 @@ def _improve(graph: CorridorGraph, live: list[int], chosen: np.ndarray, freight:
     while improved:
         improved = False
         for k in order:
+            tick()
             if deadline is not None and time.perf_counter() > deadline:
                 return np.flatnonzero(built), total
             weight = w[k] * (graph.length + freight.exit_m) + np.where(built, 0.0, graph.cost)

@@ -7,7 +7,7 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +46,7 @@ _PERTURBATION = 0.25
 _THOROUGH_MAX_EDGES = 6000
 _LP_TAILING_ROUNDS = 8
 _FLOW_SCALE = 1_000_000
+_CHECK_EVERY_S = 0.25
 _NESTED_CUTS = 4
 
 Edge = tuple[Hashable, Hashable, float]
@@ -102,6 +103,7 @@ def steiner_tree(
     *,
     time_limit: float | None = DEFAULT_TIME_LIMIT_S,
     exact: bool | None = None,
+    check: Callable[[], None] | None = None,
 ) -> SteinerTree:
     """Find a minimum-cost tree joining all terminals of an undirected graph.
 
@@ -122,6 +124,10 @@ def steiner_tree(
         True: always run the MILP; False: heuristic and local search only; None: run the
         MILP when the reduced graph has at most ``EXACT_MAX_EDGES`` edges, or always when
         ``time_limit`` is None.
+    check
+        Called now and then while the search runs (at most every 0.25 s when the solver
+        looks at its clock); whatever it raises abandons the search and propagates
+        (how a cancelled job stops). The MILP's HiGHS runs are not interrupted.
 
     Returns
     -------
@@ -138,7 +144,7 @@ def steiner_tree(
     DisconnectedTerminalsError
         The terminals are not all in one connected component.
     """
-    clock = _Clock(time_limit)
+    clock = _Clock(time_limit, check=check)
     edge_list = list(edges)
     instance = _Instance.parse(edge_list, terminals)
     if len(instance.terminal_ids) < 2:
@@ -227,14 +233,25 @@ def _check_tree(instance: _Instance, chosen: list[int], cost: float) -> None:
 
 
 class _Clock:
-    """Wall-clock budget; ``limit`` None means unlimited."""
+    """Wall-clock budget; ``limit`` None means unlimited.
 
-    def __init__(self, limit: float | None, start: float | None = None) -> None:
+    ``check`` (optional) is called at most every ``_CHECK_EVERY_S`` whenever the solver
+    looks at the clock; it may raise to abandon the search (a cancelled job).
+    """
+
+    def __init__(self, limit: float | None, start: float | None = None,
+                 check: Callable[[], None] | None = None) -> None:
         self.start = time.perf_counter() if start is None else start
         self.limit = limit
+        self.check = check
+        self._checked = self.start
 
     def elapsed(self) -> float:
-        return time.perf_counter() - self.start
+        now = time.perf_counter()
+        if self.check is not None and now - self._checked >= _CHECK_EVERY_S:
+            self._checked = now
+            self.check()
+        return now - self.start
 
     def remaining(self) -> float:
         return math.inf if self.limit is None else self.limit - self.elapsed()
@@ -245,11 +262,11 @@ class _Clock:
     def share(self, fraction: float) -> _Clock:
         """A sub-budget: ``fraction`` of what remains, or unlimited if this clock is."""
         if self.limit is None:
-            return _Clock(None)
-        return _Clock(max(0.0, self.remaining()) * fraction)
+            return _Clock(None, check=self.check)
+        return _Clock(max(0.0, self.remaining()) * fraction, check=self.check)
 
     def capped(self, seconds: float) -> _Clock:
-        return _Clock(min(seconds, self.remaining()))
+        return _Clock(min(seconds, self.remaining()), check=self.check)
 
 
 @dataclass

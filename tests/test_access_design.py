@@ -178,6 +178,21 @@ def test_freight_can_pay_for_a_shorter_route():
         freight_model(model, graph, years=0)
 
 
+def test_a_progress_callback_that_raises_stops_the_design():
+    layers = toy_zone()
+    graph = build_corridors(_model(layers), layers["expansion"].geometry.values[0], ["P1"],
+                            kind="road", spacing_m=25.0)
+
+    class Stop(Exception):
+        pass
+
+    def cancel(fraction, message):
+        if "Steiner" in message:
+            raise Stop(message)
+    with pytest.raises(Stop, match="round 1"):
+        design_access(graph, progress=cancel)
+
+
 def test_cost_model_refuses_negative_costs():
     with pytest.raises(ValueError, match=">= 0"):
         CostModel.default("road", per_m=-1.0)

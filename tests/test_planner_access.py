@@ -105,35 +105,35 @@ def test_run_compare_and_commit_in_the_browser(page, live_server):
     page.fill("#zp-access-time", "15")
     page.click("#zp-access-run")
     page.wait_for_selector("#zp-access-cancel:not([hidden])")
-    page.wait_for_function("window.zpAccess.runs.length === 1", timeout=120_000)
+    page.wait_for_function("() => window.zpAccess.runs.length === 1", timeout=120_000)
     _shot(page, "one-run")
     # a second run with freight, then the comparison shows both
     page.fill("#zp-access-freight", "25")
     page.click("#zp-access-run")
-    page.wait_for_function("window.zpAccess.runs.length === 2", timeout=120_000)
+    page.wait_for_function("() => window.zpAccess.runs.length === 2", timeout=120_000)
     headers = page.locator("#zp-access-table tr").first.locator("th").all_inner_texts()
     assert "Run 1" in headers[1] and "Run 2" in headers[2]
     table = page.inner_text("#zp-access-table")
     assert "Freight cost" in table and "Saving against construction alone" in table
     assert page.locator("#zp-access-segments li").count() >= 1
-    drawn = page.evaluate("window.zpAccess.runs.map(r => r.layer.getLayers().length)")
+    drawn = page.evaluate("() => window.zpAccess.runs.map(r => r.layer.getLayers().length)")
     assert all(n >= 1 for n in drawn)
     _shot(page, "compare")
     # a run can be cancelled while it works
     page.fill("#zp-access-freight", "")
-    page.fill("#zp-access-time", "60")
+    page.fill("#zp-access-time", "30")
     page.select_option("#zp-access-kind", "power")
     page.click("#zp-access-run")
     page.wait_for_selector("#zp-access-cancel:not([hidden])")
     page.click("#zp-access-cancel")
-    page.wait_for_function("document.getElementById('zp-access-status').textContent.includes('cancelled')",
+    page.wait_for_function("() => document.getElementById('zp-access-status').textContent.includes('cancelled')",
                            timeout=120_000)
     # commit run 1 without a due date: asked for one; with it: stored
     page.click("button[data-run='1']")
     assert "due date" in page.inner_text("#zp-access-commit-status")
     page.fill("#zp-access-due", "2027-05-01")
     page.click("button[data-run='1']")
-    page.wait_for_function("document.getElementById('zp-access-commit-status').textContent.includes('RD-')")
+    page.wait_for_function("() => document.getElementById('zp-access-commit-status').textContent.includes('RD-')")
     assert "Stored as planned roads" in page.inner_text("#zp-access-commit-status")
     _shot(page, "committed")
     assert not page.zp_blocked and not page.zp_errors
