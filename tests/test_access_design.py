@@ -286,3 +286,19 @@ def test_steiner_default_budget_and_prove_flag(tmp_path, capsys):
     assert main(["access", "steiner", str(path), "--prove", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["time_limit_s"] is None and doc["optimal"] and doc["cost"] == 18.0
+
+
+def test_commit_refuses_a_design_crossing_a_plot_taken_since(toy_db):
+    from usecases.access_design import AccessDesignError, commit_design, design_document, run_design
+    store = open_store(toy_db)
+    doc = design_document(run_design(store, kind="road", area_id="EXP-T", spacing_m=25.0,
+                                     time_limit=None))
+    x, y = doc["features"][0]["geometry"]["coordinates"][0]
+    with store.transaction("test") as tx:  # someone reserves land across the spur meanwhile
+        tx.insert("plots", _gdf([_plot("P9", "reserved", None)], [box(300, 30, 500, 90)]))
+    before = _sha(toy_db)
+    with pytest.raises(AccessDesignError, match="crosses P9"):
+        commit_design(store, doc, user="planner", due="2027-05-01")
+    assert _sha(toy_db) == before
+    with pytest.raises(AccessDesignError, match="due"):
+        commit_design(store, doc, user="planner", due="soon")

@@ -26,6 +26,8 @@ __all__ = ["AccessDesignError", "TARGET_SETS", "run_design", "design_document", 
 #: Named target sets of ``--targets``.
 TARGET_SETS = ("all", "rail", "power")
 _PREFIX = {"road": "RD", "rail": "RS", "power": "PL-N"}
+#: Protection zone kinds a new segment of each kind may enter (see planner.corridors).
+_ZONES_ENTERED = {"road": (), "rail": ("rail",), "power": ("power", "substation")}
 
 
 class AccessDesignError(ValueError):
@@ -158,8 +160,8 @@ def commit_design(store: Store, document: Mapping[str, Any], *, user: str,
     """Store a design's segments as ``planned`` assets of its kind, in one audited transaction.
 
     ``document`` is :func:`design_document`'s output (WGS84). Inside the transaction the
-    segments are checked again against the plots as they are now: none may cross an
-    occupied, allocated or reserved plot.
+    segments are checked again against the store as it is now: none may cross an
+    occupied, allocated or reserved plot or a protection zone it may not enter.
 
     Returns
     -------
@@ -169,7 +171,7 @@ def commit_design(store: Store, document: Mapping[str, Any], *, user: str,
     Raises
     ------
     AccessDesignError
-        No segments, a bad due date, or a segment now crossing a taken plot.
+        No segments, a bad due date, or a segment now crossing a taken plot or a zone.
     """
     try:
         due_date = parse_date(str(due))
@@ -184,16 +186,21 @@ def commit_design(store: Store, document: Mapping[str, Any], *, user: str,
     segs = gpd.GeoDataFrame.from_features(feats, crs=4326).to_crs(working_crs())
     layer = NETWORK_LAYER[kind]
     with store.transaction(user) as tx:
-        taken = tx.read("plots", bbox=tuple(segs.total_bounds),
-                        where={"status": list(FORBIDDEN_PLOT_STATUSES)})
-        if len(taken):
-            li, pi = shapely.STRtree(np.asarray(taken.geometry.values, dtype=object)).query(
-                np.asarray(segs.geometry.values, dtype=object), predicate="intersects")
-            cross = ~shapely.touches(segs.geometry.values[li], taken.geometry.values[pi])
-            if cross.any():
-                names = sorted(set(taken["plot_id"].astype(str).to_numpy()[pi[cross]]))
-                raise AccessDesignError("the design now crosses taken plots: " + ", ".join(names)
-                                        + "; run the design again")
+        bbox = tuple(segs.total_bounds)
+        taken = tx.read("plots", bbox=bbox, where={"status": list(FORBIDDEN_PLOT_STATUSES)})
+        zones = tx.read("prot_zones", bbox=bbox)
+        zones = zones.loc[~zones["kind"].isin(_ZONES_ENTERED[kind])]
+        blockers = np.r_[taken["plot_id"].astype(str).to_numpy(), zones["asset_id"].astype(str).to_numpy()]
+        # shrunk a little: running along an edge is allowed, and the WGS84 round trip moves
+        # a segment by micrometres
+        shapes = shapely.buffer(np.r_[np.asarray(taken.geometry.values, dtype=object),
+                                      np.asarray(zones.geometry.values, dtype=object)], -0.05)
+        if len(shapes):
+            _, hit = shapely.STRtree(shapes).query(np.asarray(segs.geometry.values, dtype=object),
+                                                   predicate="intersects")
+            if len(hit):
+                raise AccessDesignError("the design now crosses " + ", ".join(sorted(set(blockers[hit])))
+                                        + " (taken plots or protection zones); run the design again")
         existing = set(tx.read(layer)["asset_id"].astype(str))
         ids = _new_ids(_PREFIX[kind], existing, len(segs))
         frame = pd.DataFrame({
