@@ -160,6 +160,7 @@ def steiner_tree(
     if not run_exact:
         ascent_clock = clock.capped(max(_ASCENT_MIN_S, clock.elapsed()))
         lower_bound, _ = _dual_ascent(graph, int(graph.terminals[0]), ascent_clock, keep_cuts=False)
+        lower_bound = max(lower_bound, _voronoi_bound(graph))
     else:
         result = _CutModel(graph).solve(tree, search, clock)
         lower_bound = result.lower_bound
@@ -939,6 +940,30 @@ def _dual_ascent(graph: _Graph, root: int, clock: _Clock, keep_cuts: bool) -> tu
         if not grow(t, tail[arcs[reduced[arcs] <= 0]]):
             heapq.heappush(queue, (entering[t].size, t))
     return bound, cuts
+
+
+def _voronoi_bound(graph: _Graph) -> float:
+    """Half the sum, over terminals, of a lower bound on the distance to the nearest other terminal.
+
+    Walking around a Steiner tree visits the terminals in turn, each leg at least that
+    distance, so twice the tree's cost covers the sum. Each terminal's distance is bounded
+    below by its cheapest edge into another terminal's Voronoi region (``d(x) + c + d(y)``);
+    one multi-source Dijkstra, so it is there when dual ascent runs out of time.
+    """
+    terminals = graph.terminals
+    dist, _, source = csgraph.dijkstra(graph.matrix, directed=False, indices=terminals,
+                                       min_only=True, return_predecessors=True)
+    a, b = graph.u, graph.v
+    across = (source[a] != source[b]) & (source[a] >= 0) & (source[b] >= 0)
+    value = dist[a[across]] + graph.cost[across] + dist[b[across]]
+    nearest = np.full(graph.n, np.inf)
+    np.minimum.at(nearest, source[a[across]], value)
+    np.minimum.at(nearest, source[b[across]], value)
+    legs = nearest[terminals]
+    if not np.isfinite(legs).all():
+        return 0.0
+    # distances ran on weights where zero costs are a tiny positive number: stay below
+    return max(0.0, 0.5 * float(legs.sum()) * (1.0 - 1e-7))
 
 
 class _CutModel:
