@@ -4,11 +4,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from geo.store.base import Conflict, Invalid, NotFound, Session, Store, StoreError
+from geo.store.base import (Between, Conflict, Invalid, ListHas, NotFound, Session, Store,
+                            StoreError)
 
 DEFAULT_DB = "data/zone.gpkg"
 
-__all__ = ["Conflict", "Invalid", "NotFound", "Session", "Store", "StoreError",
+__all__ = ["Between", "Conflict", "Invalid", "ListHas", "NotFound", "Session", "Store", "StoreError",
            "default_db", "open_store", "create_store"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Sequence
 
 import geopandas as gpd
@@ -16,6 +17,30 @@ from geo.validate import Problem, ValidationError, check_geometries, coerce_attr
 
 Bbox = tuple[float, float, float, float]
 Where = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ListHas:
+    """A ``where`` value matching comma-list text (``"food,pharma"``) that holds ``value``.
+
+    Text equal to ``everything`` (``"*"``), empty text and NULL mean "every value" and
+    match too (how ``geo.layers.parse_sectors`` reads the allowed sectors).
+    """
+
+    value: str
+    everything: str = "*"
+
+
+@dataclass(frozen=True)
+class Between:
+    """A ``where`` value matching ``low <= field <= high`` (either end open when None).
+
+    ``or_null`` also matches NULL (an unknown bound, e.g. an asset status without a due date).
+    """
+
+    low: Any = None
+    high: Any = None
+    or_null: bool = False
 
 
 class StoreError(Exception):
@@ -168,7 +193,8 @@ class Store(ABC):
              order_by: str | None = None, limit: int | None = None, offset: int = 0,
              ) -> pd.DataFrame:
         """Rows of ``layer``, optionally within ``bbox`` (working CRS, by index) and
-        matching ``where`` (``{field: value}`` or ``{field: [values]}``, ANDed)."""
+        matching ``where`` (``{field: value}``, ``{field: [values]}``, ``{field: ListHas(v)}``
+        or ``{field: Between(low, high)}``, ANDed)."""
 
     @abstractmethod
     def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:

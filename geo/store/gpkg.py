@@ -19,8 +19,8 @@ from geo.crs import WORKING_EPSG
 from geo.io import to_arrow
 from geo.layers import LAYERS, Layer, get_layer
 from geo.store.base import (
-    Bbox, Conflict, Invalid, NotFound, Session, Store, StoreError, Where, audit_changes, diff,
-    now_iso, prepare_changes, prepare_rows,
+    Bbox, Between, Conflict, Invalid, ListHas, NotFound, Session, Store, StoreError, Where,
+    audit_changes, diff, now_iso, prepare_changes, prepare_rows,
 )
 from geo.validate import Problem
 
@@ -132,6 +132,23 @@ def _column_values(layer: Layer, name: str, column: pd.Series) -> list[Any]:
 MAX_WHERE_VALUES = 30_000  # below SQLite's limit of bound parameters
 
 
+def _condition(column: str, value: ListHas | Between) -> tuple[str, list[Any]]:
+    """SQL (with bound parameters) for a :class:`ListHas` or :class:`Between` filter."""
+    if isinstance(value, ListHas):
+        return (f"(coalesce(trim({column}), '') IN ('', ?) OR "
+                f"instr(',' || replace({column}, ' ', '') || ',', ',' || ? || ',') > 0)",
+                [value.everything, str(value.value).strip()])
+    parts, args = [], []
+    if value.low is not None:
+        parts.append(f"{column} >= ?")
+        args.append(_sql_value(value.low))
+    if value.high is not None:
+        parts.append(f"{column} <= ?")
+        args.append(_sql_value(value.high))
+    test = " AND ".join(parts) or f"{column} IS NOT NULL"
+    return (f"({column} IS NULL OR ({test}))" if value.or_null else f"({test})"), args
+
+
 class GpkgStore(Store):
     """A store in one GeoPackage file.
 
@@ -214,6 +231,11 @@ class GpkgStore(Store):
         for name, value in (where or {}).items():
             if not layer.has(name):
                 raise Invalid([Problem(None, None, name, f"{layer.name} has no field {name!r}")])
+            if isinstance(value, (ListHas, Between)):
+                clause, args = _condition(f"t.{_q(name)}", value)
+                clauses.append(clause)
+                params += args
+                continue
             values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
             if len(values) > MAX_WHERE_VALUES:
                 raise Invalid([Problem(None, None, name, f"more than {MAX_WHERE_VALUES:,} values "
