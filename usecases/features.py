@@ -185,10 +185,12 @@ def _temporal_extent(store: Store, layer: Layer, cache: Cache) -> list[str | Non
 
     def build() -> list[str | None]:
         rows = store.read(layer.name)
-        first = rows[start].dropna()
-        last = rows[end].dropna()
-        return [_instant(min(first)) if len(first) else None,
-                _instant(max(last)) if len(last) else None]
+        first, last = rows[start], rows[end]
+        interval = start != end  # an unknown end of a status interval leaves it open
+        return [None if first.isna().all() or (interval and first.isna().any())
+                else _instant(first.dropna().min()),
+                None if last.isna().all() or (interval and last.isna().any())
+                else _instant(last.dropna().max())]
     return cache(("ogc-temporal", layer.name, _revision(store, layer.name)), build)
 
 
