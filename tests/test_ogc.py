@@ -206,8 +206,9 @@ def test_queryables_list_what_the_role_may_filter(client):
     props = get(client, "/ogc/collections/plots/queryables").get_json()["properties"]
     assert "resident" not in props and "version" not in props
     assert "candidate" not in props["status"]["enum"]
-    staff = get(client, "/ogc/collections/plots/queryables", headers=basic("planner")).get_json()
-    assert "resident" in staff["properties"] and "candidate" in staff["properties"]["status"]["enum"]
+    staff = get(client, "/ogc/collections/plots/queryables", headers=basic("planner")
+                ).get_json()["properties"]
+    assert "resident" in staff and "candidate" in staff["status"]["enum"]
 
 
 def test_a_sector_filter_matches_plots_whose_list_holds_it(client, store):

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, render_template, request
 
+from geo.layers import LAYERS
 from usecases import features as ogc
 from web import deps
 from web.auth import current_role
@@ -42,15 +43,15 @@ def _json(body: Any, media: str = JSON, **headers: str) -> Response:
     return Response(text, mimetype=media, headers=headers)
 
 
-def _html(kind: str, status: int = 200, **context: Any) -> Response:
+def _html(kind: str, *, mapped: bool = False, **context: Any) -> Response:
     query = request.args.to_dict(flat=False)
     query["f"] = ["json"]
     json_url = request.base_url + "?" + urlencode(query, doseq=True)
     page = render_template("ogc.html", kind=kind, base=_base(), json_url=json_url,
-                           tiles_url=current_app.config.get("ZONEPLAN_TILES_URL"),
+                           mapped=mapped, tiles_url=current_app.config.get("ZONEPLAN_TILES_URL"),
                            tiles_attribution=current_app.config.get("ZONEPLAN_TILES_ATTRIBUTION"),
                            **context)
-    return Response(page, status=status, mimetype="text/html")
+    return Response(page, mimetype="text/html")
 
 
 def _cache(key: Any, build: Any) -> Any:
@@ -94,7 +95,9 @@ def collections():
 @bp.route("/collections/<name>")
 def collection(name: str):
     body = ogc.collection(deps.get_store(), name, role=current_role(), base=_base(), cache=_cache)
-    return _html("collection", doc=body) if _wants_html() else _json(body)
+    if _wants_html():
+        return _html("collection", doc=body, mapped="spatial" in body.get("extent", {}))
+    return _json(body)
 
 
 @bp.route("/collections/<name>/queryables")
@@ -113,9 +116,9 @@ def items(name: str):
         query = dataclasses.replace(query, crs=ogc.CRS84)
     page = ogc.items(deps.get_store(), name, query, role=role, base=_base(), cache=_cache)
     if html:
-        return _html("items", doc=page.as_dict(), name=name,
-                     layer=ogc.collection(deps.get_store(), name, role=role, base=_base(),
-                                          cache=_cache))
+        layer = ogc.collection(deps.get_store(), name, role=role, base=_base(), cache=_cache)
+        return _html("items", doc=page.as_dict(), name=name, layer=layer,
+                     mapped=LAYERS[name].is_feature)
     return _json(page.geojson(), ogc.GEOJSON, **{"Content-Crs": f"<{page.crs}>"})
 
 
@@ -125,7 +128,7 @@ def item(name: str, feature_id: str):
     crs = ogc.parse_crs(name, request.args.to_dict(flat=False), role=role)
     if _wants_html():
         text = ogc.item(deps.get_store(), name, feature_id, role=role, base=_base())
-        return _html("item", doc=json.loads(text), name=name)
+        return _html("item", doc=json.loads(text), name=name, mapped=LAYERS[name].is_feature)
     text = ogc.item(deps.get_store(), name, feature_id, role=role, base=_base(), crs=crs)
     return _json(text, ogc.GEOJSON, **{"Content-Crs": f"<{crs}>"})
 

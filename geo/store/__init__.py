@@ -9,8 +9,8 @@ from geo.store.base import (Between, Conflict, Invalid, ListHas, NotFound, Sessi
 
 DEFAULT_DB = "data/zone.gpkg"
 
-__all__ = ["Between", "Conflict", "Invalid", "ListHas", "NotFound", "Session", "Store", "StoreError",
-           "default_db", "open_store", "create_store"]
+__all__ = ["Between", "Conflict", "Invalid", "ListHas", "NotFound", "Session", "Store",
+           "StoreError", "default_db", "open_store", "create_store"]
 
 
 def default_db() -> str:
