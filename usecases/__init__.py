@@ -1,1 +1,1 @@
-"""Use cases: one function per thing a person does, over geo and planner (no web, no CLI)."""
+"""Use cases: one function per thing people do, shared by the command line and the web app."""

@@ -520,7 +520,7 @@ def _no_cache(_key: Hashable, build: Callable[[], Any]) -> Any:
 
 
 def _revision(store: Store, name: str) -> str:
-    return store.revision()
+    return store.revision([name])
 
 
 def _working_bbox(query: ItemsQuery) -> tuple[float, ...] | None:

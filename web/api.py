@@ -777,7 +777,7 @@ def docs():
 
 
 # Modules that add operations to this blueprint (imported before it is registered).
-EXTENSIONS = ("web.api_edit",)
+EXTENSIONS = ("web.api_edit", "web.api_jobs")
 for _name in EXTENSIONS:
     try:
         importlib.import_module(_name)

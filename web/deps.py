@@ -11,6 +11,7 @@ from flask import Flask, current_app
 
 from geo.layers import FEATURE_LAYERS
 from geo.store import Store, open_store
+from usecases.jobs import JobRunner
 
 try:  # a colleague's module; the map works (without servicing lines) until it lands
     from planner import servicing as _servicing
@@ -56,7 +57,7 @@ class RevisionCache:
 
 
 class Deps:
-    """What the views share: one store, and values derived from it per revision.
+    """What the views share: one store, its job runner, and values derived from it per revision.
 
     Values built by :meth:`cached` are kept until the store's revision token
     changes (any write), so every request sees fresh data without re-reading
@@ -66,6 +67,16 @@ class Deps:
     def __init__(self, store: Store, cache: RevisionCache | None = None):
         self.store = store
         self.cache = cache or RevisionCache()
+        self._jobs: JobRunner | None = None
+        self._jobs_lock = threading.Lock()
+
+    @property
+    def jobs(self) -> JobRunner:
+        """The app's job runner, started on first use (its threads only when jobs are run)."""
+        with self._jobs_lock:
+            if self._jobs is None:
+                self._jobs = JobRunner(self.store)
+            return self._jobs
 
     def cached(self, key: Hashable, build: Callable[[], Any]) -> Any:
         """``build()`` once per store revision and ``key``; concurrent callers wait for it."""
@@ -90,6 +101,11 @@ def deps() -> Deps:
 def get_store() -> Store:
     """The current app's store."""
     return deps().store
+
+
+def get_jobs() -> JobRunner:
+    """The current app's job runner."""
+    return deps().jobs
 
 
 def snapshot() -> dict[str, pd.DataFrame]:

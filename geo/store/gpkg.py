@@ -7,7 +7,7 @@ import struct
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -28,7 +28,6 @@ GEOM = "geom"
 BUSY_TIMEOUT_S = 60.0
 # Above this many rows one summary audit record stands for a bulk write.
 AUDIT_ROW_LIMIT = 1000
-UNAUDITED = ("audit", "users")
 _ENVELOPE_BYTES = (0, 32, 48, 48, 64)
 
 
@@ -149,6 +148,60 @@ def _condition(column: str, value: ListHas | Between) -> tuple[str, list[Any]]:
     return (f"({column} IS NULL OR ({test}))" if value.or_null else f"({test})"), args
 
 
+def _select(layer: Layer, bbox: Bbox | None, where: Where | None,
+            what: str) -> tuple[str, list[Any]]:
+    sql = f"SELECT {what} FROM {_q(layer.name)} t"
+    params: list[Any] = []
+    if bbox is not None:
+        if not layer.is_feature:
+            raise Invalid([Problem(None, None, "bbox", f"{layer.name} has no geometry")])
+        rtree = _q(f"rtree_{layer.name}_{GEOM}")
+        sql += (f" JOIN {rtree} r ON r.id = t.fid AND r.minx <= ? AND r.maxx >= ?"
+                " AND r.miny <= ? AND r.maxy >= ?")
+        params += [bbox[2], bbox[0], bbox[3], bbox[1]]
+    clauses = []
+    for name, value in (where or {}).items():
+        if not layer.has(name):
+            raise Invalid([Problem(None, None, name, f"{layer.name} has no field {name!r}")])
+        if isinstance(value, (ListHas, Between)):
+            clause, args = _condition(f"t.{_q(name)}", value)
+            clauses.append(clause)
+            params += args
+            continue
+        values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+        if len(values) > MAX_WHERE_VALUES:
+            raise Invalid([Problem(None, None, name, f"more than {MAX_WHERE_VALUES:,} values "
+                                                     "to match; filter in smaller batches")])
+        if not values:
+            clauses.append("0")
+            continue
+        clauses.append(f"t.{_q(name)} IN ({', '.join('?' * len(values))})")
+        params += [_sql_value(v) for v in values]
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    return sql, params
+
+
+def _read(conn: sqlite3.Connection, lyr: Layer, bbox: Bbox | None, where: Where | None,
+          order_by: str | None, limit: int | None, offset: int) -> pd.DataFrame:
+    columns = lyr.names + ([GEOM] if lyr.is_feature else [])
+    sql, params = _select(lyr, bbox, where, ", ".join(f"t.{_q(c)}" for c in columns))
+    order = order_by or lyr.key
+    descending = order.startswith("-")
+    if not lyr.has(order.lstrip("-")):
+        raise Invalid([Problem(None, None, "sort", f"{lyr.name} has no field {order.lstrip('-')!r}")])
+    sql += f" ORDER BY t.{_q(order.lstrip('-'))} {'DESC' if descending else 'ASC'}, t.fid"
+    if limit is not None or offset:
+        sql += " LIMIT ? OFFSET ?"
+        params += [-1 if limit is None else int(limit), int(offset)]
+    return _read_frame(lyr, conn.execute(sql, params).fetchall(), columns)
+
+
+def _count(conn: sqlite3.Connection, lyr: Layer, bbox: Bbox | None, where: Where | None) -> int:
+    sql, params = _select(lyr, bbox, where, "count(*)")
+    return int(conn.execute(sql, params).fetchone()[0])
+
+
 class GpkgStore(Store):
     """A store in one GeoPackage file.
 
@@ -172,9 +225,27 @@ class GpkgStore(Store):
                 have = {r[0] for r in conn.execute("SELECT table_name FROM gpkg_contents")}
             except sqlite3.DatabaseError as err:
                 raise NotFound(f"{self.path} is not a GeoPackage ({err})") from None
-        missing = set(LAYERS) - have
+        missing = [name for name in LAYERS if name not in have]
+        if "plots" not in have:
+            raise NotFound(f"{self.path} is not a zoneplan store: it lacks {', '.join(missing)}")
         if missing:
-            raise NotFound(f"{self.path} is not a zoneplan store: it lacks {', '.join(sorted(missing))}")
+            self._add_tables(missing)
+
+    def _add_tables(self, names: list[str]) -> None:
+        """Create the tables a newer schema added (a store made by an older version)."""
+        for name in names:
+            try:
+                _create_layer(str(self.path), get_layer(name))
+                with self._conn() as conn:
+                    layer = get_layer(name)
+                    conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {_q(layer.name + '_key')} "
+                                 f"ON {_q(layer.name)} ({_q(layer.key)})")
+            except Exception as err:  # another process may have created it meanwhile
+                with self._conn() as conn:
+                    made = conn.execute("SELECT 1 FROM gpkg_contents WHERE table_name = ?",
+                                        (name,)).fetchone()
+                if not made:
+                    raise StoreError(f"cannot add table {name} to {self.path}: {err}") from None
 
     @classmethod
     def create(cls, path: Path | str, *, force: bool = False) -> "GpkgStore":
@@ -216,61 +287,15 @@ class GpkgStore(Store):
         finally:
             conn.close()
 
-    def _select(self, layer: Layer, bbox: Bbox | None, where: Where | None,
-                what: str) -> tuple[str, list[Any]]:
-        sql = f"SELECT {what} FROM {_q(layer.name)} t"
-        params: list[Any] = []
-        if bbox is not None:
-            if not layer.is_feature:
-                raise Invalid([Problem(None, None, "bbox", f"{layer.name} has no geometry")])
-            rtree = _q(f"rtree_{layer.name}_{GEOM}")
-            sql += (f" JOIN {rtree} r ON r.id = t.fid AND r.minx <= ? AND r.maxx >= ?"
-                    " AND r.miny <= ? AND r.maxy >= ?")
-            params += [bbox[2], bbox[0], bbox[3], bbox[1]]
-        clauses = []
-        for name, value in (where or {}).items():
-            if not layer.has(name):
-                raise Invalid([Problem(None, None, name, f"{layer.name} has no field {name!r}")])
-            if isinstance(value, (ListHas, Between)):
-                clause, args = _condition(f"t.{_q(name)}", value)
-                clauses.append(clause)
-                params += args
-                continue
-            values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
-            if len(values) > MAX_WHERE_VALUES:
-                raise Invalid([Problem(None, None, name, f"more than {MAX_WHERE_VALUES:,} values "
-                                                         "to match; filter in smaller batches")])
-            if not values:
-                clauses.append("0")
-                continue
-            clauses.append(f"t.{_q(name)} IN ({', '.join('?' * len(values))})")
-            params += [_sql_value(v) for v in values]
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        return sql, params
-
     def read(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None,
              order_by: str | None = None, limit: int | None = None, offset: int = 0,
              ) -> pd.DataFrame:
-        lyr = get_layer(layer)
-        columns = lyr.names + ([GEOM] if lyr.is_feature else [])
-        sql, params = self._select(lyr, bbox, where, ", ".join(f"t.{_q(c)}" for c in columns))
-        order = order_by or lyr.key
-        descending = order.startswith("-")
-        if not lyr.has(order.lstrip("-")):
-            raise Invalid([Problem(None, None, "sort", f"{layer} has no field {order.lstrip('-')!r}")])
-        sql += f" ORDER BY t.{_q(order.lstrip('-'))} {'DESC' if descending else 'ASC'}, t.fid"
-        if limit is not None or offset:
-            sql += " LIMIT ? OFFSET ?"
-            params += [-1 if limit is None else int(limit), int(offset)]
         with self._conn() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return _read_frame(lyr, rows, columns)
+            return _read(conn, get_layer(layer), bbox, where, order_by, limit, offset)
 
     def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
-        sql, params = self._select(get_layer(layer), bbox, where, "count(*)")
         with self._conn() as conn:
-            return int(conn.execute(sql, params).fetchone()[0])
+            return _count(conn, get_layer(layer), bbox, where)
 
     def extent(self, layer: str) -> Bbox | None:
         lyr = get_layer(layer)
@@ -281,9 +306,13 @@ class GpkgStore(Store):
                                f"{_q(f'rtree_{lyr.name}_{GEOM}')}").fetchone()
         return None if row[0] is None else tuple(float(v) for v in row)
 
-    def revision(self) -> str:
+    def revision(self, layers: Sequence[str] | None = None) -> str:
+        names = list(LAYERS) if layers is None else [get_layer(n).name for n in layers]
         with self._conn() as conn:
-            return str(conn.execute("SELECT max(last_change) FROM gpkg_contents").fetchone()[0])
+            stamps = dict(conn.execute(
+                f"SELECT table_name, last_change FROM gpkg_contents WHERE table_name IN "
+                f"({', '.join('?' * len(names))})", names).fetchall())
+        return "|".join(str(stamps.get(n)) for n in names)
 
     @contextmanager
     def transaction(self, user: str = "system") -> Iterator["GpkgSession"]:
@@ -328,6 +357,20 @@ class GpkgSession(Session):
 
     def _columns(self, layer: Layer) -> list[str]:
         return [f.name for f in layer.fields]
+
+    def read(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None,
+             order_by: str | None = None, limit: int | None = None, offset: int = 0,
+             ) -> pd.DataFrame:
+        return _read(self.conn, get_layer(layer), bbox, where, order_by, limit, offset)
+
+    def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
+        return _count(self.conn, get_layer(layer), bbox, where)
+
+    def get(self, layer: str, key: str, *, for_update: bool = False) -> dict[str, Any]:
+        # BEGIN IMMEDIATE already holds the file's write lock: every read here is "for update".
+        lyr = get_layer(layer)
+        row = self._row(lyr, key)
+        return {k: _typed_bool(lyr, k, v) for k, v in row.items()}
 
     def insert(self, layer: str, frame: pd.DataFrame) -> list[str]:
         lyr = get_layer(layer)
@@ -418,7 +461,7 @@ class GpkgSession(Session):
         return n
 
     def _log(self, lyr: Layer, action: str, key: str, changes: Mapping[str, Any]) -> None:
-        if lyr.name not in UNAUDITED:
+        if lyr.audited:
             self._audit.append((now_iso(), self.user, action, lyr.name, str(key),
                                 audit_changes(changes)))
 
@@ -450,7 +493,12 @@ class GpkgSession(Session):
                 f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "
                 f"{_q(f'rtree_{lyr.name}_{GEOM}')}").fetchone()
         self.conn.execute(
-            "UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now'), "
+            # Strictly increasing, even for two commits within one millisecond, since
+            # caches key on it.
+            "UPDATE gpkg_contents SET last_change = CASE "
+            "WHEN strftime('%Y-%m-%dT%H:%M:%fZ','now') > coalesce(last_change, '') "
+            "THEN strftime('%Y-%m-%dT%H:%M:%fZ','now') "
+            "ELSE strftime('%Y-%m-%dT%H:%M:%fZ', julianday(last_change) + 1.0 / 86400000) END, "
             "min_x = ?, min_y = ?, max_x = ?, max_y = ? WHERE table_name = ?",
             (*bounds, lyr.name))
 
