@@ -13,7 +13,7 @@ import pytest
 import shapely
 
 from geo.layers import FEATURE_LAYERS, LAYERS
-from geo.store import (Between, Conflict, Invalid, ListHas, NotFound, create_store,
+from geo.store import (Conflict, Invalid, ListHas, NotFound, Range, create_store,
                        open_store)
 
 E, N = 650_000.0, 4_799_000.0
@@ -105,10 +105,10 @@ def test_list_and_range_filters(store):
     assert ids({"sectors": ListHas("pharma")}) == ["P-1", "P-3", "P-4"]
     assert ids({"sectors": ListHas("light")}) == ["P-2", "P-3", "P-4"]
     assert store.count("plots", where={"sectors": ListHas("'; DROP TABLE plots; --")}) == 2
-    assert ids({"start_yr": Between(2021, 2030)}) == ["P-2", "P-4"]
-    assert ids({"start_yr": Between(high=2021)}) == ["P-1"]
-    assert ids({"start_yr": Between(low=2025, or_null=True)}) == ["P-3", "P-4"]
-    assert ids({"start_yr": Between(2021, None), "sectors": ListHas("pharma")}) == ["P-4"]
+    assert ids({"start_yr": Range(2021, 2030)}) == ["P-2", "P-4"]
+    assert ids({"start_yr": Range(high=2021)}) == ["P-1"]
+    assert ids({"start_yr": Range(low=2025, or_null=True)}) == ["P-3", "P-4"]
+    assert ids({"start_yr": Range(2021, None), "sectors": ListHas("pharma")}) == ["P-4"]
 
 
 def test_bad_rows_are_refused_and_nothing_is_written(store):

@@ -25,7 +25,7 @@ import shapely
 
 from geo.crs import WORKING_EPSG, transformer, working_crs
 from geo.layers import LAYERS, SECTORS, Field, Layer
-from geo.store import Between, ListHas, Store
+from geo.store import ListHas, Range, Store
 from planner import visibility
 
 __all__ = [
@@ -560,10 +560,10 @@ def _where(layer: Layer, query: ItemsQuery, role: str | None) -> dict[str, Any]:
         if first in where or last in where:
             raise InvalidParameter(f"datetime: give either datetime or a {first}/{last} filter")
         if first == last:
-            where[first] = Between(as_text(start), as_text(end))
+            where[first] = Range(as_text(start), as_text(end))
         else:  # the status interval [since, due] meets [start, end]; unknown ends are open
-            where[first] = Between(high=as_text(end), or_null=True)
-            where[last] = Between(low=as_text(start), or_null=True)
+            where[first] = Range(high=as_text(end), or_null=True)
+            where[last] = Range(low=as_text(start), or_null=True)
     return where
 
 

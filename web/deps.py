@@ -13,12 +13,7 @@ from geo.layers import FEATURE_LAYERS
 from geo.store import Store, open_store
 from usecases.jobs import JobRunner
 
-try:  # a colleague's module; the map works (without servicing lines) until it lands
-    from planner import servicing as _servicing
-except ModuleNotFoundError as _err:  # pragma: no cover - depends on the tree
-    if _err.name != "planner.servicing":
-        raise
-    _servicing = None
+from planner import servicing as _servicing
 
 EXTENSION = "zoneplan"
 
@@ -113,25 +108,16 @@ def snapshot() -> dict[str, pd.DataFrame]:
     return deps().cached("snapshot", lambda: get_store().snapshot(FEATURE_LAYERS))
 
 
-def servicing_available() -> bool:
-    """Whether planner.servicing is installed in this tree."""
-    return _servicing is not None and hasattr(_servicing, "ServicingModel")
-
-
-def servicing_model(today: dt.date | None = None) -> Any | None:
-    """A ``planner.servicing.ServicingModel`` over the current snapshot (None until it lands)."""
-    if not servicing_available():
-        return None
+def servicing_model(today: dt.date | None = None) -> _servicing.ServicingModel:
+    """A ``planner.servicing.ServicingModel`` over the current snapshot."""
     today = today or dt.date.today()
     return deps().cached(("servicing_model", today),
                          lambda: _servicing.ServicingModel(snapshot(), today=today))
 
 
 def servicing_records(today: dt.date | None = None) -> dict[str, dict[str, Any]]:
-    """Today's servicing answer of every plot, by plot id ({} when unavailable)."""
+    """Today's servicing answer of every plot, by plot id."""
     model = servicing_model(today)
-    if model is None:
-        return {}
     today = today or dt.date.today()
 
     def build() -> dict[str, dict[str, Any]]:
@@ -140,7 +126,5 @@ def servicing_records(today: dt.date | None = None) -> dict[str, dict[str, Any]]
 
 
 def explain(record: dict[str, Any], translate: Callable[[str], str] | None = None) -> list[str]:
-    """Sentences for one servicing record, via ``planner.servicing.explain`` ([] when absent)."""
-    if _servicing is None or not hasattr(_servicing, "explain"):
-        return []
+    """Sentences for one servicing record, via ``planner.servicing.explain``."""
     return list(_servicing.explain(record, translate=translate))
