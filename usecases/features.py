@@ -158,8 +158,13 @@ def readable_collections(role: str | None) -> list[str]:
     return visibility.readable_layers(role)
 
 
+def _served() -> list[str]:
+    """Every layer some role may read (the planners' list)."""
+    return visibility.readable_layers("planner")
+
+
 def _check_collection(name: str, role: str | None) -> Layer:
-    if name not in LAYERS or name in visibility.NEVER_SERVED:
+    if name not in _served():
         raise CollectionNotFound(f"no collection {name!r}; collections: "
                                  f"{', '.join(readable_collections(role))}")
     try:
@@ -848,9 +853,8 @@ def api_definition(base: str) -> dict[str, Any]:
                                                {"type": "object", "required": ["collections"]},
                                                "application/json", ["400"]))},
     }
-    for name in LAYERS:
-        if name not in visibility.NEVER_SERVED:
-            paths.update(_collection_paths(LAYERS[name]))
+    for name in _served():
+        paths.update(_collection_paths(LAYERS[name]))
     return {
         "openapi": "3.0.3",
         "info": {"title": "zoneplan OGC API - Features", "version": "1.0.0",
