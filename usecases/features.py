@@ -590,15 +590,16 @@ def _project(geoms: np.ndarray, crs: str) -> np.ndarray:
     return shapely.transform(geoms, project)
 
 
+def _plain(value: Any) -> Any:
+    """A JSON-ready scalar: None for every missing marker, Python numbers for numpy ones."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _plain_records(frame: pd.DataFrame, names: list[str]) -> list[dict[str, Any]]:
-    data = frame[names].astype(object)
-    data = data.where(data.notna(), None)
-    records = data.to_dict("records")
-    for record in records:
-        for k, v in record.items():
-            if isinstance(v, np.generic):
-                record[k] = v.item()
-    return records
+    columns = [[_plain(v) for v in frame[name].tolist()] for name in names]
+    return [dict(zip(names, row)) for row in zip(*columns)]
 
 
 def features_json(layer: Layer, rows: pd.DataFrame, *, role: str | None,
