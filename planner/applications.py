@@ -23,11 +23,13 @@ from pydantic import (
 from geo.layers import Field as SchemaField, get_layer
 from geo.store import Invalid, NotFound, Store
 from geo.validate import Problem
-from planner.catalogue import PlotFilters, is_staff
+from planner.catalogue import PlotFilters
 from planner.reservation import RULES
+from planner.visibility import is_staff
 
 __all__ = [
-    "INVESTOR_FIELDS", "ApplicationIn", "ApplicationOut", "ApplicationFiled", "RuleOut", "AcceptIn", "RejectIn", "WithdrawIn",
+    "INVESTOR_FIELDS", "ApplicationIn", "ApplicationOut", "ApplicationFiled", "RuleOut", "AcceptIn",
+    "RejectIn", "WithdrawIn",
     "parse_body", "as_record", "list_applications", "get_application", "matching_filters",
 ]
 

@@ -59,9 +59,8 @@ def test_investor_submits_for_any_plot_and_sees_it(zone):
 
 def test_specific_plot_must_exist_be_available_and_fit(zone):
     assert submit(zone, plot_id="P-2")["plot_id"] == "P-2"
-    with pytest.raises(Invalid) as err:
+    with pytest.raises(NotFound, match="no plot 'P-9'"):
         submit(zone, plot_id="P-9")
-    assert err.value.problems[0].field == "plot_id"
     with pytest.raises(Conflict, match="P-3 is reserved"):
         submit(zone, plot_id="P-3")
     with pytest.raises(Invalid) as err:
@@ -185,7 +184,7 @@ def test_accept_refuses_unavailable_or_unsuitable_plots_and_writes_nothing(zone)
     with pytest.raises(Invalid) as err:
         usecase.accept(zone, app["app_id"], None, user="pat", role="planner")
     assert err.value.problems[0].field == "plot_id"
-    with pytest.raises(Invalid):
+    with pytest.raises(NotFound, match="no plot 'P-404'"):
         usecase.accept(zone, app["app_id"], "P-404", user="pat", role="planner")
     assert apps.get_application(zone, app["app_id"], user="pat", role="planner")["status"] == "submitted"
     assert zone.get("plots", "P-4")["status"] == "available"

@@ -1,1 +1,1 @@
-"""Use cases: one function per thing a person does, each one store transaction over geo and planner."""
+"""Use cases: one function per thing people do, shared by the command line and the web app."""

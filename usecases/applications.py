@@ -26,9 +26,10 @@ from geo.store.base import now_iso
 from geo.validate import Problem
 from planner import reservation
 from planner.applications import ApplicationIn, as_record, parse_body
-from planner.catalogue import PUBLIC_PLOT_STATUS, Forbidden, is_staff
+from planner.catalogue import PUBLIC_PLOT_STATUS
 from planner.reservation import Breach
 from planner.servicing import N_, ServicingModel
+from planner.visibility import Forbidden, is_staff, plot_view
 
 __all__ = ["Refused", "Filed", "ServicingSource", "read_servicing", "check", "apply", "accept",
            "reject", "withdraw", "RELEASE_STATUSES"]
@@ -81,14 +82,13 @@ def _new_id() -> str:
     return f"A{dt.date.today():%y%m%d}-{secrets.token_hex(3).upper()}"
 
 
-def _plot(tx: Session, plot_id: str, *, role: str | None) -> dict[str, Any]:
-    """The plot to reserve, locked; a candidate is as missing to those who may not see it."""
+def _plot(tx: Session, plot_id: str, *, user: str, role: str | None) -> dict[str, Any]:
+    """The plot to reserve, locked; one the role may not see is as missing (NotFound)."""
     try:
         plot = tx.get("plots", plot_id, for_update=True)
     except NotFound:
         plot = None
-    if plot is None or (plot["status"] == "candidate" and not is_staff(role)):
-        raise Invalid([Problem(None, plot_id, "plot_id", f"there is no plot {plot_id!r}")])
+    plot_view(role, user).require(plot, plot_id)
     if plot["status"] != PUBLIC_PLOT_STATUS:
         raise Conflict(f"plot {plot_id} is {plot['status']}, not available")
     return plot
@@ -125,11 +125,11 @@ def _filing_problems(breaches: list[Breach]) -> list[Problem]:
             for b in breaches if b.rule in _FILING_RULES]
 
 
-def _checked(tx: Session, app: ApplicationIn, *, role: str | None,
+def _checked(tx: Session, app: ApplicationIn, *, user: str, role: str | None,
              servicing: ServicingSource) -> list[Breach]:
     if not app.plot_id:
         return []
-    plot = _plot(tx, app.plot_id, role=role)
+    plot = _plot(tx, app.plot_id, user=user, role=role)
     breaches = reservation.check(plot, app.model_dump(), servicing(tx))
     problems = _filing_problems(breaches)
     if problems:
@@ -147,7 +147,7 @@ def check(store: Store, data: Any, *, user: str, role: str | None,
         raise Forbidden("only investors submit applications")
     app = data if isinstance(data, ApplicationIn) else parse_body(ApplicationIn, data)
     with store.transaction(user) as tx:
-        return _checked(tx, app, role=role, servicing=servicing)
+        return _checked(tx, app, user=user, role=role, servicing=servicing)
 
 
 def apply(store: Store, data: Any, *, user: str, role: str | None,
@@ -174,8 +174,10 @@ def apply(store: Store, data: Any, *, user: str, role: str | None,
     ------
     Forbidden
         For roles other than investor.
+    NotFound
+        For a plot that does not exist or the investor may not see (alike).
     Invalid
-        Naming each bad field (unknown plot, area range, sector not allowed).
+        Naming each bad field (area range, sector not allowed).
     Conflict
         When the plot is not available.
     """
@@ -186,7 +188,7 @@ def apply(store: Store, data: Any, *, user: str, role: str | None,
     row = {**app.model_dump(), "app_id": _new_id(), "investor": user, "status": "submitted",
            "created": stamp, "updated": stamp}
     with store.transaction(user) as tx:
-        warnings = _checked(tx, app, role=role, servicing=servicing)
+        warnings = _checked(tx, app, user=user, role=role, servicing=servicing)
         tx.insert("applications", pd.DataFrame([row]))
         stored = as_record(tx.get("applications", row["app_id"]))
     return Filed(stored, warnings)
@@ -208,9 +210,9 @@ def accept(store: Store, app_id: str, plot_id: str | None = None, *, user: str,
     Forbidden
         For non-staff.
     NotFound
-        No such application.
+        No such application or plot.
     Invalid
-        No plot given (and none applied for), or no such plot.
+        No plot given (and none applied for).
     Refused
         A rule is broken: each one named in words ("SS-14 has 970 kW left, the
         application needs 5,000 kW"). Nothing is written.
@@ -225,7 +227,7 @@ def accept(store: Store, app_id: str, plot_id: str | None = None, *, user: str,
         if not plot_id:
             raise Invalid([Problem(None, app_id, "plot_id",
                                    "give the plot to reserve; the application names none")])
-        plot = _plot(tx, plot_id, role=role)
+        plot = _plot(tx, plot_id, user=user, role=role)
         breaches = reservation.check(plot, app, servicing(tx))
         if breaches:
             raise Refused(app_id, plot_id, breaches)

@@ -21,6 +21,7 @@ from geo.store import Conflict, NotFound
 from geo.validate import ValidationError
 from planner import applications as apps
 from planner import catalogue as cat
+from planner.visibility import Forbidden, is_staff, plot_view
 from usecases import applications as usecase
 from web import api, deps
 from web.auth import current_role, current_username, has_role, role_required
@@ -84,14 +85,11 @@ def plots():
     """Available plots: filters, a map and a sortable list kept in sync (data: /api/plots)."""
     values, error = _filters_or_error(request.args.to_dict(flat=True))
     return render_template("plots.html", values=values, error=error, page_config=_page_config(),
-                           formats=DOWNLOAD_FORMATS, staff=cat.is_staff(current_role()))
+                           formats=DOWNLOAD_FORMATS, staff=is_staff(current_role()))
 
 
 def _servicing_record(plot_id: str, as_of: dt.date | None = None) -> dict[str, Any] | None:
-    model = deps.servicing_model()
-    if model is None:
-        return None
-    return model.answer([plot_id], as_of=as_of)[0]
+    return deps.servicing_model().answer([plot_id], as_of=as_of)[0]
 
 
 def _plot_context(plot_id: str) -> dict[str, Any]:
@@ -100,7 +98,8 @@ def _plot_context(plot_id: str) -> dict[str, Any]:
         rows = cat.get_plot(store, plot_id, role=current_role(), servicing=deps.servicing_model())
     except NotFound:
         abort(404)
-    props = cat.plot_properties(rows.drop(columns="geometry").iloc[0].to_dict())
+    props = cat.plot_properties(rows.drop(columns="geometry").iloc[0].to_dict(),
+                                plot_view(current_role()))
     raw = rows.iloc[0]
     record = _servicing_record(plot_id)
     allowed = parse_sectors(raw["sectors"])
@@ -160,6 +159,8 @@ def apply(plot_id: str):
         ctx = _plot_context(plot_id)
         return render_template("plots_detail.html", form=request.form,
                                errors=_problems_by_field(err), **ctx), 422
+    except NotFound:
+        abort(404)
     except Conflict as err:
         flash(str(err), "danger")
         return redirect(url_for("catalogue.plots"))
@@ -178,11 +179,12 @@ def _candidates(app: Mapping[str, Any]) -> list[dict[str, Any]]:
         filters = apps.matching_filters(app, limit=50)
         page = cat.search(store, filters, role="planner", servicing=deps.servicing_model())
         rows = page.records()
-    except (cat.QueryError, cat.ServicingUnavailable, ValueError):
+    except (cat.QueryError, ValueError):
         rows = []
     if app.get("plot_id") and app["plot_id"] not in [r["plot_id"] for r in rows]:
         try:
-            rows.insert(0, cat.plot_properties(store.get("plots", app["plot_id"])))
+            rows.insert(0, cat.plot_properties(store.get("plots", app["plot_id"]),
+                                               plot_view("planner")))
         except NotFound:
             pass
     return rows
@@ -228,7 +230,7 @@ def _act(app_id: str, action: str) -> Any:
     version = _version(request.form)
     if action == "withdraw":
         if not has_role("investor"):  # staff withdraw for an investor only from the CLI
-            raise cat.Forbidden("only investors withdraw their applications")
+            raise Forbidden("only investors withdraw their applications")
         return usecase.withdraw(store, app_id, user=user, role=role, version=version)
     if action == "accept":
         return usecase.accept(store, app_id, request.form.get("plot_id") or None, user=user,
@@ -245,7 +247,7 @@ def application_action(app_id: str, action: str):
         app = _act(app_id, action)
     except NotFound:
         abort(404)
-    except cat.Forbidden:
+    except Forbidden:
         abort(403)
     except (ValidationError, Conflict) as err:
         if isinstance(err, usecase.Refused):
