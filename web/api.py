@@ -305,13 +305,18 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _error(message: str, status: int, field: str | None = None, problems: list | None = None):
+def api_error_with_problems(message: str, status: int, field: str | None = None,
+                            problems: list | None = None):
+    """A JSON error response, with ``problems`` (``geo.validate.Problem``) when given."""
     response = api_error(message, status, field)
     if problems:
         body = response.get_json()
         body["problems"] = [dataclasses.asdict(p) for p in problems[:200]]
         response.set_data(json.dumps(body, ensure_ascii=False))
     return response
+
+
+_error = api_error_with_problems  # the short name this module's handlers use
 
 
 @bp.errorhandler(QueryError)
