@@ -116,7 +116,12 @@ class PlotProperties(BaseModel):
     power_headroom_kw: float | None
     water: bool | None
     water_headroom_m3d: float | None
-    ready: str | None = Field(description="'now', a date (YYYY-MM-DD) or 'unknown'")
+    ready: str | None = Field(description="'now', a date (YYYY-MM-DD) or 'unknown'; counts "
+                                          "road, power and water (rail when the plot needs "
+                                          "it), not storm sewer or gas")
+    waits_for: list[str] | None = Field(description="Required services not there yet (road, "
+                                                    "rail, power, water): what readiness "
+                                                    "waits for")
 
 
 class PlotFeature(BaseModel):
