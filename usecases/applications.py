@@ -27,6 +27,10 @@ from geo.validate import Problem
 from planner import reservation
 from planner.applications import ApplicationIn, as_record, parse_body
 from planner.catalogue import PUBLIC_PLOT_STATUS
+<<<<<<< HEAD
+=======
+from planner.visibility import Forbidden, is_staff, plot_view
+>>>>>>> main
 from planner.reservation import Breach
 from planner.servicing import N_, ServicingModel
 from planner.visibility import Forbidden, is_staff, plot_view
@@ -82,13 +86,21 @@ def _new_id() -> str:
     return f"A{dt.date.today():%y%m%d}-{secrets.token_hex(3).upper()}"
 
 
+<<<<<<< HEAD
 def _plot(tx: Session, plot_id: str, *, user: str, role: str | None) -> dict[str, Any]:
+=======
+def _plot(tx: Session, plot_id: str, *, role: str | None) -> dict[str, Any]:
+>>>>>>> main
     """The plot to reserve, locked; one the role may not see is as missing (NotFound)."""
     try:
         plot = tx.get("plots", plot_id, for_update=True)
     except NotFound:
         plot = None
+<<<<<<< HEAD
     plot_view(role, user).require(plot, plot_id)
+=======
+    plot_view(role).require(plot, plot_id)
+>>>>>>> main
     if plot["status"] != PUBLIC_PLOT_STATUS:
         raise Conflict(f"plot {plot_id} is {plot['status']}, not available")
     return plot
