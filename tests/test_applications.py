@@ -184,11 +184,7 @@ def test_accept_refuses_unavailable_or_unsuitable_plots_and_writes_nothing(zone)
     with pytest.raises(Invalid) as err:
         usecase.accept(zone, app["app_id"], None, user="pat", role="planner")
     assert err.value.problems[0].field == "plot_id"
-<<<<<<< HEAD
-    with pytest.raises(NotFound, match="no plot 'P-404'"):
-=======
     with pytest.raises(NotFound, match="no plot 'P-404'"):  # as GET /api/plots/P-404 answers
->>>>>>> main
         usecase.accept(zone, app["app_id"], "P-404", user="pat", role="planner")
     assert apps.get_application(zone, app["app_id"], user="pat", role="planner")["status"] == "submitted"
     assert zone.get("plots", "P-4")["status"] == "available"

@@ -27,10 +27,6 @@ from geo.validate import Problem
 from planner import reservation
 from planner.applications import ApplicationIn, as_record, parse_body
 from planner.catalogue import PUBLIC_PLOT_STATUS
-<<<<<<< HEAD
-=======
-from planner.visibility import Forbidden, is_staff, plot_view
->>>>>>> main
 from planner.reservation import Breach
 from planner.servicing import N_, ServicingModel
 from planner.visibility import Forbidden, is_staff, plot_view

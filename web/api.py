@@ -49,11 +49,7 @@ from planner.visibility import NEVER_SERVED, Forbidden
 from usecases import applications as usecase
 from usecases import exports
 from usecases.exports import EXPORTABLE, FORMATS, ExportQuery
-<<<<<<< HEAD
-=======
-from usecases import applications as usecase
 from usecases import uploads
->>>>>>> main
 from web import deps
 from web.auth import api_error, api_role_required, current_role, current_username
 from web.openapi import Endpoint, Problem, document, listing, register
