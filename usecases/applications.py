@@ -82,21 +82,13 @@ def _new_id() -> str:
     return f"A{dt.date.today():%y%m%d}-{secrets.token_hex(3).upper()}"
 
 
-<<<<<<< HEAD
-def _plot(tx: Session, plot_id: str, *, user: str, role: str | None) -> dict[str, Any]:
-=======
 def _plot(tx: Session, plot_id: str, *, role: str | None) -> dict[str, Any]:
->>>>>>> main
     """The plot to reserve, locked; one the role may not see is as missing (NotFound)."""
     try:
         plot = tx.get("plots", plot_id, for_update=True)
     except NotFound:
         plot = None
-<<<<<<< HEAD
-    plot_view(role, user).require(plot, plot_id)
-=======
     plot_view(role).require(plot, plot_id)
->>>>>>> main
     if plot["status"] != PUBLIC_PLOT_STATUS:
         raise Conflict(f"plot {plot_id} is {plot['status']}, not available")
     return plot
@@ -133,11 +125,11 @@ def _filing_problems(breaches: list[Breach]) -> list[Problem]:
             for b in breaches if b.rule in _FILING_RULES]
 
 
-def _checked(tx: Session, app: ApplicationIn, *, user: str, role: str | None,
+def _checked(tx: Session, app: ApplicationIn, *, role: str | None,
              servicing: ServicingSource) -> list[Breach]:
     if not app.plot_id:
         return []
-    plot = _plot(tx, app.plot_id, user=user, role=role)
+    plot = _plot(tx, app.plot_id, role=role)
     breaches = reservation.check(plot, app.model_dump(), servicing(tx))
     problems = _filing_problems(breaches)
     if problems:
@@ -155,7 +147,7 @@ def check(store: Store, data: Any, *, user: str, role: str | None,
         raise Forbidden("only investors submit applications")
     app = data if isinstance(data, ApplicationIn) else parse_body(ApplicationIn, data)
     with store.transaction(user) as tx:
-        return _checked(tx, app, user=user, role=role, servicing=servicing)
+        return _checked(tx, app, role=role, servicing=servicing)
 
 
 def apply(store: Store, data: Any, *, user: str, role: str | None,
@@ -196,7 +188,7 @@ def apply(store: Store, data: Any, *, user: str, role: str | None,
     row = {**app.model_dump(), "app_id": _new_id(), "investor": user, "status": "submitted",
            "created": stamp, "updated": stamp}
     with store.transaction(user) as tx:
-        warnings = _checked(tx, app, user=user, role=role, servicing=servicing)
+        warnings = _checked(tx, app, role=role, servicing=servicing)
         tx.insert("applications", pd.DataFrame([row]))
         stored = as_record(tx.get("applications", row["app_id"]))
     return Filed(stored, warnings)
@@ -235,7 +227,7 @@ def accept(store: Store, app_id: str, plot_id: str | None = None, *, user: str,
         if not plot_id:
             raise Invalid([Problem(None, app_id, "plot_id",
                                    "give the plot to reserve; the application names none")])
-        plot = _plot(tx, plot_id, user=user, role=role)
+        plot = _plot(tx, plot_id, role=role)
         breaches = reservation.check(plot, app, servicing(tx))
         if breaches:
             raise Refused(app_id, plot_id, breaches)
