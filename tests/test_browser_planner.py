@@ -272,6 +272,29 @@ def test_mark_substation_operational_and_servicing_follows(planner_page, snap, s
     assert page.zp_errors == [], page.zp_errors[:3]
 
 
+# --------------------------------------------------------------------------- publishing
+def test_publishing_a_plot_without_road_asks_first(planner_page, snap, store):
+    """P-193 lies 42 m from the nearest road: moving it to available shows the servicing
+    answer and publishes only when the planner asks again."""
+    page = planner_page
+    base = page.zp_base
+    open_workspace(page, base)
+    plots = snap["plots"]
+    centre = plots[plots["plot_id"] == "P-193"].geometry.iloc[0].representative_point()
+    view(page, (centre.x, centre.y), 17.5)
+    page.mouse.click(*pixels(page, [(centre.x, centre.y)])[0])
+    page.locator("#zp-pl-title").filter(has_text="P-193").wait_for()
+    page.click("button[data-status=available]")
+    message = page.locator("#zp-pl-message")
+    message.filter(has_text="P-193 lacks what investors need within reach").wait_for()
+    assert "does not front a road (nearest R-018 at 42 m" in message.inner_text()
+    assert store.get("plots", "P-193")["status"] == "candidate"
+    shot(page, "10-publish-asks")
+    message.locator("button", has_text="Publish it anyway").click()
+    page.locator("#zp-pl-message").filter(has_text="P-193 is now available").wait_for()
+    assert store.get("plots", "P-193")["status"] == "available"
+
+
 # --------------------------------------------------------------------------- investors
 def test_investors_get_no_planner_and_no_drawing_tools(page, live_server):
     login(page, live_server, "investor")
