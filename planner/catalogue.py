@@ -36,7 +36,6 @@ from planner.visibility import (
 
 __all__ = [
     "DEFAULT_LIMIT", "MAX_LIMIT", "FACT_COLUMNS", "Forbidden", "QueryError",
-    "ServicingUnavailable",
     "PlotFilters", "Statuses", "check_status_names", "LayerQuery", "PlotPage", "parse_filters", "parse_model", "search",
     "get_plot", "check_readable", "working_bbox", "readable_layers", "layer_summary",
     "layer_collection", "layer_where", "plot_properties", "plot_feature",
@@ -66,8 +65,6 @@ class QueryError(ValueError):
         self.field = field
 
 
-class ServicingUnavailable(RuntimeError):
-    """A servicing filter was asked for but no servicing model was given."""
 
 
 def _comma_list(value: Any) -> Any:
@@ -453,7 +450,7 @@ def search(store: Store, filters: PlotFilters, *, role: str | None = None,
         return PlotPage(filters, 0, _empty_plots(), view)
     as_of = filters.as_of
     if filters.servicing_filters and servicing is None:
-        raise ServicingUnavailable("servicing answers are not available for the servicing filters")
+        raise ValueError("the servicing filters need the servicing model (servicing=...)")
     if not (filters.attribute_filters or filters.servicing_filters):
         # Everything the store can answer itself: count, sort and page in SQL.
         matched = store.count("plots", bbox=bbox, where=where)

@@ -160,12 +160,12 @@ def plot_view(role: str | None, user: str | None = None) -> PlotView:
 def readable_layers(role: str | None) -> list[str]:
     """Layers the role may read: public ones for all, the rest for staff, ``users`` never."""
     return [name for name, layer in LAYERS.items()
-            if name not in NEVER_SERVED and (layer.public or is_staff(role))]
+            if name not in NEVER_SERVED and not layer.internal and (layer.public or is_staff(role))]
 
 
 def check_readable(name: str, role: str | None) -> None:
     """Raise NotFound for unknown (or never served) layers, Forbidden for staff-only ones."""
-    if name not in LAYERS or name in NEVER_SERVED:
+    if name not in LAYERS or name in NEVER_SERVED or LAYERS[name].internal:
         raise NotFound(f"no layer {name!r}; layers: {', '.join(readable_layers(role))}")
     if not LAYERS[name].public and not is_staff(role):
         raise Forbidden(f"layer {name!r} is for planners only")

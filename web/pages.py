@@ -58,7 +58,7 @@ def zone_map(view: PlotView) -> RenderedMap:
 def _map_context(rendered: RenderedMap, view: PlotView) -> dict[str, Any]:
     return {"map_header": add_nonces(rendered.header), "map_html": rendered.html,
             "map_script": rendered.script, "map_id": rendered.map_id,
-            "legend": legend(_, view.statuses), "servicing_ready": deps.servicing_available()}
+            "legend": legend(_, view.statuses)}
 
 
 @bp.route("/")
