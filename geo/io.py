@@ -1044,10 +1044,10 @@ def _export_schema(name: str, fields: Sequence[str] | None) -> Layer:
 
 def _refuse_store_file(store: Any, targets: list[Path]) -> None:
     """Refuse to write over the store's own file (it would lose every other layer)."""
-    db = getattr(store, "path", None)
-    if db is None:
+    from geo.store import is_url
+    if is_url(store.describe()):
         return
-    db = Path(db)
+    db = Path(store.describe())
     for target in targets:
         try:
             same = target.exists() and db.exists() and os.path.samefile(target, db)
