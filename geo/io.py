@@ -44,8 +44,10 @@ MEDIA_TYPES = {"shp": "application/zip", "gpkg": "application/geopackage+sqlite3
                "geojson": "application/geo+json", "zip": "application/zip"}
 # Layers never imported or exported by these functions (users: credentials;
 # audit: written by the store alone).
-NEVER_EXPORTED: tuple[str, ...] = ("users",)
-NOT_IMPORTABLE: tuple[str, ...] = ("users", "audit")
+# Accounts and the service's bookkeeping (jobs, sessions, secrets) never leave nor enter by file.
+_INTERNAL = tuple(n for n, lyr in LAYERS.items() if lyr.internal)
+NEVER_EXPORTED: tuple[str, ...] = ("users", *_INTERNAL)
+NOT_IMPORTABLE: tuple[str, ...] = ("users", "audit", *_INTERNAL)
 # 9 decimals of a degree are ~0.1 mm: a GeoJSON round trip moves shared plot edges
 # far less than the 1 m² overlap tolerance (7 decimals, ~1 cm, did not).
 GEOJSON_DECIMALS = 9

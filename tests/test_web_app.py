@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import re
-import stat
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -23,15 +21,21 @@ def test_factory_reads_config_and_registers_blueprints(app, store_path):
     assert app.config["MAX_CONTENT_LENGTH"] > 0
 
 
-def test_secret_key_is_generated_and_kept_private(store_path, monkeypatch):
+def test_secret_key_is_kept_in_the_store_never_as_a_file(store_path, monkeypatch, tmp_path):
+    from geo.store import open_store
     from web import create_app
     monkeypatch.delenv("ZONEPLAN_SECRET_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in store_path.parent.iterdir())
     first = create_app({"ZONEPLAN_DB": str(store_path)})
-    secret = Path(f"{store_path}.secret")
-    assert secret.exists()
-    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
-    again = create_app({"ZONEPLAN_DB": str(store_path)})
+    again = create_app({"ZONEPLAN_DB": str(store_path)})  # another server process, same key
     assert first.secret_key == again.secret_key and len(first.secret_key) >= 32
+    assert sorted(p.name for p in store_path.parent.iterdir()) == before  # no <db>.secret
+    kept = open_store(store_path).read("settings")
+    assert kept["value"].tolist() == [first.secret_key]
+    monkeypatch.setenv("ZONEPLAN_SECRET_KEY", "from-the-environment")
+    assert create_app({"ZONEPLAN_DB": str(store_path)}).secret_key == "from-the-environment"
+    assert open_store(store_path).read("settings")["value"].tolist() == [first.secret_key]
 
 
 def test_environment_configures_the_app(store_path, monkeypatch):

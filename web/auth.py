@@ -18,8 +18,8 @@ from functools import wraps
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, abort, flash, jsonify, redirect, render_template, request,
-                   session, url_for)
+from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template,
+                   request, session, url_for)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
@@ -43,12 +43,12 @@ login_manager.session_protection = "basic"
 class User(UserMixin):
     """A logged-in person (from the session) or script (from a Bearer token)."""
 
-    def __init__(self, record: dict[str, Any], *, via: str = "session"):
+    def __init__(self, record: dict[str, Any], *, sid: str | None = None):
         self.username: str = record["username"]
         self.role: str = record["role"]
         self.lang: str | None = record.get("lang")
-        self.via = via
-        self._id = accounts.session_id(record) if via == "session" else f"token:{self.username}"
+        self.via = "session" if sid else "token"
+        self._id = sid or f"token:{self.username}"
 
     def get_id(self) -> str:
         return self._id
@@ -62,8 +62,8 @@ class User(UserMixin):
 def _load_user(sid: str) -> User | None:
     if bearer_token() is not None:
         return None  # a Bearer request is the token's, never the cookie's
-    record = accounts.user_for_session(get_store(), sid)
-    return User(record) if record else None
+    record = accounts.user_for_session(get_store(), sid, session_limits())
+    return User(record, sid=sid) if record else None
 
 
 @login_manager.request_loader
@@ -72,7 +72,19 @@ def _load_token_user(req) -> User | None:
     if token is None:
         return None
     record = accounts.user_for_token(get_store(), token)
-    return User(record, via="token") if record else None
+    return User(record) if record else None
+
+
+def session_limits() -> accounts.SessionLimits:
+    """The app's idle and absolute log-in session lifetimes."""
+    config = current_app.config
+    return accounts.SessionLimits(float(config["SESSION_IDLE_S"]), float(config["SESSION_MAX_S"]))
+
+
+def _log_in(record: dict[str, Any]) -> None:
+    """Start a server-side session for ``record`` and remember it in the cookie."""
+    sid = accounts.start_session(get_store(), record["username"], session_limits())
+    login_user(User(record, sid=sid))
 
 
 @login_manager.unauthorized_handler
@@ -215,7 +227,7 @@ def login():
                 throttle.reset(username, address)
                 chosen = session.get("lang")
                 session.clear()  # a fresh session on log-in
-                login_user(User(record))
+                _log_in(record)
                 if record.get("lang"):
                     session["lang"] = record["lang"]
                 elif chosen:
@@ -230,6 +242,8 @@ def login():
 @bp.route("/logout", methods=["POST"])
 def logout():
     lang = session.get("lang")
+    if current_user.is_authenticated and current_user.via == "session":
+        accounts.end_session(get_store(), current_user.get_id())  # a replayed cookie is dead
     logout_user()
     session.clear()
     if lang:
@@ -257,7 +271,7 @@ def account():
                     accounts.set_password(store, current_user.username, password_form.password.data,
                                           by=current_user.username)
                     fresh = accounts.get_user(store, current_user.username, secrets_too=True)
-                    login_user(User(fresh))  # the old session id no longer matches
+                    _log_in(fresh)  # every earlier session of this user has ended
                     flash(_("Your password has been changed."), "success")
                     return redirect(url_for("auth.account"))
             else:
