@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import threading
 import weakref
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from planner.visibility import (
 
 __all__ = [
     "DEFAULT_LIMIT", "MAX_LIMIT", "FACT_COLUMNS", "Forbidden", "QueryError",
-    "PlotFilters", "Statuses", "check_status_names", "LayerQuery", "PlotPage", "parse_filters", "parse_model", "search",
+    "PlotFilters", "IsoDate", "Statuses", "check_status_names", "LayerQuery", "PlotPage", "parse_filters", "parse_model", "search",
     "get_plot", "check_readable", "working_bbox", "readable_layers", "layer_summary",
     "layer_collection", "layer_where", "plot_properties", "plot_feature",
     "servicing_facts", "facts_for", "to_geojson_geometries",
@@ -98,6 +99,21 @@ Bbox = Annotated[
 Sector = Literal[SECTORS]  # type: ignore[valid-type]
 
 
+def _iso_date(value: Any) -> Any:
+    """Only ``YYYY-MM-DD`` text is a date (pydantic alone would read ``0`` as 1970-01-01)."""
+    if isinstance(value, str) and not ISO_DATE.fullmatch(value.strip()):
+        raise ValueError("give a date as YYYY-MM-DD")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError("give a date as YYYY-MM-DD")
+    return value
+
+
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date),
+                    WithJsonSchema({"type": "string", "format": "date",
+                                    "pattern": r"^\d{4}-\d{2}-\d{2}$"})]
+
+
 class _Params(BaseModel):
     """Base of query-parameter models: unknown parameters and NaN/inf are refused."""
 
@@ -131,8 +147,8 @@ class PlotFilters(_Params):
     rail: bool | None = Field(None, description="Rail access available (true) or not (false)")
     min_power: float | None = Field(None, ge=0, description="Power headroom at least this, kW")
     min_water: float | None = Field(None, ge=0, description="Water headroom at least this, m³/day")
-    ready_by: dt.date | None = Field(None, description="Fully serviced on or before this date")
-    as_of: dt.date | None = Field(None, description="Answer servicing as of this date, assuming "
+    ready_by: IsoDate | None = Field(None, description="Fully serviced on or before this date")
+    as_of: IsoDate | None = Field(None, description="Answer servicing as of this date, assuming "
                                   "due repairs are done (default: infrastructure as recorded)")
     status: Statuses = Field(PUBLIC_PLOT_STATUS, validate_default=True,
                              description="Plot statuses (default: available); 'candidate' "

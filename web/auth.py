@@ -14,6 +14,7 @@ session cookie is ignored), which is why such requests may skip the CSRF check.
 """
 from __future__ import annotations
 
+import re
 from functools import wraps
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -34,6 +35,7 @@ from web.security import bearer_token, login_throttle
 from zoneplan import accounts
 
 bp = Blueprint("auth", __name__)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = _l("Please log in to see this page.")
@@ -158,8 +160,9 @@ def api_role_required(*roles: str) -> Callable:
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
-    """``target`` if it is a path on this site, else ``default`` (no open redirects)."""
-    if not target:
+    """``target`` if it is a path on this site, else ``default`` (no open redirects, and no
+    control characters such as CR/LF, which cannot go into a Location header)."""
+    if not target or _CONTROL.search(target):
         return default
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \

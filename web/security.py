@@ -98,7 +98,8 @@ def init_app(app: Flask) -> None:
     def _check_csrf():
         # Bearer requests carry no cookie-based authority (web.auth ignores the session
         # cookie when an Authorization header is present), so a forged form cannot use them.
-        if request.method in SAFE_METHODS or bearer_token() is not None:
+        if request.method in SAFE_METHODS or bearer_token() is not None \
+                or request.routing_exception is not None:  # 404/405 say so, not "CSRF"
             return None
         if request.path.startswith("/api/") and not current_user.is_authenticated:
             return None  # no session, nothing to forge: the API view answers 401 itself
