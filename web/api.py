@@ -49,7 +49,7 @@ from planner.catalogue import IsoDate, PlotFilters, QueryError
 from planner.kpi import kpi as kpi_of
 from planner.visibility import NEVER_SERVED, Forbidden
 from usecases import exports
-from usecases.exports import EXPORTABLE, FORMATS, ExportQuery
+from usecases.exports import EXPORTABLE, FORMATS, ExportQuery, LayerExportQuery
 from web import deps
 from web.auth import api_error, api_role_required, current_role, current_username
 from web.openapi import Endpoint, Problem, document, listing, register
@@ -488,7 +488,7 @@ def get_layer(name: str, query: cat.LayerQuery):
 
 
 # --------------------------------------------------------------------------- exports
-def export_response(layer: str, fmt: str, query: ExportQuery) -> Response:
+def export_response(layer: str, fmt: str, query: ExportQuery | LayerExportQuery) -> Response:
     """Write the export to a temporary folder and send it; the folder goes when sent."""
     work = Path(tempfile.mkdtemp(prefix="zoneplan-export-"))
     try:
@@ -503,15 +503,30 @@ def export_response(layer: str, fmt: str, query: ExportQuery) -> Response:
     return response
 
 
-@endpoint("get", "/export/{layer}.{format}", summary="Download a layer or the filtered catalogue",
-          tag="exports", rule="/export/<layer>.<any('shp.zip', gpkg, geojson):format>",
-          query=ExportQuery, media=tuple(FORMAT_MEDIA.values()), errors=(401, 403),
-          path_params={"layer": {"type": "string", "enum": list(EXPORTABLE)},
-                       "format": {"type": "string", "enum": list(FORMATS)}},
-          description="Zipped shapefile (with .prj and UTF-8 .cpg), GeoPackage or GeoJSON "
-                      "(WGS84). For plots the catalogue filters apply; bbox for any feature "
-                      "layer. Non-public layers for planners only.")
-def export(layer: str, format: str, query: ExportQuery):  # noqa: A002 - the path's name
+FORMAT_RULE = "<any('shp.zip', gpkg, geojson):format>"
+FORMAT_PARAM = {"format": {"type": "string", "enum": list(FORMATS)}}
+FILES = ("Zipped shapefile (with .prj and UTF-8 .cpg), GeoPackage or GeoJSON (WGS84 unless "
+         "crs says otherwise). ")
+
+
+@endpoint("get", "/export/plots.{format}", summary="Download the plots (the filtered catalogue)",
+          tag="exports", rule=f"/export/plots.{FORMAT_RULE}", query=ExportQuery,
+          media=tuple(FORMAT_MEDIA.values()), errors=(401, 403), path_params=FORMAT_PARAM,
+          description=FILES + "Planners get every plot and field (no status: every status); "
+                      "others the plots the catalogue shows them, without occupants, projects, "
+                      "investment, jobs or demand. The catalogue filters narrow it.")
+def export_plots(format: str, query: ExportQuery):  # noqa: A002 - the path's name
+    return export_response("plots", format, query)
+
+
+@endpoint("get", "/export/{layer}.{format}", summary="Download a layer", tag="exports",
+          rule=f"/export/<layer>.{FORMAT_RULE}", query=LayerExportQuery,
+          media=tuple(FORMAT_MEDIA.values()), errors=(401, 403),
+          path_params={"layer": {"type": "string",
+                                 "enum": [n for n in EXPORTABLE if n != "plots"]},
+                       **FORMAT_PARAM},
+          description=FILES + "bbox for feature layers. Non-public layers for planners only.")
+def export(layer: str, format: str, query: LayerExportQuery):  # noqa: A002 - the path's name
     return export_response(layer, format, query)
 
 
