@@ -10,7 +10,9 @@ Helpers for other blueprints (stable API):
   ``{"error": ..., "field": null}``).
 
 A request with ``Authorization: Bearer <token>`` is authenticated by that token alone (the
-session cookie is ignored), which is why such requests may skip the CSRF check.
+session cookie is ignored), which is why such requests may skip the CSRF check. HTTP Basic
+(for desktop GIS clients) is honoured on the read-only OGC API under /ogc only: browsers
+replay Basic credentials by themselves, so they must never authorise a write.
 """
 from __future__ import annotations
 
@@ -31,11 +33,12 @@ from wtforms.validators import DataRequired, EqualTo, Length
 from geo.layers import ROLES
 from geo.store import StoreError
 from web.deps import get_store
-from web.security import bearer_token, login_throttle
+from web.security import basic_credentials, bearer_token, login_throttle
 from zoneplan import accounts
 
 bp = Blueprint("auth", __name__)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+VERIFIED = "zoneplan_verified_passwords"
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = _l("Please log in to see this page.")
@@ -43,14 +46,14 @@ login_manager.session_protection = "basic"
 
 
 class User(UserMixin):
-    """A logged-in person (from the session) or script (from a Bearer token)."""
+    """A logged-in person (a server-side session ``sid``) or script (Bearer token, HTTP Basic)."""
 
-    def __init__(self, record: dict[str, Any], *, sid: str | None = None):
+    def __init__(self, record: dict[str, Any], *, sid: str | None = None, via: str = "session"):
         self.username: str = record["username"]
         self.role: str = record["role"]
         self.lang: str | None = record.get("lang")
-        self.via = "session" if sid else "token"
-        self._id = sid or f"token:{self.username}"
+        self.via = via if sid is None else "session"
+        self._id = sid or f"{via}:{self.username}"
 
     def get_id(self) -> str:
         return self._id
@@ -60,10 +63,20 @@ class User(UserMixin):
         return True  # inactive users are never loaded
 
 
+BASIC_PATHS = ("/ogc",)
+
+
+def _basic_credentials() -> tuple[str, str] | None:
+    """HTTP Basic credentials, on the read-only paths that accept them."""
+    if request.method not in ("GET", "HEAD") or not request.path.startswith(BASIC_PATHS):
+        return None
+    return basic_credentials()
+
+
 @login_manager.user_loader
 def _load_user(sid: str) -> User | None:
-    if bearer_token() is not None:
-        return None  # a Bearer request is the token's, never the cookie's
+    if bearer_token() is not None or _basic_credentials() is not None:
+        return None  # a Bearer or Basic request is the header's, never the cookie's
     record = accounts.user_for_session(get_store(), sid, session_limits())
     return User(record, sid=sid) if record else None
 
@@ -71,10 +84,21 @@ def _load_user(sid: str) -> User | None:
 @login_manager.request_loader
 def _load_token_user(req) -> User | None:
     token = bearer_token()
-    if token is None:
+    if token is not None:
+        record = accounts.user_for_token(get_store(), token)
+        return User(record, via="token") if record else None
+    credentials = _basic_credentials()
+    if credentials is None:
         return None
-    record = accounts.user_for_token(get_store(), token)
-    return User(record) if record else None
+    username, password = credentials
+    throttle, address = login_throttle(), request.remote_addr or ""
+    if throttle.retry_after(username, address):
+        return None
+    record = current_app.extensions[VERIFIED].authenticate(get_store(), username, password)
+    if record is None:
+        throttle.fail(username, address)
+        return None
+    return User(record, via="basic")
 
 
 def session_limits() -> accounts.SessionLimits:
@@ -338,8 +362,10 @@ def _user_action(store, form: UserActionForm) -> None:
 
 
 def init_app(app) -> None:
-    """Attach Flask-Login to ``app``."""
+    """Attach Flask-Login to ``app`` and its cache of verified Basic credentials."""
     login_manager.init_app(app)
+    app.extensions[VERIFIED] = accounts.VerifiedPasswords(
+        float(app.config.get("BASIC_AUTH_TTL", 300)))
 
     @app.context_processor
     def _roles() -> dict[str, Any]:
