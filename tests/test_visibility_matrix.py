@@ -1,6 +1,6 @@
 """Role x surface: every surface shows a role the same plots and the same plot fields.
 
-Surfaces: the map at /, /api/plots, /api/plots/<id>, /api/layers/plots, the plot page, the
+Surfaces: the map at /, /api/plots, /api/plots/<id>, /api/layers/plots, the OGC API, the plot page, the
 downloads page and the plots download, the planners' feature page and the error answers
 (a plot the role may not see answers exactly like a missing one). The expected sets come
 from the store itself and the policy's rule, written out here (not from planner.visibility).
@@ -87,6 +87,14 @@ def test_every_surface_shows_a_role_the_same_plots_and_fields(reader, store):
     layer = client.get("/api/layers/plots?limit=10000").get_json()
     assert {f["id"] for f in layer["features"]} == want_ids
     assert {k for f in layer["features"] for k in f["properties"]} == want_fields
+
+    # The OGC API (what GIS clients read): the same plots and fields.
+    ogc = client.get("/ogc/collections/plots/items?limit=10000&f=json", headers=api)
+    assert ogc.status_code == 200, ogc.get_data(as_text=True)[:300]
+    features = ogc.get_json()["features"]
+    assert {f["id"] for f in features} == want_ids
+    assert {k for f in features for k in f["properties"]} <= want_fields
+    assert not staff or {"resident", "project"} <= {k for f in features for k in f["properties"]}
 
     # The map at /: its plots (tooltips name each one) and popups without private fields.
     html = unescape_js(client.get("/", headers=EN).get_data(as_text=True))
