@@ -1,7 +1,7 @@
 """Role x surface: every surface shows a role the same plots and the same plot fields.
 
-Surfaces: the map at /, /api/plots, /api/plots/<id>, /api/layers/plots, the OGC API, the plot page, the
-downloads page and the plots download, the planners' feature page and the error answers
+Surfaces: the map at /, /api/plots, /api/plots/<id>, /api/layers/plots, the OGC API, the plot
+page, the downloads page and the plots download, the planners' feature page and the error answers
 (a plot the role may not see answers exactly like a missing one). The expected sets come
 from the store itself and the policy's rule, written out here (not from planner.visibility).
 """
