@@ -7,7 +7,6 @@ declared with :func:`web.api.endpoint` and so appear in the same OpenAPI documen
 """
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from flask import Response
@@ -18,7 +17,7 @@ from geo.layers import ASSET_LAYERS, ASSET_STATUSES, PLOT_STATUSES, SECTORS, get
 from geo.store import Invalid, NotFound, Store
 from geo.validate import Problem as SchemaProblem
 from planner import parcels
-from planner.catalogue import to_geojson_geometries
+from planner.catalogue import IsoDate, to_geojson_geometries
 from web import deps
 from web.api import PLOT_ID, api_error_with_problems, bp, endpoint
 from web.auth import api_error, current_username
@@ -113,8 +112,8 @@ class AssetPatch(_In):
 
     version: int = Field(..., ge=1, description="The version you saw (stale -> 409)")
     status: Literal[ASSET_STATUSES] | None = Field(None, description="New status")  # type: ignore[valid-type]
-    since: dt.date | None = Field(None, description="Status since (YYYY-MM-DD)")
-    due: dt.date | None = Field(None, description="Due to be operational (YYYY-MM-DD); "
+    since: IsoDate | None = Field(None, description="Status since (YYYY-MM-DD)")
+    due: IsoDate | None = Field(None, description="Due to be operational (YYYY-MM-DD); "
                                                   "null clears it")
     note: str | None = Field(None, max_length=NOTE, description="Note; null clears it")
 
@@ -126,7 +125,7 @@ class CheckIn(_In):
     exclude_plot_id: str | None = Field(None, min_length=1, max_length=TEXT,
                                         description="The plot being redrawn (it does not "
                                                     "overlap itself)")
-    as_of: dt.date | None = Field(None, description="Answer servicing as of this date")
+    as_of: IsoDate | None = Field(None, description="Answer servicing as of this date")
     power_kw: float | None = Field(None, ge=0, description="Power demand to test, kW")
     water_m3d: float | None = Field(None, ge=0, description="Water demand to test, m³/day")
     rail_need: bool = Field(False, description="Whether rail access is needed")
