@@ -1307,7 +1307,7 @@ def check_where(layer: str, where: Mapping[str, Any]) -> dict[str, Any]:
                 typed.append(coerce_value(fld, v))
             except ValueError as err:
                 raise ValueError(f"{lyr.name}.{name} = {v!r}: {err}") from None
-        out[name] = typed if len(typed) > 1 else typed[0]
+        out[name] = typed if len(typed) != 1 else typed[0]  # [] matches nothing
     return out
 
 

@@ -39,7 +39,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 
 from geo import io as geo_io
 from geo.crs import parse_epsg
-from geo.layers import APPLICATION_STATUSES, LAYERS, PLOT_STATUSES, SECTORS
+from geo.layers import APPLICATION_STATUSES, ID_MAX_LENGTH, LAYERS, PLOT_STATUSES, SECTORS
 from geo.store import Conflict, Invalid, NotFound, StoreError
 from geo.validate import ValidationError
 from planner import applications as apps
@@ -424,7 +424,7 @@ def _model() -> Any:
 
 
 # --------------------------------------------------------------------------- plots
-PLOT_ID = {"plot_id": {"type": "string", "minLength": 1, "maxLength": 200}}
+PLOT_ID = {"plot_id": {"type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH}}
 
 
 def _links(page: cat.PlotPage) -> list[dict[str, str]]:
@@ -530,9 +530,6 @@ def _export_where(layer: str, query: ExportQuery, role: str) -> dict[str, Any] |
     return {key: ids}
 
 
-NOTHING = "\x00nothing"  # a key no feature has: an export that matched nothing is empty
-
-
 def export_response(layer: str, fmt: str, query: ExportQuery) -> Response:
     """Write the export to a temporary folder and send it; the folder goes when sent."""
     role = current_role()
@@ -540,8 +537,6 @@ def export_response(layer: str, fmt: str, query: ExportQuery) -> Response:
     if layer not in EXPORTABLE:
         raise NotFound(f"layer {layer!r} is never exported")
     where = _export_where(layer, query, role)
-    if where:
-        where = {k: (v if not isinstance(v, list) or v else [NOTHING]) for k, v in where.items()}
     work = Path(tempfile.mkdtemp(prefix="zoneplan-export-"))
     name = geo_io.export_filename(layer, FORMATS[fmt])
     try:
@@ -575,7 +570,7 @@ def export(layer: str, format: str, query: ExportQuery):  # noqa: A002 - the pat
 
 
 # --------------------------------------------------------------------------- applications
-APP_ID = {"app_id": {"type": "string", "minLength": 1, "maxLength": 200}}
+APP_ID = {"app_id": {"type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH}}
 
 
 @endpoint("post", "/applications", summary="Apply for a plot, or for any plot matching your needs",
