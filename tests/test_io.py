@@ -5,6 +5,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import subprocess
 import struct
 import zipfile
 from pathlib import Path
@@ -160,6 +161,9 @@ def test_store_to_gpkg_keeps_schema_types(db, source, tmp_path):
     assert main(["export", "all", "--db", str(db), "-o", str(out)]) == 0
     conn = sqlite3.connect(out)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 10200  # GeoPackage 1.2
+    info = subprocess.run(["ogrinfo", "-so", str(out)], capture_output=True, text=True)
+    assert info.returncode == 0 and "partially supported" not in info.stderr
     types = {r[1]: r[2] for r in conn.execute('PRAGMA table_info("plots")')}
     contents = {r[0] for r in conn.execute("SELECT table_name FROM gpkg_contents")}
     conn.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from geo.io import (
     export_layers, parse_where,
 )
 from geo.layers import LAYERS
-from geo.store import Conflict, default_db, open_store
+from geo.store import Conflict, StoreError, default_db, open_store
 from geo.validate import ValidationError
 from usecases import uploads
 from zoneplan.cli import CommandError
@@ -183,8 +182,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise _report_problems(err, f"import of {args.file.name}") from None
     except Conflict as err:
         raise FilesError(f"{err}; nothing was written") from None
-    except sqlite3.Error as err:
-        raise FilesError(f"the store {store.path} could not be written ({err}); "
+    except StoreError as err:
+        raise FilesError(f"the store {store.describe()} could not be written ({err}); "
                          "nothing was written") from None
     print(f"imported in {time.perf_counter() - started:.1f} s")
     return 0
@@ -246,8 +245,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         written = export_layers(store, names, fmt, args.output, crs=args.crs, where=where,
                                 zip_level=args.zip_level,
                                 progress=lambda msg: print(f"  {msg}", file=sys.stderr))
-    except sqlite3.Error as err:
-        raise FilesError(f"the store {store.path} could not be read ({err})") from None
+    except StoreError as err:
+        raise FilesError(f"the store {store.describe()} could not be read ({err})") from None
     size = written.stat().st_size
     print(f"wrote {written} ({fmt}, {len(names)} layer(s), {size / 2**20:.1f} MiB) "
           f"in {time.perf_counter() - started:.1f} s")
