@@ -133,6 +133,8 @@ def test_api_replace_refuses_committed_and_needs_the_removal_count(client, store
     r = post_upload(client, planner, partial.read_bytes(), "plots.geojson", mode="replace")
     assert r.status_code == 422
     reason = r.get_json()["problems"][0]["reason"]
+    preview = r.get_json()["preview"]
+    assert preview["removals_by_status"]["occupied"] > 0 and not preview["ok"]
     assert "a replace never removes committed plots" in reason
     assert all(key in reason for key in committed_ids(store))
     assert sha256(store_path) == before
@@ -423,3 +425,23 @@ def test_shapefile_widths_come_from_the_schema(store, tmp_path):
     assert widths["resident"] == 254 and widths["project"] == 254  # ...and room for more
     assert widths["plot_id"] == 128 and widths["status"] == len("available")
     assert widths["hazard"] == 1 and widths["start_yr"] == 4 and widths["jobs"] == 18
+
+
+def test_staged_uploads_expire_and_are_capped_per_user(store, tmp_path, monkeypatch):
+    from geo.store import NotFound
+    from usecases import uploads
+    path = plots_file(store, tmp_path, keep=lambda p: p["plot_id"] == "P-001")
+    options = uploads.ImportOptions(layer="plots", filename="p.geojson")
+    tokens = [uploads.stage(store, path.read_bytes(), options, user="planner")[1]
+              for _ in range(uploads.MAX_STAGED_PER_USER + 1)]
+    assert sorted(store.read("uploads")["token"]) == sorted(tokens[1:])
+    assert store.count("upload_data") == uploads.MAX_STAGED_PER_USER
+    plan, _ = uploads.preview(store, tokens[-1], user="planner")
+    assert plan.ok and plan.unchanged == 1
+    with pytest.raises(NotFound):
+        uploads.preview(store, tokens[0], user="planner")  # the oldest was dropped
+    monkeypatch.setattr(uploads, "UPLOAD_TTL_S", -1)
+    with pytest.raises(NotFound):
+        uploads.confirm(store, tokens[-1], user="planner")
+    uploads.stage(store, path.read_bytes(), options, user="someone")  # sweeps expired ones
+    assert store.count("uploads") == 1 and store.count("upload_data") == 1

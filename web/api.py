@@ -655,15 +655,20 @@ def _unconfirmed(err: uploads.ConfirmationNeeded):
           description="Runs the same checks as `zoneplan import`. 200 with a token and what "
                       "would change (new ids, updates field by field, and for mode=replace "
                       "every removal with its status) when the file may be applied; 422 "
-                      "listing every problem otherwise. A replace never removes reserved, "
+                      "listing every problem otherwise (with that preview when the file "
+                      "could be read). A replace never removes reserved, "
                       "allocated or occupied plots or plots an application names.")
 def upload():
     check_upload_size()
     data, options = upload_request(request.files.get("file"), request.form)
     plan, token = uploads.stage(deps.get_store(), data, options, user=current_username(),
                                 names=API_OPTIONS)
-    if token is None:
-        raise ValidationError(plan.problems)
+    if token is None:  # refused: the problems, and what the file would have changed
+        response = _invalid(ValidationError(plan.problems))
+        body = response.get_json()
+        body["preview"] = plan.to_dict(limit=200)
+        response.set_data(json.dumps(_finite(body), ensure_ascii=False, default=str))
+        return response
     return {"token": token, **plan.to_dict(limit=200)}
 
 
