@@ -445,3 +445,17 @@ def test_staged_uploads_expire_and_are_capped_per_user(store, tmp_path, monkeypa
         uploads.confirm(store, tokens[-1], user="planner")
     uploads.stage(store, path.read_bytes(), options, user="someone")  # sweeps expired ones
     assert store.count("uploads") == 1 and store.count("upload_data") == 1
+
+
+def test_an_edit_between_check_and_write_is_not_overwritten(store, store_path, tmp_path):
+    from geo.io import apply_import, plan_import, read_upload
+    from geo.validate import ValidationError
+    path = plots_file(store, tmp_path, keep=lambda p: p["plot_id"] == "P-001",
+                      edit=lambda p: p.update(cadastre="999"))
+    plan = plan_import(store, "plots", read_upload(path, "plots"))
+    assert list(plan.updates) == ["P-001"]
+    store.update("plots", "P-001", {"resident": "Someone else"}, user="other")
+    before = sha256(store_path)
+    with pytest.raises(ValidationError, match=r"changed since the file was checked \(P-001\)"):
+        apply_import(store, plan, user="gis")
+    assert sha256(store_path) == before

@@ -81,7 +81,8 @@ def test_two_writers_at_once(tmp_path):
 
 @pytest.mark.slow
 def test_two_writers_same_ids_exactly_one_wins(tmp_path):
-    """The second writer re-checks inside its transaction and is refused cleanly."""
+    """The second writer plans again inside its transaction, finds the ids it meant to add
+    already there, and is refused cleanly."""
     db = make_store(tmp_path / "zone.gpkg")
     write_shapefile("plots", grid_plots(3_000, y0=Y0 + 10_000), tmp_path)
     procs = [zoneplan("import", "plots", tmp_path / "plots.shp", "--db", db) for _ in range(2)]
@@ -89,6 +90,6 @@ def test_two_writers_same_ids_exactly_one_wins(tmp_path):
     codes = sorted(p.returncode for p in procs)
     assert codes == [0, 1], outs
     loser = outs[[p.returncode for p in procs].index(1)][1]
-    assert "already in the store" in loser and "Traceback" not in loser
+    assert "changed since the file was checked (G-" in loser and "Traceback" not in loser
     assert integrity(db) == "ok"
     assert open_store(db).count("plots") == 6 + 3_000
