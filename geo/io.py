@@ -1219,13 +1219,14 @@ def _plan_again(store: Any, plan: ImportPlan) -> ImportPlan:
                                        f"{plan.layer} changed since the file was checked: the "
                                        f"replace would now remove {fresh.removals} feature(s), "
                                        f"not {plan.removals}; check the file again")])
+    # Features someone edited meanwhile would be overwritten (ids another writer just
+    # added as the file has them are merely unchanged now).
     moved = sorted(k for k in set(fresh.updates) | set(plan.updates)
                    if set(fresh.updates.get(k, ())) != set(plan.updates.get(k, ())))
-    if moved or fresh.new_ids != plan.new_ids:  # someone edited them meanwhile
-        shown = ", ".join((moved or sorted(set(fresh.new_ids) ^ set(plan.new_ids)))[:20])
+    if moved:
         raise ValidationError([Problem(None, None, None,
                                        f"{plan.layer} changed since the file was checked "
-                                       f"({shown}); check the file again")])
+                                       f"({', '.join(moved[:20])}); check the file again")])
     return fresh
 
 
