@@ -31,10 +31,6 @@ EXPORTABLE = tuple(n for n in LAYERS if n not in geo_io.NEVER_EXPORTED)
 MAX_EXPORT_IDS = 30_000  # ids per filtered export (SQLite's parameter limit is 32766)
 PLOT_ONLY = ("min_area", "max_area", "sector", "rail", "min_power", "min_water", "ready_by",
              "as_of", "status", "sort")
-# A key no row has, per key type: an export that matched nothing is empty.
-NOTHING = {"str": "\x00nothing", "int": -1}
-
-
 def _crs_choices(schema: dict[str, Any]) -> None:
     """Document the offered EPSG codes (built when the document is, not at import)."""
     schema["enum"] = [f"EPSG:{code}" for code in export_epsg_codes()]
@@ -155,10 +151,6 @@ def export_file(store: Store, layer: str, fmt: str, query: ExportQuery | LayerEx
     """
     _check_exportable(layer, role)
     where = export_where(store, layer, query, role=role, servicing=servicing)
-    if where:
-        lyr = LAYERS[layer]
-        where = {k: (v if not isinstance(v, list) or v else [NOTHING[lyr.field(k).type]])
-                 for k, v in where.items()}
     name = geo_io.export_filename(layer, FORMATS[fmt])
     try:
         return geo_io.export_layers(store, layer, FORMATS[fmt], Path(folder) / name,

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from geo import io as geo_io
-from geo.layers import APPLICATION_STATUSES, LAYERS, PLOT_STATUSES, SECTORS
+from geo.layers import APPLICATION_STATUSES, ID_MAX_LENGTH, LAYERS, PLOT_STATUSES, SECTORS
 from geo.store import Conflict, Invalid, NotFound, StoreError
 from geo.validate import Problem as SchemaProblem, ValidationError
 from planner import applications as apps
@@ -445,7 +445,7 @@ def _model() -> Any:
 
 
 # --------------------------------------------------------------------------- plots
-PLOT_ID = {"plot_id": {"type": "string", "minLength": 1, "maxLength": 200}}
+PLOT_ID = {"plot_id": {"type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH}}
 
 
 def _links(page: cat.PlotPage) -> list[dict[str, str]]:
@@ -563,7 +563,7 @@ def export(layer: str, format: str, query: LayerExportQuery):  # noqa: A002 - th
 
 
 # --------------------------------------------------------------------------- applications
-APP_ID = {"app_id": {"type": "string", "minLength": 1, "maxLength": 200}}
+APP_ID = {"app_id": {"type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH}}
 
 
 def tx_servicing(tx: Any) -> Any:
@@ -705,15 +705,20 @@ def _unconfirmed(err: uploads.ConfirmationNeeded):
           description="Runs the same checks as `zoneplan import`. 200 with a token and what "
                       "would change (new ids, updates field by field, and for mode=replace "
                       "every removal with its status) when the file may be applied; 422 "
-                      "listing every problem otherwise. A replace never removes reserved, "
+                      "listing every problem otherwise (with that preview when the file "
+                      "could be read). A replace never removes reserved, "
                       "allocated or occupied plots or plots an application names.")
 def upload():
     check_upload_size()
     data, options = upload_request(request.files.get("file"), request.form)
     plan, token = uploads.stage(deps.get_store(), data, options, user=current_username(),
                                 names=API_OPTIONS)
-    if token is None:
-        raise ValidationError(plan.problems)
+    if token is None:  # refused: the problems, and what the file would have changed
+        response = _invalid(ValidationError(plan.problems))
+        body = response.get_json()
+        body["preview"] = plan.to_dict(limit=200)
+        response.set_data(json.dumps(_finite(body), ensure_ascii=False, default=str))
+        return response
     return {"token": token, **plan.to_dict(limit=200)}
 
 

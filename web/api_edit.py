@@ -13,7 +13,10 @@ from flask import Response
 from flask_babel import gettext
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
-from geo.layers import ASSET_LAYERS, ASSET_STATUSES, PLOT_STATUSES, SECTORS, get_layer
+from geo.layers import (
+    ASSET_LAYERS, ASSET_STATUSES, ID_MAX_LENGTH, NOTE_MAX_LENGTH, PLOT_STATUSES, SECTORS,
+    TEXT_MAX_LENGTH, get_layer,
+)
 from geo.store import Invalid, NotFound, Store
 from geo.validate import Problem as SchemaProblem
 from planner import parcels
@@ -37,8 +40,8 @@ POLYGON_SCHEMA = {
     },
 }
 PolygonJSON = Annotated[dict[str, Any], WithJsonSchema(POLYGON_SCHEMA)]
-TEXT = 200
-NOTE = 1000
+TEXT = TEXT_MAX_LENGTH  # the schema's limits (geo/layers.py), as every import applies them
+NOTE = NOTE_MAX_LENGTH
 #: Plot attributes planners may set when drawing or editing (the rest is computed, or the
 #: lifecycle's: status moves through PATCH only).
 EDITABLE_PLOT_FIELDS = ("cadastre", "sectors", "hazard_ok", "power_kw", "water_m3d", "rail_need",
@@ -122,7 +125,7 @@ class CheckIn(_In):
     """A drawn outline to check (nothing is stored)."""
 
     geometry: PolygonJSON = Field(description="The outline")
-    exclude_plot_id: str | None = Field(None, min_length=1, max_length=TEXT,
+    exclude_plot_id: str | None = Field(None, min_length=1, max_length=ID_MAX_LENGTH,
                                         description="The plot being redrawn (it does not "
                                                     "overlap itself)")
     as_of: IsoDate | None = Field(None, description="Answer servicing as of this date")
@@ -335,7 +338,8 @@ def delete_plot(plot_id: str, query: VersionQuery):
 
 # --------------------------------------------------------------------------- assets
 ASSET_PATH = {"layer": {"type": "string", "enum": list(ASSET_LAYERS)},
-              "asset_id": {"type": "string", "minLength": 1, "maxLength": 200}}
+              "asset_id": {"type": "string", "minLength": 1,
+                           "maxLength": ID_MAX_LENGTH}}
 
 
 @endpoint("patch", "/assets/{layer}/{asset_id}", summary="Set an asset's status, dates or note",
