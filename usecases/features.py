@@ -328,6 +328,8 @@ class ItemsQuery:
         CRS URIs (``SUPPORTED_CRS``).
     datetime : tuple or None
         ``(start, end)`` naive UTC datetimes, either None when open.
+    datetime_text : str or None
+        ``datetime`` as given (for links).
     filters : tuple of (name, value)
         Typed property filters, as given.
     """
@@ -559,9 +561,13 @@ def _where(layer: Layer, query: ItemsQuery, role: str | None) -> dict[str, Any]:
     if query.datetime is not None:
         start, end = query.datetime
         first, last = TEMPORAL[layer.name]
-        as_text = (lambda m: None if m is None else (
-            m.date().isoformat() if layer.field(first).type == "date"
-            else m.isoformat(timespec="seconds")))
+
+        def as_text(moment: dt.datetime | None) -> str | None:
+            if moment is None:
+                return None
+            if layer.field(first).type == "date":
+                return moment.date().isoformat()
+            return moment.isoformat(timespec="seconds")
         if first in where or last in where:
             raise InvalidParameter(f"datetime: give either datetime or a {first}/{last} filter")
         if first == last:
