@@ -32,16 +32,14 @@ import pandas as pd
 import shapely
 
 from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
-from planner.streets import (FRONTAGE_TOLERANCE_M, Frame, access_point, existing_streets,
-                             frontage, generate_streets, rights_of_way)
+from planner.streets import (Frame, access_point, existing_streets, frontage, generate_streets,
+                             rights_of_way)
 
-__all__ = ["METHODS", "KEPT_STATUSES", "SubdivisionParams", "SubdivisionError", "Site",
-           "Subdivision", "subdivide", "compare"]
+__all__ = ["METHODS", "STREET_LAYOUTS", "MAX_PLOTS", "SubdivisionParams", "SubdivisionError",
+           "Site", "Subdivision", "check_area", "subdivide", "compare", "quality", "params_dict"]
 
 METHODS: tuple[str, ...] = ("strip", "obb")
 STREET_LAYOUTS: tuple[str, ...] = ("generated", "existing")
-#: Plots someone holds or was offered: never replaced, always subdivided around.
-KEPT_STATUSES: tuple[str, ...] = ("available", "reserved", "allocated", "occupied")
 #: Pieces smaller than this share of the minimum plot area stay open land (remnants).
 REMNANT_SHARE = 0.5
 _OVERLAP_M2 = 1.0
