@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import csv
-import ctypes
 import math
 import os
-import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,11 +15,14 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
+from planner.highs import silent_highs
+
 __all__ = [
     "AllocationInputError",
     "AllocationResult",
     "DEFAULT_WEIGHTS",
     "OBJECTIVES",
+    "pair_rules",
     "read_applications_csv",
     "solve",
 ]
@@ -388,17 +388,9 @@ def _compatible_pairs(instance: _Instance, value: _Value) -> _Pairs:
     app = np.repeat(np.arange(len(instance.app_ids)), lengths)
     offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
     plot = order[np.arange(len(app)) - offsets + np.repeat(low, lengths)]
-    rules = {
-        "size": np.ones(len(app), dtype=bool),
-        "sector": _sector_allowed(instance, app, plot),
-        "rail": ~instance.rail_need[app] | instance.rail[plot],
-        "hazard": instance.hazard[app] <= instance.hazard_ok[plot],
-        "power": (instance.power[app] == 0) | (instance.power_node[plot] >= 0),
-        "water": (instance.water[app] == 0) | (instance.water_node[plot] >= 0),
-    }
     counts: dict[str, np.ndarray] = {}
     passing = np.ones(len(app), dtype=bool)
-    for name, mask in rules.items():
+    for name, mask in _static_rules(instance, app, plot).items():
         passing &= mask
         counts[name] = np.bincount(app[passing], minlength=len(instance.app_ids))
     connected_app, connected_plot = app[passing], plot[passing]
@@ -406,6 +398,19 @@ def _compatible_pairs(instance: _Instance, value: _Value) -> _Pairs:
     fits &= _fits(instance.water[connected_app], instance.water_cap, instance.water_node[connected_plot])
     counts["headroom"] = np.bincount(connected_app[fits], minlength=len(instance.app_ids))
     return _pairs(instance, value, connected_app[fits], connected_plot[fits], counts, connected_app, connected_plot)
+
+
+def _static_rules(instance: _Instance, app: np.ndarray, plot: np.ndarray) -> dict[str, np.ndarray]:
+    """Whether each (application, plot) pair passes each static rule, in ``_STATIC_STAGES`` order."""
+    area = instance.area[plot]
+    return {
+        "size": (area >= instance.min_ha[app] - _TOLERANCE) & (area <= instance.max_ha[app] + _TOLERANCE),
+        "sector": _sector_allowed(instance, app, plot),
+        "rail": ~instance.rail_need[app] | instance.rail[plot],
+        "hazard": instance.hazard[app] <= instance.hazard_ok[plot],
+        "power": (instance.power[app] == 0) | (instance.power_node[plot] >= 0),
+        "water": (instance.water[app] == 0) | (instance.water_node[plot] >= 0),
+    }
 
 
 def _pairs(instance: _Instance, value: _Value, app: np.ndarray, plot: np.ndarray, counts: dict[str, np.ndarray], connected_app: np.ndarray, connected_plot: np.ndarray) -> _Pairs:
@@ -683,38 +688,6 @@ def _assignment(instance: _Instance, pairs: _Pairs) -> _State:
     return state
 
 
-def _silent_highs():
-    """A HiGHS instance that prints nothing: the banner goes to C stdout on a process's first construction."""
-    import highspy
-
-    with _BANNER_LOCK:
-        if not _BANNER_SWALLOWED:
-            _swallow_banner(highspy)
-        highs = highspy.Highs()
-    highs.setOptionValue("output_flag", False)
-    return highs
-
-
-_BANNER_LOCK = threading.Lock()
-_BANNER_SWALLOWED = False
-
-
-def _swallow_banner(highspy) -> None:
-    global _BANNER_SWALLOWED
-    sys.stdout.flush()
-    saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        highspy.Highs()
-        ctypes.CDLL(None).fflush(None)
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
-    _BANNER_SWALLOWED = True
-
-
 def _rows(key: np.ndarray, coefficient: np.ndarray, upper: np.ndarray, min_entries: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One ``sum coefficient * x <= upper[key]`` row per key (>= 0) having at least ``min_entries`` pairs."""
     columns = np.flatnonzero(key >= 0)
@@ -796,7 +769,7 @@ def _column_generation(matrix: sp.csc_matrix, upper: np.ndarray, cost: np.ndarra
     satisfies ``cost @ x <= upper @ y + rc @ x``, so ``upper @ y + sum(max(rc, 0))``
     bounds the optimum, and it is tight once no column prices out.
     """
-    highs = _silent_highs()
+    highs = silent_highs()
     columns = np.unique(initial)
     _pass_model(highs, matrix[:, columns], upper, cost[columns], integer=False)
     in_lp = np.zeros(len(cost), dtype=bool)
@@ -880,7 +853,7 @@ def _solve_subset(
 
     matrix, upper, cost = model
     deadline, mip_gap = limits
-    highs = _silent_highs()
+    highs = silent_highs()
     _pass_model(highs, matrix[:, columns], upper, cost[columns], integer=True)
     highs.setOptionValue("mip_rel_gap", mip_gap)
     if math.isfinite(deadline):
@@ -1129,6 +1102,34 @@ def solve(
         }
     )
     return AllocationResult(assignments, state.objective(), status, gap, used, time.perf_counter() - started)
+
+
+def pair_rules(plots: pd.DataFrame, applications: pd.DataFrame, capacities: pd.DataFrame) -> pd.DataFrame:
+    """Which allocation rules every (application, plot) pair passes, one row per pair.
+
+    The same rules and inputs as :func:`solve` (see there for the columns), checked for each
+    pair on its own: the capacities are the headroom before any of these applications.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``app_id``, ``plot_id``, then one bool column per rule, true when the pair passes it:
+        ``size`` (area within ``min_ha``-``max_ha``), ``sector``, ``rail``, ``hazard``,
+        ``power`` and ``water`` (a connection where there is demand), ``power_headroom``
+        and ``water_headroom`` (the demand fits the headroom of the plot's node).
+
+    Raises
+    ------
+    AllocationInputError
+        As :func:`solve`.
+    """
+    instance = _prepare(plots, applications, capacities)
+    app = np.repeat(np.arange(len(instance.app_ids)), len(instance.plot_ids))
+    plot = np.tile(np.arange(len(instance.plot_ids)), len(instance.app_ids))
+    rules = _static_rules(instance, app, plot)
+    rules["power_headroom"] = _fits(instance.power[app], instance.power_cap, instance.power_node[plot])
+    rules["water_headroom"] = _fits(instance.water[app], instance.water_cap, instance.water_node[plot])
+    return pd.DataFrame({"app_id": instance.app_ids[app], "plot_id": instance.plot_ids[plot], **rules})
 
 
 def _optimise(

@@ -349,7 +349,12 @@ def test_investor_applies_from_the_plot_page(investor_client, store):
             "water_m3d": "", "rail_need": "on", "jobs": "40"}
     assert investor_client.post(f"/plots/{pid}/apply", data=form).status_code == 400  # no CSRF
     token = _token(investor_client, f"/plots/{pid}")
+    # no plot has rail today: the investor is warned first and nothing is filed
     r = investor_client.post(f"/plots/{pid}/apply", data={**form, "csrf_token": token})
+    assert r.status_code == 200 and 'data-rule="rail"' in r.get_data(as_text=True)
+    assert store.count("applications", where={"plot_id": pid}) == 0
+    r = investor_client.post(f"/plots/{pid}/apply", data={**form, "csrf_token": token,
+                                                          "confirm": "1"})
     assert r.status_code == 302 and r.headers["Location"].endswith("/applications")
     app = store.read("applications", where={"plot_id": pid}).iloc[-1]
     assert app["project"] == "Теплица" and bool(app["rail_need"]) and app["water_m3d"] != app["water_m3d"]

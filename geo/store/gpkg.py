@@ -16,7 +16,7 @@ import pyogrio
 import shapely
 
 from geo.crs import WORKING_EPSG
-from geo.io import to_arrow
+from geo.io import GPKG_VERSION, to_arrow
 from geo.layers import LAYERS, Layer, get_layer
 from geo.store.base import (
     Bbox, Conflict, Invalid, NotFound, RowSession, Store, StoreError, Where, compile_where,
@@ -156,6 +156,14 @@ def _select(layer: Layer, bbox: Bbox | None, where: Where | None, what: str) -> 
         elif op == "in":
             clauses.append(f"{column} IN ({', '.join('?' * len(value))})" if value else "0")
             params += [_sql_value(v) for v in value]
+        elif op == "listhas":
+            clauses.append(f"(coalesce(trim({column}), '') IN ('', ?) OR instr(',' || "
+                           f"replace({column}, ' ', '') || ',', ',' || ? || ',') > 0)")
+            params += list(value)
+        elif op == "range|null":
+            tests = [f"{column} {sign} ?" for sign, v in zip((">=", "<="), value) if v is not None]
+            clauses.append(f"({column} IS NULL OR ({' AND '.join(tests or ['1'])}))")
+            params += [_sql_value(v) for v in value if v is not None]
         else:
             clauses.append(f"{column} {op} ?")
             params.append(_sql_value(value))
@@ -345,6 +353,7 @@ def _create_layer(path: str, layer: Layer) -> None:
         geometry_type=layer.geometry if layer.is_feature else None,
         crs=f"EPSG:{WORKING_EPSG}" if layer.is_feature else None,
         layer_options={**options, "DESCRIPTION": layer.label, "IDENTIFIER": layer.name},
+        dataset_options=None if os.path.exists(path) else {"VERSION": GPKG_VERSION},
         append=os.path.exists(path),
     )
 
