@@ -152,7 +152,8 @@ def generate_streets(area: Any, *, depth_m: float, row_m: float, spine_row_m: fl
     Returns
     -------
     StreetGrid
-        Only street pieces connected to the access (or, without one, to the longest piece).
+        The longest connected network, the pieces that could be linked to it and the
+        connector to the access point.
     """
     minx, miny, maxx, maxy = area.bounds
     spacing = 2 * depth_m + row_m
@@ -174,38 +175,62 @@ def generate_streets(area: Any, *, depth_m: float, row_m: float, spine_row_m: fl
     parts = shapely.line_merge(parts)
     keep = shapely.length(parts) > 1.0
     parts, roles, widths = parts[keep], roles[index[keep]], widths[index[keep]]
-    connector = None
+    parts, roles, widths = _join(parts, roles, widths, area=area, avoid=avoid, row_m=row_m,
+                                 max_link_m=spacing)
     if access is not None and len(parts):
-        nearest = shapely.shortest_line(access, shapely.union_all(parts))
-        if shapely.length(nearest) > 1.0:
-            connector = nearest
-    if connector is not None:
-        parts = np.append(parts, connector)
-        roles = np.append(roles, "connector")
-        widths = np.append(widths, row_m)
-    keep = _connected(parts, access, connector)
+        connector = shapely.shortest_line(access, shapely.union_all(parts))
+        if shapely.length(connector) > 1.0:
+            parts = np.append(parts, connector)
+            roles = np.append(roles, "connector")
+            widths = np.append(widths, row_m)
     rows = [{"street_id": f"S-{i + 1:03d}", "role": str(r), "row_m": float(w),
              "existing": False, "geometry": g}
-            for i, (r, w, g) in enumerate(zip(roles[keep], widths[keep], parts[keep]))]
+            for i, (r, w, g) in enumerate(zip(roles, widths, parts))]
     return StreetGrid(_frame_of(rows), local_x, cross_y)
 
 
-def _connected(parts: np.ndarray, access: Any | None, connector: Any | None) -> np.ndarray:
-    """Mask of the pieces connected to the access point (or to the longest piece)."""
+def _components(parts: np.ndarray) -> np.ndarray:
+    """Label of the connected street network each piece belongs to."""
     n = len(parts)
-    if n == 0:
-        return np.zeros(0, dtype=bool)
     tree = shapely.STRtree(parts)
     a, b = tree.query(shapely.buffer(parts, 0.01), predicate="intersects")
     _, labels = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)),
                                      directed=False)
-    if connector is not None:
-        root = n - 1
-    elif access is not None:
-        root = int(np.argmin(shapely.distance(parts, access)))
-    else:
-        root = int(np.argmax(shapely.length(parts)))
-    return labels == labels[root]
+    return labels
+
+
+def _join(parts: np.ndarray, roles: np.ndarray, widths: np.ndarray, *, area: Any,
+          avoid: Any | None, row_m: float, max_link_m: float
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The longest street network, with every other piece joined to it by a straight link
+    (inside the area, clear of ``avoid``, at most ``max_link_m`` long) or dropped.
+
+    Concave outlines and holes cut cross streets into pieces the spine never reaches.
+    """
+    if not len(parts):
+        return parts, roles, widths
+    labels = _components(parts)
+    lengths = np.bincount(labels, weights=shapely.length(parts))
+    main = int(np.argmax(lengths))
+    network = shapely.union_all(parts[labels == main])
+    joined = labels == main
+    inside = shapely.buffer(area, 0.5)
+    links = []
+    others = [k for k in np.argsort(-lengths) if k != main]
+    for label in others:  # few pieces: one shortest line each
+        piece = shapely.union_all(parts[labels == label])
+        link = shapely.shortest_line(piece, network)
+        ok = shapely.length(link) <= max_link_m and shapely.within(link, inside) and \
+            (avoid is None or not shapely.intersects(link, avoid))
+        if ok:
+            joined |= labels == label
+            network = shapely.union_all([network, piece, link])
+            if shapely.length(link) > 0.01:
+                links.append(link)
+    parts, roles, widths = parts[joined], roles[joined], widths[joined]
+    return (np.append(parts, np.array(links, dtype=object)),
+            np.append(roles, ["connector"] * len(links)),
+            np.append(widths, [row_m] * len(links)))
 
 
 def access_point(area: Any, gates: gpd.GeoDataFrame | None, roads: gpd.GeoDataFrame | None,

@@ -539,10 +539,11 @@ def _developable(site: Site, params: SubdivisionParams) -> tuple[Any, gpd.GeoDat
     return developable, kept, removed
 
 
-def _streets(site: Site, params: SubdivisionParams, frame: Frame
+def _streets(site: Site, params: SubdivisionParams, frame: Frame, kept: gpd.GeoDataFrame
              ) -> tuple[gpd.GeoDataFrame, np.ndarray | None, list[str]]:
     """(streets in the frame, local street positions or None, notes): the generated layout
-    (when asked for) and the existing roads reaching the area."""
+    (when asked for; clear of protection zones and kept plots) and the existing roads
+    reaching the area."""
     local = frame.to_local
     existing = existing_streets(site.layer("roads"), site.area)
     existing = existing.set_geometry(local(_geoms(existing)), crs=WORKING_EPSG)
@@ -554,11 +555,11 @@ def _streets(site: Site, params: SubdivisionParams, frame: Frame
     gate, where = access_point(site.area, site.layer("gates"), site.layer("roads"))
     notes = [f"the spine road starts from {where}" if gate is not None else
              "no gate or road to connect to: the streets are not joined to the network"]
-    zones = site.layer("prot_zones")
+    avoid = np.concatenate([_geoms(site.layer("prot_zones")), _geoms(kept)])
     grid = generate_streets(local(site.area), depth_m=params.depth_m, row_m=params.row_m,
                             spine_row_m=params.spine_row_m, block_m=params.block_m,
                             access=None if gate is None else local(gate),
-                            avoid=None if zones is None else local(shapely.union_all(_geoms(zones))))
+                            avoid=local(shapely.union_all(avoid)) if len(avoid) else None)
     return pd.concat([grid.streets, existing], ignore_index=True), grid.local_x, notes
 
 
@@ -605,7 +606,7 @@ def subdivide(site: Site, params: SubdivisionParams, *,
     developable, kept, removed = _developable(site, params)
     _report(progress, 0.1, "laying out streets")
     frame = Frame.of(site.area)
-    streets_local, local_x, warnings = _streets(site, params, frame)
+    streets_local, local_x, warnings = _streets(site, params, frame, kept)
     net = shapely.difference(frame.to_local(developable), rights_of_way(streets_local))
     net = shapely.make_valid(shapely.set_precision(net, 0.001))
     _report(progress, 0.25, f"subdividing {net.area / 10_000.0:.1f} ha ({params.method})")

@@ -122,6 +122,9 @@ def test_keep_existing_subdivides_around_the_candidates(capsys, store_path, tmp_
     frame = gpd.read_file(out_file).to_crs(WORKING_EPSG)
     plots = frame[frame["kind"] == "plot"]
     assert shapely.union_all(plots.geometry.values).intersection(held).area < 1.0
+    streets = frame[(frame["kind"] == "street") & ~frame["existing"].astype(bool)]
+    assert shapely.union_all(streets.geometry.values).intersection(held.buffer(-0.5)).length \
+        < 1.0, "a new street runs through a kept plot"
 
 
 @pytest.mark.parametrize("extra, message", [
