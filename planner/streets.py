@@ -20,8 +20,8 @@ from scipy.sparse.csgraph import connected_components
 
 from geo.crs import WORKING_EPSG
 
-__all__ = ["ROAD_ROW_M", "FRONTAGE_TOLERANCE_M", "Frame", "StreetGrid", "generate_streets",
-           "existing_streets", "rights_of_way", "frontage", "access_point"]
+__all__ = ["ROAD_ROW_M", "FRONTAGE_TOLERANCE_M", "Frame", "StreetGrid", "Access",
+           "generate_streets", "existing_streets", "rights_of_way", "frontage", "access_point"]
 
 #: Right-of-way width (m) assumed for existing roads, which store no width, by class.
 ROAD_ROW_M: dict[str, float] = {"arterial": 40.0, "collector": 30.0, "local": 20.0,
@@ -233,38 +233,53 @@ def _join(parts: np.ndarray, roles: np.ndarray, widths: np.ndarray, *, area: Any
             np.append(widths, [row_m] * len(links)))
 
 
+@dataclass(frozen=True)
+class Access:
+    """Where new streets join the network: a gate, or the nearest point of a road."""
+
+    point: Any
+    kind: str
+    asset_id: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.asset_id}"
+
+
 def access_point(area: Any, gates: gpd.GeoDataFrame | None, roads: gpd.GeoDataFrame | None,
-                 ) -> tuple[Any | None, str | None]:
+                 ) -> Access | None:
     """The nearest gate, or the nearest point of an existing road, to ``area``.
 
     Returns
     -------
-    (Point or None, description)
-        ``("gate G-2")`` or ``("road R-055")``; (None, None) when there is neither. A gate
-        wins a tie with a road (it is where the zone is entered).
+    Access or None
+        None when there is neither gate nor road. A gate wins a tie with a road (it is
+        where the zone is entered).
     """
-    best: tuple[float, int, Any, str] | None = None
-    for rank, (frame, key, noun) in enumerate(((gates, "asset_id", "gate"),
-                                                (roads, "asset_id", "road"))):
+    best: tuple[float, int, Access] | None = None
+    for rank, (frame, kind) in enumerate(((gates, "gate"), (roads, "road"))):
         if frame is None or not len(frame):
             continue
         geoms = np.asarray(frame.geometry.values, dtype=object)
         dist = shapely.distance(geoms, area)
         i = int(np.argmin(dist))
         point = shapely.get_point(shapely.shortest_line(geoms[i], area), 0)
-        candidate = (round(float(dist[i]), 3), rank, point, f"{noun} {frame[key].iloc[i]}")
+        candidate = (round(float(dist[i]), 3), rank,
+                     Access(point, kind, str(frame["asset_id"].iloc[i])))
         if best is None or candidate[:2] < best[:2]:
             best = candidate
-    return (best[2], best[3]) if best else (None, None)
+    return best[2] if best else None
 
 
-def existing_streets(roads: gpd.GeoDataFrame | None, area: Any) -> gpd.GeoDataFrame:
-    """Existing roads whose right of way reaches into ``area``, with their assumed ``row_m``."""
+def existing_streets(roads: gpd.GeoDataFrame | None, area: Any, *,
+                     also: tuple[str, ...] = ()) -> gpd.GeoDataFrame:
+    """Existing roads whose right of way reaches into ``area`` (and those named in ``also``),
+    with their assumed ``row_m``."""
     if roads is None or not len(roads):
         return _frame_of([])
     row = roads["class"].map(ROAD_ROW_M).fillna(ROAD_ROW_M["local"]).to_numpy(dtype=float)
     geoms = np.asarray(roads.geometry.values, dtype=object)
-    near = shapely.dwithin(geoms, area, row / 2 + FRONTAGE_TOLERANCE_M)
+    near = shapely.dwithin(geoms, area, row / 2 + FRONTAGE_TOLERANCE_M) \
+        | roads["asset_id"].isin(also).to_numpy()
     return _frame_of([{"street_id": str(k), "role": "existing", "row_m": float(w),
                        "existing": True, "geometry": g}
                       for k, w, g in zip(roads["asset_id"].to_numpy()[near], row[near],

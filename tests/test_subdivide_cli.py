@@ -185,3 +185,13 @@ def test_params_from_a_form(store):
         subdivision.read_params({"min_ha": "lots"})
     with pytest.raises(SubdivisionError, match="unknown subdivision parameter"):
         subdivision.read_params({"colour": "red"})
+
+
+def test_the_road_new_streets_join_is_in_the_preview(store):
+    result = subdivision.preview(store, SubdivisionParams(), exp_id="EXP-2")
+    assert "the spine road starts from road R-051" in result.result.warnings
+    streets = result.result.streets
+    joined = streets[streets["street_id"] == "R-051"]
+    assert joined["existing"].tolist() == [True] and joined["row_m"].tolist() == [30.0]
+    new = shapely.union_all(streets[~streets["existing"]].geometry.values)
+    assert shapely.distance(new, joined.geometry.iloc[0]) < 1.0
