@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pty
+import subprocess
+import sys
 
 import geopandas as gpd
 import pandas as pd
@@ -195,3 +199,27 @@ def test_the_road_new_streets_join_is_in_the_preview(store):
     assert joined["existing"].tolist() == [True] and joined["row_m"].tolist() == [30.0]
     new = shapely.union_all(streets[~streets["existing"]].geometry.values)
     assert shapely.distance(new, joined.geometry.iloc[0]) < 1.0
+
+
+def test_progress_shows_on_a_terminal_only(capsys, store_path, tmp_path):
+    out_file = tmp_path / "p.geojson"
+    argv = [sys.executable, "-m", "zoneplan.cli", "subdivide", "--db", str(store_path),
+            "--area", "EXP-1", "--preview", "-o", str(out_file)]
+    primary, secondary = pty.openpty()
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=secondary, timeout=300)
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(primary)
+    assert proc.returncode == 0
+    assert b"\rsubdivide: " in shown and b"100%" in shown
+    code, out, err = run(capsys, "subdivide", "--db", str(store_path), "--area", "EXP-1",
+                         "--preview", "-o", str(out_file))
+    assert code == 0 and "\r" not in err
