@@ -57,7 +57,7 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 def sample_db(tmp_path_factory) -> Path:
     """A store built once per session from the sample shapefiles."""
     from geo.store import create_store
-    from zoneplan import accounts
+    from usecases import accounts
     from zoneplan.commands.core import SAMPLE_DIR, load_folder
 
     path = tmp_path_factory.mktemp("sample") / "zone.gpkg"

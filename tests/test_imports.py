@@ -18,7 +18,7 @@ from shapely.geometry import box
 
 from geo.io import COMMITTED_STATUSES, export_layers
 from geo.store import open_store
-from zoneplan import accounts
+from usecases import accounts
 from zoneplan.cli import main
 
 

@@ -19,7 +19,7 @@ from geo.crs import transformer
 from geo.layers import parse_sectors
 from planner import visibility
 from usecases import features as ogc
-from zoneplan import accounts
+from usecases import accounts
 
 CORE = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"
 UTM = "http://www.opengis.net/def/crs/EPSG/0/32643"

@@ -21,7 +21,7 @@ EXAMPLES = 8
 
 @pytest.fixture
 def bearer(store):
-    from zoneplan import accounts
+    from usecases import accounts
     return {"Authorization": f"Bearer {accounts.issue_token(store, 'planner')}"}
 
 
@@ -121,7 +121,7 @@ def test_document_states_ranges_orders_and_crs_codes(client):
 
 def test_successful_answers_match_the_document(app, store, bearer):
     """Random ids mostly meet 404s, so walk the happy paths too and validate each answer."""
-    from zoneplan import accounts
+    from usecases import accounts
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
     investor = {"Authorization": f"Bearer {accounts.issue_token(store, 'investor')}"}
     plots = store.read("plots", where={"status": "available"})["plot_id"].tolist()

@@ -96,7 +96,7 @@ def test_admin_may_edit_too(admin_client, csrf_token, spot):
 
 
 def test_bearer_token_writes_skip_csrf(client, store, spot):
-    from zoneplan import accounts
+    from usecases import accounts
     token = accounts.issue_token(store, "planner")
     response = client.post("/api/plots", json=feature(spot),
                            headers={"Authorization": f"Bearer {token}"})

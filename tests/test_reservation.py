@@ -25,7 +25,7 @@ from geo.store.migration import migrate
 from planner import allocation, reservation
 from planner.servicing import ServicingModel
 from usecases import applications as usecase
-from zoneplan import accounts
+from usecases import accounts
 
 SS14 = ("P-018", "P-021", "P-022", "P-025", "P-032", "P-035", "P-040", "P-061")  # all on SS-14
 NEEDS = {"project": "Cold store", "company": "Bar LLP", "sector": "logistics", "min_ha": 0,
