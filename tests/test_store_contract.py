@@ -274,3 +274,40 @@ def test_migrate_copies_everything_both_ways_without_audit_of_its_own(sample_loc
         migrate(sample_location, other)
     source.close()
     copy.close()
+
+
+# --------------------------------------------------------------------------- PostGIS schema
+def test_postgis_tables_are_plain_postgis_layers_and_upgrade_themselves(new_schema):
+    import psycopg
+    url = new_schema()
+    create_store(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        geometry = dict(conn.execute(
+            "SELECT f_table_name, type || ':' || srid FROM geometry_columns "
+            "WHERE f_table_schema = current_schema()").fetchall())
+        assert geometry["plots"] == "POLYGON:32643" and geometry["roads"] == "LINESTRING:32643"
+        gist = {r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_indexes WHERE schemaname = current_schema() "
+            "AND indexdef LIKE '%USING gist%'")}
+        assert gist == {n for n, lyr in LAYERS.items() if lyr.is_feature}
+        # An older database: a layer and a field that geo/layers.py has since gained.
+        conn.execute("DROP TABLE gates")
+        conn.execute("ALTER TABLE targets DROP COLUMN source")
+    open_store(url).close()
+    with psycopg.connect(url) as conn:
+        notes = [r[0] for r in conn.execute("SELECT note FROM zoneplan_migrations ORDER BY version")]
+        assert notes[1:] == ["add layer gates", "add field targets.source"]
+    store = open_store(url)
+    store.insert("targets", pd.DataFrame({"target_id": ["T-1"], "metric": ["parks"], "value": [4],
+                                          "year": [2030], "source": ["plan"]}))
+    assert store.get("targets", "T-1")["source"] == "plan" and store.count("gates") == 0
+    store.close()
+
+
+def test_postgis_errors_are_store_errors(postgis_server, new_schema):
+    with pytest.raises(NotFound, match="zoneplan init"):
+        open_store(new_schema())
+    with pytest.raises(StoreError, match="unreachable"):
+        open_store(f"{postgis_server}/zp_no_such_database")
+    with pytest.raises(StoreError, match="unreachable"):
+        open_store("postgresql://postgres@127.0.0.1:1/x")
