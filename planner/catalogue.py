@@ -29,7 +29,7 @@ from pydantic import (
 
 from geo.crs import WEB_DECIMALS, WGS84_EPSG, WORKING_EPSG, transformer, working_crs
 from geo.layers import LAYERS, PLOT_STATUSES, SECTORS, get_layer, parse_sectors
-from geo.store import NotFound, Store
+from geo.store import NotFound, Range, Store
 
 __all__ = [
     "DEFAULT_LIMIT", "MAX_LIMIT", "STAFF_ROLES", "FACT_COLUMNS", "Forbidden", "QueryError",
@@ -176,8 +176,16 @@ class PlotFilters(_Params):
 
     @property
     def attribute_filters(self) -> bool:
-        """Whether filters beyond the store's own (status, bbox) apply."""
-        return self.min_area is not None or self.max_area is not None or self.sector is not None
+        """Whether filters the store cannot answer itself apply (the allowed sectors are a
+        list in one text field)."""
+        return self.sector is not None
+
+    def store_where(self) -> dict[str, Any]:
+        """The filters the store answers in SQL: status and the area range."""
+        where: dict[str, Any] = {"status": list(self.status)}
+        if self.min_area is not None or self.max_area is not None:
+            where["area_ha"] = Range(self.min_area, self.max_area)
+        return where
 
     def query_string(self, **changes: Any) -> dict[str, str]:
         """The non-default parameters as strings (for links: next page, exports)."""
@@ -463,7 +471,7 @@ def search(store: Store, filters: PlotFilters, *, role: str | None = None,
     bbox = working_bbox(filters.bbox)
     if bbox == ():
         return PlotPage(filters, 0, _empty_plots())
-    where = {"status": list(filters.status)}
+    where = filters.store_where()
     as_of = filters.as_of
     if filters.servicing_filters and servicing is None:
         raise ServicingUnavailable("servicing answers are not available for the servicing filters")
@@ -487,11 +495,6 @@ def search(store: Store, filters: PlotFilters, *, role: str | None = None,
 
 def _attribute_mask(frame: pd.DataFrame, filters: PlotFilters) -> np.ndarray:
     mask = np.ones(len(frame), dtype=bool)
-    area = frame["area_ha"].to_numpy(dtype=float)
-    if filters.min_area is not None:
-        mask &= area >= filters.min_area
-    if filters.max_area is not None:
-        mask &= area <= filters.max_area
     if filters.sector is not None:
         allowed = [parse_sectors(text) for text in frame["sectors"].tolist()]
         mask &= np.array([a is None or filters.sector in a for a in allowed], dtype=bool)

@@ -178,9 +178,10 @@ def sample_location(backend, request, tmp_path) -> str:
 
 
 @pytest.fixture(scope="session")
-def schema_database(new_database) -> str:
-    """One database whose schemas hold the tests' empty stores (cheaper than databases)."""
-    return new_database()
+def schema_database(postgis_server, request) -> str:
+    """One database whose schemas hold the tests' empty stores (cheaper than databases):
+    ``$ZONEPLAN_TEST_PG_DB`` (the throw-away database .ci/run makes) or a new one."""
+    return os.environ.get("ZONEPLAN_TEST_PG_DB") or request.getfixturevalue("new_database")()
 
 
 @pytest.fixture

@@ -499,7 +499,7 @@ def _export_where(layer: str, query: ExportQuery, role: str) -> dict[str, Any] |
     if layer == "plots":
         cat.check_statuses(query, role)
         if not (query.attribute_filters or query.servicing_filters or query.bbox):
-            return {"status": list(query.status)}
+            return query.store_where()
         page = cat.search(store, query.model_copy(update={"offset": 0}), role=role,
                           servicing=_model())
         if page.matched > query.limit:
