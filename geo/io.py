@@ -953,8 +953,8 @@ def _shapefile_members(layer: Layer, folder: Path) -> list[tuple[Path, str]]:
 
 def export_layers(store: Any, layers: str | Sequence[str], fmt: str, out_path: Path | str, *,
                   crs: int | str | None = None, where: Mapping[str, Any] | None = None,
-                  include_private: bool = True, zip_level: int = 6,
-                  progress: Callable[[str], None] | None = None) -> Path:
+                  include_private: bool = True, fields: Sequence[str] | None = None,
+                  zip_level: int = 6, progress: Callable[[str], None] | None = None) -> Path:
     """Export layers of the store to one file, written atomically.
 
     Parameters
@@ -983,6 +983,8 @@ def export_layers(store: Any, layers: str | Sequence[str], fmt: str, out_path: P
         a single layer.
     include_private : bool
         Allow naming ``applications`` or ``audit`` explicitly.
+    fields : sequence of str, optional
+        Write only these fields (the key always); only with a single layer.
     zip_level : int
         Deflate level of zip outputs (1 fastest, 9 smallest).
     progress : callable, optional
@@ -1005,6 +1007,9 @@ def export_layers(store: Any, layers: str | Sequence[str], fmt: str, out_path: P
     if where and len(names) != 1:
         raise ValueError("--where filters one layer; name the layer instead of 'all'")
     where = check_where(names[0], where) if where else None
+    if fields is not None and len(names) != 1:
+        raise ValueError("fields narrow one layer; name the layer instead of 'all'")
+    schemas = {name: _export_schema(name, fields) for name in names}
     epsg = _default_crs(fmt, crs)
     out = Path(out_path)
     plain_shp = fmt == "shp" and out.suffix.lower() == ".shp"
@@ -1016,14 +1021,25 @@ def export_layers(store: Any, layers: str | Sequence[str], fmt: str, out_path: P
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         if plain_shp:
-            return _export_plain_shapefile(store, names[0], work, out, epsg, where, progress)
-        result = _export_into(store, names, fmt, work, epsg, where, zip_level, progress)
+            return _export_plain_shapefile(store, schemas[names[0]], work, out, epsg, where,
+                                           progress)
+        result = _export_into(store, list(schemas.values()), fmt, work, epsg, where, zip_level,
+                              progress)
         os.replace(result, out)
     except _PYOGRIO_ERRORS as err:
         raise ValueError(f"could not write {out.name}: {_first_line(err)}") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out
+
+
+def _export_schema(name: str, fields: Sequence[str] | None) -> Layer:
+    """Layer ``name``'s schema narrowed to ``fields`` (and its key) when given."""
+    lyr = get_layer(name)
+    if fields is None:
+        return lyr
+    keep = {*fields, lyr.key}
+    return dataclasses.replace(lyr, fields=tuple(f for f in lyr.fields if f.name in keep))
 
 
 def _refuse_store_file(store: Any, targets: list[Path]) -> None:
@@ -1046,7 +1062,7 @@ def _refuse_store_file(store: Any, targets: list[Path]) -> None:
 _STALE_SHAPEFILE_SIDECARS = (".qix", ".sbn", ".sbx", ".shp.xml", ".cpg", ".prj")
 
 
-def _export_plain_shapefile(store: Any, name: str, work: Path, out: Path, epsg: int,
+def _export_plain_shapefile(store: Any, lyr: Layer, work: Path, out: Path, epsg: int,
                             where: Mapping[str, Any] | None,
                             progress: Callable[[str], None] | None) -> Path:
     """Write one layer as ``<stem>.shp/.shx/.dbf/.prj/.cpg`` beside ``out``.
@@ -1055,7 +1071,7 @@ def _export_plain_shapefile(store: Any, name: str, work: Path, out: Path, epsg: 
     table's ``.dbf``) last; sidecars of an earlier file of that name (spatial
     indexes, an old ``.prj``) are removed so they cannot describe the new one.
     """
-    lyr = get_layer(name)
+    name = lyr.name
     frame = _frame_for_export(store, name, where, epsg)
     written = write_shapefile(lyr, frame, work, name=out.stem)
     for suffix in _STALE_SHAPEFILE_SIDECARS:
@@ -1069,15 +1085,15 @@ def _export_plain_shapefile(store: Any, name: str, work: Path, out: Path, epsg: 
     return out.parent / written.name
 
 
-def _export_into(store: Any, names: list[str], fmt: str, work: Path, epsg: int,
+def _export_into(store: Any, schemas: list[Layer], fmt: str, work: Path, epsg: int,
                  where: Mapping[str, Any] | None, zip_level: int,
                  progress: Callable[[str], None] | None) -> Path:
     """Write the export inside ``work``; return the finished file."""
     say = progress or (lambda _msg: None)
     members: list[tuple[Path, str]] = []
     target = work / "export.part"
-    for name in names:
-        lyr = get_layer(name)
+    for lyr in schemas:
+        name = lyr.name
         frame = _frame_for_export(store, name, where, epsg)
         if fmt == "shp":
             write_shapefile(lyr, frame, work)
@@ -1091,7 +1107,7 @@ def _export_into(store: Any, names: list[str], fmt: str, work: Path, epsg: int,
         say(f"{name}: {len(frame)} row(s)")
     if fmt == "gpkg":
         return target
-    if fmt == "geojson" and len(names) == 1:
+    if fmt == "geojson" and len(schemas) == 1:
         return members[0][0]
     return archive.write_zip(target, members, level=zip_level)
 

@@ -61,7 +61,6 @@ formatted only after translation, so :func:`explain` takes a ``gettext``.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import math
 import os
 import threading
@@ -80,7 +79,7 @@ from geo.network import DEFAULT_SPEED_KMH, SNAP_TOLERANCE_M, build_network
 from geo.validate import parse_date
 
 __all__ = [
-    "N_", "ServicingModel", "Scenario", "explain", "today", "parse_what_if",
+    "N_", "ServicingModel", "Scenario", "describe", "explain", "today", "parse_what_if",
     "UTILITIES", "REQUIRED", "FRONTAGE_M", "CONNECT_M", "RAIL_REACH_M", "POWER_FACTOR",
     "STATION_SNAP_M", "COUNTED_PLOT_STATUSES",
 ]
@@ -961,14 +960,8 @@ class ServicingModel:
                  rail_need, extra: Sequence[dict] | None = None,
                  select: np.ndarray | None = None) -> list[dict]:
         """JSON-shaped records, built column by column (numbers rounded by numpy)."""
-        gc_was = gc.isenabled()
-        gc.disable()            # hundreds of thousands of small dicts: no cycles to collect
-        try:
-            return self._records_inner(sites, pos_ids, scen, power, water, status, rail_need,
-                                       extra, select)
-        finally:
-            if gc_was:
-                gc.enable()
+        return self._records_inner(sites, pos_ids, scen, power, water, status, rail_need,
+                                   extra, select)
 
     def _records_inner(self, sites, pos_ids, scen, power, water, status, rail_need, extra,
                        select) -> list[dict]:
@@ -1456,6 +1449,13 @@ def _line(utility: str, item: Mapping[str, Any], translate: Callable[[str], str]
     if not prefix:
         return body
     return tr(N_("{utility}: {text}")).format(utility=tr(UTILITY_WORDS[utility]), text=body)
+
+
+def describe(utility: str, item: Mapping[str, Any],
+             translate: Callable[[str], str] | None = None) -> str:
+    """One utility's answer in words without its label, e.g. ``none — no station or siding
+    within 1500 m`` (``item`` is ``record[utility]``)."""
+    return _line(utility, item, translate, prefix=False)
 
 
 def explain(record: Mapping[str, Any], translate: Callable[[str], str] | None = None) -> list[str]:

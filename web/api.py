@@ -37,17 +37,21 @@ from flask import (Blueprint, Response, abort, current_app, jsonify, render_temp
                    send_file, url_for)
 from flask_babel import gettext
 from flask_login import current_user
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from geo import io as geo_io
-from geo.crs import parse_epsg
 from geo.layers import APPLICATION_STATUSES, LAYERS, PLOT_STATUSES, SECTORS
 from geo.store import Conflict, Invalid, NotFound, StoreError
 from geo.validate import Problem as SchemaProblem, ValidationError
 from planner import applications as apps
 from planner import catalogue as cat
-from planner.catalogue import Forbidden, PlotFilters, QueryError
+from planner.catalogue import PlotFilters, QueryError
+from planner.kpi import kpi as kpi_of
+from planner.visibility import NEVER_SERVED, Forbidden
+from usecases import exports
+from usecases.exports import EXPORTABLE, FORMATS, ExportQuery
+from usecases import applications as usecase
 from web import deps
 from web.auth import api_error, api_role_required, current_role, current_username
 from web.openapi import Endpoint, Problem, document, listing, register
@@ -58,12 +62,9 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 DEFAULT_JSON_LIMIT = 64 * 1024
 DEFAULT_UPLOAD_LIMIT = 32 * 1024 * 1024
 UPLOAD_TTL_S = 3600
-FORMATS = {"shp.zip": "shp", "gpkg": "gpkg", "geojson": "geojson"}
 FORMAT_MEDIA = {"shp.zip": "application/zip", "gpkg": "application/geopackage+sqlite3",
                 "geojson": "application/geo+json"}
-EXPORTABLE = tuple(n for n in LAYERS if n not in geo_io.NEVER_EXPORTED)
 IMPORTABLE = tuple(n for n in LAYERS if n not in geo_io.NOT_IMPORTABLE)
-MAX_EXPORT_IDS = 30_000  # ids per filtered export (SQLite's parameter limit is 32766)
 
 
 # --------------------------------------------------------------------------- models
@@ -83,23 +84,6 @@ class ApplicationsQuery(_Query):
 
     status: Literal[APPLICATION_STATUSES] | None = Field(  # type: ignore[valid-type]
         None, description="Only applications in this state")
-
-
-class ExportQuery(PlotFilters):
-    """Catalogue filters (plots only) and ``bbox`` (any feature layer) for an export, and the
-    output CRS. Without filters the whole layer (as your role sees it) is exported."""
-
-    limit: int = Field(MAX_EXPORT_IDS, ge=1, le=MAX_EXPORT_IDS, description="Most plots exported")
-    crs: str | None = Field(None, pattern=r"^(?:[Ee][Pp][Ss][Gg]:)?\d{4,6}$",
-                            description="Output CRS as an EPSG code (default: UTM 43N, "
-                                        "GeoJSON WGS84)")
-
-    @field_validator("crs", mode="after")
-    @classmethod
-    def _known_crs(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_epsg(value)
-        return value
 
 
 class Geometry(BaseModel):
@@ -368,11 +352,6 @@ def _store_busy(err: StoreError):
     return _error(str(err), 503)
 
 
-@bp.errorhandler(cat.ServicingUnavailable)
-def _no_servicing(err: Exception):
-    return _error(str(err), 503)
-
-
 @bp.errorhandler(HTTPException)
 def _http(err: HTTPException):
     return _error(err.description or err.name, err.code or 500)
@@ -425,7 +404,8 @@ def _links(page: cat.PlotPage) -> list[dict[str, str]]:
 
 @endpoint("get", "/plots", summary="Plots of the catalogue (GeoJSON, WGS84)", tag="plots",
           query=PlotFilters, response=PlotCollection, errors=(401, 403),
-          description="Available plots by default; other statuses for planners only (403). "
+          description="Available plots by default; 'status' may ask for any status your "
+                      "role sees (candidates for planners only, else 403). "
                       "The bbox uses the store's spatial index; rail, power, water and "
                       "ready_by use the cached servicing answers. limit > 1000 is refused (400).")
 def list_plots(query: PlotFilters):
@@ -437,21 +417,19 @@ def list_plots(query: PlotFilters):
 
 @endpoint("get", "/plots/{plot_id}", summary="One plot (GeoJSON Feature)", tag="plots",
           query=AsOfQuery, response=PlotFeature, path_params=PLOT_ID,
-          description="Plots that are not available are 404 except for planners.")
+          description="Candidate plots are 404 except for planners, like missing ones.")
 def get_plot(plot_id: str, query: AsOfQuery):
-    rows = cat.get_plot(deps.get_store(), plot_id, role=current_role(), servicing=_model(),
+    role = current_role()
+    rows = cat.get_plot(deps.get_store(), plot_id, role=role, servicing=_model(),
                         as_of=query.as_of)
-    return cat.plot_feature(rows)
+    return cat.plot_feature(rows, role)
 
 
 @endpoint("get", "/servicing/{plot_id}", summary="A plot's servicing answer, in words too",
-          tag="plots", query=AsOfQuery, response=ServicingOut, path_params=PLOT_ID, errors=(503,))
+          tag="plots", query=AsOfQuery, response=ServicingOut, path_params=PLOT_ID)
 def servicing(plot_id: str, query: AsOfQuery):
     cat.get_plot(deps.get_store(), plot_id, role=current_role())  # 404 for what the role may not see
-    model = _model()
-    if model is None:
-        return _error("servicing answers are not available in this installation", 503)
-    record = model.answer([plot_id], as_of=query.as_of)[0]
+    record = _model().answer([plot_id], as_of=query.as_of)[0]
     return {"plot_id": plot_id, "as_of": None if query.as_of is None else query.as_of.isoformat(),
             "record": record, "explain": deps.explain(record, translate=gettext)}
 
@@ -459,20 +437,14 @@ def servicing(plot_id: str, query: AsOfQuery):
 @endpoint("get", "/kpi", summary="Zone indicators", tag="plots", query=AsOfQuery,
           response=KpiOut, roles=("planner",), errors=(503,))
 def kpi(query: AsOfQuery):
-    try:
-        module = importlib.import_module("planner.kpi")
-    except ModuleNotFoundError as err:
-        if err.name != "planner.kpi":
-            raise
-        return _error("zone indicators are not available in this installation", 503)
     snapshot = deps.deps().cached("kpi_snapshot", lambda: {
         **deps.snapshot(), "targets": deps.get_store().read("targets")})
-    return module.kpi(snapshot, as_of=query.as_of, model=_model())
+    return kpi_of(snapshot, as_of=query.as_of, model=_model())
 
 
 # --------------------------------------------------------------------------- layers
 LAYER_NAME = {"name": {"type": "string", "enum": [n for n in LAYERS if n not in
-                                                  cat.NEVER_SERVED]}}
+                                                  NEVER_SERVED]}}
 
 
 @endpoint("get", "/layers", summary="Layers you may read", tag="layers", response=LayerList)
@@ -489,59 +461,14 @@ def get_layer(name: str, query: cat.LayerQuery):
 
 
 # --------------------------------------------------------------------------- exports
-PLOT_ONLY = ("min_area", "max_area", "sector", "rail", "min_power", "min_water", "ready_by",
-             "as_of", "status", "sort")
-
-
-def _export_where(layer: str, query: ExportQuery, role: str) -> dict[str, Any] | None:
-    """The ``where`` that restricts an export to the query (and to what the role may see)."""
-    store = deps.get_store()
-    if layer == "plots":
-        cat.check_statuses(query, role)
-        if not (query.attribute_filters or query.servicing_filters or query.bbox):
-            return query.store_where()
-        page = cat.search(store, query.model_copy(update={"offset": 0}), role=role,
-                          servicing=_model())
-        if page.matched > query.limit:
-            raise QueryError(f"{page.matched} plots match; narrow the filters to at most "
-                             f"{query.limit}", "limit")
-        return {"plot_id": page.rows["plot_id"].tolist()}
-    given = sorted(set(PLOT_ONLY) & query.model_fields_set)
-    if given:
-        raise QueryError(f"{given[0]}: filters the plots layer only", given[0])
-    where = cat.layer_where(layer, role)
-    if query.bbox is None:
-        return where
-    if not LAYERS[layer].is_feature:
-        raise QueryError(f"bbox: {layer} is a table without geometry", "bbox")
-    box = cat.working_bbox(query.bbox)
-    key = LAYERS[layer].key
-    ids = [] if box == () else store.read(layer, bbox=box, where=where)[key].tolist()
-    if len(ids) > MAX_EXPORT_IDS:
-        raise QueryError(f"{len(ids)} features in the box; narrow it", "bbox")
-    return {key: ids}
-
-
-NOTHING = "\x00nothing"  # a key no feature has: an export that matched nothing is empty
-
-
 def export_response(layer: str, fmt: str, query: ExportQuery) -> Response:
     """Write the export to a temporary folder and send it; the folder goes when sent."""
-    role = current_role()
-    cat.check_readable(layer, role)
-    if layer not in EXPORTABLE:
-        raise NotFound(f"layer {layer!r} is never exported")
-    where = _export_where(layer, query, role)
-    if where:
-        where = {k: (v if not isinstance(v, list) or v else [NOTHING]) for k, v in where.items()}
     work = Path(tempfile.mkdtemp(prefix="zoneplan-export-"))
-    name = geo_io.export_filename(layer, FORMATS[fmt])
     try:
-        path = geo_io.export_layers(deps.get_store(), layer, FORMATS[fmt], work / name,
-                                    crs=query.crs, where=where,
-                                    include_private=cat.is_staff(role))
+        path = exports.export_file(deps.get_store(), layer, fmt, query, work,
+                                   role=current_role(), servicing=_model())
         response = send_file(path, mimetype=FORMAT_MEDIA[fmt], as_attachment=True,
-                             download_name=name, max_age=0)
+                             download_name=path.name, max_age=0)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -558,23 +485,48 @@ def export_response(layer: str, fmt: str, query: ExportQuery) -> Response:
                       "(WGS84). For plots the catalogue filters apply; bbox for any feature "
                       "layer. Non-public layers for planners only.")
 def export(layer: str, format: str, query: ExportQuery):  # noqa: A002 - the path's name
-    try:
-        return export_response(layer, format, query)
-    except ValueError as err:
-        if isinstance(err, (QueryError, ValidationError)):
-            raise
-        raise QueryError(str(err)) from None
+    return export_response(layer, format, query)
 
 
 # --------------------------------------------------------------------------- applications
 APP_ID = {"app_id": {"type": "string", "minLength": 1, "maxLength": 200}}
 
 
+def tx_servicing(tx: Any) -> Any:
+    """The servicing model for a use case's transaction: the one cached for the store's
+    revision, read while the transaction holds the store's write lock (so it is what the
+    transaction sees)."""
+    model = deps.servicing_model()
+    if model is None:
+        raise cat.ServicingUnavailable("servicing answers are not available")
+    return model
+
+
+def rules_json(breaches: list) -> list[dict[str, str]]:
+    """Broken reservation rules as ``{"rule", "message"}`` in the request's language."""
+    return [b.to_dict(gettext) for b in breaches]
+
+
+@bp.errorhandler(usecase.Refused)
+def _refused(err: usecase.Refused):
+    """409 naming every broken rule: ``problems`` holds one per rule (``field`` = the rule)."""
+    return _error(err.message(gettext), 409, "plot_id",
+                  [SchemaProblem(None, err.plot_id, b.rule, b.message(gettext))
+                   for b in err.breaches])
+
+
 @endpoint("post", "/applications", summary="Apply for a plot, or for any plot matching your needs",
-          tag="applications", body=apps.ApplicationIn, response=apps.ApplicationOut, status=201,
-          roles=("investor",), errors=(409,))
+          tag="applications", body=apps.ApplicationIn, response=apps.ApplicationFiled, status=201,
+          roles=("investor",), errors=(409,),
+          description="A plot applied for must be available, of an area within the range and "
+                      "zoned for the sector (else 422). The other reservation rules (rail, "
+                      "hazard class, power and water connection and headroom today) come "
+                      "back as `warnings`: the application is filed, and a planner's accept "
+                      "is refused (409) while they hold.")
 def create_application(body: BaseModel):
-    return apps.create(deps.get_store(), body, user=current_username(), role=current_role())
+    filed = usecase.apply(deps.get_store(), body, user=current_username(), role=current_role(),
+                          servicing=tx_servicing)
+    return {**filed.application, "warnings": rules_json(filed.warnings)}
 
 
 @endpoint("get", "/applications", summary="Your applications (planners: all)",
@@ -591,29 +543,41 @@ def get_application(app_id: str):
     return apps.get_application(deps.get_store(), app_id, user=current_username(), role=current_role())
 
 
-@endpoint("post", "/applications/{app_id}/withdraw", summary="Withdraw your submitted application",
+@endpoint("post", "/applications/{app_id}/withdraw", summary="Withdraw your application",
           tag="applications", body=apps.WithdrawIn, body_required=False,
-          response=apps.ApplicationOut, roles=("investor",), path_params=APP_ID, errors=(409,))
+          response=apps.ApplicationOut, roles=("investor",), path_params=APP_ID, errors=(409,),
+          description="A submitted or accepted application; an accepted one gives its plot "
+                      "back (available again, its capacity free).")
 def withdraw_application(app_id: str, body: apps.WithdrawIn):
-    return apps.withdraw(deps.get_store(), app_id, user=current_username(), role=current_role(),
+    return usecase.withdraw(deps.get_store(), app_id, user=current_username(), role=current_role(),
                          version=body.version)
 
 
 @endpoint("post", "/applications/{app_id}/accept",
           summary="Accept a submitted application and reserve the plot", tag="applications",
           body=apps.AcceptIn, body_required=False, response=apps.ApplicationOut,
-          roles=("planner",), path_params=APP_ID, errors=(409,))
+          roles=("planner",), path_params=APP_ID, errors=(409,),
+          description="Checked in the transaction that reserves the plot: area within the "
+                      "range, sector allowed, rail if needed, hazard class, and power and "
+                      "water headroom of the plot's substation and main as recorded today. "
+                      "A broken rule is 409 naming each one in `problems` (`field` = the "
+                      "rule) and nothing is written. The plot then carries the "
+                      "application's demand and identity, so other plots on the same "
+                      "substation show less headroom at once.")
 def accept_application(app_id: str, body: apps.AcceptIn):
-    return apps.accept(deps.get_store(), app_id, body.plot_id, user=current_username(),
-                       role=current_role(), version=body.version)
+    return usecase.accept(deps.get_store(), app_id, body.plot_id, user=current_username(),
+                          role=current_role(), version=body.version, servicing=tx_servicing)
 
 
-@endpoint("post", "/applications/{app_id}/reject", summary="Reject a submitted application",
+@endpoint("post", "/applications/{app_id}/reject", summary="Reject an application",
           tag="applications", body=apps.RejectIn, response=apps.ApplicationOut,
-          roles=("planner",), path_params=APP_ID, errors=(409,))
+          roles=("planner",), path_params=APP_ID, errors=(409,),
+          description="A submitted or accepted application, with a reason the investor "
+                      "sees; an accepted one gives its plot back (available again, its "
+                      "capacity free).")
 def reject_application(app_id: str, body: apps.RejectIn):
-    return apps.reject(deps.get_store(), app_id, body.reason, user=current_username(),
-                       role=current_role(), version=body.version)
+    return usecase.reject(deps.get_store(), app_id, body.reason, user=current_username(),
+                          role=current_role(), version=body.version)
 
 
 # --------------------------------------------------------------------------- uploads
@@ -777,10 +741,6 @@ def docs():
 
 
 # Modules that add operations to this blueprint (imported before it is registered).
-EXTENSIONS = ("web.api_edit",)
+EXTENSIONS = ("web.api_edit", "web.api_jobs")
 for _name in EXTENSIONS:
-    try:
-        importlib.import_module(_name)
-    except ModuleNotFoundError as _err:
-        if _err.name != _name:
-            raise
+    importlib.import_module(_name)

@@ -21,6 +21,8 @@ from geo.store import Conflict, NotFound
 from geo.validate import ValidationError
 from planner import applications as apps
 from planner import catalogue as cat
+from planner.visibility import Forbidden, is_staff, plot_view
+from usecases import applications as usecase
 from web import api, deps
 from web.auth import current_role, current_username, has_role, role_required
 from web.maps import PLOT_COLOURS, tr_label, tr_value
@@ -83,14 +85,11 @@ def plots():
     """Available plots: filters, a map and a sortable list kept in sync (data: /api/plots)."""
     values, error = _filters_or_error(request.args.to_dict(flat=True))
     return render_template("plots.html", values=values, error=error, page_config=_page_config(),
-                           formats=DOWNLOAD_FORMATS, staff=cat.is_staff(current_role()))
+                           formats=DOWNLOAD_FORMATS, staff=is_staff(current_role()))
 
 
 def _servicing_record(plot_id: str, as_of: dt.date | None = None) -> dict[str, Any] | None:
-    model = deps.servicing_model()
-    if model is None:
-        return None
-    return model.answer([plot_id], as_of=as_of)[0]
+    return deps.servicing_model().answer([plot_id], as_of=as_of)[0]
 
 
 def _plot_context(plot_id: str) -> dict[str, Any]:
@@ -99,7 +98,8 @@ def _plot_context(plot_id: str) -> dict[str, Any]:
         rows = cat.get_plot(store, plot_id, role=current_role(), servicing=deps.servicing_model())
     except NotFound:
         abort(404)
-    props = cat.plot_properties(rows.drop(columns="geometry").iloc[0].to_dict())
+    props = cat.plot_properties(rows.drop(columns="geometry").iloc[0].to_dict(),
+                                plot_view(current_role()))
     raw = rows.iloc[0]
     record = _servicing_record(plot_id)
     allowed = parse_sectors(raw["sectors"])
@@ -142,19 +142,32 @@ def _problems_by_field(err: ValidationError) -> dict[str, str]:
 @bp.route("/plots/<plot_id>/apply", methods=["POST"])
 @role_required("investor")
 def apply(plot_id: str):
-    """An investor applies for this plot."""
+    """An investor applies for this plot: rules the plot breaks today are shown first as
+    warnings, and the application is filed when the investor submits it anyway."""
     data = {**_form_data(request.form), "plot_id": plot_id}
+    store, user, role = deps.get_store(), current_username(), current_role()
     try:
-        app = apps.create(deps.get_store(), data, user=current_username(), role=current_role())
+        if not request.form.get("confirm"):
+            warnings = usecase.check(store, data, user=user, role=role,
+                                     servicing=api.tx_servicing)
+            if warnings:
+                return render_template("plots_detail.html", form=request.form, errors={},
+                                       warnings=api.rules_json(warnings),
+                                       **_plot_context(plot_id))
+        filed = usecase.apply(store, data, user=user, role=role, servicing=api.tx_servicing)
     except ValidationError as err:
         ctx = _plot_context(plot_id)
         return render_template("plots_detail.html", form=request.form,
                                errors=_problems_by_field(err), **ctx), 422
+    except NotFound:
+        abort(404)
     except Conflict as err:
         flash(str(err), "danger")
         return redirect(url_for("catalogue.plots"))
-    flash(_("Application %(id)s submitted for plot %(plot)s.", id=app["app_id"], plot=plot_id),
-          "success")
+    flash(_("Application %(id)s submitted for plot %(plot)s.", id=filed.application["app_id"],
+            plot=plot_id), "success")
+    for warning in api.rules_json(filed.warnings):
+        flash(warning["message"], "warning")
     return redirect(url_for("catalogue.applications"))
 
 
@@ -166,11 +179,12 @@ def _candidates(app: Mapping[str, Any]) -> list[dict[str, Any]]:
         filters = apps.matching_filters(app, limit=50)
         page = cat.search(store, filters, role="planner", servicing=deps.servicing_model())
         rows = page.records()
-    except (cat.QueryError, cat.ServicingUnavailable, ValueError):
+    except (cat.QueryError, ValueError):
         rows = []
     if app.get("plot_id") and app["plot_id"] not in [r["plot_id"] for r in rows]:
         try:
-            rows.insert(0, cat.plot_properties(store.get("plots", app["plot_id"])))
+            rows.insert(0, cat.plot_properties(store.get("plots", app["plot_id"]),
+                                               plot_view("planner")))
         except NotFound:
             pass
     return rows
@@ -197,11 +211,12 @@ def applications():
     if not has_role("investor"):
         abort(403)
     try:
-        app = apps.create(deps.get_store(), _form_data(request.form), user=current_username(),
-                          role=current_role())
+        filed = usecase.apply(deps.get_store(), _form_data(request.form),
+                              user=current_username(), role=current_role(),
+                              servicing=api.tx_servicing)
     except ValidationError as err:
         return _applications_page(request.form, _problems_by_field(err), 422)
-    flash(_("Application %(id)s submitted.", id=app["app_id"]), "success")
+    flash(_("Application %(id)s submitted.", id=filed.application["app_id"]), "success")
     return redirect(url_for("catalogue.applications"))
 
 
@@ -214,12 +229,14 @@ def _act(app_id: str, action: str) -> Any:
     store, user, role = deps.get_store(), current_username(), current_role()
     version = _version(request.form)
     if action == "withdraw":
-        return apps.withdraw(store, app_id, user=user, role=role, version=version)
+        if not has_role("investor"):  # staff withdraw for an investor only from the CLI
+            raise cat.Forbidden("only investors withdraw their applications")
+        return usecase.withdraw(store, app_id, user=user, role=role, version=version)
     if action == "accept":
-        return apps.accept(store, app_id, request.form.get("plot_id") or None, user=user,
-                           role=role, version=version)
-    return apps.reject(store, app_id, request.form.get("reason", ""), user=user, role=role,
-                       version=version)
+        return usecase.accept(store, app_id, request.form.get("plot_id") or None, user=user,
+                              role=role, version=version, servicing=api.tx_servicing)
+    return usecase.reject(store, app_id, request.form.get("reason", ""), user=user, role=role,
+                          version=version)
 
 
 @bp.route("/applications/<app_id>/<any(withdraw, accept, reject):action>", methods=["POST"])
@@ -230,16 +247,23 @@ def application_action(app_id: str, action: str):
         app = _act(app_id, action)
     except NotFound:
         abort(404)
-    except cat.Forbidden:
+    except Forbidden:
         abort(403)
     except (ValidationError, Conflict) as err:
-        message = "; ".join(p.reason for p in err.problems) if isinstance(err, ValidationError) \
-            else str(err)
+        if isinstance(err, usecase.Refused):
+            message = err.message(_)
+        elif isinstance(err, ValidationError):
+            message = "; ".join(p.reason for p in err.problems)
+        else:
+            message = str(err)
         flash(message, "danger")
         return redirect(url_for("catalogue.applications"))
+    released = action != "accept" and app.get("assigned")
     done = {"withdraw": _("Application %(id)s withdrawn."),
             "accept": _("Application %(id)s accepted: plot %(plot)s is reserved."),
             "reject": _("Application %(id)s rejected.")}[action]
+    if released:
+        done += " " + _("Plot %(plot)s is released.")
     flash(done % {"id": app["app_id"], "plot": app.get("assigned") or ""}, "success")
     return redirect(url_for("catalogue.applications"))
 

@@ -12,7 +12,8 @@ from geo.store import StoreError
 from geo.validate import ValidationError
 
 # Each module defines register(subparsers) and sets func on its parsers.
-COMMAND_MODULES = ("core", "files", "servicing", "allocation", "access", "serve", "users")
+COMMAND_MODULES = ("core", "files", "servicing", "allocation", "applications", "access", "serve",
+                   "users")
 
 
 class CommandError(Exception):
@@ -24,13 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoneplan", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"zoneplan.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"zoneplan.commands.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"zoneplan.commands.{name}").register(sub)
     return parser
 
 

@@ -270,7 +270,6 @@ class Session(ABC):
 
 # Above this many rows one summary audit record stands for a bulk write.
 AUDIT_ROW_LIMIT = 1000
-UNAUDITED = ("audit", "users")
 
 
 class RowSession(Session):
@@ -395,12 +394,12 @@ class RowSession(Session):
         return len(typed)
 
     def _log(self, lyr: Layer, action: str, key: str, changes: Mapping[str, Any]) -> None:
-        if lyr.name not in UNAUDITED:
+        if lyr.audited:
             self._audit.append((now_iso(), self.user, action, lyr.name, str(key),
                                 audit_changes(changes)))
 
     def _log_bulk(self, lyr: Layer, action: str, keys: list[Any], typed: pd.DataFrame) -> None:
-        if lyr.name in UNAUDITED:
+        if not lyr.audited:
             return
         if len(keys) > AUDIT_ROW_LIMIT:
             self._log(lyr, action, "*", {"count": [0, len(keys)], "first": [None, str(keys[0])],

@@ -211,9 +211,11 @@ class GpkgStore(Store):
                 have = {r[0] for r in conn.execute("SELECT table_name FROM gpkg_contents")}
             except sqlite3.DatabaseError as err:
                 raise NotFound(f"{self.path} is not a GeoPackage ({err})") from None
-        missing = set(LAYERS) - have
+        missing = [name for name in LAYERS if name not in have]
+        if "plots" not in have:
+            raise NotFound(f"{self.path} is not a zoneplan store: it lacks {', '.join(missing)}")
         if missing:
-            raise NotFound(f"{self.path} is not a zoneplan store: it lacks {', '.join(sorted(missing))}")
+            self._add_tables(missing)
         with self._conn() as conn:
             srs = {r[0] for r in conn.execute("SELECT DISTINCT srs_id FROM gpkg_geometry_columns")}
         if srs - {WORKING_EPSG}:
@@ -221,6 +223,22 @@ class GpkgStore(Store):
                              f"{', '.join(f'EPSG:{c}' for c in sorted(srs))}, but the working CRS "
                              f"is EPSG:{WORKING_EPSG} (ZONEPLAN_EPSG); open it with the CRS it "
                              "was made with")
+
+    def _add_tables(self, names: list[str]) -> None:
+        """Create the tables a newer schema added (a store made by an older version)."""
+        for name in names:
+            try:
+                _create_layer(str(self.path), get_layer(name))
+                with self._conn() as conn:
+                    layer = get_layer(name)
+                    conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {_q(layer.name + '_key')} "
+                                 f"ON {_q(layer.name)} ({_q(layer.key)})")
+            except Exception as err:  # another process may have created it meanwhile
+                with self._conn() as conn:
+                    made = conn.execute("SELECT 1 FROM gpkg_contents WHERE table_name = ?",
+                                        (name,)).fetchone()
+                if not made:
+                    raise StoreError(f"cannot add table {name} to {self.path}: {err}") from None
 
     def describe(self) -> str:
         return str(self.path)

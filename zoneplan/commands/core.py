@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import tempfile
@@ -25,6 +26,22 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=None,
                         help="store: a GeoPackage file or a postgresql://user@host/database URL "
                              f"(default: $ZONEPLAN_DB or {default_db()})")
+
+
+def add_user_option(parser: argparse.ArgumentParser) -> None:
+    """The ``--user`` option of commands that write: the name the audit trail records."""
+    parser.add_argument("--user", default=None,
+                        help="name recorded in the audit trail (default: $ZONEPLAN_USER or login)")
+
+
+def audit_user(args: argparse.Namespace) -> str:
+    """``--user``, else ``$ZONEPLAN_USER``, else the login name (``cli`` when there is none)."""
+    if args.user:
+        return args.user
+    try:
+        return os.environ.get("ZONEPLAN_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
