@@ -29,14 +29,10 @@ from pydantic import (
 
 from geo.crs import WEB_DECIMALS, WGS84_EPSG, WORKING_EPSG, transformer, working_crs
 from geo.layers import LAYERS, PLOT_STATUSES, SECTORS, get_layer, parse_sectors
-<<<<<<< HEAD
-from geo.store import NotFound, Range, Store
-=======
-from geo.store import Store
+from geo.store import Range, Store
 from planner.visibility import (
     Forbidden, PlotView, check_readable, layer_fields, plot_view, readable_layers,
 )
->>>>>>> main
 
 __all__ = [
     "DEFAULT_LIMIT", "MAX_LIMIT", "FACT_COLUMNS", "Forbidden", "QueryError",

@@ -15,7 +15,7 @@ import planner.parcels as parcels
 from geo.crs import WORKING_EPSG
 from geo.store import Conflict, Invalid, StoreError, open_store
 from geo.store.postgis import PostgisStore
-from planner import applications
+from usecases import applications
 from test_planner_parcels import free_square
 
 CLIENTS = 50
