@@ -797,8 +797,9 @@ def apply_import(store: Any, plan: ImportPlan, *, user: str = "system") -> list[
         raise ValidationError(plan.problems)
     lyr = importable_layer(plan.layer)
     with store.transaction(user) as tx:
+        tx.lock(lyr.name)  # writers that check this layer (new parcels) wait for the import
         if store.revision() != plan.revision:
-            fresh = _store_problems(store, lyr, plan.frame, plan.replace)
+            fresh = _store_problems(tx, lyr, plan.frame, plan.replace)
             if fresh:
                 raise ValidationError(sorted(fresh, key=_order))
         if plan.replace:
