@@ -514,7 +514,7 @@ class PostgisSession(RowSession):
                               "(SELECT max(audit_id) FROM audit))")
         return n
 
-    def _touch(self, layers: set[str]) -> None:
+    def _touch(self, layers: set[str], reshaped: set[str]) -> None:
         # Sorted, so two writers always lock revision rows in the same order.
         self.conn.execute(
             f"UPDATE {REVISIONS} SET rev = rev + 1 WHERE layer IN "
