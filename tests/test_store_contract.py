@@ -311,3 +311,20 @@ def test_postgis_errors_are_store_errors(postgis_server, new_schema):
         open_store(f"{postgis_server}/zp_no_such_database")
     with pytest.raises(StoreError, match="unreachable"):
         open_store("postgresql://postgres@127.0.0.1:1/x")
+
+
+def test_cli_init_refuses_a_second_time_and_migrate_prints_a_summary(new_schema, tmp_path, capsys):
+    from zoneplan.cli import main
+    url = new_schema()
+    assert main(["init", "--db", url]) == 0
+    assert "built postgresql://" in capsys.readouterr().out
+    assert main(["init", "--db", url]) == 1
+    assert "already holds a zoneplan store; use --force" in capsys.readouterr().err
+    back = tmp_path / "back.gpkg"
+    assert main(["migrate", "--from", url, "--to", str(back)]) == 0
+    out = capsys.readouterr().out
+    assert "checked feature by feature" in out and "DIFFERENT" not in out
+    assert all(f"  {name} " in out for name in LAYERS)
+    assert main(["migrate", "--from", url, "--to", str(back)]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert main(["migrate", "--from", str(back), "--to", url, "--force"]) == 0
