@@ -454,7 +454,8 @@ def test_upload_previews_then_applies_in_one_transaction(client, planner, store)
     assert preview["ok"] and preview["adds"] == 2 and preview["layer"] == "plots"
     assert store.count("plots") == before  # nothing written yet
     r = client.post(f"/api/uploads/{preview['token']}", headers=planner)
-    assert r.status_code == 200 and r.get_json() == {"layer": "plots", "written": 2}
+    assert r.status_code == 200 and r.get_json() == {"layer": "plots", "written": 2, "added": 2,
+                                                     "updated": 0, "removed": 0}
     assert store.count("plots") == before + 2
     assert store.get("plots", "U-1")["resident"] == "ТОО «Новый»"
     assert client.post(f"/api/uploads/{preview['token']}", headers=planner).status_code == 404

@@ -23,12 +23,9 @@ import datetime as dt
 import importlib
 import json
 import math
-import os
 import re
-import secrets
 import shutil
 import tempfile
-import time
 from functools import wraps
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -52,6 +49,7 @@ from planner.visibility import NEVER_SERVED, Forbidden
 from usecases import exports
 from usecases.exports import EXPORTABLE, FORMATS, ExportQuery
 from usecases import applications as usecase
+from usecases import uploads
 from web import deps
 from web.auth import api_error, api_role_required, current_role, current_username
 from web.openapi import Endpoint, Problem, document, listing, register
@@ -61,7 +59,6 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 DEFAULT_JSON_LIMIT = 64 * 1024
 DEFAULT_UPLOAD_LIMIT = 32 * 1024 * 1024
-UPLOAD_TTL_S = 3600
 FORMAT_MEDIA = {"shp.zip": "application/zip", "gpkg": "application/geopackage+sqlite3",
                 "geojson": "application/geo+json"}
 IMPORTABLE = tuple(n for n in LAYERS if n not in geo_io.NOT_IMPORTABLE)
@@ -192,6 +189,16 @@ class KpiOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class Removal(BaseModel):
+    id: str
+    status: str | None
+
+
+class Update(BaseModel):
+    id: str
+    changes: dict[str, list[Any]] = Field(description="{field: [before, after]}")
+
+
 class UploadPreview(BaseModel):
     """What an upload would change; apply it with POST /api/uploads/{token}."""
 
@@ -199,10 +206,15 @@ class UploadPreview(BaseModel):
     layer: str
     source: str
     features: int
+    mode: Literal[geo_io.MODES]  # type: ignore[valid-type]
     replace: bool
-    adds: int
-    replacements: int
-    removals: int
+    adds: int = Field(description="New ids")
+    updates: int = Field(description="Stored features the file changes")
+    unchanged: int
+    removals: int = Field(description="Stored features a replace removes")
+    removals_by_status: dict[str, int]
+    removed: list[Removal]
+    updated: list[Update]
     ok: bool
     problem_count: int
     problems: list[Problem]
@@ -211,7 +223,10 @@ class UploadPreview(BaseModel):
 
 class UploadApplied(BaseModel):
     layer: str
-    written: int
+    written: int = Field(description="Features added or updated")
+    added: int
+    updated: int
+    removed: int
 
 
 UPLOAD_FORM = {
@@ -220,9 +235,15 @@ UPLOAD_FORM = {
         "file": {"type": "string", "format": "binary",
                  "description": "A zipped shapefile, a GeoPackage or GeoJSON"},
         "layer": {"type": "string", "enum": list(IMPORTABLE), "description": "Target layer"},
-        "replace": {"type": "boolean", "description": "Replace the layer's content"},
+        "mode": {"type": "string", "enum": list(geo_io.MODES),
+                 "description": "update (default): update ids in the file, add new ones; "
+                                "replace: also remove what the file lacks"},
+        "replace": {"type": "boolean", "description": "The same as mode=replace"},
         "crs": {"type": "string", "description": "EPSG code for files without a CRS"},
         "src_layer": {"type": "string", "description": "Layer of a GeoPackage to read"},
+        "encoding": {"type": "string",
+                     "description": "Encoding of the file's text when it does not say "
+                                    "(e.g. cp1251)"},
     },
 }
 
@@ -581,69 +602,10 @@ def reject_application(app_id: str, body: apps.RejectIn):
 
 
 # --------------------------------------------------------------------------- uploads
-TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
-
-
-class UploadStash:
-    """Validated uploads waiting for the planner's confirmation, in a private folder.
-
-    Each upload is ``<token>.bin`` (the file as sent) and ``<token>.json`` (owner,
-    layer, options, file name). Tokens are random and checked against a strict
-    pattern before any path is made from them; the client never names a path.
-    """
-
-    def __init__(self, root: Path | str, ttl_s: float = UPLOAD_TTL_S):
-        self.root = Path(root)
-        self.ttl_s = ttl_s
-
-    def _sweep(self) -> None:
-        cutoff = time.time() - self.ttl_s
-        for path in self.root.glob("*.*"):
-            try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-            except OSError:
-                pass
-
-    def put(self, data: bytes, meta: dict[str, Any]) -> str:
-        """Keep ``data`` with ``meta``; return its token."""
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._sweep()
-        token = secrets.token_urlsafe(24)
-        (self.root / f"{token}.bin").write_bytes(data)
-        (self.root / f"{token}.json").write_text(json.dumps(meta), encoding="utf-8")
-        return token
-
-    def get(self, token: str, user: str) -> tuple[bytes, dict[str, Any]]:
-        """The upload and its metadata; NotFound for malformed, unknown, expired or
-        someone else's tokens."""
-        if not isinstance(token, str) or not TOKEN.match(token):
-            raise NotFound("no such upload; upload the file again")
-        meta_path = self.root / f"{token}.json"
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            fresh = time.time() - meta_path.stat().st_mtime < self.ttl_s
-            data = (self.root / f"{token}.bin").read_bytes()
-        except (OSError, ValueError):
-            raise NotFound("no such upload (it may have expired); upload the file again") from None
-        if meta.get("user") != user or not fresh:
-            raise NotFound("no such upload (it may have expired); upload the file again")
-        return data, meta
-
-    def drop(self, token: str) -> None:
-        """Forget an upload (after it was applied or cancelled)."""
-        if isinstance(token, str) and TOKEN.match(token):
-            for suffix in (".bin", ".json"):
-                (self.root / f"{token}{suffix}").unlink(missing_ok=True)
-
-
-def upload_stash() -> UploadStash:
-    """The app's stash: ``ZONEPLAN_UPLOAD_DIR`` or a private folder in the temp dir."""
-    root = current_app.config.get("ZONEPLAN_UPLOAD_DIR")
-    if not root:
-        tag = re.sub(r"\W", "_", str(current_app.config.get("ZONEPLAN_DB", "zone")))[-60:]
-        root = Path(tempfile.gettempdir()) / f"zoneplan-uploads-{os.getuid()}-{tag}"
-    return UploadStash(root)
+# How the import options are called in the API's messages.
+API_OPTIONS = {"crs": "the form field crs (an EPSG code)",
+               "src_layer": "the form field src_layer", "encoding": "the form field encoding"}
+_TRUE = ("1", "true", "on", "yes")
 
 
 def upload_limit() -> int:
@@ -659,71 +621,70 @@ def check_upload_size() -> None:
                    f"({limit} bytes); split it or ask for a higher ZONEPLAN_UPLOAD_MAX_BYTES")
 
 
-def plan_upload(data: bytes, meta: dict[str, Any]) -> geo_io.ImportPlan:
-    """Read and check an upload as ``zoneplan import`` does; nothing is written.
+def upload_request(file_storage: Any, form: Any) -> tuple[bytes, uploads.ImportOptions]:
+    """The uploaded file and the options chosen with it (form fields ``layer``, ``mode``
+    or the ``replace`` checkbox, ``crs``, ``src_layer``, ``encoding``).
 
-    Raises ValidationError or ValueError (unreadable file, wrong layer or CRS).
+    Raises QueryError naming the field, or 413 for a file over the limit.
     """
-    upload = geo_io.read_upload(data, meta["layer"], src_layer=meta.get("src_layer") or None,
-                                crs=meta.get("crs") or None, filename=meta.get("filename"))
-    return geo_io.plan_import(deps.get_store(), meta["layer"], upload,
-                              replace=bool(meta.get("replace")))
-
-
-def stage_upload(file_storage: Any, form: dict[str, Any]) -> tuple[geo_io.ImportPlan, str | None]:
-    """Validate an uploaded file; keep it when it may be applied. Returns (plan, token)."""
     layer = (form.get("layer") or "").strip()
     if layer not in IMPORTABLE:
         raise QueryError(f"layer: choose one of {', '.join(IMPORTABLE)}", "layer")
     if file_storage is None or not getattr(file_storage, "filename", ""):
         raise QueryError("file: choose a zipped shapefile, GeoPackage or GeoJSON file", "file")
-    data = file_storage.read()
+    replace = str(form.get("replace", "")).lower() in _TRUE
+    mode = (form.get("mode") or "").strip() or ("replace" if replace else "update")
+    if mode not in geo_io.MODES or (replace and mode != "replace"):
+        raise QueryError(f"mode: choose {' or '.join(geo_io.MODES)} (replace=true is "
+                         "mode=replace)", "mode")
+    text = {k: (form.get(k) or "").strip()[:60] or None for k in ("crs", "src_layer", "encoding")}
+    data = file_storage.read(upload_limit() + 1)
     if len(data) > upload_limit():
         abort(413, "the upload is too large")
-    replace = str(form.get("replace", "")).lower() in ("1", "true", "on", "yes")
-    meta = {"user": current_username(), "layer": layer, "replace": replace,
-            "crs": (form.get("crs") or "").strip() or None,
-            "src_layer": (form.get("src_layer") or "").strip() or None,
-            "filename": Path(file_storage.filename).name[-120:]}
-    try:
-        plan = plan_upload(data, meta)
-    except ValidationError:
-        raise
-    except (ValueError, KeyError, OSError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        raise ValidationError([SchemaProblem(None, None, "file", str(message))]) from None
-    return plan, (upload_stash().put(data, meta) if plan.ok else None)
+    return data, uploads.ImportOptions(layer=layer, mode=mode,
+                                       filename=Path(file_storage.filename).name[-120:], **text)
 
 
-def apply_upload(token: str) -> tuple[geo_io.ImportPlan, list[str]]:
-    """Validate a staged upload again against the current store and write it in one
-    transaction. Raises NotFound, ValidationError."""
-    stash = upload_stash()
-    data, meta = stash.get(token, current_username())
-    plan = plan_upload(data, meta)
-    written = geo_io.apply_import(deps.get_store(), plan, user=current_username())
-    stash.drop(token)
-    return plan, written
+@bp.errorhandler(uploads.ConfirmationNeeded)
+def _unconfirmed(err: uploads.ConfirmationNeeded):
+    return _error(f"{err}: send confirm_removals={err.plan.removals}", 409, "confirm_removals")
 
 
 @endpoint("post", "/uploads", summary="Check a file for import (nothing is written)",
           tag="uploads", form=UPLOAD_FORM, response=UploadPreview, roles=("planner",),
-          description="Runs the same validation as `zoneplan import`. 200 with a token when "
-                      "the file may be applied; 422 listing every rejected feature otherwise.")
+          description="Runs the same checks as `zoneplan import`. 200 with a token and what "
+                      "would change (new ids, updates field by field, and for mode=replace "
+                      "every removal with its status) when the file may be applied; 422 "
+                      "listing every problem otherwise. A replace never removes reserved, "
+                      "allocated or occupied plots or plots an application names.")
 def upload():
     check_upload_size()
-    plan, token = stage_upload(request.files.get("file"), request.form)
+    data, options = upload_request(request.files.get("file"), request.form)
+    plan, token = uploads.stage(deps.get_store(), data, options, user=current_username(),
+                                names=API_OPTIONS)
     if token is None:
         raise ValidationError(plan.problems)
     return {"token": token, **plan.to_dict(limit=200)}
 
 
+class UploadConfirm(BaseModel):
+    """The second confirmation of a replace: how many removals the preview listed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    confirm_removals: int | None = Field(
+        None, ge=0, description="Required when the import removes features: the number of "
+                                "removals the preview listed (a different number -> 409)")
+
+
 @endpoint("post", "/uploads/{token}", summary="Apply a checked upload in one transaction",
-          tag="uploads", response=UploadApplied, roles=("planner",),
-          path_params={"token": {"type": "string"}}, errors=(422,))
-def apply(token: str):
-    plan, written = apply_upload(token)
-    return {"layer": plan.layer, "written": len(written)}
+          tag="uploads", body=UploadConfirm, body_required=False, response=UploadApplied,
+          roles=("planner",), path_params={"token": {"type": "string"}}, errors=(409, 422))
+def apply(token: str, body: UploadConfirm):
+    plan, written = uploads.confirm(deps.get_store(), token, user=current_username(),
+                                    confirm_removals=body.confirm_removals, names=API_OPTIONS)
+    return {"layer": plan.layer, "written": len(written), "added": plan.adds,
+            "updated": len(plan.updates), "removed": plan.removals}
 
 
 # --------------------------------------------------------------------------- the document

@@ -18,11 +18,12 @@ from werkzeug.datastructures import MultiDict
 
 from geo.layers import LAYERS, SECTORS, parse_sectors
 from geo.store import Conflict, NotFound
-from geo.validate import ValidationError
+from geo.validate import Problem as SchemaProblem, ValidationError
 from planner import applications as apps
 from planner import catalogue as cat
 from planner.visibility import Forbidden, is_staff, plot_view
 from usecases import applications as usecase
+from usecases import uploads
 from web import api, deps
 from web.auth import current_role, current_username, has_role, role_required
 from web.maps import PLOT_COLOURS, tr_label, tr_value
@@ -280,12 +281,25 @@ def downloads():
 
 
 # --------------------------------------------------------------------------- uploads
+def _page_options() -> dict[str, str]:
+    """How the import options are called on the upload page, for messages."""
+    return {"crs": _('the "CRS, if the file has none" field'),
+            "src_layer": _('the "Layer or file inside" field'),
+            "encoding": _('the "Text encoding" field')}
+
+
 def _upload_page(**ctx: Any):
     ctx.setdefault("layers", [(n, tr_label(LAYERS[n].label, _)) for n in api.IMPORTABLE])
     ctx.setdefault("limit_mb", max(1, api.upload_limit() // (1024 * 1024)))
     ctx.setdefault("values", {})
     status = ctx.pop("status", 200)
     return render_template("upload.html", **ctx), status
+
+
+def _forget_staged() -> None:
+    token = session.pop(UPLOAD_SESSION_KEY, None)
+    if token:
+        uploads.drop(deps.get_store(), token, user=current_username())
 
 
 @bp.route("/upload", methods=["GET", "POST"])
@@ -295,12 +309,13 @@ def upload():
     if request.method == "GET":
         return _upload_page()
     api.check_upload_size()
-    values = {k: request.form.get(k, "") for k in ("layer", "replace", "crs", "src_layer")}
-    old = session.pop(UPLOAD_SESSION_KEY, None)
-    if old:
-        api.upload_stash().drop(old)
+    values = {k: request.form.get(k, "") for k in ("layer", "replace", "crs", "src_layer",
+                                                   "encoding")}
+    _forget_staged()
     try:
-        plan, token = api.stage_upload(request.files.get("file"), request.form)
+        data, options = api.upload_request(request.files.get("file"), request.form)
+        plan, token = uploads.stage(deps.get_store(), data, options, user=current_username(),
+                                    names=_page_options())
     except cat.QueryError as err:
         return _upload_page(values=values, error=str(err), status=400)
     except ValidationError as err:
@@ -311,27 +326,42 @@ def upload():
     return _upload_page(values=values, plan=plan)
 
 
+def _confirmed_removals() -> int | None:
+    text = request.form.get("confirm_removals", "")
+    return int(text) if text.isdigit() else None
+
+
 @bp.route("/upload/confirm", methods=["POST"])
 @role_required("planner")
 def upload_confirm():
-    """Write the checked upload kept for this session (checked again, one transaction)."""
+    """Write the checked upload kept for this session (checked again, one transaction);
+    a replace that removes features needs its removals confirmed as well."""
     token = session.get(UPLOAD_SESSION_KEY)
     if not token:
         flash(_("Nothing to confirm: upload the file again."), "danger")
         return redirect(url_for("catalogue.upload"))
+    store = deps.get_store()
     try:
-        plan, written = api.apply_upload(token)
+        plan, written = uploads.confirm(store, token, user=current_username(),
+                                        confirm_removals=_confirmed_removals(),
+                                        names=_page_options())
     except NotFound as err:
         session.pop(UPLOAD_SESSION_KEY, None)
         flash(str(err), "danger")
         return redirect(url_for("catalogue.upload"))
-    except ValidationError as err:
-        session.pop(UPLOAD_SESSION_KEY, None)
-        api.upload_stash().drop(token)
-        return _upload_page(problems=err.problems, status=409)
+    except uploads.ConfirmationNeeded as err:
+        return _upload_page(plan=err.plan, status=409, error=_(
+            "Tick the box confirming that %(n)s feature(s) will be removed, or cancel.",
+            n=err.plan.removals))
+    except (ValidationError, Conflict) as err:
+        _forget_staged()
+        problems = getattr(err, "problems", None) or [
+            SchemaProblem(None, None, None, str(err))]
+        return _upload_page(problems=problems, status=409)
     session.pop(UPLOAD_SESSION_KEY, None)
-    flash(_("%(n)s feature(s) written to %(layer)s.", n=len(written),
-            layer=tr_label(LAYERS[plan.layer].label, _)), "success")
+    flash(_("%(layer)s: %(added)s added, %(updated)s updated, %(removed)s removed.",
+            layer=tr_label(LAYERS[plan.layer].label, _), added=plan.adds,
+            updated=len(plan.updates), removed=plan.removals), "success")
     return redirect(url_for("catalogue.upload"))
 
 
@@ -339,8 +369,6 @@ def upload_confirm():
 @role_required("planner")
 def upload_cancel():
     """Forget the checked upload."""
-    token = session.pop(UPLOAD_SESSION_KEY, None)
-    if token:
-        api.upload_stash().drop(token)
+    _forget_staged()
     flash(_("Upload cancelled; nothing was written."), "info")
     return redirect(url_for("catalogue.upload"))

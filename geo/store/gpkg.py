@@ -16,7 +16,7 @@ import pyogrio
 import shapely
 
 from geo.crs import WORKING_EPSG
-from geo.io import to_arrow
+from geo.io import GPKG_VERSION, to_arrow
 from geo.layers import LAYERS, Layer, get_layer
 from geo.store.base import (
     Bbox, Conflict, Invalid, NotFound, RowSession, Store, StoreError, Where, compile_where,
@@ -345,6 +345,7 @@ def _create_layer(path: str, layer: Layer) -> None:
         geometry_type=layer.geometry if layer.is_feature else None,
         crs=f"EPSG:{WORKING_EPSG}" if layer.is_feature else None,
         layer_options={**options, "DESCRIPTION": layer.label, "IDENTIFIER": layer.name},
+        dataset_options=None if os.path.exists(path) else {"VERSION": GPKG_VERSION},
         append=os.path.exists(path),
     )
 

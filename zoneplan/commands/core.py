@@ -80,7 +80,7 @@ def load_folder(store: Store, folder: Path) -> dict[str, int]:
     from geo.io import apply_import, plan_import, read_upload
 
     sources = [(name, folder / f"{name}.{'shp' if layer.is_feature else 'dbf'}")
-               for name, layer in LAYERS.items() if name not in ("users", "audit", "applications")]
+               for name, layer in LAYERS.items() if name not in ("users", "audit", "applications") and not layer.internal]
     if folder.resolve() == SAMPLE_DIR.resolve():
         sources.append(("applications", SAMPLE_APPLICATIONS))
     counts: dict[str, int] = {}
