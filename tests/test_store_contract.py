@@ -328,3 +328,9 @@ def test_cli_init_refuses_a_second_time_and_migrate_prints_a_summary(new_schema,
     assert main(["migrate", "--from", url, "--to", str(back)]) == 1
     assert "--force" in capsys.readouterr().err
     assert main(["migrate", "--from", str(back), "--to", url, "--force"]) == 0
+
+
+def test_migrate_refuses_to_copy_a_store_onto_itself(sample_location):
+    with pytest.raises(StoreError, match="same store"):
+        migrate(sample_location, sample_location, force=True)
+    assert open_store(sample_location).count("plots") > 150
