@@ -19,6 +19,7 @@ Arterial 50 km/h = 1.2 min/km, local 30 km/h = 2 min/km.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
@@ -29,6 +30,8 @@ from planner.servicing import N_, ServicingModel, explain, parse_what_if
 
 X0, Y0 = 650000.0, 4799000.0
 CRS = 32643
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "shapefiles"
 
 
 def P(x, y):
