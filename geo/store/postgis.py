@@ -190,7 +190,7 @@ def _columns(lyr: Layer) -> sql.Composable:
 
 def read_rows(conn: psycopg.Connection, lyr: Layer, *, bbox: Bbox | None = None,
               where: Where | None = None, order_by: str | None = None,
-              limit: int | None = None, offset: int = 0, lock: bool = False) -> pd.DataFrame:
+              limit: int | None = None, offset: int = 0) -> pd.DataFrame:
     """Select rows of ``lyr`` on ``conn`` as the store's typed frame."""
     query, params = _select(lyr, _columns(lyr), bbox, where)
     order = order_by or lyr.key
@@ -206,8 +206,6 @@ def read_rows(conn: psycopg.Connection, lyr: Layer, *, bbox: Bbox | None = None,
     if offset:
         query += sql.SQL(" OFFSET %s")
         params.append(int(offset))
-    if lock:
-        query += sql.SQL(" FOR UPDATE")
     return _frame(lyr, conn.execute(query, params).fetchall())
 
 
@@ -463,12 +461,17 @@ class PostgisSession(RowSession):
                           (f"zoneplan:{get_layer(layer).name}",))
 
     def _fetch(self, lyr: Layer, key: str, for_update: bool) -> dict[str, Any] | None:
-        rows = read_rows(self.conn, lyr, where={lyr.key: key}, lock=for_update)
-        if rows.empty:
+        # One row straight from the cursor: no frame to build on every versioned update.
+        query, params = _select(lyr, _columns(lyr), None, {lyr.key: key})
+        if for_update:
+            query += sql.SQL(" FOR UPDATE")
+        row = self.conn.execute(query, params).fetchone()
+        if row is None:
             return None
-        row = rows.iloc[0].to_dict()
-        return {k: (None if v is pd.NA or (isinstance(v, float) and np.isnan(v))
-                    else v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        out = {fld.name: _plain(fld, value) for fld, value in zip(lyr.fields, row)}
+        if lyr.is_feature:
+            out["geometry"] = None if row[-1] is None else shapely.from_wkb(bytes(row[-1]))
+        return out
 
     def _existing(self, lyr: Layer, keys: list[Any]) -> list[Any]:
         query = sql.SQL("SELECT {k} FROM {t} WHERE {k} = ANY(%s)").format(
