@@ -13,7 +13,7 @@ import shapely
 
 from geo.layers import LAYERS
 from geo.store import (
-    Conflict, Invalid, NotFound, Null, Range, StoreError, create_store, open_store,
+    Conflict, Invalid, ListHas, NotFound, Null, Range, StoreError, create_store, open_store,
 )
 from geo.store.migration import compare, migrate
 
@@ -102,6 +102,22 @@ def test_bbox_where_order_and_paging_agree_on_both_backends(store):
     assert store.count("plots", bbox=(E + 450, N - 10, E + 1500, N + 10), where={"status": "available"}) == 1
     assert store.extent("plots") == (E, N, E + 2050, N + 100)
     assert store.extent("targets") is None
+
+
+def test_list_and_range_or_null_filters(store):
+    rows = plots(("P-1", 0, 0, 100, 100), ("P-2", 500, 0, 600, 100), ("P-3", 1000, 0, 1100, 100),
+                 ("P-4", 2000, 0, 2100, 100), ("P-5", 3000, 0, 3100, 100))
+    rows["sectors"] = ["food, pharma", "chemicals,light", "*", None, ""]
+    rows["start_yr"] = [2020, 2022, None, 2030, 2021]
+    store.insert("plots", rows)
+    ids = lambda where: store.read("plots", where=where)["plot_id"].tolist()  # noqa: E731
+    assert ids({"sectors": ListHas("pharma")}) == ["P-1", "P-3", "P-4", "P-5"]
+    assert ids({"sectors": ListHas("light")}) == ["P-2", "P-3", "P-4", "P-5"]
+    assert store.count("plots", where={"sectors": ListHas("'; DROP TABLE plots; --")}) == 3
+    assert ids({"start_yr": Range(low=2025, or_null=True)}) == ["P-3", "P-4"]
+    assert ids({"start_yr": Range(or_null=True)}) == ["P-1", "P-2", "P-3", "P-4", "P-5"]
+    assert ids({"start_yr": Range(2021, None), "sectors": ListHas("pharma")}) == ["P-4", "P-5"]
+    assert store.count("plots") == 5
 
 
 @pytest.mark.parametrize("where, field", [

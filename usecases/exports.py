@@ -76,8 +76,9 @@ def export_where(store: Store, layer: str, query: ExportQuery, *, role: str | No
     view = plot_view(role)
     if layer == "plots":
         where = view.where(query.statuses)
-        if not (query.attribute_filters or query.servicing_filters or query.bbox):
-            return {**(where or {}), **query.area_where()} or None
+        if not (query.attribute_filters or query.servicing_filters or query.bbox
+                or query.area_where()):
+            return where
         statuses = query.statuses or view.statuses
         page = cat.search(store, query.model_copy(update={"offset": 0, "status": statuses}),
                           role=role, servicing=servicing)

@@ -149,6 +149,15 @@ def _condition(lyr: Layer, cond: Condition) -> tuple[sql.Composable, list[Any]]:
         return (sql.SQL("{} = ANY(%s::{}[])").format(column, _column_type(fld)),
                 [[_db_value(fld, v) for v in value]])
     if op == "listhas":
+        return (sql.SQL("(coalesce(trim({c}), '') IN ('', %s) OR position(',' || %s || ',' IN "
+                        "',' || replace({c}, ' ', '') || ',') > 0)").format(c=column), list(value))
+    if op == "range|null":
+        bounds = [(sign, v) for sign, v in zip((">=", "<="), value) if v is not None]
+        tests = [sql.SQL("{} {} %s").format(column, sql.SQL(sign)) for sign, _ in bounds]
+        return (sql.SQL("({} IS NULL OR ({}))").format(
+            column, sql.SQL(" AND ").join(tests) if tests else sql.SQL("TRUE")),
+            [_db_value(fld, v) for _, v in bounds])
+    if op == "listhas":
         return (sql.SQL("(coalesce(trim({0}), '') IN ('', %s) OR position(',' || %s || ',' "
                         "IN ',' || replace({0}, ' ', '') || ',') > 0)").format(column),
                 list(value))
