@@ -28,7 +28,8 @@ from planner.reservation import RULES
 from planner.visibility import is_staff
 
 __all__ = [
-    "INVESTOR_FIELDS", "ApplicationIn", "ApplicationOut", "ApplicationFiled", "RuleOut", "AcceptIn", "RejectIn", "WithdrawIn",
+    "INVESTOR_FIELDS", "ApplicationIn", "ApplicationOut", "ApplicationFiled", "RuleOut", "AcceptIn",
+    "RejectIn", "WithdrawIn",
     "parse_body", "as_record", "list_applications", "get_application", "matching_filters",
 ]
 

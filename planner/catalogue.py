@@ -46,7 +46,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 PUBLIC_PLOT_STATUS = "available"
 FACT_COLUMNS = ("rail", "rail_distance_m", "power", "power_headroom_kw", "water",
-                "water_headroom_m3d", "ready")
+                "water_headroom_m3d", "ready", "waits_for")
 # Sort keys the catalogue accepts -> column of the joined frame.
 SORT_COLUMNS = {"plot_id": "plot_id", "area_ha": "area_ha", "status": "status",
                 "power": "power_headroom_kw", "water": "water_headroom_m3d", "ready": "ready"}
@@ -236,7 +236,8 @@ def servicing_facts(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
     Columns: ``rail`` (bool), ``rail_distance_m``, ``power`` (bool),
     ``power_headroom_kw``, ``water`` (bool), ``water_headroom_m3d``, ``ready``
-    (``"now"``, ``"YYYY-MM-DD"`` or ``"unknown"``).
+    (``"now"``, ``"YYYY-MM-DD"`` or ``"unknown"``) and ``waits_for`` (the required
+    utilities not met as recorded: what readiness waits for).
     """
     rows = []
     for rec in records:
@@ -250,6 +251,7 @@ def servicing_facts(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             "water": bool(water.get("available", False)),
             "water_headroom_m3d": _number(water.get("headroom_m3d")),
             "ready": str(rec.get("ready") or "unknown"),
+            "waits_for": list(rec.get("waits_for") or []),
         })
     frame = pd.DataFrame(rows, columns=["plot_id", *FACT_COLUMNS])
     return frame.set_index("plot_id")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import schemathesis
 import shapely
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import (content_type_conformance, not_a_server_error,
                                  response_schema_conformance, status_code_conformance)
 
@@ -379,6 +379,7 @@ def test_ogc_api_honours_its_document(app):
 
         @given(case=operation.as_strategy())
         @settings(max_examples=6, deadline=None, derandomize=True, database=None,
+                  phases=(Phase.explicit, Phase.generate),  # report, don't shrink: CI time
                   suppress_health_check=list(HealthCheck))
         def run(case):
             case.call_and_validate(headers=headers, checks=CHECKS)

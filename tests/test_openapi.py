@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import (content_type_conformance, not_a_server_error,
                                  response_schema_conformance, status_code_conformance)
 
@@ -45,6 +45,7 @@ def test_api_honours_its_document(app, bearer):
 
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+                  phases=(Phase.explicit, Phase.generate),  # report, don't shrink: CI time
                   suppress_health_check=list(HealthCheck))
         def run(case):
             case.call_and_validate(headers=bearer, checks=CHECKS)

@@ -46,9 +46,9 @@ from planner import catalogue as cat
 from planner.catalogue import PlotFilters, QueryError
 from planner.kpi import kpi as kpi_of
 from planner.visibility import NEVER_SERVED, Forbidden
+from usecases import applications as usecase
 from usecases import exports
 from usecases.exports import EXPORTABLE, FORMATS, ExportQuery
-from usecases import applications as usecase
 from usecases import uploads
 from web import deps
 from web.auth import api_error, api_role_required, current_role, current_username
@@ -113,7 +113,12 @@ class PlotProperties(BaseModel):
     power_headroom_kw: float | None
     water: bool | None
     water_headroom_m3d: float | None
-    ready: str | None = Field(description="'now', a date (YYYY-MM-DD) or 'unknown'")
+    ready: str | None = Field(description="'now', a date (YYYY-MM-DD) or 'unknown'; counts "
+                                          "road, power and water (rail when the plot needs "
+                                          "it), not storm sewer or gas")
+    waits_for: list[str] | None = Field(description="Required services not there yet (road, "
+                                                    "rail, power, water): what readiness "
+                                                    "waits for")
 
 
 class PlotFeature(BaseModel):
@@ -326,13 +331,18 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _error(message: str, status: int, field: str | None = None, problems: list | None = None):
+def api_error_with_problems(message: str, status: int, field: str | None = None,
+                            problems: list | None = None):
+    """A JSON error response, with ``problems`` (``geo.validate.Problem``) when given."""
     response = api_error(message, status, field)
     if problems:
         body = response.get_json()
         body["problems"] = [dataclasses.asdict(p) for p in problems[:200]]
         response.set_data(json.dumps(body, ensure_ascii=False))
     return response
+
+
+_error = api_error_with_problems  # the short name this module's handlers use
 
 
 @bp.errorhandler(QueryError)
@@ -517,10 +527,7 @@ def tx_servicing(tx: Any) -> Any:
     """The servicing model for a use case's transaction: the one cached for the store's
     revision, read while the transaction holds the store's write lock (so it is what the
     transaction sees)."""
-    model = deps.servicing_model()
-    if model is None:
-        raise cat.ServicingUnavailable("servicing answers are not available")
-    return model
+    return deps.servicing_model()
 
 
 def rules_json(breaches: list) -> list[dict[str, str]]:
