@@ -350,3 +350,11 @@ def test_migrate_refuses_to_copy_a_store_onto_itself(sample_location):
     with pytest.raises(StoreError, match="same store"):
         migrate(sample_location, sample_location, force=True)
     assert open_store(sample_location).count("plots") > 150
+
+
+def test_filter_values_no_stored_row_could_hold_match_nothing(store):
+    store.insert("plots", plots(("P-1", 0, 0, 100, 100)))
+    for odd in ("\x00nothing", "a/b", "x" * 500):
+        assert store.count("plots", where={"plot_id": odd}) == 0
+        assert store.count("plots", where={"plot_id": [odd]}) == 0
+    assert store.count("plots", where={"plot_id": ["\x00nothing", "P-1"]}) == 1

@@ -137,6 +137,14 @@ def _frame(lyr: Layer, rows: list[tuple]) -> pd.DataFrame:
     return frame
 
 
+def _filter_value(fld: Field, value: Any) -> Any:
+    """A filter value as PostgreSQL takes it; text with a NUL byte, which PostgreSQL cannot
+    hold, becomes NULL and so matches nothing."""
+    if isinstance(value, str) and "\x00" in value:
+        return None
+    return _db_value(fld, value)
+
+
 def _condition(lyr: Layer, cond: Condition) -> tuple[sql.Composable, list[Any]]:
     name, op, value = cond
     column = sql.SQL("t.{}").format(sql.Identifier(name))
@@ -147,7 +155,7 @@ def _condition(lyr: Layer, cond: Condition) -> tuple[sql.Composable, list[Any]]:
         return sql.SQL("{} IS NOT NULL").format(column), []
     if op == "in":
         return (sql.SQL("{} = ANY(%s::{}[])").format(column, _column_type(fld)),
-                [[_db_value(fld, v) for v in value]])
+                [[_filter_value(fld, v) for v in value]])
     if op == "listhas":
         return (sql.SQL("(coalesce(trim({c}), '') IN ('', %s) OR position(',' || %s || ',' IN "
                         "',' || replace({c}, ' ', '') || ',') > 0)").format(c=column), list(value))
@@ -156,7 +164,7 @@ def _condition(lyr: Layer, cond: Condition) -> tuple[sql.Composable, list[Any]]:
         tests = [sql.SQL("{} {} %s").format(column, sql.SQL(sign)) for sign, _ in bounds]
         return (sql.SQL("({} IS NULL OR ({}))").format(
             column, sql.SQL(" AND ").join(tests) if tests else sql.SQL("TRUE")),
-            [_db_value(fld, v) for _, v in bounds])
+            [_filter_value(fld, v) for _, v in bounds])
     if op == "listhas":
         return (sql.SQL("(coalesce(trim({0}), '') IN ('', %s) OR position(',' || %s || ',' "
                         "IN ',' || replace({0}, ' ', '') || ',') > 0)").format(column),
@@ -167,7 +175,7 @@ def _condition(lyr: Layer, cond: Condition) -> tuple[sql.Composable, list[Any]]:
         return (sql.SQL("({} IS NULL OR ({}))").format(
                     column, sql.SQL(" AND ").join(tests) if tests else sql.SQL("true")),
                 [_db_value(fld, v) for v in value if v is not None])
-    return sql.SQL("{} {} %s").format(column, sql.SQL(op)), [_db_value(fld, value)]
+    return sql.SQL("{} {} %s").format(column, sql.SQL(op)), [_filter_value(fld, value)]
 
 
 def _select(lyr: Layer, what: sql.Composable, bbox: Bbox | None,
