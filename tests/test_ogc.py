@@ -301,6 +301,8 @@ def test_verified_passwords_never_outlive_a_change(store):
     ("/ogc/collections/nope", 404),
     ("/ogc/collections/nope/items", 404),
     ("/ogc/collections/plots/items/NO-SUCH", 404),
+    ("/ogc/collections/plots/items/%1B", 404),
+    ("/ogc/collections/plots/items?plot_id=%1B", 400),
     ("/ogc/collections/audit/items/abc", 401),
     ("/ogc/nothing/here", 404),
     ("/ogc/collections/plots/items?bbox=1,2,3", 400),

@@ -22,7 +22,7 @@ from geo.validate import Problem as SchemaProblem, ValidationError
 from planner import applications as apps
 from planner import catalogue as cat
 from planner.servicing import UTILITY_WORDS, readiness_basis
-from planner.visibility import Forbidden, is_staff, plot_view
+from planner.visibility import Forbidden, plot_view
 from usecases import applications as usecase
 from usecases import uploads
 from web import api, deps
@@ -86,10 +86,11 @@ def _filters_or_error(args: Mapping[str, str]) -> tuple[dict[str, str], str | No
 # --------------------------------------------------------------------------- catalogue
 @bp.route("/plots")
 def plots():
-    """Available plots: filters, a map and a sortable list kept in sync (data: /api/plots)."""
+    """Plots (available by default, any status the reader may see): filters, a map and a
+    sortable list kept in sync (data: /api/plots)."""
     values, error = _filters_or_error(request.args.to_dict(flat=True))
     return render_template("plots.html", values=values, error=error, page_config=_page_config(),
-                           formats=DOWNLOAD_FORMATS, staff=is_staff(current_role()))
+                           formats=DOWNLOAD_FORMATS)
 
 
 def _servicing_record(plot_id: str, as_of: dt.date | None = None) -> dict[str, Any] | None:

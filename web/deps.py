@@ -9,13 +9,15 @@ from typing import Any, Callable, Hashable
 import pandas as pd
 from flask import Flask, current_app
 
-from geo.layers import FEATURE_LAYERS
+from geo.layers import FEATURE_LAYERS, LAYERS
 from geo.store import Store, open_store
 from usecases.jobs import JobRunner
 
 from planner import servicing as _servicing
 
 EXTENSION = "zoneplan"
+# What derived values are built from: log-ins, jobs and settings change nothing drawn.
+DATA_LAYERS = tuple(name for name, layer in LAYERS.items() if not layer.internal)
 
 
 class RevisionCache:
@@ -75,7 +77,7 @@ class Deps:
 
     def cached(self, key: Hashable, build: Callable[[], Any]) -> Any:
         """``build()`` once per store revision and ``key``; concurrent callers wait for it."""
-        return self.cache.get_or_build((self.store.revision(), key), build)
+        return self.cache.get_or_build((self.store.revision(DATA_LAYERS), key), build)
 
 
 def init_app(app: Flask, store: Store | None = None) -> Deps:

@@ -11,7 +11,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from web import deps
-from web.auth import safe_next
+from planner.visibility import PlotView, plot_view
+from web.auth import current_role, current_username, safe_next
 from web.maps import RenderedMap, build_zone_map, legend, render_map, tr_value
 from web.security import add_nonces
 from zoneplan import accounts
@@ -37,14 +38,16 @@ def servicing_lines() -> dict[str, list[str]]:
         return {}
 
 
-def zone_map() -> RenderedMap:
-    """The rendered zone map for this language, cached until the store changes."""
+def zone_map(view: PlotView) -> RenderedMap:
+    """The zone map as ``view`` sees it, in this language, cached until the store changes."""
     config = current_app.config
-    key = ("zone_map", str(get_locale()), dt.date.today(),
+    key = ("zone_map", view.key, str(get_locale()), dt.date.today(),
            config.get("ZONEPLAN_TILES_URL"), config.get("ZONEPLAN_TILES_ATTRIBUTION"))
 
     def build() -> RenderedMap:
-        m = build_zone_map(deps.snapshot(), translate=_, static_url=_static,
+        snapshot = dict(deps.snapshot())
+        snapshot["plots"] = view.visible(snapshot["plots"])
+        m = build_zone_map(snapshot, translate=_, static_url=_static,
                            servicing=servicing_lines(),
                            tiles_url=config.get("ZONEPLAN_TILES_URL"),
                            tiles_attribution=config.get("ZONEPLAN_TILES_ATTRIBUTION"))
@@ -52,16 +55,17 @@ def zone_map() -> RenderedMap:
     return deps.deps().cached(key, build)
 
 
-def _map_context(rendered: RenderedMap) -> dict[str, Any]:
+def _map_context(rendered: RenderedMap, view: PlotView) -> dict[str, Any]:
     return {"map_header": add_nonces(rendered.header), "map_html": rendered.html,
             "map_script": rendered.script, "map_id": rendered.map_id,
-            "legend": legend(_)}
+            "legend": legend(_, view.statuses)}
 
 
 @bp.route("/")
 def index():
-    """The zone map for everyone."""
-    return render_template("map.html", **_map_context(zone_map()))
+    """The zone map for everyone, showing what the reader's role may see."""
+    view = plot_view(current_role(), current_username())
+    return render_template("map.html", **_map_context(zone_map(view), view))
 
 
 @bp.route("/lang/<code>")

@@ -106,7 +106,6 @@
     var tbody = table.querySelector("tbody");
     var count = document.getElementById("zp-count");
     var errorBox = document.getElementById("zp-list-error");
-    var staff = root.getAttribute("data-staff") === "true";
     var map = newMap("zp-cat-map");
     var byId = {};
     var rows = {};
@@ -172,7 +171,7 @@
         cell(tr, p.water ? number(p.water_headroom_m3d, 0) : "—",
           "num" + (p.water && p.water_headroom_m3d < 0 ? " zp-neg" : ""));
         cell(tr, readyText(p.ready, p.waits_for));
-        if (staff) { cell(tr, T.statuses[p.status] || p.status); }
+        cell(tr, T.statuses[p.status] || p.status);
         tr.addEventListener("click", function (e) {
           if (e.target.tagName !== "A") { select(f.id, "list"); }
         });
