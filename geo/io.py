@@ -1196,6 +1196,9 @@ def write_import(tx: Any, store: Any, plan: ImportPlan) -> list[str]:
     if plan.problems:
         raise ValidationError(plan.problems)
     lyr = importable_layer(plan.layer)
+    # Writers that check this layer (new parcels, other imports) wait until this commits,
+    # so the plan checked below is what the rows are written next to.
+    tx.lock(lyr.name)
     if store.revision(_checked_layers(lyr)) != plan.revision:
         plan = _plan_again(store, plan)
     for key in plan.removed:

@@ -30,7 +30,7 @@ from pydantic import (
 
 from geo.crs import WEB_DECIMALS, WGS84_EPSG, WORKING_EPSG, transformer, working_crs
 from geo.layers import LAYERS, PLOT_STATUSES, SECTORS, get_layer, parse_sectors
-from geo.store import Store
+from geo.store import Range, Store
 from planner.visibility import (
     Forbidden, PlotView, check_readable, layer_fields, plot_view, readable_layers,
 )
@@ -185,8 +185,15 @@ class PlotFilters(QueryParams):
 
     @property
     def attribute_filters(self) -> bool:
-        """Whether filters beyond the store's own (status, bbox) apply."""
-        return self.min_area is not None or self.max_area is not None or self.sector is not None
+        """Whether filters the store cannot answer itself apply (the allowed sectors are a
+        list in one text field)."""
+        return self.sector is not None
+
+    def area_where(self) -> dict[str, Range]:
+        """The area range as a store filter, answered in SQL ({} without one)."""
+        if self.min_area is None and self.max_area is None:
+            return {}
+        return {"area_ha": Range(self.min_area, self.max_area)}
 
     def query_string(self, **changes: Any) -> dict[str, str]:
         """The non-default parameters as strings (for links: next page, exports)."""
@@ -471,6 +478,7 @@ def search(store: Store, filters: PlotFilters, *, role: str | None = None,
     bbox = working_bbox(filters.bbox)
     if bbox == ():
         return PlotPage(filters, 0, _empty_plots(), view)
+    where = {**(where or {}), **filters.area_where()} or None
     as_of = filters.as_of
     if filters.servicing_filters and servicing is None:
         raise ValueError("the servicing filters need the servicing model (servicing=...)")
@@ -494,11 +502,6 @@ def search(store: Store, filters: PlotFilters, *, role: str | None = None,
 
 def _attribute_mask(frame: pd.DataFrame, filters: PlotFilters) -> np.ndarray:
     mask = np.ones(len(frame), dtype=bool)
-    area = frame["area_ha"].to_numpy(dtype=float)
-    if filters.min_area is not None:
-        mask &= area >= filters.min_area
-    if filters.max_area is not None:
-        mask &= area <= filters.max_area
     if filters.sector is not None:
         allowed = [parse_sectors(text) for text in frame["sectors"].tolist()]
         mask &= np.array([a is None or filters.sector in a for a in allowed], dtype=bool)

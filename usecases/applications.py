@@ -221,6 +221,10 @@ def accept(store: Store, app_id: str, plot_id: str | None = None, *, user: str,
     """
     _staff_only(role, "accept")
     with store.transaction(user) as tx:
+        # Headroom depends on every reserved plot's demand: accepts run one at a time, so
+        # two cannot both spend the last kilowatts (PostGIS; a GeoPackage writer already
+        # holds the whole file).
+        tx.lock("plots")
         app = _application(tx, app_id, user=user, role=role)
         current = _expect(app, version, "submitted")
         plot_id = plot_id or app["plot_id"]

@@ -97,7 +97,8 @@ def export_where(store: Store, layer: str, query: ExportQuery | LayerExportQuery
     view = plot_view(role)
     if layer == "plots":
         where = view.where(query.statuses)
-        if not (query.attribute_filters or query.servicing_filters or query.bbox):
+        if not (query.attribute_filters or query.servicing_filters or query.bbox
+                or query.area_where()):
             return where
         statuses = query.statuses or view.statuses
         page = cat.search(store, query.model_copy(update={"offset": 0, "status": statuses}),
