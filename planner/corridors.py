@@ -278,7 +278,9 @@ def build_corridors(model: ServicingModel, area: shapely.Geometry, target_ids: S
     spacing = _spacing(spacing_m, maxx - minx, maxy - miny)
     lattice_xy, lattice_edges = _lattice(minx, miny, maxx, maxy, spacing)
     region = shapely.box(minx, miny, maxx, maxy)
-    boundary_xy, boundary_edges = _boundaries(free_plots[shapely.intersects(free_plots, region)],
+    # every plot's edge is a corridor: a taken plot may be skirted, never entered
+    all_plots = np.asarray(plots.geometry.values, dtype=object)
+    boundary_xy, boundary_edges = _boundaries(all_plots[shapely.intersects(all_plots, region)],
                                               spacing)
     xy = np.r_[lattice_xy, boundary_xy]
     edges = np.r_[lattice_edges, boundary_edges + len(lattice_xy)]
