@@ -117,8 +117,8 @@ def run(name: str, model: ServicingModel, area, targets: list[str], kind: str, t
     gap = "-" if s["gap"] is None else f"{s['gap']:.2%}"
     print(f"| {name} | {kind} | {len(targets)} ({len(s['unreachable'])} unreachable) | "
           f"{graph.n_nodes:,} / {graph.n_edges:,} | {build_s:.1f} | {s['elapsed_s']:.1f} | "
-          f"{s['cost'] / 1e6:,.1f} | {gap} ({s['method']}) | {mh / 1e6:,.1f} (+{(mh - s['cost']) / s['cost']:.2%}), "
-          f"{mh_s:.1f} s | {pp / 1e6:,.1f} (+{(pp - s['cost']) / s['cost']:.2%}), {pp_s:.2f} s |", flush=True)
+          f"{s['cost'] / 1e6:,.1f} | {gap} ({s['method']}) | {mh / 1e6:,.1f} ({(mh - s['cost']) / s['cost']:+.2%}), "
+          f"{mh_s:.1f} s | {pp / 1e6:,.1f} ({(pp - s['cost']) / s['cost']:+.2%}), {pp_s:.2f} s |", flush=True)
 
 
 def main() -> None:
