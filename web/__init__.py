@@ -15,7 +15,7 @@ from geo.store import default_db, is_url
 LANGUAGES = ("ru", "en", "kk")
 DEFAULT_MAX_CONTENT_LENGTH = 32 * 1024 * 1024
 BLUEPRINTS = ("web.auth", "web.pages", "web.api", "web.catalogue", "web.planner",
-              "web.planner_access")
+              "web.subdivide", "web.planner_access", "web.ogc")
 
 
 class SetupError(RuntimeError):
