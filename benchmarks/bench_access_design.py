@@ -20,7 +20,6 @@ from pathlib import Path
 import geopandas as gpd
 import networkx as nx
 import numpy as np
-import pandas as pd
 import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
@@ -28,7 +27,7 @@ from scipy.sparse import csgraph
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.access_design import design_access  # noqa: E402
-from planner.corridors import NET, build_corridors  # noqa: E402
+from planner.corridors import build_corridors  # noqa: E402
 from planner.servicing import ServicingModel  # noqa: E402
 
 CRS = 32643
@@ -118,8 +117,8 @@ def run(name: str, model: ServicingModel, area, targets: list[str], kind: str, t
     gap = "-" if s["gap"] is None else f"{s['gap']:.2%}"
     print(f"| {name} | {kind} | {len(targets)} ({len(s['unreachable'])} unreachable) | "
           f"{graph.n_nodes:,} / {graph.n_edges:,} | {build_s:.1f} | {s['elapsed_s']:.1f} | "
-          f"{s['cost'] / 1e6:,.1f} | {gap} ({s['method']}) | {mh / 1e6:,.1f} (+{(mh - s['cost']) / s['cost']:.2%}), "
-          f"{mh_s:.1f} s | {pp / 1e6:,.1f} (+{(pp - s['cost']) / s['cost']:.2%}), {pp_s:.2f} s |", flush=True)
+          f"{s['cost'] / 1e6:,.1f} | {gap} ({s['method']}) | {mh / 1e6:,.1f} ({(mh - s['cost']) / s['cost']:+.2%}), "
+          f"{mh_s:.1f} s | {pp / 1e6:,.1f} ({(pp - s['cost']) / s['cost']:+.2%}), {pp_s:.2f} s |", flush=True)
 
 
 def main() -> None:
@@ -139,7 +138,7 @@ def main() -> None:
         if not targets:
             print(f"| sample {row.exp_id} | - | 0 | no free plots: nothing to design | | | | | | |")
             continue
-        for kind in ("road", "power"):
+        for kind in ("road", "rail", "power"):
             run(f"sample {row.exp_id}", model, row.geometry, targets, kind, args.time_limit)
     if not args.skip_generated:
         layers, area, targets = generated_snapshot()

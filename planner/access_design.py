@@ -44,7 +44,7 @@ from planner.steiner import DEFAULT_TIME_LIMIT_S, SteinerTree, steiner_tree, wri
 
 __all__ = [
     "FREIGHT_TARIFF", "DEFAULT_TONNES_PER_HA", "FREIGHT_MILP_MAX", "FreightModel", "Design",
-    "design_access", "freight_cost",
+    "design_access", "freight_cost", "freight_model",
 ]
 
 #: Tenge per tonne-km: lorry haulage on roads, wagonload on rail.
@@ -154,7 +154,7 @@ def design_access(graph: CorridorGraph, *, time_limit: float | None = DEFAULT_TI
     if not live:
         reasons = "; ".join(f"{p}: {r}" for p, r in graph.unreachable.items())
         raise ValueError(f"no target plot can be reached: {reasons}")
-    lookup = graph.edge_lookup()
+    lookup = graph.edge_lookup
     report(0.05, "choosing gates")
     dist = csgraph.dijkstra(graph.matrix(), directed=False, indices=NET)
     gates = {k: _nearest(graph.reach[k], dist) for k in live if not graph.served[k]}
@@ -174,7 +174,7 @@ def design_access(graph: CorridorGraph, *, time_limit: float | None = DEFAULT_TI
             break
         if deadline is not None and time.perf_counter() > deadline - 0.5:
             break
-        regated = _regate(graph, live, chosen, gates)
+        regated = _regate(graph, chosen, gates)
         if regated == gates:
             break
         gates = regated
@@ -247,8 +247,7 @@ def _chosen(tree: SteinerTree, lookup: Mapping[tuple[int, int], int], n_nodes: i
     return np.asarray(sorted(out), dtype=np.intp)
 
 
-def _regate(graph: CorridorGraph, live: list[int], chosen: np.ndarray,
-            gates: Mapping[int, int]) -> dict[int, int]:
+def _regate(graph: CorridorGraph, chosen: np.ndarray, gates: Mapping[int, int]) -> dict[int, int]:
     """Each unserved target's reach node nearest the tree (by construction cost)."""
     nodes = np.unique(np.r_[graph.u[chosen], graph.v[chosen], NET])
     dist = csgraph.dijkstra(graph.matrix(), directed=False, indices=nodes, min_only=True)
@@ -263,7 +262,7 @@ def _segments(graph: CorridorGraph, live: list[int], chosen: np.ndarray) -> gpd.
     if len(chosen) == 0:
         return gpd.GeoDataFrame(columns, geometry=[], crs=crs)
     served_below = _targets_below(graph, live, chosen)
-    groups = _chains(graph, chosen, live)
+    groups = _chains(graph, chosen)
     geoms = []
     for group in groups:
         line = shapely.line_merge(shapely.multilinestrings(graph.geometry[group].tolist()))
@@ -314,7 +313,7 @@ def _lower_node(graph: CorridorGraph, e: int, below: Mapping[int, set]) -> int:
     return a if len(below.get(a, ())) <= len(below.get(b, ())) else b
 
 
-def _chains(graph: CorridorGraph, chosen: np.ndarray, live: list[int]) -> list[np.ndarray]:
+def _chains(graph: CorridorGraph, chosen: np.ndarray) -> list[np.ndarray]:
     """Group chosen edges into chains between nodes of degree other than 2 (and the network)."""
     deg = np.bincount(np.r_[graph.u[chosen], graph.v[chosen]], minlength=graph.n_nodes)
     stop = deg != 2
@@ -433,7 +432,7 @@ def _improve(graph: CorridorGraph, live: list[int], chosen: np.ndarray, freight:
 
 
 def _path_edges(graph: CorridorGraph, pred: np.ndarray, node: int) -> np.ndarray:
-    lookup = graph.edge_lookup()
+    lookup = graph.edge_lookup
     out = []
     while pred[node] >= 0:
         p = int(pred[node])

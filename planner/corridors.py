@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Mapping, Sequence
 
 import geopandas as gpd
@@ -195,8 +196,9 @@ class CorridorGraph:
         m = sparse.coo_matrix((np.r_[w, w], (rows, cols)), shape=(self.n_nodes, self.n_nodes))
         return _min_duplicates(m)
 
+    @cached_property
     def edge_lookup(self) -> dict[tuple[int, int], int]:
-        """Cheapest edge index by its (unordered) node pair."""
+        """Cheapest edge index by its (unordered) node pair (built once, on first use)."""
         order = np.argsort(-self.cost, kind="stable")  # cheapest written last, so it wins
         return {(min(a, b), max(a, b)): int(e) for e, a, b in
                 zip(order.tolist(), self.u[order].tolist(), self.v[order].tolist())}
@@ -278,7 +280,9 @@ def build_corridors(model: ServicingModel, area: shapely.Geometry, target_ids: S
     spacing = _spacing(spacing_m, maxx - minx, maxy - miny)
     lattice_xy, lattice_edges = _lattice(minx, miny, maxx, maxy, spacing)
     region = shapely.box(minx, miny, maxx, maxy)
-    boundary_xy, boundary_edges = _boundaries(free_plots[shapely.intersects(free_plots, region)],
+    # every plot's edge is a corridor: a taken plot may be skirted, never entered
+    all_plots = np.asarray(plots.geometry.values, dtype=object)
+    boundary_xy, boundary_edges = _boundaries(all_plots[shapely.intersects(all_plots, region)],
                                               spacing)
     xy = np.r_[lattice_xy, boundary_xy]
     edges = np.r_[lattice_edges, boundary_edges + len(lattice_xy)]

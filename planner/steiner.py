@@ -160,12 +160,12 @@ def steiner_tree(
     if not run_exact:
         ascent_clock = clock.capped(max(_ASCENT_MIN_S, clock.elapsed()))
         lower_bound, _ = _dual_ascent(graph, int(graph.terminals[0]), ascent_clock, keep_cuts=False)
-        lower_bound = max(lower_bound, _voronoi_bound(graph))
     else:
         result = _CutModel(graph).solve(tree, search, clock)
         lower_bound = result.lower_bound
         if result.tree is not None and result.tree.cost < tree.cost:
             tree = result.tree
+    lower_bound = max(lower_bound or 0.0, _voronoi_bound(graph))
     return _finish(instance, _expand(graph, tree), lower_bound, "milp" if run_exact else "heuristic", clock)
 
 

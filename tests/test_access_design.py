@@ -302,3 +302,18 @@ def test_commit_refuses_a_design_crossing_a_plot_taken_since(toy_db):
     assert _sha(toy_db) == before
     with pytest.raises(AccessDesignError, match="due"):
         commit_design(store, doc, user="planner", due="soon")
+
+
+def test_cli_freight_years_reports_freight_and_the_saving(toy_db, tmp_path, capsys):
+    with open_store(toy_db).transaction("test") as tx:
+        tx.insert("gates", _gdf([_asset("G1")], [shapely.Point(P(1000, 0))]))
+    out = tmp_path / "design.geojson"
+    assert main(["access", "design", "--db", toy_db, "--area", "EXP-T", "--kind", "road",
+                 "--spacing", "25", "--cost-per-m", "1000", "--freight-years", "10",
+                 "--tonnes", "P1=50000", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "freight over 10 years" in text and "construction-only design" in text
+    s = json.loads(out.read_text())["summary"]
+    assert s["tonnes"] == {"P1": 50000.0} and s["freight_years"] == 10.0
+    assert s["total"] == pytest.approx(s["cost"] + s["freight_cost"])
+    assert s["saving"] >= 0 and s["objective"] == "construction+freight"

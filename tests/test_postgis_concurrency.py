@@ -55,7 +55,8 @@ def test_fifty_planners_accepting_one_plot_leave_exactly_one_winner(sample):
         store, f"RACE-{i:02d}", user="planner", role="planner"))
     winners = [o for o in outcomes if isinstance(o, dict)]
     assert len(winners) == 1, [o for o in outcomes if not isinstance(o, dict)][:3]
-    assert all(isinstance(o, Conflict) for o in outcomes if not isinstance(o, dict)), outcomes
+    assert all(isinstance(o, Conflict) for o in outcomes if not isinstance(o, dict)), \
+        [o for o in outcomes if not isinstance(o, (dict, Conflict))]
     assert store.get("plots", plot["plot_id"])["status"] == "reserved"
     reserved = store.read("applications", where={"status": "reserved", "assigned": plot["plot_id"]})
     assert reserved["app_id"].tolist() == [winners[0]["app_id"]]

@@ -113,11 +113,11 @@
   var counter = 0;
   var current = null;  // the job being polled
 
+  /* the cancel button shows once the job exists (a click before that would be lost) */
   function busy(on) {
     runBtn.disabled = on;
-    cancelBtn.hidden = !on;
     bar.hidden = !on;
-    if (on) { bar.value = 0; }
+    if (on) { bar.value = 0; } else { cancelBtn.hidden = true; }
   }
 
   form.addEventListener("submit", function (e) {
@@ -130,6 +130,7 @@
     api("POST", cfg.urls.run, body).then(function (res) {
       if (res.status !== 202) { busy(false); status.textContent = T.failed + " " + (res.body.error || res.status); return; }
       current = { id: res.body.job_id, params: body };
+      cancelBtn.hidden = false;
       poll();
     }, function () { busy(false); status.textContent = T.network; });
   });
