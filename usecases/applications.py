@@ -232,7 +232,7 @@ def accept(store: Store, app_id: str, plot_id: str | None = None, *, user: str,
             raise Invalid([Problem(None, app_id, "plot_id",
                                    "give the plot to reserve; the application names none")])
         plot = _plot(tx, plot_id, role=role)
-        breaches = reservation.check(plot, app, _locked_servicing(store, tx, plot_id, servicing))
+        breaches = reservation.check(plot, app, _locked_servicing(tx, plot_id, servicing))
         if breaches:
             raise Refused(app_id, plot_id, breaches)
         tx.update("plots", plot_id, {"status": "reserved", **reservation.demand_fields(app)},
@@ -243,7 +243,7 @@ def accept(store: Store, app_id: str, plot_id: str | None = None, *, user: str,
         return as_record(tx.get("applications", app_id))
 
 
-def _locked_servicing(store: Store, tx: Session, plot_id: str,
+def _locked_servicing(tx: Session, plot_id: str,
                       servicing: ServicingSource) -> ServicingModel:
     """The servicing model to check ``plot_id`` with, its substation and water main locked.
 
@@ -253,14 +253,14 @@ def _locked_servicing(store: Store, tx: Session, plot_id: str,
     committed by another accept before the lock was granted changes the plots' revision,
     and the model is read again.
     """
-    seen = store.revision(["plots"])
+    seen = tx.revision(["plots"])
     model = servicing(tx)
     record = model.answer([plot_id])[0]
     for layer, key in (("substations", record["power"].get("substation")),
                        ("water_mains", record["water"].get("main"))):
         if key is not None:
             tx.get(layer, key, for_update=True)
-    return model if store.revision(["plots"]) == seen else servicing(tx)
+    return model if tx.revision(["plots"]) == seen else servicing(tx)
 
 
 def _release(tx: Session, app: Mapping[str, Any]) -> None:

@@ -45,7 +45,7 @@ def _fields() -> list[dict[str, Any]]:
         field("setback_storm_m", _("Setback from storm sewers, m")),
         field("setback_prot_m", _("Setback from protection zones, m")),
         field("large_share", _("Share of land in large lots (0–1)")),
-        field("large_ha", _("Large lot, ha (blank: 80% of the largest)")),
+        field("large_ha", _("Large lot, ha (blank: 0.8 × the largest)")),
     ]
 
 

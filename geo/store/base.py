@@ -242,6 +242,10 @@ class Session(ABC):
         """How many rows :meth:`read` would return without limit."""
 
     @abstractmethod
+    def revision(self, layers: Sequence[str] | None = None) -> str:
+        """:meth:`Store.revision` as this transaction sees it (on its own connection)."""
+
+    @abstractmethod
     def get(self, layer: str, key: str, *, for_update: bool = False) -> dict[str, Any]:
         """One row as a dict (``geometry`` included for features). Raises NotFound.
 

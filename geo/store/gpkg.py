@@ -196,6 +196,14 @@ def count_rows(conn: sqlite3.Connection, lyr: Layer, *, bbox: Bbox | None = None
     return int(conn.execute(sql, params).fetchone()[0])
 
 
+def _revision(conn: sqlite3.Connection, layers: Sequence[str] | None) -> str:
+    names = list(LAYERS) if layers is None else [get_layer(n).name for n in layers]
+    stamps = dict(conn.execute(
+        f"SELECT table_name, last_change FROM gpkg_contents WHERE table_name IN "
+        f"({', '.join('?' * len(names))})", names).fetchall())
+    return "|".join(str(stamps.get(n)) for n in names)
+
+
 class GpkgStore(Store):
     """A store in one GeoPackage file.
 
@@ -317,12 +325,8 @@ class GpkgStore(Store):
         return None if row[0] is None else tuple(float(v) for v in row)
 
     def revision(self, layers: Sequence[str] | None = None) -> str:
-        names = list(LAYERS) if layers is None else [get_layer(n).name for n in layers]
         with self._conn() as conn:
-            stamps = dict(conn.execute(
-                f"SELECT table_name, last_change FROM gpkg_contents WHERE table_name IN "
-                f"({', '.join('?' * len(names))})", names).fetchall())
-        return "|".join(str(stamps.get(n)) for n in names)
+            return _revision(conn, layers)
 
     @contextmanager
     def transaction(self, user: str = "system") -> Iterator["GpkgSession"]:
@@ -368,6 +372,9 @@ class GpkgSession(RowSession):
     def get(self, layer: str, key: str, *, for_update: bool = False) -> dict[str, Any]:
         """One row as this transaction sees it (the writer holds the file's lock)."""
         return self._row(get_layer(layer), key, for_update)
+
+    def revision(self, layers: Sequence[str] | None = None) -> str:
+        return _revision(self.conn, layers)
 
     def read(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None,
              order_by: str | None = None, limit: int | None = None, offset: int = 0,

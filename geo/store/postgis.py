@@ -311,15 +311,8 @@ class PostgisStore(Store):
         return None if row[0] is None else tuple(float(v) for v in row)
 
     def revision(self, layers: Sequence[str] | None = None) -> str:
-        names = list(LAYERS) if layers is None else [get_layer(n).name for n in layers]
         with wrapped("reading revisions"), self._pool.connection() as conn:
-            rows = conn.execute(
-                f"SELECT r.layer, r.rev, m.value FROM {REVISIONS} r, {META} m "
-                "WHERE m.key = 'generation' AND r.layer = ANY(%s) ORDER BY r.layer",
-                (names,)).fetchall()
-        if not rows:
-            return "empty"
-        return rows[0][2] + ":" + ",".join(f"{layer}={rev}" for layer, rev, _ in rows)
+            return _revision(conn, layers)
 
     @contextmanager
     def transaction(self, user: str = "system") -> Iterator["PostgisSession"]:
@@ -443,12 +436,27 @@ def build_schema(conn: psycopg.Connection, *, force: bool, where: str) -> None:
                     ("zoneplan layers, metadata and per-layer revisions",))
 
 
+def _revision(conn: psycopg.Connection, layers: Sequence[str] | None) -> str:
+    names = list(LAYERS) if layers is None else [get_layer(n).name for n in layers]
+    rows = conn.execute(
+        f"SELECT r.layer, r.rev, m.value FROM {REVISIONS} r, {META} m "
+        "WHERE m.key = 'generation' AND r.layer = ANY(%s) ORDER BY r.layer",
+        (names,)).fetchall()
+    if not rows:
+        return "empty"
+    return rows[0][2] + ":" + ",".join(f"{layer}={rev}" for layer, rev, _ in rows)
+
+
 class PostgisSession(RowSession):
     """Reads and writes inside one PostgreSQL transaction."""
 
     def __init__(self, conn: psycopg.Connection, user: str):
         super().__init__(user)
         self.conn = conn
+
+    def revision(self, layers: Sequence[str] | None = None) -> str:
+        with wrapped("reading revisions"):
+            return _revision(self.conn, layers)
 
     def get(self, layer: str, key: str, *, for_update: bool = False) -> dict[str, Any]:
         """One row; with ``for_update`` it stays locked until the transaction ends."""
