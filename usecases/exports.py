@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 from geo import io as geo_io
 from geo.crs import export_epsg_codes, parse_epsg
 from geo.layers import LAYERS
-from geo.store import NotFound, Store
+from geo.store import NotFound, Null, Store
 from planner import catalogue as cat
 from planner.catalogue import (
     BBOX_TEXT, Bbox, PlotFilters, QueryError, Statuses, QueryParams, check_status_names,
@@ -31,8 +31,6 @@ EXPORTABLE = tuple(n for n in LAYERS if n not in geo_io.NEVER_EXPORTED)
 MAX_EXPORT_IDS = 30_000  # ids per filtered export (SQLite's parameter limit is 32766)
 PLOT_ONLY = ("min_area", "max_area", "sector", "rail", "min_power", "min_water", "ready_by",
              "as_of", "status", "sort")
-# A key no row has, per key type: an export that matched nothing is empty.
-NOTHING = {"str": "\x00nothing", "int": -1}
 
 
 def _crs_choices(schema: dict[str, Any]) -> None:
@@ -155,10 +153,8 @@ def export_file(store: Store, layer: str, fmt: str, query: ExportQuery | LayerEx
     """
     _check_exportable(layer, role)
     where = export_where(store, layer, query, role=role, servicing=servicing)
-    if where:
-        lyr = LAYERS[layer]
-        where = {k: (v if not isinstance(v, list) or v else [NOTHING[lyr.field(k).type]])
-                 for k, v in where.items()}
+    if where:  # no id matched: "key IS NULL" matches nothing (keys are required)
+        where = {k: (v if not isinstance(v, list) or v else Null()) for k, v in where.items()}
     name = geo_io.export_filename(layer, FORMATS[fmt])
     try:
         return geo_io.export_layers(store, layer, FORMATS[fmt], Path(folder) / name,
