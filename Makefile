@@ -58,7 +58,7 @@ sample: setup
 ## messages: re-extract the UI strings and update/compile the catalogues (commit the .po and .mo)
 messages: $(VENV)/.installed
 	$(BIN)/pybabel -q extract -F babel.cfg -k _ -k N_ -k _l -k lazy_gettext --no-location \
-		--sort-output --project zoneplan -o web/translations/messages.pot web planner
+		--sort-output --project zoneplan -o web/translations/messages.pot web planner usecases
 	$(BIN)/pybabel -q update -i web/translations/messages.pot -d web/translations --no-fuzzy-matching
 	$(BIN)/pybabel -q compile -d web/translations --statistics
 

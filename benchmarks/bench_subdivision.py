@@ -91,7 +91,7 @@ def main() -> None:
     rows["fishnet"] = fishnet(site, params, result.streets, result.metrics["net_developable_ha"])
     print(f"{args.hectares:g} ha, target {args.target_ha:g} ha (0.5-2 ha), best of {args.repeat}")
     keys = ("plots", "utilisation", "frontage_share", "deviation_mean", "deviation_worst",
-            "out_of_range", "compactness_mean", "elongation_mean", "depth_ratio_max",
+            "out_of_range", "compactness_mean", "elongation_mean", "depth_ratio_max", "too_deep",
             "street_land_ha", "new_street_km", "remnants", "elapsed_s")
     print(f"{'':20}" + "".join(f"{m:>12}" for m in rows))
     for key in keys:

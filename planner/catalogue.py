@@ -30,7 +30,7 @@ from pydantic import (
 
 from geo.crs import WEB_DECIMALS, WGS84_EPSG, WORKING_EPSG, transformer, working_crs
 from geo.layers import LAYERS, PLOT_STATUSES, SECTORS, get_layer, parse_sectors
-from geo.store import Store
+from geo.store import Range, Store
 from planner.visibility import (
     Forbidden, PlotView, check_readable, layer_fields, plot_view, readable_layers,
 )
@@ -48,7 +48,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 PUBLIC_PLOT_STATUS = "available"
 FACT_COLUMNS = ("rail", "rail_distance_m", "power", "power_headroom_kw", "water",
-                "water_headroom_m3d", "ready")
+                "water_headroom_m3d", "ready", "waits_for")
 # Sort keys the catalogue accepts -> column of the joined frame.
 SORT_COLUMNS = {"plot_id": "plot_id", "area_ha": "area_ha", "status": "status",
                 "power": "power_headroom_kw", "water": "water_headroom_m3d", "ready": "ready"}
@@ -185,8 +185,15 @@ class PlotFilters(QueryParams):
 
     @property
     def attribute_filters(self) -> bool:
-        """Whether filters beyond the store's own (status, bbox) apply."""
-        return self.min_area is not None or self.max_area is not None or self.sector is not None
+        """Whether filters the store cannot answer itself apply (the allowed sectors are a
+        list in one text field)."""
+        return self.sector is not None
+
+    def area_where(self) -> dict[str, Range]:
+        """The area range as a store filter, answered in SQL ({} without one)."""
+        if self.min_area is None and self.max_area is None:
+            return {}
+        return {"area_ha": Range(self.min_area, self.max_area)}
 
     def query_string(self, **changes: Any) -> dict[str, str]:
         """The non-default parameters as strings (for links: next page, exports)."""
@@ -250,7 +257,8 @@ def servicing_facts(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
     Columns: ``rail`` (bool), ``rail_distance_m``, ``power`` (bool),
     ``power_headroom_kw``, ``water`` (bool), ``water_headroom_m3d``, ``ready``
-    (``"now"``, ``"YYYY-MM-DD"`` or ``"unknown"``).
+    (``"now"``, ``"YYYY-MM-DD"`` or ``"unknown"``) and ``waits_for`` (the required
+    utilities not met as recorded: what readiness waits for).
     """
     rows = []
     for rec in records:
@@ -264,6 +272,7 @@ def servicing_facts(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             "water": bool(water.get("available", False)),
             "water_headroom_m3d": _number(water.get("headroom_m3d")),
             "ready": str(rec.get("ready") or "unknown"),
+            "waits_for": list(rec.get("waits_for") or []),
         })
     frame = pd.DataFrame(rows, columns=["plot_id", *FACT_COLUMNS])
     return frame.set_index("plot_id")
@@ -469,6 +478,7 @@ def search(store: Store, filters: PlotFilters, *, role: str | None = None,
     bbox = working_bbox(filters.bbox)
     if bbox == ():
         return PlotPage(filters, 0, _empty_plots(), view)
+    where = {**(where or {}), **filters.area_where()} or None
     as_of = filters.as_of
     if filters.servicing_filters and servicing is None:
         raise ValueError("the servicing filters need the servicing model (servicing=...)")
@@ -492,11 +502,6 @@ def search(store: Store, filters: PlotFilters, *, role: str | None = None,
 
 def _attribute_mask(frame: pd.DataFrame, filters: PlotFilters) -> np.ndarray:
     mask = np.ones(len(frame), dtype=bool)
-    area = frame["area_ha"].to_numpy(dtype=float)
-    if filters.min_area is not None:
-        mask &= area >= filters.min_area
-    if filters.max_area is not None:
-        mask &= area <= filters.max_area
     if filters.sector is not None:
         allowed = [parse_sectors(text) for text in frame["sectors"].tolist()]
         mask &= np.array([a is None or filters.sector in a for a in allowed], dtype=bool)

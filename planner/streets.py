@@ -20,8 +20,8 @@ from scipy.sparse.csgraph import connected_components
 
 from geo.crs import WORKING_EPSG
 
-__all__ = ["ROAD_ROW_M", "FRONTAGE_TOLERANCE_M", "Frame", "StreetGrid", "generate_streets",
-           "existing_streets", "rights_of_way", "frontage", "access_point"]
+__all__ = ["ROAD_ROW_M", "FRONTAGE_TOLERANCE_M", "Frame", "StreetGrid", "Access",
+           "generate_streets", "existing_streets", "rights_of_way", "frontage", "access_point"]
 
 #: Right-of-way width (m) assumed for existing roads, which store no width, by class.
 ROAD_ROW_M: dict[str, float] = {"arterial": 40.0, "collector": 30.0, "local": 20.0,
@@ -152,7 +152,8 @@ def generate_streets(area: Any, *, depth_m: float, row_m: float, spine_row_m: fl
     Returns
     -------
     StreetGrid
-        Only street pieces connected to the access (or, without one, to the longest piece).
+        The longest connected network, the pieces that could be linked to it and the
+        connector to the access point.
     """
     minx, miny, maxx, maxy = area.bounds
     spacing = 2 * depth_m + row_m
@@ -174,72 +175,111 @@ def generate_streets(area: Any, *, depth_m: float, row_m: float, spine_row_m: fl
     parts = shapely.line_merge(parts)
     keep = shapely.length(parts) > 1.0
     parts, roles, widths = parts[keep], roles[index[keep]], widths[index[keep]]
-    connector = None
+    parts, roles, widths = _join(parts, roles, widths, area=area, avoid=avoid, row_m=row_m,
+                                 max_link_m=spacing)
     if access is not None and len(parts):
-        nearest = shapely.shortest_line(access, shapely.union_all(parts))
-        if shapely.length(nearest) > 1.0:
-            connector = nearest
-    if connector is not None:
-        parts = np.append(parts, connector)
-        roles = np.append(roles, "connector")
-        widths = np.append(widths, row_m)
-    keep = _connected(parts, access, connector)
+        connector = shapely.shortest_line(access, shapely.union_all(parts))
+        if shapely.length(connector) > 1.0:
+            parts = np.append(parts, connector)
+            roles = np.append(roles, "connector")
+            widths = np.append(widths, row_m)
     rows = [{"street_id": f"S-{i + 1:03d}", "role": str(r), "row_m": float(w),
              "existing": False, "geometry": g}
-            for i, (r, w, g) in enumerate(zip(roles[keep], widths[keep], parts[keep]))]
+            for i, (r, w, g) in enumerate(zip(roles, widths, parts))]
     return StreetGrid(_frame_of(rows), local_x, cross_y)
 
 
-def _connected(parts: np.ndarray, access: Any | None, connector: Any | None) -> np.ndarray:
-    """Mask of the pieces connected to the access point (or to the longest piece)."""
+def _components(parts: np.ndarray) -> np.ndarray:
+    """Label of the connected street network each piece belongs to."""
     n = len(parts)
-    if n == 0:
-        return np.zeros(0, dtype=bool)
     tree = shapely.STRtree(parts)
     a, b = tree.query(shapely.buffer(parts, 0.01), predicate="intersects")
     _, labels = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)),
                                      directed=False)
-    if connector is not None:
-        root = n - 1
-    elif access is not None:
-        root = int(np.argmin(shapely.distance(parts, access)))
-    else:
-        root = int(np.argmax(shapely.length(parts)))
-    return labels == labels[root]
+    return labels
+
+
+def _join(parts: np.ndarray, roles: np.ndarray, widths: np.ndarray, *, area: Any,
+          avoid: Any | None, row_m: float, max_link_m: float
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The longest street network, with every other piece joined to it by a straight link
+    (inside the area, clear of ``avoid``, at most ``max_link_m`` long) or dropped.
+
+    Concave outlines and holes cut cross streets into pieces the spine never reaches.
+    """
+    if not len(parts):
+        return parts, roles, widths
+    labels = _components(parts)
+    lengths = np.bincount(labels, weights=shapely.length(parts))
+    main = int(np.argmax(lengths))
+    network = shapely.union_all(parts[labels == main])
+    joined = labels == main
+    inside = shapely.buffer(area, 0.5)
+    links = []
+    others = [k for k in np.argsort(-lengths) if k != main]
+    for label in others:  # few pieces: one shortest line each
+        piece = shapely.union_all(parts[labels == label])
+        link = shapely.shortest_line(piece, network)
+        ok = shapely.length(link) <= max_link_m and shapely.within(link, inside) and \
+            (avoid is None or not shapely.intersects(link, avoid))
+        if ok:
+            joined |= labels == label
+            network = shapely.union_all([network, piece, link])
+            if shapely.length(link) > 0.01:
+                links.append(link)
+    parts, roles, widths = parts[joined], roles[joined], widths[joined]
+    return (np.append(parts, np.array(links, dtype=object)),
+            np.append(roles, ["connector"] * len(links)),
+            np.append(widths, [row_m] * len(links)))
+
+
+@dataclass(frozen=True)
+class Access:
+    """Where new streets join the network: a gate, or the nearest point of a road."""
+
+    point: Any
+    kind: str
+    asset_id: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.asset_id}"
 
 
 def access_point(area: Any, gates: gpd.GeoDataFrame | None, roads: gpd.GeoDataFrame | None,
-                 ) -> tuple[Any | None, str | None]:
+                 ) -> Access | None:
     """The nearest gate, or the nearest point of an existing road, to ``area``.
 
     Returns
     -------
-    (Point or None, description)
-        ``("gate G-2")`` or ``("road R-055")``; (None, None) when there is neither. A gate
-        wins a tie with a road (it is where the zone is entered).
+    Access or None
+        None when there is neither gate nor road. A gate wins a tie with a road (it is
+        where the zone is entered).
     """
-    best: tuple[float, int, Any, str] | None = None
-    for rank, (frame, key, noun) in enumerate(((gates, "asset_id", "gate"),
-                                                (roads, "asset_id", "road"))):
+    best: tuple[float, int, Access] | None = None
+    for rank, (frame, kind) in enumerate(((gates, "gate"), (roads, "road"))):
         if frame is None or not len(frame):
             continue
         geoms = np.asarray(frame.geometry.values, dtype=object)
         dist = shapely.distance(geoms, area)
         i = int(np.argmin(dist))
         point = shapely.get_point(shapely.shortest_line(geoms[i], area), 0)
-        candidate = (round(float(dist[i]), 3), rank, point, f"{noun} {frame[key].iloc[i]}")
+        candidate = (round(float(dist[i]), 3), rank,
+                     Access(point, kind, str(frame["asset_id"].iloc[i])))
         if best is None or candidate[:2] < best[:2]:
             best = candidate
-    return (best[2], best[3]) if best else (None, None)
+    return best[2] if best else None
 
 
-def existing_streets(roads: gpd.GeoDataFrame | None, area: Any) -> gpd.GeoDataFrame:
-    """Existing roads whose right of way reaches into ``area``, with their assumed ``row_m``."""
+def existing_streets(roads: gpd.GeoDataFrame | None, area: Any, *,
+                     also: tuple[str, ...] = ()) -> gpd.GeoDataFrame:
+    """Existing roads whose right of way reaches into ``area`` (and those named in ``also``),
+    with their assumed ``row_m``."""
     if roads is None or not len(roads):
         return _frame_of([])
     row = roads["class"].map(ROAD_ROW_M).fillna(ROAD_ROW_M["local"]).to_numpy(dtype=float)
     geoms = np.asarray(roads.geometry.values, dtype=object)
-    near = shapely.dwithin(geoms, area, row / 2 + FRONTAGE_TOLERANCE_M)
+    near = shapely.dwithin(geoms, area, row / 2 + FRONTAGE_TOLERANCE_M) \
+        | roads["asset_id"].isin(also).to_numpy()
     return _frame_of([{"street_id": str(k), "role": "existing", "row_m": float(w),
                        "existing": True, "geometry": g}
                       for k, w, g in zip(roads["asset_id"].to_numpy()[near], row[near],

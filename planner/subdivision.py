@@ -32,16 +32,14 @@ import pandas as pd
 import shapely
 
 from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
-from planner.streets import (FRONTAGE_TOLERANCE_M, Frame, access_point, existing_streets,
-                             frontage, generate_streets, rights_of_way)
+from planner.streets import (Frame, access_point, existing_streets, frontage, generate_streets,
+                             rights_of_way)
 
-__all__ = ["METHODS", "KEPT_STATUSES", "SubdivisionParams", "SubdivisionError", "Site",
-           "Subdivision", "subdivide", "compare"]
+__all__ = ["METHODS", "STREET_LAYOUTS", "MAX_PLOTS", "SubdivisionParams", "SubdivisionError",
+           "Site", "Subdivision", "check_area", "subdivide", "compare", "quality", "params_dict"]
 
 METHODS: tuple[str, ...] = ("strip", "obb")
 STREET_LAYOUTS: tuple[str, ...] = ("generated", "existing")
-#: Plots someone holds or was offered: never replaced, always subdivided around.
-KEPT_STATUSES: tuple[str, ...] = ("available", "reserved", "allocated", "occupied")
 #: Pieces smaller than this share of the minimum plot area stay open land (remnants).
 REMNANT_SHARE = 0.5
 _OVERLAP_M2 = 1.0
@@ -541,27 +539,39 @@ def _developable(site: Site, params: SubdivisionParams) -> tuple[Any, gpd.GeoDat
     return developable, kept, removed
 
 
-def _streets(site: Site, params: SubdivisionParams, frame: Frame
+def _streets(site: Site, params: SubdivisionParams, frame: Frame, kept: gpd.GeoDataFrame
              ) -> tuple[gpd.GeoDataFrame, np.ndarray | None, list[str]]:
     """(streets in the frame, local street positions or None, notes): the generated layout
-    (when asked for) and the existing roads reaching the area."""
+    (when asked for; clear of protection zones and kept plots) and the existing roads
+    reaching the area."""
     local = frame.to_local
-    existing = existing_streets(site.layer("roads"), site.area)
+    access = access_point(site.area, site.layer("gates"), site.layer("roads")) \
+        if params.streets == "generated" else None
+    joined = (access.asset_id,) if access is not None and access.kind == "road" else ()
+    existing = existing_streets(site.layer("roads"), site.area, also=joined)
     existing = existing.set_geometry(local(_geoms(existing)), crs=WORKING_EPSG)
     if params.streets != "generated":
         if not len(existing):
             raise SubdivisionError("no street reaches the area: there are no existing roads "
                                    "along it; generate streets instead")
         return existing, None, []
-    gate, where = access_point(site.area, site.layer("gates"), site.layer("roads"))
-    notes = [f"the spine road starts from {where}" if gate is not None else
+    notes = [f"the spine road starts from {access}" if access is not None else
              "no gate or road to connect to: the streets are not joined to the network"]
-    zones = site.layer("prot_zones")
+    avoid = np.concatenate([_geoms(site.layer("prot_zones")), _geoms(kept)])
     grid = generate_streets(local(site.area), depth_m=params.depth_m, row_m=params.row_m,
                             spine_row_m=params.spine_row_m, block_m=params.block_m,
-                            access=None if gate is None else local(gate),
-                            avoid=None if zones is None else local(shapely.union_all(_geoms(zones))))
+                            access=None if access is None else local(access.point),
+                            avoid=local(shapely.union_all(avoid)) if len(avoid) else None)
     return pd.concat([grid.streets, existing], ignore_index=True), grid.local_x, notes
+
+
+def _access_streets(streets: gpd.GeoDataFrame, plots: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """New streets, and the existing roads a plot fronts or the new streets join."""
+    new = ~streets["existing"].to_numpy()
+    network = shapely.union_all(_geoms(streets[new]))
+    joins = shapely.dwithin(_geoms(streets), network, 1.0) if new.any() else np.zeros(len(new), bool)
+    fronted = streets["street_id"].isin(plots["street_id"]).to_numpy()
+    return streets[new | fronted | joins].reset_index(drop=True)
 
 
 def _notes(metrics: Mapping[str, Any], params: SubdivisionParams) -> list[str]:
@@ -607,7 +617,7 @@ def subdivide(site: Site, params: SubdivisionParams, *,
     developable, kept, removed = _developable(site, params)
     _report(progress, 0.1, "laying out streets")
     frame = Frame.of(site.area)
-    streets_local, local_x, warnings = _streets(site, params, frame)
+    streets_local, local_x, warnings = _streets(site, params, frame, kept)
     net = shapely.difference(frame.to_local(developable), rights_of_way(streets_local))
     net = shapely.make_valid(shapely.set_precision(net, 0.001))
     _report(progress, 0.25, f"subdividing {net.area / 10_000.0:.1f} ha ({params.method})")
@@ -626,6 +636,7 @@ def subdivide(site: Site, params: SubdivisionParams, *,
     streets = streets_local.set_geometry(frame.to_world(_geoms(streets_local)), crs=WORKING_EPSG)
     streets = streets.reset_index(drop=True).astype({"existing": bool, "row_m": float})
     plots["street_id"] = streets["street_id"].to_numpy()[plots.pop("street").to_numpy()]
+    streets = _access_streets(streets, plots)
     _report(progress, 0.95, "measuring quality")
     _shape_metrics(plots)
     metrics = quality(site.area, developable, plots, streets, remnants, params)

@@ -17,6 +17,19 @@ Fixtures (reuse them; they are documented one by one below):
 - ``csrf_token``     (function) ``csrf_token(client, path="/login")`` scrapes a page's token.
 - ``live_server``    (function) a real waitress server on a free 127.0.0.1 port in a thread
                      over ``store_path``; yields its base URL.
+- ``postgis_server`` (session) base URL of the PostgreSQL server (``$ZONEPLAN_TEST_PG`` or
+                     postgresql://postgres@127.0.0.1:5432); skips when unreachable or without
+                     PostGIS unless ZONEPLAN_REQUIRE_POSTGIS=1, then fails.
+- ``new_database``   (session) ``new_database(template=None)`` makes a throw-away database
+                     (with PostGIS, or a copy of ``template``) and returns its URL; all are
+                     dropped at the end of the session.
+- ``new_schema``     (function) ``new_schema()`` makes an empty schema in one shared database
+                     and returns a URL whose search path puts it first; dropped after the test.
+- ``sample_pg``      (session) a database holding the same sample as ``sample_db``
+                     (copied with ``zoneplan migrate``); use it as a template.
+- ``backend``        (function, parametrised "gpkg"/"postgis") the backend a test runs on.
+- ``sample_location``(function) a writable copy of the sample on ``backend``: a path or a URL.
+- ``empty_location`` (function) where ``create_store`` may make a new store on ``backend``.
 - ``browser``        (session) Playwright Chromium from /usr/bin/chromium (skips when absent
                      unless ZONEPLAN_REQUIRE_BROWSER=1, then fails).
 - ``page``           (function; request it after ``live_server`` so it closes first)
@@ -57,7 +70,7 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 def sample_db(tmp_path_factory) -> Path:
     """A store built once per session from the sample shapefiles."""
     from geo.store import create_store
-    from zoneplan import accounts
+    from usecases import accounts
     from zoneplan.commands.core import SAMPLE_DIR, load_folder
 
     path = tmp_path_factory.mktemp("sample") / "zone.gpkg"
@@ -84,6 +97,119 @@ def store(store_path):
     """The writable store copy, opened."""
     from geo.store import open_store
     return open_store(store_path)
+
+
+# --------------------------------------------------------------------------- PostGIS
+PG_SERVER = os.environ.get("ZONEPLAN_TEST_PG", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
+
+
+def _postgis_missing() -> str | None:
+    """Why the PostGIS tests cannot run here, or None when they can."""
+    import psycopg
+    try:
+        with psycopg.connect(f"{PG_SERVER}/postgres", connect_timeout=5) as conn:
+            row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'"
+                               ).fetchone()
+    except psycopg.Error as err:
+        return f"no PostgreSQL server at {PG_SERVER} ({str(err).strip().splitlines()[0]})"
+    return None if row else f"PostgreSQL at {PG_SERVER} lacks PostGIS (postgresql-15-postgis-3)"
+
+
+@pytest.fixture(scope="session")
+def postgis_server() -> str:
+    """The PostgreSQL server's base URL (no database)."""
+    reason = _postgis_missing()
+    if reason:
+        if os.environ.get("ZONEPLAN_REQUIRE_POSTGIS") == "1":
+            pytest.fail(f"{reason} and ZONEPLAN_REQUIRE_POSTGIS=1")
+        pytest.skip(reason)
+    return PG_SERVER
+
+
+@pytest.fixture(scope="session")
+def new_database(postgis_server):
+    """A factory of throw-away databases, all dropped when the session ends."""
+    import psycopg
+    made: list[str] = []
+
+    def make(template: str | None = None) -> str:
+        name = f"zp_test_{os.getpid()}_{len(made)}"
+        with psycopg.connect(f"{postgis_server}/postgres", autocommit=True) as conn:
+            if template:
+                # A template must have no other sessions while it is copied.
+                conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             f"WHERE datname = '{template}' AND pid <> pg_backend_pid()")
+                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            else:
+                conn.execute(f'CREATE DATABASE "{name}"')
+        if not template:
+            with psycopg.connect(f"{postgis_server}/{name}", autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION postgis")
+        made.append(name)
+        return f"{postgis_server}/{name}"
+
+    yield make
+    with psycopg.connect(f"{postgis_server}/postgres", autocommit=True) as conn:
+        for name in made:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sample_pg(sample_db, new_database) -> str:
+    """The session's sample store copied into PostGIS; its database name, for templates."""
+    from geo.store.migration import migrate
+    url = new_database()
+    migrate(str(sample_db), url, force=True)
+    return url.rsplit("/", 1)[1]
+
+
+@pytest.fixture(params=["gpkg", "postgis"])
+def backend(request) -> str:
+    """Run the test once on each backend."""
+    return request.param
+
+
+@pytest.fixture
+def sample_location(backend, request, tmp_path) -> str:
+    """A writable copy of the sample store on ``backend``."""
+    if backend == "gpkg":
+        return str(request.getfixturevalue("store_path"))
+    return request.getfixturevalue("new_database")(request.getfixturevalue("sample_pg"))
+
+
+@pytest.fixture(scope="session")
+def schema_database(postgis_server, request) -> str:
+    """One database whose schemas hold the tests' empty stores (cheaper than databases):
+    ``$ZONEPLAN_TEST_PG_DB`` (the throw-away database .ci/run makes) or a new one."""
+    return os.environ.get("ZONEPLAN_TEST_PG_DB") or request.getfixturevalue("new_database")()
+
+
+@pytest.fixture
+def new_schema(schema_database):
+    """A factory of empty schemas in ``schema_database``; each URL puts its schema first
+    on the search path, so a store made there lives in it. Dropped after the test."""
+    import psycopg
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"s_{os.getpid()}_{time.monotonic_ns()}"
+        with psycopg.connect(schema_database, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{name}"')
+        made.append(name)
+        return f"{schema_database}?options=-csearch_path%3D{name},public"
+
+    yield make
+    with psycopg.connect(schema_database, autocommit=True) as conn:
+        for name in made:
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+@pytest.fixture
+def empty_location(backend, request, tmp_path) -> str:
+    """Where a new store may be created on ``backend``."""
+    if backend == "gpkg":
+        return str(tmp_path / "z.gpkg")
+    return request.getfixturevalue("new_schema")()
 
 
 # --------------------------------------------------------------------------- the app

@@ -117,3 +117,18 @@ def test_tenge_and_counts_read_like_people_write_them():
     assert tenge(29_858_000_000) == "29.9 bn ₸" and tenge(350_000) == "350 k ₸"
     assert tenge(999) == "999 ₸" and tenge(None) == "-" and tenge(1.25e12) == "1.2 tn ₸"
     assert count(867.0) == "867" and count(12_400) == "12,400" and count(float("nan")) == "-"
+
+
+def test_postgis_store_allocates_and_counts_as_the_geopackage(capsys, sample_db, postgis_server,
+                                                               sample_pg):
+    answers = []
+    for db in (str(sample_db), f"{postgis_server}/{sample_pg}"):
+        code, out, err = run(capsys, "allocate", "--db", db, "--as-of", "2022-11-01",
+                             "--method", "greedy", "--json")
+        assert code == 0, err
+        doc = json.loads(out)
+        code, kpi, err = run(capsys, "kpi", "--db", db, "--as-of", "2022-11-01", "--json")
+        assert code == 0, err
+        greedy = {k: v for k, v in doc["greedy"].items() if k != "elapsed_s"}
+        answers.append((doc["assignments"], greedy, json.loads(kpi)))
+    assert answers[0] == answers[1]

@@ -15,7 +15,7 @@ from web import deps
 
 
 def token(store, username: str) -> dict[str, str]:
-    from zoneplan import accounts
+    from usecases import accounts
     return {"Authorization": f"Bearer {accounts.issue_token(store, username)}"}
 
 
@@ -300,7 +300,7 @@ def test_application_lifecycle(client, investor, planner, store):
 
 
 def test_application_roles_and_ownership(client, investor, planner, store):
-    from zoneplan import accounts
+    from usecases import accounts
     accounts.create_user(store, "bolat", "investor", "bolat-pass-123")
     other = token(store, "bolat")
     app = client.post("/api/applications", json=NEEDS, headers=investor).get_json()
@@ -512,7 +512,7 @@ def test_upload_rules(app, client, planner, investor, store):
     for bad in ("../../etc/passwd", "x" * 32, "%2e%2e%2fsecret"):
         assert client.post(f"/api/uploads/{bad}", headers=planner).status_code == 404
     ok = post_upload(client, planner, plots_geojson(store)).get_json()["token"]
-    from zoneplan import accounts
+    from usecases import accounts
     accounts.create_user(store, "pat", "planner", "pat-pass-1234")
     assert client.post(f"/api/uploads/{ok}", headers=token(store, "pat")).status_code == 404
     app.config["ZONEPLAN_UPLOAD_MAX_BYTES"] = 2000

@@ -54,12 +54,16 @@ def _plots(n: int = 12) -> gpd.GeoDataFrame:
     }, geometry=geoms, crs=WORKING_EPSG)
 
 
-@pytest.fixture(scope="module")
-def zone(tmp_path_factory):
-    """Twelve plots in a row; the catalogue only reads, so one store serves the module."""
-    zone = create_store(tmp_path_factory.mktemp("catalogue") / "z.gpkg")
+@pytest.fixture(scope="module", params=["gpkg", "postgis"])
+def zone(request, tmp_path_factory):
+    """Twelve plots in a row on each backend; the catalogue only reads, so one store
+    serves the module."""
+    location = (str(tmp_path_factory.mktemp("catalogue") / "z.gpkg") if request.param == "gpkg"
+                else request.getfixturevalue("new_database")())
+    zone = create_store(location)
     zone.insert("plots", _plots())
-    return zone
+    yield zone
+    zone.close()
 
 
 @pytest.fixture()

@@ -22,6 +22,15 @@ def test_progress_draws_one_line_on_a_terminal():
         show = terminal_progress("design", tty, every_s=0.0)
         show(0.25, "corridor graph")
         show(1.0, "done")
-    text = os.read(master, 4096).decode()
+    chunks = []
+    while True:  # a pty hands its output back in pieces; read until the closed end
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
     os.close(master)
+    text = b"".join(chunks).decode()
     assert "\rdesign:  25% corridor graph" in text and text.rstrip().endswith("100% done")

@@ -340,19 +340,17 @@ def test_explain_translates_templates_before_formatting(model):
 
 
 # ---------------------------------------------------------------- sample zone
-@pytest.fixture(scope="module")
-def sample_model():
-    if not (SAMPLE / "plots.shp").exists():
-        pytest.skip("data/shapefiles/plots.shp is absent: the sample zone was not generated")
-    import tempfile
-
-    from geo.store import create_store
-    from zoneplan.commands.core import load_folder
-    with tempfile.TemporaryDirectory() as tmp:
-        store = create_store(Path(tmp) / "zone.gpkg")
-        load_folder(store, SAMPLE)
-        snap = store.snapshot()
-        store.close()
+@pytest.fixture(scope="module", params=["gpkg", "postgis"])
+def sample_model(request, sample_db):
+    """The servicing model of the sample zone read from each backend (the same sample)."""
+    from geo.store import open_store
+    if request.param == "gpkg":
+        location = str(sample_db)
+    else:
+        location = f"{request.getfixturevalue('postgis_server')}/{request.getfixturevalue('sample_pg')}"
+    store = open_store(location)
+    snap = store.snapshot()
+    store.close()
     return ServicingModel(snap, today="2026-01-01")
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pty
+import subprocess
+import sys
 
 import geopandas as gpd
 import pandas as pd
@@ -122,6 +126,9 @@ def test_keep_existing_subdivides_around_the_candidates(capsys, store_path, tmp_
     frame = gpd.read_file(out_file).to_crs(WORKING_EPSG)
     plots = frame[frame["kind"] == "plot"]
     assert shapely.union_all(plots.geometry.values).intersection(held).area < 1.0
+    streets = frame[(frame["kind"] == "street") & ~frame["existing"].astype(bool)]
+    assert shapely.union_all(streets.geometry.values).intersection(held.buffer(-0.5)).length \
+        < 1.0, "a new street runs through a kept plot"
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -182,3 +189,37 @@ def test_params_from_a_form(store):
         subdivision.read_params({"min_ha": "lots"})
     with pytest.raises(SubdivisionError, match="unknown subdivision parameter"):
         subdivision.read_params({"colour": "red"})
+
+
+def test_the_road_new_streets_join_is_in_the_preview(store):
+    result = subdivision.preview(store, SubdivisionParams(), exp_id="EXP-2")
+    assert "the spine road starts from road R-051" in result.result.warnings
+    streets = result.result.streets
+    joined = streets[streets["street_id"] == "R-051"]
+    assert joined["existing"].tolist() == [True] and joined["row_m"].tolist() == [30.0]
+    new = shapely.union_all(streets[~streets["existing"]].geometry.values)
+    assert shapely.distance(new, joined.geometry.iloc[0]) < 1.0
+
+
+def test_progress_shows_on_a_terminal_only(capsys, store_path, tmp_path):
+    out_file = tmp_path / "p.geojson"
+    argv = [sys.executable, "-m", "zoneplan.cli", "subdivide", "--db", str(store_path),
+            "--area", "EXP-1", "--preview", "-o", str(out_file)]
+    primary, secondary = pty.openpty()
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=secondary, timeout=300)
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(primary)
+    assert proc.returncode == 0
+    assert b"\rsubdivide: " in shown and b"100%" in shown
+    code, out, err = run(capsys, "subdivide", "--db", str(store_path), "--area", "EXP-1",
+                         "--preview", "-o", str(out_file))
+    assert code == 0 and "\r" not in err

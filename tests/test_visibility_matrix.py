@@ -17,7 +17,7 @@ import shapefile  # pyshp: an independent reader
 
 from conftest import unescape_js
 from geo.layers import LAYERS
-from zoneplan import accounts
+from usecases import accounts
 
 PRIVATE = ("resident", "project", "invest", "jobs", "power_kw", "water_m3d")
 PUBLIC_FIELDS = {"plot_id", "cadastre", "status", "sectors", "hazard_ok", "exp_id", "area_ha"}

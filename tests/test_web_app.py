@@ -112,7 +112,7 @@ def test_failed_logins_are_rate_limited(client, login):
 
 
 def test_changed_password_ends_other_sessions(app, login, store):
-    from zoneplan import accounts
+    from usecases import accounts
     c = app.test_client()
     assert login(c, "investor").status_code == 302
     assert c.get("/applications").status_code == 200
@@ -121,7 +121,7 @@ def test_changed_password_ends_other_sessions(app, login, store):
 
 
 def test_disabled_user_cannot_log_in(client, login, store):
-    from zoneplan import accounts
+    from usecases import accounts
     accounts.set_active(store, "investor", False)
     assert login(client, "investor").status_code == 401
 
@@ -212,7 +212,7 @@ def test_admin_manages_users(admin_client, app, login):
 # --------------------------------------------------------------------------- tokens
 def test_bearer_token_authenticates_scripts(app, store):
     from flask import jsonify
-    from zoneplan import accounts
+    from usecases import accounts
     from web.auth import api_role_required, current_username
 
     @app.route("/api/_whoami", methods=["GET", "POST"])
@@ -238,7 +238,7 @@ def test_bearer_token_authenticates_scripts(app, store):
 
 
 def test_account_page_issues_a_token_once(investor_client, store):
-    from zoneplan import accounts
+    from usecases import accounts
     page = investor_client.get("/account").get_data(as_text=True)
     token = scrape_csrf(page)
     response = investor_client.post("/account", data={"tok-csrf_token": token})
@@ -251,7 +251,7 @@ def test_account_page_issues_a_token_once(investor_client, store):
 # --------------------------------------------------------------------------- accounts + CLI
 def test_accounts_rules(store):
     from geo.store import Conflict, Invalid
-    from zoneplan import accounts
+    from usecases import accounts
     with pytest.raises(Invalid, match="password"):
         accounts.create_user(store, "shorty", "investor", "short")
     with pytest.raises(Invalid, match="role"):
@@ -266,7 +266,7 @@ def test_accounts_rules(store):
 
 
 def test_create_default_users_uses_env_or_prints_once(store, monkeypatch, capsys):
-    from zoneplan import accounts
+    from usecases import accounts
     with store.transaction() as tx:
         tx.clear("users")
     monkeypatch.setenv("ZONEPLAN_ADMIN_PASSWORD", "admin-from-env")

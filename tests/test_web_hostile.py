@@ -8,7 +8,7 @@ import pytest
 
 from conftest import PASSWORDS, scrape_csrf
 from web.openapi import REGISTRY
-from zoneplan import accounts
+from usecases import accounts
 
 NESTED = b"[" * 5000  # under the 64 KiB body limit
 

@@ -79,7 +79,7 @@ def test_unknown_language_and_foreign_next_are_ignored(client):
 
 
 def test_logged_in_choice_is_saved_on_the_account(app, login, store):
-    from zoneplan import accounts
+    from usecases import accounts
     c = app.test_client()
     login(c, "investor")
     c.get("/lang/en")
@@ -91,7 +91,7 @@ def test_logged_in_choice_is_saved_on_the_account(app, login, store):
 
 
 def test_language_chosen_before_login_is_kept(app, login, store):
-    from zoneplan import accounts
+    from usecases import accounts
     c = app.test_client()
     c.get("/lang/en")
     login(c, "planner")

@@ -200,7 +200,7 @@ def test_form_posts_without_a_csrf_token_are_refused(app, planner_client, admin_
 def test_session_json_writes_need_the_csrf_header(app, store):
     from flask import jsonify
     from web.auth import api_role_required
-    from zoneplan import accounts
+    from usecases import accounts
 
     @app.route("/api/_echo", methods=["POST"])
     @api_role_required("planner")

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 from geo import io as geo_io
 from geo.crs import export_epsg_codes, parse_epsg
 from geo.layers import LAYERS
-from geo.store import NotFound, Null, Store
+from geo.store import NotFound, Store
 from planner import catalogue as cat
 from planner.catalogue import (
     BBOX_TEXT, Bbox, PlotFilters, QueryError, Statuses, QueryParams, check_status_names,
@@ -99,7 +99,8 @@ def export_where(store: Store, layer: str, query: ExportQuery | LayerExportQuery
     view = plot_view(role)
     if layer == "plots":
         where = view.where(query.statuses)
-        if not (query.attribute_filters or query.servicing_filters or query.bbox):
+        if not (query.attribute_filters or query.servicing_filters or query.bbox
+                or query.area_where()):
             return where
         statuses = query.statuses or view.statuses
         page = cat.search(store, query.model_copy(update={"offset": 0, "status": statuses}),
@@ -153,8 +154,6 @@ def export_file(store: Store, layer: str, fmt: str, query: ExportQuery | LayerEx
     """
     _check_exportable(layer, role)
     where = export_where(store, layer, query, role=role, servicing=servicing)
-    if where:  # no id matched: "key IS NULL" matches nothing (keys are required)
-        where = {k: (v if not isinstance(v, list) or v else Null()) for k, v in where.items()}
     name = geo_io.export_filename(layer, FORMATS[fmt])
     try:
         return geo_io.export_layers(store, layer, FORMATS[fmt], Path(folder) / name,

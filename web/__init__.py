@@ -73,7 +73,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         When there is no store (run ``zoneplan init``).
     """
     from web import auth, deps, security
-    from zoneplan import accounts
+    from usecases import accounts
     from web.maps import VENDOR_DIR, missing_vendor_files
 
     app = Flask(__name__)

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from geo import io as geo_io
-from geo.layers import APPLICATION_STATUSES, LAYERS, PLOT_STATUSES, SECTORS
+from geo.layers import APPLICATION_STATUSES, ID_MAX_LENGTH, LAYERS, PLOT_STATUSES, SECTORS
 from geo.store import Conflict, Invalid, NotFound, StoreError
 from geo.validate import Problem as SchemaProblem, ValidationError
 from planner import applications as apps
@@ -45,9 +45,9 @@ from planner import catalogue as cat
 from planner.catalogue import IsoDate, PlotFilters, QueryError
 from planner.kpi import kpi as kpi_of
 from planner.visibility import NEVER_SERVED, Forbidden
+from usecases import applications as usecase
 from usecases import exports
 from usecases.exports import EXPORTABLE, FORMATS, ExportQuery, LayerExportQuery
-from usecases import applications as usecase
 from usecases import uploads
 from web import deps
 from web.auth import api_error, api_role_required, current_role, current_username
@@ -113,7 +113,12 @@ class PlotProperties(BaseModel):
     power_headroom_kw: float | None
     water: bool | None
     water_headroom_m3d: float | None
-    ready: str | None = Field(description="'now', a date (YYYY-MM-DD) or 'unknown'")
+    ready: str | None = Field(description="'now', a date (YYYY-MM-DD) or 'unknown'; counts "
+                                          "road, power and water (rail when the plot needs "
+                                          "it), not storm sewer or gas")
+    waits_for: list[str] | None = Field(description="Required services not there yet (road, "
+                                                    "rail, power, water): what readiness "
+                                                    "waits for")
 
 
 class PlotFeature(BaseModel):
@@ -345,13 +350,18 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _error(message: str, status: int, field: str | None = None, problems: list | None = None):
+def api_error_with_problems(message: str, status: int, field: str | None = None,
+                            problems: list | None = None):
+    """A JSON error response, with ``problems`` (``geo.validate.Problem``) when given."""
     response = api_error(message, status, field)
     if problems:
         body = response.get_json()
         body["problems"] = [dataclasses.asdict(p) for p in problems[:200]]
         response.set_data(json.dumps(body, ensure_ascii=False))
     return response
+
+
+_error = api_error_with_problems  # the short name this module's handlers use
 
 
 @bp.errorhandler(QueryError)
@@ -435,7 +445,7 @@ def _model() -> Any:
 
 
 # --------------------------------------------------------------------------- plots
-PLOT_ID = {"plot_id": {"type": "string", "minLength": 1, "maxLength": 200}}
+PLOT_ID = {"plot_id": {"type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH}}
 
 
 def _links(page: cat.PlotPage) -> list[dict[str, str]]:
@@ -553,17 +563,14 @@ def export(layer: str, format: str, query: LayerExportQuery):  # noqa: A002 - th
 
 
 # --------------------------------------------------------------------------- applications
-APP_ID = {"app_id": {"type": "string", "minLength": 1, "maxLength": 200}}
+APP_ID = {"app_id": {"type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH}}
 
 
 def tx_servicing(tx: Any) -> Any:
     """The servicing model for a use case's transaction: the one cached for the store's
     revision, read while the transaction holds the store's write lock (so it is what the
     transaction sees)."""
-    model = deps.servicing_model()
-    if model is None:
-        raise cat.ServicingUnavailable("servicing answers are not available")
-    return model
+    return deps.servicing_model()
 
 
 def rules_json(breaches: list) -> list[dict[str, str]]:
@@ -698,15 +705,20 @@ def _unconfirmed(err: uploads.ConfirmationNeeded):
           description="Runs the same checks as `zoneplan import`. 200 with a token and what "
                       "would change (new ids, updates field by field, and for mode=replace "
                       "every removal with its status) when the file may be applied; 422 "
-                      "listing every problem otherwise. A replace never removes reserved, "
+                      "listing every problem otherwise (with that preview when the file "
+                      "could be read). A replace never removes reserved, "
                       "allocated or occupied plots or plots an application names.")
 def upload():
     check_upload_size()
     data, options = upload_request(request.files.get("file"), request.form)
     plan, token = uploads.stage(deps.get_store(), data, options, user=current_username(),
                                 names=API_OPTIONS)
-    if token is None:
-        raise ValidationError(plan.problems)
+    if token is None:  # refused: the problems, and what the file would have changed
+        response = _invalid(ValidationError(plan.problems))
+        body = response.get_json()
+        body["preview"] = plan.to_dict(limit=200)
+        response.set_data(json.dumps(_finite(body), ensure_ascii=False, default=str))
+        return response
     return {"token": token, **plan.to_dict(limit=200)}
 
 

@@ -1,4 +1,4 @@
-"""Log-in, roles and API tokens: Flask-Login over zoneplan.accounts, and the role decorators.
+"""Log-in, roles and API tokens: Flask-Login over usecases.accounts, and the role decorators.
 
 Helpers for other blueprints (stable API):
 
@@ -34,7 +34,7 @@ from geo.layers import ROLES
 from geo.store import StoreError
 from web.deps import get_store
 from web.security import basic_credentials, bearer_token, login_throttle
-from zoneplan import accounts
+from usecases import accounts
 
 bp = Blueprint("auth", __name__)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -15,7 +15,7 @@ from planner.visibility import PlotView, plot_view
 from web.auth import current_role, current_username, safe_next
 from web.maps import RenderedMap, build_zone_map, legend, render_map, tr_value
 from web.security import add_nonces
-from zoneplan import accounts
+from usecases import accounts
 
 bp = Blueprint("pages", __name__)
 

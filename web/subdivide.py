@@ -56,6 +56,7 @@ def _strings() -> dict[str, str]:
         "queued": _("Waiting for a free worker…"),
         "running": _("Subdividing…"),
         "failed": _("The subdivision failed:"),
+        "cancelled": _("The preview was cancelled."),
         "network": _("The server could not be reached."),
         "ready": _("Preview ready: nothing is stored until you commit."),
         "committed": _("Stored %(plots)s candidate plots and %(roads)s planned roads; "
@@ -98,6 +99,7 @@ def _config() -> dict[str, Any]:
                  "preview": url_for("subdivide.start_preview"),
                  "commit": url_for("subdivide.commit"),
                  "job": url_for("api.get_job", job_id="__id__"),
+                 "cancel": url_for("api.cancel_job", job_id="__id__"),
                  "workspace": url_for("planner.workspace")},
         "layers": [{"name": n, "style": styles.get(n, {})} for n in MAP_LAYERS],
         "plotColours": PLOT_COLOURS,

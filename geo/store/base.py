@@ -174,10 +174,10 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[Any]]
 
 @lru_cache(maxsize=None)
 def _filter_field(layer: str, name: str) -> Any:
-    """The field with its vocabulary and limits dropped: a filter value outside them
-    simply matches nothing."""
+    """The field with its vocabulary, limits and id rule dropped: a filter value outside
+    them simply matches nothing."""
     return dataclasses.replace(get_layer(layer).field(name), required=False, choices=None,
-                               minimum=None, maximum=None)
+                               minimum=None, maximum=None, ident=False, max_length=None)
 
 
 def compile_where(layer: Layer, where: Where | None) -> list[Condition]:
@@ -305,6 +305,7 @@ class RowSession(Session):
     def __init__(self, user: str):
         self.user = user
         self._touched: set[str] = set()
+        self._reshaped: set[str] = set()  # layers whose geometries (so extent) changed
         self._audit: list[tuple] = []
 
     @abstractmethod
@@ -336,8 +337,9 @@ class RowSession(Session):
         """Append ``(at, username, action, layer, feat_id, changes)`` records."""
 
     @abstractmethod
-    def _touch(self, layers: set[str]) -> None:
-        """Mark layers changed (their revisions move on commit)."""
+    def _touch(self, layers: set[str], reshaped: set[str]) -> None:
+        """Mark layers changed (their revisions move on commit); ``reshaped`` ones had
+        geometries added, moved or removed."""
 
     def _row(self, lyr: Layer, key: str, for_update: bool = True) -> dict[str, Any]:
         row = self._fetch(lyr, key, for_update)
@@ -361,6 +363,7 @@ class RowSession(Session):
         typed = typed[[c for c in lyr.names if c in typed.columns]]
         self._write_rows(lyr, typed, geoms)
         self._touched.add(lyr.name)
+        self._reshaped.add(lyr.name)
         self._log_bulk(lyr, "insert", keys, typed)
         return [str(k) for k in keys]
 
@@ -383,6 +386,8 @@ class RowSession(Session):
         next_version = int(row.get("version") or 0) + 1
         self._set(lyr, key, {**new, "version": next_version})
         self._touched.add(lyr.name)
+        if "geometry" in changed:
+            self._reshaped.add(lyr.name)
         self._log(lyr, "update", key, changed)
         return next_version
 
@@ -392,12 +397,14 @@ class RowSession(Session):
         self._check_version(lyr, key, row, version)
         self._remove(lyr, key)
         self._touched.add(lyr.name)
+        self._reshaped.add(lyr.name)
         self._log(lyr, "delete", key, diff(row, {k: None for k in row if k != "version"}))
 
     def clear(self, layer: str) -> int:
         lyr = get_layer(layer)
         n = self._remove_all(lyr)
         self._touched.add(lyr.name)
+        self._reshaped.add(lyr.name)
         if n:
             self._log(lyr, "delete", "*", {"count": [n, 0]})
         return n
@@ -413,6 +420,7 @@ class RowSession(Session):
         geoms = np.asarray(frame.geometry.values, dtype=object) if lyr.is_feature else None
         self._write_rows(lyr, typed, geoms)
         self._touched.add(lyr.name)
+        self._reshaped.add(lyr.name)
         return len(typed)
 
     def _log(self, lyr: Layer, action: str, key: str, changes: Mapping[str, Any]) -> None:
@@ -437,7 +445,7 @@ class RowSession(Session):
             self._write_audit(self._audit)
             self._touched.add("audit")
         if self._touched:
-            self._touch(self._touched)
+            self._touch(self._touched, self._reshaped)
 
 
 class Store(ABC):

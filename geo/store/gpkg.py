@@ -439,26 +439,28 @@ class GpkgSession(RowSession):
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(start + i + 1, *rec) for i, rec in enumerate(records)])
 
-    def _touch(self, layers: set[str]) -> None:
-        """Refresh each changed layer's extent and last_change (its revision)."""
+    def _touch(self, layers: set[str], reshaped: set[str]) -> None:
+        """Move each changed layer's last_change (its revision) on, and refresh the extent
+        of those whose geometries changed (a scan of the R-tree, skipped for attribute edits)."""
         for name in layers:
-            self._refresh_contents(get_layer(name))
+            self._refresh_contents(get_layer(name), name in reshaped)
 
-    def _refresh_contents(self, lyr: Layer) -> None:
-        bounds: tuple = (None, None, None, None)
-        if lyr.is_feature:
-            bounds = self.conn.execute(
-                f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "
-                f"{_q(f'rtree_{lyr.name}_{GEOM}')}").fetchone()
+    def _refresh_contents(self, lyr: Layer, reshaped: bool) -> None:
+        # Strictly increasing, even for two commits within one millisecond, since
+        # caches key on it.
+        stamp = ("last_change = CASE "
+                 "WHEN strftime('%Y-%m-%dT%H:%M:%fZ','now') > coalesce(last_change, '') "
+                 "THEN strftime('%Y-%m-%dT%H:%M:%fZ','now') "
+                 "ELSE strftime('%Y-%m-%dT%H:%M:%fZ', julianday(last_change) + 1.0 / 86400000) END")
+        if not (lyr.is_feature and reshaped):
+            self.conn.execute(f"UPDATE gpkg_contents SET {stamp} WHERE table_name = ?", (lyr.name,))
+            return
+        bounds = self.conn.execute(
+            f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "
+            f"{_q(f'rtree_{lyr.name}_{GEOM}')}").fetchone()
         self.conn.execute(
-            # Strictly increasing, even for two commits within one millisecond, since
-            # caches key on it.
-            "UPDATE gpkg_contents SET last_change = CASE "
-            "WHEN strftime('%Y-%m-%dT%H:%M:%fZ','now') > coalesce(last_change, '') "
-            "THEN strftime('%Y-%m-%dT%H:%M:%fZ','now') "
-            "ELSE strftime('%Y-%m-%dT%H:%M:%fZ', julianday(last_change) + 1.0 / 86400000) END, "
-            "min_x = ?, min_y = ?, max_x = ?, max_y = ? WHERE table_name = ?",
-            (*bounds, lyr.name))
+            f"UPDATE gpkg_contents SET {stamp}, min_x = ?, min_y = ?, max_x = ?, max_y = ? "
+            "WHERE table_name = ?", (*bounds, lyr.name))
 
 
 def _typed_bool(lyr: Layer, name: str, value: Any) -> Any:

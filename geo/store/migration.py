@@ -10,7 +10,7 @@ import pandas as pd
 import shapely
 
 from geo.layers import LAYERS, get_layer
-from geo.store.base import RowSession, Store, StoreError
+from geo.store.base import RowSession, Store, StoreError, redact
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,12 @@ def migrate(source_location: str | Path, target_location: str | Path, *, force: 
     StoreError
         When the copy reads back differently (naming the layers and ids).
     """
-    from geo.store import create_store, open_store
+    from geo.store import create_store, is_url, open_store
 
+    if (str(source_location) == str(target_location) if is_url(source_location)
+            else not is_url(target_location)
+            and Path(source_location).resolve() == Path(target_location).resolve()):
+        raise StoreError(f"--from and --to name the same store ({redact(source_location)})")
     source = open_store(source_location)
     try:
         target = create_store(target_location, force=force, fill=fill_from(source, progress))

@@ -137,6 +137,14 @@ def _frame(lyr: Layer, rows: list[tuple]) -> pd.DataFrame:
     return frame
 
 
+def _filter_value(fld: Field, value: Any) -> Any:
+    """A filter value as PostgreSQL takes it; text with a NUL byte, which PostgreSQL cannot
+    hold, becomes NULL and so matches nothing."""
+    if isinstance(value, str) and "\x00" in value:
+        return None
+    return _db_value(fld, value)
+
+
 def _condition(lyr: Layer, cond: Condition) -> tuple[sql.Composable, list[Any]]:
     name, op, value = cond
     column = sql.SQL("t.{}").format(sql.Identifier(name))
@@ -147,7 +155,16 @@ def _condition(lyr: Layer, cond: Condition) -> tuple[sql.Composable, list[Any]]:
         return sql.SQL("{} IS NOT NULL").format(column), []
     if op == "in":
         return (sql.SQL("{} = ANY(%s::{}[])").format(column, _column_type(fld)),
-                [[_db_value(fld, v) for v in value]])
+                [[_filter_value(fld, v) for v in value]])
+    if op == "listhas":
+        return (sql.SQL("(coalesce(trim({c}), '') IN ('', %s) OR position(',' || %s || ',' IN "
+                        "',' || replace({c}, ' ', '') || ',') > 0)").format(c=column), list(value))
+    if op == "range|null":
+        bounds = [(sign, v) for sign, v in zip((">=", "<="), value) if v is not None]
+        tests = [sql.SQL("{} {} %s").format(column, sql.SQL(sign)) for sign, _ in bounds]
+        return (sql.SQL("({} IS NULL OR ({}))").format(
+            column, sql.SQL(" AND ").join(tests) if tests else sql.SQL("TRUE")),
+            [_filter_value(fld, v) for _, v in bounds])
     if op == "listhas":
         return (sql.SQL("(coalesce(trim({0}), '') IN ('', %s) OR position(',' || %s || ',' "
                         "IN ',' || replace({0}, ' ', '') || ',') > 0)").format(column),
@@ -158,7 +175,7 @@ def _condition(lyr: Layer, cond: Condition) -> tuple[sql.Composable, list[Any]]:
         return (sql.SQL("({} IS NULL OR ({}))").format(
                     column, sql.SQL(" AND ").join(tests) if tests else sql.SQL("true")),
                 [_db_value(fld, v) for v in value if v is not None])
-    return sql.SQL("{} {} %s").format(column, sql.SQL(op)), [_db_value(fld, value)]
+    return sql.SQL("{} {} %s").format(column, sql.SQL(op)), [_filter_value(fld, value)]
 
 
 def _select(lyr: Layer, what: sql.Composable, bbox: Bbox | None,
@@ -190,7 +207,7 @@ def _columns(lyr: Layer) -> sql.Composable:
 
 def read_rows(conn: psycopg.Connection, lyr: Layer, *, bbox: Bbox | None = None,
               where: Where | None = None, order_by: str | None = None,
-              limit: int | None = None, offset: int = 0, lock: bool = False) -> pd.DataFrame:
+              limit: int | None = None, offset: int = 0) -> pd.DataFrame:
     """Select rows of ``lyr`` on ``conn`` as the store's typed frame."""
     query, params = _select(lyr, _columns(lyr), bbox, where)
     order = order_by or lyr.key
@@ -206,8 +223,6 @@ def read_rows(conn: psycopg.Connection, lyr: Layer, *, bbox: Bbox | None = None,
     if offset:
         query += sql.SQL(" OFFSET %s")
         params.append(int(offset))
-    if lock:
-        query += sql.SQL(" FOR UPDATE")
     return _frame(lyr, conn.execute(query, params).fetchall())
 
 
@@ -463,12 +478,17 @@ class PostgisSession(RowSession):
                           (f"zoneplan:{get_layer(layer).name}",))
 
     def _fetch(self, lyr: Layer, key: str, for_update: bool) -> dict[str, Any] | None:
-        rows = read_rows(self.conn, lyr, where={lyr.key: key}, lock=for_update)
-        if rows.empty:
+        # One row straight from the cursor: no frame to build on every versioned update.
+        query, params = _select(lyr, _columns(lyr), None, {lyr.key: key})
+        if for_update:
+            query += sql.SQL(" FOR UPDATE")
+        row = self.conn.execute(query, params).fetchone()
+        if row is None:
             return None
-        row = rows.iloc[0].to_dict()
-        return {k: (None if v is pd.NA or (isinstance(v, float) and np.isnan(v))
-                    else v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        out = {fld.name: _plain(fld, value) for fld, value in zip(lyr.fields, row)}
+        if lyr.is_feature:
+            out["geometry"] = None if row[-1] is None else shapely.from_wkb(bytes(row[-1]))
+        return out
 
     def _existing(self, lyr: Layer, keys: list[Any]) -> list[Any]:
         query = sql.SQL("SELECT {k} FROM {t} WHERE {k} = ANY(%s)").format(
@@ -524,7 +544,7 @@ class PostgisSession(RowSession):
                               "(SELECT max(audit_id) FROM audit))")
         return n
 
-    def _touch(self, layers: set[str]) -> None:
+    def _touch(self, layers: set[str], reshaped: set[str]) -> None:
         # Sorted, so two writers always lock revision rows in the same order.
         self.conn.execute(
             f"UPDATE {REVISIONS} SET rev = rev + 1 WHERE layer IN "

@@ -15,6 +15,7 @@
   var areaSelect = document.getElementById("zp-sd-area");
   var previewButton = document.getElementById("zp-sd-preview");
   var commitButton = document.getElementById("zp-sd-commit");
+  var cancelButton = document.getElementById("zp-sd-cancel");
   var progressBar = document.getElementById("zp-sd-progress");
   var statusLine = document.getElementById("zp-sd-status");
   var state = { jobId: null, preview: null, drawn: null, polling: null };
@@ -182,7 +183,13 @@
     }, function () { previewButton.disabled = false; say(T.network, true); });
   });
 
+  cancelButton.addEventListener("click", function () {
+    if (state.running) { api("POST", url("cancel", { id: state.running })); }
+  });
+
   function poll(jobId) {
+    state.running = jobId;
+    cancelButton.hidden = false;
     progressBar.hidden = false;
     progressBar.value = 0;
     api("GET", url("job", { id: jobId })).then(function (response) {
@@ -195,11 +202,14 @@
         return;
       }
       finish();
+      if (job.state === "cancelled") { say(T.cancelled); return; }
       if (job.state !== "done") { say(T.failed + " " + (job.error || job.state), true); return; }
       show(jobId, job.result.preview);
     }, function () { finish(); say(T.network, true); });
   }
   function finish() {
+    state.running = null;
+    cancelButton.hidden = true;
     progressBar.hidden = true;
     previewButton.disabled = false;
   }

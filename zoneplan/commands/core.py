@@ -115,7 +115,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def _build(path: str, source: Path) -> dict[str, int]:
     """Fill a new GeoPackage at ``path`` from ``source`` and add the default users."""
-    from zoneplan.accounts import create_default_users
+    from usecases.accounts import create_default_users
     store = create_store(path, force=True)
     counts = load_folder(store, source)
     create_default_users(store)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from geo.store.base import redact
 from zoneplan.commands.core import add_db_option
 
 
@@ -32,7 +33,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CommandError(f"cannot listen on {args.host}:{args.port} ({err.strerror or err}); "
                            "is another server running there? choose another --port") from None
     host = args.host if ":" not in args.host else f"[{args.host}]"
-    print(f"zoneplan serving {app.config['ZONEPLAN_DB']} at http://{host}:{server.effective_port}/ "
+    print(f"zoneplan serving {redact(app.config['ZONEPLAN_DB'])} at http://{host}:{server.effective_port}/ "
           f"(Ctrl+C to stop)", flush=True)
     try:
         server.run()

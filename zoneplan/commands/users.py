@@ -7,7 +7,7 @@ import sys
 
 from geo.layers import ROLES
 from geo.store import default_db, open_store
-from zoneplan import accounts
+from usecases import accounts
 from zoneplan.commands.core import add_db_option
 
 
