@@ -35,6 +35,7 @@ from pyproj.exceptions import CRSError, ProjError
 from geo import archive
 from geo.crs import WGS84_EPSG, WORKING_EPSG, parse_epsg
 from geo.layers import INTERNAL_LAYERS, LAYERS, Field, Layer, get_layer
+from geo.store import Null, Range
 from geo.validate import (
     ZONE_ENVELOPE, Problem, ValidationError, check_geometries, coerce_attributes, coerce_value,
     format_coordinate, overlaps, single_part,
@@ -1315,6 +1316,9 @@ def check_where(layer: str, where: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in where.items():
         if name not in fields:
             raise ValueError(f"{lyr.name} has no field {name!r}; its fields: {', '.join(fields)}")
+        if isinstance(value, (Null, Range)):  # already a typed store condition
+            out[name] = value
+            continue
         fld = dataclasses.replace(lyr.field(name), required=True)
         values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
         typed = []

@@ -31,6 +31,8 @@ EXPORTABLE = tuple(n for n in LAYERS if n not in geo_io.NEVER_EXPORTED)
 MAX_EXPORT_IDS = 30_000  # ids per filtered export (SQLite's parameter limit is 32766)
 PLOT_ONLY = ("min_area", "max_area", "sector", "rail", "min_power", "min_water", "ready_by",
              "as_of", "status", "sort")
+
+
 def _crs_choices(schema: dict[str, Any]) -> None:
     """Document the offered EPSG codes (built when the document is, not at import)."""
     schema["enum"] = [f"EPSG:{code}" for code in export_epsg_codes()]
