@@ -14,7 +14,7 @@ from geo.store import default_db
 
 LANGUAGES = ("ru", "en", "kk")
 DEFAULT_MAX_CONTENT_LENGTH = 32 * 1024 * 1024
-BLUEPRINTS = ("web.auth", "web.pages", "web.api", "web.catalogue", "web.planner")
+BLUEPRINTS = ("web.auth", "web.pages", "web.api", "web.catalogue", "web.planner", "web.tiles")
 
 
 class SetupError(RuntimeError):
