@@ -198,3 +198,33 @@ def test_multi_part_geometries_are_refused(store):
     frame = gpd.GeoDataFrame({"plot_id": ["P-1"], "status": ["available"]}, geometry=[two], crs=32643)
     with pytest.raises(Invalid, match="2 parts"):
         store.insert("plots", frame)
+
+
+def test_sessions_read_their_own_writes_and_others_wait(store):
+    store.insert("plots", plots(("P-1", 0, 0, 100, 100)))
+    with store.transaction("alice") as tx:
+        tx.insert("plots", plots(("P-2", 200, 0, 300, 100)))
+        tx.update("plots", "P-1", {"cadastre": "101"})
+        assert tx.count("plots") == 2
+        assert tx.get("plots", "P-1", for_update=True)["cadastre"] == "101"
+        inside = tx.read("plots", bbox=(E + 150, N, E + 350, N + 50), where={"status": "available"})
+        assert inside["plot_id"].tolist() == ["P-2"]
+        assert store.count("plots") == 1  # outside readers see the committed state only
+        with pytest.raises(NotFound):
+            tx.get("plots", "P-9")
+    assert store.get("plots", "P-1")["cadastre"] == "101" and store.count("plots") == 2
+
+
+def test_revisions_change_per_layer_and_for_every_commit(store):
+    plots_rev, roads_rev, everything = store.revision(["plots"]), store.revision(["roads"]), store.revision()
+    store.insert("plots", plots(("P-1", 0, 0, 100, 100)))
+    assert store.revision(["plots"]) != plots_rev
+    assert store.revision(["roads"]) == roads_rev
+    assert store.revision() != everything
+    seen = {store.revision(["plots"])}
+    for i in range(5):  # commits within one millisecond still differ
+        store.update("plots", "P-1", {"cadastre": str(i)})
+        seen.add(store.revision(["plots"]))
+    assert len(seen) == 6
+    with pytest.raises(KeyError):
+        store.revision(["nosuchlayer"])

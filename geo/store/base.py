@@ -122,9 +122,31 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[Any]]
 
 
 class Session(ABC):
-    """Writes inside one transaction; every change to a feature layer is audited."""
+    """Reads and writes inside one transaction; every change to a feature layer is audited.
+
+    Reads see the transaction's own writes, so a check and the write it guards run on one
+    connection and no other writer can slip in between.
+    """
 
     user: str
+
+    @abstractmethod
+    def read(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None,
+             order_by: str | None = None, limit: int | None = None, offset: int = 0,
+             ) -> pd.DataFrame:
+        """Rows of ``layer`` as :meth:`Store.read` returns them, inside this transaction."""
+
+    @abstractmethod
+    def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
+        """How many rows :meth:`read` would return without limit."""
+
+    @abstractmethod
+    def get(self, layer: str, key: str, *, for_update: bool = False) -> dict[str, Any]:
+        """One row as a dict (``geometry`` included for features). Raises NotFound.
+
+        ``for_update`` locks the row until the transaction ends (backends whose
+        transactions already hold a write lock need do nothing more).
+        """
 
     @abstractmethod
     def insert(self, layer: str, frame: pd.DataFrame) -> list[str]:
@@ -180,8 +202,11 @@ class Store(ABC):
         """The bounds of a feature layer (None when empty)."""
 
     @abstractmethod
-    def revision(self) -> str:
-        """A token that changes whenever any layer changes (for caches of snapshots)."""
+    def revision(self, layers: Sequence[str] | None = None) -> str:
+        """A token that changes whenever one of ``layers`` (default: every layer) changes.
+
+        Caches key on the layers they read, so a write elsewhere keeps them warm.
+        """
 
     @abstractmethod
     def transaction(self, user: str = "system") -> Iterator[Session]:

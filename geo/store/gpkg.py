@@ -7,7 +7,7 @@ import struct
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -132,6 +132,55 @@ def _column_values(layer: Layer, name: str, column: pd.Series) -> list[Any]:
 MAX_WHERE_VALUES = 30_000  # below SQLite's limit of bound parameters
 
 
+def _select(layer: Layer, bbox: Bbox | None, where: Where | None,
+            what: str) -> tuple[str, list[Any]]:
+    sql = f"SELECT {what} FROM {_q(layer.name)} t"
+    params: list[Any] = []
+    if bbox is not None:
+        if not layer.is_feature:
+            raise Invalid([Problem(None, None, "bbox", f"{layer.name} has no geometry")])
+        rtree = _q(f"rtree_{layer.name}_{GEOM}")
+        sql += (f" JOIN {rtree} r ON r.id = t.fid AND r.minx <= ? AND r.maxx >= ?"
+                " AND r.miny <= ? AND r.maxy >= ?")
+        params += [bbox[2], bbox[0], bbox[3], bbox[1]]
+    clauses = []
+    for name, value in (where or {}).items():
+        if not layer.has(name):
+            raise Invalid([Problem(None, None, name, f"{layer.name} has no field {name!r}")])
+        values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+        if len(values) > MAX_WHERE_VALUES:
+            raise Invalid([Problem(None, None, name, f"more than {MAX_WHERE_VALUES:,} values "
+                                                     "to match; filter in smaller batches")])
+        if not values:
+            clauses.append("0")
+            continue
+        clauses.append(f"t.{_q(name)} IN ({', '.join('?' * len(values))})")
+        params += [_sql_value(v) for v in values]
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    return sql, params
+
+
+def _read(conn: sqlite3.Connection, lyr: Layer, bbox: Bbox | None, where: Where | None,
+          order_by: str | None, limit: int | None, offset: int) -> pd.DataFrame:
+    columns = lyr.names + ([GEOM] if lyr.is_feature else [])
+    sql, params = _select(lyr, bbox, where, ", ".join(f"t.{_q(c)}" for c in columns))
+    order = order_by or lyr.key
+    descending = order.startswith("-")
+    if not lyr.has(order.lstrip("-")):
+        raise Invalid([Problem(None, None, "sort", f"{lyr.name} has no field {order.lstrip('-')!r}")])
+    sql += f" ORDER BY t.{_q(order.lstrip('-'))} {'DESC' if descending else 'ASC'}, t.fid"
+    if limit is not None or offset:
+        sql += " LIMIT ? OFFSET ?"
+        params += [-1 if limit is None else int(limit), int(offset)]
+    return _read_frame(lyr, conn.execute(sql, params).fetchall(), columns)
+
+
+def _count(conn: sqlite3.Connection, lyr: Layer, bbox: Bbox | None, where: Where | None) -> int:
+    sql, params = _select(lyr, bbox, where, "count(*)")
+    return int(conn.execute(sql, params).fetchone()[0])
+
+
 class GpkgStore(Store):
     """A store in one GeoPackage file.
 
@@ -199,56 +248,15 @@ class GpkgStore(Store):
         finally:
             conn.close()
 
-    def _select(self, layer: Layer, bbox: Bbox | None, where: Where | None,
-                what: str) -> tuple[str, list[Any]]:
-        sql = f"SELECT {what} FROM {_q(layer.name)} t"
-        params: list[Any] = []
-        if bbox is not None:
-            if not layer.is_feature:
-                raise Invalid([Problem(None, None, "bbox", f"{layer.name} has no geometry")])
-            rtree = _q(f"rtree_{layer.name}_{GEOM}")
-            sql += (f" JOIN {rtree} r ON r.id = t.fid AND r.minx <= ? AND r.maxx >= ?"
-                    " AND r.miny <= ? AND r.maxy >= ?")
-            params += [bbox[2], bbox[0], bbox[3], bbox[1]]
-        clauses = []
-        for name, value in (where or {}).items():
-            if not layer.has(name):
-                raise Invalid([Problem(None, None, name, f"{layer.name} has no field {name!r}")])
-            values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
-            if len(values) > MAX_WHERE_VALUES:
-                raise Invalid([Problem(None, None, name, f"more than {MAX_WHERE_VALUES:,} values "
-                                                         "to match; filter in smaller batches")])
-            if not values:
-                clauses.append("0")
-                continue
-            clauses.append(f"t.{_q(name)} IN ({', '.join('?' * len(values))})")
-            params += [_sql_value(v) for v in values]
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        return sql, params
-
     def read(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None,
              order_by: str | None = None, limit: int | None = None, offset: int = 0,
              ) -> pd.DataFrame:
-        lyr = get_layer(layer)
-        columns = lyr.names + ([GEOM] if lyr.is_feature else [])
-        sql, params = self._select(lyr, bbox, where, ", ".join(f"t.{_q(c)}" for c in columns))
-        order = order_by or lyr.key
-        descending = order.startswith("-")
-        if not lyr.has(order.lstrip("-")):
-            raise Invalid([Problem(None, None, "sort", f"{layer} has no field {order.lstrip('-')!r}")])
-        sql += f" ORDER BY t.{_q(order.lstrip('-'))} {'DESC' if descending else 'ASC'}, t.fid"
-        if limit is not None or offset:
-            sql += " LIMIT ? OFFSET ?"
-            params += [-1 if limit is None else int(limit), int(offset)]
         with self._conn() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return _read_frame(lyr, rows, columns)
+            return _read(conn, get_layer(layer), bbox, where, order_by, limit, offset)
 
     def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
-        sql, params = self._select(get_layer(layer), bbox, where, "count(*)")
         with self._conn() as conn:
-            return int(conn.execute(sql, params).fetchone()[0])
+            return _count(conn, get_layer(layer), bbox, where)
 
     def extent(self, layer: str) -> Bbox | None:
         lyr = get_layer(layer)
@@ -259,9 +267,13 @@ class GpkgStore(Store):
                                f"{_q(f'rtree_{lyr.name}_{GEOM}')}").fetchone()
         return None if row[0] is None else tuple(float(v) for v in row)
 
-    def revision(self) -> str:
+    def revision(self, layers: Sequence[str] | None = None) -> str:
+        names = list(LAYERS) if layers is None else [get_layer(n).name for n in layers]
         with self._conn() as conn:
-            return str(conn.execute("SELECT max(last_change) FROM gpkg_contents").fetchone()[0])
+            stamps = dict(conn.execute(
+                f"SELECT table_name, last_change FROM gpkg_contents WHERE table_name IN "
+                f"({', '.join('?' * len(names))})", names).fetchall())
+        return "|".join(str(stamps.get(n)) for n in names)
 
     @contextmanager
     def transaction(self, user: str = "system") -> Iterator["GpkgSession"]:
@@ -306,6 +318,20 @@ class GpkgSession(Session):
 
     def _columns(self, layer: Layer) -> list[str]:
         return [f.name for f in layer.fields]
+
+    def read(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None,
+             order_by: str | None = None, limit: int | None = None, offset: int = 0,
+             ) -> pd.DataFrame:
+        return _read(self.conn, get_layer(layer), bbox, where, order_by, limit, offset)
+
+    def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
+        return _count(self.conn, get_layer(layer), bbox, where)
+
+    def get(self, layer: str, key: str, *, for_update: bool = False) -> dict[str, Any]:
+        # BEGIN IMMEDIATE already holds the file's write lock: every read here is "for update".
+        lyr = get_layer(layer)
+        row = self._row(lyr, key)
+        return {k: _typed_bool(lyr, k, v) for k, v in row.items()}
 
     def insert(self, layer: str, frame: pd.DataFrame) -> list[str]:
         lyr = get_layer(layer)
@@ -428,7 +454,12 @@ class GpkgSession(Session):
                 f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "
                 f"{_q(f'rtree_{lyr.name}_{GEOM}')}").fetchone()
         self.conn.execute(
-            "UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now'), "
+            # Strictly increasing, even for two commits within one millisecond, since
+            # caches key on it.
+            "UPDATE gpkg_contents SET last_change = CASE "
+            "WHEN strftime('%Y-%m-%dT%H:%M:%fZ','now') > coalesce(last_change, '') "
+            "THEN strftime('%Y-%m-%dT%H:%M:%fZ','now') "
+            "ELSE strftime('%Y-%m-%dT%H:%M:%fZ', julianday(last_change) + 1.0 / 86400000) END, "
             "min_x = ?, min_y = ?, max_x = ?, max_y = ? WHERE table_name = ?",
             (*bounds, lyr.name))
 
