@@ -206,3 +206,18 @@ class TileCache:
         """``(tiles, bytes)`` held."""
         with self._lock:
             return len(self._tiles), self._bytes
+
+
+def metres_per_pixel(z: int, lat: float, tile_px: int = 256) -> float:
+    """Ground metres one screen pixel covers at zoom ``z`` and latitude ``lat`` (degrees)."""
+    return 2 * HALF_WORLD / (tile_px * (1 << z)) * float(np.cos(np.radians(lat)))
+
+
+def nearest_within(geoms: np.ndarray, point: shapely.Point, tolerance: float) -> int | None:
+    """The index of the geometry nearest ``point`` if within ``tolerance`` (inside a polygon
+    is distance 0), else None."""
+    if len(geoms) == 0:
+        return None
+    distance = shapely.distance(np.asarray(geoms, dtype=object), point)
+    i = int(np.nanargmin(distance)) if not np.isnan(distance).all() else None
+    return i if i is not None and distance[i] <= tolerance else None

@@ -9,13 +9,17 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
+
+import shapely
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from flask_babel import gettext as _
 
 from geo.layers import FEATURE_LAYERS, get_layer
 from geo.store import NotFound
-from geo.tiles import Tile, TileCache, TileError
+from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
+from geo.tiles import MAX_ZOOM, Tile, TileCache, TileError, metres_per_pixel, nearest_within
 from planner import catalogue as cat
 from web import deps
 from web.auth import current_role
@@ -36,6 +40,8 @@ STYLE_PROPERTIES: dict[str, tuple[str, ...]] = {
 }
 ASSET_PROPERTIES = ("name", "status")
 #: Plot fields the public and investors never see (the integrity issue's policy).
+#: How close to a feature a click counts as on it, screen pixels.
+PICK_PIXELS = 6
 PRIVATE_PLOT_FIELDS = frozenset({"resident", "project", "invest", "jobs", "power_kw",
                                  "water_m3d"})
 
@@ -53,6 +59,10 @@ class LayerView:
         """A short token naming this view (tile cache and ETag key)."""
         text = json.dumps([self.layer, self.where, sorted(self.fields)], sort_keys=True)
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+    def shows(self, row: dict[str, Any]) -> bool:
+        """Whether this view includes ``row``."""
+        return all(row.get(name) in allowed for name, allowed in (self.where or {}).items())
 
     def properties(self) -> tuple[str, ...]:
         """The styling properties of the layer this view may carry."""
@@ -111,7 +121,7 @@ def tile(layer: str, z: int, x: int, y: int):
     except (TileError, NotFound):
         abort(404)
     store = deps.get_store()
-    revision = store.revision()
+    revision = store.revision([layer])
     etag = hashlib.blake2b(f"{view.key}|{revision}|{z}/{x}/{y}".encode(),
                            digest_size=12).hexdigest()
     if etag in request.if_none_match:
@@ -121,22 +131,64 @@ def tile(layer: str, z: int, x: int, y: int):
     return _cache_headers(Response(data, mimetype=MVT_MEDIA), etag)
 
 
+def _popup(view: LayerView, row: dict[str, Any]) -> dict[str, Any]:
+    """The feature's popup as the view may see it: escaped HTML, plots with their servicing."""
+    key = str(row[get_layer(view.layer).key])
+    shown = {name: value for name, value in row.items() if name in view.fields}
+    lines: list[str] = []
+    if view.layer == "plots":
+        record = deps.servicing_records().get(key)
+        lines = deps.explain(record, translate=_) if record else []
+    return {"layer": view.layer, "id": key, "html": popup_html(view.layer, shown, _, lines)}
+
+
+def _not_found():
+    return jsonify({"error": _("Not found."), "field": None}), 404
+
+
 @bp.get("/map/features/<layer>/<key>")
 def feature_popup(layer: str, key: str):
-    """One feature's popup (escaped HTML in ``{"html": ...}``) as the caller may see it; 404 for
-    what the role may not see."""
+    """One feature's popup (``{"layer", "id", "html"}``, the HTML escaped) as the caller may
+    see it; 404 for what the role may not see."""
     try:
         view = layer_view(layer, current_role())
         row = deps.get_store().get(layer, key)
     except NotFound:
-        return jsonify({"error": _("Not found."), "field": None}), 404
-    for name, allowed in (view.where or {}).items():
-        if row.get(name) not in allowed:
-            return jsonify({"error": _("Not found."), "field": None}), 404
-    shown = {name: value for name, value in row.items() if name in view.fields}
-    lines: list[str] = []
-    if layer == "plots":
-        record = deps.servicing_records().get(key)
-        lines = deps.explain(record, translate=_) if record else []
-    return jsonify({"layer": layer, "id": key, "html": popup_html(layer, shown, _, lines)})
+        return _not_found()
+    if not view.shows(row):
+        return _not_found()
+    return jsonify(_popup(view, row))
 
+
+def _bad(message: str, field: str):
+    return jsonify({"error": message, "field": field}), 400
+
+
+@bp.get("/map/features")
+def pick():
+    """What lies under the pointer: the popup of the topmost feature within a few pixels of
+    ``at=lon,lat`` at ``zoom`` among ``layers`` (topmost first), or nulls when nothing does."""
+    try:
+        lon, lat = (float(v) for v in request.args.get("at", "").split(","))
+        zoom = int(request.args.get("zoom", ""))
+    except ValueError:
+        return _bad("give at=lon,lat and zoom=0..22", "at")
+    if not (-180 <= lon <= 180 and -85.06 <= lat <= 85.06 and 0 <= zoom <= MAX_ZOOM):
+        return _bad("at must lie on the Web Mercator map and zoom in 0..22", "at")
+    names = [n for n in request.args.get("layers", "").split(",") if n][:len(FEATURE_LAYERS)]
+    x, y = transformer(WGS84_EPSG, WORKING_EPSG).transform(lon, lat)
+    point = shapely.Point(x, y)
+    tolerance = PICK_PIXELS * metres_per_pixel(zoom, lat)
+    store = deps.get_store()
+    for name in names:
+        try:
+            view = layer_view(name, current_role())
+        except NotFound:
+            continue
+        rows = store.read(name, bbox=(x - tolerance, y - tolerance, x + tolerance, y + tolerance),
+                          where=view.where)
+        hit = nearest_within(rows.geometry.values, point, tolerance)
+        if hit is not None:
+            key = rows[get_layer(name).key].iloc[hit]
+            return jsonify(_popup(view, store.get(name, key)))
+    return jsonify({"layer": None, "id": None, "html": None})
