@@ -9,11 +9,15 @@ from typing import Any
 
 from flask import Flask, render_template, request, session
 from flask_babel import Babel, get_locale
+from flask_compress import Compress
 
 from geo.store import default_db
 
 LANGUAGES = ("ru", "en", "kk")
 DEFAULT_MAX_CONTENT_LENGTH = 32 * 1024 * 1024
+#: Responses compressed (brotli, gzip...) when the client accepts it.
+COMPRESSED_MEDIA = ("text/html", "text/css", "text/plain", "text/javascript", "application/javascript",
+                    "application/json", "application/geo+json", "application/vnd.mapbox-vector-tile")
 BLUEPRINTS = ("web.auth", "web.pages", "web.api", "web.catalogue", "web.planner", "web.tiles")
 
 
@@ -95,6 +99,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         LOGIN_RATE_LIMIT=5,
         LOGIN_RATE_WINDOW=300,
         SEND_FILE_MAX_AGE_DEFAULT=3600,
+        COMPRESS_MIMETYPES=list(COMPRESSED_MEDIA),
+        COMPRESS_ALGORITHM=["br", "gzip"],
     )
     app.config.update(config_from_env())
     app.config.update(config or {})
@@ -109,6 +115,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     deps.init_app(app, app.config.get("STORE"))
     security.init_app(app)
     auth.init_app(app)
+    Compress(app)
     Babel(app, locale_selector=select_locale)
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, get_locale=get_locale)
 

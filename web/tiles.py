@@ -102,7 +102,7 @@ def tile_cache() -> TileCache:
 
 
 def _cache_headers(response: Response, etag: str) -> Response:
-    response.set_etag(etag)
+    response.set_etag(etag, weak=True)  # weak: compression keeps it as it is
     # Tiles follow the store: revalidate every time (a 304 costs one revision query).
     # The answer depends on who asks, so shared caches must key on the credentials.
     response.headers["Cache-Control"] = "private, no-cache" if current_role() != "public" \
@@ -124,7 +124,7 @@ def tile(layer: str, z: int, x: int, y: int):
     revision = store.revision([layer])
     etag = hashlib.blake2b(f"{view.key}|{revision}|{z}/{x}/{y}".encode(),
                            digest_size=12).hexdigest()
-    if etag in request.if_none_match:
+    if request.if_none_match.contains_weak(etag):
         return _cache_headers(Response(status=304), etag)
     data = tile_cache().get_or_build(layer, view.key, revision, address, lambda: store.vector_tile(
         layer, address, properties=view.properties(), where=view.where))
