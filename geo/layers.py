@@ -20,6 +20,7 @@ PLOT_TRANSITIONS: dict[str, tuple[str, ...]] = {
     "occupied": ("available",),
 }
 APPLICATION_STATUSES: tuple[str, ...] = ("submitted", "reserved", "rejected", "withdrawn")
+JOB_STATES: tuple[str, ...] = ("queued", "running", "done", "failed", "cancelled")
 ROLES: tuple[str, ...] = ("investor", "planner", "admin")
 FIELD_TYPES: tuple[str, ...] = ("str", "int", "float", "bool", "date", "datetime")
 
@@ -85,6 +86,10 @@ class Layer:
         Whether anonymous users may read and download it.
     asset : bool
         Whether it is infrastructure carrying status, since, due and note.
+    audited : bool
+        Whether writes leave audit records (not for the audit itself, accounts, job state).
+    internal : bool
+        The service's own bookkeeping (jobs, sessions): never exported or offered as data.
     """
 
     name: str
@@ -94,6 +99,8 @@ class Layer:
     label: str = ""
     public: bool = True
     asset: bool = False
+    audited: bool = True
+    internal: bool = False
     _by_name: dict = dc_field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -251,7 +258,7 @@ LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
         Field("active", "bool", "Active"),
         Field("created", "datetime", "Created"),
         _VERSION,
-    ), "Users", public=False),
+    ), "Users", public=False, audited=False),
     Layer("targets", None, "target_id", (
         Field("target_id", "str", "Target id", required=True),
         Field("name", "str", "Target"),
@@ -270,7 +277,25 @@ LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
         Field("layer", "str", "Layer", required=True),
         Field("feat_id", "str", "Feature", required=True),
         Field("changes", "str", "Changes (JSON)"),
-    ), "Audit trail", public=False),
+    ), "Audit trail", public=False, audited=False),
+    Layer("jobs", None, "job_id", (
+        Field("job_id", "str", "Job", required=True),
+        Field("kind", "str", "Kind", required=True),
+        Field("state", "str", "State", required=True, choices=JOB_STATES),
+        Field("username", "str", "Started by"),
+        Field("params", "str", "Parameters (JSON)"),
+        Field("progress", "float", "Progress", minimum=0, maximum=1),
+        Field("message", "str", "Message"),
+        Field("result", "str", "Result (JSON)"),
+        Field("error", "str", "Error"),
+        Field("cancel", "bool", "Cancel requested"),
+        Field("worker", "str", "Worker"),
+        Field("created", "datetime", "Created"),
+        Field("started", "datetime", "Started"),
+        Field("finished", "datetime", "Finished"),
+        Field("heartbeat", "datetime", "Last sign of life"),
+        _VERSION,
+    ), "Background jobs", public=False, audited=False, internal=True),
 )}
 
 FEATURE_LAYERS: tuple[str, ...] = tuple(n for n, lyr in LAYERS.items() if lyr.is_feature)

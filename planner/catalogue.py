@@ -33,7 +33,6 @@ from geo.store import NotFound, Store
 
 __all__ = [
     "DEFAULT_LIMIT", "MAX_LIMIT", "STAFF_ROLES", "FACT_COLUMNS", "Forbidden", "QueryError",
-    "ServicingUnavailable",
     "PlotFilters", "LayerQuery", "PlotPage", "parse_filters", "parse_model", "search",
     "get_plot", "check_statuses", "check_readable", "working_bbox", "readable_layers", "layer_summary", "layer_collection", "layer_where",
     "servicing_facts", "facts_for", "to_geojson_geometries", "is_staff",
@@ -70,10 +69,6 @@ class Forbidden(PermissionError):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.field = field
-
-
-class ServicingUnavailable(RuntimeError):
-    """A servicing filter was asked for but no servicing model was given."""
 
 
 def is_staff(role: str | None) -> bool:
@@ -466,7 +461,7 @@ def search(store: Store, filters: PlotFilters, *, role: str | None = None,
     where = {"status": list(filters.status)}
     as_of = filters.as_of
     if filters.servicing_filters and servicing is None:
-        raise ServicingUnavailable("servicing answers are not available for the servicing filters")
+        raise ValueError("the servicing filters need the servicing model (servicing=...)")
     if not (filters.attribute_filters or filters.servicing_filters):
         # Everything the store can answer itself: count, sort and page in SQL.
         matched = store.count("plots", bbox=bbox, where=where)
@@ -558,12 +553,12 @@ def plot_feature(rows: gpd.GeoDataFrame) -> dict[str, Any]:
 def readable_layers(role: str | None) -> list[str]:
     """Layers the role may read: public ones for all, the rest for staff, ``users`` never."""
     return [name for name, layer in LAYERS.items()
-            if name not in NEVER_SERVED and (layer.public or is_staff(role))]
+            if name not in NEVER_SERVED and not layer.internal and (layer.public or is_staff(role))]
 
 
 def check_readable(name: str, role: str | None) -> None:
     """Raise NotFound for unknown (or never served) layers, Forbidden for staff-only ones."""
-    if name not in LAYERS or name in NEVER_SERVED:
+    if name not in LAYERS or name in NEVER_SERVED or LAYERS[name].internal:
         raise NotFound(f"no layer {name!r}; layers: {', '.join(readable_layers(role))}")
     if not LAYERS[name].public and not is_staff(role):
         raise Forbidden(f"layer {name!r} is for planners only")

@@ -61,7 +61,6 @@ formatted only after translation, so :func:`explain` takes a ``gettext``.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import math
 import os
 import threading
@@ -961,14 +960,8 @@ class ServicingModel:
                  rail_need, extra: Sequence[dict] | None = None,
                  select: np.ndarray | None = None) -> list[dict]:
         """JSON-shaped records, built column by column (numbers rounded by numpy)."""
-        gc_was = gc.isenabled()
-        gc.disable()            # hundreds of thousands of small dicts: no cycles to collect
-        try:
-            return self._records_inner(sites, pos_ids, scen, power, water, status, rail_need,
-                                       extra, select)
-        finally:
-            if gc_was:
-                gc.enable()
+        return self._records_inner(sites, pos_ids, scen, power, water, status, rail_need,
+                                   extra, select)
 
     def _records_inner(self, sites, pos_ids, scen, power, water, status, rail_need, extra,
                        select) -> list[dict]:

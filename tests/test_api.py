@@ -29,11 +29,6 @@ def investor(store):
     return token(store, "investor")
 
 
-def needs_servicing():
-    if not deps.servicing_available():
-        pytest.skip("planner.servicing is not in this tree")
-
-
 def available(store):
     return store.read("plots", where={"status": "available"})
 
@@ -94,7 +89,6 @@ def test_sector_filter(client, store):
 
 
 def test_rail_as_recorded_and_by_a_date(client):
-    needs_servicing()
     assert ids(client.get("/api/plots?rail=true&limit=1000")) == []  # Industrialnaya is closed
     later = ids(client.get("/api/plots?rail=true&as_of=2022-11-01&limit=1000"))
     assert later
@@ -104,7 +98,6 @@ def test_rail_as_recorded_and_by_a_date(client):
 
 
 def test_power_water_ready_filters_agree_with_the_properties(client):
-    needs_servicing()
     fc = client.get("/api/plots?min_power=1000&min_water=50&limit=1000").get_json()
     assert fc["numberMatched"] > 0
     for f in fc["features"]:
@@ -198,7 +191,6 @@ def test_one_plot_and_what_investors_may_not_see(client, planner, store):
 
 
 def test_servicing_answer_in_words(client, store):
-    needs_servicing()
     pid = available(store)["plot_id"].iloc[0]
     body = client.get(f"/api/servicing/{pid}").get_json()
     assert body["plot_id"] == pid and isinstance(body["record"]["rail"]["available"], bool)

@@ -16,7 +16,6 @@ from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
 from test_planner_parcels import free_square, to_geojson
 
 pytestmark = pytest.mark.browser
-pytest.importorskip("web.api", reason="the JSON API blueprint (web/api.py) has not landed")
 
 
 def shot(page, name: str) -> None:

@@ -11,7 +11,6 @@ from shapely.geometry import box
 from geo.layers import PLOT_TRANSITIONS
 from test_planner_parcels import free_square, to_geojson
 
-pytest.importorskip("web.api", reason="the JSON API blueprint (web/api.py) has not landed")
 
 FEATURE = {"type": "Feature", "properties": {}}
 

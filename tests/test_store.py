@@ -228,3 +228,16 @@ def test_revisions_change_per_layer_and_for_every_commit(store):
     assert len(seen) == 6
     with pytest.raises(KeyError):
         store.revision(["nosuchlayer"])
+
+
+def test_a_store_made_before_a_table_existed_gets_it_on_open(tmp_path):
+    path = tmp_path / "old.gpkg"
+    create_store(path).insert("plots", plots(("P-1", 0, 0, 100, 100)))
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("DROP TABLE jobs")
+        db.execute("DELETE FROM gpkg_contents WHERE table_name = 'jobs'")
+    db.close()
+    store = open_store(path)
+    assert store.count("jobs") == 0 and store.count("plots") == 1
+    assert "jobs" in dict(sqlite3.connect(path).execute("SELECT table_name, 1 FROM gpkg_contents"))

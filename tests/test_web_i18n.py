@@ -120,9 +120,6 @@ def test_data_is_shown_as_stored(client, store):
 
 
 def test_servicing_answers_are_translated(client):
-    from web import deps
-    if not deps.servicing_available():
-        pytest.skip("planner.servicing is not in this tree")
     ru = unescape_js(client.get("/", headers={"Accept-Language": "ru"}).get_data(as_text=True))
     assert "Инженерное обеспечение" in ru
     assert "готовность" in ru or "можно строить сейчас" in ru
@@ -135,8 +132,9 @@ def test_russian_catalogue_covers_every_web_string_and_schema_label():
     from web.maps import VALUE_LABELS
     catalog = _catalog("ru")
     translated = {m.id for m in catalog if m.id and m.string}
-    wanted = _own_strings() | {lyr.label for lyr in LAYERS.values()} | set(VALUE_LABELS.values())
-    wanted |= {f.label for lyr in LAYERS.values() for f in lyr.fields
+    shown = [lyr for lyr in LAYERS.values() if not lyr.internal]  # bookkeeping is never shown
+    wanted = _own_strings() | {lyr.label for lyr in shown} | set(VALUE_LABELS.values())
+    wanted |= {f.label for lyr in shown for f in lyr.fields
                if not f.system and f.name not in ("pw_hash", "token_hash")}
     wanted -= {"API token hash", "Password hash", "Changes (JSON)", "Record", "Action", "Layer",
                "Feature", "When", "Target id"}

@@ -48,6 +48,7 @@ from geo.validate import Problem as SchemaProblem, ValidationError
 from planner import applications as apps
 from planner import catalogue as cat
 from planner.catalogue import Forbidden, PlotFilters, QueryError
+from planner.kpi import kpi as kpi_of
 from web import deps
 from web.auth import api_error, api_role_required, current_role, current_username
 from web.openapi import Endpoint, Problem, document, listing, register
@@ -368,11 +369,6 @@ def _store_busy(err: StoreError):
     return _error(str(err), 503)
 
 
-@bp.errorhandler(cat.ServicingUnavailable)
-def _no_servicing(err: Exception):
-    return _error(str(err), 503)
-
-
 @bp.errorhandler(HTTPException)
 def _http(err: HTTPException):
     return _error(err.description or err.name, err.code or 500)
@@ -445,13 +441,10 @@ def get_plot(plot_id: str, query: AsOfQuery):
 
 
 @endpoint("get", "/servicing/{plot_id}", summary="A plot's servicing answer, in words too",
-          tag="plots", query=AsOfQuery, response=ServicingOut, path_params=PLOT_ID, errors=(503,))
+          tag="plots", query=AsOfQuery, response=ServicingOut, path_params=PLOT_ID)
 def servicing(plot_id: str, query: AsOfQuery):
     cat.get_plot(deps.get_store(), plot_id, role=current_role())  # 404 for what the role may not see
-    model = _model()
-    if model is None:
-        return _error("servicing answers are not available in this installation", 503)
-    record = model.answer([plot_id], as_of=query.as_of)[0]
+    record = _model().answer([plot_id], as_of=query.as_of)[0]
     return {"plot_id": plot_id, "as_of": None if query.as_of is None else query.as_of.isoformat(),
             "record": record, "explain": deps.explain(record, translate=gettext)}
 
@@ -459,15 +452,9 @@ def servicing(plot_id: str, query: AsOfQuery):
 @endpoint("get", "/kpi", summary="Zone indicators", tag="plots", query=AsOfQuery,
           response=KpiOut, roles=("planner",), errors=(503,))
 def kpi(query: AsOfQuery):
-    try:
-        module = importlib.import_module("planner.kpi")
-    except ModuleNotFoundError as err:
-        if err.name != "planner.kpi":
-            raise
-        return _error("zone indicators are not available in this installation", 503)
     snapshot = deps.deps().cached("kpi_snapshot", lambda: {
         **deps.snapshot(), "targets": deps.get_store().read("targets")})
-    return module.kpi(snapshot, as_of=query.as_of, model=_model())
+    return kpi_of(snapshot, as_of=query.as_of, model=_model())
 
 
 # --------------------------------------------------------------------------- layers
@@ -777,10 +764,6 @@ def docs():
 
 
 # Modules that add operations to this blueprint (imported before it is registered).
-EXTENSIONS = ("web.api_edit",)
+EXTENSIONS = ("web.api_edit", "web.api_jobs")
 for _name in EXTENSIONS:
-    try:
-        importlib.import_module(_name)
-    except ModuleNotFoundError as _err:
-        if _err.name != _name:
-            raise
+    importlib.import_module(_name)

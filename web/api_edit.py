@@ -247,7 +247,7 @@ def check_drawn_parcel(body: CheckIn):
     check = parcels.check_parcel(deps.snapshot(), polygon, exclude_plot_id=body.exclude_plot_id)
     record, lines = None, []
     model = deps.servicing_model()
-    if model is not None and check.polygon is not None and check.polygon.is_valid \
+    if check.polygon is not None and check.polygon.is_valid \
             and check.polygon.geom_type == "Polygon":
         try:
             record = model.answer_geometry(check.polygon, as_of=body.as_of,

@@ -87,10 +87,7 @@ def plots():
 
 
 def _servicing_record(plot_id: str, as_of: dt.date | None = None) -> dict[str, Any] | None:
-    model = deps.servicing_model()
-    if model is None:
-        return None
-    return model.answer([plot_id], as_of=as_of)[0]
+    return deps.servicing_model().answer([plot_id], as_of=as_of)[0]
 
 
 def _plot_context(plot_id: str) -> dict[str, Any]:
@@ -166,7 +163,7 @@ def _candidates(app: Mapping[str, Any]) -> list[dict[str, Any]]:
         filters = apps.matching_filters(app, limit=50)
         page = cat.search(store, filters, role="planner", servicing=deps.servicing_model())
         rows = page.records()
-    except (cat.QueryError, cat.ServicingUnavailable, ValueError):
+    except (cat.QueryError, ValueError):
         rows = []
     if app.get("plot_id") and app["plot_id"] not in [r["plot_id"] for r in rows]:
         try:

@@ -12,13 +12,9 @@ from flask import Flask, current_app
 
 from geo.layers import FEATURE_LAYERS
 from geo.store import Store, open_store
+from usecases.jobs import JobRunner
 
-try:  # a colleague's module; the map works (without servicing lines) until it lands
-    from planner import servicing as _servicing
-except ModuleNotFoundError as _err:  # pragma: no cover - depends on the tree
-    if _err.name != "planner.servicing":
-        raise
-    _servicing = None
+from planner import servicing as _servicing
 
 EXTENSION = "zoneplan"
 
@@ -66,7 +62,7 @@ class RevisionCache:
 
 
 class Deps:
-    """What the views share: one store, and values derived from it per revision.
+    """What the views share: one store, its job runner, and values derived from it per revision.
 
     Values built by :meth:`cached` are kept until one of the layers they read changes,
     so every request sees fresh data and a write elsewhere (an application filed, a
@@ -76,6 +72,16 @@ class Deps:
     def __init__(self, store: Store, cache: RevisionCache | None = None):
         self.store = store
         self.cache = cache or RevisionCache()
+        self._jobs: JobRunner | None = None
+        self._jobs_lock = threading.Lock()
+
+    @property
+    def jobs(self) -> JobRunner:
+        """The app's job runner, started on first use (its threads only when jobs are run)."""
+        with self._jobs_lock:
+            if self._jobs is None:
+                self._jobs = JobRunner(self.store)
+            return self._jobs
 
     def cached(self, key: Hashable, build: Callable[[], Any],
                layers: Sequence[str] | None = None) -> Any:
@@ -104,30 +110,26 @@ def get_store() -> Store:
     return deps().store
 
 
+def get_jobs() -> JobRunner:
+    """The current app's job runner."""
+    return deps().jobs
+
+
 def snapshot() -> dict[str, pd.DataFrame]:
     """Every feature layer, read once per store revision (treat as read-only)."""
     return deps().cached("snapshot", lambda: get_store().snapshot(FEATURE_LAYERS), FEATURE_LAYERS)
 
 
-def servicing_available() -> bool:
-    """Whether planner.servicing is installed in this tree."""
-    return _servicing is not None and hasattr(_servicing, "ServicingModel")
-
-
-def servicing_model(today: dt.date | None = None) -> Any | None:
-    """A ``planner.servicing.ServicingModel`` over the current snapshot (None until it lands)."""
-    if not servicing_available():
-        return None
+def servicing_model(today: dt.date | None = None) -> _servicing.ServicingModel:
+    """A ``planner.servicing.ServicingModel`` over the current snapshot."""
     today = today or dt.date.today()
     return deps().cached(("servicing_model", today),
                          lambda: _servicing.ServicingModel(snapshot(), today=today), FEATURE_LAYERS)
 
 
 def servicing_records(today: dt.date | None = None) -> dict[str, dict[str, Any]]:
-    """Today's servicing answer of every plot, by plot id ({} when unavailable)."""
+    """Today's servicing answer of every plot, by plot id."""
     model = servicing_model(today)
-    if model is None:
-        return {}
     today = today or dt.date.today()
 
     def build() -> dict[str, dict[str, Any]]:
@@ -136,7 +138,5 @@ def servicing_records(today: dt.date | None = None) -> dict[str, dict[str, Any]]
 
 
 def explain(record: dict[str, Any], translate: Callable[[str], str] | None = None) -> list[str]:
-    """Sentences for one servicing record, via ``planner.servicing.explain`` ([] when absent)."""
-    if _servicing is None or not hasattr(_servicing, "explain"):
-        return []
+    """Sentences for one servicing record, via ``planner.servicing.explain``."""
     return list(_servicing.explain(record, translate=translate))

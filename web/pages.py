@@ -55,7 +55,7 @@ def zone_map() -> RenderedMap:
 def _map_context(rendered: RenderedMap) -> dict[str, Any]:
     return {"map_header": add_nonces(rendered.header), "map_html": rendered.html,
             "map_script": rendered.script, "map_id": rendered.map_id,
-            "legend": legend(_), "servicing_ready": deps.servicing_available()}
+            "legend": legend(_)}
 
 
 @bp.route("/")

@@ -152,8 +152,7 @@ def _workspace_config() -> dict[str, Any]:
 def workspace():
     """The planner's map: draw, check and store parcels; reshape, promote, delete plots; set
     asset statuses."""
-    return render_template("planner.html", config=_workspace_config(), legend=legend(_),
-                           servicing_ready=deps.servicing_available())
+    return render_template("planner.html", config=_workspace_config(), legend=legend(_))
 
 
 # --------------------------------------------------------------------------- the history

@@ -24,13 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoneplan", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"zoneplan.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"zoneplan.commands.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"zoneplan.commands.{name}").register(sub)
     return parser
 
 

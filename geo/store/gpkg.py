@@ -28,7 +28,6 @@ GEOM = "geom"
 BUSY_TIMEOUT_S = 60.0
 # Above this many rows one summary audit record stands for a bulk write.
 AUDIT_ROW_LIMIT = 1000
-UNAUDITED = ("audit", "users")
 _ENVELOPE_BYTES = (0, 32, 48, 48, 64)
 
 
@@ -204,9 +203,27 @@ class GpkgStore(Store):
                 have = {r[0] for r in conn.execute("SELECT table_name FROM gpkg_contents")}
             except sqlite3.DatabaseError as err:
                 raise NotFound(f"{self.path} is not a GeoPackage ({err})") from None
-        missing = set(LAYERS) - have
+        missing = [name for name in LAYERS if name not in have]
+        if "plots" not in have:
+            raise NotFound(f"{self.path} is not a zoneplan store: it lacks {', '.join(missing)}")
         if missing:
-            raise NotFound(f"{self.path} is not a zoneplan store: it lacks {', '.join(sorted(missing))}")
+            self._add_tables(missing)
+
+    def _add_tables(self, names: list[str]) -> None:
+        """Create the tables a newer schema added (a store made by an older version)."""
+        for name in names:
+            try:
+                _create_layer(str(self.path), get_layer(name))
+                with self._conn() as conn:
+                    layer = get_layer(name)
+                    conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {_q(layer.name + '_key')} "
+                                 f"ON {_q(layer.name)} ({_q(layer.key)})")
+            except Exception as err:  # another process may have created it meanwhile
+                with self._conn() as conn:
+                    made = conn.execute("SELECT 1 FROM gpkg_contents WHERE table_name = ?",
+                                        (name,)).fetchone()
+                if not made:
+                    raise StoreError(f"cannot add table {name} to {self.path}: {err}") from None
 
     @classmethod
     def create(cls, path: Path | str, *, force: bool = False) -> "GpkgStore":
@@ -422,7 +439,7 @@ class GpkgSession(Session):
         return n
 
     def _log(self, lyr: Layer, action: str, key: str, changes: Mapping[str, Any]) -> None:
-        if lyr.name not in UNAUDITED:
+        if lyr.audited:
             self._audit.append((now_iso(), self.user, action, lyr.name, str(key),
                                 audit_changes(changes)))
 
