@@ -309,8 +309,6 @@ def test_html_and_json_are_compressed(client):
 # --------------------------------------------------------------------------- caches and writes
 def test_unrelated_writes_keep_the_servicing_model(app, store):
     from web import deps
-    if not deps.servicing_available():
-        pytest.skip("planner.servicing is not in this tree")
     with app.test_request_context("/"):
         model = deps.servicing_model()
         store.insert("applications", pd.DataFrame([{

@@ -393,27 +393,12 @@ def test_popups_follow_store_changes(client, store):
     assert "Brand New Resident LLP" not in first and "Brand New Resident LLP" in second
 
 
-def test_servicing_lines_reach_popups_when_the_model_exists(store_path, monkeypatch):
-    import web.deps as deps
-    from web import create_app
-    client = create_app({"ZONEPLAN_DB": str(store_path), "SECRET_KEY": "x",
-                         "ZONEPLAN_CACHE": deps.RevisionCache()}).test_client()
-
-    class FakeModel:
-        def __init__(self, snapshot, **kwargs):
-            self.ids = snapshot["plots"]["plot_id"].tolist()
-
-        def answer(self, plot_ids=None, **kwargs):
-            return [{"plot_id": pid, "rail": {"available": False}} for pid in self.ids]
-
-    class FakeModule:
-        ServicingModel = FakeModel
-
-        @staticmethod
-        def explain(record, translate=None):
-            return [translate("No rail access: the station is closed <for now>.")]
-    monkeypatch.setattr(deps, "_servicing", FakeModule)
-    from geo.store import open_store
-    pid = open_store(store_path).read("plots", where={"status": "available"}, limit=1).iloc[0]["plot_id"]
+def test_a_plots_popup_carries_its_servicing_answer(client, store):
+    from markupsafe import escape
+    from planner import servicing
+    pid = store.read("plots", where={"status": "available"}, limit=1).iloc[0]["plot_id"]
+    model = servicing.ServicingModel(store.snapshot())
+    lines = servicing.explain(model.answer([pid])[0])
+    assert lines
     html = client.get(f"/map/features/plots/{pid}", headers={"Accept-Language": "en"}).get_json()["html"]
-    assert "No rail access: the station is closed &lt;for now&gt;." in html
+    assert all(str(escape(line)) in html for line in lines)
