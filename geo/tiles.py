@@ -5,7 +5,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import mapbox_vector_tile
 import numpy as np
@@ -83,70 +83,85 @@ def feature_ids(keys: Sequence[Any]) -> list[int]:
 
 
 def to_tile_coords(geoms: np.ndarray, tile: Tile) -> np.ndarray:
-    """Working-CRS geometries in the tile's grid: x right, y down, 0..EXTENT over the tile."""
+    """Working-CRS geometries on the tile's integer grid: x right, y down, 0..EXTENT."""
     minx, _, _, maxy = tile.bounds
     scale = EXTENT / tile.size
     to_mercator = transformer(WORKING_EPSG, WEB_MERCATOR_EPSG)
 
     def project(xy: np.ndarray) -> np.ndarray:
         x, y = to_mercator.transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([(np.asarray(x) - minx) * scale, (maxy - np.asarray(y)) * scale])
+        return np.round(np.column_stack([(np.asarray(x) - minx) * scale,
+                                         (maxy - np.asarray(y)) * scale]))
 
     return shapely.transform(geoms, project)
 
 
 def prepare_geometries(geoms: np.ndarray, tile: Tile) -> np.ndarray:
-    """Project, clip to the buffered tile, simplify and snap to the integer grid (vectorised).
+    """Project onto the tile's grid, clip to the buffered tile and simplify (vectorised).
 
     Features that collapse below one grid unit come back empty (they are not drawn at this
     zoom); polygons are oriented as MVT wants them (exterior clockwise on screen).
     """
     local = to_tile_coords(np.asarray(geoms, dtype=object), tile)
     local = shapely.clip_by_rect(local, -BUFFER, -BUFFER, EXTENT + BUFFER, EXTENT + BUFFER)
-    local = shapely.simplify(local, SIMPLIFY_UNITS, preserve_topology=True)
-    local = shapely.set_precision(local, 1.0)
+    local = shapely.simplify(local, SIMPLIFY_UNITS, preserve_topology=False)
+    dims = shapely.get_dimensions(local)
+    collapsed = ((dims == 2) & (shapely.area(local) == 0)) | ((dims == 1) & (shapely.length(local) == 0))
+    local[collapsed] = None
     # y points down here, so GEOS's counter-clockwise is clockwise on screen
     return shapely.orient_polygons(local, exterior_cw=False)
 
 
-def encode(layer: str, frame: pd.DataFrame, tile: Tile, *, key: str,
-           properties: Sequence[str]) -> bytes:
-    """One Mapbox Vector Tile (one layer named ``layer``) of the rows of ``frame``.
+def encode(layer: str, geoms: np.ndarray, tile: Tile, *, key: str,
+           columns: Mapping[str, Sequence[Any]]) -> bytes:
+    """One Mapbox Vector Tile (one layer named ``layer``) of features that may touch ``tile``.
 
     Parameters
     ----------
     layer : str
         The MVT layer's name (the store layer's).
-    frame : GeoDataFrame
-        Rows in the working CRS that may touch the tile (an R-tree read of
-        :meth:`Tile.working_bbox`).
+    geoms : array of shapely geometries
+        In the working CRS (an R-tree read of :meth:`Tile.working_bbox`).
     tile : Tile
         The tile to cut.
     key : str
-        The text id column; its value becomes the integer feature id (:func:`feature_ids`)
-        and stays a property under its own name.
-    properties : sequence of str
-        Columns carried as feature properties (missing values are left out).
+        The text id column of ``columns``; its value becomes the integer feature id
+        (:func:`feature_ids`) and stays a property under its own name.
+    columns : mapping of str to sequence
+        Property columns aligned with ``geoms`` (None values are left out).
 
     Returns
     -------
     bytes
         The encoded tile; empty when no feature lies in it.
     """
-    if len(frame) == 0:
+    if len(geoms) == 0:
         return b""
-    geoms = prepare_geometries(frame.geometry.values, tile)
-    keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    if not keep.any():
+    local = prepare_geometries(geoms, tile)
+    keep = np.flatnonzero(~(shapely.is_missing(local) | shapely.is_empty(local)))
+    if len(keep) == 0:
         return b""
-    columns = [key, *(c for c in properties if c != key)]
-    records = frame.loc[keep, columns].astype(object).where(frame.loc[keep, columns].notna(), None)
-    ids = feature_ids(records[key].tolist())
+    names = list(columns)
+    values = [np.asarray(columns[n], dtype=object)[keep].tolist() for n in names]
+    ids = feature_ids(values[names.index(key)])
     features = [{"geometry": geom, "id": fid,
-                 "properties": {k: _mvt_value(v) for k, v in zip(columns, row) if v is not None}}
-                for geom, fid, row in zip(geoms[keep], ids, records.itertuples(index=False, name=None))]
+                 "properties": {n: _mvt_value(v) for n, v in zip(names, row) if _present(v)}}
+                for geom, fid, row in zip(local[keep], ids, zip(*values))]
     return mapbox_vector_tile.encode([{"name": layer, "features": features}],
                                      default_options=_ENCODE_OPTIONS)
+
+
+def encode_frame(layer: str, frame: pd.DataFrame, tile: Tile, *, key: str,
+                 properties: Sequence[str]) -> bytes:
+    """:func:`encode` of a GeoDataFrame's rows with the ``properties`` columns (and ``key``)."""
+    names = [key, *(p for p in properties if p != key)]
+    return encode(layer, np.asarray(frame.geometry.values, dtype=object), tile, key=key,
+                  columns={n: frame[n].to_numpy(dtype=object) for n in names})
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value is not pd.NA and not (
+        isinstance(value, float) and np.isnan(value))
 
 
 def _mvt_value(value: Any) -> Any:

@@ -139,7 +139,11 @@ def _popup(view: LayerView, row: dict[str, Any]) -> dict[str, Any]:
     if view.layer == "plots":
         record = deps.servicing_records().get(key)
         lines = deps.explain(record, translate=_) if record else []
-    return {"layer": view.layer, "id": key, "html": popup_html(view.layer, shown, _, lines)}
+    geom = row.get("geometry")
+    bbox = None if geom is None or geom.is_empty else [
+        round(v, 7) for v in transformer(WORKING_EPSG, WGS84_EPSG).transform_bounds(*geom.bounds)]
+    return {"layer": view.layer, "id": key, "bbox": bbox,
+            "html": popup_html(view.layer, shown, _, lines)}
 
 
 def _not_found():
@@ -191,4 +195,4 @@ def pick():
         if hit is not None:
             key = rows[get_layer(name).key].iloc[hit]
             return jsonify(_popup(view, store.get(name, key)))
-    return jsonify({"layer": None, "id": None, "html": None})
+    return jsonify({"layer": None, "id": None, "bbox": None, "html": None})

@@ -249,7 +249,8 @@ class Store(ABC):
         Backends with a native encoder (PostGIS: ``ST_AsMVT``) override this.
         """
         rows = self.read(layer, bbox=tile.working_bbox(), where=where)
-        return tiles.encode(layer, rows, tile, key=get_layer(layer).key, properties=properties)
+        return tiles.encode_frame(layer, rows, tile, key=get_layer(layer).key,
+                                  properties=properties)
 
     def layers(self) -> list[str]:
         """The layers this store holds."""

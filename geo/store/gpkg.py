@@ -5,6 +5,7 @@ import os
 import sqlite3
 import struct
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -15,6 +16,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from geo import tiles
 from geo.crs import WORKING_EPSG
 from geo.io import to_arrow
 from geo.layers import LAYERS, Layer, get_layer
@@ -196,6 +198,7 @@ class GpkgStore(Store):
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
+        self._readers = threading.local()
         if not self.path.is_file():
             raise NotFound(f"no store at {self.path}; run `zoneplan init` first")
         with self._conn() as conn:
@@ -265,31 +268,53 @@ class GpkgStore(Store):
         finally:
             conn.close()
 
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's connection for reads outside transactions, kept open: opening one
+        costs a parse of the GeoPackage schema (~6 ms), more than most reads. Reopened when
+        the file was replaced (``zoneplan init --force``)."""
+        stat = os.stat(self.path)
+        held = getattr(self._readers, "held", None)
+        if held is None or held[1] != (stat.st_dev, stat.st_ino):
+            if held is not None:
+                held[0].close()
+            held = self._readers.held = (connect(self.path), (stat.st_dev, stat.st_ino))
+        return held[0]
+
     def read(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None,
              order_by: str | None = None, limit: int | None = None, offset: int = 0,
              ) -> pd.DataFrame:
-        with self._conn() as conn:
-            return _read(conn, get_layer(layer), bbox, where, order_by, limit, offset)
+        return _read(self._reader(), get_layer(layer), bbox, where, order_by, limit, offset)
+
+    def vector_tile(self, layer: str, tile: tiles.Tile, *, properties: Sequence[str],
+                    where: Where | None = None) -> bytes:
+        """The rows under the tile straight from the R-tree into the encoder (no DataFrame)."""
+        lyr = get_layer(layer)
+        names = [lyr.key, *(p for p in properties if p != lyr.key)]
+        sql, params = _select(lyr, tile.working_bbox(), where,
+                              ", ".join(f"t.{_q(c)}" for c in [*names, GEOM]))
+        rows = self._reader().execute(sql, params).fetchall()
+        if not rows:
+            return b""
+        cols = list(zip(*rows))
+        return tiles.encode(layer, decode_geometries(list(cols[-1])), tile, key=lyr.key,
+                            columns=dict(zip(names, cols[:-1])))
 
     def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
-        with self._conn() as conn:
-            return _count(conn, get_layer(layer), bbox, where)
+        return _count(self._reader(), get_layer(layer), bbox, where)
 
     def extent(self, layer: str) -> Bbox | None:
         lyr = get_layer(layer)
         if not lyr.is_feature:
             return None
-        with self._conn() as conn:
-            row = conn.execute(f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "
-                               f"{_q(f'rtree_{lyr.name}_{GEOM}')}").fetchone()
+        row = self._reader().execute(f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "
+                                     f"{_q(f'rtree_{lyr.name}_{GEOM}')}").fetchone()
         return None if row[0] is None else tuple(float(v) for v in row)
 
     def revision(self, layers: Sequence[str] | None = None) -> str:
         names = list(LAYERS) if layers is None else [get_layer(n).name for n in layers]
-        with self._conn() as conn:
-            stamps = dict(conn.execute(
-                f"SELECT table_name, last_change FROM gpkg_contents WHERE table_name IN "
-                f"({', '.join('?' * len(names))})", names).fetchall())
+        stamps = dict(self._reader().execute(
+            f"SELECT table_name, last_change FROM gpkg_contents WHERE table_name IN "
+            f"({', '.join('?' * len(names))})", names).fetchall())
         return "|".join(str(stamps.get(n)) for n in names)
 
     @contextmanager
@@ -340,6 +365,20 @@ class GpkgSession(Session):
              order_by: str | None = None, limit: int | None = None, offset: int = 0,
              ) -> pd.DataFrame:
         return _read(self.conn, get_layer(layer), bbox, where, order_by, limit, offset)
+
+    def vector_tile(self, layer: str, tile: tiles.Tile, *, properties: Sequence[str],
+                    where: Where | None = None) -> bytes:
+        """The rows under the tile straight from the R-tree into the encoder (no DataFrame)."""
+        lyr = get_layer(layer)
+        names = [lyr.key, *(p for p in properties if p != lyr.key)]
+        sql, params = _select(lyr, tile.working_bbox(), where,
+                              ", ".join(f"t.{_q(c)}" for c in [*names, GEOM]))
+        rows = self._reader().execute(sql, params).fetchall()
+        if not rows:
+            return b""
+        cols = list(zip(*rows))
+        return tiles.encode(layer, decode_geometries(list(cols[-1])), tile, key=lyr.key,
+                            columns=dict(zip(names, cols[:-1])))
 
     def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
         return _count(self.conn, get_layer(layer), bbox, where)
