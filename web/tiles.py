@@ -114,21 +114,35 @@ def _cache_headers(response: Response, etag: str) -> Response:
 @bp.get("/tiles/<layer>/<int:z>/<int:x>/<int:y>.mvt")
 def tile(layer: str, z: int, x: int, y: int):
     """One Mapbox Vector Tile (XYZ, EPSG:3857, extent 4096) of ``layer``; empty body when no
-    feature lies in it; 404 for unknown layers and addresses outside the pyramid."""
+    feature lies in it; 404 for unknown layers and addresses outside the pyramid.
+
+    ``layer`` may also name several layers joined by commas (``zone,roads,plots``): one tile
+    holding one MVT layer per store layer in that order, so a map of many layers makes one
+    request per tile. Each layer is cut, cached and validated on its own; a protobuf
+    message's repeated fields concatenate, so the tile is their bytes end to end.
+    """
+    names = layer.split(",")
     try:
         address = Tile(z, x, y)
-        view = layer_view(layer, current_role())
+        if len(set(names)) != len(names):
+            raise NotFound(f"layer named twice in {layer!r}")
+        views = [layer_view(name, current_role()) for name in names]
     except (TileError, NotFound):
         abort(404)
     store = deps.get_store()
-    revision = store.revision([layer])
-    etag = hashlib.blake2b(f"{view.key}|{revision}|{z}/{x}/{y}".encode(),
-                           digest_size=12).hexdigest()
+    revisions = [store.revision([name]) for name in names]
+    etag = hashlib.blake2b("|".join(f"{v.key}:{r}" for v, r in zip(views, revisions)).encode()
+                           + f"|{z}/{x}/{y}".encode(), digest_size=12).hexdigest()
     if request.if_none_match.contains_weak(etag):
         return _cache_headers(Response(status=304), etag)
-    data = tile_cache().get_or_build(layer, view.key, revision, address, lambda: store.vector_tile(
-        layer, address, properties=view.properties(), where=view.where))
+    data = b"".join(_cut(store, view, revision, address) for view, revision in zip(views, revisions))
     return _cache_headers(Response(data, mimetype=MVT_MEDIA), etag)
+
+
+def _cut(store: Any, view: LayerView, revision: str, address: Tile) -> bytes:
+    """One layer's tile from the cache, cut by the store on a miss."""
+    return tile_cache().get_or_build(view.layer, view.key, revision, address, lambda: store.vector_tile(
+        view.layer, address, properties=view.properties(), where=view.where))
 
 
 def _popup(view: LayerView, row: dict[str, Any]) -> dict[str, Any]:

@@ -234,6 +234,7 @@
     } }
   });
   var plotSeq = 0;
+  var plotLoad = Promise.resolve(null);  // the latest load: what a superseded one waits for
   var hint = document.getElementById("zp-pl-zoom-hint");
   function keptPlots() {
     var keep = {};
@@ -275,14 +276,14 @@
     var b = map.getBounds().pad(0.25);
     var bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (v) {
       return v.toFixed(6); }).join(",");
-    return fetch(url("layer", { layer: "plots" }) + "?limit=" + cfg.pageSize + "&bbox=" + bbox,
-                 { credentials: "same-origin" })
+    plotLoad = fetch(url("layer", { layer: "plots" }) + "?limit=" + cfg.pageSize + "&bbox=" + bbox,
+                     { credentials: "same-origin" })
       .then(function (response) {
         if (!response.ok) { throw new Error("plots: HTTP " + response.status); }
         return response.json();
       })
       .then(function (data) {
-        if (seq !== plotSeq) { return data; }
+        if (seq !== plotSeq) { return plotLoad; }
         syncPlots(data.features);
         var complete = data.numberReturned >= data.numberMatched;
         // every plot in view is an outline now; tiles only while some are not
@@ -293,6 +294,7 @@
         map.fire("zp:plots");
         return data;
       });
+    return plotLoad;
   }
   var moveTimer = null;
   map.on("moveend", function () {

@@ -1,10 +1,11 @@
-/* The zone map's layers as vector tiles (Leaflet.VectorGrid, canvas), one tile layer per store
- * layer, styled by status like the rest of the site. A click asks the server what lies under
- * the pointer among the layers shown (/map/features?at=...), so popups come from the access
- * policy and the page never holds the data. Popup HTML is built and escaped by the server.
- * window.zpTileMap(map, config) is called by the page's folium element; it returns (and
- * keeps as window.zpMapTiles, for tests and the console) {layers: {name: VectorGrid},
- * pick: function(latlng)}. */
+/* The zone map's layers as vector tiles (Leaflet.VectorGrid on canvas): one request per tile
+ * for every layer (/tiles/zone,expansion,.../{z}/{x}/{y}.mvt, one MVT layer per store layer,
+ * drawn bottom first), styled by status like the rest of the site. The layer control hides
+ * and shows layers by restyling. A click asks the server what lies under the pointer among
+ * the layers shown (/map/features?at=...), so popups come from the access policy and the page
+ * never holds the data; the popup HTML is built and escaped by the server.
+ * window.zpTileMap(map, config) is called by the page's folium element; it returns (and keeps
+ * as window.zpMapTiles, for tests and the console) {grid, shown(), pick(latlng)}. */
 (function () {
   "use strict";
 
@@ -25,42 +26,49 @@
     return style;
   }
 
-  function tileLayer(cfg, spec, order) {
+  window.zpTileMap = function (map, cfg) {
+    var hidden = {};
     var styles = {};
-    styles[spec.name] = function (props) { return styleFor(cfg, spec, props); };
-    return L.vectorGrid.protobuf(cfg.tiles.replace("__layer__", spec.name), {
+    cfg.layers.forEach(function (spec) {
+      if (!spec.show) { hidden[spec.name] = true; }
+      styles[spec.name] = function (props) {
+        return hidden[spec.name] ? [] : styleFor(cfg, spec, props);
+      };
+    });
+    var names = cfg.layers.map(function (spec) { return spec.name; });
+    var grid = L.vectorGrid.protobuf(cfg.tiles.replace("__layer__", names.join(",")), {
       rendererFactory: L.canvas.tile,
       vectorTileLayerStyles: styles,
       interactive: false,  // clicks are answered by the server (see pick)
       maxZoom: cfg.maxZoom,
-      zIndex: 10 + order,
-      className: "zp-tiles zp-tiles-" + spec.name
-    });
-  }
+      className: "zp-tiles"
+    }).addTo(map);
 
-  window.zpTileMap = function (map, cfg) {
-    var layers = {};
+    // the control toggles stand-in layers; the grid restyles and redraws
     var control = L.control.layers(null, null, { collapsed: false, position: "topright" });
-    cfg.layers.forEach(function (spec, order) {
-      var layer = tileLayer(cfg, spec, order);
-      layers[spec.name] = layer;
-      if (spec.show) { layer.addTo(map); }
-      control.addOverlay(layer, spec.label);
+    var toggles = {};
+    cfg.layers.forEach(function (spec) {
+      toggles[spec.name] = L.layerGroup();
+      if (spec.show) { toggles[spec.name].addTo(map); }
+      control.addOverlay(toggles[spec.name], spec.label);
     });
     control.addTo(map);
+    map.on("overlayadd overlayremove", function (e) {
+      Object.keys(toggles).forEach(function (name) {
+        if (toggles[name] === e.layer) { hidden[name] = e.type === "overlayremove"; }
+      });
+      grid.redraw();
+    });
+    function shown() { return names.filter(function (name) { return !hidden[name]; }); }
 
     var asked = 0;
-    function shownTopFirst() {
-      return cfg.layers.map(function (spec) { return spec.name; })
-        .filter(function (name) { return map.hasLayer(layers[name]); }).reverse();
-    }
     /* open the popup of the topmost shown feature at latlng; resolves its {layer, id} or null */
     function pick(latlng) {
       var seq = ++asked;
-      var names = shownTopFirst();
-      if (!names.length) { return Promise.resolve(null); }
+      var top = shown().reverse();
+      if (!top.length) { return Promise.resolve(null); }
       var query = "at=" + latlng.lng.toFixed(7) + "," + latlng.lat.toFixed(7) +
-        "&zoom=" + Math.round(map.getZoom()) + "&layers=" + names.join(",");
+        "&zoom=" + Math.round(map.getZoom()) + "&layers=" + top.join(",");
       return fetch(cfg.pick + "?" + query, { credentials: "same-origin",
                                              headers: { Accept: "application/json" } })
         .then(function (response) { return response.ok ? response.json() : null; })
@@ -73,7 +81,7 @@
         });
     }
     map.on("click", function (e) { pick(e.latlng); });
-    window.zpMapTiles = { layers: layers, pick: pick };
+    window.zpMapTiles = { grid: grid, shown: shown, pick: pick };
     return window.zpMapTiles;
   };
 })();
