@@ -146,13 +146,14 @@ def _datasets(folder: Path) -> list[Path]:
 
 
 def find_dataset(folder: Path | str, *, layer: str | None = None,
-                 src_layer: str | None = None) -> Path:
+                 src_layer: str | None = None, choose: str = "--src-layer NAME") -> Path:
     """The one file to read from an extracted archive.
 
     Shapefiles are looked for first, then GeoPackages and GeoJSON. With
     several, ``src_layer`` (a file stem, or a file name such as ``plots.shp``,
     folders in the archive ignored) chooses, else the one named like
-    ``layer``; the message lists the candidates otherwise.
+    ``layer``; the message lists the candidates otherwise, and says how to
+    choose (``choose``: the option's name where the person gave the file).
 
     Raises
     ------
@@ -179,7 +180,7 @@ def find_dataset(folder: Path | str, *, layer: str | None = None,
         chosen = [p for p in found if layer and p.stem.lower() == layer.lower()]
         if len(chosen) != 1:
             raise ArchiveError(f"the archive holds {len(found)} files ({', '.join(stems)}); "
-                               "choose one with --src-layer NAME")
+                               f"choose one with {choose}")
     if chosen[0].suffix.lower() == ".shp":
         require_siblings(chosen[0])
     return chosen[0]

@@ -8,8 +8,10 @@ None of these functions know about the CLI or Flask.
 """
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -32,11 +34,16 @@ from pyproj.exceptions import CRSError, ProjError
 
 from geo import archive
 from geo.crs import WGS84_EPSG, WORKING_EPSG, parse_epsg
-from geo.layers import LAYERS, Field, Layer, get_layer
+from geo.layers import INTERNAL_LAYERS, LAYERS, Field, Layer, get_layer
 from geo.validate import (
     ZONE_ENVELOPE, Problem, ValidationError, check_geometries, coerce_attributes, coerce_value,
-    overlaps, single_part,
+    format_coordinate, overlaps, single_part,
 )
+
+#: The oldest GeoPackage version with everything stores and exports use (attribute tables,
+#: R-trees): GDAL 3.6 (Debian 12, many QGIS installs) warns that 1.4 "may only be partially
+#: supported".
+GPKG_VERSION = "1.2"
 
 Source = Union[str, Path, bytes, IO[bytes]]
 FORMATS: tuple[str, ...] = ("shp", "gpkg", "geojson")
@@ -44,8 +51,8 @@ MEDIA_TYPES = {"shp": "application/zip", "gpkg": "application/geopackage+sqlite3
                "geojson": "application/geo+json", "zip": "application/zip"}
 # Layers never imported or exported by these functions (users: credentials;
 # audit: written by the store alone).
-NEVER_EXPORTED: tuple[str, ...] = ("users",)
-NOT_IMPORTABLE: tuple[str, ...] = ("users", "audit")
+NEVER_EXPORTED: tuple[str, ...] = ("users", *INTERNAL_LAYERS)
+NOT_IMPORTABLE: tuple[str, ...] = ("users", "audit", *INTERNAL_LAYERS)
 # 9 decimals of a degree are ~0.1 mm: a GeoJSON round trip moves shared plot edges
 # far less than the 1 m² overlap tolerance (7 decimals, ~1 cm, did not).
 GEOJSON_DECIMALS = 9
@@ -56,6 +63,14 @@ _ID_CHUNK = 500
 _PYOGRIO_ERRORS = (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
                    pyogrio.errors.FieldError, pyogrio.errors.GeometryError,
                    pyogrio.errors.CRSError, pyogrio.errors.FeatureError)
+
+# How each import option is called where the person gave the file, for messages that
+# tell them what to do (the web passes the names of its form fields).
+CLI_OPTIONS: Mapping[str, str] = {"crs": "--crs EPSG", "src_layer": "--src-layer NAME",
+                                  "encoding": "--encoding NAME"}
+# Problems listed one by one before the rest are counted (a whole file in the wrong
+# encoding has one per row).
+_SHOWN_TEXT_PROBLEMS = 20
 
 _ARROW_TYPES = {
     "str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
@@ -119,25 +134,42 @@ def _epsg(frame: pd.DataFrame) -> int:
     return crs.to_epsg() if crs is not None else WORKING_EPSG
 
 
-def _sized_for_dbf(table: pa.Table) -> pa.Table:
-    """Tag text and integer columns with the DBF width their data needs.
+# Bytes a character of the zone's text takes in UTF-8 (Cyrillic and Kazakh letters: 2).
+_UTF8_BYTES_PER_CHAR = 2
+# GDAL's width for a 64-bit integer field.
+_DBF_INT64_WIDTH = 18
+
+
+def dbf_width(fld: Field) -> int | None:
+    """The DBF width a field is written with, from the schema (never from the data, so
+    a value typed later in QGIS fits): the longest choice, the id or text limit in
+    UTF-8 bytes up to the DBF's 254, the digits of an integer's maximum. None for
+    types the driver sizes itself (reals, dates)."""
+    if fld.type == "str":
+        if fld.choices:
+            return max(len(c.encode("utf-8")) for c in fld.choices)
+        limit = fld.text_limit
+        return _DBF_MAX_WIDTH if limit is None else min(_DBF_MAX_WIDTH,
+                                                        limit * _UTF8_BYTES_PER_CHAR)
+    if fld.type == "int":
+        if fld.maximum is None:
+            return _DBF_INT64_WIDTH
+        sign = 1 if fld.minimum is not None and fld.minimum < 0 else 0
+        return len(str(int(fld.maximum))) + sign
+    return None
+
+
+def _sized_for_dbf(layer: Layer, table: pa.Table) -> pa.Table:
+    """Tag text and integer columns with the DBF width the schema gives them.
 
     GDAL reads the ``GDAL:OGR:width`` field metadata when it creates a field,
-    so the ``.dbf`` is written once at the right widths instead of being
-    rewritten by the ``RESIZE`` option (which costs a second pass).
+    so the ``.dbf`` is written once at its final widths.
     """
     schema = table.schema
-    for i, fld in enumerate(schema):
-        col = table.column(i)
-        if pa.types.is_string(fld.type):
-            longest = pc.max(pc.binary_length(col.cast(pa.binary()))).as_py()
-        elif pa.types.is_integer(fld.type):
-            lo, hi = pc.min_max(col).values()
-            longest = max(len(str(v.as_py())) for v in (lo, hi)) if lo.is_valid else 1
-        else:
-            continue
-        width = str(min(max(int(longest or 1), 1), _DBF_MAX_WIDTH))
-        schema = schema.set(i, fld.with_metadata({"GDAL:OGR:width": width}))
+    for i, column in enumerate(schema):
+        width = dbf_width(layer.field(column.name)) if layer.has(column.name) else None
+        if width is not None:
+            schema = schema.set(i, column.with_metadata({"GDAL:OGR:width": str(width)}))
     return table.cast(schema)
 
 
@@ -164,8 +196,8 @@ def write_shapefile(layer: Layer | str, frame: gpd.GeoDataFrame, directory: Path
                     *, name: str | None = None) -> Path:
     """Write one layer as a shapefile with ``.prj`` and a UTF-8 ``.cpg``.
 
-    Text and integer field widths are sized to the data in one pass (see
-    ``_sized_for_dbf``); dates are DBF dates. A table (no geometry) is written
+    Text and integer field widths come from the schema (see :func:`dbf_width`),
+    so values typed later fit; dates are DBF dates. A table (no geometry) is written
     as a lone ``.dbf`` (with ``.cpg``). Text longer than the DBF's 254 bytes is
     cut by the format; a :class:`ShapefileLimitWarning` names the layer, field,
     count and first feature.
@@ -184,7 +216,7 @@ def write_shapefile(layer: Layer | str, frame: gpd.GeoDataFrame, directory: Path
         warnings.filterwarnings("ignore", message=r"(?s).*has been truncated",
                                 category=RuntimeWarning)
         pyogrio.write_arrow(
-            _sized_for_dbf(table), path, driver="ESRI Shapefile",
+            _sized_for_dbf(layer, table), path, driver="ESRI Shapefile",
             geometry_name="geometry" if layer.is_feature else None,
             geometry_type=layer.geometry if layer.is_feature else None,
             crs=f"EPSG:{_epsg(frame)}" if layer.is_feature else None,
@@ -309,9 +341,24 @@ def _unreadable(path: Path, kind: str, err: Exception) -> ValueError:
     return ValueError(f"{path.name} is not a readable {what} (GDAL: {first})")
 
 
+@dataclass
+class _Raw:
+    """One layer of a file as read: attributes, raw WKB (None for tables), CRS text, what
+    kind of file it was, a description for messages, and text that is not UTF-8."""
+
+    attrs: pd.DataFrame
+    wkb: np.ndarray | None
+    crs: str | None
+    kind: str
+    desc: str
+    bad_text: list[tuple[str, int, bytes]] = dc_field(default_factory=list)
+    encoding: str | None = None
+
+
 def _read_raw(path: Path, *, layer_name: str | None = None, encoding: str | None = None,
-              kind: str = "") -> tuple[pd.DataFrame, np.ndarray | None, str | None]:
-    """Attributes, raw WKB (None for tables) and CRS text of one layer of a file."""
+              kind: str = "", desc: str = "") -> _Raw:
+    """Read one layer of a file; text columns that are not UTF-8 are kept as read
+    (with U+FFFD) and listed in ``bad_text`` by field and row."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # GDAL's notes (unclosed rings)
@@ -323,7 +370,32 @@ def _read_raw(path: Path, *, layer_name: str | None = None, encoding: str | None
     if meta.get("geometry_type") and geom_col in table.column_names:
         wkb = table[geom_col].to_numpy(zero_copy_only=False)
         table = table.drop_columns([geom_col])
-    return table.to_pandas(), wkb, meta.get("crs")
+    table, bad = _utf8_columns(table)
+    return _Raw(table.to_pandas(), wkb, meta.get("crs"), kind, desc or path.name, bad, encoding)
+
+
+def _utf8_columns(table: pa.Table) -> tuple[pa.Table, list[tuple[str, int, bytes]]]:
+    """The table with text that is not UTF-8 decoded leniently, and where it was."""
+    bad: list[tuple[str, int, bytes]] = []
+    for i, name in enumerate(table.column_names):
+        column = table.column(i)
+        if not pa.types.is_string(column.type):
+            continue
+        try:
+            column.validate(full=True)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        raw = column.cast(pa.binary()).to_pylist()
+        texts = []
+        for row, value in enumerate(raw):
+            try:
+                texts.append(None if value is None else value.decode("utf-8"))
+            except UnicodeDecodeError:
+                bad.append((name, row, value))
+                texts.append(value.decode("utf-8", errors="replace"))
+        table = table.set_column(i, name, pa.array(texts, type=pa.string()))
+    return table, bad
 
 
 def _first_line(err: Exception) -> str:
@@ -345,7 +417,37 @@ def _dbf_encoding(dbf: Path | None) -> str | None:
     return "UTF-8"
 
 
-def _gpkg_layer(path: Path, layer: str, src_layer: str | None) -> str:
+_DBF_VERSIONS = {0x02, 0x03, 0x04, 0x05, 0x30, 0x31, 0x32, 0x43, 0x63, 0x83, 0x8B, 0xCB, 0xF5,
+                 0xFB}
+
+
+def _check_dbf(dbf: Path | None, desc: str) -> None:
+    """Refuse a ``.dbf`` whose header is damaged (GDAL would read no fields at all).
+
+    A dBASE header is a version byte, a record count, the header length
+    (32 bytes per field plus 33) and the record length; together they fix the
+    file's size.
+    """
+    if dbf is None:
+        return
+    with open(dbf, "rb") as fh:
+        head = fh.read(32)
+    size = dbf.stat().st_size
+    ok = len(head) == 32 and head[0] in _DBF_VERSIONS
+    if ok:
+        records = int.from_bytes(head[4:8], "little")
+        header = int.from_bytes(head[8:10], "little")
+        record = int.from_bytes(head[10:12], "little")
+        ok = header >= 33 and (header - 33) % 32 in (0, 31) and record >= 1 \
+            and header + records * record <= size <= header + records * record + 1 + 1
+    if not ok:
+        raise ValueError(f"{desc}: its attribute table {dbf.name} is damaged (not a dBASE "
+                         "header, or its size does not match the records it declares); "
+                         "export the layer again")
+
+
+def _gpkg_layer(path: Path, layer: str, src_layer: str | None,
+                options: Mapping[str, str] = CLI_OPTIONS) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -364,39 +466,108 @@ def _gpkg_layer(path: Path, layer: str, src_layer: str | None) -> str:
     if layer in names:
         return layer
     raise ValueError(f"{path.name} holds several layers ({', '.join(names)}); "
-                     "choose one with --src-layer NAME")
+                     f"choose one with {options['src_layer']}")
 
 
-def _read_path(path: Path, layer: Layer, src_layer: str | None,
-               ) -> tuple[pd.DataFrame, np.ndarray | None, str | None, str, str]:
-    """Read any supported file: (attributes, wkb, crs, kind, description)."""
+def _read_path(path: Path, layer: Layer, src_layer: str | None, encoding: str | None,
+               options: Mapping[str, str], tmp: Path) -> _Raw:
+    """Read any supported file (``encoding`` overrides what the file says of its text)."""
     kind = _kind(path)
     if kind == "zip":
         with archive.extracted(path) as folder:
-            member = archive.find_dataset(folder, layer=layer.name, src_layer=src_layer)
-            attrs, wkb, crs, kind, _ = _read_path(member, layer, None if member.suffix.lower()
-                                                  == ".shp" else src_layer)
-            return attrs, wkb, crs, kind, f"{path.name}:{member.name}"
-    if kind == "shp":
-        archive.require_siblings(path)
-        enc = None if archive.sibling(path, ".cpg") else _dbf_encoding(archive.sibling(path, ".dbf"))
-        attrs, wkb, crs = _read_raw(path, encoding=enc, kind=kind)
-        if archive.sibling(path, ".prj") is None:
-            crs = None
-        return attrs, wkb, crs, kind, path.name
+            member = archive.find_dataset(folder, layer=layer.name, src_layer=src_layer,
+                                          choose=options["src_layer"])
+            raw = _read_path(member, layer, None if member.suffix.lower() == ".shp"
+                             else src_layer, encoding, options, tmp)
+            raw.desc = f"{path.name}:{member.name}"
+            return raw
+    if kind in ("shp", "dbf"):
+        if kind == "shp":
+            archive.require_siblings(path)
+        dbf = archive.sibling(path, ".dbf") if kind == "shp" else path
+        _check_dbf(dbf, path.name)
+        enc = encoding or (None if archive.sibling(path, ".cpg") else _dbf_encoding(dbf))
+        prj = archive.sibling(path, ".prj") if kind == "shp" else None
+        try:
+            raw = _read_raw(path, encoding=enc, kind=kind)
+        except ValueError:
+            if prj is not None and not _parses_as_crs(prj):
+                raise _bad_prj(path, prj, options) from None
+            raise
+        if kind == "shp" and prj is None:
+            raw.crs = None
+        elif prj is not None and raw.crs is None:
+            raise _bad_prj(path, prj, options)
+        return raw
     if kind == "gpkg":
-        name = _gpkg_layer(path, layer.name, src_layer)
-        attrs, wkb, crs = _read_raw(path, layer_name=name, kind=kind)
-        return attrs, wkb, crs, kind, f"{path.name}:{name}"
-    if kind == "dbf":
-        enc = None if archive.sibling(path, ".cpg") else _dbf_encoding(path)
-        attrs, wkb, crs = _read_raw(path, encoding=enc, kind=kind)
-        return attrs, wkb, crs, kind, path.name
-    attrs, wkb, crs = _read_raw(path, kind=kind)
-    return attrs, wkb, crs, kind, path.name
+        name = _gpkg_layer(path, layer.name, src_layer, options)
+        return _read_raw(path, layer_name=name, kind=kind, desc=f"{path.name}:{name}")
+    if kind == "geojson":
+        _refuse_control_characters(path, layer)
+        if encoding and codecs.lookup(encoding).name != "utf-8":
+            return _read_raw(_as_utf8(path, encoding, tmp), kind=kind, desc=path.name)
+    return _read_raw(path, kind=kind)
 
 
-def _source_crs(file_crs: str | None, given: int | None, kind: str, desc: str) -> CRS:
+def _parses_as_crs(prj: Path) -> bool:
+    try:
+        CRS.from_user_input(prj.read_text(encoding="utf-8", errors="replace"))
+        return True
+    except CRSError:
+        return False
+
+
+def _bad_prj(path: Path, prj: Path, options: Mapping[str, str]) -> ValueError:
+    text = prj.read_bytes()[:60].decode("utf-8", errors="replace").strip()
+    return ValueError(f"{path.name}: its {prj.name} cannot be understood as a coordinate "
+                      f"system (it starts {text!r}); replace it with the layer's .prj, or "
+                      f"delete it and give the CRS with {options['crs']}")
+
+
+def _as_utf8(path: Path, encoding: str, tmp: Path) -> Path:
+    """A UTF-8 copy of a text file written in ``encoding`` (GDAL reads JSON as UTF-8)."""
+    try:
+        text = path.read_bytes().decode(encoding)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path.name} is not {encoding} text either (byte {err.start}: "
+                         f"{err.object[err.start:err.start + 4]!r})") from None
+    out = tmp / f"utf8-{path.name}"
+    out.write_text(text, encoding="utf-8")
+    return out
+
+
+_JSON_CONTROL = re.compile(rb"\\u00[01][0-9a-fA-F]|\\u007[fF]")
+
+
+def _refuse_control_characters(path: Path, layer: Layer) -> None:
+    """Refuse GeoJSON text holding control characters (``\\u0000`` would be cut by GDAL:
+    ``B-0\\u000058`` read as ``B-0``); names the feature and field."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if not _JSON_CONTROL.search(data):
+        return
+    try:
+        features = json.loads(data).get("features") or []
+    except (ValueError, AttributeError):
+        return  # not JSON we can walk: GDAL's own message follows
+    problems = []
+    for i, feature in enumerate(features):
+        props = (feature or {}).get("properties") or {}
+        for name, value in props.items():
+            if isinstance(value, str) and _CONTROL_TEXT.search(value):
+                key = props.get(layer.key)
+                problems.append(Problem(i, None if key is None else repr(key)[1:-1], str(name),
+                                        f"{value[:40]!r} holds a control character "
+                                        "(such as NUL); remove it"))
+    if problems:
+        raise ValidationError(problems)
+
+
+_CONTROL_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _source_crs(file_crs: str | None, given: int | None, kind: str, desc: str,
+                options: Mapping[str, str] = CLI_OPTIONS) -> CRS:
     """The CRS the coordinates are in: the file's, or ``--crs`` when it has none."""
     if kind == "geojson" and given is not None and (
             file_crs is None or CRS.from_user_input(file_crs).to_epsg() == WGS84_EPSG):
@@ -406,7 +577,8 @@ def _source_crs(file_crs: str | None, given: int | None, kind: str, desc: str) -
             what = "has no .prj file" if kind == "shp" else "carries no CRS"
             raise ValidationError([Problem(None, None, "crs",
                                            f"{desc} {what}, so its coordinates cannot be placed; "
-                                           "give the CRS with --crs EPSG (e.g. --crs 32643 or 4326)")])
+                                           f"give the CRS with {options['crs']} "
+                                           "(e.g. 32643 or 4326)")])
         return CRS.from_epsg(given)
     try:
         crs = CRS.from_user_input(file_crs)
@@ -414,8 +586,9 @@ def _source_crs(file_crs: str | None, given: int | None, kind: str, desc: str) -
         raise ValueError(f"{desc}: its CRS is not understood ({_first_line(err)})") from None
     if given is not None and crs.to_epsg(min_confidence=70) != given:
         raise ValidationError([Problem(None, None, "crs",
-                                       f"{desc} declares {crs.name} but --crs says EPSG:{given}; "
-                                       "--crs is only for files that carry no CRS")])
+                                       f"{desc} declares {crs.name} but the CRS given says "
+                                       f"EPSG:{given}; {options['crs']} is only for files "
+                                       "that carry no CRS")])
     return crs
 
 
@@ -467,8 +640,55 @@ def _rename_columns(layer: Layer, attrs: pd.DataFrame) -> tuple[pd.DataFrame, li
     return attrs, [str(c) for c in attrs.columns if not layer.has(str(c))]
 
 
+def _text_problems(layer: Layer, raw: _Raw, options: Mapping[str, str]) -> list[Problem]:
+    """One problem per value that is not UTF-8, saying which encoding to give."""
+    if not raw.bad_text:
+        return []
+    attrs, _ = _rename_columns(layer, raw.attrs)
+    lower = {f.name.lower(): f.name for f in layer.fields}
+    problems = []
+    for name, row, data in raw.bad_text[:_SHOWN_TEXT_PROBLEMS]:
+        guess = _guess_encoding(data)
+        hint = f" (it reads as {guess[0]}: {guess[1]!r})" if guess else ""
+        which = f"its encoding ({guess[0]})" if guess else "its encoding"
+        if raw.kind == "geojson":
+            how = (f"GeoJSON is UTF-8 by definition (RFC 8259): save it as UTF-8, or give "
+                   f"{which} with {options['encoding']}")
+        elif raw.encoding:
+            how = f"it is not {raw.encoding} either: give {which} with {options['encoding']}"
+        else:
+            how = (f"give {which} with {options['encoding']}, or put a .cpg file beside the "
+                   f".dbf holding the encoding's name (e.g. {guess[0] if guess else 'cp1251'})")
+        problems.append(Problem(row, _key_at(layer, attrs, row), lower.get(name.lower(), name),
+                                f"text {data[:24]!r} is not UTF-8{hint}; {how}"))
+    if len(raw.bad_text) > _SHOWN_TEXT_PROBLEMS:
+        problems.append(Problem(None, None, None,
+                                f"{len(raw.bad_text) - _SHOWN_TEXT_PROBLEMS} more value(s) are "
+                                "not UTF-8 either"))
+    return problems
+
+
+# Single-byte encodings of the region, tried in turn on text that is not UTF-8.
+_LIKELY_ENCODINGS = ("cp1251", "cp866", "koi8_r")
+
+
+def _guess_encoding(data: bytes) -> tuple[str, str] | None:
+    """The first regional encoding that reads ``data`` as mostly letters, and the text."""
+    for name in _LIKELY_ENCODINGS:
+        try:
+            text = data.decode(name)
+        except UnicodeDecodeError:
+            continue
+        letters = sum(ch.isalpha() or ch.isspace() or ch in ".,-\"'()№0123456789" for ch in text)
+        if text and letters / len(text) > 0.9 and re.search(r"[\u0400-\u04ff]", text):
+            return name, text[:40]
+    return None
+
+
 def read_upload(source: Source, layer: str, *, src_layer: str | None = None,
-                crs: int | str | None = None, filename: str | None = None) -> Upload:
+                crs: int | str | None = None, filename: str | None = None,
+                encoding: str | None = None,
+                options: Mapping[str, str] = CLI_OPTIONS) -> Upload:
     """Read an uploaded or local file for import into ``layer``.
 
     Parameters
@@ -484,6 +704,12 @@ def read_upload(source: Source, layer: str, *, src_layer: str | None = None,
         EPSG code of the coordinates, for files that carry no CRS.
     filename : str, optional
         The original name of an upload given as bytes or a file object.
+    encoding : str, optional
+        The encoding of the file's text (a ``.dbf`` without a right ``.cpg``,
+        GeoJSON saved in a legacy code page); default: what the file says, else UTF-8.
+    options : mapping
+        How ``crs``, ``src_layer`` and ``encoding`` are called where the person
+        gave the file, for messages (default: the CLI's options).
 
     Returns
     -------
@@ -493,36 +719,52 @@ def read_upload(source: Source, layer: str, *, src_layer: str | None = None,
     Raises
     ------
     ValidationError
-        When the file as a whole cannot be placed (no CRS, contradicting CRS).
+        When the file as a whole cannot be placed (no CRS, contradicting CRS),
+        or holds text that is not in its encoding or control characters.
     ValueError, OSError
         When the file cannot be read, with the reason.
     """
     lyr = importable_layer(layer)
     given = None if crs is None else parse_epsg(crs)
+    if encoding:
+        try:
+            encoding = codecs.lookup(encoding).name
+        except LookupError:
+            raise ValidationError([Problem(None, None, "encoding",
+                                           f"unknown encoding {encoding!r}; give one such as "
+                                           "cp1251, utf-8 or latin1")]) from None
     with tempfile.TemporaryDirectory(prefix="zoneplan-upload-") as tmp:
         path = _materialise(source, filename, Path(tmp))
-        attrs, wkb, file_crs, kind, desc = _read_path(path, lyr, src_layer)
-    attrs, ignored = _rename_columns(lyr, attrs)
+        raw = _read_path(path, lyr, src_layer, encoding, options, Path(tmp))
+    text_problems = _text_problems(lyr, raw, options)
+    if text_problems:
+        raise ValidationError(text_problems)
+    attrs, ignored = _rename_columns(lyr, raw.attrs)
+    desc = raw.desc
     if not lyr.is_feature:
         return Upload(lyr.name, attrs, [], desc, None, ignored)
-    if wkb is None:
+    if raw.wkb is None:
+        if len(attrs) == 0:
+            return Upload(lyr.name, gpd.GeoDataFrame(attrs, geometry=[], crs=WORKING_EPSG),
+                          [], desc, None, ignored)
         raise ValidationError([Problem(None, None, "geometry",
                                        f"{desc} has no geometry; {lyr.name} holds {lyr.geometry}s")])
-    src = _source_crs(file_crs, given, kind, desc)
-    geoms, failures = _parse_geometries(wkb)
-    if kind == "geojson" and given is not None and given != WGS84_EPSG \
-            and _undeclared_wgs84(file_crs) and not _not_degrees(geoms).any():
+    src = _source_crs(raw.crs, given, raw.kind, desc, options)
+    geoms, failures = _parse_geometries(raw.wkb)
+    if raw.kind == "geojson" and given is not None and given != WGS84_EPSG \
+            and _undeclared_wgs84(raw.crs) and not _not_degrees(geoms).any():
         raise ValidationError([Problem(
             None, None, "crs",
-            f"{desc}: GeoJSON is WGS84 by definition (RFC 7946); --crs is only for files "
-            f"that carry no CRS (its coordinates are degrees; --crs {given} would misread "
-            "them); leave --crs out")])
+            f"{desc}: GeoJSON is WGS84 by definition (RFC 7946); {options['crs']} is only for "
+            f"files that carry no CRS (its coordinates are degrees; EPSG:{given} would misread "
+            "them); leave it out")])
     problems = [Problem(i, _key_at(lyr, attrs, i), "geometry", why) for i, why in failures]
     if src.is_geographic:
         for i in np.flatnonzero(_not_degrees(geoms)):
             b = shapely.bounds(geoms[i])
             problems.append(Problem(int(i), _key_at(lyr, attrs, i), "geometry",
-                                    f"coordinates ({b[0]:.1f}, {b[1]:.1f}) are not degrees although "
+                                    f"coordinates ({format_coordinate(b[0])}, "
+                                    f"{format_coordinate(b[1])}) are not degrees although "
                                     f"the file says {src.name}: projected coordinates labelled "
                                     "as WGS84? give the right CRS"))
             geoms[i] = None
@@ -571,6 +813,16 @@ def _order(p: Problem) -> tuple[int, str]:
 # ---------------------------------------------------------------------------
 # Planning and applying imports
 
+MODES: tuple[str, ...] = ("update", "replace")
+# Plots a replace never removes: someone holds them.
+COMMITTED_STATUSES: tuple[str, ...] = ("reserved", "allocated", "occupied")
+# Vertices closer than this (metres) are the same geometry: a GeoJSON round trip at
+# 9 decimals moves them ~0.1 mm, a shapefile may turn rings the other way.
+SAME_GEOMETRY_M = 0.001
+# Ids named one by one in a refusal before the rest are counted.
+SHOWN_IDS = 200
+
+
 @dataclass
 class ImportPlan:
     """A validated import: what would be written, and why it may not be.
@@ -579,15 +831,24 @@ class ImportPlan:
     ----------
     layer : str
     frame : DataFrame
-        Schema-typed attributes (and geometry, working CRS) ready to insert.
-    replace : bool
-        Whether the layer's content is replaced rather than added to.
-    adds : int
-        Features whose id is new to the store.
-    replacements : int
-        Features replacing a stored one with the same id (``replace`` only).
-    removals : int
-        Stored features that disappear because the file lacks them (``replace``).
+        Schema-typed attributes (and geometry, working CRS), one row per input feature.
+    mode : {"update", "replace"}
+        ``update`` changes the stored features whose id is in the file and adds
+        the new ids; ``replace`` also removes the stored features the file lacks.
+    columns : tuple of str
+        The input fields the file carries; updates change only these and the geometry.
+    new_ids : list of str
+        Ids new to the store (inserted).
+    updates : dict
+        ``{id: {field: new value}}`` of stored features the file changes.
+    before : dict
+        ``{id: {field: stored value}}`` of the same fields (for "cadastre 101 → 999").
+    versions : dict
+        ``{id: version}`` the updates were planned against; a later edit is refused.
+    unchanged : int
+        Stored features the file repeats as they are.
+    removed : dict
+        ``{id: status or None}`` of the stored features a replace removes, in id order.
     problems : list of Problem
         Every reason to refuse; the plan may be applied only when empty.
     source : str
@@ -598,11 +859,15 @@ class ImportPlan:
 
     layer: str
     frame: pd.DataFrame
-    replace: bool
-    adds: int
-    replacements: int
-    removals: int
-    problems: list[Problem]
+    mode: str = "update"
+    columns: tuple[str, ...] = ()
+    new_ids: list[str] = dc_field(default_factory=list)
+    updates: dict[str, dict[str, Any]] = dc_field(default_factory=dict)
+    before: dict[str, dict[str, Any]] = dc_field(default_factory=dict)
+    versions: dict[str, int] = dc_field(default_factory=dict)
+    unchanged: int = 0
+    removed: dict[str, str | None] = dc_field(default_factory=dict)
+    problems: list[Problem] = dc_field(default_factory=list)
     source: str = ""
     ignored_columns: list[str] = dc_field(default_factory=list)
     revision: str = ""
@@ -613,37 +878,83 @@ class ImportPlan:
         return not self.problems
 
     @property
+    def replace(self) -> bool:
+        """Whether stored features the file lacks are removed."""
+        return self.mode == "replace"
+
+    @property
+    def adds(self) -> int:
+        """Features whose id is new to the store."""
+        return len(self.new_ids)
+
+    @property
+    def removals(self) -> int:
+        """Stored features a replace removes."""
+        return len(self.removed)
+
+    @property
+    def removals_by_status(self) -> dict[str, int]:
+        """How many removals per status (the layer's status order; ``-`` without one)."""
+        lyr = get_layer(self.layer)
+        order = list(lyr.field("status").choices or ()) if lyr.has("status") else []
+        counts: dict[str, int] = {}
+        for status in self.removed.values():
+            counts[status or "-"] = counts.get(status or "-", 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: (
+            order.index(kv[0]) if kv[0] in order else len(order), kv[0])))
+
+    @property
     def bad_features(self) -> int:
         """How many features have at least one problem."""
         return len({p.index for p in self.problems if p.index is not None})
 
+    def changes(self, key: str) -> list[tuple[str, Any, Any]]:
+        """``(field, before, after)`` of one update, geometry shown as ``changed``."""
+        return [(name, "…" if name == "geometry" else self.before[key].get(name),
+                 "changed" if name == "geometry" else value)
+                for name, value in self.updates[key].items()]
+
     def summary(self) -> str:
         """One line: what the import would do."""
-        text = f"{self.layer}: {len(self.frame)} feature(s) from {self.source or 'input'}: " \
-               f"{self.adds} new"
+        text = (f"{self.layer}: {len(self.frame)} feature(s) from {self.source or 'input'}: "
+                f"{self.adds} new, {len(self.updates)} updated, {self.unchanged} unchanged")
         if self.replace:
-            text += f", {self.replacements} replaced, {self.removals} removed"
+            by_status = ", ".join(f"{n} {s}" for s, n in self.removals_by_status.items())
+            text += f", {self.removals} removed" + (f" ({by_status})" if by_status else "")
         return text
 
+    def input_frame(self) -> pd.DataFrame:
+        """The input as the file gave it (its columns only), to plan again."""
+        columns = list(self.columns) + (["geometry"] if "geometry" in self.frame.columns else [])
+        return self.frame[columns]
+
     def to_dict(self, *, limit: int = 100) -> dict[str, Any]:
-        """A JSON-ready preview (problems capped at ``limit``)."""
+        """A JSON-ready preview (problems, updates and removals capped at ``limit``)."""
         return {"layer": self.layer, "source": self.source, "features": len(self.frame),
-                "replace": self.replace, "adds": self.adds, "replacements": self.replacements,
-                "removals": self.removals, "ok": self.ok, "problem_count": len(self.problems),
+                "mode": self.mode, "replace": self.replace, "adds": self.adds,
+                "updates": len(self.updates), "unchanged": self.unchanged,
+                "removals": self.removals, "removals_by_status": self.removals_by_status,
+                "removed": [{"id": k, "status": s} for k, s in
+                            list(self.removed.items())[:limit]],
+                "updated": [{"id": k, "changes": {f: [str(a), str(b)] if f == "geometry"
+                                                  else [a, b] for f, a, b in self.changes(k)}}
+                            for k in list(self.updates)[:limit]],
+                "ok": self.ok, "problem_count": len(self.problems),
                 "problems": [dataclasses.asdict(p) for p in self.problems[:limit]],
                 "ignored_columns": self.ignored_columns}
 
 
 def plan_import(store: Any, layer: str, data: pd.DataFrame | Upload, *,
-                replace: bool = False) -> ImportPlan:
+                mode: str = "update") -> ImportPlan:
     """Check an import against the schema and the store; write nothing.
 
     Checks, per feature: the read problems of an :class:`Upload`; attribute
-    types and vocabularies; geometry valid, of the layer's type, not
-    degenerate and within 5 km of the stored zone and expansion areas (see
-    :func:`import_envelope`); ids unique in the input and (unless ``replace``) new
-    to the store; for plots, no overlap with each other or (unless
-    ``replace``) with stored plots.
+    types, vocabularies, id syntax and text lengths; geometry valid, of the
+    layer's type, not degenerate and within 5 km of the stored zone and
+    expansion areas (see :func:`import_envelope`); ids unique in the input;
+    for plots, no overlap with each other or with stored plots the file does
+    not mention. A replace may not remove committed plots (reserved,
+    allocated, occupied) nor plots an application names.
 
     Parameters
     ----------
@@ -651,16 +962,34 @@ def plan_import(store: Any, layer: str, data: pd.DataFrame | Upload, *,
     layer : str
     data : DataFrame or Upload
         A frame in the working CRS, or what :func:`read_upload` returned.
-    replace : bool
-        Plan to replace the layer's content instead of adding to it.
+    mode : {"update", "replace"}
+        ``update`` (default): features whose id is stored are updated (only the
+        fields the file carries, and the geometry), new ids are added, nothing
+        is removed. ``replace``: the same, and stored features the file lacks
+        are removed.
+
+    Raises
+    ------
+    ValueError
+        For an unknown mode or a layer that may not be imported.
     """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; use {' or '.join(MODES)}")
     lyr = importable_layer(layer)
     upload = data if isinstance(data, Upload) else Upload(lyr.name, data)
     frame = upload.frame.reset_index(drop=True)
+    revision = store.revision(_checked_layers(lyr))
+    plan = ImportPlan(lyr.name, frame, mode, source=upload.source,
+                      ignored_columns=upload.ignored_columns, revision=revision)
+    if len(frame) == 0:
+        plan.problems = [Problem(None, None, None, f"{upload.source or 'the input'} holds no "
+                                                   "features; nothing to import")]
+        return plan
     typed, problems = coerce_attributes(lyr, frame)
     problems = list(upload.problems) + _missing_columns(lyr, frame, problems)
+    plan.columns = tuple(f.name for f in lyr.input_fields if f.name in frame.columns)
     ids = typed[lyr.key].tolist()
-    out: pd.DataFrame = typed
+    plan.frame = typed
     if lyr.is_feature:
         geoms = single_part(gpd.GeoSeries(frame.geometry.values, crs=WORKING_EPSG)).values
         unread = {p.index for p in upload.problems if p.field == "geometry"}
@@ -671,19 +1000,23 @@ def plan_import(store: Any, layer: str, data: pd.DataFrame | Upload, *,
         problems += geo_problems
         usable = np.ones(len(frame), dtype=bool)
         usable[list(unread | {p.index for p in geo_problems})] = False
-        out = gpd.GeoDataFrame(typed, geometry=np.asarray(geoms), crs=WORKING_EPSG)
+        plan.frame = gpd.GeoDataFrame(typed, geometry=np.asarray(geoms), crs=WORKING_EPSG)
         if lyr.name == "plots":
-            problems += _self_overlaps(out, usable)
-    revision = store.revision()
-    present = _present_ids(store, lyr, ids)
-    problems += _store_problems(store, lyr, out, replace, present)
-    existing = store.count(lyr.name) if replace else 0
-    return ImportPlan(lyr.name, out, replace,
-                      adds=len(out) - (len(present) if replace else 0),
-                      replacements=len(present) if replace else 0,
-                      removals=existing - len(present) if replace else 0,
-                      problems=sorted(problems, key=_order), source=upload.source,
-                      ignored_columns=upload.ignored_columns, revision=revision)
+            problems += _self_overlaps(plan.frame, usable)
+    stored = _stored_rows(store, lyr, ids)
+    _plan_updates(plan, lyr, stored)
+    if plan.replace:
+        plan.removed = _removals(store, lyr, {str(k) for k in ids if k is not None})
+        problems += _committed_removals(store, lyr, plan.removed)
+    elif lyr.name == "plots":
+        problems += _overlaps_with_store(store, plan.frame, {str(k) for k in ids if k is not None})
+    plan.problems = sorted(problems, key=_order)
+    return plan
+
+
+def _checked_layers(layer: Layer) -> list[str]:
+    """The layers a plan reads: the target, where the zone is, who holds plots."""
+    return list(dict.fromkeys([layer.name, "zone", "expansion", "applications"]))
 
 
 def import_envelope(store: Any, layer: str) -> tuple[tuple[float, float, float, float], str]:
@@ -719,30 +1052,84 @@ def _missing_columns(layer: Layer, frame: pd.DataFrame, problems: list[Problem])
     return head + [p for p in problems if p.field not in absent]
 
 
-def _present_ids(store: Any, layer: Layer, ids: list[Any]) -> set[str]:
-    """The ids of ``ids`` already in the store (queried in chunks, by value)."""
+def _stored_rows(store: Any, layer: Layer, ids: list[Any]) -> pd.DataFrame:
+    """The stored rows whose id is in ``ids`` (queried in chunks, by value), by id."""
     wanted = sorted({str(i) for i in ids if i is not None})
-    found: set[str] = set()
-    for start in range(0, len(wanted), _ID_CHUNK):
-        chunk = wanted[start:start + _ID_CHUNK]
-        rows = store.read(layer.name, where={layer.key: chunk})
-        found |= {str(v) for v in rows[layer.key].tolist()}
-    return found
+    parts = [store.read(layer.name, where={layer.key: wanted[start:start + _ID_CHUNK]})
+             for start in range(0, len(wanted), _ID_CHUNK)]
+    rows = pd.concat(parts, ignore_index=True) if parts else store.read(layer.name, limit=0)
+    return rows.set_index(rows[layer.key].astype(str), drop=False)
 
 
-def _store_problems(store: Any, layer: Layer, frame: pd.DataFrame, replace: bool,
-                    present: set[str] | None = None) -> list[Problem]:
-    """Collisions with what is stored: existing ids and (plots) overlaps."""
-    if replace:
+def _plain(value: Any) -> Any:
+    """A stored value as the schema's coercion gives it (None for missing, plain Python)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _plan_updates(plan: ImportPlan, lyr: Layer, stored: pd.DataFrame) -> None:
+    """Sort the input into new ids and updates of stored features (fields that differ)."""
+    keys = [None if k is None else str(k) for k in plan.frame[lyr.key].tolist()]
+    rows = [i for i, k in enumerate(keys) if k is not None and k in stored.index]
+    plan.new_ids = [k for k in keys if k is not None and k not in stored.index]
+    if not rows:
+        return
+    old = stored.loc[[keys[i] for i in rows]]
+    after: list[dict[str, Any]] = [{} for _ in rows]
+    for name in plan.columns:
+        if name == lyr.key:
+            continue
+        new_values = plan.frame[name].iloc[rows].tolist()
+        for n, (a, b) in enumerate(zip(old[name].tolist(), new_values)):
+            if _plain(a) != b:
+                after[n][name] = b
+    if lyr.is_feature:
+        new_geoms = np.asarray(plan.frame.geometry.values, dtype=object)[rows]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            same = shapely.equals_exact(shapely.normalize(new_geoms),
+                                        shapely.normalize(np.asarray(old.geometry.values)),
+                                        tolerance=SAME_GEOMETRY_M)
+        for n in np.flatnonzero(~same):
+            after[n]["geometry"] = new_geoms[n]
+    for n, i in enumerate(rows):
+        key = keys[i]
+        if not after[n]:
+            plan.unchanged += 1
+            continue
+        plan.updates[key] = after[n]
+        plan.before[key] = {f: (old.geometry.iloc[n] if f == "geometry" else _plain(old[f].iloc[n]))
+                            for f in after[n]}
+        plan.versions[key] = int(_plain(old["version"].iloc[n]) or 0)
+
+
+def _removals(store: Any, layer: Layer, keep: set[str]) -> dict[str, str | None]:
+    """``{id: status}`` of the stored features not in ``keep``, in id order."""
+    stored = store.read(layer.name)
+    keys = stored[layer.key].astype(str)
+    gone = ~keys.isin(keep)
+    status = (stored.loc[gone, "status"].tolist() if layer.has("status")
+              else [None] * int(gone.sum()))
+    return dict(zip(keys[gone].tolist(), status))
+
+
+def _committed_removals(store: Any, layer: Layer, removed: dict[str, str | None]) -> list[Problem]:
+    """Refuse a replace that would remove plots someone holds or an application names."""
+    if layer.name != "plots" or not removed:
         return []
-    keys = frame[layer.key].tolist()
-    present = _present_ids(store, layer, keys) if present is None else present
-    problems = [Problem(i, str(k), layer.key,
-                        f"id {k} is already in the store (use --replace to replace the layer)")
-                for i, k in enumerate(keys) if k is not None and str(k) in present]
-    if layer.name == "plots" and len(frame):
-        problems += _overlaps_with_store(store, frame, present)
-    return problems
+    apps = store.read("applications")
+    named = set(apps["plot_id"].dropna().astype(str)) | set(apps["assigned"].dropna().astype(str))
+    held = [k for k, status in removed.items() if status in COMMITTED_STATUSES or k in named]
+    if not held:
+        return []
+    shown = ", ".join(f"{k} ({removed[k]}{', named by an application' if k in named else ''})"
+                      for k in held[:SHOWN_IDS])
+    more = f" and {len(held) - SHOWN_IDS} more" if len(held) > SHOWN_IDS else ""
+    return [Problem(None, None, layer.key,
+                    f"a replace never removes committed plots, and the file lacks {len(held)} "
+                    f"of them: {shown}{more}. Put them in the file, or update instead of "
+                    "replacing (nothing is then removed)")]
 
 
 def _usable_geoms(frame: gpd.GeoDataFrame, usable: np.ndarray | None = None) -> np.ndarray:
@@ -764,51 +1151,81 @@ def _self_overlaps(frame: gpd.GeoDataFrame, usable: np.ndarray) -> list[Problem]
     return out
 
 
-def _overlaps_with_store(store: Any, frame: gpd.GeoDataFrame, present: set[str]) -> list[Problem]:
+def _overlaps_with_store(store: Any, frame: gpd.GeoDataFrame, in_file: set[str]) -> list[Problem]:
+    """Overlaps with stored plots the file does not mention (those it mentions get the
+    file's geometry, checked among the input)."""
     idx = _usable_geoms(frame)
     if not len(idx):
         return []
     sub = gpd.GeoSeries(frame.geometry.values[idx])
     stored = store.read("plots", bbox=tuple(sub.total_bounds))
+    stored = stored[~stored["plot_id"].astype(str).isin(in_file)]
     keys = frame["plot_id"].tolist()
     stored_keys = stored["plot_id"].tolist()
     out = []
     for a, b, area in overlaps(sub, gpd.GeoSeries(stored.geometry.values)):
         i = int(idx[a])
-        if keys[i] is not None and str(keys[i]) in present and keys[i] == stored_keys[b]:
-            continue  # the id problem already says it
         out.append(Problem(i, keys[i], "geometry",
                            f"overlaps existing plot {stored_keys[b]} by {area:.1f} m²"))
     return out
 
 
 def apply_import(store: Any, plan: ImportPlan, *, user: str = "system") -> list[str]:
-    """Write a checked plan in one transaction; return the ids written.
+    """Write a checked plan in one transaction; return the ids added or updated.
 
-    If the store changed since the plan was made, collisions are checked
-    again inside the transaction (other writers wait meanwhile).
+    Removals, then updates (each a versioned ``Session.update``, so the audit
+    trail holds field by field what changed), then one insert of the new ids.
+    If the store changed since the plan was made, the import is planned again
+    inside the transaction (other writers wait meanwhile) and refused when it
+    now finds problems or would remove other features.
 
     Raises
     ------
     ValidationError
-        When the plan has problems, or new collisions appeared; nothing is written.
+        When the plan has problems, or the fresh plan differs; nothing is written.
     """
     if plan.problems:
         raise ValidationError(plan.problems)
-    lyr = importable_layer(plan.layer)
     with store.transaction(user) as tx:
-        if store.revision() != plan.revision:
-            fresh = _store_problems(store, lyr, plan.frame, plan.replace)
-            if fresh:
-                raise ValidationError(sorted(fresh, key=_order))
-        if plan.replace:
-            return tx.replace(lyr.name, plan.frame)
-        return tx.insert(lyr.name, plan.frame)
+        return write_import(tx, store, plan)
 
 
-def import_file(store: Any, layer: str, source: Source, *, replace: bool = False,
+def write_import(tx: Any, store: Any, plan: ImportPlan) -> list[str]:
+    """Write a checked plan inside the open transaction ``tx`` of ``store`` (see
+    :func:`apply_import`); return the ids added or updated."""
+    if plan.problems:
+        raise ValidationError(plan.problems)
+    lyr = importable_layer(plan.layer)
+    if store.revision(_checked_layers(lyr)) != plan.revision:
+        plan = _plan_again(store, plan)
+    for key in plan.removed:
+        tx.delete(lyr.name, key)
+    for key, changes in plan.updates.items():
+        tx.update(lyr.name, key, changes, version=plan.versions[key])
+    new = plan.frame[plan.frame[lyr.key].astype(str).isin(set(plan.new_ids))]
+    added = tx.insert(lyr.name, new) if len(new) else []
+    return [*added, *plan.updates]
+
+
+def _plan_again(store: Any, plan: ImportPlan) -> ImportPlan:
+    """The same import planned against the store as it is now; refused if it changed
+    what was checked (new problems, other removals)."""
+    fresh = plan_import(store, plan.layer, Upload(plan.layer, plan.input_frame(),
+                                                  source=plan.source), mode=plan.mode)
+    if fresh.problems:
+        raise ValidationError(fresh.problems)
+    if list(fresh.removed) != list(plan.removed):
+        raise ValidationError([Problem(None, None, None,
+                                       f"{plan.layer} changed since the file was checked: the "
+                                       f"replace would now remove {fresh.removals} feature(s), "
+                                       f"not {plan.removals}; check the file again")])
+    return fresh
+
+
+def import_file(store: Any, layer: str, source: Source, *, mode: str = "update",
                 src_layer: str | None = None, crs: int | str | None = None,
-                user: str = "system", filename: str | None = None) -> ImportPlan:
+                encoding: str | None = None, user: str = "system",
+                filename: str | None = None) -> ImportPlan:
     """Read, plan and apply an import in one call; return the applied plan.
 
     Raises
@@ -816,8 +1233,9 @@ def import_file(store: Any, layer: str, source: Source, *, replace: bool = False
     ValidationError
         With every problem found; nothing is written.
     """
-    upload = read_upload(source, layer, src_layer=src_layer, crs=crs, filename=filename)
-    plan = plan_import(store, layer, upload, replace=replace)
+    upload = read_upload(source, layer, src_layer=src_layer, crs=crs, filename=filename,
+                         encoding=encoding)
+    plan = plan_import(store, layer, upload, mode=mode)
     apply_import(store, plan, user=user)
     return plan
 
@@ -942,6 +1360,7 @@ def _write_gpkg_layer(layer: Layer, frame: pd.DataFrame, path: Path, epsg: int) 
         geometry_type=layer.geometry if layer.is_feature else None,
         crs=f"EPSG:{epsg}" if layer.is_feature else None,
         layer_options=options, append=path.exists(),
+        dataset_options=None if path.exists() else {"VERSION": GPKG_VERSION},
     )
 
 
@@ -953,8 +1372,8 @@ def _shapefile_members(layer: Layer, folder: Path) -> list[tuple[Path, str]]:
 
 def export_layers(store: Any, layers: str | Sequence[str], fmt: str, out_path: Path | str, *,
                   crs: int | str | None = None, where: Mapping[str, Any] | None = None,
-                  include_private: bool = True, zip_level: int = 6,
-                  progress: Callable[[str], None] | None = None) -> Path:
+                  include_private: bool = True, fields: Sequence[str] | None = None,
+                  zip_level: int = 6, progress: Callable[[str], None] | None = None) -> Path:
     """Export layers of the store to one file, written atomically.
 
     Parameters
@@ -983,6 +1402,8 @@ def export_layers(store: Any, layers: str | Sequence[str], fmt: str, out_path: P
         a single layer.
     include_private : bool
         Allow naming ``applications`` or ``audit`` explicitly.
+    fields : sequence of str, optional
+        Write only these fields (the key always); only with a single layer.
     zip_level : int
         Deflate level of zip outputs (1 fastest, 9 smallest).
     progress : callable, optional
@@ -1005,6 +1426,9 @@ def export_layers(store: Any, layers: str | Sequence[str], fmt: str, out_path: P
     if where and len(names) != 1:
         raise ValueError("--where filters one layer; name the layer instead of 'all'")
     where = check_where(names[0], where) if where else None
+    if fields is not None and len(names) != 1:
+        raise ValueError("fields narrow one layer; name the layer instead of 'all'")
+    schemas = {name: _export_schema(name, fields) for name in names}
     epsg = _default_crs(fmt, crs)
     out = Path(out_path)
     plain_shp = fmt == "shp" and out.suffix.lower() == ".shp"
@@ -1016,8 +1440,10 @@ def export_layers(store: Any, layers: str | Sequence[str], fmt: str, out_path: P
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         if plain_shp:
-            return _export_plain_shapefile(store, names[0], work, out, epsg, where, progress)
-        result = _export_into(store, names, fmt, work, epsg, where, zip_level, progress)
+            return _export_plain_shapefile(store, schemas[names[0]], work, out, epsg, where,
+                                           progress)
+        result = _export_into(store, list(schemas.values()), fmt, work, epsg, where, zip_level,
+                              progress)
         os.replace(result, out)
     except _PYOGRIO_ERRORS as err:
         raise ValueError(f"could not write {out.name}: {_first_line(err)}") from None
@@ -1026,12 +1452,21 @@ def export_layers(store: Any, layers: str | Sequence[str], fmt: str, out_path: P
     return out
 
 
+def _export_schema(name: str, fields: Sequence[str] | None) -> Layer:
+    """Layer ``name``'s schema narrowed to ``fields`` (and its key) when given."""
+    lyr = get_layer(name)
+    if fields is None:
+        return lyr
+    keep = {*fields, lyr.key}
+    return dataclasses.replace(lyr, fields=tuple(f for f in lyr.fields if f.name in keep))
+
+
 def _refuse_store_file(store: Any, targets: list[Path]) -> None:
     """Refuse to write over the store's own file (it would lose every other layer)."""
-    db = getattr(store, "path", None)
-    if db is None:
+    from geo.store import is_url
+    if is_url(store.describe()):
         return
-    db = Path(db)
+    db = Path(store.describe())
     for target in targets:
         try:
             same = target.exists() and db.exists() and os.path.samefile(target, db)
@@ -1046,7 +1481,7 @@ def _refuse_store_file(store: Any, targets: list[Path]) -> None:
 _STALE_SHAPEFILE_SIDECARS = (".qix", ".sbn", ".sbx", ".shp.xml", ".cpg", ".prj")
 
 
-def _export_plain_shapefile(store: Any, name: str, work: Path, out: Path, epsg: int,
+def _export_plain_shapefile(store: Any, lyr: Layer, work: Path, out: Path, epsg: int,
                             where: Mapping[str, Any] | None,
                             progress: Callable[[str], None] | None) -> Path:
     """Write one layer as ``<stem>.shp/.shx/.dbf/.prj/.cpg`` beside ``out``.
@@ -1055,7 +1490,7 @@ def _export_plain_shapefile(store: Any, name: str, work: Path, out: Path, epsg: 
     table's ``.dbf``) last; sidecars of an earlier file of that name (spatial
     indexes, an old ``.prj``) are removed so they cannot describe the new one.
     """
-    lyr = get_layer(name)
+    name = lyr.name
     frame = _frame_for_export(store, name, where, epsg)
     written = write_shapefile(lyr, frame, work, name=out.stem)
     for suffix in _STALE_SHAPEFILE_SIDECARS:
@@ -1069,15 +1504,15 @@ def _export_plain_shapefile(store: Any, name: str, work: Path, out: Path, epsg: 
     return out.parent / written.name
 
 
-def _export_into(store: Any, names: list[str], fmt: str, work: Path, epsg: int,
+def _export_into(store: Any, schemas: list[Layer], fmt: str, work: Path, epsg: int,
                  where: Mapping[str, Any] | None, zip_level: int,
                  progress: Callable[[str], None] | None) -> Path:
     """Write the export inside ``work``; return the finished file."""
     say = progress or (lambda _msg: None)
     members: list[tuple[Path, str]] = []
     target = work / "export.part"
-    for name in names:
-        lyr = get_layer(name)
+    for lyr in schemas:
+        name = lyr.name
         frame = _frame_for_export(store, name, where, epsg)
         if fmt == "shp":
             write_shapefile(lyr, frame, work)
@@ -1091,7 +1526,7 @@ def _export_into(store: Any, names: list[str], fmt: str, work: Path, epsg: int,
         say(f"{name}: {len(frame)} row(s)")
     if fmt == "gpkg":
         return target
-    if fmt == "geojson" and len(names) == 1:
+    if fmt == "geojson" and len(schemas) == 1:
         return members[0][0]
     return archive.write_zip(target, members, level=zip_level)
 
@@ -1123,8 +1558,8 @@ def export_bytes(store: Any, layers: str | Sequence[str], fmt: str, *,
 
 
 __all__ = [
-    "FORMATS", "ImportPlan", "Upload", "apply_import", "check_where", "export_bytes",
-    "ShapefileLimitWarning", "export_filename", "export_layer_names", "export_layers",
+    "CLI_OPTIONS", "COMMITTED_STATUSES", "FORMATS", "ImportPlan", "MODES", "Upload", "apply_import", "check_where", "export_bytes",
+    "ShapefileLimitWarning", "export_filename", "write_import", "export_layer_names", "export_layers",
     "import_envelope", "import_file", "importable_layer",
     "load_upload", "parse_where", "plan_import", "read_file", "read_upload", "to_arrow",
     "write_shapefile",

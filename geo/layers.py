@@ -23,6 +23,16 @@ APPLICATION_STATUSES: tuple[str, ...] = ("submitted", "reserved", "rejected", "w
 JOB_STATES: tuple[str, ...] = ("queued", "running", "done", "failed", "cancelled")
 ROLES: tuple[str, ...] = ("investor", "planner", "admin")
 FIELD_TYPES: tuple[str, ...] = ("str", "int", "float", "bool", "date", "datetime")
+# One rule for ids and text, applied by every entry point (imports, the API's models,
+# the store): text is at most TEXT_MAX_LENGTH characters unless its field says otherwise.
+TEXT_MAX_LENGTH = 200
+NOTE_MAX_LENGTH = 1000
+ID_MAX_LENGTH = 64
+# An id is printed in URLs (/plots/<id>) and files: no slash or backslash (a path would
+# split it), no control characters (NUL cuts C strings), no surrounding spaces.
+ID_PATTERN = r"^[^/\\\x00-\x1f\x7f-\x9f\s](?:[^/\\\x00-\x1f\x7f-\x9f]*[^/\\\x00-\x1f\x7f-\x9f\s])?$"
+ID_RULE = (f"at most {ID_MAX_LENGTH} characters, without a slash, a backslash, control "
+           "characters or surrounding spaces")
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,11 @@ class Field:
         Derived by the store (never accepted from input).
     system : bool
         Kept by the store for its own bookkeeping (versions); not exported.
+    ident : bool
+        Holds an id (the layer's key, or a reference to another layer's):
+        ``ID_PATTERN``, at most ``ID_MAX_LENGTH`` characters.
+    max_length : int or None
+        Longest text accepted (characters); None for no limit.
     """
 
     name: str
@@ -58,6 +73,16 @@ class Field:
     maximum: float | None = None
     computed: bool = False
     system: bool = False
+    ident: bool = False
+    max_length: int | None = TEXT_MAX_LENGTH
+
+    @property
+    def text_limit(self) -> int | None:
+        """The longest text this field takes (None: not text, or unlimited)."""
+        if self.type != "str":
+            return None
+        return min(ID_MAX_LENGTH, self.max_length or ID_MAX_LENGTH) if self.ident \
+            else self.max_length
 
     def __post_init__(self) -> None:
         if len(self.name) > 10:
@@ -89,7 +114,8 @@ class Layer:
     audited : bool
         Whether writes leave audit records (not for the audit itself, accounts, job state).
     internal : bool
-        The service's own bookkeeping (jobs, sessions): never exported or offered as data.
+        The service's own bookkeeping (jobs, sessions, staged uploads): never imported,
+        exported or offered as data.
     """
 
     name: str
@@ -107,6 +133,9 @@ class Layer:
         object.__setattr__(self, "_by_name", {f.name: f for f in self.fields})
         if self.key not in self._by_name:
             raise ValueError(f"layer {self.name!r}: key {self.key!r} is not a field")
+        key = self._by_name[self.key]
+        if key.type == "str" and not key.ident:
+            raise ValueError(f"layer {self.name!r}: key {self.key!r} must be an ident field")
 
     def field(self, name: str) -> Field:
         """Return the field called ``name`` (KeyError when unknown)."""
@@ -139,13 +168,13 @@ class Layer:
 
 def _asset(key: str, extra: Iterable[Field] = ()) -> tuple[Field, ...]:
     return (
-        Field(key, "str", "Asset id", required=True),
+        Field(key, "str", "Asset id", required=True, ident=True),
         Field("name", "str", "Name"),
         *extra,
         Field("status", "str", "Status", required=True, choices=ASSET_STATUSES),
         Field("since", "date", "Status since"),
         Field("due", "date", "Due"),
-        Field("note", "str", "Note"),
+        Field("note", "str", "Note", max_length=NOTE_MAX_LENGTH),
         Field("version", "int", "Version", system=True),
     )
 
@@ -154,22 +183,22 @@ _VERSION = Field("version", "int", "Version", system=True)
 
 LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
     Layer("zone", "Polygon", "zone_id", (
-        Field("zone_id", "str", "Zone id", required=True),
+        Field("zone_id", "str", "Zone id", required=True, ident=True),
         Field("name", "str", "Name"),
         Field("operator", "str", "Operator"),
         Field("area_ha", "float", "Area, ha", computed=True),
         _VERSION,
     ), "Zone boundary"),
     Layer("expansion", "Polygon", "exp_id", (
-        Field("exp_id", "str", "Expansion id", required=True),
+        Field("exp_id", "str", "Expansion id", required=True, ident=True),
         Field("name", "str", "Name"),
         Field("status", "str", "Status", required=True, choices=("proposed", "approved")),
-        Field("note", "str", "Note"),
+        Field("note", "str", "Note", max_length=NOTE_MAX_LENGTH),
         Field("area_ha", "float", "Area, ha", computed=True),
         _VERSION,
     ), "Expansion areas"),
     Layer("plots", "Polygon", "plot_id", (
-        Field("plot_id", "str", "Plot id", required=True),
+        Field("plot_id", "str", "Plot id", required=True, ident=True),
         Field("cadastre", "str", "Cadastral number"),
         Field("status", "str", "Status", required=True, choices=PLOT_STATUSES),
         Field("sectors", "str", "Allowed sectors"),
@@ -185,7 +214,7 @@ LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
         Field("hazard_ok", "int", "Highest hazard class allowed", minimum=1, maximum=5),
         Field("floor_m2", "float", "Production floor, m²", minimum=0),
         Field("start_yr", "int", "Start year", minimum=1900, maximum=2100),
-        Field("exp_id", "str", "Expansion area"),
+        Field("exp_id", "str", "Expansion area", ident=True),
         Field("area_ha", "float", "Area, ha", computed=True),
         _VERSION,
     ), "Plots"),
@@ -207,7 +236,7 @@ LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
     )), "Substations", asset=True),
     Layer("power_lines", "LineString", "asset_id", _asset("asset_id", (
         Field("kv", "float", "Voltage, kV", minimum=0),
-        Field("sub_id", "str", "Feeding substation"),
+        Field("sub_id", "str", "Feeding substation", ident=True),
     )), "Power lines", asset=True),
     Layer("water_mains", "LineString", "asset_id", _asset("asset_id", (
         Field("cap_m3d", "float", "Capacity, m³/day", minimum=0),
@@ -227,12 +256,12 @@ LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
         Field("width_m", "float", "Width, m", minimum=0),
     )), "Protection zones", asset=True),
     Layer("applications", None, "app_id", (
-        Field("app_id", "str", "Application id", required=True),
+        Field("app_id", "str", "Application id", required=True, ident=True),
         Field("investor", "str", "Investor (user)", required=True),
         Field("company", "str", "Company"),
         Field("project", "str", "Project", required=True),
         Field("sector", "str", "Sector", required=True, choices=SECTORS),
-        Field("plot_id", "str", "Plot applied for"),
+        Field("plot_id", "str", "Plot applied for", ident=True),
         Field("min_ha", "float", "Minimum area, ha", required=True, minimum=0),
         Field("max_ha", "float", "Maximum area, ha", required=True, minimum=0),
         Field("power_kw", "float", "Power, kW", minimum=0),
@@ -243,24 +272,24 @@ LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
         Field("jobs", "int", "Jobs", minimum=0),
         Field("priority", "int", "Priority", minimum=0),
         Field("status", "str", "Status", required=True, choices=APPLICATION_STATUSES),
-        Field("reason", "str", "Reason"),
-        Field("assigned", "str", "Plot reserved"),
+        Field("reason", "str", "Reason", max_length=NOTE_MAX_LENGTH),
+        Field("assigned", "str", "Plot reserved", ident=True),
         Field("created", "datetime", "Created"),
         Field("updated", "datetime", "Updated"),
         _VERSION,
     ), "Applications", public=False),
     Layer("users", None, "username", (
-        Field("username", "str", "User name", required=True),
-        Field("pw_hash", "str", "Password hash", required=True),
+        Field("username", "str", "User name", required=True, ident=True),
+        Field("pw_hash", "str", "Password hash", required=True, max_length=None),
         Field("role", "str", "Role", required=True, choices=ROLES),
-        Field("token_hash", "str", "API token hash"),
+        Field("token_hash", "str", "API token hash", max_length=None),
         Field("lang", "str", "Language", choices=("en", "ru", "kk")),
         Field("active", "bool", "Active"),
         Field("created", "datetime", "Created"),
         _VERSION,
     ), "Users", public=False, audited=False),
     Layer("targets", None, "target_id", (
-        Field("target_id", "str", "Target id", required=True),
+        Field("target_id", "str", "Target id", required=True, ident=True),
         Field("name", "str", "Target"),
         Field("metric", "str", "Metric", required=True,
               choices=("projects", "invest", "parks", "floor_m2")),
@@ -275,19 +304,19 @@ LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
         Field("username", "str", "Who", required=True),
         Field("action", "str", "Action", required=True, choices=("insert", "update", "delete")),
         Field("layer", "str", "Layer", required=True),
-        Field("feat_id", "str", "Feature", required=True),
-        Field("changes", "str", "Changes (JSON)"),
+        Field("feat_id", "str", "Feature", required=True, max_length=None),
+        Field("changes", "str", "Changes (JSON)", max_length=None),
     ), "Audit trail", public=False, audited=False),
     Layer("jobs", None, "job_id", (
-        Field("job_id", "str", "Job", required=True),
+        Field("job_id", "str", "Job", required=True, ident=True),
         Field("kind", "str", "Kind", required=True),
         Field("state", "str", "State", required=True, choices=JOB_STATES),
         Field("username", "str", "Started by"),
-        Field("params", "str", "Parameters (JSON)"),
+        Field("params", "str", "Parameters (JSON)", max_length=None),
         Field("progress", "float", "Progress", minimum=0, maximum=1),
-        Field("message", "str", "Message"),
-        Field("result", "str", "Result (JSON)"),
-        Field("error", "str", "Error"),
+        Field("message", "str", "Message", max_length=None),
+        Field("result", "str", "Result (JSON)", max_length=None),
+        Field("error", "str", "Error", max_length=None),
         Field("cancel", "bool", "Cancel requested"),
         Field("worker", "str", "Worker"),
         Field("created", "datetime", "Created"),
@@ -296,11 +325,27 @@ LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
         Field("heartbeat", "datetime", "Last sign of life"),
         _VERSION,
     ), "Background jobs", public=False, audited=False, internal=True),
+    # Files a planner uploaded, checked and waiting for confirmation; in the store so
+    # every server process over it sees them and no other store can apply them.
+    Layer("uploads", None, "token", (
+        Field("token", "str", "Token", required=True, ident=True),
+        Field("username", "str", "Uploaded by", required=True, max_length=None),
+        Field("layer", "str", "Target layer", required=True),
+        Field("options", "str", "Options (JSON)", max_length=NOTE_MAX_LENGTH),
+        Field("filename", "str", "File name"),
+        Field("size", "int", "Bytes", minimum=0),
+        Field("created", "datetime", "Staged", required=True),
+    ), "Staged uploads", public=False, audited=False, internal=True),
+    Layer("upload_data", None, "token", (
+        Field("token", "str", "Token", required=True, ident=True),
+        Field("data", "str", "File (base64)", required=True, max_length=None),
+    ), "Staged upload files", public=False, audited=False, internal=True),
 )}
 
 FEATURE_LAYERS: tuple[str, ...] = tuple(n for n, lyr in LAYERS.items() if lyr.is_feature)
 ASSET_LAYERS: tuple[str, ...] = tuple(n for n, lyr in LAYERS.items() if lyr.asset)
 TABLES: tuple[str, ...] = tuple(n for n, lyr in LAYERS.items() if not lyr.is_feature)
+INTERNAL_LAYERS: tuple[str, ...] = tuple(n for n, lyr in LAYERS.items() if lyr.internal)
 
 
 def get_layer(name: str) -> Layer:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.layers import SECTORS, Field, Layer
+from geo.layers import ID_PATTERN, ID_RULE, SECTORS, Field, Layer
 
 OVERLAP_TOLERANCE_M2 = 1.0
 # Smaller polygons and shorter lines are slivers or typing slips, not features.
@@ -70,6 +71,8 @@ def coerce_value(fld: Field, value: Any) -> Any:
             raise ValueError("a value is required")
         return None
     out = _CONVERTERS[fld.type](value)
+    if fld.type == "str":
+        _check_text(fld, out)
     if fld.choices is not None and out not in fld.choices:
         raise ValueError(f"{out!r} is not one of {', '.join(fld.choices)}")
     if fld.minimum is not None and out < fld.minimum:
@@ -77,6 +80,18 @@ def coerce_value(fld: Field, value: Any) -> Any:
     if fld.maximum is not None and out > fld.maximum:
         raise ValueError(f"{out} is above the maximum {fld.maximum:g}")
     return out
+
+
+_ID = re.compile(ID_PATTERN)
+
+
+def _check_text(fld: Field, text: str) -> None:
+    """The schema's one rule for ids and text lengths (ValueError when broken)."""
+    limit = fld.text_limit
+    if fld.ident and not _ID.match(text):
+        raise ValueError(f"{text[:80]!r} is not a usable id: an id is {ID_RULE}")
+    if limit is not None and len(text) > limit:
+        raise ValueError(f"{len(text):,} characters, more than the {limit:,} this field takes")
 
 
 def _to_str(value: Any) -> str:
@@ -239,8 +254,12 @@ def _fast_column(fld: Field, column: pd.Series) -> tuple[list[Any], list[tuple[i
             return None
         stripped = texts.str.strip()
         stripped = stripped.where(stripped.notna() & (stripped != ""), None)
+        present = stripped.dropna()
+        limit = fld.text_limit
         if (fld.required and stripped.isna().any()) or (
-                fld.choices is not None and not stripped.dropna().isin(fld.choices).all()):
+                fld.choices is not None and not present.isin(fld.choices).all()) or (
+                limit is not None and (present.str.len() > limit).any()) or (
+                fld.ident and not present.str.match(ID_PATTERN).all()):
             return None
         return stripped.astype(object).where(stripped.notna(), None).tolist(), []
     return None
@@ -322,8 +341,15 @@ def check_geometries(layer: Layer, geoms: Iterable, ids: list[str | None] | None
         elif envelope is not None and not _inside(bounds[i], envelope):
             problems.append(Problem(i, ids[i], "geometry",
                                     f"lies outside the zone's area ({envelope_note}) — bounds "
-                                    + ", ".join(f"{b:.1f}" for b in bounds[i])))
+                                    + ", ".join(format_coordinate(b) for b in bounds[i])))
     return problems
+
+
+def format_coordinate(value: float) -> str:
+    """A coordinate for messages: metres to 0.1, absurd magnitudes (1e300) in short form."""
+    if not math.isfinite(value) or abs(value) >= 1e9:
+        return f"{value:.3g}"
+    return f"{value:.1f}"
 
 
 def _inside(b: np.ndarray, env: tuple[float, float, float, float]) -> bool:

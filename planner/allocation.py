@@ -23,6 +23,7 @@ __all__ = [
     "AllocationResult",
     "DEFAULT_WEIGHTS",
     "OBJECTIVES",
+    "pair_rules",
     "read_applications_csv",
     "solve",
 ]
@@ -388,17 +389,9 @@ def _compatible_pairs(instance: _Instance, value: _Value) -> _Pairs:
     app = np.repeat(np.arange(len(instance.app_ids)), lengths)
     offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
     plot = order[np.arange(len(app)) - offsets + np.repeat(low, lengths)]
-    rules = {
-        "size": np.ones(len(app), dtype=bool),
-        "sector": _sector_allowed(instance, app, plot),
-        "rail": ~instance.rail_need[app] | instance.rail[plot],
-        "hazard": instance.hazard[app] <= instance.hazard_ok[plot],
-        "power": (instance.power[app] == 0) | (instance.power_node[plot] >= 0),
-        "water": (instance.water[app] == 0) | (instance.water_node[plot] >= 0),
-    }
     counts: dict[str, np.ndarray] = {}
     passing = np.ones(len(app), dtype=bool)
-    for name, mask in rules.items():
+    for name, mask in _static_rules(instance, app, plot).items():
         passing &= mask
         counts[name] = np.bincount(app[passing], minlength=len(instance.app_ids))
     connected_app, connected_plot = app[passing], plot[passing]
@@ -406,6 +399,19 @@ def _compatible_pairs(instance: _Instance, value: _Value) -> _Pairs:
     fits &= _fits(instance.water[connected_app], instance.water_cap, instance.water_node[connected_plot])
     counts["headroom"] = np.bincount(connected_app[fits], minlength=len(instance.app_ids))
     return _pairs(instance, value, connected_app[fits], connected_plot[fits], counts, connected_app, connected_plot)
+
+
+def _static_rules(instance: _Instance, app: np.ndarray, plot: np.ndarray) -> dict[str, np.ndarray]:
+    """Whether each (application, plot) pair passes each static rule, in ``_STATIC_STAGES`` order."""
+    area = instance.area[plot]
+    return {
+        "size": (area >= instance.min_ha[app] - _TOLERANCE) & (area <= instance.max_ha[app] + _TOLERANCE),
+        "sector": _sector_allowed(instance, app, plot),
+        "rail": ~instance.rail_need[app] | instance.rail[plot],
+        "hazard": instance.hazard[app] <= instance.hazard_ok[plot],
+        "power": (instance.power[app] == 0) | (instance.power_node[plot] >= 0),
+        "water": (instance.water[app] == 0) | (instance.water_node[plot] >= 0),
+    }
 
 
 def _pairs(instance: _Instance, value: _Value, app: np.ndarray, plot: np.ndarray, counts: dict[str, np.ndarray], connected_app: np.ndarray, connected_plot: np.ndarray) -> _Pairs:
@@ -1129,6 +1135,34 @@ def solve(
         }
     )
     return AllocationResult(assignments, state.objective(), status, gap, used, time.perf_counter() - started)
+
+
+def pair_rules(plots: pd.DataFrame, applications: pd.DataFrame, capacities: pd.DataFrame) -> pd.DataFrame:
+    """Which allocation rules every (application, plot) pair passes, one row per pair.
+
+    The same rules and inputs as :func:`solve` (see there for the columns), checked for each
+    pair on its own: the capacities are the headroom before any of these applications.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``app_id``, ``plot_id``, then one bool column per rule, true when the pair passes it:
+        ``size`` (area within ``min_ha``-``max_ha``), ``sector``, ``rail``, ``hazard``,
+        ``power`` and ``water`` (a connection where there is demand), ``power_headroom``
+        and ``water_headroom`` (the demand fits the headroom of the plot's node).
+
+    Raises
+    ------
+    AllocationInputError
+        As :func:`solve`.
+    """
+    instance = _prepare(plots, applications, capacities)
+    app = np.repeat(np.arange(len(instance.app_ids)), len(instance.plot_ids))
+    plot = np.tile(np.arange(len(instance.plot_ids)), len(instance.app_ids))
+    rules = _static_rules(instance, app, plot)
+    rules["power_headroom"] = _fits(instance.power[app], instance.power_cap, instance.power_node[plot])
+    rules["water_headroom"] = _fits(instance.water[app], instance.water_cap, instance.water_node[plot])
+    return pd.DataFrame({"app_id": instance.app_ids[app], "plot_id": instance.plot_ids[plot], **rules})
 
 
 def _optimise(

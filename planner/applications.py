@@ -1,9 +1,10 @@
-"""Investor applications: create, list, withdraw, accept (reserving a plot) and reject.
+"""Investor applications: their HTTP models, listing and reading.
 
 Framework-free. The lifecycle is ``submitted`` -> ``reserved`` (a planner
-accepted it for a plot, which becomes ``reserved`` in the same transaction) |
-``rejected`` (with a reason) | ``withdrawn`` (by its investor). Every change
-checks the row's version, so two planners acting at once cannot both win.
+accepted it for a plot, which becomes ``reserved`` in the same transaction) ->
+``rejected`` (with a reason) | ``withdrawn`` (by its investor); the writes are the
+use cases of :mod:`usecases.applications`. Every change checks the row's version, so
+two planners acting at once cannot both win.
 
 The body models (:data:`ApplicationIn`, :class:`AcceptIn`, :class:`RejectIn`,
 :class:`WithdrawIn`) are built from the ``applications`` layer schema and are
@@ -12,7 +13,6 @@ the ones the API validates with and the OpenAPI generator documents.
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from typing import Any, Literal, Mapping
 
 import pandas as pd
@@ -20,16 +20,16 @@ from pydantic import (
     BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, create_model, field_validator,
 )
 
-from geo.layers import PLOT_TRANSITIONS, Field as SchemaField, get_layer, parse_sectors
-from geo.store import Conflict, Invalid, NotFound, Store
-from geo.store.base import now_iso
+from geo.layers import Field as SchemaField, get_layer
+from geo.store import Invalid, NotFound, Store
 from geo.validate import Problem
-from planner.catalogue import Forbidden, PlotFilters, PUBLIC_PLOT_STATUS, is_staff
+from planner.catalogue import PlotFilters
+from planner.reservation import RULES
+from planner.visibility import is_staff
 
 __all__ = [
-    "INVESTOR_FIELDS", "ApplicationIn", "ApplicationOut", "AcceptIn", "RejectIn", "WithdrawIn",
-    "parse_body", "create", "list_applications", "get_application", "withdraw", "accept",
-    "reject", "matching_filters",
+    "INVESTOR_FIELDS", "ApplicationIn", "ApplicationOut", "ApplicationFiled", "RuleOut", "AcceptIn", "RejectIn", "WithdrawIn",
+    "parse_body", "as_record", "list_applications", "get_application", "matching_filters",
 ]
 
 LAYER = get_layer("applications")
@@ -98,6 +98,23 @@ ApplicationOut = create_model(
 )
 
 
+
+class RuleOut(BaseModel):
+    """A reservation rule the application breaks on its plot, in words."""
+
+    rule: Literal[RULES] = Field(description="Which rule")  # type: ignore[valid-type]
+    message: str = Field(description="The rule and the numbers, e.g. 'SS-14 has 970 kW left, "
+                                     "the application needs 5,000 kW'")
+
+
+ApplicationFiled = create_model(
+    "ApplicationFiled", __base__=ApplicationOut,
+    __doc__="The filed application, and the rules it breaks on its plot today: a planner's "
+            "accept refuses it until they are met.",
+    warnings=(list[RuleOut], Field(..., description="Rules broken today (filed anyway)")),
+)
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -146,7 +163,8 @@ def parse_body(model: type[BaseModel], data: Any) -> Any:
         raise Invalid(problems) from None
 
 
-def _record(row: Mapping[str, Any]) -> dict[str, Any]:
+def as_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored application row as plain JSON-able values, every schema field present."""
     out = {}
     for fld in LAYER.fields:
         value = row.get(fld.name)
@@ -158,72 +176,6 @@ def _record(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _new_id() -> str:
-    return f"A{dt.date.today():%y%m%d}-{secrets.token_hex(3).upper()}"
-
-
-def _plot_fits(plot: Mapping[str, Any], app: Mapping[str, Any]) -> list[Problem]:
-    """Why a plot does not fit an application's sector and area (empty when it fits)."""
-    problems = []
-    allowed = parse_sectors(plot.get("sectors"))
-    if allowed is not None and app.get("sector") not in allowed:
-        problems.append(Problem(None, plot["plot_id"], "sector",
-                                f"plot {plot['plot_id']} allows {', '.join(sorted(allowed))}, "
-                                f"not {app.get('sector')}"))
-    area = plot.get("area_ha")
-    if area is not None and app.get("min_ha") is not None and not (
-            app["min_ha"] <= area <= app["max_ha"]):
-        problems.append(Problem(None, plot["plot_id"], "min_ha",
-                                f"plot {plot['plot_id']} has {area:g} ha, outside "
-                                f"{app['min_ha']:g}-{app['max_ha']:g} ha"))
-    return problems
-
-
-def _available_plot(store: Store, plot_id: str) -> dict[str, Any]:
-    try:
-        plot = store.get("plots", plot_id)
-    except NotFound:
-        raise Invalid([Problem(None, plot_id, "plot_id", f"there is no plot {plot_id!r}")]) from None
-    if plot["status"] != PUBLIC_PLOT_STATUS:
-        raise Conflict(f"plot {plot_id} is {plot['status']}, not available")
-    return plot
-
-
-def create(store: Store, data: Any, *, user: str, role: str | None) -> dict[str, Any]:
-    """Submit an application for ``user`` (an investor).
-
-    Parameters
-    ----------
-    data : mapping or ApplicationIn
-        The investor's fields; with ``plot_id`` the plot must be available and
-        fit the sector and area range, without it the application is for any
-        plot matching the needs.
-
-    Raises
-    ------
-    Forbidden
-        For roles other than investor.
-    Invalid
-        Naming each bad field (unknown plot, area range, sector not allowed).
-    Conflict
-        When the plot is no longer available.
-    """
-    if role != "investor":
-        raise Forbidden("only investors submit applications")
-    app = data if isinstance(data, ApplicationIn) else parse_body(ApplicationIn, data)
-    values = app.model_dump()
-    if app.plot_id:
-        plot = _available_plot(store, app.plot_id)
-        problems = _plot_fits(plot, values)
-        if problems:
-            raise Invalid(problems)
-    stamp = now_iso()
-    row = {**values, "app_id": _new_id(), "investor": user, "status": "submitted",
-           "created": stamp, "updated": stamp}
-    store.insert("applications", pd.DataFrame([row]), user=user)
-    return _record(store.get("applications", row["app_id"]))
-
-
 def list_applications(store: Store, *, user: str, role: str | None,
                       status: str | None = None) -> list[dict[str, Any]]:
     """Applications newest first: all for staff, the user's own for investors."""
@@ -233,7 +185,7 @@ def list_applications(store: Store, *, user: str, role: str | None,
     if status is not None:
         where["status"] = status
     rows = store.read("applications", where=where)
-    records = [_record(r) for r in rows.to_dict("records")]
+    records = [as_record(r) for r in rows.to_dict("records")]
     records.sort(key=lambda r: (r["created"] or "", r["app_id"]), reverse=True)
     return records
 
@@ -246,83 +198,7 @@ def get_application(store: Store, app_id: str, *, user: str, role: str | None) -
         row = None
     if row is None or (not is_staff(role) and row["investor"] != user):
         raise NotFound(f"application {app_id!r} does not exist")
-    return _record(row)
-
-
-def _expect(app: Mapping[str, Any], version: int | None, *states: str) -> int:
-    if version is not None and version != app["version"]:
-        raise Conflict(f"application {app['app_id']} was changed by someone else (now version "
-                       f"{app['version']}, yours is {version}); reload it")
-    if app["status"] not in states:
-        raise Conflict(f"application {app['app_id']} is {app['status']}; only "
-                       f"{' or '.join(states)} applications can change this way")
-    return int(app["version"])
-
-
-def withdraw(store: Store, app_id: str, *, user: str, role: str | None,
-             version: int | None = None) -> dict[str, Any]:
-    """The investor withdraws their own submitted application.
-
-    Raises NotFound (not theirs), Conflict (not submitted, or stale version).
-    """
-    app = get_application(store, app_id, user=user, role="investor")
-    current = _expect(app, version, "submitted")
-    store.update("applications", app_id, {"status": "withdrawn", "updated": now_iso()},
-                 version=current, user=user)
-    return get_application(store, app_id, user=user, role="investor")
-
-
-def _staff_only(role: str | None, action: str) -> None:
-    if not is_staff(role):
-        raise Forbidden(f"only planners {action} applications")
-
-
-def accept(store: Store, app_id: str, plot_id: str | None = None, *, user: str,
-           role: str | None, version: int | None = None) -> dict[str, Any]:
-    """A planner accepts a submitted application for a plot: in one transaction the
-    application becomes ``reserved`` (``assigned`` = the plot) and the plot ``reserved``.
-
-    Raises
-    ------
-    Forbidden
-        For non-staff.
-    Invalid
-        No plot given (and none applied for), unknown plot, sector not allowed.
-    Conflict
-        Application not submitted, plot not available, or a stale version.
-    """
-    _staff_only(role, "accept")
-    app = get_application(store, app_id, user=user, role=role)
-    current = _expect(app, version, "submitted")
-    plot_id = plot_id or app["plot_id"]
-    if not plot_id:
-        raise Invalid([Problem(None, app_id, "plot_id",
-                               "give the plot to reserve; the application names none")])
-    plot = _available_plot(store, plot_id)
-    problems = [p for p in _plot_fits(plot, app) if p.field == "sector"]
-    if problems:
-        raise Invalid(problems)
-    assert "reserved" in PLOT_TRANSITIONS[plot["status"]]
-    with store.transaction(user) as tx:
-        tx.update("plots", plot_id, {"status": "reserved"}, version=plot["version"])
-        tx.update("applications", app_id, {"status": "reserved", "assigned": plot_id,
-                                           "reason": None, "updated": now_iso()},
-                  version=current)
-    return get_application(store, app_id, user=user, role=role)
-
-
-def reject(store: Store, app_id: str, reason: str, *, user: str, role: str | None,
-           version: int | None = None) -> dict[str, Any]:
-    """A planner rejects a submitted application, giving a reason the investor sees."""
-    _staff_only(role, "reject")
-    reason = (reason or "").strip()
-    if not reason:
-        raise Invalid([Problem(None, app_id, "reason", "give a reason the investor will see")])
-    app = get_application(store, app_id, user=user, role=role)
-    current = _expect(app, version, "submitted")
-    store.update("applications", app_id, {"status": "rejected", "reason": reason,
-                                          "updated": now_iso()}, version=current, user=user)
-    return get_application(store, app_id, user=user, role=role)
+    return as_record(row)
 
 
 def matching_filters(app: Mapping[str, Any], **extra: Any) -> PlotFilters:

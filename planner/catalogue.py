@@ -29,19 +29,21 @@ from pydantic import (
 
 from geo.crs import WEB_DECIMALS, WGS84_EPSG, WORKING_EPSG, transformer, working_crs
 from geo.layers import LAYERS, PLOT_STATUSES, SECTORS, get_layer, parse_sectors
-from geo.store import NotFound, Store
+from geo.store import Store
+from planner.visibility import (
+    Forbidden, PlotView, check_readable, layer_fields, plot_view, readable_layers,
+)
 
 __all__ = [
-    "DEFAULT_LIMIT", "MAX_LIMIT", "STAFF_ROLES", "FACT_COLUMNS", "Forbidden", "QueryError",
-    "PlotFilters", "LayerQuery", "PlotPage", "parse_filters", "parse_model", "search",
-    "get_plot", "check_statuses", "check_readable", "working_bbox", "readable_layers", "layer_summary", "layer_collection", "layer_where",
-    "servicing_facts", "facts_for", "to_geojson_geometries", "is_staff",
+    "DEFAULT_LIMIT", "MAX_LIMIT", "FACT_COLUMNS", "Forbidden", "QueryError",
+    "PlotFilters", "Statuses", "check_status_names", "LayerQuery", "PlotPage", "parse_filters", "parse_model", "search",
+    "get_plot", "check_readable", "working_bbox", "readable_layers", "layer_summary",
+    "layer_collection", "layer_where", "plot_properties", "plot_feature",
+    "servicing_facts", "facts_for", "to_geojson_geometries",
 ]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-STAFF_ROLES = frozenset({"planner", "admin"})
-NEVER_SERVED = frozenset({"users"})
 PUBLIC_PLOT_STATUS = "available"
 FACT_COLUMNS = ("rail", "rail_distance_m", "power", "power_headroom_kw", "water",
                 "water_headroom_m3d", "ready")
@@ -63,17 +65,6 @@ class QueryError(ValueError):
         self.field = field
 
 
-class Forbidden(PermissionError):
-    """The caller's role may not do or see this."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
-
-
-def is_staff(role: str | None) -> bool:
-    """Whether ``role`` sees every plot status and non-public layers (planner, admin)."""
-    return role in STAFF_ROLES
 
 
 def _comma_list(value: Any) -> Any:
@@ -82,7 +73,8 @@ def _comma_list(value: Any) -> Any:
     return value
 
 
-def _check_statuses(value: tuple[str, ...]) -> tuple[str, ...]:
+def check_status_names(value: tuple[str, ...]) -> tuple[str, ...]:
+    """``value`` without repeats, or ValueError naming unknown statuses (or none given)."""
     unknown = [s for s in value if s not in PLOT_STATUSES]
     if unknown:
         raise ValueError(f"unknown plot status {', '.join(map(repr, unknown))}; "
@@ -143,7 +135,8 @@ class PlotFilters(_Params):
     as_of: dt.date | None = Field(None, description="Answer servicing as of this date, assuming "
                                   "due repairs are done (default: infrastructure as recorded)")
     status: Statuses = Field(PUBLIC_PLOT_STATUS, validate_default=True,
-                             description="Plot statuses; other than 'available' for planners only")
+                             description="Plot statuses (default: available); 'candidate' "
+                                         "for planners only")
     bbox: Bbox = Field(None, description="minLon,minLat,maxLon,maxLat in WGS84")
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Page size (1..1000)")
     offset: int = Field(0, ge=0, le=10_000_000, description="Features to skip")
@@ -152,7 +145,7 @@ class PlotFilters(_Params):
     @field_validator("status", mode="after")
     @classmethod
     def _known_statuses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _check_statuses(value)
+        return check_status_names(value)
 
     @field_validator("max_area", mode="after")
     @classmethod
@@ -368,6 +361,8 @@ class PlotPage:
     ----------
     filters : PlotFilters
         The validated filters.
+    view : PlotView
+        What the caller may see (the fields of :meth:`records`).
     matched : int
         How many plots match in all (``numberMatched``).
     rows : GeoDataFrame
@@ -377,6 +372,7 @@ class PlotPage:
     filters: PlotFilters
     matched: int
     rows: gpd.GeoDataFrame
+    view: PlotView
 
     @property
     def returned(self) -> int:
@@ -385,7 +381,8 @@ class PlotPage:
 
     def records(self) -> list[dict[str, Any]]:
         """The page as plain dicts (no geometry): the list view's rows."""
-        return [plot_properties(row) for row in self.rows.drop(columns="geometry").to_dict("records")]
+        return [plot_properties(row, self.view)
+                for row in self.rows.drop(columns="geometry").to_dict("records")]
 
     def feature_collection(self) -> dict[str, Any]:
         """A WGS84 GeoJSON FeatureCollection with ``numberMatched``/``numberReturned``."""
@@ -398,24 +395,15 @@ class PlotPage:
                 "features": features}
 
 
-PLOT_PROPERTIES = ("plot_id", "cadastre", "status", "area_ha", "sectors", "hazard_ok", "exp_id",
-                   *FACT_COLUMNS)
-
-
-def plot_properties(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The public properties of one catalogue plot (sectors as a list of codes)."""
-    out = {name: _plain(row.get(name)) for name in PLOT_PROPERTIES}
+def plot_properties(row: Mapping[str, Any], view: PlotView) -> dict[str, Any]:
+    """The properties of one catalogue plot that ``view`` shows, with its servicing facts
+    (sectors as a list of codes)."""
+    out = {name: _plain(row.get(name)) for name in (*view.fields, *FACT_COLUMNS)}
     allowed = parse_sectors(out["sectors"])
     out["sectors"] = list(SECTORS) if allowed is None else [s for s in SECTORS if s in allowed]
     for name in ("rail", "power", "water"):
         out[name] = None if out[name] is None else bool(out[name])
     return out
-
-
-def check_statuses(filters: PlotFilters, role: str | None) -> None:
-    """Raise Forbidden when a non-staff role asks for plots that are not available."""
-    if not is_staff(role) and set(filters.status) != {PUBLIC_PLOT_STATUS}:
-        raise Forbidden("only planners may list plots that are not available", "status")
 
 
 def _empty_plots() -> gpd.GeoDataFrame:
@@ -444,7 +432,8 @@ def search(store: Store, filters: PlotFilters, *, role: str | None = None,
     filters : PlotFilters
         Validated filters (see :func:`parse_filters`).
     role : str, optional
-        The caller's role; only staff may ask for statuses other than available.
+        The caller's role; its :func:`planner.visibility.plot_view` decides the statuses
+        it may ask for and the fields it gets.
     servicing : ServicingModel, optional
         The (cached) servicing model of the store's current revision; its answers
         are cached per date. Needed for the servicing filters and facts.
@@ -452,13 +441,13 @@ def search(store: Store, filters: PlotFilters, *, role: str | None = None,
     Raises
     ------
     Forbidden
-        For non-staff asking for other statuses.
+        For a status the role may not see.
     """
-    check_statuses(filters, role)
+    view = plot_view(role)
+    where = view.where(filters.status)
     bbox = working_bbox(filters.bbox)
     if bbox == ():
-        return PlotPage(filters, 0, _empty_plots())
-    where = {"status": list(filters.status)}
+        return PlotPage(filters, 0, _empty_plots(), view)
     as_of = filters.as_of
     if filters.servicing_filters and servicing is None:
         raise ValueError("the servicing filters need the servicing model (servicing=...)")
@@ -467,7 +456,7 @@ def search(store: Store, filters: PlotFilters, *, role: str | None = None,
         matched = store.count("plots", bbox=bbox, where=where)
         rows = store.read("plots", bbox=bbox, where=where, order_by=filters.sort,
                           limit=filters.limit, offset=filters.offset)
-        return PlotPage(filters, matched, _join_facts(rows, servicing, as_of))
+        return PlotPage(filters, matched, _join_facts(rows, servicing, as_of), view)
     frame = store.read("plots", bbox=bbox, where=where)
     frame = frame[_attribute_mask(frame, filters)]
     if filters.servicing_filters:
@@ -477,7 +466,7 @@ def search(store: Store, filters: PlotFilters, *, role: str | None = None,
     page = frame.iloc[filters.offset:filters.offset + filters.limit]
     if not filters.servicing_filters:
         page = _join_facts(page, servicing, as_of)
-    return PlotPage(filters, len(frame), page.reset_index(drop=True))
+    return PlotPage(filters, len(frame), page.reset_index(drop=True), view)
 
 
 def _attribute_mask(frame: pd.DataFrame, filters: PlotFilters) -> np.ndarray:
@@ -532,43 +521,27 @@ def get_plot(store: Store, plot_id: str, *, role: str | None = None, servicing: 
     Raises
     ------
     NotFound
-        When the plot does not exist, or is not available and the caller is not staff
-        (the catalogue never reveals other plots to investors).
+        When the plot does not exist or the role may not see it (the same error, so a
+        hidden plot looks exactly like a missing one).
     """
+    view = plot_view(role)
     rows = store.read("plots", where={"plot_id": plot_id})
-    if rows.empty or (not is_staff(role) and rows["status"].iloc[0] != PUBLIC_PLOT_STATUS):
-        raise NotFound(f"plot {plot_id!r} does not exist or is not available")
-    return _join_facts(rows, servicing, as_of)
+    view.require(None if rows.empty else rows.iloc[0], plot_id)
+    return _join_facts(view.visible(rows), servicing, as_of)
 
 
-def plot_feature(rows: gpd.GeoDataFrame) -> dict[str, Any]:
+def plot_feature(rows: gpd.GeoDataFrame, role: str | None) -> dict[str, Any]:
     """The first row of a :func:`get_plot` frame as a WGS84 GeoJSON Feature."""
-    props = plot_properties(rows.drop(columns="geometry").iloc[0].to_dict())
+    props = plot_properties(rows.drop(columns="geometry").iloc[0].to_dict(), plot_view(role))
     return {"type": "Feature", "id": props["plot_id"],
             "geometry": to_geojson_geometries(rows.geometry.values)[0], "properties": props}
 
 
 # --------------------------------------------------------------------- layers
 
-def readable_layers(role: str | None) -> list[str]:
-    """Layers the role may read: public ones for all, the rest for staff, ``users`` never."""
-    return [name for name, layer in LAYERS.items()
-            if name not in NEVER_SERVED and not layer.internal and (layer.public or is_staff(role))]
-
-
-def check_readable(name: str, role: str | None) -> None:
-    """Raise NotFound for unknown (or never served) layers, Forbidden for staff-only ones."""
-    if name not in LAYERS or name in NEVER_SERVED or LAYERS[name].internal:
-        raise NotFound(f"no layer {name!r}; layers: {', '.join(readable_layers(role))}")
-    if not LAYERS[name].public and not is_staff(role):
-        raise Forbidden(f"layer {name!r} is for planners only")
-
-
 def layer_where(name: str, role: str | None) -> dict[str, Any] | None:
-    """The row filter a role's view of a layer implies: investors see available plots only."""
-    if name == "plots" and not is_staff(role):
-        return {"status": [PUBLIC_PLOT_STATUS]}
-    return None
+    """The row filter a role's view of a layer implies (see :mod:`planner.visibility`)."""
+    return plot_view(role).where() if name == "plots" else None
 
 
 def layer_summary(store: Store, role: str | None) -> list[dict[str, Any]]:
@@ -606,7 +579,7 @@ def layer_collection(store: Store, name: str, query: LayerQuery, *,
     if rows is not None and len(rows):
         geoms = (to_geojson_geometries(rows.geometry.values) if layer.is_feature
                  else [None] * len(rows))
-        names = [f.name for f in layer.fields]
+        names = layer_fields(name, role)
         for record, geom in zip(rows[names].to_dict("records"), geoms):
             props = {k: _plain(v) for k, v in record.items()}
             features.append({"type": "Feature", "id": str(props[layer.key]), "geometry": geom,

@@ -470,9 +470,10 @@ def create_candidate(store: Any, polygon: Any, *, user: str,
         or for attributes that break the schema. Nothing is written.
     """
     with store.transaction(user) as tx:
-        check = check_parcel(store, polygon, min_area_ha=min_area_ha)
+        tx.lock("plots")  # a second planner's parcel waits until this one is stored
+        check = check_parcel(tx, polygon, min_area_ha=min_area_ha)
         _refuse(check, None, translate)
-        plot_id = new_plot_id(store.read("plots")["plot_id"].tolist())
+        plot_id = new_plot_id(tx.keys("plots"))
         row = {"sectors": "*", **(attributes or {}), "plot_id": plot_id, "status": "candidate",
                "exp_id": check.exp_id}
         tx.insert("plots", gpd.GeoDataFrame(pd.DataFrame([row]), geometry=[check.polygon],
@@ -498,7 +499,9 @@ def update_plot(store: Any, plot_id: str, changes: Mapping[str, Any], *, version
     changes = dict(changes)
     check = None
     with store.transaction(user) as tx:
-        row = store.get("plots", plot_id)
+        if "geometry" in changes:
+            tx.lock("plots")
+        row = tx.get("plots", plot_id, for_update=True)
         _check_version("plots", plot_id, row, version)
         if "status" in changes:
             check_transition(row["status"], changes["status"], plot_id=plot_id)
@@ -507,7 +510,7 @@ def update_plot(store: Any, plot_id: str, changes: Mapping[str, Any], *, version
                 raise StateConflict(f"plot {plot_id} is {row['status']}; its outline may change "
                                     f"only while it is {' or '.join(RESHAPE_STATUSES)}",
                                     "geometry")
-            check = check_parcel(store, changes["geometry"], exclude_plot_id=plot_id,
+            check = check_parcel(tx, changes["geometry"], exclude_plot_id=plot_id,
                                  min_area_ha=min_area_ha)
             _refuse(check, plot_id, translate)
             changes["geometry"] = check.polygon
@@ -524,7 +527,7 @@ def delete_candidate(store: Any, plot_id: str, *, version: int, user: str) -> No
     NotFound, Conflict (stale ``version``), StateConflict (not a candidate).
     """
     with store.transaction(user) as tx:
-        row = store.get("plots", plot_id)
+        row = tx.get("plots", plot_id, for_update=True)
         _check_version("plots", plot_id, row, version)
         if row["status"] not in DELETABLE_STATUSES:
             raise StateConflict(f"plot {plot_id} is {row['status']}; only candidate plots may "

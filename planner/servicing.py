@@ -79,7 +79,7 @@ from geo.network import DEFAULT_SPEED_KMH, SNAP_TOLERANCE_M, build_network
 from geo.validate import parse_date
 
 __all__ = [
-    "N_", "ServicingModel", "Scenario", "explain", "today", "parse_what_if",
+    "N_", "ServicingModel", "Scenario", "describe", "explain", "today", "parse_what_if",
     "UTILITIES", "REQUIRED", "FRONTAGE_M", "CONNECT_M", "RAIL_REACH_M", "POWER_FACTOR",
     "STATION_SNAP_M", "COUNTED_PLOT_STATUSES",
 ]
@@ -1449,6 +1449,13 @@ def _line(utility: str, item: Mapping[str, Any], translate: Callable[[str], str]
     if not prefix:
         return body
     return tr(N_("{utility}: {text}")).format(utility=tr(UTILITY_WORDS[utility]), text=body)
+
+
+def describe(utility: str, item: Mapping[str, Any],
+             translate: Callable[[str], str] | None = None) -> str:
+    """One utility's answer in words without its label, e.g. ``none — no station or siding
+    within 1500 m`` (``item`` is ``record[utility]``)."""
+    return _line(utility, item, translate, prefix=False)
 
 
 def explain(record: Mapping[str, Any], translate: Callable[[str], str] | None = None) -> list[str]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import geopandas as gpd
 import pytest
@@ -94,3 +95,25 @@ def test_csv_rows_are_checked_like_the_applications_table(capsys, sample_db, tmp
 def test_output_name_is_checked_before_solving(capsys, sample_db, tmp_path):
     code, out, err = run(capsys, "allocate", "--db", str(sample_db), "-o", str(tmp_path / "a.txt"))
     assert code == 1 and out == "" and ".csv or .geojson" in err
+
+
+def test_summary_speaks_in_units_and_logs_get_no_carriage_returns(tmp_path, capfd):
+    from zoneplan.cli import main
+    db = tmp_path / "z.gpkg"
+    assert main(["init", "--db", str(db)]) == 0
+    capfd.readouterr()
+    assert main(["allocate", "--db", str(db), "--time-limit", "10"]) == 0
+    out, err = capfd.readouterr()
+    assert "\r" not in err and "\r" not in out  # progress is for terminals only
+    assert re.search(r"investment placed\s+[\d.]+ bn ₸\s+[\d.]+ bn ₸", out)
+    assert re.search(r"jobs placed\s+\d[\d,]*\s+\d[\d,]*\n", out)  # no ".00" on people
+    assert "weighted score" in out and "objective " not in out
+    assert main(["allocate", "--db", str(db), "--applications", str(tmp_path / "nope.csv")]) == 1
+    assert f"no file {tmp_path / 'nope.csv'}" in capfd.readouterr().err
+
+
+def test_tenge_and_counts_read_like_people_write_them():
+    from zoneplan.numbers import count, tenge
+    assert tenge(29_858_000_000) == "29.9 bn ₸" and tenge(350_000) == "350 k ₸"
+    assert tenge(999) == "999 ₸" and tenge(None) == "-" and tenge(1.25e12) == "1.2 tn ₸"
+    assert count(867.0) == "867" and count(12_400) == "12,400" and count(float("nan")) == "-"

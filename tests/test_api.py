@@ -168,12 +168,17 @@ def test_bad_parameters_are_400_naming_the_field(client, query, field):
     assert body["field"] == field and field in body["error"]
 
 
-def test_other_statuses_are_for_planners(client, investor, planner, store):
-    assert client.get("/api/plots?status=reserved").status_code == 401
-    r = client.get("/api/plots?status=available,reserved", headers=investor)
+def test_any_visible_status_candidates_for_planners_only(client, investor, planner, store):
+    want = sorted(store.read("plots", where={"status": "reserved"})["plot_id"])
+    for headers in ({}, investor, planner):
+        assert sorted(ids(client.get("/api/plots?status=reserved&limit=1000",
+                                     headers=headers))) == want
+    assert client.get("/api/plots?status=candidate").status_code == 401
+    r = client.get("/api/plots?status=available,candidate", headers=investor)
     assert r.status_code == 403 and r.get_json()["field"] == "status"
-    reserved = ids(client.get("/api/plots?status=reserved&limit=1000", headers=planner))
-    assert sorted(reserved) == sorted(store.read("plots", where={"status": "reserved"})["plot_id"])
+    assert "candidate" in r.get_json()["error"]
+    drafts = ids(client.get("/api/plots?status=candidate&limit=1000", headers=planner))
+    assert sorted(drafts) == sorted(store.read("plots", where={"status": "candidate"})["plot_id"])
 
 
 def test_one_plot_and_what_investors_may_not_see(client, planner, store):
@@ -183,10 +188,13 @@ def test_one_plot_and_what_investors_may_not_see(client, planner, store):
     assert r.get_json()["geometry"]["type"] == "Polygon"
     taken = store.read("plots", where={"status": "occupied"})["plot_id"].iloc[0]
     r = client.get(f"/api/plots/{taken}")
-    assert r.status_code == 404 and r.get_json() == {
-        "error": f"plot {taken!r} does not exist or is not available", "field": None}
-    assert client.get(f"/api/plots/{taken}", headers=planner).status_code == 200
-    assert client.get("/api/plots/does-not-exist").status_code == 404
+    assert r.status_code == 200 and "resident" not in r.get_json()["properties"]
+    draft = store.read("plots", where={"status": "candidate"})["plot_id"].iloc[0]
+    r = client.get(f"/api/plots/{draft}")
+    assert r.status_code == 404 and r.get_json() == {"error": f"no plot {draft!r}", "field": None}
+    assert client.get(f"/api/plots/{draft}", headers=planner).status_code == 200
+    missing = client.get("/api/plots/does-not-exist")
+    assert missing.status_code == 404 and missing.get_json()["error"] == "no plot 'does-not-exist'"
     assert client.get(f"/api/plots/{pid}?as_of=bad").status_code == 400
 
 
@@ -197,8 +205,8 @@ def test_servicing_answer_in_words(client, store):
     assert body["explain"] and all(isinstance(line, str) for line in body["explain"])
     later = client.get(f"/api/servicing/{pid}?as_of=2022-11-01").get_json()
     assert later["as_of"] == "2022-11-01"
-    taken = store.read("plots", where={"status": "occupied"})["plot_id"].iloc[0]
-    assert client.get(f"/api/servicing/{taken}").status_code == 404
+    draft = store.read("plots", where={"status": "candidate"})["plot_id"].iloc[0]
+    assert client.get(f"/api/servicing/{draft}").status_code == 404
 
 
 def test_kpi_is_for_planners(client, investor, planner):
@@ -212,7 +220,8 @@ def test_kpi_is_for_planners(client, investor, planner):
 def test_layers_listing_follows_public_flags(client, planner, store):
     public = {x["name"]: x for x in client.get("/api/layers").get_json()["layers"]}
     assert "applications" not in public and "users" not in public and "audit" not in public
-    assert public["plots"]["count"] == len(available(store)) and public["plots"]["public"]
+    visible = store.count("plots") - store.count("plots", where={"status": "candidate"})
+    assert public["plots"]["count"] == visible and public["plots"]["public"]
     assert public["roads"]["geometry"] == "LineString" and public["roads"]["label"] == "Roads"
     staff = {x["name"]: x for x in client.get("/api/layers", headers=planner).get_json()["layers"]}
     assert "applications" in staff and "users" not in staff
@@ -314,7 +323,6 @@ def test_application_roles_and_ownership(client, investor, planner, store):
     ({**NEEDS, "sector": "oil"}, "sector"),
     ({**NEEDS, "min_ha": -1}, "min_ha"),
     ({**NEEDS, "min_ha": 9, "max_ha": 2}, "max_ha"),
-    ({**NEEDS, "plot_id": "P-404"}, "plot_id"),
     ({**NEEDS, "status": "reserved"}, "status"),
     ({k: v for k, v in NEEDS.items() if k != "project"}, "project"),
     ({**NEEDS, "jobs": "many"}, "jobs"),
@@ -378,7 +386,7 @@ def unzip(data: bytes, tmp_path):
 
 
 def test_filtered_catalogue_as_shapefile_opens_with_pyshp(client, store, tmp_path):
-    r = client.get("/api/export/plots.shp.zip?min_area=2")
+    r = client.get("/api/export/plots.shp.zip?min_area=2&status=available")
     assert r.status_code == 200 and r.mimetype == "application/zip"
     assert "attachment" in r.headers["Content-Disposition"]
     names = unzip(r.data, tmp_path)
@@ -410,7 +418,7 @@ def test_layer_exports_keep_cyrillic_and_follow_roles(client, planner, store, tm
     assert client.get("/api/export/plots.zip").status_code == 404
     r = client.get("/api/export/roads.gpkg?min_area=3")
     assert r.status_code == 400 and r.get_json()["field"] == "min_area"
-    assert client.get("/api/export/plots.gpkg?status=occupied").status_code == 401
+    assert client.get("/api/export/plots.gpkg?status=candidate").status_code == 401
     assert client.get("/api/export/plots.gpkg?crs=EPSG:99999").status_code == 400
     empty = client.get("/api/export/plots.geojson?bbox=10,10,11,11")
     assert empty.status_code == 200 and json.loads(empty.data)["features"] == []
@@ -446,7 +454,8 @@ def test_upload_previews_then_applies_in_one_transaction(client, planner, store)
     assert preview["ok"] and preview["adds"] == 2 and preview["layer"] == "plots"
     assert store.count("plots") == before  # nothing written yet
     r = client.post(f"/api/uploads/{preview['token']}", headers=planner)
-    assert r.status_code == 200 and r.get_json() == {"layer": "plots", "written": 2}
+    assert r.status_code == 200 and r.get_json() == {"layer": "plots", "written": 2, "added": 2,
+                                                     "updated": 0, "removed": 0}
     assert store.count("plots") == before + 2
     assert store.get("plots", "U-1")["resident"] == "ТОО «Новый»"
     assert client.post(f"/api/uploads/{preview['token']}", headers=planner).status_code == 404

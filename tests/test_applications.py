@@ -1,4 +1,7 @@
-"""The application lifecycle: submit, list, withdraw, accept (reserving the plot), reject."""
+"""The application lifecycle: submit, list, withdraw, accept (reserving the plot), reject.
+
+On a four-plot store without infrastructure, so the needs here carry no power, water or rail
+demand (tests/test_reservation.py checks capacity on the sample zone)."""
 from __future__ import annotations
 
 import re
@@ -11,11 +14,12 @@ import shapely
 from geo.crs import WORKING_EPSG
 from geo.store import Conflict, Invalid, NotFound, create_store, open_store
 from planner import applications as apps
+from usecases import applications as usecase
 from planner.catalogue import Forbidden, search
 
 E, N = 650_000.0, 4_799_000.0
 NEEDS = {"project": "Автокомпоненты", "company": "ТОО «Астана Моторс»", "sector": "machine",
-         "min_ha": 1.5, "max_ha": 4, "power_kw": 800, "water_m3d": 20, "rail_need": True,
+         "min_ha": 1.5, "max_ha": 4, "power_kw": 0, "water_m3d": None, "rail_need": False,
          "hazard": 3, "invest": 5.2e9, "jobs": 250}
 
 
@@ -40,14 +44,14 @@ def zone(template, tmp_path):
 
 
 def submit(zone, user="aliya", **changes):
-    return apps.create(zone, {**NEEDS, **changes}, user=user, role="investor")
+    return usecase.apply(zone, {**NEEDS, **changes}, user=user, role="investor").application
 
 
 def test_investor_submits_for_any_plot_and_sees_it(zone):
     app = submit(zone)
     assert app["status"] == "submitted" and app["investor"] == "aliya" and app["plot_id"] is None
     assert app["project"] == "Автокомпоненты" and app["company"] == "ТОО «Астана Моторс»"
-    assert app["rail_need"] is True and app["jobs"] == 250 and app["version"] == 1
+    assert app["rail_need"] is False and app["jobs"] == 250 and app["version"] == 1
     assert app["created"] and app["created"] == app["updated"]
     assert [a["app_id"] for a in apps.list_applications(zone, user="aliya", role="investor")] \
         == [app["app_id"]]
@@ -55,15 +59,14 @@ def test_investor_submits_for_any_plot_and_sees_it(zone):
 
 def test_specific_plot_must_exist_be_available_and_fit(zone):
     assert submit(zone, plot_id="P-2")["plot_id"] == "P-2"
-    with pytest.raises(Invalid) as err:
+    with pytest.raises(NotFound, match="no plot 'P-9'"):
         submit(zone, plot_id="P-9")
-    assert err.value.problems[0].field == "plot_id"
     with pytest.raises(Conflict, match="P-3 is reserved"):
         submit(zone, plot_id="P-3")
     with pytest.raises(Invalid) as err:
         submit(zone, plot_id="P-4")
     assert err.value.problems[0].field == "sector" and "allows food" in str(err.value)
-    with pytest.raises(Invalid, match="outside 1.5-1.8 ha"):
+    with pytest.raises(Invalid, match="outside the 1.5–1.8 ha applied for"):
         submit(zone, plot_id="P-1", max_ha=1.8)
 
 
@@ -88,15 +91,15 @@ def test_bad_fields_are_named_and_nothing_is_written(zone, changes, field):
 
 def test_required_fields_and_body_shape(zone):
     with pytest.raises(Invalid) as err:
-        apps.create(zone, {}, user="aliya", role="investor")
+        usecase.apply(zone, {}, user="aliya", role="investor")
     assert {"project", "sector", "min_ha", "max_ha"} <= {p.field for p in err.value.problems}
     with pytest.raises(Invalid, match="JSON object"):
-        apps.create(zone, ["x"], user="aliya", role="investor")
+        usecase.apply(zone, ["x"], user="aliya", role="investor")
 
 
 def test_only_investors_submit(zone):
     with pytest.raises(Forbidden):
-        apps.create(zone, NEEDS, user="pat", role="planner")
+        usecase.apply(zone, NEEDS, user="pat", role="planner")
 
 
 def test_investors_see_only_their_own(zone):
@@ -108,59 +111,95 @@ def test_investors_see_only_their_own(zone):
     with pytest.raises(NotFound):
         apps.get_application(zone, mine["app_id"], user="bolat", role="investor")
     with pytest.raises(NotFound):
-        apps.withdraw(zone, mine["app_id"], user="bolat", role="investor")
+        usecase.withdraw(zone, mine["app_id"], user="bolat", role="investor")
 
 
-def test_withdraw_only_when_submitted(zone):
+def test_withdraw_once(zone):
     app = submit(zone)
-    out = apps.withdraw(zone, app["app_id"], user="aliya", role="investor")
+    out = usecase.withdraw(zone, app["app_id"], user="aliya", role="investor")
     assert out["status"] == "withdrawn" and out["version"] == 2
     with pytest.raises(Conflict, match="withdrawn"):
-        apps.withdraw(zone, app["app_id"], user="aliya", role="investor")
+        usecase.withdraw(zone, app["app_id"], user="aliya", role="investor")
 
 
 def test_accept_reserves_the_plot_in_one_transaction(zone):
     app = submit(zone)
-    out = apps.accept(zone, app["app_id"], "P-2", user="pat", role="planner")
+    out = usecase.accept(zone, app["app_id"], "P-2", user="pat", role="planner")
     assert out["status"] == "reserved" and out["assigned"] == "P-2"
-    assert zone.get("plots", "P-2")["status"] == "reserved"
-    # the investor sees it, can no longer withdraw; the catalogue no longer offers the plot
+    plot = zone.get("plots", "P-2")
+    assert plot["status"] == "reserved"
+    # the plot carries the application's demand and identity
+    assert (plot["resident"], plot["project"], plot["sector"], plot["jobs"], plot["invest"],
+            plot["hazard"]) == ("ТОО «Астана Моторс»", "Автокомпоненты", "machine", 250, 5.2e9, 3)
+    # the investor sees it; the catalogue no longer offers the plot
     mine = apps.get_application(zone, app["app_id"], user="aliya", role="investor")
     assert mine["status"] == "reserved"
-    with pytest.raises(Conflict):
-        apps.withdraw(zone, app["app_id"], user="aliya", role="investor")
     from planner.catalogue import parse_filters
     assert "P-2" not in search(zone, parse_filters({})).rows["plot_id"].tolist()
     audit = zone.read("audit")
     assert {"plots", "applications"} <= set(audit["layer"]) and set(audit["username"]) >= {"pat"}
 
 
+def test_withdrawing_an_accepted_application_releases_the_plot(zone):
+    app = submit(zone)
+    usecase.accept(zone, app["app_id"], "P-2", user="pat", role="planner")
+    out = usecase.withdraw(zone, app["app_id"], user="aliya", role="investor")
+    assert out["status"] == "withdrawn" and out["assigned"] == "P-2"
+    plot = zone.get("plots", "P-2")
+    assert plot["status"] == "available"
+    assert all(plot[f] is None for f in ("resident", "project", "sector", "jobs", "invest",
+                                         "power_kw", "water_m3d", "hazard", "rail_need"))
+
+
+def test_a_plot_taken_by_someone_else_is_not_released(zone):
+    first, second = submit(zone), submit(zone, user="bolat", company="ТОО «Другая»")
+    usecase.accept(zone, first["app_id"], "P-2", user="pat", role="planner")
+    # a planner frees the plot by hand, and it goes to the second application
+    zone.update("plots", "P-2", {"status": "available"}, user="pat")
+    usecase.accept(zone, second["app_id"], "P-2", user="pat", role="planner")
+    usecase.reject(zone, first["app_id"], "late", user="pat", role="planner")
+    plot = zone.get("plots", "P-2")
+    assert plot["status"] == "reserved" and plot["resident"] == "ТОО «Другая»"
+
+
+def test_an_occupied_plot_is_not_released(zone):
+    app = submit(zone)
+    usecase.accept(zone, app["app_id"], "P-2", user="pat", role="planner")
+    for status in ("allocated", "occupied"):
+        zone.update("plots", "P-2", {"status": status}, user="pat")
+    with pytest.raises(Conflict, match="P-2 is occupied"):
+        usecase.withdraw(zone, app["app_id"], user="aliya", role="investor")
+    assert apps.get_application(zone, app["app_id"], user="pat", role="planner")["status"] \
+        == "reserved"
+
+
 def test_accept_refuses_unavailable_or_unsuitable_plots_and_writes_nothing(zone):
     app = submit(zone)
     with pytest.raises(Conflict, match="P-3 is reserved"):
-        apps.accept(zone, app["app_id"], "P-3", user="pat", role="planner")
+        usecase.accept(zone, app["app_id"], "P-3", user="pat", role="planner")
+    with pytest.raises(usecase.Refused) as err:
+        usecase.accept(zone, app["app_id"], "P-4", user="pat", role="planner")
+    assert [b.rule for b in err.value.breaches] == ["sector"]
+    assert "plot P-4 allows food, not machine" in str(err.value)
     with pytest.raises(Invalid) as err:
-        apps.accept(zone, app["app_id"], "P-4", user="pat", role="planner")
-    assert err.value.problems[0].field == "sector"
-    with pytest.raises(Invalid) as err:
-        apps.accept(zone, app["app_id"], None, user="pat", role="planner")
+        usecase.accept(zone, app["app_id"], None, user="pat", role="planner")
     assert err.value.problems[0].field == "plot_id"
-    with pytest.raises(Invalid):
-        apps.accept(zone, app["app_id"], "P-404", user="pat", role="planner")
+    with pytest.raises(NotFound, match="no plot 'P-404'"):  # as GET /api/plots/P-404 answers
+        usecase.accept(zone, app["app_id"], "P-404", user="pat", role="planner")
     assert apps.get_application(zone, app["app_id"], user="pat", role="planner")["status"] == "submitted"
     assert zone.get("plots", "P-4")["status"] == "available"
 
 
 def test_accept_defaults_to_the_plot_applied_for(zone):
     app = submit(zone, plot_id="P-1")
-    assert apps.accept(zone, app["app_id"], user="pat", role="planner")["assigned"] == "P-1"
+    assert usecase.accept(zone, app["app_id"], user="pat", role="planner")["assigned"] == "P-1"
 
 
 def test_a_plot_cannot_be_reserved_twice(zone):
     first, second = submit(zone), submit(zone, user="bolat")
-    apps.accept(zone, first["app_id"], "P-1", user="pat", role="planner")
+    usecase.accept(zone, first["app_id"], "P-1", user="pat", role="planner")
     with pytest.raises(Conflict, match="P-1 is reserved"):
-        apps.accept(zone, second["app_id"], "P-1", user="pat", role="planner")
+        usecase.accept(zone, second["app_id"], "P-1", user="pat", role="planner")
     assert apps.get_application(zone, second["app_id"], user="pat", role="planner")["status"] \
         == "submitted"
 
@@ -168,34 +207,34 @@ def test_a_plot_cannot_be_reserved_twice(zone):
 def test_stale_versions_conflict(zone):
     app = submit(zone)
     with pytest.raises(Conflict, match="changed by someone else"):
-        apps.reject(zone, app["app_id"], "no", user="pat", role="planner", version=7)
+        usecase.reject(zone, app["app_id"], "no", user="pat", role="planner", version=7)
     with pytest.raises(Conflict):
-        apps.accept(zone, app["app_id"], "P-1", user="pat", role="planner", version=0)
+        usecase.accept(zone, app["app_id"], "P-1", user="pat", role="planner", version=0)
     assert zone.get("plots", "P-1")["status"] == "available"
-    apps.reject(zone, app["app_id"], "no", user="pat", role="planner", version=1)
+    usecase.reject(zone, app["app_id"], "no", user="pat", role="planner", version=1)
 
 
 def test_reject_needs_a_reason_the_investor_sees(zone):
     app = submit(zone)
     with pytest.raises(Invalid) as err:
-        apps.reject(zone, app["app_id"], "   ", user="pat", role="planner")
+        usecase.reject(zone, app["app_id"], "   ", user="pat", role="planner")
     assert err.value.problems[0].field == "reason"
-    apps.reject(zone, app["app_id"], "Зона не допускает класс опасности 3",
+    usecase.reject(zone, app["app_id"], "Зона не допускает класс опасности 3",
                 user="pat", role="planner")
     mine = apps.list_applications(zone, user="aliya", role="investor")[0]
     assert mine["status"] == "rejected" and mine["reason"] == "Зона не допускает класс опасности 3"
     with pytest.raises(Conflict):
-        apps.accept(zone, app["app_id"], "P-1", user="pat", role="planner")
+        usecase.accept(zone, app["app_id"], "P-1", user="pat", role="planner")
 
 
 def test_only_planners_decide(zone):
     app = submit(zone)
     with pytest.raises(Forbidden):
-        apps.accept(zone, app["app_id"], "P-1", user="aliya", role="investor")
+        usecase.accept(zone, app["app_id"], "P-1", user="aliya", role="investor")
     with pytest.raises(Forbidden):
-        apps.reject(zone, app["app_id"], "x", user="aliya", role="investor")
+        usecase.reject(zone, app["app_id"], "x", user="aliya", role="investor")
     with pytest.raises(NotFound):
-        apps.reject(zone, "A-nope", "x", user="pat", role="planner")
+        usecase.reject(zone, "A-nope", "x", user="pat", role="planner")
 
 
 def test_matching_filters_find_plots_for_an_any_plot_application(zone):
@@ -243,14 +282,15 @@ def test_page_lifecycle_investor_and_planner(investor_client, planner_client, cl
                             data={"plot_id": plot_id, "csrf_token": ptoken})
     assert r.status_code == 302 and store.get("plots", plot_id)["status"] == "reserved"
     assert store.get("applications", second)["assigned"] == plot_id
-    # withdrawing a reserved one is refused with a message, and investors cannot accept
-    r = investor_client.post(f"/applications/{second}/withdraw", data={"csrf_token": token},
-                             follow_redirects=True)
-    assert "only submitted applications" in r.get_data(as_text=True)
+    # investors cannot accept; withdrawing the accepted one gives the plot back
     assert investor_client.post(f"/applications/{second}/accept",
                                 data={"plot_id": plot_id, "csrf_token": token}).status_code == 403
     assert planner_client.post("/applications/A-nope/reject",
                                data={"reason": "x", "csrf_token": ptoken}).status_code == 404
+    r = investor_client.post(f"/applications/{second}/withdraw", data={"csrf_token": token},
+                             follow_redirects=True)
+    assert f"Plot {plot_id} is released" in r.get_data(as_text=True)
+    assert store.get("plots", plot_id)["status"] == "available"
 
 
 def test_page_form_errors_name_the_field(investor_client, planner_client, store):

@@ -190,14 +190,21 @@ def test_paging_and_sorting(zone, model):
     assert beyond.returned == 0 and beyond.matched == len(AVAILABLE)
 
 
-def test_other_statuses_are_for_planners(zone, model):
+def test_any_visible_status_may_be_asked_candidates_for_planners_only(zone, model):
+    for role in (None, "investor", "planner"):
+        page = search(zone, parse_filters({"status": "reserved"}), role=role, servicing=model)
+        assert ids(page) == ["P-03", "P-07"]
     with pytest.raises(Forbidden) as err:
-        search(zone, parse_filters({"status": "reserved"}), role="investor", servicing=model)
+        search(zone, parse_filters({"status": "candidate"}), role="investor", servicing=model)
     assert err.value.field == "status"
     with pytest.raises(Forbidden):
-        search(zone, parse_filters({"status": "available,reserved"}), role=None, servicing=model)
-    page = search(zone, parse_filters({"status": "reserved"}), role="planner", servicing=model)
-    assert ids(page) == ["P-03", "P-07"]
+        search(zone, parse_filters({"status": "available,candidate"}), role=None,
+               servicing=model)
+    public = search(zone, parse_filters({"status": "reserved"}), servicing=model).records()
+    staff = search(zone, parse_filters({"status": "reserved"}), role="admin",
+                   servicing=model).records()
+    assert "resident" not in public[0] and "project" not in public[0]
+    assert "resident" in staff[0] and "power_kw" in staff[0]
 
 
 def test_servicing_answers_are_cached_per_model_and_date(zone, model):
@@ -239,14 +246,17 @@ def test_feature_collection_is_wgs84_geojson_with_counts(zone, model):
     assert fc["features"][0]["properties"]["sectors"] == list(cat.SECTORS)  # "*"
 
 
-def test_get_plot_hides_unavailable_plots_from_investors(zone, model):
-    with pytest.raises(NotFound):
-        cat.get_plot(zone, "P-03", role="investor", servicing=model)
-    with pytest.raises(NotFound):
-        cat.get_plot(zone, "nope", role="planner")
+def test_get_plot_shows_each_role_its_fields(zone, model):
+    for role in (None, "investor", "planner"):
+        with pytest.raises(NotFound):
+            cat.get_plot(zone, "nope", role=role)
+    public = cat.plot_feature(cat.get_plot(zone, "P-03", role="investor", servicing=model),
+                              "investor")
+    assert public["id"] == "P-03" and public["properties"]["status"] == "reserved"
+    assert "resident" not in public["properties"] and "rail" in public["properties"]
     rows = cat.get_plot(zone, "P-03", role="planner", servicing=model)
-    feature = cat.plot_feature(rows)
-    assert feature["id"] == "P-03" and feature["properties"]["status"] == "reserved"
+    feature = cat.plot_feature(rows, "planner")
+    assert feature["properties"]["resident"] == "ТОО «Алатау»"
 
 
 def test_layers_respect_public_flags_and_never_serve_users(zone):
@@ -254,7 +264,7 @@ def test_layers_respect_public_flags_and_never_serve_users(zone):
     assert "applications" not in cat.readable_layers(None)
     assert "applications" in cat.readable_layers("planner")
     summary = {s["name"]: s for s in cat.layer_summary(zone, None)}
-    assert summary["plots"]["count"] == len(AVAILABLE) and summary["plots"]["public"] is True
+    assert summary["plots"]["count"] == 12 and summary["plots"]["public"] is True
     staff = {s["name"]: s for s in cat.layer_summary(zone, "planner")}
     assert staff["plots"]["count"] == 12
     with pytest.raises(Forbidden):
@@ -270,7 +280,8 @@ def test_layer_collection_pages_and_keeps_cyrillic(zone):
     assert fc["numberMatched"] == 12 and [f["id"] for f in fc["features"]] == ["P-02", "P-03"]
     assert fc["features"][1]["properties"]["resident"] == "ТОО «Алатау»"
     public = cat.layer_collection(zone, "plots", cat.LayerQuery(limit=100), role=None)
-    assert "P-03" not in [f["id"] for f in public["features"]]
+    reserved = [f for f in public["features"] if f["id"] == "P-03"][0]["properties"]
+    assert reserved["status"] == "reserved" and "resident" not in reserved
     with pytest.raises(QueryError):
         cat.layer_collection(zone, "targets", cat.LayerQuery(bbox="76,43,77,44"), role=None)
 
@@ -313,7 +324,12 @@ def test_plot_page_facts_servicing_and_apply_form(client, investor_client, plann
     form = investor_client.get(f"/plots/{pid}").get_data(as_text=True)
     assert f'action="/plots/{pid}/apply"' in form and 'name="csrf_token"' in form
     taken = store.read("plots", where={"status": "occupied"})["plot_id"].iloc[0]
-    assert investor_client.get(f"/plots/{taken}").status_code == 404
+    seen = investor_client.get(f"/plots/{taken}")
+    assert seen.status_code == 200 and f'action="/plots/{taken}/apply"' not in seen.get_data(
+        as_text=True)
+    draft = store.read("plots", where={"status": "candidate"})["plot_id"].iloc[0]
+    assert investor_client.get(f"/plots/{draft}").status_code == 404
+    assert planner_client.get(f"/plots/{draft}").status_code == 200
     staff = planner_client.get(f"/plots/{taken}")
     assert staff.status_code == 200 and f'action="/plots/{taken}/apply"' not in staff.get_data(as_text=True)
 
@@ -333,7 +349,12 @@ def test_investor_applies_from_the_plot_page(investor_client, store):
             "water_m3d": "", "rail_need": "on", "jobs": "40"}
     assert investor_client.post(f"/plots/{pid}/apply", data=form).status_code == 400  # no CSRF
     token = _token(investor_client, f"/plots/{pid}")
+    # no plot has rail today: the investor is warned first and nothing is filed
     r = investor_client.post(f"/plots/{pid}/apply", data={**form, "csrf_token": token})
+    assert r.status_code == 200 and 'data-rule="rail"' in r.get_data(as_text=True)
+    assert store.count("applications", where={"plot_id": pid}) == 0
+    r = investor_client.post(f"/plots/{pid}/apply", data={**form, "csrf_token": token,
+                                                          "confirm": "1"})
     assert r.status_code == 302 and r.headers["Location"].endswith("/applications")
     app = store.read("applications", where={"plot_id": pid}).iloc[-1]
     assert app["project"] == "Теплица" and bool(app["rail_need"]) and app["water_m3d"] != app["water_m3d"]

@@ -5,6 +5,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import subprocess
 import struct
 import zipfile
 from pathlib import Path
@@ -160,6 +161,9 @@ def test_store_to_gpkg_keeps_schema_types(db, source, tmp_path):
     assert main(["export", "all", "--db", str(db), "-o", str(out)]) == 0
     conn = sqlite3.connect(out)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 10200  # GeoPackage 1.2
+    info = subprocess.run(["ogrinfo", "-so", str(out)], capture_output=True, text=True)
+    assert info.returncode == 0 and "partially supported" not in info.stderr
     types = {r[1]: r[2] for r in conn.execute('PRAGMA table_info("plots")')}
     contents = {r[0] for r in conn.execute("SELECT table_name FROM gpkg_contents")}
     conn.close()
@@ -225,7 +229,7 @@ def test_import_round_trip_every_format(db, tmp_path):
     for fmt, name in (("shp", "a.zip"), ("gpkg", "a.gpkg"), ("geojson", "a.zip")):
         out = export_layers(store, "all", fmt, tmp_path / fmt / name)
         for layer in ("plots", "substations", "storm_sewers", "targets"):
-            plan = plan_import(target, layer, read_upload(out, layer), replace=True)
+            plan = plan_import(target, layer, read_upload(out, layer), mode="replace")
             assert plan.ok, plan.problems
             apply_import(target, plan, user="test")
             before, after = store.read(layer), target.read(layer)
@@ -247,12 +251,22 @@ def test_plan_counts_and_preview(db, tmp_path):
     extra = plots_frame(3, start=10)
     plan = plan_import(store, "plots", extra)
     assert isinstance(plan, ImportPlan) and plan.ok
-    assert (plan.adds, plan.replacements, plan.removals) == (3, 0, 0)
+    assert (plan.adds, len(plan.updates), plan.removals) == (3, 0, 0)
     both = pd.concat([plots_frame(2), extra], ignore_index=True)
-    plan = plan_import(store, "plots", gpd.GeoDataFrame(both, crs=32643), replace=True)
-    assert (plan.adds, plan.replacements, plan.removals) == (3, 2, 4)
+    both.loc[0, "cadastre"] = "999"
+    plan = plan_import(store, "plots", gpd.GeoDataFrame(both, crs=32643), mode="replace")
+    assert (plan.adds, len(plan.updates), plan.unchanged, plan.removals) == (3, 2, 0, 4)
+    assert plan.removed == {"P-002": "available", "P-003": "occupied", "P-004": "available",
+                            "P-005": "occupied"}
+    assert plan.removals_by_status == {"available": 2, "occupied": 2}
+    assert plan.changes("P-000") == [("cadastre", plan.before["P-000"]["cadastre"], "999")]
+    assert [p.reason for p in plan.problems] == [
+        "a replace never removes committed plots, and the file lacks 2 of them: P-003 "
+        "(occupied), P-005 (occupied). Put them in the file, or update instead of replacing "
+        "(nothing is then removed)"]
     preview = plan.to_dict()
-    assert preview["ok"] and preview["features"] == 5
+    assert not preview["ok"] and preview["features"] == 5
+    assert preview["removed"][1] == {"id": "P-003", "status": "occupied"}
     json.dumps(preview)
 
 
@@ -276,9 +290,11 @@ def test_apply_rechecks_when_store_changed(tmp_path):
     store = open_store(path)
     plan = plan_import(store, "plots", plots_frame(2, start=30))
     assert plan.ok
-    store.insert("plots", plots_frame(1, start=30), user="other")  # someone was faster
+    other = plots_frame(1, start=30)
+    other["plot_id"] = ["Q-030"]
+    store.insert("plots", other, user="other")  # someone was faster, on the same land
     before = sha256(path)
-    with pytest.raises(ValidationError, match="P-030 is already in the store"):
+    with pytest.raises(ValidationError, match="overlaps existing plot Q-030"):
         apply_import(store, plan)
     assert sha256(path) == before
 

@@ -115,10 +115,6 @@ def _overlap_each_other(tmp: Path) -> Path:
     return zip_of(tmp / "pair.zip", shp_parts(tmp / "p", frame))
 
 
-def _existing_ids(tmp: Path) -> Path:
-    return zip_of(tmp / "dup.zip", shp_parts(tmp / "d", plots_frame(2, y0=Y0 + 3000)))
-
-
 def _multipart(tmp: Path) -> Path:
     frame = plots_frame(1, start=70, y0=Y0 + 1500)
     frame.geometry = [MultiPolygon([box(X0, Y0 + 1500, X0 + 10, Y0 + 1510),
@@ -210,9 +206,6 @@ CORPUS = {
     "plots overlap each other": ("plots", _overlap_each_other, (),
                                  ["feature 1 (P-061)", "overlaps plot P-060 (feature 0 of the "
                                   "input) by 1000.0 m²"]),
-    "ids already in the store": ("plots", _existing_ids, (),
-                                 ["feature 0 (P-000)", "id P-000 is already in the store",
-                                  "feature 1 (P-001)"]),
     "multi-part polygon": ("plots", _multipart, (),
                            ["feature 0 (P-070)", "MultiPolygon with 2 parts where the layer holds one Polygon"]),
     "empty file": ("plots", _empty, (),
@@ -234,7 +227,7 @@ CORPUS = {
     "no id column": ("plots", _missing_column, (),
                      ["input: plot_id: the input has no column 'plot_id'"]),
     "CRS contradicting --crs": ("plots", _contradicting_crs, ("--crs", "4326"),
-                                ["declares WGS 84 / UTM zone 43N but --crs says EPSG:4326"]),
+                                ["declares WGS 84 / UTM zone 43N but the CRS given says EPSG:4326"]),
     "CRC-corrupt zip": ("plots", _crc_broken, (), ["crc.zip"]),
     "random bytes named .gpkg": ("plots", _random_gpkg, (),
                                  ["random.gpkg is not a readable GeoPackage (GDAL: "]),
@@ -304,14 +297,25 @@ def test_many_bad_features_listing_is_capped(db, tmp_path, capsys):
 def test_import_add_replace_src_layer_and_dry_run(db, tmp_path, capsys):
     path = _zip_with_two(tmp_path)
     assert run("import", "plots", path, "--db", db, "--src-layer", "south", "--dry-run") == 0
-    assert "dry run, nothing written: plots: 1 feature(s)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "plots: 1 feature(s) from two.zip:south.shp: 1 new" in out
+    assert "dry run, nothing written" in out
     assert open_store(db).count("plots") == 6
     assert run("import", "plots", path, "--db", db, "--src-layer", "south") == 0
     assert open_store(db).get("plots", "P-091")["status"] == "candidate"
     gp = _gpkg_with_two(tmp_path)
     assert run("import", "plots", gp, "--db", db, "--src-layer", "north") == 0
+    capsys.readouterr()
     assert run("import", "plots", gp, "--db", db, "--src-layer", "south", "--replace",
-               "--user", "gis") == 0
+               "--yes", "--user", "gis") == 1  # P-001, P-003, P-005 are occupied
+    assert "P-001 (occupied)" in capsys.readouterr().err
+    for key in ("P-001", "P-003", "P-005"):
+        open_store(db).update("plots", key, {"status": "available"})
+    assert run("import", "plots", gp, "--db", db, "--src-layer", "south", "--replace",
+               "--user", "gis") == 1  # the removals need --yes
+    assert "run it again with --yes" in capsys.readouterr().err
+    assert run("import", "plots", gp, "--db", db, "--src-layer", "south", "--replace",
+               "--yes", "--user", "gis") == 0
     store = open_store(db)
     assert store.read("plots")["plot_id"].tolist() == ["P-093"]
     audit = store.read("audit")

@@ -304,8 +304,8 @@ def test_crs_option_refused_for_geojson_in_degrees(db, tmp_path, capsys):
     before = sha256(db)
     assert run("import", "plots", path, "--db", db, "--crs", "32643") == 1
     err = capsys.readouterr().err
-    assert "GeoJSON is WGS84 by definition (RFC 7946); --crs is only for files that carry " \
-           "no CRS" in err
+    assert "GeoJSON is WGS84 by definition (RFC 7946); --crs EPSG is only for files that " \
+           "carry no CRS" in err
     assert sha256(db) == before
     assert run("import", "plots", path, "--db", db, "--crs", "4326", "--dry-run") == 0
     assert run("import", "plots", path, "--db", db, "--dry-run") == 0

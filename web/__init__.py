@@ -11,7 +11,7 @@ from flask import Flask, render_template, request, session
 from flask_babel import Babel, get_locale
 from flask_compress import Compress
 
-from geo.store import default_db
+from geo.store import default_db, is_url
 
 LANGUAGES = ("ru", "en", "kk")
 DEFAULT_MAX_CONTENT_LENGTH = 32 * 1024 * 1024
@@ -105,6 +105,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config_from_env())
     app.config.update(config or {})
     if not app.config.get("SECRET_KEY"):
+        if is_url(app.config["ZONEPLAN_DB"]):
+            # Every server process on one database must sign cookies alike.
+            raise SetupError("set ZONEPLAN_SECRET_KEY (the same for every server process) "
+                             "to serve a PostgreSQL store")
         app.config["SECRET_KEY"] = secret_key_for(app.config["ZONEPLAN_DB"])
 
     missing = missing_vendor_files()

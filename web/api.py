@@ -23,12 +23,9 @@ import datetime as dt
 import importlib
 import json
 import math
-import os
 import re
-import secrets
 import shutil
 import tempfile
-import time
 from functools import wraps
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -37,18 +34,22 @@ from flask import (Blueprint, Response, abort, current_app, jsonify, render_temp
                    send_file, url_for)
 from flask_babel import gettext
 from flask_login import current_user
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from geo import io as geo_io
-from geo.crs import parse_epsg
 from geo.layers import APPLICATION_STATUSES, LAYERS, PLOT_STATUSES, SECTORS
 from geo.store import Conflict, Invalid, NotFound, StoreError
 from geo.validate import Problem as SchemaProblem, ValidationError
 from planner import applications as apps
 from planner import catalogue as cat
-from planner.catalogue import Forbidden, PlotFilters, QueryError
+from planner.catalogue import PlotFilters, QueryError
 from planner.kpi import kpi as kpi_of
+from planner.visibility import NEVER_SERVED, Forbidden
+from usecases import exports
+from usecases.exports import EXPORTABLE, FORMATS, ExportQuery
+from usecases import applications as usecase
+from usecases import uploads
 from web import deps
 from web.auth import api_error, api_role_required, current_role, current_username
 from web.openapi import Endpoint, Problem, document, listing, register
@@ -58,13 +59,9 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 DEFAULT_JSON_LIMIT = 64 * 1024
 DEFAULT_UPLOAD_LIMIT = 32 * 1024 * 1024
-UPLOAD_TTL_S = 3600
-FORMATS = {"shp.zip": "shp", "gpkg": "gpkg", "geojson": "geojson"}
 FORMAT_MEDIA = {"shp.zip": "application/zip", "gpkg": "application/geopackage+sqlite3",
                 "geojson": "application/geo+json"}
-EXPORTABLE = tuple(n for n in LAYERS if n not in geo_io.NEVER_EXPORTED)
 IMPORTABLE = tuple(n for n in LAYERS if n not in geo_io.NOT_IMPORTABLE)
-MAX_EXPORT_IDS = 30_000  # ids per filtered export (SQLite's parameter limit is 32766)
 
 
 # --------------------------------------------------------------------------- models
@@ -84,23 +81,6 @@ class ApplicationsQuery(_Query):
 
     status: Literal[APPLICATION_STATUSES] | None = Field(  # type: ignore[valid-type]
         None, description="Only applications in this state")
-
-
-class ExportQuery(PlotFilters):
-    """Catalogue filters (plots only) and ``bbox`` (any feature layer) for an export, and the
-    output CRS. Without filters the whole layer (as your role sees it) is exported."""
-
-    limit: int = Field(MAX_EXPORT_IDS, ge=1, le=MAX_EXPORT_IDS, description="Most plots exported")
-    crs: str | None = Field(None, pattern=r"^(?:[Ee][Pp][Ss][Gg]:)?\d{4,6}$",
-                            description="Output CRS as an EPSG code (default: UTM 43N, "
-                                        "GeoJSON WGS84)")
-
-    @field_validator("crs", mode="after")
-    @classmethod
-    def _known_crs(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_epsg(value)
-        return value
 
 
 class Geometry(BaseModel):
@@ -209,6 +189,16 @@ class KpiOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class Removal(BaseModel):
+    id: str
+    status: str | None
+
+
+class Update(BaseModel):
+    id: str
+    changes: dict[str, list[Any]] = Field(description="{field: [before, after]}")
+
+
 class UploadPreview(BaseModel):
     """What an upload would change; apply it with POST /api/uploads/{token}."""
 
@@ -216,10 +206,15 @@ class UploadPreview(BaseModel):
     layer: str
     source: str
     features: int
+    mode: Literal[geo_io.MODES]  # type: ignore[valid-type]
     replace: bool
-    adds: int
-    replacements: int
-    removals: int
+    adds: int = Field(description="New ids")
+    updates: int = Field(description="Stored features the file changes")
+    unchanged: int
+    removals: int = Field(description="Stored features a replace removes")
+    removals_by_status: dict[str, int]
+    removed: list[Removal]
+    updated: list[Update]
     ok: bool
     problem_count: int
     problems: list[Problem]
@@ -228,7 +223,10 @@ class UploadPreview(BaseModel):
 
 class UploadApplied(BaseModel):
     layer: str
-    written: int
+    written: int = Field(description="Features added or updated")
+    added: int
+    updated: int
+    removed: int
 
 
 UPLOAD_FORM = {
@@ -237,9 +235,15 @@ UPLOAD_FORM = {
         "file": {"type": "string", "format": "binary",
                  "description": "A zipped shapefile, a GeoPackage or GeoJSON"},
         "layer": {"type": "string", "enum": list(IMPORTABLE), "description": "Target layer"},
-        "replace": {"type": "boolean", "description": "Replace the layer's content"},
+        "mode": {"type": "string", "enum": list(geo_io.MODES),
+                 "description": "update (default): update ids in the file, add new ones; "
+                                "replace: also remove what the file lacks"},
+        "replace": {"type": "boolean", "description": "The same as mode=replace"},
         "crs": {"type": "string", "description": "EPSG code for files without a CRS"},
         "src_layer": {"type": "string", "description": "Layer of a GeoPackage to read"},
+        "encoding": {"type": "string",
+                     "description": "Encoding of the file's text when it does not say "
+                                    "(e.g. cp1251)"},
     },
 }
 
@@ -421,7 +425,8 @@ def _links(page: cat.PlotPage) -> list[dict[str, str]]:
 
 @endpoint("get", "/plots", summary="Plots of the catalogue (GeoJSON, WGS84)", tag="plots",
           query=PlotFilters, response=PlotCollection, errors=(401, 403),
-          description="Available plots by default; other statuses for planners only (403). "
+          description="Available plots by default; 'status' may ask for any status your "
+                      "role sees (candidates for planners only, else 403). "
                       "The bbox uses the store's spatial index; rail, power, water and "
                       "ready_by use the cached servicing answers. limit > 1000 is refused (400).")
 def list_plots(query: PlotFilters):
@@ -433,11 +438,12 @@ def list_plots(query: PlotFilters):
 
 @endpoint("get", "/plots/{plot_id}", summary="One plot (GeoJSON Feature)", tag="plots",
           query=AsOfQuery, response=PlotFeature, path_params=PLOT_ID,
-          description="Plots that are not available are 404 except for planners.")
+          description="Candidate plots are 404 except for planners, like missing ones.")
 def get_plot(plot_id: str, query: AsOfQuery):
-    rows = cat.get_plot(deps.get_store(), plot_id, role=current_role(), servicing=_model(),
+    role = current_role()
+    rows = cat.get_plot(deps.get_store(), plot_id, role=role, servicing=_model(),
                         as_of=query.as_of)
-    return cat.plot_feature(rows)
+    return cat.plot_feature(rows, role)
 
 
 @endpoint("get", "/servicing/{plot_id}", summary="A plot's servicing answer, in words too",
@@ -459,7 +465,7 @@ def kpi(query: AsOfQuery):
 
 # --------------------------------------------------------------------------- layers
 LAYER_NAME = {"name": {"type": "string", "enum": [n for n in LAYERS if n not in
-                                                  cat.NEVER_SERVED]}}
+                                                  NEVER_SERVED]}}
 
 
 @endpoint("get", "/layers", summary="Layers you may read", tag="layers", response=LayerList)
@@ -476,59 +482,14 @@ def get_layer(name: str, query: cat.LayerQuery):
 
 
 # --------------------------------------------------------------------------- exports
-PLOT_ONLY = ("min_area", "max_area", "sector", "rail", "min_power", "min_water", "ready_by",
-             "as_of", "status", "sort")
-
-
-def _export_where(layer: str, query: ExportQuery, role: str) -> dict[str, Any] | None:
-    """The ``where`` that restricts an export to the query (and to what the role may see)."""
-    store = deps.get_store()
-    if layer == "plots":
-        cat.check_statuses(query, role)
-        if not (query.attribute_filters or query.servicing_filters or query.bbox):
-            return {"status": list(query.status)}
-        page = cat.search(store, query.model_copy(update={"offset": 0}), role=role,
-                          servicing=_model())
-        if page.matched > query.limit:
-            raise QueryError(f"{page.matched} plots match; narrow the filters to at most "
-                             f"{query.limit}", "limit")
-        return {"plot_id": page.rows["plot_id"].tolist()}
-    given = sorted(set(PLOT_ONLY) & query.model_fields_set)
-    if given:
-        raise QueryError(f"{given[0]}: filters the plots layer only", given[0])
-    where = cat.layer_where(layer, role)
-    if query.bbox is None:
-        return where
-    if not LAYERS[layer].is_feature:
-        raise QueryError(f"bbox: {layer} is a table without geometry", "bbox")
-    box = cat.working_bbox(query.bbox)
-    key = LAYERS[layer].key
-    ids = [] if box == () else store.read(layer, bbox=box, where=where)[key].tolist()
-    if len(ids) > MAX_EXPORT_IDS:
-        raise QueryError(f"{len(ids)} features in the box; narrow it", "bbox")
-    return {key: ids}
-
-
-NOTHING = "\x00nothing"  # a key no feature has: an export that matched nothing is empty
-
-
 def export_response(layer: str, fmt: str, query: ExportQuery) -> Response:
     """Write the export to a temporary folder and send it; the folder goes when sent."""
-    role = current_role()
-    cat.check_readable(layer, role)
-    if layer not in EXPORTABLE:
-        raise NotFound(f"layer {layer!r} is never exported")
-    where = _export_where(layer, query, role)
-    if where:
-        where = {k: (v if not isinstance(v, list) or v else [NOTHING]) for k, v in where.items()}
     work = Path(tempfile.mkdtemp(prefix="zoneplan-export-"))
-    name = geo_io.export_filename(layer, FORMATS[fmt])
     try:
-        path = geo_io.export_layers(deps.get_store(), layer, FORMATS[fmt], work / name,
-                                    crs=query.crs, where=where,
-                                    include_private=cat.is_staff(role))
+        path = exports.export_file(deps.get_store(), layer, fmt, query, work,
+                                   role=current_role(), servicing=_model())
         response = send_file(path, mimetype=FORMAT_MEDIA[fmt], as_attachment=True,
-                             download_name=name, max_age=0)
+                             download_name=path.name, max_age=0)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -545,23 +506,48 @@ def export_response(layer: str, fmt: str, query: ExportQuery) -> Response:
                       "(WGS84). For plots the catalogue filters apply; bbox for any feature "
                       "layer. Non-public layers for planners only.")
 def export(layer: str, format: str, query: ExportQuery):  # noqa: A002 - the path's name
-    try:
-        return export_response(layer, format, query)
-    except ValueError as err:
-        if isinstance(err, (QueryError, ValidationError)):
-            raise
-        raise QueryError(str(err)) from None
+    return export_response(layer, format, query)
 
 
 # --------------------------------------------------------------------------- applications
 APP_ID = {"app_id": {"type": "string", "minLength": 1, "maxLength": 200}}
 
 
+def tx_servicing(tx: Any) -> Any:
+    """The servicing model for a use case's transaction: the one cached for the store's
+    revision, read while the transaction holds the store's write lock (so it is what the
+    transaction sees)."""
+    model = deps.servicing_model()
+    if model is None:
+        raise cat.ServicingUnavailable("servicing answers are not available")
+    return model
+
+
+def rules_json(breaches: list) -> list[dict[str, str]]:
+    """Broken reservation rules as ``{"rule", "message"}`` in the request's language."""
+    return [b.to_dict(gettext) for b in breaches]
+
+
+@bp.errorhandler(usecase.Refused)
+def _refused(err: usecase.Refused):
+    """409 naming every broken rule: ``problems`` holds one per rule (``field`` = the rule)."""
+    return _error(err.message(gettext), 409, "plot_id",
+                  [SchemaProblem(None, err.plot_id, b.rule, b.message(gettext))
+                   for b in err.breaches])
+
+
 @endpoint("post", "/applications", summary="Apply for a plot, or for any plot matching your needs",
-          tag="applications", body=apps.ApplicationIn, response=apps.ApplicationOut, status=201,
-          roles=("investor",), errors=(409,))
+          tag="applications", body=apps.ApplicationIn, response=apps.ApplicationFiled, status=201,
+          roles=("investor",), errors=(409,),
+          description="A plot applied for must be available, of an area within the range and "
+                      "zoned for the sector (else 422). The other reservation rules (rail, "
+                      "hazard class, power and water connection and headroom today) come "
+                      "back as `warnings`: the application is filed, and a planner's accept "
+                      "is refused (409) while they hold.")
 def create_application(body: BaseModel):
-    return apps.create(deps.get_store(), body, user=current_username(), role=current_role())
+    filed = usecase.apply(deps.get_store(), body, user=current_username(), role=current_role(),
+                          servicing=tx_servicing)
+    return {**filed.application, "warnings": rules_json(filed.warnings)}
 
 
 @endpoint("get", "/applications", summary="Your applications (planners: all)",
@@ -578,95 +564,48 @@ def get_application(app_id: str):
     return apps.get_application(deps.get_store(), app_id, user=current_username(), role=current_role())
 
 
-@endpoint("post", "/applications/{app_id}/withdraw", summary="Withdraw your submitted application",
+@endpoint("post", "/applications/{app_id}/withdraw", summary="Withdraw your application",
           tag="applications", body=apps.WithdrawIn, body_required=False,
-          response=apps.ApplicationOut, roles=("investor",), path_params=APP_ID, errors=(409,))
+          response=apps.ApplicationOut, roles=("investor",), path_params=APP_ID, errors=(409,),
+          description="A submitted or accepted application; an accepted one gives its plot "
+                      "back (available again, its capacity free).")
 def withdraw_application(app_id: str, body: apps.WithdrawIn):
-    return apps.withdraw(deps.get_store(), app_id, user=current_username(), role=current_role(),
+    return usecase.withdraw(deps.get_store(), app_id, user=current_username(), role=current_role(),
                          version=body.version)
 
 
 @endpoint("post", "/applications/{app_id}/accept",
           summary="Accept a submitted application and reserve the plot", tag="applications",
           body=apps.AcceptIn, body_required=False, response=apps.ApplicationOut,
-          roles=("planner",), path_params=APP_ID, errors=(409,))
+          roles=("planner",), path_params=APP_ID, errors=(409,),
+          description="Checked in the transaction that reserves the plot: area within the "
+                      "range, sector allowed, rail if needed, hazard class, and power and "
+                      "water headroom of the plot's substation and main as recorded today. "
+                      "A broken rule is 409 naming each one in `problems` (`field` = the "
+                      "rule) and nothing is written. The plot then carries the "
+                      "application's demand and identity, so other plots on the same "
+                      "substation show less headroom at once.")
 def accept_application(app_id: str, body: apps.AcceptIn):
-    return apps.accept(deps.get_store(), app_id, body.plot_id, user=current_username(),
-                       role=current_role(), version=body.version)
+    return usecase.accept(deps.get_store(), app_id, body.plot_id, user=current_username(),
+                          role=current_role(), version=body.version, servicing=tx_servicing)
 
 
-@endpoint("post", "/applications/{app_id}/reject", summary="Reject a submitted application",
+@endpoint("post", "/applications/{app_id}/reject", summary="Reject an application",
           tag="applications", body=apps.RejectIn, response=apps.ApplicationOut,
-          roles=("planner",), path_params=APP_ID, errors=(409,))
+          roles=("planner",), path_params=APP_ID, errors=(409,),
+          description="A submitted or accepted application, with a reason the investor "
+                      "sees; an accepted one gives its plot back (available again, its "
+                      "capacity free).")
 def reject_application(app_id: str, body: apps.RejectIn):
-    return apps.reject(deps.get_store(), app_id, body.reason, user=current_username(),
-                       role=current_role(), version=body.version)
+    return usecase.reject(deps.get_store(), app_id, body.reason, user=current_username(),
+                          role=current_role(), version=body.version)
 
 
 # --------------------------------------------------------------------------- uploads
-TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")
-
-
-class UploadStash:
-    """Validated uploads waiting for the planner's confirmation, in a private folder.
-
-    Each upload is ``<token>.bin`` (the file as sent) and ``<token>.json`` (owner,
-    layer, options, file name). Tokens are random and checked against a strict
-    pattern before any path is made from them; the client never names a path.
-    """
-
-    def __init__(self, root: Path | str, ttl_s: float = UPLOAD_TTL_S):
-        self.root = Path(root)
-        self.ttl_s = ttl_s
-
-    def _sweep(self) -> None:
-        cutoff = time.time() - self.ttl_s
-        for path in self.root.glob("*.*"):
-            try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-            except OSError:
-                pass
-
-    def put(self, data: bytes, meta: dict[str, Any]) -> str:
-        """Keep ``data`` with ``meta``; return its token."""
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._sweep()
-        token = secrets.token_urlsafe(24)
-        (self.root / f"{token}.bin").write_bytes(data)
-        (self.root / f"{token}.json").write_text(json.dumps(meta), encoding="utf-8")
-        return token
-
-    def get(self, token: str, user: str) -> tuple[bytes, dict[str, Any]]:
-        """The upload and its metadata; NotFound for malformed, unknown, expired or
-        someone else's tokens."""
-        if not isinstance(token, str) or not TOKEN.match(token):
-            raise NotFound("no such upload; upload the file again")
-        meta_path = self.root / f"{token}.json"
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            fresh = time.time() - meta_path.stat().st_mtime < self.ttl_s
-            data = (self.root / f"{token}.bin").read_bytes()
-        except (OSError, ValueError):
-            raise NotFound("no such upload (it may have expired); upload the file again") from None
-        if meta.get("user") != user or not fresh:
-            raise NotFound("no such upload (it may have expired); upload the file again")
-        return data, meta
-
-    def drop(self, token: str) -> None:
-        """Forget an upload (after it was applied or cancelled)."""
-        if isinstance(token, str) and TOKEN.match(token):
-            for suffix in (".bin", ".json"):
-                (self.root / f"{token}{suffix}").unlink(missing_ok=True)
-
-
-def upload_stash() -> UploadStash:
-    """The app's stash: ``ZONEPLAN_UPLOAD_DIR`` or a private folder in the temp dir."""
-    root = current_app.config.get("ZONEPLAN_UPLOAD_DIR")
-    if not root:
-        tag = re.sub(r"\W", "_", str(current_app.config.get("ZONEPLAN_DB", "zone")))[-60:]
-        root = Path(tempfile.gettempdir()) / f"zoneplan-uploads-{os.getuid()}-{tag}"
-    return UploadStash(root)
+# How the import options are called in the API's messages.
+API_OPTIONS = {"crs": "the form field crs (an EPSG code)",
+               "src_layer": "the form field src_layer", "encoding": "the form field encoding"}
+_TRUE = ("1", "true", "on", "yes")
 
 
 def upload_limit() -> int:
@@ -682,71 +621,70 @@ def check_upload_size() -> None:
                    f"({limit} bytes); split it or ask for a higher ZONEPLAN_UPLOAD_MAX_BYTES")
 
 
-def plan_upload(data: bytes, meta: dict[str, Any]) -> geo_io.ImportPlan:
-    """Read and check an upload as ``zoneplan import`` does; nothing is written.
+def upload_request(file_storage: Any, form: Any) -> tuple[bytes, uploads.ImportOptions]:
+    """The uploaded file and the options chosen with it (form fields ``layer``, ``mode``
+    or the ``replace`` checkbox, ``crs``, ``src_layer``, ``encoding``).
 
-    Raises ValidationError or ValueError (unreadable file, wrong layer or CRS).
+    Raises QueryError naming the field, or 413 for a file over the limit.
     """
-    upload = geo_io.read_upload(data, meta["layer"], src_layer=meta.get("src_layer") or None,
-                                crs=meta.get("crs") or None, filename=meta.get("filename"))
-    return geo_io.plan_import(deps.get_store(), meta["layer"], upload,
-                              replace=bool(meta.get("replace")))
-
-
-def stage_upload(file_storage: Any, form: dict[str, Any]) -> tuple[geo_io.ImportPlan, str | None]:
-    """Validate an uploaded file; keep it when it may be applied. Returns (plan, token)."""
     layer = (form.get("layer") or "").strip()
     if layer not in IMPORTABLE:
         raise QueryError(f"layer: choose one of {', '.join(IMPORTABLE)}", "layer")
     if file_storage is None or not getattr(file_storage, "filename", ""):
         raise QueryError("file: choose a zipped shapefile, GeoPackage or GeoJSON file", "file")
-    data = file_storage.read()
+    replace = str(form.get("replace", "")).lower() in _TRUE
+    mode = (form.get("mode") or "").strip() or ("replace" if replace else "update")
+    if mode not in geo_io.MODES or (replace and mode != "replace"):
+        raise QueryError(f"mode: choose {' or '.join(geo_io.MODES)} (replace=true is "
+                         "mode=replace)", "mode")
+    text = {k: (form.get(k) or "").strip()[:60] or None for k in ("crs", "src_layer", "encoding")}
+    data = file_storage.read(upload_limit() + 1)
     if len(data) > upload_limit():
         abort(413, "the upload is too large")
-    replace = str(form.get("replace", "")).lower() in ("1", "true", "on", "yes")
-    meta = {"user": current_username(), "layer": layer, "replace": replace,
-            "crs": (form.get("crs") or "").strip() or None,
-            "src_layer": (form.get("src_layer") or "").strip() or None,
-            "filename": Path(file_storage.filename).name[-120:]}
-    try:
-        plan = plan_upload(data, meta)
-    except ValidationError:
-        raise
-    except (ValueError, KeyError, OSError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        raise ValidationError([SchemaProblem(None, None, "file", str(message))]) from None
-    return plan, (upload_stash().put(data, meta) if plan.ok else None)
+    return data, uploads.ImportOptions(layer=layer, mode=mode,
+                                       filename=Path(file_storage.filename).name[-120:], **text)
 
 
-def apply_upload(token: str) -> tuple[geo_io.ImportPlan, list[str]]:
-    """Validate a staged upload again against the current store and write it in one
-    transaction. Raises NotFound, ValidationError."""
-    stash = upload_stash()
-    data, meta = stash.get(token, current_username())
-    plan = plan_upload(data, meta)
-    written = geo_io.apply_import(deps.get_store(), plan, user=current_username())
-    stash.drop(token)
-    return plan, written
+@bp.errorhandler(uploads.ConfirmationNeeded)
+def _unconfirmed(err: uploads.ConfirmationNeeded):
+    return _error(f"{err}: send confirm_removals={err.plan.removals}", 409, "confirm_removals")
 
 
 @endpoint("post", "/uploads", summary="Check a file for import (nothing is written)",
           tag="uploads", form=UPLOAD_FORM, response=UploadPreview, roles=("planner",),
-          description="Runs the same validation as `zoneplan import`. 200 with a token when "
-                      "the file may be applied; 422 listing every rejected feature otherwise.")
+          description="Runs the same checks as `zoneplan import`. 200 with a token and what "
+                      "would change (new ids, updates field by field, and for mode=replace "
+                      "every removal with its status) when the file may be applied; 422 "
+                      "listing every problem otherwise. A replace never removes reserved, "
+                      "allocated or occupied plots or plots an application names.")
 def upload():
     check_upload_size()
-    plan, token = stage_upload(request.files.get("file"), request.form)
+    data, options = upload_request(request.files.get("file"), request.form)
+    plan, token = uploads.stage(deps.get_store(), data, options, user=current_username(),
+                                names=API_OPTIONS)
     if token is None:
         raise ValidationError(plan.problems)
     return {"token": token, **plan.to_dict(limit=200)}
 
 
+class UploadConfirm(BaseModel):
+    """The second confirmation of a replace: how many removals the preview listed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    confirm_removals: int | None = Field(
+        None, ge=0, description="Required when the import removes features: the number of "
+                                "removals the preview listed (a different number -> 409)")
+
+
 @endpoint("post", "/uploads/{token}", summary="Apply a checked upload in one transaction",
-          tag="uploads", response=UploadApplied, roles=("planner",),
-          path_params={"token": {"type": "string"}}, errors=(422,))
-def apply(token: str):
-    plan, written = apply_upload(token)
-    return {"layer": plan.layer, "written": len(written)}
+          tag="uploads", body=UploadConfirm, body_required=False, response=UploadApplied,
+          roles=("planner",), path_params={"token": {"type": "string"}}, errors=(409, 422))
+def apply(token: str, body: UploadConfirm):
+    plan, written = uploads.confirm(deps.get_store(), token, user=current_username(),
+                                    confirm_removals=body.confirm_removals, names=API_OPTIONS)
+    return {"layer": plan.layer, "written": len(written), "added": plan.adds,
+            "updated": len(plan.updates), "removed": plan.removals}
 
 
 # --------------------------------------------------------------------------- the document

@@ -18,9 +18,12 @@ from werkzeug.datastructures import MultiDict
 
 from geo.layers import LAYERS, SECTORS, parse_sectors
 from geo.store import Conflict, NotFound
-from geo.validate import ValidationError
+from geo.validate import Problem as SchemaProblem, ValidationError
 from planner import applications as apps
 from planner import catalogue as cat
+from planner.visibility import Forbidden, is_staff, plot_view
+from usecases import applications as usecase
+from usecases import uploads
 from web import api, deps
 from web.auth import current_role, current_username, has_role, role_required
 from web.maps import PLOT_COLOURS, tr_label, tr_value
@@ -83,7 +86,7 @@ def plots():
     """Available plots: filters, a map and a sortable list kept in sync (data: /api/plots)."""
     values, error = _filters_or_error(request.args.to_dict(flat=True))
     return render_template("plots.html", values=values, error=error, page_config=_page_config(),
-                           formats=DOWNLOAD_FORMATS, staff=cat.is_staff(current_role()))
+                           formats=DOWNLOAD_FORMATS, staff=is_staff(current_role()))
 
 
 def _servicing_record(plot_id: str, as_of: dt.date | None = None) -> dict[str, Any] | None:
@@ -96,7 +99,8 @@ def _plot_context(plot_id: str) -> dict[str, Any]:
         rows = cat.get_plot(store, plot_id, role=current_role(), servicing=deps.servicing_model())
     except NotFound:
         abort(404)
-    props = cat.plot_properties(rows.drop(columns="geometry").iloc[0].to_dict())
+    props = cat.plot_properties(rows.drop(columns="geometry").iloc[0].to_dict(),
+                                plot_view(current_role()))
     raw = rows.iloc[0]
     record = _servicing_record(plot_id)
     allowed = parse_sectors(raw["sectors"])
@@ -139,19 +143,32 @@ def _problems_by_field(err: ValidationError) -> dict[str, str]:
 @bp.route("/plots/<plot_id>/apply", methods=["POST"])
 @role_required("investor")
 def apply(plot_id: str):
-    """An investor applies for this plot."""
+    """An investor applies for this plot: rules the plot breaks today are shown first as
+    warnings, and the application is filed when the investor submits it anyway."""
     data = {**_form_data(request.form), "plot_id": plot_id}
+    store, user, role = deps.get_store(), current_username(), current_role()
     try:
-        app = apps.create(deps.get_store(), data, user=current_username(), role=current_role())
+        if not request.form.get("confirm"):
+            warnings = usecase.check(store, data, user=user, role=role,
+                                     servicing=api.tx_servicing)
+            if warnings:
+                return render_template("plots_detail.html", form=request.form, errors={},
+                                       warnings=api.rules_json(warnings),
+                                       **_plot_context(plot_id))
+        filed = usecase.apply(store, data, user=user, role=role, servicing=api.tx_servicing)
     except ValidationError as err:
         ctx = _plot_context(plot_id)
         return render_template("plots_detail.html", form=request.form,
                                errors=_problems_by_field(err), **ctx), 422
+    except NotFound:
+        abort(404)
     except Conflict as err:
         flash(str(err), "danger")
         return redirect(url_for("catalogue.plots"))
-    flash(_("Application %(id)s submitted for plot %(plot)s.", id=app["app_id"], plot=plot_id),
-          "success")
+    flash(_("Application %(id)s submitted for plot %(plot)s.", id=filed.application["app_id"],
+            plot=plot_id), "success")
+    for warning in api.rules_json(filed.warnings):
+        flash(warning["message"], "warning")
     return redirect(url_for("catalogue.applications"))
 
 
@@ -167,7 +184,8 @@ def _candidates(app: Mapping[str, Any]) -> list[dict[str, Any]]:
         rows = []
     if app.get("plot_id") and app["plot_id"] not in [r["plot_id"] for r in rows]:
         try:
-            rows.insert(0, cat.plot_properties(store.get("plots", app["plot_id"])))
+            rows.insert(0, cat.plot_properties(store.get("plots", app["plot_id"]),
+                                               plot_view("planner")))
         except NotFound:
             pass
     return rows
@@ -194,11 +212,12 @@ def applications():
     if not has_role("investor"):
         abort(403)
     try:
-        app = apps.create(deps.get_store(), _form_data(request.form), user=current_username(),
-                          role=current_role())
+        filed = usecase.apply(deps.get_store(), _form_data(request.form),
+                              user=current_username(), role=current_role(),
+                              servicing=api.tx_servicing)
     except ValidationError as err:
         return _applications_page(request.form, _problems_by_field(err), 422)
-    flash(_("Application %(id)s submitted.", id=app["app_id"]), "success")
+    flash(_("Application %(id)s submitted.", id=filed.application["app_id"]), "success")
     return redirect(url_for("catalogue.applications"))
 
 
@@ -211,12 +230,14 @@ def _act(app_id: str, action: str) -> Any:
     store, user, role = deps.get_store(), current_username(), current_role()
     version = _version(request.form)
     if action == "withdraw":
-        return apps.withdraw(store, app_id, user=user, role=role, version=version)
+        if not has_role("investor"):  # staff withdraw for an investor only from the CLI
+            raise cat.Forbidden("only investors withdraw their applications")
+        return usecase.withdraw(store, app_id, user=user, role=role, version=version)
     if action == "accept":
-        return apps.accept(store, app_id, request.form.get("plot_id") or None, user=user,
-                           role=role, version=version)
-    return apps.reject(store, app_id, request.form.get("reason", ""), user=user, role=role,
-                       version=version)
+        return usecase.accept(store, app_id, request.form.get("plot_id") or None, user=user,
+                              role=role, version=version, servicing=api.tx_servicing)
+    return usecase.reject(store, app_id, request.form.get("reason", ""), user=user, role=role,
+                          version=version)
 
 
 @bp.route("/applications/<app_id>/<any(withdraw, accept, reject):action>", methods=["POST"])
@@ -227,16 +248,23 @@ def application_action(app_id: str, action: str):
         app = _act(app_id, action)
     except NotFound:
         abort(404)
-    except cat.Forbidden:
+    except Forbidden:
         abort(403)
     except (ValidationError, Conflict) as err:
-        message = "; ".join(p.reason for p in err.problems) if isinstance(err, ValidationError) \
-            else str(err)
+        if isinstance(err, usecase.Refused):
+            message = err.message(_)
+        elif isinstance(err, ValidationError):
+            message = "; ".join(p.reason for p in err.problems)
+        else:
+            message = str(err)
         flash(message, "danger")
         return redirect(url_for("catalogue.applications"))
+    released = action != "accept" and app.get("assigned")
     done = {"withdraw": _("Application %(id)s withdrawn."),
             "accept": _("Application %(id)s accepted: plot %(plot)s is reserved."),
             "reject": _("Application %(id)s rejected.")}[action]
+    if released:
+        done += " " + _("Plot %(plot)s is released.")
     flash(done % {"id": app["app_id"], "plot": app.get("assigned") or ""}, "success")
     return redirect(url_for("catalogue.applications"))
 
@@ -253,12 +281,25 @@ def downloads():
 
 
 # --------------------------------------------------------------------------- uploads
+def _page_options() -> dict[str, str]:
+    """How the import options are called on the upload page, for messages."""
+    return {"crs": _('the "CRS, if the file has none" field'),
+            "src_layer": _('the "Layer or file inside" field'),
+            "encoding": _('the "Text encoding" field')}
+
+
 def _upload_page(**ctx: Any):
     ctx.setdefault("layers", [(n, tr_label(LAYERS[n].label, _)) for n in api.IMPORTABLE])
     ctx.setdefault("limit_mb", max(1, api.upload_limit() // (1024 * 1024)))
     ctx.setdefault("values", {})
     status = ctx.pop("status", 200)
     return render_template("upload.html", **ctx), status
+
+
+def _forget_staged() -> None:
+    token = session.pop(UPLOAD_SESSION_KEY, None)
+    if token:
+        uploads.drop(deps.get_store(), token, user=current_username())
 
 
 @bp.route("/upload", methods=["GET", "POST"])
@@ -268,12 +309,13 @@ def upload():
     if request.method == "GET":
         return _upload_page()
     api.check_upload_size()
-    values = {k: request.form.get(k, "") for k in ("layer", "replace", "crs", "src_layer")}
-    old = session.pop(UPLOAD_SESSION_KEY, None)
-    if old:
-        api.upload_stash().drop(old)
+    values = {k: request.form.get(k, "") for k in ("layer", "replace", "crs", "src_layer",
+                                                   "encoding")}
+    _forget_staged()
     try:
-        plan, token = api.stage_upload(request.files.get("file"), request.form)
+        data, options = api.upload_request(request.files.get("file"), request.form)
+        plan, token = uploads.stage(deps.get_store(), data, options, user=current_username(),
+                                    names=_page_options())
     except cat.QueryError as err:
         return _upload_page(values=values, error=str(err), status=400)
     except ValidationError as err:
@@ -284,27 +326,42 @@ def upload():
     return _upload_page(values=values, plan=plan)
 
 
+def _confirmed_removals() -> int | None:
+    text = request.form.get("confirm_removals", "")
+    return int(text) if text.isdigit() else None
+
+
 @bp.route("/upload/confirm", methods=["POST"])
 @role_required("planner")
 def upload_confirm():
-    """Write the checked upload kept for this session (checked again, one transaction)."""
+    """Write the checked upload kept for this session (checked again, one transaction);
+    a replace that removes features needs its removals confirmed as well."""
     token = session.get(UPLOAD_SESSION_KEY)
     if not token:
         flash(_("Nothing to confirm: upload the file again."), "danger")
         return redirect(url_for("catalogue.upload"))
+    store = deps.get_store()
     try:
-        plan, written = api.apply_upload(token)
+        plan, written = uploads.confirm(store, token, user=current_username(),
+                                        confirm_removals=_confirmed_removals(),
+                                        names=_page_options())
     except NotFound as err:
         session.pop(UPLOAD_SESSION_KEY, None)
         flash(str(err), "danger")
         return redirect(url_for("catalogue.upload"))
-    except ValidationError as err:
-        session.pop(UPLOAD_SESSION_KEY, None)
-        api.upload_stash().drop(token)
-        return _upload_page(problems=err.problems, status=409)
+    except uploads.ConfirmationNeeded as err:
+        return _upload_page(plan=err.plan, status=409, error=_(
+            "Tick the box confirming that %(n)s feature(s) will be removed, or cancel.",
+            n=err.plan.removals))
+    except (ValidationError, Conflict) as err:
+        _forget_staged()
+        problems = getattr(err, "problems", None) or [
+            SchemaProblem(None, None, None, str(err))]
+        return _upload_page(problems=problems, status=409)
     session.pop(UPLOAD_SESSION_KEY, None)
-    flash(_("%(n)s feature(s) written to %(layer)s.", n=len(written),
-            layer=tr_label(LAYERS[plan.layer].label, _)), "success")
+    flash(_("%(layer)s: %(added)s added, %(updated)s updated, %(removed)s removed.",
+            layer=tr_label(LAYERS[plan.layer].label, _), added=plan.adds,
+            updated=len(plan.updates), removed=plan.removals), "success")
     return redirect(url_for("catalogue.upload"))
 
 
@@ -312,8 +369,6 @@ def upload_confirm():
 @role_required("planner")
 def upload_cancel():
     """Forget the checked upload."""
-    token = session.pop(UPLOAD_SESSION_KEY, None)
-    if token:
-        api.upload_stash().drop(token)
+    _forget_staged()
     flash(_("Upload cancelled; nothing was written."), "info")
     return redirect(url_for("catalogue.upload"))

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
-from geo.store.base import Conflict, Invalid, NotFound, Session, Store, StoreError
+from geo.store.base import (
+    Conflict, Invalid, NotFound, Null, Range, RowSession, Session, Store, StoreError, is_url,
+)
 
 DEFAULT_DB = "data/zone.gpkg"
 
-__all__ = ["Conflict", "Invalid", "NotFound", "Session", "Store", "StoreError",
-           "default_db", "open_store", "create_store"]
+__all__ = ["Conflict", "Invalid", "NotFound", "Null", "Range", "Session", "Store", "StoreError",
+           "default_db", "is_url", "open_store", "create_store", "store_exists"]
 
 
 def default_db() -> str:
@@ -18,12 +21,46 @@ def default_db() -> str:
 
 
 def open_store(location: str | Path | None = None) -> Store:
-    """Open an existing store (a GeoPackage path; other backends by URL later)."""
+    """Open an existing store: ``postgresql://…`` is a PostGIS database, anything else a
+    GeoPackage file.
+
+    Raises
+    ------
+    NotFound
+        When there is no zoneplan store there.
+    StoreError
+        When it cannot be reached or its CRS is not the working CRS.
+    """
+    location = location or default_db()
+    if is_url(location):
+        from geo.store.postgis import PostgisStore
+        return PostgisStore(str(location))
     from geo.store.gpkg import GpkgStore
-    return GpkgStore(location or default_db())
+    return GpkgStore(location)
 
 
-def create_store(location: str | Path | None = None, *, force: bool = False) -> Store:
-    """Create an empty store with every layer of the schema."""
+def store_exists(location: str | Path) -> bool:
+    """Whether a zoneplan store (or any file) is at ``location`` already."""
+    if is_url(location):
+        from geo.store.postgis import has_schema
+        return has_schema(str(location))
+    return Path(location).exists()
+
+
+def create_store(location: str | Path | None = None, *, force: bool = False,
+                 fill: Callable[[RowSession], None] | None = None) -> Store:
+    """Create a store with every layer of the schema (either backend), empty or written
+    by ``fill`` in the same step: a failing ``fill`` leaves no store behind (and an
+    existing one as it was).
+
+    Raises
+    ------
+    Conflict
+        When a store is there already and ``force`` is false.
+    """
+    location = location or default_db()
+    if is_url(location):
+        from geo.store.postgis import PostgisStore
+        return PostgisStore.create(str(location), force=force, fill=fill)
     from geo.store.gpkg import GpkgStore
-    return GpkgStore.create(location or default_db(), force=force)
+    return GpkgStore.create(location, force=force, fill=fill)

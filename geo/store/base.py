@@ -1,9 +1,12 @@
 """The Store interface every storage backend implements, and its typed errors."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import re
 from abc import ABC, abstractmethod
+from functools import lru_cache
 from typing import Any, Iterator, Mapping, Sequence
 
 import geopandas as gpd
@@ -17,6 +20,28 @@ from geo.validate import Problem, ValidationError, check_geometries, coerce_attr
 
 Bbox = tuple[float, float, float, float]
 Where = Mapping[str, Any]
+"""``{field: condition}`` ANDed; a condition is a value (``=``), a list, tuple or set of
+values (``IN``), a :class:`Range` (``>=`` and/or ``<=``) or a :class:`Null`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """``low <= field <= high``; an end left as None is open."""
+
+    low: Any = None
+    high: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Null:
+    """``field IS NULL`` (``IS NOT NULL`` when ``negate``)."""
+
+    negate: bool = False
+
+
+Condition = tuple[str, str, Any]
+"""One compiled test: ``(field, op, value)`` with op one of ``= in >= <= null notnull``."""
+MAX_WHERE_VALUES = 30_000  # below SQLite's limit of bound parameters
 
 
 class StoreError(Exception):
@@ -36,6 +61,16 @@ class Conflict(StoreError):
 
 class Invalid(StoreError, ValidationError):
     """The data breaks the schema; ``problems`` names each reason."""
+
+
+def is_url(location: object) -> bool:
+    """Whether ``location`` names a PostgreSQL database rather than a GeoPackage file."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def redact(location: str | object) -> str:
+    """A store location fit to print: a URL's password replaced by ``***``."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", str(location))
 
 
 def now_iso() -> str:
@@ -121,6 +156,51 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[Any]]
     return out
 
 
+@lru_cache(maxsize=None)
+def _filter_field(layer: str, name: str) -> Any:
+    """The field with its vocabulary and limits dropped: a filter value outside them
+    simply matches nothing."""
+    return dataclasses.replace(get_layer(layer).field(name), required=False, choices=None,
+                               minimum=None, maximum=None)
+
+
+def compile_where(layer: Layer, where: Where | None) -> list[Condition]:
+    """Check a ``where`` mapping against the schema and type every value by its field.
+
+    Both backends render the result into SQL with bound parameters.
+
+    Raises
+    ------
+    Invalid
+        For an unknown field, a value of the wrong type or too many values.
+    """
+    out: list[Condition] = []
+    for name, cond in (where or {}).items():
+        if not layer.has(name):
+            raise Invalid([Problem(None, None, name, f"{layer.name} has no field {name!r}")])
+        fld = _filter_field(layer.name, name)
+        try:
+            if isinstance(cond, Null):
+                out.append((name, "notnull" if cond.negate else "null", None))
+            elif isinstance(cond, Range):
+                if cond.low is not None:
+                    out.append((name, ">=", coerce_value(fld, cond.low)))
+                if cond.high is not None:
+                    out.append((name, "<=", coerce_value(fld, cond.high)))
+            elif isinstance(cond, (list, tuple, set, frozenset)):
+                if len(cond) > MAX_WHERE_VALUES:
+                    raise ValueError(f"more than {MAX_WHERE_VALUES:,} values to match; "
+                                     "filter in smaller batches")
+                out.append((name, "in", [coerce_value(fld, v) for v in cond]))
+            elif cond is None:
+                out.append((name, "null", None))
+            else:
+                out.append((name, "=", coerce_value(fld, cond)))
+        except ValueError as err:
+            raise Invalid([Problem(None, None, name, str(err))]) from None
+    return out
+
+
 class Session(ABC):
     """Reads and writes inside one transaction; every change to a feature layer is audited.
 
@@ -168,6 +248,18 @@ class Session(ABC):
         """Delete one row. Raises NotFound, or Conflict when ``version`` is stale."""
 
     @abstractmethod
+    def keys(self, layer: str, *, where: Where | None = None) -> list[str]:
+        """The ids of the matching rows (nothing else read nor decoded)."""
+
+    @abstractmethod
+    def lock(self, layer: str) -> None:
+        """Hold other writers that lock ``layer`` until this transaction ends.
+
+        Call it before reading what a check-then-write depends on (no new parcel
+        overlaps another), so concurrent writers of that layer run one at a time.
+        """
+
+    @abstractmethod
     def clear(self, layer: str) -> int:
         """Delete every row of ``layer`` (for replacing imports); return how many."""
 
@@ -175,6 +267,156 @@ class Session(ABC):
         """Replace a layer's whole content."""
         self.clear(layer)
         return self.insert(layer, frame)
+
+
+# Above this many rows one summary audit record stands for a bulk write.
+AUDIT_ROW_LIMIT = 1000
+
+
+class RowSession(Session):
+    """The write rules every backend shares: validation, versions, audit records.
+
+    A backend supplies the row primitives (``_fetch``, ``_existing``, ``_write_rows``,
+    ``_set``, ``_remove``, ``_remove_all``, ``_write_audit``, ``_touch``); this class
+    decides what is written and what is audited, so both backends audit alike.
+    """
+
+    def __init__(self, user: str):
+        self.user = user
+        self._touched: set[str] = set()
+        self._audit: list[tuple] = []
+
+    @abstractmethod
+    def _fetch(self, lyr: Layer, key: str, for_update: bool) -> dict[str, Any] | None:
+        """One row as plain Python values (``geometry`` as shapely), or None."""
+
+    @abstractmethod
+    def _existing(self, lyr: Layer, keys: list[Any]) -> list[Any]:
+        """Which of ``keys`` are already stored."""
+
+    @abstractmethod
+    def _write_rows(self, lyr: Layer, typed: pd.DataFrame, geoms: np.ndarray | None) -> None:
+        """Insert typed rows (every column of ``typed`` is a field)."""
+
+    @abstractmethod
+    def _set(self, lyr: Layer, key: str, sets: Mapping[str, Any]) -> None:
+        """Update fields (and ``geometry``) of one row."""
+
+    @abstractmethod
+    def _remove(self, lyr: Layer, key: str) -> None:
+        """Delete one row."""
+
+    @abstractmethod
+    def _remove_all(self, lyr: Layer) -> int:
+        """Delete every row; return how many."""
+
+    @abstractmethod
+    def _write_audit(self, records: list[tuple]) -> None:
+        """Append ``(at, username, action, layer, feat_id, changes)`` records."""
+
+    @abstractmethod
+    def _touch(self, layers: set[str]) -> None:
+        """Mark layers changed (their revisions move on commit)."""
+
+    def _row(self, lyr: Layer, key: str, for_update: bool = True) -> dict[str, Any]:
+        row = self._fetch(lyr, key, for_update)
+        if row is None:
+            raise NotFound(f"{lyr.label or lyr.name} {key!r} does not exist")
+        return row
+
+    def insert(self, layer: str, frame: pd.DataFrame) -> list[str]:
+        lyr = get_layer(layer)
+        if len(frame) == 0:
+            return []
+        typed, geoms = prepare_rows(lyr, frame)
+        keys = typed[lyr.key].tolist()
+        present: list[Any] = []
+        for start in range(0, len(keys), 10_000):
+            present += self._existing(lyr, keys[start:start + 10_000])
+        if present:
+            shown = ", ".join(map(str, present[:10]))
+            raise Conflict(f"{lyr.name}: {len(present)} id(s) already in the store: {shown}")
+        typed["version"] = 1
+        typed = typed[[c for c in lyr.names if c in typed.columns]]
+        self._write_rows(lyr, typed, geoms)
+        self._touched.add(lyr.name)
+        self._log_bulk(lyr, "insert", keys, typed)
+        return [str(k) for k in keys]
+
+    @staticmethod
+    def _check_version(lyr: Layer, key: str, row: Mapping[str, Any], version: int | None) -> None:
+        if version is not None and int(version) != int(row.get("version") or 0):
+            raise Conflict(f"{lyr.name} {key} was changed by someone else (now version "
+                           f"{row.get('version')}, your copy is version {version}); "
+                           "reload it and apply your change again")
+
+    def update(self, layer: str, key: str, changes: Mapping[str, Any], *,
+               version: int | None = None) -> int:
+        lyr = get_layer(layer)
+        row = self._row(lyr, key)
+        self._check_version(lyr, key, row, version)
+        new = prepare_changes(lyr, changes)
+        changed = diff(row, new)
+        if not changed:
+            return int(row.get("version") or 0)
+        next_version = int(row.get("version") or 0) + 1
+        self._set(lyr, key, {**new, "version": next_version})
+        self._touched.add(lyr.name)
+        self._log(lyr, "update", key, changed)
+        return next_version
+
+    def delete(self, layer: str, key: str, *, version: int | None = None) -> None:
+        lyr = get_layer(layer)
+        row = self._row(lyr, key)
+        self._check_version(lyr, key, row, version)
+        self._remove(lyr, key)
+        self._touched.add(lyr.name)
+        self._log(lyr, "delete", key, diff(row, {k: None for k in row if k != "version"}))
+
+    def clear(self, layer: str) -> int:
+        lyr = get_layer(layer)
+        n = self._remove_all(lyr)
+        self._touched.add(lyr.name)
+        if n:
+            self._log(lyr, "delete", "*", {"count": [n, 0]})
+        return n
+
+    def restore(self, layer: str, frame: pd.DataFrame) -> int:
+        """Insert rows exactly as another store holds them (versions, computed fields and
+        audit ids kept), auditing nothing: for ``zoneplan migrate``."""
+        lyr = get_layer(layer)
+        if len(frame) == 0:
+            return 0
+        typed = pd.DataFrame({f.name: frame[f.name].astype(object).where(frame[f.name].notna(), None)
+                              for f in lyr.fields})
+        geoms = np.asarray(frame.geometry.values, dtype=object) if lyr.is_feature else None
+        self._write_rows(lyr, typed, geoms)
+        self._touched.add(lyr.name)
+        return len(typed)
+
+    def _log(self, lyr: Layer, action: str, key: str, changes: Mapping[str, Any]) -> None:
+        if lyr.audited:
+            self._audit.append((now_iso(), self.user, action, lyr.name, str(key),
+                                audit_changes(changes)))
+
+    def _log_bulk(self, lyr: Layer, action: str, keys: list[Any], typed: pd.DataFrame) -> None:
+        if not lyr.audited:
+            return
+        if len(keys) > AUDIT_ROW_LIMIT:
+            self._log(lyr, action, "*", {"count": [0, len(keys)], "first": [None, str(keys[0])],
+                                         "last": [None, str(keys[-1])]})
+            return
+        for record in typed.to_dict("records"):
+            values = {k: [None, v] for k, v in record.items() if v is not None and k != "version"}
+            self._log(lyr, action, record[lyr.key], values)
+
+    def finish(self) -> None:
+        """Write the audit records and mark the changed layers; called before commit."""
+        if self._audit:
+            self._write_audit(self._audit)
+            self._touched.add("audit")
+        if self._touched:
+            self._touch(self._touched)
 
 
 class Store(ABC):
@@ -207,6 +449,10 @@ class Store(ABC):
 
         Caches key on the layers they read, so a write elsewhere keeps them warm.
         """
+
+    @abstractmethod
+    def describe(self) -> str:
+        """The store's name for messages (a file path, a URL without its password)."""
 
     @abstractmethod
     def transaction(self, user: str = "system") -> Iterator[Session]:

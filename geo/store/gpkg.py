@@ -8,7 +8,7 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -18,18 +18,15 @@ import shapely
 
 from geo import tiles
 from geo.crs import WORKING_EPSG
-from geo.io import to_arrow
+from geo.io import GPKG_VERSION, to_arrow
 from geo.layers import LAYERS, Layer, get_layer
 from geo.store.base import (
-    Bbox, Conflict, Invalid, NotFound, Session, Store, StoreError, Where, audit_changes, diff,
-    now_iso, prepare_changes, prepare_rows,
+    Bbox, Conflict, Invalid, NotFound, RowSession, Store, StoreError, Where, compile_where,
 )
 from geo.validate import Problem
 
 GEOM = "geom"
 BUSY_TIMEOUT_S = 60.0
-# Above this many rows one summary audit record stands for a bulk write.
-AUDIT_ROW_LIMIT = 1000
 _ENVELOPE_BYTES = (0, 32, 48, 48, 64)
 
 
@@ -115,6 +112,19 @@ def _read_frame(layer: Layer, rows: list[tuple], columns: list[str]) -> pd.DataF
     return frame
 
 
+@contextmanager
+def wrapped(what: str) -> Iterator[None]:
+    """Turn sqlite3's errors into the store's typed errors."""
+    try:
+        yield
+    except sqlite3.IntegrityError as err:
+        raise Conflict(f"{what}: {err}") from None
+    except sqlite3.OperationalError as err:
+        raise StoreError(f"{what}: the store is busy or unwritable ({err}); try again") from None
+    except sqlite3.Error as err:
+        raise StoreError(f"{what}: {err}") from None
+
+
 def _sql_value(value: Any) -> Any:
     if isinstance(value, bool):
         return int(value)
@@ -130,11 +140,7 @@ def _column_values(layer: Layer, name: str, column: pd.Series) -> list[Any]:
     return values
 
 
-MAX_WHERE_VALUES = 30_000  # below SQLite's limit of bound parameters
-
-
-def _select(layer: Layer, bbox: Bbox | None, where: Where | None,
-            what: str) -> tuple[str, list[Any]]:
+def _select(layer: Layer, bbox: Bbox | None, where: Where | None, what: str) -> tuple[str, list[Any]]:
     sql = f"SELECT {what} FROM {_q(layer.name)} t"
     params: list[Any] = []
     if bbox is not None:
@@ -145,25 +151,25 @@ def _select(layer: Layer, bbox: Bbox | None, where: Where | None,
                 " AND r.miny <= ? AND r.maxy >= ?")
         params += [bbox[2], bbox[0], bbox[3], bbox[1]]
     clauses = []
-    for name, value in (where or {}).items():
-        if not layer.has(name):
-            raise Invalid([Problem(None, None, name, f"{layer.name} has no field {name!r}")])
-        values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
-        if len(values) > MAX_WHERE_VALUES:
-            raise Invalid([Problem(None, None, name, f"more than {MAX_WHERE_VALUES:,} values "
-                                                     "to match; filter in smaller batches")])
-        if not values:
-            clauses.append("0")
-            continue
-        clauses.append(f"t.{_q(name)} IN ({', '.join('?' * len(values))})")
-        params += [_sql_value(v) for v in values]
+    for name, op, value in compile_where(layer, where):
+        column = f"t.{_q(name)}"
+        if op in ("null", "notnull"):
+            clauses.append(f"{column} IS {'NOT ' if op == 'notnull' else ''}NULL")
+        elif op == "in":
+            clauses.append(f"{column} IN ({', '.join('?' * len(value))})" if value else "0")
+            params += [_sql_value(v) for v in value]
+        else:
+            clauses.append(f"{column} {op} ?")
+            params.append(_sql_value(value))
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     return sql, params
 
 
-def _read(conn: sqlite3.Connection, lyr: Layer, bbox: Bbox | None, where: Where | None,
-          order_by: str | None, limit: int | None, offset: int) -> pd.DataFrame:
+def read_rows(conn: sqlite3.Connection, lyr: Layer, *, bbox: Bbox | None = None,
+              where: Where | None = None, order_by: str | None = None,
+              limit: int | None = None, offset: int = 0) -> pd.DataFrame:
+    """Select rows of ``lyr`` on ``conn`` as the store's typed frame."""
     columns = lyr.names + ([GEOM] if lyr.is_feature else [])
     sql, params = _select(lyr, bbox, where, ", ".join(f"t.{_q(c)}" for c in columns))
     order = order_by or lyr.key
@@ -177,7 +183,9 @@ def _read(conn: sqlite3.Connection, lyr: Layer, bbox: Bbox | None, where: Where 
     return _read_frame(lyr, conn.execute(sql, params).fetchall(), columns)
 
 
-def _count(conn: sqlite3.Connection, lyr: Layer, bbox: Bbox | None, where: Where | None) -> int:
+def count_rows(conn: sqlite3.Connection, lyr: Layer, *, bbox: Bbox | None = None,
+               where: Where | None = None) -> int:
+    """How many rows of ``lyr`` match."""
     sql, params = _select(lyr, bbox, where, "count(*)")
     return int(conn.execute(sql, params).fetchone()[0])
 
@@ -211,6 +219,13 @@ class GpkgStore(Store):
             raise NotFound(f"{self.path} is not a zoneplan store: it lacks {', '.join(missing)}")
         if missing:
             self._add_tables(missing)
+        with self._conn() as conn:
+            srs = {r[0] for r in conn.execute("SELECT DISTINCT srs_id FROM gpkg_geometry_columns")}
+        if srs - {WORKING_EPSG}:
+            raise StoreError(f"the store {self.path} keeps geometries in "
+                             f"{', '.join(f'EPSG:{c}' for c in sorted(srs))}, but the working CRS "
+                             f"is EPSG:{WORKING_EPSG} (ZONEPLAN_EPSG); open it with the CRS it "
+                             "was made with")
 
     def _add_tables(self, names: list[str]) -> None:
         """Create the tables a newer schema added (a store made by an older version)."""
@@ -228,12 +243,16 @@ class GpkgStore(Store):
                 if not made:
                     raise StoreError(f"cannot add table {name} to {self.path}: {err}") from None
 
-    @classmethod
-    def create(cls, path: Path | str, *, force: bool = False) -> "GpkgStore":
-        """Make a new, empty store with every layer of the schema.
+    def describe(self) -> str:
+        return str(self.path)
 
-        The file is built beside ``path`` and renamed into place, so a failure
-        never leaves a half-made store.
+    @classmethod
+    def create(cls, path: Path | str, *, force: bool = False,
+               fill: Callable[[RowSession], None] | None = None) -> "GpkgStore":
+        """Make a new store with every layer of the schema, empty or written by ``fill``.
+
+        The file is built beside ``path`` (``fill`` writes into it in one transaction)
+        and renamed into place, so a failure never leaves a half-made store.
 
         Raises
         ------
@@ -254,6 +273,9 @@ class GpkgStore(Store):
                 for layer in LAYERS.values():
                     conn.execute(f"CREATE UNIQUE INDEX {_q(layer.name + '_key')} "
                                  f"ON {_q(layer.name)} ({_q(layer.key)})")
+            if fill is not None:
+                with cls(tmp).transaction("system") as session:
+                    fill(session)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -262,28 +284,33 @@ class GpkgStore(Store):
 
     @contextmanager
     def _conn(self) -> Iterator[sqlite3.Connection]:
-        conn = connect(self.path)
-        try:
-            yield conn
-        finally:
-            conn.close()
+        with wrapped(f"reading {self.path}"):
+            conn = connect(self.path)
+            try:
+                yield conn
+            finally:
+                conn.close()
 
-    def _reader(self) -> sqlite3.Connection:
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
         """This thread's connection for reads outside transactions, kept open: opening one
-        costs a parse of the GeoPackage schema (~6 ms), more than most reads. Reopened when
-        the file was replaced (``zoneplan init --force``)."""
-        stat = os.stat(self.path)
-        held = getattr(self._readers, "held", None)
-        if held is None or held[1] != (stat.st_dev, stat.st_ino):
-            if held is not None:
-                held[0].close()
-            held = self._readers.held = (connect(self.path), (stat.st_dev, stat.st_ino))
-        return held[0]
+        parses the GeoPackage schema (~6 ms), more than most reads cost. Reopened when the
+        file was replaced (``zoneplan init --force``)."""
+        with wrapped(f"reading {self.path}"):
+            stat = os.stat(self.path)
+            held = getattr(self._readers, "held", None)
+            if held is None or held[1] != (stat.st_dev, stat.st_ino):
+                if held is not None:
+                    held[0].close()
+                held = self._readers.held = (connect(self.path), (stat.st_dev, stat.st_ino))
+            yield held[0]
 
     def read(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None,
              order_by: str | None = None, limit: int | None = None, offset: int = 0,
              ) -> pd.DataFrame:
-        return _read(self._reader(), get_layer(layer), bbox, where, order_by, limit, offset)
+        with self._reading() as conn:
+            return read_rows(conn, get_layer(layer), bbox=bbox, where=where,
+                             order_by=order_by, limit=limit, offset=offset)
 
     def vector_tile(self, layer: str, tile: tiles.Tile, *, properties: Sequence[str],
                     where: Where | None = None) -> bytes:
@@ -292,7 +319,8 @@ class GpkgStore(Store):
         names = [lyr.key, *(p for p in properties if p != lyr.key)]
         sql, params = _select(lyr, tile.working_bbox(), where,
                               ", ".join(f"t.{_q(c)}" for c in [*names, GEOM]))
-        rows = self._reader().execute(sql, params).fetchall()
+        with self._reading() as conn:
+            rows = conn.execute(sql, params).fetchall()
         if not rows:
             return b""
         cols = list(zip(*rows))
@@ -300,21 +328,24 @@ class GpkgStore(Store):
                             columns=dict(zip(names, cols[:-1])))
 
     def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
-        return _count(self._reader(), get_layer(layer), bbox, where)
+        with self._reading() as conn:
+            return count_rows(conn, get_layer(layer), bbox=bbox, where=where)
 
     def extent(self, layer: str) -> Bbox | None:
         lyr = get_layer(layer)
         if not lyr.is_feature:
             return None
-        row = self._reader().execute(f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "
-                                     f"{_q(f'rtree_{lyr.name}_{GEOM}')}").fetchone()
+        with self._reading() as conn:
+            row = conn.execute(f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "
+                               f"{_q(f'rtree_{lyr.name}_{GEOM}')}").fetchone()
         return None if row[0] is None else tuple(float(v) for v in row)
 
     def revision(self, layers: Sequence[str] | None = None) -> str:
         names = list(LAYERS) if layers is None else [get_layer(n).name for n in layers]
-        stamps = dict(self._reader().execute(
-            f"SELECT table_name, last_change FROM gpkg_contents WHERE table_name IN "
-            f"({', '.join('?' * len(names))})", names).fetchall())
+        with self._reading() as conn:
+            stamps = dict(conn.execute(
+                f"SELECT table_name, last_change FROM gpkg_contents WHERE table_name IN "
+                f"({', '.join('?' * len(names))})", names).fetchall())
         return "|".join(str(stamps.get(n)) for n in names)
 
     @contextmanager
@@ -326,9 +357,10 @@ class GpkgStore(Store):
                 raise StoreError(f"the store is busy ({err}); try again") from None
             session = GpkgSession(conn, user)
             try:
-                yield session
-                session.finish()
-                conn.execute("COMMIT")
+                with wrapped(f"writing {self.path}"):
+                    yield session
+                    session.finish()
+                    conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -345,59 +377,63 @@ def _create_layer(path: str, layer: Layer) -> None:
         geometry_type=layer.geometry if layer.is_feature else None,
         crs=f"EPSG:{WORKING_EPSG}" if layer.is_feature else None,
         layer_options={**options, "DESCRIPTION": layer.label, "IDENTIFIER": layer.name},
+        dataset_options=None if os.path.exists(path) else {"VERSION": GPKG_VERSION},
         append=os.path.exists(path),
     )
 
 
-class GpkgSession(Session):
-    """Writes inside one SQLite transaction on a GeoPackage."""
+class GpkgSession(RowSession):
+    """Reads and writes inside one SQLite transaction on a GeoPackage."""
 
     def __init__(self, conn: sqlite3.Connection, user: str):
+        super().__init__(user)
         self.conn = conn
-        self.user = user
-        self._touched: set[str] = set()
-        self._audit: list[tuple] = []
 
-    def _columns(self, layer: Layer) -> list[str]:
-        return [f.name for f in layer.fields]
+    def get(self, layer: str, key: str, *, for_update: bool = False) -> dict[str, Any]:
+        """One row as this transaction sees it (the writer holds the file's lock)."""
+        return self._row(get_layer(layer), key, for_update)
 
     def read(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None,
              order_by: str | None = None, limit: int | None = None, offset: int = 0,
              ) -> pd.DataFrame:
-        return _read(self.conn, get_layer(layer), bbox, where, order_by, limit, offset)
-
-    def vector_tile(self, layer: str, tile: tiles.Tile, *, properties: Sequence[str],
-                    where: Where | None = None) -> bytes:
-        """The rows under the tile straight from the R-tree into the encoder (no DataFrame)."""
-        lyr = get_layer(layer)
-        names = [lyr.key, *(p for p in properties if p != lyr.key)]
-        sql, params = _select(lyr, tile.working_bbox(), where,
-                              ", ".join(f"t.{_q(c)}" for c in [*names, GEOM]))
-        rows = self._reader().execute(sql, params).fetchall()
-        if not rows:
-            return b""
-        cols = list(zip(*rows))
-        return tiles.encode(layer, decode_geometries(list(cols[-1])), tile, key=lyr.key,
-                            columns=dict(zip(names, cols[:-1])))
+        return read_rows(self.conn, get_layer(layer), bbox=bbox, where=where,
+                         order_by=order_by, limit=limit, offset=offset)
 
     def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
-        return _count(self.conn, get_layer(layer), bbox, where)
+        return count_rows(self.conn, get_layer(layer), bbox=bbox, where=where)
 
-    def get(self, layer: str, key: str, *, for_update: bool = False) -> dict[str, Any]:
-        # BEGIN IMMEDIATE already holds the file's write lock: every read here is "for update".
+    def keys(self, layer: str, *, where: Where | None = None) -> list[str]:
         lyr = get_layer(layer)
-        row = self._row(lyr, key)
-        return {k: _typed_bool(lyr, k, v) for k, v in row.items()}
+        sql, params = _select(lyr, None, where, f"t.{_q(lyr.key)}")
+        return [str(r[0]) for r in self.conn.execute(sql, params)]
 
-    def insert(self, layer: str, frame: pd.DataFrame) -> list[str]:
-        lyr = get_layer(layer)
-        if len(frame) == 0:
-            return []
-        typed, geoms = prepare_rows(lyr, frame)
-        keys = typed[lyr.key].tolist()
-        self._refuse_existing(lyr, keys)
-        typed["version"] = 1
-        columns = [c for c in self._columns(lyr) if c in typed.columns]
+    def lock(self, layer: str) -> None:
+        """Writers already run one at a time (``BEGIN IMMEDIATE`` locks the file)."""
+        get_layer(layer)
+
+    def _fetch(self, lyr: Layer, key: str, for_update: bool) -> dict[str, Any] | None:
+        columns = lyr.names + ([GEOM] if lyr.is_feature else [])
+        row = self.conn.execute(
+            f"SELECT {', '.join(map(_q, columns))} FROM {_q(lyr.name)} WHERE {_q(lyr.key)} = ?",
+            (key,)).fetchone()
+        if row is None:
+            return None
+        out = {k: _typed_bool(lyr, k, v) for k, v in zip(columns, row)}
+        if lyr.is_feature:
+            out["geometry"] = decode_geometries([out.pop(GEOM)])[0]
+        return out
+
+    def _existing(self, lyr: Layer, keys: list[Any]) -> list[Any]:
+        present: list[Any] = []
+        for start in range(0, len(keys), 500):
+            chunk = [_sql_value(k) for k in keys[start:start + 500]]
+            present += [r[0] for r in self.conn.execute(
+                f"SELECT {_q(lyr.key)} FROM {_q(lyr.name)} WHERE {_q(lyr.key)} IN "
+                f"({', '.join('?' * len(chunk))})", chunk)]
+        return present
+
+    def _write_rows(self, lyr: Layer, typed: pd.DataFrame, geoms: np.ndarray | None) -> None:
+        columns = list(typed.columns)
         values = [_column_values(lyr, c, typed[c]) for c in columns]
         if geoms is not None:
             columns.append(GEOM)
@@ -405,102 +441,31 @@ class GpkgSession(Session):
         sql = (f"INSERT INTO {_q(lyr.name)} ({', '.join(map(_q, columns))}) "
                f"VALUES ({', '.join('?' * len(columns))})")
         self.conn.executemany(sql, zip(*values))
-        self._touched.add(lyr.name)
-        self._log_bulk(lyr, "insert", keys, typed)
-        return [str(k) for k in keys]
 
-    def _refuse_existing(self, lyr: Layer, keys: list[Any]) -> None:
-        present: list[str] = []
-        for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
-            present += [r[0] for r in self.conn.execute(
-                f"SELECT {_q(lyr.key)} FROM {_q(lyr.name)} WHERE {_q(lyr.key)} IN "
-                f"({', '.join('?' * len(chunk))})", chunk)]
-        if present:
-            shown = ", ".join(map(str, present[:10]))
-            raise Conflict(f"{lyr.name}: {len(present)} id(s) already in the store: {shown}")
-
-    def _row(self, lyr: Layer, key: str) -> dict[str, Any]:
-        columns = self._columns(lyr) + ([GEOM] if lyr.is_feature else [])
-        row = self.conn.execute(
-            f"SELECT {', '.join(map(_q, columns))} FROM {_q(lyr.name)} WHERE {_q(lyr.key)} = ?",
-            (key,)).fetchone()
-        if row is None:
-            raise NotFound(f"{lyr.label or lyr.name} {key!r} does not exist")
-        out = dict(zip(columns, row))
-        if lyr.is_feature:
-            out["geometry"] = decode_geometries([out.pop(GEOM)])[0]
-        return out
-
-    @staticmethod
-    def _check_version(lyr: Layer, key: str, row: Mapping[str, Any], version: int | None) -> None:
-        if version is not None and int(version) != int(row.get("version") or 0):
-            raise Conflict(f"{lyr.name} {key} was changed by someone else (now version "
-                           f"{row.get('version')}, your copy is version {version}); "
-                           "reload it and apply your change again")
-
-    def update(self, layer: str, key: str, changes: Mapping[str, Any], *,
-               version: int | None = None) -> int:
-        lyr = get_layer(layer)
-        row = self._row(lyr, key)
-        self._check_version(lyr, key, row, version)
-        new = prepare_changes(lyr, changes)
-        changed = diff({k: _typed_bool(lyr, k, v) for k, v in row.items()}, new)
-        if not changed:
-            return int(row.get("version") or 0)
-        next_version = int(row.get("version") or 0) + 1
-        sets = {(GEOM if k == "geometry" else k): v for k, v in new.items()}
-        if "geometry" in new:
-            sets[GEOM] = encode_geometries(np.array([new["geometry"]], dtype=object))[0]
-        sets["version"] = next_version
+    def _set(self, lyr: Layer, key: str, sets: Mapping[str, Any]) -> None:
+        values = {(GEOM if k == "geometry" else k): v for k, v in sets.items()}
+        if "geometry" in sets:
+            values[GEOM] = encode_geometries(np.array([sets["geometry"]], dtype=object))[0]
         self.conn.execute(
-            f"UPDATE {_q(lyr.name)} SET {', '.join(f'{_q(k)} = ?' for k in sets)} "
-            f"WHERE {_q(lyr.key)} = ?", [*map(_sql_value, sets.values()), key])
-        self._touched.add(lyr.name)
-        self._log(lyr, "update", key, changed)
-        return next_version
+            f"UPDATE {_q(lyr.name)} SET {', '.join(f'{_q(k)} = ?' for k in values)} "
+            f"WHERE {_q(lyr.key)} = ?", [*map(_sql_value, values.values()), key])
 
-    def delete(self, layer: str, key: str, *, version: int | None = None) -> None:
-        lyr = get_layer(layer)
-        row = self._row(lyr, key)
-        self._check_version(lyr, key, row, version)
+    def _remove(self, lyr: Layer, key: str) -> None:
         self.conn.execute(f"DELETE FROM {_q(lyr.name)} WHERE {_q(lyr.key)} = ?", (key,))
-        self._touched.add(lyr.name)
-        self._log(lyr, "delete", key, diff({k: _typed_bool(lyr, k, v) for k, v in row.items()},
-                                           {k: None for k in row if k != "version"}))
 
-    def clear(self, layer: str) -> int:
-        lyr = get_layer(layer)
-        n = self.conn.execute(f"DELETE FROM {_q(lyr.name)}").rowcount
-        self._touched.add(lyr.name)
-        if n:
-            self._log(lyr, "delete", "*", {"count": [n, 0]})
-        return n
+    def _remove_all(self, lyr: Layer) -> int:
+        return self.conn.execute(f"DELETE FROM {_q(lyr.name)}").rowcount
 
-    def _log(self, lyr: Layer, action: str, key: str, changes: Mapping[str, Any]) -> None:
-        if lyr.audited:
-            self._audit.append((now_iso(), self.user, action, lyr.name, str(key),
-                                audit_changes(changes)))
+    def _write_audit(self, records: list[tuple]) -> None:
+        start = self.conn.execute("SELECT coalesce(max(audit_id), 0) FROM audit").fetchone()[0]
+        self.conn.executemany(
+            "INSERT INTO audit (audit_id, at, username, action, layer, feat_id, changes) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(start + i + 1, *rec) for i, rec in enumerate(records)])
 
-    def _log_bulk(self, lyr: Layer, action: str, keys: list[Any], typed: pd.DataFrame) -> None:
-        if len(keys) > AUDIT_ROW_LIMIT:
-            self._log(lyr, action, "*", {"count": [0, len(keys)], "first": [None, str(keys[0])],
-                                         "last": [None, str(keys[-1])]})
-            return
-        for record in typed.to_dict("records"):
-            values = {k: [None, v] for k, v in record.items() if v is not None and k != "version"}
-            self._log(lyr, action, record[lyr.key], values)
-
-    def finish(self) -> None:
-        """Write the audit records and refresh layer extents before commit."""
-        if self._audit:
-            start = self.conn.execute("SELECT coalesce(max(audit_id), 0) FROM audit").fetchone()[0]
-            self.conn.executemany(
-                "INSERT INTO audit (audit_id, at, username, action, layer, feat_id, changes) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(start + i + 1, *rec) for i, rec in enumerate(self._audit)])
-            self._touched.add("audit")
-        for name in self._touched:
+    def _touch(self, layers: set[str]) -> None:
+        """Refresh each changed layer's extent and last_change (its revision)."""
+        for name in layers:
             self._refresh_contents(get_layer(name))
 
     def _refresh_contents(self, lyr: Layer) -> None:

@@ -201,6 +201,8 @@
     function updateDownloads(params) {
       var q = new URLSearchParams(params);
       q.delete("limit"); q.delete("sort"); q.delete("offset");
+      // the list defaults to available plots; a download without status holds every status
+      if (!q.get("status")) { q.set("status", "available"); }
       var text = q.toString();
       document.querySelectorAll(".zp-download").forEach(function (a) {
         a.href = cfg.export_url.replace("__FMT__", a.getAttribute("data-format")) + (text ? "?" + text : "");

@@ -18,6 +18,8 @@ from planner.allocation import OBJECTIVES, AllocationResult, read_applications_c
 from planner.allocation_tables import application_table, capacity_table, plot_table
 from planner.servicing import ServicingModel
 from zoneplan.commands.core import add_db_option
+from zoneplan.numbers import count, tenge
+from zoneplan.progress import terminal_progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_db_option(p)
     p.add_argument("--as-of", help="servicing as of this date (YYYY-MM-DD); default as recorded")
     p.add_argument("--method", choices=("milp", "greedy"), default="milp")
-    p.add_argument("--objective", choices=OBJECTIVES, default="weighted")
+    p.add_argument("--objective", choices=OBJECTIVES, default="weighted", help=(
+        "what the optimiser maximises: investment (tenge), jobs, count (applications "
+        "placed), or weighted (default: a 0-1 score per placed application, 35%% "
+        "investment, 25%% jobs, 10%% each priority, area fit, distance to a gate and the "
+        "investor's preferred plots)"))
     p.add_argument("--time-limit", type=float, default=60.0, metavar="S",
                    help="solver time limit in seconds (default 60)")
     p.add_argument("--applications", type=Path, metavar="FILE.csv",
@@ -37,10 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_allocate)
 
 
-def _progress(elapsed: float, objective: float, bound: float) -> None:
-    gap = abs(bound - objective) / max(abs(objective), 1e-9) if math.isfinite(bound) else math.nan
-    print(f"\r  {elapsed:6.1f} s  objective {objective:,.0f}  gap {gap:.2%}   ", end="",
-          file=sys.stderr, flush=True)
+def _solver_progress(time_limit: float | None):
+    """The solver's (elapsed, objective, bound) reports drawn on a terminal, silent in logs."""
+    show = terminal_progress("solving")
+
+    def report(elapsed: float, objective: float, bound: float) -> None:
+        gap = abs(bound - objective) / max(abs(objective), 1e-9) if math.isfinite(bound) else None
+        done = min(elapsed / time_limit, 0.99) if time_limit else 0.0
+        show(done, f"{elapsed:.1f} s, best {objective:,.2f}" +
+             ("" if gap is None else f", gap {gap:.2%}"))
+    return report
 
 
 def check_against_schema(frame: pd.DataFrame) -> None:
@@ -74,6 +86,8 @@ def cmd_allocate(args: argparse.Namespace) -> int:
         raise ValueError(f"-o {args.output}: use a .csv or .geojson file name")
     if args.applications and args.applications.is_dir():
         raise ValueError(f"--applications {args.applications} is a folder; give a CSV file")
+    if args.applications and not args.applications.exists():
+        raise ValueError(f"no file {args.applications}")
     store = open_store(args.db or default_db())
     snapshot = store.snapshot()
     if args.applications:
@@ -94,14 +108,13 @@ def cmd_allocate(args: argparse.Namespace) -> int:
     print(f"{len(apps)} applications, {len(plots)} available plots; solving ({args.method})",
           file=sys.stderr)
     result = solve(plots, apps, capacities, objective=args.objective, method=args.method,
-                   time_limit=args.time_limit, on_progress=_progress)
-    print(file=sys.stderr)
+                   time_limit=args.time_limit, on_progress=_solver_progress(args.time_limit))
     greedy = result if args.method == "greedy" else solve(
         plots, apps, capacities, objective=args.objective, method="greedy")
     if args.json:
         print(json.dumps(_document(result, greedy, as_of), ensure_ascii=False, indent=2))
     else:
-        _print_summary(result, greedy, apps)
+        _print_summary(result, greedy, apps, args.objective)
     if args.output:
         _write(args.output, result, raw, snapshot["plots"])
         print(f"wrote {args.output}", file=sys.stderr)
@@ -122,16 +135,33 @@ def _document(result: AllocationResult, greedy: AllocationResult, as_of) -> dict
             "greedy": _summary(greedy), "assignments": rows.to_dict("records")}
 
 
-def _print_summary(result: AllocationResult, greedy: AllocationResult, apps: pd.DataFrame) -> None:
+#: What the optimised number means, per objective (see --objective's help).
+OBJECTIVE_WORDS = {"weighted": "weighted score", "investment": "objective: tenge",
+                   "jobs": "objective: jobs", "count": "objective: applications"}
+
+
+def _placed(result: AllocationResult, apps: pd.DataFrame) -> pd.DataFrame:
+    chosen = result.assignments.dropna(subset=["plot_id"])["app_id"].astype(str)
+    return apps[apps["app_id"].astype(str).isin(set(chosen))]
+
+
+def _print_summary(result: AllocationResult, greedy: AllocationResult, apps: pd.DataFrame,
+                   objective: str) -> None:
     best, base = _summary(result), _summary(greedy)
-    print(f"{'':22}{'optimised':>20}{'first come, first served':>28}")
-    print(f"{'method / status':22}{best['method'] + ' / ' + best['status']:>20}"
-          f"{base['method'] + ' / ' + base['status']:>28}")
-    print(f"{'allocated':22}{best['allocated']:>20}{base['allocated']:>28}")
-    print(f"{'objective':22}{best['objective']:>20,.2f}{base['objective']:>28,.2f}")
-    gap = "-" if best["gap"] is None else f"{best['gap']:.3%}"
-    print(f"{'gap to proven bound':22}{gap:>20}{'-':>28}")
-    print(f"{'seconds':22}{best['elapsed_s']:>20}{base['elapsed_s']:>28}")
+    ours, theirs = _placed(result, apps), _placed(greedy, apps)
+    rows = [
+        ("method / status", f"{best['method']} / {best['status']}",
+         f"{base['method']} / {base['status']}"),
+        ("applications placed", count(best["allocated"]), count(base["allocated"])),
+        ("investment placed", tenge(ours["invest"].sum()), tenge(theirs["invest"].sum())),
+        ("jobs placed", count(ours["jobs"].sum()), count(theirs["jobs"].sum())),
+        (OBJECTIVE_WORDS[objective], f"{best['objective']:,.2f}", f"{base['objective']:,.2f}"),
+        ("gap to proven bound", "-" if best["gap"] is None else f"{best['gap']:.3%}", "-"),
+        ("seconds", f"{best['elapsed_s']:.2f}", f"{base['elapsed_s']:.2f}"),
+    ]
+    print(f"{'':24}{'optimised':>22}{'first come, first served':>28}")
+    for label, a, b in rows:
+        print(f"{label:24}{a:>22}{b:>28}")
     print()
     for row in result.assignments.itertuples(index=False):
         print(f"  {row.app_id:<8} -> {row.plot_id}" if row.plot_id else

@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 
 from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
 from geo.layers import LAYERS, PLOT_STATUSES
-from geo.store import Store, create_store, default_db, open_store
+from geo.store import Store, create_store, default_db, is_url, open_store, store_exists
+from geo.store.base import redact
+from geo.store.migration import fill_from, migrate
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "shapefiles"
 SAMPLE_APPLICATIONS = SAMPLE_DIR.parent / "applications.csv"
@@ -20,7 +24,24 @@ SAMPLE_APPLICATIONS = SAMPLE_DIR.parent / "applications.csv"
 def add_db_option(parser: argparse.ArgumentParser) -> None:
     """The ``--db`` option every store command shares."""
     parser.add_argument("--db", default=None,
-                        help=f"store path (default: $ZONEPLAN_DB or {default_db()})")
+                        help="store: a GeoPackage file or a postgresql://user@host/database URL "
+                             f"(default: $ZONEPLAN_DB or {default_db()})")
+
+
+def add_user_option(parser: argparse.ArgumentParser) -> None:
+    """The ``--user`` option of commands that write: the name the audit trail records."""
+    parser.add_argument("--user", default=None,
+                        help="name recorded in the audit trail (default: $ZONEPLAN_USER or login)")
+
+
+def audit_user(args: argparse.Namespace) -> str:
+    """``--user``, else ``$ZONEPLAN_USER``, else the login name (``cli`` when there is none)."""
+    if args.user:
+        return args.user
+    try:
+        return os.environ.get("ZONEPLAN_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +55,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_db_option(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
+    p = sub.add_parser("migrate", help="copy a whole store to another backend (GeoPackage <-> PostGIS)")
+    p.add_argument("--from", dest="source", required=True, metavar="STORE",
+                   help="the store to copy (a .gpkg file or a postgresql:// URL)")
+    p.add_argument("--to", dest="target", required=True, metavar="STORE",
+                   help="the new store (a .gpkg file or a postgresql:// URL)")
+    p.add_argument("--force", action="store_true", help="replace a store already at --to")
+    p.set_defaults(func=cmd_migrate)
 
 
 def load_folder(store: Store, folder: Path) -> dict[str, int]:
@@ -52,7 +80,7 @@ def load_folder(store: Store, folder: Path) -> dict[str, int]:
     from geo.io import apply_import, plan_import, read_upload
 
     sources = [(name, folder / f"{name}.{'shp' if layer.is_feature else 'dbf'}")
-               for name, layer in LAYERS.items() if name not in ("users", "audit", "applications")]
+               for name, layer in LAYERS.items() if name not in ("users", "audit", "applications") and not layer.internal]
     if folder.resolve() == SAMPLE_DIR.resolve():
         sources.append(("applications", SAMPLE_APPLICATIONS))
     counts: dict[str, int] = {}
@@ -70,12 +98,34 @@ def load_folder(store: Store, folder: Path) -> dict[str, int]:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    db = Path(args.db or default_db())
+    db = args.db or default_db()
     if not args.source.is_dir():
         raise FileNotFoundError(f"no folder {args.source}")
+    if is_url(db):
+        counts = _init_database(db, args.source, force=args.force)
+    else:
+        counts = _init_file(Path(db), args.source, force=args.force)
+    total = sum(counts.values())
+    sample = " (the synthetic sample modelled on the seed facts)" \
+        if args.source.resolve() == SAMPLE_DIR.resolve() else ""
+    print(f"built {redact(db)}: {total} features and rows in {len(counts)} layers "
+          f"from {args.source}{sample}")
+    return 0
+
+
+def _build(path: str, source: Path) -> dict[str, int]:
+    """Fill a new GeoPackage at ``path`` from ``source`` and add the default users."""
+    from zoneplan.accounts import create_default_users
+    store = create_store(path, force=True)
+    counts = load_folder(store, source)
+    create_default_users(store)
+    return counts
+
+
+def _init_file(db: Path, source: Path, *, force: bool) -> dict[str, int]:
     if db.is_dir():
         raise IsADirectoryError(f"--db {db} is a folder; give a .gpkg file name")
-    if db.exists() and not args.force:
+    if db.exists() and not force:
         raise FileExistsError(f"{db} exists; use --force to replace it")
     db.parent.mkdir(parents=True, exist_ok=True)
     # Build beside the target and move into place only when complete, so a failed
@@ -83,19 +133,41 @@ def cmd_init(args: argparse.Namespace) -> int:
     fd, tmp = tempfile.mkstemp(prefix=".zoneplan-init-", suffix=".gpkg", dir=db.parent)
     os.close(fd)
     try:
-        store = create_store(tmp, force=True)
-        counts = load_folder(store, args.source)
-        from zoneplan.accounts import create_default_users
-        create_default_users(store)
+        counts = _build(tmp, source)
         os.replace(tmp, db)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    total = sum(counts.values())
-    sample = " (the synthetic sample modelled on the seed facts)" \
-        if args.source.resolve() == SAMPLE_DIR.resolve() else ""
-    print(f"built {db}: {total} features and rows in {len(counts)} layers "
-          f"from {args.source}{sample}")
+    return counts
+
+
+def _init_database(url: str, source: Path, *, force: bool) -> dict[str, int]:
+    """Build in a scratch GeoPackage, then copy it into the database in one transaction,
+    so a failed init leaves the database as it was."""
+    if not force and store_exists(url):
+        raise FileExistsError(f"{redact(url)} already holds a zoneplan store; "
+                              "use --force to replace it")
+    with tempfile.TemporaryDirectory(prefix="zoneplan-init-") as work:
+        scratch = str(Path(work) / "zone.gpkg")
+        counts = _build(scratch, source)
+        built = open_store(scratch)
+        create_store(url, force=force, fill=fill_from(built)).close()
+    return counts
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    if not args.force and store_exists(args.target):
+        raise FileExistsError(f"{redact(args.target)} already holds a store; "
+                              "use --force to replace it")
+    started = time.perf_counter()
+    report = migrate(args.source, args.target, force=args.force)
+    print(f"copied {redact(args.source)} to {redact(args.target)} "
+          f"in {time.perf_counter() - started:.1f} s, checked feature by feature:")
+    for entry in report:
+        print(f"  {entry.layer:<14} {entry.source:>8} -> {entry.target:>8}  "
+              f"{'same' if entry.ok else 'DIFFERENT'}")
+    print(f"{sum(e.target for e in report)} features and rows in {len(report)} layers and tables, "
+          "the audit trail as it was")
     return 0
 
 
@@ -125,10 +197,14 @@ def _wgs84_extent(ext: tuple[float, float, float, float]) -> list[float]:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    db = args.db or default_db()
-    report = describe(open_store(db))
+    store = open_store(args.db or default_db())
+    try:
+        report = describe(store)
+    finally:
+        store.close()
+    db = store.describe()
     if args.json:
-        print(json.dumps({"store": str(db), **report}, ensure_ascii=False, indent=2))
+        print(json.dumps({"store": db, **report}, ensure_ascii=False, indent=2))
         return 0
     print(f"store {db} ({report['crs']})")
     for name, entry in report["layers"].items():

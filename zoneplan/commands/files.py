@@ -4,22 +4,21 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-import sqlite3
 import sys
 import time
 from pathlib import Path
 
 from geo.crs import parse_epsg
 from geo.io import (
-    FORMATS, apply_import, export_layer_names, export_layers, parse_where, plan_import,
-    read_upload,
+    FORMATS, MODES, NEVER_EXPORTED, NOT_IMPORTABLE, ImportPlan, export_layer_names,
+    export_layers, parse_where,
 )
 from geo.layers import LAYERS
-from geo.store import default_db, open_store
+from geo.store import Conflict, StoreError, default_db, open_store
 from geo.validate import ValidationError
+from usecases import uploads
 from zoneplan.cli import CommandError
 from zoneplan.commands.core import add_db_option
-
 
 
 class FilesError(CommandError, ValueError):
@@ -27,8 +26,9 @@ class FilesError(CommandError, ValueError):
     whose ``__main__`` has its own CommandError class, still prints it cleanly)."""
 
 
-# How many problems are printed one per line before the rest are summarised.
+# How many problems (and updates) are printed one per line before the rest are summarised.
 SHOWN_PROBLEMS = 50
+SHOWN_UPDATES = 50
 _SUFFIX_FORMAT = {".zip": "shp", ".shp": "shp", ".gpkg": "gpkg", ".geojson": "geojson",
                   ".json": "geojson"}
 # The suffixes each format may be written under (others not listed here are free).
@@ -39,17 +39,30 @@ _USUAL_SUFFIX = {"shp": ".zip", "gpkg": ".gpkg", "geojson": ".geojson"}
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "import", help="add (or --replace) a layer's features from a file",
+        "import", help="update a layer from a file (or replace its content, confirmed)",
         description="Import a zipped shapefile, .shp, GeoPackage or GeoJSON into LAYER. "
-                    "Every feature is checked first; on any problem nothing is written.")
+                    "Every feature is checked first; on any problem nothing is written. "
+                    "--mode update (default) updates the features whose id is in the file "
+                    "(the fields it carries and the geometry, versioned and audited) and "
+                    "adds new ids; nothing is removed. --mode replace also removes what the "
+                    "file lacks: it lists the removals and writes only with --yes, and never "
+                    "removes reserved, allocated or occupied plots or plots an application "
+                    "names.")
     p.add_argument("layer", metavar="LAYER",
-                   choices=[n for n in LAYERS if n not in ("users", "audit")])
+                   choices=[n for n in LAYERS if n not in NOT_IMPORTABLE])
     p.add_argument("file", metavar="FILE", type=Path)
     add_db_option(p)
     p.add_argument("--crs", type=_epsg_arg, default=None,
                    help="EPSG code of the coordinates, for files without a CRS (.prj)")
-    p.add_argument("--replace", action="store_true",
-                   help="replace the layer's content instead of adding to it")
+    p.add_argument("--mode", choices=MODES, default=None,
+                   help="update (default): update ids in the file, add new ones; "
+                        "replace: also remove the features the file lacks")
+    p.add_argument("--replace", action="store_true", help="the same as --mode replace")
+    p.add_argument("--yes", action="store_true",
+                   help="confirm the removals a replace lists (without it nothing is written)")
+    p.add_argument("--encoding", default=None, metavar="NAME",
+                   help="encoding of the file's text when it does not say, e.g. cp1251 "
+                        "(a .dbf without .cpg, GeoJSON not saved as UTF-8)")
     p.add_argument("--src-layer", default=None, metavar="NAME",
                    help="layer of a GeoPackage, or shapefile of a zip, holding several")
     p.add_argument("--dry-run", action="store_true",
@@ -67,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(RFC 7946) unless --crs says otherwise, and a zip of <layer>.geojson "
                     "for 'all'; GeoPackage holds every layer in one file.")
     p.add_argument("layer", metavar="LAYER|all",
-                   choices=["all", *[n for n in LAYERS if n != "users"]])
+                   choices=["all", *[n for n in LAYERS if n not in NEVER_EXPORTED]])
     p.add_argument("--format", "-f", choices=FORMATS, default=None,
                    help="output format (default: from the -o suffix)")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="PATH")
@@ -117,27 +130,62 @@ def _report_problems(err: ValidationError, what: str) -> FilesError:
                         "nothing was written")
 
 
+def _mode(args: argparse.Namespace) -> str:
+    if args.replace and args.mode == "update":
+        raise FilesError("--replace is --mode replace; it contradicts --mode update")
+    return "replace" if args.replace else (args.mode or "update")
+
+
+def _print_plan(plan: ImportPlan) -> None:
+    """What the import changes: the summary, each update field by field, each removal."""
+    print(plan.summary())
+    for key in list(plan.updates)[:SHOWN_UPDATES]:
+        print(f"  update {key}: " + "; ".join(
+            f"{name} changed" if name == "geometry" else f"{name} {old} → {new}"
+            for name, old, new in plan.changes(key)))
+    if len(plan.updates) > SHOWN_UPDATES:
+        print(f"  ... and {len(plan.updates) - SHOWN_UPDATES} more update(s)")
+    if plan.removed:
+        print(f"  remove {plan.removals} feature(s) the file lacks:")
+        by_status: dict[str, list[str]] = {}
+        for key, status in plan.removed.items():
+            by_status.setdefault(status or "-", []).append(key)
+        for status in plan.removals_by_status:
+            print(f"    {status} ({len(by_status[status])}): {', '.join(by_status[status])}")
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    mode = _mode(args)
     store = open_store(args.db or default_db())
+    options = uploads.ImportOptions(layer=args.layer, mode=mode,
+                                    crs=None if args.crs is None else str(args.crs),
+                                    src_layer=args.src_layer, encoding=args.encoding)
     try:
-        upload = read_upload(args.file, args.layer, src_layer=args.src_layer, crs=args.crs)
-        plan = plan_import(store, args.layer, upload, replace=args.replace)
+        plan = uploads.check(store, args.file, options)
         if plan.ignored_columns:
             print(f"ignored column(s) {', '.join(plan.ignored_columns)}: "
                   f"not fields of {plan.layer}", file=sys.stderr)
+        _print_plan(plan)
+        if not plan.ok:
+            raise ValidationError(plan.problems)
         if args.dry_run:
-            if not plan.ok:
-                raise ValidationError(plan.problems)
-            print(f"dry run, nothing written: {plan.summary()}")
+            print("dry run, nothing written")
             return 0
-        apply_import(store, plan, user=_user(args))
+        if plan.removals and not args.yes:
+            raise FilesError(f"the replace would remove {plan.removals} feature(s) of "
+                             f"{plan.layer} (listed above); run it again with --yes to confirm, "
+                             "or --mode update to remove nothing; nothing was written")
+        uploads.apply(store, plan, user=_user(args),
+                      confirm_removals=plan.removals if args.yes else None)
     except ValidationError as err:
         raise _report_problems(err, f"import of {args.file.name}") from None
-    except sqlite3.Error as err:
-        raise FilesError(f"the store {store.path} could not be written ({err}); "
-                           "nothing was written") from None
-    print(f"imported {plan.summary()} in {time.perf_counter() - started:.1f} s")
+    except Conflict as err:
+        raise FilesError(f"{err}; nothing was written") from None
+    except StoreError as err:
+        raise FilesError(f"the store {store.describe()} could not be written ({err}); "
+                         "nothing was written") from None
+    print(f"imported in {time.perf_counter() - started:.1f} s")
     return 0
 
 
@@ -197,8 +245,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         written = export_layers(store, names, fmt, args.output, crs=args.crs, where=where,
                                 zip_level=args.zip_level,
                                 progress=lambda msg: print(f"  {msg}", file=sys.stderr))
-    except sqlite3.Error as err:
-        raise FilesError(f"the store {store.path} could not be read ({err})") from None
+    except StoreError as err:
+        raise FilesError(f"the store {store.describe()} could not be read ({err})") from None
     size = written.stat().st_size
     print(f"wrote {written} ({fmt}, {len(names)} layer(s), {size / 2**20:.1f} MiB) "
           f"in {time.perf_counter() - started:.1f} s")

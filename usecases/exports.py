@@ -1,0 +1,143 @@
+"""Downloads of a layer: what an export holds for a role, written to a file.
+
+The rule (see :mod:`planner.visibility`): a planner's or admin's download of a layer
+holds every feature (no ``status`` means every status); the public's and investors'
+holds what the catalogue shows them: every plot but candidates, without the fields
+they may not see. Filters narrow either.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from geo import io as geo_io
+from geo.crs import parse_epsg
+from geo.layers import LAYERS
+from geo.store import NotFound, Store
+from planner import catalogue as cat
+from planner.catalogue import PlotFilters, QueryError, Statuses, check_status_names
+from planner.visibility import check_readable, is_staff, layer_fields, plot_view
+
+__all__ = ["EXPORTABLE", "FORMATS", "MAX_EXPORT_IDS", "PLOT_ONLY", "ExportQuery", "export_where",
+           "export_count", "export_file"]
+
+FORMATS = {"shp.zip": "shp", "gpkg": "gpkg", "geojson": "geojson"}
+EXPORTABLE = tuple(n for n in LAYERS if n not in geo_io.NEVER_EXPORTED)
+MAX_EXPORT_IDS = 30_000  # ids per filtered export (SQLite's parameter limit is 32766)
+PLOT_ONLY = ("min_area", "max_area", "sector", "rail", "min_power", "min_water", "ready_by",
+             "as_of", "status", "sort")
+NOTHING = "\x00nothing"  # a key no feature has: an export that matched nothing is empty
+
+
+class ExportQuery(PlotFilters):
+    """Catalogue filters (plots only) and ``bbox`` (any feature layer) for an export, and the
+    output CRS. Without filters the whole layer as your role sees it is exported: every
+    plot for planners, every plot but candidates for others."""
+
+    status: Statuses | None = Field(None, description="Plot statuses (default: every status "
+                                                      "your role sees); 'candidate' for "
+                                                      "planners only")
+    limit: int = Field(MAX_EXPORT_IDS, ge=1, le=MAX_EXPORT_IDS, description="Most plots exported")
+    crs: str | None = Field(None, pattern=r"^(?:[Ee][Pp][Ss][Gg]:)?\d{4,6}$",
+                            description="Output CRS as an EPSG code (default: UTM 43N, "
+                                        "GeoJSON WGS84)")
+
+    @field_validator("status", mode="after")
+    @classmethod
+    def _known_statuses(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else check_status_names(value)
+
+    @field_validator("crs", mode="after")
+    @classmethod
+    def _known_crs(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_epsg(value)
+        return value
+
+    @property
+    def statuses(self) -> tuple[str, ...] | None:
+        """The statuses asked for, None for "every one the role sees"."""
+        return self.status if "status" in self.model_fields_set else None
+
+
+def export_where(store: Store, layer: str, query: ExportQuery, *, role: str | None,
+                 servicing: Any = None) -> dict[str, Any] | None:
+    """The store filter restricting an export of ``layer`` to the query and to the role's view.
+
+    Raises
+    ------
+    Forbidden
+        For a status the role may not see.
+    QueryError
+        For plot filters on another layer, a bbox on a table, or too many matches.
+    """
+    view = plot_view(role)
+    if layer == "plots":
+        where = view.where(query.statuses)
+        if not (query.attribute_filters or query.servicing_filters or query.bbox):
+            return where
+        statuses = query.statuses or view.statuses
+        page = cat.search(store, query.model_copy(update={"offset": 0, "status": statuses}),
+                          role=role, servicing=servicing)
+        if page.matched > query.limit:
+            raise QueryError(f"{page.matched} plots match; narrow the filters to at most "
+                             f"{query.limit}", "limit")
+        return {"plot_id": page.rows["plot_id"].tolist()}
+    given = sorted(set(PLOT_ONLY) & query.model_fields_set)
+    if given:
+        raise QueryError(f"{given[0]}: filters the plots layer only", given[0])
+    if query.bbox is None:
+        return None
+    if not LAYERS[layer].is_feature:
+        raise QueryError(f"bbox: {layer} is a table without geometry", "bbox")
+    box = cat.working_bbox(query.bbox)
+    key = LAYERS[layer].key
+    ids = [] if box == () else store.read(layer, bbox=box)[key].tolist()
+    if len(ids) > MAX_EXPORT_IDS:
+        raise QueryError(f"{len(ids)} features in the box; narrow it", "bbox")
+    return {key: ids}
+
+
+def _check_exportable(layer: str, role: str | None) -> None:
+    check_readable(layer, role)
+    if layer not in EXPORTABLE:
+        raise NotFound(f"layer {layer!r} is never exported")
+
+
+def export_count(store: Store, layer: str, *, role: str | None) -> int:
+    """How many features an unfiltered download of ``layer`` holds for ``role``."""
+    _check_exportable(layer, role)
+    return store.count(layer, where=export_where(store, layer, ExportQuery(), role=role))
+
+
+def export_file(store: Store, layer: str, fmt: str, query: ExportQuery, folder: Path, *,
+                role: str | None, servicing: Any = None) -> Path:
+    """Write the role's export of ``layer`` as ``fmt`` (a key of ``FORMATS``) into ``folder``.
+
+    Returns
+    -------
+    Path
+        The file written (named by :func:`geo.io.export_filename`).
+
+    Raises
+    ------
+    NotFound, Forbidden
+        For layers the role may not read (or that are never exported).
+    QueryError
+        For bad filters or a file that cannot be written (the reason in words).
+    """
+    _check_exportable(layer, role)
+    where = export_where(store, layer, query, role=role, servicing=servicing)
+    if where:
+        where = {k: (v if not isinstance(v, list) or v else [NOTHING]) for k, v in where.items()}
+    name = geo_io.export_filename(layer, FORMATS[fmt])
+    try:
+        return geo_io.export_layers(store, layer, FORMATS[fmt], Path(folder) / name,
+                                    crs=query.crs, where=where, include_private=is_staff(role),
+                                    fields=layer_fields(layer, role))
+    except ValueError as err:
+        if isinstance(err, QueryError):
+            raise
+        raise QueryError(str(err)) from None
