@@ -20,7 +20,7 @@ from geo.layers import FEATURE_LAYERS, get_layer
 from geo.store import NotFound
 from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
 from geo.tiles import MAX_ZOOM, Tile, TileCache, TileError, metres_per_pixel, nearest_within
-from planner import catalogue as cat
+from planner import visibility
 from web import deps
 from web.auth import current_role
 from web.maps import popup_html
@@ -39,11 +39,8 @@ STYLE_PROPERTIES: dict[str, tuple[str, ...]] = {
     "prot_zones": ("name", "status", "kind"),
 }
 ASSET_PROPERTIES = ("name", "status")
-#: Plot fields the public and investors never see (the integrity issue's policy).
 #: How close to a feature a click counts as on it, screen pixels.
 PICK_PIXELS = 6
-PRIVATE_PLOT_FIELDS = frozenset({"resident", "project", "invest", "jobs", "power_kw",
-                                 "water_m3d"})
 
 
 @dataclass(frozen=True)
@@ -71,7 +68,7 @@ class LayerView:
 
 
 def layer_view(layer: str, role: str) -> LayerView:
-    """The role's view of a feature layer.
+    """The role's view of a feature layer, as the access policy (planner.visibility) says.
 
     Raises
     ------
@@ -82,14 +79,13 @@ def layer_view(layer: str, role: str) -> LayerView:
     if layer not in FEATURE_LAYERS:
         raise NotFound(f"no feature layer {layer!r}")
     try:
-        cat.check_readable(layer, role)
-    except cat.Forbidden:
+        visibility.check_readable(layer, role)
+    except visibility.Forbidden:
         raise NotFound(f"no feature layer {layer!r}") from None
-    lyr = get_layer(layer)
-    fields = {f.name for f in lyr.fields if not f.system}
-    if layer == "plots" and not cat.is_staff(role):
-        fields -= PRIVATE_PLOT_FIELDS
-    return LayerView(layer, cat.layer_where(layer, role), frozenset(fields))
+    system = {f.name for f in get_layer(layer).fields if f.system}
+    fields = frozenset(visibility.layer_fields(layer, role)) - system
+    where = visibility.plot_view(role).where() if layer == "plots" else None
+    return LayerView(layer, where, fields)
 
 
 def tile_cache() -> TileCache:
