@@ -157,10 +157,12 @@ def bench_writes(port: int, db: Path, box: tuple[float, float, float, float]) ->
     """Warm ``/api/plots`` median, then the first request after each kind of write."""
     from zoneplan import accounts
     store = open_store(db)
-    investor = {"Authorization": f"Bearer {accounts.issue_token(store, 'investor')}",
-                "Content-Type": "application/json"}
-    planner = {"Authorization": f"Bearer {accounts.issue_token(store, 'planner')}",
-               "Content-Type": "application/json"}
+    for name in ("investor", "planner"):
+        if accounts.get_user(store, f"bench-{name}") is None:
+            accounts.create_user(store, f"bench-{name}", name, "bench-password-1")
+    investor, planner = ({"Authorization": f"Bearer {accounts.issue_token(store, name)}",
+                          "Content-Type": "application/json"}
+                         for name in ("bench-investor", "bench-planner"))
     w, s, e, n = box
     cx, cy = (w + e) / 2, (s + n) / 2
     query = f"/api/plots?bbox={cx - 0.003:.6f},{cy - 0.003:.6f},{cx + 0.003:.6f},{cy + 0.003:.6f}&{API_QUERY}"
