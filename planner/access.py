@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from planner.servicing import ServicingModel
-from planner.steiner import (DisconnectedTerminalsError, SteinerTree, read_stp, steiner_tree,
-                             write_stp)
+from planner.steiner import (DEFAULT_TIME_LIMIT_S, DisconnectedTerminalsError, SteinerTree,
+                             read_stp, steiner_tree, write_stp)
 
 __all__ = [
-    "steiner_tree", "SteinerTree", "DisconnectedTerminalsError", "read_stp", "write_stp",
+    "steiner_tree", "SteinerTree", "DEFAULT_TIME_LIMIT_S", "DisconnectedTerminalsError", "read_stp", "write_stp",
     "DEFAULT_BANDS", "parse_bands", "accessibility", "isochrones", "metrics_document",
 ]
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import csv
-import ctypes
 import math
 import os
-import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +14,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
+
+from planner.highs import silent_highs
 
 __all__ = [
     "AllocationInputError",
@@ -689,38 +688,6 @@ def _assignment(instance: _Instance, pairs: _Pairs) -> _State:
     return state
 
 
-def _silent_highs():
-    """A HiGHS instance that prints nothing: the banner goes to C stdout on a process's first construction."""
-    import highspy
-
-    with _BANNER_LOCK:
-        if not _BANNER_SWALLOWED:
-            _swallow_banner(highspy)
-        highs = highspy.Highs()
-    highs.setOptionValue("output_flag", False)
-    return highs
-
-
-_BANNER_LOCK = threading.Lock()
-_BANNER_SWALLOWED = False
-
-
-def _swallow_banner(highspy) -> None:
-    global _BANNER_SWALLOWED
-    sys.stdout.flush()
-    saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        highspy.Highs()
-        ctypes.CDLL(None).fflush(None)
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
-    _BANNER_SWALLOWED = True
-
-
 def _rows(key: np.ndarray, coefficient: np.ndarray, upper: np.ndarray, min_entries: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One ``sum coefficient * x <= upper[key]`` row per key (>= 0) having at least ``min_entries`` pairs."""
     columns = np.flatnonzero(key >= 0)
@@ -802,7 +769,7 @@ def _column_generation(matrix: sp.csc_matrix, upper: np.ndarray, cost: np.ndarra
     satisfies ``cost @ x <= upper @ y + rc @ x``, so ``upper @ y + sum(max(rc, 0))``
     bounds the optimum, and it is tight once no column prices out.
     """
-    highs = _silent_highs()
+    highs = silent_highs()
     columns = np.unique(initial)
     _pass_model(highs, matrix[:, columns], upper, cost[columns], integer=False)
     in_lp = np.zeros(len(cost), dtype=bool)
@@ -886,7 +853,7 @@ def _solve_subset(
 
     matrix, upper, cost = model
     deadline, mip_gap = limits
-    highs = _silent_highs()
+    highs = silent_highs()
     _pass_model(highs, matrix[:, columns], upper, cost[columns], integer=True)
     highs.setOptionValue("mip_rel_gap", mip_gap)
     if math.isfinite(deadline):

@@ -495,6 +495,12 @@ class ServicingModel:
         return Scenario(as_of, {(k[0], str(k[1])): v for k, v in what_if.items()}, status,
                         projected, overrides, key)
 
+    def layer_status(self, layer: str, as_of: dt.date | str | None = None,
+                     what_if: Mapping[tuple[str, str], str] | None = None) -> np.ndarray:
+        """Effective status of every asset of ``layer`` (rows of ``self.layers[layer]``)
+        as of a date and under a what-if, by the rules of :meth:`scenario`."""
+        return self._status(self.scenario(as_of, what_if), layer)
+
     def _status(self, scen: Scenario, layer: str) -> np.ndarray:
         return scen.status[self._asset_slice[layer]]
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import ctypes
 import heapq
 import math
 import os
-import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +15,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse import csgraph
 
+from planner.highs import silent_highs
+
 __all__ = [
+    "DEFAULT_TIME_LIMIT_S",
     "DisconnectedTerminalsError",
     "SteinerInternalError",
     "SteinerTree",
@@ -27,11 +27,11 @@ __all__ = [
     "write_stp",
 ]
 
-EXACT_TIME_LIMIT_S = 300.0
-"""Default wall-clock cap for the exact MILP phase."""
+DEFAULT_TIME_LIMIT_S = 10.0
+"""Budget of a call that names no time limit: a planner's click must not wait for a proof."""
 
 EXACT_MAX_EDGES = 6000
-"""Above this many edges after reductions, ``exact=None`` skips the MILP (it rarely closes in minutes)."""
+"""Above this many edges after reductions, a budgeted ``exact=None`` call skips the MILP (it rarely closes in minutes)."""
 
 _TOL = 1e-9
 _EXACT_BY_CONSTRUCTION = ("trivial", "shortest path")
@@ -46,6 +46,7 @@ _PERTURBATION = 0.25
 _THOROUGH_MAX_EDGES = 6000
 _LP_TAILING_ROUNDS = 8
 _FLOW_SCALE = 1_000_000
+_CHECK_EVERY_S = 0.25
 _NESTED_CUTS = 4
 
 Edge = tuple[Hashable, Hashable, float]
@@ -100,8 +101,9 @@ def steiner_tree(
     edges: Iterable[Edge],
     terminals: Iterable[Hashable],
     *,
-    time_limit: float | None = None,
+    time_limit: float | None = DEFAULT_TIME_LIMIT_S,
     exact: bool | None = None,
+    check: Callable[[], None] | None = None,
 ) -> SteinerTree:
     """Find a minimum-cost tree joining all terminals of an undirected graph.
 
@@ -113,12 +115,19 @@ def steiner_tree(
     terminals
         Node ids to join; duplicates are ignored.
     time_limit
-        Wall-clock budget in seconds for the whole call; the best tree found by then is
-        returned (a first heuristic tree is always completed). None: local search runs to
-        convergence and the MILP is cut off after ``EXACT_TIME_LIMIT_S``.
+        Wall-clock budget in seconds for the whole call (default ``DEFAULT_TIME_LIMIT_S``,
+        10 s): the best tree found by then is returned with its lower bound and gap (a first
+        heuristic tree is always completed). None: prove, however long -- local search runs
+        to convergence and the MILP runs until it proves optimality, whatever the graph size
+        (unless ``exact=False``).
     exact
         True: always run the MILP; False: heuristic and local search only; None: run the
-        MILP when the reduced graph has at most ``EXACT_MAX_EDGES`` edges.
+        MILP when the reduced graph has at most ``EXACT_MAX_EDGES`` edges, or always when
+        ``time_limit`` is None.
+    check
+        Called now and then while the search runs (at most every 0.25 s when the solver
+        looks at its clock); whatever it raises abandons the search and propagates
+        (how a cancelled job stops). The MILP's HiGHS runs are not interrupted.
 
     Returns
     -------
@@ -135,7 +144,7 @@ def steiner_tree(
     DisconnectedTerminalsError
         The terminals are not all in one connected component.
     """
-    clock = _Clock(time_limit)
+    clock = _Clock(time_limit, check=check)
     edge_list = list(edges)
     instance = _Instance.parse(edge_list, terminals)
     if len(instance.terminal_ids) < 2:
@@ -144,14 +153,16 @@ def steiner_tree(
     search = _LocalSearch(graph)
     if len(graph.terminals) == 2:
         return _finish(instance, _expand(graph, search.construct(clock)[0]), None, "shortest path", clock)
-    run_exact = exact if exact is not None else len(graph.u) <= EXACT_MAX_EDGES
-    heuristic_clock = clock.share(0.25) if run_exact else clock
+    run_exact = exact if exact is not None else (time_limit is None or len(graph.u) <= EXACT_MAX_EDGES)
+    # a budgeted heuristic run leaves time for the dual-ascent bound, so it can report a gap
+    heuristic_clock = clock.share(0.25 if run_exact else 0.6)
     tree = search.solve(heuristic_clock)
     if not run_exact:
         ascent_clock = clock.capped(max(_ASCENT_MIN_S, clock.elapsed()))
         lower_bound, _ = _dual_ascent(graph, int(graph.terminals[0]), ascent_clock, keep_cuts=False)
+        lower_bound = max(lower_bound, _voronoi_bound(graph))
     else:
-        result = _CutModel(graph).solve(tree, search, clock.capped(EXACT_TIME_LIMIT_S))
+        result = _CutModel(graph).solve(tree, search, clock)
         lower_bound = result.lower_bound
         if result.tree is not None and result.tree.cost < tree.cost:
             tree = result.tree
@@ -224,14 +235,25 @@ def _check_tree(instance: _Instance, chosen: list[int], cost: float) -> None:
 
 
 class _Clock:
-    """Wall-clock budget; ``limit`` None means unlimited."""
+    """Wall-clock budget; ``limit`` None means unlimited.
 
-    def __init__(self, limit: float | None, start: float | None = None) -> None:
+    ``check`` (optional) is called at most every ``_CHECK_EVERY_S`` whenever the solver
+    looks at the clock; it may raise to abandon the search (a cancelled job).
+    """
+
+    def __init__(self, limit: float | None, start: float | None = None,
+                 check: Callable[[], None] | None = None) -> None:
         self.start = time.perf_counter() if start is None else start
         self.limit = limit
+        self.check = check
+        self._checked = self.start
 
     def elapsed(self) -> float:
-        return time.perf_counter() - self.start
+        now = time.perf_counter()
+        if self.check is not None and now - self._checked >= _CHECK_EVERY_S:
+            self._checked = now
+            self.check()
+        return now - self.start
 
     def remaining(self) -> float:
         return math.inf if self.limit is None else self.limit - self.elapsed()
@@ -242,11 +264,11 @@ class _Clock:
     def share(self, fraction: float) -> _Clock:
         """A sub-budget: ``fraction`` of what remains, or unlimited if this clock is."""
         if self.limit is None:
-            return _Clock(None)
-        return _Clock(max(0.0, self.remaining()) * fraction)
+            return _Clock(None, check=self.check)
+        return _Clock(max(0.0, self.remaining()) * fraction, check=self.check)
 
     def capped(self, seconds: float) -> _Clock:
-        return _Clock(min(seconds, self.remaining()))
+        return _Clock(min(seconds, self.remaining()), check=self.check)
 
 
 @dataclass
@@ -920,34 +942,28 @@ def _dual_ascent(graph: _Graph, root: int, clock: _Clock, keep_cuts: bool) -> tu
     return bound, cuts
 
 
-def _new_highs():  # noqa: ANN202 - highspy is imported lazily
-    import highspy
+def _voronoi_bound(graph: _Graph) -> float:
+    """Half the sum, over terminals, of a lower bound on the distance to the nearest other terminal.
 
-    with _STDOUT_LOCK:
-        # HiGHS prints a banner on C stdout when constructed, before logging can be switched off.
-        sys.stdout.flush()
-        saved = os.dup(1)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 1)
-            highs = highspy.Highs()
-            _flush_c_stdout()
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-            os.close(devnull)
-    highs.setOptionValue("output_flag", False)
-    return highs
-
-
-_STDOUT_LOCK = threading.Lock()
-
-
-def _flush_c_stdout() -> None:
-    try:
-        ctypes.CDLL(None).fflush(None)
-    except (OSError, AttributeError):  # no C runtime reachable this way (e.g. Windows): nothing buffered to flush
-        pass
+    Walking around a Steiner tree visits the terminals in turn, each leg at least that
+    distance, so twice the tree's cost covers the sum. Each terminal's distance is bounded
+    below by its cheapest edge into another terminal's Voronoi region (``d(x) + c + d(y)``);
+    one multi-source Dijkstra, so it is there when dual ascent runs out of time.
+    """
+    terminals = graph.terminals
+    dist, _, source = csgraph.dijkstra(graph.matrix, directed=False, indices=terminals,
+                                       min_only=True, return_predecessors=True)
+    a, b = graph.u, graph.v
+    across = (source[a] != source[b]) & (source[a] >= 0) & (source[b] >= 0)
+    value = dist[a[across]] + graph.cost[across] + dist[b[across]]
+    nearest = np.full(graph.n, np.inf)
+    np.minimum.at(nearest, source[a[across]], value)
+    np.minimum.at(nearest, source[b[across]], value)
+    legs = nearest[terminals]
+    if not np.isfinite(legs).all():
+        return 0.0
+    # distances ran on weights where zero costs are a tiny positive number: stay below
+    return max(0.0, 0.5 * float(legs.sum()) * (1.0 - 1e-7))
 
 
 class _CutModel:
@@ -962,7 +978,7 @@ class _CutModel:
         self.tail = np.concatenate([graph.u, graph.v])
         self.head = np.concatenate([graph.v, graph.u])
         self.arc_cost = np.concatenate([graph.cost, graph.cost])
-        self.highs = _new_highs()
+        self.highs = silent_highs()
         self.highs.setOptionValue("mip_rel_gap", 1e-7)
         self.seen_cuts: set[bytes] = set()
         upper = np.where(self.head == self.root, 0.0, 1.0)

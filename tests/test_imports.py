@@ -200,6 +200,7 @@ def page_upload(client, csrf_token, data: bytes, name: str, **form):
 def test_page_replace_shows_removals_in_red_and_refuses_committed(planner_client, csrf_token,
                                                                   store, store_path, tmp_path):
     partial = plots_file(store, tmp_path, keep=lambda p: p["status"] == "available")
+    planner_client.get("/lang/en")  # saved on the account: a write of its own, before the check
     before = sha256(store_path)
     r = page_upload(planner_client, csrf_token, partial.read_bytes(), "plots.geojson",
                     replace="on")

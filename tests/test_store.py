@@ -13,7 +13,8 @@ import pytest
 import shapely
 
 from geo.layers import FEATURE_LAYERS, LAYERS
-from geo.store import Conflict, Invalid, NotFound, create_store, open_store
+from geo.store import (Conflict, Invalid, ListHas, NotFound, Range, create_store,
+                       open_store)
 
 E, N = 650_000.0, 4_799_000.0
 SQLITE_TYPES = {"str": "TEXT", "int": "INTEGER", "float": "REAL", "bool": "BOOLEAN",
@@ -91,6 +92,23 @@ def test_bbox_and_attribute_filters_use_the_rtree(store):
     assert store.count("plots", where={"status": ["available"]}) == 2
     assert store.read("plots", order_by="-plot_id", limit=1, offset=1)["plot_id"].tolist() == ["P-2"]
     assert store.extent("plots") == (E, N, E + 1100, N + 100)
+
+
+def test_list_and_range_filters(store):
+    rows = plots(("P-1", 0, 0, 100, 100), ("P-2", 500, 0, 600, 100), ("P-3", 1000, 0, 1100, 100),
+                 ("P-4", 2000, 0, 2100, 100))
+    rows["sectors"] = ["food, pharma", "chemicals,light", "*", None]
+    rows["start_yr"] = [2020, 2022, None, 2030]
+    store.insert("plots", rows)
+    ids = lambda where: store.read("plots", where=where)["plot_id"].tolist()  # noqa: E731
+    # a list holding the value; '*' and empty mean every sector
+    assert ids({"sectors": ListHas("pharma")}) == ["P-1", "P-3", "P-4"]
+    assert ids({"sectors": ListHas("light")}) == ["P-2", "P-3", "P-4"]
+    assert store.count("plots", where={"sectors": ListHas("'; DROP TABLE plots; --")}) == 2
+    assert ids({"start_yr": Range(2021, 2030)}) == ["P-2", "P-4"]
+    assert ids({"start_yr": Range(high=2021)}) == ["P-1"]
+    assert ids({"start_yr": Range(low=2025, or_null=True)}) == ["P-3", "P-4"]
+    assert ids({"start_yr": Range(2021, None), "sectors": ListHas("pharma")}) == ["P-4"]
 
 
 def test_bad_rows_are_refused_and_nothing_is_written(store):

@@ -18,7 +18,8 @@ DEFAULT_MAX_CONTENT_LENGTH = 32 * 1024 * 1024
 #: Responses compressed (brotli, gzip...) when the client accepts it.
 COMPRESSED_MEDIA = ("text/html", "text/css", "text/plain", "text/javascript", "application/javascript",
                     "application/json", "application/geo+json", "application/vnd.mapbox-vector-tile")
-BLUEPRINTS = ("web.auth", "web.pages", "web.api", "web.catalogue", "web.planner", "web.tiles")
+BLUEPRINTS = ("web.auth", "web.pages", "web.api", "web.catalogue", "web.planner",
+              "web.subdivide", "web.planner_access", "web.ogc", "web.tiles")
 
 
 class SetupError(RuntimeError):

@@ -10,7 +10,9 @@ Helpers for other blueprints (stable API):
   ``{"error": ..., "field": null}``).
 
 A request with ``Authorization: Bearer <token>`` is authenticated by that token alone (the
-session cookie is ignored), which is why such requests may skip the CSRF check.
+session cookie is ignored), which is why such requests may skip the CSRF check. HTTP Basic
+(for desktop GIS clients) is honoured on the read-only OGC API under /ogc only: browsers
+replay Basic credentials by themselves, so they must never authorise a write.
 """
 from __future__ import annotations
 
@@ -18,8 +20,8 @@ from functools import wraps
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, abort, flash, jsonify, redirect, render_template, request,
-                   session, url_for)
+from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template,
+                   request, session, url_for)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
@@ -30,10 +32,11 @@ from wtforms.validators import DataRequired, EqualTo, Length
 from geo.layers import ROLES
 from geo.store import StoreError
 from web.deps import get_store
-from web.security import bearer_token, login_throttle
+from web.security import basic_credentials, bearer_token, login_throttle
 from zoneplan import accounts
 
 bp = Blueprint("auth", __name__)
+VERIFIED = "zoneplan_verified_passwords"
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
 login_manager.login_message = _l("Please log in to see this page.")
@@ -58,10 +61,20 @@ class User(UserMixin):
         return True  # inactive users are never loaded
 
 
+BASIC_PATHS = ("/ogc",)
+
+
+def _basic_credentials() -> tuple[str, str] | None:
+    """HTTP Basic credentials, on the read-only paths that accept them."""
+    if request.method not in ("GET", "HEAD") or not request.path.startswith(BASIC_PATHS):
+        return None
+    return basic_credentials()
+
+
 @login_manager.user_loader
 def _load_user(sid: str) -> User | None:
-    if bearer_token() is not None:
-        return None  # a Bearer request is the token's, never the cookie's
+    if bearer_token() is not None or _basic_credentials() is not None:
+        return None  # a Bearer or Basic request is the header's, never the cookie's
     record = accounts.user_for_session(get_store(), sid)
     return User(record) if record else None
 
@@ -69,10 +82,21 @@ def _load_user(sid: str) -> User | None:
 @login_manager.request_loader
 def _load_token_user(req) -> User | None:
     token = bearer_token()
-    if token is None:
+    if token is not None:
+        record = accounts.user_for_token(get_store(), token)
+        return User(record, via="token") if record else None
+    credentials = _basic_credentials()
+    if credentials is None:
         return None
-    record = accounts.user_for_token(get_store(), token)
-    return User(record, via="token") if record else None
+    username, password = credentials
+    throttle, address = login_throttle(), request.remote_addr or ""
+    if throttle.retry_after(username, address):
+        return None
+    record = current_app.extensions[VERIFIED].authenticate(get_store(), username, password)
+    if record is None:
+        throttle.fail(username, address)
+        return None
+    return User(record, via="basic")
 
 
 @login_manager.unauthorized_handler
@@ -321,8 +345,10 @@ def _user_action(store, form: UserActionForm) -> None:
 
 
 def init_app(app) -> None:
-    """Attach Flask-Login to ``app``."""
+    """Attach Flask-Login to ``app`` and its cache of verified Basic credentials."""
     login_manager.init_app(app)
+    app.extensions[VERIFIED] = accounts.VerifiedPasswords(
+        float(app.config.get("BASIC_AUTH_TTL", 300)))
 
     @app.context_processor
     def _roles() -> dict[str, Any]:

@@ -210,7 +210,11 @@ def document(*, server: str = "/api", title: str = "zoneplan API",
         "info": {"title": title, "version": version,
                  "description": "Plots, layers, applications, servicing and exports of the "
                                 "Almaty Industrial Zone. GeoJSON is WGS84 (RFC 7946); errors are "
-                                "`{\"error\": message, \"field\": name or null}`."},
+                                "`{\"error\": message, \"field\": name or null}`. GIS "
+                                "clients read every layer over OGC API - Features at /ogc, "
+                                "described by its own OpenAPI 3.0 document at /ogc/api."},
+        "externalDocs": {"description": "OGC API - Features (QGIS, GDAL, OWSLib)",
+                         "url": "/ogc/api?f=html"},
         "paths": paths,
         "components": {
             "schemas": components,

@@ -1,6 +1,8 @@
 """Security set centrally: CSRF, per-request CSP nonces, response headers, login throttling."""
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import secrets
 import threading
@@ -42,6 +44,19 @@ def bearer_token() -> str | None:
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     return None
+
+
+def basic_credentials() -> tuple[str, str] | None:
+    """The user name and password of an ``Authorization: Basic`` header, else None."""
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip() or len(encoded) > 1024:
+        return None
+    try:
+        text = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, colon, password = text.partition(":")
+    return (username, password) if colon else None
 
 
 def wants_json() -> bool:

@@ -7,6 +7,8 @@ import os
 import re
 import secrets
 import sys
+import threading
+import time
 from typing import Any, TextIO
 
 import pandas as pd
@@ -174,6 +176,53 @@ def authenticate(store: Store, username: str, password: str) -> dict[str, Any] |
     if not verify_password(user["pw_hash"], password or "") or not user["active"]:
         return None
     return user
+
+
+class VerifiedPasswords:
+    """Passwords verified recently, so desktop GIS clients sending HTTP Basic on every request
+    do not pay a scrypt verification (~110 ms) each time.
+
+    Entries are keyed by an HMAC (with a per-process random key) of the stored hash and the
+    password, never the password itself; a changed password changes the stored hash, so its
+    old entries stop matching. The user row is still read on every call, so a disabled
+    account or a changed role takes effect at once.
+
+    Parameters
+    ----------
+    ttl_s : float
+        Seconds a verification is trusted.
+    max_entries : int
+        Entries kept (oldest dropped first).
+    """
+
+    def __init__(self, ttl_s: float = 300.0, max_entries: int = 1024):
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._key = secrets.token_bytes(32)
+        self._seen: dict[bytes, float] = {}
+        self._lock = threading.Lock()
+
+    def _digest(self, pw_hash: str, password: str) -> bytes:
+        return hmac.new(self._key, f"{pw_hash}\0{password}".encode("utf-8"),
+                        hashlib.sha256).digest()
+
+    def authenticate(self, store: Store, username: str, password: str) -> dict[str, Any] | None:
+        """Like :func:`authenticate`, skipping the hash check for a pair verified recently."""
+        user = get_user(store, (username or "").strip(), secrets_too=True)
+        if user is None or not user["active"] or not user["pw_hash"]:
+            return authenticate(store, username, password)  # the same cost as a wrong password
+        digest = self._digest(user["pw_hash"], password or "")
+        now = time.monotonic()
+        with self._lock:
+            if self._seen.get(digest, 0.0) > now:
+                return user
+        if not verify_password(user["pw_hash"], password or ""):
+            return None
+        with self._lock:
+            self._seen[digest] = now + self.ttl_s
+            while len(self._seen) > self.max_entries:
+                self._seen.pop(next(iter(self._seen)))
+        return user
 
 
 def session_id(user: dict[str, Any]) -> str:

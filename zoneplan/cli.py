@@ -12,8 +12,8 @@ from geo.store import StoreError
 from geo.validate import ValidationError
 
 # Each module defines register(subparsers) and sets func on its parsers.
-COMMAND_MODULES = ("core", "files", "servicing", "allocation", "applications", "access", "serve",
-                   "users")
+COMMAND_MODULES = ("core", "files", "servicing", "allocation", "applications", "access",
+                   "subdivide", "serve", "users")
 
 
 class CommandError(Exception):

@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import Callable
 
 from geo.store.base import (
-    Conflict, Invalid, NotFound, Null, Range, RowSession, Session, Store, StoreError, is_url,
+    Conflict, Invalid, ListHas, NotFound, Null, Range, RowSession, Session, Store, StoreError,
+    is_url,
 )
 
 DEFAULT_DB = "data/zone.gpkg"
 
-__all__ = ["Conflict", "Invalid", "NotFound", "Null", "Range", "Session", "Store", "StoreError",
-           "default_db", "is_url", "open_store", "create_store", "store_exists"]
+__all__ = ["Conflict", "Invalid", "ListHas", "NotFound", "Null", "Range", "Session", "Store",
+           "StoreError", "default_db", "is_url", "open_store", "create_store", "store_exists"]
 
 
 def default_db() -> str:

@@ -21,15 +21,30 @@ from geo.validate import Problem, ValidationError, check_geometries, coerce_attr
 Bbox = tuple[float, float, float, float]
 Where = Mapping[str, Any]
 """``{field: condition}`` ANDed; a condition is a value (``=``), a list, tuple or set of
-values (``IN``), a :class:`Range` (``>=`` and/or ``<=``) or a :class:`Null`."""
+values (``IN``), a :class:`Range` (``>=`` and/or ``<=``), a :class:`Null` or a
+:class:`ListHas`."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Range:
-    """``low <= field <= high``; an end left as None is open."""
+    """``low <= field <= high``; an end left as None is open.
+
+    ``or_null`` lets NULL match too (an unknown bound, e.g. an asset status without a due date).
+    """
 
     low: Any = None
     high: Any = None
+    or_null: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ListHas:
+    """Comma-list text (``"food,pharma"``) holding ``value``; text equal to ``everything``
+    (``"*"``), empty text and NULL mean "every value" and match too (how
+    ``geo.layers.parse_sectors`` reads the allowed sectors)."""
+
+    value: str
+    everything: str = "*"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +55,9 @@ class Null:
 
 
 Condition = tuple[str, str, Any]
-"""One compiled test: ``(field, op, value)`` with op one of ``= in >= <= null notnull``."""
+"""One compiled test: ``(field, op, value)`` with op one of ``= in >= <= null notnull``,
+``range|null`` (value ``(low, high)``, either None when open: NULL or within) or ``listhas``
+(value ``(everything, item)``)."""
 MAX_WHERE_VALUES = 30_000  # below SQLite's limit of bound parameters
 
 
@@ -182,6 +199,11 @@ def compile_where(layer: Layer, where: Where | None) -> list[Condition]:
         try:
             if isinstance(cond, Null):
                 out.append((name, "notnull" if cond.negate else "null", None))
+            elif isinstance(cond, ListHas):
+                out.append((name, "listhas", (str(cond.everything), str(cond.value).strip())))
+            elif isinstance(cond, Range) and cond.or_null:
+                out.append((name, "range|null", tuple(
+                    None if v is None else coerce_value(fld, v) for v in (cond.low, cond.high))))
             elif isinstance(cond, Range):
                 if cond.low is not None:
                     out.append((name, ">=", coerce_value(fld, cond.low)))

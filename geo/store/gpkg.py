@@ -162,6 +162,14 @@ def _select(layer: Layer, bbox: Bbox | None, where: Where | None, what: str) -> 
         elif op == "in":
             clauses.append(f"{column} IN ({', '.join('?' * len(value))})" if value else "0")
             params += [_sql_value(v) for v in value]
+        elif op == "listhas":
+            clauses.append(f"(coalesce(trim({column}), '') IN ('', ?) OR instr(',' || "
+                           f"replace({column}, ' ', '') || ',', ',' || ? || ',') > 0)")
+            params += list(value)
+        elif op == "range|null":
+            tests = [f"{column} {sign} ?" for sign, v in zip((">=", "<="), value) if v is not None]
+            clauses.append(f"({column} IS NULL OR ({' AND '.join(tests or ['1'])}))")
+            params += [_sql_value(v) for v in value if v is not None]
         else:
             clauses.append(f"{column} {op} ?")
             params.append(_sql_value(value))

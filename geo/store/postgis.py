@@ -148,6 +148,16 @@ def _condition(lyr: Layer, cond: Condition) -> tuple[sql.Composable, list[Any]]:
     if op == "in":
         return (sql.SQL("{} = ANY(%s::{}[])").format(column, _column_type(fld)),
                 [[_db_value(fld, v) for v in value]])
+    if op == "listhas":
+        return (sql.SQL("(coalesce(trim({0}), '') IN ('', %s) OR position(',' || %s || ',' "
+                        "IN ',' || replace({0}, ' ', '') || ',') > 0)").format(column),
+                list(value))
+    if op == "range|null":
+        tests = [sql.SQL("{} {} %s").format(column, sql.SQL(sign))
+                 for sign, v in zip((">=", "<="), value) if v is not None]
+        return (sql.SQL("({} IS NULL OR ({}))").format(
+                    column, sql.SQL(" AND ").join(tests) if tests else sql.SQL("true")),
+                [_db_value(fld, v) for v in value if v is not None])
     return sql.SQL("{} {} %s").format(column, sql.SQL(op)), [_db_value(fld, value)]
 
 

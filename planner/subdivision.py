@@ -1,0 +1,731 @@
+"""Subdivision of expansion land into streets and plots that each front a street.
+
+Two methods work on the same input and are compared by the same quality metrics:
+
+``strip``
+    Blocks and strips along streets: land on each side of a local street, up to half-way to
+    the next one, is cut across the street into plots of equal area (Vanegas et al. 2012
+    cut strips along the straight skeleton; on a generated grid the strips are the bands
+    between street and mid-line, so no skeleton is needed).
+``obb``
+    Recursive oriented-bounding-box split (Vanegas et al. 2012): every block is split
+    across the longer side of its oriented bounding box until plots reach the target area;
+    a split is refused when a part would lose its frontage, and the other axis is tried.
+
+Both end with the same clean-up: pieces without frontage or below the minimum area are
+merged into a neighbour when the result stays within the maximum; what still falls outside
+the area range is kept and flagged (``in_range`` False), pieces under half the minimum are
+left as open land and counted as remnants.
+
+All geometry is in metres (the working CRS); pure functions, nothing is read or written.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Mapping
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
+from planner.streets import (FRONTAGE_TOLERANCE_M, Frame, access_point, existing_streets,
+                             frontage, generate_streets, rights_of_way)
+
+__all__ = ["METHODS", "KEPT_STATUSES", "SubdivisionParams", "SubdivisionError", "Site",
+           "Subdivision", "subdivide", "compare"]
+
+METHODS: tuple[str, ...] = ("strip", "obb")
+STREET_LAYOUTS: tuple[str, ...] = ("generated", "existing")
+#: Plots someone holds or was offered: never replaced, always subdivided around.
+KEPT_STATUSES: tuple[str, ...] = ("available", "reserved", "allocated", "occupied")
+#: Pieces smaller than this share of the minimum plot area stay open land (remnants).
+REMNANT_SHARE = 0.5
+_OVERLAP_M2 = 1.0
+_SLICE_M = 2.0
+_MAX_LEVELS = 40
+#: Most plots one run may make (a bound on the work a request can ask for).
+MAX_PLOTS = 20_000
+Progress = Callable[[float, str], None]
+
+
+class SubdivisionError(ValueError):
+    """Input that cannot be subdivided (bad area, contradictory parameters); says why."""
+
+
+@dataclass(frozen=True)
+class SubdivisionParams:
+    """What the planner asks for.
+
+    Attributes
+    ----------
+    min_ha, max_ha : float
+        Acceptable plot areas, hectares.
+    target_ha : float or None
+        Area aimed at; default the geometric mean of the range.
+    frontage_m : float
+        Shortest street frontage of a plot, metres.
+    max_depth_ratio : float
+        Largest plot depth divided by its frontage.
+    street_spacing_m : float or None
+        Distance between local streets; default twice the plot depth that gives the target
+        area at depth 1.5 × frontage, plus the right of way.
+    row_m, spine_row_m : float
+        Right-of-way widths of local streets and of the spine and cross streets.
+    block_m : float
+        Longest run of a local street before a cross street parallel to the spine.
+    setback_rail_m, setback_power_m, setback_storm_m, setback_prot_m : float
+        Distance plots keep from rail lines, power lines, storm sewers and protection zones.
+    large_share : float
+        Share (0–1) of the net land given to large lots for heavy industry.
+    large_ha : float or None
+        Target area of a large lot; default 80% of ``max_ha``.
+    method : str
+        ``strip`` or ``obb``.
+    streets : str
+        ``generated`` (new spine and local streets, existing roads still give frontage) or
+        ``existing`` (only existing roads; ``obb`` only).
+    keep_existing : bool
+        Keep the candidate plots in the area and subdivide around them (default: replace).
+    """
+
+    min_ha: float = 0.5
+    max_ha: float = 5.0
+    target_ha: float | None = None
+    frontage_m: float = 40.0
+    max_depth_ratio: float = 3.0
+    street_spacing_m: float | None = None
+    row_m: float = 20.0
+    spine_row_m: float = 25.0
+    block_m: float = 600.0
+    setback_rail_m: float = 20.0
+    setback_power_m: float = 15.0
+    setback_storm_m: float = 5.0
+    setback_prot_m: float = 5.0
+    large_share: float = 0.0
+    large_ha: float | None = None
+    method: str = "strip"
+    streets: str = "generated"
+    keep_existing: bool = False
+
+    @property
+    def target(self) -> float:
+        """The target plot area, hectares."""
+        return self.target_ha if self.target_ha is not None else math.sqrt(self.min_ha * self.max_ha)
+
+    @property
+    def large_target(self) -> float:
+        """The target area of a large lot, hectares."""
+        return self.large_ha if self.large_ha is not None else 0.8 * self.max_ha
+
+    @property
+    def depth_m(self) -> float:
+        """Plot depth behind a street (half the block between two local streets)."""
+        if self.street_spacing_m is not None:
+            return (self.street_spacing_m - self.row_m) / 2
+        area = self.target * 10_000.0
+        return min(math.sqrt(area * min(1.5, self.max_depth_ratio)), area / self.frontage_m)
+
+    def check(self) -> None:
+        """Refuse parameters that are out of range or contradict each other.
+
+        Raises
+        ------
+        SubdivisionError
+            Naming the parameter(s) and why.
+        """
+        positive = {"min_ha": self.min_ha, "max_ha": self.max_ha, "frontage_m": self.frontage_m,
+                    "max_depth_ratio": self.max_depth_ratio, "row_m": self.row_m,
+                    "spine_row_m": self.spine_row_m, "block_m": self.block_m}
+        for name, value in {**positive, "target_ha": self.target_ha, "large_ha": self.large_ha,
+                            "street_spacing_m": self.street_spacing_m}.items():
+            if value is not None and (not math.isfinite(value) or value <= 0):
+                raise SubdivisionError(f"{name} must be a positive number (got {value})")
+        for name in ("setback_rail_m", "setback_power_m", "setback_storm_m", "setback_prot_m"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise SubdivisionError(f"{name} must be zero or more metres (got {value})")
+        if self.method not in METHODS:
+            raise SubdivisionError(f"unknown method {self.method!r}; use {' or '.join(METHODS)}")
+        if self.streets not in STREET_LAYOUTS:
+            raise SubdivisionError(f"unknown street layout {self.streets!r}; use "
+                                   f"{' or '.join(STREET_LAYOUTS)}")
+        if self.streets == "existing" and self.method == "strip":
+            raise SubdivisionError("the strip method cuts along a generated street grid; use "
+                                   "method obb with existing streets")
+        if not 0 <= self.large_share <= 1:
+            raise SubdivisionError(f"large_share is a share from 0 to 1 (got {self.large_share})")
+        if self.min_ha >= self.max_ha:
+            raise SubdivisionError(f"the smallest plot ({self.min_ha:g} ha) must be smaller than "
+                                   f"the largest ({self.max_ha:g} ha)")
+        for name, value in (("target_ha", self.target_ha), ("large_ha", self.large_ha)):
+            if value is not None and not self.min_ha <= value <= self.max_ha:
+                raise SubdivisionError(f"{name} {value:g} ha lies outside the plot area range "
+                                       f"{self.min_ha:g}–{self.max_ha:g} ha")
+        if self.street_spacing_m is not None and self.street_spacing_m <= self.row_m:
+            raise SubdivisionError(f"street spacing {self.street_spacing_m:g} m leaves no land "
+                                   f"between streets {self.row_m:g} m wide")
+        depth = self.depth_m
+        need = max(self.frontage_m * depth, depth * depth / self.max_depth_ratio) / 10_000.0
+        if need > self.max_ha:
+            raise SubdivisionError(
+                f"plots {depth:.0f} m deep (street spacing {2 * depth + self.row_m:.0f} m) need "
+                f"at least {need:.2f} ha to have {self.frontage_m:g} m of frontage and a depth "
+                f"of at most {self.max_depth_ratio:g} × frontage, more than the largest plot "
+                f"({self.max_ha:g} ha); narrow the street spacing or widen the range")
+
+
+@dataclass(frozen=True)
+class Site:
+    """The land to subdivide and what around it matters, all in the working CRS.
+
+    Attributes
+    ----------
+    area : Polygon
+    exp_id : str or None
+        The expansion area, when the area is one.
+    layers : mapping of layer name to GeoDataFrame
+        ``plots``, ``roads``, ``gates``, ``rail_lines``, ``power_lines``, ``storm_sewers``,
+        ``prot_zones`` near the area (missing layers count as empty).
+    """
+
+    area: Any
+    exp_id: str | None = None
+    layers: Mapping[str, gpd.GeoDataFrame] = field(default_factory=dict)
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Mapping[str, pd.DataFrame], area: Any,
+                      exp_id: str | None = None, margin_m: float = 2_000.0) -> "Site":
+        """The site of ``area`` from a store snapshot (layers cut to the area's surroundings).
+
+        Raises
+        ------
+        SubdivisionError
+            For an empty, non-polygon or invalid (self-intersecting) area.
+        """
+        area = check_area(area)
+        box = shapely.box(*shapely.buffer(area, margin_m).bounds)
+        layers = {}
+        for name in ("plots", "roads", "gates", "rail_lines", "power_lines", "storm_sewers",
+                     "prot_zones"):
+            frame = snapshot.get(name)
+            if frame is not None and len(frame):
+                layers[name] = frame[frame.intersects(box)]
+        return cls(area, exp_id, layers)
+
+    def layer(self, name: str) -> gpd.GeoDataFrame | None:
+        frame = self.layers.get(name)
+        return frame if frame is not None and len(frame) else None
+
+
+def check_area(area: Any) -> Any:
+    """The area as one valid polygon.
+
+    Raises
+    ------
+    SubdivisionError
+        For nothing, a non-polygon, or an outline that crosses itself (with where).
+    """
+    if area is not None and shapely.get_type_id(area) == 6 and shapely.get_num_geometries(area) == 1:
+        area = shapely.get_geometry(area, 0)
+    if area is None or shapely.is_empty(area):
+        raise SubdivisionError("the area is empty")
+    if shapely.get_type_id(area) != 3:
+        raise SubdivisionError(f"the area must be one polygon, not a {area.geom_type}")
+    if not area.is_valid:
+        reason = shapely.is_valid_reason(area)
+        where = ""
+        if "[" in reason:
+            x, y = (float(v) for v in reason.split("[", 1)[1].rstrip("]").split()[:2])
+            lon, lat = transformer(WORKING_EPSG, WGS84_EPSG).transform(x, y)
+            where = f" near {lat:.5f} N, {lon:.5f} E"
+        raise SubdivisionError(f"the area's outline is not valid ({reason.split('[')[0].strip()})"
+                               f"{where}; draw it without crossing lines")
+    return area
+
+
+@dataclass
+class Subdivision:
+    """A subdivision, ready to preview or commit (working CRS).
+
+    Attributes
+    ----------
+    plots : GeoDataFrame
+        ``area_ha``, ``frontage_m``, ``street_id`` (the street it fronts), ``depth_ratio``,
+        ``in_range``, ``large``, ``compact`` (circular compactness), ``elongation``.
+    streets : GeoDataFrame
+        New streets (``existing`` False) and existing roads giving frontage (True):
+        ``street_id``, ``role``, ``row_m``, ``existing``.
+    removed : GeoDataFrame
+        Candidate plots the subdivision replaces (``plot_id``, ``status``, ``version``).
+    kept : list of str
+        Plots in the area it subdivides around.
+    metrics : dict
+        Quality measures (see :func:`quality`).
+    warnings : list of str
+    params : SubdivisionParams
+    """
+
+    plots: gpd.GeoDataFrame
+    streets: gpd.GeoDataFrame
+    removed: gpd.GeoDataFrame
+    kept: list[str]
+    metrics: dict[str, Any]
+    warnings: list[str]
+    params: SubdivisionParams
+
+
+def _geoms(frame: gpd.GeoDataFrame | None) -> np.ndarray:
+    return np.zeros(0, dtype=object) if frame is None else np.asarray(frame.geometry.values,
+                                                                       dtype=object)
+
+
+def _plots_in(site: Site, keep_existing: bool) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """(kept, removed): plots overlapping the area by more than 1 m²; candidates are
+    removed unless ``keep_existing``."""
+    plots = site.layer("plots")
+    if plots is None:
+        empty = gpd.GeoDataFrame({"plot_id": [], "status": []}, geometry=[], crs=WORKING_EPSG)
+        return empty, empty
+    inside = plots[shapely.area(shapely.intersection(_geoms(plots), site.area)) > _OVERLAP_M2]
+    replaced = (inside["status"] == "candidate").to_numpy() & (not keep_existing)
+    return inside[~replaced], inside[replaced]
+
+
+def _setbacks(site: Site, params: SubdivisionParams) -> Any:
+    """Land plots keep clear of: protection zones and buffers around lines and zones."""
+    parts = []
+    for name, distance in (("rail_lines", params.setback_rail_m),
+                           ("power_lines", params.setback_power_m),
+                           ("storm_sewers", params.setback_storm_m),
+                           ("prot_zones", params.setback_prot_m)):
+        geoms = _geoms(site.layer(name))
+        if len(geoms):
+            parts.append(shapely.buffer(geoms, distance) if distance > 0 else geoms)
+    if not parts:
+        return shapely.Polygon()
+    return shapely.intersection(shapely.union_all(np.concatenate(parts)),
+                                shapely.buffer(site.area, 1.0))
+
+
+def _report(progress: Progress | None, fraction: float, message: str) -> None:
+    if progress is not None:
+        progress(min(1.0, max(0.0, fraction)), message)
+
+
+# --------------------------------------------------------------------------- pieces
+def _polygons(geoms: np.ndarray, min_m2: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Polygon parts of ``geoms`` above ``min_m2`` and the index of the geometry each came from."""
+    parts, index = shapely.get_parts(geoms, return_index=True)
+    keep = (shapely.get_type_id(parts) == 3) & (shapely.area(parts) > min_m2)
+    return parts[keep], index[keep]
+
+
+def _strip_pieces(net: Any, local_x: np.ndarray, targets: Callable[[np.ndarray], np.ndarray],
+                  params: SubdivisionParams, progress: Progress | None) -> np.ndarray:
+    """Bands beside each local street, each cut across the street into equal-area plots."""
+    minx, miny, maxx, maxy = net.bounds
+    mids = (local_x[1:] + local_x[:-1]) / 2
+    lefts = np.concatenate([[minx - 1], mids])
+    rights = np.concatenate([mids, [maxx + 1]])
+    boxes = np.concatenate([shapely.box(lefts, miny - 1, local_x, maxy + 1),
+                            shapely.box(local_x, miny - 1, rights, maxy + 1)])
+    parts, _ = _polygons(shapely.intersection(boxes, net))
+    _report(progress, 0.45, f"cutting {len(parts)} strips into plots")
+    bounds = shapely.bounds(parts)
+    width, height = bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1]
+    area = shapely.area(parts) / 10_000.0
+    n = np.maximum(1, np.round(area / targets(parts)))
+    n_low = np.ceil(area / params.max_ha)
+    n_high = np.minimum.reduce([np.floor(area / params.min_ha),
+                                np.floor(height / params.frontage_m),
+                                np.floor(height * params.max_depth_ratio / np.maximum(width, 1e-9))])
+    n = np.where(n_low <= n_high, np.clip(n, n_low, n_high), np.maximum(n_high, 1)).astype(int)
+    cuts = _equal_area_cuts(parts, bounds, n)
+    owner = np.repeat(np.arange(len(parts)), n)
+    lower = np.concatenate([c[:-1] for c in cuts])
+    upper = np.concatenate([c[1:] for c in cuts])
+    slabs = shapely.box(bounds[owner, 0] - 1, lower, bounds[owner, 2] + 1, upper)
+    pieces, _ = _polygons(shapely.intersection(parts[owner], slabs))
+    return pieces
+
+
+def _equal_area_cuts(parts: np.ndarray, bounds: np.ndarray, n: np.ndarray) -> list[np.ndarray]:
+    """For each part, the ``n + 1`` y positions that cut it into ``n`` equal areas."""
+    counts = np.maximum(1, np.ceil((bounds[:, 3] - bounds[:, 1]) / _SLICE_M)).astype(int)
+    owner = np.repeat(np.arange(len(parts)), counts)
+    step = (bounds[:, 3] - bounds[:, 1]) / counts
+    k = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+    y0 = bounds[owner, 1] + k * step[owner]
+    slabs = shapely.box(bounds[owner, 0] - 1, y0, bounds[owner, 2] + 1, y0 + step[owner])
+    areas = shapely.area(shapely.intersection(parts[owner], slabs))
+    cuts, start = [], 0
+    for i, count in enumerate(counts):
+        cumulative = np.concatenate([[0.0], np.cumsum(areas[start:start + count])])
+        edges = bounds[i, 1] + np.arange(count + 1) * step[i]
+        quantiles = np.linspace(0.0, cumulative[-1], n[i] + 1)
+        ys = np.interp(quantiles, cumulative, edges)
+        ys[0], ys[-1] = bounds[i, 1] - 1, bounds[i, 3] + 1
+        cuts.append(ys)
+        start += count
+    return cuts
+
+
+def _halfplanes(anchor: np.ndarray, along: np.ndarray, far: float) -> tuple[np.ndarray, np.ndarray]:
+    """The two half-planes (as large boxes) either side of the line through ``anchor`` across
+    unit vector ``along``."""
+    across = np.column_stack([-along[:, 1], along[:, 0]])
+    a1, a2 = anchor + across * far, anchor - across * far
+    behind, ahead = -along * far, along * far
+    low = shapely.polygons(np.stack([a1, a2, a2 + behind, a1 + behind, a1], axis=1))
+    high = shapely.polygons(np.stack([a1, a2, a2 + ahead, a1 + ahead, a1], axis=1))
+    return low, high
+
+
+def _obb_axes(polys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Centre, unit vector along the long side, long length and short length of each
+    polygon's oriented bounding box."""
+    ring = shapely.get_coordinates(shapely.oriented_envelope(polys)).reshape(len(polys), -1, 2)[:, :4]
+    e1, e2 = ring[:, 1] - ring[:, 0], ring[:, 2] - ring[:, 1]
+    l1, l2 = np.hypot(e1[:, 0], e1[:, 1]), np.hypot(e2[:, 0], e2[:, 1])
+    long_first = l1 >= l2
+    long_vec = np.where(long_first[:, None], e1, e2)
+    long_len, short_len = np.maximum(l1, l2), np.minimum(l1, l2)
+    centre = ring.mean(axis=1)
+    return centre, long_vec / np.maximum(long_len, 1e-9)[:, None], long_len, short_len
+
+
+def _obb_pieces(net: Any, streets: gpd.GeoDataFrame, targets: Callable[[np.ndarray], np.ndarray],
+                params: SubdivisionParams, progress: Progress | None) -> np.ndarray:
+    """Blocks split across the longer side of their bounding box while a split keeps
+    every part fronting a street."""
+    done: list[np.ndarray] = []
+    todo, _ = _polygons(np.array([net], dtype=object))
+    far = 10.0 * max(net.bounds[2] - net.bounds[0], net.bounds[3] - net.bounds[1], 1.0)
+    for level in range(_MAX_LEVELS):
+        if not len(todo):
+            break
+        _report(progress, 0.3 + 0.5 * level / 14, f"splitting {len(todo)} blocks (level {level + 1})")
+        area = shapely.area(todo) / 10_000.0
+        target = targets(todo)
+        wants = (area > params.max_ha) | ((area > 1.5 * target) & (area >= 2 * params.min_ha))
+        done.append(todo[~wants])
+        todo = todo[wants]
+        if not len(todo):
+            break
+        n = np.maximum(2, np.round(area[wants] / target[wants]))
+        share = np.floor(n / 2) / n
+        centre, along, long_len, short_len = _obb_axes(todo)
+        across = np.column_stack([-along[:, 1], along[:, 0]])
+        accepted = np.zeros(len(todo), dtype=bool)
+        result_low = np.empty(len(todo), dtype=object)
+        result_high = np.empty(len(todo), dtype=object)
+        for axis, length in ((along, long_len), (across, short_len)):
+            pending = ~accepted
+            if not pending.any():
+                break
+            idx = np.flatnonzero(pending)
+            anchor = centre[idx] + axis[idx] * ((share[idx] - 0.5) * length[idx])[:, None]
+            low, high = _halfplanes(anchor, axis[idx], far)
+            low, high = shapely.intersection(todo[idx], low), shapely.intersection(todo[idx], high)
+            ok = _parts_front(low, streets, params, targets) & \
+                _parts_front(high, streets, params, targets)
+            accepted[idx[ok]] = True
+            result_low[idx[ok]], result_high[idx[ok]] = low[ok], high[ok]
+        done.append(todo[~accepted])
+        todo, _ = _polygons(np.concatenate([result_low[accepted], result_high[accepted]]))
+    done.append(todo)
+    return np.concatenate(done)
+
+
+def _parts_front(geoms: np.ndarray, streets: gpd.GeoDataFrame, params: SubdivisionParams,
+                 targets: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Whether every polygon part of each geometry fronts a street along the minimum
+    frontage, has the minimum area, and, once plot-sized, is no deeper than allowed."""
+    parts, index = _polygons(geoms)
+    length, _ = frontage(parts, streets)
+    area = shapely.area(parts)
+    plot_sized = area <= 1.5 * targets(parts) * 10_000.0
+    deep = area / np.maximum(length, 1e-9) ** 2 > params.max_depth_ratio
+    good = (length >= params.frontage_m) & (area >= params.min_ha * 10_000.0 * 0.999) \
+        & ~(plot_sized & deep)
+    bad = np.zeros(len(geoms), dtype=bool)
+    np.logical_or.at(bad, index[~good], True)
+    has_part = np.zeros(len(geoms), dtype=bool)
+    has_part[index] = True
+    return has_part & ~bad
+
+
+# --------------------------------------------------------------------------- clean-up
+def _merge_misfits(pieces: np.ndarray, streets: gpd.GeoDataFrame, params: SubdivisionParams
+                   ) -> np.ndarray:
+    """Merge pieces without frontage or below the minimum area into the neighbour they share
+    most boundary with, while the merged plot stays within the maximum area."""
+    pieces = pieces.copy()
+    length, _ = frontage(pieces, streets)
+    area = shapely.area(pieces)
+    fits = (length >= params.frontage_m) & (area >= params.min_ha * 10_000.0)
+    if fits.all():
+        return pieces
+    tree = shapely.STRtree(pieces)
+    a, b = tree.query(pieces, predicate="intersects")
+    pairs = a != b
+    a, b = a[pairs], b[pairs]
+    shared = shapely.length(shapely.intersection(shapely.boundary(pieces[a]),
+                                                 shapely.boundary(pieces[b])))
+    neighbours: dict[int, dict[int, float]] = {}
+    for i, j, s in zip(a, b, shared):
+        if s > 1.0:
+            neighbours.setdefault(int(i), {})[int(j)] = float(s)
+    alive = np.ones(len(pieces), dtype=bool)
+    limit = params.max_ha * 10_000.0
+    # Smallest first: slivers find room in a neighbour before larger misfits fill it.
+    for i in np.flatnonzero(~fits)[np.argsort(area[~fits])]:
+        options = [(j, s) for j, s in neighbours.get(int(i), {}).items()
+                   if alive[j] and area[i] + area[j] <= limit]
+        if not options:
+            continue
+        # Prefer neighbours that front a street, then the longest shared boundary.
+        j = max(options, key=lambda js: (length[js[0]] >= params.frontage_m, js[1]))[0]
+        merged = shapely.union(pieces[j], pieces[i])
+        if shapely.get_type_id(merged) != 3:
+            continue
+        pieces[j], area[j], alive[i] = merged, area[i] + area[j], False
+        length[j] = max(length[j], length[i])
+        for k, s in neighbours.pop(int(i), {}).items():
+            if k != j:
+                neighbours.setdefault(j, {})[k] = neighbours.get(j, {}).get(k, 0.0) + s
+                neighbours.setdefault(k, {})[j] = neighbours[j][k]
+    return pieces[alive]
+
+
+def _large_lots(net: Any, share: float) -> Callable[[np.ndarray], np.ndarray]:
+    """Which land gets large lots: the strips or blocks nearest the area's west end until
+    ``share`` of the net land is covered (a predictable, contiguous heavy-industry quarter)."""
+    minx, _, maxx, _ = net.bounds
+    threshold = minx + share * (maxx - minx)
+    return lambda geoms: shapely.get_coordinates(shapely.centroid(geoms))[:, 0] < threshold
+
+
+def _targets(params: SubdivisionParams, net: Any) -> Callable[[np.ndarray], np.ndarray]:
+    large = _large_lots(net, params.large_share)
+    return lambda geoms: np.where(large(geoms), params.large_target, params.target)
+
+
+# --------------------------------------------------------------------------- the run
+def _developable(site: Site, params: SubdivisionParams) -> tuple[Any, gpd.GeoDataFrame,
+                                                                    gpd.GeoDataFrame]:
+    """(net developable land, kept plots, replaced plots): the area less kept plots,
+    protection zones and setbacks.
+
+    Raises
+    ------
+    SubdivisionError
+        When it holds less than one plot, or asks for more plots than one run may make.
+    """
+    kept, removed = _plots_in(site, params.keep_existing)
+    held = shapely.union_all(_geoms(kept)) if len(kept) else shapely.Polygon()
+    developable = shapely.difference(site.area, shapely.union(_setbacks(site, params), held))
+    hectares = developable.area / 10_000.0
+    if hectares < params.min_ha:
+        raise SubdivisionError(
+            f"the area has {hectares:.2f} ha free of setbacks, protection zones and kept "
+            f"plots, less than one plot of {params.min_ha:g} ha")
+    if hectares / params.min_ha > MAX_PLOTS:
+        raise SubdivisionError(
+            f"{hectares:.0f} ha in plots of {params.min_ha:g} ha would make more than "
+            f"{MAX_PLOTS:,} plots; raise the smallest plot or subdivide a smaller area")
+    return developable, kept, removed
+
+
+def _streets(site: Site, params: SubdivisionParams, frame: Frame
+             ) -> tuple[gpd.GeoDataFrame, np.ndarray | None, list[str]]:
+    """(streets in the frame, local street positions or None, notes): the generated layout
+    (when asked for) and the existing roads reaching the area."""
+    local = frame.to_local
+    existing = existing_streets(site.layer("roads"), site.area)
+    existing = existing.set_geometry(local(_geoms(existing)), crs=WORKING_EPSG)
+    if params.streets != "generated":
+        if not len(existing):
+            raise SubdivisionError("no street reaches the area: there are no existing roads "
+                                   "along it; generate streets instead")
+        return existing, None, []
+    gate, where = access_point(site.area, site.layer("gates"), site.layer("roads"))
+    notes = [f"the spine road starts from {where}" if gate is not None else
+             "no gate or road to connect to: the streets are not joined to the network"]
+    zones = site.layer("prot_zones")
+    grid = generate_streets(local(site.area), depth_m=params.depth_m, row_m=params.row_m,
+                            spine_row_m=params.spine_row_m, block_m=params.block_m,
+                            access=None if gate is None else local(gate),
+                            avoid=None if zones is None else local(shapely.union_all(_geoms(zones))))
+    return pd.concat([grid.streets, existing], ignore_index=True), grid.local_x, notes
+
+
+def _notes(metrics: Mapping[str, Any], params: SubdivisionParams) -> list[str]:
+    notes = []
+    if metrics["out_of_range"]:
+        notes.append(f"{metrics['out_of_range']} plot(s) fall outside "
+                     f"{params.min_ha:g}–{params.max_ha:g} ha where the land allows no better")
+    if metrics["too_deep"]:
+        notes.append(f"{metrics['too_deep']} plot(s) are deeper than {params.max_depth_ratio:g} "
+                     "× their frontage")
+    if metrics["remnants"]:
+        notes.append(f"{metrics['remnants']} remnant(s) of {metrics['remnant_ha']:.2f} ha "
+                     "too small or without frontage stay open land")
+    return notes
+
+
+def subdivide(site: Site, params: SubdivisionParams, *,
+              progress: Progress | None = None) -> Subdivision:
+    """Subdivide ``site.area`` into streets and plots.
+
+    Parameters
+    ----------
+    site : Site
+        The area and its surroundings (:meth:`Site.from_snapshot`).
+    params : SubdivisionParams
+    progress : callable(fraction, message), optional
+        Told how far the work is (0–1); may raise to stop it.
+
+    Returns
+    -------
+    Subdivision
+
+    Raises
+    ------
+    SubdivisionError
+        For contradictory parameters, an area too small for one plot or without any street
+        access, or when no plot fits.
+    """
+    started = time.perf_counter()
+    params.check()
+    site = replace(site, area=check_area(site.area))
+    _report(progress, 0.02, "reading the site")
+    developable, kept, removed = _developable(site, params)
+    _report(progress, 0.1, "laying out streets")
+    frame = Frame.of(site.area)
+    streets_local, local_x, warnings = _streets(site, params, frame)
+    net = shapely.difference(frame.to_local(developable), rights_of_way(streets_local))
+    net = shapely.make_valid(shapely.set_precision(net, 0.001))
+    _report(progress, 0.25, f"subdividing {net.area / 10_000.0:.1f} ha ({params.method})")
+    targets = _targets(params, net)
+    if params.method == "strip":
+        pieces = _strip_pieces(net, local_x, targets, params, progress)
+    else:
+        pieces = _obb_pieces(net, streets_local, targets, params, progress)
+    _report(progress, 0.85, f"checking {len(pieces)} plots")
+    pieces = _merge_misfits(pieces, streets_local, params)
+    plots, remnants = _plot_table(pieces, streets_local, params, targets(pieces))
+    if not len(plots):
+        raise SubdivisionError("no plot of the asked size fronts a street in this area; "
+                               "lower --min-ha or --frontage, or move the streets")
+    plots = plots.set_geometry(frame.to_world(_geoms(plots)), crs=WORKING_EPSG)
+    streets = streets_local.set_geometry(frame.to_world(_geoms(streets_local)), crs=WORKING_EPSG)
+    streets = streets.reset_index(drop=True).astype({"existing": bool, "row_m": float})
+    plots["street_id"] = streets["street_id"].to_numpy()[plots.pop("street").to_numpy()]
+    _report(progress, 0.95, "measuring quality")
+    _shape_metrics(plots)
+    metrics = quality(site.area, developable, plots, streets, remnants, params)
+    metrics["elapsed_s"] = round(time.perf_counter() - started, 3)
+    _report(progress, 1.0, f"{len(plots)} plots")
+    return Subdivision(plots, streets, removed.reset_index(drop=True),
+                       sorted(str(k) for k in kept["plot_id"]), metrics,
+                       warnings + _notes(metrics, params), params)
+
+
+def _plot_table(pieces: np.ndarray, streets: gpd.GeoDataFrame, params: SubdivisionParams,
+                target_ha: np.ndarray) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+    """(plots, remnant areas in m²): pieces with frontage and at least half the minimum area
+    become plots, the rest remnants."""
+    length, street = frontage(pieces, streets)
+    area = shapely.area(pieces)
+    is_plot = (length >= params.frontage_m) & (area >= REMNANT_SHARE * params.min_ha * 10_000.0)
+    area_ha = area[is_plot] / 10_000.0
+    plots = gpd.GeoDataFrame({
+        "area_ha": np.round(area_ha, 4),
+        "frontage_m": np.round(length[is_plot], 1),
+        "street": street[is_plot],
+        "target_ha": target_ha[is_plot],
+        "depth_ratio": np.round(area[is_plot] / np.maximum(length[is_plot], 1e-9) ** 2, 2),
+        "in_range": (area_ha >= params.min_ha * 0.999) & (area_ha <= params.max_ha * 1.001),
+        "large": target_ha[is_plot] > params.target,
+    }, geometry=pieces[is_plot], crs=WORKING_EPSG)
+    return plots, area[~is_plot]
+
+
+def _shape_metrics(plots: gpd.GeoDataFrame) -> None:
+    """Add circular compactness and elongation (momepy) to ``plots``."""
+    # momepy pulls in libpysal and scikit-learn (seconds to import): only when measuring.
+    import momepy
+    plots["compact"] = np.round(momepy.circular_compactness(plots.geometry).to_numpy(), 3)
+    plots["elongation"] = np.round(momepy.elongation(plots.geometry).to_numpy(), 3)
+
+
+def quality(area: Any, developable: Any, plots: gpd.GeoDataFrame, streets: gpd.GeoDataFrame,
+            remnants: np.ndarray, params: SubdivisionParams) -> dict[str, Any]:
+    """The quality measures every run reports.
+
+    Returns
+    -------
+    dict
+        ``plots``, ``area_ha``, ``net_developable_ha`` (area less kept plots, protection zones
+        and setbacks), ``plotted_ha``, ``utilisation`` (plotted / net developable),
+        ``frontage_share`` (plots fronting a street along the minimum frontage),
+        ``target_ha``, ``deviation_mean`` and ``deviation_worst`` (|area − target| / target),
+        ``out_of_range``, ``large_lots``, ``compactness_mean`` (momepy circular compactness),
+        ``elongation_mean``, ``depth_ratio_max`` and ``too_deep`` (plots deeper than
+        ``max_depth_ratio`` × frontage, with depth taken as area / frontage), ``street_land_ha`` (land in the new
+        streets' rights of way inside the area), ``new_street_km``, ``remnants``,
+        ``remnant_ha``.
+    """
+    new = streets[~streets["existing"].astype(bool)]
+    target = plots["target_ha"].to_numpy(dtype=float)
+    deviation = np.abs(plots["area_ha"].to_numpy(dtype=float) - target) / target
+    fronting = (plots["frontage_m"] >= params.frontage_m).mean() if len(plots) else 0.0
+    return {
+        "method": params.method,
+        "plots": int(len(plots)),
+        "area_ha": round(area.area / 10_000.0, 2),
+        "net_developable_ha": round(developable.area / 10_000.0, 2),
+        "plotted_ha": round(float(plots["area_ha"].sum()), 2),
+        "utilisation": round(float(plots["area_ha"].sum()) * 10_000.0 / developable.area, 4),
+        "frontage_share": round(float(fronting), 4),
+        "target_ha": round(params.target, 3),
+        "deviation_mean": round(float(deviation.mean()), 4) if len(plots) else None,
+        "deviation_worst": round(float(deviation.max()), 4) if len(plots) else None,
+        "out_of_range": int((~plots["in_range"]).sum()),
+        "large_lots": int(plots["large"].sum()),
+        "compactness_mean": round(float(plots["compact"].mean()), 3),
+        "elongation_mean": round(float(plots["elongation"].mean()), 3),
+        "depth_ratio_max": round(float(plots["depth_ratio"].max()), 2),
+        "too_deep": int((plots["depth_ratio"] > params.max_depth_ratio).sum()),
+        "street_land_ha": round(shapely.intersection(rights_of_way(new), area).area / 10_000.0, 2),
+        "new_street_km": round(float(shapely.length(_geoms(new)).sum()) / 1000.0, 3),
+        "remnants": int(len(remnants)),
+        "remnant_ha": round(float(remnants.sum()) / 10_000.0, 2),
+    }
+
+
+def compare(site: Site, params: SubdivisionParams, *, progress: Progress | None = None,
+            ) -> dict[str, Subdivision]:
+    """Every method on the same site and parameters (the ``existing`` layout: ``obb`` only).
+
+    Returns
+    -------
+    dict of method name to Subdivision
+    """
+    methods = [m for m in METHODS if params.streets == "generated" or m == "obb"]
+    out = {}
+    for i, method in enumerate(methods):
+        def scaled(fraction: float, message: str, i: int = i) -> None:
+            _report(progress, (i + fraction) / len(methods), f"{method}: {message}")
+        out[method] = subdivide(site, replace(params, method=method), progress=scaled)
+    return out
+
+
+def params_dict(params: SubdivisionParams) -> dict[str, Any]:
+    """The parameters as a plain dict (for JSON and job records)."""
+    return asdict(params)
