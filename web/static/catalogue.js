@@ -95,6 +95,19 @@
     });
   }
 
+  /* context layers as vector tiles: one request per tile whatever the store holds */
+  function addContextTiles(map, names) {
+    var styles = {};
+    names.forEach(function (name) {
+      var style = assetStyle(name);
+      styles[name] = function (props) { return Object.assign(style({ properties: props }), { fill: false }); };
+    });
+    L.vectorGrid.protobuf(cfg.vector_tiles.replace("__layer__", names.join(",")), {
+      rendererFactory: L.canvas.tile, interactive: false, vectorTileLayerStyles: styles,
+      maxZoom: 20
+    }).addTo(map);
+  }
+
   // ------------------------------------------------------------------ the catalogue page
   function catalogue() {
     var form = document.getElementById("zp-filters");
@@ -116,7 +129,7 @@
         layer.on("add", function () { layer.getElement().setAttribute("data-plot", f.id); });
       }
     }).addTo(map);
-    addContext(map, ["zone", "roads", "rail_lines"], null);
+    addContextTiles(map, ["zone", "roads", "rail_lines"]);
 
     function query(withPaging) {
       var params = new URLSearchParams();
