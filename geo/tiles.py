@@ -106,7 +106,8 @@ def prepare_geometries(geoms: np.ndarray, tile: Tile) -> np.ndarray:
     local = shapely.clip_by_rect(local, -BUFFER, -BUFFER, EXTENT + BUFFER, EXTENT + BUFFER)
     local = shapely.simplify(local, SIMPLIFY_UNITS, preserve_topology=False)
     dims = shapely.get_dimensions(local)
-    collapsed = ((dims == 2) & (shapely.area(local) == 0)) | ((dims == 1) & (shapely.length(local) == 0))
+    collapsed = (((dims == 2) & (shapely.area(local) == 0))
+                 | ((dims == 1) & (shapely.length(local) == 0)))
     local[collapsed] = None
     # y points down here, so GEOS's counter-clockwise is clockwise on screen
     return shapely.orient_polygons(local, exterior_cw=False)

@@ -335,17 +335,20 @@ def build_zone_map(bounds: tuple[float, float, float, float] | None, *, translat
     tiles_url, tiles_attribution : str, optional
         A basemap tile URL template; None draws the vectors on a plain background.
     """
-    box = None if bounds is None else [[round(bounds[1], WEB_DECIMALS), round(bounds[0], WEB_DECIMALS)],
-                                       [round(bounds[3], WEB_DECIMALS), round(bounds[2], WEB_DECIMALS)]]
+    box = None if bounds is None else [
+        [round(bounds[1], WEB_DECIMALS), round(bounds[0], WEB_DECIMALS)],
+        [round(bounds[3], WEB_DECIMALS), round(bounds[2], WEB_DECIMALS)]]
     centre = [43.33, 76.87] if box is None else [
-        round((box[0][0] + box[1][0]) / 2, WEB_DECIMALS), round((box[0][1] + box[1][1]) / 2, WEB_DECIMALS)]
+        round((box[0][0] + box[1][0]) / 2, WEB_DECIMALS),
+        round((box[0][1] + box[1][1]) / 2, WEB_DECIMALS)]
     m = folium.Map(location=centre, zoom_start=14, tiles=None, control_scale=True,
                    prefer_canvas=False, max_zoom=MAX_MAP_ZOOM)
     m.default_js = _static(static_url, MAP_JS)
     m.default_css = _static(static_url, MAP_CSS)
     if tiles_url:
-        folium.TileLayer(tiles=tiles_url, attr=tiles_attribution or "", name=translate(N_("Basemap")),
-                         overlay=False, control=False, max_zoom=MAX_MAP_ZOOM).add_to(m)
+        folium.TileLayer(tiles=tiles_url, attr=tiles_attribution or "",
+                         name=translate(N_("Basemap")), overlay=False, control=False,
+                         max_zoom=MAX_MAP_ZOOM).add_to(m)
     config = {"tiles": tiles, "pick": pick, "maxZoom": MAX_MAP_ZOOM,
               "layers": tile_layer_specs(translate), "plotColours": PLOT_COLOURS,
               "statusStrokes": STATUS_STROKES, "roadWeights": ROAD_WEIGHTS}

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import shapely
-
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from flask_babel import gettext as _
 
+from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
 from geo.layers import FEATURE_LAYERS, get_layer
 from geo.store import NotFound
-from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
 from geo.tiles import MAX_ZOOM, Tile, TileCache, TileError, metres_per_pixel, nearest_within
 from planner import visibility
 from web import deps
@@ -131,14 +130,17 @@ def tile(layer: str, z: int, x: int, y: int):
                            + f"|{z}/{x}/{y}".encode(), digest_size=12).hexdigest()
     if request.if_none_match.contains_weak(etag):
         return _cache_headers(Response(status=304), etag)
-    data = b"".join(_cut(store, view, revision, address) for view, revision in zip(views, revisions))
+    data = b"".join(_cut(store, view, revision, address)
+                    for view, revision in zip(views, revisions))
     return _cache_headers(Response(data, mimetype=MVT_MEDIA), etag)
 
 
 def _cut(store: Any, view: LayerView, revision: str, address: Tile) -> bytes:
     """One layer's tile from the cache, cut by the store on a miss."""
-    return tile_cache().get_or_build(view.layer, view.key, revision, address, lambda: store.vector_tile(
-        view.layer, address, properties=view.properties(), where=view.where))
+    def cut() -> bytes:
+        return store.vector_tile(view.layer, address, properties=view.properties(),
+                                 where=view.where)
+    return tile_cache().get_or_build(view.layer, view.key, revision, address, cut)
 
 
 def _popup(view: LayerView, row: dict[str, Any]) -> dict[str, Any]:
