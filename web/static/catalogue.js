@@ -221,7 +221,9 @@
         a.href = cfg.export_url.replace("__FMT__", a.getAttribute("data-format")) + (text ? "?" + text : "");
       });
     }
+    var loads = 0;  // answers to superseded loads (a second click on a sort) are dropped
     function load() {
+      var seq = ++loads;
       var params = query(false);
       var text = params.toString();
       history.replaceState(null, "", location.pathname + (text ? "?" + text : ""));
@@ -231,14 +233,15 @@
       errorBox.hidden = true;
       root.setAttribute("aria-busy", "true");
       return getJSON(cfg.api + "?" + query(true).toString()).then(function (fc) {
-        render(fc);
+        if (seq === loads) { render(fc); }
       }).catch(function (err) {
+        if (seq !== loads) { return; }
         plots.clearLayers(); tbody.textContent = "";
         count.textContent = fmt(T.matched, 0);
         errorBox.textContent = T.error + " " + err.message;
         errorBox.hidden = false;
         root.setAttribute("data-matched", "error");
-      }).then(function () { root.removeAttribute("aria-busy"); });
+      }).then(function () { if (seq === loads) { root.removeAttribute("aria-busy"); } });
     }
     form.addEventListener("submit", function (e) { e.preventDefault(); load(); });
     form.querySelectorAll("select").forEach(function (s) { s.addEventListener("change", load); });
