@@ -187,7 +187,8 @@ def bench_writes(port: int, db: Path, box: tuple[float, float, float, float]) ->
     out["after_application_ms"] = round(get(), 1)
     plot = store.read("plots", where={"status": "available"}, limit=1).iloc[0]
     send("PATCH", f"/api/plots/{plot['plot_id']}", {"version": int(plot["version"]),
-                                                    "cadastre": "bench-1"}, planner)
+                                                    "cadastre": f"bench-{time.time():.0f}"},
+         planner)
     out["after_plot_edit_ms"] = round(get(), 1)
     sub = store.read("substations", limit=1).iloc[0]
     status = "operational" if sub["status"] != "operational" else "under_repair"
