@@ -76,6 +76,15 @@ def test_clicking_a_plot_on_the_tiles_opens_its_popup(live_server, page, store):
     ARTIFACTS.mkdir(exist_ok=True)
     page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / "map-popup.png"))
+    # hiding the plots in the layer control hides them from clicks too
+    page.locator(".leaflet-popup-close-button").click()
+    page.locator(".leaflet-control-layers-overlays label", has_text="Plots").locator("input").uncheck()
+    page.wait_for_function("() => !window.zpMapTiles.shown().includes('plots')")
+    page.mouse.click(x, y)
+    page.wait_for_function("(pid) => { const p = document.querySelector("
+                           "'.leaflet-popup-content .zp-popup h6'); "
+                           "return p && !p.textContent.includes(pid); }", arg=pid)
+    assert not page.get_attribute("#zp-map .folium-map", "data-picked").startswith("plots/")
     assert page.zp_errors == []
 
 

@@ -34,8 +34,13 @@ class RevisionCache:
         self._values: OrderedDict[Hashable, tuple[str, Any]] = OrderedDict()
         self._building: dict[tuple[Hashable, str], threading.Lock] = {}
 
-    def get_or_build(self, key: Hashable, revision: str, build: Callable[[], Any]) -> Any:
-        """The value under ``key`` at ``revision``, built once even when many threads ask."""
+    def get_or_build(self, key: Hashable, build: Callable[[], Any],
+                     revision: str | None = None) -> Any:
+        """The value under ``key`` at ``revision``, built once even when many threads ask.
+
+        Callers that put the revision in ``key`` itself leave ``revision`` out (their
+        superseded values then age out of the LRU instead of being dropped at once).
+        """
         with self._lock:
             entry = self._values.get(key)
             if entry is not None and entry[0] == revision:
@@ -87,7 +92,7 @@ class Deps:
                layers: Sequence[str] | None = None) -> Any:
         """``build()`` once per revision of ``layers`` (default: every layer) and ``key``;
         concurrent callers wait for it."""
-        return self.cache.get_or_build(key, self.store.revision(layers), build)
+        return self.cache.get_or_build(key, build, self.store.revision(layers))
 
 
 def init_app(app: Flask, store: Store | None = None) -> Deps:
