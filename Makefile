@@ -63,4 +63,4 @@ messages: $(VENV)/.installed
 	$(BIN)/pybabel -q compile -d web/translations --statistics
 
 clean:
-	rm -rf $(VENV) $(DB) $(DB).secret .pytest_cache web/assets/node_modules web/static/vendor
+	rm -rf $(VENV) $(DB) .pytest_cache web/assets/node_modules web/static/vendor

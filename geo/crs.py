@@ -7,6 +7,9 @@ from functools import lru_cache
 
 import geopandas as gpd
 from pyproj import CRS, Transformer
+from pyproj.aoi import AreaOfInterest
+from pyproj.database import query_crs_info
+from pyproj.enums import PJType
 
 WORKING_EPSG = int(os.environ.get("ZONEPLAN_EPSG", "32643"))  # UTM 43N covers Almaty
 WGS84_EPSG = 4326
@@ -40,6 +43,26 @@ def parse_epsg(text: str | int) -> int:
     except Exception:
         raise ValueError(f"EPSG:{code} is not a CRS PROJ knows") from None
     return code
+
+
+@lru_cache(maxsize=1)
+def export_epsg_codes() -> tuple[int, ...]:
+    """EPSG codes offered for downloads: the geographic and projected CRSs in use where the
+    working CRS is (for UTM 43N: Kazakhstan, Kyrgyzstan, ... ), plus WGS84 and Web Mercator.
+
+    Zoned grid systems (a zone number per point, no single projection) are left out.
+    """
+    area = working_crs().area_of_use
+    aoi = AreaOfInterest(area.west, area.south, area.east, area.north) if area else None
+    found = query_crs_info(auth_name="EPSG", pj_types=[PJType.PROJECTED_CRS,
+                                                       PJType.GEOGRAPHIC_2D_CRS],
+                           area_of_interest=aoi, contains=False, allow_deprecated=False)
+    codes = {WGS84_EPSG, 3857, WORKING_EPSG}
+    for info in found:
+        operation = _crs(int(info.code)).coordinate_operation
+        if operation is None or "zoned grid" not in operation.method_name.lower():
+            codes.add(int(info.code))
+    return tuple(sorted(codes))
 
 
 @lru_cache(maxsize=32)

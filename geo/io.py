@@ -1219,6 +1219,14 @@ def _plan_again(store: Any, plan: ImportPlan) -> ImportPlan:
                                        f"{plan.layer} changed since the file was checked: the "
                                        f"replace would now remove {fresh.removals} feature(s), "
                                        f"not {plan.removals}; check the file again")])
+    # Features someone edited meanwhile would be overwritten (ids another writer just
+    # added as the file has them are merely unchanged now).
+    moved = sorted(k for k in set(fresh.updates) | set(plan.updates)
+                   if set(fresh.updates.get(k, ())) != set(plan.updates.get(k, ())))
+    if moved:
+        raise ValidationError([Problem(None, None, None,
+                                       f"{plan.layer} changed since the file was checked "
+                                       f"({', '.join(moved[:20])}); check the file again")])
     return fresh
 
 
@@ -1312,7 +1320,7 @@ def check_where(layer: str, where: Mapping[str, Any]) -> dict[str, Any]:
                 typed.append(coerce_value(fld, v))
             except ValueError as err:
                 raise ValueError(f"{lyr.name}.{name} = {v!r}: {err}") from None
-        out[name] = typed if len(typed) > 1 else typed[0]
+        out[name] = typed if len(typed) != 1 else typed[0]  # [] matches nothing
     return out
 
 

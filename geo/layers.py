@@ -325,6 +325,25 @@ LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
         Field("heartbeat", "datetime", "Last sign of life"),
         _VERSION,
     ), "Background jobs", public=False, audited=False, internal=True),
+    Layer("sessions", None, "sid_hash", (
+        Field("sid_hash", "str", "Session (SHA-256 of its id)", required=True, ident=True),
+        Field("username", "str", "User", required=True),
+        Field("created", "datetime", "Logged in", required=True),
+        Field("seen", "datetime", "Last request", required=True),
+        _VERSION,
+    ), "Log-in sessions", public=False, audited=False, internal=True),
+    Layer("login_fails", None, "fail_key", (
+        Field("fail_key", "str", "User name and address (SHA-256)", required=True,
+              ident=True),
+        Field("fails", "int", "Failed log-ins", required=True, minimum=0),
+        Field("since", "datetime", "First failure", required=True),
+        _VERSION,
+    ), "Failed log-ins", public=False, audited=False, internal=True),
+    Layer("settings", None, "name", (
+        Field("name", "str", "Setting", required=True, ident=True),
+        Field("value", "str", "Value"),
+        _VERSION,
+    ), "Service settings and secrets", public=False, audited=False, internal=True),
     # Files a planner uploaded, checked and waiting for confirmation; in the store so
     # every server process over it sees them and no other store can apply them.
     Layer("uploads", None, "token", (

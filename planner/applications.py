@@ -20,7 +20,7 @@ from pydantic import (
     BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, create_model, field_validator,
 )
 
-from geo.layers import Field as SchemaField, get_layer
+from geo.layers import ID_MAX_LENGTH, ID_PATTERN, NOTE_MAX_LENGTH, Field as SchemaField, get_layer
 from geo.store import Invalid, NotFound, Store
 from geo.validate import Problem
 from planner.catalogue import PlotFilters
@@ -28,7 +28,8 @@ from planner.reservation import RULES
 from planner.visibility import is_staff
 
 __all__ = [
-    "INVESTOR_FIELDS", "ApplicationIn", "ApplicationOut", "ApplicationFiled", "RuleOut", "AcceptIn", "RejectIn", "WithdrawIn",
+    "INVESTOR_FIELDS", "ApplicationIn", "ApplicationOut", "ApplicationFiled", "RuleOut", "AcceptIn",
+    "RejectIn", "WithdrawIn",
     "parse_body", "as_record", "list_applications", "get_application", "matching_filters",
 ]
 
@@ -36,8 +37,7 @@ LAYER = get_layer("applications")
 # What an investor fills in; the same fields the allocator reads.
 INVESTOR_FIELDS = ("company", "project", "sector", "plot_id", "min_ha", "max_ha", "power_kw",
                    "water_m3d", "rail_need", "hazard", "invest", "jobs")
-MAX_TEXT = 200
-MAX_REASON = 1000
+MAX_REASON = NOTE_MAX_LENGTH
 _PY_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "date": dt.date,
              "datetime": str}
 
@@ -51,7 +51,10 @@ def _model_field(fld: SchemaField, *, force_optional: bool = False) -> tuple[Any
     if fld.maximum is not None:
         limits["le"] = fld.maximum
     if fld.type == "str" and not fld.choices:
-        limits["max_length"] = MAX_TEXT
+        if fld.text_limit is not None:  # the schema's one rule for text and ids
+            limits["max_length"] = fld.text_limit
+        if fld.ident:  # a blank optional id means none (see _blank_is_none)
+            limits["pattern"] = ID_PATTERN if fld.required else "^$|" + ID_PATTERN
         if fld.required:
             limits["min_length"] = 1
     if fld.required and not force_optional:
@@ -124,7 +127,7 @@ class _Body(BaseModel):
 class AcceptIn(_Body):
     """A planner accepts an application for a plot, which becomes reserved."""
 
-    plot_id: str | None = Field(None, min_length=1, max_length=MAX_TEXT,
+    plot_id: str | None = Field(None, min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN,
                                 description="Plot to reserve (default: the plot applied for)")
 
 

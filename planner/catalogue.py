@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import threading
 import weakref
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ from planner.visibility import (
 
 __all__ = [
     "DEFAULT_LIMIT", "MAX_LIMIT", "FACT_COLUMNS", "Forbidden", "QueryError",
-    "PlotFilters", "Statuses", "check_status_names", "LayerQuery", "PlotPage", "parse_filters", "parse_model", "search",
+    "PlotFilters", "QueryParams", "IsoDate", "Statuses", "check_status_names", "LayerQuery",
+    "PlotPage", "parse_filters", "parse_model", "search",
     "get_plot", "check_readable", "working_bbox", "readable_layers", "layer_summary",
     "layer_collection", "layer_where", "plot_properties", "plot_feature",
     "servicing_facts", "facts_for", "to_geojson_geometries",
@@ -46,14 +48,17 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000  # one page of a map view at editing zooms
 PUBLIC_PLOT_STATUS = "available"
 FACT_COLUMNS = ("rail", "rail_distance_m", "power", "power_headroom_kw", "water",
-                "water_headroom_m3d", "ready")
+                "water_headroom_m3d", "ready", "waits_for")
 # Sort keys the catalogue accepts -> column of the joined frame.
 SORT_COLUMNS = {"plot_id": "plot_id", "area_ha": "area_ha", "status": "status",
                 "power": "power_headroom_kw", "water": "water_headroom_m3d", "ready": "ready"}
 SORT_VALUES = tuple(v for k in SORT_COLUMNS for v in (k, f"-{k}"))
 SortKey = Literal[SORT_VALUES]  # type: ignore[valid-type]
-_NUMBER = r"-?\d+(?:\.\d+)?"
-BBOX_PATTERN = rf"^{_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER}$"
+_LON = r"-?(?:180(?:\.0+)?|(?:1[0-7]\d|[1-9]?\d)(?:\.\d+)?)"  # -180..180
+_LAT = r"-?(?:90(?:\.0+)?|[1-8]?\d(?:\.\d+)?)"  # -90..90
+BBOX_PATTERN = rf"^{_LON},{_LAT},{_LON},{_LAT}$"
+BBOX_TEXT = ("minLon,minLat,maxLon,maxLat in WGS84: longitudes -180..180, latitudes -90..90, "
+             "minLon <= maxLon and minLat <= maxLat (else 400)")
 _FACTS_PER_MODEL = 8  # as_of dates kept per servicing model
 
 
@@ -92,13 +97,27 @@ Statuses = Annotated[
 ]
 Bbox = Annotated[
     tuple[float, float, float, float] | None, BeforeValidator(_comma_list),
-    WithJsonSchema({"type": "string", "pattern": BBOX_PATTERN,
-                    "description": "minLon,minLat,maxLon,maxLat (WGS84)"}),
+    WithJsonSchema({"type": "string", "pattern": BBOX_PATTERN, "description": BBOX_TEXT}),
 ]
 Sector = Literal[SECTORS]  # type: ignore[valid-type]
 
 
-class _Params(BaseModel):
+def _iso_date(value: Any) -> Any:
+    """Only ``YYYY-MM-DD`` text is a date (pydantic alone would read ``0`` as 1970-01-01)."""
+    if isinstance(value, str) and not ISO_DATE.fullmatch(value.strip()):
+        raise ValueError("give a date as YYYY-MM-DD")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError("give a date as YYYY-MM-DD")
+    return value
+
+
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date),
+                    WithJsonSchema({"type": "string", "format": "date",
+                                    "pattern": r"^\d{4}-\d{2}-\d{2}$"})]
+
+
+class QueryParams(BaseModel):
     """Base of query-parameter models: unknown parameters and NaN/inf are refused."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -117,7 +136,7 @@ class _Params(BaseModel):
         return value
 
 
-class PlotFilters(_Params):
+class PlotFilters(QueryParams):
     """Catalogue filters (``GET /api/plots``, the ``/plots`` page and catalogue exports).
 
     Areas are hectares (inclusive); ``rail``, ``min_power``, ``min_water`` and
@@ -125,19 +144,21 @@ class PlotFilters(_Params):
     recorded, or as of ``as_of``. ``limit`` above 10,000 is refused (400), not clamped.
     """
 
-    min_area: float | None = Field(None, ge=0, description="Minimum plot area, ha (inclusive)")
-    max_area: float | None = Field(None, ge=0, description="Maximum plot area, ha (inclusive)")
+    min_area: float | None = Field(None, ge=0, description="Minimum plot area, ha (inclusive); "
+                                   "not above max_area (else 400)")
+    max_area: float | None = Field(None, ge=0, description="Maximum plot area, ha (inclusive); "
+                                   "not below min_area (else 400)")
     sector: Sector | None = Field(None, description="Only plots that allow this sector")
     rail: bool | None = Field(None, description="Rail access available (true) or not (false)")
     min_power: float | None = Field(None, ge=0, description="Power headroom at least this, kW")
     min_water: float | None = Field(None, ge=0, description="Water headroom at least this, m³/day")
-    ready_by: dt.date | None = Field(None, description="Fully serviced on or before this date")
-    as_of: dt.date | None = Field(None, description="Answer servicing as of this date, assuming "
+    ready_by: IsoDate | None = Field(None, description="Fully serviced on or before this date")
+    as_of: IsoDate | None = Field(None, description="Answer servicing as of this date, assuming "
                                   "due repairs are done (default: infrastructure as recorded)")
     status: Statuses = Field(PUBLIC_PLOT_STATUS, validate_default=True,
                              description="Plot statuses (default: available); 'candidate' "
                                          "for planners only")
-    bbox: Bbox = Field(None, description="minLon,minLat,maxLon,maxLat in WGS84")
+    bbox: Bbox = Field(None, description=BBOX_TEXT)
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Page size (1..10000)")
     offset: int = Field(0, ge=0, le=10_000_000, description="Features to skip")
     sort: SortKey = Field("plot_id", description="Sort key; a leading '-' sorts descending")
@@ -185,10 +206,10 @@ class PlotFilters(_Params):
         return out
 
 
-class LayerQuery(_Params):
+class LayerQuery(QueryParams):
     """Paging and bbox for ``GET /api/layers/<name>`` and layer exports."""
 
-    bbox: Bbox = Field(None, description="minLon,minLat,maxLon,maxLat in WGS84")
+    bbox: Bbox = Field(None, description=BBOX_TEXT)
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=10_000, description="Page size (1..10000)")
     offset: int = Field(0, ge=0, le=10_000_000, description="Features to skip")
 
@@ -229,7 +250,8 @@ def servicing_facts(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
     Columns: ``rail`` (bool), ``rail_distance_m``, ``power`` (bool),
     ``power_headroom_kw``, ``water`` (bool), ``water_headroom_m3d``, ``ready``
-    (``"now"``, ``"YYYY-MM-DD"`` or ``"unknown"``).
+    (``"now"``, ``"YYYY-MM-DD"`` or ``"unknown"``) and ``waits_for`` (the required
+    utilities not met as recorded: what readiness waits for).
     """
     rows = []
     for rec in records:
@@ -243,6 +265,7 @@ def servicing_facts(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             "water": bool(water.get("available", False)),
             "water_headroom_m3d": _number(water.get("headroom_m3d")),
             "ready": str(rec.get("ready") or "unknown"),
+            "waits_for": list(rec.get("waits_for") or []),
         })
     frame = pd.DataFrame(rows, columns=["plot_id", *FACT_COLUMNS])
     return frame.set_index("plot_id")
@@ -562,13 +585,14 @@ def layer_collection(store: Store, name: str, query: LayerQuery, *,
     Raises
     ------
     NotFound, Forbidden
-        See :func:`check_readable`; QueryError for a bbox on a table.
+        See :func:`check_readable`. A bbox on a table matches nothing (as in OGC API
+        Features, only features whose geometry meets the box are selected).
     """
     check_readable(name, role)
     layer = LAYERS[name]
-    if query.bbox is not None and not layer.is_feature:
-        raise QueryError(f"bbox: {name} is a table without geometry", "bbox")
     bbox = working_bbox(query.bbox)
+    if query.bbox is not None and not layer.is_feature:
+        bbox = ()
     where = layer_where(name, role)
     if bbox == ():
         matched, rows = 0, None

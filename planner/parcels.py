@@ -33,10 +33,12 @@ from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
 from geo.layers import ASSET_LAYERS, PLOT_STATUSES, PLOT_TRANSITIONS
 from geo.store import Conflict, Invalid, NotFound
 from geo.validate import OVERLAP_TOLERANCE_M2, Problem
+from planner.servicing import UTILITY_WORDS, explain
 
 __all__ = [
     "MIN_AREA_HA", "MAX_VERTICES", "RESHAPE_STATUSES", "DELETABLE_STATUSES",
     "ParcelProblem", "ParcelCheck", "ParcelInputError", "StateConflict", "TransitionError",
+    "PublishUnconfirmed", "PUBLISH_NEEDS", "publishing_gaps",
     "check_parcel", "polygon_from_geojson", "allowed_transitions", "check_transition",
     "new_plot_id", "create_candidate", "update_plot", "delete_candidate", "update_asset", "N_",
 ]
@@ -159,6 +161,47 @@ class TransitionError(StateConflict):
 
     def __init__(self, message: str):
         super().__init__(message, "status")
+
+
+class PublishUnconfirmed(StateConflict):
+    """Publishing a plot without road or water within reach needs a confirmation.
+
+    ``gaps`` holds ``(utility, servicing answer)`` for each of road and water it lacks;
+    :meth:`message` says them in words.
+    """
+
+    def __init__(self, plot_id: str, gaps: list[tuple[str, Mapping[str, Any]]]):
+        self.plot_id = plot_id
+        self.gaps = gaps
+        super().__init__(self.message(), "confirm")
+
+    def lines(self, translate: Translate | None = None) -> list[str]:
+        """The servicing answer of each missing utility, in words."""
+        return [explain({utility: item}, translate)[0] for utility, item in self.gaps]
+
+    def message(self, translate: Translate | None = None) -> str:
+        """Why publishing waits for a confirmation, with the servicing answer."""
+        tr = translate or (lambda s: s)
+        missing = tuple(u for u, _ in self.gaps)
+        what = tr(N_("road or water")) if len(missing) > 1 else tr(UTILITY_WORDS[missing[0]])
+        return tr(N_("plot {plot} has no {what} within reach ({why}); publish it only with a "
+                     "confirmation")).format(plot=self.plot_id, what=what,
+                                             why="; ".join(self.lines(translate)))
+
+
+#: What a plot offered to investors must have within reach (else publishing needs a confirmation).
+PUBLISH_NEEDS: tuple[str, ...] = ("road", "water")
+
+
+def publishing_gaps(record: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Which of :data:`PUBLISH_NEEDS` a plot's servicing record lacks within reach.
+
+    Road: no operational road within the frontage distance; water: no operational main
+    within the connection distance. Returns ``(utility, record[utility])`` pairs.
+    """
+    reached = {"road": bool(record["road"].get("fronts")),
+               "water": bool(record["water"].get("available"))}
+    return [(u, record[u]) for u in PUBLISH_NEEDS if not reached[u]]
 
 
 # --------------------------------------------------------------------------- GeoJSON in
@@ -483,9 +526,19 @@ def create_candidate(store: Any, polygon: Any, *, user: str,
 
 def update_plot(store: Any, plot_id: str, changes: Mapping[str, Any], *, version: int,
                 user: str, translate: Translate | None = None,
-                min_area_ha: float = MIN_AREA_HA) -> tuple[int, ParcelCheck | None]:
+                min_area_ha: float = MIN_AREA_HA, servicing: Any = None,
+                confirm: bool = False) -> tuple[int, ParcelCheck | None]:
     """Change a plot's attributes, ``status`` (along the lifecycle) and ``geometry`` (a
     working-CRS polygon; candidates and available plots only) in one transaction.
+
+    Parameters
+    ----------
+    servicing : ServicingModel, optional
+        The servicing model of the store as it is; with it, publishing a plot (a move to
+        ``available``) that has no road or no water main within reach is refused unless
+        ``confirm`` is true.
+    confirm : bool
+        Publish even so (the planner saw the servicing answer).
 
     Returns
     -------
@@ -494,7 +547,8 @@ def update_plot(store: Any, plot_id: str, changes: Mapping[str, Any], *, version
     Raises
     ------
     NotFound, Conflict (stale ``version``), TransitionError, StateConflict (outline of a
-    held plot), Invalid (outline problems, attributes breaking the schema).
+    held plot), PublishUnconfirmed (publishing without road or water, unconfirmed),
+    Invalid (outline problems, attributes breaking the schema).
     """
     changes = dict(changes)
     check = None
@@ -515,6 +569,13 @@ def update_plot(store: Any, plot_id: str, changes: Mapping[str, Any], *, version
             _refuse(check, plot_id, translate)
             changes["geometry"] = check.polygon
             changes["exp_id"] = check.exp_id
+        if servicing is not None and not confirm and changes.get("status") == "available" \
+                and row["status"] != "available":
+            record = servicing.answer_geometry(changes["geometry"]) if "geometry" in changes \
+                else servicing.answer([plot_id])[0]
+            gaps = publishing_gaps(record)
+            if gaps:
+                raise PublishUnconfirmed(plot_id, gaps)
         new_version = tx.update("plots", plot_id, changes, version=version)
     return new_version, check
 

@@ -79,7 +79,7 @@ from geo.network import DEFAULT_SPEED_KMH, SNAP_TOLERANCE_M, build_network
 from geo.validate import parse_date
 
 __all__ = [
-    "N_", "ServicingModel", "Scenario", "describe", "explain", "today", "parse_what_if",
+    "N_", "ServicingModel", "Scenario", "describe", "explain", "readiness_basis", "today", "parse_what_if",
     "UTILITIES", "REQUIRED", "FRONTAGE_M", "CONNECT_M", "RAIL_REACH_M", "POWER_FACTOR",
     "STATION_SNAP_M", "COUNTED_PLOT_STATUSES",
 ]
@@ -1397,9 +1397,12 @@ def _line(utility: str, item: Mapping[str, Any], translate: Callable[[str], str]
         else:
             body = tr(N_("no usable road")).format_map(p)
     elif utility == "rail":
-        if code == "ok":
-            kind = tr(N_("siding")) if item.get("via_kind") == "siding" else tr(N_("station"))
-            body = tr(N_("{kind} {via} at {distance_m} m")).format_map(_Params(item, tr, kind=kind))
+        if code == "ok" and item.get("via_kind") == "siding":
+            body = tr(N_("siding {via} at the plot ({distance_m} m)")).format_map(p)
+        elif code == "ok":
+            km = f"{float(item.get('distance_m') or 0) / 1000:.1f}"
+            body = tr(N_("station {via} {km} km away by road")).format_map(
+                _Params(item, tr, km=km))
         elif code in ("blocked", "off_network") and blk:
             body = tr(N_("none — {blockers}")).format_map(p)
         elif code == "off_network":
@@ -1464,6 +1467,22 @@ def describe(utility: str, item: Mapping[str, Any],
     return _line(utility, item, translate, prefix=False)
 
 
+def readiness_basis(record: Mapping[str, Any],
+                    translate: Callable[[str], str] | None = None) -> str:
+    """What a record's readiness counted, e.g. ``counts road, power, water; not required:
+    rail, storm sewer, gas`` (each utility's ``needed`` flag)."""
+    tr = translate or (lambda s: s)
+    needed = [u for u in UTILITIES if (record.get(u) or {}).get("needed")]
+    rest = [u for u in UTILITIES if u in record and u not in needed]
+
+    def words(utilities: list[str]) -> str:
+        return ", ".join(tr(UTILITY_WORDS[u]) for u in utilities)
+    if not rest:
+        return tr(N_("counts {needed}")).format(needed=words(needed))
+    return tr(N_("counts {needed}; not required: {rest}")).format(needed=words(needed),
+                                                                 rest=words(rest))
+
+
 def explain(record: Mapping[str, Any], translate: Callable[[str], str] | None = None) -> list[str]:
     """One line per utility, then the readiness, in words a person understands.
 
@@ -1483,13 +1502,15 @@ def explain(record: Mapping[str, Any], translate: Callable[[str], str] | None = 
     lines = [_line(u, record[u], translate) for u in UTILITIES if u in record]
     ready = record.get("ready")
     if ready == "now":
-        lines.append(tr(N_("ready to build now")))
+        text = tr(N_("ready to build now"))
     elif ready == "unknown" or ready is None:
-        lines.append(tr(N_("ready: date unknown (waits for {what})")).format(
-            what=", ".join(tr(UTILITY_WORDS[u]) for u in record.get("waits_for") or []) or "?"))
+        text = tr(N_("ready: date unknown (waits for {what})")).format(
+            what=", ".join(tr(UTILITY_WORDS[u]) for u in record.get("waits_for") or []) or "?")
     else:
         text = tr(N_("ready: {date}")).format(date=ready)
         if record.get("ready_overdue"):
             text += tr(N_(", overdue"))
-        lines.append(text)
+    if any(u in record for u in UTILITIES):
+        text += tr(N_(" — readiness {basis}")).format(basis=readiness_basis(record, translate))
+    lines.append(text)
     return lines

@@ -73,7 +73,7 @@ def sample_db(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def store_path(sample_db, tmp_path) -> Path:
-    """A writable copy of the session's store (with its secret key file)."""
+    """A writable copy of the session's store."""
     path = tmp_path / "zone.gpkg"
     shutil.copy2(sample_db, path)
     return path

@@ -242,7 +242,8 @@ def test_layer_features_paging_and_roles(client, investor, planner, store):
     assert apps["features"][0]["geometry"] is None
     for name in ("users", "nope"):
         assert client.get(f"/api/layers/{name}", headers=planner).status_code == 404
-    assert client.get("/api/layers/targets?bbox=76,43,77,44").status_code == 400
+    boxed = client.get("/api/layers/targets?bbox=76,43,77,44")  # rows without geometry
+    assert boxed.status_code == 200 and boxed.get_json()["numberMatched"] == 0
     assert client.get("/api/layers/roads?limit=0").status_code == 400
 
 
@@ -371,9 +372,9 @@ def test_anonymous_writes_and_unknown_routes_answer_json(client, planner):
     poly = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [
         [[76.85, 43.33], [76.851, 43.33], [76.851, 43.331], [76.85, 43.331], [76.85, 43.33]]]}}
     assert client.post("/api/plots", json=poly).status_code in (401, 403)
-    assert client.delete("/api/layers/roads").status_code == 401
-    r = client.delete("/api/layers/roads", headers=planner)
-    assert r.status_code == 405 and r.is_json
+    for headers in ({}, planner):  # a method the path never takes: 405 whoever asks
+        r = client.delete("/api/layers/roads", headers=headers)
+        assert r.status_code == 405 and r.is_json and "GET" in r.headers["Allow"]
     r = client.get("/api/nowhere")
     assert r.status_code == 404 and r.get_json()["field"] is None
 

@@ -6,6 +6,7 @@ Screenshots of each step go to test-artifacts/planner-*.png.
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
@@ -230,7 +231,7 @@ def test_drag_a_vertex_delete_and_read_the_history(planner_page, snap):
 
 
 # --------------------------------------------------------------------------- asset status
-def test_mark_substation_operational_and_servicing_follows(planner_page, snap):
+def test_mark_substation_operational_and_servicing_follows(planner_page, snap, store):
     from test_planner_api import nearby_plot_relying_on
     page = planner_page
     base = page.zp_base
@@ -247,12 +248,16 @@ def test_mark_substation_operational_and_servicing_follows(planner_page, snap):
     page.mouse.click(*pixels(page, [(where.x, where.y)])[0])
     page.locator("#zp-pl-title").filter(has_text="No. 12").wait_for()
     page.select_option("#zp-pl-asset-status", "operational")
+    # the form asks when the status changed: today unless the planner says otherwise
+    assert page.input_value("#zp-pl-asset-since") == dt.date.today().isoformat()
+    page.fill("#zp-pl-asset-since", "2022-10-28")
     page.fill("#zp-pl-asset-due", "")
     page.fill("#zp-pl-asset-note", "Supports replaced; back in service")
     shot(page, "7-substation-form")
     page.click("#zp-pl-asset-save")
     page.locator("#zp-pl-message").filter(has_text="SS-12 saved").wait_for()
     assert "operational" in page.inner_text("#zp-pl-title").lower()
+    assert store.get("substations", "SS-12")["since"] == "2022-10-28"
     shot(page, "8-substation-saved")
 
     page.goto(f"{base}/planner/features/plots/{pid}", wait_until="domcontentloaded")
@@ -265,6 +270,29 @@ def test_mark_substation_operational_and_servicing_follows(planner_page, snap):
     assert history.get_attribute("data-action") == "update" and "planner" in history.inner_text()
     assert "operational" in history.inner_text()
     assert page.zp_errors == [], page.zp_errors[:3]
+
+
+# --------------------------------------------------------------------------- publishing
+def test_publishing_a_plot_without_road_asks_first(planner_page, snap, store):
+    """P-193 lies 42 m from the nearest road: moving it to available shows the servicing
+    answer and publishes only when the planner asks again."""
+    page = planner_page
+    base = page.zp_base
+    open_workspace(page, base)
+    plots = snap["plots"]
+    centre = plots[plots["plot_id"] == "P-193"].geometry.iloc[0].representative_point()
+    view(page, (centre.x, centre.y), 17.5)
+    page.mouse.click(*pixels(page, [(centre.x, centre.y)])[0])
+    page.locator("#zp-pl-title").filter(has_text="P-193").wait_for()
+    page.click("button[data-status=available]")
+    message = page.locator("#zp-pl-message")
+    message.filter(has_text="P-193 lacks what investors need within reach").wait_for()
+    assert "does not front a road (nearest R-018 at 42 m" in message.inner_text()
+    assert store.get("plots", "P-193")["status"] == "candidate"
+    shot(page, "10-publish-asks")
+    message.locator("button", has_text="Publish it anyway").click()
+    page.locator("#zp-pl-message").filter(has_text="P-193 is now available").wait_for()
+    assert store.get("plots", "P-193")["status"] == "available"
 
 
 # --------------------------------------------------------------------------- investors

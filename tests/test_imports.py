@@ -133,6 +133,8 @@ def test_api_replace_refuses_committed_and_needs_the_removal_count(client, store
     r = post_upload(client, planner, partial.read_bytes(), "plots.geojson", mode="replace")
     assert r.status_code == 422
     reason = r.get_json()["problems"][0]["reason"]
+    preview = r.get_json()["preview"]
+    assert preview["removals_by_status"]["occupied"] > 0 and not preview["ok"]
     assert "a replace never removes committed plots" in reason
     assert all(key in reason for key in committed_ids(store))
     assert sha256(store_path) == before
@@ -190,19 +192,25 @@ def test_staged_upload_belongs_to_its_store_and_user(app, client, store, store_p
 
 
 # --------------------------------------------------------------------------- upload page
+@pytest.fixture
+def en_planner(planner_client):
+    """A planner reading English (the messages asserted are the English ones); the choice
+    is remembered in the store, so it is made before any checksum is taken."""
+    planner_client.get("/lang/en")
+    return planner_client
+
+
 def page_upload(client, csrf_token, data: bytes, name: str, **form):
-    client.get("/lang/en")  # the messages asserted are the English ones
     token = csrf_token(client, "/upload")
     return client.post("/upload", content_type="multipart/form-data", data={
         "csrf_token": token, "layer": "plots", "file": (io.BytesIO(data), name), **form})
 
 
-def test_page_replace_shows_removals_in_red_and_refuses_committed(planner_client, csrf_token,
+def test_page_replace_shows_removals_in_red_and_refuses_committed(en_planner, csrf_token,
                                                                   store, store_path, tmp_path):
     partial = plots_file(store, tmp_path, keep=lambda p: p["status"] == "available")
-    planner_client.get("/lang/en")  # saved on the account: a write of its own, before the check
     before = sha256(store_path)
-    r = page_upload(planner_client, csrf_token, partial.read_bytes(), "plots.geojson",
+    r = page_upload(en_planner, csrf_token, partial.read_bytes(), "plots.geojson",
                     replace="on")
     page = html.unescape(r.get_data(as_text=True))
     assert r.status_code == 422 and 'id="zp-removals"' in page
@@ -211,23 +219,23 @@ def test_page_replace_shows_removals_in_red_and_refuses_committed(planner_client
     assert 'id="zp-confirm"' not in page and sha256(store_path) == before
 
 
-def test_page_replace_needs_the_second_confirmation(planner_client, csrf_token, store, tmp_path):
+def test_page_replace_needs_the_second_confirmation(en_planner, csrf_token, store, tmp_path):
     gone = free_candidates(store)
     path = plots_file(store, tmp_path, keep=lambda p: p["plot_id"] not in gone)
-    r = page_upload(planner_client, csrf_token, path.read_bytes(), "plots.geojson", replace="on")
+    r = page_upload(en_planner, csrf_token, path.read_bytes(), "plots.geojson", replace="on")
     page = r.get_data(as_text=True)
     assert r.status_code == 200 and 'name="confirm_removals" value="2" required' in page
-    token = csrf_token(planner_client, "/upload")
-    r = planner_client.post("/upload/confirm", data={"csrf_token": token})
+    token = csrf_token(en_planner, "/upload")
+    r = en_planner.post("/upload/confirm", data={"csrf_token": token})
     assert r.status_code == 409 and "Tick the box" in r.get_data(as_text=True)
     assert store.count("plots") == 206
-    r = planner_client.post("/upload/confirm", data={"csrf_token": token, "confirm_removals": "2"})
+    r = en_planner.post("/upload/confirm", data={"csrf_token": token, "confirm_removals": "2"})
     assert r.status_code == 302 and store.count("plots") == 204
 
 
-def test_page_messages_name_form_fields_not_cli_flags(planner_client, csrf_token, tmp_path, store):
+def test_page_messages_name_form_fields_not_cli_flags(en_planner, csrf_token, tmp_path, store):
     shp = hostile_files(store, tmp_path)["shapefile without .prj"]
-    r = page_upload(planner_client, csrf_token, shp.read_bytes(), shp.name)
+    r = page_upload(en_planner, csrf_token, shp.read_bytes(), shp.name)
     page = html.unescape(r.get_data(as_text=True))
     assert r.status_code == 422 and 'the "CRS, if the file has none" field' in page
     assert "--crs" not in page and "--replace" not in page
@@ -354,13 +362,12 @@ def test_hostile_file_through_the_api(case, client, store, store_path, tmp_path)
 
 
 @pytest.mark.parametrize("case", list(HOSTILE))
-def test_hostile_file_through_the_upload_page(case, planner_client, csrf_token, store, store_path,
+def test_hostile_file_through_the_upload_page(case, en_planner, csrf_token, store, store_path,
                                               tmp_path):
     path = hostile_files(store, tmp_path)[case]
-    planner_client.get("/lang/en")
-    token = csrf_token(planner_client, "/upload")
+    token = csrf_token(en_planner, "/upload")
     before = sha256(store_path)
-    r = planner_client.post("/upload", content_type="multipart/form-data", data={
+    r = en_planner.post("/upload", content_type="multipart/form-data", data={
         "csrf_token": token, "layer": "plots", "file": (io.BytesIO(path.read_bytes()), path.name)})
     assert r.status_code == 422
     page = html.unescape(r.get_data(as_text=True))
@@ -373,10 +380,10 @@ def test_hostile_file_through_the_upload_page(case, planner_client, csrf_token, 
 
 
 def test_encoding_option_reads_cp1251_everywhere(store, store_path, tmp_path, client, capsys,
-                                                 planner_client, csrf_token):
+                                                 en_planner, csrf_token):
     files = hostile_files(store, tmp_path)
     shp = files["cp1251 .dbf without .cpg"]
-    r = page_upload(planner_client, csrf_token, shp.read_bytes(), shp.name, encoding="cp1251")
+    r = page_upload(en_planner, csrf_token, shp.read_bytes(), shp.name, encoding="cp1251")
     assert r.status_code == 200 and "Завод Алатау" not in "" and 'id="zp-confirm"' in \
         r.get_data(as_text=True)
     r = post_upload(client, bearer(store), files["cp1251 .dbf whose .cpg says UTF-8"].read_bytes(),
@@ -388,12 +395,18 @@ def test_encoding_option_reads_cp1251_everywhere(store, store_path, tmp_path, cl
     assert "unknown encoding 'klingon'" in capsys.readouterr().err
 
 
-def test_ids_and_text_lengths_follow_one_schema_rule(planner_client, store):
-    """The API's models read the same limits: an edited plot's text over 200 characters is
-    refused as the import refuses it."""
+def test_ids_and_text_lengths_follow_one_schema_rule(client, store):
+    """The API's models read the schema's limits: what an import refuses, the API refuses."""
     from geo.layers import ID_MAX_LENGTH, TEXT_MAX_LENGTH, get_layer
     from geo.validate import coerce_value
+    from planner.applications import ApplicationIn
     plots = get_layer("plots")
+    body = {"project": "x", "sector": "food", "min_ha": 1, "max_ha": 2}
+    for field, value in (("plot_id", "P/1"), ("plot_id", "P-\x001"), ("company", "y" * 201)):
+        r = client.post("/api/applications", headers=bearer(store, "investor"),
+                        json={**body, field: value})
+        assert r.status_code == 422 and r.get_json()["field"] == field, (field, r.get_json())
+    assert ApplicationIn.model_fields["company"].metadata[0].max_length == TEXT_MAX_LENGTH
     assert plots.field("plot_id").text_limit == ID_MAX_LENGTH
     assert plots.field("resident").text_limit == TEXT_MAX_LENGTH
     for bad in ("A/B", "A\\B", "A\x00B", "x" * (ID_MAX_LENGTH + 1)):
@@ -412,3 +425,37 @@ def test_shapefile_widths_come_from_the_schema(store, tmp_path):
     assert widths["resident"] == 254 and widths["project"] == 254  # ...and room for more
     assert widths["plot_id"] == 128 and widths["status"] == len("available")
     assert widths["hazard"] == 1 and widths["start_yr"] == 4 and widths["jobs"] == 18
+
+
+def test_staged_uploads_expire_and_are_capped_per_user(store, tmp_path, monkeypatch):
+    from geo.store import NotFound
+    from usecases import uploads
+    path = plots_file(store, tmp_path, keep=lambda p: p["plot_id"] == "P-001")
+    options = uploads.ImportOptions(layer="plots", filename="p.geojson")
+    tokens = [uploads.stage(store, path.read_bytes(), options, user="planner")[1]
+              for _ in range(uploads.MAX_STAGED_PER_USER + 1)]
+    assert sorted(store.read("uploads")["token"]) == sorted(tokens[1:])
+    assert store.count("upload_data") == uploads.MAX_STAGED_PER_USER
+    plan, _ = uploads.preview(store, tokens[-1], user="planner")
+    assert plan.ok and plan.unchanged == 1
+    with pytest.raises(NotFound):
+        uploads.preview(store, tokens[0], user="planner")  # the oldest was dropped
+    monkeypatch.setattr(uploads, "UPLOAD_TTL_S", -1)
+    with pytest.raises(NotFound):
+        uploads.confirm(store, tokens[-1], user="planner")
+    uploads.stage(store, path.read_bytes(), options, user="someone")  # sweeps expired ones
+    assert store.count("uploads") == 1 and store.count("upload_data") == 1
+
+
+def test_an_edit_between_check_and_write_is_not_overwritten(store, store_path, tmp_path):
+    from geo.io import apply_import, plan_import, read_upload
+    from geo.validate import ValidationError
+    path = plots_file(store, tmp_path, keep=lambda p: p["plot_id"] == "P-001",
+                      edit=lambda p: p.update(cadastre="999"))
+    plan = plan_import(store, "plots", read_upload(path, "plots"))
+    assert list(plan.updates) == ["P-001"]
+    store.update("plots", "P-001", {"resident": "Someone else"}, user="other")
+    before = sha256(store_path)
+    with pytest.raises(ValidationError, match=r"changed since the file was checked \(P-001\)"):
+        apply_import(store, plan, user="gis")
+    assert sha256(store_path) == before

@@ -2,11 +2,14 @@
 honours it: schemathesis drives every operation through the WSGI app (bounded examples)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from schemathesis.checks import (content_type_conformance, not_a_server_error,
-                                 response_schema_conformance, status_code_conformance)
+                                 positive_data_acceptance, response_schema_conformance,
+                                 status_code_conformance)
 
 from planner.applications import ApplicationIn
 from planner.catalogue import PlotFilters
@@ -48,6 +51,7 @@ def test_api_honours_its_document(app, bearer):
 
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+                  phases=(Phase.explicit, Phase.generate),  # report, don't shrink: CI time
                   suppress_health_check=list(HealthCheck))
         def run(case):
             case.call_and_validate(headers={**IDENTITY, **bearer}, checks=CHECKS)
@@ -58,6 +62,64 @@ def test_api_honours_its_document(app, bearer):
             failures.append(f"{operation.label}: {_summary(err)}")
     assert operations >= 15
     assert not failures, "\n\n".join(failures)
+
+
+def _breaks_a_stated_order(query: dict) -> bool:
+    """Whether a query breaks the cross-parameter rules the document states in words
+    (JSON Schema cannot): min_area <= max_area and bbox minimum <= maximum."""
+    query = query or {}
+    low, high = query.get("min_area"), query.get("max_area")
+    if low is not None and high is not None and float(low) > float(high):
+        return True
+    if query.get("bbox"):
+        w, s, e, n = (float(v) for v in str(query["bbox"]).split(","))
+        return w > e or s > n
+    return False
+
+
+def test_schema_valid_queries_are_accepted(app, bearer):
+    """Every GET operation answers schema-valid parameters (bbox ranges, EPSG codes, ISO
+    dates, statuses...) without 400/422: what the document allows, the API takes."""
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    failures, operations = [], 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if operation.method.upper() != "GET":
+            continue
+        operations += 1
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=3 * EXAMPLES, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck))
+        def run(case):
+            assume(not _breaks_a_stated_order(case.query))
+            case.call_and_validate(headers=bearer, checks=[not_a_server_error,
+                                                           positive_data_acceptance])
+
+        try:
+            run()
+        except (Exception, BaseExceptionGroup) as err:  # noqa: BLE001 - collect them all
+            failures.append(f"{operation.label}: {_summary(err)}")
+    assert operations >= 8
+    assert not failures, "\n\n".join(failures)
+
+
+def test_document_states_ranges_orders_and_crs_codes(client):
+    doc = client.get("/api/openapi.json").get_json()
+    plots = {p["name"]: p for p in doc["paths"]["/api/plots"]["get"]["parameters"]}
+    bbox = plots["bbox"]["schema"]["pattern"]
+    assert re.fullmatch(bbox, "76.8,43.2,77,43.4") and re.fullmatch(bbox, "-180,-90,180,90")
+    for bad in ("181,0,182,1", "0,91,1,92", "0,0,1", "1e3,0,1,1"):
+        assert not re.fullmatch(bbox, bad), bad
+    assert "max_area" in plots["min_area"]["description"]
+    assert "minLon <= maxLon" in plots["bbox"]["description"]
+    export = {p["name"]: p for p in doc["paths"]["/api/export/plots.{format}"]["get"]["parameters"]}
+    codes = export["crs"]["schema"]["enum"]
+    assert {"EPSG:4326", "EPSG:3857", "EPSG:32643"} <= set(codes)
+    assert "EPSG:32600" not in codes  # a zoned grid system, not one projection
+    layer = {p["name"] for p in doc["paths"]["/api/export/{layer}.{format}"]["get"]["parameters"]
+             if p["in"] == "query"}
+    assert layer == {"bbox", "crs"}  # plot filters only where they apply
 
 
 def test_successful_answers_match_the_document(app, store, bearer):

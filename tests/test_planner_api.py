@@ -277,8 +277,15 @@ def test_stale_version_is_409_and_nothing_changes(planner, spot, store):
 def test_promote_a_candidate_and_walk_the_lifecycle(planner, spot, store):
     pid = _create(planner, spot)["id"]
     version = 1
+    # the drawn spot has no road or water main within reach: publishing it needs a confirmation
+    response = patch(planner, f"/api/plots/{pid}", {"version": version, "status": "available"})
+    body = response.get_json()
+    assert response.status_code == 409 and body["field"] == "confirm", body
+    assert [p["field"] for p in body["problems"]] == ["road", "water"]
+    assert store.get("plots", pid)["status"] == "candidate"
     for status in ("available", "reserved", "allocated", "occupied", "available", "candidate"):
-        response = patch(planner, f"/api/plots/{pid}", {"version": version, "status": status})
+        response = patch(planner, f"/api/plots/{pid}", {"version": version, "status": status,
+                                                        "confirm": True})
         assert response.status_code == 200, (status, response.get_json())
         version = response.get_json()["properties"]["version"]
     statuses = [r["changes"]["status"] for r in audit(store, feat_id=pid, action="update")]

@@ -1,21 +1,27 @@
 """Reservation is a contract: accepting checks every rule and consumes capacity; releasing frees it.
 
+The concurrency proof runs against a live server on the GeoPackage store, and on PostGIS
+when a server answers on 127.0.0.1:5432.
+
 On the sample zone: SS-14 feeds P-104 and many other available plots and has 970 kW left;
 no available plot has rail today (the Industrialnaya station is closed).
 """
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
+import psycopg
 import pytest
 import requests
 
 from geo.store import open_store
+from geo.store.migration import migrate
 from planner import allocation, reservation
 from planner.servicing import ServicingModel
 from usecases import applications as usecase
@@ -224,3 +230,55 @@ def test_parallel_accepts_on_one_substation_exactly_k_win(live_server, store_pat
     assert set(apps.loc[apps["status"] == "reserved", "assigned"]) == set(reserved.index)
     head = ServicingModel(store.snapshot()).headroom().set_index("asset_id").loc["SS-14"]
     assert head["headroom"] == pytest.approx(70.0) and head["committed_plots"] == 10 + 3
+
+
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+
+
+@pytest.fixture
+def postgis_zone(sample_db):
+    """The sample migrated into a fresh PostGIS database (skipped without a local server)."""
+    name = f"zp_reservation_{os.getpid()}"
+    try:
+        admin = psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as err:
+        pytest.skip(f"no PostgreSQL server at {PG_SERVER}: {err}")
+    with admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.execute(f"CREATE DATABASE {name}")
+    url = f"{PG_SERVER}/{name}"
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        migrate(sample_db, url)
+        yield url
+    finally:
+        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_parallel_accepts_on_postgis_lock_the_substation(postgis_zone):
+    """On PostGIS rows are locked one by one: the accepts onto different plots meet at the
+    lock of SS-14's row, so again exactly three of eight win."""
+    store = open_store(postgis_zone)
+    ids = [usecase.apply(store, {**NEEDS, "plot_id": p, "power_kw": 300}, user="investor",
+                         role="investor").application["app_id"] for p in SS14]
+    start = threading.Barrier(len(ids))
+
+    def accept(app_id):
+        own = open_store(postgis_zone)
+        start.wait()
+        try:
+            return usecase.accept(own, app_id, user="planner", role="planner")["status"]
+        except usecase.Refused as err:
+            return str(err)
+        finally:
+            own.close()
+
+    with ThreadPoolExecutor(len(ids)) as pool:
+        answers = list(pool.map(accept, ids))
+    assert answers.count("reserved") == 3, answers
+    assert all("SS-14 has 70 kW left" in a for a in answers if a != "reserved")
+    head = ServicingModel(store.snapshot()).headroom().set_index("asset_id").loc["SS-14"]
+    assert head["headroom"] == pytest.approx(70.0)
+    store.close()

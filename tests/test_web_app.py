@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import re
-import stat
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -23,15 +21,21 @@ def test_factory_reads_config_and_registers_blueprints(app, store_path):
     assert app.config["MAX_CONTENT_LENGTH"] > 0
 
 
-def test_secret_key_is_generated_and_kept_private(store_path, monkeypatch):
+def test_secret_key_is_kept_in_the_store_never_as_a_file(store_path, monkeypatch, tmp_path):
+    from geo.store import open_store
     from web import create_app
     monkeypatch.delenv("ZONEPLAN_SECRET_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in store_path.parent.iterdir())
     first = create_app({"ZONEPLAN_DB": str(store_path)})
-    secret = Path(f"{store_path}.secret")
-    assert secret.exists()
-    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
-    again = create_app({"ZONEPLAN_DB": str(store_path)})
+    again = create_app({"ZONEPLAN_DB": str(store_path)})  # another server process, same key
     assert first.secret_key == again.secret_key and len(first.secret_key) >= 32
+    assert sorted(p.name for p in store_path.parent.iterdir()) == before  # no <db>.secret
+    kept = open_store(store_path).read("settings")
+    assert kept["value"].tolist() == [first.secret_key]
+    monkeypatch.setenv("ZONEPLAN_SECRET_KEY", "from-the-environment")
+    assert create_app({"ZONEPLAN_DB": str(store_path)}).secret_key == "from-the-environment"
+    assert open_store(store_path).read("settings")["value"].tolist() == [first.secret_key]
 
 
 def test_environment_configures_the_app(store_path, monkeypatch):
@@ -325,7 +329,7 @@ def test_user_commands(store_path):
 
 
 # --------------------------------------------------------------------------- the map page
-def test_map_page_has_every_layer_and_a_legend(client, store):
+def test_map_page_has_every_layer_and_a_legend(client, planner_client, store):
     from web.maps import LAYER_STYLES
     html = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert 'class="folium-map"' in html and "fitBounds" in html
@@ -335,8 +339,10 @@ def test_map_page_has_every_layer_and_a_legend(client, store):
     for spec in LAYER_STYLES:
         assert LAYERS[spec.name].label in html, spec.name
     assert 'class="zp-legend"' in html
-    for status in ("available", "reserved", "allocated", "occupied", "candidate"):
+    for status in ("available", "reserved", "allocated", "occupied"):
         assert f'data-status="{status}"' in html
+    assert 'data-status="candidate"' not in html  # the public never sees candidates
+    assert 'data-status="candidate"' in planner_client.get("/").get_data(as_text=True)
 
 
 def test_map_coordinates_have_at_most_six_decimals(client):
@@ -368,13 +374,14 @@ def _planner(store) -> dict[str, str]:
     return {"Authorization": f"Bearer {accounts.issue_token(store, 'planner')}"}
 
 
-def test_popups_escape_user_text(client, store):
+def test_popups_escape_user_text(client, planner_client, store):
     from shapely.geometry import box as _box
     import geopandas as gpd
     zone = store.read("zone")
     x, y = zone.geometry.iloc[0].centroid.coords[0]
     frame = gpd.GeoDataFrame(pd.DataFrame([{"plot_id": "XSS-1", "status": "available",
-                                           "project": XSS, "resident": "ТОО «Ромашка» & Co"}]),
+                                           "cadastre": XSS, "project": XSS,
+                                           "resident": "ТОО «Ромашка» & Co"}]),
                              geometry=[_box(x - 5000, y + 60_000, x - 4950, y + 60_050)],
                              crs=32643)
     store.insert("plots", frame)

@@ -27,9 +27,9 @@ from geo.validate import Problem
 from planner import reservation
 from planner.applications import ApplicationIn, as_record, parse_body
 from planner.catalogue import PUBLIC_PLOT_STATUS
-from planner.visibility import Forbidden, is_staff, plot_view
 from planner.reservation import Breach
 from planner.servicing import N_, ServicingModel
+from planner.visibility import Forbidden, is_staff, plot_view
 
 __all__ = ["Refused", "Filed", "ServicingSource", "read_servicing", "check", "apply", "accept",
            "reject", "withdraw", "RELEASE_STATUSES"]
@@ -174,8 +174,10 @@ def apply(store: Store, data: Any, *, user: str, role: str | None,
     ------
     Forbidden
         For roles other than investor.
+    NotFound
+        For a plot that does not exist or the investor may not see (alike).
     Invalid
-        Naming each bad field (unknown plot, area range, sector not allowed).
+        Naming each bad field (area range, sector not allowed).
     Conflict
         When the plot is not available.
     """
@@ -197,8 +199,8 @@ def accept(store: Store, app_id: str, plot_id: str | None = None, *, user: str,
            servicing: ServicingSource = read_servicing) -> dict[str, Any]:
     """A planner accepts a submitted application for a plot, reserving it.
 
-    In one transaction: the application and plot are read and locked, the plot is checked
-    against every rule (:func:`planner.reservation.check`: area, sector, rail, hazard
+    In one transaction: the application, the plot and the substation and water main feeding
+    it are read and locked, the plot is checked against every rule (:func:`planner.reservation.check`: area, sector, rail, hazard
     class, power and water connection and headroom as recorded today), the plot becomes
     ``reserved`` carrying the application's demand and identity, and the application
     ``reserved`` with ``assigned`` = the plot.
@@ -208,9 +210,9 @@ def accept(store: Store, app_id: str, plot_id: str | None = None, *, user: str,
     Forbidden
         For non-staff.
     NotFound
-        No such application.
+        No such application or plot.
     Invalid
-        No plot given (and none applied for), or no such plot.
+        No plot given (and none applied for).
     Refused
         A rule is broken: each one named in words ("SS-14 has 970 kW left, the
         application needs 5,000 kW"). Nothing is written.
@@ -226,7 +228,7 @@ def accept(store: Store, app_id: str, plot_id: str | None = None, *, user: str,
             raise Invalid([Problem(None, app_id, "plot_id",
                                    "give the plot to reserve; the application names none")])
         plot = _plot(tx, plot_id, role=role)
-        breaches = reservation.check(plot, app, servicing(tx))
+        breaches = reservation.check(plot, app, _locked_servicing(store, tx, plot_id, servicing))
         if breaches:
             raise Refused(app_id, plot_id, breaches)
         tx.update("plots", plot_id, {"status": "reserved", **reservation.demand_fields(app)},
@@ -235,6 +237,26 @@ def accept(store: Store, app_id: str, plot_id: str | None = None, *, user: str,
                                            "reason": None, "updated": now_iso()},
                   version=current)
         return as_record(tx.get("applications", app_id))
+
+
+def _locked_servicing(store: Store, tx: Session, plot_id: str,
+                      servicing: ServicingSource) -> ServicingModel:
+    """The servicing model to check ``plot_id`` with, its substation and water main locked.
+
+    Two accepts onto plots fed by one substation lock the same row, so they check one after
+    the other. On a backend whose transaction holds the whole store's write lock
+    (GeoPackage) nothing can commit meanwhile; on a row-locking one (PostGIS) a plot
+    committed by another accept before the lock was granted changes the plots' revision,
+    and the model is read again.
+    """
+    seen = store.revision(["plots"])
+    model = servicing(tx)
+    record = model.answer([plot_id])[0]
+    for layer, key in (("substations", record["power"].get("substation")),
+                       ("water_mains", record["water"].get("main"))):
+        if key is not None:
+            tx.get(layer, key, for_update=True)
+    return model if store.revision(["plots"]) == seen else servicing(tx)
 
 
 def _release(tx: Session, app: Mapping[str, Any]) -> None:

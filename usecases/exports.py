@@ -13,14 +13,17 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from geo import io as geo_io
-from geo.crs import parse_epsg
+from geo.crs import export_epsg_codes, parse_epsg
 from geo.layers import LAYERS
 from geo.store import NotFound, Store
 from planner import catalogue as cat
-from planner.catalogue import PlotFilters, QueryError, Statuses, check_status_names
+from planner.catalogue import (
+    BBOX_TEXT, Bbox, PlotFilters, QueryError, Statuses, QueryParams, check_status_names,
+)
 from planner.visibility import check_readable, is_staff, layer_fields, plot_view
 
-__all__ = ["EXPORTABLE", "FORMATS", "MAX_EXPORT_IDS", "PLOT_ONLY", "ExportQuery", "export_where",
+__all__ = ["EXPORTABLE", "FORMATS", "MAX_EXPORT_IDS", "PLOT_ONLY", "ExportQuery",
+           "LayerExportQuery", "export_where",
            "export_count", "export_file"]
 
 FORMATS = {"shp.zip": "shp", "gpkg": "gpkg", "geojson": "geojson"}
@@ -28,33 +31,50 @@ EXPORTABLE = tuple(n for n in LAYERS if n not in geo_io.NEVER_EXPORTED)
 MAX_EXPORT_IDS = 30_000  # ids per filtered export (SQLite's parameter limit is 32766)
 PLOT_ONLY = ("min_area", "max_area", "sector", "rail", "min_power", "min_water", "ready_by",
              "as_of", "status", "sort")
-NOTHING = "\x00nothing"  # a key no feature has: an export that matched nothing is empty
+def _crs_choices(schema: dict[str, Any]) -> None:
+    """Document the offered EPSG codes (built when the document is, not at import)."""
+    schema["enum"] = [f"EPSG:{code}" for code in export_epsg_codes()]
+
+
+def _offered_crs(value: str | None) -> str | None:
+    if value is not None and parse_epsg(value) not in export_epsg_codes():
+        raise ValueError(f"{value} is not offered for downloads; use a CRS in use around the "
+                         "zone, e.g. EPSG:4326, EPSG:3857 or EPSG:32643 (the list: "
+                         "/api/openapi.json)")
+    return value
+
+
+CRS_FIELD = Field(None, json_schema_extra=_crs_choices,
+                  description="Output CRS as EPSG:<code>, one of those in use around the zone "
+                              "(default: UTM 43N, GeoJSON WGS84)")
+
+
+class LayerExportQuery(QueryParams):
+    """``bbox`` (feature layers) and the output CRS for a download of a layer other than plots."""
+
+    bbox: Bbox = Field(None, description=BBOX_TEXT)
+    crs: str | None = CRS_FIELD
+
+    _known_crs = field_validator("crs", mode="after")(_offered_crs)
 
 
 class ExportQuery(PlotFilters):
-    """Catalogue filters (plots only) and ``bbox`` (any feature layer) for an export, and the
-    output CRS. Without filters the whole layer as your role sees it is exported: every
-    plot for planners, every plot but candidates for others."""
+    """Catalogue filters and ``bbox`` for a download of the plots, and the output CRS.
+    Without filters the layer as your role sees it is exported: every plot for planners,
+    every plot but candidates for others."""
 
     status: Statuses | None = Field(None, description="Plot statuses (default: every status "
                                                       "your role sees); 'candidate' for "
                                                       "planners only")
     limit: int = Field(MAX_EXPORT_IDS, ge=1, le=MAX_EXPORT_IDS, description="Most plots exported")
-    crs: str | None = Field(None, pattern=r"^(?:[Ee][Pp][Ss][Gg]:)?\d{4,6}$",
-                            description="Output CRS as an EPSG code (default: UTM 43N, "
-                                        "GeoJSON WGS84)")
+    crs: str | None = CRS_FIELD
 
     @field_validator("status", mode="after")
     @classmethod
     def _known_statuses(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         return None if value is None else check_status_names(value)
 
-    @field_validator("crs", mode="after")
-    @classmethod
-    def _known_crs(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_epsg(value)
-        return value
+    _known_crs = field_validator("crs", mode="after")(_offered_crs)
 
     @property
     def statuses(self) -> tuple[str, ...] | None:
@@ -62,7 +82,8 @@ class ExportQuery(PlotFilters):
         return self.status if "status" in self.model_fields_set else None
 
 
-def export_where(store: Store, layer: str, query: ExportQuery, *, role: str | None,
+def export_where(store: Store, layer: str, query: ExportQuery | LayerExportQuery, *,
+                 role: str | None,
                  servicing: Any = None) -> dict[str, Any] | None:
     """The store filter restricting an export of ``layer`` to the query and to the role's view.
 
@@ -71,7 +92,7 @@ def export_where(store: Store, layer: str, query: ExportQuery, *, role: str | No
     Forbidden
         For a status the role may not see.
     QueryError
-        For plot filters on another layer, a bbox on a table, or too many matches.
+        For plot filters on another layer, or too many matches.
     """
     view = plot_view(role)
     if layer == "plots":
@@ -85,14 +106,13 @@ def export_where(store: Store, layer: str, query: ExportQuery, *, role: str | No
             raise QueryError(f"{page.matched} plots match; narrow the filters to at most "
                              f"{query.limit}", "limit")
         return {"plot_id": page.rows["plot_id"].tolist()}
-    given = sorted(set(PLOT_ONLY) & query.model_fields_set)
+    given = sorted(set(PLOT_ONLY) & query.model_fields_set)  # an ExportQuery on another layer
     if given:
         raise QueryError(f"{given[0]}: filters the plots layer only", given[0])
     if query.bbox is None:
         return None
-    if not LAYERS[layer].is_feature:
-        raise QueryError(f"bbox: {layer} is a table without geometry", "bbox")
-    box = cat.working_bbox(query.bbox)
+    # Only features whose geometry meets the box are selected: none of a table's rows.
+    box = cat.working_bbox(query.bbox) if LAYERS[layer].is_feature else ()
     key = LAYERS[layer].key
     ids = [] if box == () else store.read(layer, bbox=box)[key].tolist()
     if len(ids) > MAX_EXPORT_IDS:
@@ -112,7 +132,8 @@ def export_count(store: Store, layer: str, *, role: str | None) -> int:
     return store.count(layer, where=export_where(store, layer, ExportQuery(), role=role))
 
 
-def export_file(store: Store, layer: str, fmt: str, query: ExportQuery, folder: Path, *,
+def export_file(store: Store, layer: str, fmt: str, query: ExportQuery | LayerExportQuery,
+                folder: Path, *,
                 role: str | None, servicing: Any = None) -> Path:
     """Write the role's export of ``layer`` as ``fmt`` (a key of ``FORMATS``) into ``folder``.
 
@@ -130,8 +151,6 @@ def export_file(store: Store, layer: str, fmt: str, query: ExportQuery, folder: 
     """
     _check_exportable(layer, role)
     where = export_where(store, layer, query, role=role, servicing=servicing)
-    if where:
-        where = {k: (v if not isinstance(v, list) or v else [NOTHING]) for k, v in where.items()}
     name = geo_io.export_filename(layer, FORMATS[fmt])
     try:
         return geo_io.export_layers(store, layer, FORMATS[fmt], Path(folder) / name,

@@ -25,7 +25,7 @@ import shapely
 
 from geo.crs import WORKING_EPSG, transformer, working_crs
 from geo.layers import LAYERS, SECTORS, Field, Layer
-from geo.store import ListHas, Range, Store
+from geo.store import Invalid, ListHas, Range, Store
 from planner import visibility
 
 __all__ = [
@@ -328,6 +328,8 @@ class ItemsQuery:
         CRS URIs (``SUPPORTED_CRS``).
     datetime : tuple or None
         ``(start, end)`` naive UTC datetimes, either None when open.
+    datetime_text : str or None
+        ``datetime`` as given (for links).
     filters : tuple of (name, value)
         Typed property filters, as given.
     """
@@ -559,9 +561,13 @@ def _where(layer: Layer, query: ItemsQuery, role: str | None) -> dict[str, Any]:
     if query.datetime is not None:
         start, end = query.datetime
         first, last = TEMPORAL[layer.name]
-        as_text = (lambda m: None if m is None else (
-            m.date().isoformat() if layer.field(first).type == "date"
-            else m.isoformat(timespec="seconds")))
+
+        def as_text(moment: dt.datetime | None) -> str | None:
+            if moment is None:
+                return None
+            if layer.field(first).type == "date":
+                return moment.date().isoformat()
+            return moment.isoformat(timespec="seconds")
         if first in where or last in where:
             raise InvalidParameter(f"datetime: give either datetime or a {first}/{last} filter")
         if first == last:
@@ -659,13 +665,17 @@ def items(store: Store, name: str, query: ItemsQuery, *, role: str | None, base:
     cache = cache or _no_cache
     box = _working_bbox(query)
     where = _where(layer, query, role)
-    if box == ():
-        matched, rows = 0, pd.DataFrame()
-    else:
-        key = ("ogc-count", name, _revision(store, name), box, _cache_key(where))
-        matched = cache(key, lambda: store.count(name, bbox=box, where=where))
-        rows = (store.read(name, bbox=box, where=where, limit=query.limit, offset=query.offset)
-                if query.offset < matched else pd.DataFrame())
+    try:
+        if box == ():
+            matched, rows = 0, pd.DataFrame()
+        else:
+            key = ("ogc-count", name, _revision(store, name), box, _cache_key(where))
+            matched = cache(key, lambda: store.count(name, bbox=box, where=where))
+            rows = (store.read(name, bbox=box, where=where, limit=query.limit,
+                               offset=query.offset)
+                    if query.offset < matched else pd.DataFrame())
+    except Invalid as err:  # a filter value the store's schema refuses (e.g. a malformed id)
+        raise InvalidParameter(str(err)) from None
     features = features_json(layer, rows, role=role, crs=query.crs)
     return ItemsPage(name, query, matched, features, _page_links(base, name, query, matched),
                      query.crs)
@@ -710,7 +720,10 @@ def item(store: Store, name: str, feature_id: str, *, role: str | None, base: st
     where: dict[str, Any] = {layer.key: [key]}
     if layer.name == "plots":
         where.update(visibility.plot_view(role).where() or {})
-    rows = store.read(name, where=where)
+    try:
+        rows = store.read(name, where=where)
+    except Invalid:  # an id no feature can have
+        rows = pd.DataFrame()
     if rows.empty:
         raise CollectionNotFound(f"no feature {feature_id!r} in {name}")
     text = features_json(layer, rows, role=role, crs=crs)[0]

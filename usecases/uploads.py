@@ -140,12 +140,12 @@ def stage(store: Store, data: bytes, options: ImportOptions, *, user: str,
 
 
 def _stale_tokens(store: Store, user: str) -> list[str]:
-    rows = store.read("uploads", order_by="-created")
+    rows = store.read("uploads", order_by="created")  # ties: in the order staged
     cutoff = (dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
               - dt.timedelta(seconds=UPLOAD_TTL_S)).isoformat(timespec="seconds")
     expired = rows.loc[rows["created"] < cutoff, "token"].tolist()
     mine = rows.loc[(rows["username"] == user) & (rows["created"] >= cutoff), "token"].tolist()
-    return expired + mine[MAX_STAGED_PER_USER - 1:]
+    return expired + mine[:max(0, len(mine) - MAX_STAGED_PER_USER + 1)]  # oldest first
 
 
 def _forget(tx: Any, token: str) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ from flask import Flask, render_template, request, session
 from flask_babel import Babel, get_locale
 from flask_compress import Compress
 
-from geo.store import default_db, is_url
+from geo.store import default_db
 
 LANGUAGES = ("ru", "en", "kk")
 DEFAULT_MAX_CONTENT_LENGTH = 32 * 1024 * 1024
@@ -26,22 +25,6 @@ class SetupError(RuntimeError):
     """The app cannot start: something `make setup` builds is missing."""
 
 
-def secret_key_for(db: str | Path) -> str:
-    """The secret key kept next to the store (``<db>.secret``, mode 0600), made on first use."""
-    path = Path(f"{db}.secret")
-    if path.exists():
-        key = path.read_text(encoding="ascii").strip()
-        if key:
-            return key
-    key = secrets.token_hex(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(key + "\n")
-    os.chmod(path, 0o600)
-    return key
-
-
 def config_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
     """Settings read from the environment (``ZONEPLAN_*``)."""
     env = os.environ if environ is None else environ
@@ -51,6 +34,10 @@ def config_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
     for name in ("ZONEPLAN_TILES_URL", "ZONEPLAN_TILES_ATTRIBUTION"):
         if env.get(name):
             out[name] = env[name]
+    for name, key in (("ZONEPLAN_SESSION_IDLE", "SESSION_IDLE_S"),
+                      ("ZONEPLAN_SESSION_MAX", "SESSION_MAX_S")):
+        if env.get(name):
+            out[key] = float(env[name])
     if env.get("ZONEPLAN_MAX_CONTENT_LENGTH"):
         out["MAX_CONTENT_LENGTH"] = int(env["ZONEPLAN_MAX_CONTENT_LENGTH"])
     if env.get("ZONEPLAN_COOKIE_SECURE"):
@@ -77,8 +64,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     config : dict, optional
         Overrides, applied after the environment: ``ZONEPLAN_DB`` (store path),
         ``SECRET_KEY``, ``ZONEPLAN_TILES_URL``/``ZONEPLAN_TILES_ATTRIBUTION`` (optional basemap),
-        ``MAX_CONTENT_LENGTH``, ``LOGIN_RATE_LIMIT``/``LOGIN_RATE_WINDOW``, ``STORE`` (an open
-        Store to use instead of opening ``ZONEPLAN_DB``).
+        ``MAX_CONTENT_LENGTH``, ``LOGIN_RATE_LIMIT``/``LOGIN_RATE_WINDOW``,
+        ``SESSION_IDLE_S``/``SESSION_MAX_S`` (log-in session lifetimes, seconds), ``STORE``
+        (an open Store to use instead of opening ``ZONEPLAN_DB``). Without ``SECRET_KEY``
+        (or ``ZONEPLAN_SECRET_KEY``) the store keeps one in its ``settings`` table.
 
     Raises
     ------
@@ -88,6 +77,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         When there is no store (run ``zoneplan init``).
     """
     from web import auth, deps, security
+    from zoneplan import accounts
     from web.maps import VENDOR_DIR, missing_vendor_files
 
     app = Flask(__name__)
@@ -99,25 +89,24 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         JSON_AS_ASCII=False,
         LOGIN_RATE_LIMIT=5,
         LOGIN_RATE_WINDOW=300,
+        SESSION_IDLE_S=2 * 3600,
+        SESSION_MAX_S=24 * 3600,
         SEND_FILE_MAX_AGE_DEFAULT=3600,
         COMPRESS_MIMETYPES=list(COMPRESSED_MEDIA),
         COMPRESS_ALGORITHM=["br", "gzip"],
     )
     app.config.update(config_from_env())
     app.config.update(config or {})
-    if not app.config.get("SECRET_KEY"):
-        if is_url(app.config["ZONEPLAN_DB"]):
-            # Every server process on one database must sign cookies alike.
-            raise SetupError("set ZONEPLAN_SECRET_KEY (the same for every server process) "
-                             "to serve a PostgreSQL store")
-        app.config["SECRET_KEY"] = secret_key_for(app.config["ZONEPLAN_DB"])
 
     missing = missing_vendor_files()
     if missing:
         raise SetupError(f"{len(missing)} browser asset(s) missing in {VENDOR_DIR} "
                          f"(e.g. {missing[0]}); run `make setup` to install them")
 
-    deps.init_app(app, app.config.get("STORE"))
+    store = deps.init_app(app, app.config.get("STORE")).store
+    if not app.config.get("SECRET_KEY"):
+        # ZONEPLAN_SECRET_KEY was read above; else the store keeps one for every process.
+        app.config["SECRET_KEY"] = accounts.secret_key(store, environ={})
     security.init_app(app)
     auth.init_app(app)
     Compress(app)

@@ -19,7 +19,6 @@ Errors are ``{"error": message, "field": name-or-null}`` with 400 (malformed par
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import importlib
 import json
 import math
@@ -38,17 +37,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from geo import io as geo_io
-from geo.layers import APPLICATION_STATUSES, LAYERS, PLOT_STATUSES, SECTORS
+from geo.layers import APPLICATION_STATUSES, ID_MAX_LENGTH, LAYERS, PLOT_STATUSES, SECTORS
 from geo.store import Conflict, Invalid, NotFound, StoreError
 from geo.validate import Problem as SchemaProblem, ValidationError
 from planner import applications as apps
 from planner import catalogue as cat
-from planner.catalogue import PlotFilters, QueryError
+from planner.catalogue import IsoDate, PlotFilters, QueryError
 from planner.kpi import kpi as kpi_of
 from planner.visibility import NEVER_SERVED, Forbidden
-from usecases import exports
-from usecases.exports import EXPORTABLE, FORMATS, ExportQuery
 from usecases import applications as usecase
+from usecases import exports
+from usecases.exports import EXPORTABLE, FORMATS, ExportQuery, LayerExportQuery
 from usecases import uploads
 from web import deps
 from web.auth import api_error, api_role_required, current_role, current_username
@@ -58,6 +57,7 @@ from web.security import SAFE_METHODS, bearer_token
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 DEFAULT_JSON_LIMIT = 64 * 1024
+MAX_JSON_DEPTH = 32  # our bodies nest 3 deep; deeper is an attack on the parser
 DEFAULT_UPLOAD_LIMIT = 32 * 1024 * 1024
 FORMAT_MEDIA = {"shp.zip": "application/zip", "gpkg": "application/geopackage+sqlite3",
                 "geojson": "application/geo+json"}
@@ -72,7 +72,7 @@ class _Query(BaseModel):
 class AsOfQuery(_Query):
     """Answer servicing as recorded, or as of a date."""
 
-    as_of: dt.date | None = Field(None, description="Answer servicing as of this date, assuming "
+    as_of: IsoDate | None = Field(None, description="Answer servicing as of this date, assuming "
                                   "due repairs are done (default: infrastructure as recorded)")
 
 
@@ -113,7 +113,12 @@ class PlotProperties(BaseModel):
     power_headroom_kw: float | None
     water: bool | None
     water_headroom_m3d: float | None
-    ready: str | None = Field(description="'now', a date (YYYY-MM-DD) or 'unknown'")
+    ready: str | None = Field(description="'now', a date (YYYY-MM-DD) or 'unknown'; counts "
+                                          "road, power and water (rail when the plot needs "
+                                          "it), not storm sewer or gas")
+    waits_for: list[str] | None = Field(description="Required services not there yet (road, "
+                                                    "rail, power, water): what readiness "
+                                                    "waits for")
 
 
 class PlotFeature(BaseModel):
@@ -310,9 +315,28 @@ def _json_body() -> Any:
     if not request.is_json:
         raise BadRequest("send the body as JSON with Content-Type: application/json")
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
+    except RecursionError:
+        body = None
     except (ValueError, UnicodeDecodeError) as err:
         raise BadRequest(f"the body is not valid JSON: {err}") from None
+    if body is None or _depth(body) > MAX_JSON_DEPTH:
+        raise BadRequest(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels")
+    return body
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in ``value`` (walked without recursion)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, level)
+            if level > MAX_JSON_DEPTH:
+                break
+            todo.extend((child, level + 1) for child in
+                        (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _finite(value: Any) -> Any:
@@ -326,13 +350,18 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _error(message: str, status: int, field: str | None = None, problems: list | None = None):
+def api_error_with_problems(message: str, status: int, field: str | None = None,
+                            problems: list | None = None):
+    """A JSON error response, with ``problems`` (``geo.validate.Problem``) when given."""
     response = api_error(message, status, field)
     if problems:
         body = response.get_json()
         body["problems"] = [dataclasses.asdict(p) for p in problems[:200]]
         response.set_data(json.dumps(body, ensure_ascii=False))
     return response
+
+
+_error = api_error_with_problems  # the short name this module's handlers use
 
 
 @bp.errorhandler(QueryError)
@@ -373,23 +402,32 @@ def _store_busy(err: StoreError):
     return _error(str(err), 503)
 
 
+def _http_json(err: HTTPException):
+    response = _error(err.description or err.name, err.code or 500)
+    allow = dict(err.get_headers()).get("Allow")
+    if allow:  # a 405 names the methods the path does take
+        response.headers["Allow"] = allow
+    return response
+
+
 @bp.errorhandler(HTTPException)
 def _http(err: HTTPException):
-    return _error(err.description or err.name, err.code or 500)
+    return _http_json(err)
 
 
 @bp.app_errorhandler(HTTPException)
 def _http_outside(err: HTTPException):
     """JSON for errors under /api that no view saw (405, unknown paths); others unchanged."""
     if request.path.startswith("/api/") or request.path == "/api":
-        return _error(err.description or err.name, err.code or 500)
+        return _http_json(err)
     return err
 
 
 def _writes_need_a_user():
     """Unsafe requests under /api with no credentials at all get 401 before anything else
     (before the CSRF check: a request without a session has no authority to forge)."""
-    if request.method in SAFE_METHODS or not request.path.startswith("/api/"):
+    if request.method in SAFE_METHODS or not request.path.startswith("/api/") \
+            or request.routing_exception is not None:  # 404/405 first: nothing to guard
         return None
     if bearer_token() is not None or current_user.is_authenticated:
         return None
@@ -407,7 +445,7 @@ def _model() -> Any:
 
 
 # --------------------------------------------------------------------------- plots
-PLOT_ID = {"plot_id": {"type": "string", "minLength": 1, "maxLength": 200}}
+PLOT_ID = {"plot_id": {"type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH}}
 
 
 def _links(page: cat.PlotPage) -> list[dict[str, str]]:
@@ -482,7 +520,7 @@ def get_layer(name: str, query: cat.LayerQuery):
 
 
 # --------------------------------------------------------------------------- exports
-def export_response(layer: str, fmt: str, query: ExportQuery) -> Response:
+def export_response(layer: str, fmt: str, query: ExportQuery | LayerExportQuery) -> Response:
     """Write the export to a temporary folder and send it; the folder goes when sent."""
     work = Path(tempfile.mkdtemp(prefix="zoneplan-export-"))
     try:
@@ -497,30 +535,42 @@ def export_response(layer: str, fmt: str, query: ExportQuery) -> Response:
     return response
 
 
-@endpoint("get", "/export/{layer}.{format}", summary="Download a layer or the filtered catalogue",
-          tag="exports", rule="/export/<layer>.<any('shp.zip', gpkg, geojson):format>",
-          query=ExportQuery, media=tuple(FORMAT_MEDIA.values()), errors=(401, 403),
-          path_params={"layer": {"type": "string", "enum": list(EXPORTABLE)},
-                       "format": {"type": "string", "enum": list(FORMATS)}},
-          description="Zipped shapefile (with .prj and UTF-8 .cpg), GeoPackage or GeoJSON "
-                      "(WGS84). For plots the catalogue filters apply; bbox for any feature "
-                      "layer. Non-public layers for planners only.")
-def export(layer: str, format: str, query: ExportQuery):  # noqa: A002 - the path's name
+FORMAT_RULE = "<any('shp.zip', gpkg, geojson):format>"
+FORMAT_PARAM = {"format": {"type": "string", "enum": list(FORMATS)}}
+FILES = ("Zipped shapefile (with .prj and UTF-8 .cpg), GeoPackage or GeoJSON (WGS84 unless "
+         "crs says otherwise). ")
+
+
+@endpoint("get", "/export/plots.{format}", summary="Download the plots (the filtered catalogue)",
+          tag="exports", rule=f"/export/plots.{FORMAT_RULE}", query=ExportQuery,
+          media=tuple(FORMAT_MEDIA.values()), errors=(401, 403), path_params=FORMAT_PARAM,
+          description=FILES + "Planners get every plot and field (no status: every status); "
+                      "others the plots the catalogue shows them, without occupants, projects, "
+                      "investment, jobs or demand. The catalogue filters narrow it.")
+def export_plots(format: str, query: ExportQuery):  # noqa: A002 - the path's name
+    return export_response("plots", format, query)
+
+
+@endpoint("get", "/export/{layer}.{format}", summary="Download a layer", tag="exports",
+          rule=f"/export/<layer>.{FORMAT_RULE}", query=LayerExportQuery,
+          media=tuple(FORMAT_MEDIA.values()), errors=(401, 403),
+          path_params={"layer": {"type": "string",
+                                 "enum": [n for n in EXPORTABLE if n != "plots"]},
+                       **FORMAT_PARAM},
+          description=FILES + "bbox for feature layers. Non-public layers for planners only.")
+def export(layer: str, format: str, query: LayerExportQuery):  # noqa: A002 - the path's name
     return export_response(layer, format, query)
 
 
 # --------------------------------------------------------------------------- applications
-APP_ID = {"app_id": {"type": "string", "minLength": 1, "maxLength": 200}}
+APP_ID = {"app_id": {"type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH}}
 
 
 def tx_servicing(tx: Any) -> Any:
     """The servicing model for a use case's transaction: the one cached for the store's
     revision, read while the transaction holds the store's write lock (so it is what the
     transaction sees)."""
-    model = deps.servicing_model()
-    if model is None:
-        raise cat.ServicingUnavailable("servicing answers are not available")
-    return model
+    return deps.servicing_model()
 
 
 def rules_json(breaches: list) -> list[dict[str, str]]:
@@ -655,15 +705,20 @@ def _unconfirmed(err: uploads.ConfirmationNeeded):
           description="Runs the same checks as `zoneplan import`. 200 with a token and what "
                       "would change (new ids, updates field by field, and for mode=replace "
                       "every removal with its status) when the file may be applied; 422 "
-                      "listing every problem otherwise. A replace never removes reserved, "
+                      "listing every problem otherwise (with that preview when the file "
+                      "could be read). A replace never removes reserved, "
                       "allocated or occupied plots or plots an application names.")
 def upload():
     check_upload_size()
     data, options = upload_request(request.files.get("file"), request.form)
     plan, token = uploads.stage(deps.get_store(), data, options, user=current_username(),
                                 names=API_OPTIONS)
-    if token is None:
-        raise ValidationError(plan.problems)
+    if token is None:  # refused: the problems, and what the file would have changed
+        response = _invalid(ValidationError(plan.problems))
+        body = response.get_json()
+        body["preview"] = plan.to_dict(limit=200)
+        response.set_data(json.dumps(_finite(body), ensure_ascii=False, default=str))
+        return response
     return {"token": token, **plan.to_dict(limit=200)}
 
 

@@ -7,20 +7,22 @@ declared with :func:`web.api.endpoint` and so appear in the same OpenAPI documen
 """
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from flask import Response
 from flask_babel import gettext
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
-from geo.layers import ASSET_LAYERS, ASSET_STATUSES, PLOT_STATUSES, SECTORS, get_layer
+from geo.layers import (
+    ASSET_LAYERS, ASSET_STATUSES, ID_MAX_LENGTH, NOTE_MAX_LENGTH, PLOT_STATUSES, SECTORS,
+    TEXT_MAX_LENGTH, get_layer,
+)
 from geo.store import Invalid, NotFound, Store
 from geo.validate import Problem as SchemaProblem
 from planner import parcels
-from planner.catalogue import to_geojson_geometries
+from planner.catalogue import IsoDate, to_geojson_geometries
 from web import deps
-from web.api import PLOT_ID, bp, endpoint
+from web.api import PLOT_ID, api_error_with_problems, bp, endpoint
 from web.auth import api_error, current_username
 
 __all__ = ["bp", "feature_json", "PlotIn", "PlotPatch", "AssetPatch", "CheckIn", "CheckOut", "EditedPlot",
@@ -38,8 +40,8 @@ POLYGON_SCHEMA = {
     },
 }
 PolygonJSON = Annotated[dict[str, Any], WithJsonSchema(POLYGON_SCHEMA)]
-TEXT = 200
-NOTE = 1000
+TEXT = TEXT_MAX_LENGTH  # the schema's limits (geo/layers.py), as every import applies them
+NOTE = NOTE_MAX_LENGTH
 #: Plot attributes planners may set when drawing or editing (the rest is computed, or the
 #: lifecycle's: status moves through PATCH only).
 EDITABLE_PLOT_FIELDS = ("cadastre", "sectors", "hazard_ok", "power_kw", "water_m3d", "rail_need",
@@ -102,6 +104,8 @@ class PlotPatch(PlotAttributes):
     version: int = Field(..., ge=1, description="The version you saw (stale -> 409)")
     geometry: PolygonJSON | None = Field(None, description="New outline")
     status: Literal[PLOT_STATUSES] | None = Field(None, description="New status")  # type: ignore[valid-type]
+    confirm: bool = Field(False, description="Publish (status available) although the plot has "
+                                             "no road or no water main within reach")
 
 
 class AssetPatch(_In):
@@ -111,8 +115,8 @@ class AssetPatch(_In):
 
     version: int = Field(..., ge=1, description="The version you saw (stale -> 409)")
     status: Literal[ASSET_STATUSES] | None = Field(None, description="New status")  # type: ignore[valid-type]
-    since: dt.date | None = Field(None, description="Status since (YYYY-MM-DD)")
-    due: dt.date | None = Field(None, description="Due to be operational (YYYY-MM-DD); "
+    since: IsoDate | None = Field(None, description="Status since (YYYY-MM-DD)")
+    due: IsoDate | None = Field(None, description="Due to be operational (YYYY-MM-DD); "
                                                   "null clears it")
     note: str | None = Field(None, max_length=NOTE, description="Note; null clears it")
 
@@ -121,10 +125,10 @@ class CheckIn(_In):
     """A drawn outline to check (nothing is stored)."""
 
     geometry: PolygonJSON = Field(description="The outline")
-    exclude_plot_id: str | None = Field(None, min_length=1, max_length=TEXT,
+    exclude_plot_id: str | None = Field(None, min_length=1, max_length=ID_MAX_LENGTH,
                                         description="The plot being redrawn (it does not "
                                                     "overlap itself)")
-    as_of: dt.date | None = Field(None, description="Answer servicing as of this date")
+    as_of: IsoDate | None = Field(None, description="Answer servicing as of this date")
     power_kw: float | None = Field(None, ge=0, description="Power demand to test, kW")
     water_m3d: float | None = Field(None, ge=0, description="Water demand to test, m³/day")
     rail_need: bool = Field(False, description="Whether rail access is needed")
@@ -229,6 +233,17 @@ def _user() -> str:
     return current_username() or "unknown"
 
 
+@bp.errorhandler(parcels.PublishUnconfirmed)
+def _publish_unconfirmed(err: parcels.PublishUnconfirmed):
+    """409 with ``field`` confirm and the servicing answer of each missing utility in
+    ``problems`` (``field`` = the utility): send again with ``confirm: true`` to publish."""
+    lines = err.lines(gettext)
+    return api_error_with_problems(
+        err.message(gettext), 409, "confirm",
+        [SchemaProblem(None, err.plot_id, utility, line)
+         for (utility, _), line in zip(err.gaps, lines)])
+
+
 @bp.errorhandler(parcels.StateConflict)
 def _state_conflict(err: parcels.StateConflict):
     """409 naming the field whose present state forbids the change (status, geometry)."""
@@ -287,9 +302,12 @@ def create_plot(body: PlotIn):
           description="Needs the version you saw: a stale one is refused with 409 and "
                       "nothing changes. Status moves follow the lifecycle (an illegal jump "
                       "such as occupied → candidate is 409); outlines change only while the "
-                      "plot is a candidate or available, and are checked as /api/check.")
+                      "plot is a candidate or available, and are checked as /api/check. "
+                      "Publishing (status available) a plot with no road or no water main "
+                      "within reach is 409 (`field` confirm, the servicing answer in "
+                      "`problems`) unless `confirm` is true.")
 def patch_plot(plot_id: str, body: PlotPatch):
-    sent = body.model_fields_set - {"version"}
+    sent = body.model_fields_set - {"version", "confirm"}
     if not sent:
         raise Invalid([SchemaProblem(None, plot_id, None, "nothing to change: send geometry, "
                                                           "status or attributes")])
@@ -303,7 +321,8 @@ def patch_plot(plot_id: str, body: PlotPatch):
         changes["geometry"] = _polygon(body.geometry)
     store: Store = deps.get_store()
     _, check = parcels.update_plot(store, plot_id, changes, version=body.version, user=_user(),
-                                   translate=gettext)
+                                   translate=gettext, servicing=deps.servicing_model(),
+                                   confirm=body.confirm)
     return {**feature_json("plots", store.get("plots", plot_id)),
             "warnings": _issues(check.warnings) if check else []}
 
@@ -319,7 +338,8 @@ def delete_plot(plot_id: str, query: VersionQuery):
 
 # --------------------------------------------------------------------------- assets
 ASSET_PATH = {"layer": {"type": "string", "enum": list(ASSET_LAYERS)},
-              "asset_id": {"type": "string", "minLength": 1, "maxLength": 200}}
+              "asset_id": {"type": "string", "minLength": 1,
+                           "maxLength": ID_MAX_LENGTH}}
 
 
 @endpoint("patch", "/assets/{layer}/{asset_id}", summary="Set an asset's status, dates or note",

@@ -16,6 +16,7 @@ replay Basic credentials by themselves, so they must never authorise a write.
 """
 from __future__ import annotations
 
+import re
 from functools import wraps
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -36,6 +37,7 @@ from web.security import basic_credentials, bearer_token, login_throttle
 from zoneplan import accounts
 
 bp = Blueprint("auth", __name__)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 VERIFIED = "zoneplan_verified_passwords"
 login_manager = LoginManager()
 login_manager.login_view = "auth.login"
@@ -44,14 +46,14 @@ login_manager.session_protection = "basic"
 
 
 class User(UserMixin):
-    """A logged-in person (from the session) or script (from a Bearer token)."""
+    """A logged-in person (a server-side session ``sid``) or script (Bearer token, HTTP Basic)."""
 
-    def __init__(self, record: dict[str, Any], *, via: str = "session"):
+    def __init__(self, record: dict[str, Any], *, sid: str | None = None, via: str = "session"):
         self.username: str = record["username"]
         self.role: str = record["role"]
         self.lang: str | None = record.get("lang")
-        self.via = via
-        self._id = accounts.session_id(record) if via == "session" else f"token:{self.username}"
+        self.via = via if sid is None else "session"
+        self._id = sid or f"{via}:{self.username}"
 
     def get_id(self) -> str:
         return self._id
@@ -75,8 +77,8 @@ def _basic_credentials() -> tuple[str, str] | None:
 def _load_user(sid: str) -> User | None:
     if bearer_token() is not None or _basic_credentials() is not None:
         return None  # a Bearer or Basic request is the header's, never the cookie's
-    record = accounts.user_for_session(get_store(), sid)
-    return User(record) if record else None
+    record = accounts.user_for_session(get_store(), sid, session_limits())
+    return User(record, sid=sid) if record else None
 
 
 @login_manager.request_loader
@@ -97,6 +99,18 @@ def _load_token_user(req) -> User | None:
         throttle.fail(username, address)
         return None
     return User(record, via="basic")
+
+
+def session_limits() -> accounts.SessionLimits:
+    """The app's idle and absolute log-in session lifetimes."""
+    config = current_app.config
+    return accounts.SessionLimits(float(config["SESSION_IDLE_S"]), float(config["SESSION_MAX_S"]))
+
+
+def _log_in(record: dict[str, Any]) -> None:
+    """Start a server-side session for ``record`` and remember it in the cookie."""
+    sid = accounts.start_session(get_store(), record["username"], session_limits())
+    login_user(User(record, sid=sid))
 
 
 @login_manager.unauthorized_handler
@@ -170,8 +184,9 @@ def api_role_required(*roles: str) -> Callable:
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
-    """``target`` if it is a path on this site, else ``default`` (no open redirects)."""
-    if not target:
+    """``target`` if it is a path on this site, else ``default`` (no open redirects, and no
+    control characters such as CR/LF, which cannot go into a Location header)."""
+    if not target or _CONTROL.search(target):
         return default
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
@@ -239,7 +254,7 @@ def login():
                 throttle.reset(username, address)
                 chosen = session.get("lang")
                 session.clear()  # a fresh session on log-in
-                login_user(User(record))
+                _log_in(record)
                 if record.get("lang"):
                     session["lang"] = record["lang"]
                 elif chosen:
@@ -254,6 +269,8 @@ def login():
 @bp.route("/logout", methods=["POST"])
 def logout():
     lang = session.get("lang")
+    if current_user.is_authenticated and current_user.via == "session":
+        accounts.end_session(get_store(), current_user.get_id())  # a replayed cookie is dead
     logout_user()
     session.clear()
     if lang:
@@ -281,7 +298,7 @@ def account():
                     accounts.set_password(store, current_user.username, password_form.password.data,
                                           by=current_user.username)
                     fresh = accounts.get_user(store, current_user.username, secrets_too=True)
-                    login_user(User(fresh))  # the old session id no longer matches
+                    _log_in(fresh)  # every earlier session of this user has ended
                     flash(_("Your password has been changed."), "success")
                     return redirect(url_for("auth.account"))
             else:

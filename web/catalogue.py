@@ -21,7 +21,8 @@ from geo.store import Conflict, NotFound
 from geo.validate import Problem as SchemaProblem, ValidationError
 from planner import applications as apps
 from planner import catalogue as cat
-from planner.visibility import Forbidden, is_staff, plot_view
+from planner.servicing import UTILITY_WORDS, readiness_basis
+from planner.visibility import Forbidden, plot_view
 from usecases import applications as usecase
 from usecases import uploads
 from web import api, deps
@@ -66,6 +67,8 @@ def _page_config() -> dict[str, Any]:
             "loading": _("Loading…"), "error": _("Could not load the plots:"),
             "yes": _("yes"), "no": _("no"), "any_sector": _("any sector"), "now": _("now"), "unknown": _("unknown"),
             "ha": _("ha"), "kw": _("kW"), "m3d": _("m³/day"),
+            "waits_for": _("waits for %(what)s", what="{what}"),
+            "utilities": {u: _(word) for u, word in UTILITY_WORDS.items()},
             "sectors": {s: _tv(s) for s in SECTORS},
             "statuses": {s: _tv(s) for s in PLOT_COLOURS},
         },
@@ -85,10 +88,11 @@ def _filters_or_error(args: Mapping[str, str]) -> tuple[dict[str, str], str | No
 # --------------------------------------------------------------------------- catalogue
 @bp.route("/plots")
 def plots():
-    """Available plots: filters, a map and a sortable list kept in sync (data: /api/plots)."""
+    """Plots (available by default, any status the reader may see): filters, a map and a
+    sortable list kept in sync (data: /api/plots)."""
     values, error = _filters_or_error(request.args.to_dict(flat=True))
     return render_template("plots.html", values=values, error=error, page_config=_page_config(),
-                           formats=DOWNLOAD_FORMATS, staff=is_staff(current_role()))
+                           formats=DOWNLOAD_FORMATS)
 
 
 def _servicing_record(plot_id: str, as_of: dt.date | None = None) -> dict[str, Any] | None:
@@ -111,6 +115,9 @@ def _plot_context(plot_id: str) -> dict[str, Any]:
                 "sector": "" if allowed is None or len(allowed) != 1 else next(iter(allowed))}
     return {"plot": props, "record": record,
             "explain": deps.explain(record, translate=_) if record else [],
+            "ready_basis": readiness_basis(record, _) if record else "",
+            "waits_for": ", ".join(_(UTILITY_WORDS[u]) for u in record["waits_for"])
+            if record else "",
             "sector_choices": [s for s in SECTORS if allowed is None or s in allowed],
             "defaults": defaults, "page_config": _page_config(),
             "can_apply": has_role("investor") and props["status"] == cat.PUBLIC_PLOT_STATUS}
@@ -233,7 +240,7 @@ def _act(app_id: str, action: str) -> Any:
     version = _version(request.form)
     if action == "withdraw":
         if not has_role("investor"):  # staff withdraw for an investor only from the CLI
-            raise cat.Forbidden("only investors withdraw their applications")
+            raise Forbidden("only investors withdraw their applications")
         return usecase.withdraw(store, app_id, user=user, role=role, version=version)
     if action == "accept":
         return usecase.accept(store, app_id, request.form.get("plot_id") or None, user=user,

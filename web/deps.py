@@ -10,13 +10,15 @@ from typing import Any, Callable, Hashable, Sequence
 import pandas as pd
 from flask import Flask, current_app
 
-from geo.layers import FEATURE_LAYERS
+from geo.layers import FEATURE_LAYERS, LAYERS
 from geo.store import Store, open_store
 from usecases.jobs import JobRunner
 
 from planner import servicing as _servicing
 
 EXTENSION = "zoneplan"
+# What derived values are built from: log-ins, jobs and settings change nothing drawn.
+DATA_LAYERS = tuple(name for name, layer in LAYERS.items() if not layer.internal)
 
 
 class RevisionCache:
@@ -90,9 +92,9 @@ class Deps:
 
     def cached(self, key: Hashable, build: Callable[[], Any],
                layers: Sequence[str] | None = None) -> Any:
-        """``build()`` once per revision of ``layers`` (default: every layer) and ``key``;
+        """``build()`` once per revision of ``layers`` (default: every data layer) and ``key``;
         concurrent callers wait for it."""
-        return self.cache.get_or_build(key, build, self.store.revision(layers))
+        return self.cache.get_or_build(key, build, self.store.revision(layers or DATA_LAYERS))
 
 
 def init_app(app: Flask, store: Store | None = None) -> Deps:

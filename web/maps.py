@@ -388,10 +388,13 @@ def render_map(m: folium.Map) -> RenderedMap:
     return RenderedMap(header, html, script, m.get_name())
 
 
-def legend(translate: Translate) -> dict[str, list[dict[str, str]]]:
-    """Legend entries for the page template: plot statuses and asset statuses."""
+def legend(translate: Translate, statuses: Iterable[str] | None = None,
+           ) -> dict[str, list[dict[str, str]]]:
+    """Legend entries for the page template: plot statuses (those in ``statuses``, default
+    all) and asset statuses."""
+    shown = set(PLOT_COLOURS if statuses is None else statuses)
     plots = [{"label": tr_value(s, translate), "colour": c, "code": s}
-             for s, c in PLOT_COLOURS.items()]
+             for s, c in PLOT_COLOURS.items() if s in shown]
     assets = [{"label": tr_value(s, translate), "code": s,
                "colour": STATUS_STROKES[s].get("color", "#333333"),
                "dash": STATUS_STROKES[s].get("dashArray", "")}

@@ -54,8 +54,18 @@ def _html(kind: str, *, mapped: bool = False, **context: Any) -> Response:
     return Response(page, mimetype="text/html")
 
 
+COUNTS = "zoneplan_ogc_counts"
+
+
+@bp.record_once
+def _own_cache(state) -> None:
+    # Counts and extents per query get a cache of their own, so a GIS client panning
+    # through many boxes never pushes the maps and servicing answers out of the app's.
+    state.app.extensions[COUNTS] = deps.RevisionCache(max_entries=4096)
+
+
 def _cache(key: Any, build: Any) -> Any:
-    return deps.deps().cache.get_or_build(key, build)
+    return current_app.extensions[COUNTS].get_or_build(key, build)
 
 
 @bp.errorhandler(ogc.OgcError)

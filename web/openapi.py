@@ -213,8 +213,6 @@ def document(*, server: str = "/api", title: str = "zoneplan API",
                                 "`{\"error\": message, \"field\": name or null}`. GIS "
                                 "clients read every layer over OGC API - Features at /ogc, "
                                 "described by its own OpenAPI 3.0 document at /ogc/api."},
-        "externalDocs": {"description": "OGC API - Features (QGIS, GDAL, OWSLib)",
-                         "url": "/ogc/api?f=html"},
         "paths": paths,
         "components": {
             "schemas": components,

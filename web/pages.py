@@ -10,8 +10,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
+from planner.visibility import PlotView, plot_view
 from web import deps
-from web.auth import safe_next
+from web.auth import current_role, current_username, safe_next
 from web.maps import RenderedMap, build_zone_map, legend, render_map, tr_value
 from web.security import add_nonces
 from zoneplan import accounts
@@ -52,16 +53,17 @@ def zone_map() -> RenderedMap:
     return deps.deps().cached(key, build, ("zone", "expansion", "plots"))
 
 
-def _map_context(rendered: RenderedMap) -> dict[str, Any]:
+def _map_context(rendered: RenderedMap, view: PlotView) -> dict[str, Any]:
     return {"map_header": add_nonces(rendered.header), "map_html": rendered.html,
             "map_script": rendered.script, "map_id": rendered.map_id,
-            "legend": legend(_)}
+            "legend": legend(_, view.statuses)}
 
 
 @bp.route("/")
 def index():
-    """The zone map for everyone."""
-    return render_template("map.html", **_map_context(zone_map()))
+    """The zone map for everyone, showing what the reader's role may see."""
+    view = plot_view(current_role(), current_username())
+    return render_template("map.html", **_map_context(zone_map(), view))
 
 
 @bp.route("/lang/<code>")

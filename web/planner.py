@@ -104,7 +104,10 @@ def _strings() -> dict[str, str]:
         "since": _("Status since"),
         "due": _("Due"),
         "note": _("Note"),
+        "changedOn": _("Date of the status change"),
         "saveAsset": _("Save status"),
+        "publishGaps": _("Plot %(id)s lacks what investors need within reach:", id="{id}"),
+        "publishAnyway": _("Publish it anyway"),
         "assetSaved": _("%(id)s saved: %(status)s.", id="{id}", status="{status}"),
         "details": _("Attributes and history"),
         "loading": _("Loading…"),
@@ -296,6 +299,13 @@ def _servicing_lines(plot_id: str) -> list[str]:
     return deps.explain(record, translate=_) if record else []
 
 
+def _publish_gaps(plot_id: str) -> list[str]:
+    """The servicing answer of the road and water a plot lacks (publishing it needs a tick)."""
+    record = deps.servicing_records().get(plot_id)
+    gaps = parcels.publishing_gaps(record) if record else []
+    return parcels.PublishUnconfirmed(plot_id, gaps).lines(_) if gaps else []
+
+
 def _feature_or_none(layer: str, key: str) -> dict[str, Any] | None:
     """The feature, or None when it was deleted (its history remains); 404 when it never
     existed or the layer is not a map layer."""
@@ -334,11 +344,14 @@ def _apply_form(layer: str, key: str) -> None:
             flash(_("%(id)s saved.", id=key), "success")
         elif layer == "plots" and form.get("status"):
             parcels.update_plot(store, key, {"status": form["status"]}, version=version,
-                                user=user, translate=_)
+                                user=user, translate=_, servicing=deps.servicing_model(),
+                                confirm=bool(form.get("confirm")))
             flash(_("Plot %(id)s is now %(status)s.", id=key, status=tr_value(form["status"], _)),
                   "success")
         else:
             flash(_("Nothing to change."), "info")
+    except parcels.PublishUnconfirmed as err:
+        flash(err.message(_), "danger")
     except parcels.TransitionError as err:
         flash(str(err), "danger")
     except Conflict as err:
@@ -372,4 +385,5 @@ def feature(layer: str, key: str):
         moves=[(s, tr_value(s, _)) for s in parcels.allowed_transitions(row.get("status"))]
         if layer == "plots" and row else [],
         servicing=_servicing_lines(key) if layer == "plots" and row else [],
+        publish_gaps=_publish_gaps(key) if layer == "plots" and row else [],
         items=_history_items(audit_rows(store, layer=layer, feature=key)))

@@ -5,15 +5,14 @@ import base64
 import binascii
 import re
 import secrets
-import threading
-import time
-from collections import defaultdict, deque
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from markupsafe import Markup
+
+from zoneplan import accounts
 
 csrf = CSRFProtect()
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -100,52 +99,6 @@ def content_security_policy(nonce: str, tiles_url: str | None = None) -> str:
     ))
 
 
-class LoginThrottle:
-    """In-memory limit of failed log-ins per (user name, client address).
-
-    Parameters
-    ----------
-    limit : int
-        Failures allowed within ``window`` seconds; the next attempt is refused.
-    window : float
-        Seconds a failure counts.
-    """
-
-    def __init__(self, limit: int = 5, window: float = 300.0):
-        self.limit = limit
-        self.window = window
-        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
-        times = self._failures[key]
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        return times
-
-    def retry_after(self, username: str, address: str) -> int:
-        """Seconds until another attempt is allowed (0: allowed now)."""
-        now = time.monotonic()
-        key = ((username or "").strip().lower(), address or "")
-        with self._lock:
-            times = self._recent(key, now)
-            if len(times) < self.limit:
-                return 0
-            return max(1, int(times[0] + self.window - now) + 1)
-
-    def fail(self, username: str, address: str) -> None:
-        """Count one failed attempt."""
-        now = time.monotonic()
-        key = ((username or "").strip().lower(), address or "")
-        with self._lock:
-            self._recent(key, now).append(now)
-
-    def reset(self, username: str, address: str) -> None:
-        """Forget the failures after a successful log-in."""
-        with self._lock:
-            self._failures.pop(((username or "").strip().lower(), address or ""), None)
-
-
 def init_app(app: Flask) -> None:
     """CSRF on every unsafe request (except Bearer-token API calls) and the security headers."""
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
@@ -154,15 +107,14 @@ def init_app(app: Flask) -> None:
     if not app.config.get("SESSION_COOKIE_SAMESITE"):
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     csrf.init_app(app)
-    app.extensions["zoneplan_login_throttle"] = LoginThrottle(
-        int(app.config.get("LOGIN_RATE_LIMIT", 5)), float(app.config.get("LOGIN_RATE_WINDOW", 300)))
     app.jinja_env.globals["csp_nonce"] = csp_nonce
 
     @app.before_request
     def _check_csrf():
         # Bearer requests carry no cookie-based authority (web.auth ignores the session
         # cookie when an Authorization header is present), so a forged form cannot use them.
-        if request.method in SAFE_METHODS or bearer_token() is not None:
+        if request.method in SAFE_METHODS or bearer_token() is not None \
+                or request.routing_exception is not None:  # 404/405 say so, not "CSRF"
             return None
         if request.path.startswith("/api/") and not current_user.is_authenticated:
             return None  # no session, nothing to forge: the API view answers 401 itself
@@ -191,6 +143,9 @@ def init_app(app: Flask) -> None:
         return response
 
 
-def login_throttle() -> LoginThrottle:
-    """The app's failed-login counter."""
-    return current_app.extensions["zoneplan_login_throttle"]
+def login_throttle() -> accounts.LoginThrottle:
+    """The failed-login counter, kept in the store (shared by every server process)."""
+    from web.deps import get_store
+    config = current_app.config
+    return accounts.LoginThrottle(get_store(), int(config.get("LOGIN_RATE_LIMIT", 5)),
+                                  float(config.get("LOGIN_RATE_WINDOW", 300)))

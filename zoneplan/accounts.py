@@ -1,6 +1,7 @@
 """User accounts: password hashes, roles, API tokens; framework-free, over the ``users`` layer."""
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import os
@@ -9,7 +10,8 @@ import secrets
 import sys
 import threading
 import time
-from typing import Any, TextIO
+from dataclasses import dataclass
+from typing import Any, Mapping, TextIO
 
 import pandas as pd
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -33,6 +35,8 @@ TOKEN_PREFIX = "zp_"
 # Compared against when a user does not exist, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = generate_password_hash("not-a-real-password-" + secrets.token_hex(8))
 _PUBLIC_FIELDS = ("username", "role", "lang", "active", "created")
+SEEN_EVERY_S = 60  # a live session's last request is recorded at most this often
+SECRET_SETTING = "flask_secret_key"
 
 
 def hash_password(password: str) -> str:
@@ -141,10 +145,11 @@ def _require(store: Store, username: str) -> dict[str, Any]:
 
 
 def set_password(store: Store, username: str, password: str, *, by: str = "system") -> None:
-    """Replace a user's password (their sessions elsewhere end, see ``session_id``)."""
+    """Replace a user's password; every log-in session of theirs ends."""
     _require(store, username)
     check_password(password)
     store.update("users", username, {"pw_hash": hash_password(password)}, user=by)
+    end_sessions(store, username)
 
 
 def set_role(store: Store, username: str, role: str, *, by: str = "system") -> None:
@@ -225,21 +230,164 @@ class VerifiedPasswords:
         return user
 
 
-def session_id(user: dict[str, Any]) -> str:
-    """An id for login sessions that stops matching once the password changes."""
-    fingerprint = hashlib.sha256((user.get("pw_hash") or "").encode()).hexdigest()[:16]
-    return f"{user['username']}:{fingerprint}"
+@dataclass(frozen=True)
+class SessionLimits:
+    """How long a log-in session lasts: ``idle_s`` without a request, ``max_s`` in all."""
+
+    idle_s: float = 2 * 3600
+    max_s: float = 24 * 3600
 
 
-def user_for_session(store: Store, sid: str) -> dict[str, Any] | None:
-    """The active user a ``session_id`` stands for, or None when stale or unknown."""
-    username, _, fingerprint = (sid or "").partition(":")
-    user = get_user(store, username, secrets_too=True) if username else None
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _age_s(stamp: Any, now: dt.datetime) -> float:
+    """Seconds since an ISO stamp of the store (unreadable stamps count as ancient)."""
+    try:
+        return (now - pd.Timestamp(stamp).to_pydatetime().replace(tzinfo=None)).total_seconds()
+    except (TypeError, ValueError):
+        return float("inf")
+
+
+def start_session(store: Store, username: str, limits: SessionLimits = SessionLimits()) -> str:
+    """Open a log-in session for ``username``; return its id (only its hash is stored).
+
+    The user's expired sessions are swept in the same transaction.
+    """
+    sid = secrets.token_urlsafe(32)
+    stamp = now_iso()
+    with store.transaction(username) as tx:
+        old = tx.read("sessions", where={"username": username})
+        now = _now()
+        for _, row in old.iterrows():
+            if _expired(row, now, limits):
+                tx.delete("sessions", row["sid_hash"])
+        tx.insert("sessions", pd.DataFrame([{"sid_hash": token_digest(sid), "username": username,
+                                             "created": stamp, "seen": stamp}]))
+    return sid
+
+
+def _expired(row: Any, now: dt.datetime, limits: SessionLimits) -> bool:
+    return _age_s(row["created"], now) > limits.max_s or _age_s(row["seen"], now) > limits.idle_s
+
+
+def user_for_session(store: Store, sid: str, limits: SessionLimits = SessionLimits(),
+                     ) -> dict[str, Any] | None:
+    """The active user of a live session ``sid``, or None (unknown, ended, idle or too old).
+
+    An expired session is deleted; a live one records the request (at most once a minute,
+    so reading pages does not turn into a write each).
+    """
+    if not sid:
+        return None
+    key = token_digest(sid)
+    try:
+        row = store.get("sessions", key)
+    except NotFound:
+        return None
+    now = _now()
+    if _expired(row, now, limits):
+        end_session(store, sid)
+        return None
+    user = get_user(store, row["username"], secrets_too=True)
     if user is None or not user["active"]:
         return None
-    if not hmac.compare_digest(session_id(user), sid):
-        return None
+    if _age_s(row["seen"], now) > SEEN_EVERY_S:
+        try:
+            store.update("sessions", key, {"seen": now_iso()}, user=row["username"])
+        except NotFound:  # ended by a log-out meanwhile
+            return None
     return user
+
+
+def end_session(store: Store, sid: str) -> None:
+    """End one log-in session (log-out); nothing happens when it is already gone."""
+    try:
+        store.delete("sessions", token_digest(sid or ""))
+    except NotFound:
+        pass
+
+
+def end_sessions(store: Store, username: str) -> int:
+    """End every log-in session of ``username``; return how many there were."""
+    with store.transaction(username) as tx:
+        keys = tx.keys("sessions", where={"username": username})
+        for key in keys:
+            tx.delete("sessions", key)
+    return len(keys)
+
+
+class LoginThrottle:
+    """A limit on failed log-ins per (user name, client address), counted in the store so
+    every server process shares it.
+
+    Parameters
+    ----------
+    store : Store
+    limit : int
+        Failures allowed within ``window`` seconds of the first; the next attempt is refused.
+    window : float
+        Seconds the count lasts from the first failure.
+    """
+
+    def __init__(self, store: Store, limit: int = 5, window: float = 300.0):
+        self.store = store
+        self.limit = limit
+        self.window = window
+
+    @staticmethod
+    def _key(username: str, address: str) -> str:
+        return token_digest(f"{(username or '').strip().lower()}\x00{address or ''}")
+
+    def retry_after(self, username: str, address: str) -> int:
+        """Seconds until another attempt is allowed (0: allowed now)."""
+        try:
+            row = self.store.get("login_fails", self._key(username, address))
+        except NotFound:
+            return 0
+        left = self.window - _age_s(row["since"], _now())
+        if row["fails"] < self.limit or left <= 0:
+            return 0
+        return max(1, int(left) + 1)
+
+    def fail(self, username: str, address: str) -> None:
+        """Count one failed attempt."""
+        key = self._key(username, address)
+        with self.store.transaction("system") as tx:
+            try:
+                row = tx.get("login_fails", key, for_update=True)
+            except NotFound:
+                row = None
+            if row is None:
+                tx.insert("login_fails", pd.DataFrame([{"fail_key": key, "fails": 1,
+                                                        "since": now_iso()}]))
+            elif _age_s(row["since"], _now()) > self.window:
+                tx.update("login_fails", key, {"fails": 1, "since": now_iso()})
+            else:
+                tx.update("login_fails", key, {"fails": int(row["fails"]) + 1})
+
+    def reset(self, username: str, address: str) -> None:
+        """Forget the failures after a successful log-in."""
+        try:
+            self.store.delete("login_fails", self._key(username, address))
+        except NotFound:
+            pass
+
+
+def secret_key(store: Store, environ: Mapping[str, str] | None = None) -> str:
+    """The web app's secret key: ``ZONEPLAN_SECRET_KEY``, else the one kept in the store's
+    ``settings`` (made on first use; never a file beside the store)."""
+    env = os.environ if environ is None else environ
+    if env.get("ZONEPLAN_SECRET_KEY"):
+        return env["ZONEPLAN_SECRET_KEY"]
+    with store.transaction("system") as tx:
+        try:
+            return str(tx.get("settings", SECRET_SETTING)["value"])
+        except NotFound:
+            key = secrets.token_hex(32)
+            tx.insert("settings", pd.DataFrame([{"name": SECRET_SETTING, "value": key}]))
+            return key
 
 
 def issue_token(store: Store, username: str, *, by: str | None = None) -> str:

@@ -175,10 +175,10 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[Any]]
 
 @lru_cache(maxsize=None)
 def _filter_field(layer: str, name: str) -> Any:
-    """The field with its vocabulary and limits dropped: a filter value outside them
-    simply matches nothing."""
+    """The field with its vocabulary, limits and id rule dropped: a filter value outside
+    them simply matches nothing."""
     return dataclasses.replace(get_layer(layer).field(name), required=False, choices=None,
-                               minimum=None, maximum=None)
+                               minimum=None, maximum=None, ident=False, max_length=None)
 
 
 def compile_where(layer: Layer, where: Where | None) -> list[Condition]:

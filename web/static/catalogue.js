@@ -36,9 +36,13 @@
     if (cls) { node.className = cls; }
     return node;
   }
-  function readyText(ready) {
+  function readyText(ready, waitsFor) {
     if (ready === "now") { return T.now; }
-    if (!ready || ready === "unknown") { return T.unknown; }
+    if (!ready || ready === "unknown") {
+      // never a bare "unknown": say which required services are missing
+      var what = (waitsFor || []).map(function (u) { return T.utilities[u] || u; }).join(", ");
+      return T.unknown + " (" + T.waits_for.replace("{what}", what || "?") + ")";
+    }
     return ready;
   }
   function plotStyle(feature) {
@@ -115,7 +119,6 @@
     var tbody = table.querySelector("tbody");
     var count = document.getElementById("zp-count");
     var errorBox = document.getElementById("zp-list-error");
-    var staff = root.getAttribute("data-staff") === "true";
     var map = newMap("zp-cat-map");
     var byId = {};
     var rows = {};
@@ -180,8 +183,8 @@
           "num" + (p.power && p.power_headroom_kw < 0 ? " zp-neg" : ""));
         cell(tr, p.water ? number(p.water_headroom_m3d, 0) : "—",
           "num" + (p.water && p.water_headroom_m3d < 0 ? " zp-neg" : ""));
-        cell(tr, readyText(p.ready));
-        if (staff) { cell(tr, T.statuses[p.status] || p.status); }
+        cell(tr, readyText(p.ready, p.waits_for));
+        cell(tr, T.statuses[p.status] || p.status);
         tr.addEventListener("click", function (e) {
           if (e.target.tagName !== "A") { select(f.id, "list"); }
         });

@@ -684,10 +684,18 @@
     return loadPlots();
   }
 
-  function movePlot(id, status) {
+  function movePlot(id, status, confirmed) {
     var props = index.plots[id].feature.properties;
-    api("PATCH", url("plot", { id: id }), { version: props.version, status: status })
+    var body = { version: props.version, status: status };
+    if (confirmed) { body.confirm = true; }
+    api("PATCH", url("plot", { id: id }), body)
       .then(function (response) {
+        if (response.status === 409 && response.body && response.body.field === "confirm") {
+          // publishing a plot without road or water: show why, publish only when asked again
+          showMessage("error", fmt(T.publishGaps, { id: id }), problemLines(response.body),
+                      [{ label: T.publishAnyway, run: function () { movePlot(id, status, true); } }]);
+          return;
+        }
         if (response.status !== 200) { refused(response, reloadAndSelect("plots", id)); return; }
         replaceFeature("plots", response.body);
         select("plots", id);
@@ -820,6 +828,10 @@
         return el("option", { value: code, selected: code === props.status,
                               text: cfg.assetStatuses[code] });
       }));
+    // the date the status changed: today unless the planner records an earlier change
+    var changedOn = el("input", { type: "date", id: "zp-pl-asset-since",
+                                  class: "form-control form-control-sm", value: today(),
+                                  max: today() });
     var due = el("input", { type: "date", id: "zp-pl-asset-due", class: "form-control form-control-sm",
                             value: props.due || "" });
     var note = el("textarea", { id: "zp-pl-asset-note", class: "form-control form-control-sm",
@@ -827,6 +839,7 @@
     note.value = props.note || "";
     var form = el("form", { class: "zp-pl-asset-form", id: "zp-pl-asset-form" }, [
       el("label", { for: "zp-pl-asset-status", text: T.status }), status,
+      el("label", { for: "zp-pl-asset-since", text: T.changedOn }), changedOn,
       el("label", { for: "zp-pl-asset-due", text: T.due }), due,
       el("label", { for: "zp-pl-asset-note", text: T.note }), note,
       el("div", { class: "zp-pl-buttons" }, [
@@ -837,11 +850,19 @@
       e.preventDefault();
       var body = { version: props.version };
       if (status.value !== props.status) { body.status = status.value; }
+      if (status.value !== props.status || changedOn.dataset.edited) {
+        body.since = changedOn.value || today();
+      }
       if ((due.value || null) !== (props.due || null)) { body.due = due.value || null; }
       if ((note.value.trim() || null) !== (props.note || null)) { body.note = note.value.trim() || null; }
       saveAsset(name, String(props[specs[name].key]), body);
     });
+    changedOn.addEventListener("input", function () { changedOn.dataset.edited = "1"; });
     selPanel.appendChild(form);
+  }
+  function today() {
+    var d = new Date();
+    return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
   }
 
   function saveAsset(name, id, body) {

@@ -55,7 +55,8 @@ def _as_of(text: str | None):
 
 
 def cmd_servicing(args: argparse.Namespace) -> int:
-    from planner.servicing import ServicingModel, explain, parse_what_if
+    from planner.servicing import (UTILITIES, UTILITY_WORDS, ServicingModel, explain,
+                                   parse_what_if)
 
     as_of = _as_of(args.as_of)
     what_if = parse_what_if(args.what_if or [])
@@ -97,6 +98,9 @@ def cmd_servicing(args: argparse.Namespace) -> int:
             print(f"  {line}")
         return 0
     print(_table(doc["plots"]))
+    optional = [UTILITY_WORDS[u] for u in UTILITIES if u not in model.required and u != "rail"]
+    print(f"ready counts {', '.join(UTILITY_WORDS[u] for u in model.required)} (and rail where "
+          f"the plot needs it); {' and '.join(optional)} are not required")
     ready = sum(r["ready"] == "now" for r in doc["plots"])
     rail = sum(r["rail"]["available"] for r in doc["plots"])
     print(f"{len(doc['plots'])} plots: {rail} with rail access, {ready} ready to build now "
@@ -126,7 +130,8 @@ def _table(plots: list[dict]) -> str:
         rows.append({"plot": r["plot_id"], "road": road, "rail": _short(r["rail"], "via"),
                      "power": _short(r["power"], "substation"), "water": _short(r["water"], "main"),
                      "storm": _short(r["storm"], "main"), "gas": _short(r["gas"], "main"),
-                     "ready": r["ready"]})
+                     "ready": r["ready"] if r["ready"] != "unknown" else
+                     f"unknown (waits for {', '.join(r['waits_for']) or '?'})"})
     if not rows:
         return "(no plots)"
     frame = pd.DataFrame(rows)
