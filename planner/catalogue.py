@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
+MAX_LIMIT = 10_000  # one page of a map view at editing zooms
 PUBLIC_PLOT_STATUS = "available"
 FACT_COLUMNS = ("rail", "rail_distance_m", "power", "power_headroom_kw", "water",
                 "water_headroom_m3d", "ready", "waits_for")
@@ -141,7 +141,7 @@ class PlotFilters(QueryParams):
 
     Areas are hectares (inclusive); ``rail``, ``min_power``, ``min_water`` and
     ``ready_by`` are answered by the servicing model with the infrastructure as
-    recorded, or as of ``as_of``. ``limit`` above 1000 is refused (400), not clamped.
+    recorded, or as of ``as_of``. ``limit`` above 10,000 is refused (400), not clamped.
     """
 
     min_area: float | None = Field(None, ge=0, description="Minimum plot area, ha (inclusive); "
@@ -159,7 +159,7 @@ class PlotFilters(QueryParams):
                              description="Plot statuses (default: available); 'candidate' "
                                          "for planners only")
     bbox: Bbox = Field(None, description=BBOX_TEXT)
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Page size (1..1000)")
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Page size (1..10000)")
     offset: int = Field(0, ge=0, le=10_000_000, description="Features to skip")
     sort: SortKey = Field("plot_id", description="Sort key; a leading '-' sorts descending")
 

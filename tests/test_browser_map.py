@@ -8,51 +8,83 @@ from conftest import ARTIFACTS, PASSWORDS
 pytestmark = pytest.mark.browser
 
 
-def _expected_counts(store):
-    from web.maps import LAYER_STYLES
-    points = sum(store.count(s.name) for s in LAYER_STYLES if s.radius)
-    shapes = sum(store.count(s.name) for s in LAYER_STYLES if not s.radius and s.show)
-    return points, shapes
+def _tiles_drawn(page) -> None:
+    """Wait until every shown tile layer has loaded its tiles."""
+    page.wait_for_function("() => window.zpMapTiles && !window.zpMapTiles.grid._loading")
 
 
-def test_map_renders_every_layer_offline_without_errors(live_server, page, store):
-    response = page.goto(live_server + "/lang/en?next=/", wait_until="networkidle")
+def _open(page, base):
+    response = page.goto(base + "/lang/en?next=/", wait_until="networkidle")
     assert response.ok
-    page.wait_for_selector(".leaflet-overlay-pane svg path")
-    points, shapes = _expected_counts(store)
-    paths = page.locator(".leaflet-overlay-pane svg path").count()
-    # every shown polygon and line is a path, and each point is a circle marker path
-    assert paths >= points + shapes, (paths, points, shapes)
+    page.wait_for_selector(".leaflet-tile-container canvas")
+    _tiles_drawn(page)
+
+
+def test_map_draws_every_layer_from_tiles_offline_without_errors(live_server, page, store):
+    tiles = []
+    page.on("response", lambda r: tiles.append((r.url, r.status)) if "/tiles/" in r.url else None)
+    _open(page, live_server)
+    # one request per tile for every layer, bottom first
+    from web.maps import LAYER_STYLES
+    asked = {url.split("/tiles/")[1].split("/")[0] for url, _ in tiles}
+    assert asked == {",".join(s.name for s in LAYER_STYLES)}, asked
+    assert 0 < len(tiles) < 60
+    assert all(status in (200, 304) for _, status in tiles), tiles[:5]
+    # the page holds no features: every plot id is absent from the HTML
+    html = page.content()
+    assert not any(pid in html for pid in store.read("plots")["plot_id"].head(20))
     assert page.locator(".leaflet-control-layers-overlays label").count() >= 10
     assert page.locator(".zp-legend li").count() >= 10
-    # the map was fitted to the zone: the zone's outline lies within the viewport
-    box = page.locator(".leaflet-overlay-pane svg").bounding_box()
-    assert box and box["width"] > 300 and box["height"] > 300
+    canvases = page.locator(".zp-tiles canvas").count()
+    assert canvases >= 1
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "map.png"), full_page=False)
     assert page.zp_blocked == [], f"the page asked other hosts: {page.zp_blocked[:3]}"
     assert page.zp_errors == [], f"console errors: {page.zp_errors[:3]}"
 
 
-def test_popup_shows_plot_attributes_as_text(live_server, page, store):
-    page.goto(live_server + "/lang/en?next=/", wait_until="networkidle")
-    page.wait_for_selector(".leaflet-overlay-pane svg path")
-    # open a plot's popup through Leaflet (clicking a path could hit an overlapping layer)
-    page.evaluate("""() => {
-        const map = window[document.getElementById('zp-map').dataset.map];
-        let opened = false;
-        map.eachLayer(l => {
-            if (!opened && l.feature && l.getPopup && l.getPopup() &&
-                String(l.getPopup().getContent()).includes('<h6>Plot ')) { l.openPopup(); opened = true; }
-        });
-    }""")
+def _plot_point(page, store, status: str = "available"):
+    """A screen point inside a plot of ``status`` that lies in the view, and its id."""
+    from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
+    plots = store.read("plots", where={"status": [status]})
+    inner = plots.geometry.representative_point()
+    lon, lat = transformer(WORKING_EPSG, WGS84_EPSG).transform(inner.x.to_numpy(), inner.y.to_numpy())
+    box = page.locator("#zp-map .folium-map").bounding_box()
+    for pid, x, y in zip(plots["plot_id"], lon, lat):
+        pt = page.evaluate("([lat, lon]) => { const m = window[document.getElementById('zp-map')"
+                           ".dataset.map]; const p = m.latLngToContainerPoint([lat, lon]); "
+                           "return [p.x, p.y]; }", [float(y), float(x)])
+        if 60 < pt[0] < box["width"] - 320 and 60 < pt[1] < box["height"] - 60:
+            return pid, box["x"] + pt[0], box["y"] + pt[1]
+    raise AssertionError("no plot in view")
+
+
+def test_clicking_a_plot_on_the_tiles_opens_its_popup(live_server, page, store):
+    _open(page, live_server)
+    # zoom in so roads and other lines do not cover the plot under the pointer
+    page.evaluate("() => window[document.getElementById('zp-map').dataset.map].setZoom(17, {animate: false})")
+    _tiles_drawn(page)
+    pid, x, y = _plot_point(page, store)
+    page.mouse.click(x, y)
     popup = page.locator(".leaflet-popup-content .zp-popup")
     popup.wait_for()
     text = popup.inner_text()
-    assert "Status" in text and "Area, ha" in text and text.startswith("Plot ")
+    assert text.startswith(f"Plot {pid}"), text[:80]
+    assert "Status" in text and "Area, ha" in text
+    # the public popup carries no private field
+    assert "Resident" not in text and "Investment" not in text
     ARTIFACTS.mkdir(exist_ok=True)
-    page.wait_for_timeout(500)  # let the pan and fade-in finish
+    page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / "map-popup.png"))
+    # hiding the plots in the layer control hides them from clicks too
+    page.locator(".leaflet-popup-close-button").click()
+    page.locator(".leaflet-control-layers-overlays label", has_text="Plots").locator("input").uncheck()
+    page.wait_for_function("() => !window.zpMapTiles.shown().includes('plots')")
+    page.mouse.click(x, y)
+    page.wait_for_function("(pid) => { const p = document.querySelector("
+                           "'.leaflet-popup-content .zp-popup h6'); "
+                           "return p && !p.textContent.includes(pid); }", arg=pid)
+    assert not page.get_attribute("#zp-map .folium-map", "data-picked").startswith("plots/")
     assert page.zp_errors == []
 
 

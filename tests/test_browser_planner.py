@@ -305,3 +305,29 @@ def test_investors_get_no_planner_and_no_drawing_tools(page, live_server):
     assert page.locator(".leaflet-draw-toolbar").count() == 0
     assert page.locator("a[href='/planner']").count() == 0
     shot(page, "10-investor-map")
+
+
+# --------------------------------------------------------------------------- plots drawn as tiles
+def test_a_plot_drawn_only_as_tiles_is_selected_and_moved(planner_page, snap):
+    page = planner_page
+    base = page.zp_base
+    open_workspace(page, base)
+    plots = snap["plots"]
+    target = plots[plots["status"] == "available"].sort_values("area_ha").iloc[-1]
+    inner = target.geometry.representative_point()
+    view(page, (inner.x, inner.y), 13)
+    page.wait_for_selector("#zp-planner[data-plots=tiles]")
+    page.wait_for_function("() => !zpPlanner.tiles._loading && "
+                           "Object.keys(zpPlanner.index.plots).length === 0")
+    assert page.is_visible("#zp-pl-zoom-hint")
+    shot(page, "11-plots-as-tiles")
+    page.mouse.click(*pixels(page, [(inner.x, inner.y)])[0])
+    page.locator("#zp-pl-title").filter(has_text=target.plot_id).wait_for()
+    assert page.evaluate("() => zpPlanner.map.getZoom()") >= 14
+    assert page.get_attribute("#zp-planner", "data-plots") == "outlines"
+    page.click("#zp-pl-selected .zp-pl-move[data-status=reserved]")
+    page.locator("#zp-pl-message").filter(has_text=f"Plot {target.plot_id} is now").wait_for()
+    staff = page.request.get(f"{base}/api/plots/{target.plot_id}").json()
+    assert staff["properties"]["status"] == "reserved"
+    shot(page, "12-tile-plot-moved")
+    assert page.zp_errors == [], page.zp_errors[:3]

@@ -91,7 +91,7 @@ AVAILABLE = [f"P-{i:02d}" for i in range(1, 13) if i not in (3, 7)]
     ({"bbox": "a,b,c,d"}, "bbox"),
     ({"bbox": "77,43,76,44"}, "bbox"),
     ({"bbox": "76,-95,77,44"}, "bbox"),
-    ({"limit": "1001"}, "limit"),
+    ({"limit": "10001"}, "limit"),
     ({"limit": "0"}, "limit"),
     ({"offset": "-3"}, "offset"),
     ({"ready_by": "2024-02-30"}, "ready_by"),

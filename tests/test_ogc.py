@@ -377,7 +377,8 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 def test_ogc_api_honours_its_document(app):
     """schemathesis drives every operation of /ogc/api (a few examples each) as a planner."""
     schema = schemathesis.openapi.from_wsgi("/ogc/api", app)
-    headers = basic("planner")
+    # the WSGI transport hands back bodies as sent: ask for them uncompressed
+    headers = {**basic("planner"), "Accept-Encoding": "identity"}
     failures, operations = [], 0
     for result in schema.get_all_operations():
         operation = result.ok()

@@ -333,11 +333,11 @@ def test_map_page_has_every_layer_and_a_legend(client, planner_client, store):
     from web.maps import LAYER_STYLES
     html = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert 'class="folium-map"' in html and "fitBounds" in html
-    assert "L.control.layers" in html
+    assert "window.zpTileMap(" in html and "/static/tilemap.js" in html
+    assert "Leaflet.VectorGrid.bundled.min.js" in html and "/tiles/__layer__/{z}/{x}/{y}.mvt" in html
+    from geo.layers import LAYERS
     for spec in LAYER_STYLES:
-        if store.count(spec.name):
-            from geo.layers import LAYERS
-            assert LAYERS[spec.name].label in html, spec.name
+        assert LAYERS[spec.name].label in html, spec.name
     assert 'class="zp-legend"' in html
     for status in ("available", "reserved", "allocated", "occupied"):
         assert f'data-status="{status}"' in html
@@ -357,16 +357,21 @@ def test_map_coordinates_have_at_most_six_decimals(client):
 
 
 def test_closed_and_degraded_assets_are_drawn_differently(client):
-    from web.maps import STATUS_STROKES, feature_style
-    ok = feature_style("rail_lines", {"status": "operational"})
-    closed = feature_style("rail_lines", {"status": "closed"})
-    restricted = feature_style("rail_lines", {"status": "restricted"})
+    from web.maps import STATUS_STROKES
+    ok, closed, restricted = (STATUS_STROKES[s] for s in ("operational", "closed", "restricted"))
     assert "dashArray" not in ok
     assert closed["dashArray"] and closed["color"] == "#d62728"
-    assert restricted["dashArray"] and restricted["color"] != ok["color"]
-    assert feature_style("substations", {"status": "under_repair"})["dashArray"]
-    assert feature_style("storm_sewers", {"status": "not_commissioned"})["dashArray"]
-    assert set(STATUS_STROKES) >= {"closed", "restricted", "under_repair", "not_commissioned"}
+    assert restricted["dashArray"] and restricted["color"] != closed["color"]
+    assert STATUS_STROKES["under_repair"]["dashArray"]
+    assert STATUS_STROKES["not_commissioned"]["dashArray"]
+    # the page hands these strokes to the tile styling (web/static/tilemap.js)
+    html = unescape_js(client.get("/").get_data(as_text=True))
+    assert '"statusStrokes": {"closed": {"color": "#d62728", "dashArray": "6 6"}' in html
+
+
+def _planner(store) -> dict[str, str]:
+    from zoneplan import accounts
+    return {"Authorization": f"Bearer {accounts.issue_token(store, 'planner')}"}
 
 
 def test_popups_escape_user_text(client, planner_client, store):
@@ -380,44 +385,27 @@ def test_popups_escape_user_text(client, planner_client, store):
                              geometry=[_box(x - 5000, y + 60_000, x - 4950, y + 60_050)],
                              crs=32643)
     store.insert("plots", frame)
-    for reader in (client, planner_client):
-        html = reader.get("/").get_data(as_text=True)
-        decoded = unescape_js(html)
-        assert XSS not in html and XSS not in decoded
-        assert "&lt;img src=x onerror=alert(1)&gt;" in decoded
-    assert "ТОО «Ромашка» &amp; Co" in decoded  # data shown as stored, escaped
+    html = client.get("/map/features/plots/XSS-1", headers=_planner(store)).get_json()["html"]
+    assert XSS not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "ТОО «Ромашка» &amp; Co" in html  # data shown as stored, escaped
 
 
-def test_map_follows_store_changes(client, planner_client, store):
-    first = client.get("/").get_data(as_text=True)
-    some = store.read("plots", where={"status": "occupied"}, limit=1).iloc[0]
-    store.update("plots", some["plot_id"], {"cadastre": "CAD-NEW-77",
-                                            "resident": "Brand New Resident LLP"})
-    second = client.get("/").get_data(as_text=True)
-    assert "CAD-NEW-77" not in first and "CAD-NEW-77" in second
-    assert "Brand New Resident LLP" not in second  # never on the public map
-    assert "Brand New Resident LLP" in planner_client.get("/").get_data(as_text=True)
+def test_popups_follow_store_changes(client, store):
+    some = store.read("plots", limit=1).iloc[0]
+    url = f"/map/features/plots/{some['plot_id']}"
+    first = client.get(url, headers=_planner(store)).get_json()["html"]
+    store.update("plots", some["plot_id"], {"resident": "Brand New Resident LLP"})
+    second = client.get(url, headers=_planner(store)).get_json()["html"]
+    assert "Brand New Resident LLP" not in first and "Brand New Resident LLP" in second
 
 
-def test_servicing_lines_reach_popups_when_the_model_exists(store_path, monkeypatch):
-    import web.deps as deps
-    from web import create_app
-    client = create_app({"ZONEPLAN_DB": str(store_path), "SECRET_KEY": "x",
-                         "ZONEPLAN_CACHE": deps.RevisionCache()}).test_client()
-
-    class FakeModel:
-        def __init__(self, snapshot, **kwargs):
-            self.ids = snapshot["plots"]["plot_id"].tolist()
-
-        def answer(self, plot_ids=None, **kwargs):
-            return [{"plot_id": pid, "rail": {"available": False}} for pid in self.ids]
-
-    class FakeModule:
-        ServicingModel = FakeModel
-
-        @staticmethod
-        def explain(record, translate=None):
-            return [translate("No rail access: the station is closed <for now>.")]
-    monkeypatch.setattr(deps, "_servicing", FakeModule)
-    html = unescape_js(client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True))
-    assert "No rail access: the station is closed &lt;for now&gt;." in html
+def test_a_plots_popup_carries_its_servicing_answer(client, store):
+    from markupsafe import escape
+    from planner import servicing
+    pid = store.read("plots", where={"status": "available"}, limit=1).iloc[0]["plot_id"]
+    model = servicing.ServicingModel(store.snapshot())
+    lines = servicing.explain(model.answer([pid])[0])
+    assert lines
+    html = client.get(f"/map/features/plots/{pid}", headers={"Accept-Language": "en"}).get_json()["html"]
+    assert all(str(escape(line)) in html for line in lines)

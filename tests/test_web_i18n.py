@@ -112,16 +112,18 @@ def test_map_layers_statuses_and_legend_are_translated(client, store):
     assert "Rail stations" in en and "available" in en
 
 
-def test_data_is_shown_as_stored(planner_client, store):
-    residents = [r for r in store.read("plots")["resident"].dropna().tolist() if r]
-    en = unescape_js(planner_client.get("/", headers={"Accept-Language": "en"}).get_data(
-        as_text=True))  # residents are on the planners' map only
+def test_data_is_shown_as_stored(client, store):
+    road = store.read("roads").dropna(subset=["name"]).iloc[0]
+    en = client.get(f"/map/features/roads/{road['asset_id']}",
+                    headers={"Accept-Language": "en"}).get_json()["html"]
     from markupsafe import escape
-    assert residents and str(escape(residents[0])) in en
+    assert str(escape(road["name"])) in en  # a Cyrillic street name, untranslated
 
 
-def test_servicing_answers_are_translated(client):
-    ru = unescape_js(client.get("/", headers={"Accept-Language": "ru"}).get_data(as_text=True))
+def test_servicing_answers_are_translated(client, store):
+    pid = store.read("plots", where={"status": "available"}, limit=1).iloc[0]["plot_id"]
+    ru = client.get(f"/map/features/plots/{pid}",
+                    headers={"Accept-Language": "ru"}).get_json()["html"]
     assert "Инженерное обеспечение" in ru
     assert "готовность" in ru or "можно строить сейчас" in ru
     assert "ready: " not in ru and "ready to build now" not in ru

@@ -8,13 +8,17 @@ from typing import Any
 
 from flask import Flask, render_template, request, session
 from flask_babel import Babel, get_locale
+from flask_compress import Compress
 
 from geo.store import default_db
 
 LANGUAGES = ("ru", "en", "kk")
 DEFAULT_MAX_CONTENT_LENGTH = 32 * 1024 * 1024
+#: Responses compressed (brotli, gzip...) when the client accepts it.
+COMPRESSED_MEDIA = ("text/html", "text/css", "text/plain", "text/javascript", "application/javascript",
+                    "application/json", "application/geo+json", "application/vnd.mapbox-vector-tile")
 BLUEPRINTS = ("web.auth", "web.pages", "web.api", "web.catalogue", "web.planner",
-              "web.subdivide", "web.planner_access", "web.ogc")
+              "web.subdivide", "web.planner_access", "web.ogc", "web.tiles")
 
 
 class SetupError(RuntimeError):
@@ -88,6 +92,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         SESSION_IDLE_S=2 * 3600,
         SESSION_MAX_S=24 * 3600,
         SEND_FILE_MAX_AGE_DEFAULT=3600,
+        COMPRESS_MIMETYPES=list(COMPRESSED_MEDIA),
+        COMPRESS_ALGORITHM=["br", "gzip"],
     )
     app.config.update(config_from_env())
     app.config.update(config or {})
@@ -103,6 +109,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = accounts.secret_key(store, environ={})
     security.init_app(app)
     auth.init_app(app)
+    Compress(app)
     Babel(app, locale_selector=select_locale)
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, get_locale=get_locale)
 

@@ -466,7 +466,7 @@ def _links(page: cat.PlotPage) -> list[dict[str, str]]:
           description="Available plots by default; 'status' may ask for any status your "
                       "role sees (candidates for planners only, else 403). "
                       "The bbox uses the store's spatial index; rail, power, water and "
-                      "ready_by use the cached servicing answers. limit > 1000 is refused (400).")
+                      "ready_by use the cached servicing answers. limit > 10000 is refused (400).")
 def list_plots(query: PlotFilters):
     page = cat.search(deps.get_store(), query, role=current_role(), servicing=_model())
     out = page.feature_collection()

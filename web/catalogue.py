@@ -53,6 +53,8 @@ def _page_config() -> dict[str, Any]:
     return {
         "api": url_for("api.list_plots"), "plot_url": url_for("catalogue.plot", plot_id="__ID__"),
         "layers_url": url_for("api.get_layer", name="__NAME__"),
+        "vector_tiles": url_for("tiles.tile", layer="__layer__", z=0, x=0, y=0).replace(
+            "/0/0/0.mvt", "/{z}/{x}/{y}.mvt"),
         "export_url": url_for("api.export", layer="plots", format="gpkg").replace(
             "plots.gpkg", "plots.__FMT__"),
         "tiles": config.get("ZONEPLAN_TILES_URL") or "",

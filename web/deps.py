@@ -1,10 +1,11 @@
-"""Per-app access to the store, its snapshot and the servicing model, cached by store revision."""
+"""Per-app access to the store, its snapshot and the servicing model, cached by the revision of
+the layers each reads."""
 from __future__ import annotations
 
 import datetime as dt
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Sequence
 
 import pandas as pd
 from flask import Flask, current_app
@@ -21,44 +22,58 @@ DATA_LAYERS = tuple(name for name, layer in LAYERS.items() if not layer.internal
 
 
 class RevisionCache:
-    """Values derived from a store, keyed by ``(store revision, name)``, least recently used out.
+    """Values derived from a store, one per key, each kept with the revision it was built at.
 
-    One per app by default. Apps over byte-identical copies of one store (the test suite's)
-    may share one, since equal revision tokens there mean equal content.
+    Asking for a key at another revision rebuilds it and drops the superseded value, so
+    memory holds one value per key; the least recently used keys go beyond
+    ``max_entries``. One per app by default. Apps over byte-identical copies of one store
+    (the test suite's) may share one, since equal revision tokens there mean equal content.
     """
 
     def __init__(self, max_entries: int = 64):
         self.max_entries = max_entries
         self._lock = threading.Lock()
-        self._values: OrderedDict[Hashable, Any] = OrderedDict()
-        self._building: dict[Hashable, threading.Lock] = {}
+        self._values: OrderedDict[Hashable, tuple[str, Any]] = OrderedDict()
+        self._building: dict[tuple[Hashable, str], threading.Lock] = {}
 
-    def get_or_build(self, key: Hashable, build: Callable[[], Any]) -> Any:
-        """The value under ``key``, built once even when many threads ask at the same time."""
+    def get_or_build(self, key: Hashable, build: Callable[[], Any],
+                     revision: str | None = None) -> Any:
+        """The value under ``key`` at ``revision``, built once even when many threads ask.
+
+        Callers that put the revision in ``key`` itself leave ``revision`` out (their
+        superseded values then age out of the LRU instead of being dropped at once).
+        """
         with self._lock:
-            if key in self._values:
+            entry = self._values.get(key)
+            if entry is not None and entry[0] == revision:
                 self._values.move_to_end(key)
-                return self._values[key]
-            gate = self._building.setdefault(key, threading.Lock())
+                return entry[1]
+            gate = self._building.setdefault((key, revision), threading.Lock())
         with gate:
             with self._lock:
-                if key in self._values:
-                    return self._values[key]
+                entry = self._values.get(key)
+                if entry is not None and entry[0] == revision:
+                    return entry[1]
             value = build()
             with self._lock:
-                self._values[key] = value
+                self._values[key] = (revision, value)
+                self._values.move_to_end(key)
                 while len(self._values) > self.max_entries:
                     self._values.popitem(last=False)
-                self._building.pop(key, None)
+                self._building.pop((key, revision), None)
             return value
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._values)
 
 
 class Deps:
     """What the views share: one store, its job runner, and values derived from it per revision.
 
-    Values built by :meth:`cached` are kept until the store's revision token
-    changes (any write), so every request sees fresh data without re-reading
-    the layers on each page.
+    Values built by :meth:`cached` are kept until one of the layers they read changes,
+    so every request sees fresh data and a write elsewhere (an application filed, a
+    language chosen) keeps them warm.
     """
 
     def __init__(self, store: Store, cache: RevisionCache | None = None):
@@ -75,9 +90,11 @@ class Deps:
                 self._jobs = JobRunner(self.store)
             return self._jobs
 
-    def cached(self, key: Hashable, build: Callable[[], Any]) -> Any:
-        """``build()`` once per store revision and ``key``; concurrent callers wait for it."""
-        return self.cache.get_or_build((self.store.revision(DATA_LAYERS), key), build)
+    def cached(self, key: Hashable, build: Callable[[], Any],
+               layers: Sequence[str] | None = None) -> Any:
+        """``build()`` once per revision of ``layers`` (default: every data layer) and ``key``;
+        concurrent callers wait for it."""
+        return self.cache.get_or_build(key, build, self.store.revision(layers or DATA_LAYERS))
 
 
 def init_app(app: Flask, store: Store | None = None) -> Deps:
@@ -107,14 +124,14 @@ def get_jobs() -> JobRunner:
 
 def snapshot() -> dict[str, pd.DataFrame]:
     """Every feature layer, read once per store revision (treat as read-only)."""
-    return deps().cached("snapshot", lambda: get_store().snapshot(FEATURE_LAYERS))
+    return deps().cached("snapshot", lambda: get_store().snapshot(FEATURE_LAYERS), FEATURE_LAYERS)
 
 
 def servicing_model(today: dt.date | None = None) -> _servicing.ServicingModel:
     """A ``planner.servicing.ServicingModel`` over the current snapshot."""
     today = today or dt.date.today()
     return deps().cached(("servicing_model", today),
-                         lambda: _servicing.ServicingModel(snapshot(), today=today))
+                         lambda: _servicing.ServicingModel(snapshot(), today=today), FEATURE_LAYERS)
 
 
 def servicing_records(today: dt.date | None = None) -> dict[str, dict[str, Any]]:
@@ -124,7 +141,7 @@ def servicing_records(today: dt.date | None = None) -> dict[str, dict[str, Any]]
 
     def build() -> dict[str, dict[str, Any]]:
         return {str(r["plot_id"]): r for r in model.answer()}
-    return deps().cached(("servicing_records", today), build)
+    return deps().cached(("servicing_records", today), build, FEATURE_LAYERS)
 
 
 def explain(record: dict[str, Any], translate: Callable[[str], str] | None = None) -> list[str]:

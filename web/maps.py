@@ -10,16 +10,16 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import folium
-import numpy as np
 import pandas as pd
-import shapely
-from folium.utilities import JsCode
+from folium.elements import JSCSSMixin
+from folium.template import Template
 from markupsafe import Markup, escape
 
-from geo.crs import WEB_DECIMALS, to_wgs84
+from geo.crs import WEB_DECIMALS
 from geo.layers import LAYERS, get_layer, parse_sectors
 
 Translate = Callable[[str], str]
+MAX_MAP_ZOOM = 20
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 VENDOR_DIR = STATIC_DIR / "vendor"
 NODE_MODULES = Path(__file__).resolve().parent / "assets" / "node_modules"
@@ -50,6 +50,8 @@ VENDOR_FILES: dict[str, str] = {
     "awesome-markers/leaflet.awesome-markers.js": "leaflet.awesome-markers/dist/leaflet.awesome-markers.js",
     "awesome-markers/leaflet.awesome-markers.css": "leaflet.awesome-markers/dist/leaflet.awesome-markers.css",
     "awesome-markers/images": "leaflet.awesome-markers/dist/images",
+    "vectorgrid/Leaflet.VectorGrid.bundled.min.js":
+        "leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js",
 }
 
 # What folium's Map template loads, by folium's own names, pointed at our copies. Left out on
@@ -221,21 +223,6 @@ LAYER_STYLES: tuple[LayerStyle, ...] = (
 ROAD_WEIGHTS = {"arterial": 11, "collector": 8, "local": 6, "access": 4}
 
 
-def feature_style(layer: str, row: Mapping[str, Any]) -> dict[str, Any]:
-    """The Leaflet path options of one feature (status-dependent)."""
-    spec = next(s for s in LAYER_STYLES if s.name == layer)
-    style = dict(spec.style)
-    if layer == "plots":
-        style["fillColor"] = PLOT_COLOURS.get(row.get("status"), "#cccccc")
-    elif layer == "roads":
-        style["weight"] = ROAD_WEIGHTS.get(row.get("class"), style["weight"])
-    if get_layer(layer).asset and layer != "prot_zones":
-        style.update(STATUS_STROKES.get(row.get("status"), {}))
-        if spec.radius and row.get("status") not in (None, "operational"):
-            style["fillColor"] = "#ffd6d6"
-    return style
-
-
 # --------------------------------------------------------------------------- popups
 _HIDDEN = {"version", "pw_hash", "token_hash"}
 
@@ -294,116 +281,82 @@ def popup_html(layer: str, row: Mapping[str, Any], translate: Translate,
     return str(Markup("").join(parts))
 
 
-def tooltip_text(layer: str, row: Mapping[str, Any], translate: Translate) -> str:
-    """A one-line escaped hover label: id or name, and the status in words."""
-    lyr = get_layer(layer)
-    head = row.get("name") if _present(row.get("name")) else row.get(lyr.key)
-    status = row.get("status")
-    if _present(status):
-        return str(escape(f"{head} — {tr_value(status, translate)}"))
-    return str(escape(str(head)))
-
-
-# --------------------------------------------------------------------------- GeoJSON for the web
-def web_geojson(frame: pd.DataFrame, properties: list[dict[str, Any]] | None = None,
-                decimals: int = WEB_DECIMALS) -> dict[str, Any]:
-    """A WGS84 FeatureCollection with coordinates rounded to ``decimals`` (6: ~0.1 m).
-
-    Parameters
-    ----------
-    frame : GeoDataFrame
-        Features in any CRS.
-    properties : list of dict, optional
-        One properties object per row (default: none).
-    """
-    wgs = to_wgs84(frame) if len(frame) else frame
-    geoms = shapely.transform(np.asarray(wgs.geometry.values, dtype=object),
-                              lambda xy: np.round(xy, decimals))
-    features = []
-    for i, geom in enumerate(geoms):
-        if geom is None or geom.is_empty:
-            continue
-        features.append({"type": "Feature",
-                         "geometry": shapely.geometry.mapping(geom),
-                         "properties": properties[i] if properties else {}})
-    return {"type": "FeatureCollection", "features": features}
-
-
-def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    cols = [c for c in frame.columns if c != "geometry"]
-    return [dict(zip(cols, values)) for values in frame[cols].itertuples(index=False, name=None)]
-
-
 # --------------------------------------------------------------------------- the map
-_ON_EACH_FEATURE = JsCode("""function(feature, layer) {
-    var p = feature.properties || {};
-    if (p.popup) { layer.bindPopup(p.popup, {maxWidth: 400, minWidth: 240, maxHeight: 360}); }
-    if (p.tip) { layer.bindTooltip(p.tip, {sticky: true, direction: "top"}); }
-}""")
+class VectorTileLayers(JSCSSMixin):
+    """Every layer of the zone as vector tiles (web/static/tilemap.js over Leaflet.VectorGrid),
+    with a layer control; a click asks the server for the feature's popup."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = window.zpTileMap({{ this._parent.get_name() }},
+                                                     {{ this.config|tojson }});
+        {% endmacro %}
+    """)
+
+    def __init__(self, config: Mapping[str, Any], js: list[tuple[str, str]]):
+        super().__init__()
+        self._name = "VectorTileLayers"
+        self.config = dict(config)
+        self.default_js = js
 
 
 def _static(url_for: Callable[[str], str], pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(name, url_for(f"vendor/{path}")) for name, path in pairs]
 
 
-def build_zone_map(snapshot: Mapping[str, pd.DataFrame], *, translate: Translate,
-                   static_url: Callable[[str], str], servicing: Mapping[str, list[str]] | None = None,
+def tile_layer_specs(translate: Translate) -> list[dict[str, Any]]:
+    """Each map layer's name, label, geometry, base style and visibility, bottom first."""
+    return [{"name": spec.name, "label": tr_label(LAYERS[spec.name].label, translate),
+             "geometry": LAYERS[spec.name].geometry, "asset": LAYERS[spec.name].asset,
+             "style": dict(spec.style), "radius": spec.radius, "show": spec.show}
+            for spec in LAYER_STYLES]
+
+
+def build_zone_map(bounds: tuple[float, float, float, float] | None, *, translate: Translate,
+                   static_url: Callable[[str], str], tiles: str, pick: str,
                    tiles_url: str | None = None, tiles_attribution: str | None = None,
                    ) -> folium.Map:
-    """The zone map: every layer of ``snapshot`` styled, with popups, legend-ready colours.
+    """The zone map: every layer as styled vector tiles, popups fetched on click.
+
+    The page holds no features, so its weight does not depend on the store's size.
 
     Parameters
     ----------
-    snapshot : mapping of layer name to GeoDataFrame
-        In the working CRS (``Store.snapshot()``).
+    bounds : (west, south, east, north) in WGS84, optional
+        What to fit the view to (the zone); None centres on Almaty.
     translate : callable
         gettext of the reader's language.
     static_url : callable
         Maps a path under /static to its URL (``url_for('static', filename=...)``).
-    servicing : mapping of plot id to list of str, optional
-        Sentences describing each plot's servicing, already translated (escaped here).
+    tiles : str
+        The vector tile URL template with ``__layer__`` for the layer name.
+    pick : str
+        The URL answering what lies under a click (``/map/features``).
     tiles_url, tiles_attribution : str, optional
         A basemap tile URL template; None draws the vectors on a plain background.
     """
-    zone = snapshot.get("zone")
-    bounds = None
-    for name in ("zone", "expansion", "plots"):
-        frame = snapshot.get(name)
-        if frame is not None and len(frame):
-            minx, miny, maxx, maxy = to_wgs84(frame).total_bounds
-            bounds = [[round(miny, WEB_DECIMALS), round(minx, WEB_DECIMALS)],
-                      [round(maxy, WEB_DECIMALS), round(maxx, WEB_DECIMALS)]]
-            if zone is not None and len(zone):
-                break
-    centre = [43.33, 76.87] if bounds is None else [
-        round((bounds[0][0] + bounds[1][0]) / 2, WEB_DECIMALS),
-        round((bounds[0][1] + bounds[1][1]) / 2, WEB_DECIMALS)]
+    box = None if bounds is None else [
+        [round(bounds[1], WEB_DECIMALS), round(bounds[0], WEB_DECIMALS)],
+        [round(bounds[3], WEB_DECIMALS), round(bounds[2], WEB_DECIMALS)]]
+    centre = [43.33, 76.87] if box is None else [
+        round((box[0][0] + box[1][0]) / 2, WEB_DECIMALS),
+        round((box[0][1] + box[1][1]) / 2, WEB_DECIMALS)]
     m = folium.Map(location=centre, zoom_start=14, tiles=None, control_scale=True,
-                   prefer_canvas=False, max_zoom=20)
+                   prefer_canvas=False, max_zoom=MAX_MAP_ZOOM)
     m.default_js = _static(static_url, MAP_JS)
     m.default_css = _static(static_url, MAP_CSS)
     if tiles_url:
-        folium.TileLayer(tiles=tiles_url, attr=tiles_attribution or "", name=translate(N_("Basemap")),
-                         overlay=False, control=True, max_zoom=20).add_to(m)
-    servicing = servicing or {}
-    for spec in LAYER_STYLES:
-        frame = snapshot.get(spec.name)
-        if frame is None or not len(frame):
-            continue
-        props = []
-        for row in _rows(frame):
-            lines = servicing.get(row.get("plot_id"), ()) if spec.name == "plots" else ()
-            props.append({"popup": popup_html(spec.name, row, translate, lines),
-                          "tip": tooltip_text(spec.name, row, translate),
-                          "style": feature_style(spec.name, row)})
-        marker = folium.CircleMarker(radius=spec.radius) if spec.radius else None
-        folium.GeoJson(web_geojson(frame, props), name=tr_label(LAYERS[spec.name].label, translate),
-                       show=spec.show, marker=marker, on_each_feature=_ON_EACH_FEATURE,
-                       embed=True, overlay=True, control=True, zoom_on_click=False,
-                       ).add_to(m)
-    folium.LayerControl(collapsed=False, position="topright").add_to(m)
-    if bounds is not None:
-        m.fit_bounds(bounds, padding=(12, 12))
+        folium.TileLayer(tiles=tiles_url, attr=tiles_attribution or "",
+                         name=translate(N_("Basemap")), overlay=False, control=False,
+                         max_zoom=MAX_MAP_ZOOM).add_to(m)
+    config = {"tiles": tiles, "pick": pick, "maxZoom": MAX_MAP_ZOOM,
+              "layers": tile_layer_specs(translate), "plotColours": PLOT_COLOURS,
+              "statusStrokes": STATUS_STROKES, "roadWeights": ROAD_WEIGHTS}
+    VectorTileLayers(config, [
+        ("vectorgrid", static_url("vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js")),
+        ("zp_tilemap", static_url("tilemap.js"))]).add_to(m)
+    if box is not None:
+        m.fit_bounds(box, padding=(12, 12))
     return m
 
 

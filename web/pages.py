@@ -1,7 +1,6 @@
 """HTML pages: the zone map and the language switch."""
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from flask import (Blueprint, current_app, redirect, render_template, request, session,
@@ -10,8 +9,9 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from web import deps
+from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
 from planner.visibility import PlotView, plot_view
+from web import deps
 from web.auth import current_role, current_username, safe_next
 from web.maps import RenderedMap, build_zone_map, legend, render_map, tr_value
 from web.security import add_nonces
@@ -24,35 +24,33 @@ def _static(path: str) -> str:
     return url_for("static", filename=path)
 
 
-def servicing_lines() -> dict[str, list[str]]:
-    """Each plot's servicing answer as sentences in the reader's language.
-
-    Empty until planner.servicing lands; a failure there is logged and the map is drawn
-    without the answers rather than not at all.
-    """
-    try:
-        records = deps.servicing_records()
-        return {pid: deps.explain(rec, translate=_) for pid, rec in records.items()}
-    except Exception:  # noqa: BLE001 - the map must not depend on the planner's health
-        current_app.logger.exception("servicing answers failed; the map shows none")
-        return {}
+def zone_bounds() -> tuple[float, float, float, float] | None:
+    """The zone's bounds in WGS84 (else the expansion areas', else the plots'), from the
+    store's extents: no feature is read."""
+    store = deps.get_store()
+    for name in ("zone", "expansion", "plots"):
+        extent = store.extent(name)
+        if extent is not None:
+            return transformer(WORKING_EPSG, WGS84_EPSG).transform_bounds(*extent)
+    return None
 
 
-def zone_map(view: PlotView) -> RenderedMap:
-    """The zone map as ``view`` sees it, in this language, cached until the store changes."""
+def zone_map() -> RenderedMap:
+    """The rendered zone map for this language (tiles carry the data; only the view's
+    bounds follow the store)."""
     config = current_app.config
-    key = ("zone_map", view.key, str(get_locale()), dt.date.today(),
-           config.get("ZONEPLAN_TILES_URL"), config.get("ZONEPLAN_TILES_ATTRIBUTION"))
+    key = ("zone_map", str(get_locale()), config.get("ZONEPLAN_TILES_URL"),
+           config.get("ZONEPLAN_TILES_ATTRIBUTION"))
 
     def build() -> RenderedMap:
-        snapshot = dict(deps.snapshot())
-        snapshot["plots"] = view.visible(snapshot["plots"])
-        m = build_zone_map(snapshot, translate=_, static_url=_static,
-                           servicing=servicing_lines(),
+        tiles = url_for("tiles.tile", layer="__layer__", z=0, x=0, y=0).replace(
+            "/0/0/0.mvt", "/{z}/{x}/{y}.mvt")
+        m = build_zone_map(zone_bounds(), translate=_, static_url=_static, tiles=tiles,
+                           pick=url_for("tiles.pick"),
                            tiles_url=config.get("ZONEPLAN_TILES_URL"),
                            tiles_attribution=config.get("ZONEPLAN_TILES_ATTRIBUTION"))
         return render_map(m)
-    return deps.deps().cached(key, build)
+    return deps.deps().cached(key, build, ("zone", "expansion", "plots"))
 
 
 def _map_context(rendered: RenderedMap, view: PlotView) -> dict[str, Any]:
@@ -65,7 +63,7 @@ def _map_context(rendered: RenderedMap, view: PlotView) -> dict[str, Any]:
 def index():
     """The zone map for everyone, showing what the reader's role may see."""
     view = plot_view(current_role(), current_username())
-    return render_template("map.html", **_map_context(zone_map(view), view))
+    return render_template("map.html", **_map_context(zone_map(), view))
 
 
 @bp.route("/lang/<code>")

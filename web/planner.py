@@ -28,6 +28,10 @@ from web import api_edit  # noqa: F401 - the workspace writes through these API 
 bp = Blueprint("planner", __name__)
 
 HISTORY_PAGE = 100
+#: From this zoom on the workspace loads the plots in view as editable outlines.
+PLOT_ZOOM = 14
+#: The most features /api/layers serves in one page (planner.catalogue.LayerQuery).
+LAYER_PAGE = 10_000
 ACTIONS = ("insert", "update", "delete")
 
 
@@ -126,7 +130,13 @@ def _workspace_config() -> dict[str, Any]:
                  "servicing": url_for("api.servicing", plot_id="__id__"),
                  "asset": url_for("api.patch_asset", layer="__layer__", asset_id="__id__"),
                  "feature": url_for("planner.feature", layer="__layer__", key="__id__"),
-                 "history": url_for("planner.history")},
+                 "history": url_for("planner.history"),
+                 "catalogue": url_for("api.list_plots"),
+                 "pick": url_for("tiles.pick"),
+                 "tiles": url_for("tiles.tile", layer="plots", z=0, x=0, y=0).replace(
+                     "/0/0/0.mvt", "/{z}/{x}/{y}.mvt")},
+        "plotZoom": PLOT_ZOOM,
+        "pageSize": LAYER_PAGE,
         "tiles": ({"url": current_app.config["ZONEPLAN_TILES_URL"],
                    "attribution": current_app.config.get("ZONEPLAN_TILES_ATTRIBUTION", "")}
                   if current_app.config.get("ZONEPLAN_TILES_URL") else None),

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo import tiles
 from geo.layers import FEATURE_LAYERS, LAYERS, Layer, get_layer
 from geo.validate import Problem, ValidationError, check_geometries, coerce_attributes, coerce_value
 
@@ -519,6 +520,17 @@ class Store(ABC):
     def snapshot(self, layers: Sequence[str] = FEATURE_LAYERS) -> dict[str, pd.DataFrame]:
         """Every named layer read in full, for the planner's pure functions."""
         return {name: self.read(name) for name in layers}
+
+    def vector_tile(self, layer: str, tile: tiles.Tile, *, properties: Sequence[str],
+                    where: Where | None = None) -> bytes:
+        """One Mapbox Vector Tile of ``layer``: the rows matching ``where`` that touch ``tile``,
+        with the ``properties`` columns (see :func:`geo.tiles.encode`; empty bytes when none).
+
+        Backends with a native encoder (PostGIS: ``ST_AsMVT``) override this.
+        """
+        rows = self.read(layer, bbox=tile.working_bbox(), where=where)
+        return tiles.encode_frame(layer, rows, tile, key=get_layer(layer).key,
+                                  properties=properties)
 
     def layers(self) -> list[str]:
         """The layers this store holds."""

@@ -5,6 +5,7 @@ import os
 import sqlite3
 import struct
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -15,6 +16,7 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from geo import tiles
 from geo.crs import WORKING_EPSG
 from geo.io import GPKG_VERSION, to_arrow
 from geo.layers import LAYERS, Layer, get_layer
@@ -90,22 +92,26 @@ def connect(path: Path | str) -> sqlite3.Connection:
     return conn
 
 
+def _column(fld: Any, values: Sequence[Any]) -> Any:
+    """One column of SQLite values typed as the Store contract says (no dtype inference)."""
+    if fld.type == "int":
+        return pd.array(values, dtype="Int64")
+    if fld.type == "float":
+        return np.array([np.nan if v is None else v for v in values], dtype="float64")
+    if fld.type == "bool":
+        return pd.array([None if v is None else bool(v) for v in values], dtype="boolean")
+    text = np.empty(len(values), dtype=object)
+    text[:] = values
+    return pd.Series(text, dtype=object, copy=False)
+
+
 def _read_frame(layer: Layer, rows: list[tuple], columns: list[str]) -> pd.DataFrame:
-    raw = pd.DataFrame.from_records(rows, columns=columns)
-    data = {}
-    for fld in layer.fields:
-        col = raw[fld.name]
-        if fld.type == "int":
-            data[fld.name] = col.astype("Int64")
-        elif fld.type == "float":
-            data[fld.name] = pd.to_numeric(col, errors="coerce").astype("float64")
-        elif fld.type == "bool":
-            data[fld.name] = col.astype("boolean")
-        else:
-            data[fld.name] = col.astype(object).where(col.notna(), None)
-    frame = pd.DataFrame(data)
+    # Built column by column from the rows: pandas' record parsing and string inference
+    # cost more than the query on small pages.
+    cols = dict(zip(columns, zip(*rows))) if rows else {c: () for c in columns}
+    frame = pd.DataFrame({f.name: _column(f, cols[f.name]) for f in layer.fields})
     if layer.is_feature:
-        return gpd.GeoDataFrame(frame, geometry=decode_geometries(raw[GEOM].tolist()),
+        return gpd.GeoDataFrame(frame, geometry=decode_geometries(list(cols[GEOM])),
                                 crs=WORKING_EPSG)
     return frame
 
@@ -220,6 +226,7 @@ class GpkgStore(Store):
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
+        self._readers = threading.local()
         if not self.path.is_file():
             raise NotFound(f"no store at {self.path}; run `zoneplan init` first")
         with self._conn() as conn:
@@ -304,28 +311,57 @@ class GpkgStore(Store):
             finally:
                 conn.close()
 
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection for reads outside transactions, kept open: opening one
+        parses the GeoPackage schema (~6 ms), more than most reads cost. Reopened when the
+        file was replaced (``zoneplan init --force``)."""
+        with wrapped(f"reading {self.path}"):
+            stat = os.stat(self.path)
+            held = getattr(self._readers, "held", None)
+            if held is None or held[1] != (stat.st_dev, stat.st_ino):
+                if held is not None:
+                    held[0].close()
+                held = self._readers.held = (connect(self.path), (stat.st_dev, stat.st_ino))
+            yield held[0]
+
     def read(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None,
              order_by: str | None = None, limit: int | None = None, offset: int = 0,
              ) -> pd.DataFrame:
-        with self._conn() as conn:
+        with self._reading() as conn:
             return read_rows(conn, get_layer(layer), bbox=bbox, where=where,
                              order_by=order_by, limit=limit, offset=offset)
 
+    def vector_tile(self, layer: str, tile: tiles.Tile, *, properties: Sequence[str],
+                    where: Where | None = None) -> bytes:
+        """The rows under the tile straight from the R-tree into the encoder (no DataFrame)."""
+        lyr = get_layer(layer)
+        names = [lyr.key, *(p for p in properties if p != lyr.key)]
+        sql, params = _select(lyr, tile.working_bbox(), where,
+                              ", ".join(f"t.{_q(c)}" for c in [*names, GEOM]))
+        with self._reading() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        if not rows:
+            return b""
+        cols = list(zip(*rows))
+        return tiles.encode(layer, decode_geometries(list(cols[-1])), tile, key=lyr.key,
+                            columns=dict(zip(names, cols[:-1])))
+
     def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
-        with self._conn() as conn:
+        with self._reading() as conn:
             return count_rows(conn, get_layer(layer), bbox=bbox, where=where)
 
     def extent(self, layer: str) -> Bbox | None:
         lyr = get_layer(layer)
         if not lyr.is_feature:
             return None
-        with self._conn() as conn:
+        with self._reading() as conn:
             row = conn.execute(f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "
                                f"{_q(f'rtree_{lyr.name}_{GEOM}')}").fetchone()
         return None if row[0] is None else tuple(float(v) for v in row)
 
     def revision(self, layers: Sequence[str] | None = None) -> str:
-        with self._conn() as conn:
+        with self._reading() as conn:
             return _revision(conn, layers)
 
     @contextmanager

@@ -99,6 +99,19 @@
     });
   }
 
+  /* context layers as vector tiles: one request per tile whatever the store holds */
+  function addContextTiles(map, names) {
+    var styles = {};
+    names.forEach(function (name) {
+      var style = assetStyle(name);
+      styles[name] = function (props) { return Object.assign(style({ properties: props }), { fill: false }); };
+    });
+    L.vectorGrid.protobuf(cfg.vector_tiles.replace("__layer__", names.join(",")), {
+      rendererFactory: L.canvas.tile, interactive: false, vectorTileLayerStyles: styles,
+      maxZoom: 20
+    }).addTo(map);
+  }
+
   // ------------------------------------------------------------------ the catalogue page
   function catalogue() {
     var form = document.getElementById("zp-filters");
@@ -119,7 +132,7 @@
         layer.on("add", function () { layer.getElement().setAttribute("data-plot", f.id); });
       }
     }).addTo(map);
-    addContext(map, ["zone", "roads", "rail_lines"], null);
+    addContextTiles(map, ["zone", "roads", "rail_lines"]);
 
     function query(withPaging) {
       var params = new URLSearchParams();
@@ -211,7 +224,9 @@
         a.href = cfg.export_url.replace("__FMT__", a.getAttribute("data-format")) + (text ? "?" + text : "");
       });
     }
+    var loads = 0;  // answers to superseded loads (a second click on a sort) are dropped
     function load() {
+      var seq = ++loads;
       var params = query(false);
       var text = params.toString();
       history.replaceState(null, "", location.pathname + (text ? "?" + text : ""));
@@ -221,14 +236,15 @@
       errorBox.hidden = true;
       root.setAttribute("aria-busy", "true");
       return getJSON(cfg.api + "?" + query(true).toString()).then(function (fc) {
-        render(fc);
+        if (seq === loads) { render(fc); }
       }).catch(function (err) {
+        if (seq !== loads) { return; }
         plots.clearLayers(); tbody.textContent = "";
         count.textContent = fmt(T.matched, 0);
         errorBox.textContent = T.error + " " + err.message;
         errorBox.hidden = false;
         root.setAttribute("data-matched", "error");
-      }).then(function () { root.removeAttribute("aria-busy"); });
+      }).then(function () { if (seq === loads) { root.removeAttribute("aria-busy"); } });
     }
     form.addEventListener("submit", function (e) { e.preventDefault(); load(); });
     form.querySelectorAll("select").forEach(function (s) { s.addEventListener("change", load); });

@@ -133,6 +133,11 @@
   var groups = {};
   var index = {};
   var control = L.control.layers(null, null, { collapsed: true, position: "topright" });
+  // Areas under the plots, then the plots' vector tiles (every plot, at any zoom and store
+  // size), then the editable outlines and the networks in Leaflet's overlay pane.
+  var UNDER = { zone: 1, expansion: 1, prot_zones: 1 };
+  map.createPane("zpUnder").style.zIndex = 360;
+  map.createPane("zpPlotTiles").style.zIndex = 380;
 
   function styleFor(name, props) {
     var spec = specs[name];
@@ -176,6 +181,7 @@
     var name = spec.name;
     index[name] = {};
     var group = L.geoJSON(null, {
+      pane: UNDER[name] ? "zpUnder" : "overlayPane",
       interactive: interactive(name),
       style: function (feature) { return styleFor(name, feature.properties); },
       pointToLayer: function (feature, latlng) {
@@ -204,7 +210,7 @@
   control.addTo(map);
 
   function loadLayer(name) {
-    return fetch(url("layer", { layer: name }) + "?limit=10000", { credentials: "same-origin" })
+    return fetch(url("layer", { layer: name }) + "?limit=" + cfg.pageSize, { credentials: "same-origin" })
       .then(function (response) {
         if (!response.ok) { throw new Error(name + ": HTTP " + response.status); }
         return response.json();
@@ -217,17 +223,101 @@
       });
   }
 
+  // ------------------------------------------------------------------ plots near the view
+  /* Plots come as vector tiles at every zoom; from cfg.plotZoom on, the plots in view (plus a
+     margin) are also loaded as GeoJSON, one page of at most cfg.pageSize, so they can be
+     selected, reshaped and moved along their lifecycle whatever the store holds. */
+  var plotTiles = L.vectorGrid.protobuf(cfg.urls.tiles, {
+    pane: "zpPlotTiles", rendererFactory: L.canvas.tile, interactive: false, maxZoom: 22,
+    vectorTileLayerStyles: { plots: function (props) {
+      return Object.assign(styleFor("plots", props), { fill: true });
+    } }
+  });
+  var plotSeq = 0;
+  var plotLoad = Promise.resolve(null);  // the latest load: what a superseded one waits for
+  var hint = document.getElementById("zp-pl-zoom-hint");
+  function keptPlots() {
+    var keep = {};
+    if (selected && selected.name === "plots") { keep[selected.id] = true; }
+    if (editing) { keep[editing.id] = true; }
+    return keep;
+  }
+  function showPlotTiles(on) {
+    on = on && map.hasLayer(groups.plots);
+    if (on && !map.hasLayer(plotTiles)) { plotTiles.addTo(map); }
+    if (!on && map.hasLayer(plotTiles)) { map.removeLayer(plotTiles); }
+  }
+  /* keep exactly the plots of `features` (and the selected or edited one) in the group */
+  function syncPlots(features) {
+    var keep = keptPlots();
+    var fresh = {};
+    features.forEach(function (f) { fresh[String(f.properties.plot_id)] = f; });
+    Object.keys(index.plots).forEach(function (id) {
+      var old = index.plots[id];
+      var now = fresh[id];
+      if (keep[id] || (now && now.properties.version === old.feature.properties.version)) {
+        delete fresh[id];
+        return;
+      }
+      groups.plots.removeLayer(old);
+      delete index.plots[id];
+    });
+    groups.plots.addData(Object.keys(fresh).map(function (id) { return fresh[id]; }));
+  }
+  function loadPlots() {
+    var seq = ++plotSeq;
+    if (map.getZoom() < cfg.plotZoom) {
+      syncPlots([]);
+      showPlotTiles(true);
+      hint.hidden = false;
+      root.setAttribute("data-plots", "tiles");
+      return Promise.resolve(null);
+    }
+    var b = map.getBounds().pad(0.25);
+    var bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (v) {
+      return v.toFixed(6); }).join(",");
+    plotLoad = fetch(url("layer", { layer: "plots" }) + "?limit=" + cfg.pageSize + "&bbox=" + bbox,
+                     { credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("plots: HTTP " + response.status); }
+        return response.json();
+      })
+      .then(function (data) {
+        if (seq !== plotSeq) { return plotLoad; }
+        syncPlots(data.features);
+        var complete = data.numberReturned >= data.numberMatched;
+        // every plot in view is an outline now; tiles only while some are not
+        showPlotTiles(!complete);
+        hint.hidden = complete;
+        root.setAttribute("data-plots", complete ? "outlines" : "tiles");
+        ensureOnTop();
+        map.fire("zp:plots");
+        return data;
+      });
+    return plotLoad;
+  }
+  var moveTimer = null;
+  map.on("moveend", function () {
+    clearTimeout(moveTimer);
+    moveTimer = setTimeout(function () {
+      loadPlots().catch(function (err) { showMessage("error", T.loadFailed, [String(err.message || err)]); });
+    }, 120);
+  });
+  map.on("overlayadd overlayremove", function (e) {
+    if (e.layer === groups.plots) { loadPlots(); }
+  });
+
   function replaceFeature(name, feature) {
     var id = String(feature.properties[specs[name].key]);
     var old = index[name][id];
     if (old) { groups[name].removeLayer(old); delete index[name][id]; }
     if (feature.geometry) { groups[name].addData(feature); }
-    if (name === "plots") { ensureOnTop(); updateCounts(); }
+    if (name === "plots") { ensureOnTop(); updateCounts(); plotTiles.redraw(); }
   }
   function removeFeature(name, id) {
     var old = index[name][id];
     if (old) { groups[name].removeLayer(old); delete index[name][id]; }
-    if (name === "plots") { updateCounts(); }
+    if (name === "plots") { updateCounts(); plotTiles.redraw(); }
   }
   function ensureOnTop() {
     ["roads", "power_lines", "rail_lines", "gates", "rail_stations", "substations"]
@@ -238,20 +328,22 @@
 
   // ------------------------------------------------------------------ counts by status
   var counts = document.getElementById("zp-pl-counts");
+  /* counts of the whole store (the map holds only the plots near the view) */
   function updateCounts() {
-    var n = {};
-    Object.keys(index.plots).forEach(function (id) {
-      var status = index.plots[id].feature.properties.status;
-      n[status] = (n[status] || 0) + 1;
-    });
-    clear(counts);
-    cfg.plotStatusOrder.forEach(function (status) {
-      counts.appendChild(el("li", { "data-status": status }, [
-        el("span", { class: "zp-pl-chip zp-pl-fill-" + status }),
-        el("span", { class: "zp-pl-count", text: String(n[status] || 0) }),
-        el("span", { text: cfg.plotStatuses[status] })
-      ]));
-    });
+    return Promise.all(cfg.plotStatusOrder.map(function (status) {
+      return api("GET", cfg.urls.catalogue + "?limit=1&status=" + status).then(function (r) {
+        return r.status === 200 ? r.body.numberMatched : "?";
+      });
+    })).then(function (n) {
+      clear(counts);
+      cfg.plotStatusOrder.forEach(function (status, i) {
+        counts.appendChild(el("li", { "data-status": status }, [
+          el("span", { class: "zp-pl-chip zp-pl-fill-" + status }),
+          el("span", { class: "zp-pl-count", text: String(n[i]) }),
+          el("span", { text: cfg.plotStatuses[status] })
+        ]));
+      });
+    }, function () {});
   }
 
   // ------------------------------------------------------------------ drawing and checking
@@ -472,7 +564,29 @@
     var layer = index[sel.name] && index[sel.name][sel.id];
     if (layer && layer.setStyle) { layer.setStyle(styleFor(sel.name, layer.feature.properties)); }
   }
-  map.on("click", function () { if (!drawing && !editing && selected) { deselect(); } });
+  map.on("click", function (e) {
+    if (drawing || editing) { return; }
+    if (map.getZoom() < cfg.plotZoom && map.hasLayer(groups.plots)) { pickPlot(e.latlng); return; }
+    if (selected) { deselect(); }
+  });
+  /* a plot drawn only as tiles: ask the server which it is, zoom to it and select it */
+  function pickPlot(latlng) {
+    var query = "at=" + latlng.lng.toFixed(7) + "," + latlng.lat.toFixed(7) +
+      "&zoom=" + Math.round(map.getZoom()) + "&layers=plots";
+    return api("GET", cfg.urls.pick + "?" + query).then(function (response) {
+      var found = response.body;
+      if (response.status !== 200 || !found || !found.id) { if (selected) { deselect(); } return; }
+      var bb = found.bbox;
+      var tries = 0;
+      function selectWhenLoaded() {
+        if (index.plots[found.id]) { select("plots", found.id); }
+        else if (tries++ < 3) { map.once("zp:plots", selectWhenLoaded); }
+      }
+      map.once("zp:plots", selectWhenLoaded);
+      map.fitBounds([[bb[1], bb[0]], [bb[3], bb[2]]],
+                    { maxZoom: Math.max(cfg.plotZoom + 2, map.getZoom()), animate: false });
+    }, offline);
+  }
 
   function badge(name, status) {
     var label = name === "plots" ? cfg.plotStatuses[status] : cfg.assetStatuses[status];
@@ -554,12 +668,20 @@
 
   function reloadAndSelect(name, id) {
     return function () {
-      loadLayer(name).then(function () {
+      (name === "plots" ? forgetPlot(id) : loadLayer(name)).then(function () {
         if (name === "plots") { updateCounts(); ensureOnTop(); }
         if (index[name][id]) { select(name, id); } else { deselect(); }
         showMessage("info", T.reloaded, []);
       }, function (err) { showMessage("error", T.loadFailed, [String(err)]); });
     };
+  }
+
+  /* drop our copy of a plot, then load the view's plots again (the current version comes back) */
+  function forgetPlot(id) {
+    var old = index.plots[id];
+    if (old) { groups.plots.removeLayer(old); delete index.plots[id]; }
+    if (selected && selected.id === id) { selected = null; }
+    return loadPlots();
   }
 
   function movePlot(id, status, confirmed) {
@@ -754,24 +876,28 @@
   }
 
   // ------------------------------------------------------------------ start
-  var ready = Promise.all(cfg.layers.map(function (spec) {
-    return loadLayer(spec.name).catch(function (err) {
-      showMessage("error", T.loadFailed, [String(err.message || err)]);
-      return null;
-    });
-  })).then(function () {
+  var ready = Promise.all(cfg.layers.filter(function (spec) { return spec.name !== "plots"; })
+    .map(function (spec) {
+      return loadLayer(spec.name).catch(function (err) {
+        showMessage("error", T.loadFailed, [String(err.message || err)]);
+        return null;
+      });
+    })).then(function () {
     var bounds = L.latLngBounds([]);
     ["zone", "expansion"].forEach(function (name) {
       if (groups[name].getLayers().length) { bounds.extend(groups[name].getBounds()); }
     });
-    if (!bounds.isValid() && groups.plots.getLayers().length) { bounds = groups.plots.getBounds(); }
-    if (bounds.isValid()) { map.fitBounds(bounds, { padding: [16, 16] }); }
-    else { map.setView([43.33, 76.87], 14); }
+    if (bounds.isValid()) { map.fitBounds(bounds, { padding: [16, 16], animate: false }); }
+    else { map.setView([43.33, 76.87], 14, { animate: false }); }
+    return loadPlots().catch(function (err) {
+      showMessage("error", T.loadFailed, [String(err.message || err)]);
+    });
+  }).then(function () {
     ensureOnTop();
     updateCounts();
     root.setAttribute("data-ready", "true");
   });
 
-  window.zpPlanner = { map: map, groups: groups, index: index, ready: ready,
+  window.zpPlanner = { map: map, groups: groups, index: index, ready: ready, tiles: plotTiles,
                        select: select, draft: function () { return draft; } };
 })();

@@ -1,0 +1,337 @@
+"""Vector tiles and the map that draws them: tile maths, MVT contents against the API and the
+store (decoded with mapbox_vector_tile), 404s, ETag/304 and per-layer revisions, the access
+policy on tiles and popups, a bounded tile cache, page weight at 20,000 more plots, and
+caches that survive unrelated writes."""
+from __future__ import annotations
+
+import math
+
+import geopandas as gpd
+import mapbox_vector_tile
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from markupsafe import escape
+
+from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
+from geo.tiles import (BUFFER, EXTENT, HALF_WORLD, MAX_ZOOM, Tile, TileCache, TileError,
+                       feature_ids, metres_per_pixel, nearest_within)
+
+PRIVATE = {"resident", "project", "invest", "jobs", "power_kw", "water_m3d"}
+PUBLIC_STATUSES = "available,reserved,allocated,occupied"
+
+
+def token(store, username: str) -> dict[str, str]:
+    from zoneplan import accounts
+    return {"Authorization": f"Bearer {accounts.issue_token(store, username)}"}
+
+
+def tile_of(lon: float, lat: float, z: int) -> Tile:
+    n = 1 << z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return Tile(z, x, y)
+
+
+def lonlat_bounds(t: Tile) -> tuple[float, float, float, float]:
+    return transformer(3857, WGS84_EPSG).transform_bounds(*t.bounds)
+
+
+def decode(data: bytes) -> dict:
+    return mapbox_vector_tile.decode(data, default_options={"y_coord_down": True}) if data else {}
+
+
+def features(data: bytes, layer: str) -> list[dict]:
+    return decode(data).get(layer, {}).get("features", [])
+
+
+def zone_centre(store) -> tuple[float, float]:
+    minx, miny, maxx, maxy = store.extent("zone")
+    return transformer(WORKING_EPSG, WGS84_EPSG).transform((minx + maxx) / 2, (miny + maxy) / 2)
+
+
+def busiest_tile(client, store, z: int = 15, headers=None) -> tuple[Tile, list[dict]]:
+    lon, lat = zone_centre(store)
+    centre = tile_of(lon, lat, z)
+    best = None
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            t = Tile(z, centre.x + dx, centre.y + dy)
+            got = features(client.get(f"/tiles/plots/{z}/{t.x}/{t.y}.mvt", headers=headers).data,
+                           "plots")
+            if best is None or len(got) > len(best[1]):
+                best = (t, got)
+    return best
+
+
+# --------------------------------------------------------------------------- tile maths
+def test_tile_bounds_cover_the_web_mercator_square():
+    assert Tile(0, 0, 0).bounds == pytest.approx((-HALF_WORLD, -HALF_WORLD, HALF_WORLD, HALF_WORLD))
+    west, south, east, north = Tile(1, 1, 0).bounds  # the north-east quarter
+    assert (west, south, east, north) == pytest.approx((0, 0, HALF_WORLD, HALF_WORLD))
+    assert Tile(20, 5, 7).size == pytest.approx(2 * HALF_WORLD / 2 ** 20)
+
+
+@pytest.mark.parametrize("z, x, y", [(-1, 0, 0), (MAX_ZOOM + 1, 0, 0), (3, 8, 0), (3, 0, 8),
+                                     (3, -1, 0)])
+def test_addresses_outside_the_pyramid_are_refused(z, x, y):
+    with pytest.raises(TileError):
+        Tile(z, x, y)
+
+
+def test_feature_ids_are_stable_distinct_and_exact_in_javascript():
+    ids = feature_ids([f"P-{i:05d}" for i in range(5000)])
+    assert len(set(ids)) == 5000 and all(0 <= i < 2 ** 53 for i in ids)
+    assert feature_ids(["P-044"]) == feature_ids(["P-044"])
+
+
+def test_metres_per_pixel_and_nearest_within():
+    assert metres_per_pixel(0, 0.0) == pytest.approx(156543.03, rel=1e-6)
+    assert metres_per_pixel(16, 60.0) == pytest.approx(156543.03 / 2 ** 16 / 2, rel=1e-6)
+    geoms = np.array([shapely.box(0, 0, 10, 10), shapely.LineString([(20, 0), (20, 10)])])
+    assert nearest_within(geoms, shapely.Point(5, 5), 1.0) == 0  # inside the square
+    assert nearest_within(geoms, shapely.Point(18, 5), 3.0) == 1  # 2 m from the line
+    assert nearest_within(geoms, shapely.Point(15, 50), 3.0) is None
+    assert nearest_within(np.array([], dtype=object), shapely.Point(0, 0), 3.0) is None
+
+
+def test_tile_cache_keeps_one_revision_per_layer_view_within_its_bytes():
+    cache = TileCache(max_bytes=10)
+    built = []
+
+    def build(data):
+        return lambda: built.append(data) or data
+    t1, t2 = Tile(15, 1, 1), Tile(15, 1, 2)
+    assert cache.get_or_build("plots", "public", "r1", t1, build(b"aaaa")) == b"aaaa"
+    assert cache.get_or_build("plots", "public", "r1", t1, build(b"zzzz")) == b"aaaa"  # a hit
+    cache.get_or_build("plots", "public", "r1", t2, build(b"bbbb"))
+    cache.get_or_build("roads", "public", "r7", t1, build(b"cc"))
+    assert cache.size == (3, 10)
+    # plots moved on: its older tiles go at once, roads' stay
+    assert cache.get_or_build("plots", "public", "r2", t1, build(b"dd")) == b"dd"
+    assert cache.size == (2, 4)
+    # over the byte budget the least recently used tile goes
+    cache.get_or_build("plots", "public", "r2", t2, build(b"eeeeeeee"))
+    assert cache.size[1] <= 10 and cache.get_or_build("plots", "public", "r2", t2, build(b"x")) \
+        == b"eeeeeeee"
+    assert built == [b"aaaa", b"bbbb", b"cc", b"dd", b"eeeeeeee"]
+
+
+# --------------------------------------------------------------------------- tile contents
+def test_a_plot_tile_holds_what_the_api_lists_in_its_box(client, store):
+    t, got = busiest_tile(client, store)
+    assert got, "no plots in the tiles around the zone centre"
+    w, s, e, n = lonlat_bounds(t)
+    api = client.get(f"/api/plots?bbox={w},{s},{e},{n}&limit=1000&status={PUBLIC_STATUSES}"
+                     ).get_json()
+    listed = {f["id"] for f in api["features"]}
+    in_tile = {f["properties"]["plot_id"] for f in got}
+    assert listed and listed <= in_tile
+    # the rest lie in the buffer that makes outlines join across tile edges
+    pad = (e - w) * BUFFER / EXTENT * 1.01
+    near = client.get(f"/api/plots?bbox={w - pad},{s - pad},{e + pad},{n + pad}&limit=1000"
+                      f"&status={PUBLIC_STATUSES}")
+    assert in_tile <= {f["id"] for f in near.get_json()["features"]}
+    # integer ids from the text id; properties for styling only
+    for f in got:
+        assert f["id"] == feature_ids([f["properties"]["plot_id"]])[0]
+        assert set(f["properties"]) == {"plot_id", "status", "area_ha"}
+
+
+def test_tile_geometry_lands_where_the_plot_is(client, store):
+    t, got = busiest_tile(client, store, z=16)
+    for f in got:
+        assert f["geometry"]["type"] in ("Polygon", "MultiPolygon")
+        rings = f["geometry"]["coordinates"] if f["geometry"]["type"] == "Polygon" else \
+            [r for p in f["geometry"]["coordinates"] for r in p]
+        assert all(-BUFFER <= v <= EXTENT + BUFFER for r in rings for xy in r for v in xy)
+    inside = [f for f in got if f["geometry"]["type"] == "Polygon" and all(
+        0 < v < EXTENT for xy in f["geometry"]["coordinates"][0] for v in xy)]
+    assert inside, "no plot lies wholly inside the tile"
+    f = inside[0]
+    plot = store.get("plots", f["properties"]["plot_id"])["geometry"]
+    minx, _, _, maxy = t.bounds
+    scale = t.size / EXTENT
+    ring = np.array(f["geometry"]["coordinates"][0], dtype=float)
+    x, y = transformer(3857, WORKING_EPSG).transform(minx + ring[:, 0] * scale,
+                                                     maxy - ring[:, 1] * scale)
+    back = shapely.Polygon(np.column_stack([x, y]))
+    # the same outline within about a grid unit (0.15 m at z16, 0.11 m on the ground here)
+    assert shapely.hausdorff_distance(back, plot) < 2 * scale
+    assert back.area == pytest.approx(plot.area, rel=0.01)
+
+
+def test_infrastructure_layers_are_tiled_with_their_status(client, store):
+    lon, lat = zone_centre(store)
+    t = tile_of(lon, lat, 13)
+    for layer, key in (("roads", "asset_id"), ("substations", "asset_id"), ("zone", "zone_id"),
+                       ("rail_lines", "asset_id")):
+        got = features(client.get(f"/tiles/{layer}/13/{t.x}/{t.y}.mvt").data, layer)
+        assert got, layer
+        stored = store.read(layer).set_index(key)
+        for f in got:
+            props = f["properties"]
+            if "status" in stored.columns:
+                assert props["status"] == stored.loc[props[key], "status"]
+    roads = features(client.get(f"/tiles/roads/13/{t.x}/{t.y}.mvt").data, "roads")
+    assert {"class", "name", "status", "asset_id"} >= set(roads[0]["properties"])
+    assert decode(client.get(f"/tiles/roads/13/{t.x}/{t.y}.mvt").data)["roads"]["extent"] == EXTENT
+
+
+def test_an_empty_tile_is_200_with_no_body(client):
+    r = client.get("/tiles/plots/10/0/0.mvt")
+    assert r.status_code == 200 and r.data == b""
+    assert r.mimetype == "application/vnd.mapbox-vector-tile"
+
+
+@pytest.mark.parametrize("path", [
+    "/tiles/nosuchlayer/15/1/1.mvt", "/tiles/users/1/0/0.mvt", "/tiles/applications/1/0/0.mvt",
+    "/tiles/audit/1/0/0.mvt", "/tiles/plots/3/8/0.mvt", "/tiles/plots/3/0/8.mvt",
+    "/tiles/plots/23/0/0.mvt", "/tiles/plots/3/-1/0.mvt", "/tiles/plots/a/0/0.mvt",
+    "/tiles/..%2F..%2Fetc/1/0/0.mvt"])
+def test_unknown_layers_and_addresses_are_404(client, path):
+    assert client.get(path).status_code == 404
+
+
+# --------------------------------------------------------------------------- caching
+def test_etag_revalidates_and_follows_only_the_tiles_layer(client, store):
+    t, got = busiest_tile(client, store)
+    url = f"/tiles/plots/{t.z}/{t.x}/{t.y}.mvt"
+    first = client.get(url)
+    etag = first.headers["ETag"]
+    assert etag and first.headers["Cache-Control"] == "public, no-cache"
+    assert {"Authorization", "Cookie"} <= set(first.vary)
+    again = client.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    # a write to another layer keeps the tile's validator
+    road = store.read("roads", limit=1).iloc[0]
+    store.update("roads", road["asset_id"], {"note": "resurfaced"})
+    assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+    # a write to the plots makes a new tile that shows it
+    pid = got[0]["properties"]["plot_id"]
+    store.update("plots", pid, {"status": "reserved"})
+    fresh = client.get(url, headers={"If-None-Match": etag})
+    assert fresh.status_code == 200 and fresh.headers["ETag"] != etag
+    assert pid not in {f["properties"]["plot_id"] for f in features(fresh.data, "plots")} or \
+        {f["properties"]["plot_id"]: f["properties"]["status"]
+         for f in features(fresh.data, "plots")}[pid] == "reserved"
+
+
+# --------------------------------------------------------------------------- the access policy
+def test_public_tiles_hide_candidates_and_private_fields_planners_see_them(client, store):
+    planner = token(store, "planner")
+    candidates = store.read("plots", where={"status": "candidate"})
+    assert len(candidates), "the sample has candidate plots"
+    centre = candidates.geometry.iloc[0].representative_point()
+    lon, lat = transformer(WORKING_EPSG, WGS84_EPSG).transform(centre.x, centre.y)
+    t = tile_of(lon, lat, 15)
+    url = f"/tiles/plots/15/{t.x}/{t.y}.mvt"
+    public = features(client.get(url).data, "plots")
+    staff = client.get(url, headers=planner)
+    staff_features = features(staff.data, "plots")
+    assert "candidate" not in {f["properties"]["status"] for f in public}
+    assert candidates["plot_id"].iloc[0] in {f["properties"]["plot_id"] for f in staff_features}
+    for f in public + staff_features:
+        assert not PRIVATE & set(f["properties"])
+    # a planner's answer is private and validates separately from the public one
+    assert staff.headers["Cache-Control"] == "private, no-cache"
+    assert staff.headers["ETag"] != client.get(url).headers["ETag"]
+    assert client.get(url, headers={"If-None-Match": staff.headers["ETag"]}).status_code == 200
+
+
+def test_popups_follow_the_policy(client, store):
+    planner = token(store, "planner")
+    candidate = store.read("plots", where={"status": "candidate"}).iloc[0]["plot_id"]
+    assert client.get(f"/map/features/plots/{candidate}").status_code == 404
+    assert client.get("/map/features/plots/NO-SUCH").status_code == 404
+    assert client.get("/map/features/users/admin").status_code == 404
+    staff = client.get(f"/map/features/plots/{candidate}", headers=planner)
+    assert staff.status_code == 200 and staff.get_json()["id"] == candidate
+    occupied = store.read("plots", where={"status": "occupied"}).iloc[0]
+    assert occupied["resident"], "the sample's occupied plots name their residents"
+    seen = client.get(f"/map/features/plots/{occupied['plot_id']}")
+    assert seen.status_code == 200  # the public sees occupied plots, not who holds them
+    assert str(escape(occupied["resident"])) not in seen.get_json()["html"]
+    staff = client.get(f"/map/features/plots/{occupied['plot_id']}", headers=planner).get_json()
+    assert str(escape(occupied["resident"])) in staff["html"]
+
+
+def test_a_click_picks_the_topmost_feature_the_role_may_see(client, store):
+    planner = token(store, "planner")
+    plots = store.read("plots")
+    for status in ("available", "candidate"):
+        row = plots[plots["status"] == status].iloc[0]
+        inner = row.geometry.representative_point()
+        lon, lat = transformer(WORKING_EPSG, WGS84_EPSG).transform(inner.x, inner.y)
+        q = f"/map/features?at={lon},{lat}&zoom=19&layers=plots,zone"
+        staff = client.get(q, headers=planner).get_json()
+        assert (staff["layer"], staff["id"]) == ("plots", row["plot_id"])
+        public = client.get(q).get_json()
+        if status == "candidate":  # the public sees the zone under it, never the candidate
+            assert public["layer"] != "plots" and row["plot_id"] not in (public["html"] or "")
+        else:
+            assert public["id"] == row["plot_id"] and row["plot_id"] in public["html"]
+    far = client.get("/map/features?at=10.0,10.0&zoom=15&layers=plots,zone").get_json()
+    assert far == {"layer": None, "id": None, "bbox": None, "html": None}
+
+
+@pytest.mark.parametrize("query", ["", "at=1,2", "at=a,b&zoom=3", "at=1,2,3&zoom=3",
+                                   "at=200,0&zoom=3", "at=0,0&zoom=40"])
+def test_bad_picks_are_400(client, query):
+    r = client.get("/map/features?" + query)
+    assert r.status_code == 400 and r.get_json()["field"] == "at"
+
+
+# --------------------------------------------------------------------------- page weight
+def grid_plots(store, n: int) -> gpd.GeoDataFrame:
+    """``n`` 30 m squares on a grid south of the zone (inside the import envelope)."""
+    minx, miny, _, _ = store.extent("zone")
+    side = int(math.ceil(math.sqrt(n)))
+    i, j = np.divmod(np.arange(n), side)
+    x, y = minx + i * 32.0, miny - 200.0 - j * 32.0
+    return gpd.GeoDataFrame({"plot_id": [f"G-{k:05d}" for k in range(n)], "status": "available",
+                             "sectors": "*", "hazard_ok": 5},
+                            geometry=shapely.box(x - 30, y - 30, x, y), crs=WORKING_EPSG)
+
+
+def test_map_page_stays_small_whatever_the_store_holds(client, store):
+    sample = client.get("/").data
+    assert len(sample) < 300_000
+    store.insert("plots", grid_plots(store, 20_000))
+    big = client.get("/").data
+    assert len(big) < 300_000 and len(big) < 1.5 * len(sample)
+    assert b"G-00001" not in big
+    # the new plots are in the tiles
+    w, s, e, n = transformer(WORKING_EPSG, WGS84_EPSG).transform_bounds(*store.extent("plots"))
+    t = tile_of(w + 0.002, s + 0.002, 15)
+    got = features(client.get(f"/tiles/plots/15/{t.x}/{t.y}.mvt").data, "plots")
+    assert any(f["properties"]["plot_id"].startswith("G-") for f in got)
+
+
+def test_html_and_json_are_compressed(client):
+    page = client.get("/", headers={"Accept-Encoding": "gzip"})
+    assert page.headers.get("Content-Encoding") == "gzip"
+    api = client.get("/api/plots?limit=200", headers={"Accept-Encoding": "br, gzip"})
+    assert api.headers.get("Content-Encoding") == "br" and "Accept-Encoding" in api.vary
+
+
+# --------------------------------------------------------------------------- caches and writes
+def test_unrelated_writes_keep_the_servicing_model(app, store):
+    from web import deps
+    with app.test_request_context("/"):
+        model = deps.servicing_model()
+        store.insert("applications", pd.DataFrame([{
+            "app_id": "A-T1", "investor": "investor", "project": "bar", "sector": "food",
+            "min_ha": 0.0, "max_ha": 1.0, "status": "submitted"}]))
+        from zoneplan import accounts
+        accounts.set_lang(store, "investor", "en")
+        assert deps.servicing_model() is model
+        pid = store.read("plots", limit=1).iloc[0]["plot_id"]
+        store.update("plots", pid, {"cadastre": "999"})
+        rebuilt = deps.servicing_model()
+        assert rebuilt is not model
+        # the superseded model is dropped, not kept beside the new one
+        keys = [k for k in deps.deps().cache._values if isinstance(k, tuple)
+                and k[0] == "servicing_model"]
+        assert len(keys) == 1

@@ -1,0 +1,210 @@
+"""Vector tiles of every feature layer and one feature's popup, as the caller's role may see them.
+
+A thin adapter: tile maths and encoding live in geo.tiles (the store may cut tiles itself:
+``Store.vector_tile``), who sees what in the access policy; this module maps HTTP onto them
+and adds the cache headers that let browsers revalidate tiles cheaply (ETag, 304).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import shapely
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask_babel import gettext as _
+
+from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
+from geo.layers import FEATURE_LAYERS, get_layer
+from geo.store import NotFound
+from geo.tiles import MAX_ZOOM, Tile, TileCache, TileError, metres_per_pixel, nearest_within
+from planner import visibility
+from web import deps
+from web.auth import current_role
+from web.maps import popup_html
+
+bp = Blueprint("tiles", __name__)
+
+MVT_MEDIA = "application/vnd.mapbox-vector-tile"
+EXTENSION = "zoneplan_tiles"
+#: What the map styles and labels each layer by (the key is always carried too).
+STYLE_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "zone": ("name",),
+    "expansion": ("name", "status"),
+    "plots": ("status", "area_ha"),
+    "roads": ("name", "status", "class"),
+    "rail_lines": ("name", "status", "kind"),
+    "prot_zones": ("name", "status", "kind"),
+}
+ASSET_PROPERTIES = ("name", "status")
+#: How close to a feature a click counts as on it, screen pixels.
+PICK_PIXELS = 6
+
+
+@dataclass(frozen=True)
+class LayerView:
+    """What one role sees of one layer: the rows (``where``) and the fields."""
+
+    layer: str
+    where: dict[str, list[str]] | None
+    fields: frozenset[str]
+
+    @property
+    def key(self) -> str:
+        """A short token naming this view (tile cache and ETag key)."""
+        text = json.dumps([self.layer, self.where, sorted(self.fields)], sort_keys=True)
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+    def shows(self, row: dict[str, Any]) -> bool:
+        """Whether this view includes ``row``."""
+        return all(row.get(name) in allowed for name, allowed in (self.where or {}).items())
+
+    def properties(self) -> tuple[str, ...]:
+        """The styling properties of the layer this view may carry."""
+        wanted = STYLE_PROPERTIES.get(self.layer, ASSET_PROPERTIES)
+        return tuple(name for name in wanted if name in self.fields)
+
+
+def layer_view(layer: str, role: str) -> LayerView:
+    """The role's view of a feature layer, as the access policy (planner.visibility) says.
+
+    Raises
+    ------
+    NotFound
+        For unknown or non-feature layers and layers the role may not read (a hidden
+        layer looks exactly like a missing one).
+    """
+    if layer not in FEATURE_LAYERS:
+        raise NotFound(f"no feature layer {layer!r}")
+    try:
+        visibility.check_readable(layer, role)
+    except visibility.Forbidden:
+        raise NotFound(f"no feature layer {layer!r}") from None
+    system = {f.name for f in get_layer(layer).fields if f.system}
+    fields = frozenset(visibility.layer_fields(layer, role)) - system
+    where = visibility.plot_view(role).where() if layer == "plots" else None
+    return LayerView(layer, where, fields)
+
+
+def tile_cache() -> TileCache:
+    """The app's tile cache (``ZONEPLAN_TILE_CACHE_BYTES``, default 64 MB)."""
+    cache = current_app.extensions.get(EXTENSION)
+    if cache is None:
+        cache = current_app.extensions.setdefault(EXTENSION, TileCache(
+            int(current_app.config.get("ZONEPLAN_TILE_CACHE_BYTES", 64 * 1024 * 1024))))
+    return cache
+
+
+def _cache_headers(response: Response, etag: str) -> Response:
+    response.set_etag(etag, weak=True)  # weak: compression keeps it as it is
+    # Tiles follow the store: revalidate every time (a 304 costs one revision query).
+    # The answer depends on who asks, so shared caches must key on the credentials.
+    response.headers["Cache-Control"] = "private, no-cache" if current_role() != "public" \
+        else "public, no-cache"
+    response.vary.update(("Authorization", "Cookie"))
+    return response
+
+
+@bp.get("/tiles/<layer>/<int:z>/<int:x>/<int:y>.mvt")
+def tile(layer: str, z: int, x: int, y: int):
+    """One Mapbox Vector Tile (XYZ, EPSG:3857, extent 4096) of ``layer``; empty body when no
+    feature lies in it; 404 for unknown layers and addresses outside the pyramid.
+
+    ``layer`` may also name several layers joined by commas (``zone,roads,plots``): one tile
+    holding one MVT layer per store layer in that order, so a map of many layers makes one
+    request per tile. Each layer is cut, cached and validated on its own; a protobuf
+    message's repeated fields concatenate, so the tile is their bytes end to end.
+    """
+    names = layer.split(",")
+    try:
+        address = Tile(z, x, y)
+        if len(set(names)) != len(names):
+            raise NotFound(f"layer named twice in {layer!r}")
+        views = [layer_view(name, current_role()) for name in names]
+    except (TileError, NotFound):
+        abort(404)
+    store = deps.get_store()
+    revisions = [store.revision([name]) for name in names]
+    etag = hashlib.blake2b("|".join(f"{v.key}:{r}" for v, r in zip(views, revisions)).encode()
+                           + f"|{z}/{x}/{y}".encode(), digest_size=12).hexdigest()
+    if request.if_none_match.contains_weak(etag):
+        return _cache_headers(Response(status=304), etag)
+    data = b"".join(_cut(store, view, revision, address)
+                    for view, revision in zip(views, revisions))
+    return _cache_headers(Response(data, mimetype=MVT_MEDIA), etag)
+
+
+def _cut(store: Any, view: LayerView, revision: str, address: Tile) -> bytes:
+    """One layer's tile from the cache, cut by the store on a miss."""
+    def cut() -> bytes:
+        return store.vector_tile(view.layer, address, properties=view.properties(),
+                                 where=view.where)
+    return tile_cache().get_or_build(view.layer, view.key, revision, address, cut)
+
+
+def _popup(view: LayerView, row: dict[str, Any]) -> dict[str, Any]:
+    """The feature's popup as the view may see it: escaped HTML, plots with their servicing."""
+    key = str(row[get_layer(view.layer).key])
+    shown = {name: value for name, value in row.items() if name in view.fields}
+    lines: list[str] = []
+    if view.layer == "plots":
+        record = deps.servicing_records().get(key)
+        lines = deps.explain(record, translate=_) if record else []
+    geom = row.get("geometry")
+    bbox = None if geom is None or geom.is_empty else [
+        round(v, 7) for v in transformer(WORKING_EPSG, WGS84_EPSG).transform_bounds(*geom.bounds)]
+    return {"layer": view.layer, "id": key, "bbox": bbox,
+            "html": popup_html(view.layer, shown, _, lines)}
+
+
+def _not_found():
+    return jsonify({"error": _("Not found."), "field": None}), 404
+
+
+@bp.get("/map/features/<layer>/<key>")
+def feature_popup(layer: str, key: str):
+    """One feature's popup (``{"layer", "id", "html"}``, the HTML escaped) as the caller may
+    see it; 404 for what the role may not see."""
+    try:
+        view = layer_view(layer, current_role())
+        row = deps.get_store().get(layer, key)
+    except NotFound:
+        return _not_found()
+    if not view.shows(row):
+        return _not_found()
+    return jsonify(_popup(view, row))
+
+
+def _bad(message: str, field: str):
+    return jsonify({"error": message, "field": field}), 400
+
+
+@bp.get("/map/features")
+def pick():
+    """What lies under the pointer: the popup of the topmost feature within a few pixels of
+    ``at=lon,lat`` at ``zoom`` among ``layers`` (topmost first), or nulls when nothing does."""
+    try:
+        lon, lat = (float(v) for v in request.args.get("at", "").split(","))
+        zoom = int(request.args.get("zoom", ""))
+    except ValueError:
+        return _bad("give at=lon,lat and zoom=0..22", "at")
+    if not (-180 <= lon <= 180 and -85.06 <= lat <= 85.06 and 0 <= zoom <= MAX_ZOOM):
+        return _bad("at must lie on the Web Mercator map and zoom in 0..22", "at")
+    names = [n for n in request.args.get("layers", "").split(",") if n][:len(FEATURE_LAYERS)]
+    x, y = transformer(WGS84_EPSG, WORKING_EPSG).transform(lon, lat)
+    point = shapely.Point(x, y)
+    tolerance = PICK_PIXELS * metres_per_pixel(zoom, lat)
+    store = deps.get_store()
+    for name in names:
+        try:
+            view = layer_view(name, current_role())
+        except NotFound:
+            continue
+        rows = store.read(name, bbox=(x - tolerance, y - tolerance, x + tolerance, y + tolerance),
+                          where=view.where)
+        hit = nearest_within(rows.geometry.values, point, tolerance)
+        if hit is not None:
+            key = rows[get_layer(name).key].iloc[hit]
+            return jsonify(_popup(view, store.get(name, key)))
+    return jsonify({"layer": None, "id": None, "bbox": None, "html": None})
