@@ -13,7 +13,7 @@ import folium
 import pandas as pd
 from folium.elements import JSCSSMixin
 from folium.template import Template
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from geo.crs import WEB_DECIMALS
 from geo.layers import LAYERS, get_layer, parse_sectors
