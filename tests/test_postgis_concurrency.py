@@ -45,7 +45,11 @@ def _race(n: int, work) -> list[object]:
         return list(pool.map(run, range(n)))
 
 
-def test_fifty_planners_accepting_one_plot_leave_exactly_one_winner(sample):
+def test_fifty_planners_accepting_one_plot_leave_exactly_one_winner(sample, monkeypatch):
+    import geo.store.postgis as pg
+    # Accepts run one at a time (plots lock), each building a servicing model: on a busy
+    # machine the last callers wait longer for a connection than the default 30 s.
+    monkeypatch.setattr(pg, "POOL_TIMEOUT_S", 600.0)
     store = PostgisStore(sample, pool_size=CONNECTIONS)
     plot = store.read("plots", where={"status": "available", "sectors": "*"}, limit=1).iloc[0]
     apps = pd.DataFrame({
