@@ -155,7 +155,7 @@ def page_bytes(port: int) -> dict[str, int]:
 
 def bench_writes(port: int, db: Path, box: tuple[float, float, float, float]) -> dict[str, Any]:
     """Warm ``/api/plots`` median, then the first request after each kind of write."""
-    from zoneplan import accounts
+    from usecases import accounts
     store = open_store(db)
     for name in ("investor", "planner"):
         if accounts.get_user(store, f"bench-{name}") is None:

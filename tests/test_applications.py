@@ -289,7 +289,7 @@ def test_page_lifecycle_investor_and_planner(investor_client, planner_client, cl
                                data={"reason": "x", "csrf_token": ptoken}).status_code == 404
     r = investor_client.post(f"/applications/{second}/withdraw", data={"csrf_token": token},
                              follow_redirects=True)
-    assert f"Plot {plot_id} is released" in r.get_data(as_text=True)
+    assert f"Участок {plot_id} освобождён" in r.get_data(as_text=True)  # Russian by default
     assert store.get("plots", plot_id)["status"] == "available"
 
 

@@ -23,7 +23,7 @@ PUBLIC_STATUSES = "available,reserved,allocated,occupied"
 
 
 def token(store, username: str) -> dict[str, str]:
-    from zoneplan import accounts
+    from usecases import accounts
     return {"Authorization": f"Bearer {accounts.issue_token(store, username)}"}
 
 
@@ -324,7 +324,7 @@ def test_unrelated_writes_keep_the_servicing_model(app, store):
         store.insert("applications", pd.DataFrame([{
             "app_id": "A-T1", "investor": "investor", "project": "bar", "sector": "food",
             "min_ha": 0.0, "max_ha": 1.0, "status": "submitted"}]))
-        from zoneplan import accounts
+        from usecases import accounts
         accounts.set_lang(store, "investor", "en")
         assert deps.servicing_model() is model
         pid = store.read("plots", limit=1).iloc[0]["plot_id"]

@@ -15,14 +15,16 @@ import zipfile
 import pytest
 import shapefile  # pyshp: an independent reader
 
-from conftest import unescape_js
+from geo.crs import WGS84_EPSG, transformer
+from geo.tiles import Tile
+from test_tiles import features as tile_features, tile_of
 from geo.layers import LAYERS
 from usecases import accounts
 
 PRIVATE = ("resident", "project", "invest", "jobs", "power_kw", "water_m3d")
 PUBLIC_FIELDS = {"plot_id", "cadastre", "status", "sectors", "hazard_ok", "exp_id", "area_ha"}
 FACTS = {"rail", "rail_distance_m", "power", "power_headroom_kw", "water",
-         "water_headroom_m3d", "ready"}
+         "water_headroom_m3d", "ready", "waits_for"}
 # English popup labels of the private fields (the map is asked for in English).
 PRIVATE_LABELS = ("<th>Resident</th>", "<th>Project</th>", "<th>Investment, tenge</th>",
                   "<th>Jobs</th>", "<th>Power demand, kW</th>")
@@ -57,6 +59,15 @@ def sample_ids(store) -> list[str]:
     plots = store.read("plots").sort_values("plot_id")
     return [pid for _, group in plots.groupby("status") for pid in
             (group["plot_id"] if group["status"].iloc[0] == "candidate" else group["plot_id"][:3])]
+
+
+def tiles_over(store, layer: str, z: int) -> list[Tile]:
+    """The tiles at zoom ``z`` covering the layer's extent."""
+    minx, miny, maxx, maxy = store.extent(layer)
+    w, s, e, n = transformer(32643, WGS84_EPSG).transform_bounds(minx, miny, maxx, maxy)
+    top_left, bottom_right = tile_of(w, n, z), tile_of(e, s, z)
+    return [Tile(z, x, y) for x in range(top_left.x, bottom_right.x + 1)
+            for y in range(top_left.y, bottom_right.y + 1)]
 
 
 def private_values(store) -> list[str]:
@@ -96,14 +107,24 @@ def test_every_surface_shows_a_role_the_same_plots_and_fields(reader, store):
     assert {k for f in features for k in f["properties"]} <= want_fields
     assert not staff or {"resident", "project"} <= {k for f in features for k in f["properties"]}
 
-    # The map at /: its plots (tooltips name each one) and popups without private fields.
-    html = unescape_js(client.get("/", headers=EN).get_data(as_text=True))
-    on_map = {pid for pid in store.read("plots")["plot_id"] if f'"tip": "{pid} — ' in html}
+    # The map at /: the plots its tiles carry, and each plot's popup (fetched on click).
+    assert client.get("/", headers=EN).status_code == 200
+    on_map, tile_fields = set(), set()
+    for tile in tiles_over(store, "plots", 14):
+        for f in tile_features(client.get(f"/tiles/plots/{tile.z}/{tile.x}/{tile.y}.mvt").data,
+                          "plots"):
+            on_map.add(f["properties"]["plot_id"])
+            tile_fields |= set(f["properties"])
     assert on_map == want_ids
+    assert not tile_fields & set(PRIVATE)  # tiles carry what the map styles on, nothing private
     secrets = private_values(store)
     assert secrets
-    for text in (*PRIVATE_LABELS, *secrets):
-        assert (text in html) == staff, text
+    held = store.read("plots", where={"status": ["reserved", "allocated", "occupied"]})
+    popups = " ".join(client.get(f"/map/features/plots/{pid}", headers=EN).get_json()["html"]
+                      for pid in held["plot_id"].head(40))
+    for text in (*PRIVATE_LABELS, *[v for v in secrets if v in set(
+            held.head(40)[["resident", "project"]].astype(str).values.ravel())]):
+        assert (text in popups) == staff, text
 
     # The download the downloads page offers: the same plots and fields, and the page's count.
     exported = json.loads(client.get("/api/export/plots.geojson").data)["features"]

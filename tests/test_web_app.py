@@ -370,7 +370,7 @@ def test_closed_and_degraded_assets_are_drawn_differently(client):
 
 
 def _planner(store) -> dict[str, str]:
-    from zoneplan import accounts
+    from usecases import accounts
     return {"Authorization": f"Bearer {accounts.issue_token(store, 'planner')}"}
 
 
