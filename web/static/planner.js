@@ -271,7 +271,9 @@
       showPlotTiles(true);
       hint.hidden = false;
       root.setAttribute("data-plots", "tiles");
-      return Promise.resolve(null);
+      // every call replaces plotLoad, so a stale answer below hands on the newest, never itself
+      plotLoad = Promise.resolve(null);
+      return plotLoad;
     }
     var b = map.getBounds().pad(0.25);
     var bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (v) {
