@@ -61,6 +61,8 @@ def _plot_point(page, store, status: str = "available"):
 
 def test_clicking_a_plot_on_the_tiles_opens_its_popup(live_server, page, store):
     _open(page, live_server)
+    scale = page.locator(".leaflet-control-scale-line")
+    assert scale.count() == 1 and scale.inner_text().endswith(" m")  # metres, no feet
     # zoom in so roads and other lines do not cover the plot under the pointer
     page.evaluate("() => window[document.getElementById('zp-map').dataset.map].setZoom(17, {animate: false})")
     _tiles_drawn(page)

@@ -341,7 +341,7 @@ def build_zone_map(bounds: tuple[float, float, float, float] | None, *, translat
     centre = [43.33, 76.87] if box is None else [
         round((box[0][0] + box[1][0]) / 2, WEB_DECIMALS),
         round((box[0][1] + box[1][1]) / 2, WEB_DECIMALS)]
-    m = folium.Map(location=centre, zoom_start=14, tiles=None, control_scale=True,
+    m = folium.Map(location=centre, zoom_start=14, tiles=None, control_scale=False,
                    prefer_canvas=False, max_zoom=MAX_MAP_ZOOM)
     m.default_js = _static(static_url, MAP_JS)
     m.default_css = _static(static_url, MAP_CSS)

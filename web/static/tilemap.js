@@ -53,6 +53,8 @@
       control.addOverlay(toggles[spec.name], spec.label);
     });
     control.addTo(map);
+    // metric only: planners and investors here measure in metres and hectares
+    L.control.scale({ imperial: false }).addTo(map);
     map.on("overlayadd overlayremove", function (e) {
       Object.keys(toggles).forEach(function (name) {
         if (toggles[name] === e.layer) { hidden[name] = e.type === "overlayremove"; }
