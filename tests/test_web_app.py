@@ -409,3 +409,11 @@ def test_a_plots_popup_carries_its_servicing_answer(client, store):
     assert lines
     html = client.get(f"/map/features/plots/{pid}", headers={"Accept-Language": "en"}).get_json()["html"]
     assert all(str(escape(line)) in html for line in lines)
+
+
+def test_popup_titles_do_not_repeat_what_the_name_says(client):
+    station = client.get("/map/features/substations/SS-12",
+                         headers={"Accept-Language": "en"}).get_json()["html"]
+    assert "<h6><span>Substation No. 12" in station and "Substation <span>" not in station
+    road = client.get("/map/features/roads/R-001", headers={"Accept-Language": "en"}).get_json()
+    assert "<h6>Road <span>ул. Заводская</span></h6>" in road["html"]

@@ -261,7 +261,12 @@ def popup_html(layer: str, row: Mapping[str, Any], translate: Translate,
     lyr = get_layer(layer)
     title = row.get("name") if _present(row.get("name")) else row.get(lyr.key)
     noun = translate(FEATURE_NOUNS[layer]) if layer in FEATURE_NOUNS else tr_label(lyr.label, translate)
-    parts = [Markup('<div class="zp-popup"><h6>{} <span>{}</span></h6><table>').format(noun, title)]
+    if str(title).casefold().startswith(str(noun).casefold()):
+        # a name that already says what it is ("Substation No. 12") needs no noun before it
+        parts = [Markup('<div class="zp-popup"><h6><span>{}</span></h6><table>').format(title)]
+    else:
+        parts = [Markup('<div class="zp-popup"><h6>{} <span>{}</span></h6><table>').format(
+            noun, title)]
     for fld in lyr.fields:
         if fld.name in _HIDDEN or (fld.name in ("name", lyr.key) and title == row.get(fld.name)):
             continue
