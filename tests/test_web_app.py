@@ -417,3 +417,13 @@ def test_popup_titles_do_not_repeat_what_the_name_says(client):
     assert "<h6><span>Substation No. 12" in station and "Substation <span>" not in station
     road = client.get("/map/features/roads/R-001", headers={"Accept-Language": "en"}).get_json()
     assert "<h6>Road <span>ул. Заводская</span></h6>" in road["html"]
+
+
+def test_legend_says_which_colour_is_which_network(client):
+    html = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    for layer, label, colour in (("water_mains", "Water mains", "#1f77b4"),
+                                 ("gas_mains", "Gas mains", "#d4a100"),
+                                 ("power_lines", "Power lines", "#9467bd"),
+                                 ("storm_sewers", "Storm sewers", "#17becf")):
+        item = re.search(rf'<li data-layer="{layer}">(.*?)</li>', html, re.S)
+        assert item and f'stroke="{colour}"' in item.group(1) and label in item.group(1)

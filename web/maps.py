@@ -393,10 +393,15 @@ def render_map(m: folium.Map) -> RenderedMap:
     return RenderedMap(header, html, script, m.get_name())
 
 
+#: Line layers told apart by colour in the legend (statuses are told apart by dashes).
+NETWORK_LAYERS = ("roads", "rail_lines", "power_lines", "water_mains", "storm_sewers",
+                  "gas_mains")
+
+
 def legend(translate: Translate, statuses: Iterable[str] | None = None,
            ) -> dict[str, list[dict[str, str]]]:
     """Legend entries for the page template: plot statuses (those in ``statuses``, default
-    all) and asset statuses."""
+    all), asset statuses and the colour of each network."""
     shown = set(PLOT_COLOURS if statuses is None else statuses)
     plots = [{"label": tr_value(s, translate), "colour": c, "code": s}
              for s, c in PLOT_COLOURS.items() if s in shown]
@@ -404,7 +409,11 @@ def legend(translate: Translate, statuses: Iterable[str] | None = None,
                "colour": STATUS_STROKES[s].get("color", "#333333"),
                "dash": STATUS_STROKES[s].get("dashArray", "")}
               for s in STATUS_STROKES]
-    return {"plots": plots, "assets": assets}
+    styles = {style.name: style.style for style in LAYER_STYLES}
+    networks = [{"label": tr_label(get_layer(name).label, translate), "code": name,
+                 "colour": styles[name]["color"], "width": min(styles[name].get("weight", 2), 5)}
+                for name in NETWORK_LAYERS]
+    return {"plots": plots, "assets": assets, "networks": networks}
 
 
 def main(argv: list[str] | None = None) -> int:
