@@ -9,7 +9,7 @@ PORT ?= 5000
 NPM ?= npm
 ASSETS := web/static/vendor/.installed
 
-.PHONY: setup assets run serve info test test-fast test-browser sample messages clean
+.PHONY: setup assets run serve info lint test test-fast test-browser sample messages clean
 
 ## setup: the virtualenv (editable install) and the self-hosted browser assets
 setup: $(VENV)/.installed $(ASSETS)
@@ -42,8 +42,13 @@ serve: run
 info: setup $(DB)
 	$(BIN)/zoneplan info --db $(DB)
 
-## test: the whole suite (browser tests skip when /usr/bin/chromium is absent)
-test: setup
+## lint: ruff format check and ruff (pyflakes, pycodestyle, import order, pyupgrade; config in pyproject.toml)
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## test: the linter, then the whole suite (browser tests skip when /usr/bin/chromium is absent)
+test: setup lint
 	$(BIN)/python -m pytest -q
 
 test-fast: setup

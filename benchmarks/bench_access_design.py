@@ -8,6 +8,7 @@ graph plus one leaf per target), with
 * joining each plot by its own cheapest path to the existing network (what a planner
   drawing roads one by one approximates): the union of those paths, each edge paid once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,22 +54,48 @@ def generated_snapshot(seed: int = 7) -> tuple[dict, shapely.Polygon, list[str]]
     area = shapely.box(x0, y0, x0 + 2500, y0 + 2000)
     ix, iy = np.meshgrid(np.arange(25), np.arange(20))
     ix, iy = ix.ravel(), iy.ravel()
-    plots = shapely.box(x0 + ix * 100 + 5, y0 + iy * 100 + 5, x0 + ix * 100 + 95, y0 + iy * 100 + 95)
+    plots = shapely.box(
+        x0 + ix * 100 + 5, y0 + iy * 100 + 5, x0 + ix * 100 + 95, y0 + iy * 100 + 95
+    )
     ids = [f"G-{i + 1:03d}" for i in range(len(plots))]
     status = np.full(len(plots), "candidate", dtype=object)
     status[rng.choice(len(plots), 20, replace=False)] = "occupied"
-    roads = gpd.GeoDataFrame({"asset_id": ["A-1", "C-1"], "name": None, "class": ["arterial", "collector"],
-                              "status": "operational", "since": None, "due": None, "note": None},
-                             geometry=[shapely.LineString([(x0 - 1000, y0 - 200), (x0 + 3500, y0 - 200)]),
-                                       shapely.LineString([(x0 - 150, y0 - 200), (x0 - 150, y0 + 2500)])],
-                             crs=CRS)
-    zones = gpd.GeoDataFrame({"asset_id": ["PZ-G", "PZ-S"], "name": None, "kind": ["gas", "substation"],
-                              "width_m": [10.0, 40.0], "status": "operational", "since": None,
-                              "due": None, "note": None},
-                             geometry=[shapely.LineString([(x0 + 600, y0 - 300), (x0 + 1900, y0 + 2100)]).buffer(10),
-                                       shapely.box(x0 + 1200, y0 + 1200, x0 + 1300, y0 + 1300)], crs=CRS)
-    plot_frame = gpd.GeoDataFrame({"plot_id": ids, "status": status, "exp_id": "EXP-G"},
-                                  geometry=plots, crs=CRS)
+    roads = gpd.GeoDataFrame(
+        {
+            "asset_id": ["A-1", "C-1"],
+            "name": None,
+            "class": ["arterial", "collector"],
+            "status": "operational",
+            "since": None,
+            "due": None,
+            "note": None,
+        },
+        geometry=[
+            shapely.LineString([(x0 - 1000, y0 - 200), (x0 + 3500, y0 - 200)]),
+            shapely.LineString([(x0 - 150, y0 - 200), (x0 - 150, y0 + 2500)]),
+        ],
+        crs=CRS,
+    )
+    zones = gpd.GeoDataFrame(
+        {
+            "asset_id": ["PZ-G", "PZ-S"],
+            "name": None,
+            "kind": ["gas", "substation"],
+            "width_m": [10.0, 40.0],
+            "status": "operational",
+            "since": None,
+            "due": None,
+            "note": None,
+        },
+        geometry=[
+            shapely.LineString([(x0 + 600, y0 - 300), (x0 + 1900, y0 + 2100)]).buffer(10),
+            shapely.box(x0 + 1200, y0 + 1200, x0 + 1300, y0 + 1300),
+        ],
+        crs=CRS,
+    )
+    plot_frame = gpd.GeoDataFrame(
+        {"plot_id": ids, "status": status, "exp_id": "EXP-G"}, geometry=plots, crs=CRS
+    )
     free = [p for p, s in zip(ids, status) if s == "candidate"]
     return {"plots": plot_frame, "roads": roads, "prot_zones": zones}, area, free
 
@@ -80,8 +107,12 @@ def per_plot_paths(edges: list, terminals: list) -> tuple[float, float]:
     u = np.array([ids[a] for a, _, _ in edges])
     v = np.array([ids[b] for _, b, _ in edges])
     c = np.maximum(np.array([w for _, _, w in edges]), 1e-9)
-    m = sparse.coo_matrix((np.r_[c, c], (np.r_[u, v], np.r_[v, u])), shape=(len(ids), len(ids))).tocsr()
-    _, pred = csgraph.dijkstra(m, directed=False, indices=ids[terminals[0]], return_predecessors=True)
+    m = sparse.coo_matrix(
+        (np.r_[c, c], (np.r_[u, v], np.r_[v, u])), shape=(len(ids), len(ids))
+    ).tocsr()
+    _, pred = csgraph.dijkstra(
+        m, directed=False, indices=ids[terminals[0]], return_predecessors=True
+    )
     cost_of = {}
     for a, b, w in zip(u.tolist(), v.tolist(), c.tolist()):
         key = (min(a, b), max(a, b))
@@ -102,11 +133,15 @@ def mehlhorn(edges: list, terminals: list) -> tuple[float, float]:
     for a, b, w in edges:
         if not g.has_edge(a, b) or g[a][b]["weight"] > w:
             g.add_edge(a, b, weight=w)
-    tree = nx.algorithms.approximation.steiner_tree(g, terminals, weight="weight", method="mehlhorn")
+    tree = nx.algorithms.approximation.steiner_tree(
+        g, terminals, weight="weight", method="mehlhorn"
+    )
     return tree.size(weight="weight"), time.perf_counter() - t0
 
 
-def run(name: str, model: ServicingModel, area, targets: list[str], kind: str, time_limit: float) -> None:
+def run(
+    name: str, model: ServicingModel, area, targets: list[str], kind: str, time_limit: float
+) -> None:
     t0 = time.perf_counter()
     graph = build_corridors(model, area, targets, kind=kind)
     build_s = time.perf_counter() - t0
@@ -115,10 +150,13 @@ def run(name: str, model: ServicingModel, area, targets: list[str], kind: str, t
     mh, mh_s = mehlhorn(design.edges, design.terminals)
     pp, pp_s = per_plot_paths(design.edges, design.terminals)
     gap = "-" if s["gap"] is None else f"{s['gap']:.2%}"
-    print(f"| {name} | {kind} | {len(targets)} ({len(s['unreachable'])} unreachable) | "
-          f"{graph.n_nodes:,} / {graph.n_edges:,} | {build_s:.1f} | {s['elapsed_s']:.1f} | "
-          f"{s['cost'] / 1e6:,.1f} | {gap} ({s['method']}) | {mh / 1e6:,.1f} ({(mh - s['cost']) / s['cost']:+.2%}), "
-          f"{mh_s:.1f} s | {pp / 1e6:,.1f} ({(pp - s['cost']) / s['cost']:+.2%}), {pp_s:.2f} s |", flush=True)
+    print(
+        f"| {name} | {kind} | {len(targets)} ({len(s['unreachable'])} unreachable) | "
+        f"{graph.n_nodes:,} / {graph.n_edges:,} | {build_s:.1f} | {s['elapsed_s']:.1f} | "
+        f"{s['cost'] / 1e6:,.1f} | {gap} ({s['method']}) | {mh / 1e6:,.1f} ({(mh - s['cost']) / s['cost']:+.2%}), "
+        f"{mh_s:.1f} s | {pp / 1e6:,.1f} ({(pp - s['cost']) / s['cost']:+.2%}), {pp_s:.2f} s |",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -126,15 +164,19 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=30.0)
     parser.add_argument("--skip-generated", action="store_true")
     args = parser.parse_args()
-    print("| area | kind | targets | corridor nodes / edges | build s | design s | cost, M tenge | "
-          "gap | networkx Mehlhorn, M (vs ours), time | per-plot shortest paths, M (vs ours), time |")
+    print(
+        "| area | kind | targets | corridor nodes / edges | build s | design s | cost, M tenge | "
+        "gap | networkx Mehlhorn, M (vs ours), time | per-plot shortest paths, M (vs ours), time |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     snap = sample_snapshot()
     model = ServicingModel(snap)
     plots = snap["plots"]
     for row in snap["expansion"].itertuples():
-        targets = plots.loc[(plots["exp_id"] == row.exp_id) &
-                            plots["status"].isin(["candidate", "available"]), "plot_id"].tolist()
+        targets = plots.loc[
+            (plots["exp_id"] == row.exp_id) & plots["status"].isin(["candidate", "available"]),
+            "plot_id",
+        ].tolist()
         if not targets:
             print(f"| sample {row.exp_id} | - | 0 | no free plots: nothing to design | | | | | | |")
             continue

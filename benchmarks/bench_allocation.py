@@ -19,7 +19,9 @@ from planner import allocation  # noqa: E402
 SECTORS = [f"C{code}" for code in (10, 11, 16, 20, 22, 23, 24, 25, 28, 29)]
 
 
-def make_instance(apps: int, plots: int, nodes: int, capacity_ratio: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def make_instance(
+    apps: int, plots: int, nodes: int, capacity_ratio: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Seeded synthetic zone whose substations can serve only ``capacity_ratio`` of the demand that could reach them.
 
     Plot sizes are cadastral reals; applicants ask for round hectare ranges, as on the
@@ -28,7 +30,9 @@ def make_instance(apps: int, plots: int, nodes: int, capacity_ratio: float, seed
     rng = np.random.default_rng(seed)
     node_names = np.array([f"S-{n:02d}" for n in range(1, nodes + 1)])
     area = np.round(rng.lognormal(mean=1.6, sigma=0.7, size=plots), 2) + 0.5
-    allowed = [",".join(rng.choice(SECTORS, size=rng.integers(1, 4), replace=False)) for _ in range(plots)]
+    allowed = [
+        ",".join(rng.choice(SECTORS, size=rng.integers(1, 4), replace=False)) for _ in range(plots)
+    ]
     plot_frame = pd.DataFrame(
         {
             "plot_id": [f"P-{n:05d}" for n in range(plots)],
@@ -50,14 +54,23 @@ def make_instance(apps: int, plots: int, nodes: int, capacity_ratio: float, seed
             "sector": rng.choice(SECTORS, size=apps),
             "rail_need": rng.random(apps) < 0.25,
             "power_kw": power,
-            "invest": np.round(min_ha * rng.lognormal(mean=20.0, sigma=0.6, size=apps) + power * 2e5, -6),
+            "invest": np.round(
+                min_ha * rng.lognormal(mean=20.0, sigma=0.6, size=apps) + power * 2e5, -6
+            ),
             "jobs": np.round(min_ha * rng.uniform(5, 40, size=apps)),
             "hazard": rng.choice([1, 2, 3, 4], p=[0.4, 0.3, 0.2, 0.1], size=apps),
             "priority": rng.integers(0, 4, size=apps),
         }
     )
     demand_share = app_frame["power_kw"].sum() / nodes
-    capacities = pd.DataFrame({"node": node_names, "power_kw": np.round(capacity_ratio * demand_share * rng.uniform(0.5, 1.5, size=nodes), -1)})
+    capacities = pd.DataFrame(
+        {
+            "node": node_names,
+            "power_kw": np.round(
+                capacity_ratio * demand_share * rng.uniform(0.5, 1.5, size=nodes), -1
+            ),
+        }
+    )
     return plot_frame, app_frame, capacities
 
 
@@ -71,25 +84,40 @@ class Trace:
         self.samples.append((elapsed, objective, bound))
 
     def gap_at(self, moment: float) -> float:
-        seen = [gap(objective, bound) for elapsed, objective, bound in self.samples if elapsed <= moment]
+        seen = [
+            gap(objective, bound) for elapsed, objective, bound in self.samples if elapsed <= moment
+        ]
         return min(seen) if seen else math.inf
 
     def time_to(self, target: float) -> float:
-        return next((elapsed for elapsed, objective, bound in self.samples if gap(objective, bound) <= target), math.inf)
+        return next(
+            (
+                elapsed
+                for elapsed, objective, bound in self.samples
+                if gap(objective, bound) <= target
+            ),
+            math.inf,
+        )
 
 
 def gap(objective: float, bound: float) -> float:
     return (bound - objective) / abs(objective) if objective else math.inf
 
 
-def run_highs(plots: pd.DataFrame, apps: pd.DataFrame, caps: pd.DataFrame, limit: float) -> tuple[allocation.AllocationResult, Trace]:
+def run_highs(
+    plots: pd.DataFrame, apps: pd.DataFrame, caps: pd.DataFrame, limit: float
+) -> tuple[allocation.AllocationResult, Trace]:
     trace = Trace()
-    result = allocation.solve(plots, apps, caps, objective="investment", time_limit=limit, mip_gap=1e-4, on_progress=trace)
+    result = allocation.solve(
+        plots, apps, caps, objective="investment", time_limit=limit, mip_gap=1e-4, on_progress=trace
+    )
     trace(result.elapsed_s, result.objective, result.objective * (1 + result.gap))
     return result, trace
 
 
-def run_cbc(plots: pd.DataFrame, apps: pd.DataFrame, caps: pd.DataFrame, limit: float, folder: Path) -> tuple[float, float, float, Trace]:
+def run_cbc(
+    plots: pd.DataFrame, apps: pd.DataFrame, caps: pd.DataFrame, limit: float, folder: Path
+) -> tuple[float, float, float, Trace]:
     """The plain compatible-pair model (no cuts, no warm start) written by PuLP, solved by its bundled CBC.
 
     CBC only checks its time limit between phases, so it also gets a hard wall-clock stop
@@ -99,7 +127,9 @@ def run_cbc(plots: pd.DataFrame, apps: pd.DataFrame, caps: pd.DataFrame, limit: 
 
     started = time.perf_counter()
     instance = allocation._prepare(plots, apps, caps)
-    pairs = allocation._compatible_pairs(instance, allocation._value_model(plots, apps, "investment", None))
+    pairs = allocation._compatible_pairs(
+        instance, allocation._value_model(plots, apps, "investment", None)
+    )
     scale = pairs.value.max()
     model = pulp.LpProblem("allocation", pulp.LpMinimize)
     x = [model.add_variable(f"x{k}", cat="Binary") for k in range(len(pairs.app))]
@@ -107,26 +137,58 @@ def run_cbc(plots: pd.DataFrame, apps: pd.DataFrame, caps: pd.DataFrame, limit: 
     for key, coefficient, table in (
         (pairs.app, np.ones(len(x)), np.ones(len(instance.app_ids))),
         (pairs.plot, np.ones(len(x)), np.ones(len(instance.plot_ids))),
-        (np.where(instance.power[pairs.app] > 0, instance.power_node[pairs.plot], -1), instance.power[pairs.app], instance.power_cap),
+        (
+            np.where(instance.power[pairs.app] > 0, instance.power_node[pairs.plot], -1),
+            instance.power[pairs.app],
+            instance.power_cap,
+        ),
     ):
         order = np.argsort(key, kind="stable")
         for row in np.split(order, np.flatnonzero(np.diff(key[order])) + 1):
             if len(row) > 1 and key[row[0]] >= 0:
-                model += pulp.LpAffineExpression((x[k], coefficient[k]) for k in row) <= table[key[row[0]]]
+                model += (
+                    pulp.LpAffineExpression((x[k], coefficient[k]) for k in row)
+                    <= table[key[row[0]]]
+                )
     mps = folder / "allocation.mps"
     model.writeMPS(str(mps))
     build = time.perf_counter() - started
-    command = [pulp.PULP_CBC_CMD().path, str(mps), "-sec", str(limit), "-timeMode", "elapsed", "-threads", "2", "-branch"]
+    command = [
+        pulp.PULP_CBC_CMD().path,
+        str(mps),
+        "-sec",
+        str(limit),
+        "-timeMode",
+        "elapsed",
+        "-threads",
+        "2",
+        "-branch",
+    ]
     solve_started = time.perf_counter()
     try:
         log = subprocess.run(command, capture_output=True, text=True, timeout=2 * limit).stdout
     except subprocess.TimeoutExpired as stopped:
-        log = (stopped.stdout or b"").decode() if isinstance(stopped.stdout, bytes) else (stopped.stdout or "")
+        log = (
+            (stopped.stdout or b"").decode()
+            if isinstance(stopped.stdout, bytes)
+            else (stopped.stdout or "")
+        )
     (folder / "cbc.log").write_text(log)
     elapsed = time.perf_counter() - solve_started
-    objective = next((abs(float(line.split(":")[1])) * scale for line in log.splitlines() if line.startswith("Objective value:")), math.nan)
+    objective = next(
+        (
+            abs(float(line.split(":")[1])) * scale
+            for line in log.splitlines()
+            if line.startswith("Objective value:")
+        ),
+        math.nan,
+    )
     trace = _cbc_trace(log, scale)
-    lower = [abs(float(line.split(":")[1])) * scale for line in log.splitlines() if line.startswith("Lower bound:")]
+    lower = [
+        abs(float(line.split(":")[1])) * scale
+        for line in log.splitlines()
+        if line.startswith("Lower bound:")
+    ]
     if lower and math.isfinite(objective):
         trace(elapsed, objective, lower[-1])
     return build, elapsed, objective, trace
@@ -138,17 +200,32 @@ def _cbc_trace(log: str, scale: float) -> Trace:
     for line in log.splitlines():
         if "best solution, best possible" in line:
             words = line.replace(",", " ").replace("(", " ").replace(")", " ").split()
-            best, possible = float(words[words.index("best") - 1]), float(words[words.index("possible") + 1])
+            best, possible = (
+                float(words[words.index("best") - 1]),
+                float(words[words.index("possible") + 1]),
+            )
             if abs(best) < 1e49:
-                trace(float(words[words.index("seconds") - 1]), abs(best) * scale, abs(possible) * scale)
+                trace(
+                    float(words[words.index("seconds") - 1]),
+                    abs(best) * scale,
+                    abs(possible) * scale,
+                )
     return trace
 
 
-def print_row(name: str, elapsed: float, objective: float, baseline: float, trace: Trace | None) -> None:
-    gaps = [f"{trace.gap_at(t):8.2%}" if trace and math.isfinite(trace.gap_at(t)) else f"{'-':>8}" for t in (10, 30, 60)]
+def print_row(
+    name: str, elapsed: float, objective: float, baseline: float, trace: Trace | None
+) -> None:
+    gaps = [
+        f"{trace.gap_at(t):8.2%}" if trace and math.isfinite(trace.gap_at(t)) else f"{'-':>8}"
+        for t in (10, 30, 60)
+    ]
     reach = trace.time_to(0.005) if trace else math.inf
     reach_text = f"{reach:.1f}" if math.isfinite(reach) else "-"
-    print(f"{name:46} {elapsed:7.1f} {objective / 1e9:14,.1f} {objective / baseline:9.3f} {' '.join(gaps)} {reach_text:>12}", flush=True)
+    print(
+        f"{name:46} {elapsed:7.1f} {objective / 1e9:14,.1f} {objective / baseline:9.3f} {' '.join(gaps)} {reach_text:>12}",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -156,30 +233,56 @@ def main() -> None:
     parser.add_argument("--apps", type=int, default=1000)
     parser.add_argument("--plots", type=int, default=20000)
     parser.add_argument("--nodes", type=int, default=50)
-    parser.add_argument("--capacity", type=float, default=0.5, help="substation headroom as a share of demand")
+    parser.add_argument(
+        "--capacity", type=float, default=0.5, help="substation headroom as a share of demand"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--limit", type=float, default=60.0)
     parser.add_argument("--skip-cbc", action="store_true")
     options = parser.parse_args()
 
-    plots, apps, caps = make_instance(options.apps, options.plots, options.nodes, options.capacity, options.seed)
+    plots, apps, caps = make_instance(
+        options.apps, options.plots, options.nodes, options.capacity, options.seed
+    )
     instance = allocation._prepare(plots, apps, caps)
-    pairs = allocation._compatible_pairs(instance, allocation._value_model(plots, apps, "investment", None))
+    pairs = allocation._compatible_pairs(
+        instance, allocation._value_model(plots, apps, "investment", None)
+    )
     print(
         f"instance: {options.apps} applications, {options.plots} plots, {options.nodes} substations, seed {options.seed}, "
         f"headroom {options.capacity:.0%} of demand, {len(pairs.app):,} compatible pairs; objective investment, limit {options.limit:g} s",
         flush=True,
     )
-    print(f"{'solver':46} {'time s':>7} {'bn tenge':>14} {'vs greedy':>9} {'gap@10s':>8} {'gap@30s':>8} {'gap@60s':>8} {'t(gap<=0.5%)':>12}")
+    print(
+        f"{'solver':46} {'time s':>7} {'bn tenge':>14} {'vs greedy':>9} {'gap@10s':>8} {'gap@30s':>8} {'gap@60s':>8} {'t(gap<=0.5%)':>12}"
+    )
     greedy = allocation.solve(plots, apps, caps, objective="investment", method="greedy")
-    print_row("greedy (first come, first served)", greedy.elapsed_s, greedy.objective, greedy.objective, None)
+    print_row(
+        "greedy (first come, first served)",
+        greedy.elapsed_s,
+        greedy.objective,
+        greedy.objective,
+        None,
+    )
     highs, trace = run_highs(plots, apps, caps, options.limit)
-    print_row(f"solve(): {highs.method}, {highs.status}, gap {highs.gap:.3%}", highs.elapsed_s, highs.objective, greedy.objective, trace)
+    print_row(
+        f"solve(): {highs.method}, {highs.status}, gap {highs.gap:.3%}",
+        highs.elapsed_s,
+        highs.objective,
+        greedy.objective,
+        trace,
+    )
     if not options.skip_cbc:
         folder = Path(__file__).resolve().parent / "out"
         folder.mkdir(exist_ok=True)
         build, elapsed, objective, cbc = run_cbc(plots, apps, caps, options.limit, folder)
-        print_row(f"CBC on the plain pair model (+{build:.0f} s build)", elapsed, objective, greedy.objective, cbc)
+        print_row(
+            f"CBC on the plain pair model (+{build:.0f} s build)",
+            elapsed,
+            objective,
+            greedy.objective,
+            cbc,
+        )
         print(f"CBC log: {folder / 'cbc.log'}")
 
 

@@ -15,6 +15,7 @@ ratios. Not part of the test suite.
 
     .venv/bin/python benchmarks/bench_api.py --n 100000 --seconds 20 --clients 4
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,10 +45,14 @@ from geo.store.gpkg import GpkgStore  # noqa: E402
 
 X0, Y0 = 636_000.0, 4_786_000.0  # a ~28 km square inside the zone envelope
 PITCH = 90.0
-STATUSES = np.array(["available", "available", "available", "reserved", "occupied",
-                     "candidate", "allocated"], dtype=object)
-SECTOR_SETS = np.array(["*", "machine,food", "food,light,logistics", "chemicals,energy",
-                        "materials,machine"], dtype=object)
+STATUSES = np.array(
+    ["available", "available", "available", "reserved", "occupied", "candidate", "allocated"],
+    dtype=object,
+)
+SECTOR_SETS = np.array(
+    ["*", "machine,food", "food,light,logistics", "chemicals,energy", "materials,machine"],
+    dtype=object,
+)
 BOX_M = 1500.0
 QUERY = "min_area=0.4&sector=food&limit=100"
 
@@ -61,21 +66,26 @@ def synthetic_plots(start: int, n: int, total: int, seed: int = 11) -> gpd.GeoDa
     w = rng.uniform(40.0, 85.0, n)
     xs = X0 + (i % side) * PITCH + rng.uniform(0, PITCH - w)
     ys = Y0 + (i // side) * PITCH + rng.uniform(0, PITCH - w)
-    return gpd.GeoDataFrame({
-        "plot_id": np.char.add("S-", np.char.zfill(i.astype(str), 6)).astype(object),
-        "status": STATUSES[i % len(STATUSES)],
-        "sectors": SECTOR_SETS[(i // 3) % len(SECTOR_SETS)],
-        "resident": np.where(i % 5 == 4, "ТОО «Алатау Индастри»", None).astype(object),
-        "power_kw": np.round(rng.uniform(50, 3000, n), 1),
-        "water_m3d": np.round(rng.uniform(1, 150, n), 1),
-        "rail_need": i % 7 == 0,
-    }, geometry=shapely.box(xs, ys, xs + w, ys + w), crs=WORKING_EPSG)
+    return gpd.GeoDataFrame(
+        {
+            "plot_id": np.char.add("S-", np.char.zfill(i.astype(str), 6)).astype(object),
+            "status": STATUSES[i % len(STATUSES)],
+            "sectors": SECTOR_SETS[(i // 3) % len(SECTOR_SETS)],
+            "resident": np.where(i % 5 == 4, "ТОО «Алатау Индастри»", None).astype(object),
+            "power_kw": np.round(rng.uniform(50, 3000, n), 1),
+            "water_m3d": np.round(rng.uniform(1, 150, n), 1),
+            "rail_need": i % 7 == 0,
+        },
+        geometry=shapely.box(xs, ys, xs + w, ys + w),
+        crs=WORKING_EPSG,
+    )
 
 
 def build(db: Path, n: int, chunk: int = 50_000) -> dict[str, Any]:
     """The sample zone's infrastructure and accounts plus ``n`` synthetic plots."""
-    from zoneplan.commands.core import SAMPLE_DIR, load_folder
     from geo.store import create_store
+    from zoneplan.commands.core import SAMPLE_DIR, load_folder
+
     t = time.perf_counter()
     store = create_store(db, force=True)
     load_folder(store, SAMPLE_DIR)
@@ -83,8 +93,11 @@ def build(db: Path, n: int, chunk: int = 50_000) -> dict[str, Any]:
         with store.transaction("bench") as tx:
             tx.insert("plots", synthetic_plots(start, min(chunk, n - start), n))
         print(f"  {start + min(chunk, n - start):>7,} plots inserted", file=sys.stderr)
-    return {"plots": store.count("plots"), "build_s": round(time.perf_counter() - t, 1),
-            "file_mib": round(db.stat().st_size / 2**20, 1)}
+    return {
+        "plots": store.count("plots"),
+        "build_s": round(time.perf_counter() - t, 1),
+        "file_mib": round(db.stat().st_size / 2**20, 1),
+    }
 
 
 class FullScanStore(GpkgStore):
@@ -92,12 +105,15 @@ class FullScanStore(GpkgStore):
 
     def read(self, layer, *, bbox=None, where=None, order_by=None, limit=None, offset=0):
         if bbox is None:
-            return super().read(layer, where=where, order_by=order_by, limit=limit,
-                                offset=offset)
+            return super().read(layer, where=where, order_by=order_by, limit=limit, offset=offset)
         frame = super().read(layer, where=where, order_by=order_by)
         b = shapely.bounds(np.asarray(frame.geometry.values))
-        keep = (b[:, 0] <= bbox[2]) & (b[:, 2] >= bbox[0]) & (b[:, 1] <= bbox[3]) & \
-            (b[:, 3] >= bbox[1])
+        keep = (
+            (b[:, 0] <= bbox[2])
+            & (b[:, 2] >= bbox[0])
+            & (b[:, 1] <= bbox[3])
+            & (b[:, 3] >= bbox[1])
+        )
         frame = frame[keep]
         end = None if limit is None else offset + limit
         return frame.iloc[offset:end].reset_index(drop=True)
@@ -111,7 +127,9 @@ class FullScanStore(GpkgStore):
 def serve_fullscan(db: str, port: int) -> None:
     """Run the app over :class:`FullScanStore` under waitress, as ``zoneplan serve`` does."""
     from waitress import create_server
+
     from web import create_app
+
     app = create_app({"ZONEPLAN_DB": db, "STORE": FullScanStore(db)})
     server = create_server(app, host="127.0.0.1", port=port, threads=8, ident="zoneplan")
     print(f"fullscan serving on {port}", flush=True)
@@ -127,8 +145,18 @@ def free_port() -> int:
 def start(kind: str, db: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
     if kind == "indexed":
-        cmd = [str(ROOT / ".venv/bin/zoneplan"), "serve", "--db", str(db), "--host", "127.0.0.1",
-               "--port", str(port), "--threads", "8"]
+        cmd = [
+            str(ROOT / ".venv/bin/zoneplan"),
+            "serve",
+            "--db",
+            str(db),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--threads",
+            "8",
+        ]
     else:
         cmd = [sys.executable, __file__, "--serve-fullscan", str(db), "--port", str(port)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -188,15 +216,20 @@ def load(port: int, paths: list[str], clients: int, seconds: float) -> dict[str,
         th.join()
     wall = time.perf_counter() - t0
     lat = sorted(x for per in latencies for x in per)
-    return {"requests": len(lat), "errors": sum(errors), "wall_s": round(wall, 1),
-            "rps": round(len(lat) / wall, 1),
-            "p50_ms": round(1000 * lat[len(lat) // 2], 1),
-            "p99_ms": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1),
-            "mean_ms": round(1000 * statistics.fmean(lat), 1)}
+    return {
+        "requests": len(lat),
+        "errors": sum(errors),
+        "wall_s": round(wall, 1),
+        "rps": round(len(lat) / wall, 1),
+        "p50_ms": round(1000 * lat[len(lat) // 2], 1),
+        "p99_ms": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1),
+        "mean_ms": round(1000 * statistics.fmean(lat), 1),
+    }
 
 
-def run(kind: str, db: Path, paths: list[str], clients: int, seconds: float,
-        ) -> tuple[dict[str, Any], list[list[str]]]:
+def run(
+    kind: str, db: Path, paths: list[str], clients: int, seconds: float
+) -> tuple[dict[str, Any], list[list[str]]]:
     proc, port = start(kind, db)
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
@@ -238,10 +271,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.workdir.mkdir(parents=True, exist_ok=True)
     db = args.workdir / f"plots_{args.n}.gpkg"
-    report: dict[str, Any] = {"n": args.n, "clients": args.clients, "seconds": args.seconds,
-                              "query": f"/api/plots?bbox=<{BOX_M:g} m box>&{QUERY}",
-                              "boxes": args.boxes, "cpus": os.cpu_count(),
-                              "load_average": os.getloadavg()}
+    report: dict[str, Any] = {
+        "n": args.n,
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "query": f"/api/plots?bbox=<{BOX_M:g} m box>&{QUERY}",
+        "boxes": args.boxes,
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+    }
     if not (args.reuse and db.exists()):
         report["build"] = build(db, args.n)
     paths = [f"/api/plots?bbox={b}&{QUERY}" for b in boxes(args.boxes, args.n)]
@@ -252,9 +290,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report[kind]), file=sys.stderr)
     report["same_answers"] = answers["indexed"] == answers["fullscan"]
     i, f = report["indexed"], report["fullscan"]
-    report["speedup"] = {"p50": round(f["p50_ms"] / i["p50_ms"], 1),
-                         "p99": round(f["p99_ms"] / i["p99_ms"], 1),
-                         "rps": round(i["rps"] / f["rps"], 1)}
+    report["speedup"] = {
+        "p50": round(f["p50_ms"] / i["p50_ms"], 1),
+        "p99": round(f["p99_ms"] / i["p99_ms"], 1),
+        "rps": round(i["rps"] / f["rps"], 1),
+    }
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 

@@ -5,11 +5,11 @@ geopandas + fiona baseline, each export in its own process (time and peak RSS, V
 
 Not part of CI. Needs ``fiona`` for the baseline (``pip install fiona``).
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import statistics
@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from geo.crs import WORKING_EPSG  # noqa: E402
+from geo.layers import get_layer  # noqa: E402
 from geo.store import create_store, open_store  # noqa: E402
 from geo.store.base import prepare_rows  # noqa: E402
-from geo.layers import get_layer  # noqa: E402
 
 X0, Y0 = 639_000.0, 4_788_000.0  # a 22 km square for 1M plots, inside ZONE_ENVELOPE
 SIZE, GAP = 20.0, 2.0
@@ -44,18 +44,22 @@ def synthetic_plots(start: int, n: int, total: int, seed: int = 7) -> gpd.GeoDat
     xs = X0 + (i % side) * (SIZE + GAP) + rng.uniform(0, GAP / 2, n)
     ys = Y0 + (i // side) * (SIZE + GAP) + rng.uniform(0, GAP / 2, n)
     w = SIZE - rng.uniform(0, 4, n)
-    return gpd.GeoDataFrame({
-        "plot_id": np.char.add("B-", i.astype(str)).astype(object),
-        "cadastre": np.char.add("20-311-", i.astype(str)).astype(object),
-        "status": STATUSES[i % 5],
-        "sectors": np.where(i % 4 == 0, "*", "machine,food").astype(object),
-        "resident": np.where(i % 3 == 0, "ТОО «Алатау Индастри»", None).astype(object),
-        "jobs": (i % 250).astype("int64"),
-        "invest": np.round(rng.uniform(1e6, 5e9, n), 2),
-        "power_kw": np.round(rng.uniform(10, 5000, n), 1),
-        "rail_need": i % 7 == 0,
-        "start_yr": 2020 + (i % 10),
-    }, geometry=shapely.box(xs, ys, xs + w, ys + w), crs=WORKING_EPSG)
+    return gpd.GeoDataFrame(
+        {
+            "plot_id": np.char.add("B-", i.astype(str)).astype(object),
+            "cadastre": np.char.add("20-311-", i.astype(str)).astype(object),
+            "status": STATUSES[i % 5],
+            "sectors": np.where(i % 4 == 0, "*", "machine,food").astype(object),
+            "resident": np.where(i % 3 == 0, "ТОО «Алатау Индастри»", None).astype(object),
+            "jobs": (i % 250).astype("int64"),
+            "invest": np.round(rng.uniform(1e6, 5e9, n), 2),
+            "power_kw": np.round(rng.uniform(10, 5000, n), 1),
+            "rail_need": i % 7 == 0,
+            "start_yr": 2020 + (i % 10),
+        },
+        geometry=shapely.box(xs, ys, xs + w, ys + w),
+        crs=WORKING_EPSG,
+    )
 
 
 def _status_mib(key: str) -> float | None:
@@ -93,10 +97,16 @@ def build(db: Path, n: int, chunk: int) -> dict:
             tx.insert("plots", frame)
         ins += time.perf_counter() - t
         print(f"  inserted {start + len(frame):>9,} plots  ({ins:.1f} s so far)", file=sys.stderr)
-    return {"n": n, "chunk": chunk, "generate_s": round(gen, 2), "insert_s": round(ins, 2),
-            "insert_rows_per_s": round(n / ins), "validate_chunk_s": round(validate_s, 2),
-            "validate_share": round(validate_s * (n / len(sample)) / ins, 3),
-            "file_mib": round(db.stat().st_size / 2**20, 1)}
+    return {
+        "n": n,
+        "chunk": chunk,
+        "generate_s": round(gen, 2),
+        "insert_s": round(ins, 2),
+        "insert_rows_per_s": round(n / ins),
+        "validate_chunk_s": round(validate_s, 2),
+        "validate_share": round(validate_s * (n / len(sample)) / ins, 3),
+        "file_mib": round(db.stat().st_size / 2**20, 1),
+    }
 
 
 def bbox_queries(db: Path, sizes: list[float], reps: int) -> list[dict]:
@@ -118,15 +128,21 @@ def bbox_queries(db: Path, sizes: list[float], reps: int) -> list[dict]:
             store.count("plots", bbox=box)
             counts.append(time.perf_counter() - t)
             rows.append(len(frame))
-        out.append({"box_m": size, "rows_median": int(statistics.median(rows)),
-                    "read_ms_median": round(statistics.median(reads) * 1000, 1),
-                    "count_ms_median": round(statistics.median(counts) * 1000, 1)})
+        out.append(
+            {
+                "box_m": size,
+                "rows_median": int(statistics.median(rows)),
+                "read_ms_median": round(statistics.median(reads) * 1000, 1),
+                "count_ms_median": round(statistics.median(counts) * 1000, 1),
+            }
+        )
     return out
 
 
 def child(kind: str, db: Path, out: Path) -> dict:
     """One export in this (child) process; returns timings and peak RSS."""
     from geo import io as gio
+
     store = open_store(db)
     t0 = time.perf_counter()
     after_read = None
@@ -138,15 +154,21 @@ def child(kind: str, db: Path, out: Path) -> dict:
         after_read = _status_mib("VmRSS")
         t1 = time.perf_counter()
         gio.write_shapefile("plots", frame, out)
-        result = {"read_s": t1 - t0, "write_s": time.perf_counter() - t1,
-                  "total_s": time.perf_counter() - t0}
+        result = {
+            "read_s": t1 - t0,
+            "write_s": time.perf_counter() - t1,
+            "total_s": time.perf_counter() - t0,
+        }
     elif kind == "fiona":
         frame = store.read("plots")
         after_read = _status_mib("VmRSS")
         t1 = time.perf_counter()
         frame.to_file(out / "plots.shp", engine="fiona", encoding="utf-8")
-        result = {"read_s": t1 - t0, "write_s": time.perf_counter() - t1,
-                  "total_s": time.perf_counter() - t0}
+        result = {
+            "read_s": t1 - t0,
+            "write_s": time.perf_counter() - t1,
+            "total_s": time.perf_counter() - t0,
+        }
     else:
         raise SystemExit(f"unknown child {kind}")
     result = {k: round(v, 2) for k, v in result.items()}
@@ -161,8 +183,12 @@ def run_child(kind: str, db: Path, work: Path) -> dict:
     out = work / kind
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    proc = subprocess.run([sys.executable, __file__, "--child", kind, "--db", str(db),
-                           "--out", str(out)], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--db", str(db), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -171,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1_000_000, help="plots in the store")
     parser.add_argument("--chunk", type=int, default=100_000, help="plots per transaction")
     parser.add_argument("--reps", type=int, default=20, help="queries per bbox size")
-    parser.add_argument("--sizes", type=float, nargs="+", default=[100, 1000, 5000],
-                        help="bbox sides in metres")
+    parser.add_argument(
+        "--sizes", type=float, nargs="+", default=[100, 1000, 5000], help="bbox sides in metres"
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temp folder")
     parser.add_argument("--reuse", action="store_true", help="reuse an existing bench.gpkg")
     parser.add_argument("--skip-fiona", action="store_true")
@@ -198,9 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         base = report["export"]["fiona"]["total_s"]
         report["ratio_fiona_over_ours_zip"] = round(base / report["export"]["ours"]["total_s"], 2)
         report["ratio_fiona_over_ours_nozip"] = round(
-            base / report["export"]["ours_nozip"]["total_s"], 2)
+            base / report["export"]["ours_nozip"]["total_s"], 2
+        )
         report["write_ratio_fiona_over_ours"] = round(
-            report["export"]["fiona"]["write_s"] / report["export"]["ours_nozip"]["write_s"], 2)
+            report["export"]["fiona"]["write_s"] / report["export"]["ours_nozip"]["write_s"], 2
+        )
     print(json.dumps(report, indent=2))
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)

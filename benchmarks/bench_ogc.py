@@ -21,6 +21,7 @@ test suite.
 
     .venv/bin/python benchmarks/bench_ogc.py --n 100000 --seconds 20 --pygeoapi /tmp/pygeoapi-venv
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,6 +60,8 @@ def boxes(k: int, n: int, seed: int = 3) -> list[str]:
         x, y = X0 + rng.uniform(0, side - BOX_M), Y0 + rng.uniform(0, side - BOX_M)
         out.append(f"{x:.1f},{y:.1f},{x + BOX_M:.1f},{y + BOX_M:.1f}")
     return out
+
+
 PYGEOAPI_CONFIG = """\
 server:
   bind: {{host: 127.0.0.1, port: {port}}}
@@ -121,22 +124,51 @@ def start(kind: str, db: Path, venv: Path, workdir: Path) -> tuple[subprocess.Po
     """Start one server; returns it, its port and its items path prefix."""
     port = free_port()
     if kind == "zoneplan":
-        cmd = [str(ROOT / ".venv/bin/zoneplan"), "serve", "--db", str(db), "--host",
-               "127.0.0.1", "--port", str(port), "--threads", "8"]
+        cmd = [
+            str(ROOT / ".venv/bin/zoneplan"),
+            "serve",
+            "--db",
+            str(db),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--threads",
+            "8",
+        ]
         env, prefix = os.environ, "/ogc/collections/plots/items"
     else:
         config = workdir / "pygeoapi.yml"
         config.write_text(PYGEOAPI_CONFIG.format(port=port, db=db), encoding="utf-8")
         openapi = workdir / "pygeoapi-openapi.yml"
         env = {**os.environ, "PYGEOAPI_CONFIG": str(config), "PYGEOAPI_OPENAPI": str(openapi)}
-        subprocess.run([str(venv / "bin/pygeoapi"), "openapi", "generate", str(config),
-                        "--output-file", str(openapi)], env=env, check=True,
-                       capture_output=True)
-        cmd = [str(venv / "bin/waitress-serve"), "--host", "127.0.0.1", "--port", str(port),
-               "--threads", "8", "pygeoapi.flask_app:APP"]
+        subprocess.run(
+            [
+                str(venv / "bin/pygeoapi"),
+                "openapi",
+                "generate",
+                str(config),
+                "--output-file",
+                str(openapi),
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        cmd = [
+            str(venv / "bin/waitress-serve"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--threads",
+            "8",
+            "pygeoapi.flask_app:APP",
+        ]
         prefix = "/collections/plots/items"
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     wait_for(proc, port, kind)
     return proc, port, prefix
 
@@ -147,8 +179,9 @@ def fetch(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
     return response.status, response.read()
 
 
-def run(kind: str, db: Path, venv: Path, workdir: Path, bboxes: list[str], clients: int,
-        seconds: float) -> tuple[dict[str, Any], list[list[str]]]:
+def run(
+    kind: str, db: Path, venv: Path, workdir: Path, bboxes: list[str], clients: int, seconds: float
+) -> tuple[dict[str, Any], list[list[str]]]:
     proc, port, prefix = start(kind, db, venv, workdir)
     paths = [f"{prefix}?bbox={b}&{QUERY}" for b in bboxes]
     try:
@@ -177,38 +210,53 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="load time per server")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
     parser.add_argument("--boxes", type=int, default=40, help="distinct bbox queries")
-    parser.add_argument("--pygeoapi", type=Path, default=Path("/tmp/pygeoapi-venv"),
-                        help="virtualenv with pygeoapi and waitress")
+    parser.add_argument(
+        "--pygeoapi",
+        type=Path,
+        default=Path("/tmp/pygeoapi-venv"),
+        help="virtualenv with pygeoapi and waitress",
+    )
     parser.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "out" / "ogc")
     parser.add_argument("--reuse", action="store_true", help="reuse the built store")
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     db = (args.workdir / f"plots_{args.n}.gpkg").resolve()
-    report: dict[str, Any] = {"n": args.n, "clients": args.clients, "seconds": args.seconds,
-                              "query": f"items?bbox=<{BOX_M:g} m box>&{QUERY}",
-                              "boxes": args.boxes, "cpus": os.cpu_count(),
-                              "load_average": os.getloadavg()}
+    report: dict[str, Any] = {
+        "n": args.n,
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "query": f"items?bbox=<{BOX_M:g} m box>&{QUERY}",
+        "boxes": args.boxes,
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+    }
     if not (args.reuse and db.exists()):
         report["build"] = build(db, args.n)
     bboxes = boxes(args.boxes, args.n)
     answers: dict[str, list] = {}
     for kind in ("zoneplan", "pygeoapi"):
         print(f"running {kind} ...", file=sys.stderr)
-        report[kind], answers[kind] = run(kind, db, args.pygeoapi, args.workdir, bboxes,
-                                          args.clients, args.seconds)
+        report[kind], answers[kind] = run(
+            kind, db, args.pygeoapi, args.workdir, bboxes, args.clients, args.seconds
+        )
         print(json.dumps(report[kind]), file=sys.stderr)
     # zoneplan's bbox meets features by their bounding boxes (the R-tree); pygeoapi tests the
     # exact geometry: they differ only where an irregular sample plot's box meets the bbox.
     report["same_features"] = answers["zoneplan"] == answers["pygeoapi"]
     report["features_only_in"] = {
-        "zoneplan": sum(len(set(z) - set(p)) for z, p in zip(answers["zoneplan"],
-                                                            answers["pygeoapi"])),
-        "pygeoapi": sum(len(set(p) - set(z)) for z, p in zip(answers["zoneplan"],
-                                                            answers["pygeoapi"]))}
+        "zoneplan": sum(
+            len(set(z) - set(p)) for z, p in zip(answers["zoneplan"], answers["pygeoapi"])
+        ),
+        "pygeoapi": sum(
+            len(set(p) - set(z)) for z, p in zip(answers["zoneplan"], answers["pygeoapi"])
+        ),
+    }
     z, p = report["zoneplan"], report["pygeoapi"]
-    report["speedup"] = {"p50": round(p["p50_ms"] / z["p50_ms"], 1),
-                         "p99": round(p["p99_ms"] / z["p99_ms"], 1),
-                         "rps": round(z["rps"] / p["rps"], 1)}
+    report["speedup"] = {
+        "p50": round(p["p50_ms"] / z["p50_ms"], 1),
+        "p99": round(p["p99_ms"] / z["p99_ms"], 1),
+        "rps": round(z["rps"] / p["rps"], 1),
+    }
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 

@@ -33,7 +33,10 @@ def grid(side_x: int, side_y: int, terminals: int, seed: int) -> Instance:
     rng = np.random.default_rng(seed)
     node = np.arange(side_x * side_y).reshape(side_x, side_y)
     pairs = np.concatenate(
-        [np.stack([node[:-1, :].ravel(), node[1:, :].ravel()], 1), np.stack([node[:, :-1].ravel(), node[:, 1:].ravel()], 1)]
+        [
+            np.stack([node[:-1, :].ravel(), node[1:, :].ravel()], 1),
+            np.stack([node[:, :-1].ravel(), node[:, 1:].ravel()], 1),
+        ]
     )
     costs = rng.integers(1, 101, len(pairs)).astype(float)
     edges = [(int(a), int(b), float(c)) for (a, b), c in zip(pairs, costs)]
@@ -44,7 +47,10 @@ def grid(side_x: int, side_y: int, terminals: int, seed: int) -> Instance:
 def road_lattice(side: int, terminals: int, seed: int) -> Instance:
     """Perturbed grid: jittered junctions, Euclidean lengths, ~10% streets missing, a few diagonals."""
     rng = np.random.default_rng(seed)
-    xy = np.stack(np.meshgrid(np.arange(side), np.arange(side), indexing="ij"), -1).reshape(-1, 2) * 100.0
+    xy = (
+        np.stack(np.meshgrid(np.arange(side), np.arange(side), indexing="ij"), -1).reshape(-1, 2)
+        * 100.0
+    )
     xy += rng.normal(0, 18, xy.shape)
     node = np.arange(side * side).reshape(side, side)
     pairs = np.concatenate(
@@ -69,8 +75,12 @@ def delaunay(nodes: int, terminals: int, seed: int) -> Instance:
     return _geometric(f"delaunay n={nodes} t={terminals}", xy, pairs, terminals, rng)
 
 
-def _geometric(name: str, xy: np.ndarray, pairs: np.ndarray, terminals: int, rng: np.random.Generator) -> Instance:
-    length = np.linalg.norm(xy[pairs[:, 0]] - xy[pairs[:, 1]], axis=1) * rng.uniform(1.0, 1.5, len(pairs))
+def _geometric(
+    name: str, xy: np.ndarray, pairs: np.ndarray, terminals: int, rng: np.random.Generator
+) -> Instance:
+    length = np.linalg.norm(xy[pairs[:, 0]] - xy[pairs[:, 1]], axis=1) * rng.uniform(
+        1.0, 1.5, len(pairs)
+    )
     graph = nx.Graph()
     graph.add_edges_from(map(tuple, pairs.tolist()))
     giant = max(nx.connected_components(graph), key=len)
@@ -126,7 +136,9 @@ def gap(cost: float, optimum: float) -> float:
 
 def run_small(instances: list[Instance]) -> None:
     print("## Instances with proven optimum (exact MILP, 300 s cap)\n")
-    print("| instance | optimum | proven | MILP s | heuristic cost | gap | s | auto gap | s | Mehlhorn cost | gap | s |")
+    print(
+        "| instance | optimum | proven | MILP s | heuristic cost | gap | s | auto gap | s | Mehlhorn cost | gap | s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     heuristic_gaps, auto_gaps, mehlhorn_gaps = [], [], []
     for instance in instances:
@@ -135,7 +147,9 @@ def run_small(instances: list[Instance]) -> None:
         heuristic = steiner_tree(instance.edges, instance.terminals, exact=False, time_limit=None)
         auto = steiner_tree(instance.edges, instance.terminals)
         m_cost, m_time = mehlhorn(instance)
-        reference = exact.cost if exact.optimal else optimum  # unproven: gaps are against the lower bound
+        reference = (
+            exact.cost if exact.optimal else optimum
+        )  # unproven: gaps are against the lower bound
         heuristic_gaps.append(gap(heuristic.cost, reference))
         auto_gaps.append(gap(auto.cost, reference))
         mehlhorn_gaps.append(gap(m_cost, reference))
@@ -146,14 +160,20 @@ def run_small(instances: list[Instance]) -> None:
             flush=True,
         )
     print()
-    for label, gaps in (("heuristic + local search", heuristic_gaps), ("default (auto)", auto_gaps), ("networkx Mehlhorn", mehlhorn_gaps)):
+    for label, gaps in (
+        ("heuristic + local search", heuristic_gaps),
+        ("default (auto)", auto_gaps),
+        ("networkx Mehlhorn", mehlhorn_gaps),
+    ):
         print(f"- {label}: mean gap {statistics.mean(gaps):.2%}, worst {max(gaps):.2%}")
     print()
 
 
 def run_large(instances: list[Instance]) -> None:
     print("## Large instances (heuristic + local search)\n")
-    print("| instance | cost | s | dual-ascent bound | gap to bound | Mehlhorn cost | its gap to bound | s | ours vs Mehlhorn |")
+    print(
+        "| instance | cost | s | dual-ascent bound | gap to bound | Mehlhorn cost | its gap to bound | s | ours vs Mehlhorn |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for instance in instances:
         result = steiner_tree(instance.edges, instance.terminals)
@@ -169,7 +189,9 @@ def run_large(instances: list[Instance]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller instances only, one large graph")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller instances only, one large graph"
+    )
     parser.add_argument("--only", choices=("small", "large"), help="run one part only")
     args = parser.parse_args()
     if args.only != "large":

@@ -32,15 +32,21 @@ def make_plots(n: int, seed: int = 7) -> gpd.GeoDataFrame:
     i = np.arange(n)
     x, y = E0 + (i % side) * CELL, N0 + (i // side) * CELL
     size = rng.uniform(30.0, 48.0, n)
-    return gpd.GeoDataFrame({
-        "plot_id": np.char.add("P-", np.char.zfill(i.astype(str), 7)),
-        "status": rng.choice(PLOT_STATUSES, n),
-        "sectors": np.where(rng.random(n) < 0.5, "*", "food,light"),
-        "jobs": rng.integers(0, 500, n),
-    }, geometry=shapely.box(x, y, x + size, y + size), crs=WORKING_EPSG)
+    return gpd.GeoDataFrame(
+        {
+            "plot_id": np.char.add("P-", np.char.zfill(i.astype(str), 7)),
+            "status": rng.choice(PLOT_STATUSES, n),
+            "sectors": np.where(rng.random(n) < 0.5, "*", "food,light"),
+            "jobs": rng.integers(0, 500, n),
+        },
+        geometry=shapely.box(x, y, x + size, y + size),
+        crs=WORKING_EPSG,
+    )
 
 
-def queries(n: int, count: int, box_m: float, seed: int = 11) -> list[tuple[float, float, float, float]]:
+def queries(
+    n: int, count: int, box_m: float, seed: int = 11
+) -> list[tuple[float, float, float, float]]:
     """Random ``box_m`` × ``box_m`` boxes inside the grid."""
     rng = np.random.default_rng(seed)
     extent = np.ceil(np.sqrt(n)) * CELL - box_m
@@ -55,8 +61,11 @@ def full_scan(store, bbox) -> np.ndarray:
     """The same answer without the store's filters: every plot read, filtered in memory
     (what the catalogue did before `where` took ranges)."""
     frame = store.read("plots")
-    hit = (frame.geometry.intersects(shapely.box(*bbox)) & frame["status"].isin(WHERE["status"])
-           & (frame["area_ha"] >= 0.15))
+    hit = (
+        frame.geometry.intersects(shapely.box(*bbox))
+        & frame["status"].isin(WHERE["status"])
+        & (frame["area_ha"] >= 0.15)
+    )
     return np.sort(frame.loc[hit, "plot_id"].to_numpy())
 
 
@@ -69,9 +78,13 @@ def run(location: str, frame: gpd.GeoDataFrame, args: argparse.Namespace) -> dic
     started = time.perf_counter()
     with store.transaction("bench") as tx:
         for start in range(0, len(frame), args.chunk):
-            tx.insert("plots", frame.iloc[start:start + args.chunk])
-            print(f"  {location[:40]}: {min(start + args.chunk, len(frame)):>9,} rows "
-                  f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+            tx.insert("plots", frame.iloc[start : start + args.chunk])
+            print(
+                f"  {location[:40]}: {min(start + args.chunk, len(frame)):>9,} rows "
+                f"({time.perf_counter() - started:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
     import_s = time.perf_counter() - started
     boxes = queries(len(frame), args.queries, args.box)
     latencies, answers = [], []
@@ -83,7 +96,7 @@ def run(location: str, frame: gpd.GeoDataFrame, args: argparse.Namespace) -> dic
         latencies.append(time.perf_counter() - t)
         answers.append(np.sort(rows["plot_id"].to_numpy()))
     scans, same = [], True
-    for k, bbox in enumerate(boxes[:args.scans]):
+    for k, bbox in enumerate(boxes[: args.scans]):
         t = time.perf_counter()
         expected = full_scan(store, bbox)
         scans.append(time.perf_counter() - t)
@@ -97,21 +110,28 @@ def run(location: str, frame: gpd.GeoDataFrame, args: argparse.Namespace) -> dic
         updates.append(time.perf_counter() - t)
     store.close()
     return {
-        "rows": len(frame), "import_s": round(import_s, 1),
+        "rows": len(frame),
+        "import_s": round(import_s, 1),
         "import_rows_per_s": round(len(frame) / import_s),
         "query_rows_mean": round(float(np.mean([len(a) for a in answers])), 1),
-        "query_p50_ms": pct(latencies, 50), "query_p99_ms": pct(latencies, 99),
-        "full_scan_p50_ms": pct(scans, 50), "full_scan_max_ms": pct(scans, 100),
+        "query_p50_ms": pct(latencies, 50),
+        "query_p99_ms": pct(latencies, 99),
+        "full_scan_p50_ms": pct(scans, 50),
+        "full_scan_max_ms": pct(scans, 100),
         "full_scan_same_answers": same,
-        "update_p50_ms": pct(updates, 50), "update_p99_ms": pct(updates, 99),
+        "update_p50_ms": pct(updates, 50),
+        "update_p99_ms": pct(updates, 99),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--plots", type=int, default=1_000_000)
-    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432",
-                        help="PostgreSQL server (a throw-away database is made and dropped)")
+    parser.add_argument(
+        "--pg",
+        default="postgresql://postgres@127.0.0.1:5432",
+        help="PostgreSQL server (a throw-away database is made and dropped)",
+    )
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--scans", type=int, default=3, help="full scans per backend (slow)")
     parser.add_argument("--updates", type=int, default=200)

@@ -18,6 +18,7 @@ Not part of the test suite:
 
     .venv/bin/python benchmarks/bench_tiles.py --n 100000 --page-n 10000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import folium
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_api import PITCH, X0, Y0, build, start  # noqa: E402
+
 from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer  # noqa: E402
 from geo.layers import LAYERS  # noqa: E402
 from geo.store import open_store  # noqa: E402
@@ -48,13 +49,19 @@ BOX_M = 3000.0
 API_QUERY = "min_power=0&limit=50"
 
 
-def tile_range(z: int, box: tuple[float, float, float, float], most: int) -> list[tuple[int, int, int]]:
+def tile_range(
+    z: int, box: tuple[float, float, float, float], most: int
+) -> list[tuple[int, int, int]]:
     """Up to ``most`` XYZ tiles of zoom ``z`` over a WGS84 box, row by row from the centre."""
     w, s, e, n = box
+
     def xy(lon: float, lat: float) -> tuple[int, int]:
         k = 1 << z
-        return (int((lon + 180) / 360 * k),
-                int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * k))
+        return (
+            int((lon + 180) / 360 * k),
+            int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * k),
+        )
+
     x0, y0 = xy(w, n)
     x1, y1 = xy(e, s)
     tiles = [(z, x, y) for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)]
@@ -69,8 +76,9 @@ def lonlat_box(z: int, x: int, y: int) -> str:
     return f"{x / k * 360 - 180:.6f},{lat(y + 1):.6f},{(x + 1) / k * 360 - 180:.6f},{lat(y):.6f}"
 
 
-def timed(conn: http.client.HTTPConnection, path: str, headers: dict[str, str] | None = None,
-          ) -> tuple[float, int, bytes, Any]:
+def timed(
+    conn: http.client.HTTPConnection, path: str, headers: dict[str, str] | None = None
+) -> tuple[float, int, bytes, Any]:
     """Seconds, status, body and (case-insensitive) headers of one GET."""
     t = time.perf_counter()
     conn.request("GET", path, headers=headers or {})
@@ -81,8 +89,12 @@ def timed(conn: http.client.HTTPConnection, path: str, headers: dict[str, str] |
 
 def stats(ms: list[float]) -> dict[str, float]:
     ms = sorted(ms)
-    return {"p50_ms": round(ms[len(ms) // 2], 1), "p90_ms": round(ms[int(len(ms) * 0.9)], 1),
-            "mean_ms": round(statistics.fmean(ms), 1), "tiles_per_s": round(1000 / statistics.fmean(ms), 1)}
+    return {
+        "p50_ms": round(ms[len(ms) // 2], 1),
+        "p90_ms": round(ms[int(len(ms) * 0.9)], 1),
+        "mean_ms": round(statistics.fmean(ms), 1),
+        "tiles_per_s": round(1000 / statistics.fmean(ms), 1),
+    }
 
 
 def bench_tiles(port: int, box: tuple[float, float, float, float], most: int) -> dict[str, Any]:
@@ -94,7 +106,7 @@ def bench_tiles(port: int, box: tuple[float, float, float, float], most: int) ->
         tiles = tile_range(z, box, most)
         row: dict[str, Any] = {"tiles": len(tiles)}
         for name, layer in (("plots", "plots"), ("map", composite)):
-            cold, warm, again, sizes, features = [], [], [], [], []
+            cold, warm, again, sizes = [], [], [], []
             for t in tiles:
                 path = f"/tiles/{layer}/{t[0]}/{t[1]}/{t[2]}.mvt"
                 dt, status, body, headers = timed(conn, path)
@@ -106,19 +118,29 @@ def bench_tiles(port: int, box: tuple[float, float, float, float], most: int) ->
                 dt, status, _, _ = timed(conn, path, {"If-None-Match": headers["ETag"]})
                 assert status == 304, (path, status)
                 again.append(dt * 1000)
-            row[name] = {"cold": stats(cold), "warm": stats(warm), "revalidated": stats(again),
-                         "bytes_median": int(statistics.median(sizes))}
+            row[name] = {
+                "cold": stats(cold),
+                "warm": stats(warm),
+                "revalidated": stats(again),
+                "bytes_median": int(statistics.median(sizes)),
+            }
         geojson, gj_bytes, gj_features = [], [], []
         for t in tiles:
-            dt, status, body, _ = timed(conn, f"/api/layers/plots?limit=10000&bbox={lonlat_box(*t)}")
+            dt, status, body, _ = timed(
+                conn, f"/api/layers/plots?limit=10000&bbox={lonlat_box(*t)}"
+            )
             assert status == 200, status
             geojson.append(dt * 1000)
             gj_bytes.append(len(body))
             gj_features.append(json.loads(body)["numberReturned"])
-        row["baseline_bbox_geojson"] = {**stats(geojson), "bytes_median": int(statistics.median(gj_bytes)),
-                                        "features_median": statistics.median(gj_features)}
-        row["warm_speedup_vs_geojson"] = round(row["baseline_bbox_geojson"]["p50_ms"]
-                                               / row["plots"]["warm"]["p50_ms"], 1)
+        row["baseline_bbox_geojson"] = {
+            **stats(geojson),
+            "bytes_median": int(statistics.median(gj_bytes)),
+            "features_median": statistics.median(gj_features),
+        }
+        row["warm_speedup_vs_geojson"] = round(
+            row["baseline_bbox_geojson"]["p50_ms"] / row["plots"]["warm"]["p50_ms"], 1
+        )
         print(f"  z{z}: {json.dumps(row)}", file=sys.stderr)
         out[f"z{z}"] = row
     conn.close()
@@ -135,12 +157,17 @@ def embedded_map_bytes(db: Path) -> int:
         if not len(frame):
             continue
         names = [c for c in frame.columns if c != "geometry"]
-        popups = [popup_html(spec.name, dict(zip(names, row)), str)
-                  for row in frame[names].itertuples(index=False, name=None)]
+        popups = [
+            popup_html(spec.name, dict(zip(names, row)), str)
+            for row in frame[names].itertuples(index=False, name=None)
+        ]
         wgs = frame.to_crs(WGS84_EPSG)
         wgs = wgs.assign(popup=popups)[["popup", "geometry"]]
-        folium.GeoJson(wgs, name=LAYERS[spec.name].label,
-                       popup=folium.GeoJsonPopup(fields=["popup"], labels=False)).add_to(m)
+        folium.GeoJson(
+            wgs,
+            name=LAYERS[spec.name].label,
+            popup=folium.GeoJsonPopup(fields=["popup"], labels=False),
+        ).add_to(m)
     return len(m.get_root().render().encode("utf-8"))
 
 
@@ -156,13 +183,18 @@ def page_bytes(port: int) -> dict[str, int]:
 def bench_writes(port: int, db: Path, box: tuple[float, float, float, float]) -> dict[str, Any]:
     """Warm ``/api/plots`` median, then the first request after each kind of write."""
     from usecases import accounts
+
     store = open_store(db)
     for name in ("investor", "planner"):
         if accounts.get_user(store, f"bench-{name}") is None:
             accounts.create_user(store, f"bench-{name}", name, "bench-password-1")
-    investor, planner = ({"Authorization": f"Bearer {accounts.issue_token(store, name)}",
-                          "Content-Type": "application/json"}
-                         for name in ("bench-investor", "bench-planner"))
+    investor, planner = (
+        {
+            "Authorization": f"Bearer {accounts.issue_token(store, name)}",
+            "Content-Type": "application/json",
+        }
+        for name in ("bench-investor", "bench-planner")
+    )
     w, s, e, n = box
     cx, cy = (w + e) / 2, (s + n) / 2
     query = f"/api/plots?bbox={cx - 0.003:.6f},{cy - 0.003:.6f},{cx + 0.003:.6f},{cy + 0.003:.6f}&{API_QUERY}"
@@ -181,19 +213,34 @@ def bench_writes(port: int, db: Path, box: tuple[float, float, float, float]) ->
 
     first_ever = get()
     warm = statistics.median(get() for _ in range(20))
-    out = {"query": query, "first_request_ms": round(first_ever, 1), "warm_median_ms": round(warm, 1)}
-    send("POST", "/api/applications", {"project": "bench", "sector": "food", "min_ha": 0,
-                                       "max_ha": 1}, investor)
+    out = {
+        "query": query,
+        "first_request_ms": round(first_ever, 1),
+        "warm_median_ms": round(warm, 1),
+    }
+    send(
+        "POST",
+        "/api/applications",
+        {"project": "bench", "sector": "food", "min_ha": 0, "max_ha": 1},
+        investor,
+    )
     out["after_application_ms"] = round(get(), 1)
     plot = store.read("plots", where={"status": "available"}, limit=1).iloc[0]
-    send("PATCH", f"/api/plots/{plot['plot_id']}", {"version": int(plot["version"]),
-                                                    "cadastre": f"bench-{time.time():.0f}"},
-         planner)
+    send(
+        "PATCH",
+        f"/api/plots/{plot['plot_id']}",
+        {"version": int(plot["version"]), "cadastre": f"bench-{time.time():.0f}"},
+        planner,
+    )
     out["after_plot_edit_ms"] = round(get(), 1)
     sub = store.read("substations", limit=1).iloc[0]
     status = "operational" if sub["status"] != "operational" else "under_repair"
-    send("PATCH", f"/api/assets/substations/{sub['asset_id']}",
-         {"version": int(sub["version"]), "status": status}, planner)
+    send(
+        "PATCH",
+        f"/api/assets/substations/{sub['asset_id']}",
+        {"version": int(sub["version"]), "status": status},
+        planner,
+    )
     out["after_asset_status_ms"] = round(get(), 1)
     for key in ("after_application_ms", "after_plot_edit_ms", "after_asset_status_ms"):
         out[key.replace("_ms", "_vs_warm")] = round(out[key] / warm, 1)
@@ -232,12 +279,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="reuse stores already built")
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"n": args.n, "page_n": args.page_n, "cpus": os.cpu_count(),
-                              "load_average": os.getloadavg()}
+    report: dict[str, Any] = {
+        "n": args.n,
+        "page_n": args.page_n,
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+    }
     side = math.ceil(math.sqrt(args.n)) * PITCH
     cx, cy = X0 + side / 2, Y0 + side / 2
     box = transformer(WORKING_EPSG, WGS84_EPSG).transform_bounds(
-        cx - BOX_M / 2, cy - BOX_M / 2, cx + BOX_M / 2, cy + BOX_M / 2)
+        cx - BOX_M / 2, cy - BOX_M / 2, cx + BOX_M / 2, cy + BOX_M / 2
+    )
 
     small = args.workdir / f"plots_{args.page_n}.gpkg"
     if not (args.reuse and small.exists()):
@@ -248,8 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop(proc)
     report["page"]["embedded_geojson_map_html"] = embedded_map_bytes(small)
-    report["page"]["ratio"] = round(report["page"]["embedded_geojson_map_html"]
-                                    / report["page"]["tile_map"]["html"], 1)
+    report["page"]["ratio"] = round(
+        report["page"]["embedded_geojson_map_html"] / report["page"]["tile_map"]["html"], 1
+    )
     print(json.dumps(report["page"]), file=sys.stderr)
 
     big = args.workdir / f"plots_{args.n}.gpkg"

@@ -1,4 +1,5 @@
 """Safe zip handling: uploaded archives are checked before a byte is extracted."""
+
 from __future__ import annotations
 
 import os
@@ -6,9 +7,9 @@ import stat
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator
 
 DEFAULT_MAX_UNZIP_MB = 500
 DEFAULT_MAX_MEMBERS = 1000
@@ -46,8 +47,9 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
     return info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16)
 
 
-def check_zip(path: Path | str, *, limit_bytes: int | None = None,
-              limit_members: int | None = None) -> list[zipfile.ZipInfo]:
+def check_zip(
+    path: Path | str, *, limit_bytes: int | None = None, limit_members: int | None = None
+) -> list[zipfile.ZipInfo]:
     """Check an archive before extraction and return its file members.
 
     Refuses archives that are not zips or are corrupt, members that would
@@ -79,12 +81,16 @@ def check_zip(path: Path | str, *, limit_bytes: int | None = None,
             raise ArchiveError(f"{name}: member {info.filename!r} {why}; the archive was refused")
     total = sum(i.file_size for i in infos)
     if total > limit_bytes:
-        raise ArchiveError(f"{name} would unpack to {total / 2**20:.1f} MiB, above the limit of "
-                           f"{limit_bytes / 2**20:.0f} MiB (ZONEPLAN_MAX_UNZIP_MB)")
+        raise ArchiveError(
+            f"{name} would unpack to {total / 2**20:.1f} MiB, above the limit of "
+            f"{limit_bytes / 2**20:.0f} MiB (ZONEPLAN_MAX_UNZIP_MB)"
+        )
     return [i for i in infos if not i.is_dir()]
 
 
-def extract_zip(path: Path | str, dest: Path | str, *, limit_bytes: int | None = None) -> list[Path]:
+def extract_zip(
+    path: Path | str, dest: Path | str, *, limit_bytes: int | None = None
+) -> list[Path]:
     """Check ``path`` with :func:`check_zip`, then extract its files under ``dest``.
 
     Bytes are counted while they are written, so a member whose header
@@ -111,8 +117,10 @@ def extract_zip(path: Path | str, dest: Path | str, *, limit_bytes: int | None =
                     while chunk := src.read(_CHUNK):
                         written += len(chunk)
                         if written > limit_bytes:
-                            raise ArchiveError(f"{Path(path).name} unpacks to more than "
-                                               f"{limit_bytes / 2**20:.0f} MiB; refused")
+                            raise ArchiveError(
+                                f"{Path(path).name} unpacks to more than "
+                                f"{limit_bytes / 2**20:.0f} MiB; refused"
+                            )
                         dst.write(chunk)
                 out.append(target)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:
@@ -138,15 +146,26 @@ DATASET_SUFFIXES = (".shp", ".dbf", ".gpkg", ".geojson", ".json")
 def _datasets(folder: Path) -> list[Path]:
     """Shapefiles (and lone ``.dbf`` tables) in ``folder`` at any depth, else
     GeoPackages and GeoJSON files."""
-    found = sorted(p for p in folder.rglob("*") if p.is_file() and "__MACOSX" not in p.parts
-                   and p.suffix.lower() in DATASET_SUFFIXES)
-    shps = [p for p in found if p.suffix.lower() == ".shp"
-            or (p.suffix.lower() == ".dbf" and sibling(p, ".shp") is None)]
+    found = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and "__MACOSX" not in p.parts and p.suffix.lower() in DATASET_SUFFIXES
+    )
+    shps = [
+        p
+        for p in found
+        if p.suffix.lower() == ".shp" or (p.suffix.lower() == ".dbf" and sibling(p, ".shp") is None)
+    ]
     return shps or [p for p in found if p.suffix.lower() != ".dbf"]
 
 
-def find_dataset(folder: Path | str, *, layer: str | None = None,
-                 src_layer: str | None = None, choose: str = "--src-layer NAME") -> Path:
+def find_dataset(
+    folder: Path | str,
+    *,
+    layer: str | None = None,
+    src_layer: str | None = None,
+    choose: str = "--src-layer NAME",
+) -> Path:
     """The one file to read from an extracted archive.
 
     Shapefiles are looked for first, then GeoPackages and GeoJSON. With
@@ -172,15 +191,18 @@ def find_dataset(folder: Path | str, *, layer: str | None = None,
         wanted = PurePosixPath(src_layer.replace("\\", "/")).name.lower()
         chosen = [p for p in found if wanted in (p.stem.lower(), p.name.lower())]
         if not chosen:
-            raise ArchiveError(f"the archive has no file {src_layer!r}; "
-                               f"it holds: {', '.join(stems)}")
+            raise ArchiveError(
+                f"the archive has no file {src_layer!r}; it holds: {', '.join(stems)}"
+            )
     elif len(found) == 1:
         chosen = found
     else:
         chosen = [p for p in found if layer and p.stem.lower() == layer.lower()]
         if len(chosen) != 1:
-            raise ArchiveError(f"the archive holds {len(found)} files ({', '.join(stems)}); "
-                               f"choose one with {choose}")
+            raise ArchiveError(
+                f"the archive holds {len(found)} files ({', '.join(stems)}); "
+                f"choose one with {choose}"
+            )
     if chosen[0].suffix.lower() == ".shp":
         require_siblings(chosen[0])
     return chosen[0]
@@ -198,14 +220,17 @@ def require_siblings(shp: Path) -> None:
     """Refuse a shapefile without its ``.shx`` or ``.dbf`` (ArchiveError naming them)."""
     missing = [s for s in (".shx", ".dbf") if sibling(shp, s) is None]
     if missing:
-        raise ArchiveError(f"shapefile {shp.name} lacks its {' and '.join(missing)} file(s); "
-                           "a shapefile needs .shp, .shx and .dbf (and .prj for its CRS)")
+        raise ArchiveError(
+            f"shapefile {shp.name} lacks its {' and '.join(missing)} file(s); "
+            "a shapefile needs .shp, .shx and .dbf (and .prj for its CRS)"
+        )
 
 
 def write_zip(out: Path | str, files: Iterable[tuple[Path, str]], *, level: int = 6) -> Path:
     """Zip ``(file, name in archive)`` pairs into ``out`` (deflated)."""
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level,
-                         allowZip64=True) as zf:
+    with zipfile.ZipFile(
+        out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level, allowZip64=True
+    ) as zf:
         for path, arcname in files:
             zf.write(path, arcname)
     return Path(out)

@@ -1,4 +1,5 @@
 """Coordinate reference systems: the metric working CRS and WGS84 for the web."""
+
 from __future__ import annotations
 
 import os
@@ -54,9 +55,13 @@ def export_epsg_codes() -> tuple[int, ...]:
     """
     area = working_crs().area_of_use
     aoi = AreaOfInterest(area.west, area.south, area.east, area.north) if area else None
-    found = query_crs_info(auth_name="EPSG", pj_types=[PJType.PROJECTED_CRS,
-                                                       PJType.GEOGRAPHIC_2D_CRS],
-                           area_of_interest=aoi, contains=False, allow_deprecated=False)
+    found = query_crs_info(
+        auth_name="EPSG",
+        pj_types=[PJType.PROJECTED_CRS, PJType.GEOGRAPHIC_2D_CRS],
+        area_of_interest=aoi,
+        contains=False,
+        allow_deprecated=False,
+    )
     codes = {WGS84_EPSG, 3857, WORKING_EPSG}
     for info in found:
         operation = _crs(int(info.code)).coordinate_operation

@@ -6,9 +6,10 @@ candidates for all query geometries in one call (``intersection_v`` /
 ``nearest_v``), and shapely refines the candidates with exact distances in one
 array operation.  Nothing loops over features in Python.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import rtree.index
@@ -34,8 +35,11 @@ class SpatialIndex:
 
     def __init__(self, geoms: Sequence | np.ndarray):
         self.geoms = np.asarray(geoms, dtype=object)
-        ok = ~(shapely.is_missing(self.geoms) | shapely.is_empty(self.geoms)) if len(self.geoms) \
+        ok = (
+            ~(shapely.is_missing(self.geoms) | shapely.is_empty(self.geoms))
+            if len(self.geoms)
             else np.zeros(0, bool)
+        )
         self._valid = np.flatnonzero(ok)
         self._index: rtree.index.Index | None = None
         if len(self._valid):
@@ -43,8 +47,13 @@ class SpatialIndex:
             props = rtree.index.Property()
             props.dimension = 2
             self._index = rtree.index.Index(
-                (self._valid.astype(np.int64), np.ascontiguousarray(bounds[:, :2]),
-                 np.ascontiguousarray(bounds[:, 2:])), properties=props)
+                (
+                    self._valid.astype(np.int64),
+                    np.ascontiguousarray(bounds[:, :2]),
+                    np.ascontiguousarray(bounds[:, 2:]),
+                ),
+                properties=props,
+            )
 
     def __len__(self) -> int:
         return len(self.geoms)
@@ -54,7 +63,9 @@ class SpatialIndex:
         """How many (non-empty) geometries are indexed."""
         return len(self._valid)
 
-    def candidates(self, geoms, distance: float | np.ndarray = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    def candidates(
+        self, geoms, distance: float | np.ndarray = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Pairs ``(query position, feature position)`` whose bounding boxes lie within
         ``distance`` of each other (a superset of the exact answer)."""
         q = np.asarray(geoms, dtype=object)
@@ -91,8 +102,9 @@ class SpatialIndex:
         order = np.lexsort((right, d, left))
         return left[order], right[order], d[order]
 
-    def nearest(self, geoms, *, max_distance: float | None = None,
-                mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(
+        self, geoms, *, max_distance: float | None = None, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The exactly nearest feature of each query geometry.
 
         Parameters
@@ -135,8 +147,10 @@ class SpatialIndex:
         total = int(allowed[self._valid].sum())
         while len(todo):
             ids, counts = self._index.nearest_v(
-                np.ascontiguousarray(bounds[todo, :2]), np.ascontiguousarray(bounds[todo, 2:]),
-                num_results=k)
+                np.ascontiguousarray(bounds[todo, :2]),
+                np.ascontiguousarray(bounds[todo, 2:]),
+                num_results=k,
+            )
             left = np.repeat(todo, np.asarray(counts, dtype=np.intp))
             right = np.asarray(ids, dtype=np.intp)
             keep = allowed[right]

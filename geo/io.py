@@ -6,6 +6,7 @@ working CRS) -> ``plan_import`` (every check, nothing written; a preview) ->
 beside its destination and renamed into place) or ``export_bytes`` for HTTP.
 None of these functions know about the CLI or Flask.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -17,9 +18,11 @@ import re
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass, field as dc_field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Mapping, Sequence, Union
+from typing import IO, Any
 
 import geopandas as gpd
 import numpy as np
@@ -37,8 +40,15 @@ from geo.crs import WGS84_EPSG, WORKING_EPSG, parse_epsg
 from geo.layers import INTERNAL_LAYERS, LAYERS, Field, Layer, get_layer
 from geo.store import Null, Range
 from geo.validate import (
-    ZONE_ENVELOPE, Problem, ValidationError, check_geometries, coerce_attributes, coerce_value,
-    format_coordinate, overlaps, single_part,
+    ZONE_ENVELOPE,
+    Problem,
+    ValidationError,
+    check_geometries,
+    coerce_attributes,
+    coerce_value,
+    format_coordinate,
+    overlaps,
+    single_part,
 )
 
 #: The oldest GeoPackage version with everything stores and exports use (attribute tables,
@@ -46,10 +56,14 @@ from geo.validate import (
 #: supported".
 GPKG_VERSION = "1.2"
 
-Source = Union[str, Path, bytes, IO[bytes]]
+Source = str | Path | bytes | IO[bytes]
 FORMATS: tuple[str, ...] = ("shp", "gpkg", "geojson")
-MEDIA_TYPES = {"shp": "application/zip", "gpkg": "application/geopackage+sqlite3",
-               "geojson": "application/geo+json", "zip": "application/zip"}
+MEDIA_TYPES = {
+    "shp": "application/zip",
+    "gpkg": "application/geopackage+sqlite3",
+    "geojson": "application/geo+json",
+    "zip": "application/zip",
+}
 # Layers never imported or exported by these functions (users: credentials;
 # audit: written by the store alone).
 NEVER_EXPORTED: tuple[str, ...] = ("users", *INTERNAL_LAYERS)
@@ -61,36 +75,65 @@ _DBF_MAX_WIDTH = 254
 # Imports must lie within this distance (metres) of the zone and its expansion areas.
 ZONE_MARGIN_M = 5_000.0
 _ID_CHUNK = 500
-_PYOGRIO_ERRORS = (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
-                   pyogrio.errors.FieldError, pyogrio.errors.GeometryError,
-                   pyogrio.errors.CRSError, pyogrio.errors.FeatureError)
+_PYOGRIO_ERRORS = (
+    pyogrio.errors.DataSourceError,
+    pyogrio.errors.DataLayerError,
+    pyogrio.errors.FieldError,
+    pyogrio.errors.GeometryError,
+    pyogrio.errors.CRSError,
+    pyogrio.errors.FeatureError,
+)
 
 # How each import option is called where the person gave the file, for messages that
 # tell them what to do (the web passes the names of its form fields).
-CLI_OPTIONS: Mapping[str, str] = {"crs": "--crs EPSG", "src_layer": "--src-layer NAME",
-                                  "encoding": "--encoding NAME"}
+CLI_OPTIONS: Mapping[str, str] = {
+    "crs": "--crs EPSG",
+    "src_layer": "--src-layer NAME",
+    "encoding": "--encoding NAME",
+}
 # Problems listed one by one before the rest are counted (a whole file in the wrong
 # encoding has one per row).
 _SHOWN_TEXT_PROBLEMS = 20
 
 _ARROW_TYPES = {
-    "str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
-    "date": pa.date32(), "datetime": pa.string(),
+    "str": pa.string(),
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "bool": pa.bool_(),
+    "date": pa.date32(),
+    "datetime": pa.string(),
 }
 
 
 # ---------------------------------------------------------------------------
 # Arrow tables typed by the schema
 
+
 def _arrow_column_slow(fld: Field, values: pd.Series) -> pa.Array:
-    items = [None if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA
-             or v is pd.NaT else v for v in values.tolist()]
+    items = [
+        None
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT
+        else v
+        for v in values.tolist()
+    ]
     if fld.type == "date":
-        items = [dt.date.fromisoformat(v[:10]) if isinstance(v, str)
-                 else v.date() if isinstance(v, dt.datetime) else v for v in items]
+        items = [
+            dt.date.fromisoformat(v[:10])
+            if isinstance(v, str)
+            else v.date()
+            if isinstance(v, dt.datetime)
+            else v
+            for v in items
+        ]
     elif fld.type in ("datetime", "str"):
-        items = [v if v is None or isinstance(v, str) else
-                 v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else str(v) for v in items]
+        items = [
+            v
+            if v is None or isinstance(v, str)
+            else v.isoformat()
+            if isinstance(v, (dt.date, dt.datetime))
+            else str(v)
+            for v in items
+        ]
     return pa.array(items, type=_ARROW_TYPES[fld.type])
 
 
@@ -106,8 +149,9 @@ def _arrow_column(fld: Field, values: pd.Series) -> pa.Array:
         return _arrow_column_slow(fld, values)
 
 
-def to_arrow(layer: Layer, frame: pd.DataFrame, fields: tuple[Field, ...] | None = None,
-             ) -> pa.Table:
+def to_arrow(
+    layer: Layer, frame: pd.DataFrame, fields: tuple[Field, ...] | None = None
+) -> pa.Table:
     """An Arrow table of ``frame`` typed by the schema, geometry as ISO WKB.
 
     Missing optional columns are written as nulls so every file carries the
@@ -116,12 +160,16 @@ def to_arrow(layer: Layer, frame: pd.DataFrame, fields: tuple[Field, ...] | None
     fields = layer.export_fields if fields is None else fields
     data = {}
     for fld in fields:
-        column = (frame[fld.name].reset_index(drop=True) if fld.name in frame.columns
-                  else pd.Series([None] * len(frame), dtype=object))
+        column = (
+            frame[fld.name].reset_index(drop=True)
+            if fld.name in frame.columns
+            else pd.Series([None] * len(frame), dtype=object)
+        )
         data[fld.name] = _arrow_column(fld, column)
     if layer.is_feature:
-        data["geometry"] = pa.array(shapely.to_wkb(np.asarray(frame.geometry.values), flavor="iso"),
-                                    type=pa.binary())
+        data["geometry"] = pa.array(
+            shapely.to_wkb(np.asarray(frame.geometry.values), flavor="iso"), type=pa.binary()
+        )
     return pa.table(data)
 
 
@@ -150,8 +198,9 @@ def dbf_width(fld: Field) -> int | None:
         if fld.choices:
             return max(len(c.encode("utf-8")) for c in fld.choices)
         limit = fld.text_limit
-        return _DBF_MAX_WIDTH if limit is None else min(_DBF_MAX_WIDTH,
-                                                        limit * _UTF8_BYTES_PER_CHAR)
+        return (
+            _DBF_MAX_WIDTH if limit is None else min(_DBF_MAX_WIDTH, limit * _UTF8_BYTES_PER_CHAR)
+        )
     if fld.type == "int":
         if fld.maximum is None:
             return _DBF_INT64_WIDTH
@@ -181,8 +230,9 @@ def _warn_long_text(layer: Layer, frame: pd.DataFrame, table: pa.Table) -> None:
         if not pa.types.is_string(fld.type):
             continue
         lengths = pc.binary_length(table.column(i).cast(pa.binary()))
-        over = np.flatnonzero(pc.fill_null(pc.greater(lengths, _DBF_MAX_WIDTH), False)
-                              .to_numpy(zero_copy_only=False))
+        over = np.flatnonzero(
+            pc.fill_null(pc.greater(lengths, _DBF_MAX_WIDTH), False).to_numpy(zero_copy_only=False)
+        )
         if not len(over):
             continue
         first = keys.iloc[int(over[0])] if keys is not None else f"row {int(over[0])}"
@@ -190,11 +240,14 @@ def _warn_long_text(layer: Layer, frame: pd.DataFrame, table: pa.Table) -> None:
             f"{layer.name}.{fld.name}: {len(over)} value(s) longer than the shapefile limit of "
             f"{_DBF_MAX_WIDTH} bytes (first: {layer.key} {first}) were cut short in the .dbf; "
             "use --format gpkg to keep them whole",
-            ShapefileLimitWarning, stacklevel=3)
+            ShapefileLimitWarning,
+            stacklevel=3,
+        )
 
 
-def write_shapefile(layer: Layer | str, frame: gpd.GeoDataFrame, directory: Path | str,
-                    *, name: str | None = None) -> Path:
+def write_shapefile(
+    layer: Layer | str, frame: gpd.GeoDataFrame, directory: Path | str, *, name: str | None = None
+) -> Path:
     """Write one layer as a shapefile with ``.prj`` and a UTF-8 ``.cpg``.
 
     Text and integer field widths come from the schema (see :func:`dbf_width`),
@@ -214,10 +267,13 @@ def write_shapefile(layer: Layer | str, frame: gpd.GeoDataFrame, directory: Path
     _warn_long_text(layer, frame, table)
     with warnings.catch_warnings():
         # GDAL's own "... has been truncated to 254 characters" (said above, clearly)
-        warnings.filterwarnings("ignore", message=r"(?s).*has been truncated",
-                                category=RuntimeWarning)
+        warnings.filterwarnings(
+            "ignore", message=r"(?s).*has been truncated", category=RuntimeWarning
+        )
         pyogrio.write_arrow(
-            _sized_for_dbf(layer, table), path, driver="ESRI Shapefile",
+            _sized_for_dbf(layer, table),
+            path,
+            driver="ESRI Shapefile",
             geometry_name="geometry" if layer.is_feature else None,
             geometry_type=layer.geometry if layer.is_feature else None,
             crs=f"EPSG:{_epsg(frame)}" if layer.is_feature else None,
@@ -237,6 +293,7 @@ def read_file(path: Path | str, *, layer: str | None = None) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------
 # Reading uploads
+
 
 @dataclass
 class Upload:
@@ -288,8 +345,15 @@ def importable_layer(name: str) -> Layer:
 
 def _kind(path: Path) -> str:
     suffix = path.suffix.lower()
-    by_suffix = {".zip": "zip", ".shp": "shp", ".gpkg": "gpkg", ".geojson": "geojson",
-                 ".json": "geojson", ".dbf": "dbf", ".csv": "csv"}
+    by_suffix = {
+        ".zip": "zip",
+        ".shp": "shp",
+        ".gpkg": "gpkg",
+        ".geojson": "geojson",
+        ".json": "geojson",
+        ".dbf": "dbf",
+        ".csv": "csv",
+    }
     if suffix in by_suffix:
         return by_suffix[suffix]
     with open(path, "rb") as fh:
@@ -300,8 +364,10 @@ def _kind(path: Path) -> str:
         return "zip"
     if head.lstrip()[:1] == b"{":
         return "geojson"
-    raise ValueError(f"{path.name}: unknown file type; give a zipped shapefile (.zip), a .shp, "
-                     "a GeoPackage (.gpkg) or GeoJSON (.geojson)")
+    raise ValueError(
+        f"{path.name}: unknown file type; give a zipped shapefile (.zip), a .shp, "
+        "a GeoPackage (.gpkg) or GeoJSON (.geojson)"
+    )
 
 
 def _safe_name(filename: str | None, default: str) -> str:
@@ -319,14 +385,20 @@ def _materialise(source: Source, filename: str | None, tmp: Path) -> Path:
             raise FileNotFoundError(f"no file {path}")
         return path
     data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else source.read()
-    path = tmp / _safe_name(filename or getattr(source, "filename", None)
-                            or getattr(source, "name", None), "upload")
+    path = tmp / _safe_name(
+        filename or getattr(source, "filename", None) or getattr(source, "name", None), "upload"
+    )
     path.write_bytes(data)
     return path
 
 
-_KIND_NAMES = {"geojson": "GeoJSON", "gpkg": "GeoPackage", "shp": "shapefile",
-               "dbf": "dBASE table (.dbf)", "csv": "CSV table"}
+_KIND_NAMES = {
+    "geojson": "GeoJSON",
+    "gpkg": "GeoPackage",
+    "shp": "shapefile",
+    "dbf": "dBASE table (.dbf)",
+    "csv": "CSV table",
+}
 
 
 def _unreadable(path: Path, kind: str, err: Exception) -> ValueError:
@@ -356,8 +428,14 @@ class _Raw:
     encoding: str | None = None
 
 
-def _read_raw(path: Path, *, layer_name: str | None = None, encoding: str | None = None,
-              kind: str = "", desc: str = "") -> _Raw:
+def _read_raw(
+    path: Path,
+    *,
+    layer_name: str | None = None,
+    encoding: str | None = None,
+    kind: str = "",
+    desc: str = "",
+) -> _Raw:
     """Read one layer of a file; text columns that are not UTF-8 are kept as read
     (with U+FFFD) and listed in ``bad_text`` by field and row."""
     try:
@@ -418,8 +496,7 @@ def _dbf_encoding(dbf: Path | None) -> str | None:
     return "UTF-8"
 
 
-_DBF_VERSIONS = {0x02, 0x03, 0x04, 0x05, 0x30, 0x31, 0x32, 0x43, 0x63, 0x83, 0x8B, 0xCB, 0xF5,
-                 0xFB}
+_DBF_VERSIONS = {0x02, 0x03, 0x04, 0x05, 0x30, 0x31, 0x32, 0x43, 0x63, 0x83, 0x8B, 0xCB, 0xF5, 0xFB}
 
 
 def _check_dbf(dbf: Path | None, desc: str) -> None:
@@ -439,16 +516,23 @@ def _check_dbf(dbf: Path | None, desc: str) -> None:
         records = int.from_bytes(head[4:8], "little")
         header = int.from_bytes(head[8:10], "little")
         record = int.from_bytes(head[10:12], "little")
-        ok = header >= 33 and (header - 33) % 32 in (0, 31) and record >= 1 \
+        ok = (
+            header >= 33
+            and (header - 33) % 32 in (0, 31)
+            and record >= 1
             and header + records * record <= size <= header + records * record + 1 + 1
+        )
     if not ok:
-        raise ValueError(f"{desc}: its attribute table {dbf.name} is damaged (not a dBASE "
-                         "header, or its size does not match the records it declares); "
-                         "export the layer again")
+        raise ValueError(
+            f"{desc}: its attribute table {dbf.name} is damaged (not a dBASE "
+            "header, or its size does not match the records it declares); "
+            "export the layer again"
+        )
 
 
-def _gpkg_layer(path: Path, layer: str, src_layer: str | None,
-                options: Mapping[str, str] = CLI_OPTIONS) -> str:
+def _gpkg_layer(
+    path: Path, layer: str, src_layer: str | None, options: Mapping[str, str] = CLI_OPTIONS
+) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -460,26 +544,43 @@ def _gpkg_layer(path: Path, layer: str, src_layer: str | None,
     if src_layer is not None:
         match = [n for n in names if n.lower() == src_layer.lower()]
         if not match:
-            raise ValueError(f"{path.name} has no layer {src_layer!r}; it holds: {', '.join(names)}")
+            raise ValueError(
+                f"{path.name} has no layer {src_layer!r}; it holds: {', '.join(names)}"
+            )
         return match[0]
     if len(names) == 1:
         return names[0]
     if layer in names:
         return layer
-    raise ValueError(f"{path.name} holds several layers ({', '.join(names)}); "
-                     f"choose one with {options['src_layer']}")
+    raise ValueError(
+        f"{path.name} holds several layers ({', '.join(names)}); "
+        f"choose one with {options['src_layer']}"
+    )
 
 
-def _read_path(path: Path, layer: Layer, src_layer: str | None, encoding: str | None,
-               options: Mapping[str, str], tmp: Path) -> _Raw:
+def _read_path(
+    path: Path,
+    layer: Layer,
+    src_layer: str | None,
+    encoding: str | None,
+    options: Mapping[str, str],
+    tmp: Path,
+) -> _Raw:
     """Read any supported file (``encoding`` overrides what the file says of its text)."""
     kind = _kind(path)
     if kind == "zip":
         with archive.extracted(path) as folder:
-            member = archive.find_dataset(folder, layer=layer.name, src_layer=src_layer,
-                                          choose=options["src_layer"])
-            raw = _read_path(member, layer, None if member.suffix.lower() == ".shp"
-                             else src_layer, encoding, options, tmp)
+            member = archive.find_dataset(
+                folder, layer=layer.name, src_layer=src_layer, choose=options["src_layer"]
+            )
+            raw = _read_path(
+                member,
+                layer,
+                None if member.suffix.lower() == ".shp" else src_layer,
+                encoding,
+                options,
+                tmp,
+            )
             raw.desc = f"{path.name}:{member.name}"
             return raw
     if kind in ("shp", "dbf"):
@@ -520,9 +621,11 @@ def _parses_as_crs(prj: Path) -> bool:
 
 def _bad_prj(path: Path, prj: Path, options: Mapping[str, str]) -> ValueError:
     text = prj.read_bytes()[:60].decode("utf-8", errors="replace").strip()
-    return ValueError(f"{path.name}: its {prj.name} cannot be understood as a coordinate "
-                      f"system (it starts {text!r}); replace it with the layer's .prj, or "
-                      f"delete it and give the CRS with {options['crs']}")
+    return ValueError(
+        f"{path.name}: its {prj.name} cannot be understood as a coordinate "
+        f"system (it starts {text!r}); replace it with the layer's .prj, or "
+        f"delete it and give the CRS with {options['crs']}"
+    )
 
 
 def _as_utf8(path: Path, encoding: str, tmp: Path) -> Path:
@@ -530,8 +633,10 @@ def _as_utf8(path: Path, encoding: str, tmp: Path) -> Path:
     try:
         text = path.read_bytes().decode(encoding)
     except UnicodeDecodeError as err:
-        raise ValueError(f"{path.name} is not {encoding} text either (byte {err.start}: "
-                         f"{err.object[err.start:err.start + 4]!r})") from None
+        raise ValueError(
+            f"{path.name} is not {encoding} text either (byte {err.start}: "
+            f"{err.object[err.start : err.start + 4]!r})"
+        ) from None
     out = tmp / f"utf8-{path.name}"
     out.write_text(text, encoding="utf-8")
     return out
@@ -557,9 +662,14 @@ def _refuse_control_characters(path: Path, layer: Layer) -> None:
         for name, value in props.items():
             if isinstance(value, str) and _CONTROL_TEXT.search(value):
                 key = props.get(layer.key)
-                problems.append(Problem(i, None if key is None else repr(key)[1:-1], str(name),
-                                        f"{value[:40]!r} holds a control character "
-                                        "(such as NUL); remove it"))
+                problems.append(
+                    Problem(
+                        i,
+                        None if key is None else repr(key)[1:-1],
+                        str(name),
+                        f"{value[:40]!r} holds a control character (such as NUL); remove it",
+                    )
+                )
     if problems:
         raise ValidationError(problems)
 
@@ -567,29 +677,53 @@ def _refuse_control_characters(path: Path, layer: Layer) -> None:
 _CONTROL_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def _source_crs(file_crs: str | None, given: int | None, kind: str, desc: str,
-                options: Mapping[str, str] = CLI_OPTIONS) -> CRS:
+def _source_crs(
+    file_crs: str | None,
+    given: int | None,
+    kind: str,
+    desc: str,
+    options: Mapping[str, str] = CLI_OPTIONS,
+) -> CRS:
     """The CRS the coordinates are in: the file's, or ``--crs`` when it has none."""
-    if kind == "geojson" and given is not None and (
-            file_crs is None or CRS.from_user_input(file_crs).to_epsg() == WGS84_EPSG):
+    if (
+        kind == "geojson"
+        and given is not None
+        and (file_crs is None or CRS.from_user_input(file_crs).to_epsg() == WGS84_EPSG)
+    ):
         return CRS.from_epsg(given)  # WGS84 is only RFC 7946's default, not a declaration
     if file_crs is None:
         if given is None:
             what = "has no .prj file" if kind == "shp" else "carries no CRS"
-            raise ValidationError([Problem(None, None, "crs",
-                                           f"{desc} {what}, so its coordinates cannot be placed; "
-                                           f"give the CRS with {options['crs']} "
-                                           "(e.g. 32643 or 4326)")])
+            raise ValidationError(
+                [
+                    Problem(
+                        None,
+                        None,
+                        "crs",
+                        f"{desc} {what}, so its coordinates cannot be placed; "
+                        f"give the CRS with {options['crs']} "
+                        "(e.g. 32643 or 4326)",
+                    )
+                ]
+            )
         return CRS.from_epsg(given)
     try:
         crs = CRS.from_user_input(file_crs)
     except CRSError as err:
         raise ValueError(f"{desc}: its CRS is not understood ({_first_line(err)})") from None
     if given is not None and crs.to_epsg(min_confidence=70) != given:
-        raise ValidationError([Problem(None, None, "crs",
-                                       f"{desc} declares {crs.name} but the CRS given says "
-                                       f"EPSG:{given}; {options['crs']} is only for files "
-                                       "that carry no CRS")])
+        raise ValidationError(
+            [
+                Problem(
+                    None,
+                    None,
+                    "crs",
+                    f"{desc} declares {crs.name} but the CRS given says "
+                    f"EPSG:{given}; {options['crs']} is only for files "
+                    "that carry no CRS",
+                )
+            ]
+        )
     return crs
 
 
@@ -609,8 +743,9 @@ def _parse_geometries(wkb: np.ndarray) -> tuple[np.ndarray, list[tuple[int, str]
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "invalid value encountered"
         geoms = shapely.from_wkb(wkb, on_invalid="ignore")
-        failed = np.flatnonzero(shapely.is_missing(geoms)
-                                & pd.notna(pd.Series(wkb, dtype=object)).to_numpy())
+        failed = np.flatnonzero(
+            shapely.is_missing(geoms) & pd.notna(pd.Series(wkb, dtype=object)).to_numpy()
+        )
         reasons = []
         for i in failed:
             try:
@@ -621,8 +756,9 @@ def _parse_geometries(wkb: np.ndarray) -> tuple[np.ndarray, list[tuple[int, str]
         geoms = shapely.force_2d(geoms)
         coords, owner = shapely.get_coordinates(geoms, return_index=True)
     for i in np.unique(owner[~np.isfinite(coords).all(axis=1)]):
-        reasons.append((int(i), "invalid geometry: coordinates that are not numbers "
-                                "(NaN or infinite)"))
+        reasons.append(
+            (int(i), "invalid geometry: coordinates that are not numbers (NaN or infinite)")
+        )
         geoms[i] = None
     return geoms, sorted(reasons)
 
@@ -636,8 +772,9 @@ def _not_degrees(geoms: np.ndarray) -> np.ndarray:
 def _rename_columns(layer: Layer, attrs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Schema letter case for known columns; the list of columns that will be ignored."""
     lower = {f.name.lower(): f.name for f in layer.fields}
-    attrs = attrs.rename(columns={c: lower[str(c).lower()] for c in attrs.columns
-                                  if str(c).lower() in lower})
+    attrs = attrs.rename(
+        columns={c: lower[str(c).lower()] for c in attrs.columns if str(c).lower() in lower}
+    )
     return attrs, [str(c) for c in attrs.columns if not layer.has(str(c))]
 
 
@@ -653,19 +790,34 @@ def _text_problems(layer: Layer, raw: _Raw, options: Mapping[str, str]) -> list[
         hint = f" (it reads as {guess[0]}: {guess[1]!r})" if guess else ""
         which = f"its encoding ({guess[0]})" if guess else "its encoding"
         if raw.kind == "geojson":
-            how = (f"GeoJSON is UTF-8 by definition (RFC 8259): save it as UTF-8, or give "
-                   f"{which} with {options['encoding']}")
+            how = (
+                f"GeoJSON is UTF-8 by definition (RFC 8259): save it as UTF-8, or give "
+                f"{which} with {options['encoding']}"
+            )
         elif raw.encoding:
             how = f"it is not {raw.encoding} either: give {which} with {options['encoding']}"
         else:
-            how = (f"give {which} with {options['encoding']}, or put a .cpg file beside the "
-                   f".dbf holding the encoding's name (e.g. {guess[0] if guess else 'cp1251'})")
-        problems.append(Problem(row, _key_at(layer, attrs, row), lower.get(name.lower(), name),
-                                f"text {data[:24]!r} is not UTF-8{hint}; {how}"))
+            how = (
+                f"give {which} with {options['encoding']}, or put a .cpg file beside the "
+                f".dbf holding the encoding's name (e.g. {guess[0] if guess else 'cp1251'})"
+            )
+        problems.append(
+            Problem(
+                row,
+                _key_at(layer, attrs, row),
+                lower.get(name.lower(), name),
+                f"text {data[:24]!r} is not UTF-8{hint}; {how}",
+            )
+        )
     if len(raw.bad_text) > _SHOWN_TEXT_PROBLEMS:
-        problems.append(Problem(None, None, None,
-                                f"{len(raw.bad_text) - _SHOWN_TEXT_PROBLEMS} more value(s) are "
-                                "not UTF-8 either"))
+        problems.append(
+            Problem(
+                None,
+                None,
+                None,
+                f"{len(raw.bad_text) - _SHOWN_TEXT_PROBLEMS} more value(s) are not UTF-8 either",
+            )
+        )
     return problems
 
 
@@ -686,10 +838,16 @@ def _guess_encoding(data: bytes) -> tuple[str, str] | None:
     return None
 
 
-def read_upload(source: Source, layer: str, *, src_layer: str | None = None,
-                crs: int | str | None = None, filename: str | None = None,
-                encoding: str | None = None,
-                options: Mapping[str, str] = CLI_OPTIONS) -> Upload:
+def read_upload(
+    source: Source,
+    layer: str,
+    *,
+    src_layer: str | None = None,
+    crs: int | str | None = None,
+    filename: str | None = None,
+    encoding: str | None = None,
+    options: Mapping[str, str] = CLI_OPTIONS,
+) -> Upload:
     """Read an uploaded or local file for import into ``layer``.
 
     Parameters
@@ -731,9 +889,16 @@ def read_upload(source: Source, layer: str, *, src_layer: str | None = None,
         try:
             encoding = codecs.lookup(encoding).name
         except LookupError:
-            raise ValidationError([Problem(None, None, "encoding",
-                                           f"unknown encoding {encoding!r}; give one such as "
-                                           "cp1251, utf-8 or latin1")]) from None
+            raise ValidationError(
+                [
+                    Problem(
+                        None,
+                        None,
+                        "encoding",
+                        f"unknown encoding {encoding!r}; give one such as cp1251, utf-8 or latin1",
+                    )
+                ]
+            ) from None
     with tempfile.TemporaryDirectory(prefix="zoneplan-upload-") as tmp:
         path = _materialise(source, filename, Path(tmp))
         raw = _read_path(path, lyr, src_layer, encoding, options, Path(tmp))
@@ -746,43 +911,82 @@ def read_upload(source: Source, layer: str, *, src_layer: str | None = None,
         return Upload(lyr.name, attrs, [], desc, None, ignored)
     if raw.wkb is None:
         if len(attrs) == 0:
-            return Upload(lyr.name, gpd.GeoDataFrame(attrs, geometry=[], crs=WORKING_EPSG),
-                          [], desc, None, ignored)
-        raise ValidationError([Problem(None, None, "geometry",
-                                       f"{desc} has no geometry; {lyr.name} holds {lyr.geometry}s")])
+            return Upload(
+                lyr.name,
+                gpd.GeoDataFrame(attrs, geometry=[], crs=WORKING_EPSG),
+                [],
+                desc,
+                None,
+                ignored,
+            )
+        raise ValidationError(
+            [
+                Problem(
+                    None,
+                    None,
+                    "geometry",
+                    f"{desc} has no geometry; {lyr.name} holds {lyr.geometry}s",
+                )
+            ]
+        )
     src = _source_crs(raw.crs, given, raw.kind, desc, options)
     geoms, failures = _parse_geometries(raw.wkb)
-    if raw.kind == "geojson" and given is not None and given != WGS84_EPSG \
-            and _undeclared_wgs84(raw.crs) and not _not_degrees(geoms).any():
-        raise ValidationError([Problem(
-            None, None, "crs",
-            f"{desc}: GeoJSON is WGS84 by definition (RFC 7946); {options['crs']} is only for "
-            f"files that carry no CRS (its coordinates are degrees; EPSG:{given} would misread "
-            "them); leave it out")])
+    if (
+        raw.kind == "geojson"
+        and given is not None
+        and given != WGS84_EPSG
+        and _undeclared_wgs84(raw.crs)
+        and not _not_degrees(geoms).any()
+    ):
+        raise ValidationError(
+            [
+                Problem(
+                    None,
+                    None,
+                    "crs",
+                    f"{desc}: GeoJSON is WGS84 by definition (RFC 7946); {options['crs']} is only for "
+                    f"files that carry no CRS (its coordinates are degrees; EPSG:{given} would misread "
+                    "them); leave it out",
+                )
+            ]
+        )
     problems = [Problem(i, _key_at(lyr, attrs, i), "geometry", why) for i, why in failures]
     if src.is_geographic:
         for i in np.flatnonzero(_not_degrees(geoms)):
             b = shapely.bounds(geoms[i])
-            problems.append(Problem(int(i), _key_at(lyr, attrs, i), "geometry",
-                                    f"coordinates ({format_coordinate(b[0])}, "
-                                    f"{format_coordinate(b[1])}) are not degrees although "
-                                    f"the file says {src.name}: projected coordinates labelled "
-                                    "as WGS84? give the right CRS"))
+            problems.append(
+                Problem(
+                    int(i),
+                    _key_at(lyr, attrs, i),
+                    "geometry",
+                    f"coordinates ({format_coordinate(b[0])}, "
+                    f"{format_coordinate(b[1])}) are not degrees although "
+                    f"the file says {src.name}: projected coordinates labelled "
+                    "as WGS84? give the right CRS",
+                )
+            )
             geoms[i] = None
     series = gpd.GeoSeries(geoms, crs=src)
     if src.to_epsg() != WORKING_EPSG:
         try:
             series = series.to_crs(WORKING_EPSG)
         except ProjError as err:
-            raise ValueError(f"{desc}: cannot reproject from {src.name} to "
-                             f"EPSG:{WORKING_EPSG} ({_first_line(err)})") from None
+            raise ValueError(
+                f"{desc}: cannot reproject from {src.name} to "
+                f"EPSG:{WORKING_EPSG} ({_first_line(err)})"
+            ) from None
     frame = gpd.GeoDataFrame(attrs.reset_index(drop=True), geometry=series.values, crs=WORKING_EPSG)
-    return Upload(lyr.name, frame, sorted(problems, key=_order), desc,
-                  src.to_string(), ignored)
+    return Upload(lyr.name, frame, sorted(problems, key=_order), desc, src.to_string(), ignored)
 
 
-def load_upload(source: Source, layer: str, *, src_layer: str | None = None,
-                crs: int | str | None = None, filename: str | None = None) -> pd.DataFrame:
+def load_upload(
+    source: Source,
+    layer: str,
+    *,
+    src_layer: str | None = None,
+    crs: int | str | None = None,
+    filename: str | None = None,
+) -> pd.DataFrame:
     """Read a file for ``layer`` into a frame in the working CRS, or refuse it.
 
     See :func:`read_upload` for the parameters.
@@ -901,8 +1105,12 @@ class ImportPlan:
         counts: dict[str, int] = {}
         for status in self.removed.values():
             counts[status or "-"] = counts.get(status or "-", 0) + 1
-        return dict(sorted(counts.items(), key=lambda kv: (
-            order.index(kv[0]) if kv[0] in order else len(order), kv[0])))
+        return dict(
+            sorted(
+                counts.items(),
+                key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0]),
+            )
+        )
 
     @property
     def bad_features(self) -> int:
@@ -911,14 +1119,21 @@ class ImportPlan:
 
     def changes(self, key: str) -> list[tuple[str, Any, Any]]:
         """``(field, before, after)`` of one update, geometry shown as ``changed``."""
-        return [(name, "…" if name == "geometry" else self.before[key].get(name),
-                 "changed" if name == "geometry" else value)
-                for name, value in self.updates[key].items()]
+        return [
+            (
+                name,
+                "…" if name == "geometry" else self.before[key].get(name),
+                "changed" if name == "geometry" else value,
+            )
+            for name, value in self.updates[key].items()
+        ]
 
     def summary(self) -> str:
         """One line: what the import would do."""
-        text = (f"{self.layer}: {len(self.frame)} feature(s) from {self.source or 'input'}: "
-                f"{self.adds} new, {len(self.updates)} updated, {self.unchanged} unchanged")
+        text = (
+            f"{self.layer}: {len(self.frame)} feature(s) from {self.source or 'input'}: "
+            f"{self.adds} new, {len(self.updates)} updated, {self.unchanged} unchanged"
+        )
         if self.replace:
             by_status = ", ".join(f"{n} {s}" for s, n in self.removals_by_status.items())
             text += f", {self.removals} removed" + (f" ({by_status})" if by_status else "")
@@ -931,22 +1146,38 @@ class ImportPlan:
 
     def to_dict(self, *, limit: int = 100) -> dict[str, Any]:
         """A JSON-ready preview (problems, updates and removals capped at ``limit``)."""
-        return {"layer": self.layer, "source": self.source, "features": len(self.frame),
-                "mode": self.mode, "replace": self.replace, "adds": self.adds,
-                "updates": len(self.updates), "unchanged": self.unchanged,
-                "removals": self.removals, "removals_by_status": self.removals_by_status,
-                "removed": [{"id": k, "status": s} for k, s in
-                            list(self.removed.items())[:limit]],
-                "updated": [{"id": k, "changes": {f: [str(a), str(b)] if f == "geometry"
-                                                  else [a, b] for f, a, b in self.changes(k)}}
-                            for k in list(self.updates)[:limit]],
-                "ok": self.ok, "problem_count": len(self.problems),
-                "problems": [dataclasses.asdict(p) for p in self.problems[:limit]],
-                "ignored_columns": self.ignored_columns}
+        return {
+            "layer": self.layer,
+            "source": self.source,
+            "features": len(self.frame),
+            "mode": self.mode,
+            "replace": self.replace,
+            "adds": self.adds,
+            "updates": len(self.updates),
+            "unchanged": self.unchanged,
+            "removals": self.removals,
+            "removals_by_status": self.removals_by_status,
+            "removed": [{"id": k, "status": s} for k, s in list(self.removed.items())[:limit]],
+            "updated": [
+                {
+                    "id": k,
+                    "changes": {
+                        f: [str(a), str(b)] if f == "geometry" else [a, b]
+                        for f, a, b in self.changes(k)
+                    },
+                }
+                for k in list(self.updates)[:limit]
+            ],
+            "ok": self.ok,
+            "problem_count": len(self.problems),
+            "problems": [dataclasses.asdict(p) for p in self.problems[:limit]],
+            "ignored_columns": self.ignored_columns,
+        }
 
 
-def plan_import(store: Any, layer: str, data: pd.DataFrame | Upload, *,
-                mode: str = "update") -> ImportPlan:
+def plan_import(
+    store: Any, layer: str, data: pd.DataFrame | Upload, *, mode: str = "update"
+) -> ImportPlan:
     """Check an import against the schema and the store; write nothing.
 
     Checks, per feature: the read problems of an :class:`Upload`; attribute
@@ -980,11 +1211,23 @@ def plan_import(store: Any, layer: str, data: pd.DataFrame | Upload, *,
     upload = data if isinstance(data, Upload) else Upload(lyr.name, data)
     frame = upload.frame.reset_index(drop=True)
     revision = store.revision(_checked_layers(lyr))
-    plan = ImportPlan(lyr.name, frame, mode, source=upload.source,
-                      ignored_columns=upload.ignored_columns, revision=revision)
+    plan = ImportPlan(
+        lyr.name,
+        frame,
+        mode,
+        source=upload.source,
+        ignored_columns=upload.ignored_columns,
+        revision=revision,
+    )
     if len(frame) == 0:
-        plan.problems = [Problem(None, None, None, f"{upload.source or 'the input'} holds no "
-                                                   "features; nothing to import")]
+        plan.problems = [
+            Problem(
+                None,
+                None,
+                None,
+                f"{upload.source or 'the input'} holds no features; nothing to import",
+            )
+        ]
         return plan
     typed, problems = coerce_attributes(lyr, frame)
     problems = list(upload.problems) + _missing_columns(lyr, frame, problems)
@@ -995,9 +1238,11 @@ def plan_import(store: Any, layer: str, data: pd.DataFrame | Upload, *,
         geoms = single_part(gpd.GeoSeries(frame.geometry.values, crs=WORKING_EPSG)).values
         unread = {p.index for p in upload.problems if p.field == "geometry"}
         envelope, note = import_envelope(store, lyr.name)
-        geo_problems = [p for p in check_geometries(lyr, geoms, ids, envelope=envelope,
-                                                    envelope_note=note)
-                        if p.index not in unread]
+        geo_problems = [
+            p
+            for p in check_geometries(lyr, geoms, ids, envelope=envelope, envelope_note=note)
+            if p.index not in unread
+        ]
         problems += geo_problems
         usable = np.ones(len(frame), dtype=bool)
         usable[list(unread | {p.index for p in geo_problems})] = False
@@ -1036,10 +1281,16 @@ def import_envelope(store: Any, layer: str) -> tuple[tuple[float, float, float, 
         return fallback
     boxes = [zone] + [b for b in [store.extent("expansion")] if b is not None]
     m = ZONE_MARGIN_M
-    env = (min(b[0] for b in boxes) - m, min(b[1] for b in boxes) - m,
-           max(b[2] for b in boxes) + m, max(b[3] for b in boxes) + m)
-    return env, (f"more than {m / 1000:g} km from the zone: wrong CRS, metres read as "
-                 "degrees, or data from elsewhere?")
+    env = (
+        min(b[0] for b in boxes) - m,
+        min(b[1] for b in boxes) - m,
+        max(b[2] for b in boxes) + m,
+        max(b[3] for b in boxes) + m,
+    )
+    return env, (
+        f"more than {m / 1000:g} km from the zone: wrong CRS, metres read as "
+        "degrees, or data from elsewhere?"
+    )
 
 
 def _missing_columns(layer: Layer, frame: pd.DataFrame, problems: list[Problem]) -> list[Problem]:
@@ -1048,16 +1299,25 @@ def _missing_columns(layer: Layer, frame: pd.DataFrame, problems: list[Problem])
     if not absent:
         return problems
     have = ", ".join(str(c) for c in frame.columns if c != "geometry") or "none"
-    head = [Problem(None, None, name, f"the input has no column {name!r}, which {layer.name} "
-                                      f"requires (its columns: {have})") for name in absent]
+    head = [
+        Problem(
+            None,
+            None,
+            name,
+            f"the input has no column {name!r}, which {layer.name} requires (its columns: {have})",
+        )
+        for name in absent
+    ]
     return head + [p for p in problems if p.field not in absent]
 
 
 def _stored_rows(store: Any, layer: Layer, ids: list[Any]) -> pd.DataFrame:
     """The stored rows whose id is in ``ids`` (queried in chunks, by value), by id."""
     wanted = sorted({str(i) for i in ids if i is not None})
-    parts = [store.read(layer.name, where={layer.key: wanted[start:start + _ID_CHUNK]})
-             for start in range(0, len(wanted), _ID_CHUNK)]
+    parts = [
+        store.read(layer.name, where={layer.key: wanted[start : start + _ID_CHUNK]})
+        for start in range(0, len(wanted), _ID_CHUNK)
+    ]
     rows = pd.concat(parts, ignore_index=True) if parts else store.read(layer.name, limit=0)
     return rows.set_index(rows[layer.key].astype(str), drop=False)
 
@@ -1089,9 +1349,11 @@ def _plan_updates(plan: ImportPlan, lyr: Layer, stored: pd.DataFrame) -> None:
         new_geoms = np.asarray(plan.frame.geometry.values, dtype=object)[rows]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            same = shapely.equals_exact(shapely.normalize(new_geoms),
-                                        shapely.normalize(np.asarray(old.geometry.values)),
-                                        tolerance=SAME_GEOMETRY_M)
+            same = shapely.equals_exact(
+                shapely.normalize(new_geoms),
+                shapely.normalize(np.asarray(old.geometry.values)),
+                tolerance=SAME_GEOMETRY_M,
+            )
         for n in np.flatnonzero(~same):
             after[n]["geometry"] = new_geoms[n]
     for n, i in enumerate(rows):
@@ -1100,8 +1362,10 @@ def _plan_updates(plan: ImportPlan, lyr: Layer, stored: pd.DataFrame) -> None:
             plan.unchanged += 1
             continue
         plan.updates[key] = after[n]
-        plan.before[key] = {f: (old.geometry.iloc[n] if f == "geometry" else _plain(old[f].iloc[n]))
-                            for f in after[n]}
+        plan.before[key] = {
+            f: (old.geometry.iloc[n] if f == "geometry" else _plain(old[f].iloc[n]))
+            for f in after[n]
+        }
         plan.versions[key] = int(_plain(old["version"].iloc[n]) or 0)
 
 
@@ -1110,8 +1374,9 @@ def _removals(store: Any, layer: Layer, keep: set[str]) -> dict[str, str | None]
     stored = store.read(layer.name)
     keys = stored[layer.key].astype(str)
     gone = ~keys.isin(keep)
-    status = (stored.loc[gone, "status"].tolist() if layer.has("status")
-              else [None] * int(gone.sum()))
+    status = (
+        stored.loc[gone, "status"].tolist() if layer.has("status") else [None] * int(gone.sum())
+    )
     return dict(zip(keys[gone].tolist(), status))
 
 
@@ -1124,13 +1389,21 @@ def _committed_removals(store: Any, layer: Layer, removed: dict[str, str | None]
     held = [k for k, status in removed.items() if status in COMMITTED_STATUSES or k in named]
     if not held:
         return []
-    shown = ", ".join(f"{k} ({removed[k]}{', named by an application' if k in named else ''})"
-                      for k in held[:SHOWN_IDS])
+    shown = ", ".join(
+        f"{k} ({removed[k]}{', named by an application' if k in named else ''})"
+        for k in held[:SHOWN_IDS]
+    )
     more = f" and {len(held) - SHOWN_IDS} more" if len(held) > SHOWN_IDS else ""
-    return [Problem(None, None, layer.key,
-                    f"a replace never removes committed plots, and the file lacks {len(held)} "
-                    f"of them: {shown}{more}. Put them in the file, or update instead of "
-                    "replacing (nothing is then removed)")]
+    return [
+        Problem(
+            None,
+            None,
+            layer.key,
+            f"a replace never removes committed plots, and the file lacks {len(held)} "
+            f"of them: {shown}{more}. Put them in the file, or update instead of "
+            "replacing (nothing is then removed)",
+        )
+    ]
 
 
 def _usable_geoms(frame: gpd.GeoDataFrame, usable: np.ndarray | None = None) -> np.ndarray:
@@ -1147,8 +1420,14 @@ def _self_overlaps(frame: gpd.GeoDataFrame, usable: np.ndarray) -> list[Problem]
     out = []
     for a, b, area in overlaps(sub):
         i, j = int(idx[a]), int(idx[b])
-        out.append(Problem(j, keys[j], "geometry",
-                           f"overlaps plot {keys[i]} (feature {i} of the input) by {area:.1f} m²"))
+        out.append(
+            Problem(
+                j,
+                keys[j],
+                "geometry",
+                f"overlaps plot {keys[i]} (feature {i} of the input) by {area:.1f} m²",
+            )
+        )
     return out
 
 
@@ -1166,8 +1445,11 @@ def _overlaps_with_store(store: Any, frame: gpd.GeoDataFrame, in_file: set[str])
     out = []
     for a, b, area in overlaps(sub, gpd.GeoSeries(stored.geometry.values)):
         i = int(idx[a])
-        out.append(Problem(i, keys[i], "geometry",
-                           f"overlaps existing plot {stored_keys[b]} by {area:.1f} m²"))
+        out.append(
+            Problem(
+                i, keys[i], "geometry", f"overlaps existing plot {stored_keys[b]} by {area:.1f} m²"
+            )
+        )
     return out
 
 
@@ -1214,30 +1496,61 @@ def write_import(tx: Any, store: Any, plan: ImportPlan) -> list[str]:
 def _plan_again(store: Any, plan: ImportPlan) -> ImportPlan:
     """The same import planned against the store as it is now; refused if it changed
     what was checked (new problems, other removals)."""
-    fresh = plan_import(store, plan.layer, Upload(plan.layer, plan.input_frame(),
-                                                  source=plan.source), mode=plan.mode)
+    fresh = plan_import(
+        store,
+        plan.layer,
+        Upload(plan.layer, plan.input_frame(), source=plan.source),
+        mode=plan.mode,
+    )
     if fresh.problems:
         raise ValidationError(fresh.problems)
     if list(fresh.removed) != list(plan.removed):
-        raise ValidationError([Problem(None, None, None,
-                                       f"{plan.layer} changed since the file was checked: the "
-                                       f"replace would now remove {fresh.removals} feature(s), "
-                                       f"not {plan.removals}; check the file again")])
+        raise ValidationError(
+            [
+                Problem(
+                    None,
+                    None,
+                    None,
+                    f"{plan.layer} changed since the file was checked: the "
+                    f"replace would now remove {fresh.removals} feature(s), "
+                    f"not {plan.removals}; check the file again",
+                )
+            ]
+        )
     # Features someone edited meanwhile would be overwritten (ids another writer just
     # added as the file has them are merely unchanged now).
-    moved = sorted(k for k in set(fresh.updates) | set(plan.updates)
-                   if set(fresh.updates.get(k, ())) != set(plan.updates.get(k, ())))
+    moved = sorted(
+        k
+        for k in set(fresh.updates) | set(plan.updates)
+        if set(fresh.updates.get(k, ())) != set(plan.updates.get(k, ()))
+    )
     if moved:
-        raise ValidationError([Problem(None, None, None,
-                                       f"{plan.layer} changed since the file was checked "
-                                       f"({', '.join(moved[:20])}); check the file again")])
+        raise ValidationError(
+            [
+                Problem(
+                    None,
+                    None,
+                    None,
+                    f"{plan.layer} changed since the file was checked "
+                    f"({', '.join(moved[:20])}); check the file again",
+                )
+            ]
+        )
     return fresh
 
 
-def import_file(store: Any, layer: str, source: Source, *, mode: str = "update",
-                src_layer: str | None = None, crs: int | str | None = None,
-                encoding: str | None = None, user: str = "system",
-                filename: str | None = None) -> ImportPlan:
+def import_file(
+    store: Any,
+    layer: str,
+    source: Source,
+    *,
+    mode: str = "update",
+    src_layer: str | None = None,
+    crs: int | str | None = None,
+    encoding: str | None = None,
+    user: str = "system",
+    filename: str | None = None,
+) -> ImportPlan:
     """Read, plan and apply an import in one call; return the applied plan.
 
     Raises
@@ -1245,8 +1558,9 @@ def import_file(store: Any, layer: str, source: Source, *, mode: str = "update",
     ValidationError
         With every problem found; nothing is written.
     """
-    upload = read_upload(source, layer, src_layer=src_layer, crs=crs, filename=filename,
-                         encoding=encoding)
+    upload = read_upload(
+        source, layer, src_layer=src_layer, crs=crs, filename=filename, encoding=encoding
+    )
     plan = plan_import(store, layer, upload, mode=mode)
     apply_import(store, plan, user=user)
     return plan
@@ -1254,6 +1568,7 @@ def import_file(store: Any, layer: str, source: Source, *, mode: str = "update",
 
 # ---------------------------------------------------------------------------
 # Exports
+
 
 def export_layer_names(layers: str | Sequence[str], *, include_private: bool = True) -> list[str]:
     """Resolve ``"all"`` or names into the layers to export.
@@ -1337,8 +1652,9 @@ def _default_crs(fmt: str, crs: int | str | None) -> int:
     return WGS84_EPSG if fmt == "geojson" else WORKING_EPSG
 
 
-def _frame_for_export(store: Any, name: str, where: Mapping[str, Any] | None, epsg: int,
-                      ) -> pd.DataFrame:
+def _frame_for_export(
+    store: Any, name: str, where: Mapping[str, Any] | None, epsg: int
+) -> pd.DataFrame:
     frame = store.read(name, where=where)
     if get_layer(name).is_feature and epsg != WORKING_EPSG:
         frame = frame.to_crs(epsg)
@@ -1354,10 +1670,14 @@ def _write_geojson(layer: Layer, frame: pd.DataFrame, path: Path, epsg: int) -> 
     return path
 
 
-def _write_geojson_arrow(layer: Layer, frame: pd.DataFrame, path: Path, epsg: int,
-                         options: dict[str, Any]) -> None:
+def _write_geojson_arrow(
+    layer: Layer, frame: pd.DataFrame, path: Path, epsg: int, options: dict[str, Any]
+) -> None:
     pyogrio.write_arrow(
-        to_arrow(layer, frame), path, driver="GeoJSON", layer=layer.name,
+        to_arrow(layer, frame),
+        path,
+        driver="GeoJSON",
+        layer=layer.name,
         geometry_name="geometry" if layer.is_feature else None,
         geometry_type=layer.geometry if layer.is_feature else None,
         crs=f"EPSG:{epsg}" if layer.is_feature else None,
@@ -1370,25 +1690,41 @@ def _write_gpkg_layer(layer: Layer, frame: pd.DataFrame, path: Path, epsg: int) 
     if layer.is_feature:
         options.update(SPATIAL_INDEX="YES", GEOMETRY_NAME="geom")
     pyogrio.write_arrow(
-        to_arrow(layer, frame), path, driver="GPKG", layer=layer.name,
+        to_arrow(layer, frame),
+        path,
+        driver="GPKG",
+        layer=layer.name,
         geometry_name="geometry" if layer.is_feature else None,
         geometry_type=layer.geometry if layer.is_feature else None,
         crs=f"EPSG:{epsg}" if layer.is_feature else None,
-        layer_options=options, append=path.exists(),
+        layer_options=options,
+        append=path.exists(),
         dataset_options=None if path.exists() else {"VERSION": GPKG_VERSION},
     )
 
 
 def _shapefile_members(layer: Layer, folder: Path) -> list[tuple[Path, str]]:
     parts = archive.SHAPEFILE_PARTS if layer.is_feature else (".dbf", ".cpg")
-    return [(folder / f"{layer.name}{s}", f"{layer.name}{s}") for s in parts
-            if (folder / f"{layer.name}{s}").exists()]
+    return [
+        (folder / f"{layer.name}{s}", f"{layer.name}{s}")
+        for s in parts
+        if (folder / f"{layer.name}{s}").exists()
+    ]
 
 
-def export_layers(store: Any, layers: str | Sequence[str], fmt: str, out_path: Path | str, *,
-                  crs: int | str | None = None, where: Mapping[str, Any] | None = None,
-                  include_private: bool = True, fields: Sequence[str] | None = None,
-                  zip_level: int = 6, progress: Callable[[str], None] | None = None) -> Path:
+def export_layers(
+    store: Any,
+    layers: str | Sequence[str],
+    fmt: str,
+    out_path: Path | str,
+    *,
+    crs: int | str | None = None,
+    where: Mapping[str, Any] | None = None,
+    include_private: bool = True,
+    fields: Sequence[str] | None = None,
+    zip_level: int = 6,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
     """Export layers of the store to one file, written atomically.
 
     Parameters
@@ -1449,16 +1785,18 @@ def export_layers(store: Any, layers: str | Sequence[str], fmt: str, out_path: P
     plain_shp = fmt == "shp" and out.suffix.lower() == ".shp"
     if plain_shp and len(names) > 1:
         raise ValueError(f"{out.name}: a .shp holds one layer; use a .zip for several layers")
-    targets = ([out.with_suffix(s) for s in archive.SHAPEFILE_PARTS] if plain_shp else [out])
+    targets = [out.with_suffix(s) for s in archive.SHAPEFILE_PARTS] if plain_shp else [out]
     _refuse_store_file(store, targets)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         if plain_shp:
-            return _export_plain_shapefile(store, schemas[names[0]], work, out, epsg, where,
-                                           progress)
-        result = _export_into(store, list(schemas.values()), fmt, work, epsg, where, zip_level,
-                              progress)
+            return _export_plain_shapefile(
+                store, schemas[names[0]], work, out, epsg, where, progress
+            )
+        result = _export_into(
+            store, list(schemas.values()), fmt, work, epsg, where, zip_level, progress
+        )
         os.replace(result, out)
     except _PYOGRIO_ERRORS as err:
         raise ValueError(f"could not write {out.name}: {_first_line(err)}") from None
@@ -1479,6 +1817,7 @@ def _export_schema(name: str, fields: Sequence[str] | None) -> Layer:
 def _refuse_store_file(store: Any, targets: list[Path]) -> None:
     """Refuse to write over the store's own file (it would lose every other layer)."""
     from geo.store import is_url
+
     if is_url(store.describe()):
         return
     db = Path(store.describe())
@@ -1488,17 +1827,25 @@ def _refuse_store_file(store: Any, targets: list[Path]) -> None:
         except OSError:
             same = False
         if same or target.resolve() == db.resolve():
-            raise ValueError(f"{target} is the store itself (--db {db}); writing the export "
-                             "there would destroy every other layer. Choose another output "
-                             "file; nothing was written")
+            raise ValueError(
+                f"{target} is the store itself (--db {db}); writing the export "
+                "there would destroy every other layer. Choose another output "
+                "file; nothing was written"
+            )
 
 
 _STALE_SHAPEFILE_SIDECARS = (".qix", ".sbn", ".sbx", ".shp.xml", ".cpg", ".prj")
 
 
-def _export_plain_shapefile(store: Any, lyr: Layer, work: Path, out: Path, epsg: int,
-                            where: Mapping[str, Any] | None,
-                            progress: Callable[[str], None] | None) -> Path:
+def _export_plain_shapefile(
+    store: Any,
+    lyr: Layer,
+    work: Path,
+    out: Path,
+    epsg: int,
+    where: Mapping[str, Any] | None,
+    progress: Callable[[str], None] | None,
+) -> Path:
     """Write one layer as ``<stem>.shp/.shx/.dbf/.prj/.cpg`` beside ``out``.
 
     The files are written in ``work`` and renamed into place, ``.shp`` (or the
@@ -1519,9 +1866,16 @@ def _export_plain_shapefile(store: Any, lyr: Layer, work: Path, out: Path, epsg:
     return out.parent / written.name
 
 
-def _export_into(store: Any, schemas: list[Layer], fmt: str, work: Path, epsg: int,
-                 where: Mapping[str, Any] | None, zip_level: int,
-                 progress: Callable[[str], None] | None) -> Path:
+def _export_into(
+    store: Any,
+    schemas: list[Layer],
+    fmt: str,
+    work: Path,
+    epsg: int,
+    where: Mapping[str, Any] | None,
+    zip_level: int,
+    progress: Callable[[str], None] | None,
+) -> Path:
     """Write the export inside ``work``; return the finished file."""
     say = progress or (lambda _msg: None)
     members: list[tuple[Path, str]] = []
@@ -1555,9 +1909,15 @@ def export_filename(layers: str | Sequence[str], fmt: str) -> str:
     return f"{stem}.{fmt}"
 
 
-def export_bytes(store: Any, layers: str | Sequence[str], fmt: str, *,
-                 crs: int | str | None = None, where: Mapping[str, Any] | None = None,
-                 include_private: bool = False) -> tuple[bytes, str, str]:
+def export_bytes(
+    store: Any,
+    layers: str | Sequence[str],
+    fmt: str,
+    *,
+    crs: int | str | None = None,
+    where: Mapping[str, Any] | None = None,
+    include_private: bool = False,
+) -> tuple[bytes, str, str]:
     """An export as ``(content, download file name, media type)`` for HTTP.
 
     Private layers are refused unless ``include_private``; see
@@ -1565,17 +1925,43 @@ def export_bytes(store: Any, layers: str | Sequence[str], fmt: str, *,
     """
     name = export_filename(layers, fmt)
     with tempfile.TemporaryDirectory(prefix="zoneplan-export-") as tmp:
-        path = export_layers(store, layers, fmt, Path(tmp) / name, crs=crs, where=where,
-                             include_private=include_private)
+        path = export_layers(
+            store,
+            layers,
+            fmt,
+            Path(tmp) / name,
+            crs=crs,
+            where=where,
+            include_private=include_private,
+        )
         data = path.read_bytes()
     media = MEDIA_TYPES["zip" if name.endswith(".zip") else fmt]
     return data, name, media
 
 
 __all__ = [
-    "CLI_OPTIONS", "COMMITTED_STATUSES", "FORMATS", "ImportPlan", "MODES", "Upload", "apply_import", "check_where", "export_bytes",
-    "ShapefileLimitWarning", "export_filename", "write_import", "export_layer_names", "export_layers",
-    "import_envelope", "import_file", "importable_layer",
-    "load_upload", "parse_where", "plan_import", "read_file", "read_upload", "to_arrow",
+    "CLI_OPTIONS",
+    "COMMITTED_STATUSES",
+    "FORMATS",
+    "ImportPlan",
+    "MODES",
+    "Upload",
+    "apply_import",
+    "check_where",
+    "export_bytes",
+    "ShapefileLimitWarning",
+    "export_filename",
+    "write_import",
+    "export_layer_names",
+    "export_layers",
+    "import_envelope",
+    "import_file",
+    "importable_layer",
+    "load_upload",
+    "parse_where",
+    "plan_import",
+    "read_file",
+    "read_upload",
+    "to_arrow",
     "write_shapefile",
 ]

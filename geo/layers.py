@@ -1,14 +1,28 @@
 """Layer schemas: the single source of truth for fields, types and vocabularies."""
+
 from __future__ import annotations
 
-from dataclasses import dataclass, field as dc_field
-from typing import Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 
 SECTORS: tuple[str, ...] = (
-    "machine", "materials", "food", "pharma", "chemicals", "light", "logistics", "energy",
+    "machine",
+    "materials",
+    "food",
+    "pharma",
+    "chemicals",
+    "light",
+    "logistics",
+    "energy",
 )
 ASSET_STATUSES: tuple[str, ...] = (
-    "operational", "restricted", "closed", "under_repair", "not_commissioned", "planned",
+    "operational",
+    "restricted",
+    "closed",
+    "under_repair",
+    "not_commissioned",
+    "planned",
 )
 PLOT_STATUSES: tuple[str, ...] = ("candidate", "available", "reserved", "allocated", "occupied")
 # Legal moves along the plot lifecycle; a reservation can fall through and go back.
@@ -31,8 +45,10 @@ ID_MAX_LENGTH = 64
 # An id is printed in URLs (/plots/<id>) and files: no slash or backslash (a path would
 # split it), no control characters (NUL cuts C strings), no surrounding spaces.
 ID_PATTERN = r"^[^/\\\x00-\x1f\x7f-\x9f\s](?:[^/\\\x00-\x1f\x7f-\x9f]*[^/\\\x00-\x1f\x7f-\x9f\s])?$"
-ID_RULE = (f"at most {ID_MAX_LENGTH} characters, without a slash, a backslash, control "
-           "characters or surrounding spaces")
+ID_RULE = (
+    f"at most {ID_MAX_LENGTH} characters, without a slash, a backslash, control "
+    "characters or surrounding spaces"
+)
 
 
 @dataclass(frozen=True)
@@ -81,8 +97,9 @@ class Field:
         """The longest text this field takes (None: not text, or unlimited)."""
         if self.type != "str":
             return None
-        return min(ID_MAX_LENGTH, self.max_length or ID_MAX_LENGTH) if self.ident \
-            else self.max_length
+        return (
+            min(ID_MAX_LENGTH, self.max_length or ID_MAX_LENGTH) if self.ident else self.max_length
+        )
 
     def __post_init__(self) -> None:
         if len(self.name) > 10:
@@ -181,185 +198,392 @@ def _asset(key: str, extra: Iterable[Field] = ()) -> tuple[Field, ...]:
 
 _VERSION = Field("version", "int", "Version", system=True)
 
-LAYERS: dict[str, Layer] = {layer.name: layer for layer in (
-    Layer("zone", "Polygon", "zone_id", (
-        Field("zone_id", "str", "Zone id", required=True, ident=True),
-        Field("name", "str", "Name"),
-        Field("operator", "str", "Operator"),
-        Field("area_ha", "float", "Area, ha", computed=True),
-        _VERSION,
-    ), "Zone boundary"),
-    Layer("expansion", "Polygon", "exp_id", (
-        Field("exp_id", "str", "Expansion id", required=True, ident=True),
-        Field("name", "str", "Name"),
-        Field("status", "str", "Status", required=True, choices=("proposed", "approved")),
-        Field("note", "str", "Note", max_length=NOTE_MAX_LENGTH),
-        Field("area_ha", "float", "Area, ha", computed=True),
-        _VERSION,
-    ), "Expansion areas"),
-    Layer("plots", "Polygon", "plot_id", (
-        Field("plot_id", "str", "Plot id", required=True, ident=True),
-        Field("cadastre", "str", "Cadastral number"),
-        Field("status", "str", "Status", required=True, choices=PLOT_STATUSES),
-        Field("sectors", "str", "Allowed sectors"),
-        Field("sector", "str", "Occupant's sector", choices=SECTORS),
-        Field("resident", "str", "Resident"),
-        Field("project", "str", "Project"),
-        Field("invest", "float", "Investment, tenge", minimum=0),
-        Field("jobs", "int", "Jobs", minimum=0),
-        Field("power_kw", "float", "Power demand, kW", minimum=0),
-        Field("water_m3d", "float", "Water demand, m³/day", minimum=0),
-        Field("rail_need", "bool", "Needs rail"),
-        Field("hazard", "int", "Hazard class", minimum=1, maximum=5),
-        Field("hazard_ok", "int", "Highest hazard class allowed", minimum=1, maximum=5),
-        Field("floor_m2", "float", "Production floor, m²", minimum=0),
-        Field("start_yr", "int", "Start year", minimum=1900, maximum=2100),
-        Field("exp_id", "str", "Expansion area", ident=True),
-        Field("area_ha", "float", "Area, ha", computed=True),
-        _VERSION,
-    ), "Plots"),
-    Layer("roads", "LineString", "asset_id", _asset("asset_id", (
-        Field("class", "str", "Road class", required=True,
-              choices=("arterial", "collector", "local", "access")),
-    )), "Roads", asset=True),
-    Layer("gates", "Point", "asset_id", _asset("asset_id"), "Gates", asset=True),
-    Layer("rail_lines", "LineString", "asset_id", _asset("asset_id", (
-        Field("kind", "str", "Kind", required=True, choices=("mainline", "siding", "spur")),
-    )), "Rail lines", asset=True),
-    Layer("rail_stations", "Point", "asset_id", _asset("asset_id", (
-        Field("built_yr", "int", "Built", minimum=1900, maximum=2100),
-    )), "Rail stations", asset=True),
-    Layer("substations", "Point", "asset_id", _asset("asset_id", (
-        Field("cap_mva", "float", "Capacity, MVA", required=True, minimum=0),
-        Field("load_mva", "float", "Load, MVA", required=True, minimum=0),
-        Field("kv", "float", "Voltage, kV", minimum=0),
-    )), "Substations", asset=True),
-    Layer("power_lines", "LineString", "asset_id", _asset("asset_id", (
-        Field("kv", "float", "Voltage, kV", minimum=0),
-        Field("sub_id", "str", "Feeding substation", ident=True),
-    )), "Power lines", asset=True),
-    Layer("water_mains", "LineString", "asset_id", _asset("asset_id", (
-        Field("cap_m3d", "float", "Capacity, m³/day", minimum=0),
-        Field("load_m3d", "float", "Load, m³/day", minimum=0),
-        Field("diam_mm", "int", "Diameter, mm", minimum=0),
-    )), "Water mains", asset=True),
-    Layer("storm_sewers", "LineString", "asset_id", _asset("asset_id", (
-        Field("diam_mm", "int", "Diameter, mm", minimum=0),
-        Field("built_yr", "int", "Built", minimum=1900, maximum=2100),
-    )), "Storm sewers", asset=True),
-    Layer("gas_mains", "LineString", "asset_id", _asset("asset_id", (
-        Field("pressure", "str", "Pressure", choices=("low", "medium", "high")),
-    )), "Gas mains", asset=True),
-    Layer("prot_zones", "Polygon", "asset_id", _asset("asset_id", (
-        Field("kind", "str", "Protects", required=True,
-              choices=("substation", "rail", "power", "gas", "water")),
-        Field("width_m", "float", "Width, m", minimum=0),
-    )), "Protection zones", asset=True),
-    Layer("applications", None, "app_id", (
-        Field("app_id", "str", "Application id", required=True, ident=True),
-        Field("investor", "str", "Investor (user)", required=True),
-        Field("company", "str", "Company"),
-        Field("project", "str", "Project", required=True),
-        Field("sector", "str", "Sector", required=True, choices=SECTORS),
-        Field("plot_id", "str", "Plot applied for", ident=True),
-        Field("min_ha", "float", "Minimum area, ha", required=True, minimum=0),
-        Field("max_ha", "float", "Maximum area, ha", required=True, minimum=0),
-        Field("power_kw", "float", "Power, kW", minimum=0),
-        Field("water_m3d", "float", "Water, m³/day", minimum=0),
-        Field("rail_need", "bool", "Needs rail"),
-        Field("hazard", "int", "Hazard class", minimum=1, maximum=5),
-        Field("invest", "float", "Investment, tenge", minimum=0),
-        Field("jobs", "int", "Jobs", minimum=0),
-        Field("priority", "int", "Priority", minimum=0),
-        Field("status", "str", "Status", required=True, choices=APPLICATION_STATUSES),
-        Field("reason", "str", "Reason", max_length=NOTE_MAX_LENGTH),
-        Field("assigned", "str", "Plot reserved", ident=True),
-        Field("created", "datetime", "Created"),
-        Field("updated", "datetime", "Updated"),
-        _VERSION,
-    ), "Applications", public=False),
-    Layer("users", None, "username", (
-        Field("username", "str", "User name", required=True, ident=True),
-        Field("pw_hash", "str", "Password hash", required=True, max_length=None),
-        Field("role", "str", "Role", required=True, choices=ROLES),
-        Field("token_hash", "str", "API token hash", max_length=None),
-        Field("lang", "str", "Language", choices=("en", "ru", "kk")),
-        Field("active", "bool", "Active"),
-        Field("created", "datetime", "Created"),
-        _VERSION,
-    ), "Users", public=False, audited=False),
-    Layer("targets", None, "target_id", (
-        Field("target_id", "str", "Target id", required=True, ident=True),
-        Field("name", "str", "Target"),
-        Field("metric", "str", "Metric", required=True,
-              choices=("projects", "invest", "parks", "floor_m2")),
-        Field("value", "float", "Target value", required=True, minimum=0),
-        Field("year", "int", "By year", required=True),
-        Field("source", "str", "Source"),
-        _VERSION,
-    ), "Plan targets"),
-    Layer("audit", None, "audit_id", (
-        Field("audit_id", "int", "Record", required=True),
-        Field("at", "datetime", "When", required=True),
-        Field("username", "str", "Who", required=True),
-        Field("action", "str", "Action", required=True, choices=("insert", "update", "delete")),
-        Field("layer", "str", "Layer", required=True),
-        Field("feat_id", "str", "Feature", required=True, max_length=None),
-        Field("changes", "str", "Changes (JSON)", max_length=None),
-    ), "Audit trail", public=False, audited=False),
-    Layer("jobs", None, "job_id", (
-        Field("job_id", "str", "Job", required=True, ident=True),
-        Field("kind", "str", "Kind", required=True),
-        Field("state", "str", "State", required=True, choices=JOB_STATES),
-        Field("username", "str", "Started by"),
-        Field("params", "str", "Parameters (JSON)", max_length=None),
-        Field("progress", "float", "Progress", minimum=0, maximum=1),
-        Field("message", "str", "Message", max_length=None),
-        Field("result", "str", "Result (JSON)", max_length=None),
-        Field("error", "str", "Error", max_length=None),
-        Field("cancel", "bool", "Cancel requested"),
-        Field("worker", "str", "Worker"),
-        Field("created", "datetime", "Created"),
-        Field("started", "datetime", "Started"),
-        Field("finished", "datetime", "Finished"),
-        Field("heartbeat", "datetime", "Last sign of life"),
-        _VERSION,
-    ), "Background jobs", public=False, audited=False, internal=True),
-    Layer("sessions", None, "sid_hash", (
-        Field("sid_hash", "str", "Session (SHA-256 of its id)", required=True, ident=True),
-        Field("username", "str", "User", required=True),
-        Field("created", "datetime", "Logged in", required=True),
-        Field("seen", "datetime", "Last request", required=True),
-        _VERSION,
-    ), "Log-in sessions", public=False, audited=False, internal=True),
-    Layer("login_fails", None, "fail_key", (
-        Field("fail_key", "str", "User name and address (SHA-256)", required=True,
-              ident=True),
-        Field("fails", "int", "Failed log-ins", required=True, minimum=0),
-        Field("since", "datetime", "First failure", required=True),
-        _VERSION,
-    ), "Failed log-ins", public=False, audited=False, internal=True),
-    Layer("settings", None, "name", (
-        Field("name", "str", "Setting", required=True, ident=True),
-        Field("value", "str", "Value"),
-        _VERSION,
-    ), "Service settings and secrets", public=False, audited=False, internal=True),
-    # Files a planner uploaded, checked and waiting for confirmation; in the store so
-    # every server process over it sees them and no other store can apply them.
-    Layer("uploads", None, "token", (
-        Field("token", "str", "Token", required=True, ident=True),
-        Field("username", "str", "Uploaded by", required=True, max_length=None),
-        Field("layer", "str", "Target layer", required=True),
-        Field("options", "str", "Options (JSON)", max_length=NOTE_MAX_LENGTH),
-        Field("filename", "str", "File name"),
-        Field("size", "int", "Bytes", minimum=0),
-        Field("created", "datetime", "Staged", required=True),
-    ), "Staged uploads", public=False, audited=False, internal=True),
-    Layer("upload_data", None, "token", (
-        Field("token", "str", "Token", required=True, ident=True),
-        Field("data", "str", "File (base64)", required=True, max_length=None),
-    ), "Staged upload files", public=False, audited=False, internal=True),
-)}
+LAYERS: dict[str, Layer] = {
+    layer.name: layer
+    for layer in (
+        Layer(
+            "zone",
+            "Polygon",
+            "zone_id",
+            (
+                Field("zone_id", "str", "Zone id", required=True, ident=True),
+                Field("name", "str", "Name"),
+                Field("operator", "str", "Operator"),
+                Field("area_ha", "float", "Area, ha", computed=True),
+                _VERSION,
+            ),
+            "Zone boundary",
+        ),
+        Layer(
+            "expansion",
+            "Polygon",
+            "exp_id",
+            (
+                Field("exp_id", "str", "Expansion id", required=True, ident=True),
+                Field("name", "str", "Name"),
+                Field("status", "str", "Status", required=True, choices=("proposed", "approved")),
+                Field("note", "str", "Note", max_length=NOTE_MAX_LENGTH),
+                Field("area_ha", "float", "Area, ha", computed=True),
+                _VERSION,
+            ),
+            "Expansion areas",
+        ),
+        Layer(
+            "plots",
+            "Polygon",
+            "plot_id",
+            (
+                Field("plot_id", "str", "Plot id", required=True, ident=True),
+                Field("cadastre", "str", "Cadastral number"),
+                Field("status", "str", "Status", required=True, choices=PLOT_STATUSES),
+                Field("sectors", "str", "Allowed sectors"),
+                Field("sector", "str", "Occupant's sector", choices=SECTORS),
+                Field("resident", "str", "Resident"),
+                Field("project", "str", "Project"),
+                Field("invest", "float", "Investment, tenge", minimum=0),
+                Field("jobs", "int", "Jobs", minimum=0),
+                Field("power_kw", "float", "Power demand, kW", minimum=0),
+                Field("water_m3d", "float", "Water demand, m³/day", minimum=0),
+                Field("rail_need", "bool", "Needs rail"),
+                Field("hazard", "int", "Hazard class", minimum=1, maximum=5),
+                Field("hazard_ok", "int", "Highest hazard class allowed", minimum=1, maximum=5),
+                Field("floor_m2", "float", "Production floor, m²", minimum=0),
+                Field("start_yr", "int", "Start year", minimum=1900, maximum=2100),
+                Field("exp_id", "str", "Expansion area", ident=True),
+                Field("area_ha", "float", "Area, ha", computed=True),
+                _VERSION,
+            ),
+            "Plots",
+        ),
+        Layer(
+            "roads",
+            "LineString",
+            "asset_id",
+            _asset(
+                "asset_id",
+                (
+                    Field(
+                        "class",
+                        "str",
+                        "Road class",
+                        required=True,
+                        choices=("arterial", "collector", "local", "access"),
+                    ),
+                ),
+            ),
+            "Roads",
+            asset=True,
+        ),
+        Layer("gates", "Point", "asset_id", _asset("asset_id"), "Gates", asset=True),
+        Layer(
+            "rail_lines",
+            "LineString",
+            "asset_id",
+            _asset(
+                "asset_id",
+                (
+                    Field(
+                        "kind", "str", "Kind", required=True, choices=("mainline", "siding", "spur")
+                    ),
+                ),
+            ),
+            "Rail lines",
+            asset=True,
+        ),
+        Layer(
+            "rail_stations",
+            "Point",
+            "asset_id",
+            _asset("asset_id", (Field("built_yr", "int", "Built", minimum=1900, maximum=2100),)),
+            "Rail stations",
+            asset=True,
+        ),
+        Layer(
+            "substations",
+            "Point",
+            "asset_id",
+            _asset(
+                "asset_id",
+                (
+                    Field("cap_mva", "float", "Capacity, MVA", required=True, minimum=0),
+                    Field("load_mva", "float", "Load, MVA", required=True, minimum=0),
+                    Field("kv", "float", "Voltage, kV", minimum=0),
+                ),
+            ),
+            "Substations",
+            asset=True,
+        ),
+        Layer(
+            "power_lines",
+            "LineString",
+            "asset_id",
+            _asset(
+                "asset_id",
+                (
+                    Field("kv", "float", "Voltage, kV", minimum=0),
+                    Field("sub_id", "str", "Feeding substation", ident=True),
+                ),
+            ),
+            "Power lines",
+            asset=True,
+        ),
+        Layer(
+            "water_mains",
+            "LineString",
+            "asset_id",
+            _asset(
+                "asset_id",
+                (
+                    Field("cap_m3d", "float", "Capacity, m³/day", minimum=0),
+                    Field("load_m3d", "float", "Load, m³/day", minimum=0),
+                    Field("diam_mm", "int", "Diameter, mm", minimum=0),
+                ),
+            ),
+            "Water mains",
+            asset=True,
+        ),
+        Layer(
+            "storm_sewers",
+            "LineString",
+            "asset_id",
+            _asset(
+                "asset_id",
+                (
+                    Field("diam_mm", "int", "Diameter, mm", minimum=0),
+                    Field("built_yr", "int", "Built", minimum=1900, maximum=2100),
+                ),
+            ),
+            "Storm sewers",
+            asset=True,
+        ),
+        Layer(
+            "gas_mains",
+            "LineString",
+            "asset_id",
+            _asset(
+                "asset_id",
+                (Field("pressure", "str", "Pressure", choices=("low", "medium", "high")),),
+            ),
+            "Gas mains",
+            asset=True,
+        ),
+        Layer(
+            "prot_zones",
+            "Polygon",
+            "asset_id",
+            _asset(
+                "asset_id",
+                (
+                    Field(
+                        "kind",
+                        "str",
+                        "Protects",
+                        required=True,
+                        choices=("substation", "rail", "power", "gas", "water"),
+                    ),
+                    Field("width_m", "float", "Width, m", minimum=0),
+                ),
+            ),
+            "Protection zones",
+            asset=True,
+        ),
+        Layer(
+            "applications",
+            None,
+            "app_id",
+            (
+                Field("app_id", "str", "Application id", required=True, ident=True),
+                Field("investor", "str", "Investor (user)", required=True),
+                Field("company", "str", "Company"),
+                Field("project", "str", "Project", required=True),
+                Field("sector", "str", "Sector", required=True, choices=SECTORS),
+                Field("plot_id", "str", "Plot applied for", ident=True),
+                Field("min_ha", "float", "Minimum area, ha", required=True, minimum=0),
+                Field("max_ha", "float", "Maximum area, ha", required=True, minimum=0),
+                Field("power_kw", "float", "Power, kW", minimum=0),
+                Field("water_m3d", "float", "Water, m³/day", minimum=0),
+                Field("rail_need", "bool", "Needs rail"),
+                Field("hazard", "int", "Hazard class", minimum=1, maximum=5),
+                Field("invest", "float", "Investment, tenge", minimum=0),
+                Field("jobs", "int", "Jobs", minimum=0),
+                Field("priority", "int", "Priority", minimum=0),
+                Field("status", "str", "Status", required=True, choices=APPLICATION_STATUSES),
+                Field("reason", "str", "Reason", max_length=NOTE_MAX_LENGTH),
+                Field("assigned", "str", "Plot reserved", ident=True),
+                Field("created", "datetime", "Created"),
+                Field("updated", "datetime", "Updated"),
+                _VERSION,
+            ),
+            "Applications",
+            public=False,
+        ),
+        Layer(
+            "users",
+            None,
+            "username",
+            (
+                Field("username", "str", "User name", required=True, ident=True),
+                Field("pw_hash", "str", "Password hash", required=True, max_length=None),
+                Field("role", "str", "Role", required=True, choices=ROLES),
+                Field("token_hash", "str", "API token hash", max_length=None),
+                Field("lang", "str", "Language", choices=("en", "ru", "kk")),
+                Field("active", "bool", "Active"),
+                Field("created", "datetime", "Created"),
+                _VERSION,
+            ),
+            "Users",
+            public=False,
+            audited=False,
+        ),
+        Layer(
+            "targets",
+            None,
+            "target_id",
+            (
+                Field("target_id", "str", "Target id", required=True, ident=True),
+                Field("name", "str", "Target"),
+                Field(
+                    "metric",
+                    "str",
+                    "Metric",
+                    required=True,
+                    choices=("projects", "invest", "parks", "floor_m2"),
+                ),
+                Field("value", "float", "Target value", required=True, minimum=0),
+                Field("year", "int", "By year", required=True),
+                Field("source", "str", "Source"),
+                _VERSION,
+            ),
+            "Plan targets",
+        ),
+        Layer(
+            "audit",
+            None,
+            "audit_id",
+            (
+                Field("audit_id", "int", "Record", required=True),
+                Field("at", "datetime", "When", required=True),
+                Field("username", "str", "Who", required=True),
+                Field(
+                    "action", "str", "Action", required=True, choices=("insert", "update", "delete")
+                ),
+                Field("layer", "str", "Layer", required=True),
+                Field("feat_id", "str", "Feature", required=True, max_length=None),
+                Field("changes", "str", "Changes (JSON)", max_length=None),
+            ),
+            "Audit trail",
+            public=False,
+            audited=False,
+        ),
+        Layer(
+            "jobs",
+            None,
+            "job_id",
+            (
+                Field("job_id", "str", "Job", required=True, ident=True),
+                Field("kind", "str", "Kind", required=True),
+                Field("state", "str", "State", required=True, choices=JOB_STATES),
+                Field("username", "str", "Started by"),
+                Field("params", "str", "Parameters (JSON)", max_length=None),
+                Field("progress", "float", "Progress", minimum=0, maximum=1),
+                Field("message", "str", "Message", max_length=None),
+                Field("result", "str", "Result (JSON)", max_length=None),
+                Field("error", "str", "Error", max_length=None),
+                Field("cancel", "bool", "Cancel requested"),
+                Field("worker", "str", "Worker"),
+                Field("created", "datetime", "Created"),
+                Field("started", "datetime", "Started"),
+                Field("finished", "datetime", "Finished"),
+                Field("heartbeat", "datetime", "Last sign of life"),
+                _VERSION,
+            ),
+            "Background jobs",
+            public=False,
+            audited=False,
+            internal=True,
+        ),
+        Layer(
+            "sessions",
+            None,
+            "sid_hash",
+            (
+                Field("sid_hash", "str", "Session (SHA-256 of its id)", required=True, ident=True),
+                Field("username", "str", "User", required=True),
+                Field("created", "datetime", "Logged in", required=True),
+                Field("seen", "datetime", "Last request", required=True),
+                _VERSION,
+            ),
+            "Log-in sessions",
+            public=False,
+            audited=False,
+            internal=True,
+        ),
+        Layer(
+            "login_fails",
+            None,
+            "fail_key",
+            (
+                Field(
+                    "fail_key", "str", "User name and address (SHA-256)", required=True, ident=True
+                ),
+                Field("fails", "int", "Failed log-ins", required=True, minimum=0),
+                Field("since", "datetime", "First failure", required=True),
+                _VERSION,
+            ),
+            "Failed log-ins",
+            public=False,
+            audited=False,
+            internal=True,
+        ),
+        Layer(
+            "settings",
+            None,
+            "name",
+            (
+                Field("name", "str", "Setting", required=True, ident=True),
+                Field("value", "str", "Value"),
+                _VERSION,
+            ),
+            "Service settings and secrets",
+            public=False,
+            audited=False,
+            internal=True,
+        ),
+        # Files a planner uploaded, checked and waiting for confirmation; in the store so
+        # every server process over it sees them and no other store can apply them.
+        Layer(
+            "uploads",
+            None,
+            "token",
+            (
+                Field("token", "str", "Token", required=True, ident=True),
+                Field("username", "str", "Uploaded by", required=True, max_length=None),
+                Field("layer", "str", "Target layer", required=True),
+                Field("options", "str", "Options (JSON)", max_length=NOTE_MAX_LENGTH),
+                Field("filename", "str", "File name"),
+                Field("size", "int", "Bytes", minimum=0),
+                Field("created", "datetime", "Staged", required=True),
+            ),
+            "Staged uploads",
+            public=False,
+            audited=False,
+            internal=True,
+        ),
+        Layer(
+            "upload_data",
+            None,
+            "token",
+            (
+                Field("token", "str", "Token", required=True, ident=True),
+                Field("data", "str", "File (base64)", required=True, max_length=None),
+            ),
+            "Staged upload files",
+            public=False,
+            audited=False,
+            internal=True,
+        ),
+    )
+}
 
 FEATURE_LAYERS: tuple[str, ...] = tuple(n for n, lyr in LAYERS.items() if lyr.is_feature)
 ASSET_LAYERS: tuple[str, ...] = tuple(n for n, lyr in LAYERS.items() if lyr.asset)

@@ -22,13 +22,14 @@ Road crossings are treated as at-grade junctions (right for an industrial zone's
 street grid).  Build separate networks for separate modes: a road crossing a
 railway is a level crossing, not a place where a lorry turns onto the track.
 """
+
 from __future__ import annotations
 
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -42,15 +43,23 @@ from geo.index import SpatialIndex
 from geo.layers import LAYERS
 
 __all__ = [
-    "ROAD_SPEEDS_KMH", "RAIL_SPEED_KMH", "DEFAULT_SPEED_KMH", "SNAP_TOLERANCE_M", "GRID_M",
-    "Network", "build_network",
+    "ROAD_SPEEDS_KMH",
+    "RAIL_SPEED_KMH",
+    "DEFAULT_SPEED_KMH",
+    "SNAP_TOLERANCE_M",
+    "GRID_M",
+    "Network",
+    "build_network",
 ]
 
 #: Design travel speeds by road class (km/h) inside an industrial zone: arterial
 #: streets at the urban limit, collectors and local streets slower, plot access
 #: lanes at walking-lorry speed.  Travel time = length / speed.
 ROAD_SPEEDS_KMH: dict[str, float] = {
-    "arterial": 50.0, "collector": 40.0, "local": 30.0, "access": 20.0,
+    "arterial": 50.0,
+    "collector": 40.0,
+    "local": 30.0,
+    "access": 20.0,
 }
 #: Yard / siding speed used for rail edges (km/h).
 RAIL_SPEED_KMH = 25.0
@@ -62,7 +71,7 @@ SNAP_TOLERANCE_M = 2.0
 #: matched to 1e-6 m.
 GRID_M = 0.001
 
-_CACHE_LOCK = threading.Lock()   # networks are shared between web threads
+_CACHE_LOCK = threading.Lock()  # networks are shared between web threads
 _CLASS_FIELD = {"roads": "class", "rail_lines": "kind", "power_lines": "kv"}
 
 
@@ -126,13 +135,19 @@ class Network:
 
     def summary(self) -> dict:
         """Counts, total length, tolerance and dead ends, for reports."""
-        return {"nodes": self.n_nodes, "edges": self.n_edges,
-                "length_km": round(float(self.length.sum()) / 1000.0, 3),
-                "tolerance_m": self.tolerance, "snapped_endpoints": int(self.snapped),
-                "dangling_ends": int(len(self.dangling))}
+        return {
+            "nodes": self.n_nodes,
+            "edges": self.n_edges,
+            "length_km": round(float(self.length.sum()) / 1000.0, 3),
+            "tolerance_m": self.tolerance,
+            "snapped_endpoints": int(self.snapped),
+            "dangling_ends": int(len(self.dangling)),
+        }
 
     # -- scenarios --------------------------------------------------------------
-    def effective_status(self, overrides: Mapping[tuple[str, str], str] | None = None) -> np.ndarray:
+    def effective_status(
+        self, overrides: Mapping[tuple[str, str], str] | None = None
+    ) -> np.ndarray:
         """Edge statuses with ``overrides`` (``{(layer, asset_id): status}``) applied."""
         status = self.status.copy()
         by_layer: dict[str, dict[str, str]] = {}
@@ -143,8 +158,12 @@ class Network:
             status[hit] = [changes[a] for a in self.asset_id[hit]]
         return status
 
-    def mask(self, overrides: Mapping[tuple[str, str], str] | None = None, *,
-             usable: Iterable[str] = ("operational",)) -> np.ndarray:
+    def mask(
+        self,
+        overrides: Mapping[tuple[str, str], str] | None = None,
+        *,
+        usable: Iterable[str] = ("operational",),
+    ) -> np.ndarray:
         """Boolean edge mask: True where the edge's (effective) status is usable."""
         return np.isin(self.effective_status(overrides), list(usable))
 
@@ -154,8 +173,14 @@ class Network:
         mask and weight, so scenarios only pay for a new mask once."""
         if weight not in ("length", "minutes"):
             raise ValueError(f"weight must be 'length' or 'minutes', not {weight!r}")
-        key = (weight, None if mask is None else hashlib.blake2b(
-            np.packbits(np.asarray(mask, bool)).tobytes(), digest_size=16).hexdigest())
+        key = (
+            weight,
+            None
+            if mask is None
+            else hashlib.blake2b(
+                np.packbits(np.asarray(mask, bool)).tobytes(), digest_size=16
+            ).hexdigest(),
+        )
         with _CACHE_LOCK:
             hit = self._csr_cache.get(key)
             if hit is not None:
@@ -169,18 +194,29 @@ class Network:
         rows, cols, ws = rows[keep], cols[keep], ws[keep]
         order = np.lexsort((ws, cols, rows))
         rows, cols, ws = rows[order], cols[order], ws[order]
-        first = np.r_[True, (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])] if len(rows) else \
-            np.zeros(0, bool)
-        matrix = sparse.csr_matrix((ws[first], (rows[first], cols[first])),
-                                   shape=(self.n_nodes, self.n_nodes))
+        first = (
+            np.r_[True, (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])]
+            if len(rows)
+            else np.zeros(0, bool)
+        )
+        matrix = sparse.csr_matrix(
+            (ws[first], (rows[first], cols[first])), shape=(self.n_nodes, self.n_nodes)
+        )
         with _CACHE_LOCK:
             self._csr_cache[key] = matrix
             while len(self._csr_cache) > 16:
                 self._csr_cache.popitem(last=False)
         return matrix
 
-    def dijkstra(self, sources: Sequence[int] | np.ndarray, *, mask: np.ndarray | None = None,
-                 weight: str = "length", min_only: bool = False, limit: float = np.inf):
+    def dijkstra(
+        self,
+        sources: Sequence[int] | np.ndarray,
+        *,
+        mask: np.ndarray | None = None,
+        weight: str = "length",
+        min_only: bool = False,
+        limit: float = np.inf,
+    ):
         """Shortest-path costs from many source nodes in one call.
 
         Returns
@@ -194,18 +230,29 @@ class Network:
         if min_only:
             if len(idx) == 0:
                 return np.full(self.n_nodes, np.inf), np.full(self.n_nodes, -9999)
-            dist, _, src = csgraph.dijkstra(self.csr(mask, weight=weight), directed=True,
-                                            indices=idx, min_only=True, limit=limit,
-                                            return_predecessors=True)
+            dist, _, src = csgraph.dijkstra(
+                self.csr(mask, weight=weight),
+                directed=True,
+                indices=idx,
+                min_only=True,
+                limit=limit,
+                return_predecessors=True,
+            )
             return dist, src
         if len(idx) == 0:
             return np.zeros((0, self.n_nodes))
-        return np.atleast_2d(csgraph.dijkstra(self.csr(mask, weight=weight), directed=True,
-                                              indices=idx, limit=limit))
+        return np.atleast_2d(
+            csgraph.dijkstra(self.csr(mask, weight=weight), directed=True, indices=idx, limit=limit)
+        )
 
-    def blocking_edges(self, sources: Sequence[int] | np.ndarray, targets: Sequence[int] | np.ndarray,
-                       mask: np.ndarray, *, penalty: float = 1e7,
-                       ) -> list[tuple[np.ndarray, int] | None]:
+    def blocking_edges(
+        self,
+        sources: Sequence[int] | np.ndarray,
+        targets: Sequence[int] | np.ndarray,
+        mask: np.ndarray,
+        *,
+        penalty: float = 1e7,
+    ) -> list[tuple[np.ndarray, int] | None]:
         """Why targets are cut off: the unusable edges on the best way round.
 
         For each target node, the path from the nearest source that crosses the
@@ -231,8 +278,9 @@ class Network:
         rows, cols, ws, es = rows[first], cols[first], ws[first], es[first]
         matrix = sparse.csr_matrix((ws, (rows, cols)), shape=(self.n_nodes, self.n_nodes))
         edge_of = dict(zip(zip(rows.tolist(), cols.tolist()), es.tolist()))
-        dist, pred, origin = csgraph.dijkstra(matrix, directed=True, indices=src, min_only=True,
-                                              return_predecessors=True)
+        dist, pred, origin = csgraph.dijkstra(
+            matrix, directed=True, indices=src, min_only=True, return_predecessors=True
+        )
         out: list[tuple[np.ndarray, int] | None] = []
         for t in tg.tolist():
             if t < 0 or not np.isfinite(dist[t]):
@@ -276,8 +324,9 @@ class Network:
             self._edge_index = SpatialIndex(self.geometry)
         return self._edge_index
 
-    def locate(self, geoms, *, mask: np.ndarray | None = None,
-               max_distance: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def locate(
+        self, geoms, *, mask: np.ndarray | None = None, max_distance: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Where each geometry meets the network: its nearest (usable) edge.
 
         Returns
@@ -302,8 +351,9 @@ class Network:
         touch = shapely.get_point(shapely.shortest_line(g, lines), 1)
         return shapely.line_locate_point(lines, touch, normalized=True)
 
-    def from_nodes(self, costs: np.ndarray, edge: np.ndarray, t: np.ndarray, *,
-                   weight: str = "length") -> np.ndarray:
+    def from_nodes(
+        self, costs: np.ndarray, edge: np.ndarray, t: np.ndarray, *, weight: str = "length"
+    ) -> np.ndarray:
         """Costs from sources to points located on edges.
 
         ``costs`` is ``(S, n_nodes)`` (from :meth:`dijkstra`); a point at fraction
@@ -324,15 +374,29 @@ class Network:
 
     def to_frame(self, crs=None) -> gpd.GeoDataFrame:
         """The edges as a GeoDataFrame (for inspection and export)."""
-        return gpd.GeoDataFrame({
-            "u": self.u, "v": self.v, "length_m": self.length, "minutes": self.minutes,
-            "layer": self.layer, "asset_id": self.asset_id, "status": self.status,
-            "kind": self.kind}, geometry=self.geometry, crs=crs)
+        return gpd.GeoDataFrame(
+            {
+                "u": self.u,
+                "v": self.v,
+                "length_m": self.length,
+                "minutes": self.minutes,
+                "layer": self.layer,
+                "asset_id": self.asset_id,
+                "status": self.status,
+                "kind": self.kind,
+            },
+            geometry=self.geometry,
+            crs=crs,
+        )
 
 
-def build_network(layers: Mapping[str, pd.DataFrame], *, tolerance: float = SNAP_TOLERANCE_M,
-                  speeds: Mapping[str, float] | None = None,
-                  default_speed: float | None = None) -> Network:
+def build_network(
+    layers: Mapping[str, pd.DataFrame],
+    *,
+    tolerance: float = SNAP_TOLERANCE_M,
+    speeds: Mapping[str, float] | None = None,
+    default_speed: float | None = None,
+) -> Network:
     """Build a noded network from line layers.
 
     Parameters
@@ -375,14 +439,20 @@ def build_network(layers: Mapping[str, pd.DataFrame], *, tolerance: float = SNAP
             return np.full(n, default, dtype=object)
 
         kind = col(_CLASS_FIELD.get(name, "kind"))
-        base = default_speed if default_speed is not None else (
-            RAIL_SPEED_KMH if name == "rail_lines" else DEFAULT_SPEED_KMH)
-        speed = np.array([RAIL_SPEED_KMH if name == "rail_lines" else speeds.get(k, base)
-                          for k in kind], dtype=float)
+        base = (
+            default_speed
+            if default_speed is not None
+            else (RAIL_SPEED_KMH if name == "rail_lines" else DEFAULT_SPEED_KMH)
+        )
+        speed = np.array(
+            [RAIL_SPEED_KMH if name == "rail_lines" else speeds.get(k, base) for k in kind],
+            dtype=float,
+        )
         parts_geom.append(parts)
         attrs["layer"].append(np.full(n, name, dtype=object))
-        attrs["asset_id"].append(np.array([None if a is None else str(a) for a in col(key)],
-                                          dtype=object))
+        attrs["asset_id"].append(
+            np.array([None if a is None else str(a) for a in col(key)], dtype=object)
+        )
         attrs["status"].append(col("status", "operational"))
         attrs["kind"].append(kind)
         attrs["due"].append(col("due"))
@@ -403,9 +473,22 @@ def build_network(layers: Mapping[str, pd.DataFrame], *, tolerance: float = SNAP
 
 def _empty(tolerance: float) -> Network:
     e = np.zeros(0, dtype=object)
-    return Network(np.zeros((0, 2)), np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0),
-                   np.zeros(0), e, e, e, e, e, e, tolerance, 0,
-                   pd.DataFrame(columns=["node", "x", "y", "layer", "asset_id"]))
+    return Network(
+        np.zeros((0, 2)),
+        np.zeros(0, np.intp),
+        np.zeros(0, np.intp),
+        np.zeros(0),
+        np.zeros(0),
+        e,
+        e,
+        e,
+        e,
+        e,
+        e,
+        tolerance,
+        0,
+        pd.DataFrame(columns=["node", "x", "y", "layer", "asset_id"]),
+    )
 
 
 def _snap(lines: np.ndarray, tol: float) -> tuple[np.ndarray, int]:
@@ -425,8 +508,9 @@ def _snap(lines: np.ndarray, tol: float) -> tuple[np.ndarray, int]:
     if tol > 0 and len(pts) > 1:
         pairs = cKDTree(pts).query_pairs(tol, output_type="ndarray")
         if len(pairs):
-            g = sparse.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])),
-                                  shape=(len(pts), len(pts)))
+            g = sparse.coo_matrix(
+                (np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(pts), len(pts))
+            )
             _, label = csgraph.connected_components(g, directed=False)
             # Representative: the lowest-numbered endpoint of each cluster.
             rep = np.full(label.max() + 1, len(pts))
@@ -454,8 +538,9 @@ def _snap(lines: np.ndarray, tol: float) -> tuple[np.ndarray, int]:
             far = d > 0
             left, right = left[far], right[far]
             if len(left):
-                on = shapely.line_interpolate_point(lines[right],
-                                                    shapely.line_locate_point(lines[right], p[left]))
+                on = shapely.line_interpolate_point(
+                    lines[right], shapely.line_locate_point(lines[right], p[left])
+                )
                 on_xy = shapely.get_coordinates(on)
                 coords[ends[free[left]]] = on_xy
                 moved += len(left)
@@ -499,14 +584,15 @@ def _node(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pieces, source
 
 
-def _assemble(pieces: np.ndarray, source: np.ndarray, a: dict, tolerance: float,
-              snapped: int) -> Network:
+def _assemble(
+    pieces: np.ndarray, source: np.ndarray, a: dict, tolerance: float, snapped: int
+) -> Network:
     start = shapely.get_coordinates(shapely.get_point(pieces, 0))
     end = shapely.get_coordinates(shapely.get_point(pieces, -1))
     both = np.round(np.r_[start, end], 6)
     nodes, inv = np.unique(both, axis=0, return_inverse=True)
     inv = inv.ravel()
-    u, v = inv[:len(pieces)], inv[len(pieces):]
+    u, v = inv[: len(pieces)], inv[len(pieces) :]
     length = shapely.length(pieces)
     speed = a["speed"][source]
     minutes = length / (speed * 1000.0 / 60.0)
@@ -517,10 +603,28 @@ def _assemble(pieces: np.ndarray, source: np.ndarray, a: dict, tolerance: float,
     touching[u] = np.arange(len(u))
     touching[v] = np.arange(len(v))
     de = touching[dead]
-    dangling = pd.DataFrame({"node": dead, "x": nodes[dead, 0], "y": nodes[dead, 1],
-                             "layer": a["layer"][source][de], "asset_id": a["asset_id"][source][de]})
-    return Network(nodes=nodes, u=u.astype(np.intp), v=v.astype(np.intp), length=length,
-                   minutes=minutes, geometry=pieces, layer=a["layer"][source],
-                   asset_id=a["asset_id"][source], status=a["status"][source],
-                   kind=a["kind"][source], due=a["due"][source], tolerance=tolerance,
-                   snapped=snapped, dangling=dangling)
+    dangling = pd.DataFrame(
+        {
+            "node": dead,
+            "x": nodes[dead, 0],
+            "y": nodes[dead, 1],
+            "layer": a["layer"][source][de],
+            "asset_id": a["asset_id"][source][de],
+        }
+    )
+    return Network(
+        nodes=nodes,
+        u=u.astype(np.intp),
+        v=v.astype(np.intp),
+        length=length,
+        minutes=minutes,
+        geometry=pieces,
+        layer=a["layer"][source],
+        asset_id=a["asset_id"][source],
+        status=a["status"][source],
+        kind=a["kind"][source],
+        due=a["due"][source],
+        tolerance=tolerance,
+        snapped=snapped,
+        dangling=dangling,
+    )

@@ -1,11 +1,13 @@
 """Vector tiles: XYZ tile maths in Web Mercator and Mapbox Vector Tile encoding of store rows."""
+
 from __future__ import annotations
 
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import mapbox_vector_tile
 import numpy as np
@@ -49,8 +51,7 @@ class Tile:
             raise TileError(f"zoom {self.z} is outside 0..{MAX_ZOOM}")
         n = 1 << self.z
         if not (0 <= self.x < n and 0 <= self.y < n):
-            raise TileError(f"tile {self.x}/{self.y} does not exist at zoom {self.z} "
-                            f"(0..{n - 1})")
+            raise TileError(f"tile {self.x}/{self.y} does not exist at zoom {self.z} (0..{n - 1})")
 
     @property
     def size(self) -> float:
@@ -68,8 +69,11 @@ class Tile:
         """The tile (grown by ``buffer`` extent units) as a box in the working CRS."""
         pad = self.size * buffer / EXTENT
         minx, miny, maxx, maxy = self.bounds
-        return tuple(transformer(WEB_MERCATOR_EPSG, WORKING_EPSG).transform_bounds(
-            minx - pad, miny - pad, maxx + pad, maxy + pad))
+        return tuple(
+            transformer(WEB_MERCATOR_EPSG, WORKING_EPSG).transform_bounds(
+                minx - pad, miny - pad, maxx + pad, maxy + pad
+            )
+        )
 
 
 def feature_ids(keys: Sequence[Any]) -> list[int]:
@@ -78,8 +82,10 @@ def feature_ids(keys: Sequence[Any]) -> list[int]:
     The first 53 bits of a BLAKE2b digest: the same on every tile and every backend,
     exact as a JavaScript number.
     """
-    return [int.from_bytes(hashlib.blake2b(str(k).encode("utf-8"), digest_size=8).digest(),
-                           "big") >> 11 for k in keys]
+    return [
+        int.from_bytes(hashlib.blake2b(str(k).encode("utf-8"), digest_size=8).digest(), "big") >> 11
+        for k in keys
+    ]
 
 
 def to_tile_coords(geoms: np.ndarray, tile: Tile) -> np.ndarray:
@@ -90,8 +96,9 @@ def to_tile_coords(geoms: np.ndarray, tile: Tile) -> np.ndarray:
 
     def project(xy: np.ndarray) -> np.ndarray:
         x, y = to_mercator.transform(xy[:, 0], xy[:, 1])
-        return np.round(np.column_stack([(np.asarray(x) - minx) * scale,
-                                         (maxy - np.asarray(y)) * scale]))
+        return np.round(
+            np.column_stack([(np.asarray(x) - minx) * scale, (maxy - np.asarray(y)) * scale])
+        )
 
     return shapely.transform(geoms, project)
 
@@ -106,15 +113,17 @@ def prepare_geometries(geoms: np.ndarray, tile: Tile) -> np.ndarray:
     local = shapely.clip_by_rect(local, -BUFFER, -BUFFER, EXTENT + BUFFER, EXTENT + BUFFER)
     local = shapely.simplify(local, SIMPLIFY_UNITS, preserve_topology=False)
     dims = shapely.get_dimensions(local)
-    collapsed = (((dims == 2) & (shapely.area(local) == 0))
-                 | ((dims == 1) & (shapely.length(local) == 0)))
+    collapsed = ((dims == 2) & (shapely.area(local) == 0)) | (
+        (dims == 1) & (shapely.length(local) == 0)
+    )
     local[collapsed] = None
     # y points down here, so GEOS's counter-clockwise is clockwise on screen
     return shapely.orient_polygons(local, exterior_cw=False)
 
 
-def encode(layer: str, geoms: np.ndarray, tile: Tile, *, key: str,
-           columns: Mapping[str, Sequence[Any]]) -> bytes:
+def encode(
+    layer: str, geoms: np.ndarray, tile: Tile, *, key: str, columns: Mapping[str, Sequence[Any]]
+) -> bytes:
     """One Mapbox Vector Tile (one layer named ``layer``) of features that may touch ``tile``.
 
     Parameters
@@ -145,24 +154,39 @@ def encode(layer: str, geoms: np.ndarray, tile: Tile, *, key: str,
     names = list(columns)
     values = [np.asarray(columns[n], dtype=object)[keep].tolist() for n in names]
     ids = feature_ids(values[names.index(key)])
-    features = [{"geometry": geom, "id": fid,
-                 "properties": {n: _mvt_value(v) for n, v in zip(names, row) if _present(v)}}
-                for geom, fid, row in zip(local[keep], ids, zip(*values))]
-    return mapbox_vector_tile.encode([{"name": layer, "features": features}],
-                                     default_options=_ENCODE_OPTIONS)
+    features = [
+        {
+            "geometry": geom,
+            "id": fid,
+            "properties": {n: _mvt_value(v) for n, v in zip(names, row) if _present(v)},
+        }
+        for geom, fid, row in zip(local[keep], ids, zip(*values))
+    ]
+    return mapbox_vector_tile.encode(
+        [{"name": layer, "features": features}], default_options=_ENCODE_OPTIONS
+    )
 
 
-def encode_frame(layer: str, frame: pd.DataFrame, tile: Tile, *, key: str,
-                 properties: Sequence[str]) -> bytes:
+def encode_frame(
+    layer: str, frame: pd.DataFrame, tile: Tile, *, key: str, properties: Sequence[str]
+) -> bytes:
     """:func:`encode` of a GeoDataFrame's rows with the ``properties`` columns (and ``key``)."""
     names = [key, *(p for p in properties if p != key)]
-    return encode(layer, np.asarray(frame.geometry.values, dtype=object), tile, key=key,
-                  columns={n: frame[n].to_numpy(dtype=object) for n in names})
+    return encode(
+        layer,
+        np.asarray(frame.geometry.values, dtype=object),
+        tile,
+        key=key,
+        columns={n: frame[n].to_numpy(dtype=object) for n in names},
+    )
 
 
 def _present(value: Any) -> bool:
-    return value is not None and value is not pd.NA and not (
-        isinstance(value, float) and np.isnan(value))
+    return (
+        value is not None
+        and value is not pd.NA
+        and not (isinstance(value, float) and np.isnan(value))
+    )
 
 
 def _mvt_value(value: Any) -> Any:
@@ -170,7 +194,6 @@ def _mvt_value(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
 
 
 class TileCache:
@@ -188,8 +211,9 @@ class TileCache:
         self._revisions: dict[tuple[str, str], str] = {}
         self._bytes = 0
 
-    def get_or_build(self, layer: str, view: str, revision: str, tile: Tile,
-                     build: Callable[[], bytes]) -> bytes:
+    def get_or_build(
+        self, layer: str, view: str, revision: str, tile: Tile, build: Callable[[], bytes]
+    ) -> bytes:
         """The tile of ``layer`` as ``view`` sees it at ``revision``, built on a miss.
 
         Read ``revision`` before the rows ``build`` reads: a tile cut from newer rows

@@ -1,12 +1,14 @@
 """Geometry and attribute checks that turn raw frames into schema-typed ones or reasons."""
+
 from __future__ import annotations
 
 import datetime as dt
 import math
 import re
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -162,8 +164,12 @@ def _to_datetime(value: Any) -> str:
 
 
 _CONVERTERS = {
-    "str": _to_str, "int": _to_int, "float": _to_float,
-    "bool": _to_bool, "date": _to_date, "datetime": _to_datetime,
+    "str": _to_str,
+    "int": _to_int,
+    "float": _to_float,
+    "bool": _to_bool,
+    "date": _to_date,
+    "datetime": _to_datetime,
 }
 
 
@@ -232,15 +238,21 @@ def _fast_column(fld: Field, column: pd.Series) -> tuple[list[Any], list[tuple[i
     dtype = column.dtype
     if not fld.required and column.isna().all():
         return [None] * len(column), []
-    if fld.type in ("int", "float") and pd.api.types.is_numeric_dtype(dtype) \
-            and not pd.api.types.is_bool_dtype(dtype):
+    if (
+        fld.type in ("int", "float")
+        and pd.api.types.is_numeric_dtype(dtype)
+        and not pd.api.types.is_bool_dtype(dtype)
+    ):
         numbers = column.to_numpy(dtype=float, na_value=np.nan)
         missing = np.isnan(numbers)
         present = numbers[~missing]
-        if (fld.required and missing.any()) or not np.isfinite(present).all() \
-                or (fld.type == "int" and not (present == np.round(present)).all()) \
-                or (fld.minimum is not None and (present < fld.minimum).any()) \
-                or (fld.maximum is not None and (present > fld.maximum).any()):
+        if (
+            (fld.required and missing.any())
+            or not np.isfinite(present).all()
+            or (fld.type == "int" and not (present == np.round(present)).all())
+            or (fld.minimum is not None and (present < fld.minimum).any())
+            or (fld.maximum is not None and (present > fld.maximum).any())
+        ):
             return None
         if fld.type == "float":
             out = numbers.astype(object)
@@ -248,7 +260,9 @@ def _fast_column(fld: Field, column: pd.Series) -> tuple[list[Any], list[tuple[i
             out = np.where(missing, 0, numbers).astype(np.int64).astype(object)
         out[missing] = None
         return out.tolist(), []
-    if fld.type == "str" and (pd.api.types.is_string_dtype(dtype) or dtype == object):
+    if fld.type == "str" and (
+        pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype)
+    ):
         texts = column.where(column.notna(), None)
         if not all(isinstance(v, str) for v in texts.dropna().tolist()):
             return None
@@ -256,10 +270,12 @@ def _fast_column(fld: Field, column: pd.Series) -> tuple[list[Any], list[tuple[i
         stripped = stripped.where(stripped.notna() & (stripped != ""), None)
         present = stripped.dropna()
         limit = fld.text_limit
-        if (fld.required and stripped.isna().any()) or (
-                fld.choices is not None and not present.isin(fld.choices).all()) or (
-                limit is not None and (present.str.len() > limit).any()) or (
-                fld.ident and not present.str.match(ID_PATTERN).all()):
+        if (
+            (fld.required and stripped.isna().any())
+            or (fld.choices is not None and not present.isin(fld.choices).all())
+            or (limit is not None and (present.str.len() > limit).any())
+            or (fld.ident and not present.str.match(ID_PATTERN).all())
+        ):
             return None
         return stripped.astype(object).where(stripped.notna(), None).tolist(), []
     return None
@@ -272,23 +288,34 @@ def _sector_problems(layer: Layer, frame: pd.DataFrame, values: list[Any]) -> li
             continue
         unknown = sorted({s.strip() for s in text.split(",")} - set(SECTORS))
         if unknown:
-            problems.append(Problem(i, _row_id(layer, frame, i), "sectors",
-                                    f"unknown sector code(s) {', '.join(unknown)}; "
-                                    f"use {', '.join(SECTORS)} or *"))
+            problems.append(
+                Problem(
+                    i,
+                    _row_id(layer, frame, i),
+                    "sectors",
+                    f"unknown sector code(s) {', '.join(unknown)}; use {', '.join(SECTORS)} or *",
+                )
+            )
     return problems
 
 
 def _duplicate_keys(layer: Layer, typed: pd.DataFrame) -> list[Problem]:
     keys = typed[layer.key]
     dup = keys.notna() & keys.duplicated(keep="first")
-    return [Problem(int(i), keys.iloc[i], layer.key, "duplicate id in the input")
-            for i in np.flatnonzero(dup.to_numpy())]
+    return [
+        Problem(int(i), keys.iloc[i], layer.key, "duplicate id in the input")
+        for i in np.flatnonzero(dup.to_numpy())
+    ]
 
 
-def check_geometries(layer: Layer, geoms: Iterable, ids: list[str | None] | None = None,
-                     *, envelope: tuple[float, float, float, float] | None = ZONE_ENVELOPE,
-                     envelope_note: str = "wrong CRS, or metres read as degrees?",
-                     ) -> list[Problem]:
+def check_geometries(
+    layer: Layer,
+    geoms: Iterable,
+    ids: list[str | None] | None = None,
+    *,
+    envelope: tuple[float, float, float, float] | None = ZONE_ENVELOPE,
+    envelope_note: str = "wrong CRS, or metres read as degrees?",
+) -> list[Problem]:
     """Check that geometries (in the working CRS) exist, have finite coordinates, are
     valid, of the layer's type, not degenerate (polygons of at least
     ``MIN_POLYGON_AREA_M2``, lines of at least ``MIN_LINE_LENGTH_M``) and inside the
@@ -317,31 +344,63 @@ def check_geometries(layer: Layer, geoms: Iterable, ids: list[str | None] | None
         if missing[i]:
             problems.append(Problem(i, ids[i], "geometry", "geometry is missing or empty"))
         elif types[i] not in want:
-            problems.append(Problem(i, ids[i], "geometry",
-                                    f"{arr[i].geom_type} given "
-                                    f"where the layer holds {layer.geometry}"))
+            problems.append(
+                Problem(
+                    i,
+                    ids[i],
+                    "geometry",
+                    f"{arr[i].geom_type} given where the layer holds {layer.geometry}",
+                )
+            )
         elif types[i] == want[1] and parts[i] > 1:
-            problems.append(Problem(i, ids[i], "geometry",
-                                    f"{arr[i].geom_type} with {parts[i]} parts where the layer "
-                                    f"holds one {layer.geometry} per feature; split it"))
+            problems.append(
+                Problem(
+                    i,
+                    ids[i],
+                    "geometry",
+                    f"{arr[i].geom_type} with {parts[i]} parts where the layer "
+                    f"holds one {layer.geometry} per feature; split it",
+                )
+            )
         elif not_finite[i]:
-            problems.append(Problem(i, ids[i], "geometry",
-                                    "invalid geometry: coordinates that are not numbers "
-                                    "(NaN or infinite)"))
+            problems.append(
+                Problem(
+                    i,
+                    ids[i],
+                    "geometry",
+                    "invalid geometry: coordinates that are not numbers (NaN or infinite)",
+                )
+            )
         elif not valid[i]:
             problems.append(Problem(i, ids[i], "geometry", f"invalid geometry: {reasons[i]}"))
         elif layer.geometry == "Polygon" and area[i] < MIN_POLYGON_AREA_M2:
-            problems.append(Problem(i, ids[i], "geometry",
-                                    f"degenerate polygon: area {area[i]:.2f} m² "
-                                    f"(< {MIN_POLYGON_AREA_M2:g} m²)"))
+            problems.append(
+                Problem(
+                    i,
+                    ids[i],
+                    "geometry",
+                    f"degenerate polygon: area {area[i]:.2f} m² (< {MIN_POLYGON_AREA_M2:g} m²)",
+                )
+            )
         elif layer.geometry == "LineString" and length[i] < MIN_LINE_LENGTH_M:
-            problems.append(Problem(i, ids[i], "geometry",
-                                    f"degenerate line: length {length[i]:.3f} m "
-                                    f"(< {MIN_LINE_LENGTH_M:g} m)"))
+            problems.append(
+                Problem(
+                    i,
+                    ids[i],
+                    "geometry",
+                    f"degenerate line: length {length[i]:.3f} m (< {MIN_LINE_LENGTH_M:g} m)",
+                )
+            )
         elif envelope is not None and not _inside(bounds[i], envelope):
-            problems.append(Problem(i, ids[i], "geometry",
-                                    f"lies outside the zone's area ({envelope_note}) — bounds "
-                                    + ", ".join(format_coordinate(b) for b in bounds[i])))
+            problems.append(
+                Problem(
+                    i,
+                    ids[i],
+                    "geometry",
+                    f"lies outside the zone's area ({envelope_note}) — bounds "
+                    + ", ".join(format_coordinate(b) for b in bounds[i]),
+                )
+            )
     return problems
 
 
@@ -367,8 +426,12 @@ def single_part(geoms: gpd.GeoSeries) -> gpd.GeoSeries:
     return gpd.GeoSeries(out, index=geoms.index, crs=geoms.crs)
 
 
-def overlaps(geoms: gpd.GeoSeries, others: gpd.GeoSeries | None = None,
-             *, tolerance_m2: float = OVERLAP_TOLERANCE_M2) -> list[tuple[int, int | None, float]]:
+def overlaps(
+    geoms: gpd.GeoSeries,
+    others: gpd.GeoSeries | None = None,
+    *,
+    tolerance_m2: float = OVERLAP_TOLERANCE_M2,
+) -> list[tuple[int, int | None, float]]:
     """Pairs of overlapping polygons (intersection area above ``tolerance_m2``).
 
     Returns ``(i, j, area)`` where ``j`` indexes ``others`` when given, else

@@ -7,23 +7,40 @@ at the nearest point of its nearest operational road, distances are along the
 noded road network, travel times use the class speeds of
 :data:`geo.network.ROAD_SPEEDS_KMH`.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 from planner.servicing import ServicingModel
-from planner.steiner import (DEFAULT_TIME_LIMIT_S, DisconnectedTerminalsError, SteinerTree,
-                             read_stp, steiner_tree, write_stp)
+from planner.steiner import (
+    DEFAULT_TIME_LIMIT_S,
+    DisconnectedTerminalsError,
+    SteinerTree,
+    read_stp,
+    steiner_tree,
+    write_stp,
+)
 
 __all__ = [
-    "steiner_tree", "SteinerTree", "DEFAULT_TIME_LIMIT_S", "DisconnectedTerminalsError", "read_stp", "write_stp",
-    "DEFAULT_BANDS", "parse_bands", "accessibility", "isochrones", "metrics_document",
+    "steiner_tree",
+    "SteinerTree",
+    "DEFAULT_TIME_LIMIT_S",
+    "DisconnectedTerminalsError",
+    "read_stp",
+    "write_stp",
+    "DEFAULT_BANDS",
+    "parse_bands",
+    "accessibility",
+    "isochrones",
+    "metrics_document",
 ]
 
 #: Default isochrone bands, minutes from a gate.
@@ -70,8 +87,12 @@ def _best(matrix: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(np.isfinite(v), np.asarray(ids, dtype=object)[k], None), v
 
 
-def accessibility(model: ServicingModel, *, as_of: dt.date | str | None = None,
-                  what_if: Mapping[tuple[str, str], str] | None = None) -> gpd.GeoDataFrame:
+def accessibility(
+    model: ServicingModel,
+    *,
+    as_of: dt.date | str | None = None,
+    what_if: Mapping[tuple[str, str], str] | None = None,
+) -> gpd.GeoDataFrame:
     """Per plot: network distance and travel time to each gate, to the station (as
     recorded and as of ``as_of``) and to the serving substation.
 
@@ -98,14 +119,29 @@ def accessibility(model: ServicingModel, *, as_of: dt.date | str | None = None,
     out["gate_min"] = _finite(gate_min, 2)
     gpos = {g: i for i, g in enumerate(dated["gate_ids"])}
     n = len(dated["plot_ids"])
-    out["gate_m"] = _finite([dated["gate_m"][gpos[g], i] if g is not None else np.inf
-                             for i, g in enumerate(gate)], 1) if n else np.zeros(0)
+    out["gate_m"] = (
+        _finite(
+            [dated["gate_m"][gpos[g], i] if g is not None else np.inf for i, g in enumerate(gate)],
+            1,
+        )
+        if n
+        else np.zeros(0)
+    )
     station, station_m = _best(dated["station_m"], dated["station_ids"])
     spos = {s: i for i, s in enumerate(dated["station_ids"])}
     out["station"] = station
     out["station_m"] = _finite(station_m, 1)
-    out["station_min"] = _finite([dated["station_min"][spos[s], i] if s is not None else np.inf
-                                  for i, s in enumerate(station)], 2) if n else np.zeros(0)
+    out["station_min"] = (
+        _finite(
+            [
+                dated["station_min"][spos[s], i] if s is not None else np.inf
+                for i, s in enumerate(station)
+            ],
+            2,
+        )
+        if n
+        else np.zeros(0)
+    )
     out["rail"] = recorded["rail"]
     out["rail_asof"] = dated["rail"]
     out["substation"] = dated["substation"]
@@ -113,10 +149,14 @@ def accessibility(model: ServicingModel, *, as_of: dt.date | str | None = None,
     return gpd.GeoDataFrame(out, geometry=plots.geometry.values, crs=plots.crs)
 
 
-def isochrones(model: ServicingModel, minutes: Sequence[float] | str | None = None, *,
-               as_of: dt.date | str | None = None,
-               what_if: Mapping[tuple[str, str], str] | None = None,
-               metrics: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
+def isochrones(
+    model: ServicingModel,
+    minutes: Sequence[float] | str | None = None,
+    *,
+    as_of: dt.date | str | None = None,
+    what_if: Mapping[tuple[str, str], str] | None = None,
+    metrics: gpd.GeoDataFrame | None = None,
+) -> gpd.GeoDataFrame:
     """Plots reachable within each band of minutes from the nearest operational gate.
 
     Returns
@@ -138,9 +178,13 @@ def isochrones(model: ServicingModel, minutes: Sequence[float] | str | None = No
     return gpd.GeoDataFrame(out.reset_index(drop=True), geometry="geometry", crs=m.crs)
 
 
-def metrics_document(model: ServicingModel, *, as_of: dt.date | str | None = None,
-                     minutes: Sequence[float] | str | None = None,
-                     what_if: Mapping[tuple[str, str], str] | None = None) -> dict:
+def metrics_document(
+    model: ServicingModel,
+    *,
+    as_of: dt.date | str | None = None,
+    minutes: Sequence[float] | str | None = None,
+    what_if: Mapping[tuple[str, str], str] | None = None,
+) -> dict:
     """The JSON document of ``zoneplan access metrics --json`` (NaN as null)."""
     bands = parse_bands(minutes)
     m = accessibility(model, as_of=as_of, what_if=what_if)
@@ -151,9 +195,13 @@ def metrics_document(model: ServicingModel, *, as_of: dt.date | str | None = Non
     for rec in frame.to_dict(orient="records"):
         rows.append({k: _plain(v) for k, v in rec.items()})
     by_band = {f"{b:g}": iso.loc[iso["minutes"] == b, "plot_id"].tolist() for b in bands}
-    return {"as_of": None if scen.as_of is None else scen.as_of.isoformat(),
-            "today": model.today.isoformat(), "minutes": list(bands),
-            "isochrones": by_band, "plots": rows}
+    return {
+        "as_of": None if scen.as_of is None else scen.as_of.isoformat(),
+        "today": model.today.isoformat(),
+        "minutes": list(bands),
+        "isochrones": by_band,
+        "plots": rows,
+    }
 
 
 def _plain(value: Any) -> Any:

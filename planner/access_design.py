@@ -26,12 +26,13 @@ the Steiner bound on construction plus every plot's freight over the whole corri
 graph built (each part at its own minimum), or HiGHS's bound when larger; the gap
 is measured against it.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -43,8 +44,14 @@ from planner.corridors import NET, CorridorGraph
 from planner.steiner import DEFAULT_TIME_LIMIT_S, SteinerTree, steiner_tree, write_stp
 
 __all__ = [
-    "FREIGHT_TARIFF", "DEFAULT_TONNES_PER_HA", "FREIGHT_MILP_MAX", "FreightModel", "Design",
-    "design_access", "freight_cost", "freight_model",
+    "FREIGHT_TARIFF",
+    "DEFAULT_TONNES_PER_HA",
+    "FREIGHT_MILP_MAX",
+    "FreightModel",
+    "Design",
+    "design_access",
+    "freight_cost",
+    "freight_model",
 ]
 
 #: Tenge per tonne-km: lorry haulage on roads, wagonload on rail.
@@ -122,12 +129,18 @@ class Design:
 
     def write_stp(self, path) -> None:  # noqa: ANN001
         """Write the instance solved in SteinLib format."""
-        write_stp(path, self.edges, self.terminals, name=f"zoneplan access design {self.summary['kind']}")
+        write_stp(
+            path, self.edges, self.terminals, name=f"zoneplan access design {self.summary['kind']}"
+        )
 
 
-def design_access(graph: CorridorGraph, *, time_limit: float | None = DEFAULT_TIME_LIMIT_S,
-                  freight: FreightModel | None = None,
-                  progress: Progress | None = None) -> Design:
+def design_access(
+    graph: CorridorGraph,
+    *,
+    time_limit: float | None = DEFAULT_TIME_LIMIT_S,
+    freight: FreightModel | None = None,
+    progress: Progress | None = None,
+) -> Design:
     """Design the cheapest new segments joining every reachable target to the network.
 
     Parameters
@@ -161,8 +174,13 @@ def design_access(graph: CorridorGraph, *, time_limit: float | None = DEFAULT_TI
     best: tuple[SteinerTree, list, list, np.ndarray] | None = None
     deadline = None if time_limit is None else start + time_limit
     for rnd in range(_GATE_ROUNDS):
-        budget = None if deadline is None else max(0.5, (deadline - time.perf_counter()) *
-                                                   (0.5 if rnd < _GATE_ROUNDS - 1 else 1.0))
+        budget = (
+            None
+            if deadline is None
+            else max(
+                0.5, (deadline - time.perf_counter()) * (0.5 if rnd < _GATE_ROUNDS - 1 else 1.0)
+            )
+        )
         report(0.1 + 0.6 * rnd / _GATE_ROUNDS, f"Steiner tree, round {rnd + 1}")
         edges, terminals = _instance(graph, live, gates)
         share = (0.1 + 0.6 * rnd / _GATE_ROUNDS, 0.6 / _GATE_ROUNDS)
@@ -183,32 +201,49 @@ def design_access(graph: CorridorGraph, *, time_limit: float | None = DEFAULT_TI
     freight_doc: dict = {}
     if freight is not None:
         report(0.75, "freight-aware design")
-        chosen, freight_doc = _freight_design(graph, live, chosen, tree, freight, deadline,
-                                              lambda: report(0.8, "freight-aware design"))
+        chosen, freight_doc = _freight_design(
+            graph,
+            live,
+            chosen,
+            tree,
+            freight,
+            deadline,
+            lambda: report(0.8, "freight-aware design"),
+        )
     report(0.95, "segments")
     segments = _segments(graph, live, chosen)
     cost = float(math.fsum(graph.cost[chosen]))
     if freight is None:
         lower, gap, objective = tree.lower_bound, tree.gap, "construction"
     else:
-        lower, gap, objective = freight_doc["lower_bound"], freight_doc["gap"], "construction+freight"
+        lower, gap, objective = (
+            freight_doc["lower_bound"],
+            freight_doc["gap"],
+            "construction+freight",
+        )
     connected = [graph.targets[k] for k in live]
-    summary.update({
-        "cost": cost, "objective": objective, "lower_bound": lower, "gap": gap,
-        "elapsed_s": round(time.perf_counter() - start, 3),
-        "time_limit_s": time_limit,
-        "targets": list(graph.targets), "connected": connected,
-        "already_served": [graph.targets[k] for k in live if graph.served[k]],
-        "unreachable": list(graph.unreachable),
-        "unreachable_reasons": dict(graph.unreachable),
-        "segments": len(segments),
-        "length_m": {graph.kind: round(float(segments["length_m"].sum()), 1)},
-        "cost_by_kind": {graph.kind: cost},
-        "crossings": int(segments["crossings"].sum()) if len(segments) else 0,
-        "spacing_m": graph.spacing_m,
-        "corridor": {"nodes": graph.n_nodes, "edges": graph.n_edges},
-        **freight_doc,
-    })
+    summary.update(
+        {
+            "cost": cost,
+            "objective": objective,
+            "lower_bound": lower,
+            "gap": gap,
+            "elapsed_s": round(time.perf_counter() - start, 3),
+            "time_limit_s": time_limit,
+            "targets": list(graph.targets),
+            "connected": connected,
+            "already_served": [graph.targets[k] for k in live if graph.served[k]],
+            "unreachable": list(graph.unreachable),
+            "unreachable_reasons": dict(graph.unreachable),
+            "segments": len(segments),
+            "length_m": {graph.kind: round(float(segments["length_m"].sum()), 1)},
+            "cost_by_kind": {graph.kind: cost},
+            "crossings": int(segments["crossings"].sum()) if len(segments) else 0,
+            "spacing_m": graph.spacing_m,
+            "corridor": {"nodes": graph.n_nodes, "edges": graph.n_edges},
+            **freight_doc,
+        }
+    )
     if freight is not None:
         summary["method"] = freight_doc["freight_method"]
         summary["optimal"] = bool(gap is not None and gap <= 1e-6)
@@ -223,6 +258,7 @@ def _ticker(report: Progress, base: float, span: float, rnd: int) -> Callable[[]
     def tick() -> None:
         elapsed = time.perf_counter() - started
         report(base + span * elapsed / (elapsed + 5.0), f"Steiner tree, round {rnd + 1}")
+
     return tick
 
 
@@ -256,8 +292,7 @@ def _regate(graph: CorridorGraph, chosen: np.ndarray, gates: Mapping[int, int]) 
 
 def _segments(graph: CorridorGraph, live: list[int], chosen: np.ndarray) -> gpd.GeoDataFrame:
     """Chosen corridor edges merged into segments between junctions, with the targets each serves."""
-    columns = {"kind": [], "length_m": [], "cost": [], "crossings": [], "targets": [],
-               "joins": []}
+    columns = {"kind": [], "length_m": [], "cost": [], "crossings": [], "targets": [], "joins": []}
     crs = graph.network.crs
     if len(chosen) == 0:
         return gpd.GeoDataFrame(columns, geometry=[], crs=crs)
@@ -337,8 +372,9 @@ def _chains(graph: CorridorGraph, chosen: np.ndarray) -> list[np.ndarray]:
 # --------------------------------------------------------------------------- freight
 
 
-def freight_cost(graph: CorridorGraph, live: Sequence[int], chosen: np.ndarray,
-                 freight: FreightModel) -> tuple[float, np.ndarray]:
+def freight_cost(
+    graph: CorridorGraph, live: Sequence[int], chosen: np.ndarray, freight: FreightModel
+) -> tuple[float, np.ndarray]:
     """Freight over the horizon with the given segments built: total and per target distance (m)."""
     dist = _built_distance(graph, chosen, freight)
     per = np.full(len(graph.targets), np.inf)
@@ -355,9 +391,15 @@ def _built_distance(graph: CorridorGraph, chosen: np.ndarray, freight: FreightMo
     return csgraph.dijkstra(graph.matrix(length, chosen), directed=False, indices=NET)
 
 
-def _freight_design(graph: CorridorGraph, live: list[int], chosen: np.ndarray, tree: SteinerTree,
-                    freight: FreightModel, deadline: float | None,
-                    tick: Callable[[], None]) -> tuple[np.ndarray, dict]:
+def _freight_design(
+    graph: CorridorGraph,
+    live: list[int],
+    chosen: np.ndarray,
+    tree: SteinerTree,
+    freight: FreightModel,
+    deadline: float | None,
+    tick: Callable[[], None],
+) -> tuple[np.ndarray, dict]:
     """Improve the Steiner tree for construction + freight; the figures for the summary."""
     w = freight.weight
     base_freight, _ = freight_cost(graph, live, chosen, freight)
@@ -373,7 +415,10 @@ def _freight_design(graph: CorridorGraph, live: list[int], chosen: np.ndarray, t
             fixed = sum(w[k] * freight.served_m[k] for k in live if graph.served[k])
             lower = max(lower, bound + fixed)
             if built is not None:
-                cand = float(math.fsum(graph.cost[built])) + freight_cost(graph, live, built, freight)[0]
+                cand = (
+                    float(math.fsum(graph.cost[built]))
+                    + freight_cost(graph, live, built, freight)[0]
+                )
                 if cand < total - 1e-9 * max(1.0, total):
                     current, total = built, cand
             method = "milp"
@@ -381,13 +426,20 @@ def _freight_design(graph: CorridorGraph, live: list[int], chosen: np.ndarray, t
     cost = float(math.fsum(graph.cost[current]))
     gap = max(0.0, (total - lower) / total) if total > 0 else 0.0
     return current, {
-        "freight_method": method, "freight_years": freight.years, "tariff": freight.tariff,
+        "freight_method": method,
+        "freight_years": freight.years,
+        "tariff": freight.tariff,
         "tonnes": {graph.targets[k]: float(freight.tonnes[k]) for k in live},
-        "freight_cost": freight_now, "total": cost + freight_now,
-        "construction_only": {"cost": base_cost, "freight_cost": base_freight,
-                              "total": base_cost + base_freight},
+        "freight_cost": freight_now,
+        "total": cost + freight_now,
+        "construction_only": {
+            "cost": base_cost,
+            "freight_cost": base_freight,
+            "total": base_cost + base_freight,
+        },
         "saving": base_cost + base_freight - (cost + freight_now),
-        "lower_bound": min(lower, total), "gap": gap,
+        "lower_bound": min(lower, total),
+        "gap": gap,
     }
 
 
@@ -396,12 +448,20 @@ def _freight_floor(graph: CorridorGraph, live: list[int], freight: FreightModel)
     return freight_cost(graph, live, np.arange(graph.n_edges), freight)[0]
 
 
-def _objective(graph: CorridorGraph, live: list[int], built: np.ndarray, freight: FreightModel) -> float:
+def _objective(
+    graph: CorridorGraph, live: list[int], built: np.ndarray, freight: FreightModel
+) -> float:
     return float(math.fsum(graph.cost[built])) + freight_cost(graph, live, built, freight)[0]
 
 
-def _improve(graph: CorridorGraph, live: list[int], chosen: np.ndarray, freight: FreightModel,
-             deadline: float | None, tick: Callable[[], None]) -> tuple[np.ndarray, float]:
+def _improve(
+    graph: CorridorGraph,
+    live: list[int],
+    chosen: np.ndarray,
+    freight: FreightModel,
+    deadline: float | None,
+    tick: Callable[[], None],
+) -> tuple[np.ndarray, float]:
     """Add each heavy plot's cheapest route when it lowers the total; drop unused edges; repeat."""
     w = freight.weight
     built = np.zeros(graph.n_edges, bool)
@@ -416,8 +476,9 @@ def _improve(graph: CorridorGraph, live: list[int], chosen: np.ndarray, freight:
             if deadline is not None and time.perf_counter() > deadline:
                 return np.flatnonzero(built), total
             weight = w[k] * (graph.length + freight.exit_m) + np.where(built, 0.0, graph.cost)
-            dist, pred = csgraph.dijkstra(graph.matrix(weight), directed=False, indices=NET,
-                                          return_predecessors=True)
+            dist, pred = csgraph.dijkstra(
+                graph.matrix(weight), directed=False, indices=NET, return_predecessors=True
+            )
             node = _nearest(graph.reach[k], dist)
             path = _path_edges(graph, pred, node)
             if built[path].all():
@@ -441,12 +502,15 @@ def _path_edges(graph: CorridorGraph, pred: np.ndarray, node: int) -> np.ndarray
     return np.asarray(out, dtype=np.intp)
 
 
-def _prune(graph: CorridorGraph, live: list[int], built: np.ndarray, freight: FreightModel) -> np.ndarray:
+def _prune(
+    graph: CorridorGraph, live: list[int], built: np.ndarray, freight: FreightModel
+) -> np.ndarray:
     """Keep only the edges on some target's shortest freight route over the built segments."""
     chosen = np.flatnonzero(built)
     length = graph.length + freight.exit_m
-    dist, pred = csgraph.dijkstra(graph.matrix(length, chosen), directed=False, indices=NET,
-                                  return_predecessors=True)
+    dist, pred = csgraph.dijkstra(
+        graph.matrix(length, chosen), directed=False, indices=NET, return_predecessors=True
+    )
     keep = np.zeros(graph.n_edges, bool)
     for k in live:
         if graph.served[k]:
@@ -455,8 +519,13 @@ def _prune(graph: CorridorGraph, live: list[int], built: np.ndarray, freight: Fr
     return keep
 
 
-def _freight_milp(graph: CorridorGraph, targets: list[int], start: np.ndarray, freight: FreightModel,
-                  deadline: float | None) -> tuple[np.ndarray | None, float] | None:
+def _freight_milp(
+    graph: CorridorGraph,
+    targets: list[int],
+    start: np.ndarray,
+    freight: FreightModel,
+    deadline: float | None,
+) -> tuple[np.ndarray | None, float] | None:
     """Fixed-charge design as a MILP on HiGHS: per target a unit flow from a source joined to its
     reach nodes to the network; an edge carries flow only if built. Returns (built edges or None,
     proven bound on construction + freight of these targets)."""
@@ -464,7 +533,7 @@ def _freight_milp(graph: CorridorGraph, targets: list[int], start: np.ndarray, f
 
     from planner.highs import silent_highs
 
-    E, K, N = graph.n_edges, len(targets), graph.n_nodes
+    E, N = graph.n_edges, graph.n_nodes
     w = freight.weight
     # arcs: each edge both ways, plus per target a source arc into each reach node
     tail = np.r_[graph.u, graph.v]
@@ -509,16 +578,30 @@ def _freight_milp(graph: CorridorGraph, targets: list[int], start: np.ndarray, f
         n_rows += E
         col += A
     cost = np.concatenate(cols_cost)
-    matrix = sparse.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                               shape=(n_rows, col))
+    matrix = sparse.csc_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, col)
+    )
     lo, hi = np.concatenate(row_lo), np.concatenate(row_hi)
     lo = np.where(np.isinf(lo), -highspy.kHighsInf, lo)
     highs = silent_highs()
     integrality = np.r_[np.ones(E, np.int32), np.zeros(col - E, np.int32)]
-    highs.passModel(col, n_rows, matrix.nnz, int(highspy.MatrixFormat.kColwise),
-                    int(highspy.ObjSense.kMinimize), 0.0, cost, np.concatenate(lower_cols),
-                    np.concatenate(upper_cols), lo, hi, matrix.indptr, matrix.indices, matrix.data,
-                    integrality)
+    highs.passModel(
+        col,
+        n_rows,
+        matrix.nnz,
+        int(highspy.MatrixFormat.kColwise),
+        int(highspy.ObjSense.kMinimize),
+        0.0,
+        cost,
+        np.concatenate(lower_cols),
+        np.concatenate(upper_cols),
+        lo,
+        hi,
+        matrix.indptr,
+        matrix.indices,
+        matrix.data,
+        integrality,
+    )
     if deadline is not None:
         remaining = deadline - time.perf_counter()
         if remaining <= 0.2:
@@ -536,9 +619,16 @@ def _freight_milp(graph: CorridorGraph, targets: list[int], start: np.ndarray, f
     return np.flatnonzero(y > 0.5), bound
 
 
-def freight_model(model, graph: CorridorGraph, *, years: float,  # noqa: ANN001 - ServicingModel
-                  tonnes: Mapping[str, float] | None = None, tariff: float | None = None,
-                  as_of=None, what_if=None) -> FreightModel:  # noqa: ANN001
+def freight_model(
+    model,
+    graph: CorridorGraph,
+    *,
+    years: float,  # noqa: ANN001 - ServicingModel
+    tonnes: Mapping[str, float] | None = None,
+    tariff: float | None = None,
+    as_of=None,
+    what_if=None,
+) -> FreightModel:  # noqa: ANN001
     """Freight inputs for a road or rail design from the store snapshot.
 
     Tonnes per target come from ``tonnes`` (plot id -> t/yr) or, for plots not listed,
@@ -560,8 +650,11 @@ def freight_model(model, graph: CorridorGraph, *, years: float,  # noqa: ANN001 
         raise ValueError(f"freight tariff must be a number >= 0, got {tariff!r}")
     plots = model.layers["plots"].set_index("plot_id", drop=False)
     given = dict(tonnes or {})
-    bad = [f"{p}={t!r}" for p, t in given.items()
-           if not (isinstance(t, (int, float)) and math.isfinite(t) and t >= 0)]
+    bad = [
+        f"{p}={t!r}"
+        for p, t in given.items()
+        if not (isinstance(t, (int, float)) and math.isfinite(t) and t >= 0)
+    ]
     if bad:
         raise ValueError("tonnes must be numbers >= 0: " + ", ".join(bad))
     area_ha = shapely.area(np.asarray(plots.loc[graph.targets].geometry.values, dtype=object)) / 1e4
@@ -574,8 +667,10 @@ def freight_model(model, graph: CorridorGraph, *, years: float,  # noqa: ANN001 
     nodes, _ = net.nearest_nodes(points)
     nodes = nodes[nodes >= 0]
     if len(nodes) == 0:
-        raise ValueError(f"no operational {'gate' if kind == 'road' else 'rail station'} "
-                         "to ship freight to (try another date or a what-if)")
+        raise ValueError(
+            f"no operational {'gate' if kind == 'road' else 'rail station'} "
+            "to ship freight to (try another date or a what-if)"
+        )
     mask = net.mask(scen.overrides)
     dist, _ = net.dijkstra(nodes, mask=mask, min_only=True)
 
@@ -589,7 +684,8 @@ def freight_model(model, graph: CorridorGraph, *, years: float,  # noqa: ANN001 
         exit_m[conn] = onward(shapely.get_point(graph.geometry[conn], 1))
     served_m = np.zeros(len(graph.targets))
     if graph.served.any():
-        served_m[graph.served] = onward(np.asarray(plots.loc[graph.targets].geometry.values,
-                                                   dtype=object)[graph.served])
+        served_m[graph.served] = onward(
+            np.asarray(plots.loc[graph.targets].geometry.values, dtype=object)[graph.served]
+        )
     exit_m = np.where(np.isfinite(exit_m), exit_m, 1e9)  # a join cut off from the destination
     return FreightModel(t, float(years), tariff, exit_m, served_m)

@@ -30,7 +30,16 @@ __all__ = [
 OBJECTIVES = ("investment", "jobs", "count", "weighted")
 METHODS = ("milp", "greedy")
 PLOT_COLUMNS = ("plot_id", "area_ha", "rail", "node", "sectors")
-APPLICATION_COLUMNS = ("app_id", "min_ha", "max_ha", "sector", "rail_need", "power_kw", "invest", "jobs")
+APPLICATION_COLUMNS = (
+    "app_id",
+    "min_ha",
+    "max_ha",
+    "sector",
+    "rail_need",
+    "power_kw",
+    "invest",
+    "jobs",
+)
 OPTIONAL_APPLICATION_NUMBERS = ("water_m3d", "hazard", "priority")
 CAPACITY_COLUMNS = ("node", "power_kw")
 DEFAULT_WEIGHTS: Mapping[str, float] = {
@@ -139,7 +148,9 @@ class _Pairs:
 
 def _require_columns(frame: object, columns: tuple[str, ...], table: str) -> None:
     if not isinstance(frame, pd.DataFrame):
-        raise AllocationInputError(f"{table}: expected a pandas DataFrame, got {type(frame).__name__}")
+        raise AllocationInputError(
+            f"{table}: expected a pandas DataFrame, got {type(frame).__name__}"
+        )
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise AllocationInputError(f"{table}: missing column(s) {', '.join(missing)}")
@@ -151,7 +162,9 @@ def _describe_rows(frame: pd.DataFrame, mask: np.ndarray, id_column: str) -> str
     return shown + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
 
 
-def _numbers(frame: pd.DataFrame, column: str, table: str, id_column: str, *, default: float | None = None) -> np.ndarray:
+def _numbers(
+    frame: pd.DataFrame, column: str, table: str, id_column: str, *, default: float | None = None
+) -> np.ndarray:
     """Non-negative finite numbers; nulls (or a missing column) take ``default``, None meaning required."""
     if column not in frame.columns:
         return np.full(len(frame), np.nan if default is None else default, dtype=float)
@@ -165,7 +178,9 @@ def _numbers(frame: pd.DataFrame, column: str, table: str, id_column: str, *, de
         ("is infinite", np.isinf(values)),
     ):
         if mask.any():
-            raise AllocationInputError(f"{table}: column {column} {problem} at {_describe_rows(frame, mask, id_column)}")
+            raise AllocationInputError(
+                f"{table}: column {column} {problem} at {_describe_rows(frame, mask, id_column)}"
+            )
     values[null] = default if default is not None else np.nan
     return values
 
@@ -177,7 +192,9 @@ def _flags(frame: pd.DataFrame, column: str, table: str, id_column: str) -> np.n
     words = raw.map(_flag_word)
     bad = ~words.isin(_TRUE_WORDS | _FALSE_WORDS).to_numpy()
     if bad.any():
-        raise AllocationInputError(f"{table}: column {column} is not yes/no at {_describe_rows(frame, bad, id_column)}")
+        raise AllocationInputError(
+            f"{table}: column {column} is not yes/no at {_describe_rows(frame, bad, id_column)}"
+        )
     return words.isin(_TRUE_WORDS).to_numpy()
 
 
@@ -193,10 +210,14 @@ def _ids(frame: pd.DataFrame, column: str, table: str) -> np.ndarray:
     ids = frame[column]
     null = ids.isna().to_numpy()
     if null.any():
-        raise AllocationInputError(f"{table}: column {column} is empty at rows {np.flatnonzero(null)[:5].tolist()}")
+        raise AllocationInputError(
+            f"{table}: column {column} is empty at rows {np.flatnonzero(null)[:5].tolist()}"
+        )
     duplicated = ids.duplicated(keep=False).to_numpy()
     if duplicated.any():
-        raise AllocationInputError(f"{table}: duplicate {column} {sorted(map(str, ids[duplicated].unique()))[:5]}")
+        raise AllocationInputError(
+            f"{table}: duplicate {column} {sorted(map(str, ids[duplicated].unique()))[:5]}"
+        )
     return ids.to_numpy(dtype=object)
 
 
@@ -217,22 +238,32 @@ def _text(frame: pd.DataFrame, column: str, table: str, id_column: str) -> pd.Se
     values = frame[column]
     empty = (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
     if empty.any():
-        raise AllocationInputError(f"{table}: column {column} is empty at {_describe_rows(frame, empty, id_column)}")
+        raise AllocationInputError(
+            f"{table}: column {column} is empty at {_describe_rows(frame, empty, id_column)}"
+        )
     return values.astype(str).str.strip()
 
 
-def _capacities(capacities: object, node_names: pd.Index) -> tuple[pd.Index, np.ndarray, np.ndarray, bool]:
+def _capacities(
+    capacities: object, node_names: pd.Index
+) -> tuple[pd.Index, np.ndarray, np.ndarray, bool]:
     """Headroom per node over the union of listed and referenced nodes; unlisted nodes get zero."""
     _require_columns(capacities, CAPACITY_COLUMNS, "capacities")
     assert isinstance(capacities, pd.DataFrame)
     capacities = capacities.reset_index(drop=True)
     names = _node_keys(capacities["node"])
     if names.isna().any():
-        raise AllocationInputError(f"capacities: column node is empty at rows {np.flatnonzero(names.isna().to_numpy())[:5].tolist()}")
+        raise AllocationInputError(
+            f"capacities: column node is empty at rows {np.flatnonzero(names.isna().to_numpy())[:5].tolist()}"
+        )
     if names.duplicated().any():
-        raise AllocationInputError(f"capacities: duplicate node {sorted(names[names.duplicated()].unique())[:5]}")
+        raise AllocationInputError(
+            f"capacities: duplicate node {sorted(names[names.duplicated()].unique())[:5]}"
+        )
     water_modelled = "water_m3d" in capacities.columns
-    all_names = pd.Index(pd.unique(pd.concat([names, pd.Series(node_names, dtype=object)], ignore_index=True)))
+    all_names = pd.Index(
+        pd.unique(pd.concat([names, pd.Series(node_names, dtype=object)], ignore_index=True))
+    )
     power = np.zeros(len(all_names))
     water = np.zeros(len(all_names))
     rows = all_names.get_indexer(names)
@@ -242,7 +273,9 @@ def _capacities(capacities: object, node_names: pd.Index) -> tuple[pd.Index, np.
     return all_names, power, water, water_modelled
 
 
-def _sector_index(sectors: pd.Series, app_sectors: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def _sector_index(
+    sectors: pd.Series, app_sectors: pd.Series
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Allowed (plot, sector) pairs as sorted keys ``plot * vocabulary + code`` for vectorised lookup."""
     exploded = sectors.astype(str).str.split(",").explode()
     codes = exploded.str.strip().str.upper()
@@ -273,13 +306,23 @@ def _prepare(plots: object, applications: object, capacities: object) -> _Instan
     min_ha = _numbers(applications, "min_ha", "applications", "app_id")
     max_ha = _numbers(applications, "max_ha", "applications", "app_id")
     if (min_ha > max_ha).any():
-        raise AllocationInputError(f"applications: min_ha > max_ha at {_describe_rows(applications, min_ha > max_ha, 'app_id')}")
+        raise AllocationInputError(
+            f"applications: min_ha > max_ha at {_describe_rows(applications, min_ha > max_ha, 'app_id')}"
+        )
     power_names = _node_keys(plots["node"])
-    water_names = _node_keys(plots["water_node"]) if "water_node" in plots.columns else pd.Series([None] * len(plots), dtype=object)
-    referenced = pd.unique(pd.concat([power_names.dropna(), water_names.dropna()], ignore_index=True))
+    water_names = (
+        _node_keys(plots["water_node"])
+        if "water_node" in plots.columns
+        else pd.Series([None] * len(plots), dtype=object)
+    )
+    referenced = pd.unique(
+        pd.concat([power_names.dropna(), water_names.dropna()], ignore_index=True)
+    )
     node_names, power_cap, water_cap, water_modelled = _capacities(capacities, pd.Index(referenced))
     sector = _text(applications, "sector", "applications", "app_id")
-    allowed_keys, any_sector, sector_code, vocabulary = _sector_index(_text(plots, "sectors", "plots", "plot_id"), sector)
+    allowed_keys, any_sector, sector_code, vocabulary = _sector_index(
+        _text(plots, "sectors", "plots", "plot_id"), sector
+    )
     no_water = np.zeros(len(applications))
     return _Instance(
         app_ids=_ids(applications, "app_id", "applications"),
@@ -289,7 +332,9 @@ def _prepare(plots: object, applications: object, capacities: object) -> _Instan
         sector_code=sector_code,
         rail_need=_flags(applications, "rail_need", "applications", "app_id"),
         power=_numbers(applications, "power_kw", "applications", "app_id"),
-        water=_numbers(applications, "water_m3d", "applications", "app_id", default=0.0) if water_modelled else no_water,
+        water=_numbers(applications, "water_m3d", "applications", "app_id", default=0.0)
+        if water_modelled
+        else no_water,
         hazard=_numbers(applications, "hazard", "applications", "app_id", default=0.0),
         plot_ids=_ids(plots, "plot_id", "plots"),
         area=_numbers(plots, "area_ha", "plots", "plot_id"),
@@ -309,9 +354,16 @@ def _prepare(plots: object, applications: object, capacities: object) -> _Instan
 # ----------------------------------------------------------------------------- objective
 
 
-def _value_model(plots: pd.DataFrame, applications: pd.DataFrame, objective: str, weights: Mapping[str, float] | None) -> _Value:
+def _value_model(
+    plots: pd.DataFrame,
+    applications: pd.DataFrame,
+    objective: str,
+    weights: Mapping[str, float] | None,
+) -> _Value:
     if objective not in OBJECTIVES:
-        raise AllocationInputError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+        raise AllocationInputError(
+            f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}"
+        )
     if weights is not None and objective != "weighted":
         raise AllocationInputError("weights apply only to objective='weighted'")
     plots = plots.reset_index(drop=True)
@@ -325,7 +377,9 @@ def _value_model(plots: pd.DataFrame, applications: pd.DataFrame, objective: str
     priority = _numbers(applications, "priority", "applications", "app_id", default=0.0)
     distance = _numbers(plots, "dist_m", "plots", "plot_id", default=0.0)
     return _Value(
-        per_app=mix["invest"] * _share(invest) + mix["jobs"] * _share(jobs) + mix["priority"] * _share(priority),
+        per_app=mix["invest"] * _share(invest)
+        + mix["jobs"] * _share(jobs)
+        + mix["priority"] * _share(priority),
         per_plot=mix["distance"] * (1.0 - _share(distance)),
         fit_weight=mix["fit"],
         preference_weight=mix["preference"] if "plot_pref" in applications.columns else 0.0,
@@ -338,7 +392,11 @@ def _weights(weights: Mapping[str, float] | None) -> dict[str, float]:
     if unknown:
         raise AllocationInputError(f"unknown weight(s) {unknown}; known: {sorted(DEFAULT_WEIGHTS)}")
     mix = {**DEFAULT_WEIGHTS, **(weights or {})}
-    bad = {key: value for key, value in mix.items() if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0)}
+    bad = {
+        key: value
+        for key, value in mix.items()
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0)
+    }
     if bad:
         raise AllocationInputError(f"weights must be finite and non-negative: {bad}")
     return {key: float(value) for key, value in mix.items()}
@@ -360,13 +418,19 @@ def _preference_keys(applications: pd.DataFrame, plots: pd.DataFrame) -> np.ndar
     return np.unique(wanted.index.to_numpy()[known].astype(np.int64) * len(plots) + plot_row[known])
 
 
-def _pair_values(value: _Value, instance: _Instance, app: np.ndarray, plot: np.ndarray) -> np.ndarray:
+def _pair_values(
+    value: _Value, instance: _Instance, app: np.ndarray, plot: np.ndarray
+) -> np.ndarray:
     result = value.per_app[app] + value.per_plot[plot]
     if value.fit_weight:
         area = instance.area[plot]
-        result = result + value.fit_weight * np.where(area > 0, instance.min_ha[app] / np.maximum(area, _TOLERANCE), 1.0)
+        result = result + value.fit_weight * np.where(
+            area > 0, instance.min_ha[app] / np.maximum(area, _TOLERANCE), 1.0
+        )
     if value.preference_weight and len(value.preference_keys):
-        preferred = np.isin(app.astype(np.int64) * len(instance.plot_ids) + plot, value.preference_keys)
+        preferred = np.isin(
+            app.astype(np.int64) * len(instance.plot_ids) + plot, value.preference_keys
+        )
         result = result + value.preference_weight * preferred
     return result
 
@@ -384,7 +448,9 @@ def _compatible_pairs(instance: _Instance, value: _Value) -> _Pairs:
     order = _plot_order(instance)
     sorted_area = instance.area[order]
     low = np.searchsorted(sorted_area, instance.min_ha - _TOLERANCE, side="left")
-    lengths = np.maximum(np.searchsorted(sorted_area, instance.max_ha + _TOLERANCE, side="right") - low, 0)
+    lengths = np.maximum(
+        np.searchsorted(sorted_area, instance.max_ha + _TOLERANCE, side="right") - low, 0
+    )
     app = np.repeat(np.arange(len(instance.app_ids)), lengths)
     offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
     plot = order[np.arange(len(app)) - offsets + np.repeat(low, lengths)]
@@ -394,17 +460,30 @@ def _compatible_pairs(instance: _Instance, value: _Value) -> _Pairs:
         passing &= mask
         counts[name] = np.bincount(app[passing], minlength=len(instance.app_ids))
     connected_app, connected_plot = app[passing], plot[passing]
-    fits = _fits(instance.power[connected_app], instance.power_cap, instance.power_node[connected_plot])
-    fits &= _fits(instance.water[connected_app], instance.water_cap, instance.water_node[connected_plot])
+    fits = _fits(
+        instance.power[connected_app], instance.power_cap, instance.power_node[connected_plot]
+    )
+    fits &= _fits(
+        instance.water[connected_app], instance.water_cap, instance.water_node[connected_plot]
+    )
     counts["headroom"] = np.bincount(connected_app[fits], minlength=len(instance.app_ids))
-    return _pairs(instance, value, connected_app[fits], connected_plot[fits], counts, connected_app, connected_plot)
+    return _pairs(
+        instance,
+        value,
+        connected_app[fits],
+        connected_plot[fits],
+        counts,
+        connected_app,
+        connected_plot,
+    )
 
 
 def _static_rules(instance: _Instance, app: np.ndarray, plot: np.ndarray) -> dict[str, np.ndarray]:
     """Whether each (application, plot) pair passes each static rule, in ``_STATIC_STAGES`` order."""
     area = instance.area[plot]
     return {
-        "size": (area >= instance.min_ha[app] - _TOLERANCE) & (area <= instance.max_ha[app] + _TOLERANCE),
+        "size": (area >= instance.min_ha[app] - _TOLERANCE)
+        & (area <= instance.max_ha[app] + _TOLERANCE),
         "sector": _sector_allowed(instance, app, plot),
         "rail": ~instance.rail_need[app] | instance.rail[plot],
         "hazard": instance.hazard[app] <= instance.hazard_ok[plot],
@@ -413,7 +492,15 @@ def _static_rules(instance: _Instance, app: np.ndarray, plot: np.ndarray) -> dic
     }
 
 
-def _pairs(instance: _Instance, value: _Value, app: np.ndarray, plot: np.ndarray, counts: dict[str, np.ndarray], connected_app: np.ndarray, connected_plot: np.ndarray) -> _Pairs:
+def _pairs(
+    instance: _Instance,
+    value: _Value,
+    app: np.ndarray,
+    plot: np.ndarray,
+    counts: dict[str, np.ndarray],
+    connected_app: np.ndarray,
+    connected_plot: np.ndarray,
+) -> _Pairs:
     applications = np.arange(len(instance.app_ids))
     return _Pairs(
         app=app,
@@ -439,7 +526,9 @@ def _sector_allowed(instance: _Instance, app: np.ndarray, plot: np.ndarray) -> n
 
 def _fits(demand: np.ndarray, left: np.ndarray, node: np.ndarray) -> np.ndarray:
     """Whether each demand fits the headroom left at its node; zero demand always fits, even with no node."""
-    available = np.where(node >= 0, left[np.maximum(node, 0)], 0.0) if len(left) else np.zeros(len(node))
+    available = (
+        np.where(node >= 0, left[np.maximum(node, 0)], 0.0) if len(left) else np.zeros(len(node))
+    )
     return (demand == 0) | (available >= demand - _TOLERANCE * np.maximum(demand, 1.0))
 
 
@@ -458,10 +547,20 @@ def _restrict(pairs: _Pairs, keep: np.ndarray) -> _Pairs:
     )
 
 
-def _binding_nodes(instance: _Instance, pairs: _Pairs, demand: np.ndarray, cap: np.ndarray, node_of_plot: np.ndarray) -> np.ndarray:
+def _binding_nodes(
+    instance: _Instance,
+    pairs: _Pairs,
+    demand: np.ndarray,
+    cap: np.ndarray,
+    node_of_plot: np.ndarray,
+) -> np.ndarray:
     """Nodes whose headroom is below the summed demand of every application that could land there."""
     node = node_of_plot[pairs.plot]
-    users = np.unique(np.stack([node, pairs.app]), axis=1) if len(node) else np.empty((2, 0), dtype=np.int64)
+    users = (
+        np.unique(np.stack([node, pairs.app]), axis=1)
+        if len(node)
+        else np.empty((2, 0), dtype=np.int64)
+    )
     users = users[:, (users[0] >= 0) & (demand[users[1]] > 0)]
     load = np.bincount(users[0], weights=demand[users[1]], minlength=len(cap))
     return load > cap + _TOLERANCE * np.maximum(cap, 1.0)
@@ -498,7 +597,9 @@ def _competitors(instance: _Instance, app: np.ndarray, group: np.ndarray) -> np.
         members = app[rows]
         lows, highs = np.sort(instance.min_ha[members]), np.sort(instance.max_ha[members])
         ends_before = np.searchsorted(highs, instance.min_ha[members] - _TOLERANCE, side="left")
-        starts_after = len(members) - np.searchsorted(lows, instance.max_ha[members] + _TOLERANCE, side="right")
+        starts_after = len(members) - np.searchsorted(
+            lows, instance.max_ha[members] + _TOLERANCE, side="right"
+        )
         limit[rows] = len(members) - ends_before - starts_after
     return limit
 
@@ -522,8 +623,16 @@ class _State:
         index = np.arange(self.pairs.start[app], self.pairs.end[app])
         plot = self.pairs.plot[index]
         free = self.holder[plot] < 0
-        free &= _fits(np.full(len(index), self.instance.power[app]), self.power_left, self.instance.power_node[plot])
-        free &= _fits(np.full(len(index), self.instance.water[app]), self.water_left, self.instance.water_node[plot])
+        free &= _fits(
+            np.full(len(index), self.instance.power[app]),
+            self.power_left,
+            self.instance.power_node[plot],
+        )
+        free &= _fits(
+            np.full(len(index), self.instance.water[app]),
+            self.water_left,
+            self.instance.water_node[plot],
+        )
         return index[free]
 
     def place(self, app: int, pair: int) -> None:
@@ -555,8 +664,14 @@ class _State:
             index = np.arange(self.pairs.start[app], current)
             plot = self.pairs.plot[index]
             here = self.pairs.plot[current]
-            same = (self.instance.power_node[plot] == self.instance.power_node[here]) & (self.instance.water_node[plot] == self.instance.water_node[here])
-            better = index[same & (self.holder[plot] < 0) & (self.pairs.value[index] >= self.pairs.value[current] - _TOLERANCE)]
+            same = (self.instance.power_node[plot] == self.instance.power_node[here]) & (
+                self.instance.water_node[plot] == self.instance.water_node[here]
+            )
+            better = index[
+                same
+                & (self.holder[plot] < 0)
+                & (self.pairs.value[index] >= self.pairs.value[current] - _TOLERANCE)
+            ]
             if len(better):
                 self.remove(app)
                 self.place(app, int(better[0]))
@@ -592,8 +707,16 @@ def _best_values(instance: _Instance, pairs: _Pairs) -> np.ndarray:
 def _value_density_order(instance: _Instance, pairs: _Pairs) -> np.ndarray:
     """Applications by value per share of the scarcest headroom they consume, best first."""
     best = _best_values(instance, pairs)
-    typical_power = np.median(instance.power_cap[instance.power_cap > 0]) if (instance.power_cap > 0).any() else 1.0
-    typical_water = np.median(instance.water_cap[instance.water_cap > 0]) if (instance.water_cap > 0).any() else 1.0
+    typical_power = (
+        np.median(instance.power_cap[instance.power_cap > 0])
+        if (instance.power_cap > 0).any()
+        else 1.0
+    )
+    typical_water = (
+        np.median(instance.water_cap[instance.water_cap > 0])
+        if (instance.water_cap > 0).any()
+        else 1.0
+    )
     footprint = instance.power / typical_power + instance.water / typical_water + 1e-3
     return np.argsort(-best / footprint, kind="stable")
 
@@ -638,11 +761,16 @@ def _best_eviction(state: _State, app: int) -> tuple[int, int] | None:
     moves: list[tuple[float, int, int]] = []
     taken = holder >= 0
     for pair, victim in zip(index[taken], holder[taken]):
-        moves.append((pairs.value[pair] - pairs.value[state.chosen[victim]], int(pair), int(victim)))
+        moves.append(
+            (pairs.value[pair] - pairs.value[state.chosen[victim]], int(pair), int(victim))
+        )
     free = index[~taken]
     if instance.power[app] > 0 and len(free):
         # among free plots only the node matters for eviction, so keep the best plot per node pair
-        nodes = instance.power_node[pairs.plot[free]] * (len(instance.node_names) + 1) + instance.water_node[pairs.plot[free]]
+        nodes = (
+            instance.power_node[pairs.plot[free]] * (len(instance.node_names) + 1)
+            + instance.water_node[pairs.plot[free]]
+        )
         by_value = np.argsort(-pairs.value[free], kind="stable")
         _, first = np.unique(nodes[by_value], return_index=True)
         for pair in free[by_value][first]:
@@ -652,13 +780,25 @@ def _best_eviction(state: _State, app: int) -> tuple[int, int] | None:
     for gain, pair, victim in sorted(moves, reverse=True):
         if gain <= _TOLERANCE:
             break
-        if _fits_after_removal(instance, state, app, int(pairs.plot[pair]), victim, int(pairs.plot[state.chosen[victim]])):
+        if _fits_after_removal(
+            instance,
+            state,
+            app,
+            int(pairs.plot[pair]),
+            victim,
+            int(pairs.plot[state.chosen[victim]]),
+        ):
             return pair, victim
     return None
 
 
-def _fits_after_removal(instance: _Instance, state: _State, app: int, plot: int, victim: int, victim_plot: int) -> bool:
-    for demand, left, node_of in ((instance.power, state.power_left, instance.power_node), (instance.water, state.water_left, instance.water_node)):
+def _fits_after_removal(
+    instance: _Instance, state: _State, app: int, plot: int, victim: int, victim_plot: int
+) -> bool:
+    for demand, left, node_of in (
+        (instance.power, state.power_left, instance.power_node),
+        (instance.water, state.water_left, instance.water_node),
+    ):
         if demand[app] == 0:
             continue
         node = node_of[plot]
@@ -688,7 +828,9 @@ def _assignment(instance: _Instance, pairs: _Pairs) -> _State:
     return state
 
 
-def _rows(key: np.ndarray, coefficient: np.ndarray, upper: np.ndarray, min_entries: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _rows(
+    key: np.ndarray, coefficient: np.ndarray, upper: np.ndarray, min_entries: int = 2
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One ``sum coefficient * x <= upper[key]`` row per key (>= 0) having at least ``min_entries`` pairs."""
     columns = np.flatnonzero(key >= 0)
     keys, row, counts = np.unique(key[columns], return_inverse=True, return_counts=True)
@@ -698,13 +840,20 @@ def _rows(key: np.ndarray, coefficient: np.ndarray, upper: np.ndarray, min_entri
     return renumber[row[kept]], columns[kept], coefficient[columns[kept]], upper[keys[keys_kept]]
 
 
-def _node_cuts(instance: _Instance, pairs: _Pairs, binding: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _node_cuts(
+    instance: _Instance, pairs: _Pairs, binding: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Valid (key, coefficient, upper) families that tighten each binding power-node knapsack.
 
     * big-item clique: applications needing more than half a node's headroom exclude each other;
     * cardinality: no more applications than the smallest demands that fit together.
     """
-    node = np.where(binding[np.maximum(instance.power_node[pairs.plot], 0)] & (instance.power_node[pairs.plot] >= 0), instance.power_node[pairs.plot], -1)
+    node = np.where(
+        binding[np.maximum(instance.power_node[pairs.plot], 0)]
+        & (instance.power_node[pairs.plot] >= 0),
+        instance.power_node[pairs.plot],
+        -1,
+    )
     node = np.where(instance.power[pairs.app] > 0, node, -1)
     cap = instance.power_cap
     ones = np.ones(len(pairs.app))
@@ -719,17 +868,33 @@ def _fitting_counts(instance: _Instance, pairs: _Pairs, node: np.ndarray) -> np.
     users = np.unique(np.stack([node[at_node], pairs.app[at_node]]), axis=1)
     for n in np.unique(users[0]):
         demand = np.sort(instance.power[users[1, users[0] == n]])
-        limit[n] = np.searchsorted(np.cumsum(demand), instance.power_cap[n] * (1 + _TOLERANCE), side="right")
+        limit[n] = np.searchsorted(
+            np.cumsum(demand), instance.power_cap[n] * (1 + _TOLERANCE), side="right"
+        )
     return limit
 
 
-def _model(instance: _Instance, pairs: _Pairs, power_binding: np.ndarray, water_binding: np.ndarray) -> tuple[sp.csc_matrix, np.ndarray]:
+def _model(
+    instance: _Instance, pairs: _Pairs, power_binding: np.ndarray, water_binding: np.ndarray
+) -> tuple[sp.csc_matrix, np.ndarray]:
     """Constraint matrix and row upper bounds over the pair variables."""
     ones = np.ones(len(pairs.app))
     power_node = instance.power_node[pairs.plot]
     water_node = instance.water_node[pairs.plot]
-    power_key = np.where((instance.power[pairs.app] > 0) & (power_node >= 0) & power_binding[np.maximum(power_node, 0)], power_node, -1)
-    water_key = np.where((instance.water[pairs.app] > 0) & (water_node >= 0) & water_binding[np.maximum(water_node, 0)], water_node, -1)
+    power_key = np.where(
+        (instance.power[pairs.app] > 0)
+        & (power_node >= 0)
+        & power_binding[np.maximum(power_node, 0)],
+        power_node,
+        -1,
+    )
+    water_key = np.where(
+        (instance.water[pairs.app] > 0)
+        & (water_node >= 0)
+        & water_binding[np.maximum(water_node, 0)],
+        water_node,
+        -1,
+    )
     families = [
         _rows(pairs.app, ones, np.ones(len(instance.app_ids))),
         _rows(pairs.plot, ones, np.ones(len(instance.plot_ids))),
@@ -740,7 +905,9 @@ def _model(instance: _Instance, pairs: _Pairs, power_binding: np.ndarray, water_
         row, column, value, bound = _rows(key, coefficient, upper)
         useful = np.flatnonzero(np.bincount(row, minlength=len(bound)) > bound)
         keep = np.isin(row, useful)
-        families.append((np.searchsorted(useful, row[keep]), column[keep], value[keep], bound[useful]))
+        families.append(
+            (np.searchsorted(useful, row[keep]), column[keep], value[keep], bound[useful])
+        )
     offset, triplets, uppers = 0, [], []
     for row, column, value, bound in families:
         triplets.append((row + offset, column, value))
@@ -751,18 +918,34 @@ def _model(instance: _Instance, pairs: _Pairs, power_binding: np.ndarray, water_
     return matrix, np.concatenate(uppers)
 
 
-def _pass_model(highs, matrix: sp.csc_matrix, upper: np.ndarray, cost: np.ndarray, integer: bool) -> None:
+def _pass_model(
+    highs, matrix: sp.csc_matrix, upper: np.ndarray, cost: np.ndarray, integer: bool
+) -> None:
     import highspy
 
     count = matrix.shape[1]
     highs.passModel(
-        count, matrix.shape[0], matrix.nnz, int(highspy.MatrixFormat.kColwise), int(highspy.ObjSense.kMaximize), 0.0,
-        cost, np.zeros(count), np.ones(count), np.full(matrix.shape[0], -highspy.kHighsInf), upper,
-        matrix.indptr, matrix.indices, matrix.data, np.full(count, int(integer), dtype=np.int32),
+        count,
+        matrix.shape[0],
+        matrix.nnz,
+        int(highspy.MatrixFormat.kColwise),
+        int(highspy.ObjSense.kMaximize),
+        0.0,
+        cost,
+        np.zeros(count),
+        np.ones(count),
+        np.full(matrix.shape[0], -highspy.kHighsInf),
+        upper,
+        matrix.indptr,
+        matrix.indices,
+        matrix.data,
+        np.full(count, int(integer), dtype=np.int32),
     )
 
 
-def _column_generation(matrix: sp.csc_matrix, upper: np.ndarray, cost: np.ndarray, initial: np.ndarray, deadline: float) -> tuple[np.ndarray, float]:
+def _column_generation(
+    matrix: sp.csc_matrix, upper: np.ndarray, cost: np.ndarray, initial: np.ndarray, deadline: float
+) -> tuple[np.ndarray, float]:
     """LP relaxation over all pairs by pricing; returns reduced costs and the Lagrangian bound they prove.
 
     For any row prices ``y >= 0`` and ``rc = cost - A^T y``, every allocation ``x``
@@ -785,14 +968,31 @@ def _column_generation(matrix: sp.csc_matrix, upper: np.ndarray, cost: np.ndarra
         entering = entering[np.argsort(-reduced[entering])[: max(len(upper), 1000)]]
         in_lp[entering] = True
         block = matrix[:, entering]
-        highs.addCols(len(entering), cost[entering], np.zeros(len(entering)), np.ones(len(entering)), block.nnz, block.indptr[:-1], block.indices, block.data)
+        highs.addCols(
+            len(entering),
+            cost[entering],
+            np.zeros(len(entering)),
+            np.ones(len(entering)),
+            block.nnz,
+            block.indptr[:-1],
+            block.indices,
+            block.data,
+        )
 
 
 def _representatives(pairs: _Pairs, group_of_plot: np.ndarray) -> np.ndarray:
     """The most valuable pair of each application in each resource group: a small LP to start pricing from."""
     group = group_of_plot[pairs.plot]
     order = np.lexsort((np.arange(len(pairs.app)), -pairs.value, group, pairs.app))
-    first = np.r_[True, (pairs.app[order][1:] != pairs.app[order][:-1]) | (group[order][1:] != group[order][:-1])] if len(order) else np.zeros(0, dtype=bool)
+    first = (
+        np.r_[
+            True,
+            (pairs.app[order][1:] != pairs.app[order][:-1])
+            | (group[order][1:] != group[order][:-1]),
+        ]
+        if len(order)
+        else np.zeros(0, dtype=bool)
+    )
     return order[first]
 
 
@@ -809,12 +1009,20 @@ def _milp(
     """Price out the LP, drop pairs that cannot beat the warm start, and let HiGHS finish the rest."""
     time_limit, mip_gap = limits
     # leave a little of the budget for rebuilding the allocation and its reasons
-    deadline = started + time_limit - min(1.0, 0.05 * time_limit) if time_limit is not None else math.inf
+    deadline = (
+        started + time_limit - min(1.0, 0.05 * time_limit) if time_limit is not None else math.inf
+    )
     matrix, upper = _model(instance, pairs, *binding)
     # tenge-sized costs (1e10) wreck HiGHS's tolerances; solve in units of the largest pair value
     scale = max(float(pairs.value.max(initial=0.0)), _TOLERANCE)
     cost = pairs.value / scale
-    reduced, bound = _column_generation(matrix, upper, cost, np.r_[_representatives(pairs, group_of_plot), warm.chosen[warm.chosen >= 0]], deadline)
+    reduced, bound = _column_generation(
+        matrix,
+        upper,
+        cost,
+        np.r_[_representatives(pairs, group_of_plot), warm.chosen[warm.chosen >= 0]],
+        deadline,
+    )
     incumbent = warm.objective() / scale
     best = warm
     if on_progress is not None:
@@ -830,13 +1038,29 @@ def _milp(
             # a pair with reduced cost below -(bound - incumbent) cannot be part of a better allocation
             columns = np.flatnonzero(reduced >= incumbent - bound - 1e-7)
             stage_deadline = deadline
-        progress = _progress_relay(on_progress, started, scale, (incumbent, bound), stage == "exact") if on_progress else None
-        state, dual, status = _solve_subset(instance, pairs, (matrix, upper, cost), np.union1d(columns, best.chosen[best.chosen >= 0]), best, (stage_deadline, mip_gap), progress)
+        progress = (
+            _progress_relay(on_progress, started, scale, (incumbent, bound), stage == "exact")
+            if on_progress
+            else None
+        )
+        state, dual, status = _solve_subset(
+            instance,
+            pairs,
+            (matrix, upper, cost),
+            np.union1d(columns, best.chosen[best.chosen >= 0]),
+            best,
+            (stage_deadline, mip_gap),
+            progress,
+        )
         best, incumbent = state, state.objective() / scale
         if stage == "exact":
             proven = _proven_bound(dual, (incumbent, bound))
             return best, status, _gap(incumbent, proven)
-    return best, "optimal" if _gap(incumbent, bound) <= mip_gap else "time_limit", _gap(incumbent, bound)
+    return (
+        best,
+        "optimal" if _gap(incumbent, bound) <= mip_gap else "time_limit",
+        _gap(incumbent, bound),
+    )
 
 
 def _solve_subset(
@@ -859,12 +1083,22 @@ def _solve_subset(
     if math.isfinite(deadline):
         highs.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.05))
     warm_columns = warm.chosen[warm.chosen >= 0]
-    highs.setSolution(len(columns), np.searchsorted(columns, warm_columns).astype(np.int32), np.ones(len(warm_columns)))
+    highs.setSolution(
+        len(columns),
+        np.searchsorted(columns, warm_columns).astype(np.int32),
+        np.ones(len(warm_columns)),
+    )
     if progress is not None:
         highs.cbMipInterrupt.subscribe(progress)
         highs.cbMipImprovingSolution.subscribe(progress)
     highs.run()
-    state = _state_from_solution(instance, pairs, columns[np.asarray(highs.getSolution().col_value) > 0.5]) if highs.getInfo().primal_solution_status == 2 else warm
+    state = (
+        _state_from_solution(
+            instance, pairs, columns[np.asarray(highs.getSolution().col_value) > 0.5]
+        )
+        if highs.getInfo().primal_solution_status == 2
+        else warm
+    )
     if state.objective() < warm.objective():
         state = warm
     state.fill(np.argsort(-_best_values(instance, pairs), kind="stable"))
@@ -891,7 +1125,11 @@ def _proven_bound(dual_bound: float, ceiling: tuple[float, float]) -> float:
 
 
 def _progress_relay(
-    on_progress: Callable[[float, float, float], None], started: float, scale: float, ceiling: tuple[float, float], exact: bool
+    on_progress: Callable[[float, float, float], None],
+    started: float,
+    scale: float,
+    ceiling: tuple[float, float],
+    exact: bool,
 ) -> Callable[[object], None]:
     """HiGHS callback reporting (elapsed, objective, proven bound) in caller units at most twice a second.
 
@@ -952,48 +1190,86 @@ def _static_reason(instance: _Instance, pairs: _Pairs, app: int) -> str | None:
         previous = survivors
     if pairs.stage_counts["headroom"][app] == 0:
         low, high = np.searchsorted(pairs.connected_app, [app, app + 1])
-        return _headroom_reason(instance, app, pairs.connected_plot[low:high], (instance.power_cap, instance.water_cap), "headroom")
+        return _headroom_reason(
+            instance,
+            app,
+            pairs.connected_plot[low:high],
+            (instance.power_cap, instance.water_cap),
+            "headroom",
+        )
     return None
 
 
-def _headroom_reason(instance: _Instance, app: int, plots: np.ndarray, left: tuple[np.ndarray, np.ndarray], word: str) -> str:
+def _headroom_reason(
+    instance: _Instance, app: int, plots: np.ndarray, left: tuple[np.ndarray, np.ndarray], word: str
+) -> str:
     power_left, water_left = left
-    power_short = ~_fits(np.full(len(plots), instance.power[app]), power_left, instance.power_node[plots])
-    water_short = ~_fits(np.full(len(plots), instance.water[app]), water_left, instance.water_node[plots])
+    power_short = ~_fits(
+        np.full(len(plots), instance.power[app]), power_left, instance.power_node[plots]
+    )
+    water_short = ~_fits(
+        np.full(len(plots), instance.water[app]), water_left, instance.water_node[plots]
+    )
     if power_short.all():
-        return _shortage(instance, "substation", instance.power_node[plots], power_left, f"{word} {{}} kW < {_amount(instance.power[app])} kW needed")
+        return _shortage(
+            instance,
+            "substation",
+            instance.power_node[plots],
+            power_left,
+            f"{word} {{}} kW < {_amount(instance.power[app])} kW needed",
+        )
     if water_short.all():
-        return _shortage(instance, "water node", instance.water_node[plots], water_left, f"{word} {{}} m³/d < {_amount(instance.water[app])} m³/d needed")
+        return _shortage(
+            instance,
+            "water node",
+            instance.water_node[plots],
+            water_left,
+            f"{word} {{}} m³/d < {_amount(instance.water[app])} m³/d needed",
+        )
     return f"no fitting plot has both power and water {word}"
 
 
-def _shortage(instance: _Instance, kind: str, nodes: np.ndarray, left: np.ndarray, template: str) -> str:
+def _shortage(
+    instance: _Instance, kind: str, nodes: np.ndarray, left: np.ndarray, template: str
+) -> str:
     nodes = np.unique(nodes)
     nodes = nodes[np.argsort(-left[nodes], kind="stable")]
     best = _amount(left[nodes[0]])
     if len(nodes) == 1:
         return f"{kind} {instance.node_names[nodes[0]]} " + template.format(best)
-    names = ", ".join(str(name) for name in instance.node_names[nodes[:3]]) + (f" and {len(nodes) - 3} more" if len(nodes) > 3 else "")
+    names = ", ".join(str(name) for name in instance.node_names[nodes[:3]]) + (
+        f" and {len(nodes) - 3} more" if len(nodes) > 3 else ""
+    )
     return f"{kind}s {names} " + template.format(f"at most {best}")
 
 
-def _competition_reason(instance: _Instance, pairs: _Pairs, state: _State, app: int, blame: str) -> str:
+def _competition_reason(
+    instance: _Instance, pairs: _Pairs, state: _State, app: int, blame: str
+) -> str:
     """Why a statically placeable application is out: plots taken, headroom used up, or no value."""
     plots = pairs.plot[pairs.start[app] : pairs.end[app]]
     free = plots[state.holder[plots] < 0]
     if not len(free):
         return f"every fitting plot went to {blame}"
-    fitting = _fits(np.full(len(free), instance.power[app]), state.power_left, instance.power_node[free])
-    fitting &= _fits(np.full(len(free), instance.water[app]), state.water_left, instance.water_node[free])
+    fitting = _fits(
+        np.full(len(free), instance.power[app]), state.power_left, instance.power_node[free]
+    )
+    fitting &= _fits(
+        np.full(len(free), instance.water[app]), state.water_left, instance.water_node[free]
+    )
     if not fitting.any():
-        return _headroom_reason(instance, app, free, (state.power_left, state.water_left), "headroom left")
+        return _headroom_reason(
+            instance, app, free, (state.power_left, state.water_left), "headroom left"
+        )
     return f"plot {instance.plot_ids[free[fitting][0]]} still fits, but placing the application adds no value to the objective"
 
 
 def _reasons(instance: _Instance, pairs: _Pairs, state: _State, blame: str) -> list[str | None]:
     reasons: list[str | None] = [None] * len(instance.app_ids)
     for app in np.flatnonzero(state.chosen < 0):
-        reasons[app] = _static_reason(instance, pairs, app) or _competition_reason(instance, pairs, state, app, blame)
+        reasons[app] = _static_reason(instance, pairs, app) or _competition_reason(
+            instance, pairs, state, app, blame
+        )
     return reasons
 
 
@@ -1087,13 +1363,22 @@ def solve(
     instance = _prepare(plots, applications, capacities)
     pairs = _compatible_pairs(instance, _value_model(plots, applications, objective, weights))
     if method == "greedy":
-        state, status, gap, used = _greedy_first_come(instance, pairs), "heuristic", math.nan, "greedy"
+        state, status, gap, used = (
+            _greedy_first_come(instance, pairs),
+            "heuristic",
+            math.nan,
+            "greedy",
+        )
         blame = "an earlier application"
     else:
-        state, status, gap, used = _optimise(instance, pairs, (time_limit, mip_gap), on_progress, started)
+        state, status, gap, used = _optimise(
+            instance, pairs, (time_limit, mip_gap), on_progress, started
+        )
         state.prefer_small_plots()
         blame = "a higher-value application"
-    plot_ids = [instance.plot_ids[state.pairs.plot[pair]] if pair >= 0 else None for pair in state.chosen]
+    plot_ids = [
+        instance.plot_ids[state.pairs.plot[pair]] if pair >= 0 else None for pair in state.chosen
+    ]
     assignments = pd.DataFrame(
         {
             "app_id": pd.Series(instance.app_ids, dtype=object),
@@ -1101,10 +1386,14 @@ def solve(
             "reason": pd.Series(_reasons(instance, pairs, state, blame), dtype=object),
         }
     )
-    return AllocationResult(assignments, state.objective(), status, gap, used, time.perf_counter() - started)
+    return AllocationResult(
+        assignments, state.objective(), status, gap, used, time.perf_counter() - started
+    )
 
 
-def pair_rules(plots: pd.DataFrame, applications: pd.DataFrame, capacities: pd.DataFrame) -> pd.DataFrame:
+def pair_rules(
+    plots: pd.DataFrame, applications: pd.DataFrame, capacities: pd.DataFrame
+) -> pd.DataFrame:
     """Which allocation rules every (application, plot) pair passes, one row per pair.
 
     The same rules and inputs as :func:`solve` (see there for the columns), checked for each
@@ -1127,31 +1416,67 @@ def pair_rules(plots: pd.DataFrame, applications: pd.DataFrame, capacities: pd.D
     app = np.repeat(np.arange(len(instance.app_ids)), len(instance.plot_ids))
     plot = np.tile(np.arange(len(instance.plot_ids)), len(instance.app_ids))
     rules = _static_rules(instance, app, plot)
-    rules["power_headroom"] = _fits(instance.power[app], instance.power_cap, instance.power_node[plot])
-    rules["water_headroom"] = _fits(instance.water[app], instance.water_cap, instance.water_node[plot])
-    return pd.DataFrame({"app_id": instance.app_ids[app], "plot_id": instance.plot_ids[plot], **rules})
+    rules["power_headroom"] = _fits(
+        instance.power[app], instance.power_cap, instance.power_node[plot]
+    )
+    rules["water_headroom"] = _fits(
+        instance.water[app], instance.water_cap, instance.water_node[plot]
+    )
+    return pd.DataFrame(
+        {"app_id": instance.app_ids[app], "plot_id": instance.plot_ids[plot], **rules}
+    )
 
 
 def _optimise(
-    instance: _Instance, pairs: _Pairs, limits: tuple[float | None, float], on_progress: Callable[[float, float, float], None] | None, started: float
+    instance: _Instance,
+    pairs: _Pairs,
+    limits: tuple[float | None, float],
+    on_progress: Callable[[float, float, float], None] | None,
+    started: float,
 ) -> tuple[_State, str, float, str]:
-    power_binding = _binding_nodes(instance, pairs, instance.power, instance.power_cap, instance.power_node)
-    water_binding = _binding_nodes(instance, pairs, instance.water, instance.water_cap, instance.water_node)
+    power_binding = _binding_nodes(
+        instance, pairs, instance.power, instance.power_cap, instance.power_node
+    )
+    water_binding = _binding_nodes(
+        instance, pairs, instance.water, instance.water_cap, instance.water_node
+    )
     if not power_binding.any() and not water_binding.any():
-        return _assignment(instance, _prune_interchangeable(instance, pairs, np.zeros(len(instance.plot_ids), dtype=np.int64))), "optimal", 0.0, "assignment"
+        return (
+            _assignment(
+                instance,
+                _prune_interchangeable(
+                    instance, pairs, np.zeros(len(instance.plot_ids), dtype=np.int64)
+                ),
+            ),
+            "optimal",
+            0.0,
+            "assignment",
+        )
     group = _resource_group(instance, power_binding, water_binding)
     pruned = _prune_interchangeable(instance, pairs, group)
     time_limit = limits[0]
     deadline = time.perf_counter() + (0.1 * time_limit if time_limit is not None else 10.0)
     warm = _heuristic(instance, pruned, deadline)
-    state, status, gap = _milp(instance, pruned, (power_binding, water_binding), group, warm, limits, on_progress, started)
+    state, status, gap = _milp(
+        instance, pruned, (power_binding, water_binding), group, warm, limits, on_progress, started
+    )
     return state, status, gap, "milp"
 
 
-def _resource_group(instance: _Instance, power_binding: np.ndarray, water_binding: np.ndarray) -> np.ndarray:
+def _resource_group(
+    instance: _Instance, power_binding: np.ndarray, water_binding: np.ndarray
+) -> np.ndarray:
     """Plots drawing on the same binding nodes share a group; non-binding nodes impose nothing."""
-    power = np.where((instance.power_node >= 0) & power_binding[np.maximum(instance.power_node, 0)], instance.power_node, -1)
-    water = np.where((instance.water_node >= 0) & water_binding[np.maximum(instance.water_node, 0)], instance.water_node, -1)
+    power = np.where(
+        (instance.power_node >= 0) & power_binding[np.maximum(instance.power_node, 0)],
+        instance.power_node,
+        -1,
+    )
+    water = np.where(
+        (instance.water_node >= 0) & water_binding[np.maximum(instance.water_node, 0)],
+        instance.water_node,
+        -1,
+    )
     return (power + 1) * (len(instance.node_names) + 1) + water + 1
 
 
@@ -1189,10 +1514,15 @@ def read_applications_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(header):
-                problems.append(f"line {reader.line_num}: {len(row)} fields, header has {len(header)}")
+                problems.append(
+                    f"line {reader.line_num}: {len(row)} fields, header has {len(header)}"
+                )
                 continue
             record = {name: cell.strip() for name, cell in zip(header, row)}
-            problems.extend(f"line {reader.line_num}: {problem}" for problem in _record_problems(record, reader.line_num, seen))
+            problems.extend(
+                f"line {reader.line_num}: {problem}"
+                for problem in _record_problems(record, reader.line_num, seen)
+            )
             records.append(record)
     if problems:
         raise AllocationInputError("bad applications file:\n" + "\n".join(problems))

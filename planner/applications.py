@@ -10,17 +10,26 @@ The body models (:data:`ApplicationIn`, :class:`AcceptIn`, :class:`RejectIn`,
 :class:`WithdrawIn`) are built from the ``applications`` layer schema and are
 the ones the API validates with and the OpenAPI generator documents.
 """
+
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import pandas as pd
 from pydantic import (
-    BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, create_model, field_validator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
 )
 
-from geo.layers import ID_MAX_LENGTH, ID_PATTERN, NOTE_MAX_LENGTH, Field as SchemaField, get_layer
+from geo.layers import ID_MAX_LENGTH, ID_PATTERN, NOTE_MAX_LENGTH, get_layer
+from geo.layers import Field as SchemaField
 from geo.store import Invalid, NotFound, Store
 from geo.validate import Problem
 from planner.catalogue import PlotFilters
@@ -28,18 +37,39 @@ from planner.reservation import RULES
 from planner.visibility import is_staff
 
 __all__ = [
-    "INVESTOR_FIELDS", "ApplicationIn", "ApplicationOut", "ApplicationFiled", "RuleOut", "AcceptIn",
-    "RejectIn", "WithdrawIn",
-    "parse_body", "as_record", "list_applications", "get_application", "matching_filters",
+    "INVESTOR_FIELDS",
+    "ApplicationIn",
+    "ApplicationOut",
+    "ApplicationFiled",
+    "RuleOut",
+    "AcceptIn",
+    "RejectIn",
+    "WithdrawIn",
+    "parse_body",
+    "as_record",
+    "list_applications",
+    "get_application",
+    "matching_filters",
 ]
 
 LAYER = get_layer("applications")
 # What an investor fills in; the same fields the allocator reads.
-INVESTOR_FIELDS = ("company", "project", "sector", "plot_id", "min_ha", "max_ha", "power_kw",
-                   "water_m3d", "rail_need", "hazard", "invest", "jobs")
+INVESTOR_FIELDS = (
+    "company",
+    "project",
+    "sector",
+    "plot_id",
+    "min_ha",
+    "max_ha",
+    "power_kw",
+    "water_m3d",
+    "rail_need",
+    "hazard",
+    "invest",
+    "jobs",
+)
 MAX_REASON = NOTE_MAX_LENGTH
-_PY_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "date": dt.date,
-             "datetime": str}
+_PY_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "date": dt.date, "datetime": str}
 
 
 def _model_field(fld: SchemaField, *, force_optional: bool = False) -> tuple[Any, Any]:
@@ -80,12 +110,14 @@ class _ApplicationBase(BaseModel):
 
 
 ApplicationIn = create_model(
-    "ApplicationIn", __base__=_ApplicationBase,
+    "ApplicationIn",
+    __base__=_ApplicationBase,
     __doc__="A new application: for a specific plot (plot_id) or any plot matching the needs.",
     **{name: _model_field(LAYER.field(name)) for name in INVESTOR_FIELDS},
 )
-ApplicationIn.model_fields["plot_id"].description = (
-    "Plot applied for; leave out for any plot matching the needs")
+ApplicationIn.model_fields[
+    "plot_id"
+].description = "Plot applied for; leave out for any plot matching the needs"
 ApplicationIn.model_rebuild(force=True)
 
 
@@ -94,26 +126,31 @@ class _Out(BaseModel):
 
 
 ApplicationOut = create_model(
-    "ApplicationOut", __base__=_Out,
+    "ApplicationOut",
+    __base__=_Out,
     __doc__="An application as stored, with its status, the planner's reason and the plot reserved.",
-    **{f.name: (_model_field(f, force_optional=not f.required)[0], Field(..., description=f.label))
-       for f in LAYER.fields},
+    **{
+        f.name: (_model_field(f, force_optional=not f.required)[0], Field(..., description=f.label))
+        for f in LAYER.fields
+    },
 )
-
 
 
 class RuleOut(BaseModel):
     """A reservation rule the application breaks on its plot, in words."""
 
     rule: Literal[RULES] = Field(description="Which rule")  # type: ignore[valid-type]
-    message: str = Field(description="The rule and the numbers, e.g. 'SS-14 has 970 kW left, "
-                                     "the application needs 5,000 kW'")
+    message: str = Field(
+        description="The rule and the numbers, e.g. 'SS-14 has 970 kW left, "
+        "the application needs 5,000 kW'"
+    )
 
 
 ApplicationFiled = create_model(
-    "ApplicationFiled", __base__=ApplicationOut,
+    "ApplicationFiled",
+    __base__=ApplicationOut,
     __doc__="The filed application, and the rules it breaks on its plot today: a planner's "
-            "accept refuses it until they are met.",
+    "accept refuses it until they are met.",
     warnings=(list[RuleOut], Field(..., description="Rules broken today (filed anyway)")),
 )
 
@@ -127,8 +164,13 @@ class _Body(BaseModel):
 class AcceptIn(_Body):
     """A planner accepts an application for a plot, which becomes reserved."""
 
-    plot_id: str | None = Field(None, min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN,
-                                description="Plot to reserve (default: the plot applied for)")
+    plot_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=ID_MAX_LENGTH,
+        pattern=ID_PATTERN,
+        description="Plot to reserve (default: the plot applied for)",
+    )
 
 
 class RejectIn(_Body):
@@ -179,8 +221,9 @@ def as_record(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def list_applications(store: Store, *, user: str, role: str | None,
-                      status: str | None = None) -> list[dict[str, Any]]:
+def list_applications(
+    store: Store, *, user: str, role: str | None, status: str | None = None
+) -> list[dict[str, Any]]:
     """Applications newest first: all for staff, the user's own for investors."""
     where: dict[str, Any] = {}
     if not is_staff(role):
@@ -207,8 +250,13 @@ def get_application(store: Store, app_id: str, *, user: str, role: str | None) -
 def matching_filters(app: Mapping[str, Any], **extra: Any) -> PlotFilters:
     """Catalogue filters for the plots that meet an application's needs (for planners
     choosing a plot for an "any plot" application)."""
-    params: dict[str, Any] = {"min_area": app.get("min_ha"), "max_area": app.get("max_ha"),
-                              "sector": app.get("sector"), "min_power": app.get("power_kw") or None,
-                              "min_water": app.get("water_m3d") or None,
-                              "rail": True if app.get("rail_need") else None, **extra}
+    params: dict[str, Any] = {
+        "min_area": app.get("min_ha"),
+        "max_area": app.get("max_ha"),
+        "sector": app.get("sector"),
+        "min_power": app.get("power_kw") or None,
+        "min_water": app.get("water_m3d") or None,
+        "rail": True if app.get("rail_need") else None,
+        **extra,
+    }
     return PlotFilters.model_validate({k: v for k, v in params.items() if v is not None})

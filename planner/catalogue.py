@@ -8,6 +8,7 @@ a WGS84 GeoJSON FeatureCollection; errors are typed (:class:`QueryError`,
 The filter model :class:`PlotFilters` is the one the API validates with and the
 OpenAPI generator documents.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -15,50 +16,99 @@ import json
 import re
 import threading
 import weakref
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Any, Iterable, Literal, Mapping, Sequence
+from typing import Annotated, Any, Literal
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 from pydantic import (
-    BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema,
-    ValidationInfo, field_validator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
 )
 
 from geo.crs import WEB_DECIMALS, WGS84_EPSG, WORKING_EPSG, transformer, working_crs
 from geo.layers import LAYERS, PLOT_STATUSES, SECTORS, get_layer, parse_sectors
 from geo.store import Range, Store
 from planner.visibility import (
-    Forbidden, PlotView, check_readable, layer_fields, plot_view, readable_layers,
+    Forbidden,
+    PlotView,
+    check_readable,
+    layer_fields,
+    plot_view,
+    readable_layers,
 )
 
 __all__ = [
-    "DEFAULT_LIMIT", "MAX_LIMIT", "FACT_COLUMNS", "Forbidden", "QueryError",
-    "PlotFilters", "QueryParams", "IsoDate", "Statuses", "check_status_names", "LayerQuery",
-    "PlotPage", "parse_filters", "parse_model", "search",
-    "get_plot", "check_readable", "working_bbox", "readable_layers", "layer_summary",
-    "layer_collection", "layer_where", "plot_properties", "plot_feature",
-    "servicing_facts", "facts_for", "to_geojson_geometries",
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "FACT_COLUMNS",
+    "Forbidden",
+    "QueryError",
+    "PlotFilters",
+    "QueryParams",
+    "IsoDate",
+    "Statuses",
+    "check_status_names",
+    "LayerQuery",
+    "PlotPage",
+    "parse_filters",
+    "parse_model",
+    "search",
+    "get_plot",
+    "check_readable",
+    "working_bbox",
+    "readable_layers",
+    "layer_summary",
+    "layer_collection",
+    "layer_where",
+    "plot_properties",
+    "plot_feature",
+    "servicing_facts",
+    "facts_for",
+    "to_geojson_geometries",
 ]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000  # one page of a map view at editing zooms
 PUBLIC_PLOT_STATUS = "available"
-FACT_COLUMNS = ("rail", "rail_distance_m", "power", "power_headroom_kw", "water",
-                "water_headroom_m3d", "ready", "waits_for")
+FACT_COLUMNS = (
+    "rail",
+    "rail_distance_m",
+    "power",
+    "power_headroom_kw",
+    "water",
+    "water_headroom_m3d",
+    "ready",
+    "waits_for",
+)
 # Sort keys the catalogue accepts -> column of the joined frame.
-SORT_COLUMNS = {"plot_id": "plot_id", "area_ha": "area_ha", "status": "status",
-                "power": "power_headroom_kw", "water": "water_headroom_m3d", "ready": "ready"}
+SORT_COLUMNS = {
+    "plot_id": "plot_id",
+    "area_ha": "area_ha",
+    "status": "status",
+    "power": "power_headroom_kw",
+    "water": "water_headroom_m3d",
+    "ready": "ready",
+}
 SORT_VALUES = tuple(v for k in SORT_COLUMNS for v in (k, f"-{k}"))
 SortKey = Literal[SORT_VALUES]  # type: ignore[valid-type]
 _LON = r"-?(?:180(?:\.0+)?|(?:1[0-7]\d|[1-9]?\d)(?:\.\d+)?)"  # -180..180
 _LAT = r"-?(?:90(?:\.0+)?|[1-8]?\d(?:\.\d+)?)"  # -90..90
 BBOX_PATTERN = rf"^{_LON},{_LAT},{_LON},{_LAT}$"
-BBOX_TEXT = ("minLon,minLat,maxLon,maxLat in WGS84: longitudes -180..180, latitudes -90..90, "
-             "minLon <= maxLon and minLat <= maxLat (else 400)")
+BBOX_TEXT = (
+    "minLon,minLat,maxLon,maxLat in WGS84: longitudes -180..180, latitudes -90..90, "
+    "minLon <= maxLon and minLat <= maxLat (else 400)"
+)
 _FACTS_PER_MODEL = 8  # as_of dates kept per servicing model
 
 
@@ -68,8 +118,6 @@ class QueryError(ValueError):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.field = field
-
-
 
 
 def _comma_list(value: Any) -> Any:
@@ -82,21 +130,30 @@ def check_status_names(value: tuple[str, ...]) -> tuple[str, ...]:
     """``value`` without repeats, or ValueError naming unknown statuses (or none given)."""
     unknown = [s for s in value if s not in PLOT_STATUSES]
     if unknown:
-        raise ValueError(f"unknown plot status {', '.join(map(repr, unknown))}; "
-                         f"use a comma list of {', '.join(PLOT_STATUSES)}")
+        raise ValueError(
+            f"unknown plot status {', '.join(map(repr, unknown))}; "
+            f"use a comma list of {', '.join(PLOT_STATUSES)}"
+        )
     if not value:
         raise ValueError("give at least one status")
     return tuple(dict.fromkeys(value))
 
 
 Statuses = Annotated[
-    tuple[str, ...], BeforeValidator(_comma_list),
-    WithJsonSchema({"type": "string", "pattern": rf"^({'|'.join(PLOT_STATUSES)})"
-                    rf"(,({'|'.join(PLOT_STATUSES)}))*$",
-                    "description": "comma list of plot statuses"}),
+    tuple[str, ...],
+    BeforeValidator(_comma_list),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": rf"^({'|'.join(PLOT_STATUSES)})"
+            rf"(,({'|'.join(PLOT_STATUSES)}))*$",
+            "description": "comma list of plot statuses",
+        }
+    ),
 ]
 Bbox = Annotated[
-    tuple[float, float, float, float] | None, BeforeValidator(_comma_list),
+    tuple[float, float, float, float] | None,
+    BeforeValidator(_comma_list),
     WithJsonSchema({"type": "string", "pattern": BBOX_PATTERN, "description": BBOX_TEXT}),
 ]
 Sector = Literal[SECTORS]  # type: ignore[valid-type]
@@ -112,9 +169,11 @@ def _iso_date(value: Any) -> Any:
 
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-IsoDate = Annotated[dt.date, BeforeValidator(_iso_date),
-                    WithJsonSchema({"type": "string", "format": "date",
-                                    "pattern": r"^\d{4}-\d{2}-\d{2}$"})]
+IsoDate = Annotated[
+    dt.date,
+    BeforeValidator(_iso_date),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}),
+]
 
 
 class QueryParams(BaseModel):
@@ -128,8 +187,12 @@ class QueryParams(BaseModel):
         if value is None:
             return None
         min_lon, min_lat, max_lon, max_lat = value
-        if not (-180 <= min_lon <= 180 and -180 <= max_lon <= 180
-                and -90 <= min_lat <= 90 and -90 <= max_lat <= 90):
+        if not (
+            -180 <= min_lon <= 180
+            and -180 <= max_lon <= 180
+            and -90 <= min_lat <= 90
+            and -90 <= max_lat <= 90
+        ):
             raise ValueError("longitudes must lie in -180..180 and latitudes in -90..90")
         if min_lon > max_lon or min_lat > max_lat:
             raise ValueError("give minLon,minLat,maxLon,maxLat with min <= max")
@@ -144,20 +207,27 @@ class PlotFilters(QueryParams):
     recorded, or as of ``as_of``. ``limit`` above 10,000 is refused (400), not clamped.
     """
 
-    min_area: float | None = Field(None, ge=0, description="Minimum plot area, ha (inclusive); "
-                                   "not above max_area (else 400)")
-    max_area: float | None = Field(None, ge=0, description="Maximum plot area, ha (inclusive); "
-                                   "not below min_area (else 400)")
+    min_area: float | None = Field(
+        None, ge=0, description="Minimum plot area, ha (inclusive); not above max_area (else 400)"
+    )
+    max_area: float | None = Field(
+        None, ge=0, description="Maximum plot area, ha (inclusive); not below min_area (else 400)"
+    )
     sector: Sector | None = Field(None, description="Only plots that allow this sector")
     rail: bool | None = Field(None, description="Rail access available (true) or not (false)")
     min_power: float | None = Field(None, ge=0, description="Power headroom at least this, kW")
     min_water: float | None = Field(None, ge=0, description="Water headroom at least this, m³/day")
     ready_by: IsoDate | None = Field(None, description="Fully serviced on or before this date")
-    as_of: IsoDate | None = Field(None, description="Answer servicing as of this date, assuming "
-                                  "due repairs are done (default: infrastructure as recorded)")
-    status: Statuses = Field(PUBLIC_PLOT_STATUS, validate_default=True,
-                             description="Plot statuses (default: available); 'candidate' "
-                                         "for planners only")
+    as_of: IsoDate | None = Field(
+        None,
+        description="Answer servicing as of this date, assuming "
+        "due repairs are done (default: infrastructure as recorded)",
+    )
+    status: Statuses = Field(
+        PUBLIC_PLOT_STATUS,
+        validate_default=True,
+        description="Plot statuses (default: available); 'candidate' for planners only",
+    )
     bbox: Bbox = Field(None, description=BBOX_TEXT)
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Page size (1..10000)")
     offset: int = Field(0, ge=0, le=10_000_000, description="Features to skip")
@@ -179,9 +249,13 @@ class PlotFilters(QueryParams):
     @property
     def servicing_filters(self) -> bool:
         """Whether answering needs the servicing facts of every candidate."""
-        return (self.rail is not None or self.min_power is not None or self.min_water is not None
-                or self.ready_by is not None or SORT_COLUMNS[self.sort.lstrip("-")]
-                not in ("plot_id", "area_ha", "status"))
+        return (
+            self.rail is not None
+            or self.min_power is not None
+            or self.min_water is not None
+            or self.ready_by is not None
+            or SORT_COLUMNS[self.sort.lstrip("-")] not in ("plot_id", "area_ha", "status")
+        )
 
     @property
     def attribute_filters(self) -> bool:
@@ -252,6 +326,7 @@ def parse_filters(params: Mapping[str, Any]) -> PlotFilters:
 
 # --------------------------------------------------------------------- servicing facts
 
+
 def servicing_facts(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """The catalogue's servicing facts from servicing records, indexed by plot_id.
 
@@ -263,17 +338,19 @@ def servicing_facts(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     rows = []
     for rec in records:
         rail, power, water = (rec.get(k) or {} for k in ("rail", "power", "water"))
-        rows.append({
-            "plot_id": str(rec["plot_id"]),
-            "rail": bool(rail.get("available", False)),
-            "rail_distance_m": _number(rail.get("distance_m")),
-            "power": bool(power.get("available", False)),
-            "power_headroom_kw": _number(power.get("headroom_kw")),
-            "water": bool(water.get("available", False)),
-            "water_headroom_m3d": _number(water.get("headroom_m3d")),
-            "ready": str(rec.get("ready") or "unknown"),
-            "waits_for": list(rec.get("waits_for") or []),
-        })
+        rows.append(
+            {
+                "plot_id": str(rec["plot_id"]),
+                "rail": bool(rail.get("available", False)),
+                "rail_distance_m": _number(rail.get("distance_m")),
+                "power": bool(power.get("available", False)),
+                "power_headroom_kw": _number(power.get("headroom_kw")),
+                "water": bool(water.get("available", False)),
+                "water_headroom_m3d": _number(water.get("headroom_m3d")),
+                "ready": str(rec.get("ready") or "unknown"),
+                "waits_for": list(rec.get("waits_for") or []),
+            }
+        )
     frame = pd.DataFrame(rows, columns=["plot_id", *FACT_COLUMNS])
     return frame.set_index("plot_id")
 
@@ -286,7 +363,7 @@ def _number(value: Any) -> float:
     return out if np.isfinite(out) else float("nan")
 
 
-_FACTS: "weakref.WeakKeyDictionary[Any, dict[dt.date | None, _Once]]" = weakref.WeakKeyDictionary()
+_FACTS: weakref.WeakKeyDictionary[Any, dict[dt.date | None, _Once]] = weakref.WeakKeyDictionary()
 _FACTS_LOCK = threading.Lock()
 
 
@@ -333,6 +410,7 @@ def _ready_by(ready: pd.Series, by: dt.date) -> np.ndarray:
 
 
 # --------------------------------------------------------------------- geometry helpers
+
 
 @lru_cache(maxsize=1)
 def _use_area() -> tuple[float, float, float, float]:
@@ -383,6 +461,7 @@ def _plain(value: Any) -> Any:
 
 # --------------------------------------------------------------------- plots
 
+
 @dataclass
 class PlotPage:
     """One page of catalogue results.
@@ -411,18 +490,25 @@ class PlotPage:
 
     def records(self) -> list[dict[str, Any]]:
         """The page as plain dicts (no geometry): the list view's rows."""
-        return [plot_properties(row, self.view)
-                for row in self.rows.drop(columns="geometry").to_dict("records")]
+        return [
+            plot_properties(row, self.view)
+            for row in self.rows.drop(columns="geometry").to_dict("records")
+        ]
 
     def feature_collection(self) -> dict[str, Any]:
         """A WGS84 GeoJSON FeatureCollection with ``numberMatched``/``numberReturned``."""
         geoms = to_geojson_geometries(self.rows.geometry.values)
-        features = [{"type": "Feature", "id": props["plot_id"], "geometry": geom,
-                     "properties": props} for props, geom in zip(self.records(), geoms)]
-        return {"type": "FeatureCollection", "numberMatched": self.matched,
-                "numberReturned": len(features),
-                "timeStamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "features": features}
+        features = [
+            {"type": "Feature", "id": props["plot_id"], "geometry": geom, "properties": props}
+            for props, geom in zip(self.records(), geoms)
+        ]
+        return {
+            "type": "FeatureCollection",
+            "numberMatched": self.matched,
+            "numberReturned": len(features),
+            "timeStamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "features": features,
+        }
 
 
 def plot_properties(row: Mapping[str, Any], view: PlotView) -> dict[str, Any]:
@@ -447,11 +533,13 @@ def _empty_plots() -> gpd.GeoDataFrame:
 def _join_facts(frame: gpd.GeoDataFrame, model: Any, as_of: dt.date | None) -> gpd.GeoDataFrame:
     facts = facts_for(model, frame["plot_id"].tolist(), as_of)
     return frame.reset_index(drop=True).assign(
-        **{column: facts[column].to_numpy() for column in FACT_COLUMNS})
+        **{column: facts[column].to_numpy() for column in FACT_COLUMNS}
+    )
 
 
-def search(store: Store, filters: PlotFilters, *, role: str | None = None,
-           servicing: Any = None) -> PlotPage:
+def search(
+    store: Store, filters: PlotFilters, *, role: str | None = None, servicing: Any = None
+) -> PlotPage:
     """Answer catalogue filters: the store's R-tree and attribute filters first, then the
     servicing facts, then sort and page.
 
@@ -485,8 +573,14 @@ def search(store: Store, filters: PlotFilters, *, role: str | None = None,
     if not (filters.attribute_filters or filters.servicing_filters):
         # Everything the store can answer itself: count, sort and page in SQL.
         matched = store.count("plots", bbox=bbox, where=where)
-        rows = store.read("plots", bbox=bbox, where=where, order_by=filters.sort,
-                          limit=filters.limit, offset=filters.offset)
+        rows = store.read(
+            "plots",
+            bbox=bbox,
+            where=where,
+            order_by=filters.sort,
+            limit=filters.limit,
+            offset=filters.offset,
+        )
         return PlotPage(filters, matched, _join_facts(rows, servicing, as_of), view)
     frame = store.read("plots", bbox=bbox, where=where)
     frame = frame[_attribute_mask(frame, filters)]
@@ -494,7 +588,7 @@ def search(store: Store, filters: PlotFilters, *, role: str | None = None,
         frame = _join_facts(frame, servicing, as_of)
         frame = frame[_servicing_mask(frame, filters)]
     frame = _sorted(frame, filters.sort)
-    page = frame.iloc[filters.offset:filters.offset + filters.limit]
+    page = frame.iloc[filters.offset : filters.offset + filters.limit]
     if not filters.servicing_filters:
         page = _join_facts(page, servicing, as_of)
     return PlotPage(filters, len(frame), page.reset_index(drop=True), view)
@@ -514,10 +608,14 @@ def _servicing_mask(frame: pd.DataFrame, filters: PlotFilters) -> np.ndarray:
         mask &= frame["rail"].fillna(False).astype(bool).to_numpy() == filters.rail
     if filters.min_power is not None:
         headroom = frame["power_headroom_kw"].to_numpy(dtype=float)
-        mask &= frame["power"].fillna(False).astype(bool).to_numpy() & (headroom >= filters.min_power)
+        mask &= frame["power"].fillna(False).astype(bool).to_numpy() & (
+            headroom >= filters.min_power
+        )
     if filters.min_water is not None:
         headroom = frame["water_headroom_m3d"].to_numpy(dtype=float)
-        mask &= frame["water"].fillna(False).astype(bool).to_numpy() & (headroom >= filters.min_water)
+        mask &= frame["water"].fillna(False).astype(bool).to_numpy() & (
+            headroom >= filters.min_water
+        )
     if filters.ready_by is not None:
         mask &= _ready_by(frame["ready"], filters.ready_by)
     return mask
@@ -534,14 +632,20 @@ def _sorted(frame: pd.DataFrame, sort: str) -> pd.DataFrame:
         value = frame[SORT_COLUMNS[key]].where(frame[key].fillna(False).astype(bool))
     else:
         value = frame[SORT_COLUMNS[key]]
-    order = (frame.assign(_sort=value.to_numpy())
-             .sort_values(["_sort", "plot_id"], ascending=[ascending, True], kind="stable",
-                          na_position="last"))
+    order = frame.assign(_sort=value.to_numpy()).sort_values(
+        ["_sort", "plot_id"], ascending=[ascending, True], kind="stable", na_position="last"
+    )
     return order.drop(columns="_sort")
 
 
-def get_plot(store: Store, plot_id: str, *, role: str | None = None, servicing: Any = None,
-             as_of: dt.date | None = None) -> gpd.GeoDataFrame:
+def get_plot(
+    store: Store,
+    plot_id: str,
+    *,
+    role: str | None = None,
+    servicing: Any = None,
+    as_of: dt.date | None = None,
+) -> gpd.GeoDataFrame:
     """One plot (a one-row frame joined with its servicing facts).
 
     Raises
@@ -559,11 +663,16 @@ def get_plot(store: Store, plot_id: str, *, role: str | None = None, servicing: 
 def plot_feature(rows: gpd.GeoDataFrame, role: str | None) -> dict[str, Any]:
     """The first row of a :func:`get_plot` frame as a WGS84 GeoJSON Feature."""
     props = plot_properties(rows.drop(columns="geometry").iloc[0].to_dict(), plot_view(role))
-    return {"type": "Feature", "id": props["plot_id"],
-            "geometry": to_geojson_geometries(rows.geometry.values)[0], "properties": props}
+    return {
+        "type": "Feature",
+        "id": props["plot_id"],
+        "geometry": to_geojson_geometries(rows.geometry.values)[0],
+        "properties": props,
+    }
 
 
 # --------------------------------------------------------------------- layers
+
 
 def layer_where(name: str, role: str | None) -> dict[str, Any] | None:
     """The row filter a role's view of a layer implies (see :mod:`planner.visibility`)."""
@@ -575,14 +684,22 @@ def layer_summary(store: Store, role: str | None) -> list[dict[str, Any]]:
     out = []
     for name in readable_layers(role):
         layer = LAYERS[name]
-        out.append({"name": name, "label": layer.label, "geometry": layer.geometry,
-                    "count": store.count(name, where=layer_where(name, role)),
-                    "public": layer.public, "asset": layer.asset})
+        out.append(
+            {
+                "name": name,
+                "label": layer.label,
+                "geometry": layer.geometry,
+                "count": store.count(name, where=layer_where(name, role)),
+                "public": layer.public,
+                "asset": layer.asset,
+            }
+        )
     return out
 
 
-def layer_collection(store: Store, name: str, query: LayerQuery, *,
-                     role: str | None = None) -> dict[str, Any]:
+def layer_collection(
+    store: Store, name: str, query: LayerQuery, *, role: str | None = None
+) -> dict[str, Any]:
     """One page of a layer as a WGS84 GeoJSON FeatureCollection (tables: null geometries).
 
     Raises
@@ -604,14 +721,24 @@ def layer_collection(store: Store, name: str, query: LayerQuery, *,
         rows = store.read(name, bbox=bbox, where=where, limit=query.limit, offset=query.offset)
     features = []
     if rows is not None and len(rows):
-        geoms = (to_geojson_geometries(rows.geometry.values) if layer.is_feature
-                 else [None] * len(rows))
+        geoms = (
+            to_geojson_geometries(rows.geometry.values) if layer.is_feature else [None] * len(rows)
+        )
         names = layer_fields(name, role)
         for record, geom in zip(rows[names].to_dict("records"), geoms):
             props = {k: _plain(v) for k, v in record.items()}
-            features.append({"type": "Feature", "id": str(props[layer.key]), "geometry": geom,
-                             "properties": props})
-    return {"type": "FeatureCollection", "numberMatched": matched,
-            "numberReturned": len(features),
-            "timeStamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "features": features}
+            features.append(
+                {
+                    "type": "Feature",
+                    "id": str(props[layer.key]),
+                    "geometry": geom,
+                    "properties": props,
+                }
+            )
+    return {
+        "type": "FeatureCollection",
+        "numberMatched": matched,
+        "numberReturned": len(features),
+        "timeStamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "features": features,
+    }

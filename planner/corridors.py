@@ -25,13 +25,14 @@ A :class:`CorridorGraph` is built for one area and one kind of network:
 
 Costs are in tenge (the defaults are planning-grade figures, overridable).
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Mapping, Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -43,9 +44,21 @@ from scipy.sparse import csgraph
 from planner.servicing import FRONTAGE_M, ServicingModel
 
 __all__ = [
-    "KINDS", "NETWORK_LAYER", "COST_PER_M", "LAND_FACTORS", "CROSSING_COSTS", "FREE_PLOT_STATUSES",
-    "FORBIDDEN_PLOT_STATUSES", "DEFAULT_SPACING_M", "MAX_LATTICE_NODES", "MAX_REACH_M",
-    "REACH_SLACK_M", "NET", "CostModel", "CorridorGraph", "build_corridors",
+    "KINDS",
+    "NETWORK_LAYER",
+    "COST_PER_M",
+    "LAND_FACTORS",
+    "CROSSING_COSTS",
+    "FREE_PLOT_STATUSES",
+    "FORBIDDEN_PLOT_STATUSES",
+    "DEFAULT_SPACING_M",
+    "MAX_LATTICE_NODES",
+    "MAX_REACH_M",
+    "REACH_SLACK_M",
+    "NET",
+    "CostModel",
+    "CorridorGraph",
+    "build_corridors",
 ]
 
 KINDS: tuple[str, ...] = ("road", "rail", "power")
@@ -100,11 +113,16 @@ class CostModel:
     crossing: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        values = {"cost per metre": self.per_m,
-                  **{f"land factor {k}": v for k, v in self.land.items()},
-                  **{f"crossing cost {k}": v for k, v in self.crossing.items()}}
-        bad = [f"{k} = {v!r}" for k, v in values.items()
-               if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0)]
+        values = {
+            "cost per metre": self.per_m,
+            **{f"land factor {k}": v for k, v in self.land.items()},
+            **{f"crossing cost {k}": v for k, v in self.crossing.items()},
+        }
+        bad = [
+            f"{k} = {v!r}"
+            for k, v in values.items()
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0)
+        ]
         if bad:
             raise ValueError("costs must be finite numbers >= 0: " + ", ".join(bad))
         missing = [k for k in LAND_FACTORS if k not in self.land]
@@ -112,15 +130,22 @@ class CostModel:
             raise ValueError(f"land factors missing for: {', '.join(missing)}")
 
     @classmethod
-    def default(cls, kind: str, *, per_m: float | None = None,
-                land: Mapping[str, float] | None = None,
-                crossing: Mapping[str, float] | None = None) -> "CostModel":
+    def default(
+        cls,
+        kind: str,
+        *,
+        per_m: float | None = None,
+        land: Mapping[str, float] | None = None,
+        crossing: Mapping[str, float] | None = None,
+    ) -> CostModel:
         """The documented defaults of ``kind``, with any of them overridden."""
         if kind not in KINDS:
             raise ValueError(f"kind {kind!r}: use one of {', '.join(KINDS)}")
-        return cls(COST_PER_M[kind] if per_m is None else per_m,
-                   {**LAND_FACTORS, **(land or {})},
-                   {**CROSSING_COSTS[kind], **(crossing or {})})
+        return cls(
+            COST_PER_M[kind] if per_m is None else per_m,
+            {**LAND_FACTORS, **(land or {})},
+            {**CROSSING_COSTS[kind], **(crossing or {})},
+        )
 
 
 @dataclass(eq=False)
@@ -185,8 +210,9 @@ class CorridorGraph:
         """Number of candidate segments."""
         return len(self.u)
 
-    def matrix(self, weight: np.ndarray | None = None,
-               edges: np.ndarray | None = None) -> sparse.csr_matrix:
+    def matrix(
+        self, weight: np.ndarray | None = None, edges: np.ndarray | None = None
+    ) -> sparse.csr_matrix:
         """Symmetric sparse adjacency weighted by ``weight`` (default: cost) over ``edges``
         (default: all); zero weights are kept as a tiny positive number so csgraph sees them."""
         sel = np.arange(self.n_edges) if edges is None else np.asarray(edges, dtype=np.intp)
@@ -200,8 +226,10 @@ class CorridorGraph:
     def edge_lookup(self) -> dict[tuple[int, int], int]:
         """Cheapest edge index by its (unordered) node pair (built once, on first use)."""
         order = np.argsort(-self.cost, kind="stable")  # cheapest written last, so it wins
-        return {(min(a, b), max(a, b)): int(e) for e, a, b in
-                zip(order.tolist(), self.u[order].tolist(), self.v[order].tolist())}
+        return {
+            (min(a, b), max(a, b)): int(e)
+            for e, a, b in zip(order.tolist(), self.u[order].tolist(), self.v[order].tolist())
+        }
 
 
 def _min_duplicates(m: sparse.coo_matrix) -> sparse.csr_matrix:
@@ -212,11 +240,18 @@ def _min_duplicates(m: sparse.coo_matrix) -> sparse.csr_matrix:
     return sparse.csr_matrix((d[first], (r[first], c[first])), shape=m.shape)
 
 
-def build_corridors(model: ServicingModel, area: shapely.Geometry, target_ids: Sequence[str], *,
-                    kind: str, as_of: dt.date | str | None = None,
-                    what_if: Mapping[tuple[str, str], str] | None = None,
-                    costs: CostModel | None = None, spacing_m: float = DEFAULT_SPACING_M,
-                    frontage_m: float = FRONTAGE_M) -> CorridorGraph:
+def build_corridors(
+    model: ServicingModel,
+    area: shapely.Geometry,
+    target_ids: Sequence[str],
+    *,
+    kind: str,
+    as_of: dt.date | str | None = None,
+    what_if: Mapping[tuple[str, str], str] | None = None,
+    costs: CostModel | None = None,
+    spacing_m: float = DEFAULT_SPACING_M,
+    frontage_m: float = FRONTAGE_M,
+) -> CorridorGraph:
     """Build the corridor graph of ``kind`` around ``area`` for the target plots.
 
     Parameters
@@ -255,16 +290,31 @@ def build_corridors(model: ServicingModel, area: shapely.Geometry, target_ids: S
     network = _network(model, kind, as_of, what_if)
     forbidden = _forbidden(model, kind, network)
     status = plots["status"].astype(str).to_numpy()
-    free_plots = np.asarray(plots.geometry.values[np.isin(status, FREE_PLOT_STATUSES)], dtype=object)
+    free_plots = np.asarray(
+        plots.geometry.values[np.isin(status, FREE_PLOT_STATUSES)], dtype=object
+    )
     target_geoms = np.asarray(plots.geometry.values[[pos[t] for t in target_ids]], dtype=object)
     net_geoms = np.asarray(network.geometry.values, dtype=object)
-    empty = CorridorGraph(kind, np.full((1, 2), np.nan), *(np.zeros(0, np.intp),) * 2,
-                          *(np.zeros(0),) * 2, np.zeros(0, np.intp), np.zeros(0, object),
-                          np.zeros(0, object), forbidden, network, list(target_ids),
-                          np.zeros(len(target_ids), bool), [np.zeros(0, np.intp)] * len(target_ids),
-                          {}, spacing_m)
+    empty = CorridorGraph(
+        kind,
+        np.full((1, 2), np.nan),
+        *(np.zeros(0, np.intp),) * 2,
+        *(np.zeros(0),) * 2,
+        np.zeros(0, np.intp),
+        np.zeros(0, object),
+        np.zeros(0, object),
+        forbidden,
+        network,
+        list(target_ids),
+        np.zeros(len(target_ids), bool),
+        [np.zeros(0, np.intp)] * len(target_ids),
+        {},
+        spacing_m,
+    )
     if len(net_geoms) == 0:
-        empty.unreachable = {t: f"no operational {_NOUN[kind]} exists to connect to" for t in target_ids}
+        empty.unreachable = {
+            t: f"no operational {_NOUN[kind]} exists to connect to" for t in target_ids
+        }
         return empty
     net_union = shapely.union_all(net_geoms)
     served = shapely.dwithin(target_geoms, net_union, frontage_m + _EPS)
@@ -272,9 +322,12 @@ def build_corridors(model: ServicingModel, area: shapely.Geometry, target_ids: S
     gap = float(shapely.distance(scope, net_union))
     if gap > MAX_REACH_M:
         empty.served = served
-        empty.unreachable = {t: f"the nearest operational {_NOUN[kind]} is {gap:.0f} m away, "
-                                f"beyond the {MAX_REACH_M:.0f} m reach" for t, s in
-                             zip(target_ids, served) if not s}
+        empty.unreachable = {
+            t: f"the nearest operational {_NOUN[kind]} is {gap:.0f} m away, "
+            f"beyond the {MAX_REACH_M:.0f} m reach"
+            for t, s in zip(target_ids, served)
+            if not s
+        }
         return empty
     minx, miny, maxx, maxy = shapely.bounds(shapely.buffer(scope, gap + REACH_SLACK_M))
     spacing = _spacing(spacing_m, maxx - minx, maxy - miny)
@@ -282,8 +335,9 @@ def build_corridors(model: ServicingModel, area: shapely.Geometry, target_ids: S
     region = shapely.box(minx, miny, maxx, maxy)
     # every plot's edge is a corridor: a taken plot may be skirted, never entered
     all_plots = np.asarray(plots.geometry.values, dtype=object)
-    boundary_xy, boundary_edges = _boundaries(all_plots[shapely.intersects(all_plots, region)],
-                                              spacing)
+    boundary_xy, boundary_edges = _boundaries(
+        all_plots[shapely.intersects(all_plots, region)], spacing
+    )
     xy = np.r_[lattice_xy, boundary_xy]
     edges = np.r_[lattice_edges, boundary_edges + len(lattice_xy)]
     xy, edges = _merge_close(xy, edges)
@@ -299,26 +353,48 @@ def build_corridors(model: ServicingModel, area: shapely.Geometry, target_ids: S
     lines = shapely.linestrings(np.stack([xy[edges[:, 0]], xy[edges[:, 1]]], axis=1))
     # connectors from nodes near the network to its nearest point
     near_node, near_feat = shapely.STRtree(net_geoms).query_nearest(
-        points, max_distance=spacing * 1.5, all_matches=False)
+        points, max_distance=spacing * 1.5, all_matches=False
+    )
     keep = ~inside[near_node]
     near_node, near_feat = near_node[keep], near_feat[keep]
     conn_lines = shapely.shortest_line(points[near_node], net_geoms[near_feat])
     all_lines = np.r_[lines, conn_lines]
     u = np.r_[edges[:, 0] + 1, near_node + 1]
     v = np.r_[edges[:, 1] + 1, np.zeros(len(near_node), np.intp)]
-    joins = np.r_[np.full(len(lines), None, dtype=object),
-                  network["asset_id"].to_numpy(object)[near_feat]]
+    joins = np.r_[
+        np.full(len(lines), None, dtype=object), network["asset_id"].to_numpy(object)[near_feat]
+    ]
     ok = ~_crosses_interior(all_lines, forbidden)
     all_lines, u, v, joins = all_lines[ok], u[ok], v[ok], joins[ok]
     length = shapely.length(all_lines)
     crossings, crossing_cost = _crossings(model, kind, all_lines, costs)
-    factor = np.where(_inside(shapely.line_interpolate_point(all_lines, 0.5, normalized=True),
-                              free_plots, strict=True), costs.land["plot"], costs.land["open"])
+    factor = np.where(
+        _inside(
+            shapely.line_interpolate_point(all_lines, 0.5, normalized=True), free_plots, strict=True
+        ),
+        costs.land["plot"],
+        costs.land["open"],
+    )
     cost = length * costs.per_m * factor + crossing_cost
     node_xy = np.r_[np.full((1, 2), np.nan), xy]
-    graph = CorridorGraph(kind, node_xy, u.astype(np.intp), v.astype(np.intp), length, cost,
-                          crossings, all_lines, joins, forbidden, network, list(target_ids),
-                          served, [], {}, spacing)
+    graph = CorridorGraph(
+        kind,
+        node_xy,
+        u.astype(np.intp),
+        v.astype(np.intp),
+        length,
+        cost,
+        crossings,
+        all_lines,
+        joins,
+        forbidden,
+        network,
+        list(target_ids),
+        served,
+        [],
+        {},
+        spacing,
+    )
     _attach_targets(graph, points, target_geoms, served, frontage_m, forbidden)
     return graph
 
@@ -339,14 +415,26 @@ def _network(model: ServicingModel, kind: str, as_of, what_if) -> gpd.GeoDataFra
             sub = frame["asset_id"].to_numpy(object)
         else:
             sub = np.full(len(frame), None, dtype=object)
-        parts.append(pd.DataFrame({"asset_id": frame["asset_id"].astype(str).to_numpy()[ok],
-                                   "layer": layer, "sub_id": sub[ok],
-                                   "geometry": np.asarray(frame.geometry.values, dtype=object)[ok]}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "asset_id": frame["asset_id"].astype(str).to_numpy()[ok],
+                    "layer": layer,
+                    "sub_id": sub[ok],
+                    "geometry": np.asarray(frame.geometry.values, dtype=object)[ok],
+                }
+            )
+        )
     out = pd.concat(parts, ignore_index=True)
-    out = out[~(shapely.is_missing(out["geometry"].to_numpy()) |
-                shapely.is_empty(out["geometry"].to_numpy()))]
-    return gpd.GeoDataFrame(out.reset_index(drop=True), geometry="geometry",
-                            crs=model.layers["plots"].crs)
+    out = out[
+        ~(
+            shapely.is_missing(out["geometry"].to_numpy())
+            | shapely.is_empty(out["geometry"].to_numpy())
+        )
+    ]
+    return gpd.GeoDataFrame(
+        out.reset_index(drop=True), geometry="geometry", crs=model.layers["plots"].crs
+    )
 
 
 def _forbidden(model: ServicingModel, kind: str, network: gpd.GeoDataFrame) -> np.ndarray:
@@ -361,7 +449,9 @@ def _forbidden(model: ServicingModel, kind: str, network: gpd.GeoDataFrame) -> n
         subs = network.geometry.values[network["layer"].to_numpy() == "substations"]
         holds_sub = np.zeros(len(zones), bool)
         if len(subs) and len(zones):
-            zi, _ = shapely.STRtree(np.asarray(subs, dtype=object)).query(zgeom, predicate="contains")
+            zi, _ = shapely.STRtree(np.asarray(subs, dtype=object)).query(
+                zgeom, predicate="contains"
+            )
             holds_sub[zi] = True
         allowed = (zkind == "power") | ((zkind == "substation") & holds_sub)
     plots = model.layers["plots"]
@@ -377,8 +467,9 @@ def _spacing(spacing: float, width: float, height: float) -> float:
     return spacing
 
 
-def _lattice(minx: float, miny: float, maxx: float, maxy: float,
-             spacing: float) -> tuple[np.ndarray, np.ndarray]:
+def _lattice(
+    minx: float, miny: float, maxx: float, maxy: float, spacing: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Square lattice nodes and their 8-neighbour edges."""
     xs = np.arange(minx, maxx + spacing / 2, spacing)
     ys = np.arange(miny, maxy + spacing / 2, spacing)
@@ -386,8 +477,10 @@ def _lattice(minx: float, miny: float, maxx: float, maxy: float,
     nx, ny = len(xs), len(ys)
     ids = np.arange(nx * ny).reshape(ny, nx)
     pairs = [
-        (ids[:, :-1], ids[:, 1:]), (ids[:-1, :], ids[1:, :]),
-        (ids[:-1, :-1], ids[1:, 1:]), (ids[:-1, 1:], ids[1:, :-1]),
+        (ids[:, :-1], ids[:, 1:]),
+        (ids[:-1, :], ids[1:, :]),
+        (ids[:-1, :-1], ids[1:, 1:]),
+        (ids[:-1, 1:], ids[1:, :-1]),
     ]
     edges = np.concatenate([np.stack([a.ravel(), b.ravel()], axis=1) for a, b in pairs])
     return np.stack([gx.ravel(), gy.ravel()], axis=1), edges
@@ -404,7 +497,9 @@ def _boundaries(polygons: np.ndarray, spacing: float) -> tuple[np.ndarray, np.nd
     return coords, np.stack([a, a + 1], axis=1)
 
 
-def _merge_close(xy: np.ndarray, edges: np.ndarray, tol: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def _merge_close(
+    xy: np.ndarray, edges: np.ndarray, tol: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
     """Merge nodes closer than ``tol`` (shared plot corners, boundary points on lattice points),
     keeping the first of each cluster, so lattice nodes keep their positions."""
     key = np.round(xy / tol).astype(np.int64)
@@ -443,8 +538,9 @@ def _crosses_interior(lines: np.ndarray, polygons: np.ndarray) -> np.ndarray:
     return _inside(lines, polygons)
 
 
-def _crossings(model: ServicingModel, kind: str, lines: np.ndarray,
-               costs: CostModel) -> tuple[np.ndarray, np.ndarray]:
+def _crossings(
+    model: ServicingModel, kind: str, lines: np.ndarray, costs: CostModel
+) -> tuple[np.ndarray, np.ndarray]:
     """Crossings per line of the layers the kind pays to cross, and their cost."""
     count = np.zeros(len(lines), np.intp)
     cost = np.zeros(len(lines))
@@ -464,8 +560,14 @@ def _crossings(model: ServicingModel, kind: str, lines: np.ndarray,
     return count, cost
 
 
-def _attach_targets(graph: CorridorGraph, points: np.ndarray, target_geoms: np.ndarray,
-                    served: np.ndarray, frontage_m: float, forbidden: np.ndarray) -> None:
+def _attach_targets(
+    graph: CorridorGraph,
+    points: np.ndarray,
+    target_geoms: np.ndarray,
+    served: np.ndarray,
+    frontage_m: float,
+    forbidden: np.ndarray,
+) -> None:
     """Per target: the connected nodes within the frontage distance, or why there are none;
     the edges cut off from the network are dropped."""
     n = graph.n_nodes
@@ -473,8 +575,9 @@ def _attach_targets(graph: CorridorGraph, points: np.ndarray, target_geoms: np.n
     used[graph.u] = True
     used[graph.v] = True
     _, label = csgraph.connected_components(graph.matrix(), directed=False)
-    t, node = shapely.STRtree(points).query(target_geoms, predicate="dwithin",
-                                            distance=frontage_m + _EPS)
+    t, node = shapely.STRtree(points).query(
+        target_geoms, predicate="dwithin", distance=frontage_m + _EPS
+    )
     node = node + 1
     keep = used[node]
     t, node = t[keep], node[keep]
@@ -486,12 +589,16 @@ def _attach_targets(graph: CorridorGraph, points: np.ndarray, target_geoms: np.n
             continue
         nodes = graph.reach[k]
         if len(nodes) == 0:
-            graph.unreachable[pid] = (f"no free land within {frontage_m:g} m of the plot: it is "
-                                      "closed in by occupied, allocated or reserved plots or "
-                                      "protection zones")
+            graph.unreachable[pid] = (
+                f"no free land within {frontage_m:g} m of the plot: it is "
+                "closed in by occupied, allocated or reserved plots or "
+                "protection zones"
+            )
         elif not (label[nodes] == label[NET]).any():
-            graph.unreachable[pid] = (f"protection zones and occupied, allocated or reserved plots "
-                                      f"cut it off from every operational {_NOUN[graph.kind]}")
+            graph.unreachable[pid] = (
+                f"protection zones and occupied, allocated or reserved plots "
+                f"cut it off from every operational {_NOUN[graph.kind]}"
+            )
         else:
             graph.reach[k] = nodes[label[nodes] == label[NET]]
     # pieces of land cut off from the network serve nobody: drop them

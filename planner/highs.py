@@ -1,4 +1,5 @@
 """HiGHS instances that print nothing: one process-wide guard for every solver in planner."""
+
 from __future__ import annotations
 
 import ctypes
@@ -49,5 +50,8 @@ def _swallow_banner(highspy) -> None:  # noqa: ANN001
 def _flush_c_stdout() -> None:
     try:
         ctypes.CDLL(None).fflush(None)
-    except (OSError, AttributeError):  # no C runtime reachable this way (e.g. Windows): nothing buffered
+    except (
+        OSError,
+        AttributeError,
+    ):  # no C runtime reachable this way (e.g. Windows): nothing buffered
         pass

@@ -26,11 +26,13 @@ Definitions
   sample: the news item of April 2022).  With ``as_of``, plots starting after
   the year of ``as_of`` do not count yet.  ``progress`` is actual / target.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,16 +54,24 @@ def _f(value: Any, digits: int = 2) -> float | None:
 
 
 def _area(plots: pd.DataFrame) -> np.ndarray:
-    area = np.array(pd.to_numeric(plots.get("area_ha"), errors="coerce"), dtype=float) \
-        if "area_ha" in plots.columns else np.full(len(plots), np.nan)
+    area = (
+        np.array(pd.to_numeric(plots.get("area_ha"), errors="coerce"), dtype=float)
+        if "area_ha" in plots.columns
+        else np.full(len(plots), np.nan)
+    )
     missing = ~np.isfinite(area)
     if missing.any() and "geometry" in plots.columns:
         area[missing] = shapely.area(np.asarray(plots.geometry.values)[missing]) / 10_000.0
     return area
 
 
-def kpi(snapshot: Mapping[str, pd.DataFrame], *, as_of: dt.date | str | None = None,
-        model: ServicingModel | None = None, today: dt.date | str | None = None) -> dict:
+def kpi(
+    snapshot: Mapping[str, pd.DataFrame],
+    *,
+    as_of: dt.date | str | None = None,
+    model: ServicingModel | None = None,
+    today: dt.date | str | None = None,
+) -> dict:
     """Zone indicators as a JSON-safe dict.
 
     Parameters
@@ -85,8 +95,13 @@ def kpi(snapshot: Mapping[str, pd.DataFrame], *, as_of: dt.date | str | None = N
     plots = model.layers["plots"]
     area = _area(plots)
     status = plots["status"].astype(object).to_numpy() if len(plots) else np.zeros(0, object)
-    sector = np.array([s if isinstance(s, str) and s else "none"
-                       for s in (plots["sector"] if len(plots) else [])], dtype=object)
+    sector = np.array(
+        [
+            s if isinstance(s, str) and s else "none"
+            for s in (plots["sector"] if len(plots) else [])
+        ],
+        dtype=object,
+    )
 
     def group(keys, order):
         out = {}
@@ -104,8 +119,11 @@ def kpi(snapshot: Mapping[str, pd.DataFrame], *, as_of: dt.date | str | None = N
     total_inv = float(np.nansum(invest[sel]))
     total_jobs = float(np.nansum(jobs[sel]))
     investment = {
-        "statuses": list(INVESTED_STATUSES), "plots": int(sel.sum()), "area_ha": _f(inv_area),
-        "invest": _f(total_inv, 0), "jobs": int(total_jobs),
+        "statuses": list(INVESTED_STATUSES),
+        "plots": int(sel.sum()),
+        "area_ha": _f(inv_area),
+        "invest": _f(total_inv, 0),
+        "jobs": int(total_jobs),
         "invest_per_ha": _f(total_inv / inv_area, 0) if inv_area > 0 else None,
         "jobs_per_ha": _f(total_jobs / inv_area, 2) if inv_area > 0 else None,
     }
@@ -113,35 +131,55 @@ def kpi(snapshot: Mapping[str, pd.DataFrame], *, as_of: dt.date | str | None = N
     head = model.headroom(scen.as_of)
     headroom = []
     for rec in head.to_dict(orient="records"):
-        headroom.append({
-            "layer": rec["layer"], "asset_id": rec["asset_id"], "name": rec["name"],
-            "status": rec["status"], "unit": rec["unit"], "base": _f(rec["base"], 1),
-            "committed": _f(rec["committed"], 1), "headroom": _f(rec["headroom"], 1),
-            "committed_plots": int(rec["committed_plots"]),
-            "reason": rec["reason"] if isinstance(rec["reason"], str) else None,
-            "due": rec["due"] if isinstance(rec["due"], str) else None,
-            "projected": bool(rec["projected"]), "overdue": bool(rec["overdue"])})
+        headroom.append(
+            {
+                "layer": rec["layer"],
+                "asset_id": rec["asset_id"],
+                "name": rec["name"],
+                "status": rec["status"],
+                "unit": rec["unit"],
+                "base": _f(rec["base"], 1),
+                "committed": _f(rec["committed"], 1),
+                "headroom": _f(rec["headroom"], 1),
+                "committed_plots": int(rec["committed_plots"]),
+                "reason": rec["reason"] if isinstance(rec["reason"], str) else None,
+                "due": rec["due"] if isinstance(rec["due"], str) else None,
+                "projected": bool(rec["projected"]),
+                "overdue": bool(rec["overdue"]),
+            }
+        )
 
     records = model.answer(as_of=scen.as_of)
     waits = np.array([not r["waits_for"] for r in records], dtype=bool)
     ready_sel = (status == "available") & waits if len(records) else np.zeros(0, bool)
     ids = model.plot_ids[ready_sel].tolist()
-    ready = {"plots": len(ids), "area_ha": _f(np.nansum(area[ready_sel])), "plot_ids": ids,
-             "available": int((status == "available").sum()),
-             "waiting_for": {u: int(sum(u in r["waits_for"] for r, s in zip(records, status)
-                                        if s == "available"))
-                             for u in ("road", "rail", "power", "water", "storm", "gas")}}
-    servicing = {u: int(sum(bool(r[u]["available"] if "available" in r[u] else r[u]["fronts"])
-                            for r in records))
-                 for u in ("road", "rail", "power", "water", "storm", "gas")}
+    ready = {
+        "plots": len(ids),
+        "area_ha": _f(np.nansum(area[ready_sel])),
+        "plot_ids": ids,
+        "available": int((status == "available").sum()),
+        "waiting_for": {
+            u: int(sum(u in r["waits_for"] for r, s in zip(records, status) if s == "available"))
+            for u in ("road", "rail", "power", "water", "storm", "gas")
+        },
+    }
+    servicing = {
+        u: int(
+            sum(bool(r[u]["available"] if "available" in r[u] else r[u]["fronts"]) for r in records)
+        )
+        for u in ("road", "rail", "power", "water", "storm", "gas")
+    }
 
     targets = _targets(snapshot.get("targets"), plots, status, area, scen.as_of)
     return {
         "as_of": None if scen.as_of is None else scen.as_of.isoformat(),
         "today": model.today.isoformat(),
         "plots": int(len(plots)),
-        "area": {"total_ha": _f(np.nansum(area)), "by_status": group(status, PLOT_STATUSES),
-                 "by_sector": group(sector, by_sector_keys)},
+        "area": {
+            "total_ha": _f(np.nansum(area)),
+            "by_status": group(status, PLOT_STATUSES),
+            "by_sector": group(sector, by_sector_keys),
+        },
         "investment": investment,
         "headroom": headroom,
         "ready_to_build": ready,
@@ -150,8 +188,13 @@ def kpi(snapshot: Mapping[str, pd.DataFrame], *, as_of: dt.date | str | None = N
     }
 
 
-def _targets(table: pd.DataFrame | None, plots: pd.DataFrame, status: np.ndarray,
-             area: np.ndarray, as_of: dt.date | None) -> list[dict]:
+def _targets(
+    table: pd.DataFrame | None,
+    plots: pd.DataFrame,
+    status: np.ndarray,
+    area: np.ndarray,
+    as_of: dt.date | None,
+) -> list[dict]:
     if table is None or len(table) == 0:
         return []
     start = pd.to_numeric(plots["start_yr"], errors="coerce").to_numpy(float)
@@ -170,26 +213,43 @@ def _targets(table: pd.DataFrame | None, plots: pd.DataFrame, status: np.ndarray
             actual = float(sel.sum()) if metric == "projects" else float(np.nansum(invest[sel]))
             basis = f"plots with start_yr {year}"
         elif metric in ("parks", "floor_m2"):
-            sel = np.isin(status, INVESTED_STATUSES) & (np.nan_to_num(floor) > 0) & \
-                (start >= (plan_year or year)) & (start <= last)
+            sel = (
+                np.isin(status, INVESTED_STATUSES)
+                & (np.nan_to_num(floor) > 0)
+                & (start >= (plan_year or year))
+                & (start <= last)
+            )
             actual = float(sel.sum()) if metric == "parks" else float(np.nansum(floor[sel]))
-            basis = f"occupied/allocated plots with production floor starting " \
-                    f"{plan_year or year}-{last}"
+            basis = (
+                f"occupied/allocated plots with production floor starting "
+                f"{plan_year or year}-{last}"
+            )
         else:
             continue
         value = float(rec["value"])
-        out.append({"target_id": rec["target_id"], "name": rec.get("name"), "metric": metric,
-                    "year": year, "target": _f(value, 2), "actual": _f(actual, 2),
-                    "progress": _f(actual / value, 4) if value > 0 else None,
-                    "plots": int(sel.sum()), "basis": basis})
+        out.append(
+            {
+                "target_id": rec["target_id"],
+                "name": rec.get("name"),
+                "metric": metric,
+                "year": year,
+                "target": _f(value, 2),
+                "actual": _f(actual, 2),
+                "progress": _f(actual / value, 4) if value > 0 else None,
+                "plots": int(sel.sum()),
+                "basis": basis,
+            }
+        )
     return out
 
 
 def format_kpi(report: Mapping[str, Any]) -> str:
     """A short text report of :func:`kpi` for the command line."""
     when = f"as of {report['as_of']}" if report["as_of"] else "as recorded"
-    lines = [f"zone indicators {when} (today {report['today']}): {report['plots']} plots, "
-             f"{report['area']['total_ha']} ha"]
+    lines = [
+        f"zone indicators {when} (today {report['today']}): {report['plots']} plots, "
+        f"{report['area']['total_ha']} ha"
+    ]
     lines.append("area by status:")
     for k, v in report["area"]["by_status"].items():
         lines.append(f"  {k:<10} {v['plots']:>4} plots {v['area_ha']:>9.2f} ha")
@@ -198,22 +258,30 @@ def format_kpi(report: Mapping[str, Any]) -> str:
         if v["plots"]:
             lines.append(f"  {k:<10} {v['plots']:>4} plots {v['area_ha']:>9.2f} ha")
     inv = report["investment"]
-    lines.append(f"investment ({'/'.join(inv['statuses'])}): {inv['invest'] or 0:,.0f} tenge, "
-                 f"{inv['jobs']} jobs on {inv['area_ha']} ha "
-                 f"({inv['invest_per_ha'] or 0:,.0f} tenge/ha, {inv['jobs_per_ha']} jobs/ha)")
+    lines.append(
+        f"investment ({'/'.join(inv['statuses'])}): {inv['invest'] or 0:,.0f} tenge, "
+        f"{inv['jobs']} jobs on {inv['area_ha']} ha "
+        f"({inv['invest_per_ha'] or 0:,.0f} tenge/ha, {inv['jobs_per_ha']} jobs/ha)"
+    )
     lines.append("headroom:")
     for h in report["headroom"]:
         extra = f" — {h['reason']}" if h["reason"] else ""
         status = h["status"] + (" (projected)" if h.get("projected") else "")
-        lines.append(f"  {h['asset_id']:<8} {status:<25} {h['headroom']:>10,.1f} {h['unit']}"
-                     f" ({h['committed_plots']} committed plots){extra}")
+        lines.append(
+            f"  {h['asset_id']:<8} {status:<25} {h['headroom']:>10,.1f} {h['unit']}"
+            f" ({h['committed_plots']} committed plots){extra}"
+        )
     r = report["ready_to_build"]
     waiting = ", ".join(f"{k} {v}" for k, v in r["waiting_for"].items() if v)
-    lines.append(f"ready to build: {r['plots']} of {r['available']} available plots "
-                 f"({r['area_ha']} ha)" + (f"; the others wait for: {waiting}" if waiting else ""))
+    lines.append(
+        f"ready to build: {r['plots']} of {r['available']} available plots "
+        f"({r['area_ha']} ha)" + (f"; the others wait for: {waiting}" if waiting else "")
+    )
     lines.append("targets:")
     for t in report["targets"]:
         pct = "-" if t["progress"] is None else f"{100 * t['progress']:.0f}%"
-        lines.append(f"  {t['target_id']} {t['metric']:<9} by {t['year']}: "
-                     f"{t['actual']:,.0f} of {t['target']:,.0f} ({pct}; {t['basis']})")
+        lines.append(
+            f"  {t['target_id']} {t['metric']:<9} by {t['year']}: "
+            f"{t['actual']:,.0f} of {t['target']:,.0f} ({pct}; {t['basis']})"
+        )
     return "\n".join(lines)

@@ -16,13 +16,15 @@ Crossing a road centreline is reported as a warning: it does not refuse the parc
 Every message template is marked ``N_("...")`` and formatted after translation,
 so :meth:`ParcelProblem.message` takes a gettext.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import math
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -36,11 +38,28 @@ from geo.validate import OVERLAP_TOLERANCE_M2, Problem
 from planner.servicing import UTILITY_WORDS, explain
 
 __all__ = [
-    "MIN_AREA_HA", "MAX_VERTICES", "RESHAPE_STATUSES", "DELETABLE_STATUSES",
-    "ParcelProblem", "ParcelCheck", "ParcelInputError", "StateConflict", "TransitionError",
-    "PublishUnconfirmed", "PUBLISH_NEEDS", "publishing_gaps",
-    "check_parcel", "polygon_from_geojson", "allowed_transitions", "check_transition",
-    "new_plot_id", "create_candidate", "update_plot", "delete_candidate", "update_asset", "N_",
+    "MIN_AREA_HA",
+    "MAX_VERTICES",
+    "RESHAPE_STATUSES",
+    "DELETABLE_STATUSES",
+    "ParcelProblem",
+    "ParcelCheck",
+    "ParcelInputError",
+    "StateConflict",
+    "TransitionError",
+    "PublishUnconfirmed",
+    "PUBLISH_NEEDS",
+    "publishing_gaps",
+    "check_parcel",
+    "polygon_from_geojson",
+    "allowed_transitions",
+    "check_transition",
+    "new_plot_id",
+    "create_candidate",
+    "update_plot",
+    "delete_candidate",
+    "update_asset",
+    "N_",
 ]
 
 MIN_AREA_HA = 0.3
@@ -131,9 +150,13 @@ class ParcelCheck:
 
     def to_dict(self, translate: Translate | None = None) -> dict[str, Any]:
         """JSON-ready summary (without the polygon)."""
-        return {"area_ha": self.area_ha, "valid": self.valid, "exp_id": self.exp_id,
-                "problems": [p.to_dict(translate) for p in self.problems],
-                "warnings": [p.to_dict(translate) for p in self.warnings]}
+        return {
+            "area_ha": self.area_ha,
+            "valid": self.valid,
+            "exp_id": self.exp_id,
+            "problems": [p.to_dict(translate) for p in self.problems],
+            "warnings": [p.to_dict(translate) for p in self.warnings],
+        }
 
 
 class ParcelInputError(ValueError):
@@ -184,9 +207,12 @@ class PublishUnconfirmed(StateConflict):
         tr = translate or (lambda s: s)
         missing = tuple(u for u, _ in self.gaps)
         what = tr(N_("road or water")) if len(missing) > 1 else tr(UTILITY_WORDS[missing[0]])
-        return tr(N_("plot {plot} has no {what} within reach ({why}); publish it only with a "
-                     "confirmation")).format(plot=self.plot_id, what=what,
-                                             why="; ".join(self.lines(translate)))
+        return tr(
+            N_(
+                "plot {plot} has no {what} within reach ({why}); publish it only with a "
+                "confirmation"
+            )
+        ).format(plot=self.plot_id, what=what, why="; ".join(self.lines(translate)))
 
 
 #: What a plot offered to investors must have within reach (else publishing needs a confirmation).
@@ -199,8 +225,10 @@ def publishing_gaps(record: Mapping[str, Any]) -> list[tuple[str, Mapping[str, A
     Road: no operational road within the frontage distance; water: no operational main
     within the connection distance. Returns ``(utility, record[utility])`` pairs.
     """
-    reached = {"road": bool(record["road"].get("fronts")),
-               "water": bool(record["water"].get("available"))}
+    reached = {
+        "road": bool(record["road"].get("fronts")),
+        "water": bool(record["water"].get("available")),
+    }
     return [(u, record[u]) for u in PUBLISH_NEEDS if not reached[u]]
 
 
@@ -224,8 +252,10 @@ def polygon_from_geojson(geometry: Any, *, max_vertices: int = MAX_VERTICES) -> 
         not closed, more than ``max_vertices`` positions.
     """
     if not isinstance(geometry, Mapping):
-        raise ParcelInputError("the geometry must be a GeoJSON object such as "
-                               '{"type": "Polygon", "coordinates": [...]}')
+        raise ParcelInputError(
+            "the geometry must be a GeoJSON object such as "
+            '{"type": "Polygon", "coordinates": [...]}'
+        )
     kind = geometry.get("type")
     coords = geometry.get("coordinates")
     if kind == "MultiPolygon" and isinstance(coords, list) and len(coords) == 1:
@@ -235,37 +265,52 @@ def polygon_from_geojson(geometry: Any, *, max_vertices: int = MAX_VERTICES) -> 
         msg = f"{shown} was given; draw one polygon (GeoJSON type Polygon)"
         raise ParcelInputError(msg, "geometry.type")
     if not isinstance(coords, list) or not coords:
-        raise ParcelInputError("coordinates must be a list of rings, each a list of "
-                               "[longitude, latitude] positions", "geometry.coordinates")
+        raise ParcelInputError(
+            "coordinates must be a list of rings, each a list of [longitude, latitude] positions",
+            "geometry.coordinates",
+        )
     rings = []
     total = 0
     for r, ring in enumerate(coords):
         where = f"geometry.coordinates[{r}]"
         if not isinstance(ring, list):
-            raise ParcelInputError("each ring must be a list of [longitude, latitude] "
-                                   "positions", where)
+            raise ParcelInputError(
+                "each ring must be a list of [longitude, latitude] positions", where
+            )
         total += len(ring)
         if total > max_vertices:
-            raise ParcelInputError(f"the polygon has more than {max_vertices} positions; "
-                                   "simplify it", "geometry.coordinates")
+            raise ParcelInputError(
+                f"the polygon has more than {max_vertices} positions; simplify it",
+                "geometry.coordinates",
+            )
         points = []
         for i, pos in enumerate(ring):
             here = f"{where}[{i}]"
             if not isinstance(pos, list) or len(pos) < 2 or not all(_number(v) for v in pos[:3]):
-                raise ParcelInputError(f"position {i} of ring {r} is {pos!r}; each position "
-                                       "is [longitude, latitude] in decimal degrees", here)
+                raise ParcelInputError(
+                    f"position {i} of ring {r} is {pos!r}; each position "
+                    "is [longitude, latitude] in decimal degrees",
+                    here,
+                )
             lon, lat = float(pos[0]), float(pos[1])
             if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
-                raise ParcelInputError(f"position {i} of ring {r} ({lon:g}, {lat:g}) is not a "
-                                       "longitude in -180..180 and a latitude in -90..90 "
-                                       "(GeoJSON is WGS84, longitude first)", here)
+                raise ParcelInputError(
+                    f"position {i} of ring {r} ({lon:g}, {lat:g}) is not a "
+                    "longitude in -180..180 and a latitude in -90..90 "
+                    "(GeoJSON is WGS84, longitude first)",
+                    here,
+                )
             points.append((lon, lat))
         if len(points) < 4:
-            raise ParcelInputError(f"ring {r} has {len(points)} position(s); a polygon ring "
-                                   "needs at least 4 (3 corners and the first again)", where)
+            raise ParcelInputError(
+                f"ring {r} has {len(points)} position(s); a polygon ring "
+                "needs at least 4 (3 corners and the first again)",
+                where,
+            )
         if points[0] != points[-1]:
-            raise ParcelInputError(f"ring {r} is not closed: its last position must repeat "
-                                   "the first", where)
+            raise ParcelInputError(
+                f"ring {r} is not closed: its last position must repeat the first", where
+            )
         rings.append(np.asarray(points, dtype=float))
     tr = transformer(WGS84_EPSG, WORKING_EPSG)
     projected = []
@@ -276,7 +321,9 @@ def polygon_from_geojson(geometry: Any, *, max_vertices: int = MAX_VERTICES) -> 
 
 
 # --------------------------------------------------------------------------- the check
-def _frame(source: Any, layer: str, bounds: tuple[float, float, float, float] | None) -> pd.DataFrame | None:
+def _frame(
+    source: Any, layer: str, bounds: tuple[float, float, float, float] | None
+) -> pd.DataFrame | None:
     """A layer from a snapshot mapping, or read from a store (by bbox when given)."""
     if isinstance(source, Mapping):
         return source.get(layer)
@@ -294,17 +341,27 @@ _REASON_AT = re.compile(r"^(?P<what>[^\[]+)\[(?P<x>-?[\d.eE+-]+) (?P<y>-?[\d.eE+
 def _invalid_problem(polygon: Any) -> ParcelProblem:
     reason = shapely.is_valid_reason(polygon)
     match = _REASON_AT.match(reason or "")
-    if match and match.group("what").strip().lower() in ("self-intersection",
-                                                          "ring self-intersection"):
-        return ParcelProblem("invalid", N_("the outline crosses itself near {where}; "
-                                           "draw it without crossing lines"),
-                             {"where": _lonlat(float(match.group("x")), float(match.group("y")))})
+    if match and match.group("what").strip().lower() in (
+        "self-intersection",
+        "ring self-intersection",
+    ):
+        return ParcelProblem(
+            "invalid",
+            N_("the outline crosses itself near {where}; draw it without crossing lines"),
+            {"where": _lonlat(float(match.group("x")), float(match.group("y")))},
+        )
     if match:
-        return ParcelProblem("invalid", N_("the polygon is not valid ({reason}) near {where}"),
-                             {"reason": match.group("what").strip(),
-                              "where": _lonlat(float(match.group("x")), float(match.group("y")))})
-    return ParcelProblem("invalid", N_("the polygon is not valid ({reason})"),
-                         {"reason": reason or "?"})
+        return ParcelProblem(
+            "invalid",
+            N_("the polygon is not valid ({reason}) near {where}"),
+            {
+                "reason": match.group("what").strip(),
+                "where": _lonlat(float(match.group("x")), float(match.group("y"))),
+            },
+        )
+    return ParcelProblem(
+        "invalid", N_("the polygon is not valid ({reason})"), {"reason": reason or "?"}
+    )
 
 
 def _ids(frame: pd.DataFrame, key: str, rows: np.ndarray) -> tuple[str, ...]:
@@ -317,8 +374,9 @@ def _shown(ids: Iterable[str]) -> str:
     return text + (f" (+{len(ids) - _SHOWN_IDS})" if len(ids) > _SHOWN_IDS else "")
 
 
-def _overlapping(polygon: Any, frame: pd.DataFrame | None, tolerance_m2: float,
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _overlapping(
+    polygon: Any, frame: pd.DataFrame | None, tolerance_m2: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``frame`` overlapping ``polygon`` by more than ``tolerance_m2`` and the areas."""
     if frame is None or not len(frame):
         return np.zeros(0, dtype=np.intp), np.zeros(0)
@@ -331,9 +389,14 @@ def _overlapping(polygon: Any, frame: pd.DataFrame | None, tolerance_m2: float,
     return hit[keep], areas[keep]
 
 
-def check_parcel(source: Any, polygon: Any, *, exclude_plot_id: str | None = None,
-                 min_area_ha: float = MIN_AREA_HA,
-                 tolerance_m2: float = OVERLAP_TOLERANCE_M2) -> ParcelCheck:
+def check_parcel(
+    source: Any,
+    polygon: Any,
+    *,
+    exclude_plot_id: str | None = None,
+    min_area_ha: float = MIN_AREA_HA,
+    tolerance_m2: float = OVERLAP_TOLERANCE_M2,
+) -> ParcelCheck:
     """Check a parcel outline against the zone, the plots and the protection zones.
 
     Parameters
@@ -353,15 +416,26 @@ def check_parcel(source: Any, polygon: Any, *, exclude_plot_id: str | None = Non
     -------
     ParcelCheck
     """
-    if polygon is not None and shapely.get_type_id(polygon) == 6 \
-            and shapely.get_num_geometries(polygon) == 1:
+    if (
+        polygon is not None
+        and shapely.get_type_id(polygon) == 6
+        and shapely.get_num_geometries(polygon) == 1
+    ):
         polygon = shapely.get_geometry(polygon, 0)
     if polygon is None or shapely.is_empty(polygon):
         return ParcelCheck(0.0, (ParcelProblem("empty", N_("nothing was drawn")),))
     if shapely.get_type_id(polygon) != 3:
-        return ParcelCheck(0.0, (ParcelProblem(
-            "type", N_("a {kind} was given; a parcel is one polygon"),
-            {"kind": polygon.geom_type}),), polygon=polygon)
+        return ParcelCheck(
+            0.0,
+            (
+                ParcelProblem(
+                    "type",
+                    N_("a {kind} was given; a parcel is one polygon"),
+                    {"kind": polygon.geom_type},
+                ),
+            ),
+            polygon=polygon,
+        )
     if not polygon.is_valid:
         area = round(float(shapely.make_valid(polygon).area) / 10_000.0, 4)
         return ParcelCheck(area, (_invalid_problem(polygon),), polygon=polygon)
@@ -378,12 +452,19 @@ def check_parcel(source: Any, polygon: Any, *, exclude_plot_id: str | None = Non
     outside = float(polygon.difference(shapely.union_all(land)).area) if land else area_m2
     if outside > tolerance_m2:
         if outside >= area_m2 - tolerance_m2:
-            problems.append(ParcelProblem("outside", N_(
-                "the parcel lies outside the zone and its expansion areas")))
+            problems.append(
+                ParcelProblem(
+                    "outside", N_("the parcel lies outside the zone and its expansion areas")
+                )
+            )
         else:
-            problems.append(ParcelProblem("outside", N_(
-                "{area} ha of the parcel lies outside the zone and its expansion areas"),
-                {"area": f"{outside / 10_000.0:.2f}"}))
+            problems.append(
+                ParcelProblem(
+                    "outside",
+                    N_("{area} ha of the parcel lies outside the zone and its expansion areas"),
+                    {"area": f"{outside / 10_000.0:.2f}"},
+                )
+            )
 
     plots = _frame(source, "plots", bounds)
     rows, areas = _overlapping(polygon, plots, tolerance_m2)
@@ -392,25 +473,39 @@ def check_parcel(source: Any, polygon: Any, *, exclude_plot_id: str | None = Non
         keep = [i for i, pid in enumerate(ids) if pid != exclude_plot_id]
         if keep:
             ids = tuple(ids[i] for i in keep)
-            problems.append(ParcelProblem(
-                "overlaps_plot",
-                N_("overlaps existing plot(s) {ids} by {area} m²; draw it in free land"),
-                {"ids": _shown(ids), "area": f"{float(areas[keep].sum()):,.0f}".replace(",", " ")},
-                ids))
+            problems.append(
+                ParcelProblem(
+                    "overlaps_plot",
+                    N_("overlaps existing plot(s) {ids} by {area} m²; draw it in free land"),
+                    {
+                        "ids": _shown(ids),
+                        "area": f"{float(areas[keep].sum()):,.0f}".replace(",", " "),
+                    },
+                    ids,
+                )
+            )
 
     zones = _frame(source, "prot_zones", bounds)
     rows, areas = _overlapping(polygon, zones, tolerance_m2)
     if len(rows):
         ids = _ids(zones, "asset_id", rows)
-        problems.append(ParcelProblem(
-            "overlaps_protection",
-            N_("overlaps protection zone(s) {ids} by {area} m²; nothing may be built there"),
-            {"ids": _shown(ids), "area": f"{float(areas.sum()):,.0f}".replace(",", " ")}, ids))
+        problems.append(
+            ParcelProblem(
+                "overlaps_protection",
+                N_("overlaps protection zone(s) {ids} by {area} m²; nothing may be built there"),
+                {"ids": _shown(ids), "area": f"{float(areas.sum()):,.0f}".replace(",", " ")},
+                ids,
+            )
+        )
 
     if area_ha < min_area_ha:
-        problems.append(ParcelProblem(
-            "too_small", N_("{area} ha is too small: a plot needs at least {minimum} ha"),
-            {"area": f"{area_ha:.2f}", "minimum": f"{min_area_ha:g}"}))
+        problems.append(
+            ParcelProblem(
+                "too_small",
+                N_("{area} ha is too small: a plot needs at least {minimum} ha"),
+                {"area": f"{area_ha:.2f}", "minimum": f"{min_area_ha:g}"},
+            )
+        )
 
     roads = _frame(source, "roads", bounds)
     if roads is not None and len(roads):
@@ -419,14 +514,20 @@ def check_parcel(source: Any, polygon: Any, *, exclude_plot_id: str | None = Non
         hit = np.flatnonzero(inside > _ROAD_CROSSING_M)
         if len(hit):
             ids = _ids(roads, "asset_id", hit)
-            warnings.append(ParcelProblem(
-                "crosses_road", N_("crosses road(s) {ids}: leave the roadway out of the plot"),
-                {"ids": _shown(ids)}, ids))
+            warnings.append(
+                ParcelProblem(
+                    "crosses_road",
+                    N_("crosses road(s) {ids}: leave the roadway out of the plot"),
+                    {"ids": _shown(ids)},
+                    ids,
+                )
+            )
 
     exp_id = None
     if expansion is not None and len(expansion):
-        shares = shapely.area(shapely.intersection(
-            np.asarray(expansion.geometry.values, dtype=object), polygon))
+        shares = shapely.area(
+            shapely.intersection(np.asarray(expansion.geometry.values, dtype=object), polygon)
+        )
         best = int(np.argmax(shares))
         if shares[best] > area_m2 / 2:
             exp_id = str(expansion["exp_id"].iloc[best])
@@ -449,16 +550,18 @@ def check_transition(old: str, new: str, *, plot_id: str | None = None) -> None:
         occupied -> candidate), naming the moves allowed from ``old``.
     """
     if new not in PLOT_STATUSES:
-        raise TransitionError(f"{new!r} is not a plot status; use one of "
-                              f"{', '.join(PLOT_STATUSES)}")
+        raise TransitionError(
+            f"{new!r} is not a plot status; use one of {', '.join(PLOT_STATUSES)}"
+        )
     if old == new:
         return
     allowed = allowed_transitions(old)
     if new not in allowed:
         who = f"plot {plot_id}" if plot_id else "a plot"
         choices = " or ".join(allowed) if allowed else "nothing"
-        raise TransitionError(f"{who} cannot go from {old} to {new}; from {old} it may "
-                              f"go to {choices}")
+        raise TransitionError(
+            f"{who} cannot go from {old} to {new}; from {old} it may go to {choices}"
+        )
 
 
 _ID = re.compile(r"^(?P<prefix>.*?)(?P<number>\d+)$")
@@ -488,15 +591,22 @@ def _refuse(check: ParcelCheck, plot_id: str | None, translate: Translate | None
 
 def _check_version(layer: str, key: str, row: Mapping[str, Any], version: int) -> None:
     if int(row.get("version") or 0) != int(version):
-        raise Conflict(f"{layer} {key} was changed by someone else (now version "
-                       f"{row.get('version')}, your copy is version {version}); reload it "
-                       "and apply your change again")
+        raise Conflict(
+            f"{layer} {key} was changed by someone else (now version "
+            f"{row.get('version')}, your copy is version {version}); reload it "
+            "and apply your change again"
+        )
 
 
-def create_candidate(store: Any, polygon: Any, *, user: str,
-                     attributes: Mapping[str, Any] | None = None,
-                     translate: Translate | None = None,
-                     min_area_ha: float = MIN_AREA_HA) -> tuple[str, ParcelCheck]:
+def create_candidate(
+    store: Any,
+    polygon: Any,
+    *,
+    user: str,
+    attributes: Mapping[str, Any] | None = None,
+    translate: Translate | None = None,
+    min_area_ha: float = MIN_AREA_HA,
+) -> tuple[str, ParcelCheck]:
     """Store a drawn parcel as a ``candidate`` plot with the next free id, in one transaction.
 
     The parcel is checked inside the write transaction, so what is checked is what the
@@ -517,17 +627,32 @@ def create_candidate(store: Any, polygon: Any, *, user: str,
         check = check_parcel(tx, polygon, min_area_ha=min_area_ha)
         _refuse(check, None, translate)
         plot_id = new_plot_id(tx.keys("plots"))
-        row = {"sectors": "*", **(attributes or {}), "plot_id": plot_id, "status": "candidate",
-               "exp_id": check.exp_id}
-        tx.insert("plots", gpd.GeoDataFrame(pd.DataFrame([row]), geometry=[check.polygon],
-                                            crs=WORKING_EPSG))
+        row = {
+            "sectors": "*",
+            **(attributes or {}),
+            "plot_id": plot_id,
+            "status": "candidate",
+            "exp_id": check.exp_id,
+        }
+        tx.insert(
+            "plots",
+            gpd.GeoDataFrame(pd.DataFrame([row]), geometry=[check.polygon], crs=WORKING_EPSG),
+        )
     return plot_id, check
 
 
-def update_plot(store: Any, plot_id: str, changes: Mapping[str, Any], *, version: int,
-                user: str, translate: Translate | None = None,
-                min_area_ha: float = MIN_AREA_HA, servicing: Any = None,
-                confirm: bool = False) -> tuple[int, ParcelCheck | None]:
+def update_plot(
+    store: Any,
+    plot_id: str,
+    changes: Mapping[str, Any],
+    *,
+    version: int,
+    user: str,
+    translate: Translate | None = None,
+    min_area_ha: float = MIN_AREA_HA,
+    servicing: Any = None,
+    confirm: bool = False,
+) -> tuple[int, ParcelCheck | None]:
     """Change a plot's attributes, ``status`` (along the lifecycle) and ``geometry`` (a
     working-CRS polygon; candidates and available plots only) in one transaction.
 
@@ -561,18 +686,28 @@ def update_plot(store: Any, plot_id: str, changes: Mapping[str, Any], *, version
             check_transition(row["status"], changes["status"], plot_id=plot_id)
         if "geometry" in changes:
             if row["status"] not in RESHAPE_STATUSES:
-                raise StateConflict(f"plot {plot_id} is {row['status']}; its outline may change "
-                                    f"only while it is {' or '.join(RESHAPE_STATUSES)}",
-                                    "geometry")
-            check = check_parcel(tx, changes["geometry"], exclude_plot_id=plot_id,
-                                 min_area_ha=min_area_ha)
+                raise StateConflict(
+                    f"plot {plot_id} is {row['status']}; its outline may change "
+                    f"only while it is {' or '.join(RESHAPE_STATUSES)}",
+                    "geometry",
+                )
+            check = check_parcel(
+                tx, changes["geometry"], exclude_plot_id=plot_id, min_area_ha=min_area_ha
+            )
             _refuse(check, plot_id, translate)
             changes["geometry"] = check.polygon
             changes["exp_id"] = check.exp_id
-        if servicing is not None and not confirm and changes.get("status") == "available" \
-                and row["status"] != "available":
-            record = servicing.answer_geometry(changes["geometry"]) if "geometry" in changes \
+        if (
+            servicing is not None
+            and not confirm
+            and changes.get("status") == "available"
+            and row["status"] != "available"
+        ):
+            record = (
+                servicing.answer_geometry(changes["geometry"])
+                if "geometry" in changes
                 else servicing.answer([plot_id])[0]
+            )
             gaps = publishing_gaps(record)
             if gaps:
                 raise PublishUnconfirmed(plot_id, gaps)
@@ -591,14 +726,25 @@ def delete_candidate(store: Any, plot_id: str, *, version: int, user: str) -> No
         row = tx.get("plots", plot_id, for_update=True)
         _check_version("plots", plot_id, row, version)
         if row["status"] not in DELETABLE_STATUSES:
-            raise StateConflict(f"plot {plot_id} is {row['status']}; only candidate plots may "
-                                "be deleted (move it back to candidate first, where the "
-                                "lifecycle allows)", "status")
+            raise StateConflict(
+                f"plot {plot_id} is {row['status']}; only candidate plots may "
+                "be deleted (move it back to candidate first, where the "
+                "lifecycle allows)",
+                "status",
+            )
         tx.delete("plots", plot_id, version=version)
 
 
-def update_asset(store: Any, layer: str, asset_id: str, changes: Mapping[str, Any], *,
-                 version: int, user: str, today: dt.date | None = None) -> int:
+def update_asset(
+    store: Any,
+    layer: str,
+    asset_id: str,
+    changes: Mapping[str, Any],
+    *,
+    version: int,
+    user: str,
+    today: dt.date | None = None,
+) -> int:
     """Set an asset's ``status``, ``since``, ``due`` or ``note`` in one transaction.
 
     When the status changes and ``since`` is not given, ``since`` becomes ``today``;
@@ -614,15 +760,22 @@ def update_asset(store: Any, layer: str, asset_id: str, changes: Mapping[str, An
     allowed = ("status", "since", "due", "note")
     unknown = [name for name in changes if name not in allowed]
     if unknown:
-        raise Invalid([Problem(None, asset_id, name, f"only {', '.join(allowed)} may be set here")
-                       for name in unknown])
+        raise Invalid(
+            [
+                Problem(None, asset_id, name, f"only {', '.join(allowed)} may be set here")
+                for name in unknown
+            ]
+        )
     changes = dict(changes)
     if changes.get("note") is not None and not str(changes["note"]).strip():
         changes["note"] = None
     with store.transaction(user) as tx:
         row = store.get(layer, asset_id)
         _check_version(layer, asset_id, row, version)
-        if "status" in changes and changes["status"] != row.get("status") \
-                and "since" not in changes:
+        if (
+            "status" in changes
+            and changes["status"] != row.get("status")
+            and "since" not in changes
+        ):
             changes["since"] = (today or dt.date.today()).isoformat()
         return tx.update(layer, asset_id, changes, version=version)

@@ -6,10 +6,12 @@ against the servicing model's headroom as recorded today (assets not operational
 capacity; reserved and allocated plots have consumed theirs). Messages are ``N_`` templates
 formatted after translation, like :mod:`planner.servicing`'s.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -22,24 +24,29 @@ __all__ = ["Breach", "RULES", "check", "demand_fields"]
 
 Translate = Callable[[str], str]
 #: The rules in the order a planner checks them (a missing connection hides its headroom).
-RULES = ("size", "sector", "rail", "hazard", "power", "power_headroom", "water",
-         "water_headroom")
+RULES = ("size", "sector", "rail", "hazard", "power", "power_headroom", "water", "water_headroom")
 #: Plot fields an accepted application writes (its demand and identity), from the application's.
-_DEMAND = {"power_kw": "power_kw", "water_m3d": "water_m3d", "project": "project",
-           "sector": "sector", "invest": "invest", "jobs": "jobs", "rail_need": "rail_need",
-           "hazard": "hazard"}
+_DEMAND = {
+    "power_kw": "power_kw",
+    "water_m3d": "water_m3d",
+    "project": "project",
+    "sector": "sector",
+    "invest": "invest",
+    "jobs": "jobs",
+    "rail_need": "rail_need",
+    "hazard": "hazard",
+}
 _TEMPLATES = {
     "size": N_("plot {plot} has {area} ha, outside the {low}–{high} ha applied for"),
     "sector": N_("plot {plot} allows {allowed}, not {sector}"),
     "rail": N_("the application needs rail; plot {plot} has {servicing}"),
-    "hazard": N_("plot {plot} allows hazard class {allowed} at most; the application is "
-                 "class {hazard}"),
+    "hazard": N_(
+        "plot {plot} allows hazard class {allowed} at most; the application is class {hazard}"
+    ),
     "power": N_("the application needs {demand} kW of power; plot {plot} has {servicing}"),
     "power_headroom": N_("{node} has {left} kW left, the application needs {demand} kW"),
-    "water": N_("the application needs {demand} m³/day of water; plot {plot} has "
-                "{servicing}"),
-    "water_headroom": N_("{node} has {left} m³/day left, the application needs "
-                         "{demand} m³/day"),
+    "water": N_("the application needs {demand} m³/day of water; plot {plot} has {servicing}"),
+    "water_headroom": N_("{node} has {left} m³/day left, the application needs {demand} m³/day"),
 }
 
 
@@ -82,7 +89,11 @@ class Breach:
 
 def _amount(value: Any) -> str:
     value = float(value or 0.0)
-    return f"{value:,.0f}" if value.is_integer() or abs(value) >= 100 else f"{value:,.2f}".rstrip("0").rstrip(".")
+    return (
+        f"{value:,.0f}"
+        if value.is_integer() or abs(value) >= 100
+        else f"{value:,.2f}".rstrip("0").rstrip(".")
+    )
 
 
 def _application_row(application: Mapping[str, Any]) -> pd.DataFrame:
@@ -93,8 +104,9 @@ def _application_row(application: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame([row], columns=names)
 
 
-def check(plot: Mapping[str, Any], application: Mapping[str, Any],
-          model: ServicingModel) -> list[Breach]:
+def check(
+    plot: Mapping[str, Any], application: Mapping[str, Any], model: ServicingModel
+) -> list[Breach]:
     """Every rule ``application`` breaks on ``plot`` now (empty when it may take the plot).
 
     Parameters
@@ -124,27 +136,38 @@ def check(plot: Mapping[str, Any], application: Mapping[str, Any],
     plot_id = str(plot["plot_id"])
     plots = plot_table({"plots": pd.DataFrame([dict(plot)])}, model)
     capacities = capacity_table(model)
-    passed = pair_rules(plots, application_table(_application_row(application)),
-                        capacities).iloc[0]
+    passed = pair_rules(plots, application_table(_application_row(application)), capacities).iloc[0]
     record = model.answer([plot_id])[0]
     left = capacities.set_index("node")
     facts = plots.iloc[0]
-    demand = {"power": float(application.get("power_kw") or 0.0),
-              "water": float(application.get("water_m3d") or 0.0)}
+    demand = {
+        "power": float(application.get("power_kw") or 0.0),
+        "water": float(application.get("water_m3d") or 0.0),
+    }
     params: dict[str, dict[str, Any]] = {
-        "size": {"area": f"{float(plot.get('area_ha') or 0):.2f}",
-                 "low": f"{float(application['min_ha']):g}",
-                 "high": f"{float(application['max_ha']):g}"},
-        "sector": {"allowed": ", ".join(sorted(parse_sectors(plot.get("sectors")) or ["*"])),
-                   "sector": application.get("sector")},
+        "size": {
+            "area": f"{float(plot.get('area_ha') or 0):.2f}",
+            "low": f"{float(application['min_ha']):g}",
+            "high": f"{float(application['max_ha']):g}",
+        },
+        "sector": {
+            "allowed": ", ".join(sorted(parse_sectors(plot.get("sectors")) or ["*"])),
+            "sector": application.get("sector"),
+        },
         "rail": {},
         "hazard": {"allowed": facts["hazard_ok"], "hazard": application.get("hazard")},
         "power": {"demand": _amount(demand["power"])},
         "water": {"demand": _amount(demand["water"])},
-        "power_headroom": {"node": facts["node"], "demand": _amount(demand["power"]),
-                           "left": _amount(left["power_kw"].get(facts["node"], 0.0))},
-        "water_headroom": {"node": facts["water_node"], "demand": _amount(demand["water"]),
-                           "left": _amount(left["water_m3d"].get(facts["water_node"], 0.0))},
+        "power_headroom": {
+            "node": facts["node"],
+            "demand": _amount(demand["power"]),
+            "left": _amount(left["power_kw"].get(facts["node"], 0.0)),
+        },
+        "water_headroom": {
+            "node": facts["water_node"],
+            "demand": _amount(demand["water"]),
+            "left": _amount(left["water_m3d"].get(facts["water_node"], 0.0)),
+        },
     }
     breaches = []
     for rule in RULES:
@@ -152,8 +175,7 @@ def check(plot: Mapping[str, Any], application: Mapping[str, Any],
         if passed[rule] or (rule != utility and not passed[utility]):
             continue
         quoted = (utility, record[utility]) if rule in ("rail", "power", "water") else None
-        breaches.append(Breach(rule, _TEMPLATES[rule], {"plot": plot_id, **params[rule]},
-                               quoted))
+        breaches.append(Breach(rule, _TEMPLATES[rule], {"plot": plot_id, **params[rule]}, quoted))
     return breaches
 
 

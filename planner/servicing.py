@@ -58,6 +58,7 @@ Rules (the documented planning assumptions)
 Every message template is marked ``N_("...")`` for pybabel extraction and is
 formatted only after translation, so :func:`explain` takes a ``gettext``.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -65,8 +66,9 @@ import math
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -79,9 +81,22 @@ from geo.network import DEFAULT_SPEED_KMH, SNAP_TOLERANCE_M, build_network
 from geo.validate import parse_date
 
 __all__ = [
-    "N_", "ServicingModel", "Scenario", "describe", "explain", "readiness_basis", "today", "parse_what_if",
-    "UTILITIES", "REQUIRED", "FRONTAGE_M", "CONNECT_M", "RAIL_REACH_M", "POWER_FACTOR",
-    "STATION_SNAP_M", "COUNTED_PLOT_STATUSES",
+    "N_",
+    "ServicingModel",
+    "Scenario",
+    "describe",
+    "explain",
+    "readiness_basis",
+    "today",
+    "parse_what_if",
+    "UTILITIES",
+    "REQUIRED",
+    "FRONTAGE_M",
+    "CONNECT_M",
+    "RAIL_REACH_M",
+    "POWER_FACTOR",
+    "STATION_SNAP_M",
+    "COUNTED_PLOT_STATUSES",
 ]
 
 
@@ -108,23 +123,37 @@ COUNTED_PLOT_STATUSES: tuple[str, ...] = ("reserved", "allocated")
 USABLE = "operational"
 _MAIN_LAYERS = {"water": "water_mains", "storm": "storm_sewers", "gas": "gas_mains"}
 # Reasons that depend only on the utility, code and blockers (shared between plots).
-_CACHED_REASONS = frozenset({"blocked", "none_within", "out_of_reach", "no_road",
-                             "no_substation", "unreachable"})
+_CACHED_REASONS = frozenset(
+    {"blocked", "none_within", "out_of_reach", "no_road", "no_substation", "unreachable"}
+)
 
 UTILITY_WORDS = {
-    "road": N_("road"), "rail": N_("rail"), "power": N_("power"), "water": N_("water"),
-    "storm": N_("storm sewer"), "gas": N_("gas"),
+    "road": N_("road"),
+    "rail": N_("rail"),
+    "power": N_("power"),
+    "water": N_("water"),
+    "storm": N_("storm sewer"),
+    "gas": N_("gas"),
 }
 STATUS_WORDS = {
-    "operational": N_("operational"), "restricted": N_("restricted"), "closed": N_("closed"),
-    "under_repair": N_("under repair"), "not_commissioned": N_("not commissioned"),
+    "operational": N_("operational"),
+    "restricted": N_("restricted"),
+    "closed": N_("closed"),
+    "under_repair": N_("under repair"),
+    "not_commissioned": N_("not commissioned"),
     "planned": N_("planned"),
 }
 ASSET_NOUNS = {
-    "roads": N_("road"), "gates": N_("gate"), "rail_lines": N_("line"),
-    "rail_stations": N_("station"), "substations": N_("substation"),
-    "power_lines": N_("power line"), "water_mains": N_("water main"),
-    "storm_sewers": N_("storm sewer"), "gas_mains": N_("gas main"), "prot_zones": N_("zone"),
+    "roads": N_("road"),
+    "gates": N_("gate"),
+    "rail_lines": N_("line"),
+    "rail_stations": N_("station"),
+    "substations": N_("substation"),
+    "power_lines": N_("power line"),
+    "water_mains": N_("water main"),
+    "storm_sewers": N_("storm sewer"),
+    "gas_mains": N_("gas main"),
+    "prot_zones": N_("zone"),
 }
 
 
@@ -173,8 +202,10 @@ def parse_what_if(items: Iterable[str]) -> dict[tuple[str, str], str]:
             continue
         out[(layer.strip(), asset.strip())] = status.strip()
     if bad:
-        raise ValueError("what-if must read layer:asset_id=status (e.g. substations:SS-12="
-                         "operational); got " + ", ".join(repr(b) for b in bad))
+        raise ValueError(
+            "what-if must read layer:asset_id=status (e.g. substations:SS-12="
+            "operational); got " + ", ".join(repr(b) for b in bad)
+        )
     return out
 
 
@@ -211,8 +242,8 @@ class _Sites:
     """Scenario-independent geometry of polygons to be serviced."""
 
     geoms: np.ndarray
-    road_pairs: tuple[np.ndarray, np.ndarray, np.ndarray]       # site, edge, gap
-    siding_pairs: tuple[np.ndarray, np.ndarray, np.ndarray]     # site, rail edge, gap
+    road_pairs: tuple[np.ndarray, np.ndarray, np.ndarray]  # site, edge, gap
+    siding_pairs: tuple[np.ndarray, np.ndarray, np.ndarray]  # site, rail edge, gap
     main_pairs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # site, feature, dist
     road_t: np.ndarray = field(default=None)
 
@@ -220,7 +251,7 @@ class _Sites:
     def n(self) -> int:
         return len(self.geoms)
 
-    def subset(self, idx: np.ndarray) -> "_Sites":
+    def subset(self, idx: np.ndarray) -> _Sites:
         """The sites at positions ``idx`` (renumbered 0..len(idx)-1)."""
         idx = np.asarray(idx, dtype=np.intp)
         new = np.full(self.n, -1, np.intp)
@@ -304,18 +335,27 @@ class ServicingModel:
         For a missing plots layer or out-of-range options.
     """
 
-    def __init__(self, snapshot: Mapping[str, pd.DataFrame], *, power_factor: float = POWER_FACTOR,
-                 today: dt.date | str | None = None, frontage_m: float = FRONTAGE_M,
-                 connect_m: Mapping[str, float] | None = None, rail_reach_m: float = RAIL_REACH_M,
-                 required: Sequence[str] = REQUIRED, tolerance: float = SNAP_TOLERANCE_M):
+    def __init__(
+        self,
+        snapshot: Mapping[str, pd.DataFrame],
+        *,
+        power_factor: float = POWER_FACTOR,
+        today: dt.date | str | None = None,
+        frontage_m: float = FRONTAGE_M,
+        connect_m: Mapping[str, float] | None = None,
+        rail_reach_m: float = RAIL_REACH_M,
+        required: Sequence[str] = REQUIRED,
+        tolerance: float = SNAP_TOLERANCE_M,
+    ):
         if "plots" not in snapshot:
             raise ValueError("the snapshot has no plots layer")
         if not (0 < power_factor <= 1):
             raise ValueError(f"power factor must be in (0, 1], got {power_factor!r}")
         unknown = [u for u in required if u not in UTILITIES]
         if unknown:
-            raise ValueError(f"unknown utilities in required: {', '.join(unknown)}; "
-                             f"use {', '.join(UTILITIES)}")
+            raise ValueError(
+                f"unknown utilities in required: {', '.join(unknown)}; use {', '.join(UTILITIES)}"
+            )
         for name, value in (("frontage_m", frontage_m), ("rail_reach_m", rail_reach_m)):
             if not (value >= 0 and math.isfinite(value)):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -325,18 +365,23 @@ class ServicingModel:
         self.rail_reach_m = float(rail_reach_m)
         self.connect_m = {**CONNECT_M, **(connect_m or {})}
         self.required = tuple(required)
-        self.layers = {name: self._frame(snapshot, name) for name in
-                       ("plots", *ASSET_LAYERS)}
+        self.layers = {name: self._frame(snapshot, name) for name in ("plots", *ASSET_LAYERS)}
         plots = self.layers["plots"]
-        self.plot_ids = plots["plot_id"].astype(str).to_numpy() if len(plots) else np.zeros(0, object)
+        self.plot_ids = (
+            plots["plot_id"].astype(str).to_numpy() if len(plots) else np.zeros(0, object)
+        )
         self._plot_pos = {pid: i for i, pid in enumerate(self.plot_ids)}
         self._build_assets()
         self.road = build_network({"roads": self.layers["roads"]}, tolerance=tolerance)
         self.rail = build_network({"rail_lines": self.layers["rail_lines"]}, tolerance=tolerance)
-        self._index = {u: SpatialIndex(self.layers[lyr].geometry.values)
-                       for u, lyr in _MAIN_LAYERS.items()}
-        self._siding_edges = np.flatnonzero(self.rail.kind == "siding") if self.rail.n_edges else \
-            np.zeros(0, np.intp)
+        self._index = {
+            u: SpatialIndex(self.layers[lyr].geometry.values) for u, lyr in _MAIN_LAYERS.items()
+        }
+        self._siding_edges = (
+            np.flatnonzero(self.rail.kind == "siding")
+            if self.rail.n_edges
+            else np.zeros(0, np.intp)
+        )
         self._siding_index = SpatialIndex(self.rail.geometry[self._siding_edges])
         self._place_points()
         self._cache: OrderedDict = OrderedDict()
@@ -345,13 +390,18 @@ class ServicingModel:
         demand = plots.reindex(columns=["power_kw", "water_m3d"])
         self._plot_power = pd.to_numeric(demand["power_kw"], errors="coerce").to_numpy(float)
         self._plot_water = pd.to_numeric(demand["water_m3d"], errors="coerce").to_numpy(float)
-        self._plot_status = plots["status"].astype(object).to_numpy() if len(plots) else \
-            np.zeros(0, object)
-        rail_need = plots["rail_need"] if "rail_need" in plots.columns else pd.Series(
-            False, index=plots.index)
+        self._plot_status = (
+            plots["status"].astype(object).to_numpy() if len(plots) else np.zeros(0, object)
+        )
+        rail_need = (
+            plots["rail_need"]
+            if "rail_need" in plots.columns
+            else pd.Series(False, index=plots.index)
+        )
         self._plot_rail_need = rail_need.astype("boolean").fillna(False).to_numpy(bool)
         self._counted_sites = self._plot_sites.subset(
-            np.flatnonzero(np.isin(self._plot_status, COUNTED_PLOT_STATUSES)))
+            np.flatnonzero(np.isin(self._plot_status, COUNTED_PLOT_STATUSES))
+        )
 
     # ------------------------------------------------------------------ setup
     @staticmethod
@@ -374,39 +424,52 @@ class ServicingModel:
         for name in ASSET_LAYERS:
             frame = self.layers[name]
             key = LAYERS[name].key
-            part = pd.DataFrame({
-                "layer": name,
-                "asset_id": frame[key].astype(str).to_numpy() if len(frame) else [],
-                "name": frame["name"].astype(object).to_numpy() if len(frame) else [],
-                "status": frame["status"].astype(object).to_numpy() if len(frame) else [],
-                "due": frame["due"].astype(object).to_numpy() if len(frame) else [],
-                "note": frame["note"].astype(object).to_numpy() if len(frame) else [],
-            })
+            part = pd.DataFrame(
+                {
+                    "layer": name,
+                    "asset_id": frame[key].astype(str).to_numpy() if len(frame) else [],
+                    "name": frame["name"].astype(object).to_numpy() if len(frame) else [],
+                    "status": frame["status"].astype(object).to_numpy() if len(frame) else [],
+                    "due": frame["due"].astype(object).to_numpy() if len(frame) else [],
+                    "note": frame["note"].astype(object).to_numpy() if len(frame) else [],
+                }
+            )
             rows.append(part)
             self._asset_slice[name] = slice(start, start + len(part))
             start += len(part)
         assets = pd.concat(rows, ignore_index=True)
-        assets["due"] = pd.Series([self._due(v, layer, aid) for v, layer, aid in
-                                   zip(assets["due"], assets["layer"], assets["asset_id"])],
-                                  index=assets.index, dtype=object)
-        assets["status"] = pd.Series([_text(v) or USABLE for v in assets["status"]],
-                                     index=assets.index, dtype=object)
+        assets["due"] = pd.Series(
+            [
+                self._due(v, layer, aid)
+                for v, layer, aid in zip(assets["due"], assets["layer"], assets["asset_id"])
+            ],
+            index=assets.index,
+            dtype=object,
+        )
+        assets["status"] = pd.Series(
+            [_text(v) or USABLE for v in assets["status"]], index=assets.index, dtype=object
+        )
         bad = assets.loc[~assets["status"].isin(ASSET_STATUSES)]
         if len(bad):
-            raise ValueError("unknown asset statuses: " + ", ".join(
-                f"{r.layer}:{r.asset_id}={r.status!r}" for r in bad.itertuples()))
+            raise ValueError(
+                "unknown asset statuses: "
+                + ", ".join(f"{r.layer}:{r.asset_id}={r.status!r}" for r in bad.itertuples())
+            )
         rec_ok = np.asarray(assets["status"].to_numpy(object) == USABLE, dtype=bool)
         due = assets["due"].to_numpy(object)
         today_iso = self.today.isoformat()
         late = np.array([d is not None and d < today_iso for d in due], dtype=bool)
         assets["overdue"] = late & ~rec_ok
         self.assets = assets
-        self._a = {c: assets[c].tolist() for c in ("layer", "asset_id", "name", "status", "note",
-                                                     "due", "overdue")}
+        self._a = {
+            c: assets[c].tolist()
+            for c in ("layer", "asset_id", "name", "status", "note", "due", "overdue")
+        }
         self._a["name"] = [_text(v) for v in self._a["name"]]
         self._a["note"] = [_text(v) for v in self._a["note"]]
-        self._asset_pos = {(l, a): i for i, (l, a) in enumerate(zip(assets["layer"],
-                                                                     assets["asset_id"]))}
+        self._asset_pos = {
+            (l, a): i for i, (l, a) in enumerate(zip(assets["layer"], assets["asset_id"]))
+        }
 
     @staticmethod
     def _due(value: Any, layer: str, aid: str) -> str | None:
@@ -436,9 +499,12 @@ class ServicingModel:
         row = {n: i for i, n in enumerate(self._src_nodes.tolist())}
         rows = np.array([row.get(n, -1) for n in nodes.tolist()], dtype=np.intp)
         g, s = len(gates), len(st)
-        self._gate_row, self._st_row, self._sub_row = rows[:g], rows[g:g + s], rows[g + s:]
-        main_edges = np.flatnonzero(self.rail.kind == "mainline") if self.rail.n_edges else \
-            np.zeros(0, np.intp)
+        self._gate_row, self._st_row, self._sub_row = rows[:g], rows[g : g + s], rows[g + s :]
+        main_edges = (
+            np.flatnonzero(self.rail.kind == "mainline")
+            if self.rail.n_edges
+            else np.zeros(0, np.intp)
+        )
         self._main_nodes_all = np.unique(np.r_[self.rail.u[main_edges], self.rail.v[main_edges]])
         self._main_edges = main_edges
 
@@ -451,8 +517,11 @@ class ServicingModel:
         return _Sites(geoms, (left, right, gap), (sl, self._siding_edges[sr], sg), mains, road_t)
 
     # --------------------------------------------------------------- scenarios
-    def scenario(self, as_of: dt.date | str | None = None,
-                 what_if: Mapping[tuple[str, str], str] | None = None) -> Scenario:
+    def scenario(
+        self,
+        as_of: dt.date | str | None = None,
+        what_if: Mapping[tuple[str, str], str] | None = None,
+    ) -> Scenario:
         """Effective statuses for a date and a what-if.
 
         Raises
@@ -474,8 +543,9 @@ class ServicingModel:
             elif (layer, str(aid)) not in self._asset_pos:
                 problems.append(f"{layer} has no asset {aid!r}")
             if status not in ASSET_STATUSES:
-                problems.append(f"{status!r} for {layer}:{aid} is not a status "
-                                f"({', '.join(ASSET_STATUSES)})")
+                problems.append(
+                    f"{status!r} for {layer}:{aid} is not a status ({', '.join(ASSET_STATUSES)})"
+                )
         if problems:
             raise ValueError("what-if refused: " + "; ".join(problems))
         rec = self.assets["status"].to_numpy(object)
@@ -489,14 +559,25 @@ class ServicingModel:
             status[self._asset_pos[(layer, str(aid))]] = st
         projected = (status == USABLE) & (rec != USABLE)
         changed = np.flatnonzero(status != rec)
-        overrides = {(self.assets.at[i, "layer"], self.assets.at[i, "asset_id"]): status[i]
-                     for i in changed}
+        overrides = {
+            (self.assets.at[i, "layer"], self.assets.at[i, "asset_id"]): status[i] for i in changed
+        }
         key = tuple(sorted(overrides.items()))
-        return Scenario(as_of, {(k[0], str(k[1])): v for k, v in what_if.items()}, status,
-                        projected, overrides, key)
+        return Scenario(
+            as_of,
+            {(k[0], str(k[1])): v for k, v in what_if.items()},
+            status,
+            projected,
+            overrides,
+            key,
+        )
 
-    def layer_status(self, layer: str, as_of: dt.date | str | None = None,
-                     what_if: Mapping[tuple[str, str], str] | None = None) -> np.ndarray:
+    def layer_status(
+        self,
+        layer: str,
+        as_of: dt.date | str | None = None,
+        what_if: Mapping[tuple[str, str], str] | None = None,
+    ) -> np.ndarray:
         """Effective status of every asset of ``layer`` (rows of ``self.layers[layer]``)
         as of a date and under a what-if, by the rules of :meth:`scenario`."""
         return self._status(self.scenario(as_of, what_if), layer)
@@ -509,23 +590,30 @@ class ServicingModel:
         hit = self._cache.get(key)
         if hit is None:
             dist = self.road.dijkstra(self._src_nodes, mask=mask)
-            gate_nodes = self._src_nodes[np.unique(self._gate_row[self._gate_row >= 0])] \
-                if len(self._gate_row) else np.zeros(0, np.intp)
-            minutes = self.road.dijkstra(self._src_nodes, mask=mask, weight="minutes") \
-                if len(gate_nodes) else np.zeros((len(self._src_nodes), self.road.n_nodes))
+            gate_nodes = (
+                self._src_nodes[np.unique(self._gate_row[self._gate_row >= 0])]
+                if len(self._gate_row)
+                else np.zeros(0, np.intp)
+            )
+            minutes = (
+                self.road.dijkstra(self._src_nodes, mask=mask, weight="minutes")
+                if len(gate_nodes)
+                else np.zeros((len(self._src_nodes), self.road.n_nodes))
+            )
             hit = (dist, minutes)
             self._remember(key, hit)
         return hit
 
     def _remember(self, key, value) -> None:
-        with self._lock:        # one model serves many web threads
+        with self._lock:  # one model serves many web threads
             self._cache[key] = value
             while len(self._cache) > 32:
                 self._cache.popitem(last=False)
 
     # -------------------------------------------------------------- evaluation
-    def _evaluate(self, sites: _Sites, scen: Scenario,
-                  only: Sequence[str] = UTILITIES) -> dict[str, dict[str, np.ndarray]]:
+    def _evaluate(
+        self, sites: _Sites, scen: Scenario, only: Sequence[str] = UTILITIES
+    ) -> dict[str, dict[str, np.ndarray]]:
         road = self._eval_road(sites, scen)
         out = {"road": road}
         if "rail" in only:
@@ -557,8 +645,9 @@ class ServicingModel:
             e2, g2, t2 = net.locate(sites.geoms[missing], mask=mask)
             edge[missing], egap[missing], et[missing] = e2, g2, t2
         fronts = (edge >= 0) & (egap <= self.frontage_m)
-        dist_src, min_src = self._road_costs(mask) if net.n_edges else (
-            np.zeros((0, 0)), np.zeros((0, 0)))
+        dist_src, min_src = (
+            self._road_costs(mask) if net.n_edges else (np.zeros((0, 0)), np.zeros((0, 0)))
+        )
         gate_ok = (self._status(scen, "gates") == USABLE) & (self._gate_row >= 0)
         G = len(self._gate_row)
         gd = np.full((G, n), np.inf)
@@ -567,14 +656,16 @@ class ServicingModel:
             rows = self._gate_row[gate_ok]
             gd[gate_ok] = net.from_nodes(dist_src[rows], edge, et) + self._gate_gap[gate_ok, None]
             gm[gate_ok] = net.from_nodes(min_src[rows], edge, et, weight="minutes") + (
-                self._gate_gap[gate_ok, None] / (DEFAULT_SPEED_KMH * 1000.0 / 60.0))
+                self._gate_gap[gate_ok, None] / (DEFAULT_SPEED_KMH * 1000.0 / 60.0)
+            )
         gate = np.argmin(gd, axis=0) if G else np.full(n, -1)
         dist = gd[gate, np.arange(n)] if G else np.full(n, np.inf)
         minutes = gm[gate, np.arange(n)] if G else np.full(n, np.inf)
         reach = np.isfinite(dist)
         gate = np.where(reach, gate, -1)
-        code = np.where(edge < 0, "no_road",
-                        np.where(~reach, "no_gate", np.where(fronts, "ok", "not_fronting")))
+        code = np.where(
+            edge < 0, "no_road", np.where(~reach, "no_gate", np.where(fronts, "ok", "not_fronting"))
+        )
         ok = fronts & reach
         blockers: dict[int, list[int]] = {}
         todo = np.flatnonzero(~reach)
@@ -582,7 +673,9 @@ class ServicingModel:
             gates_any = self._gate_row >= 0
             src_nodes = self._gate_node[gates_any]
             e_any, _, t_any = net.locate(sites.geoms[todo])
-            targets = np.where(t_any < 0.5, net.u[np.maximum(e_any, 0)], net.v[np.maximum(e_any, 0)])
+            targets = np.where(
+                t_any < 0.5, net.u[np.maximum(e_any, 0)], net.v[np.maximum(e_any, 0)]
+            )
             targets = np.where(e_any >= 0, targets, -1)
             found = net.blocking_edges(src_nodes, targets, mask)
             gate_by_node = {}
@@ -604,11 +697,25 @@ class ServicingModel:
             closed = [self._asset_slice["gates"].start + i for i in range(G)]
             for site in todo.tolist():
                 blockers[site] = list(dict.fromkeys(blockers.get(site, []) + closed))
-        road_id = np.where(edge >= 0, net.asset_id[np.maximum(edge, 0)] if net.n_edges else None,
-                           None)
-        return {"ok": ok, "edge": edge, "gap": egap, "t": et, "fronts": fronts, "gate": gate,
-                "distance": dist, "minutes": minutes, "code": code, "road_id": road_id,
-                "blockers": blockers, "gate_dist": gd, "gate_min": gm, "mask": mask}
+        road_id = np.where(
+            edge >= 0, net.asset_id[np.maximum(edge, 0)] if net.n_edges else None, None
+        )
+        return {
+            "ok": ok,
+            "edge": edge,
+            "gap": egap,
+            "t": et,
+            "fronts": fronts,
+            "gate": gate,
+            "distance": dist,
+            "minutes": minutes,
+            "code": code,
+            "road_id": road_id,
+            "blockers": blockers,
+            "gate_dist": gd,
+            "gate_min": gm,
+            "mask": mask,
+        }
 
     def _rail_mask(self, scen: Scenario) -> tuple[np.ndarray, np.ndarray, dict[int, list[int]]]:
         """Usable rail edges: operational lines, minus the non-main-line edges meeting a
@@ -635,8 +742,9 @@ class ServicingModel:
         mask[list(cut)] = False
         return mask, line_ok, cut
 
-    def _rail_edge_keys(self, edges: Iterable[int], line_ok: np.ndarray,
-                        cut: Mapping[int, list[int]]) -> list[int]:
+    def _rail_edge_keys(
+        self, edges: Iterable[int], line_ok: np.ndarray, cut: Mapping[int, list[int]]
+    ) -> list[int]:
         keys = []
         for e in edges:
             if not line_ok[e]:
@@ -654,15 +762,21 @@ class ServicingModel:
         st_status = self._status(scen, "rail_stations")
         st_base = self._asset_slice["rail_stations"].start
         st_block: dict[int, list[int]] = {}
-        targets = np.r_[self._st_rail, net.u[self._siding_edges]] if net.n_edges else \
-            np.full(len(self._st_rail), -1)
-        paths = net.blocking_edges(self._main_nodes_all, targets, rmask) \
-            if net.n_edges and len(self._main_nodes_all) else [None] * len(targets)
+        targets = (
+            np.r_[self._st_rail, net.u[self._siding_edges]]
+            if net.n_edges
+            else np.full(len(self._st_rail), -1)
+        )
+        paths = (
+            net.blocking_edges(self._main_nodes_all, targets, rmask)
+            if net.n_edges and len(self._main_nodes_all)
+            else [None] * len(targets)
+        )
         _, line_ok, cut = self._rail_mask(scen)
         for i in range(len(self._st_rail)):
             keys = [st_base + i] if st_status[i] != USABLE else []
             if self._st_rail[i] < 0 or paths[i] is None:
-                st_block[i] = keys + [-1]          # -1: not joined to a main line
+                st_block[i] = keys + [-1]  # -1: not joined to a main line
                 continue
             keys += self._rail_edge_keys(paths[i][0].tolist(), line_ok, cut)
             st_block[i] = list(dict.fromkeys(keys))
@@ -701,8 +815,10 @@ class ServicingModel:
         placed = self._st_row >= 0
         if S and placed.any() and self.road.n_edges:
             dist_src, _ = self._road_costs(road["mask"])
-            sd[placed] = self.road.from_nodes(dist_src[self._st_row[placed]], road["edge"],
-                                              road["t"]) + self._st_road_gap[placed, None]
+            sd[placed] = (
+                self.road.from_nodes(dist_src[self._st_row[placed]], road["edge"], road["t"])
+                + self._st_road_gap[placed, None]
+            )
         within = sd <= self.rail_reach_m
         best = np.full(n, np.inf)
         via = np.full(n, None, dtype=object)
@@ -765,8 +881,16 @@ class ServicingModel:
         via[is_st] = st_ids[via_pos[is_st]]
         is_sd = via_kind == "siding"
         via[is_sd] = net.asset_id[via_pos[is_sd]] if net.n_edges else None
-        return {"ok": ok, "distance": dist, "via": via, "via_kind": via_kind, "via_pos": via_pos,
-                "code": code, "blockers": blockers, "station_dist": sd}
+        return {
+            "ok": ok,
+            "distance": dist,
+            "via": via,
+            "via_kind": via_kind,
+            "via_pos": via_pos,
+            "code": code,
+            "blockers": blockers,
+            "station_dist": sd,
+        }
 
     def _eval_power(self, sites: _Sites, scen: Scenario, road: dict) -> dict[str, np.ndarray]:
         n = sites.n
@@ -775,8 +899,10 @@ class ServicingModel:
         placed = self._sub_row >= 0
         if K and placed.any() and self.road.n_edges:
             dist_src, _ = self._road_costs(road["mask"])
-            kd[placed] = self.road.from_nodes(dist_src[self._sub_row[placed]], road["edge"],
-                                              road["t"]) + self._sub_gap[placed, None]
+            kd[placed] = (
+                self.road.from_nodes(dist_src[self._sub_row[placed]], road["edge"], road["t"])
+                + self._sub_gap[placed, None]
+            )
         usable = self._status(scen, "substations") == USABLE
         good = np.where(usable[:, None], kd, np.inf)
         sub = np.argmin(good, axis=0) if K else np.full(n, -1)
@@ -784,22 +910,35 @@ class ServicingModel:
         ok = np.isfinite(dist)
         any_sub = np.argmin(kd, axis=0) if K else np.full(n, -1)
         any_dist = kd[any_sub, np.arange(n)] if K else np.full(n, np.inf)
-        code = np.where(ok, "ok", np.where(np.isfinite(any_dist), "blocked",
-                                           "no_substation" if K == 0 else "unreachable"))
+        code = np.where(
+            ok,
+            "ok",
+            np.where(
+                np.isfinite(any_dist), "blocked", "no_substation" if K == 0 else "unreachable"
+            ),
+        )
         sub = np.where(ok, sub, np.where(np.isfinite(any_dist), any_sub, -1))
         dist = np.where(ok, dist, any_dist)
         base = self._asset_slice["substations"].start
         blocked = np.flatnonzero(code == "blocked")
-        blockers = {site: [row] for site, row in zip(blocked.tolist(),
-                                                      (base + sub[blocked]).tolist())}
+        blockers = {
+            site: [row] for site, row in zip(blocked.tolist(), (base + sub[blocked]).tolist())
+        }
         bypassed: dict[int, list[int]] = {}
         if K:
             kk, ss = np.nonzero(~usable[:, None] & (kd < np.where(ok, dist, -np.inf)[None, :]))
             order = np.lexsort((kd[kk, ss], ss))
             for k, s in zip((base + kk[order]).tolist(), ss[order].tolist()):
                 bypassed.setdefault(s, []).append(k)
-        return {"ok": ok, "sub": sub, "distance": dist, "code": code, "blockers": blockers,
-                "bypassed": bypassed, "sub_dist": kd}
+        return {
+            "ok": ok,
+            "sub": sub,
+            "distance": dist,
+            "code": code,
+            "blockers": blockers,
+            "bypassed": bypassed,
+            "sub_dist": kd,
+        }
 
     def _eval_main(self, utility: str, sites: _Sites, scen: Scenario) -> dict[str, np.ndarray]:
         n = sites.n
@@ -842,7 +981,7 @@ class ServicingModel:
             power, water = full["power"], full["water"]
             p_sub, p_ok = power["sub"][counted], power["ok"][counted]
             w_main, w_ok = water["main"][counted], water["ok"][counted]
-        else:   # only the plots whose demand is committed need answering
+        else:  # only the plots whose demand is committed need answering
             ev = self._evaluate(self._counted_sites, scen, only=("power", "water"))
             p_sub, p_ok = ev["power"]["sub"], ev["power"]["ok"]
             w_main, w_ok = ev["water"]["main"], ev["water"]["ok"]
@@ -854,11 +993,19 @@ class ServicingModel:
         usable = self._status(scen, "substations") == USABLE
         base = np.where(usable, (cap - load) * 1000.0 * self.power_factor, 0.0)
         demand = np.nan_to_num(self._plot_power[counted])
-        committed = np.bincount(p_sub[p_ok], weights=demand[p_ok], minlength=K) if K \
-            else np.zeros(0)
+        committed = (
+            np.bincount(p_sub[p_ok], weights=demand[p_ok], minlength=K) if K else np.zeros(0)
+        )
         count = np.bincount(p_sub[p_ok], minlength=K) if K else np.zeros(0, int)
-        out["power"] = {"base": base, "committed": committed, "headroom": base - committed,
-                        "usable": usable, "served": count, "cap": cap, "load": load}
+        out["power"] = {
+            "base": base,
+            "committed": committed,
+            "headroom": base - committed,
+            "usable": usable,
+            "served": count,
+            "cap": cap,
+            "load": load,
+        }
         mains = self.layers["water_mains"]
         M = len(mains)
         cap = pd.to_numeric(mains["cap_m3d"], errors="coerce").to_numpy(float)
@@ -866,16 +1013,25 @@ class ServicingModel:
         usable = self._status(scen, "water_mains") == USABLE
         base = np.where(usable, cap - np.nan_to_num(load), 0.0)
         demand = np.nan_to_num(self._plot_water[counted])
-        committed = np.bincount(w_main[w_ok], weights=demand[w_ok], minlength=M) if M \
-            else np.zeros(0)
+        committed = (
+            np.bincount(w_main[w_ok], weights=demand[w_ok], minlength=M) if M else np.zeros(0)
+        )
         count = np.bincount(w_main[w_ok], minlength=M) if M else np.zeros(0, int)
-        out["water"] = {"base": base, "committed": committed, "headroom": base - committed,
-                        "usable": usable, "served": count, "cap": cap, "load": load}
+        out["water"] = {
+            "base": base,
+            "committed": committed,
+            "headroom": base - committed,
+            "usable": usable,
+            "served": count,
+            "cap": cap,
+            "load": load,
+        }
         self._remember(key, out)
         return out
 
-    def _fits(self, ev: dict, scen: Scenario, power: np.ndarray, water: np.ndarray,
-              status: np.ndarray) -> None:
+    def _fits(
+        self, ev: dict, scen: Scenario, power: np.ndarray, water: np.ndarray, status: np.ndarray
+    ) -> None:
         """Add headroom, demand and fit to the power and water answers (in place)."""
         head = self._headroom(scen)
         counted = np.isin(status, COUNTED_PLOT_STATUSES)
@@ -889,7 +1045,7 @@ class ServicingModel:
             own = np.where(counted & e["ok"], np.nan_to_num(demand), 0.0)
             fits = np.full(len(pos), None, dtype=object)
             known = e["ok"] & np.isfinite(demand) & np.isfinite(hr)
-            fits[known] = (demand[known] <= hr[known] + own[known] + 1e-9)
+            fits[known] = demand[known] <= hr[known] + own[known] + 1e-9
             fits[e["ok"] & occupied] = True
             fits[~e["ok"]] = False
             e["headroom"], e["demand"], e["fits"] = hr, demand, fits
@@ -924,8 +1080,9 @@ class ServicingModel:
         sat = self._satisfied(ev, None)
         return np.logical_and.reduce([sat[u] | ~need[u] for u in UTILITIES])
 
-    def _ready(self, sites: _Sites, scen: Scenario, power, water, status, rail_need,
-               ev_base: dict) -> np.ndarray:
+    def _ready(
+        self, sites: _Sites, scen: Scenario, power, water, status, rail_need, ev_base: dict
+    ) -> np.ndarray:
         """Readiness: 'now', the first due date at which all needs are met, or 'unknown'.
 
         Swept from the recorded statuses (with the what-if): each due date of a
@@ -937,8 +1094,9 @@ class ServicingModel:
         met = self._met(ev_base, need)
         ready = np.where(met, "now", "unknown").astype(object)
         todo = np.flatnonzero(~met)
-        pending = sorted({d for d, s in zip(self._a["due"], base.status)
-                          if d is not None and s != USABLE})
+        pending = sorted(
+            {d for d, s in zip(self._a["due"], base.status) if d is not None and s != USABLE}
+        )
         if pending and len(todo):
             # Every dated asset done: a plot not serviced even then stays 'unknown'
             # (assumes more operational assets never make a plot worse off).
@@ -962,21 +1120,35 @@ class ServicingModel:
         return ready
 
     # ------------------------------------------------------------- records
-    def _records(self, sites: _Sites, pos_ids: Sequence, scen: Scenario, power, water, status,
-                 rail_need, extra: Sequence[dict] | None = None,
-                 select: np.ndarray | None = None) -> list[dict]:
+    def _records(
+        self,
+        sites: _Sites,
+        pos_ids: Sequence,
+        scen: Scenario,
+        power,
+        water,
+        status,
+        rail_need,
+        extra: Sequence[dict] | None = None,
+        select: np.ndarray | None = None,
+    ) -> list[dict]:
         """JSON-shaped records, built column by column (numbers rounded by numpy)."""
-        return self._records_inner(sites, pos_ids, scen, power, water, status, rail_need,
-                                   extra, select)
+        return self._records_inner(
+            sites, pos_ids, scen, power, water, status, rail_need, extra, select
+        )
 
-    def _records_inner(self, sites, pos_ids, scen, power, water, status, rail_need, extra,
-                       select) -> list[dict]:
+    def _records_inner(
+        self, sites, pos_ids, scen, power, water, status, rail_need, extra, select
+    ) -> list[dict]:
         ev = self._full(sites, scen, power, water, status)
         recorded = self.scenario(None, None)
         base = self.scenario(None, scen.what_if)
         ev_base = ev if base.key == scen.key else self._full(sites, base, power, water, status)
-        ev_rec = ev_base if recorded.key == base.key else \
-            self._full(sites, recorded, power, water, status)
+        ev_rec = (
+            ev_base
+            if recorded.key == base.key
+            else self._full(sites, recorded, power, water, status)
+        )
         sel = np.arange(sites.n) if select is None else np.asarray(select, dtype=np.intp)
         ready_all = self._ready(sites, scen, power, water, status, rail_need, ev_base)
         need = self._needed(rail_need)
@@ -1004,43 +1176,66 @@ class ServicingModel:
             road_row[hit] = [self._asset_pos[("roads", a)] for a in r["road_id"][hit]]
         gate_row = np.where(r["gate"] >= 0, self._asset_slice["gates"].start + r["gate"], -1)
         cols["road"] = {
-            "fronts": r["fronts"][sel].tolist(), "gate": ids(self._layer_ids("gates"), r["gate"][sel]),
-            "distance_m": _col(r["distance"][sel], 1), "minutes": _col(r["minutes"][sel], 2),
-            "road": r["road_id"][sel].tolist(), "gap_m": _col(r["gap"][sel], 1),
-            "code": r["code"][sel].tolist()}
+            "fronts": r["fronts"][sel].tolist(),
+            "gate": ids(self._layer_ids("gates"), r["gate"][sel]),
+            "distance_m": _col(r["distance"][sel], 1),
+            "minutes": _col(r["minutes"][sel], 2),
+            "road": r["road_id"][sel].tolist(),
+            "gap_m": _col(r["gap"][sel], 1),
+            "code": r["code"][sel].tolist(),
+        }
         via = {"road": [road_row, gate_row]}
         e = ev["rail"]
-        st_row = np.where(e["ok"] & (e["via_kind"] == "station"),
-                          self._asset_slice["rail_stations"].start + e["via_pos"], -1)
+        st_row = np.where(
+            e["ok"] & (e["via_kind"] == "station"),
+            self._asset_slice["rail_stations"].start + e["via_pos"],
+            -1,
+        )
         sd = np.flatnonzero(e["ok"] & (e["via_kind"] == "siding"))
         sd_row = np.full(sites.n, -1, np.intp)
         if len(sd):
             sd_row[sd] = [self._asset_pos[("rail_lines", a)] for a in e["via"][sd]]
         cols["rail"] = {
-            "available": e["ok"][sel].tolist(), "distance_m": _col(e["distance"][sel], 1),
-            "via": e["via"][sel].tolist(), "via_kind": e["via_kind"][sel].tolist(),
-            "needed": rail_need[sel].tolist(), "reach_m": [self.rail_reach_m] * len(sel),
-            "code": e["code"][sel].tolist()}
+            "available": e["ok"][sel].tolist(),
+            "distance_m": _col(e["distance"][sel], 1),
+            "via": e["via"][sel].tolist(),
+            "via_kind": e["via_kind"][sel].tolist(),
+            "needed": rail_need[sel].tolist(),
+            "reach_m": [self.rail_reach_m] * len(sel),
+            "code": e["code"][sel].tolist(),
+        }
         via["rail"] = [np.maximum(st_row, sd_row)]
         p = ev["power"]
         cols["power"] = {
             "available": p["ok"][sel].tolist(),
             "substation": ids(self._layer_ids("substations"), p["sub"][sel]),
-            "distance_m": _col(p["distance"][sel], 1), "headroom_kw": _col(p["headroom"][sel], 1),
-            "demand_kw": _col(p["demand"][sel], 1), "fits": p["fits"][sel].tolist(),
-            "in_load": p["in_load"][sel].tolist(), "code": p["code"][sel].tolist(),
-            "bypassed": [[asset(b) for b in p["bypassed"].get(i, ())] for i in sel.tolist()]}
+            "distance_m": _col(p["distance"][sel], 1),
+            "headroom_kw": _col(p["headroom"][sel], 1),
+            "demand_kw": _col(p["demand"][sel], 1),
+            "fits": p["fits"][sel].tolist(),
+            "in_load": p["in_load"][sel].tolist(),
+            "code": p["code"][sel].tolist(),
+            "bypassed": [[asset(b) for b in p["bypassed"].get(i, ())] for i in sel.tolist()],
+        }
         via["power"] = [np.where(p["ok"], self._asset_slice["substations"].start + p["sub"], -1)]
         for u in ("water", "storm", "gas"):
             m = ev[u]
-            c = {"available": m["ok"][sel].tolist(),
-                 "main": ids(self._layer_ids(_MAIN_LAYERS[u]), m["main"][sel]),
-                 "distance_m": _col(m["distance"][sel], 1),
-                 "reach_m": [self.connect_m[u]] * len(sel), "code": m["code"][sel].tolist()}
+            c = {
+                "available": m["ok"][sel].tolist(),
+                "main": ids(self._layer_ids(_MAIN_LAYERS[u]), m["main"][sel]),
+                "distance_m": _col(m["distance"][sel], 1),
+                "reach_m": [self.connect_m[u]] * len(sel),
+                "code": m["code"][sel].tolist(),
+            }
             if u == "water":
-                c.update({"headroom_m3d": _col(m["headroom"][sel], 1),
-                          "demand_m3d": _col(m["demand"][sel], 1),
-                          "fits": m["fits"][sel].tolist(), "in_load": m["in_load"][sel].tolist()})
+                c.update(
+                    {
+                        "headroom_m3d": _col(m["headroom"][sel], 1),
+                        "demand_m3d": _col(m["demand"][sel], 1),
+                        "fits": m["fits"][sel].tolist(),
+                        "in_load": m["in_load"][sel].tolist(),
+                    }
+                )
             cols[u] = c
             via[u] = [np.where(m["ok"], self._asset_slice[_MAIN_LAYERS[u]].start + m["main"], -1)]
         for u in UTILITIES:
@@ -1063,8 +1258,12 @@ class ServicingModel:
                 if sat[u][i]:
                     item["reason"] = None
                 else:
-                    key = (u, item["code"], tuple(a["asset_id"] for a in item["blocked_by"]),
-                           item["code"] in _CACHED_REASONS)
+                    key = (
+                        u,
+                        item["code"],
+                        tuple(a["asset_id"] for a in item["blocked_by"]),
+                        item["code"] in _CACHED_REASONS,
+                    )
                     if key[-1] and key in reasons:
                         item["reason"] = reasons[key]
                     else:
@@ -1081,8 +1280,9 @@ class ServicingModel:
             out.append(rec)
         return out
 
-    def _finish_cols(self, e: dict, rec: dict, via_rows: list[np.ndarray], scen: Scenario,
-                     sel: np.ndarray, asset) -> dict[str, list]:
+    def _finish_cols(
+        self, e: dict, rec: dict, via_rows: list[np.ndarray], scen: Scenario, sel: np.ndarray, asset
+    ) -> dict[str, list]:
         """blocked_by, projected, relies_on, overdue and due of one utility, by column.
 
         ``projected``: the answer relies on an asset counted operational although
@@ -1131,16 +1331,27 @@ class ServicingModel:
 
     def _asset(self, row: int, scen: Scenario) -> dict:
         a = self._a
-        return {"layer": a["layer"][row], "asset_id": a["asset_id"][row], "name": a["name"][row],
-                "status": str(scen.status[row]), "recorded": a["status"][row],
-                "note": a["note"][row], "due": a["due"][row], "overdue": bool(a["overdue"][row]),
-                "projected": bool(scen.projected[row]),
-                "what_if": (a["layer"][row], a["asset_id"][row]) in scen.what_if}
+        return {
+            "layer": a["layer"][row],
+            "asset_id": a["asset_id"][row],
+            "name": a["name"][row],
+            "status": str(scen.status[row]),
+            "recorded": a["status"][row],
+            "note": a["note"][row],
+            "due": a["due"][row],
+            "overdue": bool(a["overdue"][row]),
+            "projected": bool(scen.projected[row]),
+            "what_if": (a["layer"][row], a["asset_id"][row]) in scen.what_if,
+        }
 
     # --------------------------------------------------------------- public
-    def answer(self, plot_ids: Sequence[str] | str | None = None, *,
-               as_of: dt.date | str | None = None,
-               what_if: Mapping[tuple[str, str], str] | None = None) -> list[dict]:
+    def answer(
+        self,
+        plot_ids: Sequence[str] | str | None = None,
+        *,
+        as_of: dt.date | str | None = None,
+        what_if: Mapping[tuple[str, str], str] | None = None,
+    ) -> list[dict]:
         """Servicing records of plots (all when ``plot_ids`` is None), in plot order.
 
         Raises
@@ -1160,25 +1371,45 @@ class ServicingModel:
             if unknown:
                 raise ValueError(f"unknown plot id(s): {', '.join(unknown)}")
             pos = np.array([self._plot_pos[p] for p in ids], dtype=np.intp)
-        return self._records(self._plot_sites, self.plot_ids, scen, self._plot_power,
-                             self._plot_water, self._plot_status, self._plot_rail_need,
-                             select=pos)
+        return self._records(
+            self._plot_sites,
+            self.plot_ids,
+            scen,
+            self._plot_power,
+            self._plot_water,
+            self._plot_status,
+            self._plot_rail_need,
+            select=pos,
+        )
 
-    def document(self, plot_ids: Sequence[str] | str | None = None, *,
-                 as_of: dt.date | str | None = None,
-                 what_if: Mapping[tuple[str, str], str] | None = None) -> dict:
+    def document(
+        self,
+        plot_ids: Sequence[str] | str | None = None,
+        *,
+        as_of: dt.date | str | None = None,
+        what_if: Mapping[tuple[str, str], str] | None = None,
+    ) -> dict:
         """The JSON document the CLI prints: ``{"as_of", "today", "what_if", "plots"}``."""
         scen = self.scenario(as_of, what_if)
-        return {"as_of": None if scen.as_of is None else scen.as_of.isoformat(),
-                "today": self.today.isoformat(),
-                "what_if": [{"layer": l, "asset_id": a, "status": s}
-                            for (l, a), s in scen.what_if.items()],
-                "plots": self.answer(plot_ids, as_of=as_of, what_if=what_if)}
+        return {
+            "as_of": None if scen.as_of is None else scen.as_of.isoformat(),
+            "today": self.today.isoformat(),
+            "what_if": [
+                {"layer": l, "asset_id": a, "status": s} for (l, a), s in scen.what_if.items()
+            ],
+            "plots": self.answer(plot_ids, as_of=as_of, what_if=what_if),
+        }
 
-    def answer_geometry(self, polygon, *, as_of: dt.date | str | None = None,
-                        what_if: Mapping[tuple[str, str], str] | None = None,
-                        power_kw: float | None = None, water_m3d: float | None = None,
-                        rail_need: bool = False) -> dict:
+    def answer_geometry(
+        self,
+        polygon,
+        *,
+        as_of: dt.date | str | None = None,
+        what_if: Mapping[tuple[str, str], str] | None = None,
+        power_kw: float | None = None,
+        water_m3d: float | None = None,
+        rail_need: bool = False,
+    ) -> dict:
         """The servicing record of a drawn parcel (working CRS), plus ``area_ha``.
 
         The parcel reserves nothing: headroom is that of the snapshot's plots.
@@ -1196,7 +1427,9 @@ class ServicingModel:
         if not isinstance(polygon, (shapely.Polygon, shapely.MultiPolygon)) or polygon.is_empty:
             raise ValueError("the parcel must be a non-empty Polygon in the working CRS")
         if not polygon.is_valid:
-            raise ValueError(f"the parcel is not a valid polygon: {shapely.is_valid_reason(polygon)}")
+            raise ValueError(
+                f"the parcel is not a valid polygon: {shapely.is_valid_reason(polygon)}"
+            )
         for name, value in (("power_kw", power_kw), ("water_m3d", water_m3d)):
             if value is not None and not (math.isfinite(float(value)) and float(value) >= 0):
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
@@ -1204,13 +1437,23 @@ class ServicingModel:
         sites = self._sites(np.array([polygon], dtype=object))
         power = np.array([np.nan if power_kw is None else float(power_kw)])
         water = np.array([np.nan if water_m3d is None else float(water_m3d)])
-        rec = self._records(sites, [None], scen, power, water, np.array(["candidate"], object),
-                            np.array([bool(rail_need)]),
-                            extra=[{"area_ha": round(polygon.area / 10_000.0, 4)}])[0]
+        rec = self._records(
+            sites,
+            [None],
+            scen,
+            power,
+            water,
+            np.array(["candidate"], object),
+            np.array([bool(rail_need)]),
+            extra=[{"area_ha": round(polygon.area / 10_000.0, 4)}],
+        )[0]
         return rec
 
-    def headroom(self, as_of: dt.date | str | None = None,
-                 what_if: Mapping[tuple[str, str], str] | None = None) -> pd.DataFrame:
+    def headroom(
+        self,
+        as_of: dt.date | str | None = None,
+        what_if: Mapping[tuple[str, str], str] | None = None,
+    ) -> pd.DataFrame:
         """Headroom per substation (kW) and water main (m³/day).
 
         Columns: ``layer, asset_id, name, status, recorded, unit, capacity, load,
@@ -1231,25 +1474,58 @@ class ServicingModel:
                 status = scen.status[row]
                 reason = None
                 if status != USABLE:
-                    reason = _asset_phrase(self._asset(row, scen), None) + " — " + \
-                        N_("no new capacity")
+                    reason = (
+                        _asset_phrase(self._asset(row, scen), None) + " — " + N_("no new capacity")
+                    )
                 elif not math.isfinite(h["cap"][k]):
                     reason = N_("capacity not recorded")
-                rows.append({"layer": layer, "asset_id": a["asset_id"], "name": _text(a["name"]),
-                             "status": status, "recorded": a["status"], "unit": unit,
-                             "capacity": h["cap"][k], "load": h["load"][k],
-                             "base": h["base"][k], "committed": h["committed"][k],
-                             "headroom": h["headroom"][k], "committed_plots": int(h["served"][k]),
-                             "reason": reason, "due": a["due"],
-                             "projected": bool(scen.projected[row]),
-                             "overdue": bool(a["overdue"])})
-        return pd.DataFrame(rows, columns=["layer", "asset_id", "name", "status", "recorded",
-                                           "unit", "capacity", "load", "base", "committed",
-                                           "headroom", "committed_plots", "reason", "due",
-                                           "projected", "overdue"])
+                rows.append(
+                    {
+                        "layer": layer,
+                        "asset_id": a["asset_id"],
+                        "name": _text(a["name"]),
+                        "status": status,
+                        "recorded": a["status"],
+                        "unit": unit,
+                        "capacity": h["cap"][k],
+                        "load": h["load"][k],
+                        "base": h["base"][k],
+                        "committed": h["committed"][k],
+                        "headroom": h["headroom"][k],
+                        "committed_plots": int(h["served"][k]),
+                        "reason": reason,
+                        "due": a["due"],
+                        "projected": bool(scen.projected[row]),
+                        "overdue": bool(a["overdue"]),
+                    }
+                )
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "layer",
+                "asset_id",
+                "name",
+                "status",
+                "recorded",
+                "unit",
+                "capacity",
+                "load",
+                "base",
+                "committed",
+                "headroom",
+                "committed_plots",
+                "reason",
+                "due",
+                "projected",
+                "overdue",
+            ],
+        )
 
-    def travel(self, as_of: dt.date | str | None = None,
-               what_if: Mapping[tuple[str, str], str] | None = None) -> dict[str, Any]:
+    def travel(
+        self,
+        as_of: dt.date | str | None = None,
+        what_if: Mapping[tuple[str, str], str] | None = None,
+    ) -> dict[str, Any]:
         """Network distances and travel times of every plot, for accessibility metrics.
 
         Returns
@@ -1273,21 +1549,32 @@ class ServicingModel:
         if S and placed.any() and self.road.n_edges:
             dist_src, min_src = self._road_costs(road["mask"])
             rows = self._st_row[placed]
-            sm[placed] = self.road.from_nodes(dist_src[rows], road["edge"], road["t"]) + \
-                self._st_road_gap[placed, None]
-            smin[placed] = self.road.from_nodes(min_src[rows], road["edge"], road["t"],
-                                                weight="minutes") + \
-                self._st_road_gap[placed, None] / (DEFAULT_SPEED_KMH * 1000.0 / 60.0)
+            sm[placed] = (
+                self.road.from_nodes(dist_src[rows], road["edge"], road["t"])
+                + self._st_road_gap[placed, None]
+            )
+            smin[placed] = self.road.from_nodes(
+                min_src[rows], road["edge"], road["t"], weight="minutes"
+            ) + self._st_road_gap[placed, None] / (DEFAULT_SPEED_KMH * 1000.0 / 60.0)
         p = ev["power"]
         sub_ids = self._layer_ids("substations")
-        sub = np.array([sub_ids[k] if ok else None for k, ok in zip(p["sub"], p["ok"])],
-                       dtype=object)
-        return {"plot_ids": self.plot_ids, "gate_ids": self._layer_ids("gates"),
-                "gate_m": road["gate_dist"], "gate_min": road["gate_min"],
-                "station_ids": self._layer_ids("rail_stations"), "station_m": sm,
-                "station_min": smin, "rail": ev["rail"]["ok"].copy(), "substation": sub,
-                "substation_m": np.where(p["ok"], p["distance"], np.inf),
-                "fronts": road["fronts"].copy(), "as_of": scen.as_of}
+        sub = np.array(
+            [sub_ids[k] if ok else None for k, ok in zip(p["sub"], p["ok"])], dtype=object
+        )
+        return {
+            "plot_ids": self.plot_ids,
+            "gate_ids": self._layer_ids("gates"),
+            "gate_m": road["gate_dist"],
+            "gate_min": road["gate_min"],
+            "station_ids": self._layer_ids("rail_stations"),
+            "station_m": sm,
+            "station_min": smin,
+            "rail": ev["rail"]["ok"].copy(),
+            "substation": sub,
+            "substation_m": np.where(p["ok"], p["distance"], np.inf),
+            "fronts": road["fronts"].copy(),
+            "as_of": scen.as_of,
+        }
 
     def network_report(self) -> dict:
         """Road and rail network summaries: tolerance, snapped endpoints, dead ends."""
@@ -1295,9 +1582,15 @@ class ServicingModel:
         for name, net in (("roads", self.road), ("rail", self.rail)):
             s = net.summary()
             at_gate = set(self._gate_node.tolist()) if name == "roads" else set()
-            s["dangling"] = [{"x": round(float(r.x), 2), "y": round(float(r.y), 2),
-                              "asset_id": r.asset_id, "at_gate": int(r.node) in at_gate}
-                             for r in net.dangling.itertuples()]
+            s["dangling"] = [
+                {
+                    "x": round(float(r.x), 2),
+                    "y": round(float(r.y), 2),
+                    "asset_id": r.asset_id,
+                    "at_gate": int(r.node) in at_gate,
+                }
+                for r in net.dangling.itertuples()
+            ]
             out[name] = s
         return out
 
@@ -1327,7 +1620,8 @@ def _asset_phrase(asset: Mapping[str, Any], translate: Callable[[str], str] | No
         text += tr(N_(" ({note})")).format(note=asset["note"])
     if asset.get("what_if"):
         text += tr(N_(", assumed {status} (what-if)")).format(
-            status=tr(STATUS_WORDS.get(asset.get("status"), asset.get("status") or "")))
+            status=tr(STATUS_WORDS.get(asset.get("status"), asset.get("status") or ""))
+        )
         return text
     if projected:
         if asset.get("due"):
@@ -1361,8 +1655,9 @@ def _fmt(value: Any) -> str:
 class _Params(dict):
     """Template parameters formatted on demand from a utility answer."""
 
-    def __init__(self, item: Mapping[str, Any], tr: Callable[[str], str] | None = None,
-                 **extra: Any):
+    def __init__(
+        self, item: Mapping[str, Any], tr: Callable[[str], str] | None = None, **extra: Any
+    ):
         super().__init__(extra)
         self._item = item
         self._tr = tr or (lambda s: s)
@@ -1378,18 +1673,29 @@ class _Params(dict):
         return out
 
 
-def _line(utility: str, item: Mapping[str, Any], translate: Callable[[str], str] | None,
-          *, prefix: bool = True) -> str:
+def _line(
+    utility: str,
+    item: Mapping[str, Any],
+    translate: Callable[[str], str] | None,
+    *,
+    prefix: bool = True,
+) -> str:
     tr = translate or (lambda s: s)
     code = item.get("code")
     p = _Params(item, tr)
     blk = bool(item.get("blocked_by"))
     if utility == "road":
         if code == "ok":
-            body = tr(N_("fronts {road}; gate {gate} at {distance_m} m, {minutes} min")).format_map(p)
+            body = tr(N_("fronts {road}; gate {gate} at {distance_m} m, {minutes} min")).format_map(
+                p
+            )
         elif code == "not_fronting":
-            body = tr(N_("does not front a road (nearest {road} at {gap_m} m, then "
-                         "{distance_m} m along roads to gate {gate})")).format_map(p)
+            body = tr(
+                N_(
+                    "does not front a road (nearest {road} at {gap_m} m, then "
+                    "{distance_m} m along roads to gate {gate})"
+                )
+            ).format_map(p)
         elif code == "no_gate":
             body = tr(N_("no usable route to any gate")).format_map(p)
             if blk:
@@ -1401,8 +1707,7 @@ def _line(utility: str, item: Mapping[str, Any], translate: Callable[[str], str]
             body = tr(N_("siding {via} at the plot ({distance_m} m)")).format_map(p)
         elif code == "ok":
             km = f"{float(item.get('distance_m') or 0) / 1000:.1f}"
-            body = tr(N_("station {via} {km} km away by road")).format_map(
-                _Params(item, tr, km=km))
+            body = tr(N_("station {via} {km} km away by road")).format_map(_Params(item, tr, km=km))
         elif code in ("blocked", "off_network") and blk:
             body = tr(N_("none — {blockers}")).format_map(p)
         elif code == "off_network":
@@ -1411,17 +1716,30 @@ def _line(utility: str, item: Mapping[str, Any], translate: Callable[[str], str]
             body = tr(N_("none — no station or siding within {reach_m} m")).format_map(p)
     elif utility == "power":
         if code == "ok":
-            body = tr(N_("{substation} at {distance_m} m, headroom {headroom_kw} kW, "
-                         "demand {demand_kw} kW fits")).format_map(p)
+            body = tr(
+                N_(
+                    "{substation} at {distance_m} m, headroom {headroom_kw} kW, "
+                    "demand {demand_kw} kW fits"
+                )
+            ).format_map(p)
             if item.get("in_load"):
-                body = tr(N_("{substation} at {distance_m} m, headroom {headroom_kw} kW; "
-                             "in service (its load is in the recorded load)")).format_map(p)
+                body = tr(
+                    N_(
+                        "{substation} at {distance_m} m, headroom {headroom_kw} kW; "
+                        "in service (its load is in the recorded load)"
+                    )
+                ).format_map(p)
             elif item.get("fits") is None:
-                body = tr(N_("{substation} at {distance_m} m, headroom {headroom_kw} kW "
-                             "(demand not recorded)")).format_map(p)
+                body = tr(
+                    N_(
+                        "{substation} at {distance_m} m, headroom {headroom_kw} kW "
+                        "(demand not recorded)"
+                    )
+                ).format_map(p)
         elif code == "short":
-            body = tr(N_("{substation} headroom {headroom_kw} kW is short of the demand "
-                         "{demand_kw} kW")).format_map(p)
+            body = tr(
+                N_("{substation} headroom {headroom_kw} kW is short of the demand {demand_kw} kW")
+            ).format_map(p)
         elif code == "blocked":
             body = tr(N_("none — {blockers}")).format_map(p)
         elif code == "no_substation":
@@ -1430,22 +1748,32 @@ def _line(utility: str, item: Mapping[str, Any], translate: Callable[[str], str]
             body = tr(N_("none — no road route to a substation")).format_map(p)
         if item.get("bypassed") and code in ("ok", "short"):
             body += tr(N_("; nearer: {others}")).format(
-                others="; ".join(_asset_phrase(a, tr) for a in item["bypassed"]))
+                others="; ".join(_asset_phrase(a, tr) for a in item["bypassed"])
+            )
     else:
         if code == "ok":
             body = tr(N_("{main} at {distance_m} m")).format_map(p)
             if utility == "water":
                 if item.get("in_load"):
-                    body += tr(N_(", headroom {headroom_m3d} m³/day; in service (its use is in "
-                                  "the recorded load)")).format_map(p)
+                    body += tr(
+                        N_(
+                            ", headroom {headroom_m3d} m³/day; in service (its use is in "
+                            "the recorded load)"
+                        )
+                    ).format_map(p)
                 elif item.get("fits") is None:
                     body += tr(N_(", headroom {headroom_m3d} m³/day")).format_map(p)
                 else:
-                    body += tr(N_(", headroom {headroom_m3d} m³/day, demand {demand_m3d} m³/day "
-                                  "fits")).format_map(p)
+                    body += tr(
+                        N_(", headroom {headroom_m3d} m³/day, demand {demand_m3d} m³/day fits")
+                    ).format_map(p)
         elif code == "short":
-            body = tr(N_("{main} headroom {headroom_m3d} m³/day is short of the demand "
-                         "{demand_m3d} m³/day")).format_map(p)
+            body = tr(
+                N_(
+                    "{main} headroom {headroom_m3d} m³/day is short of the demand "
+                    "{demand_m3d} m³/day"
+                )
+            ).format_map(p)
         elif code == "blocked":
             body = tr(N_("none — {blockers}")).format_map(p)
         else:
@@ -1454,21 +1782,24 @@ def _line(utility: str, item: Mapping[str, Any], translate: Callable[[str], str]
         body += tr(N_(" (projected)"))
         if item.get("relies_on"):
             body += tr(N_(": relies on {assets}")).format(
-                assets="; ".join(_asset_phrase(a, tr) for a in item["relies_on"]))
+                assets="; ".join(_asset_phrase(a, tr) for a in item["relies_on"])
+            )
     if not prefix:
         return body
     return tr(N_("{utility}: {text}")).format(utility=tr(UTILITY_WORDS[utility]), text=body)
 
 
-def describe(utility: str, item: Mapping[str, Any],
-             translate: Callable[[str], str] | None = None) -> str:
+def describe(
+    utility: str, item: Mapping[str, Any], translate: Callable[[str], str] | None = None
+) -> str:
     """One utility's answer in words without its label, e.g. ``none — no station or siding
     within 1500 m`` (``item`` is ``record[utility]``)."""
     return _line(utility, item, translate, prefix=False)
 
 
-def readiness_basis(record: Mapping[str, Any],
-                    translate: Callable[[str], str] | None = None) -> str:
+def readiness_basis(
+    record: Mapping[str, Any], translate: Callable[[str], str] | None = None
+) -> str:
     """What a record's readiness counted, e.g. ``counts road, power, water; not required:
     rail, storm sewer, gas`` (each utility's ``needed`` flag)."""
     tr = translate or (lambda s: s)
@@ -1477,10 +1808,12 @@ def readiness_basis(record: Mapping[str, Any],
 
     def words(utilities: list[str]) -> str:
         return ", ".join(tr(UTILITY_WORDS[u]) for u in utilities)
+
     if not rest:
         return tr(N_("counts {needed}")).format(needed=words(needed))
-    return tr(N_("counts {needed}; not required: {rest}")).format(needed=words(needed),
-                                                                 rest=words(rest))
+    return tr(N_("counts {needed}; not required: {rest}")).format(
+        needed=words(needed), rest=words(rest)
+    )
 
 
 def explain(record: Mapping[str, Any], translate: Callable[[str], str] | None = None) -> list[str]:
@@ -1505,7 +1838,8 @@ def explain(record: Mapping[str, Any], translate: Callable[[str], str] | None = 
         text = tr(N_("ready to build now"))
     elif ready == "unknown" or ready is None:
         text = tr(N_("ready: date unknown (waits for {what})")).format(
-            what=", ".join(tr(UTILITY_WORDS[u]) for u in record.get("waits_for") or []) or "?")
+            what=", ".join(tr(UTILITY_WORDS[u]) for u in record.get("waits_for") or []) or "?"
+        )
     else:
         text = tr(N_("ready: {date}")).format(date=ready)
         if record.get("ready_overdue"):

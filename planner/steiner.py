@@ -36,10 +36,14 @@ EXACT_MAX_EDGES = 6000
 _TOL = 1e-9
 _EXACT_BY_CONSTRUCTION = ("trivial", "shortest path")
 _OPTIMALITY_RTOL = 1e-6
-_MAX_DISTANCE_ENTRIES = 40_000_000  # terminals x nodes float64 matrix kept for the shortest-path heuristic
+_MAX_DISTANCE_ENTRIES = (
+    40_000_000  # terminals x nodes float64 matrix kept for the shortest-path heuristic
+)
 _MAX_SPH_ROOTS = 24
 _SD_TEST_MAX_ENTRIES = 2_000_000
-_ASCENT_MIN_S = 1.0  # heuristic runs spend on the dual-ascent bound at most max(this, time spent so far)
+_ASCENT_MIN_S = (
+    1.0  # heuristic runs spend on the dual-ascent bound at most max(this, time spent so far)
+)
 _IMPROVED_STARTS = 6
 _PERTURBED_RESTARTS = 16
 _PERTURBATION = 0.25
@@ -152,8 +156,12 @@ def steiner_tree(
     graph = _Reducer(instance.graph).reduce()
     search = _LocalSearch(graph)
     if len(graph.terminals) == 2:
-        return _finish(instance, _expand(graph, search.construct(clock)[0]), None, "shortest path", clock)
-    run_exact = exact if exact is not None else (time_limit is None or len(graph.u) <= EXACT_MAX_EDGES)
+        return _finish(
+            instance, _expand(graph, search.construct(clock)[0]), None, "shortest path", clock
+        )
+    run_exact = (
+        exact if exact is not None else (time_limit is None or len(graph.u) <= EXACT_MAX_EDGES)
+    )
     # a budgeted heuristic run leaves time for the dual-ascent bound, so it can report a gap
     heuristic_clock = clock.share(0.25 if run_exact else 0.6)
     tree = search.solve(heuristic_clock)
@@ -166,7 +174,9 @@ def steiner_tree(
         if result.tree is not None and result.tree.cost < tree.cost:
             tree = result.tree
     lower_bound = max(lower_bound or 0.0, _voronoi_bound(graph))
-    return _finish(instance, _expand(graph, tree), lower_bound, "milp" if run_exact else "heuristic", clock)
+    return _finish(
+        instance, _expand(graph, tree), lower_bound, "milp" if run_exact else "heuristic", clock
+    )
 
 
 def _cheaper(new: float, old: float) -> bool:
@@ -241,8 +251,12 @@ class _Clock:
     looks at the clock; it may raise to abandon the search (a cancelled job).
     """
 
-    def __init__(self, limit: float | None, start: float | None = None,
-                 check: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        limit: float | None,
+        start: float | None = None,
+        check: Callable[[], None] | None = None,
+    ) -> None:
         self.start = time.perf_counter() if start is None else start
         self.limit = limit
         self.check = check
@@ -304,7 +318,9 @@ class _Graph:
         keys = np.minimum(a, b) * self.n + np.maximum(a, b)
         return self._key_order[np.searchsorted(self._sorted_keys, keys)]
 
-    def shortest_paths(self, sources: np.ndarray, limit: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+    def shortest_paths(
+        self, sources: np.ndarray, limit: float = np.inf
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Distances and predecessors from the nearest of ``sources`` to every node."""
         dist, pred, _ = csgraph.dijkstra(
             self.matrix, indices=sources, min_only=True, return_predecessors=True, limit=limit
@@ -328,18 +344,24 @@ class _Instance:
             raise ValueError(f"terminals {missing!r} are not nodes of any edge")
         rows = [row for row in rows if row[0] != row[1]]
         table = np.array(rows, dtype=float).reshape(-1, 4)
-        graph = _cheapest_simple_graph(table, len(node_index), [node_index[t] for t in terminal_ids])
+        graph = _cheapest_simple_graph(
+            table, len(node_index), [node_index[t] for t in terminal_ids]
+        )
         if len(terminal_ids) >= 2:
             graph = _terminal_component(graph, terminal_ids)
         return cls(edge_list, terminal_ids, graph)
 
 
-def _parse_edge(i: int, edge: object, node_index: dict[Hashable, int]) -> tuple[int, int, float, int]:
+def _parse_edge(
+    i: int, edge: object, node_index: dict[Hashable, int]
+) -> tuple[int, int, float, int]:
     try:
         u, v, cost = edge  # type: ignore[misc]
         cost = float(cost)
     except (TypeError, ValueError):
-        raise ValueError(f"edge {i} is not a (u, v, cost) triple with a numeric cost: {edge!r}") from None
+        raise ValueError(
+            f"edge {i} is not a (u, v, cost) triple with a numeric cost: {edge!r}"
+        ) from None
     if not math.isfinite(cost) or cost < 0:
         raise ValueError(f"edge {i} {edge!r}: cost must be finite and non-negative")
     a = node_index.setdefault(u, len(node_index))
@@ -355,7 +377,9 @@ def _cheapest_simple_graph(table: np.ndarray, n: int, terminals: list[int]) -> _
     first[1:] = (lo[order][1:] != lo[order][:-1]) | (hi[order][1:] != hi[order][:-1])
     keep = order[first]
     payload = [(int(i),) for i in table[keep, 3]]
-    return _Graph(n, lo[keep], hi[keep], table[keep, 2], payload, np.array(terminals, dtype=np.int64))
+    return _Graph(
+        n, lo[keep], hi[keep], table[keep, 2], payload, np.array(terminals, dtype=np.int64)
+    )
 
 
 def _terminal_component(graph: _Graph, terminal_ids: list) -> _Graph:
@@ -396,7 +420,9 @@ class _Reducer:
         self.ends: list[tuple[int, int]] = []
         self.cost: list[float] = []
         self.payload: list[tuple[int, ...]] = []
-        for a, b, c, p in zip(graph.u.tolist(), graph.v.tolist(), graph.cost.tolist(), graph.payload):
+        for a, b, c, p in zip(
+            graph.u.tolist(), graph.v.tolist(), graph.cost.tolist(), graph.payload
+        ):
             self._add(a, b, c, p)
 
     def reduce(self, rounds: int = 4) -> _Graph:
@@ -538,7 +564,9 @@ class _LocalSearch:
         nodes = np.flatnonzero(vertices)
         local = np.full(g.n, -1)
         local[nodes] = np.arange(nodes.size)
-        sub = sp.csr_array((g.weight[sel], (local[g.u[sel]], local[g.v[sel]])), shape=(nodes.size, nodes.size))
+        sub = sp.csr_array(
+            (g.weight[sel], (local[g.u[sel]], local[g.v[sel]])), shape=(nodes.size, nodes.size)
+        )
         mst = csgraph.minimum_spanning_tree(sub).tocoo()
         if mst.nnz != nodes.size - 1:
             return None
@@ -616,7 +644,9 @@ class _LocalSearch:
         noisy = g.matrix.copy()
         noisy.data = noisy.data * rng.uniform(1.0, 1.0 + _PERTURBATION, noisy.data.size)
         dist, pred = csgraph.dijkstra(noisy, indices=g.terminals, return_predecessors=True)
-        tree = self.tree_on(self.shortest_path_heuristic(int(rng.integers(len(g.terminals))), dist, pred))
+        tree = self.tree_on(
+            self.shortest_path_heuristic(int(rng.integers(len(g.terminals))), dist, pred)
+        )
         assert tree is not None, "shortest-path heuristic vertices induce a connected subgraph"
         return tree
 
@@ -720,7 +750,12 @@ class _LocalSearch:
         return self._accept_if_cheaper(tree, pieces, paths, cost, removed_cost)
 
     def _accept_if_cheaper(
-        self, tree: _Tree, pieces: list[np.ndarray], paths: list[list[int]], cost: float, removed_cost: float
+        self,
+        tree: _Tree,
+        pieces: list[np.ndarray],
+        paths: list[list[int]],
+        cost: float,
+        removed_cost: float,
     ) -> _Tree:
         if not _cheaper(cost, removed_cost):
             return tree
@@ -810,7 +845,9 @@ class _RootedTree:
         local = np.full(graph.n, -1)
         local[nodes] = np.arange(nodes.size)
         ends_u, ends_v = local[graph.u[tree.edge_ids]], local[graph.v[tree.edge_ids]]
-        adjacency = sp.csr_array((np.ones(ends_u.size), (ends_u, ends_v)), shape=(nodes.size, nodes.size))
+        adjacency = sp.csr_array(
+            (np.ones(ends_u.size), (ends_u, ends_v)), shape=(nodes.size, nodes.size)
+        )
         root = int(local[graph.terminals[0]])
         order, parent = csgraph.depth_first_order(adjacency, root, directed=False)
         self.order = nodes[order]
@@ -823,7 +860,9 @@ class _RootedTree:
         self.size[self.order] = 1
         for x in self.order[:0:-1].tolist():
             self.size[self.parent[x]] += self.size[x]
-        self.degree = np.bincount(np.concatenate([graph.u[tree.edge_ids], graph.v[tree.edge_ids]]), minlength=graph.n)
+        self.degree = np.bincount(
+            np.concatenate([graph.u[tree.edge_ids], graph.v[tree.edge_ids]]), minlength=graph.n
+        )
         self._key_paths()
 
     def _key_paths(self) -> None:
@@ -839,7 +878,9 @@ class _RootedTree:
             top = int(self.parent[walk[-1]])
             walk = np.array(walk)
             edges = g.edge_ids(walk, self.parent[walk])
-            path = _KeyPath(top, int(walk[-1]), bottom, float(g.cost[edges].sum()), np.sort(edges).tobytes())
+            path = _KeyPath(
+                top, int(walk[-1]), bottom, float(g.cost[edges].sum()), np.sort(edges).tobytes()
+            )
             self.paths.append(path)
             self.up_path[bottom] = path
             self.down_paths.setdefault(top, []).append(path)
@@ -847,7 +888,9 @@ class _RootedTree:
     def steiner_hubs(self) -> list[int]:
         """Non-terminals of tree degree >= 3, most expensive surroundings first."""
         hubs = [x for x in self.down_paths if not self.g.is_terminal[x]]
-        return sorted(hubs, key=lambda x: -(self.up_path[x].cost + sum(p.cost for p in self.down_paths[x])))
+        return sorted(
+            hubs, key=lambda x: -(self.up_path[x].cost + sum(p.cost for p in self.down_paths[x]))
+        )
 
     def subtree(self, x: int) -> np.ndarray:
         start = self.position[x]
@@ -863,12 +906,18 @@ def _cost(tree: _Tree) -> float:
     return tree.cost
 
 
-def _prim(k: int, joins: dict[tuple[int, int], tuple[float, list[int]]]) -> list[tuple[int, int]] | None:
+def _prim(
+    k: int, joins: dict[tuple[int, int], tuple[float, list[int]]]
+) -> list[tuple[int, int]] | None:
     """Minimum spanning tree over ``k`` pieces from the available pairwise joins; None if disconnected."""
     inside = {0}
     chosen = []
     while len(inside) < k:
-        options = [(cost, pair) for pair, (cost, _) in joins.items() if (pair[0] in inside) != (pair[1] in inside)]
+        options = [
+            (cost, pair)
+            for pair, (cost, _) in joins.items()
+            if (pair[0] in inside) != (pair[1] in inside)
+        ]
         if not options:
             return None
         _, pair = min(options)
@@ -886,7 +935,9 @@ class _ExactResult:
     lower_bound: float | None
 
 
-def _dual_ascent(graph: _Graph, root: int, clock: _Clock, keep_cuts: bool) -> tuple[float, list[np.ndarray]]:
+def _dual_ascent(
+    graph: _Graph, root: int, clock: _Clock, keep_cuts: bool
+) -> tuple[float, list[np.ndarray]]:
     """Wong's dual ascent on the bidirected graph: a lower bound, and the cuts it raised.
 
     Arc ``e`` is ``u[e] -> v[e]`` and arc ``e + m`` the reverse. Each terminal but the root
@@ -910,7 +961,9 @@ def _dual_ascent(graph: _Graph, root: int, clock: _Clock, keep_cuts: bool) -> tu
         while frontier.size:
             inside[t][frontier] = True
             start, count = first_in[frontier], np.diff(first_in)[frontier]
-            arcs = by_head[np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())]
+            arcs = by_head[
+                np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())
+            ]
             parts.append(arcs)
             tails = tail[arcs[reduced[arcs] <= 0]]
             frontier = np.unique(tails[~inside[t][tails]])
@@ -951,8 +1004,9 @@ def _voronoi_bound(graph: _Graph) -> float:
     one multi-source Dijkstra, so it is there when dual ascent runs out of time.
     """
     terminals = graph.terminals
-    dist, _, source = csgraph.dijkstra(graph.matrix, directed=False, indices=terminals,
-                                       min_only=True, return_predecessors=True)
+    dist, _, source = csgraph.dijkstra(
+        graph.matrix, directed=False, indices=terminals, min_only=True, return_predecessors=True
+    )
     a, b = graph.u, graph.v
     across = (source[a] != source[b]) & (source[a] >= 0) & (source[b] >= 0)
     value = dist[a[across]] + graph.cost[across] + dist[b[across]]
@@ -1012,7 +1066,12 @@ class _CutModel:
                 continue
             add(incoming, ones, 0.0, 1.0)
             outgoing = out_order[out_starts[x] : out_starts[x + 1]]
-            add(np.concatenate([incoming, outgoing]), np.concatenate([ones, -np.ones(outgoing.size)]), -np.inf, 0.0)
+            add(
+                np.concatenate([incoming, outgoing]),
+                np.concatenate([ones, -np.ones(outgoing.size)]),
+                -np.inf,
+                0.0,
+            )
             for a in outgoing.tolist():
                 add(np.append(incoming, a), np.append(ones, -1.0), 0.0, np.inf)
         m = len(g.u)
@@ -1021,7 +1080,11 @@ class _CutModel:
         return rows, coefs, lower, upper
 
     def _add_rows(
-        self, rows: list[np.ndarray], coefs: list[np.ndarray], lower: list[float], upper: list[float]
+        self,
+        rows: list[np.ndarray],
+        coefs: list[np.ndarray],
+        lower: list[float],
+        upper: list[float],
     ) -> None:
         if not rows:
             return
@@ -1029,7 +1092,13 @@ class _CutModel:
         index = np.concatenate(rows).astype(np.int32)
         value = np.concatenate(coefs).astype(float)
         self.highs.addRows(
-            len(rows), np.array(lower), np.array(upper), index.size, starts.astype(np.int32), index, value
+            len(rows),
+            np.array(lower),
+            np.array(upper),
+            index.size,
+            starts.astype(np.int32),
+            index,
+            value,
         )
 
     def _add_cuts(self, cuts: list[np.ndarray]) -> None:
@@ -1038,7 +1107,9 @@ class _CutModel:
             del fresh[key]
         self.seen_cuts.update(fresh)
         rows = list(fresh.values())
-        self._add_rows(rows, [np.ones(c.size) for c in rows], [1.0] * len(rows), [np.inf] * len(rows))
+        self._add_rows(
+            rows, [np.ones(c.size) for c in rows], [1.0] * len(rows), [np.inf] * len(rows)
+        )
 
     def _cut_into(self, inside: np.ndarray) -> np.ndarray | None:
         """The arcs entering ``inside``, unless that cut is already in the model."""
@@ -1047,15 +1118,21 @@ class _CutModel:
 
     def _reach(self, arcs: np.ndarray, start: int) -> np.ndarray:
         n = self.g.n
-        matrix = sp.csr_array((np.ones(arcs.size), (self.tail[arcs], self.head[arcs])), shape=(n, n))
+        matrix = sp.csr_array(
+            (np.ones(arcs.size), (self.tail[arcs], self.head[arcs])), shape=(n, n)
+        )
         mask = np.zeros(n, dtype=bool)
-        mask[csgraph.breadth_first_order(matrix, start, directed=True, return_predecessors=False)] = True
+        mask[
+            csgraph.breadth_first_order(matrix, start, directed=True, return_predecessors=False)
+        ] = True
         return mask
 
     def _connectivity_cuts(self, chosen: np.ndarray, reached: np.ndarray) -> list[np.ndarray]:
         """Cuts around the pieces of the chosen arcs that the root cannot reach."""
         g = self.g
-        support = sp.csr_array((np.ones(chosen.size), (self.tail[chosen], self.head[chosen])), shape=(g.n, g.n))
+        support = sp.csr_array(
+            (np.ones(chosen.size), (self.tail[chosen], self.head[chosen])), shape=(g.n, g.n)
+        )
         _, labels = csgraph.connected_components(support, directed=False)
         cuts = [self._cut_into(~reached)]
         for label in np.unique(labels[g.terminals[~reached[g.terminals]]]):
@@ -1077,7 +1154,9 @@ class _CutModel:
         cuts = []
         for _ in range(_NESTED_CUTS):
             used = np.flatnonzero(capacity > 0)
-            network = sp.csr_array((capacity[used], (self.tail[used], self.head[used])), shape=(n, n))
+            network = sp.csr_array(
+                (capacity[used], (self.tail[used], self.head[used])), shape=(n, n)
+            )
             flow = csgraph.maximum_flow(network, self.root, t)
             if flow.flow_value >= _FLOW_SCALE * (1 - 1e-6):
                 break
@@ -1085,10 +1164,16 @@ class _CutModel:
             residual.data = (residual.data > 0).astype(np.float64)
             residual.eliminate_zeros()
             reached = np.zeros(n, dtype=bool)
-            reached[csgraph.breadth_first_order(residual, self.root, directed=True, return_predecessors=False)] = True
+            reached[
+                csgraph.breadth_first_order(
+                    residual, self.root, directed=True, return_predecessors=False
+                )
+            ] = True
             reaching = np.zeros(n, dtype=bool)
             backwards = residual.T.tocsr()
-            reaching[csgraph.breadth_first_order(backwards, t, directed=True, return_predecessors=False)] = True
+            reaching[
+                csgraph.breadth_first_order(backwards, t, directed=True, return_predecessors=False)
+            ] = True
             for inside in (~reached, reaching):
                 arcs = self._cut_into(inside)
                 if arcs is not None and y[arcs].sum() < 1 - 1e-6:
@@ -1135,7 +1220,9 @@ class _CutModel:
             self._add_cuts(cuts)
         return (history[-1] if history else None), None
 
-    def _branch_and_cut(self, incumbent: _Tree, search: _LocalSearch, clock: _Clock, bound: float) -> _ExactResult:
+    def _branch_and_cut(
+        self, incumbent: _Tree, search: _LocalSearch, clock: _Clock, bound: float
+    ) -> _ExactResult:
         """Solve the MILP with the cuts found so far; cut off disconnected integer solutions and resolve."""
         arcs = len(self.tail)
         integer = np.full(arcs, self.hs.HighsVarType.kInteger)
@@ -1154,7 +1241,9 @@ class _CutModel:
             if not reached[self.g.terminals].all():
                 cuts = self._connectivity_cuts(chosen, reached)
                 if not cuts:
-                    raise SteinerInternalError("a disconnected integer solution satisfies every cut")
+                    raise SteinerInternalError(
+                        "a disconnected integer solution satisfies every cut"
+                    )
                 self._add_cuts(cuts)
                 continue
             tree = search.tree_on(reached)
@@ -1171,7 +1260,9 @@ class _CutModel:
         ids = tree.edge_ids
         m = len(g.u)
         both = np.concatenate([ids, ids + m])
-        arcs = sp.csr_array((np.ones(both.size), (self.tail[both], self.head[both])), shape=(g.n, g.n))
+        arcs = sp.csr_array(
+            (np.ones(both.size), (self.tail[both], self.head[both])), shape=(g.n, g.n)
+        )
         order, parent = csgraph.breadth_first_order(arcs, self.root, directed=True)
         child = order[1:]
         chosen = np.zeros(len(self.tail))
@@ -1283,17 +1374,25 @@ def _read_terminal_line(words: list[str], declared: dict[str, int], terminals: l
         raise fail("bad number") from None
 
 
-def _check_declared(path: str | os.PathLike, declared: dict[str, int], edges: list, terminals: list) -> None:
+def _check_declared(
+    path: str | os.PathLike, declared: dict[str, int], edges: list, terminals: list
+) -> None:
     if "edges" in declared and declared["edges"] != len(edges):
         raise ValueError(f"{path}: declares {declared['edges']} edges but lists {len(edges)}")
     if "terminals" in declared and declared["terminals"] != len(terminals):
-        raise ValueError(f"{path}: declares {declared['terminals']} terminals but lists {len(terminals)}")
+        raise ValueError(
+            f"{path}: declares {declared['terminals']} terminals but lists {len(terminals)}"
+        )
     if "nodes" in declared and any(not 1 <= t <= declared["nodes"] for t in terminals):
         raise ValueError(f"{path}: a terminal id is outside 1..{declared['nodes']}")
 
 
 def write_stp(
-    path: str | os.PathLike, edges: Iterable[Edge], terminals: Iterable[Hashable], *, name: str = "zoneplan"
+    path: str | os.PathLike,
+    edges: Iterable[Edge],
+    terminals: Iterable[Hashable],
+    *,
+    name: str = "zoneplan",
 ) -> dict[Hashable, int]:
     """Write an instance in SteinLib's STP format.
 

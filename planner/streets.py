@@ -5,6 +5,7 @@ Generated streets live in the area's own frame (:class:`Frame`): x along the lon
 oriented bounding box. The spine runs along x, local streets run across it (along y) at the
 chosen spacing, and a connector joins the grid to the nearest gate or existing road.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,12 +21,21 @@ from scipy.sparse.csgraph import connected_components
 
 from geo.crs import WORKING_EPSG
 
-__all__ = ["ROAD_ROW_M", "FRONTAGE_TOLERANCE_M", "Frame", "StreetGrid", "Access",
-           "generate_streets", "existing_streets", "rights_of_way", "frontage", "access_point"]
+__all__ = [
+    "ROAD_ROW_M",
+    "FRONTAGE_TOLERANCE_M",
+    "Frame",
+    "StreetGrid",
+    "Access",
+    "generate_streets",
+    "existing_streets",
+    "rights_of_way",
+    "frontage",
+    "access_point",
+]
 
 #: Right-of-way width (m) assumed for existing roads, which store no width, by class.
-ROAD_ROW_M: dict[str, float] = {"arterial": 40.0, "collector": 30.0, "local": 20.0,
-                                "access": 15.0}
+ROAD_ROW_M: dict[str, float] = {"arterial": 40.0, "collector": 30.0, "local": 20.0, "access": 15.0}
 #: A plot boundary this far beyond the right-of-way edge still counts as fronting it
 #: (plots are cut from land outside the right of way, so their edge lies on it up to rounding).
 FRONTAGE_TOLERANCE_M = 0.5
@@ -40,7 +50,7 @@ class Frame:
     origin: tuple[float, float]
 
     @classmethod
-    def of(cls, area: Any) -> "Frame":
+    def of(cls, area: Any) -> Frame:
         """The frame of ``area``: the direction of the longest edge of its oriented envelope."""
         ring = np.asarray(shapely.get_coordinates(shapely.oriented_envelope(area)))[:5]
         edges = np.diff(ring, axis=0)
@@ -61,6 +71,7 @@ class Frame:
         def turn(xy: np.ndarray) -> np.ndarray:
             x, y = xy[:, 0] - ox, xy[:, 1] - oy
             return np.column_stack([ox + cos * x - sin * y, oy + sin * x + cos * y])
+
         return shapely.transform(geoms, turn)
 
     def to_local(self, geoms: Any) -> Any:
@@ -98,8 +109,9 @@ def _frame_of(rows: list[dict[str, Any]]) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs=WORKING_EPSG)
 
 
-def _positions(start: float, stop: float, anchor: float, spacing: float, end_gap: float
-               ) -> np.ndarray:
+def _positions(
+    start: float, stop: float, anchor: float, spacing: float, end_gap: float
+) -> np.ndarray:
     """Street positions through ``anchor``, at most ``spacing`` apart, the outermost no more
     than ``end_gap`` from ``start`` and ``stop``."""
     left = max(0.0, anchor - start - end_gap)
@@ -118,19 +130,36 @@ def _spine_y(area: Any, margin: float) -> float:
     if hi <= lo:
         lo = hi = (miny + maxy) / 2
     ys = np.linspace(lo, hi, 65)
-    chords = shapely.length(shapely.intersection(
-        shapely.linestrings(np.stack([np.column_stack([np.full_like(ys, minx - 1), ys]),
-                                      np.column_stack([np.full_like(ys, maxx + 1), ys])],
-                                     axis=1)), area))
+    chords = shapely.length(
+        shapely.intersection(
+            shapely.linestrings(
+                np.stack(
+                    [
+                        np.column_stack([np.full_like(ys, minx - 1), ys]),
+                        np.column_stack([np.full_like(ys, maxx + 1), ys]),
+                    ],
+                    axis=1,
+                )
+            ),
+            area,
+        )
+    )
     centre = (miny + maxy) / 2
     # Among chords within 5% of the longest, the one nearest the middle.
     good = chords >= chords.max() * 0.95
     return float(ys[good][np.argmin(np.abs(ys[good] - centre))])
 
 
-def generate_streets(area: Any, *, depth_m: float, row_m: float, spine_row_m: float,
-                     block_m: float, access: Any | None, avoid: Any | None = None,
-                     ) -> StreetGrid:
+def generate_streets(
+    area: Any,
+    *,
+    depth_m: float,
+    row_m: float,
+    spine_row_m: float,
+    block_m: float,
+    access: Any | None,
+    avoid: Any | None = None,
+) -> StreetGrid:
     """A spine along the area's long side, local streets across it and a connector.
 
     Parameters
@@ -162,10 +191,17 @@ def generate_streets(area: Any, *, depth_m: float, row_m: float, spine_row_m: fl
     spine = _spine_y(area, depth_m + spine_row_m / 2)
     cross_y = _positions(miny, maxy, spine, block_m + spine_row_m, block_m / 2 + depth_m)
     pad = 1.0
-    lines = [("local", row_m, shapely.linestrings([[x, miny - pad], [x, maxy + pad]]))
-             for x in local_x]
-    lines += [("spine" if y == spine else "cross", spine_row_m,
-               shapely.linestrings([[minx - pad, y], [maxx + pad, y]])) for y in cross_y]
+    lines = [
+        ("local", row_m, shapely.linestrings([[x, miny - pad], [x, maxy + pad]])) for x in local_x
+    ]
+    lines += [
+        (
+            "spine" if y == spine else "cross",
+            spine_row_m,
+            shapely.linestrings([[minx - pad, y], [maxx + pad, y]]),
+        )
+        for y in cross_y
+    ]
     roles = np.array([r for r, _, _ in lines])
     widths = np.array([w for _, w, _ in lines])
     clipped = shapely.intersection(np.array([g for _, _, g in lines], dtype=object), area)
@@ -175,17 +211,25 @@ def generate_streets(area: Any, *, depth_m: float, row_m: float, spine_row_m: fl
     parts = shapely.line_merge(parts)
     keep = shapely.length(parts) > 1.0
     parts, roles, widths = parts[keep], roles[index[keep]], widths[index[keep]]
-    parts, roles, widths = _join(parts, roles, widths, area=area, avoid=avoid, row_m=row_m,
-                                 max_link_m=spacing)
+    parts, roles, widths = _join(
+        parts, roles, widths, area=area, avoid=avoid, row_m=row_m, max_link_m=spacing
+    )
     if access is not None and len(parts):
         connector = shapely.shortest_line(access, shapely.union_all(parts))
         if shapely.length(connector) > 1.0:
             parts = np.append(parts, connector)
             roles = np.append(roles, "connector")
             widths = np.append(widths, row_m)
-    rows = [{"street_id": f"S-{i + 1:03d}", "role": str(r), "row_m": float(w),
-             "existing": False, "geometry": g}
-            for i, (r, w, g) in enumerate(zip(roles, widths, parts))]
+    rows = [
+        {
+            "street_id": f"S-{i + 1:03d}",
+            "role": str(r),
+            "row_m": float(w),
+            "existing": False,
+            "geometry": g,
+        }
+        for i, (r, w, g) in enumerate(zip(roles, widths, parts))
+    ]
     return StreetGrid(_frame_of(rows), local_x, cross_y)
 
 
@@ -194,14 +238,22 @@ def _components(parts: np.ndarray) -> np.ndarray:
     n = len(parts)
     tree = shapely.STRtree(parts)
     a, b = tree.query(shapely.buffer(parts, 0.01), predicate="intersects")
-    _, labels = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)),
-                                     directed=False)
+    _, labels = connected_components(
+        coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False
+    )
     return labels
 
 
-def _join(parts: np.ndarray, roles: np.ndarray, widths: np.ndarray, *, area: Any,
-          avoid: Any | None, row_m: float, max_link_m: float
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _join(
+    parts: np.ndarray,
+    roles: np.ndarray,
+    widths: np.ndarray,
+    *,
+    area: Any,
+    avoid: Any | None,
+    row_m: float,
+    max_link_m: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The longest street network, with every other piece joined to it by a straight link
     (inside the area, clear of ``avoid``, at most ``max_link_m`` long) or dropped.
 
@@ -220,17 +272,22 @@ def _join(parts: np.ndarray, roles: np.ndarray, widths: np.ndarray, *, area: Any
     for label in others:  # few pieces: one shortest line each
         piece = shapely.union_all(parts[labels == label])
         link = shapely.shortest_line(piece, network)
-        ok = shapely.length(link) <= max_link_m and shapely.within(link, inside) and \
-            (avoid is None or not shapely.intersects(link, avoid))
+        ok = (
+            shapely.length(link) <= max_link_m
+            and shapely.within(link, inside)
+            and (avoid is None or not shapely.intersects(link, avoid))
+        )
         if ok:
             joined |= labels == label
             network = shapely.union_all([network, piece, link])
             if shapely.length(link) > 0.01:
                 links.append(link)
     parts, roles, widths = parts[joined], roles[joined], widths[joined]
-    return (np.append(parts, np.array(links, dtype=object)),
-            np.append(roles, ["connector"] * len(links)),
-            np.append(widths, [row_m] * len(links)))
+    return (
+        np.append(parts, np.array(links, dtype=object)),
+        np.append(roles, ["connector"] * len(links)),
+        np.append(widths, [row_m] * len(links)),
+    )
 
 
 @dataclass(frozen=True)
@@ -245,8 +302,9 @@ class Access:
         return f"{self.kind} {self.asset_id}"
 
 
-def access_point(area: Any, gates: gpd.GeoDataFrame | None, roads: gpd.GeoDataFrame | None,
-                 ) -> Access | None:
+def access_point(
+    area: Any, gates: gpd.GeoDataFrame | None, roads: gpd.GeoDataFrame | None
+) -> Access | None:
     """The nearest gate, or the nearest point of an existing road, to ``area``.
 
     Returns
@@ -263,27 +321,41 @@ def access_point(area: Any, gates: gpd.GeoDataFrame | None, roads: gpd.GeoDataFr
         dist = shapely.distance(geoms, area)
         i = int(np.argmin(dist))
         point = shapely.get_point(shapely.shortest_line(geoms[i], area), 0)
-        candidate = (round(float(dist[i]), 3), rank,
-                     Access(point, kind, str(frame["asset_id"].iloc[i])))
+        candidate = (
+            round(float(dist[i]), 3),
+            rank,
+            Access(point, kind, str(frame["asset_id"].iloc[i])),
+        )
         if best is None or candidate[:2] < best[:2]:
             best = candidate
     return best[2] if best else None
 
 
-def existing_streets(roads: gpd.GeoDataFrame | None, area: Any, *,
-                     also: tuple[str, ...] = ()) -> gpd.GeoDataFrame:
+def existing_streets(
+    roads: gpd.GeoDataFrame | None, area: Any, *, also: tuple[str, ...] = ()
+) -> gpd.GeoDataFrame:
     """Existing roads whose right of way reaches into ``area`` (and those named in ``also``),
     with their assumed ``row_m``."""
     if roads is None or not len(roads):
         return _frame_of([])
     row = roads["class"].map(ROAD_ROW_M).fillna(ROAD_ROW_M["local"]).to_numpy(dtype=float)
     geoms = np.asarray(roads.geometry.values, dtype=object)
-    near = shapely.dwithin(geoms, area, row / 2 + FRONTAGE_TOLERANCE_M) \
+    near = (
+        shapely.dwithin(geoms, area, row / 2 + FRONTAGE_TOLERANCE_M)
         | roads["asset_id"].isin(also).to_numpy()
-    return _frame_of([{"street_id": str(k), "role": "existing", "row_m": float(w),
-                       "existing": True, "geometry": g}
-                      for k, w, g in zip(roads["asset_id"].to_numpy()[near], row[near],
-                                         geoms[near])])
+    )
+    return _frame_of(
+        [
+            {
+                "street_id": str(k),
+                "role": "existing",
+                "row_m": float(w),
+                "existing": True,
+                "geometry": g,
+            }
+            for k, w, g in zip(roads["asset_id"].to_numpy()[near], row[near], geoms[near])
+        ]
+    )
 
 
 def rights_of_way(streets: gpd.GeoDataFrame) -> Any:
@@ -291,12 +363,16 @@ def rights_of_way(streets: gpd.GeoDataFrame) -> Any:
     if not len(streets):
         return shapely.Polygon()
     geoms = np.asarray(streets.geometry.values, dtype=object)
-    return shapely.union_all(shapely.buffer(geoms, streets["row_m"].to_numpy(dtype=float) / 2,
-                                            cap_style="flat", join_style="mitre"))
+    return shapely.union_all(
+        shapely.buffer(
+            geoms, streets["row_m"].to_numpy(dtype=float) / 2, cap_style="flat", join_style="mitre"
+        )
+    )
 
 
-def frontage(plots: np.ndarray, streets: gpd.GeoDataFrame,
-             tolerance_m: float = FRONTAGE_TOLERANCE_M) -> tuple[np.ndarray, np.ndarray]:
+def frontage(
+    plots: np.ndarray, streets: gpd.GeoDataFrame, tolerance_m: float = FRONTAGE_TOLERANCE_M
+) -> tuple[np.ndarray, np.ndarray]:
     """How long each plot's boundary runs within one street's right-of-way half-width.
 
     Parameters

@@ -19,12 +19,14 @@ left as open land and counted as remnants.
 
 All geometry is in metres (the working CRS); pure functions, nothing is read or written.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -32,11 +34,29 @@ import pandas as pd
 import shapely
 
 from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
-from planner.streets import (Frame, access_point, existing_streets, frontage, generate_streets,
-                             rights_of_way)
+from planner.streets import (
+    Frame,
+    access_point,
+    existing_streets,
+    frontage,
+    generate_streets,
+    rights_of_way,
+)
 
-__all__ = ["METHODS", "STREET_LAYOUTS", "MAX_PLOTS", "SubdivisionParams", "SubdivisionError",
-           "Site", "Subdivision", "check_area", "subdivide", "compare", "quality", "params_dict"]
+__all__ = [
+    "METHODS",
+    "STREET_LAYOUTS",
+    "MAX_PLOTS",
+    "SubdivisionParams",
+    "SubdivisionError",
+    "Site",
+    "Subdivision",
+    "check_area",
+    "subdivide",
+    "compare",
+    "quality",
+    "params_dict",
+]
 
 METHODS: tuple[str, ...] = ("strip", "obb")
 STREET_LAYOUTS: tuple[str, ...] = ("generated", "existing")
@@ -112,7 +132,9 @@ class SubdivisionParams:
     @property
     def target(self) -> float:
         """The target plot area, hectares."""
-        return self.target_ha if self.target_ha is not None else math.sqrt(self.min_ha * self.max_ha)
+        return (
+            self.target_ha if self.target_ha is not None else math.sqrt(self.min_ha * self.max_ha)
+        )
 
     @property
     def large_target(self) -> float:
@@ -135,11 +157,21 @@ class SubdivisionParams:
         SubdivisionError
             Naming the parameter(s) and why.
         """
-        positive = {"min_ha": self.min_ha, "max_ha": self.max_ha, "frontage_m": self.frontage_m,
-                    "max_depth_ratio": self.max_depth_ratio, "row_m": self.row_m,
-                    "spine_row_m": self.spine_row_m, "block_m": self.block_m}
-        for name, value in {**positive, "target_ha": self.target_ha, "large_ha": self.large_ha,
-                            "street_spacing_m": self.street_spacing_m}.items():
+        positive = {
+            "min_ha": self.min_ha,
+            "max_ha": self.max_ha,
+            "frontage_m": self.frontage_m,
+            "max_depth_ratio": self.max_depth_ratio,
+            "row_m": self.row_m,
+            "spine_row_m": self.spine_row_m,
+            "block_m": self.block_m,
+        }
+        for name, value in {
+            **positive,
+            "target_ha": self.target_ha,
+            "large_ha": self.large_ha,
+            "street_spacing_m": self.street_spacing_m,
+        }.items():
             if value is not None and (not math.isfinite(value) or value <= 0):
                 raise SubdivisionError(f"{name} must be a positive number (got {value})")
         for name in ("setback_rail_m", "setback_power_m", "setback_storm_m", "setback_prot_m"):
@@ -149,23 +181,32 @@ class SubdivisionParams:
         if self.method not in METHODS:
             raise SubdivisionError(f"unknown method {self.method!r}; use {' or '.join(METHODS)}")
         if self.streets not in STREET_LAYOUTS:
-            raise SubdivisionError(f"unknown street layout {self.streets!r}; use "
-                                   f"{' or '.join(STREET_LAYOUTS)}")
+            raise SubdivisionError(
+                f"unknown street layout {self.streets!r}; use {' or '.join(STREET_LAYOUTS)}"
+            )
         if self.streets == "existing" and self.method == "strip":
-            raise SubdivisionError("the strip method cuts along a generated street grid; use "
-                                   "method obb with existing streets")
+            raise SubdivisionError(
+                "the strip method cuts along a generated street grid; use "
+                "method obb with existing streets"
+            )
         if not 0 <= self.large_share <= 1:
             raise SubdivisionError(f"large_share is a share from 0 to 1 (got {self.large_share})")
         if self.min_ha >= self.max_ha:
-            raise SubdivisionError(f"the smallest plot ({self.min_ha:g} ha) must be smaller than "
-                                   f"the largest ({self.max_ha:g} ha)")
+            raise SubdivisionError(
+                f"the smallest plot ({self.min_ha:g} ha) must be smaller than "
+                f"the largest ({self.max_ha:g} ha)"
+            )
         for name, value in (("target_ha", self.target_ha), ("large_ha", self.large_ha)):
             if value is not None and not self.min_ha <= value <= self.max_ha:
-                raise SubdivisionError(f"{name} {value:g} ha lies outside the plot area range "
-                                       f"{self.min_ha:g}–{self.max_ha:g} ha")
+                raise SubdivisionError(
+                    f"{name} {value:g} ha lies outside the plot area range "
+                    f"{self.min_ha:g}–{self.max_ha:g} ha"
+                )
         if self.street_spacing_m is not None and self.street_spacing_m <= self.row_m:
-            raise SubdivisionError(f"street spacing {self.street_spacing_m:g} m leaves no land "
-                                   f"between streets {self.row_m:g} m wide")
+            raise SubdivisionError(
+                f"street spacing {self.street_spacing_m:g} m leaves no land "
+                f"between streets {self.row_m:g} m wide"
+            )
         depth = self.depth_m
         need = max(self.frontage_m * depth, depth * depth / self.max_depth_ratio) / 10_000.0
         if need > self.max_ha:
@@ -173,7 +214,8 @@ class SubdivisionParams:
                 f"plots {depth:.0f} m deep (street spacing {2 * depth + self.row_m:.0f} m) need "
                 f"at least {need:.2f} ha to have {self.frontage_m:g} m of frontage and a depth "
                 f"of at most {self.max_depth_ratio:g} × frontage, more than the largest plot "
-                f"({self.max_ha:g} ha); narrow the street spacing or widen the range")
+                f"({self.max_ha:g} ha); narrow the street spacing or widen the range"
+            )
 
 
 @dataclass(frozen=True)
@@ -195,8 +237,13 @@ class Site:
     layers: Mapping[str, gpd.GeoDataFrame] = field(default_factory=dict)
 
     @classmethod
-    def from_snapshot(cls, snapshot: Mapping[str, pd.DataFrame], area: Any,
-                      exp_id: str | None = None, margin_m: float = 2_000.0) -> "Site":
+    def from_snapshot(
+        cls,
+        snapshot: Mapping[str, pd.DataFrame],
+        area: Any,
+        exp_id: str | None = None,
+        margin_m: float = 2_000.0,
+    ) -> Site:
         """The site of ``area`` from a store snapshot (layers cut to the area's surroundings).
 
         Raises
@@ -207,8 +254,15 @@ class Site:
         area = check_area(area)
         box = shapely.box(*shapely.buffer(area, margin_m).bounds)
         layers = {}
-        for name in ("plots", "roads", "gates", "rail_lines", "power_lines", "storm_sewers",
-                     "prot_zones"):
+        for name in (
+            "plots",
+            "roads",
+            "gates",
+            "rail_lines",
+            "power_lines",
+            "storm_sewers",
+            "prot_zones",
+        ):
             frame = snapshot.get(name)
             if frame is not None and len(frame):
                 layers[name] = frame[frame.intersects(box)]
@@ -227,7 +281,11 @@ def check_area(area: Any) -> Any:
     SubdivisionError
         For nothing, a non-polygon, or an outline that crosses itself (with where).
     """
-    if area is not None and shapely.get_type_id(area) == 6 and shapely.get_num_geometries(area) == 1:
+    if (
+        area is not None
+        and shapely.get_type_id(area) == 6
+        and shapely.get_num_geometries(area) == 1
+    ):
         area = shapely.get_geometry(area, 0)
     if area is None or shapely.is_empty(area):
         raise SubdivisionError("the area is empty")
@@ -240,8 +298,10 @@ def check_area(area: Any) -> Any:
             x, y = (float(v) for v in reason.split("[", 1)[1].rstrip("]").split()[:2])
             lon, lat = transformer(WORKING_EPSG, WGS84_EPSG).transform(x, y)
             where = f" near {lat:.5f} N, {lon:.5f} E"
-        raise SubdivisionError(f"the area's outline is not valid ({reason.split('[')[0].strip()})"
-                               f"{where}; draw it without crossing lines")
+        raise SubdivisionError(
+            f"the area's outline is not valid ({reason.split('[')[0].strip()})"
+            f"{where}; draw it without crossing lines"
+        )
     return area
 
 
@@ -277,8 +337,11 @@ class Subdivision:
 
 
 def _geoms(frame: gpd.GeoDataFrame | None) -> np.ndarray:
-    return np.zeros(0, dtype=object) if frame is None else np.asarray(frame.geometry.values,
-                                                                       dtype=object)
+    return (
+        np.zeros(0, dtype=object)
+        if frame is None
+        else np.asarray(frame.geometry.values, dtype=object)
+    )
 
 
 def _plots_in(site: Site, keep_existing: bool) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
@@ -296,17 +359,20 @@ def _plots_in(site: Site, keep_existing: bool) -> tuple[gpd.GeoDataFrame, gpd.Ge
 def _setbacks(site: Site, params: SubdivisionParams) -> Any:
     """Land plots keep clear of: protection zones and buffers around lines and zones."""
     parts = []
-    for name, distance in (("rail_lines", params.setback_rail_m),
-                           ("power_lines", params.setback_power_m),
-                           ("storm_sewers", params.setback_storm_m),
-                           ("prot_zones", params.setback_prot_m)):
+    for name, distance in (
+        ("rail_lines", params.setback_rail_m),
+        ("power_lines", params.setback_power_m),
+        ("storm_sewers", params.setback_storm_m),
+        ("prot_zones", params.setback_prot_m),
+    ):
         geoms = _geoms(site.layer(name))
         if len(geoms):
             parts.append(shapely.buffer(geoms, distance) if distance > 0 else geoms)
     if not parts:
         return shapely.Polygon()
-    return shapely.intersection(shapely.union_all(np.concatenate(parts)),
-                                shapely.buffer(site.area, 1.0))
+    return shapely.intersection(
+        shapely.union_all(np.concatenate(parts)), shapely.buffer(site.area, 1.0)
+    )
 
 
 def _report(progress: Progress | None, fraction: float, message: str) -> None:
@@ -322,15 +388,24 @@ def _polygons(geoms: np.ndarray, min_m2: float = 1.0) -> tuple[np.ndarray, np.nd
     return parts[keep], index[keep]
 
 
-def _strip_pieces(net: Any, local_x: np.ndarray, targets: Callable[[np.ndarray], np.ndarray],
-                  params: SubdivisionParams, progress: Progress | None) -> np.ndarray:
+def _strip_pieces(
+    net: Any,
+    local_x: np.ndarray,
+    targets: Callable[[np.ndarray], np.ndarray],
+    params: SubdivisionParams,
+    progress: Progress | None,
+) -> np.ndarray:
     """Bands beside each local street, each cut across the street into equal-area plots."""
     minx, miny, maxx, maxy = net.bounds
     mids = (local_x[1:] + local_x[:-1]) / 2
     lefts = np.concatenate([[minx - 1], mids])
     rights = np.concatenate([mids, [maxx + 1]])
-    boxes = np.concatenate([shapely.box(lefts, miny - 1, local_x, maxy + 1),
-                            shapely.box(local_x, miny - 1, rights, maxy + 1)])
+    boxes = np.concatenate(
+        [
+            shapely.box(lefts, miny - 1, local_x, maxy + 1),
+            shapely.box(local_x, miny - 1, rights, maxy + 1),
+        ]
+    )
     parts, _ = _polygons(shapely.intersection(boxes, net))
     _report(progress, 0.45, f"cutting {len(parts)} strips into plots")
     bounds = shapely.bounds(parts)
@@ -338,9 +413,13 @@ def _strip_pieces(net: Any, local_x: np.ndarray, targets: Callable[[np.ndarray],
     area = shapely.area(parts) / 10_000.0
     n = np.maximum(1, np.round(area / targets(parts)))
     n_low = np.ceil(area / params.max_ha)
-    n_high = np.minimum.reduce([np.floor(area / params.min_ha),
-                                np.floor(height / params.frontage_m),
-                                np.floor(height * params.max_depth_ratio / np.maximum(width, 1e-9))])
+    n_high = np.minimum.reduce(
+        [
+            np.floor(area / params.min_ha),
+            np.floor(height / params.frontage_m),
+            np.floor(height * params.max_depth_ratio / np.maximum(width, 1e-9)),
+        ]
+    )
     n = np.where(n_low <= n_high, np.clip(n, n_low, n_high), np.maximum(n_high, 1)).astype(int)
     cuts = _equal_area_cuts(parts, bounds, n)
     owner = np.repeat(np.arange(len(parts)), n)
@@ -362,7 +441,7 @@ def _equal_area_cuts(parts: np.ndarray, bounds: np.ndarray, n: np.ndarray) -> li
     areas = shapely.area(shapely.intersection(parts[owner], slabs))
     cuts, start = [], 0
     for i, count in enumerate(counts):
-        cumulative = np.concatenate([[0.0], np.cumsum(areas[start:start + count])])
+        cumulative = np.concatenate([[0.0], np.cumsum(areas[start : start + count])])
         edges = bounds[i, 1] + np.arange(count + 1) * step[i]
         quantiles = np.linspace(0.0, cumulative[-1], n[i] + 1)
         ys = np.interp(quantiles, cumulative, edges)
@@ -386,7 +465,9 @@ def _halfplanes(anchor: np.ndarray, along: np.ndarray, far: float) -> tuple[np.n
 def _obb_axes(polys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Centre, unit vector along the long side, long length and short length of each
     polygon's oriented bounding box."""
-    ring = shapely.get_coordinates(shapely.oriented_envelope(polys)).reshape(len(polys), -1, 2)[:, :4]
+    ring = shapely.get_coordinates(shapely.oriented_envelope(polys)).reshape(len(polys), -1, 2)[
+        :, :4
+    ]
     e1, e2 = ring[:, 1] - ring[:, 0], ring[:, 2] - ring[:, 1]
     l1, l2 = np.hypot(e1[:, 0], e1[:, 1]), np.hypot(e2[:, 0], e2[:, 1])
     long_first = l1 >= l2
@@ -396,8 +477,13 @@ def _obb_axes(polys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return centre, long_vec / np.maximum(long_len, 1e-9)[:, None], long_len, short_len
 
 
-def _obb_pieces(net: Any, streets: gpd.GeoDataFrame, targets: Callable[[np.ndarray], np.ndarray],
-                params: SubdivisionParams, progress: Progress | None) -> np.ndarray:
+def _obb_pieces(
+    net: Any,
+    streets: gpd.GeoDataFrame,
+    targets: Callable[[np.ndarray], np.ndarray],
+    params: SubdivisionParams,
+    progress: Progress | None,
+) -> np.ndarray:
     """Blocks split across the longer side of their bounding box while a split keeps
     every part fronting a street."""
     done: list[np.ndarray] = []
@@ -406,7 +492,9 @@ def _obb_pieces(net: Any, streets: gpd.GeoDataFrame, targets: Callable[[np.ndarr
     for level in range(_MAX_LEVELS):
         if not len(todo):
             break
-        _report(progress, 0.3 + 0.5 * level / 14, f"splitting {len(todo)} blocks (level {level + 1})")
+        _report(
+            progress, 0.3 + 0.5 * level / 14, f"splitting {len(todo)} blocks (level {level + 1})"
+        )
         area = shapely.area(todo) / 10_000.0
         target = targets(todo)
         wants = (area > params.max_ha) | ((area > 1.5 * target) & (area >= 2 * params.min_ha))
@@ -429,8 +517,9 @@ def _obb_pieces(net: Any, streets: gpd.GeoDataFrame, targets: Callable[[np.ndarr
             anchor = centre[idx] + axis[idx] * ((share[idx] - 0.5) * length[idx])[:, None]
             low, high = _halfplanes(anchor, axis[idx], far)
             low, high = shapely.intersection(todo[idx], low), shapely.intersection(todo[idx], high)
-            ok = _parts_front(low, streets, params, targets) & \
-                _parts_front(high, streets, params, targets)
+            ok = _parts_front(low, streets, params, targets) & _parts_front(
+                high, streets, params, targets
+            )
             accepted[idx[ok]] = True
             result_low[idx[ok]], result_high[idx[ok]] = low[ok], high[ok]
         done.append(todo[~accepted])
@@ -439,8 +528,12 @@ def _obb_pieces(net: Any, streets: gpd.GeoDataFrame, targets: Callable[[np.ndarr
     return np.concatenate(done)
 
 
-def _parts_front(geoms: np.ndarray, streets: gpd.GeoDataFrame, params: SubdivisionParams,
-                 targets: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def _parts_front(
+    geoms: np.ndarray,
+    streets: gpd.GeoDataFrame,
+    params: SubdivisionParams,
+    targets: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
     """Whether every polygon part of each geometry fronts a street along the minimum
     frontage, has the minimum area, and, once plot-sized, is no deeper than allowed."""
     parts, index = _polygons(geoms)
@@ -448,8 +541,11 @@ def _parts_front(geoms: np.ndarray, streets: gpd.GeoDataFrame, params: Subdivisi
     area = shapely.area(parts)
     plot_sized = area <= 1.5 * targets(parts) * 10_000.0
     deep = area / np.maximum(length, 1e-9) ** 2 > params.max_depth_ratio
-    good = (length >= params.frontage_m) & (area >= params.min_ha * 10_000.0 * 0.999) \
+    good = (
+        (length >= params.frontage_m)
+        & (area >= params.min_ha * 10_000.0 * 0.999)
         & ~(plot_sized & deep)
+    )
     bad = np.zeros(len(geoms), dtype=bool)
     np.logical_or.at(bad, index[~good], True)
     has_part = np.zeros(len(geoms), dtype=bool)
@@ -458,8 +554,9 @@ def _parts_front(geoms: np.ndarray, streets: gpd.GeoDataFrame, params: Subdivisi
 
 
 # --------------------------------------------------------------------------- clean-up
-def _merge_misfits(pieces: np.ndarray, streets: gpd.GeoDataFrame, params: SubdivisionParams
-                   ) -> np.ndarray:
+def _merge_misfits(
+    pieces: np.ndarray, streets: gpd.GeoDataFrame, params: SubdivisionParams
+) -> np.ndarray:
     """Merge pieces without frontage or below the minimum area into the neighbour they share
     most boundary with, while the merged plot stays within the maximum area."""
     pieces = pieces.copy()
@@ -472,8 +569,9 @@ def _merge_misfits(pieces: np.ndarray, streets: gpd.GeoDataFrame, params: Subdiv
     a, b = tree.query(pieces, predicate="intersects")
     pairs = a != b
     a, b = a[pairs], b[pairs]
-    shared = shapely.length(shapely.intersection(shapely.boundary(pieces[a]),
-                                                 shapely.boundary(pieces[b])))
+    shared = shapely.length(
+        shapely.intersection(shapely.boundary(pieces[a]), shapely.boundary(pieces[b]))
+    )
     neighbours: dict[int, dict[int, float]] = {}
     for i, j, s in zip(a, b, shared):
         if s > 1.0:
@@ -482,8 +580,11 @@ def _merge_misfits(pieces: np.ndarray, streets: gpd.GeoDataFrame, params: Subdiv
     limit = params.max_ha * 10_000.0
     # Smallest first: slivers find room in a neighbour before larger misfits fill it.
     for i in np.flatnonzero(~fits)[np.argsort(area[~fits])]:
-        options = [(j, s) for j, s in neighbours.get(int(i), {}).items()
-                   if alive[j] and area[i] + area[j] <= limit]
+        options = [
+            (j, s)
+            for j, s in neighbours.get(int(i), {}).items()
+            if alive[j] and area[i] + area[j] <= limit
+        ]
         if not options:
             continue
         # Prefer neighbours that front a street, then the longest shared boundary.
@@ -514,8 +615,9 @@ def _targets(params: SubdivisionParams, net: Any) -> Callable[[np.ndarray], np.n
 
 
 # --------------------------------------------------------------------------- the run
-def _developable(site: Site, params: SubdivisionParams) -> tuple[Any, gpd.GeoDataFrame,
-                                                                    gpd.GeoDataFrame]:
+def _developable(
+    site: Site, params: SubdivisionParams
+) -> tuple[Any, gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """(net developable land, kept plots, replaced plots): the area less kept plots,
     protection zones and setbacks.
 
@@ -531,37 +633,53 @@ def _developable(site: Site, params: SubdivisionParams) -> tuple[Any, gpd.GeoDat
     if hectares < params.min_ha:
         raise SubdivisionError(
             f"the area has {hectares:.2f} ha free of setbacks, protection zones and kept "
-            f"plots, less than one plot of {params.min_ha:g} ha")
+            f"plots, less than one plot of {params.min_ha:g} ha"
+        )
     if hectares / params.min_ha > MAX_PLOTS:
         raise SubdivisionError(
             f"{hectares:.0f} ha in plots of {params.min_ha:g} ha would make more than "
-            f"{MAX_PLOTS:,} plots; raise the smallest plot or subdivide a smaller area")
+            f"{MAX_PLOTS:,} plots; raise the smallest plot or subdivide a smaller area"
+        )
     return developable, kept, removed
 
 
-def _streets(site: Site, params: SubdivisionParams, frame: Frame, kept: gpd.GeoDataFrame
-             ) -> tuple[gpd.GeoDataFrame, np.ndarray | None, list[str]]:
+def _streets(
+    site: Site, params: SubdivisionParams, frame: Frame, kept: gpd.GeoDataFrame
+) -> tuple[gpd.GeoDataFrame, np.ndarray | None, list[str]]:
     """(streets in the frame, local street positions or None, notes): the generated layout
     (when asked for; clear of protection zones and kept plots) and the existing roads
     reaching the area."""
     local = frame.to_local
-    access = access_point(site.area, site.layer("gates"), site.layer("roads")) \
-        if params.streets == "generated" else None
+    access = (
+        access_point(site.area, site.layer("gates"), site.layer("roads"))
+        if params.streets == "generated"
+        else None
+    )
     joined = (access.asset_id,) if access is not None and access.kind == "road" else ()
     existing = existing_streets(site.layer("roads"), site.area, also=joined)
     existing = existing.set_geometry(local(_geoms(existing)), crs=WORKING_EPSG)
     if params.streets != "generated":
         if not len(existing):
-            raise SubdivisionError("no street reaches the area: there are no existing roads "
-                                   "along it; generate streets instead")
+            raise SubdivisionError(
+                "no street reaches the area: there are no existing roads "
+                "along it; generate streets instead"
+            )
         return existing, None, []
-    notes = [f"the spine road starts from {access}" if access is not None else
-             "no gate or road to connect to: the streets are not joined to the network"]
+    notes = [
+        f"the spine road starts from {access}"
+        if access is not None
+        else "no gate or road to connect to: the streets are not joined to the network"
+    ]
     avoid = np.concatenate([_geoms(site.layer("prot_zones")), _geoms(kept)])
-    grid = generate_streets(local(site.area), depth_m=params.depth_m, row_m=params.row_m,
-                            spine_row_m=params.spine_row_m, block_m=params.block_m,
-                            access=None if access is None else local(access.point),
-                            avoid=local(shapely.union_all(avoid)) if len(avoid) else None)
+    grid = generate_streets(
+        local(site.area),
+        depth_m=params.depth_m,
+        row_m=params.row_m,
+        spine_row_m=params.spine_row_m,
+        block_m=params.block_m,
+        access=None if access is None else local(access.point),
+        avoid=local(shapely.union_all(avoid)) if len(avoid) else None,
+    )
     return pd.concat([grid.streets, existing], ignore_index=True), grid.local_x, notes
 
 
@@ -569,7 +687,9 @@ def _access_streets(streets: gpd.GeoDataFrame, plots: gpd.GeoDataFrame) -> gpd.G
     """New streets, and the existing roads a plot fronts or the new streets join."""
     new = ~streets["existing"].to_numpy()
     network = shapely.union_all(_geoms(streets[new]))
-    joins = shapely.dwithin(_geoms(streets), network, 1.0) if new.any() else np.zeros(len(new), bool)
+    joins = (
+        shapely.dwithin(_geoms(streets), network, 1.0) if new.any() else np.zeros(len(new), bool)
+    )
     fronted = streets["street_id"].isin(plots["street_id"]).to_numpy()
     return streets[new | fronted | joins].reset_index(drop=True)
 
@@ -577,19 +697,26 @@ def _access_streets(streets: gpd.GeoDataFrame, plots: gpd.GeoDataFrame) -> gpd.G
 def _notes(metrics: Mapping[str, Any], params: SubdivisionParams) -> list[str]:
     notes = []
     if metrics["out_of_range"]:
-        notes.append(f"{metrics['out_of_range']} plot(s) fall outside "
-                     f"{params.min_ha:g}–{params.max_ha:g} ha where the land allows no better")
+        notes.append(
+            f"{metrics['out_of_range']} plot(s) fall outside "
+            f"{params.min_ha:g}–{params.max_ha:g} ha where the land allows no better"
+        )
     if metrics["too_deep"]:
-        notes.append(f"{metrics['too_deep']} plot(s) are deeper than {params.max_depth_ratio:g} "
-                     "× their frontage")
+        notes.append(
+            f"{metrics['too_deep']} plot(s) are deeper than {params.max_depth_ratio:g} "
+            "× their frontage"
+        )
     if metrics["remnants"]:
-        notes.append(f"{metrics['remnants']} remnant(s) of {metrics['remnant_ha']:.2f} ha "
-                     "too small or without frontage stay open land")
+        notes.append(
+            f"{metrics['remnants']} remnant(s) of {metrics['remnant_ha']:.2f} ha "
+            "too small or without frontage stay open land"
+        )
     return notes
 
 
-def subdivide(site: Site, params: SubdivisionParams, *,
-              progress: Progress | None = None) -> Subdivision:
+def subdivide(
+    site: Site, params: SubdivisionParams, *, progress: Progress | None = None
+) -> Subdivision:
     """Subdivide ``site.area`` into streets and plots.
 
     Parameters
@@ -630,8 +757,10 @@ def subdivide(site: Site, params: SubdivisionParams, *,
     pieces = _merge_misfits(pieces, streets_local, params)
     plots, remnants = _plot_table(pieces, streets_local, params, targets(pieces))
     if not len(plots):
-        raise SubdivisionError("no plot of the asked size fronts a street in this area; "
-                               "lower --min-ha or --frontage, or move the streets")
+        raise SubdivisionError(
+            "no plot of the asked size fronts a street in this area; "
+            "lower --min-ha or --frontage, or move the streets"
+        )
     plots = plots.set_geometry(frame.to_world(_geoms(plots)), crs=WORKING_EPSG)
     streets = streets_local.set_geometry(frame.to_world(_geoms(streets_local)), crs=WORKING_EPSG)
     streets = streets.reset_index(drop=True).astype({"existing": bool, "row_m": float})
@@ -642,28 +771,39 @@ def subdivide(site: Site, params: SubdivisionParams, *,
     metrics = quality(site.area, developable, plots, streets, remnants, params)
     metrics["elapsed_s"] = round(time.perf_counter() - started, 3)
     _report(progress, 1.0, f"{len(plots)} plots")
-    return Subdivision(plots, streets, removed.reset_index(drop=True),
-                       sorted(str(k) for k in kept["plot_id"]), metrics,
-                       warnings + _notes(metrics, params), params)
+    return Subdivision(
+        plots,
+        streets,
+        removed.reset_index(drop=True),
+        sorted(str(k) for k in kept["plot_id"]),
+        metrics,
+        warnings + _notes(metrics, params),
+        params,
+    )
 
 
-def _plot_table(pieces: np.ndarray, streets: gpd.GeoDataFrame, params: SubdivisionParams,
-                target_ha: np.ndarray) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+def _plot_table(
+    pieces: np.ndarray, streets: gpd.GeoDataFrame, params: SubdivisionParams, target_ha: np.ndarray
+) -> tuple[gpd.GeoDataFrame, np.ndarray]:
     """(plots, remnant areas in m²): pieces with frontage and at least half the minimum area
     become plots, the rest remnants."""
     length, street = frontage(pieces, streets)
     area = shapely.area(pieces)
     is_plot = (length >= params.frontage_m) & (area >= REMNANT_SHARE * params.min_ha * 10_000.0)
     area_ha = area[is_plot] / 10_000.0
-    plots = gpd.GeoDataFrame({
-        "area_ha": np.round(area_ha, 4),
-        "frontage_m": np.round(length[is_plot], 1),
-        "street": street[is_plot],
-        "target_ha": target_ha[is_plot],
-        "depth_ratio": np.round(area[is_plot] / np.maximum(length[is_plot], 1e-9) ** 2, 2),
-        "in_range": (area_ha >= params.min_ha * 0.999) & (area_ha <= params.max_ha * 1.001),
-        "large": target_ha[is_plot] > params.target,
-    }, geometry=pieces[is_plot], crs=WORKING_EPSG)
+    plots = gpd.GeoDataFrame(
+        {
+            "area_ha": np.round(area_ha, 4),
+            "frontage_m": np.round(length[is_plot], 1),
+            "street": street[is_plot],
+            "target_ha": target_ha[is_plot],
+            "depth_ratio": np.round(area[is_plot] / np.maximum(length[is_plot], 1e-9) ** 2, 2),
+            "in_range": (area_ha >= params.min_ha * 0.999) & (area_ha <= params.max_ha * 1.001),
+            "large": target_ha[is_plot] > params.target,
+        },
+        geometry=pieces[is_plot],
+        crs=WORKING_EPSG,
+    )
     return plots, area[~is_plot]
 
 
@@ -671,12 +811,19 @@ def _shape_metrics(plots: gpd.GeoDataFrame) -> None:
     """Add circular compactness and elongation (momepy) to ``plots``."""
     # momepy pulls in libpysal and scikit-learn (seconds to import): only when measuring.
     import momepy
+
     plots["compact"] = np.round(momepy.circular_compactness(plots.geometry).to_numpy(), 3)
     plots["elongation"] = np.round(momepy.elongation(plots.geometry).to_numpy(), 3)
 
 
-def quality(area: Any, developable: Any, plots: gpd.GeoDataFrame, streets: gpd.GeoDataFrame,
-            remnants: np.ndarray, params: SubdivisionParams) -> dict[str, Any]:
+def quality(
+    area: Any,
+    developable: Any,
+    plots: gpd.GeoDataFrame,
+    streets: gpd.GeoDataFrame,
+    remnants: np.ndarray,
+    params: SubdivisionParams,
+) -> dict[str, Any]:
     """The quality measures every run reports.
 
     Returns
@@ -720,8 +867,9 @@ def quality(area: Any, developable: Any, plots: gpd.GeoDataFrame, streets: gpd.G
     }
 
 
-def compare(site: Site, params: SubdivisionParams, *, progress: Progress | None = None,
-            ) -> dict[str, Subdivision]:
+def compare(
+    site: Site, params: SubdivisionParams, *, progress: Progress | None = None
+) -> dict[str, Subdivision]:
     """Every method on the same site and parameters (the ``existing`` layout: ``obb`` only).
 
     Returns
@@ -731,8 +879,10 @@ def compare(site: Site, params: SubdivisionParams, *, progress: Progress | None 
     methods = [m for m in METHODS if params.streets == "generated" or m == "obb"]
     out = {}
     for i, method in enumerate(methods):
+
         def scaled(fraction: float, message: str, i: int = i) -> None:
             _report(progress, (i + fraction) / len(methods), f"{method}: {message}")
+
         out[method] = subdivide(site, replace(params, method=method), progress=scaled)
     return out
 

@@ -12,10 +12,12 @@ itself, so a rule changes here once. The policy:
 A plot the role may not see must look exactly like a missing one: use
 :func:`plot_not_found` for both.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -23,19 +25,36 @@ from geo.layers import LAYERS, PLOT_STATUSES
 from geo.store import NotFound
 
 __all__ = [
-    "STAFF_ROLES", "HIDDEN_STATUSES", "PUBLIC_PLOT_FIELDS", "HIDDEN_PLOT_FIELDS", "NEVER_SERVED",
-    "Forbidden", "PlotView", "plot_view", "is_staff", "plot_not_found", "readable_layers",
-    "check_readable", "layer_fields",
+    "STAFF_ROLES",
+    "HIDDEN_STATUSES",
+    "PUBLIC_PLOT_FIELDS",
+    "HIDDEN_PLOT_FIELDS",
+    "NEVER_SERVED",
+    "Forbidden",
+    "PlotView",
+    "plot_view",
+    "is_staff",
+    "plot_not_found",
+    "readable_layers",
+    "check_readable",
+    "layer_fields",
 ]
 
 STAFF_ROLES = frozenset({"planner", "admin"})
 # Candidates are drafts on the planner's desk: nobody else learns they exist.
 HIDDEN_STATUSES: tuple[str, ...] = ("candidate",)
 PUBLIC_PLOT_FIELDS: tuple[str, ...] = (
-    "plot_id", "cadastre", "status", "sectors", "hazard_ok", "exp_id", "area_ha",
+    "plot_id",
+    "cadastre",
+    "status",
+    "sectors",
+    "hazard_ok",
+    "exp_id",
+    "area_ha",
 )
 HIDDEN_PLOT_FIELDS: tuple[str, ...] = tuple(
-    name for name in LAYERS["plots"].names if name not in PUBLIC_PLOT_FIELDS)
+    name for name in LAYERS["plots"].names if name not in PUBLIC_PLOT_FIELDS
+)
 NEVER_SERVED = frozenset({"users"})
 
 Frame = TypeVar("Frame", bound=pd.DataFrame)
@@ -100,8 +119,11 @@ class PlotView:
         asked = tuple(statuses)
         hidden = [s for s in asked if s not in self.statuses]
         if hidden:
-            raise Forbidden(f"status {', '.join(hidden)} is for planners only; you may ask for "
-                            f"{', '.join(self.statuses)}", "status")
+            raise Forbidden(
+                f"status {', '.join(hidden)} is for planners only; you may ask for "
+                f"{', '.join(self.statuses)}",
+                "status",
+            )
         return asked
 
     def where(self, statuses: Iterable[str] | None = None) -> dict[str, list[str]] | None:
@@ -115,8 +137,11 @@ class PlotView:
             When ``statuses`` names one the role may not see.
         """
         if statuses is None:
-            return None if set(self.statuses) == set(PLOT_STATUSES) else {
-                "status": list(self.statuses)}
+            return (
+                None
+                if set(self.statuses) == set(PLOT_STATUSES)
+                else {"status": list(self.statuses)}
+            )
         return {"status": list(self.check_statuses(statuses))}
 
     def sees(self, row: Mapping[str, Any] | None) -> bool:
@@ -153,14 +178,18 @@ def plot_view(role: str | None, user: str | None = None) -> PlotView:
     if is_staff(role):
         return PlotView(str(role), user, PLOT_STATUSES, ())
     role = role if role == "investor" else "public"
-    return PlotView(role, user, tuple(s for s in PLOT_STATUSES if s not in HIDDEN_STATUSES),
-                    HIDDEN_PLOT_FIELDS)
+    return PlotView(
+        role, user, tuple(s for s in PLOT_STATUSES if s not in HIDDEN_STATUSES), HIDDEN_PLOT_FIELDS
+    )
 
 
 def readable_layers(role: str | None) -> list[str]:
     """Layers the role may read: public ones for all, the rest for staff, ``users`` never."""
-    return [name for name, layer in LAYERS.items()
-            if name not in NEVER_SERVED and not layer.internal and (layer.public or is_staff(role))]
+    return [
+        name
+        for name, layer in LAYERS.items()
+        if name not in NEVER_SERVED and not layer.internal and (layer.public or is_staff(role))
+    ]
 
 
 def check_readable(name: str, role: str | None) -> None:

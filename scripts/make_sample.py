@@ -10,6 +10,7 @@ Usage::
     .venv/bin/python scripts/make_sample.py [--out data/shapefiles]
                                             [--applications data/applications.csv]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,9 +96,15 @@ def _smooth(points: list, radius: float, steps: int = 6) -> list:
 
 
 def _bezier(p0, p1, p2, n: int) -> list:
-    return [_pt(((1 - t) ** 2 * p0[0] + 2 * t * (1 - t) * p1[0] + t * t * p2[0],
-                 (1 - t) ** 2 * p0[1] + 2 * t * (1 - t) * p1[1] + t * t * p2[1]))
-            for t in np.linspace(0.0, 1.0, n)]
+    return [
+        _pt(
+            (
+                (1 - t) ** 2 * p0[0] + 2 * t * (1 - t) * p1[0] + t * t * p2[0],
+                (1 - t) ** 2 * p0[1] + 2 * t * (1 - t) * p1[1] + t * t * p2[1],
+            )
+        )
+        for t in np.linspace(0.0, 1.0, n)
+    ]
 
 
 def _polygons(geom) -> list[Polygon]:
@@ -134,8 +141,12 @@ class Lattice:
         """Road edges ((i, j), (k, l)) -> number of included cells they border."""
         count: dict = {}
         for i, j in self.cells:
-            for e in (((i, j), (i + 1, j)), ((i + 1, j), (i + 1, j + 1)),
-                      ((i, j + 1), (i + 1, j + 1)), ((i, j), (i, j + 1))):
+            for e in (
+                ((i, j), (i + 1, j)),
+                ((i + 1, j), (i + 1, j + 1)),
+                ((i, j + 1), (i + 1, j + 1)),
+                ((i, j), (i, j + 1)),
+            ):
                 count[e] = count.get(e, 0) + 1
         return count
 
@@ -145,11 +156,16 @@ def _lattice(scale: float, jitter: np.ndarray) -> Lattice:
     vs = np.concatenate([[0.0], np.cumsum(V_SPACING)]) * scale
     us -= us[-1] / 2.0
     vs -= vs[-1] / 2.0
-    cells = [(i, j) for j in range(len(V_SPACING)) for i in range(len(U_SPACING))
-             if (i, j) not in OMITTED_CELLS]
+    cells = [
+        (i, j)
+        for j in range(len(V_SPACING))
+        for i in range(len(U_SPACING))
+        if (i, j) not in OMITTED_CELLS
+    ]
     used = {(i + di, j + dj) for i, j in cells for di in (0, 1) for dj in (0, 1)}
-    nodes = {(i, j): _pt((us[i] + jitter[i, j, 0], vs[j] + jitter[i, j, 1]))
-             for (i, j) in sorted(used)}
+    nodes = {
+        (i, j): _pt((us[i] + jitter[i, j, 0], vs[j] + jitter[i, j, 1])) for (i, j) in sorted(used)
+    }
     return Lattice(nodes, cells)
 
 
@@ -177,11 +193,22 @@ def _geometry(rng: np.random.Generator) -> dict:
     # ---- roads: lattice edges, gate stubs, one station access road
     edge_cells = lat.edges()
     roads: list[dict] = []
-    col_names = ["ул. Заводская", "Zavodskaya Lane", "ул. Промышленная",
-                 "Industrial Avenue (пр. Индустриальный)", "ул. Монтажная", "ул. Складская",
-                 "Eastern Ring Road"]
-    row_names = ["ул. Южная", "ул. Литейная", "Central Avenue (пр. Центральный)",
-                 "ул. Энергетиков", "ул. Северная"]
+    col_names = [
+        "ул. Заводская",
+        "Zavodskaya Lane",
+        "ул. Промышленная",
+        "Industrial Avenue (пр. Индустриальный)",
+        "ул. Монтажная",
+        "ул. Складская",
+        "Eastern Ring Road",
+    ]
+    row_names = [
+        "ул. Южная",
+        "ул. Литейная",
+        "Central Avenue (пр. Центральный)",
+        "ул. Энергетиков",
+        "ул. Северная",
+    ]
 
     def road_class(a, b) -> str:
         vertical = a[0] == b[0]
@@ -193,7 +220,7 @@ def _geometry(rng: np.random.Generator) -> dict:
 
     top_l, top_r = n[STATION_CELL, nj], n[STATION_CELL + 1, nj]
     access_at = _mid(top_l, top_r, 0.62)
-    for (a, b) in sorted(edge_cells):
+    for a, b in sorted(edge_cells):
         name = col_names[a[0]] if a[0] == b[0] else row_names[a[1]]
         cls = road_class(a, b)
         if (a, b) == ((STATION_CELL, nj), (STATION_CELL + 1, nj)):
@@ -245,12 +272,19 @@ def _geometry(rng: np.random.Generator) -> dict:
     sd1 = [station, col2_mid_3, _pt((col2_mid_2[0], col2_mid_2[1] + 70.0))]
     col3_top = _mid(n[STATION_CELL + 1, nj], n[STATION_CELL + 2, nj])
     col3_mid_3 = _mid(n[STATION_CELL + 1, nj - 1], n[STATION_CELL + 2, nj - 1])
-    sd2 = _smooth([station, _pt((col3_top[0], station[1])),
-                   _pt((col3_mid_3[0], col3_mid_3[1] + 70.0))], 90.0)
+    sd2 = _smooth(
+        [station, _pt((col3_top[0], station[1])), _pt((col3_mid_3[0], col3_mid_3[1] + 70.0))], 90.0
+    )
     col1_top = _mid(n[STATION_CELL - 1, nj], n[STATION_CELL, nj])
     col1_mid_3 = _mid(n[STATION_CELL - 1, nj - 1], n[STATION_CELL, nj - 1])
-    sd3 = _smooth([station, _pt((col1_top[0], station[1] - 20.0)),
-                   _pt((col1_mid_3[0], col1_mid_3[1] + 70.0))], 90.0)
+    sd3 = _smooth(
+        [
+            station,
+            _pt((col1_top[0], station[1] - 20.0)),
+            _pt((col1_mid_3[0], col1_mid_3[1] + 70.0)),
+        ],
+        90.0,
+    )
     rails = [
         dict(coords=main_pts[: k + 1], kind="mainline"),
         dict(coords=main_pts[k:], kind="mainline"),
@@ -261,16 +295,23 @@ def _geometry(rng: np.random.Generator) -> dict:
     ]
     access_bend = _pt((access_at[0], station[1] + 58.0))
     access_end = _pt((station[0] + 28.0, station[1] + 28.0))  # inside the station yard
-    roads.append(dict(coords=[access_at, access_bend, access_end], cls="access",
-                      name="Station access (подъезд к станции)"))
+    roads.append(
+        dict(
+            coords=[access_at, access_bend, access_end],
+            cls="access",
+            name="Station access (подъезд к станции)",
+        )
+    )
 
     # ---- substations: inside a cell, diagonally off its south-west node
     def sub_at(node, sign=(1, 1)) -> tuple[float, float]:
         return _pt((n[node][0] + 60.0 * sign[0], n[node][1] + 60.0 * sign[1]))
 
     subs = {
-        "SS-7": sub_at((3, 1)), "SS-12": sub_at((1, 2)),
-        "SS-14": sub_at((4, 2)), "SS-19": sub_at((1, 0)),
+        "SS-7": sub_at((3, 1)),
+        "SS-12": sub_at((1, 2)),
+        "SS-14": sub_at((4, 2)),
+        "SS-19": sub_at((1, 0)),
     }
 
     # ---- expansion areas
@@ -278,8 +319,9 @@ def _geometry(rng: np.random.Generator) -> dict:
     e1_u0 = n[1, 0][0] + 150.0
     e1_u1 = n[5, 0][0] - 100.0
     e1_top = max(p[1] for p in bottom) + 200.0
-    e2 = box(n[5, 2][0] - 100.0, n[5, 2][1] - 150.0, n[6, 1][0] + 130.0,
-             n[5, nj][1] - 10.0).difference(zone)
+    e2 = box(
+        n[5, 2][0] - 100.0, n[5, 2][1] - 150.0, n[6, 1][0] + 130.0, n[5, nj][1] - 10.0
+    ).difference(zone)
     e2 = shapely.set_precision(_largest(e2), 0.01)
     depth = 600.0
     for _ in range(6):
@@ -289,21 +331,45 @@ def _geometry(rng: np.random.Generator) -> dict:
         depth += gap / (e1_u1 - e1_u0)
     subs["SS-30"] = _pt((n[4, 0][0] + 230.0, n[4, 0][1] - 260.0))
 
-    return dict(lat=lat, zone=zone, roads=roads, gates=gates, rails=rails, station=station,
-                subs=subs, e1=e1, e2=e2, scale=scale, col_names=col_names, row_names=row_names)
+    return dict(
+        lat=lat,
+        zone=zone,
+        roads=roads,
+        gates=gates,
+        rails=rails,
+        station=station,
+        subs=subs,
+        e1=e1,
+        e2=e2,
+        scale=scale,
+        col_names=col_names,
+        row_names=row_names,
+    )
 
 
 # --------------------------------------------------------------------------- plots
 
 MODES = {
     # cell -> subdivision mode; default "fine"
-    (1, 0): "whole", (4, 1): "whole", (4, 0): "large", (3, 2): "large",
-    (0, 1): "medium", (5, 0): "medium", (3, 0): "medium", (0, 3): "medium",
-    (2, 1): "medium", (1, 1): "fine", (2, 2): "large",
+    (1, 0): "whole",
+    (4, 1): "whole",
+    (4, 0): "large",
+    (3, 2): "large",
+    (0, 1): "medium",
+    (5, 0): "medium",
+    (3, 0): "medium",
+    (0, 3): "medium",
+    (2, 1): "medium",
+    (1, 1): "fine",
+    (2, 2): "large",
 }
 RAIL_CELLS = {(1, 3), (2, 3), (3, 3), (2, 2)}
-SIZE_HA = {"fine": (1.15, 0.45, 0.45, 3.2), "medium": (3.0, 0.35, 1.6, 6.0),
-           "large": (7.0, 0.25, 4.0, 11.0), "cand": (1.7, 0.45, 0.7, 4.0)}
+SIZE_HA = {
+    "fine": (1.15, 0.45, 0.45, 3.2),
+    "medium": (3.0, 0.35, 1.6, 6.0),
+    "large": (7.0, 0.25, 4.0, 11.0),
+    "cand": (1.7, 0.45, 0.7, 4.0),
+}
 
 
 def _plot_widths(rng, length: float, depth: float, mode: str) -> list[float]:
@@ -330,8 +396,10 @@ def _subdivide(rng, piece: Polygon, mode: str, max_rows: int = 2) -> list[Polygo
     if max_rows > 1 and width > 300.0:
         cut = across[0] + width * float(rng.uniform(0.45, 0.55))
         other = "v" if axis == "u" else "u"
-        rows = [_largest(piece.intersection(_band(other, -1e5, cut))),
-                _largest(piece.intersection(_band(other, cut, 1e5)))]
+        rows = [
+            _largest(piece.intersection(_band(other, -1e5, cut))),
+            _largest(piece.intersection(_band(other, cut, 1e5))),
+        ]
     plots: list[Polygon] = []
     for row in rows:
         if row is None:
@@ -349,8 +417,10 @@ def _subdivide(rng, piece: Polygon, mode: str, max_rows: int = 2) -> list[Polygo
         # grouping parts by their side so small ones merge with a neighbour they touch
         lanes: dict[int, list[Polygon]] = {}
         for a, b in zip(edges[:-1], edges[1:]):
-            parts = sorted(_polygons(row.intersection(_band(axis, a, b))),
-                           key=lambda p: p.centroid.y if axis == "u" else p.centroid.x)
+            parts = sorted(
+                _polygons(row.intersection(_band(axis, a, b))),
+                key=lambda p: p.centroid.y if axis == "u" else p.centroid.x,
+            )
             for lane, part in enumerate(parts):
                 if part.area > 1.0:
                     lanes.setdefault(lane, []).append(part)
@@ -390,8 +460,7 @@ def _cell_of(lat: Lattice, geom) -> tuple[int, int] | None:
 
 def _zone_plots(rng, g: dict) -> tuple[list, list]:
     lat: Lattice = g["lat"]
-    carve = [LineString(r["coords"]).buffer(HALF_ROW[r["cls"]] + 0.5)
-             for r in g["roads"]]
+    carve = [LineString(r["coords"]).buffer(HALF_ROW[r["cls"]] + 0.5) for r in g["roads"]]
     carve += [Point(p).buffer(HALF_ROW["local"] + 0.5) for p in lat.nodes.values()]
     carve += [LineString(r["coords"]).buffer(RAIL_PROT_M[r["kind"]] + 1.0) for r in g["rails"]]
     carve.append(Point(g["station"]).buffer(48.0, join_style="mitre"))
@@ -443,9 +512,10 @@ def _candidate_plots(rng, g: dict) -> list[Polygon]:
     cut_v = base - OUTSET_M - 400.0
     future = [LineString([n[i, 0], (n[i, 0][0], cut_v - 400.0)]) for i in (2, 3, 4)]
     future.append(LineString([(n[2, 0][0] - 300.0, cut_v), (n[4, 0][0] + 300.0, cut_v)]))
-    blocked = shapely.union_all([f.buffer(15.0) for f in future]
-                                + [Point(g["subs"]["SS-30"]).buffer(SUB_PROT_M + 1.0,
-                                                                    cap_style="square")])
+    blocked = shapely.union_all(
+        [f.buffer(15.0) for f in future]
+        + [Point(g["subs"]["SS-30"]).buffer(SUB_PROT_M + 1.0, cap_style="square")]
+    )
     area = e1.intersection(box(n[2, 0][0], cut_v, n[4, 0][0], base)).difference(blocked)
     area = area.difference(g["zone"].buffer(12.0))
     plots = []
@@ -458,14 +528,46 @@ def _candidate_plots(rng, g: dict) -> list[Polygon]:
 
 # --------------------------------------------------------------------------- attributes
 
-RU_ROOTS = ["Алатау", "Жетысу", "Тянь-Шань", "Медеу", "Туран", "Кайнар", "Береке", "Арман",
-            "Достык", "Сункар", "Байтерек", "Илийский", "Капшагай", "Шыгыс", "Нурлы", "Асем"]
-EN_ROOTS = ["Steppe", "Alatau", "Zhetysu", "Silk Way", "Tien Shan", "Medeu", "Kazakh",
-            "Eurasia", "Almaty", "Caspian", "Altyn", "Baikonur", "Saryarka", "Ile"]
+RU_ROOTS = [
+    "Алатау",
+    "Жетысу",
+    "Тянь-Шань",
+    "Медеу",
+    "Туран",
+    "Кайнар",
+    "Береке",
+    "Арман",
+    "Достык",
+    "Сункар",
+    "Байтерек",
+    "Илийский",
+    "Капшагай",
+    "Шыгыс",
+    "Нурлы",
+    "Асем",
+]
+EN_ROOTS = [
+    "Steppe",
+    "Alatau",
+    "Zhetysu",
+    "Silk Way",
+    "Tien Shan",
+    "Medeu",
+    "Kazakh",
+    "Eurasia",
+    "Almaty",
+    "Caspian",
+    "Altyn",
+    "Baikonur",
+    "Saryarka",
+    "Ile",
+]
 SECTOR_NOUN = {
     "machine": (["Машзавод", "Техмаш", "Агромаш"], ["Machinery", "Engineering", "Motors"]),
-    "materials": (["Металл", "Стройматериалы", "Бетон"], ["Steel", "Building Materials",
-                                                         "Polymers"]),
+    "materials": (
+        ["Металл", "Стройматериалы", "Бетон"],
+        ["Steel", "Building Materials", "Polymers"],
+    ),
     "food": (["Агро", "Фуд", "Молоко"], ["Foods", "Agro", "Dairy"]),
     "pharma": (["Фарм", "Медпрепараты"], ["Pharma", "Medical"]),
     "chemicals": (["Химпром", "Лакокраска"], ["Chemicals", "Coatings"]),
@@ -474,54 +576,144 @@ SECTOR_NOUN = {
     "energy": (["Энергомаш", "Кабель"], ["Energy Systems", "Cable Works"]),
 }
 PROJECTS = {
-    "machine": ["Agricultural machinery assembly", "Metal structures fabrication",
-                "Electrical equipment plant", "Bus and truck body assembly"],
-    "materials": ["Dry building mixes", "PVC pipe production", "Aerated concrete blocks",
-                  "Steel wire and mesh"],
-    "food": ["Dairy processing", "Meat processing plant", "Confectionery factory",
-             "Flour mill and bakery"],
+    "machine": [
+        "Agricultural machinery assembly",
+        "Metal structures fabrication",
+        "Electrical equipment plant",
+        "Bus and truck body assembly",
+    ],
+    "materials": [
+        "Dry building mixes",
+        "PVC pipe production",
+        "Aerated concrete blocks",
+        "Steel wire and mesh",
+    ],
+    "food": [
+        "Dairy processing",
+        "Meat processing plant",
+        "Confectionery factory",
+        "Flour mill and bakery",
+    ],
     "pharma": ["Generic drugs (GMP)", "Medical disposables", "Infusion solutions plant"],
     "chemicals": ["Paints and coatings", "Household chemicals", "Polymer packaging film"],
     "light": ["Garment factory", "Footwear production", "Furniture factory"],
     "logistics": ["Bonded warehouse", "Cold-chain distribution centre", "Cross-dock terminal"],
     "energy": ["Solar panel assembly", "Transformer repair works", "Cable and wire plant"],
 }
-KW_PER_HA = {"machine": 260, "materials": 420, "food": 220, "pharma": 300, "chemicals": 360,
-             "light": 130, "logistics": 70, "energy": 260}
-M3D_PER_HA = {"machine": 12, "materials": 25, "food": 60, "pharma": 40, "chemicals": 45,
-              "light": 15, "logistics": 4, "energy": 10}
-HAZARD = {"machine": (2, 4), "materials": (2, 4), "food": (1, 2), "pharma": (2, 3),
-          "chemicals": (3, 5), "light": (1, 2), "logistics": (1, 2), "energy": (2, 3)}
-ALLOWED = ["*", "*", "*", "machine,materials,logistics,energy", "food,pharma,light,logistics",
-           "machine,materials,chemicals,energy", "machine,light,logistics,food"]
+KW_PER_HA = {
+    "machine": 260,
+    "materials": 420,
+    "food": 220,
+    "pharma": 300,
+    "chemicals": 360,
+    "light": 130,
+    "logistics": 70,
+    "energy": 260,
+}
+M3D_PER_HA = {
+    "machine": 12,
+    "materials": 25,
+    "food": 60,
+    "pharma": 40,
+    "chemicals": 45,
+    "light": 15,
+    "logistics": 4,
+    "energy": 10,
+}
+HAZARD = {
+    "machine": (2, 4),
+    "materials": (2, 4),
+    "food": (1, 2),
+    "pharma": (2, 3),
+    "chemicals": (3, 5),
+    "light": (1, 2),
+    "logistics": (1, 2),
+    "energy": (2, 3),
+}
+ALLOWED = [
+    "*",
+    "*",
+    "*",
+    "machine,materials,logistics,energy",
+    "food,pharma,light,logistics",
+    "machine,materials,chemicals,energy",
+    "machine,light,logistics,food",
+]
 RAIL_ALLOWED = "machine,materials,logistics,energy,chemicals"
 
 SEEDS = {
-    "steel": dict(resident="Asia Steel Pipe Corporation", sector="materials",
-                  project="Large-diameter welded steel pipe, 100 kt/yr (export to UZ, TM, TJ, "
-                          "RU, CN, KG)",
-                  status="occupied", invest=38_000_000_000.0, jobs=520, power_kw=9200.0,
-                  water_m3d=620.0, rail_need=True, hazard=3, floor_m2=46_000.0, start_yr=2019),
-    "greenhouse": dict(resident="BRB APK (ТОО «BRB АПК»)", sector="food",
-                       project="Greenhouse complex, 7.2 kt vegetables/yr (export to RU, UAE)",
-                       status="occupied", invest=21_000_000_000.0, jobs=430, power_kw=4300.0,
-                       water_m3d=1150.0, rail_need=False, hazard=1, floor_m2=118_000.0,
-                       start_yr=2020),
-    "valtherm": dict(resident="Valtherm", sector="machine",
-                     project="Aluminium and bimetallic radiators, 20 M units/yr "
-                             "(under construction; export mainly to RU)",
-                     status="allocated", invest=12_500_000_000.0, jobs=290, power_kw=6400.0,
-                     water_m3d=240.0, rail_need=False, hazard=3, floor_m2=36_000.0,
-                     start_yr=2021),
-    "auto": dict(resident="ТОО «Алматы Автокомпонент»", sector="machine",
-                 project="Auto-components plant: seats, plastic parts, accessories, "
-                         "multimedia systems (construction from autumn 2022)",
-                 status="allocated", invest=24_000_000_000.0, jobs=650, power_kw=5200.0,
-                 water_m3d=160.0, rail_need=False, hazard=3, floor_m2=42_000.0,
-                 start_yr=2022),
+    "steel": dict(
+        resident="Asia Steel Pipe Corporation",
+        sector="materials",
+        project="Large-diameter welded steel pipe, 100 kt/yr (export to UZ, TM, TJ, RU, CN, KG)",
+        status="occupied",
+        invest=38_000_000_000.0,
+        jobs=520,
+        power_kw=9200.0,
+        water_m3d=620.0,
+        rail_need=True,
+        hazard=3,
+        floor_m2=46_000.0,
+        start_yr=2019,
+    ),
+    "greenhouse": dict(
+        resident="BRB APK (ТОО «BRB АПК»)",
+        sector="food",
+        project="Greenhouse complex, 7.2 kt vegetables/yr (export to RU, UAE)",
+        status="occupied",
+        invest=21_000_000_000.0,
+        jobs=430,
+        power_kw=4300.0,
+        water_m3d=1150.0,
+        rail_need=False,
+        hazard=1,
+        floor_m2=118_000.0,
+        start_yr=2020,
+    ),
+    "valtherm": dict(
+        resident="Valtherm",
+        sector="machine",
+        project="Aluminium and bimetallic radiators, 20 M units/yr "
+        "(under construction; export mainly to RU)",
+        status="allocated",
+        invest=12_500_000_000.0,
+        jobs=290,
+        power_kw=6400.0,
+        water_m3d=240.0,
+        rail_need=False,
+        hazard=3,
+        floor_m2=36_000.0,
+        start_yr=2021,
+    ),
+    "auto": dict(
+        resident="ТОО «Алматы Автокомпонент»",
+        sector="machine",
+        project="Auto-components plant: seats, plastic parts, accessories, "
+        "multimedia systems (construction from autumn 2022)",
+        status="allocated",
+        invest=24_000_000_000.0,
+        jobs=650,
+        power_kw=5200.0,
+        water_m3d=160.0,
+        rail_need=False,
+        hazard=3,
+        floor_m2=42_000.0,
+        start_yr=2022,
+    ),
 }
-OCCUPANT_FIELDS = ("resident", "project", "sector", "invest", "jobs", "power_kw", "water_m3d",
-                   "rail_need", "hazard", "floor_m2", "start_yr")
+OCCUPANT_FIELDS = (
+    "resident",
+    "project",
+    "sector",
+    "invest",
+    "jobs",
+    "power_kw",
+    "water_m3d",
+    "rail_need",
+    "hazard",
+    "floor_m2",
+    "start_yr",
+)
 
 
 def _company(rng, sector: str, used: set) -> str:
@@ -543,7 +735,8 @@ def _occupant(rng, sector: str, ha: float, status: str, used: set) -> dict:
     intensity = float(rng.uniform(0.6, 1.4))
     h_lo, h_hi = HAZARD[sector]
     return dict(
-        resident=_company(rng, sector, used), sector=sector,
+        resident=_company(rng, sector, used),
+        sector=sector,
         project=str(rng.choice(PROJECTS[sector])),
         invest=float(round(ha * rng.uniform(0.35e9, 1.6e9), -6)),
         jobs=int(max(8, round(ha * rng.uniform(10, 42)))),
@@ -552,22 +745,39 @@ def _occupant(rng, sector: str, ha: float, status: str, used: set) -> dict:
         rail_need=bool(sector in ("materials", "machine", "logistics") and rng.random() < 0.3),
         hazard=int(rng.integers(h_lo, h_hi + 1)),
         floor_m2=float(round(ha * 1e4 * rng.uniform(0.22, 0.55), -1)),
-        start_yr=int(rng.integers(2006, 2022) if status == "occupied"
-                     else rng.integers(2021, 2024)),
+        start_yr=int(
+            rng.integers(2006, 2022) if status == "occupied" else rng.integers(2021, 2024)
+        ),
     )
 
 
 def _plot_attributes(rng, zone_plots: list, cand_plots: list, g: dict) -> list[dict]:
     lat = g["lat"]
-    sidings = shapely.union_all([LineString(r["coords"]) for r in g["rails"]
-                                 if r["kind"] == "siding"])
+    sidings = shapely.union_all(
+        [LineString(r["coords"]) for r in g["rails"] if r["kind"] == "siding"]
+    )
     rows = []
     for k, (geom, cell) in enumerate(zone_plots):
-        rows.append(dict(geometry=geom, cell=cell, ha=geom.area / 1e4,
-                         rail=geom.distance(sidings) < 20.0, exp=None))
+        rows.append(
+            dict(
+                geometry=geom,
+                cell=cell,
+                ha=geom.area / 1e4,
+                rail=geom.distance(sidings) < 20.0,
+                exp=None,
+            )
+        )
     for geom in cand_plots:
-        rows.append(dict(geometry=geom, cell=None, ha=geom.area / 1e4, rail=False, exp="EXP-1",
-                         status="candidate"))
+        rows.append(
+            dict(
+                geometry=geom,
+                cell=None,
+                ha=geom.area / 1e4,
+                rail=False,
+                exp="EXP-1",
+                status="candidate",
+            )
+        )
     nzone = len(zone_plots)
 
     def pick(pred, key):
@@ -595,8 +805,7 @@ def _plot_attributes(rng, zone_plots: list, cand_plots: list, g: dict) -> list[d
     weights = np.array([1.0 + east[rows[i]["cell"]] ** 1.5 for i in rest])
     n_avail = 52 - sum(1 for i in range(nzone) if rows[i].get("status") == "available")
     order = list(rng.choice(rest, size=len(rest), replace=False, p=weights / weights.sum()))
-    plan = (["available"] * n_avail + ["candidate"] * 3 + ["reserved"] * 10
-            + ["allocated"] * 10)
+    plan = ["available"] * n_avail + ["candidate"] * 3 + ["reserved"] * 10 + ["allocated"] * 10
     for i, status in zip(order, plan):
         rows[i]["status"] = status
     for i in rest:
@@ -604,14 +813,20 @@ def _plot_attributes(rng, zone_plots: list, cand_plots: list, g: dict) -> list[d
 
     used = {r["resident"] for r in rows if "resident" in r}
     sector_cycle = list(SECTORS)
-    occupied = [i for i in range(nzone) if rows[i]["status"] in ("occupied", "allocated")
-                and "resident" not in rows[i]]
+    occupied = [
+        i
+        for i in range(nzone)
+        if rows[i]["status"] in ("occupied", "allocated") and "resident" not in rows[i]
+    ]
     for n_, i in enumerate(occupied):
         r = rows[i]
         allowed = str(rng.choice(ALLOWED)) if not r["rail"] else RAIL_ALLOWED
         choices = sorted(SECTORS if allowed == "*" else allowed.split(","))
-        sector = (sector_cycle[n_] if n_ < len(sector_cycle) and sector_cycle[n_] in choices
-                  else str(rng.choice(choices)))
+        sector = (
+            sector_cycle[n_]
+            if n_ < len(sector_cycle) and sector_cycle[n_] in choices
+            else str(rng.choice(choices))
+        )
         if n_ < len(sector_cycle):
             allowed = "*"
             sector = sector_cycle[n_]
@@ -628,18 +843,23 @@ def _plot_attributes(rng, zone_plots: list, cand_plots: list, g: dict) -> list[d
         if r["status"] == "reserved":
             choices = sorted(SECTORS if r["sectors"] == "*" else r["sectors"].split(","))
             sector = str(rng.choice(choices))
-            r.update(resident=_company(rng, sector, used), sector=sector,
-                     project=str(rng.choice(PROJECTS[sector])))
+            r.update(
+                resident=_company(rng, sector, used),
+                sector=sector,
+                project=str(rng.choice(PROJECTS[sector])),
+            )
 
     out = []
     for k, r in enumerate(rows):
         cell = r["cell"]
-        cad = (f"20-321-{(cell[1] * 10 + cell[0] + 1):03d}-{k + 101:03d}"
-               if cell is not None and r["status"] != "candidate" else None)
+        cad = (
+            f"20-321-{(cell[1] * 10 + cell[0] + 1):03d}-{k + 101:03d}"
+            if cell is not None and r["status"] != "candidate"
+            else None
+        )
         rec = {f.name: None for f in get_layer("plots").input_fields}
         rec.update({key: r[key] for key in rec if key in r})
-        rec.update(plot_id=f"P-{k + 1:03d}", cadastre=cad, exp_id=r["exp"],
-                   geometry=r["geometry"])
+        rec.update(plot_id=f"P-{k + 1:03d}", cadastre=cad, exp_id=r["exp"], geometry=r["geometry"])
         out.append(rec)
     return out
 
@@ -701,14 +921,28 @@ def _networks(g: dict, rng) -> dict:
 
     # power: feeders leave each substation to the road on its west or south side
     feeders = {
-        "SS-7": [((3, 1), (4, 1), (5, 1), (6, 1)), ((4, 1), (3, 1), (2, 1), (1, 1), (0, 1)),
-                 ((3, 2), (3, 1), (3, 0)), ((3, 1), (3, 2), (2, 2))],
-        "SS-12": [((1, 2), (1, 3), (1, 4), (0, 4)), ((2, 2), (1, 2), (0, 2), (0, 3)),
-                  ((1, 3), (1, 2), (1, 1))],
-        "SS-14": [((4, 2), (4, 3), (4, 4), (5, 4)), ((5, 2), (4, 2), (3, 2), (3, 3), (3, 4)),
-                  ((4, 2), (5, 2), (6, 2)), ((4, 3), (4, 2), (4, 1))],
-        "SS-19": [((1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0)), ((1, 1), (1, 0)),
-                  ((2, 0), (1, 0), (1, 1), (0, 1))],
+        "SS-7": [
+            ((3, 1), (4, 1), (5, 1), (6, 1)),
+            ((4, 1), (3, 1), (2, 1), (1, 1), (0, 1)),
+            ((3, 2), (3, 1), (3, 0)),
+            ((3, 1), (3, 2), (2, 2)),
+        ],
+        "SS-12": [
+            ((1, 2), (1, 3), (1, 4), (0, 4)),
+            ((2, 2), (1, 2), (0, 2), (0, 3)),
+            ((1, 3), (1, 2), (1, 1)),
+        ],
+        "SS-14": [
+            ((4, 2), (4, 3), (4, 4), (5, 4)),
+            ((5, 2), (4, 2), (3, 2), (3, 3), (3, 4)),
+            ((4, 2), (5, 2), (6, 2)),
+            ((4, 3), (4, 2), (4, 1)),
+        ],
+        "SS-19": [
+            ((1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0)),
+            ((1, 1), (1, 0)),
+            ((2, 0), (1, 0), (1, 1), (0, 1)),
+        ],
     }
     power = []
     for sub, specs in feeders.items():
@@ -722,8 +956,14 @@ def _networks(g: dict, rng) -> dict:
             power.append(dict(coords=coords, sub=sub, k=k + 1))
     # a planned feeder from the planned substation to the southern gate road
     s30 = g["subs"]["SS-30"]
-    power.append(dict(coords=[s30, _pt((n[3, 0][0] + 5.0, s30[1])), _pt(np.add(n[3, 0], (5, -5)))],
-                      sub="SS-30", k=1, planned=True))
+    power.append(
+        dict(
+            coords=[s30, _pt((n[3, 0][0] + 5.0, s30[1])), _pt(np.add(n[3, 0], (5, -5)))],
+            sub="SS-30",
+            k=1,
+            planned=True,
+        )
+    )
 
     # water, gas and storm mains: one main per street run, named after the street
     edges = set(g["lat"].edges())
@@ -736,129 +976,299 @@ def _networks(g: dict, rng) -> dict:
     for axis, idx, nodes in runs:
         street = g["col_names"][idx] if axis == "col" else g["row_names"][idx]
         coords = path(*nodes)
-        diam = 500 if (axis, idx) == ("row", 2) else 400 if (axis, idx) == ("col", 3) else \
-            300 if (axis, idx) in (("col", 1), ("col", 5), ("row", 0)) else 200
+        diam = (
+            500
+            if (axis, idx) == ("row", 2)
+            else 400
+            if (axis, idx) == ("col", 3)
+            else 300
+            if (axis, idx) in (("col", 1), ("col", 5), ("row", 0))
+            else 200
+        )
         cap = {500: 24_000.0, 400: 9_000.0, 300: 5_500.0, 200: 2_400.0}[diam]
         share = 0.94 if (axis, idx) == ("col", 3) else float(rng.uniform(0.45, 0.8))
-        water.append(dict(coords=coords, diam=diam, cap=cap, load=float(round(cap * share, -1)),
-                          name=("Water trunk, " if diam == 500 else "Water main, ") + street))
+        water.append(
+            dict(
+                coords=coords,
+                diam=diam,
+                cap=cap,
+                load=float(round(cap * share, -1)),
+                name=("Water trunk, " if diam == 500 else "Water main, ") + street,
+            )
+        )
         if (axis, idx) == ("row", 2):
-            gas.append(dict(coords=coords, pressure="high", name="High-pressure gas main, " + street))
+            gas.append(
+                dict(coords=coords, pressure="high", name="High-pressure gas main, " + street)
+            )
         elif (axis, idx) in (("row", 3), ("row", 4)):
             gas.append(dict(coords=coords, pressure="low", name="Gas main, " + street))
         elif (axis == "col" and 1 <= idx <= 4) or (axis, idx) == ("row", 1):
             gas.append(dict(coords=coords, pressure="medium", name="Gas main, " + street))
         if axis == "col" or (axis, idx) == ("row", 0):
-            storm.append(dict(coords=coords, diam=1200 if axis == "row" else 800 if idx % 2 else 1000,
-                              name="Storm (rain) sewer, " + street))
+            storm.append(
+                dict(
+                    coords=coords,
+                    diam=1200 if axis == "row" else 800 if idx % 2 else 1000,
+                    name="Storm (rain) sewer, " + street,
+                )
+            )
     return dict(power=power, water=water, gas=gas, storm=storm)
 
 
 def _asset_layers(g: dict, rng) -> dict:
     out: dict[str, list] = {}
     out["roads"] = [
-        _asset("roads", asset_id=f"R-{k + 1:03d}", name=r["name"], **{"class": r["cls"]},
-               status="operational", since="2011-09-01" if r["cls"] != "access" else "2018-12-20",
-               geometry=LineString(r["coords"]))
+        _asset(
+            "roads",
+            asset_id=f"R-{k + 1:03d}",
+            name=r["name"],
+            **{"class": r["cls"]},
+            status="operational",
+            since="2011-09-01" if r["cls"] != "access" else "2018-12-20",
+            geometry=LineString(r["coords"]),
+        )
         for k, r in enumerate(g["roads"])
     ]
     out["gates"] = [
-        _asset("gates", asset_id=f"G-{k + 1}", name=gt["name"], status="operational",
-               since="2011-09-01", geometry=Point(gt["coords"]))
+        _asset(
+            "gates",
+            asset_id=f"G-{k + 1}",
+            name=gt["name"],
+            status="operational",
+            since="2011-09-01",
+            geometry=Point(gt["coords"]),
+        )
         for k, gt in enumerate(g["gates"])
     ]
     rail_meta = [
         ("ML-1", "Turksib mainline (Турксиб), western section", "operational", None, None, None),
         ("ML-2", "Turksib mainline (Турксиб), eastern section", "operational", None, None, None),
-        ("RS-1", "Rail Access Road (Подъездной путь)", "restricted", "2018-12-20", DUE,
-         "accepted in 2018 with violations; violations to be dealt with and the line put "
-         "into operation by 2022-10-30"),
-        ("SD-1", "Siding 1 (Тупик №1), south", "operational", "2018-12-20", None,
-         "usable only via the Rail Access Road and Industrialnaya station"),
-        ("SD-2", "Siding 2 (Тупик №2), east", "operational", "2018-12-20", None,
-         "usable only via the Rail Access Road and Industrialnaya station"),
-        ("SD-3", "Siding 3 (Тупик №3), west", "operational", "2018-12-20", None,
-         "usable only via the Rail Access Road and Industrialnaya station"),
+        (
+            "RS-1",
+            "Rail Access Road (Подъездной путь)",
+            "restricted",
+            "2018-12-20",
+            DUE,
+            "accepted in 2018 with violations; violations to be dealt with and the line put "
+            "into operation by 2022-10-30",
+        ),
+        (
+            "SD-1",
+            "Siding 1 (Тупик №1), south",
+            "operational",
+            "2018-12-20",
+            None,
+            "usable only via the Rail Access Road and Industrialnaya station",
+        ),
+        (
+            "SD-2",
+            "Siding 2 (Тупик №2), east",
+            "operational",
+            "2018-12-20",
+            None,
+            "usable only via the Rail Access Road and Industrialnaya station",
+        ),
+        (
+            "SD-3",
+            "Siding 3 (Тупик №3), west",
+            "operational",
+            "2018-12-20",
+            None,
+            "usable only via the Rail Access Road and Industrialnaya station",
+        ),
     ]
     out["rail_lines"] = [
-        _asset("rail_lines", asset_id=aid, name=name, kind=r["kind"], status=st, since=since,
-               due=due, note=note, geometry=LineString(r["coords"]))
+        _asset(
+            "rail_lines",
+            asset_id=aid,
+            name=name,
+            kind=r["kind"],
+            status=st,
+            since=since,
+            due=due,
+            note=note,
+            geometry=LineString(r["coords"]),
+        )
         for (aid, name, st, since, due, note), r in zip(rail_meta, g["rails"])
     ]
-    out["rail_stations"] = [_asset(
-        "rail_stations", asset_id="RST-1", name="Индустриальная / Industrialnaya", built_yr=2017,
-        status="closed", since=None, due=DUE,
-        note="closed by the transport control inspectorate: derailment threat; to be put "
-             "into operation by 2022-10-30",
-        geometry=Point(g["station"]))]
+    out["rail_stations"] = [
+        _asset(
+            "rail_stations",
+            asset_id="RST-1",
+            name="Индустриальная / Industrialnaya",
+            built_yr=2017,
+            status="closed",
+            since=None,
+            due=DUE,
+            note="closed by the transport control inspectorate: derailment threat; to be put "
+            "into operation by 2022-10-30",
+            geometry=Point(g["station"]),
+        )
+    ]
     sub_meta = {
-        "SS-7": ("ПС-7 «Индустриальная» 110/10 kV", 80.0, 61.8, 110.0, "operational", None,
-                 None, "2 x 40 MVA"),
-        "SS-12": ("Substation No. 12 (ПС-12) 110/10 kV", 50.0, 31.6, 110.0, "under_repair",
-                  "2022-03-15", DUE, "cracks in supporting structures from soil subsidence; "
-                                     "repair and restoration due 2022-10-30; 2 x 25 MVA"),
-        "SS-14": ("ПС-14 «Литейная» 110/10 kV", 50.0, 38.7, 110.0, "operational", None, None,
-                  "2 x 25 MVA; little headroom left once allocated plots connect"),
-        "SS-19": ("ПС-19 «Южная» 35/10 kV", 32.0, 24.4, 35.0, "operational", None, None,
-                  "2 x 16 MVA"),
-        "SS-30": ("ПС-30 «Расширение» 110/10 kV (planned)", 50.0, 0.0, 110.0, "planned", None,
-                  "2024-12-31", "planned for expansion area EXP-1; 2 x 25 MVA"),
+        "SS-7": (
+            "ПС-7 «Индустриальная» 110/10 kV",
+            80.0,
+            61.8,
+            110.0,
+            "operational",
+            None,
+            None,
+            "2 x 40 MVA",
+        ),
+        "SS-12": (
+            "Substation No. 12 (ПС-12) 110/10 kV",
+            50.0,
+            31.6,
+            110.0,
+            "under_repair",
+            "2022-03-15",
+            DUE,
+            "cracks in supporting structures from soil subsidence; "
+            "repair and restoration due 2022-10-30; 2 x 25 MVA",
+        ),
+        "SS-14": (
+            "ПС-14 «Литейная» 110/10 kV",
+            50.0,
+            38.7,
+            110.0,
+            "operational",
+            None,
+            None,
+            "2 x 25 MVA; little headroom left once allocated plots connect",
+        ),
+        "SS-19": (
+            "ПС-19 «Южная» 35/10 kV",
+            32.0,
+            24.4,
+            35.0,
+            "operational",
+            None,
+            None,
+            "2 x 16 MVA",
+        ),
+        "SS-30": (
+            "ПС-30 «Расширение» 110/10 kV (planned)",
+            50.0,
+            0.0,
+            110.0,
+            "planned",
+            None,
+            "2024-12-31",
+            "planned for expansion area EXP-1; 2 x 25 MVA",
+        ),
     }
     out["substations"] = [
-        _asset("substations", asset_id=sid, name=m[0], cap_mva=m[1], load_mva=m[2], kv=m[3],
-               status=m[4], since=m[5], due=m[6], note=m[7], geometry=Point(g["subs"][sid]))
+        _asset(
+            "substations",
+            asset_id=sid,
+            name=m[0],
+            cap_mva=m[1],
+            load_mva=m[2],
+            kv=m[3],
+            status=m[4],
+            since=m[5],
+            due=m[6],
+            note=m[7],
+            geometry=Point(g["subs"][sid]),
+        )
         for sid, m in sub_meta.items()
     ]
     nets = _networks(g, rng)
     out["power_lines"] = [
-        _asset("power_lines", asset_id=f"PL-{p['sub'][3:]}-{p['k']}",
-               name=f"10 kV feeder {p['k']} from {p['sub']}", kv=10.0, sub_id=p["sub"],
-               status="planned" if p.get("planned") else "operational",
-               due="2024-12-31" if p.get("planned") else None, geometry=LineString(p["coords"]))
+        _asset(
+            "power_lines",
+            asset_id=f"PL-{p['sub'][3:]}-{p['k']}",
+            name=f"10 kV feeder {p['k']} from {p['sub']}",
+            kv=10.0,
+            sub_id=p["sub"],
+            status="planned" if p.get("planned") else "operational",
+            due="2024-12-31" if p.get("planned") else None,
+            geometry=LineString(p["coords"]),
+        )
         for p in nets["power"]
     ]
     rows = []
     shifted = [_shifted(w["coords"], SHIFT["water"]) for w in nets["water"]]
     for k, (w, parts) in enumerate(zip(nets["water"], _node_lines(shifted))):
         for m, part in enumerate(parts):
-            rows.append(_asset("water_mains", asset_id=f"W-{k + 1:02d}{chr(97 + m)}",
-                               name=w["name"], cap_m3d=w["cap"], load_m3d=w["load"],
-                               diam_mm=w["diam"], status="operational", since="2011-09-01",
-                               geometry=LineString(part)))
+            rows.append(
+                _asset(
+                    "water_mains",
+                    asset_id=f"W-{k + 1:02d}{chr(97 + m)}",
+                    name=w["name"],
+                    cap_m3d=w["cap"],
+                    load_m3d=w["load"],
+                    diam_mm=w["diam"],
+                    status="operational",
+                    since="2011-09-01",
+                    geometry=LineString(part),
+                )
+            )
     out["water_mains"] = rows
     rows = []
     shifted = [_shifted(s["coords"], SHIFT["storm"]) for s in nets["storm"]]
     for k, (s, parts) in enumerate(zip(nets["storm"], _node_lines(shifted))):
         for m, part in enumerate(parts):
-            rows.append(_asset(
-                "storm_sewers", asset_id=f"SW-{k + 1:02d}{chr(97 + m)}",
-                name=s["name"] + " (ливневая канализация)", diam_mm=s["diam"],
-                built_yr=2018, status="not_commissioned", since="2018-12-20", due=None,
-                note="built in 2018, never put into operation; akimat departments to audit "
-                     "the contractor's obligations, materials passed to law enforcement",
-                geometry=LineString(part)))
+            rows.append(
+                _asset(
+                    "storm_sewers",
+                    asset_id=f"SW-{k + 1:02d}{chr(97 + m)}",
+                    name=s["name"] + " (ливневая канализация)",
+                    diam_mm=s["diam"],
+                    built_yr=2018,
+                    status="not_commissioned",
+                    since="2018-12-20",
+                    due=None,
+                    note="built in 2018, never put into operation; akimat departments to audit "
+                    "the contractor's obligations, materials passed to law enforcement",
+                    geometry=LineString(part),
+                )
+            )
     out["storm_sewers"] = rows
     rows = []
     shifted = [_shifted(s["coords"], SHIFT["gas"]) for s in nets["gas"]]
     for k, (s, parts) in enumerate(zip(nets["gas"], _node_lines(shifted))):
         for m, part in enumerate(parts):
-            rows.append(_asset("gas_mains", asset_id=f"GM-{k + 1:02d}{chr(97 + m)}",
-                               name=s["name"], pressure=s["pressure"], status="operational",
-                               since="2012-06-01", geometry=LineString(part)))
+            rows.append(
+                _asset(
+                    "gas_mains",
+                    asset_id=f"GM-{k + 1:02d}{chr(97 + m)}",
+                    name=s["name"],
+                    pressure=s["pressure"],
+                    status="operational",
+                    since="2012-06-01",
+                    geometry=LineString(part),
+                )
+            )
     out["gas_mains"] = rows
 
     prot = []
     for sid, m in sub_meta.items():
-        prot.append(_asset(
-            "prot_zones", asset_id=f"PZ-{sid}", name=f"Protection zone of {sid}",
-            kind="substation", width_m=SUB_PROT_M,
-            status="planned" if m[4] == "planned" else "operational",
-            geometry=Point(g["subs"][sid]).buffer(SUB_PROT_M, cap_style="square")))
+        prot.append(
+            _asset(
+                "prot_zones",
+                asset_id=f"PZ-{sid}",
+                name=f"Protection zone of {sid}",
+                kind="substation",
+                width_m=SUB_PROT_M,
+                status="planned" if m[4] == "planned" else "operational",
+                geometry=Point(g["subs"][sid]).buffer(SUB_PROT_M, cap_style="square"),
+            )
+        )
     for (aid, *_), r in zip(rail_meta, g["rails"]):
         w = RAIL_PROT_M[r["kind"]]
-        prot.append(_asset("prot_zones", asset_id=f"PZ-{aid}", name=f"Rail protection zone "
-                           f"of {aid}", kind="rail", width_m=w, status="operational",
-                           geometry=LineString(r["coords"]).buffer(w)))
+        prot.append(
+            _asset(
+                "prot_zones",
+                asset_id=f"PZ-{aid}",
+                name=f"Rail protection zone of {aid}",
+                kind="rail",
+                width_m=w,
+                status="operational",
+                geometry=LineString(r["coords"]).buffer(w),
+            )
+        )
     out["prot_zones"] = prot
     return out
 
@@ -867,18 +1277,44 @@ def _asset_layers(g: dict, rng) -> dict:
 
 
 def _targets() -> pd.DataFrame:
-    source = ("Akimat of Almaty: Ye. Dosaev's visit to the Almaty Industrial Zone, "
-              "8 April 2022")
-    return pd.DataFrame([
-        dict(target_id="T-01", name="Projects to implement this year", metric="projects",
-             value=13.0, year=2022, source=source),
-        dict(target_id="T-02", name="Investment in this year's projects, tenge", metric="invest",
-             value=13_300_000_000.0, year=2022, source=source),
-        dict(target_id="T-03", name="Industrial parks to commission", metric="parks",
-             value=40.0, year=2025, source=source),
-        dict(target_id="T-04", name="Production floor area of the parks, m2", metric="floor_m2",
-             value=250_000.0, year=2025, source=source),
-    ], columns=[f.name for f in get_layer("targets").input_fields]).astype(object)
+    source = "Akimat of Almaty: Ye. Dosaev's visit to the Almaty Industrial Zone, 8 April 2022"
+    return pd.DataFrame(
+        [
+            dict(
+                target_id="T-01",
+                name="Projects to implement this year",
+                metric="projects",
+                value=13.0,
+                year=2022,
+                source=source,
+            ),
+            dict(
+                target_id="T-02",
+                name="Investment in this year's projects, tenge",
+                metric="invest",
+                value=13_300_000_000.0,
+                year=2022,
+                source=source,
+            ),
+            dict(
+                target_id="T-03",
+                name="Industrial parks to commission",
+                metric="parks",
+                value=40.0,
+                year=2025,
+                source=source,
+            ),
+            dict(
+                target_id="T-04",
+                name="Production floor area of the parks, m2",
+                metric="floor_m2",
+                value=250_000.0,
+                year=2025,
+                source=source,
+            ),
+        ],
+        columns=[f.name for f in get_layer("targets").input_fields],
+    ).astype(object)
 
 
 def _applications(rng, plots: gpd.GeoDataFrame, rail_geoms) -> pd.DataFrame:
@@ -893,8 +1329,11 @@ def _applications(rng, plots: gpd.GeoDataFrame, rail_geoms) -> pd.DataFrame:
     used: set = set()
     rows = []
     for k in range(30):
-        target = wanted[k] if k < len(wanted) else (
-            avail.iloc[int(rng.integers(0, len(avail)))] if k % 3 == 0 else None)
+        target = (
+            wanted[k]
+            if k < len(wanted)
+            else (avail.iloc[int(rng.integers(0, len(avail)))] if k % 3 == 0 else None)
+        )
         if target is not None:
             allowed = target["sectors"]
             choices = sorted(SECTORS if allowed in (None, "*") else allowed.split(","))
@@ -908,24 +1347,35 @@ def _applications(rng, plots: gpd.GeoDataFrame, rail_geoms) -> pd.DataFrame:
         if target is not None:
             hazard = min(hazard, int(target["hazard_ok"]))
         rail_need = bool(target is not None and bool(target["rail"])) or (
-            sector in ("materials", "logistics") and rng.random() < 0.25)
+            sector in ("materials", "logistics") and rng.random() < 0.25
+        )
         heavy = k in (0, 1, 4, 11, 17, 23)
         kw = ha * KW_PER_HA[sector] * float(rng.uniform(0.8, 1.6)) * (2.5 if heavy else 1.0)
-        rows.append(dict(
-            app_id=f"A-{k + 1:03d}", investor="investor", company=_company(rng, sector, used),
-            project=str(rng.choice(PROJECTS[sector])), sector=sector,
-            plot_id=None if target is None else target["plot_id"],
-            min_ha=round(max(0.3, ha * float(rng.uniform(0.6, 0.95))), 1),
-            max_ha=round(ha * float(rng.uniform(1.1, 1.6)) + 0.1, 1),
-            power_kw=float(round(max(300.0, kw), -1)),
-            water_m3d=float(round(ha * M3D_PER_HA[sector] * float(rng.uniform(0.7, 1.5)), 1)),
-            rail_need=rail_need, hazard=hazard,
-            invest=float(round(ha * rng.uniform(0.4e9, 1.8e9), -6)),
-            jobs=int(round(ha * rng.uniform(12, 45))), priority=int(rng.integers(1, 6)),
-            status="submitted", reason=None, assigned=None,
-            created=(dt.datetime(2022, 4, 18, 9, 0) + dt.timedelta(days=3 * k, hours=k % 7)
-                     ).isoformat(timespec="seconds"),
-        ))
+        rows.append(
+            dict(
+                app_id=f"A-{k + 1:03d}",
+                investor="investor",
+                company=_company(rng, sector, used),
+                project=str(rng.choice(PROJECTS[sector])),
+                sector=sector,
+                plot_id=None if target is None else target["plot_id"],
+                min_ha=round(max(0.3, ha * float(rng.uniform(0.6, 0.95))), 1),
+                max_ha=round(ha * float(rng.uniform(1.1, 1.6)) + 0.1, 1),
+                power_kw=float(round(max(300.0, kw), -1)),
+                water_m3d=float(round(ha * M3D_PER_HA[sector] * float(rng.uniform(0.7, 1.5)), 1)),
+                rail_need=rail_need,
+                hazard=hazard,
+                invest=float(round(ha * rng.uniform(0.4e9, 1.8e9), -6)),
+                jobs=int(round(ha * rng.uniform(12, 45))),
+                priority=int(rng.integers(1, 6)),
+                status="submitted",
+                reason=None,
+                assigned=None,
+                created=(
+                    dt.datetime(2022, 4, 18, 9, 0) + dt.timedelta(days=3 * k, hours=k % 7)
+                ).isoformat(timespec="seconds"),
+            )
+        )
         rows[-1]["updated"] = rows[-1]["created"]
     frame = pd.DataFrame(rows, columns=[f.name for f in get_layer("applications").input_fields])
     return frame.astype(object).where(frame.notna(), None)
@@ -938,8 +1388,9 @@ def _to_utm(frame: gpd.GeoDataFrame, offset: tuple[float, float]) -> gpd.GeoData
     a = math.radians(ROTATION_DEG)
     c, s = math.cos(a), math.sin(a)
     matrix = [c, -s, s, c, offset[0], offset[1]]
-    geoms = np.array([affinity.affine_transform(gm, matrix) for gm in frame.geometry.values],
-                     dtype=object)
+    geoms = np.array(
+        [affinity.affine_transform(gm, matrix) for gm in frame.geometry.values], dtype=object
+    )
     return frame.set_geometry(gpd.GeoSeries(geoms, crs=EPSG, index=frame.index))
 
 
@@ -965,16 +1416,36 @@ def build_sample() -> dict[str, gpd.GeoDataFrame | pd.DataFrame]:
     cand = _candidate_plots(rng, g)
     plot_recs = _plot_attributes(rng, zone_plots, cand, g)
     layers: dict = {}
-    layers["zone"] = _frame("zone", [dict(
-        zone_id="IZA", name="Индустриальная зона Алматы / Almaty Industrial Zone",
-        operator=OPERATOR, geometry=g["zone"])])
-    layers["expansion"] = _frame("expansion", [
-        dict(exp_id="EXP-1", name="Южное расширение / Southern extension", status="approved",
-             note="approved extension; candidate plots laid out, no roads yet", geometry=g["e1"]),
-        dict(exp_id="EXP-2", name="Восточное расширение / Eastern extension", status="proposed",
-             note="proposed extension discussed at the April 2022 meeting; not subdivided",
-             geometry=g["e2"]),
-    ])
+    layers["zone"] = _frame(
+        "zone",
+        [
+            dict(
+                zone_id="IZA",
+                name="Индустриальная зона Алматы / Almaty Industrial Zone",
+                operator=OPERATOR,
+                geometry=g["zone"],
+            )
+        ],
+    )
+    layers["expansion"] = _frame(
+        "expansion",
+        [
+            dict(
+                exp_id="EXP-1",
+                name="Южное расширение / Southern extension",
+                status="approved",
+                note="approved extension; candidate plots laid out, no roads yet",
+                geometry=g["e1"],
+            ),
+            dict(
+                exp_id="EXP-2",
+                name="Восточное расширение / Eastern extension",
+                status="proposed",
+                note="proposed extension discussed at the April 2022 meeting; not subdivided",
+                geometry=g["e2"],
+            ),
+        ],
+    )
     layers["plots"] = _frame("plots", plot_recs)
     for name, recs in _asset_layers(g, rng).items():
         layers[name] = _frame(name, recs)
@@ -985,8 +1456,9 @@ def build_sample() -> dict[str, gpd.GeoDataFrame | pd.DataFrame]:
     rx, ry = cx * math.cos(a) - cy * math.sin(a), cx * math.sin(a) + cy * math.cos(a)
     offset = (round(CENTRE[0] - rx, 2), round(CENTRE[1] - ry, 2))
     out = {name: _to_utm(layers[name], offset) for name in FEATURE_LAYERS}
-    rail = shapely.union_all(out["rail_lines"].geometry[out["rail_lines"]["kind"] == "siding"]
-                             .values)
+    rail = shapely.union_all(
+        out["rail_lines"].geometry[out["rail_lines"]["kind"] == "siding"].values
+    )
     plots = out["plots"].copy()
     plots["sectors"] = plots["sectors"].fillna("*")
     out["targets"] = _targets()
@@ -1029,16 +1501,23 @@ def write_sample(sample: dict, out_dir: Path, applications: Path | None) -> list
 
 def _readme(sample: dict) -> str:
     plots = sample["plots"]
-    counts = "\n".join(f"| `{name}` | {get_layer(name).geometry} | {len(sample[name])} |"
-                       for name in FEATURE_LAYERS)
-    status_counts = ", ".join(f"{s} {int((plots['status'] == s).sum())}"
-                              for s in ("candidate", "available", "reserved", "allocated",
-                                        "occupied"))
+    counts = "\n".join(
+        f"| `{name}` | {get_layer(name).geometry} | {len(sample[name])} |"
+        for name in FEATURE_LAYERS
+    )
+    status_counts = ", ".join(
+        f"{s} {int((plots['status'] == s).sum())}"
+        for s in ("candidate", "available", "reserved", "allocated", "occupied")
+    )
     zone_ha = float(sample["zone"].geometry.area.iloc[0] / 1e4)
     exp_ha = float(sample["expansion"].geometry.area.sum() / 1e4)
     by_res = plots.set_index("resident")
-    seeds = ["Asia Steel Pipe Corporation", "BRB APK (ТОО «BRB АПК»)", "Valtherm",
-             "ТОО «Алматы Автокомпонент»"]
+    seeds = [
+        "Asia Steel Pipe Corporation",
+        "BRB APK (ТОО «BRB АПК»)",
+        "Valtherm",
+        "ТОО «Алматы Автокомпонент»",
+    ]
     seed_ids = {r: by_res.loc[r, "plot_id"] for r in seeds}
     sidings = sample["rail_lines"][sample["rail_lines"]["kind"] == "siding"]
     near = plots.geometry.distance(shapely.union_all(sidings.geometry.values)) < 25.0
@@ -1046,16 +1525,27 @@ def _readme(sample: dict) -> str:
     by_station = plots.assign(d=plots.geometry.distance(station)).nsmallest(4, "d")
     subs = "\n".join(
         f"| {r.asset_id} | {r['name']} | {r.status} | {r.cap_mva:g} | {r.load_mva:g} | "
-        f"{r.due or ''} |" for _, r in sample["substations"].iterrows())
-    return README.format(rail_plots=", ".join(plots.loc[near, "plot_id"]),
-                         station_plots=", ".join(by_station["plot_id"]), subs=subs,
-                         counts=counts, status_counts=status_counts, zone_ha=zone_ha,
-                         exp_ha=exp_ha, n_zone=int(plots["exp_id"].isna().sum()),
-                         n_cand=int(plots["exp_id"].notna().sum()), seed=SEED,
-                         steel=seed_ids[seeds[0]], greenhouse=seed_ids[seeds[1]],
-                         valtherm=seed_ids[seeds[2]], auto=seed_ids[seeds[3]],
-                         n_apps=len(sample["applications"]),
-                         n_targets=len(sample["targets"]))
+        f"{r.due or ''} |"
+        for _, r in sample["substations"].iterrows()
+    )
+    return README.format(
+        rail_plots=", ".join(plots.loc[near, "plot_id"]),
+        station_plots=", ".join(by_station["plot_id"]),
+        subs=subs,
+        counts=counts,
+        status_counts=status_counts,
+        zone_ha=zone_ha,
+        exp_ha=exp_ha,
+        n_zone=int(plots["exp_id"].isna().sum()),
+        n_cand=int(plots["exp_id"].notna().sum()),
+        seed=SEED,
+        steel=seed_ids[seeds[0]],
+        greenhouse=seed_ids[seeds[1]],
+        valtherm=seed_ids[seeds[2]],
+        auto=seed_ids[seeds[3]],
+        n_apps=len(sample["applications"]),
+        n_targets=len(sample["targets"]),
+    )
 
 
 README = """# Sample zone: a SYNTHETIC Almaty Industrial Zone
@@ -1147,10 +1637,16 @@ plots it feeds, the Valtherm plant among them) and SS-12 gives none until repair
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(ROOT / "data" / "shapefiles"),
-                        help="output directory for the shapefiles (default data/shapefiles)")
-    parser.add_argument("--applications", default=str(ROOT / "data" / "applications.csv"),
-                        help="where to write the applications CSV")
+    parser.add_argument(
+        "--out",
+        default=str(ROOT / "data" / "shapefiles"),
+        help="output directory for the shapefiles (default data/shapefiles)",
+    )
+    parser.add_argument(
+        "--applications",
+        default=str(ROOT / "data" / "applications.csv"),
+        help="where to write the applications CSV",
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     sample = build_sample()

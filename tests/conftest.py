@@ -42,6 +42,7 @@ passwords by user name), ``scrape_csrf(html)``, ``unescape_js(text)`` (undo tojs
 ``\\uXXXX`` escapes before looking for text in a map page), ``free_port()``,
 ``ARTIFACTS`` (test-artifacts/, git-ignored, for screenshots).
 """
+
 from __future__ import annotations
 
 import os
@@ -58,10 +59,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-PASSWORDS = {"admin": "admin-pass-123", "planner": "planner-pass-123",
-             "investor": "investor-pass-123"}
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORDS = {
+    "admin": "admin-pass-123",
+    "planner": "planner-pass-123",
+    "investor": "investor-pass-123",
+}
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
 
@@ -96,6 +106,7 @@ def store_path(sample_db, tmp_path) -> Path:
 def store(store_path):
     """The writable store copy, opened."""
     from geo.store import open_store
+
     return open_store(store_path)
 
 
@@ -106,10 +117,12 @@ PG_SERVER = os.environ.get("ZONEPLAN_TEST_PG", "postgresql://postgres@127.0.0.1:
 def _postgis_missing() -> str | None:
     """Why the PostGIS tests cannot run here, or None when they can."""
     import psycopg
+
     try:
         with psycopg.connect(f"{PG_SERVER}/postgres", connect_timeout=5) as conn:
-            row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'"
-                               ).fetchone()
+            row = conn.execute(
+                "SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'"
+            ).fetchone()
     except psycopg.Error as err:
         return f"no PostgreSQL server at {PG_SERVER} ({str(err).strip().splitlines()[0]})"
     return None if row else f"PostgreSQL at {PG_SERVER} lacks PostGIS (postgresql-15-postgis-3)"
@@ -130,6 +143,7 @@ def postgis_server() -> str:
 def new_database(postgis_server):
     """A factory of throw-away databases, all dropped when the session ends."""
     import psycopg
+
     made: list[str] = []
 
     def make(template: str | None = None) -> str:
@@ -137,8 +151,10 @@ def new_database(postgis_server):
         with psycopg.connect(f"{postgis_server}/postgres", autocommit=True) as conn:
             if template:
                 # A template must have no other sessions while it is copied.
-                conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                             f"WHERE datname = '{template}' AND pid <> pg_backend_pid()")
+                conn.execute(
+                    f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    f"WHERE datname = '{template}' AND pid <> pg_backend_pid()"
+                )
                 conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
             else:
                 conn.execute(f'CREATE DATABASE "{name}"')
@@ -158,6 +174,7 @@ def new_database(postgis_server):
 def sample_pg(sample_db, new_database) -> str:
     """The session's sample store copied into PostGIS; its database name, for templates."""
     from geo.store.migration import migrate
+
     url = new_database()
     migrate(str(sample_db), url, force=True)
     return url.rsplit("/", 1)[1]
@@ -189,6 +206,7 @@ def new_schema(schema_database):
     """A factory of empty schemas in ``schema_database``; each URL puts its schema first
     on the search path, so a store made there lives in it. Dropped after the test."""
     import psycopg
+
     made: list[str] = []
 
     def make() -> str:
@@ -221,6 +239,7 @@ def derived_cache():
     a test that writes gets a new revision and builds afresh.
     """
     from web.deps import RevisionCache
+
     return RevisionCache()
 
 
@@ -228,9 +247,16 @@ def derived_cache():
 def app(store_path, derived_cache):
     """The Flask app over the writable store copy (CSRF enforced as in production)."""
     from web import create_app
-    app = create_app({"ZONEPLAN_DB": str(store_path), "TESTING": True,
-                      "SECRET_KEY": "test-secret", "LOGIN_RATE_LIMIT": 5,
-                      "ZONEPLAN_CACHE": derived_cache})
+
+    app = create_app(
+        {
+            "ZONEPLAN_DB": str(store_path),
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "LOGIN_RATE_LIMIT": 5,
+            "ZONEPLAN_CACHE": derived_cache,
+        }
+    )
     return app
 
 
@@ -247,8 +273,9 @@ def unescape_js(text: str) -> str:
 
 def scrape_csrf(html: str) -> str:
     """The first CSRF token in a page's forms."""
-    match = re.search(r'name="(?:[a-z]+-)?csrf_token"[^>]*value="([^"]+)"', html) or \
-        re.search(r'value="([^"]+)"[^>]*name="(?:[a-z]+-)?csrf_token"', html)
+    match = re.search(r'name="(?:[a-z]+-)?csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+        r'value="([^"]+)"[^>]*name="(?:[a-z]+-)?csrf_token"', html
+    )
     assert match, "no CSRF token in the page"
     return match.group(1)
 
@@ -256,19 +283,29 @@ def scrape_csrf(html: str) -> str:
 @pytest.fixture
 def csrf_token():
     """``csrf_token(client, path='/login')``: the CSRF token of a page, for hand-made posts."""
+
     def fetch(client, path: str = "/login") -> str:
         return scrape_csrf(client.get(path).get_data(as_text=True))
+
     return fetch
 
 
 @pytest.fixture
 def login(csrf_token):
     """``login(client, username, password=None)``: log in through the form; returns the response."""
+
     def do(client, username: str, password: str | None = None, **extra):
         token = csrf_token(client, "/login")
-        return client.post("/login", data={"username": username,
-                                           "password": password or PASSWORDS[username],
-                                           "csrf_token": token, **extra})
+        return client.post(
+            "/login",
+            data={
+                "username": username,
+                "password": password or PASSWORDS[username],
+                "csrf_token": token,
+                **extra,
+            },
+        )
+
     return do
 
 
@@ -309,6 +346,7 @@ def free_port() -> int:
 def live_server(store_path):
     """A waitress server (threads=8) over the store copy on a free port; yields its base URL."""
     from waitress.server import create_server
+
     from web import create_app
 
     app = create_app({"ZONEPLAN_DB": str(store_path), "SECRET_KEY": "live-secret"})
@@ -337,10 +375,12 @@ def browser():
     """Headless Chromium (Debian's, never a downloaded one) driven by Playwright."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("ZONEPLAN_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{CHROMIUM} is missing and ZONEPLAN_REQUIRE_BROWSER=1 "
-                        "(apt-get install chromium)")
+            pytest.fail(
+                f"{CHROMIUM} is missing and ZONEPLAN_REQUIRE_BROWSER=1 (apt-get install chromium)"
+            )
         pytest.skip(f"{CHROMIUM} is not installed")
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
@@ -362,6 +402,7 @@ def page(browser):
         else:
             pg.zp_blocked.append(route.request.url)
             route.abort()
+
     pg.route("**/*", guard)
     pg.on("console", lambda msg: pg.zp_errors.append(msg.text) if msg.type == "error" else None)
     pg.on("pageerror", lambda err: pg.zp_errors.append(str(err)))

@@ -6,6 +6,7 @@ one operational road R1 along y = 0 from x = 0 to 1000; expansion area EXP-T, th
 A plot is reached by a road within 25 m, so the cheapest road is a straight 125 m spur
 from the road (y = 0) to y = 125 below P1: 125 m x 1000 tenge/m = 125,000 tenge.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,8 +44,15 @@ def _gdf(rows, geoms):
 
 
 def _asset(aid, status="operational", **kw):
-    return {"asset_id": aid, "name": None, "status": status, "since": None, "due": None,
-            "note": None, **kw}
+    return {
+        "asset_id": aid,
+        "name": None,
+        "status": status,
+        "since": None,
+        "due": None,
+        "note": None,
+        **kw,
+    }
 
 
 def _plot(pid, status="candidate", exp="EXP-T"):
@@ -55,16 +63,22 @@ def toy_zone(*, zone: shapely.Polygon | None = None, extra_plots=()) -> dict:
     """The module's toy zone; ``zone`` adds a protection zone (planned: any status forbids)."""
     plots = [(_plot("P1"), box(350, 150, 450, 250))] + list(extra_plots)
     layers = {
-        "roads": _gdf([_asset("R1", **{"class": "local"})],
-                      [shapely.LineString([P(0, 0), P(1000, 0)])]),
-        "expansion": _gdf([{"exp_id": "EXP-T", "name": "Toy", "status": "approved"},
-                           {"exp_id": "EXP-E", "name": "Empty", "status": "proposed"}],
-                          [box(300, 100, 500, 300), box(2000, 2000, 2100, 2100)]),
+        "roads": _gdf(
+            [_asset("R1", **{"class": "local"})], [shapely.LineString([P(0, 0), P(1000, 0)])]
+        ),
+        "expansion": _gdf(
+            [
+                {"exp_id": "EXP-T", "name": "Toy", "status": "approved"},
+                {"exp_id": "EXP-E", "name": "Empty", "status": "proposed"},
+            ],
+            [box(300, 100, 500, 300), box(2000, 2000, 2100, 2100)],
+        ),
         "plots": _gdf([r for r, _ in plots], [g for _, g in plots]),
     }
     if zone is not None:
-        layers["prot_zones"] = _gdf([_asset("PZ-1", status="planned", kind="gas", width_m=10.0)],
-                                    [zone])
+        layers["prot_zones"] = _gdf(
+            [_asset("PZ-1", status="planned", kind="gas", width_m=10.0)], [zone]
+        )
     return layers
 
 
@@ -75,8 +89,14 @@ def _model(layers):
 def _design(layers, targets=("P1",), **kw):
     model = _model(layers)
     area = layers["expansion"].geometry.values[0]
-    graph = build_corridors(model, area, list(targets), kind="road",
-                            costs=CostModel.default("road", per_m=PER_M), spacing_m=25.0)
+    graph = build_corridors(
+        model,
+        area,
+        list(targets),
+        kind="road",
+        costs=CostModel.default("road", per_m=PER_M),
+        spacing_m=25.0,
+    )
     return graph, design_access(graph, time_limit=None, **kw)
 
 
@@ -95,8 +115,10 @@ def _check_design(graph, design, layers):
             continue
         assert any(n in g and nx.has_path(g, n, NET) for n in graph.reach[k].tolist()), pid
     if len(graph.forbidden):
-        inside = shapely.intersection(shapely.union_all(graph.forbidden).buffer(-0.01),
-                                      shapely.union_all(segs.geometry.values))
+        inside = shapely.intersection(
+            shapely.union_all(graph.forbidden).buffer(-0.01),
+            shapely.union_all(segs.geometry.values),
+        )
         assert shapely.length(inside) < 1e-6
     network = shapely.union_all(list(layers["roads"].geometry) + list(segs.geometry))
     plots = layers["plots"].set_index("plot_id")
@@ -133,8 +155,9 @@ def test_a_protection_zone_forces_a_detour():
 
 
 def test_a_plot_closed_in_is_named_unreachable_with_the_reason():
-    ring = shapely.Polygon(box(550, 100, 760, 310).exterior.coords,
-                           [box(599, 149, 711, 261).exterior.coords])
+    ring = shapely.Polygon(
+        box(550, 100, 760, 310).exterior.coords, [box(599, 149, 711, 261).exterior.coords]
+    )
     layers = toy_zone(zone=ring, extra_plots=[(_plot("P2"), box(600, 150, 710, 260))])
     graph, design = _design(layers, targets=("P1", "P2"))
     _check_design(graph, design, layers)
@@ -145,15 +168,21 @@ def test_a_plot_closed_in_is_named_unreachable_with_the_reason():
 
 
 def test_an_occupied_plot_is_not_crossed_and_a_served_plot_costs_nothing():
-    extra = [(_plot("P3", "occupied", None), box(300, 20, 500, 120)),
-             (_plot("P4", "available"), box(700, 10, 800, 110))]
+    extra = [
+        (_plot("P3", "occupied", None), box(300, 20, 500, 120)),
+        (_plot("P4", "available"), box(700, 10, 800, 110)),
+    ]
     layers = toy_zone(extra_plots=extra)
     graph, design = _design(layers, targets=("P1", "P4"))
     _check_design(graph, design, layers)
     assert design.summary["already_served"] == ["P4"]
     taken = layers["plots"].geometry.values[1]
-    assert shapely.length(shapely.intersection(taken.buffer(-0.01),
-                                               shapely.union_all(design.segments.geometry))) == 0
+    assert (
+        shapely.length(
+            shapely.intersection(taken.buffer(-0.01), shapely.union_all(design.segments.geometry))
+        )
+        == 0
+    )
     assert design.summary["cost"] > 125 * PER_M
 
 
@@ -161,8 +190,14 @@ def test_freight_can_pay_for_a_shorter_route():
     layers = toy_zone()
     layers["gates"] = _gdf([_asset("G1")], [shapely.Point(P(1000, 0))])
     model = _model(layers)
-    graph = build_corridors(model, layers["expansion"].geometry.values[0], ["P1"], kind="road",
-                            costs=CostModel.default("road", per_m=PER_M), spacing_m=25.0)
+    graph = build_corridors(
+        model,
+        layers["expansion"].geometry.values[0],
+        ["P1"],
+        kind="road",
+        costs=CostModel.default("road", per_m=PER_M),
+        spacing_m=25.0,
+    )
     fm = freight_model(model, graph, years=10, tonnes={"P1": 50_000.0})
     design = design_access(graph, time_limit=None, freight=fm)
     s = design.summary
@@ -172,7 +207,9 @@ def test_freight_can_pay_for_a_shorter_route():
     assert base["cost"] == pytest.approx(125 * PER_M)
     # freight weight 50 kt x 10 yr x 30 tenge/t-km = 15,000 tenge per metre: heading
     # east toward the gate pays for itself, so the total falls below the freight-blind one
-    assert s["total"] <= base["total"] + 1e-6 and s["saving"] == pytest.approx(base["total"] - s["total"])
+    assert s["total"] <= base["total"] + 1e-6 and s["saving"] == pytest.approx(
+        base["total"] - s["total"]
+    )
     assert s["gap"] <= 1e-6
     with pytest.raises(ValueError, match="positive"):
         freight_model(model, graph, years=0)
@@ -180,8 +217,9 @@ def test_freight_can_pay_for_a_shorter_route():
 
 def test_a_progress_callback_that_raises_stops_the_design():
     layers = toy_zone()
-    graph = build_corridors(_model(layers), layers["expansion"].geometry.values[0], ["P1"],
-                            kind="road", spacing_m=25.0)
+    graph = build_corridors(
+        _model(layers), layers["expansion"].geometry.values[0], ["P1"], kind="road", spacing_m=25.0
+    )
 
     class Stop(Exception):
         pass
@@ -189,6 +227,7 @@ def test_a_progress_callback_that_raises_stops_the_design():
     def cancel(fraction, message):
         if "Steiner" in message:
             raise Stop(message)
+
     with pytest.raises(Stop, match="round 1"):
         design_access(graph, progress=cancel)
 
@@ -220,8 +259,28 @@ def _sha(path):
 
 def test_cli_json_stp_out_and_steiner_agree(toy_db, tmp_path, capsys):
     stp = tmp_path / "toy.stp"
-    assert main(["access", "design", "--db", toy_db, "--area", "EXP-T", "--kind", "road",
-                 "--cost-per-m", "1000", "--spacing", "25", "--json", "--stp-out", str(stp)]) == 0
+    assert (
+        main(
+            [
+                "access",
+                "design",
+                "--db",
+                toy_db,
+                "--area",
+                "EXP-T",
+                "--kind",
+                "road",
+                "--cost-per-m",
+                "1000",
+                "--spacing",
+                "25",
+                "--json",
+                "--stp-out",
+                str(stp),
+            ]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     s = doc["summary"]
     assert doc["type"] == "FeatureCollection" and s["targets"] == ["P1"] and s["unreachable"] == []
@@ -238,8 +297,28 @@ def test_cli_json_stp_out_and_steiner_agree(toy_db, tmp_path, capsys):
 def test_cli_commit_stores_planned_roads_with_audit_and_servicing_uses_them(toy_db, capsys):
     before = ServicingModel(open_store(toy_db).snapshot(), today="2026-01-01")
     assert not before.answer("P1", as_of="2027-06-01")[0]["road"]["fronts"]
-    assert main(["access", "design", "--db", toy_db, "--area", "EXP-T", "--kind", "road",
-                 "--spacing", "25", "--commit", "--due", "2027-05-01", "--user", "planner"]) == 0
+    assert (
+        main(
+            [
+                "access",
+                "design",
+                "--db",
+                toy_db,
+                "--area",
+                "EXP-T",
+                "--kind",
+                "road",
+                "--spacing",
+                "25",
+                "--commit",
+                "--due",
+                "2027-05-01",
+                "--user",
+                "planner",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "committed as planned roads RD-001, due 2027-05-01" in out
     store = open_store(toy_db)
@@ -255,18 +334,24 @@ def test_cli_commit_stores_planned_roads_with_audit_and_servicing_uses_them(toy_
     assert model.answer("P1", as_of="2027-05-01")[0]["road"]["fronts"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--area", "EXP-9", "--kind", "road"], "unknown expansion area 'EXP-9'"),
-    (["--area", "EXP-E", "--kind", "road"], "no target plots"),
-    (["--area", "EXP-T", "--kind", "road", "--cost-per-m", "-5"], "must be finite numbers >= 0"),
-    (["--area", "EXP-T", "--kind", "road", "--targets", "P-404"], "unknown plots: P-404"),
-    (["--kind", "road"], "give an expansion area"),
-    (["--area", "EXP-T", "--kind", "road", "--commit"], "--commit needs --due"),
-    (["--area", "EXP-T", "--kind", "road", "--commit", "--due", "2027-02-30"], "2027-02-30"),
-    (["--area", "EXP-T", "--kind", "road", "--time-limit", "0"], "positive"),
-    (["--area", "EXP-T", "--kind", "power", "--freight-years", "5"], "not to power feeders"),
-    (["--area", "EXP-T", "--kind", "road", "--tonnes", "P1"], "PLOT=TONNES"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--area", "EXP-9", "--kind", "road"], "unknown expansion area 'EXP-9'"),
+        (["--area", "EXP-E", "--kind", "road"], "no target plots"),
+        (
+            ["--area", "EXP-T", "--kind", "road", "--cost-per-m", "-5"],
+            "must be finite numbers >= 0",
+        ),
+        (["--area", "EXP-T", "--kind", "road", "--targets", "P-404"], "unknown plots: P-404"),
+        (["--kind", "road"], "give an expansion area"),
+        (["--area", "EXP-T", "--kind", "road", "--commit"], "--commit needs --due"),
+        (["--area", "EXP-T", "--kind", "road", "--commit", "--due", "2027-02-30"], "2027-02-30"),
+        (["--area", "EXP-T", "--kind", "road", "--time-limit", "0"], "positive"),
+        (["--area", "EXP-T", "--kind", "power", "--freight-years", "5"], "not to power feeders"),
+        (["--area", "EXP-T", "--kind", "road", "--tonnes", "P1"], "PLOT=TONNES"),
+    ],
+)
 def test_cli_bad_input_is_a_clear_error_and_writes_nothing(toy_db, capsys, argv, message):
     before = _sha(toy_db)
     assert main(["access", "design", "--db", toy_db, *argv]) == 1
@@ -278,7 +363,12 @@ def test_steiner_default_budget_and_prove_flag(tmp_path, capsys):
     import inspect
 
     from planner.access import DEFAULT_TIME_LIMIT_S, steiner_tree, write_stp
-    assert inspect.signature(steiner_tree).parameters["time_limit"].default == DEFAULT_TIME_LIMIT_S == 10.0
+
+    assert (
+        inspect.signature(steiner_tree).parameters["time_limit"].default
+        == DEFAULT_TIME_LIMIT_S
+        == 10.0
+    )
     path = tmp_path / "star.stp"
     write_stp(path, [(1, 4, 6.0), (2, 4, 6.0), (3, 4, 6.0), (1, 2, 10.0)], [1, 2, 3])
     assert main(["access", "steiner", str(path), "--json"]) == 0
@@ -290,9 +380,11 @@ def test_steiner_default_budget_and_prove_flag(tmp_path, capsys):
 
 def test_commit_refuses_a_design_crossing_a_plot_taken_since(toy_db):
     from usecases.access_design import AccessDesignError, commit_design, design_document, run_design
+
     store = open_store(toy_db)
-    doc = design_document(run_design(store, kind="road", area_id="EXP-T", spacing_m=25.0,
-                                     time_limit=None))
+    doc = design_document(
+        run_design(store, kind="road", area_id="EXP-T", spacing_m=25.0, time_limit=None)
+    )
     x, y = doc["features"][0]["geometry"]["coordinates"][0]
     with store.transaction("test") as tx:  # someone reserves land across the spur meanwhile
         tx.insert("plots", _gdf([_plot("P9", "reserved", None)], [box(300, 30, 500, 90)]))
@@ -308,9 +400,31 @@ def test_cli_freight_years_reports_freight_and_the_saving(toy_db, tmp_path, caps
     with open_store(toy_db).transaction("test") as tx:
         tx.insert("gates", _gdf([_asset("G1")], [shapely.Point(P(1000, 0))]))
     out = tmp_path / "design.geojson"
-    assert main(["access", "design", "--db", toy_db, "--area", "EXP-T", "--kind", "road",
-                 "--spacing", "25", "--cost-per-m", "1000", "--freight-years", "10",
-                 "--tonnes", "P1=50000", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "access",
+                "design",
+                "--db",
+                toy_db,
+                "--area",
+                "EXP-T",
+                "--kind",
+                "road",
+                "--spacing",
+                "25",
+                "--cost-per-m",
+                "1000",
+                "--freight-years",
+                "10",
+                "--tonnes",
+                "P1=50000",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "freight over 10 years" in text and "construction-only design" in text
     s = json.loads(out.read_text())["summary"]

@@ -3,6 +3,7 @@
 Arterial 50 km/h = 0.0012 min/m, local 30 km/h = 0.002 min/m, the straight gap from a
 station to its road node at 20 km/h = 0.003 min/m.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,12 +12,12 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from test_servicing import tiny_zone
 
 import planner.steiner
 from planner import access
 from planner.access import accessibility, isochrones, metrics_document, parse_bands
 from planner.servicing import ServicingModel
-from test_servicing import tiny_zone
 
 
 @pytest.fixture
@@ -26,8 +27,13 @@ def model(monkeypatch):
 
 
 def test_steiner_is_re_exported():
-    for name in ("steiner_tree", "SteinerTree", "DisconnectedTerminalsError", "read_stp",
-                 "write_stp"):
+    for name in (
+        "steiner_tree",
+        "SteinerTree",
+        "DisconnectedTerminalsError",
+        "read_stp",
+        "write_stp",
+    ):
         assert getattr(access, name) is getattr(planner.steiner, name)
 
 
@@ -55,8 +61,7 @@ def test_isochrones(model):
     iso = isochrones(model, "0.5,1")
     assert dict(zip(iso["plot_id"], iso["minutes"])) == {"P1": 0.5, "P3": 0.5, "P4": 0.5}
     iso = isochrones(model, [2, 0.2, 0.5])
-    assert dict(zip(iso["plot_id"], iso["minutes"])) == {"P1": 0.2, "P2": 2.0, "P3": 0.5,
-                                                          "P4": 0.5}
+    assert dict(zip(iso["plot_id"], iso["minutes"])) == {"P1": 0.2, "P2": 2.0, "P3": 0.5, "P4": 0.5}
     assert isinstance(iso, gpd.GeoDataFrame) and iso.crs.to_epsg() == 32643
 
 
@@ -78,6 +83,7 @@ def test_document(model):
 @pytest.fixture(scope="module")
 def tiny_db(tmp_path_factory):
     from geo.store import create_store
+
     path = tmp_path_factory.mktemp("access") / "tiny.gpkg"
     store = create_store(path)
     with store.transaction("test") as tx:
@@ -89,9 +95,24 @@ def tiny_db(tmp_path_factory):
 
 def test_cli(tiny_db, tmp_path, capsys, monkeypatch):
     from zoneplan.cli import main
+
     monkeypatch.setenv("ZONEPLAN_TODAY", "2026-01-01")
-    assert main(["access", "metrics", "--db", tiny_db, "--json", "--minutes", "0.5,1",
-                 "--as-of", "2022-11-01"]) == 0
+    assert (
+        main(
+            [
+                "access",
+                "metrics",
+                "--db",
+                tiny_db,
+                "--json",
+                "--minutes",
+                "0.5,1",
+                "--as-of",
+                "2022-11-01",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["as_of"] == "2022-11-01" and doc["minutes"] == [0.5, 1.0]
     assert main(["access", "metrics", "--db", tiny_db]) == 0

@@ -1,4 +1,5 @@
 """``zoneplan access steiner`` solves SteinLib files end to end."""
+
 from __future__ import annotations
 
 import json

@@ -22,7 +22,10 @@ def plots_frame(*rows: tuple) -> pd.DataFrame:
 
 
 def apps_frame(*rows: tuple) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["app_id", "min_ha", "max_ha", "sector", "rail_need", "power_kw", "invest", "jobs"])
+    return pd.DataFrame(
+        rows,
+        columns=["app_id", "min_ha", "max_ha", "sector", "rail_need", "power_kw", "invest", "jobs"],
+    )
 
 
 def caps_frame(**headroom: float) -> pd.DataFrame:
@@ -43,7 +46,9 @@ def reasons(result) -> dict:
 def compatible(plot: pd.Series, app: pd.Series, caps: dict) -> bool:
     """Static rules, written independently of the module with plain Python."""
     allowed = {code.strip().upper() for code in str(plot["sectors"]).split(",")}
-    node_ok = app["power_kw"] == 0 or (plot["node"] is not None and caps.get(plot["node"], 0) >= app["power_kw"])
+    node_ok = app["power_kw"] == 0 or (
+        plot["node"] is not None and caps.get(plot["node"], 0) >= app["power_kw"]
+    )
     return (
         app["min_ha"] <= plot["area_ha"] <= app["max_ha"]
         and ("*" in allowed or app["sector"].upper() in allowed)
@@ -66,14 +71,20 @@ def assert_feasible(result, plots: pd.DataFrame, apps: pd.DataFrame, caps: pd.Da
         if app["power_kw"] > 0:
             load[plot["node"]] = load.get(plot["node"], 0) + app["power_kw"]
     assert all(load[node] <= headroom.get(node, 0) + 1e-6 for node in load)
-    assert result.assignments["reason"].isna().tolist() == result.assignments["plot_id"].notna().tolist()
+    assert (
+        result.assignments["reason"].isna().tolist()
+        == result.assignments["plot_id"].notna().tolist()
+    )
     return float(by_app.loc[chosen["app_id"], "invest"].sum())
 
 
 def brute_force(plots: pd.DataFrame, apps: pd.DataFrame, caps: pd.DataFrame, value: str) -> float:
     """Best objective over every partial injective assignment."""
     headroom = dict(zip(caps["node"], caps["power_kw"]))
-    options = [[None] + [j for j in range(len(plots)) if compatible(plots.iloc[j], apps.iloc[i], headroom)] for i in range(len(apps))]
+    options = [
+        [None] + [j for j in range(len(plots)) if compatible(plots.iloc[j], apps.iloc[i], headroom)]
+        for i in range(len(apps))
+    ]
     best = 0.0
     for choice in itertools.product(*options):
         used = [j for j in choice if j is not None]
@@ -86,19 +97,27 @@ def brute_force(plots: pd.DataFrame, apps: pd.DataFrame, caps: pd.DataFrame, val
                 load[node] = load.get(node, 0) + apps.iloc[i]["power_kw"]
         if any(load[node] > headroom.get(node, 0) for node in load):
             continue
-        worth = [1.0 if value == "count" else apps.iloc[i][value] for i, j in enumerate(choice) if j is not None]
+        worth = [
+            1.0 if value == "count" else apps.iloc[i][value]
+            for i, j in enumerate(choice)
+            if j is not None
+        ]
         best = max(best, float(sum(worth)))
     return best
 
 
-def random_instance(rng: np.random.Generator, n_apps: int, n_plots: int, n_nodes: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def random_instance(
+    rng: np.random.Generator, n_apps: int, n_plots: int, n_nodes: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     nodes = [f"S{n}" for n in range(n_nodes)]
     plots = pd.DataFrame(
         {
             "plot_id": [f"P{j}" for j in range(n_plots)],
             "area_ha": rng.integers(1, 12, n_plots).astype(float),
             "rail": rng.random(n_plots) < 0.5,
-            "node": [nodes[k] if k < n_nodes else None for k in rng.integers(0, n_nodes + 1, n_plots)],
+            "node": [
+                nodes[k] if k < n_nodes else None for k in rng.integers(0, n_nodes + 1, n_plots)
+            ],
             "sectors": rng.choice(["A", "B", "A,B", "*"], n_plots),
         }
     )
@@ -115,7 +134,9 @@ def random_instance(rng: np.random.Generator, n_apps: int, n_plots: int, n_nodes
             "jobs": rng.integers(1, 50, n_apps).astype(float),
         }
     )
-    caps = pd.DataFrame({"node": nodes, "power_kw": rng.choice([200, 500, 800, 1200], n_nodes).astype(float)})
+    caps = pd.DataFrame(
+        {"node": nodes, "power_kw": rng.choice([200, 500, 800, 1200], n_nodes).astype(float)}
+    )
     return plots, apps, caps
 
 
@@ -141,13 +162,22 @@ def test_capacity_binds_and_greedy_is_worse():
 
 def test_plot_conflict_solved_as_assignment_beats_first_come():
     plots = plots_frame(("P1", 6.0, False, "S1", "*"), ("P2", 12.0, False, "S1", "*"))
-    apps = apps_frame(("A", 5, 12, "C20", False, 100, 1, 1), ("B", 5, 7, "C20", False, 100, 5, 1), ("C", 10, 12, "C20", False, 100, 5, 1))
+    apps = apps_frame(
+        ("A", 5, 12, "C20", False, 100, 1, 1),
+        ("B", 5, 7, "C20", False, 100, 5, 1),
+        ("C", 10, 12, "C20", False, 100, 5, 1),
+    )
     caps = caps_frame(S1=10_000)
 
     best = solve(plots, apps, caps, objective="investment")
     greedy = solve(plots, apps, caps, objective="investment", method="greedy")
 
-    assert (best.objective, best.method, best.status, best.gap) == (10.0, "assignment", "optimal", 0.0)
+    assert (best.objective, best.method, best.status, best.gap) == (
+        10.0,
+        "assignment",
+        "optimal",
+        0.0,
+    )
     assert placed(best) == {"A": None, "B": "P1", "C": "P2"}
     assert reasons(best)["A"] == "every fitting plot went to a higher-value application"
     assert greedy.objective == 6.0
@@ -157,7 +187,11 @@ def test_plot_conflict_solved_as_assignment_beats_first_come():
 
 def test_objectives_choose_differently():
     plots = plots_frame(("P1", 5.0, False, "S1", "*"), ("P2", 5.0, False, "S1", "*"))
-    apps = apps_frame(("RICH", 4, 6, "C20", False, 900, 100, 5), ("JOBS", 4, 6, "C20", False, 500, 10, 80), ("SMALL", 4, 6, "C20", False, 400, 10, 20))
+    apps = apps_frame(
+        ("RICH", 4, 6, "C20", False, 900, 100, 5),
+        ("JOBS", 4, 6, "C20", False, 500, 10, 80),
+        ("SMALL", 4, 6, "C20", False, 400, 10, 20),
+    )
     caps = caps_frame(S1=900)
 
     assert placed(solve(plots, apps, caps, objective="investment"))["RICH"] is not None
@@ -167,14 +201,20 @@ def test_objectives_choose_differently():
 
 
 def test_greedy_takes_smallest_feasible_plot_with_id_tie_break():
-    plots = plots_frame(("P9", 7.0, False, "S1", "*"), ("P3", 6.0, False, "S1", "*"), ("P2", 6.0, False, "S1", "*"))
+    plots = plots_frame(
+        ("P9", 7.0, False, "S1", "*"), ("P3", 6.0, False, "S1", "*"), ("P2", 6.0, False, "S1", "*")
+    )
     apps = apps_frame(("A", 5, 8, "C20", False, 0, 1, 1), ("B", 5, 8, "C20", False, 0, 1, 1))
     result = solve(plots, apps, caps_frame(S1=0), method="greedy")
     assert placed(result) == {"A": "P2", "B": "P3"}
 
 
 def test_weighted_objective_prefers_near_fitting_preferred_plot():
-    plots = plots_frame(("BIG", 20.0, False, "S1", "*"), ("FIT", 5.0, False, "S1", "*"), ("FAR", 5.0, False, "S1", "*"))
+    plots = plots_frame(
+        ("BIG", 20.0, False, "S1", "*"),
+        ("FIT", 5.0, False, "S1", "*"),
+        ("FAR", 5.0, False, "S1", "*"),
+    )
     plots["dist_m"] = [100.0, 100.0, 3000.0]
     apps = apps_frame(("A", 5, 20, "C20", False, 100, 1, 1))
     caps = caps_frame(S1=1000)
@@ -247,7 +287,10 @@ def test_zero_power_application_needs_no_substation():
 def test_unlisted_substation_has_zero_headroom():
     plots = plots_frame(("P1", 5.0, False, "S9", "*"))
     apps = apps_frame(("A", 4, 6, "X", False, 50, 1, 1))
-    assert reasons(solve(plots, apps, caps_frame(S1=1000)))["A"] == "substation S9 headroom 0 kW < 50 kW needed"
+    assert (
+        reasons(solve(plots, apps, caps_frame(S1=1000)))["A"]
+        == "substation S9 headroom 0 kW < 50 kW needed"
+    )
 
 
 # ----------------------------------------------------------------------------- random cross-checks
@@ -271,7 +314,12 @@ def test_milp_matches_brute_force(seed):
 def cbc_optimum(plots: pd.DataFrame, apps: pd.DataFrame, caps: pd.DataFrame) -> float:
     pulp = pytest.importorskip("pulp")
     headroom = dict(zip(caps["node"], caps["power_kw"]))
-    pairs = [(i, j) for i in range(len(apps)) for j in range(len(plots)) if compatible(plots.iloc[j], apps.iloc[i], headroom)]
+    pairs = [
+        (i, j)
+        for i in range(len(apps))
+        for j in range(len(plots))
+        if compatible(plots.iloc[j], apps.iloc[i], headroom)
+    ]
     model = pulp.LpProblem("allocation", pulp.LpMaximize)
     x = {pair: model.add_variable(f"x_{pair[0]}_{pair[1]}", cat="Binary") for pair in pairs}
     model += pulp.lpSum(apps.iloc[i]["invest"] * var for (i, _), var in x.items())
@@ -280,7 +328,14 @@ def cbc_optimum(plots: pd.DataFrame, apps: pd.DataFrame, caps: pd.DataFrame) -> 
     for j in range(len(plots)):
         model += pulp.lpSum(var for (_, p), var in x.items() if p == j) <= 1
     for node, cap in headroom.items():
-        model += pulp.lpSum(apps.iloc[i]["power_kw"] * var for (i, j), var in x.items() if plots.iloc[j]["node"] == node) <= cap
+        model += (
+            pulp.lpSum(
+                apps.iloc[i]["power_kw"] * var
+                for (i, j), var in x.items()
+                if plots.iloc[j]["node"] == node
+            )
+            <= cap
+        )
     model.solve(pulp.PULP_CBC_CMD(msg=False))
     return float(pulp.value(model.objective) or 0.0)
 
@@ -288,7 +343,9 @@ def cbc_optimum(plots: pd.DataFrame, apps: pd.DataFrame, caps: pd.DataFrame) -> 
 @pytest.mark.filterwarnings("ignore:PULP_CBC_CMD is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("seed", range(4))
 def test_milp_matches_cbc_on_medium_instances(seed):
-    plots, apps, caps = random_instance(np.random.default_rng(100 + seed), n_apps=30, n_plots=60, n_nodes=4)
+    plots, apps, caps = random_instance(
+        np.random.default_rng(100 + seed), n_apps=30, n_plots=60, n_nodes=4
+    )
     result = solve(plots, apps, caps, objective="investment")
     assert result.objective == pytest.approx(cbc_optimum(plots, apps, caps), rel=1e-9)
     assert assert_feasible(result, plots, apps, caps) == pytest.approx(result.objective)
@@ -311,7 +368,9 @@ def test_solver_prints_nothing_to_stdout():
         "r = solve(p, a, pd.DataFrame({'node': ['S1'], 'power_kw': [1000]}), objective='investment')\n"
         "assert r.method == 'milp', r.method\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
 
@@ -323,7 +382,11 @@ def test_empty_tables_give_clear_results():
     plots = plots_frame(("P1", 5.0, False, "S1", "*"))
     apps = apps_frame(("A", 4, 6, "X", False, 0, 1, 1))
     no_apps = solve(plots, apps.iloc[0:0], caps_frame(S1=1))
-    assert no_apps.assignments.empty and list(no_apps.assignments.columns) == ["app_id", "plot_id", "reason"]
+    assert no_apps.assignments.empty and list(no_apps.assignments.columns) == [
+        "app_id",
+        "plot_id",
+        "reason",
+    ]
     assert (no_apps.objective, no_apps.status) == (0.0, "optimal")
     no_plots = solve(plots.iloc[0:0], apps, caps_frame(S1=1))
     assert reasons(no_plots) == {"A": "no plot of 4–6 ha"}
@@ -341,17 +404,44 @@ def test_all_headroom_zero_places_only_powerless_applications():
     ("change", "message"),
     [
         (lambda p, a, c: (p.drop(columns="rail"), a, c), "plots: missing column(s) rail"),
-        (lambda p, a, c: (p, a.drop(columns=["jobs", "invest"]), c), "applications: missing column(s) invest, jobs"),
-        (lambda p, a, c: (p, a, c.drop(columns="power_kw")), "capacities: missing column(s) power_kw"),
+        (
+            lambda p, a, c: (p, a.drop(columns=["jobs", "invest"]), c),
+            "applications: missing column(s) invest, jobs",
+        ),
+        (
+            lambda p, a, c: (p, a, c.drop(columns="power_kw")),
+            "capacities: missing column(s) power_kw",
+        ),
         (lambda p, a, c: (p.assign(plot_id=["P1", "P1"]), a, c), "plots: duplicate plot_id ['P1']"),
-        (lambda p, a, c: (p, a.assign(app_id=["A", "A"]), c), "applications: duplicate app_id ['A']"),
+        (
+            lambda p, a, c: (p, a.assign(app_id=["A", "A"]), c),
+            "applications: duplicate app_id ['A']",
+        ),
         (lambda p, a, c: (p, a, pd.concat([c, c])), "capacities: duplicate node ['S1']"),
-        (lambda p, a, c: (p, a.assign(power_kw=[100, -5]), c), "applications: column power_kw is negative at row 1 (app_id 'B')"),
-        (lambda p, a, c: (p, a.assign(invest=["1", "lots"]), c), "applications: column invest is not a number at row 1 (app_id 'B')"),
-        (lambda p, a, c: (p.assign(area_ha=[None, 5.0]), a, c), "plots: column area_ha is empty at row 0 (plot_id 'P1')"),
-        (lambda p, a, c: (p, a.assign(min_ha=[4, 9]), c), "applications: min_ha > max_ha at row 1 (app_id 'B')"),
-        (lambda p, a, c: (p.assign(rail=["yes", "maybe"]), a, c), "plots: column rail is not yes/no at row 1 (plot_id 'P2')"),
-        (lambda p, a, c: (p, a, c.assign(power_kw=[-1])), "capacities: column power_kw is negative at row 0 (node 'S1')"),
+        (
+            lambda p, a, c: (p, a.assign(power_kw=[100, -5]), c),
+            "applications: column power_kw is negative at row 1 (app_id 'B')",
+        ),
+        (
+            lambda p, a, c: (p, a.assign(invest=["1", "lots"]), c),
+            "applications: column invest is not a number at row 1 (app_id 'B')",
+        ),
+        (
+            lambda p, a, c: (p.assign(area_ha=[None, 5.0]), a, c),
+            "plots: column area_ha is empty at row 0 (plot_id 'P1')",
+        ),
+        (
+            lambda p, a, c: (p, a.assign(min_ha=[4, 9]), c),
+            "applications: min_ha > max_ha at row 1 (app_id 'B')",
+        ),
+        (
+            lambda p, a, c: (p.assign(rail=["yes", "maybe"]), a, c),
+            "plots: column rail is not yes/no at row 1 (plot_id 'P2')",
+        ),
+        (
+            lambda p, a, c: (p, a, c.assign(power_kw=[-1])),
+            "capacities: column power_kw is negative at row 0 (node 'S1')",
+        ),
         (lambda p, a, c: ([], a, c), "plots: expected a pandas DataFrame, got list"),
     ],
 )
@@ -366,11 +456,20 @@ def test_bad_input_raises_named_error(change, message):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"objective": "profit"}, "objective must be one of investment, jobs, count, weighted, got 'profit'"),
+        (
+            {"objective": "profit"},
+            "objective must be one of investment, jobs, count, weighted, got 'profit'",
+        ),
         ({"method": "magic"}, "method must be one of milp, greedy, got 'magic'"),
-        ({"weights": {"beauty": 1.0}}, "unknown weight(s) ['beauty']; known: ['distance', 'fit', 'invest', 'jobs', 'preference', 'priority']"),
+        (
+            {"weights": {"beauty": 1.0}},
+            "unknown weight(s) ['beauty']; known: ['distance', 'fit', 'invest', 'jobs', 'preference', 'priority']",
+        ),
         ({"weights": {"jobs": -1.0}}, "weights must be finite and non-negative: {'jobs': -1.0}"),
-        ({"objective": "jobs", "weights": {"jobs": 1.0}}, "weights apply only to objective='weighted'"),
+        (
+            {"objective": "jobs", "weights": {"jobs": 1.0}},
+            "weights apply only to objective='weighted'",
+        ),
         ({"time_limit": 0}, "time_limit must be positive, got 0"),
     ],
 )
@@ -387,7 +486,9 @@ def test_bad_options_raise(options, message):
 
 def test_read_applications_csv_types_rows(tmp_path):
     path = tmp_path / "apps.csv"
-    path.write_text("app_id,min_ha,max_ha,sector,rail_need,power_kw,invest,jobs,water_m3d\nA-1,8,10,C20,yes,4000,1e9,120,\nA-2,2,3,C10,no,0,5e8,10,15\n")
+    path.write_text(
+        "app_id,min_ha,max_ha,sector,rail_need,power_kw,invest,jobs,water_m3d\nA-1,8,10,C20,yes,4000,1e9,120,\nA-2,2,3,C10,no,0,5e8,10,15\n"
+    )
     frame = read_applications_csv(path)
     assert frame["rail_need"].tolist() == [True, False]
     assert frame["power_kw"].tolist() == [4000.0, 0.0]

@@ -1,5 +1,6 @@
 """The JSON API through the test client: every endpoint, filters, paging, roles, the
 application lifecycle, exports, uploads and the error contract."""
+
 from __future__ import annotations
 
 import io
@@ -11,11 +12,11 @@ import pytest
 import shapefile  # pyshp: an independent reader
 
 from geo.layers import LAYERS, SECTORS, parse_sectors
-from web import deps
 
 
 def token(store, username: str) -> dict[str, str]:
     from usecases import accounts
+
     return {"Authorization": f"Bearer {accounts.issue_token(store, username)}"}
 
 
@@ -41,8 +42,11 @@ def ids(response) -> list[str]:
 def coords(fc):
     for f in fc["features"]:
         geom = f["geometry"]
-        rings = geom["coordinates"] if geom["type"] == "Polygon" else \
-            [r for p in geom["coordinates"] for r in p]
+        rings = (
+            geom["coordinates"]
+            if geom["type"] == "Polygon"
+            else [r for p in geom["coordinates"] for r in p]
+        )
         for ring in rings:
             yield from ring
 
@@ -58,9 +62,13 @@ def test_plots_are_wgs84_geojson_of_available_plots(client, store):
     assert sorted(ids(r)) == sorted(want["plot_id"])
     assert all(76 < x < 78 and 43 < y < 44 for x, y in coords(fc))
     props = fc["features"][0]["properties"]
-    assert {"plot_id", "area_ha", "sectors", "status", "rail", "power_headroom_kw", "ready"} <= set(props)
-    assert all(f["id"] == f["properties"]["plot_id"] and f["properties"]["status"] == "available"
-               for f in fc["features"])
+    assert {"plot_id", "area_ha", "sectors", "status", "rail", "power_headroom_kw", "ready"} <= set(
+        props
+    )
+    assert all(
+        f["id"] == f["properties"]["plot_id"] and f["properties"]["status"] == "available"
+        for f in fc["features"]
+    )
 
 
 def test_area_filters_are_inclusive_and_combine(client, store):
@@ -81,8 +89,11 @@ def test_sector_filter(client, store):
     every = available(store).set_index("plot_id")
     for sector in ("food", "chemicals"):
         got = ids(client.get(f"/api/plots?sector={sector}&limit=1000"))
-        want = [pid for pid, text in every["sectors"].items()
-                if parse_sectors(text) is None or sector in parse_sectors(text)]
+        want = [
+            pid
+            for pid, text in every["sectors"].items()
+            if parse_sectors(text) is None or sector in parse_sectors(text)
+        ]
         assert sorted(got) == sorted(want)
         r = client.get(f"/api/plots?sector={sector}&limit=5")
         assert all(sector in f["properties"]["sectors"] for f in r.get_json()["features"])
@@ -106,8 +117,10 @@ def test_power_water_ready_filters_agree_with_the_properties(client):
         assert p["water"] and p["water_headroom_m3d"] >= 50
     ready = client.get("/api/plots?ready_by=2100-01-01&as_of=2023-01-01&limit=1000").get_json()
     assert all(f["properties"]["ready"] not in (None, "unknown") for f in ready["features"])
-    power = [f["properties"]["power_headroom_kw"] for f in
-             client.get("/api/plots?sort=-power&min_power=0&limit=50").get_json()["features"]]
+    power = [
+        f["properties"]["power_headroom_kw"]
+        for f in client.get("/api/plots?sort=-power&min_power=0&limit=50").get_json()["features"]
+    ]
     assert power == sorted(power, reverse=True)
 
 
@@ -115,12 +128,17 @@ def test_bbox_filters_by_the_spatial_index(client):
     fc = client.get("/api/plots?limit=1000").get_json()
     xs, ys = zip(*coords(fc))
     mid = (min(xs) + max(xs)) / 2
-    west = ids(client.get(f"/api/plots?bbox={min(xs) - 0.001},{min(ys) - 0.001},{mid},"
-                          f"{max(ys) + 0.001}&limit=1000"))
+    west = ids(
+        client.get(
+            f"/api/plots?bbox={min(xs) - 0.001},{min(ys) - 0.001},{mid},"
+            f"{max(ys) + 0.001}&limit=1000"
+        )
+    )
     assert 0 < len(west) < fc["numberMatched"]
     assert ids(client.get("/api/plots?bbox=10,10,11,11")) == []
     assert ids(client.get("/api/plots?bbox=-180,-90,180,90&limit=1000")) == ids(
-        client.get("/api/plots?limit=1000"))
+        client.get("/api/plots?limit=1000")
+    )
 
 
 def test_paging_is_stable_and_linked(client):
@@ -134,33 +152,39 @@ def test_paging_is_stable_and_linked(client):
         rels = {link["rel"] for link in body["links"]}
         assert ("next" in rels) == (offset + 7 < len(every)) and ("prev" in rels) == (offset > 0)
     assert pages == sorted(every)
-    nxt = [link["href"] for link in client.get("/api/plots?limit=7&min_area=1").get_json()["links"]
-           if link["rel"] == "next"][0]
+    nxt = [
+        link["href"]
+        for link in client.get("/api/plots?limit=7&min_area=1").get_json()["links"]
+        if link["rel"] == "next"
+    ][0]
     assert "offset=7" in nxt and "min_area=1" in nxt
     assert ids(client.get(nxt))[0] == ids(client.get("/api/plots?limit=8&min_area=1"))[7]
     beyond = client.get("/api/plots?offset=100000").get_json()
     assert beyond["numberReturned"] == 0 and beyond["numberMatched"] == len(every)
 
 
-@pytest.mark.parametrize("query, field", [
-    ("min_area=-1", "min_area"),
-    ("max_area=lots", "max_area"),
-    ("min_area=5&max_area=2", "max_area"),
-    ("sector=oil", "sector"),
-    ("rail=maybe", "rail"),
-    ("bbox=76.8,43.3,76.9", "bbox"),
-    ("bbox=76.9,43.3,76.8,43.4", "bbox"),
-    ("bbox=a,b,c,d", "bbox"),
-    ("limit=10001", "limit"),
-    ("limit=0", "limit"),
-    ("offset=-1", "offset"),
-    ("ready_by=2022-02-30", "ready_by"),
-    ("as_of=yesterday", "as_of"),
-    ("sort=price", "sort"),
-    ("status=sold", "status"),
-    ("min_power=nan", "min_power"),
-    ("colour=green", "colour"),
-])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("min_area=-1", "min_area"),
+        ("max_area=lots", "max_area"),
+        ("min_area=5&max_area=2", "max_area"),
+        ("sector=oil", "sector"),
+        ("rail=maybe", "rail"),
+        ("bbox=76.8,43.3,76.9", "bbox"),
+        ("bbox=76.9,43.3,76.8,43.4", "bbox"),
+        ("bbox=a,b,c,d", "bbox"),
+        ("limit=10001", "limit"),
+        ("limit=0", "limit"),
+        ("offset=-1", "offset"),
+        ("ready_by=2022-02-30", "ready_by"),
+        ("as_of=yesterday", "as_of"),
+        ("sort=price", "sort"),
+        ("status=sold", "status"),
+        ("min_power=nan", "min_power"),
+        ("colour=green", "colour"),
+    ],
+)
 def test_bad_parameters_are_400_naming_the_field(client, query, field):
     r = client.get(f"/api/plots?{query}")
     assert r.status_code == 400, query
@@ -171,8 +195,10 @@ def test_bad_parameters_are_400_naming_the_field(client, query, field):
 def test_any_visible_status_candidates_for_planners_only(client, investor, planner, store):
     want = sorted(store.read("plots", where={"status": "reserved"})["plot_id"])
     for headers in ({}, investor, planner):
-        assert sorted(ids(client.get("/api/plots?status=reserved&limit=1000",
-                                     headers=headers))) == want
+        assert (
+            sorted(ids(client.get("/api/plots?status=reserved&limit=1000", headers=headers)))
+            == want
+        )
     assert client.get("/api/plots?status=candidate").status_code == 401
     r = client.get("/api/plots?status=available,candidate", headers=investor)
     assert r.status_code == 403 and r.get_json()["field"] == "status"
@@ -231,8 +257,9 @@ def test_layers_listing_follows_public_flags(client, planner, store):
 def test_layer_features_paging_and_roles(client, investor, planner, store):
     fc = client.get("/api/layers/roads?limit=3&offset=1").get_json()
     assert fc["numberMatched"] == store.count("roads") and fc["numberReturned"] == 3
-    assert all(76 < x < 78 and 43 < y < 44 for f in fc["features"]
-               for x, y in f["geometry"]["coordinates"])
+    assert all(
+        76 < x < 78 and 43 < y < 44 for f in fc["features"] for x, y in f["geometry"]["coordinates"]
+    )
     text = json.dumps(client.get("/api/layers/roads?limit=1000").get_json(), ensure_ascii=False)
     assert any("\u0400" <= ch <= "\u04ff" for ch in text)  # Cyrillic names as stored
     assert client.get("/api/layers/applications").status_code == 401
@@ -248,15 +275,28 @@ def test_layer_features_paging_and_roles(client, investor, planner, store):
 
 
 # --------------------------------------------------------------------------- applications
-NEEDS = {"project": "Автокомпоненты", "company": "ТОО «Астана Моторс»", "sector": "machine",
-         "min_ha": 1, "max_ha": 20, "power_kw": 500, "water_m3d": 10, "rail_need": False,
-         "hazard": 2, "invest": 1.5e9, "jobs": 120}
+NEEDS = {
+    "project": "Автокомпоненты",
+    "company": "ТОО «Астана Моторс»",
+    "sector": "machine",
+    "min_ha": 1,
+    "max_ha": 20,
+    "power_kw": 500,
+    "water_m3d": 10,
+    "rail_need": False,
+    "hazard": 2,
+    "invest": 1.5e9,
+    "jobs": 120,
+}
 
 
 def a_plot_for(store, sector="machine") -> str:
     rows = available(store)
-    ok = [pid for pid, text in zip(rows["plot_id"], rows["sectors"])
-          if parse_sectors(text) is None or sector in parse_sectors(text)]
+    ok = [
+        pid
+        for pid, text in zip(rows["plot_id"], rows["sectors"])
+        if parse_sectors(text) is None or sector in parse_sectors(text)
+    ]
     return ok[0]
 
 
@@ -270,8 +310,11 @@ def test_application_lifecycle(client, investor, planner, store):
     assert [a["app_id"] for a in mine][0] == app["app_id"] and len(mine) == len(before) + 1
     # a planner accepts it for a plot: the plot is reserved in the same transaction
     pid = a_plot_for(store)
-    r = client.post(f"/api/applications/{app['app_id']}/accept", json={"plot_id": pid, "version": 1},
-                    headers=planner)
+    r = client.post(
+        f"/api/applications/{app['app_id']}/accept",
+        json={"plot_id": pid, "version": 1},
+        headers=planner,
+    )
     assert r.status_code == 200, r.get_json()
     assert r.get_json()["status"] == "reserved" and r.get_json()["assigned"] == pid
     assert store.get("plots", pid)["status"] == "reserved"
@@ -280,18 +323,24 @@ def test_application_lifecycle(client, investor, planner, store):
     assert seen["status"] == "reserved"
     # the plot is gone for the next one; a reason is required to reject
     second = client.post("/api/applications", json=NEEDS, headers=investor).get_json()
-    r = client.post(f"/api/applications/{second['app_id']}/accept", json={"plot_id": pid},
-                    headers=planner)
+    r = client.post(
+        f"/api/applications/{second['app_id']}/accept", json={"plot_id": pid}, headers=planner
+    )
     assert r.status_code == 409 and "reserved" in r.get_json()["error"]
-    r = client.post(f"/api/applications/{second['app_id']}/reject", json={"reason": ""},
-                    headers=planner)
+    r = client.post(
+        f"/api/applications/{second['app_id']}/reject", json={"reason": ""}, headers=planner
+    )
     assert r.status_code == 422 and r.get_json()["field"] == "reason"
-    r = client.post(f"/api/applications/{second['app_id']}/reject",
-                    json={"reason": "Нет свободной мощности"}, headers=planner)
+    r = client.post(
+        f"/api/applications/{second['app_id']}/reject",
+        json={"reason": "Нет свободной мощности"},
+        headers=planner,
+    )
     assert r.status_code == 200 and r.get_json()["reason"] == "Нет свободной мощности"
     # withdraw: only submitted ones
-    third = client.post("/api/applications", json={**NEEDS, "plot_id": a_plot_for(store)},
-                        headers=investor).get_json()
+    third = client.post(
+        "/api/applications", json={**NEEDS, "plot_id": a_plot_for(store)}, headers=investor
+    ).get_json()
     assert third["plot_id"]
     r = client.post(f"/api/applications/{third['app_id']}/withdraw", headers=investor)
     assert r.status_code == 200 and r.get_json()["status"] == "withdrawn"
@@ -301,6 +350,7 @@ def test_application_lifecycle(client, investor, planner, store):
 
 def test_application_roles_and_ownership(client, investor, planner, store):
     from usecases import accounts
+
     accounts.create_user(store, "bolat", "investor", "bolat-pass-123")
     other = token(store, "bolat")
     app = client.post("/api/applications", json=NEEDS, headers=investor).get_json()
@@ -310,25 +360,33 @@ def test_application_roles_and_ownership(client, investor, planner, store):
     theirs = client.get("/api/applications", headers=other).get_json()["applications"]
     assert app["app_id"] not in [a["app_id"] for a in theirs]
     assert client.get(f"/api/applications/{app['app_id']}", headers=other).status_code == 404
-    assert client.post(f"/api/applications/{app['app_id']}/withdraw",
-                       headers=other).status_code == 404
-    assert client.post(f"/api/applications/{app['app_id']}/accept", json={"plot_id": "x"},
-                       headers=investor).status_code == 403
+    assert (
+        client.post(f"/api/applications/{app['app_id']}/withdraw", headers=other).status_code == 404
+    )
+    assert (
+        client.post(
+            f"/api/applications/{app['app_id']}/accept", json={"plot_id": "x"}, headers=investor
+        ).status_code
+        == 403
+    )
     everyone = client.get("/api/applications?status=submitted", headers=planner).get_json()
     assert app["app_id"] in [a["app_id"] for a in everyone["applications"]]
     assert all(a["status"] == "submitted" for a in everyone["applications"])
     assert client.get("/api/applications?status=lost", headers=planner).status_code == 400
 
 
-@pytest.mark.parametrize("body, field", [
-    ({**NEEDS, "sector": "oil"}, "sector"),
-    ({**NEEDS, "min_ha": -1}, "min_ha"),
-    ({**NEEDS, "min_ha": 9, "max_ha": 2}, "max_ha"),
-    ({**NEEDS, "status": "reserved"}, "status"),
-    ({k: v for k, v in NEEDS.items() if k != "project"}, "project"),
-    ({**NEEDS, "jobs": "many"}, "jobs"),
-    ([1, 2], None),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({**NEEDS, "sector": "oil"}, "sector"),
+        ({**NEEDS, "min_ha": -1}, "min_ha"),
+        ({**NEEDS, "min_ha": 9, "max_ha": 2}, "max_ha"),
+        ({**NEEDS, "status": "reserved"}, "status"),
+        ({k: v for k, v in NEEDS.items() if k != "project"}, "project"),
+        ({**NEEDS, "jobs": "many"}, "jobs"),
+        ([1, 2], None),
+    ],
+)
 def test_bad_application_bodies_are_422_and_write_nothing(client, investor, store, body, field):
     before = store.count("applications")
     r = client.post("/api/applications", json=body, headers=investor)
@@ -339,24 +397,36 @@ def test_bad_application_bodies_are_422_and_write_nothing(client, investor, stor
 
 def test_stale_versions_conflict(client, investor, planner):
     app = client.post("/api/applications", json=NEEDS, headers=investor).get_json()
-    r = client.post(f"/api/applications/{app['app_id']}/reject",
-                    json={"reason": "x", "version": 5}, headers=planner)
+    r = client.post(
+        f"/api/applications/{app['app_id']}/reject",
+        json={"reason": "x", "version": 5},
+        headers=planner,
+    )
     assert r.status_code == 409 and "changed by someone else" in r.get_json()["error"]
 
 
 def test_malformed_and_oversized_bodies(app, client, investor):
-    r = client.post("/api/applications", data="{not json", headers={
-        **investor, "Content-Type": "application/json"})
+    r = client.post(
+        "/api/applications",
+        data="{not json",
+        headers={**investor, "Content-Type": "application/json"},
+    )
     assert r.status_code == 400 and r.get_json()["field"] is None
-    r = client.post("/api/applications", data="project=x", headers={
-        **investor, "Content-Type": "application/x-www-form-urlencoded"})
+    r = client.post(
+        "/api/applications",
+        data="project=x",
+        headers={**investor, "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 400 and "JSON" in r.get_json()["error"]
     big = {**NEEDS, "company": "x" * 70_000}
     r = client.post("/api/applications", json=big, headers=investor)
     assert r.status_code == 413 and r.get_json()["error"]
     app.config["MAX_CONTENT_LENGTH"] = 1000  # the app-wide limit answers JSON too
-    r = client.post("/api/applications", data="x" * 5000,
-                    headers={**investor, "Content-Type": "application/json"})
+    r = client.post(
+        "/api/applications",
+        data="x" * 5000,
+        headers={**investor, "Content-Type": "application/json"},
+    )
     assert r.status_code == 413 and r.is_json
 
 
@@ -369,8 +439,16 @@ def test_session_clients_need_the_csrf_header(investor_client, csrf_token):
 
 
 def test_anonymous_writes_and_unknown_routes_answer_json(client, planner):
-    poly = {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [
-        [[76.85, 43.33], [76.851, 43.33], [76.851, 43.331], [76.85, 43.331], [76.85, 43.33]]]}}
+    poly = {
+        "type": "Feature",
+        "properties": {},
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [
+                [[76.85, 43.33], [76.851, 43.33], [76.851, 43.331], [76.85, 43.331], [76.85, 43.33]]
+            ],
+        },
+    }
     assert client.post("/api/plots", json=poly).status_code in (401, 403)
     for headers in ({}, planner):  # a method the path never takes: 405 whoever asks
         r = client.delete("/api/layers/roads", headers=headers)
@@ -402,14 +480,17 @@ def test_filtered_catalogue_as_shapefile_opens_with_pyshp(client, store, tmp_pat
 def test_layer_exports_keep_cyrillic_and_follow_roles(client, planner, store, tmp_path):
     r = client.get("/api/export/roads.shp.zip")
     unzip(r.data, tmp_path)
-    names = [rec["name"] for rec in shapefile.Reader(str(tmp_path / "roads"), encoding="utf-8").records()]
+    names = [
+        rec["name"] for rec in shapefile.Reader(str(tmp_path / "roads"), encoding="utf-8").records()
+    ]
     assert len(names) == store.count("roads") and any("ул." in (n or "") for n in names)
     gpkg = client.get("/api/export/rail_stations.gpkg")
     assert gpkg.status_code == 200 and gpkg.data[:16] == b"SQLite format 3\x00"
     path = tmp_path / "x.gpkg"
     path.write_bytes(gpkg.data)
-    assert sqlite3.connect(path).execute("SELECT count(*) FROM rail_stations").fetchone()[0] \
-        == store.count("rail_stations")
+    assert sqlite3.connect(path).execute("SELECT count(*) FROM rail_stations").fetchone()[
+        0
+    ] == store.count("rail_stations")
     gj = client.get("/api/export/substations.geojson?bbox=76,43,78,44")
     assert gj.status_code == 200 and gj.mimetype == "application/geo+json"
     assert len(json.loads(gj.data)["features"]) == store.count("substations")
@@ -429,22 +510,38 @@ def test_layer_exports_keep_cyrillic_and_follow_roles(client, planner, store, tm
 def plots_geojson(store, n: int = 2, *, dx: float = 0.0) -> bytes:
     """New square plots just outside the zone's plots (WGS84), ids U-1..U-n."""
     from geo.crs import WORKING_EPSG, transformer
+
     minx, miny, maxx, maxy = store.extent("plots")
     tr = transformer(WORKING_EPSG, 4326)
     feats = []
     for i in range(n):
         x0, y0 = maxx + 500 + i * 150 + dx, miny
-        ring = [tr.transform(x, y) for x, y in ((x0, y0), (x0 + 100, y0), (x0 + 100, y0 + 100),
-                                                (x0, y0 + 100), (x0, y0))]
-        feats.append({"type": "Feature", "properties": {
-            "plot_id": f"U-{i + 1}", "status": "candidate", "sectors": "*",
-            "resident": "ТОО «Новый»"}, "geometry": {"type": "Polygon", "coordinates": [ring]}})
+        ring = [
+            tr.transform(x, y)
+            for x, y in ((x0, y0), (x0 + 100, y0), (x0 + 100, y0 + 100), (x0, y0 + 100), (x0, y0))
+        ]
+        feats.append(
+            {
+                "type": "Feature",
+                "properties": {
+                    "plot_id": f"U-{i + 1}",
+                    "status": "candidate",
+                    "sectors": "*",
+                    "resident": "ТОО «Новый»",
+                },
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+            }
+        )
     return json.dumps({"type": "FeatureCollection", "features": feats}).encode()
 
 
 def post_upload(client, headers, data: bytes, name="new.geojson", layer="plots", **form):
-    return client.post("/api/uploads", headers=headers, content_type="multipart/form-data",
-                       data={"layer": layer, "file": (io.BytesIO(data), name), **form})
+    return client.post(
+        "/api/uploads",
+        headers=headers,
+        content_type="multipart/form-data",
+        data={"layer": layer, "file": (io.BytesIO(data), name), **form},
+    )
 
 
 def test_upload_previews_then_applies_in_one_transaction(client, planner, store):
@@ -455,8 +552,13 @@ def test_upload_previews_then_applies_in_one_transaction(client, planner, store)
     assert preview["ok"] and preview["adds"] == 2 and preview["layer"] == "plots"
     assert store.count("plots") == before  # nothing written yet
     r = client.post(f"/api/uploads/{preview['token']}", headers=planner)
-    assert r.status_code == 200 and r.get_json() == {"layer": "plots", "written": 2, "added": 2,
-                                                     "updated": 0, "removed": 0}
+    assert r.status_code == 200 and r.get_json() == {
+        "layer": "plots",
+        "written": 2,
+        "added": 2,
+        "updated": 0,
+        "removed": 0,
+    }
     assert store.count("plots") == before + 2
     assert store.get("plots", "U-1")["resident"] == "ТОО «Новый»"
     assert client.post(f"/api/uploads/{preview['token']}", headers=planner).status_code == 404
@@ -472,15 +574,21 @@ def test_rejected_uploads_list_every_feature_and_write_nothing(client, planner, 
     assert r.status_code == 422
     problems = r.get_json()["problems"]
     assert {(p["feature_id"], p["field"]) for p in problems} >= {
-        ("U-1", "status"), ("U-2", "sectors"), ("U-3", "geometry")}
+        ("U-1", "status"),
+        ("U-2", "sectors"),
+        ("U-3", "geometry"),
+    }
     assert store.count("plots") == before
 
 
-@pytest.mark.parametrize("data, name, field", [
-    (b"not a file at all", "x.geojson", "file"),
-    (b"PK\x03\x04broken zip", "x.zip", "file"),
-    (b"", "empty.gpkg", "file"),
-])
+@pytest.mark.parametrize(
+    "data, name, field",
+    [
+        (b"not a file at all", "x.geojson", "file"),
+        (b"PK\x03\x04broken zip", "x.zip", "file"),
+        (b"", "empty.gpkg", "file"),
+    ],
+)
 def test_unreadable_uploads_are_422(client, planner, data, name, field):
     r = post_upload(client, planner, data, name=name)
     assert r.status_code in (400, 422) and r.get_json()["field"] == field
@@ -513,6 +621,7 @@ def test_upload_rules(app, client, planner, investor, store):
         assert client.post(f"/api/uploads/{bad}", headers=planner).status_code == 404
     ok = post_upload(client, planner, plots_geojson(store)).get_json()["token"]
     from usecases import accounts
+
     accounts.create_user(store, "pat", "planner", "pat-pass-1234")
     assert client.post(f"/api/uploads/{ok}", headers=token(store, "pat")).status_code == 404
     app.config["ZONEPLAN_UPLOAD_MAX_BYTES"] = 2000
@@ -523,9 +632,17 @@ def test_upload_rules(app, client, planner, investor, store):
 # --------------------------------------------------------------------------- docs
 def test_docs_page_lists_every_operation(client):
     page = client.get("/api/docs").get_data(as_text=True)
-    for path in ("/api/plots", "/api/plots/{plot_id}", "/api/layers/{name}", "/api/applications",
-                 "/api/applications/{app_id}/accept", "/api/export/{layer}.{format}",
-                 "/api/uploads", "/api/kpi", "/api/servicing/{plot_id}"):
+    for path in (
+        "/api/plots",
+        "/api/plots/{plot_id}",
+        "/api/layers/{name}",
+        "/api/applications",
+        "/api/applications/{app_id}/accept",
+        "/api/export/{layer}.{format}",
+        "/api/uploads",
+        "/api/kpi",
+        "/api/servicing/{plot_id}",
+    ):
         assert f"<code>{path}</code>" in page, path
     assert "min_area" in page and "one of " + ", ".join(SECTORS) in page
     assert "http://" not in page.replace("http://localhost", "") and "https://" not in page
@@ -533,5 +650,6 @@ def test_docs_page_lists_every_operation(client):
 
 def test_every_layer_is_known_to_the_api():
     from web.api import EXPORTABLE, IMPORTABLE
+
     assert "users" not in EXPORTABLE and {"users", "audit"}.isdisjoint(IMPORTABLE)
     assert set(EXPORTABLE) <= set(LAYERS)

@@ -2,12 +2,12 @@
 investor asking too much power is warned before filing; the planner's accept is refused
 naming the rule; a fitting application is accepted and another plot on the same substation
 shows less headroom."""
+
 from __future__ import annotations
 
 import re
 
 import pytest
-
 from conftest import ARTIFACTS, PASSWORDS
 
 pytestmark = pytest.mark.browser
@@ -36,8 +36,11 @@ def apply(page, base, plot_id, project, power_kw):
 
 def power_headroom(page, base, plot_id) -> str:
     page.goto(f"{base}/plots/{plot_id}", wait_until="domcontentloaded")
-    return page.locator("dt", has_text="Power headroom").locator("xpath=following-sibling::dd[1]") \
+    return (
+        page.locator("dt", has_text="Power headroom")
+        .locator("xpath=following-sibling::dd[1]")
         .inner_text()
+    )
 
 
 def test_capacity_is_checked_before_filing_and_at_accept(live_server, page):

@@ -1,6 +1,7 @@
 """Browser tests of the catalogue: Debian's Chromium against a real waitress server, every
 other host blocked. An investor filters, list and map agree, applies and sees the state; a
 shapefile downloaded from the page opens with pyshp and keeps Cyrillic text."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,6 @@ import zipfile
 
 import pytest
 import shapefile
-
 from conftest import ARTIFACTS, PASSWORDS
 
 pytestmark = pytest.mark.browser
@@ -23,9 +23,11 @@ def api(base: str, path: str) -> dict:
 
 def loaded(page) -> int:
     """Wait for the list to be drawn; the number of plots matched."""
-    page.wait_for_function("() => { const m = document.getElementById('zp-catalogue')"
-                           ".getAttribute('data-matched'); return m !== null && "
-                           "!document.getElementById('zp-catalogue').hasAttribute('aria-busy'); }")
+    page.wait_for_function(
+        "() => { const m = document.getElementById('zp-catalogue')"
+        ".getAttribute('data-matched'); return m !== null && "
+        "!document.getElementById('zp-catalogue').hasAttribute('aria-busy'); }"
+    )
     return int(page.get_attribute("#zp-catalogue", "data-matched"))
 
 
@@ -60,15 +62,24 @@ def test_filters_keep_list_map_and_url_in_sync(live_server, page):
     # a select filters at once and the link can be shared
     page.select_option("select[name=sector]", "food")
     page.wait_for_url("**/plots?min_area=2&sector=food")
-    food = [f["id"] for f in api(live_server, "/api/plots?min_area=2&sector=food&limit=1000")["features"]]
-    assert loaded(page) == len(food) and listed(page) == food and sorted(drawn(page)) == sorted(food)
+    food = [
+        f["id"]
+        for f in api(live_server, "/api/plots?min_area=2&sector=food&limit=1000")["features"]
+    ]
+    assert (
+        loaded(page) == len(food) and listed(page) == food and sorted(drawn(page)) == sorted(food)
+    )
     # sorting the list by area, largest first
     page.click("button.zp-sort[data-sort=area_ha]")
     page.click("button.zp-sort[data-sort=area_ha]")
     page.wait_for_url("**sort=-area_ha")
     loaded(page)
-    areas = [float(t.replace(",", "")) for t in page.eval_on_selector_all(
-        "#zp-plot-table tbody tr td:nth-child(2)", "tds => tds.map(t => t.textContent)")]
+    areas = [
+        float(t.replace(",", ""))
+        for t in page.eval_on_selector_all(
+            "#zp-plot-table tbody tr td:nth-child(2)", "tds => tds.map(t => t.textContent)"
+        )
+    ]
     assert areas == sorted(areas, reverse=True)
     # list -> map
     target = listed(page)[min(2, len(food) - 1)]
@@ -138,7 +149,9 @@ def test_shapefile_downloads_open_with_pyshp_and_keep_cyrillic(live_server, page
     with zipfile.ZipFile(tmp_path / "roads.zip") as z:
         z.extractall(tmp_path / "roads")
     assert (tmp_path / "roads" / "roads.cpg").read_text().strip().upper().replace("-", "") == "UTF8"
-    names = [r["name"] or "" for r in shapefile.Reader(str(tmp_path / "roads" / "roads"),
-                                                       encoding="utf-8").records()]
+    names = [
+        r["name"] or ""
+        for r in shapefile.Reader(str(tmp_path / "roads" / "roads"), encoding="utf-8").records()
+    ]
     assert any("\u0400" <= ch <= "\u04ff" for name in names for ch in name)
     assert page.zp_blocked == []

@@ -1,8 +1,8 @@
 """Browser smoke test: the map page in headless Chromium against a real waitress server."""
+
 from __future__ import annotations
 
 import pytest
-
 from conftest import ARTIFACTS, PASSWORDS
 
 pytestmark = pytest.mark.browser
@@ -26,6 +26,7 @@ def test_map_draws_every_layer_from_tiles_offline_without_errors(live_server, pa
     _open(page, live_server)
     # one request per tile for every layer, bottom first
     from web.maps import LAYER_STYLES
+
     asked = {url.split("/tiles/")[1].split("/")[0] for url, _ in tiles}
     assert asked == {",".join(s.name for s in LAYER_STYLES)}, asked
     assert 0 < len(tiles) < 60
@@ -46,14 +47,20 @@ def test_map_draws_every_layer_from_tiles_offline_without_errors(live_server, pa
 def _plot_point(page, store, status: str = "available"):
     """A screen point inside a plot of ``status`` that lies in the view, and its id."""
     from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
+
     plots = store.read("plots", where={"status": [status]})
     inner = plots.geometry.representative_point()
-    lon, lat = transformer(WORKING_EPSG, WGS84_EPSG).transform(inner.x.to_numpy(), inner.y.to_numpy())
+    lon, lat = transformer(WORKING_EPSG, WGS84_EPSG).transform(
+        inner.x.to_numpy(), inner.y.to_numpy()
+    )
     box = page.locator("#zp-map .folium-map").bounding_box()
     for pid, x, y in zip(plots["plot_id"], lon, lat):
-        pt = page.evaluate("([lat, lon]) => { const m = window[document.getElementById('zp-map')"
-                           ".dataset.map]; const p = m.latLngToContainerPoint([lat, lon]); "
-                           "return [p.x, p.y]; }", [float(y), float(x)])
+        pt = page.evaluate(
+            "([lat, lon]) => { const m = window[document.getElementById('zp-map')"
+            ".dataset.map]; const p = m.latLngToContainerPoint([lat, lon]); "
+            "return [p.x, p.y]; }",
+            [float(y), float(x)],
+        )
         if 60 < pt[0] < box["width"] - 320 and 60 < pt[1] < box["height"] - 60:
             return pid, box["x"] + pt[0], box["y"] + pt[1]
     raise AssertionError("no plot in view")
@@ -64,7 +71,9 @@ def test_clicking_a_plot_on_the_tiles_opens_its_popup(live_server, page, store):
     scale = page.locator(".leaflet-control-scale-line")
     assert scale.count() == 1 and scale.inner_text().endswith(" m")  # metres, no feet
     # zoom in so roads and other lines do not cover the plot under the pointer
-    page.evaluate("() => window[document.getElementById('zp-map').dataset.map].setZoom(17, {animate: false})")
+    page.evaluate(
+        "() => window[document.getElementById('zp-map').dataset.map].setZoom(17, {animate: false})"
+    )
     _tiles_drawn(page)
     pid, x, y = _plot_point(page, store)
     page.mouse.click(x, y)
@@ -80,12 +89,17 @@ def test_clicking_a_plot_on_the_tiles_opens_its_popup(live_server, page, store):
     page.screenshot(path=str(ARTIFACTS / "map-popup.png"))
     # hiding the plots in the layer control hides them from clicks too
     page.locator(".leaflet-popup-close-button").click()
-    page.locator(".leaflet-control-layers-overlays label", has_text="Plots").locator("input").uncheck()
+    page.locator(".leaflet-control-layers-overlays label", has_text="Plots").locator(
+        "input"
+    ).uncheck()
     page.wait_for_function("() => !window.zpMapTiles.shown().includes('plots')")
     page.mouse.click(x, y)
-    page.wait_for_function("(pid) => { const p = document.querySelector("
-                           "'.leaflet-popup-content .zp-popup h6'); "
-                           "return p && !p.textContent.includes(pid); }", arg=pid)
+    page.wait_for_function(
+        "(pid) => { const p = document.querySelector("
+        "'.leaflet-popup-content .zp-popup h6'); "
+        "return p && !p.textContent.includes(pid); }",
+        arg=pid,
+    )
     assert not page.get_attribute("#zp-map .folium-map", "data-picked").startswith("plots/")
     assert page.zp_errors == []
 

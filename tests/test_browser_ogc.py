@@ -1,8 +1,8 @@
 """Browser test: the OGC API's HTML pages in headless Chromium (Leaflet maps under the CSP)."""
+
 from __future__ import annotations
 
 import pytest
-
 from conftest import ARTIFACTS
 
 pytestmark = pytest.mark.browser
@@ -18,8 +18,16 @@ def test_ogc_pages_browse_from_landing_to_a_feature_map(live_server, page, store
     page.wait_for_selector("#zp-ogc-map .leaflet-overlay-pane svg path")
     shown = page.locator("#zp-ogc-map .leaflet-overlay-pane svg path").count()
     rows = page.locator("table tbody tr").count()
-    assert shown == rows == min(100, store.count("plots", where={"status": [
-        "available", "reserved", "allocated", "occupied"]}))
+    assert (
+        shown
+        == rows
+        == min(
+            100,
+            store.count(
+                "plots", where={"status": ["available", "reserved", "allocated", "occupied"]}
+            ),
+        )
+    )
     page.locator("table tbody tr a").first.click()
     page.wait_for_selector("#zp-ogc-map .leaflet-overlay-pane svg path")
     assert page.locator("#zp-ogc-map .leaflet-overlay-pane svg path").count() == 1

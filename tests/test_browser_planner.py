@@ -4,6 +4,7 @@ read the history; mark SS-12 repaired and see a plot's servicing change; investo
 
 Screenshots of each step go to test-artifacts/planner-*.png.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -11,10 +12,10 @@ import re
 
 import pytest
 import shapely
-
 from conftest import ARTIFACTS, PASSWORDS
-from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
 from test_planner_parcels import free_square, to_geojson
+
+from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
 
 pytestmark = pytest.mark.browser
 
@@ -43,16 +44,19 @@ def to_lonlat(xy):
 
 
 def view(page, centre_xy, zoom: float) -> None:
-    page.evaluate("([c, z]) => zpPlanner.map.setView(c, z, {animate: false})",
-                  [to_lonlat(centre_xy), zoom])
+    page.evaluate(
+        "([c, z]) => zpPlanner.map.setView(c, z, {animate: false})", [to_lonlat(centre_xy), zoom]
+    )
 
 
 def pixels(page, points_xy) -> list[tuple[float, float]]:
     """Page pixels of working-CRS points (via the map's own latLngToContainerPoint)."""
     box = page.locator("#zp-planner-map").bounding_box()
-    out = page.evaluate("""(lls) => lls.map(ll => {
+    out = page.evaluate(
+        """(lls) => lls.map(ll => {
         const p = zpPlanner.map.latLngToContainerPoint(ll); return [p.x, p.y]; })""",
-                        [to_lonlat(p) for p in points_xy])
+        [to_lonlat(p) for p in points_xy],
+    )
     return [(box["x"] + x, box["y"] + y) for x, y in out]
 
 
@@ -137,19 +141,25 @@ def test_a_drawing_across_a_plot_is_refused_with_a_message(planner_page, snap):
     plots = snap["plots"]
     target = plots[plots["status"] == "occupied"].iloc[0]
     c = target.geometry.centroid
-    corners = [(c.x - 70, c.y - 60), (c.x + 70, c.y - 60), (c.x + 70, c.y + 60),
-               (c.x - 70, c.y + 60)]
+    corners = [
+        (c.x - 70, c.y - 60),
+        (c.x + 70, c.y - 60),
+        (c.x + 70, c.y + 60),
+        (c.x - 70, c.y + 60),
+    ]
     view(page, (c.x, c.y), 17)
     before = page.request.get(page.zp_base + "/api/layers/plots?limit=1").json()["numberMatched"]
     draw_polygon(page, corners)
     message = page.locator("#zp-pl-message.zp-pl-message-error")
     message.wait_for()
     assert "cannot be stored" in message.inner_text()
-    assert target.plot_id in message.inner_text() and "overlaps existing plot" in \
-        message.inner_text()
+    assert (
+        target.plot_id in message.inner_text() and "overlaps existing plot" in message.inner_text()
+    )
     assert page.locator("#zp-pl-save").is_disabled()
     assert page.locator("#zp-pl-problems li, .zp-pl-problems li").first.get_attribute(
-        "data-code") in ("overlaps_plot", "overlaps_protection", "outside")
+        "data-code"
+    ) in ("overlaps_plot", "overlaps_protection", "outside")
     red = page.evaluate("(id) => zpPlanner.index.plots[id].options.color", target.plot_id)
     assert red == "#c62828"  # the plot in the way is outlined in red
     shot(page, "4-refused")
@@ -164,9 +174,11 @@ def test_drag_a_vertex_delete_and_read_the_history(planner_page, snap):
     base = page.zp_base
     open_workspace(page, base)
     square = free_square(snap, half_m=40)
-    response = page.request.post(base + "/api/plots", headers={"X-CSRFToken": csrf(page)},
-                                 data={"type": "Feature", "geometry": to_geojson(square),
-                                       "properties": {}})
+    response = page.request.post(
+        base + "/api/plots",
+        headers={"X-CSRFToken": csrf(page)},
+        data={"type": "Feature", "geometry": to_geojson(square), "properties": {}},
+    )
     assert response.status == 201, response.text()
     pid = response.json()["id"]
     area0 = response.json()["properties"]["area_ha"]
@@ -184,8 +196,9 @@ def test_drag_a_vertex_delete_and_read_the_history(planner_page, snap):
     page.mouse.move(*start)
     page.mouse.down()
     for i in range(1, 11):
-        page.mouse.move(start[0] + (end[0] - start[0]) * i / 10,
-                        start[1] + (end[1] - start[1]) * i / 10)
+        page.mouse.move(
+            start[0] + (end[0] - start[0]) * i / 10, start[1] + (end[1] - start[1]) * i / 10
+        )
     page.mouse.up()
     page.locator("#zp-pl-edit-area").wait_for()
     expected = shapely.Polygon([(x0, y0), (x1, y0), (x1 + 30, y1 + 30), (x0, y1)]).area / 10_000
@@ -198,8 +211,11 @@ def test_drag_a_vertex_delete_and_read_the_history(planner_page, snap):
     assert stored == pytest.approx(expected, abs=0.03) and stored > area0
 
     # another planner changes the plot meanwhile: this page's copy is stale
-    other = page.request.patch(f"{base}/api/plots/{pid}", headers={"X-CSRFToken": csrf(page)},
-                               data={"version": 2, "cadastre": "20-311-900"})
+    other = page.request.patch(
+        f"{base}/api/plots/{pid}",
+        headers={"X-CSRFToken": csrf(page)},
+        data={"version": 2, "cadastre": "20-311-900"},
+    )
     assert other.status == 200, other.text()
     page.click("#zp-pl-delete")
     page.locator("#zp-pl-delete.zp-pl-armed").wait_for()
@@ -221,8 +237,12 @@ def test_drag_a_vertex_delete_and_read_the_history(planner_page, snap):
 
     page.goto(f"{base}/planner/history?feature={pid}", wait_until="domcontentloaded")
     rows = page.locator("#zp-history-table tbody tr")
-    assert [rows.nth(i).get_attribute("data-action") for i in range(rows.count())] == \
-        ["delete", "update", "update", "insert"]
+    assert [rows.nth(i).get_attribute("data-action") for i in range(rows.count())] == [
+        "delete",
+        "update",
+        "update",
+        "insert",
+    ]
     assert "planner" in rows.nth(2).inner_text() and "Area, ha" in rows.nth(2).inner_text()
     shot(page, "6-history")
     # Chromium logs the refused (409) request itself; nothing else may go wrong
@@ -233,6 +253,7 @@ def test_drag_a_vertex_delete_and_read_the_history(planner_page, snap):
 # --------------------------------------------------------------------------- asset status
 def test_mark_substation_operational_and_servicing_follows(planner_page, snap, store):
     from test_planner_api import nearby_plot_relying_on
+
     page = planner_page
     base = page.zp_base
     pid = nearby_plot_relying_on(snap, "SS-12")
@@ -261,8 +282,11 @@ def test_mark_substation_operational_and_servicing_follows(planner_page, snap, s
     shot(page, "8-substation-saved")
 
     page.goto(f"{base}/planner/features/plots/{pid}", wait_until="domcontentloaded")
-    after = page.locator("#zp-feature-servicing li").filter(
-        has_text=re.compile(r"^power: ")).inner_text()
+    after = (
+        page.locator("#zp-feature-servicing li")
+        .filter(has_text=re.compile(r"^power: "))
+        .inner_text()
+    )
     assert after.startswith("power: SS-12") and after != before
     shot(page, "9-plot-servicing-after")
     page.goto(f"{base}/planner/features/substations/SS-12", wait_until="domcontentloaded")
@@ -317,8 +341,9 @@ def test_a_plot_drawn_only_as_tiles_is_selected_and_moved(planner_page, snap):
     inner = target.geometry.representative_point()
     view(page, (inner.x, inner.y), 13)
     page.wait_for_selector("#zp-planner[data-plots=tiles]")
-    page.wait_for_function("() => !zpPlanner.tiles._loading && "
-                           "Object.keys(zpPlanner.index.plots).length === 0")
+    page.wait_for_function(
+        "() => !zpPlanner.tiles._loading && Object.keys(zpPlanner.index.plots).length === 0"
+    )
     assert page.is_visible("#zp-pl-zoom-hint")
     shot(page, "11-plots-as-tiles")
     page.mouse.click(*pixels(page, [(inner.x, inner.y)])[0])

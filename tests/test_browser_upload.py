@@ -3,6 +3,7 @@ server. A planner downloads the plots, keeps only the available ones, uploads th
 "Replace" ticked, sees every removal listed in red with counts per status, and the write is
 refused naming the committed plots; the store stays byte-identical. Then an update by id
 changes one cadastral number, versioned and audited."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,8 +11,8 @@ import json
 import re
 
 import pytest
-
 from conftest import ARTIFACTS, PASSWORDS
+
 from geo.store import open_store
 
 pytestmark = pytest.mark.browser
@@ -48,16 +49,18 @@ def upload(page, base: str, path, *, replace: bool) -> None:
     page.wait_for_load_state("domcontentloaded")
 
 
-def test_replace_lists_removals_in_red_and_refuses_committed_plots(live_server, page, store_path,
-                                                                   tmp_path):
+def test_replace_lists_removals_in_red_and_refuses_committed_plots(
+    live_server, page, store_path, tmp_path
+):
     log_in(page, live_server)
     data = download_plots(page, live_server, tmp_path)
     data["features"] = [f for f in data["features"] if f["properties"]["status"] == "available"]
     partial = tmp_path / "available.geojson"
     partial.write_text(json.dumps(data), encoding="utf-8")
     store = open_store(store_path)
-    committed = set(store.read("plots", where={"status": ["reserved", "allocated", "occupied"]})
-                    ["plot_id"])
+    committed = set(
+        store.read("plots", where={"status": ["reserved", "allocated", "occupied"]})["plot_id"]
+    )
     before = sha256(store_path)
 
     upload(page, live_server, partial, replace=True)
@@ -66,10 +69,17 @@ def test_replace_lists_removals_in_red_and_refuses_committed_plots(live_server, 
     colour = removals.evaluate("e => getComputedStyle(e).color")
     red, green, blue = map(int, re.findall(r"\d+", colour)[:3])
     assert red > 100 and green < 60 and blue < 60, colour
-    counts = dict(zip(page.eval_on_selector_all("#zp-removals li", "ls => ls.map(l => "
-                                                "l.dataset.status)"),
-                      map(int, page.eval_on_selector_all("#zp-removals li strong",
-                                                         "ss => ss.map(s => s.textContent)"))))
+    counts = dict(
+        zip(
+            page.eval_on_selector_all("#zp-removals li", "ls => ls.map(l => l.dataset.status)"),
+            map(
+                int,
+                page.eval_on_selector_all(
+                    "#zp-removals li strong", "ss => ss.map(s => s.textContent)"
+                ),
+            ),
+        )
+    )
     assert counts["occupied"] + counts["allocated"] + counts["reserved"] == len(committed)
     assert sum(counts.values()) == store.count("plots") - len(data["features"])
     assert page.locator("#zp-confirm").count() == 0  # nothing to confirm: refused
@@ -91,8 +101,10 @@ def test_replace_lists_removals_in_red_and_refuses_committed_plots(live_server, 
     page.wait_for_load_state("domcontentloaded")
     assert store.get("plots", key)["cadastre"] == "999"
     assert store.get("plots", key)["version"] == old["version"] + 1
-    assert set(store.read("plots", where={"status": ["reserved", "allocated", "occupied"]})
-               ["plot_id"]) == committed
+    assert (
+        set(store.read("plots", where={"status": ["reserved", "allocated", "occupied"]})["plot_id"])
+        == committed
+    )
     # the refused upload answers 422, which Chromium logs; nothing else may go wrong
     assert [e for e in page.zp_errors if "status of 422" not in e] == []
     assert page.zp_blocked == []

@@ -1,4 +1,5 @@
 """The framework-free catalogue: filter validation, store + servicing queries, GeoJSON."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -30,12 +31,18 @@ class FakeServicing:
         for pid in ids:
             n = int(pid.split("-")[1])
             rail = n % 2 == 0 and as_of is not None and as_of > REPAIRED
-            out.append({"plot_id": pid, "road": {"available": True},
-                        "rail": {"available": rail, "distance_m": 100.0 * n},
-                        "power": {"available": n % 3 != 0, "headroom_kw": 500.0 * n, "fits": True},
-                        "water": {"available": True, "headroom_m3d": 10.0 * n},
-                        "ready": "now" if n % 4 == 0 else ("unknown" if n % 4 == 1
-                                                            else f"2023-0{n % 9 + 1}-15")})
+            out.append(
+                {
+                    "plot_id": pid,
+                    "road": {"available": True},
+                    "rail": {"available": rail, "distance_m": 100.0 * n},
+                    "power": {"available": n % 3 != 0, "headroom_kw": 500.0 * n, "fits": True},
+                    "water": {"available": True, "headroom_m3d": 10.0 * n},
+                    "ready": "now"
+                    if n % 4 == 0
+                    else ("unknown" if n % 4 == 1 else f"2023-0{n % 9 + 1}-15"),
+                }
+            )
         return out
 
 
@@ -46,20 +53,29 @@ def _plots(n: int = 12) -> gpd.GeoDataFrame:
         width = 100.0 * i  # i hectares
         geoms.append(shapely.box(E + x, N, E + x + width, N + 100.0))
         x += width + 20.0
-    return gpd.GeoDataFrame({
-        "plot_id": [f"P-{i:02d}" for i in range(1, n + 1)],
-        "status": ["reserved" if i in (3, 7) else "available" for i in range(1, n + 1)],
-        "sectors": ["*" if i % 2 else ("food,light" if i % 4 else "chemicals") for i in range(1, n + 1)],
-        "resident": ["ТОО «Алатау»" if i == 3 else None for i in range(1, n + 1)],
-    }, geometry=geoms, crs=WORKING_EPSG)
+    return gpd.GeoDataFrame(
+        {
+            "plot_id": [f"P-{i:02d}" for i in range(1, n + 1)],
+            "status": ["reserved" if i in (3, 7) else "available" for i in range(1, n + 1)],
+            "sectors": [
+                "*" if i % 2 else ("food,light" if i % 4 else "chemicals") for i in range(1, n + 1)
+            ],
+            "resident": ["ТОО «Алатау»" if i == 3 else None for i in range(1, n + 1)],
+        },
+        geometry=geoms,
+        crs=WORKING_EPSG,
+    )
 
 
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
 def zone(request, tmp_path_factory):
     """Twelve plots in a row on each backend; the catalogue only reads, so one store
     serves the module."""
-    location = (str(tmp_path_factory.mktemp("catalogue") / "z.gpkg") if request.param == "gpkg"
-                else request.getfixturevalue("new_database")())
+    location = (
+        str(tmp_path_factory.mktemp("catalogue") / "z.gpkg")
+        if request.param == "gpkg"
+        else request.getfixturevalue("new_database")()
+    )
     zone = create_store(location)
     zone.insert("plots", _plots())
     yield zone
@@ -80,25 +96,29 @@ AVAILABLE = [f"P-{i:02d}" for i in range(1, 13) if i not in (3, 7)]
 
 # ----------------------------------------------------------------- validation
 
-@pytest.mark.parametrize("params, field", [
-    ({"min_area": "-1"}, "min_area"),
-    ({"max_area": "abc"}, "max_area"),
-    ({"min_area": "nan"}, "min_area"),
-    ({"min_area": "5", "max_area": "2"}, "max_area"),
-    ({"sector": "oil"}, "sector"),
-    ({"rail": "maybe"}, "rail"),
-    ({"bbox": "76,43,77"}, "bbox"),
-    ({"bbox": "a,b,c,d"}, "bbox"),
-    ({"bbox": "77,43,76,44"}, "bbox"),
-    ({"bbox": "76,-95,77,44"}, "bbox"),
-    ({"limit": "10001"}, "limit"),
-    ({"limit": "0"}, "limit"),
-    ({"offset": "-3"}, "offset"),
-    ({"ready_by": "2024-02-30"}, "ready_by"),
-    ({"status": "available,sold"}, "status"),
-    ({"sort": "price"}, "sort"),
-    ({"min_are": "5"}, "min_are"),
-])
+
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"min_area": "-1"}, "min_area"),
+        ({"max_area": "abc"}, "max_area"),
+        ({"min_area": "nan"}, "min_area"),
+        ({"min_area": "5", "max_area": "2"}, "max_area"),
+        ({"sector": "oil"}, "sector"),
+        ({"rail": "maybe"}, "rail"),
+        ({"bbox": "76,43,77"}, "bbox"),
+        ({"bbox": "a,b,c,d"}, "bbox"),
+        ({"bbox": "77,43,76,44"}, "bbox"),
+        ({"bbox": "76,-95,77,44"}, "bbox"),
+        ({"limit": "10001"}, "limit"),
+        ({"limit": "0"}, "limit"),
+        ({"offset": "-3"}, "offset"),
+        ({"ready_by": "2024-02-30"}, "ready_by"),
+        ({"status": "available,sold"}, "status"),
+        ({"sort": "price"}, "sort"),
+        ({"min_are": "5"}, "min_are"),
+    ],
+)
 def test_bad_parameters_name_the_field(params, field):
     with pytest.raises(QueryError) as err:
         parse_filters(params)
@@ -112,8 +132,16 @@ def test_unknown_sector_lists_the_known_ones():
 
 
 def test_filters_parse_query_strings_and_round_trip():
-    f = parse_filters({"min_area": "2.5", "rail": "true", "status": "available,reserved",
-                       "bbox": "76.8,43.2,77,43.4", "ready_by": "2023-05-01", "sort": "-area_ha"})
+    f = parse_filters(
+        {
+            "min_area": "2.5",
+            "rail": "true",
+            "status": "available,reserved",
+            "bbox": "76.8,43.2,77,43.4",
+            "ready_by": "2023-05-01",
+            "sort": "-area_ha",
+        }
+    )
     assert f.min_area == 2.5 and f.rail is True and f.status == ("available", "reserved")
     assert f.bbox == (76.8, 43.2, 77.0, 43.4) and f.ready_by == dt.date(2023, 5, 1)
     assert parse_filters(f.query_string()) == f
@@ -122,6 +150,7 @@ def test_filters_parse_query_strings_and_round_trip():
 
 
 # ----------------------------------------------------------------- search
+
 
 def test_default_lists_available_plots_in_id_order(zone, model):
     page = search(zone, parse_filters({}), servicing=model)
@@ -162,8 +191,19 @@ def test_power_water_and_ready_filters(zone, model):
 
 
 def test_filters_combine(zone, model):
-    page = search(zone, parse_filters({"min_area": "4", "sector": "chemicals", "min_power": "1000",
-                                        "as_of": "2022-11-01", "rail": "true"}), servicing=model)
+    page = search(
+        zone,
+        parse_filters(
+            {
+                "min_area": "4",
+                "sector": "chemicals",
+                "min_power": "1000",
+                "as_of": "2022-11-01",
+                "rail": "true",
+            }
+        ),
+        servicing=model,
+    )
     assert ids(page) == ["P-04", "P-08"]
 
 
@@ -179,12 +219,16 @@ def test_bbox_uses_wgs84_and_the_index(zone, model):
 
 
 def test_paging_and_sorting(zone, model):
-    page = search(zone, parse_filters({"limit": "3", "offset": "2", "sort": "-area_ha"}),
-                  servicing=model)
+    page = search(
+        zone, parse_filters({"limit": "3", "offset": "2", "sort": "-area_ha"}), servicing=model
+    )
     assert ids(page) == ["P-10", "P-09", "P-08"] and page.matched == len(AVAILABLE)
     # the same through the in-memory path (an attribute filter forces it)
-    page2 = search(zone, parse_filters({"limit": "3", "offset": "2", "sort": "-area_ha",
-                                         "min_area": "0"}), servicing=model)
+    page2 = search(
+        zone,
+        parse_filters({"limit": "3", "offset": "2", "sort": "-area_ha", "min_area": "0"}),
+        servicing=model,
+    )
     assert ids(page2) == ids(page) and page2.matched == page.matched
     power = ids(search(zone, parse_filters({"sort": "-power", "limit": "2"}), servicing=model))
     assert power == ["P-11", "P-10"]
@@ -202,11 +246,11 @@ def test_any_visible_status_may_be_asked_candidates_for_planners_only(zone, mode
         search(zone, parse_filters({"status": "candidate"}), role="investor", servicing=model)
     assert err.value.field == "status"
     with pytest.raises(Forbidden):
-        search(zone, parse_filters({"status": "available,candidate"}), role=None,
-               servicing=model)
+        search(zone, parse_filters({"status": "available,candidate"}), role=None, servicing=model)
     public = search(zone, parse_filters({"status": "reserved"}), servicing=model).records()
-    staff = search(zone, parse_filters({"status": "reserved"}), role="admin",
-                   servicing=model).records()
+    staff = search(
+        zone, parse_filters({"status": "reserved"}), role="admin", servicing=model
+    ).records()
     assert "resident" not in public[0] and "project" not in public[0]
     assert "resident" in staff[0] and "power_kw" in staff[0]
 
@@ -223,8 +267,14 @@ def test_servicing_answers_are_cached_per_model_and_date(zone, model):
 
 
 def test_nothing_in_the_box_needs_no_answers(zone, model):
-    assert search(zone, parse_filters({"bbox": "76.0,43.0,76.001,43.001", "rail": "true"}),
-                  servicing=model).matched == 0
+    assert (
+        search(
+            zone,
+            parse_filters({"bbox": "76.0,43.0,76.001,43.001", "rail": "true"}),
+            servicing=model,
+        ).matched
+        == 0
+    )
     assert cat.facts_for(model, [], None).empty
 
 
@@ -235,8 +285,9 @@ def test_servicing_filters_need_a_model(zone):
 
 
 def test_feature_collection_is_wgs84_geojson_with_counts(zone, model):
-    fc = search(zone, parse_filters({"limit": "2", "as_of": "2022-11-01"}),
-                servicing=model).feature_collection()
+    fc = search(
+        zone, parse_filters({"limit": "2", "as_of": "2022-11-01"}), servicing=model
+    ).feature_collection()
     assert fc["type"] == "FeatureCollection"
     assert fc["numberMatched"] == len(AVAILABLE) and fc["numberReturned"] == 2
     first = fc["features"][0]
@@ -254,8 +305,9 @@ def test_get_plot_shows_each_role_its_fields(zone, model):
     for role in (None, "investor", "planner"):
         with pytest.raises(NotFound):
             cat.get_plot(zone, "nope", role=role)
-    public = cat.plot_feature(cat.get_plot(zone, "P-03", role="investor", servicing=model),
-                              "investor")
+    public = cat.plot_feature(
+        cat.get_plot(zone, "P-03", role="investor", servicing=model), "investor"
+    )
     assert public["id"] == "P-03" and public["properties"]["status"] == "reserved"
     assert "resident" not in public["properties"] and "rail" in public["properties"]
     rows = cat.get_plot(zone, "P-03", role="planner", servicing=model)
@@ -295,8 +347,6 @@ import io  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 
-from web import deps  # noqa: E402
-
 
 def _external_assets(html: str) -> list[str]:
     urls = re.findall(r'<(?:script|link)[^>]+(?:src|href)=["\']([^"\']+)', html)
@@ -312,9 +362,16 @@ def test_catalogue_page_holds_the_filters_and_loads_only_local_assets(client):
     assert re.search(r'<option value="true"\s+selected', html)
     assert "/static/vendor/leaflet/leaflet.js" in html and "/static/catalogue.js" in html
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)  # no inline scripts at all
-    config = json.loads(re.search(r'data-config="([^"]+)"', html).group(1)
-                        .replace("&#34;", '"').replace("&quot;", '"').replace("&amp;", "&")
-                        .replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">"))
+    config = json.loads(
+        re.search(r'data-config="([^"]+)"', html)
+        .group(1)
+        .replace("&#34;", '"')
+        .replace("&quot;", '"')
+        .replace("&amp;", "&")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+    )
     assert config["api"] == "/api/plots" and "__FMT__" in config["export_url"]
     bad = client.get("/plots?min_area=-4").get_data(as_text=True)
     assert "min_area" in bad and "zp-error" in bad
@@ -330,40 +387,61 @@ def test_plot_page_facts_servicing_and_apply_form(client, investor_client, plann
     taken = store.read("plots", where={"status": "occupied"})["plot_id"].iloc[0]
     seen = investor_client.get(f"/plots/{taken}")
     assert seen.status_code == 200 and f'action="/plots/{taken}/apply"' not in seen.get_data(
-        as_text=True)
+        as_text=True
+    )
     draft = store.read("plots", where={"status": "candidate"})["plot_id"].iloc[0]
     assert investor_client.get(f"/plots/{draft}").status_code == 404
     assert planner_client.get(f"/plots/{draft}").status_code == 200
     staff = planner_client.get(f"/plots/{taken}")
-    assert staff.status_code == 200 and f'action="/plots/{taken}/apply"' not in staff.get_data(as_text=True)
+    assert staff.status_code == 200 and f'action="/plots/{taken}/apply"' not in staff.get_data(
+        as_text=True
+    )
 
 
 def _token(client, path):
     from conftest import scrape_csrf
+
     return scrape_csrf(client.get(path).get_data(as_text=True))
 
 
 def test_investor_applies_from_the_plot_page(investor_client, store):
     rows = store.read("plots", where={"status": "available"})
-    pid = next(p for p, s in zip(rows["plot_id"], rows["sectors"])
-               if s in (None, "*") or "food" in s.split(","))
+    pid = next(
+        p
+        for p, s in zip(rows["plot_id"], rows["sectors"])
+        if s in (None, "*") or "food" in s.split(",")
+    )
     area = float(rows.set_index("plot_id").loc[pid, "area_ha"])
-    form = {"project": "Теплица", "company": "ТОО «Жасыл»", "sector": "food",
-            "min_ha": f"{area - 0.1:.2f}", "max_ha": f"{area + 0.1:.2f}", "power_kw": "300",
-            "water_m3d": "", "rail_need": "on", "jobs": "40"}
+    form = {
+        "project": "Теплица",
+        "company": "ТОО «Жасыл»",
+        "sector": "food",
+        "min_ha": f"{area - 0.1:.2f}",
+        "max_ha": f"{area + 0.1:.2f}",
+        "power_kw": "300",
+        "water_m3d": "",
+        "rail_need": "on",
+        "jobs": "40",
+    }
     assert investor_client.post(f"/plots/{pid}/apply", data=form).status_code == 400  # no CSRF
     token = _token(investor_client, f"/plots/{pid}")
     # no plot has rail today: the investor is warned first and nothing is filed
     r = investor_client.post(f"/plots/{pid}/apply", data={**form, "csrf_token": token})
     assert r.status_code == 200 and 'data-rule="rail"' in r.get_data(as_text=True)
     assert store.count("applications", where={"plot_id": pid}) == 0
-    r = investor_client.post(f"/plots/{pid}/apply", data={**form, "csrf_token": token,
-                                                          "confirm": "1"})
+    r = investor_client.post(
+        f"/plots/{pid}/apply", data={**form, "csrf_token": token, "confirm": "1"}
+    )
     assert r.status_code == 302 and r.headers["Location"].endswith("/applications")
     app = store.read("applications", where={"plot_id": pid}).iloc[-1]
-    assert app["project"] == "Теплица" and bool(app["rail_need"]) and app["water_m3d"] != app["water_m3d"]
-    r = investor_client.post(f"/plots/{pid}/apply", data={**form, "min_ha": "9", "max_ha": "1",
-                                                          "csrf_token": token})
+    assert (
+        app["project"] == "Теплица"
+        and bool(app["rail_need"])
+        and app["water_m3d"] != app["water_m3d"]
+    )
+    r = investor_client.post(
+        f"/plots/{pid}/apply", data={**form, "min_ha": "9", "max_ha": "1", "csrf_token": token}
+    )
     assert r.status_code == 422 and "below the minimum" in r.get_data(as_text=True)
 
 
@@ -378,15 +456,29 @@ def test_downloads_page_links_every_readable_layer(client, planner_client):
 
 def _plots_file(store, ids=("UP-1", "UP-2")) -> bytes:
     from geo.crs import WORKING_EPSG, transformer
+
     minx, miny, maxx, maxy = store.extent("plots")
     tr = transformer(WORKING_EPSG, 4326)
     feats = []
     for i, pid in enumerate(ids):
         x0 = maxx + 400 + 150 * i
-        ring = [list(tr.transform(x, y)) for x, y in ((x0, miny), (x0 + 90, miny),
-                                                      (x0 + 90, miny + 90), (x0, miny + 90), (x0, miny))]
-        feats.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
-                      "properties": {"plot_id": pid, "status": "candidate", "sectors": "*"}})
+        ring = [
+            list(tr.transform(x, y))
+            for x, y in (
+                (x0, miny),
+                (x0 + 90, miny),
+                (x0 + 90, miny + 90),
+                (x0, miny + 90),
+                (x0, miny),
+            )
+        ]
+        feats.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+                "properties": {"plot_id": pid, "status": "candidate", "sectors": "*"},
+            }
+        )
     return json.dumps({"type": "FeatureCollection", "features": feats}).encode()
 
 
@@ -394,8 +486,15 @@ def test_upload_page_previews_then_writes_on_confirm(planner_client, investor_cl
     assert investor_client.get("/upload").status_code == 403
     token = _token(planner_client, "/upload")
     before = store.count("plots")
-    r = planner_client.post("/upload", content_type="multipart/form-data", data={
-        "csrf_token": token, "layer": "plots", "file": (io.BytesIO(_plots_file(store)), "new.geojson")})
+    r = planner_client.post(
+        "/upload",
+        content_type="multipart/form-data",
+        data={
+            "csrf_token": token,
+            "layer": "plots",
+            "file": (io.BytesIO(_plots_file(store)), "new.geojson"),
+        },
+    )
     html = r.get_data(as_text=True)
     assert r.status_code == 200 and 'id="zp-preview"' in html and store.count("plots") == before
     assert "/upload/confirm" in html
@@ -409,17 +508,34 @@ def test_upload_page_lists_rejected_features(app, planner_client, store):
     token = _token(planner_client, "/upload")
     bad = json.loads(_plots_file(store, ("UP-3", "UP-3")))
     bad["features"][0]["properties"]["status"] = "sold"
-    r = planner_client.post("/upload", content_type="multipart/form-data", data={
-        "csrf_token": token, "layer": "plots", "file": (io.BytesIO(json.dumps(bad).encode()), "b.geojson")})
+    r = planner_client.post(
+        "/upload",
+        content_type="multipart/form-data",
+        data={
+            "csrf_token": token,
+            "layer": "plots",
+            "file": (io.BytesIO(json.dumps(bad).encode()), "b.geojson"),
+        },
+    )
     html = r.get_data(as_text=True)
     assert r.status_code == 422 and 'id="zp-rejected"' in html and "/upload/confirm" not in html
     assert "duplicate id" in html and "sold" in html
-    r = planner_client.post("/upload", content_type="multipart/form-data", data={
-        "csrf_token": token, "layer": "plots", "file": (io.BytesIO(b"garbage"), "x.gpkg")})
+    r = planner_client.post(
+        "/upload",
+        content_type="multipart/form-data",
+        data={"csrf_token": token, "layer": "plots", "file": (io.BytesIO(b"garbage"), "x.gpkg")},
+    )
     assert r.status_code == 422
     r = planner_client.post("/upload/cancel", data={"csrf_token": token})
     assert r.status_code == 302
     app.config["ZONEPLAN_UPLOAD_MAX_BYTES"] = 500
-    r = planner_client.post("/upload", content_type="multipart/form-data", data={
-        "csrf_token": token, "layer": "plots", "file": (io.BytesIO(_plots_file(store)), "n.geojson")})
+    r = planner_client.post(
+        "/upload",
+        content_type="multipart/form-data",
+        data={
+            "csrf_token": token,
+            "layer": "plots",
+            "file": (io.BytesIO(_plots_file(store)), "n.geojson"),
+        },
+    )
     assert r.status_code == 413

@@ -1,6 +1,7 @@
 """Updating a layer from a file: update by id, confirmed replaces that never remove committed
 plots, and hostile files refused with the store byte-identical, through the CLI, the upload
 API and the upload page alike."""
+
 from __future__ import annotations
 
 import hashlib
@@ -59,18 +60,23 @@ def committed_ids(store) -> set[str]:
 
 
 # --------------------------------------------------------------------------- CLI
-def test_cli_replace_lists_removals_needs_yes_and_never_removes_committed(store_path, tmp_path,
-                                                                           capsys):
+def test_cli_replace_lists_removals_needs_yes_and_never_removes_committed(
+    store_path, tmp_path, capsys
+):
     store = open_store(store_path)
     partial = plots_file(store, tmp_path, keep=lambda p: p["status"] == "available")
     before = sha256(store_path)
     assert run("import", "plots", partial, "--db", store_path, "--mode", "replace") == 1
     out = capsys.readouterr()
-    assert re.search(r"\d+ removed \(\d+ candidate, \d+ reserved, \d+ allocated, \d+ occupied\)",
-                     out.out)
+    assert re.search(
+        r"\d+ removed \(\d+ candidate, \d+ reserved, \d+ allocated, \d+ occupied\)", out.out
+    )
     assert "a replace never removes committed plots" in out.err
-    for flags in (("--mode", "replace", "--yes"), ("--replace", "--yes"),
-                  ("--mode", "replace", "--dry-run")):
+    for flags in (
+        ("--mode", "replace", "--yes"),
+        ("--replace", "--yes"),
+        ("--mode", "replace", "--dry-run"),
+    ):
         assert run("import", "plots", partial, "--db", store_path, *flags) == 1, flags
         err = capsys.readouterr().err
         assert "a replace never removes committed plots" in err
@@ -79,15 +85,17 @@ def test_cli_replace_lists_removals_needs_yes_and_never_removes_committed(store_
     assert run("import", "plots", partial, "--db", store_path, "--mode", "update") == 0
     assert "0 new, 0 updated, 52 unchanged" in capsys.readouterr().out
     assert committed_ids(open_store(store_path)) == committed_ids(store)
-    assert run("import", "plots", partial, "--db", store_path, "--mode", "update",
-               "--replace") == 1
+    assert run("import", "plots", partial, "--db", store_path, "--mode", "update", "--replace") == 1
 
 
 def test_cli_update_by_id_keeps_versions_and_audits_field_by_field(store_path, tmp_path, capsys):
     store = open_store(store_path)
     old = store.get("plots", "P-001")
-    path = plots_file(store, tmp_path, edit=lambda p: p.update(cadastre="999")
-                      if p["plot_id"] == "P-001" else None)
+    path = plots_file(
+        store,
+        tmp_path,
+        edit=lambda p: p.update(cadastre="999") if p["plot_id"] == "P-001" else None,
+    )
     assert run("import", "plots", path, "--db", store_path, "--user", "gis") == 0
     out = capsys.readouterr().out
     assert f"update P-001: cadastre {old['cadastre']} → 999" in out
@@ -121,12 +129,17 @@ def test_cli_confirmed_replace_removes_only_what_it_listed(store_path, tmp_path,
 
 # --------------------------------------------------------------------------- API
 def post_upload(client, headers, data: bytes, name: str, **form):
-    return client.post("/api/uploads", headers=headers, content_type="multipart/form-data",
-                       data={"layer": "plots", "file": (io.BytesIO(data), name), **form})
+    return client.post(
+        "/api/uploads",
+        headers=headers,
+        content_type="multipart/form-data",
+        data={"layer": "plots", "file": (io.BytesIO(data), name), **form},
+    )
 
 
-def test_api_replace_refuses_committed_and_needs_the_removal_count(client, store, store_path,
-                                                                   tmp_path):
+def test_api_replace_refuses_committed_and_needs_the_removal_count(
+    client, store, store_path, tmp_path
+):
     planner = bearer(store)
     partial = plots_file(store, tmp_path, keep=lambda p: p["status"] == "available")
     before = sha256(store_path)
@@ -158,26 +171,44 @@ def test_api_replace_refuses_committed_and_needs_the_removal_count(client, store
 def test_api_update_preview_shows_changes_field_by_field(client, store, tmp_path):
     planner = bearer(store)
     old = store.get("plots", "P-001")
-    path = plots_file(store, tmp_path, keep=lambda p: p["plot_id"] in ("P-001", "P-002"),
-                      edit=lambda p: p.update(cadastre="999") if p["plot_id"] == "P-001" else None)
+    path = plots_file(
+        store,
+        tmp_path,
+        keep=lambda p: p["plot_id"] in ("P-001", "P-002"),
+        edit=lambda p: p.update(cadastre="999") if p["plot_id"] == "P-001" else None,
+    )
     r = post_upload(client, planner, path.read_bytes(), "plots.geojson")
     preview = r.get_json()
     assert r.status_code == 200 and preview["mode"] == "update" and preview["removals"] == 0
-    assert preview["updated"] == [{"id": "P-001", "changes": {"cadastre": [old["cadastre"], "999"]}}]
+    assert preview["updated"] == [
+        {"id": "P-001", "changes": {"cadastre": [old["cadastre"], "999"]}}
+    ]
     assert client.post(f"/api/uploads/{preview['token']}", headers=planner).status_code == 200
     assert store.get("plots", "P-001")["version"] == old["version"] + 1
 
 
-def test_staged_upload_belongs_to_its_store_and_user(app, client, store, store_path, tmp_path,
-                                                     derived_cache):
+def test_staged_upload_belongs_to_its_store_and_user(
+    app, client, store, store_path, tmp_path, derived_cache
+):
     from web import create_app
+
     other_path = tmp_path / "other" / "zone.gpkg"
     other_path.parent.mkdir()
     other_path.write_bytes(store_path.read_bytes())
-    other = create_app({"ZONEPLAN_DB": str(other_path), "TESTING": True,
-                        "SECRET_KEY": "test-secret", "ZONEPLAN_CACHE": derived_cache})
-    path = plots_file(store, tmp_path, keep=lambda p: p["plot_id"] == "P-001",
-                      edit=lambda p: p.update(cadastre="777"))
+    other = create_app(
+        {
+            "ZONEPLAN_DB": str(other_path),
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "ZONEPLAN_CACHE": derived_cache,
+        }
+    )
+    path = plots_file(
+        store,
+        tmp_path,
+        keep=lambda p: p["plot_id"] == "P-001",
+        edit=lambda p: p.update(cadastre="777"),
+    )
     token = post_upload(client, bearer(store), path.read_bytes(), "p.geojson").get_json()["token"]
     other_store = open_store(other_path)
     headers = bearer(other_store)  # the same user name, another store
@@ -202,16 +233,19 @@ def en_planner(planner_client):
 
 def page_upload(client, csrf_token, data: bytes, name: str, **form):
     token = csrf_token(client, "/upload")
-    return client.post("/upload", content_type="multipart/form-data", data={
-        "csrf_token": token, "layer": "plots", "file": (io.BytesIO(data), name), **form})
+    return client.post(
+        "/upload",
+        content_type="multipart/form-data",
+        data={"csrf_token": token, "layer": "plots", "file": (io.BytesIO(data), name), **form},
+    )
 
 
-def test_page_replace_shows_removals_in_red_and_refuses_committed(en_planner, csrf_token,
-                                                                  store, store_path, tmp_path):
+def test_page_replace_shows_removals_in_red_and_refuses_committed(
+    en_planner, csrf_token, store, store_path, tmp_path
+):
     partial = plots_file(store, tmp_path, keep=lambda p: p["status"] == "available")
     before = sha256(store_path)
-    r = page_upload(en_planner, csrf_token, partial.read_bytes(), "plots.geojson",
-                    replace="on")
+    r = page_upload(en_planner, csrf_token, partial.read_bytes(), "plots.geojson", replace="on")
     page = html.unescape(r.get_data(as_text=True))
     assert r.status_code == 422 and 'id="zp-removals"' in page
     assert re.search(r'data-status="occupied">occupied: <strong>\d+</strong>', page, re.I)
@@ -248,13 +282,24 @@ def _square(store) -> box:
 
 
 def _frame(store, **props) -> gpd.GeoDataFrame:
-    base = {"plot_id": ["H-1"], "status": ["candidate"], "sectors": ["*"], **{
-        k: [v] for k, v in props.items()}}
+    base = {
+        "plot_id": ["H-1"],
+        "status": ["candidate"],
+        "sectors": ["*"],
+        **{k: [v] for k, v in props.items()},
+    }
     return gpd.GeoDataFrame(base, geometry=[_square(store)], crs=32643)
 
 
-def _zip(folder: Path, stem: str, *, cpg: str | None = None, prj: str | None = None,
-         dbf: bytes | None = None, drop: tuple[str, ...] = ()) -> Path:
+def _zip(
+    folder: Path,
+    stem: str,
+    *,
+    cpg: str | None = None,
+    prj: str | None = None,
+    dbf: bytes | None = None,
+    drop: tuple[str, ...] = (),
+) -> Path:
     if cpg is not None:
         (folder / f"{stem}.cpg").write_text(cpg)
     if prj is not None:
@@ -277,12 +322,23 @@ def _shp(store, tmp: Path, name: str, encoding: str = "UTF-8", **props) -> Path:
     return folder
 
 
-def _geojson(store, tmp: Path, name: str, props: dict, *, coords=None, raw: bytes | None = None,
-             ) -> Path:
-    ring = coords or [list(c) for c in gpd.GeoSeries([_square(store)], crs=32643)
-                      .to_crs(4326).iloc[0].exterior.coords]
-    doc = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": props,
-           "geometry": {"type": "Polygon", "coordinates": [ring]}}]}
+def _geojson(
+    store, tmp: Path, name: str, props: dict, *, coords=None, raw: bytes | None = None
+) -> Path:
+    ring = coords or [
+        list(c)
+        for c in gpd.GeoSeries([_square(store)], crs=32643).to_crs(4326).iloc[0].exterior.coords
+    ]
+    doc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": props,
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+            }
+        ],
+    }
     path = tmp / name
     path.write_bytes(raw if raw is not None else json.dumps(doc).encode())
     return path
@@ -293,34 +349,54 @@ def hostile_files(store, tmp: Path) -> dict[str, Path]:
     tmp.mkdir(exist_ok=True)
     cyr = "Завод Алатау"
     base = {"plot_id": "H-1", "status": "candidate", "sectors": "*"}
-    bad_bytes = json.dumps({**base, "resident": "XXXX"})
     return {
         "cp1251 .dbf without .cpg": _zip(_shp(store, tmp, "c1", "cp1251", resident=cyr), "plots"),
-        "cp1251 .dbf whose .cpg says UTF-8": _zip(_shp(store, tmp, "c2", "cp1251", resident=cyr),
-                                                  "plots", cpg="UTF-8"),
+        "cp1251 .dbf whose .cpg says UTF-8": _zip(
+            _shp(store, tmp, "c2", "cp1251", resident=cyr), "plots", cpg="UTF-8"
+        ),
         "GeoJSON string with invalid bytes": _geojson(
-            store, tmp, "bytes.geojson", {}, raw=_geojson(store, tmp, "x.geojson", base)
-            .read_bytes().replace(b'"sectors": "*"', b'"sectors": "*", "resident": "\xff\xfeab"')),
+            store,
+            tmp,
+            "bytes.geojson",
+            {},
+            raw=_geojson(store, tmp, "x.geojson", base)
+            .read_bytes()
+            .replace(b'"sectors": "*"', b'"sectors": "*", "resident": "\xff\xfeab"'),
+        ),
         "id with a slash": _geojson(store, tmp, "slash.geojson", {**base, "plot_id": "H/1"}),
         "NUL inside an id": _geojson(store, tmp, "nul.geojson", {**base, "plot_id": "B-0\x0058"}),
         "1 MB of text": _geojson(store, tmp, "long.geojson", {**base, "project": "x" * 1_000_000}),
         "unparseable .prj": _zip(_shp(store, tmp, "prj"), "plots", prj="PROJCS[garbage"),
         "corrupt .dbf": _zip(_shp(store, tmp, "dbf"), "plots", dbf=b"\x00garbage" * 10),
-        "empty FeatureCollection": _geojson(store, tmp, "empty.geojson", {},
-                                            raw=b'{"type": "FeatureCollection", "features": []}'),
-        "coordinates of 1e300": _geojson(store, tmp, "huge.geojson", base, coords=[
-            [1e300, 1e300], [2e300, 1e300], [1e300, 2e300], [1e300, 1e300]]),
+        "empty FeatureCollection": _geojson(
+            store, tmp, "empty.geojson", {}, raw=b'{"type": "FeatureCollection", "features": []}'
+        ),
+        "coordinates of 1e300": _geojson(
+            store,
+            tmp,
+            "huge.geojson",
+            base,
+            coords=[[1e300, 1e300], [2e300, 1e300], [1e300, 2e300], [1e300, 1e300]],
+        ),
         "shapefile without .prj": _zip(_shp(store, tmp, "noprj"), "plots", drop=(".prj",)),
     }
 
 
 HOSTILE = {  # what the message must say (field, row and what to do)
-    "cp1251 .dbf without .cpg": ["feature 0 (H-1)", "resident", "is not UTF-8",
-                                 "reads as cp1251: 'Завод Алатау'", "encoding"],
-    "cp1251 .dbf whose .cpg says UTF-8": ["feature 0 (H-1)", "resident", "is not UTF-8",
-                                          "cp1251"],
-    "GeoJSON string with invalid bytes": ["feature 0 (H-1)", "resident", "is not UTF-8",
-                                          "GeoJSON is UTF-8 by definition"],
+    "cp1251 .dbf without .cpg": [
+        "feature 0 (H-1)",
+        "resident",
+        "is not UTF-8",
+        "reads as cp1251: 'Завод Алатау'",
+        "encoding",
+    ],
+    "cp1251 .dbf whose .cpg says UTF-8": ["feature 0 (H-1)", "resident", "is not UTF-8", "cp1251"],
+    "GeoJSON string with invalid bytes": [
+        "feature 0 (H-1)",
+        "resident",
+        "is not UTF-8",
+        "GeoJSON is UTF-8 by definition",
+    ],
     "id with a slash": ["plot_id", "'H/1' is not a usable id", "without a slash"],
     "NUL inside an id": ["plot_id", "holds a control character"],
     "1 MB of text": ["feature 0 (H-1)", "project", "1,000,000 characters, more than the 200"],
@@ -354,40 +430,60 @@ def test_hostile_file_through_the_api(case, client, store, store_path, tmp_path)
     r = post_upload(client, planner, path.read_bytes(), path.name)
     assert r.status_code == 422, r.get_data(as_text=True)[:500]
     body = r.get_json()
-    text = "\n".join(f"feature {p['index']} ({p['feature_id']}): {p['field']}: {p['reason']}"
-                     for p in body["problems"])
+    text = "\n".join(
+        f"feature {p['index']} ({p['feature_id']}): {p['field']}: {p['reason']}"
+        for p in body["problems"]
+    )
     _said(text, case)
     assert "--" not in text  # the API names its form fields, never CLI flags
     assert sha256(store_path) == before
 
 
 @pytest.mark.parametrize("case", list(HOSTILE))
-def test_hostile_file_through_the_upload_page(case, en_planner, csrf_token, store, store_path,
-                                              tmp_path):
+def test_hostile_file_through_the_upload_page(
+    case, en_planner, csrf_token, store, store_path, tmp_path
+):
     path = hostile_files(store, tmp_path)[case]
     token = csrf_token(en_planner, "/upload")
     before = sha256(store_path)
-    r = en_planner.post("/upload", content_type="multipart/form-data", data={
-        "csrf_token": token, "layer": "plots", "file": (io.BytesIO(path.read_bytes()), path.name)})
+    r = en_planner.post(
+        "/upload",
+        content_type="multipart/form-data",
+        data={
+            "csrf_token": token,
+            "layer": "plots",
+            "file": (io.BytesIO(path.read_bytes()), path.name),
+        },
+    )
     assert r.status_code == 422
     page = html.unescape(r.get_data(as_text=True))
-    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>",
-                      page, re.S)
+    rows = re.findall(
+        r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", page, re.S
+    )
     text = "\n".join(f"feature {i} ({k}): {f}: {why}" for i, k, f, why in rows)
     _said(text, case)
     assert "--encoding" not in page and "--crs" not in page
     assert sha256(store_path) == before
 
 
-def test_encoding_option_reads_cp1251_everywhere(store, store_path, tmp_path, client, capsys,
-                                                 en_planner, csrf_token):
+def test_encoding_option_reads_cp1251_everywhere(
+    store, store_path, tmp_path, client, capsys, en_planner, csrf_token
+):
     files = hostile_files(store, tmp_path)
     shp = files["cp1251 .dbf without .cpg"]
     r = page_upload(en_planner, csrf_token, shp.read_bytes(), shp.name, encoding="cp1251")
-    assert r.status_code == 200 and "Завод Алатау" not in "" and 'id="zp-confirm"' in \
-        r.get_data(as_text=True)
-    r = post_upload(client, bearer(store), files["cp1251 .dbf whose .cpg says UTF-8"].read_bytes(),
-                    "c2.zip", encoding="cp1251")
+    assert (
+        r.status_code == 200
+        and "Завод Алатау" not in ""
+        and 'id="zp-confirm"' in r.get_data(as_text=True)
+    )
+    r = post_upload(
+        client,
+        bearer(store),
+        files["cp1251 .dbf whose .cpg says UTF-8"].read_bytes(),
+        "c2.zip",
+        encoding="cp1251",
+    )
     assert r.status_code == 200 and r.get_json()["adds"] == 1
     assert run("import", "plots", shp, "--db", store_path, "--encoding", "cp1251") == 0
     assert open_store(store_path).get("plots", "H-1")["resident"] == "Завод Алатау"
@@ -400,11 +496,13 @@ def test_ids_and_text_lengths_follow_one_schema_rule(client, store):
     from geo.layers import ID_MAX_LENGTH, TEXT_MAX_LENGTH, get_layer
     from geo.validate import coerce_value
     from planner.applications import ApplicationIn
+
     plots = get_layer("plots")
     body = {"project": "x", "sector": "food", "min_ha": 1, "max_ha": 2}
     for field, value in (("plot_id", "P/1"), ("plot_id", "P-\x001"), ("company", "y" * 201)):
-        r = client.post("/api/applications", headers=bearer(store, "investor"),
-                        json={**body, field: value})
+        r = client.post(
+            "/api/applications", headers=bearer(store, "investor"), json={**body, field: value}
+        )
         assert r.status_code == 422 and r.get_json()["field"] == field, (field, r.get_json())
     assert ApplicationIn.model_fields["company"].metadata[0].max_length == TEXT_MAX_LENGTH
     assert plots.field("plot_id").text_limit == ID_MAX_LENGTH
@@ -430,10 +528,13 @@ def test_shapefile_widths_come_from_the_schema(store, tmp_path):
 def test_staged_uploads_expire_and_are_capped_per_user(store, tmp_path, monkeypatch):
     from geo.store import NotFound
     from usecases import uploads
+
     path = plots_file(store, tmp_path, keep=lambda p: p["plot_id"] == "P-001")
     options = uploads.ImportOptions(layer="plots", filename="p.geojson")
-    tokens = [uploads.stage(store, path.read_bytes(), options, user="planner")[1]
-              for _ in range(uploads.MAX_STAGED_PER_USER + 1)]
+    tokens = [
+        uploads.stage(store, path.read_bytes(), options, user="planner")[1]
+        for _ in range(uploads.MAX_STAGED_PER_USER + 1)
+    ]
     assert sorted(store.read("uploads")["token"]) == sorted(tokens[1:])
     assert store.count("upload_data") == uploads.MAX_STAGED_PER_USER
     plan, _ = uploads.preview(store, tokens[-1], user="planner")
@@ -450,8 +551,13 @@ def test_staged_uploads_expire_and_are_capped_per_user(store, tmp_path, monkeypa
 def test_an_edit_between_check_and_write_is_not_overwritten(store, store_path, tmp_path):
     from geo.io import apply_import, plan_import, read_upload
     from geo.validate import ValidationError
-    path = plots_file(store, tmp_path, keep=lambda p: p["plot_id"] == "P-001",
-                      edit=lambda p: p.update(cadastre="999"))
+
+    path = plots_file(
+        store,
+        tmp_path,
+        keep=lambda p: p["plot_id"] == "P-001",
+        edit=lambda p: p.update(cadastre="999"),
+    )
     plan = plan_import(store, "plots", read_upload(path, "plots"))
     assert list(plan.updates) == ["P-001"]
     store.update("plots", "P-001", {"resident": "Someone else"}, user="other")

@@ -1,4 +1,5 @@
 """``zoneplan init`` and ``info``: the sample store, refusals that leave everything as it was."""
+
 from __future__ import annotations
 
 import hashlib

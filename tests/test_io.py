@@ -1,12 +1,13 @@
 """geo.io and geo.archive: round trips checked with independent readers, plans, exports."""
+
 from __future__ import annotations
 
 import datetime as dt
 import json
 import os
 import sqlite3
-import subprocess
 import struct
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -18,16 +19,25 @@ import shapefile  # pyshp: an independent shapefile reader
 import shapely
 from pyproj import Transformer
 from shapely.geometry import shape
+from test_io_support import X0, Y0, make_store, plots_frame, sha256, write_folder, zone_frames
 
 from geo import archive
 from geo.io import (
-    ImportPlan, apply_import, check_where, export_bytes, export_layer_names, export_layers,
-    load_upload, parse_where, plan_import, read_upload, to_arrow,
+    ImportPlan,
+    apply_import,
+    check_where,
+    export_bytes,
+    export_layer_names,
+    export_layers,
+    load_upload,
+    parse_where,
+    plan_import,
+    read_upload,
+    to_arrow,
 )
 from geo.layers import FEATURE_LAYERS, get_layer
 from geo.store import open_store
 from geo.validate import ValidationError
-from test_io_support import X0, Y0, make_store, plots_frame, sha256, write_folder, zone_frames
 from zoneplan.cli import main
 
 PUBLIC = [*FEATURE_LAYERS, "targets"]
@@ -35,6 +45,7 @@ PUBLIC = [*FEATURE_LAYERS, "targets"]
 
 # ---------------------------------------------------------------------------
 # helpers: canonical values, so files of every format compare equal
+
 
 def canon(ftype: str, value):
     """One value in a comparable form (None for missing, ISO dates, rounded floats)."""
@@ -93,7 +104,7 @@ def gpkg_rows(path: Path, layer: str) -> dict[str, tuple[dict, object]]:
             env = (0, 32, 48, 48, 64)[(blob[3] >> 1) & 7]
             srs = struct.unpack("<i" if blob[3] & 1 else ">i", blob[4:8])[0]
             row["_srs"] = srs
-            geom = shapely.from_wkb(blob[8 + env:])
+            geom = shapely.from_wkb(blob[8 + env :])
         out[str(row[lyr.key])] = (row, geom)
     conn.close()
     return out
@@ -117,6 +128,7 @@ def assert_same(layer: str, expected: dict, got: dict, *, tol: float = 0.001):
 # ---------------------------------------------------------------------------
 # fixtures
 
+
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
     """The small zone as shapefiles (written by geo.io.write_shapefile)."""
@@ -135,6 +147,7 @@ def db(tmp_path_factory, source) -> Path:
 
 # ---------------------------------------------------------------------------
 # round trips
+
 
 def test_shp_store_shp_round_trip_pyshp_and_geopandas(db, source, tmp_path):
     out = tmp_path / "all.zip"
@@ -186,7 +199,9 @@ def _geojson_rows(path: Path, layer: str, *, to_utm: bool) -> dict:
     for feat in doc["features"]:
         geom = feat["geometry"] and shape(feat["geometry"])
         if geom is not None and to_utm:
-            geom = shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+            geom = shapely.transform(
+                geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1]))
+            )
         out[str(feat["properties"][get_layer(layer).key])] = (feat["properties"], geom)
     return out
 
@@ -202,8 +217,9 @@ def test_store_to_geojson_wgs84_rfc7946(db, source, tmp_path):
         doc = json.loads(path.read_text(encoding="utf-8"))
         assert "crs" not in doc
         # 9 decimals of a degree are ~0.1 mm here
-        assert_same(layer, pyshp_rows(source, layer), _geojson_rows(path, layer, to_utm=True),
-                    tol=0.001)
+        assert_same(
+            layer, pyshp_rows(source, layer), _geojson_rows(path, layer, to_utm=True), tol=0.001
+        )
     text = (tmp_path / "x" / "plots.geojson").read_text(encoding="utf-8")
     coords = json.loads(text)["features"][0]["geometry"]["coordinates"][0]
     assert all(len(repr(c).split(".")[1]) <= 9 for xy in coords for c in xy)
@@ -235,16 +251,21 @@ def test_import_round_trip_every_format(db, tmp_path):
             before, after = store.read(layer), target.read(layer)
             rows = {r[get_layer(layer).key]: r for r in before.to_dict("records")}
             for r in after.to_dict("records"):
-                assert canon_row(layer, r, computed=True) == \
-                    canon_row(layer, rows[r[get_layer(layer).key]], computed=True), (fmt, layer)
+                assert canon_row(layer, r, computed=True) == canon_row(
+                    layer, rows[r[get_layer(layer).key]], computed=True
+                ), (fmt, layer)
                 if "geometry" in r:
                     tol = 0.02 if fmt == "geojson" else 0.001
-                    assert same_geometry(r["geometry"], rows[r["plot_id" if layer == "plots"
-                                                                 else "asset_id"]]["geometry"], tol)
+                    assert same_geometry(
+                        r["geometry"],
+                        rows[r["plot_id" if layer == "plots" else "asset_id"]]["geometry"],
+                        tol,
+                    )
 
 
 # ---------------------------------------------------------------------------
 # planning
+
 
 def test_plan_counts_and_preview(db, tmp_path):
     store = open_store(db)
@@ -256,14 +277,19 @@ def test_plan_counts_and_preview(db, tmp_path):
     both.loc[0, "cadastre"] = "999"
     plan = plan_import(store, "plots", gpd.GeoDataFrame(both, crs=32643), mode="replace")
     assert (plan.adds, len(plan.updates), plan.unchanged, plan.removals) == (3, 2, 0, 4)
-    assert plan.removed == {"P-002": "available", "P-003": "occupied", "P-004": "available",
-                            "P-005": "occupied"}
+    assert plan.removed == {
+        "P-002": "available",
+        "P-003": "occupied",
+        "P-004": "available",
+        "P-005": "occupied",
+    }
     assert plan.removals_by_status == {"available": 2, "occupied": 2}
     assert plan.changes("P-000") == [("cadastre", plan.before["P-000"]["cadastre"], "999")]
     assert [p.reason for p in plan.problems] == [
         "a replace never removes committed plots, and the file lacks 2 of them: P-003 "
         "(occupied), P-005 (occupied). Put them in the file, or update instead of replacing "
-        "(nothing is then removed)"]
+        "(nothing is then removed)"
+    ]
     preview = plan.to_dict()
     assert not preview["ok"] and preview["features"] == 5
     assert preview["removed"][1] == {"id": "P-003", "status": "occupied"}
@@ -307,10 +333,13 @@ def test_load_upload_accepts_bytes_and_reprojects(db, tmp_path):
 
 
 def test_where_is_typed_by_the_schema():
-    assert parse_where("plots", ["status=available", "jobs=12"]) == {"status": "available",
-                                                                     "jobs": 12}
+    assert parse_where("plots", ["status=available", "jobs=12"]) == {
+        "status": "available",
+        "jobs": 12,
+    }
     assert parse_where("plots", ["status=available", "status=occupied"]) == {
-        "status": ["available", "occupied"]}
+        "status": ["available", "occupied"]
+    }
     assert check_where("plots", {"rail_need": "yes"}) == {"rail_need": True}
     with pytest.raises(ValueError, match="has no field 'colour'"):
         parse_where("plots", ["colour=red"])
@@ -324,8 +353,13 @@ def test_where_is_typed_by_the_schema():
 
 def test_export_where_filters_without_sql(db, tmp_path):
     store = open_store(db)
-    out = export_layers(store, "plots", "gpkg", tmp_path / "p.gpkg",
-                        where=parse_where("plots", ["status=occupied", "rail_need=false"]))
+    out = export_layers(
+        store,
+        "plots",
+        "gpkg",
+        tmp_path / "p.gpkg",
+        where=parse_where("plots", ["status=occupied", "rail_need=false"]),
+    )
     rows = gpkg_rows(out, "plots")
     assert set(rows) == {"P-001", "P-003", "P-005"}
     odd = "x' OR '1'='1"
@@ -347,6 +381,7 @@ def test_export_layer_names_and_bytes(db):
 
 def test_failed_export_leaves_no_file(db, tmp_path, monkeypatch):
     import geo.io as gio
+
     calls = []
 
     def boom(layer, frame, directory, **kw):
@@ -367,9 +402,14 @@ def test_failed_export_leaves_no_file(db, tmp_path, monkeypatch):
 
 def test_to_arrow_fast_and_fallback_paths_agree():
     lyr = get_layer("rail_stations")
-    frame = pd.DataFrame({"asset_id": ["A", "B"], "since": ["2024-01-02", None],
-                          "built_yr": pd.array([1970, None], dtype="Int64"),
-                          "status": ["closed", "operational"]})
+    frame = pd.DataFrame(
+        {
+            "asset_id": ["A", "B"],
+            "since": ["2024-01-02", None],
+            "built_yr": pd.array([1970, None], dtype="Int64"),
+            "status": ["closed", "operational"],
+        }
+    )
     odd = frame.assign(since=[dt.date(2024, 1, 2), None], built_yr=[1970.0, np.nan])
     a = to_arrow(lyr, frame.assign(geometry=[shapely.Point(0, 0)] * 2))
     b = to_arrow(lyr, odd.assign(geometry=[shapely.Point(0, 0)] * 2))
@@ -380,6 +420,7 @@ def test_to_arrow_fast_and_fallback_paths_agree():
 # ---------------------------------------------------------------------------
 # archives
 
+
 def _zip(path: Path, members: dict[str, bytes], *, symlink: str | None = None) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in members.items():
@@ -387,18 +428,21 @@ def _zip(path: Path, members: dict[str, bytes], *, symlink: str | None = None) -
         if symlink:
             info = zipfile.ZipInfo(symlink)
             info.create_system = 3
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
             zf.writestr(info, "/etc/passwd")
     return path
 
 
-@pytest.mark.parametrize("members, symlink, message", [
-    ({"../evil.txt": b"x"}, None, "outside the extraction folder"),
-    ({"a/../../evil.txt": b"x"}, None, "outside the extraction folder"),
-    ({"/etc/evil.txt": b"x"}, None, "absolute path"),
-    ({"C:/evil.txt": b"x"}, None, "absolute path"),
-    ({"ok.txt": b"x"}, "link.shp", "symbolic link"),
-])
+@pytest.mark.parametrize(
+    "members, symlink, message",
+    [
+        ({"../evil.txt": b"x"}, None, "outside the extraction folder"),
+        ({"a/../../evil.txt": b"x"}, None, "outside the extraction folder"),
+        ({"/etc/evil.txt": b"x"}, None, "absolute path"),
+        ({"C:/evil.txt": b"x"}, None, "absolute path"),
+        ({"ok.txt": b"x"}, "link.shp", "symbolic link"),
+    ],
+)
 def test_unsafe_members_refused_before_extraction(tmp_path, members, symlink, message):
     path = _zip(tmp_path / "bad.zip", members, symlink=symlink)
     with pytest.raises(archive.ArchiveError, match=message):
@@ -431,8 +475,9 @@ def test_limits_and_corruption(tmp_path, monkeypatch):
 
 
 def test_find_dataset_choices(tmp_path):
-    folder = write_folder(tmp_path / "f", {k: v for k, v in zone_frames().items()
-                                          if k in ("roads", "gates")})
+    folder = write_folder(
+        tmp_path / "f", {k: v for k, v in zone_frames().items() if k in ("roads", "gates")}
+    )
     assert archive.find_dataset(folder, layer="gates").name == "gates.shp"
     with pytest.raises(archive.ArchiveError, match="choose one with --src-layer"):
         archive.find_dataset(folder, layer="plots")

@@ -1,5 +1,6 @@
 """``zoneplan import`` / ``export`` in-process: a corpus of bad inputs, each refused with a
 specific message and the store byte-for-byte unchanged; the acceptance check of exports."""
+
 from __future__ import annotations
 
 import json
@@ -13,17 +14,15 @@ import pytest
 import shapefile
 import shapely
 from shapely.geometry import MultiPolygon, Polygon, box
+from test_io_support import X0, Y0, db, geojson_text, make_store, plots_frame, sha256, template  # noqa: F401
 
 from geo.io import write_shapefile
 from geo.layers import FEATURE_LAYERS
 from geo.store import open_store
-from test_io_support import (X0, Y0, db, geojson_text, make_store, plots_frame,  # noqa: F401
-                             sha256, template)
 from zoneplan.cli import main
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "shapefiles"
 LON, LAT = 76.85, 43.33  # inside the zone
-
 
 
 def run(*argv: str) -> int:
@@ -64,23 +63,29 @@ def shp_parts(folder: Path, frame, layer: str = "plots", name: str = "plots") ->
 # ---------------------------------------------------------------------------
 # the corpus: (layer, builder(tmp) -> file, extra args, expected message fragments)
 
+
 def _self_intersecting(tmp: Path) -> Path:
-    bow = [[[LON, LAT], [LON + 0.001, LAT + 0.001], [LON + 0.001, LAT], [LON, LAT + 0.001],
-            [LON, LAT]]]
+    bow = [
+        [[LON, LAT], [LON + 0.001, LAT + 0.001], [LON + 0.001, LAT], [LON, LAT + 0.001], [LON, LAT]]
+    ]
     return write(tmp / "bow.geojson", geojson_text([plot_feature(bow, plot_id="BOW")]))
 
 
 def _point_for_polygon(tmp: Path) -> Path:
     pt = {"type": "Point", "coordinates": [LON, LAT]}
-    return write(tmp / "pt.geojson", geojson_text([plot_feature(lonlat_square(LON, LAT)),
-                                                   plot_feature(pt, plot_id="PT")]))
+    return write(
+        tmp / "pt.geojson",
+        geojson_text([plot_feature(lonlat_square(LON, LAT)), plot_feature(pt, plot_id="PT")]),
+    )
 
 
 def _unclosed_ring(tmp: Path) -> Path:
-    text = ('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": '
-            '{"plot_id": "OPEN", "status": "available"}, "geometry": {"type": "Polygon", '
-            f'"coordinates": [[[{LON}, {LAT}], [{LON + 0.001}, {LAT}], [{LON + 0.001}, '
-            f'{LAT + 0.001}], [{LON}, {LAT + 0.001}]]]}}}}]}}')
+    text = (
+        '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": '
+        '{"plot_id": "OPEN", "status": "available"}, "geometry": {"type": "Polygon", '
+        f'"coordinates": [[[{LON}, {LAT}], [{LON + 0.001}, {LAT}], [{LON + 0.001}, '
+        f"{LAT + 0.001}], [{LON}, {LAT + 0.001}]]]}}}}]}}"
+    )
     return write(tmp / "open.geojson", text)
 
 
@@ -90,15 +95,24 @@ def _metres_as_degrees(tmp: Path) -> Path:
 
 
 def _far_away(tmp: Path) -> Path:  # Astana
-    return write(tmp / "far.geojson",
-                 geojson_text([plot_feature(lonlat_square(71.43, 51.13), plot_id="AST")]))
+    return write(
+        tmp / "far.geojson",
+        geojson_text([plot_feature(lonlat_square(71.43, 51.13), plot_id="AST")]),
+    )
 
 
 def _wrong_types(tmp: Path) -> Path:
-    feats = [plot_feature(lonlat_square(LON, LAT), plot_id="T-1", jobs="many"),
-             plot_feature(lonlat_square(LON + 0.002, LAT), plot_id="T-2", status="sold"),
-             plot_feature(lonlat_square(LON + 0.004, LAT), plot_id="T-3", hazard=9,
-                          rail_need="perhaps", sectors="machine,spaceships")]
+    feats = [
+        plot_feature(lonlat_square(LON, LAT), plot_id="T-1", jobs="many"),
+        plot_feature(lonlat_square(LON + 0.002, LAT), plot_id="T-2", status="sold"),
+        plot_feature(
+            lonlat_square(LON + 0.004, LAT),
+            plot_id="T-3",
+            hazard=9,
+            rail_need="perhaps",
+            sectors="machine,spaceships",
+        ),
+    ]
     return write(tmp / "types.geojson", geojson_text(feats))
 
 
@@ -110,15 +124,20 @@ def _overlaps_existing(tmp: Path) -> Path:
 
 def _overlap_each_other(tmp: Path) -> Path:
     frame = plots_frame(2, start=60, y0=Y0 + 1000)
-    frame.geometry = [box(X0, Y0 + 1000, X0 + 100, Y0 + 1100), box(X0 + 90, Y0 + 1000,
-                                                                    X0 + 190, Y0 + 1100)]
+    frame.geometry = [
+        box(X0, Y0 + 1000, X0 + 100, Y0 + 1100),
+        box(X0 + 90, Y0 + 1000, X0 + 190, Y0 + 1100),
+    ]
     return zip_of(tmp / "pair.zip", shp_parts(tmp / "p", frame))
 
 
 def _multipart(tmp: Path) -> Path:
     frame = plots_frame(1, start=70, y0=Y0 + 1500)
-    frame.geometry = [MultiPolygon([box(X0, Y0 + 1500, X0 + 10, Y0 + 1510),
-                                    box(X0 + 20, Y0 + 1500, X0 + 30, Y0 + 1510)])]
+    frame.geometry = [
+        MultiPolygon(
+            [box(X0, Y0 + 1500, X0 + 10, Y0 + 1510), box(X0 + 20, Y0 + 1500, X0 + 30, Y0 + 1510)]
+        )
+    ]
     return write_shapefile_file(tmp, frame)
 
 
@@ -163,8 +182,13 @@ def _gpkg_with_two(tmp: Path) -> Path:
 
 
 def _missing_column(tmp: Path) -> Path:
-    feats = [{"type": "Feature", "properties": {"name": "Без номера", "status": "available"},
-              "geometry": {"type": "Polygon", "coordinates": lonlat_square(LON, LAT)}}]
+    feats = [
+        {
+            "type": "Feature",
+            "properties": {"name": "Без номера", "status": "available"},
+            "geometry": {"type": "Polygon", "coordinates": lonlat_square(LON, LAT)},
+        }
+    ]
     return write(tmp / "nokey.geojson", geojson_text(feats))
 
 
@@ -184,53 +208,131 @@ def _random_gpkg(tmp: Path) -> Path:
 
 
 CORPUS = {
-    "self-intersecting polygon": ("plots", _self_intersecting, (),
-                                  ["feature 0 (BOW)", "invalid geometry: Self-intersection"]),
-    "point for a polygon layer": ("plots", _point_for_polygon, (),
-                                  ["feature 1 (PT)", "Point given where the layer holds Polygon"]),
-    "unclosed ring": ("plots", _unclosed_ring, (),
-                      ["feature 0 (OPEN)", "geometry does not parse", "closed"]),
-    "metres labelled as WGS84": ("plots", _metres_as_degrees, (),
-                                 ["feature 0 (UTM)", "are not degrees", "labelled as WGS84"]),
-    "far outside the zone": ("plots", _far_away, (),
-                             ["feature 0 (AST)", "lies outside the zone's area"]),
-    "wrong attribute types": ("plots", _wrong_types, (),
-                              ["feature 0 (T-1): jobs: 'many' is not a whole number",
-                               "feature 1 (T-2): status: 'sold' is not one of",
-                               "hazard: 9 is above the maximum 5",
-                               "rail_need: 'perhaps' is not true or false",
-                               "unknown sector code(s) spaceships",
-                               "3 feature(s)"]),
-    "overlaps an existing plot": ("plots", _overlaps_existing, (),
-                                  ["feature 0 (P-050)", "overlaps existing plot P-000 by 2500.0 m²"]),
-    "plots overlap each other": ("plots", _overlap_each_other, (),
-                                 ["feature 1 (P-061)", "overlaps plot P-060 (feature 0 of the "
-                                  "input) by 1000.0 m²"]),
-    "multi-part polygon": ("plots", _multipart, (),
-                           ["feature 0 (P-070)", "MultiPolygon with 2 parts where the layer holds one Polygon"]),
-    "empty file": ("plots", _empty, (),
-                   ["empty.geojson is not a readable GeoJSON (GDAL: 'empty.geojson' not "
-                    "recognized as being in a supported file format.)"]),
-    "truncated GeoJSON": ("plots", _truncated, (),
-                          ["trunc.geojson is not a readable GeoJSON (GDAL: "]),
-    "random bytes named .zip": ("plots", _random_zip, (),
-                                ["random.zip is not a readable zip archive"]),
-    "zip with ../ members": ("plots", _escaping_zip, (),
-                             ["'../plots.cpg'", "outside the extraction folder"]),
-    "zip without a shapefile": ("plots", _zip_without_shp, (),
-                                ["holds no shapefile (.shp)", "plots.csv", "readme.txt"]),
-    "zip with two shapefiles": ("plots", _zip_with_two, (),
-                                ["holds 2 files (north, south)", "--src-layer"]),
-    "GeoPackage with two layers": ("plots", _gpkg_with_two, (),
-                                   ["two.gpkg holds several layers (north, south)",
-                                    "--src-layer NAME"]),
-    "no id column": ("plots", _missing_column, (),
-                     ["input: plot_id: the input has no column 'plot_id'"]),
-    "CRS contradicting --crs": ("plots", _contradicting_crs, ("--crs", "4326"),
-                                ["declares WGS 84 / UTM zone 43N but the CRS given says EPSG:4326"]),
+    "self-intersecting polygon": (
+        "plots",
+        _self_intersecting,
+        (),
+        ["feature 0 (BOW)", "invalid geometry: Self-intersection"],
+    ),
+    "point for a polygon layer": (
+        "plots",
+        _point_for_polygon,
+        (),
+        ["feature 1 (PT)", "Point given where the layer holds Polygon"],
+    ),
+    "unclosed ring": (
+        "plots",
+        _unclosed_ring,
+        (),
+        ["feature 0 (OPEN)", "geometry does not parse", "closed"],
+    ),
+    "metres labelled as WGS84": (
+        "plots",
+        _metres_as_degrees,
+        (),
+        ["feature 0 (UTM)", "are not degrees", "labelled as WGS84"],
+    ),
+    "far outside the zone": (
+        "plots",
+        _far_away,
+        (),
+        ["feature 0 (AST)", "lies outside the zone's area"],
+    ),
+    "wrong attribute types": (
+        "plots",
+        _wrong_types,
+        (),
+        [
+            "feature 0 (T-1): jobs: 'many' is not a whole number",
+            "feature 1 (T-2): status: 'sold' is not one of",
+            "hazard: 9 is above the maximum 5",
+            "rail_need: 'perhaps' is not true or false",
+            "unknown sector code(s) spaceships",
+            "3 feature(s)",
+        ],
+    ),
+    "overlaps an existing plot": (
+        "plots",
+        _overlaps_existing,
+        (),
+        ["feature 0 (P-050)", "overlaps existing plot P-000 by 2500.0 m²"],
+    ),
+    "plots overlap each other": (
+        "plots",
+        _overlap_each_other,
+        (),
+        ["feature 1 (P-061)", "overlaps plot P-060 (feature 0 of the input) by 1000.0 m²"],
+    ),
+    "multi-part polygon": (
+        "plots",
+        _multipart,
+        (),
+        ["feature 0 (P-070)", "MultiPolygon with 2 parts where the layer holds one Polygon"],
+    ),
+    "empty file": (
+        "plots",
+        _empty,
+        (),
+        [
+            "empty.geojson is not a readable GeoJSON (GDAL: 'empty.geojson' not "
+            "recognized as being in a supported file format.)"
+        ],
+    ),
+    "truncated GeoJSON": (
+        "plots",
+        _truncated,
+        (),
+        ["trunc.geojson is not a readable GeoJSON (GDAL: "],
+    ),
+    "random bytes named .zip": (
+        "plots",
+        _random_zip,
+        (),
+        ["random.zip is not a readable zip archive"],
+    ),
+    "zip with ../ members": (
+        "plots",
+        _escaping_zip,
+        (),
+        ["'../plots.cpg'", "outside the extraction folder"],
+    ),
+    "zip without a shapefile": (
+        "plots",
+        _zip_without_shp,
+        (),
+        ["holds no shapefile (.shp)", "plots.csv", "readme.txt"],
+    ),
+    "zip with two shapefiles": (
+        "plots",
+        _zip_with_two,
+        (),
+        ["holds 2 files (north, south)", "--src-layer"],
+    ),
+    "GeoPackage with two layers": (
+        "plots",
+        _gpkg_with_two,
+        (),
+        ["two.gpkg holds several layers (north, south)", "--src-layer NAME"],
+    ),
+    "no id column": (
+        "plots",
+        _missing_column,
+        (),
+        ["input: plot_id: the input has no column 'plot_id'"],
+    ),
+    "CRS contradicting --crs": (
+        "plots",
+        _contradicting_crs,
+        ("--crs", "4326"),
+        ["declares WGS 84 / UTM zone 43N but the CRS given says EPSG:4326"],
+    ),
     "CRC-corrupt zip": ("plots", _crc_broken, (), ["crc.zip"]),
-    "random bytes named .gpkg": ("plots", _random_gpkg, (),
-                                 ["random.gpkg is not a readable GeoPackage (GDAL: "]),
+    "random bytes named .gpkg": (
+        "plots",
+        _random_gpkg,
+        (),
+        ["random.gpkg is not a readable GeoPackage (GDAL: "],
+    ),
 }
 
 
@@ -265,8 +367,9 @@ def test_shapefile_without_prj_refused_then_accepted_with_crs(db, tmp_path, caps
 
 def test_shapefile_without_cpg_keeps_utf8_cyrillic(db, tmp_path):
     parts = shp_parts(tmp_path / "c", plots_frame(2, start=110, y0=Y0 + 2500))
-    path = zip_of(tmp_path / "nocpg.zip", {k: v for k, v in parts.items()
-                                           if not k.endswith(".cpg")})
+    path = zip_of(
+        tmp_path / "nocpg.zip", {k: v for k, v in parts.items() if not k.endswith(".cpg")}
+    )
     assert run("import", "plots", path, "--db", db) == 0
     assert open_store(db).get("plots", "P-111")["resident"] == "ТОО «Алматы Металл»"
 
@@ -306,16 +409,46 @@ def test_import_add_replace_src_layer_and_dry_run(db, tmp_path, capsys):
     gp = _gpkg_with_two(tmp_path)
     assert run("import", "plots", gp, "--db", db, "--src-layer", "north") == 0
     capsys.readouterr()
-    assert run("import", "plots", gp, "--db", db, "--src-layer", "south", "--replace",
-               "--yes", "--user", "gis") == 1  # P-001, P-003, P-005 are occupied
+    assert (
+        run(
+            "import",
+            "plots",
+            gp,
+            "--db",
+            db,
+            "--src-layer",
+            "south",
+            "--replace",
+            "--yes",
+            "--user",
+            "gis",
+        )
+        == 1
+    )  # P-001, P-003, P-005 are occupied
     assert "P-001 (occupied)" in capsys.readouterr().err
     for key in ("P-001", "P-003", "P-005"):
         open_store(db).update("plots", key, {"status": "available"})
-    assert run("import", "plots", gp, "--db", db, "--src-layer", "south", "--replace",
-               "--user", "gis") == 1  # the removals need --yes
+    assert (
+        run("import", "plots", gp, "--db", db, "--src-layer", "south", "--replace", "--user", "gis")
+        == 1
+    )  # the removals need --yes
     assert "run it again with --yes" in capsys.readouterr().err
-    assert run("import", "plots", gp, "--db", db, "--src-layer", "south", "--replace",
-               "--yes", "--user", "gis") == 0
+    assert (
+        run(
+            "import",
+            "plots",
+            gp,
+            "--db",
+            db,
+            "--src-layer",
+            "south",
+            "--replace",
+            "--yes",
+            "--user",
+            "gis",
+        )
+        == 0
+    )
     store = open_store(db)
     assert store.read("plots")["plot_id"].tolist() == ["P-093"]
     audit = store.read("audit")
@@ -323,9 +456,16 @@ def test_import_add_replace_src_layer_and_dry_run(db, tmp_path, capsys):
 
 
 def test_geojson_import_in_wgs84_is_reprojected(db, tmp_path):
-    feats = [plot_feature(lonlat_square(LON + 0.01, LAT + 0.01), plot_id="G-1",
-                          resident="Қазақ компаниясы", jobs=7, rail_need=True,
-                          since="2024-01-01")]
+    feats = [
+        plot_feature(
+            lonlat_square(LON + 0.01, LAT + 0.01),
+            plot_id="G-1",
+            resident="Қазақ компаниясы",
+            jobs=7,
+            rail_need=True,
+            since="2024-01-01",
+        )
+    ]
     path = write(tmp_path / "one.geojson", geojson_text(feats))
     assert run("import", "plots", path, "--db", db) == 0
     row = open_store(db).get("plots", "G-1")
@@ -335,8 +475,15 @@ def test_geojson_import_in_wgs84_is_reprojected(db, tmp_path):
 
 
 def test_projected_geojson_with_crs_option(db, tmp_path):
-    sq = [[[X0, Y0 + 7000], [X0 + 50, Y0 + 7000], [X0 + 50, Y0 + 7050], [X0, Y0 + 7050],
-           [X0, Y0 + 7000]]]
+    sq = [
+        [
+            [X0, Y0 + 7000],
+            [X0 + 50, Y0 + 7000],
+            [X0 + 50, Y0 + 7050],
+            [X0, Y0 + 7050],
+            [X0, Y0 + 7000],
+        ]
+    ]
     path = write(tmp_path / "legacy.geojson", geojson_text([plot_feature(sq, plot_id="L-1")]))
     assert run("import", "plots", path, "--db", db, "--crs", "32643") == 0
     geom = open_store(db).get("plots", "L-1")["geometry"]
@@ -364,8 +511,23 @@ def test_export_errors_are_messages(db, tmp_path, capsys):
 
 def test_export_where_and_crs(db, tmp_path):
     out = tmp_path / "occ.zip"
-    assert run("export", "plots", "--db", db, "-o", out, "--where", "status=occupied",
-               "--where", "jobs=11", "--crs", "4326") == 0
+    assert (
+        run(
+            "export",
+            "plots",
+            "--db",
+            db,
+            "-o",
+            out,
+            "--where",
+            "status=occupied",
+            "--where",
+            "jobs=11",
+            "--crs",
+            "4326",
+        )
+        == 0
+    )
     with zipfile.ZipFile(out) as zf:
         zf.extractall(tmp_path / "x")
     reader = shapefile.Reader(str(tmp_path / "x" / "plots.shp"), encoding="utf-8")

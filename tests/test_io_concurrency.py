@@ -1,4 +1,5 @@
 """Imports in separate processes: killed mid-write, and two writers at once."""
+
 from __future__ import annotations
 
 import os
@@ -10,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from test_io_support import Y0, grid_plots, make_store, sha256
 
 from geo.io import write_shapefile
 from geo.store import open_store
-from test_io_support import Y0, grid_plots, make_store, sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,9 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def zoneplan(*argv: str | Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     code = "import sys; from zoneplan.cli import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.Popen([sys.executable, "-c", code, *map(str, argv)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, argv)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def integrity(path: Path) -> str:
@@ -69,8 +75,10 @@ def test_two_writers_at_once(tmp_path):
         folder = tmp_path / name
         folder.mkdir()
         write_shapefile("plots", grid_plots(5_000, y0=y0, prefix=name[0].upper()), folder)
-    procs = [zoneplan("import", "plots", tmp_path / n / "plots.shp", "--db", db, "--user", n)
-             for n in ("north", "south")]
+    procs = [
+        zoneplan("import", "plots", tmp_path / n / "plots.shp", "--db", db, "--user", n)
+        for n in ("north", "south")
+    ]
     outs = [p.communicate(timeout=180) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert integrity(db) == "ok"

@@ -1,4 +1,5 @@
 """Background jobs: state in the store, progress, cancellation, exclusivity, the JSON API."""
+
 from __future__ import annotations
 
 import threading
@@ -20,6 +21,7 @@ def _until(predicate, timeout=20.0):
 
 def _spin(release: threading.Event):
     """A job that reports progress until released or cancelled."""
+
     def fn(ctx):
         i = 0
         while not release.is_set():
@@ -27,13 +29,15 @@ def _spin(release: threading.Event):
             i += 1
             time.sleep(0.01)
         return {"steps": i}
+
     return fn
 
 
 def test_a_job_runs_and_keeps_its_result_in_the_store(store, store_path):
     runner = JobRunner(store)
-    job_id = runner.submit("square", {"n": 12}, lambda ctx: {"value": ctx.params["n"] ** 2},
-                           user="planner")
+    job_id = runner.submit(
+        "square", {"n": 12}, lambda ctx: {"value": ctx.params["n"] ** 2}, user="planner"
+    )
     job = runner.wait(job_id)
     assert (job["state"], job["result"], job["progress"]) == ("done", {"value": 144}, 1.0)
     assert job["params"] == {"n": 12} and job["username"] == "planner" and job["finished"]
@@ -77,7 +81,9 @@ def test_exclusive_jobs_run_one_at_a_time_per_store(store):
     other_kind = runner.submit("subdivision", {}, lambda ctx: {}, user="planner", exclusive=True)
     release.set()
     assert runner.wait(first)["state"] == "done" and runner.wait(other_kind)["state"] == "done"
-    again = runner.submit("allocation", {}, lambda ctx: {"ok": True}, user="planner", exclusive=True)
+    again = runner.submit(
+        "allocation", {}, lambda ctx: {"ok": True}, user="planner", exclusive=True
+    )
     assert runner.wait(again)["result"] == {"ok": True}
 
 
@@ -89,6 +95,7 @@ def test_failures_are_reported_in_words_and_bugs_without_internals(store):
 
     def crash(ctx):
         return {}["missing"]
+
     refused = runner.wait(runner.submit("x", {}, refuse, user="planner"))
     crashed = runner.wait(runner.submit("x", {}, crash, user="planner"))
     assert (refused["state"], refused["error"]) == ("failed", "the area EXP-9 does not exist")
@@ -98,14 +105,30 @@ def test_failures_are_reported_in_words_and_bugs_without_internals(store):
 
 def test_a_job_whose_process_died_is_reported_failed(store):
     runner = JobRunner(store)
-    store.insert("jobs", __import__("pandas").DataFrame([{
-        "job_id": "dead", "kind": "allocation", "state": "running", "username": "planner",
-        "created": "2026-01-01T00:00:00", "heartbeat": "2026-01-01T00:00:00"}]))
+    store.insert(
+        "jobs",
+        __import__("pandas").DataFrame(
+            [
+                {
+                    "job_id": "dead",
+                    "kind": "allocation",
+                    "state": "running",
+                    "username": "planner",
+                    "created": "2026-01-01T00:00:00",
+                    "heartbeat": "2026-01-01T00:00:00",
+                }
+            ]
+        ),
+    )
     job = runner.get("dead")
     assert job["state"] == "failed" and "stopped" in job["error"]
     # and it does not block a new exclusive run
-    assert runner.wait(runner.submit("allocation", {}, lambda ctx: {}, user="p",
-                                     exclusive=True))["state"] == "done"
+    assert (
+        runner.wait(runner.submit("allocation", {}, lambda ctx: {}, user="p", exclusive=True))[
+            "state"
+        ]
+        == "done"
+    )
 
 
 def test_job_writes_leave_no_audit_and_touch_only_the_jobs_revision(store):
@@ -124,6 +147,7 @@ def planner(planner_client, csrf_token):
 
 def test_api_polls_lists_and_cancels_jobs(app, planner, investor_client, client):
     from web import deps
+
     release = threading.Event()
     with app.app_context():
         runner = deps.get_jobs()

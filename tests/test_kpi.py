@@ -1,15 +1,16 @@
 """Zone indicators on the hand-checkable tiny zone of test_servicing (areas: 0.5 ha per
 diamond of half-diagonal 50 m, 0.32 ha for P4) and on the sample zone."""
+
 from __future__ import annotations
 
 import json
 
 import pandas as pd
 import pytest
+from test_servicing import SAMPLE, tiny_zone
 
 from planner.kpi import format_kpi, kpi
 from planner.servicing import ServicingModel
-from test_servicing import SAMPLE, tiny_zone
 
 
 def zone_with_targets():
@@ -20,11 +21,15 @@ def zone_with_targets():
     plots["jobs"] = pd.array([10, None, 50, None], dtype="Int64")
     plots["floor_m2"] = [800.0, None, 2000.0, None]
     plots["start_yr"] = pd.array([2023, None, 2022, None], dtype="Int64")
-    zone["targets"] = pd.DataFrame({
-        "target_id": ["T-01", "T-02", "T-03", "T-04"],
-        "name": ["projects", "invest", "parks", "floor"],
-        "metric": ["projects", "invest", "parks", "floor_m2"],
-        "value": [2.0, 4e9, 4.0, 10000.0], "year": [2022, 2022, 2025, 2025]})
+    zone["targets"] = pd.DataFrame(
+        {
+            "target_id": ["T-01", "T-02", "T-03", "T-04"],
+            "name": ["projects", "invest", "parks", "floor"],
+            "metric": ["projects", "invest", "parks", "floor_m2"],
+            "value": [2.0, 4e9, 4.0, 10000.0],
+            "year": [2022, 2022, 2025, 2025],
+        }
+    )
     return zone
 
 
@@ -57,7 +62,7 @@ def test_targets_progress(late):
     t = {x["target_id"]: x for x in report["targets"]}
     assert (t["T-01"]["actual"], t["T-01"]["progress"]) == (1.0, 0.5)
     assert (t["T-02"]["actual"], t["T-02"]["progress"]) == (1e9, 0.25)
-    assert (t["T-03"]["actual"], t["T-03"]["progress"]) == (1.0, 0.25)   # P3 only: P1 reserved
+    assert (t["T-03"]["actual"], t["T-03"]["progress"]) == (1.0, 0.25)  # P3 only: P1 reserved
     assert (t["T-04"]["actual"], t["T-04"]["progress"]) == (2000.0, 0.2)
     early = {x["target_id"]: x for x in kpi(zone_with_targets(), as_of="2021-06-01")["targets"]}
     assert early["T-01"]["actual"] == 0 and early["T-03"]["actual"] == 0
@@ -91,6 +96,7 @@ def test_sample_kpi():
     from geo.layers import FEATURE_LAYERS
     from geo.store import create_store
     from zoneplan.commands.core import load_folder
+
     with tempfile.TemporaryDirectory() as tmp:
         store = create_store(Path(tmp) / "zone.gpkg")
         load_folder(store, SAMPLE)

@@ -1,4 +1,5 @@
 """Noded networks and the rtree index on tiny hand-checkable line sets (EPSG:32643)."""
+
 from __future__ import annotations
 
 import geopandas as gpd
@@ -18,8 +19,11 @@ def L(*pts):
 
 def roads(rows):
     ids, geoms, classes, statuses = zip(*rows)
-    return gpd.GeoDataFrame({"asset_id": ids, "class": classes, "status": statuses,
-                             "due": [None] * len(ids)}, geometry=list(geoms), crs=32643)
+    return gpd.GeoDataFrame(
+        {"asset_id": ids, "class": classes, "status": statuses, "due": [None] * len(ids)},
+        geometry=list(geoms),
+        crs=32643,
+    )
 
 
 def node_at(net, x, y):
@@ -29,15 +33,21 @@ def node_at(net, x, y):
 
 
 def test_crossing_lines_are_noded_with_lengths_and_times():
-    net = build_network({"roads": roads([
-        ("A", L((0, 0), (1000, 0)), "arterial", "operational"),
-        ("B", L((500, -500), (500, 500)), "local", "operational"),
-    ])})
+    net = build_network(
+        {
+            "roads": roads(
+                [
+                    ("A", L((0, 0), (1000, 0)), "arterial", "operational"),
+                    ("B", L((500, -500), (500, 500)), "local", "operational"),
+                ]
+            )
+        }
+    )
     assert (net.n_nodes, net.n_edges) == (5, 4)
     assert sorted(np.round(net.length, 6)) == [500.0] * 4
     a = net.asset_id == "A"
     assert np.allclose(net.minutes[a], 500 / (ROAD_SPEEDS_KMH["arterial"] * 1000 / 60))
-    assert np.allclose(net.minutes[~a], 1.0)           # 500 m at 30 km/h
+    assert np.allclose(net.minutes[~a], 1.0)  # 500 m at 30 km/h
     assert len(net.dangling) == 4 and set(net.dangling["asset_id"]) == {"A", "B"}
     d = net.dijkstra([node_at(net, 0, 0)])[0]
     assert d[node_at(net, 500, 500)] == pytest.approx(1000.0)
@@ -45,9 +55,11 @@ def test_crossing_lines_are_noded_with_lengths_and_times():
 
 
 def test_snapping_joins_near_misses_and_reports_tolerance():
-    rows = [("A", L((0, 0), (1000, 0)), "local", "operational"),
-            ("B", L((300, 1.5), (300, 200)), "local", "operational"),     # undershoot 1.5 m
-            ("C", L((1000.8, 0.6), (1000.8, 300)), "local", "operational")]  # gap 1 m
+    rows = [
+        ("A", L((0, 0), (1000, 0)), "local", "operational"),
+        ("B", L((300, 1.5), (300, 200)), "local", "operational"),  # undershoot 1.5 m
+        ("C", L((1000.8, 0.6), (1000.8, 300)), "local", "operational"),
+    ]  # gap 1 m
     net = build_network({"roads": roads(rows)}, tolerance=2.0)
     assert net.tolerance == 2.0 and net.snapped == 2
     d = net.dijkstra([node_at(net, 0, 0)])[0]
@@ -63,31 +75,43 @@ def test_snapping_joins_near_misses_and_reports_tolerance():
 
 
 def test_masks_rebuild_only_the_matrix_and_explain_blockers():
-    net = build_network({"roads": roads([
-        ("A", L((0, 0), (100, 0)), "local", "operational"),
-        ("B", L((100, 0), (200, 0)), "local", "closed"),
-        ("C", L((0, 0), (0, 300), (200, 300), (200, 0)), "local", "operational"),
-    ])})
+    net = build_network(
+        {
+            "roads": roads(
+                [
+                    ("A", L((0, 0), (100, 0)), "local", "operational"),
+                    ("B", L((100, 0), (200, 0)), "local", "closed"),
+                    ("C", L((0, 0), (0, 300), (200, 300), (200, 0)), "local", "operational"),
+                ]
+            )
+        }
+    )
     src, dst = node_at(net, 0, 0), node_at(net, 200, 0)
     assert net.dijkstra([src])[0][dst] == pytest.approx(200.0)
     mask = net.mask()
     assert net.dijkstra([src], mask=mask)[0][dst] == pytest.approx(800.0)
-    assert net.csr(mask) is net.csr(mask)               # cached per mask
+    assert net.csr(mask) is net.csr(mask)  # cached per mask
     open_b = net.mask({("roads", "B"): "operational"})
     assert open_b.all()
     # cut C too: the way round with the fewest closed assets crosses B only
     mask2 = net.mask({("roads", "C"): "closed"})
-    (edges, origin), = net.blocking_edges([src], [dst], mask2)
+    ((edges, origin),) = net.blocking_edges([src], [dst], mask2)
     assert set(net.asset_id[edges]) == {"B"} and origin == src
     dist, which = net.dijkstra([src, dst], min_only=True, mask=mask)
     assert which[node_at(net, 100, 0)] == src
 
 
 def test_parallel_edges_keep_the_lightest_and_points_locate_on_edges():
-    net = build_network({"roads": roads([
-        ("A", L((0, 0), (100, 0)), "local", "operational"),
-        ("B", L((0, 0), (50, 50), (100, 0)), "local", "operational"),
-    ])})
+    net = build_network(
+        {
+            "roads": roads(
+                [
+                    ("A", L((0, 0), (100, 0)), "local", "operational"),
+                    ("B", L((0, 0), (50, 50), (100, 0)), "local", "operational"),
+                ]
+            )
+        }
+    )
     a, b = node_at(net, 0, 0), node_at(net, 100, 0)
     assert net.csr()[a, b] == pytest.approx(100.0)
     plot = shapely.Polygon([(X0 + 20, Y0 - 10), (X0 + 30, Y0 - 30), (X0 + 10, Y0 - 30)])
@@ -102,8 +126,9 @@ def test_parallel_edges_keep_the_lightest_and_points_locate_on_edges():
 def test_empty_network_and_non_lines():
     net = build_network({"roads": roads([])}) if False else build_network({})
     assert (net.n_nodes, net.n_edges) == (0, 0)
-    pts = gpd.GeoDataFrame({"asset_id": ["x"], "status": ["operational"]},
-                           geometry=[shapely.Point(X0, Y0)], crs=32643)
+    pts = gpd.GeoDataFrame(
+        {"asset_id": ["x"], "status": ["operational"]}, geometry=[shapely.Point(X0, Y0)], crs=32643
+    )
     with pytest.raises(ValueError, match="non-line"):
         build_network({"roads": pts})
 
@@ -121,7 +146,12 @@ def test_spatial_index_nearest_and_within():
     assert pos.tolist() == [0, 1, 2, -1] and np.isinf(dist[3])
     left, right, d = ix.within(q, 5)
     assert list(zip(left.tolist(), right.tolist(), d.tolist())) == [
-        (0, 0, 1.0), (0, 1, 4.0), (1, 1, 1.0), (1, 0, 4.0), (2, 2, 1.0)]
+        (0, 0, 1.0),
+        (0, 1, 4.0),
+        (1, 1, 1.0),
+        (1, 0, 4.0),
+        (2, 2, 1.0),
+    ]
     empty = SpatialIndex([])
     assert empty.nearest(q)[0].tolist() == [-1] * 4
     with pytest.raises(ValueError):

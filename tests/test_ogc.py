@@ -1,6 +1,7 @@
 """OGC API - Features at /ogc through the WSGI app: the Core and GeoJSON assertions of the
 standard's abstract test suite that can be read as tests, Parts 2 and 3, the access policy,
 HTTP Basic, errors, HTML and the OpenAPI document (schemathesis)."""
+
 from __future__ import annotations
 
 import base64
@@ -10,16 +11,20 @@ import numpy as np
 import pytest
 import schemathesis
 import shapely
-from hypothesis import HealthCheck, Phase, given, settings
-from schemathesis.checks import (content_type_conformance, not_a_server_error,
-                                 response_schema_conformance, status_code_conformance)
-
 from conftest import PASSWORDS
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
 from geo.crs import transformer
 from geo.layers import parse_sectors
 from planner import visibility
-from usecases import features as ogc
 from usecases import accounts
+from usecases import features as ogc
 
 CORE = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"
 UTM = "http://www.opengis.net/def/crs/EPSG/0/32643"
@@ -62,8 +67,9 @@ def test_api_definition_is_openapi_30_and_linked(client):
     items = doc["paths"]["/collections/plots/items"]["get"]
     limit = next(p for p in items["parameters"] if p.get("name") == "limit")
     assert limit["schema"]["maximum"] == ogc.MAX_LIMIT  # GDAL reads it and pages by it
-    assert {"sectors", "status", "bbox", "crs", "bbox-crs"} <= {p.get("name") for p in
-                                                                 items["parameters"]}
+    assert {"sectors", "status", "bbox", "crs", "bbox-crs"} <= {
+        p.get("name") for p in items["parameters"]
+    }
 
 
 def test_conformance_declares_the_classes(client):
@@ -87,8 +93,10 @@ def test_collections_list_what_the_public_may_read(client):
 
 
 def test_planners_see_every_collection_but_users(client):
-    ids = [c["id"] for c in get(client, "/ogc/collections", headers=basic("planner"))
-           .get_json()["collections"]]
+    ids = [
+        c["id"]
+        for c in get(client, "/ogc/collections", headers=basic("planner")).get_json()["collections"]
+    ]
     assert "applications" in ids and "audit" in ids and "users" not in ids
 
 
@@ -154,13 +162,18 @@ def test_one_feature_with_links(client):
 
 def test_bbox_selects_features_whose_envelope_meets_it(client, store):
     box = (76.84, 43.32, 76.85, 43.33)
-    doc = get(client, "/ogc/collections/plots/items?limit=1000&bbox="
-                      + ",".join(map(str, box))).get_json()
+    doc = get(
+        client, "/ogc/collections/plots/items?limit=1000&bbox=" + ",".join(map(str, box))
+    ).get_json()
     plots = visible_plots(store)
     utm = transformer(4326, 32643).transform_bounds(*box)
     bounds = shapely.bounds(plots.geometry.values)
-    meets = ((bounds[:, 0] <= utm[2]) & (bounds[:, 2] >= utm[0])
-             & (bounds[:, 1] <= utm[3]) & (bounds[:, 3] >= utm[1]))
+    meets = (
+        (bounds[:, 0] <= utm[2])
+        & (bounds[:, 2] >= utm[0])
+        & (bounds[:, 1] <= utm[3])
+        & (bounds[:, 3] >= utm[1])
+    )
     expected = set(plots["plot_id"][meets])
     assert expected and {f["id"] for f in doc["features"]} == expected
     assert doc["numberMatched"] == len(expected)
@@ -174,7 +187,7 @@ def test_datetime_selects_assets_whose_status_interval_meets_it(client, store):
     expected = set(rows["asset_id"][(since <= day) & (due >= day)])
     assert {f["id"] for f in doc["features"]} == expected
     later = get(client, "/ogc/collections/substations/items?datetime=2023-01-01/..").get_json()
-    assert later["numberMatched"] == int(((due >= "2023-01-01")).sum())
+    assert later["numberMatched"] == int((due >= "2023-01-01").sum())
 
 
 # --------------------------------------------------------------------------- Part 2 CRS
@@ -184,20 +197,28 @@ def test_crs_parameter_answers_in_utm_metres_and_in_lat_lon(client, store):
     assert utm.headers["Content-Crs"] == f"<{UTM}>"
     xy = np.array(utm.get_json()["geometry"]["coordinates"][0])
     assert np.allclose(xy, shapely.get_coordinates(stored), atol=0.001)
-    lonlat = np.array(get(client, "/ogc/collections/plots/items/P-044")
-                      .get_json()["geometry"]["coordinates"][0])
-    latlon = np.array(get(client, f"/ogc/collections/plots/items/P-044?crs={EPSG4326}")
-                      .get_json()["geometry"]["coordinates"][0])
+    lonlat = np.array(
+        get(client, "/ogc/collections/plots/items/P-044").get_json()["geometry"]["coordinates"][0]
+    )
+    latlon = np.array(
+        get(client, f"/ogc/collections/plots/items/P-044?crs={EPSG4326}").get_json()["geometry"][
+            "coordinates"
+        ][0]
+    )
     assert np.allclose(latlon[:, ::-1], lonlat)
 
 
 def test_bbox_crs_in_metres_selects_the_same_plots(client, store):
     box = (76.84, 43.32, 76.85, 43.33)
     utm = transformer(4326, 32643).transform_bounds(*box)
-    by_degrees = get(client, "/ogc/collections/plots/items?limit=1000&bbox="
-                             + ",".join(map(str, box))).get_json()
-    by_metres = get(client, f"/ogc/collections/plots/items?limit=1000&bbox-crs={UTM}&bbox="
-                            + ",".join(f"{v:.3f}" for v in utm)).get_json()
+    by_degrees = get(
+        client, "/ogc/collections/plots/items?limit=1000&bbox=" + ",".join(map(str, box))
+    ).get_json()
+    by_metres = get(
+        client,
+        f"/ogc/collections/plots/items?limit=1000&bbox-crs={UTM}&bbox="
+        + ",".join(f"{v:.3f}" for v in utm),
+    ).get_json()
     assert {f["id"] for f in by_metres["features"]} == {f["id"] for f in by_degrees["features"]}
 
 
@@ -206,8 +227,9 @@ def test_queryables_list_what_the_role_may_filter(client):
     props = get(client, "/ogc/collections/plots/queryables").get_json()["properties"]
     assert "resident" not in props and "version" not in props
     assert "candidate" not in props["status"]["enum"]
-    staff = get(client, "/ogc/collections/plots/queryables", headers=basic("planner")
-                ).get_json()["properties"]
+    staff = get(client, "/ogc/collections/plots/queryables", headers=basic("planner")).get_json()[
+        "properties"
+    ]
     assert "resident" in staff and "candidate" in staff["status"]["enum"]
 
 
@@ -221,8 +243,9 @@ def test_a_sector_filter_matches_plots_whose_list_holds_it(client, store):
 
 
 def test_property_filters_combine(client, store):
-    doc = get(client, "/ogc/collections/plots/items?limit=1000&status=available&hazard_ok=3"
-              ).get_json()
+    doc = get(
+        client, "/ogc/collections/plots/items?limit=1000&status=available&hazard_ok=3"
+    ).get_json()
     plots = store.read("plots")
     expected = set(plots["plot_id"][(plots["status"] == "available") & (plots["hazard_ok"] == 3)])
     assert {f["id"] for f in doc["features"]} == expected
@@ -240,20 +263,25 @@ def test_number_matched_follows_a_write(client, store):
 def test_anonymous_plots_hide_candidates_and_occupants(client, store):
     doc = get(client, "/ogc/collections/plots/items?limit=1000").get_json()
     assert {f["properties"]["status"] for f in doc["features"]} <= set(
-        visibility.plot_view(None).statuses)
+        visibility.plot_view(None).statuses
+    )
     for feature in doc["features"]:
         assert not set(feature["properties"]) & set(visibility.HIDDEN_PLOT_FIELDS)
     candidate = store.read("plots", where={"status": "candidate"})["plot_id"].iloc[0]
     missing = get(client, f"/ogc/collections/plots/items/{candidate}", 404).get_json()
     assert missing == get(client, "/ogc/collections/plots/items/NO-SUCH", 404).get_json() | {
-        "description": missing["description"]}
+        "description": missing["description"]
+    }
     get(client, "/ogc/collections/plots/items?status=candidate", 400)
 
 
 @pytest.mark.parametrize("who", ["basic", "bearer"])
 def test_planner_credentials_give_the_whole_layer(client, store, who):
-    headers = basic("planner") if who == "basic" else {
-        "Authorization": f"Bearer {accounts.issue_token(store, 'planner')}"}
+    headers = (
+        basic("planner")
+        if who == "basic"
+        else {"Authorization": f"Bearer {accounts.issue_token(store, 'planner')}"}
+    )
     doc = get(client, "/ogc/collections/plots/items?limit=1000", headers=headers).get_json()
     assert doc["numberMatched"] == len(store.read("plots"))
     assert "resident" in doc["features"][0]["properties"]
@@ -271,8 +299,12 @@ def test_private_collections_ask_anonymous_clients_for_credentials(client):
 
 def test_wrong_basic_password_is_anonymous_and_throttled(client):
     for _ in range(6):
-        get(client, "/ogc/collections/applications/items", 401,
-            headers=basic("planner", "wrong-password"))
+        get(
+            client,
+            "/ogc/collections/applications/items",
+            401,
+            headers=basic("planner", "wrong-password"),
+        )
     # five failures lock the name for this address, even with the right password
     get(client, "/ogc/collections/applications/items", 401, headers=basic("planner"))
 
@@ -302,37 +334,40 @@ def test_a_filter_value_no_id_can_have_matches_nothing(client):
     assert body["features"] == [] and body["numberMatched"] == 0
 
 
-@pytest.mark.parametrize("url, status", [
-    ("/ogc/collections/nope", 404),
-    ("/ogc/collections/nope/items", 404),
-    ("/ogc/collections/plots/items/NO-SUCH", 404),
-    ("/ogc/collections/plots/items/%1B", 404),
-    ("/ogc/collections/audit/items/abc", 401),
-    ("/ogc/nothing/here", 404),
-    ("/ogc/collections/plots/items?bbox=1,2,3", 400),
-    ("/ogc/collections/plots/items?bbox=77,44,76,43", 400),
-    ("/ogc/collections/plots/items?bbox=a,b,c,d", 400),
-    ("/ogc/collections/plots/items?bbox=nan,1,2,3", 400),
-    ("/ogc/collections/plots/items?limit=-1", 400),
-    ("/ogc/collections/plots/items?limit=0", 400),
-    ("/ogc/collections/plots/items?limit=ten", 400),
-    ("/ogc/collections/plots/items?offset=-5", 400),
-    ("/ogc/collections/plots/items?crs=EPSG:3857", 400),
-    ("/ogc/collections/plots/items?bbox-crs=urn:nope&bbox=1,2,3,4", 400),
-    ("/ogc/collections/targets/items?crs=" + UTM, 400),
-    ("/ogc/collections/targets/items?bbox=1,2,3,4", 400),
-    ("/ogc/collections/plots/items?colour=red", 400),
-    ("/ogc/collections/plots/items?limit=1&limit=2", 400),
-    ("/ogc/collections/plots/items?datetime=2022-01-01", 400),
-    ("/ogc/collections/roads/items?datetime=yesterday", 400),
-    ("/ogc/collections/roads/items?datetime=2023-01-01/2022-01-01", 400),
-    ("/ogc/collections/roads/items?datetime=../..", 400),
-    ("/ogc/collections/plots/items?hazard_ok=high", 400),
-    ("/ogc/collections/plots/items?sectors=steel", 400),
-    ("/ogc/collections/plots/items?f=xml", 400),
-    ("/ogc/collections/plots/items/P-044?crs=EPSG:3857", 400),
-    ("/ogc/collections/plots/items/P-044?limit=1", 400),
-])
+@pytest.mark.parametrize(
+    "url, status",
+    [
+        ("/ogc/collections/nope", 404),
+        ("/ogc/collections/nope/items", 404),
+        ("/ogc/collections/plots/items/NO-SUCH", 404),
+        ("/ogc/collections/plots/items/%1B", 404),
+        ("/ogc/collections/audit/items/abc", 401),
+        ("/ogc/nothing/here", 404),
+        ("/ogc/collections/plots/items?bbox=1,2,3", 400),
+        ("/ogc/collections/plots/items?bbox=77,44,76,43", 400),
+        ("/ogc/collections/plots/items?bbox=a,b,c,d", 400),
+        ("/ogc/collections/plots/items?bbox=nan,1,2,3", 400),
+        ("/ogc/collections/plots/items?limit=-1", 400),
+        ("/ogc/collections/plots/items?limit=0", 400),
+        ("/ogc/collections/plots/items?limit=ten", 400),
+        ("/ogc/collections/plots/items?offset=-5", 400),
+        ("/ogc/collections/plots/items?crs=EPSG:3857", 400),
+        ("/ogc/collections/plots/items?bbox-crs=urn:nope&bbox=1,2,3,4", 400),
+        ("/ogc/collections/targets/items?crs=" + UTM, 400),
+        ("/ogc/collections/targets/items?bbox=1,2,3,4", 400),
+        ("/ogc/collections/plots/items?colour=red", 400),
+        ("/ogc/collections/plots/items?limit=1&limit=2", 400),
+        ("/ogc/collections/plots/items?datetime=2022-01-01", 400),
+        ("/ogc/collections/roads/items?datetime=yesterday", 400),
+        ("/ogc/collections/roads/items?datetime=2023-01-01/2022-01-01", 400),
+        ("/ogc/collections/roads/items?datetime=../..", 400),
+        ("/ogc/collections/plots/items?hazard_ok=high", 400),
+        ("/ogc/collections/plots/items?sectors=steel", 400),
+        ("/ogc/collections/plots/items?f=xml", 400),
+        ("/ogc/collections/plots/items/P-044?crs=EPSG:3857", 400),
+        ("/ogc/collections/plots/items/P-044?limit=1", 400),
+    ],
+)
 def test_bad_requests_get_an_ogc_exception(client, url, status):
     response = get(client, url, status)
     body = response.get_json()
@@ -344,16 +379,27 @@ def test_bad_requests_get_an_ogc_exception(client, url, status):
 def test_json_unless_accept_prefers_html(client):
     browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
     assert get(client, "/ogc/collections", headers={"Accept": browser}).mimetype == "text/html"
-    assert get(client, "/ogc/collections", headers={"Accept": "*/*"}).mimetype == \
-        "application/json"
-    assert get(client, "/ogc/collections?f=json", headers={"Accept": browser}).mimetype == \
-        "application/json"
+    assert get(client, "/ogc/collections", headers={"Accept": "*/*"}).mimetype == "application/json"
+    assert (
+        get(client, "/ogc/collections?f=json", headers={"Accept": browser}).mimetype
+        == "application/json"
+    )
 
 
-@pytest.mark.parametrize("path", ["/ogc", "/ogc/conformance", "/ogc/api", "/ogc/collections",
-                                  "/ogc/collections/plots", "/ogc/collections/plots/queryables",
-                                  "/ogc/collections/plots/items", "/ogc/collections/roads/items",
-                                  "/ogc/collections/plots/items/P-044"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ogc",
+        "/ogc/conformance",
+        "/ogc/api",
+        "/ogc/collections",
+        "/ogc/collections/plots",
+        "/ogc/collections/plots/queryables",
+        "/ogc/collections/plots/items",
+        "/ogc/collections/roads/items",
+        "/ogc/collections/plots/items/P-044",
+    ],
+)
 def test_html_pages(client, path):
     response = get(client, path + "?f=html")
     assert response.mimetype == "text/html"
@@ -370,8 +416,12 @@ def test_html_escapes_stored_text(client, store):
 
 
 # --------------------------------------------------------------------------- the document
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 def test_ogc_api_honours_its_document(app):
@@ -385,9 +435,14 @@ def test_ogc_api_honours_its_document(app):
         operations += 1
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=6, deadline=None, derandomize=True, database=None,
-                  phases=(Phase.explicit, Phase.generate),  # report, don't shrink: CI time
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=6,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            phases=(Phase.explicit, Phase.generate),  # report, don't shrink: CI time
+            suppress_health_check=list(HealthCheck),
+        )
         def run(case):
             case.call_and_validate(headers=headers, checks=CHECKS)
 
@@ -395,5 +450,5 @@ def test_ogc_api_honours_its_document(app):
             run()
         except (Exception, BaseExceptionGroup) as err:  # noqa: BLE001 - collect them all
             failures.append(f"{operation.label}: {str(err)[:1500]}")
-    assert operations == 4 * len(visibility.readable_layers('planner')) + 3
+    assert operations == 4 * len(visibility.readable_layers("planner")) + 3
     assert not failures, "\n\n".join(failures)

@@ -1,5 +1,6 @@
 """Clients nobody here wrote read /ogc from a live server on a loopback port: GDAL's OAPIF
 driver (pyogrio's bundled GDAL, and Debian's ogrinfo) and OWSLib's Features client."""
+
 from __future__ import annotations
 
 import re
@@ -14,10 +15,10 @@ import pyogrio
 import pyogrio.raw
 import pytest
 import shapely
+from conftest import PASSWORDS, free_port
 from owslib.ogcapi.features import Features
 from owslib.util import Authentication
 
-from conftest import PASSWORDS, free_port
 from geo.store import open_store
 from planner import visibility
 
@@ -32,9 +33,22 @@ def server(sample_db, tmp_path_factory):
     path = tmp_path_factory.mktemp("ogc") / "zone.gpkg"
     shutil.copy2(sample_db, path)
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "zoneplan.cli", "serve", "--db", str(path),
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "zoneplan.cli",
+            "serve",
+            "--db",
+            str(path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
         try:
@@ -53,8 +67,9 @@ def server(sample_db, tmp_path_factory):
 @pytest.fixture
 def gdal_as_planner():
     """GDAL's HTTP Basic settings for the planner account (what QGIS's auth config sets)."""
-    pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": "BASIC",
-                                     "GDAL_HTTP_USERPWD": f"planner:{PASSWORDS['planner']}"})
+    pyogrio.set_gdal_config_options(
+        {"GDAL_HTTP_AUTH": "BASIC", "GDAL_HTTP_USERPWD": f"planner:{PASSWORDS['planner']}"}
+    )
     yield
     pyogrio.set_gdal_config_options({"GDAL_HTTP_AUTH": None, "GDAL_HTTP_USERPWD": None})
 
@@ -88,8 +103,7 @@ def test_gdal_reads_in_utm_on_request_and_matches_the_store(server):
     stored = public_plots(store).set_index("plot_id").geometry
     got = frame.set_index("plot_id").geometry
     assert shapely.equals_exact(got.loc[stored.index].values, stored.values, tolerance=0.002).all()
-    lonlat = pyogrio.read_dataframe(f"OAPIF:{base}", layer="plots", CRS="OGC:CRS84",
-                                    max_features=3)
+    lonlat = pyogrio.read_dataframe(f"OAPIF:{base}", layer="plots", CRS="OGC:CRS84", max_features=3)
     x, y = shapely.get_coordinates(lonlat.geometry.values)[0]
     assert 76 < x < 78 and 43 < y < 44
 
@@ -102,13 +116,11 @@ def test_gdal_honours_a_bbox_and_an_attribute_filter(server):
     frame = pyogrio.read_dataframe(f"OAPIF:{base}", layer="plots", bbox=box)
     expected = set(plots["plot_id"][shapely.intersects(plots.geometry.values, shapely.box(*box))])
     assert expected and set(frame["plot_id"]) == expected
-    reserved = pyogrio.read_dataframe(f"OAPIF:{base}", layer="plots",
-                                      where="status = 'reserved'")
+    reserved = pyogrio.read_dataframe(f"OAPIF:{base}", layer="plots", where="status = 'reserved'")
     assert sorted(reserved["plot_id"]) == sorted(plots["plot_id"][plots["status"] == "reserved"])
 
 
-def test_gdal_with_planner_credentials_reads_every_plot_and_private_layer(server,
-                                                                          gdal_as_planner):
+def test_gdal_with_planner_credentials_reads_every_plot_and_private_layer(server, gdal_as_planner):
     base, store = server
     frame = pyogrio.read_dataframe(f"OAPIF:{base}", layer="plots")
     assert len(frame) == len(store.read("plots")) and "resident" in frame.columns
@@ -120,8 +132,9 @@ def test_gdal_with_planner_credentials_reads_every_plot_and_private_layer(server
 
 def test_owslib_pages_through_the_same_plots_as_gdal(server):
     base, _ = server
-    gdal_ids = sorted(pyogrio.read_dataframe(f"OAPIF:{base}", layer="plots",
-                                             read_geometry=False)["plot_id"])
+    gdal_ids = sorted(
+        pyogrio.read_dataframe(f"OAPIF:{base}", layer="plots", read_geometry=False)["plot_id"]
+    )
     client = Features(base)
     assert "plots" in [c["id"] for c in client.collections()["collections"]]
     ids, offset = [], 0
@@ -148,8 +161,15 @@ def test_owslib_with_basic_credentials_sees_candidates(server):
 @pytest.mark.skipif(OGRINFO is None, reason="Debian's gdal-bin (ogrinfo) is not installed")
 def test_debian_ogrinfo_lists_and_counts(server):
     base, store = server
-    run = lambda *args: subprocess.run([OGRINFO, "-ro", *args], capture_output=True,  # noqa: E731
-                                       text=True, timeout=120, check=True).stdout
+    run = lambda *args: (
+        subprocess.run(
+            [OGRINFO, "-ro", *args],
+            capture_output=True,  # noqa: E731
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+    )
     listing = run("-so", f"OAPIF:{base}")
     for name in visibility.readable_layers(None):
         assert re.search(rf"^\d+: {name} ", listing, re.M), (name, listing)

@@ -3,12 +3,12 @@ and the page in a real browser (Debian's Chromium): run, compare two runs, commi
 
 Screenshots go to test-artifacts/access-*.png.
 """
+
 from __future__ import annotations
 
 import time
 
 import pytest
-
 from conftest import ARTIFACTS, PASSWORDS
 
 
@@ -39,14 +39,17 @@ def test_page_is_for_planners_only(planner, investor_client, client, csrf_token)
     assert investor_client.post("/planner/access/run", json={}, headers=token).status_code == 403
 
 
-@pytest.mark.parametrize("body, status, words", [
-    ({"area": "EXP-9", "kind": "road"}, 400, "unknown expansion area"),
-    ({"area": "EXP-1", "kind": "canal"}, 400, "kind must be one of"),
-    ({"area": "EXP-1", "kind": "road", "time_limit": -1}, 400, "time_limit"),
-    ({"area": "EXP-1", "kind": "power", "freight_years": 5}, 400, "not to power feeders"),
-    ({"area": "EXP-1", "kind": "road", "targets": "P-1,P-2"}, 400, "targets must be one of"),
-    ("not an object", 400, "JSON object"),
-])
+@pytest.mark.parametrize(
+    "body, status, words",
+    [
+        ({"area": "EXP-9", "kind": "road"}, 400, "unknown expansion area"),
+        ({"area": "EXP-1", "kind": "canal"}, 400, "kind must be one of"),
+        ({"area": "EXP-1", "kind": "road", "time_limit": -1}, 400, "time_limit"),
+        ({"area": "EXP-1", "kind": "power", "freight_years": 5}, 400, "not to power feeders"),
+        ({"area": "EXP-1", "kind": "road", "targets": "P-1,P-2"}, 400, "targets must be one of"),
+        ("not an object", 400, "JSON object"),
+    ],
+)
 def test_bad_runs_are_refused_in_words(planner, body, status, words):
     r = planner.post("/planner/access/run", json=body, headers=planner.zp_headers)
     assert r.status_code == status and words in r.get_json()["error"]
@@ -58,23 +61,40 @@ def test_run_needs_the_csrf_token(planner):
 
 
 def test_run_then_commit_stores_planned_roads(planner, store):
-    r = planner.post("/planner/access/run", json={"area": "EXP-1", "kind": "road", "time_limit": 20},
-                     headers=planner.zp_headers)
+    r = planner.post(
+        "/planner/access/run",
+        json={"area": "EXP-1", "kind": "road", "time_limit": 20},
+        headers=planner.zp_headers,
+    )
     assert r.status_code == 202
     job_id = r.get_json()["job_id"]
     job = _wait(planner, job_id)
     assert job["state"] == "done", job.get("error")
     doc = job["result"]
-    assert doc["summary"]["cost"] == pytest.approx(sum(f["properties"]["cost"] for f in doc["features"]))
+    assert doc["summary"]["cost"] == pytest.approx(
+        sum(f["properties"]["cost"] for f in doc["features"])
+    )
     assert not doc["summary"]["unreachable"]
-    bad = planner.post("/planner/access/commit", json={"job_id": job_id, "due": "2027-13-01"},
-                       headers=planner.zp_headers)
+    bad = planner.post(
+        "/planner/access/commit",
+        json={"job_id": job_id, "due": "2027-13-01"},
+        headers=planner.zp_headers,
+    )
     assert bad.status_code == 400 and "due" in bad.get_json()["error"]
-    assert planner.post("/planner/access/commit", json={"job_id": "nope", "due": "2027-05-01"},
-                        headers=planner.zp_headers).status_code == 404
+    assert (
+        planner.post(
+            "/planner/access/commit",
+            json={"job_id": "nope", "due": "2027-05-01"},
+            headers=planner.zp_headers,
+        ).status_code
+        == 404
+    )
     before = len(store.read("roads"))
-    ok = planner.post("/planner/access/commit", json={"job_id": job_id, "due": "2027-05-01"},
-                      headers=planner.zp_headers)
+    ok = planner.post(
+        "/planner/access/commit",
+        json={"job_id": job_id, "due": "2027-05-01"},
+        headers=planner.zp_headers,
+    )
     assert ok.status_code == 201
     ids = ok.get_json()["asset_ids"]
     roads = store.read("roads")
@@ -126,14 +146,18 @@ def test_run_compare_and_commit_in_the_browser(page, live_server):
     page.click("#zp-access-run")
     page.wait_for_selector("#zp-access-cancel:not([hidden])")
     page.click("#zp-access-cancel")
-    page.wait_for_function("() => document.getElementById('zp-access-status').textContent.includes('cancelled')",
-                           timeout=120_000)
+    page.wait_for_function(
+        "() => document.getElementById('zp-access-status').textContent.includes('cancelled')",
+        timeout=120_000,
+    )
     # commit run 1 without a due date: asked for one; with it: stored
     page.click("button[data-run='1']")
     assert "due date" in page.inner_text("#zp-access-commit-status")
     page.fill("#zp-access-due", "2027-05-01")
     page.click("button[data-run='1']")
-    page.wait_for_function("() => document.getElementById('zp-access-commit-status').textContent.includes('RD-')")
+    page.wait_for_function(
+        "() => document.getElementById('zp-access-commit-status').textContent.includes('RD-')"
+    )
     assert "Stored as planned roads" in page.inner_text("#zp-access-commit-status")
     _shot(page, "committed")
     assert not page.zp_blocked and not page.zp_errors

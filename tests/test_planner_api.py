@@ -1,5 +1,6 @@
 """The planners' JSON edits: /api/check, /api/plots (POST, PATCH, DELETE), /api/assets; roles,
 CSRF, validation in words, the lifecycle, versions (409), audit rows, OpenAPI entries."""
+
 from __future__ import annotations
 
 import json
@@ -7,10 +8,9 @@ import json
 import pytest
 import shapely
 from shapely.geometry import box
-
-from geo.layers import PLOT_TRANSITIONS
 from test_planner_parcels import free_square, to_geojson
 
+from geo.layers import PLOT_TRANSITIONS
 
 FEATURE = {"type": "Feature", "properties": {}}
 
@@ -20,6 +20,7 @@ FEATURE = {"type": "Feature", "properties": {}}
 def snap(sample_db):
     """The sample as every test's store copy starts (read once)."""
     from geo.store import open_store
+
     return open_store(sample_db).snapshot()
 
 
@@ -62,11 +63,13 @@ def a_plot(snap, status):
 
 
 # --------------------------------------------------------------------------- roles and CSRF
-WRITES = [("post", "/api/check", {"geometry": {"type": "Polygon", "coordinates": []}}),
-          ("post", "/api/plots", FEATURE),
-          ("patch", "/api/plots/P-001", {"version": 1, "cadastre": "x"}),
-          ("delete", "/api/plots/P-001?version=1", None),
-          ("patch", "/api/assets/substations/SS-12", {"version": 1, "status": "operational"})]
+WRITES = [
+    ("post", "/api/check", {"geometry": {"type": "Polygon", "coordinates": []}}),
+    ("post", "/api/plots", FEATURE),
+    ("patch", "/api/plots/P-001", {"version": 1, "cadastre": "x"}),
+    ("delete", "/api/plots/P-001?version=1", None),
+    ("patch", "/api/assets/substations/SS-12", {"version": 1, "status": "operational"}),
+]
 
 
 def test_anonymous_get_401_and_investors_403(client, investor_client, csrf_token, store):
@@ -84,22 +87,25 @@ def test_anonymous_get_401_and_investors_403(client, investor_client, csrf_token
 def test_session_writes_need_the_csrf_header(planner_client, spot, store):
     response = planner_client.post("/api/plots", json=feature(spot))
     assert response.status_code == 400 and "CSRF" in response.get_json()["error"]
-    assert store.count("plots", where={"status": "candidate"}) == \
-        store.snapshot()["plots"]["status"].eq("candidate").sum()
+    assert (
+        store.count("plots", where={"status": "candidate"})
+        == store.snapshot()["plots"]["status"].eq("candidate").sum()
+    )
 
 
 def test_admin_may_edit_too(admin_client, csrf_token, spot):
     headers = {"X-CSRFToken": csrf_token(admin_client, "/account")}
-    response = admin_client.post("/api/check", json={"geometry": to_geojson(spot)},
-                                 headers=headers)
+    response = admin_client.post("/api/check", json={"geometry": to_geojson(spot)}, headers=headers)
     assert response.status_code == 200 and response.get_json()["valid"]
 
 
 def test_bearer_token_writes_skip_csrf(client, store, spot):
     from usecases import accounts
+
     token = accounts.issue_token(store, "planner")
-    response = client.post("/api/plots", json=feature(spot),
-                           headers={"Authorization": f"Bearer {token}"})
+    response = client.post(
+        "/api/plots", json=feature(spot), headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 201
     assert audit(store, feat_id=response.get_json()["id"])[0]["username"] == "planner"
 
@@ -120,8 +126,9 @@ def test_check_speaks_the_session_language(planner, spot):
     planner.get("/lang/en")
     far = box(600_000, 4_700_000, 600_100, 4_700_100)
     body = post(planner, "/api/check", {"geometry": to_geojson(far)}).get_json()
-    assert body["problems"][0]["message"] == \
-        "the parcel lies outside the zone and its expansion areas"
+    assert (
+        body["problems"][0]["message"] == "the parcel lies outside the zone and its expansion areas"
+    )
 
 
 def _problem_cases(snap, spot):
@@ -155,12 +162,24 @@ def test_check_explains_each_problem_and_create_refuses_it(planner, snap, spot, 
 
 UNREADABLE = [
     ({"type": "Point", "coordinates": [76.85, 43.33]}, "geometry.type"),
-    ({"type": "Polygon", "coordinates": [[[76.85, 43.33], [76.86, 43.33], [76.86, "x"],
-                                          [76.85, 43.33]]]}, "geometry.coordinates[0][2]"),
-    ({"type": "Polygon", "coordinates": [[[76.85, 43.33], [276.86, 43.33], [76.86, 43.34],
-                                          [76.85, 43.33]]]}, "geometry.coordinates[0][1]"),
-    ({"type": "Polygon", "coordinates": [[[76.85, 43.33], [76.86, 43.33], [76.86, 43.34]]]},
-     "geometry.coordinates[0]"),
+    (
+        {
+            "type": "Polygon",
+            "coordinates": [[[76.85, 43.33], [76.86, 43.33], [76.86, "x"], [76.85, 43.33]]],
+        },
+        "geometry.coordinates[0][2]",
+    ),
+    (
+        {
+            "type": "Polygon",
+            "coordinates": [[[76.85, 43.33], [276.86, 43.33], [76.86, 43.34], [76.85, 43.33]]],
+        },
+        "geometry.coordinates[0][1]",
+    ),
+    (
+        {"type": "Polygon", "coordinates": [[[76.85, 43.33], [76.86, 43.33], [76.86, 43.34]]]},
+        "geometry.coordinates[0]",
+    ),
     ("not geojson", "geometry"),
 ]
 
@@ -168,8 +187,10 @@ UNREADABLE = [
 def test_unreadable_geometry_is_422_naming_the_coordinate(planner, store):
     revision = store.revision()
     for geometry, field in UNREADABLE:
-        for path, body in (("/api/check", {"geometry": geometry}),
-                           ("/api/plots", {"type": "Feature", "geometry": geometry})):
+        for path, body in (
+            ("/api/check", {"geometry": geometry}),
+            ("/api/plots", {"type": "Feature", "geometry": geometry}),
+        ):
             response = post(planner, path, body)
             assert response.status_code == 422, (path, response.get_json())
             assert response.get_json()["field"] == field
@@ -178,17 +199,20 @@ def test_unreadable_geometry_is_422_naming_the_coordinate(planner, store):
 
 def test_malformed_bodies(planner, spot, store):
     revision = store.revision()
-    response = planner.post("/api/plots", data="{not json", content_type="application/json",
-                            headers=planner.zp_headers)
+    response = planner.post(
+        "/api/plots", data="{not json", content_type="application/json", headers=planner.zp_headers
+    )
     assert response.status_code == 400 and "not valid JSON" in response.get_json()["error"]
-    response = planner.post("/api/plots", data="x", content_type="text/plain",
-                            headers=planner.zp_headers)
+    response = planner.post(
+        "/api/plots", data="x", content_type="text/plain", headers=planner.zp_headers
+    )
     assert response.status_code == 400
     assert post(planner, "/api/plots", [1, 2]).status_code == 422
     response = post(planner, "/api/plots", {"type": "Feature"})
     assert response.status_code == 422 and response.get_json()["field"] == "geometry"
-    response = post(planner, "/api/plots", {"type": "FeatureCollection",
-                                            "geometry": to_geojson(spot)})
+    response = post(
+        planner, "/api/plots", {"type": "FeatureCollection", "geometry": to_geojson(spot)}
+    )
     assert response.status_code == 422 and response.get_json()["field"] == "type"
     response = post(planner, "/api/plots", feature(spot, colour="red"))
     assert response.status_code == 422 and response.get_json()["field"] == "properties"
@@ -201,8 +225,7 @@ def test_malformed_bodies(planner, spot, store):
 
 # --------------------------------------------------------------------------- create
 def test_create_stores_a_candidate_in_one_audited_transaction(planner, spot, store, snap):
-    response = post(planner, "/api/plots", feature(spot, cadastre="20-311-999",
-                                                   power_kw=300))
+    response = post(planner, "/api/plots", feature(spot, cadastre="20-311-999", power_kw=300))
     assert response.status_code == 201, response.get_json()
     body = response.get_json()
     ids = snap["plots"]["plot_id"].tolist()
@@ -215,8 +238,9 @@ def test_create_stores_a_candidate_in_one_audited_transaction(planner, spot, sto
     stored = store.get("plots", expected)
     assert stored["geometry"].equals_exact(spot, tolerance=0.05)
     rows = audit(store, feat_id=expected)
-    assert [(r["action"], r["username"], r["layer"]) for r in rows] == \
-        [("insert", "planner", "plots")]
+    assert [(r["action"], r["username"], r["layer"]) for r in rows] == [
+        ("insert", "planner", "plots")
+    ]
     assert rows[0]["changes"]["status"] == [None, "candidate"]
     assert rows[0]["changes"]["area_ha"][1] == props["area_ha"]
     listed = planner.get("/api/plots?status=candidate&limit=1000").get_json()
@@ -244,8 +268,7 @@ def test_reshape_changes_area_and_is_audited_with_old_and_new(planner, spot, sto
     plot = _create(planner, spot)
     pid = plot["id"]
     bigger = shapely.affinity.scale(spot, 1.2, 1.0)
-    response = patch(planner, f"/api/plots/{pid}", {"version": 1,
-                                                    "geometry": to_geojson(bigger)})
+    response = patch(planner, f"/api/plots/{pid}", {"version": 1, "geometry": to_geojson(bigger)})
     assert response.status_code == 200, response.get_json()
     props = response.get_json()["properties"]
     assert props["version"] == 2
@@ -284,23 +307,34 @@ def test_promote_a_candidate_and_walk_the_lifecycle(planner, spot, store):
     assert [p["field"] for p in body["problems"]] == ["road", "water"]
     assert store.get("plots", pid)["status"] == "candidate"
     for status in ("available", "reserved", "allocated", "occupied", "available", "candidate"):
-        response = patch(planner, f"/api/plots/{pid}", {"version": version, "status": status,
-                                                        "confirm": True})
+        response = patch(
+            planner, f"/api/plots/{pid}", {"version": version, "status": status, "confirm": True}
+        )
         assert response.status_code == 200, (status, response.get_json())
         version = response.get_json()["properties"]["version"]
     statuses = [r["changes"]["status"] for r in audit(store, feat_id=pid, action="update")]
-    assert statuses == [["candidate", "available"], ["available", "reserved"],
-                        ["reserved", "allocated"], ["allocated", "occupied"],
-                        ["occupied", "available"], ["available", "candidate"]]
+    assert statuses == [
+        ["candidate", "available"],
+        ["available", "reserved"],
+        ["reserved", "allocated"],
+        ["allocated", "occupied"],
+        ["occupied", "available"],
+        ["available", "candidate"],
+    ]
 
 
 def test_illegal_jumps_are_409_naming_the_allowed_moves(planner, snap, store):
     revision = store.revision()
-    for old, new in [("occupied", "candidate"), ("candidate", "reserved"),
-                     ("available", "occupied"), ("reserved", "candidate")]:
+    for old, new in [
+        ("occupied", "candidate"),
+        ("candidate", "reserved"),
+        ("available", "occupied"),
+        ("reserved", "candidate"),
+    ]:
         row = a_plot(snap, old)
-        response = patch(planner, f"/api/plots/{row.plot_id}", {"version": int(row.version),
-                                                                "status": new})
+        response = patch(
+            planner, f"/api/plots/{row.plot_id}", {"version": int(row.version), "status": new}
+        )
         assert response.status_code == 409
         body = response.get_json()
         assert body["field"] == "status"
@@ -312,8 +346,11 @@ def test_illegal_jumps_are_409_naming_the_allowed_moves(planner, snap, store):
 def test_held_plots_keep_their_outline(planner, snap, store):
     row = a_plot(snap, "reserved")
     moved = shapely.affinity.translate(row.geometry, 1, 0)
-    response = patch(planner, f"/api/plots/{row.plot_id}",
-                     {"version": int(row.version), "geometry": to_geojson(moved)})
+    response = patch(
+        planner,
+        f"/api/plots/{row.plot_id}",
+        {"version": int(row.version), "geometry": to_geojson(moved)},
+    )
     assert response.status_code == 409 and response.get_json()["field"] == "geometry"
     assert store.get("plots", row.plot_id)["geometry"].equals(row.geometry)
 
@@ -324,8 +361,11 @@ def test_reshape_onto_a_neighbour_is_refused(planner, snap, store):
     others = plots[plots["plot_id"] != row.plot_id]
     near = others.iloc[shapely.distance(others.geometry.values, row.geometry).argmin()]
     grown = shapely.union_all([row.geometry, near.geometry.centroid.buffer(30)]).convex_hull
-    response = patch(planner, f"/api/plots/{row.plot_id}",
-                     {"version": int(row.version), "geometry": to_geojson(grown)})
+    response = patch(
+        planner,
+        f"/api/plots/{row.plot_id}",
+        {"version": int(row.version), "geometry": to_geojson(grown)},
+    )
     assert response.status_code == 422
     assert near.plot_id in response.get_json()["error"]
     assert row.plot_id not in response.get_json()["problems"][0]["reason"]
@@ -333,16 +373,23 @@ def test_reshape_onto_a_neighbour_is_refused(planner, snap, store):
 
 def test_attribute_edits_are_validated_and_audited(planner, snap, store):
     row = a_plot(snap, "available")
-    response = patch(planner, f"/api/plots/{row.plot_id}",
-                     {"version": int(row.version), "sectors": "food,logistics", "hazard_ok": 2})
+    response = patch(
+        planner,
+        f"/api/plots/{row.plot_id}",
+        {"version": int(row.version), "sectors": "food,logistics", "hazard_ok": 2},
+    )
     assert response.status_code == 200, response.get_json()
     changes = audit(store, feat_id=row.plot_id)[-1]["changes"]
     assert changes["sectors"] == [row.sectors, "food,logistics"]
-    response = patch(planner, f"/api/plots/{row.plot_id}",
-                     {"version": int(row.version) + 1, "sectors": "spaceships"})
+    response = patch(
+        planner,
+        f"/api/plots/{row.plot_id}",
+        {"version": int(row.version) + 1, "sectors": "spaceships"},
+    )
     assert response.status_code == 422 and response.get_json()["field"] == "sectors"
-    response = patch(planner, f"/api/plots/{row.plot_id}",
-                     {"version": int(row.version) + 1, "area_ha": 3})
+    response = patch(
+        planner, f"/api/plots/{row.plot_id}", {"version": int(row.version) + 1, "area_ha": 3}
+    )
     assert response.status_code == 422 and response.get_json()["field"] == "area_ha"
     assert patch(planner, "/api/plots/P-NOPE", {"version": 1, "cadastre": "x"}).status_code == 404
 
@@ -368,9 +415,13 @@ def test_delete_candidates_only_with_version(planner, spot, snap, store):
 def nearby_plot_relying_on(snap, asset_id="SS-12"):
     """The plot nearest the substation whose power answer passes it over today."""
     from planner.servicing import ServicingModel
+
     records = ServicingModel(snap).answer()
-    passed = [r["plot_id"] for r in records
-              if any(b["asset_id"] == asset_id for b in r["power"].get("bypassed") or [])]
+    passed = [
+        r["plot_id"]
+        for r in records
+        if any(b["asset_id"] == asset_id for b in r["power"].get("bypassed") or [])
+    ]
     subs = snap["substations"]
     where = subs[subs["asset_id"] == asset_id].geometry.iloc[0]
     plots = snap["plots"].set_index("plot_id").loc[passed]
@@ -384,12 +435,20 @@ def test_mark_substation_repaired_changes_servicing_and_is_audited(planner, snap
     planner.get("/lang/en")
     before = planner.get(f"/api/servicing/{pid}").get_json()
     assert before["record"]["power"]["substation"] != "SS-12"
-    response = patch(planner, "/api/assets/substations/SS-12",
-                     {"version": sub["version"], "status": "operational", "due": None,
-                      "note": "repaired; supports replaced"})
+    response = patch(
+        planner,
+        "/api/assets/substations/SS-12",
+        {
+            "version": sub["version"],
+            "status": "operational",
+            "due": None,
+            "note": "repaired; supports replaced",
+        },
+    )
     assert response.status_code == 200, response.get_json()
     props = response.get_json()["properties"]
     import datetime as dt
+
     assert props["status"] == "operational" and props["since"] == dt.date.today().isoformat()
     assert props["due"] is None and props["version"] == sub["version"] + 1
     row = audit(store, layer="substations", feat_id="SS-12")[-1]
@@ -410,8 +469,10 @@ def test_asset_edit_rules(planner, store):
     response = patch(planner, url, {"version": sub["version"] + 5, "note": "x"})
     assert response.status_code == 409
     assert patch(planner, "/api/assets/plots/P-001", {"version": 1, "note": "x"}).status_code == 404
-    assert patch(planner, "/api/assets/substations/SS-99",
-                 {"version": 1, "note": "x"}).status_code == 404
+    assert (
+        patch(planner, "/api/assets/substations/SS-99", {"version": 1, "note": "x"}).status_code
+        == 404
+    )
     response = patch(planner, url, {"version": sub["version"], "since": "2022-11-02"})
     assert response.status_code == 200
     assert response.get_json()["properties"]["status"] == "under_repair"
@@ -427,19 +488,23 @@ def test_edits_are_in_the_openapi_document(client):
     assert "patch" in paths["/api/assets/{layer}/{asset_id}"]
     create = paths["/api/plots"]["post"]
     assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
-        "/PlotIn")
+        "/PlotIn"
+    )
     assert {"201", "401", "403", "409", "422"} <= set(create["responses"])
     schemas = doc["components"]["schemas"]
     assert "version" in schemas["PlotPatch"]["required"]
-    assert schemas["PlotIn"]["properties"]["geometry"]["properties"]["type"]["enum"] == \
-        ["Polygon"]
+    assert schemas["PlotIn"]["properties"]["geometry"]["properties"]["type"]["enum"] == ["Polygon"]
     removal = paths["/api/plots/{plot_id}"]["delete"]
     assert any(p["name"] == "version" and p["required"] for p in removal["parameters"])
 
 
 # --------------------------------------------------------------------------- pages
-PAGES = ["/planner", "/planner/history", "/planner/features/plots/P-001",
-         "/planner/features/substations/SS-12"]
+PAGES = [
+    "/planner",
+    "/planner/history",
+    "/planner/features/plots/P-001",
+    "/planner/features/substations/SS-12",
+]
 
 
 def test_planner_pages_roles(client, investor_client, planner_client, admin_client):
@@ -454,6 +519,7 @@ def test_planner_pages_roles(client, investor_client, planner_client, admin_clie
 def test_workspace_page_has_no_inline_script_and_exposes_csrf(planner_client):
     import html as html_lib
     import re
+
     page = planner_client.get("/planner").get_data(as_text=True)
     scripts = re.findall(r"<script\b[^>]*>", page)
     assert scripts and all("src=" in tag for tag in scripts), scripts
@@ -469,16 +535,26 @@ def test_workspace_page_has_no_inline_script_and_exposes_csrf(planner_client):
 def _history_ids(client, **params):
     import re
     from urllib.parse import urlencode
+
     page = client.get("/planner/history?" + urlencode(params)).get_data(as_text=True)
-    return re.findall(r'<tr data-action="(\w+)" data-feature="([^"]+)" data-layer="(\w+)">', page), page
+    return re.findall(
+        r'<tr data-action="(\w+)" data-feature="([^"]+)" data-layer="(\w+)">', page
+    ), page
 
 
 def test_history_filters(planner, spot, store):
     import datetime as dt
+
     pid = _create(planner, spot)["id"]
     sub = store.get("substations", "SS-12")
-    assert patch(planner, "/api/assets/substations/SS-12",
-                 {"version": sub["version"], "status": "operational"}).status_code == 200
+    assert (
+        patch(
+            planner,
+            "/api/assets/substations/SS-12",
+            {"version": sub["version"], "status": "operational"},
+        ).status_code
+        == 200
+    )
     assert delete(planner, f"/api/plots/{pid}?version=1").status_code == 204
     with store.transaction("kate") as tx:
         tx.update("gates", store.read("gates")["asset_id"].iloc[0], {"note": "painted"})
@@ -494,14 +570,14 @@ def test_history_filters(planner, spot, store):
     assert rows == [("delete", pid, "plots")]
     rows, _page = _history_ids(planner, user="kate")
     assert len(rows) == 1 and rows[0][2] == "gates"
-    today = dt.datetime.now(dt.timezone.utc).date()  # the audit keeps UTC
+    today = dt.datetime.now(dt.UTC).date()  # the audit keeps UTC
     rows, _page = _history_ids(planner, user="planner", **{"from": str(today), "to": str(today)})
     assert len(rows) == 3
-    rows, page = _history_ids(planner, user="planner",
-                              **{"from": str(today + dt.timedelta(days=1))})
+    rows, page = _history_ids(
+        planner, user="planner", **{"from": str(today + dt.timedelta(days=1))}
+    )
     assert rows == [] and "No changes match" in page
-    rows, _page = _history_ids(planner, user="planner",
-                               to=str(today - dt.timedelta(days=1)))
+    rows, _page = _history_ids(planner, user="planner", to=str(today - dt.timedelta(days=1)))
     assert rows == []
     rows, page = _history_ids(planner, user="planner", **{"from": "yesterday"})
     assert len(rows) == 3 and "use YYYY-MM-DD" in page  # a bad date is said, and ignored
@@ -530,15 +606,26 @@ def test_asset_form_saves_with_version_and_refuses_stale(planner, store, csrf_to
     url = "/planner/features/substations/SS-12"
     token = csrf_token(planner, url)
     sub = store.get("substations", "SS-12")
-    form = {"csrf_token": token, "version": sub["version"], "status": "operational",
-            "since": "", "due": "", "note": "repaired"}
+    form = {
+        "csrf_token": token,
+        "version": sub["version"],
+        "status": "operational",
+        "since": "",
+        "due": "",
+        "note": "repaired",
+    }
     response = planner.post(url, data=form, follow_redirects=True)
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and "SS-12 saved." in page
     after = store.get("substations", "SS-12")
     import datetime as dt
-    assert (after["status"], after["due"], after["note"], after["since"]) == \
-        ("operational", None, "repaired", dt.date.today().isoformat())
+
+    assert (after["status"], after["due"], after["note"], after["since"]) == (
+        "operational",
+        None,
+        "repaired",
+        dt.date.today().isoformat(),
+    )
     changes = audit(store, feat_id="SS-12")[-1]["changes"]
     assert changes["status"] == ["under_repair", "operational"]
     # the same form again (stale version): refused, said, nothing changed
@@ -556,14 +643,18 @@ def test_plot_lifecycle_form_and_illegal_move(planner, snap, store, csrf_token):
     row = a_plot(snap, "candidate")
     url = f"/planner/features/plots/{row.plot_id}"
     token = csrf_token(planner, url)
-    page = planner.post(url, data={"csrf_token": token, "version": int(row.version),
-                                   "status": "available"},
-                        follow_redirects=True).get_data(as_text=True)
+    page = planner.post(
+        url,
+        data={"csrf_token": token, "version": int(row.version), "status": "available"},
+        follow_redirects=True,
+    ).get_data(as_text=True)
     assert f"Plot {row.plot_id} is now available." in page
     assert store.get("plots", row.plot_id)["status"] == "available"
-    page = planner.post(url, data={"csrf_token": token, "version": int(row.version) + 1,
-                                   "status": "occupied"},
-                        follow_redirects=True).get_data(as_text=True)
+    page = planner.post(
+        url,
+        data={"csrf_token": token, "version": int(row.version) + 1, "status": "occupied"},
+        follow_redirects=True,
+    ).get_data(as_text=True)
     assert "cannot go from available to occupied" in page
     assert store.get("plots", row.plot_id)["status"] == "available"
 
@@ -578,9 +669,11 @@ def test_a_deleted_feature_keeps_its_history_page(planner, spot):
     assert 'data-action="delete"' in page and 'data-action="insert"' in page
 
 
-def test_two_planners_storing_the_same_land_at_once_get_one_plot(app, login, csrf_token,
-                                                                 spot, store):
+def test_two_planners_storing_the_same_land_at_once_get_one_plot(
+    app, login, csrf_token, spot, store
+):
     from concurrent.futures import ThreadPoolExecutor
+
     clients = []
     for _ in range(2):
         c = app.test_client()
@@ -589,7 +682,8 @@ def test_two_planners_storing_the_same_land_at_once_get_one_plot(app, login, csr
         clients.append(c)
     before = store.count("plots")
     with ThreadPoolExecutor(2) as pool:
-        codes = sorted(pool.map(lambda c: post(c, "/api/plots", feature(spot)).status_code,
-                                clients))
+        codes = sorted(
+            pool.map(lambda c: post(c, "/api/plots", feature(spot)).status_code, clients)
+        )
     assert codes == [201, 422]
     assert store.count("plots") == before + 1

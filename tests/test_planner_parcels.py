@@ -4,6 +4,7 @@ GeoJSON read with specific errors; the plot lifecycle; new plot ids.
 Also home of the helpers the planner API and browser tests share (``free_square``,
 ``to_geojson``): free land is computed from the data, never hard-coded.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,14 @@ from shapely.geometry import box
 from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
 from geo.layers import PLOT_STATUSES, PLOT_TRANSITIONS
 from planner import parcels
-from planner.parcels import (ParcelInputError, TransitionError, check_parcel, check_transition,
-                             new_plot_id, polygon_from_geojson)
+from planner.parcels import (
+    ParcelInputError,
+    TransitionError,
+    check_parcel,
+    check_transition,
+    new_plot_id,
+    polygon_from_geojson,
+)
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -29,8 +36,10 @@ def free_circle(snapshot, *, road_clearance_m: float = 15.0, inside: str | None 
     layers = [inside] if inside else ["zone", "expansion"]
     land = shapely.union_all([g for name in layers for g in snapshot[name].geometry.values])
     blocked = shapely.union_all(
-        list(snapshot["plots"].geometry.values) + list(snapshot["prot_zones"].geometry.values)
-        + list(shapely.buffer(np.asarray(snapshot["roads"].geometry.values), road_clearance_m)))
+        list(snapshot["plots"].geometry.values)
+        + list(snapshot["prot_zones"].geometry.values)
+        + list(shapely.buffer(np.asarray(snapshot["roads"].geometry.values), road_clearance_m))
+    )
     free = land.difference(blocked)
     line = shapely.maximum_inscribed_circle(free, tolerance=1.0)
     centre, edge = line.coords[0], line.coords[1]
@@ -62,6 +71,7 @@ def to_geojson(polygon: shapely.Polygon) -> dict:
 @pytest.fixture(scope="module")
 def snap(sample_db):
     from geo.store import open_store
+
     return open_store(sample_db).snapshot()
 
 
@@ -95,6 +105,7 @@ def test_parcel_in_expansion_area_is_tagged_with_it(snap):
 
 def test_snapshot_and_store_give_the_same_verdict(sample_db, snap, spot):
     from geo.store import open_store
+
     store = open_store(sample_db)
     plot = snap["plots"].geometry.iloc[0]
     for polygon in (spot, plot.buffer(5)):
@@ -173,8 +184,11 @@ def test_touching_neighbours_and_tiny_overlaps_are_tolerated(snap):
 
 def test_overlapping_a_protection_zone_names_it(snap):
     zones = snap["prot_zones"]
-    row = zones[zones["asset_id"] == "PZ-SS-12"].iloc[0] if "PZ-SS-12" in set(zones["asset_id"]) \
+    row = (
+        zones[zones["asset_id"] == "PZ-SS-12"].iloc[0]
+        if "PZ-SS-12" in set(zones["asset_id"])
         else zones.iloc[0]
+    )
     check = check_parcel(snap, row.geometry.centroid.buffer(20))
     assert "overlaps_protection" in codes(check)
     problem = next(p for p in check.problems if p.code == "overlaps_protection")
@@ -186,8 +200,9 @@ def test_too_small_parcel_is_refused(snap, spot):
     tiny = spot.centroid.buffer(20, quad_segs=4)  # ~0.12 ha
     check = check_parcel(snap, tiny)
     assert codes(check) == ["too_small"]
-    assert check.messages() == [f"{check.area_ha:.2f} ha is too small: a plot needs at least "
-                                "0.3 ha"]
+    assert check.messages() == [
+        f"{check.area_ha:.2f} ha is too small: a plot needs at least 0.3 ha"
+    ]
     assert check_parcel(snap, tiny, min_area_ha=0.1).valid
 
 
@@ -204,18 +219,19 @@ def test_crossing_a_road_is_a_warning_only(snap):
     roads = snap["roads"]
     road = roads.geometry.iloc[0]
     check = check_parcel(snap, road.interpolate(0.5, normalized=True).buffer(40))
-    assert any(w.code == "crosses_road" and roads["asset_id"].iloc[0] in w.ids
-               for w in check.warnings)
+    assert any(
+        w.code == "crosses_road" and roads["asset_id"].iloc[0] in w.ids for w in check.warnings
+    )
     assert "crosses_road" not in codes(check)
 
 
 def test_problems_are_translated_before_formatting(snap):
     far = box(600_000, 4_700_000, 600_100, 4_700_100)
     check = check_parcel(snap, far, min_area_ha=5)
-    words = {"{area} ha is too small: a plot needs at least {minimum} ha":
-             "{area} га мало: участку нужно не меньше {minimum} га"}
-    assert "1.00 га мало: участку нужно не меньше 5 га" in check.messages(
-        lambda s: words.get(s, s))
+    words = {
+        "{area} ha is too small: a plot needs at least {minimum} ha": "{area} га мало: участку нужно не меньше {minimum} га"
+    }
+    assert "1.00 га мало: участку нужно не меньше 5 га" in check.messages(lambda s: words.get(s, s))
 
 
 # --------------------------------------------------------------------------- GeoJSON in
@@ -227,36 +243,79 @@ def test_geojson_polygon_round_trips_to_the_working_crs(spot):
     assert polygon_from_geojson(multi).area == pytest.approx(spot.area, abs=1.0)
 
 
-@pytest.mark.parametrize("geometry, field, words", [
-    ("POLYGON((0 0))", "geometry", "GeoJSON object"),
-    ({"type": "Point", "coordinates": [76.8, 43.3]}, "geometry.type", "a Point was given"),
-    ({"type": "LineString", "coordinates": [[76.8, 43.3], [76.9, 43.3]]}, "geometry.type",
-     "draw one polygon"),
-    ({"coordinates": []}, "geometry.type", "nothing was given"),
-    ({"type": "Polygon"}, "geometry.coordinates", "list of rings"),
-    ({"type": "Polygon", "coordinates": "x"}, "geometry.coordinates", "list of rings"),
-    ({"type": "Polygon", "coordinates": [[[76.8, 43.3], [76.9, "43.3"], [76.9, 43.4],
-                                          [76.8, 43.3]]]},
-     "geometry.coordinates[0][1]", "position 1 of ring 0"),
-    ({"type": "Polygon", "coordinates": [[[76.8, 43.3], [76.9, 43.3], [200.0, 43.4],
-                                          [76.8, 43.3]]]},
-     "geometry.coordinates[0][2]", "longitude in -180..180"),
-    ({"type": "Polygon", "coordinates": [[[76.8, 43.3], [76.9, 91.0], [76.9, 43.4],
-                                          [76.8, 43.3]]]},
-     "geometry.coordinates[0][1]", "latitude in -90..90"),
-    ({"type": "Polygon", "coordinates": [[[76.8, 43.3], [76.9], [76.9, 43.4], [76.8, 43.3]]]},
-     "geometry.coordinates[0][1]", "[longitude, latitude]"),
-    ({"type": "Polygon", "coordinates": [[[76.8, 43.3], [True, 43.3], [76.9, 43.4],
-                                          [76.8, 43.3]]]},
-     "geometry.coordinates[0][1]", "position 1"),
-    ({"type": "Polygon", "coordinates": [[[76.8, 43.3], [76.9, 43.3], [76.8, 43.3]]]},
-     "geometry.coordinates[0]", "at least 4"),
-    ({"type": "Polygon", "coordinates": [[[76.8, 43.3], [76.9, 43.3], [76.9, 43.4],
-                                          [76.8, 43.4]]]},
-     "geometry.coordinates[0]", "not closed"),
-    ({"type": "Polygon", "coordinates": [[[76.8, 43.3]] * 2001]}, "geometry.coordinates",
-     "more than 2000 positions"),
-])
+@pytest.mark.parametrize(
+    "geometry, field, words",
+    [
+        ("POLYGON((0 0))", "geometry", "GeoJSON object"),
+        ({"type": "Point", "coordinates": [76.8, 43.3]}, "geometry.type", "a Point was given"),
+        (
+            {"type": "LineString", "coordinates": [[76.8, 43.3], [76.9, 43.3]]},
+            "geometry.type",
+            "draw one polygon",
+        ),
+        ({"coordinates": []}, "geometry.type", "nothing was given"),
+        ({"type": "Polygon"}, "geometry.coordinates", "list of rings"),
+        ({"type": "Polygon", "coordinates": "x"}, "geometry.coordinates", "list of rings"),
+        (
+            {
+                "type": "Polygon",
+                "coordinates": [[[76.8, 43.3], [76.9, "43.3"], [76.9, 43.4], [76.8, 43.3]]],
+            },
+            "geometry.coordinates[0][1]",
+            "position 1 of ring 0",
+        ),
+        (
+            {
+                "type": "Polygon",
+                "coordinates": [[[76.8, 43.3], [76.9, 43.3], [200.0, 43.4], [76.8, 43.3]]],
+            },
+            "geometry.coordinates[0][2]",
+            "longitude in -180..180",
+        ),
+        (
+            {
+                "type": "Polygon",
+                "coordinates": [[[76.8, 43.3], [76.9, 91.0], [76.9, 43.4], [76.8, 43.3]]],
+            },
+            "geometry.coordinates[0][1]",
+            "latitude in -90..90",
+        ),
+        (
+            {
+                "type": "Polygon",
+                "coordinates": [[[76.8, 43.3], [76.9], [76.9, 43.4], [76.8, 43.3]]],
+            },
+            "geometry.coordinates[0][1]",
+            "[longitude, latitude]",
+        ),
+        (
+            {
+                "type": "Polygon",
+                "coordinates": [[[76.8, 43.3], [True, 43.3], [76.9, 43.4], [76.8, 43.3]]],
+            },
+            "geometry.coordinates[0][1]",
+            "position 1",
+        ),
+        (
+            {"type": "Polygon", "coordinates": [[[76.8, 43.3], [76.9, 43.3], [76.8, 43.3]]]},
+            "geometry.coordinates[0]",
+            "at least 4",
+        ),
+        (
+            {
+                "type": "Polygon",
+                "coordinates": [[[76.8, 43.3], [76.9, 43.3], [76.9, 43.4], [76.8, 43.4]]],
+            },
+            "geometry.coordinates[0]",
+            "not closed",
+        ),
+        (
+            {"type": "Polygon", "coordinates": [[[76.8, 43.3]] * 2001]},
+            "geometry.coordinates",
+            "more than 2000 positions",
+        ),
+    ],
+)
 def test_unreadable_geojson_names_the_member(geometry, field, words):
     with pytest.raises(ParcelInputError) as err:
         polygon_from_geojson(geometry)
@@ -265,8 +324,9 @@ def test_unreadable_geojson_names_the_member(geometry, field, words):
 
 
 # --------------------------------------------------------------------------- lifecycle
-@pytest.mark.parametrize("old, new", [(o, n) for o, moves in PLOT_TRANSITIONS.items()
-                                      for n in moves])
+@pytest.mark.parametrize(
+    "old, new", [(o, n) for o, moves in PLOT_TRANSITIONS.items() for n in moves]
+)
 def test_legal_moves_pass(old, new):
     check_transition(old, new)
 
@@ -274,10 +334,15 @@ def test_legal_moves_pass(old, new):
 def test_illegal_jumps_are_refused_naming_the_way():
     with pytest.raises(TransitionError) as err:
         check_transition("occupied", "candidate", plot_id="P-001")
-    assert str(err.value) == ("plot P-001 cannot go from occupied to candidate; from occupied "
-                              "it may go to available")
-    illegal = [(o, n) for o in PLOT_STATUSES for n in PLOT_STATUSES
-               if o != n and n not in PLOT_TRANSITIONS[o]]
+    assert str(err.value) == (
+        "plot P-001 cannot go from occupied to candidate; from occupied it may go to available"
+    )
+    illegal = [
+        (o, n)
+        for o in PLOT_STATUSES
+        for n in PLOT_STATUSES
+        if o != n and n not in PLOT_TRANSITIONS[o]
+    ]
     assert ("candidate", "occupied") in illegal
     for old, new in illegal:
         with pytest.raises(TransitionError):

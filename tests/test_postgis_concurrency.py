@@ -1,4 +1,5 @@
 """Many clients at once on one PostGIS database: row locks, the plots lock and MVCC reads."""
+
 from __future__ import annotations
 
 import threading
@@ -10,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from test_planner_parcels import free_square
 
 import planner.parcels as parcels
 from geo.crs import WORKING_EPSG
 from geo.store import Conflict, Invalid, StoreError, open_store
 from geo.store.postgis import PostgisStore
 from usecases import applications
-from test_planner_parcels import free_square
 
 CLIENTS = 50
 # Connections the racing store may open: the shared server's max_connections (100) also
@@ -47,23 +48,34 @@ def _race(n: int, work) -> list[object]:
 
 def test_fifty_planners_accepting_one_plot_leave_exactly_one_winner(sample, monkeypatch):
     import geo.store.postgis as pg
+
     # Accepts run one at a time (plots lock), each building a servicing model: on a busy
     # machine the last callers wait longer for a connection than the default 30 s.
     monkeypatch.setattr(pg, "POOL_TIMEOUT_S", 600.0)
     store = PostgisStore(sample, pool_size=CONNECTIONS)
     plot = store.read("plots", where={"status": "available", "sectors": "*"}, limit=1).iloc[0]
-    apps = pd.DataFrame({
-        "app_id": [f"RACE-{i:02d}" for i in range(CLIENTS)], "investor": ["investor"] * CLIENTS,
-        "project": ["Склад"] * CLIENTS, "sector": ["logistics"] * CLIENTS,
-        "plot_id": [plot["plot_id"]] * CLIENTS, "min_ha": [0.1] * CLIENTS,
-        "max_ha": [1000.0] * CLIENTS, "status": ["submitted"] * CLIENTS})
+    apps = pd.DataFrame(
+        {
+            "app_id": [f"RACE-{i:02d}" for i in range(CLIENTS)],
+            "investor": ["investor"] * CLIENTS,
+            "project": ["Склад"] * CLIENTS,
+            "sector": ["logistics"] * CLIENTS,
+            "plot_id": [plot["plot_id"]] * CLIENTS,
+            "min_ha": [0.1] * CLIENTS,
+            "max_ha": [1000.0] * CLIENTS,
+            "status": ["submitted"] * CLIENTS,
+        }
+    )
     store.insert("applications", apps)
-    outcomes = _race(CLIENTS, lambda i: applications.accept(
-        store, f"RACE-{i:02d}", user="planner", role="planner"))
+    outcomes = _race(
+        CLIENTS,
+        lambda i: applications.accept(store, f"RACE-{i:02d}", user="planner", role="planner"),
+    )
     winners = [o for o in outcomes if isinstance(o, dict)]
     assert len(winners) == 1, [o for o in outcomes if not isinstance(o, dict)][:3]
-    assert all(isinstance(o, Conflict) for o in outcomes if not isinstance(o, dict)), \
-        [repr(o) for o in outcomes if not isinstance(o, (dict, Conflict))]
+    assert all(isinstance(o, Conflict) for o in outcomes if not isinstance(o, dict)), [
+        repr(o) for o in outcomes if not isinstance(o, (dict, Conflict))
+    ]
     assert store.get("plots", plot["plot_id"])["status"] == "reserved"
     reserved = store.read("applications", where={"status": "reserved", "assigned": plot["plot_id"]})
     assert reserved["app_id"].tolist() == [winners[0]["app_id"]]
@@ -103,7 +115,9 @@ def test_readers_during_a_large_import_see_the_old_or_the_new_state(sample):
     x, y = 650_000 + (i % 200) * side, 4_790_000 + (i // 200) * side
     new = gpd.GeoDataFrame(
         {"plot_id": [f"N-{k:05d}" for k in i], "status": ["candidate"] * n},
-        geometry=shapely.box(x, y, x + side - 5, y + side - 5), crs=WORKING_EPSG)
+        geometry=shapely.box(x, y, x + side - 5, y + side - 5),
+        crs=WORKING_EPSG,
+    )
     seen: set[int] = set()
     done = threading.Event()
 
@@ -111,8 +125,14 @@ def test_readers_during_a_large_import_see_the_old_or_the_new_state(sample):
         reader = open_store(sample)
         while not done.is_set():
             seen.add(reader.count("plots"))
-            seen.add(reader.count("plots", where={"status": ["candidate", "available", "reserved",
-                                                             "allocated", "occupied"]}))
+            seen.add(
+                reader.count(
+                    "plots",
+                    where={
+                        "status": ["candidate", "available", "reserved", "allocated", "occupied"]
+                    },
+                )
+            )
         reader.close()
 
     readers = [threading.Thread(target=read_all_the_time) for _ in range(2)]
@@ -122,7 +142,7 @@ def test_readers_during_a_large_import_see_the_old_or_the_new_state(sample):
         with store.transaction("importer") as tx:
             tx.clear("plots")
             for start in range(0, n, 5_000):
-                tx.insert("plots", new.iloc[start:start + 5_000])
+                tx.insert("plots", new.iloc[start : start + 5_000])
                 time.sleep(0.2)  # readers keep reading while the import is half done
     finally:
         done.set()
@@ -135,6 +155,7 @@ def test_readers_during_a_large_import_see_the_old_or_the_new_state(sample):
 
 def test_a_pool_that_cannot_serve_in_time_is_a_store_error(sample, monkeypatch):
     import geo.store.postgis as pg
+
     monkeypatch.setattr(pg, "POOL_TIMEOUT_S", 1.0)
     store = PostgisStore(sample, pool_size=1)
     with store.transaction("holder"):

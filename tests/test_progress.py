@@ -1,4 +1,5 @@
 """Terminal progress: drawn on a terminal, silent in pipes and logs."""
+
 from __future__ import annotations
 
 import io

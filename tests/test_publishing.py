@@ -1,5 +1,6 @@
 """Publishing is checked: a plot goes to investors without road or water within reach only
 when a planner confirms it, having seen the servicing answer (API, feature page)."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,7 +8,7 @@ import pytest
 from planner import parcels
 from planner.servicing import ServicingModel
 
-NO_ROAD = "P-193"            # a candidate 42 m from road R-018, with a water main in reach
+NO_ROAD = "P-193"  # a candidate 42 m from road R-018, with a water main in reach
 NO_ROAD_NOR_WATER = "P-189"  # a candidate 214 m from the nearest road, no water main in reach
 
 
@@ -25,28 +26,39 @@ def test_publishing_gaps_are_road_and_water_within_reach(store):
     assert [u for u, _ in parcels.publishing_gaps(records[NO_ROAD_NOR_WATER])] == ["road", "water"]
     assert parcels.publishing_gaps(records["P-104"]) == []
     err = parcels.PublishUnconfirmed(NO_ROAD, parcels.publishing_gaps(records[NO_ROAD]))
-    assert err.message() == (f"plot {NO_ROAD} has no road within reach (road: does not front a "
-                             "road (nearest R-018 at 42 m, then 472.9 m along roads to gate "
-                             "G-2)); publish it only with a confirmation")
+    assert err.message() == (
+        f"plot {NO_ROAD} has no road within reach (road: does not front a "
+        "road (nearest R-018 at 42 m, then 472.9 m along roads to gate "
+        "G-2)); publish it only with a confirmation"
+    )
 
 
 def test_api_publishing_needs_confirm_and_writes_nothing_before(planner, store):
     version = store.get("plots", NO_ROAD_NOR_WATER)["version"]
-    r = planner.patch(f"/api/plots/{NO_ROAD_NOR_WATER}", json={"version": version,
-                                                              "status": "available"},
-                      headers=planner.zp_headers)
+    r = planner.patch(
+        f"/api/plots/{NO_ROAD_NOR_WATER}",
+        json={"version": version, "status": "available"},
+        headers=planner.zp_headers,
+    )
     body = r.get_json()
     assert r.status_code == 409 and body["field"] == "confirm"
     assert [(p["field"], p["feature_id"]) for p in body["problems"]] == [
-        ("road", NO_ROAD_NOR_WATER), ("water", NO_ROAD_NOR_WATER)]
+        ("road", NO_ROAD_NOR_WATER),
+        ("water", NO_ROAD_NOR_WATER),
+    ]
     assert store.get("plots", NO_ROAD_NOR_WATER)["version"] == version
-    r = planner.patch(f"/api/plots/{NO_ROAD_NOR_WATER}", json={
-        "version": version, "status": "available", "confirm": True}, headers=planner.zp_headers)
+    r = planner.patch(
+        f"/api/plots/{NO_ROAD_NOR_WATER}",
+        json={"version": version, "status": "available", "confirm": True},
+        headers=planner.zp_headers,
+    )
     assert r.status_code == 200 and r.get_json()["properties"]["status"] == "available"
     # a confirm alone changes nothing
-    r = planner.patch(f"/api/plots/{NO_ROAD_NOR_WATER}", json={"version": version + 1,
-                                                              "confirm": True},
-                      headers=planner.zp_headers)
+    r = planner.patch(
+        f"/api/plots/{NO_ROAD_NOR_WATER}",
+        json={"version": version + 1, "confirm": True},
+        headers=planner.zp_headers,
+    )
     assert r.status_code == 422 and "nothing to change" in r.get_json()["error"]
 
 
@@ -56,13 +68,17 @@ def test_feature_page_shows_the_gap_and_needs_the_tick(planner, store, csrf_toke
     assert 'id="zp-publish-gaps"' in page and "does not front a road (nearest R-018 at 42 m" in page
     token = csrf_token(planner, url)
     version = store.get("plots", NO_ROAD)["version"]
-    page = planner.post(url, data={"csrf_token": token, "version": version,
-                                   "status": "available"},
-                        follow_redirects=True).get_data(as_text=True)
+    page = planner.post(
+        url,
+        data={"csrf_token": token, "version": version, "status": "available"},
+        follow_redirects=True,
+    ).get_data(as_text=True)
     assert f"plot {NO_ROAD} has no road within reach" in page
     assert store.get("plots", NO_ROAD)["status"] == "candidate"
-    page = planner.post(url, data={"csrf_token": token, "version": version,
-                                   "status": "available", "confirm": "1"},
-                        follow_redirects=True).get_data(as_text=True)
+    page = planner.post(
+        url,
+        data={"csrf_token": token, "version": version, "status": "available", "confirm": "1"},
+        follow_redirects=True,
+    ).get_data(as_text=True)
     assert f"Plot {NO_ROAD} is now available." in page
     assert store.get("plots", NO_ROAD)["status"] == "available"

@@ -1,4 +1,5 @@
 """The committed sample zone: files, schema, geometry, seed facts and reproducibility."""
+
 from __future__ import annotations
 
 import hashlib
@@ -153,8 +154,19 @@ def test_plots(layers):
     assert ha[cand.index].between(0.5, 5).all()
     used = plots[plots["status"].isin(["occupied", "allocated"])]
     assert set(used["sector"]) == set(SECTORS)
-    for col in ("resident", "project", "sector", "invest", "jobs", "power_kw", "water_m3d",
-                "rail_need", "hazard", "floor_m2", "start_yr"):
+    for col in (
+        "resident",
+        "project",
+        "sector",
+        "invest",
+        "jobs",
+        "power_kw",
+        "water_m3d",
+        "rail_need",
+        "hazard",
+        "floor_m2",
+        "start_yr",
+    ):
         assert used[col].notna().all(), col
     avail = plots[plots["status"] == "available"]
     assert avail["sectors"].nunique() >= 3 and avail["hazard_ok"].nunique() >= 3
@@ -216,11 +228,13 @@ def test_roads_noded_connected_and_gated(layers):
         if i >= j:
             continue
         meet = shapely.intersection(geoms[i], geoms[j])
-        ends = {tuple(np.round(c, 3)) for g in (geoms[i], geoms[j])
-                for c in (g.coords[0], g.coords[-1])}
+        ends = {
+            tuple(np.round(c, 3)) for g in (geoms[i], geoms[j]) for c in (g.coords[0], g.coords[-1])
+        }
         pts = [meet] if meet.geom_type == "Point" else list(getattr(meet, "geoms", []))
-        assert pts and all(p.geom_type == "Point" and tuple(np.round(p.coords[0], 3)) in ends
-                           for p in pts), (roads["asset_id"][i], roads["asset_id"][j])
+        assert pts and all(
+            p.geom_type == "Point" and tuple(np.round(p.coords[0], 3)) in ends for p in pts
+        ), (roads["asset_id"][i], roads["asset_id"][j])
     names = set(roads["name"])
     assert any(any("\u0400" <= ch <= "\u04ff" for ch in n) for n in names)
     gates = layers["gates"]
@@ -249,8 +263,7 @@ def test_rail_topology(layers):
 
     def connected(lines) -> bool:
         find, _ = _endpoint_graph(lines.geometry)
-        roots_main = {find(tuple(np.round(g.coords[k], 3))) for g in main.geometry
-                      for k in (0, -1)}
+        roots_main = {find(tuple(np.round(g.coords[k], 3))) for g in main.geometry for k in (0, -1)}
         return all(find(tuple(np.round(g.coords[0], 3))) in roots_main for g in sidings.geometry)
 
     assert connected(rail), "sidings must reach the mainline through the spur"
@@ -264,16 +277,22 @@ def test_rail_topology(layers):
             meet = shapely.intersection(geoms[i], geoms[j])
             if meet.is_empty:
                 continue
-            ends = {tuple(np.round(c, 3)) for g in (geoms[i], geoms[j])
-                    for c in (g.coords[0], g.coords[-1])}
+            ends = {
+                tuple(np.round(c, 3))
+                for g in (geoms[i], geoms[j])
+                for c in (g.coords[0], g.coords[-1])
+            }
             pts = [meet] if meet.geom_type == "Point" else list(getattr(meet, "geoms", []))
-            assert all(p.geom_type == "Point" and tuple(np.round(p.coords[0], 3)) in ends
-                       for p in pts), (rail["asset_id"][i], rail["asset_id"][j])
+            assert all(
+                p.geom_type == "Point" and tuple(np.round(p.coords[0], 3)) in ends for p in pts
+            ), (rail["asset_id"][i], rail["asset_id"][j])
             assert min(geoms[i].distance(g) for g in (geoms[j],)) == 0
     # the station sits where the spur ends and the sidings begin
     st = stations.geometry.iloc[0]
-    spur_end = {tuple(np.round(c, 3)) for c in (spur.geometry.iloc[0].coords[0],
-                                                spur.geometry.iloc[0].coords[-1])}
+    spur_end = {
+        tuple(np.round(c, 3))
+        for c in (spur.geometry.iloc[0].coords[0], spur.geometry.iloc[0].coords[-1])
+    }
     assert tuple(np.round(st.coords[0], 3)) in spur_end
     for g in sidings.geometry:
         assert tuple(np.round(g.coords[0], 3)) == tuple(np.round(st.coords[0], 3))
@@ -347,8 +366,9 @@ def _digest(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def generator():
-    spec = importlib.util.spec_from_file_location("make_sample", ROOT / "scripts" /
-                                                  "make_sample.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_sample", ROOT / "scripts" / "make_sample.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules["make_sample"] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
@@ -360,16 +380,18 @@ def test_files_hold_what_build_sample_built(generator, layers):
     for name in FEATURE_LAYERS + ("targets",):
         layer = get_layer(name)
         built = sample[name]
-        assert list(built.columns[:len(layer.input_fields)]) == [f.name for f in
-                                                                   layer.input_fields]
+        assert list(built.columns[: len(layer.input_fields)]) == [
+            f.name for f in layer.input_fields
+        ]
         typed_built, problems = coerce_attributes(layer, built)
         assert problems == []
         typed_read, _ = coerce_attributes(layer, layers[name])
         for fld in layer.input_fields:
             a, b = typed_built[fld.name].tolist(), typed_read[fld.name].tolist()
             if fld.type == "float":
-                assert np.allclose(np.array(a, dtype=float), np.array(b, dtype=float),
-                                   rtol=1e-12, equal_nan=True), (name, fld.name)
+                assert np.allclose(
+                    np.array(a, dtype=float), np.array(b, dtype=float), rtol=1e-12, equal_nan=True
+                ), (name, fld.name)
             else:
                 assert a == b, (name, fld.name)  # no truncated text, no lost Cyrillic
         if layer.is_feature:

@@ -16,6 +16,7 @@ offsets in metres):
 
 Arterial 50 km/h = 1.2 min/km, local 30 km/h = 2 min/km.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,54 +52,146 @@ def _gdf(rows, geoms):
 
 
 def _asset(aid, status="operational", due=None, note=None, name=None, **kw):
-    return {"asset_id": aid, "name": name, "status": status, "since": None, "due": due,
-            "note": note, **kw}
+    return {
+        "asset_id": aid,
+        "name": name,
+        "status": status,
+        "since": None,
+        "due": due,
+        "note": note,
+        **kw,
+    }
 
 
 def tiny_zone() -> dict:
     """The hand-checkable zone described in the module docstring."""
-    roads = _gdf([_asset("R1", name="Main Street", **{"class": "arterial"}),
-                  _asset("R2", name="North Lane", **{"class": "local"}),
-                  _asset("R3", name="Station Lane", **{"class": "local"})],
-                 [L((0, 0), (400, 0), (600, 0), (1000, 0)), L((400, 0), (400, 600)),
-                  L((600, 0), (600, -90))])
-    gates = _gdf([_asset("G1", name="West Gate"), _asset("G2", name="East Gate")],
-                 [shapely.Point(P(0, 0)), shapely.Point(P(1000, 0))])
-    rail = _gdf([_asset("M1", name="Main line", kind="mainline"),
-                 _asset("S1", name="Rail Access Road", status="restricted", due="2022-10-30",
-                        note="accepted with violations", kind="spur"),
-                 _asset("D1", name="Siding 1", kind="siding")],
-                [L((0, -300), (600, -300), (1000, -300)), L((600, -300), (600, -100)),
-                 L((600, -100), (900, -100))])
-    stations = _gdf([_asset("ST1", name="Industrialnaya", status="closed", due="2022-10-30",
-                            note="derailment threat", built_yr=2017)],
-                    [shapely.Point(P(600, -100))])
-    subs = _gdf([_asset("SS-12", name="Substation No. 12", status="under_repair",
-                        due="2022-10-30", note="cracked supports", cap_mva=40.0, load_mva=30.0),
-                 _asset("SS-5", name="Substation No. 5", cap_mva=25.0, load_mva=20.0)],
-                [shapely.Point(P(400, -20)), shapely.Point(P(1000, 20))])
-    water = _gdf([_asset("W1", name="Water main 1", cap_m3d=1000.0, load_m3d=600.0),
-                  _asset("W2", name="Water main 2", status="planned", due="2023-06-01",
-                         cap_m3d=500.0, load_m3d=0.0)],
-                 [L((0, -20), (1000, -20)), L((280, 0), (280, 600))])
-    storm = _gdf([_asset("SW1", name="Storm sewer", status="not_commissioned",
-                         note="never commissioned")], [L((0, -30), (1000, -30))])
+    roads = _gdf(
+        [
+            _asset("R1", name="Main Street", **{"class": "arterial"}),
+            _asset("R2", name="North Lane", **{"class": "local"}),
+            _asset("R3", name="Station Lane", **{"class": "local"}),
+        ],
+        [
+            L((0, 0), (400, 0), (600, 0), (1000, 0)),
+            L((400, 0), (400, 600)),
+            L((600, 0), (600, -90)),
+        ],
+    )
+    gates = _gdf(
+        [_asset("G1", name="West Gate"), _asset("G2", name="East Gate")],
+        [shapely.Point(P(0, 0)), shapely.Point(P(1000, 0))],
+    )
+    rail = _gdf(
+        [
+            _asset("M1", name="Main line", kind="mainline"),
+            _asset(
+                "S1",
+                name="Rail Access Road",
+                status="restricted",
+                due="2022-10-30",
+                note="accepted with violations",
+                kind="spur",
+            ),
+            _asset("D1", name="Siding 1", kind="siding"),
+        ],
+        [
+            L((0, -300), (600, -300), (1000, -300)),
+            L((600, -300), (600, -100)),
+            L((600, -100), (900, -100)),
+        ],
+    )
+    stations = _gdf(
+        [
+            _asset(
+                "ST1",
+                name="Industrialnaya",
+                status="closed",
+                due="2022-10-30",
+                note="derailment threat",
+                built_yr=2017,
+            )
+        ],
+        [shapely.Point(P(600, -100))],
+    )
+    subs = _gdf(
+        [
+            _asset(
+                "SS-12",
+                name="Substation No. 12",
+                status="under_repair",
+                due="2022-10-30",
+                note="cracked supports",
+                cap_mva=40.0,
+                load_mva=30.0,
+            ),
+            _asset("SS-5", name="Substation No. 5", cap_mva=25.0, load_mva=20.0),
+        ],
+        [shapely.Point(P(400, -20)), shapely.Point(P(1000, 20))],
+    )
+    water = _gdf(
+        [
+            _asset("W1", name="Water main 1", cap_m3d=1000.0, load_m3d=600.0),
+            _asset(
+                "W2",
+                name="Water main 2",
+                status="planned",
+                due="2023-06-01",
+                cap_m3d=500.0,
+                load_m3d=0.0,
+            ),
+        ],
+        [L((0, -20), (1000, -20)), L((280, 0), (280, 600))],
+    )
+    storm = _gdf(
+        [_asset("SW1", name="Storm sewer", status="not_commissioned", note="never commissioned")],
+        [L((0, -30), (1000, -30))],
+    )
     gas = _gdf([_asset("GM1", name="Gas main")], [L((0, -40), (1000, -40))])
-    plots = _gdf([
-        {"plot_id": "P1", "status": "reserved", "power_kw": 1000.0, "water_m3d": 50.0,
-         "rail_need": False},
-        {"plot_id": "P2", "status": "available", "power_kw": 3000.0, "water_m3d": 80.0,
-         "rail_need": False},
-        {"plot_id": "P3", "status": "allocated", "power_kw": 2000.0, "water_m3d": 100.0,
-         "rail_need": False},
-        {"plot_id": "P4", "status": "candidate", "power_kw": 500.0, "water_m3d": 30.0,
-         "rail_need": True},
-    ], [diamond(150, 60, 50), diamond(340, 300, 50), diamond(800, 150, 50),
-        diamond(750, -50, 40)])
+    plots = _gdf(
+        [
+            {
+                "plot_id": "P1",
+                "status": "reserved",
+                "power_kw": 1000.0,
+                "water_m3d": 50.0,
+                "rail_need": False,
+            },
+            {
+                "plot_id": "P2",
+                "status": "available",
+                "power_kw": 3000.0,
+                "water_m3d": 80.0,
+                "rail_need": False,
+            },
+            {
+                "plot_id": "P3",
+                "status": "allocated",
+                "power_kw": 2000.0,
+                "water_m3d": 100.0,
+                "rail_need": False,
+            },
+            {
+                "plot_id": "P4",
+                "status": "candidate",
+                "power_kw": 500.0,
+                "water_m3d": 30.0,
+                "rail_need": True,
+            },
+        ],
+        [diamond(150, 60, 50), diamond(340, 300, 50), diamond(800, 150, 50), diamond(750, -50, 40)],
+    )
     plots["rail_need"] = plots["rail_need"].astype("boolean")
-    return {"plots": plots, "roads": roads, "gates": gates, "rail_lines": rail,
-            "rail_stations": stations, "substations": subs, "water_mains": water,
-            "storm_sewers": storm, "gas_mains": gas}
+    return {
+        "plots": plots,
+        "roads": roads,
+        "gates": gates,
+        "rail_lines": rail,
+        "rail_stations": stations,
+        "substations": subs,
+        "water_mains": water,
+        "storm_sewers": storm,
+        "gas_mains": gas,
+    }
 
 
 @pytest.fixture
@@ -119,11 +212,21 @@ def by_id(records):
 # ---------------------------------------------------------------- road
 def test_road_frontage_gate_distance_and_time(model):
     r = by_id(model.answer())
-    assert r["P1"]["road"] == {**r["P1"]["road"], "fronts": True, "gate": "G1",
-                               "distance_m": 150.0, "minutes": 0.18, "road": "R1", "gap_m": 10.0}
+    assert r["P1"]["road"] == {
+        **r["P1"]["road"],
+        "fronts": True,
+        "gate": "G1",
+        "distance_m": 150.0,
+        "minutes": 0.18,
+        "road": "R1",
+        "gap_m": 10.0,
+    }
     # 400 m arterial (0.48 min) + 300 m local (0.6 min)
-    assert (r["P2"]["road"]["gate"], r["P2"]["road"]["distance_m"], r["P2"]["road"]["minutes"]) \
-        == ("G1", 700.0, 1.08)
+    assert (r["P2"]["road"]["gate"], r["P2"]["road"]["distance_m"], r["P2"]["road"]["minutes"]) == (
+        "G1",
+        700.0,
+        1.08,
+    )
     # P3 lies 100 m from R1: no frontage, but the way to the nearest gate is still given
     assert r["P3"]["road"]["fronts"] is False and r["P3"]["road"]["gap_m"] == 100.0
     assert (r["P3"]["road"]["gate"], r["P3"]["road"]["distance_m"]) == ("G2", 200.0)
@@ -158,13 +261,18 @@ def test_rail_none_as_recorded_with_reasons(model):
     assert explain(r["P1"])[1] == (
         "rail: none — Industrialnaya station closed (derailment threat), due 2022-10-30, "
         "overdue; Rail Access Road line restricted (accepted with violations), "
-        "due 2022-10-30, overdue")
+        "due 2022-10-30, overdue"
+    )
 
 
 def test_rail_projected_as_of(model):
     r = by_id(model.answer(as_of="2022-11-01"))
-    for pid, via, dist in (("P1", "ST1", 550.0), ("P2", "ST1", 600.0), ("P3", "ST1", 300.0),
-                           ("P4", "D1", 10.0)):
+    for pid, via, dist in (
+        ("P1", "ST1", 550.0),
+        ("P2", "ST1", 600.0),
+        ("P3", "ST1", 300.0),
+        ("P4", "D1", 10.0),
+    ):
         rail = r[pid]["rail"]
         assert (rail["available"], rail["via"], rail["distance_m"]) == (True, via, dist)
         assert rail["projected"] is True and rail["overdue"] is True
@@ -192,8 +300,11 @@ def test_overdue_depends_on_today(monkeypatch):
 
 
 def test_what_if_station_and_spur(model):
-    r = by_id(model.answer(what_if={("rail_stations", "ST1"): "operational",
-                                    ("rail_lines", "S1"): "operational"}))
+    r = by_id(
+        model.answer(
+            what_if={("rail_stations", "ST1"): "operational", ("rail_lines", "S1"): "operational"}
+        )
+    )
     assert r["P1"]["rail"]["available"] and r["P1"]["rail"]["projected"]
     # only the spur: the closed station still blocks the yard and the siding
     r = by_id(model.answer(what_if={("rail_lines", "S1"): "operational"}))
@@ -212,12 +323,21 @@ def test_power_headroom_arithmetic(model):
     assert h.loc["W1", "headroom"] == pytest.approx(1000 - 600 - 50 - 100)
     r = by_id(model.answer())
     p1 = r["P1"]["power"]
-    assert (p1["substation"], p1["distance_m"], p1["headroom_kw"], p1["fits"]) == \
-        ("SS-5", 870.0, 1500.0, True)
+    assert (p1["substation"], p1["distance_m"], p1["headroom_kw"], p1["fits"]) == (
+        "SS-5",
+        870.0,
+        1500.0,
+        True,
+    )
     assert [b["asset_id"] for b in p1["bypassed"]] == ["SS-12"]
     p2 = r["P2"]["power"]
-    assert (p2["substation"], p2["distance_m"], p2["demand_kw"], p2["fits"], p2["code"]) == \
-        ("SS-5", 920.0, 3000.0, False, "short")
+    assert (p2["substation"], p2["distance_m"], p2["demand_kw"], p2["fits"], p2["code"]) == (
+        "SS-5",
+        920.0,
+        3000.0,
+        False,
+        "short",
+    )
     assert not any(rec["power"]["substation"] == "SS-12" for rec in r.values())
 
 
@@ -229,8 +349,11 @@ def test_power_factor_and_projection(late):
     # SS-12 repaired: 10 MVA * 900 = 9000 kW minus reserved P1 (now served by SS-12)
     assert (r["P1"]["power"]["substation"], r["P1"]["power"]["headroom_kw"]) == ("SS-12", 8000.0)
     assert r["P1"]["power"]["projected"] is True
-    assert (r["P2"]["power"]["substation"], r["P2"]["power"]["distance_m"],
-            r["P2"]["power"]["fits"]) == ("SS-12", 320.0, True)
+    assert (
+        r["P2"]["power"]["substation"],
+        r["P2"]["power"]["distance_m"],
+        r["P2"]["power"]["fits"],
+    ) == ("SS-12", 320.0, True)
     assert (r["P3"]["power"]["substation"], r["P3"]["power"]["headroom_kw"]) == ("SS-5", 2500.0)
     w = by_id(m.answer(what_if={("substations", "SS-12"): "operational"}))
     assert w["P1"]["power"]["substation"] == "SS-12" and w["P1"]["power"]["projected"]
@@ -241,11 +364,19 @@ def test_power_factor_and_projection(late):
 # ---------------------------------------------------------------- mains
 def test_water_storm_gas(model):
     r = by_id(model.answer())
-    assert (r["P1"]["water"]["main"], r["P1"]["water"]["distance_m"],
-            r["P1"]["water"]["headroom_m3d"], r["P1"]["water"]["fits"]) == ("W1", 30.0, 250.0, True)
+    assert (
+        r["P1"]["water"]["main"],
+        r["P1"]["water"]["distance_m"],
+        r["P1"]["water"]["headroom_m3d"],
+        r["P1"]["water"]["fits"],
+    ) == ("W1", 30.0, 250.0, True)
     w2 = r["P2"]["water"]
-    assert (w2["available"], w2["main"], w2["distance_m"], w2["due"]) == \
-        (False, "W2", 10.0, "2023-06-01")
+    assert (w2["available"], w2["main"], w2["distance_m"], w2["due"]) == (
+        False,
+        "W2",
+        10.0,
+        "2023-06-01",
+    )
     for rec in r.values():
         assert rec["storm"]["available"] is False
     assert r["P1"]["storm"]["blocked_by"][0]["asset_id"] == "SW1"
@@ -260,9 +391,9 @@ def test_readiness(late):
     m = ServicingModel(tiny_zone())
     r = by_id(m.answer())
     assert r["P1"]["ready"] == "now"
-    assert r["P2"]["ready"] == "2023-06-01"       # power after SS-12 (2022-10-30), water W2
+    assert r["P2"]["ready"] == "2023-06-01"  # power after SS-12 (2022-10-30), water W2
     assert r["P2"]["waits_for"] == ["power", "water"]
-    assert r["P3"]["ready"] == "unknown"          # no frontage: no asset to wait for
+    assert r["P3"]["ready"] == "unknown"  # no frontage: no asset to wait for
     assert r["P4"]["ready"] == "2022-10-30" and r["P4"]["ready_overdue"] is True
     # storm sewer required on request: never commissioned, no due date
     strict = ServicingModel(tiny_zone(), required=("road", "power", "water", "storm"))
@@ -274,8 +405,11 @@ def test_answer_geometry(model):
     rec = model.answer_geometry(diamond(490, 60, 50), power_kw=100)
     assert rec["plot_id"] is None and rec["area_ha"] == 0.5
     assert (rec["road"]["gate"], rec["road"]["distance_m"]) == ("G1", 490.0)
-    assert (rec["power"]["substation"], rec["power"]["distance_m"], rec["power"]["fits"]) == \
-        ("SS-5", 530.0, True)
+    assert (rec["power"]["substation"], rec["power"]["distance_m"], rec["power"]["fits"]) == (
+        "SS-5",
+        530.0,
+        True,
+    )
     assert rec["water"]["demand_m3d"] is None and rec["water"]["fits"] is None
     with pytest.raises(ValueError, match="Polygon"):
         model.answer_geometry(shapely.Point(P(0, 0)))
@@ -298,14 +432,20 @@ def test_bad_input(model):
     with pytest.raises(ValueError, match="not a date"):
         model.answer(as_of="2022-02-30")
     with pytest.raises(ValueError) as err:
-        model.answer(what_if={("substations", "SS-99"): "operational",
-                              ("roads", "R1"): "open", ("nolayer", "x"): "closed"})
+        model.answer(
+            what_if={
+                ("substations", "SS-99"): "operational",
+                ("roads", "R1"): "open",
+                ("nolayer", "x"): "closed",
+            }
+        )
     msg = str(err.value)
     assert "SS-99" in msg and "'open'" in msg and "nolayer" in msg
     with pytest.raises(ValueError, match="layer:asset_id=status"):
         parse_what_if(["substations-SS-12"])
-    assert parse_what_if(["substations:SS-12=operational"]) == \
-        {("substations", "SS-12"): "operational"}
+    assert parse_what_if(["substations:SS-12=operational"]) == {
+        ("substations", "SS-12"): "operational"
+    }
     with pytest.raises(ValueError, match="power factor"):
         ServicingModel(tiny_zone(), power_factor=0)
 
@@ -313,12 +453,20 @@ def test_bad_input(model):
 def test_unreachable_plot_is_an_answer(late):
     zone = tiny_zone()
     island = diamond(2000, 2000, 30)
-    zone["roads"] = pd.concat([zone["roads"], _gdf(
-        [_asset("R9", **{"class": "local"})], [L((1900, 1960), (2100, 1960))])],
-        ignore_index=True)
-    zone["plots"] = pd.concat([zone["plots"], _gdf(
-        [{"plot_id": "P9", "status": "available", "power_kw": 10.0}], [island])],
-        ignore_index=True)
+    zone["roads"] = pd.concat(
+        [
+            zone["roads"],
+            _gdf([_asset("R9", **{"class": "local"})], [L((1900, 1960), (2100, 1960))]),
+        ],
+        ignore_index=True,
+    )
+    zone["plots"] = pd.concat(
+        [
+            zone["plots"],
+            _gdf([{"plot_id": "P9", "status": "available", "power_kw": 10.0}], [island]),
+        ],
+        ignore_index=True,
+    )
     rec = ServicingModel(zone).answer(["P9"])[0]
     assert rec["road"]["fronts"] is True and rec["road"]["code"] == "no_gate"
     assert rec["road"]["distance_m"] is None and rec["power"]["code"] == "unreachable"
@@ -344,10 +492,13 @@ def test_explain_translates_templates_before_formatting(model):
 def sample_model(request, sample_db):
     """The servicing model of the sample zone read from each backend (the same sample)."""
     from geo.store import open_store
+
     if request.param == "gpkg":
         location = str(sample_db)
     else:
-        location = f"{request.getfixturevalue('postgis_server')}/{request.getfixturevalue('sample_pg')}"
+        location = (
+            f"{request.getfixturevalue('postgis_server')}/{request.getfixturevalue('sample_pg')}"
+        )
     store = open_store(location)
     snap = store.snapshot()
     store.close()
@@ -360,8 +511,9 @@ def test_sample_story(sample_model):
     assert len(recorded) == len(m.plot_ids) > 0
     assert not any(r["rail"]["available"] for r in recorded)
     assert not any(r["storm"]["available"] for r in recorded)
-    assert not any(r["power"]["substation"] == "SS-12" and r["power"]["available"]
-                   for r in recorded)
+    assert not any(
+        r["power"]["substation"] == "SS-12" and r["power"]["available"] for r in recorded
+    )
     h = m.headroom().set_index("asset_id")
     assert h.loc["SS-12", "headroom"] == 0.0
     projected = m.answer(as_of="2022-11-01")
@@ -380,6 +532,7 @@ def test_sample_story(sample_model):
 @pytest.fixture(scope="module")
 def tiny_db(tmp_path_factory):
     from geo.store import create_store
+
     path = tmp_path_factory.mktemp("servicing") / "tiny.gpkg"
     store = create_store(path)
     with store.transaction("test") as tx:
@@ -391,6 +544,7 @@ def tiny_db(tmp_path_factory):
 
 def test_cli_servicing_json_and_text(tiny_db, late, capsys):
     from zoneplan.cli import main
+
     assert main(["servicing", "--db", tiny_db, "--json", "--as-of", "2022-11-01"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["as_of"] == "2022-11-01"
@@ -398,8 +552,21 @@ def test_cli_servicing_json_and_text(tiny_db, late, capsys):
     assert main(["servicing", "--db", tiny_db, "--plot", "P1"]) == 0
     out = capsys.readouterr().out
     assert "rail: none — Industrialnaya station closed (derailment threat)" in out
-    assert main(["servicing", "--db", tiny_db, "--what-if", "substations:SS-12=operational",
-                 "--plot", "P2", "--json"]) == 0
+    assert (
+        main(
+            [
+                "servicing",
+                "--db",
+                tiny_db,
+                "--what-if",
+                "substations:SS-12=operational",
+                "--plot",
+                "P2",
+                "--json",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["plots"][0]["power"]["substation"] == "SS-12"
     assert main(["servicing", "--db", tiny_db]) == 0
@@ -408,6 +575,7 @@ def test_cli_servicing_json_and_text(tiny_db, late, capsys):
 
 def test_cli_servicing_errors(tiny_db, late, capsys, tmp_path):
     from zoneplan.cli import main
+
     assert main(["servicing", "--db", tiny_db, "--as-of", "30.10.2022"]) == 1
     err = capsys.readouterr().err
     assert "--as-of" in err and "YYYY-MM-DD" in err
@@ -420,6 +588,7 @@ def test_cli_servicing_errors(tiny_db, late, capsys, tmp_path):
 
 def test_cli_servicing_files(tiny_db, late, tmp_path, capsys):
     from zoneplan.cli import main
+
     for name in ("s.json", "s.csv", "s.geojson"):
         assert main(["servicing", "--db", tiny_db, "-o", str(tmp_path / name)]) == 0
     assert len(pd.read_csv(tmp_path / "s.csv")) == 4
@@ -430,6 +599,7 @@ def test_cli_servicing_files(tiny_db, late, tmp_path, capsys):
 
 def test_cli_network_report_and_kpi(tiny_db, late, capsys):
     from zoneplan.cli import main
+
     assert main(["servicing", "--db", tiny_db, "--network"]) == 0
     report = json.loads(capsys.readouterr().out)
     roads = report["roads"]

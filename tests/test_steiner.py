@@ -55,8 +55,12 @@ def brute_force(edges: list, terminals: list) -> float:
 
 
 def random_graph(rng: random.Random, n: int, p: float, integer_costs: bool) -> list:
-    edges = [(i, i + 1 + rng.randrange(n - i - 1), rng.randint(1, 9)) for i in range(n - 1)]  # spanning
-    edges += [(i, j, rng.randint(0, 9)) for i in range(n) for j in range(i + 1, n) if rng.random() < p]
+    edges = [
+        (i, i + 1 + rng.randrange(n - i - 1), rng.randint(1, 9)) for i in range(n - 1)
+    ]  # spanning
+    edges += [
+        (i, j, rng.randint(0, 9)) for i in range(n) for j in range(i + 1, n) if rng.random() < p
+    ]
     if not integer_costs:
         edges = [(u, v, c + rng.random()) for u, v, c in edges]
     return edges
@@ -64,7 +68,14 @@ def random_graph(rng: random.Random, n: int, p: float, integer_costs: bool) -> l
 
 # --------------------------------------------------------------------------- known optima
 
-TRIANGLE_WITH_HUB = [("a", "s", 1.0), ("b", "s", 1.0), ("c", "s", 1.0), ("a", "b", 1.9), ("b", "c", 1.9), ("a", "c", 1.9)]
+TRIANGLE_WITH_HUB = [
+    ("a", "s", 1.0),
+    ("b", "s", 1.0),
+    ("c", "s", 1.0),
+    ("a", "b", 1.9),
+    ("b", "c", 1.9),
+    ("a", "c", 1.9),
+]
 
 
 @pytest.mark.parametrize("exact", [None, True, False])
@@ -78,7 +89,9 @@ def test_steiner_vertex_needed(exact: bool | None) -> None:
 def test_shortest_path_heuristic_alone_is_suboptimal_here() -> None:
     instance = steiner._Instance.parse(TRIANGLE_WITH_HUB, ["a", "b", "c"])
     search = steiner._LocalSearch(instance.graph)
-    dist, pred = steiner.csgraph.dijkstra(instance.graph.matrix, indices=instance.graph.terminals, return_predecessors=True)
+    dist, pred = steiner.csgraph.dijkstra(
+        instance.graph.matrix, indices=instance.graph.terminals, return_predecessors=True
+    )
     for root in range(3):
         sph = search.tree_on(search.shortest_path_heuristic(root, dist, pred))
         assert sph.cost == pytest.approx(3.8)
@@ -90,7 +103,11 @@ def test_path_and_tree_result_fields() -> None:
     edges = [(1, 2, 2.0), (2, 3, 3.0), (3, 4, 4.0), (1, 4, 10.0)]
     result = steiner_tree(edges, [1, 3])
     assert result.cost == pytest.approx(5.0)
-    assert result.optimal and result.lower_bound == pytest.approx(5.0) and result.gap == pytest.approx(0.0)
+    assert (
+        result.optimal
+        and result.lower_bound == pytest.approx(5.0)
+        and result.gap == pytest.approx(0.0)
+    )
     assert result.method == "shortest path" and result.elapsed_s >= 0
     chosen, cost = result
     assert chosen == result.edges and cost == result.cost
@@ -232,7 +249,9 @@ def test_stp_round_trip(tmp_path) -> None:
     read_edges, read_terminals = read_stp(tmp_path / "zone.stp")
     assert read_edges == [(numbers[u], numbers[v], c) for u, v, c in edges]
     assert read_terminals == [numbers["depot"], numbers["gate"]]
-    assert steiner_tree(read_edges, read_terminals).cost == pytest.approx(steiner_tree(edges, ["depot", "gate"]).cost)
+    assert steiner_tree(read_edges, read_terminals).cost == pytest.approx(
+        steiner_tree(edges, ["depot", "gate"]).cost
+    )
 
 
 def test_stp_keeps_positive_integer_ids(tmp_path) -> None:
@@ -328,4 +347,8 @@ def test_cost_scale_does_not_change_the_tree(scale: float) -> None:
 
 def test_result_fields_are_plain_python_types() -> None:
     result = steiner_tree(TRIANGLE_WITH_HUB, ["a", "b", "c"], exact=True)
-    assert type(result.cost) is float and type(result.lower_bound) is float and type(result.optimal) is bool
+    assert (
+        type(result.cost) is float
+        and type(result.lower_bound) is float
+        and type(result.optimal) is bool
+    )

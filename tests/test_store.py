@@ -1,4 +1,5 @@
 """The GeoPackage store: a real file checked by independent readers, atomic typed writes."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,21 +14,30 @@ import pytest
 import shapely
 
 from geo.layers import FEATURE_LAYERS, LAYERS
-from geo.store import (Conflict, Invalid, ListHas, NotFound, Range, create_store,
-                       open_store)
+from geo.store import Conflict, Invalid, ListHas, NotFound, Range, create_store, open_store
 
 E, N = 650_000.0, 4_799_000.0
-SQLITE_TYPES = {"str": "TEXT", "int": "INTEGER", "float": "REAL", "bool": "BOOLEAN",
-                "date": "DATE", "datetime": "TEXT"}
+SQLITE_TYPES = {
+    "str": "TEXT",
+    "int": "INTEGER",
+    "float": "REAL",
+    "bool": "BOOLEAN",
+    "date": "DATE",
+    "datetime": "TEXT",
+}
 
 
 def plots(*specs: tuple[str, float, float, float, float], **extra) -> gpd.GeoDataFrame:
     """Square-ish plots from (id, x0, y0, x1, y1) offsets in metres from the zone origin."""
     return gpd.GeoDataFrame(
-        {"plot_id": [s[0] for s in specs], "status": ["available"] * len(specs),
-         **{k: [v] * len(specs) for k, v in extra.items()}},
+        {
+            "plot_id": [s[0] for s in specs],
+            "status": ["available"] * len(specs),
+            **{k: [v] * len(specs) for k, v in extra.items()},
+        },
         geometry=[shapely.box(E + s[1], N + s[2], E + s[3], N + s[4]) for s in specs],
-        crs=32643)
+        crs=32643,
+    )
 
 
 @pytest.fixture()
@@ -44,8 +54,12 @@ def test_every_layer_is_a_geopackage_table_with_schema_types(store):
     assert db.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     contents = dict(db.execute("SELECT table_name, data_type FROM gpkg_contents"))
-    rtree = {r[0] for r in db.execute(
-        "SELECT table_name FROM gpkg_extensions WHERE extension_name = 'gpkg_rtree_index'")}
+    rtree = {
+        r[0]
+        for r in db.execute(
+            "SELECT table_name FROM gpkg_extensions WHERE extension_name = 'gpkg_rtree_index'"
+        )
+    }
     for name, layer in LAYERS.items():
         assert contents[name] == ("features" if layer.is_feature else "attributes")
         columns = {r[1]: r[2] for r in db.execute(f'PRAGMA table_info("{name}")')}
@@ -71,8 +85,13 @@ def test_create_refuses_to_overwrite_without_force(tmp_path):
 
 
 def test_insert_read_round_trip_keeps_types_and_cyrillic(store):
-    frame = plots(("P-1", 0, 0, 100, 100), ("P-2", 200, 0, 300, 50),
-                  resident="ТОО «Алатау Металл»", rail_need=True, jobs=12)
+    frame = plots(
+        ("P-1", 0, 0, 100, 100),
+        ("P-2", 200, 0, 300, 50),
+        resident="ТОО «Алатау Металл»",
+        rail_need=True,
+        jobs=12,
+    )
     store.insert("plots", frame)
     back = store.read("plots")
     assert back["plot_id"].tolist() == ["P-1", "P-2"]
@@ -85,18 +104,29 @@ def test_insert_read_round_trip_keeps_types_and_cyrillic(store):
 
 
 def test_bbox_and_attribute_filters_use_the_rtree(store):
-    store.insert("plots", plots(("P-1", 0, 0, 100, 100), ("P-2", 500, 0, 600, 100),
-                                ("P-3", 1000, 0, 1100, 100)))
+    store.insert(
+        "plots",
+        plots(("P-1", 0, 0, 100, 100), ("P-2", 500, 0, 600, 100), ("P-3", 1000, 0, 1100, 100)),
+    )
     store.update("plots", "P-3", {"status": "occupied"})
-    assert store.read("plots", bbox=(E + 450, N - 10, E + 2000, N + 10))["plot_id"].tolist() == ["P-2", "P-3"]
+    assert store.read("plots", bbox=(E + 450, N - 10, E + 2000, N + 10))["plot_id"].tolist() == [
+        "P-2",
+        "P-3",
+    ]
     assert store.count("plots", where={"status": ["available"]}) == 2
-    assert store.read("plots", order_by="-plot_id", limit=1, offset=1)["plot_id"].tolist() == ["P-2"]
+    assert store.read("plots", order_by="-plot_id", limit=1, offset=1)["plot_id"].tolist() == [
+        "P-2"
+    ]
     assert store.extent("plots") == (E, N, E + 1100, N + 100)
 
 
 def test_list_and_range_filters(store):
-    rows = plots(("P-1", 0, 0, 100, 100), ("P-2", 500, 0, 600, 100), ("P-3", 1000, 0, 1100, 100),
-                 ("P-4", 2000, 0, 2100, 100))
+    rows = plots(
+        ("P-1", 0, 0, 100, 100),
+        ("P-2", 500, 0, 600, 100),
+        ("P-3", 1000, 0, 1100, 100),
+        ("P-4", 2000, 0, 2100, 100),
+    )
     rows["sectors"] = ["food, pharma", "chemicals,light", "*", None]
     rows["start_yr"] = [2020, 2022, None, 2030]
     store.insert("plots", rows)
@@ -115,9 +145,15 @@ def test_bad_rows_are_refused_and_nothing_is_written(store):
     store.insert("plots", plots(("P-1", 0, 0, 100, 100)))
     before = digest(store.path)
     bowtie = shapely.Polygon([(E, N), (E + 100, N + 100), (E + 100, N), (E, N + 100)])
-    bad = gpd.GeoDataFrame({"plot_id": ["P-2", "P-3", "P-4"], "status": ["available", "sold", "available"],
-                            "hazard": [2, 3, 9]},
-                           geometry=[shapely.box(E, N, E + 1, N + 1), bowtie, shapely.Point(E, N)], crs=32643)
+    bad = gpd.GeoDataFrame(
+        {
+            "plot_id": ["P-2", "P-3", "P-4"],
+            "status": ["available", "sold", "available"],
+            "hazard": [2, 3, 9],
+        },
+        geometry=[shapely.box(E, N, E + 1, N + 1), bowtie, shapely.Point(E, N)],
+        crs=32643,
+    )
     with pytest.raises(Invalid) as err:
         store.insert("plots", bad)
     reasons = {(p.index, p.field) for p in err.value.problems}
@@ -148,7 +184,10 @@ def test_stale_versions_conflict_and_changes_are_audited(store):
     store.delete("plots", "P-1", version=2, user="boris")
     audit = store.read("audit")
     assert audit[["username", "action", "feat_id"]].values.tolist() == [
-        ["anna", "insert", "P-1"], ["anna", "update", "P-1"], ["boris", "delete", "P-1"]]
+        ["anna", "insert", "P-1"],
+        ["anna", "update", "P-1"],
+        ["boris", "delete", "P-1"],
+    ]
     assert '"status": ["available", "reserved"]' in audit["changes"].iloc[1]
 
 
@@ -171,8 +210,10 @@ def test_open_refuses_files_that_are_not_stores(tmp_path):
         open_store(junk)
 
 
-@pytest.mark.skipif(shutil.which("ogrinfo") is None and not os.environ.get("CI"),
-                    reason="GDAL's ogrinfo is not installed (.ci/run installs gdal-bin)")
+@pytest.mark.skipif(
+    shutil.which("ogrinfo") is None and not os.environ.get("CI"),
+    reason="GDAL's ogrinfo is not installed (.ci/run installs gdal-bin)",
+)
 def test_ogrinfo_opens_the_store(store):
     store.insert("plots", plots(("P-1", 0, 0, 100, 100), resident="Индустриальная"))
     out = subprocess.run(["ogrinfo", "-so", str(store.path)], capture_output=True, text=True)
@@ -181,13 +222,16 @@ def test_ogrinfo_opens_the_store(store):
     assert sqlite3.connect(store.path).execute("PRAGMA user_version").fetchone()[0] == 10200
     for name, layer in LAYERS.items():
         assert f": {name} (" in out.stdout, name
-    out = subprocess.run(["ogrinfo", "-al", str(store.path), "plots"], capture_output=True, text=True)
+    out = subprocess.run(
+        ["ogrinfo", "-al", str(store.path), "plots"], capture_output=True, text=True
+    )
     assert "Feature Count: 1" in out.stdout and "resident (String) = Индустриальная" in out.stdout
     assert "area_ha (Real) = 1" in out.stdout
 
 
 def test_pyogrio_reads_what_the_store_wrote(store):
     import pyogrio
+
     store.insert("plots", plots(("P-1", 0, 0, 100, 100), resident="Индустриальная"))
     frame = pyogrio.read_dataframe(store.path, layer="plots")
     assert frame["resident"].tolist() == ["Индустриальная"]
@@ -198,8 +242,10 @@ def test_pyogrio_reads_what_the_store_wrote(store):
 
 def test_empty_inserts_and_tables(store):
     assert store.insert("plots", plots()) == []
-    store.insert("targets", pd.DataFrame({"target_id": ["T-1"], "metric": ["parks"], "value": [40],
-                                          "year": [2025]}))
+    store.insert(
+        "targets",
+        pd.DataFrame({"target_id": ["T-1"], "metric": ["parks"], "value": [40], "year": [2025]}),
+    )
     assert store.get("targets", "T-1")["value"] == 40.0
 
 
@@ -208,14 +254,20 @@ def test_clearing_a_layer_empties_its_extent_and_huge_filters_are_refused(store)
     with store.transaction() as tx:
         assert tx.clear("plots") == 1
     db = sqlite3.connect(store.path)
-    assert db.execute("SELECT min_x FROM gpkg_contents WHERE table_name='plots'").fetchone() == (None,)
+    assert db.execute("SELECT min_x FROM gpkg_contents WHERE table_name='plots'").fetchone() == (
+        None,
+    )
     with pytest.raises(Invalid, match="smaller batches"):
         store.read("plots", where={"plot_id": [f"P-{i}" for i in range(40_000)]})
 
 
 def test_multi_part_geometries_are_refused(store):
-    two = shapely.MultiPolygon([shapely.box(E, N, E + 10, N + 10), shapely.box(E + 20, N, E + 30, N + 10)])
-    frame = gpd.GeoDataFrame({"plot_id": ["P-1"], "status": ["available"]}, geometry=[two], crs=32643)
+    two = shapely.MultiPolygon(
+        [shapely.box(E, N, E + 10, N + 10), shapely.box(E + 20, N, E + 30, N + 10)]
+    )
+    frame = gpd.GeoDataFrame(
+        {"plot_id": ["P-1"], "status": ["available"]}, geometry=[two], crs=32643
+    )
     with pytest.raises(Invalid, match="2 parts"):
         store.insert("plots", frame)
 
@@ -236,7 +288,11 @@ def test_sessions_read_their_own_writes_and_others_wait(store):
 
 
 def test_revisions_change_per_layer_and_for_every_commit(store):
-    plots_rev, roads_rev, everything = store.revision(["plots"]), store.revision(["roads"]), store.revision()
+    plots_rev, roads_rev, everything = (
+        store.revision(["plots"]),
+        store.revision(["roads"]),
+        store.revision(),
+    )
     store.insert("plots", plots(("P-1", 0, 0, 100, 100)))
     assert store.revision(["plots"]) != plots_rev
     assert store.revision(["roads"]) == roads_rev

@@ -1,4 +1,5 @@
 """The Store contract, run on both backends: a real GeoPackage file and a real PostGIS database."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,15 @@ import shapely
 
 from geo.layers import LAYERS
 from geo.store import (
-    Conflict, Invalid, ListHas, NotFound, Null, Range, StoreError, create_store, open_store,
+    Conflict,
+    Invalid,
+    ListHas,
+    NotFound,
+    Null,
+    Range,
+    StoreError,
+    create_store,
+    open_store,
 )
 from geo.store.migration import compare, migrate
 
@@ -23,10 +32,14 @@ E, N = 650_000.0, 4_799_000.0
 def plots(*specs: tuple[str, float, float, float, float], **extra) -> gpd.GeoDataFrame:
     """Plots from (id, x0, y0, x1, y1) offsets in metres from the zone origin."""
     return gpd.GeoDataFrame(
-        {"plot_id": [s[0] for s in specs], "status": ["available"] * len(specs),
-         **{k: [v] * len(specs) for k, v in extra.items()}},
+        {
+            "plot_id": [s[0] for s in specs],
+            "status": ["available"] * len(specs),
+            **{k: [v] * len(specs) for k, v in extra.items()},
+        },
         geometry=[shapely.box(E + s[1], N + s[2], E + s[3], N + s[4]) for s in specs],
-        crs=32643)
+        crs=32643,
+    )
 
 
 @pytest.fixture
@@ -47,8 +60,14 @@ def same_state(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> bool:
 
 # --------------------------------------------------------------------------- reads and types
 def test_round_trip_keeps_types_order_and_cyrillic(store):
-    frame = plots(("P-2", 200, 0, 300, 50), ("P-1", 0, 0, 100, 100),
-                  resident="ТОО «Алатау Металл»", rail_need=True, jobs=12, invest=1.5e9)
+    frame = plots(
+        ("P-2", 200, 0, 300, 50),
+        ("P-1", 0, 0, 100, 100),
+        resident="ТОО «Алатау Металл»",
+        rail_need=True,
+        jobs=12,
+        invest=1.5e9,
+    )
     assert store.insert("plots", frame) == ["P-2", "P-1"]
     back = store.read("plots")
     assert list(back.columns) == [*LAYERS["plots"].names, "geometry"]
@@ -65,12 +84,29 @@ def test_round_trip_keeps_types_order_and_cyrillic(store):
 
 
 def test_dates_and_datetimes_read_as_iso_text(store):
-    store.insert("roads", gpd.GeoDataFrame(
-        {"asset_id": ["R-1"], "class": ["local"], "status": ["planned"], "due": ["2027-03-01"]},
-        geometry=[shapely.LineString([(E, N), (E + 100, N)])], crs=32643))
-    store.insert("applications", pd.DataFrame({
-        "app_id": ["A-1"], "investor": ["inv"], "project": ["Завод"], "sector": ["food"],
-        "min_ha": [1], "max_ha": [2], "status": ["submitted"], "created": ["2026-05-01T10:20:30"]}))
+    store.insert(
+        "roads",
+        gpd.GeoDataFrame(
+            {"asset_id": ["R-1"], "class": ["local"], "status": ["planned"], "due": ["2027-03-01"]},
+            geometry=[shapely.LineString([(E, N), (E + 100, N)])],
+            crs=32643,
+        ),
+    )
+    store.insert(
+        "applications",
+        pd.DataFrame(
+            {
+                "app_id": ["A-1"],
+                "investor": ["inv"],
+                "project": ["Завод"],
+                "sector": ["food"],
+                "min_ha": [1],
+                "max_ha": [2],
+                "status": ["submitted"],
+                "created": ["2026-05-01T10:20:30"],
+            }
+        ),
+    )
     assert store.get("roads", "R-1")["due"] == "2027-03-01"
     assert store.get("roads", "R-1")["since"] is None
     row = store.get("applications", "A-1")
@@ -80,8 +116,15 @@ def test_dates_and_datetimes_read_as_iso_text(store):
 
 
 def test_bbox_where_order_and_paging_agree_on_both_backends(store):
-    store.insert("plots", plots(("P-1", 0, 0, 100, 100), ("P-2", 500, 0, 650, 100),
-                                ("P-3", 1000, 0, 1200, 100), ("P-4", 2000, 0, 2050, 100)))
+    store.insert(
+        "plots",
+        plots(
+            ("P-1", 0, 0, 100, 100),
+            ("P-2", 500, 0, 650, 100),
+            ("P-3", 1000, 0, 1200, 100),
+            ("P-4", 2000, 0, 2050, 100),
+        ),
+    )
     store.update("plots", "P-3", {"status": "occupied", "jobs": 40, "resident": "Б"})
     store.update("plots", "P-2", {"jobs": 5, "resident": "А"})
     ids = lambda **kw: store.read("plots", **kw)["plot_id"].tolist()  # noqa: E731
@@ -99,14 +142,24 @@ def test_bbox_where_order_and_paging_agree_on_both_backends(store):
     assert ids(order_by="-plot_id", limit=2, offset=1) == ["P-3", "P-2"]
     assert ids(order_by="resident") == ["P-1", "P-4", "P-2", "P-3"]  # missing first
     assert ids(order_by="-resident") == ["P-3", "P-2", "P-1", "P-4"]  # missing last
-    assert store.count("plots", bbox=(E + 450, N - 10, E + 1500, N + 10), where={"status": "available"}) == 1
+    assert (
+        store.count(
+            "plots", bbox=(E + 450, N - 10, E + 1500, N + 10), where={"status": "available"}
+        )
+        == 1
+    )
     assert store.extent("plots") == (E, N, E + 2050, N + 100)
     assert store.extent("targets") is None
 
 
 def test_list_and_range_or_null_filters(store):
-    rows = plots(("P-1", 0, 0, 100, 100), ("P-2", 500, 0, 600, 100), ("P-3", 1000, 0, 1100, 100),
-                 ("P-4", 2000, 0, 2100, 100), ("P-5", 3000, 0, 3100, 100))
+    rows = plots(
+        ("P-1", 0, 0, 100, 100),
+        ("P-2", 500, 0, 600, 100),
+        ("P-3", 1000, 0, 1100, 100),
+        ("P-4", 2000, 0, 2100, 100),
+        ("P-5", 3000, 0, 3100, 100),
+    )
     rows["sectors"] = ["food, pharma", "chemicals,light", "*", None, ""]
     rows["start_yr"] = [2020, 2022, None, 2030, 2021]
     store.insert("plots", rows)
@@ -120,10 +173,15 @@ def test_list_and_range_or_null_filters(store):
     assert store.count("plots") == 5
 
 
-@pytest.mark.parametrize("where, field", [
-    ({"nosuch": 1}, "nosuch"), ({"jobs": "many"}, "jobs"), ({"area_ha": Range("big")}, "area_ha"),
-    ({"plot_id": [f"P-{i}" for i in range(40_000)]}, "plot_id"),
-])
+@pytest.mark.parametrize(
+    "where, field",
+    [
+        ({"nosuch": 1}, "nosuch"),
+        ({"jobs": "many"}, "jobs"),
+        ({"area_ha": Range("big")}, "area_ha"),
+        ({"plot_id": [f"P-{i}" for i in range(40_000)]}, "plot_id"),
+    ],
+)
 def test_bad_filters_are_typed_errors(store, where, field):
     with pytest.raises(Invalid) as err:
         store.read("plots", where=where)
@@ -144,13 +202,23 @@ def test_bad_rows_are_refused_and_nothing_is_written(store):
     store.insert("plots", plots(("P-1", 0, 0, 100, 100)))
     before = state(store)
     bowtie = shapely.Polygon([(E, N), (E + 100, N + 100), (E + 100, N), (E, N + 100)])
-    bad = gpd.GeoDataFrame({"plot_id": ["P-2", "P-3", "P-4"], "status": ["available", "sold", "available"],
-                            "hazard": [2, 3, 9]},
-                           geometry=[shapely.box(E, N, E + 1, N + 1), bowtie, shapely.Point(E, N)], crs=32643)
+    bad = gpd.GeoDataFrame(
+        {
+            "plot_id": ["P-2", "P-3", "P-4"],
+            "status": ["available", "sold", "available"],
+            "hazard": [2, 3, 9],
+        },
+        geometry=[shapely.box(E, N, E + 1, N + 1), bowtie, shapely.Point(E, N)],
+        crs=32643,
+    )
     with pytest.raises(Invalid) as err:
         store.insert("plots", bad)
     assert {(p.index, p.field) for p in err.value.problems} == {
-        (1, "status"), (1, "geometry"), (2, "hazard"), (2, "geometry")}
+        (1, "status"),
+        (1, "geometry"),
+        (2, "hazard"),
+        (2, "geometry"),
+    }
     with pytest.raises(Conflict, match="P-1"):
         store.insert("plots", plots(("P-1", 0, 0, 10, 10)))
     assert same_state(state(store), before)
@@ -175,7 +243,9 @@ def test_a_failure_inside_a_transaction_rolls_everything_back(store):
 def test_versions_409s_and_audit_records(store):
     store.insert("plots", plots(("P-1", 0, 0, 100, 100)), user="anna")
     assert store.update("plots", "P-1", {"status": "reserved"}, version=1, user="anna") == 2
-    assert store.update("plots", "P-1", {"status": "reserved"}, version=2, user="anna") == 2  # no change
+    assert (
+        store.update("plots", "P-1", {"status": "reserved"}, version=2, user="anna") == 2
+    )  # no change
     with pytest.raises(Conflict, match="version 2"):
         store.update("plots", "P-1", {"status": "allocated"}, version=1, user="boris")
     with pytest.raises(Conflict, match="version 2"):
@@ -196,8 +266,11 @@ def test_versions_409s_and_audit_records(store):
     store.insert("users", pd.DataFrame({"username": ["u"], "pw_hash": ["x"], "role": ["admin"]}))
     audit = store.read("audit")
     assert audit[["username", "action", "layer", "feat_id"]].values.tolist() == [
-        ["anna", "insert", "plots", "P-1"], ["anna", "update", "plots", "P-1"],
-        ["anna", "update", "plots", "P-1"], ["boris", "delete", "plots", "P-1"]]
+        ["anna", "insert", "plots", "P-1"],
+        ["anna", "update", "plots", "P-1"],
+        ["anna", "update", "plots", "P-1"],
+        ["boris", "delete", "plots", "P-1"],
+    ]
     assert audit["audit_id"].is_monotonic_increasing and audit["audit_id"].is_unique
     assert json.loads(audit["changes"].iloc[1]) == {"status": ["available", "reserved"]}
     assert "POLYGON" in json.loads(audit["changes"].iloc[2])["geometry"][1]
@@ -233,7 +306,11 @@ def test_clear_and_replace_audit_one_summary(store):
 
 
 def test_revisions_move_per_layer_and_only_on_commit(store):
-    plots_rev, roads_rev, everything = store.revision(["plots"]), store.revision(["roads"]), store.revision()
+    plots_rev, roads_rev, everything = (
+        store.revision(["plots"]),
+        store.revision(["roads"]),
+        store.revision(),
+    )
     store.insert("plots", plots(("P-1", 0, 0, 100, 100)))
     assert store.revision(["plots"]) != plots_rev
     assert store.revision(["roads"]) == roads_rev
@@ -254,8 +331,12 @@ def test_describe_names_the_store(store, empty_location):
 
 def test_a_store_made_in_one_crs_refuses_another(store, empty_location):
     store.insert("plots", plots(("P-1", 0, 0, 100, 100)))
-    run = subprocess.run([sys.executable, "-m", "zoneplan.cli", "info", "--db", empty_location],
-                         env={**os.environ, "ZONEPLAN_EPSG": "32642"}, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "zoneplan.cli", "info", "--db", empty_location],
+        env={**os.environ, "ZONEPLAN_EPSG": "32642"},
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 1
     assert "EPSG:32643" in run.stderr and "EPSG:32642" in run.stderr
     assert store.count("plots") == 1
@@ -271,10 +352,14 @@ def test_a_second_create_refuses_without_force(store, empty_location):
 
 
 # --------------------------------------------------------------------------- migrate
-def test_migrate_copies_everything_both_ways_without_audit_of_its_own(sample_location, tmp_path, backend,
-                                                                      request):
-    other = (request.getfixturevalue("new_schema")() if backend == "gpkg"
-             else str(tmp_path / "copy.gpkg"))
+def test_migrate_copies_everything_both_ways_without_audit_of_its_own(
+    sample_location, tmp_path, backend, request
+):
+    other = (
+        request.getfixturevalue("new_schema")()
+        if backend == "gpkg"
+        else str(tmp_path / "copy.gpkg")
+    )
     report = migrate(sample_location, other)
     assert all(r.ok for r in report) and {r.layer for r in report} == set(LAYERS)
     source, copy = open_store(sample_location), open_store(other)
@@ -282,10 +367,13 @@ def test_migrate_copies_everything_both_ways_without_audit_of_its_own(sample_loc
     assert copy.read("audit").equals(source.read("audit"))
     assert all(r.ok for r in compare(source, copy))
     # The copy is a working store: audit ids go on after the copied ones.
-    copy.update("plots", copy.read("plots", limit=1)["plot_id"].iloc[0], {"cadastre": "moved"},
-                user="t")
-    assert copy.read("audit", order_by="-audit_id", limit=1)["audit_id"].iloc[0] \
+    copy.update(
+        "plots", copy.read("plots", limit=1)["plot_id"].iloc[0], {"cadastre": "moved"}, user="t"
+    )
+    assert (
+        copy.read("audit", order_by="-audit_id", limit=1)["audit_id"].iloc[0]
         > source.read("audit")["audit_id"].max()
+    )
     with pytest.raises(Conflict, match="--force"):
         migrate(sample_location, other)
     source.close()
@@ -295,27 +383,47 @@ def test_migrate_copies_everything_both_ways_without_audit_of_its_own(sample_loc
 # --------------------------------------------------------------------------- PostGIS schema
 def test_postgis_tables_are_plain_postgis_layers_and_upgrade_themselves(new_schema):
     import psycopg
+
     url = new_schema()
     create_store(url).close()
     with psycopg.connect(url, autocommit=True) as conn:
-        geometry = dict(conn.execute(
-            "SELECT f_table_name, type || ':' || srid FROM geometry_columns "
-            "WHERE f_table_schema = current_schema()").fetchall())
+        geometry = dict(
+            conn.execute(
+                "SELECT f_table_name, type || ':' || srid FROM geometry_columns "
+                "WHERE f_table_schema = current_schema()"
+            ).fetchall()
+        )
         assert geometry["plots"] == "POLYGON:32643" and geometry["roads"] == "LINESTRING:32643"
-        gist = {r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_indexes WHERE schemaname = current_schema() "
-            "AND indexdef LIKE '%USING gist%'")}
+        gist = {
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_indexes WHERE schemaname = current_schema() "
+                "AND indexdef LIKE '%USING gist%'"
+            )
+        }
         assert gist == {n for n, lyr in LAYERS.items() if lyr.is_feature}
         # An older database: a layer and a field that geo/layers.py has since gained.
         conn.execute("DROP TABLE gates")
         conn.execute("ALTER TABLE targets DROP COLUMN source")
     open_store(url).close()
     with psycopg.connect(url) as conn:
-        notes = [r[0] for r in conn.execute("SELECT note FROM zoneplan_migrations ORDER BY version")]
+        notes = [
+            r[0] for r in conn.execute("SELECT note FROM zoneplan_migrations ORDER BY version")
+        ]
         assert notes[1:] == ["add layer gates", "add field targets.source"]
     store = open_store(url)
-    store.insert("targets", pd.DataFrame({"target_id": ["T-1"], "metric": ["parks"], "value": [4],
-                                          "year": [2030], "source": ["plan"]}))
+    store.insert(
+        "targets",
+        pd.DataFrame(
+            {
+                "target_id": ["T-1"],
+                "metric": ["parks"],
+                "value": [4],
+                "year": [2030],
+                "source": ["plan"],
+            }
+        ),
+    )
     assert store.get("targets", "T-1")["source"] == "plan" and store.count("gates") == 0
     store.close()
 
@@ -331,6 +439,7 @@ def test_postgis_errors_are_store_errors(postgis_server, new_schema):
 
 def test_cli_init_refuses_a_second_time_and_migrate_prints_a_summary(new_schema, tmp_path, capsys):
     from zoneplan.cli import main
+
     url = new_schema()
     assert main(["init", "--db", url]) == 0
     assert "built postgresql://" in capsys.readouterr().out

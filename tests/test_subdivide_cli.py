@@ -1,5 +1,6 @@
 """``zoneplan subdivide`` and the subdivision use case on a real GeoPackage of the sample zone:
 the preview writes nothing, a commit is one transaction, stale plans are refused."""
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,21 @@ def digest(path) -> str:
 def test_preview_writes_geojson_and_never_the_store(capsys, store_path, tmp_path):
     before = digest(store_path)
     out_file = tmp_path / "prev.geojson"
-    code, out, err = run(capsys, "subdivide", "--db", str(store_path), "--area", "EXP-1",
-                         "--min-ha", "0.5", "--max-ha", "5", "--preview", "-o", str(out_file))
+    code, out, err = run(
+        capsys,
+        "subdivide",
+        "--db",
+        str(store_path),
+        "--area",
+        "EXP-1",
+        "--min-ha",
+        "0.5",
+        "--max-ha",
+        "5",
+        "--preview",
+        "-o",
+        str(out_file),
+    )
     assert code == 0, err
     assert digest(store_path) == before
     assert "strip *" in out and "obb" in out and "with street frontage" in out
@@ -53,16 +67,26 @@ def test_preview_writes_geojson_and_never_the_store(capsys, store_path, tmp_path
     frame = gpd.read_file(out_file).to_crs(WORKING_EPSG)
     plots = frame[frame["kind"] == "plot"]
     assert abs(plots.area.sum() - shapely.union_all(plots.geometry.values).area) < 1.0
-    assert ((plots.area / 1e4).between(0.5 * 0.999, 5 * 1.001)
-            | ~plots["in_range"].astype(bool)).all()
+    assert (
+        (plots.area / 1e4).between(0.5 * 0.999, 5 * 1.001) | ~plots["in_range"].astype(bool)
+    ).all()
 
 
 def test_commit_stores_candidates_and_planned_roads_in_one_go(capsys, store_path):
     store = open_store(store_path)
     plots_before = store.read("plots")
     roads_before = store.count("roads")
-    code, out, err = run(capsys, "subdivide", "--db", str(store_path), "--area", "EXP-1",
-                         "--method", "obb", "--commit")
+    code, out, err = run(
+        capsys,
+        "subdivide",
+        "--db",
+        str(store_path),
+        "--area",
+        "EXP-1",
+        "--method",
+        "obb",
+        "--commit",
+    )
     assert code == 0, err
     assert "stored" in out and "P-207" in out
     plots = store.read("plots")
@@ -95,9 +119,14 @@ def test_plots_drawn_after_the_preview_refuse_the_commit(store):
     assert not len(result.result.removed)
     plan = result.plan()
     inside = result.result.plots.geometry.iloc[0]
-    store.insert("plots", gpd.GeoDataFrame(
-        {"plot_id": ["P-900"], "status": ["available"]},
-        geometry=[shapely.buffer(shapely.centroid(inside), 20)], crs=WORKING_EPSG))
+    store.insert(
+        "plots",
+        gpd.GeoDataFrame(
+            {"plot_id": ["P-900"], "status": ["available"]},
+            geometry=[shapely.buffer(shapely.centroid(inside), 20)],
+            crs=WORKING_EPSG,
+        ),
+    )
     before = (store.count("plots"), store.count("roads"))
     with pytest.raises(subdivision.SubdivisionConflict, match="P-900 now lie"):
         subdivision.commit(store, plan, user="t")
@@ -115,8 +144,18 @@ def test_a_replaced_candidate_changed_meanwhile_refuses_the_commit(store):
 
 def test_keep_existing_subdivides_around_the_candidates(capsys, store_path, tmp_path):
     out_file = tmp_path / "keep.geojson"
-    code, out, err = run(capsys, "subdivide", "--db", str(store_path), "--area", "EXP-1",
-                         "--keep-existing", "--preview", "-o", str(out_file))
+    code, out, err = run(
+        capsys,
+        "subdivide",
+        "--db",
+        str(store_path),
+        "--area",
+        "EXP-1",
+        "--keep-existing",
+        "--preview",
+        "-o",
+        str(out_file),
+    )
     assert code == 0, err
     doc = json.loads(out_file.read_text(encoding="utf-8"))
     assert not [f for f in doc["features"] if f["properties"]["kind"] == "removed"]
@@ -127,22 +166,29 @@ def test_keep_existing_subdivides_around_the_candidates(capsys, store_path, tmp_
     plots = frame[frame["kind"] == "plot"]
     assert shapely.union_all(plots.geometry.values).intersection(held).area < 1.0
     streets = frame[(frame["kind"] == "street") & ~frame["existing"].astype(bool)]
-    assert shapely.union_all(streets.geometry.values).intersection(held.buffer(-0.5)).length \
-        < 1.0, "a new street runs through a kept plot"
+    assert (
+        shapely.union_all(streets.geometry.values).intersection(held.buffer(-0.5)).length < 1.0
+    ), "a new street runs through a kept plot"
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--area", "EXP-9", "--preview", "-o", "x.geojson"], "no expansion area 'EXP-9'"),
-    (["--area", "EXP-1", "--preview"], "--preview needs -o"),
-    (["--area", "EXP-1", "--preview", "-o", "x.csv"], "use a .geojson file name"),
-    (["--area", "EXP-1", "--min-ha", "6", "--commit"], "must be smaller than the largest"),
-    (["--area", "EXP-1", "--street-spacing", "2000", "--commit"], "narrow the street spacing"),
-    (["--area", "EXP-1", "--streets", "existing", "--commit"], "use method obb"),
-    (["--area", "EXP-1", "--method", "obb", "--streets", "existing", "--commit"],
-     "no plot of the asked size fronts a street"),
-])
-def test_bad_input_is_a_clear_error_and_writes_nothing(capsys, store_path, tmp_path,
-                                                       monkeypatch, extra, message):
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--area", "EXP-9", "--preview", "-o", "x.geojson"], "no expansion area 'EXP-9'"),
+        (["--area", "EXP-1", "--preview"], "--preview needs -o"),
+        (["--area", "EXP-1", "--preview", "-o", "x.csv"], "use a .geojson file name"),
+        (["--area", "EXP-1", "--min-ha", "6", "--commit"], "must be smaller than the largest"),
+        (["--area", "EXP-1", "--street-spacing", "2000", "--commit"], "narrow the street spacing"),
+        (["--area", "EXP-1", "--streets", "existing", "--commit"], "use method obb"),
+        (
+            ["--area", "EXP-1", "--method", "obb", "--streets", "existing", "--commit"],
+            "no plot of the asked size fronts a street",
+        ),
+    ],
+)
+def test_bad_input_is_a_clear_error_and_writes_nothing(
+    capsys, store_path, tmp_path, monkeypatch, extra, message
+):
     monkeypatch.chdir(tmp_path)
     before = digest(store_path)
     code, out, err = run(capsys, "subdivide", "--db", str(store_path), *extra)
@@ -153,38 +199,67 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(capsys, store_path, tmp_p
 
 
 def test_drawn_polygon_is_cut_to_the_zone_and_checked(store):
-    inside = [[76.845, 43.3145], [76.855, 43.3145], [76.855, 43.3195], [76.845, 43.3195],
-              [76.845, 43.3145]]
-    result = subdivision.preview(store, SubdivisionParams(),
-                                 geometry={"type": "Polygon", "coordinates": [inside]})
+    inside = [
+        [76.845, 43.3145],
+        [76.855, 43.3145],
+        [76.855, 43.3195],
+        [76.845, 43.3195],
+        [76.845, 43.3145],
+    ]
+    result = subdivision.preview(
+        store, SubdivisionParams(), geometry={"type": "Polygon", "coordinates": [inside]}
+    )
     assert result.exp_id is None and len(result.result.plots) > 5
     assert not [w for w in result.result.warnings if "left out" in w]
     assert len(result.result.removed)  # the candidates it covers are replaced
     # Reaching south beyond EXP-1: the part outside is left out, and said so.
-    spill = [[76.845, 43.3100], [76.855, 43.3100], [76.855, 43.3195], [76.845, 43.3195],
-             [76.845, 43.3100]]
-    result = subdivision.preview(store, SubdivisionParams(),
-                                 geometry={"type": "Polygon", "coordinates": [spill]})
+    spill = [
+        [76.845, 43.3100],
+        [76.855, 43.3100],
+        [76.855, 43.3195],
+        [76.845, 43.3195],
+        [76.845, 43.3100],
+    ]
+    result = subdivision.preview(
+        store, SubdivisionParams(), geometry={"type": "Polygon", "coordinates": [spill]}
+    )
     assert any("of the drawn area outside the zone" in w for w in result.result.warnings)
     expansion = store.get("expansion", "EXP-1")["geometry"]
     assert result.area.difference(expansion).area < 1.0
-    far = [[76.846, 43.300], [76.856, 43.300], [76.856, 43.306], [76.846, 43.306],
-           [76.846, 43.300]]
+    far = [[76.846, 43.300], [76.856, 43.300], [76.856, 43.306], [76.846, 43.306], [76.846, 43.300]]
     with pytest.raises(SubdivisionError, match="outside the zone and its expansion areas"):
-        subdivision.preview(store, SubdivisionParams(),
-                            geometry={"type": "Polygon", "coordinates": [far]})
-    bowtie = [[76.846, 43.315], [76.856, 43.319], [76.856, 43.315], [76.846, 43.319],
-              [76.846, 43.315]]
+        subdivision.preview(
+            store, SubdivisionParams(), geometry={"type": "Polygon", "coordinates": [far]}
+        )
+    bowtie = [
+        [76.846, 43.315],
+        [76.856, 43.319],
+        [76.856, 43.315],
+        [76.846, 43.319],
+        [76.846, 43.315],
+    ]
     with pytest.raises(SubdivisionError, match="without crossing lines"):
-        subdivision.preview(store, SubdivisionParams(),
-                            geometry={"type": "Polygon", "coordinates": [bowtie]})
+        subdivision.preview(
+            store, SubdivisionParams(), geometry={"type": "Polygon", "coordinates": [bowtie]}
+        )
 
 
 def test_params_from_a_form(store):
-    params = subdivision.read_params({"min_ha": "1", "max_ha": "4", "method": "obb",
-                                      "keep_existing": "on", "street_spacing_m": ""})
-    assert (params.min_ha, params.max_ha, params.method, params.keep_existing) == \
-        (1.0, 4.0, "obb", True)
+    params = subdivision.read_params(
+        {
+            "min_ha": "1",
+            "max_ha": "4",
+            "method": "obb",
+            "keep_existing": "on",
+            "street_spacing_m": "",
+        }
+    )
+    assert (params.min_ha, params.max_ha, params.method, params.keep_existing) == (
+        1.0,
+        4.0,
+        "obb",
+        True,
+    )
     with pytest.raises(SubdivisionError, match="min_ha must be a number"):
         subdivision.read_params({"min_ha": "lots"})
     with pytest.raises(SubdivisionError, match="unknown subdivision parameter"):
@@ -203,8 +278,19 @@ def test_the_road_new_streets_join_is_in_the_preview(store):
 
 def test_progress_shows_on_a_terminal_only(capsys, store_path, tmp_path):
     out_file = tmp_path / "p.geojson"
-    argv = [sys.executable, "-m", "zoneplan.cli", "subdivide", "--db", str(store_path),
-            "--area", "EXP-1", "--preview", "-o", str(out_file)]
+    argv = [
+        sys.executable,
+        "-m",
+        "zoneplan.cli",
+        "subdivide",
+        "--db",
+        str(store_path),
+        "--area",
+        "EXP-1",
+        "--preview",
+        "-o",
+        str(out_file),
+    ]
     primary, secondary = pty.openpty()
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=secondary, timeout=300)
     os.close(secondary)
@@ -220,6 +306,15 @@ def test_progress_shows_on_a_terminal_only(capsys, store_path, tmp_path):
     os.close(primary)
     assert proc.returncode == 0
     assert b"\rsubdivide: " in shown and b"100%" in shown
-    code, out, err = run(capsys, "subdivide", "--db", str(store_path), "--area", "EXP-1",
-                         "--preview", "-o", str(out_file))
+    code, out, err = run(
+        capsys,
+        "subdivide",
+        "--db",
+        str(store_path),
+        "--area",
+        "EXP-1",
+        "--preview",
+        "-o",
+        str(out_file),
+    )
     assert code == 0 and "\r" not in err

@@ -2,6 +2,7 @@
 store (decoded with mapbox_vector_tile), 404s, ETag/304 and per-layer revisions, the access
 policy on tiles and popups, a bounded tile cache, page weight at 20,000 more plots, and
 caches that survive unrelated writes."""
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,18 @@ import shapely
 from markupsafe import escape
 
 from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
-from geo.tiles import (BUFFER, EXTENT, HALF_WORLD, MAX_ZOOM, Tile, TileCache, TileError,
-                       feature_ids, metres_per_pixel, nearest_within)
+from geo.tiles import (
+    BUFFER,
+    EXTENT,
+    HALF_WORLD,
+    MAX_ZOOM,
+    Tile,
+    TileCache,
+    TileError,
+    feature_ids,
+    metres_per_pixel,
+    nearest_within,
+)
 
 PRIVATE = {"resident", "project", "invest", "jobs", "power_kw", "water_m3d"}
 PUBLIC_STATUSES = "available,reserved,allocated,occupied"
@@ -24,6 +35,7 @@ PUBLIC_STATUSES = "available,reserved,allocated,occupied"
 
 def token(store, username: str) -> dict[str, str]:
     from usecases import accounts
+
     return {"Authorization": f"Bearer {accounts.issue_token(store, username)}"}
 
 
@@ -58,8 +70,9 @@ def busiest_tile(client, store, z: int = 15, headers=None) -> tuple[Tile, list[d
     for dx in (-1, 0, 1):
         for dy in (-1, 0, 1):
             t = Tile(z, centre.x + dx, centre.y + dy)
-            got = features(client.get(f"/tiles/plots/{z}/{t.x}/{t.y}.mvt", headers=headers).data,
-                           "plots")
+            got = features(
+                client.get(f"/tiles/plots/{z}/{t.x}/{t.y}.mvt", headers=headers).data, "plots"
+            )
             if best is None or len(got) > len(best[1]):
                 best = (t, got)
     return best
@@ -70,11 +83,12 @@ def test_tile_bounds_cover_the_web_mercator_square():
     assert Tile(0, 0, 0).bounds == pytest.approx((-HALF_WORLD, -HALF_WORLD, HALF_WORLD, HALF_WORLD))
     west, south, east, north = Tile(1, 1, 0).bounds  # the north-east quarter
     assert (west, south, east, north) == pytest.approx((0, 0, HALF_WORLD, HALF_WORLD))
-    assert Tile(20, 5, 7).size == pytest.approx(2 * HALF_WORLD / 2 ** 20)
+    assert Tile(20, 5, 7).size == pytest.approx(2 * HALF_WORLD / 2**20)
 
 
-@pytest.mark.parametrize("z, x, y", [(-1, 0, 0), (MAX_ZOOM + 1, 0, 0), (3, 8, 0), (3, 0, 8),
-                                     (3, -1, 0)])
+@pytest.mark.parametrize(
+    "z, x, y", [(-1, 0, 0), (MAX_ZOOM + 1, 0, 0), (3, 8, 0), (3, 0, 8), (3, -1, 0)]
+)
 def test_addresses_outside_the_pyramid_are_refused(z, x, y):
     with pytest.raises(TileError):
         Tile(z, x, y)
@@ -82,13 +96,13 @@ def test_addresses_outside_the_pyramid_are_refused(z, x, y):
 
 def test_feature_ids_are_stable_distinct_and_exact_in_javascript():
     ids = feature_ids([f"P-{i:05d}" for i in range(5000)])
-    assert len(set(ids)) == 5000 and all(0 <= i < 2 ** 53 for i in ids)
+    assert len(set(ids)) == 5000 and all(0 <= i < 2**53 for i in ids)
     assert feature_ids(["P-044"]) == feature_ids(["P-044"])
 
 
 def test_metres_per_pixel_and_nearest_within():
     assert metres_per_pixel(0, 0.0) == pytest.approx(156543.03, rel=1e-6)
-    assert metres_per_pixel(16, 60.0) == pytest.approx(156543.03 / 2 ** 16 / 2, rel=1e-6)
+    assert metres_per_pixel(16, 60.0) == pytest.approx(156543.03 / 2**16 / 2, rel=1e-6)
     geoms = np.array([shapely.box(0, 0, 10, 10), shapely.LineString([(20, 0), (20, 10)])])
     assert nearest_within(geoms, shapely.Point(5, 5), 1.0) == 0  # inside the square
     assert nearest_within(geoms, shapely.Point(18, 5), 3.0) == 1  # 2 m from the line
@@ -102,6 +116,7 @@ def test_tile_cache_keeps_one_revision_per_layer_view_within_its_bytes():
 
     def build(data):
         return lambda: built.append(data) or data
+
     t1, t2 = Tile(15, 1, 1), Tile(15, 1, 2)
     assert cache.get_or_build("plots", "public", "r1", t1, build(b"aaaa")) == b"aaaa"
     assert cache.get_or_build("plots", "public", "r1", t1, build(b"zzzz")) == b"aaaa"  # a hit
@@ -113,8 +128,10 @@ def test_tile_cache_keeps_one_revision_per_layer_view_within_its_bytes():
     assert cache.size == (2, 4)
     # over the byte budget the least recently used tile goes
     cache.get_or_build("plots", "public", "r2", t2, build(b"eeeeeeee"))
-    assert cache.size[1] <= 10 and cache.get_or_build("plots", "public", "r2", t2, build(b"x")) \
-        == b"eeeeeeee"
+    assert (
+        cache.size[1] <= 10
+        and cache.get_or_build("plots", "public", "r2", t2, build(b"x")) == b"eeeeeeee"
+    )
     assert built == [b"aaaa", b"bbbb", b"cc", b"dd", b"eeeeeeee"]
 
 
@@ -123,15 +140,18 @@ def test_a_plot_tile_holds_what_the_api_lists_in_its_box(client, store):
     t, got = busiest_tile(client, store)
     assert got, "no plots in the tiles around the zone centre"
     w, s, e, n = lonlat_bounds(t)
-    api = client.get(f"/api/plots?bbox={w},{s},{e},{n}&limit=1000&status={PUBLIC_STATUSES}"
-                     ).get_json()
+    api = client.get(
+        f"/api/plots?bbox={w},{s},{e},{n}&limit=1000&status={PUBLIC_STATUSES}"
+    ).get_json()
     listed = {f["id"] for f in api["features"]}
     in_tile = {f["properties"]["plot_id"] for f in got}
     assert listed and listed <= in_tile
     # the rest lie in the buffer that makes outlines join across tile edges
     pad = (e - w) * BUFFER / EXTENT * 1.01
-    near = client.get(f"/api/plots?bbox={w - pad},{s - pad},{e + pad},{n + pad}&limit=1000"
-                      f"&status={PUBLIC_STATUSES}")
+    near = client.get(
+        f"/api/plots?bbox={w - pad},{s - pad},{e + pad},{n + pad}&limit=1000"
+        f"&status={PUBLIC_STATUSES}"
+    )
     assert in_tile <= {f["id"] for f in near.get_json()["features"]}
     # integer ids from the text id; properties for styling only
     for f in got:
@@ -143,19 +163,27 @@ def test_tile_geometry_lands_where_the_plot_is(client, store):
     t, got = busiest_tile(client, store, z=16)
     for f in got:
         assert f["geometry"]["type"] in ("Polygon", "MultiPolygon")
-        rings = f["geometry"]["coordinates"] if f["geometry"]["type"] == "Polygon" else \
-            [r for p in f["geometry"]["coordinates"] for r in p]
+        rings = (
+            f["geometry"]["coordinates"]
+            if f["geometry"]["type"] == "Polygon"
+            else [r for p in f["geometry"]["coordinates"] for r in p]
+        )
         assert all(-BUFFER <= v <= EXTENT + BUFFER for r in rings for xy in r for v in xy)
-    inside = [f for f in got if f["geometry"]["type"] == "Polygon" and all(
-        0 < v < EXTENT for xy in f["geometry"]["coordinates"][0] for v in xy)]
+    inside = [
+        f
+        for f in got
+        if f["geometry"]["type"] == "Polygon"
+        and all(0 < v < EXTENT for xy in f["geometry"]["coordinates"][0] for v in xy)
+    ]
     assert inside, "no plot lies wholly inside the tile"
     f = inside[0]
     plot = store.get("plots", f["properties"]["plot_id"])["geometry"]
     minx, _, _, maxy = t.bounds
     scale = t.size / EXTENT
     ring = np.array(f["geometry"]["coordinates"][0], dtype=float)
-    x, y = transformer(3857, WORKING_EPSG).transform(minx + ring[:, 0] * scale,
-                                                     maxy - ring[:, 1] * scale)
+    x, y = transformer(3857, WORKING_EPSG).transform(
+        minx + ring[:, 0] * scale, maxy - ring[:, 1] * scale
+    )
     back = shapely.Polygon(np.column_stack([x, y]))
     # the same outline within about a grid unit (0.15 m at z16, 0.11 m on the ground here)
     assert shapely.hausdorff_distance(back, plot) < 2 * scale
@@ -165,8 +193,12 @@ def test_tile_geometry_lands_where_the_plot_is(client, store):
 def test_infrastructure_layers_are_tiled_with_their_status(client, store):
     lon, lat = zone_centre(store)
     t = tile_of(lon, lat, 13)
-    for layer, key in (("roads", "asset_id"), ("substations", "asset_id"), ("zone", "zone_id"),
-                       ("rail_lines", "asset_id")):
+    for layer, key in (
+        ("roads", "asset_id"),
+        ("substations", "asset_id"),
+        ("zone", "zone_id"),
+        ("rail_lines", "asset_id"),
+    ):
         got = features(client.get(f"/tiles/{layer}/13/{t.x}/{t.y}.mvt").data, layer)
         assert got, layer
         stored = store.read(layer).set_index(key)
@@ -185,11 +217,21 @@ def test_an_empty_tile_is_200_with_no_body(client):
     assert r.mimetype == "application/vnd.mapbox-vector-tile"
 
 
-@pytest.mark.parametrize("path", [
-    "/tiles/nosuchlayer/15/1/1.mvt", "/tiles/users/1/0/0.mvt", "/tiles/applications/1/0/0.mvt",
-    "/tiles/audit/1/0/0.mvt", "/tiles/plots/3/8/0.mvt", "/tiles/plots/3/0/8.mvt",
-    "/tiles/plots/23/0/0.mvt", "/tiles/plots/3/-1/0.mvt", "/tiles/plots/a/0/0.mvt",
-    "/tiles/..%2F..%2Fetc/1/0/0.mvt"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/tiles/nosuchlayer/15/1/1.mvt",
+        "/tiles/users/1/0/0.mvt",
+        "/tiles/applications/1/0/0.mvt",
+        "/tiles/audit/1/0/0.mvt",
+        "/tiles/plots/3/8/0.mvt",
+        "/tiles/plots/3/0/8.mvt",
+        "/tiles/plots/23/0/0.mvt",
+        "/tiles/plots/3/-1/0.mvt",
+        "/tiles/plots/a/0/0.mvt",
+        "/tiles/..%2F..%2Fetc/1/0/0.mvt",
+    ],
+)
 def test_unknown_layers_and_addresses_are_404(client, path):
     assert client.get(path).status_code == 404
 
@@ -213,9 +255,14 @@ def test_etag_revalidates_and_follows_only_the_tiles_layer(client, store):
     store.update("plots", pid, {"status": "reserved"})
     fresh = client.get(url, headers={"If-None-Match": etag})
     assert fresh.status_code == 200 and fresh.headers["ETag"] != etag
-    assert pid not in {f["properties"]["plot_id"] for f in features(fresh.data, "plots")} or \
-        {f["properties"]["plot_id"]: f["properties"]["status"]
-         for f in features(fresh.data, "plots")}[pid] == "reserved"
+    assert (
+        pid not in {f["properties"]["plot_id"] for f in features(fresh.data, "plots")}
+        or {
+            f["properties"]["plot_id"]: f["properties"]["status"]
+            for f in features(fresh.data, "plots")
+        }[pid]
+        == "reserved"
+    )
 
 
 # --------------------------------------------------------------------------- the access policy
@@ -276,8 +323,9 @@ def test_a_click_picks_the_topmost_feature_the_role_may_see(client, store):
     assert far == {"layer": None, "id": None, "bbox": None, "html": None}
 
 
-@pytest.mark.parametrize("query", ["", "at=1,2", "at=a,b&zoom=3", "at=1,2,3&zoom=3",
-                                   "at=200,0&zoom=3", "at=0,0&zoom=40"])
+@pytest.mark.parametrize(
+    "query", ["", "at=1,2", "at=a,b&zoom=3", "at=1,2,3&zoom=3", "at=200,0&zoom=3", "at=0,0&zoom=40"]
+)
 def test_bad_picks_are_400(client, query):
     r = client.get("/map/features?" + query)
     assert r.status_code == 400 and r.get_json()["field"] == "at"
@@ -290,9 +338,16 @@ def grid_plots(store, n: int) -> gpd.GeoDataFrame:
     side = int(math.ceil(math.sqrt(n)))
     i, j = np.divmod(np.arange(n), side)
     x, y = minx + i * 32.0, miny - 200.0 - j * 32.0
-    return gpd.GeoDataFrame({"plot_id": [f"G-{k:05d}" for k in range(n)], "status": "available",
-                             "sectors": "*", "hazard_ok": 5},
-                            geometry=shapely.box(x - 30, y - 30, x, y), crs=WORKING_EPSG)
+    return gpd.GeoDataFrame(
+        {
+            "plot_id": [f"G-{k:05d}" for k in range(n)],
+            "status": "available",
+            "sectors": "*",
+            "hazard_ok": 5,
+        },
+        geometry=shapely.box(x - 30, y - 30, x, y),
+        crs=WORKING_EPSG,
+    )
 
 
 def test_map_page_stays_small_whatever_the_store_holds(client, store):
@@ -319,12 +374,27 @@ def test_html_and_json_are_compressed(client):
 # --------------------------------------------------------------------------- caches and writes
 def test_unrelated_writes_keep_the_servicing_model(app, store):
     from web import deps
+
     with app.test_request_context("/"):
         model = deps.servicing_model()
-        store.insert("applications", pd.DataFrame([{
-            "app_id": "A-T1", "investor": "investor", "project": "bar", "sector": "food",
-            "min_ha": 0.0, "max_ha": 1.0, "status": "submitted"}]))
+        store.insert(
+            "applications",
+            pd.DataFrame(
+                [
+                    {
+                        "app_id": "A-T1",
+                        "investor": "investor",
+                        "project": "bar",
+                        "sector": "food",
+                        "min_ha": 0.0,
+                        "max_ha": 1.0,
+                        "status": "submitted",
+                    }
+                ]
+            ),
+        )
         from usecases import accounts
+
         accounts.set_lang(store, "investor", "en")
         assert deps.servicing_model() is model
         pid = store.read("plots", limit=1).iloc[0]["plot_id"]
@@ -332,6 +402,9 @@ def test_unrelated_writes_keep_the_servicing_model(app, store):
         rebuilt = deps.servicing_model()
         assert rebuilt is not model
         # the superseded model is dropped, not kept beside the new one
-        keys = [k for k in deps.deps().cache._values if isinstance(k, tuple)
-                and k[0] == "servicing_model"]
+        keys = [
+            k
+            for k in deps.deps().cache._values
+            if isinstance(k, tuple) and k[0] == "servicing_model"
+        ]
         assert len(keys) == 1

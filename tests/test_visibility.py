@@ -1,4 +1,5 @@
 """The access policy (planner.visibility) on its own: statuses, fields and layers per role."""
+
 from __future__ import annotations
 
 import geopandas as gpd
@@ -8,7 +9,12 @@ from shapely import box
 from geo.layers import LAYERS, PLOT_STATUSES
 from geo.store import NotFound
 from planner.visibility import (
-    HIDDEN_PLOT_FIELDS, Forbidden, check_readable, layer_fields, plot_not_found, plot_view,
+    HIDDEN_PLOT_FIELDS,
+    Forbidden,
+    check_readable,
+    layer_fields,
+    plot_not_found,
+    plot_view,
     readable_layers,
 )
 
@@ -20,8 +26,9 @@ def test_public_and_investors_see_no_candidates_and_no_private_fields(role):
     view = plot_view(role)
     assert view.statuses == tuple(s for s in PLOT_STATUSES if s != "candidate")
     assert set(PRIVATE) <= set(view.hidden_fields)
-    assert {"plot_id", "cadastre", "status", "sectors", "hazard_ok", "exp_id",
-            "area_ha"} == set(view.fields)
+    assert {"plot_id", "cadastre", "status", "sectors", "hazard_ok", "exp_id", "area_ha"} == set(
+        view.fields
+    )
     assert view.key == "public" and not view.staff
     assert view.where() == {"status": list(view.statuses)}
     assert view.where(["occupied"]) == {"status": ["occupied"]}
@@ -42,9 +49,16 @@ def test_staff_see_everything(role):
 
 def test_visible_drops_rows_and_columns_and_hidden_plots_look_missing():
     frame = gpd.GeoDataFrame(
-        {"plot_id": ["A", "B"], "status": ["candidate", "reserved"], "resident": ["x", "y"],
-         "project": ["p", "q"], "ready": ["now", "now"]},
-        geometry=[box(0, 0, 1, 1), box(1, 1, 2, 2)], crs=32642)
+        {
+            "plot_id": ["A", "B"],
+            "status": ["candidate", "reserved"],
+            "resident": ["x", "y"],
+            "project": ["p", "q"],
+            "ready": ["now", "now"],
+        },
+        geometry=[box(0, 0, 1, 1), box(1, 1, 2, 2)],
+        crs=32642,
+    )
     public = plot_view("investor").visible(frame)
     assert public["plot_id"].tolist() == ["B"]
     assert "resident" not in public.columns and "project" not in public.columns

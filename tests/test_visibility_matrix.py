@@ -5,6 +5,7 @@ page, the downloads page and the plots download, the planners' feature page and 
 (a plot the role may not see answers exactly like a missing one). The expected sets come
 from the store itself and the policy's rule, written out here (not from planner.visibility).
 """
+
 from __future__ import annotations
 
 import io
@@ -14,20 +15,34 @@ import zipfile
 
 import pytest
 import shapefile  # pyshp: an independent reader
+from test_tiles import features as tile_features
+from test_tiles import tile_of
 
 from geo.crs import WGS84_EPSG, transformer
-from geo.tiles import Tile
-from test_tiles import features as tile_features, tile_of
 from geo.layers import LAYERS
+from geo.tiles import Tile
 from usecases import accounts
 
 PRIVATE = ("resident", "project", "invest", "jobs", "power_kw", "water_m3d")
 PUBLIC_FIELDS = {"plot_id", "cadastre", "status", "sectors", "hazard_ok", "exp_id", "area_ha"}
-FACTS = {"rail", "rail_distance_m", "power", "power_headroom_kw", "water",
-         "water_headroom_m3d", "ready", "waits_for"}
+FACTS = {
+    "rail",
+    "rail_distance_m",
+    "power",
+    "power_headroom_kw",
+    "water",
+    "water_headroom_m3d",
+    "ready",
+    "waits_for",
+}
 # English popup labels of the private fields (the map is asked for in English).
-PRIVATE_LABELS = ("<th>Resident</th>", "<th>Project</th>", "<th>Investment, tenge</th>",
-                  "<th>Jobs</th>", "<th>Power demand, kW</th>")
+PRIVATE_LABELS = (
+    "<th>Resident</th>",
+    "<th>Project</th>",
+    "<th>Investment, tenge</th>",
+    "<th>Jobs</th>",
+    "<th>Power demand, kW</th>",
+)
 ROLES = ("public", "investor", "planner", "admin")
 EN = {"Accept-Language": "en"}
 
@@ -41,6 +56,7 @@ def reader(request, app, login):
         return role, client, {}
     assert login(client, role).status_code == 302
     from geo.store import open_store
+
     token = accounts.issue_token(open_store(app.config["ZONEPLAN_DB"]), role)
     return role, client, {"Authorization": f"Bearer {token}"}
 
@@ -57,8 +73,13 @@ def expected(store, role: str) -> tuple[set[str], set[str]]:
 def sample_ids(store) -> list[str]:
     """Every candidate and three plots of each other status: the ids probed one by one."""
     plots = store.read("plots").sort_values("plot_id")
-    return [pid for _, group in plots.groupby("status") for pid in
-            (group["plot_id"] if group["status"].iloc[0] == "candidate" else group["plot_id"][:3])]
+    return [
+        pid
+        for _, group in plots.groupby("status")
+        for pid in (
+            group["plot_id"] if group["status"].iloc[0] == "candidate" else group["plot_id"][:3]
+        )
+    ]
 
 
 def tiles_over(store, layer: str, z: int) -> list[Tile]:
@@ -66,15 +87,19 @@ def tiles_over(store, layer: str, z: int) -> list[Tile]:
     minx, miny, maxx, maxy = store.extent(layer)
     w, s, e, n = transformer(32643, WGS84_EPSG).transform_bounds(minx, miny, maxx, maxy)
     top_left, bottom_right = tile_of(w, n, z), tile_of(e, s, z)
-    return [Tile(z, x, y) for x in range(top_left.x, bottom_right.x + 1)
-            for y in range(top_left.y, bottom_right.y + 1)]
+    return [
+        Tile(z, x, y)
+        for x in range(top_left.x, bottom_right.x + 1)
+        for y in range(top_left.y, bottom_right.y + 1)
+    ]
 
 
 def private_values(store) -> list[str]:
     """Distinctive private values of plots that everyone may see (residents, projects)."""
     plots = store.read("plots", where={"status": ["reserved", "allocated", "occupied"]})
-    return sorted({str(v) for col in ("resident", "project") for v in plots[col].dropna()
-                   if len(str(v)) > 6})[:10]
+    return sorted(
+        {str(v) for col in ("resident", "project") for v in plots[col].dropna() if len(str(v)) > 6}
+    )[:10]
 
 
 @pytest.mark.parametrize("reader", ROLES, indirect=True)
@@ -85,12 +110,16 @@ def test_every_surface_shows_a_role_the_same_plots_and_fields(reader, store):
     assert want_ids and store.count("plots", where={"status": "candidate"}) > 0
 
     # /api/plots: the default is the available plots; any visible status may be asked for.
-    statuses = ",".join(sorted({s for s in store.read("plots")["status"]
-                                if staff or s != "candidate"}))
+    statuses = ",".join(
+        sorted({s for s in store.read("plots")["status"] if staff or s != "candidate"})
+    )
     listed = client.get(f"/api/plots?status={statuses}&limit=1000").get_json()["features"]
     assert {f["id"] for f in listed} == want_ids
-    assert all(set(f["properties"]) == want_fields - {"version"} | FACTS
-               or set(f["properties"]) == want_fields | FACTS for f in listed)
+    assert all(
+        set(f["properties"]) == want_fields - {"version"} | FACTS
+        or set(f["properties"]) == want_fields | FACTS
+        for f in listed
+    )
     default = client.get("/api/plots?limit=1000").get_json()["features"]
     assert {f["properties"]["status"] for f in default} == {"available"}
 
@@ -111,8 +140,9 @@ def test_every_surface_shows_a_role_the_same_plots_and_fields(reader, store):
     assert client.get("/", headers=EN).status_code == 200
     on_map, tile_fields = set(), set()
     for tile in tiles_over(store, "plots", 14):
-        for f in tile_features(client.get(f"/tiles/plots/{tile.z}/{tile.x}/{tile.y}.mvt").data,
-                          "plots"):
+        for f in tile_features(
+            client.get(f"/tiles/plots/{tile.z}/{tile.x}/{tile.y}.mvt").data, "plots"
+        ):
             on_map.add(f["properties"]["plot_id"])
             tile_fields |= set(f["properties"])
     assert on_map == want_ids
@@ -120,10 +150,18 @@ def test_every_surface_shows_a_role_the_same_plots_and_fields(reader, store):
     secrets = private_values(store)
     assert secrets
     held = store.read("plots", where={"status": ["reserved", "allocated", "occupied"]})
-    popups = " ".join(client.get(f"/map/features/plots/{pid}", headers=EN).get_json()["html"]
-                      for pid in held["plot_id"].head(40))
-    for text in (*PRIVATE_LABELS, *[v for v in secrets if v in set(
-            held.head(40)[["resident", "project"]].astype(str).values.ravel())]):
+    popups = " ".join(
+        client.get(f"/map/features/plots/{pid}", headers=EN).get_json()["html"]
+        for pid in held["plot_id"].head(40)
+    )
+    for text in (
+        *PRIVATE_LABELS,
+        *[
+            v
+            for v in secrets
+            if v in set(held.head(40)[["resident", "project"]].astype(str).values.ravel())
+        ],
+    ):
         assert (text in popups) == staff, text
 
     # The download the downloads page offers: the same plots and fields, and the page's count.
@@ -170,8 +208,7 @@ def test_applying_for_a_hidden_plot_answers_like_a_missing_one(client, store):
     body = {"project": "Plant", "sector": "food", "min_ha": 0.1, "max_ha": 500}
     before = store.count("applications")
     hidden = client.post("/api/applications", json={**body, "plot_id": draft}, headers=token)
-    missing = client.post("/api/applications", json={**body, "plot_id": "NO-SUCH"},
-                          headers=token)
+    missing = client.post("/api/applications", json={**body, "plot_id": "NO-SUCH"}, headers=token)
     assert hidden.status_code == missing.status_code == 404
     assert hidden.get_json() == {**missing.get_json(), "error": f"no plot {draft!r}"}
     assert "candidate" not in hidden.get_data(as_text=True)
@@ -185,7 +222,14 @@ def test_apply_form_for_a_hidden_plot_is_404(investor_client, store, csrf_token)
     available = store.read("plots", where={"status": "available"})["plot_id"].iloc[0]
     token = csrf_token(investor_client, f"/plots/{available}")
     draft = store.read("plots", where={"status": "candidate"})["plot_id"].iloc[0]
-    r = investor_client.post(f"/plots/{draft}/apply", data={
-        "csrf_token": token, "project": "Plant", "sector": "food", "min_ha": "0.1",
-        "max_ha": "500"})
+    r = investor_client.post(
+        f"/plots/{draft}/apply",
+        data={
+            "csrf_token": token,
+            "project": "Plant",
+            "sector": "food",
+            "min_ha": "0.1",
+            "max_ha": "500",
+        },
+    )
     assert r.status_code == 404

@@ -1,4 +1,5 @@
 """The app factory, log-in and log-out, role rules, accounts, tokens and the map page."""
+
 from __future__ import annotations
 
 import re
@@ -6,12 +7,9 @@ import sys
 
 import pandas as pd
 import pytest
-
 from conftest import PASSWORDS, scrape_csrf, unescape_js
 
 XSS = "<img src=x onerror=alert(1)>"
-
-
 
 
 # --------------------------------------------------------------------------- factory
@@ -24,6 +22,7 @@ def test_factory_reads_config_and_registers_blueprints(app, store_path):
 def test_secret_key_is_kept_in_the_store_never_as_a_file(store_path, monkeypatch, tmp_path):
     from geo.store import open_store
     from web import create_app
+
     monkeypatch.delenv("ZONEPLAN_SECRET_KEY", raising=False)
     monkeypatch.chdir(tmp_path)
     before = sorted(p.name for p in store_path.parent.iterdir())
@@ -40,6 +39,7 @@ def test_secret_key_is_kept_in_the_store_never_as_a_file(store_path, monkeypatch
 
 def test_environment_configures_the_app(store_path, monkeypatch):
     from web import create_app
+
     monkeypatch.setenv("ZONEPLAN_DB", str(store_path))
     monkeypatch.setenv("ZONEPLAN_SECRET_KEY", "from-env")
     monkeypatch.setenv("ZONEPLAN_TILES_URL", "https://tiles.example.org/{z}/{x}/{y}.png")
@@ -56,6 +56,7 @@ def test_environment_configures_the_app(store_path, monkeypatch):
 def test_missing_store_fails_at_start_up(tmp_path):
     from geo.store import NotFound
     from web import create_app
+
     with pytest.raises(NotFound, match="zoneplan init"):
         create_app({"ZONEPLAN_DB": str(tmp_path / "none.gpkg"), "SECRET_KEY": "x"})
 
@@ -63,9 +64,11 @@ def test_missing_store_fails_at_start_up(tmp_path):
 def test_missing_vendor_assets_fail_loudly(store_path, monkeypatch):
     import web.maps
     from web import SetupError, create_app
+
     monkeypatch.setattr(web.maps, "VENDOR_DIR", store_path.parent / "no-vendor")
-    monkeypatch.setattr(web.maps, "missing_vendor_files",
-                        lambda vendor_dir=None: ["leaflet/leaflet.js"])
+    monkeypatch.setattr(
+        web.maps, "missing_vendor_files", lambda vendor_dir=None: ["leaflet/leaflet.js"]
+    )
     with pytest.raises(SetupError, match="make setup"):
         create_app({"ZONEPLAN_DB": str(store_path), "SECRET_KEY": "x"})
 
@@ -95,8 +98,9 @@ def test_login_redirects_to_next_but_never_off_site(client, login):
 def test_wrong_password_is_refused_with_a_message(client, login):
     response = login(client, "planner", password="wrong-password")
     assert response.status_code == 401
-    assert "Wrong user name or password" in response.get_data(as_text=True) or \
-        "Неверное имя" in response.get_data(as_text=True)
+    assert "Wrong user name or password" in response.get_data(
+        as_text=True
+    ) or "Неверное имя" in response.get_data(as_text=True)
     assert client.get("/planner").status_code == 302
 
 
@@ -113,6 +117,7 @@ def test_failed_logins_are_rate_limited(client, login):
 
 def test_changed_password_ends_other_sessions(app, login, store):
     from usecases import accounts
+
     c = app.test_client()
     assert login(c, "investor").status_code == 302
     assert c.get("/applications").status_code == 200
@@ -122,6 +127,7 @@ def test_changed_password_ends_other_sessions(app, login, store):
 
 def test_disabled_user_cannot_log_in(client, login, store):
     from usecases import accounts
+
     accounts.set_active(store, "investor", False)
     assert login(client, "investor").status_code == 401
 
@@ -151,17 +157,32 @@ def test_role_rules_on_every_page(app, login, role):
 
 
 def test_every_page_route_is_covered_by_the_role_table(app):
-    mine = {r.rule for r in app.url_map.iter_rules()
-            if r.endpoint.split(".")[0] in ("pages", "auth") and "<" not in r.rule
-            and "GET" in r.methods}
+    mine = {
+        r.rule
+        for r in app.url_map.iter_rules()
+        if r.endpoint.split(".")[0] in ("pages", "auth")
+        and "<" not in r.rule
+        and "GET" in r.methods
+    }
     assert mine <= set(ROUTE_RULES)
 
 
 def test_investor_sees_only_own_applications(app, login, store):
     from geo.store.base import now_iso
-    rows = [{"app_id": f"A-{n}", "investor": n, "project": f"project of {n}", "sector": "food",
-             "min_ha": 1, "max_ha": 2, "status": "submitted", "created": now_iso()}
-            for n in ("investor", "someone-else")]
+
+    rows = [
+        {
+            "app_id": f"A-{n}",
+            "investor": n,
+            "project": f"project of {n}",
+            "sector": "food",
+            "min_ha": 1,
+            "max_ha": 2,
+            "status": "submitted",
+            "created": now_iso(),
+        }
+        for n in ("investor", "someone-else")
+    ]
     store.insert("applications", pd.DataFrame(rows))
     inv = app.test_client()
     login(inv, "investor")
@@ -195,16 +216,30 @@ def test_role_helpers(app):
 def test_admin_manages_users(admin_client, app, login):
     page = admin_client.get("/admin/users").get_data(as_text=True)
     token = scrape_csrf(page)
-    response = admin_client.post("/admin/users", data={
-        "new-csrf_token": token, "csrf_token": token, "new-username": "newbie",
-        "new-role": "investor", "new-password": "newbie-pass-1"})
+    response = admin_client.post(
+        "/admin/users",
+        data={
+            "new-csrf_token": token,
+            "csrf_token": token,
+            "new-username": "newbie",
+            "new-role": "investor",
+            "new-password": "newbie-pass-1",
+        },
+    )
     assert response.status_code == 302, response.get_data(as_text=True)[:400]
     assert "newbie" in admin_client.get("/admin/users").get_data(as_text=True)
     fresh = app.test_client()
     assert login(fresh, "newbie", password="newbie-pass-1").status_code == 302
-    response = admin_client.post("/admin/users", data={
-        "act-csrf_token": token, "csrf_token": token, "act-username": "newbie",
-        "act-action": "role", "act-role": "planner"})
+    response = admin_client.post(
+        "/admin/users",
+        data={
+            "act-csrf_token": token,
+            "csrf_token": token,
+            "act-username": "newbie",
+            "act-action": "role",
+            "act-role": "planner",
+        },
+    )
     assert response.status_code == 302
     assert fresh.get("/planner").status_code == 200
 
@@ -212,6 +247,7 @@ def test_admin_manages_users(admin_client, app, login):
 # --------------------------------------------------------------------------- tokens
 def test_bearer_token_authenticates_scripts(app, store):
     from flask import jsonify
+
     from usecases import accounts
     from web.auth import api_role_required, current_username
 
@@ -230,8 +266,10 @@ def test_bearer_token_authenticates_scripts(app, store):
     # a Bearer request needs no CSRF token...
     assert client.post("/api/_whoami", headers=headers, json={}).status_code == 200
     # ...but a wrong token is anonymous
-    assert client.post("/api/_whoami", headers={"Authorization": "Bearer zp_bad"},
-                       json={}).status_code == 401
+    assert (
+        client.post("/api/_whoami", headers={"Authorization": "Bearer zp_bad"}, json={}).status_code
+        == 401
+    )
     inv = accounts.issue_token(store, "investor")
     response = client.get("/api/_whoami", headers={"Authorization": f"Bearer {inv}"})
     assert response.status_code == 403 and response.get_json()["field"] is None
@@ -239,6 +277,7 @@ def test_bearer_token_authenticates_scripts(app, store):
 
 def test_account_page_issues_a_token_once(investor_client, store):
     from usecases import accounts
+
     page = investor_client.get("/account").get_data(as_text=True)
     token = scrape_csrf(page)
     response = investor_client.post("/account", data={"tok-csrf_token": token})
@@ -252,6 +291,7 @@ def test_account_page_issues_a_token_once(investor_client, store):
 def test_accounts_rules(store):
     from geo.store import Conflict, Invalid
     from usecases import accounts
+
     with pytest.raises(Invalid, match="password"):
         accounts.create_user(store, "shorty", "investor", "short")
     with pytest.raises(Invalid, match="role"):
@@ -267,6 +307,7 @@ def test_accounts_rules(store):
 
 def test_create_default_users_uses_env_or_prints_once(store, monkeypatch, capsys):
     from usecases import accounts
+
     with store.transaction() as tx:
         tx.clear("users")
     monkeypatch.setenv("ZONEPLAN_ADMIN_PASSWORD", "admin-from-env")
@@ -291,7 +332,9 @@ def _zoneplan(*args, stdin=None):
     """Run the CLI in-process (as `zoneplan ...` would) with ``stdin`` as standard input."""
     import contextlib
     import io
+
     from zoneplan.cli import main
+
     out, err = io.StringIO(), io.StringIO()
     old = sys.stdin
     sys.stdin = io.StringIO(stdin or "")
@@ -305,8 +348,16 @@ def _zoneplan(*args, stdin=None):
 
 def test_user_commands(store_path):
     db = ["--db", str(store_path)]
-    r = _zoneplan("user", "add", "kate", "--role", "planner", "--password-stdin", *db,
-                  stdin="kates-password\n")
+    r = _zoneplan(
+        "user",
+        "add",
+        "kate",
+        "--role",
+        "planner",
+        "--password-stdin",
+        *db,
+        stdin="kates-password\n",
+    )
     assert r.returncode == 0, r.stderr
     r = _zoneplan("user", "list", *db)
     assert re.search(r"kate\s+planner\s+yes", r.stdout)
@@ -314,28 +365,57 @@ def test_user_commands(store_path):
     assert r.returncode == 0, r.stderr
     r = _zoneplan("user", "token", "kate", *db)
     assert r.returncode == 0 and r.stdout.strip().startswith("zp_")
-    r = _zoneplan("user", "add", "kate", "--role", "planner", "--password-stdin", *db,
-                  stdin="kates-password\n")
+    r = _zoneplan(
+        "user",
+        "add",
+        "kate",
+        "--role",
+        "planner",
+        "--password-stdin",
+        *db,
+        stdin="kates-password\n",
+    )
     assert r.returncode == 1 and "already exists" in r.stderr
-    r = _zoneplan("user", "add", "bob", "--role", "planner", "--password-stdin", *db,
-                  stdin="short\n")
+    r = _zoneplan(
+        "user", "add", "bob", "--role", "planner", "--password-stdin", *db, stdin="short\n"
+    )
     assert r.returncode == 1 and "at least 8" in r.stderr
-    r = _zoneplan("user", "add", "Айгүл.К", "--role", "investor", "--password-stdin", *db,
-                  stdin="cyrillic-name-ok\n")
+    r = _zoneplan(
+        "user",
+        "add",
+        "Айгүл.К",
+        "--role",
+        "investor",
+        "--password-stdin",
+        *db,
+        stdin="cyrillic-name-ok\n",
+    )
     assert r.returncode == 0, r.stderr
-    r = _zoneplan("user", "add", "a/b", "--role", "investor", "--password-stdin", *db,
-                  stdin="long-enough-pass\n")
+    r = _zoneplan(
+        "user",
+        "add",
+        "a/b",
+        "--role",
+        "investor",
+        "--password-stdin",
+        *db,
+        stdin="long-enough-pass\n",
+    )
     assert r.returncode == 1 and "user name" in r.stderr
 
 
 # --------------------------------------------------------------------------- the map page
 def test_map_page_has_every_layer_and_a_legend(client, planner_client, store):
     from web.maps import LAYER_STYLES
+
     html = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert 'class="folium-map"' in html and "fitBounds" in html
     assert "window.zpTileMap(" in html and "/static/tilemap.js" in html
-    assert "Leaflet.VectorGrid.bundled.min.js" in html and "/tiles/__layer__/{z}/{x}/{y}.mvt" in html
+    assert (
+        "Leaflet.VectorGrid.bundled.min.js" in html and "/tiles/__layer__/{z}/{x}/{y}.mvt" in html
+    )
     from geo.layers import LAYERS
+
     for spec in LAYER_STYLES:
         assert LAYERS[spec.name].label in html, spec.name
     assert 'class="zp-legend"' in html
@@ -358,6 +438,7 @@ def test_map_coordinates_have_at_most_six_decimals(client):
 
 def test_closed_and_degraded_assets_are_drawn_differently(client):
     from web.maps import STATUS_STROKES
+
     ok, closed, restricted = (STATUS_STROKES[s] for s in ("operational", "closed", "restricted"))
     assert "dashArray" not in ok
     assert closed["dashArray"] and closed["color"] == "#d62728"
@@ -371,19 +452,31 @@ def test_closed_and_degraded_assets_are_drawn_differently(client):
 
 def _planner(store) -> dict[str, str]:
     from usecases import accounts
+
     return {"Authorization": f"Bearer {accounts.issue_token(store, 'planner')}"}
 
 
 def test_popups_escape_user_text(client, planner_client, store):
-    from shapely.geometry import box as _box
     import geopandas as gpd
+    from shapely.geometry import box as _box
+
     zone = store.read("zone")
     x, y = zone.geometry.iloc[0].centroid.coords[0]
-    frame = gpd.GeoDataFrame(pd.DataFrame([{"plot_id": "XSS-1", "status": "available",
-                                           "cadastre": XSS, "project": XSS,
-                                           "resident": "ТОО «Ромашка» & Co"}]),
-                             geometry=[_box(x - 5000, y + 60_000, x - 4950, y + 60_050)],
-                             crs=32643)
+    frame = gpd.GeoDataFrame(
+        pd.DataFrame(
+            [
+                {
+                    "plot_id": "XSS-1",
+                    "status": "available",
+                    "cadastre": XSS,
+                    "project": XSS,
+                    "resident": "ТОО «Ромашка» & Co",
+                }
+            ]
+        ),
+        geometry=[_box(x - 5000, y + 60_000, x - 4950, y + 60_050)],
+        crs=32643,
+    )
     store.insert("plots", frame)
     html = client.get("/map/features/plots/XSS-1", headers=_planner(store)).get_json()["html"]
     assert XSS not in html
@@ -402,18 +495,23 @@ def test_popups_follow_store_changes(client, store):
 
 def test_a_plots_popup_carries_its_servicing_answer(client, store):
     from markupsafe import escape
+
     from planner import servicing
+
     pid = store.read("plots", where={"status": "available"}, limit=1).iloc[0]["plot_id"]
     model = servicing.ServicingModel(store.snapshot())
     lines = servicing.explain(model.answer([pid])[0])
     assert lines
-    html = client.get(f"/map/features/plots/{pid}", headers={"Accept-Language": "en"}).get_json()["html"]
+    html = client.get(f"/map/features/plots/{pid}", headers={"Accept-Language": "en"}).get_json()[
+        "html"
+    ]
     assert all(str(escape(line)) in html for line in lines)
 
 
 def test_popup_titles_do_not_repeat_what_the_name_says(client):
-    station = client.get("/map/features/substations/SS-12",
-                         headers={"Accept-Language": "en"}).get_json()["html"]
+    station = client.get(
+        "/map/features/substations/SS-12", headers={"Accept-Language": "en"}
+    ).get_json()["html"]
     assert "<h6><span>Substation No. 12" in station and "Substation <span>" not in station
     road = client.get("/map/features/roads/R-001", headers={"Accept-Language": "en"}).get_json()
     assert "<h6>Road <span>ул. Заводская</span></h6>" in road["html"]
@@ -421,9 +519,11 @@ def test_popup_titles_do_not_repeat_what_the_name_says(client):
 
 def test_legend_says_which_colour_is_which_network(client):
     html = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
-    for layer, label, colour in (("water_mains", "Water mains", "#1f77b4"),
-                                 ("gas_mains", "Gas mains", "#d4a100"),
-                                 ("power_lines", "Power lines", "#9467bd"),
-                                 ("storm_sewers", "Storm sewers", "#17becf")):
+    for layer, label, colour in (
+        ("water_mains", "Water mains", "#1f77b4"),
+        ("gas_mains", "Gas mains", "#d4a100"),
+        ("power_lines", "Power lines", "#9467bd"),
+        ("storm_sewers", "Storm sewers", "#17becf"),
+    ):
         item = re.search(rf'<li data-layer="{layer}">(.*?)</li>', html, re.S)
         assert item and f'stroke="{colour}"' in item.group(1) and label in item.group(1)

@@ -1,4 +1,5 @@
 """Languages: Russian and English (Kazakh partly), chosen by the user, catalogues complete."""
+
 from __future__ import annotations
 
 import re
@@ -8,18 +9,19 @@ import pytest
 from babel.messages.extract import extract_from_dir, extract_from_file
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
-
 from conftest import unescape_js
 
 ROOT = Path(__file__).resolve().parents[1]
 TRANSLATIONS = ROOT / "web" / "translations"
 KEYWORDS = {"_": None, "N_": None, "_l": None, "lazy_gettext": None, "gettext": None}
 # The pages and modules of the map/accounts issue; other blueprints keep their own coverage.
-OWN_FILES = [*(f"web/{m}.py" for m in ("__init__", "auth", "pages", "maps", "security", "deps")),
-             *(f"web/templates/{t}.html" for t in ("base", "_legend", "map", "login",
-                                                   "account", "users", "error"))]
-
-
+OWN_FILES = [
+    *(f"web/{m}.py" for m in ("__init__", "auth", "pages", "maps", "security", "deps")),
+    *(
+        f"web/templates/{t}.html"
+        for t in ("base", "_legend", "map", "login", "account", "users", "error")
+    ),
+]
 
 
 def _catalog(lang: str):
@@ -31,7 +33,8 @@ def _extracted(folder: str) -> set[str]:
     method_map = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
     out = set()
     for _file, _line, message, _comments, _ctx in extract_from_dir(
-            str(ROOT / folder), method_map=method_map, keywords=KEYWORDS):
+        str(ROOT / folder), method_map=method_map, keywords=KEYWORDS
+    ):
         out.add(message if isinstance(message, str) else message[0])
     return out
 
@@ -40,8 +43,9 @@ def _own_strings() -> set[str]:
     out = set()
     for name in OWN_FILES:
         method = "jinja2" if name.endswith(".html") else "python"
-        for _line, message, _comments, _ctx in extract_from_file(method, str(ROOT / name),
-                                                                 keywords=KEYWORDS):
+        for _line, message, _comments, _ctx in extract_from_file(
+            method, str(ROOT / name), keywords=KEYWORDS
+        ):
             out.add(message if isinstance(message, str) else message[0])
     return out
 
@@ -50,11 +54,17 @@ def _own_strings() -> set[str]:
 def test_default_language_follows_accept_language(client):
     ru = client.get("/", headers={"Accept-Language": "ru-RU,ru;q=0.9"}).get_data(as_text=True)
     assert '<html lang="ru">' in ru and "Индустриальная зона Алматы" in ru
-    en = client.application.test_client().get(
-        "/", headers={"Accept-Language": "en-GB,en;q=0.8"}).get_data(as_text=True)
+    en = (
+        client.application.test_client()
+        .get("/", headers={"Accept-Language": "en-GB,en;q=0.8"})
+        .get_data(as_text=True)
+    )
     assert '<html lang="en">' in en and "Almaty Industrial Zone" in en
-    other = client.application.test_client().get(
-        "/", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    other = (
+        client.application.test_client()
+        .get("/", headers={"Accept-Language": "de"})
+        .get_data(as_text=True)
+    )
     assert '<html lang="ru">' in other  # the zone's default
 
 
@@ -80,6 +90,7 @@ def test_unknown_language_and_foreign_next_are_ignored(client):
 
 def test_logged_in_choice_is_saved_on_the_account(app, login, store):
     from usecases import accounts
+
     c = app.test_client()
     login(c, "investor")
     c.get("/lang/en")
@@ -92,6 +103,7 @@ def test_logged_in_choice_is_saved_on_the_account(app, login, store):
 
 def test_language_chosen_before_login_is_kept(app, login, store):
     from usecases import accounts
+
     c = app.test_client()
     c.get("/lang/en")
     login(c, "planner")
@@ -103,27 +115,40 @@ def test_language_chosen_before_login_is_kept(app, login, store):
 # --------------------------------------------------------------------------- what is translated
 def test_map_layers_statuses_and_legend_are_translated(client, store):
     ru = unescape_js(client.get("/", headers={"Accept-Language": "ru"}).get_data(as_text=True))
-    for word in ("Участки", "Дороги", "Подстанции", "Условные обозначения", "свободен",
-                 "не действует", "в ремонте"):
+    for word in (
+        "Участки",
+        "Дороги",
+        "Подстанции",
+        "Условные обозначения",
+        "свободен",
+        "не действует",
+        "в ремонте",
+    ):
         assert word in ru, word
     assert "Rail stations" not in ru
-    en = unescape_js(client.application.test_client().get(
-        "/", headers={"Accept-Language": "en"}).get_data(as_text=True))
+    en = unescape_js(
+        client.application.test_client()
+        .get("/", headers={"Accept-Language": "en"})
+        .get_data(as_text=True)
+    )
     assert "Rail stations" in en and "available" in en
 
 
 def test_data_is_shown_as_stored(client, store):
     road = store.read("roads").dropna(subset=["name"]).iloc[0]
-    en = client.get(f"/map/features/roads/{road['asset_id']}",
-                    headers={"Accept-Language": "en"}).get_json()["html"]
+    en = client.get(
+        f"/map/features/roads/{road['asset_id']}", headers={"Accept-Language": "en"}
+    ).get_json()["html"]
     from markupsafe import escape
+
     assert str(escape(road["name"])) in en  # a Cyrillic street name, untranslated
 
 
 def test_servicing_answers_are_translated(client, store):
     pid = store.read("plots", where={"status": "available"}, limit=1).iloc[0]["plot_id"]
-    ru = client.get(f"/map/features/plots/{pid}",
-                    headers={"Accept-Language": "ru"}).get_json()["html"]
+    ru = client.get(f"/map/features/plots/{pid}", headers={"Accept-Language": "ru"}).get_json()[
+        "html"
+    ]
     assert "Инженерное обеспечение" in ru
     assert "готовность" in ru or "можно строить сейчас" in ru
     assert "ready: " not in ru and "ready to build now" not in ru
@@ -133,14 +158,28 @@ def test_servicing_answers_are_translated(client, store):
 def test_russian_catalogue_covers_every_web_string_and_schema_label():
     from geo.layers import LAYERS
     from web.maps import VALUE_LABELS
+
     catalog = _catalog("ru")
     translated = {m.id for m in catalog if m.id and m.string}
     shown = [lyr for lyr in LAYERS.values() if not lyr.internal]  # bookkeeping is never shown
     wanted = _own_strings() | {lyr.label for lyr in shown} | set(VALUE_LABELS.values())
-    wanted |= {f.label for lyr in shown for f in lyr.fields
-               if not f.system and f.name not in ("pw_hash", "token_hash")}
-    wanted -= {"API token hash", "Password hash", "Changes (JSON)", "Record", "Action", "Layer",
-               "Feature", "When", "Target id"}
+    wanted |= {
+        f.label
+        for lyr in shown
+        for f in lyr.fields
+        if not f.system and f.name not in ("pw_hash", "token_hash")
+    }
+    wanted -= {
+        "API token hash",
+        "Password hash",
+        "Changes (JSON)",
+        "Record",
+        "Action",
+        "Layer",
+        "Feature",
+        "When",
+        "Target id",
+    }
     missing = sorted(m for m in wanted if m not in translated)
     assert not missing, f"untranslated (run `make messages`, then translate): {missing[:10]}"
 
@@ -151,19 +190,28 @@ def test_russian_catalogue_covers_the_servicing_answers():
         pytest.skip("no marked strings in planner/")
     translated = {m.id for m in _catalog("ru") if m.id and m.string}
     covered = len(planner & translated) / len(planner)
-    assert covered >= 0.9, (f"only {covered:.0%} of planner/ strings are translated; "
-                            f"missing: {sorted(planner - translated)[:8]}")
+    assert covered >= 0.9, (
+        f"only {covered:.0%} of planner/ strings are translated; "
+        f"missing: {sorted(planner - translated)[:8]}"
+    )
 
 
 @pytest.mark.parametrize("lang", ["ru", "kk"])
 def test_compiled_catalogues_match_the_sources(lang):
     def plain(value):
         return value if isinstance(value, str) else tuple(value)
-    po = {plain(m.id): plain(m.string) for m in _catalog(lang)
-          if m.id and any(plain(m.string)) and plain(m.string) != plain(m.id)}
+
+    po = {
+        plain(m.id): plain(m.string)
+        for m in _catalog(lang)
+        if m.id and any(plain(m.string)) and plain(m.string) != plain(m.id)
+    }
     with open(TRANSLATIONS / lang / "LC_MESSAGES" / "messages.mo", "rb") as fh:
-        mo = {plain(m.id): plain(m.string) for m in read_mo(fh)
-              if m.id and any(plain(m.string)) and plain(m.string) != plain(m.id)}
+        mo = {
+            plain(m.id): plain(m.string)
+            for m in read_mo(fh)
+            if m.id and any(plain(m.string)) and plain(m.string) != plain(m.id)
+        }
     assert po == mo, "the .mo is stale: run `make messages` (or pybabel compile)"
 
 

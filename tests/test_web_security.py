@@ -1,4 +1,5 @@
 """CSRF, security headers, CSP nonces, and no page loading anything from another host."""
+
 from __future__ import annotations
 
 import re
@@ -6,7 +7,6 @@ from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-
 from conftest import PASSWORDS, scrape_csrf
 
 FOREIGN = re.compile(r"^(?:[a-z][a-z0-9+.-]*:)?//", re.IGNORECASE)
@@ -82,8 +82,11 @@ def _pages(app) -> list[str]:
 def served(sample_db, tmp_path_factory, derived_cache):
     """Every parameterless page as each role sees it: (role, path, response, client), fetched once."""
     import shutil
+
     from conftest import PASSWORDS as pw
+
     from web import create_app
+
     path = tmp_path_factory.mktemp("served") / "zone.gpkg"
     shutil.copy2(sample_db, path)
     app = create_app({"ZONEPLAN_DB": str(path), "SECRET_KEY": "s", "ZONEPLAN_CACHE": derived_cache})
@@ -92,8 +95,12 @@ def served(sample_db, tmp_path_factory, derived_cache):
         client = app.test_client()
         if role != "public":
             token = scrape_csrf(client.get("/login").get_data(as_text=True))
-            assert client.post("/login", data={"username": role, "password": pw[role],
-                                               "csrf_token": token}).status_code == 302
+            assert (
+                client.post(
+                    "/login", data={"username": role, "password": pw[role], "csrf_token": token}
+                ).status_code
+                == 302
+            )
         for page in _pages(app):
             response = client.get(page)
             if response.status_code == 200 and response.mimetype == "text/html":
@@ -138,8 +145,11 @@ def test_every_asset_a_page_names_is_served(app, client, admin_client):
 
 
 def test_font_and_image_files_referenced_by_vendor_css_exist(client):
-    for sheet in ("/static/vendor/fontawesome/css/all.min.css", "/static/vendor/leaflet/leaflet.css",
-                  "/static/vendor/leaflet-draw/leaflet.draw.css"):
+    for sheet in (
+        "/static/vendor/fontawesome/css/all.min.css",
+        "/static/vendor/leaflet/leaflet.css",
+        "/static/vendor/leaflet-draw/leaflet.draw.css",
+    ):
         css = client.get(sheet).get_data(as_text=True)
         for ref in {r for r in _css_refs(css) if not r.startswith(("data:", "#"))}:
             target = urljoin(sheet, ref.split("?")[0].split("#")[0])
@@ -161,8 +171,7 @@ def test_security_headers_on_every_response(client):
 def test_every_inline_script_and_style_carries_the_nonce(served):
     assert {role for role, *_ in served} == {"public", "investor", "planner", "admin"}
     for role, path, response, _client in served:
-        nonce = re.search(r"'nonce-([^']+)'",
-                          response.headers["Content-Security-Policy"]).group(1)
+        nonce = re.search(r"'nonce-([^']+)'", response.headers["Content-Security-Policy"]).group(1)
         refs = _parse(response.get_data(as_text=True))
         for tag, attrs in refs.inline:
             assert attrs.get("nonce") == nonce, f"{role} {path}: <{tag}> without the nonce"
@@ -189,8 +198,10 @@ def test_form_posts_without_a_csrf_token_are_refused(app, planner_client, admin_
     assert anon.get("/planner").status_code == 302  # not logged in
     assert planner_client.post("/logout").status_code == 400
     assert planner_client.get("/planner").status_code == 200  # still logged in
-    response = admin_client.post("/admin/users", data={
-        "new-username": "mallory", "new-role": "admin", "new-password": "mallory-pass-1"})
+    response = admin_client.post(
+        "/admin/users",
+        data={"new-username": "mallory", "new-role": "admin", "new-password": "mallory-pass-1"},
+    )
     assert response.status_code == 400
     assert "mallory" not in admin_client.get("/admin/users").get_data(as_text=True)
     response = planner_client.post("/account", data={"tok-revoke": ""})
@@ -199,8 +210,9 @@ def test_form_posts_without_a_csrf_token_are_refused(app, planner_client, admin_
 
 def test_session_json_writes_need_the_csrf_header(app, store):
     from flask import jsonify
-    from web.auth import api_role_required
+
     from usecases import accounts
+    from web.auth import api_role_required
 
     @app.route("/api/_echo", methods=["POST"])
     @api_role_required("planner")
@@ -210,8 +222,10 @@ def test_session_json_writes_need_the_csrf_header(app, store):
     c = app.test_client()
     assert c.post("/api/_echo", json={}).status_code == 401  # anonymous: 401, not a CSRF 400
     token = scrape_csrf(c.get("/login").get_data(as_text=True))
-    c.post("/login", data={"username": "planner", "password": PASSWORDS["planner"],
-                           "csrf_token": token})
+    c.post(
+        "/login",
+        data={"username": "planner", "password": PASSWORDS["planner"], "csrf_token": token},
+    )
     response = c.post("/api/_echo", json={})
     assert response.status_code == 400
     assert response.is_json and response.get_json()["field"] is None
@@ -220,12 +234,15 @@ def test_session_json_writes_need_the_csrf_header(app, store):
     assert c.post("/api/_echo", json={}, headers={"X-CSRFToken": page_token}).status_code == 200
     bearer = accounts.issue_token(store, "planner")
     fresh = app.test_client()
-    assert fresh.post("/api/_echo", json={},
-                      headers={"Authorization": f"Bearer {bearer}"}).status_code == 200
+    assert (
+        fresh.post("/api/_echo", json={}, headers={"Authorization": f"Bearer {bearer}"}).status_code
+        == 200
+    )
 
 
 def test_bearer_header_does_not_borrow_the_session_cookie(app, login):
     from flask import jsonify
+
     from web.auth import api_role_required
 
     @app.route("/api/_mine", methods=["POST"])
@@ -236,14 +253,16 @@ def test_bearer_header_does_not_borrow_the_session_cookie(app, login):
     planner_client = app.test_client()
     login(planner_client, "planner")
     # a logged-in browser with a bogus Bearer header: no CSRF check, but no cookie authority either
-    response = planner_client.post("/api/_mine", json={},
-                                   headers={"Authorization": "Bearer not-a-token"})
+    response = planner_client.post(
+        "/api/_mine", json={}, headers={"Authorization": "Bearer not-a-token"}
+    )
     assert response.status_code == 401
 
 
 def test_request_size_is_limited(app, client):
     app.config["MAX_CONTENT_LENGTH"] = 1024
     token = scrape_csrf(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"username": "x" * 4096, "password": "y",
-                                           "csrf_token": token})
+    response = client.post(
+        "/login", data={"username": "x" * 4096, "password": "y", "csrf_token": token}
+    )
     assert response.status_code == 413

@@ -1,12 +1,13 @@
 """Log-in sessions live in the store: log-out ends them, they expire, every process shares them
 and the failed-login counter."""
+
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
-
 from conftest import PASSWORDS, scrape_csrf
+
 from web import create_app
 
 COOKIE = "session"
@@ -14,8 +15,14 @@ COOKIE = "session"
 
 def _login(client, username="investor", password=None):
     token = scrape_csrf(client.get("/login").get_data(as_text=True))
-    return client.post("/login", data={"username": username, "csrf_token": token,
-                                       "password": password or PASSWORDS[username]})
+    return client.post(
+        "/login",
+        data={
+            "username": username,
+            "csrf_token": token,
+            "password": password or PASSWORDS[username],
+        },
+    )
 
 
 def _replay(app, cookie: str):
@@ -47,8 +54,9 @@ def test_sessions_expire_when_idle_and_when_old(app, store, stamp, minutes):
     client = app.test_client()
     assert _login(client).status_code == 302 and _opens_account(client)
     key = store.read("sessions", where={"username": "investor"})["sid_hash"].iloc[0]
-    old = (dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-           - dt.timedelta(minutes=minutes)).isoformat(timespec="seconds")
+    old = (dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=minutes)).isoformat(
+        timespec="seconds"
+    )
     store.update("sessions", key, {stamp: old})
     assert not _opens_account(client)
     assert store.count("sessions", where={"username": "investor"}) == 0  # swept when seen
@@ -65,16 +73,26 @@ def test_changing_the_password_ends_the_other_sessions(app, store):
     laptop, phone = app.test_client(), app.test_client()
     assert _login(laptop).status_code == 302 and _login(phone).status_code == 302
     token = scrape_csrf(laptop.get("/account").get_data(as_text=True))
-    r = laptop.post("/account", data={"csrf_token": token, "pw-current": PASSWORDS["investor"],
-                                      "pw-password": "a-new-pass-456",
-                                      "pw-confirm": "a-new-pass-456"})
+    r = laptop.post(
+        "/account",
+        data={
+            "csrf_token": token,
+            "pw-current": PASSWORDS["investor"],
+            "pw-password": "a-new-pass-456",
+            "pw-confirm": "a-new-pass-456",
+        },
+    )
     assert r.status_code == 302
     assert _opens_account(laptop) and not _opens_account(phone)
 
 
 def test_two_server_processes_share_sessions_and_the_login_throttle(store_path, derived_cache):
-    config = {"ZONEPLAN_DB": str(store_path), "TESTING": True, "LOGIN_RATE_LIMIT": 3,
-              "ZONEPLAN_CACHE": derived_cache}
+    config = {
+        "ZONEPLAN_DB": str(store_path),
+        "TESTING": True,
+        "LOGIN_RATE_LIMIT": 3,
+        "ZONEPLAN_CACHE": derived_cache,
+    }
     one, two = create_app(dict(config)), create_app(dict(config))
     assert one.secret_key == two.secret_key  # from the store, not per process
     client = one.test_client()

@@ -1,10 +1,12 @@
 """Access design use cases: design new roads, rail spurs or feeders for an area, and commit one as planned assets."""
+
 from __future__ import annotations
 
 import datetime as dt
 import json
 import math
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -15,13 +17,26 @@ from geo.crs import to_wgs84, working_crs
 from geo.store import NotFound, Store
 from geo.validate import parse_date
 from planner.access_design import Design, design_access, freight_model
-from planner.corridors import (DEFAULT_SPACING_M, FORBIDDEN_PLOT_STATUSES, FREE_PLOT_STATUSES, KINDS,
-                               NETWORK_LAYER, CostModel, build_corridors)
+from planner.corridors import (
+    DEFAULT_SPACING_M,
+    FORBIDDEN_PLOT_STATUSES,
+    FREE_PLOT_STATUSES,
+    KINDS,
+    NETWORK_LAYER,
+    CostModel,
+    build_corridors,
+)
 from planner.servicing import ServicingModel
 from planner.steiner import DEFAULT_TIME_LIMIT_S
 
-__all__ = ["AccessDesignError", "TARGET_SETS", "run_design", "design_document", "commit_design",
-           "design_job"]
+__all__ = [
+    "AccessDesignError",
+    "TARGET_SETS",
+    "run_design",
+    "design_document",
+    "commit_design",
+    "design_job",
+]
 
 #: Named target sets of ``--targets``.
 TARGET_SETS = ("all", "rail", "power")
@@ -34,12 +49,19 @@ class AccessDesignError(ValueError):
     """Bad input for an access design or its commit; nothing was written."""
 
 
-def _targets(plots: pd.DataFrame, area_id: str | None, area: shapely.Geometry | None,
-             targets: str | Sequence[str]) -> list[str]:
+def _targets(
+    plots: pd.DataFrame,
+    area_id: str | None,
+    area: shapely.Geometry | None,
+    targets: str | Sequence[str],
+) -> list[str]:
     """Target plot ids: a named set of the area's free plots, or the ids listed."""
     if not isinstance(targets, str) or targets not in TARGET_SETS:
-        ids = [t.strip() for t in (targets.split(",") if isinstance(targets, str) else targets)
-               if t.strip()]
+        ids = [
+            t.strip()
+            for t in (targets.split(",") if isinstance(targets, str) else targets)
+            if t.strip()
+        ]
         known = set(plots["plot_id"].astype(str))
         unknown = [t for t in ids if t not in known]
         if unknown:
@@ -49,7 +71,8 @@ def _targets(plots: pd.DataFrame, area_id: str | None, area: shapely.Geometry | 
         return list(dict.fromkeys(ids))
     free = plots["status"].astype(str).isin(FREE_PLOT_STATUSES).to_numpy()
     in_area = (plots["exp_id"].astype(str) == str(area_id)).to_numpy() | shapely.within(
-        shapely.point_on_surface(np.asarray(plots.geometry.values, dtype=object)), area)
+        shapely.point_on_surface(np.asarray(plots.geometry.values, dtype=object)), area
+    )
     pick = free & in_area
     if targets == "rail":
         pick &= plots["rail_need"].astype("boolean").fillna(False).to_numpy(bool)
@@ -57,19 +80,30 @@ def _targets(plots: pd.DataFrame, area_id: str | None, area: shapely.Geometry | 
         pick &= pd.to_numeric(plots["power_kw"], errors="coerce").fillna(0).to_numpy() > 0
     ids = plots.loc[pick, "plot_id"].astype(str).tolist()
     if not ids:
-        what = {"all": "candidate or available", "rail": "free plots needing rail in the",
-                "power": "free plots with a power demand in the"}[targets]
+        what = {
+            "all": "candidate or available",
+            "rail": "free plots needing rail in the",
+            "power": "free plots with a power demand in the",
+        }[targets]
         raise AccessDesignError(f"no target plots: area {area_id} has no {what} plots")
     return ids
 
 
-def run_design(store: Store, *, kind: str, area_id: str | None = None,
-               targets: str | Sequence[str] = "all", as_of: dt.date | str | None = None,
-               what_if: Mapping[tuple[str, str], str] | None = None,
-               freight_years: float | None = None, tonnes: Mapping[str, float] | None = None,
-               per_m: float | None = None, spacing_m: float = DEFAULT_SPACING_M,
-               time_limit: float | None = DEFAULT_TIME_LIMIT_S,
-               progress: Callable[[float, str], None] | None = None) -> Design:
+def run_design(
+    store: Store,
+    *,
+    kind: str,
+    area_id: str | None = None,
+    targets: str | Sequence[str] = "all",
+    as_of: dt.date | str | None = None,
+    what_if: Mapping[tuple[str, str], str] | None = None,
+    freight_years: float | None = None,
+    tonnes: Mapping[str, float] | None = None,
+    per_m: float | None = None,
+    spacing_m: float = DEFAULT_SPACING_M,
+    time_limit: float | None = DEFAULT_TIME_LIMIT_S,
+    progress: Callable[[float, str], None] | None = None,
+) -> Design:
     """Design the cheapest access of ``kind`` to the targets of an area.
 
     Parameters
@@ -125,14 +159,27 @@ def run_design(store: Store, *, kind: str, area_id: str | None = None,
         model = ServicingModel(snapshot)
         model.scenario(as_of, what_if)  # refuses bad dates and what-ifs before any work
         report(0.02, "building the corridor graph")
-        graph = build_corridors(model, area, ids, kind=kind, as_of=as_of, what_if=what_if,
-                                costs=costs, spacing_m=spacing_m)
+        graph = build_corridors(
+            model,
+            area,
+            ids,
+            kind=kind,
+            as_of=as_of,
+            what_if=what_if,
+            costs=costs,
+            spacing_m=spacing_m,
+        )
         fm = None
         if freight_years is not None:
-            fm = freight_model(model, graph, years=freight_years, tonnes=tonnes, as_of=as_of,
-                               what_if=what_if)
-        design = design_access(graph, time_limit=time_limit, freight=fm,
-                               progress=lambda f, m: report(0.05 + 0.95 * f, m))
+            fm = freight_model(
+                model, graph, years=freight_years, tonnes=tonnes, as_of=as_of, what_if=what_if
+            )
+        design = design_access(
+            graph,
+            time_limit=time_limit,
+            freight=fm,
+            progress=lambda f, m: report(0.05 + 0.95 * f, m),
+        )
     except AccessDesignError:
         raise
     except ValueError as err:
@@ -147,16 +194,25 @@ def design_document(design: Design) -> dict[str, Any]:
     segs = design.segments.copy()
     segs["targets"] = [",".join(t) for t in segs["targets"]]
     segs.insert(0, "seg_id", [f"S{i + 1}" for i in range(len(segs))])
-    doc = json.loads(to_wgs84(segs).to_json(na="null", drop_id=True)) if len(segs) else {
-        "type": "FeatureCollection", "features": []}
+    doc = (
+        json.loads(to_wgs84(segs).to_json(na="null", drop_id=True))
+        if len(segs)
+        else {"type": "FeatureCollection", "features": []}
+    )
     for f in doc["features"]:
         f["properties"]["targets"] = [t for t in f["properties"]["targets"].split(",") if t]
     doc["summary"] = design.summary
     return doc
 
 
-def commit_design(store: Store, document: Mapping[str, Any], *, user: str,
-                  due: dt.date | str, note: str | None = None) -> dict[str, Any]:
+def commit_design(
+    store: Store,
+    document: Mapping[str, Any],
+    *,
+    user: str,
+    due: dt.date | str,
+    note: str | None = None,
+) -> dict[str, Any]:
     """Store a design's segments as ``planned`` assets of its kind, in one audited transaction.
 
     ``document`` is :func:`design_document`'s output (WGS84). Inside the transaction the
@@ -190,28 +246,46 @@ def commit_design(store: Store, document: Mapping[str, Any], *, user: str,
         taken = tx.read("plots", bbox=bbox, where={"status": list(FORBIDDEN_PLOT_STATUSES)})
         zones = tx.read("prot_zones", bbox=bbox)
         zones = zones.loc[~zones["kind"].isin(_ZONES_ENTERED[kind])]
-        blockers = np.r_[taken["plot_id"].astype(str).to_numpy(), zones["asset_id"].astype(str).to_numpy()]
+        blockers = np.r_[
+            taken["plot_id"].astype(str).to_numpy(), zones["asset_id"].astype(str).to_numpy()
+        ]
         # shrunk a little: running along an edge is allowed, and the WGS84 round trip moves
         # a segment by micrometres
-        shapes = shapely.buffer(np.r_[np.asarray(taken.geometry.values, dtype=object),
-                                      np.asarray(zones.geometry.values, dtype=object)], -0.05)
+        shapes = shapely.buffer(
+            np.r_[
+                np.asarray(taken.geometry.values, dtype=object),
+                np.asarray(zones.geometry.values, dtype=object),
+            ],
+            -0.05,
+        )
         if len(shapes):
-            _, hit = shapely.STRtree(shapes).query(np.asarray(segs.geometry.values, dtype=object),
-                                                   predicate="intersects")
+            _, hit = shapely.STRtree(shapes).query(
+                np.asarray(segs.geometry.values, dtype=object), predicate="intersects"
+            )
             if len(hit):
-                raise AccessDesignError("the design now crosses " + ", ".join(sorted(set(blockers[hit])))
-                                        + " (taken plots or protection zones); run the design again")
+                raise AccessDesignError(
+                    "the design now crosses "
+                    + ", ".join(sorted(set(blockers[hit])))
+                    + " (taken plots or protection zones); run the design again"
+                )
         existing = set(tx.read(layer)["asset_id"].astype(str))
         ids = _new_ids(_PREFIX[kind], existing, len(segs))
-        frame = pd.DataFrame({
-            "asset_id": ids, "name": [f"Access design {kind} {s}" for s in segs["seg_id"]],
-            "status": "planned", "due": due_date.isoformat(),
-            "note": note or f"access design: {segs['length_m'].sum():.0f} m, "
-                            f"cost {float(segs['cost'].sum()):.0f}",
-            "geometry": shapely.line_merge(np.asarray(segs.geometry.values, dtype=object)),
-        })
-        frame["geometry"] = [g if g.geom_type == "LineString" else shapely.LineString(
-            shapely.get_coordinates(g)) for g in frame["geometry"]]
+        frame = pd.DataFrame(
+            {
+                "asset_id": ids,
+                "name": [f"Access design {kind} {s}" for s in segs["seg_id"]],
+                "status": "planned",
+                "due": due_date.isoformat(),
+                "note": note
+                or f"access design: {segs['length_m'].sum():.0f} m, "
+                f"cost {float(segs['cost'].sum()):.0f}",
+                "geometry": shapely.line_merge(np.asarray(segs.geometry.values, dtype=object)),
+            }
+        )
+        frame["geometry"] = [
+            g if g.geom_type == "LineString" else shapely.LineString(shapely.get_coordinates(g))
+            for g in frame["geometry"]
+        ]
         if kind == "road":
             frame["class"] = "access"
         elif kind == "rail":
@@ -249,10 +323,15 @@ def design_job(store: Store, params: Mapping[str, Any]) -> Callable:
     """A job function for :class:`usecases.jobs.JobRunner`: runs the design, returns its document."""
 
     def run(ctx) -> dict:  # noqa: ANN001
-        design = run_design(store, kind=params["kind"], area_id=params.get("area"),
-                            targets=params.get("targets") or "all",
-                            freight_years=params.get("freight_years"),
-                            time_limit=params.get("time_limit") or DEFAULT_TIME_LIMIT_S,
-                            progress=ctx.progress)
+        design = run_design(
+            store,
+            kind=params["kind"],
+            area_id=params.get("area"),
+            targets=params.get("targets") or "all",
+            freight_years=params.get("freight_years"),
+            time_limit=params.get("time_limit") or DEFAULT_TIME_LIMIT_S,
+            progress=ctx.progress,
+        )
         return design_document(design)
+
     return run

@@ -1,4 +1,5 @@
 """User accounts: password hashes, roles, API tokens; framework-free, over the ``users`` layer."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -10,8 +11,9 @@ import secrets
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, TextIO
+from typing import Any, TextIO
 
 import pandas as pd
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -65,8 +67,11 @@ def check_username(username: str) -> str:
     """Return ``username`` stripped, or raise Invalid naming what is wrong with it."""
     username = (username or "").strip()
     if not USERNAME_RE.fullmatch(username):
-        raise _invalid("username", "a user name is 2-32 letters (any script), digits, '.', '_' or '-', "
-                                   "starting with a letter or digit")
+        raise _invalid(
+            "username",
+            "a user name is 2-32 letters (any script), digits, '.', '_' or '-', "
+            "starting with a letter or digit",
+        )
     return username
 
 
@@ -92,8 +97,10 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain(row: pd.Series) -> dict[str, Any]:
-    return {k: (None if v is pd.NA or (isinstance(v, float) and v != v) else v)
-            for k, v in row.to_dict().items()}
+    return {
+        k: (None if v is pd.NA or (isinstance(v, float) and v != v) else v)
+        for k, v in row.to_dict().items()
+    }
 
 
 def get_user(store: Store, username: str, *, secrets_too: bool = False) -> dict[str, Any] | None:
@@ -110,8 +117,9 @@ def get_user(store: Store, username: str, *, secrets_too: bool = False) -> dict[
     row = _plain(rows.iloc[0])
     if secrets_too:
         out = _public(row)
-        out.update(pw_hash=row.get("pw_hash"), token_hash=row.get("token_hash"),
-                   version=row.get("version"))
+        out.update(
+            pw_hash=row.get("pw_hash"), token_hash=row.get("token_hash"), version=row.get("version")
+        )
         return out
     return _public(row)
 
@@ -121,8 +129,15 @@ def list_users(store: Store) -> list[dict[str, Any]]:
     return [_public(_plain(r)) for _, r in store.read("users", order_by="username").iterrows()]
 
 
-def create_user(store: Store, username: str, role: str, password: str, *,
-                lang: str | None = None, by: str = "system") -> dict[str, Any]:
+def create_user(
+    store: Store,
+    username: str,
+    role: str,
+    password: str,
+    *,
+    lang: str | None = None,
+    by: str = "system",
+) -> dict[str, Any]:
     """Add a user; raise Invalid for a bad name, role or password, Conflict when taken."""
     username = check_username(username)
     check_role(role)
@@ -131,8 +146,15 @@ def create_user(store: Store, username: str, role: str, password: str, *,
         raise _invalid("lang", f"{lang!r} is not one of {', '.join(LANGUAGES)}")
     if get_user(store, username) is not None:
         raise Conflict(f"user {username!r} already exists")
-    row = {"username": username, "pw_hash": hash_password(password), "role": role,
-           "token_hash": None, "lang": lang, "active": True, "created": now_iso()}
+    row = {
+        "username": username,
+        "pw_hash": hash_password(password),
+        "role": role,
+        "token_hash": None,
+        "lang": lang,
+        "active": True,
+        "created": now_iso(),
+    }
     store.insert("users", pd.DataFrame([row]), user=by)
     return get_user(store, username)  # type: ignore[return-value]
 
@@ -208,8 +230,7 @@ class VerifiedPasswords:
         self._lock = threading.Lock()
 
     def _digest(self, pw_hash: str, password: str) -> bytes:
-        return hmac.new(self._key, f"{pw_hash}\0{password}".encode("utf-8"),
-                        hashlib.sha256).digest()
+        return hmac.new(self._key, f"{pw_hash}\0{password}".encode(), hashlib.sha256).digest()
 
     def authenticate(self, store: Store, username: str, password: str) -> dict[str, Any] | None:
         """Like :func:`authenticate`, skipping the hash check for a pair verified recently."""
@@ -239,7 +260,7 @@ class SessionLimits:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _age_s(stamp: Any, now: dt.datetime) -> float:
@@ -263,8 +284,19 @@ def start_session(store: Store, username: str, limits: SessionLimits = SessionLi
         for _, row in old.iterrows():
             if _expired(row, now, limits):
                 tx.delete("sessions", row["sid_hash"])
-        tx.insert("sessions", pd.DataFrame([{"sid_hash": token_digest(sid), "username": username,
-                                             "created": stamp, "seen": stamp}]))
+        tx.insert(
+            "sessions",
+            pd.DataFrame(
+                [
+                    {
+                        "sid_hash": token_digest(sid),
+                        "username": username,
+                        "created": stamp,
+                        "seen": stamp,
+                    }
+                ]
+            ),
+        )
     return sid
 
 
@@ -272,8 +304,9 @@ def _expired(row: Any, now: dt.datetime, limits: SessionLimits) -> bool:
     return _age_s(row["created"], now) > limits.max_s or _age_s(row["seen"], now) > limits.idle_s
 
 
-def user_for_session(store: Store, sid: str, limits: SessionLimits = SessionLimits(),
-                     ) -> dict[str, Any] | None:
+def user_for_session(
+    store: Store, sid: str, limits: SessionLimits = SessionLimits()
+) -> dict[str, Any] | None:
     """The active user of a live session ``sid``, or None (unknown, ended, idle or too old).
 
     An expired session is deleted; a live one records the request (at most once a minute,
@@ -360,8 +393,9 @@ class LoginThrottle:
             except NotFound:
                 row = None
             if row is None:
-                tx.insert("login_fails", pd.DataFrame([{"fail_key": key, "fails": 1,
-                                                        "since": now_iso()}]))
+                tx.insert(
+                    "login_fails", pd.DataFrame([{"fail_key": key, "fails": 1, "since": now_iso()}])
+                )
             elif _age_s(row["since"], _now()) > self.window:
                 tx.update("login_fails", key, {"fails": 1, "since": now_iso()})
             else:
@@ -447,9 +481,13 @@ def create_default_users(store: Store, *, out: TextIO | None = None) -> list[str
             raise StoreError(f"cannot create the {role} account from ${env}: {err}") from None
         made.append(username)
         if generated:
-            print(f"created user {username!r} (role {role}) with password {password}   "
-                  f"(shown once; set ${env} to choose it)", file=out)
+            print(
+                f"created user {username!r} (role {role}) with password {password}   "
+                f"(shown once; set ${env} to choose it)",
+                file=out,
+            )
         else:
-            print(f"created user {username!r} (role {role}) with the password from ${env}",
-                  file=out)
+            print(
+                f"created user {username!r} (role {role}) with the password from ${env}", file=out
+            )
     return made

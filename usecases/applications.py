@@ -11,12 +11,14 @@ Accepting reserves the plot and writes the application's demand and identity ont
 catalogue count it from the next read on. Rejecting or withdrawing an accepted
 application releases the plot and its capacity.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -31,8 +33,18 @@ from planner.reservation import Breach
 from planner.servicing import N_, ServicingModel
 from planner.visibility import Forbidden, is_staff, plot_view
 
-__all__ = ["Refused", "Filed", "ServicingSource", "read_servicing", "check", "apply", "accept",
-           "reject", "withdraw", "RELEASE_STATUSES"]
+__all__ = [
+    "Refused",
+    "Filed",
+    "ServicingSource",
+    "read_servicing",
+    "check",
+    "apply",
+    "accept",
+    "reject",
+    "withdraw",
+    "RELEASE_STATUSES",
+]
 
 Translate = Callable[[str], str]
 #: A servicing model consistent with what a transaction sees (see :func:`read_servicing`).
@@ -57,8 +69,10 @@ class Refused(Conflict):
         """Why, in words: ``application A cannot take plot P: SS-14 has 970 kW left, ...``."""
         tr = translate or (lambda s: s)
         return tr(N_("application {app} cannot take plot {plot}: {reasons}")).format(
-            app=self.app_id, plot=self.plot_id,
-            reasons="; ".join(b.message(translate) for b in self.breaches))
+            app=self.app_id,
+            plot=self.plot_id,
+            reasons="; ".join(b.message(translate) for b in self.breaches),
+        )
 
 
 @dataclass
@@ -107,11 +121,15 @@ def _application(tx: Session, app_id: str, *, user: str, role: str | None) -> di
 
 def _expect(app: Mapping[str, Any], version: int | None, *states: str) -> int:
     if version is not None and version != app["version"]:
-        raise Conflict(f"application {app['app_id']} was changed by someone else (now version "
-                       f"{app['version']}, yours is {version}); reload it")
+        raise Conflict(
+            f"application {app['app_id']} was changed by someone else (now version "
+            f"{app['version']}, yours is {version}); reload it"
+        )
     if app["status"] not in states:
-        raise Conflict(f"application {app['app_id']} is {app['status']}; only "
-                       f"{' or '.join(states)} applications can change this way")
+        raise Conflict(
+            f"application {app['app_id']} is {app['status']}; only "
+            f"{' or '.join(states)} applications can change this way"
+        )
     return int(app["version"])
 
 
@@ -121,12 +139,16 @@ def _staff_only(role: str | None, action: str) -> None:
 
 
 def _filing_problems(breaches: list[Breach]) -> list[Problem]:
-    return [Problem(None, b.params.get("plot"), _FILING_RULES[b.rule], b.message())
-            for b in breaches if b.rule in _FILING_RULES]
+    return [
+        Problem(None, b.params.get("plot"), _FILING_RULES[b.rule], b.message())
+        for b in breaches
+        if b.rule in _FILING_RULES
+    ]
 
 
-def _checked(tx: Session, app: ApplicationIn, *, role: str | None,
-             servicing: ServicingSource) -> list[Breach]:
+def _checked(
+    tx: Session, app: ApplicationIn, *, role: str | None, servicing: ServicingSource
+) -> list[Breach]:
     if not app.plot_id:
         return []
     plot = _plot(tx, app.plot_id, role=role)
@@ -137,8 +159,14 @@ def _checked(tx: Session, app: ApplicationIn, *, role: str | None,
     return breaches
 
 
-def check(store: Store, data: Any, *, user: str, role: str | None,
-          servicing: ServicingSource = read_servicing) -> list[Breach]:
+def check(
+    store: Store,
+    data: Any,
+    *,
+    user: str,
+    role: str | None,
+    servicing: ServicingSource = read_servicing,
+) -> list[Breach]:
     """What :func:`apply` would warn about, without filing anything.
 
     Raises as :func:`apply` does.
@@ -150,8 +178,14 @@ def check(store: Store, data: Any, *, user: str, role: str | None,
         return _checked(tx, app, role=role, servicing=servicing)
 
 
-def apply(store: Store, data: Any, *, user: str, role: str | None,
-          servicing: ServicingSource = read_servicing) -> Filed:
+def apply(
+    store: Store,
+    data: Any,
+    *,
+    user: str,
+    role: str | None,
+    servicing: ServicingSource = read_servicing,
+) -> Filed:
     """File an application for ``user`` (an investor).
 
     Parameters
@@ -185,8 +219,14 @@ def apply(store: Store, data: Any, *, user: str, role: str | None,
         raise Forbidden("only investors submit applications")
     app = data if isinstance(data, ApplicationIn) else parse_body(ApplicationIn, data)
     stamp = now_iso()
-    row = {**app.model_dump(), "app_id": _new_id(), "investor": user, "status": "submitted",
-           "created": stamp, "updated": stamp}
+    row = {
+        **app.model_dump(),
+        "app_id": _new_id(),
+        "investor": user,
+        "status": "submitted",
+        "created": stamp,
+        "updated": stamp,
+    }
     with store.transaction(user) as tx:
         warnings = _checked(tx, app, role=role, servicing=servicing)
         tx.insert("applications", pd.DataFrame([row]))
@@ -194,9 +234,16 @@ def apply(store: Store, data: Any, *, user: str, role: str | None,
     return Filed(stored, warnings)
 
 
-def accept(store: Store, app_id: str, plot_id: str | None = None, *, user: str,
-           role: str | None, version: int | None = None,
-           servicing: ServicingSource = read_servicing) -> dict[str, Any]:
+def accept(
+    store: Store,
+    app_id: str,
+    plot_id: str | None = None,
+    *,
+    user: str,
+    role: str | None,
+    version: int | None = None,
+    servicing: ServicingSource = read_servicing,
+) -> dict[str, Any]:
     """A planner accepts a submitted application for a plot, reserving it.
 
     In one transaction: the application, the plot and the substation and water main feeding
@@ -229,22 +276,36 @@ def accept(store: Store, app_id: str, plot_id: str | None = None, *, user: str,
         current = _expect(app, version, "submitted")
         plot_id = plot_id or app["plot_id"]
         if not plot_id:
-            raise Invalid([Problem(None, app_id, "plot_id",
-                                   "give the plot to reserve; the application names none")])
+            raise Invalid(
+                [
+                    Problem(
+                        None,
+                        app_id,
+                        "plot_id",
+                        "give the plot to reserve; the application names none",
+                    )
+                ]
+            )
         plot = _plot(tx, plot_id, role=role)
         breaches = reservation.check(plot, app, _locked_servicing(tx, plot_id, servicing))
         if breaches:
             raise Refused(app_id, plot_id, breaches)
-        tx.update("plots", plot_id, {"status": "reserved", **reservation.demand_fields(app)},
-                  version=plot["version"])
-        tx.update("applications", app_id, {"status": "reserved", "assigned": plot_id,
-                                           "reason": None, "updated": now_iso()},
-                  version=current)
+        tx.update(
+            "plots",
+            plot_id,
+            {"status": "reserved", **reservation.demand_fields(app)},
+            version=plot["version"],
+        )
+        tx.update(
+            "applications",
+            app_id,
+            {"status": "reserved", "assigned": plot_id, "reason": None, "updated": now_iso()},
+            version=current,
+        )
         return as_record(tx.get("applications", app_id))
 
 
-def _locked_servicing(tx: Session, plot_id: str,
-                      servicing: ServicingSource) -> ServicingModel:
+def _locked_servicing(tx: Session, plot_id: str, servicing: ServicingSource) -> ServicingModel:
     """The servicing model to check ``plot_id`` with, its substation and water main locked.
 
     Two accepts onto plots fed by one substation lock the same row, so they check one after
@@ -256,8 +317,10 @@ def _locked_servicing(tx: Session, plot_id: str,
     seen = tx.revision(["plots"])
     model = servicing(tx)
     record = model.answer([plot_id])[0]
-    for layer, key in (("substations", record["power"].get("substation")),
-                       ("water_mains", record["water"].get("main"))):
+    for layer, key in (
+        ("substations", record["power"].get("substation")),
+        ("water_mains", record["water"].get("main")),
+    ):
         if key is not None:
             tx.get(layer, key, for_update=True)
     return model if tx.revision(["plots"]) == seen else servicing(tx)
@@ -275,30 +338,49 @@ def _release(tx: Session, app: Mapping[str, Any]) -> None:
         return
     held = reservation.demand_fields(app)
     if plot["status"] == "occupied":
-        raise Conflict(f"plot {plot['plot_id']} is occupied; move it back to available on the "
-                       "planner's page first")
+        raise Conflict(
+            f"plot {plot['plot_id']} is occupied; move it back to available on the "
+            "planner's page first"
+        )
     if plot["status"] not in RELEASE_STATUSES or any(
-            plot.get(name) != held[name] for name in ("resident", "project")):
+        plot.get(name) != held[name] for name in ("resident", "project")
+    ):
         return
-    tx.update("plots", plot["plot_id"], {"status": PUBLIC_PLOT_STATUS,
-                                         **{name: None for name in held}},
-              version=plot["version"])
+    tx.update(
+        "plots",
+        plot["plot_id"],
+        {"status": PUBLIC_PLOT_STATUS, **{name: None for name in held}},
+        version=plot["version"],
+    )
 
 
-def _end(store: Store, app_id: str, status: str, reason: str | None, *, user: str,
-         role: str | None, version: int | None) -> dict[str, Any]:
+def _end(
+    store: Store,
+    app_id: str,
+    status: str,
+    reason: str | None,
+    *,
+    user: str,
+    role: str | None,
+    version: int | None,
+) -> dict[str, Any]:
     with store.transaction(user) as tx:
         app = _application(tx, app_id, user=user, role=role)
         current = _expect(app, version, "submitted", "reserved")
         if app["status"] == "reserved" and app["assigned"]:
             _release(tx, app)
-        tx.update("applications", app_id, {"status": status, "reason": reason,
-                                           "updated": now_iso()}, version=current)
+        tx.update(
+            "applications",
+            app_id,
+            {"status": status, "reason": reason, "updated": now_iso()},
+            version=current,
+        )
         return as_record(tx.get("applications", app_id))
 
 
-def withdraw(store: Store, app_id: str, *, user: str, role: str | None,
-             version: int | None = None) -> dict[str, Any]:
+def withdraw(
+    store: Store, app_id: str, *, user: str, role: str | None, version: int | None = None
+) -> dict[str, Any]:
     """The investor (or staff for them) withdraws a submitted or accepted application.
 
     An accepted one releases its plot (see :func:`reject`).
@@ -308,8 +390,15 @@ def withdraw(store: Store, app_id: str, *, user: str, role: str | None,
     return _end(store, app_id, "withdrawn", None, user=user, role=role, version=version)
 
 
-def reject(store: Store, app_id: str, reason: str, *, user: str, role: str | None,
-           version: int | None = None) -> dict[str, Any]:
+def reject(
+    store: Store,
+    app_id: str,
+    reason: str,
+    *,
+    user: str,
+    role: str | None,
+    version: int | None = None,
+) -> dict[str, Any]:
     """A planner rejects a submitted or accepted application, giving a reason the investor sees.
 
     Rejecting an accepted application releases its plot in the same transaction: the plot

@@ -5,6 +5,7 @@ holds every feature (no ``status`` means every status); the public's and investo
 holds what the catalogue shows them: every plot but candidates, without the fields
 they may not see. Filters narrow either.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,19 +19,43 @@ from geo.layers import LAYERS
 from geo.store import NotFound, Store
 from planner import catalogue as cat
 from planner.catalogue import (
-    BBOX_TEXT, Bbox, PlotFilters, QueryError, Statuses, QueryParams, check_status_names,
+    BBOX_TEXT,
+    Bbox,
+    PlotFilters,
+    QueryError,
+    QueryParams,
+    Statuses,
+    check_status_names,
 )
 from planner.visibility import check_readable, is_staff, layer_fields, plot_view
 
-__all__ = ["EXPORTABLE", "FORMATS", "MAX_EXPORT_IDS", "PLOT_ONLY", "ExportQuery",
-           "LayerExportQuery", "export_where",
-           "export_count", "export_file"]
+__all__ = [
+    "EXPORTABLE",
+    "FORMATS",
+    "MAX_EXPORT_IDS",
+    "PLOT_ONLY",
+    "ExportQuery",
+    "LayerExportQuery",
+    "export_where",
+    "export_count",
+    "export_file",
+]
 
 FORMATS = {"shp.zip": "shp", "gpkg": "gpkg", "geojson": "geojson"}
 EXPORTABLE = tuple(n for n in LAYERS if n not in geo_io.NEVER_EXPORTED)
 MAX_EXPORT_IDS = 30_000  # ids per filtered export (SQLite's parameter limit is 32766)
-PLOT_ONLY = ("min_area", "max_area", "sector", "rail", "min_power", "min_water", "ready_by",
-             "as_of", "status", "sort")
+PLOT_ONLY = (
+    "min_area",
+    "max_area",
+    "sector",
+    "rail",
+    "min_power",
+    "min_water",
+    "ready_by",
+    "as_of",
+    "status",
+    "sort",
+)
 
 
 def _crs_choices(schema: dict[str, Any]) -> None:
@@ -40,15 +65,20 @@ def _crs_choices(schema: dict[str, Any]) -> None:
 
 def _offered_crs(value: str | None) -> str | None:
     if value is not None and parse_epsg(value) not in export_epsg_codes():
-        raise ValueError(f"{value} is not offered for downloads; use a CRS in use around the "
-                         "zone, e.g. EPSG:4326, EPSG:3857 or EPSG:32643 (the list: "
-                         "/api/openapi.json)")
+        raise ValueError(
+            f"{value} is not offered for downloads; use a CRS in use around the "
+            "zone, e.g. EPSG:4326, EPSG:3857 or EPSG:32643 (the list: "
+            "/api/openapi.json)"
+        )
     return value
 
 
-CRS_FIELD = Field(None, json_schema_extra=_crs_choices,
-                  description="Output CRS as EPSG:<code>, one of those in use around the zone "
-                              "(default: UTM 43N, GeoJSON WGS84)")
+CRS_FIELD = Field(
+    None,
+    json_schema_extra=_crs_choices,
+    description="Output CRS as EPSG:<code>, one of those in use around the zone "
+    "(default: UTM 43N, GeoJSON WGS84)",
+)
 
 
 class LayerExportQuery(QueryParams):
@@ -65,9 +95,12 @@ class ExportQuery(PlotFilters):
     Without filters the layer as your role sees it is exported: every plot for planners,
     every plot but candidates for others."""
 
-    status: Statuses | None = Field(None, description="Plot statuses (default: every status "
-                                                      "your role sees); 'candidate' for "
-                                                      "planners only")
+    status: Statuses | None = Field(
+        None,
+        description="Plot statuses (default: every status "
+        "your role sees); 'candidate' for "
+        "planners only",
+    )
     limit: int = Field(MAX_EXPORT_IDS, ge=1, le=MAX_EXPORT_IDS, description="Most plots exported")
     crs: str | None = CRS_FIELD
 
@@ -84,9 +117,14 @@ class ExportQuery(PlotFilters):
         return self.status if "status" in self.model_fields_set else None
 
 
-def export_where(store: Store, layer: str, query: ExportQuery | LayerExportQuery, *,
-                 role: str | None,
-                 servicing: Any = None) -> dict[str, Any] | None:
+def export_where(
+    store: Store,
+    layer: str,
+    query: ExportQuery | LayerExportQuery,
+    *,
+    role: str | None,
+    servicing: Any = None,
+) -> dict[str, Any] | None:
     """The store filter restricting an export of ``layer`` to the query and to the role's view.
 
     Raises
@@ -99,15 +137,21 @@ def export_where(store: Store, layer: str, query: ExportQuery | LayerExportQuery
     view = plot_view(role)
     if layer == "plots":
         where = view.where(query.statuses)
-        if not (query.attribute_filters or query.servicing_filters or query.bbox
-                or query.area_where()):
+        if not (
+            query.attribute_filters or query.servicing_filters or query.bbox or query.area_where()
+        ):
             return where
         statuses = query.statuses or view.statuses
-        page = cat.search(store, query.model_copy(update={"offset": 0, "status": statuses}),
-                          role=role, servicing=servicing)
+        page = cat.search(
+            store,
+            query.model_copy(update={"offset": 0, "status": statuses}),
+            role=role,
+            servicing=servicing,
+        )
         if page.matched > query.limit:
-            raise QueryError(f"{page.matched} plots match; narrow the filters to at most "
-                             f"{query.limit}", "limit")
+            raise QueryError(
+                f"{page.matched} plots match; narrow the filters to at most {query.limit}", "limit"
+            )
         return {"plot_id": page.rows["plot_id"].tolist()}
     given = sorted(set(PLOT_ONLY) & query.model_fields_set)  # an ExportQuery on another layer
     if given:
@@ -135,9 +179,16 @@ def export_count(store: Store, layer: str, *, role: str | None) -> int:
     return store.count(layer, where=export_where(store, layer, ExportQuery(), role=role))
 
 
-def export_file(store: Store, layer: str, fmt: str, query: ExportQuery | LayerExportQuery,
-                folder: Path, *,
-                role: str | None, servicing: Any = None) -> Path:
+def export_file(
+    store: Store,
+    layer: str,
+    fmt: str,
+    query: ExportQuery | LayerExportQuery,
+    folder: Path,
+    *,
+    role: str | None,
+    servicing: Any = None,
+) -> Path:
     """Write the role's export of ``layer`` as ``fmt`` (a key of ``FORMATS``) into ``folder``.
 
     Returns
@@ -156,9 +207,16 @@ def export_file(store: Store, layer: str, fmt: str, query: ExportQuery | LayerEx
     where = export_where(store, layer, query, role=role, servicing=servicing)
     name = geo_io.export_filename(layer, FORMATS[fmt])
     try:
-        return geo_io.export_layers(store, layer, FORMATS[fmt], Path(folder) / name,
-                                    crs=query.crs, where=where, include_private=is_staff(role),
-                                    fields=layer_fields(layer, role))
+        return geo_io.export_layers(
+            store,
+            layer,
+            FORMATS[fmt],
+            Path(folder) / name,
+            crs=query.crs,
+            where=where,
+            include_private=is_staff(role),
+            fields=layer_fields(layer, role),
+        )
     except ValueError as err:
         if isinstance(err, QueryError):
             raise

@@ -10,13 +10,15 @@ EPSG:4326 and the storage CRS EPSG:32643) and 3 (queryables and simple property 
 ``numberMatched`` is one SQL ``count(*)`` over the R-tree and the attribute filter, cached per
 layer revision, role view and query, so paging through a result pays it once.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import json
 import math
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Hashable, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlencode
 
 import numpy as np
@@ -29,11 +31,31 @@ from geo.store import Invalid, ListHas, Range, Store
 from planner import visibility
 
 __all__ = [
-    "CONFORMANCE", "CRS84", "DEFAULT_LIMIT", "MAX_LIMIT", "SUPPORTED_CRS", "STORAGE_CRS",
-    "OgcError", "InvalidParameter", "CollectionNotFound", "Forbidden", "ItemsQuery",
-    "landing", "conformance", "collections", "collection", "queryables", "parse_items_query",
-    "items", "item", "parse_crs", "readable_collections", "crs_uri", "api_definition",
-    "ItemsPage", "features_json",
+    "CONFORMANCE",
+    "CRS84",
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "SUPPORTED_CRS",
+    "STORAGE_CRS",
+    "OgcError",
+    "InvalidParameter",
+    "CollectionNotFound",
+    "Forbidden",
+    "ItemsQuery",
+    "landing",
+    "conformance",
+    "collections",
+    "collection",
+    "queryables",
+    "parse_items_query",
+    "items",
+    "item",
+    "parse_crs",
+    "readable_collections",
+    "crs_uri",
+    "api_definition",
+    "ItemsPage",
+    "features_json",
 ]
 
 CONFORMANCE: tuple[str, ...] = (
@@ -57,7 +79,9 @@ STORAGE_CRS = crs_uri(WORKING_EPSG)
 # URI -> (EPSG code, whether the CRS's first axis is latitude): CRS84 is lon/lat,
 # EPSG:4326 is lat/lon, the UTM storage CRS is easting/northing.
 SUPPORTED_CRS: dict[str, tuple[int, bool]] = {
-    CRS84: (4326, False), crs_uri(4326): (4326, True), STORAGE_CRS: (WORKING_EPSG, False),
+    CRS84: (4326, False),
+    crs_uri(4326): (4326, True),
+    STORAGE_CRS: (WORKING_EPSG, False),
 }
 _DECIMALS = {4326: 7}  # ~1 cm; metres get 3 (mm)
 DEFAULT_LIMIT = 100
@@ -70,10 +94,19 @@ TEMPORAL: dict[str, tuple[str, str]] = {
     "applications": ("created", "created"),
     "audit": ("at", "at"),
 }
-JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean",
-              "date": "string", "datetime": "string"}
-GEOMETRY_FORMATS = {"Polygon": "geometry-polygon", "LineString": "geometry-linestring",
-                    "Point": "geometry-point"}
+JSON_TYPES = {
+    "str": "string",
+    "int": "integer",
+    "float": "number",
+    "bool": "boolean",
+    "date": "string",
+    "datetime": "string",
+}
+GEOMETRY_FORMATS = {
+    "Polygon": "geometry-polygon",
+    "LineString": "geometry-linestring",
+    "Point": "geometry-point",
+}
 GEOJSON = "application/geo+json"
 Cache = Callable[[Hashable, Callable[[], Any]], Any]
 
@@ -132,17 +165,26 @@ def landing(base: str) -> dict[str, Any]:
     return {
         "title": "Almaty Industrial Zone — zoneplan OGC API - Features",
         "description": "Plots, infrastructure networks and plan tables of the industrial zone "
-                       "(synthetic sample data). Sign in with HTTP Basic or a Bearer token for "
-                       "a planner's view.",
+        "(synthetic sample data). Sign in with HTTP Basic or a Bearer token for "
+        "a planner's view.",
         "links": [
             _link(_url(base, "", f="json"), "self", "application/json", "This document"),
             _link(_url(base, "", f="html"), "alternate", "text/html", "This document as HTML"),
-            _link(_url(base, "/api"), "service-desc",
-                  "application/vnd.oai.openapi+json;version=3.0", "The API definition"),
-            _link(_url(base, "/api", f="html"), "service-doc", "text/html",
-                  "The API definition as HTML"),
-            _link(_url(base, "/conformance"), "conformance", "application/json",
-                  "Conformance classes"),
+            _link(
+                _url(base, "/api"),
+                "service-desc",
+                "application/vnd.oai.openapi+json;version=3.0",
+                "The API definition",
+            ),
+            _link(
+                _url(base, "/api", f="html"),
+                "service-doc",
+                "text/html",
+                "The API definition as HTML",
+            ),
+            _link(
+                _url(base, "/conformance"), "conformance", "application/json", "Conformance classes"
+            ),
             _link(_url(base, "/collections"), "data", "application/json", "Collections"),
         ],
     }
@@ -165,13 +207,15 @@ def _served() -> list[str]:
 
 def _check_collection(name: str, role: str | None) -> Layer:
     if name not in _served():
-        raise CollectionNotFound(f"no collection {name!r}; collections: "
-                                 f"{', '.join(readable_collections(role))}")
+        raise CollectionNotFound(
+            f"no collection {name!r}; collections: {', '.join(readable_collections(role))}"
+        )
     try:
         visibility.check_readable(name, role)
     except visibility.Forbidden as err:
-        raise Forbidden(f"{err}; sign in (HTTP Basic or a Bearer token)",
-                        anonymous=role in (None, "public")) from None
+        raise Forbidden(
+            f"{err}; sign in (HTTP Basic or a Bearer token)", anonymous=role in (None, "public")
+        ) from None
     return LAYERS[name]
 
 
@@ -192,10 +236,15 @@ def _temporal_extent(store: Store, layer: Layer, cache: Cache) -> list[str | Non
         rows = store.read(layer.name)
         first, last = rows[start], rows[end]
         interval = start != end  # an unknown end of a status interval leaves it open
-        return [None if first.isna().all() or (interval and first.isna().any())
-                else _instant(first.dropna().min()),
-                None if last.isna().all() or (interval and last.isna().any())
-                else _instant(last.dropna().max())]
+        return [
+            None
+            if first.isna().all() or (interval and first.isna().any())
+            else _instant(first.dropna().min()),
+            None
+            if last.isna().all() or (interval and last.isna().any())
+            else _instant(last.dropna().max()),
+        ]
+
     return cache(("ogc-temporal", layer.name, _revision(store, layer.name)), build)
 
 
@@ -204,8 +253,9 @@ def _instant(text: str) -> str:
     return f"{text}T00:00:00Z" if len(text) == 10 else f"{text}Z"
 
 
-def collection(store: Store, name: str, *, role: str | None, base: str,
-               cache: Cache | None = None) -> dict[str, Any]:
+def collection(
+    store: Store, name: str, *, role: str | None, base: str, cache: Cache | None = None
+) -> dict[str, Any]:
     """One collection's description: extent, CRS list, storage CRS and links.
 
     Raises
@@ -216,18 +266,22 @@ def collection(store: Store, name: str, *, role: str | None, base: str,
     cache = cache or _no_cache
     here = f"/collections/{name}"
     out: dict[str, Any] = {
-        "id": name, "title": layer.label or name,
+        "id": name,
+        "title": layer.label or name,
         "description": f"{layer.label or name} of the zone; feature id = {layer.key}"
-                       + (" (a table: features without geometry)" if not layer.is_feature else ""),
+        + (" (a table: features without geometry)" if not layer.is_feature else ""),
         "itemType": "feature",
         "links": [
             _link(_url(base, here, f="json"), "self", "application/json", "This collection"),
             _link(_url(base, here, f="html"), "alternate", "text/html", "This collection as HTML"),
             _link(_url(base, here + "/items", f="json"), "items", GEOJSON, "Features as GeoJSON"),
-            _link(_url(base, here + "/items", f="html"), "items", "text/html",
-                  "Features as HTML"),
-            _link(_url(base, here + "/queryables"), "http://www.opengis.net/def/rel/ogc/1.0/"
-                  "queryables", "application/schema+json", "Queryable properties"),
+            _link(_url(base, here + "/items", f="html"), "items", "text/html", "Features as HTML"),
+            _link(
+                _url(base, here + "/queryables"),
+                "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                "application/schema+json",
+                "Queryable properties",
+            ),
         ],
         "crs": list(SUPPORTED_CRS) if layer.is_feature else [CRS84],
         "storageCrs": STORAGE_CRS if layer.is_feature else CRS84,
@@ -238,26 +292,36 @@ def collection(store: Store, name: str, *, role: str | None, base: str,
         extent["spatial"] = {"bbox": [bbox], "crs": CRS84}
     interval = _temporal_extent(store, layer, cache)
     if interval is not None:
-        extent["temporal"] = {"interval": [interval],
-                              "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
+        extent["temporal"] = {
+            "interval": [interval],
+            "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
+        }
     if extent:
         out["extent"] = extent
     return out
 
 
-def collections(store: Store, *, role: str | None, base: str,
-                cache: Cache | None = None) -> dict[str, Any]:
+def collections(
+    store: Store, *, role: str | None, base: str, cache: Cache | None = None
+) -> dict[str, Any]:
     """Every collection ``role`` may read."""
     return {
         "links": [
-            _link(_url(base, "/collections", f="json"), "self", "application/json",
-                  "This document"),
-            _link(_url(base, "/collections", f="html"), "alternate", "text/html",
-                  "This document as HTML"),
+            _link(
+                _url(base, "/collections", f="json"), "self", "application/json", "This document"
+            ),
+            _link(
+                _url(base, "/collections", f="html"),
+                "alternate",
+                "text/html",
+                "This document as HTML",
+            ),
         ],
         "crs": list(SUPPORTED_CRS),
-        "collections": [collection(store, name, role=role, base=base, cache=cache)
-                        for name in readable_collections(role)],
+        "collections": [
+            collection(store, name, role=role, base=base, cache=cache)
+            for name in readable_collections(role)
+        ],
     }
 
 
@@ -288,8 +352,10 @@ def _property_schema(layer: Layer, fld: Field, role: str | None) -> dict[str, An
     if fld.maximum is not None:
         schema["maximum"] = fld.maximum
     if layer.name == "plots" and fld.name == "sectors":
-        schema["description"] = ("comma list of allowed sectors ('*' or empty: any); a filter "
-                                 "value matches every plot whose list holds it")
+        schema["description"] = (
+            "comma list of allowed sectors ('*' or empty: any); a filter "
+            "value matches every plot whose list holds it"
+        )
     return schema
 
 
@@ -303,14 +369,20 @@ def queryables(name: str, *, role: str | None, base: str) -> dict[str, Any]:
     layer = _check_collection(name, role)
     props: dict[str, Any] = {}
     if layer.is_feature:
-        props["geometry"] = {"format": GEOMETRY_FORMATS[layer.geometry],
-                             "x-ogc-role": "primary-geometry"}
+        props["geometry"] = {
+            "format": GEOMETRY_FORMATS[layer.geometry],
+            "x-ogc-role": "primary-geometry",
+        }
     for fld in _fields(layer, role):
         props[fld.name] = _property_schema(layer, fld, role)
-    return {"$schema": "https://json-schema.org/draft/2019-09/schema",
-            "$id": _url(base, f"/collections/{name}/queryables"),
-            "type": "object", "title": layer.label or name, "properties": props,
-            "additionalProperties": False}
+    return {
+        "$schema": "https://json-schema.org/draft/2019-09/schema",
+        "$id": _url(base, f"/collections/{name}/queryables"),
+        "type": "object",
+        "title": layer.label or name,
+        "properties": props,
+        "additionalProperties": False,
+    }
 
 
 # --------------------------------------------------------------------------- items query
@@ -431,7 +503,7 @@ def _moment(text: str, end: bool) -> dt.datetime | None:
     except ValueError:
         raise InvalidParameter(f"datetime: {text!r} is not an RFC 3339 date or date-time") from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
     return moment
 
 
@@ -472,16 +544,19 @@ def _typed_filter(layer: Layer, fld: Field, text: str, role: str | None) -> Any:
         else:
             value = text
     except (ValueError, KeyError, AttributeError):
-        raise InvalidParameter(f"{fld.name}: {text!r} is not a {JSON_TYPES[fld.type]}"
-                               + (" (YYYY-MM-DD)" if fld.type == "date" else "")) from None
+        raise InvalidParameter(
+            f"{fld.name}: {text!r} is not a {JSON_TYPES[fld.type]}"
+            + (" (YYYY-MM-DD)" if fld.type == "date" else "")
+        ) from None
     choices = _choices(layer, fld, role)
     if choices and value not in choices:
         raise InvalidParameter(f"{fld.name}: {text!r} is not one of {', '.join(choices)}")
     return value
 
 
-def parse_items_query(name: str, params: Mapping[str, Sequence[str]], *,
-                      role: str | None) -> ItemsQuery:
+def parse_items_query(
+    name: str, params: Mapping[str, Sequence[str]], *, role: str | None
+) -> ItemsQuery:
     """Validate an items request's parameters (each name mapped to its values).
 
     A ``limit`` above ``MAX_LIMIT`` is capped to it (the standard's rule); unknown
@@ -498,9 +573,11 @@ def parse_items_query(name: str, params: Mapping[str, Sequence[str]], *,
     queryable = {f.name: f for f in _fields(layer, role)}
     unknown = [k for k in params if k not in FIXED_PARAMETERS and k not in queryable]
     if unknown:
-        raise InvalidParameter(f"unknown parameter {unknown[0]!r}; {name} takes "
-                               f"{', '.join(FIXED_PARAMETERS)} and its queryables "
-                               f"{', '.join(queryable)}")
+        raise InvalidParameter(
+            f"unknown parameter {unknown[0]!r}; {name} takes "
+            f"{', '.join(FIXED_PARAMETERS)} and its queryables "
+            f"{', '.join(queryable)}"
+        )
     fmt = _single(params, "f")
     if fmt is not None and fmt not in ("json", "html"):
         raise InvalidParameter(f"f: {fmt!r} is not json or html")
@@ -508,15 +585,19 @@ def parse_items_query(name: str, params: Mapping[str, Sequence[str]], *,
     if bbox is not None and not layer.is_feature:
         raise InvalidParameter(f"bbox: {name} is a table without geometry")
     when = _single(params, "datetime")
-    filters = tuple((k, _typed_filter(layer, queryable[k], _single(params, k) or "", role))
-                    for k in params if k in queryable)
+    filters = tuple(
+        (k, _typed_filter(layer, queryable[k], _single(params, k) or "", role))
+        for k in params
+        if k in queryable
+    )
     return ItemsQuery(
         limit=min(_integer(_single(params, "limit"), "limit", DEFAULT_LIMIT, 1), MAX_LIMIT),
         offset=_integer(_single(params, "offset"), "offset", 0, 0),
         bbox=bbox,
         bbox_crs=_crs_param(_single(params, "bbox-crs"), "bbox-crs", layer),
         crs=_crs_param(_single(params, "crs"), "crs", layer),
-        datetime=_datetime_param(when, layer), datetime_text=when,
+        datetime=_datetime_param(when, layer),
+        datetime_text=when,
         filters=filters,
     )
 
@@ -542,8 +623,12 @@ def _working_bbox(query: ItemsQuery) -> tuple[float, ...] | None:
         return (x0, y0, x1, y1)
     area = working_crs().area_of_use
     if area is not None:
-        x0, y0, x1, y1 = max(x0, area.west), max(y0, area.south), min(x1, area.east), \
-            min(y1, area.north)
+        x0, y0, x1, y1 = (
+            max(x0, area.west),
+            max(y0, area.south),
+            min(x1, area.east),
+            min(y1, area.north),
+        )
         if x0 > x1 or y0 > y1:
             return ()
     return tuple(transformer(epsg, WORKING_EPSG).transform_bounds(x0, y0, x1, y1))
@@ -568,6 +653,7 @@ def _where(layer: Layer, query: ItemsQuery, role: str | None) -> dict[str, Any]:
             if layer.field(first).type == "date":
                 return moment.date().isoformat()
             return moment.isoformat(timespec="seconds")
+
         if first in where or last in where:
             raise InvalidParameter(f"datetime: give either datetime or a {first}/{last} filter")
         if first == last:
@@ -593,6 +679,7 @@ def _project(geoms: np.ndarray, crs: str) -> np.ndarray:
         x, y = tr.transform(xy[:, 0], xy[:, 1])
         out = np.column_stack([y, x] if lat_first else [x, y])
         return np.round(out, decimals)
+
     return shapely.transform(geoms, project)
 
 
@@ -608,8 +695,7 @@ def _plain_records(frame: pd.DataFrame, names: list[str]) -> list[dict[str, Any]
     return [dict(zip(names, row)) for row in zip(*columns)]
 
 
-def features_json(layer: Layer, rows: pd.DataFrame, *, role: str | None,
-                  crs: str) -> list[str]:
+def features_json(layer: Layer, rows: pd.DataFrame, *, role: str | None, crs: str) -> list[str]:
     """Each row as the text of a GeoJSON Feature (id = the layer's key), in ``crs``."""
     if rows.empty:
         return []
@@ -621,9 +707,11 @@ def features_json(layer: Layer, rows: pd.DataFrame, *, role: str | None,
     else:
         geometry = ["null"] * len(records)
     key = layer.key
-    return ['{"type":"Feature","id":%s,"geometry":%s,"properties":%s}' % (
-        json.dumps(str(record[key])), geom, json.dumps(record, ensure_ascii=False))
-        for record, geom in zip(records, geometry)]
+    return [
+        '{"type":"Feature","id":%s,"geometry":%s,"properties":%s}'
+        % (json.dumps(str(record[key])), geom, json.dumps(record, ensure_ascii=False))
+        for record, geom in zip(records, geometry)
+    ]
 
 
 @dataclass(frozen=True)
@@ -639,19 +727,33 @@ class ItemsPage:
 
     def geojson(self, *, timestamp: str | None = None) -> str:
         """The FeatureCollection as JSON text."""
-        stamp = timestamp or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        return ('{"type":"FeatureCollection","features":[%s],"numberMatched":%d,'
-                '"numberReturned":%d,"timeStamp":%s,"links":%s}' % (
-                    ",".join(self.features), self.matched, len(self.features),
-                    json.dumps(stamp.replace("+00:00", "Z")), json.dumps(self.links)))
+        stamp = timestamp or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        return (
+            '{"type":"FeatureCollection","features":[%s],"numberMatched":%d,'
+            '"numberReturned":%d,"timeStamp":%s,"links":%s}'
+            % (
+                ",".join(self.features),
+                self.matched,
+                len(self.features),
+                json.dumps(stamp.replace("+00:00", "Z")),
+                json.dumps(self.links),
+            )
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """The FeatureCollection as a dict (for HTML pages and tests)."""
         return json.loads(self.geojson())
 
 
-def items(store: Store, name: str, query: ItemsQuery, *, role: str | None, base: str,
-          cache: Cache | None = None) -> ItemsPage:
+def items(
+    store: Store,
+    name: str,
+    query: ItemsQuery,
+    *,
+    role: str | None,
+    base: str,
+    cache: Cache | None = None,
+) -> ItemsPage:
     """One page of a collection's features as the role sees them, in ``query.crs``.
 
     Rows come in key order (stable pages) from the store's R-tree and attribute filters;
@@ -671,37 +773,62 @@ def items(store: Store, name: str, query: ItemsQuery, *, role: str | None, base:
         else:
             key = ("ogc-count", name, _revision(store, name), box, _cache_key(where))
             matched = cache(key, lambda: store.count(name, bbox=box, where=where))
-            rows = (store.read(name, bbox=box, where=where, limit=query.limit,
-                               offset=query.offset)
-                    if query.offset < matched else pd.DataFrame())
+            rows = (
+                store.read(name, bbox=box, where=where, limit=query.limit, offset=query.offset)
+                if query.offset < matched
+                else pd.DataFrame()
+            )
     except Invalid as err:  # a filter value the store's schema refuses (e.g. a malformed id)
         raise InvalidParameter(str(err)) from None
     features = features_json(layer, rows, role=role, crs=query.crs)
-    return ItemsPage(name, query, matched, features, _page_links(base, name, query, matched),
-                     query.crs)
+    return ItemsPage(
+        name, query, matched, features, _page_links(base, name, query, matched), query.crs
+    )
 
 
 def _page_links(base: str, name: str, query: ItemsQuery, matched: int) -> list[dict[str, str]]:
     path = f"/collections/{name}/items"
     links = [
         _link(_url(base, path, **query.parameters(), f="json"), "self", GEOJSON, "This page"),
-        _link(_url(base, path, **query.parameters(), f="html"), "alternate", "text/html",
-              "This page as HTML"),
-        _link(_url(base, f"/collections/{name}"), "collection", "application/json",
-              "The collection"),
+        _link(
+            _url(base, path, **query.parameters(), f="html"),
+            "alternate",
+            "text/html",
+            "This page as HTML",
+        ),
+        _link(
+            _url(base, f"/collections/{name}"), "collection", "application/json", "The collection"
+        ),
     ]
     if query.offset + query.limit < matched:
-        links.append(_link(_url(base, path, **query.parameters(offset=query.offset + query.limit),
-                                f="json"), "next", GEOJSON, "Next page"))
+        links.append(
+            _link(
+                _url(base, path, **query.parameters(offset=query.offset + query.limit), f="json"),
+                "next",
+                GEOJSON,
+                "Next page",
+            )
+        )
     if query.offset:
-        links.append(_link(_url(base, path, **query.parameters(
-            offset=max(0, min(query.offset, matched) - query.limit)), f="json"), "prev", GEOJSON,
-            "Previous page"))
+        links.append(
+            _link(
+                _url(
+                    base,
+                    path,
+                    **query.parameters(offset=max(0, min(query.offset, matched) - query.limit)),
+                    f="json",
+                ),
+                "prev",
+                GEOJSON,
+                "Previous page",
+            )
+        )
     return links
 
 
-def item(store: Store, name: str, feature_id: str, *, role: str | None, base: str,
-         crs: str = CRS84) -> str:
+def item(
+    store: Store, name: str, feature_id: str, *, role: str | None, base: str, crs: str = CRS84
+) -> str:
     """One feature as GeoJSON text (with links), in ``crs``.
 
     Raises
@@ -731,8 +858,9 @@ def item(store: Store, name: str, feature_id: str, *, role: str | None, base: st
     links = [
         _link(_url(base, path, f="json"), "self", GEOJSON, "This feature"),
         _link(_url(base, path, f="html"), "alternate", "text/html", "This feature as HTML"),
-        _link(_url(base, f"/collections/{name}"), "collection", "application/json",
-              "The collection"),
+        _link(
+            _url(base, f"/collections/{name}"), "collection", "application/json", "The collection"
+        ),
     ]
     return text[:-1] + ',"links":%s}' % json.dumps(links)
 
@@ -756,31 +884,56 @@ def parse_crs(name: str, params: Mapping[str, Sequence[str]], *, role: str | Non
 
 # --------------------------------------------------------------------------- API definition
 _EXCEPTION = {"$ref": "#/components/schemas/exception"}
-_STATUS_TEXT = {"200": "OK", "400": "A parameter is unknown, malformed or out of range",
-                "401": "The collection needs credentials (HTTP Basic or a Bearer token)",
-                "403": "Your role may not read this collection",
-                "404": "No such collection or feature"}
+_STATUS_TEXT = {
+    "200": "OK",
+    "400": "A parameter is unknown, malformed or out of range",
+    "401": "The collection needs credentials (HTTP Basic or a Bearer token)",
+    "403": "Your role may not read this collection",
+    "404": "No such collection or feature",
+}
 
 
 def _param(name: str, schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema, **extra}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+        **extra,
+    }
 
 
 def _answers(schema: dict[str, Any], media: str, errors: Sequence[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"200": {"description": _STATUS_TEXT["200"], "content": {
-        media: {"schema": schema}, "text/html": {"schema": {"type": "string"}}}}}
+    out: dict[str, Any] = {
+        "200": {
+            "description": _STATUS_TEXT["200"],
+            "content": {media: {"schema": schema}, "text/html": {"schema": {"type": "string"}}},
+        }
+    }
     for code in errors:
-        out[code] = {"description": _STATUS_TEXT[code],
-                     "content": {"application/json": {"schema": _EXCEPTION}}}
+        out[code] = {
+            "description": _STATUS_TEXT[code],
+            "content": {"application/json": {"schema": _EXCEPTION}},
+        }
     return out
 
 
-def _operation(op_id: str, summary: str, tag: str, parameters: list[dict[str, Any]],
-               responses: dict[str, Any], description: str = "") -> dict[str, Any]:
-    out = {"operationId": op_id, "summary": summary, "tags": [tag],
-           "parameters": [{"$ref": "#/components/parameters/f"}, *parameters],
-           "responses": responses}
+def _operation(
+    op_id: str,
+    summary: str,
+    tag: str,
+    parameters: list[dict[str, Any]],
+    responses: dict[str, Any],
+    description: str = "",
+) -> dict[str, Any]:
+    out = {
+        "operationId": op_id,
+        "summary": summary,
+        "tags": [tag],
+        "parameters": [{"$ref": "#/components/parameters/f"}, *parameters],
+        "responses": responses,
+    }
     if description:
         out["description"] = description
     return out
@@ -793,124 +946,243 @@ def _collection_paths(layer: Layer) -> dict[str, Any]:
     note = " Planners only: send HTTP Basic credentials or a Bearer token." if staff_only else ""
     crs_names = list(SUPPORTED_CRS) if layer.is_feature else [CRS84]
     crs_param = {"type": "string", "enum": crs_names, "default": CRS84}
-    filters = [_param(f.name, {k: v for k, v in _property_schema(layer, f, "planner").items()
-                               if k != "title"},
-                      f"{f.label or f.name} equals this value"
-                      + (" (the list holds it)" if (name, f.name) == ("plots", "sectors") else "")
-                      + (" (others' fields: planners only)" if name == "plots" and f.name
-                         in visibility.HIDDEN_PLOT_FIELDS else ""))
-               for f in _fields(layer, "planner")]
+    filters = [
+        _param(
+            f.name,
+            {k: v for k, v in _property_schema(layer, f, "planner").items() if k != "title"},
+            f"{f.label or f.name} equals this value"
+            + (" (the list holds it)" if (name, f.name) == ("plots", "sectors") else "")
+            + (
+                " (others' fields: planners only)"
+                if name == "plots" and f.name in visibility.HIDDEN_PLOT_FIELDS
+                else ""
+            ),
+        )
+        for f in _fields(layer, "planner")
+    ]
     items_params = [
-        _param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
-                         "default": DEFAULT_LIMIT},
-               f"Features per page (larger values are capped at {MAX_LIMIT})"),
-        _param("offset", {"type": "integer", "minimum": 0, "default": 0},
-               "Features to skip (past the end: an empty page)"),
+        _param(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+            f"Features per page (larger values are capped at {MAX_LIMIT})",
+        ),
+        _param(
+            "offset",
+            {"type": "integer", "minimum": 0, "default": 0},
+            "Features to skip (past the end: an empty page)",
+        ),
     ]
     if layer.is_feature:
         items_params += [
-            _param("bbox", {"type": "array", "minItems": 4, "maxItems": 6,
-                            "items": {"type": "number"}},
-                   "minx,miny,maxx,maxy in bbox-crs (default CRS84 lon/lat)",
-                   style="form", explode=False),
+            _param(
+                "bbox",
+                {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}},
+                "minx,miny,maxx,maxy in bbox-crs (default CRS84 lon/lat)",
+                style="form",
+                explode=False,
+            ),
             _param("bbox-crs", crs_param, "CRS of bbox"),
         ]
-    items_params.append(_param("crs", crs_param, "CRS of the answer's geometries "
-                               "(the Content-Crs header names it)"))
+    items_params.append(
+        _param("crs", crs_param, "CRS of the answer's geometries (the Content-Crs header names it)")
+    )
     if name in TEMPORAL:
         first, last = TEMPORAL[name]
         what = first if first == last else f"the interval {first}..{last} (unknown ends open)"
-        items_params.append(_param("datetime", {"type": "string"},
-                                   f"RFC 3339 date, date-time or interval a/b (.. open): "
-                                   f"features whose {what} meets it"))
+        items_params.append(
+            _param(
+                "datetime",
+                {"type": "string"},
+                f"RFC 3339 date, date-time or interval a/b (.. open): "
+                f"features whose {what} meets it",
+            )
+        )
     base = f"/collections/{name}"
     tag = "data"
     return {
-        base: {"get": _operation(f"describe_{name}", f"{layer.label or name}: the collection",
-                                 tag, [], _answers({"$ref": "#/components/schemas/collection"},
-                                                   "application/json", errors),
-                                 note.strip())},
-        base + "/queryables": {"get": _operation(
-            f"queryables_{name}", f"{layer.label or name}: queryable properties", tag, [],
-            _answers({"type": "object"}, "application/schema+json", errors), note.strip())},
-        base + "/items": {"get": _operation(
-            f"items_{name}", f"{layer.label or name}: features", tag, items_params + filters,
-            _answers({"$ref": "#/components/schemas/featureCollection"}, GEOJSON, errors),
-            ("Unknown parameters are refused (400)." + note))},
-        base + "/items/{featureId}": {"get": _operation(
-            f"item_{name}", f"{layer.label or name}: one feature by {layer.key}", tag,
-            [{"name": "featureId", "in": "path", "required": True, "schema": {"type": "string"}},
-             _param("crs", crs_param, "CRS of the geometry")],
-            _answers({"$ref": "#/components/schemas/feature"}, GEOJSON, errors),
-            note.strip())},
+        base: {
+            "get": _operation(
+                f"describe_{name}",
+                f"{layer.label or name}: the collection",
+                tag,
+                [],
+                _answers({"$ref": "#/components/schemas/collection"}, "application/json", errors),
+                note.strip(),
+            )
+        },
+        base + "/queryables": {
+            "get": _operation(
+                f"queryables_{name}",
+                f"{layer.label or name}: queryable properties",
+                tag,
+                [],
+                _answers({"type": "object"}, "application/schema+json", errors),
+                note.strip(),
+            )
+        },
+        base + "/items": {
+            "get": _operation(
+                f"items_{name}",
+                f"{layer.label or name}: features",
+                tag,
+                items_params + filters,
+                _answers({"$ref": "#/components/schemas/featureCollection"}, GEOJSON, errors),
+                ("Unknown parameters are refused (400)." + note),
+            )
+        },
+        base + "/items/{featureId}": {
+            "get": _operation(
+                f"item_{name}",
+                f"{layer.label or name}: one feature by {layer.key}",
+                tag,
+                [
+                    {
+                        "name": "featureId",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                    _param("crs", crs_param, "CRS of the geometry"),
+                ],
+                _answers({"$ref": "#/components/schemas/feature"}, GEOJSON, errors),
+                note.strip(),
+            )
+        },
     }
 
 
 def api_definition(base: str) -> dict[str, Any]:
     """The OpenAPI 3.0 document of this service (every collection's paths and queryables)."""
-    link = {"type": "object", "required": ["href"], "properties": {
-        "href": {"type": "string"}, "rel": {"type": "string"}, "type": {"type": "string"},
-        "title": {"type": "string"}}}
-    feature = {"type": "object", "required": ["type", "geometry", "properties"], "properties": {
-        "type": {"type": "string", "enum": ["Feature"]}, "id": {"type": "string"},
-        "geometry": {"type": "object", "nullable": True},
-        "properties": {"type": "object", "nullable": True},
-        "links": {"type": "array", "items": link}}}
+    link = {
+        "type": "object",
+        "required": ["href"],
+        "properties": {
+            "href": {"type": "string"},
+            "rel": {"type": "string"},
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+        },
+    }
+    feature = {
+        "type": "object",
+        "required": ["type", "geometry", "properties"],
+        "properties": {
+            "type": {"type": "string", "enum": ["Feature"]},
+            "id": {"type": "string"},
+            "geometry": {"type": "object", "nullable": True},
+            "properties": {"type": "object", "nullable": True},
+            "links": {"type": "array", "items": link},
+        },
+    }
     paths: dict[str, Any] = {
-        "/": {"get": _operation("landing", "Landing page", "capabilities", [], _answers(
-            {"$ref": "#/components/schemas/landing"}, "application/json", ["400"]))},
-        "/conformance": {"get": _operation("conformance", "Conformance classes", "capabilities",
-                                           [], _answers({"type": "object", "required": [
-                                               "conformsTo"]}, "application/json", ["400"]))},
-        "/collections": {"get": _operation("collections", "Collections you may read",
-                                           "capabilities", [], _answers(
-                                               {"type": "object", "required": ["collections"]},
-                                               "application/json", ["400"]))},
+        "/": {
+            "get": _operation(
+                "landing",
+                "Landing page",
+                "capabilities",
+                [],
+                _answers({"$ref": "#/components/schemas/landing"}, "application/json", ["400"]),
+            )
+        },
+        "/conformance": {
+            "get": _operation(
+                "conformance",
+                "Conformance classes",
+                "capabilities",
+                [],
+                _answers(
+                    {"type": "object", "required": ["conformsTo"]}, "application/json", ["400"]
+                ),
+            )
+        },
+        "/collections": {
+            "get": _operation(
+                "collections",
+                "Collections you may read",
+                "capabilities",
+                [],
+                _answers(
+                    {"type": "object", "required": ["collections"]}, "application/json", ["400"]
+                ),
+            )
+        },
     }
     for name in _served():
         paths.update(_collection_paths(LAYERS[name]))
     return {
         "openapi": "3.0.3",
-        "info": {"title": "zoneplan OGC API - Features", "version": "1.0.0",
-                 "description": "Every layer of the zone store as OGC API - Features "
-                                "collections (Parts 1, 2 and 3). Anonymous callers see every "
-                                "plot but candidates, without occupants' details; planners see "
-                                "everything. Errors are {\"code\", \"description\"}.",
-                 "license": {"name": "MIT"}},
+        "info": {
+            "title": "zoneplan OGC API - Features",
+            "version": "1.0.0",
+            "description": "Every layer of the zone store as OGC API - Features "
+            "collections (Parts 1, 2 and 3). Anonymous callers see every "
+            "plot but candidates, without occupants' details; planners see "
+            'everything. Errors are {"code", "description"}.',
+            "license": {"name": "MIT"},
+        },
         "servers": [{"url": base}],
         "security": [{}, {"basicAuth": []}, {"bearerAuth": []}],
         "paths": paths,
         "components": {
-            "parameters": {"f": _param("f", {"type": "string", "enum": ["json", "html"]},
-                                       "Answer format (default: JSON unless Accept prefers "
-                                       "text/html)")},
+            "parameters": {
+                "f": _param(
+                    "f",
+                    {"type": "string", "enum": ["json", "html"]},
+                    "Answer format (default: JSON unless Accept prefers text/html)",
+                )
+            },
             "schemas": {
-                "exception": {"type": "object", "required": ["code"], "properties": {
-                    "code": {"type": "string"}, "description": {"type": "string"}}},
+                "exception": {
+                    "type": "object",
+                    "required": ["code"],
+                    "properties": {"code": {"type": "string"}, "description": {"type": "string"}},
+                },
                 "link": link,
-                "landing": {"type": "object", "required": ["links"], "properties": {
-                    "title": {"type": "string"}, "description": {"type": "string"},
-                    "links": {"type": "array", "items": link}}},
-                "collection": {"type": "object", "required": ["id", "links"], "properties": {
-                    "id": {"type": "string"}, "title": {"type": "string"},
-                    "links": {"type": "array", "items": link},
-                    "crs": {"type": "array", "items": {"type": "string"}},
-                    "storageCrs": {"type": "string"}}},
+                "landing": {
+                    "type": "object",
+                    "required": ["links"],
+                    "properties": {
+                        "title": {"type": "string"},
+                        "description": {"type": "string"},
+                        "links": {"type": "array", "items": link},
+                    },
+                },
+                "collection": {
+                    "type": "object",
+                    "required": ["id", "links"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "title": {"type": "string"},
+                        "links": {"type": "array", "items": link},
+                        "crs": {"type": "array", "items": {"type": "string"}},
+                        "storageCrs": {"type": "string"},
+                    },
+                },
                 "feature": feature,
                 "featureCollection": {
-                    "type": "object", "required": ["type", "features"], "properties": {
+                    "type": "object",
+                    "required": ["type", "features"],
+                    "properties": {
                         "type": {"type": "string", "enum": ["FeatureCollection"]},
                         "features": {"type": "array", "items": feature},
                         "numberMatched": {"type": "integer", "minimum": 0},
                         "numberReturned": {"type": "integer", "minimum": 0},
                         "timeStamp": {"type": "string", "format": "date-time"},
-                        "links": {"type": "array", "items": link}}},
+                        "links": {"type": "array", "items": link},
+                    },
+                },
             },
             "securitySchemes": {
-                "basicAuth": {"type": "http", "scheme": "basic",
-                              "description": "A zoneplan account (for desktop GIS)"},
-                "bearerAuth": {"type": "http", "scheme": "bearer",
-                               "description": "A user's API token (`zoneplan user token NAME`)"},
+                "basicAuth": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "A zoneplan account (for desktop GIS)",
+                },
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A user's API token (`zoneplan user token NAME`)",
+                },
             },
         },
     }

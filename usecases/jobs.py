@@ -1,4 +1,5 @@
 """Background jobs: long work run off the request thread, its state kept in the store."""
+
 from __future__ import annotations
 
 import json
@@ -8,10 +9,11 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -43,7 +45,7 @@ class Busy(Conflict):
 class JobContext:
     """What a job function sees: its id and parameters, and a way to report progress."""
 
-    runner: "JobRunner"
+    runner: JobRunner
     job_id: str
     params: dict[str, Any]
     _last_write: float = 0.0
@@ -60,8 +62,12 @@ class JobContext:
         row = self.runner.store.get("jobs", self.job_id)
         if row.get("cancel"):
             raise Cancelled(self.job_id)
-        self.runner._set(self.job_id, progress=min(max(float(fraction), 0.0), 1.0),
-                         message=str(message)[:500], heartbeat=now_iso())
+        self.runner._set(
+            self.job_id,
+            progress=min(max(float(fraction), 0.0), 1.0),
+            message=str(message)[:500],
+            heartbeat=now_iso(),
+        )
 
     @property
     def cancelled(self) -> bool:
@@ -92,12 +98,20 @@ class JobRunner:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zoneplan-job")
         self._mine: set[str] = set()
         self._lock = threading.Lock()
-        self._beat = threading.Thread(target=self._heartbeat, name="zoneplan-job-heartbeat",
-                                      daemon=True)
+        self._beat = threading.Thread(
+            target=self._heartbeat, name="zoneplan-job-heartbeat", daemon=True
+        )
         self._beat.start()
 
-    def submit(self, kind: str, params: Mapping[str, Any], fn: JobFunction, *, user: str,
-               exclusive: bool = False) -> str:
+    def submit(
+        self,
+        kind: str,
+        params: Mapping[str, Any],
+        fn: JobFunction,
+        *,
+        user: str,
+        exclusive: bool = False,
+    ) -> str:
         """Queue ``fn`` and return the new job's id.
 
         Raises
@@ -111,12 +125,29 @@ class JobRunner:
                 active = tx.read("jobs", where={"kind": kind, "state": list(ACTIVE)})
                 active = active[[not _stale(r) for r in active.to_dict("records")]]
                 if len(active):
-                    raise Busy(f"a {kind} job ({active['job_id'].iloc[0]}) is already running "
-                               "on this store; wait for it or cancel it")
-            tx.insert("jobs", pd.DataFrame([{
-                "job_id": job_id, "kind": kind, "state": "queued", "username": user,
-                "params": _dumps(params), "progress": 0.0, "cancel": False,
-                "worker": self.worker, "created": now_iso(), "heartbeat": now_iso()}]))
+                    raise Busy(
+                        f"a {kind} job ({active['job_id'].iloc[0]}) is already running "
+                        "on this store; wait for it or cancel it"
+                    )
+            tx.insert(
+                "jobs",
+                pd.DataFrame(
+                    [
+                        {
+                            "job_id": job_id,
+                            "kind": kind,
+                            "state": "queued",
+                            "username": user,
+                            "params": _dumps(params),
+                            "progress": 0.0,
+                            "cancel": False,
+                            "worker": self.worker,
+                            "created": now_iso(),
+                            "heartbeat": now_iso(),
+                        }
+                    ]
+                ),
+            )
         with self._lock:
             self._mine.add(job_id)
         self._pool.submit(self._run, job_id, dict(params), fn)
@@ -132,8 +163,9 @@ class JobRunner:
 
     def list(self, *, kind: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """The newest jobs first (of one ``kind`` when given)."""
-        rows = self.store.read("jobs", where={"kind": kind} if kind else None,
-                               order_by="-created", limit=limit)
+        rows = self.store.read(
+            "jobs", where={"kind": kind} if kind else None, order_by="-created", limit=limit
+        )
         return [_public(r) for r in rows.to_dict("records")]
 
     def cancel(self, job_id: str, *, user: str) -> dict[str, Any]:
@@ -141,8 +173,16 @@ class JobRunner:
         with self.store.transaction(user) as tx:
             row = tx.get("jobs", job_id, for_update=True)
             if row["state"] == "queued":
-                tx.update("jobs", job_id, {"cancel": True, "state": "cancelled",
-                                           "finished": now_iso(), "message": "cancelled"})
+                tx.update(
+                    "jobs",
+                    job_id,
+                    {
+                        "cancel": True,
+                        "state": "cancelled",
+                        "finished": now_iso(),
+                        "message": "cancelled",
+                    },
+                )
             elif row["state"] == "running":
                 tx.update("jobs", job_id, {"cancel": True})
         return self.get(job_id)
@@ -166,19 +206,37 @@ class JobRunner:
             with self.store.transaction("system") as tx:
                 if tx.get("jobs", job_id, for_update=True)["state"] != "queued":
                     return
-                tx.update("jobs", job_id, {"state": "running", "started": now_iso(),
-                                           "heartbeat": now_iso(), "worker": self.worker})
+                tx.update(
+                    "jobs",
+                    job_id,
+                    {
+                        "state": "running",
+                        "started": now_iso(),
+                        "heartbeat": now_iso(),
+                        "worker": self.worker,
+                    },
+                )
             result = fn(JobContext(self, job_id, params))
-            self._set(job_id, state="done", progress=1.0, result=_dumps(dict(result or {})),
-                      finished=now_iso(), message="")
+            self._set(
+                job_id,
+                state="done",
+                progress=1.0,
+                result=_dumps(dict(result or {})),
+                finished=now_iso(),
+                message="",
+            )
         except Cancelled:
             self._set(job_id, state="cancelled", finished=now_iso(), message="cancelled")
         except (StoreError, ValidationError, ValueError) as err:
             self._set(job_id, state="failed", finished=now_iso(), error=str(err)[:2000])
         except Exception as err:  # a bug must end the job visibly, not leave it running
             log.exception("job %s failed", job_id)
-            self._set(job_id, state="failed", finished=now_iso(),
-                      error=f"internal error ({type(err).__name__}); see the server log")
+            self._set(
+                job_id,
+                state="failed",
+                finished=now_iso(),
+                error=f"internal error ({type(err).__name__}); see the server log",
+            )
         finally:
             with self._lock:
                 self._mine.discard(job_id)
@@ -203,7 +261,8 @@ def _stale(row: Mapping[str, Any]) -> bool:
     if row.get("state") not in ACTIVE or not beat:
         return False
     return datetime.fromisoformat(str(beat)) < datetime.fromisoformat(now_iso()) - timedelta(
-        seconds=STALE_AFTER_S)
+        seconds=STALE_AFTER_S
+    )
 
 
 def _public(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -212,8 +271,9 @@ def _public(row: Mapping[str, Any]) -> dict[str, Any]:
     out["result"] = json.loads(out["result"]) if out.get("result") else None
     out["cancel"] = bool(out.get("cancel"))
     if _stale(out):
-        out.update(state="failed", error="the server process running this job stopped; "
-                                         "start it again")
+        out.update(
+            state="failed", error="the server process running this job stopped; start it again"
+        )
     return out
 
 

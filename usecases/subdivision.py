@@ -1,10 +1,12 @@
 """Subdivide expansion land: preview streets and plots (writes nothing), then commit them."""
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -14,18 +16,39 @@ import shapely
 from geo.crs import WORKING_EPSG, to_wgs84
 from geo.store import Conflict, NotFound, Store
 from planner.parcels import new_plot_id, polygon_from_geojson
-from planner.subdivision import (Progress, Site, Subdivision, SubdivisionError,
-                                 SubdivisionParams, check_area, compare, params_dict)
+from planner.subdivision import (
+    Progress,
+    Site,
+    Subdivision,
+    SubdivisionError,
+    SubdivisionParams,
+    check_area,
+    compare,
+    params_dict,
+)
 
-__all__ = ["SubdivisionConflict", "Preview", "read_params", "preview", "commit",
-           "preview_job", "PLAN_VERSION"]
+__all__ = [
+    "SubdivisionConflict",
+    "Preview",
+    "read_params",
+    "preview",
+    "commit",
+    "preview_job",
+    "PLAN_VERSION",
+]
 
 PLAN_VERSION = 1
 #: Generated street roles and the road class they are stored as.
-ROAD_CLASSES = {"spine": "collector", "cross": "collector", "local": "local",
-                "connector": "local"}
-_READ_LAYERS = ("plots", "roads", "gates", "rail_lines", "power_lines", "storm_sewers",
-                "prot_zones")
+ROAD_CLASSES = {"spine": "collector", "cross": "collector", "local": "local", "connector": "local"}
+_READ_LAYERS = (
+    "plots",
+    "roads",
+    "gates",
+    "rail_lines",
+    "power_lines",
+    "storm_sewers",
+    "prot_zones",
+)
 _MARGIN_M = 2_000.0
 _OVERLAP_M2 = 1.0
 
@@ -54,8 +77,11 @@ def read_params(values: Mapping[str, Any]) -> SubdivisionParams:
             if name in ("method", "streets"):
                 out[name] = str(value)
             elif name == "keep_existing":
-                out[name] = value if isinstance(value, bool) else \
-                    str(value).lower() in ("1", "true", "yes", "on")
+                out[name] = (
+                    value
+                    if isinstance(value, bool)
+                    else str(value).lower() in ("1", "true", "yes", "on")
+                )
             else:
                 out[name] = float(value)
         except (TypeError, ValueError):
@@ -95,17 +121,25 @@ class Preview:
         """Plots, streets and replaced plots with ``kind`` plot|street|removed (working CRS)."""
         plots = self.result.plots.assign(kind="plot", plot=np.arange(1, len(self.result.plots) + 1))
         streets = self.result.streets.assign(kind="street")
-        removed = self.result.removed[["plot_id", "status", "area_ha", "geometry"]] \
-            .assign(kind="removed")
-        return gpd.GeoDataFrame(pd.concat([plots, streets, removed], ignore_index=True),
-                                geometry="geometry", crs=WORKING_EPSG)
+        removed = self.result.removed[["plot_id", "status", "area_ha", "geometry"]].assign(
+            kind="removed"
+        )
+        return gpd.GeoDataFrame(
+            pd.concat([plots, streets, removed], ignore_index=True),
+            geometry="geometry",
+            crs=WORKING_EPSG,
+        )
 
     def feature_collection(self) -> dict[str, Any]:
         """The preview as RFC 7946 GeoJSON (WGS84) with ``metrics``, ``warnings``,
         ``params`` and ``exp_id`` as top-level members."""
         collection = json.loads(to_wgs84(self.features()).to_json(drop_id=True, na="drop"))
-        collection.update(exp_id=self.exp_id, metrics=self.metrics,
-                          warnings=self.result.warnings, params=params_dict(self.result.params))
+        collection.update(
+            exp_id=self.exp_id,
+            metrics=self.metrics,
+            warnings=self.result.warnings,
+            params=params_dict(self.result.params),
+        )
         return collection
 
     def plan(self) -> dict[str, Any]:
@@ -113,16 +147,25 @@ class Preview:
         plots = self.result.plots
         streets = self.result.streets[~self.result.streets["existing"].astype(bool)]
         return {
-            "version": PLAN_VERSION, "exp_id": self.exp_id,
+            "version": PLAN_VERSION,
+            "exp_id": self.exp_id,
             "area": shapely.to_wkt(self.area, rounding_precision=3),
             "method": self.result.params.method,
-            "plots": shapely.to_wkt(np.asarray(plots.geometry.values), rounding_precision=3)
-            .tolist(),
-            "streets": [{"role": r, "row_m": w, "wkt": g} for r, w, g in zip(
-                streets["role"], streets["row_m"].astype(float),
-                shapely.to_wkt(np.asarray(streets.geometry.values), rounding_precision=3))],
-            "removed": [{"plot_id": str(k), "version": int(v)} for k, v in zip(
-                self.result.removed["plot_id"], self.result.removed["version"])],
+            "plots": shapely.to_wkt(
+                np.asarray(plots.geometry.values), rounding_precision=3
+            ).tolist(),
+            "streets": [
+                {"role": r, "row_m": w, "wkt": g}
+                for r, w, g in zip(
+                    streets["role"],
+                    streets["row_m"].astype(float),
+                    shapely.to_wkt(np.asarray(streets.geometry.values), rounding_precision=3),
+                )
+            ],
+            "removed": [
+                {"plot_id": str(k), "version": int(v)}
+                for k, v in zip(self.result.removed["plot_id"], self.result.removed["version"])
+            ],
         }
 
 
@@ -131,8 +174,9 @@ def _site_layers(store: Store, area: Any) -> dict[str, pd.DataFrame]:
     return {name: store.read(name, bbox=bbox) for name in _READ_LAYERS}
 
 
-def _area(store: Store, exp_id: str | None, geometry: Mapping[str, Any] | None
-          ) -> tuple[Any, list[str]]:
+def _area(
+    store: Store, exp_id: str | None, geometry: Mapping[str, Any] | None
+) -> tuple[Any, list[str]]:
     """(area, notes): the expansion area, or the drawn polygon cut to the zone and its
     expansion areas (the land plots may be drawn on)."""
     if (exp_id is None) == (geometry is None):
@@ -144,23 +188,39 @@ def _area(store: Store, exp_id: str | None, geometry: Mapping[str, Any] | None
             known = ", ".join(store.read("expansion")["exp_id"].astype(str)) or "none"
             raise NotFound(f"there is no expansion area {exp_id!r} (known: {known})") from None
     drawn = check_area(polygon_from_geojson(geometry))
-    land = shapely.union_all(np.concatenate([np.asarray(store.read(name).geometry.values)
-                                             for name in ("zone", "expansion")]))
+    land = shapely.union_all(
+        np.concatenate(
+            [np.asarray(store.read(name).geometry.values) for name in ("zone", "expansion")]
+        )
+    )
     parts = shapely.get_parts(shapely.intersection(drawn, land))
     parts = parts[shapely.get_type_id(parts) == 3]
     if not len(parts) or shapely.area(parts).max() < 1.0:
-        raise SubdivisionError("the drawn area lies outside the zone and its expansion areas; "
-                               "draw it on land the zone holds")
+        raise SubdivisionError(
+            "the drawn area lies outside the zone and its expansion areas; "
+            "draw it on land the zone holds"
+        )
     area = parts[int(np.argmax(shapely.area(parts)))]
     left_out = (drawn.area - area.area) / 10_000.0
-    notes = [f"{left_out:.2f} ha of the drawn area outside the zone and its expansion areas "
-             "(or cut off from the rest) was left out"] if left_out >= 0.01 else []
+    notes = (
+        [
+            f"{left_out:.2f} ha of the drawn area outside the zone and its expansion areas "
+            "(or cut off from the rest) was left out"
+        ]
+        if left_out >= 0.01
+        else []
+    )
     return area, notes
 
 
-def preview(store: Store, params: SubdivisionParams, *, exp_id: str | None = None,
-            geometry: Mapping[str, Any] | None = None,
-            progress: Progress | None = None) -> Preview:
+def preview(
+    store: Store,
+    params: SubdivisionParams,
+    *,
+    exp_id: str | None = None,
+    geometry: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> Preview:
     """Subdivide an expansion area (by id) or a drawn polygon (WGS84 GeoJSON) with every
     method; nothing is written.
 
@@ -177,8 +237,7 @@ def preview(store: Store, params: SubdivisionParams, *, exp_id: str | None = Non
     results = compare(site, params, progress=progress)
     chosen = results[params.method]
     chosen.warnings[:0] = notes
-    return Preview(exp_id, site.area, chosen,
-                   {name: r.metrics for name, r in results.items()})
+    return Preview(exp_id, site.area, chosen, {name: r.metrics for name, r in results.items()})
 
 
 def _next_ids(existing: list[str], prefix: str, count: int) -> list[str]:
@@ -197,11 +256,13 @@ def _check_unchanged(tx: Any, plan: Mapping[str, Any], plots: np.ndarray) -> Non
         except NotFound:
             raise SubdivisionConflict(
                 f"plot {item['plot_id']} the preview replaces no longer exists (was this "
-                "subdivision committed already?); preview again") from None
+                "subdivision committed already?); preview again"
+            ) from None
         if int(row.get("version") or 0) != int(item["version"]) or row["status"] != "candidate":
             raise SubdivisionConflict(
                 f"plot {item['plot_id']} changed since the preview (now {row['status']}, "
-                f"version {row.get('version')}); preview again")
+                f"version {row.get('version')}); preview again"
+            )
     bbox = tuple(float(v) for v in shapely.bounds(shapely.union_all(plots)))
     present = tx.read("plots", bbox=bbox)
     present = present[~present["plot_id"].isin([r["plot_id"] for r in plan["removed"]])]
@@ -216,7 +277,8 @@ def _check_unchanged(tx: Any, plan: Mapping[str, Any], plots: np.ndarray) -> Non
         shown = ", ".join(ids[:5]) + (f" (+{len(ids) - 5})" if len(ids) > 5 else "")
         raise SubdivisionConflict(
             f"plot(s) {shown} now lie where the preview puts new plots (was this subdivision "
-            "committed already, or were plots drawn meanwhile?); preview again")
+            "committed already, or were plots drawn meanwhile?); preview again"
+        )
 
 
 def commit(store: Store, plan: Mapping[str, Any], *, user: str) -> dict[str, list[str]]:
@@ -235,8 +297,11 @@ def commit(store: Store, plan: Mapping[str, Any], *, user: str) -> dict[str, lis
     SubdivisionError
         For a plan that is not one (missing members, unreadable geometry).
     """
-    if not isinstance(plan, Mapping) or plan.get("version") != PLAN_VERSION \
-            or not plan.get("plots"):
+    if (
+        not isinstance(plan, Mapping)
+        or plan.get("version") != PLAN_VERSION
+        or not plan.get("plots")
+    ):
         raise SubdivisionError("this is not a subdivision preview to commit; preview again")
     try:
         plots = shapely.from_wkt(np.asarray(plan["plots"], dtype=object))
@@ -250,27 +315,48 @@ def commit(store: Store, plan: Mapping[str, Any], *, user: str) -> dict[str, lis
         plot_ids = _next_ids(tx.read("plots")["plot_id"].astype(str).tolist(), "P-", len(plots))
         for item in plan["removed"]:
             tx.delete("plots", item["plot_id"], version=int(item["version"]))
-        tx.insert("plots", gpd.GeoDataFrame(
-            {"plot_id": plot_ids, "status": "candidate", "sectors": "*", "exp_id": exp_id},
-            geometry=plots, crs=WORKING_EPSG))
-        road_ids = _next_ids(tx.read("roads")["asset_id"].astype(str).tolist(), "R-",
-                             len(streets))
+        tx.insert(
+            "plots",
+            gpd.GeoDataFrame(
+                {"plot_id": plot_ids, "status": "candidate", "sectors": "*", "exp_id": exp_id},
+                geometry=plots,
+                crs=WORKING_EPSG,
+            ),
+        )
+        road_ids = _next_ids(tx.read("roads")["asset_id"].astype(str).tolist(), "R-", len(streets))
         where = exp_id or "drawn area"
-        tx.insert("roads", gpd.GeoDataFrame({
-            "asset_id": road_ids,
-            "name": [f"{where}: new {s['role']} street" for s in plan["streets"]],
-            "class": [ROAD_CLASSES.get(s["role"], "local") for s in plan["streets"]],
-            "status": "planned",
-            "note": [f"right of way {s['row_m']:g} m (subdivision)" for s in plan["streets"]],
-        }, geometry=streets, crs=WORKING_EPSG))
-    return {"plots": plot_ids, "roads": road_ids,
-            "removed": [r["plot_id"] for r in plan["removed"]]}
+        tx.insert(
+            "roads",
+            gpd.GeoDataFrame(
+                {
+                    "asset_id": road_ids,
+                    "name": [f"{where}: new {s['role']} street" for s in plan["streets"]],
+                    "class": [ROAD_CLASSES.get(s["role"], "local") for s in plan["streets"]],
+                    "status": "planned",
+                    "note": [
+                        f"right of way {s['row_m']:g} m (subdivision)" for s in plan["streets"]
+                    ],
+                },
+                geometry=streets,
+                crs=WORKING_EPSG,
+            ),
+        )
+    return {
+        "plots": plot_ids,
+        "roads": road_ids,
+        "removed": [r["plot_id"] for r in plan["removed"]],
+    }
 
 
 def preview_job(ctx: Any) -> dict[str, Any]:
     """Job function (``usecases.jobs``): ``ctx.params`` holds ``exp_id`` or ``geometry`` and
     ``params``; the result holds the preview GeoJSON and the plan to commit."""
     params = read_params(ctx.params.get("params") or {})
-    result = preview(ctx.runner.store, params, exp_id=ctx.params.get("exp_id"),
-                     geometry=ctx.params.get("geometry"), progress=ctx.progress)
+    result = preview(
+        ctx.runner.store,
+        params,
+        exp_id=ctx.params.get("exp_id"),
+        geometry=ctx.params.get("geometry"),
+        progress=ctx.progress,
+    )
     return {"preview": result.feature_collection(), "plan": result.plan()}

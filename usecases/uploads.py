@@ -1,12 +1,14 @@
 """Updating a layer from a file: check, stage, confirm and apply, for the CLI and the web alike."""
+
 from __future__ import annotations
 
 import base64
 import datetime as dt
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -17,8 +19,16 @@ from geo.store.base import now_iso
 from geo.validate import Problem, ValidationError
 
 __all__ = [
-    "ImportOptions", "ConfirmationNeeded", "check", "apply", "stage", "preview", "confirm",
-    "drop", "UPLOAD_TTL_S", "MAX_STAGED_PER_USER",
+    "ImportOptions",
+    "ConfirmationNeeded",
+    "check",
+    "apply",
+    "stage",
+    "preview",
+    "confirm",
+    "drop",
+    "UPLOAD_TTL_S",
+    "MAX_STAGED_PER_USER",
 ]
 
 UPLOAD_TTL_S = 3600
@@ -61,12 +71,15 @@ class ConfirmationNeeded(Exception):
     def __init__(self, plan: ImportPlan):
         self.plan = plan
         by_status = ", ".join(f"{n} {s}" for s, n in plan.removals_by_status.items())
-        super().__init__(f"this replace removes {plan.removals} feature(s) of {plan.layer} "
-                         f"({by_status}); confirm the removals to write it")
+        super().__init__(
+            f"this replace removes {plan.removals} feature(s) of {plan.layer} "
+            f"({by_status}); confirm the removals to write it"
+        )
 
 
-def check(store: Store, source: Source, options: ImportOptions, *,
-          names: Mapping[str, str] = CLI_OPTIONS) -> ImportPlan:
+def check(
+    store: Store, source: Source, options: ImportOptions, *, names: Mapping[str, str] = CLI_OPTIONS
+) -> ImportPlan:
     """Read a file and plan its import (nothing is written).
 
     ``names`` says how the options are called where the person gave the file,
@@ -79,9 +92,15 @@ def check(store: Store, source: Source, options: ImportOptions, *,
         When the file cannot be read or placed at all.
     """
     try:
-        upload = geo_io.read_upload(source, options.layer, src_layer=options.src_layer,
-                                    crs=options.crs, filename=options.filename,
-                                    encoding=options.encoding, options=names)
+        upload = geo_io.read_upload(
+            source,
+            options.layer,
+            src_layer=options.src_layer,
+            crs=options.crs,
+            filename=options.filename,
+            encoding=options.encoding,
+            options=names,
+        )
         return geo_io.plan_import(store, options.layer, upload, mode=options.mode)
     except ValidationError:
         raise
@@ -95,8 +114,9 @@ def _require_confirmation(plan: ImportPlan, confirm_removals: int | None) -> Non
         raise ConfirmationNeeded(plan)
 
 
-def apply(store: Store, plan: ImportPlan, *, user: str,
-          confirm_removals: int | None = None) -> list[str]:
+def apply(
+    store: Store, plan: ImportPlan, *, user: str, confirm_removals: int | None = None
+) -> list[str]:
     """Write a checked plan in one transaction; return the ids added or updated.
 
     A plan that removes features is written only when ``confirm_removals``
@@ -113,8 +133,14 @@ def apply(store: Store, plan: ImportPlan, *, user: str,
 
 
 # --------------------------------------------------------------------------- staged uploads
-def stage(store: Store, data: bytes, options: ImportOptions, *, user: str,
-          names: Mapping[str, str] = CLI_OPTIONS) -> tuple[ImportPlan, str | None]:
+def stage(
+    store: Store,
+    data: bytes,
+    options: ImportOptions,
+    *,
+    user: str,
+    names: Mapping[str, str] = CLI_OPTIONS,
+) -> tuple[ImportPlan, str | None]:
     """Check an uploaded file and keep it in the store, owned by ``user``, when it may
     be applied. Returns the plan and the token that confirms it (None when refused).
 
@@ -128,24 +154,43 @@ def stage(store: Store, data: bytes, options: ImportOptions, *, user: str,
     with store.transaction(user) as tx:
         for old in _stale_tokens(store, user):
             _forget(tx, old)
-        tx.insert("uploads", pd.DataFrame([{
-            "token": token, "username": user, "layer": options.layer,
-            "options": json.dumps({k: v for k, v in asdict(options).items()
-                                   if k not in ("layer", "filename")}),
-            "filename": (options.filename or "")[-120:] or None, "size": len(data),
-            "created": now_iso()}]))
-        tx.insert("upload_data", pd.DataFrame([{
-            "token": token, "data": base64.b64encode(data).decode("ascii")}]))
+        tx.insert(
+            "uploads",
+            pd.DataFrame(
+                [
+                    {
+                        "token": token,
+                        "username": user,
+                        "layer": options.layer,
+                        "options": json.dumps(
+                            {
+                                k: v
+                                for k, v in asdict(options).items()
+                                if k not in ("layer", "filename")
+                            }
+                        ),
+                        "filename": (options.filename or "")[-120:] or None,
+                        "size": len(data),
+                        "created": now_iso(),
+                    }
+                ]
+            ),
+        )
+        tx.insert(
+            "upload_data",
+            pd.DataFrame([{"token": token, "data": base64.b64encode(data).decode("ascii")}]),
+        )
     return plan, token
 
 
 def _stale_tokens(store: Store, user: str) -> list[str]:
     rows = store.read("uploads", order_by="created")  # ties: in the order staged
-    cutoff = (dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-              - dt.timedelta(seconds=UPLOAD_TTL_S)).isoformat(timespec="seconds")
+    cutoff = (
+        dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=UPLOAD_TTL_S)
+    ).isoformat(timespec="seconds")
     expired = rows.loc[rows["created"] < cutoff, "token"].tolist()
     mine = rows.loc[(rows["username"] == user) & (rows["created"] >= cutoff), "token"].tolist()
-    return expired + mine[:max(0, len(mine) - MAX_STAGED_PER_USER + 1)]  # oldest first
+    return expired + mine[: max(0, len(mine) - MAX_STAGED_PER_USER + 1)]  # oldest first
 
 
 def _forget(tx: Any, token: str) -> None:
@@ -164,33 +209,47 @@ def _staged(store: Store, token: str, user: str) -> tuple[bytes, ImportOptions]:
     NotFound
         For malformed, unknown, expired or someone else's tokens (all alike).
     """
-    if not isinstance(token, str) or not 16 <= len(token) <= 64 \
-            or not token.replace("-", "").replace("_", "").isalnum():
+    if (
+        not isinstance(token, str)
+        or not 16 <= len(token) <= 64
+        or not token.replace("-", "").replace("_", "").isalnum()
+    ):
         raise NotFound(_GONE)
     meta = store.read("uploads", where={"token": token})
     if meta.empty or meta["username"].iloc[0] != user:
         raise NotFound(_GONE)
-    age = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) \
-        - dt.datetime.fromisoformat(meta["created"].iloc[0])
+    age = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.datetime.fromisoformat(
+        meta["created"].iloc[0]
+    )
     if age.total_seconds() > UPLOAD_TTL_S:
         raise NotFound(_GONE)
     data = store.read("upload_data", where={"token": token})
     if data.empty:
         raise NotFound(_GONE)
-    options = ImportOptions(layer=meta["layer"].iloc[0], filename=meta["filename"].iloc[0],
-                            **json.loads(meta["options"].iloc[0] or "{}"))
+    options = ImportOptions(
+        layer=meta["layer"].iloc[0],
+        filename=meta["filename"].iloc[0],
+        **json.loads(meta["options"].iloc[0] or "{}"),
+    )
     return base64.b64decode(data["data"].iloc[0]), options
 
 
-def preview(store: Store, token: str, *, user: str,
-            names: Mapping[str, str] = CLI_OPTIONS) -> tuple[ImportPlan, ImportOptions]:
+def preview(
+    store: Store, token: str, *, user: str, names: Mapping[str, str] = CLI_OPTIONS
+) -> tuple[ImportPlan, ImportOptions]:
     """Check ``user``'s staged upload again against the store as it is now."""
     data, options = _staged(store, token, user)
     return check(store, data, options, names=names), options
 
 
-def confirm(store: Store, token: str, *, user: str, confirm_removals: int | None = None,
-            names: Mapping[str, str] = CLI_OPTIONS) -> tuple[ImportPlan, list[str]]:
+def confirm(
+    store: Store,
+    token: str,
+    *,
+    user: str,
+    confirm_removals: int | None = None,
+    names: Mapping[str, str] = CLI_OPTIONS,
+) -> tuple[ImportPlan, list[str]]:
     """Apply ``user``'s staged upload: checked again, written and forgotten in one
     transaction. Returns the plan and the ids added or updated.
 

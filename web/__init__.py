@@ -1,4 +1,5 @@
 """The zoneplan web app: a thin Flask adapter over geo (store) and planner (decisions)."""
+
 from __future__ import annotations
 
 import importlib
@@ -15,10 +16,27 @@ from geo.store import default_db
 LANGUAGES = ("ru", "en", "kk")
 DEFAULT_MAX_CONTENT_LENGTH = 32 * 1024 * 1024
 #: Responses compressed (brotli, gzip...) when the client accepts it.
-COMPRESSED_MEDIA = ("text/html", "text/css", "text/plain", "text/javascript", "application/javascript",
-                    "application/json", "application/geo+json", "application/vnd.mapbox-vector-tile")
-BLUEPRINTS = ("web.auth", "web.pages", "web.api", "web.catalogue", "web.planner",
-              "web.subdivide", "web.planner_access", "web.ogc", "web.tiles")
+COMPRESSED_MEDIA = (
+    "text/html",
+    "text/css",
+    "text/plain",
+    "text/javascript",
+    "application/javascript",
+    "application/json",
+    "application/geo+json",
+    "application/vnd.mapbox-vector-tile",
+)
+BLUEPRINTS = (
+    "web.auth",
+    "web.pages",
+    "web.api",
+    "web.catalogue",
+    "web.planner",
+    "web.subdivide",
+    "web.planner_access",
+    "web.ogc",
+    "web.tiles",
+)
 
 
 class SetupError(RuntimeError):
@@ -34,8 +52,10 @@ def config_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
     for name in ("ZONEPLAN_TILES_URL", "ZONEPLAN_TILES_ATTRIBUTION"):
         if env.get(name):
             out[name] = env[name]
-    for name, key in (("ZONEPLAN_SESSION_IDLE", "SESSION_IDLE_S"),
-                      ("ZONEPLAN_SESSION_MAX", "SESSION_MAX_S")):
+    for name, key in (
+        ("ZONEPLAN_SESSION_IDLE", "SESSION_IDLE_S"),
+        ("ZONEPLAN_SESSION_MAX", "SESSION_MAX_S"),
+    ):
         if env.get(name):
             out[key] = float(env[name])
     if env.get("ZONEPLAN_MAX_CONTENT_LENGTH"):
@@ -48,6 +68,7 @@ def config_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
 def select_locale() -> str:
     """The session's choice, then the user's saved language, then Accept-Language, then Russian."""
     from web.auth import current_user  # Flask-Login proxy
+
     choice = session.get("lang")
     if choice in LANGUAGES:
         return choice
@@ -76,8 +97,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     geo.store.NotFound
         When there is no store (run ``zoneplan init``).
     """
-    from web import auth, deps, security
     from usecases import accounts
+    from web import auth, deps, security
     from web.maps import VENDOR_DIR, missing_vendor_files
 
     app = Flask(__name__)
@@ -100,8 +121,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     missing = missing_vendor_files()
     if missing:
-        raise SetupError(f"{len(missing)} browser asset(s) missing in {VENDOR_DIR} "
-                         f"(e.g. {missing[0]}); run `make setup` to install them")
+        raise SetupError(
+            f"{len(missing)} browser asset(s) missing in {VENDOR_DIR} "
+            f"(e.g. {missing[0]}); run `make setup` to install them"
+        )
 
     store = deps.init_app(app, app.config.get("STORE")).store
     if not app.config.get("SECRET_KEY"):
@@ -122,8 +145,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @app.errorhandler(429)
     def _error(err):
         from web.security import wants_json
+
         if wants_json():
             from web.auth import api_error
+
             return api_error(err.description, err.code)
         return render_template("error.html", error=err), err.code
 

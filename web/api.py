@@ -16,6 +16,7 @@ module when it exists)::
 Errors are ``{"error": message, "field": name-or-null}`` with 400 (malformed parameter),
 401, 403, 404, 409 (conflict), 413 (too large), 422 (body breaks the rules) or 503.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,12 +26,22 @@ import math
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
-from flask import (Blueprint, Response, abort, current_app, jsonify, render_template, request,
-                   send_file, url_for)
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_babel import gettext
 from flask_login import current_user
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,16 +50,16 @@ from werkzeug.exceptions import BadRequest, HTTPException
 from geo import io as geo_io
 from geo.layers import APPLICATION_STATUSES, ID_MAX_LENGTH, LAYERS, PLOT_STATUSES, SECTORS
 from geo.store import Conflict, Invalid, NotFound, StoreError
-from geo.validate import Problem as SchemaProblem, ValidationError
+from geo.validate import Problem as SchemaProblem
+from geo.validate import ValidationError
 from planner import applications as apps
 from planner import catalogue as cat
 from planner.catalogue import IsoDate, PlotFilters, QueryError
 from planner.kpi import kpi as kpi_of
 from planner.visibility import NEVER_SERVED, Forbidden
 from usecases import applications as usecase
-from usecases import exports
+from usecases import exports, uploads
 from usecases.exports import EXPORTABLE, FORMATS, ExportQuery, LayerExportQuery
-from usecases import uploads
 from web import deps
 from web.auth import api_error, api_role_required, current_role, current_username
 from web.openapi import Endpoint, Problem, document, listing, register
@@ -59,8 +70,11 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 DEFAULT_JSON_LIMIT = 64 * 1024
 MAX_JSON_DEPTH = 32  # our bodies nest 3 deep; deeper is an attack on the parser
 DEFAULT_UPLOAD_LIMIT = 32 * 1024 * 1024
-FORMAT_MEDIA = {"shp.zip": "application/zip", "gpkg": "application/geopackage+sqlite3",
-                "geojson": "application/geo+json"}
+FORMAT_MEDIA = {
+    "shp.zip": "application/zip",
+    "gpkg": "application/geopackage+sqlite3",
+    "geojson": "application/geo+json",
+}
 IMPORTABLE = tuple(n for n in LAYERS if n not in geo_io.NOT_IMPORTABLE)
 
 
@@ -72,22 +86,33 @@ class _Query(BaseModel):
 class AsOfQuery(_Query):
     """Answer servicing as recorded, or as of a date."""
 
-    as_of: IsoDate | None = Field(None, description="Answer servicing as of this date, assuming "
-                                  "due repairs are done (default: infrastructure as recorded)")
+    as_of: IsoDate | None = Field(
+        None,
+        description="Answer servicing as of this date, assuming "
+        "due repairs are done (default: infrastructure as recorded)",
+    )
 
 
 class ApplicationsQuery(_Query):
     """Filter applications by status."""
 
     status: Literal[APPLICATION_STATUSES] | None = Field(  # type: ignore[valid-type]
-        None, description="Only applications in this state")
+        None, description="Only applications in this state"
+    )
 
 
 class Geometry(BaseModel):
     """A GeoJSON geometry in WGS84."""
 
-    type: Literal["Point", "LineString", "Polygon", "MultiPoint", "MultiLineString",
-                  "MultiPolygon", "GeometryCollection"]
+    type: Literal[
+        "Point",
+        "LineString",
+        "Polygon",
+        "MultiPoint",
+        "MultiLineString",
+        "MultiPolygon",
+        "GeometryCollection",
+    ]
     coordinates: list[Any]
 
 
@@ -113,12 +138,16 @@ class PlotProperties(BaseModel):
     power_headroom_kw: float | None
     water: bool | None
     water_headroom_m3d: float | None
-    ready: str | None = Field(description="'now', a date (YYYY-MM-DD) or 'unknown'; counts "
-                                          "road, power and water (rail when the plot needs "
-                                          "it), not storm sewer or gas")
-    waits_for: list[str] | None = Field(description="Required services not there yet (road, "
-                                                    "rail, power, water): what readiness "
-                                                    "waits for")
+    ready: str | None = Field(
+        description="'now', a date (YYYY-MM-DD) or 'unknown'; counts "
+        "road, power and water (rail when the plot needs "
+        "it), not storm sewer or gas"
+    )
+    waits_for: list[str] | None = Field(
+        description="Required services not there yet (road, "
+        "rail, power, water): what readiness "
+        "waits for"
+    )
 
 
 class PlotFeature(BaseModel):
@@ -235,20 +264,28 @@ class UploadApplied(BaseModel):
 
 
 UPLOAD_FORM = {
-    "type": "object", "required": ["file", "layer"],
+    "type": "object",
+    "required": ["file", "layer"],
     "properties": {
-        "file": {"type": "string", "format": "binary",
-                 "description": "A zipped shapefile, a GeoPackage or GeoJSON"},
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "A zipped shapefile, a GeoPackage or GeoJSON",
+        },
         "layer": {"type": "string", "enum": list(IMPORTABLE), "description": "Target layer"},
-        "mode": {"type": "string", "enum": list(geo_io.MODES),
-                 "description": "update (default): update ids in the file, add new ones; "
-                                "replace: also remove what the file lacks"},
+        "mode": {
+            "type": "string",
+            "enum": list(geo_io.MODES),
+            "description": "update (default): update ids in the file, add new ones; "
+            "replace: also remove what the file lacks",
+        },
         "replace": {"type": "boolean", "description": "The same as mode=replace"},
         "crs": {"type": "string", "description": "EPSG code for files without a CRS"},
         "src_layer": {"type": "string", "description": "Layer of a GeoPackage to read"},
-        "encoding": {"type": "string",
-                     "description": "Encoding of the file's text when it does not say "
-                                    "(e.g. cp1251)"},
+        "encoding": {
+            "type": "string",
+            "description": "Encoding of the file's text when it does not say (e.g. cp1251)",
+        },
     },
 }
 
@@ -258,24 +295,50 @@ def _flask_rule(path: str) -> str:
     return re.sub(r"\{(\w+)\}", r"<\1>", path)
 
 
-def endpoint(method: str, path: str, *, summary: str, tag: str, rule: str | None = None,
-             query: type[BaseModel] | None = None, body: type[BaseModel] | None = None,
-             body_required: bool = True, form: dict[str, Any] | None = None,
-             response: type[BaseModel] | None = None, status: int = 200,
-             media: str | tuple[str, ...] = "application/json", roles: tuple[str, ...] = ("public",),
-             path_params: dict[str, dict[str, Any]] | None = None, errors: tuple[int, ...] = (),
-             description: str = "") -> Callable:
+def endpoint(
+    method: str,
+    path: str,
+    *,
+    summary: str,
+    tag: str,
+    rule: str | None = None,
+    query: type[BaseModel] | None = None,
+    body: type[BaseModel] | None = None,
+    body_required: bool = True,
+    form: dict[str, Any] | None = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    media: str | tuple[str, ...] = "application/json",
+    roles: tuple[str, ...] = ("public",),
+    path_params: dict[str, dict[str, Any]] | None = None,
+    errors: tuple[int, ...] = (),
+    description: str = "",
+) -> Callable:
     """Declare an API operation: route, role check, validation and OpenAPI entry in one.
 
     The view receives the path parameters, ``query`` (the validated query model) when
     ``query`` is given and ``body`` (the validated body model) when ``body`` is given,
     and returns a JSON-ready value (sent with ``status``) or a Response.
     """
-    ep = register(Endpoint(method=method.lower(), path=path, summary=summary, tag=tag,
-                           description=description, query=query, body=body,
-                           body_required=body_required, form=form, response=response,
-                           status=status, media=media, roles=roles,
-                           path_params=path_params or {}, errors=errors))
+    ep = register(
+        Endpoint(
+            method=method.lower(),
+            path=path,
+            summary=summary,
+            tag=tag,
+            description=description,
+            query=query,
+            body=body,
+            body_required=body_required,
+            form=form,
+            response=response,
+            status=status,
+            media=media,
+            roles=roles,
+            path_params=path_params or {},
+            errors=errors,
+        )
+    )
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
@@ -290,9 +353,14 @@ def endpoint(method: str, path: str, *, summary: str, tag: str, rule: str | None
             return jsonify(_finite(result)), ep.status
 
         guarded = wrapped if ep.public else api_role_required(*roles)(wrapped)
-        bp.add_url_rule(rule or _flask_rule(path), endpoint=view.__name__, view_func=guarded,
-                        methods=[method.upper()])
+        bp.add_url_rule(
+            rule or _flask_rule(path),
+            endpoint=view.__name__,
+            view_func=guarded,
+            methods=[method.upper()],
+        )
         return guarded
+
     return decorator
 
 
@@ -334,8 +402,9 @@ def _depth(value: Any) -> int:
             deepest = max(deepest, level)
             if level > MAX_JSON_DEPTH:
                 break
-            todo.extend((child, level + 1) for child in
-                        (item.values() if isinstance(item, dict) else item))
+            todo.extend(
+                (child, level + 1) for child in (item.values() if isinstance(item, dict) else item)
+            )
     return deepest
 
 
@@ -350,8 +419,9 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def api_error_with_problems(message: str, status: int, field: str | None = None,
-                            problems: list | None = None):
+def api_error_with_problems(
+    message: str, status: int, field: str | None = None, problems: list | None = None
+):
     """A JSON error response, with ``problems`` (``geo.validate.Problem``) when given."""
     response = api_error(message, status, field)
     if problems:
@@ -390,8 +460,11 @@ def _conflict(err: Conflict):
 @bp.errorhandler(ValidationError)
 def _invalid(err: ValidationError):
     first = err.problems[0] if err.problems else None
-    message = f"{first.field}: {first.reason}" if first and first.field else \
-        (first.reason if first else str(err))
+    message = (
+        f"{first.field}: {first.reason}"
+        if first and first.field
+        else (first.reason if first else str(err))
+    )
     if len(err.problems) > 1:
         message += f" (and {len(err.problems) - 1} more problem(s))"
     return _error(message, 422, first.field if first else None, err.problems)
@@ -426,13 +499,15 @@ def _http_outside(err: HTTPException):
 def _writes_need_a_user():
     """Unsafe requests under /api with no credentials at all get 401 before anything else
     (before the CSRF check: a request without a session has no authority to forge)."""
-    if request.method in SAFE_METHODS or not request.path.startswith("/api/") \
-            or request.routing_exception is not None:  # 404/405 first: nothing to guard
+    if (
+        request.method in SAFE_METHODS
+        or not request.path.startswith("/api/")
+        or request.routing_exception is not None
+    ):  # 404/405 first: nothing to guard
         return None
     if bearer_token() is not None or current_user.is_authenticated:
         return None
-    return _error("authentication required: log in, or send 'Authorization: Bearer <token>'",
-                  401)
+    return _error("authentication required: log in, or send 'Authorization: Bearer <token>'", 401)
 
 
 @bp.record_once
@@ -450,23 +525,47 @@ PLOT_ID = {"plot_id": {"type": "string", "minLength": 1, "maxLength": ID_MAX_LEN
 
 def _links(page: cat.PlotPage) -> list[dict[str, str]]:
     f = page.filters
-    links = [{"href": url_for("api.list_plots", **f.query_string()), "rel": "self",
-              "type": "application/geo+json"}]
+    links = [
+        {
+            "href": url_for("api.list_plots", **f.query_string()),
+            "rel": "self",
+            "type": "application/geo+json",
+        }
+    ]
     if f.offset + f.limit < page.matched:
-        links.append({"href": url_for("api.list_plots", **f.query_string(
-            offset=f.offset + f.limit)), "rel": "next", "type": "application/geo+json"})
+        links.append(
+            {
+                "href": url_for("api.list_plots", **f.query_string(offset=f.offset + f.limit)),
+                "rel": "next",
+                "type": "application/geo+json",
+            }
+        )
     if f.offset:
-        links.append({"href": url_for("api.list_plots", **f.query_string(
-            offset=max(0, f.offset - f.limit))), "rel": "prev", "type": "application/geo+json"})
+        links.append(
+            {
+                "href": url_for(
+                    "api.list_plots", **f.query_string(offset=max(0, f.offset - f.limit))
+                ),
+                "rel": "prev",
+                "type": "application/geo+json",
+            }
+        )
     return links
 
 
-@endpoint("get", "/plots", summary="Plots of the catalogue (GeoJSON, WGS84)", tag="plots",
-          query=PlotFilters, response=PlotCollection, errors=(401, 403),
-          description="Available plots by default; 'status' may ask for any status your "
-                      "role sees (candidates for planners only, else 403). "
-                      "The bbox uses the store's spatial index; rail, power, water and "
-                      "ready_by use the cached servicing answers. limit > 10000 is refused (400).")
+@endpoint(
+    "get",
+    "/plots",
+    summary="Plots of the catalogue (GeoJSON, WGS84)",
+    tag="plots",
+    query=PlotFilters,
+    response=PlotCollection,
+    errors=(401, 403),
+    description="Available plots by default; 'status' may ask for any status your "
+    "role sees (candidates for planners only, else 403). "
+    "The bbox uses the store's spatial index; rail, power, water and "
+    "ready_by use the cached servicing answers. limit > 10000 is refused (400).",
+)
 def list_plots(query: PlotFilters):
     page = cat.search(deps.get_store(), query, role=current_role(), servicing=_model())
     out = page.feature_collection()
@@ -474,36 +573,63 @@ def list_plots(query: PlotFilters):
     return out
 
 
-@endpoint("get", "/plots/{plot_id}", summary="One plot (GeoJSON Feature)", tag="plots",
-          query=AsOfQuery, response=PlotFeature, path_params=PLOT_ID,
-          description="Candidate plots are 404 except for planners, like missing ones.")
+@endpoint(
+    "get",
+    "/plots/{plot_id}",
+    summary="One plot (GeoJSON Feature)",
+    tag="plots",
+    query=AsOfQuery,
+    response=PlotFeature,
+    path_params=PLOT_ID,
+    description="Candidate plots are 404 except for planners, like missing ones.",
+)
 def get_plot(plot_id: str, query: AsOfQuery):
     role = current_role()
-    rows = cat.get_plot(deps.get_store(), plot_id, role=role, servicing=_model(),
-                        as_of=query.as_of)
+    rows = cat.get_plot(deps.get_store(), plot_id, role=role, servicing=_model(), as_of=query.as_of)
     return cat.plot_feature(rows, role)
 
 
-@endpoint("get", "/servicing/{plot_id}", summary="A plot's servicing answer, in words too",
-          tag="plots", query=AsOfQuery, response=ServicingOut, path_params=PLOT_ID)
+@endpoint(
+    "get",
+    "/servicing/{plot_id}",
+    summary="A plot's servicing answer, in words too",
+    tag="plots",
+    query=AsOfQuery,
+    response=ServicingOut,
+    path_params=PLOT_ID,
+)
 def servicing(plot_id: str, query: AsOfQuery):
-    cat.get_plot(deps.get_store(), plot_id, role=current_role())  # 404 for what the role may not see
+    cat.get_plot(
+        deps.get_store(), plot_id, role=current_role()
+    )  # 404 for what the role may not see
     record = _model().answer([plot_id], as_of=query.as_of)[0]
-    return {"plot_id": plot_id, "as_of": None if query.as_of is None else query.as_of.isoformat(),
-            "record": record, "explain": deps.explain(record, translate=gettext)}
+    return {
+        "plot_id": plot_id,
+        "as_of": None if query.as_of is None else query.as_of.isoformat(),
+        "record": record,
+        "explain": deps.explain(record, translate=gettext),
+    }
 
 
-@endpoint("get", "/kpi", summary="Zone indicators", tag="plots", query=AsOfQuery,
-          response=KpiOut, roles=("planner",), errors=(503,))
+@endpoint(
+    "get",
+    "/kpi",
+    summary="Zone indicators",
+    tag="plots",
+    query=AsOfQuery,
+    response=KpiOut,
+    roles=("planner",),
+    errors=(503,),
+)
 def kpi(query: AsOfQuery):
-    snapshot = deps.deps().cached("kpi_snapshot", lambda: {
-        **deps.snapshot(), "targets": deps.get_store().read("targets")})
+    snapshot = deps.deps().cached(
+        "kpi_snapshot", lambda: {**deps.snapshot(), "targets": deps.get_store().read("targets")}
+    )
     return kpi_of(snapshot, as_of=query.as_of, model=_model())
 
 
 # --------------------------------------------------------------------------- layers
-LAYER_NAME = {"name": {"type": "string", "enum": [n for n in LAYERS if n not in
-                                                  NEVER_SERVED]}}
+LAYER_NAME = {"name": {"type": "string", "enum": [n for n in LAYERS if n not in NEVER_SERVED]}}
 
 
 @endpoint("get", "/layers", summary="Layers you may read", tag="layers", response=LayerList)
@@ -511,10 +637,17 @@ def list_layers():
     return {"layers": cat.layer_summary(deps.get_store(), current_role())}
 
 
-@endpoint("get", "/layers/{name}", summary="A layer's features (GeoJSON, WGS84)", tag="layers",
-          query=cat.LayerQuery, response=LayerCollection, path_params=LAYER_NAME,
-          errors=(401, 403), description="Non-public layers are for planners; investors see "
-                                         "the available plots only.")
+@endpoint(
+    "get",
+    "/layers/{name}",
+    summary="A layer's features (GeoJSON, WGS84)",
+    tag="layers",
+    query=cat.LayerQuery,
+    response=LayerCollection,
+    path_params=LAYER_NAME,
+    errors=(401, 403),
+    description="Non-public layers are for planners; investors see the available plots only.",
+)
 def get_layer(name: str, query: cat.LayerQuery):
     return cat.layer_collection(deps.get_store(), name, query, role=current_role())
 
@@ -524,10 +657,12 @@ def export_response(layer: str, fmt: str, query: ExportQuery | LayerExportQuery)
     """Write the export to a temporary folder and send it; the folder goes when sent."""
     work = Path(tempfile.mkdtemp(prefix="zoneplan-export-"))
     try:
-        path = exports.export_file(deps.get_store(), layer, fmt, query, work,
-                                   role=current_role(), servicing=_model())
-        response = send_file(path, mimetype=FORMAT_MEDIA[fmt], as_attachment=True,
-                             download_name=path.name, max_age=0)
+        path = exports.export_file(
+            deps.get_store(), layer, fmt, query, work, role=current_role(), servicing=_model()
+        )
+        response = send_file(
+            path, mimetype=FORMAT_MEDIA[fmt], as_attachment=True, download_name=path.name, max_age=0
+        )
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -537,27 +672,45 @@ def export_response(layer: str, fmt: str, query: ExportQuery | LayerExportQuery)
 
 FORMAT_RULE = "<any('shp.zip', gpkg, geojson):format>"
 FORMAT_PARAM = {"format": {"type": "string", "enum": list(FORMATS)}}
-FILES = ("Zipped shapefile (with .prj and UTF-8 .cpg), GeoPackage or GeoJSON (WGS84 unless "
-         "crs says otherwise). ")
+FILES = (
+    "Zipped shapefile (with .prj and UTF-8 .cpg), GeoPackage or GeoJSON (WGS84 unless "
+    "crs says otherwise). "
+)
 
 
-@endpoint("get", "/export/plots.{format}", summary="Download the plots (the filtered catalogue)",
-          tag="exports", rule=f"/export/plots.{FORMAT_RULE}", query=ExportQuery,
-          media=tuple(FORMAT_MEDIA.values()), errors=(401, 403), path_params=FORMAT_PARAM,
-          description=FILES + "Planners get every plot and field (no status: every status); "
-                      "others the plots the catalogue shows them, without occupants, projects, "
-                      "investment, jobs or demand. The catalogue filters narrow it.")
+@endpoint(
+    "get",
+    "/export/plots.{format}",
+    summary="Download the plots (the filtered catalogue)",
+    tag="exports",
+    rule=f"/export/plots.{FORMAT_RULE}",
+    query=ExportQuery,
+    media=tuple(FORMAT_MEDIA.values()),
+    errors=(401, 403),
+    path_params=FORMAT_PARAM,
+    description=FILES + "Planners get every plot and field (no status: every status); "
+    "others the plots the catalogue shows them, without occupants, projects, "
+    "investment, jobs or demand. The catalogue filters narrow it.",
+)
 def export_plots(format: str, query: ExportQuery):  # noqa: A002 - the path's name
     return export_response("plots", format, query)
 
 
-@endpoint("get", "/export/{layer}.{format}", summary="Download a layer", tag="exports",
-          rule=f"/export/<layer>.{FORMAT_RULE}", query=LayerExportQuery,
-          media=tuple(FORMAT_MEDIA.values()), errors=(401, 403),
-          path_params={"layer": {"type": "string",
-                                 "enum": [n for n in EXPORTABLE if n != "plots"]},
-                       **FORMAT_PARAM},
-          description=FILES + "bbox for feature layers. Non-public layers for planners only.")
+@endpoint(
+    "get",
+    "/export/{layer}.{format}",
+    summary="Download a layer",
+    tag="exports",
+    rule=f"/export/<layer>.{FORMAT_RULE}",
+    query=LayerExportQuery,
+    media=tuple(FORMAT_MEDIA.values()),
+    errors=(401, 403),
+    path_params={
+        "layer": {"type": "string", "enum": [n for n in EXPORTABLE if n != "plots"]},
+        **FORMAT_PARAM,
+    },
+    description=FILES + "bbox for feature layers. Non-public layers for planners only.",
+)
 def export(layer: str, format: str, query: LayerExportQuery):  # noqa: A002 - the path's name
     return export_response(layer, format, query)
 
@@ -581,80 +734,152 @@ def rules_json(breaches: list) -> list[dict[str, str]]:
 @bp.errorhandler(usecase.Refused)
 def _refused(err: usecase.Refused):
     """409 naming every broken rule: ``problems`` holds one per rule (``field`` = the rule)."""
-    return _error(err.message(gettext), 409, "plot_id",
-                  [SchemaProblem(None, err.plot_id, b.rule, b.message(gettext))
-                   for b in err.breaches])
+    return _error(
+        err.message(gettext),
+        409,
+        "plot_id",
+        [SchemaProblem(None, err.plot_id, b.rule, b.message(gettext)) for b in err.breaches],
+    )
 
 
-@endpoint("post", "/applications", summary="Apply for a plot, or for any plot matching your needs",
-          tag="applications", body=apps.ApplicationIn, response=apps.ApplicationFiled, status=201,
-          roles=("investor",), errors=(409,),
-          description="A plot applied for must be available, of an area within the range and "
-                      "zoned for the sector (else 422). The other reservation rules (rail, "
-                      "hazard class, power and water connection and headroom today) come "
-                      "back as `warnings`: the application is filed, and a planner's accept "
-                      "is refused (409) while they hold.")
+@endpoint(
+    "post",
+    "/applications",
+    summary="Apply for a plot, or for any plot matching your needs",
+    tag="applications",
+    body=apps.ApplicationIn,
+    response=apps.ApplicationFiled,
+    status=201,
+    roles=("investor",),
+    errors=(409,),
+    description="A plot applied for must be available, of an area within the range and "
+    "zoned for the sector (else 422). The other reservation rules (rail, "
+    "hazard class, power and water connection and headroom today) come "
+    "back as `warnings`: the application is filed, and a planner's accept "
+    "is refused (409) while they hold.",
+)
 def create_application(body: BaseModel):
-    filed = usecase.apply(deps.get_store(), body, user=current_username(), role=current_role(),
-                          servicing=tx_servicing)
+    filed = usecase.apply(
+        deps.get_store(), body, user=current_username(), role=current_role(), servicing=tx_servicing
+    )
     return {**filed.application, "warnings": rules_json(filed.warnings)}
 
 
-@endpoint("get", "/applications", summary="Your applications (planners: all)",
-          tag="applications", query=ApplicationsQuery, response=ApplicationList,
-          roles=("investor", "planner"))
+@endpoint(
+    "get",
+    "/applications",
+    summary="Your applications (planners: all)",
+    tag="applications",
+    query=ApplicationsQuery,
+    response=ApplicationList,
+    roles=("investor", "planner"),
+)
 def list_applications(query: ApplicationsQuery):
-    return {"applications": apps.list_applications(deps.get_store(), user=current_username(),
-                                                   role=current_role(), status=query.status)}
+    return {
+        "applications": apps.list_applications(
+            deps.get_store(), user=current_username(), role=current_role(), status=query.status
+        )
+    }
 
 
-@endpoint("get", "/applications/{app_id}", summary="One application", tag="applications",
-          response=apps.ApplicationOut, roles=("investor", "planner"), path_params=APP_ID)
+@endpoint(
+    "get",
+    "/applications/{app_id}",
+    summary="One application",
+    tag="applications",
+    response=apps.ApplicationOut,
+    roles=("investor", "planner"),
+    path_params=APP_ID,
+)
 def get_application(app_id: str):
-    return apps.get_application(deps.get_store(), app_id, user=current_username(), role=current_role())
+    return apps.get_application(
+        deps.get_store(), app_id, user=current_username(), role=current_role()
+    )
 
 
-@endpoint("post", "/applications/{app_id}/withdraw", summary="Withdraw your application",
-          tag="applications", body=apps.WithdrawIn, body_required=False,
-          response=apps.ApplicationOut, roles=("investor",), path_params=APP_ID, errors=(409,),
-          description="A submitted or accepted application; an accepted one gives its plot "
-                      "back (available again, its capacity free).")
+@endpoint(
+    "post",
+    "/applications/{app_id}/withdraw",
+    summary="Withdraw your application",
+    tag="applications",
+    body=apps.WithdrawIn,
+    body_required=False,
+    response=apps.ApplicationOut,
+    roles=("investor",),
+    path_params=APP_ID,
+    errors=(409,),
+    description="A submitted or accepted application; an accepted one gives its plot "
+    "back (available again, its capacity free).",
+)
 def withdraw_application(app_id: str, body: apps.WithdrawIn):
-    return usecase.withdraw(deps.get_store(), app_id, user=current_username(), role=current_role(),
-                         version=body.version)
+    return usecase.withdraw(
+        deps.get_store(), app_id, user=current_username(), role=current_role(), version=body.version
+    )
 
 
-@endpoint("post", "/applications/{app_id}/accept",
-          summary="Accept a submitted application and reserve the plot", tag="applications",
-          body=apps.AcceptIn, body_required=False, response=apps.ApplicationOut,
-          roles=("planner",), path_params=APP_ID, errors=(409,),
-          description="Checked in the transaction that reserves the plot: area within the "
-                      "range, sector allowed, rail if needed, hazard class, and power and "
-                      "water headroom of the plot's substation and main as recorded today. "
-                      "A broken rule is 409 naming each one in `problems` (`field` = the "
-                      "rule) and nothing is written. The plot then carries the "
-                      "application's demand and identity, so other plots on the same "
-                      "substation show less headroom at once.")
+@endpoint(
+    "post",
+    "/applications/{app_id}/accept",
+    summary="Accept a submitted application and reserve the plot",
+    tag="applications",
+    body=apps.AcceptIn,
+    body_required=False,
+    response=apps.ApplicationOut,
+    roles=("planner",),
+    path_params=APP_ID,
+    errors=(409,),
+    description="Checked in the transaction that reserves the plot: area within the "
+    "range, sector allowed, rail if needed, hazard class, and power and "
+    "water headroom of the plot's substation and main as recorded today. "
+    "A broken rule is 409 naming each one in `problems` (`field` = the "
+    "rule) and nothing is written. The plot then carries the "
+    "application's demand and identity, so other plots on the same "
+    "substation show less headroom at once.",
+)
 def accept_application(app_id: str, body: apps.AcceptIn):
-    return usecase.accept(deps.get_store(), app_id, body.plot_id, user=current_username(),
-                          role=current_role(), version=body.version, servicing=tx_servicing)
+    return usecase.accept(
+        deps.get_store(),
+        app_id,
+        body.plot_id,
+        user=current_username(),
+        role=current_role(),
+        version=body.version,
+        servicing=tx_servicing,
+    )
 
 
-@endpoint("post", "/applications/{app_id}/reject", summary="Reject an application",
-          tag="applications", body=apps.RejectIn, response=apps.ApplicationOut,
-          roles=("planner",), path_params=APP_ID, errors=(409,),
-          description="A submitted or accepted application, with a reason the investor "
-                      "sees; an accepted one gives its plot back (available again, its "
-                      "capacity free).")
+@endpoint(
+    "post",
+    "/applications/{app_id}/reject",
+    summary="Reject an application",
+    tag="applications",
+    body=apps.RejectIn,
+    response=apps.ApplicationOut,
+    roles=("planner",),
+    path_params=APP_ID,
+    errors=(409,),
+    description="A submitted or accepted application, with a reason the investor "
+    "sees; an accepted one gives its plot back (available again, its "
+    "capacity free).",
+)
 def reject_application(app_id: str, body: apps.RejectIn):
-    return usecase.reject(deps.get_store(), app_id, body.reason, user=current_username(),
-                          role=current_role(), version=body.version)
+    return usecase.reject(
+        deps.get_store(),
+        app_id,
+        body.reason,
+        user=current_username(),
+        role=current_role(),
+        version=body.version,
+    )
 
 
 # --------------------------------------------------------------------------- uploads
 # How the import options are called in the API's messages.
-API_OPTIONS = {"crs": "the form field crs (an EPSG code)",
-               "src_layer": "the form field src_layer", "encoding": "the form field encoding"}
+API_OPTIONS = {
+    "crs": "the form field crs (an EPSG code)",
+    "src_layer": "the form field src_layer",
+    "encoding": "the form field encoding",
+}
 _TRUE = ("1", "true", "on", "yes")
 
 
@@ -667,8 +892,11 @@ def check_upload_size() -> None:
     """413 when the request is larger than the upload limit."""
     limit = upload_limit()
     if request.content_length is not None and request.content_length > limit:
-        abort(413, f"the upload is larger than {limit // (1024 * 1024) or 1} MB "
-                   f"({limit} bytes); split it or ask for a higher ZONEPLAN_UPLOAD_MAX_BYTES")
+        abort(
+            413,
+            f"the upload is larger than {limit // (1024 * 1024) or 1} MB "
+            f"({limit} bytes); split it or ask for a higher ZONEPLAN_UPLOAD_MAX_BYTES",
+        )
 
 
 def upload_request(file_storage: Any, form: Any) -> tuple[bytes, uploads.ImportOptions]:
@@ -685,14 +913,16 @@ def upload_request(file_storage: Any, form: Any) -> tuple[bytes, uploads.ImportO
     replace = str(form.get("replace", "")).lower() in _TRUE
     mode = (form.get("mode") or "").strip() or ("replace" if replace else "update")
     if mode not in geo_io.MODES or (replace and mode != "replace"):
-        raise QueryError(f"mode: choose {' or '.join(geo_io.MODES)} (replace=true is "
-                         "mode=replace)", "mode")
+        raise QueryError(
+            f"mode: choose {' or '.join(geo_io.MODES)} (replace=true is mode=replace)", "mode"
+        )
     text = {k: (form.get(k) or "").strip()[:60] or None for k in ("crs", "src_layer", "encoding")}
     data = file_storage.read(upload_limit() + 1)
     if len(data) > upload_limit():
         abort(413, "the upload is too large")
-    return data, uploads.ImportOptions(layer=layer, mode=mode,
-                                       filename=Path(file_storage.filename).name[-120:], **text)
+    return data, uploads.ImportOptions(
+        layer=layer, mode=mode, filename=Path(file_storage.filename).name[-120:], **text
+    )
 
 
 @bp.errorhandler(uploads.ConfirmationNeeded)
@@ -700,19 +930,27 @@ def _unconfirmed(err: uploads.ConfirmationNeeded):
     return _error(f"{err}: send confirm_removals={err.plan.removals}", 409, "confirm_removals")
 
 
-@endpoint("post", "/uploads", summary="Check a file for import (nothing is written)",
-          tag="uploads", form=UPLOAD_FORM, response=UploadPreview, roles=("planner",),
-          description="Runs the same checks as `zoneplan import`. 200 with a token and what "
-                      "would change (new ids, updates field by field, and for mode=replace "
-                      "every removal with its status) when the file may be applied; 422 "
-                      "listing every problem otherwise (with that preview when the file "
-                      "could be read). A replace never removes reserved, "
-                      "allocated or occupied plots or plots an application names.")
+@endpoint(
+    "post",
+    "/uploads",
+    summary="Check a file for import (nothing is written)",
+    tag="uploads",
+    form=UPLOAD_FORM,
+    response=UploadPreview,
+    roles=("planner",),
+    description="Runs the same checks as `zoneplan import`. 200 with a token and what "
+    "would change (new ids, updates field by field, and for mode=replace "
+    "every removal with its status) when the file may be applied; 422 "
+    "listing every problem otherwise (with that preview when the file "
+    "could be read). A replace never removes reserved, "
+    "allocated or occupied plots or plots an application names.",
+)
 def upload():
     check_upload_size()
     data, options = upload_request(request.files.get("file"), request.form)
-    plan, token = uploads.stage(deps.get_store(), data, options, user=current_username(),
-                                names=API_OPTIONS)
+    plan, token = uploads.stage(
+        deps.get_store(), data, options, user=current_username(), names=API_OPTIONS
+    )
     if token is None:  # refused: the problems, and what the file would have changed
         response = _invalid(ValidationError(plan.problems))
         body = response.get_json()
@@ -728,18 +966,40 @@ class UploadConfirm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     confirm_removals: int | None = Field(
-        None, ge=0, description="Required when the import removes features: the number of "
-                                "removals the preview listed (a different number -> 409)")
+        None,
+        ge=0,
+        description="Required when the import removes features: the number of "
+        "removals the preview listed (a different number -> 409)",
+    )
 
 
-@endpoint("post", "/uploads/{token}", summary="Apply a checked upload in one transaction",
-          tag="uploads", body=UploadConfirm, body_required=False, response=UploadApplied,
-          roles=("planner",), path_params={"token": {"type": "string"}}, errors=(409, 422))
+@endpoint(
+    "post",
+    "/uploads/{token}",
+    summary="Apply a checked upload in one transaction",
+    tag="uploads",
+    body=UploadConfirm,
+    body_required=False,
+    response=UploadApplied,
+    roles=("planner",),
+    path_params={"token": {"type": "string"}},
+    errors=(409, 422),
+)
 def apply(token: str, body: UploadConfirm):
-    plan, written = uploads.confirm(deps.get_store(), token, user=current_username(),
-                                    confirm_removals=body.confirm_removals, names=API_OPTIONS)
-    return {"layer": plan.layer, "written": len(written), "added": plan.adds,
-            "updated": len(plan.updates), "removed": plan.removals}
+    plan, written = uploads.confirm(
+        deps.get_store(),
+        token,
+        user=current_username(),
+        confirm_removals=body.confirm_removals,
+        names=API_OPTIONS,
+    )
+    return {
+        "layer": plan.layer,
+        "written": len(written),
+        "added": plan.adds,
+        "updated": len(plan.updates),
+        "removed": plan.removals,
+    }
 
 
 # --------------------------------------------------------------------------- the document
@@ -752,8 +1012,9 @@ def openapi_json():
 @bp.get("/docs")
 def docs():
     """A server-rendered listing of the operations, their parameters and bodies."""
-    return render_template("api_docs.html", groups=listing(),
-                           openapi_url=url_for("api.openapi_json"))
+    return render_template(
+        "api_docs.html", groups=listing(), openapi_url=url_for("api.openapi_json")
+    )
 
 
 # Modules that add operations to this blueprint (imported before it is registered).

@@ -5,6 +5,7 @@ Every write runs in one store transaction under the planner's user name, so the 
 audits it; versions are required and a stale one is refused (409). The operations are
 declared with :func:`web.api.endpoint` and so appear in the same OpenAPI document.
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
@@ -14,8 +15,14 @@ from flask_babel import gettext
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from geo.layers import (
-    ASSET_LAYERS, ASSET_STATUSES, ID_MAX_LENGTH, NOTE_MAX_LENGTH, PLOT_STATUSES, SECTORS,
-    TEXT_MAX_LENGTH, get_layer,
+    ASSET_LAYERS,
+    ASSET_STATUSES,
+    ID_MAX_LENGTH,
+    NOTE_MAX_LENGTH,
+    PLOT_STATUSES,
+    SECTORS,
+    TEXT_MAX_LENGTH,
+    get_layer,
 )
 from geo.store import Invalid, NotFound, Store
 from geo.validate import Problem as SchemaProblem
@@ -25,18 +32,41 @@ from web import deps
 from web.api import PLOT_ID, api_error_with_problems, bp, endpoint
 from web.auth import api_error, current_username
 
-__all__ = ["bp", "feature_json", "PlotIn", "PlotPatch", "AssetPatch", "CheckIn", "CheckOut", "EditedPlot",
-           "EditedAsset", "VersionQuery", "EDITABLE_PLOT_FIELDS"]
+__all__ = [
+    "bp",
+    "feature_json",
+    "PlotIn",
+    "PlotPatch",
+    "AssetPatch",
+    "CheckIn",
+    "CheckOut",
+    "EditedPlot",
+    "EditedAsset",
+    "VersionQuery",
+    "EDITABLE_PLOT_FIELDS",
+]
 
 # --------------------------------------------------------------------------- models
 POLYGON_SCHEMA = {
-    "type": "object", "required": ["type", "coordinates"],
+    "type": "object",
+    "required": ["type", "coordinates"],
     "description": "A GeoJSON Polygon in WGS84 (longitude, latitude), rings closed",
     "properties": {
         "type": {"type": "string", "enum": ["Polygon"]},
-        "coordinates": {"type": "array", "minItems": 1, "items": {
-            "type": "array", "minItems": 4, "items": {
-                "type": "array", "minItems": 2, "maxItems": 3, "items": {"type": "number"}}}},
+        "coordinates": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "array",
+                "minItems": 4,
+                "items": {
+                    "type": "array",
+                    "minItems": 2,
+                    "maxItems": 3,
+                    "items": {"type": "number"},
+                },
+            },
+        },
     },
 }
 PolygonJSON = Annotated[dict[str, Any], WithJsonSchema(POLYGON_SCHEMA)]
@@ -44,9 +74,22 @@ TEXT = TEXT_MAX_LENGTH  # the schema's limits (geo/layers.py), as every import a
 NOTE = NOTE_MAX_LENGTH
 #: Plot attributes planners may set when drawing or editing (the rest is computed, or the
 #: lifecycle's: status moves through PATCH only).
-EDITABLE_PLOT_FIELDS = ("cadastre", "sectors", "hazard_ok", "power_kw", "water_m3d", "rail_need",
-                        "resident", "project", "sector", "invest", "jobs", "hazard", "floor_m2",
-                        "start_yr")
+EDITABLE_PLOT_FIELDS = (
+    "cadastre",
+    "sectors",
+    "hazard_ok",
+    "power_kw",
+    "water_m3d",
+    "rail_need",
+    "resident",
+    "project",
+    "sector",
+    "invest",
+    "jobs",
+    "hazard",
+    "floor_m2",
+    "start_yr",
+)
 
 
 class _In(BaseModel):
@@ -57,8 +100,11 @@ class PlotAttributes(_In):
     """Attributes of a plot a planner may set (all optional)."""
 
     cadastre: str | None = Field(None, max_length=TEXT, description="Cadastral number")
-    sectors: str | None = Field(None, max_length=TEXT, description="Allowed sectors: '*' (any) "
-                                f"or a comma list of {', '.join(SECTORS)}")
+    sectors: str | None = Field(
+        None,
+        max_length=TEXT,
+        description=f"Allowed sectors: '*' (any) or a comma list of {', '.join(SECTORS)}",
+    )
     hazard_ok: int | None = Field(None, ge=1, le=5, description="Highest hazard class allowed")
     power_kw: float | None = Field(None, ge=0, description="Power demand, kW")
     water_m3d: float | None = Field(None, ge=0, description="Water demand, m³/day")
@@ -80,8 +126,10 @@ class PlotAttributes(_In):
         codes = [s.strip() for s in value.split(",") if s.strip()]
         unknown = sorted(set(codes) - set(SECTORS))
         if unknown or not codes:
-            raise ValueError(f"unknown sector code(s) {', '.join(unknown) or repr(value)}; "
-                             f"use {', '.join(SECTORS)} or *")
+            raise ValueError(
+                f"unknown sector code(s) {', '.join(unknown) or repr(value)}; "
+                f"use {', '.join(SECTORS)} or *"
+            )
         return ",".join(codes)
 
 
@@ -104,8 +152,11 @@ class PlotPatch(PlotAttributes):
     version: int = Field(..., ge=1, description="The version you saw (stale -> 409)")
     geometry: PolygonJSON | None = Field(None, description="New outline")
     status: Literal[PLOT_STATUSES] | None = Field(None, description="New status")  # type: ignore[valid-type]
-    confirm: bool = Field(False, description="Publish (status available) although the plot has "
-                                             "no road or no water main within reach")
+    confirm: bool = Field(
+        False,
+        description="Publish (status available) although the plot has "
+        "no road or no water main within reach",
+    )
 
 
 class AssetPatch(_In):
@@ -116,8 +167,9 @@ class AssetPatch(_In):
     version: int = Field(..., ge=1, description="The version you saw (stale -> 409)")
     status: Literal[ASSET_STATUSES] | None = Field(None, description="New status")  # type: ignore[valid-type]
     since: IsoDate | None = Field(None, description="Status since (YYYY-MM-DD)")
-    due: IsoDate | None = Field(None, description="Due to be operational (YYYY-MM-DD); "
-                                                  "null clears it")
+    due: IsoDate | None = Field(
+        None, description="Due to be operational (YYYY-MM-DD); null clears it"
+    )
     note: str | None = Field(None, max_length=NOTE, description="Note; null clears it")
 
 
@@ -125,9 +177,12 @@ class CheckIn(_In):
     """A drawn outline to check (nothing is stored)."""
 
     geometry: PolygonJSON = Field(description="The outline")
-    exclude_plot_id: str | None = Field(None, min_length=1, max_length=ID_MAX_LENGTH,
-                                        description="The plot being redrawn (it does not "
-                                                    "overlap itself)")
+    exclude_plot_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=ID_MAX_LENGTH,
+        description="The plot being redrawn (it does not overlap itself)",
+    )
     as_of: IsoDate | None = Field(None, description="Answer servicing as of this date")
     power_kw: float | None = Field(None, ge=0, description="Power demand to test, kW")
     water_m3d: float | None = Field(None, ge=0, description="Water demand to test, m³/day")
@@ -145,8 +200,16 @@ class VersionQuery(BaseModel):
 class ParcelIssue(BaseModel):
     """One problem (or warning) of a drawn parcel, in words."""
 
-    code: Literal["empty", "type", "invalid", "outside", "overlaps_plot", "overlaps_protection",
-                  "too_small", "crosses_road"]
+    code: Literal[
+        "empty",
+        "type",
+        "invalid",
+        "outside",
+        "overlaps_plot",
+        "overlaps_protection",
+        "too_small",
+        "crosses_road",
+    ]
     message: str
     ids: list[str] = Field(description="Plots, protection zones or roads involved")
 
@@ -159,8 +222,9 @@ class CheckOut(BaseModel):
     exp_id: str | None = Field(description="Expansion area holding most of it")
     problems: list[ParcelIssue]
     warnings: list[ParcelIssue]
-    servicing: dict[str, Any] | None = Field(description="planner.servicing record (null when "
-                                                         "the outline is not a valid polygon)")
+    servicing: dict[str, Any] | None = Field(
+        description="planner.servicing record (null when the outline is not a valid polygon)"
+    )
     explain: list[str] = Field(description="The servicing answer in words")
 
 
@@ -212,9 +276,12 @@ def feature_json(layer: str, row: dict[str, Any]) -> dict[str, Any]:
     lyr = get_layer(layer)
     geom = row.get("geometry")
     props = {name: row.get(name) for name in lyr.names}
-    return {"type": "Feature", "id": str(row[lyr.key]),
-            "geometry": to_geojson_geometries([geom])[0] if geom is not None else None,
-            "properties": props}
+    return {
+        "type": "Feature",
+        "id": str(row[lyr.key]),
+        "geometry": to_geojson_geometries([geom])[0] if geom is not None else None,
+        "properties": props,
+    }
 
 
 def _polygon(geometry: Any) -> Any:
@@ -239,9 +306,14 @@ def _publish_unconfirmed(err: parcels.PublishUnconfirmed):
     ``problems`` (``field`` = the utility): send again with ``confirm: true`` to publish."""
     lines = err.lines(gettext)
     return api_error_with_problems(
-        err.message(gettext), 409, "confirm",
-        [SchemaProblem(None, err.plot_id, utility, line)
-         for (utility, _), line in zip(err.gaps, lines)])
+        err.message(gettext),
+        409,
+        "confirm",
+        [
+            SchemaProblem(None, err.plot_id, utility, line)
+            for (utility, _), line in zip(err.gaps, lines)
+        ],
+    )
 
 
 @bp.errorhandler(parcels.StateConflict)
@@ -251,23 +323,37 @@ def _state_conflict(err: parcels.StateConflict):
 
 
 # --------------------------------------------------------------------------- check
-@endpoint("post", "/check", summary="Check a drawn parcel: area, problems, servicing",
-          tag="planning", body=CheckIn, response=CheckOut, roles=("planner",),
-          description="Nothing is stored. 200 with `valid: false` and the problems in words "
-                      "for outlines that cross themselves, leave the zone, overlap plots or "
-                      "protection zones, or are too small; 422 only for GeoJSON that cannot "
-                      "be read.")
+@endpoint(
+    "post",
+    "/check",
+    summary="Check a drawn parcel: area, problems, servicing",
+    tag="planning",
+    body=CheckIn,
+    response=CheckOut,
+    roles=("planner",),
+    description="Nothing is stored. 200 with `valid: false` and the problems in words "
+    "for outlines that cross themselves, leave the zone, overlap plots or "
+    "protection zones, or are too small; 422 only for GeoJSON that cannot "
+    "be read.",
+)
 def check_drawn_parcel(body: CheckIn):
     polygon = _polygon(body.geometry)
     check = parcels.check_parcel(deps.snapshot(), polygon, exclude_plot_id=body.exclude_plot_id)
     record, lines = None, []
     model = deps.servicing_model()
-    if check.polygon is not None and check.polygon.is_valid \
-            and check.polygon.geom_type == "Polygon":
+    if (
+        check.polygon is not None
+        and check.polygon.is_valid
+        and check.polygon.geom_type == "Polygon"
+    ):
         try:
-            record = model.answer_geometry(check.polygon, as_of=body.as_of,
-                                           power_kw=body.power_kw, water_m3d=body.water_m3d,
-                                           rail_need=body.rail_need)
+            record = model.answer_geometry(
+                check.polygon,
+                as_of=body.as_of,
+                power_kw=body.power_kw,
+                water_m3d=body.water_m3d,
+                rail_need=body.rail_need,
+            )
             lines = deps.explain(record, translate=gettext)
         except ValueError as err:
             lines = [str(err)]
@@ -279,38 +365,66 @@ def _attributes(model: BaseModel, names: set[str]) -> dict[str, Any]:
     return {name: getattr(model, name) for name in EDITABLE_PLOT_FIELDS if name in names}
 
 
-@endpoint("post", "/plots", summary="Store a drawn parcel as a candidate plot", tag="planning",
-          body=PlotIn, response=EditedPlot, status=201, roles=("planner",), errors=(409,),
-          description="The outline is checked again (as /api/check) inside the write "
-                      "transaction, so two planners cannot store overlapping parcels; the new "
-                      "plot gets the next free id and status `candidate`. 422 lists every "
-                      "problem.")
+@endpoint(
+    "post",
+    "/plots",
+    summary="Store a drawn parcel as a candidate plot",
+    tag="planning",
+    body=PlotIn,
+    response=EditedPlot,
+    status=201,
+    roles=("planner",),
+    errors=(409,),
+    description="The outline is checked again (as /api/check) inside the write "
+    "transaction, so two planners cannot store overlapping parcels; the new "
+    "plot gets the next free id and status `candidate`. 422 lists every "
+    "problem.",
+)
 def create_plot(body: PlotIn):
     polygon = _polygon(body.geometry)
-    attrs = _attributes(body.properties, body.properties.model_fields_set) \
-        if body.properties is not None else {}
+    attrs = (
+        _attributes(body.properties, body.properties.model_fields_set)
+        if body.properties is not None
+        else {}
+    )
     store: Store = deps.get_store()
-    plot_id, check = parcels.create_candidate(store, polygon, user=_user(), attributes=attrs,
-                                              translate=gettext)
-    return {**feature_json("plots", store.get("plots", plot_id)),
-            "warnings": _issues(check.warnings)}
+    plot_id, check = parcels.create_candidate(
+        store, polygon, user=_user(), attributes=attrs, translate=gettext
+    )
+    return {
+        **feature_json("plots", store.get("plots", plot_id)),
+        "warnings": _issues(check.warnings),
+    }
 
 
-@endpoint("patch", "/plots/{plot_id}", summary="Change a plot's outline, status or attributes",
-          tag="planning", body=PlotPatch, response=EditedPlot, roles=("planner",),
-          path_params=PLOT_ID, errors=(409,),
-          description="Needs the version you saw: a stale one is refused with 409 and "
-                      "nothing changes. Status moves follow the lifecycle (an illegal jump "
-                      "such as occupied → candidate is 409); outlines change only while the "
-                      "plot is a candidate or available, and are checked as /api/check. "
-                      "Publishing (status available) a plot with no road or no water main "
-                      "within reach is 409 (`field` confirm, the servicing answer in "
-                      "`problems`) unless `confirm` is true.")
+@endpoint(
+    "patch",
+    "/plots/{plot_id}",
+    summary="Change a plot's outline, status or attributes",
+    tag="planning",
+    body=PlotPatch,
+    response=EditedPlot,
+    roles=("planner",),
+    path_params=PLOT_ID,
+    errors=(409,),
+    description="Needs the version you saw: a stale one is refused with 409 and "
+    "nothing changes. Status moves follow the lifecycle (an illegal jump "
+    "such as occupied → candidate is 409); outlines change only while the "
+    "plot is a candidate or available, and are checked as /api/check. "
+    "Publishing (status available) a plot with no road or no water main "
+    "within reach is 409 (`field` confirm, the servicing answer in "
+    "`problems`) unless `confirm` is true.",
+)
 def patch_plot(plot_id: str, body: PlotPatch):
     sent = body.model_fields_set - {"version", "confirm"}
     if not sent:
-        raise Invalid([SchemaProblem(None, plot_id, None, "nothing to change: send geometry, "
-                                                          "status or attributes")])
+        raise Invalid(
+            [
+                SchemaProblem(
+                    None, plot_id, None, "nothing to change: send geometry, status or attributes"
+                )
+            ]
+        )
     for name, what in (("geometry", "an outline"), ("status", "a status")):
         if name in sent and getattr(body, name) is None:
             raise Invalid([SchemaProblem(None, plot_id, name, f"a plot needs {what}")])
@@ -320,44 +434,82 @@ def patch_plot(plot_id: str, body: PlotPatch):
     if "geometry" in sent:
         changes["geometry"] = _polygon(body.geometry)
     store: Store = deps.get_store()
-    _, check = parcels.update_plot(store, plot_id, changes, version=body.version, user=_user(),
-                                   translate=gettext, servicing=deps.servicing_model(),
-                                   confirm=body.confirm)
-    return {**feature_json("plots", store.get("plots", plot_id)),
-            "warnings": _issues(check.warnings) if check else []}
+    _, check = parcels.update_plot(
+        store,
+        plot_id,
+        changes,
+        version=body.version,
+        user=_user(),
+        translate=gettext,
+        servicing=deps.servicing_model(),
+        confirm=body.confirm,
+    )
+    return {
+        **feature_json("plots", store.get("plots", plot_id)),
+        "warnings": _issues(check.warnings) if check else [],
+    }
 
 
-@endpoint("delete", "/plots/{plot_id}", summary="Delete a candidate plot", tag="planning",
-          query=VersionQuery, status=204, roles=("planner",), path_params=PLOT_ID,
-          errors=(409,), description="Only candidates (never offered to investors) may be "
-                                     "deleted; `version` is required (stale -> 409).")
+@endpoint(
+    "delete",
+    "/plots/{plot_id}",
+    summary="Delete a candidate plot",
+    tag="planning",
+    query=VersionQuery,
+    status=204,
+    roles=("planner",),
+    path_params=PLOT_ID,
+    errors=(409,),
+    description="Only candidates (never offered to investors) may be "
+    "deleted; `version` is required (stale -> 409).",
+)
 def delete_plot(plot_id: str, query: VersionQuery):
     parcels.delete_candidate(deps.get_store(), plot_id, version=query.version, user=_user())
     return Response(status=204)
 
 
 # --------------------------------------------------------------------------- assets
-ASSET_PATH = {"layer": {"type": "string", "enum": list(ASSET_LAYERS)},
-              "asset_id": {"type": "string", "minLength": 1,
-                           "maxLength": ID_MAX_LENGTH}}
+ASSET_PATH = {
+    "layer": {"type": "string", "enum": list(ASSET_LAYERS)},
+    "asset_id": {"type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH},
+}
 
 
-@endpoint("patch", "/assets/{layer}/{asset_id}", summary="Set an asset's status, dates or note",
-          tag="planning", body=AssetPatch, response=EditedAsset, roles=("planner",),
-          path_params=ASSET_PATH, errors=(409,),
-          description="E.g. mark substation SS-12 repaired: `{\"status\": \"operational\", "
-                      "\"due\": null, \"version\": 3}`. When the status changes without "
-                      "`since`, `since` becomes today. Servicing answers follow at once.")
+@endpoint(
+    "patch",
+    "/assets/{layer}/{asset_id}",
+    summary="Set an asset's status, dates or note",
+    tag="planning",
+    body=AssetPatch,
+    response=EditedAsset,
+    roles=("planner",),
+    path_params=ASSET_PATH,
+    errors=(409,),
+    description='E.g. mark substation SS-12 repaired: `{"status": "operational", '
+    '"due": null, "version": 3}`. When the status changes without '
+    "`since`, `since` becomes today. Servicing answers follow at once.",
+)
 def patch_asset(layer: str, asset_id: str, body: AssetPatch):
     if layer not in ASSET_LAYERS:
         raise NotFound(f"no infrastructure layer {layer!r}; layers: {', '.join(ASSET_LAYERS)}")
     sent = body.model_fields_set - {"version"}
     if not sent:
-        raise Invalid([SchemaProblem(None, asset_id, None, "nothing to change: send status, "
-                                                           "since, due or note")])
+        raise Invalid(
+            [
+                SchemaProblem(
+                    None, asset_id, None, "nothing to change: send status, since, due or note"
+                )
+            ]
+        )
     if "status" in sent and body.status is None:
         raise Invalid([SchemaProblem(None, asset_id, "status", "an asset needs a status")])
     store: Store = deps.get_store()
-    parcels.update_asset(store, layer, asset_id, {name: getattr(body, name) for name in sent},
-                         version=body.version, user=_user())
+    parcels.update_asset(
+        store,
+        layer,
+        asset_id,
+        {name: getattr(body, name) for name in sent},
+        version=body.version,
+        user=_user(),
+    )
     return {**feature_json(layer, store.get(layer, asset_id)), "layer": layer}

@@ -3,6 +3,7 @@
 A thin adapter over :mod:`usecases.jobs`; the pages that start jobs (allocation,
 subdivision, access design) poll these operations.
 """
+
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -54,22 +55,45 @@ def _summary(job: dict[str, Any]) -> dict[str, Any]:
     return {**job, "result": None}
 
 
-@endpoint("get", "/jobs", summary="Recent background jobs", tag="jobs", query=JobsQuery,
-          response=JobList, roles=("planner",), description="Results are left out; fetch a "
-                                                            "job to get its result.")
+@endpoint(
+    "get",
+    "/jobs",
+    summary="Recent background jobs",
+    tag="jobs",
+    query=JobsQuery,
+    response=JobList,
+    roles=("planner",),
+    description="Results are left out; fetch a job to get its result.",
+)
 def list_jobs(query: JobsQuery):
     return {"jobs": [_summary(j) for j in deps.get_jobs().list(kind=query.kind, limit=query.limit)]}
 
 
-@endpoint("get", "/jobs/{job_id}", summary="One background job", tag="jobs", response=JobOut,
-          roles=("planner",), path_params=JOB_ID, errors=(404,))
+@endpoint(
+    "get",
+    "/jobs/{job_id}",
+    summary="One background job",
+    tag="jobs",
+    response=JobOut,
+    roles=("planner",),
+    path_params=JOB_ID,
+    errors=(404,),
+)
 def get_job(job_id: str):
     return deps.get_jobs().get(job_id)
 
 
-@endpoint("post", "/jobs/{job_id}/cancel", summary="Cancel a background job", tag="jobs",
-          response=JobOut, roles=("planner",), path_params=JOB_ID, errors=(404,),
-          description="A queued job is cancelled at once; a running one stops at its next "
-                      "progress report. Ended jobs are left as they are.")
+@endpoint(
+    "post",
+    "/jobs/{job_id}/cancel",
+    summary="Cancel a background job",
+    tag="jobs",
+    response=JobOut,
+    roles=("planner",),
+    path_params=JOB_ID,
+    errors=(404,),
+    description="A queued job is cancelled at once; a running one stops at its next "
+    "progress report. Ended jobs are left as they are.",
+)
 def cancel_job(job_id: str):
     return deps.get_jobs().cancel(job_id, user=current_username() or "unknown")

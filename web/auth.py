@@ -14,15 +14,27 @@ session cookie is ignored), which is why such requests may skip the CSRF check. 
 (for desktop GIS clients) is honoured on the read-only OGC API under /ogc only: browsers
 replay Basic credentials by themselves, so they must never authorise a write.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template,
-                   request, session, url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
@@ -32,9 +44,9 @@ from wtforms.validators import DataRequired, EqualTo, Length
 
 from geo.layers import ROLES
 from geo.store import StoreError
+from usecases import accounts
 from web.deps import get_store
 from web.security import basic_credentials, bearer_token, login_throttle
-from usecases import accounts
 
 bp = Blueprint("auth", __name__)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -143,6 +155,7 @@ def _here() -> str:
 
 def role_required(*roles: str) -> Callable:
     """Page decorator: anonymous users go to the log-in page, other roles get 403."""
+
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapped(*args, **kwargs):
@@ -152,8 +165,10 @@ def role_required(*roles: str) -> Callable:
             if not has_role(*roles):
                 abort(403)
             return view(*args, **kwargs)
+
         wrapped.roles = roles  # for tests and the route table
         return wrapped
+
     return decorator
 
 
@@ -168,18 +183,25 @@ def api_error(message: str, status: int, field: str | None = None):
 
 def api_role_required(*roles: str) -> Callable:
     """JSON decorator: 401 for anonymous callers, 403 for other roles."""
+
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapped(*args, **kwargs):
             if not current_user.is_authenticated and "public" not in roles:
-                return api_error("authentication required: log in, or send "
-                                 "'Authorization: Bearer <token>' (zoneplan user token NAME)", 401)
+                return api_error(
+                    "authentication required: log in, or send "
+                    "'Authorization: Bearer <token>' (zoneplan user token NAME)",
+                    401,
+                )
             if not has_role(*roles):
-                return api_error(f"this needs the role {' or '.join(roles)}; "
-                                 f"you are {current_role()}", 403)
+                return api_error(
+                    f"this needs the role {' or '.join(roles)}; you are {current_role()}", 403
+                )
             return view(*args, **kwargs)
+
         wrapped.roles = roles
         return wrapped
+
     return decorator
 
 
@@ -189,8 +211,13 @@ def safe_next(target: str | None, default: str = "/") -> str:
     if not target or _CONTROL.search(target):
         return default
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
-            or "\\" in target:
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+    ):
         return default
     return target
 
@@ -204,10 +231,13 @@ class LoginForm(FlaskForm):
 
 class PasswordForm(FlaskForm):
     current = PasswordField(_l("Current password"), validators=[DataRequired()])
-    password = PasswordField(_l("New password"), validators=[
-        DataRequired(), Length(min=accounts.MIN_PASSWORD, max=256)])
-    confirm = PasswordField(_l("Repeat the new password"), validators=[
-        DataRequired(), EqualTo("password", message=_l("The passwords differ."))])
+    password = PasswordField(
+        _l("New password"), validators=[DataRequired(), Length(min=accounts.MIN_PASSWORD, max=256)]
+    )
+    confirm = PasswordField(
+        _l("Repeat the new password"),
+        validators=[DataRequired(), EqualTo("password", message=_l("The passwords differ."))],
+    )
 
 
 class TokenForm(FlaskForm):
@@ -217,8 +247,9 @@ class TokenForm(FlaskForm):
 class NewUserForm(FlaskForm):
     username = StringField(_l("User name"), validators=[DataRequired(), Length(min=2, max=32)])
     role = SelectField(_l("Role"), choices=list(ROLES))
-    password = PasswordField(_l("Password"), validators=[
-        DataRequired(), Length(min=accounts.MIN_PASSWORD, max=256)])
+    password = PasswordField(
+        _l("Password"), validators=[DataRequired(), Length(min=accounts.MIN_PASSWORD, max=256)]
+    )
 
 
 class UserActionForm(FlaskForm):
@@ -240,9 +271,14 @@ def login():
         throttle = login_throttle()
         wait = throttle.retry_after(username, address)
         if wait:
-            flash(_("Too many failed log-ins for this user from your address. "
-                    "Try again in %(minutes)d minute(s).", minutes=max(1, (wait + 59) // 60)),
-                  "danger")
+            flash(
+                _(
+                    "Too many failed log-ins for this user from your address. "
+                    "Try again in %(minutes)d minute(s).",
+                    minutes=max(1, (wait + 59) // 60),
+                ),
+                "danger",
+            )
             status = 429
         else:
             record = accounts.authenticate(get_store(), username, form.password.data)
@@ -290,13 +326,19 @@ def account():
     if request.method == "POST":
         if "pw-password" in request.form:
             if password_form.validate_on_submit():
-                if accounts.authenticate(store, current_user.username,
-                                         password_form.current.data) is None:
+                if (
+                    accounts.authenticate(store, current_user.username, password_form.current.data)
+                    is None
+                ):
                     flash(_("The current password is wrong."), "danger")
                     status = 400
                 else:
-                    accounts.set_password(store, current_user.username, password_form.password.data,
-                                          by=current_user.username)
+                    accounts.set_password(
+                        store,
+                        current_user.username,
+                        password_form.password.data,
+                        by=current_user.username,
+                    )
                     fresh = accounts.get_user(store, current_user.username, secrets_too=True)
                     _log_in(fresh)  # every earlier session of this user has ended
                     flash(_("Your password has been changed."), "success")
@@ -312,8 +354,13 @@ def account():
         else:
             status = 400
     user = accounts.get_user(store, current_user.username)
-    return render_template("account.html", user=user, password_form=password_form,
-                           token_form=token_form, new_token=new_token), status
+    return render_template(
+        "account.html",
+        user=user,
+        password_form=password_form,
+        token_form=token_form,
+        new_token=new_token,
+    ), status
 
 
 @bp.route("/admin/users", methods=["GET", "POST"])
@@ -327,8 +374,13 @@ def users():
         try:
             if "new-username" in request.form:
                 if form.validate_on_submit():
-                    accounts.create_user(store, form.username.data, form.role.data,
-                                         form.password.data, by=current_user.username)
+                    accounts.create_user(
+                        store,
+                        form.username.data,
+                        form.role.data,
+                        form.password.data,
+                        by=current_user.username,
+                    )
                     flash(_("User %(name)s created.", name=form.username.data), "success")
                     return redirect(url_for("auth.users"))
                 status = 400
@@ -340,8 +392,9 @@ def users():
         except (StoreError, ValueError) as err:
             flash(str(err), "danger")
             status = 400
-    return render_template("users.html", users=accounts.list_users(store), form=form,
-                           action=action, roles=ROLES), status
+    return render_template(
+        "users.html", users=accounts.list_users(store), form=form, action=action, roles=ROLES
+    ), status
 
 
 def _user_action(store, form: UserActionForm) -> None:
@@ -365,9 +418,13 @@ def init_app(app) -> None:
     """Attach Flask-Login to ``app`` and its cache of verified Basic credentials."""
     login_manager.init_app(app)
     app.extensions[VERIFIED] = accounts.VerifiedPasswords(
-        float(app.config.get("BASIC_AUTH_TTL", 300)))
+        float(app.config.get("BASIC_AUTH_TTL", 300))
+    )
 
     @app.context_processor
     def _roles() -> dict[str, Any]:
-        return {"current_role": current_role, "has_role": has_role,
-                "current_username": current_username}
+        return {
+            "current_role": current_role,
+            "has_role": has_role,
+            "current_username": current_username,
+        }

@@ -5,20 +5,32 @@ A thin adapter: data for the catalogue comes from /api/plots (web/static/catalog
 decisions from planner.catalogue and planner.applications, files from geo.io through
 the helpers of web.api.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
-                   session, url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
 from geo.layers import LAYERS, SECTORS, parse_sectors
 from geo.store import Conflict, NotFound
-from geo.validate import Problem as SchemaProblem, ValidationError
+from geo.validate import Problem as SchemaProblem
+from geo.validate import ValidationError
 from planner import applications as apps
 from planner import catalogue as cat
 from planner.servicing import UTILITY_WORDS, readiness_basis
@@ -31,10 +43,16 @@ from web.maps import PLOT_COLOURS, tr_label, tr_value
 
 bp = Blueprint("catalogue", __name__)
 
-DOWNLOAD_FORMATS = (("shp.zip", "Shapefile (zip)"), ("gpkg", "GeoPackage"),
-                    ("geojson", "GeoJSON"))
-CONTEXT_LAYERS = ("zone", "roads", "rail_lines", "rail_stations", "substations", "power_lines",
-                  "water_mains")
+DOWNLOAD_FORMATS = (("shp.zip", "Shapefile (zip)"), ("gpkg", "GeoPackage"), ("geojson", "GeoJSON"))
+CONTEXT_LAYERS = (
+    "zone",
+    "roads",
+    "rail_lines",
+    "rail_stations",
+    "substations",
+    "power_lines",
+    "water_mains",
+)
 UPLOAD_SESSION_KEY = "zp_upload"
 
 
@@ -51,12 +69,15 @@ def _page_config() -> dict[str, Any]:
     """What catalogue.js needs, passed as data attributes (no inline script)."""
     config = current_app.config
     return {
-        "api": url_for("api.list_plots"), "plot_url": url_for("catalogue.plot", plot_id="__ID__"),
+        "api": url_for("api.list_plots"),
+        "plot_url": url_for("catalogue.plot", plot_id="__ID__"),
         "layers_url": url_for("api.get_layer", name="__NAME__"),
         "vector_tiles": url_for("tiles.tile", layer="__layer__", z=0, x=0, y=0).replace(
-            "/0/0/0.mvt", "/{z}/{x}/{y}.mvt"),
+            "/0/0/0.mvt", "/{z}/{x}/{y}.mvt"
+        ),
         "export_url": url_for("api.export", layer="plots", format="gpkg").replace(
-            "plots.gpkg", "plots.__FMT__"),
+            "plots.gpkg", "plots.__FMT__"
+        ),
         "tiles": config.get("ZONEPLAN_TILES_URL") or "",
         "attribution": config.get("ZONEPLAN_TILES_ATTRIBUTION") or "",
         "colours": PLOT_COLOURS,
@@ -64,9 +85,16 @@ def _page_config() -> dict[str, Any]:
             "matched": _("%(n)s plots match", n="{n}"),
             "shown": _("%(n)s shown", n="{n}"),
             "none": _("No plot matches these filters."),
-            "loading": _("Loading…"), "error": _("Could not load the plots:"),
-            "yes": _("yes"), "no": _("no"), "any_sector": _("any sector"), "now": _("now"), "unknown": _("unknown"),
-            "ha": _("ha"), "kw": _("kW"), "m3d": _("m³/day"),
+            "loading": _("Loading…"),
+            "error": _("Could not load the plots:"),
+            "yes": _("yes"),
+            "no": _("no"),
+            "any_sector": _("any sector"),
+            "now": _("now"),
+            "unknown": _("unknown"),
+            "ha": _("ha"),
+            "kw": _("kW"),
+            "m3d": _("m³/day"),
             "waits_for": _("waits for %(what)s", what="{what}"),
             "utilities": {u: _(word) for u, word in UTILITY_WORDS.items()},
             "sectors": {s: _tv(s) for s in SECTORS},
@@ -91,8 +119,13 @@ def plots():
     """Plots (available by default, any status the reader may see): filters, a map and a
     sortable list kept in sync (data: /api/plots)."""
     values, error = _filters_or_error(request.args.to_dict(flat=True))
-    return render_template("plots.html", values=values, error=error, page_config=_page_config(),
-                           formats=DOWNLOAD_FORMATS)
+    return render_template(
+        "plots.html",
+        values=values,
+        error=error,
+        page_config=_page_config(),
+        formats=DOWNLOAD_FORMATS,
+    )
 
 
 def _servicing_record(plot_id: str, as_of: dt.date | None = None) -> dict[str, Any] | None:
@@ -105,22 +138,29 @@ def _plot_context(plot_id: str) -> dict[str, Any]:
         rows = cat.get_plot(store, plot_id, role=current_role(), servicing=deps.servicing_model())
     except NotFound:
         abort(404)
-    props = cat.plot_properties(rows.drop(columns="geometry").iloc[0].to_dict(),
-                                plot_view(current_role()))
+    props = cat.plot_properties(
+        rows.drop(columns="geometry").iloc[0].to_dict(), plot_view(current_role())
+    )
     raw = rows.iloc[0]
     record = _servicing_record(plot_id)
     allowed = parse_sectors(raw["sectors"])
     area = float(props["area_ha"] or 0)
-    defaults = {"min_ha": f"{math.floor(area * 10) / 10:g}", "max_ha": f"{math.ceil(area * 10) / 10:g}",
-                "sector": "" if allowed is None or len(allowed) != 1 else next(iter(allowed))}
-    return {"plot": props, "record": record,
-            "explain": deps.explain(record, translate=_) if record else [],
-            "ready_basis": readiness_basis(record, _) if record else "",
-            "waits_for": ", ".join(_(UTILITY_WORDS[u]) for u in record["waits_for"])
-            if record else "",
-            "sector_choices": [s for s in SECTORS if allowed is None or s in allowed],
-            "defaults": defaults, "page_config": _page_config(),
-            "can_apply": has_role("investor") and props["status"] == cat.PUBLIC_PLOT_STATUS}
+    defaults = {
+        "min_ha": f"{math.floor(area * 10) / 10:g}",
+        "max_ha": f"{math.ceil(area * 10) / 10:g}",
+        "sector": "" if allowed is None or len(allowed) != 1 else next(iter(allowed)),
+    }
+    return {
+        "plot": props,
+        "record": record,
+        "explain": deps.explain(record, translate=_) if record else [],
+        "ready_basis": readiness_basis(record, _) if record else "",
+        "waits_for": ", ".join(_(UTILITY_WORDS[u]) for u in record["waits_for"]) if record else "",
+        "sector_choices": [s for s in SECTORS if allowed is None or s in allowed],
+        "defaults": defaults,
+        "page_config": _page_config(),
+        "can_apply": has_role("investor") and props["status"] == cat.PUBLIC_PLOT_STATUS,
+    }
 
 
 @bp.route("/plots/<plot_id>")
@@ -158,24 +198,34 @@ def apply(plot_id: str):
     store, user, role = deps.get_store(), current_username(), current_role()
     try:
         if not request.form.get("confirm"):
-            warnings = usecase.check(store, data, user=user, role=role,
-                                     servicing=api.tx_servicing)
+            warnings = usecase.check(store, data, user=user, role=role, servicing=api.tx_servicing)
             if warnings:
-                return render_template("plots_detail.html", form=request.form, errors={},
-                                       warnings=api.rules_json(warnings),
-                                       **_plot_context(plot_id))
+                return render_template(
+                    "plots_detail.html",
+                    form=request.form,
+                    errors={},
+                    warnings=api.rules_json(warnings),
+                    **_plot_context(plot_id),
+                )
         filed = usecase.apply(store, data, user=user, role=role, servicing=api.tx_servicing)
     except ValidationError as err:
         ctx = _plot_context(plot_id)
-        return render_template("plots_detail.html", form=request.form,
-                               errors=_problems_by_field(err), **ctx), 422
+        return render_template(
+            "plots_detail.html", form=request.form, errors=_problems_by_field(err), **ctx
+        ), 422
     except NotFound:
         abort(404)
     except Conflict as err:
         flash(str(err), "danger")
         return redirect(url_for("catalogue.plots"))
-    flash(_("Application %(id)s submitted for plot %(plot)s.", id=filed.application["app_id"],
-            plot=plot_id), "success")
+    flash(
+        _(
+            "Application %(id)s submitted for plot %(plot)s.",
+            id=filed.application["app_id"],
+            plot=plot_id,
+        ),
+        "success",
+    )
     for warning in api.rules_json(filed.warnings):
         flash(warning["message"], "warning")
     return redirect(url_for("catalogue.applications"))
@@ -193,23 +243,34 @@ def _candidates(app: Mapping[str, Any]) -> list[dict[str, Any]]:
         rows = []
     if app.get("plot_id") and app["plot_id"] not in [r["plot_id"] for r in rows]:
         try:
-            rows.insert(0, cat.plot_properties(store.get("plots", app["plot_id"]),
-                                               plot_view("planner")))
+            rows.insert(
+                0, cat.plot_properties(store.get("plots", app["plot_id"]), plot_view("planner"))
+            )
         except NotFound:
             pass
     return rows
 
 
-def _applications_page(new_form: Mapping[str, Any] | None = None,
-                       errors: Mapping[str, str] | None = None, status: int = 200):
+def _applications_page(
+    new_form: Mapping[str, Any] | None = None,
+    errors: Mapping[str, str] | None = None,
+    status: int = 200,
+):
     store = deps.get_store()
     staff = has_role("planner")
     records = apps.list_applications(store, user=current_username(), role=current_role())
-    candidates = {a["app_id"]: _candidates(a) for a in records
-                  if staff and a["status"] == "submitted"}
-    return render_template("applications_board.html", applications=records, staff=staff,
-                           candidates=candidates, form=new_form or {"min_ha": "", "max_ha": ""},
-                           errors=errors or {}, investor=has_role("investor")), status
+    candidates = {
+        a["app_id"]: _candidates(a) for a in records if staff and a["status"] == "submitted"
+    }
+    return render_template(
+        "applications_board.html",
+        applications=records,
+        staff=staff,
+        candidates=candidates,
+        form=new_form or {"min_ha": "", "max_ha": ""},
+        errors=errors or {},
+        investor=has_role("investor"),
+    ), status
 
 
 @bp.route("/applications", methods=["GET", "POST"])
@@ -221,9 +282,13 @@ def applications():
     if not has_role("investor"):
         abort(403)
     try:
-        filed = usecase.apply(deps.get_store(), _form_data(request.form),
-                              user=current_username(), role=current_role(),
-                              servicing=api.tx_servicing)
+        filed = usecase.apply(
+            deps.get_store(),
+            _form_data(request.form),
+            user=current_username(),
+            role=current_role(),
+            servicing=api.tx_servicing,
+        )
     except ValidationError as err:
         return _applications_page(request.form, _problems_by_field(err), 422)
     flash(_("Application %(id)s submitted.", id=filed.application["app_id"]), "success")
@@ -243,10 +308,18 @@ def _act(app_id: str, action: str) -> Any:
             raise Forbidden("only investors withdraw their applications")
         return usecase.withdraw(store, app_id, user=user, role=role, version=version)
     if action == "accept":
-        return usecase.accept(store, app_id, request.form.get("plot_id") or None, user=user,
-                              role=role, version=version, servicing=api.tx_servicing)
-    return usecase.reject(store, app_id, request.form.get("reason", ""), user=user, role=role,
-                          version=version)
+        return usecase.accept(
+            store,
+            app_id,
+            request.form.get("plot_id") or None,
+            user=user,
+            role=role,
+            version=version,
+            servicing=api.tx_servicing,
+        )
+    return usecase.reject(
+        store, app_id, request.form.get("reason", ""), user=user, role=role, version=version
+    )
 
 
 @bp.route("/applications/<app_id>/<any(withdraw, accept, reject):action>", methods=["POST"])
@@ -269,9 +342,11 @@ def application_action(app_id: str, action: str):
         flash(message, "danger")
         return redirect(url_for("catalogue.applications"))
     released = action != "accept" and app.get("assigned")
-    done = {"withdraw": _("Application %(id)s withdrawn."),
-            "accept": _("Application %(id)s accepted: plot %(plot)s is reserved."),
-            "reject": _("Application %(id)s rejected.")}[action]
+    done = {
+        "withdraw": _("Application %(id)s withdrawn."),
+        "accept": _("Application %(id)s accepted: plot %(plot)s is reserved."),
+        "reject": _("Application %(id)s rejected."),
+    }[action]
     if released:
         done += " " + _("Plot %(plot)s is released.")
     flash(done % {"id": app["app_id"], "plot": app.get("assigned") or ""}, "success")
@@ -283,18 +358,22 @@ def application_action(app_id: str, action: str):
 def downloads():
     """Every layer the reader may download, in each format."""
     store = deps.get_store()
-    layers = [dict(item, label=tr_label(item["label"], _))
-              for item in cat.layer_summary(store, current_role())
-              if item["name"] in api.EXPORTABLE]
+    layers = [
+        dict(item, label=tr_label(item["label"], _))
+        for item in cat.layer_summary(store, current_role())
+        if item["name"] in api.EXPORTABLE
+    ]
     return render_template("plots_downloads.html", layers=layers, formats=DOWNLOAD_FORMATS)
 
 
 # --------------------------------------------------------------------------- uploads
 def _page_options() -> dict[str, str]:
     """How the import options are called on the upload page, for messages."""
-    return {"crs": _('the "CRS, if the file has none" field'),
-            "src_layer": _('the "Layer or file inside" field'),
-            "encoding": _('the "Text encoding" field')}
+    return {
+        "crs": _('the "CRS, if the file has none" field'),
+        "src_layer": _('the "Layer or file inside" field'),
+        "encoding": _('the "Text encoding" field'),
+    }
 
 
 def _upload_page(**ctx: Any):
@@ -318,13 +397,15 @@ def upload():
     if request.method == "GET":
         return _upload_page()
     api.check_upload_size()
-    values = {k: request.form.get(k, "") for k in ("layer", "replace", "crs", "src_layer",
-                                                   "encoding")}
+    values = {
+        k: request.form.get(k, "") for k in ("layer", "replace", "crs", "src_layer", "encoding")
+    }
     _forget_staged()
     try:
         data, options = api.upload_request(request.files.get("file"), request.form)
-        plan, token = uploads.stage(deps.get_store(), data, options, user=current_username(),
-                                    names=_page_options())
+        plan, token = uploads.stage(
+            deps.get_store(), data, options, user=current_username(), names=_page_options()
+        )
     except cat.QueryError as err:
         return _upload_page(values=values, error=str(err), status=400)
     except ValidationError as err:
@@ -351,26 +432,41 @@ def upload_confirm():
         return redirect(url_for("catalogue.upload"))
     store = deps.get_store()
     try:
-        plan, written = uploads.confirm(store, token, user=current_username(),
-                                        confirm_removals=_confirmed_removals(),
-                                        names=_page_options())
+        plan, written = uploads.confirm(
+            store,
+            token,
+            user=current_username(),
+            confirm_removals=_confirmed_removals(),
+            names=_page_options(),
+        )
     except NotFound as err:
         session.pop(UPLOAD_SESSION_KEY, None)
         flash(str(err), "danger")
         return redirect(url_for("catalogue.upload"))
     except uploads.ConfirmationNeeded as err:
-        return _upload_page(plan=err.plan, status=409, error=_(
-            "Tick the box confirming that %(n)s feature(s) will be removed, or cancel.",
-            n=err.plan.removals))
+        return _upload_page(
+            plan=err.plan,
+            status=409,
+            error=_(
+                "Tick the box confirming that %(n)s feature(s) will be removed, or cancel.",
+                n=err.plan.removals,
+            ),
+        )
     except (ValidationError, Conflict) as err:
         _forget_staged()
-        problems = getattr(err, "problems", None) or [
-            SchemaProblem(None, None, None, str(err))]
+        problems = getattr(err, "problems", None) or [SchemaProblem(None, None, None, str(err))]
         return _upload_page(problems=problems, status=409)
     session.pop(UPLOAD_SESSION_KEY, None)
-    flash(_("%(layer)s: %(added)s added, %(updated)s updated, %(removed)s removed.",
-            layer=tr_label(LAYERS[plan.layer].label, _), added=plan.adds,
-            updated=len(plan.updates), removed=plan.removals), "success")
+    flash(
+        _(
+            "%(layer)s: %(added)s added, %(updated)s updated, %(removed)s removed.",
+            layer=tr_label(LAYERS[plan.layer].label, _),
+            added=plan.adds,
+            updated=len(plan.updates),
+            removed=plan.removals,
+        ),
+        "success",
+    )
     return redirect(url_for("catalogue.upload"))
 
 

@@ -1,20 +1,21 @@
 """Per-app access to the store, its snapshot and the servicing model, cached by the revision of
 the layers each reads."""
+
 from __future__ import annotations
 
 import datetime as dt
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
 
 import pandas as pd
 from flask import Flask, current_app
 
 from geo.layers import FEATURE_LAYERS, LAYERS
 from geo.store import Store, open_store
-from usecases.jobs import JobRunner
-
 from planner import servicing as _servicing
+from usecases.jobs import JobRunner
 
 EXTENSION = "zoneplan"
 # What derived values are built from: log-ins, jobs and settings change nothing drawn.
@@ -36,8 +37,9 @@ class RevisionCache:
         self._values: OrderedDict[Hashable, tuple[str, Any]] = OrderedDict()
         self._building: dict[tuple[Hashable, str], threading.Lock] = {}
 
-    def get_or_build(self, key: Hashable, build: Callable[[], Any],
-                     revision: str | None = None) -> Any:
+    def get_or_build(
+        self, key: Hashable, build: Callable[[], Any], revision: str | None = None
+    ) -> Any:
         """The value under ``key`` at ``revision``, built once even when many threads ask.
 
         Callers that put the revision in ``key`` itself leave ``revision`` out (their
@@ -90,8 +92,9 @@ class Deps:
                 self._jobs = JobRunner(self.store)
             return self._jobs
 
-    def cached(self, key: Hashable, build: Callable[[], Any],
-               layers: Sequence[str] | None = None) -> Any:
+    def cached(
+        self, key: Hashable, build: Callable[[], Any], layers: Sequence[str] | None = None
+    ) -> Any:
         """``build()`` once per revision of ``layers`` (default: every data layer) and ``key``;
         concurrent callers wait for it."""
         return self.cache.get_or_build(key, build, self.store.revision(layers or DATA_LAYERS))
@@ -130,8 +133,11 @@ def snapshot() -> dict[str, pd.DataFrame]:
 def servicing_model(today: dt.date | None = None) -> _servicing.ServicingModel:
     """A ``planner.servicing.ServicingModel`` over the current snapshot."""
     today = today or dt.date.today()
-    return deps().cached(("servicing_model", today),
-                         lambda: _servicing.ServicingModel(snapshot(), today=today), FEATURE_LAYERS)
+    return deps().cached(
+        ("servicing_model", today),
+        lambda: _servicing.ServicingModel(snapshot(), today=today),
+        FEATURE_LAYERS,
+    )
 
 
 def servicing_records(today: dt.date | None = None) -> dict[str, dict[str, Any]]:
@@ -141,6 +147,7 @@ def servicing_records(today: dt.date | None = None) -> dict[str, dict[str, Any]]
 
     def build() -> dict[str, dict[str, Any]]:
         return {str(r["plot_id"]): r for r in model.answer()}
+
     return deps().cached(("servicing_records", today), build, FEATURE_LAYERS)
 
 

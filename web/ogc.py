@@ -4,6 +4,7 @@ Chooses JSON or HTML (``f``, else the Accept header: JSON unless it prefers text
 passes the caller's role (session, Bearer token or HTTP Basic, see web.auth) and the
 base URL to the core, and turns its typed errors into OGC exception bodies.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,10 +48,16 @@ def _html(kind: str, *, mapped: bool = False, **context: Any) -> Response:
     query = request.args.to_dict(flat=False)
     query["f"] = ["json"]
     json_url = request.base_url + "?" + urlencode(query, doseq=True)
-    page = render_template("ogc.html", kind=kind, base=_base(), json_url=json_url,
-                           mapped=mapped, tiles_url=current_app.config.get("ZONEPLAN_TILES_URL"),
-                           tiles_attribution=current_app.config.get("ZONEPLAN_TILES_ATTRIBUTION"),
-                           **context)
+    page = render_template(
+        "ogc.html",
+        kind=kind,
+        base=_base(),
+        json_url=json_url,
+        mapped=mapped,
+        tiles_url=current_app.config.get("ZONEPLAN_TILES_URL"),
+        tiles_attribution=current_app.config.get("ZONEPLAN_TILES_ATTRIBUTION"),
+        **context,
+    )
     return Response(page, mimetype="text/html")
 
 
@@ -113,8 +120,9 @@ def collection(name: str):
 @bp.route("/collections/<name>/queryables")
 def queryables(name: str):
     body = ogc.queryables(name, role=current_role(), base=_base())
-    return _html("queryables", doc=body) if _wants_html() else _json(
-        body, "application/schema+json")
+    return (
+        _html("queryables", doc=body) if _wants_html() else _json(body, "application/schema+json")
+    )
 
 
 @bp.route("/collections/<name>/items")
@@ -127,8 +135,9 @@ def items(name: str):
     page = ogc.items(deps.get_store(), name, query, role=role, base=_base(), cache=_cache)
     if html:
         layer = ogc.collection(deps.get_store(), name, role=role, base=_base(), cache=_cache)
-        return _html("items", doc=page.as_dict(), name=name, layer=layer,
-                     mapped=LAYERS[name].is_feature)
+        return _html(
+            "items", doc=page.as_dict(), name=name, layer=layer, mapped=LAYERS[name].is_feature
+        )
     return _json(page.geojson(), ogc.GEOJSON, **{"Content-Crs": f"<{page.crs}>"})
 
 

@@ -5,10 +5,12 @@ Every JSON endpoint is declared once with :func:`web.api.endpoint`, which record
 :class:`Endpoint` here; modules that add endpoints later (e.g. ``web/api_edit.py``)
 use the same decorator and are documented the same way.
 """
+
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -16,12 +18,18 @@ from pydantic.json_schema import models_json_schema
 
 OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/{model}"
-STATUS_TEXT = {200: "OK", 201: "Created", 400: "Malformed or out-of-range parameter",
-               401: "Authentication required (log in, or send a Bearer token)",
-               403: "Your role may not do this", 404: "Not found",
-               409: "Conflict with the current state (stale version, plot taken, wrong status)",
-               413: "Body or upload too large", 422: "The body breaks the rules (each field named)",
-               503: "A planner service is not available in this installation"}
+STATUS_TEXT = {
+    200: "OK",
+    201: "Created",
+    400: "Malformed or out-of-range parameter",
+    401: "Authentication required (log in, or send a Bearer token)",
+    403: "Your role may not do this",
+    404: "Not found",
+    409: "Conflict with the current state (stale version, plot taken, wrong status)",
+    413: "Body or upload too large",
+    422: "The body breaks the rules (each field named)",
+    503: "A planner service is not available in this installation",
+}
 
 
 @dataclass(frozen=True)
@@ -136,8 +144,15 @@ def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
         prop = _without_null(copy.deepcopy(prop))
         description = prop.pop("description", "")
         prop.pop("title", None)
-        out.append({"name": name, "in": "query", "required": name in required,
-                    "description": description, "schema": prop})
+        out.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": name in required,
+                "description": description,
+                "schema": prop,
+            }
+        )
     return out
 
 
@@ -167,32 +182,43 @@ def _schemas() -> tuple[dict[tuple[type[BaseModel], str], dict], dict[str, Any]]
     return refs, defs.get("$defs", {})
 
 
-def document(*, server: str = "/api", title: str = "zoneplan API",
-             version: str = "0.1.0") -> dict[str, Any]:
+def document(
+    *, server: str = "/api", title: str = "zoneplan API", version: str = "0.1.0"
+) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every registered endpoint."""
     refs, components = _schemas()
     error_ref = refs[(ErrorOut, "serialization")]
     paths: dict[str, dict[str, Any]] = {}
     for ep in sorted(REGISTRY.values(), key=lambda e: (e.path, e.method)):
-        op: dict[str, Any] = {"operationId": ep.operation_id, "summary": ep.summary,
-                              "tags": [ep.tag], "parameters": []}
+        op: dict[str, Any] = {
+            "operationId": ep.operation_id,
+            "summary": ep.summary,
+            "tags": [ep.tag],
+            "parameters": [],
+        }
         if ep.description:
             op["description"] = ep.description
         if not ep.public:
             op["security"] = [{"bearerAuth": []}, {"cookieAuth": []}]
-            op["description"] = (op.get("description", "") +
-                                 f"\n\nRoles: {', '.join(ep.roles)}.").strip()
+            op["description"] = (
+                op.get("description", "") + f"\n\nRoles: {', '.join(ep.roles)}."
+            ).strip()
         for name, schema in ep.path_params.items():
-            op["parameters"].append({"name": name, "in": "path", "required": True,
-                                     "schema": schema})
+            op["parameters"].append(
+                {"name": name, "in": "path", "required": True, "schema": schema}
+            )
         if ep.query is not None:
             op["parameters"] += query_parameters(ep.query)
         if ep.body is not None:
-            op["requestBody"] = {"required": ep.body_required, "content": {
-                "application/json": {"schema": refs[(ep.body, "validation")]}}}
+            op["requestBody"] = {
+                "required": ep.body_required,
+                "content": {"application/json": {"schema": refs[(ep.body, "validation")]}},
+            }
         elif ep.form is not None:
-            op["requestBody"] = {"required": True,
-                                 "content": {"multipart/form-data": {"schema": ep.form}}}
+            op["requestBody"] = {
+                "required": True,
+                "content": {"multipart/form-data": {"schema": ep.form}},
+            }
         ok: dict[str, Any] = {"description": STATUS_TEXT.get(ep.status, "OK")}
         medias = (ep.media,) if isinstance(ep.media, str) else ep.media
         if ep.response is not None:
@@ -201,27 +227,39 @@ def document(*, server: str = "/api", title: str = "zoneplan API",
             ok["content"] = {m: {"schema": _file_schema(m)} for m in medias}
         responses = {str(ep.status): ok}
         for code in ep.error_statuses():
-            responses[str(code)] = {"description": STATUS_TEXT.get(code, "Error"),
-                                    "content": {"application/json": {"schema": error_ref}}}
+            responses[str(code)] = {
+                "description": STATUS_TEXT.get(code, "Error"),
+                "content": {"application/json": {"schema": error_ref}},
+            }
         op["responses"] = responses
         paths.setdefault(server.rstrip("/") + ep.path, {})[ep.method] = op
     return {
         "openapi": OPENAPI_VERSION,
-        "info": {"title": title, "version": version,
-                 "description": "Plots, layers, applications, servicing and exports of the "
-                                "Almaty Industrial Zone. GeoJSON is WGS84 (RFC 7946); errors are "
-                                "`{\"error\": message, \"field\": name or null}`. GIS "
-                                "clients read every layer over OGC API - Features at /ogc, "
-                                "described by its own OpenAPI 3.0 document at /ogc/api."},
+        "info": {
+            "title": title,
+            "version": version,
+            "description": "Plots, layers, applications, servicing and exports of the "
+            "Almaty Industrial Zone. GeoJSON is WGS84 (RFC 7946); errors are "
+            '`{"error": message, "field": name or null}`. GIS '
+            "clients read every layer over OGC API - Features at /ogc, "
+            "described by its own OpenAPI 3.0 document at /ogc/api.",
+        },
         "paths": paths,
         "components": {
             "schemas": components,
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer",
-                               "description": "A user's API token (`zoneplan user token NAME`)"},
-                "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "session",
-                               "description": "The browser session after /login (unsafe "
-                                              "methods also need the X-CSRFToken header)"},
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A user's API token (`zoneplan user token NAME`)",
+                },
+                "cookieAuth": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "session",
+                    "description": "The browser session after /login (unsafe "
+                    "methods also need the X-CSRFToken header)",
+                },
             },
         },
     }
@@ -239,31 +277,63 @@ def listing() -> list[dict[str, Any]]:
     and body fields (name, type, constraints, description)."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for ep in sorted(REGISTRY.values(), key=lambda e: (e.tag, e.path, e.method)):
-        params = [{"name": n, "in": "path", "type": _type_text(s), "required": True,
-                   "description": ""} for n, s in ep.path_params.items()]
+        params = [
+            {"name": n, "in": "path", "type": _type_text(s), "required": True, "description": ""}
+            for n, s in ep.path_params.items()
+        ]
         if ep.query is not None:
-            params += [{"name": p["name"], "in": "query", "type": _type_text(p["schema"]),
-                        "required": p["required"], "description": p["description"]}
-                       for p in query_parameters(ep.query)]
+            params += [
+                {
+                    "name": p["name"],
+                    "in": "query",
+                    "type": _type_text(p["schema"]),
+                    "required": p["required"],
+                    "description": p["description"],
+                }
+                for p in query_parameters(ep.query)
+            ]
         body = []
         if ep.body is not None:
             schema = ep.body.model_json_schema()
             need = set(schema.get("required", ()))
-            body = [{"name": n, "in": "body", "type": _type_text(_without_null(dict(s))),
-                     "required": n in need, "description": s.get("description", "")}
-                    for n, s in schema["properties"].items()]
+            body = [
+                {
+                    "name": n,
+                    "in": "body",
+                    "type": _type_text(_without_null(dict(s))),
+                    "required": n in need,
+                    "description": s.get("description", ""),
+                }
+                for n, s in schema["properties"].items()
+            ]
         elif ep.form is not None:
             need = set(ep.form.get("required", ()))
-            body = [{"name": n, "in": "form", "type": _type_text(s), "required": n in need,
-                     "description": s.get("description", "")}
-                    for n, s in ep.form["properties"].items()]
-        groups.setdefault(ep.tag, []).append({
-            "method": ep.method.upper(), "path": "/api" + ep.path, "summary": ep.summary,
-            "description": ep.description, "roles": ", ".join(ep.roles),
-            "params": params, "body": body, "status": ep.status,
-            "response": ep.response.__name__ if ep.response is not None else
-            (ep.media if isinstance(ep.media, str) else " | ".join(ep.media)),
-            "errors": ep.error_statuses()})
+            body = [
+                {
+                    "name": n,
+                    "in": "form",
+                    "type": _type_text(s),
+                    "required": n in need,
+                    "description": s.get("description", ""),
+                }
+                for n, s in ep.form["properties"].items()
+            ]
+        groups.setdefault(ep.tag, []).append(
+            {
+                "method": ep.method.upper(),
+                "path": "/api" + ep.path,
+                "summary": ep.summary,
+                "description": ep.description,
+                "roles": ", ".join(ep.roles),
+                "params": params,
+                "body": body,
+                "status": ep.status,
+                "response": ep.response.__name__
+                if ep.response is not None
+                else (ep.media if isinstance(ep.media, str) else " | ".join(ep.media)),
+                "errors": ep.error_statuses(),
+            }
+        )
     return [{"tag": tag, "endpoints": eps} for tag, eps in groups.items()]
 
 
@@ -277,11 +347,18 @@ def _type_text(schema: dict[str, Any]) -> str:
     if "format" in schema:
         text += f" ({schema['format']})"
     bits = []
-    for key, sign in (("minimum", "≥"), ("maximum", "≤"), ("minLength", "length ≥"),
-                      ("maxLength", "length ≤")):
+    for key, sign in (
+        ("minimum", "≥"),
+        ("maximum", "≤"),
+        ("minLength", "length ≥"),
+        ("maxLength", "length ≤"),
+    ):
         if key in schema:
-            bits.append(f"{sign} {schema[key]:g}" if isinstance(schema[key], float)
-                        else f"{sign} {schema[key]}")
+            bits.append(
+                f"{sign} {schema[key]:g}"
+                if isinstance(schema[key], float)
+                else f"{sign} {schema[key]}"
+            )
     if "pattern" in schema:
         bits.append(f"pattern {schema['pattern']}")
     if "default" in schema:

@@ -1,21 +1,21 @@
 """HTML pages: the zone map and the language switch."""
+
 from __future__ import annotations
 
 from typing import Any
 
-from flask import (Blueprint, current_app, redirect, render_template, request, session,
-                   url_for)
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
 from planner.visibility import PlotView, plot_view
+from usecases import accounts
 from web import deps
 from web.auth import current_role, current_username, safe_next
 from web.maps import RenderedMap, build_zone_map, legend, render_map, tr_value
 from web.security import add_nonces
-from usecases import accounts
 
 bp = Blueprint("pages", __name__)
 
@@ -39,24 +39,39 @@ def zone_map() -> RenderedMap:
     """The rendered zone map for this language (tiles carry the data; only the view's
     bounds follow the store)."""
     config = current_app.config
-    key = ("zone_map", str(get_locale()), config.get("ZONEPLAN_TILES_URL"),
-           config.get("ZONEPLAN_TILES_ATTRIBUTION"))
+    key = (
+        "zone_map",
+        str(get_locale()),
+        config.get("ZONEPLAN_TILES_URL"),
+        config.get("ZONEPLAN_TILES_ATTRIBUTION"),
+    )
 
     def build() -> RenderedMap:
         tiles = url_for("tiles.tile", layer="__layer__", z=0, x=0, y=0).replace(
-            "/0/0/0.mvt", "/{z}/{x}/{y}.mvt")
-        m = build_zone_map(zone_bounds(), translate=_, static_url=_static, tiles=tiles,
-                           pick=url_for("tiles.pick"),
-                           tiles_url=config.get("ZONEPLAN_TILES_URL"),
-                           tiles_attribution=config.get("ZONEPLAN_TILES_ATTRIBUTION"))
+            "/0/0/0.mvt", "/{z}/{x}/{y}.mvt"
+        )
+        m = build_zone_map(
+            zone_bounds(),
+            translate=_,
+            static_url=_static,
+            tiles=tiles,
+            pick=url_for("tiles.pick"),
+            tiles_url=config.get("ZONEPLAN_TILES_URL"),
+            tiles_attribution=config.get("ZONEPLAN_TILES_ATTRIBUTION"),
+        )
         return render_map(m)
+
     return deps.deps().cached(key, build, ("zone", "expansion", "plots"))
 
 
 def _map_context(rendered: RenderedMap, view: PlotView) -> dict[str, Any]:
-    return {"map_header": add_nonces(rendered.header), "map_html": rendered.html,
-            "map_script": rendered.script, "map_id": rendered.map_id,
-            "legend": legend(_, view.statuses)}
+    return {
+        "map_header": add_nonces(rendered.header),
+        "map_html": rendered.html,
+        "map_script": rendered.script,
+        "map_id": rendered.map_id,
+        "legend": legend(_, view.statuses),
+    }
 
 
 @bp.route("/")
@@ -75,7 +90,7 @@ def set_language(code: str):
             accounts.set_lang(deps.get_store(), current_user.username, code)
     target = request.args.get("next") or request.referrer or "/"
     if target.startswith(request.host_url):
-        target = "/" + target[len(request.host_url):]
+        target = "/" + target[len(request.host_url) :]
     return redirect(safe_next(target))
 
 
@@ -84,4 +99,5 @@ def _page_helpers() -> dict[str, Any]:
     def page_exists(path: str) -> bool:
         """Whether some blueprint serves ``path`` (e.g. the catalogue at /plots)."""
         return any(rule.rule == path for rule in current_app.url_map.iter_rules())
+
     return {"page_exists": page_exists, "tv": lambda code: tr_value(code, _)}

@@ -1,6 +1,7 @@
 """Planner pages: the drawing workspace, the audit history with filters, and one feature's
 attributes, history and edit forms. A thin adapter over planner.parcels and the store; the
 workspace's map talks to the JSON API (/api/layers, /api/check, /api/plots, /api/assets)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -8,22 +9,36 @@ import json
 from typing import Any
 
 import pandas as pd
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
-                   url_for)
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from geo.layers import (ASSET_LAYERS, ASSET_STATUSES, FEATURE_LAYERS, LAYERS, PLOT_STATUSES,
-                        get_layer)
+from geo.layers import (
+    ASSET_LAYERS,
+    ASSET_STATUSES,
+    FEATURE_LAYERS,
+    LAYERS,
+    PLOT_STATUSES,
+    get_layer,
+)
 from geo.store import Conflict, Invalid, NotFound, StoreError
 from geo.validate import ValidationError, parse_date
 from planner import parcels
-from web import deps
+from web import (
+    api_edit,  # noqa: F401 - the workspace writes through these API endpoints
+    deps,
+)
 from web.auth import current_username, role_required
-from web.maps import (LAYER_STYLES, PLOT_COLOURS, ROAD_WEIGHTS, STATUS_STROKES, format_value,
-                      legend, tr_label, tr_value)
-
-from web import api_edit  # noqa: F401 - the workspace writes through these API endpoints
+from web.maps import (
+    LAYER_STYLES,
+    PLOT_COLOURS,
+    ROAD_WEIGHTS,
+    STATUS_STROKES,
+    format_value,
+    legend,
+    tr_label,
+    tr_value,
+)
 
 bp = Blueprint("planner", __name__)
 
@@ -43,18 +58,34 @@ def N_(message: str) -> str:
 ACTION_LABELS = {"insert": N_("added"), "update": N_("changed"), "delete": N_("deleted")}
 #: One feature of each map layer, for page titles.
 FEATURE_NOUNS = {
-    "zone": N_("Zone"), "expansion": N_("Expansion area"), "plots": N_("Plot"),
-    "roads": N_("Road"), "gates": N_("Gate"), "rail_lines": N_("Rail line"),
-    "rail_stations": N_("Rail station"), "substations": N_("Substation"),
-    "power_lines": N_("Power line"), "water_mains": N_("Water main"),
-    "storm_sewers": N_("Storm sewer"), "gas_mains": N_("Gas main"),
+    "zone": N_("Zone"),
+    "expansion": N_("Expansion area"),
+    "plots": N_("Plot"),
+    "roads": N_("Road"),
+    "gates": N_("Gate"),
+    "rail_lines": N_("Rail line"),
+    "rail_stations": N_("Rail station"),
+    "substations": N_("Substation"),
+    "power_lines": N_("Power line"),
+    "water_mains": N_("Water main"),
+    "storm_sewers": N_("Storm sewer"),
+    "gas_mains": N_("Gas main"),
     "prot_zones": N_("Protection zone"),
 }
 #: Map layers of the workspace, drawn bottom to top, and whether they start visible.
 WORKSPACE_LAYERS: tuple[tuple[str, bool], ...] = (
-    ("zone", True), ("expansion", True), ("prot_zones", True), ("plots", True),
-    ("roads", True), ("water_mains", False), ("storm_sewers", True), ("gas_mains", False),
-    ("power_lines", True), ("rail_lines", True), ("gates", True), ("rail_stations", True),
+    ("zone", True),
+    ("expansion", True),
+    ("prot_zones", True),
+    ("plots", True),
+    ("roads", True),
+    ("water_mains", False),
+    ("storm_sewers", True),
+    ("gas_mains", False),
+    ("power_lines", True),
+    ("rail_lines", True),
+    ("gates", True),
+    ("rail_stations", True),
     ("substations", True),
 )
 
@@ -92,9 +123,12 @@ def _strings() -> dict[str, str]:
         "outlineSaved": _("Outline of %(id)s saved: %(area)s ha.", id="{id}", area="{area}"),
         "noMoves": _("No lifecycle move is possible from here."),
         "stale": _("Someone else changed this feature meanwhile; your change was not saved."),
-        "staleDetail": _("Its current version is %(now)s; you were working on version "
-                         "%(mine)s. Reload it, then apply your change again.",
-                         now="{now}", mine="{mine}"),
+        "staleDetail": _(
+            "Its current version is %(now)s; you were working on version "
+            "%(mine)s. Reload it, then apply your change again.",
+            now="{now}",
+            mine="{mine}",
+        ),
         "reload": _("Reload it"),
         "reloaded": _("Reloaded the current version."),
         "failed": _("The server refused the change:"),
@@ -113,8 +147,10 @@ def _strings() -> dict[str, str]:
         "loading": _("Loading…"),
         "servicingPlot": _("What the plot can connect to"),
         "noServicing": _("Servicing answers are not available yet."),
-        "editing": _("Drag the white squares to move corners; drag a midpoint to add one. "
-                     "Then save the outline."),
+        "editing": _(
+            "Drag the white squares to move corners; drag a midpoint to add one. "
+            "Then save the outline."
+        ),
         "loadFailed": _("A map layer could not be loaded:"),
     }
 
@@ -123,28 +159,44 @@ def _workspace_config() -> dict[str, Any]:
     styles = {s.name: {"style": dict(s.style), "radius": s.radius} for s in LAYER_STYLES}
     return {
         "locale": str(get_locale()),
-        "urls": {"layer": url_for("api.get_layer", name="__layer__"),
-                 "check": url_for("api.check_drawn_parcel"),
-                 "plots": url_for("api.create_plot"),
-                 "plot": url_for("api.patch_plot", plot_id="__id__"),
-                 "servicing": url_for("api.servicing", plot_id="__id__"),
-                 "asset": url_for("api.patch_asset", layer="__layer__", asset_id="__id__"),
-                 "feature": url_for("planner.feature", layer="__layer__", key="__id__"),
-                 "history": url_for("planner.history"),
-                 "catalogue": url_for("api.list_plots"),
-                 "pick": url_for("tiles.pick"),
-                 "tiles": url_for("tiles.tile", layer="plots", z=0, x=0, y=0).replace(
-                     "/0/0/0.mvt", "/{z}/{x}/{y}.mvt")},
+        "urls": {
+            "layer": url_for("api.get_layer", name="__layer__"),
+            "check": url_for("api.check_drawn_parcel"),
+            "plots": url_for("api.create_plot"),
+            "plot": url_for("api.patch_plot", plot_id="__id__"),
+            "servicing": url_for("api.servicing", plot_id="__id__"),
+            "asset": url_for("api.patch_asset", layer="__layer__", asset_id="__id__"),
+            "feature": url_for("planner.feature", layer="__layer__", key="__id__"),
+            "history": url_for("planner.history"),
+            "catalogue": url_for("api.list_plots"),
+            "pick": url_for("tiles.pick"),
+            "tiles": url_for("tiles.tile", layer="plots", z=0, x=0, y=0).replace(
+                "/0/0/0.mvt", "/{z}/{x}/{y}.mvt"
+            ),
+        },
         "plotZoom": PLOT_ZOOM,
         "pageSize": LAYER_PAGE,
-        "tiles": ({"url": current_app.config["ZONEPLAN_TILES_URL"],
-                   "attribution": current_app.config.get("ZONEPLAN_TILES_ATTRIBUTION", "")}
-                  if current_app.config.get("ZONEPLAN_TILES_URL") else None),
-        "layers": [{"name": name, "label": tr_label(LAYERS[name].label, _), "show": show,
-                    "noun": _(FEATURE_NOUNS[name]),
-                    "key": LAYERS[name].key, "asset": LAYERS[name].asset,
-                    "geometry": LAYERS[name].geometry, **styles.get(name, {"style": {}})}
-                   for name, show in WORKSPACE_LAYERS],
+        "tiles": (
+            {
+                "url": current_app.config["ZONEPLAN_TILES_URL"],
+                "attribution": current_app.config.get("ZONEPLAN_TILES_ATTRIBUTION", ""),
+            }
+            if current_app.config.get("ZONEPLAN_TILES_URL")
+            else None
+        ),
+        "layers": [
+            {
+                "name": name,
+                "label": tr_label(LAYERS[name].label, _),
+                "show": show,
+                "noun": _(FEATURE_NOUNS[name]),
+                "key": LAYERS[name].key,
+                "asset": LAYERS[name].asset,
+                "geometry": LAYERS[name].geometry,
+                **styles.get(name, {"style": {}}),
+            }
+            for name, show in WORKSPACE_LAYERS
+        ],
         "plotColours": PLOT_COLOURS,
         "statusStrokes": STATUS_STROKES,
         "roadWeights": ROAD_WEIGHTS,
@@ -180,12 +232,22 @@ def _date(name: str) -> dt.date | None:
         return None
 
 
-def audit_rows(store, *, user: str | None = None, layer: str | None = None,
-               feature: str | None = None, action: str | None = None,
-               since: dt.date | None = None, until: dt.date | None = None) -> pd.DataFrame:
+def audit_rows(
+    store,
+    *,
+    user: str | None = None,
+    layer: str | None = None,
+    feature: str | None = None,
+    action: str | None = None,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+) -> pd.DataFrame:
     """Audit records matching the filters, newest first (``until`` inclusive)."""
-    where = {k: v for k, v in (("username", user), ("layer", layer), ("feat_id", feature),
-                               ("action", action)) if v}
+    where = {
+        k: v
+        for k, v in (("username", user), ("layer", layer), ("feat_id", feature), ("action", action))
+        if v
+    }
     rows = store.read("audit", where=where or None, order_by="-audit_id")
     if since is not None:
         rows = rows[rows["at"] >= since.isoformat()]
@@ -224,19 +286,30 @@ def describe_changes(layer: str, action: str, changes: str | None) -> list[dict[
             new = _("new outline") if new else "—"
             out.append({"field": label, "old": old, "new": new})
             continue
-        out.append({"field": label, "old": _value_text(layer, name, old),
-                    "new": _value_text(layer, name, new)})
+        out.append(
+            {
+                "field": label,
+                "old": _value_text(layer, name, old),
+                "new": _value_text(layer, name, new),
+            }
+        )
     return out
 
 
 def _history_items(rows: pd.DataFrame) -> list[dict[str, Any]]:
     items = []
     for r in rows.to_dict("records"):
-        items.append({**r, "at_text": str(r["at"]).replace("T", " "),
-                      "layer_label": tr_label(LAYERS[r["layer"]].label, _)
-                      if r["layer"] in LAYERS else r["layer"],
-                      "linkable": r["layer"] in FEATURE_LAYERS and r["feat_id"] != "*",
-                      "changes_rows": describe_changes(r["layer"], r["action"], r["changes"])})
+        items.append(
+            {
+                **r,
+                "at_text": str(r["at"]).replace("T", " "),
+                "layer_label": tr_label(LAYERS[r["layer"]].label, _)
+                if r["layer"] in LAYERS
+                else r["layer"],
+                "linkable": r["layer"] in FEATURE_LAYERS and r["feat_id"] != "*",
+                "changes_rows": describe_changes(r["layer"], r["action"], r["changes"]),
+            }
+        )
     return items
 
 
@@ -251,11 +324,14 @@ def history():
     """Every audited change, newest first, filtered by user, layer, feature, action, dates."""
     store = deps.get_store()
     args = request.args
-    filters = {"user": (args.get("user") or "").strip() or None,
-               "layer": (args.get("layer") or "").strip() or None,
-               "feature": (args.get("feature") or "").strip() or None,
-               "action": (args.get("action") or "").strip() or None,
-               "since": _date("from"), "until": _date("to")}
+    filters = {
+        "user": (args.get("user") or "").strip() or None,
+        "layer": (args.get("layer") or "").strip() or None,
+        "feature": (args.get("feature") or "").strip() or None,
+        "action": (args.get("action") or "").strip() or None,
+        "since": _date("from"),
+        "until": _date("to"),
+    }
     if filters["action"] and filters["action"] not in ACTIONS:
         flash(_("Unknown action %(action)s.", action=filters["action"]), "danger")
         filters["action"] = None
@@ -266,15 +342,23 @@ def history():
     rows = audit_rows(store, **filters)
     everything = store.read("audit")
     total = len(rows)
-    shown = rows.iloc[(page - 1) * HISTORY_PAGE: page * HISTORY_PAGE]
+    shown = rows.iloc[(page - 1) * HISTORY_PAGE : page * HISTORY_PAGE]
     query = {k: v for k, v in args.items() if k != "page" and v}
     return render_template(
-        "planner_history.html", items=_history_items(shown), total=total, page=page,
-        pages=max(1, -(-total // HISTORY_PAGE)), query=query, args=args,
+        "planner_history.html",
+        items=_history_items(shown),
+        total=total,
+        page=page,
+        pages=max(1, -(-total // HISTORY_PAGE)),
+        query=query,
+        args=args,
         users=sorted(everything["username"].dropna().unique()),
-        layers=[(n, tr_label(LAYERS[n].label, _) if n in LAYERS else n)
-                for n in sorted(everything["layer"].dropna().unique())],
-        actions=ACTIONS)
+        layers=[
+            (n, tr_label(LAYERS[n].label, _) if n in LAYERS else n)
+            for n in sorted(everything["layer"].dropna().unique())
+        ],
+        actions=ACTIONS,
+    )
 
 
 # --------------------------------------------------------------------------- one feature
@@ -285,8 +369,13 @@ def _attributes(layer: str, row: dict[str, Any]) -> list[dict[str, str]]:
         value = row.get(fld.name)
         if fld.name == "version" or value is None or (isinstance(value, str) and not value):
             continue
-        out.append({"name": fld.name, "label": tr_label(fld.label, _),
-                    "value": _value_text(layer, fld.name, value)})
+        out.append(
+            {
+                "name": fld.name,
+                "label": tr_label(fld.label, _),
+                "value": _value_text(layer, fld.name, value),
+            }
+        )
     return out
 
 
@@ -317,8 +406,14 @@ def _feature_or_none(layer: str, key: str) -> dict[str, Any] | None:
     except NotFound:
         if store.count("audit", where={"layer": layer, "feat_id": key}):
             return None
-        abort(404, _("%(layer)s %(key)s does not exist.",
-                     layer=_(FEATURE_NOUNS.get(layer, layer)), key=key))
+        abort(
+            404,
+            _(
+                "%(layer)s %(key)s does not exist.",
+                layer=_(FEATURE_NOUNS.get(layer, layer)),
+                key=key,
+            ),
+        )
 
 
 def _apply_form(layer: str, key: str) -> None:
@@ -343,11 +438,20 @@ def _apply_form(layer: str, key: str) -> None:
             parcels.update_asset(store, layer, key, changes, version=version, user=user)
             flash(_("%(id)s saved.", id=key), "success")
         elif layer == "plots" and form.get("status"):
-            parcels.update_plot(store, key, {"status": form["status"]}, version=version,
-                                user=user, translate=_, servicing=deps.servicing_model(),
-                                confirm=bool(form.get("confirm")))
-            flash(_("Plot %(id)s is now %(status)s.", id=key, status=tr_value(form["status"], _)),
-                  "success")
+            parcels.update_plot(
+                store,
+                key,
+                {"status": form["status"]},
+                version=version,
+                user=user,
+                translate=_,
+                servicing=deps.servicing_model(),
+                confirm=bool(form.get("confirm")),
+            )
+            flash(
+                _("Plot %(id)s is now %(status)s.", id=key, status=tr_value(form["status"], _)),
+                "success",
+            )
         else:
             flash(_("Nothing to change."), "info")
     except parcels.PublishUnconfirmed as err:
@@ -355,11 +459,16 @@ def _apply_form(layer: str, key: str) -> None:
     except parcels.TransitionError as err:
         flash(str(err), "danger")
     except Conflict as err:
-        flash(_("Someone else changed this feature meanwhile; your change was not saved.")
-              + f" ({err})", "danger")
+        flash(
+            _("Someone else changed this feature meanwhile; your change was not saved.")
+            + f" ({err})",
+            "danger",
+        )
     except (Invalid, ValidationError) as err:
-        flash("; ".join(f"{p.field}: {p.reason}" if p.field else p.reason
-                        for p in err.problems), "danger")
+        flash(
+            "; ".join(f"{p.field}: {p.reason}" if p.field else p.reason for p in err.problems),
+            "danger",
+        )
     except StoreError as err:
         flash(str(err), "danger")
 
@@ -378,12 +487,20 @@ def feature(layer: str, key: str):
     noun = _(FEATURE_NOUNS.get(layer, layer))
     row = row or {}
     return render_template(
-        "planner_feature.html", layer=layer, key=key, row=row, gone=not row, noun=noun,
+        "planner_feature.html",
+        layer=layer,
+        key=key,
+        row=row,
+        gone=not row,
+        noun=noun,
         title=row.get("name") or f"{noun} {key}",
-        attributes=_attributes(layer, row) if row else [], is_asset=layer in ASSET_LAYERS,
+        attributes=_attributes(layer, row) if row else [],
+        is_asset=layer in ASSET_LAYERS,
         asset_statuses=[(s, tr_value(s, _)) for s in ASSET_STATUSES],
         moves=[(s, tr_value(s, _)) for s in parcels.allowed_transitions(row.get("status"))]
-        if layer == "plots" and row else [],
+        if layer == "plots" and row
+        else [],
         servicing=_servicing_lines(key) if layer == "plots" and row else [],
         publish_gaps=_publish_gaps(key) if layer == "plots" and row else [],
-        items=_history_items(audit_rows(store, layer=layer, feature=key)))
+        items=_history_items(audit_rows(store, layer=layer, feature=key)),
+    )

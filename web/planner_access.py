@@ -3,6 +3,7 @@
 A thin adapter over :mod:`usecases.access_design` and the shared job runner; the page's
 script polls ``/api/jobs/<id>`` and cancels through ``/api/jobs/<id>/cancel``.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,26 +27,51 @@ JOB_KIND = "access_design"
 MAX_TIME_LIMIT_S = 600.0
 MAX_FREIGHT_YEARS = 100.0
 #: Layers drawn under the proposed segments.
-MAP_LAYERS = ("expansion", "prot_zones", "plots", "roads", "rail_lines", "power_lines",
-              "substations", "rail_stations", "gates")
+MAP_LAYERS = (
+    "expansion",
+    "prot_zones",
+    "plots",
+    "roads",
+    "rail_lines",
+    "power_lines",
+    "substations",
+    "rail_stations",
+    "gates",
+)
 
 
 def _strings() -> dict[str, str]:
     """Every sentence access.js shows, in the reader's language."""
     return {
-        "run": _("Run design"), "running": _("Designing…"), "cancel": _("Cancel"),
-        "cancelled": _("The design was cancelled."), "failed": _("The design failed:"),
+        "run": _("Run design"),
+        "running": _("Designing…"),
+        "cancel": _("Cancel"),
+        "cancelled": _("The design was cancelled."),
+        "failed": _("The design failed:"),
         "network": _("The server could not be reached."),
-        "run_label": _("Run %(n)s", n="{n}"), "cost": _("Construction cost"),
-        "lowerBound": _("Lower bound"), "gap": _("Gap"), "optimal": _("proven optimal"),
-        "length": _("New length, m"), "segments": _("Segments"),
-        "connected": _("Plots connected"), "served": _("Already served"),
-        "unreachable": _("Unreachable"), "freight": _("Freight cost"), "total": _("Total"),
-        "saving": _("Saving against construction alone"), "time": _("Time, s"),
-        "method": _("Method"), "commit": _("Commit as planned"), "due": _("Due"),
+        "run_label": _("Run %(n)s", n="{n}"),
+        "cost": _("Construction cost"),
+        "lowerBound": _("Lower bound"),
+        "gap": _("Gap"),
+        "optimal": _("proven optimal"),
+        "length": _("New length, m"),
+        "segments": _("Segments"),
+        "connected": _("Plots connected"),
+        "served": _("Already served"),
+        "unreachable": _("Unreachable"),
+        "freight": _("Freight cost"),
+        "total": _("Total"),
+        "saving": _("Saving against construction alone"),
+        "time": _("Time, s"),
+        "method": _("Method"),
+        "commit": _("Commit as planned"),
+        "due": _("Due"),
         "committed": _("Stored as planned %(layer)s: %(ids)s.", layer="{layer}", ids="{ids}"),
-        "notCommitted": _("Nothing was stored:"), "none": _("none"),
-        "compare": _("Compare runs"), "serves": _("serves"), "tenge": _("tenge"),
+        "notCommitted": _("Nothing was stored:"),
+        "none": _("none"),
+        "compare": _("Compare runs"),
+        "serves": _("serves"),
+        "tenge": _("tenge"),
         "dueNeeded": _("Give the due date of the new segments."),
     }
 
@@ -56,18 +82,32 @@ def _config() -> dict[str, Any]:
     styles = {s.name: {"style": dict(s.style), "radius": s.radius} for s in LAYER_STYLES}
     return {
         "locale": str(get_locale()),
-        "areas": [{"id": str(r["exp_id"]), "name": str(r["name"] or "")}
-                  for r in areas.drop(columns="geometry").to_dict("records")],
+        "areas": [
+            {"id": str(r["exp_id"]), "name": str(r["name"] or "")}
+            for r in areas.drop(columns="geometry").to_dict("records")
+        ],
         "kinds": {"road": _("road"), "rail": _("rail spur"), "power": _("10 kV feeder")},
-        "targets": {"all": _("all free plots"), "rail": _("plots needing rail"),
-                    "power": _("plots with a power demand")},
-        "urls": {"layer": url_for("api.get_layer", name="__layer__"),
-                 "run": url_for("planner_access.run"),
-                 "commit": url_for("planner_access.commit"),
-                 "job": url_for("api.get_job", job_id="__id__"),
-                 "cancel": url_for("api.cancel_job", job_id="__id__")},
-        "layers": [{"name": n, "label": tr_label(LAYERS[n].label, _), "key": LAYERS[n].key,
-                    **styles.get(n, {"style": {}})} for n in MAP_LAYERS],
+        "targets": {
+            "all": _("all free plots"),
+            "rail": _("plots needing rail"),
+            "power": _("plots with a power demand"),
+        },
+        "urls": {
+            "layer": url_for("api.get_layer", name="__layer__"),
+            "run": url_for("planner_access.run"),
+            "commit": url_for("planner_access.commit"),
+            "job": url_for("api.get_job", job_id="__id__"),
+            "cancel": url_for("api.cancel_job", job_id="__id__"),
+        },
+        "layers": [
+            {
+                "name": n,
+                "label": tr_label(LAYERS[n].label, _),
+                "key": LAYERS[n].key,
+                **styles.get(n, {"style": {}}),
+            }
+            for n in MAP_LAYERS
+        ],
         "text": _strings(),
     }
 
@@ -110,16 +150,21 @@ def run():
         targets = body.get("targets") or "all"
         if targets not in TARGET_SETS:
             raise AccessDesignError(f"targets must be one of {', '.join(TARGET_SETS)}")
-        params = {"area": area, "kind": kind, "targets": targets,
-                  "freight_years": _number(body, "freight_years", 0, MAX_FREIGHT_YEARS),
-                  "time_limit": _number(body, "time_limit", 0, MAX_TIME_LIMIT_S)}
+        params = {
+            "area": area,
+            "kind": kind,
+            "targets": targets,
+            "freight_years": _number(body, "freight_years", 0, MAX_FREIGHT_YEARS),
+            "time_limit": _number(body, "time_limit", 0, MAX_TIME_LIMIT_S),
+        }
         if params["freight_years"] is not None and kind == "power":
             raise AccessDesignError("freight applies to roads and rail spurs, not to power feeders")
     except AccessDesignError as err:
         return api_error(str(err), 400)
     store = deps.get_store()
-    job_id = deps.get_jobs().submit(JOB_KIND, params, design_job(store, params),
-                                    user=current_username() or "unknown")
+    job_id = deps.get_jobs().submit(
+        JOB_KIND, params, design_job(store, params), user=current_username() or "unknown"
+    )
     return {"job_id": job_id}, 202
 
 
@@ -137,8 +182,12 @@ def commit():
     if job["kind"] != JOB_KIND or job["state"] != "done" or not job.get("result"):
         return api_error("that run has not finished a design", 409, "job_id")
     try:
-        done = commit_design(deps.get_store(), job["result"], user=current_username() or "unknown",
-                             due=str(body.get("due") or ""))
+        done = commit_design(
+            deps.get_store(),
+            job["result"],
+            user=current_username() or "unknown",
+            due=str(body.get("due") or ""),
+        )
     except AccessDesignError as err:
         return api_error(str(err), 400)
     return done, 201

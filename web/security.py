@@ -1,4 +1,5 @@
 """Security set centrally: CSRF, per-request CSP nonces, response headers, login throttling."""
+
 from __future__ import annotations
 
 import base64
@@ -16,8 +17,9 @@ from usecases import accounts
 
 csrf = CSRFProtect()
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-_INLINE_TAG = re.compile(r"<(script|style)\b(?![^>]*\bsrc\s*=)(?![^>]*\bnonce\s*=)([^>]*)>",
-                         re.IGNORECASE)
+_INLINE_TAG = re.compile(
+    r"<(script|style)\b(?![^>]*\bsrc\s*=)(?![^>]*\bnonce\s*=)([^>]*)>", re.IGNORECASE
+)
 
 
 def csp_nonce() -> str:
@@ -60,8 +62,7 @@ def basic_credentials() -> tuple[str, str] | None:
 
 def wants_json() -> bool:
     """Whether the request is an API call (answer errors as JSON)."""
-    return request.path.startswith("/api") or (
-        request.accept_mimetypes.best == "application/json")
+    return request.path.startswith("/api") or (request.accept_mimetypes.best == "application/json")
 
 
 def _tile_origin(url: str | None) -> str | None:
@@ -85,18 +86,20 @@ def content_security_policy(nonce: str, tiles_url: str | None = None) -> str:
     origin = _tile_origin(tiles_url)
     if origin:
         images += f" {origin}"
-    return "; ".join((
-        "default-src 'self'",
-        f"script-src 'self' 'nonce-{nonce}'",
-        f"style-src 'self' 'nonce-{nonce}'",
-        f"img-src {images}",
-        "font-src 'self' data:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ))
+    return "; ".join(
+        (
+            "default-src 'self'",
+            f"script-src 'self' 'nonce-{nonce}'",
+            f"style-src 'self' 'nonce-{nonce}'",
+            f"img-src {images}",
+            "font-src 'self' data:",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        )
+    )
 
 
 def init_app(app: Flask) -> None:
@@ -113,8 +116,11 @@ def init_app(app: Flask) -> None:
     def _check_csrf():
         # Bearer requests carry no cookie-based authority (web.auth ignores the session
         # cookie when an Authorization header is present), so a forged form cannot use them.
-        if request.method in SAFE_METHODS or bearer_token() is not None \
-                or request.routing_exception is not None:  # 404/405 say so, not "CSRF"
+        if (
+            request.method in SAFE_METHODS
+            or bearer_token() is not None
+            or request.routing_exception is not None
+        ):  # 404/405 say so, not "CSRF"
             return None
         if request.path.startswith("/api/") and not current_user.is_authenticated:
             return None  # no session, nothing to forge: the API view answers 401 itself
@@ -123,8 +129,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf_error(err: CSRFError):
-        message = (f"{err.description} Reload the page and try again; scripts send "
-                   "the X-CSRFToken header or an Authorization: Bearer token.")
+        message = (
+            f"{err.description} Reload the page and try again; scripts send "
+            "the X-CSRFToken header or an Authorization: Bearer token."
+        )
         if wants_json():
             return jsonify({"error": message, "field": None}), 400
         return message, 400, {"Content-Type": "text/plain; charset=utf-8"}
@@ -134,18 +142,25 @@ def init_app(app: Flask) -> None:
         nonce = csp_nonce()
         response.headers.setdefault(
             "Content-Security-Policy",
-            content_security_policy(nonce, current_app.config.get("ZONEPLAN_TILES_URL")))
+            content_security_policy(nonce, current_app.config.get("ZONEPLAN_TILES_URL")),
+        )
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        response.headers.setdefault(
+            "Permissions-Policy", "camera=(), microphone=(), geolocation=()"
+        )
         return response
 
 
 def login_throttle() -> accounts.LoginThrottle:
     """The failed-login counter, kept in the store (shared by every server process)."""
     from web.deps import get_store
+
     config = current_app.config
-    return accounts.LoginThrottle(get_store(), int(config.get("LOGIN_RATE_LIMIT", 5)),
-                                  float(config.get("LOGIN_RATE_WINDOW", 300)))
+    return accounts.LoginThrottle(
+        get_store(),
+        int(config.get("LOGIN_RATE_LIMIT", 5)),
+        float(config.get("LOGIN_RATE_WINDOW", 300)),
+    )

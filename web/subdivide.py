@@ -1,5 +1,6 @@
 """The subdivision page: choose or draw an area, preview streets and plots through the job
 runner, regenerate with other parameters, commit. A thin adapter over usecases.subdivision."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,17 +21,32 @@ bp = Blueprint("subdivide", __name__)
 
 JOB_KIND = "subdivision"
 #: Map layers under the preview, bottom to top.
-MAP_LAYERS = ("zone", "expansion", "prot_zones", "plots", "roads", "power_lines", "rail_lines",
-              "storm_sewers", "gates")
+MAP_LAYERS = (
+    "zone",
+    "expansion",
+    "prot_zones",
+    "plots",
+    "roads",
+    "power_lines",
+    "rail_lines",
+    "storm_sewers",
+    "gates",
+)
 _DEFAULTS = SubdivisionParams()
 
 
 def _fields() -> list[dict[str, Any]]:
     """The numeric parameters of the form: name, label, default, step."""
+
     def field(name: str, label: str, step: str = "any") -> dict[str, Any]:
         value = getattr(_DEFAULTS, name)
-        return {"name": name, "label": label, "value": "" if value is None else f"{value:g}",
-                "step": step}
+        return {
+            "name": name,
+            "label": label,
+            "value": "" if value is None else f"{value:g}",
+            "step": step,
+        }
+
     return [
         field("min_ha", _("Smallest plot, ha")),
         field("max_ha", _("Largest plot, ha")),
@@ -59,9 +75,13 @@ def _strings() -> dict[str, str]:
         "cancelled": _("The preview was cancelled."),
         "network": _("The server could not be reached."),
         "ready": _("Preview ready: nothing is stored until you commit."),
-        "committed": _("Stored %(plots)s candidate plots and %(roads)s planned roads; "
-                       "%(removed)s replaced candidate plots deleted.",
-                       plots="{plots}", roads="{roads}", removed="{removed}"),
+        "committed": _(
+            "Stored %(plots)s candidate plots and %(roads)s planned roads; "
+            "%(removed)s replaced candidate plots deleted.",
+            plots="{plots}",
+            roads="{roads}",
+            removed="{removed}",
+        ),
         "notCommitted": _("Nothing was stored:"),
         "chosen": _("chosen"),
         "plot": _("New plot"),
@@ -78,29 +98,37 @@ def _strings() -> dict[str, str]:
 
 
 def _metric_rows() -> list[list[str]]:
-    return [["plots", _("Plots")], ["utilisation", _("Utilisation of net land")],
-            ["frontage_share", _("With street frontage")], ["plotted_ha", _("Plotted, ha")],
-            ["net_developable_ha", _("Net developable, ha")],
-            ["deviation_mean", _("Area off target, mean")],
-            ["deviation_worst", _("Area off target, worst")],
-            ["out_of_range", _("Outside the area range")],
-            ["compactness_mean", _("Compactness")], ["elongation_mean", _("Elongation")],
-            ["too_deep", _("Deeper than allowed")],
-            ["street_land_ha", _("Land in new streets, ha")],
-            ["new_street_km", _("New street length, km")],
-            ["remnants", _("Remnants left open")], ["elapsed_s", _("Seconds")]]
+    return [
+        ["plots", _("Plots")],
+        ["utilisation", _("Utilisation of net land")],
+        ["frontage_share", _("With street frontage")],
+        ["plotted_ha", _("Plotted, ha")],
+        ["net_developable_ha", _("Net developable, ha")],
+        ["deviation_mean", _("Area off target, mean")],
+        ["deviation_worst", _("Area off target, worst")],
+        ["out_of_range", _("Outside the area range")],
+        ["compactness_mean", _("Compactness")],
+        ["elongation_mean", _("Elongation")],
+        ["too_deep", _("Deeper than allowed")],
+        ["street_land_ha", _("Land in new streets, ha")],
+        ["new_street_km", _("New street length, km")],
+        ["remnants", _("Remnants left open")],
+        ["elapsed_s", _("Seconds")],
+    ]
 
 
 def _config() -> dict[str, Any]:
     styles = {s.name: dict(s.style) for s in LAYER_STYLES}
     return {
         "locale": str(get_locale()),
-        "urls": {"layer": url_for("api.get_layer", name="__layer__"),
-                 "preview": url_for("subdivide.start_preview"),
-                 "commit": url_for("subdivide.commit"),
-                 "job": url_for("api.get_job", job_id="__id__"),
-                 "cancel": url_for("api.cancel_job", job_id="__id__"),
-                 "workspace": url_for("planner.workspace")},
+        "urls": {
+            "layer": url_for("api.get_layer", name="__layer__"),
+            "preview": url_for("subdivide.start_preview"),
+            "commit": url_for("subdivide.commit"),
+            "job": url_for("api.get_job", job_id="__id__"),
+            "cancel": url_for("api.cancel_job", job_id="__id__"),
+            "workspace": url_for("planner.workspace"),
+        },
         "layers": [{"name": n, "style": styles.get(n, {})} for n in MAP_LAYERS],
         "plotColours": PLOT_COLOURS,
         "metrics": _metric_rows(),
@@ -113,9 +141,13 @@ def _config() -> dict[str, Any]:
 def page():
     """The subdivision page."""
     areas = deps.get_store().read("expansion")
-    return render_template("subdivide.html", config=_config(), fields=_fields(),
-                           methods=METHODS, areas=areas[["exp_id", "name", "area_ha"]]
-                           .to_dict("records"))
+    return render_template(
+        "subdivide.html",
+        config=_config(),
+        fields=_fields(),
+        methods=METHODS,
+        areas=areas[["exp_id", "name", "area_ha"]].to_dict("records"),
+    )
 
 
 def _request_params() -> tuple[dict[str, Any], Any]:
@@ -145,8 +177,9 @@ def start_preview():
     job_params, error = _request_params()
     if error is not None:
         return error
-    job_id = deps.get_jobs().submit(JOB_KIND, job_params, subdivision.preview_job,
-                                    user=current_username() or "unknown")
+    job_id = deps.get_jobs().submit(
+        JOB_KIND, job_params, subdivision.preview_job, user=current_username() or "unknown"
+    )
     response = jsonify({"job_id": job_id, "poll": url_for("api.get_job", job_id=job_id)})
     response.status_code = 202
     return response
@@ -161,14 +194,17 @@ def commit():
     try:
         job = deps.get_jobs().get(job_id)
     except NotFound:
-        return api_error(_("There is no preview %(id)s; preview again.", id=job_id), 404,
-                         "job_id")
+        return api_error(_("There is no preview %(id)s; preview again.", id=job_id), 404, "job_id")
     if job["kind"] != JOB_KIND or job["state"] != "done" or not job.get("result"):
-        return api_error(_("Preview %(id)s has not finished; wait for it or preview again.",
-                           id=job_id), 409, "job_id")
+        return api_error(
+            _("Preview %(id)s has not finished; wait for it or preview again.", id=job_id),
+            409,
+            "job_id",
+        )
     try:
-        done = subdivision.commit(deps.get_store(), job["result"].get("plan"),
-                                  user=current_username() or "unknown")
+        done = subdivision.commit(
+            deps.get_store(), job["result"].get("plan"), user=current_username() or "unknown"
+        )
     except subdivision.SubdivisionConflict as err:
         return api_error(str(err), 409)
     except SubdivisionError as err:

@@ -4,6 +4,7 @@ A thin adapter: tile maths and encoding live in geo.tiles (the store may cut til
 ``Store.vector_tile``), who sees what in the access policy; this module maps HTTP onto them
 and adds the cache headers that let browsers revalidate tiles cheaply (ETag, 304).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -91,8 +92,10 @@ def tile_cache() -> TileCache:
     """The app's tile cache (``ZONEPLAN_TILE_CACHE_BYTES``, default 64 MB)."""
     cache = current_app.extensions.get(EXTENSION)
     if cache is None:
-        cache = current_app.extensions.setdefault(EXTENSION, TileCache(
-            int(current_app.config.get("ZONEPLAN_TILE_CACHE_BYTES", 64 * 1024 * 1024))))
+        cache = current_app.extensions.setdefault(
+            EXTENSION,
+            TileCache(int(current_app.config.get("ZONEPLAN_TILE_CACHE_BYTES", 64 * 1024 * 1024))),
+        )
     return cache
 
 
@@ -100,8 +103,9 @@ def _cache_headers(response: Response, etag: str) -> Response:
     response.set_etag(etag, weak=True)  # weak: compression keeps it as it is
     # Tiles follow the store: revalidate every time (a 304 costs one revision query).
     # The answer depends on who asks, so shared caches must key on the credentials.
-    response.headers["Cache-Control"] = "private, no-cache" if current_role() != "public" \
-        else "public, no-cache"
+    response.headers["Cache-Control"] = (
+        "private, no-cache" if current_role() != "public" else "public, no-cache"
+    )
     response.vary.update(("Authorization", "Cookie"))
     return response
 
@@ -126,20 +130,27 @@ def tile(layer: str, z: int, x: int, y: int):
         abort(404)
     store = deps.get_store()
     revisions = [store.revision([name]) for name in names]
-    etag = hashlib.blake2b("|".join(f"{v.key}:{r}" for v, r in zip(views, revisions)).encode()
-                           + f"|{z}/{x}/{y}".encode(), digest_size=12).hexdigest()
+    etag = hashlib.blake2b(
+        "|".join(f"{v.key}:{r}" for v, r in zip(views, revisions)).encode()
+        + f"|{z}/{x}/{y}".encode(),
+        digest_size=12,
+    ).hexdigest()
     if request.if_none_match.contains_weak(etag):
         return _cache_headers(Response(status=304), etag)
-    data = b"".join(_cut(store, view, revision, address)
-                    for view, revision in zip(views, revisions))
+    data = b"".join(
+        _cut(store, view, revision, address) for view, revision in zip(views, revisions)
+    )
     return _cache_headers(Response(data, mimetype=MVT_MEDIA), etag)
 
 
 def _cut(store: Any, view: LayerView, revision: str, address: Tile) -> bytes:
     """One layer's tile from the cache, cut by the store on a miss."""
+
     def cut() -> bytes:
-        return store.vector_tile(view.layer, address, properties=view.properties(),
-                                 where=view.where)
+        return store.vector_tile(
+            view.layer, address, properties=view.properties(), where=view.where
+        )
+
     return tile_cache().get_or_build(view.layer, view.key, revision, address, cut)
 
 
@@ -152,10 +163,20 @@ def _popup(view: LayerView, row: dict[str, Any]) -> dict[str, Any]:
         record = deps.servicing_records().get(key)
         lines = deps.explain(record, translate=_) if record else []
     geom = row.get("geometry")
-    bbox = None if geom is None or geom.is_empty else [
-        round(v, 7) for v in transformer(WORKING_EPSG, WGS84_EPSG).transform_bounds(*geom.bounds)]
-    return {"layer": view.layer, "id": key, "bbox": bbox,
-            "html": popup_html(view.layer, shown, _, lines)}
+    bbox = (
+        None
+        if geom is None or geom.is_empty
+        else [
+            round(v, 7)
+            for v in transformer(WORKING_EPSG, WGS84_EPSG).transform_bounds(*geom.bounds)
+        ]
+    )
+    return {
+        "layer": view.layer,
+        "id": key,
+        "bbox": bbox,
+        "html": popup_html(view.layer, shown, _, lines),
+    }
 
 
 def _not_found():
@@ -191,7 +212,7 @@ def pick():
         return _bad("give at=lon,lat and zoom=0..22", "at")
     if not (-180 <= lon <= 180 and -85.06 <= lat <= 85.06 and 0 <= zoom <= MAX_ZOOM):
         return _bad("at must lie on the Web Mercator map and zoom in 0..22", "at")
-    names = [n for n in request.args.get("layers", "").split(",") if n][:len(FEATURE_LAYERS)]
+    names = [n for n in request.args.get("layers", "").split(",") if n][: len(FEATURE_LAYERS)]
     x, y = transformer(WGS84_EPSG, WORKING_EPSG).transform(lon, lat)
     point = shapely.Point(x, y)
     tolerance = PICK_PIXELS * metres_per_pixel(zoom, lat)
@@ -201,8 +222,11 @@ def pick():
             view = layer_view(name, current_role())
         except NotFound:
             continue
-        rows = store.read(name, bbox=(x - tolerance, y - tolerance, x + tolerance, y + tolerance),
-                          where=view.where)
+        rows = store.read(
+            name,
+            bbox=(x - tolerance, y - tolerance, x + tolerance, y + tolerance),
+            where=view.where,
+        )
         hit = nearest_within(rows.geometry.values, point, tolerance)
         if hit is not None:
             key = rows[get_layer(name).key].iloc[hit]

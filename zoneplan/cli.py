@@ -1,4 +1,5 @@
 """The ``zoneplan`` command line: a thin translation between people and geo/planner."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,14 +7,23 @@ import importlib
 import os
 import sys
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 from geo.store import StoreError
 from geo.validate import ValidationError
 
 # Each module defines register(subparsers) and sets func on its parsers.
-COMMAND_MODULES = ("core", "files", "servicing", "allocation", "applications", "access",
-                   "subdivide", "serve", "users")
+COMMAND_MODULES = (
+    "core",
+    "files",
+    "servicing",
+    "allocation",
+    "applications",
+    "access",
+    "subdivide",
+    "serve",
+    "users",
+)
 
 
 class CommandError(Exception):
@@ -57,4 +67,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     # Run through the installed module so its exception classes are the ones commands raise.
     from zoneplan.cli import main as installed_main
+
     sys.exit(installed_main())

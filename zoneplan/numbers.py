@@ -1,4 +1,5 @@
 """Numbers as people read them on the command line: tenge in bn/m, counts without decimals."""
+
 from __future__ import annotations
 
 import math

@@ -1,15 +1,16 @@
 """Progress of long commands on the terminal (and silence in logs and pipes)."""
+
 from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 Progress = Callable[[float, str], None]
 
 
-def terminal_progress(label: str, stream: TextIO | None = None,
-                      every_s: float = 0.2) -> Progress:
+def terminal_progress(label: str, stream: TextIO | None = None, every_s: float = 0.2) -> Progress:
     """A ``progress(fraction, message)`` callback drawing one line on a terminal.
 
     When ``stream`` (default stderr) is not a terminal it does nothing, so logs and
@@ -30,4 +31,5 @@ def terminal_progress(label: str, stream: TextIO | None = None,
         if fraction >= 1.0:
             out.write("\n")
         out.flush()
+
     return show

@@ -1,19 +1,43 @@
 """zoneplan storage backends behind one Store interface."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from geo.store.base import (
-    Conflict, Invalid, ListHas, NotFound, Null, Range, RowSession, Session, Store, StoreError,
+    Conflict,
+    Invalid,
+    ListHas,
+    NotFound,
+    Null,
+    Range,
+    RowSession,
+    Session,
+    Store,
+    StoreError,
     is_url,
 )
 
 DEFAULT_DB = "data/zone.gpkg"
 
-__all__ = ["Conflict", "Invalid", "ListHas", "NotFound", "Null", "Range", "Session", "Store",
-           "StoreError", "default_db", "is_url", "open_store", "create_store", "store_exists"]
+__all__ = [
+    "Conflict",
+    "Invalid",
+    "ListHas",
+    "NotFound",
+    "Null",
+    "Range",
+    "Session",
+    "Store",
+    "StoreError",
+    "default_db",
+    "is_url",
+    "open_store",
+    "create_store",
+    "store_exists",
+]
 
 
 def default_db() -> str:
@@ -35,8 +59,10 @@ def open_store(location: str | Path | None = None) -> Store:
     location = location or default_db()
     if is_url(location):
         from geo.store.postgis import PostgisStore
+
         return PostgisStore(str(location))
     from geo.store.gpkg import GpkgStore
+
     return GpkgStore(location)
 
 
@@ -44,12 +70,17 @@ def store_exists(location: str | Path) -> bool:
     """Whether a zoneplan store (or any file) is at ``location`` already."""
     if is_url(location):
         from geo.store.postgis import has_schema
+
         return has_schema(str(location))
     return Path(location).exists()
 
 
-def create_store(location: str | Path | None = None, *, force: bool = False,
-                 fill: Callable[[RowSession], None] | None = None) -> Store:
+def create_store(
+    location: str | Path | None = None,
+    *,
+    force: bool = False,
+    fill: Callable[[RowSession], None] | None = None,
+) -> Store:
     """Create a store with every layer of the schema (either backend), empty or written
     by ``fill`` in the same step: a failing ``fill`` leaves no store behind (and an
     existing one as it was).
@@ -62,6 +93,8 @@ def create_store(location: str | Path | None = None, *, force: bool = False,
     location = location or default_db()
     if is_url(location):
         from geo.store.postgis import PostgisStore
+
         return PostgisStore.create(str(location), force=force, fill=fill)
     from geo.store.gpkg import GpkgStore
+
     return GpkgStore.create(location, force=force, fill=fill)

@@ -1,4 +1,5 @@
 """The Store interface every storage backend implements, and its typed errors."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -6,8 +7,9 @@ import datetime as dt
 import json
 import re
 from abc import ABC, abstractmethod
-from functools import lru_cache
-from typing import Any, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cache
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -92,7 +94,7 @@ def redact(location: str | object) -> str:
 
 def now_iso() -> str:
     """The current UTC time as ISO 8601 seconds (audit and application stamps)."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
 def prepare_rows(layer: Layer, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
@@ -122,7 +124,11 @@ def prepare_rows(layer: Layer, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.nd
 
 
 def _single(geom: Any) -> Any:
-    if geom is not None and shapely.get_type_id(geom) in (4, 5, 6) and shapely.get_num_geometries(geom) == 1:
+    if (
+        geom is not None
+        and shapely.get_type_id(geom) in (4, 5, 6)
+        and shapely.get_num_geometries(geom) == 1
+    ):
         return shapely.get_geometry(geom, 0)
     return geom
 
@@ -146,7 +152,9 @@ def prepare_changes(layer: Layer, changes: Mapping[str, Any]) -> dict[str, Any]:
                 out["area_ha"] = round(float(shapely.area(geom)) / 10_000.0, 4)
             continue
         if not layer.has(name) or layer.field(name).computed or layer.field(name).system:
-            problems.append(Problem(None, None, name, f"{layer.name} has no settable field {name!r}"))
+            problems.append(
+                Problem(None, None, name, f"{layer.name} has no settable field {name!r}")
+            )
             continue
         if name == layer.key:
             problems.append(Problem(None, None, name, "the id of a feature cannot change"))
@@ -173,12 +181,19 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[Any]]
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _filter_field(layer: str, name: str) -> Any:
     """The field with its vocabulary, limits and id rule dropped: a filter value outside
     them simply matches nothing."""
-    return dataclasses.replace(get_layer(layer).field(name), required=False, choices=None,
-                               minimum=None, maximum=None, ident=False, max_length=None)
+    return dataclasses.replace(
+        get_layer(layer).field(name),
+        required=False,
+        choices=None,
+        minimum=None,
+        maximum=None,
+        ident=False,
+        max_length=None,
+    )
 
 
 def compile_where(layer: Layer, where: Where | None) -> list[Condition]:
@@ -202,8 +217,16 @@ def compile_where(layer: Layer, where: Where | None) -> list[Condition]:
             elif isinstance(cond, ListHas):
                 out.append((name, "listhas", (str(cond.everything), str(cond.value).strip())))
             elif isinstance(cond, Range) and cond.or_null:
-                out.append((name, "range|null", tuple(
-                    None if v is None else coerce_value(fld, v) for v in (cond.low, cond.high))))
+                out.append(
+                    (
+                        name,
+                        "range|null",
+                        tuple(
+                            None if v is None else coerce_value(fld, v)
+                            for v in (cond.low, cond.high)
+                        ),
+                    )
+                )
             elif isinstance(cond, Range):
                 if cond.low is not None:
                     out.append((name, ">=", coerce_value(fld, cond.low)))
@@ -211,8 +234,9 @@ def compile_where(layer: Layer, where: Where | None) -> list[Condition]:
                     out.append((name, "<=", coerce_value(fld, cond.high)))
             elif isinstance(cond, (list, tuple, set, frozenset)):
                 if len(cond) > MAX_WHERE_VALUES:
-                    raise ValueError(f"more than {MAX_WHERE_VALUES:,} values to match; "
-                                     "filter in smaller batches")
+                    raise ValueError(
+                        f"more than {MAX_WHERE_VALUES:,} values to match; filter in smaller batches"
+                    )
                 out.append((name, "in", [coerce_value(fld, v) for v in cond]))
             elif cond is None:
                 out.append((name, "null", None))
@@ -233,9 +257,16 @@ class Session(ABC):
     user: str
 
     @abstractmethod
-    def read(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None,
-             order_by: str | None = None, limit: int | None = None, offset: int = 0,
-             ) -> pd.DataFrame:
+    def read(
+        self,
+        layer: str,
+        *,
+        bbox: Bbox | None = None,
+        where: Where | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> pd.DataFrame:
         """Rows of ``layer`` as :meth:`Store.read` returns them, inside this transaction."""
 
     @abstractmethod
@@ -262,8 +293,9 @@ class Session(ABC):
         """
 
     @abstractmethod
-    def update(self, layer: str, key: str, changes: Mapping[str, Any], *,
-               version: int | None = None) -> int:
+    def update(
+        self, layer: str, key: str, changes: Mapping[str, Any], *, version: int | None = None
+    ) -> int:
         """Change some fields (``geometry`` included) of one row; return its new version.
 
         Raises NotFound, Invalid, or Conflict when ``version`` is given and stale.
@@ -360,7 +392,7 @@ class RowSession(Session):
         keys = typed[lyr.key].tolist()
         present: list[Any] = []
         for start in range(0, len(keys), 10_000):
-            present += self._existing(lyr, keys[start:start + 10_000])
+            present += self._existing(lyr, keys[start : start + 10_000])
         if present:
             shown = ", ".join(map(str, present[:10]))
             raise Conflict(f"{lyr.name}: {len(present)} id(s) already in the store: {shown}")
@@ -375,12 +407,15 @@ class RowSession(Session):
     @staticmethod
     def _check_version(lyr: Layer, key: str, row: Mapping[str, Any], version: int | None) -> None:
         if version is not None and int(version) != int(row.get("version") or 0):
-            raise Conflict(f"{lyr.name} {key} was changed by someone else (now version "
-                           f"{row.get('version')}, your copy is version {version}); "
-                           "reload it and apply your change again")
+            raise Conflict(
+                f"{lyr.name} {key} was changed by someone else (now version "
+                f"{row.get('version')}, your copy is version {version}); "
+                "reload it and apply your change again"
+            )
 
-    def update(self, layer: str, key: str, changes: Mapping[str, Any], *,
-               version: int | None = None) -> int:
+    def update(
+        self, layer: str, key: str, changes: Mapping[str, Any], *, version: int | None = None
+    ) -> int:
         lyr = get_layer(layer)
         row = self._row(lyr, key)
         self._check_version(lyr, key, row, version)
@@ -420,8 +455,12 @@ class RowSession(Session):
         lyr = get_layer(layer)
         if len(frame) == 0:
             return 0
-        typed = pd.DataFrame({f.name: frame[f.name].astype(object).where(frame[f.name].notna(), None)
-                              for f in lyr.fields})
+        typed = pd.DataFrame(
+            {
+                f.name: frame[f.name].astype(object).where(frame[f.name].notna(), None)
+                for f in lyr.fields
+            }
+        )
         geoms = np.asarray(frame.geometry.values, dtype=object) if lyr.is_feature else None
         self._write_rows(lyr, typed, geoms)
         self._touched.add(lyr.name)
@@ -430,15 +469,24 @@ class RowSession(Session):
 
     def _log(self, lyr: Layer, action: str, key: str, changes: Mapping[str, Any]) -> None:
         if lyr.audited:
-            self._audit.append((now_iso(), self.user, action, lyr.name, str(key),
-                                audit_changes(changes)))
+            self._audit.append(
+                (now_iso(), self.user, action, lyr.name, str(key), audit_changes(changes))
+            )
 
     def _log_bulk(self, lyr: Layer, action: str, keys: list[Any], typed: pd.DataFrame) -> None:
         if not lyr.audited:
             return
         if len(keys) > AUDIT_ROW_LIMIT:
-            self._log(lyr, action, "*", {"count": [0, len(keys)], "first": [None, str(keys[0])],
-                                         "last": [None, str(keys[-1])]})
+            self._log(
+                lyr,
+                action,
+                "*",
+                {
+                    "count": [0, len(keys)],
+                    "first": [None, str(keys[0])],
+                    "last": [None, str(keys[-1])],
+                },
+            )
             return
         for record in typed.to_dict("records"):
             values = {k: [None, v] for k, v in record.items() if v is not None and k != "version"}
@@ -463,9 +511,16 @@ class Store(ABC):
     """
 
     @abstractmethod
-    def read(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None,
-             order_by: str | None = None, limit: int | None = None, offset: int = 0,
-             ) -> pd.DataFrame:
+    def read(
+        self,
+        layer: str,
+        *,
+        bbox: Bbox | None = None,
+        where: Where | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> pd.DataFrame:
         """Rows of ``layer``, optionally within ``bbox`` (working CRS, by index) and
         matching ``where`` (``{field: value}`` or ``{field: [values]}``, ANDed)."""
 
@@ -505,14 +560,22 @@ class Store(ABC):
         with self.transaction(user) as tx:
             return tx.insert(layer, frame)
 
-    def update(self, layer: str, key: str, changes: Mapping[str, Any], *,
-               version: int | None = None, user: str = "system") -> int:
+    def update(
+        self,
+        layer: str,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        version: int | None = None,
+        user: str = "system",
+    ) -> int:
         """Update in a transaction of its own."""
         with self.transaction(user) as tx:
             return tx.update(layer, key, changes, version=version)
 
-    def delete(self, layer: str, key: str, *, version: int | None = None,
-               user: str = "system") -> None:
+    def delete(
+        self, layer: str, key: str, *, version: int | None = None, user: str = "system"
+    ) -> None:
         """Delete in a transaction of its own."""
         with self.transaction(user) as tx:
             tx.delete(layer, key, version=version)
@@ -521,16 +584,18 @@ class Store(ABC):
         """Every named layer read in full, for the planner's pure functions."""
         return {name: self.read(name) for name in layers}
 
-    def vector_tile(self, layer: str, tile: tiles.Tile, *, properties: Sequence[str],
-                    where: Where | None = None) -> bytes:
+    def vector_tile(
+        self, layer: str, tile: tiles.Tile, *, properties: Sequence[str], where: Where | None = None
+    ) -> bytes:
         """One Mapbox Vector Tile of ``layer``: the rows matching ``where`` that touch ``tile``,
         with the ``properties`` columns (see :func:`geo.tiles.encode`; empty bytes when none).
 
         Backends with a native encoder (PostGIS: ``ST_AsMVT``) override this.
         """
         rows = self.read(layer, bbox=tile.working_bbox(), where=where)
-        return tiles.encode_frame(layer, rows, tile, key=get_layer(layer).key,
-                                  properties=properties)
+        return tiles.encode_frame(
+            layer, rows, tile, key=get_layer(layer).key, properties=properties
+        )
 
     def layers(self) -> list[str]:
         """The layers this store holds."""
@@ -555,4 +620,3 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
 def audit_changes(changes: Mapping[str, Any]) -> str:
     """Serialise an audit record's changes as compact JSON (Cyrillic kept readable)."""
     return json.dumps(changes, ensure_ascii=False, default=str, sort_keys=True)
-

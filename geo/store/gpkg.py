@@ -1,4 +1,5 @@
 """The embedded default store: one GeoPackage file that QGIS and GDAL open directly."""
+
 from __future__ import annotations
 
 import os
@@ -6,9 +7,10 @@ import sqlite3
 import struct
 import tempfile
 import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -21,7 +23,15 @@ from geo.crs import WORKING_EPSG
 from geo.io import GPKG_VERSION, to_arrow
 from geo.layers import LAYERS, Layer, get_layer
 from geo.store.base import (
-    Bbox, Conflict, Invalid, NotFound, RowSession, Store, StoreError, Where, compile_where,
+    Bbox,
+    Conflict,
+    Invalid,
+    NotFound,
+    RowSession,
+    Store,
+    StoreError,
+    Where,
+    compile_where,
 )
 from geo.validate import Problem
 
@@ -46,14 +56,16 @@ def encode_geometries(geoms: np.ndarray, srs_id: int = WORKING_EPSG) -> list[byt
         elif np.isnan(minx):
             out.append(struct.pack("<2sBBi", b"GP", 0, 0x11, srs_id) + blob)
         else:
-            out.append(struct.pack("<2sBBi4d", b"GP", 0, 0x03, srs_id, minx, maxx, miny, maxy) + blob)
+            out.append(
+                struct.pack("<2sBBi4d", b"GP", 0, 0x03, srs_id, minx, maxx, miny, maxy) + blob
+            )
     return out
 
 
 def _wkb_part(blob: bytes | None) -> bytes | None:
     if blob is None:
         return None
-    return blob[8 + _ENVELOPE_BYTES[(blob[3] >> 1) & 7]:]
+    return blob[8 + _ENVELOPE_BYTES[(blob[3] >> 1) & 7] :]
 
 
 def decode_geometries(blobs: list[bytes | None]) -> np.ndarray:
@@ -76,6 +88,7 @@ def _bound(i: int):
     def fn(blob: bytes | None) -> float | None:
         env = _envelope(blob)
         return None if env is None else env[i]
+
     return fn
 
 
@@ -111,8 +124,9 @@ def _read_frame(layer: Layer, rows: list[tuple], columns: list[str]) -> pd.DataF
     cols = dict(zip(columns, zip(*rows))) if rows else {c: () for c in columns}
     frame = pd.DataFrame({f.name: _column(f, cols[f.name]) for f in layer.fields})
     if layer.is_feature:
-        return gpd.GeoDataFrame(frame, geometry=decode_geometries(list(cols[GEOM])),
-                                crs=WORKING_EPSG)
+        return gpd.GeoDataFrame(
+            frame, geometry=decode_geometries(list(cols[GEOM])), crs=WORKING_EPSG
+        )
     return frame
 
 
@@ -144,15 +158,19 @@ def _column_values(layer: Layer, name: str, column: pd.Series) -> list[Any]:
     return values
 
 
-def _select(layer: Layer, bbox: Bbox | None, where: Where | None, what: str) -> tuple[str, list[Any]]:
+def _select(
+    layer: Layer, bbox: Bbox | None, where: Where | None, what: str
+) -> tuple[str, list[Any]]:
     sql = f"SELECT {what} FROM {_q(layer.name)} t"
     params: list[Any] = []
     if bbox is not None:
         if not layer.is_feature:
             raise Invalid([Problem(None, None, "bbox", f"{layer.name} has no geometry")])
         rtree = _q(f"rtree_{layer.name}_{GEOM}")
-        sql += (f" JOIN {rtree} r ON r.id = t.fid AND r.minx <= ? AND r.maxx >= ?"
-                " AND r.miny <= ? AND r.maxy >= ?")
+        sql += (
+            f" JOIN {rtree} r ON r.id = t.fid AND r.minx <= ? AND r.maxx >= ?"
+            " AND r.miny <= ? AND r.maxy >= ?"
+        )
         params += [bbox[2], bbox[0], bbox[3], bbox[1]]
     clauses = []
     for name, op, value in compile_where(layer, where):
@@ -163,8 +181,10 @@ def _select(layer: Layer, bbox: Bbox | None, where: Where | None, what: str) -> 
             clauses.append(f"{column} IN ({', '.join('?' * len(value))})" if value else "0")
             params += [_sql_value(v) for v in value]
         elif op == "listhas":
-            clauses.append(f"(coalesce(trim({column}), '') IN ('', ?) OR instr(',' || "
-                           f"replace({column}, ' ', '') || ',', ',' || ? || ',') > 0)")
+            clauses.append(
+                f"(coalesce(trim({column}), '') IN ('', ?) OR instr(',' || "
+                f"replace({column}, ' ', '') || ',', ',' || ? || ',') > 0)"
+            )
             params += list(value)
         elif op == "range|null":
             tests = [f"{column} {sign} ?" for sign, v in zip((">=", "<="), value) if v is not None]
@@ -178,16 +198,25 @@ def _select(layer: Layer, bbox: Bbox | None, where: Where | None, what: str) -> 
     return sql, params
 
 
-def read_rows(conn: sqlite3.Connection, lyr: Layer, *, bbox: Bbox | None = None,
-              where: Where | None = None, order_by: str | None = None,
-              limit: int | None = None, offset: int = 0) -> pd.DataFrame:
+def read_rows(
+    conn: sqlite3.Connection,
+    lyr: Layer,
+    *,
+    bbox: Bbox | None = None,
+    where: Where | None = None,
+    order_by: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> pd.DataFrame:
     """Select rows of ``lyr`` on ``conn`` as the store's typed frame."""
     columns = lyr.names + ([GEOM] if lyr.is_feature else [])
     sql, params = _select(lyr, bbox, where, ", ".join(f"t.{_q(c)}" for c in columns))
     order = order_by or lyr.key
     descending = order.startswith("-")
     if not lyr.has(order.lstrip("-")):
-        raise Invalid([Problem(None, None, "sort", f"{lyr.name} has no field {order.lstrip('-')!r}")])
+        raise Invalid(
+            [Problem(None, None, "sort", f"{lyr.name} has no field {order.lstrip('-')!r}")]
+        )
     sql += f" ORDER BY t.{_q(order.lstrip('-'))} {'DESC' if descending else 'ASC'}, t.fid"
     if limit is not None or offset:
         sql += " LIMIT ? OFFSET ?"
@@ -195,8 +224,9 @@ def read_rows(conn: sqlite3.Connection, lyr: Layer, *, bbox: Bbox | None = None,
     return _read_frame(lyr, conn.execute(sql, params).fetchall(), columns)
 
 
-def count_rows(conn: sqlite3.Connection, lyr: Layer, *, bbox: Bbox | None = None,
-               where: Where | None = None) -> int:
+def count_rows(
+    conn: sqlite3.Connection, lyr: Layer, *, bbox: Bbox | None = None, where: Where | None = None
+) -> int:
     """How many rows of ``lyr`` match."""
     sql, params = _select(lyr, bbox, where, "count(*)")
     return int(conn.execute(sql, params).fetchone()[0])
@@ -204,9 +234,13 @@ def count_rows(conn: sqlite3.Connection, lyr: Layer, *, bbox: Bbox | None = None
 
 def _revision(conn: sqlite3.Connection, layers: Sequence[str] | None) -> str:
     names = list(LAYERS) if layers is None else [get_layer(n).name for n in layers]
-    stamps = dict(conn.execute(
-        f"SELECT table_name, last_change FROM gpkg_contents WHERE table_name IN "
-        f"({', '.join('?' * len(names))})", names).fetchall())
+    stamps = dict(
+        conn.execute(
+            f"SELECT table_name, last_change FROM gpkg_contents WHERE table_name IN "
+            f"({', '.join('?' * len(names))})",
+            names,
+        ).fetchall()
+    )
     return "|".join(str(stamps.get(n)) for n in names)
 
 
@@ -242,10 +276,12 @@ class GpkgStore(Store):
         with self._conn() as conn:
             srs = {r[0] for r in conn.execute("SELECT DISTINCT srs_id FROM gpkg_geometry_columns")}
         if srs - {WORKING_EPSG}:
-            raise StoreError(f"the store {self.path} keeps geometries in "
-                             f"{', '.join(f'EPSG:{c}' for c in sorted(srs))}, but the working CRS "
-                             f"is EPSG:{WORKING_EPSG} (ZONEPLAN_EPSG); open it with the CRS it "
-                             "was made with")
+            raise StoreError(
+                f"the store {self.path} keeps geometries in "
+                f"{', '.join(f'EPSG:{c}' for c in sorted(srs))}, but the working CRS "
+                f"is EPSG:{WORKING_EPSG} (ZONEPLAN_EPSG); open it with the CRS it "
+                "was made with"
+            )
 
     def _add_tables(self, names: list[str]) -> None:
         """Create the tables a newer schema added (a store made by an older version)."""
@@ -254,12 +290,15 @@ class GpkgStore(Store):
                 _create_layer(str(self.path), get_layer(name))
                 with self._conn() as conn:
                     layer = get_layer(name)
-                    conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {_q(layer.name + '_key')} "
-                                 f"ON {_q(layer.name)} ({_q(layer.key)})")
+                    conn.execute(
+                        f"CREATE UNIQUE INDEX IF NOT EXISTS {_q(layer.name + '_key')} "
+                        f"ON {_q(layer.name)} ({_q(layer.key)})"
+                    )
             except Exception as err:  # another process may have created it meanwhile
                 with self._conn() as conn:
-                    made = conn.execute("SELECT 1 FROM gpkg_contents WHERE table_name = ?",
-                                        (name,)).fetchone()
+                    made = conn.execute(
+                        "SELECT 1 FROM gpkg_contents WHERE table_name = ?", (name,)
+                    ).fetchone()
                 if not made:
                     raise StoreError(f"cannot add table {name} to {self.path}: {err}") from None
 
@@ -267,8 +306,13 @@ class GpkgStore(Store):
         return str(self.path)
 
     @classmethod
-    def create(cls, path: Path | str, *, force: bool = False,
-               fill: Callable[[RowSession], None] | None = None) -> "GpkgStore":
+    def create(
+        cls,
+        path: Path | str,
+        *,
+        force: bool = False,
+        fill: Callable[[RowSession], None] | None = None,
+    ) -> GpkgStore:
         """Make a new store with every layer of the schema, empty or written by ``fill``.
 
         The file is built beside ``path`` (``fill`` writes into it in one transaction)
@@ -291,8 +335,10 @@ class GpkgStore(Store):
                 _create_layer(tmp, layer)
             with connect(tmp) as conn:
                 for layer in LAYERS.values():
-                    conn.execute(f"CREATE UNIQUE INDEX {_q(layer.name + '_key')} "
-                                 f"ON {_q(layer.name)} ({_q(layer.key)})")
+                    conn.execute(
+                        f"CREATE UNIQUE INDEX {_q(layer.name + '_key')} "
+                        f"ON {_q(layer.name)} ({_q(layer.key)})"
+                    )
             if fill is not None:
                 with cls(tmp).transaction("system") as session:
                     fill(session)
@@ -325,27 +371,48 @@ class GpkgStore(Store):
                 held = self._readers.held = (connect(self.path), (stat.st_dev, stat.st_ino))
             yield held[0]
 
-    def read(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None,
-             order_by: str | None = None, limit: int | None = None, offset: int = 0,
-             ) -> pd.DataFrame:
+    def read(
+        self,
+        layer: str,
+        *,
+        bbox: Bbox | None = None,
+        where: Where | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> pd.DataFrame:
         with self._reading() as conn:
-            return read_rows(conn, get_layer(layer), bbox=bbox, where=where,
-                             order_by=order_by, limit=limit, offset=offset)
+            return read_rows(
+                conn,
+                get_layer(layer),
+                bbox=bbox,
+                where=where,
+                order_by=order_by,
+                limit=limit,
+                offset=offset,
+            )
 
-    def vector_tile(self, layer: str, tile: tiles.Tile, *, properties: Sequence[str],
-                    where: Where | None = None) -> bytes:
+    def vector_tile(
+        self, layer: str, tile: tiles.Tile, *, properties: Sequence[str], where: Where | None = None
+    ) -> bytes:
         """The rows under the tile straight from the R-tree into the encoder (no DataFrame)."""
         lyr = get_layer(layer)
         names = [lyr.key, *(p for p in properties if p != lyr.key)]
-        sql, params = _select(lyr, tile.working_bbox(), where,
-                              ", ".join(f"t.{_q(c)}" for c in [*names, GEOM]))
+        sql, params = _select(
+            lyr, tile.working_bbox(), where, ", ".join(f"t.{_q(c)}" for c in [*names, GEOM])
+        )
         with self._reading() as conn:
             rows = conn.execute(sql, params).fetchall()
         if not rows:
             return b""
         cols = list(zip(*rows))
-        return tiles.encode(layer, decode_geometries(list(cols[-1])), tile, key=lyr.key,
-                            columns=dict(zip(names, cols[:-1])))
+        return tiles.encode(
+            layer,
+            decode_geometries(list(cols[-1])),
+            tile,
+            key=lyr.key,
+            columns=dict(zip(names, cols[:-1])),
+        )
 
     def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
         with self._reading() as conn:
@@ -356,8 +423,10 @@ class GpkgStore(Store):
         if not lyr.is_feature:
             return None
         with self._reading() as conn:
-            row = conn.execute(f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "
-                               f"{_q(f'rtree_{lyr.name}_{GEOM}')}").fetchone()
+            row = conn.execute(
+                f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "
+                f"{_q(f'rtree_{lyr.name}_{GEOM}')}"
+            ).fetchone()
         return None if row[0] is None else tuple(float(v) for v in row)
 
     def revision(self, layers: Sequence[str] | None = None) -> str:
@@ -365,7 +434,7 @@ class GpkgStore(Store):
             return _revision(conn, layers)
 
     @contextmanager
-    def transaction(self, user: str = "system") -> Iterator["GpkgSession"]:
+    def transaction(self, user: str = "system") -> Iterator[GpkgSession]:
         with self._conn() as conn:
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -383,12 +452,18 @@ class GpkgStore(Store):
 
 
 def _create_layer(path: str, layer: Layer) -> None:
-    empty = gpd.GeoDataFrame({f.name: [] for f in layer.fields}, geometry=[], crs=WORKING_EPSG) \
-        if layer.is_feature else pd.DataFrame({f.name: [] for f in layer.fields})
+    empty = (
+        gpd.GeoDataFrame({f.name: [] for f in layer.fields}, geometry=[], crs=WORKING_EPSG)
+        if layer.is_feature
+        else pd.DataFrame({f.name: [] for f in layer.fields})
+    )
     table = to_arrow(layer, empty, layer.fields)
     options = {"GEOMETRY_NAME": GEOM, "SPATIAL_INDEX": "YES"} if layer.is_feature else {}
     pyogrio.write_arrow(
-        table, path, layer=layer.name, driver="GPKG",
+        table,
+        path,
+        layer=layer.name,
+        driver="GPKG",
         geometry_name="geometry" if layer.is_feature else None,
         geometry_type=layer.geometry if layer.is_feature else None,
         crs=f"EPSG:{WORKING_EPSG}" if layer.is_feature else None,
@@ -412,11 +487,25 @@ class GpkgSession(RowSession):
     def revision(self, layers: Sequence[str] | None = None) -> str:
         return _revision(self.conn, layers)
 
-    def read(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None,
-             order_by: str | None = None, limit: int | None = None, offset: int = 0,
-             ) -> pd.DataFrame:
-        return read_rows(self.conn, get_layer(layer), bbox=bbox, where=where,
-                         order_by=order_by, limit=limit, offset=offset)
+    def read(
+        self,
+        layer: str,
+        *,
+        bbox: Bbox | None = None,
+        where: Where | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> pd.DataFrame:
+        return read_rows(
+            self.conn,
+            get_layer(layer),
+            bbox=bbox,
+            where=where,
+            order_by=order_by,
+            limit=limit,
+            offset=offset,
+        )
 
     def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
         return count_rows(self.conn, get_layer(layer), bbox=bbox, where=where)
@@ -434,7 +523,8 @@ class GpkgSession(RowSession):
         columns = lyr.names + ([GEOM] if lyr.is_feature else [])
         row = self.conn.execute(
             f"SELECT {', '.join(map(_q, columns))} FROM {_q(lyr.name)} WHERE {_q(lyr.key)} = ?",
-            (key,)).fetchone()
+            (key,),
+        ).fetchone()
         if row is None:
             return None
         out = {k: _typed_bool(lyr, k, v) for k, v in zip(columns, row)}
@@ -445,10 +535,15 @@ class GpkgSession(RowSession):
     def _existing(self, lyr: Layer, keys: list[Any]) -> list[Any]:
         present: list[Any] = []
         for start in range(0, len(keys), 500):
-            chunk = [_sql_value(k) for k in keys[start:start + 500]]
-            present += [r[0] for r in self.conn.execute(
-                f"SELECT {_q(lyr.key)} FROM {_q(lyr.name)} WHERE {_q(lyr.key)} IN "
-                f"({', '.join('?' * len(chunk))})", chunk)]
+            chunk = [_sql_value(k) for k in keys[start : start + 500]]
+            present += [
+                r[0]
+                for r in self.conn.execute(
+                    f"SELECT {_q(lyr.key)} FROM {_q(lyr.name)} WHERE {_q(lyr.key)} IN "
+                    f"({', '.join('?' * len(chunk))})",
+                    chunk,
+                )
+            ]
         return present
 
     def _write_rows(self, lyr: Layer, typed: pd.DataFrame, geoms: np.ndarray | None) -> None:
@@ -457,8 +552,10 @@ class GpkgSession(RowSession):
         if geoms is not None:
             columns.append(GEOM)
             values.append(encode_geometries(geoms))
-        sql = (f"INSERT INTO {_q(lyr.name)} ({', '.join(map(_q, columns))}) "
-               f"VALUES ({', '.join('?' * len(columns))})")
+        sql = (
+            f"INSERT INTO {_q(lyr.name)} ({', '.join(map(_q, columns))}) "
+            f"VALUES ({', '.join('?' * len(columns))})"
+        )
         self.conn.executemany(sql, zip(*values))
 
     def _set(self, lyr: Layer, key: str, sets: Mapping[str, Any]) -> None:
@@ -467,7 +564,9 @@ class GpkgSession(RowSession):
             values[GEOM] = encode_geometries(np.array([sets["geometry"]], dtype=object))[0]
         self.conn.execute(
             f"UPDATE {_q(lyr.name)} SET {', '.join(f'{_q(k)} = ?' for k in values)} "
-            f"WHERE {_q(lyr.key)} = ?", [*map(_sql_value, values.values()), key])
+            f"WHERE {_q(lyr.key)} = ?",
+            [*map(_sql_value, values.values()), key],
+        )
 
     def _remove(self, lyr: Layer, key: str) -> None:
         self.conn.execute(f"DELETE FROM {_q(lyr.name)} WHERE {_q(lyr.key)} = ?", (key,))
@@ -480,7 +579,8 @@ class GpkgSession(RowSession):
         self.conn.executemany(
             "INSERT INTO audit (audit_id, at, username, action, layer, feat_id, changes) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(start + i + 1, *rec) for i, rec in enumerate(records)])
+            [(start + i + 1, *rec) for i, rec in enumerate(records)],
+        )
 
     def _touch(self, layers: set[str], reshaped: set[str]) -> None:
         """Move each changed layer's last_change (its revision) on, and refresh the extent
@@ -491,19 +591,24 @@ class GpkgSession(RowSession):
     def _refresh_contents(self, lyr: Layer, reshaped: bool) -> None:
         # Strictly increasing, even for two commits within one millisecond, since
         # caches key on it.
-        stamp = ("last_change = CASE "
-                 "WHEN strftime('%Y-%m-%dT%H:%M:%fZ','now') > coalesce(last_change, '') "
-                 "THEN strftime('%Y-%m-%dT%H:%M:%fZ','now') "
-                 "ELSE strftime('%Y-%m-%dT%H:%M:%fZ', julianday(last_change) + 1.0 / 86400000) END")
+        stamp = (
+            "last_change = CASE "
+            "WHEN strftime('%Y-%m-%dT%H:%M:%fZ','now') > coalesce(last_change, '') "
+            "THEN strftime('%Y-%m-%dT%H:%M:%fZ','now') "
+            "ELSE strftime('%Y-%m-%dT%H:%M:%fZ', julianday(last_change) + 1.0 / 86400000) END"
+        )
         if not (lyr.is_feature and reshaped):
             self.conn.execute(f"UPDATE gpkg_contents SET {stamp} WHERE table_name = ?", (lyr.name,))
             return
         bounds = self.conn.execute(
             f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "
-            f"{_q(f'rtree_{lyr.name}_{GEOM}')}").fetchone()
+            f"{_q(f'rtree_{lyr.name}_{GEOM}')}"
+        ).fetchone()
         self.conn.execute(
             f"UPDATE gpkg_contents SET {stamp}, min_x = ?, min_y = ?, max_x = ?, max_y = ? "
-            "WHERE table_name = ?", (*bounds, lyr.name))
+            "WHERE table_name = ?",
+            (*bounds, lyr.name),
+        )
 
 
 def _typed_bool(lyr: Layer, name: str, value: Any) -> Any:

@@ -1,9 +1,10 @@
 """Copying a whole store between backends, verified feature by feature."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -28,15 +29,18 @@ class LayerCopy:
         return self.source == self.target and not self.differing
 
 
-def fill_from(source: Store, progress: Callable[[str], None] | None = None
-              ) -> Callable[[RowSession], None]:
+def fill_from(
+    source: Store, progress: Callable[[str], None] | None = None
+) -> Callable[[RowSession], None]:
     """A filler for :func:`geo.store.create_store` writing every layer of ``source``
     as it is (ids, versions, audit records), adding no audit records of its own."""
+
     def fill(session: RowSession) -> None:
         for name in LAYERS:
             n = session.restore(name, source.read(name))
             if progress is not None:
                 progress(f"{name}: {n} copied")
+
     return fill
 
 
@@ -74,8 +78,13 @@ def _same(a: object, b: object) -> bool:
     return bool(a == b)
 
 
-def migrate(source_location: str | Path, target_location: str | Path, *, force: bool = False,
-            progress: Callable[[str], None] | None = None) -> list[LayerCopy]:
+def migrate(
+    source_location: str | Path,
+    target_location: str | Path,
+    *,
+    force: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> list[LayerCopy]:
     """Copy every layer and table of one store into a new store, then verify it.
 
     The target is created (``force`` replaces an existing store there) and filled
@@ -88,9 +97,12 @@ def migrate(source_location: str | Path, target_location: str | Path, *, force: 
     """
     from geo.store import create_store, is_url, open_store
 
-    if (str(source_location) == str(target_location) if is_url(source_location)
-            else not is_url(target_location)
-            and Path(source_location).resolve() == Path(target_location).resolve()):
+    if (
+        str(source_location) == str(target_location)
+        if is_url(source_location)
+        else not is_url(target_location)
+        and Path(source_location).resolve() == Path(target_location).resolve()
+    ):
         raise StoreError(f"--from and --to name the same store ({redact(source_location)})")
     source = open_store(source_location)
     try:
@@ -103,7 +115,11 @@ def migrate(source_location: str | Path, target_location: str | Path, *, force: 
         source.close()
     bad = [r for r in report if not r.ok]
     if bad:
-        raise StoreError("the copy differs from its source: " + "; ".join(
-            f"{r.layer} ({r.source} → {r.target} rows, e.g. {', '.join(r.differing[:5])})"
-            for r in bad))
+        raise StoreError(
+            "the copy differs from its source: "
+            + "; ".join(
+                f"{r.layer} ({r.source} → {r.target} rows, e.g. {', '.join(r.differing[:5])})"
+                for r in bad
+            )
+        )
     return report

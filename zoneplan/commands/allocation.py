@@ -1,4 +1,5 @@
 """``zoneplan allocate``: propose the best allocation of pending applications to available plots."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from geo.crs import to_wgs84
-from geo.store import default_db, open_store
 from geo.layers import get_layer
+from geo.store import default_db, open_store
 from geo.validate import coerce_value, parse_date
 from planner.allocation import OBJECTIVES, AllocationResult, read_applications_csv, solve
 from planner.allocation_tables import application_table, capacity_table, plot_table
@@ -27,19 +28,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_db_option(p)
     p.add_argument("--as-of", help="servicing as of this date (YYYY-MM-DD); default as recorded")
     p.add_argument("--method", choices=("milp", "greedy"), default="milp")
-    p.add_argument("--objective", choices=OBJECTIVES, default="weighted", help=(
-        "what the optimiser maximises: investment (tenge), jobs, count (applications "
-        "placed), or weighted (default: a 0-1 score per placed application, 35%% "
-        "investment, 25%% jobs, 10%% each priority, area fit, distance to a gate and the "
-        "investor's preferred plots)"))
-    p.add_argument("--time-limit", type=float, default=60.0, metavar="S",
-                   help="solver time limit in seconds (default 60)")
-    p.add_argument("--applications", type=Path, metavar="FILE.csv",
-                   help="applications from a CSV file instead of the store's pending ones")
+    p.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default="weighted",
+        help=(
+            "what the optimiser maximises: investment (tenge), jobs, count (applications "
+            "placed), or weighted (default: a 0-1 score per placed application, 35%% "
+            "investment, 25%% jobs, 10%% each priority, area fit, distance to a gate and the "
+            "investor's preferred plots)"
+        ),
+    )
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="solver time limit in seconds (default 60)",
+    )
+    p.add_argument(
+        "--applications",
+        type=Path,
+        metavar="FILE.csv",
+        help="applications from a CSV file instead of the store's pending ones",
+    )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the result as JSON")
-    out.add_argument("-o", "--output", type=Path, metavar="FILE",
-                     help="write the assignment table (.csv) or the chosen plots (.geojson)")
+    out.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write the assignment table (.csv) or the chosen plots (.geojson)",
+    )
     p.set_defaults(func=cmd_allocate)
 
 
@@ -50,8 +71,11 @@ def _solver_progress(time_limit: float | None):
     def report(elapsed: float, objective: float, bound: float) -> None:
         gap = abs(bound - objective) / max(abs(objective), 1e-9) if math.isfinite(bound) else None
         done = min(elapsed / time_limit, 0.99) if time_limit else 0.0
-        show(done, f"{elapsed:.1f} s, best {objective:,.2f}" +
-             ("" if gap is None else f", gap {gap:.2%}"))
+        show(
+            done,
+            f"{elapsed:.1f} s, best {objective:,.2f}" + ("" if gap is None else f", gap {gap:.2%}"),
+        )
+
     return report
 
 
@@ -94,23 +118,39 @@ def cmd_allocate(args: argparse.Namespace) -> int:
         try:
             raw = read_applications_csv(args.applications)
         except UnicodeDecodeError as err:
-            raise ValueError(f"{args.applications} is not UTF-8 text ({err.reason} at byte "
-                             f"{err.start}); save the CSV as UTF-8") from None
+            raise ValueError(
+                f"{args.applications} is not UTF-8 text ({err.reason} at byte "
+                f"{err.start}); save the CSV as UTF-8"
+            ) from None
         check_against_schema(raw)
     else:
         raw = store.read("applications")
     apps = application_table(raw)
-    print(f"building tables{' as of ' + as_of.isoformat() if as_of else ' as recorded'}…",
-          file=sys.stderr)
+    print(
+        f"building tables{' as of ' + as_of.isoformat() if as_of else ' as recorded'}…",
+        file=sys.stderr,
+    )
     model = ServicingModel(snapshot)
     plots = plot_table(snapshot, model, as_of=as_of)
     capacities = capacity_table(model, as_of=as_of)
-    print(f"{len(apps)} applications, {len(plots)} available plots; solving ({args.method})",
-          file=sys.stderr)
-    result = solve(plots, apps, capacities, objective=args.objective, method=args.method,
-                   time_limit=args.time_limit, on_progress=_solver_progress(args.time_limit))
-    greedy = result if args.method == "greedy" else solve(
-        plots, apps, capacities, objective=args.objective, method="greedy")
+    print(
+        f"{len(apps)} applications, {len(plots)} available plots; solving ({args.method})",
+        file=sys.stderr,
+    )
+    result = solve(
+        plots,
+        apps,
+        capacities,
+        objective=args.objective,
+        method=args.method,
+        time_limit=args.time_limit,
+        on_progress=_solver_progress(args.time_limit),
+    )
+    greedy = (
+        result
+        if args.method == "greedy"
+        else solve(plots, apps, capacities, objective=args.objective, method="greedy")
+    )
     if args.json:
         print(json.dumps(_document(result, greedy, as_of), ensure_ascii=False, indent=2))
     else:
@@ -123,21 +163,33 @@ def cmd_allocate(args: argparse.Namespace) -> int:
 
 def _summary(result: AllocationResult) -> dict:
     allocated = int(result.assignments["plot_id"].notna().sum())
-    return {"method": result.method, "status": result.status, "allocated": allocated,
-            "objective": result.objective,
-            "gap": None if math.isnan(result.gap) else result.gap,
-            "elapsed_s": round(result.elapsed_s, 3)}
+    return {
+        "method": result.method,
+        "status": result.status,
+        "allocated": allocated,
+        "objective": result.objective,
+        "gap": None if math.isnan(result.gap) else result.gap,
+        "elapsed_s": round(result.elapsed_s, 3),
+    }
 
 
 def _document(result: AllocationResult, greedy: AllocationResult, as_of) -> dict:
     rows = result.assignments.astype(object).where(result.assignments.notna(), None)
-    return {"as_of": as_of.isoformat() if as_of else None, "result": _summary(result),
-            "greedy": _summary(greedy), "assignments": rows.to_dict("records")}
+    return {
+        "as_of": as_of.isoformat() if as_of else None,
+        "result": _summary(result),
+        "greedy": _summary(greedy),
+        "assignments": rows.to_dict("records"),
+    }
 
 
 #: What the optimised number means, per objective (see --objective's help).
-OBJECTIVE_WORDS = {"weighted": "weighted score", "investment": "objective: tenge",
-                   "jobs": "objective: jobs", "count": "objective: applications"}
+OBJECTIVE_WORDS = {
+    "weighted": "weighted score",
+    "investment": "objective: tenge",
+    "jobs": "objective: jobs",
+    "count": "objective: applications",
+}
 
 
 def _placed(result: AllocationResult, apps: pd.DataFrame) -> pd.DataFrame:
@@ -145,13 +197,17 @@ def _placed(result: AllocationResult, apps: pd.DataFrame) -> pd.DataFrame:
     return apps[apps["app_id"].astype(str).isin(set(chosen))]
 
 
-def _print_summary(result: AllocationResult, greedy: AllocationResult, apps: pd.DataFrame,
-                   objective: str) -> None:
+def _print_summary(
+    result: AllocationResult, greedy: AllocationResult, apps: pd.DataFrame, objective: str
+) -> None:
     best, base = _summary(result), _summary(greedy)
     ours, theirs = _placed(result, apps), _placed(greedy, apps)
     rows = [
-        ("method / status", f"{best['method']} / {best['status']}",
-         f"{base['method']} / {base['status']}"),
+        (
+            "method / status",
+            f"{best['method']} / {best['status']}",
+            f"{base['method']} / {base['status']}",
+        ),
         ("applications placed", count(best["allocated"]), count(base["allocated"])),
         ("investment placed", tenge(ours["invest"].sum()), tenge(theirs["invest"].sum())),
         ("jobs placed", count(ours["jobs"].sum()), count(theirs["jobs"].sum())),
@@ -164,8 +220,11 @@ def _print_summary(result: AllocationResult, greedy: AllocationResult, apps: pd.
         print(f"{label:24}{a:>22}{b:>28}")
     print()
     for row in result.assignments.itertuples(index=False):
-        print(f"  {row.app_id:<8} -> {row.plot_id}" if row.plot_id else
-              f"  {row.app_id:<8} not allocated: {row.reason}")
+        print(
+            f"  {row.app_id:<8} -> {row.plot_id}"
+            if row.plot_id
+            else f"  {row.app_id:<8} not allocated: {row.reason}"
+        )
 
 
 def _write(path: Path, result: AllocationResult, apps: pd.DataFrame, plots: pd.DataFrame) -> None:
@@ -175,5 +234,6 @@ def _write(path: Path, result: AllocationResult, apps: pd.DataFrame, plots: pd.D
         table.to_csv(path, index=False)
         return
     chosen = plots[["plot_id", "area_ha", "geometry"]].merge(
-        table.dropna(subset=["plot_id"]), on="plot_id")
+        table.dropna(subset=["plot_id"]), on="plot_id"
+    )
     to_wgs84(chosen).to_file(path, driver="GeoJSON", engine="pyogrio")

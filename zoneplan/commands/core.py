@@ -1,4 +1,5 @@
 """``zoneplan init`` and ``zoneplan info``: build the store and describe it."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
 
 from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
 from geo.layers import LAYERS, PLOT_STATUSES
@@ -23,15 +23,21 @@ SAMPLE_APPLICATIONS = SAMPLE_DIR.parent / "applications.csv"
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
     """The ``--db`` option every store command shares."""
-    parser.add_argument("--db", default=None,
-                        help="store: a GeoPackage file or a postgresql://user@host/database URL "
-                             f"(default: $ZONEPLAN_DB or {default_db()})")
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="store: a GeoPackage file or a postgresql://user@host/database URL "
+        f"(default: $ZONEPLAN_DB or {default_db()})",
+    )
 
 
 def add_user_option(parser: argparse.ArgumentParser) -> None:
     """The ``--user`` option of commands that write: the name the audit trail records."""
-    parser.add_argument("--user", default=None,
-                        help="name recorded in the audit trail (default: $ZONEPLAN_USER or login)")
+    parser.add_argument(
+        "--user",
+        default=None,
+        help="name recorded in the audit trail (default: $ZONEPLAN_USER or login)",
+    )
 
 
 def audit_user(args: argparse.Namespace) -> str:
@@ -48,18 +54,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("init", help="build the store from the sample shapefiles")
     add_db_option(p)
     p.add_argument("--force", action="store_true", help="replace an existing store")
-    p.add_argument("--source", type=Path, default=SAMPLE_DIR,
-                   help="folder of <layer>.shp files (default: the sample zone)")
+    p.add_argument(
+        "--source",
+        type=Path,
+        default=SAMPLE_DIR,
+        help="folder of <layer>.shp files (default: the sample zone)",
+    )
     p.set_defaults(func=cmd_init)
     p = sub.add_parser("info", help="layers, feature counts, extents, plot area by status")
     add_db_option(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
-    p = sub.add_parser("migrate", help="copy a whole store to another backend (GeoPackage <-> PostGIS)")
-    p.add_argument("--from", dest="source", required=True, metavar="STORE",
-                   help="the store to copy (a .gpkg file or a postgresql:// URL)")
-    p.add_argument("--to", dest="target", required=True, metavar="STORE",
-                   help="the new store (a .gpkg file or a postgresql:// URL)")
+    p = sub.add_parser(
+        "migrate", help="copy a whole store to another backend (GeoPackage <-> PostGIS)"
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="STORE",
+        help="the store to copy (a .gpkg file or a postgresql:// URL)",
+    )
+    p.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        metavar="STORE",
+        help="the new store (a .gpkg file or a postgresql:// URL)",
+    )
     p.add_argument("--force", action="store_true", help="replace a store already at --to")
     p.set_defaults(func=cmd_migrate)
 
@@ -79,8 +101,11 @@ def load_folder(store: Store, folder: Path) -> dict[str, int]:
     """
     from geo.io import apply_import, plan_import, read_upload
 
-    sources = [(name, folder / f"{name}.{'shp' if layer.is_feature else 'dbf'}")
-               for name, layer in LAYERS.items() if name not in ("users", "audit", "applications") and not layer.internal]
+    sources = [
+        (name, folder / f"{name}.{'shp' if layer.is_feature else 'dbf'}")
+        for name, layer in LAYERS.items()
+        if name not in ("users", "audit", "applications") and not layer.internal
+    ]
     if folder.resolve() == SAMPLE_DIR.resolve():
         sources.append(("applications", SAMPLE_APPLICATIONS))
     counts: dict[str, int] = {}
@@ -91,8 +116,10 @@ def load_folder(store: Store, folder: Path) -> dict[str, int]:
         if not plan.ok:
             listing = "\n".join(f"  {p}" for p in plan.problems[:50])
             more = f"\n  … and {len(plan.problems) - 50} more" if len(plan.problems) > 50 else ""
-            raise ValueError(f"{path} refused ({len(plan.problems)} problem(s)); "
-                             f"nothing was built:\n{listing}{more}")
+            raise ValueError(
+                f"{path} refused ({len(plan.problems)} problem(s)); "
+                f"nothing was built:\n{listing}{more}"
+            )
         counts[name] = len(apply_import(store, plan, user="init"))
     return counts
 
@@ -106,16 +133,22 @@ def cmd_init(args: argparse.Namespace) -> int:
     else:
         counts = _init_file(Path(db), args.source, force=args.force)
     total = sum(counts.values())
-    sample = " (the synthetic sample modelled on the seed facts)" \
-        if args.source.resolve() == SAMPLE_DIR.resolve() else ""
-    print(f"built {redact(db)}: {total} features and rows in {len(counts)} layers "
-          f"from {args.source}{sample}")
+    sample = (
+        " (the synthetic sample modelled on the seed facts)"
+        if args.source.resolve() == SAMPLE_DIR.resolve()
+        else ""
+    )
+    print(
+        f"built {redact(db)}: {total} features and rows in {len(counts)} layers "
+        f"from {args.source}{sample}"
+    )
     return 0
 
 
 def _build(path: str, source: Path) -> dict[str, int]:
     """Fill a new GeoPackage at ``path`` from ``source`` and add the default users."""
     from usecases.accounts import create_default_users
+
     store = create_store(path, force=True)
     counts = load_folder(store, source)
     create_default_users(store)
@@ -145,8 +178,9 @@ def _init_database(url: str, source: Path, *, force: bool) -> dict[str, int]:
     """Build in a scratch GeoPackage, then copy it into the database in one transaction,
     so a failed init leaves the database as it was."""
     if not force and store_exists(url):
-        raise FileExistsError(f"{redact(url)} already holds a zoneplan store; "
-                              "use --force to replace it")
+        raise FileExistsError(
+            f"{redact(url)} already holds a zoneplan store; use --force to replace it"
+        )
     with tempfile.TemporaryDirectory(prefix="zoneplan-init-") as work:
         scratch = str(Path(work) / "zone.gpkg")
         counts = _build(scratch, source)
@@ -157,17 +191,24 @@ def _init_database(url: str, source: Path, *, force: bool) -> dict[str, int]:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     if not args.force and store_exists(args.target):
-        raise FileExistsError(f"{redact(args.target)} already holds a store; "
-                              "use --force to replace it")
+        raise FileExistsError(
+            f"{redact(args.target)} already holds a store; use --force to replace it"
+        )
     started = time.perf_counter()
     report = migrate(args.source, args.target, force=args.force)
-    print(f"copied {redact(args.source)} to {redact(args.target)} "
-          f"in {time.perf_counter() - started:.1f} s, checked feature by feature:")
+    print(
+        f"copied {redact(args.source)} to {redact(args.target)} "
+        f"in {time.perf_counter() - started:.1f} s, checked feature by feature:"
+    )
     for entry in report:
-        print(f"  {entry.layer:<14} {entry.source:>8} -> {entry.target:>8}  "
-              f"{'same' if entry.ok else 'DIFFERENT'}")
-    print(f"{sum(e.target for e in report)} features and rows in {len(report)} layers and tables, "
-          "the audit trail as it was")
+        print(
+            f"  {entry.layer:<14} {entry.source:>8} -> {entry.target:>8}  "
+            f"{'same' if entry.ok else 'DIFFERENT'}"
+        )
+    print(
+        f"{sum(e.target for e in report)} features and rows in {len(report)} layers and tables, "
+        "the audit trail as it was"
+    )
     return 0
 
 
@@ -175,8 +216,11 @@ def describe(store: Store) -> dict[str, Any]:
     """Layers with counts and extents, and plot area (ha) by status."""
     layers = {}
     for name, layer in LAYERS.items():
-        entry: dict[str, Any] = {"label": layer.label, "count": store.count(name),
-                                 "geometry": layer.geometry}
+        entry: dict[str, Any] = {
+            "label": layer.label,
+            "count": store.count(name),
+            "geometry": layer.geometry,
+        }
         if layer.is_feature:
             ext = store.extent(name)
             entry["extent"] = None if ext is None else [round(v, 2) for v in ext]
@@ -184,9 +228,13 @@ def describe(store: Store) -> dict[str, Any]:
         layers[name] = entry
     plots = store.read("plots")
     by_status = plots.groupby("status")["area_ha"].agg(["count", "sum"])
-    area = {s: {"plots": int(by_status.loc[s, "count"]) if s in by_status.index else 0,
-                "area_ha": round(float(by_status.loc[s, "sum"]), 2) if s in by_status.index else 0.0}
-            for s in PLOT_STATUSES}
+    area = {
+        s: {
+            "plots": int(by_status.loc[s, "count"]) if s in by_status.index else 0,
+            "area_ha": round(float(by_status.loc[s, "sum"]), 2) if s in by_status.index else 0.0,
+        }
+        for s in PLOT_STATUSES
+    }
     return {"crs": f"EPSG:{WORKING_EPSG}", "layers": layers, "plots_by_status": area}
 
 

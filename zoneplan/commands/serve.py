@@ -1,4 +1,5 @@
 """``zoneplan serve``: run the web app under waitress."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,20 +22,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from web import SetupError, create_app
     from zoneplan.cli import CommandError
+
     config = {"ZONEPLAN_DB": args.db} if args.db else None
     try:
         app = create_app(config)
     except SetupError as err:
         raise CommandError(str(err)) from None
     try:
-        server = create_server(app, host=args.host, port=args.port, threads=args.threads,
-                               ident="zoneplan")
+        server = create_server(
+            app, host=args.host, port=args.port, threads=args.threads, ident="zoneplan"
+        )
     except OSError as err:
-        raise CommandError(f"cannot listen on {args.host}:{args.port} ({err.strerror or err}); "
-                           "is another server running there? choose another --port") from None
+        raise CommandError(
+            f"cannot listen on {args.host}:{args.port} ({err.strerror or err}); "
+            "is another server running there? choose another --port"
+        ) from None
     host = args.host if ":" not in args.host else f"[{args.host}]"
-    print(f"zoneplan serving {redact(app.config['ZONEPLAN_DB'])} at http://{host}:{server.effective_port}/ "
-          f"(Ctrl+C to stop)", flush=True)
+    print(
+        f"zoneplan serving {redact(app.config['ZONEPLAN_DB'])} at http://{host}:{server.effective_port}/ "
+        f"(Ctrl+C to stop)",
+        flush=True,
+    )
     try:
         server.run()
     except KeyboardInterrupt:

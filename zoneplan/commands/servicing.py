@@ -1,4 +1,5 @@
 """``zoneplan servicing`` and ``zoneplan kpi``: what plots can connect to, and zone indicators."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,25 +18,48 @@ from zoneplan.commands.core import add_db_option
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("servicing", help="road, rail, power, water, storm, gas per plot, as of a date",
-                       description="What each plot can really connect to: as recorded, or as of "
-                                   "a date (assets due by then count as operational, marked "
-                                   "projected), optionally with what-if statuses (not saved).")
+    p = sub.add_parser(
+        "servicing",
+        help="road, rail, power, water, storm, gas per plot, as of a date",
+        description="What each plot can really connect to: as recorded, or as of "
+        "a date (assets due by then count as operational, marked "
+        "projected), optionally with what-if statuses (not saved).",
+    )
     add_db_option(p)
-    p.add_argument("--as-of", metavar="YYYY-MM-DD", help="count assets due by this date as operational")
-    p.add_argument("--plot", action="append", metavar="ID", default=None,
-                   help="only this plot (repeatable); one plot prints an explanation")
-    p.add_argument("--what-if", nargs="+", action="extend", metavar="LAYER:ASSET=STATUS",
-                   default=None, help="flip asset statuses without saving, "
-                                      "e.g. substations:SS-12=operational")
+    p.add_argument(
+        "--as-of", metavar="YYYY-MM-DD", help="count assets due by this date as operational"
+    )
+    p.add_argument(
+        "--plot",
+        action="append",
+        metavar="ID",
+        default=None,
+        help="only this plot (repeatable); one plot prints an explanation",
+    )
+    p.add_argument(
+        "--what-if",
+        nargs="+",
+        action="extend",
+        metavar="LAYER:ASSET=STATUS",
+        default=None,
+        help="flip asset statuses without saving, e.g. substations:SS-12=operational",
+    )
     p.add_argument("--power-factor", type=float, default=0.9, help="kW per kVA (default 0.9)")
-    p.add_argument("--network", action="store_true",
-                   help="print the road and rail network report (snapping tolerance, dead "
-                        "ends) as JSON and stop")
+    p.add_argument(
+        "--network",
+        action="store_true",
+        help="print the road and rail network report (snapping tolerance, dead "
+        "ends) as JSON and stop",
+    )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the JSON document to stdout")
-    out.add_argument("-o", "--output", type=Path, metavar="FILE",
-                     help="write .json (the document), .csv (one row per plot) or .geojson")
+    out.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write .json (the document), .csv (one row per plot) or .geojson",
+    )
     p.set_defaults(func=cmd_servicing)
 
     p = sub.add_parser("kpi", help="zone indicators: area, investment, jobs, headroom, targets")
@@ -55,8 +79,7 @@ def _as_of(text: str | None):
 
 
 def cmd_servicing(args: argparse.Namespace) -> int:
-    from planner.servicing import (UTILITIES, UTILITY_WORDS, ServicingModel, explain,
-                                   parse_what_if)
+    from planner.servicing import UTILITIES, UTILITY_WORDS, ServicingModel, explain, parse_what_if
 
     as_of = _as_of(args.as_of)
     what_if = parse_what_if(args.what_if or [])
@@ -99,17 +122,23 @@ def cmd_servicing(args: argparse.Namespace) -> int:
         return 0
     print(_table(doc["plots"]))
     optional = [UTILITY_WORDS[u] for u in UTILITIES if u not in model.required and u != "rail"]
-    print(f"ready counts {', '.join(UTILITY_WORDS[u] for u in model.required)} (and rail where "
-          f"the plot needs it); {' and '.join(optional)} are not required")
+    print(
+        f"ready counts {', '.join(UTILITY_WORDS[u] for u in model.required)} (and rail where "
+        f"the plot needs it); {' and '.join(optional)} are not required"
+    )
     ready = sum(r["ready"] == "now" for r in doc["plots"])
     rail = sum(r["rail"]["available"] for r in doc["plots"])
-    print(f"{len(doc['plots'])} plots: {rail} with rail access, {ready} ready to build now "
-          f"({elapsed:.2f} s)")
+    print(
+        f"{len(doc['plots'])} plots: {rail} with rail access, {ready} ready to build now "
+        f"({elapsed:.2f} s)"
+    )
     net = model.network_report()["roads"]
     loose = sum(not d["at_gate"] for d in net["dangling"])
-    print(f"road network: {net['nodes']} nodes, {net['edges']} edges, snapping tolerance "
-          f"{net['tolerance_m']:g} m, {net['dangling_ends']} dead ends ({loose} not at a gate; "
-          f"--network lists them)")
+    print(
+        f"road network: {net['nodes']} nodes, {net['edges']} edges, snapping tolerance "
+        f"{net['tolerance_m']:g} m, {net['dangling_ends']} dead ends ({loose} not at a gate; "
+        f"--network lists them)"
+    )
     return 0
 
 
@@ -125,18 +154,30 @@ def _table(plots: list[dict]) -> str:
     rows = []
     for r in plots:
         rd = r["road"]
-        road = (f"{rd['gate']} {rd['distance_m']:.0f}m" if rd["gate"] else "unreachable") + \
-            ("" if rd["fronts"] else " (no frontage)")
-        rows.append({"plot": r["plot_id"], "road": road, "rail": _short(r["rail"], "via"),
-                     "power": _short(r["power"], "substation"), "water": _short(r["water"], "main"),
-                     "storm": _short(r["storm"], "main"), "gas": _short(r["gas"], "main"),
-                     "ready": r["ready"] if r["ready"] != "unknown" else
-                     f"unknown (waits for {', '.join(r['waits_for']) or '?'})"})
+        road = (f"{rd['gate']} {rd['distance_m']:.0f}m" if rd["gate"] else "unreachable") + (
+            "" if rd["fronts"] else " (no frontage)"
+        )
+        rows.append(
+            {
+                "plot": r["plot_id"],
+                "road": road,
+                "rail": _short(r["rail"], "via"),
+                "power": _short(r["power"], "substation"),
+                "water": _short(r["water"], "main"),
+                "storm": _short(r["storm"], "main"),
+                "gas": _short(r["gas"], "main"),
+                "ready": r["ready"]
+                if r["ready"] != "unknown"
+                else f"unknown (waits for {', '.join(r['waits_for']) or '?'})",
+            }
+        )
     if not rows:
         return "(no plots)"
     frame = pd.DataFrame(rows)
-    legend = "x = blocked by an asset's status, - = none in reach, ! = demand does not fit, " \
-             "* = projected"
+    legend = (
+        "x = blocked by an asset's status, - = none in reach, ! = demand does not fit, "
+        "* = projected"
+    )
     return frame.to_string(index=False) + "\n" + legend
 
 
@@ -157,18 +198,23 @@ def _write(path: Path, doc: dict, model) -> None:
     suffix = path.suffix.lower()
     tmp = path.with_name(path.name + ".part")
     if suffix == ".json":
-        tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=2, allow_nan=False), encoding="utf-8")
+        tmp.write_text(
+            json.dumps(doc, ensure_ascii=False, indent=2, allow_nan=False), encoding="utf-8"
+        )
     else:
         frame = pd.DataFrame([flatten(r) for r in doc["plots"]])
         if suffix == ".csv":
             frame.to_csv(tmp, index=False)
         else:
             import geopandas as gpd
+
             from geo.crs import to_wgs84
+
             plots = model.layers["plots"]
             geom = plots.set_index(plots["plot_id"].astype(str)).geometry
-            gdf = gpd.GeoDataFrame(frame, geometry=geom.loc[frame["plot_id"]].to_numpy(),
-                                   crs=plots.crs)
+            gdf = gpd.GeoDataFrame(
+                frame, geometry=geom.loc[frame["plot_id"]].to_numpy(), crs=plots.crs
+            )
             to_wgs84(gdf).to_file(tmp, driver="GeoJSON")
     tmp.replace(path)
 
@@ -186,5 +232,6 @@ def cmd_kpi(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return 0
     from planner.kpi import format_kpi
+
     print(format_kpi(report))
     return 0

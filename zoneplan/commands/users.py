@@ -1,4 +1,5 @@
 """``zoneplan user add|passwd|list|token``: manage accounts from the command line."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("name")
     a.add_argument("--role", required=True, choices=ROLES)
     a.add_argument("--lang", choices=accounts.LANGUAGES, default=None)
-    a.add_argument("--password-stdin", action="store_true",
-                   help="read the password from standard input (else prompt, or generate when "
-                        "standard input is not a terminal)")
+    a.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (else prompt, or generate when "
+        "standard input is not a terminal)",
+    )
     a.set_defaults(func=cmd_add)
     w = users.add_parser("passwd", help="set a user's password")
     add_db_option(w)
@@ -74,8 +78,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = accounts.list_users(store)
     print(f"{'user':<20} {'role':<9} {'active':<6} {'token':<5} {'lang':<4} created")
     for u in rows:
-        print(f"{u['username']:<20} {u['role']:<9} {'yes' if u['active'] else 'no':<6} "
-              f"{'yes' if u['has_token'] else 'no':<5} {u['lang'] or '-':<4} {u['created'] or ''}")
+        print(
+            f"{u['username']:<20} {u['role']:<9} {'yes' if u['active'] else 'no':<6} "
+            f"{'yes' if u['has_token'] else 'no':<5} {u['lang'] or '-':<4} {u['created'] or ''}"
+        )
     return 0
 
 
@@ -86,7 +92,10 @@ def cmd_token(args: argparse.Namespace) -> int:
         print(f"token of {args.name!r} revoked", file=sys.stderr)
         return 0
     token = accounts.issue_token(store, args.name, by="cli")
-    print(f"new API token for {args.name!r} (only its hash is stored; send it as "
-          "'Authorization: Bearer <token>'):", file=sys.stderr)
+    print(
+        f"new API token for {args.name!r} (only its hash is stored; send it as "
+        "'Authorization: Bearer <token>'):",
+        file=sys.stderr,
+    )
     print(token)
     return 0
