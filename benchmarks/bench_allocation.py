@@ -15,6 +15,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner import allocation  # noqa: E402
+from planner.allocation.inputs import prepare, value_model  # noqa: E402
+from planner.allocation.pairs import compatible_pairs  # noqa: E402
 
 SECTORS = [f"C{code}" for code in (10, 11, 16, 20, 22, 23, 24, 25, 28, 29)]
 
@@ -126,10 +128,8 @@ def run_cbc(
     import pulp
 
     started = time.perf_counter()
-    instance = allocation._prepare(plots, apps, caps)
-    pairs = allocation._compatible_pairs(
-        instance, allocation._value_model(plots, apps, "investment", None)
-    )
+    instance = prepare(plots, apps, caps)
+    pairs = compatible_pairs(instance, value_model(plots, apps, "investment", None))
     scale = pairs.value.max()
     model = pulp.LpProblem("allocation", pulp.LpMinimize)
     x = [model.add_variable(f"x{k}", cat="Binary") for k in range(len(pairs.app))]
@@ -244,10 +244,8 @@ def main() -> None:
     plots, apps, caps = make_instance(
         options.apps, options.plots, options.nodes, options.capacity, options.seed
     )
-    instance = allocation._prepare(plots, apps, caps)
-    pairs = allocation._compatible_pairs(
-        instance, allocation._value_model(plots, apps, "investment", None)
-    )
+    instance = prepare(plots, apps, caps)
+    pairs = compatible_pairs(instance, value_model(plots, apps, "investment", None))
     print(
         f"instance: {options.apps} applications, {options.plots} plots, {options.nodes} substations, seed {options.seed}, "
         f"headroom {options.capacity:.0%} of demand, {len(pairs.app):,} compatible pairs; objective investment, limit {options.limit:g} s",
