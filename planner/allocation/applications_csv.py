@@ -45,7 +45,9 @@ def read_applications_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
         missing = [name for name in APPLICATION_COLUMNS if name not in header]
         if missing:
             raise AllocationInputError(f"line 1: missing column(s) {', '.join(missing)}")
-        records, problems, seen = [], [], {}
+        records: list[dict[str, str]] = []
+        problems: list[str] = []
+        seen: dict[str, int] = {}
         for row in reader:
             if not any(cell.strip() for cell in row):
                 continue

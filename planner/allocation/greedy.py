@@ -37,7 +37,7 @@ class State:
             self.water_left,
             self.instance.water_node[plot],
         )
-        return index[free]
+        return np.asarray(index[free])
 
     def place(self, app: int, pair: int) -> None:
         plot = self.pairs.plot[pair]
@@ -77,8 +77,8 @@ class State:
                 & (self.pairs.value[index] >= self.pairs.value[current] - TOLERANCE)
             ]
             if len(better):
-                self.remove(app)
-                self.place(app, int(better[0]))
+                self.remove(int(app))
+                self.place(int(app), int(better[0]))
 
     def fill(self, apps: np.ndarray) -> None:
         """Give each listed unallocated application its best still-feasible pair (first best = smallest plot)."""

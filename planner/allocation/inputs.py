@@ -217,7 +217,7 @@ def _capacities(
     )
     power = np.zeros(len(all_names))
     water = np.zeros(len(all_names))
-    rows = all_names.get_indexer(names)
+    rows = all_names.get_indexer(pd.Index(names))
     power[rows] = numbers(capacities, "power_kw", "capacities", "node", default=0.0)
     if water_modelled:
         water[rows] = numbers(capacities, "water_m3d", "capacities", "node", default=0.0)
@@ -237,14 +237,16 @@ def _sector_index(
     app_codes = app_sectors.str.upper()
     named = ~wildcard & (codes != "").to_numpy()
     vocabulary = pd.Index(pd.unique(pd.concat([codes[named], app_codes], ignore_index=True)))
-    keys = plot_row[named].astype(np.int64) * len(vocabulary) + vocabulary.get_indexer(codes[named])
-    return np.unique(keys), any_sector, vocabulary.get_indexer(app_codes), len(vocabulary)
+    keys = plot_row[named].astype(np.int64) * len(vocabulary) + vocabulary.get_indexer(
+        pd.Index(codes[named])
+    )
+    return np.unique(keys), any_sector, vocabulary.get_indexer(pd.Index(app_codes)), len(vocabulary)
 
 
 def _node_positions(node_names: pd.Index, names: pd.Series) -> np.ndarray:
     positions = np.full(len(names), -1, dtype=np.int64)
     present = names.notna().to_numpy()
-    positions[present] = node_names.get_indexer(names[present])
+    positions[present] = node_names.get_indexer(pd.Index(names[present]))
     return positions
 
 
@@ -361,6 +363,6 @@ def _preference_keys(applications: pd.DataFrame, plots: pd.DataFrame) -> np.ndar
         return np.empty(0, dtype=np.int64)
     wanted = applications["plot_pref"].dropna().astype(str).str.split(",").explode().str.strip()
     wanted = wanted[wanted != ""]
-    plot_row = pd.Index(plots["plot_id"].astype(str)).get_indexer(wanted)
+    plot_row = pd.Index(plots["plot_id"].astype(str)).get_indexer(pd.Index(wanted))
     known = plot_row >= 0
     return np.unique(wanted.index.to_numpy()[known].astype(np.int64) * len(plots) + plot_row[known])

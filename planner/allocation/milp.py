@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,6 +14,9 @@ from planner.allocation.greedy import State, best_values
 from planner.allocation.inputs import TOLERANCE, Instance
 from planner.allocation.pairs import Pairs, representatives
 from planner.highs import silent_highs
+
+if TYPE_CHECKING:
+    import highspy
 
 _PROMISING_PER_APPLICATION = 20
 
@@ -108,7 +112,7 @@ def _model(
 
 
 def pass_model(
-    highs, matrix: sp.csc_matrix, upper: np.ndarray, cost: np.ndarray, integer: bool
+    highs: highspy.Highs, matrix: sp.csc_matrix, upper: np.ndarray, cost: np.ndarray, integer: bool
 ) -> None:
     import highspy
 
@@ -243,7 +247,7 @@ def _solve_subset(
     columns: np.ndarray,
     warm: State,
     limits: tuple[float, float],
-    progress: Callable[[object], None] | None,
+    progress: Callable[[highspy.HighsCallbackEvent], None] | None,
 ) -> tuple[State, float, str]:
     """HiGHS MILP over a subset of pair columns, warm-started; returns the allocation, HiGHS's dual bound and status."""
     import highspy
@@ -303,14 +307,14 @@ def _progress_relay(
     scale: float,
     ceiling: tuple[float, float],
     exact: bool,
-) -> Callable[[object], None]:
+) -> Callable[[highspy.HighsCallbackEvent], None]:
     """HiGHS callback reporting (elapsed, objective, proven bound) in caller units at most twice a second.
 
     On a heuristic column subset HiGHS's own bound proves nothing, so only the Lagrangian one is reported.
     """
     last = [-1.0]
 
-    def relay(event) -> None:
+    def relay(event: highspy.HighsCallbackEvent) -> None:
         now = time.perf_counter() - started
         if now - last[0] >= 0.5:
             last[0] = now

@@ -38,7 +38,7 @@ def _pair_values(value: Value, instance: Instance, app: np.ndarray, plot: np.nda
             app.astype(np.int64) * len(instance.plot_ids) + plot, value.preference_keys
         )
         result = result + value.preference_weight * preferred
-    return result
+    return np.asarray(result, dtype=float)
 
 
 def _plot_order(instance: Instance) -> np.ndarray:
@@ -122,9 +122,9 @@ def _sector_allowed(instance: Instance, app: np.ndarray, plot: np.ndarray) -> np
     keys = plot.astype(np.int64) * instance.sector_vocabulary + code
     allowed = instance.allowed_sector_keys
     if not len(allowed):
-        return instance.any_sector[plot]
+        return np.asarray(instance.any_sector[plot], dtype=bool)
     listed = allowed[np.minimum(np.searchsorted(allowed, keys), len(allowed) - 1)] == keys
-    return instance.any_sector[plot] | listed
+    return np.asarray(instance.any_sector[plot] | listed, dtype=bool)
 
 
 def fits_headroom(demand: np.ndarray, left: np.ndarray, node: np.ndarray) -> np.ndarray:
@@ -132,7 +132,7 @@ def fits_headroom(demand: np.ndarray, left: np.ndarray, node: np.ndarray) -> np.
     available = (
         np.where(node >= 0, left[np.maximum(node, 0)], 0.0) if len(left) else np.zeros(len(node))
     )
-    return (demand == 0) | (available >= demand - TOLERANCE * np.maximum(demand, 1.0))
+    return np.asarray((demand == 0) | (available >= demand - TOLERANCE * np.maximum(demand, 1.0)))
 
 
 def restrict(pairs: Pairs, keep: np.ndarray) -> Pairs:
@@ -166,7 +166,7 @@ def binding_nodes(
     )
     users = users[:, (users[0] >= 0) & (demand[users[1]] > 0)]
     load = np.bincount(users[0], weights=demand[users[1]], minlength=len(cap))
-    return load > cap + TOLERANCE * np.maximum(cap, 1.0)
+    return np.asarray(load > cap + TOLERANCE * np.maximum(cap, 1.0))
 
 
 def prune_interchangeable(instance: Instance, pairs: Pairs, group_of_plot: np.ndarray) -> Pairs:

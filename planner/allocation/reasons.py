@@ -121,7 +121,7 @@ def unallocated_reasons(
 ) -> list[str | None]:
     reasons: list[str | None] = [None] * len(instance.app_ids)
     for app in np.flatnonzero(state.chosen < 0):
-        reasons[app] = static_reason(instance, pairs, app) or _competition_reason(
-            instance, pairs, state, app, blame
+        reasons[app] = static_reason(instance, pairs, int(app)) or _competition_reason(
+            instance, pairs, state, int(app), blame
         )
     return reasons
