@@ -12,7 +12,8 @@ import scipy.sparse as sp
 
 from planner.allocation.greedy import State, best_values
 from planner.allocation.inputs import TOLERANCE, Instance
-from planner.allocation.pairs import Pairs, representatives
+from planner.allocation.pairs import Pairs, distinct_users, representatives
+from planner.allocation.substations import lagrangian_bound
 from planner.highs import silent_highs
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def _fitting_counts(instance: Instance, pairs: Pairs, node: np.ndarray) -> np.nd
     """Most applications each node can host: count of its smallest demands whose sum fits the headroom."""
     limit = np.full(len(instance.power_cap), np.inf)
     at_node = node >= 0
-    users = np.unique(np.stack([node[at_node], pairs.app[at_node]]), axis=1)
+    users = distinct_users(node[at_node], pairs.app[at_node], len(instance.app_ids))
     for n in np.unique(users[0]):
         demand = np.sort(instance.power[users[1, users[0] == n]])
         limit[n] = np.searchsorted(
@@ -69,8 +70,12 @@ def _fitting_counts(instance: Instance, pairs: Pairs, node: np.ndarray) -> np.nd
 
 def _model(
     instance: Instance, pairs: Pairs, power_binding: np.ndarray, water_binding: np.ndarray
-) -> tuple[sp.csc_matrix, np.ndarray]:
-    """Constraint matrix and row upper bounds over the pair variables."""
+) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray, np.ndarray]:
+    """Constraint matrix and row upper bounds over the pair variables.
+
+    Also returns which rows are not a binding substation's own (headroom and its cuts)
+    and, per pair, whether it draws on such a headroom row.
+    """
     ones = np.ones(len(pairs.app))
     power_node = instance.power_node[pairs.plot]
     water_node = instance.water_node[pairs.plot]
@@ -101,14 +106,15 @@ def _model(
         families.append(
             (np.searchsorted(useful, row[keep]), column[keep], value[keep], bound[useful])
         )
-    offset, triplets, uppers = 0, [], []
-    for row, column, value, bound in families:
+    offset, triplets, uppers, own = 0, [], [], []
+    for family, (row, column, value, bound) in enumerate(families):
         triplets.append((row + offset, column, value))
         uppers.append(bound)
+        own.append(np.full(len(bound), family == 2 or family >= 4))
         offset += len(bound)
     rows, columns, values = (np.concatenate(part) for part in zip(*triplets))
     matrix = sp.csc_matrix((values, (rows, columns)), shape=(offset, len(pairs.app)))
-    return matrix, np.concatenate(uppers)
+    return matrix, np.concatenate(uppers), ~np.concatenate(own), power_key >= 0
 
 
 def pass_model(
@@ -138,8 +144,8 @@ def pass_model(
 
 def _column_generation(
     matrix: sp.csc_matrix, upper: np.ndarray, cost: np.ndarray, initial: np.ndarray, deadline: float
-) -> tuple[np.ndarray, float]:
-    """LP relaxation over all pairs by pricing; returns reduced costs and the Lagrangian bound they prove.
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """LP relaxation over all pairs by pricing; returns reduced costs, the Lagrangian bound they prove and the row prices.
 
     For any row prices ``y >= 0`` and ``rc = cost - A^T y``, every allocation ``x``
     satisfies ``cost @ x <= upper @ y + rc @ x``, so ``upper @ y + sum(max(rc, 0))``
@@ -151,13 +157,17 @@ def _column_generation(
     in_lp = np.zeros(len(cost), dtype=bool)
     in_lp[columns] = True
     while True:
+        if math.isfinite(deadline):
+            highs.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.05))
         highs.run()
-        prices = np.maximum(np.asarray(highs.getSolution().row_dual), 0.0)
+        duals = np.asarray(highs.getSolution().row_dual)
+        # any non-negative prices prove a bound; without duals (time limit hit early) zero prices still do
+        prices = np.maximum(duals, 0.0) if len(duals) == len(upper) else np.zeros(len(upper))
         reduced = cost - matrix.T @ prices
         bound = float(upper @ prices + reduced[reduced > 0].sum())
         entering = np.flatnonzero(~in_lp & (reduced > 1e-9))
         if not len(entering) or time.perf_counter() >= deadline:
-            return reduced, bound
+            return reduced, bound, prices
         entering = entering[np.argsort(-reduced[entering])[: max(len(upper), 1000)]]
         in_lp[entering] = True
         block = matrix[:, entering]
@@ -189,16 +199,22 @@ def milp(
     deadline = (
         started + time_limit - min(1.0, 0.05 * time_limit) if time_limit is not None else math.inf
     )
-    matrix, upper = _model(instance, pairs, *binding)
+    matrix, upper, priced, in_knapsack = _model(instance, pairs, *binding)
     # tenge-sized costs (1e10) wreck HiGHS's tolerances; solve in units of the largest pair value
     scale = max(float(pairs.value.max(initial=0.0)), TOLERANCE)
     cost = pairs.value / scale
-    reduced, bound = _column_generation(
+    reduced, lp_bound, prices = _column_generation(
         matrix,
         upper,
         cost,
         np.r_[representatives(pairs, group_of_plot), warm.chosen[warm.chosen >= 0]],
         deadline,
+    )
+    bound = min(
+        lp_bound,
+        _knapsack_bound(
+            (matrix, upper, cost), prices, priced, (instance, pairs, in_knapsack), deadline
+        ),
     )
     incumbent = warm.objective() / scale
     best = warm
@@ -213,7 +229,7 @@ def milp(
             stage_deadline = time.perf_counter() + (deadline - time.perf_counter()) / 3
         else:
             # a pair with reduced cost below -(bound - incumbent) cannot be part of a better allocation
-            columns = np.flatnonzero(reduced >= incumbent - bound - 1e-7)
+            columns = np.flatnonzero(reduced >= incumbent - lp_bound - 1e-7)
             stage_deadline = deadline
         progress = (
             _progress_relay(on_progress, started, scale, (incumbent, bound), stage == "exact")
@@ -237,6 +253,22 @@ def milp(
         best,
         "optimal" if relative_gap(incumbent, bound) <= mip_gap else "time_limit",
         relative_gap(incumbent, bound),
+    )
+
+
+def _knapsack_bound(
+    model: tuple[sp.csc_matrix, np.ndarray, np.ndarray],
+    prices: np.ndarray,
+    priced: np.ndarray,
+    decomposition: tuple[Instance, Pairs, np.ndarray],
+    deadline: float,
+) -> float:
+    """The same row prices with each binding substation's knapsack solved exactly instead of priced: a tighter bound."""
+    matrix, upper, cost = model
+    instance, pairs, in_knapsack = decomposition
+    kept = np.where(priced, prices, 0.0)
+    return float(upper @ kept) + lagrangian_bound(
+        instance, pairs, cost - matrix.T @ kept, in_knapsack, deadline
     )
 
 

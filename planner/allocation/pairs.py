@@ -150,6 +150,15 @@ def restrict(pairs: Pairs, keep: np.ndarray) -> Pairs:
     )
 
 
+def distinct_users(node: np.ndarray, app: np.ndarray, n_apps: int) -> np.ndarray:
+    """Distinct (node, application) rows as a 2 x k array, via one 1-D unique over combined keys."""
+    if not len(node):
+        return np.empty((2, 0), dtype=np.int64)
+    # node -1 (none) maps below every real node and still decodes back to -1
+    keys = np.unique((node.astype(np.int64) + 1) * n_apps + app)
+    return np.stack([keys // n_apps - 1, keys % n_apps])
+
+
 def binding_nodes(
     instance: Instance,
     pairs: Pairs,
@@ -159,11 +168,7 @@ def binding_nodes(
 ) -> np.ndarray:
     """Nodes whose headroom is below the summed demand of every application that could land there."""
     node = node_of_plot[pairs.plot]
-    users = (
-        np.unique(np.stack([node, pairs.app]), axis=1)
-        if len(node)
-        else np.empty((2, 0), dtype=np.int64)
-    )
+    users = distinct_users(node, pairs.app, len(demand))
     users = users[:, (users[0] >= 0) & (demand[users[1]] > 0)]
     load = np.bincount(users[0], weights=demand[users[1]], minlength=len(cap))
     return np.asarray(load > cap + TOLERANCE * np.maximum(cap, 1.0))

@@ -29,6 +29,7 @@ from planner.allocation.pairs import (
     static_rules,
 )
 from planner.allocation.reasons import unallocated_reasons
+from planner.allocation.substations import repack
 
 
 @dataclass
@@ -161,18 +162,23 @@ def solve(
         )
         state.prefer_small_plots()
         blame = "a higher-value application"
+    assignments = _assignments(instance, pairs, state, blame)
+    return AllocationResult(
+        assignments, state.objective(), status, gap, used, time.perf_counter() - started
+    )
+
+
+def _assignments(instance: Instance, pairs: Pairs, state: State, blame: str) -> pd.DataFrame:
+    """One row per application: its plot (None when left out) and, when left out, why."""
     plot_ids = [
         instance.plot_ids[state.pairs.plot[pair]] if pair >= 0 else None for pair in state.chosen
     ]
-    assignments = pd.DataFrame(
+    return pd.DataFrame(
         {
             "app_id": pd.Series(instance.app_ids, dtype=object),
             "plot_id": pd.Series(plot_ids, dtype=object),
             "reason": pd.Series(unallocated_reasons(instance, pairs, state, blame), dtype=object),
         }
-    )
-    return AllocationResult(
-        assignments, state.objective(), status, gap, used, time.perf_counter() - started
     )
 
 
@@ -240,8 +246,9 @@ def _optimise(
     group = resource_group(instance, power_binding, water_binding)
     pruned = prune_interchangeable(instance, pairs, group)
     time_limit = limits[0]
-    deadline = time.perf_counter() + (0.1 * time_limit if time_limit is not None else 10.0)
-    warm = value_density_search(instance, pruned, deadline)
+    budget = 0.1 * time_limit if time_limit is not None else 10.0
+    warm = value_density_search(instance, pruned, time.perf_counter() + budget)
+    warm = repack(warm, power_binding, time.perf_counter() + 1.5 * budget)
     state, status, gap = milp(
         instance, pruned, (power_binding, water_binding), group, warm, limits, on_progress, started
     )
