@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     import highspy
 
 _PROMISING_PER_APPLICATION = 20
+# a MIP's presolve and root take about this many times the column generation's LP time per column
+_ROOT_FACTOR = 10.0
 
 
 def _rows(
@@ -203,13 +205,12 @@ def milp(
     # tenge-sized costs (1e10) wreck HiGHS's tolerances; solve in units of the largest pair value
     scale = max(float(pairs.value.max(initial=0.0)), TOLERANCE)
     cost = pairs.value / scale
-    reduced, lp_bound, prices = _column_generation(
-        matrix,
-        upper,
-        cost,
-        np.r_[representatives(pairs, group_of_plot), warm.chosen[warm.chosen >= 0]],
-        deadline,
-    )
+    initial = np.r_[representatives(pairs, group_of_plot), warm.chosen[warm.chosen >= 0]]
+    lp_started = time.perf_counter()
+    reduced, lp_bound, prices = _column_generation(matrix, upper, cost, initial, deadline)
+    # HiGHS cannot be interrupted in a MIP's presolve and root, so a stage starts only if,
+    # at this machine's measured LP speed, its root plausibly ends before the deadline
+    seconds_per_column = (time.perf_counter() - lp_started) / max(len(initial), 1)
     bound = min(
         lp_bound,
         _knapsack_bound(
@@ -231,6 +232,9 @@ def milp(
             # a pair with reduced cost below -(bound - incumbent) cannot be part of a better allocation
             columns = np.flatnonzero(reduced >= incumbent - lp_bound - 1e-7)
             stage_deadline = deadline
+        predicted = _ROOT_FACTOR * seconds_per_column * len(columns)
+        if math.isfinite(deadline) and time.perf_counter() + predicted > stage_deadline:
+            break
         progress = (
             _progress_relay(on_progress, started, scale, (incumbent, bound), stage == "exact")
             if on_progress
