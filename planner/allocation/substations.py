@@ -116,11 +116,11 @@ def _knapsack(value: np.ndarray, weight: np.ndarray, capacity: float) -> np.ndar
         table[w:] = np.where(better, candidate, table[w:])
     chosen = free.copy()
     room = size
-    for item in range(len(value) - 1, -1, -1):
-        if not free[item] and room >= 0 and take[item, room]:
-            chosen[item] = True
-            room -= int(units[item])
-    return chosen
+    for back in range(len(value) - 1, -1, -1):
+        if not free[back] and room >= 0 and take[back, room]:
+            chosen[back] = True
+            room -= int(units[back])
+    return np.asarray(chosen)
 
 
 def _unit(weight: np.ndarray, capacity: float) -> float:
