@@ -30,11 +30,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal, overload
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from numpy.typing import ArrayLike
 from scipy import sparse
 from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
@@ -118,7 +120,9 @@ class Network:
     tolerance: float
     snapped: int = 0
     dangling: pd.DataFrame = field(default_factory=pd.DataFrame)
-    _csr_cache: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    _csr_cache: OrderedDict[tuple[str, str | None], sparse.csr_matrix] = field(
+        default_factory=OrderedDict, repr=False
+    )
     _kdtree: cKDTree | None = field(default=None, repr=False)
     _edge_index: SpatialIndex | None = field(default=None, repr=False)
 
@@ -133,7 +137,7 @@ class Network:
         """Number of edges."""
         return len(self.u)
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """Counts, total length, tolerance and dead ends, for reports."""
         return {
             "nodes": self.n_nodes,
@@ -208,6 +212,28 @@ class Network:
                 self._csr_cache.popitem(last=False)
         return matrix
 
+    @overload
+    def dijkstra(
+        self,
+        sources: Sequence[int] | np.ndarray,
+        *,
+        mask: np.ndarray | None = None,
+        weight: str = "length",
+        min_only: Literal[False] = False,
+        limit: float = np.inf,
+    ) -> np.ndarray: ...
+
+    @overload
+    def dijkstra(
+        self,
+        sources: Sequence[int] | np.ndarray,
+        *,
+        mask: np.ndarray | None = None,
+        weight: str = "length",
+        min_only: Literal[True],
+        limit: float = np.inf,
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
     def dijkstra(
         self,
         sources: Sequence[int] | np.ndarray,
@@ -216,7 +242,7 @@ class Network:
         weight: str = "length",
         min_only: bool = False,
         limit: float = np.inf,
-    ):
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Shortest-path costs from many source nodes in one call.
 
         Returns
@@ -286,11 +312,11 @@ class Network:
             if t < 0 or not np.isfinite(dist[t]):
                 out.append(None)
                 continue
-            path, node = [], t
+            steps, node = [], t
             while pred[node] >= 0:
-                path.append(edge_of[(int(pred[node]), node)])
+                steps.append(edge_of[(int(pred[node]), node)])
                 node = int(pred[node])
-            path = np.asarray(path, dtype=np.intp)
+            path = np.asarray(steps, dtype=np.intp)
             out.append((path[~mask[path]] if len(path) else path, int(origin[t])))
         return out
 
@@ -299,7 +325,7 @@ class Network:
         return csgraph.connected_components(self.csr(mask), directed=False)[1]
 
     # -- locating things on the network -------------------------------------
-    def nearest_nodes(self, points) -> tuple[np.ndarray, np.ndarray]:
+    def nearest_nodes(self, points: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """Nearest node of each point (KD-tree): ``(node, distance)``; -1 / inf when
         the network is empty or the point is missing."""
         pts = np.asarray(points, dtype=object)
@@ -325,7 +351,7 @@ class Network:
         return self._edge_index
 
     def locate(
-        self, geoms, *, mask: np.ndarray | None = None, max_distance: float | None = None
+        self, geoms: ArrayLike, *, mask: np.ndarray | None = None, max_distance: float | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Where each geometry meets the network: its nearest (usable) edge.
 
@@ -344,7 +370,7 @@ class Network:
             t[hit] = self.locate_on(g[hit], edge[hit])
         return edge, gap, t
 
-    def locate_on(self, geoms, edges: np.ndarray) -> np.ndarray:
+    def locate_on(self, geoms: ArrayLike, edges: np.ndarray) -> np.ndarray:
         """Fraction along each given edge of its point nearest to each geometry."""
         g = np.asarray(geoms, dtype=object)
         lines = self.geometry[edges]
@@ -372,7 +398,7 @@ class Network:
         out[:, ok] = np.minimum(costs[:, self.u[e]] + tt * w, costs[:, self.v[e]] + (1.0 - tt) * w)
         return out
 
-    def to_frame(self, crs=None) -> gpd.GeoDataFrame:
+    def to_frame(self, crs: Any = None) -> gpd.GeoDataFrame:
         """The edges as a GeoDataFrame (for inspection and export)."""
         return gpd.GeoDataFrame(
             {
@@ -421,7 +447,10 @@ def build_network(
     if not (tolerance >= 0 and np.isfinite(tolerance)):
         raise ValueError(f"tolerance must be a finite number of metres >= 0, got {tolerance!r}")
     speeds = dict(ROAD_SPEEDS_KMH if speeds is None else speeds)
-    parts_geom, attrs = [], {k: [] for k in ("layer", "asset_id", "status", "kind", "due", "speed")}
+    parts_geom: list[np.ndarray] = []
+    attrs: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("layer", "asset_id", "status", "kind", "due", "speed")
+    }
     for name, frame in layers.items():
         if frame is None or len(frame) == 0:
             continue
@@ -433,7 +462,7 @@ def build_network(
             raise ValueError(f"layer {name!r} holds non-line geometries; a network needs lines")
         n = len(parts)
 
-        def col(c, default=None):
+        def col(c: str, default: object = None) -> np.ndarray:
             if c in frame.columns:
                 return np.asarray(frame[c].astype(object).where(frame[c].notna(), None))[index]
             return np.full(n, default, dtype=object)
@@ -527,7 +556,7 @@ def _snap(lines: np.ndarray, tol: float) -> tuple[np.ndarray, int]:
     if tol > 0:
         free = np.flatnonzero(~shared)
         if len(free):
-            lines = shapely.linestrings(coords, indices=idx)
+            lines = np.asarray(shapely.linestrings(coords, indices=idx), dtype=object)
             index = SpatialIndex(lines)
             p = shapely.points(pts[free])
             left, right, d = index.within(p, tol)
@@ -544,11 +573,11 @@ def _snap(lines: np.ndarray, tol: float) -> tuple[np.ndarray, int]:
                 on_xy = shapely.get_coordinates(on)
                 coords[ends[free[left]]] = on_xy
                 moved += len(left)
-                out = shapely.linestrings(coords, indices=idx)
+                out = np.asarray(shapely.linestrings(coords, indices=idx), dtype=object)
                 # The snapped point becomes a vertex of the line it lands on, so the
                 # (floating-point) noder joins them exactly.
                 return _insert_vertices(out, right, on_xy), moved
-    out = shapely.linestrings(coords, indices=idx)
+    out = np.asarray(shapely.linestrings(coords, indices=idx), dtype=object)
     return out, moved
 
 
@@ -585,7 +614,11 @@ def _node(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _assemble(
-    pieces: np.ndarray, source: np.ndarray, a: dict, tolerance: float, snapped: int
+    pieces: np.ndarray,
+    source: np.ndarray,
+    a: dict[str, np.ndarray],
+    tolerance: float,
+    snapped: int,
 ) -> Network:
     start = shapely.get_coordinates(shapely.get_point(pieces, 0))
     end = shapely.get_coordinates(shapely.get_point(pieces, -1))

@@ -29,10 +29,13 @@ is measured against it.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -41,7 +44,8 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from planner.corridors import NET, CorridorGraph
-from planner.steiner import DEFAULT_TIME_LIMIT_S, SteinerTree, steiner_tree, write_stp
+from planner.servicing import ServicingModel
+from planner.steiner import DEFAULT_TIME_LIMIT_S, Edge, SteinerTree, steiner_tree, write_stp
 
 __all__ = [
     "FREIGHT_TARIFF",
@@ -122,12 +126,12 @@ class Design:
     """
 
     segments: gpd.GeoDataFrame
-    summary: dict
-    edges: list
-    terminals: list
+    summary: dict[str, Any]
+    edges: list[Edge]
+    terminals: list[int]
     chosen: np.ndarray = field(repr=False)
 
-    def write_stp(self, path) -> None:  # noqa: ANN001
+    def write_stp(self, path: str | os.PathLike[str]) -> None:
         """Write the instance solved in SteinLib format."""
         write_stp(
             path, self.edges, self.terminals, name=f"zoneplan access design {self.summary['kind']}"
@@ -169,9 +173,9 @@ def design_access(
         raise ValueError(f"no target plot can be reached: {reasons}")
     lookup = graph.edge_lookup
     report(0.05, "choosing gates")
-    dist = csgraph.dijkstra(graph.matrix(), directed=False, indices=NET)
+    dist, _ = _from_net(graph.matrix())
     gates = {k: _nearest(graph.reach[k], dist) for k in live if not graph.served[k]}
-    best: tuple[SteinerTree, list, list, np.ndarray] | None = None
+    best: tuple[SteinerTree, list[Edge], list[int], np.ndarray] | None = None
     deadline = None if time_limit is None else start + time_limit
     for rnd in range(_GATE_ROUNDS):
         budget = (
@@ -196,9 +200,10 @@ def design_access(
         if regated == gates:
             break
         gates = regated
+    assert best is not None, "the first round always keeps its tree"
     tree, edges, terminals, chosen = best
     summary = {"kind": graph.kind, "method": tree.method, "optimal": tree.optimal}
-    freight_doc: dict = {}
+    freight_doc: dict[str, Any] = {}
     if freight is not None:
         report(0.75, "freight-aware design")
         chosen, freight_doc = _freight_design(
@@ -262,13 +267,21 @@ def _ticker(report: Progress, base: float, span: float, rnd: int) -> Callable[[]
     return tick
 
 
+def _from_net(matrix: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Costs and predecessors from the existing network (node ``NET``) to every node."""
+    dist, pred = csgraph.dijkstra(matrix, directed=False, indices=[NET], return_predecessors=True)
+    return dist[0], pred[0]
+
+
 def _nearest(nodes: np.ndarray, dist: np.ndarray) -> int:
     return int(nodes[np.argmin(dist[nodes])])
 
 
-def _instance(graph: CorridorGraph, live: list[int], gates: Mapping[int, int]) -> tuple[list, list]:
+def _instance(
+    graph: CorridorGraph, live: list[int], gates: Mapping[int, int]
+) -> tuple[list[Edge], list[int]]:
     """Corridor edges plus one zero-cost leaf per live target (served ones hang from the network)."""
-    edges = list(zip(graph.u.tolist(), graph.v.tolist(), graph.cost.tolist()))
+    edges: list[Edge] = list(zip(graph.u.tolist(), graph.v.tolist(), graph.cost.tolist()))
     leaves = []
     for k in live:
         leaf = graph.n_nodes + k
@@ -279,7 +292,8 @@ def _instance(graph: CorridorGraph, live: list[int], gates: Mapping[int, int]) -
 
 def _chosen(tree: SteinerTree, lookup: Mapping[tuple[int, int], int], n_nodes: int) -> np.ndarray:
     """Corridor edge indices of a tree (leaf edges dropped)."""
-    out = [lookup[(min(u, v), max(u, v))] for u, v, _ in tree.edges if u < n_nodes and v < n_nodes]
+    ends = [(cast(int, u), cast(int, v)) for u, v, _ in tree.edges]  # corridor nodes are ints
+    out = [lookup[(min(u, v), max(u, v))] for u, v in ends if u < n_nodes and v < n_nodes]
     return np.asarray(sorted(out), dtype=np.intp)
 
 
@@ -292,7 +306,14 @@ def _regate(graph: CorridorGraph, chosen: np.ndarray, gates: Mapping[int, int]) 
 
 def _segments(graph: CorridorGraph, live: list[int], chosen: np.ndarray) -> gpd.GeoDataFrame:
     """Chosen corridor edges merged into segments between junctions, with the targets each serves."""
-    columns = {"kind": [], "length_m": [], "cost": [], "crossings": [], "targets": [], "joins": []}
+    columns: dict[str, list[Any]] = {
+        "kind": [],
+        "length_m": [],
+        "cost": [],
+        "crossings": [],
+        "targets": [],
+        "joins": [],
+    }
     crs = graph.network.crs
     if len(chosen) == 0:
         return gpd.GeoDataFrame(columns, geometry=[], crs=crs)
@@ -320,10 +341,12 @@ def _tree_order(graph: CorridorGraph, chosen: np.ndarray) -> tuple[np.ndarray, n
     return order, pred
 
 
-def _targets_below(graph: CorridorGraph, live: list[int], chosen: np.ndarray) -> dict[int, set]:
+def _targets_below(
+    graph: CorridorGraph, live: list[int], chosen: np.ndarray
+) -> dict[int, set[str]]:
     """Per tree node, the target plots reached at or below it (rooted at the network)."""
     order, pred = _tree_order(graph, chosen)
-    below: dict[int, set] = {int(n): set() for n in order.tolist()}
+    below: dict[int, set[str]] = {int(n): set() for n in order.tolist()}
     in_tree = np.zeros(graph.n_nodes, bool)
     in_tree[order] = True
     for k in live:
@@ -340,7 +363,7 @@ def _targets_below(graph: CorridorGraph, live: list[int], chosen: np.ndarray) ->
     return below
 
 
-def _lower_node(graph: CorridorGraph, e: int, below: Mapping[int, set]) -> int:
+def _lower_node(graph: CorridorGraph, e: int, below: Mapping[int, set[str]]) -> int:
     """The end of tree edge ``e`` farther from the network (the one with fewer targets below)."""
     a, b = int(graph.u[e]), int(graph.v[e])
     if a == NET or b == NET:
@@ -388,7 +411,7 @@ def freight_cost(
 def _built_distance(graph: CorridorGraph, chosen: np.ndarray, freight: FreightModel) -> np.ndarray:
     """Metres to the destination from every node over the built segments (inf where cut off)."""
     length = graph.length + freight.exit_m
-    return csgraph.dijkstra(graph.matrix(length, chosen), directed=False, indices=NET)
+    return _from_net(graph.matrix(length, chosen))[0]
 
 
 def _freight_design(
@@ -399,7 +422,7 @@ def _freight_design(
     freight: FreightModel,
     deadline: float | None,
     tick: Callable[[], None],
-) -> tuple[np.ndarray, dict]:
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Improve the Steiner tree for construction + freight; the figures for the summary."""
     w = freight.weight
     base_freight, _ = freight_cost(graph, live, chosen, freight)
@@ -476,9 +499,7 @@ def _improve(
             if deadline is not None and time.perf_counter() > deadline:
                 return np.flatnonzero(built), total
             weight = w[k] * (graph.length + freight.exit_m) + np.where(built, 0.0, graph.cost)
-            dist, pred = csgraph.dijkstra(
-                graph.matrix(weight), directed=False, indices=NET, return_predecessors=True
-            )
+            dist, pred = _from_net(graph.matrix(weight))
             node = _nearest(graph.reach[k], dist)
             path = _path_edges(graph, pred, node)
             if built[path].all():
@@ -508,9 +529,7 @@ def _prune(
     """Keep only the edges on some target's shortest freight route over the built segments."""
     chosen = np.flatnonzero(built)
     length = graph.length + freight.exit_m
-    dist, pred = csgraph.dijkstra(
-        graph.matrix(length, chosen), directed=False, indices=NET, return_predecessors=True
-    )
+    dist, pred = _from_net(graph.matrix(length, chosen))
     keep = np.zeros(graph.n_edges, bool)
     for k in live:
         if graph.served[k]:
@@ -620,15 +639,15 @@ def _freight_milp(
 
 
 def freight_model(
-    model,
+    model: ServicingModel,
     graph: CorridorGraph,
     *,
-    years: float,  # noqa: ANN001 - ServicingModel
+    years: float,
     tonnes: Mapping[str, float] | None = None,
     tariff: float | None = None,
-    as_of=None,
-    what_if=None,
-) -> FreightModel:  # noqa: ANN001
+    as_of: dt.date | str | None = None,
+    what_if: Mapping[tuple[str, str], str] | None = None,
+) -> FreightModel:
     """Freight inputs for a road or rail design from the store snapshot.
 
     Tonnes per target come from ``tonnes`` (plot id -> t/yr) or, for plots not listed,
@@ -676,7 +695,8 @@ def freight_model(
 
     def onward(geoms: np.ndarray) -> np.ndarray:
         edge, gap, frac = net.locate(geoms, mask=mask)
-        return net.from_nodes(dist[None, :], edge, frac)[0] + np.where(edge >= 0, gap, 0.0)
+        via: np.ndarray = net.from_nodes(dist[None, :], edge, frac)[0]
+        return via + np.where(edge >= 0, gap, 0.0)
 
     exit_m = np.zeros(graph.n_edges)
     conn = np.flatnonzero(graph.v == NET)

@@ -151,6 +151,7 @@ Statuses = Annotated[
         }
     ),
 ]
+Box = tuple[float, float, float, float]
 Bbox = Annotated[
     tuple[float, float, float, float] | None,
     BeforeValidator(_comma_list),
@@ -321,7 +322,8 @@ def parse_model(model: type[BaseModel], params: Mapping[str, Any]) -> Any:
 
 def parse_filters(params: Mapping[str, Any]) -> PlotFilters:
     """Catalogue filters from query parameters; raises :class:`QueryError`."""
-    return parse_model(PlotFilters, params)
+    filters: PlotFilters = parse_model(PlotFilters, params)
+    return filters
 
 
 # --------------------------------------------------------------------- servicing facts
@@ -418,7 +420,7 @@ def _use_area() -> tuple[float, float, float, float]:
     return (area.west, area.south, area.east, area.north) if area else (-180, -90, 180, 90)
 
 
-def working_bbox(bbox: tuple[float, float, float, float] | None) -> tuple[float, ...] | None:
+def working_bbox(bbox: Box | None) -> Box | tuple[()] | None:
     """A WGS84 bbox in the working CRS, clipped to where that CRS is usable.
 
     Returns None for no bbox, and an empty tuple when the box lies wholly
@@ -430,10 +432,11 @@ def working_bbox(bbox: tuple[float, float, float, float] | None) -> tuple[float,
     clipped = (max(bbox[0], w), max(bbox[1], s), min(bbox[2], e), min(bbox[3], n))
     if clipped[0] > clipped[2] or clipped[1] > clipped[3]:
         return ()
-    return tuple(transformer(WGS84_EPSG, WORKING_EPSG).transform_bounds(*clipped))
+    west, south, east, north = transformer(WGS84_EPSG, WORKING_EPSG).transform_bounds(*clipped)
+    return west, south, east, north
 
 
-def to_geojson_geometries(geoms: Iterable[Any]) -> list[dict | None]:
+def to_geojson_geometries(geoms: Iterable[Any]) -> list[dict[str, Any] | None]:
     """GeoJSON geometry objects in WGS84 (rounded to ``WEB_DECIMALS``) for working-CRS geometries."""
     arr = np.asarray(list(geoms) if not isinstance(geoms, np.ndarray) else geoms, dtype=object)
     if len(arr) == 0:
@@ -480,7 +483,7 @@ class PlotPage:
 
     filters: PlotFilters
     matched: int
-    rows: gpd.GeoDataFrame
+    rows: pd.DataFrame  # a GeoDataFrame, as the store reads feature layers
     view: PlotView
 
     @property
@@ -511,7 +514,7 @@ class PlotPage:
         }
 
 
-def plot_properties(row: Mapping[str, Any], view: PlotView) -> dict[str, Any]:
+def plot_properties(row: Mapping[Any, Any], view: PlotView) -> dict[str, Any]:
     """The properties of one catalogue plot that ``view`` shows, with its servicing facts
     (sectors as a list of codes)."""
     out = {name: _plain(row.get(name)) for name in (*view.fields, *FACT_COLUMNS)}
@@ -530,7 +533,7 @@ def _empty_plots() -> gpd.GeoDataFrame:
     return frame
 
 
-def _join_facts(frame: gpd.GeoDataFrame, model: Any, as_of: dt.date | None) -> gpd.GeoDataFrame:
+def _join_facts(frame: pd.DataFrame, model: Any, as_of: dt.date | None) -> pd.DataFrame:
     facts = facts_for(model, frame["plot_id"].tolist(), as_of)
     return frame.reset_index(drop=True).assign(
         **{column: facts[column].to_numpy() for column in FACT_COLUMNS}
@@ -562,9 +565,9 @@ def search(
         For a status the role may not see.
     """
     view = plot_view(role)
-    where = view.where(filters.status)
+    where: dict[str, Any] | None = view.where(filters.status)
     bbox = working_bbox(filters.bbox)
-    if bbox == ():
+    if bbox is not None and not bbox:  # outside the working CRS's area: nothing matches
         return PlotPage(filters, 0, _empty_plots(), view)
     where = {**(where or {}), **filters.area_where()} or None
     as_of = filters.as_of
@@ -627,7 +630,7 @@ def _sorted(frame: pd.DataFrame, sort: str) -> pd.DataFrame:
         return frame.sort_values("plot_id", ascending=ascending, kind="stable")
     if key == "ready":
         text = frame["ready"].fillna("unknown").astype(str)
-        value = text.replace({"now": "0000-00-00", "unknown": None})
+        value = text.replace("now", "0000-00-00").mask(text == "unknown")
     elif key in ("power", "water"):  # headroom counts only where the plot can connect
         value = frame[SORT_COLUMNS[key]].where(frame[key].fillna(False).astype(bool))
     else:
@@ -645,7 +648,7 @@ def get_plot(
     role: str | None = None,
     servicing: Any = None,
     as_of: dt.date | None = None,
-) -> gpd.GeoDataFrame:
+) -> pd.DataFrame:
     """One plot (a one-row frame joined with its servicing facts).
 
     Raises
@@ -660,7 +663,7 @@ def get_plot(
     return _join_facts(view.visible(rows), servicing, as_of)
 
 
-def plot_feature(rows: gpd.GeoDataFrame, role: str | None) -> dict[str, Any]:
+def plot_feature(rows: pd.DataFrame, role: str | None) -> dict[str, Any]:
     """The first row of a :func:`get_plot` frame as a WGS84 GeoJSON Feature."""
     props = plot_properties(rows.drop(columns="geometry").iloc[0].to_dict(), plot_view(role))
     return {
@@ -714,7 +717,7 @@ def layer_collection(
     if query.bbox is not None and not layer.is_feature:
         bbox = ()
     where = layer_where(name, role)
-    if bbox == ():
+    if bbox is not None and not bbox:  # nothing can match
         matched, rows = 0, None
     else:
         matched = store.count(name, bbox=bbox, where=where)

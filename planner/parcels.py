@@ -325,9 +325,12 @@ def _frame(
     source: Any, layer: str, bounds: tuple[float, float, float, float] | None
 ) -> pd.DataFrame | None:
     """A layer from a snapshot mapping, or read from a store (by bbox when given)."""
+    frame: pd.DataFrame | None
     if isinstance(source, Mapping):
-        return source.get(layer)
-    return source.read(layer, bbox=bounds) if bounds is not None else source.read(layer)
+        frame = source.get(layer)
+    else:
+        frame = source.read(layer, bbox=bounds) if bounds is not None else source.read(layer)
+    return frame
 
 
 def _lonlat(x: float, y: float) -> str:
@@ -364,7 +367,9 @@ def _invalid_problem(polygon: Any) -> ParcelProblem:
     )
 
 
-def _ids(frame: pd.DataFrame, key: str, rows: np.ndarray) -> tuple[str, ...]:
+def _ids(frame: pd.DataFrame | None, key: str, rows: np.ndarray) -> tuple[str, ...]:
+    if frame is None:  # no layer: nothing was found in it
+        return ()
     return tuple(str(v) for v in frame[key].to_numpy()[rows])
 
 
@@ -442,7 +447,8 @@ def check_parcel(
 
     area_m2 = float(polygon.area)
     area_ha = round(area_m2 / 10_000.0, 4)
-    bounds = tuple(float(b) for b in polygon.bounds)
+    minx, miny, maxx, maxy = (float(b) for b in polygon.bounds)
+    bounds = (minx, miny, maxx, maxy)
     problems: list[ParcelProblem] = []
     warnings: list[ParcelProblem] = []
 
@@ -778,4 +784,5 @@ def update_asset(
             and "since" not in changes
         ):
             changes["since"] = (today or dt.date.today()).isoformat()
-        return tx.update(layer, asset_id, changes, version=version)
+        new_version: int = tx.update(layer, asset_id, changes, version=version)
+        return new_version

@@ -253,7 +253,7 @@ class Site:
         """
         area = check_area(area)
         box = shapely.box(*shapely.buffer(area, margin_m).bounds)
-        layers = {}
+        layers: dict[str, gpd.GeoDataFrame] = {}
         for name in (
             "plots",
             "roads",
@@ -264,7 +264,7 @@ class Site:
             "prot_zones",
         ):
             frame = snapshot.get(name)
-            if frame is not None and len(frame):
+            if isinstance(frame, gpd.GeoDataFrame) and len(frame):  # feature layers: always
                 layers[name] = frame[frame.intersects(box)]
         return cls(area, exp_id, layers)
 
@@ -459,7 +459,7 @@ def _halfplanes(anchor: np.ndarray, along: np.ndarray, far: float) -> tuple[np.n
     behind, ahead = -along * far, along * far
     low = shapely.polygons(np.stack([a1, a2, a2 + behind, a1 + behind, a1], axis=1))
     high = shapely.polygons(np.stack([a1, a2, a2 + ahead, a1 + ahead, a1], axis=1))
-    return low, high
+    return np.asarray(low, dtype=object), np.asarray(high, dtype=object)
 
 
 def _obb_axes(polys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -750,6 +750,8 @@ def subdivide(
     _report(progress, 0.25, f"subdividing {net.area / 10_000.0:.1f} ha ({params.method})")
     targets = _targets(params, net)
     if params.method == "strip":
+        # SubdivisionParams refuses strip on existing streets: the grid gave its positions
+        assert local_x is not None, "strip subdivision runs on generated streets"
         pieces = _strip_pieces(net, local_x, targets, params, progress)
     else:
         pieces = _obb_pieces(net, streets_local, targets, params, progress)

@@ -31,6 +31,7 @@ from planner.steiner.stp import read_stp, write_stp
 __all__ = [
     "DEFAULT_TIME_LIMIT_S",
     "DisconnectedTerminalsError",
+    "Edge",
     "SteinerInternalError",
     "SteinerTree",
     "read_stp",
@@ -113,6 +114,7 @@ def steiner_tree(
     # a budgeted heuristic run leaves time for the dual-ascent bound, so it can report a gap
     heuristic_clock = clock.share(0.25 if run_exact else 0.6)
     tree = search.solve(heuristic_clock)
+    lower_bound: float | None
     if not run_exact:
         ascent_clock = clock.capped(max(_ASCENT_MIN_S, clock.elapsed()))
         lower_bound, _ = _dual_ascent(graph, int(graph.terminals[0]), ascent_clock, keep_cuts=False)

@@ -192,7 +192,7 @@ class _CutModel:
         self.highs.setOptionValue("time_limit", max(1e-3, clock.remaining()))
         self.highs.run()
         status = self.highs.getModelStatus()
-        return status == self.hs.HighsModelStatus.kOptimal
+        return bool(status == self.hs.HighsModelStatus.kOptimal)
 
     def solve(self, incumbent: _Tree, search: _LocalSearch, clock: _Clock) -> _ExactResult:
         """Prove or improve ``incumbent``; the lower bound holds for the (reduced) instance."""

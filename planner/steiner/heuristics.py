@@ -174,8 +174,8 @@ class _LocalSearch:
         for _ in range(t - 1):
             k = int(np.argmin(np.where(waiting, nearest, np.inf)))
             waiting[k] = False
-            path = self._path_to_source(pred[k], int(attach[k]))
-            path = np.array([x for x in path if not in_tree[x]], dtype=np.int64)
+            walk = self._path_to_source(pred[k], int(attach[k]))
+            path = np.array([x for x in walk if not in_tree[x]], dtype=np.int64)
             if path.size == 0:
                 continue
             in_tree[path] = True
@@ -238,8 +238,10 @@ class _LocalSearch:
         if not _cheaper(cost, removed_cost):
             return tree
         mask = np.zeros(self.g.n, dtype=bool)
-        for nodes in [*pieces, *paths]:
-            mask[nodes] = True
+        for piece in pieces:
+            mask[piece] = True
+        for path in paths:
+            mask[path] = True
         candidate = self.tree_on(mask)
         if candidate is not None and _cheaper(candidate.cost, tree.cost):
             return candidate
@@ -350,11 +352,11 @@ class _RootedTree:
         self.up_path: dict[int, _KeyPath] = {}
         self.down_paths: dict[int, list[_KeyPath]] = {}
         for bottom in self.order[1:][is_key[self.order[1:]]].tolist():
-            walk = [bottom]
-            while not is_key[self.parent[walk[-1]]]:
-                walk.append(int(self.parent[walk[-1]]))
-            top = int(self.parent[walk[-1]])
-            walk = np.array(walk)
+            steps = [bottom]
+            while not is_key[self.parent[steps[-1]]]:
+                steps.append(int(self.parent[steps[-1]]))
+            top = int(self.parent[steps[-1]])
+            walk = np.array(steps)
             edges = g.edge_ids(walk, self.parent[walk])
             path = _KeyPath(
                 top, int(walk[-1]), bottom, float(g.cost[edges].sum()), np.sort(edges).tobytes()

@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,7 +41,7 @@ class SteinerTree:
     Unpacks as ``edges, cost = steiner_tree(...)``.
     """
 
-    edges: list
+    edges: list[Edge]
     cost: float
     lower_bound: float | None
     optimal: bool
@@ -56,7 +57,7 @@ class SteinerTree:
             return 0.0
         return max(0.0, (self.cost - self.lower_bound) / self.cost)
 
-    def __iter__(self) -> Iterator:
+    def __iter__(self) -> Iterator[list[Edge] | float]:
         yield self.edges
         yield self.cost
 
@@ -137,13 +138,14 @@ class _Graph:
             (np.concatenate([self.weight, self.weight]), (both_u, both_v)), shape=(self.n, self.n)
         )
         keys = np.minimum(self.u, self.v) * self.n + np.maximum(self.u, self.v)
-        self._key_order = np.argsort(keys)
-        self._sorted_keys = keys[self._key_order]
+        self._key_order: np.ndarray = np.argsort(keys)
+        self._sorted_keys: np.ndarray = keys[self._key_order]
 
     def edge_ids(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Ids of the edges joining ``a[i]`` and ``b[i]`` (which must exist)."""
         keys = np.minimum(a, b) * self.n + np.maximum(a, b)
-        return self._key_order[np.searchsorted(self._sorted_keys, keys)]
+        found: np.ndarray = self._key_order[np.searchsorted(self._sorted_keys, keys)]
+        return found
 
     def shortest_paths(
         self, sources: np.ndarray, limit: float = np.inf
@@ -157,12 +159,12 @@ class _Graph:
 
 @dataclass
 class _Instance:
-    edges: list
-    terminal_ids: list
+    edges: list[Edge]
+    terminal_ids: list[Hashable]
     graph: _Graph
 
     @classmethod
-    def parse(cls, edge_list: list, terminals: Iterable[Hashable]) -> _Instance:
+    def parse(cls, edge_list: list[Edge], terminals: Iterable[Hashable]) -> _Instance:
         node_index: dict[Hashable, int] = {}
         rows = [_parse_edge(i, edge, node_index) for i, edge in enumerate(edge_list)]
         terminal_ids = list(dict.fromkeys(terminals))
@@ -179,12 +181,10 @@ class _Instance:
         return cls(edge_list, terminal_ids, graph)
 
 
-def _parse_edge(
-    i: int, edge: object, node_index: dict[Hashable, int]
-) -> tuple[int, int, float, int]:
-    try:
-        u, v, cost = edge  # type: ignore[misc]
-        cost = float(cost)
+def _parse_edge(i: int, edge: Any, node_index: dict[Hashable, int]) -> tuple[int, int, float, int]:
+    try:  # any (u, v, cost) sequence will do: unpacking and float() are the check
+        u, v, raw_cost = edge
+        cost = float(raw_cost)
     except (TypeError, ValueError):
         raise ValueError(
             f"edge {i} is not a (u, v, cost) triple with a numeric cost: {edge!r}"
@@ -203,13 +203,13 @@ def _cheapest_simple_graph(table: np.ndarray, n: int, terminals: list[int]) -> _
     first = np.ones(order.size, dtype=bool)
     first[1:] = (lo[order][1:] != lo[order][:-1]) | (hi[order][1:] != hi[order][:-1])
     keep = order[first]
-    payload = [(int(i),) for i in table[keep, 3]]
+    payload: list[tuple[int, ...]] = [(int(i),) for i in table[keep, 3]]
     return _Graph(
         n, lo[keep], hi[keep], table[keep, 2], payload, np.array(terminals, dtype=np.int64)
     )
 
 
-def _terminal_component(graph: _Graph, terminal_ids: list) -> _Graph:
+def _terminal_component(graph: _Graph, terminal_ids: list[Hashable]) -> _Graph:
     """Restrict to the component holding most terminals; raise if any terminal lies elsewhere."""
     _, labels = csgraph.connected_components(graph.matrix, directed=False)
     terminal_labels = labels[graph.terminals]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
 
 from planner.steiner.instance import Edge
 
 
-def read_stp(path: str | os.PathLike) -> tuple[list[tuple[int, int, float]], list[int]]:
+def read_stp(path: str | os.PathLike[str]) -> tuple[list[tuple[int, int, float]], list[int]]:
     """Read an undirected instance in SteinLib's STP format.
 
     Parameters
@@ -73,7 +73,12 @@ def read_stp(path: str | os.PathLike) -> tuple[list[tuple[int, int, float]], lis
     return edges, terminals
 
 
-def _read_graph_line(words: list[str], declared: dict[str, int], edges: list, fail) -> None:  # noqa: ANN001
+def _read_graph_line(
+    words: list[str],
+    declared: dict[str, int],
+    edges: list[tuple[int, int, float]],
+    fail: Callable[[str], ValueError],
+) -> None:
     keyword = words[0].lower()
     try:
         if keyword in ("nodes", "edges") and len(words) == 2:
@@ -95,7 +100,12 @@ def _read_graph_line(words: list[str], declared: dict[str, int], edges: list, fa
         raise fail("bad number") from None
 
 
-def _read_terminal_line(words: list[str], declared: dict[str, int], terminals: list, fail) -> None:  # noqa: ANN001
+def _read_terminal_line(
+    words: list[str],
+    declared: dict[str, int],
+    terminals: list[int],
+    fail: Callable[[str], ValueError],
+) -> None:
     keyword = words[0].lower()
     try:
         if keyword == "terminals" and len(words) == 2:
@@ -111,7 +121,10 @@ def _read_terminal_line(words: list[str], declared: dict[str, int], terminals: l
 
 
 def _check_declared(
-    path: str | os.PathLike, declared: dict[str, int], edges: list, terminals: list
+    path: str | os.PathLike[str],
+    declared: dict[str, int],
+    edges: list[tuple[int, int, float]],
+    terminals: list[int],
 ) -> None:
     if "edges" in declared and declared["edges"] != len(edges):
         raise ValueError(f"{path}: declares {declared['edges']} edges but lists {len(edges)}")
@@ -124,7 +137,7 @@ def _check_declared(
 
 
 def write_stp(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     edges: Iterable[Edge],
     terminals: Iterable[Hashable],
     *,
@@ -149,8 +162,12 @@ def write_stp(
     edge_list = list(edges)
     terminal_list = list(dict.fromkeys(terminals))
     ids = list(dict.fromkeys([x for u, v, _ in edge_list for x in (u, v)] + terminal_list))
-    keep_ids = all(type(x) is int and x >= 1 for x in ids)
-    number = {x: x for x in ids} if keep_ids else {x: i for i, x in enumerate(ids, start=1)}
+    positive = [x for x in ids if type(x) is int and x >= 1]
+    number: dict[Hashable, int] = (
+        {x: x for x in positive}
+        if len(positive) == len(ids)
+        else {x: i for i, x in enumerate(ids, start=1)}
+    )
     lines = [
         "33D32945 STP File, STP Format Version 1.0",
         "",
