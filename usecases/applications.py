@@ -102,7 +102,7 @@ def _plot(tx: Session, plot_id: str, *, role: str | None) -> dict[str, Any]:
         plot = tx.get("plots", plot_id, for_update=True)
     except NotFound:
         plot = None
-    plot_view(role).require(plot, plot_id)
+    plot = plot_view(role).require(plot, plot_id)
     if plot["status"] != PUBLIC_PLOT_STATUS:
         raise Conflict(f"plot {plot_id} is {plot['status']}, not available")
     return plot
@@ -149,10 +149,11 @@ def _filing_problems(breaches: list[Breach]) -> list[Problem]:
 def _checked(
     tx: Session, app: ApplicationIn, *, role: str | None, servicing: ServicingSource
 ) -> list[Breach]:
-    if not app.plot_id:
+    fields = app.model_dump()  # the model is built from the schema: no static attributes
+    if not fields["plot_id"]:
         return []
-    plot = _plot(tx, app.plot_id, role=role)
-    breaches = reservation.check(plot, app.model_dump(), servicing(tx))
+    plot = _plot(tx, fields["plot_id"], role=role)
+    breaches = reservation.check(plot, fields, servicing(tx))
     problems = _filing_problems(breaches)
     if problems:
         raise Invalid(problems)

@@ -170,7 +170,8 @@ class Preview:
 
 
 def _site_layers(store: Store, area: Any) -> dict[str, pd.DataFrame]:
-    bbox = tuple(float(v) for v in shapely.buffer(area, _MARGIN_M).bounds)
+    minx, miny, maxx, maxy = (float(v) for v in shapely.buffer(area, _MARGIN_M).bounds)
+    bbox = (minx, miny, maxx, maxy)
     return {name: store.read(name, bbox=bbox) for name in _READ_LAYERS}
 
 
@@ -181,7 +182,7 @@ def _area(
     expansion areas (the land plots may be drawn on)."""
     if (exp_id is None) == (geometry is None):
         raise SubdivisionError("give either an expansion area id or a drawn polygon")
-    if geometry is None:
+    if exp_id is not None:
         try:
             return store.get("expansion", exp_id)["geometry"], []
         except NotFound:
@@ -242,7 +243,9 @@ def preview(
 
 def _next_ids(existing: list[str], prefix: str, count: int) -> list[str]:
     first = new_plot_id(existing, prefix=prefix)
-    number = int(re.search(r"(\d+)$", first).group(1))
+    match = re.search(r"(\d+)$", first)
+    assert match is not None, "new_plot_id ends in a number"
+    number = int(match.group(1))
     width = max(3, len(first) - len(prefix))
     return [f"{prefix}{number + i:0{width}d}" for i in range(count)]
 

@@ -13,7 +13,7 @@ from planner import applications as apps
 from usecases import applications as usecase
 from web import deps
 from web.api import _Query, api_error_with_problems, bp, endpoint, rules_json, tx_servicing
-from web.auth import current_role, current_username
+from web.auth import current_role, signed_in_username
 
 __all__ = ["ApplicationsQuery", "ApplicationList"]
 
@@ -29,7 +29,7 @@ class ApplicationsQuery(_Query):
 class ApplicationList(BaseModel):
     """Applications, newest first: your own (investors) or all (planners)."""
 
-    applications: list[apps.ApplicationOut]  # type: ignore[valid-type]
+    applications: list[apps.ApplicationOut]
 
 
 APP_ID = {"app_id": {"type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH}}
@@ -64,7 +64,11 @@ def _refused(err: usecase.Refused):
 )
 def create_application(body: BaseModel):
     filed = usecase.apply(
-        deps.get_store(), body, user=current_username(), role=current_role(), servicing=tx_servicing
+        deps.get_store(),
+        body,
+        user=signed_in_username(),
+        role=current_role(),
+        servicing=tx_servicing,
     )
     return {**filed.application, "warnings": rules_json(filed.warnings)}
 
@@ -81,7 +85,7 @@ def create_application(body: BaseModel):
 def list_applications(query: ApplicationsQuery):
     return {
         "applications": apps.list_applications(
-            deps.get_store(), user=current_username(), role=current_role(), status=query.status
+            deps.get_store(), user=signed_in_username(), role=current_role(), status=query.status
         )
     }
 
@@ -97,7 +101,7 @@ def list_applications(query: ApplicationsQuery):
 )
 def get_application(app_id: str):
     return apps.get_application(
-        deps.get_store(), app_id, user=current_username(), role=current_role()
+        deps.get_store(), app_id, user=signed_in_username(), role=current_role()
     )
 
 
@@ -117,7 +121,11 @@ def get_application(app_id: str):
 )
 def withdraw_application(app_id: str, body: apps.WithdrawIn):
     return usecase.withdraw(
-        deps.get_store(), app_id, user=current_username(), role=current_role(), version=body.version
+        deps.get_store(),
+        app_id,
+        user=signed_in_username(),
+        role=current_role(),
+        version=body.version,
     )
 
 
@@ -145,7 +153,7 @@ def accept_application(app_id: str, body: apps.AcceptIn):
         deps.get_store(),
         app_id,
         body.plot_id,
-        user=current_username(),
+        user=signed_in_username(),
         role=current_role(),
         version=body.version,
         servicing=tx_servicing,
@@ -171,7 +179,7 @@ def reject_application(app_id: str, body: apps.RejectIn):
         deps.get_store(),
         app_id,
         body.reason,
-        user=current_username(),
+        user=signed_in_username(),
         role=current_role(),
         version=body.version,
     )

@@ -27,7 +27,7 @@ from web.api import (
     invalid_response,
     upload_request,
 )
-from web.auth import current_role, current_username
+from web.auth import current_role, signed_in_username
 from web.openapi import Problem
 
 __all__ = ["UploadPreview", "UploadApplied", "UploadConfirm"]
@@ -202,7 +202,7 @@ def upload():
     check_upload_size()
     data, options = upload_request(request.files.get("file"), request.form)
     plan, token = uploads.stage(
-        deps.get_store(), data, options, user=current_username(), names=API_OPTIONS
+        deps.get_store(), data, options, user=signed_in_username(), names=API_OPTIONS
     )
     if token is None:  # refused: the problems, and what the file would have changed
         response = invalid_response(ValidationError(plan.problems))
@@ -242,7 +242,7 @@ def apply(token: str, body: UploadConfirm):
     plan, written = uploads.confirm(
         deps.get_store(),
         token,
-        user=current_username(),
+        user=signed_in_username(),
         confirm_removals=body.confirm_removals,
         names=API_OPTIONS,
     )

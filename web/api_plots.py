@@ -123,9 +123,13 @@ class KpiOut(BaseModel):
 
 def _links(page: cat.PlotPage) -> list[dict[str, str]]:
     f = page.filters
+
+    def query(**changes: int) -> dict[str, Any]:
+        return f.query_string(**changes)
+
     links = [
         {
-            "href": url_for("api.list_plots", **f.query_string()),
+            "href": url_for("api.list_plots", **query()),
             "rel": "self",
             "type": "application/geo+json",
         }
@@ -133,7 +137,7 @@ def _links(page: cat.PlotPage) -> list[dict[str, str]]:
     if f.offset + f.limit < page.matched:
         links.append(
             {
-                "href": url_for("api.list_plots", **f.query_string(offset=f.offset + f.limit)),
+                "href": url_for("api.list_plots", **query(offset=f.offset + f.limit)),
                 "rel": "next",
                 "type": "application/geo+json",
             }
@@ -141,9 +145,7 @@ def _links(page: cat.PlotPage) -> list[dict[str, str]]:
     if f.offset:
         links.append(
             {
-                "href": url_for(
-                    "api.list_plots", **f.query_string(offset=max(0, f.offset - f.limit))
-                ),
+                "href": url_for("api.list_plots", **query(offset=max(0, f.offset - f.limit))),
                 "rel": "prev",
                 "type": "application/geo+json",
             }

@@ -579,12 +579,14 @@ class RenderedMap:
 def render_map(m: folium.Map) -> RenderedMap:
     """Render ``m`` in parts; refuse any element that would load from another host."""
     fig = m.get_root()
+    assert isinstance(fig, folium.Figure), "a folium map's root is its Figure"
     fig.render()
     header = fig.header.render()
     html = fig.html.render()
     script = fig.script.render()
     if _REMOTE.search(header) or _REMOTE.search(html):
         found = _REMOTE.search(header + html)
+        assert found is not None, "matched just above"
         msg = (
             f"a map element references another host near {found.group(0)!r}; "
             "override its default_js/default_css with /static/vendor/ copies"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -297,8 +297,8 @@ def describe_changes(layer: str, action: str, changes: str | None) -> list[dict[
 
 
 def _history_items(rows: pd.DataFrame) -> list[dict[str, Any]]:
-    items = []
-    for r in rows.to_dict("records"):
+    items: list[dict[str, Any]] = []
+    for r in cast(list[dict[str, Any]], rows.to_dict("records")):
         items.append(
             {
                 **r,
@@ -324,7 +324,7 @@ def history():
     """Every audited change, newest first, filtered by user, layer, feature, action, dates."""
     store = deps.get_store()
     args = request.args
-    filters = {
+    filters: dict[str, Any] = {
         "user": (args.get("user") or "").strip() or None,
         "layer": (args.get("layer") or "").strip() or None,
         "feature": (args.get("feature") or "").strip() or None,
@@ -497,7 +497,7 @@ def feature(layer: str, key: str):
         attributes=_attributes(layer, row) if row else [],
         is_asset=layer in ASSET_LAYERS,
         asset_statuses=[(s, tr_value(s, _)) for s in ASSET_STATUSES],
-        moves=[(s, tr_value(s, _)) for s in parcels.allowed_transitions(row.get("status"))]
+        moves=[(s, tr_value(s, _)) for s in parcels.allowed_transitions(row["status"])]
         if layer == "plots" and row
         else [],
         servicing=_servicing_lines(key) if layer == "plots" and row else [],
