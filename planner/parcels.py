@@ -32,6 +32,7 @@ import pandas as pd
 import shapely
 
 from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
+from geo.i18n import N_
 from geo.layers import ASSET_LAYERS, PLOT_STATUSES, PLOT_TRANSITIONS
 from geo.store import Conflict, Invalid, NotFound
 from geo.validate import OVERLAP_TOLERANCE_M2, Problem
@@ -71,11 +72,6 @@ DELETABLE_STATUSES: tuple[str, ...] = ("candidate",)
 _SHOWN_IDS = 5
 _ROAD_CROSSING_M = 1.0
 Translate = Callable[[str], str]
-
-
-def N_(message: str) -> str:
-    """Mark a message template for translation (no-op; pybabel keyword ``N_``)."""
-    return message
 
 
 # --------------------------------------------------------------------------- problems

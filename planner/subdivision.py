@@ -57,6 +57,7 @@ from planner.subdivision_methods import (
 __all__ = [
     "METHODS",
     "Progress",
+    "SITE_LAYERS",
     "STREET_LAYOUTS",
     "MAX_PLOTS",
     "SubdivisionParams",
@@ -75,6 +76,16 @@ STREET_LAYOUTS: tuple[str, ...] = ("generated", "existing")
 #: Pieces smaller than this share of the minimum plot area stay open land (remnants).
 REMNANT_SHARE = 0.5
 _OVERLAP_M2 = 1.0
+#: The layers a site holds (cut to the area's surroundings).
+SITE_LAYERS = (
+    "plots",
+    "roads",
+    "gates",
+    "rail_lines",
+    "power_lines",
+    "storm_sewers",
+    "prot_zones",
+)
 #: Most plots one run may make (a bound on the work a request can ask for).
 MAX_PLOTS = 20_000
 
@@ -263,15 +274,7 @@ class Site:
         area = check_area(area)
         box = shapely.box(*shapely.buffer(area, margin_m).bounds)
         layers: dict[str, gpd.GeoDataFrame] = {}
-        for name in (
-            "plots",
-            "roads",
-            "gates",
-            "rail_lines",
-            "power_lines",
-            "storm_sewers",
-            "prot_zones",
-        ):
+        for name in SITE_LAYERS:
             frame = snapshot.get(name)
             if isinstance(frame, gpd.GeoDataFrame) and len(frame):  # feature layers: always
                 layers[name] = frame[frame.intersects(box)]

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from geo.i18n import N_
 from geo.layers import ASSET_LAYERS
 from geo.store import Conflict, Invalid, NotFound, Session, Store
 from geo.store.base import now_iso
@@ -30,7 +31,7 @@ from planner import reservation
 from planner.applications import ApplicationIn, as_record, parse_body
 from planner.catalogue import PUBLIC_PLOT_STATUS
 from planner.reservation import Breach
-from planner.servicing import N_, ServicingModel
+from planner.servicing import ServicingModel
 from planner.visibility import Forbidden, is_staff, plot_view
 
 __all__ = [

@@ -17,6 +17,7 @@ from geo.crs import WORKING_EPSG, to_wgs84
 from geo.store import Conflict, NotFound, Store
 from planner.parcels import new_plot_id, polygon_from_geojson
 from planner.subdivision import (
+    SITE_LAYERS,
     Progress,
     Site,
     Subdivision,
@@ -40,15 +41,6 @@ __all__ = [
 PLAN_VERSION = 1
 #: Generated street roles and the road class they are stored as.
 ROAD_CLASSES = {"spine": "collector", "cross": "collector", "local": "local", "connector": "local"}
-_READ_LAYERS = (
-    "plots",
-    "roads",
-    "gates",
-    "rail_lines",
-    "power_lines",
-    "storm_sewers",
-    "prot_zones",
-)
 _MARGIN_M = 2_000.0
 _OVERLAP_M2 = 1.0
 
@@ -172,7 +164,7 @@ class Preview:
 def _site_layers(store: Store, area: Any) -> dict[str, pd.DataFrame]:
     minx, miny, maxx, maxy = (float(v) for v in shapely.buffer(area, _MARGIN_M).bounds)
     bbox = (minx, miny, maxx, maxy)
-    return {name: store.read(name, bbox=bbox) for name in _READ_LAYERS}
+    return {name: store.read(name, bbox=bbox) for name in SITE_LAYERS}
 
 
 def _area(

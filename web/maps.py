@@ -18,6 +18,7 @@ from folium.template import Template
 from markupsafe import Markup
 
 from geo.crs import WEB_DECIMALS
+from geo.i18n import N_
 from geo.layers import LAYERS, get_layer, parse_sectors
 
 Translate = Callable[[str], str]
@@ -25,11 +26,6 @@ MAX_MAP_ZOOM = 20
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 VENDOR_DIR = STATIC_DIR / "vendor"
 NODE_MODULES = Path(__file__).resolve().parent / "assets" / "node_modules"
-
-
-def N_(message: str) -> str:
-    """Mark ``message`` for extraction into the catalogues; translate it later."""
-    return message
 
 
 # --------------------------------------------------------------------------- vendor assets

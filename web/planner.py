@@ -13,6 +13,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
+from geo.i18n import N_
 from geo.layers import (
     ASSET_LAYERS,
     ASSET_STATUSES,
@@ -30,6 +31,7 @@ from web import (
 )
 from web.auth import current_username, role_required
 from web.maps import (
+    FEATURE_NOUNS,
     LAYER_STYLES,
     PLOT_COLOURS,
     ROAD_WEIGHTS,
@@ -50,28 +52,7 @@ LAYER_PAGE = 10_000
 ACTIONS = ("insert", "update", "delete")
 
 
-def N_(message: str) -> str:
-    """Mark ``message`` for extraction into the catalogues; translate it later."""
-    return message
-
-
 ACTION_LABELS = {"insert": N_("added"), "update": N_("changed"), "delete": N_("deleted")}
-#: One feature of each map layer, for page titles.
-FEATURE_NOUNS = {
-    "zone": N_("Zone"),
-    "expansion": N_("Expansion area"),
-    "plots": N_("Plot"),
-    "roads": N_("Road"),
-    "gates": N_("Gate"),
-    "rail_lines": N_("Rail line"),
-    "rail_stations": N_("Rail station"),
-    "substations": N_("Substation"),
-    "power_lines": N_("Power line"),
-    "water_mains": N_("Water main"),
-    "storm_sewers": N_("Storm sewer"),
-    "gas_mains": N_("Gas main"),
-    "prot_zones": N_("Protection zone"),
-}
 #: Map layers of the workspace, drawn bottom to top, and whether they start visible.
 WORKSPACE_LAYERS: tuple[tuple[str, bool], ...] = (
     ("zone", True),
