@@ -55,7 +55,7 @@ def _f(value: Any, digits: int = 2) -> float | None:
 
 def _area(plots: pd.DataFrame) -> np.ndarray:
     area = (
-        pd.to_numeric(plots["area_ha"], errors="coerce").to_numpy(dtype=float)
+        pd.to_numeric(plots["area_ha"], errors="coerce").to_numpy(dtype=float, copy=True)
         if "area_ha" in plots.columns
         else np.full(len(plots), np.nan)
     )
