@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from geo.values import plain
 from planner.servicing import ServicingModel
 from planner.steiner import (
     DEFAULT_TIME_LIMIT_S,
@@ -196,7 +197,7 @@ def metrics_document(
     rows = []
     frame = pd.DataFrame(m.drop(columns="geometry"))
     for rec in frame.to_dict(orient="records"):
-        rows.append({k: _plain(v) for k, v in rec.items()})
+        rows.append({k: plain(v) for k, v in rec.items()})
     by_band = {f"{b:g}": iso.loc[iso["minutes"] == b, "plot_id"].tolist() for b in bands}
     return {
         "as_of": None if scen.as_of is None else scen.as_of.isoformat(),
@@ -206,15 +207,3 @@ def metrics_document(
         "isochrones": by_band,
         "plots": rows,
     }
-
-
-def _plain(value: Any) -> Any:
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if not math.isfinite(float(value)) else float(value)
-    return value

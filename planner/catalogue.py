@@ -34,9 +34,9 @@ from pydantic import (
 from geo.crs import WORKING_EPSG
 from geo.layers import PLOT_STATUSES, SECTORS, get_layer, parse_sectors
 from geo.store import Range, Store
+from geo.values import plain
 from planner.catalogue_facts import FACT_COLUMNS, _ready_by, facts_for, servicing_facts
 from planner.catalogue_layers import (
-    _plain,
     layer_collection,
     layer_summary,
     layer_where,
@@ -372,7 +372,7 @@ class PlotPage:
 def plot_properties(row: Mapping[Any, Any], view: PlotView) -> dict[str, Any]:
     """The properties of one catalogue plot that ``view`` shows, with its servicing facts
     (sectors as a list of codes)."""
-    out = {name: _plain(row.get(name)) for name in (*view.fields, *FACT_COLUMNS)}
+    out = {name: plain(row.get(name)) for name in (*view.fields, *FACT_COLUMNS)}
     allowed = parse_sectors(out["sectors"])
     out["sectors"] = list(SECTORS) if allowed is None else [s for s in SECTORS if s in allowed]
     for name in ("rail", "power", "water"):

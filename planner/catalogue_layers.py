@@ -10,12 +10,12 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import shapely
 
 from geo.crs import WEB_DECIMALS, WGS84_EPSG, WORKING_EPSG, transformer, working_crs
 from geo.layers import LAYERS
 from geo.store import Store
+from geo.values import plain
 from planner.visibility import check_readable, layer_fields, plot_view, readable_layers
 
 if TYPE_CHECKING:
@@ -70,17 +70,6 @@ def to_geojson_geometries(geoms: Iterable[Any]) -> list[dict[str, Any] | None]:
     return [None if text is None else json.loads(text) for text in shapely.to_geojson(out)]
 
 
-def _plain(value: Any) -> Any:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-        return None if isinstance(value, float) and not np.isfinite(value) else value
-    return value
-
-
 def layer_where(name: str, role: str | None) -> dict[str, Any] | None:
     """The row filter a role's view of a layer implies (see :mod:`planner.visibility`)."""
     return plot_view(role).where() if name == "plots" else None
@@ -133,7 +122,7 @@ def layer_collection(
         )
         names = layer_fields(name, role)
         for record, geom in zip(rows[names].to_dict("records"), geoms):
-            props = {k: _plain(v) for k, v in record.items()}
+            props = {k: plain(v) for k, v in record.items()}
             features.append(
                 {
                     "type": "Feature",
