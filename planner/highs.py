@@ -33,7 +33,7 @@ def silent_highs() -> highspy.Highs:
         if not _banner_swallowed:
             _swallow_banner(highspy)
             _banner_swallowed = True
-        highs = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy's __init__ has no annotations
+        highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
     return highs
 

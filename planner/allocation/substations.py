@@ -114,12 +114,12 @@ def _knapsack(value: np.ndarray, weight: np.ndarray, capacity: float) -> np.ndar
         better = candidate > table[w:] + 1e-12
         take[item, w:] = better
         table[w:] = np.where(better, candidate, table[w:])
-    chosen = free.copy()
+    chosen: np.ndarray = free.copy()
     room = size
-    for item in range(len(value) - 1, -1, -1):
-        if not free[item] and room >= 0 and take[item, room]:
-            chosen[item] = True
-            room -= int(units[item])
+    for back in range(len(value) - 1, -1, -1):
+        if not free[back] and room >= 0 and take[back, room]:
+            chosen[back] = True
+            room -= int(units[back])
     return chosen
 
 
