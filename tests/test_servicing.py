@@ -194,15 +194,20 @@ def tiny_zone() -> dict:
     }
 
 
+LATE = "2026-01-01"
+
+
 @pytest.fixture
 def late(monkeypatch):
-    """Today after every due date: recorded-but-unchanged assets are overdue."""
-    monkeypatch.setenv("ZONEPLAN_TODAY", "2026-01-01")
+    """Today after every due date: recorded-but-unchanged assets are overdue (for the
+    CLI, which reads ZONEPLAN_TODAY; models get it as ``today=LATE``)."""
+    monkeypatch.setenv("ZONEPLAN_TODAY", LATE)
+    return LATE
 
 
 @pytest.fixture
 def model(late):
-    return ServicingModel(tiny_zone())
+    return ServicingModel(tiny_zone(), today=late)
 
 
 def by_id(records):
@@ -283,15 +288,14 @@ def test_rail_projected_as_of(model):
 
 
 def test_rail_reach(late):
-    m = ServicingModel(tiny_zone(), rail_reach_m=500)
+    m = ServicingModel(tiny_zone(), today=late, rail_reach_m=500)
     r = by_id(m.answer(as_of="2022-11-01"))
     assert r["P1"]["rail"]["available"] is False and r["P1"]["rail"]["code"] == "out_of_reach"
     assert r["P3"]["rail"]["available"] is True
 
 
-def test_overdue_depends_on_today(monkeypatch):
-    monkeypatch.setenv("ZONEPLAN_TODAY", "2022-09-01")
-    m = ServicingModel(tiny_zone())
+def test_overdue_depends_on_today():
+    m = ServicingModel(tiny_zone(), today="2022-09-01")
     r = by_id(m.answer(as_of="2022-11-01"))
     assert r["P1"]["rail"]["projected"] is True and r["P1"]["rail"]["overdue"] is False
     assert by_id(m.answer())["P1"]["rail"]["overdue"] is False
@@ -342,9 +346,9 @@ def test_power_headroom_arithmetic(model):
 
 
 def test_power_factor_and_projection(late):
-    m = ServicingModel(tiny_zone(), power_factor=0.8)
+    m = ServicingModel(tiny_zone(), today=late, power_factor=0.8)
     assert m.headroom().set_index("asset_id").loc["SS-5", "base"] == pytest.approx(4000.0)
-    m = ServicingModel(tiny_zone())
+    m = ServicingModel(tiny_zone(), today=late)
     r = by_id(m.answer(as_of="2022-11-01"))
     # SS-12 repaired: 10 MVA * 900 = 9000 kW minus reserved P1 (now served by SS-12)
     assert (r["P1"]["power"]["substation"], r["P1"]["power"]["headroom_kw"]) == ("SS-12", 8000.0)
@@ -388,7 +392,7 @@ def test_water_storm_gas(model):
 
 # ---------------------------------------------------------------- readiness
 def test_readiness(late):
-    m = ServicingModel(tiny_zone())
+    m = ServicingModel(tiny_zone(), today=late)
     r = by_id(m.answer())
     assert r["P1"]["ready"] == "now"
     assert r["P2"]["ready"] == "2023-06-01"  # power after SS-12 (2022-10-30), water W2
@@ -396,7 +400,7 @@ def test_readiness(late):
     assert r["P3"]["ready"] == "unknown"  # no frontage: no asset to wait for
     assert r["P4"]["ready"] == "2022-10-30" and r["P4"]["ready_overdue"] is True
     # storm sewer required on request: never commissioned, no due date
-    strict = ServicingModel(tiny_zone(), required=("road", "power", "water", "storm"))
+    strict = ServicingModel(tiny_zone(), today=late, required=("road", "power", "water", "storm"))
     assert {rec["ready"] for rec in strict.answer()} == {"unknown"}
 
 
@@ -467,7 +471,7 @@ def test_unreachable_plot_is_an_answer(late):
         ],
         ignore_index=True,
     )
-    rec = ServicingModel(zone).answer(["P9"])[0]
+    rec = ServicingModel(zone, today=late).answer(["P9"])[0]
     assert rec["road"]["fronts"] is True and rec["road"]["code"] == "no_gate"
     assert rec["road"]["distance_m"] is None and rec["power"]["code"] == "unreachable"
     assert "no usable route to any gate" in explain(rec)[0]
