@@ -7,7 +7,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -39,6 +39,10 @@ from planner.servicing.sites import Sites
 MAX_EVALUATIONS = 12
 #: Network-level values kept per model (shortest paths per road mask, rail blockers).
 MAX_CACHED = 32
+
+
+if TYPE_CHECKING:
+    from planner.servicing.model import ServicingModel
 
 
 class ModelBase:
@@ -364,9 +368,9 @@ class ModelBase:
                 default=None,
             )
         if near is None or len(near[0]) != len(scen.usable):
-            ev = evaluate(self, self._plot_sites, scen)
+            ev = evaluate(cast("ServicingModel", self), self._plot_sites, scen)
         else:
-            ev = derive(self, self._plot_sites, near[1], near[0], scen)
+            ev = derive(cast("ServicingModel", self), self._plot_sites, near[1], near[0], scen)
         with self._lock:
             self._evals[scen.ukey] = (scen.usable, ev)
             while len(self._evals) > MAX_EVALUATIONS:

@@ -92,26 +92,31 @@ def eval_road(m: ServicingModel, sites: Sites, scen: Scenario) -> Answer:
         targets = np.where(t_any < 0.5, net.u[np.maximum(e_any, 0)], net.v[np.maximum(e_any, 0)])
         targets = np.where(e_any >= 0, targets, -1)
         found = net.blocking_edges(src_nodes, targets, mask)
-        gate_by_node = {}
-        for gi in np.flatnonzero(gates_any)[::-1]:
+        gate_by_node: dict[int, int] = {}
+        for gi in np.flatnonzero(gates_any)[::-1].tolist():
             gate_by_node[int(m._gate_node[gi])] = gi
-        for k, site in enumerate(todo):
-            if found[k] is None:
+        for k, site in enumerate(todo.tolist()):
+            path = found[k]
+            if path is None:
                 continue
-            edges, origin = found[k]
-            keys = []
+            edges, origin = path
+            keys: list[int] = []
             if e_any[k] >= 0 and not mask[e_any[k]]:
                 keys.append(m._asset_pos[("roads", net.asset_id[e_any[k]])])
             keys += [m._asset_pos[("roads", a)] for a in dict.fromkeys(net.asset_id[edges])]
-            gi = gate_by_node.get(origin)
-            if gi is not None and not gate_ok[gi]:
-                keys.append(m._asset_slice["gates"].start + gi)
+            hit = gate_by_node.get(origin)
+            if hit is not None and not gate_ok[hit]:
+                keys.append(m._asset_slice["gates"].start + hit)
             blockers[site] = list(dict.fromkeys(keys))
     if G and not gate_ok.any():
         closed = [m._asset_slice["gates"].start + i for i in range(G)]
         for site in todo.tolist():
             blockers[site] = list(dict.fromkeys(blockers.get(site, []) + closed))
-    road_id = np.where(edge >= 0, net.asset_id[np.maximum(edge, 0)] if net.n_edges else None, None)
+    road_id = (
+        np.where(edge >= 0, net.asset_id[np.maximum(edge, 0)], np.full(n, None, dtype=object))
+        if net.n_edges
+        else np.full(n, None, dtype=object)
+    )
     return {
         "ok": ok,
         "edge": edge,
@@ -190,10 +195,11 @@ def rail_blockers(m: ServicingModel, scen: Scenario, rmask: np.ndarray) -> RailB
     _, line_ok, cut = rail_mask(m, scen)
     for i in range(len(m._st_rail)):
         keys = [] if st_ok[i] else [st_base + i]
-        if m._st_rail[i] < 0 or paths[i] is None:
+        path = paths[i]
+        if m._st_rail[i] < 0 or path is None:
             st_block[i] = keys + [-1]  # -1: not joined to a main line
             continue
-        keys += rail_edge_keys(m, paths[i][0].tolist(), line_ok, cut)
+        keys += rail_edge_keys(m, path[0].tolist(), line_ok, cut)
         st_block[i] = list(dict.fromkeys(keys))
     sd_block: dict[int, list[int]] = {}
     for j, e in enumerate(m._siding_edges.tolist()):

@@ -26,10 +26,10 @@ def asset_phrase(asset: Mapping[str, Any], translate: Callable[[str], str] | Non
     asset counted operational by projection: ``..., closed until 2022-10-30, overdue``."""
     tr = translate or _identity
     name = asset.get("name") or asset.get("asset_id") or "?"
-    noun = tr(ASSET_NOUNS.get(asset.get("layer"), N_("asset")))
+    noun = tr(ASSET_NOUNS.get(str(asset.get("layer")), N_("asset")))
     projected = bool(asset.get("projected"))
-    code = asset.get("recorded") if projected else asset.get("status")
-    status = tr(STATUS_WORDS.get(code, code or ""))
+    code = str(asset.get("recorded") if projected else asset.get("status") or "")
+    status = tr(STATUS_WORDS.get(code, code))
     lowered = str(name).lower()
     if noun.lower() in lowered or any(w in lowered for w in noun.lower().split() if len(w) > 3):
         text = tr(N_("{name} {status}")).format(name=name, status=status)
@@ -39,7 +39,7 @@ def asset_phrase(asset: Mapping[str, Any], translate: Callable[[str], str] | Non
         text += tr(N_(" ({note})")).format(note=asset["note"])
     if asset.get("what_if"):
         text += tr(N_(", assumed {status} (what-if)")).format(
-            status=tr(STATUS_WORDS.get(asset.get("status"), asset.get("status") or ""))
+            status=tr(STATUS_WORDS.get(str(asset.get("status")), asset.get("status") or ""))
         )
         return text
     if projected:
@@ -71,7 +71,7 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-class _Params(dict):
+class _Params(dict[str, str]):
     """Template parameters formatted on demand from a utility answer."""
 
     def __init__(

@@ -44,7 +44,7 @@ def update(
 ) -> ServicingModel:
     """``m`` after a write (see :meth:`ServicingModel.updated`)."""
     today = today or m.today
-    changed = {name: frame_of(assets, name) for name in (assets or {})}
+    changed = {name: frame_of(assets, name) for name in assets or {}} if assets else {}
     if any(reshaped(m.layers[name], frame, LAYERS[name].key) for name, frame in changed.items()):
         layers = {**m.layers, **changed}
         if plots is not None:

@@ -29,7 +29,7 @@ Demand = tuple[np.ndarray, np.ndarray, np.ndarray]
 def records(
     m: ServicingModel,
     sites: Sites | None,
-    site_ids: Sequence[Any],
+    site_ids: Sequence[Any] | np.ndarray,
     scen: Scenario,
     demand: Demand,
     rail_need: np.ndarray,
@@ -197,10 +197,10 @@ def _build(
                     item["reason"] = reasons[key] = line(u, item, None, prefix=False)
             rec[u] = item
         bits = int(unmet[i])
-        w = waits.get(bits)
-        if w is None:
-            w = waits[bits] = tuple(u for k, u in enumerate(UTILITIES) if bits >> k & 1)
-        rec["waits_for"] = list(w)
+        waiting = waits.get(bits)
+        if waiting is None:
+            waiting = waits[bits] = tuple(u for k, u in enumerate(UTILITIES) if bits >> k & 1)
+        rec["waits_for"] = list(waiting)
         rd = ready[i]
         rec["ready"] = rd
         rec["ready_overdue"] = bool(rd not in ("now", "unknown") and rd < today_iso)
@@ -247,15 +247,15 @@ def finish_cols(
                 rely_rows[i] = list(dict.fromkeys(rows))
     for i in range(n):
         blk = eb.get(i, ())
-        rows = rely_rows.get(i)
-        if not blk and not rows:
+        relied = rely_rows.get(i)
+        if not blk and not relied:
             continue
-        if rows:
+        if relied:
             projected[i] = True
-            relies[i] = [asset(b) for b in rows]
-        involved = list(blk) + (rows or [])
+            relies[i] = [asset(b) for b in relied]
+        involved = list(blk) + (relied or [])
         overdue[i] = any(a_over[b] for b in involved)
-        dues = [a_due[b] for b in (blk if not ok[i] else (rows or []))]
+        dues = [a_due[b] for b in (blk if not ok[i] else (relied or []))]
         due[i] = None if (not dues or any(d is None for d in dues)) else max(dues)
     out: dict[str, list[Any]] = {
         "blocked_by": blocked_by,
