@@ -213,7 +213,7 @@ class ModelBase:
         self.plot_ids = (
             plots["plot_id"].astype(str).to_numpy() if len(plots) else np.zeros(0, object)
         )
-        self._plot_pos = {pid: i for i, pid in enumerate(self.plot_ids)}
+        self._plot_index = pd.Index(self.plot_ids.astype(object))
         self._plot_sites = sites
         demand = plots.reindex(columns=["power_kw", "water_m3d"])
         self._plot_power = pd.to_numeric(demand["power_kw"], errors="coerce").to_numpy(float)
@@ -227,9 +227,9 @@ class ModelBase:
             else pd.Series(False, index=plots.index)
         )
         self._plot_rail_need = rail_need.astype("boolean").fillna(False).to_numpy(bool)
-        self._counted_sites = sites.subset(
-            np.flatnonzero(np.isin(self._plot_status, COUNTED_PLOT_STATUSES))
-        )
+        self._plot_counted = np.isin(self._plot_status, COUNTED_PLOT_STATUSES)
+        self._plot_occupied = np.asarray(self._plot_status == "occupied", dtype=bool)
+        self._counted_sites = sites.subset(np.flatnonzero(self._plot_counted))
 
     # --------------------------------------------------------------- lookups
     def _layer_ids(self, name: str) -> np.ndarray:

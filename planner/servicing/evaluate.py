@@ -10,6 +10,7 @@ are cached by that and patched row by row (:func:`take`, :func:`concat`, :func:`
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import compress
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -389,19 +390,30 @@ def take(answer: Answer, idx: np.ndarray) -> Answer:
     """The rows ``idx`` of an answer (distinct positions), renumbered 0..len(idx)-1."""
     idx = np.asarray(idx, dtype=np.intp)
     out: Answer = {}
-    pos: dict[int, int] | None = None
+    inverse: np.ndarray | None = None
     for key, value in answer.items():
         if key == "mask":
             out[key] = value
         elif isinstance(value, dict):
-            if pos is None:
-                pos = {int(i): j for j, i in enumerate(idx.tolist())}
-            out[key] = {pos[s]: v for s, v in value.items() if s in pos}
+            if inverse is None:
+                inverse = np.full(len(answer["ok"]), -1, np.intp)
+                inverse[idx] = np.arange(len(idx))
+            out[key] = _renumber(value, inverse)
         elif value.ndim == 1:
             out[key] = value[idx]
         else:
             out[key] = value[:, idx]
     return out
+
+
+def _renumber(by_site: dict[int, Any], new: np.ndarray) -> dict[int, Any]:
+    """``by_site`` with each site ``s`` as ``new[s]`` (dropped where that is -1)."""
+    if not by_site:
+        return {}
+    sites = np.fromiter(by_site.keys(), dtype=np.intp, count=len(by_site))
+    moved = new[sites]
+    keep = moved >= 0
+    return dict(zip(moved[keep].tolist(), compress(by_site.values(), keep.tolist())))
 
 
 def concat(a: Answer, b: Answer) -> Answer:
@@ -429,7 +441,9 @@ def put(a: Answer, idx: np.ndarray, part: Answer) -> Answer:
         if key == "mask":
             out[key] = new
         elif isinstance(value, dict):
-            kept = {s: v for s, v in value.items() if s not in replaced}
+            kept = dict(value)
+            for s in replaced:
+                kept.pop(s, None)
             kept.update({int(idx[j]): v for j, v in new.items()})
             out[key] = kept
         else:

@@ -18,7 +18,7 @@ import copy
 import datetime as dt
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import geopandas as gpd
@@ -28,7 +28,7 @@ import shapely
 
 from geo.layers import LAYERS
 from planner.servicing.core import frame_of, geometries
-from planner.servicing.evaluate import Evaluation, concat, evaluate, take
+from planner.servicing.evaluate import Answer, Evaluation, concat, evaluate, put, take
 from planner.servicing.rules import Scenario
 
 if TYPE_CHECKING:
@@ -71,6 +71,32 @@ def update(
     if plots is not None:
         _take_plots(new, m, frame_of({"plots": plots}, "plots"))
     return new
+
+
+def merged_plots(
+    plots: gpd.GeoDataFrame, rows: gpd.GeoDataFrame | None, removed: Sequence[str]
+) -> gpd.GeoDataFrame:
+    """``plots`` with ``rows`` in place of the plots of the same id (the others appended)
+    and the ``removed`` ids dropped; positions of the other plots kept."""
+    out = plots.copy()
+    ids = pd.Index(out["plot_id"].astype(str).to_numpy(dtype=object))
+    if rows is not None and len(rows):
+        rows = frame_of({"plots": rows}, "plots")
+        pos = ids.get_indexer(pd.Index(rows["plot_id"].astype(str).to_numpy(dtype=object)))
+        old = pos >= 0
+        if old.any():
+            at = pos[old]
+            for column in out.columns:
+                if column in rows.columns:
+                    out.iloc[at, out.columns.get_loc(column)] = rows[column].to_numpy()[old]
+        if (~old).any():
+            added = rows.loc[~old, [c for c in out.columns if c in rows.columns]]
+            out = pd.concat([out, added], ignore_index=True)
+            ids = pd.Index(out["plot_id"].astype(str).to_numpy(dtype=object))
+    if len(removed):
+        drop = ids.get_indexer(pd.Index([str(r) for r in removed], dtype=object))
+        out = out.drop(index=out.index[drop[drop >= 0]]).reset_index(drop=True)
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=plots.crs)
 
 
 def reshaped(old: pd.DataFrame, new: pd.DataFrame, key: str) -> bool:
@@ -125,17 +151,42 @@ def _take_plots(new: ServicingModel, old: ServicingModel, plots: gpd.GeoDataFram
     joined = new._sites(geoms[fresh])
     sites = old._plot_sites.subset(src[kept]).concat(joined).subset(order)
     new._set_plots(plots, sites)
+    n_old = old._plot_sites.n
+    # Edits in place and plots appended (the usual writes): patch rows, keep the rest.
+    aligned = len(ids) >= n_old and np.array_equal(ids[:n_old], old.plot_ids)
     evals: OrderedDict[bytes, tuple[np.ndarray, Evaluation]] = OrderedDict()
     for ukey, (usable, ev) in old._evals.items():
         part = evaluate(new, joined, _usable_only(usable)) if len(fresh) else None
         evals[ukey] = (
             usable,
             {
-                u: take(
-                    take(a, src[kept]) if part is None else concat(take(a, src[kept]), part[u]),
-                    order,
-                )
+                u: _patched(a, None if part is None else part[u], src, kept, fresh, order, aligned)
                 for u, a in ev.items()
             },
         )
     new._evals = evals
+
+
+def _patched(
+    old: Answer,
+    part: Answer | None,
+    src: np.ndarray,
+    kept: np.ndarray,
+    fresh: np.ndarray,
+    order: np.ndarray,
+    aligned: bool,
+) -> Answer:
+    """One utility's answer for the new plots: ``old``'s rows ``src[kept]`` and ``part``'s
+    (answered for the ``fresh`` plots), in the new plots' order."""
+    if part is None:
+        return take(old, src[kept]) if not aligned or len(src) != len(old["ok"]) else old
+    if not aligned:
+        return take(concat(take(old, src[kept]), part), order)
+    n_old = len(old["ok"])
+    inplace = int(np.count_nonzero(fresh < n_old))
+    out = old
+    if inplace < len(fresh):  # appended plots
+        out = concat(out, take(part, np.arange(inplace, len(fresh))))
+    if inplace:
+        out = put(out, fresh[:inplace], take(part, np.arange(inplace)))
+    return out

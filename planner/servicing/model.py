@@ -50,7 +50,7 @@ class ServicingModel(ModelBase):
 
     def has_plot(self, plot_id: str) -> bool:
         """Whether the model holds a plot of that id."""
-        return plot_id in self._plot_pos
+        return bool(plot_id in self._plot_index)
 
     def layer_status(
         self,
@@ -85,10 +85,11 @@ class ServicingModel(ModelBase):
             pos = np.arange(len(self.plot_ids))
         else:
             ids = [str(p) for p in plot_ids]
-            unknown = [p for p in ids if p not in self._plot_pos]
+            found = self._plot_index.get_indexer(pd.Index(ids, dtype=object))
+            unknown = [p for p, i in zip(ids, found.tolist()) if i < 0]
             if unknown:
                 raise ValueError(f"unknown plot id(s): {', '.join(unknown)}")
-            pos = np.array([self._plot_pos[p] for p in ids], dtype=np.intp)
+            pos = np.asarray(found, dtype=np.intp)
         return records(
             self,
             None,
@@ -308,13 +309,20 @@ class ServicingModel(ModelBase):
         plots: gpd.GeoDataFrame | None = None,
         assets: Mapping[str, pd.DataFrame] | None = None,
         today: dt.date | None = None,
+        *,
+        plot_rows: gpd.GeoDataFrame | None = None,
+        removed: Sequence[str] = (),
     ) -> ServicingModel:
         """This model after a write: the new content of the layers that changed.
 
         ``plots`` is the whole plots layer as now stored, ``assets`` the asset layers
-        that changed, ``today`` a new date for overdue flags.  Only what changed is answered again (see
+        that changed, ``today`` a new date for overdue flags.  Instead of the whole
+        plots layer, ``plot_rows`` (plots added or changed, as stored) and ``removed``
+        (ids of plots deleted) may say what changed.  Only what changed is answered again (see
         :mod:`planner.servicing.incremental`); this model is left as it was.
         """
-        from planner.servicing.incremental import update
+        from planner.servicing.incremental import merged_plots, update
 
+        if plot_rows is not None or removed:
+            plots = merged_plots(self.layers["plots"], plot_rows, removed)
         return update(self, plots=plots, assets=assets, today=today)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from planner.servicing.evaluate import Evaluation, evaluate, take
+from planner.servicing.evaluate import Evaluation, evaluate
 from planner.servicing.rules import COUNTED_PLOT_STATUSES, USABLE, UTILITIES, Scenario
 from planner.servicing.sites import Sites
 
@@ -58,11 +58,11 @@ def headroom_arrays(m: ServicingModel, scen: Scenario) -> Headroom:
     hit: Headroom | None = m._derived.get(key)
     if hit is not None:
         return hit
-    counted = np.isin(m._plot_status, COUNTED_PLOT_STATUSES)
+    counted = m._plot_counted
     full = m.cached_plot_eval(scen)
     if full is not None:
-        power, water = take(full["power"], np.flatnonzero(counted)), None
-        water = take(full["water"], np.flatnonzero(counted))
+        power = {k: full["power"][k][counted] for k in ("sub", "ok")}
+        water = {k: full["water"][k][counted] for k in ("main", "ok")}
     else:  # only the plots whose demand is committed need answering
         ev = evaluate(m, m._counted_sites, scen, only=("power", "water"))
         power, water = ev["power"], ev["water"]
@@ -88,8 +88,11 @@ def add_fits(
 ) -> None:
     """Add headroom, demand and fit to the power and water answers (in place)."""
     head = headroom_arrays(m, scen)
-    counted = np.isin(status, COUNTED_PLOT_STATUSES)
-    occupied = status == "occupied"
+    if status is m._plot_status:  # the model's plots: known already
+        counted, occupied = m._plot_counted, m._plot_occupied
+    else:
+        counted = np.isin(status, COUNTED_PLOT_STATUSES)
+        occupied = status == "occupied"
     for u, demand, idx in (("power", power, "sub"), ("water", water, "main")):
         e = ev[u] = dict(ev[u])
         h = head[u]["headroom"]
@@ -220,21 +223,18 @@ def plot_readiness(m: ServicingModel, what_if: dict[tuple[str, str], str]) -> np
     return ready
 
 
-def waits_for(ev: Evaluation, need: dict[str, np.ndarray]) -> list[list[str]]:
-    """Per site, the needed utilities it does not have (in :data:`UTILITIES` order)."""
+def waits_for(ev: Evaluation, need: dict[str, np.ndarray]) -> np.ndarray:
+    """Per site, the needed utilities it does not have (in :data:`UTILITIES` order), as an
+    object array of lists (sites waiting for the same share one list: read-only)."""
     sat = satisfied(ev)
-    n = len(next(iter(sat.values()))) if sat else 0
-    bits = np.zeros(n, np.int64)
+    bits = np.zeros(len(ev["road"]["ok"]), np.int64)
     for k, u in enumerate(UTILITIES):
         bits |= (need[u] & ~sat[u]).astype(np.int64) << k
-    names: dict[int, list[str]] = {}
-    out = []
-    for b in bits.tolist():
-        w = names.get(b)
-        if w is None:
-            w = names[b] = [u for k, u in enumerate(UTILITIES) if b >> k & 1]
-        out.append(list(w))
-    return out
+    kinds, which = np.unique(bits, return_inverse=True)
+    lists = np.empty(len(kinds), dtype=object)
+    for i, b in enumerate(kinds.tolist()):
+        lists[i] = [u for k, u in enumerate(UTILITIES) if b >> k & 1]
+    return np.asarray(lists[which.reshape(-1)])
 
 
 def capacity_rows(m: ServicingModel, scen: Scenario) -> list[dict[str, Any]]:
