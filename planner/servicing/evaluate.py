@@ -84,7 +84,7 @@ def eval_road(m: ServicingModel, sites: Sites, scen: Scenario) -> Answer:
         edge < 0, "no_road", np.where(~reach, "no_gate", np.where(fronts, "ok", "not_fronting"))
     )
     ok = fronts & reach
-    blockers: dict[int, list[int]] = {}
+    blockers: dict[int, tuple[int, ...]] = {}
     todo = np.flatnonzero(~reach)
     if len(todo) and net.n_edges and G:
         gates_any = m._gate_row >= 0
@@ -108,11 +108,11 @@ def eval_road(m: ServicingModel, sites: Sites, scen: Scenario) -> Answer:
             hit = gate_by_node.get(origin)
             if hit is not None and not gate_ok[hit]:
                 keys.append(m._asset_slice["gates"].start + hit)
-            blockers[site] = list(dict.fromkeys(keys))
+            blockers[site] = tuple(dict.fromkeys(keys))
     if G and not gate_ok.any():
         closed = [m._asset_slice["gates"].start + i for i in range(G)]
         for site in todo.tolist():
-            blockers[site] = list(dict.fromkeys(blockers.get(site, []) + closed))
+            blockers[site] = tuple(dict.fromkeys([*blockers.get(site, ()), *closed]))
     road_id = (
         np.where(edge >= 0, net.asset_id[np.maximum(edge, 0)], np.full(n, None, dtype=object))
         if net.n_edges
@@ -267,7 +267,7 @@ def eval_rail(m: ServicingModel, sites: Sites, scen: Scenario, road: Answer) -> 
         via_kind[l[better]] = "siding"
     ok = np.isfinite(best)
     code = np.where(ok, "ok", "out_of_reach").astype(object)
-    blockers: dict[int, list[int]] = {}
+    blockers: dict[int, tuple[int, ...]] = {}
     dist = best.copy()
     todo = np.flatnonzero(~ok)
     if len(todo):
@@ -297,7 +297,7 @@ def eval_rail(m: ServicingModel, sites: Sites, scen: Scenario, road: Answer) -> 
                     continue
                 off = -1 in blk
                 code[where] = "off_network" if off else "blocked"
-                shared = [b for b in blk if b >= 0]
+                shared = tuple(b for b in blk if b >= 0)
                 blockers.update(dict.fromkeys(where.tolist(), shared))
     st_ids = np.asarray(m._layer_ids("rail_stations"), dtype=object)
     is_st = via_kind == "station"
@@ -318,9 +318,8 @@ def eval_rail(m: ServicingModel, sites: Sites, scen: Scenario, road: Answer) -> 
 
 def eval_power(m: ServicingModel, sites: Sites, scen: Scenario, road: Answer) -> Answer:
     """The nearest usable substation by corridor distance; nearer ones passed over."""
-    n = sites.n
     K = len(m._sub_row)
-    kd = np.full((K, n), np.inf)
+    kd = np.full((K, sites.n), np.inf)
     placed = m._sub_row >= 0
     if K and placed.any() and m.road.n_edges:
         dist_src, _ = m._road_costs(road["mask"])
@@ -328,6 +327,13 @@ def eval_power(m: ServicingModel, sites: Sites, scen: Scenario, road: Answer) ->
             m.road.from_nodes(dist_src[m._sub_row[placed]], road["edge"], road["t"])
             + m._sub_gap[placed, None]
         )
+    return choose_power(m, kd, scen)
+
+
+def choose_power(m: ServicingModel, kd: np.ndarray, scen: Scenario) -> Answer:
+    """The power answer from corridor distances to every substation (``kd``: substations x
+    sites), which depend on the roads only: a substation's status changes just this."""
+    K, n = kd.shape
     usable = m.usable(scen, "substations")
     good = np.where(usable[:, None], kd, np.inf)
     sub = np.argmin(good, axis=0) if K else np.full(n, -1)
@@ -344,7 +350,7 @@ def eval_power(m: ServicingModel, sites: Sites, scen: Scenario, road: Answer) ->
     dist = np.where(ok, dist, any_dist)
     base = m._asset_slice["substations"].start
     blocked = np.flatnonzero(code == "blocked")
-    blockers = {site: [row] for site, row in zip(blocked.tolist(), (base + sub[blocked]).tolist())}
+    blockers = {site: (row,) for site, row in zip(blocked.tolist(), (base + sub[blocked]).tolist())}
     bypassed: dict[int, list[int]] = {}
     if K:
         kk, ss = np.nonzero(~usable[:, None] & (kd < np.where(ok, dist, -np.inf)[None, :]))
@@ -357,7 +363,7 @@ def eval_power(m: ServicingModel, sites: Sites, scen: Scenario, road: Answer) ->
         "distance": dist,
         "code": code,
         "blockers": blockers,
-        "bypassed": bypassed,
+        "bypassed": {s: tuple(v) for s, v in bypassed.items()},
         "sub_dist": kd,
     }
 
@@ -381,7 +387,7 @@ def eval_main(m: ServicingModel, utility: str, sites: Sites, scen: Scenario) -> 
     sb = fl[blocked]
     main[sb], dist[sb], code[sb] = fr[blocked], fd[blocked], "blocked"
     base = m._asset_slice[layer].start
-    blockers = {site: [row] for site, row in zip(sb.tolist(), (base + fr[blocked]).tolist())}
+    blockers = {site: (row,) for site, row in zip(sb.tolist(), (base + fr[blocked]).tolist())}
     return {"ok": ok, "main": main, "distance": dist, "code": code, "blockers": blockers}
 
 
@@ -463,7 +469,7 @@ def derive(
 
     Only what the changed assets can serve is answered again: a road changes every
     route (road, rail, power); a gate the gate chosen; a rail line or station rail
-    access; a substation the plots that reach it by road; a main the plots within its
+    access; a substation the choice among the corridor distances kept; a main the plots within its
     connection distance.  Other utilities and rows are kept as they were.
     """
     changed = np.flatnonzero(np.asarray(old_usable) != scen.usable)
@@ -476,13 +482,8 @@ def derive(
         ev["rail"] = eval_rail(m, sites, scen, road)
     if "power" in ev and "roads" in layers:
         ev["power"] = eval_power(m, sites, scen, road)
-    elif "power" in ev and "substations" in layers:
-        ks = m.layer_positions("substations", changed)
-        reach = np.isfinite(old["power"]["sub_dist"][ks]).any(axis=0)
-        rows = np.flatnonzero(reach)
-        if len(rows):
-            part = eval_power(m, sites.subset(rows), scen, take(road, rows))
-            ev["power"] = put(old["power"], rows, part)
+    elif "power" in ev and "substations" in layers:  # same roads: same corridor distances
+        ev["power"] = choose_power(m, old["power"]["sub_dist"], scen)
     for u, layer in MAIN_LAYERS.items():
         if u not in ev or layer not in layers:
             continue

@@ -74,12 +74,17 @@ def update(
 
 
 def merged_plots(
-    plots: gpd.GeoDataFrame, rows: gpd.GeoDataFrame | None, removed: Sequence[str]
+    plots: gpd.GeoDataFrame,
+    rows: gpd.GeoDataFrame | None,
+    removed: Sequence[str],
+    ids: pd.Index | None = None,
 ) -> gpd.GeoDataFrame:
     """``plots`` with ``rows`` in place of the plots of the same id (the others appended)
-    and the ``removed`` ids dropped; positions of the other plots kept."""
+    and the ``removed`` ids dropped; positions of the other plots kept.  ``ids``: the
+    plots' ids as an index, if one is at hand (its hash table is reused)."""
     out = plots.copy()
-    ids = pd.Index(out["plot_id"].astype(str).to_numpy(dtype=object))
+    if ids is None:
+        ids = pd.Index(out["plot_id"].astype(str).to_numpy(dtype=object))
     if rows is not None and len(rows):
         rows = frame_of({"plots": rows}, "plots")
         pos = ids.get_indexer(pd.Index(rows["plot_id"].astype(str).to_numpy(dtype=object)))
@@ -132,7 +137,7 @@ def _usable_only(usable: np.ndarray) -> Scenario:
 def _take_plots(new: ServicingModel, old: ServicingModel, plots: gpd.GeoDataFrame) -> None:
     """Give ``new`` the plots ``plots``, joining and evaluating only new or moved ones."""
     ids = plots["plot_id"].astype(str).to_numpy() if len(plots) else np.zeros(0, object)
-    src = pd.Index(old.plot_ids.astype(object)).get_indexer(ids.astype(object))
+    src = old._plot_index.get_indexer(pd.Index(ids, dtype=object))
     geoms = geometries(plots)
     keep = src >= 0
     if keep.any():

@@ -324,5 +324,5 @@ class ServicingModel(ModelBase):
         from planner.servicing.incremental import merged_plots, update
 
         if plot_rows is not None or removed:
-            plots = merged_plots(self.layers["plots"], plot_rows, removed)
+            plots = merged_plots(self.layers["plots"], plot_rows, removed, self._plot_index)
         return update(self, plots=plots, assets=assets, today=today)
