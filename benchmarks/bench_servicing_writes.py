@@ -177,8 +177,16 @@ def main() -> None:
                 writes[i % len(writes)]()
                 lat.append(timed_get(conn, paths[i % len(paths)]))
                 if i % 100 == 99:
-                    samples.append(rss_mib(proc.pid)["VmRSS"])
-                    print(f"  soak {i + 1}: RSS {samples[-1]} MiB", file=sys.stderr, flush=True)
+                    now = rss_mib(proc.pid)
+                    samples.append(now["VmRSS"])
+                    recent = sorted(lat[-100:])
+                    print(
+                        f"  soak {i + 1}: RSS {now['VmRSS']} MiB, peak {now['VmHWM']} MiB, "
+                        f"read p50 {recent[50]:.0f} ms over the last 100, "
+                        f"{time.perf_counter() - t0:.0f} s, load {os.getloadavg()[0]:.1f}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             lat.sort()
             out["soak"] = {
                 "rounds": args.soak,

@@ -617,3 +617,31 @@ def test_cli_network_report_and_kpi(tiny_db, late, capsys):
     assert "ready to build: 0 of 1 available plots" in capsys.readouterr().out
     assert main(["kpi", "--db", tiny_db, "--as-of", "tomorrow"]) == 1
     assert "--as-of" in capsys.readouterr().err
+
+
+def test_today_is_read_at_the_edge(tiny_db, monkeypatch, capsys):
+    """ZONEPLAN_TODAY is read by the CLI and the app's config, never inside planner/."""
+    import datetime as dt
+    from pathlib import Path
+
+    from web import config_from_env
+    from zoneplan.cli import main
+
+    core = Path(__file__).resolve().parents[1] / "planner"
+    assert not [p for p in core.rglob("*.py") if "environ" in p.read_text()]
+    assert config_from_env({"ZONEPLAN_TODAY": "2022-09-01"})["ZONEPLAN_TODAY"] == dt.date(
+        2022, 9, 1
+    )
+    with pytest.raises(ValueError, match="ZONEPLAN_TODAY"):
+        config_from_env({"ZONEPLAN_TODAY": "soon"})
+    monkeypatch.setenv("ZONEPLAN_TODAY", "2022-09-01")
+    assert main(["servicing", "--db", tiny_db, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["today"] == "2022-09-01"
+    assert not by_id(doc["plots"])["P1"]["rail"]["overdue"]
+    monkeypatch.setenv("ZONEPLAN_TODAY", "2026-01-01")
+    assert main(["servicing", "--db", tiny_db, "--json"]) == 0
+    assert by_id(json.loads(capsys.readouterr().out)["plots"])["P1"]["rail"]["overdue"]
+    monkeypatch.setenv("ZONEPLAN_TODAY", "someday")
+    assert main(["servicing", "--db", tiny_db]) == 1
+    assert "ZONEPLAN_TODAY" in capsys.readouterr().err
