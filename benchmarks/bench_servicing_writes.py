@@ -131,6 +131,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5, help="writes of each kind")
     ap.add_argument("--soak", type=int, default=1000, help="write+read rounds (0: none)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the full rebuild")
+    ap.add_argument("--soak-only", action="store_true", help="no timed writes before the soak")
     args = ap.parse_args()
     out: dict[str, Any] = {"n": args.n, "load_before": os.getloadavg()}
     if not args.db.exists():
@@ -145,6 +146,7 @@ def main() -> None:
         out["cold_first_ms"] = round(timed_get(conn, path), 1)
         warm = [timed_get(conn, path) for _ in range(20)]
         out["warm_ms"] = round(statistics.median(warm), 1)
+        print(f"cold {out['cold_first_ms']} ms, warm {out['warm_ms']} ms", file=sys.stderr)
         kinds = {
             "unrelated": writer.unrelated,
             "plot edit": writer.plot_edit,
@@ -153,10 +155,12 @@ def main() -> None:
         after: dict[str, dict[str, Any]] = {}
         for name, write in kinds.items():
             first, second = [], []
-            for _ in range(args.repeat):
+            for _ in range(args.repeat if not args.soak_only else 0):
                 write()
                 first.append(timed_get(conn, path))
                 second.append(timed_get(conn, path))
+            if not first:
+                continue
             after[name] = {
                 "first_ms": [round(x, 1) for x in first],
                 "first_median_ms": round(statistics.median(first), 1),
@@ -203,6 +207,8 @@ def main() -> None:
         proc.wait(timeout=30)
     if not args.no_baseline:
         out["baseline_full_rebuild_ms"] = round(full_rebuild_ms(db), 1)
+        print(f"baseline {out['baseline_full_rebuild_ms']} ms", file=sys.stderr)
+    if not args.no_baseline and after:
         out["asset_status_speedup_vs_rebuild"] = round(
             out["baseline_full_rebuild_ms"] / after["asset status"]["first_median_ms"], 1
         )

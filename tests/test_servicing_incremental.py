@@ -249,3 +249,19 @@ def test_another_process_writes_are_seen(sample_location):
     assert after[0]["power"]["substation"] != sub or after[0]["power"]["available"] is False
     assert after[0] != before[0]
     store.close()
+
+
+def test_facts_by_column_match_the_records(store):
+    """The catalogue's facts read by column equal those taken from every plot's record."""
+    from planner.catalogue import servicing_facts
+
+    model = fresh(store)
+    for as_of in (None, "2022-11-01"):
+        by_rows = servicing_facts(model.answer(as_of=as_of))
+        by_columns = model.facts(as_of)
+        assert by_columns["waits_for"].tolist() == by_rows["waits_for"].tolist()
+        pd.testing.assert_frame_equal(
+            by_columns.drop(columns="waits_for"),
+            by_rows.drop(columns="waits_for"),
+            check_dtype=False,
+        )
