@@ -36,10 +36,10 @@ class RevisionCache:
     def __init__(self, max_entries: int = 64):
         self.max_entries = max_entries
         self._lock = threading.Lock()
-        self._values: OrderedDict[Hashable, tuple[str, Any]] = OrderedDict()
+        self._values: OrderedDict[Hashable, tuple[str | None, Any]] = OrderedDict()
         #: The servicing model, kept current by updates rather than rebuilt per revision.
         self.servicing = LiveServicing()
-        self._building: dict[tuple[Hashable, str], threading.Lock] = {}
+        self._building: dict[tuple[Hashable, str | None], threading.Lock] = {}
 
     def get_or_build(
         self, key: Hashable, build: Callable[[], Any], revision: str | None = None

@@ -11,13 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from geo.i18n import N_
 from geo.validate import parse_date
-
-
-def N_(s: str) -> str:
-    """Mark a message template for translation (no-op; pybabel keyword ``N_``)."""
-    return s
-
 
 UTILITIES: tuple[str, ...] = ("road", "rail", "power", "water", "storm", "gas")
 #: Utilities a plot needs to be ready to build (rail only when the plot's rail_need).
