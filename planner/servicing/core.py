@@ -154,7 +154,7 @@ class ModelBase:
         )
         self._edge_rows = {id(net): self._edge_asset_rows(net) for net in (self.road, self.rail)}
         self._index = {
-            u: SpatialIndex(self.layers[lyr].geometry.values) for u, lyr in MAIN_LAYERS.items()
+            u: SpatialIndex(geometries(self.layers[lyr])) for u, lyr in MAIN_LAYERS.items()
         }
         self._siding_edges = (
             np.flatnonzero(self.rail.kind == "siding")
@@ -289,22 +289,22 @@ class ModelBase:
                 )
         if problems:
             raise ValueError("what-if refused: " + "; ".join(problems))
-        rec = self.assets["status"].to_numpy(object)
-        status = rec.copy()
+        rec: np.ndarray = np.asarray(self.assets["status"].to_numpy(), dtype=object)
+        effective = rec.copy()
         if date is not None:
             iso = date.isoformat()
             hit = np.array([d is not None and d <= iso for d in self._a["due"]], dtype=bool)
-            status[hit] = USABLE
+            effective[hit] = USABLE
         for (layer, aid), st in wanted.items():
-            status[self._asset_pos[(layer, str(aid))]] = st
-        usable = np.asarray(status == USABLE, dtype=bool)
+            effective[self._asset_pos[(layer, str(aid))]] = st
+        usable = np.asarray(effective == USABLE, dtype=bool)
         projected = usable & (rec != USABLE)
-        changed = np.flatnonzero(status != rec)
-        overrides = {(self._a["layer"][i], self._a["asset_id"][i]): status[i] for i in changed}
+        changed = np.flatnonzero(effective != rec)
+        overrides = {(self._a["layer"][i], self._a["asset_id"][i]): effective[i] for i in changed}
         return Scenario(
             date,
             {(k[0], str(k[1])): v for k, v in wanted.items()},
-            status,
+            effective,
             projected,
             overrides,
             tuple(sorted(overrides.items())),
@@ -394,7 +394,7 @@ def frame_of(snapshot: Mapping[str, pd.DataFrame], name: str) -> gpd.GeoDataFram
     return frame
 
 
-def geometries(frame: gpd.GeoDataFrame) -> np.ndarray:
+def geometries(frame: pd.DataFrame) -> np.ndarray:
     """A frame's geometries as an object array."""
     return np.asarray(frame.geometry.values, dtype=object)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from geo.i18n import N_
 from planner.servicing.rules import (
     ASSET_NOUNS,
-    N_,
     STATUS_WORDS,
     USABLE,
     UTILITIES,

@@ -93,7 +93,8 @@ def merged_plots(
             at = pos[old]
             for column in out.columns:
                 if column in rows.columns:
-                    out.iloc[at, out.columns.get_loc(column)] = rows[column].to_numpy()[old]
+                    position = int(out.columns.get_loc(column))  # type: ignore[arg-type]
+                    out.iloc[at, position] = rows[column].to_numpy()[old]
         if (~old).any():
             added = rows.loc[~old, [c for c in out.columns if c in rows.columns]]
             out = pd.concat([out, added], ignore_index=True)

@@ -265,12 +265,17 @@ class ServicingModel(ModelBase):
             at_gate = set(self._gate_node.tolist()) if name == "roads" else set()
             s["dangling"] = [
                 {
-                    "x": round(float(r.x), 2),
-                    "y": round(float(r.y), 2),
-                    "asset_id": r.asset_id,
-                    "at_gate": int(r.node) in at_gate,
+                    "x": round(float(x), 2),
+                    "y": round(float(y), 2),
+                    "asset_id": aid,
+                    "at_gate": int(node) in at_gate,
                 }
-                for r in net.dangling.itertuples()
+                for x, y, aid, node in zip(
+                    net.dangling["x"].tolist(),
+                    net.dangling["y"].tolist(),
+                    net.dangling["asset_id"].tolist(),
+                    net.dangling["node"].tolist(),
+                )
             ]
             out[name] = s
         return out

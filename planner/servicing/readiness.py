@@ -239,9 +239,10 @@ def waits_for(ev: Evaluation, need: dict[str, np.ndarray]) -> np.ndarray:
 
 def capacity_rows(m: ServicingModel, scen: Scenario) -> list[dict[str, Any]]:
     """Rows of :meth:`ServicingModel.headroom` (see there)."""
+    from geo.i18n import N_
     from planner.servicing.explain import asset_phrase
     from planner.servicing.records import asset_record
-    from planner.servicing.rules import N_, clean_text
+    from planner.servicing.rules import clean_text
 
     head = headroom_arrays(m, scen)
     rows = []
