@@ -202,7 +202,7 @@ def metrics_document(
     return {
         "as_of": None if scen.as_of is None else scen.as_of.isoformat(),
         # TEMPORARY: ServicingModel.today is always set; its type comes with the servicing split
-        "today": model.today.isoformat(),  # type: ignore[union-attr]
+        "today": model.today.isoformat(),
         "minutes": list(bands),
         "isochrones": by_band,
         "plots": rows,

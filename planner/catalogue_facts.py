@@ -84,8 +84,8 @@ class _Once:
 def facts_for(model: Any, plot_ids: Sequence[str], as_of: dt.date | None) -> pd.DataFrame:
     """Servicing facts of ``plot_ids`` as recorded (``as_of`` None) or as of a date, in order.
 
-    The model answers every plot at once (it evaluates them together anyway), once per
-    model (which the web layer caches per store revision) and date; the last
+    The model answers every plot at once, by column (:meth:`ServicingModel.facts`), once
+    per model (the web layer keeps one, updated after each write) and date; the last
     ``_FACTS_PER_MODEL`` dates are kept. Without a model every fact is missing.
     """
     ids = [str(i) for i in plot_ids]
@@ -98,7 +98,7 @@ def facts_for(model: Any, plot_ids: Sequence[str], as_of: dt.date | None) -> pd.
             entry = per_model[as_of] = _Once()
             while len(per_model) > _FACTS_PER_MODEL:
                 per_model.pop(next(iter(per_model)))
-    every = entry.get(lambda: servicing_facts(model.answer(None, as_of=as_of)))
+    every = entry.get(lambda: model.facts(as_of))
     return every.reindex(ids)
 
 

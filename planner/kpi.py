@@ -174,7 +174,7 @@ def kpi(
     return {
         "as_of": None if scen.as_of is None else scen.as_of.isoformat(),
         # TEMPORARY: ServicingModel.today is always set; its type comes with the servicing split
-        "today": model.today.isoformat(),  # type: ignore[union-attr]
+        "today": model.today.isoformat(),
         "plots": int(len(plots)),
         "area": {
             "total_ha": _f(np.nansum(area)),

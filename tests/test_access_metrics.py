@@ -21,9 +21,8 @@ from planner.servicing import ServicingModel
 
 
 @pytest.fixture
-def model(monkeypatch):
-    monkeypatch.setenv("ZONEPLAN_TODAY", "2026-01-01")
-    return ServicingModel(tiny_zone())
+def model():
+    return ServicingModel(tiny_zone(), today="2026-01-01")
 
 
 def test_steiner_is_re_exported():

@@ -45,6 +45,10 @@ class FakeServicing:
             )
         return out
 
+    def facts(self, as_of=None):
+        """Every plot's catalogue facts, by column (from the records, as the model's are)."""
+        return cat.servicing_facts(self.answer(None, as_of=as_of))
+
 
 def _plots(n: int = 12) -> gpd.GeoDataFrame:
     """A row of plots P-01..P-n, 100 m deep, i ha each (10 * i m wide x 100 m... scaled)."""

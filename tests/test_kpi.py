@@ -34,12 +34,13 @@ def zone_with_targets():
 
 
 @pytest.fixture
-def late(monkeypatch):
-    monkeypatch.setenv("ZONEPLAN_TODAY", "2026-01-01")
+def late():
+    """Today after every due date (passed to the core as ``today``)."""
+    return "2026-01-01"
 
 
 def test_area_investment_headroom(late):
-    report = kpi(zone_with_targets())
+    report = kpi(zone_with_targets(), today=late)
     json.dumps(report, allow_nan=False)
     assert report["area"]["total_ha"] == 1.82
     assert report["area"]["by_status"]["reserved"] == {"plots": 1, "area_ha": 0.5}
@@ -58,33 +59,36 @@ def test_area_investment_headroom(late):
 
 
 def test_targets_progress(late):
-    report = kpi(zone_with_targets())
+    report = kpi(zone_with_targets(), today=late)
     t = {x["target_id"]: x for x in report["targets"]}
     assert (t["T-01"]["actual"], t["T-01"]["progress"]) == (1.0, 0.5)
     assert (t["T-02"]["actual"], t["T-02"]["progress"]) == (1e9, 0.25)
     assert (t["T-03"]["actual"], t["T-03"]["progress"]) == (1.0, 0.25)  # P3 only: P1 reserved
     assert (t["T-04"]["actual"], t["T-04"]["progress"]) == (2000.0, 0.2)
-    early = {x["target_id"]: x for x in kpi(zone_with_targets(), as_of="2021-06-01")["targets"]}
+    early = {
+        x["target_id"]: x
+        for x in kpi(zone_with_targets(), today=late, as_of="2021-06-01")["targets"]
+    }
     assert early["T-01"]["actual"] == 0 and early["T-03"]["actual"] == 0
-    assert kpi(tiny_zone())["targets"] == []
+    assert kpi(tiny_zone(), today=late)["targets"] == []
 
 
 def test_ready_to_build_follows_the_date(late):
     zone = zone_with_targets()
-    model = ServicingModel(zone)
+    model = ServicingModel(zone, today=late)
     now = kpi(zone, model=model)["ready_to_build"]
     assert now["plots"] == 0 and now["available"] == 1
     assert now["waiting_for"]["power"] == 1 and now["waiting_for"]["water"] == 1
     later = kpi(zone, model=model, as_of="2023-06-01")["ready_to_build"]
     assert later["plot_ids"] == ["P2"] and later["area_ha"] == 0.5
     # demanding the storm sewer, never commissioned, leaves nothing ready
-    strict = ServicingModel(zone, required=("road", "power", "water", "storm"))
+    strict = ServicingModel(zone, today=late, required=("road", "power", "water", "storm"))
     assert kpi(zone, model=strict, as_of="2030-01-01")["ready_to_build"]["plots"] == 0
 
 
 def test_bad_date(late):
     with pytest.raises(ValueError, match="not a date"):
-        kpi(zone_with_targets(), as_of="2022-13-01")
+        kpi(zone_with_targets(), today=late, as_of="2022-13-01")
 
 
 def test_sample_kpi():

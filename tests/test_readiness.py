@@ -14,13 +14,13 @@ BASIS = "counts road, power, water; not required: rail, storm sewer, gas"
 
 
 def test_rail_says_siding_at_the_plot_or_station_away_by_road(late):
-    r = by_id(ServicingModel(tiny_zone()).answer(as_of="2022-11-01"))
+    r = by_id(ServicingModel(tiny_zone(), today=late).answer(as_of="2022-11-01"))
     assert explain(r["P4"])[1].startswith("rail: siding D1 at the plot (10 m) (projected)")
     assert explain(r["P1"])[1].startswith("rail: station ST1 0.6 km away by road (projected)")
 
 
 def test_readiness_names_what_it_requires(late):
-    r = by_id(ServicingModel(tiny_zone()).answer())
+    r = by_id(ServicingModel(tiny_zone(), today=late).answer())
     for rec in r.values():
         needed = [u for u in ("road", "rail", "power", "water", "storm", "gas") if rec[u]["needed"]]
         assert explain(rec)[-1].endswith(" — readiness " + readiness_basis(rec))
@@ -28,7 +28,7 @@ def test_readiness_names_what_it_requires(late):
             "counts " + ", ".join({"storm": "storm sewer"}.get(u, u) for u in needed)
         )
     strict = ServicingModel(
-        tiny_zone(), required=("road", "power", "water", "storm", "gas", "rail")
+        tiny_zone(), today=late, required=("road", "power", "water", "storm", "gas", "rail")
     )
     assert (
         readiness_basis(strict.answer()[0]) == "counts road, rail, power, water, storm sewer, gas"

@@ -194,15 +194,20 @@ def tiny_zone() -> dict:
     }
 
 
+LATE = "2026-01-01"
+
+
 @pytest.fixture
 def late(monkeypatch):
-    """Today after every due date: recorded-but-unchanged assets are overdue."""
-    monkeypatch.setenv("ZONEPLAN_TODAY", "2026-01-01")
+    """Today after every due date: recorded-but-unchanged assets are overdue (for the
+    CLI, which reads ZONEPLAN_TODAY; models get it as ``today=LATE``)."""
+    monkeypatch.setenv("ZONEPLAN_TODAY", LATE)
+    return LATE
 
 
 @pytest.fixture
 def model(late):
-    return ServicingModel(tiny_zone())
+    return ServicingModel(tiny_zone(), today=late)
 
 
 def by_id(records):
@@ -283,15 +288,14 @@ def test_rail_projected_as_of(model):
 
 
 def test_rail_reach(late):
-    m = ServicingModel(tiny_zone(), rail_reach_m=500)
+    m = ServicingModel(tiny_zone(), today=late, rail_reach_m=500)
     r = by_id(m.answer(as_of="2022-11-01"))
     assert r["P1"]["rail"]["available"] is False and r["P1"]["rail"]["code"] == "out_of_reach"
     assert r["P3"]["rail"]["available"] is True
 
 
-def test_overdue_depends_on_today(monkeypatch):
-    monkeypatch.setenv("ZONEPLAN_TODAY", "2022-09-01")
-    m = ServicingModel(tiny_zone())
+def test_overdue_depends_on_today():
+    m = ServicingModel(tiny_zone(), today="2022-09-01")
     r = by_id(m.answer(as_of="2022-11-01"))
     assert r["P1"]["rail"]["projected"] is True and r["P1"]["rail"]["overdue"] is False
     assert by_id(m.answer())["P1"]["rail"]["overdue"] is False
@@ -342,9 +346,9 @@ def test_power_headroom_arithmetic(model):
 
 
 def test_power_factor_and_projection(late):
-    m = ServicingModel(tiny_zone(), power_factor=0.8)
+    m = ServicingModel(tiny_zone(), today=late, power_factor=0.8)
     assert m.headroom().set_index("asset_id").loc["SS-5", "base"] == pytest.approx(4000.0)
-    m = ServicingModel(tiny_zone())
+    m = ServicingModel(tiny_zone(), today=late)
     r = by_id(m.answer(as_of="2022-11-01"))
     # SS-12 repaired: 10 MVA * 900 = 9000 kW minus reserved P1 (now served by SS-12)
     assert (r["P1"]["power"]["substation"], r["P1"]["power"]["headroom_kw"]) == ("SS-12", 8000.0)
@@ -388,7 +392,7 @@ def test_water_storm_gas(model):
 
 # ---------------------------------------------------------------- readiness
 def test_readiness(late):
-    m = ServicingModel(tiny_zone())
+    m = ServicingModel(tiny_zone(), today=late)
     r = by_id(m.answer())
     assert r["P1"]["ready"] == "now"
     assert r["P2"]["ready"] == "2023-06-01"  # power after SS-12 (2022-10-30), water W2
@@ -396,7 +400,7 @@ def test_readiness(late):
     assert r["P3"]["ready"] == "unknown"  # no frontage: no asset to wait for
     assert r["P4"]["ready"] == "2022-10-30" and r["P4"]["ready_overdue"] is True
     # storm sewer required on request: never commissioned, no due date
-    strict = ServicingModel(tiny_zone(), required=("road", "power", "water", "storm"))
+    strict = ServicingModel(tiny_zone(), today=late, required=("road", "power", "water", "storm"))
     assert {rec["ready"] for rec in strict.answer()} == {"unknown"}
 
 
@@ -467,7 +471,7 @@ def test_unreachable_plot_is_an_answer(late):
         ],
         ignore_index=True,
     )
-    rec = ServicingModel(zone).answer(["P9"])[0]
+    rec = ServicingModel(zone, today=late).answer(["P9"])[0]
     assert rec["road"]["fronts"] is True and rec["road"]["code"] == "no_gate"
     assert rec["road"]["distance_m"] is None and rec["power"]["code"] == "unreachable"
     assert "no usable route to any gate" in explain(rec)[0]
@@ -613,3 +617,31 @@ def test_cli_network_report_and_kpi(tiny_db, late, capsys):
     assert "ready to build: 0 of 1 available plots" in capsys.readouterr().out
     assert main(["kpi", "--db", tiny_db, "--as-of", "tomorrow"]) == 1
     assert "--as-of" in capsys.readouterr().err
+
+
+def test_today_is_read_at_the_edge(tiny_db, monkeypatch, capsys):
+    """ZONEPLAN_TODAY is read by the CLI and the app's config, never inside planner/."""
+    import datetime as dt
+    from pathlib import Path
+
+    from web import config_from_env
+    from zoneplan.cli import main
+
+    core = Path(__file__).resolve().parents[1] / "planner"
+    assert not [p for p in core.rglob("*.py") if "environ" in p.read_text()]
+    assert config_from_env({"ZONEPLAN_TODAY": "2022-09-01"})["ZONEPLAN_TODAY"] == dt.date(
+        2022, 9, 1
+    )
+    with pytest.raises(ValueError, match="ZONEPLAN_TODAY"):
+        config_from_env({"ZONEPLAN_TODAY": "soon"})
+    monkeypatch.setenv("ZONEPLAN_TODAY", "2022-09-01")
+    assert main(["servicing", "--db", tiny_db, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["today"] == "2022-09-01"
+    assert not by_id(doc["plots"])["P1"]["rail"]["overdue"]
+    monkeypatch.setenv("ZONEPLAN_TODAY", "2026-01-01")
+    assert main(["servicing", "--db", tiny_db, "--json"]) == 0
+    assert by_id(json.loads(capsys.readouterr().out)["plots"])["P1"]["rail"]["overdue"]
+    monkeypatch.setenv("ZONEPLAN_TODAY", "someday")
+    assert main(["servicing", "--db", tiny_db]) == 1
+    assert "ZONEPLAN_TODAY" in capsys.readouterr().err

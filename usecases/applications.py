@@ -84,13 +84,14 @@ class Filed:
     warnings: list[Breach] = field(default_factory=list)
 
 
-def read_servicing(tx: Session) -> ServicingModel:
-    """A servicing model over the plots and assets as the transaction ``tx`` sees them.
+def read_servicing(tx: Session, today: dt.date | None = None) -> ServicingModel:
+    """A servicing model over the plots and assets as the transaction ``tx`` sees them
+    (``today``: what overdue flags compare with, default the system date).
 
     The default source; the web app passes one cached per store revision instead, which
     is the same data while the transaction holds the store's write lock.
     """
-    return ServicingModel({name: tx.read(name) for name in ("plots", *ASSET_LAYERS)})
+    return ServicingModel({name: tx.read(name) for name in ("plots", *ASSET_LAYERS)}, today=today)
 
 
 def _new_id() -> str:

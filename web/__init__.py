@@ -12,6 +12,7 @@ from flask_babel import Babel, get_locale
 from flask_compress import Compress
 
 from geo.store import default_db
+from geo.validate import parse_date
 
 LANGUAGES = ("ru", "en", "kk")
 DEFAULT_MAX_CONTENT_LENGTH = 32 * 1024 * 1024
@@ -60,6 +61,11 @@ def config_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
             out[key] = float(env[name])
     if env.get("ZONEPLAN_MAX_CONTENT_LENGTH"):
         out["MAX_CONTENT_LENGTH"] = int(env["ZONEPLAN_MAX_CONTENT_LENGTH"])
+    if env.get("ZONEPLAN_TODAY"):  # the date overdue flags compare with (default: each day's)
+        try:
+            out["ZONEPLAN_TODAY"] = parse_date(env["ZONEPLAN_TODAY"])
+        except ValueError as err:
+            raise ValueError(f"ZONEPLAN_TODAY: {err}") from None
     if env.get("ZONEPLAN_COOKIE_SECURE"):
         out["SESSION_COOKIE_SECURE"] = env["ZONEPLAN_COOKIE_SECURE"] not in ("0", "false", "no")
     return out
@@ -87,7 +93,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         ``SECRET_KEY``, ``ZONEPLAN_TILES_URL``/``ZONEPLAN_TILES_ATTRIBUTION`` (optional basemap),
         ``MAX_CONTENT_LENGTH``, ``LOGIN_RATE_LIMIT``/``LOGIN_RATE_WINDOW``,
         ``SESSION_IDLE_S``/``SESSION_MAX_S`` (log-in session lifetimes, seconds), ``STORE``
-        (an open Store to use instead of opening ``ZONEPLAN_DB``). Without ``SECRET_KEY``
+        (an open Store to use instead of opening ``ZONEPLAN_DB``), ``ZONEPLAN_TODAY`` (a date:
+        what servicing answers count as today; default the system date). Without ``SECRET_KEY``
         (or ``ZONEPLAN_SECRET_KEY``) the store keeps one in its ``settings`` table.
 
     Raises

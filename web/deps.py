@@ -15,7 +15,9 @@ from flask import Flask, current_app
 from geo.layers import FEATURE_LAYERS, LAYERS
 from geo.store import Store, open_store
 from planner import servicing as _servicing
+from planner.servicing import ServicingModel
 from usecases.jobs import JobRunner
+from usecases.servicing import LiveServicing
 
 EXTENSION = "zoneplan"
 # What derived values are built from: log-ins, jobs and settings change nothing drawn.
@@ -35,6 +37,8 @@ class RevisionCache:
         self.max_entries = max_entries
         self._lock = threading.Lock()
         self._values: OrderedDict[Hashable, tuple[str | None, Any]] = OrderedDict()
+        #: The servicing model, kept current by updates rather than rebuilt per revision.
+        self.servicing = LiveServicing()
         self._building: dict[tuple[Hashable, str | None], threading.Lock] = {}
 
     def get_or_build(
@@ -78,9 +82,15 @@ class Deps:
     language chosen) keeps them warm.
     """
 
-    def __init__(self, store: Store, cache: RevisionCache | None = None):
+    def __init__(
+        self,
+        store: Store,
+        cache: RevisionCache | None = None,
+        today: Callable[[], dt.date] = dt.date.today,
+    ):
         self.store = store
         self.cache = cache or RevisionCache()
+        self.today = today
         self._jobs: JobRunner | None = None
         self._jobs_lock = threading.Lock()
 
@@ -105,7 +115,12 @@ def init_app(app: Flask, store: Store | None = None) -> Deps:
 
     ``app.config["ZONEPLAN_CACHE"]`` may hold a :class:`RevisionCache` to share.
     """
-    deps = Deps(store or open_store(app.config["ZONEPLAN_DB"]), app.config.get("ZONEPLAN_CACHE"))
+    fixed = app.config.get("ZONEPLAN_TODAY")
+    deps = Deps(
+        store or open_store(app.config["ZONEPLAN_DB"]),
+        app.config.get("ZONEPLAN_CACHE"),
+        (lambda: fixed) if fixed else dt.date.today,
+    )
     app.extensions[EXTENSION] = deps
     return deps
 
@@ -130,25 +145,17 @@ def snapshot() -> dict[str, pd.DataFrame]:
     return deps().cached("snapshot", lambda: get_store().snapshot(FEATURE_LAYERS), FEATURE_LAYERS)
 
 
-def servicing_model(today: dt.date | None = None) -> _servicing.ServicingModel:
-    """A ``planner.servicing.ServicingModel`` over the current snapshot."""
-    today = today or dt.date.today()
-    return deps().cached(
-        ("servicing_model", today),
-        lambda: _servicing.ServicingModel(snapshot(), today=today),
-        FEATURE_LAYERS,
-    )
+def servicing_model() -> ServicingModel:
+    """The store's servicing model as it is now (kept per app, updated from what changed);
+    overdue flags compare with ``ZONEPLAN_TODAY`` from the app's config, else the date."""
+    d = deps()
+    return d.cache.servicing.model(d.store, d.today())
 
 
-def servicing_records(today: dt.date | None = None) -> dict[str, dict[str, Any]]:
-    """Today's servicing answer of every plot, by plot id."""
-    model = servicing_model(today)
-    today = today or dt.date.today()
-
-    def build() -> dict[str, dict[str, Any]]:
-        return {str(r["plot_id"]): r for r in model.answer()}
-
-    return deps().cached(("servicing_records", today), build, FEATURE_LAYERS)
+def servicing_record(plot_id: str) -> dict[str, Any] | None:
+    """Today's servicing answer of one plot (None for a plot the model does not hold)."""
+    model = servicing_model()
+    return model.answer([str(plot_id)])[0] if model.has_plot(str(plot_id)) else None
 
 
 def explain(record: dict[str, Any], translate: Callable[[str], str] | None = None) -> list[str]:

@@ -362,7 +362,7 @@ def _attributes(layer: str, row: dict[str, Any]) -> list[dict[str, str]]:
 
 def _servicing_lines(plot_id: str) -> list[str]:
     try:
-        record = deps.servicing_records().get(plot_id)
+        record = deps.servicing_record(plot_id)
     except Exception:  # noqa: BLE001 - the page must not depend on the planner's health
         current_app.logger.exception("servicing answers failed for %s", plot_id)
         return []
@@ -371,7 +371,7 @@ def _servicing_lines(plot_id: str) -> list[str]:
 
 def _publish_gaps(plot_id: str) -> list[str]:
     """The servicing answer of the road and water a plot lacks (publishing it needs a tick)."""
-    record = deps.servicing_records().get(plot_id)
+    record = deps.servicing_record(plot_id)
     gaps = parcels.publishing_gaps(record) if record else []
     return parcels.PublishUnconfirmed(plot_id, gaps).lines(_) if gaps else []
 

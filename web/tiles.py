@@ -161,7 +161,7 @@ def _popup(view: LayerView, row: dict[str, Any]) -> dict[str, Any]:
     shown = {name: value for name, value in row.items() if name in view.fields}
     lines: list[str] = []
     if view.layer == "plots":
-        record = deps.servicing_records().get(key)
+        record = deps.servicing_record(key)
         lines = deps.explain(record, translate=_) if record else []
     geom = row.get("geometry")
     bbox = (

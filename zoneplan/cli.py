@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from geo.store import StoreError
 from geo.validate import ValidationError
+from zoneplan.commands.core import today_from_env
 
 # Each module defines register(subparsers) and sets func on its parsers.
 COMMAND_MODULES = (
@@ -50,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("default", UserWarning)
             warnings.showwarning = _show_warning
+            args.today = today_from_env()
             return int(args.func(args) or 0)
     except BrokenPipeError:
         # The reader (e.g. `| head`) closed early: not an error of ours.

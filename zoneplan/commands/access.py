@@ -242,7 +242,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     if args.output is not None and args.output.suffix.lower() not in (".geojson", ".csv"):
         raise ValueError(f"-o {args.output}: use a .geojson or .csv file name")
     t0 = time.perf_counter()
-    model = ServicingModel(open_store(args.db or default_db()).snapshot())
+    model = ServicingModel(open_store(args.db or default_db()).snapshot(), today=args.today)
     if args.json:
         doc = metrics_document(model, as_of=as_of, minutes=bands)
         json.dump(doc, sys.stdout, ensure_ascii=False, indent=2, allow_nan=False)

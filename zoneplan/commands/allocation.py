@@ -131,7 +131,7 @@ def cmd_allocate(args: argparse.Namespace) -> int:
         f"building tables{' as of ' + as_of.isoformat() if as_of else ' as recorded'}…",
         file=sys.stderr,
     )
-    model = ServicingModel(snapshot)
+    model = ServicingModel(snapshot, today=args.today)
     plots = plot_table(snapshot, model, as_of=as_of)
     capacities = capacity_table(model, as_of=as_of)
     print(

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from geo.layers import APPLICATION_STATUSES
@@ -150,6 +151,7 @@ def cmd_accept(args: argparse.Namespace) -> int:
             user=audit_user(args),
             role=ROLE,
             version=args.version,
+            servicing=partial(usecase.read_servicing, today=args.today),
         )
     except Invalid as err:
         if args.plot is None and [p.field for p in err.problems] == ["plot_id"]:

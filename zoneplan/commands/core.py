@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import getpass
 import json
 import os
@@ -16,6 +17,7 @@ from geo.layers import LAYERS, PLOT_STATUSES
 from geo.store import Store, create_store, default_db, is_url, open_store, store_exists
 from geo.store.base import redact
 from geo.store.migration import fill_from, migrate
+from geo.validate import parse_date
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "shapefiles"
 SAMPLE_APPLICATIONS = SAMPLE_DIR.parent / "applications.csv"
@@ -48,6 +50,24 @@ def audit_user(args: argparse.Namespace) -> str:
         return os.environ.get("ZONEPLAN_USER") or getpass.getuser()
     except (KeyError, OSError):
         return "cli"
+
+
+def today_from_env(environ: dict[str, str] | None = None) -> dt.date | None:
+    """``ZONEPLAN_TODAY`` (YYYY-MM-DD), the date overdue flags compare with; None when
+    unset (the system date then). Read once per command and passed to the core.
+
+    Raises
+    ------
+    ValueError
+        When it is set but not a date.
+    """
+    text = (os.environ if environ is None else environ).get("ZONEPLAN_TODAY")
+    if not text:
+        return None
+    try:
+        return parse_date(text)
+    except ValueError as err:
+        raise ValueError(f"ZONEPLAN_TODAY: {err}") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:

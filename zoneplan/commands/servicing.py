@@ -88,7 +88,7 @@ def cmd_servicing(args: argparse.Namespace) -> int:
     db = args.db or default_db()
     store = open_store(db)
     t0 = time.perf_counter()
-    model = ServicingModel(store.snapshot(), power_factor=args.power_factor)
+    model = ServicingModel(store.snapshot(), power_factor=args.power_factor, today=args.today)
     if args.network:
         text = json.dumps(model.network_report(), ensure_ascii=False, indent=2) + "\n"
         if args.output is None:
@@ -226,7 +226,7 @@ def cmd_kpi(args: argparse.Namespace) -> int:
     db = args.db or default_db()
     store = open_store(db)
     snapshot = store.snapshot((*FEATURE_LAYERS, "targets"))
-    report = kpi(snapshot, as_of=as_of)
+    report = kpi(snapshot, as_of=as_of, today=args.today)
     if args.json:
         json.dump(report, sys.stdout, ensure_ascii=False, indent=2, allow_nan=False)
         sys.stdout.write("\n")

@@ -1,0 +1,198 @@
+"""A servicing model after a write: only what the write can change is answered again.
+
+* An asset whose status, due date, name or note changed keeps the networks, indexes
+  and every plot's spatial joins; evaluations are cached per set of usable assets,
+  so a new set is derived from the nearest cached one (see
+  :func:`planner.servicing.evaluate.derive`).
+* A plot added, moved or removed: only the new and moved plots are joined and
+  evaluated; the other plots' answers are kept.  Headroom, fit and readiness (which
+  a plot's status or demand changes for its neighbours) are recomputed from the
+  cached evaluations, which is arithmetic over arrays.
+* An asset added, removed or moved changes the networks themselves: the model is
+  built again from the layers it holds (nothing is read again).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from geo.layers import LAYERS
+from planner.servicing.core import frame_of, geometries
+from planner.servicing.evaluate import Answer, Evaluation, concat, evaluate, put, take
+from planner.servicing.rules import Scenario
+
+if TYPE_CHECKING:
+    from planner.servicing.model import ServicingModel
+
+
+def update(
+    m: ServicingModel,
+    *,
+    plots: gpd.GeoDataFrame | None = None,
+    assets: Mapping[str, pd.DataFrame] | None = None,
+    today: dt.date | None = None,
+) -> ServicingModel:
+    """``m`` after a write (see :meth:`ServicingModel.updated`)."""
+    today = today or m.today
+    changed = {name: frame_of(assets, name) for name in assets or {}} if assets else {}
+    if any(reshaped(m.layers[name], frame, LAYERS[name].key) for name, frame in changed.items()):
+        layers = {**m.layers, **changed}
+        if plots is not None:
+            layers["plots"] = plots
+        return type(m)(
+            layers,
+            power_factor=m.power_factor,
+            today=today,
+            frontage_m=m.frontage_m,
+            connect_m=m.connect_m,
+            rail_reach_m=m.rail_reach_m,
+            required=m.required,
+            tolerance=m.tolerance,
+        )
+    new = copy.copy(m)
+    new._lock = threading.Lock()
+    new.layers = {**m.layers, **changed}
+    new._cache = OrderedDict(m._cache)  # shortest paths and rail blockers: geometry only
+    new._derived = OrderedDict()  # headroom and readiness: plots and asset attributes
+    new._evals = OrderedDict(m._evals)  # per usable set: valid while geometry is
+    if changed or today != m.today:
+        new.today = today
+        new._build_assets()
+    if plots is not None:
+        _take_plots(new, m, frame_of({"plots": plots}, "plots"))
+    return new
+
+
+def merged_plots(
+    plots: gpd.GeoDataFrame,
+    rows: gpd.GeoDataFrame | None,
+    removed: Sequence[str],
+    ids: pd.Index | None = None,
+) -> gpd.GeoDataFrame:
+    """``plots`` with ``rows`` in place of the plots of the same id (the others appended)
+    and the ``removed`` ids dropped; positions of the other plots kept.  ``ids``: the
+    plots' ids as an index, if one is at hand (its hash table is reused)."""
+    out = plots.copy()
+    if ids is None:
+        ids = pd.Index(out["plot_id"].astype(str).to_numpy(dtype=object))
+    if rows is not None and len(rows):
+        rows = frame_of({"plots": rows}, "plots")
+        pos = ids.get_indexer(pd.Index(rows["plot_id"].astype(str).to_numpy(dtype=object)))
+        old = pos >= 0
+        if old.any():
+            at = pos[old]
+            for column in out.columns:
+                if column in rows.columns:
+                    position = int(out.columns.get_loc(column))  # type: ignore[arg-type]
+                    out.iloc[at, position] = rows[column].to_numpy()[old]
+        if (~old).any():
+            added = rows.loc[~old, [c for c in out.columns if c in rows.columns]]
+            out = pd.concat([out, added], ignore_index=True)
+            ids = pd.Index(out["plot_id"].astype(str).to_numpy(dtype=object))
+    if len(removed):
+        drop = ids.get_indexer(pd.Index([str(r) for r in removed], dtype=object))
+        out = out.drop(index=out.index[drop[drop >= 0]]).reset_index(drop=True)
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=plots.crs)
+
+
+def reshaped(old: pd.DataFrame, new: pd.DataFrame, key: str) -> bool:
+    """Whether ``new`` holds other features than ``old`` (ids, order or geometry)."""
+    if len(old) != len(new):
+        return True
+    if not np.array_equal(old[key].astype(str).to_numpy(), new[key].astype(str).to_numpy()):
+        return True
+    return not bool(np.all(_same_geometry(geometries(old), geometries(new))))
+
+
+def _same_geometry(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise: both missing, or exactly equal coordinates."""
+    missing_a, missing_b = shapely.is_missing(a), shapely.is_missing(b)
+    same = np.asarray(shapely.equals_exact(a, b, tolerance=0.0), dtype=bool)
+    return np.where(missing_a | missing_b, missing_a & missing_b, same)
+
+
+def _usable_only(usable: np.ndarray) -> Scenario:
+    """A scenario carrying only what evaluations read (which assets are usable)."""
+    return Scenario(
+        None,
+        {},
+        np.zeros(0, object),
+        np.zeros(0, bool),
+        {},
+        (),
+        usable,
+        np.packbits(usable).tobytes() + len(usable).to_bytes(4, "little"),
+    )
+
+
+def _take_plots(new: ServicingModel, old: ServicingModel, plots: gpd.GeoDataFrame) -> None:
+    """Give ``new`` the plots ``plots``, joining and evaluating only new or moved ones."""
+    ids = plots["plot_id"].astype(str).to_numpy() if len(plots) else np.zeros(0, object)
+    src = old._plot_index.get_indexer(pd.Index(ids, dtype=object))
+    geoms = geometries(plots)
+    keep = src >= 0
+    if keep.any():
+        keep[keep] = _same_geometry(geometries(old.layers["plots"])[src[keep]], geoms[keep])
+    kept, fresh = np.flatnonzero(keep), np.flatnonzero(~keep)
+    if (
+        len(fresh) == 0
+        and len(ids) == old._plot_sites.n
+        and np.array_equal(src, np.arange(len(ids)))
+    ):
+        new._set_plots(plots, old._plot_sites)  # attributes only: the same sites
+        return
+    order = np.empty(len(ids), np.intp)
+    order[kept] = np.arange(len(kept))
+    order[fresh] = len(kept) + np.arange(len(fresh))
+    joined = new._sites(geoms[fresh])
+    sites = old._plot_sites.subset(src[kept]).concat(joined).subset(order)
+    new._set_plots(plots, sites)
+    n_old = old._plot_sites.n
+    # Edits in place and plots appended (the usual writes): patch rows, keep the rest.
+    aligned = len(ids) >= n_old and np.array_equal(ids[:n_old], old.plot_ids)
+    evals: OrderedDict[bytes, tuple[np.ndarray, Evaluation]] = OrderedDict()
+    for ukey, (usable, ev) in old._evals.items():
+        part = evaluate(new, joined, _usable_only(usable)) if len(fresh) else None
+        evals[ukey] = (
+            usable,
+            {
+                u: _patched(a, None if part is None else part[u], src, kept, fresh, order, aligned)
+                for u, a in ev.items()
+            },
+        )
+    new._evals = evals
+
+
+def _patched(
+    old: Answer,
+    part: Answer | None,
+    src: np.ndarray,
+    kept: np.ndarray,
+    fresh: np.ndarray,
+    order: np.ndarray,
+    aligned: bool,
+) -> Answer:
+    """One utility's answer for the new plots: ``old``'s rows ``src[kept]`` and ``part``'s
+    (answered for the ``fresh`` plots), in the new plots' order."""
+    if part is None:
+        return take(old, src[kept]) if not aligned or len(src) != len(old["ok"]) else old
+    if not aligned:
+        return take(concat(take(old, src[kept]), part), order)
+    n_old = len(old["ok"])
+    inplace = int(np.count_nonzero(fresh < n_old))
+    out = old
+    if inplace < len(fresh):  # appended plots
+        out = concat(out, take(part, np.arange(inplace, len(fresh))))
+    if inplace:
+        out = put(out, fresh[:inplace], take(part, np.arange(inplace)))
+    return out

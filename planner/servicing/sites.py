@@ -1,0 +1,82 @@
+"""Where sites (plots or drawn parcels) meet the networks: scenario-independent geometry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: ``(site, feature, distance)`` arrays, sorted by site then distance.
+Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _sorted(pairs: Pairs, extra: np.ndarray | None = None) -> tuple[Pairs, np.ndarray | None]:
+    order = np.argsort(pairs[0], kind="stable")
+    out = (pairs[0][order], pairs[1][order], pairs[2][order])
+    return out, None if extra is None else extra[order]
+
+
+@dataclass(eq=False)
+class Sites:
+    """Polygons to be serviced and what lies within reach of each.
+
+    Attributes
+    ----------
+    geoms : ndarray of polygons
+    road_pairs : Pairs
+        Road edges within the frontage distance (site, edge, gap).
+    siding_pairs : Pairs
+        Rail siding edges within the frontage distance (site, rail edge, gap).
+    main_pairs : dict
+        Per utility, the mains within its connection distance (site, feature, distance).
+    road_t : ndarray
+        For each road pair, where along the edge the site is nearest (0..1).
+    """
+
+    geoms: np.ndarray
+    road_pairs: Pairs
+    siding_pairs: Pairs
+    main_pairs: dict[str, Pairs]
+    road_t: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """How many sites."""
+        return len(self.geoms)
+
+    def subset(self, idx: np.ndarray) -> Sites:
+        """The sites at positions ``idx`` (distinct; renumbered 0..len(idx)-1)."""
+        idx = np.asarray(idx, dtype=np.intp)
+        new = np.full(self.n, -1, np.intp)
+        new[idx] = np.arange(len(idx))
+
+        def cut(pairs: Pairs) -> tuple[Pairs, np.ndarray]:
+            left = pairs[0]
+            keep = new[left] >= 0 if len(left) else np.zeros(0, bool)
+            return (new[left[keep]], pairs[1][keep], pairs[2][keep]), keep
+
+        road, keep = cut(self.road_pairs)
+        road, road_t = _sorted(road, self.road_t[keep])
+        siding, _ = _sorted(cut(self.siding_pairs)[0])
+        mains = {u: _sorted(cut(p)[0])[0] for u, p in self.main_pairs.items()}
+        assert road_t is not None
+        return Sites(self.geoms[idx], road, siding, mains, road_t)
+
+    def concat(self, other: Sites) -> Sites:
+        """These sites, then ``other``'s (numbered after them)."""
+        n = self.n
+
+        def join(a: Pairs, b: Pairs) -> Pairs:
+            return (np.r_[a[0], b[0] + n], np.r_[a[1], b[1]], np.r_[a[2], b[2]])
+
+        road, road_t = _sorted(
+            join(self.road_pairs, other.road_pairs), np.r_[self.road_t, other.road_t]
+        )
+        assert road_t is not None
+        return Sites(
+            np.concatenate([self.geoms, other.geoms]),
+            road,
+            _sorted(join(self.siding_pairs, other.siding_pairs))[0],
+            {u: _sorted(join(p, other.main_pairs[u]))[0] for u, p in self.main_pairs.items()},
+            road_t,
+        )

@@ -1,0 +1,126 @@
+"""A store's servicing model kept current: built once, then updated from the layers a write
+changed (per-layer revisions), so a reader after a write pays for that write only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from geo.layers import ASSET_LAYERS
+from geo.store import Store
+from geo.store.base import Range
+from planner.servicing import ServicingModel
+
+#: The layers the servicing model reads; a write elsewhere never touches it.
+SERVICING_LAYERS: tuple[str, ...] = ("plots", *ASSET_LAYERS)
+
+
+#: How long an audit id below the newest one seen is looked for again: on PostGIS a
+#: transaction takes its id before it commits, so ids may commit out of order.
+GAP_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class _Current:
+    token: str
+    revisions: dict[str, str]
+    model: ServicingModel
+    audit: int  # the newest audit id of plots seen
+    gaps: dict[int, float]  # lower ids not seen yet (maybe still committing), since when
+
+
+class LiveServicing:
+    """The servicing model of a store as it is now, for every thread of one process.
+
+    Each call reads the servicing layers' revision (one query); when it moved, the
+    per-layer revisions say which layers changed, only those are read again (of the
+    plots, only the rows the audit trail names since the last call), and the model is
+    updated from them (:meth:`ServicingModel.updated`): an edited plot is
+    evaluated again, a changed asset re-evaluates what it serves.  Several processes
+    over one store each keep their own, and see each other's writes through the
+    store's revisions.  Only the current model is kept (the one it replaced is freed
+    when its last reader is done).
+
+    Updates compare the layers' content with the model's, so one instance may serve
+    apps over byte-identical copies of one store (the test suite's), where equal
+    revisions mean equal content.
+    """
+
+    def __init__(self) -> None:
+        self._current: _Current | None = None
+        self._lock = threading.Lock()
+        self._building = threading.Lock()
+
+    def model(self, store: Store, today: dt.date) -> ServicingModel:
+        """The model of ``store`` as it is now (updated first if a servicing layer moved);
+        ``today`` is the date overdue flags compare with (a new day updates the assets)."""
+        token = store.revision(SERVICING_LAYERS)
+        current = self._current
+        if current is not None and current.token == token and current.model.today == today:
+            return current.model
+        with self._building:  # one update at a time; the others then find it done
+            current = self._current
+            if current is not None and current.token == token and current.model.today == today:
+                return current.model
+            # Revisions first, then the data: the data is at least as new as what is
+            # recorded, so a write landing in between is seen (again) on the next call.
+            revisions = {name: store.revision([name]) for name in SERVICING_LAYERS}
+            if current is None:
+                audit, gaps = _newest_audit(store), {}
+                model = ServicingModel(
+                    {name: store.read(name) for name in SERVICING_LAYERS}, today=today
+                )
+            else:
+                moved = [n for n in SERVICING_LAYERS if revisions[n] != current.revisions[n]]
+                audit, gaps = current.audit, current.gaps
+                plots: dict[str, Any] = {}
+                if "plots" in moved:
+                    plots, audit, gaps = _plot_changes(store, current)
+                model = current.model.updated(
+                    assets={name: store.read(name) for name in moved if name != "plots"},
+                    today=today,
+                    **plots,
+                )
+            with self._lock:
+                self._current = _Current(token, revisions, model, audit, gaps)
+            return model
+
+
+def _newest_audit(store: Store) -> int:
+    newest = store.read("audit", order_by="-audit_id", limit=1)
+    return int(newest["audit_id"].iloc[0]) if len(newest) else 0
+
+
+def _plot_changes(store: Store, current: _Current) -> tuple[dict[str, Any], int, dict[int, float]]:
+    """What changed in the plots layer since ``current``: the rows the audit trail names
+    (``plot_rows``, ``removed``), or the whole layer when it cannot say (a bulk write, an
+    import replacing the layer, or no record explaining the new revision)."""
+    since = current.audit
+    recent = store.read("audit", where={"audit_id": Range(since + 1, None)})
+    if current.gaps:
+        late = store.read("audit", where={"audit_id": sorted(current.gaps)})
+        recent = pd.concat([recent, late], ignore_index=True)
+    ids = recent["audit_id"].astype(int).tolist()
+    newest = max([since, *ids])
+    now = time.monotonic()
+    seen = set(ids)
+    gaps = {i: t for i, t in current.gaps.items() if i not in seen and now - t < GAP_SECONDS}
+    gaps.update({i: now for i in range(since + 1, newest) if i not in seen})
+    recent = recent[recent["layer"] == "plots"]
+    keys = recent["feat_id"].astype(str).tolist()
+    if not keys or "*" in keys:
+        top = _newest_audit(store)  # before the read: what it holds is at least that new
+        return {"plots": store.read("plots")}, max(newest, top), gaps
+    wanted = sorted(set(keys))
+    rows = store.read("plots", where={"plot_id": wanted})
+    present = set(rows["plot_id"].astype(str))
+    return (
+        {"plot_rows": rows, "removed": [k for k in wanted if k not in present]},
+        newest,
+        gaps,
+    )
