@@ -201,7 +201,6 @@ def metrics_document(
     by_band = {f"{b:g}": iso.loc[iso["minutes"] == b, "plot_id"].tolist() for b in bands}
     return {
         "as_of": None if scen.as_of is None else scen.as_of.isoformat(),
-        # TEMPORARY: ServicingModel.today is always set; its type comes with the servicing split
         "today": model.today.isoformat(),
         "minutes": list(bands),
         "isochrones": by_band,

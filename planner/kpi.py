@@ -173,7 +173,6 @@ def kpi(
     targets = _targets(snapshot.get("targets"), plots, status, area, scen.as_of)
     return {
         "as_of": None if scen.as_of is None else scen.as_of.isoformat(),
-        # TEMPORARY: ServicingModel.today is always set; its type comes with the servicing split
         "today": model.today.isoformat(),
         "plots": int(len(plots)),
         "area": {
