@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from test_servicing import SAMPLE, tiny_zone
 
-from planner.kpi import format_kpi, kpi
+from planner.kpi import kpi
 from planner.servicing import ServicingModel
+from zoneplan.commands.kpi import format_kpi
 
 
 def zone_with_targets():
