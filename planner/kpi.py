@@ -44,7 +44,14 @@ import shapely
 from geo.layers import PLOT_STATUSES, SECTORS
 from planner.servicing import ServicingModel
 
-__all__ = ["kpi", "infrastructure", "ready_by_date", "timeline", "INVESTED_STATUSES"]
+__all__ = [
+    "kpi",
+    "target_progress",
+    "infrastructure",
+    "ready_by_date",
+    "timeline",
+    "INVESTED_STATUSES",
+]
 
 INVESTED_STATUSES: tuple[str, ...] = ("occupied", "allocated")
 
@@ -173,7 +180,7 @@ def kpi(
         for u in ("road", "rail", "power", "water", "storm", "gas")
     }
 
-    targets = _targets(snapshot.get("targets"), plots, status, area, scen.as_of)
+    targets = target_progress(plots, snapshot.get("targets"), scen.as_of)
     return {
         "as_of": None if scen.as_of is None else scen.as_of.isoformat(),
         "today": model.today.isoformat(),
@@ -243,15 +250,18 @@ BASIS = {
 }
 
 
-def _targets(
-    table: pd.DataFrame | None,
-    plots: pd.DataFrame,
-    status: np.ndarray,
-    area: np.ndarray,
-    as_of: dt.date | None,
+def target_progress(
+    plots: pd.DataFrame, table: pd.DataFrame | None, as_of: dt.date | None = None
 ) -> list[dict]:
+    """Progress against each plan target: the ``targets`` part of :func:`kpi`, alone.
+
+    Needs no servicing model, so a page can show it cheaply. Each entry holds
+    ``target_id``, ``name``, ``metric``, ``year``, ``target``, ``actual``, ``progress``
+    (actual / target), ``plots`` (how many plots count) and ``basis`` (the rule).
+    """
     if table is None or len(table) == 0:
         return []
+    status = plots["status"].astype(object).to_numpy() if len(plots) else np.zeros(0, object)
     years = pd.to_numeric(table["year"], errors="coerce")
     plan_year = int(years.min()) if years.notna().any() else None
     cutoff = as_of.year if as_of is not None else None

@@ -36,6 +36,7 @@ BLUEPRINTS = (
     "web.planner_access",
     "web.ogc",
     "web.tiles",
+    "web.dashboard",
 )
 
 
