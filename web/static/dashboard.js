@@ -13,6 +13,7 @@
   Chart.defaults.animation = false;
   Chart.defaults.maintainAspectRatio = false;
   Chart.defaults.font.size = 11;
+  Chart.defaults.locale = document.documentElement.lang || "ru";  // tick numbers as the page reads them
 
   /* Writes each bar's note (e.g. "under repair") beside it, so a zero is seen, not missed. */
   var barNotes = {
