@@ -111,3 +111,27 @@ def test_kpi_reads_in_human_units(capsys, sample_db):
     assert doc["investment"]["invest"] == 289330000000.0
     parks = next(t for t in doc["targets"] if t["metric"] == "parks")
     assert parks["actual"] == 6.0 and "one occupant's plots are one park" in parks["basis"]
+
+
+def test_init_folds_a_source_full_of_the_same_problem(tmp_path, capsys):
+    import shutil
+
+    import pyogrio
+
+    from zoneplan.commands.core import SAMPLE_DIR
+
+    source = tmp_path / "src"
+    source.mkdir()
+    for part in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
+        shutil.copy(SAMPLE_DIR / f"zone{part}", source / f"zone{part}")
+    plots = pyogrio.read_dataframe(SAMPLE_DIR / "plots.shp")
+    plots["status"] = "sold"
+    pyogrio.write_dataframe(plots, source / "plots.shp", encoding="UTF-8")
+    code, _, err = run(capsys, "init", "--db", str(tmp_path / "z.gpkg"), "--source", str(source))
+    assert code == 1 and not (tmp_path / "z.gpkg").exists()
+    assert f"{len(plots)} problem(s)" in err
+    assert re.search(
+        rf"{len(plots)} features: status: 'sold' is not one of .* \(P-001, P-002, P-003 and {len(plots) - 3} more\)",
+        err,
+    )
+    assert err.count("'sold'") == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 #: How many ids a folded line names before "and N more".
 SHOWN_IDS = 3
@@ -47,3 +48,16 @@ def fold(items: Iterable[tuple[str, str, str]], shown: int = SHOWN_IDS) -> list[
         noun = "lines" if places[0][0].startswith("line ") else "features"
         lines.append(f"{len(places)} {noun}: {message} ({names}{more})")
     return lines
+
+
+def problem_items(problems: Iterable[Any]) -> list[tuple[str, str, str]]:
+    """:class:`geo.validate.Problem` objects as ``fold``'s (where, ident, message)."""
+    items = []
+    for p in problems:
+        if p.index is None:
+            where = ident = "input"
+        else:
+            ident = p.feature_id or f"feature {p.index}"
+            where = f"feature {p.index}" + (f" ({p.feature_id})" if p.feature_id else "")
+        items.append((where, ident, f"{p.field + ': ' if p.field else ''}{p.reason}"))
+    return items

@@ -26,7 +26,7 @@ from geo.validate import ValidationError
 from usecases import uploads
 from zoneplan.cli import CommandError
 from zoneplan.commands.core import add_db_option
-from zoneplan.problems import fold
+from zoneplan.problems import fold, problem_items
 
 
 class FilesError(CommandError, ValueError):
@@ -179,15 +179,7 @@ def _user(args: argparse.Namespace) -> str:
 def _report_problems(err: ValidationError, what: str) -> FilesError:
     """Print the problems (near-identical ones folded into one line, capped) and build the
     closing error."""
-    items = []
-    for p in err.problems:
-        if p.index is None:
-            where = ident = "input"
-        else:
-            ident = p.feature_id or f"feature {p.index}"
-            where = f"feature {p.index}" + (f" ({p.feature_id})" if p.feature_id else "")
-        items.append((where, ident, f"{p.field + ': ' if p.field else ''}{p.reason}"))
-    lines = fold(items)
+    lines = fold(problem_items(err.problems))
     for line in lines[:SHOWN_PROBLEMS]:
         print(f"  {line}", file=sys.stderr)
     if len(lines) > SHOWN_PROBLEMS:
