@@ -29,12 +29,13 @@ def test_dashboard_refuses_a_bad_date_in_words(planner_client):
     assert 'data-target="T-01" data-metric="projects" data-actual="0.0"' in later
 
 
-def test_plan_summary_on_the_map_for_everyone(client, planner_client):
+def test_plan_progress_for_everyone_linked_from_the_map(client, planner_client):
     html = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
-    assert 'id="zp-plan-summary"' in html and 'data-target="T-03" data-actual="6.0"' in html
-    assert "/dashboard" not in html  # the link is for staff
-    staff = planner_client.get("/").get_data(as_text=True)
-    assert 'href="/dashboard"' in staff
+    assert 'id="zp-plan-summary" href="/plan"' in html
+    plan = client.get("/plan", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert 'data-target="T-03" data-metric="parks" data-actual="6.0"' in plan
+    assert "29.9 bn ₸" in plan and 'href="/dashboard"' not in plan  # the link is for staff
+    assert 'href="/dashboard"' in planner_client.get("/plan").get_data(as_text=True)
 
 
 def test_public_kpi_view_names_no_plot():

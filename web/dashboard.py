@@ -1,6 +1,6 @@
-"""The plan dashboard (``/dashboard``, planners and admins) and the plan summary every
-visitor sees on the zone map: figures from planner.kpi, charts drawn by Chart.js
-(web/static/dashboard.js) from the page's data-config."""
+"""The plan dashboard (``/dashboard``, planners and admins) and the plan targets' progress
+for everyone (``/plan``, linked from the zone map): figures from planner.kpi, charts drawn
+by Chart.js (web/static/dashboard.js) from the page's data-config."""
 
 from __future__ import annotations
 
@@ -175,17 +175,14 @@ def dashboard():
     )
 
 
-def plan_summary() -> dict[str, Any]:
-    """The plan targets' progress as everyone may read it (the zone map's summary panel)."""
+@bp.route("/plan")
+def plan():
+    """Progress against the plan targets as everyone may read it (zone totals only)."""
 
     def build() -> list[dict[str, Any]]:
-        return target_progress(deps.snapshot()["plots"], deps.get_store().read("targets"))
+        store = deps.get_store()
+        return target_progress(store.read("plots"), store.read("targets"))
 
     targets = deps.deps().cached("plan_targets", build, ("plots", "targets"))
     report = kpi_view({"as_of": None, "today": None, "targets": targets}, current_role())
-    return {"targets": _target_rows(report), "dashboard": has_role("planner")}
-
-
-@bp.app_context_processor
-def _summary_helper() -> dict[str, Any]:
-    return {"plan_summary": plan_summary}
+    return render_template("plan.html", targets=_target_rows(report), dashboard=has_role("planner"))

@@ -118,7 +118,8 @@ def plot_map(
         if layer not in readable:
             continue
         frame = store.read(layer, bbox=box)
-        xy = shapely.get_coordinates(frame.geometry.values)
+        frame = frame[~shapely.is_missing(frame.geometry.values) & ~frame.geometry.is_empty]
+        xy = shapely.get_coordinates(frame.geometry.values)  # one row per point, in order
         for (x, y), ident, status in zip(xy, frame["asset_id"], frame["status"]):
             out.points.append(
                 {
