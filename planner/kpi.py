@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -65,7 +65,7 @@ def _f(value: Any, digits: int = 2) -> float | None:
 
 def _area(plots: pd.DataFrame) -> np.ndarray:
     area = (
-        np.array(pd.to_numeric(plots.get("area_ha"), errors="coerce"), dtype=float)
+        pd.to_numeric(plots["area_ha"], errors="coerce").to_numpy(dtype=float, copy=True)
         if "area_ha" in plots.columns
         else np.full(len(plots), np.nan)
     )
@@ -81,7 +81,7 @@ def kpi(
     as_of: dt.date | str | None = None,
     model: ServicingModel | None = None,
     today: dt.date | str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Zone indicators as a JSON-safe dict.
 
     Parameters
@@ -113,7 +113,7 @@ def kpi(
         dtype=object,
     )
 
-    def group(keys, order):
+    def group(keys: np.ndarray, order: Iterable[str]) -> dict[str, dict[str, Any]]:
         out = {}
         for k in order:
             sel = keys == k
@@ -183,7 +183,8 @@ def kpi(
     targets = target_progress(plots, snapshot.get("targets"), scen.as_of)
     return {
         "as_of": None if scen.as_of is None else scen.as_of.isoformat(),
-        "today": model.today.isoformat(),
+        # TEMPORARY: ServicingModel.today is always set; its type comes with the servicing split
+        "today": model.today.isoformat(),  # type: ignore[union-attr]
         "plots": int(len(plots)),
         "area": {
             "total_ha": _f(np.nansum(area)),
@@ -252,7 +253,7 @@ BASIS = {
 
 def target_progress(
     plots: pd.DataFrame, table: pd.DataFrame | None, as_of: dt.date | None = None
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Progress against each plan target: the ``targets`` part of :func:`kpi`, alone.
 
     Needs no servicing model, so a page can show it cheaply. Each entry holds
@@ -291,7 +292,7 @@ def target_progress(
     return out
 
 
-def infrastructure(headroom: list[Mapping[str, Any]]) -> list[dict]:
+def infrastructure(headroom: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The headroom entries of :func:`kpi` summed up per asset class (layer).
 
     Returns
@@ -302,7 +303,7 @@ def infrastructure(headroom: list[Mapping[str, Any]]) -> list[dict]:
         headroom among those giving capacity) and ``no_capacity``: the assets giving none,
         each ``{asset_id, status, due, overdue}``.
     """
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
     for h in headroom:
         entry = out.setdefault(
             h["layer"],
@@ -332,7 +333,12 @@ def infrastructure(headroom: list[Mapping[str, Any]]) -> list[dict]:
     return list(out.values())
 
 
-def ready_by_date(records: list[Mapping[str, Any]], status: np.ndarray, area: np.ndarray, today):
+def ready_by_date(
+    records: Sequence[Mapping[str, Any]],
+    status: np.ndarray[Any, Any],
+    area: np.ndarray[Any, Any],
+    today: dt.date | None,
+) -> list[dict[str, Any]]:
     """Available plots grouped by when they are fully serviced: ``now``, each date (oldest
     first, ``overdue`` when already past ``today``), then ``unknown``."""
     groups: dict[str, list[float]] = {}
@@ -346,7 +352,7 @@ def ready_by_date(records: list[Mapping[str, Any]], status: np.ndarray, area: np
             "ready": k,
             "plots": len(groups[k]),
             "area_ha": _f(np.nansum(groups[k]), 2),
-            "overdue": k not in ("now", "unknown") and k < today.isoformat(),
+            "overdue": today is not None and k not in ("now", "unknown") and k < today.isoformat(),
         }
         for k in order
     ]
@@ -395,7 +401,7 @@ def timeline(
     audit: pd.DataFrame | None = None,
     applications: pd.DataFrame | None = None,
     today: dt.date | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Each target's actual value month by month, and applications filed and accepted.
 
     The actual at the end of a month is what :func:`kpi` reports as of that day, counting
@@ -454,7 +460,9 @@ def timeline(
     }
 
 
-def _applications_by_month(apps: pd.DataFrame | None, ends: list) -> dict[str, list[int]]:
+def _applications_by_month(
+    apps: pd.DataFrame | None, ends: Sequence[np.datetime64]
+) -> dict[str, list[int]]:
     if apps is None or len(apps) == 0:
         return {"filed": [0] * len(ends), "accepted": [0] * len(ends)}
     filed = pd.to_datetime(apps["created"], errors="coerce").to_numpy(dtype="datetime64[D]")

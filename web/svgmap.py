@@ -66,7 +66,9 @@ def path(geometry: Any) -> str:
     return " ".join(out)
 
 
-def _frame(bounds: Iterable[float], margin_m: float, aspect: float) -> tuple[float, ...]:
+def _frame(
+    bounds: Iterable[float], margin_m: float, aspect: float
+) -> tuple[float, float, float, float]:
     """The plot's bounds grown by ``margin_m`` and widened to ``aspect`` (width / height)."""
     minx, miny, maxx, maxy = bounds
     minx, miny, maxx, maxy = minx - margin_m, miny - margin_m, maxx + margin_m, maxy + margin_m
@@ -100,7 +102,7 @@ def plot_map(
     out = SvgMap(view_box=f"{minx:.1f} {-maxy:.1f} {maxx - minx:.1f} {maxy - miny:.1f}")
     readable = set(readable_layers(view.role))
     plots = view.visible(store.read("plots", bbox=box))
-    clipped = shapely.clip_by_rect(plots.geometry.values, *box)
+    clipped = shapely.clip_by_rect(np.asarray(plots.geometry.values), *box)
     for pid, status, geom in zip(plots["plot_id"], plots["status"], clipped):
         if str(pid) != str(plot_id) and not shapely.is_empty(geom):
             out.shapes.append({"cls": f"zp-svg-plot zp-svg-{status}", "d": path(geom)})
@@ -108,7 +110,7 @@ def plot_map(
         if layer not in readable:
             continue
         frame = store.read(layer, bbox=box)
-        geoms = shapely.clip_by_rect(frame.geometry.values, *box)
+        geoms = shapely.clip_by_rect(np.asarray(frame.geometry.values), *box)
         statuses = frame["status"] if "status" in frame else [None] * len(frame)
         for status, geom in zip(statuses, geoms):
             if not shapely.is_empty(geom):
