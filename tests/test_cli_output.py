@@ -86,7 +86,7 @@ def test_servicing_table_says_overdue_and_explains_its_marks(capsys, sample_db):
     row = next(line for line in out.splitlines() if line.startswith("P-002 "))
     assert row.rstrip().endswith("2022-10-30 overdue")
     assert "(no frontage) = the plot does not front a road" in out
-    assert "unknown = a needed connection is missing" in out
+    assert '"unknown (waits for …)" = a needed connection is missing' in out
     assert re.search(r"P-203 +G-2 204 m \(no frontage\)", out)
     code, out, _ = run(capsys, "servicing", "--db", str(sample_db), "--plot", "P-044")
     assert "gate G-4 at 826 m, 1.4 min" in out and "SS-7 at 1590 m" in out

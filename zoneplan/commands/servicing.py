@@ -157,7 +157,7 @@ key: an id = connects to that asset (road: the gate reached and the distance alo
      (no frontage) = the plot does not front a road; the distance counts from the nearest one
      x = blocked by an asset's status, - = none in reach, ! = demand does not fit, * = projected
      ready: now; a date = when the last needed asset is due ("overdue": already past);
-     unknown = a needed connection is missing or blocked with no due date (waits for: which)"""
+     "unknown (waits for …)" = a needed connection is missing, or blocked with no due date"""
 
 
 def _table(plots: list[dict]) -> str:
