@@ -11,6 +11,10 @@ itself, so a rule changes here once. The policy:
 
 A plot the role may not see must look exactly like a missing one: use
 :func:`plot_not_found` for both.
+
+Zone indicators (:mod:`planner.kpi`): planners and admins read them all (the ``/dashboard``
+page, ``/api/kpi``); everyone else reads only the plan targets' progress, as zone totals
+(:func:`kpi_view`), which names no plot, occupant or demand.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ __all__ = [
     "readable_layers",
     "check_readable",
     "layer_fields",
+    "PUBLIC_KPI_KEYS",
+    "kpi_view",
 ]
 
 STAFF_ROLES = frozenset({"planner", "admin"})
@@ -205,3 +211,14 @@ def layer_fields(name: str, role: str | None) -> list[str]:
     """The fields of layer ``name`` the role may see (all but the hidden plot fields)."""
     hidden = plot_view(role).hidden_fields if name == "plots" else ()
     return [n for n in LAYERS[name].names if n not in hidden]
+
+
+#: The parts of a :func:`planner.kpi.kpi` report everyone may read.
+PUBLIC_KPI_KEYS: tuple[str, ...] = ("as_of", "today", "targets")
+
+
+def kpi_view(report: Mapping[str, Any], role: str | None) -> dict[str, Any]:
+    """The zone indicators ``role`` may read: all for staff, else :data:`PUBLIC_KPI_KEYS`."""
+    if is_staff(role):
+        return dict(report)
+    return {k: report[k] for k in PUBLIC_KPI_KEYS if k in report}

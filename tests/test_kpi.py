@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from test_servicing import SAMPLE, tiny_zone
 
-from planner.kpi import format_kpi, kpi
+from planner.kpi import kpi
 from planner.servicing import ServicingModel
+from zoneplan.commands.kpi import format_kpi
 
 
 def zone_with_targets():
@@ -113,3 +114,71 @@ def test_sample_kpi():
     ss12 = next(h for h in report["headroom"] if h["asset_id"] == "SS-12")
     assert ss12["headroom"] == 0 and ss12["committed_plots"] == 0
     assert kpi(snap, today="2026-01-01", as_of="2022-11-01")["servicing"]["rail"] > 0
+
+
+def test_one_occupants_plots_are_one_park(late):
+    zone = zone_with_targets()
+    zone["plots"].loc[zone["plots"]["plot_id"] == "P1", "status"] = "allocated"
+    zone["plots"]["resident"] = ["Steppe Steel LLP", None, "steppe steel llp ", None]
+    t = {x["metric"]: x for x in kpi(zone)["targets"]}
+    assert (t["parks"]["actual"], t["parks"]["plots"]) == (1.0, 2)  # two plots, one park
+    assert t["floor_m2"]["actual"] == 2800.0
+    zone["plots"]["resident"] = ["Steppe Steel LLP", None, "Other LLP", None]
+    assert {x["metric"]: x for x in kpi(zone)["targets"]}["parks"]["actual"] == 2.0
+
+
+def test_infrastructure_per_class_and_readiness_by_date(late):
+    report = kpi(zone_with_targets())
+    classes = {c["layer"]: c for c in report["infrastructure"]}
+    subs = classes["substations"]
+    assert subs["assets"] == len([h for h in report["headroom"] if h["layer"] == "substations"])
+    assert [a["asset_id"] for a in subs["no_capacity"]] == ["SS-12"]
+    assert subs["headroom"] == sum(
+        h["headroom"] for h in report["headroom"] if h["layer"] == "substations"
+    )
+    # P2 waits for assets due 2023-06-01: overdue seen from 2026, not from 2022
+    due = {"ready": "2023-06-01", "plots": 1, "area_ha": 0.5}
+    assert report["ready_by_date"] == [{**due, "overdue": True}]
+    assert kpi(zone_with_targets(), today="2022-01-01")["ready_by_date"] == [
+        {**due, "overdue": False}
+    ]
+
+
+def test_timeline_ends_at_the_kpi_and_follows_the_audit_trail(late):
+    import datetime as dt
+
+    from planner.kpi import timeline
+
+    zone = zone_with_targets()
+    audit = pd.DataFrame(
+        {
+            "layer": ["plots", "plots", "roads"],
+            "action": ["update", "update", "update"],
+            "feat_id": ["P3", "P3", "P3"],
+            "at": ["2022-05-03T10:00:00", "2024-02-01T09:00:00", "2025-01-01T00:00:00"],
+            "changes": ['{"status": ["reserved", "allocated"]}', '{"note": ["a", "b"]}', "{}"],
+        }
+    )
+    apps = pd.DataFrame(
+        {
+            "created": ["2022-03-01T09:00:00", "2022-07-01T09:00:00"],
+            "updated": ["2022-03-01T09:00:00", "2022-08-15T09:00:00"],
+            "status": ["submitted", "reserved"],
+        }
+    )
+    line = timeline(zone, audit=audit, applications=apps, today=dt.date(2026, 1, 1))
+    assert line["months"][0] == "2022-01" and line["months"][-1] == "2026-01"
+    at = {m: i for i, m in enumerate(line["months"])}
+    parks = next(t for t in line["targets"] if t["metric"] == "parks")
+    # P3 (start 2022, floor) counts from its audited allocation in May 2022; the later
+    # edit of another field does not move it
+    assert parks["actual"][at["2022-04"]] == 0 and parks["actual"][at["2022-05"]] == 1
+    report = {t["target_id"]: t for t in kpi(zone)["targets"]}
+    for t in line["targets"]:
+        assert t["actual"][-1] == report[t["target_id"]]["actual"]
+    assert line["applications"]["filed"][at["2022-06"]] == 1
+    assert line["applications"]["filed"][at["2022-07"]] == 2
+    assert line["applications"]["accepted"][at["2022-07"]] == 0
+    assert line["applications"]["accepted"][at["2022-08"]] == 1
+    empty = timeline({"plots": zone["plots"]})
+    assert empty["months"] == [] and empty["targets"] == []

@@ -614,7 +614,7 @@ def test_cli_network_report_and_kpi(tiny_db, late, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["area"]["total_ha"] == 1.82 and doc["targets"] == []
     assert main(["kpi", "--db", tiny_db]) == 0
-    assert "ready to build: 0 of 1 available plots" in capsys.readouterr().out
+    assert "ready to build: 0 of 1 available plot (0.0 ha)" in capsys.readouterr().out
     assert main(["kpi", "--db", tiny_db, "--as-of", "tomorrow"]) == 1
     assert "--as-of" in capsys.readouterr().err
 

@@ -37,6 +37,7 @@ BLUEPRINTS = (
     "web.planner_access",
     "web.ogc",
     "web.tiles",
+    "web.dashboard",
 )
 
 

@@ -37,8 +37,8 @@ from planner.servicing import UTILITY_WORDS, readiness_basis
 from planner.visibility import Forbidden, plot_view
 from usecases import applications as usecase
 from usecases import uploads
-from web import api, deps
-from web.auth import current_role, has_role, role_required, signed_in_username
+from web import api, deps, svgmap
+from web.auth import current_role, current_username, has_role, role_required, signed_in_username
 from web.maps import PLOT_COLOURS, tr_label, tr_value
 
 bp = Blueprint("catalogue", __name__)
@@ -168,6 +168,18 @@ def plot(plot_id: str):
     """One plot: small map, facts, the servicing answer in words, and the Apply form."""
     ctx = _plot_context(plot_id)
     return render_template("plots_detail.html", form=ctx["defaults"], errors={}, **ctx)
+
+
+@bp.route("/plots/<plot_id>/sheet")
+def plot_sheet(plot_id: str):
+    """One plot on one printable A4 page: a small map, its facts and the servicing answer."""
+    ctx = _plot_context(plot_id)  # 404 for what the reader may not see
+    row = deps.get_store().read("plots", where={"plot_id": plot_id})
+    view = plot_view(current_role(), current_username())
+    svg = svgmap.plot_map(deps.get_store(), row.geometry.iloc[0], plot_id, view)
+    return render_template(
+        "plots_sheet.html", svg=svg, label_size=svgmap.font_size(svg), today=dt.date.today(), **ctx
+    )
 
 
 def _form_data(form: MultiDict) -> dict[str, Any]:

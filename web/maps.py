@@ -49,6 +49,8 @@ VENDOR_FILES: dict[str, str] = {
     "awesome-markers/leaflet.awesome-markers.css": "leaflet.awesome-markers/dist/leaflet.awesome-markers.css",
     "awesome-markers/images": "leaflet.awesome-markers/dist/images",
     "vectorgrid/Leaflet.VectorGrid.bundled.min.js": "leaflet.vectorgrid/dist/Leaflet.VectorGrid.bundled.min.js",
+    "chartjs/chart.umd.min.js": "chart.js/dist/chart.umd.min.js",
+    "chartjs/LICENSE.md": "chart.js/LICENSE.md",
 }
 
 # What folium's Map template loads, by folium's own names, pointed at our copies. Left out on

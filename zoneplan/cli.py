@@ -13,11 +13,21 @@ from geo.store import StoreError
 from geo.validate import ValidationError
 from zoneplan.commands.core import today_from_env
 
+DESCRIPTION = """\
+Plan and run an industrial zone from the command line: build the store, import and
+export layers (shapefile, GeoPackage, GeoJSON), see what each plot can connect to and
+when, track the zone against its plan targets, allocate investors' applications to
+plots, design access roads, rail spurs and feeders, and serve the web app.
+
+Every command takes --db STORE (a .gpkg file or a postgresql:// URL; default
+$ZONEPLAN_DB or data/zone.gpkg). `zoneplan COMMAND --help` explains one command."""
+
 # Each module defines register(subparsers) and sets func on its parsers.
 COMMAND_MODULES = (
     "core",
     "files",
     "servicing",
+    "kpi",
     "allocation",
     "applications",
     "access",
@@ -33,7 +43,11 @@ class CommandError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every available sub-command."""
-    parser = argparse.ArgumentParser(prog="zoneplan", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="zoneplan",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"zoneplan.commands.{name}").register(sub)
@@ -59,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except (CommandError, StoreError, ValidationError, ValueError, KeyError, OSError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        if isinstance(err, (FileNotFoundError, IsADirectoryError)) and err.filename:
+            # what the OS says ("[Errno 2] No such file or directory: 'x'") in our words
+            kind = "no file" if isinstance(err, FileNotFoundError) else "a folder, not a file:"
+            message = f"{kind} {err.filename}"
         print(f"zoneplan {args.command}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

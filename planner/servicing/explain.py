@@ -65,9 +65,10 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "?"
     if isinstance(value, float):
-        if value.is_integer():
-            return str(int(value))
-        return f"{value:.1f}" if abs(value) >= 10 else f"{value:g}"
+        # one precision for metres, minutes, kW alike: 1590 m, 19.4 m, 1.4 min
+        if abs(value) >= 100 or value.is_integer():
+            return str(round(value))
+        return f"{value:.1f}"
     return str(value)
 
 

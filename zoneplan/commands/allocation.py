@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+import textwrap
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,11 +17,18 @@ from geo.crs import to_wgs84
 from geo.layers import get_layer
 from geo.store import default_db, open_store
 from geo.validate import coerce_value, parse_date
-from planner.allocation import OBJECTIVES, AllocationResult, read_applications_csv, solve
+from planner.allocation import (
+    OBJECTIVES,
+    AllocationInputError,
+    AllocationResult,
+    read_applications_csv,
+    solve,
+)
 from planner.allocation_tables import application_table, capacity_table, plot_table
 from planner.servicing import ServicingModel
 from zoneplan.commands.core import add_db_option
 from zoneplan.numbers import count, tenge
+from zoneplan.problems import fold
 from zoneplan.progress import terminal_progress
 
 
@@ -80,6 +88,20 @@ def _solver_progress(time_limit: float | None):
     return report
 
 
+def _folded(message: str) -> str:
+    """The reader's listing (``line N: problem`` per line) with repeats folded."""
+    head, *rows = message.splitlines()
+    items = []
+    for row in rows:
+        where, _, what = row.partition(": ")
+        items.append((where, where, what) if what else ("input", "input", row))
+    if not items:
+        return head
+    return f"{head.rstrip(':')} ({len(items)} problem(s)); nothing was used:\n  " + "\n  ".join(
+        fold(items)
+    )
+
+
 def check_against_schema(frame: pd.DataFrame) -> None:
     """Refuse CSV rows the applications table would refuse (sector codes, hazard 1–5, …).
 
@@ -98,9 +120,13 @@ def check_against_schema(frame: pd.DataFrame) -> None:
             try:
                 coerce_value(fld, value)
             except ValueError as err:
-                problems.append(f"line {i + 2}: {name}: {err}")
+                problems.append((f"line {i + 2}", f"line {i + 2}", f"{name}: {err}"))
     if problems:
-        raise ValueError("bad applications file:\n" + "\n".join(problems))
+        lines = fold(problems)
+        raise ValueError(
+            f"bad applications file ({len(problems)} problem(s)); nothing was used:\n  "
+            + "\n  ".join(lines)
+        )
 
 
 def cmd_allocate(args: argparse.Namespace) -> int:
@@ -118,6 +144,8 @@ def cmd_allocate(args: argparse.Namespace) -> int:
     if args.applications:
         try:
             raw = read_applications_csv(args.applications)
+        except AllocationInputError as err:
+            raise ValueError(_folded(str(err))) from None
         except UnicodeDecodeError as err:
             raise ValueError(
                 f"{args.applications} is not UTF-8 text ({err.reason} at byte "
@@ -184,12 +212,18 @@ def _document(result: AllocationResult, greedy: AllocationResult, as_of) -> dict
     }
 
 
-#: What the optimised number means, per objective (see --objective's help).
+#: What the optimised number is, how it prints, and what it means (see --objective's help).
 OBJECTIVE_WORDS = {
-    "weighted": "weighted score",
-    "investment": "objective: tenge",
-    "jobs": "objective: jobs",
-    "count": "objective: applications",
+    "weighted": (
+        "weighted score",
+        lambda v: f"{v:,.2f}",
+        "weighted score: each placed application scores 0 to 1 (35% investment, 25% jobs, "
+        "10% each priority, area fit, nearness to a gate and the investor's preferred plot), "
+        "summed; higher is better",
+    ),
+    "investment": ("investment (objective)", tenge, "objective: investment placed, tenge"),
+    "jobs": ("jobs (objective)", count, "objective: jobs placed"),
+    "count": ("applications (objective)", count, "objective: applications placed"),
 }
 
 
@@ -202,6 +236,7 @@ def _print_summary(
     result: AllocationResult, greedy: AllocationResult, apps: pd.DataFrame, objective: str
 ) -> None:
     best, base = _summary(result), _summary(greedy)
+    label, shown, meaning = OBJECTIVE_WORDS[objective]
     ours, theirs = _placed(result, apps), _placed(greedy, apps)
     rows = [
         (
@@ -212,13 +247,14 @@ def _print_summary(
         ("applications placed", count(best["allocated"]), count(base["allocated"])),
         ("investment placed", tenge(ours["invest"].sum()), tenge(theirs["invest"].sum())),
         ("jobs placed", count(ours["jobs"].sum()), count(theirs["jobs"].sum())),
-        (OBJECTIVE_WORDS[objective], f"{best['objective']:,.2f}", f"{base['objective']:,.2f}"),
+        (label, shown(best["objective"]), shown(base["objective"])),
         ("gap to proven bound", "-" if best["gap"] is None else f"{best['gap']:.3%}", "-"),
         ("seconds", f"{best['elapsed_s']:.2f}", f"{base['elapsed_s']:.2f}"),
     ]
     print(f"{'':24}{'optimised':>22}{'first come, first served':>28}")
     for label, a, b in rows:
         print(f"{label:24}{a:>22}{b:>28}")
+    print(textwrap.fill(meaning, 88, subsequent_indent="  "))
     print()
     for row in result.assignments.itertuples(index=False):
         print(

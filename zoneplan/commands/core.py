@@ -18,6 +18,7 @@ from geo.store import Store, create_store, default_db, is_url, open_store, store
 from geo.store.base import redact
 from geo.store.migration import fill_from, migrate
 from geo.validate import parse_date
+from zoneplan.problems import fold, problem_items
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "shapefiles"
 SAMPLE_APPLICATIONS = SAMPLE_DIR.parent / "applications.csv"
@@ -134,8 +135,9 @@ def load_folder(store: Store, folder: Path) -> dict[str, int]:
             continue
         plan = plan_import(store, name, read_upload(path, name))
         if not plan.ok:
-            listing = "\n".join(f"  {p}" for p in plan.problems[:50])
-            more = f"\n  … and {len(plan.problems) - 50} more" if len(plan.problems) > 50 else ""
+            lines = fold(problem_items(plan.problems))
+            listing = "\n".join(f"  {line}" for line in lines[:50])
+            more = f"\n  … and {len(lines) - 50} more" if len(lines) > 50 else ""
             raise ValueError(
                 f"{path} refused ({len(plan.problems)} problem(s)); "
                 f"nothing was built:\n{listing}{more}"

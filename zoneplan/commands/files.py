@@ -26,6 +26,7 @@ from geo.validate import ValidationError
 from usecases import uploads
 from zoneplan.cli import CommandError
 from zoneplan.commands.core import add_db_option
+from zoneplan.problems import fold, problem_items
 
 
 class FilesError(CommandError, ValueError):
@@ -176,25 +177,14 @@ def _user(args: argparse.Namespace) -> str:
 
 
 def _report_problems(err: ValidationError, what: str) -> FilesError:
-    """Print one line per bad feature (capped) and build the closing error."""
-    lines: dict[tuple, list[str]] = {}
-    for p in err.problems:
-        head = (
-            "input"
-            if p.index is None
-            else f"feature {p.index}" + (f" ({p.feature_id})" if p.feature_id else "")
-        )
-        lines.setdefault((p.index is not None, p.index or 0, head), []).append(
-            f"{p.field + ': ' if p.field else ''}{p.reason}"
-        )
-    for (_, _, head), reasons in list(lines.items())[:SHOWN_PROBLEMS]:
-        print(f"  {head}: {'; '.join(reasons)}", file=sys.stderr)
+    """Print the problems (near-identical ones folded into one line, capped) and build the
+    closing error."""
+    lines = fold(problem_items(err.problems))
+    for line in lines[:SHOWN_PROBLEMS]:
+        print(f"  {line}", file=sys.stderr)
     if len(lines) > SHOWN_PROBLEMS:
-        print(
-            f"  ... and {len(lines) - SHOWN_PROBLEMS} more feature(s) with problems",
-            file=sys.stderr,
-        )
-    bad = sum(1 for key in lines if key[0])
+        print(f"  ... and {len(lines) - SHOWN_PROBLEMS} more problem(s)", file=sys.stderr)
+    bad = len({p.index for p in err.problems if p.index is not None})
     where = f" in {bad} feature(s)" if bad else ""
     return FilesError(f"{what} refused: {len(err.problems)} problem(s){where}; nothing was written")
 

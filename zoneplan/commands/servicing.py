@@ -1,4 +1,4 @@
-"""``zoneplan servicing`` and ``zoneplan kpi``: what plots can connect to, and zone indicators."""
+"""``zoneplan servicing``: what each plot can connect to, and when it is ready."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 
 import pandas as pd
 
-from geo.layers import FEATURE_LAYERS
 from geo.store import default_db, open_store
 from geo.validate import parse_date
 from zoneplan.commands.core import add_db_option
@@ -61,12 +60,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write .json (the document), .csv (one row per plot) or .geojson",
     )
     p.set_defaults(func=cmd_servicing)
-
-    p = sub.add_parser("kpi", help="zone indicators: area, investment, jobs, headroom, targets")
-    add_db_option(p)
-    p.add_argument("--as-of", metavar="YYYY-MM-DD", help="indicators as of this date")
-    p.add_argument("--json", action="store_true", help="print JSON to stdout")
-    p.set_defaults(func=cmd_kpi)
 
 
 def _as_of(text: str | None):
@@ -150,11 +143,28 @@ def _short(item: dict[str, Any], key: str) -> str:
     return "-" if item.get("code") == "none_within" or item.get("code") == "out_of_reach" else "x"
 
 
+def _ready(rec: dict[str, Any]) -> str:
+    if rec["ready"] == "unknown":
+        return f"unknown (waits for {', '.join(rec['waits_for']) or '?'})"
+    if rec["ready"] != "now" and rec.get("ready_overdue"):
+        return f"{rec['ready']} overdue"
+    return rec["ready"]
+
+
+#: The table's key: every mark and word a cell may hold.
+TABLE_KEY = """\
+key: an id = connects to that asset (road: the gate reached and the distance along roads)
+     (no frontage) = the plot does not front a road; the distance counts from the nearest one
+     x = blocked by an asset's status, - = none in reach, ! = demand does not fit, * = projected
+     ready: now; a date = when the last needed asset is due ("overdue": already past);
+     "unknown (waits for …)" = a needed connection is missing, or blocked with no due date"""
+
+
 def _table(plots: list[dict]) -> str:
     rows = []
     for r in plots:
         rd = r["road"]
-        road = (f"{rd['gate']} {rd['distance_m']:.0f}m" if rd["gate"] else "unreachable") + (
+        road = (f"{rd['gate']} {round(rd['distance_m']):,} m" if rd["gate"] else "unreachable") + (
             "" if rd["fronts"] else " (no frontage)"
         )
         rows.append(
@@ -166,19 +176,12 @@ def _table(plots: list[dict]) -> str:
                 "water": _short(r["water"], "main"),
                 "storm": _short(r["storm"], "main"),
                 "gas": _short(r["gas"], "main"),
-                "ready": r["ready"]
-                if r["ready"] != "unknown"
-                else f"unknown (waits for {', '.join(r['waits_for']) or '?'})",
+                "ready": _ready(r),
             }
         )
     if not rows:
         return "(no plots)"
-    frame = pd.DataFrame(rows)
-    legend = (
-        "x = blocked by an asset's status, - = none in reach, ! = demand does not fit, "
-        "* = projected"
-    )
-    return frame.to_string(index=False) + "\n" + legend
+    return pd.DataFrame(rows).to_string(index=False) + "\n" + TABLE_KEY
 
 
 def flatten(rec: dict[str, Any]) -> dict[str, Any]:
@@ -217,21 +220,3 @@ def _write(path: Path, doc: dict, model) -> None:
             )
             to_wgs84(gdf).to_file(tmp, driver="GeoJSON")
     tmp.replace(path)
-
-
-def cmd_kpi(args: argparse.Namespace) -> int:
-    from planner.kpi import kpi
-
-    as_of = _as_of(args.as_of)
-    db = args.db or default_db()
-    store = open_store(db)
-    snapshot = store.snapshot((*FEATURE_LAYERS, "targets"))
-    report = kpi(snapshot, as_of=as_of, today=args.today)
-    if args.json:
-        json.dump(report, sys.stdout, ensure_ascii=False, indent=2, allow_nan=False)
-        sys.stdout.write("\n")
-        return 0
-    from planner.kpi import format_kpi
-
-    print(format_kpi(report))
-    return 0
