@@ -6,18 +6,17 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from geo.crs import to_wgs84
-from geo.layers import get_layer
 from geo.store import default_db, open_store
-from geo.validate import coerce_value, parse_date
+from geo.validate import parse_date
 from planner.allocation import OBJECTIVES, AllocationResult, read_applications_csv, solve
 from planner.allocation_tables import application_table, capacity_table, plot_table
 from planner.servicing import ServicingModel
+from usecases.intake import check_against_schema
 from zoneplan.commands.core import add_db_option
 from zoneplan.numbers import count, tenge
 from zoneplan.progress import terminal_progress
@@ -77,29 +76,6 @@ def _solver_progress(time_limit: float | None):
         )
 
     return report
-
-
-def check_against_schema(frame: pd.DataFrame) -> None:
-    """Refuse CSV rows the applications table would refuse (sector codes, hazard 1–5, …).
-
-    Raises
-    ------
-    ValueError
-        Listing every bad cell by its line in the file (the header is line 1).
-    """
-    layer = get_layer("applications")
-    problems = []
-    for name in frame.columns:
-        if not layer.has(name) or layer.field(name).computed or layer.field(name).system:
-            continue
-        fld = replace(layer.field(name), required=False)
-        for i, value in enumerate(frame[name].tolist()):
-            try:
-                coerce_value(fld, value)
-            except ValueError as err:
-                problems.append(f"line {i + 2}: {name}: {err}")
-    if problems:
-        raise ValueError("bad applications file:\n" + "\n".join(problems))
 
 
 def cmd_allocate(args: argparse.Namespace) -> int:
