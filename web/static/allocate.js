@@ -27,7 +27,7 @@
   function $(id) { return document.getElementById(id); }
 
   // ------------------------------------------------------------------ the map
-  var map = L.map("zp-al-map", { zoomControl: true, maxZoom: 20, zoomSnap: 0.25 });
+  var map = L.map("zp-al-map", { zoomControl: true, maxZoom: 20 });  // whole zooms: tiles exist at those only
   map.attributionControl.setPrefix(false);
   L.control.scale({ imperial: false, position: "bottomright" }).addTo(map);
   map.setView([43.3, 76.85], 13);
