@@ -34,9 +34,13 @@ def objectives() -> list[dict[str, str]]:
             "key": "weighted",
             "label": _("Weighted score"),
             "help": _(
-                "A score from 0 to 1 for each application placed: 35% its investment, 25% its "
-                "jobs, and 10% each its priority, how closely the plot fits the area asked "
-                "for, how near the plot is to a gate, and whether it is the plot applied for."
+                "A score from 0 to 1 for each application placed: %(invest)s its investment, "
+                "%(jobs)s its jobs, and %(other)s each its priority, how closely the plot fits "
+                "the area asked for, how near the plot is to a gate, and whether it is the plot "
+                "applied for.",
+                invest="35%",
+                jobs="25%",
+                other="10%",
             ),
         },
         {
@@ -76,17 +80,11 @@ def _strings() -> dict[str, str]:
         "investment": _("Investment, tenge"),
         "gap": _("Proven gap"),
         "optimal": _("proven optimal"),
-        "status": _("Solver status"),
         "seconds": _("Seconds"),
         "firstProposal": _("First proposal after, s"),
-        "proposals": _("Proposed plots"),
-        "leftOut": _("Left out"),
         "application": _("Application"),
         "plot": _("Plot"),
-        "why": _("Why"),
         "appliedFor": _("applied for"),
-        "accept": _("Accept selected"),
-        "acceptAll": _("Accept all"),
         "accepted": _("%(n)s applications accepted; their plots are reserved.", n="{n}"),
         "notAccepted": _("Nothing was reserved:"),
         "stale": _("The store changed since the run. Untick these or run the allocation again:"),
@@ -105,8 +103,6 @@ def _strings() -> dict[str, str]:
         "notImported": _("Nothing was imported:"),
         "line": _("line %(n)s", n="{n}"),
         "chooseFile": _("Choose a CSV file first."),
-        "ha": _("ha"),
-        "tenge": _("₸"),
         "ruleLabel": _("On the plot applied for:"),
     }
 
