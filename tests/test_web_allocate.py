@@ -348,7 +348,7 @@ def test_bad_rows_are_reported_by_line_and_nothing_is_stored(planner, store):
     before = store.count("applications")
     r = _upload(planner, BAD, planner.zp_headers)
     assert r.status_code == 422
-    problems = [(p["line"], p["message"]) for p in r.get_json()["problems"]]
+    problems = [(p["index"], p["reason"]) for p in r.get_json()["problems"]]
     assert (4, "project is empty") in problems
     assert (5, "app_id A-001 is already stored") in problems
     assert any(line == 5 and "spaceships" in text for line, text in problems)
@@ -357,14 +357,14 @@ def test_bad_rows_are_reported_by_line_and_nothing_is_stored(planner, store):
     assert store.count("applications") == before
     unreadable = _upload(planner, BAD.replace("150,20", "abc,20"), planner.zp_headers)
     assert unreadable.status_code == 422
-    assert unreadable.get_json()["problems"] == [
-        {"line": 4, "message": "power_kw 'abc' is not a number"}
+    assert [(p["index"], p["reason"]) for p in unreadable.get_json()["problems"]] == [
+        (4, "power_kw 'abc' is not a number")
     ]
     wrong_area = GOOD.replace("P-155,0.5,3", "P-155,5,9")
     r = _upload(planner, wrong_area, planner.zp_headers)
     assert r.status_code == 422
-    assert r.get_json()["problems"][0]["line"] == 3
-    assert "outside the 5–9 ha applied for" in r.get_json()["problems"][0]["message"]
+    assert r.get_json()["problems"][0]["index"] == 3
+    assert "outside the 5–9 ha applied for" in r.get_json()["problems"][0]["reason"]
     latin1 = planner.post(
         "/api/applications/import",
         data={"file": (__import__("io").BytesIO("app_id\nÄ".encode("latin-1")), "x.csv")},

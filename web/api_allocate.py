@@ -198,7 +198,11 @@ def _stale(err: SelectionRefused):
 def _refused_file(err: intake.IntakeRefused):
     response = _error(str(err), 422, "file")
     body = response.get_json()
-    body["problems"] = [{"line": line, "message": text} for line, text in err.problems[:500]]
+    # ``index`` is the line in the file (the header is line 1; null: the file as a whole)
+    body["problems"] = [
+        {"index": line, "feature_id": None, "field": None, "reason": text}
+        for line, text in err.problems[:500]
+    ]
     response.set_data(_dump(body))
     return response
 
@@ -370,7 +374,8 @@ def cancel_allocation(job_id: str):
     description="The same checks as `zoneplan allocate --applications` and `zoneplan "
     "applications import`, and those of the store (new ids, a known investor, the plot "
     "applied for available, of the right area and zoned for the sector). Every bad row "
-    "is reported by its line in `problems`; nothing is stored unless every row passes. "
+    "is reported in `problems` (`index` = its line in the file, the header being line 1); "
+    "nothing is stored unless every row passes. "
     "The applications join the pending list (submitted).",
 )
 def import_applications():

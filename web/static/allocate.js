@@ -318,9 +318,9 @@
           return;
         }
         out.appendChild(el("p", { class: "zp-pl-verdict zp-pl-bad", text: T.notImported }));
-        var problems = res.body.problems || [{ line: null, message: res.body.error || String(res.status) }];
+        var problems = res.body.problems || [{ index: null, reason: res.body.error || String(res.status) }];
         out.appendChild(el("ul", { class: "zp-al-problems" }, problems.map(function (p) {
-          return el("li", { text: (p.line ? fmt(T.line, { n: p.line }) + ": " : "") + p.message });
+          return el("li", { text: (p.index ? fmt(T.line, { n: p.index }) + ": " : "") + p.reason });
         })));
       }, function () { out.textContent = T.network; });
   });
