@@ -235,12 +235,13 @@
   function accept(all) {
     if (!shown) { return; }
     var out = $("zp-al-accept-status");
-    var ids = all ? null : Array.prototype.map.call(
-      document.querySelectorAll("input[name=accept]:checked"), function (b) { return b.value; });
-    if (ids && !ids.length) { out.textContent = T.noneSelected; return; }
+    // "all" is every proposal still pending; those accepted since are left out
+    var boxes = document.querySelectorAll(all ? "input[name=accept]:not([disabled])" : "input[name=accept]:checked");
+    var ids = Array.prototype.map.call(boxes, function (b) { return b.value; });
+    if (!ids.length) { out.textContent = T.noneSelected; return; }
     var run = shown;
     clear(out);
-    zp.api("POST", url("accept", { id: run.id }), ids ? { app_ids: ids } : {}).then(function (res) {
+    zp.api("POST", url("accept", { id: run.id }), { app_ids: ids }).then(function (res) {
       if (res.status === 200) {
         open(run.id).then(function () {
           $("zp-al-accept-status").textContent = fmt(T.accepted, { n: res.body.accepted.length });
