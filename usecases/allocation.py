@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import geopandas as gpd
 import pandas as pd
 
 from geo.crs import to_wgs84
@@ -362,11 +363,11 @@ def _left_out(
 
 
 def _geojson(frame: pd.DataFrame) -> dict[str, Any]:
-    import geopandas as gpd
-
     if frame.empty:
         return {"type": "FeatureCollection", "features": []}
-    gdf = gpd.GeoDataFrame(frame.reset_index(drop=True), geometry="geometry")
+    gdf = gpd.GeoDataFrame(
+        frame.reset_index(drop=True), geometry="geometry", crs=getattr(frame, "crs", None)
+    )
     return json.loads(to_wgs84(gdf).to_json(na="null", drop_id=True))
 
 
