@@ -4,6 +4,9 @@ use case and `zoneplan applications import`."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from geo.store import open_store
@@ -97,3 +100,31 @@ def test_the_command_line_imports_and_refuses(store_path, tmp_path, capsys):
     assert main([*cli, str(good), "--investor", "investor"]) == 0
     assert "imported 1 applications (pending): D-1" in capsys.readouterr().out
     assert open_store(store_path).get("applications", "D-1")["status"] == "submitted"
+
+
+def test_overlapping_selections_at_once_one_wins_on_both_backends(sample_location):
+    """Two planners accept overlapping selections at the same moment: the accepts take the
+    plots' lock in turn, so the second sees the first's reservations and is refused whole."""
+    store = open_store(sample_location)
+    apps = [_file(store, p, 100) for p in SS14[:4]]
+    pairs = [(a["app_id"], a["plot_id"]) for a in apps]
+    selections = [pairs[:3], pairs[1:]]
+    start = threading.Barrier(2)
+
+    def accept(selection):
+        start.wait()
+        try:
+            return usecase.accept_many(
+                open_store(sample_location), selection, user="p", role="planner"
+            )
+        except usecase.SelectionRefused as err:
+            return err
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(accept, selections))
+    refused = [a for a in answers if isinstance(a, usecase.SelectionRefused)]
+    assert len(refused) == 1, answers
+    assert {s.app_id for s in refused[0].stale} == {pairs[1][0], pairs[2][0]}
+    winner = selections[answers.index(next(a for a in answers if isinstance(a, list)))]
+    reserved = set(store.read("applications", where={"status": "reserved"})["app_id"])
+    assert reserved == {a for a, _ in winner}
