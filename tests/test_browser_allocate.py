@@ -89,7 +89,7 @@ def test_a_stale_accept_is_refused_after_a_concurrent_change(live_server, page, 
     page.click("#zp-al-accept-all")
     page.wait_for_selector(".zp-al-stale li", timeout=60_000)
     status = page.text_content("#zp-al-accept-status")
-    assert "Nothing was reserved" in status
+    assert "1 of " in status and "can no longer be accepted, so nothing was reserved" in status
     assert f"application {gone} is withdrawn now, no longer pending" in status
     assert store.count("applications", where={"status": "reserved"}) == 0
     page.screenshot(path=str(ARTIFACTS / "allocate-stale.png"))

@@ -249,7 +249,9 @@
         grid.redraw();
         return;
       }
-      out.appendChild(el("p", { class: "zp-pl-verdict zp-pl-bad", text: T.notAccepted + " " + (res.body.error || res.status) }));
+      // a stale selection's message already says nothing was reserved
+      out.appendChild(el("p", { class: "zp-pl-verdict zp-pl-bad",
+        text: res.body.stale ? res.body.error : T.notAccepted + " " + (res.body.error || res.status) }));
       if (res.body.stale) {
         out.appendChild(el("p", { text: T.stale }));
         out.appendChild(el("ul", { class: "zp-al-stale" }, res.body.stale.map(function (part) {
