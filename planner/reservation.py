@@ -170,10 +170,10 @@ def check_many(
     """
     if not pairs:
         return []
-    rows = [dict(plot) for plot, _ in pairs]
-    for plot in rows:
-        if plot.get("status") != "available":
-            raise ValueError(f"plot {plot.get('plot_id')} is {plot.get('status')}, not available")
+    rows = [dict(row) for row, _ in pairs]
+    for row in rows:
+        if row.get("status") != "available":
+            raise ValueError(f"plot {row.get('plot_id')} is {row.get('status')}, not available")
     ids = [str(plot["plot_id"]) for plot in rows]
     if shared and len(set(ids)) < len(ids):
         raise ValueError("a plot is listed twice: " + ", ".join(sorted(_repeated(ids))))
@@ -216,7 +216,10 @@ def _diagonal_rules(
             plots.iloc[block].assign(plot_id=keys), apps.iloc[block].assign(app_id=keys), capacities
         )
         diagonal = rules.iloc[[k * n + k for k in range(n)]]
-        out.extend(diagonal[list(RULES)].astype(bool).to_dict("records"))
+        out.extend(
+            {str(k): bool(v) for k, v in record.items()}
+            for record in diagonal[list(RULES)].to_dict("records")
+        )
     return out
 
 

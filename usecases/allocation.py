@@ -338,9 +338,10 @@ def _left_out(
     """Each application left out: the optimiser's reason, and the rules it breaks on the plot
     it applied for (checked by planner.reservation, as an accept would)."""
     out = result.assignments[result.assignments["plot_id"].isna()]
-    rows, checks = [], []
+    rows: list[dict[str, Any]] = []
+    checks: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     for row in out.itertuples(index=False):
-        app = apps.loc[row.app_id].to_dict()
+        app = {str(k): v for k, v in apps.loc[str(row.app_id)].to_dict().items()}
         item = {
             "app_id": row.app_id,
             "reason": row.reason,
@@ -354,7 +355,8 @@ def _left_out(
             status = stored.at[plot_id, "status"] if plot_id in stored.index else None
             item["requested_status"] = status
             if status == "available":
-                checks.append((len(rows), stored.loc[plot_id].to_dict(), app))
+                plot = {str(k): v for k, v in stored.loc[plot_id].to_dict().items()}
+                checks.append((len(rows), plot, app))
         rows.append(item)
     found = reservation.check_many([(p, a) for _, p, a in checks], model, shared=False)
     for (position, _, _), breaches in zip(checks, found):

@@ -219,9 +219,13 @@ def _store_problems(
     stored = set(tx.read("applications", where={"app_id": ids})["app_id"].astype(str))
     users = set(tx.read("users")["username"].astype(str))
     named = sorted({r["plot_id"] for r in rows if r["plot_id"]})
-    plots = tx.read("plots", where={"plot_id": named}) if named else pd.DataFrame()
-    plots = {str(p["plot_id"]): p for p in plots.to_dict("records")} if len(plots) else {}
-    problems, checks = [], []
+    stored_plots = tx.read("plots", where={"plot_id": named}) if named else pd.DataFrame()
+    plots: dict[str, dict[str, Any]] = {
+        str(p["plot_id"]): {str(k): v for k, v in p.items()}
+        for p in stored_plots.to_dict("records")
+    }
+    problems: list[tuple[int, str]] = []
+    checks: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
     for line, row in zip(lines, rows):
         if row["app_id"] in stored:
             problems.append((line, f"app_id {row['app_id']} is already stored"))
@@ -235,9 +239,9 @@ def _store_problems(
         elif plot is not None:
             checks.append((line, plot, row))
     if checks:
-        found = reservation.check_many(
+        checked = reservation.check_many(
             [(plot, row) for _, plot, row in checks], read_servicing(tx), shared=False
         )
-        for (line, _, _), breaches in zip(checks, found):
+        for (line, _, _), breaches in zip(checks, checked):
             problems += [(line, b.message()) for b in breaches if b.rule in _FILING_RULES]
     return problems

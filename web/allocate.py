@@ -111,7 +111,7 @@ def _pending() -> list[dict[str, Any]]:
     apps = deps.get_store().read("applications", where={"status": PENDING}, order_by="app_id")
     keep = ["app_id", "company", "project", "sector", "min_ha", "max_ha", "invest", "jobs"]
     rows = apps[keep].astype(object).where(apps[keep].notna(), None)
-    return rows.to_dict("records")
+    return [{str(k): v for k, v in r.items()} for r in rows.to_dict("records")]
 
 
 def _config() -> dict[str, Any]:

@@ -135,7 +135,7 @@ class AcceptIn(BaseModel):
 class AcceptedOut(BaseModel):
     """The applications reserved, each on its plot."""
 
-    accepted: list[ApplicationOut]  # type: ignore[valid-type]
+    accepted: list[ApplicationOut]
 
 
 class ImportedOut(BaseModel):
