@@ -9,7 +9,8 @@ formatted after translation, like :mod:`planner.servicing`'s.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from planner.allocation import pair_rules
 from planner.allocation_tables import application_table, capacity_table, plot_table
 from planner.servicing import ServicingModel, describe
 
-__all__ = ["Breach", "RULES", "check", "demand_fields"]
+__all__ = ["Breach", "RULES", "check", "check_many", "demand_fields"]
 
 Translate = Callable[[str], str]
 #: The rules in the order a planner checks them (a missing connection hides its headroom).
@@ -132,19 +133,149 @@ def check(
     ValueError
         When the plot is not available or not in the model.
     """
-    if plot.get("status") != "available":
-        raise ValueError(f"plot {plot.get('plot_id')} is {plot.get('status')}, not available")
-    plot_id = str(plot["plot_id"])
-    plots = plot_table({"plots": pd.DataFrame([dict(plot)])}, model)
+    return check_many([(plot, application)], model)[0]
+
+
+def check_many(
+    pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+    model: ServicingModel,
+    *,
+    shared: bool = True,
+) -> list[list[Breach]]:
+    """The rules each (plot, application) pair breaks when all are accepted together, in order.
+
+    Each pair is checked as :func:`check` does, except that headroom is shared: a pair
+    sees the power and water headroom left after the pairs before it that break no rule,
+    so a selection cannot spend one substation's last kilowatts twice.
+
+    Parameters
+    ----------
+    pairs : sequence of (plot, application)
+        Available plots (see :func:`check`) and their applications; distinct plots when
+        ``shared``.
+    model : ServicingModel
+    shared : bool
+        False checks each pair on its own, against the headroom before any of them
+        (what :func:`check` says of each).
+
+    Returns
+    -------
+    list of list of Breach
+        One list per pair, in order (empty when the pair may be accepted).
+
+    Raises
+    ------
+    ValueError
+        When a plot is not available, not in the model, or listed twice.
+    """
+    if not pairs:
+        return []
+    rows = [dict(row) for row, _ in pairs]
+    for row in rows:
+        if row.get("status") != "available":
+            raise ValueError(f"plot {row.get('plot_id')} is {row.get('status')}, not available")
+    ids = [str(plot["plot_id"]) for plot in rows]
+    if shared and len(set(ids)) < len(ids):
+        raise ValueError("a plot is listed twice: " + ", ".join(sorted(_repeated(ids))))
+    plots = plot_table({"plots": pd.DataFrame(rows)}, model)
+    apps = application_table(
+        pd.concat([_application_row(app) for _, app in pairs], ignore_index=True)
+    )
     capacities = capacity_table(model)
-    passed = pair_rules(plots, application_table(_application_row(application)), capacities).iloc[0]
-    record = model.answer([plot_id])[0]
-    left = capacities.set_index("node")
-    facts = plots.iloc[0]
-    demand = {
+    passed = _diagonal_rules(plots, apps, capacities)
+    records = {str(r["plot_id"]): r for r in model.answer(ids)}
+    left = _Headroom(capacities)
+    out = []
+    for i, (plot, application) in enumerate(pairs):
+        facts, demand = plots.iloc[i], _demand(application)
+        if shared and left.drawn(
+            facts
+        ):  # earlier pairs of the selection used this node: ask the rules again
+            passed[i] = _diagonal_rules(plots.iloc[[i]], apps.iloc[[i]], left.table())[0]
+        if shared and all(passed[i].values()):
+            left.take(facts, demand)
+        out.append(_breaches(plot, application, facts, passed[i], records[ids[i]], left))
+    return out
+
+
+#: Pairs checked at once by :func:`_diagonal_rules` (a block costs block² rule rows).
+_BLOCK = 64
+
+
+def _diagonal_rules(
+    plots: pd.DataFrame, apps: pd.DataFrame, capacities: pd.DataFrame
+) -> list[dict[str, bool]]:
+    """Which rules pair i (plot i, application i) passes, for each i, through the allocator's rules."""
+    out: list[dict[str, bool]] = []
+    for start in range(0, len(plots), _BLOCK):
+        block = slice(start, start + _BLOCK)
+        # distinct ids inside a block: the allocator refuses repeated ids
+        n = len(apps.iloc[block])
+        keys = [f"#{k}" for k in range(n)]
+        rules = pair_rules(
+            plots.iloc[block].assign(plot_id=keys), apps.iloc[block].assign(app_id=keys), capacities
+        )
+        diagonal = rules.iloc[[k * n + k for k in range(n)]]
+        out.extend(
+            {str(k): bool(v) for k, v in record.items()}
+            for record in diagonal[list(RULES)].to_dict("records")
+        )
+    return out
+
+
+class _Headroom:
+    """Headroom left per node while a selection is checked in order."""
+
+    def __init__(self, capacities: pd.DataFrame):
+        self.power = capacities.set_index("node")["power_kw"].astype(float).to_dict()
+        self.water = capacities.set_index("node")["water_m3d"].astype(float).to_dict()
+        self._drawn: set[Any] = set()
+
+    def drawn(self, facts: pd.Series) -> bool:
+        return facts["node"] in self._drawn or facts["water_node"] in self._drawn
+
+    def take(self, facts: pd.Series, demand: Mapping[str, float]) -> None:
+        if demand["power"] and facts["node"] is not None:
+            self.power[facts["node"]] = self.power.get(facts["node"], 0.0) - demand["power"]
+            self._drawn.add(facts["node"])
+        if demand["water"] and facts["water_node"] is not None:
+            node = facts["water_node"]
+            self.water[node] = self.water.get(node, 0.0) - demand["water"]
+            self._drawn.add(node)
+
+    def table(self) -> pd.DataFrame:
+        nodes = sorted(set(self.power) | set(self.water), key=str)
+        return pd.DataFrame(
+            {
+                "node": nodes,
+                "power_kw": [max(self.power.get(n, 0.0), 0.0) for n in nodes],
+                "water_m3d": [max(self.water.get(n, 0.0), 0.0) for n in nodes],
+            }
+        )
+
+
+def _repeated(ids: list[str]) -> list[str]:
+    return [i for i, n in Counter(ids).items() if n > 1]
+
+
+def _demand(application: Mapping[str, Any]) -> dict[str, float]:
+    return {
         "power": float(application.get("power_kw") or 0.0),
         "water": float(application.get("water_m3d") or 0.0),
     }
+
+
+def _breaches(
+    plot: Mapping[str, Any],
+    application: Mapping[str, Any],
+    facts: pd.Series,
+    passed: Mapping[str, bool],
+    record: Mapping[str, Any],
+    left: _Headroom,
+) -> list[Breach]:
+    """The broken rules of one pair in words, headroom as ``left`` has it now."""
+    plot_id = str(plot["plot_id"])
+    demand = _demand(application)
     params: dict[str, dict[str, Any]] = {
         "size": {
             "area": f"{float(plot.get('area_ha') or 0):.2f}",
@@ -162,12 +293,12 @@ def check(
         "power_headroom": {
             "node": facts["node"],
             "demand": _amount(demand["power"]),
-            "left": _amount(left["power_kw"].get(facts["node"], 0.0)),
+            "left": _amount(max(left.power.get(facts["node"], 0.0), 0.0)),
         },
         "water_headroom": {
             "node": facts["water_node"],
             "demand": _amount(demand["water"]),
-            "left": _amount(left["water_m3d"].get(facts["water_node"], 0.0)),
+            "left": _amount(max(left.water.get(facts["water_node"], 0.0), 0.0)),
         },
     }
     breaches = []

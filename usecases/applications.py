@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,9 @@ __all__ = [
     "check",
     "apply",
     "accept",
+    "accept_many",
+    "Stale",
+    "SelectionRefused",
     "reject",
     "withdraw",
     "RELEASE_STATUSES",
@@ -290,26 +293,177 @@ def accept(
                 ]
             )
         plot = _plot(tx, plot_id, role=role)
-        breaches = reservation.check(plot, app, _locked_servicing(tx, plot_id, servicing))
+        breaches = reservation.check(plot, app, _locked_servicing(tx, [plot_id], servicing))
         if breaches:
             raise Refused(app_id, plot_id, breaches)
-        tx.update(
-            "plots",
-            plot_id,
-            {"status": "reserved", **reservation.demand_fields(app)},
-            version=plot["version"],
-        )
-        tx.update(
-            "applications",
-            app_id,
-            {"status": "reserved", "assigned": plot_id, "reason": None, "updated": now_iso()},
-            version=current,
-        )
+        _reserve(tx, app, plot, current)
         return as_record(tx.get("applications", app_id))
 
 
-def _locked_servicing(tx: Session, plot_id: str, servicing: ServicingSource) -> ServicingModel:
-    """The servicing model to check ``plot_id`` with, its substation and water main locked.
+@dataclass
+class Stale:
+    """One (application, plot) pair of a selection that cannot be accepted now, and why."""
+
+    app_id: str
+    plot_id: str
+    template: str = ""
+    status: str | None = None
+    breaches: list[Breach] = field(default_factory=list)
+
+    def message(self, translate: Translate | None = None) -> str:
+        """Why, in words: ``plot P-012 is reserved now, no longer available``."""
+        tr = translate or (lambda s: s)
+        if self.breaches:
+            return Refused(self.app_id, self.plot_id, self.breaches).message(translate)
+        return tr(self.template).format(app=self.app_id, plot=self.plot_id, status=self.status)
+
+    def to_dict(self, translate: Translate | None = None) -> dict[str, Any]:
+        """``{"app_id", "plot_id", "message", "rules"}`` for JSON."""
+        return {
+            "app_id": self.app_id,
+            "plot_id": self.plot_id,
+            "message": self.message(translate),
+            "rules": [b.to_dict(translate) for b in self.breaches],
+        }
+
+
+class SelectionRefused(Conflict):
+    """Some pairs of a selection cannot be accepted now; nothing was written."""
+
+    def __init__(self, stale: list[Stale], total: int):
+        self.stale = stale
+        self.total = total
+        super().__init__(self.message())
+
+    def message(self, translate: Translate | None = None) -> str:
+        """How many pairs, and each one's reason."""
+        tr = translate or (lambda s: s)
+        head = tr(N_("{n} of {total} can no longer be accepted, so nothing was reserved:")).format(
+            n=len(self.stale), total=self.total
+        )
+        return " ".join([head, *(p.message(translate) + "." for p in self.stale)])
+
+
+_GONE_APP = N_("application {app} no longer exists")
+_APP_ENDED = N_("application {app} is {status} now, no longer pending")
+_GONE_PLOT = N_("plot {plot} no longer exists")
+_PLOT_TAKEN = N_("plot {plot} is {status} now, no longer available")
+
+
+def accept_many(
+    store: Store,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    user: str,
+    role: str | None,
+    servicing: ServicingSource = read_servicing,
+) -> list[dict[str, Any]]:
+    """A planner accepts several applications, each for its plot, in one transaction.
+
+    The same contract as :func:`accept` for each pair (application submitted, plot
+    available, every rule of :func:`planner.reservation.check_many` met, headroom shared
+    by the pairs in order), and all or nothing: one pair that cannot be accepted now
+    refuses the whole selection, naming every such pair.
+
+    Parameters
+    ----------
+    pairs : sequence of (app_id, plot_id)
+        Distinct applications and distinct plots.
+
+    Returns
+    -------
+    list of dict
+        The reserved applications, in order.
+
+    Raises
+    ------
+    Forbidden
+        For non-staff.
+    Invalid
+        No pairs, or an application or plot listed twice.
+    SelectionRefused
+        Naming each pair whose application is gone or no longer pending, whose plot is
+        gone or taken, or that breaks a rule now. Nothing is written.
+    """
+    _staff_only(role, "accept")
+    pairs = [(str(a), str(p)) for a, p in pairs]
+    _distinct(pairs)
+    with store.transaction(user) as tx:
+        tx.lock("plots")  # accepts run one at a time (see accept)
+        stale: list[Stale] = []
+        ready: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for app_id, plot_id in pairs:
+            found = _pair(tx, app_id, plot_id, user=user, role=role)
+            if isinstance(found, Stale):
+                stale.append(found)
+            else:
+                ready.append(found)
+        model = _locked_servicing(tx, [plot["plot_id"] for _, plot in ready], servicing)
+        checked = reservation.check_many([(plot, app) for app, plot in ready], model)
+        for (app, plot), breaches in zip(ready, checked):
+            if breaches:
+                stale.append(Stale(app["app_id"], plot["plot_id"], breaches=breaches))
+        if stale:
+            raise SelectionRefused(stale, len(pairs))
+        for app, plot in ready:
+            _reserve(tx, app, plot, int(app["version"]))
+        return [as_record(tx.get("applications", app["app_id"])) for app, _ in ready]
+
+
+def _distinct(pairs: list[tuple[str, str]]) -> None:
+    if not pairs:
+        raise Invalid([Problem(None, None, "app_ids", "choose at least one application")])
+    for position, what in ((0, "application"), (1, "plot")):
+        ids = [pair[position] for pair in pairs]
+        if len(set(ids)) < len(ids):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            raise Invalid(
+                [Problem(None, twice[0], "app_ids", f"{what} {twice[0]} is listed twice")]
+            )
+
+
+def _pair(
+    tx: Session, app_id: str, plot_id: str, *, user: str, role: str | None
+) -> Stale | tuple[dict[str, Any], dict[str, Any]]:
+    """The application and plot of a pair, locked, or why they cannot be paired now."""
+    try:
+        app = _application(tx, app_id, user=user, role=role)
+    except NotFound:
+        return Stale(app_id, plot_id, _GONE_APP)
+    if app["status"] != "submitted":
+        return Stale(app_id, plot_id, _APP_ENDED, app["status"])
+    try:
+        plot = tx.get("plots", plot_id, for_update=True)
+    except NotFound:
+        return Stale(app_id, plot_id, _GONE_PLOT)
+    if not plot_view(role).sees(plot):
+        return Stale(app_id, plot_id, _GONE_PLOT)
+    if plot["status"] != PUBLIC_PLOT_STATUS:
+        return Stale(app_id, plot_id, _PLOT_TAKEN, plot["status"])
+    return app, plot
+
+
+def _reserve(tx: Session, app: Mapping[str, Any], plot: Mapping[str, Any], version: int) -> None:
+    """The plot becomes reserved carrying the application's demand and identity; the
+    application reserved with ``assigned`` = the plot."""
+    tx.update(
+        "plots",
+        plot["plot_id"],
+        {"status": "reserved", **reservation.demand_fields(app)},
+        version=plot["version"],
+    )
+    tx.update(
+        "applications",
+        app["app_id"],
+        {"status": "reserved", "assigned": plot["plot_id"], "reason": None, "updated": now_iso()},
+        version=version,
+    )
+
+
+def _locked_servicing(
+    tx: Session, plot_ids: Sequence[str], servicing: ServicingSource
+) -> ServicingModel:
+    """The servicing model to check ``plot_ids`` with, their substations and water mains locked.
 
     Two accepts onto plots fed by one substation lock the same row, so they check one after
     the other. On a backend whose transaction holds the whole store's write lock
@@ -319,13 +473,12 @@ def _locked_servicing(tx: Session, plot_id: str, servicing: ServicingSource) -> 
     """
     seen = tx.revision(["plots"])
     model = servicing(tx)
-    record = model.answer([plot_id])[0]
-    for layer, key in (
-        ("substations", record["power"].get("substation")),
-        ("water_mains", record["water"].get("main")),
-    ):
-        if key is not None:
-            tx.get(layer, key, for_update=True)
+    nodes: set[tuple[str, str]] = set()
+    for record in model.answer(list(plot_ids)) if plot_ids else []:
+        nodes.add(("substations", record["power"].get("substation")))
+        nodes.add(("water_mains", record["water"].get("main")))
+    for layer, key in sorted((n for n in nodes if n[1] is not None), key=str):
+        tx.get(layer, key, for_update=True)
     return model if tx.revision(["plots"]) == seen else servicing(tx)
 
 

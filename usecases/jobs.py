@@ -50,10 +50,15 @@ class JobContext:
     params: dict[str, Any]
     _last_write: float = 0.0
 
-    def progress(self, fraction: float, message: str = "") -> None:
+    def progress(
+        self, fraction: float, message: str = "", interim: Mapping[str, Any] | None = None
+    ) -> None:
         """Record how far the job is (0..1) and what it does; raise Cancelled when cancelled.
 
-        Calls are cheap: the store is written at most every ``PROGRESS_EVERY_S`` seconds.
+        ``interim`` (JSON-ready) is kept as the job's ``result`` while it runs, e.g. the
+        best solution value so far; the final result replaces it, and a job that fails or
+        is cancelled has none. Calls are cheap: the store is written at most every
+        ``PROGRESS_EVERY_S`` seconds.
         """
         now = time.monotonic()
         if now - self._last_write < PROGRESS_EVERY_S and fraction < 1.0:
@@ -62,11 +67,13 @@ class JobContext:
         row = self.runner.store.get("jobs", self.job_id)
         if row.get("cancel"):
             raise Cancelled(self.job_id)
+        changes: dict[str, Any] = {"result": _dumps(interim)} if interim is not None else {}
         self.runner._set(
             self.job_id,
             progress=min(max(float(fraction), 0.0), 1.0),
             message=str(message)[:500],
             heartbeat=now_iso(),
+            **changes,
         )
 
     @property
@@ -226,9 +233,13 @@ class JobRunner:
                 message="",
             )
         except Cancelled:
-            self._set(job_id, state="cancelled", finished=now_iso(), message="cancelled")
+            self._set(
+                job_id, state="cancelled", finished=now_iso(), message="cancelled", result=None
+            )
         except (StoreError, ValidationError, ValueError) as err:
-            self._set(job_id, state="failed", finished=now_iso(), error=str(err)[:2000])
+            self._set(
+                job_id, state="failed", finished=now_iso(), error=str(err)[:2000], result=None
+            )
         except Exception as err:  # a bug must end the job visibly, not leave it running
             log.exception("job %s failed", job_id)
             self._set(
@@ -236,6 +247,7 @@ class JobRunner:
                 state="failed",
                 finished=now_iso(),
                 error=f"internal error ({type(err).__name__}); see the server log",
+                result=None,
             )
         finally:
             with self._lock:

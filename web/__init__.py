@@ -35,6 +35,7 @@ BLUEPRINTS = (
     "web.planner",
     "web.subdivide",
     "web.planner_access",
+    "web.allocate",
     "web.ogc",
     "web.tiles",
     "web.dashboard",

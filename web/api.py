@@ -425,6 +425,7 @@ EXTENSIONS = (
     "web.api_files",
     "web.api_edit",
     "web.api_jobs",
+    "web.api_allocate",
 )
 for _name in EXTENSIONS:
     importlib.import_module(_name)

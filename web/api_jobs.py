@@ -30,7 +30,11 @@ class JobOut(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     progress: float | None = Field(None, description="0 to 1")
     message: str | None = None
-    result: dict[str, Any] | None = Field(None, description="Set when the job is done")
+    result: dict[str, Any] | None = Field(
+        None,
+        description="Set when the job is done; while it runs, interim figures when the job "
+        "reports them (e.g. an allocation's best value and gap so far)",
+    )
     error: str | None = Field(None, description="Why the job failed")
     cancel: bool = False
     created: str | None = None

@@ -7,16 +7,14 @@ import json
 import math
 import sys
 import textwrap
-from dataclasses import replace
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
 
 from geo.crs import to_wgs84
-from geo.layers import get_layer
 from geo.store import default_db, open_store
-from geo.validate import coerce_value, parse_date
+from geo.validate import parse_date
 from planner.allocation import (
     OBJECTIVES,
     AllocationInputError,
@@ -26,6 +24,7 @@ from planner.allocation import (
 )
 from planner.allocation_tables import application_table, capacity_table, plot_table
 from planner.servicing import ServicingModel
+from usecases.intake import check_against_schema
 from zoneplan.commands.core import add_db_option
 from zoneplan.numbers import count, tenge
 from zoneplan.problems import fold
@@ -102,33 +101,6 @@ def _folded(message: str) -> str:
     )
 
 
-def check_against_schema(frame: pd.DataFrame) -> None:
-    """Refuse CSV rows the applications table would refuse (sector codes, hazard 1–5, …).
-
-    Raises
-    ------
-    ValueError
-        Listing every bad cell by its line in the file (the header is line 1).
-    """
-    layer = get_layer("applications")
-    problems = []
-    for name in frame.columns:
-        if not layer.has(name) or layer.field(name).computed or layer.field(name).system:
-            continue
-        fld = replace(layer.field(name), required=False)
-        for i, value in enumerate(frame[name].tolist()):
-            try:
-                coerce_value(fld, value)
-            except ValueError as err:
-                problems.append((f"line {i + 2}", f"line {i + 2}", f"{name}: {err}"))
-    if problems:
-        lines = fold(problems)
-        raise ValueError(
-            f"bad applications file ({len(problems)} problem(s)); nothing was used:\n  "
-            + "\n  ".join(lines)
-        )
-
-
 def cmd_allocate(args: argparse.Namespace) -> int:
     as_of = parse_date(args.as_of) if args.as_of else None
     if args.time_limit is not None and args.time_limit <= 0:
@@ -151,7 +123,10 @@ def cmd_allocate(args: argparse.Namespace) -> int:
                 f"{args.applications} is not UTF-8 text ({err.reason} at byte "
                 f"{err.start}); save the CSV as UTF-8"
             ) from None
-        check_against_schema(raw)
+        try:
+            check_against_schema(raw)
+        except ValueError as err:
+            raise ValueError(_folded(str(err))) from None
     else:
         raw = store.read("applications")
     apps = application_table(raw)

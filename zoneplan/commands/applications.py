@@ -1,4 +1,4 @@
-"""``zoneplan applications list|accept|reject|withdraw``: the operator's side of applications."""
+"""``zoneplan applications list|import|accept|reject|withdraw``: the operator's side of applications."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import json
 import sys
 from collections.abc import Iterable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from geo.layers import APPLICATION_STATUSES
 from geo.store import Invalid, default_db, open_store
 from planner.applications import list_applications
 from usecases import applications as usecase
+from usecases import intake
 from zoneplan.cli import CommandError
 from zoneplan.commands.core import add_db_option, add_user_option, audit_user
 
@@ -32,6 +34,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         "application releases the plot.",
     )
     actions = p.add_subparsers(dest="applications_command", required=True, metavar="ACTION")
+
+    im = actions.add_parser(
+        "import",
+        help="file applications received outside the site from a CSV file (all or none)",
+        description="The same checks as `zoneplan allocate --applications`, then against "
+        "the store (new ids, a known investor, the plot applied for available, of the right "
+        "area and zoned for the sector); every bad row is listed by its line and nothing is "
+        "stored. The applications join the pending list.",
+    )
+    add_db_option(im)
+    im.add_argument("file", metavar="FILE.csv", type=Path)
+    im.add_argument(
+        "--investor",
+        default=None,
+        metavar="NAME",
+        help="investor (a user here) of rows without one (default: --user)",
+    )
+    add_user_option(im)
+    im.set_defaults(func=cmd_import)
 
     ls = actions.add_parser("list", help="applications, newest first")
     add_db_option(ls)
@@ -176,6 +197,24 @@ def cmd_accept(args: argparse.Namespace) -> int:
         f"{app['app_id']} accepted: plot {app['assigned']} is reserved"
         + (f" and carries its demand ({demand})" if demand else "")
     )
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    if not args.file.is_file():
+        raise CommandError(f"no file {args.file}")
+    try:
+        done = intake.import_csv(
+            _store(args), args.file.read_bytes(), user=audit_user(args), investor=args.investor
+        )
+    except intake.IntakeRefused as err:
+        print(f"zoneplan applications import: {args.file}: nothing was imported:", file=sys.stderr)
+        for line, text in err.problems:
+            print(f"  {'line ' + str(line) + ': ' if line else ''}{text}", file=sys.stderr)
+        return 1
+    print(f"imported {len(done.app_ids)} applications (pending): {', '.join(done.app_ids)}")
+    if done.ignored_columns:
+        print(f"columns not stored: {', '.join(done.ignored_columns)}", file=sys.stderr)
     return 0
 
 
