@@ -14,13 +14,14 @@ import geopandas as gpd
 import pandas as pd
 
 from geo.crs import to_wgs84
+from geo.i18n import N_
 from geo.store import Invalid, Store
 from geo.validate import Problem
 from planner import reservation
 from planner.allocation import OBJECTIVES, AllocationResult, solve
 from planner.allocation_tables import PENDING, application_table, capacity_table, plot_table
 from planner.reservation import Breach
-from planner.servicing import N_, ServicingModel
+from planner.servicing import ServicingModel
 from usecases.applications import ServicingSource, accept_many, read_servicing
 
 __all__ = [

@@ -8,7 +8,7 @@ from typing import Any
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 
-from web.maps import N_
+from geo.i18n import N_
 
 # The largest scale a value reaches names its unit (the CLI's zoneplan/numbers.py, in words
 # the catalogues translate).

@@ -74,7 +74,6 @@ from planner.servicing.rules import (
     CONNECT_M,
     COUNTED_PLOT_STATUSES,
     FRONTAGE_M,
-    N_,
     POWER_FACTOR,
     RAIL_REACH_M,
     REQUIRED,
@@ -88,7 +87,6 @@ from planner.servicing.rules import (
 )
 
 __all__ = [
-    "N_",
     "ServicingModel",
     "Scenario",
     "describe",
