@@ -1018,6 +1018,6 @@ def docs():
 
 
 # Modules that add operations to this blueprint (imported before it is registered).
-EXTENSIONS = ("web.api_edit", "web.api_jobs")
+EXTENSIONS = ("web.api_edit", "web.api_jobs", "web.api_search")
 for _name in EXTENSIONS:
     importlib.import_module(_name)
