@@ -107,6 +107,6 @@ def test_api_search_refuses_bad_queries(client, query, field):
 
 def test_api_search_is_in_the_openapi_document(client):
     doc = client.get("/api/openapi.json").get_json()
-    op = doc["paths"]["/search"]["get"]
+    op = doc["paths"]["/api/search"]["get"]
     assert {p["name"] for p in op["parameters"]} == {"q", "limit"}
     assert "SearchResults" in doc["components"]["schemas"]
