@@ -47,13 +47,14 @@ def _wait_ready(page, path: str) -> None:
         )
 
 
-def _check_header(page, width: str, lang: str, role: str) -> None:
+def _check_header(page, width: str, lang: str, role: str, shot: str) -> None:
     header = page.locator("header.zp-header")
     toggle = header.locator(".zp-menu-toggle")
     if width == "phone":
         assert toggle.is_visible() and not header.locator(".zp-nav").is_visible()
         toggle.click()
         assert toggle.get_attribute("aria-expanded") == "true"
+        page.screenshot(path=str(SHOTS / f"{shot}-menu.png"))
     else:
         assert not toggle.is_visible()
     for code in LANGUAGES:
@@ -97,7 +98,7 @@ def _check_page(page, path: str, width: str) -> None:
         _inside_viewport(page, page.locator(".zp-search-input"))
         if width == "phone":
             assert filters.get_attribute("open") is None
-            filters.locator("summary").click()
+            filters.locator(":scope > summary").click()
             _inside_viewport(page, page.locator("input[name=min_area]"))
             _inside_viewport(page, page.locator("#zp-filters button[type=submit]"))
         _inside_viewport(page, rows.first.locator("a"))
@@ -119,7 +120,7 @@ def test_pages_fit_every_width_language_and_role(live_server, page, role):
                 _no_sideways_overflow(page)
                 name = f"{role}-{lang}-{width}-{'map' if path == '/' else 'plots'}"
                 page.screenshot(path=str(SHOTS / f"{name}.png"))
-                _check_header(page, width, lang, role)
+                _check_header(page, width, lang, role, name)
                 _check_page(page, path, width)
                 _no_sideways_overflow(page)
     assert page.zp_blocked == [], page.zp_blocked[:3]

@@ -188,7 +188,7 @@
         var sectors = all ? T.any_sector : p.sectors.map(function (s) { return T.sectors[s] || s; }).join(", ");
         cell(tr, sectors, "zp-sectors zp-col-opt");
         tr.lastChild.title = sectors;
-        cell(tr, p.rail === null ? "—" : (p.rail ? T.yes : T.no));
+        cell(tr, p.rail === null ? "—" : (p.rail ? T.yes : T.no), "zp-col-opt");
         cell(tr, p.power ? number(p.power_headroom_kw, 0) : "—",
           "num" + (p.power && p.power_headroom_kw < 0 ? " zp-neg" : ""));
         cell(tr, p.water ? number(p.water_headroom_m3d, 0) : "—",

@@ -29,6 +29,24 @@
     return style;
   }
 
+  /* a printer drawn in SVG (no icon font; fonts lack the print symbol) */
+  function printerIcon() {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "18");
+    svg.setAttribute("height", "18");
+    svg.setAttribute("aria-hidden", "true");
+    var path = document.createElementNS(ns, "path");
+    path.setAttribute("d", "M7 9V3h10v6M7 17H4v-7h16v7h-3M7 14h10v7H7z");
+    path.setAttribute("fill", "none");
+    path.setAttribute("stroke", "currentColor");
+    path.setAttribute("stroke-width", "1.8");
+    path.setAttribute("stroke-linejoin", "round");
+    svg.appendChild(path);
+    return svg;
+  }
+
   /* a print button: the legend opens, the map fits the page, the browser prints (or saves a PDF) */
   function addPrint(map, label) {
     var control = L.control({ position: "topleft" });
@@ -39,7 +57,7 @@
       button.setAttribute("role", "button");
       button.setAttribute("title", label);
       button.setAttribute("aria-label", label);
-      button.textContent = "\u2399";  // the print-screen symbol: no icon font needed
+      button.appendChild(printerIcon());
       L.DomEvent.disableClickPropagation(box);
       L.DomEvent.on(button, "click", function (e) {
         L.DomEvent.preventDefault(e);
