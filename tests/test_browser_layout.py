@@ -125,3 +125,33 @@ def test_pages_fit_every_width_language_and_role(live_server, page, role):
                 _no_sideways_overflow(page)
     assert page.zp_blocked == [], page.zp_blocked[:3]
     assert page.zp_errors == [], page.zp_errors[:3]
+
+
+def test_every_other_page_fits_a_phone(live_server, page, store):
+    """Pages beyond the map and the catalogue, as an admin (who may open them all)."""
+    pid = store.read("plots", where={"status": ["available"]}).iloc[0]["plot_id"]
+    paths = (
+        "/login",
+        f"/plots/{pid}",
+        "/applications",
+        "/downloads",
+        "/upload",
+        "/planner",
+        "/planner/subdivide",
+        "/planner/access",
+        "/planner/history",
+        "/admin/users",
+        "/account",
+        "/api/docs",
+        "/ogc",
+    )
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, live_server, "admin")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        response = page.goto(f"{live_server}/lang/ru?next={path}", wait_until="networkidle")
+        assert response.ok, path
+        _no_sideways_overflow(page)
+        assert page.locator(".zp-menu-toggle").is_visible(), path
+        page.screenshot(path=str(SHOTS / f"admin-ru-phone{path.replace('/', '-')}.png"))
+    assert page.zp_blocked == [], page.zp_blocked[:3]
