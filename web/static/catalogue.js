@@ -277,6 +277,11 @@
       }).then(function () { if (seq === loads) { root.removeAttribute("aria-busy"); } });
     }
     form.addEventListener("submit", function (e) { e.preventDefault(); load(); });
+    // the status list folds away on a click elsewhere, like a select
+    var statusBox = document.getElementById("zp-statuses");
+    document.addEventListener("click", function (e) {
+      if (statusBox && statusBox.open && !statusBox.contains(e.target)) { statusBox.open = false; }
+    });
     form.querySelectorAll("select, input[type=checkbox]").forEach(function (s) { s.addEventListener("change", load); });
     table.querySelectorAll(".zp-sort").forEach(function (b) {
       b.addEventListener("click", function () {

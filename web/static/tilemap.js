@@ -110,12 +110,12 @@
     });
     function shown() { return names.filter(function (name) { return !hidden[name]; }); }
 
+    var pickable = {};
+    cfg.layers.forEach(function (spec) { pickable[spec.name] = spec.pick !== false; });
     var asked = 0;
     /* open the popup of the topmost shown feature at latlng; resolves its {layer, id} or null */
     function pick(latlng) {
       var seq = ++asked;
-      var pickable = {};
-      cfg.layers.forEach(function (spec) { pickable[spec.name] = spec.pick !== false; });
       var top = shown().filter(function (name) { return pickable[name]; }).reverse();
       if (!top.length) { return Promise.resolve(null); }
       var query = "at=" + latlng.lng.toFixed(7) + "," + latlng.lat.toFixed(7) +
