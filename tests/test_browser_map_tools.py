@@ -227,6 +227,8 @@ def test_print_view_is_one_page_with_legend_and_scale(live_server, page):
     assert page.locator(".zp-legend li").first.is_visible()
     assert page.locator(".leaflet-control-scale-line").is_visible()
     assert not page.locator(".zp-search, .leaflet-control-layers").first.is_visible()
+    page.set_viewport_size({"width": 1123, "height": 794})  # A4 landscape at 96 dpi
+    page.screenshot(path=str(ARTIFACTS / "map-print.png"))
     pdf = page.pdf(prefer_css_page_size=True, print_background=True)
     (ARTIFACTS / "map-print.pdf").write_bytes(pdf)
     pages = pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages")

@@ -140,15 +140,16 @@
     var measure = window.zpMeasure ? window.zpMeasure(map, labels.measure) : null;
     addPrint(map, labels.print || "Print");
 
-    /* the popup of one feature by id, opened at the centre of its box (a search result) */
+    /* the popup of one feature by id (a search result), opened on the top edge of its box so
+       the outlined plot stays in sight below it */
     function openFeature(layer, id, hit) {
-      var at = L.latLng((hit.bbox[1] + hit.bbox[3]) / 2, (hit.bbox[0] + hit.bbox[2]) / 2);
+      var at = L.latLng(hit.bbox[3], (hit.bbox[0] + hit.bbox[2]) / 2);
       return fetch(cfg.feature.replace("__layer__", layer).replace("__id__", encodeURIComponent(id)),
                    { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (response) { return response.ok ? response.json() : null; })
         .then(function (found) {
           if (!found || !found.html) { return; }
-          L.popup({ maxWidth: 400, minWidth: 240, maxHeight: 360, autoPan: false })
+          L.popup({ maxWidth: 400, minWidth: 240, maxHeight: 300, autoPanPadding: [10, 10] })
             .setLatLng(at).setContent(found.html).openOn(map);
           map.getContainer().setAttribute("data-picked", found.layer + "/" + found.id);
         });
