@@ -93,14 +93,16 @@ def test_clicking_a_plot_on_the_tiles_opens_its_popup(live_server, page, store):
         "input"
     ).uncheck()
     page.wait_for_function("() => !window.zpMapTiles.shown().includes('plots')")
-    page.mouse.click(x, y)
-    page.wait_for_function(
-        "(pid) => { const p = document.querySelector("
-        "'.leaflet-popup-content .zp-popup h6'); "
-        "return p && !p.textContent.includes(pid); }",
-        arg=pid,
+    page.evaluate(
+        "() => document.querySelector('#zp-map .folium-map').removeAttribute('data-picked')"
     )
-    assert not page.get_attribute("#zp-map .folium-map", "data-picked").startswith("plots/")
+    with page.expect_response(lambda r: "/map/features?" in r.url) as asked:
+        page.mouse.click(x, y)
+    layers = asked.value.url.split("layers=")[1].split("&")[0].split(",")
+    assert "plots" not in layers and "zone" not in layers  # the zone never answers a click
+    page.wait_for_timeout(100)
+    picked = page.get_attribute("#zp-map .folium-map", "data-picked") or ""
+    assert not picked.startswith("plots/"), picked
     assert page.zp_errors == []
 
 

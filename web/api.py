@@ -426,6 +426,7 @@ EXTENSIONS = (
     "web.api_edit",
     "web.api_jobs",
     "web.api_allocate",
+    "web.api_search",
 )
 for _name in EXTENSIONS:
     importlib.import_module(_name)

@@ -39,7 +39,7 @@ from usecases import applications as usecase
 from usecases import uploads
 from web import api, deps, svgmap
 from web.auth import current_role, current_username, has_role, role_required, signed_in_username
-from web.maps import PLOT_COLOURS, tr_label, tr_value
+from web.maps import PLOT_COLOURS, measure_labels, search_labels, tr_label, tr_value
 
 bp = Blueprint("catalogue", __name__)
 
@@ -78,6 +78,7 @@ def _page_config() -> dict[str, Any]:
         "export_url": url_for("api.export", layer="plots", format="gpkg").replace(
             "plots.gpkg", "plots.__FMT__"
         ),
+        "search": url_for("api.search_plots"),
         "tiles": config.get("ZONEPLAN_TILES_URL") or "",
         "attribution": config.get("ZONEPLAN_TILES_ATTRIBUTION") or "",
         "colours": PLOT_COLOURS,
@@ -99,13 +100,21 @@ def _page_config() -> dict[str, Any]:
             "utilities": {u: _(word) for u, word in UTILITY_WORDS.items()},
             "sectors": {s: _tv(s) for s in SECTORS},
             "statuses": {s: _tv(s) for s in PLOT_COLOURS},
+            "search": search_labels(_),
+            "measure": measure_labels(_),
         },
     }
 
 
-def _filters_or_error(args: Mapping[str, str]) -> tuple[dict[str, str], str | None]:
-    """The page's filters as given (for the form) and an error message when they are bad."""
-    values = {k: v for k, v in args.items() if v != ""}
+def _filters_or_error(args: MultiDict) -> tuple[dict[str, str], str | None]:
+    """The page's filters as given (for the form) and an error message when they are bad.
+
+    ``plot`` (the selected plot, for shared links) is the page's own, not a filter; the
+    status boxes send ``status`` once per status ticked."""
+    values = {k: v for k, v in args.to_dict(flat=True).items() if v != "" and k != "plot"}
+    statuses = [s for s in args.getlist("status") if s]
+    if len(statuses) > 1:
+        values["status"] = ",".join(statuses)
     try:
         cat.parse_filters(values)
     except cat.QueryError as err:
@@ -118,14 +127,23 @@ def _filters_or_error(args: Mapping[str, str]) -> tuple[dict[str, str], str | No
 def plots():
     """Plots (available by default, any status the reader may see): filters, a map and a
     sortable list kept in sync (data: /api/plots)."""
-    values, error = _filters_or_error(request.args.to_dict(flat=True))
+    values, error = _filters_or_error(request.args)
+    view = plot_view(current_role())
     return render_template(
         "plots.html",
         values=values,
         error=error,
+        statuses=view.statuses,
+        checked=_checked_statuses(values.get("status")),
         page_config=_page_config(),
         formats=DOWNLOAD_FORMATS,
     )
+
+
+def _checked_statuses(text: str | None) -> list[str]:
+    """The statuses a ``status`` parameter asks for (the catalogue's default: available)."""
+    asked = [s.strip() for s in (text or "").split(",") if s.strip()]
+    return asked or [cat.PUBLIC_PLOT_STATUS]
 
 
 def _servicing_record(plot_id: str, as_of: dt.date | None = None) -> dict[str, Any] | None:

@@ -53,20 +53,14 @@ VENDOR_FILES: dict[str, str] = {
     "chartjs/LICENSE.md": "chart.js/LICENSE.md",
 }
 
-# What folium's Map template loads, by folium's own names, pointed at our copies. Left out on
-# purpose: Bootstrap 3 glyphicons and folium's awesome-rotate CSS (only for glyphicon-prefixed
-# or rotated awesome markers, which no map here uses; neither is published on npm).
-MAP_JS: tuple[tuple[str, str], ...] = (
-    ("leaflet", "leaflet/leaflet.js"),
-    ("jquery", "jquery/jquery.min.js"),
-    ("bootstrap", "bootstrap/bootstrap.bundle.min.js"),
-    ("awesome_markers", "awesome-markers/leaflet.awesome-markers.js"),
-)
+# What the zone map page loads in its head, by folium's names, pointed at our copies: Leaflet,
+# and Bootstrap's CSS for the page around the map. Folium's other defaults (jQuery, Bootstrap's
+# JS, awesome markers and their icon font) are left out: the map draws no folium marker or
+# popup, and six fewer requests make the page load sooner.
+MAP_JS: tuple[tuple[str, str], ...] = (("leaflet", "leaflet/leaflet.js"),)
 MAP_CSS: tuple[tuple[str, str], ...] = (
     ("leaflet_css", "leaflet/leaflet.css"),
     ("bootstrap_css", "bootstrap/bootstrap.min.css"),
-    ("awesome_markers_font_css", "fontawesome/css/all.min.css"),
-    ("awesome_markers_css", "awesome-markers/leaflet.awesome-markers.css"),
 )
 
 
@@ -353,6 +347,20 @@ LAYER_STYLES: tuple[LayerStyle, ...] = (
     ),
 )
 ROAD_WEIGHTS = {"arterial": 11, "collector": 8, "local": 6, "access": 4}
+#: Layers a click never picks: the zone boundary is the frame every click falls inside, so its
+#: popup would open on every miss and hide what the reader meant to hit.
+UNPICKED = frozenset({"zone"})
+PICK_PIXELS = 6  # how near a click must come to a line or an area's edge, in screen pixels
+PICK_MARGIN = 4  # beyond a point marker's drawn edge, so a click anywhere on it hits
+
+
+def pick_pixels(layer: str) -> float:
+    """How near (screen pixels) a click must come to a feature of ``layer`` to hit it: point
+    markers count their whole drawn circle (radius and half the stroke) plus a margin."""
+    spec = next((s for s in LAYER_STYLES if s.name == layer), None)
+    if spec is None or spec.radius is None:
+        return PICK_PIXELS
+    return spec.radius + spec.style.get("weight", 0) / 2 + PICK_MARGIN
 
 
 # --------------------------------------------------------------------------- popups
@@ -471,9 +479,41 @@ def tile_layer_specs(translate: Translate) -> list[dict[str, Any]]:
             "style": dict(spec.style),
             "radius": spec.radius,
             "show": spec.show,
+            "pick": spec.name not in UNPICKED,
         }
         for spec in LAYER_STYLES
     ]
+
+
+def measure_labels(translate: Translate) -> dict[str, str]:
+    """The measuring tool's words (web/static/measure.js) in the reader's language."""
+    return {
+        "measure": translate(N_("Measure distance and area")),
+        "hint": translate(N_("Click points on the map; double-click to finish.")),
+        "distance": translate(N_("Distance")),
+        "area": translate(N_("Area")),
+        "finish": translate(N_("Finish")),
+        "clear": translate(N_("Clear")),
+        "m": translate(N_("m")),
+        "km": translate(N_("km")),
+        "m2": translate(N_("m²")),
+        "ha": translate(N_("ha")),
+    }
+
+
+def search_labels(translate: Translate) -> dict[str, Any]:
+    """The plot search box's words (web/static/search.js) in the reader's language."""
+    return {
+        "search": translate(N_("Search plots")),
+        "placeholder": translate(N_("Plot id or cadastral number")),
+        "none": translate(N_("No plot found.")),
+        "error": translate(N_("Search failed:")),
+        "fields": {
+            "cadastre": translate(N_("Cadastral number")),
+            "resident": translate(N_("Resident")),
+        },
+        "statuses": {code: tr_value(code, translate) for code in PLOT_COLOURS},
+    }
 
 
 def build_zone_map(
@@ -483,6 +523,8 @@ def build_zone_map(
     static_url: Callable[[str], str],
     tiles: str,
     pick: str,
+    feature: str,
+    search: str,
     tiles_url: str | None = None,
     tiles_attribution: str | None = None,
 ) -> folium.Map:
@@ -502,6 +544,10 @@ def build_zone_map(
         The vector tile URL template with ``__layer__`` for the layer name.
     pick : str
         The URL answering what lies under a click (``/map/features``).
+    feature : str
+        One feature's popup URL with ``__layer__`` and ``__id__`` placeholders.
+    search : str
+        The plot search URL (``/api/search``).
     tiles_url, tiles_attribution : str, optional
         A basemap tile URL template; None draws the vectors on a plain background.
     """
@@ -548,11 +594,21 @@ def build_zone_map(
         "plotColours": PLOT_COLOURS,
         "statusStrokes": STATUS_STROKES,
         "roadWeights": ROAD_WEIGHTS,
+        "feature": feature,
+        "search": search,
+        "labels": {
+            "search": search_labels(translate),
+            "measure": measure_labels(translate),
+            "print": translate(N_("Print the map")),
+        },
     }
     VectorTileLayers(
         config,
         [
             ("vectorgrid", static_url("vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js")),
+            ("zp", static_url("zp.js")),
+            ("zp_search", static_url("search.js")),
+            ("zp_measure", static_url("measure.js")),
             ("zp_tilemap", static_url("tilemap.js")),
         ],
     ).add_to(m)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
@@ -56,6 +57,8 @@ def zone_map() -> RenderedMap:
             static_url=_static,
             tiles=tiles,
             pick=url_for("tiles.pick"),
+            feature=url_for("tiles.feature_popup", layer="__layer__", key="__id__"),
+            search=url_for("api.search_plots"),
             tiles_url=config.get("ZONEPLAN_TILES_URL"),
             tiles_attribution=config.get("ZONEPLAN_TILES_ATTRIBUTION"),
         )
@@ -71,6 +74,7 @@ def _map_context(rendered: RenderedMap, view: PlotView) -> dict[str, Any]:
         "map_script": rendered.script,
         "map_id": rendered.map_id,
         "legend": legend(_, view.statuses),
+        "printed": dt.date.today().isoformat(),
     }
 
 

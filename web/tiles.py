@@ -24,7 +24,7 @@ from geo.tiles import MAX_ZOOM, Tile, TileCache, TileError, metres_per_pixel, ne
 from planner import visibility
 from web import deps
 from web.auth import current_role
-from web.maps import popup_html
+from web.maps import pick_pixels, popup_html
 
 bp = Blueprint("tiles", __name__)
 
@@ -40,8 +40,6 @@ STYLE_PROPERTIES: dict[str, tuple[str, ...]] = {
     "prot_zones": ("name", "status", "kind"),
 }
 ASSET_PROPERTIES = ("name", "status")
-#: How close to a feature a click counts as on it, screen pixels.
-PICK_PIXELS = 6
 
 
 @dataclass(frozen=True)
@@ -216,13 +214,14 @@ def pick():
     names = [n for n in request.args.get("layers", "").split(",") if n][: len(FEATURE_LAYERS)]
     x, y = transformer(WGS84_EPSG, WORKING_EPSG).transform(lon, lat)
     point = shapely.Point(x, y)
-    tolerance = PICK_PIXELS * metres_per_pixel(zoom, lat)
+    pixel = metres_per_pixel(zoom, lat)
     store = deps.get_store()
     for name in names:
         try:
             view = layer_view(name, current_role())
         except NotFound:
             continue
+        tolerance = pick_pixels(name) * pixel
         rows = store.read(
             name,
             bbox=(x - tolerance, y - tolerance, x + tolerance, y + tolerance),

@@ -1,20 +1,14 @@
 /* Investors' catalogue (/plots) and plot page (/plots/<id>): Leaflet maps and the list,
    fed by the JSON API. No inline scripts (CSP); configuration comes from data attributes;
-   every text goes in with textContent. */
+   every text goes in with textContent (zp.el). Needs zp.js; the catalogue also search.js
+   and measure.js. The selected plot is in the URL (?plot=ID), so a shared link opens it. */
 (function () {
   "use strict";
 
-  // Leaflet inserts tooltip strings as HTML; stored names are user text, so pass a text node.
-  function plainText(text) {
-    var span = document.createElement("span");
-    span.textContent = String(text);
-    return span;
-  }
-
-  var root = document.getElementById("zp-catalogue");
-  if (!root || !window.L) { return; }
-  var cfg = JSON.parse(root.getAttribute("data-config"));
-  var T = cfg.labels;
+  var page = window.zp && window.zp.config("zp-catalogue");
+  if (!page || !window.L) { return; }
+  var root = page.root, cfg = page.cfg, T = cfg.labels;
+  var el = window.zp.el, fmt = window.zp.fmt;
   var CONTEXT = {
     zone: { color: "#17324a", weight: 2, fill: false, dashArray: "6 4" },
     roads: { color: "#8a8f94", weight: 2 },
@@ -24,24 +18,20 @@
   };
   var BROKEN = { closed: 1, under_repair: 1, not_commissioned: 1, restricted: 1 };
   var HIGHLIGHT = { color: "#e8590c", weight: 4, fillOpacity: 0.55 };
+  var DEFAULT_STATUS = "available";
 
-  function fmt(text, n) { return String(text).replace("{n}", n); }
+  // Leaflet inserts tooltip strings as HTML; stored names are user text, so pass a text node.
+  function plainText(text) { return el("span", { text: String(text) }); }
   function number(v, digits) {
     return (v === null || v === undefined) ? "—" : Number(v).toLocaleString(undefined, {
       maximumFractionDigits: digits, minimumFractionDigits: digits });
-  }
-  function el(tag, text, cls) {
-    var node = document.createElement(tag);
-    if (text !== undefined && text !== null) { node.textContent = text; }
-    if (cls) { node.className = cls; }
-    return node;
   }
   function readyText(ready, waitsFor) {
     if (ready === "now") { return T.now; }
     if (!ready || ready === "unknown") {
       // never a bare "unknown": say which required services are missing
       var what = (waitsFor || []).map(function (u) { return T.utilities[u] || u; }).join(", ");
-      return T.unknown + " (" + T.waits_for.replace("{what}", what || "?") + ")";
+      return T.unknown + " (" + fmt(T.waits_for, { what: what || "?" }) + ")";
     }
     return ready;
   }
@@ -64,16 +54,16 @@
       L.tileLayer(cfg.tiles, { attribution: cfg.attribution, maxZoom: 19 }).addTo(map);
     }
     map.setView([43.33, 76.85], 14);
+    L.control.scale({ imperial: false }).addTo(map);
+    if (window.zpMeasure) { window.zpMeasure(map, T.measure); }
     return map;
   }
-  function getJSON(url) {
-    return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
-      .then(function (r) {
-        return r.json().then(function (body) {
-          if (!r.ok) { throw new Error(body.error || r.statusText); }
-          return body;
-        });
-      });
+  /* GET a JSON answer; rejects with the server's error message */
+  function getJSON(path) {
+    return window.zp.api("GET", path).then(function (answer) {
+      if (answer.status !== 200) { throw new Error(answer.body.error || String(answer.status)); }
+      return answer.body;
+    });
   }
   function layerUrl(name, query) {
     return cfg.layers_url.replace("__NAME__", name) + (query ? "?" + query : "");
@@ -119,28 +109,48 @@
     var tbody = table.querySelector("tbody");
     var count = document.getElementById("zp-count");
     var errorBox = document.getElementById("zp-list-error");
+    var statusShown = form.querySelector(".zp-statuses-shown");
     var map = newMap("zp-cat-map");
     var byId = {};
     var rows = {};
-    var selected = null;
+    var selected = new URLSearchParams(location.search).get("plot");
     var plots = L.geoJSON(null, {
       style: plotStyle,
       onEachFeature: function (f, layer) {
         byId[f.id] = layer;
         layer.bindTooltip(plainText(f.id + " · " + number(f.properties.area_ha, 2) + " " + T.ha));
-        layer.on("click", function () { select(f.id, "map"); });
+        layer.on("click", function () { if (!map.zpMeasuring) { select(f.id, "map"); } });
         layer.on("add", function () { layer.getElement().setAttribute("data-plot", f.id); });
       }
     }).addTo(map);
     addContextTiles(map, ["zone", "roads", "rail_lines"]);
+    var search = window.zpSearch ? window.zpSearch(map, {
+      url: cfg.search, labels: T.search,
+      onResult: function (hit) {
+        // a plot in the list is selected there; one the filters leave out stays outlined
+        if (byId[hit.plot_id]) { search.outline.clearLayers(); }
+        select(hit.plot_id, "search");
+      }
+    }) : null;
 
+    /* the filters as query parameters; the status boxes become one comma list */
     function query(withPaging) {
       var params = new URLSearchParams();
+      var statuses = [];
       new FormData(form).forEach(function (value, key) {
-        if (String(value).trim() !== "") { params.set(key, String(value).trim()); }
+        value = String(value).trim();
+        if (key === "status") { statuses.push(value); } else if (value !== "") { params.set(key, value); }
       });
+      // the default (available only) stays out of the URL, as the server omits it
+      if (statuses.length && statuses.join(",") !== DEFAULT_STATUS) { params.set("status", statuses.join(",")); }
       if (withPaging) { params.set("limit", "1000"); }
       return params;
+    }
+    function pageUrl() {
+      var params = query(false);
+      if (selected) { params.set("plot", selected); }
+      var text = params.toString();
+      return location.pathname + (text ? "?" + text : "");
     }
     function select(id, from) {
       if (selected && byId[selected]) { plots.resetStyle(byId[selected]); }
@@ -150,39 +160,39 @@
       if (layer) {
         layer.setStyle(HIGHLIGHT);
         layer.bringToFront();
-        if (from === "list") { map.flyToBounds(layer.getBounds(), { maxZoom: 16, padding: [120, 120], duration: 0.4 }); }
+        if (from === "list" || from === "url") {
+          map.flyToBounds(layer.getBounds(), { maxZoom: 16, padding: [60, 60], duration: from === "url" ? 0 : 0.4 });
+        }
       }
       if (row) {
         row.classList.add("zp-selected");
         row.setAttribute("aria-selected", "true");
-        if (from === "map") { row.scrollIntoView({ block: "nearest" }); }
+        if (from !== "list") { row.scrollIntoView({ block: "nearest" }); }
       }
       root.setAttribute("data-selected", id);
+      history.replaceState(null, "", pageUrl());
     }
-    function cell(tr, text, cls) { tr.appendChild(el("td", text, cls)); }
+    function cell(tr, text, cls) { tr.appendChild(el("td", { text: text, class: cls })); }
     function render(fc) {
       plots.clearLayers();
-      byId = {}; rows = {}; selected = null;
+      byId = {}; rows = {};
       plots.addData(fc);
       tbody.textContent = "";
       fc.features.forEach(function (f) {
         var p = f.properties;
-        var tr = el("tr");
-        tr.setAttribute("data-plot", f.id);
-        tr.tabIndex = 0;
-        var link = el("a", f.id);
-        link.href = cfg.plot_url.replace("__ID__", encodeURIComponent(f.id));
-        var first = el("td"); first.appendChild(link); tr.appendChild(first);
+        var tr = el("tr", { "data-plot": f.id, tabindex: "0" }, [
+          el("td", null, [el("a", { text: f.id, href: cfg.plot_url.replace("__ID__", encodeURIComponent(f.id)) })])
+        ]);
         cell(tr, number(p.area_ha, 2), "num");
         var all = p.sectors.length === Object.keys(T.sectors).length;
         var sectors = all ? T.any_sector : p.sectors.map(function (s) { return T.sectors[s] || s; }).join(", ");
-        cell(tr, sectors, "zp-sectors");
+        cell(tr, sectors, "zp-sectors zp-col-opt");
         tr.lastChild.title = sectors;
-        cell(tr, p.rail === null ? "—" : (p.rail ? T.yes : T.no));
+        cell(tr, p.rail === null ? "—" : (p.rail ? T.yes : T.no), "zp-col-opt");
         cell(tr, p.power ? number(p.power_headroom_kw, 0) : "—",
           "num" + (p.power && p.power_headroom_kw < 0 ? " zp-neg" : ""));
         cell(tr, p.water ? number(p.water_headroom_m3d, 0) : "—",
-          "num" + (p.water && p.water_headroom_m3d < 0 ? " zp-neg" : ""));
+          "num zp-col-opt" + (p.water && p.water_headroom_m3d < 0 ? " zp-neg" : ""));
         cell(tr, readyText(p.ready, p.waits_for));
         cell(tr, T.statuses[p.status] || p.status);
         tr.addEventListener("click", function (e) {
@@ -195,13 +205,26 @@
         tbody.appendChild(tr);
       });
       count.textContent = fc.numberMatched === 0 ? T.none :
-        fmt(T.matched, fc.numberMatched) + (fc.numberReturned < fc.numberMatched ?
-          " · " + fmt(T.shown, fc.numberReturned) : "");
+        fmt(T.matched, { n: fc.numberMatched }) + (fc.numberReturned < fc.numberMatched ?
+          " · " + fmt(T.shown, { n: fc.numberReturned }) : "");
       root.setAttribute("data-matched", fc.numberMatched);
       root.setAttribute("data-returned", fc.numberReturned);
-      if (fc.features.length) {
+      if (selected && byId[selected]) {
+        select(selected, "url");
+      } else if (fc.features.length) {
         map.fitBounds(plots.getBounds(), { maxZoom: 16, padding: [20, 20] });
       }
+      if (selected && !byId[selected]) { outlineOutside(selected); }
+    }
+    /* a selected plot the filters leave out (a shared link, a search hit): outlined only */
+    function outlineOutside(id) {
+      if (!search) { return; }
+      getJSON(cfg.api + "/" + encodeURIComponent(id)).then(function (feature) {
+        search.outline.clearLayers();
+        search.outline.addData(feature);
+        map.fitBounds(search.outline.getBounds(), { maxZoom: 16, padding: [60, 60], animate: false });
+        root.setAttribute("data-selected", id);
+      }).catch(function () { /* gone, or not for this reader: the list stays as it is */ });
     }
     function markSort() {
       var sort = form.elements.sort.value || "plot_id";
@@ -214,11 +237,18 @@
         if (sort === "-" + key) { th.setAttribute("aria-sort", "descending"); b.classList.add("zp-desc"); }
       });
     }
+    function markStatuses() {
+      var names = [];
+      form.querySelectorAll("input[name=status]:checked").forEach(function (box) {
+        names.push(T.statuses[box.value] || box.value);
+      });
+      if (statusShown) { statusShown.textContent = names.join(", ") || T.statuses[DEFAULT_STATUS]; }
+    }
     function updateDownloads(params) {
       var q = new URLSearchParams(params);
       q.delete("limit"); q.delete("sort"); q.delete("offset");
       // the list defaults to available plots; a download without status holds every status
-      if (!q.get("status")) { q.set("status", "available"); }
+      if (!q.get("status")) { q.set("status", DEFAULT_STATUS); }
       var text = q.toString();
       document.querySelectorAll(".zp-download").forEach(function (a) {
         a.href = cfg.export_url.replace("__FMT__", a.getAttribute("data-format")) + (text ? "?" + text : "");
@@ -228,10 +258,10 @@
     function load() {
       var seq = ++loads;
       var params = query(false);
-      var text = params.toString();
-      history.replaceState(null, "", location.pathname + (text ? "?" + text : ""));
+      history.replaceState(null, "", pageUrl());
       updateDownloads(params);
       markSort();
+      markStatuses();
       count.textContent = T.loading;
       errorBox.hidden = true;
       root.setAttribute("aria-busy", "true");
@@ -240,14 +270,19 @@
       }).catch(function (err) {
         if (seq !== loads) { return; }
         plots.clearLayers(); tbody.textContent = "";
-        count.textContent = fmt(T.matched, 0);
+        count.textContent = fmt(T.matched, { n: 0 });
         errorBox.textContent = T.error + " " + err.message;
         errorBox.hidden = false;
         root.setAttribute("data-matched", "error");
       }).then(function () { if (seq === loads) { root.removeAttribute("aria-busy"); } });
     }
     form.addEventListener("submit", function (e) { e.preventDefault(); load(); });
-    form.querySelectorAll("select").forEach(function (s) { s.addEventListener("change", load); });
+    // the status list folds away on a click elsewhere, like a select
+    var statusBox = document.getElementById("zp-statuses");
+    document.addEventListener("click", function (e) {
+      if (statusBox && statusBox.open && !statusBox.contains(e.target)) { statusBox.open = false; }
+    });
+    form.querySelectorAll("select, input[type=checkbox]").forEach(function (s) { s.addEventListener("change", load); });
     table.querySelectorAll(".zp-sort").forEach(function (b) {
       b.addEventListener("click", function () {
         var key = b.getAttribute("data-sort");
@@ -275,7 +310,9 @@
           style: plotStyle,
           onEachFeature: function (f, layer) {
             layer.bindTooltip(plainText(f.id + " · " + number(f.properties.area_ha, 2) + " " + T.ha));
-            layer.on("click", function () { location.href = cfg.plot_url.replace("__ID__", encodeURIComponent(f.id)); });
+            layer.on("click", function () {
+              if (!map.zpMeasuring) { location.href = cfg.plot_url.replace("__ID__", encodeURIComponent(f.id)); }
+            });
           }
         }).addTo(map);
         own.bringToFront();
