@@ -39,6 +39,9 @@ from pydantic import (
 from geo.crs import WEB_DECIMALS, WGS84_EPSG, WORKING_EPSG, transformer, working_crs
 from geo.layers import LAYERS, PLOT_STATUSES, SECTORS, get_layer, parse_sectors
 from geo.store import Range, Store
+from planner import messages
+from planner.messages import Translate
+from planner.servicing import N_
 from planner.visibility import (
     Forbidden,
     PlotView,
@@ -295,8 +298,11 @@ class LayerQuery(QueryParams):
     offset: int = Field(0, ge=0, le=10_000_000, description="Features to skip")
 
 
-def parse_model(model: type[BaseModel], params: Mapping[str, Any]) -> Any:
-    """Validate ``params`` (e.g. a query string as a dict) with ``model``.
+def parse_model(
+    model: type[BaseModel], params: Mapping[str, Any], *, translate: Translate | None = None
+) -> Any:
+    """Validate ``params`` (e.g. a query string as a dict) with ``model``; the message in
+    words (:mod:`planner.messages`), through ``translate`` when given.
 
     Raises
     ------
@@ -306,16 +312,20 @@ def parse_model(model: type[BaseModel], params: Mapping[str, Any]) -> Any:
     try:
         return model.model_validate(dict(params))
     except ValidationError as err:
+        tr = translate or (lambda s: s)
         first = err.errors()[0]
         field = str(first["loc"][0]) if first.get("loc") else None
-        msg = first["msg"].removeprefix("Value error, ")
+        known = ", ".join(model.model_fields)
         if first["type"] == "extra_forbidden":
-            known = ", ".join(model.model_fields)
-            msg = f"unknown parameter; known parameters: {known}"
+            msg = tr(N_("unknown parameter; known parameters: {known}")).format(known=known)
         elif field == "bbox" and len(first.get("loc", ())) > 1:
-            msg = "give four numbers: minLon,minLat,maxLon,maxLat"
+            msg = tr(N_("give four numbers: minLon,minLat,maxLon,maxLat"))
         elif first["type"] == "literal_error" and field == "sector":
-            msg = f"unknown sector {first.get('input')!r}; use one of {', '.join(SECTORS)}"
+            msg = tr(N_("unknown sector {input}; use one of {known}")).format(
+                input=repr(first.get("input")), known=", ".join(SECTORS)
+            )
+        else:
+            msg = messages.describe(first, known=model.model_fields, translate=translate)
         raise QueryError(f"{field}: {msg}" if field else msg, field) from None
 
 
@@ -433,8 +443,10 @@ def working_bbox(bbox: tuple[float, float, float, float] | None) -> tuple[float,
     return tuple(transformer(WGS84_EPSG, WORKING_EPSG).transform_bounds(*clipped))
 
 
-def to_geojson_geometries(geoms: Iterable[Any]) -> list[dict | None]:
-    """GeoJSON geometry objects in WGS84 (rounded to ``WEB_DECIMALS``) for working-CRS geometries."""
+def to_geojson_geometries(
+    geoms: Iterable[Any], *, decimals: int = WEB_DECIMALS
+) -> list[dict | None]:
+    """GeoJSON geometry objects in WGS84 (rounded to ``decimals``) for working-CRS geometries."""
     arr = np.asarray(list(geoms) if not isinstance(geoms, np.ndarray) else geoms, dtype=object)
     if len(arr) == 0:
         return []
@@ -442,7 +454,7 @@ def to_geojson_geometries(geoms: Iterable[Any]) -> list[dict | None]:
 
     def project(xy: np.ndarray) -> np.ndarray:
         x, y = tr.transform(xy[:, 0], xy[:, 1])
-        return np.round(np.column_stack([x, y]), WEB_DECIMALS)
+        return np.round(np.column_stack([x, y]), decimals)
 
     out = shapely.transform(arr, project)
     return [None if text is None else json.loads(text) for text in shapely.to_geojson(out)]

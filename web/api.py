@@ -344,9 +344,9 @@ def endpoint(
         @wraps(view)
         def wrapped(**kwargs: Any):
             if ep.query is not None:
-                kwargs["query"] = cat.parse_model(ep.query, _args())
+                kwargs["query"] = cat.parse_model(ep.query, _args(), translate=gettext)
             if ep.body is not None:
-                kwargs["body"] = apps.parse_body(ep.body, _json_body())
+                kwargs["body"] = apps.parse_body(ep.body, _json_body(), translate=gettext)
             result = view(**kwargs)
             if isinstance(result, Response):
                 return result
@@ -1018,6 +1018,6 @@ def docs():
 
 
 # Modules that add operations to this blueprint (imported before it is registered).
-EXTENSIONS = ("web.api_edit", "web.api_jobs")
+EXTENSIONS = ("web.api_edit", "web.api_jobs", "web.api_coords")
 for _name in EXTENSIONS:
     importlib.import_module(_name)

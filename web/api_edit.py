@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from flask import Response
 from flask_babel import gettext
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic_core import PydanticCustomError
 
 from geo.layers import (
     ASSET_LAYERS,
@@ -126,9 +127,10 @@ class PlotAttributes(_In):
         codes = [s.strip() for s in value.split(",") if s.strip()]
         unknown = sorted(set(codes) - set(SECTORS))
         if unknown or not codes:
-            raise ValueError(
-                f"unknown sector code(s) {', '.join(unknown) or repr(value)}; "
-                f"use {', '.join(SECTORS)} or *"
+            raise PydanticCustomError(
+                "unknown_sectors",
+                "unknown sector code(s) {unknown}; use {known} or *",
+                {"unknown": ", ".join(unknown) or repr(value), "known": ", ".join(SECTORS)},
             )
         return ",".join(codes)
 
@@ -421,13 +423,20 @@ def patch_plot(plot_id: str, body: PlotPatch):
         raise Invalid(
             [
                 SchemaProblem(
-                    None, plot_id, None, "nothing to change: send geometry, status or attributes"
+                    None,
+                    plot_id,
+                    None,
+                    gettext("nothing to change: send geometry, status or attributes"),
                 )
             ]
         )
-    for name, what in (("geometry", "an outline"), ("status", "a status")):
+    needs = {
+        "geometry": gettext("a plot needs an outline"),
+        "status": gettext("a plot needs a status"),
+    }
+    for name, message in needs.items():
         if name in sent and getattr(body, name) is None:
-            raise Invalid([SchemaProblem(None, plot_id, name, f"a plot needs {what}")])
+            raise Invalid([SchemaProblem(None, plot_id, name, message)])
     changes = _attributes(body, sent)
     if "status" in sent:
         changes["status"] = body.status
@@ -497,12 +506,15 @@ def patch_asset(layer: str, asset_id: str, body: AssetPatch):
         raise Invalid(
             [
                 SchemaProblem(
-                    None, asset_id, None, "nothing to change: send status, since, due or note"
+                    None,
+                    asset_id,
+                    None,
+                    gettext("nothing to change: send status, since, due or note"),
                 )
             ]
         )
     if "status" in sent and body.status is None:
-        raise Invalid([SchemaProblem(None, asset_id, "status", "an asset needs a status")])
+        raise Invalid([SchemaProblem(None, asset_id, "status", gettext("an asset needs a status"))])
     store: Store = deps.get_store()
     parcels.update_asset(
         store,
