@@ -296,6 +296,13 @@ class LayerQuery(QueryParams):
     bbox: Bbox = Field(None, description=BBOX_TEXT)
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=10_000, description="Page size (1..10000)")
     offset: int = Field(0, ge=0, le=10_000_000, description="Features to skip")
+    decimals: int = Field(
+        WEB_DECIMALS,
+        ge=5,
+        le=9,
+        description="Decimals of the WGS84 coordinates: 6 (about 0.1 m) by default, 9 "
+        "(0.1 mm) for editors that snap to the outlines",
+    )
 
 
 def parse_model(
@@ -734,7 +741,9 @@ def layer_collection(
     features = []
     if rows is not None and len(rows):
         geoms = (
-            to_geojson_geometries(rows.geometry.values) if layer.is_feature else [None] * len(rows)
+            to_geojson_geometries(rows.geometry.values, decimals=query.decimals)
+            if layer.is_feature
+            else [None] * len(rows)
         )
         names = layer_fields(name, role)
         for record, geom in zip(rows[names].to_dict("records"), geoms):

@@ -281,7 +281,8 @@ def feature_json(layer: str, row: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "Feature",
         "id": str(row[lyr.key]),
-        "geometry": to_geojson_geometries([geom])[0] if geom is not None else None,
+        # 0.1 mm: the editor snaps to these corners, and 6 decimals would leave slivers
+        "geometry": to_geojson_geometries([geom], decimals=9)[0] if geom is not None else None,
         "properties": props,
     }
 

@@ -166,7 +166,9 @@
     var b = map.getBounds().pad(0.25);
     var bbox = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(function (v) {
       return v.toFixed(6); }).join(",");
-    plotLoad = fetch(P.url("layer", { layer: "plots" }) + "?limit=" + cfg.pageSize + "&bbox=" + bbox,
+    // 9 decimals (0.1 mm): corners snapped to are the stored ones, not 10 cm off
+    plotLoad = fetch(P.url("layer", { layer: "plots" }) + "?limit=" + cfg.pageSize +
+                     "&decimals=9&bbox=" + bbox,
                      { credentials: "same-origin" })
       .then(function (response) {
         if (!response.ok) { throw new Error("plots: HTTP " + response.status); }
