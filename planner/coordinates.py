@@ -23,7 +23,7 @@ UTM_EASTING = (100_000.0, 900_000.0)
 UTM_NORTHING = (0.0, 9_330_000.0)
 #: The longitudes UTM zone 43N covers (72°E–78°E), with a margin a zone's edge may need.
 ZONE_LON = (69.0, 81.0)
-_SPLIT = re.compile(r"[;\s]+")
+_SPLIT = re.compile(r",\s+|[;\s]+")
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def _number(token: str) -> float | None:
 
 
 def _tokens(line: str) -> list[str]:
-    """The numbers of a line: split on spaces, tabs or semicolons, else on one comma."""
+    """The numbers of a line: split on spaces, tabs, semicolons or ", ", else on one comma."""
     parts = [p for p in _SPLIT.split(line.strip()) if p]
     if len(parts) == 1 and parts[0].count(",") == 1:
         parts = parts[0].split(",")
