@@ -44,8 +44,16 @@
                       checked: o[0] === "*" ? any : (!any && chosen.indexOf(o[0]) >= 0) }),
         " " + o[1]]);
     });
-    return el("fieldset", { id: id, class: "zp-pl-sectors", "aria-describedby": id + "-error" },
-              boxes);
+    var fieldset = el("fieldset", { id: id, class: "zp-pl-sectors",
+                                    "aria-describedby": id + "-error" }, boxes);
+    // "any sector" and a list exclude each other: ticking one clears the other
+    fieldset.addEventListener("change", function (e) {
+      var anyBox = e.target.value === "*";
+      Array.prototype.forEach.call(fieldset.querySelectorAll("input"), function (b) {
+        if (b !== e.target && e.target.checked && (anyBox || b.value === "*")) { b.checked = false; }
+      });
+    });
+    return fieldset;
   }
   function sectorsValue(fieldset) {
     var picked = Array.prototype.filter.call(fieldset.querySelectorAll("input"), function (b) {

@@ -30,5 +30,6 @@
     });
 
   window.zpPlanner = { map: map, groups: P.groups, index: P.index, ready: ready, tiles: P.tiles,
-                       select: P.select, draft: function () { return P.state.draft; } };
+                       select: P.select, deselect: P.deselect,
+                       draft: function () { return P.state.draft; } };
 })();
