@@ -164,3 +164,10 @@ def test_error_pages_are_titled_in_the_readers_language(client, lang, title):
     assert r.status_code == 404
     page = r.get_data(as_text=True)
     assert f"<title>{title} · zoneplan</title>" in page and f"<h1>{title}</h1>" in page
+
+
+def test_api_docs_speak_the_readers_language(client):
+    page = client.get("/api/docs", headers={"Accept-Language": "ru"}).get_data(as_text=True)
+    assert "Построить контур по введённым вершинам" in page and "<h2>планирование</h2>" in page
+    page = client.get("/api/docs", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Read typed corners into an outline" in page and "<h2>planning</h2>" in page

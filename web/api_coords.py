@@ -15,6 +15,7 @@ from planner import coordinates
 from planner.catalogue import to_geojson_geometries
 from web.api import endpoint
 from web.api_edit import PolygonJSON, _In, _polygon
+from web.i18n import N_
 
 System = Literal[tuple(coordinates.SYSTEMS)]  # type: ignore[valid-type]
 
@@ -51,7 +52,7 @@ class OutlineText(BaseModel):
 @endpoint(
     "post",
     "/coordinates",
-    summary="Read typed corners into an outline",
+    summary=N_("Read typed corners into an outline"),
     tag="planning",
     body=CornersIn,
     response=CornersOut,
@@ -76,7 +77,7 @@ def read_corners(body: CornersIn):
 @endpoint(
     "post",
     "/coordinates/text",
-    summary="Write an outline's corners in a coordinate system",
+    summary=N_("Write an outline's corners in a coordinate system"),
     tag="planning",
     body=OutlineIn,
     response=OutlineText,

@@ -32,6 +32,7 @@ from planner.catalogue import IsoDate, to_geojson_geometries
 from web import deps
 from web.api import PLOT_ID, api_error_with_problems, bp, endpoint
 from web.auth import api_error, current_username
+from web.i18n import N_
 
 __all__ = [
     "bp",
@@ -329,7 +330,7 @@ def _state_conflict(err: parcels.StateConflict):
 @endpoint(
     "post",
     "/check",
-    summary="Check a drawn parcel: area, problems, servicing",
+    summary=N_("Check a drawn parcel: area, problems, servicing"),
     tag="planning",
     body=CheckIn,
     response=CheckOut,
@@ -371,7 +372,7 @@ def _attributes(model: BaseModel, names: set[str]) -> dict[str, Any]:
 @endpoint(
     "post",
     "/plots",
-    summary="Store a drawn parcel as a candidate plot",
+    summary=N_("Store a drawn parcel as a candidate plot"),
     tag="planning",
     body=PlotIn,
     response=EditedPlot,
@@ -403,7 +404,7 @@ def create_plot(body: PlotIn):
 @endpoint(
     "patch",
     "/plots/{plot_id}",
-    summary="Change a plot's outline, status or attributes",
+    summary=N_("Change a plot's outline, status or attributes"),
     tag="planning",
     body=PlotPatch,
     response=EditedPlot,
@@ -463,7 +464,7 @@ def patch_plot(plot_id: str, body: PlotPatch):
 @endpoint(
     "delete",
     "/plots/{plot_id}",
-    summary="Delete a candidate plot",
+    summary=N_("Delete a candidate plot"),
     tag="planning",
     query=VersionQuery,
     status=204,
@@ -488,7 +489,7 @@ ASSET_PATH = {
 @endpoint(
     "patch",
     "/assets/{layer}/{asset_id}",
-    summary="Set an asset's status, dates or note",
+    summary=N_("Set an asset's status, dates or note"),
     tag="planning",
     body=AssetPatch,
     response=EditedAsset,

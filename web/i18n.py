@@ -64,3 +64,15 @@ ERROR_TITLES = {
 def error_title(code: int | None, name: str, _: Translate) -> str:
     """An HTTP error's title in the reader's language (werkzeug's name when unknown)."""
     return _(ERROR_TITLES[code]) if code in ERROR_TITLES else name
+
+
+#: The API's groups of operations (``tag`` of :func:`web.api.endpoint`), for /api/docs.
+API_TAGS = (
+    N_("applications"),
+    N_("exports"),
+    N_("jobs"),
+    N_("layers"),
+    N_("planning"),
+    N_("plots"),
+    N_("uploads"),
+)
