@@ -36,11 +36,32 @@
     }
     return coords.map(round9);
   }
+  /* A corner within EXACT_M of a loaded plot's corner is that corner: geoman snaps in screen
+     space and lands a few millimetres off, which would leave slivers between neighbours. */
+  var EXACT_M = 0.02;
+  function exactCorner(position, skip) {
+    if (!P.index || !P.index.plots) { return position; }
+    var here = L.latLng(position[1], position[0]);
+    var best = null, bestDistance = EXACT_M;
+    Object.keys(P.index.plots).forEach(function (id) {
+      var plot = P.index.plots[id];
+      if (plot === skip || !plot.getBounds().pad(0.01).contains(here)) { return; }
+      plot.getLatLngs().forEach(function (ring) {
+        ring.forEach(function (corner) {
+          var distance = P.map.distance(here, corner);
+          if (distance < bestDistance) { bestDistance = distance; best = corner; }
+        });
+      });
+    });
+    return best ? [best.lng, best.lat] : position;
+  }
   /* a layer's outline as GeoJSON, degrees rounded to 9 decimals (0.1 mm: typed UTM metres
      and snapped corners survive the round trip; Leaflet's default would cut at 10 cm) */
   P.geometryOf = function (layer) {
     var geometry = layer.toGeoJSON(false).geometry;
-    geometry.coordinates = round9(geometry.coordinates);
+    geometry.coordinates = round9(geometry.coordinates.map(function (ring) {
+      return ring.map(function (position) { return exactCorner(position, layer); });
+    }));
     return geometry;
   };
 
