@@ -29,6 +29,7 @@
     title.textContent = target ? P.fmt(T.coordsEditTitle, { id: target }) : T.coordsNewTitle;
     showErrors([]);
     card.hidden = false;
+    delete text.dataset.edited;
     if (target) { fill(); } else { text.value = ""; }
     text.focus();
   };
