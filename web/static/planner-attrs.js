@@ -10,6 +10,9 @@
   var cfg = P.cfg, T = P.T, el = P.el;
 
   // ------------------------------------------------------------------ plot attributes
+  var labels = {};
+  cfg.plotFields.forEach(function (field) { labels[field.name] = field.label; });
+
   function input(field, value) {
     var id = "zp-pl-attr-" + field.name;
     var common = { id: id, name: field.name, class: "form-control form-control-sm",
@@ -103,7 +106,7 @@
       if (Object.keys(body).length === 1) { note.textContent = T.nothingChanged; note.hidden = false; return; }
       saveAttributes(form, props.plot_id, body);
     });
-    return el("details", { class: "zp-pl-attrs", id: "zp-pl-attrs" }, [
+    return el("details", { class: "zp-pl-attr-edit", id: "zp-pl-attrs" }, [
       el("summary", { text: T.attributes }), form]);
   };
 
@@ -138,7 +141,9 @@
         var problems = (response.body && response.body.problems) ||
           [{ field: response.body && response.body.field, reason: response.body.error }];
         showFieldErrors(form, problems);
-        P.showMessage("error", T.not_saved, P.problemLines(response.body));
+        P.showMessage("error", T.not_saved, problems.map(function (p) {
+          return (labels[p.field] ? labels[p.field] + ": " : "") + p.reason;
+        }));
         return;
       }
       if (response.status !== 200) { P.refused(response, P.reloadAndSelect("plots", id)); return; }
