@@ -69,11 +69,10 @@ class Tile:
         """The tile (grown by ``buffer`` extent units) as a box in the working CRS."""
         pad = self.size * buffer / EXTENT
         minx, miny, maxx, maxy = self.bounds
-        return tuple(
-            transformer(WEB_MERCATOR_EPSG, WORKING_EPSG).transform_bounds(
-                minx - pad, miny - pad, maxx + pad, maxy + pad
-            )
+        west, south, east, north = transformer(WEB_MERCATOR_EPSG, WORKING_EPSG).transform_bounds(
+            minx - pad, miny - pad, maxx + pad, maxy + pad
         )
+        return west, south, east, north
 
 
 def feature_ids(keys: Sequence[Any]) -> list[int]:
@@ -122,7 +121,12 @@ def prepare_geometries(geoms: np.ndarray, tile: Tile) -> np.ndarray:
 
 
 def encode(
-    layer: str, geoms: np.ndarray, tile: Tile, *, key: str, columns: Mapping[str, Sequence[Any]]
+    layer: str,
+    geoms: np.ndarray,
+    tile: Tile,
+    *,
+    key: str,
+    columns: Mapping[str, Sequence[Any] | np.ndarray],
 ) -> bytes:
     """One Mapbox Vector Tile (one layer named ``layer``) of features that may touch ``tile``.
 
@@ -162,9 +166,10 @@ def encode(
         }
         for geom, fid, row in zip(local[keep], ids, zip(*values))
     ]
-    return mapbox_vector_tile.encode(
+    data: bytes = mapbox_vector_tile.encode(
         [{"name": layer, "features": features}], default_options=_ENCODE_OPTIONS
     )
+    return data
 
 
 def encode_frame(
@@ -204,10 +209,10 @@ class TileCache:
     memory holds one revision per layer and never more than ``max_bytes`` of tiles.
     """
 
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024):
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._tiles: OrderedDict[tuple, bytes] = OrderedDict()
+        self._tiles: OrderedDict[tuple[str, str, int, int, int], bytes] = OrderedDict()
         self._revisions: dict[tuple[str, str], str] = {}
         self._bytes = 0
 

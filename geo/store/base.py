@@ -7,7 +7,8 @@ import datetime as dt
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from functools import cache
 from typing import Any
 
@@ -544,7 +545,7 @@ class Store(ABC):
         """The store's name for messages (a file path, a URL without its password)."""
 
     @abstractmethod
-    def transaction(self, user: str = "system") -> Iterator[Session]:
+    def transaction(self, user: str = "system") -> AbstractContextManager[Session]:
         """A context manager: all writes inside commit together or not at all."""
 
     def get(self, layer: str, key: str) -> dict[str, Any]:
