@@ -226,13 +226,6 @@ class PlotFilters(QueryParams):
     bbox: Bbox = Field(None, description=BBOX_TEXT)
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Page size (1..10000)")
     offset: int = Field(0, ge=0, le=10_000_000, description="Features to skip")
-    decimals: int = Field(
-        WEB_DECIMALS,
-        ge=5,
-        le=9,
-        description="Decimals of the WGS84 coordinates: 6 (about 0.1 m) by default, 9 "
-        "(0.1 mm) for editors that snap to the outlines",
-    )
     sort: SortKey = Field("plot_id", description="Sort key; a leading '-' sorts descending")
 
     @field_validator("status", mode="after")
@@ -295,6 +288,13 @@ class LayerQuery(QueryParams):
     bbox: Bbox = Field(None, description=BBOX_TEXT)
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=10_000, description="Page size (1..10000)")
     offset: int = Field(0, ge=0, le=10_000_000, description="Features to skip")
+    decimals: int = Field(
+        WEB_DECIMALS,
+        ge=5,
+        le=9,
+        description="Decimals of the WGS84 coordinates: 6 (about 0.1 m) by default, 9 "
+        "(0.1 mm) for editors that snap to the outlines",
+    )
 
 
 def parse_model(
