@@ -27,12 +27,15 @@ from pydantic import (
     create_model,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from geo.layers import ID_MAX_LENGTH, ID_PATTERN, NOTE_MAX_LENGTH, get_layer
 from geo.layers import Field as SchemaField
 from geo.store import Invalid, NotFound, Store
 from geo.validate import Problem
+from planner import messages
 from planner.catalogue import PlotFilters
+from planner.messages import Translate
 from planner.reservation import RULES
 from planner.visibility import is_staff
 
@@ -100,7 +103,11 @@ class _ApplicationBase(BaseModel):
     def _area_range(cls, value: float, info: ValidationInfo) -> float:
         low = info.data.get("min_ha")
         if low is not None and value is not None and low > value:
-            raise ValueError(f"{value:g} ha is below the minimum {low:g} ha")
+            raise PydanticCustomError(
+                "below_minimum_area",
+                "{value} ha is below the minimum {low} ha",
+                {"value": f"{value:g}", "low": f"{low:g}"},
+            )
         return value
 
     @field_validator("plot_id", "company", mode="after", check_fields=False)
@@ -185,8 +192,9 @@ class WithdrawIn(_Body):
     """The investor withdraws a submitted application."""
 
 
-def parse_body(model: type[BaseModel], data: Any) -> Any:
-    """Validate a request body with ``model``.
+def parse_body(model: type[BaseModel], data: Any, *, translate: Translate | None = None) -> Any:
+    """Validate a request body with ``model``; messages in words (:mod:`planner.messages`),
+    through ``translate`` when given.
 
     Raises
     ------
@@ -196,18 +204,13 @@ def parse_body(model: type[BaseModel], data: Any) -> Any:
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise Invalid([Problem(None, None, None, "the body must be a JSON object")])
+        tr = translate or (lambda s: s)
+        raise Invalid([Problem(None, None, None, tr(messages.NOT_AN_OBJECT))])
     try:
         return model.model_validate(dict(data))
     except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            field = str(e["loc"][0]) if e.get("loc") else None
-            msg = e["msg"].removeprefix("Value error, ")
-            if e["type"] == "extra_forbidden":
-                msg = f"unknown field; known fields: {', '.join(model.model_fields)}"
-            problems.append(Problem(None, None, field, msg))
-        raise Invalid(problems) from None
+        found = messages.problems(err, known=model.model_fields, translate=translate)
+        raise Invalid([Problem(None, None, field, msg) for field, msg in found]) from None
 
 
 def as_record(row: Mapping[Any, Any]) -> dict[str, Any]:

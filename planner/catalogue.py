@@ -31,10 +31,11 @@ from pydantic import (
     field_validator,
 )
 
-from geo.crs import WORKING_EPSG
+from geo.crs import WEB_DECIMALS, WORKING_EPSG
 from geo.layers import PLOT_STATUSES, SECTORS, get_layer, parse_sectors
 from geo.store import Range, Store
 from geo.values import plain
+from planner import messages
 from planner.catalogue_facts import FACT_COLUMNS, _ready_by, facts_for, servicing_facts
 from planner.catalogue_layers import (
     layer_collection,
@@ -43,6 +44,8 @@ from planner.catalogue_layers import (
     to_geojson_geometries,
     working_bbox,
 )
+from planner.messages import Translate
+from planner.servicing import N_
 from planner.visibility import (
     Forbidden,
     PlotView,
@@ -285,10 +288,20 @@ class LayerQuery(QueryParams):
     bbox: Bbox = Field(None, description=BBOX_TEXT)
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=10_000, description="Page size (1..10000)")
     offset: int = Field(0, ge=0, le=10_000_000, description="Features to skip")
+    decimals: int = Field(
+        WEB_DECIMALS,
+        ge=5,
+        le=9,
+        description="Decimals of the WGS84 coordinates: 6 (about 0.1 m) by default, 9 "
+        "(0.1 mm) for editors that snap to the outlines",
+    )
 
 
-def parse_model(model: type[BaseModel], params: Mapping[str, Any]) -> Any:
-    """Validate ``params`` (e.g. a query string as a dict) with ``model``.
+def parse_model(
+    model: type[BaseModel], params: Mapping[str, Any], *, translate: Translate | None = None
+) -> Any:
+    """Validate ``params`` (e.g. a query string as a dict) with ``model``; the message in
+    words (:mod:`planner.messages`), through ``translate`` when given.
 
     Raises
     ------
@@ -298,16 +311,20 @@ def parse_model(model: type[BaseModel], params: Mapping[str, Any]) -> Any:
     try:
         return model.model_validate(dict(params))
     except ValidationError as err:
+        tr = translate or (lambda s: s)
         first = err.errors()[0]
         field = str(first["loc"][0]) if first.get("loc") else None
-        msg = first["msg"].removeprefix("Value error, ")
+        known = ", ".join(model.model_fields)
         if first["type"] == "extra_forbidden":
-            known = ", ".join(model.model_fields)
-            msg = f"unknown parameter; known parameters: {known}"
+            msg = tr(N_("unknown parameter; known parameters: {known}")).format(known=known)
         elif field == "bbox" and len(first.get("loc", ())) > 1:
-            msg = "give four numbers: minLon,minLat,maxLon,maxLat"
+            msg = tr(N_("give four numbers: minLon,minLat,maxLon,maxLat"))
         elif first["type"] == "literal_error" and field == "sector":
-            msg = f"unknown sector {first.get('input')!r}; use one of {', '.join(SECTORS)}"
+            msg = tr(N_("unknown sector {input}; use one of {known}")).format(
+                input=repr(first.get("input")), known=", ".join(SECTORS)
+            )
+        else:
+            msg = messages.describe(first, known=model.model_fields, translate=translate)
         raise QueryError(f"{field}: {msg}" if field else msg, field) from None
 
 

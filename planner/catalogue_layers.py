@@ -55,8 +55,10 @@ def working_bbox(bbox: Box | None) -> Box | tuple[()] | None:
     return west, south, east, north
 
 
-def to_geojson_geometries(geoms: Iterable[Any]) -> list[dict[str, Any] | None]:
-    """GeoJSON geometry objects in WGS84 (rounded to ``WEB_DECIMALS``) for working-CRS geometries."""
+def to_geojson_geometries(
+    geoms: Iterable[Any], *, decimals: int = WEB_DECIMALS
+) -> list[dict[str, Any] | None]:
+    """GeoJSON geometry objects in WGS84 (rounded to ``decimals``) for working-CRS geometries."""
     arr = np.asarray(list(geoms) if not isinstance(geoms, np.ndarray) else geoms, dtype=object)
     if len(arr) == 0:
         return []
@@ -64,7 +66,7 @@ def to_geojson_geometries(geoms: Iterable[Any]) -> list[dict[str, Any] | None]:
 
     def project(xy: np.ndarray) -> np.ndarray:
         x, y = tr.transform(xy[:, 0], xy[:, 1])
-        return np.round(np.column_stack([x, y]), WEB_DECIMALS)
+        return np.round(np.column_stack([x, y]), decimals)
 
     out = shapely.transform(arr, project)
     return [None if text is None else json.loads(text) for text in shapely.to_geojson(out)]
@@ -118,7 +120,9 @@ def layer_collection(
     features = []
     if rows is not None and len(rows):
         geoms = (
-            to_geojson_geometries(rows.geometry.values) if layer.is_feature else [None] * len(rows)
+            to_geojson_geometries(rows.geometry.values, decimals=query.decimals)
+            if layer.is_feature
+            else [None] * len(rows)
         )
         names = layer_fields(name, role)
         for record, geom in zip(rows[names].to_dict("records"), geoms):

@@ -112,8 +112,8 @@ def test_planner_page_loads_drawing_tools(live_server, page):
     page.fill("#password", PASSWORDS["planner"])
     page.click("button[type=submit]")
     page.goto(live_server + "/planner", wait_until="networkidle")
-    page.wait_for_selector(".leaflet-draw-toolbar")
-    assert page.locator(".leaflet-draw-draw-polygon").count() == 1
+    page.wait_for_selector(".leaflet-pm-toolbar")
+    assert page.locator(".leaflet-pm-icon-polygon").count() == 1
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "planner.png"))
     assert page.zp_blocked == [] and page.zp_errors == [], page.zp_errors[:3]

@@ -61,8 +61,8 @@ def pixels(page, points_xy) -> list[tuple[float, float]]:
 
 
 def draw_polygon(page, corners_xy) -> None:
-    """Draw with leaflet-draw's polygon tool by clicking each corner, then the first again."""
-    page.click(".leaflet-draw-draw-polygon")
+    """Draw with geoman's polygon tool by clicking each corner, then the first again."""
+    page.click(".leaflet-pm-icon-polygon")
     points = pixels(page, corners_xy)
     for x, y in points:
         page.mouse.click(x, y)
@@ -87,7 +87,7 @@ def snap(store):
 
 @pytest.fixture
 def planner_page(page, live_server):
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(20_000)  # a busy machine: logging in alone can take 10 s
     login(page, live_server, "planner")
     page.zp_base = live_server
     return page
@@ -188,7 +188,7 @@ def test_drag_a_vertex_delete_and_read_the_history(planner_page, snap):
     page.mouse.click(*pixels(page, [square.centroid.coords[0]])[0])
     page.locator("#zp-pl-title").filter(has_text=pid).wait_for()
     page.click("#zp-pl-edit")
-    page.locator(".leaflet-editing-icon").first.wait_for()
+    page.locator(".marker-icon:not(.marker-icon-middle)").first.wait_for()
     # drag the north-east corner 30 m further out, with the mouse
     x0, y0, x1, y1 = square.bounds
     start = pixels(page, [(x1, y1)])[0]
@@ -326,7 +326,7 @@ def test_investors_get_no_planner_and_no_drawing_tools(page, live_server):
     assert response.status == 403
     page.goto(live_server + "/", wait_until="networkidle")
     page.wait_for_selector(".leaflet-container")
-    assert page.locator(".leaflet-draw-toolbar").count() == 0
+    assert page.locator(".leaflet-pm-toolbar").count() == 0
     assert page.locator("a[href='/planner']").count() == 0
     shot(page, "10-investor-map")
 

@@ -293,6 +293,7 @@ def test_stale_version_is_409_and_nothing_changes(planner, spot, store):
     assert response.status_code == 409 and store.get("plots", pid)
     response = patch(planner, f"/api/plots/{pid}", {"cadastre": "C"})
     assert response.status_code == 422 and response.get_json()["field"] == "version"
+    planner.get("/lang/en")
     response = patch(planner, f"/api/plots/{pid}", {"version": 2})
     assert response.status_code == 422 and "nothing to change" in response.get_json()["error"]
 
@@ -528,7 +529,8 @@ def test_workspace_page_has_no_inline_script_and_exposes_csrf(planner_client):
     assert config["urls"]["check"] == "/api/check"
     assert config["urls"]["plot"] == "/api/plots/__id__"
     assert config["transitions"]["occupied"] == ["available"]
-    assert "leaflet-draw/leaflet.draw.js" in page and "/static/planner.js" in page
+    assert "geoman/leaflet-geoman.min.js" in page and "/static/planner.js" in page
+    assert "leaflet-draw" not in page
     assert 'src="http' not in page and 'href="http' not in page
 
 

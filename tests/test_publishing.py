@@ -54,6 +54,7 @@ def test_api_publishing_needs_confirm_and_writes_nothing_before(planner, store):
     )
     assert r.status_code == 200 and r.get_json()["properties"]["status"] == "available"
     # a confirm alone changes nothing
+    planner.get("/lang/en")
     r = planner.patch(
         f"/api/plots/{NO_ROAD_NOR_WATER}",
         json={"version": version + 1, "confirm": True},

@@ -179,7 +179,7 @@ def test_a_drawn_area_is_previewed(live_server, page, store_path):
         const p = zpSubdivide.map.latLngToContainerPoint(ll); return [p.x, p.y]; })""",
         [list(reversed(lonlat.transform(x, y))) for x, y in corners],
     )
-    page.click(".leaflet-draw-draw-polygon")
+    page.click(".leaflet-pm-icon-polygon")
     for x, y in points + points[:1]:
         page.mouse.click(box["x"] + x, box["y"] + y)
         page.wait_for_timeout(80)

@@ -9,10 +9,12 @@ from typing import Any
 
 from flask import Flask, render_template, request, session
 from flask_babel import Babel, get_locale
+from flask_babel import gettext as _
 from flask_compress import Compress
 
 from geo.store import default_db
 from geo.validate import parse_date
+from web.i18n import error_title
 
 LANGUAGES = ("ru", "en", "kk")
 DEFAULT_MAX_CONTENT_LENGTH = 32 * 1024 * 1024
@@ -159,6 +161,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             from web.auth import api_error
 
             return api_error(err.description, err.code)
-        return render_template("error.html", error=err), err.code
+        title = error_title(err.code, err.name, _)
+        return render_template("error.html", error=err, title=title), err.code
 
     return app

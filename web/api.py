@@ -168,9 +168,9 @@ def endpoint(
         @wraps(view)
         def wrapped(**kwargs: Any):
             if ep.query is not None:
-                kwargs["query"] = cat.parse_model(ep.query, _args())
+                kwargs["query"] = cat.parse_model(ep.query, _args(), translate=gettext)
             if ep.body is not None:
-                kwargs["body"] = apps.parse_body(ep.body, _json_body())
+                kwargs["body"] = apps.parse_body(ep.body, _json_body(), translate=gettext)
             result = view(**kwargs)
             if isinstance(result, Response):
                 return result
@@ -424,6 +424,7 @@ EXTENSIONS = (
     "web.api_applications",
     "web.api_files",
     "web.api_edit",
+    "web.api_coords",
     "web.api_jobs",
     "web.api_allocate",
     "web.api_search",

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from flask import Response
 from flask_babel import gettext
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic_core import PydanticCustomError
 
 from geo.layers import (
     ASSET_LAYERS,
@@ -31,6 +32,7 @@ from planner.catalogue import IsoDate, to_geojson_geometries
 from web import deps
 from web.api import PLOT_ID, api_error_with_problems, bp, endpoint
 from web.auth import api_error, current_username
+from web.i18n import N_
 
 __all__ = [
     "bp",
@@ -126,9 +128,10 @@ class PlotAttributes(_In):
         codes = [s.strip() for s in value.split(",") if s.strip()]
         unknown = sorted(set(codes) - set(SECTORS))
         if unknown or not codes:
-            raise ValueError(
-                f"unknown sector code(s) {', '.join(unknown) or repr(value)}; "
-                f"use {', '.join(SECTORS)} or *"
+            raise PydanticCustomError(
+                "unknown_sectors",
+                "unknown sector code(s) {unknown}; use {known} or *",
+                {"unknown": ", ".join(unknown) or repr(value), "known": ", ".join(SECTORS)},
             )
         return ",".join(codes)
 
@@ -279,7 +282,8 @@ def feature_json(layer: str, row: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "Feature",
         "id": str(row[lyr.key]),
-        "geometry": to_geojson_geometries([geom])[0] if geom is not None else None,
+        # 0.1 mm: the editor snaps to these corners, and 6 decimals would leave slivers
+        "geometry": to_geojson_geometries([geom], decimals=9)[0] if geom is not None else None,
         "properties": props,
     }
 
@@ -326,7 +330,7 @@ def _state_conflict(err: parcels.StateConflict):
 @endpoint(
     "post",
     "/check",
-    summary="Check a drawn parcel: area, problems, servicing",
+    summary=N_("Check a drawn parcel: area, problems, servicing"),
     tag="planning",
     body=CheckIn,
     response=CheckOut,
@@ -368,7 +372,7 @@ def _attributes(model: BaseModel, names: set[str]) -> dict[str, Any]:
 @endpoint(
     "post",
     "/plots",
-    summary="Store a drawn parcel as a candidate plot",
+    summary=N_("Store a drawn parcel as a candidate plot"),
     tag="planning",
     body=PlotIn,
     response=EditedPlot,
@@ -400,7 +404,7 @@ def create_plot(body: PlotIn):
 @endpoint(
     "patch",
     "/plots/{plot_id}",
-    summary="Change a plot's outline, status or attributes",
+    summary=N_("Change a plot's outline, status or attributes"),
     tag="planning",
     body=PlotPatch,
     response=EditedPlot,
@@ -421,13 +425,20 @@ def patch_plot(plot_id: str, body: PlotPatch):
         raise Invalid(
             [
                 SchemaProblem(
-                    None, plot_id, None, "nothing to change: send geometry, status or attributes"
+                    None,
+                    plot_id,
+                    None,
+                    gettext("nothing to change: send geometry, status or attributes"),
                 )
             ]
         )
-    for name, what in (("geometry", "an outline"), ("status", "a status")):
+    needs = {
+        "geometry": gettext("a plot needs an outline"),
+        "status": gettext("a plot needs a status"),
+    }
+    for name, message in needs.items():
         if name in sent and getattr(body, name) is None:
-            raise Invalid([SchemaProblem(None, plot_id, name, f"a plot needs {what}")])
+            raise Invalid([SchemaProblem(None, plot_id, name, message)])
     changes = _attributes(body, sent)
     if "status" in sent:
         changes["status"] = body.status
@@ -453,7 +464,7 @@ def patch_plot(plot_id: str, body: PlotPatch):
 @endpoint(
     "delete",
     "/plots/{plot_id}",
-    summary="Delete a candidate plot",
+    summary=N_("Delete a candidate plot"),
     tag="planning",
     query=VersionQuery,
     status=204,
@@ -478,7 +489,7 @@ ASSET_PATH: dict[str, dict[str, Any]] = {
 @endpoint(
     "patch",
     "/assets/{layer}/{asset_id}",
-    summary="Set an asset's status, dates or note",
+    summary=N_("Set an asset's status, dates or note"),
     tag="planning",
     body=AssetPatch,
     response=EditedAsset,
@@ -497,12 +508,15 @@ def patch_asset(layer: str, asset_id: str, body: AssetPatch):
         raise Invalid(
             [
                 SchemaProblem(
-                    None, asset_id, None, "nothing to change: send status, since, due or note"
+                    None,
+                    asset_id,
+                    None,
+                    gettext("nothing to change: send status, since, due or note"),
                 )
             ]
         )
     if "status" in sent and body.status is None:
-        raise Invalid([SchemaProblem(None, asset_id, "status", "an asset needs a status")])
+        raise Invalid([SchemaProblem(None, asset_id, "status", gettext("an asset needs a status"))])
     store: Store = deps.get_store()
     parcels.update_asset(
         store,

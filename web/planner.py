@@ -19,17 +19,17 @@ from geo.layers import (
     ASSET_STATUSES,
     FEATURE_LAYERS,
     LAYERS,
+    NOTE_MAX_LENGTH,
     PLOT_STATUSES,
+    SECTORS,
     get_layer,
 )
 from geo.store import Conflict, Invalid, NotFound, StoreError
 from geo.validate import ValidationError, parse_date
-from planner import parcels
-from web import (
-    api_edit,  # noqa: F401 - the workspace writes through these API endpoints
-    deps,
-)
+from planner import coordinates, parcels
+from web import api_edit, deps
 from web.auth import current_username, role_required
+from web.i18n import geoman_texts, leaflet_texts
 from web.maps import (
     FEATURE_NOUNS,
     LAYER_STYLES,
@@ -133,7 +133,47 @@ def _strings() -> dict[str, str]:
             "Then save the outline."
         ),
         "loadFailed": _("A map layer could not be loaded:"),
+        "close": _("Close"),
+        "typeCoords": _("Type coordinates"),
+        "coordsNewTitle": _("A parcel from coordinates"),
+        "coordsEditTitle": _("Outline of %(id)s from coordinates", id="{id}"),
+        "attributes": _("Attributes"),
+        "saveAttributes": _("Save attributes"),
+        "attributesSaved": _("Attributes of %(id)s saved.", id="{id}"),
+        "nothingChanged": _("Nothing was changed."),
+        "anySector": _("any sector"),
+        "yes": _("yes"),
+        "no": _("no"),
+        "noteHint": _("Notes are stored as typed, in the language they were written in."),
+        "noteAsEntered": _("Note as entered (not translated)."),
     }
+
+
+def _plot_fields() -> list[dict[str, Any]]:
+    """The plot attributes the workspace edits, described from the schema (geo/layers.py)."""
+    plots = LAYERS["plots"]
+    out = []
+    for name in api_edit.EDITABLE_PLOT_FIELDS:
+        fld = plots.field(name)
+        kind = {"str": "text", "int": "int", "float": "number", "bool": "bool"}[fld.type]
+        if name == "sectors":
+            kind = "sectors"
+        elif fld.choices:
+            kind = "choice"
+        out.append(
+            {
+                "name": name,
+                "label": tr_label(fld.label, _),
+                "kind": kind,
+                "choices": [[c, tr_value(c, _)] for c in (fld.choices or SECTORS)]
+                if kind in ("choice", "sectors")
+                else None,
+                "min": fld.minimum,
+                "max": fld.maximum,
+                "maxLength": fld.max_length if kind == "text" else None,
+            }
+        )
+    return out
 
 
 def _workspace_config() -> dict[str, Any]:
@@ -150,6 +190,8 @@ def _workspace_config() -> dict[str, Any]:
             "feature": url_for("planner.feature", layer="__layer__", key="__id__"),
             "history": url_for("planner.history"),
             "catalogue": url_for("api.list_plots"),
+            "coords": url_for("api.read_corners"),
+            "coordsText": url_for("api.write_corners"),
             "pick": url_for("tiles.pick"),
             "tiles": url_for("tiles.tile", layer="plots", z=0, x=0, y=0).replace(
                 "/0/0/0.mvt", "/{z}/{x}/{y}.mvt"
@@ -189,8 +231,21 @@ def _workspace_config() -> dict[str, Any]:
         "assetStatuses": {s: tr_value(s, _) for s in ASSET_STATUSES},
         "assetStatusOrder": list(ASSET_STATUSES),
         "minArea": parcels.MIN_AREA_HA,
+        "plotFields": _plot_fields(),
+        "noteMaxLength": NOTE_MAX_LENGTH,
+        "leaflet": leaflet_texts(_),
+        "geoman": geoman_texts(_),
         "text": _strings(),
     }
+
+
+def coordinate_systems() -> list[tuple[str, str]]:
+    """The systems corners may be typed in, labelled for the form."""
+    labels = {
+        "EPSG:4326": _("WGS84: longitude, latitude (degrees)"),
+        "EPSG:32643": _("UTM zone 43N (EPSG:32643): easting, northing (metres)"),
+    }
+    return [(code, labels[code]) for code in coordinates.SYSTEMS]
 
 
 @bp.route("/planner")
@@ -198,7 +253,12 @@ def _workspace_config() -> dict[str, Any]:
 def workspace():
     """The planner's map: draw, check and store parcels; reshape, promote, delete plots; set
     asset statuses."""
-    return render_template("planner.html", config=_workspace_config(), legend=legend(_))
+    return render_template(
+        "planner.html",
+        config=_workspace_config(),
+        legend=legend(_),
+        coordinate_systems=coordinate_systems(),
+    )
 
 
 # --------------------------------------------------------------------------- the history

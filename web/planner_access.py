@@ -19,6 +19,7 @@ from planner.corridors import KINDS
 from usecases.access_design import TARGET_SETS, AccessDesignError, commit_design, design_job
 from web import deps
 from web.auth import api_error, api_role_required, current_username, role_required
+from web.i18n import leaflet_texts
 from web.maps import LAYER_STYLES, tr_label
 
 bp = Blueprint("planner_access", __name__)
@@ -108,6 +109,7 @@ def _config() -> dict[str, Any]:
             }
             for n in MAP_LAYERS
         ],
+        "leaflet": leaflet_texts(_),
         "text": _strings(),
     }
 

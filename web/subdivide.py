@@ -15,6 +15,7 @@ from planner.subdivision import METHODS, SubdivisionError, SubdivisionParams, pa
 from usecases import subdivision
 from web import deps
 from web.auth import api_error, api_role_required, current_username, role_required
+from web.i18n import geoman_texts, leaflet_texts
 from web.maps import LAYER_STYLES, PLOT_COLOURS
 
 bp = Blueprint("subdivide", __name__)
@@ -132,6 +133,8 @@ def _config() -> dict[str, Any]:
         "layers": [{"name": n, "style": styles.get(n, {})} for n in MAP_LAYERS],
         "plotColours": PLOT_COLOURS,
         "metrics": _metric_rows(),
+        "leaflet": leaflet_texts(_),
+        "geoman": geoman_texts(_),
         "text": _strings(),
     }
 

@@ -7,67 +7,23 @@
 (function () {
   "use strict";
 
-  var root = document.getElementById("zp-access");
-  if (!root || !window.L) { return; }
-  var cfg = JSON.parse(root.getAttribute("data-config"));
+  var page = window.zp && zp.config("zp-access");
+  if (!page || !window.L) { return; }
+  var cfg = page.cfg;
   var T = cfg.text;
-  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
-  var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
   var COLOURS = ["#d81b60", "#1e88e5"];
 
-  function fmt(template, values) {
-    return String(template).replace(/\{(\w+)\}/g, function (m, key) {
-      return Object.prototype.hasOwnProperty.call(values, key) ? String(values[key]) : m;
-    });
-  }
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (key) {
-      var value = attrs[key];
-      if (value === null || value === undefined || value === false) { return; }
-      if (key === "text") { node.textContent = value; }
-      else if (key === "class") { node.className = value; }
-      else if (key.slice(0, 2) === "on") { node.addEventListener(key.slice(2), value); }
-      else { node.setAttribute(key, value === true ? "" : value); }
-    });
-    (children || []).forEach(function (child) {
-      if (child === null || child === undefined) { return; }
-      node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
-    });
-    return node;
-  }
-  function clear(node) { while (node.firstChild) { node.removeChild(node.firstChild); } }
-  function url(name, values) {
-    var out = cfg.urls[name];
-    Object.keys(values || {}).forEach(function (key) {
-      out = out.replace("__" + key + "__", encodeURIComponent(values[key]));
-    });
-    return out;
-  }
+  var fmt = zp.fmt, el = zp.el, clear = zp.clear, api = zp.api;
+  function url(name, values) { return zp.url(cfg.urls, name, values); }
   function number(value, digits) {
     if (value === null || value === undefined || !isFinite(value)) { return "—"; }
     return Number(value).toLocaleString(cfg.locale, { maximumFractionDigits: digits || 0 });
   }
-  function api(method, path, body) {
-    var options = { method: method, credentials: "same-origin",
-                    headers: { "Accept": "application/json" } };
-    if (method !== "GET") { options.headers["X-CSRFToken"] = csrf; }
-    if (body !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
-    }
-    return fetch(path, options).then(function (response) {
-      return response.json().catch(function () { return {}; }).then(function (data) {
-        return { status: response.status, body: data };
-      });
-    });
-  }
 
   // ------------------------------------------------------------------ the map
-  var map = L.map("zp-access-map", { zoomControl: true, maxZoom: 20, zoomSnap: 0.25 });
-  map.attributionControl.setPrefix(false);
-  L.control.scale({ imperial: false, position: "bottomright" }).addTo(map);
+  var map = L.map("zp-access-map", { zoomControl: false, maxZoom: 20, zoomSnap: 0.25 });
   var control = L.control.layers(null, null, { collapsed: true, position: "topright" }).addTo(map);
+  zp.leafletTexts(map, cfg.leaflet, control);
   var bounds = null;
   cfg.layers.forEach(function (spec) {
     var group = L.geoJSON(null, {

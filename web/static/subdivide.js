@@ -1,16 +1,16 @@
 /* The subdivision page: the zone's layers from /api/layers, an area chosen in the form or
- * drawn with leaflet-draw, a preview job started by POST and polled at /api/jobs/<id>, the
+ * drawn with geoman (snapping to the zone's plots), a preview job started by POST and polled at /api/jobs/<id>, the
  * preview (plots, streets, replaced plots) drawn over the map with its metrics, and a commit.
  * Everything shown is built with textContent (no HTML from data). window.zpSubdivide exposes
  * the map and the preview for tests and the console. */
 (function () {
   "use strict";
 
-  var root = document.getElementById("zp-subdivide");
-  if (!root || !window.L || !L.Draw) { return; }
-  var cfg = JSON.parse(root.getAttribute("data-config"));
+  var page = window.zp && zp.config("zp-subdivide");
+  if (!page || !window.L || !L.PM) { return; }
+  var root = page.root;
+  var cfg = page.cfg;
   var T = cfg.text;
-  var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
   var form = document.getElementById("zp-sd-form");
   var areaSelect = document.getElementById("zp-sd-area");
   var previewButton = document.getElementById("zp-sd-preview");
@@ -20,59 +20,28 @@
   var statusLine = document.getElementById("zp-sd-status");
   var state = { jobId: null, preview: null, drawn: null, polling: null };
 
-  function fmt(template, values) {
-    return String(template).replace(/\{(\w+)\}/g, function (m, key) {
-      return Object.prototype.hasOwnProperty.call(values, key) ? String(values[key]) : m;
-    });
-  }
-  function el(tag, attrs, text) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (key) { node.setAttribute(key, attrs[key]); });
-    if (text !== undefined) { node.textContent = text; }
-    return node;
-  }
-  function clear(node) { while (node.firstChild) { node.removeChild(node.firstChild); } }
-  function url(name, values) {
-    var out = cfg.urls[name];
-    Object.keys(values || {}).forEach(function (key) {
-      out = out.replace("__" + key + "__", encodeURIComponent(values[key]));
-    });
-    return out;
-  }
+  var fmt = zp.fmt, el = zp.el, clear = zp.clear, api = zp.api;
+  function url(name, values) { return zp.url(cfg.urls, name, values); }
   function say(text, isError) {
     statusLine.textContent = text;
     statusLine.className = "zp-help" + (isError ? " zp-sd-error" : "");
   }
-  function api(method, path, body) {
-    var options = { method: method, credentials: "same-origin",
-                    headers: { "Accept": "application/json" } };
-    if (method !== "GET") {
-      options.headers["X-CSRFToken"] = csrf;
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body || {});
-    }
-    return fetch(path, options).then(function (response) {
-      return response.json().catch(function () { return {}; }).then(function (data) {
-        return { status: response.status, body: data };
-      });
-    });
-  }
 
   // ------------------------------------------------------------------ the map
-  var map = L.map("zp-sd-map", { maxZoom: 20, zoomSnap: 0.25, boxZoom: false });
-  map.attributionControl.setPrefix(false);
-  L.control.scale({ imperial: false, position: "bottomright" }).addTo(map);
+  var map = L.map("zp-sd-map", { zoomControl: false, maxZoom: 20, zoomSnap: 0.25, boxZoom: false });
+  zp.leafletTexts(map, cfg.leaflet);
   var layers = {};
   cfg.layers.forEach(function (spec) {
     layers[spec.name] = L.geoJSON(null, {
-      interactive: false,
+      interactive: false, pmIgnore: true, snapIgnore: spec.name !== "plots",
       style: function (feature) {
         var style = Object.assign({}, spec.style);
         if (spec.name === "plots") { style.fillColor = cfg.plotColours[feature.properties.status]; }
         return style;
       },
       pointToLayer: function (feature, latlng) {
-        return L.circleMarker(latlng, Object.assign({ radius: 6 }, spec.style));
+        return L.circleMarker(latlng, Object.assign({ radius: 6, pmIgnore: true, snapIgnore: true },
+                                                    spec.style));
       }
     }).addTo(map);
   });
@@ -99,29 +68,31 @@
     else if (layers.zone.getLayers().length) { map.fitBounds(layers.zone.getBounds()); }
   }
   areaSelect.addEventListener("change", function () {
-    drawControl.remove();
-    if (!areaSelect.value) { drawControl.addTo(map); }
+    drawTools(!areaSelect.value);
     focusArea();
   });
 
   // ------------------------------------------------------------------ drawing an area
-  var drawnGroup = new L.FeatureGroup().addTo(map);
-  var drawControl = new L.Control.Draw({
-    position: "topleft",
-    draw: { polygon: { allowIntersection: false, showArea: true }, rectangle: true,
-            polyline: false, circle: false, marker: false, circlemarker: false },
-    edit: { featureGroup: drawnGroup, remove: true }
-  });
-  if (!areaSelect.value) { drawControl.addTo(map); }
-  map.on(L.Draw.Event.CREATED, function (e) {
-    drawnGroup.clearLayers();
-    drawnGroup.addLayer(e.layer);
+  map.pm.setLang("zp", cfg.geoman, "en");
+  map.pm.setGlobalOptions({ snappable: true, snapDistance: 15, continueDrawing: false });
+  function drawTools(on) {
+    if (!on) { map.pm.removeControls(); return; }
+    map.pm.addControls({
+      position: "topleft", drawPolygon: true, drawRectangle: true, editMode: true,
+      removalMode: true, drawMarker: false, drawCircleMarker: false, drawPolyline: false,
+      drawCircle: false, drawText: false, dragMode: false, cutPolygon: false, rotateMode: false
+    });
+  }
+  drawTools(!areaSelect.value);
+  map.on("pm:create", function (e) {
+    if (state.drawn) { map.removeLayer(state.drawn); }
     state.drawn = e.layer;
   });
-  map.on(L.Draw.Event.DELETED, function () { state.drawn = null; });
+  map.on("pm:remove", function (e) { if (e.layer === state.drawn) { state.drawn = null; } });
 
   // ------------------------------------------------------------------ the preview
   var previewGroup = L.geoJSON(null, {
+    pmIgnore: true,
     style: function (feature) {
       var p = feature.properties;
       if (p.kind === "street") {
@@ -167,7 +138,7 @@
     event.preventDefault();
     var body = { params: formParams() };
     if (areaSelect.value) { body.exp_id = areaSelect.value; }
-    else if (state.drawn) { body.geometry = state.drawn.toGeoJSON().geometry; }
+    else if (state.drawn) { body.geometry = state.drawn.toGeoJSON(false).geometry; }
     else { say(T.drawFirst, true); return; }
     previewButton.disabled = true;
     commitButton.disabled = true;
@@ -226,7 +197,7 @@
     metricsTable(preview.metrics);
     var notes = document.getElementById("zp-sd-notes");
     clear(notes);
-    (preview.warnings || []).forEach(function (text) { notes.appendChild(el("li", {}, text)); });
+    (preview.warnings || []).forEach(function (text) { notes.appendChild(el("li", { text: text })); });
     document.getElementById("zp-sd-metrics").hidden = false;
   }
 
@@ -242,19 +213,19 @@
     clear(table);
     var methods = Object.keys(metrics.compare);
     var head = el("tr");
-    head.appendChild(el("th", {}, ""));
+    head.appendChild(el("th", { text: "" }));
     methods.forEach(function (m) {
-      head.appendChild(el("th", { "class": m === metrics.method ? "zp-sd-chosen" : "",
-                                  "data-method": m },
-                          m + (m === metrics.method ? " (" + T.chosen + ")" : "")));
+      head.appendChild(el("th", { class: m === metrics.method ? "zp-sd-chosen" : "",
+                                  "data-method": m,
+                                  text: m + (m === metrics.method ? " (" + T.chosen + ")" : "") }));
     });
     table.appendChild(head);
     cfg.metrics.forEach(function (row) {
       var tr = el("tr", { "data-metric": row[0] });
-      tr.appendChild(el("th", {}, row[1]));
+      tr.appendChild(el("th", { text: row[1] }));
       methods.forEach(function (m) {
-        tr.appendChild(el("td", { "class": m === metrics.method ? "zp-sd-chosen" : "" },
-                          cell(row[0], metrics.compare[m][row[0]])));
+        tr.appendChild(el("td", { class: m === metrics.method ? "zp-sd-chosen" : "",
+                                  text: cell(row[0], metrics.compare[m][row[0]]) }));
       });
       table.appendChild(tr);
     });

@@ -1,0 +1,39 @@
+/* Leaflet's own control texts in the reader's language (zp.leafletTexts): the zoom buttons'
+ * titles, the layer switcher's title and the scale bar's units, from the page config's
+ * "leaflet" strings (web/i18n.py). Load after leaflet.js and zp.js. */
+(function () {
+  "use strict";
+
+  if (!window.L || !window.zp) { return; }
+
+  /* Leaflet's metric scale with translated units (it writes "m" and "km" itself) */
+  var Scale = L.Control.Scale.extend({
+    _updateMetric: function (maxMeters) {
+      var meters = this._getRoundNum(maxMeters);
+      var label = meters < 1000 ? meters + " " + this.options.unitM
+        : (meters / 1000) + " " + this.options.unitKm;
+      this._updateScale(this._mScale, label, meters / maxMeters);
+    }
+  });
+
+  /* Add the zoom buttons and a metric scale to `map` (made with zoomControl: false) and title
+     the layer switcher `layers`, when given, all with the strings `t`. */
+  zp.leafletTexts = function (map, t, layers) {
+    t = t || {};
+    map.attributionControl.setPrefix(false);
+    L.control.zoom({ position: "topleft", zoomInTitle: t.zoomIn || "Zoom in",
+                     zoomOutTitle: t.zoomOut || "Zoom out" }).addTo(map);
+    new Scale({ imperial: false, position: "bottomright", unitM: t.m || "m",
+                unitKm: t.km || "km" }).addTo(map);
+    if (layers) { zp.layersTitle(layers, t); }
+  };
+
+  /* the layer switcher's toggle title (Leaflet writes "Layers") */
+  zp.layersTitle = function (control, t) {
+    var toggle = control.getContainer().querySelector(".leaflet-control-layers-toggle");
+    if (toggle && t && t.layers) {
+      toggle.title = t.layers;
+      toggle.setAttribute("aria-label", t.layers);
+    }
+  };
+})();
