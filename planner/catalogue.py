@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from geo.crs import WEB_DECIMALS, WORKING_EPSG
+from geo.i18n import N_
 from geo.layers import PLOT_STATUSES, SECTORS, get_layer, parse_sectors
 from geo.store import Range, Store
 from geo.values import plain
@@ -45,7 +46,6 @@ from planner.catalogue_layers import (
     working_bbox,
 )
 from planner.messages import Translate
-from planner.servicing import N_
 from planner.visibility import (
     Forbidden,
     PlotView,

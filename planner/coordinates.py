@@ -11,7 +11,7 @@ import numpy as np
 import shapely
 
 from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
-from planner.servicing import N_
+from geo.i18n import N_
 
 Translate = Callable[[str], str]
 #: The systems a planner may type corners in: WGS84 degrees (longitude, latitude, as GeoJSON

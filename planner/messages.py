@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from planner.servicing import N_
+from geo.i18n import N_
 
 Translate = Callable[[str], str]
 

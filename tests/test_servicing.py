@@ -27,7 +27,8 @@ import pandas as pd
 import pytest
 import shapely
 
-from planner.servicing import N_, ServicingModel, explain, parse_what_if
+from geo.i18n import N_
+from planner.servicing import ServicingModel, explain, parse_what_if
 
 X0, Y0 = 650000.0, 4799000.0
 CRS = 32643

@@ -145,7 +145,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     Compress(app)
     Babel(app, locale_selector=select_locale)
-    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, get_locale=get_locale)
+    # tr_text: translate text held in data (API summaries, descriptions) without the
+    # %-formatting Jinja's `_` applies, so a "35%" in a description stays text.
+    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, get_locale=get_locale, tr_text=_)
 
     for name in BLUEPRINTS:
         app.register_blueprint(importlib.import_module(name).bp)

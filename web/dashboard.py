@@ -10,13 +10,14 @@ from typing import Any
 from flask import Blueprint, render_template, request
 from flask_babel import gettext as _
 
+from geo.i18n import N_
 from geo.layers import LAYERS, PLOT_STATUSES
 from geo.validate import parse_date
 from planner.kpi import kpi, target_progress, timeline
 from planner.visibility import kpi_view
 from web import deps
 from web.auth import current_role, has_role, role_required
-from web.maps import N_, PLOT_COLOURS, tr_label, tr_value
+from web.maps import PLOT_COLOURS, tr_label, tr_value
 from web.numbers import money, number, percent
 
 bp = Blueprint("dashboard", __name__)
