@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, render_template, request
+from werkzeug.exceptions import MethodNotAllowed
 
 from geo.layers import LAYERS
 from usecases import features as ogc
@@ -81,6 +82,23 @@ def _refused(err: ogc.OgcError) -> Response:
     response.status_code = err.status
     if err.status == 401:
         response.headers["WWW-Authenticate"] = 'Basic realm="zoneplan", charset="UTF-8"'
+    return response
+
+
+@bp.app_errorhandler(405)
+def _read_only(err: MethodNotAllowed) -> Any:
+    """Writes to /ogc get an OGC exception body and the methods allowed (routing fails
+    before a blueprint is chosen, so this is an app handler that keeps to /ogc)."""
+    if not (request.path == bp.url_prefix or request.path.startswith(bp.url_prefix + "/")):
+        return err
+    allowed = ", ".join(sorted(err.valid_methods or ("GET", "HEAD", "OPTIONS")))
+    response = _refused(
+        ogc.MethodNotAllowed(
+            f"{request.method} is not allowed on {request.path}: this service is read-only "
+            f"(allowed: {allowed})"
+        )
+    )
+    response.headers["Allow"] = allowed
     return response
 
 

@@ -520,12 +520,23 @@ class Store(ABC):
         order_by: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        exact: bool = False,
     ) -> pd.DataFrame:
         """Rows of ``layer``, optionally within ``bbox`` (working CRS, by index) and
-        matching ``where`` (``{field: value}`` or ``{field: [values]}``, ANDed)."""
+        matching ``where`` (``{field: value}`` or ``{field: [values]}``, ANDed).
+
+        ``bbox`` selects the rows whose bounding box meets it (what the spatial index
+        answers); with ``exact`` only those whose geometry itself meets the box."""
 
     @abstractmethod
-    def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
+    def count(
+        self,
+        layer: str,
+        *,
+        bbox: Bbox | None = None,
+        where: Where | None = None,
+        exact: bool = False,
+    ) -> int:
         """How many rows ``read`` would return without limit."""
 
     @abstractmethod

@@ -20,7 +20,7 @@ import shapely
 
 from geo import tiles
 from geo.crs import WORKING_EPSG
-from geo.io import GPKG_VERSION, to_arrow
+from geo.io.formats import GPKG_VERSION, to_arrow
 from geo.layers import LAYERS, Layer, get_layer
 from geo.store.base import (
     Bbox,
@@ -37,6 +37,8 @@ from geo.validate import Problem
 
 GEOM = "geom"
 BUSY_TIMEOUT_S = 60.0
+#: Inserts of at least this many features fill the R-tree in one pass (see _bulk_insert).
+BULK_ROWS = 1_000
 _ENVELOPE_BYTES = (0, 32, 48, 48, 64)
 
 
@@ -92,6 +94,24 @@ def _bound(i: int):
     return fn
 
 
+def _intersects_box(
+    blob: bytes | None, minx: float, miny: float, maxx: float, maxy: float
+) -> int | None:
+    """Whether a GeoPackage geometry meets the box: decided from the blob's envelope when
+    it lies inside or outside the box, from the geometry itself only when it straddles."""
+    if blob is None:
+        return None
+    env = _envelope(blob)  # minx, maxx, miny, maxy
+    if env is None:
+        return 0
+    if env[1] < minx or env[0] > maxx or env[3] < miny or env[2] > maxy:
+        return 0
+    if env[0] >= minx and env[1] <= maxx and env[2] >= miny and env[3] <= maxy:
+        return 1
+    geom = shapely.from_wkb(_wkb_part(blob))
+    return int(shapely.intersects(geom, shapely.box(minx, miny, maxx, maxy)))
+
+
 def _is_empty(blob: bytes | None) -> int | None:
     return None if blob is None else int(bool(blob[3] & 0x10) or _envelope(blob) is None)
 
@@ -102,6 +122,7 @@ def connect(path: Path | str) -> sqlite3.Connection:
     for i, name in enumerate(("ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY")):
         conn.create_function(name, 1, _bound(i), deterministic=True)
     conn.create_function("ST_IsEmpty", 1, _is_empty, deterministic=True)
+    conn.create_function("ZP_Intersects", 5, _intersects_box, deterministic=True)
     return conn
 
 
@@ -159,7 +180,7 @@ def _column_values(layer: Layer, name: str, column: pd.Series) -> list[Any]:
 
 
 def _select(
-    layer: Layer, bbox: Bbox | None, where: Where | None, what: str
+    layer: Layer, bbox: Bbox | None, where: Where | None, what: str, exact: bool = False
 ) -> tuple[str, list[Any]]:
     sql = f"SELECT {what} FROM {_q(layer.name)} t"
     params: list[Any] = []
@@ -173,6 +194,9 @@ def _select(
         )
         params += [bbox[2], bbox[0], bbox[3], bbox[1]]
     clauses = []
+    if bbox is not None and exact:
+        clauses.append(f"ZP_Intersects(t.{_q(GEOM)}, ?, ?, ?, ?)")
+        params += [float(v) for v in bbox]
     for name, op, value in compile_where(layer, where):
         column = f"t.{_q(name)}"
         if op in ("null", "notnull"):
@@ -207,10 +231,11 @@ def read_rows(
     order_by: str | None = None,
     limit: int | None = None,
     offset: int = 0,
+    exact: bool = False,
 ) -> pd.DataFrame:
     """Select rows of ``lyr`` on ``conn`` as the store's typed frame."""
     columns = lyr.names + ([GEOM] if lyr.is_feature else [])
-    sql, params = _select(lyr, bbox, where, ", ".join(f"t.{_q(c)}" for c in columns))
+    sql, params = _select(lyr, bbox, where, ", ".join(f"t.{_q(c)}" for c in columns), exact)
     order = order_by or lyr.key
     descending = order.startswith("-")
     if not lyr.has(order.lstrip("-")):
@@ -225,10 +250,15 @@ def read_rows(
 
 
 def count_rows(
-    conn: sqlite3.Connection, lyr: Layer, *, bbox: Bbox | None = None, where: Where | None = None
+    conn: sqlite3.Connection,
+    lyr: Layer,
+    *,
+    bbox: Bbox | None = None,
+    where: Where | None = None,
+    exact: bool = False,
 ) -> int:
     """How many rows of ``lyr`` match."""
-    sql, params = _select(lyr, bbox, where, "count(*)")
+    sql, params = _select(lyr, bbox, where, "count(*)", exact)
     return int(conn.execute(sql, params).fetchone()[0])
 
 
@@ -380,6 +410,7 @@ class GpkgStore(Store):
         order_by: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        exact: bool = False,
     ) -> pd.DataFrame:
         with self._reading() as conn:
             return read_rows(
@@ -390,6 +421,7 @@ class GpkgStore(Store):
                 order_by=order_by,
                 limit=limit,
                 offset=offset,
+                exact=exact,
             )
 
     def vector_tile(
@@ -414,9 +446,16 @@ class GpkgStore(Store):
             columns=dict(zip(names, cols[:-1])),
         )
 
-    def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
+    def count(
+        self,
+        layer: str,
+        *,
+        bbox: Bbox | None = None,
+        where: Where | None = None,
+        exact: bool = False,
+    ) -> int:
         with self._reading() as conn:
-            return count_rows(conn, get_layer(layer), bbox=bbox, where=where)
+            return count_rows(conn, get_layer(layer), bbox=bbox, where=where, exact=exact)
 
     def extent(self, layer: str) -> Bbox | None:
         lyr = get_layer(layer)
@@ -552,11 +591,41 @@ class GpkgSession(RowSession):
         if geoms is not None:
             columns.append(GEOM)
             values.append(encode_geometries(geoms))
-        sql = (
-            f"INSERT INTO {_q(lyr.name)} ({', '.join(map(_q, columns))}) "
-            f"VALUES ({', '.join('?' * len(columns))})"
+        if geoms is not None and len(typed) >= BULK_ROWS:
+            self._bulk_insert(lyr, columns, values, geoms)
+            return
+        self.conn.executemany(_insert_sql(lyr.name, columns), zip(*values))
+
+    def _bulk_insert(
+        self, lyr: Layer, columns: list[str], values: list[list[Any]], geoms: np.ndarray
+    ) -> None:
+        """Many rows at once: the R-tree filled from bounds computed in one vectorised pass
+        instead of by GeoPackage's insert trigger, which calls back into Python five
+        times per row. The trigger is dropped and made again from its own SQL inside
+        this transaction, so a rollback restores it and other connections never see it
+        missing."""
+        rtree = f"rtree_{lyr.name}_{GEOM}"
+        triggers = self.conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? "
+            "AND name LIKE ?",
+            (lyr.name, f"{rtree}_insert%"),
+        ).fetchall()
+        for name, _ in triggers:
+            self.conn.execute(f"DROP TRIGGER {_q(name)}")
+        start = self.conn.execute(f"SELECT coalesce(max(fid), 0) FROM {_q(lyr.name)}").fetchone()[0]
+        fids = range(start + 1, start + 1 + len(geoms))
+        self.conn.executemany(_insert_sql(lyr.name, ["fid", *columns]), zip(fids, *values))
+        bounds = shapely.bounds(geoms)
+        drawn = np.flatnonzero(~np.isnan(bounds[:, 0]))
+        self.conn.executemany(
+            f"INSERT INTO {_q(rtree)} (id, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)",
+            zip(
+                (drawn + start + 1).tolist(),
+                *(bounds[drawn, i].tolist() for i in (0, 2, 1, 3)),
+            ),
         )
-        self.conn.executemany(sql, zip(*values))
+        for _, text in triggers:
+            self.conn.execute(text)
 
     def _set(self, lyr: Layer, key: str, sets: Mapping[str, Any]) -> None:
         values = {(GEOM if k == "geometry" else k): v for k, v in sets.items()}
@@ -609,6 +678,13 @@ class GpkgSession(RowSession):
             "WHERE table_name = ?",
             (*bounds, lyr.name),
         )
+
+
+def _insert_sql(table: str, columns: list[str]) -> str:
+    return (
+        f"INSERT INTO {_q(table)} ({', '.join(map(_q, columns))}) "
+        f"VALUES ({', '.join('?' * len(columns))})"
+    )
 
 
 def _typed_bool(lyr: Layer, name: str, value: Any) -> Any:

@@ -16,8 +16,10 @@ import shapely
 from psycopg import errors, sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from geo import tiles
 from geo.crs import WORKING_EPSG
 from geo.layers import LAYERS, Field, Layer, get_layer
+from geo.store import pg_tiles
 from geo.store.base import (
     Bbox,
     Condition,
@@ -236,7 +238,7 @@ def _condition(lyr: Layer, cond: Condition) -> tuple[sql.Composable, list[Any]]:
 
 
 def _select(
-    lyr: Layer, what: sql.Composable, bbox: Bbox | None, where: Where | None
+    lyr: Layer, what: sql.Composable, bbox: Bbox | None, where: Where | None, exact: bool = False
 ) -> tuple[sql.Composable, list[Any]]:
     query = sql.SQL("SELECT {} FROM {} t").format(what, sql.Identifier(lyr.name))
     clauses: list[sql.Composable] = []
@@ -244,11 +246,12 @@ def _select(
     if bbox is not None:
         if not lyr.is_feature:
             raise Invalid([Problem(None, None, "bbox", f"{lyr.name} has no geometry")])
-        clauses.append(
-            sql.SQL("t.{} && ST_MakeEnvelope(%s, %s, %s, %s, {})").format(
-                sql.Identifier(GEOM), sql.Literal(WORKING_EPSG)
-            )
+        test = (
+            "ST_Intersects(t.{}, ST_MakeEnvelope(%s, %s, %s, %s, {}))"
+            if exact
+            else ("t.{} && ST_MakeEnvelope(%s, %s, %s, %s, {})")
         )
+        clauses.append(sql.SQL(test).format(sql.Identifier(GEOM), sql.Literal(WORKING_EPSG)))
         params += [float(v) for v in bbox]
     for cond in compile_where(lyr, where):
         clause, values = _condition(lyr, cond)
@@ -275,9 +278,10 @@ def read_rows(
     order_by: str | None = None,
     limit: int | None = None,
     offset: int = 0,
+    exact: bool = False,
 ) -> pd.DataFrame:
     """Select rows of ``lyr`` on ``conn`` as the store's typed frame."""
-    query, params = _select(lyr, _columns(lyr), bbox, where)
+    query, params = _select(lyr, _columns(lyr), bbox, where, exact)
     order = order_by or lyr.key
     if not lyr.has(order.lstrip("-")):
         raise Invalid(
@@ -298,10 +302,15 @@ def read_rows(
 
 
 def count_rows(
-    conn: psycopg.Connection, lyr: Layer, *, bbox: Bbox | None = None, where: Where | None = None
+    conn: psycopg.Connection,
+    lyr: Layer,
+    *,
+    bbox: Bbox | None = None,
+    where: Where | None = None,
+    exact: bool = False,
 ) -> int:
     """How many rows of ``lyr`` match."""
-    query, params = _select(lyr, sql.SQL("count(*)"), bbox, where)
+    query, params = _select(lyr, sql.SQL("count(*)"), bbox, where, exact)
     return int(conn.execute(query, params).fetchone()[0])
 
 
@@ -370,17 +379,32 @@ class PostgisStore(Store):
         order_by: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        exact: bool = False,
     ) -> pd.DataFrame:
         lyr = get_layer(layer)
         with wrapped(f"reading {layer}"), self._pool.connection() as conn:
             return read_rows(
-                conn, lyr, bbox=bbox, where=where, order_by=order_by, limit=limit, offset=offset
+                conn,
+                lyr,
+                bbox=bbox,
+                where=where,
+                order_by=order_by,
+                limit=limit,
+                offset=offset,
+                exact=exact,
             )
 
-    def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
+    def count(
+        self,
+        layer: str,
+        *,
+        bbox: Bbox | None = None,
+        where: Where | None = None,
+        exact: bool = False,
+    ) -> int:
         lyr = get_layer(layer)
         with wrapped(f"counting {layer}"), self._pool.connection() as conn:
-            return count_rows(conn, lyr, bbox=bbox, where=where)
+            return count_rows(conn, lyr, bbox=bbox, where=where, exact=exact)
 
     def extent(self, layer: str) -> Bbox | None:
         lyr = get_layer(layer)
@@ -397,6 +421,16 @@ class PostgisStore(Store):
     def revision(self, layers: Sequence[str] | None = None) -> str:
         with wrapped("reading revisions"), self._pool.connection() as conn:
             return _revision(conn, layers)
+
+    def vector_tile(
+        self, layer: str, tile: tiles.Tile, *, properties: Sequence[str], where: Where | None = None
+    ) -> bytes:
+        """The tile cut and encoded by PostGIS (``ST_AsMVT``; see :mod:`geo.store.pg_tiles`)."""
+        lyr = get_layer(layer)
+        with wrapped(f"cutting a tile of {layer}"), self._pool.connection() as conn:
+            return pg_tiles.vector_tile(
+                conn, lyr, tile, properties=properties, where=where, select=_select
+            )
 
     @contextmanager
     def transaction(self, user: str = "system") -> Iterator[PostgisSession]:
