@@ -26,7 +26,8 @@ def vector_tile(
 
     The rows are the same R-tree (GiST) and ``where`` selection as the generic encoder's;
     geometries are projected to Web Mercator, clipped to the tile plus
-    :data:`geo.tiles.BUFFER` and snapped to the :data:`geo.tiles.EXTENT` grid, the integer
+    :data:`geo.tiles.BUFFER`, snapped to the :data:`geo.tiles.EXTENT` grid and simplified
+    by :data:`geo.tiles.SIMPLIFY_UNITS` (what collapses is not drawn), the integer
     feature id is :data:`geo.tiles.FEATURE_ID_SQL` of the key (equal to
     :func:`geo.tiles.feature_ids`), and the key and ``properties`` columns are carried
     (NULLs left out). Empty bytes when no feature is drawn.
@@ -34,10 +35,12 @@ def vector_tile(
     names = [lyr.key, *(p for p in properties if p != lyr.key)]
     key = sql.SQL("t.{}").format(sql.Identifier(lyr.key))
     what = sql.SQL(
-        "ST_AsMVTGeom(ST_Transform(t.geom, {mercator}), ST_TileEnvelope(%s, %s, %s), "
-        "{extent}, {buffer}, true) AS mvt_geom, {fid} AS mvt_id, {columns}"
+        "ST_Simplify(ST_AsMVTGeom(ST_Transform(t.geom, {mercator}), "
+        "ST_TileEnvelope(%s, %s, %s), {extent}, {buffer}, true), {simplify}) AS mvt_geom, "
+        "{fid} AS mvt_id, {columns}"
     ).format(
         mercator=sql.Literal(tiles.WEB_MERCATOR_EPSG),
+        simplify=sql.Literal(tiles.SIMPLIFY_UNITS),
         extent=sql.Literal(tiles.EXTENT),
         buffer=sql.Literal(tiles.BUFFER),
         fid=sql.SQL(tiles.FEATURE_ID_SQL).format(key),
@@ -46,7 +49,7 @@ def vector_tile(
     rows, params = select(lyr, what, tile.working_bbox(), where)
     query = sql.SQL(
         "SELECT ST_AsMVT(r.*, {name}, {extent}, 'mvt_geom', 'mvt_id') FROM ({rows}) r "
-        "WHERE r.mvt_geom IS NOT NULL"
+        "WHERE r.mvt_geom IS NOT NULL AND NOT ST_IsEmpty(r.mvt_geom)"
     ).format(name=sql.Literal(lyr.name), extent=sql.Literal(tiles.EXTENT), rows=rows)
     data = conn.execute(query, [tile.z, tile.x, tile.y, *params]).fetchone()[0]
     return bytes(data) if data else b""
