@@ -110,7 +110,7 @@ def write_files(grid: Grid, folder: Path) -> tuple[Path, Path]:
         os.replace(part, path)
     x0, y0, x1, y1 = grid.bounds
     area = gpd.GeoDataFrame(
-        {"exp_id": ["EXP-BENCH"], "name": ["Synthetic benchmark area"], "status": ["planned"]},
+        {"exp_id": ["EXP-BENCH"], "name": ["Synthetic benchmark area"], "status": ["approved"]},
         geometry=[shapely.box(x0 - 10, y0 - 10, x1 + 10, y1 + 10)],
         crs=32643,
     )

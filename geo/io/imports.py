@@ -30,8 +30,10 @@ from geo.validate import (
 MODES: tuple[str, ...] = ("update", "replace")
 # Imports must lie within this distance (metres) of the zone and its expansion areas.
 ZONE_MARGIN_M = 5_000.0
-# Stored rows are looked up by this many ids per query.
+# Stored rows are looked up by this many ids per query, or all read at once beyond
+# _WHOLE_LAYER_ROWS of them.
 _ID_CHUNK = 500
+_WHOLE_LAYER_ROWS = 20_000
 # Plots a replace never removes: someone holds them.
 COMMITTED_STATUSES: tuple[str, ...] = ("reserved", "allocated", "occupied")
 # Vertices closer than this (metres) are the same geometry: a GeoJSON round trip at
@@ -268,7 +270,9 @@ def plan_import(
         plan.removed = _removals(store, lyr, {str(k) for k in ids if k is not None})
         problems += _committed_removals(store, lyr, plan.removed)
     elif lyr.name == "plots":
-        problems += _overlaps_with_store(store, plan.frame, {str(k) for k in ids if k is not None})
+        problems += _overlaps_with_store(
+            store, plan.frame, {str(k) for k in ids if k is not None}, usable
+        )
     plan.problems = sorted(problems, key=problem_order)
     return plan
 
@@ -325,13 +329,24 @@ def _missing_columns(layer: Layer, frame: pd.DataFrame, problems: list[Problem])
 
 
 def _stored_rows(store: Any, layer: Layer, ids: list[Any]) -> pd.DataFrame:
-    """The stored rows whose id is in ``ids`` (queried in chunks, by value), by id."""
-    wanted = sorted({str(i) for i in ids if i is not None})
-    parts = [
-        store.read(layer.name, where={layer.key: wanted[start : start + _ID_CHUNK]})
-        for start in range(0, len(wanted), _ID_CHUNK)
-    ]
-    rows = pd.concat(parts, ignore_index=True) if parts else store.read(layer.name, limit=0)
+    """The stored rows whose id is in ``ids``, by id: none read when the ids are all new
+    (the stored ids are listed first, nothing else decoded), the whole layer read once
+    when the file repeats most of it, else queried in chunks by value."""
+    wanted = {str(i) for i in ids if i is not None}
+    present = sorted(wanted.intersection(store.keys(layer.name)))
+    if not present:
+        rows = store.read(layer.name, limit=0)
+    elif len(present) > _WHOLE_LAYER_ROWS:
+        rows = store.read(layer.name)
+        rows = rows[rows[layer.key].astype(str).isin(wanted)]
+    else:
+        rows = pd.concat(
+            [
+                store.read(layer.name, where={layer.key: present[start : start + _ID_CHUNK]})
+                for start in range(0, len(present), _ID_CHUNK)
+            ],
+            ignore_index=True,
+        )
     return rows.set_index(rows[layer.key].astype(str), drop=False)
 
 
@@ -345,8 +360,9 @@ def _plain(value: Any) -> Any:
 def _plan_updates(plan: ImportPlan, lyr: Layer, stored: pd.DataFrame) -> None:
     """Sort the input into new ids and updates of stored features (fields that differ)."""
     keys = [None if k is None else str(k) for k in plan.frame[lyr.key].tolist()]
-    rows = [i for i, k in enumerate(keys) if k is not None and k in stored.index]
-    plan.new_ids = [k for k in keys if k is not None and k not in stored.index]
+    known = set(stored.index)
+    rows = [i for i, k in enumerate(keys) if k is not None and k in known]
+    plan.new_ids = [k for k in keys if k is not None and k not in known]
     if not rows:
         return
     old = stored.loc[[keys[i] for i in rows]]
@@ -419,11 +435,21 @@ def _committed_removals(store: Any, layer: Layer, removed: dict[str, str | None]
     ]
 
 
+def _among(values: pd.Series, wanted: set[str]) -> np.ndarray:
+    """Which values (as text) are in ``wanted``: a set lookup per value, where pandas'
+    ``isin`` on Arrow-backed strings goes through a slow Python path."""
+    return np.fromiter((str(v) in wanted for v in values.tolist()), bool, len(values))
+
+
 def _usable_geoms(frame: gpd.GeoDataFrame, usable: np.ndarray | None = None) -> np.ndarray:
+    """The rows whose geometry can be tested for overlaps: ``usable`` when the checks
+    already decided it (missing, empty and invalid geometries are problems there)."""
+    if usable is not None:
+        return np.flatnonzero(usable)
     geoms = np.asarray(frame.geometry.values, dtype=object)
     ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     ok[ok] = shapely.is_valid(geoms[ok])
-    return np.flatnonzero(ok if usable is None else ok & usable)
+    return np.flatnonzero(ok)
 
 
 def _self_overlaps(frame: gpd.GeoDataFrame, usable: np.ndarray) -> list[Problem]:
@@ -444,15 +470,17 @@ def _self_overlaps(frame: gpd.GeoDataFrame, usable: np.ndarray) -> list[Problem]
     return out
 
 
-def _overlaps_with_store(store: Any, frame: gpd.GeoDataFrame, in_file: set[str]) -> list[Problem]:
+def _overlaps_with_store(
+    store: Any, frame: gpd.GeoDataFrame, in_file: set[str], usable: np.ndarray | None = None
+) -> list[Problem]:
     """Overlaps with stored plots the file does not mention (those it mentions get the
     file's geometry, checked among the input)."""
-    idx = _usable_geoms(frame)
+    idx = _usable_geoms(frame, usable)
     if not len(idx):
         return []
     sub = gpd.GeoSeries(frame.geometry.values[idx])
     stored = store.read("plots", bbox=tuple(sub.total_bounds))
-    stored = stored[~stored["plot_id"].astype(str).isin(in_file)]
+    stored = stored[~_among(stored["plot_id"], in_file)]
     keys = frame["plot_id"].tolist()
     stored_keys = stored["plot_id"].tolist()
     out = []
@@ -501,7 +529,7 @@ def write_import(tx: Any, store: Any, plan: ImportPlan) -> list[str]:
         tx.delete(lyr.name, key)
     for key, changes in plan.updates.items():
         tx.update(lyr.name, key, changes, version=plan.versions[key])
-    new = plan.frame[plan.frame[lyr.key].astype(str).isin(set(plan.new_ids))]
+    new = plan.frame[_among(plan.frame[lyr.key], set(plan.new_ids))]
     added = tx.insert(lyr.name, new) if len(new) else []
     return [*added, *plan.updates]
 

@@ -39,6 +39,8 @@ GEOM = "geom"
 BUSY_TIMEOUT_S = 60.0
 #: Inserts of at least this many features fill the R-tree in one pass (see _bulk_insert).
 BULK_ROWS = 1_000
+#: The page cache of a bulk insert, KiB (the default 2 MB spills to the journal mid-way).
+BULK_CACHE_KIB = 256 * 1024
 _ENVELOPE_BYTES = (0, 32, 48, 48, 64)
 
 
@@ -47,21 +49,31 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+_HEADER = np.dtype(
+    [("magic", "S2"), ("version", "u1"), ("flags", "u1"), ("srs", "<i4"), ("env", "<f8", 4)]
+)
+
+
 def encode_geometries(geoms: np.ndarray, srs_id: int = WORKING_EPSG) -> list[bytes | None]:
-    """GeoPackage binary blobs (header with XY envelope, then ISO WKB)."""
+    """GeoPackage binary blobs (header with XY envelope, then ISO WKB); the headers are
+    packed for all geometries at once."""
     wkb = shapely.to_wkb(geoms, byte_order=1, flavor="iso")
     bounds = shapely.bounds(geoms)
-    out: list[bytes | None] = []
-    for blob, (minx, miny, maxx, maxy) in zip(wkb, bounds):
-        if blob is None:
-            out.append(None)
-        elif np.isnan(minx):
-            out.append(struct.pack("<2sBBi", b"GP", 0, 0x11, srs_id) + blob)
-        else:
-            out.append(
-                struct.pack("<2sBBi4d", b"GP", 0, 0x03, srs_id, minx, maxx, miny, maxy) + blob
-            )
-    return out
+    empty = np.isnan(bounds[:, 0])
+    head = np.zeros(len(wkb), dtype=_HEADER)
+    head["magic"], head["srs"] = b"GP", srs_id
+    head["flags"] = np.where(empty, 0x11, 0x03)
+    head["env"] = bounds[:, [0, 2, 1, 3]]  # minx, maxx, miny, maxy
+    raw = head.tobytes()
+    size = _HEADER.itemsize
+    return [
+        None
+        if blob is None
+        else raw[i * size : i * size + 8] + blob
+        if empty[i]
+        else raw[i * size : (i + 1) * size] + blob
+        for i, blob in enumerate(wkb.tolist())
+    ]
 
 
 def _wkb_part(blob: bytes | None) -> bytes | None:
@@ -446,6 +458,12 @@ class GpkgStore(Store):
             columns=dict(zip(names, cols[:-1])),
         )
 
+    def keys(self, layer: str, *, where: Where | None = None) -> list[str]:
+        lyr = get_layer(layer)
+        sql, params = _select(lyr, None, where, f"t.{_q(lyr.key)}")
+        with self._reading() as conn:
+            return [str(r[0]) for r in conn.execute(sql, params)]
+
     def count(
         self,
         layer: str,
@@ -599,31 +617,45 @@ class GpkgSession(RowSession):
     def _bulk_insert(
         self, lyr: Layer, columns: list[str], values: list[list[Any]], geoms: np.ndarray
     ) -> None:
-        """Many rows at once: the R-tree filled from bounds computed in one vectorised pass
-        instead of by GeoPackage's insert trigger, which calls back into Python five
-        times per row. The trigger is dropped and made again from its own SQL inside
-        this transaction, so a rollback restores it and other connections never see it
-        missing."""
+        """Many rows at once, with what GeoPackage's per-row insert triggers do done once
+        for them all: the R-tree filled from bounds computed in one vectorised pass (the
+        trigger calls back into Python five times per row) and the layer's feature count
+        moved on by the number of rows. The triggers are dropped and made again from their
+        own SQL inside this transaction, so a rollback restores them and other connections
+        never see them missing."""
         rtree = f"rtree_{lyr.name}_{GEOM}"
         triggers = self.conn.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? "
-            "AND name LIKE ?",
-            (lyr.name, f"{rtree}_insert%"),
+            "AND name IN (?, ?)",
+            (lyr.name, f"{rtree}_insert", f"trigger_insert_feature_count_{lyr.name}"),
         ).fetchall()
         for name, _ in triggers:
             self.conn.execute(f"DROP TRIGGER {_q(name)}")
-        start = self.conn.execute(f"SELECT coalesce(max(fid), 0) FROM {_q(lyr.name)}").fetchone()[0]
-        fids = range(start + 1, start + 1 + len(geoms))
-        self.conn.executemany(_insert_sql(lyr.name, ["fid", *columns]), zip(fids, *values))
-        bounds = shapely.bounds(geoms)
-        drawn = np.flatnonzero(~np.isnan(bounds[:, 0]))
-        self.conn.executemany(
-            f"INSERT INTO {_q(rtree)} (id, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)",
-            zip(
-                (drawn + start + 1).tolist(),
-                *(bounds[drawn, i].tolist() for i in (0, 2, 1, 3)),
-            ),
-        )
+        cache = self.conn.execute("PRAGMA cache_size").fetchone()[0]
+        self.conn.execute(f"PRAGMA cache_size = {-BULK_CACHE_KIB}")  # no spills mid-way
+        try:
+            start = self.conn.execute(
+                f"SELECT coalesce(max(fid), 0) FROM {_q(lyr.name)}"
+            ).fetchone()[0]
+            fids = range(start + 1, start + 1 + len(geoms))
+            self.conn.executemany(_insert_sql(lyr.name, ["fid", *columns]), zip(fids, *values))
+            bounds = shapely.bounds(geoms)
+            drawn = np.flatnonzero(~np.isnan(bounds[:, 0]))
+            self.conn.executemany(
+                f"INSERT INTO {_q(rtree)} (id, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)",
+                zip(
+                    (drawn + start + 1).tolist(),
+                    *(bounds[drawn, i].tolist() for i in (0, 2, 1, 3)),
+                ),
+            )
+        finally:
+            self.conn.execute(f"PRAGMA cache_size = {int(cache)}")
+        if any(name.startswith("trigger_insert_feature_count") for name, _ in triggers):
+            self.conn.execute(
+                "UPDATE gpkg_ogr_contents SET feature_count = feature_count + ? "
+                "WHERE lower(table_name) = lower(?)",
+                (len(geoms), lyr.name),
+            )
         for _, text in triggers:
             self.conn.execute(text)
 

@@ -146,6 +146,21 @@ def _db_value(fld: Field | None, value: Any) -> Any:
     return value
 
 
+def _copy_column(fld: Field, column: pd.Series) -> list[Any]:
+    """A column's values as COPY takes them, converted per value only where the plain
+    Python values need it (times to UTC; numpy scalars and missing markers)."""
+    if fld.type != "datetime" and column.dtype != object:
+        values = column.astype(object).where(column.notna(), None).tolist()
+        return [v.item() if isinstance(v, np.generic) else v for v in values]
+    values = column.tolist()
+    if fld.type != "datetime" and all(v is None or (type(v) in _PLAIN and v == v) for v in values):
+        return values
+    return [_db_value(fld, v) for v in values]
+
+
+_PLAIN = (str, int, float, bool)
+
+
 def _ewkb_hex(geoms: np.ndarray) -> list[str | None]:
     """Hex EWKB (SRID included), the text form COPY takes for geometry columns."""
     with_srid = shapely.set_srid(np.asarray(geoms, dtype=object), WORKING_EPSG)
@@ -405,6 +420,12 @@ class PostgisStore(Store):
         lyr = get_layer(layer)
         with wrapped(f"counting {layer}"), self._pool.connection() as conn:
             return count_rows(conn, lyr, bbox=bbox, where=where, exact=exact)
+
+    def keys(self, layer: str, *, where: Where | None = None) -> list[str]:
+        lyr = get_layer(layer)
+        query, params = _select(lyr, sql.SQL("t.{}").format(sql.Identifier(lyr.key)), None, where)
+        with wrapped(f"reading the ids of {layer}"), self._pool.connection() as conn:
+            return [str(r[0]) for r in conn.execute(query, params)]
 
     def extent(self, layer: str) -> Bbox | None:
         lyr = get_layer(layer)
@@ -673,8 +694,7 @@ class PostgisSession(RowSession):
 
     def _write_rows(self, lyr: Layer, typed: pd.DataFrame, geoms: np.ndarray | None) -> None:
         names = list(typed.columns)
-        fields = [lyr.field(n) for n in names]
-        columns = [typed[n].tolist() for n in names]
+        columns = [_copy_column(lyr.field(n), typed[n]) for n in names]
         targets = [sql.Identifier(n) for n in names]
         if geoms is not None:
             columns.append(_ewkb_hex(geoms))
@@ -684,9 +704,7 @@ class PostgisSession(RowSession):
         )
         with self.conn.cursor() as cur, cur.copy(copy_sql) as copy:
             for row in zip(*columns):
-                copy.write_row(
-                    [_db_value(f, v) for f, v in zip(fields, row)] + list(row[len(fields) :])
-                )
+                copy.write_row(row)
 
     def _set(self, lyr: Layer, key: str, sets: Mapping[str, Any]) -> None:
         parts, params = [], []
