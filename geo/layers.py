@@ -144,7 +144,9 @@ class Layer:
     asset: bool = False
     audited: bool = True
     internal: bool = False
-    _by_name: dict = dc_field(default=None, init=False, repr=False, compare=False)
+    _by_name: dict[str, Field] = dc_field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {f.name: f for f in self.fields})

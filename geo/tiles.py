@@ -69,11 +69,10 @@ class Tile:
         """The tile (grown by ``buffer`` extent units) as a box in the working CRS."""
         pad = self.size * buffer / EXTENT
         minx, miny, maxx, maxy = self.bounds
-        return tuple(
-            transformer(WEB_MERCATOR_EPSG, WORKING_EPSG).transform_bounds(
-                minx - pad, miny - pad, maxx + pad, maxy + pad
-            )
+        x0, y0, x1, y1 = transformer(WEB_MERCATOR_EPSG, WORKING_EPSG).transform_bounds(
+            minx - pad, miny - pad, maxx + pad, maxy + pad
         )
+        return (float(x0), float(y0), float(x1), float(y1))
 
 
 def feature_ids(keys: Sequence[Any]) -> list[int]:
@@ -105,7 +104,7 @@ def to_tile_coords(geoms: np.ndarray, tile: Tile) -> np.ndarray:
             np.column_stack([(np.asarray(x) - minx) * scale, (maxy - np.asarray(y)) * scale])
         )
 
-    return shapely.transform(geoms, project)
+    return np.asarray(shapely.transform(geoms, project))
 
 
 def prepare_geometries(geoms: np.ndarray, tile: Tile) -> np.ndarray:
@@ -123,7 +122,7 @@ def prepare_geometries(geoms: np.ndarray, tile: Tile) -> np.ndarray:
     )
     local[collapsed] = None
     # y points down here, so GEOS's counter-clockwise is clockwise on screen
-    return shapely.orient_polygons(local, exterior_cw=False)
+    return np.asarray(shapely.orient_polygons(local, exterior_cw=False))
 
 
 def encode(
@@ -167,8 +166,10 @@ def encode(
         }
         for geom, fid, row in zip(local[keep], ids, zip(*values))
     ]
-    return mapbox_vector_tile.encode(
-        [{"name": layer, "features": features}], default_options=_ENCODE_OPTIONS
+    return bytes(
+        mapbox_vector_tile.encode(
+            [{"name": layer, "features": features}], default_options=_ENCODE_OPTIONS
+        )
     )
 
 
@@ -212,7 +213,7 @@ class TileCache:
     def __init__(self, max_bytes: int = 64 * 1024 * 1024):
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._tiles: OrderedDict[tuple, bytes] = OrderedDict()
+        self._tiles: OrderedDict[tuple[str, str, int, int, int], bytes] = OrderedDict()
         self._revisions: dict[tuple[str, str], str] = {}
         self._bytes = 0
 

@@ -74,12 +74,12 @@ def coerce_value(fld: Field, value: Any) -> Any:
         return None
     out = _CONVERTERS[fld.type](value)
     if fld.type == "str":
-        _check_text(fld, out)
+        _check_text(fld, str(out))
     if fld.choices is not None and out not in fld.choices:
         raise ValueError(f"{out!r} is not one of {', '.join(fld.choices)}")
-    if fld.minimum is not None and out < fld.minimum:
+    if fld.minimum is not None and out < fld.minimum:  # type: ignore[operator]
         raise ValueError(f"{out} is below the minimum {fld.minimum:g}")
-    if fld.maximum is not None and out > fld.maximum:
+    if fld.maximum is not None and out > fld.maximum:  # type: ignore[operator]
         raise ValueError(f"{out} is above the maximum {fld.maximum:g}")
     return out
 
@@ -341,7 +341,7 @@ def _duplicate_keys(layer: Layer, typed: pd.DataFrame) -> list[Problem]:
 
 def check_geometries(
     layer: Layer,
-    geoms: Iterable,
+    geoms: Iterable[Any],
     ids: list[str | None] | None = None,
     *,
     envelope: tuple[float, float, float, float] | None = ZONE_ENVELOPE,
@@ -369,7 +369,7 @@ def check_geometries(
         bounds = shapely.bounds(arr)
         area = shapely.area(arr)
         length = shapely.length(arr)
-    want = {"Polygon": (3, 6), "LineString": (1, 5), "Point": (0, 4)}[layer.geometry]
+    want = {"Polygon": (3, 6), "LineString": (1, 5), "Point": (0, 4)}[str(layer.geometry)]
     degenerate = (
         area < MIN_POLYGON_AREA_M2
         if layer.geometry == "Polygon"
@@ -463,7 +463,7 @@ def format_coordinate(value: float) -> str:
 
 
 def _inside(b: np.ndarray, env: tuple[float, float, float, float]) -> bool:
-    return b[0] >= env[0] and b[1] >= env[1] and b[2] <= env[2] and b[3] <= env[3]
+    return bool(b[0] >= env[0] and b[1] >= env[1] and b[2] <= env[2] and b[3] <= env[3])
 
 
 def single_part(geoms: gpd.GeoSeries) -> gpd.GeoSeries:

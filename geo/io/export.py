@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 import pyogrio.errors
 
@@ -119,15 +120,25 @@ def _default_crs(fmt: str, crs: int | str | None) -> int:
 
 
 def _frame_for_export(
-    store: Any, name: str, where: Mapping[str, Any] | None, epsg: int
-) -> pd.DataFrame:
+    store: Any, name: str, where: Mapping[str, Any] | None, epsg: int, schema: Layer | None = None
+) -> pd.DataFrame | pa.Table:
+    """The rows to export: straight from the store's file as Arrow when the store can
+    hand them over that way (a GeoPackage read by GDAL, no per-row Python), else a frame."""
+    if where is None and epsg == WORKING_EPSG and hasattr(store, "read_arrow"):
+        table = store.read_arrow(name, schema or get_layer(name))
+        if table is not None:
+            return table
     frame = store.read(name, where=where)
     if get_layer(name).is_feature and epsg != WORKING_EPSG:
         frame = frame.to_crs(epsg)
     return frame
 
 
-def _write_geojson(layer: Layer, frame: pd.DataFrame, path: Path, epsg: int) -> Path:
+def _as_table(layer: Layer, frame: pd.DataFrame | pa.Table) -> pa.Table:
+    return frame if isinstance(frame, pa.Table) else to_arrow(layer, frame)
+
+
+def _write_geojson(layer: Layer, frame: pd.DataFrame | pa.Table, path: Path, epsg: int) -> Path:
     rfc = epsg == WGS84_EPSG
     options = {"RFC7946": "YES", "COORDINATE_PRECISION": GEOJSON_DECIMALS} if rfc else {}
     with warnings.catch_warnings():
@@ -137,10 +148,10 @@ def _write_geojson(layer: Layer, frame: pd.DataFrame, path: Path, epsg: int) -> 
 
 
 def _write_geojson_arrow(
-    layer: Layer, frame: pd.DataFrame, path: Path, epsg: int, options: dict[str, Any]
+    layer: Layer, frame: pd.DataFrame | pa.Table, path: Path, epsg: int, options: dict[str, Any]
 ) -> None:
     pyogrio.write_arrow(
-        to_arrow(layer, frame),
+        _as_table(layer, frame),
         path,
         driver="GeoJSON",
         layer=layer.name,
@@ -151,12 +162,12 @@ def _write_geojson_arrow(
     )
 
 
-def _write_gpkg_layer(layer: Layer, frame: pd.DataFrame, path: Path, epsg: int) -> None:
+def _write_gpkg_layer(layer: Layer, frame: pd.DataFrame | pa.Table, path: Path, epsg: int) -> None:
     options = {"DESCRIPTION": layer.label, "IDENTIFIER": layer.name}
     if layer.is_feature:
         options.update(SPATIAL_INDEX="YES", GEOMETRY_NAME="geom")
     pyogrio.write_arrow(
-        to_arrow(layer, frame),
+        _as_table(layer, frame),
         path,
         driver="GPKG",
         layer=layer.name,
@@ -319,7 +330,7 @@ def _export_plain_shapefile(
     indexes, an old ``.prj``) are removed so they cannot describe the new one.
     """
     name = lyr.name
-    frame = _frame_for_export(store, name, where, epsg)
+    frame = _frame_for_export(store, name, where, epsg, lyr)
     written = write_shapefile(lyr, frame, work, name=out.stem)
     for suffix in _STALE_SHAPEFILE_SIDECARS:
         stale = out.parent / f"{out.stem}{suffix}"
@@ -348,7 +359,7 @@ def _export_into(
     target = work / "export.part"
     for lyr in schemas:
         name = lyr.name
-        frame = _frame_for_export(store, name, where, epsg)
+        frame = _frame_for_export(store, name, where, epsg, lyr)
         if fmt == "shp":
             write_shapefile(lyr, frame, work)
             members += _shapefile_members(lyr, work)

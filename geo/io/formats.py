@@ -138,8 +138,8 @@ class ShapefileLimitWarning(UserWarning):
     (text longer than the DBF's 254 bytes is cut)."""
 
 
-def _epsg(frame: pd.DataFrame) -> int:
-    crs = getattr(frame, "crs", None)
+def _epsg(frame: pd.DataFrame | pa.Table) -> int:
+    crs = None if isinstance(frame, pa.Table) else getattr(frame, "crs", None)
     return crs.to_epsg() if crs is not None else WORKING_EPSG
 
 
@@ -183,9 +183,9 @@ def _sized_for_dbf(layer: Layer, table: pa.Table) -> pa.Table:
     return table.cast(schema)
 
 
-def _warn_long_text(layer: Layer, frame: pd.DataFrame, table: pa.Table) -> None:
+def _warn_long_text(layer: Layer, table: pa.Table) -> None:
     """Warn (ShapefileLimitWarning) per text field holding values the DBF will cut."""
-    keys = frame[layer.key].reset_index(drop=True) if layer.key in frame.columns else None
+    keys = table.column(layer.key) if layer.key in table.column_names else None
     for i, fld in enumerate(table.schema):
         if not pa.types.is_string(fld.type):
             continue
@@ -195,7 +195,7 @@ def _warn_long_text(layer: Layer, frame: pd.DataFrame, table: pa.Table) -> None:
         )
         if not len(over):
             continue
-        first = keys.iloc[int(over[0])] if keys is not None else f"row {int(over[0])}"
+        first = keys[int(over[0])].as_py() if keys is not None else f"row {int(over[0])}"
         warnings.warn(
             f"{layer.name}.{fld.name}: {len(over)} value(s) longer than the shapefile limit of "
             f"{_DBF_MAX_WIDTH} bytes (first: {layer.key} {first}) were cut short in the .dbf; "
@@ -206,7 +206,11 @@ def _warn_long_text(layer: Layer, frame: pd.DataFrame, table: pa.Table) -> None:
 
 
 def write_shapefile(
-    layer: Layer | str, frame: gpd.GeoDataFrame, directory: Path | str, *, name: str | None = None
+    layer: Layer | str,
+    frame: gpd.GeoDataFrame | pa.Table,
+    directory: Path | str,
+    *,
+    name: str | None = None,
 ) -> Path:
     """Write one layer as a shapefile with ``.prj`` and a UTF-8 ``.cpg``.
 
@@ -214,7 +218,8 @@ def write_shapefile(
     so values typed later fit; dates are DBF dates. A table (no geometry) is written
     as a lone ``.dbf`` (with ``.cpg``). Text longer than the DBF's 254 bytes is
     cut by the format; a :class:`ShapefileLimitWarning` names the layer, field,
-    count and first feature.
+    count and first feature. ``frame`` may also be an Arrow table already typed by
+    the schema (:func:`typed_table`), in the working CRS.
 
     Returns
     -------
@@ -223,8 +228,8 @@ def write_shapefile(
     """
     layer = get_layer(layer) if isinstance(layer, str) else layer
     path = Path(directory) / f"{name or layer.name}.shp"
-    table = to_arrow(layer, frame)
-    _warn_long_text(layer, frame, table)
+    table = frame if isinstance(frame, pa.Table) else to_arrow(layer, frame)
+    _warn_long_text(layer, table)
     with warnings.catch_warnings():
         # GDAL's own "... has been truncated to 254 characters" (said above, clearly)
         warnings.filterwarnings(
@@ -240,6 +245,16 @@ def write_shapefile(
             encoding="UTF-8",
         )
     return path if layer.is_feature else path.with_suffix(".dbf")
+
+
+def typed_table(layer: Layer, table: pa.Table, geometry: str | None) -> pa.Table:
+    """A table as GDAL read it from a store, with the export fields cast to the schema's
+    Arrow types (what :func:`to_arrow` gives) and its geometry column (``geometry``, ISO
+    WKB) last."""
+    data = {f.name: table.column(f.name).cast(_ARROW_TYPES[f.type]) for f in layer.export_fields}
+    if layer.is_feature and geometry is not None:
+        data["geometry"] = table.column(geometry).cast(pa.binary())
+    return pa.table(data)
 
 
 def read_file(path: Path | str, *, layer: str | None = None) -> pd.DataFrame:

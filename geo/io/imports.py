@@ -260,7 +260,7 @@ def plan_import(
         ]
         problems += geo_problems
         usable = np.ones(len(frame), dtype=bool)
-        usable[list(unread | {p.index for p in geo_problems})] = False
+        usable[[i for i in unread | {p.index for p in geo_problems} if i is not None]] = False
         plan.frame = gpd.GeoDataFrame(typed, geometry=np.asarray(geoms), crs=WORKING_EPSG)
         if lyr.name == "plots":
             problems += _self_overlaps(plan.frame, usable)
@@ -383,10 +383,10 @@ def _plan_updates(plan: ImportPlan, lyr: Layer, stored: pd.DataFrame) -> None:
                 shapely.normalize(np.asarray(old.geometry.values)),
                 tolerance=SAME_GEOMETRY_M,
             )
-        for n in np.flatnonzero(~same):
-            after[n]["geometry"] = new_geoms[n]
+        for m in np.flatnonzero(~same).tolist():
+            after[m]["geometry"] = new_geoms[m]
     for n, i in enumerate(rows):
-        key = keys[i]
+        key = str(keys[i])
         if not after[n]:
             plan.unchanged += 1
             continue

@@ -171,7 +171,8 @@ def _parse_geometries(wkb: np.ndarray) -> tuple[np.ndarray, list[tuple[int, str]
 def _not_degrees(geoms: np.ndarray) -> np.ndarray:
     b = shapely.bounds(geoms)
     with np.errstate(invalid="ignore"):
-        return (np.abs(b[:, [0, 2]]) > 180).any(axis=1) | (np.abs(b[:, [1, 3]]) > 90).any(axis=1)
+        out = (np.abs(b[:, [0, 2]]) > 180).any(axis=1) | (np.abs(b[:, [1, 3]]) > 90).any(axis=1)
+    return np.asarray(out)
 
 
 def _rename_columns(layer: Layer, attrs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -362,7 +363,7 @@ def read_upload(
             problems.append(
                 Problem(
                     int(i),
-                    _key_at(lyr, attrs, i),
+                    _key_at(lyr, attrs, int(i)),
                     "geometry",
                     f"coordinates ({format_coordinate(b[0])}, "
                     f"{format_coordinate(b[1])}) are not degrees although "

@@ -7,7 +7,8 @@ import datetime as dt
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from functools import cache
 from typing import Any
 
@@ -348,7 +349,7 @@ class RowSession(Session):
         self.user = user
         self._touched: set[str] = set()
         self._reshaped: set[str] = set()  # layers whose geometries (so extent) changed
-        self._audit: list[tuple] = []
+        self._audit: list[tuple[Any, ...]] = []
 
     @abstractmethod
     def _fetch(self, lyr: Layer, key: str, for_update: bool) -> dict[str, Any] | None:
@@ -375,7 +376,7 @@ class RowSession(Session):
         """Delete every row; return how many."""
 
     @abstractmethod
-    def _write_audit(self, records: list[tuple]) -> None:
+    def _write_audit(self, records: list[tuple[Any, ...]]) -> None:
         """Append ``(at, username, action, layer, feat_id, changes)`` records."""
 
     @abstractmethod
@@ -560,7 +561,7 @@ class Store(ABC):
         """The store's name for messages (a file path, a URL without its password)."""
 
     @abstractmethod
-    def transaction(self, user: str = "system") -> Iterator[Session]:
+    def transaction(self, user: str = "system") -> AbstractContextManager[Session]:
         """A context manager: all writes inside commit together or not at all."""
 
     def get(self, layer: str, key: str) -> dict[str, Any]:
@@ -598,7 +599,8 @@ class Store(ABC):
 
     def keys(self, layer: str, *, where: Where | None = None) -> list[str]:
         """The ids of the matching rows (backends read nothing else)."""
-        return [str(k) for k in self.read(layer, where=where)[get_layer(layer).key].tolist()]
+        keys = self.read(layer, where=where)[get_layer(layer).key].tolist()
+        return [str(k) for k in keys]
 
     def snapshot(self, layers: Sequence[str] = FEATURE_LAYERS) -> dict[str, pd.DataFrame]:
         """Every named layer read in full, for the planner's pure functions."""

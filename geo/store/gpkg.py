@@ -7,6 +7,7 @@ import sqlite3
 import struct
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,12 +16,14 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 import shapely
 
 from geo import tiles
 from geo.crs import WORKING_EPSG
-from geo.io.formats import GPKG_VERSION, to_arrow
+from geo.io.formats import GPKG_VERSION, to_arrow, typed_table
 from geo.layers import LAYERS, Layer, get_layer
 from geo.store.base import (
     Bbox,
@@ -84,7 +87,7 @@ def _wkb_part(blob: bytes | None) -> bytes | None:
 
 def decode_geometries(blobs: list[bytes | None]) -> np.ndarray:
     """Shapely geometries from GeoPackage binary blobs."""
-    return shapely.from_wkb([_wkb_part(b) for b in blobs])
+    return np.asarray(shapely.from_wkb([_wkb_part(b) for b in blobs]))
 
 
 def _envelope(blob: bytes | None) -> tuple[float, float, float, float] | None:
@@ -98,7 +101,7 @@ def _envelope(blob: bytes | None) -> tuple[float, float, float, float] | None:
     return minx, maxx, miny, maxy
 
 
-def _bound(i: int):
+def _bound(i: int) -> Callable[[bytes | None], float | None]:
     def fn(blob: bytes | None) -> float | None:
         env = _envelope(blob)
         return None if env is None else env[i]
@@ -151,7 +154,7 @@ def _column(fld: Any, values: Sequence[Any]) -> Any:
     return pd.Series(text, dtype=object, copy=False)
 
 
-def _read_frame(layer: Layer, rows: list[tuple], columns: list[str]) -> pd.DataFrame:
+def _read_frame(layer: Layer, rows: list[tuple[Any, ...]], columns: list[str]) -> pd.DataFrame:
     # Built column by column from the rows: pandas' record parsing and string inference
     # cost more than the query on small pages.
     cols = dict(zip(columns, zip(*rows))) if rows else {c: () for c in columns}
@@ -188,7 +191,7 @@ def _column_values(layer: Layer, name: str, column: pd.Series) -> list[Any]:
     values = column.tolist()
     if layer.has(name) and layer.field(name).type == "bool":
         return [None if v is None else int(v) for v in values]
-    return values
+    return list(values)
 
 
 def _select(
@@ -458,6 +461,19 @@ class GpkgStore(Store):
             columns=dict(zip(names, cols[:-1])),
         )
 
+    def read_arrow(self, layer: str, schema: Layer | None = None) -> pa.Table:
+        """A whole layer as Arrow, read by GDAL (C all the way: no per-row Python), its
+        export fields typed as :func:`geo.io.formats.to_arrow` types them (``schema``, a
+        narrowing of the layer's, picks them), geometry as ISO WKB, in key order like
+        :meth:`read`."""
+        lyr = schema or get_layer(layer)
+        names = [f.name for f in lyr.export_fields]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            meta, table = pyogrio.read_arrow(self.path, layer=layer, columns=names)
+        table = typed_table(lyr, table, meta.get("geometry_name") or None)
+        return table.take(pc.sort_indices(table, sort_keys=[(lyr.key, "ascending")]))
+
     def keys(self, layer: str, *, where: Where | None = None) -> list[str]:
         lyr = get_layer(layer)
         sql, params = _select(lyr, None, where, f"t.{_q(lyr.key)}")
@@ -484,7 +500,9 @@ class GpkgStore(Store):
                 f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "
                 f"{_q(f'rtree_{lyr.name}_{GEOM}')}"
             ).fetchone()
-        return None if row[0] is None else tuple(float(v) for v in row)
+        if row is None or row[0] is None:
+            return None
+        return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
 
     def revision(self, layers: Sequence[str] | None = None) -> str:
         with self._reading() as conn:
@@ -675,7 +693,7 @@ class GpkgSession(RowSession):
     def _remove_all(self, lyr: Layer) -> int:
         return self.conn.execute(f"DELETE FROM {_q(lyr.name)}").rowcount
 
-    def _write_audit(self, records: list[tuple]) -> None:
+    def _write_audit(self, records: list[tuple[Any, ...]]) -> None:
         start = self.conn.execute("SELECT coalesce(max(audit_id), 0) FROM audit").fetchone()[0]
         self.conn.executemany(
             "INSERT INTO audit (audit_id, at, username, action, layer, feat_id, changes) "

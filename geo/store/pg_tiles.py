@@ -20,7 +20,7 @@ def vector_tile(
     *,
     properties: Sequence[str],
     where: Where | None,
-    select: Callable[..., tuple[sql.Composable, list[Any]]],
+    select: Callable[..., tuple[sql.Composed, list[Any]]],
 ) -> bytes:
     """One tile of ``lyr`` as :func:`geo.tiles.encode` cuts it, encoded by the database.
 
@@ -51,5 +51,5 @@ def vector_tile(
         "SELECT ST_AsMVT(r.*, {name}, {extent}, 'mvt_geom', 'mvt_id') FROM ({rows}) r "
         "WHERE r.mvt_geom IS NOT NULL AND NOT ST_IsEmpty(r.mvt_geom)"
     ).format(name=sql.Literal(lyr.name), extent=sql.Literal(tiles.EXTENT), rows=rows)
-    data = conn.execute(query, [tile.z, tile.x, tile.y, *params]).fetchone()[0]
-    return bytes(data) if data else b""
+    row = conn.execute(query, [tile.z, tile.x, tile.y, *params]).fetchone()
+    return bytes(row[0]) if row is not None and row[0] else b""
