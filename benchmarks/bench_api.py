@@ -238,7 +238,7 @@ def run(
 ) -> tuple[dict[str, Any], list[list[str]]]:
     proc, port = start(kind, db)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3600)
         t = time.perf_counter()
         status, body = get(conn, paths[0])  # the first request builds the servicing model
         first = time.perf_counter() - t
