@@ -85,12 +85,15 @@ def _refused(err: ogc.OgcError) -> Response:
     return response
 
 
-@bp.app_errorhandler(405)
-def _read_only(err: MethodNotAllowed) -> Any:
-    """Writes to /ogc get an OGC exception body and the methods allowed (routing fails
-    before a blueprint is chosen, so this is an app handler that keeps to /ogc)."""
-    if not (request.path == bp.url_prefix or request.path.startswith(bp.url_prefix + "/")):
-        return err
+def _read_only() -> Response | None:
+    """Writes to /ogc get an OGC exception body and the methods allowed. Routing fails
+    before any blueprint is chosen, so this runs first among the app's before-request
+    hooks and keeps to /ogc (other paths keep their own 405 answers)."""
+    err = request.routing_exception
+    if not isinstance(err, MethodNotAllowed) or not (
+        request.path == bp.url_prefix or request.path.startswith(f"{bp.url_prefix}/")
+    ):
+        return None
     allowed = ", ".join(sorted(err.valid_methods or ("GET", "HEAD", "OPTIONS")))
     response = _refused(
         ogc.MethodNotAllowed(
@@ -100,6 +103,11 @@ def _read_only(err: MethodNotAllowed) -> Any:
     )
     response.headers["Allow"] = allowed
     return response
+
+
+@bp.record_once
+def _install_read_only(state: Any) -> None:
+    state.app.before_request_funcs.setdefault(None, []).insert(0, _read_only)
 
 
 @bp.route("")
