@@ -42,10 +42,12 @@ serve: run
 info: setup $(DB)
 	$(BIN)/zoneplan info --db $(DB)
 
-## lint: ruff format check and ruff (pyflakes, pycodestyle, import order, pyupgrade; config in pyproject.toml)
+## lint: ruff (pyflakes, pycodestyle, import order, pyupgrade), ruff format check and mypy
+## (strict on geo/ and planner/); config in pyproject.toml
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 ## test: the linter, then the whole suite (browser tests skip when /usr/bin/chromium is absent)
 test: setup lint

@@ -1,20 +1,29 @@
-"""Benchmark planner.allocation on a seeded synthetic zone: HiGHS MILP vs greedy vs CBC on the same pair model."""
+"""Benchmark planner.allocation on a seeded synthetic zone: solve() vs first come first served vs HiGHS (and CBC) on the plain pair model."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
+import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import highspy
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner import allocation  # noqa: E402
+from planner.allocation.inputs import prepare, value_model  # noqa: E402
+from planner.allocation.milp import pass_model  # noqa: E402
+from planner.allocation.pairs import compatible_pairs  # noqa: E402
+from planner.highs import silent_highs  # noqa: E402
 
 SECTORS = [f"C{code}" for code in (10, 11, 16, 20, 22, 23, 24, 25, 28, 29)]
 
@@ -104,15 +113,82 @@ def gap(objective: float, bound: float) -> float:
     return (bound - objective) / abs(objective) if objective else math.inf
 
 
-def run_highs(
+def run_solve(
     plots: pd.DataFrame, apps: pd.DataFrame, caps: pd.DataFrame, limit: float
-) -> tuple[allocation.AllocationResult, Trace]:
+) -> tuple[float, float, float, Trace]:
+    """``solve()`` as a user calls it; the trace holds every (elapsed, objective, proven bound) it reports."""
     trace = Trace()
     result = allocation.solve(
         plots, apps, caps, objective="investment", time_limit=limit, mip_gap=1e-4, on_progress=trace
     )
     trace(result.elapsed_s, result.objective, result.objective * (1 + result.gap))
-    return result, trace
+    return 0.0, result.elapsed_s, result.objective, trace
+
+
+def run_greedy(
+    plots: pd.DataFrame, apps: pd.DataFrame, caps: pd.DataFrame, limit: float
+) -> tuple[float, float, float, Trace]:
+    """First come, first served: what the operator does today."""
+    result = allocation.solve(plots, apps, caps, objective="investment", method="greedy")
+    return 0.0, result.elapsed_s, result.objective, Trace()
+
+
+def plain_model(
+    plots: pd.DataFrame, apps: pd.DataFrame, caps: pd.DataFrame
+) -> tuple[np.ndarray, sp.csc_matrix, np.ndarray, float]:
+    """The compatible-pair model as one would write it: one row per application, plot and substation, no cuts."""
+    instance = prepare(plots, apps, caps)
+    pairs = compatible_pairs(instance, value_model(plots, apps, "investment", None))
+    scale = float(pairs.value.max())
+    rows, uppers, offset = [], [], 0
+    for key, coefficient, table in (
+        (pairs.app, np.ones(len(pairs.app)), np.ones(len(instance.app_ids))),
+        (pairs.plot, np.ones(len(pairs.app)), np.ones(len(instance.plot_ids))),
+        (
+            np.where(instance.power[pairs.app] > 0, instance.power_node[pairs.plot], -1),
+            instance.power[pairs.app],
+            instance.power_cap,
+        ),
+    ):
+        used = key >= 0
+        rows.append((key[used] + offset, np.flatnonzero(used), coefficient[used]))
+        uppers.append(table)
+        offset += len(table)
+    row, column, value = (np.concatenate(part) for part in zip(*rows))
+    matrix = sp.csc_matrix((value, (row, column)), shape=(offset, len(pairs.app)))
+    return pairs.value / scale, matrix, np.concatenate(uppers), scale
+
+
+def run_plain_highs(
+    plots: pd.DataFrame, apps: pd.DataFrame, caps: pd.DataFrame, limit: float
+) -> tuple[float, float, float, Trace]:
+    """HiGHS alone on the plain pair model (costs scaled to 1, its default options); the clock includes the build."""
+    started = time.perf_counter()
+    cost, matrix, upper, scale = plain_model(plots, apps, caps)
+    build = time.perf_counter() - started
+    highs = silent_highs()
+    pass_model(highs, matrix, upper, cost, integer=True)
+    highs.setOptionValue("time_limit", max(limit - build, 1.0))
+    highs.setOptionValue("mip_rel_gap", 1e-4)
+    trace = Trace()
+
+    def record(event: highspy.HighsCallbackEvent) -> None:
+        primal, dual = event.data_out.mip_primal_bound, event.data_out.mip_dual_bound
+        now = time.perf_counter() - started
+        fresh = not trace.samples or now - trace.samples[-1][0] >= 0.5
+        if fresh and math.isfinite(primal) and abs(primal) < 1e30:
+            trace(now, primal * scale, dual * scale)
+
+    highs.cbMipImprovingSolution.subscribe(record)
+    highs.cbMipInterrupt.subscribe(record)
+    highs.run()
+    info = highs.getInfo()
+    objective = (
+        info.objective_function_value * scale if info.primal_solution_status == 2 else math.nan
+    )
+    if math.isfinite(objective):
+        trace(time.perf_counter() - started, objective, info.mip_dual_bound * scale)
+    return build, time.perf_counter() - started, objective, trace
 
 
 def run_cbc(
@@ -126,10 +202,8 @@ def run_cbc(
     import pulp
 
     started = time.perf_counter()
-    instance = allocation._prepare(plots, apps, caps)
-    pairs = allocation._compatible_pairs(
-        instance, allocation._value_model(plots, apps, "investment", None)
-    )
+    instance = prepare(plots, apps, caps)
+    pairs = compatible_pairs(instance, value_model(plots, apps, "investment", None))
     scale = pairs.value.max()
     model = pulp.LpProblem("allocation", pulp.LpMinimize)
     x = [model.add_variable(f"x{k}", cat="Binary") for k in range(len(pairs.app))]
@@ -213,17 +287,74 @@ def _cbc_trace(log: str, scale: float) -> Trace:
     return trace
 
 
-def print_row(
-    name: str, elapsed: float, objective: float, baseline: float, trace: Trace | None
-) -> None:
+SOLVERS = {
+    "greedy": ("greedy (first come, first served)", run_greedy),
+    "solve": ("solve(): planner.allocation", run_solve),
+    "highs": ("HiGHS alone on the plain pair model", run_plain_highs),
+}
+
+
+def run_one(name: str, options: argparse.Namespace) -> dict[str, object]:
+    """Run one solver on the seeded instance in this process; peak memory is this process's."""
+    plots, apps, caps = make_instance(
+        options.apps, options.plots, options.nodes, options.capacity, options.seed
+    )
+    if name == "cbc":
+        folder = Path(__file__).resolve().parent / "out"
+        folder.mkdir(exist_ok=True)
+        build, elapsed, objective, trace = run_cbc(plots, apps, caps, options.limit, folder)
+    else:
+        build, elapsed, objective, trace = SOLVERS[name][1](plots, apps, caps, options.limit)
+    return {
+        "build": build,
+        "elapsed": elapsed,
+        "objective": objective,
+        "trace": trace.samples,
+        "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
+
+
+def run_child(name: str, options: argparse.Namespace) -> dict[str, object]:
+    """Run one solver in a child process under the memory cap; a crash or a cap hit is reported, not fatal."""
+    command = [sys.executable, __file__, *sys.argv[1:], "--only", name]
+    cap = int(options.memory_gib * 2**30) if options.memory_gib else None
+
+    def limit_memory() -> None:
+        if cap:
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    timeout = 3 * options.limit + 600
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, preexec_fn=limit_memory, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"no answer within {timeout:.0f} s"}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["exit code %d" % done.returncode])[-1]
+        return {"error": tail[:120]}
+    return dict(json.loads(lines[-1]))
+
+
+def print_row(name: str, row: dict[str, object], baseline: float) -> None:
+    if "error" in row:
+        print(f"{name:40} failed: {row['error']}", flush=True)
+        return
+    trace = Trace()
+    trace.samples = [tuple(sample) for sample in row["trace"]]
+    objective = float(row["objective"])
     gaps = [
-        f"{trace.gap_at(t):8.2%}" if trace and math.isfinite(trace.gap_at(t)) else f"{'-':>8}"
+        f"{trace.gap_at(t):8.3%}" if math.isfinite(trace.gap_at(t)) else f"{'-':>8}"
         for t in (10, 30, 60)
     ]
-    reach = trace.time_to(0.005) if trace else math.inf
-    reach_text = f"{reach:.1f}" if math.isfinite(reach) else "-"
+    reach = [trace.time_to(target) for target in (0.01, 0.001)]
+    reach_text = [f"{t:8.1f}" if math.isfinite(t) else f"{'-':>8}" for t in reach]
+    value = f"{objective / 1e9:12,.1f}" if math.isfinite(objective) else f"{'-':>12}"
+    ratio = f"{objective / baseline:7.3f}" if math.isfinite(objective) else f"{'-':>7}"
     print(
-        f"{name:46} {elapsed:7.1f} {objective / 1e9:14,.1f} {objective / baseline:9.3f} {' '.join(gaps)} {reach_text:>12}",
+        f"{name:40} {float(row['elapsed']):7.1f} {value} {ratio} {' '.join(gaps)} "
+        f"{' '.join(reach_text)} {float(row['peak_gib']):6.2f}",
         flush=True,
     )
 
@@ -238,52 +369,41 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--limit", type=float, default=60.0)
-    parser.add_argument("--skip-cbc", action="store_true")
+    parser.add_argument(
+        "--solvers", default="greedy,solve,highs", help="comma-separated: greedy, solve, highs, cbc"
+    )
+    parser.add_argument(
+        "--memory-gib", type=float, default=8.0, help="address-space cap per solver process"
+    )
+    parser.add_argument("--only", help=argparse.SUPPRESS)
     options = parser.parse_args()
-
-    plots, apps, caps = make_instance(
-        options.apps, options.plots, options.nodes, options.capacity, options.seed
-    )
-    instance = allocation._prepare(plots, apps, caps)
-    pairs = allocation._compatible_pairs(
-        instance, allocation._value_model(plots, apps, "investment", None)
-    )
+    if options.only:
+        print(json.dumps(run_one(options.only, options)), flush=True)
+        return
     print(
-        f"instance: {options.apps} applications, {options.plots} plots, {options.nodes} substations, seed {options.seed}, "
-        f"headroom {options.capacity:.0%} of demand, {len(pairs.app):,} compatible pairs; objective investment, limit {options.limit:g} s",
+        f"instance: {options.apps} applications, {options.plots} plots, {options.nodes} substations, "
+        f"seed {options.seed}, headroom {options.capacity:.0%} of demand; objective investment, "
+        f"limit {options.limit:g} s, memory cap {options.memory_gib:g} GiB per solver; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
         flush=True,
     )
     print(
-        f"{'solver':46} {'time s':>7} {'bn tenge':>14} {'vs greedy':>9} {'gap@10s':>8} {'gap@30s':>8} {'gap@60s':>8} {'t(gap<=0.5%)':>12}"
+        f"{'solver':40} {'time s':>7} {'bn tenge':>12} {'vs FCFS':>7} {'gap@10s':>8} {'gap@30s':>8} "
+        f"{'gap@60s':>8} {'t(<=1%)':>8} {'t(<=.1%)':>8} {'peak GiB':>6}",
+        flush=True,
     )
-    greedy = allocation.solve(plots, apps, caps, objective="investment", method="greedy")
-    print_row(
-        "greedy (first come, first served)",
-        greedy.elapsed_s,
-        greedy.objective,
-        greedy.objective,
-        None,
-    )
-    highs, trace = run_highs(plots, apps, caps, options.limit)
-    print_row(
-        f"solve(): {highs.method}, {highs.status}, gap {highs.gap:.3%}",
-        highs.elapsed_s,
-        highs.objective,
-        greedy.objective,
-        trace,
-    )
-    if not options.skip_cbc:
-        folder = Path(__file__).resolve().parent / "out"
-        folder.mkdir(exist_ok=True)
-        build, elapsed, objective, cbc = run_cbc(plots, apps, caps, options.limit, folder)
-        print_row(
-            f"CBC on the plain pair model (+{build:.0f} s build)",
-            elapsed,
-            objective,
-            greedy.objective,
-            cbc,
-        )
-        print(f"CBC log: {folder / 'cbc.log'}")
+    names = options.solvers.split(",")
+    rows = {name: run_child(name, options) for name in names[:1]}
+    baseline = float(rows[names[0]].get("objective", math.nan))
+    labels = {
+        **{key: label for key, (label, _) in SOLVERS.items()},
+        "cbc": "CBC on the plain pair model",
+    }
+    print_row(labels[names[0]], rows[names[0]], baseline)
+    for name in names[1:]:
+        rows[name] = run_child(name, options)
+        print_row(labels[name], rows[name], baseline)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,12 @@ array operation.  Nothing loops over features in Python.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import rtree.index
 import shapely
+from numpy.typing import ArrayLike
 
 __all__ = ["SpatialIndex"]
 
@@ -33,7 +35,7 @@ class SpatialIndex:
     the lowest position, which makes answers deterministic.
     """
 
-    def __init__(self, geoms: Sequence | np.ndarray):
+    def __init__(self, geoms: Sequence[Any] | np.ndarray) -> None:
         self.geoms = np.asarray(geoms, dtype=object)
         ok = (
             ~(shapely.is_missing(self.geoms) | shapely.is_empty(self.geoms))
@@ -64,7 +66,7 @@ class SpatialIndex:
         return len(self._valid)
 
     def candidates(
-        self, geoms, distance: float | np.ndarray = 0.0
+        self, geoms: ArrayLike, distance: float | np.ndarray = 0.0
     ) -> tuple[np.ndarray, np.ndarray]:
         """Pairs ``(query position, feature position)`` whose bounding boxes lie within
         ``distance`` of each other (a superset of the exact answer)."""
@@ -83,7 +85,9 @@ class SpatialIndex:
         left = np.repeat(qpos, np.asarray(counts, dtype=np.intp))
         return left.astype(np.intp), np.asarray(ids, dtype=np.intp)
 
-    def within(self, geoms, distance: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def within(
+        self, geoms: ArrayLike, distance: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every pair within ``distance`` metres, with the exact distance.
 
         Returns
@@ -103,7 +107,7 @@ class SpatialIndex:
         return left[order], right[order], d[order]
 
     def nearest(
-        self, geoms, *, max_distance: float | None = None, mask: np.ndarray | None = None
+        self, geoms: ArrayLike, *, max_distance: float | None = None, mask: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The exactly nearest feature of each query geometry.
 

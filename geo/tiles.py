@@ -126,7 +126,12 @@ def prepare_geometries(geoms: np.ndarray, tile: Tile) -> np.ndarray:
 
 
 def encode(
-    layer: str, geoms: np.ndarray, tile: Tile, *, key: str, columns: Mapping[str, Sequence[Any]]
+    layer: str,
+    geoms: np.ndarray,
+    tile: Tile,
+    *,
+    key: str,
+    columns: Mapping[str, Sequence[Any] | np.ndarray],
 ) -> bytes:
     """One Mapbox Vector Tile (one layer named ``layer``) of features that may touch ``tile``.
 
@@ -210,7 +215,7 @@ class TileCache:
     memory holds one revision per layer and never more than ``max_bytes`` of tiles.
     """
 
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024):
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._tiles: OrderedDict[tuple[str, str, int, int, int], bytes] = OrderedDict()

@@ -6,7 +6,7 @@ import datetime as dt
 import math
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,7 +163,8 @@ def _to_datetime(value: Any) -> str:
         raise ValueError(f"{value!r} is not a date and time (ISO 8601)") from None
 
 
-_CONVERTERS = {
+# Values of every field type: the converters return Any so that range checks compare numbers.
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "str": _to_str,
     "int": _to_int,
     "float": _to_float,
@@ -354,6 +355,8 @@ def check_geometries(
 
     One-part multi-geometries are accepted as their part; several parts are refused.
     """
+    if layer.geometry is None:
+        raise ValueError(f"layer {layer.name!r} is a table: it has no geometries to check")
     arr = np.asarray(list(geoms), dtype=object)
     ids = ids or [None] * len(arr)
     problems: list[Problem] = []

@@ -18,7 +18,9 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
+from geo.values import plain
 from planner.servicing import ServicingModel
 from planner.steiner import (
     DEFAULT_TIME_LIMIT_S,
@@ -72,7 +74,7 @@ def parse_bands(text: str | Iterable[float] | None) -> tuple[float, ...]:
     return tuple(sorted(set(out)))
 
 
-def _finite(a: np.ndarray, digits: int) -> np.ndarray:
+def _finite(a: ArrayLike, digits: int) -> np.ndarray:
     out = np.round(np.asarray(a, dtype=float), digits)
     return np.where(np.isfinite(out), out, np.nan)
 
@@ -84,7 +86,9 @@ def _best(matrix: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.full(n, None, dtype=object), np.full(n, np.inf)
     k = np.argmin(matrix, axis=0)
     v = matrix[k, np.arange(n)]
-    return np.where(np.isfinite(v), np.asarray(ids, dtype=object)[k], None), v
+    best = np.asarray(ids, dtype=object)[k]  # a copy: fancy indexing
+    best[~np.isfinite(v)] = None
+    return best, v
 
 
 def accessibility(
@@ -184,7 +188,7 @@ def metrics_document(
     as_of: dt.date | str | None = None,
     minutes: Sequence[float] | str | None = None,
     what_if: Mapping[tuple[str, str], str] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """The JSON document of ``zoneplan access metrics --json`` (NaN as null)."""
     bands = parse_bands(minutes)
     m = accessibility(model, as_of=as_of, what_if=what_if)
@@ -193,24 +197,13 @@ def metrics_document(
     rows = []
     frame = pd.DataFrame(m.drop(columns="geometry"))
     for rec in frame.to_dict(orient="records"):
-        rows.append({k: _plain(v) for k, v in rec.items()})
+        rows.append({k: plain(v) for k, v in rec.items()})
     by_band = {f"{b:g}": iso.loc[iso["minutes"] == b, "plot_id"].tolist() for b in bands}
     return {
         "as_of": None if scen.as_of is None else scen.as_of.isoformat(),
-        "today": model.today.isoformat(),
+        # TEMPORARY: ServicingModel.today is always set; its type comes with the servicing split
+        "today": model.today.isoformat(),  # type: ignore[union-attr]
         "minutes": list(bands),
         "isochrones": by_band,
         "plots": rows,
     }
-
-
-def _plain(value: Any) -> Any:
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if not math.isfinite(float(value)) else float(value)
-    return value

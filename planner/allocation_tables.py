@@ -42,18 +42,23 @@ def plot_table(
         )
     records = {r["plot_id"]: r for r in model.answer(plots["plot_id"].tolist(), as_of=as_of)}
     rows = []
-    for plot in plots.itertuples(index=False):
-        rec = records[plot.plot_id]
+    for plot_id, area, sectors, hazard_ok in zip(
+        plots["plot_id"].tolist(),
+        plots["area_ha"].astype(float).tolist(),
+        plots["sectors"].tolist(),
+        plots["hazard_ok"].tolist(),
+    ):
+        rec = records[plot_id]
         power, water = rec["power"], rec["water"]
         rows.append(
             {
-                "plot_id": plot.plot_id,
-                "area_ha": float(plot.area_ha),
+                "plot_id": plot_id,
+                "area_ha": area,
                 "rail": bool(rec["rail"]["available"]),
                 "node": power.get("substation") if power["available"] else None,
                 "water_node": water.get("main") if water["available"] else None,
-                "sectors": plot.sectors or "*",
-                "hazard_ok": None if pd.isna(plot.hazard_ok) else int(plot.hazard_ok),
+                "sectors": sectors or "*",
+                "hazard_ok": None if pd.isna(hazard_ok) else int(hazard_ok),
                 "dist_m": rec["road"].get("distance_m"),
             }
         )

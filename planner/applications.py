@@ -74,7 +74,7 @@ _PY_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "date": dt.da
 
 def _model_field(fld: SchemaField, *, force_optional: bool = False) -> tuple[Any, Any]:
     """A pydantic (type, FieldInfo) pair from a schema field: choices, ranges, required."""
-    kind: Any = Literal[fld.choices] if fld.choices else _PY_TYPES[fld.type]  # type: ignore[valid-type]
+    kind: Any = Literal[fld.choices] if fld.choices else _PY_TYPES[fld.type]
     limits: dict[str, Any] = {"description": fld.label}
     if fld.minimum is not None:
         limits["ge"] = fld.minimum
@@ -109,11 +109,12 @@ class _ApplicationBase(BaseModel):
         return value or None
 
 
+_IN_FIELDS: dict[str, Any] = {name: _model_field(LAYER.field(name)) for name in INVESTOR_FIELDS}
 ApplicationIn = create_model(
     "ApplicationIn",
     __base__=_ApplicationBase,
     __doc__="A new application: for a specific plot (plot_id) or any plot matching the needs.",
-    **{name: _model_field(LAYER.field(name)) for name in INVESTOR_FIELDS},
+    **_IN_FIELDS,
 )
 ApplicationIn.model_fields[
     "plot_id"
@@ -125,14 +126,15 @@ class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_OUT_FIELDS: dict[str, Any] = {
+    f.name: (_model_field(f, force_optional=not f.required)[0], Field(..., description=f.label))
+    for f in LAYER.fields
+}
 ApplicationOut = create_model(
     "ApplicationOut",
     __base__=_Out,
     __doc__="An application as stored, with its status, the planner's reason and the plot reserved.",
-    **{
-        f.name: (_model_field(f, force_optional=not f.required)[0], Field(..., description=f.label))
-        for f in LAYER.fields
-    },
+    **_OUT_FIELDS,
 )
 
 
@@ -208,7 +210,7 @@ def parse_body(model: type[BaseModel], data: Any) -> Any:
         raise Invalid(problems) from None
 
 
-def as_record(row: Mapping[str, Any]) -> dict[str, Any]:
+def as_record(row: Mapping[Any, Any]) -> dict[str, Any]:
     """A stored application row as plain JSON-able values, every schema field present."""
     out = {}
     for fld in LAYER.fields:

@@ -12,19 +12,14 @@ OpenAPI generator documents.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
-import threading
-import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -36,14 +31,22 @@ from pydantic import (
     field_validator,
 )
 
-from geo.crs import WEB_DECIMALS, WGS84_EPSG, WORKING_EPSG, transformer, working_crs
-from geo.layers import LAYERS, PLOT_STATUSES, SECTORS, get_layer, parse_sectors
+from geo.crs import WORKING_EPSG
+from geo.layers import PLOT_STATUSES, SECTORS, get_layer, parse_sectors
 from geo.store import Range, Store
+from geo.values import plain
+from planner.catalogue_facts import FACT_COLUMNS, _ready_by, facts_for, servicing_facts
+from planner.catalogue_layers import (
+    layer_collection,
+    layer_summary,
+    layer_where,
+    to_geojson_geometries,
+    working_bbox,
+)
 from planner.visibility import (
     Forbidden,
     PlotView,
     check_readable,
-    layer_fields,
     plot_view,
     readable_layers,
 )
@@ -81,16 +84,6 @@ __all__ = [
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000  # one page of a map view at editing zooms
 PUBLIC_PLOT_STATUS = "available"
-FACT_COLUMNS = (
-    "rail",
-    "rail_distance_m",
-    "power",
-    "power_headroom_kw",
-    "water",
-    "water_headroom_m3d",
-    "ready",
-    "waits_for",
-)
 # Sort keys the catalogue accepts -> column of the joined frame.
 SORT_COLUMNS = {
     "plot_id": "plot_id",
@@ -109,7 +102,6 @@ BBOX_TEXT = (
     "minLon,minLat,maxLon,maxLat in WGS84: longitudes -180..180, latitudes -90..90, "
     "minLon <= maxLon and minLat <= maxLat (else 400)"
 )
-_FACTS_PER_MODEL = 8  # as_of dates kept per servicing model
 
 
 class QueryError(ValueError):
@@ -321,142 +313,8 @@ def parse_model(model: type[BaseModel], params: Mapping[str, Any]) -> Any:
 
 def parse_filters(params: Mapping[str, Any]) -> PlotFilters:
     """Catalogue filters from query parameters; raises :class:`QueryError`."""
-    return parse_model(PlotFilters, params)
-
-
-# --------------------------------------------------------------------- servicing facts
-
-
-def servicing_facts(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """The catalogue's servicing facts from servicing records, indexed by plot_id.
-
-    Columns: ``rail`` (bool), ``rail_distance_m``, ``power`` (bool),
-    ``power_headroom_kw``, ``water`` (bool), ``water_headroom_m3d``, ``ready``
-    (``"now"``, ``"YYYY-MM-DD"`` or ``"unknown"``) and ``waits_for`` (the required
-    utilities not met as recorded: what readiness waits for).
-    """
-    rows = []
-    for rec in records:
-        rail, power, water = (rec.get(k) or {} for k in ("rail", "power", "water"))
-        rows.append(
-            {
-                "plot_id": str(rec["plot_id"]),
-                "rail": bool(rail.get("available", False)),
-                "rail_distance_m": _number(rail.get("distance_m")),
-                "power": bool(power.get("available", False)),
-                "power_headroom_kw": _number(power.get("headroom_kw")),
-                "water": bool(water.get("available", False)),
-                "water_headroom_m3d": _number(water.get("headroom_m3d")),
-                "ready": str(rec.get("ready") or "unknown"),
-                "waits_for": list(rec.get("waits_for") or []),
-            }
-        )
-    frame = pd.DataFrame(rows, columns=["plot_id", *FACT_COLUMNS])
-    return frame.set_index("plot_id")
-
-
-def _number(value: Any) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-    return out if np.isfinite(out) else float("nan")
-
-
-_FACTS: weakref.WeakKeyDictionary[Any, dict[dt.date | None, _Once]] = weakref.WeakKeyDictionary()
-_FACTS_LOCK = threading.Lock()
-
-
-class _Once:
-    """A value built once, by the first caller; the others wait for it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._value: pd.DataFrame | None = None
-
-    def get(self, build: Any) -> pd.DataFrame:
-        with self._lock:
-            if self._value is None:
-                self._value = build()
-            return self._value
-
-
-def facts_for(model: Any, plot_ids: Sequence[str], as_of: dt.date | None) -> pd.DataFrame:
-    """Servicing facts of ``plot_ids`` as recorded (``as_of`` None) or as of a date, in order.
-
-    The model answers every plot at once (it evaluates them together anyway), once per
-    model (which the web layer caches per store revision) and date; the last
-    ``_FACTS_PER_MODEL`` dates are kept. Without a model every fact is missing.
-    """
-    ids = [str(i) for i in plot_ids]
-    if model is None or not ids:
-        return servicing_facts([]).reindex(ids)
-    with _FACTS_LOCK:
-        per_model = _FACTS.setdefault(model, {})
-        entry = per_model.get(as_of)
-        if entry is None:
-            entry = per_model[as_of] = _Once()
-            while len(per_model) > _FACTS_PER_MODEL:
-                per_model.pop(next(iter(per_model)))
-    every = entry.get(lambda: servicing_facts(model.answer(None, as_of=as_of)))
-    return every.reindex(ids)
-
-
-def _ready_by(ready: pd.Series, by: dt.date) -> np.ndarray:
-    """Whether each ``ready`` value ("now", a date, "unknown") is on or before ``by``."""
-    text = ready.fillna("unknown").astype(str)
-    dates = pd.to_datetime(text.where(~text.isin(["now", "unknown"])), errors="coerce")
-    return ((text == "now") | (dates <= pd.Timestamp(by))).to_numpy()
-
-
-# --------------------------------------------------------------------- geometry helpers
-
-
-@lru_cache(maxsize=1)
-def _use_area() -> tuple[float, float, float, float]:
-    area = working_crs().area_of_use
-    return (area.west, area.south, area.east, area.north) if area else (-180, -90, 180, 90)
-
-
-def working_bbox(bbox: tuple[float, float, float, float] | None) -> tuple[float, ...] | None:
-    """A WGS84 bbox in the working CRS, clipped to where that CRS is usable.
-
-    Returns None for no bbox, and an empty tuple when the box lies wholly
-    outside the working CRS's area of use (nothing can match).
-    """
-    if bbox is None:
-        return None
-    w, s, e, n = _use_area()
-    clipped = (max(bbox[0], w), max(bbox[1], s), min(bbox[2], e), min(bbox[3], n))
-    if clipped[0] > clipped[2] or clipped[1] > clipped[3]:
-        return ()
-    return tuple(transformer(WGS84_EPSG, WORKING_EPSG).transform_bounds(*clipped))
-
-
-def to_geojson_geometries(geoms: Iterable[Any]) -> list[dict | None]:
-    """GeoJSON geometry objects in WGS84 (rounded to ``WEB_DECIMALS``) for working-CRS geometries."""
-    arr = np.asarray(list(geoms) if not isinstance(geoms, np.ndarray) else geoms, dtype=object)
-    if len(arr) == 0:
-        return []
-    tr = transformer(WORKING_EPSG, WGS84_EPSG)
-
-    def project(xy: np.ndarray) -> np.ndarray:
-        x, y = tr.transform(xy[:, 0], xy[:, 1])
-        return np.round(np.column_stack([x, y]), WEB_DECIMALS)
-
-    out = shapely.transform(arr, project)
-    return [None if text is None else json.loads(text) for text in shapely.to_geojson(out)]
-
-
-def _plain(value: Any) -> Any:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-        return None if isinstance(value, float) and not np.isfinite(value) else value
-    return value
+    filters: PlotFilters = parse_model(PlotFilters, params)
+    return filters
 
 
 # --------------------------------------------------------------------- plots
@@ -480,7 +338,7 @@ class PlotPage:
 
     filters: PlotFilters
     matched: int
-    rows: gpd.GeoDataFrame
+    rows: pd.DataFrame  # a GeoDataFrame, as the store reads feature layers
     view: PlotView
 
     @property
@@ -511,10 +369,10 @@ class PlotPage:
         }
 
 
-def plot_properties(row: Mapping[str, Any], view: PlotView) -> dict[str, Any]:
+def plot_properties(row: Mapping[Any, Any], view: PlotView) -> dict[str, Any]:
     """The properties of one catalogue plot that ``view`` shows, with its servicing facts
     (sectors as a list of codes)."""
-    out = {name: _plain(row.get(name)) for name in (*view.fields, *FACT_COLUMNS)}
+    out = {name: plain(row.get(name)) for name in (*view.fields, *FACT_COLUMNS)}
     allowed = parse_sectors(out["sectors"])
     out["sectors"] = list(SECTORS) if allowed is None else [s for s in SECTORS if s in allowed]
     for name in ("rail", "power", "water"):
@@ -530,7 +388,7 @@ def _empty_plots() -> gpd.GeoDataFrame:
     return frame
 
 
-def _join_facts(frame: gpd.GeoDataFrame, model: Any, as_of: dt.date | None) -> gpd.GeoDataFrame:
+def _join_facts(frame: pd.DataFrame, model: Any, as_of: dt.date | None) -> pd.DataFrame:
     facts = facts_for(model, frame["plot_id"].tolist(), as_of)
     return frame.reset_index(drop=True).assign(
         **{column: facts[column].to_numpy() for column in FACT_COLUMNS}
@@ -562,9 +420,9 @@ def search(
         For a status the role may not see.
     """
     view = plot_view(role)
-    where = view.where(filters.status)
+    where: dict[str, Any] | None = view.where(filters.status)
     bbox = working_bbox(filters.bbox)
-    if bbox == ():
+    if bbox is not None and not bbox:  # outside the working CRS's area: nothing matches
         return PlotPage(filters, 0, _empty_plots(), view)
     where = {**(where or {}), **filters.area_where()} or None
     as_of = filters.as_of
@@ -627,7 +485,7 @@ def _sorted(frame: pd.DataFrame, sort: str) -> pd.DataFrame:
         return frame.sort_values("plot_id", ascending=ascending, kind="stable")
     if key == "ready":
         text = frame["ready"].fillna("unknown").astype(str)
-        value = text.replace({"now": "0000-00-00", "unknown": None})
+        value = text.replace("now", "0000-00-00").mask(text == "unknown")
     elif key in ("power", "water"):  # headroom counts only where the plot can connect
         value = frame[SORT_COLUMNS[key]].where(frame[key].fillna(False).astype(bool))
     else:
@@ -645,7 +503,7 @@ def get_plot(
     role: str | None = None,
     servicing: Any = None,
     as_of: dt.date | None = None,
-) -> gpd.GeoDataFrame:
+) -> pd.DataFrame:
     """One plot (a one-row frame joined with its servicing facts).
 
     Raises
@@ -660,7 +518,7 @@ def get_plot(
     return _join_facts(view.visible(rows), servicing, as_of)
 
 
-def plot_feature(rows: gpd.GeoDataFrame, role: str | None) -> dict[str, Any]:
+def plot_feature(rows: pd.DataFrame, role: str | None) -> dict[str, Any]:
     """The first row of a :func:`get_plot` frame as a WGS84 GeoJSON Feature."""
     props = plot_properties(rows.drop(columns="geometry").iloc[0].to_dict(), plot_view(role))
     return {
@@ -668,77 +526,4 @@ def plot_feature(rows: gpd.GeoDataFrame, role: str | None) -> dict[str, Any]:
         "id": props["plot_id"],
         "geometry": to_geojson_geometries(rows.geometry.values)[0],
         "properties": props,
-    }
-
-
-# --------------------------------------------------------------------- layers
-
-
-def layer_where(name: str, role: str | None) -> dict[str, Any] | None:
-    """The row filter a role's view of a layer implies (see :mod:`planner.visibility`)."""
-    return plot_view(role).where() if name == "plots" else None
-
-
-def layer_summary(store: Store, role: str | None) -> list[dict[str, Any]]:
-    """Name, label, geometry type, count (as the role sees it) and public flag of each layer."""
-    out = []
-    for name in readable_layers(role):
-        layer = LAYERS[name]
-        out.append(
-            {
-                "name": name,
-                "label": layer.label,
-                "geometry": layer.geometry,
-                "count": store.count(name, where=layer_where(name, role)),
-                "public": layer.public,
-                "asset": layer.asset,
-            }
-        )
-    return out
-
-
-def layer_collection(
-    store: Store, name: str, query: LayerQuery, *, role: str | None = None
-) -> dict[str, Any]:
-    """One page of a layer as a WGS84 GeoJSON FeatureCollection (tables: null geometries).
-
-    Raises
-    ------
-    NotFound, Forbidden
-        See :func:`check_readable`. A bbox on a table matches nothing (as in OGC API
-        Features, only features whose geometry meets the box are selected).
-    """
-    check_readable(name, role)
-    layer = LAYERS[name]
-    bbox = working_bbox(query.bbox)
-    if query.bbox is not None and not layer.is_feature:
-        bbox = ()
-    where = layer_where(name, role)
-    if bbox == ():
-        matched, rows = 0, None
-    else:
-        matched = store.count(name, bbox=bbox, where=where)
-        rows = store.read(name, bbox=bbox, where=where, limit=query.limit, offset=query.offset)
-    features = []
-    if rows is not None and len(rows):
-        geoms = (
-            to_geojson_geometries(rows.geometry.values) if layer.is_feature else [None] * len(rows)
-        )
-        names = layer_fields(name, role)
-        for record, geom in zip(rows[names].to_dict("records"), geoms):
-            props = {k: _plain(v) for k, v in record.items()}
-            features.append(
-                {
-                    "type": "Feature",
-                    "id": str(props[layer.key]),
-                    "geometry": geom,
-                    "properties": props,
-                }
-            )
-    return {
-        "type": "FeatureCollection",
-        "numberMatched": matched,
-        "numberReturned": len(features),
-        "timeStamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "features": features,
     }

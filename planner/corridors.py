@@ -341,7 +341,7 @@ def build_corridors(
     xy = np.r_[lattice_xy, boundary_xy]
     edges = np.r_[lattice_edges, boundary_edges + len(lattice_xy)]
     xy, edges = _merge_close(xy, edges)
-    points = shapely.points(xy)
+    points = np.asarray(shapely.points(xy), dtype=object)
     inside = _inside(points, forbidden)
     # boundary nodes join the lattice nodes around them
     b_first = len(lattice_xy)  # merging keeps the lattice nodes first, in place
@@ -350,7 +350,9 @@ def build_corridors(
     edges = np.r_[edges, tie]
     edges = edges[(edges[:, 0] != edges[:, 1]) & ~inside[edges[:, 0]] & ~inside[edges[:, 1]]]
     edges = np.unique(np.sort(edges, axis=1), axis=0)
-    lines = shapely.linestrings(np.stack([xy[edges[:, 0]], xy[edges[:, 1]]], axis=1))
+    lines = np.asarray(
+        shapely.linestrings(np.stack([xy[edges[:, 0]], xy[edges[:, 1]]], axis=1)), dtype=object
+    )
     # connectors from nodes near the network to its nearest point
     near_node, near_feat = shapely.STRtree(net_geoms).query_nearest(
         points, max_distance=spacing * 1.5, all_matches=False
@@ -358,11 +360,11 @@ def build_corridors(
     keep = ~inside[near_node]
     near_node, near_feat = near_node[keep], near_feat[keep]
     conn_lines = shapely.shortest_line(points[near_node], net_geoms[near_feat])
-    all_lines = np.r_[lines, conn_lines]
+    all_lines: np.ndarray = np.r_[lines, conn_lines]
     u = np.r_[edges[:, 0] + 1, near_node + 1]
     v = np.r_[edges[:, 1] + 1, np.zeros(len(near_node), np.intp)]
     joins = np.r_[
-        np.full(len(lines), None, dtype=object), network["asset_id"].to_numpy(object)[near_feat]
+        np.full(len(lines), None, dtype=np.object_), network["asset_id"].to_numpy(object)[near_feat]
     ]
     ok = ~_crosses_interior(all_lines, forbidden)
     all_lines, u, v, joins = all_lines[ok], u[ok], v[ok], joins[ok]
@@ -402,7 +404,12 @@ def build_corridors(
 _NOUN = {"road": "road", "rail": "rail line", "power": "power line or substation"}
 
 
-def _network(model: ServicingModel, kind: str, as_of, what_if) -> gpd.GeoDataFrame:
+def _network(
+    model: ServicingModel,
+    kind: str,
+    as_of: dt.date | str | None,
+    what_if: Mapping[tuple[str, str], str] | None,
+) -> gpd.GeoDataFrame:
     """The kind's features operational in the scenario: ``asset_id``, ``layer``, ``sub_id``, geometry."""
     layers = [NETWORK_LAYER[kind]] + (["substations"] if kind == "power" else [])
     parts = []
@@ -456,7 +463,7 @@ def _forbidden(model: ServicingModel, kind: str, network: gpd.GeoDataFrame) -> n
         allowed = (zkind == "power") | ((zkind == "substation") & holds_sub)
     plots = model.layers["plots"]
     taken = plots["status"].astype(str).isin(FORBIDDEN_PLOT_STATUSES).to_numpy()
-    out = np.r_[zgeom[~allowed], np.asarray(plots.geometry.values, dtype=object)[taken]]
+    out: np.ndarray = np.r_[zgeom[~allowed], np.asarray(plots.geometry.values, dtype=object)[taken]]
     return out[~(shapely.is_missing(out) | shapely.is_empty(out))] if len(out) else out
 
 

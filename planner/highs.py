@@ -6,6 +6,11 @@ import ctypes
 import os
 import sys
 import threading
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import highspy
 
 __all__ = ["silent_highs"]
 
@@ -13,7 +18,7 @@ _LOCK = threading.Lock()
 _banner_swallowed = False
 
 
-def silent_highs():  # noqa: ANN201 - highspy is imported lazily
+def silent_highs() -> highspy.Highs:
     """A ``highspy.Highs`` with logging off.
 
     HiGHS prints a banner on C stdout the first time a process constructs one,
@@ -28,12 +33,12 @@ def silent_highs():  # noqa: ANN201 - highspy is imported lazily
         if not _banner_swallowed:
             _swallow_banner(highspy)
             _banner_swallowed = True
-        highs = highspy.Highs()
+        highs = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy's __init__ has no annotations
     highs.setOptionValue("output_flag", False)
     return highs
 
 
-def _swallow_banner(highspy) -> None:  # noqa: ANN001
+def _swallow_banner(highspy: ModuleType) -> None:
     sys.stdout.flush()
     saved = os.dup(1)
     devnull = os.open(os.devnull, os.O_WRONLY)

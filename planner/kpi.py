@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -55,7 +55,7 @@ def _f(value: Any, digits: int = 2) -> float | None:
 
 def _area(plots: pd.DataFrame) -> np.ndarray:
     area = (
-        np.array(pd.to_numeric(plots.get("area_ha"), errors="coerce"), dtype=float)
+        pd.to_numeric(plots["area_ha"], errors="coerce").to_numpy(dtype=float, copy=True)
         if "area_ha" in plots.columns
         else np.full(len(plots), np.nan)
     )
@@ -71,7 +71,7 @@ def kpi(
     as_of: dt.date | str | None = None,
     model: ServicingModel | None = None,
     today: dt.date | str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Zone indicators as a JSON-safe dict.
 
     Parameters
@@ -103,7 +103,7 @@ def kpi(
         dtype=object,
     )
 
-    def group(keys, order):
+    def group(keys: np.ndarray, order: Iterable[str]) -> dict[str, dict[str, Any]]:
         out = {}
         for k in order:
             sel = keys == k
@@ -173,7 +173,8 @@ def kpi(
     targets = _targets(snapshot.get("targets"), plots, status, area, scen.as_of)
     return {
         "as_of": None if scen.as_of is None else scen.as_of.isoformat(),
-        "today": model.today.isoformat(),
+        # TEMPORARY: ServicingModel.today is always set; its type comes with the servicing split
+        "today": model.today.isoformat(),  # type: ignore[union-attr]
         "plots": int(len(plots)),
         "area": {
             "total_ha": _f(np.nansum(area)),
@@ -194,7 +195,7 @@ def _targets(
     status: np.ndarray,
     area: np.ndarray,
     as_of: dt.date | None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     if table is None or len(table) == 0:
         return []
     start = pd.to_numeric(plots["start_yr"], errors="coerce").to_numpy(float)

@@ -15,10 +15,11 @@ from typing import Any
 
 import pandas as pd
 
+from geo.i18n import N_
 from geo.layers import get_layer, parse_sectors
 from planner.allocation import pair_rules
 from planner.allocation_tables import application_table, capacity_table, plot_table
-from planner.servicing import N_, ServicingModel, describe
+from planner.servicing import ServicingModel, describe
 
 __all__ = ["Breach", "RULES", "check", "demand_fields"]
 

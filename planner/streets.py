@@ -341,7 +341,8 @@ def existing_streets(
     row = roads["class"].map(ROAD_ROW_M).fillna(ROAD_ROW_M["local"]).to_numpy(dtype=float)
     geoms = np.asarray(roads.geometry.values, dtype=object)
     near = (
-        shapely.dwithin(geoms, area, row / 2 + FRONTAGE_TOLERANCE_M)
+        # types-shapely says distance: float; it is a ufunc argument, so one per road works
+        shapely.dwithin(geoms, area, row / 2 + FRONTAGE_TOLERANCE_M)  # type: ignore[call-overload]
         | roads["asset_id"].isin(also).to_numpy()
     )
     return _frame_of(

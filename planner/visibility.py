@@ -58,6 +58,7 @@ HIDDEN_PLOT_FIELDS: tuple[str, ...] = tuple(
 NEVER_SERVED = frozenset({"users"})
 
 Frame = TypeVar("Frame", bound=pd.DataFrame)
+Row = TypeVar("Row", bound="Mapping[str, Any] | pd.Series[Any]")
 
 
 class Forbidden(PermissionError):
@@ -144,15 +145,15 @@ class PlotView:
             )
         return {"status": list(self.check_statuses(statuses))}
 
-    def sees(self, row: Mapping[str, Any] | None) -> bool:
+    def sees(self, row: Mapping[str, Any] | pd.Series[Any] | None) -> bool:
         """Whether the role may see this plot (a mapping with ``status``; None is missing)."""
         return row is not None and row.get("status") in self.statuses
 
-    def require(self, row: Mapping[str, Any] | None, plot_id: Any) -> Mapping[str, Any]:
+    def require(self, row: Row | None, plot_id: Any) -> Row:
         """``row`` when the role sees it, else the same NotFound a missing plot gives."""
-        if not self.sees(row):
+        if row is None or not self.sees(row):
             raise plot_not_found(plot_id)
-        return row  # type: ignore[return-value]
+        return row
 
     def record(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """One plot's attributes without the fields the role may not see."""

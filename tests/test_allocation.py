@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -524,3 +525,105 @@ def test_read_applications_csv_missing_column(tmp_path):
     path.write_text("app_id,min_ha\nA,1\n")
     with pytest.raises(AllocationInputError, match="line 1: missing column"):
         read_applications_csv(path)
+
+
+# ----------------------------------------------------------------------------- decomposition by substation
+
+
+def knapsack_brute_force(value: np.ndarray, weight: np.ndarray, capacity: float) -> float:
+    best = 0.0
+    for take in itertools.product([False, True], repeat=len(value)):
+        chosen = np.array(take, dtype=bool)
+        if weight[chosen].sum() <= capacity + 1e-9:
+            best = max(best, float(value[chosen].sum()))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_knapsack_dp_is_exact_on_whole_weights_and_an_upper_bound_otherwise(seed):
+    from planner.allocation.substations import _knapsack, knapsack_value
+
+    rng = np.random.default_rng(seed)
+    value = rng.uniform(0, 10, 9)
+    weight = rng.choice([0, 10, 20, 30, 50, 80, 130], 9).astype(float)
+    capacity = float(rng.choice([60, 100, 150]))
+    exact = knapsack_brute_force(value, weight, capacity)
+    assert knapsack_value(value, weight, capacity) == pytest.approx(exact)
+    chosen = _knapsack(value, weight, capacity)
+    assert weight[chosen].sum() <= capacity and value[chosen].sum() == pytest.approx(exact)
+    fractional = weight * rng.uniform(0.9, 1.1, 9) + rng.uniform(0, 1, 9)
+    assert (
+        knapsack_value(value, fractional, capacity)
+        >= knapsack_brute_force(value, fractional, capacity) - 1e-9
+    )
+    picked = _knapsack(value, fractional, capacity)
+    assert fractional[picked].sum() <= capacity + 1e-9
+
+
+@pytest.mark.filterwarnings("ignore:PULP_CBC_CMD is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("seed", range(4))
+def test_substation_knapsack_bound_is_valid_and_no_weaker_than_needed(seed):
+    """The Lagrangian bound with exact per-substation knapsacks never falls below the optimum (CBC)."""
+    from planner.allocation import milp as milp_module
+    from planner.allocation.inputs import prepare, value_model
+    from planner.allocation.pairs import (
+        binding_nodes,
+        compatible_pairs,
+        representatives,
+        resource_group,
+    )
+
+    plots, apps, caps = random_instance(
+        np.random.default_rng(200 + seed), n_apps=30, n_plots=60, n_nodes=4
+    )
+    instance = prepare(plots, apps, caps)
+    pairs = compatible_pairs(instance, value_model(plots, apps, "investment", None))
+    power = binding_nodes(instance, pairs, instance.power, instance.power_cap, instance.power_node)
+    water = binding_nodes(instance, pairs, instance.water, instance.water_cap, instance.water_node)
+    matrix, upper, priced, in_knapsack = milp_module._model(instance, pairs, power, water)
+    scale = float(pairs.value.max())
+    cost = pairs.value / scale
+    start = representatives(pairs, resource_group(instance, power, water))
+    _, lp_bound, prices = milp_module._column_generation(matrix, upper, cost, start, math.inf)
+    knapsack = milp_module._knapsack_bound(
+        (matrix, upper, cost), prices, priced, (instance, pairs, in_knapsack), math.inf
+    )
+    optimum = cbc_optimum(plots, apps, caps) / scale
+    assert lp_bound >= optimum - 1e-7
+    assert knapsack >= optimum - 1e-7
+    # zero prices are prices too: the bound stays valid however poor the duals
+    assert (
+        milp_module._knapsack_bound(
+            (matrix, upper, cost),
+            np.zeros(len(upper)),
+            priced,
+            (instance, pairs, in_knapsack),
+            math.inf,
+        )
+        >= optimum - 1e-7
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_repack_never_loses_value_and_keeps_every_rule(seed):
+    from planner.allocation.greedy import first_come
+    from planner.allocation.inputs import prepare, value_model
+    from planner.allocation.pairs import binding_nodes, compatible_pairs
+    from planner.allocation.solver import _assignments
+    from planner.allocation.substations import repack
+
+    plots, apps, caps = random_instance(
+        np.random.default_rng(300 + seed), n_apps=40, n_plots=60, n_nodes=3
+    )
+    instance = prepare(plots, apps, caps)
+    pairs = compatible_pairs(instance, value_model(plots, apps, "investment", None))
+    state = first_come(instance, pairs)
+    before = state.objective()
+    power = binding_nodes(instance, pairs, instance.power, instance.power_cap, instance.power_node)
+    state = repack(state, power, math.inf)
+    assert state.objective() >= before
+    result = SimpleNamespace(
+        assignments=_assignments(instance, pairs, state, "a higher-value application")
+    )
+    assert assert_feasible(result, plots, apps, caps) == pytest.approx(state.objective())
+    assert state.objective() <= cbc_optimum(plots, apps, caps) + 1e-6

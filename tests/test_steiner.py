@@ -8,6 +8,7 @@ import random
 
 import networkx as nx
 import pytest
+from scipy.sparse import csgraph
 
 from planner import steiner
 from planner.steiner import (
@@ -89,7 +90,7 @@ def test_steiner_vertex_needed(exact: bool | None) -> None:
 def test_shortest_path_heuristic_alone_is_suboptimal_here() -> None:
     instance = steiner._Instance.parse(TRIANGLE_WITH_HUB, ["a", "b", "c"])
     search = steiner._LocalSearch(instance.graph)
-    dist, pred = steiner.csgraph.dijkstra(
+    dist, pred = csgraph.dijkstra(
         instance.graph.matrix, indices=instance.graph.terminals, return_predecessors=True
     )
     for root in range(3):

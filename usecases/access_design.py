@@ -194,7 +194,7 @@ def design_document(design: Design) -> dict[str, Any]:
     segs = design.segments.copy()
     segs["targets"] = [",".join(t) for t in segs["targets"]]
     segs.insert(0, "seg_id", [f"S{i + 1}" for i in range(len(segs))])
-    doc = (
+    doc: dict[str, Any] = (
         json.loads(to_wgs84(segs).to_json(na="null", drop_id=True))
         if len(segs)
         else {"type": "FeatureCollection", "features": []}
@@ -242,7 +242,8 @@ def commit_design(
     segs = gpd.GeoDataFrame.from_features(feats, crs=4326).to_crs(working_crs())
     layer = NETWORK_LAYER[kind]
     with store.transaction(user) as tx:
-        bbox = tuple(segs.total_bounds)
+        minx, miny, maxx, maxy = (float(v) for v in segs.total_bounds)
+        bbox = (minx, miny, maxx, maxy)
         taken = tx.read("plots", bbox=bbox, where={"status": list(FORBIDDEN_PLOT_STATUSES)})
         zones = tx.read("prot_zones", bbox=bbox)
         zones = zones.loc[~zones["kind"].isin(_ZONES_ENTERED[kind])]
@@ -251,12 +252,15 @@ def commit_design(
         ]
         # shrunk a little: running along an edge is allowed, and the WGS84 round trip moves
         # a segment by micrometres
-        shapes = shapely.buffer(
-            np.r_[
-                np.asarray(taken.geometry.values, dtype=object),
-                np.asarray(zones.geometry.values, dtype=object),
-            ],
-            -0.05,
+        shapes = np.asarray(
+            shapely.buffer(
+                np.r_[
+                    np.asarray(taken.geometry.values, dtype=object),
+                    np.asarray(zones.geometry.values, dtype=object),
+                ],
+                -0.05,
+            ),
+            dtype=object,
         )
         if len(shapes):
             _, hit = shapely.STRtree(shapes).query(
@@ -282,10 +286,13 @@ def commit_design(
                 "geometry": shapely.line_merge(np.asarray(segs.geometry.values, dtype=object)),
             }
         )
-        frame["geometry"] = [
-            g if g.geom_type == "LineString" else shapely.LineString(shapely.get_coordinates(g))
-            for g in frame["geometry"]
-        ]
+        frame["geometry"] = np.array(
+            [
+                g if g.geom_type == "LineString" else shapely.LineString(shapely.get_coordinates(g))
+                for g in frame["geometry"]
+            ],
+            dtype=object,
+        )
         if kind == "road":
             frame["class"] = "access"
         elif kind == "rail":
@@ -310,7 +317,8 @@ def _sub_of(joined: Any, tx) -> str | None:  # noqa: ANN001
 
 
 def _new_ids(prefix: str, existing: set[str], n: int) -> list[str]:
-    out, i = [], 1
+    out: list[str] = []
+    i = 1
     while len(out) < n:
         candidate = f"{prefix}-{i:03d}"
         if candidate not in existing:

@@ -49,7 +49,7 @@ def hash_password(password: str) -> str:
 def verify_password(pw_hash: str | None, password: str) -> bool:
     """Whether ``password`` matches ``pw_hash`` (False for a missing or malformed hash)."""
     try:
-        return bool(pw_hash) and check_password_hash(pw_hash, password)
+        return bool(pw_hash) and check_password_hash(str(pw_hash), password)
     except (ValueError, TypeError):
         return False
 
@@ -98,7 +98,7 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 
 def _plain(row: pd.Series) -> dict[str, Any]:
     return {
-        k: (None if v is pd.NA or (isinstance(v, float) and v != v) else v)
+        str(k): (None if v is pd.NA or (isinstance(v, float) and v != v) else v)
         for k, v in row.to_dict().items()
     }
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from geo.i18n import N_
 from geo.layers import ASSET_LAYERS
 from geo.store import Conflict, Invalid, NotFound, Session, Store
 from geo.store.base import now_iso
@@ -30,7 +31,7 @@ from planner import reservation
 from planner.applications import ApplicationIn, as_record, parse_body
 from planner.catalogue import PUBLIC_PLOT_STATUS
 from planner.reservation import Breach
-from planner.servicing import N_, ServicingModel
+from planner.servicing import ServicingModel
 from planner.visibility import Forbidden, is_staff, plot_view
 
 __all__ = [
@@ -102,7 +103,7 @@ def _plot(tx: Session, plot_id: str, *, role: str | None) -> dict[str, Any]:
         plot = tx.get("plots", plot_id, for_update=True)
     except NotFound:
         plot = None
-    plot_view(role).require(plot, plot_id)
+    plot = plot_view(role).require(plot, plot_id)
     if plot["status"] != PUBLIC_PLOT_STATUS:
         raise Conflict(f"plot {plot_id} is {plot['status']}, not available")
     return plot
@@ -149,10 +150,11 @@ def _filing_problems(breaches: list[Breach]) -> list[Problem]:
 def _checked(
     tx: Session, app: ApplicationIn, *, role: str | None, servicing: ServicingSource
 ) -> list[Breach]:
-    if not app.plot_id:
+    fields = app.model_dump()  # the model is built from the schema: no static attributes
+    if not fields["plot_id"]:
         return []
-    plot = _plot(tx, app.plot_id, role=role)
-    breaches = reservation.check(plot, app.model_dump(), servicing(tx))
+    plot = _plot(tx, fields["plot_id"], role=role)
+    breaches = reservation.check(plot, fields, servicing(tx))
     problems = _filing_problems(breaches)
     if problems:
         raise Invalid(problems)

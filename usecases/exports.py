@@ -95,7 +95,8 @@ class ExportQuery(PlotFilters):
     Without filters the layer as your role sees it is exported: every plot for planners,
     every plot but candidates for others."""
 
-    status: Statuses | None = Field(
+    # a download defaults to every status the role sees, where the catalogue shows 'available'
+    status: Statuses | None = Field(  # type: ignore[assignment]
         None,
         description="Plot statuses (default: every status "
         "your role sees); 'candidate' for "
@@ -106,7 +107,9 @@ class ExportQuery(PlotFilters):
 
     @field_validator("status", mode="after")
     @classmethod
-    def _known_statuses(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    def _known_statuses(  # type: ignore[override]  # replaces the catalogue's (None allowed)
+        cls, value: tuple[str, ...] | None
+    ) -> tuple[str, ...] | None:
         return None if value is None else check_status_names(value)
 
     _known_crs = field_validator("crs", mode="after")(_offered_crs)
@@ -136,6 +139,8 @@ def export_where(
     """
     view = plot_view(role)
     if layer == "plots":
+        if not isinstance(query, ExportQuery):
+            raise TypeError("the plots download takes an ExportQuery")
         where = view.where(query.statuses)
         if not (
             query.attribute_filters or query.servicing_filters or query.bbox or query.area_where()
@@ -161,7 +166,7 @@ def export_where(
     # Only features whose geometry meets the box are selected: none of a table's rows.
     box = cat.working_bbox(query.bbox) if LAYERS[layer].is_feature else ()
     key = LAYERS[layer].key
-    ids = [] if box == () else store.read(layer, bbox=box)[key].tolist()
+    ids = [] if not box else store.read(layer, bbox=box)[key].tolist()
     if len(ids) > MAX_EXPORT_IDS:
         raise QueryError(f"{len(ids)} features in the box; narrow it", "bbox")
     return {key: ids}

@@ -375,7 +375,7 @@ def queryables(name: str, *, role: str | None, base: str) -> dict[str, Any]:
     """
     layer = _check_collection(name, role)
     props: dict[str, Any] = {}
-    if layer.is_feature:
+    if layer.geometry is not None:  # a feature layer
         props["geometry"] = {
             "format": GEOMETRY_FORMATS[layer.geometry],
             "x-ogc-role": "primary-geometry",
@@ -514,7 +514,9 @@ def _moment(text: str, end: bool) -> dt.datetime | None:
     return moment
 
 
-def _datetime_param(text: str | None, layer: Layer) -> tuple[dt.datetime | None, ...] | None:
+def _datetime_param(
+    text: str | None, layer: Layer
+) -> tuple[dt.datetime | None, dt.datetime | None] | None:
     if text is None:
         return None
     if layer.name not in TEMPORAL:
@@ -620,7 +622,9 @@ def _revision(store: Store, name: str) -> str:
     return store.revision([name])
 
 
-def _working_bbox(query: ItemsQuery) -> tuple[float, ...] | None:
+def _working_bbox(
+    query: ItemsQuery,
+) -> tuple[float, float, float, float] | tuple[()] | None:
     """The bbox in the storage CRS; ``()`` when it lies outside where that CRS is usable."""
     if query.bbox is None:
         return None
@@ -640,7 +644,8 @@ def _working_bbox(query: ItemsQuery) -> tuple[float, ...] | None:
         )
         if x0 > x1 or y0 > y1:
             return ()
-    return tuple(transformer(epsg, WORKING_EPSG).transform_bounds(x0, y0, x1, y1))
+    west, south, east, north = transformer(epsg, WORKING_EPSG).transform_bounds(x0, y0, x1, y1)
+    return west, south, east, north
 
 
 def _where(layer: Layer, query: ItemsQuery, role: str | None) -> dict[str, Any]:
@@ -779,7 +784,7 @@ def items(
     box = _working_bbox(query)
     where = _where(layer, query, role)
     try:
-        if box == ():
+        if box is not None and not box:  # outside the storage CRS's area: nothing matches
             matched, rows = 0, pd.DataFrame()
         else:
             key = ("ogc-count", name, _revision(store, name), box, _cache_key(where))

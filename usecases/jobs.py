@@ -256,7 +256,7 @@ class JobRunner:
                     log.debug("heartbeat of job %s failed", job_id, exc_info=True)
 
 
-def _stale(row: Mapping[str, Any]) -> bool:
+def _stale(row: Mapping[Any, Any]) -> bool:
     beat = row.get("heartbeat")
     if row.get("state") not in ACTIVE or not beat:
         return False
@@ -265,10 +265,11 @@ def _stale(row: Mapping[str, Any]) -> bool:
     )
 
 
-def _public(row: Mapping[str, Any]) -> dict[str, Any]:
+def _public(row: Mapping[Any, Any]) -> dict[str, Any]:
     out = {k: (None if _missing(v) else v) for k, v in row.items() if k != "version"}
-    out["params"] = json.loads(out["params"]) if out.get("params") else {}
-    out["result"] = json.loads(out["result"]) if out.get("result") else None
+    params, result = out.get("params"), out.get("result")
+    out["params"] = json.loads(params) if params else {}
+    out["result"] = json.loads(result) if result else None
     out["cancel"] = bool(out.get("cancel"))
     if _stale(out):
         out.update(

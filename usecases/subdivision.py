@@ -17,6 +17,7 @@ from geo.crs import WORKING_EPSG, to_wgs84
 from geo.store import Conflict, NotFound, Store
 from planner.parcels import new_plot_id, polygon_from_geojson
 from planner.subdivision import (
+    SITE_LAYERS,
     Progress,
     Site,
     Subdivision,
@@ -40,15 +41,6 @@ __all__ = [
 PLAN_VERSION = 1
 #: Generated street roles and the road class they are stored as.
 ROAD_CLASSES = {"spine": "collector", "cross": "collector", "local": "local", "connector": "local"}
-_READ_LAYERS = (
-    "plots",
-    "roads",
-    "gates",
-    "rail_lines",
-    "power_lines",
-    "storm_sewers",
-    "prot_zones",
-)
 _MARGIN_M = 2_000.0
 _OVERLAP_M2 = 1.0
 
@@ -170,8 +162,9 @@ class Preview:
 
 
 def _site_layers(store: Store, area: Any) -> dict[str, pd.DataFrame]:
-    bbox = tuple(float(v) for v in shapely.buffer(area, _MARGIN_M).bounds)
-    return {name: store.read(name, bbox=bbox) for name in _READ_LAYERS}
+    minx, miny, maxx, maxy = (float(v) for v in shapely.buffer(area, _MARGIN_M).bounds)
+    bbox = (minx, miny, maxx, maxy)
+    return {name: store.read(name, bbox=bbox) for name in SITE_LAYERS}
 
 
 def _area(
@@ -181,7 +174,7 @@ def _area(
     expansion areas (the land plots may be drawn on)."""
     if (exp_id is None) == (geometry is None):
         raise SubdivisionError("give either an expansion area id or a drawn polygon")
-    if geometry is None:
+    if exp_id is not None:
         try:
             return store.get("expansion", exp_id)["geometry"], []
         except NotFound:
@@ -242,7 +235,9 @@ def preview(
 
 def _next_ids(existing: list[str], prefix: str, count: int) -> list[str]:
     first = new_plot_id(existing, prefix=prefix)
-    number = int(re.search(r"(\d+)$", first).group(1))
+    match = re.search(r"(\d+)$", first)
+    assert match is not None, "new_plot_id ends in a number"
+    number = int(match.group(1))
     width = max(3, len(first) - len(prefix))
     return [f"{prefix}{number + i:0{width}d}" for i in range(count)]
 

@@ -469,7 +469,7 @@ def delete_plot(plot_id: str, query: VersionQuery):
 
 
 # --------------------------------------------------------------------------- assets
-ASSET_PATH = {
+ASSET_PATH: dict[str, dict[str, Any]] = {
     "layer": {"type": "string", "enum": list(ASSET_LAYERS)},
     "asset_id": {"type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH},
 }

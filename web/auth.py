@@ -140,6 +140,14 @@ def current_username() -> str | None:
     return current_user.username if current_user.is_authenticated else None
 
 
+def signed_in_username() -> str:
+    """The logged-in user's name, in views that require a role (so never anonymous)."""
+    name = current_username()
+    if name is None:
+        raise LookupError("no user is signed in: the view must require a role")
+    return name
+
+
 def has_role(*roles: str) -> bool:
     """Whether the current role is one of ``roles`` (admin includes planner; 'public' is anyone)."""
     if "public" in roles:
@@ -166,7 +174,7 @@ def role_required(*roles: str) -> Callable:
                 abort(403)
             return view(*args, **kwargs)
 
-        wrapped.roles = roles  # for tests and the route table
+        wrapped.roles = roles  # type: ignore[attr-defined]  # for tests and the route table
         return wrapped
 
     return decorator
@@ -199,7 +207,7 @@ def api_role_required(*roles: str) -> Callable:
                 )
             return view(*args, **kwargs)
 
-        wrapped.roles = roles
+        wrapped.roles = roles  # type: ignore[attr-defined]  # for tests and the route table
         return wrapped
 
     return decorator
@@ -340,6 +348,7 @@ def account():
                         by=current_user.username,
                     )
                     fresh = accounts.get_user(store, current_user.username, secrets_too=True)
+                    assert fresh is not None, "the password was set just now"
                     _log_in(fresh)  # every earlier session of this user has ended
                     flash(_("Your password has been changed."), "success")
                     return redirect(url_for("auth.account"))

@@ -38,7 +38,7 @@ from planner.visibility import Forbidden, plot_view
 from usecases import applications as usecase
 from usecases import uploads
 from web import api, deps
-from web.auth import current_role, current_username, has_role, role_required
+from web.auth import current_role, has_role, role_required, signed_in_username
 from web.maps import PLOT_COLOURS, tr_label, tr_value
 
 bp = Blueprint("catalogue", __name__)
@@ -195,7 +195,7 @@ def apply(plot_id: str):
     """An investor applies for this plot: rules the plot breaks today are shown first as
     warnings, and the application is filed when the investor submits it anyway."""
     data = {**_form_data(request.form), "plot_id": plot_id}
-    store, user, role = deps.get_store(), current_username(), current_role()
+    store, user, role = deps.get_store(), signed_in_username(), current_role()
     try:
         if not request.form.get("confirm"):
             warnings = usecase.check(store, data, user=user, role=role, servicing=api.tx_servicing)
@@ -258,7 +258,7 @@ def _applications_page(
 ):
     store = deps.get_store()
     staff = has_role("planner")
-    records = apps.list_applications(store, user=current_username(), role=current_role())
+    records = apps.list_applications(store, user=signed_in_username(), role=current_role())
     candidates = {
         a["app_id"]: _candidates(a) for a in records if staff and a["status"] == "submitted"
     }
@@ -285,7 +285,7 @@ def applications():
         filed = usecase.apply(
             deps.get_store(),
             _form_data(request.form),
-            user=current_username(),
+            user=signed_in_username(),
             role=current_role(),
             servicing=api.tx_servicing,
         )
@@ -301,7 +301,7 @@ def _version(form: Mapping[str, str]) -> int | None:
 
 
 def _act(app_id: str, action: str) -> Any:
-    store, user, role = deps.get_store(), current_username(), current_role()
+    store, user, role = deps.get_store(), signed_in_username(), current_role()
     version = _version(request.form)
     if action == "withdraw":
         if not has_role("investor"):  # staff withdraw for an investor only from the CLI
@@ -387,7 +387,7 @@ def _upload_page(**ctx: Any):
 def _forget_staged() -> None:
     token = session.pop(UPLOAD_SESSION_KEY, None)
     if token:
-        uploads.drop(deps.get_store(), token, user=current_username())
+        uploads.drop(deps.get_store(), token, user=signed_in_username())
 
 
 @bp.route("/upload", methods=["GET", "POST"])
@@ -404,7 +404,7 @@ def upload():
     try:
         data, options = api.upload_request(request.files.get("file"), request.form)
         plan, token = uploads.stage(
-            deps.get_store(), data, options, user=current_username(), names=_page_options()
+            deps.get_store(), data, options, user=signed_in_username(), names=_page_options()
         )
     except cat.QueryError as err:
         return _upload_page(values=values, error=str(err), status=400)
@@ -435,7 +435,7 @@ def upload_confirm():
         plan, written = uploads.confirm(
             store,
             token,
-            user=current_username(),
+            user=signed_in_username(),
             confirm_removals=_confirmed_removals(),
             names=_page_options(),
         )

@@ -34,8 +34,8 @@ class RevisionCache:
     def __init__(self, max_entries: int = 64):
         self.max_entries = max_entries
         self._lock = threading.Lock()
-        self._values: OrderedDict[Hashable, tuple[str, Any]] = OrderedDict()
-        self._building: dict[tuple[Hashable, str], threading.Lock] = {}
+        self._values: OrderedDict[Hashable, tuple[str | None, Any]] = OrderedDict()
+        self._building: dict[tuple[Hashable, str | None], threading.Lock] = {}
 
     def get_or_build(
         self, key: Hashable, build: Callable[[], Any], revision: str | None = None

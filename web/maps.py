@@ -18,6 +18,7 @@ from folium.template import Template
 from markupsafe import Markup
 
 from geo.crs import WEB_DECIMALS
+from geo.i18n import N_
 from geo.layers import LAYERS, get_layer, parse_sectors
 
 Translate = Callable[[str], str]
@@ -25,11 +26,6 @@ MAX_MAP_ZOOM = 20
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 VENDOR_DIR = STATIC_DIR / "vendor"
 NODE_MODULES = Path(__file__).resolve().parent / "assets" / "node_modules"
-
-
-def N_(message: str) -> str:
-    """Mark ``message`` for extraction into the catalogues; translate it later."""
-    return message
 
 
 # --------------------------------------------------------------------------- vendor assets
@@ -579,12 +575,14 @@ class RenderedMap:
 def render_map(m: folium.Map) -> RenderedMap:
     """Render ``m`` in parts; refuse any element that would load from another host."""
     fig = m.get_root()
+    assert isinstance(fig, folium.Figure), "a folium map's root is its Figure"
     fig.render()
     header = fig.header.render()
     html = fig.html.render()
     script = fig.script.render()
     if _REMOTE.search(header) or _REMOTE.search(html):
         found = _REMOTE.search(header + html)
+        assert found is not None, "matched just above"
         msg = (
             f"a map element references another host near {found.group(0)!r}; "
             "override its default_js/default_css with /static/vendor/ copies"

@@ -28,7 +28,7 @@ _OFFERED = (JSON, ogc.GEOJSON, "application/schema+json", OPENAPI, "text/html")
 
 
 def _base() -> str:
-    return request.url_root.rstrip("/") + bp.url_prefix
+    return request.url_root.rstrip("/") + (bp.url_prefix or "")
 
 
 def _wants_html() -> bool:

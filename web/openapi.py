@@ -14,7 +14,7 @@ from dataclasses import field as dc_field
 from typing import Any
 
 from pydantic import BaseModel, Field
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/{model}"
@@ -170,8 +170,8 @@ def _without_null(prop: dict[str, Any]) -> dict[str, Any]:
     return prop
 
 
-def _schemas() -> tuple[dict[tuple[type[BaseModel], str], dict], dict[str, Any]]:
-    pairs: list[tuple[type[BaseModel], str]] = []
+def _schemas() -> tuple[dict[tuple[Any, JsonSchemaMode], dict[str, Any]], dict[str, Any]]:
+    pairs: list[tuple[type[BaseModel], JsonSchemaMode]] = []
     for ep in REGISTRY.values():
         if ep.body is not None:
             pairs.append((ep.body, "validation"))

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
+from geo.i18n import N_
 from geo.layers import (
     ASSET_LAYERS,
     ASSET_STATUSES,
@@ -30,6 +31,7 @@ from web import (
 )
 from web.auth import current_username, role_required
 from web.maps import (
+    FEATURE_NOUNS,
     LAYER_STYLES,
     PLOT_COLOURS,
     ROAD_WEIGHTS,
@@ -50,28 +52,7 @@ LAYER_PAGE = 10_000
 ACTIONS = ("insert", "update", "delete")
 
 
-def N_(message: str) -> str:
-    """Mark ``message`` for extraction into the catalogues; translate it later."""
-    return message
-
-
 ACTION_LABELS = {"insert": N_("added"), "update": N_("changed"), "delete": N_("deleted")}
-#: One feature of each map layer, for page titles.
-FEATURE_NOUNS = {
-    "zone": N_("Zone"),
-    "expansion": N_("Expansion area"),
-    "plots": N_("Plot"),
-    "roads": N_("Road"),
-    "gates": N_("Gate"),
-    "rail_lines": N_("Rail line"),
-    "rail_stations": N_("Rail station"),
-    "substations": N_("Substation"),
-    "power_lines": N_("Power line"),
-    "water_mains": N_("Water main"),
-    "storm_sewers": N_("Storm sewer"),
-    "gas_mains": N_("Gas main"),
-    "prot_zones": N_("Protection zone"),
-}
 #: Map layers of the workspace, drawn bottom to top, and whether they start visible.
 WORKSPACE_LAYERS: tuple[tuple[str, bool], ...] = (
     ("zone", True),
@@ -297,8 +278,8 @@ def describe_changes(layer: str, action: str, changes: str | None) -> list[dict[
 
 
 def _history_items(rows: pd.DataFrame) -> list[dict[str, Any]]:
-    items = []
-    for r in rows.to_dict("records"):
+    items: list[dict[str, Any]] = []
+    for r in cast(list[dict[str, Any]], rows.to_dict("records")):
         items.append(
             {
                 **r,
@@ -324,7 +305,7 @@ def history():
     """Every audited change, newest first, filtered by user, layer, feature, action, dates."""
     store = deps.get_store()
     args = request.args
-    filters = {
+    filters: dict[str, Any] = {
         "user": (args.get("user") or "").strip() or None,
         "layer": (args.get("layer") or "").strip() or None,
         "feature": (args.get("feature") or "").strip() or None,
@@ -497,7 +478,7 @@ def feature(layer: str, key: str):
         attributes=_attributes(layer, row) if row else [],
         is_asset=layer in ASSET_LAYERS,
         asset_statuses=[(s, tr_value(s, _)) for s in ASSET_STATUSES],
-        moves=[(s, tr_value(s, _)) for s in parcels.allowed_transitions(row.get("status"))]
+        moves=[(s, tr_value(s, _)) for s in parcels.allowed_transitions(row["status"])]
         if layer == "plots" and row
         else [],
         servicing=_servicing_lines(key) if layer == "plots" and row else [],

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import shapely
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from flask_babel import gettext as _
@@ -227,7 +228,7 @@ def pick():
             bbox=(x - tolerance, y - tolerance, x + tolerance, y + tolerance),
             where=view.where,
         )
-        hit = nearest_within(rows.geometry.values, point, tolerance)
+        hit = nearest_within(np.asarray(rows.geometry.values, dtype=object), point, tolerance)
         if hit is not None:
             key = rows[get_layer(name).key].iloc[hit]
             return jsonify(_popup(view, store.get(name, key)))

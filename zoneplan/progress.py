@@ -18,7 +18,11 @@ def terminal_progress(label: str, stream: TextIO | None = None, every_s: float =
     """
     out = stream or sys.stderr
     if not out.isatty():
-        return lambda fraction, message="": None
+
+        def quiet(fraction: float, message: str = "") -> None:
+            return None
+
+        return quiet
     last = [0.0]
 
     def show(fraction: float, message: str = "") -> None:

@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import geopandas as gpd
 import pandas as pd
 
 from geo.crs import to_wgs84
@@ -221,9 +222,9 @@ def _print_summary(
     print()
     for row in result.assignments.itertuples(index=False):
         print(
-            f"  {row.app_id:<8} -> {row.plot_id}"
+            f"  {row.app_id!s:<8} -> {row.plot_id!s}"
             if row.plot_id
-            else f"  {row.app_id:<8} not allocated: {row.reason}"
+            else f"  {row.app_id!s:<8} not allocated: {row.reason!s}"
         )
 
 
@@ -236,4 +237,4 @@ def _write(path: Path, result: AllocationResult, apps: pd.DataFrame, plots: pd.D
     chosen = plots[["plot_id", "area_ha", "geometry"]].merge(
         table.dropna(subset=["plot_id"]), on="plot_id"
     )
-    to_wgs84(chosen).to_file(path, driver="GeoJSON", engine="pyogrio")
+    to_wgs84(gpd.GeoDataFrame(chosen)).to_file(path, driver="GeoJSON", engine="pyogrio")

@@ -228,10 +228,11 @@ def describe(store: Store) -> dict[str, Any]:
         layers[name] = entry
     plots = store.read("plots")
     by_status = plots.groupby("status")["area_ha"].agg(["count", "sum"])
+    counts, sums = by_status["count"].to_dict(), by_status["sum"].to_dict()
     area = {
         s: {
-            "plots": int(by_status.loc[s, "count"]) if s in by_status.index else 0,
-            "area_ha": round(float(by_status.loc[s, "sum"]), 2) if s in by_status.index else 0.0,
+            "plots": int(counts.get(s, 0)),
+            "area_ha": round(float(sums.get(s, 0.0)), 2),
         }
         for s in PLOT_STATUSES
     }

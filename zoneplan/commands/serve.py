@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from waitress import create_server
+    from waitress.server import create_server
 
     from web import SetupError, create_app
     from zoneplan.cli import CommandError
@@ -38,8 +38,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "is another server running there? choose another --port"
         ) from None
     host = args.host if ":" not in args.host else f"[{args.host}]"
+    # one listen address gives a TcpWSGIServer; the stubs type the multi-socket union
+    port = getattr(server, "effective_port", args.port)
     print(
-        f"zoneplan serving {redact(app.config['ZONEPLAN_DB'])} at http://{host}:{server.effective_port}/ "
+        f"zoneplan serving {redact(app.config['ZONEPLAN_DB'])} at http://{host}:{port}/ "
         f"(Ctrl+C to stop)",
         flush=True,
     )

@@ -1,0 +1,109 @@
+"""Servicing facts of catalogue plots: one row per plot from the servicing model's answers,
+cached per model and date (see :mod:`planner.catalogue`, which re-exports them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["FACT_COLUMNS", "servicing_facts", "facts_for"]
+
+FACT_COLUMNS = (
+    "rail",
+    "rail_distance_m",
+    "power",
+    "power_headroom_kw",
+    "water",
+    "water_headroom_m3d",
+    "ready",
+    "waits_for",
+)
+_FACTS_PER_MODEL = 8  # as_of dates kept per servicing model
+
+
+def servicing_facts(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """The catalogue's servicing facts from servicing records, indexed by plot_id.
+
+    Columns: ``rail`` (bool), ``rail_distance_m``, ``power`` (bool),
+    ``power_headroom_kw``, ``water`` (bool), ``water_headroom_m3d``, ``ready``
+    (``"now"``, ``"YYYY-MM-DD"`` or ``"unknown"``) and ``waits_for`` (the required
+    utilities not met as recorded: what readiness waits for).
+    """
+    rows = []
+    for rec in records:
+        rail, power, water = (rec.get(k) or {} for k in ("rail", "power", "water"))
+        rows.append(
+            {
+                "plot_id": str(rec["plot_id"]),
+                "rail": bool(rail.get("available", False)),
+                "rail_distance_m": _number(rail.get("distance_m")),
+                "power": bool(power.get("available", False)),
+                "power_headroom_kw": _number(power.get("headroom_kw")),
+                "water": bool(water.get("available", False)),
+                "water_headroom_m3d": _number(water.get("headroom_m3d")),
+                "ready": str(rec.get("ready") or "unknown"),
+                "waits_for": list(rec.get("waits_for") or []),
+            }
+        )
+    frame = pd.DataFrame(rows, columns=["plot_id", *FACT_COLUMNS])
+    return frame.set_index("plot_id")
+
+
+def _number(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return out if np.isfinite(out) else float("nan")
+
+
+_FACTS: weakref.WeakKeyDictionary[Any, dict[dt.date | None, _Once]] = weakref.WeakKeyDictionary()
+_FACTS_LOCK = threading.Lock()
+
+
+class _Once:
+    """A value built once, by the first caller; the others wait for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: pd.DataFrame | None = None
+
+    def get(self, build: Any) -> pd.DataFrame:
+        with self._lock:
+            if self._value is None:
+                self._value = build()
+            return self._value
+
+
+def facts_for(model: Any, plot_ids: Sequence[str], as_of: dt.date | None) -> pd.DataFrame:
+    """Servicing facts of ``plot_ids`` as recorded (``as_of`` None) or as of a date, in order.
+
+    The model answers every plot at once (it evaluates them together anyway), once per
+    model (which the web layer caches per store revision) and date; the last
+    ``_FACTS_PER_MODEL`` dates are kept. Without a model every fact is missing.
+    """
+    ids = [str(i) for i in plot_ids]
+    if model is None or not ids:
+        return servicing_facts([]).reindex(ids)
+    with _FACTS_LOCK:
+        per_model = _FACTS.setdefault(model, {})
+        entry = per_model.get(as_of)
+        if entry is None:
+            entry = per_model[as_of] = _Once()
+            while len(per_model) > _FACTS_PER_MODEL:
+                per_model.pop(next(iter(per_model)))
+    every = entry.get(lambda: servicing_facts(model.answer(None, as_of=as_of)))
+    return every.reindex(ids)
+
+
+def _ready_by(ready: pd.Series, by: dt.date) -> np.ndarray:
+    """Whether each ``ready`` value ("now", a date, "unknown") is on or before ``by``."""
+    text = ready.fillna("unknown").astype(str)
+    dates = pd.to_datetime(text.where(~text.isin(["now", "unknown"])), errors="coerce")
+    return ((text == "now") | (dates <= pd.Timestamp(by))).to_numpy()

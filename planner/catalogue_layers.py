@@ -1,0 +1,140 @@
+"""Pages of any layer as WGS84 GeoJSON, and the geometry helpers the catalogue shares
+(see :mod:`planner.catalogue`, which re-exports them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import shapely
+
+from geo.crs import WEB_DECIMALS, WGS84_EPSG, WORKING_EPSG, transformer, working_crs
+from geo.layers import LAYERS
+from geo.store import Store
+from geo.values import plain
+from planner.visibility import check_readable, layer_fields, plot_view, readable_layers
+
+if TYPE_CHECKING:
+    from planner.catalogue import LayerQuery
+
+__all__ = [
+    "Box",
+    "working_bbox",
+    "to_geojson_geometries",
+    "layer_where",
+    "layer_summary",
+    "layer_collection",
+]
+
+Box = tuple[float, float, float, float]
+
+
+@lru_cache(maxsize=1)
+def _use_area() -> tuple[float, float, float, float]:
+    area = working_crs().area_of_use
+    return (area.west, area.south, area.east, area.north) if area else (-180, -90, 180, 90)
+
+
+def working_bbox(bbox: Box | None) -> Box | tuple[()] | None:
+    """A WGS84 bbox in the working CRS, clipped to where that CRS is usable.
+
+    Returns None for no bbox, and an empty tuple when the box lies wholly
+    outside the working CRS's area of use (nothing can match).
+    """
+    if bbox is None:
+        return None
+    w, s, e, n = _use_area()
+    clipped = (max(bbox[0], w), max(bbox[1], s), min(bbox[2], e), min(bbox[3], n))
+    if clipped[0] > clipped[2] or clipped[1] > clipped[3]:
+        return ()
+    west, south, east, north = transformer(WGS84_EPSG, WORKING_EPSG).transform_bounds(*clipped)
+    return west, south, east, north
+
+
+def to_geojson_geometries(geoms: Iterable[Any]) -> list[dict[str, Any] | None]:
+    """GeoJSON geometry objects in WGS84 (rounded to ``WEB_DECIMALS``) for working-CRS geometries."""
+    arr = np.asarray(list(geoms) if not isinstance(geoms, np.ndarray) else geoms, dtype=object)
+    if len(arr) == 0:
+        return []
+    tr = transformer(WORKING_EPSG, WGS84_EPSG)
+
+    def project(xy: np.ndarray) -> np.ndarray:
+        x, y = tr.transform(xy[:, 0], xy[:, 1])
+        return np.round(np.column_stack([x, y]), WEB_DECIMALS)
+
+    out = shapely.transform(arr, project)
+    return [None if text is None else json.loads(text) for text in shapely.to_geojson(out)]
+
+
+def layer_where(name: str, role: str | None) -> dict[str, Any] | None:
+    """The row filter a role's view of a layer implies (see :mod:`planner.visibility`)."""
+    return plot_view(role).where() if name == "plots" else None
+
+
+def layer_summary(store: Store, role: str | None) -> list[dict[str, Any]]:
+    """Name, label, geometry type, count (as the role sees it) and public flag of each layer."""
+    out = []
+    for name in readable_layers(role):
+        layer = LAYERS[name]
+        out.append(
+            {
+                "name": name,
+                "label": layer.label,
+                "geometry": layer.geometry,
+                "count": store.count(name, where=layer_where(name, role)),
+                "public": layer.public,
+                "asset": layer.asset,
+            }
+        )
+    return out
+
+
+def layer_collection(
+    store: Store, name: str, query: LayerQuery, *, role: str | None = None
+) -> dict[str, Any]:
+    """One page of a layer as a WGS84 GeoJSON FeatureCollection (tables: null geometries).
+
+    Raises
+    ------
+    NotFound, Forbidden
+        See :func:`check_readable`. A bbox on a table matches nothing (as in OGC API
+        Features, only features whose geometry meets the box are selected).
+    """
+    check_readable(name, role)
+    layer = LAYERS[name]
+    bbox = working_bbox(query.bbox)
+    if query.bbox is not None and not layer.is_feature:
+        bbox = ()
+    where = layer_where(name, role)
+    if bbox is not None and not bbox:  # nothing can match
+        matched, rows = 0, None
+    else:
+        matched = store.count(name, bbox=bbox, where=where)
+        rows = store.read(name, bbox=bbox, where=where, limit=query.limit, offset=query.offset)
+    features = []
+    if rows is not None and len(rows):
+        geoms = (
+            to_geojson_geometries(rows.geometry.values) if layer.is_feature else [None] * len(rows)
+        )
+        names = layer_fields(name, role)
+        for record, geom in zip(rows[names].to_dict("records"), geoms):
+            props = {k: plain(v) for k, v in record.items()}
+            features.append(
+                {
+                    "type": "Feature",
+                    "id": str(props[layer.key]),
+                    "geometry": geom,
+                    "properties": props,
+                }
+            )
+    return {
+        "type": "FeatureCollection",
+        "numberMatched": matched,
+        "numberReturned": len(features),
+        "timeStamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "features": features,
+    }
