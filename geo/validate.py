@@ -77,9 +77,9 @@ def coerce_value(fld: Field, value: Any) -> Any:
         _check_text(fld, str(out))
     if fld.choices is not None and out not in fld.choices:
         raise ValueError(f"{out!r} is not one of {', '.join(fld.choices)}")
-    if fld.minimum is not None and out < fld.minimum:  # type: ignore[operator]
+    if fld.minimum is not None and out < fld.minimum:
         raise ValueError(f"{out} is below the minimum {fld.minimum:g}")
-    if fld.maximum is not None and out > fld.maximum:  # type: ignore[operator]
+    if fld.maximum is not None and out > fld.maximum:
         raise ValueError(f"{out} is above the maximum {fld.maximum:g}")
     return out
 
@@ -245,8 +245,8 @@ def _fast_column(fld: Field, column: pd.Series) -> tuple[list[Any], list[tuple[i
         missing = column.isna().to_numpy()
         if fld.required and missing.any():
             return None
-        out = column.to_numpy(dtype=object, na_value=None)
-        return [None if m else bool(v) for v, m in zip(out.tolist(), missing.tolist())], []
+        out = column.astype(object).tolist()
+        return [None if m else bool(v) for v, m in zip(out, missing.tolist())], []
     if (
         fld.type in ("int", "float")
         and pd.api.types.is_numeric_dtype(dtype)

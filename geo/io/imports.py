@@ -6,7 +6,7 @@ import dataclasses
 import warnings
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -250,7 +250,9 @@ def plan_import(
     ids = typed[lyr.key].tolist()
     plan.frame = typed
     if lyr.is_feature:
-        geoms = single_part(gpd.GeoSeries(frame.geometry.values, crs=WORKING_EPSG)).values
+        geoms = single_part(
+            gpd.GeoSeries(np.asarray(frame.geometry.values), crs=WORKING_EPSG)
+        ).values
         unread = {p.index for p in upload.problems if p.field == "geometry"}
         envelope, note = import_envelope(store, lyr.name)
         geo_problems = [
@@ -271,7 +273,10 @@ def plan_import(
         problems += _committed_removals(store, lyr, plan.removed)
     elif lyr.name == "plots":
         problems += _overlaps_with_store(
-            store, plan.frame, {str(k) for k in ids if k is not None}, usable
+            store,
+            cast(gpd.GeoDataFrame, plan.frame),
+            {str(k) for k in ids if k is not None},
+            usable,
         )
     plan.problems = sorted(problems, key=problem_order)
     return plan
@@ -338,7 +343,7 @@ def _stored_rows(store: Any, layer: Layer, ids: list[Any]) -> pd.DataFrame:
         rows = store.read(layer.name, limit=0)
     elif len(present) > _WHOLE_LAYER_ROWS:
         rows = store.read(layer.name)
-        rows = rows[rows[layer.key].astype(str).isin(wanted)]
+        rows = rows[_among(rows[layer.key], wanted)]
     else:
         rows = pd.concat(
             [
@@ -347,7 +352,8 @@ def _stored_rows(store: Any, layer: Layer, ids: list[Any]) -> pd.DataFrame:
             ],
             ignore_index=True,
         )
-    return rows.set_index(rows[layer.key].astype(str), drop=False)
+    indexed: pd.DataFrame = rows.set_index(rows[layer.key].astype(str), drop=False)
+    return indexed
 
 
 def _plain(value: Any) -> Any:
