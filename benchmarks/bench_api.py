@@ -1,19 +1,26 @@
-"""bench_api: /api/plots with bbox and filters on 100,000 plots, over loopback HTTP.
+"""bench_api: /api/plots with bbox and filters over loopback HTTP, against an in-memory
+STRtree server.
 
 Two servers run in the same session on 127.0.0.1, one after the other, each under
 waitress with 8 threads and each warmed up first:
 
-- ``indexed``: ``zoneplan serve`` itself (the store's GeoPackage R-tree answers the bbox);
-- ``fullscan``: the same app over a store whose bbox reads ignore the R-tree: every
-  plot of the asked statuses is read and the bbox is applied to the geometries' bounds
-  in Python (what the catalogue would cost without the spatial index).
+- ``indexed``: ``zoneplan serve`` itself (the GeoPackage R-tree or PostGIS GiST index answers
+  the bbox, SQL the attribute filters, counts and pages);
+- ``strtree``: the same app over a store that holds the whole plots layer in memory, loaded
+  once at start, with a shapely STRtree over it and the filters, counts and pages done in
+  pandas: what a user would write instead of a database (no index on disk, nothing to
+  query; it pays the load up front and the memory for as long as it runs). Everything
+  after the plots rows (servicing facts, visibility, JSON) is the same code, so the answers
+  are identical and checked.
 
-4 client threads with keep-alive connections send the same sequence of queries (random
-1.5 km boxes over the synthetic zone, ``min_area`` and ``sector`` filters, page of 100)
-for a fixed time; the script prints p50/p99 latency and requests/s per server and the
-ratios. Not part of the test suite.
+Clients (keep-alive connections) send the same sequence of queries (random boxes of
+``--box`` metres over the synthetic grid, ``min_area`` and ``sector`` filters, page of
+100) for a fixed time; the script prints p50/p99 latency and requests/s per server and
+the ratios. The store is built by benchmarks/synth.py through ``zoneplan import`` (or
+given with ``--db``, either backend). Not part of the test suite.
 
-    .venv/bin/python benchmarks/bench_api.py --n 100000 --seconds 20 --clients 4
+    .venv/bin/python benchmarks/bench_api.py --n 1000000 --box 1000 --seconds 30 --clients 4 \
+        --db benchmarks/out/synth/plots_1000000.gpkg
 """
 
 from __future__ import annotations
@@ -28,111 +35,105 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
 import shapely
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from synth import HOLE, Grid  # noqa: E402
+from synth import build as build_store  # noqa: E402
 
 from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer  # noqa: E402
-from geo.store.gpkg import GpkgStore  # noqa: E402
 
-X0, Y0 = 636_000.0, 4_786_000.0  # a ~28 km square inside the zone envelope
-PITCH = 90.0
-STATUSES = np.array(
-    ["available", "available", "available", "reserved", "occupied", "candidate", "allocated"],
-    dtype=object,
-)
-SECTOR_SETS = np.array(
-    ["*", "machine,food", "food,light,logistics", "chemicals,energy", "materials,machine"],
-    dtype=object,
-)
 BOX_M = 1500.0
 QUERY = "min_area=0.4&sector=food&limit=100"
 
 
-def synthetic_plots(start: int, n: int, total: int, seed: int = 11) -> gpd.GeoDataFrame:
-    """Plots ``start .. start+n`` of a jittered grid of ``total``: 40-85 m squares
-    (0.16-0.72 ha), seven statuses, five sector sets (vectorised)."""
-    side = int(np.ceil(np.sqrt(total)))
-    i = np.arange(start, start + n)
-    rng = np.random.default_rng(seed + start)
-    w = rng.uniform(40.0, 85.0, n)
-    xs = X0 + (i % side) * PITCH + rng.uniform(0, PITCH - w)
-    ys = Y0 + (i // side) * PITCH + rng.uniform(0, PITCH - w)
-    return gpd.GeoDataFrame(
-        {
-            "plot_id": np.char.add("S-", np.char.zfill(i.astype(str), 6)).astype(object),
-            "status": STATUSES[i % len(STATUSES)],
-            "sectors": SECTOR_SETS[(i // 3) % len(SECTOR_SETS)],
-            "resident": np.where(i % 5 == 4, "ТОО «Алатау Индастри»", None).astype(object),
-            "power_kw": np.round(rng.uniform(50, 3000, n), 1),
-            "water_m3d": np.round(rng.uniform(1, 150, n), 1),
-            "rail_need": i % 7 == 0,
-        },
-        geometry=shapely.box(xs, ys, xs + w, ys + w),
-        crs=WORKING_EPSG,
-    )
+class StrtreeStore:
+    """A store whose plots layer is answered from memory: the whole layer read once, a
+    shapely STRtree over it, filters, sort and paging in pandas (every other layer and
+    every write go to the real store)."""
 
+    def __init__(self, location: str):
+        from geo.store import open_store
 
-def build(db: Path, n: int, chunk: int = 50_000) -> dict[str, Any]:
-    """The sample zone's infrastructure and accounts plus ``n`` synthetic plots."""
-    from geo.store import create_store
-    from zoneplan.commands.core import SAMPLE_DIR, load_folder
+        self._store = open_store(location)
+        t = time.perf_counter()
+        self._plots = self._store.read("plots")
+        self._tree = shapely.STRtree(np.asarray(self._plots.geometry.values))
+        self.load_s = time.perf_counter() - t
 
-    t = time.perf_counter()
-    store = create_store(db, force=True)
-    load_folder(store, SAMPLE_DIR)
-    for start in range(0, n, chunk):
-        with store.transaction("bench") as tx:
-            tx.insert("plots", synthetic_plots(start, min(chunk, n - start), n))
-        print(f"  {start + min(chunk, n - start):>7,} plots inserted", file=sys.stderr)
-    return {
-        "plots": store.count("plots"),
-        "build_s": round(time.perf_counter() - t, 1),
-        "file_mib": round(db.stat().st_size / 2**20, 1),
-    }
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
+    def _select(self, bbox: Any, where: Any, exact: bool = False) -> Any:
+        from geo.layers import get_layer
+        from geo.store.base import compile_where
 
-class FullScanStore(GpkgStore):
-    """The GeoPackage store with bbox reads done by a full scan instead of the R-tree."""
+        frame = self._plots
+        if bbox is not None:
+            box = shapely.box(*bbox)
+            hits = self._tree.query(box, predicate="intersects" if exact else None)
+            frame = frame.iloc[np.sort(hits)]
+        mask = np.ones(len(frame), dtype=bool)
+        for name, op, value in compile_where(get_layer("plots"), where):
+            column = frame[name]
+            if op == "in":
+                mask &= column.isin(value).to_numpy()
+            elif op == "null":
+                mask &= column.isna().to_numpy()
+            elif op == "notnull":
+                mask &= column.notna().to_numpy()
+            elif op == ">=":
+                mask &= (column >= value).fillna(False).to_numpy(dtype=bool)
+            elif op == "<=":
+                mask &= (column <= value).fillna(False).to_numpy(dtype=bool)
+            elif op == "=":
+                mask &= (column == value).fillna(False).to_numpy(dtype=bool)
+            else:
+                raise NotImplementedError(op)
+        return frame[mask]
 
-    def read(self, layer, *, bbox=None, where=None, order_by=None, limit=None, offset=0):
-        if bbox is None:
-            return super().read(layer, where=where, order_by=order_by, limit=limit, offset=offset)
-        frame = super().read(layer, where=where, order_by=order_by)
-        b = shapely.bounds(np.asarray(frame.geometry.values))
-        keep = (
-            (b[:, 0] <= bbox[2])
-            & (b[:, 2] >= bbox[0])
-            & (b[:, 1] <= bbox[3])
-            & (b[:, 3] >= bbox[1])
+    def read(
+        self, layer, *, bbox=None, where=None, order_by=None, limit=None, offset=0, exact=False
+    ):
+        if layer != "plots":
+            return self._store.read(
+                layer, bbox=bbox, where=where, order_by=order_by, limit=limit, offset=offset
+            )
+        frame = self._select(bbox, where, exact)
+        order = order_by or "plot_id"
+        frame = frame.sort_values(
+            [order.lstrip("-"), "plot_id"], ascending=not order.startswith("-")
         )
-        frame = frame[keep]
         end = None if limit is None else offset + limit
         return frame.iloc[offset:end].reset_index(drop=True)
 
-    def count(self, layer, *, bbox=None, where=None):
-        if bbox is None:
-            return super().count(layer, where=where)
-        return len(self.read(layer, bbox=bbox, where=where))
+    def count(self, layer, *, bbox=None, where=None, exact=False):
+        if layer != "plots":
+            return self._store.count(layer, bbox=bbox, where=where)
+        return len(self._select(bbox, where, exact))
 
 
-def serve_fullscan(db: str, port: int) -> None:
-    """Run the app over :class:`FullScanStore` under waitress, as ``zoneplan serve`` does."""
+def serve_strtree(db: str, port: int) -> None:
+    """Run the app over :class:`StrtreeStore` under waitress, as ``zoneplan serve`` does."""
     from waitress import create_server
 
     from web import create_app
 
-    app = create_app({"ZONEPLAN_DB": db, "STORE": FullScanStore(db)})
+    store = StrtreeStore(db)
+    print(f"strtree loaded {len(store._plots)} plots in {store.load_s:.1f} s", file=sys.stderr)
+    app = create_app({"ZONEPLAN_DB": db, "STORE": store})
     server = create_server(app, host="127.0.0.1", port=port, threads=8, ident="zoneplan")
-    print(f"fullscan serving on {port}", flush=True)
+    print(f"strtree serving on {port}", flush=True)
     server.run()
 
 
@@ -142,7 +143,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(kind: str, db: Path) -> tuple[subprocess.Popen, int]:
+def start(kind: str, db: Path | str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     if kind == "indexed":
         cmd = [
@@ -158,9 +159,11 @@ def start(kind: str, db: Path) -> tuple[subprocess.Popen, int]:
             "8",
         ]
     else:
-        cmd = [sys.executable, __file__, "--serve-fullscan", str(db), "--port", str(port)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
+        cmd = [sys.executable, __file__, "--serve-strtree", str(db), "--port", str(port)]
+    env = {**os.environ, "ZONEPLAN_SECRET_KEY": os.environ.get("ZONEPLAN_SECRET_KEY", "bench")}
+    log = tempfile.TemporaryFile()  # a pipe nobody reads would stall a chatty server
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.time() + 900
     while time.time() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -168,18 +171,21 @@ def start(kind: str, db: Path) -> tuple[subprocess.Popen, int]:
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError(f"{kind} server did not start: {proc.stderr.read().decode()[-2000:]}")
+    log.seek(0)
+    raise RuntimeError(f"{kind} server did not start: {log.read().decode()[-2000:]}")
 
 
-def boxes(k: int, n: int, seed: int = 3) -> list[str]:
-    """``k`` random WGS84 boxes of BOX_M metres over the synthetic grid."""
-    side = int(np.ceil(np.sqrt(n))) * PITCH
+def boxes(k: int, n: int, size: float = BOX_M, seed: int = 3) -> list[str]:
+    """``k`` random WGS84 boxes of ``size`` metres over the synthetic grid (outside its hole)."""
+    x0, y0, x1, y1 = Grid.of(n).bounds
     rng = random.Random(seed)
     tr = transformer(WORKING_EPSG, WGS84_EPSG)
     out = []
-    for _ in range(k):
-        x, y = X0 + rng.uniform(0, side - BOX_M), Y0 + rng.uniform(0, side - BOX_M)
-        minx, miny, maxx, maxy = tr.transform_bounds(x, y, x + BOX_M, y + BOX_M)
+    while len(out) < k:
+        x, y = rng.uniform(x0, x1 - size), rng.uniform(y0, y1 - size)
+        if x < HOLE[2] and x + size > HOLE[0] and y < HOLE[3] and y + size > HOLE[1]:
+            continue
+        minx, miny, maxx, maxy = tr.transform_bounds(x, y, x + size, y + size)
         out.append(f"{minx:.6f},{miny:.6f},{maxx:.6f},{maxy:.6f}")
     return out
 
@@ -232,7 +238,7 @@ def run(
 ) -> tuple[dict[str, Any], list[list[str]]]:
     proc, port = start(kind, db)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3600)
         t = time.perf_counter()
         status, body = get(conn, paths[0])  # the first request builds the servicing model
         first = time.perf_counter() - t
@@ -255,46 +261,63 @@ def run(
             proc.kill()
 
 
+def store_location(args: argparse.Namespace, report: dict[str, Any]) -> str:
+    """``--db`` when given (built first if it does not exist yet), else a GeoPackage in
+    ``--workdir``; a new store is built by synth.build through ``zoneplan import``."""
+    from geo.store import store_exists
+
+    db = args.db or str(args.workdir / f"plots_{args.n}.gpkg")
+    if not store_exists(db):
+        report["build"] = build_store(db, args.n, ROOT / "benchmarks" / "out" / "synth")
+        print(json.dumps(report["build"]), file=sys.stderr)
+    return db
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="synthetic plots")
+    parser.add_argument("--db", help="store (GeoPackage path or PostGIS URL); built if missing")
+    parser.add_argument("--box", type=float, default=BOX_M, help="viewport side, metres")
+    parser.add_argument("--query", default=QUERY, help="filters after the bbox")
     parser.add_argument("--seconds", type=float, default=20.0, help="load time per server")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
     parser.add_argument("--boxes", type=int, default=40, help="distinct bbox queries")
     parser.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "out" / "api")
-    parser.add_argument("--reuse", action="store_true", help="reuse the built store")
-    parser.add_argument("--serve-fullscan", metavar="DB", help=argparse.SUPPRESS)
+    parser.add_argument("--only", choices=("indexed", "strtree"), help="run one server")
+    parser.add_argument("--serve-strtree", metavar="DB", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.serve_fullscan:
-        serve_fullscan(args.serve_fullscan, args.port)
+    if args.serve_strtree:
+        serve_strtree(args.serve_strtree, args.port)
         return 0
     args.workdir.mkdir(parents=True, exist_ok=True)
-    db = args.workdir / f"plots_{args.n}.gpkg"
     report: dict[str, Any] = {
         "n": args.n,
         "clients": args.clients,
         "seconds": args.seconds,
-        "query": f"/api/plots?bbox=<{BOX_M:g} m box>&{QUERY}",
+        "query": f"/api/plots?bbox=<{args.box:g} m box>&{args.query}",
         "boxes": args.boxes,
         "cpus": os.cpu_count(),
-        "load_average": os.getloadavg(),
+        "load_average_before": os.getloadavg(),
     }
-    if not (args.reuse and db.exists()):
-        report["build"] = build(db, args.n)
-    paths = [f"/api/plots?bbox={b}&{QUERY}" for b in boxes(args.boxes, args.n)]
+    db = store_location(args, report)
+    report["store"] = db.split("@")[-1]
+    paths = [f"/api/plots?bbox={b}&{args.query}" for b in boxes(args.boxes, args.n, args.box)]
     answers: dict[str, list] = {}
-    for kind in ("indexed", "fullscan"):
+    kinds = [args.only] if args.only else ["indexed", "strtree"]
+    for kind in kinds:
         print(f"running {kind} ...", file=sys.stderr)
         report[kind], answers[kind] = run(kind, db, paths, args.clients, args.seconds)
         print(json.dumps(report[kind]), file=sys.stderr)
-    report["same_answers"] = answers["indexed"] == answers["fullscan"]
-    i, f = report["indexed"], report["fullscan"]
-    report["speedup"] = {
-        "p50": round(f["p50_ms"] / i["p50_ms"], 1),
-        "p99": round(f["p99_ms"] / i["p99_ms"], 1),
-        "rps": round(i["rps"] / f["rps"], 1),
-    }
+    report["load_average_after"] = os.getloadavg()
+    if len(kinds) == 2:
+        report["same_answers"] = answers["indexed"] == answers["strtree"]
+        i, f = report["indexed"], report["strtree"]
+        report["indexed_vs_strtree"] = {
+            "p50": round(f["p50_ms"] / i["p50_ms"], 2),
+            "p99": round(f["p99_ms"] / i["p99_ms"], 2),
+            "rps": round(i["rps"] / f["rps"], 2),
+        }
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 

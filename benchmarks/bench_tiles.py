@@ -16,7 +16,9 @@ One run over a store of the sample zone's infrastructure plus ``--n`` synthetic 
 
 Not part of the test suite:
 
-    .venv/bin/python benchmarks/bench_tiles.py --n 100000 --page-n 10000
+    .venv/bin/python benchmarks/bench_tiles.py --n 1000000 --db STORE --page-n 10000 50000
+
+Stores are built by benchmarks/synth.py through ``zoneplan import`` when missing.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_api import PITCH, X0, Y0, build, start  # noqa: E402
+from bench_api import start  # noqa: E402
+from synth import Grid  # noqa: E402
+from synth import build as build_store  # noqa: E402
 
 from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer  # noqa: E402
 from geo.layers import LAYERS  # noqa: E402
@@ -147,7 +151,7 @@ def bench_tiles(port: int, box: tuple[float, float, float, float], most: int) ->
     return out
 
 
-def embedded_map_bytes(db: Path) -> int:
+def embedded_map_bytes(db: str) -> int:
     """The zone drawn as folium does by default: every feature's GeoJSON and popup in the page
     (as the map page was built before tiles), rendered to HTML."""
     store = open_store(db)
@@ -180,7 +184,7 @@ def page_bytes(port: int) -> dict[str, int]:
     return {"html": len(body), "gzip": len(gz), "encoding": headers.get("Content-Encoding") or ""}
 
 
-def bench_writes(port: int, db: Path, box: tuple[float, float, float, float]) -> dict[str, Any]:
+def bench_writes(port: int, db: str, box: tuple[float, float, float, float]) -> dict[str, Any]:
     """Warm ``/api/plots`` median, then the first request after each kind of write."""
     from usecases import accounts
 
@@ -248,7 +252,7 @@ def bench_writes(port: int, db: Path, box: tuple[float, float, float, float]) ->
     return out
 
 
-def serve(db: Path) -> tuple[Any, int]:
+def serve(db: str) -> tuple[Any, int]:
     proc, port = start("indexed", db)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     for _ in range(600):  # the socket opens before the app is ready
@@ -270,50 +274,61 @@ def stop(proc: Any) -> None:
         proc.kill()
 
 
+def built(db: str, n: int, report: dict[str, Any], key: str) -> str:
+    """``db`` as it is, or built by synth.build (``zoneplan import``) when missing."""
+    from geo.store import store_exists
+
+    if not store_exists(db):
+        report[key] = build_store(db, n, ROOT / "benchmarks" / "out" / "synth")
+        print(json.dumps(report[key]), file=sys.stderr)
+    return db
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="synthetic plots for the tiles")
-    parser.add_argument("--page-n", type=int, default=10_000, help="plots for the page sizes")
+    parser.add_argument("--db", help="the --n store (GeoPackage path or PostGIS URL)")
+    parser.add_argument(
+        "--page-n", type=int, nargs="*", default=[10_000], help="plots for the page sizes"
+    )
     parser.add_argument("--tiles", type=int, default=30, help="tiles per zoom")
     parser.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "out" / "api")
-    parser.add_argument("--reuse", action="store_true", help="reuse stores already built")
+    parser.add_argument("--skip-writes", action="store_true", help="no first-after-write runs")
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         "n": args.n,
         "page_n": args.page_n,
         "cpus": os.cpu_count(),
-        "load_average": os.getloadavg(),
+        "load_average_before": os.getloadavg(),
     }
-    side = math.ceil(math.sqrt(args.n)) * PITCH
-    cx, cy = X0 + side / 2, Y0 + side / 2
+    x0, y0, x1, y1 = Grid.of(args.n).bounds
+    cx, cy = x0 + (x1 - x0) * 0.75, y0 + (y1 - y0) * 0.75  # off the sample zone in the middle
     box = transformer(WORKING_EPSG, WGS84_EPSG).transform_bounds(
         cx - BOX_M / 2, cy - BOX_M / 2, cx + BOX_M / 2, cy + BOX_M / 2
     )
+    report["page"] = {}
+    for page_n in args.page_n:
+        small = built(str(args.workdir / f"plots_{page_n}.gpkg"), page_n, report, f"build_{page_n}")
+        proc, port = serve(small)
+        try:
+            page = {"tile_map": page_bytes(port)}
+        finally:
+            stop(proc)
+        page["embedded_geojson_map_html"] = embedded_map_bytes(small)
+        page["ratio"] = round(page["embedded_geojson_map_html"] / page["tile_map"]["html"], 1)
+        report["page"][page_n] = page
+        print(json.dumps(page), file=sys.stderr)
 
-    small = args.workdir / f"plots_{args.page_n}.gpkg"
-    if not (args.reuse and small.exists()):
-        report["page_build"] = build(small, args.page_n)
-    proc, port = serve(small)
-    try:
-        report["page"] = {"tile_map": page_bytes(port)}
-    finally:
-        stop(proc)
-    report["page"]["embedded_geojson_map_html"] = embedded_map_bytes(small)
-    report["page"]["ratio"] = round(
-        report["page"]["embedded_geojson_map_html"] / report["page"]["tile_map"]["html"], 1
-    )
-    print(json.dumps(report["page"]), file=sys.stderr)
-
-    big = args.workdir / f"plots_{args.n}.gpkg"
-    if not (args.reuse and big.exists()):
-        report["build"] = build(big, args.n)
+    big = built(args.db or str(args.workdir / f"plots_{args.n}.gpkg"), args.n, report, "build")
     proc, port = serve(big)
     try:
         report["tiles"] = bench_tiles(port, box, args.tiles)
-        report["writes"] = bench_writes(port, big, box)
+        if not args.skip_writes:
+            report["writes"] = bench_writes(port, big, box)
     finally:
         stop(proc)
+    report["load_average_after"] = os.getloadavg()
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 

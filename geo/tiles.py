@@ -69,22 +69,27 @@ class Tile:
         """The tile (grown by ``buffer`` extent units) as a box in the working CRS."""
         pad = self.size * buffer / EXTENT
         minx, miny, maxx, maxy = self.bounds
-        west, south, east, north = transformer(WEB_MERCATOR_EPSG, WORKING_EPSG).transform_bounds(
+        x0, y0, x1, y1 = transformer(WEB_MERCATOR_EPSG, WORKING_EPSG).transform_bounds(
             minx - pad, miny - pad, maxx + pad, maxy + pad
         )
-        return west, south, east, north
+        return (float(x0), float(y0), float(x1), float(y1))
 
 
 def feature_ids(keys: Sequence[Any]) -> list[int]:
     """Stable integer ids for text keys (MVT feature ids are unsigned integers).
 
-    The first 53 bits of a BLAKE2b digest: the same on every tile and every backend,
-    exact as a JavaScript number.
+    The first 53 bits of the key's MD5 digest (not a security use: a spread-out number):
+    the same on every tile and every backend (PostGIS computes it in SQL with ``md5()``,
+    see :data:`FEATURE_ID_SQL`), exact as a JavaScript number.
     """
     return [
-        int.from_bytes(hashlib.blake2b(str(k).encode("utf-8"), digest_size=8).digest(), "big") >> 11
+        int(hashlib.md5(str(k).encode("utf-8"), usedforsecurity=False).hexdigest()[:14], 16) >> 3
         for k in keys
     ]
+
+
+#: :func:`feature_ids` in PostgreSQL, ``{}`` standing for the key column.
+FEATURE_ID_SQL = "(('x' || left(md5({}), 14))::bit(56)::bigint >> 3)"
 
 
 def to_tile_coords(geoms: np.ndarray, tile: Tile) -> np.ndarray:
@@ -99,7 +104,7 @@ def to_tile_coords(geoms: np.ndarray, tile: Tile) -> np.ndarray:
             np.column_stack([(np.asarray(x) - minx) * scale, (maxy - np.asarray(y)) * scale])
         )
 
-    return shapely.transform(geoms, project)
+    return np.asarray(shapely.transform(geoms, project))
 
 
 def prepare_geometries(geoms: np.ndarray, tile: Tile) -> np.ndarray:
@@ -117,7 +122,7 @@ def prepare_geometries(geoms: np.ndarray, tile: Tile) -> np.ndarray:
     )
     local[collapsed] = None
     # y points down here, so GEOS's counter-clockwise is clockwise on screen
-    return shapely.orient_polygons(local, exterior_cw=False)
+    return np.asarray(shapely.orient_polygons(local, exterior_cw=False))
 
 
 def encode(
@@ -166,10 +171,11 @@ def encode(
         }
         for geom, fid, row in zip(local[keep], ids, zip(*values))
     ]
-    data: bytes = mapbox_vector_tile.encode(
-        [{"name": layer, "features": features}], default_options=_ENCODE_OPTIONS
+    return bytes(
+        mapbox_vector_tile.encode(
+            [{"name": layer, "features": features}], default_options=_ENCODE_OPTIONS
+        )
     )
-    return data
 
 
 def encode_frame(

@@ -74,7 +74,7 @@ def coerce_value(fld: Field, value: Any) -> Any:
         return None
     out = _CONVERTERS[fld.type](value)
     if fld.type == "str":
-        _check_text(fld, out)
+        _check_text(fld, str(out))
     if fld.choices is not None and out not in fld.choices:
         raise ValueError(f"{out!r} is not one of {', '.join(fld.choices)}")
     if fld.minimum is not None and out < fld.minimum:
@@ -234,70 +234,101 @@ def _slow_column(fld: Field, column: pd.Series) -> tuple[list[Any], list[tuple[i
 
 
 def _fast_column(fld: Field, column: pd.Series) -> tuple[list[Any], list[tuple[int, str]]] | None:
-    """Vectorised typing of a clean numeric or text column (bulk imports); None when
-    the column needs the value-by-value path to explain its problems."""
-    dtype = column.dtype
+    """Vectorised typing of a clean numeric, boolean or text column (bulk imports); None
+    when the column needs the value-by-value path to explain its problems."""
     if not fld.required and column.isna().all():
         return [None] * len(column), []
+    if column.dtype == object:  # already typed rows (a store insert after a plan), or mixed
+        column = _inferred(fld, column)
+    dtype = column.dtype
+    if fld.type == "bool" and pd.api.types.is_bool_dtype(dtype):
+        missing = column.isna().to_numpy()
+        if fld.required and missing.any():
+            return None
+        out = column.astype(object).tolist()
+        return [None if m else bool(v) for v, m in zip(out, missing.tolist())], []
     if (
         fld.type in ("int", "float")
         and pd.api.types.is_numeric_dtype(dtype)
         and not pd.api.types.is_bool_dtype(dtype)
     ):
-        numbers = column.to_numpy(dtype=float, na_value=np.nan)
-        missing = np.isnan(numbers)
-        present = numbers[~missing]
-        if (
-            (fld.required and missing.any())
-            or not np.isfinite(present).all()
-            or (fld.type == "int" and not (present == np.round(present)).all())
-            or (fld.minimum is not None and (present < fld.minimum).any())
-            or (fld.maximum is not None and (present > fld.maximum).any())
-        ):
-            return None
-        if fld.type == "float":
-            out = numbers.astype(object)
-        else:
-            out = np.where(missing, 0, numbers).astype(np.int64).astype(object)
-        out[missing] = None
-        return out.tolist(), []
+        return _numbers(fld, column)
     if fld.type == "str" and (
         pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype)
     ):
-        texts = column.where(column.notna(), None)
-        if not all(isinstance(v, str) for v in texts.dropna().tolist()):
-            return None
-        stripped = texts.str.strip()
-        stripped = stripped.where(stripped.notna() & (stripped != ""), None)
-        present = stripped.dropna()
-        limit = fld.text_limit
-        if (
-            (fld.required and stripped.isna().any())
-            or (fld.choices is not None and not present.isin(fld.choices).all())
-            or (limit is not None and (present.str.len() > limit).any())
-            or (fld.ident and not present.str.match(ID_PATTERN).all())
-        ):
-            return None
-        return stripped.astype(object).where(stripped.notna(), None).tolist(), []
+        return _texts(fld, column)
     return None
 
 
+def _inferred(fld: Field, column: pd.Series) -> pd.Series:
+    """An object column as numbers or booleans when every value present is one (C-level
+    inference; anything mixed stays object and takes the value-by-value path)."""
+    kind = pd.api.types.infer_dtype(column, skipna=True)
+    if fld.type in ("int", "float") and kind in ("floating", "integer", "mixed-integer-float"):
+        return pd.to_numeric(column)
+    if fld.type == "bool" and kind == "boolean":
+        return column.astype("boolean")
+    return column
+
+
+def _numbers(fld: Field, column: pd.Series) -> tuple[list[Any], list[tuple[int, str]]] | None:
+    numbers = column.to_numpy(dtype=float, na_value=np.nan)
+    missing = np.isnan(numbers)
+    present = numbers[~missing]
+    if (
+        (fld.required and missing.any())
+        or not np.isfinite(present).all()
+        or (fld.type == "int" and not (present == np.round(present)).all())
+        or (fld.minimum is not None and (present < fld.minimum).any())
+        or (fld.maximum is not None and (present > fld.maximum).any())
+    ):
+        return None
+    if fld.type == "float":
+        out = numbers.astype(object)
+    else:
+        out = np.where(missing, 0, numbers).astype(np.int64).astype(object)
+    out[missing] = None
+    return out.tolist(), []
+
+
+def _texts(fld: Field, column: pd.Series) -> tuple[list[Any], list[tuple[int, str]]] | None:
+    if not pd.api.types.is_string_dtype(column.dtype) or column.dtype == object:
+        if pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
+            return None
+    stripped = column.str.strip()
+    stripped = stripped.where(stripped.notna() & (stripped != ""), None)
+    present = stripped.dropna()
+    limit = fld.text_limit
+    if (
+        (fld.required and stripped.isna().any())
+        or (fld.choices is not None and not set(present.unique()) <= set(fld.choices))
+        or (limit is not None and (present.str.len() > limit).any())
+        or (fld.ident and not present.str.match(ID_PATTERN).all())
+    ):
+        return None
+    return stripped.astype(object).where(stripped.notna(), None).tolist(), []
+
+
 def _sector_problems(layer: Layer, frame: pd.DataFrame, values: list[Any]) -> list[Problem]:
-    problems = []
-    for i, text in enumerate(values):
-        if text is None or text.strip() == "*":
-            continue
-        unknown = sorted({s.strip() for s in text.split(",")} - set(SECTORS))
-        if unknown:
-            problems.append(
-                Problem(
-                    i,
-                    _row_id(layer, frame, i),
-                    "sectors",
-                    f"unknown sector code(s) {', '.join(unknown)}; use {', '.join(SECTORS)} or *",
-                )
-            )
-    return problems
+    texts = pd.Series(values, dtype=object)
+    unknown: dict[str, list[str]] = {}
+    for text in texts.dropna().unique():  # a file repeats a few sector lists: check each once
+        if text.strip() != "*":
+            bad = sorted({s.strip() for s in text.split(",")} - set(SECTORS))
+            if bad:
+                unknown[text] = bad
+    if not unknown:
+        return []
+    return [
+        Problem(
+            int(i),
+            _row_id(layer, frame, int(i)),
+            "sectors",
+            f"unknown sector code(s) {', '.join(unknown[values[i]])}; "
+            f"use {', '.join(SECTORS)} or *",
+        )
+        for i in np.flatnonzero(texts.isin(list(unknown)).to_numpy())
+    ]
 
 
 def _duplicate_keys(layer: Layer, typed: pd.DataFrame) -> list[Problem]:
@@ -338,12 +369,31 @@ def check_geometries(
         not_finite = np.zeros(len(arr), dtype=bool)
         not_finite[owner[~np.isfinite(coords).all(axis=1)]] = True
         valid = shapely.is_valid(arr)
-        reasons = shapely.is_valid_reason(arr)
         bounds = shapely.bounds(arr)
         area = shapely.area(arr)
         length = shapely.length(arr)
-    want = {"Polygon": (3, 6), "LineString": (1, 5), "Point": (0, 4)}[layer.geometry]
-    for i in range(len(arr)):
+    want = {"Polygon": (3, 6), "LineString": (1, 5), "Point": (0, 4)}[str(layer.geometry)]
+    degenerate = (
+        area < MIN_POLYGON_AREA_M2
+        if layer.geometry == "Polygon"
+        else length < MIN_LINE_LENGTH_M
+        if layer.geometry == "LineString"
+        else np.zeros(len(arr), dtype=bool)
+    )
+    outside = np.zeros(len(arr), dtype=bool)
+    if envelope is not None:
+        with np.errstate(invalid="ignore"):
+            outside = ~(
+                (bounds[:, 0] >= envelope[0])
+                & (bounds[:, 1] >= envelope[1])
+                & (bounds[:, 2] <= envelope[2])
+                & (bounds[:, 3] <= envelope[3])
+            )
+    # Messages are written only for the features with a problem (the clean bulk is
+    # decided by the arrays above).
+    suspect = missing | ~np.isin(types, want) | (parts > 1) | not_finite | ~valid
+    suspect |= degenerate | outside
+    for i in np.flatnonzero(suspect).tolist():
         if missing[i]:
             problems.append(Problem(i, ids[i], "geometry", "geometry is missing or empty"))
         elif types[i] not in want:
@@ -375,7 +425,8 @@ def check_geometries(
                 )
             )
         elif not valid[i]:
-            problems.append(Problem(i, ids[i], "geometry", f"invalid geometry: {reasons[i]}"))
+            reason = shapely.is_valid_reason(arr[i])
+            problems.append(Problem(i, ids[i], "geometry", f"invalid geometry: {reason}"))
         elif layer.geometry == "Polygon" and area[i] < MIN_POLYGON_AREA_M2:
             problems.append(
                 Problem(

@@ -380,7 +380,7 @@ def test_export_layer_names_and_bytes(db):
 
 
 def test_failed_export_leaves_no_file(db, tmp_path, monkeypatch):
-    import geo.io as gio
+    import geo.io.export as gio  # where export_layers looks its writer up
 
     calls = []
 

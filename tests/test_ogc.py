@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import schemathesis
@@ -160,23 +161,56 @@ def test_one_feature_with_links(client):
     assert {"self", "alternate", "collection"} <= {link["rel"] for link in doc["links"]}
 
 
-def test_bbox_selects_features_whose_envelope_meets_it(client, store):
+def test_bbox_selects_features_whose_geometry_meets_it(client, store):
     box = (76.84, 43.32, 76.85, 43.33)
     doc = get(
         client, "/ogc/collections/plots/items?limit=1000&bbox=" + ",".join(map(str, box))
     ).get_json()
     plots = visible_plots(store)
-    utm = transformer(4326, 32643).transform_bounds(*box)
-    bounds = shapely.bounds(plots.geometry.values)
-    meets = (
-        (bounds[:, 0] <= utm[2])
-        & (bounds[:, 2] >= utm[0])
-        & (bounds[:, 1] <= utm[3])
-        & (bounds[:, 3] >= utm[1])
-    )
-    expected = set(plots["plot_id"][meets])
+    utm = shapely.box(*transformer(4326, 32643).transform_bounds(*box))
+    expected = set(plots["plot_id"][shapely.intersects(plots.geometry.values, utm)])
     assert expected and {f["id"] for f in doc["features"]} == expected
     assert doc["numberMatched"] == len(expected)
+
+
+def test_bbox_leaves_out_a_feature_whose_envelope_meets_it_but_geometry_does_not(client, store):
+    x0, y0, _, _ = store.extent("zone")
+    road = gpd.GeoDataFrame(
+        {"asset_id": ["R-DIAG"], "class": ["local"], "status": ["operational"]},
+        geometry=[shapely.LineString([(x0, y0), (x0 + 1000, y0 + 1000)])],
+        crs=32643,
+    )
+    store.insert("roads", road)
+    corner = (x0, y0 + 900, x0 + 100, y0 + 1000)  # inside the road's envelope, off the road
+    on_road = (x0 + 450, y0 + 450, x0 + 550, y0 + 550)
+    for box, expected in ((corner, False), (on_road, True)):
+        url = f"/ogc/collections/roads/items?limit=1000&bbox-crs={UTM}&bbox=" + ",".join(
+            f"{v:.3f}" for v in box
+        )
+        doc = get(client, url).get_json()
+        assert ("R-DIAG" in {f["id"] for f in doc["features"]}) is expected
+        rows = store.read("roads", bbox=box, exact=True)
+        assert doc["numberMatched"] == len(rows) == store.count("roads", bbox=box, exact=True)
+    assert "R-DIAG" in set(store.read("roads", bbox=corner)["asset_id"])  # the envelope meets
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize(
+    "path", ["/ogc", "/ogc/collections", "/ogc/collections/plots/items", "/ogc/items/x"]
+)
+def test_writes_are_not_allowed_and_say_so(client, method, path):
+    response = client.open(path, method=method, json={"type": "Feature"})
+    assert response.status_code == 405, response.get_data(as_text=True)[:300]
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert body["code"] == "MethodNotAllowed" and method in body["description"]
+    allowed = {m.strip() for m in response.headers["Allow"].split(",")}
+    assert "GET" in allowed and method not in allowed
+
+
+def test_writes_elsewhere_keep_their_own_answer(client):
+    response = client.open("/ogcx", method="DELETE")
+    assert response.status_code in (404, 405) and b"MethodNotAllowed" not in response.data
 
 
 def test_datetime_selects_assets_whose_status_interval_meets_it(client, store):
@@ -452,3 +486,8 @@ def test_ogc_api_honours_its_document(app):
             failures.append(f"{operation.label}: {str(err)[:1500]}")
     assert operations == 4 * len(visibility.readable_layers("planner")) + 3
     assert not failures, "\n\n".join(failures)
+
+
+def test_an_integer_filter_beyond_64_bits_is_a_bad_request():
+    with pytest.raises(ogc.InvalidParameter, match="jobs"):
+        ogc.parse_items_query("plots", {"jobs": ["9" * 20]}, role="planner")

@@ -137,6 +137,13 @@ class CollectionNotFound(OgcError):
     code = "NotFound"
 
 
+class MethodNotAllowed(OgcError):
+    """The service is read-only: only GET (and HEAD, OPTIONS) on every /ogc path (405)."""
+
+    status = 405
+    code = "MethodNotAllowed"
+
+
 class Forbidden(OgcError):
     """The collection is for planners; 401 for anonymous callers (so clients ask for
     credentials), 403 for signed-in ones."""
@@ -533,6 +540,8 @@ def _typed_filter(layer: Layer, fld: Field, text: str, role: str | None) -> Any:
     try:
         if fld.type == "int":
             value: Any = int(text)
+            if not -(2**63) <= value < 2**63:  # no stored integer is that large
+                raise ValueError
         elif fld.type == "float":
             value = float(text)
             if not math.isfinite(value):
@@ -761,7 +770,9 @@ def items(
 ) -> ItemsPage:
     """One page of a collection's features as the role sees them, in ``query.crs``.
 
-    Rows come in key order (stable pages) from the store's R-tree and attribute filters;
+    Rows come in key order (stable pages) from the store's R-tree and attribute filters,
+    then the exact test of each geometry against the box (a feature whose bounding box
+    meets the box but whose geometry does not is left out);
     ``numberMatched`` is the store's count of the same query, cached per layer revision.
 
     Raises
@@ -777,9 +788,16 @@ def items(
             matched, rows = 0, pd.DataFrame()
         else:
             key = ("ogc-count", name, _revision(store, name), box, _cache_key(where))
-            matched = cache(key, lambda: store.count(name, bbox=box, where=where))
+            matched = cache(key, lambda: store.count(name, bbox=box, where=where, exact=True))
             rows = (
-                store.read(name, bbox=box, where=where, limit=query.limit, offset=query.offset)
+                store.read(
+                    name,
+                    bbox=box,
+                    where=where,
+                    limit=query.limit,
+                    offset=query.offset,
+                    exact=True,
+                )
                 if query.offset < matched
                 else pd.DataFrame()
             )

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, render_template, request
+from werkzeug.exceptions import MethodNotAllowed
 
 from geo.layers import LAYERS
 from usecases import features as ogc
@@ -82,6 +83,31 @@ def _refused(err: ogc.OgcError) -> Response:
     if err.status == 401:
         response.headers["WWW-Authenticate"] = 'Basic realm="zoneplan", charset="UTF-8"'
     return response
+
+
+def _read_only() -> Response | None:
+    """Writes to /ogc get an OGC exception body and the methods allowed. Routing fails
+    before any blueprint is chosen, so this runs first among the app's before-request
+    hooks and keeps to /ogc (other paths keep their own 405 answers)."""
+    err = request.routing_exception
+    if not isinstance(err, MethodNotAllowed) or not (
+        request.path == bp.url_prefix or request.path.startswith(f"{bp.url_prefix}/")
+    ):
+        return None
+    allowed = ", ".join(sorted(err.valid_methods or ("GET", "HEAD", "OPTIONS")))
+    response = _refused(
+        ogc.MethodNotAllowed(
+            f"{request.method} is not allowed on {request.path}: this service is read-only "
+            f"(allowed: {allowed})"
+        )
+    )
+    response.headers["Allow"] = allowed
+    return response
+
+
+@bp.record_once
+def _install_read_only(state: Any) -> None:
+    state.app.before_request_funcs.setdefault(None, []).insert(0, _read_only)
 
 
 @bp.route("")

@@ -114,8 +114,7 @@ def prepare_rows(layer: Layer, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.nd
     if layer.is_feature:
         if "geometry" not in frame.columns and not isinstance(frame, gpd.GeoDataFrame):
             raise Invalid([Problem(None, None, "geometry", "the input has no geometry")])
-        geoms = np.asarray(frame.geometry.values, dtype=object)
-        geoms = np.array([_single(g) for g in geoms], dtype=object)
+        geoms = _single_parts(np.asarray(frame.geometry.values, dtype=object))
         problems += check_geometries(layer, geoms, typed[layer.key].tolist(), envelope=None)
         if layer.has("area_ha"):
             typed["area_ha"] = np.round(shapely.area(geoms) / 10_000.0, 4)
@@ -125,13 +124,19 @@ def prepare_rows(layer: Layer, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.nd
 
 
 def _single(geom: Any) -> Any:
-    if (
-        geom is not None
-        and shapely.get_type_id(geom) in (4, 5, 6)
-        and shapely.get_num_geometries(geom) == 1
-    ):
-        return shapely.get_geometry(geom, 0)
-    return geom
+    return _single_parts(np.array([geom], dtype=object))[0]
+
+
+def _single_parts(geoms: np.ndarray) -> np.ndarray:
+    """One-part multi-geometries as their part (vectorised); everything else as it is."""
+    multi = np.isin(shapely.get_type_id(geoms), (4, 5, 6)) & (
+        shapely.get_num_geometries(geoms) == 1
+    )
+    if not multi.any():
+        return geoms
+    out = geoms.copy()
+    out[multi] = shapely.get_geometry(geoms[multi], 0)
+    return out
 
 
 def prepare_changes(layer: Layer, changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -344,7 +349,7 @@ class RowSession(Session):
         self.user = user
         self._touched: set[str] = set()
         self._reshaped: set[str] = set()  # layers whose geometries (so extent) changed
-        self._audit: list[tuple] = []
+        self._audit: list[tuple[Any, ...]] = []
 
     @abstractmethod
     def _fetch(self, lyr: Layer, key: str, for_update: bool) -> dict[str, Any] | None:
@@ -371,7 +376,7 @@ class RowSession(Session):
         """Delete every row; return how many."""
 
     @abstractmethod
-    def _write_audit(self, records: list[tuple]) -> None:
+    def _write_audit(self, records: list[tuple[Any, ...]]) -> None:
         """Append ``(at, username, action, layer, feat_id, changes)`` records."""
 
     @abstractmethod
@@ -521,12 +526,23 @@ class Store(ABC):
         order_by: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        exact: bool = False,
     ) -> pd.DataFrame:
         """Rows of ``layer``, optionally within ``bbox`` (working CRS, by index) and
-        matching ``where`` (``{field: value}`` or ``{field: [values]}``, ANDed)."""
+        matching ``where`` (``{field: value}`` or ``{field: [values]}``, ANDed).
+
+        ``bbox`` selects the rows whose bounding box meets it (what the spatial index
+        answers); with ``exact`` only those whose geometry itself meets the box."""
 
     @abstractmethod
-    def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
+    def count(
+        self,
+        layer: str,
+        *,
+        bbox: Bbox | None = None,
+        where: Where | None = None,
+        exact: bool = False,
+    ) -> int:
         """How many rows ``read`` would return without limit."""
 
     @abstractmethod
@@ -580,6 +596,11 @@ class Store(ABC):
         """Delete in a transaction of its own."""
         with self.transaction(user) as tx:
             tx.delete(layer, key, version=version)
+
+    def keys(self, layer: str, *, where: Where | None = None) -> list[str]:
+        """The ids of the matching rows (backends read nothing else)."""
+        keys = self.read(layer, where=where)[get_layer(layer).key].tolist()
+        return [str(k) for k in keys]
 
     def snapshot(self, layers: Sequence[str] = FEATURE_LAYERS) -> dict[str, pd.DataFrame]:
         """Every named layer read in full, for the planner's pure functions."""

@@ -7,6 +7,7 @@ import sqlite3
 import struct
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,12 +16,14 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 import shapely
 
 from geo import tiles
 from geo.crs import WORKING_EPSG
-from geo.io import GPKG_VERSION, to_arrow
+from geo.io.formats import GPKG_VERSION, to_arrow, typed_table
 from geo.layers import LAYERS, Layer, get_layer
 from geo.store.base import (
     Bbox,
@@ -37,6 +40,10 @@ from geo.validate import Problem
 
 GEOM = "geom"
 BUSY_TIMEOUT_S = 60.0
+#: Inserts of at least this many features fill the R-tree in one pass (see _bulk_insert).
+BULK_ROWS = 1_000
+#: The page cache of a bulk insert, KiB (the default 2 MB spills to the journal mid-way).
+BULK_CACHE_KIB = 256 * 1024
 _ENVELOPE_BYTES = (0, 32, 48, 48, 64)
 
 
@@ -45,21 +52,31 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+_HEADER = np.dtype(
+    [("magic", "S2"), ("version", "u1"), ("flags", "u1"), ("srs", "<i4"), ("env", "<f8", 4)]
+)
+
+
 def encode_geometries(geoms: np.ndarray, srs_id: int = WORKING_EPSG) -> list[bytes | None]:
-    """GeoPackage binary blobs (header with XY envelope, then ISO WKB)."""
+    """GeoPackage binary blobs (header with XY envelope, then ISO WKB); the headers are
+    packed for all geometries at once."""
     wkb = shapely.to_wkb(geoms, byte_order=1, flavor="iso")
     bounds = shapely.bounds(geoms)
-    out: list[bytes | None] = []
-    for blob, (minx, miny, maxx, maxy) in zip(wkb, bounds):
-        if blob is None:
-            out.append(None)
-        elif np.isnan(minx):
-            out.append(struct.pack("<2sBBi", b"GP", 0, 0x11, srs_id) + blob)
-        else:
-            out.append(
-                struct.pack("<2sBBi4d", b"GP", 0, 0x03, srs_id, minx, maxx, miny, maxy) + blob
-            )
-    return out
+    empty = np.isnan(bounds[:, 0])
+    head = np.zeros(len(wkb), dtype=_HEADER)
+    head["magic"], head["srs"] = b"GP", srs_id
+    head["flags"] = np.where(empty, 0x11, 0x03)
+    head["env"] = bounds[:, [0, 2, 1, 3]]  # minx, maxx, miny, maxy
+    raw = head.tobytes()
+    size = _HEADER.itemsize
+    return [
+        None
+        if blob is None
+        else raw[i * size : i * size + 8] + blob
+        if empty[i]
+        else raw[i * size : (i + 1) * size] + blob
+        for i, blob in enumerate(wkb.tolist())
+    ]
 
 
 def _wkb_part(blob: bytes | None) -> bytes | None:
@@ -70,7 +87,7 @@ def _wkb_part(blob: bytes | None) -> bytes | None:
 
 def decode_geometries(blobs: list[bytes | None]) -> np.ndarray:
     """Shapely geometries from GeoPackage binary blobs."""
-    return shapely.from_wkb([_wkb_part(b) for b in blobs])
+    return np.asarray(shapely.from_wkb([_wkb_part(b) for b in blobs]))
 
 
 def _envelope(blob: bytes | None) -> tuple[float, float, float, float] | None:
@@ -84,12 +101,30 @@ def _envelope(blob: bytes | None) -> tuple[float, float, float, float] | None:
     return minx, maxx, miny, maxy
 
 
-def _bound(i: int):
+def _bound(i: int) -> Callable[[bytes | None], float | None]:
     def fn(blob: bytes | None) -> float | None:
         env = _envelope(blob)
         return None if env is None else env[i]
 
     return fn
+
+
+def _intersects_box(
+    blob: bytes | None, minx: float, miny: float, maxx: float, maxy: float
+) -> int | None:
+    """Whether a GeoPackage geometry meets the box: decided from the blob's envelope when
+    it lies inside or outside the box, from the geometry itself only when it straddles."""
+    if blob is None:
+        return None
+    env = _envelope(blob)  # minx, maxx, miny, maxy
+    if env is None:
+        return 0
+    if env[1] < minx or env[0] > maxx or env[3] < miny or env[2] > maxy:
+        return 0
+    if env[0] >= minx and env[1] <= maxx and env[2] >= miny and env[3] <= maxy:
+        return 1
+    geom = shapely.from_wkb(_wkb_part(blob))
+    return int(shapely.intersects(geom, shapely.box(minx, miny, maxx, maxy)))
 
 
 def _is_empty(blob: bytes | None) -> int | None:
@@ -102,6 +137,7 @@ def connect(path: Path | str) -> sqlite3.Connection:
     for i, name in enumerate(("ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY")):
         conn.create_function(name, 1, _bound(i), deterministic=True)
     conn.create_function("ST_IsEmpty", 1, _is_empty, deterministic=True)
+    conn.create_function("ZP_Intersects", 5, _intersects_box, deterministic=True)
     return conn
 
 
@@ -118,7 +154,7 @@ def _column(fld: Any, values: Sequence[Any]) -> Any:
     return pd.Series(text, dtype=object, copy=False)
 
 
-def _read_frame(layer: Layer, rows: list[tuple], columns: list[str]) -> pd.DataFrame:
+def _read_frame(layer: Layer, rows: list[tuple[Any, ...]], columns: list[str]) -> pd.DataFrame:
     # Built column by column from the rows: pandas' record parsing and string inference
     # cost more than the query on small pages.
     cols = dict(zip(columns, zip(*rows))) if rows else {c: () for c in columns}
@@ -155,11 +191,11 @@ def _column_values(layer: Layer, name: str, column: pd.Series) -> list[Any]:
     values = column.tolist()
     if layer.has(name) and layer.field(name).type == "bool":
         return [None if v is None else int(v) for v in values]
-    return values
+    return list(values)
 
 
 def _select(
-    layer: Layer, bbox: Bbox | None, where: Where | None, what: str
+    layer: Layer, bbox: Bbox | None, where: Where | None, what: str, exact: bool = False
 ) -> tuple[str, list[Any]]:
     sql = f"SELECT {what} FROM {_q(layer.name)} t"
     params: list[Any] = []
@@ -173,6 +209,9 @@ def _select(
         )
         params += [bbox[2], bbox[0], bbox[3], bbox[1]]
     clauses = []
+    if bbox is not None and exact:
+        clauses.append(f"ZP_Intersects(t.{_q(GEOM)}, ?, ?, ?, ?)")
+        params += [float(v) for v in bbox]
     for name, op, value in compile_where(layer, where):
         column = f"t.{_q(name)}"
         if op in ("null", "notnull"):
@@ -207,10 +246,11 @@ def read_rows(
     order_by: str | None = None,
     limit: int | None = None,
     offset: int = 0,
+    exact: bool = False,
 ) -> pd.DataFrame:
     """Select rows of ``lyr`` on ``conn`` as the store's typed frame."""
     columns = lyr.names + ([GEOM] if lyr.is_feature else [])
-    sql, params = _select(lyr, bbox, where, ", ".join(f"t.{_q(c)}" for c in columns))
+    sql, params = _select(lyr, bbox, where, ", ".join(f"t.{_q(c)}" for c in columns), exact)
     order = order_by or lyr.key
     descending = order.startswith("-")
     if not lyr.has(order.lstrip("-")):
@@ -225,10 +265,15 @@ def read_rows(
 
 
 def count_rows(
-    conn: sqlite3.Connection, lyr: Layer, *, bbox: Bbox | None = None, where: Where | None = None
+    conn: sqlite3.Connection,
+    lyr: Layer,
+    *,
+    bbox: Bbox | None = None,
+    where: Where | None = None,
+    exact: bool = False,
 ) -> int:
     """How many rows of ``lyr`` match."""
-    sql, params = _select(lyr, bbox, where, "count(*)")
+    sql, params = _select(lyr, bbox, where, "count(*)", exact)
     return int(conn.execute(sql, params).fetchone()[0])
 
 
@@ -380,6 +425,7 @@ class GpkgStore(Store):
         order_by: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        exact: bool = False,
     ) -> pd.DataFrame:
         with self._reading() as conn:
             return read_rows(
@@ -390,6 +436,7 @@ class GpkgStore(Store):
                 order_by=order_by,
                 limit=limit,
                 offset=offset,
+                exact=exact,
             )
 
     def vector_tile(
@@ -414,9 +461,35 @@ class GpkgStore(Store):
             columns=dict(zip(names, cols[:-1])),
         )
 
-    def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
+    def read_arrow(self, layer: str, schema: Layer | None = None) -> pa.Table:
+        """A whole layer as Arrow, read by GDAL (C all the way: no per-row Python), its
+        export fields typed as :func:`geo.io.formats.to_arrow` types them (``schema``, a
+        narrowing of the layer's, picks them), geometry as ISO WKB, in key order like
+        :meth:`read`."""
+        lyr = schema or get_layer(layer)
+        names = [f.name for f in lyr.export_fields]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            meta, table = pyogrio.read_arrow(self.path, layer=layer, columns=names)
+        table = typed_table(lyr, table, meta.get("geometry_name") or None)
+        return table.take(pc.sort_indices(table, sort_keys=[(lyr.key, "ascending")]))
+
+    def keys(self, layer: str, *, where: Where | None = None) -> list[str]:
+        lyr = get_layer(layer)
+        sql, params = _select(lyr, None, where, f"t.{_q(lyr.key)}")
         with self._reading() as conn:
-            return count_rows(conn, get_layer(layer), bbox=bbox, where=where)
+            return [str(r[0]) for r in conn.execute(sql, params)]
+
+    def count(
+        self,
+        layer: str,
+        *,
+        bbox: Bbox | None = None,
+        where: Where | None = None,
+        exact: bool = False,
+    ) -> int:
+        with self._reading() as conn:
+            return count_rows(conn, get_layer(layer), bbox=bbox, where=where, exact=exact)
 
     def extent(self, layer: str) -> Bbox | None:
         lyr = get_layer(layer)
@@ -427,7 +500,9 @@ class GpkgStore(Store):
                 f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "
                 f"{_q(f'rtree_{lyr.name}_{GEOM}')}"
             ).fetchone()
-        return None if row[0] is None else tuple(float(v) for v in row)
+        if row is None or row[0] is None:
+            return None
+        return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
 
     def revision(self, layers: Sequence[str] | None = None) -> str:
         with self._reading() as conn:
@@ -552,11 +627,55 @@ class GpkgSession(RowSession):
         if geoms is not None:
             columns.append(GEOM)
             values.append(encode_geometries(geoms))
-        sql = (
-            f"INSERT INTO {_q(lyr.name)} ({', '.join(map(_q, columns))}) "
-            f"VALUES ({', '.join('?' * len(columns))})"
-        )
-        self.conn.executemany(sql, zip(*values))
+        if geoms is not None and len(typed) >= BULK_ROWS:
+            self._bulk_insert(lyr, columns, values, geoms)
+            return
+        self.conn.executemany(_insert_sql(lyr.name, columns), zip(*values))
+
+    def _bulk_insert(
+        self, lyr: Layer, columns: list[str], values: list[list[Any]], geoms: np.ndarray
+    ) -> None:
+        """Many rows at once, with what GeoPackage's per-row insert triggers do done once
+        for them all: the R-tree filled from bounds computed in one vectorised pass (the
+        trigger calls back into Python five times per row) and the layer's feature count
+        moved on by the number of rows. The triggers are dropped and made again from their
+        own SQL inside this transaction, so a rollback restores them and other connections
+        never see them missing."""
+        rtree = f"rtree_{lyr.name}_{GEOM}"
+        triggers = self.conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? "
+            "AND name IN (?, ?)",
+            (lyr.name, f"{rtree}_insert", f"trigger_insert_feature_count_{lyr.name}"),
+        ).fetchall()
+        for name, _ in triggers:
+            self.conn.execute(f"DROP TRIGGER {_q(name)}")
+        cache = self.conn.execute("PRAGMA cache_size").fetchone()[0]
+        self.conn.execute(f"PRAGMA cache_size = {-BULK_CACHE_KIB}")  # no spills mid-way
+        try:
+            start = self.conn.execute(
+                f"SELECT coalesce(max(fid), 0) FROM {_q(lyr.name)}"
+            ).fetchone()[0]
+            fids = range(start + 1, start + 1 + len(geoms))
+            self.conn.executemany(_insert_sql(lyr.name, ["fid", *columns]), zip(fids, *values))
+            bounds = shapely.bounds(geoms)
+            drawn = np.flatnonzero(~np.isnan(bounds[:, 0]))
+            self.conn.executemany(
+                f"INSERT INTO {_q(rtree)} (id, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)",
+                zip(
+                    (drawn + start + 1).tolist(),
+                    *(bounds[drawn, i].tolist() for i in (0, 2, 1, 3)),
+                ),
+            )
+        finally:
+            self.conn.execute(f"PRAGMA cache_size = {int(cache)}")
+        if any(name.startswith("trigger_insert_feature_count") for name, _ in triggers):
+            self.conn.execute(
+                "UPDATE gpkg_ogr_contents SET feature_count = feature_count + ? "
+                "WHERE lower(table_name) = lower(?)",
+                (len(geoms), lyr.name),
+            )
+        for _, text in triggers:
+            self.conn.execute(text)
 
     def _set(self, lyr: Layer, key: str, sets: Mapping[str, Any]) -> None:
         values = {(GEOM if k == "geometry" else k): v for k, v in sets.items()}
@@ -574,7 +693,7 @@ class GpkgSession(RowSession):
     def _remove_all(self, lyr: Layer) -> int:
         return self.conn.execute(f"DELETE FROM {_q(lyr.name)}").rowcount
 
-    def _write_audit(self, records: list[tuple]) -> None:
+    def _write_audit(self, records: list[tuple[Any, ...]]) -> None:
         start = self.conn.execute("SELECT coalesce(max(audit_id), 0) FROM audit").fetchone()[0]
         self.conn.executemany(
             "INSERT INTO audit (audit_id, at, username, action, layer, feat_id, changes) "
@@ -609,6 +728,13 @@ class GpkgSession(RowSession):
             "WHERE table_name = ?",
             (*bounds, lyr.name),
         )
+
+
+def _insert_sql(table: str, columns: list[str]) -> str:
+    return (
+        f"INSERT INTO {_q(table)} ({', '.join(map(_q, columns))}) "
+        f"VALUES ({', '.join('?' * len(columns))})"
+    )
 
 
 def _typed_bool(lyr: Layer, name: str, value: Any) -> Any:
