@@ -76,7 +76,8 @@ def searchable_fields(view: PlotView) -> tuple[str, ...]:
 
 def parse_search(params: Mapping[str, Any]) -> SearchQuery:
     """A :class:`SearchQuery` from query parameters; raises ``QueryError``."""
-    return parse_model(SearchQuery, params)
+    query: SearchQuery = parse_model(SearchQuery, params)
+    return query
 
 
 def _norm(values: pd.Series) -> pd.Series:

@@ -495,7 +495,9 @@ class RowSession(Session):
             )
             return
         for record in typed.to_dict("records"):
-            values = {k: [None, v] for k, v in record.items() if v is not None and k != "version"}
+            values = {
+                str(k): [None, v] for k, v in record.items() if v is not None and k != "version"
+            }
             self._log(lyr, action, record[lyr.key], values)
 
     def finish(self) -> None:
@@ -570,7 +572,7 @@ class Store(ABC):
         rows = self.read(layer, where={lyr.key: key})
         if rows.empty:
             raise NotFound(f"{lyr.label or layer} {key!r} does not exist")
-        return _plain(rows.iloc[0].to_dict())
+        return _plain({str(k): v for k, v in rows.iloc[0].to_dict().items()})
 
     def insert(self, layer: str, frame: pd.DataFrame, *, user: str = "system") -> list[str]:
         """Insert in a transaction of its own."""

@@ -173,7 +173,7 @@ def _frame(lyr: Layer, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
     """Rows of ``SELECT <fields>, ST_AsBinary(geom)`` as the store's typed frame."""
     columns = lyr.names + ([GEOM] if lyr.is_feature else [])
     raw = pd.DataFrame.from_records(rows, columns=columns)
-    data = {}
+    data: dict[str, Any] = {}
     for fld in lyr.fields:
         col = raw[fld.name]
         if fld.type == "int":
