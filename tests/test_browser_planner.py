@@ -356,30 +356,3 @@ def test_a_plot_drawn_only_as_tiles_is_selected_and_moved(planner_page, snap):
     assert staff["properties"]["status"] == "reserved"
     shot(page, "12-tile-plot-moved")
     assert page.zp_errors == [], page.zp_errors[:3]
-
-
-@pytest.mark.parametrize(
-    "path, map_id",
-    [
-        ("/planner", "#zp-planner-map"),
-        ("/planner/subdivide", "#zp-sd-map"),
-        ("/planner/access", "#zp-access-map"),
-        ("/planner/allocate", "#zp-al-map"),
-    ],
-)
-def test_planner_maps_measure_without_selecting(planner_page, path, map_id):
-    page = planner_page
-    page.goto(page.zp_base + path, wait_until="networkidle")
-    page.wait_for_selector(map_id + " .zp-measure-button")
-    assert page.locator(".zp-measure-button").count() == 1  # one tool per map
-    page.click(".zp-measure-button")
-    box = page.locator(map_id).bounding_box()
-    x0, y0 = box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.4
-    page.mouse.click(x0, y0)
-    page.mouse.dblclick(x0 + 200, y0)
-    tool = page.locator(".zp-measure")
-    assert tool.get_attribute("data-points") == "2"
-    assert float(tool.get_attribute("data-distance-m")) > 0
-    if path == "/planner":  # measuring selects nothing
-        assert page.evaluate("() => !zpPlanner.state || !zpPlanner.state.selected")
-    assert page.zp_errors == [], page.zp_errors[:3]

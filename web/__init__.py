@@ -110,7 +110,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """
     from usecases import accounts
     from web import auth, deps, security
-    from web.maps import VENDOR_DIR, measure_labels, missing_vendor_files
+    from web.maps import VENDOR_DIR, missing_vendor_files
 
     app = Flask(__name__)
     app.config.update(
@@ -147,9 +147,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     Babel(app, locale_selector=select_locale)
     # tr_text: translate text held in data (API summaries, descriptions) without the
     # %-formatting Jinja's `_` applies, so a "35%" in a description stays text.
-    app.jinja_env.globals.update(
-        LANGUAGES=LANGUAGES, get_locale=get_locale, tr_text=_, measure_labels=measure_labels
-    )
+    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, get_locale=get_locale, tr_text=_)
 
     for name in BLUEPRINTS:
         app.register_blueprint(importlib.import_module(name).bp)

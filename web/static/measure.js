@@ -65,14 +65,6 @@
     return svg;
   }
 
-  /* pages that opt in (an element #zp-measure-labels, see _measure.html) get the tool on
-   * every map they make, without calling zpMeasure themselves */
-  var optIn = document.getElementById("zp-measure-labels");
-  if (optIn && window.L) {
-    var optLabels = JSON.parse(optIn.getAttribute("data-labels"));
-    L.Map.addInitHook(function () { window.zpMeasure(this, optLabels); });
-  }
-
   window.zpMeasure = function (map, labels) {
     var T = Object.assign({}, DEFAULTS, labels || {});
     var points = [];

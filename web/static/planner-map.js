@@ -81,7 +81,7 @@
             return el("span", { text: tooltipText(name, layer.feature.properties) });
           }, { sticky: true, direction: "top" });
           layer.on("click", function (e) {
-            if (state.drawing || map.zpMeasuring) { return; }
+            if (state.drawing) { return; }
             L.DomEvent.stopPropagation(e);
             P.select(name, id);
           });
