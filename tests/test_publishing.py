@@ -28,7 +28,7 @@ def test_publishing_gaps_are_road_and_water_within_reach(store):
     err = parcels.PublishUnconfirmed(NO_ROAD, parcels.publishing_gaps(records[NO_ROAD]))
     assert err.message() == (
         f"plot {NO_ROAD} has no road within reach (road: does not front a "
-        "road (nearest R-018 at 42 m, then 472.9 m along roads to gate "
+        "road (nearest R-018 at 42 m, then 473 m along roads to gate "
         "G-2)); publish it only with a confirmation"
     )
 

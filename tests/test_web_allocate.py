@@ -55,7 +55,9 @@ def test_page_is_for_planners(client, investor_client, planner_client, admin_cli
     assert client.get("/planner/allocate").status_code == 302
     assert investor_client.get("/planner/allocate").status_code == 403
     assert admin_client.get("/planner/allocate").status_code == 200
-    html = planner_client.get("/planner/allocate").get_data(as_text=True)
+    html = planner_client.get("/planner/allocate", headers={"Accept-Language": "en"}).get_data(
+        as_text=True
+    )
     assert "allocate.js" in html and "zp.js" in html and "<script>" not in html
     assert 'value="A-001"' in html and "EXP-1" in html
     for words in ("35% its investment", "The most jobs", "As many applications"):
