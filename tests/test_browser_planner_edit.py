@@ -104,11 +104,6 @@ def type_corners(page, crs: str, text: str) -> None:
     page.click("#zp-pl-coords-apply")
 
 
-@pytest.mark.xfail(
-    reason="known defect since the wave-2 merges: the outline corrected by typed corners is "
-    "sometimes saved unchanged (passes alone on some runs, fails on others; issue #18 note)",
-    strict=False,
-)
 def test_parcels_from_typed_corners_in_utm_and_wgs84(planner_page, store):
     page = planner_page
     base = page.zp_base
@@ -151,7 +146,23 @@ def test_parcels_from_typed_corners_in_utm_and_wgs84(planner_page, store):
     lines = page.input_value("#zp-pl-coords-text").splitlines()
     assert len(lines) == 4 and f"{x1:.2f} {y1:.2f}" in lines
     lines[lines.index(f"{x1:.2f} {y1:.2f}")] = f"{x1 + 10:.2f} {y1:.2f}"
-    type_corners(page, "EPSG:32643", "\n".join(lines))
+    # the planner opens the form again and types before the plot's corners arrive: their
+    # late answer must not overwrite what was typed (it did: the outline was saved unchanged)
+    page.click("#zp-pl-coords-close")
+    held = []
+    page.route("**/api/coordinates/text", lambda route: held.append(route))
+    page.click("#zp-pl-edit-coords")
+    page.wait_for_function("() => !document.querySelector('#zp-pl-coords').hidden")
+    while not held:
+        page.wait_for_timeout(50)
+    page.fill("#zp-pl-coords-text", "\n".join(lines))
+    with page.expect_response("**/api/coordinates/text") as late:
+        held.pop().continue_()
+    late.value.finished()
+    page.wait_for_timeout(300)  # the page has read the late answer
+    page.unroute("**/api/coordinates/text")
+    assert page.input_value("#zp-pl-coords-text") == "\n".join(lines)
+    page.click("#zp-pl-coords-apply")
     page.locator("#zp-pl-edit-area").wait_for()
     page.click("#zp-pl-save-outline")
     page.locator("#zp-pl-message").filter(has_text=f"Outline of {utm_id} saved").wait_for()
