@@ -81,7 +81,7 @@
             return el("span", { text: tooltipText(name, layer.feature.properties) });
           }, { sticky: true, direction: "top" });
           layer.on("click", function (e) {
-            if (state.drawing) { return; }
+            if (state.drawing || map.zpMeasuring) { return; }
             L.DomEvent.stopPropagation(e);
             P.select(name, id);
           });
