@@ -72,11 +72,13 @@ def error_title(code: int | None, name: str, _: Translate) -> str:
 
 #: The API's groups of operations (``tag`` of :func:`web.api.endpoint`), for /api/docs.
 API_TAGS = (
+    N_("allocation"),
     N_("applications"),
     N_("exports"),
     N_("jobs"),
     N_("layers"),
     N_("planning"),
     N_("plots"),
+    N_("search"),
     N_("uploads"),
 )
