@@ -97,6 +97,65 @@ def test_a_parcel_drawn_near_a_plot_snaps_onto_its_corners(planner_page, store):
     assert page.zp_errors == [], page.zp_errors[:3]
 
 
+def test_drawing_zoomed_out_asks_to_zoom_in_then_snaps(planner_page, store):
+    page = planner_page
+    room = free_square(store.snapshot(), half_m=95)
+    cx, cy = room.centroid.x, room.centroid.y
+    west = shapely.box(cx - 90, cy - 30, cx - 20, cy + 30)
+    open_workspace(page, page.zp_base)
+    pid = create_plot(page, west)
+    # zoomed out the plots are tiles only: nothing to snap to, so no drawing yet
+    view(page, (cx, cy), 12)
+    page.wait_for_selector("#zp-planner[data-plots=tiles]")
+    page.click(".leaflet-pm-icon-polygon")
+    message = page.locator("#zp-pl-message")
+    message.filter(has_text="Zoom in to draw a parcel").wait_for()
+    assert "snap to the plots' outlines" in message.inner_text()
+    assert not page.evaluate("() => zpPlanner.map.pm.globalDrawModeEnabled()")
+    shot(page, "0-zoom-to-draw")
+    # one click zooms in; once the outlines are there the same tool is on
+    message.get_by_role("button", name="Zoom in").click()
+    page.wait_for_function("() => zpPlanner.map.pm.globalDrawModeEnabled()")
+    assert page.evaluate("() => zpPlanner.map.getZoom()") >= 14
+    assert page.get_attribute("#zp-planner", "data-plots") == "outlines"
+    assert page.evaluate("(id) => !!zpPlanner.index.plots[id]", pid)
+    # the first corner, clicked 4 px (about 30 m at zoom 14) off the plot's north-east
+    # corner, lands on it
+    corner, east, south_east = pixels(
+        page, [(cx - 20, cy + 30), (cx + 150, cy + 30), (cx + 150, cy - 100)]
+    )
+    for x, y in [(corner[0] + 3, corner[1] - 3), east, south_east]:
+        page.mouse.move(x - 4, y - 4)
+        page.mouse.move(x, y)
+        page.mouse.click(x, y)
+        page.wait_for_timeout(80)
+    # zoomed out in the middle of the drawing, the outlines stay until it ends
+    view(page, (cx, cy), 12)
+    page.wait_for_selector("#zp-planner[data-plots=tiles]")
+    assert page.evaluate("(id) => !!zpPlanner.index.plots[id]", pid)
+    page.locator(".button-container.active .action-cancel").click()
+    page.wait_for_function("(id) => !zpPlanner.index.plots[id]", arg=pid)
+    view(page, (cx, cy), 14)
+    page.wait_for_selector("#zp-planner[data-plots=outlines]")
+    page.click(".leaflet-pm-icon-polygon")
+    for x, y in [(corner[0] + 3, corner[1] - 3), east, south_east]:
+        page.mouse.move(x - 4, y - 4)
+        page.mouse.move(x, y)
+        page.mouse.click(x, y)
+        page.wait_for_timeout(80)
+    page.mouse.click(corner[0] + 3, corner[1] - 3)
+    page.locator("#zp-pl-verdict").wait_for()
+    first = page.evaluate(
+        "() => { const p = zpPlanner.draft().getLatLngs()[0]; "
+        "return p.map(ll => [ll.lng, ll.lat]); }"
+    )
+    stored = corners_of(store.get("plots", pid)["geometry"])
+    lon, lat = transformer(WORKING_EPSG, WGS84_EPSG).transform(*stored.T)
+    gaps = [min(np.hypot(lon - a, lat - b)) for a, b in first]
+    assert min(gaps) < 1e-8, gaps  # a stored corner exactly (degrees), not 30 m off
+    assert page.zp_errors == [], page.zp_errors[:3]
+
+
 # --------------------------------------------------------------------------- typed corners
 def type_corners(page, crs: str, text: str) -> None:
     page.select_option("#zp-pl-coords-crs", crs)
