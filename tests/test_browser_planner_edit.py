@@ -333,6 +333,8 @@ def test_drawing_controls_speak_russian(planner_page):
     assert page.get_attribute(".leaflet-control-zoom-in", "title") == "Приблизить"
     assert page.get_attribute(".leaflet-control-layers-toggle", "title") == "Слои"
     assert page.inner_text(".leaflet-control-scale-line").split()[-1] in ("м", "км")
+    page.evaluate("() => zpPlanner.map.setZoom(15, {animate: false})")  # drawing zoom
+    page.wait_for_selector("#zp-planner[data-plots=outlines]")
     page.click(".leaflet-pm-icon-polygon")
     box = page.locator("#zp-planner-map").bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
