@@ -8,6 +8,106 @@ from shapely.geometry import LineString, Point
 from geo.layers import get_layer
 from scripts.sample.frame import DUE, RAIL_PROT_M, SHIFT, SUB_PROT_M, U_SPACING, V_SPACING, pt
 
+# --------------------------------------------------------------------------- asset data
+# Records of the assets that are facts rather than geometry, by the layers' field names
+# (a field left out is empty). Rail lines pair with the drawn rails in order.
+SIDING_NOTE = "usable only via the Rail Access Road and Industrialnaya station"
+RAIL_LINES: tuple[dict, ...] = (
+    dict(asset_id="ML-1", name="Turksib mainline (Турксиб), western section", status="operational"),
+    dict(asset_id="ML-2", name="Turksib mainline (Турксиб), eastern section", status="operational"),
+    dict(
+        asset_id="RS-1",
+        name="Rail Access Road (Подъездной путь)",
+        status="restricted",
+        since="2018-12-20",
+        due=DUE,
+        note="accepted in 2018 with violations; violations to be dealt with and the line put "
+        "into operation by 2022-10-30",
+    ),
+    *(
+        dict(
+            asset_id=f"SD-{k}",
+            name=f"Siding {k} (Тупик №{k}), {side}",
+            status="operational",
+            since="2018-12-20",
+            note=SIDING_NOTE,
+        )
+        for k, side in ((1, "south"), (2, "east"), (3, "west"))
+    ),
+)
+STATION = dict(
+    asset_id="RST-1",
+    name="Индустриальная / Industrialnaya",
+    built_yr=2017,
+    status="closed",
+    due=DUE,
+    note="closed by the transport control inspectorate: derailment threat; to be put "
+    "into operation by 2022-10-30",
+)
+SUBSTATIONS: dict[str, dict] = {
+    "SS-7": dict(
+        name="ПС-7 «Индустриальная» 110/10 kV",
+        cap_mva=80.0,
+        load_mva=61.8,
+        kv=110.0,
+        status="operational",
+        note="2 x 40 MVA",
+    ),
+    "SS-12": dict(
+        name="Substation No. 12 (ПС-12) 110/10 kV",
+        cap_mva=50.0,
+        load_mva=31.6,
+        kv=110.0,
+        status="under_repair",
+        since="2022-03-15",
+        due=DUE,
+        note="cracks in supporting structures from soil subsidence; "
+        "repair and restoration due 2022-10-30; 2 x 25 MVA",
+    ),
+    "SS-14": dict(
+        name="ПС-14 «Литейная» 110/10 kV",
+        cap_mva=50.0,
+        load_mva=38.7,
+        kv=110.0,
+        status="operational",
+        note="2 x 25 MVA; little headroom left once allocated plots connect",
+    ),
+    "SS-19": dict(
+        name="ПС-19 «Южная» 35/10 kV",
+        cap_mva=32.0,
+        load_mva=24.4,
+        kv=35.0,
+        status="operational",
+        note="2 x 16 MVA",
+    ),
+    "SS-30": dict(
+        name="ПС-30 «Расширение» 110/10 kV (planned)",
+        cap_mva=50.0,
+        load_mva=0.0,
+        kv=110.0,
+        status="planned",
+        due="2024-12-31",
+        note="planned for expansion area EXP-1; 2 x 25 MVA",
+    ),
+}
+# Pipe networks: layer -> (id prefix, SHIFT key, values every line shares). Each street
+# run's main is cut where other mains of its network meet it (ids W-01a, W-01b, ...).
+PIPES: dict[str, tuple[str, str, dict]] = {
+    "water_mains": ("W", "water", dict(status="operational", since="2011-09-01")),
+    "storm_sewers": (
+        "SW",
+        "storm",
+        dict(
+            built_yr=2018,
+            status="not_commissioned",
+            since="2018-12-20",
+            note="built in 2018, never put into operation; akimat departments to audit "
+            "the contractor's obligations, materials passed to law enforcement",
+        ),
+    ),
+    "gas_mains": ("GM", "gas", dict(status="operational", since="2012-06-01")),
+}
+
 
 def _asset(layer: str, **values) -> dict:
     rec = {f.name: None for f in get_layer(layer).input_fields}
@@ -132,10 +232,10 @@ def _networks(g: dict, rng) -> dict:
         water.append(
             dict(
                 coords=coords,
-                diam=diam,
-                cap=cap,
-                load=float(round(cap * share, -1)),
                 name=("Water trunk, " if diam == 500 else "Water main, ") + street,
+                cap_m3d=cap,
+                load_m3d=float(round(cap * share, -1)),
+                diam_mm=diam,
             )
         )
         if (axis, idx) == ("row", 2):
@@ -150,266 +250,98 @@ def _networks(g: dict, rng) -> dict:
             storm.append(
                 dict(
                     coords=coords,
-                    diam=1200 if axis == "row" else 800 if idx % 2 else 1000,
-                    name="Storm (rain) sewer, " + street,
+                    name="Storm (rain) sewer, " + street + " (ливневая канализация)",
+                    diam_mm=1200 if axis == "row" else 800 if idx % 2 else 1000,
                 )
             )
-    return dict(power=power, water=water, gas=gas, storm=storm)
+    return dict(power=power, water_mains=water, gas_mains=gas, storm_sewers=storm)
 
 
 def asset_layers(g: dict, rng) -> dict:
-    out: dict[str, list] = {}
-    out["roads"] = [
-        _asset(
-            "roads",
-            asset_id=f"R-{k + 1:03d}",
-            name=r["name"],
-            **{"class": r["cls"]},
-            status="operational",
-            since="2011-09-01" if r["cls"] != "access" else "2018-12-20",
-            geometry=LineString(r["coords"]),
-        )
-        for k, r in enumerate(g["roads"])
-    ]
-    out["gates"] = [
-        _asset(
-            "gates",
-            asset_id=f"G-{k + 1}",
-            name=gt["name"],
-            status="operational",
-            since="2011-09-01",
-            geometry=Point(gt["coords"]),
-        )
-        for k, gt in enumerate(g["gates"])
-    ]
-    rail_meta = [
-        ("ML-1", "Turksib mainline (Турксиб), western section", "operational", None, None, None),
-        ("ML-2", "Turksib mainline (Турксиб), eastern section", "operational", None, None, None),
-        (
-            "RS-1",
-            "Rail Access Road (Подъездной путь)",
-            "restricted",
-            "2018-12-20",
-            DUE,
-            "accepted in 2018 with violations; violations to be dealt with and the line put "
-            "into operation by 2022-10-30",
-        ),
-        (
-            "SD-1",
-            "Siding 1 (Тупик №1), south",
-            "operational",
-            "2018-12-20",
-            None,
-            "usable only via the Rail Access Road and Industrialnaya station",
-        ),
-        (
-            "SD-2",
-            "Siding 2 (Тупик №2), east",
-            "operational",
-            "2018-12-20",
-            None,
-            "usable only via the Rail Access Road and Industrialnaya station",
-        ),
-        (
-            "SD-3",
-            "Siding 3 (Тупик №3), west",
-            "operational",
-            "2018-12-20",
-            None,
-            "usable only via the Rail Access Road and Industrialnaya station",
-        ),
-    ]
-    out["rail_lines"] = [
-        _asset(
-            "rail_lines",
-            asset_id=aid,
-            name=name,
-            kind=r["kind"],
-            status=st,
-            since=since,
-            due=due,
-            note=note,
-            geometry=LineString(r["coords"]),
-        )
-        for (aid, name, st, since, due, note), r in zip(rail_meta, g["rails"])
-    ]
-    out["rail_stations"] = [
-        _asset(
-            "rail_stations",
-            asset_id="RST-1",
-            name="Индустриальная / Industrialnaya",
-            built_yr=2017,
-            status="closed",
-            since=None,
-            due=DUE,
-            note="closed by the transport control inspectorate: derailment threat; to be put "
-            "into operation by 2022-10-30",
-            geometry=Point(g["station"]),
-        )
-    ]
-    sub_meta = {
-        "SS-7": (
-            "ПС-7 «Индустриальная» 110/10 kV",
-            80.0,
-            61.8,
-            110.0,
-            "operational",
-            None,
-            None,
-            "2 x 40 MVA",
-        ),
-        "SS-12": (
-            "Substation No. 12 (ПС-12) 110/10 kV",
-            50.0,
-            31.6,
-            110.0,
-            "under_repair",
-            "2022-03-15",
-            DUE,
-            "cracks in supporting structures from soil subsidence; "
-            "repair and restoration due 2022-10-30; 2 x 25 MVA",
-        ),
-        "SS-14": (
-            "ПС-14 «Литейная» 110/10 kV",
-            50.0,
-            38.7,
-            110.0,
-            "operational",
-            None,
-            None,
-            "2 x 25 MVA; little headroom left once allocated plots connect",
-        ),
-        "SS-19": (
-            "ПС-19 «Южная» 35/10 kV",
-            32.0,
-            24.4,
-            35.0,
-            "operational",
-            None,
-            None,
-            "2 x 16 MVA",
-        ),
-        "SS-30": (
-            "ПС-30 «Расширение» 110/10 kV (planned)",
-            50.0,
-            0.0,
-            110.0,
-            "planned",
-            None,
-            "2024-12-31",
-            "planned for expansion area EXP-1; 2 x 25 MVA",
-        ),
-    }
-    out["substations"] = [
-        _asset(
-            "substations",
-            asset_id=sid,
-            name=m[0],
-            cap_mva=m[1],
-            load_mva=m[2],
-            kv=m[3],
-            status=m[4],
-            since=m[5],
-            due=m[6],
-            note=m[7],
-            geometry=Point(g["subs"][sid]),
-        )
-        for sid, m in sub_meta.items()
-    ]
+    """Every asset layer's records (field name -> value, and ``geometry``), by layer name."""
     nets = _networks(g, rng)
-    out["power_lines"] = [
-        _asset(
-            "power_lines",
-            asset_id=f"PL-{p['sub'][3:]}-{p['k']}",
-            name=f"10 kV feeder {p['k']} from {p['sub']}",
-            kv=10.0,
-            sub_id=p["sub"],
-            status="planned" if p.get("planned") else "operational",
-            due="2024-12-31" if p.get("planned") else None,
-            geometry=LineString(p["coords"]),
-        )
-        for p in nets["power"]
-    ]
-    rows = []
-    shifted = [_shifted(w["coords"], SHIFT["water"]) for w in nets["water"]]
-    for k, (w, parts) in enumerate(zip(nets["water"], _node_lines(shifted))):
-        for m, part in enumerate(parts):
-            rows.append(
-                _asset(
-                    "water_mains",
-                    asset_id=f"W-{k + 1:02d}{chr(97 + m)}",
-                    name=w["name"],
-                    cap_m3d=w["cap"],
-                    load_m3d=w["load"],
-                    diam_mm=w["diam"],
-                    status="operational",
-                    since="2011-09-01",
-                    geometry=LineString(part),
-                )
-            )
-    out["water_mains"] = rows
-    rows = []
-    shifted = [_shifted(s["coords"], SHIFT["storm"]) for s in nets["storm"]]
-    for k, (s, parts) in enumerate(zip(nets["storm"], _node_lines(shifted))):
-        for m, part in enumerate(parts):
-            rows.append(
-                _asset(
-                    "storm_sewers",
-                    asset_id=f"SW-{k + 1:02d}{chr(97 + m)}",
-                    name=s["name"] + " (ливневая канализация)",
-                    diam_mm=s["diam"],
-                    built_yr=2018,
-                    status="not_commissioned",
-                    since="2018-12-20",
-                    due=None,
-                    note="built in 2018, never put into operation; akimat departments to audit "
-                    "the contractor's obligations, materials passed to law enforcement",
-                    geometry=LineString(part),
-                )
-            )
-    out["storm_sewers"] = rows
-    rows = []
-    shifted = [_shifted(s["coords"], SHIFT["gas"]) for s in nets["gas"]]
-    for k, (s, parts) in enumerate(zip(nets["gas"], _node_lines(shifted))):
-        for m, part in enumerate(parts):
-            rows.append(
-                _asset(
-                    "gas_mains",
-                    asset_id=f"GM-{k + 1:02d}{chr(97 + m)}",
-                    name=s["name"],
-                    pressure=s["pressure"],
-                    status="operational",
-                    since="2012-06-01",
-                    geometry=LineString(part),
-                )
-            )
-    out["gas_mains"] = rows
-
-    prot = []
-    for sid, m in sub_meta.items():
-        prot.append(
+    out: dict[str, list] = {
+        "roads": [
             _asset(
-                "prot_zones",
-                asset_id=f"PZ-{sid}",
-                name=f"Protection zone of {sid}",
-                kind="substation",
-                width_m=SUB_PROT_M,
-                status="planned" if m[4] == "planned" else "operational",
-                geometry=Point(g["subs"][sid]).buffer(SUB_PROT_M, cap_style="square"),
-            )
-        )
-    for (aid, *_), r in zip(rail_meta, g["rails"]):
-        w = RAIL_PROT_M[r["kind"]]
-        prot.append(
-            _asset(
-                "prot_zones",
-                asset_id=f"PZ-{aid}",
-                name=f"Rail protection zone of {aid}",
-                kind="rail",
-                width_m=w,
+                "roads",
+                asset_id=f"R-{k + 1:03d}",
+                name=r["name"],
+                **{"class": r["cls"]},
                 status="operational",
-                geometry=LineString(r["coords"]).buffer(w),
+                since="2011-09-01" if r["cls"] != "access" else "2018-12-20",
+                geometry=LineString(r["coords"]),
             )
+            for k, r in enumerate(g["roads"])
+        ],
+        "gates": [
+            _asset(
+                "gates",
+                asset_id=f"G-{k + 1}",
+                name=gt["name"],
+                status="operational",
+                since="2011-09-01",
+                geometry=Point(gt["coords"]),
+            )
+            for k, gt in enumerate(g["gates"])
+        ],
+        "rail_lines": [
+            _asset("rail_lines", **meta, kind=r["kind"], geometry=LineString(r["coords"]))
+            for meta, r in zip(RAIL_LINES, g["rails"])
+        ],
+        "rail_stations": [_asset("rail_stations", **STATION, geometry=Point(g["station"]))],
+        "substations": [
+            _asset("substations", asset_id=sid, **meta, geometry=Point(g["subs"][sid]))
+            for sid, meta in SUBSTATIONS.items()
+        ],
+        "power_lines": [
+            _asset(
+                "power_lines",
+                asset_id=f"PL-{p['sub'][3:]}-{p['k']}",
+                name=f"10 kV feeder {p['k']} from {p['sub']}",
+                kv=10.0,
+                sub_id=p["sub"],
+                status="planned" if p.get("planned") else "operational",
+                due="2024-12-31" if p.get("planned") else None,
+                geometry=LineString(p["coords"]),
+            )
+            for p in nets["power"]
+        ],
+    }
+    for layer, (prefix, shift, common) in PIPES.items():
+        lines = nets[layer]
+        shifted = [_shifted(line["coords"], SHIFT[shift]) for line in lines]
+        out[layer] = [
+            _asset(
+                layer,
+                asset_id=f"{prefix}-{k + 1:02d}{chr(97 + m)}",
+                **{f: v for f, v in line.items() if f != "coords"},
+                **common,
+                geometry=LineString(part),
+            )
+            for k, (line, parts) in enumerate(zip(lines, _node_lines(shifted)))
+            for m, part in enumerate(parts)
+        ]
+    out["prot_zones"] = [
+        _asset(
+            "prot_zones",
+            asset_id=f"PZ-{sid}",
+            name=f"Protection zone of {sid}",
+            kind="substation",
+            width_m=SUB_PROT_M,
+            status="planned" if meta["status"] == "planned" else "operational",
+            geometry=Point(g["subs"][sid]).buffer(SUB_PROT_M, cap_style="square"),
         )
-    out["prot_zones"] = prot
+        for sid, meta in SUBSTATIONS.items()
+    ] + [
+        _asset(
+            "prot_zones",
+            asset_id=f"PZ-{meta['asset_id']}",
+            name=f"Rail protection zone of {meta['asset_id']}",
+            kind="rail",
+            width_m=RAIL_PROT_M[r["kind"]],
+            status="operational",
+            geometry=LineString(r["coords"]).buffer(RAIL_PROT_M[r["kind"]]),
+        )
+        for meta, r in zip(RAIL_LINES, g["rails"])
+    ]
     return out
