@@ -57,10 +57,6 @@ LONG_MODULES: dict[str, str] = {
     "Store contract (reads, writes, transactions, audit, jobs) in one place",
     "geo/store/postgis.py": "one storage backend: the PostGIS Store class implements the whole "
     "Store contract (reads, writes, transactions, audit, jobs) in one place",
-    "tests/test_planner_api.py": "the planners' edit API and its pages share one set of "
-    "fixtures (the sample snapshot, a free square, the CSRF header of a session)",
-    "tests/test_api.py": "the public JSON API end to end; its tests share the token and role "
-    "fixtures",
 }
 
 
