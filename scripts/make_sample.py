@@ -3,7 +3,9 @@
 The zone is built in a local metric frame (u east-ish, v north-ish) on a jittered
 street lattice, then rotated and moved into UTM 43N around the zone's real
 location (43.33 N, 76.85 E). Every random draw comes from one seeded numpy
-generator, so the files are the same on every run.
+generator, so the files are the same on every run. The generator is the
+scripts/sample package (frame, plots, attributes, assets, tables, build); this is
+its command line.
 
 Usage::
 
@@ -21,7 +23,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-
 
 from scripts.sample.build import build_sample, write_sample  # noqa: E402
 
