@@ -102,6 +102,10 @@ def make_applications(rng, plots: gpd.GeoDataFrame, rail_geoms) -> pd.DataFrame:
                 hazard=hazard,
                 invest=float(round(ha * rng.uniform(0.4e9, 1.8e9), -6)),
                 jobs=int(round(ha * rng.uniform(12, 45))),
+                # Projects filed in 2022 start over the next three years, building on about a
+                # third of their plot (no draw from rng: the other columns stay as they were).
+                start_yr=2023 + k % 3,
+                floor_m2=float(round(ha * 10_000 * 0.35, -1)),
                 priority=int(rng.integers(1, 6)),
                 status="submitted",
                 reason=None,
