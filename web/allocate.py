@@ -20,7 +20,8 @@ from usecases.allocation import DEFAULT_TIME_LIMIT_S, MAX_TIME_LIMIT_S
 from web import deps
 from web.auth import role_required
 from web.i18n import leaflet_texts
-from web.maps import LAYER_STYLES, PLOT_COLOURS, STATUS_STROKES, tr_label
+from web.labels import tr_label
+from web.maps import LAYER_STYLES, PLOT_COLOURS, STATUS_STROKES
 
 bp = Blueprint("allocate", __name__)
 
