@@ -265,10 +265,12 @@ def kpi(query: AsOfQuery):
 @endpoint(
     "get",
     "/kpi/timeline",
-    summary="Progress against the plan, month by month",
-    description="Each plan target's actual value at the end of every month since January of "
-    "the plan year (the figures the dashboard's chart draws; the last month equals /api/kpi "
-    "for targets already due), and applications filed and accepted by then.",
+    summary=N_("Progress against the plan, month by month"),
+    description=N_(
+        "Each plan target's actual value at the end of every month since January of "
+        "the plan year (the figures the dashboard's chart draws; the last month equals /api/kpi "
+        "for targets already due), and applications filed and accepted by then."
+    ),
     tag="plots",
     response=TimelineOut,
     roles=("planner",),

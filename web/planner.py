@@ -139,8 +139,7 @@ def _strings() -> dict[str, str]:
         "noteAsEntered": _("Note as entered (not translated)."),
         "zoomToDraw": _("Zoom in to draw a parcel"),
         "zoomToDrawWhy": _(
-            "Its corners snap to the plots' outlines, and the map shows those only when "
-            "zoomed in."
+            "Its corners snap to the plots' outlines, and the map shows those only when zoomed in."
         ),
         "zoomIn": _("Zoom in"),
     }
