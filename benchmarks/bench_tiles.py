@@ -173,7 +173,7 @@ def embedded_map_bytes(db: str, keep: bool = False) -> Any:
     store = open_store(db)
     m = folium.Map(location=[43.33, 76.87], zoom_start=14, tiles=None)
     if keep:
-        from web.maps import VENDOR_DIR
+        from web.vendor import VENDOR_DIR
 
         for attr in ("default_js", "default_css"):
             setattr(
