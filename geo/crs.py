@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from functools import lru_cache
 
@@ -12,7 +11,10 @@ from pyproj.aoi import AreaOfInterest
 from pyproj.database import query_crs_info
 from pyproj.enums import PJType
 
-WORKING_EPSG = int(os.environ.get("ZONEPLAN_EPSG", "32643"))  # UTM 43N covers Almaty
+#: UTM 43N covers Almaty: the sample zone's CRS and that of a store made without another.
+DEFAULT_EPSG = 32643
+#: The CRS of code not handed a store's own (:attr:`geo.store.Store.epsg`).
+WORKING_EPSG = DEFAULT_EPSG
 WGS84_EPSG = 4326
 WEB_DECIMALS = 6  # ~0.1 m at this latitude: enough for plots, light for pages
 

@@ -342,6 +342,32 @@ def test_a_store_made_in_one_crs_refuses_another(store, empty_location):
     assert store.count("plots") == 1
 
 
+def test_a_store_carries_the_crs_it_was_made_in(empty_location):
+    """The CRS is the store's own (its metadata), given when it is made: reads come back in
+    it, frames declaring another CRS are reprojected on the way in, and opening it while
+    expecting another CRS is refused."""
+    store = create_store(empty_location, epsg=32642)
+    try:
+        assert store.epsg == 32642
+        frame = plots(("P-1", 0, 0, 100, 100))  # declared in EPSG:32643
+        store.insert("plots", frame)
+        back = store.read("plots")
+        assert back.crs.to_epsg() == 32642
+        want = frame.to_crs(32642).geometry.iloc[0]
+        assert shapely.equals_exact(back.geometry.iloc[0], want, tolerance=1e-6)
+        assert store.extent("plots") == pytest.approx(want.bounds)
+        assert store.read("plots", bbox=want.bounds)["plot_id"].tolist() == ["P-1"]
+        with store.transaction() as tx:
+            assert tx.get("plots", "P-1")["geometry"].equals_exact(want, 1e-6)
+    finally:
+        store.close()
+    again = open_store(empty_location)
+    assert again.epsg == 32642 and open_store(empty_location, epsg=32642).epsg == 32642
+    again.close()
+    with pytest.raises(StoreError, match="EPSG:32642.*EPSG:32643"):
+        open_store(empty_location, epsg=32643)
+
+
 def test_a_second_create_refuses_without_force(store, empty_location):
     store.insert("plots", plots(("P-1", 0, 0, 100, 100)))
     with pytest.raises(Conflict, match="--force"):

@@ -342,6 +342,10 @@ class Store(ABC):
     ``Int64``, floats as ``float64`` (NaN for missing), booleans as ``boolean``.
     """
 
+    #: The CRS (EPSG code) every geometry of the store is in, recorded in the store itself
+    #: when it is made; reads are in it and writes must be.
+    epsg: int
+
     @abstractmethod
     def read(
         self,
@@ -440,7 +444,7 @@ class Store(ABC):
 
         Backends with a native encoder (PostGIS: ``ST_AsMVT``) override this.
         """
-        rows = self.read(layer, bbox=tile.working_bbox(), where=where)
+        rows = self.read(layer, bbox=tile.working_bbox(self.epsg), where=where)
         return tiles.encode_frame(
             layer, rows, tile, key=get_layer(layer).key, properties=properties
         )

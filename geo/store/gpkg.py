@@ -21,7 +21,7 @@ import pyogrio
 import shapely
 
 from geo import tiles
-from geo.crs import WORKING_EPSG
+from geo.crs import DEFAULT_EPSG
 from geo.io.formats import GPKG_VERSION, to_arrow, typed_table
 from geo.layers import LAYERS, Layer, get_layer
 from geo.store.base import (
@@ -34,7 +34,7 @@ from geo.store.base import (
     compile_where,
 )
 from geo.store.gpkg_geom import connect, decode_geometries, encode_geometries
-from geo.store.rows import GEOM, Order, Reader, RowSession, SqlStore
+from geo.store.rows import GEOM, Order, Reader, RowSession, SqlStore, check_crs
 from geo.validate import Problem
 
 #: Inserts of at least this many features fill the R-tree in one pass (see _bulk_insert).
@@ -186,14 +186,18 @@ class GpkgStore(SqlStore):
     ----------
     path : path-like
         An existing store made by :meth:`create`.
+    epsg : int, optional
+        The CRS the caller works in; a store in another is refused.
 
     Raises
     ------
     NotFound
         When the file does not exist or is not a zoneplan GeoPackage.
+    StoreError
+        When the store's CRS is not ``epsg``.
     """
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, *, epsg: int | None = None):
         self.path = Path(path)
         self._readers = threading.local()
         if not self.path.is_file():
@@ -206,23 +210,25 @@ class GpkgStore(SqlStore):
         missing = [name for name in LAYERS if name not in have]
         if "plots" not in have:
             raise NotFound(f"{self.path} is not a zoneplan store: it lacks {', '.join(missing)}")
-        if missing:
-            self._add_tables(missing)
         with self._conn() as conn:
-            srs = {r[0] for r in conn.execute("SELECT DISTINCT srs_id FROM gpkg_geometry_columns")}
-        if srs - {WORKING_EPSG}:
+            srs = sorted(
+                r[0] for r in conn.execute("SELECT DISTINCT srs_id FROM gpkg_geometry_columns")
+            )
+        if len(srs) != 1:
             raise StoreError(
                 f"the store {self.path} keeps geometries in "
-                f"{', '.join(f'EPSG:{c}' for c in sorted(srs))}, but the working CRS "
-                f"is EPSG:{WORKING_EPSG} (ZONEPLAN_EPSG); open it with the CRS it "
-                "was made with"
+                f"{', '.join(f'EPSG:{c}' for c in srs) or 'no CRS'}; a store has one CRS"
             )
+        #: The CRS every geometry of this store is in (its GeoPackage metadata).
+        self.epsg = check_crs(str(self.path), srs[0], epsg)
+        if missing:
+            self._add_tables(missing)
 
     def _add_tables(self, names: list[str]) -> None:
         """Create the tables a newer schema added (a store made by an older version)."""
         for name in names:
             try:
-                _create_layer(str(self.path), get_layer(name))
+                _create_layer(str(self.path), get_layer(name), self.epsg)
                 with self._conn() as conn:
                     layer = get_layer(name)
                     conn.execute(
@@ -247,8 +253,10 @@ class GpkgStore(SqlStore):
         *,
         force: bool = False,
         fill: Callable[[RowSession], None] | None = None,
+        epsg: int = DEFAULT_EPSG,
     ) -> GpkgStore:
-        """Make a new store with every layer of the schema, empty or written by ``fill``.
+        """Make a new store with every layer of the schema in CRS ``epsg``, empty or written
+        by ``fill``.
 
         The file is built beside ``path`` (``fill`` writes into it in one transaction)
         and renamed into place, so a failure never leaves a half-made store.
@@ -267,7 +275,7 @@ class GpkgStore(SqlStore):
         os.unlink(tmp)
         try:
             for layer in LAYERS.values():
-                _create_layer(tmp, layer)
+                _create_layer(tmp, layer, epsg)
             with connect(tmp) as conn:
                 for layer in LAYERS.values():
                     conn.execute(
@@ -309,7 +317,7 @@ class GpkgStore(SqlStore):
     @contextmanager
     def _reader(self, what: str) -> Iterator[GpkgReader]:
         with self._reading() as conn:
-            yield GpkgReader(conn, WORKING_EPSG)
+            yield GpkgReader(conn, self.epsg)
 
     def vector_tile(
         self, layer: str, tile: tiles.Tile, *, properties: Sequence[str], where: Where | None = None
@@ -318,7 +326,10 @@ class GpkgStore(SqlStore):
         lyr = get_layer(layer)
         names = [lyr.key, *(p for p in properties if p != lyr.key)]
         sql, params = _select(
-            lyr, tile.working_bbox(), where, ", ".join(f"t.{_q(c)}" for c in [*names, GEOM])
+            lyr,
+            tile.working_bbox(self.epsg),
+            where,
+            ", ".join(f"t.{_q(c)}" for c in [*names, GEOM]),
         )
         with self._reading() as conn:
             rows = conn.execute(sql, params).fetchall()
@@ -331,6 +342,7 @@ class GpkgStore(SqlStore):
             tile,
             key=lyr.key,
             columns=dict(zip(names, cols[:-1])),
+            epsg=self.epsg,
         )
 
     def read_arrow(self, layer: str, schema: Layer | None = None) -> pa.Table:
@@ -366,7 +378,7 @@ class GpkgStore(SqlStore):
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as err:
                 raise StoreError(f"the store is busy ({err}); try again") from None
-            session = GpkgSession(conn, user)
+            session = GpkgSession(conn, user, self.epsg)
             try:
                 with wrapped(f"writing {self.path}"):
                     yield session
@@ -377,9 +389,9 @@ class GpkgStore(SqlStore):
                 raise
 
 
-def _create_layer(path: str, layer: Layer) -> None:
+def _create_layer(path: str, layer: Layer, epsg: int) -> None:
     empty = (
-        gpd.GeoDataFrame({f.name: [] for f in layer.fields}, geometry=[], crs=WORKING_EPSG)
+        gpd.GeoDataFrame({f.name: [] for f in layer.fields}, geometry=[], crs=epsg)
         if layer.is_feature
         else pd.DataFrame({f.name: [] for f in layer.fields})
     )
@@ -392,7 +404,7 @@ def _create_layer(path: str, layer: Layer) -> None:
         driver="GPKG",
         geometry_name="geometry" if layer.is_feature else None,
         geometry_type=layer.geometry if layer.is_feature else None,
-        crs=f"EPSG:{WORKING_EPSG}" if layer.is_feature else None,
+        crs=f"EPSG:{epsg}" if layer.is_feature else None,
         layer_options={**options, "DESCRIPTION": layer.label, "IDENTIFIER": layer.name},
         dataset_options=None if os.path.exists(path) else {"VERSION": GPKG_VERSION},
         append=os.path.exists(path),
@@ -402,8 +414,8 @@ def _create_layer(path: str, layer: Layer) -> None:
 class GpkgSession(RowSession):
     """Reads and writes inside one SQLite transaction on a GeoPackage."""
 
-    def __init__(self, conn: sqlite3.Connection, user: str):
-        super().__init__(user, GpkgReader(conn, WORKING_EPSG))
+    def __init__(self, conn: sqlite3.Connection, user: str, epsg: int):
+        super().__init__(user, GpkgReader(conn, epsg))
         self.conn = conn
 
     def lock(self, layer: str) -> None:
@@ -429,7 +441,7 @@ class GpkgSession(RowSession):
         values = [_column_values(lyr, c, typed[c]) for c in columns]
         if geoms is not None:
             columns.append(GEOM)
-            values.append(encode_geometries(geoms))
+            values.append(encode_geometries(geoms, self.reader.epsg))
         if geoms is not None and len(typed) >= BULK_ROWS:
             self._bulk_insert(lyr, columns, values, geoms)
             return
@@ -483,7 +495,9 @@ class GpkgSession(RowSession):
     def _set(self, lyr: Layer, key: str, sets: Mapping[str, Any]) -> None:
         values = {(GEOM if k == "geometry" else k): v for k, v in sets.items()}
         if "geometry" in sets:
-            values[GEOM] = encode_geometries(np.array([sets["geometry"]], dtype=object))[0]
+            values[GEOM] = encode_geometries(
+                np.array([sets["geometry"]], dtype=object), self.reader.epsg
+            )[0]
         self.conn.execute(
             f"UPDATE {_q(lyr.name)} SET {', '.join(f'{_q(k)} = ?' for k in values)} "
             f"WHERE {_q(lyr.key)} = ?",

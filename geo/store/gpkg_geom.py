@@ -11,8 +11,6 @@ from pathlib import Path
 import numpy as np
 import shapely
 
-from geo.crs import WORKING_EPSG
-
 BUSY_TIMEOUT_S = 60.0
 _ENVELOPE_BYTES = (0, 32, 48, 48, 64)
 
@@ -22,7 +20,7 @@ _HEADER = np.dtype(
 )
 
 
-def encode_geometries(geoms: np.ndarray, srs_id: int = WORKING_EPSG) -> list[bytes | None]:
+def encode_geometries(geoms: np.ndarray, srs_id: int) -> list[bytes | None]:
     """GeoPackage binary blobs (header with XY envelope, then ISO WKB); the headers are
     packed for all geometries at once."""
     wkb = shapely.to_wkb(geoms, byte_order=1, flavor="iso")

@@ -21,6 +21,7 @@ from geo.store.base import (
     NotFound,
     Session,
     Store,
+    StoreError,
     Where,
     audit_changes,
     diff,
@@ -35,6 +36,23 @@ GEOM = "geom"
 
 Order = tuple[str, bool]
 """A field to sort by and whether descending."""
+
+
+def check_crs(where: str, have: int, want: int | None) -> int:
+    """The store's CRS ``have``, refused when the caller expects another (``want``,
+    from ``ZONEPLAN_EPSG`` at the edge): a store is never relabelled.
+
+    Raises
+    ------
+    StoreError
+        When ``want`` is given and differs.
+    """
+    if want is not None and int(want) != int(have):
+        raise StoreError(
+            f"the store {where} keeps geometries in EPSG:{have}, but the working CRS is "
+            f"EPSG:{want} (ZONEPLAN_EPSG); open it with the CRS it was made with"
+        )
+    return int(have)
 
 
 def order_of(lyr: Layer, order_by: str | None) -> Order:
@@ -284,6 +302,7 @@ class RowSession(Session):
         lyr = get_layer(layer)
         if len(frame) == 0:
             return []
+        frame = self._in_store_crs(frame)
         typed, geoms = prepare_rows(lyr, frame)
         keys = typed[lyr.key].tolist()
         present: list[Any] = []
@@ -299,6 +318,16 @@ class RowSession(Session):
         self._reshaped.add(lyr.name)
         self._log_bulk(lyr, "insert", keys, typed)
         return [str(k) for k in keys]
+
+    def _in_store_crs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A GeoDataFrame that declares another CRS reprojected to the store's (one that
+        declares none is taken as in it)."""
+        if not isinstance(frame, gpd.GeoDataFrame) or frame.crs is None:
+            return frame
+        if frame.crs.to_epsg() == self.reader.epsg:
+            return frame
+        moved: pd.DataFrame = frame.to_crs(self.reader.epsg)
+        return moved
 
     @staticmethod
     def _check_version(lyr: Layer, key: str, row: Mapping[str, Any], version: int | None) -> None:

@@ -9,9 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from geo.layers import FEATURE_LAYERS
-from geo.store import default_db, open_store
 from geo.validate import parse_date
-from zoneplan.commands.core import add_db_option
+from zoneplan.commands.core import add_db_option, open_db
 from zoneplan.numbers import count, tenge
 
 #: How each target's actual and target values read.
@@ -46,7 +45,7 @@ def cmd_kpi(args: argparse.Namespace) -> int:
         as_of = parse_date(args.as_of) if args.as_of else None
     except ValueError as err:
         raise ValueError(f"--as-of: {err}") from None
-    store = open_store(args.db or default_db())
+    store = open_db(args)
     report = kpi(store.snapshot((*FEATURE_LAYERS, "targets")), as_of=as_of, today=args.today)
     if args.json:
         json.dump(report, sys.stdout, ensure_ascii=False, indent=2, allow_nan=False)
