@@ -8,10 +8,12 @@ from pathlib import Path
 from geo.crs import DEFAULT_EPSG
 from geo.store.base import (
     Conflict,
+    Contains,
     Invalid,
     ListHas,
     NotFound,
     Null,
+    Prefix,
     Range,
     Session,
     Store,
@@ -24,10 +26,12 @@ DEFAULT_DB = "data/zone.gpkg"
 
 __all__ = [
     "Conflict",
+    "Contains",
     "Invalid",
     "ListHas",
     "NotFound",
     "Null",
+    "Prefix",
     "Range",
     "Session",
     "Store",

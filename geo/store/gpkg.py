@@ -25,6 +25,7 @@ from geo.crs import DEFAULT_EPSG
 from geo.io.formats import GPKG_VERSION, to_arrow, typed_table
 from geo.layers import LAYERS, Layer, get_layer
 from geo.store.base import (
+    SEARCH_KEYS,
     Bbox,
     Conflict,
     Invalid,
@@ -76,6 +77,20 @@ def _column_values(layer: Layer, name: str, column: pd.Series) -> list[Any]:
     return list(values)
 
 
+def _search_key(column: str) -> str:
+    """A text column's search key in SQL, as the search index holds it (Latin case folded)."""
+    return f"lower(replace({column}, ' ', ''))"
+
+
+def search_indexes(layer: Layer) -> list[str]:
+    """``CREATE INDEX`` statements of ``layer``'s search keys (:data:`SEARCH_KEYS`)."""
+    return [
+        f"CREATE INDEX IF NOT EXISTS {_q(f'{layer.name}_{name}_search')} ON {_q(layer.name)} "
+        f"({_search_key(_q(name))}, {_q(layer.key)})"
+        for name in SEARCH_KEYS.get(layer.name, ())
+    ]
+
+
 def _select(
     layer: Layer, bbox: Bbox | None, where: Where | None, what: str, exact: bool = False
 ) -> tuple[str, list[Any]]:
@@ -111,6 +126,14 @@ def _select(
             tests = [f"{column} {sign} ?" for sign, v in zip((">=", "<="), value) if v is not None]
             clauses.append(f"({column} IS NULL OR ({' AND '.join(tests or ['1'])}))")
             params += [_sql_value(v) for v in value if v is not None]
+        elif op == "prefix":  # a range on the search index
+            clauses.append(f"{_search_key(column)} >= ?")
+            if value[1] is not None:
+                clauses.append(f"{_search_key(column)} < ?")
+            params += [v for v in value if v is not None]
+        elif op == "contains":
+            clauses.append(f"instr(ZP_SearchKey({column}), ?) > 0")
+            params.append(value)
         else:
             clauses.append(f"{column} {op} ?")
             params.append(_sql_value(value))
@@ -154,7 +177,12 @@ class GpkgReader(Reader):
         """Rows as SQLite gives them (a writer's transaction already locks the file, so
         ``for_update`` needs nothing more)."""
         sql, params = _select(lyr, bbox, where, ", ".join(f"t.{_q(c)}" for c in columns), exact)
-        if order is not None:
+        if order is not None and order[2]:
+            sql += (
+                f" ORDER BY {_search_key(f't.{_q(order[0])}')} {'DESC' if order[1] else 'ASC'}, "
+                f"t.{_q(lyr.key)}"
+            )
+        elif order is not None:
             sql += f" ORDER BY t.{_q(order[0])} {'DESC' if order[1] else 'ASC'}, t.fid"
         if limit is not None or offset:
             sql += " LIMIT ? OFFSET ?"
@@ -223,6 +251,27 @@ class GpkgStore(SqlStore):
         self.epsg = check_crs(str(self.path), srs[0], epsg)
         if missing:
             self._add_tables(missing)
+        self._add_search_indexes()
+
+    def _add_search_indexes(self) -> None:
+        """Index the search keys of a store made before they were (one pass per field)."""
+        wanted = [
+            f"{layer}_{name}_search" for layer, names in SEARCH_KEYS.items() for name in names
+        ]
+        with self._conn() as conn:
+            have = {
+                r[0]
+                for r in conn.execute(
+                    f"SELECT name FROM sqlite_master WHERE type = 'index' AND name IN "
+                    f"({', '.join('?' * len(wanted))})",
+                    wanted,
+                )
+            }
+            if have != set(wanted):
+                with wrapped(f"indexing the search keys of {self.path}"):
+                    for layer in SEARCH_KEYS:
+                        for statement in search_indexes(get_layer(layer)):
+                            conn.execute(statement)
 
     def _add_tables(self, names: list[str]) -> None:
         """Create the tables a newer schema added (a store made by an older version)."""
@@ -282,6 +331,8 @@ class GpkgStore(SqlStore):
                         f"CREATE UNIQUE INDEX {_q(layer.name + '_key')} "
                         f"ON {_q(layer.name)} ({_q(layer.key)})"
                     )
+                    for statement in search_indexes(layer):
+                        conn.execute(statement)
             if fill is not None:
                 with cls(tmp).transaction("system") as session:
                     fill(session)

@@ -10,7 +10,7 @@ from psycopg import sql
 
 from geo.crs import DEFAULT_EPSG, parse_epsg
 from geo.layers import LAYERS, Field, Layer
-from geo.store.base import Conflict, NotFound, StoreError
+from geo.store.base import SEARCH_KEYS, Conflict, NotFound, StoreError
 from geo.store.rows import GEOM
 
 META, MIGRATIONS, REVISIONS = "zoneplan_meta", "zoneplan_migrations", "zoneplan_revisions"
@@ -35,6 +35,21 @@ def column_type(fld: Field) -> sql.Composable:
 
 def _geometry_type(lyr: Layer, epsg: int) -> sql.Composable:
     return sql.SQL("geometry({}, {})").format(sql.SQL(str(lyr.geometry)), sql.Literal(epsg))
+
+
+def search_key(column: sql.Composable) -> sql.Composable:
+    """A text column's search key in SQL, as the search index holds it: lowercase, spaces
+    removed, compared bytewise (``COLLATE "C"``) so prefix ranges are exact."""
+    return sql.SQL("(lower(replace({}, ' ', '')) COLLATE \"C\")").format(column)
+
+
+def _search_index(lyr: Layer, name: str) -> sql.Composed:
+    return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({}, {})").format(
+        sql.Identifier(f"{lyr.name}_{name}_search"),
+        sql.Identifier(lyr.name),
+        search_key(sql.Identifier(name)),
+        sql.Identifier(lyr.key),
+    )
 
 
 def create_layer(cur: psycopg.Cursor, lyr: Layer, epsg: int) -> None:
@@ -63,6 +78,8 @@ def create_layer(cur: psycopg.Cursor, lyr: Layer, epsg: int) -> None:
                 sql.Identifier(GEOM),
             )
         )
+    for name in SEARCH_KEYS.get(lyr.name, ()):
+        cur.execute(_search_index(lyr, name))
     cur.execute(
         sql.SQL("COMMENT ON TABLE {} IS {}").format(
             sql.Identifier(lyr.name), sql.Literal(lyr.label)
@@ -123,11 +140,25 @@ def _missing(conn: psycopg.Connection, epsg: int) -> list[tuple[str, Any]]:
         "WHERE table_schema = current_schema()"
     ):
         have.setdefault(table, set()).add(column)
+    indexes = {
+        r[0]
+        for r in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+        )
+    }
     out: list[tuple[str, Any]] = []
     for lyr in LAYERS.values():
         if lyr.name not in have:
             out.append((f"add layer {lyr.name}", lambda cur, lyr=lyr: create_layer(cur, lyr, epsg)))
             continue
+        for name in SEARCH_KEYS.get(lyr.name, ()):
+            if f"{lyr.name}_{name}_search" not in indexes:
+                out.append(
+                    (
+                        f"index the search keys of {lyr.name}.{name}",
+                        lambda cur, lyr=lyr, name=name: cur.execute(_search_index(lyr, name)),
+                    )
+                )
         for fld in lyr.fields:
             if fld.name not in have[lyr.name]:
                 out.append(

@@ -37,6 +37,7 @@ from geo.store.pg_schema import (
     check_schema,
     column_type,
     first_line,
+    search_key,
     table_names,
     upgrade,
 )
@@ -135,6 +136,16 @@ def _condition(lyr: Layer, cond: Condition) -> tuple[sql.Composable, list[Any]]:
             ).format(c=column),
             list(value),
         )
+    if op == "prefix":  # a range on the search index
+        key = search_key(column)
+        if value[1] is None:
+            return sql.SQL("{} >= %s").format(key), [value[0]]
+        return sql.SQL("{k} >= %s AND {k} < %s").format(k=key), list(value)
+    if op == "contains":
+        return (
+            sql.SQL("strpos(lower(regexp_replace({}, '\\s', '', 'g')), %s) > 0").format(column),
+            [value],
+        )
     if op == "range|null":
         bounds = [(sign, v) for sign, v in zip((">=", "<="), value) if v is not None]
         tests = [sql.SQL("{} {} %s").format(column, sql.SQL(sign)) for sign, _ in bounds]
@@ -212,10 +223,14 @@ class PgReader(Reader):
         query, params = _select(lyr, _columns(columns), bbox, where, exact, epsg=self.epsg)
         if order is not None:
             # Missing values sort as SQLite sorts them, so both backends page alike.
-            direction = "DESC NULLS LAST" if order[1] else "ASC NULLS FIRST"
-            query += sql.SQL(" ORDER BY t.{} {}, t.fid").format(
-                sql.Identifier(order[0]), sql.SQL(direction)
-            )
+            direction = sql.SQL("DESC NULLS LAST" if order[1] else "ASC NULLS FIRST")
+            column = sql.SQL("t.{}").format(sql.Identifier(order[0]))
+            if order[2]:  # by search key, as the search index holds them
+                query += sql.SQL(" ORDER BY {} {}, t.{}").format(
+                    search_key(column), direction, sql.Identifier(lyr.key)
+                )
+            else:
+                query += sql.SQL(" ORDER BY {} {}, t.fid").format(column, direction)
         if limit is not None:
             query += sql.SQL(" LIMIT %s")
             params.append(int(limit))

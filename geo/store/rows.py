@@ -19,6 +19,7 @@ from geo.store.base import (
     Conflict,
     Invalid,
     NotFound,
+    Prefix,
     Session,
     Store,
     StoreError,
@@ -34,8 +35,9 @@ from geo.validate import Problem
 #: The geometry column of every feature table (both backends).
 GEOM = "geom"
 
-Order = tuple[str, bool]
-"""A field to sort by and whether descending."""
+Order = tuple[str, bool, bool]
+"""A field to sort by, whether descending, and whether by its search key
+(:func:`geo.store.base.search_key`, as the search-key index holds it)."""
 
 
 def check_crs(where: str, have: int, want: int | None) -> int:
@@ -67,7 +69,7 @@ def order_of(lyr: Layer, order_by: str | None) -> Order:
     name = order.lstrip("-")
     if not lyr.has(name):
         raise Invalid([Problem(None, None, "sort", f"{lyr.name} has no field {name!r}")])
-    return name, order.startswith("-")
+    return name, order.startswith("-"), False
 
 
 def _iso(fld: Field, value: Any) -> Any:
@@ -200,6 +202,22 @@ class Reader(ABC):
         if lyr.is_feature:
             return gpd.GeoDataFrame(frame, geometry=self.decode(list(cols[GEOM])), crs=self.epsg)
         return frame
+
+    def find(
+        self, lyr: Layer, field: str, text: str, *, where: Where | None, limit: int
+    ) -> pd.DataFrame:
+        """See :meth:`geo.store.base.Store.find`."""
+        if field in (where or {}):
+            raise Invalid([Problem(None, None, field, "searched and filtered at once")])
+        columns = lyr.names + ([GEOM] if lyr.is_feature else [])
+        rows = self.select(
+            lyr,
+            columns,
+            where={**(where or {}), field: Prefix(text)},
+            order=(field, False, True),
+            limit=limit,
+        )
+        return self.frame(lyr, rows, columns)
 
     def keys(self, lyr: Layer, *, where: Where | None = None) -> list[str]:
         """The ids of the matching rows (nothing else read nor decoded)."""
@@ -470,6 +488,13 @@ class SqlStore(Store):
         lyr = get_layer(layer)
         with self._reader(f"counting {layer}") as reader:
             return reader.count(lyr, bbox=bbox, where=where, exact=exact)
+
+    def find(
+        self, layer: str, field: str, text: str, *, where: Where | None = None, limit: int = 10
+    ) -> pd.DataFrame:
+        lyr = get_layer(layer)
+        with self._reader(f"searching {layer}") as reader:
+            return reader.find(lyr, field, text, where=where, limit=limit)
 
     def keys(self, layer: str, *, where: Where | None = None) -> list[str]:
         lyr = get_layer(layer)
