@@ -6,6 +6,7 @@ import re
 from functools import lru_cache
 
 import geopandas as gpd
+import pandas as pd
 from pyproj import CRS, Transformer
 from pyproj.aoi import AreaOfInterest
 from pyproj.database import query_crs_info
@@ -27,6 +28,26 @@ def working_crs() -> CRS:
 @lru_cache(maxsize=16)
 def _crs(epsg: int) -> CRS:
     return CRS.from_epsg(epsg)
+
+
+def crs_of(epsg: int) -> CRS:
+    """The (cached) pyproj CRS of an EPSG code."""
+    return _crs(epsg)
+
+
+def epsg_of(frame: pd.DataFrame) -> int:
+    """The EPSG code a GeoDataFrame declares (a store's reads declare the store's).
+
+    Raises
+    ------
+    ValueError
+        When it declares no CRS with an EPSG code.
+    """
+    crs = getattr(frame, "crs", None)
+    epsg = crs.to_epsg() if crs is not None else None
+    if epsg is None:
+        raise ValueError("the data carries no EPSG CRS")
+    return int(epsg)
 
 
 def parse_epsg(text: str | int) -> int:

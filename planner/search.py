@@ -126,7 +126,7 @@ def find_plots(
         if order[3] not in seen and len(hits) < query.limit:
             seen.add(order[3])
             hits.append((field, row, not order[0]))
-    geoms = to_geojson_geometries([row["geometry"] for _, row, _ in hits])
+    geoms = to_geojson_geometries([row["geometry"] for _, row, _ in hits], epsg=store.epsg)
     return [
         SearchHit(
             plot_id=str(row["plot_id"]),

@@ -170,3 +170,26 @@ def test_api_search_is_in_the_openapi_document(client):
     op = doc["paths"]["/api/search"]["get"]
     assert {p["name"] for p in op["parameters"]} == {"q", "limit"}
     assert "SearchResults" in doc["components"]["schemas"]
+
+
+def test_a_store_in_another_crs_is_searched_and_answered_in_wgs84(tmp_path):
+    """The CRS is the store's own: a plot stored in EPSG:32642 is found and outlined where it
+    lies."""
+    import geopandas as gpd
+    import shapely
+
+    from geo.crs import transformer
+    from geo.store import create_store
+
+    store = create_store(tmp_path / "z42.gpkg", epsg=32642)
+    box = shapely.box(650_000, 4_799_000, 650_100, 4_799_100)  # in EPSG:32643
+    store.insert(
+        "plots",
+        gpd.GeoDataFrame({"plot_id": ["Q-1"], "status": ["available"]}, geometry=[box], crs=32643),
+    )
+    hit = find_plots(store, SearchQuery(q="q-1"), role="public")[0]
+    assert hit.plot_id == "Q-1" and hit.exact
+    assert hit.bbox == pytest.approx(
+        transformer(32643, 4326).transform_bounds(*box.bounds), abs=1e-6
+    )
+    store.close()

@@ -312,6 +312,8 @@ class Session(ABC):
     """
 
     user: str
+    #: The store's CRS (see :attr:`Store.epsg`).
+    epsg: int
 
     @abstractmethod
     def read(

@@ -132,7 +132,8 @@ def _select(
                 clauses.append(f"{_search_key(column)} < ?")
             params += [v for v in value if v is not None]
         elif op == "contains":
-            clauses.append(f"instr(ZP_SearchKey({column}), ?) > 0")
+            # NULLs first, so the Python search key runs only on text
+            clauses.append(f"({column} IS NOT NULL AND instr(ZP_SearchKey({column}), ?) > 0)")
             params.append(value)
         else:
             clauses.append(f"{column} {op} ?")

@@ -251,6 +251,7 @@ class RowSession(Session):
     def __init__(self, user: str, reader: Reader):
         self.user = user
         self.reader = reader
+        self.epsg = reader.epsg
         self._touched: set[str] = set()
         self._reshaped: set[str] = set()  # layers whose geometries (so extent) changed
         self._audit: list[tuple[Any, ...]] = []
