@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -22,10 +21,9 @@ import shapely
 
 from geo import tiles
 from geo.crs import DEFAULT_EPSG
-from geo.io.formats import GPKG_VERSION, to_arrow, typed_table
+from geo.io.formats import typed_table
 from geo.layers import LAYERS, Layer, get_layer
 from geo.store.base import (
-    SEARCH_KEYS,
     Bbox,
     Conflict,
     Invalid,
@@ -35,6 +33,14 @@ from geo.store.base import (
     compile_where,
 )
 from geo.store.gpkg_geom import connect, decode_geometries, encode_geometries
+from geo.store.gpkg_schema import (
+    add_fields,
+    add_search_indexes,
+    create_indexes,
+    create_layer,
+    search_key,
+)
+from geo.store.gpkg_schema import quote as _q
 from geo.store.rows import GEOM, Order, Reader, RowSession, SqlStore, check_crs
 from geo.validate import Problem
 
@@ -42,11 +48,6 @@ from geo.validate import Problem
 BULK_ROWS = 1_000
 #: The page cache of a bulk insert, KiB (the default 2 MB spills to the journal mid-way).
 BULK_CACHE_KIB = 256 * 1024
-
-
-def _q(name: str) -> str:
-    """Quote an identifier that comes from the schema (never from a request)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 @contextmanager
@@ -75,20 +76,6 @@ def _column_values(layer: Layer, name: str, column: pd.Series) -> list[Any]:
     if layer.has(name) and layer.field(name).type == "bool":
         return [None if v is None else int(v) for v in values]
     return list(values)
-
-
-def _search_key(column: str) -> str:
-    """A text column's search key in SQL, as the search index holds it (Latin case folded)."""
-    return f"lower(replace({column}, ' ', ''))"
-
-
-def search_indexes(layer: Layer) -> list[str]:
-    """``CREATE INDEX`` statements of ``layer``'s search keys (:data:`SEARCH_KEYS`)."""
-    return [
-        f"CREATE INDEX IF NOT EXISTS {_q(f'{layer.name}_{name}_search')} ON {_q(layer.name)} "
-        f"({_search_key(_q(name))}, {_q(layer.key)})"
-        for name in SEARCH_KEYS.get(layer.name, ())
-    ]
 
 
 def _select(
@@ -127,9 +114,9 @@ def _select(
             clauses.append(f"({column} IS NULL OR ({' AND '.join(tests or ['1'])}))")
             params += [_sql_value(v) for v in value if v is not None]
         elif op == "prefix":  # a range on the search index
-            clauses.append(f"{_search_key(column)} >= ?")
+            clauses.append(f"{search_key(column)} >= ?")
             if value[1] is not None:
-                clauses.append(f"{_search_key(column)} < ?")
+                clauses.append(f"{search_key(column)} < ?")
             params += [v for v in value if v is not None]
         elif op == "contains":
             # NULLs first, so the Python search key runs only on text
@@ -180,7 +167,7 @@ class GpkgReader(Reader):
         sql, params = _select(lyr, bbox, where, ", ".join(f"t.{_q(c)}" for c in columns), exact)
         if order is not None and order[2]:
             sql += (
-                f" ORDER BY {_search_key(f't.{_q(order[0])}')} {'DESC' if order[1] else 'ASC'}, "
+                f" ORDER BY {search_key(f't.{_q(order[0])}')} {'DESC' if order[1] else 'ASC'}, "
                 f"t.{_q(lyr.key)}"
             )
         elif order is not None:
@@ -252,39 +239,17 @@ class GpkgStore(SqlStore):
         self.epsg = check_crs(str(self.path), srs[0], epsg)
         if missing:
             self._add_tables(missing)
-        self._add_search_indexes()
-
-    def _add_search_indexes(self) -> None:
-        """Index the search keys of a store made before they were (one pass per field)."""
-        wanted = [
-            f"{layer}_{name}_search" for layer, names in SEARCH_KEYS.items() for name in names
-        ]
-        with self._conn() as conn:
-            have = {
-                r[0]
-                for r in conn.execute(
-                    f"SELECT name FROM sqlite_master WHERE type = 'index' AND name IN "
-                    f"({', '.join('?' * len(wanted))})",
-                    wanted,
-                )
-            }
-            if have != set(wanted):
-                with wrapped(f"indexing the search keys of {self.path}"):
-                    for layer in SEARCH_KEYS:
-                        for statement in search_indexes(get_layer(layer)):
-                            conn.execute(statement)
+        with self._conn() as conn, wrapped(f"upgrading {self.path}"):
+            add_fields(conn)
+            add_search_indexes(conn)
 
     def _add_tables(self, names: list[str]) -> None:
         """Create the tables a newer schema added (a store made by an older version)."""
         for name in names:
             try:
-                _create_layer(str(self.path), get_layer(name), self.epsg)
+                create_layer(str(self.path), get_layer(name), self.epsg)
                 with self._conn() as conn:
-                    layer = get_layer(name)
-                    conn.execute(
-                        f"CREATE UNIQUE INDEX IF NOT EXISTS {_q(layer.name + '_key')} "
-                        f"ON {_q(layer.name)} ({_q(layer.key)})"
-                    )
+                    create_indexes(conn, get_layer(name))
             except Exception as err:  # another process may have created it meanwhile
                 with self._conn() as conn:
                     made = conn.execute(
@@ -325,15 +290,10 @@ class GpkgStore(SqlStore):
         os.unlink(tmp)
         try:
             for layer in LAYERS.values():
-                _create_layer(tmp, layer, epsg)
+                create_layer(tmp, layer, epsg)
             with connect(tmp) as conn:
                 for layer in LAYERS.values():
-                    conn.execute(
-                        f"CREATE UNIQUE INDEX {_q(layer.name + '_key')} "
-                        f"ON {_q(layer.name)} ({_q(layer.key)})"
-                    )
-                    for statement in search_indexes(layer):
-                        conn.execute(statement)
+                    create_indexes(conn, layer)
             if fill is not None:
                 with cls(tmp).transaction("system") as session:
                     fill(session)
@@ -439,28 +399,6 @@ class GpkgStore(SqlStore):
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-
-
-def _create_layer(path: str, layer: Layer, epsg: int) -> None:
-    empty = (
-        gpd.GeoDataFrame({f.name: [] for f in layer.fields}, geometry=[], crs=epsg)
-        if layer.is_feature
-        else pd.DataFrame({f.name: [] for f in layer.fields})
-    )
-    table = to_arrow(layer, empty, layer.fields)
-    options = {"GEOMETRY_NAME": GEOM, "SPATIAL_INDEX": "YES"} if layer.is_feature else {}
-    pyogrio.write_arrow(
-        table,
-        path,
-        layer=layer.name,
-        driver="GPKG",
-        geometry_name="geometry" if layer.is_feature else None,
-        geometry_type=layer.geometry if layer.is_feature else None,
-        crs=f"EPSG:{epsg}" if layer.is_feature else None,
-        layer_options={**options, "DESCRIPTION": layer.label, "IDENTIFIER": layer.name},
-        dataset_options=None if os.path.exists(path) else {"VERSION": GPKG_VERSION},
-        append=os.path.exists(path),
-    )
 
 
 class GpkgSession(RowSession):
