@@ -428,7 +428,8 @@ def _streets(
     )
     joined = (access.asset_id,) if access is not None and access.kind == "road" else ()
     existing = existing_streets(site.layer("roads"), site.area, also=joined)
-    existing = existing.set_geometry(local(_geoms(existing)), crs=None)
+    # in the site's local frame: no CRS
+    existing = gpd.GeoDataFrame(existing.drop(columns="geometry"), geometry=local(_geoms(existing)))
     if params.streets != "generated":
         if not len(existing):
             raise SubdivisionError(
