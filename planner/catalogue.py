@@ -31,7 +31,7 @@ from pydantic import (
     field_validator,
 )
 
-from geo.crs import WEB_DECIMALS, WORKING_EPSG
+from geo.crs import WEB_DECIMALS, epsg_of
 from geo.i18n import N_
 from geo.layers import PLOT_STATUSES, SECTORS, get_layer, parse_sectors
 from geo.store import Range, Store
@@ -382,7 +382,7 @@ class PlotPage:
 
     def feature_collection(self) -> dict[str, Any]:
         """A WGS84 GeoJSON FeatureCollection with ``numberMatched``/``numberReturned``."""
-        geoms = to_geojson_geometries(self.rows.geometry.values)
+        geoms = to_geojson_geometries(self.rows.geometry.values, epsg=epsg_of(self.rows))
         features = [
             {"type": "Feature", "id": props["plot_id"], "geometry": geom, "properties": props}
             for props, geom in zip(self.records(), geoms)
@@ -407,9 +407,9 @@ def plot_properties(row: Mapping[Any, Any], view: PlotView) -> dict[str, Any]:
     return out
 
 
-def _empty_plots() -> gpd.GeoDataFrame:
+def _empty_plots(epsg: int) -> gpd.GeoDataFrame:
     layer = get_layer("plots")
-    frame = gpd.GeoDataFrame({name: [] for name in layer.names}, geometry=[], crs=WORKING_EPSG)
+    frame = gpd.GeoDataFrame({name: [] for name in layer.names}, geometry=[], crs=epsg)
     for column in FACT_COLUMNS:
         frame[column] = []
     return frame
@@ -448,9 +448,9 @@ def search(
     """
     view = plot_view(role)
     where: dict[str, Any] | None = view.where(filters.status)
-    bbox = working_bbox(filters.bbox)
-    if bbox is not None and not bbox:  # outside the working CRS's area: nothing matches
-        return PlotPage(filters, 0, _empty_plots(), view)
+    bbox = working_bbox(filters.bbox, store.epsg)
+    if bbox is not None and not bbox:  # outside the store CRS's area: nothing matches
+        return PlotPage(filters, 0, _empty_plots(store.epsg), view)
     where = {**(where or {}), **filters.area_where()} or None
     as_of = filters.as_of
     if filters.servicing_filters and servicing is None:
@@ -551,6 +551,6 @@ def plot_feature(rows: pd.DataFrame, role: str | None) -> dict[str, Any]:
     return {
         "type": "Feature",
         "id": props["plot_id"],
-        "geometry": to_geojson_geometries(rows.geometry.values)[0],
+        "geometry": to_geojson_geometries(rows.geometry.values, epsg=epsg_of(rows))[0],
         "properties": props,
     }

@@ -129,13 +129,14 @@ class Deps:
 
 
 def init_app(app: Flask, store: Store | None = None) -> Deps:
-    """Open the store named by ``ZONEPLAN_DB`` (unless given) and attach it to ``app``.
+    """Open the store named by ``ZONEPLAN_DB`` (unless given; checked against
+    ``ZONEPLAN_EPSG`` when that is configured) and attach it to ``app``.
 
     ``app.config["ZONEPLAN_CACHE"]`` may hold a :class:`RevisionCache` to share.
     """
     fixed = app.config.get("ZONEPLAN_TODAY")
     deps = Deps(
-        store or open_store(app.config["ZONEPLAN_DB"]),
+        store or open_store(app.config["ZONEPLAN_DB"], epsg=app.config.get("ZONEPLAN_EPSG")),
         app.config.get("ZONEPLAN_CACHE"),
         (lambda: fixed) if fixed else dt.date.today,
     )

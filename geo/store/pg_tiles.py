@@ -21,8 +21,9 @@ def vector_tile(
     properties: Sequence[str],
     where: Where | None,
     select: Callable[..., tuple[sql.Composed, list[Any]]],
+    epsg: int,
 ) -> bytes:
-    """One tile of ``lyr`` as :func:`geo.tiles.encode` cuts it, encoded by the database.
+    """One tile of ``lyr`` (stored in CRS ``epsg``) as :func:`geo.tiles.encode` cuts it, encoded by the database.
 
     The rows are the same R-tree (GiST) and ``where`` selection as the generic encoder's;
     geometries are projected to Web Mercator, clipped to the tile plus
@@ -46,7 +47,7 @@ def vector_tile(
         fid=sql.SQL(tiles.FEATURE_ID_SQL).format(key),
         columns=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(n)) for n in names),
     )
-    rows, params = select(lyr, what, tile.working_bbox(), where)
+    rows, params = select(lyr, what, tile.working_bbox(epsg), where, epsg=epsg)
     # MATERIALIZED: each geometry is cut once (inlined, the planner would repeat the
     # clip-and-simplify expression in the filter and again in the output).
     query = sql.SQL(
