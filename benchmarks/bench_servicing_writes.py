@@ -79,7 +79,7 @@ class Writer:
         accounts.set_lang(self.store, "investor", ("en", "ru")[self.lang % 2])
 
     def _plot(self) -> str:
-        return f"S-{self.rng.randrange(self.n):06d}"
+        return f"S-{self.rng.randrange(self.n):07d}"
 
     def plot_edit(self) -> None:
         pid = self._plot()

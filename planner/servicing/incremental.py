@@ -17,8 +17,10 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 import geopandas as gpd
@@ -27,9 +29,10 @@ import pandas as pd
 import shapely
 
 from geo.layers import LAYERS
-from planner.servicing.core import frame_of, geometries
+from planner.servicing.core import Lazy, frame_of, geometries
 from planner.servicing.evaluate import Answer, Evaluation, concat, evaluate, put, take
 from planner.servicing.rules import Scenario
+from planner.servicing.sites import Sites
 
 if TYPE_CHECKING:
     from planner.servicing.model import ServicingModel
@@ -41,8 +44,10 @@ def update(
     plots: gpd.GeoDataFrame | None = None,
     assets: Mapping[str, pd.DataFrame] | None = None,
     today: dt.date | None = None,
+    edited: np.ndarray | None = None,
 ) -> ServicingModel:
-    """``m`` after a write (see :meth:`ServicingModel.updated`)."""
+    """``m`` after a write (see :meth:`ServicingModel.updated`); ``edited``: when the
+    plots are ``m``'s in the same order, the positions of those that may differ."""
     today = today or m.today
     changed = {name: frame_of(assets, name) for name in assets or {}} if assets else {}
     if any(reshaped(m.layers[name], frame, LAYERS[name].key) for name, frame in changed.items()):
@@ -65,12 +70,63 @@ def update(
     new._cache = OrderedDict(m._cache)  # shortest paths and rail blockers: geometry only
     new._derived = OrderedDict()  # headroom and readiness: plots and asset attributes
     new._evals = OrderedDict(m._evals)  # per usable set: valid while geometry is
+    new._pending = OrderedDict(m._pending)
     if changed or today != m.today:
         new.today = today
         new._build_assets()
-    if plots is not None:
+    if plots is not None and edited is not None:
+        _edit_plots(new, m, frame_of({"plots": plots}, "plots"), edited)
+    elif plots is not None:
         _take_plots(new, m, frame_of({"plots": plots}, "plots"))
     return new
+
+
+def edited_in_place(m: ServicingModel, rows: gpd.GeoDataFrame | None) -> np.ndarray | None:
+    """Positions in ``m`` of the plots ``rows`` (changed rows, as stored) when every one
+    is a plot ``m`` holds, else None."""
+    if rows is None or not len(rows):
+        return None
+    pos = m._plot_index.get_indexer(pd.Index(rows["plot_id"].astype(str).to_numpy(dtype=object)))
+    if (pos < 0).any() or len(np.unique(pos)) != len(pos):
+        return None
+    return np.asarray(pos, dtype=np.intp)
+
+
+def _edit_plots(
+    new: ServicingModel, old: ServicingModel, plots: gpd.GeoDataFrame, edited: np.ndarray
+) -> None:
+    """Give ``new`` the plots ``plots``: ``old``'s, in order, changed at ``edited`` only.
+
+    Only the moved plots are joined and evaluated; the kept evaluations are patched
+    for them when first asked for (see :meth:`ModelBase.plot_eval`)."""
+    geoms = geometries(plots)
+    moved = edited[~_same_geometry(geometries(old.layers["plots"])[edited], geoms[edited])]
+    if len(moved) == 0:
+        new._set_plots(plots, old._plot_sites, same_ids=old)
+        return
+    joined = new._sites(geoms[moved])
+    new._set_plots(plots, old._plot_sites.replaced(moved, joined), same_ids=old)
+    new._evals = OrderedDict()
+    new._pending = OrderedDict(
+        (ukey, (usable, Lazy(partial(_put_rows, weakref.ref(new), joined, usable, ev, moved))))
+        for ukey, (usable, ev) in old._evals.items()
+    )
+
+
+def _put_rows(
+    model: weakref.ref[ServicingModel],
+    joined: Sites,
+    usable: np.ndarray,
+    ev: Evaluation,
+    rows: np.ndarray,
+) -> Evaluation:
+    """``ev`` with the plots at ``rows`` (sites ``joined``) evaluated again (by the model
+    asking, held weakly so that its pending patches do not keep it alive)."""
+    m = model()
+    if m is None:
+        raise RuntimeError("the servicing model of this patch is gone")
+    part = evaluate(m, joined, _usable_only(usable))
+    return {u: put(a, rows, part[u]) for u, a in ev.items()}
 
 
 def merged_plots(
@@ -171,6 +227,7 @@ def _take_plots(new: ServicingModel, old: ServicingModel, plots: gpd.GeoDataFram
             },
         )
     new._evals = evals
+    new._pending = OrderedDict()  # not asked for since the last plot write: dropped
 
 
 def _patched(
