@@ -216,13 +216,15 @@ class ModelBase:
         """Take ``plots`` (and their ``sites``) as the model's plots; ``same_ids``: a model
         holding the same plot ids in the same order (its id index is reused)."""
         self.layers["plots"] = plots
+        self.plot_ids: np.ndarray
+        self._plot_index: pd.Index
         if same_ids is not None:
             self.plot_ids, self._plot_index = same_ids.plot_ids, same_ids._plot_index
         else:
             self.plot_ids = (
                 plots["plot_id"].astype(str).to_numpy() if len(plots) else np.zeros(0, object)
             )
-            self._plot_index = pd.Index(self.plot_ids.astype(object))
+            self._plot_index = pd.Index(self.plot_ids.astype(object), dtype=object)
         self._plot_sites = sites
         demand = plots.reindex(columns=["power_kw", "water_m3d"])
         self._plot_power = pd.to_numeric(demand["power_kw"], errors="coerce").to_numpy(float)
@@ -364,7 +366,9 @@ class ModelBase:
             pending = self._pending.get(ukey)
         if pending is None:
             return None
-        ev = pending[1].get()  # outside the model's lock: patching evaluates plots
+        ev = pending[1].get(
+            cast("ServicingModel", self)
+        )  # outside the model's lock: patching evaluates plots
         with self._lock:
             if self._pending.get(ukey) is pending:
                 del self._pending[ukey]
@@ -408,19 +412,19 @@ class ModelBase:
 
 
 class Lazy:
-    """A value built by the first caller of :meth:`get`; the others wait for it."""
+    """An evaluation built by the first model to ask for it; the others wait for it."""
 
-    def __init__(self, build: Callable[[], Evaluation]):
-        self._build: Callable[[], Evaluation] | None = build
+    def __init__(self, build: Callable[[ServicingModel], Evaluation]):
+        self._build: Callable[[ServicingModel], Evaluation] | None = build
         self._value: Evaluation | None = None
         self._lock = threading.Lock()
 
-    def get(self) -> Evaluation:
-        """The value (built now if it is not yet)."""
+    def get(self, model: ServicingModel) -> Evaluation:
+        """The evaluation (built now by ``model`` if it is not yet)."""
         with self._lock:
             if self._value is None:
                 assert self._build is not None
-                self._value = self._build()
+                self._value = self._build(model)
                 self._build = None  # frees what building needed
             return self._value
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import threading
-import weakref
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -108,23 +107,16 @@ def _edit_plots(
     new._set_plots(plots, old._plot_sites.replaced(moved, joined), same_ids=old)
     new._evals = OrderedDict()
     new._pending = OrderedDict(
-        (ukey, (usable, Lazy(partial(_put_rows, weakref.ref(new), joined, usable, ev, moved))))
+        (ukey, (usable, Lazy(partial(_put_rows, joined, usable, ev, moved))))
         for ukey, (usable, ev) in old._evals.items()
     )
 
 
 def _put_rows(
-    model: weakref.ref[ServicingModel],
-    joined: Sites,
-    usable: np.ndarray,
-    ev: Evaluation,
-    rows: np.ndarray,
+    joined: Sites, usable: np.ndarray, ev: Evaluation, rows: np.ndarray, m: ServicingModel
 ) -> Evaluation:
-    """``ev`` with the plots at ``rows`` (sites ``joined``) evaluated again (by the model
-    asking, held weakly so that its pending patches do not keep it alive)."""
-    m = model()
-    if m is None:
-        raise RuntimeError("the servicing model of this patch is gone")
+    """``ev`` with the plots at ``rows`` (sites ``joined``) evaluated again by ``m`` (the
+    model asking: any model over the same networks and asset rows)."""
     part = evaluate(m, joined, _usable_only(usable))
     return {u: put(a, rows, part[u]) for u, a in ev.items()}
 
@@ -138,7 +130,7 @@ def merged_plots(
     """``plots`` with ``rows`` in place of the plots of the same id (the others appended)
     and the ``removed`` ids dropped; positions of the other plots kept.  ``ids``: the
     plots' ids as an index, if one is at hand (its hash table is reused)."""
-    out = plots.copy()
+    out = plots.copy(deep=False)  # copy-on-write: only the columns set below are copied
     if ids is None:
         ids = pd.Index(out["plot_id"].astype(str).to_numpy(dtype=object))
     if rows is not None and len(rows):
@@ -148,9 +140,13 @@ def merged_plots(
         if old.any():
             at = pos[old]
             for column in out.columns:
-                if column in rows.columns:
-                    position = int(out.columns.get_loc(column))  # type: ignore[arg-type]
-                    out.iloc[at, position] = rows[column].to_numpy()[old]
+                if column not in rows.columns:
+                    continue
+                value = rows[column].to_numpy()[old]
+                if _same_values(out[column].to_numpy()[at], value):
+                    continue  # an edit sets a few columns: the others are not copied
+                position = int(out.columns.get_loc(column))  # type: ignore[arg-type]
+                out.iloc[at, position] = value
         if (~old).any():
             added = rows.loc[~old, [c for c in out.columns if c in rows.columns]]
             out = pd.concat([out, added], ignore_index=True)
@@ -159,6 +155,13 @@ def merged_plots(
         drop = ids.get_indexer(pd.Index([str(r) for r in removed], dtype=object))
         out = out.drop(index=out.index[drop[drop >= 0]]).reset_index(drop=True)
     return gpd.GeoDataFrame(out, geometry="geometry", crs=plots.crs)
+
+
+def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two short arrays hold the same values (missing equal to missing)."""
+    if a.dtype == object and len(a) and isinstance(a[0], shapely.Geometry):
+        return bool(np.all(_same_geometry(a, b)))
+    return bool(pd.Series(a, dtype=object).equals(pd.Series(b, dtype=object)))
 
 
 def reshaped(old: pd.DataFrame, new: pd.DataFrame, key: str) -> bool:

@@ -319,7 +319,7 @@ class ServicingModel(ModelBase):
             },
             index=pd.Index(ids.astype(object), name="plot_id"),
         )
-        if plot_ids is None or len(pos) == len(plot_ids):  # type: ignore[arg-type]
+        if plot_ids is None or len(ids) == len(plot_ids):
             return out
         return out.reindex(pd.Index([str(p) for p in plot_ids], name="plot_id"))
 
