@@ -86,15 +86,15 @@ class _Once:
 
 
 def facts_for(
-    model: Any, plot_ids: Sequence[str], as_of: dt.date | None, few: int = 1000
+    model: Any, plot_ids: Sequence[str], as_of: dt.date | None, *, page: bool = False
 ) -> pd.DataFrame:
     """Servicing facts of ``plot_ids`` as recorded (``as_of`` None) or as of a date, in order.
 
     The model answers every plot at once, by column (:meth:`ServicingModel.facts`), once
     per model (the web layer keeps one, updated after each write) and date; the last
-    ``_FACTS_PER_MODEL`` dates are kept.  Up to ``few`` plots (a page) are answered
-    from their own rows until every plot's facts are built, so the first page after a
-    write costs that page, not the zone.  Without a model every fact is missing.
+    ``_FACTS_PER_MODEL`` dates are kept.  A ``page`` of plots (shown, not filtered on)
+    is answered from its own rows until every plot's facts are built, so the first page
+    after a write costs that page, not the zone.  Without a model every fact is missing.
     """
     ids = [str(i) for i in plot_ids]
     if model is None or not ids:
@@ -102,12 +102,12 @@ def facts_for(
     with _FACTS_LOCK:
         per_model = _FACTS.setdefault(model, {})
         entry = per_model.get(as_of)
-        if entry is None and len(ids) > few:
+        if entry is None and not page:
             entry = per_model[as_of] = _Once()
             while len(per_model) > _FACTS_PER_MODEL:
                 per_model.pop(next(iter(per_model)))
     built = None if entry is None else entry.peek()
-    if built is None and len(ids) <= few:
+    if built is None and page:
         page: pd.DataFrame = model.facts(as_of, ids)
         return page
     every = built if built is not None else entry.get(lambda: model.facts(as_of))  # type: ignore[union-attr]
