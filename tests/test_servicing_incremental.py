@@ -206,6 +206,26 @@ def test_an_asset_change_reevaluates_what_it_serves_only(store):
     same_answers(after, fresh(store))
 
 
+@pytest.mark.parametrize("status", ["under_repair", "operational"])
+def test_a_substation_status_rechooses_the_plots_it_serves_or_could(store, status):
+    """Power is chosen again only for the plots the substation serves, or is as near to
+    as what serves them; the corridor distances are the same arrays."""
+    subs = store.read("substations")
+    aid = str(subs["asset_id"].iloc[0])
+    store.update("substations", aid, {"status": "planned" if status == "operational" else "operational"})
+    model = fresh(store)
+    before = model.plot_eval(model.scenario())["power"]
+    store.update("substations", aid, {"status": status})
+    after = model.updated(assets={"substations": store.read("substations")})
+    power = after.plot_eval(after.scenario())["power"]
+    assert power["sub_dist"] is before["sub_dist"]
+    k = int(np.flatnonzero(subs["asset_id"].astype(str).to_numpy() == aid)[0])
+    chosen = (before["sub"] == k) | (power["sub"] == k)
+    assert chosen.any()  # the change matters to some plots
+    assert np.array_equal(power["sub"][~chosen], before["sub"][~chosen])
+    same_answers(after, fresh(store))
+
+
 def test_a_plot_edit_evaluates_that_plot_only(store, monkeypatch):
     from planner.servicing import incremental
 
