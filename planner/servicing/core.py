@@ -211,13 +211,26 @@ class ModelBase:
         return Sites(geoms, (left, right, gap), (sl, self._siding_edges[sr], sg), mains, road_t)
 
     def _set_plots(
-        self, plots: gpd.GeoDataFrame, sites: Sites, same_ids: ModelBase | None = None
+        self,
+        plots: gpd.GeoDataFrame,
+        sites: Sites,
+        same_ids: ModelBase | None = None,
+        rows: np.ndarray | None = None,
     ) -> None:
         """Take ``plots`` (and their ``sites``) as the model's plots; ``same_ids``: a model
-        holding the same plot ids in the same order (its id index is reused)."""
+        holding the same plot ids in the same order (its id index is reused), whose
+        plots differ at positions ``rows`` only (if given: only those are read)."""
         self.layers["plots"] = plots
         self.plot_ids: np.ndarray
         self._plot_index: pd.Index
+        self._plot_power: np.ndarray
+        self._plot_water: np.ndarray
+        self._plot_status: np.ndarray
+        self._plot_rail_need: np.ndarray
+        self._plot_counted: np.ndarray
+        self._plot_occupied: np.ndarray
+        self._counted_sites: Sites
+        self._plot_sites = sites
         if same_ids is not None:
             self.plot_ids, self._plot_index = same_ids.plot_ids, same_ids._plot_index
         else:
@@ -225,21 +238,30 @@ class ModelBase:
                 plots["plot_id"].astype(str).to_numpy() if len(plots) else np.zeros(0, object)
             )
             self._plot_index = pd.Index(self.plot_ids.astype(object), dtype=object)
-        self._plot_sites = sites
-        demand = plots.reindex(columns=["power_kw", "water_m3d"])
-        self._plot_power = pd.to_numeric(demand["power_kw"], errors="coerce").to_numpy(float)
-        self._plot_water = pd.to_numeric(demand["water_m3d"], errors="coerce").to_numpy(float)
-        self._plot_status = (
-            plots["status"].astype(object).to_numpy() if len(plots) else np.zeros(0, object)
-        )
-        rail_need = (
-            plots["rail_need"]
-            if "rail_need" in plots.columns
-            else pd.Series(False, index=plots.index)
-        )
-        self._plot_rail_need = rail_need.astype("boolean").fillna(False).to_numpy(bool)
-        self._plot_counted = np.isin(self._plot_status, COUNTED_PLOT_STATUSES)
-        self._plot_occupied = np.asarray(self._plot_status == "occupied", dtype=bool)
+        if same_ids is not None and rows is not None:
+            old = same_ids
+            columns = _plot_columns(plots.iloc[rows])
+            arrays = [
+                a.copy()
+                for a in (old._plot_power, old._plot_water, old._plot_status, old._plot_rail_need)
+            ]
+            for array, value in zip(arrays, columns):
+                array[rows] = value
+            self._plot_power, self._plot_water, self._plot_status, self._plot_rail_need = arrays
+            self._plot_counted = old._plot_counted.copy()
+            self._plot_counted[rows] = np.isin(columns[2], COUNTED_PLOT_STATUSES)
+            self._plot_occupied = old._plot_occupied.copy()
+            self._plot_occupied[rows] = columns[2] == "occupied"
+            same = sites is old._plot_sites
+            if same and np.array_equal(self._plot_counted, old._plot_counted):
+                self._counted_sites = old._counted_sites
+                return
+        else:
+            (self._plot_power, self._plot_water, self._plot_status, self._plot_rail_need) = (
+                _plot_columns(plots)
+            )
+            self._plot_counted = np.isin(self._plot_status, COUNTED_PLOT_STATUSES)
+            self._plot_occupied = np.asarray(self._plot_status == "occupied", dtype=bool)
         self._counted_sites = sites.subset(np.flatnonzero(self._plot_counted))
 
     # --------------------------------------------------------------- lookups
@@ -427,6 +449,18 @@ class Lazy:
                 self._value = self._build(model)
                 self._build = None  # frees what building needed
             return self._value
+
+
+def _plot_columns(plots: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What the model reads of plots: power and water demand, status, rail need."""
+    demand = plots.reindex(columns=["power_kw", "water_m3d"])
+    power = pd.to_numeric(demand["power_kw"], errors="coerce").to_numpy(float)
+    water = pd.to_numeric(demand["water_m3d"], errors="coerce").to_numpy(float)
+    status = plots["status"].astype(object).to_numpy() if len(plots) else np.zeros(0, object)
+    rail_need = (
+        plots["rail_need"] if "rail_need" in plots.columns else pd.Series(False, index=plots.index)
+    )
+    return power, water, status, rail_need.astype("boolean").fillna(False).to_numpy(bool)
 
 
 def frame_of(snapshot: Mapping[str, pd.DataFrame], name: str) -> gpd.GeoDataFrame:

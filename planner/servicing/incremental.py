@@ -98,13 +98,13 @@ def _edit_plots(
 
     Only the moved plots are joined and evaluated; the kept evaluations are patched
     for them when first asked for (see :meth:`ModelBase.plot_eval`)."""
-    geoms = geometries(plots)
-    moved = edited[~_same_geometry(geometries(old.layers["plots"])[edited], geoms[edited])]
+    now = np.asarray(plots.geometry.values[edited], dtype=object)
+    moved = edited[~_same_geometry(old._plot_sites.geoms[edited], now)]
     if len(moved) == 0:
-        new._set_plots(plots, old._plot_sites, same_ids=old)
+        new._set_plots(plots, old._plot_sites, same_ids=old, rows=edited)
         return
-    joined = new._sites(geoms[moved])
-    new._set_plots(plots, old._plot_sites.replaced(moved, joined), same_ids=old)
+    joined = new._sites(np.asarray(plots.geometry.values[moved], dtype=object))
+    new._set_plots(plots, old._plot_sites.replaced(moved, joined), same_ids=old, rows=edited)
     new._evals = OrderedDict()
     new._pending = OrderedDict(
         (ukey, (usable, Lazy(partial(_put_rows, joined, usable, ev, moved))))
