@@ -351,19 +351,26 @@ def choose_power(m: ServicingModel, kd: np.ndarray, scen: Scenario) -> Answer:
     base = m._asset_slice["substations"].start
     blocked = np.flatnonzero(code == "blocked")
     blockers = {site: (row,) for site, row in zip(blocked.tolist(), (base + sub[blocked]).tolist())}
-    bypassed: dict[int, list[int]] = {}
+    bypassed: dict[int, tuple[int, ...]] = {}
     if K:
         kk, ss = np.nonzero(~usable[:, None] & (kd < np.where(ok, dist, -np.inf)[None, :]))
         order = np.lexsort((kd[kk, ss], ss))
-        for k, s in zip((base + kk[order]).tolist(), ss[order].tolist()):
-            bypassed.setdefault(s, []).append(k)
+        rows, at = (base + kk[order]).tolist(), ss[order]
+        starts = np.flatnonzero(np.r_[True, at[1:] != at[:-1]]) if len(at) else at
+        if len(starts) == len(at):  # one nearer closed substation per site (the usual)
+            bypassed = dict(zip(at.tolist(), ((r,) for r in rows)))
+        else:
+            ends = [*starts[1:].tolist(), len(rows)]
+            bypassed = {
+                s: tuple(rows[a:b]) for s, a, b in zip(at[starts].tolist(), starts.tolist(), ends)
+            }
     return {
         "ok": ok,
         "sub": sub,
         "distance": dist,
         "code": code,
         "blockers": blockers,
-        "bypassed": {s: tuple(v) for s, v in bypassed.items()},
+        "bypassed": bypassed,
         "sub_dist": kd,
     }
 
@@ -441,7 +448,8 @@ def put(a: Answer, idx: np.ndarray, part: Answer, same: Collection[str] = ()) ->
     """A copy of ``a`` whose rows ``idx`` are ``part``'s (answered for those sites only);
     the arrays named in ``same`` are known unchanged and shared, not copied."""
     idx = np.asarray(idx, dtype=np.intp)
-    replaced = set(idx.tolist())
+    replaced = np.zeros(len(a["ok"]), bool)
+    replaced[idx] = True
     out: Answer = {}
     for key, value in a.items():
         new = part[key]
@@ -450,10 +458,14 @@ def put(a: Answer, idx: np.ndarray, part: Answer, same: Collection[str] = ()) ->
         elif key == "mask":
             out[key] = new
         elif isinstance(value, dict):
-            kept = dict(value)
-            for s in replaced:
-                kept.pop(s, None)
-            kept.update({int(idx[j]): v for j, v in new.items()})
+            kept: dict[int, Any] = {}
+            if value:
+                sites = np.fromiter(value.keys(), dtype=np.intp, count=len(value))
+                keep = ~replaced[sites]
+                kept = dict(zip(sites[keep].tolist(), compress(value.values(), keep.tolist())))
+            if new:
+                at = np.fromiter(new.keys(), dtype=np.intp, count=len(new))
+                kept.update(zip(idx[at].tolist(), new.values()))
             out[key] = kept
         else:
             merged = value.astype(np.result_type(value, new))  # a copy; wide enough for both
