@@ -212,7 +212,9 @@ def test_a_substation_status_rechooses_the_plots_it_serves_or_could(store, statu
     as what serves them; the corridor distances are the same arrays."""
     subs = store.read("substations")
     aid = str(subs["asset_id"].iloc[0])
-    store.update("substations", aid, {"status": "planned" if status == "operational" else "operational"})
+    store.update(
+        "substations", aid, {"status": "planned" if status == "operational" else "operational"}
+    )
     model = fresh(store)
     before = model.plot_eval(model.scenario())["power"]
     store.update("substations", aid, {"status": status})
