@@ -108,10 +108,12 @@ def facts_for(
                 per_model.pop(next(iter(per_model)))
     built = None if entry is None else entry.peek()
     if built is None and page:
-        page: pd.DataFrame = model.facts(as_of, ids)
-        return page
-    every = built if built is not None else entry.get(lambda: model.facts(as_of))  # type: ignore[union-attr]
-    return every.reindex(ids)
+        own: pd.DataFrame = model.facts(as_of, ids)
+        return own
+    if built is None:
+        assert entry is not None  # made above for anything but a page
+        built = entry.get(lambda: model.facts(as_of))
+    return built.reindex(ids)
 
 
 def _ready_by(ready: pd.Series, by: dt.date) -> np.ndarray:
