@@ -415,8 +415,10 @@ def _empty_plots(epsg: int) -> gpd.GeoDataFrame:
     return frame
 
 
-def _join_facts(frame: pd.DataFrame, model: Any, as_of: dt.date | None) -> pd.DataFrame:
-    facts = facts_for(model, frame["plot_id"].tolist(), as_of)
+def _join_facts(
+    frame: pd.DataFrame, model: Any, as_of: dt.date | None, page: bool = False
+) -> pd.DataFrame:
+    facts = facts_for(model, frame["plot_id"].tolist(), as_of, page=page)
     return frame.reset_index(drop=True).assign(
         **{column: facts[column].to_numpy() for column in FACT_COLUMNS}
     )
@@ -466,7 +468,7 @@ def search(
             limit=filters.limit,
             offset=filters.offset,
         )
-        return PlotPage(filters, matched, _join_facts(rows, servicing, as_of), view)
+        return PlotPage(filters, matched, _join_facts(rows, servicing, as_of, True), view)
     frame = store.read("plots", bbox=bbox, where=where)
     frame = frame[_attribute_mask(frame, filters)]
     if filters.servicing_filters:
@@ -475,7 +477,7 @@ def search(
     frame = _sorted(frame, filters.sort)
     page = frame.iloc[filters.offset : filters.offset + filters.limit]
     if not filters.servicing_filters:
-        page = _join_facts(page, servicing, as_of)
+        page = _join_facts(page, servicing, as_of, True)
     return PlotPage(filters, len(frame), page.reset_index(drop=True), view)
 
 
@@ -542,7 +544,7 @@ def get_plot(
     view = plot_view(role)
     rows = store.read("plots", where={"plot_id": plot_id})
     view.require(None if rows.empty else rows.iloc[0], plot_id)
-    return _join_facts(view.visible(rows), servicing, as_of)
+    return _join_facts(view.visible(rows), servicing, as_of, True)
 
 
 def plot_feature(rows: pd.DataFrame, role: str | None) -> dict[str, Any]:
