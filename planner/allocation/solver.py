@@ -10,11 +10,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from planner.allocation import aggregate, catalogue
 from planner.allocation.greedy import State, assignment, first_come, value_density_search
 from planner.allocation.inputs import (
     METHODS,
     AllocationInputError,
     Instance,
+    Value,
     prepare,
     value_model,
 )
@@ -30,6 +32,10 @@ from planner.allocation.pairs import (
 )
 from planner.allocation.reasons import unallocated_reasons
 from planner.allocation.substations import repack
+
+# above this many size-compatible (application, plot) pairs the pair list is not built:
+# the model works on (application, plot group) columns instead (about 2 GiB of pairs here)
+PAIR_LIMIT = 10_000_000
 
 
 @dataclass
@@ -147,7 +153,12 @@ def solve(
     if time_limit is not None and not time_limit > 0:
         raise AllocationInputError(f"time_limit must be positive, got {time_limit!r}")
     instance = prepare(plots, applications, capacities)
-    pairs = compatible_pairs(instance, value_model(plots, applications, objective, weights))
+    value = value_model(plots, applications, objective, weights)
+    if catalogue.size_pair_count(instance) > PAIR_LIMIT:
+        return _solve_by_columns(
+            instance, value, method, (time_limit, mip_gap), on_progress, started
+        )
+    pairs = compatible_pairs(instance, value)
     if method == "greedy":
         state, status, gap, used = (
             first_come(instance, pairs),
@@ -162,6 +173,39 @@ def solve(
         )
         state.prefer_small_plots()
         blame = "a higher-value application"
+    assignments = _assignments(instance, pairs, state, blame)
+    return AllocationResult(
+        assignments, state.objective(), status, gap, used, time.perf_counter() - started
+    )
+
+
+def _solve_by_columns(
+    instance: Instance,
+    value: Value,
+    method: str,
+    limits: tuple[float | None, float],
+    on_progress: Callable[[float, float, float], None] | None,
+    started: float,
+) -> AllocationResult:
+    """The same contract as :func:`solve` on (application, plot group) columns, for catalogues too large for pairs."""
+    index = catalogue.build(instance, value)
+    if method == "greedy":
+        plot_of = catalogue.first_come(index)
+        status, gap, used, blame = "heuristic", math.nan, "greedy", "an earlier application"
+    else:
+        time_limit, mip_gap = limits
+        # the result's pairs and reasons are built after the deadline: keep time for them
+        deadline = (
+            started + time_limit - max(0.12 * time_limit, 0.5)
+            if time_limit is not None
+            else math.inf
+        )
+        plot_of, status, gap = aggregate.optimise(index, deadline, mip_gap, on_progress, started)
+        used, blame = "columns", "a higher-value application"
+    pairs = catalogue.result_pairs(index, plot_of)
+    state = State(instance, pairs)
+    for app in np.flatnonzero(plot_of >= 0):
+        state.place(int(app), int(pairs.start[app]))
     assignments = _assignments(instance, pairs, state, blame)
     return AllocationResult(
         assignments, state.objective(), status, gap, used, time.perf_counter() - started

@@ -1,0 +1,379 @@
+"""The allocation model by (application, plot group) columns: a proven bound and a concrete allocation without the pair list.
+
+A column is an application on a group of plots that share their power and water nodes;
+its value is the best value the application can get from a plot of that group (exact for
+the investment, jobs and count objectives, an upper bound for the weighted one).  The LP
+over these columns, with one row per application, per binding node headroom and per group
+(no more applications than plots), relaxes the pair model, so its Lagrangian bound bounds
+every allocation.  The allocation itself is built plot by plot: value-density greedy, then
+exact per-substation knapsack re-packing matched to that substation's real plots.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linear_sum_assignment
+
+from planner.allocation.catalogue import Catalogue, headroom_fits
+from planner.allocation.inputs import TOLERANCE
+from planner.allocation.milp import _column_generation, _rows, relative_gap
+from planner.allocation.pairs import _pair_values, fits_headroom
+from planner.allocation.substations import _knapsack, _shortlist
+
+
+@dataclass
+class Columns:
+    """(application, group) columns sorted by application; plots are ``by_group[category[app]][start:start + count]``."""
+
+    app: np.ndarray
+    group: np.ndarray
+    start: np.ndarray
+    count: np.ndarray
+    value: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+
+
+def columns(catalogue: Catalogue) -> Columns:
+    """Every (application, group) with a compatible plot whose nodes' full headroom fits the demand."""
+    instance = catalogue.instance
+    n_plots = len(instance.plot_ids)
+    parts: list[tuple[np.ndarray, ...]] = []
+    for c, key in enumerate(catalogue.group_key):
+        members = np.flatnonzero(catalogue.category == c)
+        groups = np.unique(key // max(n_plots, 1))
+        if not len(groups) or not len(members):
+            continue
+        base = groups[None, :] * n_plots
+        low = np.searchsorted(key, base + catalogue.low_rank[members][:, None])
+        high = np.searchsorted(key, base + catalogue.high_rank[members][:, None])
+        app = np.broadcast_to(members[:, None], low.shape)
+        group = np.broadcast_to(groups[None, :], low.shape)
+        keep = high > low
+        app, group, low, high = app[keep], group[keep], low[keep], high[keep]
+        fits = headroom_fits(catalogue, app, group)
+        parts.append((app[fits], group[fits], low[fits], (high - low)[fits]))
+    if parts:
+        app, group, start, count = (np.concatenate(part) for part in zip(*parts))
+    else:
+        app = group = start = count = np.empty(0, dtype=np.int64)
+    order = np.argsort(app, kind="stable")
+    app, group, start, count = app[order], group[order], start[order], count[order]
+    everyone = np.arange(len(instance.app_ids))
+    return Columns(
+        app=app,
+        group=group,
+        start=start,
+        count=count,
+        value=_column_values(catalogue, app, start, count),
+        first=np.searchsorted(app, everyone, side="left"),
+        last=np.searchsorted(app, everyone, side="right"),
+    )
+
+
+def _column_values(
+    catalogue: Catalogue, app: np.ndarray, start: np.ndarray, count: np.ndarray
+) -> np.ndarray:
+    """Best pair value over each column's plots, or an upper bound of it when values depend on the plot."""
+    value, instance = catalogue.value, catalogue.instance
+    result = value.per_app[app].astype(float)
+    if not len(app):
+        return result
+    category = catalogue.category[app]
+    if value.fit_weight or np.any(value.per_plot):
+        smallest = np.empty(len(app), dtype=np.int64)
+        best_plot = np.zeros(len(app))
+        for c in np.unique(category):
+            rows = np.flatnonzero(category == c)
+            plots = catalogue.by_group[c]
+            smallest[rows] = plots[start[rows]]
+            per_plot = np.r_[value.per_plot[plots], -np.inf]
+            edges = np.stack([start[rows], start[rows] + count[rows]], axis=1).ravel()
+            best_plot[rows] = np.maximum.reduceat(per_plot, edges)[::2]
+        area = instance.area[smallest]
+        fit = np.where(area > 0, instance.min_ha[app] / np.maximum(area, TOLERANCE), 1.0)
+        result = result + best_plot + value.fit_weight * np.maximum(fit, (area <= 0) * 1.0)
+    if value.preference_weight and len(value.preference_keys):
+        wishing = np.unique(value.preference_keys // max(len(instance.plot_ids), 1))
+        result = result + value.preference_weight * np.isin(app, wishing)
+    return result
+
+
+class Placement:
+    """A feasible allocation plot by plot, with the headroom it leaves."""
+
+    def __init__(self, catalogue: Catalogue, cols: Columns) -> None:
+        instance = catalogue.instance
+        self.catalogue, self.cols = catalogue, cols
+        self.plot_of = np.full(len(instance.app_ids), -1, dtype=np.int64)
+        self.worth = np.zeros(len(instance.app_ids))
+        self.holder = np.full(len(instance.plot_ids), -1, dtype=np.int64)
+        self.power_left = instance.power_cap.copy()
+        self.water_left = instance.water_cap.copy()
+
+    def place(self, app: int, plot: int, worth: float) -> None:
+        instance = self.catalogue.instance
+        self.plot_of[app], self.worth[app], self.holder[plot] = plot, worth, app
+        if instance.power[app] > 0:
+            self.power_left[instance.power_node[plot]] -= instance.power[app]
+        if instance.water[app] > 0:
+            self.water_left[instance.water_node[plot]] -= instance.water[app]
+
+    def remove(self, app: int) -> None:
+        instance = self.catalogue.instance
+        plot = int(self.plot_of[app])
+        if instance.power[app] > 0:
+            self.power_left[instance.power_node[plot]] += instance.power[app]
+        if instance.water[app] > 0:
+            self.water_left[instance.water_node[plot]] += instance.water[app]
+        self.plot_of[app], self.worth[app], self.holder[plot] = -1, 0.0, -1
+
+    def objective(self) -> float:
+        return float(self.worth.sum())
+
+    def column_plots(self, column: int) -> np.ndarray:
+        app = self.cols.app[column]
+        begin = self.cols.start[column]
+        return self.catalogue.by_group[self.catalogue.category[app]][
+            begin : begin + self.cols.count[column]
+        ]
+
+    def try_column(self, column: int) -> bool:
+        """Place the column's application on its best free plot of the column's group (smallest on ties)."""
+        app = int(self.cols.app[column])
+        plots = self.column_plots(column)
+        free = plots[self.holder[plots] < 0]
+        if not len(free):
+            return False
+        worth = _pair_values(
+            self.catalogue.value, self.catalogue.instance, np.full(len(free), app), free
+        )
+        best = int(np.argmax(worth))
+        self.place(app, int(free[best]), float(worth[best]))
+        return True
+
+    def fits(self, column: np.ndarray) -> np.ndarray:
+        instance, cols = self.catalogue.instance, self.cols
+        app, group = cols.app[column], cols.group[column]
+        ok = fits_headroom(instance.power[app], self.power_left, self.catalogue.group_power[group])
+        ok &= fits_headroom(instance.water[app], self.water_left, self.catalogue.group_water[group])
+        return np.asarray(ok)
+
+
+def greedy(placement: Placement, deadline: float) -> None:
+    """Applications by value per share of headroom, each on the feasible group it fills most tightly."""
+    instance, cols = placement.catalogue.instance, placement.cols
+    best = np.full(len(instance.app_ids), -np.inf)
+    np.maximum.at(best, cols.app, cols.value)
+    typical = (
+        np.median(instance.power_cap[instance.power_cap > 0])
+        if (instance.power_cap > 0).any()
+        else 1.0
+    )
+    typical_water = (
+        np.median(instance.water_cap[instance.water_cap > 0])
+        if (instance.water_cap > 0).any()
+        else 1.0
+    )
+    footprint = instance.power / typical + instance.water / typical_water + 1e-3
+    order = np.argsort(-best / footprint, kind="stable")
+    for app in order[np.isfinite(best[order])]:
+        if time.perf_counter() >= deadline:
+            return
+        if placement.plot_of[app] >= 0:
+            continue
+        own = np.arange(cols.first[app], cols.last[app])
+        own = own[placement.fits(own)]
+        node = placement.catalogue.group_power[cols.group[own]]
+        left = np.where(node >= 0, placement.power_left[np.maximum(node, 0)], np.inf)
+        for column in own[np.lexsort((left, -cols.value[own]))]:
+            if placement.try_column(int(column)):
+                break
+
+
+def repack(placement: Placement, binding: np.ndarray, deadline: float) -> bool:
+    """Exact knapsack re-packing of each binding substation, matched to its plots; True if anything gained."""
+    catalogue, cols = placement.catalogue, placement.cols
+    node_of_column = catalogue.group_power[cols.group]
+    by_node = np.argsort(node_of_column, kind="stable")
+    bounds = np.searchsorted(node_of_column[by_node], np.arange(len(binding) + 1))
+    gained = False
+    for node in np.flatnonzero(binding):
+        if time.perf_counter() >= deadline:
+            break
+        gained |= _repack_node(placement, int(node), by_node[bounds[node] : bounds[node + 1]])
+    return gained
+
+
+def _repack_node(placement: Placement, node: int, at_node: np.ndarray) -> bool:
+    catalogue, cols = placement.catalogue, placement.cols
+    instance = catalogue.instance
+    placed = np.flatnonzero(placement.plot_of >= 0)
+    lifted = placed[instance.power_node[placement.plot_of[placed]] == node]
+    app_of = cols.app[at_node]
+    candidate = at_node[(placement.plot_of[app_of] < 0) | np.isin(app_of, lifted)]
+    apps = np.unique(cols.app[candidate])
+    if len(apps) <= len(lifted):
+        return False
+    best = np.full(len(instance.app_ids), -np.inf)
+    np.maximum.at(best, cols.app[candidate], cols.value[candidate])
+    value, weight = best[apps], instance.power[apps]
+    keep = _shortlist(value, weight, np.isin(apps, lifted))
+    apps, value, weight = apps[keep], value[keep], weight[keep]
+    capacity = float(placement.power_left[node] + instance.power[lifted].sum())
+    chosen = apps[_knapsack(value, weight, capacity)]
+    before = float(placement.worth[lifted].sum())
+    if best[chosen].sum() <= before + TOLERANCE * max(abs(before), 1.0):
+        return False
+    previous = [
+        (int(app), int(placement.plot_of[app]), float(placement.worth[app])) for app in lifted
+    ]
+    for app in lifted:
+        placement.remove(int(app))
+    after = _match(placement, candidate[np.isin(cols.app[candidate], chosen)])
+    if (
+        after > before + TOLERANCE * max(abs(before), 1.0)
+        and (placement.water_left >= -TOLERANCE).all()
+    ):
+        return True
+    for app in chosen:
+        if placement.plot_of[app] >= 0:
+            placement.remove(int(app))
+    for app, plot, worth in previous:
+        placement.place(app, plot, worth)
+    return False
+
+
+def _match(placement: Placement, usable: np.ndarray) -> float:
+    """Place the columns' applications on distinct free plots by a max-value matching (most applications first)."""
+    catalogue, instance = placement.catalogue, placement.catalogue.instance
+    if not len(usable):
+        return 0.0
+    plot_lists = [placement.column_plots(int(column)) for column in usable]
+    plot = np.concatenate(plot_lists)
+    app = np.repeat(placement.cols.app[usable], [len(p) for p in plot_lists])
+    free = placement.holder[plot] < 0
+    app, plot = app[free], plot[free]
+    if not len(app):
+        return 0.0
+    worth = _pair_values(catalogue.value, instance, app, plot)
+    apps, row = np.unique(app, return_inverse=True)
+    plots, col = np.unique(plot, return_inverse=True)
+    top = max(float(worth.max()), TOLERANCE)
+    # one more application always beats any value difference; smaller plots win ties
+    gain = np.zeros((len(apps), len(plots)))
+    gain[row, col] = (
+        2.0 + worth / top - 1e-6 * instance.area[plot] / max(float(instance.area.max()), TOLERANCE)
+    )
+    worth_at = np.zeros(gain.shape)
+    worth_at[row, col] = worth
+    total = 0.0
+    for r, c in zip(*linear_sum_assignment(gain, maximize=True)):
+        if gain[r, c] > 0:
+            placement.place(int(apps[r]), int(plots[c]), float(worth_at[r, c]))
+            total += float(worth_at[r, c])
+    return total
+
+
+def _model(catalogue: Catalogue, cols: Columns) -> tuple[sp.csc_matrix, np.ndarray]:
+    """Rows: each application once, each node's power and water headroom, each group's plot count."""
+    instance = catalogue.instance
+    ones = np.ones(len(cols.app))
+    power_node = catalogue.group_power[cols.group]
+    water_node = catalogue.group_water[cols.group]
+    families = [
+        _rows(cols.app, ones, np.ones(len(instance.app_ids))),
+        _rows(
+            np.where(instance.power[cols.app] > 0, power_node, -1),
+            instance.power[cols.app],
+            instance.power_cap,
+            1,
+        ),
+        _rows(
+            np.where(instance.water[cols.app] > 0, water_node, -1),
+            instance.water[cols.app],
+            instance.water_cap,
+            1,
+        ),
+        _rows(cols.group, ones, catalogue.group_size.astype(float)),
+    ]
+    offset, triplets, uppers = 0, [], []
+    for row, column, value, bound in families:
+        triplets.append((row + offset, column, value))
+        uppers.append(bound)
+        offset += len(bound)
+    rows, columns_, values = (np.concatenate(part) for part in zip(*triplets))
+    matrix = sp.csc_matrix((values, (rows, columns_)), shape=(offset, len(cols.app)))
+    return matrix, np.concatenate(uppers)
+
+
+def binding_nodes(catalogue: Catalogue, cols: Columns) -> np.ndarray:
+    """Power nodes whose headroom is below the summed demand of every application that could land there."""
+    instance = catalogue.instance
+    node = catalogue.group_power[cols.group]
+    n = len(instance.node_names)
+    keys = np.unique((node.astype(np.int64) + 1) * len(instance.app_ids) + cols.app)
+    users_node, users_app = (
+        keys // max(len(instance.app_ids), 1) - 1,
+        keys % max(len(instance.app_ids), 1),
+    )
+    real = users_node >= 0
+    load = np.bincount(users_node[real], weights=instance.power[users_app[real]], minlength=n)
+    return np.asarray(load > instance.power_cap + TOLERANCE * np.maximum(instance.power_cap, 1.0))
+
+
+def optimise(
+    catalogue: Catalogue,
+    deadline: float,
+    mip_gap: float,
+    on_progress: Callable[[float, float, float], None] | None,
+    started: float,
+) -> tuple[np.ndarray, str, float]:
+    """Greedy, LP bound by column generation, then re-packing rounds until the gap closes or time runs out.
+
+    Returns each application's plot (-1: none), the status and the proven relative gap.
+    """
+    cols = columns(catalogue)
+    placement = Placement(catalogue, cols)
+    greedy_end = time.perf_counter() + 0.25 * max(deadline - time.perf_counter(), 0.0)
+    greedy(placement, greedy_end)
+    binding = binding_nodes(catalogue, cols)
+
+    def report(bound: float) -> None:
+        if on_progress is not None:
+            on_progress(time.perf_counter() - started, placement.objective(), bound)
+
+    report(math.inf)
+    if not len(cols.app):
+        return placement.plot_of, "optimal", 0.0
+    scale = max(float(cols.value.max()), TOLERANCE)
+    matrix, upper = _model(catalogue, cols)
+    best_column = cols.first[cols.last > cols.first]
+    initial = np.r_[best_column, _columns_in_use(placement)]
+    lp_deadline = time.perf_counter() + 0.5 * max(deadline - time.perf_counter(), 0.0)
+    _, lp_bound, _ = _column_generation(matrix, upper, cols.value / scale, initial, lp_deadline)
+    bound = lp_bound * scale
+    report(bound)
+    while relative_gap(placement.objective(), bound) > mip_gap and time.perf_counter() < deadline:
+        if not repack(placement, binding, deadline):
+            break
+        report(bound)
+    gap = relative_gap(placement.objective(), bound)
+    return placement.plot_of, "optimal" if gap <= mip_gap else "time_limit", gap
+
+
+def _columns_in_use(placement: Placement) -> np.ndarray:
+    cols = placement.cols
+    placed = np.flatnonzero(placement.plot_of >= 0)
+    group = placement.catalogue.group[placement.plot_of[placed]]
+    found = []
+    for app, g in zip(placed, group):
+        own = np.arange(cols.first[app], cols.last[app])
+        found.extend(own[cols.group[own] == g].tolist())
+    return np.asarray(found, dtype=np.int64)
