@@ -17,12 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
 from planner.allocation.catalogue import Catalogue, headroom_fits
-from planner.allocation.inputs import TOLERANCE
-from planner.allocation.milp import _column_generation, _rows, relative_gap
+from planner.allocation.inputs import TOLERANCE, sorted_unique
+from planner.allocation.milp import relative_gap
 from planner.allocation.pairs import _pair_values, fits_headroom
 from planner.allocation.substations import _knapsack, _shortlist
 
@@ -47,7 +46,7 @@ def columns(catalogue: Catalogue) -> Columns:
     parts: list[tuple[np.ndarray, ...]] = []
     for c, key in enumerate(catalogue.group_key):
         members = np.flatnonzero(catalogue.category == c)
-        groups = np.unique(key // max(n_plots, 1))
+        groups = sorted_unique(key // max(n_plots, 1))
         if not len(groups) or not len(members):
             continue
         base = groups[None, :] * n_plots
@@ -281,51 +280,89 @@ def _match(placement: Placement, usable: np.ndarray) -> float:
     return total
 
 
-def _model(catalogue: Catalogue, cols: Columns) -> tuple[sp.csc_matrix, np.ndarray]:
-    """Rows: each application once, each node's power and water headroom, each group's plot count."""
-    instance = catalogue.instance
-    ones = np.ones(len(cols.app))
-    power_node = catalogue.group_power[cols.group]
-    water_node = catalogue.group_water[cols.group]
-    families = [
-        _rows(cols.app, ones, np.ones(len(instance.app_ids))),
-        _rows(
-            np.where(instance.power[cols.app] > 0, power_node, -1),
-            instance.power[cols.app],
-            instance.power_cap,
-            1,
-        ),
-        _rows(
-            np.where(instance.water[cols.app] > 0, water_node, -1),
-            instance.water[cols.app],
-            instance.water_cap,
-            1,
-        ),
-        _rows(cols.group, ones, catalogue.group_size.astype(float)),
-    ]
-    offset, triplets, uppers = 0, [], []
-    for row, column, value, bound in families:
-        triplets.append((row + offset, column, value))
-        uppers.append(bound)
-        offset += len(bound)
-    rows, columns_, values = (np.concatenate(part) for part in zip(*triplets))
-    matrix = sp.csc_matrix((values, (rows, columns_)), shape=(offset, len(cols.app)))
-    return matrix, np.concatenate(uppers)
-
-
 def binding_nodes(catalogue: Catalogue, cols: Columns) -> np.ndarray:
     """Power nodes whose headroom is below the summed demand of every application that could land there."""
     instance = catalogue.instance
+    n_apps = max(len(instance.app_ids), 1)
     node = catalogue.group_power[cols.group]
-    n = len(instance.node_names)
-    keys = np.unique((node.astype(np.int64) + 1) * len(instance.app_ids) + cols.app)
-    users_node, users_app = (
-        keys // max(len(instance.app_ids), 1) - 1,
-        keys % max(len(instance.app_ids), 1),
-    )
+    keys = sorted_unique((node.astype(np.int64) + 1) * n_apps + cols.app)
+    users_node, users_app = keys // n_apps - 1, keys % n_apps
     real = users_node >= 0
-    load = np.bincount(users_node[real], weights=instance.power[users_app[real]], minlength=n)
+    load = np.bincount(
+        users_node[real], weights=instance.power[users_app[real]], minlength=len(instance.power_cap)
+    )
     return np.asarray(load > instance.power_cap + TOLERANCE * np.maximum(instance.power_cap, 1.0))
+
+
+class Lagrangian:
+    """Bound from pricing each substation's headroom at ``price[node]``: valid for any non-negative prices.
+
+    ``sum(price * headroom) + sum over applications of max(0, best column value less its
+    priced demand)``: the application, plot and water rows are kept or dropped (relaxed),
+    so every allocation is worth at most this.
+    """
+
+    def __init__(self, catalogue: Catalogue, cols: Columns) -> None:
+        instance = catalogue.instance
+        self.cols = cols
+        self.node = catalogue.group_power[cols.group]
+        self.priced = (self.node >= 0) & (instance.power[cols.app] > 0)
+        self.weight = np.where(self.priced, instance.power[cols.app], 0.0)
+        self.cap = instance.power_cap
+        self.starts = cols.first[cols.last > cols.first]
+        self.apps = cols.app[self.starts]
+
+    def evaluate(self, price: np.ndarray) -> tuple[float, np.ndarray]:
+        """The bound at ``price`` and its subgradient (headroom less the demand the relaxation puts there)."""
+        score = self.cols.value - price[np.maximum(self.node, 0)] * self.weight
+        if not len(score):
+            return float(price @ self.cap), self.cap.copy()
+        best = np.maximum.reduceat(score, self.starts)
+        gaining = best > 0
+        hits = np.flatnonzero(score == np.repeat(best, np.diff(np.r_[self.starts, len(score)])))
+        first = hits[np.r_[True, self.cols.app[hits][1:] != self.cols.app[hits][:-1]]]
+        take = first[gaining[np.searchsorted(self.apps, self.cols.app[first])]]
+        take = take[self.priced[take]]
+        usage = np.bincount(self.node[take], weights=self.weight[take], minlength=len(self.cap))
+        return float(price @ self.cap + best[gaining].sum()), self.cap - usage
+
+    def start(self) -> np.ndarray:
+        """One price for every substation, the one minimising the bound (the critical value density)."""
+        best = (
+            np.maximum.reduceat(self.cols.value, self.starts) if len(self.starts) else np.zeros(0)
+        )
+        weight = np.maximum.reduceat(self.weight, self.starts) if len(self.starts) else np.zeros(0)
+        used = np.zeros(len(self.cap), dtype=bool)
+        used[self.node[self.priced]] = True
+        capacity = float(self.cap[used].sum())
+        density = np.where(weight > 0, best / np.maximum(weight, TOLERANCE), np.inf)
+        order = np.argsort(-density, kind="stable")
+        priced = order[np.isfinite(density[order])]
+        filled = np.cumsum(weight[priced])
+        critical = np.searchsorted(filled, capacity, side="left")
+        price = float(density[priced[critical]]) if critical < len(priced) else 0.0
+        return np.full(len(self.cap), price)
+
+
+def lagrangian_bound(catalogue: Catalogue, cols: Columns, target: float, deadline: float) -> float:
+    """Minimise the substation-price bound by subgradient steps (Polyak steps towards ``target``) until the deadline."""
+    relaxation = Lagrangian(catalogue, cols)
+    price = relaxation.start()
+    best = math.inf
+    step = 1.0
+    stalled = 0
+    while True:
+        value, slope = relaxation.evaluate(price)
+        if not math.isfinite(best) or value < best - 1e-12 * abs(best):
+            best, stalled = value, 0
+        else:
+            stalled += 1
+            if stalled >= 3:
+                step, stalled = step / 2, 0
+        norm = float(slope @ slope)
+        if time.perf_counter() >= deadline or norm <= 0 or step < 1e-4:
+            return best
+        price = np.maximum(price - step * max(value - target, 0.0) / norm * slope, 0.0)
 
 
 def optimise(
@@ -335,14 +372,13 @@ def optimise(
     on_progress: Callable[[float, float, float], None] | None,
     started: float,
 ) -> tuple[np.ndarray, str, float]:
-    """Greedy, LP bound by column generation, then re-packing rounds until the gap closes or time runs out.
+    """Greedy, a Lagrangian bound, then re-packing rounds until the gap closes or time runs out.
 
     Returns each application's plot (-1: none), the status and the proven relative gap.
     """
     cols = columns(catalogue)
     placement = Placement(catalogue, cols)
-    greedy_end = time.perf_counter() + 0.25 * max(deadline - time.perf_counter(), 0.0)
-    greedy(placement, greedy_end)
+    greedy(placement, time.perf_counter() + 0.3 * max(deadline - time.perf_counter(), 0.0))
     binding = binding_nodes(catalogue, cols)
 
     def report(bound: float) -> None:
@@ -350,15 +386,8 @@ def optimise(
             on_progress(time.perf_counter() - started, placement.objective(), bound)
 
     report(math.inf)
-    if not len(cols.app):
-        return placement.plot_of, "optimal", 0.0
-    scale = max(float(cols.value.max()), TOLERANCE)
-    matrix, upper = _model(catalogue, cols)
-    best_column = cols.first[cols.last > cols.first]
-    initial = np.r_[best_column, _columns_in_use(placement)]
-    lp_deadline = time.perf_counter() + 0.5 * max(deadline - time.perf_counter(), 0.0)
-    _, lp_bound, _ = _column_generation(matrix, upper, cols.value / scale, initial, lp_deadline)
-    bound = lp_bound * scale
+    bound_deadline = time.perf_counter() + 0.2 * max(deadline - time.perf_counter(), 0.0)
+    bound = lagrangian_bound(catalogue, cols, placement.objective(), bound_deadline)
     report(bound)
     while relative_gap(placement.objective(), bound) > mip_gap and time.perf_counter() < deadline:
         if not repack(placement, binding, deadline):
@@ -366,14 +395,3 @@ def optimise(
         report(bound)
     gap = relative_gap(placement.objective(), bound)
     return placement.plot_of, "optimal" if gap <= mip_gap else "time_limit", gap
-
-
-def _columns_in_use(placement: Placement) -> np.ndarray:
-    cols = placement.cols
-    placed = np.flatnonzero(placement.plot_of >= 0)
-    group = placement.catalogue.group[placement.plot_of[placed]]
-    found = []
-    for app, g in zip(placed, group):
-        own = np.arange(cols.first[app], cols.last[app])
-        found.extend(own[cols.group[own] == g].tolist())
-    return np.asarray(found, dtype=np.int64)

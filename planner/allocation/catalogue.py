@@ -20,7 +20,7 @@ from planner.allocation.pairs import (
     _pair_values,
     _plot_order,
     fits_headroom,
-    static_rules,
+    static_rules_for,
 )
 
 
@@ -86,6 +86,30 @@ def _groups(instance: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.asarray(group, dtype=np.int64).ravel(), keys // width - 1, keys % width - 1
 
 
+class _RuleMasks:
+    """Each static rule's plot mask, computed once per distinct application attribute it reads."""
+
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+        self.cache: dict[tuple[str, object], np.ndarray] = {}
+        self.plots = np.arange(len(instance.plot_ids))
+
+    def get(self, stage: str, app: int) -> np.ndarray:
+        instance = self.instance
+        attribute = {
+            "sector": instance.sector_code,
+            "rail": instance.rail_need,
+            "hazard": instance.hazard,
+            "power": instance.power > 0,
+            "water": instance.water > 0,
+        }[stage][app]
+        key = (stage, attribute.item())
+        if key not in self.cache:
+            apps = np.full(len(self.plots), app)
+            self.cache[key] = static_rules_for(instance, stage, apps, self.plots)
+        return self.cache[key]
+
+
 def build(instance: Instance, value: Value) -> Catalogue:
     """Index the plots by category and group; counts per rule for the reasons come for free."""
     n_plots = len(instance.plot_ids)
@@ -105,12 +129,12 @@ def build(instance: Instance, value: Value) -> Catalogue:
     by_area: list[np.ndarray] = []
     by_group: list[np.ndarray] = []
     group_key: list[np.ndarray] = []
+    masks = _RuleMasks(instance)
     for c in range(int(category.max(initial=-1)) + 1):
         members = np.flatnonzero(category == c)
-        rules = static_rules(instance, np.full(n_plots, members[0]), np.arange(n_plots))
         passing = np.ones(n_plots, dtype=bool)
         for stage in STATIC_STAGES[1:]:
-            passing &= rules[stage]
+            passing &= masks.get(stage, int(members[0]))
             prefix = np.r_[0, np.cumsum(passing[order])]
             counts[stage][members] = prefix[high_rank[members]] - prefix[low_rank[members]]
         low[members], high[members] = prefix[low_rank[members]], prefix[high_rank[members]]
@@ -151,42 +175,44 @@ def result_pairs(catalogue: Catalogue, plot_of: np.ndarray) -> Pairs:
     """Pairs for the result and its reasons: each placed application's own pair, every fitting pair of the others.
 
     ``plot_of[a]`` is the plot given to application ``a`` (-1: none).  The reasons read
-    only the unplaced applications' pairs, so placed ones need no more than their own.
+    only the unplaced applications' pairs, so placed ones need no more than their own;
+    values are filled for the placed pairs only (the objective reads no others).
     """
     instance = catalogue.instance
-    apps_out: list[np.ndarray] = []
-    plots_out: list[np.ndarray] = []
-    connected_app: list[np.ndarray] = []
-    connected_plot: list[np.ndarray] = []
-    headroom = np.zeros(len(instance.app_ids), dtype=np.int64)
-    for app in range(len(instance.app_ids)):
-        if plot_of[app] >= 0:
-            plots = plot_of[app : app + 1]
-        else:
-            plots = catalogue.plots_of(app)
-            fits = headroom_fits(catalogue, np.full(len(plots), app), catalogue.group[plots])
-            headroom[app] = int(fits.sum())
-            if not headroom[app] and len(plots):
-                connected_app.append(np.full(len(plots), app))
-                connected_plot.append(plots)
-            plots = plots[fits]
-        apps_out.append(np.full(len(plots), app, dtype=np.int64))
-        plots_out.append(np.asarray(plots, dtype=np.int64))
-    app = np.concatenate(apps_out) if apps_out else np.empty(0, dtype=np.int64)
-    plot = np.concatenate(plots_out) if plots_out else np.empty(0, dtype=np.int64)
+    n_apps = len(instance.app_ids)
+    out = np.flatnonzero(plot_of < 0)
+    offsets = np.r_[0, np.cumsum([len(plots) for plots in catalogue.by_area])]
+    every = np.concatenate(catalogue.by_area) if catalogue.by_area else np.empty(0, np.int64)
+    lengths = (catalogue.high - catalogue.low)[out]
+    begin = offsets[catalogue.category[out]] + catalogue.low[out] if len(out) else out
+    app = np.repeat(out, lengths)
+    plot = every[np.arange(len(app)) - np.repeat(np.cumsum(lengths) - lengths - begin, lengths)]
+    fits = headroom_fits(catalogue, app, catalogue.group[plot])
+    headroom = np.bincount(app[fits], minlength=n_apps)
+    lost = np.isin(app, out[(headroom[out] == 0) & (lengths > 0)])
+    connected_app, connected_plot = app[lost], plot[lost]
+    app, plot = app[fits], plot[fits]
+    size = np.where(plot_of >= 0, 1, headroom)
+    start = np.cumsum(size) - size
+    all_app = np.repeat(np.arange(n_apps), size)
+    all_plot = np.empty(len(all_app), dtype=np.int64)
+    placed = np.flatnonzero(plot_of >= 0)
+    all_plot[start[placed]] = plot_of[placed]
+    all_plot[start[app] + np.arange(len(app)) - np.searchsorted(app, app)] = plot
+    value = np.zeros(len(all_app))
+    value[start[placed]] = _pair_values(catalogue.value, instance, placed, plot_of[placed])
     counts = dict(catalogue.stage_counts)
     # a placed application has at least its own plot, which is all the reasons ask of it
-    counts["headroom"] = np.where(plot_of >= 0, 1, headroom)
-    everyone = np.arange(len(instance.app_ids))
+    counts["headroom"] = size
     return Pairs(
-        app=app,
-        plot=plot,
-        value=_pair_values(catalogue.value, instance, app, plot),
-        start=np.searchsorted(app, everyone, side="left"),
-        end=np.searchsorted(app, everyone, side="right"),
+        app=all_app,
+        plot=all_plot,
+        value=value,
+        start=start,
+        end=start + size,
         stage_counts=counts,
-        connected_app=np.concatenate(connected_app) if connected_app else np.empty(0, np.int64),
-        connected_plot=np.concatenate(connected_plot) if connected_plot else np.empty(0, np.int64),
+        connected_app=connected_app,
+        connected_plot=connected_plot,
     )
 
 
