@@ -367,6 +367,7 @@ def lagrangian_bound(catalogue: Catalogue, cols: Columns, target: float, deadlin
 
 def optimise(
     catalogue: Catalogue,
+    cols: Columns,
     deadline: float,
     mip_gap: float,
     on_progress: Callable[[float, float, float], None] | None,
@@ -376,7 +377,6 @@ def optimise(
 
     Returns each application's plot (-1: none), the status and the proven relative gap.
     """
-    cols = columns(catalogue)
     placement = Placement(catalogue, cols)
     greedy(placement, time.perf_counter() + 0.3 * max(deadline - time.perf_counter(), 0.0))
     binding = binding_nodes(catalogue, cols)

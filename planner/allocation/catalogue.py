@@ -171,48 +171,69 @@ def headroom_fits(catalogue: Catalogue, app: np.ndarray, group: np.ndarray) -> n
     return np.asarray(fits)
 
 
-def result_pairs(catalogue: Catalogue, plot_of: np.ndarray) -> Pairs:
-    """Pairs for the result and its reasons: each placed application's own pair, every fitting pair of the others.
+def result_pairs(
+    catalogue: Catalogue, plot_of: np.ndarray, column: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> Pairs:
+    """Pairs for the result and its reasons, as few as give the same reasons as the full pair list.
 
-    ``plot_of[a]`` is the plot given to application ``a`` (-1: none).  The reasons read
-    only the unplaced applications' pairs, so placed ones need no more than their own;
-    values are filled for the placed pairs only (the objective reads no others).
+    ``plot_of[a]`` is the plot given to application ``a`` (-1: none); ``column`` holds the
+    (application, group) columns as application, slice start into ``by_group`` and length.
+    A placed application gets its own pair.  An unplaced one gets, per group, its smallest
+    free fitting plot (the reasons read only which groups have a free plot, their headroom
+    and the smallest free plot that fits), or one taken plot when every fitting plot is
+    taken.  Values are filled for the placed pairs only (the objective reads no others).
     """
     instance = catalogue.instance
     n_apps = len(instance.app_ids)
-    out = np.flatnonzero(plot_of < 0)
-    offsets = np.r_[0, np.cumsum([len(plots) for plots in catalogue.by_area])]
-    every = np.concatenate(catalogue.by_area) if catalogue.by_area else np.empty(0, np.int64)
-    lengths = (catalogue.high - catalogue.low)[out]
-    begin = offsets[catalogue.category[out]] + catalogue.low[out] if len(out) else out
-    app = np.repeat(out, lengths)
-    plot = every[np.arange(len(app)) - np.repeat(np.cumsum(lengths) - lengths - begin, lengths)]
-    fits = headroom_fits(catalogue, app, catalogue.group[plot])
-    headroom = np.bincount(app[fits], minlength=n_apps)
-    lost = np.isin(app, out[(headroom[out] == 0) & (lengths > 0)])
-    connected_app, connected_plot = app[lost], plot[lost]
-    app, plot = app[fits], plot[fits]
-    size = np.where(plot_of >= 0, 1, headroom)
-    start = np.cumsum(size) - size
-    all_app = np.repeat(np.arange(n_apps), size)
-    all_plot = np.empty(len(all_app), dtype=np.int64)
+    col_app, col_start, col_count = column
+    taken = np.zeros(len(instance.plot_ids), dtype=bool)
+    taken[plot_of[plot_of >= 0]] = True
+    col_plot = np.full(len(col_app), -1, dtype=np.int64)
+    first_plot = np.full(len(col_app), -1, dtype=np.int64)
+    category = catalogue.category[col_app]
+    wanted = plot_of[col_app] < 0
+    for c, plots in enumerate(catalogue.by_group):
+        rows = np.flatnonzero(wanted & (category == c))
+        if not len(rows) or not len(plots):
+            continue
+        position = np.arange(len(plots) + 1)
+        free_at = np.where(np.r_[~taken[plots], True], position, len(plots))
+        next_free = np.minimum.accumulate(free_at[::-1])[::-1]
+        found = next_free[col_start[rows]]
+        inside = found < col_start[rows] + col_count[rows]
+        col_plot[rows[inside]] = plots[found[inside]]
+        first_plot[rows] = plots[col_start[rows]]
+    keep = col_plot >= 0
+    app, plot = col_app[keep], col_plot[keep]
+    has_free = np.bincount(app, minlength=n_apps) > 0
+    fitting = np.bincount(col_app, weights=col_count, minlength=n_apps).astype(np.int64)
+    # every fitting plot taken: one of them is enough to say so
+    blocked = np.flatnonzero((plot_of < 0) & ~has_free & (fitting > 0))
+    first_column = np.searchsorted(col_app, blocked)
+    app = np.r_[app, blocked, np.flatnonzero(plot_of >= 0)]
+    plot = np.r_[plot, first_plot[first_column], plot_of[plot_of >= 0]]
+    rank = np.empty(len(instance.plot_ids), dtype=np.int64)
+    rank[_plot_order(instance)] = np.arange(len(instance.plot_ids))
+    order = np.lexsort((rank[plot], app))
+    app, plot = app[order], plot[order]
+    everyone = np.arange(n_apps)
+    start = np.searchsorted(app, everyone, side="left")
+    value = np.zeros(len(app))
     placed = np.flatnonzero(plot_of >= 0)
-    all_plot[start[placed]] = plot_of[placed]
-    all_plot[start[app] + np.arange(len(app)) - np.searchsorted(app, app)] = plot
-    value = np.zeros(len(all_app))
     value[start[placed]] = _pair_values(catalogue.value, instance, placed, plot_of[placed])
     counts = dict(catalogue.stage_counts)
-    # a placed application has at least its own plot, which is all the reasons ask of it
-    counts["headroom"] = size
+    counts["headroom"] = np.where(plot_of >= 0, np.maximum(fitting, 1), fitting)
+    lost = np.flatnonzero((counts[STATIC_STAGES[-1]] > 0) & (fitting == 0) & (plot_of < 0))
+    connected = [catalogue.plots_of(int(a)) for a in lost]
     return Pairs(
-        app=all_app,
-        plot=all_plot,
+        app=app,
+        plot=plot,
         value=value,
         start=start,
-        end=start + size,
+        end=np.searchsorted(app, everyone, side="right"),
         stage_counts=counts,
-        connected_app=connected_app,
-        connected_plot=connected_plot,
+        connected_app=np.repeat(lost, [len(p) for p in connected]).astype(np.int64),
+        connected_plot=np.concatenate(connected) if connected else np.empty(0, np.int64),
     )
 
 

@@ -189,6 +189,7 @@ def _solve_by_columns(
 ) -> AllocationResult:
     """The same contract as :func:`solve` on (application, plot group) columns, for catalogues too large for pairs."""
     index = catalogue.build(instance, value)
+    cols = aggregate.columns(index)
     if method == "greedy":
         plot_of = catalogue.first_come(index)
         status, gap, used, blame = "heuristic", math.nan, "greedy", "an earlier application"
@@ -200,9 +201,11 @@ def _solve_by_columns(
             if time_limit is not None
             else math.inf
         )
-        plot_of, status, gap = aggregate.optimise(index, deadline, mip_gap, on_progress, started)
+        plot_of, status, gap = aggregate.optimise(
+            index, cols, deadline, mip_gap, on_progress, started
+        )
         used, blame = "columns", "a higher-value application"
-    pairs = catalogue.result_pairs(index, plot_of)
+    pairs = catalogue.result_pairs(index, plot_of, (cols.app, cols.start, cols.count))
     state = State(instance, pairs)
     for app in np.flatnonzero(plot_of >= 0):
         state.place(int(app), int(pairs.start[app]))
