@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +20,6 @@ from scipy.optimize import linear_sum_assignment
 
 from planner.allocation.catalogue import Catalogue, headroom_fits
 from planner.allocation.inputs import TOLERANCE, sorted_unique
-from planner.allocation.milp import relative_gap
 from planner.allocation.pairs import _pair_values, fits_headroom
 from planner.allocation.substations import _knapsack, _shortlist
 
@@ -363,35 +361,3 @@ def lagrangian_bound(catalogue: Catalogue, cols: Columns, target: float, deadlin
         if time.perf_counter() >= deadline or norm <= 0 or step < 1e-4:
             return best
         price = np.maximum(price - step * max(value - target, 0.0) / norm * slope, 0.0)
-
-
-def optimise(
-    catalogue: Catalogue,
-    cols: Columns,
-    deadline: float,
-    mip_gap: float,
-    on_progress: Callable[[float, float, float], None] | None,
-    started: float,
-) -> tuple[np.ndarray, str, float]:
-    """Greedy, a Lagrangian bound, then re-packing rounds until the gap closes or time runs out.
-
-    Returns each application's plot (-1: none), the status and the proven relative gap.
-    """
-    placement = Placement(catalogue, cols)
-    greedy(placement, time.perf_counter() + 0.3 * max(deadline - time.perf_counter(), 0.0))
-    binding = binding_nodes(catalogue, cols)
-
-    def report(bound: float) -> None:
-        if on_progress is not None:
-            on_progress(time.perf_counter() - started, placement.objective(), bound)
-
-    report(math.inf)
-    bound_deadline = time.perf_counter() + 0.2 * max(deadline - time.perf_counter(), 0.0)
-    bound = lagrangian_bound(catalogue, cols, placement.objective(), bound_deadline)
-    report(bound)
-    while relative_gap(placement.objective(), bound) > mip_gap and time.perf_counter() < deadline:
-        if not repack(placement, binding, deadline):
-            break
-        report(bound)
-    gap = relative_gap(placement.objective(), bound)
-    return placement.plot_of, "optimal" if gap <= mip_gap else "time_limit", gap

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from planner.allocation import aggregate, catalogue
+from planner.allocation import aggregate, catalogue, neighbourhood
 from planner.allocation.greedy import State, assignment, first_come, value_density_search
 from planner.allocation.inputs import (
     METHODS,
@@ -201,7 +201,7 @@ def _solve_by_columns(
             if time_limit is not None
             else math.inf
         )
-        plot_of, status, gap = aggregate.optimise(
+        plot_of, status, gap = neighbourhood.optimise(
             index, cols, deadline, mip_gap, on_progress, started
         )
         used, blame = "columns", "a higher-value application"

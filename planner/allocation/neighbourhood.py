@@ -1,0 +1,175 @@
+"""Search on the column model: greedy, bound, per-substation re-packing, then a few substations at once by HiGHS."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from planner.allocation.aggregate import (
+    Columns,
+    Placement,
+    _match,
+    binding_nodes,
+    greedy,
+    lagrangian_bound,
+    repack,
+)
+from planner.allocation.catalogue import Catalogue
+from planner.allocation.inputs import TOLERANCE
+from planner.allocation.milp import pass_model, relative_gap
+from planner.highs import silent_highs
+
+_NODES_AT_ONCE = 3
+_CANDIDATES = 250
+_SECONDS_PER_MIP = 2.0
+
+
+def search(
+    placement: Placement,
+    binding: np.ndarray,
+    deadline: float,
+    done: Callable[[], bool],
+    on_gain: Callable[[], None],
+) -> None:
+    """Lift every application off a few binding substations and re-place the best of them and the unplaced ones.
+
+    The substations are drawn at random, the one with the most headroom left first (a
+    seeded generator, so runs repeat); each neighbourhood is a small MILP over
+    (application, group) columns whose answer is matched to real plots and kept only
+    when it raises the objective.  Stops at the deadline or when ``done()``.
+    """
+    instance, cols = placement.catalogue.instance, placement.cols
+    nodes = np.flatnonzero(binding)
+    if len(nodes) < 2:
+        return
+    node_of_column = placement.catalogue.group_power[cols.group]
+    by_node = np.argsort(node_of_column, kind="stable")
+    bounds = np.searchsorted(node_of_column[by_node], np.arange(len(binding) + 1))
+    rng = np.random.default_rng(0)
+    size = min(_NODES_AT_ONCE, len(nodes))
+    while time.perf_counter() < deadline and not done():
+        slack = placement.power_left[nodes] / np.maximum(instance.power_cap[nodes], TOLERANCE)
+        weights = np.maximum(slack, 1e-6)
+        first = rng.choice(nodes, p=weights / weights.sum())
+        others = rng.choice(nodes[nodes != first], size=size - 1, replace=False)
+        chosen = np.sort(np.r_[first, others])
+        at = np.concatenate([by_node[bounds[n] : bounds[n + 1]] for n in chosen])
+        if _solve(placement, chosen, at, deadline):
+            on_gain()
+
+
+def _solve(placement: Placement, nodes: np.ndarray, at: np.ndarray, deadline: float) -> bool:
+    catalogue, cols = placement.catalogue, placement.cols
+    instance = catalogue.instance
+    placed = np.flatnonzero(placement.plot_of >= 0)
+    lifted = placed[np.isin(instance.power_node[placement.plot_of[placed]], nodes)]
+    is_lifted = np.zeros(len(instance.app_ids), dtype=bool)
+    is_lifted[lifted] = True
+    app_of = cols.app[at]
+    at = at[(placement.plot_of[app_of] < 0) | is_lifted[app_of]]
+    outside = np.unique(cols.app[at][~is_lifted[cols.app[at]]])
+    density = cols.value[cols.first[outside]] / np.maximum(instance.power[outside], TOLERANCE)
+    shortlist = outside[np.argsort(-density, kind="stable")[: max(_CANDIDATES - len(lifted), 0)]]
+    at = at[is_lifted[cols.app[at]] | np.isin(cols.app[at], shortlist)]
+    if not len(at):
+        return False
+    before = float(placement.worth[lifted].sum())
+    chosen = _mip(placement, nodes, at, lifted, deadline)
+    if chosen is None or cols.value[chosen].sum() <= before + TOLERANCE * max(before, 1.0):
+        return False
+    previous = [(int(a), int(placement.plot_of[a]), float(placement.worth[a])) for a in lifted]
+    for app in lifted:
+        placement.remove(int(app))
+    after = _match(placement, chosen)
+    if after > before + TOLERANCE * max(before, 1.0) and (placement.water_left >= -TOLERANCE).all():
+        return True
+    for app in cols.app[chosen]:
+        if placement.plot_of[app] >= 0:
+            placement.remove(int(app))
+    for app, plot, worth in previous:
+        placement.place(app, plot, worth)
+    return False
+
+
+def _mip(
+    placement: Placement, nodes: np.ndarray, at: np.ndarray, lifted: np.ndarray, deadline: float
+) -> np.ndarray | None:
+    """Columns chosen by the neighbourhood's MILP: each application once, each node's headroom, each group's free plots."""
+    catalogue, cols = placement.catalogue, placement.cols
+    instance = catalogue.instance
+    apps, app_row = np.unique(cols.app[at], return_inverse=True)
+    node_row = np.searchsorted(nodes, catalogue.group_power[cols.group[at]])
+    groups, group_row = np.unique(cols.group[at], return_inverse=True)
+    room = placement.power_left[nodes] + np.bincount(
+        np.searchsorted(nodes, instance.power_node[placement.plot_of[lifted]]),
+        weights=instance.power[lifted],
+        minlength=len(nodes),
+    )
+    held = placement.holder >= 0
+    held[placement.plot_of[lifted]] = False
+    free_plots = np.bincount(catalogue.group[~held], minlength=len(catalogue.group_size))
+    count = len(at)
+    rows = np.r_[app_row, len(apps) + node_row, len(apps) + len(nodes) + group_row]
+    values = np.r_[np.ones(count), instance.power[cols.app[at]], np.ones(count)]
+    matrix = sp.csc_matrix(
+        (values, (rows, np.tile(np.arange(count), 3))),
+        shape=(len(apps) + len(nodes) + len(groups), count),
+    )
+    upper = np.r_[np.ones(len(apps)), room, free_plots[groups].astype(float)]
+    scale = max(float(cols.value[at].max()), TOLERANCE)
+    highs = silent_highs()
+    pass_model(highs, matrix, upper, cols.value[at] / scale, integer=True)
+    highs.setOptionValue(
+        "time_limit", max(min(_SECONDS_PER_MIP, deadline - time.perf_counter()), 0.05)
+    )
+    highs.setOptionValue("mip_rel_gap", 1e-6)
+    current = np.flatnonzero(
+        np.isin(cols.app[at], lifted)
+        & (cols.group[at] == catalogue.group[placement.plot_of[np.maximum(cols.app[at], 0)]])
+    )
+    highs.setSolution(count, current.astype(np.int32), np.ones(len(current)))
+    highs.run()
+    if highs.getInfo().primal_solution_status != 2:
+        return None
+    return at[np.asarray(highs.getSolution().col_value) > 0.5]
+
+
+def optimise(
+    catalogue: Catalogue,
+    cols: Columns,
+    deadline: float,
+    mip_gap: float,
+    on_progress: Callable[[float, float, float], None] | None,
+    started: float,
+) -> tuple[np.ndarray, str, float]:
+    """Greedy, a Lagrangian bound, re-packing rounds, then neighbourhood search until the gap closes or time runs out.
+
+    Returns each application's plot (-1: none), the status and the proven relative gap.
+    """
+    placement = Placement(catalogue, cols)
+    greedy(placement, time.perf_counter() + 0.3 * max(deadline - time.perf_counter(), 0.0))
+    binding = binding_nodes(catalogue, cols)
+
+    def report(bound: float) -> None:
+        if on_progress is not None:
+            on_progress(time.perf_counter() - started, placement.objective(), bound)
+
+    report(math.inf)
+    bound_deadline = time.perf_counter() + 0.2 * max(deadline - time.perf_counter(), 0.0)
+    bound = lagrangian_bound(catalogue, cols, placement.objective(), bound_deadline)
+    report(bound)
+
+    def done() -> bool:
+        return relative_gap(placement.objective(), bound) <= mip_gap
+
+    while not done() and time.perf_counter() < deadline:
+        if not repack(placement, binding, deadline):
+            break
+        report(bound)
+    search(placement, binding, deadline, done, lambda: report(bound))
+    gap = relative_gap(placement.objective(), bound)
+    return placement.plot_of, "optimal" if gap <= mip_gap else "time_limit", gap
