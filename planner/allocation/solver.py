@@ -36,6 +36,11 @@ from planner.allocation.substations import repack
 # above this many size-compatible (application, plot) pairs the pair list is not built:
 # the model works on (application, plot group) columns instead (about 2 GiB of pairs here)
 PAIR_LIMIT = 10_000_000
+# columns are exact for objectives valued per application; above this many pairs HiGHS no
+# longer finishes the pair model's root in a minute, so such objectives use columns from here
+COLUMN_LIMIT = 2_000_000
+# seconds kept per application for building the result's pairs and reasons after the search
+_ASSEMBLY_S_PER_APPLICATION = 7e-4
 
 
 @dataclass
@@ -154,7 +159,9 @@ def solve(
         raise AllocationInputError(f"time_limit must be positive, got {time_limit!r}")
     instance = prepare(plots, applications, capacities)
     value = value_model(plots, applications, objective, weights)
-    if catalogue.size_pair_count(instance) > PAIR_LIMIT:
+    per_application = not (value.fit_weight or value.preference_weight or np.any(value.per_plot))
+    scale = catalogue.size_pair_count(instance)
+    if scale > PAIR_LIMIT or (per_application and scale > COLUMN_LIMIT):
         return _solve_by_columns(
             instance, value, method, (time_limit, mip_gap), on_progress, started
         )
@@ -197,7 +204,9 @@ def _solve_by_columns(
         time_limit, mip_gap = limits
         # the result's pairs and reasons are built after the deadline: keep time for them
         deadline = (
-            started + time_limit - max(0.12 * time_limit, 0.5)
+            started
+            + time_limit
+            - min(0.15 * time_limit, 0.5 + _ASSEMBLY_S_PER_APPLICATION * len(instance.app_ids))
             if time_limit is not None
             else math.inf
         )
