@@ -342,22 +342,27 @@ class Lagrangian:
         return np.full(len(self.cap), price)
 
 
-def lagrangian_bound(catalogue: Catalogue, cols: Columns, target: float, deadline: float) -> float:
-    """Minimise the substation-price bound by subgradient steps (Polyak steps towards ``target``) until the deadline."""
+def lagrangian_bound(
+    catalogue: Catalogue, cols: Columns, target: float, deadline: float
+) -> tuple[float, np.ndarray]:
+    """Minimise the substation-price bound by subgradient steps (Polyak steps towards ``target``) until the deadline.
+
+    Returns the best bound and its prices (value per unit of each substation's headroom).
+    """
     relaxation = Lagrangian(catalogue, cols)
     price = relaxation.start()
-    best = math.inf
+    best, best_price = math.inf, price
     step = 1.0
     stalled = 0
     while True:
         value, slope = relaxation.evaluate(price)
         if not math.isfinite(best) or value < best - 1e-12 * abs(best):
-            best, stalled = value, 0
+            best, best_price, stalled = value, price, 0
         else:
             stalled += 1
             if stalled >= 3:
                 step, stalled = step / 2, 0
         norm = float(slope @ slope)
         if time.perf_counter() >= deadline or norm <= 0 or step < 1e-4:
-            return best
+            return best, best_price
         price = np.maximum(price - step * max(value - target, 0.0) / norm * slope, 0.0)

@@ -32,17 +32,19 @@ def search(
     placement: Placement,
     binding: np.ndarray,
     deadline: float,
+    price: np.ndarray,
     done: Callable[[], bool],
     on_gain: Callable[[], None],
 ) -> None:
     """Lift every application off a few binding substations and re-place the best of them and the unplaced ones.
 
-    The substations are drawn at random, the one with the most headroom left first (a
-    seeded generator, so runs repeat); each neighbourhood is a small MILP over
+    The substations are drawn at random (a seeded generator, so runs repeat), each with a
+    chance proportional to what it loses against the bound at the substation ``price``:
+    headroom left unused plus applications worth less than the headroom they take; each neighbourhood is a small MILP over
     (application, group) columns whose answer is matched to real plots and kept only
     when it raises the objective.  Stops at the deadline or when ``done()``.
     """
-    instance, cols = placement.catalogue.instance, placement.cols
+    cols = placement.cols
     nodes = np.flatnonzero(binding)
     if len(nodes) < 2:
         return
@@ -52,14 +54,24 @@ def search(
     rng = np.random.default_rng(0)
     size = min(_NODES_AT_ONCE, len(nodes))
     while time.perf_counter() < deadline and not done():
-        slack = placement.power_left[nodes] / np.maximum(instance.power_cap[nodes], TOLERANCE)
-        weights = np.maximum(slack, 1e-6)
-        first = rng.choice(nodes, p=weights / weights.sum())
-        others = rng.choice(nodes[nodes != first], size=size - 1, replace=False)
-        chosen = np.sort(np.r_[first, others])
+        weights = np.maximum(_losses(placement, price)[nodes], 1e-9)
+        chosen = np.sort(rng.choice(nodes, size=size, replace=False, p=weights / weights.sum()))
         at = np.concatenate([by_node[bounds[n] : bounds[n + 1]] for n in chosen])
         if _solve(placement, chosen, at, deadline):
             on_gain()
+
+
+def _losses(placement: Placement, price: np.ndarray) -> np.ndarray:
+    """Per substation: priced headroom left plus the priced headroom its applications take beyond their value."""
+    instance = placement.catalogue.instance
+    placed = np.flatnonzero(placement.plot_of >= 0)
+    node = instance.power_node[placement.plot_of[placed]]
+    at_node = (node >= 0) & (instance.power[placed] > 0)
+    excess = (
+        price[node[at_node]] * instance.power[placed[at_node]] - placement.worth[placed[at_node]]
+    )
+    loss = np.maximum(price, 0.0) * np.maximum(placement.power_left, 0.0)
+    return loss + np.bincount(node[at_node], weights=np.maximum(excess, 0.0), minlength=len(loss))
 
 
 def _solve(placement: Placement, nodes: np.ndarray, at: np.ndarray, deadline: float) -> bool:
@@ -160,7 +172,7 @@ def optimise(
 
     report(math.inf)
     bound_deadline = time.perf_counter() + 0.2 * max(deadline - time.perf_counter(), 0.0)
-    bound = lagrangian_bound(catalogue, cols, placement.objective(), bound_deadline)
+    bound, price = lagrangian_bound(catalogue, cols, placement.objective(), bound_deadline)
     report(bound)
 
     def done() -> bool:
@@ -170,6 +182,6 @@ def optimise(
         if not repack(placement, binding, deadline):
             break
         report(bound)
-    search(placement, binding, deadline, done, lambda: report(bound))
+    search(placement, binding, deadline, price, done, lambda: report(bound))
     gap = relative_gap(placement.objective(), bound)
     return placement.plot_of, "optimal" if gap <= mip_gap else "time_limit", gap
