@@ -23,6 +23,8 @@ from planner.allocation.inputs import TOLERANCE, sorted_unique
 from planner.allocation.pairs import _pair_values, fits_headroom
 from planner.allocation.substations import _knapsack, _shortlist
 
+_BOUND_ITERATIONS = 500
+
 
 @dataclass
 class Columns:
@@ -354,7 +356,7 @@ def lagrangian_bound(
     best, best_price = math.inf, price
     step = 1.0
     stalled = 0
-    while True:
+    for _ in range(_BOUND_ITERATIONS):
         value, slope = relaxation.evaluate(price)
         if not math.isfinite(best) or value < best - 1e-12 * abs(best):
             best, best_price, stalled = value, price, 0
@@ -366,3 +368,4 @@ def lagrangian_bound(
         if time.perf_counter() >= deadline or norm <= 0 or step < 1e-4:
             return best, best_price
         price = np.maximum(price - step * max(value - target, 0.0) / norm * slope, 0.0)
+    return best, best_price

@@ -19,13 +19,18 @@ from planner.allocation.aggregate import (
     repack,
 )
 from planner.allocation.catalogue import Catalogue
-from planner.allocation.inputs import TOLERANCE
+from planner.allocation.inputs import TOLERANCE, sorted_unique
 from planner.allocation.milp import pass_model, relative_gap
+from planner.allocation.pairs import _pair_values
 from planner.highs import silent_highs
 
 _NODES_AT_ONCE = 3
 _CANDIDATES = 250
 _SECONDS_PER_MIP = 2.0
+# a neighbourhood with at most this many (application, plot) pairs is solved on the pairs: exact
+_PAIR_MIP_LIMIT = 3000
+# neighbourhoods in a row without a gain after which the search gives up before its deadline
+_STALL = 200
 
 
 def search(
@@ -36,7 +41,7 @@ def search(
     done: Callable[[], bool],
     on_gain: Callable[[], None],
 ) -> None:
-    """Lift every application off a few binding substations and re-place the best of them and the unplaced ones.
+    """Lift every application off a few substations and re-place the best of them and the unplaced ones.
 
     The substations are drawn at random (a seeded generator, so runs repeat), each with a
     chance proportional to what it loses against the bound at the substation ``price``:
@@ -45,19 +50,25 @@ def search(
     when it raises the objective.  Stops at the deadline or when ``done()``.
     """
     cols = placement.cols
-    nodes = np.flatnonzero(binding)
-    if len(nodes) < 2:
-        return
+    # every substation with a column can be drawn: a non-binding one has little to lose, so rarely is
     node_of_column = placement.catalogue.group_power[cols.group]
+    nodes = sorted_unique(node_of_column[node_of_column >= 0])
+    if not len(nodes):
+        return
     by_node = np.argsort(node_of_column, kind="stable")
     bounds = np.searchsorted(node_of_column[by_node], np.arange(len(binding) + 1))
     rng = np.random.default_rng(0)
     size = min(_NODES_AT_ONCE, len(nodes))
-    while time.perf_counter() < deadline and not done():
+    # with no more substations than one neighbourhood holds, every draw is the same
+    stall = 0
+    limit = 1 if size == len(nodes) else _STALL
+    while time.perf_counter() < deadline and not done() and stall < limit:
         weights = np.maximum(_losses(placement, price)[nodes], 1e-9)
         chosen = np.sort(rng.choice(nodes, size=size, replace=False, p=weights / weights.sum()))
         at = np.concatenate([by_node[bounds[n] : bounds[n + 1]] for n in chosen])
+        stall += 1
         if _solve(placement, chosen, at, deadline):
+            stall = 0
             on_gain()
 
 
@@ -90,6 +101,9 @@ def _solve(placement: Placement, nodes: np.ndarray, at: np.ndarray, deadline: fl
     if not len(at):
         return False
     before = float(placement.worth[lifted].sum())
+    app, plot = _usable_pairs(placement, at, is_lifted)
+    if len(app) <= _PAIR_MIP_LIMIT:
+        return _solve_pairs(placement, nodes, (app, plot), lifted, deadline)
     chosen = _mip(placement, nodes, at, lifted, deadline)
     if chosen is None or cols.value[chosen].sum() <= before + TOLERANCE * max(before, 1.0):
         return False
@@ -104,6 +118,81 @@ def _solve(placement: Placement, nodes: np.ndarray, at: np.ndarray, deadline: fl
             placement.remove(int(app))
     for app, plot, worth in previous:
         placement.place(app, plot, worth)
+    return False
+
+
+def _usable_pairs(
+    placement: Placement, at: np.ndarray, is_lifted: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(application, plot) pairs of the columns ``at`` whose plot is free or held by a lifted application."""
+    lists = [placement.column_plots(int(column)) for column in at]
+    plot = np.concatenate(lists) if lists else np.empty(0, dtype=np.int64)
+    app = np.repeat(placement.cols.app[at], [len(plots) for plots in lists])
+    holder = placement.holder[plot]
+    usable = (holder < 0) | is_lifted[np.maximum(holder, 0)]
+    return app[usable], plot[usable]
+
+
+def _solve_pairs(
+    placement: Placement,
+    nodes: np.ndarray,
+    pairs: tuple[np.ndarray, np.ndarray],
+    lifted: np.ndarray,
+    deadline: float,
+) -> bool:
+    """The neighbourhood as the exact pair MILP (each application once, each plot once, each node's headroom)."""
+    instance = placement.catalogue.instance
+    app, plot = pairs
+    worth = _pair_values(placement.catalogue.value, instance, app, plot)
+    apps, app_row = np.unique(app, return_inverse=True)
+    plots, plot_row = np.unique(plot, return_inverse=True)
+    node_row = np.searchsorted(nodes, instance.power_node[plot])
+    room = placement.power_left[nodes] + np.bincount(
+        np.searchsorted(nodes, instance.power_node[placement.plot_of[lifted]]),
+        weights=instance.power[lifted],
+        minlength=len(nodes),
+    )
+    count = len(app)
+    matrix = sp.csc_matrix(
+        (
+            np.r_[np.ones(2 * count), instance.power[app]],
+            (
+                np.r_[app_row, len(apps) + plot_row, len(apps) + len(plots) + node_row],
+                np.tile(np.arange(count), 3),
+            ),
+        ),
+        shape=(len(apps) + len(plots) + len(nodes), count),
+    )
+    upper = np.r_[np.ones(len(apps) + len(plots)), room]
+    scale = max(float(worth.max(initial=0.0)), TOLERANCE)
+    highs = silent_highs()
+    pass_model(highs, matrix, upper, worth / scale, integer=True)
+    highs.setOptionValue(
+        "time_limit", max(min(_SECONDS_PER_MIP, deadline - time.perf_counter()), 0.05)
+    )
+    highs.setOptionValue("mip_rel_gap", 1e-9)
+    current = np.flatnonzero(placement.plot_of[app] == plot)
+    highs.setSolution(count, current.astype(np.int32), np.ones(len(current)))
+    highs.run()
+    before = float(placement.worth[lifted].sum())
+    if highs.getInfo().primal_solution_status != 2:
+        return False
+    chosen = np.flatnonzero(np.asarray(highs.getSolution().col_value) > 0.5)
+    if worth[chosen].sum() <= before + TOLERANCE * max(before, 1.0):
+        return False
+    previous = [(int(a), int(placement.plot_of[a]), float(placement.worth[a])) for a in lifted]
+    for one in lifted:
+        placement.remove(int(one))
+    for pair in chosen:
+        placement.place(int(app[pair]), int(plot[pair]), float(worth[pair]))
+    if (placement.water_left >= -TOLERANCE).all() and (
+        placement.power_left >= -TOLERANCE * np.maximum(instance.power_cap, 1.0)
+    ).all():
+        return True
+    for pair in chosen:
+        placement.remove(int(app[pair]))
+    for one, where, value in previous:
+        placement.place(one, where, value)
     return False
 
 
