@@ -60,7 +60,8 @@ class AllocationResult:
         Relative gap ``(bound - objective) / objective`` to the best proven bound;
         0.0 when proven optimal, NaN for the greedy baseline.
     method : str
-        ``"milp"``, ``"assignment"`` (no capacity can bind: solved as a matching) or ``"greedy"``.
+        ``"milp"``, ``"assignment"`` (no capacity can bind: solved as a matching),
+        ``"columns"`` (a catalogue too large for the pair model, see :func:`solve`) or ``"greedy"``.
     elapsed_s : float
         Wall-clock seconds spent in :func:`solve`.
     """
@@ -132,7 +133,12 @@ def solve(
         swap local search gives the warm start, column generation (HiGHS LP) the bound,
         pairs whose reduced cost shows they cannot improve on the warm start are dropped,
         and HiGHS solves first the most promising pairs, then all survivors.  The gap is
-        always against a proven bound.  ``greedy`` is first come, first
+        always against a proven bound.  Above ``COLUMN_LIMIT`` size-compatible pairs (for the
+        investment, jobs and count objectives) or ``PAIR_LIMIT`` (any objective) no pair
+        list is built: the model works on (application, plot group) columns (``method=
+        "columns"`` in the result): value-density greedy, a Lagrangian bound on substation
+        prices, exact per-substation knapsack re-packing and HiGHS on a few substations at a
+        time, every answer matched to real plots.  ``greedy`` is first come, first
         served: applications in input order each take the smallest feasible plot still
         free (ties by ``plot_id``) whose nodes still have headroom.
     mip_gap : float
