@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from planner.allocation.catalogue import Catalogue, headroom_fits
+from planner.allocation.catalogue import Catalogue
 from planner.allocation.inputs import TOLERANCE, sorted_unique
 from planner.allocation.pairs import _pair_values, fits_headroom
 from planner.allocation.substations import _knapsack, _shortlist
@@ -40,10 +40,15 @@ class Columns:
 
 
 def columns(catalogue: Catalogue) -> Columns:
-    """Every (application, group) with a compatible plot whose nodes' full headroom fits the demand."""
+    """Every (application, group) with a compatible plot whose nodes' full headroom fits the demand.
+
+    Built category by category on an (application x group) grid and scattered straight
+    into application order (no sort over the millions of columns).
+    """
     instance = catalogue.instance
-    n_plots = len(instance.plot_ids)
-    parts: list[tuple[np.ndarray, ...]] = []
+    n_plots, n_apps = len(instance.plot_ids), len(instance.app_ids)
+    grids: list[tuple[np.ndarray, ...]] = []
+    per_app = np.zeros(n_apps, dtype=np.int64)
     for c, key in enumerate(catalogue.group_key):
         members = np.flatnonzero(catalogue.category == c)
         groups = sorted_unique(key // max(n_plots, 1))
@@ -52,27 +57,38 @@ def columns(catalogue: Catalogue) -> Columns:
         base = groups[None, :] * n_plots
         low = np.searchsorted(key, base + catalogue.low_rank[members][:, None])
         high = np.searchsorted(key, base + catalogue.high_rank[members][:, None])
-        app = np.broadcast_to(members[:, None], low.shape)
-        group = np.broadcast_to(groups[None, :], low.shape)
         keep = high > low
-        app, group, low, high = app[keep], group[keep], low[keep], high[keep]
-        fits = headroom_fits(catalogue, app, group)
-        parts.append((app[fits], group[fits], low[fits], (high - low)[fits]))
-    if parts:
-        app, group, start, count = (np.concatenate(part) for part in zip(*parts))
-    else:
-        app = group = start = count = np.empty(0, dtype=np.int64)
-    order = np.argsort(app, kind="stable")
-    app, group, start, count = app[order], group[order], start[order], count[order]
-    everyone = np.arange(len(instance.app_ids))
+        keep &= fits_headroom(
+            instance.power[members][:, None],
+            instance.power_cap,
+            catalogue.group_power[groups][None, :],
+        )
+        keep &= fits_headroom(
+            instance.water[members][:, None],
+            instance.water_cap,
+            catalogue.group_water[groups][None, :],
+        )
+        per_app[members] = keep.sum(axis=1)
+        grids.append((members, groups, low, high, keep))
+    first = np.cumsum(per_app) - per_app
+    total = int(per_app.sum())
+    app = np.repeat(np.arange(n_apps), per_app)
+    group, start, count = (np.empty(total, dtype=np.int64) for _ in range(3))
+    for members, groups, low, high, keep in grids:
+        row, column = np.nonzero(keep)
+        within = np.cumsum(keep, axis=1)[row, column] - 1
+        position = first[members[row]] + within
+        group[position] = groups[column]
+        start[position] = low[row, column]
+        count[position] = high[row, column] - low[row, column]
     return Columns(
         app=app,
         group=group,
         start=start,
         count=count,
         value=_column_values(catalogue, app, start, count),
-        first=np.searchsorted(app, everyone, side="left"),
-        last=np.searchsorted(app, everyone, side="right"),
+        first=first,
+        last=first + per_app,
     )
 
 
@@ -285,8 +301,13 @@ def binding_nodes(catalogue: Catalogue, cols: Columns) -> np.ndarray:
     instance = catalogue.instance
     n_apps = max(len(instance.app_ids), 1)
     node = catalogue.group_power[cols.group]
-    keys = sorted_unique((node.astype(np.int64) + 1) * n_apps + cols.app)
-    users_node, users_app = keys // n_apps - 1, keys % n_apps
+    real_groups = catalogue.group_power[catalogue.group_power >= 0]
+    if len(real_groups) == len(sorted_unique(real_groups)):
+        # one group per substation: the columns are already distinct (substation, application)
+        users_node, users_app = node, cols.app
+    else:
+        keys = sorted_unique((node.astype(np.int64) + 1) * n_apps + cols.app)
+        users_node, users_app = keys // n_apps - 1, keys % n_apps
     real = users_node >= 0
     load = np.bincount(
         users_node[real], weights=instance.power[users_app[real]], minlength=len(instance.power_cap)
