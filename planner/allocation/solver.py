@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from geo.i18n import N_
 from planner.allocation import aggregate, catalogue, neighbourhood
 from planner.allocation.greedy import State, assignment, first_come, value_density_search
 from planner.allocation.inputs import (
@@ -179,13 +180,13 @@ def solve(
             math.nan,
             "greedy",
         )
-        blame = "an earlier application"
+        blame = N_("an earlier application")
     else:
         state, status, gap, used = _optimise(
             instance, pairs, (time_limit, mip_gap), on_progress, started
         )
         state.prefer_small_plots()
-        blame = "a higher-value application"
+        blame = N_("a higher-value application")
     assignments = _assignments(instance, pairs, state, blame)
     return AllocationResult(
         assignments, state.objective(), status, gap, used, time.perf_counter() - started
@@ -205,7 +206,8 @@ def _solve_by_columns(
     cols = aggregate.columns(index)
     if method == "greedy":
         plot_of = catalogue.first_come(index)
-        status, gap, used, blame = "heuristic", math.nan, "greedy", "an earlier application"
+        status, gap, used = "heuristic", math.nan, "greedy"
+        blame = N_("an earlier application")
     else:
         time_limit, mip_gap = limits
         # the result's pairs and reasons are built after the deadline: keep time for them
@@ -219,7 +221,7 @@ def _solve_by_columns(
         plot_of, status, gap = neighbourhood.optimise(
             index, cols, deadline, mip_gap, on_progress, started
         )
-        used, blame = "columns", "a higher-value application"
+        used, blame = "columns", N_("a higher-value application")
     pairs = catalogue.result_pairs(index, plot_of, (cols.app, cols.start, cols.count))
     state = State(instance, pairs)
     for app in np.flatnonzero(plot_of >= 0):
