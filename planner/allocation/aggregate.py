@@ -99,7 +99,7 @@ def _column_values(
     value, instance = catalogue.value, catalogue.instance
     result = value.per_app[app].astype(float)
     if not len(app):
-        return result
+        return np.asarray(result, dtype=float)
     category = catalogue.category[app]
     if value.fit_weight or np.any(value.per_plot):
         smallest = np.empty(len(app), dtype=np.int64)
@@ -117,7 +117,7 @@ def _column_values(
     if value.preference_weight and len(value.preference_keys):
         wishing = np.unique(value.preference_keys // max(len(instance.plot_ids), 1))
         result = result + value.preference_weight * np.isin(app, wishing)
-    return result
+    return np.asarray(result, dtype=float)
 
 
 class Placement:
@@ -155,9 +155,8 @@ class Placement:
     def column_plots(self, column: int) -> np.ndarray:
         app = self.cols.app[column]
         begin = self.cols.start[column]
-        return self.catalogue.by_group[self.catalogue.category[app]][
-            begin : begin + self.cols.count[column]
-        ]
+        plots = self.catalogue.by_group[self.catalogue.category[app]]
+        return np.asarray(plots[begin : begin + self.cols.count[column]])
 
     def try_column(self, column: int) -> bool:
         """Place the column's application on its best free plot of the column's group (smallest on ties)."""

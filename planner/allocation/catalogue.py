@@ -51,7 +51,7 @@ class Catalogue:
 
     def plots_of(self, app: int) -> np.ndarray:
         """Every plot passing the static rules for ``app``, in (area, id) order."""
-        return self.by_area[self.category[app]][self.low[app] : self.high[app]]
+        return np.asarray(self.by_area[self.category[app]][self.low[app] : self.high[app]])
 
 
 def size_pair_count(instance: Instance) -> int:

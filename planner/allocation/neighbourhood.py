@@ -82,7 +82,9 @@ def _losses(placement: Placement, price: np.ndarray) -> np.ndarray:
         price[node[at_node]] * instance.power[placed[at_node]] - placement.worth[placed[at_node]]
     )
     loss = np.maximum(price, 0.0) * np.maximum(placement.power_left, 0.0)
-    return loss + np.bincount(node[at_node], weights=np.maximum(excess, 0.0), minlength=len(loss))
+    return np.asarray(
+        loss + np.bincount(node[at_node], weights=np.maximum(excess, 0.0), minlength=len(loss))
+    )
 
 
 def _solve(placement: Placement, nodes: np.ndarray, at: np.ndarray, deadline: float) -> bool:
@@ -113,11 +115,11 @@ def _solve(placement: Placement, nodes: np.ndarray, at: np.ndarray, deadline: fl
     after = _match(placement, chosen)
     if after > before + TOLERANCE * max(before, 1.0) and (placement.water_left >= -TOLERANCE).all():
         return True
-    for app in cols.app[chosen]:
-        if placement.plot_of[app] >= 0:
-            placement.remove(int(app))
-    for app, plot, worth in previous:
-        placement.place(app, plot, worth)
+    for entered in cols.app[chosen]:
+        if placement.plot_of[entered] >= 0:
+            placement.remove(int(entered))
+    for one, where, worth in previous:
+        placement.place(one, where, worth)
     return False
 
 
