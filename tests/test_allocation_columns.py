@@ -103,3 +103,63 @@ def test_time_limit_covers_every_phase(monkeypatch):
     assert time.perf_counter() - started < 3 + 1.5
     assert result.status in {"optimal", "time_limit"} and result.gap >= 0.0
     assert_feasible(result, plots, apps, caps)
+
+
+def test_columns_with_no_substation_at_all(monkeypatch):
+    by_columns(monkeypatch)
+    plots = pd.DataFrame(
+        {"plot_id": ["P1"], "area_ha": [5.0], "rail": [False], "node": [None], "sectors": ["*"]}
+    )
+    apps = pd.DataFrame(
+        {
+            "app_id": ["A", "B"],
+            "min_ha": [4.0, 4.0],
+            "max_ha": [6.0, 6.0],
+            "sector": ["X", "X"],
+            "rail_need": [False, False],
+            "power_kw": [0.0, 10.0],
+            "invest": [1.0, 5.0],
+            "jobs": [1.0, 1.0],
+        }
+    )
+    result = solve(plots, apps, pd.DataFrame({"node": [], "power_kw": []}), time_limit=5)
+    assert result.assignments["plot_id"].tolist() == ["P1", None]
+    assert result.assignments["reason"][1] == "no plot of 4–6 ha with a power connection"
+
+
+def test_columns_keep_water_headroom_and_find_the_water_aware_optimum(monkeypatch):
+    plots = pd.DataFrame(
+        {
+            "plot_id": ["P1", "P2", "P3"],
+            "area_ha": [5.0, 5.0, 5.0],
+            "rail": [False] * 3,
+            "node": ["S1", "S1", "S2"],
+            "water_node": ["W1", "W1", "W1"],
+            "sectors": ["*"] * 3,
+        }
+    )
+    apps = pd.DataFrame(
+        {
+            "app_id": ["A", "B", "C"],
+            "min_ha": [4.0] * 3,
+            "max_ha": [6.0] * 3,
+            "sector": ["X"] * 3,
+            "rail_need": [False] * 3,
+            "power_kw": [600.0, 500.0, 500.0],
+            "water_m3d": [90.0, 50.0, 50.0],
+            "invest": [10.0, 6.0, 6.0],
+            "jobs": [1.0] * 3,
+        }
+    )
+    caps = pd.DataFrame(
+        {
+            "node": ["S1", "S2", "W1"],
+            "power_kw": [1000.0, 1000.0, 0.0],
+            "water_m3d": [0.0, 0.0, 100.0],
+        }
+    )
+    exact = solve(plots, apps, caps, objective="investment")
+    by_columns(monkeypatch)
+    result = solve(plots, apps, caps, objective="investment", time_limit=5)
+    assert result.objective == exact.objective == 12.0
+    assert result.assignments["plot_id"][0] is None

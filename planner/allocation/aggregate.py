@@ -205,7 +205,8 @@ def greedy(placement: Placement, deadline: float) -> None:
         own = np.arange(cols.first[app], cols.last[app])
         own = own[placement.fits(own)]
         node = placement.catalogue.group_power[cols.group[own]]
-        left = np.where(node >= 0, placement.power_left[np.maximum(node, 0)], np.inf)
+        left = np.full(len(own), np.inf)
+        left[node >= 0] = placement.power_left[node[node >= 0]]
         for column in own[np.lexsort((left, -cols.value[own]))]:
             if placement.try_column(int(column)):
                 break
@@ -334,7 +335,8 @@ class Lagrangian:
 
     def evaluate(self, price: np.ndarray) -> tuple[float, np.ndarray]:
         """The bound at ``price`` and its subgradient (headroom less the demand the relaxation puts there)."""
-        score = self.cols.value - price[np.maximum(self.node, 0)] * self.weight
+        score = self.cols.value.copy()
+        score[self.priced] -= price[self.node[self.priced]] * self.weight[self.priced]
         if not len(score):
             return float(price @ self.cap), self.cap.copy()
         best = np.maximum.reduceat(score, self.starts)

@@ -142,7 +142,7 @@ def _solve_pairs(
     lifted: np.ndarray,
     deadline: float,
 ) -> bool:
-    """The neighbourhood as the exact pair MILP (each application once, each plot once, each node's headroom)."""
+    """The neighbourhood as the exact pair MILP (each application once, each plot once, power and water headroom)."""
     instance = placement.catalogue.instance
     app, plot = pairs
     worth = _pair_values(placement.catalogue.value, instance, app, plot)
@@ -154,18 +154,37 @@ def _solve_pairs(
         weights=instance.power[lifted],
         minlength=len(nodes),
     )
+    # water headroom of the plots' water nodes, with what the lifted applications free
+    water_node = instance.water_node[plot]
+    wet = (water_node >= 0) & (instance.water[app] > 0)
+    water_nodes, water_row = np.unique(water_node[wet], return_inverse=True)
+    water_room = placement.water_left[water_nodes].copy()
+    lifted_wet = lifted[instance.water[lifted] > 0]
+    lifted_node = instance.water_node[placement.plot_of[lifted_wet]]
+    inside = np.isin(lifted_node, water_nodes)
+    np.add.at(
+        water_room,
+        np.searchsorted(water_nodes, lifted_node[inside]),
+        instance.water[lifted_wet[inside]],
+    )
     count = len(app)
+    head = len(apps) + len(plots) + len(nodes)
     matrix = sp.csc_matrix(
         (
-            np.r_[np.ones(2 * count), instance.power[app]],
+            np.r_[np.ones(2 * count), instance.power[app], instance.water[app[wet]]],
             (
-                np.r_[app_row, len(apps) + plot_row, len(apps) + len(plots) + node_row],
-                np.tile(np.arange(count), 3),
+                np.r_[
+                    app_row,
+                    len(apps) + plot_row,
+                    len(apps) + len(plots) + node_row,
+                    head + water_row,
+                ],
+                np.r_[np.tile(np.arange(count), 3), np.flatnonzero(wet)],
             ),
         ),
-        shape=(len(apps) + len(plots) + len(nodes), count),
+        shape=(head + len(water_nodes), count),
     )
-    upper = np.r_[np.ones(len(apps) + len(plots)), room]
+    upper = np.r_[np.ones(len(apps) + len(plots)), room, water_room]
     scale = max(float(worth.max(initial=0.0)), TOLERANCE)
     highs = silent_highs()
     pass_model(highs, matrix, upper, worth / scale, integer=True)
