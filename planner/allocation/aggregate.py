@@ -20,8 +20,8 @@ from scipy.optimize import linear_sum_assignment
 
 from planner.allocation.catalogue import Catalogue
 from planner.allocation.inputs import TOLERANCE, sorted_unique
-from planner.allocation.pairs import _pair_values, fits_headroom
-from planner.allocation.substations import _knapsack, _shortlist
+from planner.allocation.pairs import fits_headroom, pair_values
+from planner.allocation.substations import _knapsack, shortlist
 
 _BOUND_ITERATIONS = 500
 
@@ -133,6 +133,7 @@ class Placement:
         self.water_left = instance.water_cap.copy()
 
     def place(self, app: int, plot: int, worth: float) -> None:
+        """Give ``plot`` to ``app`` (worth ``worth``) and take its demand off the plot's nodes."""
         instance = self.catalogue.instance
         self.plot_of[app], self.worth[app], self.holder[plot] = plot, worth, app
         if instance.power[app] > 0:
@@ -141,6 +142,7 @@ class Placement:
             self.water_left[instance.water_node[plot]] -= instance.water[app]
 
     def remove(self, app: int) -> None:
+        """Take ``app`` off its plot and give its demand back to the plot's nodes."""
         instance = self.catalogue.instance
         plot = int(self.plot_of[app])
         if instance.power[app] > 0:
@@ -150,9 +152,11 @@ class Placement:
         self.plot_of[app], self.worth[app], self.holder[plot] = -1, 0.0, -1
 
     def objective(self) -> float:
+        """Total value of the allocation."""
         return float(self.worth.sum())
 
     def column_plots(self, column: int) -> np.ndarray:
+        """The column's compatible plots, in area order."""
         app = self.cols.app[column]
         begin = self.cols.start[column]
         plots = self.catalogue.by_group[self.catalogue.category[app]]
@@ -165,7 +169,7 @@ class Placement:
         free = plots[self.holder[plots] < 0]
         if not len(free):
             return False
-        worth = _pair_values(
+        worth = pair_values(
             self.catalogue.value, self.catalogue.instance, np.full(len(free), app), free
         )
         best = int(np.argmax(worth))
@@ -173,6 +177,7 @@ class Placement:
         return True
 
     def fits(self, column: np.ndarray) -> np.ndarray:
+        """Whether each column's demand fits the headroom its group's nodes still have."""
         instance, cols = self.catalogue.instance, self.cols
         app, group = cols.app[column], cols.group[column]
         ok = fits_headroom(instance.power[app], self.power_left, self.catalogue.group_power[group])
@@ -239,7 +244,7 @@ def _repack_node(placement: Placement, node: int, at_node: np.ndarray) -> bool:
     best = np.full(len(instance.app_ids), -np.inf)
     np.maximum.at(best, cols.app[candidate], cols.value[candidate])
     value, weight = best[apps], instance.power[apps]
-    keep = _shortlist(value, weight, np.isin(apps, lifted))
+    keep = shortlist(value, weight, np.isin(apps, lifted))
     apps, value, weight = apps[keep], value[keep], weight[keep]
     capacity = float(placement.power_left[node] + instance.power[lifted].sum())
     chosen = apps[_knapsack(value, weight, capacity)]
@@ -251,7 +256,7 @@ def _repack_node(placement: Placement, node: int, at_node: np.ndarray) -> bool:
     ]
     for app in lifted:
         placement.remove(int(app))
-    after = _match(placement, candidate[np.isin(cols.app[candidate], chosen)])
+    after = match_columns(placement, candidate[np.isin(cols.app[candidate], chosen)])
     if (
         after > before + TOLERANCE * max(abs(before), 1.0)
         and (placement.water_left >= -TOLERANCE).all()
@@ -265,7 +270,7 @@ def _repack_node(placement: Placement, node: int, at_node: np.ndarray) -> bool:
     return False
 
 
-def _match(placement: Placement, usable: np.ndarray) -> float:
+def match_columns(placement: Placement, usable: np.ndarray) -> float:
     """Place the columns' applications on distinct free plots by a max-value matching (most applications first)."""
     catalogue, instance = placement.catalogue, placement.catalogue.instance
     if not len(usable):
@@ -277,7 +282,7 @@ def _match(placement: Placement, usable: np.ndarray) -> float:
     app, plot = app[free], plot[free]
     if not len(app):
         return 0.0
-    worth = _pair_values(catalogue.value, instance, app, plot)
+    worth = pair_values(catalogue.value, instance, app, plot)
     apps, row = np.unique(app, return_inverse=True)
     plots, col = np.unique(plot, return_inverse=True)
     top = max(float(worth.max()), TOLERANCE)

@@ -17,9 +17,9 @@ from planner.allocation.inputs import TOLERANCE, Instance, Value
 from planner.allocation.pairs import (
     STATIC_STAGES,
     Pairs,
-    _pair_values,
-    _plot_order,
     fits_headroom,
+    pair_values,
+    plot_order,
     static_rules_for,
 )
 
@@ -95,6 +95,7 @@ class _RuleMasks:
         self.plots = np.arange(len(instance.plot_ids))
 
     def get(self, stage: str, app: int) -> np.ndarray:
+        """The plot mask of ``stage`` for an application like ``app`` (cached by the attribute it reads)."""
         instance = self.instance
         attribute = {
             "sector": instance.sector_code,
@@ -113,7 +114,7 @@ class _RuleMasks:
 def build(instance: Instance, value: Value) -> Catalogue:
     """Index the plots by category and group; counts per rule for the reasons come for free."""
     n_plots = len(instance.plot_ids)
-    order = _plot_order(instance)
+    order = plot_order(instance)
     sorted_area = instance.area[order]
     low_rank = np.searchsorted(sorted_area, instance.min_ha - TOLERANCE, side="left")
     high_rank = np.maximum(
@@ -213,14 +214,14 @@ def result_pairs(
     app = np.r_[app, blocked, np.flatnonzero(plot_of >= 0)]
     plot = np.r_[plot, first_plot[first_column], plot_of[plot_of >= 0]]
     rank = np.empty(len(instance.plot_ids), dtype=np.int64)
-    rank[_plot_order(instance)] = np.arange(len(instance.plot_ids))
+    rank[plot_order(instance)] = np.arange(len(instance.plot_ids))
     order = np.lexsort((rank[plot], app))
     app, plot = app[order], plot[order]
     everyone = np.arange(n_apps)
     start = np.searchsorted(app, everyone, side="left")
     value = np.zeros(len(app))
     placed = np.flatnonzero(plot_of >= 0)
-    value[start[placed]] = _pair_values(catalogue.value, instance, placed, plot_of[placed])
+    value[start[placed]] = pair_values(catalogue.value, instance, placed, plot_of[placed])
     counts = dict(catalogue.stage_counts)
     counts["headroom"] = np.where(plot_of >= 0, np.maximum(fitting, 1), fitting)
     lost = np.flatnonzero((counts[STATIC_STAGES[-1]] > 0) & (fitting == 0) & (plot_of < 0))

@@ -12,16 +12,16 @@ import scipy.sparse as sp
 from planner.allocation.aggregate import (
     Columns,
     Placement,
-    _match,
     binding_nodes,
     greedy,
     lagrangian_bound,
+    match_columns,
     repack,
 )
 from planner.allocation.catalogue import Catalogue
 from planner.allocation.inputs import TOLERANCE, sorted_unique
 from planner.allocation.milp import pass_model, relative_gap
-from planner.allocation.pairs import _pair_values
+from planner.allocation.pairs import pair_values
 from planner.highs import silent_highs
 
 _NODES_AT_ONCE = 3
@@ -112,7 +112,7 @@ def _solve(placement: Placement, nodes: np.ndarray, at: np.ndarray, deadline: fl
     previous = [(int(a), int(placement.plot_of[a]), float(placement.worth[a])) for a in lifted]
     for app in lifted:
         placement.remove(int(app))
-    after = _match(placement, chosen)
+    after = match_columns(placement, chosen)
     if after > before + TOLERANCE * max(before, 1.0) and (placement.water_left >= -TOLERANCE).all():
         return True
     for entered in cols.app[chosen]:
@@ -145,7 +145,7 @@ def _solve_pairs(
     """The neighbourhood as the exact pair MILP (each application once, each plot once, power and water headroom)."""
     instance = placement.catalogue.instance
     app, plot = pairs
-    worth = _pair_values(placement.catalogue.value, instance, app, plot)
+    worth = pair_values(placement.catalogue.value, instance, app, plot)
     apps, app_row = np.unique(app, return_inverse=True)
     plots, plot_row = np.unique(plot, return_inverse=True)
     node_row = np.searchsorted(nodes, instance.power_node[plot])

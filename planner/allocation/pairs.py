@@ -26,7 +26,8 @@ class Pairs:
     connected_plot: np.ndarray
 
 
-def _pair_values(value: Value, instance: Instance, app: np.ndarray, plot: np.ndarray) -> np.ndarray:
+def pair_values(value: Value, instance: Instance, app: np.ndarray, plot: np.ndarray) -> np.ndarray:
+    """Objective value of each (application, plot) pair (see :class:`Value`)."""
     result = value.per_app[app] + value.per_plot[plot]
     if value.fit_weight:
         area = instance.area[plot]
@@ -41,14 +42,15 @@ def _pair_values(value: Value, instance: Instance, app: np.ndarray, plot: np.nda
     return np.asarray(result, dtype=float)
 
 
-def _plot_order(instance: Instance) -> np.ndarray:
+def plot_order(instance: Instance) -> np.ndarray:
+    """Plot positions by (area, plot id): the order smallest-plot rules and slices use."""
     tie_break = pd.Series(instance.plot_ids).astype(str).rank(method="first").to_numpy()
     return np.lexsort((tie_break, instance.area))
 
 
 def compatible_pairs(instance: Instance, value: Value) -> Pairs:
     """Every (application, plot) pair passing the static rules, plus per-rule survivor counts for reasons."""
-    order = _plot_order(instance)
+    order = plot_order(instance)
     sorted_area = instance.area[order]
     low = np.searchsorted(sorted_area, instance.min_ha - TOLERANCE, side="left")
     lengths = np.maximum(
@@ -119,7 +121,7 @@ def _pairs(
     return Pairs(
         app=app,
         plot=plot,
-        value=_pair_values(value, instance, app, plot),
+        value=pair_values(value, instance, app, plot),
         start=np.searchsorted(app, applications, side="left"),
         end=np.searchsorted(app, applications, side="right"),
         stage_counts=counts,
