@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geo.crs import DEFAULT_EPSG, transformer
 from geo.layers import ID_PATTERN, ID_RULE, SECTORS, Field, Layer
 
 OVERLAP_TOLERANCE_M2 = 1.0
@@ -24,6 +25,14 @@ MIN_LINE_LENGTH_M = 0.01
 # A generous box around the Almaty zone in UTM 43N: catches degrees read as metres,
 # metres labelled as degrees and data from another city.
 ZONE_ENVELOPE = (625_000.0, 4_775_000.0, 675_000.0, 4_825_000.0)
+
+
+def zone_envelope(epsg: int) -> tuple[float, float, float, float]:
+    """:data:`ZONE_ENVELOPE` (UTM 43N) as a box in the CRS ``epsg`` (a store's)."""
+    if epsg == DEFAULT_EPSG:
+        return ZONE_ENVELOPE
+    x0, y0, x1, y1 = transformer(DEFAULT_EPSG, epsg).transform_bounds(*ZONE_ENVELOPE)
+    return (float(x0), float(y0), float(x1), float(y1))
 
 
 @dataclass(frozen=True)

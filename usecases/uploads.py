@@ -100,6 +100,7 @@ def check(
             filename=options.filename,
             encoding=options.encoding,
             options=names,
+            epsg=store.epsg,
         )
         return geo_io.plan_import(store, options.layer, upload, mode=options.mode)
     except ValidationError:

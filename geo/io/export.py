@@ -18,7 +18,7 @@ import pyogrio
 import pyogrio.errors
 
 from geo import archive
-from geo.crs import WGS84_EPSG, WORKING_EPSG, parse_epsg
+from geo.crs import WGS84_EPSG, parse_epsg
 from geo.io.formats import (
     FORMATS,
     GEOJSON_DECIMALS,
@@ -113,10 +113,10 @@ def check_where(layer: str, where: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _default_crs(fmt: str, crs: int | str | None) -> int:
+def _default_crs(fmt: str, crs: int | str | None, store_epsg: int) -> int:
     if crs is not None:
         return parse_epsg(crs)
-    return WGS84_EPSG if fmt == "geojson" else WORKING_EPSG
+    return WGS84_EPSG if fmt == "geojson" else store_epsg
 
 
 def _frame_for_export(
@@ -124,12 +124,12 @@ def _frame_for_export(
 ) -> pd.DataFrame | pa.Table:
     """The rows to export: straight from the store's file as Arrow when the store can
     hand them over that way (a GeoPackage read by GDAL, no per-row Python), else a frame."""
-    if where is None and epsg == WORKING_EPSG and hasattr(store, "read_arrow"):
+    if where is None and epsg == store.epsg and hasattr(store, "read_arrow"):
         table = store.read_arrow(name, schema or get_layer(name))
         if table is not None:
             return table
     frame = store.read(name, where=where)
-    if get_layer(name).is_feature and epsg != WORKING_EPSG:
+    if get_layer(name).is_feature and epsg != store.epsg:
         frame = frame.to_crs(epsg)
     return frame
 
@@ -222,7 +222,7 @@ def export_layers(
         beside it, then a rename), so a failure leaves nothing half-written.
         An existing file is overwritten, except the store's own file (refused).
     crs : int or str, optional
-        EPSG code of the output. Default: the working CRS, and WGS84 (RFC
+        EPSG code of the output. Default: the store's CRS, and WGS84 (RFC
         7946, 9 decimals) for GeoJSON; GeoJSON in another CRS carries a
         ``crs`` member.
     where : mapping, optional
@@ -257,7 +257,7 @@ def export_layers(
     if fields is not None and len(names) != 1:
         raise ValueError("fields narrow one layer; name the layer instead of 'all'")
     schemas = {name: _export_schema(name, fields) for name in names}
-    epsg = _default_crs(fmt, crs)
+    epsg = _default_crs(fmt, crs, store.epsg)
     out = Path(out_path)
     plain_shp = fmt == "shp" and out.suffix.lower() == ".shp"
     if plain_shp and len(names) > 1:
@@ -331,7 +331,7 @@ def _export_plain_shapefile(
     """
     name = lyr.name
     frame = _frame_for_export(store, name, where, epsg, lyr)
-    written = write_shapefile(lyr, frame, work, name=out.stem)
+    written = write_shapefile(lyr, frame, work, name=out.stem, epsg=epsg)
     for suffix in _STALE_SHAPEFILE_SIDECARS:
         stale = out.parent / f"{out.stem}{suffix}"
         if stale.is_file():
@@ -361,7 +361,7 @@ def _export_into(
         name = lyr.name
         frame = _frame_for_export(store, name, where, epsg, lyr)
         if fmt == "shp":
-            write_shapefile(lyr, frame, work)
+            write_shapefile(lyr, frame, work, epsg=epsg)
             members += _shapefile_members(lyr, work)
         elif fmt == "gpkg":
             target = work / "export.gpkg"

@@ -18,7 +18,6 @@ import pyogrio
 import pyogrio.errors
 import shapely
 
-from geo.crs import WORKING_EPSG
 from geo.layers import INTERNAL_LAYERS, Field, Layer, get_layer
 
 #: The oldest GeoPackage version with everything stores and exports use (attribute tables,
@@ -138,9 +137,14 @@ class ShapefileLimitWarning(UserWarning):
     (text longer than the DBF's 254 bytes is cut)."""
 
 
-def _epsg(frame: pd.DataFrame | pa.Table) -> int:
+def _epsg(frame: pd.DataFrame | pa.Table, epsg: int | None) -> int:
+    if epsg is not None:
+        return epsg
     crs = None if isinstance(frame, pa.Table) else getattr(frame, "crs", None)
-    return crs.to_epsg() if crs is not None else WORKING_EPSG
+    code = crs.to_epsg() if crs is not None else None
+    if code is None:
+        raise ValueError("the rows carry no EPSG CRS; give the shapefile's epsg")
+    return int(code)
 
 
 # Bytes a character of the zone's text takes in UTF-8 (Cyrillic and Kazakh letters: 2).
@@ -211,6 +215,7 @@ def write_shapefile(
     directory: Path | str,
     *,
     name: str | None = None,
+    epsg: int | None = None,
 ) -> Path:
     """Write one layer as a shapefile with ``.prj`` and a UTF-8 ``.cpg``.
 
@@ -219,7 +224,8 @@ def write_shapefile(
     as a lone ``.dbf`` (with ``.cpg``). Text longer than the DBF's 254 bytes is
     cut by the format; a :class:`ShapefileLimitWarning` names the layer, field,
     count and first feature. ``frame`` may also be an Arrow table already typed by
-    the schema (:func:`typed_table`), in the working CRS.
+    the schema (:func:`typed_table`); ``epsg`` is the rows' CRS (default: the frame's;
+    required for a table of features).
 
     Returns
     -------
@@ -241,7 +247,7 @@ def write_shapefile(
             driver="ESRI Shapefile",
             geometry_name="geometry" if layer.is_feature else None,
             geometry_type=layer.geometry if layer.is_feature else None,
-            crs=f"EPSG:{_epsg(frame)}" if layer.is_feature else None,
+            crs=f"EPSG:{_epsg(frame, epsg)}" if layer.is_feature else None,
             encoding="UTF-8",
         )
     return path if layer.is_feature else path.with_suffix(".dbf")

@@ -13,18 +13,17 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.crs import WORKING_EPSG
 from geo.io.formats import Source
 from geo.io.read import Upload, importable_layer, problem_order, read_upload
 from geo.layers import Layer, get_layer
 from geo.validate import (
-    ZONE_ENVELOPE,
     Problem,
     ValidationError,
     check_geometries,
     coerce_attributes,
     overlaps,
     single_part,
+    zone_envelope,
 )
 
 MODES: tuple[str, ...] = ("update", "replace")
@@ -208,7 +207,8 @@ def plan_import(
     store : Store
     layer : str
     data : DataFrame or Upload
-        A frame in the working CRS, or what :func:`read_upload` returned.
+        A frame, or what :func:`read_upload` returned; geometries are reprojected to
+        the store's CRS (``store.epsg``) when they declare another (none: the store's).
     mode : {"update", "replace"}
         ``update`` (default): features whose id is stored are updated (only the
         fields the file carries, and the geometry), new ids are added, nothing
@@ -224,7 +224,7 @@ def plan_import(
         raise ValueError(f"unknown mode {mode!r}; use {' or '.join(MODES)}")
     lyr = importable_layer(layer)
     upload = data if isinstance(data, Upload) else Upload(lyr.name, data)
-    frame = upload.frame.reset_index(drop=True)
+    frame = _in_crs(upload.frame.reset_index(drop=True), store.epsg)
     revision = store.revision(_checked_layers(lyr))
     plan = ImportPlan(
         lyr.name,
@@ -250,9 +250,7 @@ def plan_import(
     ids = typed[lyr.key].tolist()
     plan.frame = typed
     if lyr.is_feature:
-        geoms = single_part(
-            gpd.GeoSeries(np.asarray(frame.geometry.values), crs=WORKING_EPSG)
-        ).values
+        geoms = single_part(gpd.GeoSeries(np.asarray(frame.geometry.values), crs=store.epsg)).values
         unread = {p.index for p in upload.problems if p.field == "geometry"}
         envelope, note = import_envelope(store, lyr.name)
         geo_problems = [
@@ -263,7 +261,7 @@ def plan_import(
         problems += geo_problems
         usable = np.ones(len(frame), dtype=bool)
         usable[[i for i in unread | {p.index for p in geo_problems} if i is not None]] = False
-        plan.frame = gpd.GeoDataFrame(typed, geometry=np.asarray(geoms), crs=WORKING_EPSG)
+        plan.frame = gpd.GeoDataFrame(typed, geometry=np.asarray(geoms), crs=store.epsg)
         if lyr.name == "plots":
             problems += _self_overlaps(plan.frame, usable)
     stored = _stored_rows(store, lyr, ids)
@@ -282,6 +280,14 @@ def plan_import(
     return plan
 
 
+def _in_crs(frame: pd.DataFrame, epsg: int) -> pd.DataFrame:
+    """``frame`` with its geometries in ``epsg`` (a frame declaring no CRS is taken as in it)."""
+    crs = getattr(frame, "crs", None)
+    if crs is None or crs.to_epsg() == epsg:
+        return frame
+    return cast(gpd.GeoDataFrame, frame).to_crs(epsg)
+
+
 def _checked_layers(layer: Layer) -> list[str]:
     """The layers a plan reads: the target, where the zone is, who holds plots."""
     return list(dict.fromkeys([layer.name, "zone", "expansion", "applications"]))
@@ -292,10 +298,10 @@ def import_envelope(store: Any, layer: str) -> tuple[tuple[float, float, float, 
 
     The extent of the stored zone and expansion areas grown by
     ``ZONE_MARGIN_M`` (5 km); the fixed ``ZONE_ENVELOPE`` when the store has no
-    zone yet, and for imports of ``zone`` and ``expansion`` themselves (they
+    zone yet (in the store's CRS), and for imports of ``zone`` and ``expansion`` themselves (they
     define where the zone is).
     """
-    fallback = (ZONE_ENVELOPE, "wrong CRS, or metres read as degrees?")
+    fallback = (zone_envelope(store.epsg), "wrong CRS, or metres read as degrees?")
     if layer in ("zone", "expansion"):
         return fallback
     zone = store.extent("zone")
@@ -606,7 +612,13 @@ def import_file(
         With every problem found; nothing is written.
     """
     upload = read_upload(
-        source, layer, src_layer=src_layer, crs=crs, filename=filename, encoding=encoding
+        source,
+        layer,
+        src_layer=src_layer,
+        crs=crs,
+        filename=filename,
+        encoding=encoding,
+        epsg=store.epsg,
     )
     plan = plan_import(store, layer, upload, mode=mode)
     apply_import(store, plan, user=user)

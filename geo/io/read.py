@@ -253,6 +253,7 @@ def read_upload(
     filename: str | None = None,
     encoding: str | None = None,
     options: Mapping[str, str] = CLI_OPTIONS,
+    epsg: int = WORKING_EPSG,
 ) -> Upload:
     """Read an uploaded or local file for import into ``layer``.
 
@@ -275,11 +276,13 @@ def read_upload(
     options : mapping
         How ``crs``, ``src_layer`` and ``encoding`` are called where the person
         gave the file, for messages (default: the CLI's options).
+    epsg : int
+        The CRS to reproject to: the target store's (``store.epsg``).
 
     Returns
     -------
     Upload
-        Geometries are reprojected to the working CRS.
+        Geometries are reprojected to ``epsg``.
 
     Raises
     ------
@@ -319,7 +322,7 @@ def read_upload(
         if len(attrs) == 0:
             return Upload(
                 lyr.name,
-                gpd.GeoDataFrame(attrs, geometry=[], crs=WORKING_EPSG),
+                gpd.GeoDataFrame(attrs, geometry=[], crs=epsg),
                 [],
                 desc,
                 None,
@@ -373,15 +376,14 @@ def read_upload(
             )
             geoms[i] = None
     series = gpd.GeoSeries(geoms, crs=src)
-    if src.to_epsg() != WORKING_EPSG:
+    if src.to_epsg() != epsg:
         try:
-            series = series.to_crs(WORKING_EPSG)
+            series = series.to_crs(epsg)
         except ProjError as err:
             raise ValueError(
-                f"{desc}: cannot reproject from {src.name} to "
-                f"EPSG:{WORKING_EPSG} ({first_line(err)})"
+                f"{desc}: cannot reproject from {src.name} to EPSG:{epsg} ({first_line(err)})"
             ) from None
-    frame = gpd.GeoDataFrame(attrs.reset_index(drop=True), geometry=series.values, crs=WORKING_EPSG)
+    frame = gpd.GeoDataFrame(attrs.reset_index(drop=True), geometry=series.values, crs=epsg)
     return Upload(
         lyr.name, frame, sorted(problems, key=problem_order), desc, src.to_string(), ignored
     )
@@ -394,8 +396,9 @@ def load_upload(
     src_layer: str | None = None,
     crs: int | str | None = None,
     filename: str | None = None,
+    epsg: int = WORKING_EPSG,
 ) -> pd.DataFrame:
-    """Read a file for ``layer`` into a frame in the working CRS, or refuse it.
+    """Read a file for ``layer`` into a frame in CRS ``epsg``, or refuse it.
 
     See :func:`read_upload` for the parameters.
 
@@ -404,7 +407,7 @@ def load_upload(
     ValidationError
         Listing every feature whose geometry could not be read or placed.
     """
-    upload = read_upload(source, layer, src_layer=src_layer, crs=crs, filename=filename)
+    upload = read_upload(source, layer, src_layer=src_layer, crs=crs, filename=filename, epsg=epsg)
     if upload.problems:
         raise ValidationError(upload.problems)
     return upload.frame

@@ -163,7 +163,7 @@ def load_folder(store: Store, folder: Path) -> dict[str, int]:
     for name, path in sources:
         if not path.exists():
             continue
-        plan = plan_import(store, name, read_upload(path, name))
+        plan = plan_import(store, name, read_upload(path, name, epsg=store.epsg))
         if not plan.ok:
             lines = fold(problem_items(plan.problems))
             listing = "\n".join(f"  {line}" for line in lines[:50])
