@@ -21,7 +21,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from geo.crs import transformer
+from geo.crs import DEFAULT_EPSG, transformer
 from geo.layers import parse_sectors
 from planner import visibility
 from usecases import accounts
@@ -490,4 +490,4 @@ def test_ogc_api_honours_its_document(app):
 
 def test_an_integer_filter_beyond_64_bits_is_a_bad_request():
     with pytest.raises(errors.InvalidParameter, match="jobs"):
-        queries.parse_items_query("plots", {"jobs": ["9" * 20]}, role="planner")
+        queries.parse_items_query("plots", {"jobs": ["9" * 20]}, role="planner", epsg=DEFAULT_EPSG)

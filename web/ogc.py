@@ -125,7 +125,7 @@ def conformance():
 
 @bp.route("/api")
 def api():
-    body = openapi.api_definition(_base())
+    body = openapi.api_definition(_base(), deps.get_store().epsg)
     return _html("api", doc=body) if _wants_html() else _json(body, OPENAPI)
 
 
@@ -156,7 +156,9 @@ def queryables(name: str):
 @bp.route("/collections/<name>/items")
 def items(name: str):
     role = current_role()
-    query = queries.parse_items_query(name, request.args.to_dict(flat=False), role=role)
+    query = queries.parse_items_query(
+        name, request.args.to_dict(flat=False), role=role, epsg=deps.get_store().epsg
+    )
     html = _wants_html()
     if html:  # the page's map is in lon/lat whatever crs says
         query = dataclasses.replace(query, crs=metadata.CRS84)
@@ -172,7 +174,9 @@ def items(name: str):
 @bp.route("/collections/<name>/items/<feature_id>")
 def item(name: str, feature_id: str):
     role = current_role()
-    crs = queries.parse_crs(name, request.args.to_dict(flat=False), role=role)
+    crs = queries.parse_crs(
+        name, request.args.to_dict(flat=False), role=role, epsg=deps.get_store().epsg
+    )
     if _wants_html():
         text = features.item(deps.get_store(), name, feature_id, role=role, base=_base())
         return _html("item", doc=json.loads(text), name=name, mapped=LAYERS[name].is_feature)

@@ -6,7 +6,7 @@ and the query parameters, and gets back plain dicts (GeoJSON, OGC documents) or 
 access policy (``planner.visibility``): the collections, rows and fields a role may see.
 
 Parts implemented: 1 (Core, GeoJSON, HTML, OpenAPI 3.0), 2 (CRS by reference: CRS84,
-EPSG:4326 and the storage CRS EPSG:32643) and 3 (queryables and simple property filters).
+EPSG:4326 and the storage CRS, the store's own: EPSG:32643 for the sample) and 3 (queryables and simple property filters).
 ``numberMatched`` is one SQL ``count(*)`` over the R-tree and the attribute filter, cached per
 layer revision, role view and query, so paging through a result pays it once.
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.crs import WORKING_EPSG, transformer, working_crs
+from geo.crs import crs_of, transformer
 from geo.layers import Layer
 from geo.store import Invalid, ListHas, Range, Store
 from planner import visibility
@@ -20,13 +20,13 @@ from usecases.ogc.errors import CollectionNotFound, InvalidParameter
 from usecases.ogc.metadata import (
     CRS84,
     GEOJSON,
-    SUPPORTED_CRS,
     TEMPORAL,
     Cache,
     check_collection,
     link,
     no_cache,
     revision,
+    supported_crs,
     url,
     visible_fields,
 )
@@ -36,18 +36,19 @@ _DECIMALS = {4326: 7}  # ~1 cm; metres get 3 (mm)
 
 
 def _working_bbox(
-    query: ItemsQuery,
+    query: ItemsQuery, store_epsg: int
 ) -> tuple[float, float, float, float] | tuple[()] | None:
-    """The bbox in the storage CRS; ``()`` when it lies outside where that CRS is usable."""
+    """The bbox in the storage CRS (``store_epsg``); ``()`` when it lies outside where that
+    CRS is usable."""
     if query.bbox is None:
         return None
-    epsg, lat_first = SUPPORTED_CRS[query.bbox_crs]
+    epsg, lat_first = supported_crs(store_epsg)[query.bbox_crs]
     x0, y0, x1, y1 = query.bbox
     if lat_first:
         x0, y0, x1, y1 = y0, x0, y1, x1
-    if epsg == WORKING_EPSG:
+    if epsg == store_epsg:
         return (x0, y0, x1, y1)
-    area = working_crs().area_of_use
+    area = crs_of(store_epsg).area_of_use
     if area is not None:
         x0, y0, x1, y1 = (
             max(x0, area.west),
@@ -57,7 +58,7 @@ def _working_bbox(
         )
         if x0 > x1 or y0 > y1:
             return ()
-    west, south, east, north = transformer(epsg, WORKING_EPSG).transform_bounds(x0, y0, x1, y1)
+    west, south, east, north = transformer(epsg, store_epsg).transform_bounds(x0, y0, x1, y1)
     return west, south, east, north
 
 
@@ -95,12 +96,12 @@ def _cache_key(where: Mapping[str, Any]) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in where.items()))
 
 
-def _project(geoms: np.ndarray, crs: str) -> np.ndarray:
-    epsg, lat_first = SUPPORTED_CRS[crs]
+def _project(geoms: np.ndarray, crs: str, store_epsg: int) -> np.ndarray:
+    epsg, lat_first = supported_crs(store_epsg)[crs]
     decimals = _DECIMALS.get(epsg, 3)
-    if epsg == WORKING_EPSG:
+    if epsg == store_epsg:
         return shapely.transform(geoms, lambda xy: np.round(xy, decimals))
-    tr = transformer(WORKING_EPSG, epsg)
+    tr = transformer(store_epsg, epsg)
 
     def project(xy: np.ndarray) -> np.ndarray:
         x, y = tr.transform(xy[:, 0], xy[:, 1])
@@ -122,14 +123,17 @@ def _plain_records(frame: pd.DataFrame, names: list[str]) -> list[dict[str, Any]
     return [dict(zip(names, row)) for row in zip(*columns)]
 
 
-def features_json(layer: Layer, rows: pd.DataFrame, *, role: str | None, crs: str) -> list[str]:
-    """Each row as the text of a GeoJSON Feature (id = the layer's key), in ``crs``."""
+def features_json(
+    layer: Layer, rows: pd.DataFrame, *, role: str | None, crs: str, store_epsg: int
+) -> list[str]:
+    """Each row (read from a store in CRS ``store_epsg``) as the text of a GeoJSON Feature
+    (id = the layer's key), in ``crs``."""
     if rows.empty:
         return []
     names = [f.name for f in visible_fields(layer, role)]
     records = _plain_records(rows, names)
     if layer.is_feature:
-        geoms = _project(np.asarray(rows.geometry.values, dtype=object), crs)
+        geoms = _project(np.asarray(rows.geometry.values, dtype=object), crs, store_epsg)
         geometry = ["null" if g is None else g for g in shapely.to_geojson(geoms)]
     else:
         geometry = ["null"] * len(records)
@@ -194,7 +198,7 @@ def items(
     """
     layer = check_collection(name, role)
     cache = cache or no_cache
-    box = _working_bbox(query)
+    box = _working_bbox(query, store.epsg)
     where = _where(layer, query, role)
     try:
         if box is not None and not box:  # outside the storage CRS's area: nothing matches
@@ -216,7 +220,7 @@ def items(
             )
     except Invalid as err:  # a filter value the store's schema refuses (e.g. a malformed id)
         raise InvalidParameter(str(err)) from None
-    features = features_json(layer, rows, role=role, crs=query.crs)
+    features = features_json(layer, rows, role=role, crs=query.crs, store_epsg=store.epsg)
     return ItemsPage(
         name, query, matched, features, _page_links(base, name, query, matched), query.crs
     )
@@ -287,7 +291,7 @@ def item(
         rows = pd.DataFrame()
     if rows.empty:
         raise CollectionNotFound(f"no feature {feature_id!r} in {name}")
-    text = features_json(layer, rows, role=role, crs=crs)[0]
+    text = features_json(layer, rows, role=role, crs=crs, store_epsg=store.epsg)[0]
     path = f"/collections/{name}/items/{feature_id}"
     links = [
         link(url(base, path, f="json"), "self", GEOJSON, "This feature"),

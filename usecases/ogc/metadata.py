@@ -6,7 +6,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 from urllib.parse import urlencode
 
-from geo.crs import WORKING_EPSG, transformer
+from geo.crs import transformer
 from geo.layers import LAYERS, SECTORS, Field, Layer
 from geo.store import Store
 from planner import visibility
@@ -29,14 +29,13 @@ def crs_uri(epsg: int) -> str:
     return f"http://www.opengis.net/def/crs/EPSG/0/{epsg}"
 
 
-STORAGE_CRS = crs_uri(WORKING_EPSG)
-# URI -> (EPSG code, whether the CRS's first axis is latitude): CRS84 is lon/lat,
-# EPSG:4326 is lat/lon, the UTM storage CRS is easting/northing.
-SUPPORTED_CRS: dict[str, tuple[int, bool]] = {
-    CRS84: (4326, False),
-    crs_uri(4326): (4326, True),
-    STORAGE_CRS: (WORKING_EPSG, False),
-}
+def supported_crs(epsg: int) -> dict[str, tuple[int, bool]]:
+    """The CRSs served for a store in CRS ``epsg`` (``store.epsg``, its storage CRS):
+    URI -> (EPSG code, whether the first axis is latitude). CRS84 is lon/lat, EPSG:4326
+    lat/lon, the store's projected CRS easting/northing."""
+    return {CRS84: (4326, False), crs_uri(4326): (4326, True), crs_uri(epsg): (epsg, False)}
+
+
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 # Layers with dates: the fields bounding a feature's time (start, end); equal for instants.
@@ -157,7 +156,7 @@ def _spatial_extent(store: Store, layer: Layer) -> list[float] | None:
     box = store.extent(layer.name) if layer.is_feature else None
     if box is None:
         return None
-    west, south, east, north = transformer(WORKING_EPSG, 4326).transform_bounds(*box)
+    west, south, east, north = transformer(store.epsg, 4326).transform_bounds(*box)
     return [round(v, 7) for v in (west, south, east, north)]
 
 
@@ -217,8 +216,8 @@ def collection(
                 "Queryable properties",
             ),
         ],
-        "crs": list(SUPPORTED_CRS) if layer.is_feature else [CRS84],
-        "storageCrs": STORAGE_CRS if layer.is_feature else CRS84,
+        "crs": list(supported_crs(store.epsg)) if layer.is_feature else [CRS84],
+        "storageCrs": crs_uri(store.epsg) if layer.is_feature else CRS84,
     }
     extent: dict[str, Any] = {}
     bbox = _spatial_extent(store, layer)
@@ -249,7 +248,7 @@ def collections(
                 "This document as HTML",
             ),
         ],
-        "crs": list(SUPPORTED_CRS),
+        "crs": list(supported_crs(store.epsg)),
         "collections": [
             collection(store, name, role=role, base=base, cache=cache)
             for name in readable_collections(role)

@@ -12,10 +12,10 @@ from usecases.ogc.metadata import (
     DEFAULT_LIMIT,
     GEOJSON,
     MAX_LIMIT,
-    SUPPORTED_CRS,
     TEMPORAL,
     property_schema,
     served,
+    supported_crs,
     visible_fields,
 )
 
@@ -75,12 +75,12 @@ def _operation(
     return out
 
 
-def _collection_paths(layer: Layer) -> dict[str, Any]:
+def _collection_paths(layer: Layer, epsg: int) -> dict[str, Any]:
     name = layer.name
     staff_only = not layer.public
     errors = ["400", "401", "403", "404"] if staff_only else ["400", "404"]
     note = " Planners only: send HTTP Basic credentials or a Bearer token." if staff_only else ""
-    crs_names = list(SUPPORTED_CRS) if layer.is_feature else [CRS84]
+    crs_names = list(supported_crs(epsg)) if layer.is_feature else [CRS84]
     crs_param = {"type": "string", "enum": crs_names, "default": CRS84}
     filters = [
         _param(
@@ -187,8 +187,9 @@ def _collection_paths(layer: Layer) -> dict[str, Any]:
     }
 
 
-def api_definition(base: str) -> dict[str, Any]:
-    """The OpenAPI 3.0 document of this service (every collection's paths and queryables)."""
+def api_definition(base: str, epsg: int) -> dict[str, Any]:
+    """The OpenAPI 3.0 document of this service (every collection's paths and queryables)
+    for a store in CRS ``epsg`` (``store.epsg``)."""
     link = {
         "type": "object",
         "required": ["href"],
@@ -244,7 +245,7 @@ def api_definition(base: str) -> dict[str, Any]:
         },
     }
     for name in served():
-        paths.update(_collection_paths(LAYERS[name]))
+        paths.update(_collection_paths(LAYERS[name], epsg))
     return {
         "openapi": "3.0.3",
         "info": {

@@ -15,11 +15,11 @@ from usecases.ogc.metadata import (
     DEFAULT_LIMIT,
     JSON_TYPES,
     MAX_LIMIT,
-    SUPPORTED_CRS,
     TEMPORAL,
     allowed_values,
     check_collection,
     crs_uri,
+    supported_crs,
     visible_fields,
 )
 
@@ -38,7 +38,7 @@ class ItemsQuery:
     bbox : tuple of float or None
         In ``bbox_crs`` axis order, as given.
     bbox_crs, crs : str
-        CRS URIs (``SUPPORTED_CRS``).
+        CRS URIs (of :func:`supported_crs` for the store's CRS).
     datetime : tuple or None
         ``(start, end)`` naive UTC datetimes, either None when open.
     datetime_text : str or None
@@ -103,7 +103,7 @@ def _integer(text: str | None, name: str, default: int, minimum: int) -> int:
     return value
 
 
-def _crs_param(text: str | None, name: str, layer: Layer) -> str:
+def _crs_param(text: str | None, name: str, layer: Layer, epsg: int) -> str:
     if text is None:
         return CRS84
     uri = text.strip().strip("[]<>")
@@ -111,8 +111,9 @@ def _crs_param(text: str | None, name: str, layer: Layer) -> str:
         uri = CRS84
     elif uri.upper().startswith("EPSG:"):
         uri = crs_uri(int(uri[5:])) if uri[5:].isdigit() else uri
-    if uri not in SUPPORTED_CRS or (not layer.is_feature and uri != CRS84):
-        offered = list(SUPPORTED_CRS) if layer.is_feature else [CRS84]
+    known = supported_crs(epsg)
+    if uri not in known or (not layer.is_feature and uri != CRS84):
+        offered = list(known) if layer.is_feature else [CRS84]
         raise InvalidParameter(f"{name}: {text!r} is not offered; use one of {', '.join(offered)}")
     return uri
 
@@ -201,9 +202,10 @@ def _typed_filter(layer: Layer, fld: Field, text: str, role: str | None) -> Any:
 
 
 def parse_items_query(
-    name: str, params: Mapping[str, Sequence[str]], *, role: str | None
+    name: str, params: Mapping[str, Sequence[str]], *, role: str | None, epsg: int
 ) -> ItemsQuery:
-    """Validate an items request's parameters (each name mapped to its values).
+    """Validate an items request's parameters (each name mapped to its values); ``crs`` and
+    ``bbox-crs`` may name the store's CRS ``epsg`` (``store.epsg``), CRS84 or EPSG:4326.
 
     A ``limit`` above ``MAX_LIMIT`` is capped to it (the standard's rule); unknown
     parameters are refused, as Part 1 requires.
@@ -240,16 +242,19 @@ def parse_items_query(
         limit=min(_integer(single(params, "limit"), "limit", DEFAULT_LIMIT, 1), MAX_LIMIT),
         offset=_integer(single(params, "offset"), "offset", 0, 0),
         bbox=bbox,
-        bbox_crs=_crs_param(single(params, "bbox-crs"), "bbox-crs", layer),
-        crs=_crs_param(single(params, "crs"), "crs", layer),
+        bbox_crs=_crs_param(single(params, "bbox-crs"), "bbox-crs", layer, epsg),
+        crs=_crs_param(single(params, "crs"), "crs", layer, epsg),
         datetime=_datetime_param(when, layer),
         datetime_text=when,
         filters=filters,
     )
 
 
-def parse_crs(name: str, params: Mapping[str, Sequence[str]], *, role: str | None) -> str:
-    """The ``crs`` of a single-feature request (its only parameters are ``crs`` and ``f``).
+def parse_crs(
+    name: str, params: Mapping[str, Sequence[str]], *, role: str | None, epsg: int
+) -> str:
+    """The ``crs`` of a single-feature request (its only parameters are ``crs`` and ``f``),
+    for a store in CRS ``epsg``.
 
     Raises
     ------
@@ -262,4 +267,4 @@ def parse_crs(name: str, params: Mapping[str, Sequence[str]], *, role: str | Non
     fmt = single(params, "f")
     if fmt is not None and fmt not in ("json", "html"):
         raise InvalidParameter(f"f: {fmt!r} is not json or html")
-    return _crs_param(single(params, "crs"), "crs", layer)
+    return _crs_param(single(params, "crs"), "crs", layer, epsg)
