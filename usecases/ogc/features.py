@@ -36,30 +36,38 @@ _DECIMALS = {4326: 7}  # ~1 cm; metres get 3 (mm)
 
 
 def _working_bbox(
-    query: ItemsQuery, store_epsg: int
+    query: ItemsQuery, store: Store, layer: Layer
 ) -> tuple[float, float, float, float] | tuple[()] | None:
-    """The bbox in the storage CRS (``store_epsg``); ``()`` when it lies outside where that
-    CRS is usable."""
+    """The bbox in the store's CRS; ``()`` when it lies outside where that CRS is usable
+    (its area of use, grown to the layer's stored extent: a store may hold data beyond it)."""
     if query.bbox is None:
         return None
-    epsg, lat_first = supported_crs(store_epsg)[query.bbox_crs]
+    epsg, lat_first = supported_crs(store.epsg)[query.bbox_crs]
     x0, y0, x1, y1 = query.bbox
     if lat_first:
         x0, y0, x1, y1 = y0, x0, y1, x1
-    if epsg == store_epsg:
+    if epsg == store.epsg:
         return (x0, y0, x1, y1)
-    area = crs_of(store_epsg).area_of_use
+    area = _usable_area(store, layer)
     if area is not None:
-        x0, y0, x1, y1 = (
-            max(x0, area.west),
-            max(y0, area.south),
-            min(x1, area.east),
-            min(y1, area.north),
-        )
+        west, south, east, north = area
+        x0, y0, x1, y1 = max(x0, west), max(y0, south), min(x1, east), min(y1, north)
         if x0 > x1 or y0 > y1:
             return ()
-    west, south, east, north = transformer(epsg, store_epsg).transform_bounds(x0, y0, x1, y1)
+    west, south, east, north = transformer(epsg, store.epsg).transform_bounds(x0, y0, x1, y1)
     return west, south, east, north
+
+
+def _usable_area(store: Store, layer: Layer) -> tuple[float, float, float, float] | None:
+    """Where, in degrees, the store's CRS is used: its area of use and ``layer``'s extent."""
+    area = crs_of(store.epsg).area_of_use
+    if area is None:
+        return None
+    box = store.extent(layer.name)
+    if box is None:
+        return (area.west, area.south, area.east, area.north)
+    w, s, e, n = transformer(store.epsg, 4326).transform_bounds(*box)
+    return (min(area.west, w), min(area.south, s), max(area.east, e), max(area.north, n))
 
 
 def _where(layer: Layer, query: ItemsQuery, role: str | None) -> dict[str, Any]:
@@ -198,7 +206,7 @@ def items(
     """
     layer = check_collection(name, role)
     cache = cache or no_cache
-    box = _working_bbox(query, store.epsg)
+    box = _working_bbox(query, store, layer)
     where = _where(layer, query, role)
     try:
         if box is not None and not box:  # outside the storage CRS's area: nothing matches
