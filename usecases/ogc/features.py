@@ -48,7 +48,7 @@ def _working_bbox(
         x0, y0, x1, y1 = y0, x0, y1, x1
     if epsg == store.epsg:
         return (x0, y0, x1, y1)
-    area = _usable_area(store, layer)
+    area = _usable_area(store, layer, (x0, y0, x1, y1))
     if area is not None:
         west, south, east, north = area
         x0, y0, x1, y1 = max(x0, west), max(y0, south), min(x1, east), min(y1, north)
@@ -58,16 +58,23 @@ def _working_bbox(
     return west, south, east, north
 
 
-def _usable_area(store: Store, layer: Layer) -> tuple[float, float, float, float] | None:
-    """Where, in degrees, the store's CRS is used: its area of use and ``layer``'s extent."""
+def _usable_area(
+    store: Store, layer: Layer, bbox: tuple[float, float, float, float]
+) -> tuple[float, float, float, float] | None:
+    """Where, in degrees, the store's CRS is used: its area of use, and ``layer``'s extent
+    when ``bbox`` reaches beyond that area (only then: reading the extent costs a scan)."""
     area = crs_of(store.epsg).area_of_use
     if area is None:
         return None
+    west, south, east, north = area.west, area.south, area.east, area.north
+    x0, y0, x1, y1 = bbox
+    if west <= x0 and south <= y0 and x1 <= east and y1 <= north:
+        return (west, south, east, north)
     box = store.extent(layer.name)
     if box is None:
-        return (area.west, area.south, area.east, area.north)
+        return (west, south, east, north)
     w, s, e, n = transformer(store.epsg, 4326).transform_bounds(*box)
-    return (min(area.west, w), min(area.south, s), max(area.east, e), max(area.north, n))
+    return (min(west, w), min(south, s), max(east, e), max(north, n))
 
 
 def _where(layer: Layer, query: ItemsQuery, role: str | None) -> dict[str, Any]:
