@@ -115,7 +115,10 @@ def write_files(grid: Grid, folder: Path) -> tuple[Path, Path]:
         crs=32643,
     )
     exp = folder / f"synthetic_expansion_{grid.n}.gpkg"
-    pyogrio.write_dataframe(area, exp, layer="expansion")
+    if not exp.exists():  # written aside then renamed: builds may run side by side
+        part = exp.with_suffix(f".{os.getpid()}.part.gpkg")
+        pyogrio.write_dataframe(area, part, layer="expansion")
+        os.replace(part, exp)
     return path, exp
 
 
