@@ -105,7 +105,7 @@ def write_files(grid: Grid, folder: Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"synthetic_plots_{grid.n}.gpkg"
     if not path.exists():
-        part = path.with_suffix(".part.gpkg")
+        part = path.with_suffix(f".{os.getpid()}.part.gpkg")
         pyogrio.write_dataframe(plots(grid), part, layer="plots", use_arrow=True)
         os.replace(part, path)
     x0, y0, x1, y1 = grid.bounds
