@@ -1,25 +1,38 @@
 """bench_ogc: OGC API - Features items requests (bbox + attribute filter, limit 100) against
-pygeoapi serving the same GeoPackage, over loopback HTTP, in the same run.
+pygeoapi on the same data, over loopback HTTP, in the same run.
 
-Both servers run under waitress with 8 threads, one after the other, each warmed up first:
+Every server runs under waitress with 8 threads, one after the other, anonymous:
 
-- ``zoneplan``: ``zoneplan serve`` (``/ogc``: the GeoPackage R-tree answers the bbox, the
-  count is cached per layer revision and query);
-- ``pygeoapi``: pygeoapi's Flask app with its SQLiteGPKG provider over the same file
-  (pygeoapi is installed in a separate virtualenv for this benchmark only)::
+- ``zoneplan``: ``zoneplan serve --db STORE`` (``/ogc``; GeoPackage or PostGIS: the R-tree or
+  GiST index answers the bbox, SQL the filter; ``numberMatched`` is a ``count(*)`` of the
+  same query cached per layer revision, role view and query; the access policy runs on
+  every request);
+- ``pygeoapi-ogr``: pygeoapi's Flask app, ``OGR`` provider over the GeoPackage (GDAL's
+  spatial filter uses the GeoPackage's R-tree; answers carry no ``numberMatched``);
+- ``pygeoapi-sqlite``: its ``SQLiteGPKG`` provider over the GeoPackage (SpatiaLite
+  ``Intersects`` on the GeoPackage view: no spatial index; no ``numberMatched``);
+- ``pygeoapi-postgresql``: its ``PostgreSQL`` provider on zoneplan's PostGIS table (GiST
+  ``ST_Intersects``; ``numberMatched`` is a full ``count()`` of the query on every request).
 
-      python3 -m venv /tmp/pygeoapi-venv
-      /tmp/pygeoapi-venv/bin/pip install pygeoapi waitress
-      apt-get install libsqlite3-mod-spatialite     # pygeoapi's GeoPackage provider needs it
+pygeoapi is installed in a virtualenv of its own, for this benchmark only, made from Debian's
+python3 (its sqlite3 loads extensions; ``--system-site-packages`` gives the OGR provider
+Debian's GDAL bindings)::
 
-4 client threads with keep-alive connections send the same sequence of requests
-(``bbox`` = random 1.5 km boxes over the synthetic grid given in the storage CRS with
-``bbox-crs``, ``status=available``, ``limit=100``, answers in CRS84) for a fixed time; the script first checks that both servers return the same
-features for every box (whole answers) and prints p50/p99 latency, requests/s and the ratios. Anonymous
-requests on both: zoneplan's access policy also runs on every request. Not part of the
-test suite.
+    apt-get install libsqlite3-mod-spatialite python3-gdal
+    /usr/bin/python3 -m venv --system-site-packages VENV
+    VENV/bin/pip install pygeoapi waitress psycopg2-binary geoalchemy2
 
-    .venv/bin/python benchmarks/bench_ogc.py --n 100000 --seconds 20 --pygeoapi /tmp/pygeoapi-venv
+Each server is warmed up (its first request timed on its own), then answers every box in
+full (``limit=10000``): the sets of feature ids are compared across servers, and each
+answer's ``numberMatched`` (when it has one) against its feature count. Then ``--clients``
+threads with keep-alive connections send the same sequence of requests (random boxes of
+1.5 km given in the storage CRS with ``bbox-crs``, ``status=available``, ``limit=100``,
+answers in CRS84) for ``--seconds``; p50/p99 latency, requests/s and the ratios against
+zoneplan are printed as JSON. Not part of the test suite; million-plot runs by hand::
+
+    .venv/bin/python benchmarks/bench_ogc.py --n 100000 --db STORE.gpkg --pygeoapi VENV
+    .venv/bin/python benchmarks/bench_ogc.py --n 100000 --db postgresql://.../DB \\
+        --gpkg STORE.gpkg --pygeoapi VENV --baselines postgresql,ogr
 """
 
 from __future__ import annotations
@@ -34,6 +47,8 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,17 +57,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_api import BOX_M, free_port, load  # noqa: E402
 from synth import HOLE, Grid  # noqa: E402
 from synth import build as build_store  # noqa: E402
 
+BOX_M = 1500.0
 UTM = "http://www.opengis.net/def/crs/EPSG/0/32643"
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 QUERY = f"bbox-crs={UTM}&status=available&limit=100"
+BASELINES = ("ogr", "sqlite", "postgresql")
 
 
 def boxes(k: int, n: int, seed: int = 3) -> list[str]:
     """``k`` random boxes of BOX_M metres over the synthetic grid (off the sample zone), in
-    the storage CRS (so both servers test the same rectangle, with no reprojection)."""
+    the storage CRS (so every server tests the same rectangle, with no reprojection)."""
     x0, y0, x1, y1 = Grid.of(n).bounds
     rng = random.Random(seed)
     out: list[str] = []
@@ -64,116 +81,125 @@ def boxes(k: int, n: int, seed: int = 3) -> list[str]:
     return out
 
 
-PYGEOAPI_CONFIG = """\
-server:
-  bind: {{host: 127.0.0.1, port: {port}}}
-  url: http://127.0.0.1:{port}
-  mimetype: application/json; charset=UTF-8
-  encoding: utf-8
-  languages: [en-US]
-  limits: {{default_items: 100, max_items: 10000}}
-  map: {{url: 'https://tile.openstreetmap.org/{{z}}/{{x}}/{{y}}.png', attribution: OSM}}
-logging: {{level: ERROR}}
-metadata:
-  identification:
-    title: zoneplan benchmark
-    description: the same GeoPackage
-    keywords: [plots]
-    keywords_type: theme
-    terms_of_service: https://example.org
-    url: https://example.org
-  license: {{name: MIT, url: https://example.org}}
-  provider: {{name: bench, url: https://example.org}}
-  contact: {{name: bench, position: bench, address: x, city: x, stateorprovince: x,
-            postalcode: x, country: x, phone: x, fax: x, email: x@example.org,
-            url: https://example.org, hours: x, instructions: x, role: pointOfContact}}
-resources:
-  plots:
-    type: collection
-    title: Plots
-    description: Plots
-    keywords: [plots]
-    extents:
-      spatial:
-        bbox: [76.0, 42.0, 78.0, 44.5]
-        crs: http://www.opengis.net/def/crs/OGC/1.3/CRS84
-    providers:
-      - type: feature
-        name: SQLiteGPKG
-        data: {db}
-        id_field: plot_id
-        table: plots
-        storage_crs: http://www.opengis.net/def/crs/EPSG/0/32643
-        crs:
-          - http://www.opengis.net/def/crs/OGC/1.3/CRS84
-          - http://www.opengis.net/def/crs/EPSG/0/32643
-"""
+def provider(kind: str, gpkg: Path, pg: str | None) -> dict[str, Any]:
+    """pygeoapi's provider block for ``kind`` (the plots layer, stored in EPSG:32643)."""
+    common = {
+        "type": "feature",
+        "id_field": "plot_id",
+        "storage_crs": UTM,
+        "crs": [CRS84, UTM],
+    }
+    if kind == "ogr":
+        return {
+            **common,
+            "name": "OGR",
+            "data": {"source_type": "GPKG", "source": str(gpkg)},
+            "layer": "plots",
+        }
+    if kind == "sqlite":
+        return {**common, "name": "SQLiteGPKG", "data": str(gpkg), "table": "plots"}
+    if pg is None:
+        raise SystemExit("--baselines postgresql needs --db postgresql://...")
+    from urllib.parse import urlsplit
+
+    url = urlsplit(pg)
+    return {
+        **common,
+        "name": "PostgreSQL",
+        "data": {
+            "host": url.hostname or "127.0.0.1",
+            "port": url.port or 5432,
+            "dbname": url.path.lstrip("/"),
+            "user": url.username or "postgres",
+            "password": url.password or "",
+        },
+        "table": "plots",
+        "geom_field": "geom",
+    }
 
 
-def wait_for(proc: subprocess.Popen, port: int, kind: str) -> None:
-    deadline = time.time() + 120
+def pygeoapi_config(port: int, block: dict[str, Any]) -> dict[str, Any]:
+    """A minimal pygeoapi configuration serving one collection, ``plots``."""
+    who = {"name": "bench", "url": "https://example.org"}
+    return {
+        "server": {
+            "bind": {"host": "127.0.0.1", "port": port},
+            "url": f"http://127.0.0.1:{port}",
+            "mimetype": "application/json; charset=UTF-8",
+            "encoding": "utf-8",
+            "languages": ["en-US"],
+            "limits": {"default_items": 100, "max_items": 10000},
+            "map": {"url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png", "attribution": "OSM"},
+        },
+        "logging": {"level": "ERROR"},
+        "metadata": {
+            "identification": {
+                "title": "zoneplan benchmark",
+                "description": "the same plots",
+                "keywords": ["plots"],
+                "keywords_type": "theme",
+                "terms_of_service": "https://example.org",
+                "url": "https://example.org",
+            },
+            "license": who,
+            "provider": who,
+            "contact": {**who, "email": "bench@example.org", "role": "pointOfContact"},
+        },
+        "resources": {
+            "plots": {
+                "type": "collection",
+                "title": "Plots",
+                "description": "Plots",
+                "keywords": ["plots"],
+                "extents": {"spatial": {"bbox": [76.0, 42.0, 78.0, 44.5], "crs": CRS84}},
+                "providers": [block],
+            }
+        },
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(kind: str, args: argparse.Namespace) -> tuple[subprocess.Popen, int, str]:
+    """Start one server under waitress (8 threads); its process, port and items path."""
+    port = free_port()
+    env = {**os.environ, "ZONEPLAN_SECRET_KEY": "bench"}
+    if kind == "zoneplan":
+        cmd = [str(ROOT / ".venv/bin/zoneplan"), "serve", "--db", args.db]
+        cmd += ["--host", "127.0.0.1", "--port", str(port), "--threads", "8"]
+        prefix = "/ogc/collections/plots/items"
+    else:
+        name = kind.removeprefix("pygeoapi-")
+        block = provider(name, args.gpkg, args.db if "://" in args.db else None)
+        config = args.workdir / f"pygeoapi-{name}.yml"
+        config.write_text(json.dumps(pygeoapi_config(port, block), indent=1), encoding="utf-8")
+        openapi = args.workdir / f"pygeoapi-{name}-openapi.yml"
+        env |= {"PYGEOAPI_CONFIG": str(config), "PYGEOAPI_OPENAPI": str(openapi)}
+        generate = [str(args.pygeoapi / "bin/pygeoapi"), "openapi", "generate", str(config)]
+        subprocess.run(
+            [*generate, "--output-file", str(openapi)], env=env, check=True, capture_output=True
+        )
+        cmd = [str(args.pygeoapi / "bin/waitress-serve"), "--host", "127.0.0.1"]
+        cmd += ["--port", str(port), "--threads", "8", "pygeoapi.flask_app:APP"]
+        prefix = "/collections/plots/items"
+    log = tempfile.TemporaryFile()  # a pipe nobody reads would stall a chatty server
+    proc = subprocess.Popen(
+        cmd, cwd=args.workdir, env=env, stdout=subprocess.DEVNULL, stderr=log
+    )
+    deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
+                return proc, port, prefix
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError(f"{kind} did not start: {proc.stderr.read().decode()[-2000:]}")
-
-
-def start(kind: str, db: str, venv: Path, workdir: Path) -> tuple[subprocess.Popen, int, str]:
-    """Start one server; returns it, its port and its items path prefix."""
-    port = free_port()
-    if kind == "zoneplan":
-        cmd = [
-            str(ROOT / ".venv/bin/zoneplan"),
-            "serve",
-            "--db",
-            str(db),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--threads",
-            "8",
-        ]
-        env = {**os.environ, "ZONEPLAN_SECRET_KEY": "bench"}
-        prefix = "/ogc/collections/plots/items"
-    else:
-        config = workdir / "pygeoapi.yml"
-        config.write_text(PYGEOAPI_CONFIG.format(port=port, db=db), encoding="utf-8")
-        openapi = workdir / "pygeoapi-openapi.yml"
-        env = {**os.environ, "PYGEOAPI_CONFIG": str(config), "PYGEOAPI_OPENAPI": str(openapi)}
-        subprocess.run(
-            [
-                str(venv / "bin/pygeoapi"),
-                "openapi",
-                "generate",
-                str(config),
-                "--output-file",
-                str(openapi),
-            ],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        cmd = [
-            str(venv / "bin/waitress-serve"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--threads",
-            "8",
-            "pygeoapi.flask_app:APP",
-        ]
-        prefix = "/collections/plots/items"
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    wait_for(proc, port, kind)
-    return proc, port, prefix
+    log.seek(0)
+    raise RuntimeError(f"{kind} did not start: {log.read().decode()[-2000:]}")
 
 
 def fetch(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
@@ -182,22 +208,86 @@ def fetch(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
     return response.status, response.read()
 
 
-def run(
-    kind: str, db: str, venv: Path, workdir: Path, bboxes: list[str], clients: int, seconds: float
-) -> tuple[dict[str, Any], list[list[str]]]:
-    proc, port, prefix = start(kind, db, venv, workdir)
+def load(port: int, paths: list[str], clients: int, seconds: float) -> dict[str, Any]:
+    """``clients`` threads, each cycling through ``paths`` from its own offset; a request
+    that fails (status, reset, timeout) counts as an error and its client reconnects."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    stop = time.perf_counter() + seconds
+
+    def worker(k: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        i = k * len(paths) // clients
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            try:
+                status, _body = fetch(conn, paths[i % len(paths)])
+            except (OSError, http.client.HTTPException):
+                status = 0
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+            latencies[k].append(time.perf_counter() - t)
+            errors[k] += status != 200
+            i += 1
+        conn.close()
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t0
+    lat = sorted(x for per in latencies for x in per)
+    return {
+        "requests": len(lat),
+        "errors": sum(errors),
+        "wall_s": round(wall, 1),
+        "rps": round(len(lat) / wall, 2),
+        "p50_ms": round(1000 * lat[len(lat) // 2], 1),
+        "p99_ms": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1),
+        "mean_ms": round(1000 * statistics.fmean(lat), 1),
+    }
+
+
+def run(kind: str, args: argparse.Namespace, bboxes: list[str]) -> tuple[dict[str, Any], list]:
+    """Start ``kind``, warm it up, check its whole answers, time the load; stop it."""
+    proc, port, prefix = start(kind, args)
     paths = [f"{prefix}?bbox={b}&{QUERY}" for b in bboxes]
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-        answers = []
-        for path in paths:  # warm-up: every box's whole answer once, to compare
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3600)
+        t = time.perf_counter()
+        status, body = fetch(conn, paths[0])  # the first request: caches, connections
+        first = time.perf_counter() - t
+        if status != 200:
+            raise RuntimeError(f"{kind}: {paths[0]} -> {status} {body[:300]!r}")
+        page = json.loads(body)
+        answers, matched = [], []
+        t = time.perf_counter()
+        for path in paths:  # every box's whole answer once, to compare
             status, body = fetch(conn, path.replace("limit=100", "limit=10000"))
             if status != 200:
                 raise RuntimeError(f"{kind}: {path} -> {status} {body[:300]!r}")
-            answers.append(sorted(str(f["id"]) for f in json.loads(body)["features"]))
+            doc = json.loads(body)
+            answers.append(sorted(str(f["id"]) for f in doc["features"]))
+            matched.append(doc.get("numberMatched"))
+        whole = time.perf_counter() - t
+        for path in paths:  # the timed requests once each
+            fetch(conn, path)
         conn.close()
-        result = load(port, paths, clients, seconds)
-        result["matched_median"] = statistics.median(len(a) for a in answers)
+        result = load(port, paths, args.clients, args.seconds)
+        result |= {
+            "first_request_s": round(first, 2),
+            "whole_answers_s": round(whole, 1),
+            "features_median": statistics.median(len(a) for a in answers),
+            "numberMatched_in_page": "numberMatched" in page,
+            "numberMatched_equals_features": (
+                None
+                if any(m is None for m in matched)
+                else all(m == len(a) for m, a in zip(matched, answers))
+            ),
+            "load_average": os.getloadavg(),
+        }
         return result, answers
     finally:
         proc.send_signal(signal.SIGINT)
@@ -213,21 +303,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="load time per server")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
     parser.add_argument("--boxes", type=int, default=40, help="distinct bbox queries")
+    parser.add_argument("--pygeoapi", type=Path, help="virtualenv with pygeoapi and waitress")
     parser.add_argument(
-        "--pygeoapi",
-        type=Path,
-        default=Path("/tmp/pygeoapi-venv"),
-        help="virtualenv with pygeoapi and waitress",
+        "--baselines",
+        default="ogr,sqlite",
+        help=f"pygeoapi providers to run, comma-separated, of {','.join(BASELINES)} "
+        "(postgresql: on --db's PostGIS database); 'none' runs zoneplan alone",
     )
     parser.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "out" / "ogc")
-    parser.add_argument("--db", help="zoneplan's store (GeoPackage or PostGIS URL)")
+    parser.add_argument("--db", help="zoneplan's store (GeoPackage or PostGIS URL); built if missing")
     parser.add_argument("--gpkg", type=Path, help="the same data as a GeoPackage, for pygeoapi")
     args = parser.parse_args(argv)
+    baselines = [] if args.baselines == "none" else args.baselines.split(",")
+    if unknown := set(baselines) - set(BASELINES):
+        parser.error(f"--baselines: unknown {', '.join(sorted(unknown))}")
+    if baselines and args.pygeoapi is None:
+        parser.error("--pygeoapi VENV is needed unless --baselines none")
+    args.workdir = args.workdir.resolve()
     args.workdir.mkdir(parents=True, exist_ok=True)
     from geo.store import store_exists
 
-    gpkg = (args.gpkg or args.workdir / f"plots_{args.n}.gpkg").resolve()
-    db = args.db or str(gpkg)
+    args.gpkg = (args.gpkg or args.workdir / f"plots_{args.n}.gpkg").resolve()
+    args.db = args.db or str(args.gpkg)
     report: dict[str, Any] = {
         "n": args.n,
         "clients": args.clients,
@@ -236,41 +333,38 @@ def main(argv: list[str] | None = None) -> int:
         "boxes": args.boxes,
         "cpus": os.cpu_count(),
         "load_average_before": os.getloadavg(),
-        "zoneplan_store": db.split("@")[-1],
+        "zoneplan_store": args.db.split("@")[-1],
     }
-    for location, key in ((str(gpkg), "build_gpkg"), (db, "build")):
-        if not store_exists(location):
+    needs_gpkg = {"ogr", "sqlite"} & set(baselines)
+    for location, key in ((str(args.gpkg), "build_gpkg"), (args.db, "build")):
+        if (location == args.db or needs_gpkg) and not store_exists(location):
             report[key] = build_store(location, args.n, ROOT / "benchmarks" / "out" / "synth")
     bboxes = boxes(args.boxes, args.n)
     answers: dict[str, list] = {}
-    for kind in ("zoneplan", "pygeoapi"):
+    for kind in ["zoneplan", *(f"pygeoapi-{b}" for b in baselines)]:
         print(f"running {kind} ...", file=sys.stderr)
-        report[kind], answers[kind] = run(
-            kind,
-            db if kind == "zoneplan" else str(gpkg),
-            args.pygeoapi,
-            args.workdir,
-            bboxes,
-            args.clients,
-            args.seconds,
-        )
+        report[kind], answers[kind] = run(kind, args, bboxes)
         print(json.dumps(report[kind]), file=sys.stderr)
-    # both test the exact geometry against the box
-    report["same_features"] = answers["zoneplan"] == answers["pygeoapi"]
+    ours = answers["zoneplan"]
+    report["same_features"] = {k: a == ours for k, a in answers.items() if k != "zoneplan"}
     report["features_only_in"] = {
-        "zoneplan": sum(
-            len(set(z) - set(p)) for z, p in zip(answers["zoneplan"], answers["pygeoapi"])
-        ),
-        "pygeoapi": sum(
-            len(set(p) - set(z)) for z, p in zip(answers["zoneplan"], answers["pygeoapi"])
-        ),
+        k: {
+            "zoneplan": sum(len(set(z) - set(p)) for z, p in zip(ours, a)),
+            k: sum(len(set(p) - set(z)) for z, p in zip(ours, a)),
+        }
+        for k, a in answers.items()
+        if k != "zoneplan"
     }
     report["load_average_after"] = os.getloadavg()
-    z, p = report["zoneplan"], report["pygeoapi"]
-    report["speedup"] = {
-        "p50": round(p["p50_ms"] / z["p50_ms"], 1),
-        "p99": round(p["p99_ms"] / z["p99_ms"], 1),
-        "rps": round(z["rps"] / p["rps"], 1),
+    z = report["zoneplan"]
+    report["zoneplan_vs"] = {
+        k: {
+            "p50": round(report[k]["p50_ms"] / z["p50_ms"], 1),
+            "p99": round(report[k]["p99_ms"] / z["p99_ms"], 1),
+            "rps": round(z["rps"] / report[k]["rps"], 1),
+        }
+        for k in answers
+        if k != "zoneplan"
     }
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
