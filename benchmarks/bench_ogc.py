@@ -187,9 +187,7 @@ def start(kind: str, args: argparse.Namespace) -> tuple[subprocess.Popen, int, s
         cmd += ["--port", str(port), "--threads", "8", "pygeoapi.flask_app:APP"]
         prefix = "/collections/plots/items"
     log = tempfile.TemporaryFile()  # a pipe nobody reads would stall a chatty server
-    proc = subprocess.Popen(
-        cmd, cwd=args.workdir, env=env, stdout=subprocess.DEVNULL, stderr=log
-    )
+    proc = subprocess.Popen(cmd, cwd=args.workdir, env=env, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         try:
@@ -212,7 +210,7 @@ def load(port: int, paths: list[str], clients: int, seconds: float) -> dict[str,
     """``clients`` threads, each cycling through ``paths`` from its own offset; a request
     that fails (status, reset, timeout) counts as an error and its client reconnects."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors = [0] * clients
+    errors: list[list[int]] = [[] for _ in range(clients)]
     stop = time.perf_counter() + seconds
 
     def worker(k: int) -> None:
@@ -227,7 +225,8 @@ def load(port: int, paths: list[str], clients: int, seconds: float) -> dict[str,
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
             latencies[k].append(time.perf_counter() - t)
-            errors[k] += status != 200
+            if status != 200:
+                errors[k].append(status)
             i += 1
         conn.close()
 
@@ -241,7 +240,8 @@ def load(port: int, paths: list[str], clients: int, seconds: float) -> dict[str,
     lat = sorted(x for per in latencies for x in per)
     return {
         "requests": len(lat),
-        "errors": sum(errors),
+        "errors": sum(len(e) for e in errors),
+        "error_statuses": sorted({s for e in errors for s in e}),
         "wall_s": round(wall, 1),
         "rps": round(len(lat) / wall, 2),
         "p50_ms": round(1000 * lat[len(lat) // 2], 1),
@@ -311,7 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         "(postgresql: on --db's PostGIS database); 'none' runs zoneplan alone",
     )
     parser.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "out" / "ogc")
-    parser.add_argument("--db", help="zoneplan's store (GeoPackage or PostGIS URL); built if missing")
+    parser.add_argument(
+        "--db", help="zoneplan's store (GeoPackage or PostGIS URL); built if missing"
+    )
     parser.add_argument("--gpkg", type=Path, help="the same data as a GeoPackage, for pygeoapi")
     args = parser.parse_args(argv)
     baselines = [] if args.baselines == "none" else args.baselines.split(",")
@@ -323,7 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     from geo.store import store_exists
 
-    args.gpkg = (args.gpkg or args.workdir / f"plots_{args.n}.gpkg").resolve()
+    if args.gpkg is None:  # pygeoapi serves zoneplan's own GeoPackage when it is one
+        pg = args.db and "://" in args.db
+        args.gpkg = Path(args.db) if args.db and not pg else args.workdir / f"plots_{args.n}.gpkg"
+    args.gpkg = args.gpkg.resolve()
     args.db = args.db or str(args.gpkg)
     report: dict[str, Any] = {
         "n": args.n,
@@ -336,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         "zoneplan_store": args.db.split("@")[-1],
     }
     needs_gpkg = {"ogr", "sqlite"} & set(baselines)
+    if needs_gpkg:
+        report["pygeoapi_gpkg"] = str(args.gpkg)
     for location, key in ((str(args.gpkg), "build_gpkg"), (args.db, "build")):
         if (location == args.db or needs_gpkg) and not store_exists(location):
             report[key] = build_store(location, args.n, ROOT / "benchmarks" / "out" / "synth")
