@@ -319,6 +319,7 @@ class GpkgStore(Store):
         if missing:
             self._add_tables(missing)
         with self._conn() as conn:
+            _add_fields(conn)
             srs = {r[0] for r in conn.execute("SELECT DISTINCT srs_id FROM gpkg_geometry_columns")}
         if srs - {WORKING_EPSG}:
             raise StoreError(
@@ -524,6 +525,33 @@ class GpkgStore(Store):
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+
+
+#: SQLite column types of the schema's field types, as GDAL writes them in a GeoPackage.
+_SQLITE_TYPES = {
+    "str": "TEXT",
+    "int": "INTEGER",
+    "float": "REAL",
+    "bool": "BOOLEAN",
+    "date": "DATE",
+    "datetime": "DATETIME",
+}
+
+
+def _add_fields(conn: sqlite3.Connection) -> None:
+    """Add the fields a newer schema gave a layer (a store made by an older version)."""
+    for layer in LAYERS.values():
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({_q(layer.name)})")}
+        for fld in layer.fields:
+            if fld.name not in have:
+                try:
+                    conn.execute(
+                        f"ALTER TABLE {_q(layer.name)} ADD COLUMN {_q(fld.name)} "
+                        + _SQLITE_TYPES[fld.type]
+                    )
+                except sqlite3.OperationalError as err:  # another process added it meanwhile
+                    if "duplicate column" not in str(err):
+                        raise StoreError(f"cannot add {layer.name}.{fld.name}: {err}") from None
 
 
 def _create_layer(path: str, layer: Layer) -> None:
