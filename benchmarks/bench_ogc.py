@@ -1,7 +1,9 @@
 """bench_ogc: OGC API - Features items requests (bbox + attribute filter, limit 100) against
 pygeoapi on the same data, over loopback HTTP, in the same run.
 
-Every server runs under waitress with 8 threads, one after the other, anonymous:
+Every server runs under waitress with 8 threads, anonymous, all at once, and is timed in
+interleaved slices (``--rounds``; the order rotates each round) so that the background load
+of a shared machine falls on each alike:
 
 - ``zoneplan``: ``zoneplan serve --db STORE`` (``/ogc``; GeoPackage or PostGIS: the R-tree or
   GiST index answers the bbox, SQL the filter; ``numberMatched`` is a ``count(*)`` of the
@@ -22,13 +24,14 @@ Debian's GDAL bindings)::
     /usr/bin/python3 -m venv --system-site-packages VENV
     VENV/bin/pip install pygeoapi waitress psycopg2-binary geoalchemy2
 
-Each server is warmed up (its first request timed on its own), then answers every box in
-full (``limit=10000``): the sets of feature ids are compared across servers, and each
-answer's ``numberMatched`` (when it has one) against its feature count. Then ``--clients``
-threads with keep-alive connections send the same sequence of requests (random boxes of
-1.5 km given in the storage CRS with ``bbox-crs``, ``status=available``, ``limit=100``,
-answers in CRS84) for ``--seconds``; then the same on ``--fresh`` boxes each server has never
-seen (zoneplan's cached counts do not help there: every request pays its ``count(*)``).
+Each server is warmed up in turn (its first request timed on its own), then answers every box
+in full (``limit=10000``): the sets of feature ids are compared across servers, and each
+answer's ``numberMatched`` (when it has one) against its feature count. Then, in each slice,
+``--clients`` threads with keep-alive connections send the same sequence of requests (random
+boxes of 1.5 km given in the storage CRS with ``bbox-crs``, ``status=available``,
+``limit=100``, answers in CRS84), ``--seconds`` in all per server; then the same on ``--fresh``
+boxes each server has never seen (zoneplan's cached counts do not help there: every request
+pays its ``count(*)``).
 p50/p99 latency, requests/s and the ratios against zoneplan are printed as JSON. Not part of
 the test suite; million-plot runs by hand::
 
@@ -52,6 +55,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -208,16 +212,38 @@ def fetch(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
     return response.status, response.read()
 
 
-def load(port: int, paths: list[str], clients: int, seconds: float) -> dict[str, Any]:
-    """``clients`` threads, each cycling through ``paths`` from its own offset; a request
-    that fails (status, reset, timeout) counts as an error and its client reconnects."""
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors: list[list[int]] = [[] for _ in range(clients)]
-    stop = time.perf_counter() + seconds
+@dataclass
+class Timings:
+    """Latencies (seconds) and failed statuses of one server's timed requests."""
 
-    def worker(k: int) -> None:
+    latencies: list[float] = field(default_factory=list)
+    errors: list[int] = field(default_factory=list)
+    wall: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        lat = sorted(self.latencies)
+        return {
+            "requests": len(lat),
+            "errors": len(self.errors),
+            "error_statuses": sorted(set(self.errors)),
+            "wall_s": round(self.wall, 1),
+            "rps": round(len(lat) / self.wall, 2),
+            "p50_ms": round(1000 * lat[len(lat) // 2], 1),
+            "p99_ms": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1),
+            "mean_ms": round(1000 * statistics.fmean(lat), 1),
+        }
+
+
+def load(port: int, lists: list[list[str]], seconds: float, into: Timings) -> None:
+    """One client thread per list of paths, each cycling through its list, for ``seconds``
+    (requests in flight then are finished); a request that fails (status, reset, timeout)
+    counts as an error and its client reconnects."""
+    stop = time.perf_counter() + seconds
+    lock = threading.Lock()
+
+    def worker(paths: list[str]) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-        i = k * len(paths) // clients
+        i = 0
         while time.perf_counter() < stop:
             t = time.perf_counter()
             try:
@@ -226,39 +252,53 @@ def load(port: int, paths: list[str], clients: int, seconds: float) -> dict[str,
                 status = 0
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-            latencies[k].append(time.perf_counter() - t)
-            if status != 200:
-                errors[k].append(status)
+            took = time.perf_counter() - t
+            with lock:
+                into.latencies.append(took)
+                if status != 200:
+                    into.errors.append(status)
             i += 1
         conn.close()
 
     t0 = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    threads = [threading.Thread(target=worker, args=(paths,)) for paths in lists]
     for th in threads:
         th.start()
     for th in threads:
         th.join()
-    wall = time.perf_counter() - t0
-    lat = sorted(x for per in latencies for x in per)
-    return {
-        "requests": len(lat),
-        "errors": sum(len(e) for e in errors),
-        "error_statuses": sorted({s for e in errors for s in e}),
-        "wall_s": round(wall, 1),
-        "rps": round(len(lat) / wall, 2),
-        "p50_ms": round(1000 * lat[len(lat) // 2], 1),
-        "p99_ms": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1),
-        "mean_ms": round(1000 * statistics.fmean(lat), 1),
-    }
+    into.wall += time.perf_counter() - t0
 
 
-def run(
-    kind: str, args: argparse.Namespace, bboxes: list[str], fresh: list[str]
-) -> tuple[dict[str, Any], list]:
-    """Start ``kind``, warm it up, check its whole answers, time the load on those boxes,
-    then on ``fresh`` boxes it has never seen; stop it."""
+@dataclass
+class Server:
+    """One running server, warmed up, with its whole answers and its timings."""
+
+    kind: str
+    proc: subprocess.Popen
+    port: int
+    prefix: str
+    facts: dict[str, Any]
+    answers: list[list[str]]
+    repeated: Timings = field(default_factory=Timings)
+    fresh: Timings = field(default_factory=Timings)
+
+    def paths(self, bboxes: list[str]) -> list[str]:
+        return [f"{self.prefix}?bbox={b}&{QUERY}" for b in bboxes]
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def prepare(kind: str, args: argparse.Namespace, bboxes: list[str]) -> Server:
+    """Start ``kind``, time its first request, get every box's whole answer (to compare)
+    and send each timed request once."""
     proc, port, prefix = start(kind, args)
-    paths = [f"{prefix}?bbox={b}&{QUERY}" for b in bboxes]
+    server = Server(kind, proc, port, prefix, {}, [])
+    paths = server.paths(bboxes)
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3600)
         t = time.perf_counter()
@@ -267,49 +307,74 @@ def run(
         if status != 200:
             raise RuntimeError(f"{kind}: {paths[0]} -> {status} {body[:300]!r}")
         page = json.loads(body)
-        answers, matched = [], []
+        matched = []
         t = time.perf_counter()
-        for path in paths:  # every box's whole answer once, to compare
+        for path in paths:
             status, body = fetch(conn, path.replace("limit=100", "limit=10000"))
             if status != 200:
                 raise RuntimeError(f"{kind}: {path} -> {status} {body[:300]!r}")
             doc = json.loads(body)
-            answers.append(sorted(str(f["id"]) for f in doc["features"]))
+            server.answers.append(sorted(str(f["id"]) for f in doc["features"]))
             matched.append(doc.get("numberMatched"))
         whole = time.perf_counter() - t
-        for path in paths:  # the timed requests once each
+        for path in paths:
             fetch(conn, path)
         conn.close()
-        result = load(port, paths, args.clients, args.seconds)
-        if fresh:
-            new = [f"{prefix}?bbox={b}&{QUERY}" for b in fresh]
-            result["fresh_boxes"] = load(port, new, args.clients, args.seconds)
-        result |= {
-            "first_request_s": round(first, 2),
-            "whole_answers_s": round(whole, 1),
-            "features_median": statistics.median(len(a) for a in answers),
-            "numberMatched_in_page": "numberMatched" in page,
-            "numberMatched_equals_features": (
-                None
-                if any(m is None for m in matched)
-                else all(m == len(a) for m, a in zip(matched, answers))
-            ),
-            "load_average": os.getloadavg(),
-        }
-        return result, answers
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    except BaseException:
+        server.stop()
+        raise
+    server.facts = {
+        "first_request_s": round(first, 2),
+        "whole_answers_s": round(whole, 1),
+        "features_median": statistics.median(len(a) for a in server.answers),
+        "numberMatched_in_page": "numberMatched" in page,
+        "numberMatched_equals_features": (
+            None
+            if any(m is None for m in matched)
+            else all(m == len(a) for m, a in zip(matched, server.answers))
+        ),
+    }
+    return server
+
+
+def measure(
+    servers: list[Server], args: argparse.Namespace, bboxes: list[str], fresh: list[str]
+) -> list[tuple[float, float, float]]:
+    """``--rounds`` rounds; in each, every server in turn (the order rotating) gets its
+    slice of ``--seconds`` on the repeated boxes, then on fresh ones: the machine's
+    background load falls on all of them alike. Returns the load average after each round."""
+    rounds, clients = args.rounds, args.clients
+    slice_s = args.seconds / rounds
+    chunk = len(fresh) // (rounds * clients) if fresh else 0
+    loads = []
+    for r in range(rounds):
+        order = servers[r % len(servers) :] + servers[: r % len(servers)]
+        for server in order:
+            paths = server.paths(bboxes)
+            lists = [paths[k * len(paths) // clients :] + paths for k in range(clients)]
+            load(server.port, lists, slice_s, server.repeated)
+            if chunk:  # boxes no server has seen: disjoint per round and client
+                new = server.paths(fresh)
+                lists = [
+                    new[(r * clients + k) * chunk : (r * clients + k + 1) * chunk]
+                    for k in range(clients)
+                ]
+                load(server.port, lists, slice_s, server.fresh)
+        loads.append(os.getloadavg())
+        print(f"round {r + 1}/{rounds} done, load {loads[-1]}", file=sys.stderr)
+    return loads
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="synthetic plots")
-    parser.add_argument("--seconds", type=float, default=20.0, help="load time per server")
+    parser.add_argument(
+        "--seconds", type=float, default=30.0, help="load time per server and box kind"
+    )
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
+    parser.add_argument(
+        "--rounds", type=int, default=6, help="slices the load time is cut into, interleaved"
+    )
     parser.add_argument("--boxes", type=int, default=40, help="distinct bbox queries")
     parser.add_argument(
         "--fresh",
@@ -362,11 +427,22 @@ def main(argv: list[str] | None = None) -> int:
             report[key] = build_store(location, args.n, ROOT / "benchmarks" / "out" / "synth")
     bboxes = boxes(args.boxes, args.n)
     fresh = boxes(args.fresh, args.n, seed=4)
-    answers: dict[str, list] = {}
-    for kind in ["zoneplan", *(f"pygeoapi-{b}" for b in baselines)]:
-        print(f"running {kind} ...", file=sys.stderr)
-        report[kind], answers[kind] = run(kind, args, bboxes, fresh)
-        print(json.dumps(report[kind]), file=sys.stderr)
+    servers: list[Server] = []
+    try:
+        for kind in ["zoneplan", *(f"pygeoapi-{b}" for b in baselines)]:
+            print(f"starting {kind} ...", file=sys.stderr)
+            servers.append(prepare(kind, args, bboxes))
+            print(json.dumps(servers[-1].facts), file=sys.stderr)
+        report["load_average_start_of_timing"] = os.getloadavg()
+        report["load_average_each_round"] = measure(servers, args, bboxes, fresh)
+    finally:
+        for server in servers:
+            server.stop()
+    answers = {s.kind: s.answers for s in servers}
+    for server in servers:
+        report[server.kind] = server.repeated.summary() | server.facts
+        if fresh:
+            report[server.kind]["fresh_boxes"] = server.fresh.summary()
     ours = answers["zoneplan"]
     report["same_features"] = {k: a == ours for k, a in answers.items() if k != "zoneplan"}
     report["features_only_in"] = {
