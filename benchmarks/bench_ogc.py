@@ -52,7 +52,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -192,7 +191,8 @@ def start(kind: str, args: argparse.Namespace) -> tuple[subprocess.Popen, int, s
         cmd = [str(args.pygeoapi / "bin/waitress-serve"), "--host", "127.0.0.1"]
         cmd += ["--port", str(port), "--threads", "8", "pygeoapi.flask_app:APP"]
         prefix = "/collections/plots/items"
-    log = tempfile.TemporaryFile()  # a pipe nobody reads would stall a chatty server
+    # a file, not a pipe nobody reads (that would stall a chatty server); kept to read later
+    log = open(args.workdir / f"{kind}.log", "w+b")  # noqa: SIM115 (the server holds it)
     proc = subprocess.Popen(cmd, cwd=args.workdir, env=env, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
