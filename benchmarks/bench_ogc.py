@@ -72,15 +72,17 @@ QUERY = f"bbox-crs={UTM}&status=available&limit=100"
 BASELINES = ("ogr", "sqlite", "postgresql")
 
 
-def boxes(k: int, n: int, seed: int = 3) -> list[str]:
-    """``k`` random boxes of BOX_M metres over the synthetic grid (off the sample zone), in
-    the storage CRS (so every server tests the same rectangle, with no reprojection)."""
-    x0, y0, x1, y1 = Grid.of(n).bounds
+def boxes(k: int, n: int, seed: int = 3, sample: bool = False) -> list[str]:
+    """``k`` random boxes of BOX_M metres over the synthetic grid (off the sample zone), or
+    over the sample zone alone when ``sample``; in the storage CRS (so every server tests the
+    same rectangle, with no reprojection)."""
+    x0, y0, x1, y1 = HOLE if sample else Grid.of(n).bounds
     rng = random.Random(seed)
     out: list[str] = []
     while len(out) < k:
         x, y = rng.uniform(x0, x1 - BOX_M), rng.uniform(y0, y1 - BOX_M)
-        if x < HOLE[2] and x + BOX_M > HOLE[0] and y < HOLE[3] and y + BOX_M > HOLE[1]:
+        hole = x < HOLE[2] and x + BOX_M > HOLE[0] and y < HOLE[3] and y + BOX_M > HOLE[1]
+        if hole and not sample:
             continue
         out.append(f"{x:.1f},{y:.1f},{x + BOX_M:.1f},{y + BOX_M:.1f}")
     return out
@@ -394,6 +396,12 @@ def main(argv: list[str] | None = None) -> int:
         "--db", help="zoneplan's store (GeoPackage or PostGIS URL); built if missing"
     )
     parser.add_argument("--gpkg", type=Path, help="the same data as a GeoPackage, for pygeoapi")
+    parser.add_argument(
+        "--sample",
+        action="store_true",
+        help="boxes over the sample zone instead of the synthetic grid (a quick check of "
+        "the script on a store made by `zoneplan init`; nothing is built)",
+    )
     args = parser.parse_args(argv)
     baselines = [] if args.baselines == "none" else args.baselines.split(",")
     if unknown := set(baselines) - set(BASELINES):
@@ -424,9 +432,11 @@ def main(argv: list[str] | None = None) -> int:
         report["pygeoapi_gpkg"] = str(args.gpkg)
     for location, key in ((str(args.gpkg), "build_gpkg"), (args.db, "build")):
         if (location == args.db or needs_gpkg) and not store_exists(location):
+            if args.sample:
+                parser.error(f"--sample: no store at {location}")
             report[key] = build_store(location, args.n, ROOT / "benchmarks" / "out" / "synth")
-    bboxes = boxes(args.boxes, args.n)
-    fresh = boxes(args.fresh, args.n, seed=4)
+    bboxes = boxes(args.boxes, args.n, sample=args.sample)
+    fresh = boxes(args.fresh, args.n, seed=4, sample=args.sample)
     servers: list[Server] = []
     try:
         for kind in ["zoneplan", *(f"pygeoapi-{b}" for b in baselines)]:
