@@ -19,6 +19,8 @@ The soak: ``--soak`` rounds of one write (the three kinds and a plot status chan
 turn) and one read; the server's RSS before, after and its peak (VmHWM).
 
     .venv/bin/python benchmarks/bench_servicing_writes.py --n 100000 --db /tmp/zone100k.gpkg
+    .venv/bin/python benchmarks/bench_servicing_writes.py --n 100000 --build \
+        --db postgresql://postgres@127.0.0.1:5432/zp_bench
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_api  # noqa: E402
+from synth import build as build_store  # noqa: E402
 
 from geo.store import open_store  # noqa: E402
 
@@ -79,7 +82,7 @@ class Writer:
         accounts.set_lang(self.store, "investor", ("en", "ru")[self.lang % 2])
 
     def _plot(self) -> str:
-        return f"S-{self.rng.randrange(self.n):06d}"
+        return f"S-{self.rng.randrange(self.n):07d}"
 
     def plot_edit(self) -> None:
         pid = self._plot()
@@ -127,25 +130,32 @@ def full_rebuild_ms(db: str) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=100_000)
-    ap.add_argument("--db", type=Path, default=Path("/tmp/bench_servicing_writes.gpkg"))
+    ap.add_argument(
+        "--db",
+        default="/tmp/bench_servicing_writes.gpkg",
+        help="GeoPackage path (built when missing) or PostGIS URL (built with --build)",
+    )
+    ap.add_argument("--build", action="store_true", help="build the store first")
     ap.add_argument("--repeat", type=int, default=5, help="writes of each kind")
     ap.add_argument("--soak", type=int, default=1000, help="write+read rounds (0: none)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the full rebuild")
     ap.add_argument("--soak-only", action="store_true", help="no timed writes before the soak")
     args = ap.parse_args()
     out: dict[str, Any] = {"n": args.n, "load_before": os.getloadavg()}
-    if not args.db.exists():
-        out["store"] = bench_api.build(args.db, args.n)
     db = str(args.db)
+    out["db"] = db.split("@")[-1]
+    if args.build or ("://" not in db and not Path(db).exists()):
+        out["store"] = build_store(db, args.n, ROOT / "benchmarks" / "out" / "synth")
     writer = Writer(db, args.n)
     os.environ["ZONEPLAN_TODAY"] = TODAY
-    proc, port = bench_api.start("indexed", args.db)
+    proc, port = bench_api.start("indexed", db)
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
         path = "/api/plots?bbox=" + bench_api.boxes(1, args.n)[0] + "&" + bench_api.QUERY
         out["cold_first_ms"] = round(timed_get(conn, path), 1)
         warm = [timed_get(conn, path) for _ in range(20)]
         out["warm_ms"] = round(statistics.median(warm), 1)
+        out["warm_load"] = os.getloadavg()[0]
         print(f"cold {out['cold_first_ms']} ms, warm {out['warm_ms']} ms", file=sys.stderr)
         kinds = {
             "unrelated": writer.unrelated,
@@ -166,6 +176,7 @@ def main() -> None:
                 "first_median_ms": round(statistics.median(first), 1),
                 "second_median_ms": round(statistics.median(second), 1),
                 "first_vs_warm": round(statistics.median(first) / out["warm_ms"], 2),
+                "load": os.getloadavg()[0],
             }
             print(name, after[name], file=sys.stderr, flush=True)
         out["after_write"] = after

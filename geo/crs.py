@@ -2,29 +2,53 @@
 
 from __future__ import annotations
 
-import os
 import re
 from functools import lru_cache
 
 import geopandas as gpd
+import pandas as pd
 from pyproj import CRS, Transformer
 from pyproj.aoi import AreaOfInterest
 from pyproj.database import query_crs_info
 from pyproj.enums import PJType
 
-WORKING_EPSG = int(os.environ.get("ZONEPLAN_EPSG", "32643"))  # UTM 43N covers Almaty
+#: UTM 43N covers Almaty: the sample zone's CRS and that of a store made without another.
+DEFAULT_EPSG = 32643
+#: The CRS code not yet handed a store's own (:attr:`geo.store.Store.epsg`) assumes: file
+#: reading and import checks (geo/io) and the OGC API's storage CRS (usecases/ogc).
+WORKING_EPSG = DEFAULT_EPSG
 WGS84_EPSG = 4326
 WEB_DECIMALS = 6  # ~0.1 m at this latitude: enough for plots, light for pages
 
 
 def working_crs() -> CRS:
-    """The metric CRS geometries are stored and measured in."""
+    """The CRS of :data:`WORKING_EPSG` (code with a store uses ``crs_of(store.epsg)``)."""
     return _crs(WORKING_EPSG)
 
 
 @lru_cache(maxsize=16)
 def _crs(epsg: int) -> CRS:
     return CRS.from_epsg(epsg)
+
+
+def crs_of(epsg: int) -> CRS:
+    """The (cached) pyproj CRS of an EPSG code."""
+    return _crs(epsg)
+
+
+def epsg_of(frame: pd.DataFrame) -> int:
+    """The EPSG code a GeoDataFrame declares (a store's reads declare the store's).
+
+    Raises
+    ------
+    ValueError
+        When it declares no CRS with an EPSG code.
+    """
+    crs = getattr(frame, "crs", None)
+    epsg = crs.to_epsg() if crs is not None else None
+    if epsg is None:
+        raise ValueError("the data carries no EPSG CRS")
+    return int(epsg)
 
 
 def parse_epsg(text: str | int) -> int:
@@ -74,13 +98,6 @@ def export_epsg_codes() -> tuple[int, ...]:
 def transformer(src: int, dst: int) -> Transformer:
     """A cached, always_xy transformer between two EPSG codes."""
     return Transformer.from_crs(_crs(src), _crs(dst), always_xy=True)
-
-
-def to_working(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Reproject a frame to the working CRS (it must carry a CRS)."""
-    if gdf.crs is None:
-        raise ValueError("the data carries no CRS")
-    return gdf if gdf.crs.to_epsg() == WORKING_EPSG else gdf.to_crs(WORKING_EPSG)
 
 
 def to_wgs84(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

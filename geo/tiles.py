@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.crs import WORKING_EPSG, transformer
+from geo.crs import transformer
 
 WEB_MERCATOR_EPSG = 3857
 EXTENT = 4096
@@ -65,11 +65,11 @@ class Tile:
         maxy = HALF_WORLD - self.y * self.size
         return minx, maxy - self.size, minx + self.size, maxy
 
-    def working_bbox(self, buffer: float = BUFFER) -> tuple[float, float, float, float]:
-        """The tile (grown by ``buffer`` extent units) as a box in the working CRS."""
+    def working_bbox(self, epsg: int, buffer: float = BUFFER) -> tuple[float, float, float, float]:
+        """The tile (grown by ``buffer`` extent units) as a box in CRS ``epsg`` (a store's)."""
         pad = self.size * buffer / EXTENT
         minx, miny, maxx, maxy = self.bounds
-        x0, y0, x1, y1 = transformer(WEB_MERCATOR_EPSG, WORKING_EPSG).transform_bounds(
+        x0, y0, x1, y1 = transformer(WEB_MERCATOR_EPSG, epsg).transform_bounds(
             minx - pad, miny - pad, maxx + pad, maxy + pad
         )
         return (float(x0), float(y0), float(x1), float(y1))
@@ -92,11 +92,11 @@ def feature_ids(keys: Sequence[Any]) -> list[int]:
 FEATURE_ID_SQL = "(('x' || left(md5({}), 14))::bit(56)::bigint >> 3)"
 
 
-def to_tile_coords(geoms: np.ndarray, tile: Tile) -> np.ndarray:
-    """Working-CRS geometries on the tile's integer grid: x right, y down, 0..EXTENT."""
+def to_tile_coords(geoms: np.ndarray, tile: Tile, epsg: int) -> np.ndarray:
+    """Geometries in CRS ``epsg`` on the tile's integer grid: x right, y down, 0..EXTENT."""
     minx, _, _, maxy = tile.bounds
     scale = EXTENT / tile.size
-    to_mercator = transformer(WORKING_EPSG, WEB_MERCATOR_EPSG)
+    to_mercator = transformer(epsg, WEB_MERCATOR_EPSG)
 
     def project(xy: np.ndarray) -> np.ndarray:
         x, y = to_mercator.transform(xy[:, 0], xy[:, 1])
@@ -107,13 +107,13 @@ def to_tile_coords(geoms: np.ndarray, tile: Tile) -> np.ndarray:
     return np.asarray(shapely.transform(geoms, project))
 
 
-def prepare_geometries(geoms: np.ndarray, tile: Tile) -> np.ndarray:
+def prepare_geometries(geoms: np.ndarray, tile: Tile, epsg: int) -> np.ndarray:
     """Project onto the tile's grid, clip to the buffered tile and simplify (vectorised).
 
     Features that collapse below one grid unit come back empty (they are not drawn at this
     zoom); polygons are oriented as MVT wants them (exterior clockwise on screen).
     """
-    local = to_tile_coords(np.asarray(geoms, dtype=object), tile)
+    local = to_tile_coords(np.asarray(geoms, dtype=object), tile, epsg)
     local = shapely.clip_by_rect(local, -BUFFER, -BUFFER, EXTENT + BUFFER, EXTENT + BUFFER)
     local = shapely.simplify(local, SIMPLIFY_UNITS, preserve_topology=False)
     dims = shapely.get_dimensions(local)
@@ -132,6 +132,7 @@ def encode(
     *,
     key: str,
     columns: Mapping[str, Sequence[Any] | np.ndarray],
+    epsg: int,
 ) -> bytes:
     """One Mapbox Vector Tile (one layer named ``layer``) of features that may touch ``tile``.
 
@@ -140,7 +141,7 @@ def encode(
     layer : str
         The MVT layer's name (the store layer's).
     geoms : array of shapely geometries
-        In the working CRS (an R-tree read of :meth:`Tile.working_bbox`).
+        In CRS ``epsg`` (an R-tree read of :meth:`Tile.working_bbox`).
     tile : Tile
         The tile to cut.
     key : str
@@ -148,6 +149,8 @@ def encode(
         (:func:`feature_ids`) and stays a property under its own name.
     columns : mapping of str to sequence
         Property columns aligned with ``geoms`` (None values are left out).
+    epsg : int
+        The CRS of ``geoms`` (the store's).
 
     Returns
     -------
@@ -156,7 +159,7 @@ def encode(
     """
     if len(geoms) == 0:
         return b""
-    local = prepare_geometries(geoms, tile)
+    local = prepare_geometries(geoms, tile, epsg)
     keep = np.flatnonzero(~(shapely.is_missing(local) | shapely.is_empty(local)))
     if len(keep) == 0:
         return b""
@@ -181,14 +184,19 @@ def encode(
 def encode_frame(
     layer: str, frame: pd.DataFrame, tile: Tile, *, key: str, properties: Sequence[str]
 ) -> bytes:
-    """:func:`encode` of a GeoDataFrame's rows with the ``properties`` columns (and ``key``)."""
+    """:func:`encode` of a GeoDataFrame's rows (in the CRS it declares) with the
+    ``properties`` columns (and ``key``)."""
     names = [key, *(p for p in properties if p != key)]
+    epsg = frame.crs.to_epsg() if frame.crs is not None else None
+    if epsg is None:
+        raise ValueError("the frame carries no EPSG CRS")
     return encode(
         layer,
         np.asarray(frame.geometry.values, dtype=object),
         tile,
         key=key,
         columns={n: frame[n].to_numpy(dtype=object) for n in names},
+        epsg=epsg,
     )
 
 

@@ -31,7 +31,7 @@ from pydantic import (
     field_validator,
 )
 
-from geo.crs import WEB_DECIMALS, WORKING_EPSG
+from geo.crs import WEB_DECIMALS, epsg_of
 from geo.i18n import N_
 from geo.layers import PLOT_STATUSES, SECTORS, get_layer, parse_sectors
 from geo.store import Range, Store
@@ -382,7 +382,7 @@ class PlotPage:
 
     def feature_collection(self) -> dict[str, Any]:
         """A WGS84 GeoJSON FeatureCollection with ``numberMatched``/``numberReturned``."""
-        geoms = to_geojson_geometries(self.rows.geometry.values)
+        geoms = to_geojson_geometries(self.rows.geometry.values, epsg=epsg_of(self.rows))
         features = [
             {"type": "Feature", "id": props["plot_id"], "geometry": geom, "properties": props}
             for props, geom in zip(self.records(), geoms)
@@ -407,16 +407,18 @@ def plot_properties(row: Mapping[Any, Any], view: PlotView) -> dict[str, Any]:
     return out
 
 
-def _empty_plots() -> gpd.GeoDataFrame:
+def _empty_plots(epsg: int) -> gpd.GeoDataFrame:
     layer = get_layer("plots")
-    frame = gpd.GeoDataFrame({name: [] for name in layer.names}, geometry=[], crs=WORKING_EPSG)
+    frame = gpd.GeoDataFrame({name: [] for name in layer.names}, geometry=[], crs=epsg)
     for column in FACT_COLUMNS:
         frame[column] = []
     return frame
 
 
-def _join_facts(frame: pd.DataFrame, model: Any, as_of: dt.date | None) -> pd.DataFrame:
-    facts = facts_for(model, frame["plot_id"].tolist(), as_of)
+def _join_facts(
+    frame: pd.DataFrame, model: Any, as_of: dt.date | None, page: bool = False
+) -> pd.DataFrame:
+    facts = facts_for(model, frame["plot_id"].tolist(), as_of, page=page)
     return frame.reset_index(drop=True).assign(
         **{column: facts[column].to_numpy() for column in FACT_COLUMNS}
     )
@@ -448,9 +450,9 @@ def search(
     """
     view = plot_view(role)
     where: dict[str, Any] | None = view.where(filters.status)
-    bbox = working_bbox(filters.bbox)
-    if bbox is not None and not bbox:  # outside the working CRS's area: nothing matches
-        return PlotPage(filters, 0, _empty_plots(), view)
+    bbox = working_bbox(filters.bbox, store.epsg)
+    if bbox is not None and not bbox:  # outside the store CRS's area: nothing matches
+        return PlotPage(filters, 0, _empty_plots(store.epsg), view)
     where = {**(where or {}), **filters.area_where()} or None
     as_of = filters.as_of
     if filters.servicing_filters and servicing is None:
@@ -466,7 +468,7 @@ def search(
             limit=filters.limit,
             offset=filters.offset,
         )
-        return PlotPage(filters, matched, _join_facts(rows, servicing, as_of), view)
+        return PlotPage(filters, matched, _join_facts(rows, servicing, as_of, True), view)
     frame = store.read("plots", bbox=bbox, where=where)
     frame = frame[_attribute_mask(frame, filters)]
     if filters.servicing_filters:
@@ -475,7 +477,7 @@ def search(
     frame = _sorted(frame, filters.sort)
     page = frame.iloc[filters.offset : filters.offset + filters.limit]
     if not filters.servicing_filters:
-        page = _join_facts(page, servicing, as_of)
+        page = _join_facts(page, servicing, as_of, True)
     return PlotPage(filters, len(frame), page.reset_index(drop=True), view)
 
 
@@ -542,7 +544,7 @@ def get_plot(
     view = plot_view(role)
     rows = store.read("plots", where={"plot_id": plot_id})
     view.require(None if rows.empty else rows.iloc[0], plot_id)
-    return _join_facts(view.visible(rows), servicing, as_of)
+    return _join_facts(view.visible(rows), servicing, as_of, True)
 
 
 def plot_feature(rows: pd.DataFrame, role: str | None) -> dict[str, Any]:
@@ -551,6 +553,6 @@ def plot_feature(rows: pd.DataFrame, role: str | None) -> dict[str, Any]:
     return {
         "type": "Feature",
         "id": props["plot_id"],
-        "geometry": to_geojson_geometries(rows.geometry.values)[0],
+        "geometry": to_geojson_geometries(rows.geometry.values, epsg=epsg_of(rows))[0],
         "properties": props,
     }

@@ -80,13 +80,21 @@ class _Once:
                 self._value = build()
             return self._value
 
+    def peek(self) -> pd.DataFrame | None:
+        """The value if it is built already (never waits)."""
+        return self._value
 
-def facts_for(model: Any, plot_ids: Sequence[str], as_of: dt.date | None) -> pd.DataFrame:
+
+def facts_for(
+    model: Any, plot_ids: Sequence[str], as_of: dt.date | None, *, page: bool = False
+) -> pd.DataFrame:
     """Servicing facts of ``plot_ids`` as recorded (``as_of`` None) or as of a date, in order.
 
     The model answers every plot at once, by column (:meth:`ServicingModel.facts`), once
     per model (the web layer keeps one, updated after each write) and date; the last
-    ``_FACTS_PER_MODEL`` dates are kept. Without a model every fact is missing.
+    ``_FACTS_PER_MODEL`` dates are kept.  A ``page`` of plots (shown, not filtered on)
+    is answered from its own rows until every plot's facts are built, so the first page
+    after a write costs that page, not the zone.  Without a model every fact is missing.
     """
     ids = [str(i) for i in plot_ids]
     if model is None or not ids:
@@ -94,12 +102,18 @@ def facts_for(model: Any, plot_ids: Sequence[str], as_of: dt.date | None) -> pd.
     with _FACTS_LOCK:
         per_model = _FACTS.setdefault(model, {})
         entry = per_model.get(as_of)
-        if entry is None:
+        if entry is None and not page:
             entry = per_model[as_of] = _Once()
             while len(per_model) > _FACTS_PER_MODEL:
                 per_model.pop(next(iter(per_model)))
-    every = entry.get(lambda: model.facts(as_of))
-    return every.reindex(ids)
+    built = None if entry is None else entry.peek()
+    if built is None and page:
+        own: pd.DataFrame = model.facts(as_of, ids)
+        return own
+    if built is None:
+        assert entry is not None  # made above for anything but a page
+        built = entry.get(lambda: model.facts(as_of))
+    return built.reindex(ids)
 
 
 def _ready_by(ready: pd.Series, by: dt.date) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import shapely
 
-from geo.crs import WEB_DECIMALS, WGS84_EPSG, WORKING_EPSG, transformer, working_crs
+from geo.crs import WEB_DECIMALS, WGS84_EPSG, crs_of, transformer
 from geo.layers import LAYERS
 from geo.store import Store
 from geo.values import plain
@@ -33,36 +33,37 @@ __all__ = [
 Box = tuple[float, float, float, float]
 
 
-@lru_cache(maxsize=1)
-def _use_area() -> tuple[float, float, float, float]:
-    area = working_crs().area_of_use
+@lru_cache(maxsize=8)
+def _use_area(epsg: int) -> tuple[float, float, float, float]:
+    area = crs_of(epsg).area_of_use
     return (area.west, area.south, area.east, area.north) if area else (-180, -90, 180, 90)
 
 
-def working_bbox(bbox: Box | None) -> Box | tuple[()] | None:
-    """A WGS84 bbox in the working CRS, clipped to where that CRS is usable.
+def working_bbox(bbox: Box | None, epsg: int) -> Box | tuple[()] | None:
+    """A WGS84 bbox in CRS ``epsg`` (the store's), clipped to where that CRS is usable.
 
     Returns None for no bbox, and an empty tuple when the box lies wholly
     outside the working CRS's area of use (nothing can match).
     """
     if bbox is None:
         return None
-    w, s, e, n = _use_area()
+    w, s, e, n = _use_area(epsg)
     clipped = (max(bbox[0], w), max(bbox[1], s), min(bbox[2], e), min(bbox[3], n))
     if clipped[0] > clipped[2] or clipped[1] > clipped[3]:
         return ()
-    west, south, east, north = transformer(WGS84_EPSG, WORKING_EPSG).transform_bounds(*clipped)
+    west, south, east, north = transformer(WGS84_EPSG, epsg).transform_bounds(*clipped)
     return west, south, east, north
 
 
 def to_geojson_geometries(
-    geoms: Iterable[Any], *, decimals: int = WEB_DECIMALS
+    geoms: Iterable[Any], *, epsg: int, decimals: int = WEB_DECIMALS
 ) -> list[dict[str, Any] | None]:
-    """GeoJSON geometry objects in WGS84 (rounded to ``decimals``) for working-CRS geometries."""
+    """GeoJSON geometry objects in WGS84 (rounded to ``decimals``) for geometries in CRS
+    ``epsg`` (the store's)."""
     arr = np.asarray(list(geoms) if not isinstance(geoms, np.ndarray) else geoms, dtype=object)
     if len(arr) == 0:
         return []
-    tr = transformer(WORKING_EPSG, WGS84_EPSG)
+    tr = transformer(epsg, WGS84_EPSG)
 
     def project(xy: np.ndarray) -> np.ndarray:
         x, y = tr.transform(xy[:, 0], xy[:, 1])
@@ -108,7 +109,7 @@ def layer_collection(
     """
     check_readable(name, role)
     layer = LAYERS[name]
-    bbox = working_bbox(query.bbox)
+    bbox = working_bbox(query.bbox, store.epsg)
     if query.bbox is not None and not layer.is_feature:
         bbox = ()
     where = layer_where(name, role)
@@ -120,7 +121,7 @@ def layer_collection(
     features = []
     if rows is not None and len(rows):
         geoms = (
-            to_geojson_geometries(rows.geometry.values, decimals=query.decimals)
+            to_geojson_geometries(rows.geometry.values, epsg=store.epsg, decimals=query.decimals)
             if layer.is_feature
             else [None] * len(rows)
         )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
+from geo.crs import WGS84_EPSG, transformer
 from geo.i18n import N_
 
 Translate = Callable[[str], str]
@@ -121,8 +121,8 @@ def _read_line(line_no: int, line: str, epsg: int) -> tuple[float, float] | Coor
     return _check_range(line_no, x, y, epsg) or (x, y)
 
 
-def parse_corners(text: str, crs: str) -> shapely.Polygon:
-    """A polygon in the working CRS from typed corners, one ``x y`` pair a line.
+def parse_corners(text: str, crs: str, epsg: int) -> shapely.Polygon:
+    """A polygon in CRS ``epsg`` (the store's) from typed corners, one ``x y`` pair a line.
 
     Parameters
     ----------
@@ -132,6 +132,8 @@ def parse_corners(text: str, crs: str) -> shapely.Polygon:
     crs : str
         A key of :data:`SYSTEMS`: ``EPSG:4326`` (longitude latitude) or ``EPSG:32643``
         (easting northing, metres).
+    epsg : int
+        The CRS of the polygon returned (the store's).
 
     Returns
     -------
@@ -153,7 +155,7 @@ def parse_corners(text: str, crs: str) -> shapely.Polygon:
                 )
             ]
         )
-    epsg = SYSTEMS[crs]
+    system = SYSTEMS[crs]
     lines = [(i, line) for i, line in enumerate(str(text).splitlines(), 1) if line.strip()]
     if len(lines) > MAX_CORNERS:
         raise CoordinateError(
@@ -163,7 +165,7 @@ def parse_corners(text: str, crs: str) -> shapely.Polygon:
                 )
             ]
         )
-    read = [_read_line(i, line, epsg) for i, line in lines]
+    read = [_read_line(i, line, system) for i, line in lines]
     problems = [r for r in read if isinstance(r, CoordinateProblem)]
     if problems:
         raise CoordinateError(problems)
@@ -181,19 +183,20 @@ def parse_corners(text: str, crs: str) -> shapely.Polygon:
             ]
         )
     xy = np.asarray(corners, dtype=float)
-    if epsg != WORKING_EPSG:
-        x, y = transformer(epsg, WORKING_EPSG).transform(xy[:, 0], xy[:, 1])
+    if system != epsg:
+        x, y = transformer(system, epsg).transform(xy[:, 0], xy[:, 1])
         xy = np.column_stack([x, y])
     return shapely.Polygon(xy)
 
 
-def format_corners(polygon: shapely.Polygon, crs: str) -> str:
-    """The exterior corners of a working-CRS polygon as lines for :func:`parse_corners`
-    (degrees to 8 decimals, metres to 2; the closing corner left out)."""
-    epsg = SYSTEMS[crs]
+def format_corners(polygon: shapely.Polygon, crs: str, epsg: int) -> str:
+    """The exterior corners of a polygon in CRS ``epsg`` (the store's) as lines for
+    :func:`parse_corners` in system ``crs`` (degrees to 8 decimals, metres to 2; the closing
+    corner left out)."""
+    system = SYSTEMS[crs]
     xy = np.asarray(polygon.exterior.coords)[:-1]
-    if epsg != WORKING_EPSG:
-        x, y = transformer(WORKING_EPSG, epsg).transform(xy[:, 0], xy[:, 1])
+    if system != epsg:
+        x, y = transformer(epsg, system).transform(xy[:, 0], xy[:, 1])
         xy = np.column_stack([x, y])
-    digits = 8 if epsg == WGS84_EPSG else 2
+    digits = 8 if system == WGS84_EPSG else 2
     return "\n".join(f"{x:.{digits}f} {y:.{digits}f}" for x, y in xy)

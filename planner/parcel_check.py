@@ -20,11 +20,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
-from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
+from geo.crs import WGS84_EPSG, epsg_of, transformer
 from geo.i18n import N_
 from geo.validate import OVERLAP_TOLERANCE_M2
 
@@ -144,8 +145,11 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def polygon_from_geojson(geometry: Any, *, max_vertices: int = MAX_VERTICES) -> shapely.Polygon:
-    """Read a WGS84 GeoJSON Polygon (or a one-part MultiPolygon) into the working CRS.
+def polygon_from_geojson(
+    geometry: Any, *, epsg: int, max_vertices: int = MAX_VERTICES
+) -> shapely.Polygon:
+    """Read a WGS84 GeoJSON Polygon (or a one-part MultiPolygon) into CRS ``epsg`` (the
+    store's).
 
     A geometry that reads but is invalid (self-intersecting) is returned as is:
     :func:`check_parcel` explains that in words.
@@ -219,7 +223,7 @@ def polygon_from_geojson(geometry: Any, *, max_vertices: int = MAX_VERTICES) -> 
                 f"ring {r} is not closed: its last position must repeat the first", where
             )
         rings.append(np.asarray(points, dtype=float))
-    tr = transformer(WGS84_EPSG, WORKING_EPSG)
+    tr = transformer(WGS84_EPSG, epsg)
     projected = []
     for ring in rings:
         x, y = tr.transform(ring[:, 0], ring[:, 1])
@@ -240,15 +244,25 @@ def _frame(
     return frame
 
 
-def _lonlat(x: float, y: float) -> str:
-    lon, lat = transformer(WORKING_EPSG, WGS84_EPSG).transform(x, y)
+def _source_epsg(source: Any) -> int:
+    """The CRS of a store, a session or a snapshot (its frames declare it)."""
+    if isinstance(source, Mapping):
+        frames = [f for f in source.values() if isinstance(f, gpd.GeoDataFrame)]
+        if not frames:
+            raise ValueError("the snapshot holds no feature layer")
+        return epsg_of(frames[0])
+    return int(source.epsg)
+
+
+def _lonlat(x: float, y: float, epsg: int) -> str:
+    lon, lat = transformer(epsg, WGS84_EPSG).transform(x, y)
     return f"{lat:.5f} N, {lon:.5f} E"
 
 
 _REASON_AT = re.compile(r"^(?P<what>[^\[]+)\[(?P<x>-?[\d.eE+-]+) (?P<y>-?[\d.eE+-]+)\]")
 
 
-def _invalid_problem(polygon: Any) -> ParcelProblem:
+def _invalid_problem(polygon: Any, epsg: int) -> ParcelProblem:
     reason = shapely.is_valid_reason(polygon)
     match = _REASON_AT.match(reason or "")
     if match and match.group("what").strip().lower() in (
@@ -258,7 +272,7 @@ def _invalid_problem(polygon: Any) -> ParcelProblem:
         return ParcelProblem(
             "invalid",
             N_("the outline crosses itself near {where}; draw it without crossing lines"),
-            {"where": _lonlat(float(match.group("x")), float(match.group("y")))},
+            {"where": _lonlat(float(match.group("x")), float(match.group("y")), epsg)},
         )
     if match:
         return ParcelProblem(
@@ -266,7 +280,7 @@ def _invalid_problem(polygon: Any) -> ParcelProblem:
             N_("the polygon is not valid ({reason}) near {where}"),
             {
                 "reason": match.group("what").strip(),
-                "where": _lonlat(float(match.group("x")), float(match.group("y"))),
+                "where": _lonlat(float(match.group("x")), float(match.group("y")), epsg),
             },
         )
     return ParcelProblem(
@@ -316,7 +330,7 @@ def check_parcel(
     source : mapping of layer name to GeoDataFrame, or Store
         A snapshot (``Store.snapshot()``) or a store, read by the parcel's bounds.
     polygon : shapely geometry
-        The outline in the working CRS (a one-part MultiPolygon counts as its polygon).
+        The outline in the store's CRS (a one-part MultiPolygon counts as its polygon).
     exclude_plot_id : str, optional
         The plot being redrawn (it does not overlap itself).
     min_area_ha : float
@@ -350,7 +364,9 @@ def check_parcel(
         )
     if not polygon.is_valid:
         area = round(float(shapely.make_valid(polygon).area) / 10_000.0, 4)
-        return ParcelCheck(area, (_invalid_problem(polygon),), polygon=polygon)
+        return ParcelCheck(
+            area, (_invalid_problem(polygon, _source_epsg(source)),), polygon=polygon
+        )
 
     area_m2 = float(polygon.area)
     area_ha = round(area_m2 / 10_000.0, 4)

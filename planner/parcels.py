@@ -15,7 +15,6 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
-from geo.crs import WORKING_EPSG
 from geo.i18n import N_
 from geo.layers import ASSET_LAYERS, PLOT_STATUSES, PLOT_TRANSITIONS
 from geo.store import Conflict, Invalid, NotFound
@@ -226,7 +225,7 @@ def create_candidate(
         }
         tx.insert(
             "plots",
-            gpd.GeoDataFrame(pd.DataFrame([row]), geometry=[check.polygon], crs=WORKING_EPSG),
+            gpd.GeoDataFrame(pd.DataFrame([row]), geometry=[check.polygon], crs=tx.epsg),
         )
     return plot_id, check
 

@@ -12,13 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import shapely
 import shapely.geometry
 from pydantic import Field
 
 from geo.store import Store
+from geo.store.base import SEARCH_KEYS, Contains, search_key
 from planner.catalogue import QueryParams, parse_model, to_geojson_geometries
 from planner.visibility import PlotView, plot_view
 
@@ -35,8 +34,8 @@ class SearchQuery(QueryParams):
     q: str = Field(
         min_length=1,
         max_length=100,
-        description="Text to find (case-insensitive, anywhere in the field): a plot id or "
-        "cadastral number; planners also find plots by resident",
+        description="Text to find, case and spaces ignored: the beginning of a plot id or "
+        "cadastral number; planners also find plots by resident (anywhere in the name)",
     )
     limit: int = Field(10, ge=1, le=MAX_RESULTS, description="Plots to return (1..50)")
 
@@ -80,32 +79,15 @@ def parse_search(params: Mapping[str, Any]) -> SearchQuery:
     return query
 
 
-def _norm(values: pd.Series) -> pd.Series:
-    return values.fillna("").astype(str).str.casefold().str.replace(r"\s+", "", regex=True)
-
-
-def _matches(frame: pd.DataFrame, fields: tuple[str, ...], needle: str) -> pd.DataFrame:
-    """Rows matching ``needle`` in any of ``fields``, with the first matching field and rank."""
-    field = np.full(len(frame), "", dtype=object)
-    exact = np.zeros(len(frame), dtype=bool)
-    for name in reversed(fields):  # earlier fields win: overwrite with them last
-        text = _norm(frame[name])
-        hit = text.str.contains(needle, regex=False).to_numpy()
-        field[hit] = name
-        exact[hit] = (text == needle).to_numpy()[hit]
-    found = frame.assign(_field=field, _exact=exact)
-    found = found[found["_field"] != ""]
-    # exact matches first, then by field (id before cadastre before resident), then by id
-    order = {name: i for i, name in enumerate(fields)}
-    return found.assign(_rank=found["_field"].map(order)).sort_values(
-        ["_exact", "_rank", "plot_id"], ascending=[False, True, True], kind="stable"
-    )
-
-
 def find_plots(
     store: Store, query: SearchQuery, *, role: str | None = None, user: str | None = None
 ) -> list[SearchHit]:
-    """Plots whose id, cadastral number (or, for staff, resident) contains ``query.q``.
+    """Plots whose id or cadastral number starts with ``query.q`` (or, for staff, whose
+    resident holds it), case and spaces ignored.
+
+    Ids and cadastral numbers are looked up in the store's search-key index
+    (:meth:`geo.store.Store.find`), so a search costs the same at a million plots; the
+    resident is a scan of that one column in the database, for staff only.
 
     Parameters
     ----------
@@ -119,30 +101,43 @@ def find_plots(
     Returns
     -------
     list of SearchHit
-        Exact matches first, then by field and id; at most ``query.limit``.
+        Exact matches first, then by field (id, cadastral number, resident), then by the
+        matched text and id; at most ``query.limit``.
     """
     view = plot_view(role, user)
-    needle = "".join(query.q.split()).casefold()
+    needle = search_key(query.q)
     if not needle:
         return []
-    fields = searchable_fields(view)
-    frame = store.read("plots", where=view.where())
-    found = _matches(frame, fields, needle).head(query.limit)
-    if found.empty:
-        return []
-    geoms = to_geojson_geometries(found.geometry.values)
-    bounds = [_bbox(g) for g in geoms]
+    where = view.where() or {}
+    found: list[tuple[tuple[bool, int, str, str], str, dict[str, Any]]] = []
+    for rank, name in enumerate(searchable_fields(view)):
+        if name in SEARCH_KEYS["plots"]:
+            rows = store.find("plots", name, needle, where=where, limit=query.limit)
+        else:
+            rows = store.read("plots", where={**where, name: Contains(needle)}, limit=query.limit)
+        for record in rows.to_dict("records"):
+            row = {str(k): v for k, v in record.items()}
+            key = search_key(row[name])
+            found.append(((key != needle, rank, key, str(row["plot_id"])), name, row))
+    found.sort(key=lambda item: item[0])
+    hits: list[tuple[str, dict[str, Any], bool]] = []
+    seen: set[str] = set()
+    for order, field, row in found:  # a plot once, by its best match
+        if order[3] not in seen and len(hits) < query.limit:
+            seen.add(order[3])
+            hits.append((field, row, not order[0]))
+    geoms = to_geojson_geometries([row["geometry"] for _, row, _ in hits], epsg=store.epsg)
     return [
         SearchHit(
             plot_id=str(row["plot_id"]),
             status=str(row["status"]),
-            field=str(row["_field"]),
-            text=str(row[row["_field"]]),
-            exact=bool(row["_exact"]),
-            bbox=box,
+            field=name,
+            text=str(row[name]),
+            exact=exact,
+            bbox=_bbox(geom),
             geometry=geom,
         )
-        for row, geom, box in zip(found.to_dict("records"), geoms, bounds)
+        for (name, row, exact), geom in zip(hits, geoms)
     ]
 
 

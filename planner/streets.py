@@ -19,8 +19,6 @@ import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from geo.crs import WORKING_EPSG
-
 __all__ = [
     "ROAD_ROW_M",
     "FRONTAGE_TOLERANCE_M",
@@ -103,10 +101,11 @@ class StreetGrid:
     cross_y: np.ndarray
 
 
-def _frame_of(rows: list[dict[str, Any]]) -> gpd.GeoDataFrame:
+def _frame_of(rows: list[dict[str, Any]], crs: Any) -> gpd.GeoDataFrame:
+    """Street rows as a frame in ``crs`` (None: a site's local frame)."""
     if not rows:
-        return gpd.GeoDataFrame({c: [] for c in _COLUMNS[:-1]}, geometry=[], crs=WORKING_EPSG)
-    return gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs=WORKING_EPSG)
+        return gpd.GeoDataFrame({c: [] for c in _COLUMNS[:-1]}, geometry=[], crs=crs)
+    return gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs=crs)
 
 
 def _positions(
@@ -230,7 +229,7 @@ def generate_streets(
         }
         for i, (r, w, g) in enumerate(zip(roles, widths, parts))
     ]
-    return StreetGrid(_frame_of(rows), local_x, cross_y)
+    return StreetGrid(_frame_of(rows, None), local_x, cross_y)
 
 
 def _components(parts: np.ndarray) -> np.ndarray:
@@ -337,7 +336,7 @@ def existing_streets(
     """Existing roads whose right of way reaches into ``area`` (and those named in ``also``),
     with their assumed ``row_m``."""
     if roads is None or not len(roads):
-        return _frame_of([])
+        return _frame_of([], None if roads is None else roads.crs)
     row = roads["class"].map(ROAD_ROW_M).fillna(ROAD_ROW_M["local"]).to_numpy(dtype=float)
     geoms = np.asarray(roads.geometry.values, dtype=object)
     near = (
@@ -355,7 +354,8 @@ def existing_streets(
                 "geometry": g,
             }
             for k, w, g in zip(roads["asset_id"].to_numpy()[near], row[near], geoms[near])
-        ]
+        ],
+        roads.crs,
     )
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
+from geo.crs import DEFAULT_EPSG, WGS84_EPSG, transformer
 from planner.streets import (
     Frame,
     access_point,
@@ -240,7 +240,7 @@ class SubdivisionParams:
 
 @dataclass(frozen=True)
 class Site:
-    """The land to subdivide and what around it matters, all in the working CRS.
+    """The land to subdivide and what around it matters, all in one CRS (the store's).
 
     Attributes
     ----------
@@ -250,11 +250,14 @@ class Site:
     layers : mapping of layer name to GeoDataFrame
         ``plots``, ``roads``, ``gates``, ``rail_lines``, ``power_lines``, ``storm_sewers``,
         ``prot_zones`` near the area (missing layers count as empty).
+    epsg : int
+        The CRS of ``area``, the layers and the results (:meth:`from_snapshot`: the store's).
     """
 
     area: Any
     exp_id: str | None = None
     layers: Mapping[str, gpd.GeoDataFrame] = field(default_factory=dict)
+    epsg: int = DEFAULT_EPSG
 
     @classmethod
     def from_snapshot(
@@ -263,30 +266,33 @@ class Site:
         area: Any,
         exp_id: str | None = None,
         margin_m: float = 2_000.0,
+        *,
+        epsg: int,
     ) -> Site:
-        """The site of ``area`` from a store snapshot (layers cut to the area's surroundings).
+        """The site of ``area`` from a store snapshot in CRS ``epsg`` (layers cut to the
+        area's surroundings).
 
         Raises
         ------
         SubdivisionError
             For an empty, non-polygon or invalid (self-intersecting) area.
         """
-        area = check_area(area)
+        area = check_area(area, epsg)
         box = shapely.box(*shapely.buffer(area, margin_m).bounds)
         layers: dict[str, gpd.GeoDataFrame] = {}
         for name in SITE_LAYERS:
             frame = snapshot.get(name)
             if isinstance(frame, gpd.GeoDataFrame) and len(frame):  # feature layers: always
                 layers[name] = frame[frame.intersects(box)]
-        return cls(area, exp_id, layers)
+        return cls(area, exp_id, layers, epsg)
 
     def layer(self, name: str) -> gpd.GeoDataFrame | None:
         frame = self.layers.get(name)
         return frame if frame is not None and len(frame) else None
 
 
-def check_area(area: Any) -> Any:
-    """The area as one valid polygon.
+def check_area(area: Any, epsg: int) -> Any:
+    """The area (in CRS ``epsg``) as one valid polygon.
 
     Raises
     ------
@@ -308,7 +314,7 @@ def check_area(area: Any) -> Any:
         where = ""
         if "[" in reason:
             x, y = (float(v) for v in reason.split("[", 1)[1].rstrip("]").split()[:2])
-            lon, lat = transformer(WORKING_EPSG, WGS84_EPSG).transform(x, y)
+            lon, lat = transformer(epsg, WGS84_EPSG).transform(x, y)
             where = f" near {lat:.5f} N, {lon:.5f} E"
         raise SubdivisionError(
             f"the area's outline is not valid ({reason.split('[')[0].strip()})"
@@ -353,7 +359,7 @@ def _plots_in(site: Site, keep_existing: bool) -> tuple[gpd.GeoDataFrame, gpd.Ge
     removed unless ``keep_existing``."""
     plots = site.layer("plots")
     if plots is None:
-        empty = gpd.GeoDataFrame({"plot_id": [], "status": []}, geometry=[], crs=WORKING_EPSG)
+        empty = gpd.GeoDataFrame({"plot_id": [], "status": []}, geometry=[], crs=site.epsg)
         return empty, empty
     inside = plots[shapely.area(shapely.intersection(_geoms(plots), site.area)) > _OVERLAP_M2]
     replaced = (inside["status"] == "candidate").to_numpy() & (not keep_existing)
@@ -422,7 +428,8 @@ def _streets(
     )
     joined = (access.asset_id,) if access is not None and access.kind == "road" else ()
     existing = existing_streets(site.layer("roads"), site.area, also=joined)
-    existing = existing.set_geometry(local(_geoms(existing)), crs=WORKING_EPSG)
+    # in the site's local frame: no CRS
+    existing = gpd.GeoDataFrame(existing.drop(columns="geometry"), geometry=local(_geoms(existing)))
     if params.streets != "generated":
         if not len(existing):
             raise SubdivisionError(
@@ -504,7 +511,7 @@ def subdivide(
     """
     started = time.perf_counter()
     params.check()
-    site = replace(site, area=check_area(site.area))
+    site = replace(site, area=check_area(site.area, site.epsg))
     _report(progress, 0.02, "reading the site")
     developable, kept, removed = _developable(site, params)
     _report(progress, 0.1, "laying out streets")
@@ -528,8 +535,8 @@ def subdivide(
             "no plot of the asked size fronts a street in this area; "
             "lower --min-ha or --frontage, or move the streets"
         )
-    plots = plots.set_geometry(frame.to_world(_geoms(plots)), crs=WORKING_EPSG)
-    streets = streets_local.set_geometry(frame.to_world(_geoms(streets_local)), crs=WORKING_EPSG)
+    plots = plots.set_geometry(frame.to_world(_geoms(plots)), crs=site.epsg)
+    streets = streets_local.set_geometry(frame.to_world(_geoms(streets_local)), crs=site.epsg)
     streets = streets.reset_index(drop=True).astype({"existing": bool, "row_m": float})
     plots["street_id"] = streets["street_id"].to_numpy()[plots.pop("street").to_numpy()]
     streets = _access_streets(streets, plots)
@@ -569,7 +576,7 @@ def _plot_table(
             "large": target_ha[is_plot] > params.target,
         },
         geometry=pieces[is_plot],
-        crs=WORKING_EPSG,
+        crs=None,  # the site's local frame
     )
     return plots, area[~is_plot]
 

@@ -45,9 +45,13 @@ class FakeServicing:
             )
         return out
 
-    def facts(self, as_of=None):
-        """Every plot's catalogue facts, by column (from the records, as the model's are)."""
-        return cat.servicing_facts(self.answer(None, as_of=as_of))
+    def facts(self, as_of=None, plot_ids=None):
+        """Every plot's (or ``plot_ids``') catalogue facts, by column (from the records,
+        as the model's are)."""
+        if plot_ids is None:
+            return cat.servicing_facts(self.answer(None, as_of=as_of))
+        known = [p for p in plot_ids if p in self.plots.index]
+        return cat.servicing_facts(self.answer(known, as_of=as_of)).reindex(list(plot_ids))
 
 
 def _plots(n: int = 12) -> gpd.GeoDataFrame:
@@ -268,6 +272,18 @@ def test_servicing_answers_are_cached_per_model_and_date(zone, model):
     assert [c[1] for c in model.calls] == [dt.date(2022, 11, 1), None]
     search(zone, parse_filters({"rail": "true", "as_of": "2023-01-01"}), servicing=model)
     assert len(model.calls) == 3
+
+
+def test_a_page_asks_for_its_own_plots_until_every_plots_facts_are_built(zone, model):
+    """The first page after a write costs that page (the model has nothing built yet);
+    once a filter has built every plot's facts, pages read them."""
+    first = search(zone, parse_filters({"limit": "3"}), servicing=model)
+    assert first.returned == 3 and model.calls == [(3, None)]
+    assert list(first.rows["power_headroom_kw"]) == [500.0 * int(i[2:]) for i in ids(first)]
+    search(zone, parse_filters({"min_power": "1"}), servicing=model)
+    assert model.calls[-1] == (len(model.plots), None)
+    again = search(zone, parse_filters({"limit": "3"}), servicing=model)
+    assert len(model.calls) == 2 and ids(again) == ids(first)
 
 
 def test_nothing_in_the_box_needs_no_answers(zone, model):

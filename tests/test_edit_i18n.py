@@ -19,7 +19,7 @@ from planner import coordinates, messages
 
 def test_utm_corners_are_read_exactly_and_written_back():
     text = "654000 4797000\n654100;4797000\n654100\t4797080,5\n\n654000 4797080.5\n654000 4797000\n"
-    polygon = coordinates.parse_corners(text, "EPSG:32643")
+    polygon = coordinates.parse_corners(text, "EPSG:32643", WORKING_EPSG)
     assert list(polygon.exterior.coords)[:-1] == [
         (654000, 4797000),
         (654100, 4797000),
@@ -27,9 +27,9 @@ def test_utm_corners_are_read_exactly_and_written_back():
         (654000, 4797080.5),
     ]
     assert polygon.area == pytest.approx(100 * 80.5)
-    back = coordinates.format_corners(polygon, "EPSG:32643")
+    back = coordinates.format_corners(polygon, "EPSG:32643", WORKING_EPSG)
     assert back.splitlines()[2] == "654100.00 4797080.50"
-    assert coordinates.parse_corners(back, "EPSG:32643").equals_exact(polygon, 1e-9)
+    assert coordinates.parse_corners(back, "EPSG:32643", WORKING_EPSG).equals_exact(polygon, 1e-9)
 
 
 def test_wgs84_corners_are_projected_to_the_working_crs():
@@ -38,7 +38,7 @@ def test_wgs84_corners_are_projected_to_the_working_crs():
     xy = np.asarray(square.exterior.coords)[:-1]
     lon, lat = lonlat.transform(xy[:, 0], xy[:, 1])
     text = "\n".join(f"{a:.9f}, {b:.9f}" for a, b in zip(lon, lat))
-    polygon = coordinates.parse_corners(text, "EPSG:4326")
+    polygon = coordinates.parse_corners(text, "EPSG:4326", WORKING_EPSG)
     assert polygon.hausdorff_distance(square) < 0.001  # 9 decimals: sub-millimetre
 
 
@@ -56,13 +56,13 @@ def test_wgs84_corners_are_projected_to_the_working_crs():
 )
 def test_bad_corners_are_refused_naming_the_line(text, crs, words):
     with pytest.raises(coordinates.CoordinateError) as err:
-        coordinates.parse_corners(text, crs)
+        coordinates.parse_corners(text, crs, WORKING_EPSG)
     assert words in str(err.value)
 
 
 def test_every_bad_line_is_named_at_once():
     with pytest.raises(coordinates.CoordinateError) as err:
-        coordinates.parse_corners("x y\n76.9 43.3\n1,2,3\n76.9 ?", "EPSG:4326")
+        coordinates.parse_corners("x y\n76.9 43.3\n1,2,3\n76.9 ?", "EPSG:4326", WORKING_EPSG)
     assert [p.line for p in err.value.problems] == [1, 3, 4]
 
 

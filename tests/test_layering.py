@@ -100,3 +100,16 @@ def test_the_size_check_sees_a_long_module() -> None:
     ]
     assert too_long([module], {"tests/test_layering.py": "a reason"}, limit=10) == []
     assert too_long([module], {}) == []
+
+
+def test_geo_and_planner_read_no_environment() -> None:
+    """Configuration (ZONEPLAN_TODAY, ZONEPLAN_EPSG, ZONEPLAN_DB…) is read once at the edge
+    (the CLI's main, the web app's config) and passed in as arguments."""
+    readers = [
+        p.relative_to(ROOT).as_posix()
+        for core in ("planner", "geo")
+        for p in sorted((ROOT / core).rglob("*.py"))
+        if "environ" in p.read_text(encoding="utf-8") or "getenv" in p.read_text(encoding="utf-8")
+    ]
+    # geo/archive.py's zip limits are the one setting still read inside (see the README)
+    assert readers == ["geo/archive.py"]

@@ -236,11 +236,11 @@ def test_problems_are_translated_before_formatting(snap):
 
 # --------------------------------------------------------------------------- GeoJSON in
 def test_geojson_polygon_round_trips_to_the_working_crs(spot):
-    polygon = polygon_from_geojson(to_geojson(spot))
+    polygon = polygon_from_geojson(to_geojson(spot), epsg=WORKING_EPSG)
     assert polygon.area == pytest.approx(spot.area, abs=1.0)
     assert shapely.hausdorff_distance(polygon, spot) < 0.05
     multi = {"type": "MultiPolygon", "coordinates": [to_geojson(spot)["coordinates"]]}
-    assert polygon_from_geojson(multi).area == pytest.approx(spot.area, abs=1.0)
+    assert polygon_from_geojson(multi, epsg=WORKING_EPSG).area == pytest.approx(spot.area, abs=1.0)
 
 
 @pytest.mark.parametrize(
@@ -318,7 +318,7 @@ def test_geojson_polygon_round_trips_to_the_working_crs(spot):
 )
 def test_unreadable_geojson_names_the_member(geometry, field, words):
     with pytest.raises(ParcelInputError) as err:
-        polygon_from_geojson(geometry)
+        polygon_from_geojson(geometry, epsg=WORKING_EPSG)
     assert err.value.field == field
     assert words in str(err.value)
 

@@ -56,9 +56,11 @@ def same_answers(live: ServicingModel, full: ServicingModel) -> None:
     known = {k: v for k, v in what_if.items() if (k[0], k[1]) in full._asset_pos}
     assert dump(live.answer(what_if=known)) == dump(full.answer(what_if=known))
     for as_of in (None, "2023-01-01"):
-        pd.testing.assert_frame_equal(
-            live.facts(as_of).sort_index(), full.facts(as_of).sort_index()
-        )
+        every = full.facts(as_of)
+        pd.testing.assert_frame_equal(live.facts(as_of).sort_index(), every.sort_index())
+        # A page's facts, from its rows alone (as the first page after a write gets them)
+        page = [*sorted(full.plot_ids)[::37], "NO-SUCH-PLOT"]
+        pd.testing.assert_frame_equal(live.updated().facts(as_of, page), every.reindex(page))
     pd.testing.assert_frame_equal(live.headroom(), full.headroom())
 
 
@@ -204,6 +206,28 @@ def test_an_asset_change_reevaluates_what_it_serves_only(store):
     same_answers(after, fresh(store))
 
 
+@pytest.mark.parametrize("status", ["under_repair", "operational"])
+def test_a_substation_status_rechooses_the_plots_it_serves_or_could(store, status):
+    """Power is chosen again only for the plots the substation serves, or is as near to
+    as what serves them; the corridor distances are the same arrays."""
+    subs = store.read("substations")
+    aid = str(subs["asset_id"].iloc[0])
+    store.update(
+        "substations", aid, {"status": "planned" if status == "operational" else "operational"}
+    )
+    model = fresh(store)
+    before = model.plot_eval(model.scenario())["power"]
+    store.update("substations", aid, {"status": status})
+    after = model.updated(assets={"substations": store.read("substations")})
+    power = after.plot_eval(after.scenario())["power"]
+    assert power["sub_dist"] is before["sub_dist"]
+    k = int(np.flatnonzero(subs["asset_id"].astype(str).to_numpy() == aid)[0])
+    chosen = (before["sub"] == k) | (power["sub"] == k)
+    assert chosen.any()  # the change matters to some plots
+    assert np.array_equal(power["sub"][~chosen], before["sub"][~chosen])
+    same_answers(after, fresh(store))
+
+
 def test_a_plot_edit_evaluates_that_plot_only(store, monkeypatch):
     from planner.servicing import incremental
 
@@ -222,6 +246,32 @@ def test_a_plot_edit_evaluates_that_plot_only(store, monkeypatch):
     moved = after.layers["plots"].set_index("plot_id").loc[pid, "geometry"]
     assert not shapely.equals(moved, geom)
     same_answers(after, fresh(store))
+
+
+def test_an_edited_row_is_patched_into_the_evaluations_readers_ask_for(store, monkeypatch):
+    """An edit of one plot (the audited row only) evaluates that plot once per evaluation
+    a reader then asks for, and none before."""
+    from planner.servicing import incremental
+
+    model = fresh(store)
+    model.answer()
+    model.answer(as_of="2022-11-01")
+    kept = len(model._evals)
+    pid = str(model.plot_ids[5])
+    geom = store.read("plots", where={"plot_id": pid}).geometry.iloc[0]
+    store.update("plots", pid, {"geometry": affinity.translate(geom, 40.0, 0.0), "power_kw": 7.5})
+    seen = []
+    real = incremental.evaluate
+    monkeypatch.setattr(
+        incremental, "evaluate", lambda m, sites, scen: seen.append(sites.n) or real(m, sites, scen)
+    )
+    after = model.updated(plot_rows=store.read("plots", where={"plot_id": pid}))
+    assert seen == [] and len(after._pending) == kept and after.plot_ids is model.plot_ids
+    after.plot_eval(after.scenario())
+    assert seen == [1]
+    assert model.plot_eval(model.scenario()) is not after.plot_eval(after.scenario())
+    same_answers(after, fresh(store))
+    assert set(seen) == {1}
 
 
 def test_another_process_writes_are_seen(sample_location):

@@ -15,10 +15,12 @@ import shapely
 from geo.layers import LAYERS
 from geo.store import (
     Conflict,
+    Contains,
     Invalid,
     ListHas,
     NotFound,
     Null,
+    Prefix,
     Range,
     StoreError,
     create_store,
@@ -324,6 +326,71 @@ def test_revisions_move_per_layer_and_only_on_commit(store):
         store.revision(["nosuchlayer"])
 
 
+# --------------------------------------------------------------------------- search keys
+def test_find_matches_the_start_of_a_search_key_in_key_order(store):
+    store.insert(
+        "plots",
+        plots(
+            ("AB-10", 0, 0, 10, 10),
+            ("ab-1", 20, 0, 30, 10),
+            ("AB-2", 40, 0, 50, 10),
+            ("X-AB-1", 60, 0, 70, 10),
+            cadastre="20 311 7",
+        ),
+    )
+    store.update("plots", "AB-2", {"status": "candidate", "cadastre": "20-311-8"})
+    assert store.find("plots", "plot_id", " a B-1")["plot_id"].tolist() == ["ab-1", "AB-10"]
+    assert store.find("plots", "plot_id", "AB", limit=2)["plot_id"].tolist() == ["ab-1", "AB-10"]
+    assert store.find("plots", "plot_id", "AB", where={"status": "candidate"})[
+        "plot_id"
+    ].tolist() == ["AB-2"]
+    found = store.find("plots", "cadastre", "20311")  # spaces ignored; the hyphens are not
+    assert found["plot_id"].tolist() == ["AB-10", "X-AB-1", "ab-1"]
+    assert found.crs.to_epsg() == store.epsg and found["area_ha"].notna().all()
+    assert store.find("plots", "cadastre", "20-311-8")["plot_id"].tolist() == ["AB-2"]
+    assert store.find("plots", "plot_id", "zz").empty
+    assert store.count("plots", where={"plot_id": Prefix("x-a")}) == 1
+    assert sorted(store.keys("plots", where={"cadastre": Contains("3117")})) == [
+        "AB-10",
+        "X-AB-1",
+        "ab-1",
+    ]
+    with pytest.raises(Invalid, match="search index"):
+        store.find("plots", "resident", "x")
+    with pytest.raises(Invalid, match="search index"):
+        store.read("roads", where={"asset_id": Prefix("R")})
+
+
+def test_a_store_without_search_indexes_gets_them_on_open(empty_location, backend):
+    store = create_store(empty_location)
+    store.insert("plots", plots(("P-1", 0, 0, 10, 10)))
+    store.close()
+    if backend == "gpkg":
+        import sqlite3
+
+        with sqlite3.connect(empty_location) as conn:
+            conn.execute('DROP INDEX "plots_plot_id_search"')
+    else:
+        import psycopg
+
+        with psycopg.connect(empty_location) as conn:
+            conn.execute("DROP INDEX plots_plot_id_search")
+    again = open_store(empty_location)
+    assert again.find("plots", "plot_id", "p-")["plot_id"].tolist() == ["P-1"]
+    again.close()
+    if backend == "gpkg":
+        with sqlite3.connect(empty_location) as conn:
+            made = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'plots_plot_id_search'"
+            ).fetchall()
+    else:
+        with psycopg.connect(empty_location) as conn:
+            made = conn.execute(
+                "SELECT 1 FROM pg_indexes WHERE indexname = 'plots_plot_id_search'"
+            ).fetchall()
+    assert made == [(1,)]
+
+
 # --------------------------------------------------------------------------- identity, CRS
 def test_describe_names_the_store(store, empty_location):
     assert store.describe() == empty_location
@@ -340,6 +407,32 @@ def test_a_store_made_in_one_crs_refuses_another(store, empty_location):
     assert run.returncode == 1
     assert "EPSG:32643" in run.stderr and "EPSG:32642" in run.stderr
     assert store.count("plots") == 1
+
+
+def test_a_store_carries_the_crs_it_was_made_in(empty_location):
+    """The CRS is the store's own (its metadata), given when it is made: reads come back in
+    it, frames declaring another CRS are reprojected on the way in, and opening it while
+    expecting another CRS is refused."""
+    store = create_store(empty_location, epsg=32642)
+    try:
+        assert store.epsg == 32642
+        frame = plots(("P-1", 0, 0, 100, 100))  # declared in EPSG:32643
+        store.insert("plots", frame)
+        back = store.read("plots")
+        assert back.crs.to_epsg() == 32642
+        want = frame.to_crs(32642).geometry.iloc[0]
+        assert shapely.equals_exact(back.geometry.iloc[0], want, tolerance=1e-6)
+        assert store.extent("plots") == pytest.approx(want.bounds)
+        assert store.read("plots", bbox=want.bounds)["plot_id"].tolist() == ["P-1"]
+        with store.transaction() as tx:
+            assert tx.get("plots", "P-1")["geometry"].equals_exact(want, 1e-6)
+    finally:
+        store.close()
+    again = open_store(empty_location)
+    assert again.epsg == 32642 and open_store(empty_location, epsg=32642).epsg == 32642
+    again.close()
+    with pytest.raises(StoreError, match="EPSG:32642.*EPSG:32643"):
+        open_store(empty_location, epsg=32643)
 
 
 def test_a_second_create_refuses_without_force(store, empty_location):

@@ -228,7 +228,7 @@ def test_area_smaller_than_one_plot_is_refused():
 def test_self_intersecting_boundary_is_refused_with_where():
     bowtie = shapely.Polygon([(X0, Y0), (X0 + 500, Y0 + 500), (X0 + 500, Y0), (X0, Y0 + 500)])
     with pytest.raises(SubdivisionError, match=r"not valid \(Self-intersection\) near 43\.\d+ N"):
-        Site.from_snapshot({}, bowtie)
+        Site.from_snapshot({}, bowtie, epsg=WORKING_EPSG)
 
 
 @pytest.mark.parametrize(

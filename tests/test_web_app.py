@@ -53,6 +53,19 @@ def test_environment_configures_the_app(store_path, monkeypatch):
     assert "tiles.example.org/{z}" in response.get_data(as_text=True)
 
 
+def test_zoneplan_epsg_is_read_once_by_the_app_config(store_path, monkeypatch):
+    from geo.store import StoreError
+    from web import config_from_env, create_app
+
+    assert config_from_env({"ZONEPLAN_EPSG": "EPSG:32643"})["ZONEPLAN_EPSG"] == 32643
+    assert "ZONEPLAN_EPSG" not in config_from_env({})
+    with pytest.raises(ValueError, match="ZONEPLAN_EPSG"):
+        config_from_env({"ZONEPLAN_EPSG": "utm"})
+    monkeypatch.setenv("ZONEPLAN_EPSG", "32642")  # the sample store is in EPSG:32643
+    with pytest.raises(StoreError, match="EPSG:32643.*EPSG:32642"):
+        create_app({"ZONEPLAN_DB": str(store_path), "SECRET_KEY": "x"})
+
+
 def test_missing_store_fails_at_start_up(tmp_path):
     from geo.store import NotFound
     from web import create_app

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.crs import to_wgs84, working_crs
+from geo.crs import to_wgs84
 from geo.store import NotFound, Store
 from geo.validate import parse_date
 from planner.access_design import Design, design_access, freight_model
@@ -239,7 +239,7 @@ def commit_design(
     feats = document.get("features") or []
     if not feats:
         raise AccessDesignError("the design proposes no segments: nothing to commit")
-    segs = gpd.GeoDataFrame.from_features(feats, crs=4326).to_crs(working_crs())
+    segs = gpd.GeoDataFrame.from_features(feats, crs=4326).to_crs(store.epsg)
     layer = NETWORK_LAYER[kind]
     with store.transaction(user) as tx:
         minx, miny, maxx, maxy = (float(v) for v in segs.total_bounds)

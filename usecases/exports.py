@@ -169,7 +169,7 @@ def export_where(
     if query.bbox is None:
         return None
     # Only features whose geometry meets the box are selected: none of a table's rows.
-    box = cat.working_bbox(query.bbox) if LAYERS[layer].is_feature else ()
+    box = cat.working_bbox(query.bbox, store.epsg) if LAYERS[layer].is_feature else ()
     key = LAYERS[layer].key
     ids = [] if not box else store.read(layer, bbox=box)[key].tolist()
     if len(ids) > MAX_EXPORT_IDS:

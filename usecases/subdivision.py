@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.crs import WORKING_EPSG, to_wgs84
+from geo.crs import to_wgs84
 from geo.store import Conflict, NotFound, Store
 from planner.parcels import new_plot_id, polygon_from_geojson
 from planner.subdivision import (
@@ -119,7 +119,7 @@ class Preview:
         return gpd.GeoDataFrame(
             pd.concat([plots, streets, removed], ignore_index=True),
             geometry="geometry",
-            crs=WORKING_EPSG,
+            crs=self.result.plots.crs,
         )
 
     def feature_collection(self) -> dict[str, Any]:
@@ -180,7 +180,7 @@ def _area(
         except NotFound:
             known = ", ".join(store.read("expansion")["exp_id"].astype(str)) or "none"
             raise NotFound(f"there is no expansion area {exp_id!r} (known: {known})") from None
-    drawn = check_area(polygon_from_geojson(geometry))
+    drawn = check_area(polygon_from_geojson(geometry, epsg=store.epsg), store.epsg)
     land = shapely.union_all(
         np.concatenate(
             [np.asarray(store.read(name).geometry.values) for name in ("zone", "expansion")]
@@ -226,7 +226,7 @@ def preview(
     """
     params.check()
     area, notes = _area(store, exp_id, geometry)
-    site = Site.from_snapshot(_site_layers(store, area), area, exp_id)
+    site = Site.from_snapshot(_site_layers(store, area), area, exp_id, epsg=store.epsg)
     results = compare(site, params, progress=progress)
     chosen = results[params.method]
     chosen.warnings[:0] = notes
@@ -315,7 +315,7 @@ def commit(store: Store, plan: Mapping[str, Any], *, user: str) -> dict[str, lis
             gpd.GeoDataFrame(
                 {"plot_id": plot_ids, "status": "candidate", "sectors": "*", "exp_id": exp_id},
                 geometry=plots,
-                crs=WORKING_EPSG,
+                crs=tx.epsg,
             ),
         )
         road_ids = _next_ids(tx.read("roads")["asset_id"].astype(str).tolist(), "R-", len(streets))
@@ -333,7 +333,7 @@ def commit(store: Store, plan: Mapping[str, Any], *, user: str) -> dict[str, lis
                     ],
                 },
                 geometry=streets,
-                crs=WORKING_EPSG,
+                crs=tx.epsg,
             ),
         )
     return {

@@ -12,6 +12,7 @@ from flask_babel import Babel, get_locale
 from flask_babel import gettext as _
 from flask_compress import Compress
 
+from geo.crs import parse_epsg
 from geo.store import default_db
 from geo.validate import parse_date
 from web.i18n import error_title
@@ -65,6 +66,11 @@ def config_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
             out[key] = float(env[name])
     if env.get("ZONEPLAN_MAX_CONTENT_LENGTH"):
         out["MAX_CONTENT_LENGTH"] = int(env["ZONEPLAN_MAX_CONTENT_LENGTH"])
+    if env.get("ZONEPLAN_EPSG"):  # the CRS the store must be in (default: the store's own)
+        try:
+            out["ZONEPLAN_EPSG"] = parse_epsg(env["ZONEPLAN_EPSG"])
+        except ValueError as err:
+            raise ValueError(f"ZONEPLAN_EPSG: {err}") from None
     if env.get("ZONEPLAN_TODAY"):  # the date overdue flags compare with (default: each day's)
         try:
             out["ZONEPLAN_TODAY"] = parse_date(env["ZONEPLAN_TODAY"])

@@ -13,6 +13,7 @@ from geo.store import Invalid
 from geo.validate import Problem
 from planner import coordinates
 from planner.catalogue import to_geojson_geometries
+from web import deps
 from web.api import endpoint
 from web.api_edit import PolygonJSON, _In, _polygon
 from web.i18n import N_
@@ -67,13 +68,13 @@ class OutlineText(BaseModel):
 )
 def read_corners(body: CornersIn):
     try:
-        polygon = coordinates.parse_corners(body.text, body.crs)
+        polygon = coordinates.parse_corners(body.text, body.crs, deps.get_store().epsg)
     except coordinates.CoordinateError as err:
         raise Invalid(
             [Problem(None, None, "text", p.message(gettext)) for p in err.problems[:50]]
         ) from None
     return {
-        "geometry": to_geojson_geometries([polygon], decimals=9)[0],
+        "geometry": to_geojson_geometries([polygon], epsg=deps.get_store().epsg, decimals=9)[0],
         "corners": len(polygon.exterior.coords) - 1,
     }
 
@@ -88,4 +89,6 @@ def read_corners(body: CornersIn):
     roles=("planner",),
 )
 def write_corners(body: OutlineIn):
-    return {"text": coordinates.format_corners(_polygon(body.geometry), body.crs)}
+    return {
+        "text": coordinates.format_corners(_polygon(body.geometry), body.crs, deps.get_store().epsg)
+    }

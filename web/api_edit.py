@@ -284,15 +284,19 @@ def feature_json(layer: str, row: dict[str, Any]) -> dict[str, Any]:
         "type": "Feature",
         "id": str(row[lyr.key]),
         # 0.1 mm: the editor snaps to these corners, and 6 decimals would leave slivers
-        "geometry": to_geojson_geometries([geom], decimals=9)[0] if geom is not None else None,
+        "geometry": (
+            to_geojson_geometries([geom], epsg=deps.get_store().epsg, decimals=9)[0]
+            if geom is not None
+            else None
+        ),
         "properties": props,
     }
 
 
 def _polygon(geometry: Any) -> Any:
-    """The working-CRS polygon of a drawn GeoJSON geometry; 422 naming the coordinate."""
+    """The store-CRS polygon of a drawn GeoJSON geometry; 422 naming the coordinate."""
     try:
-        return parcels.polygon_from_geojson(geometry)
+        return parcels.polygon_from_geojson(geometry, epsg=deps.get_store().epsg)
     except parcels.ParcelInputError as err:
         raise Invalid([SchemaProblem(None, None, err.field, str(err))]) from None
 

@@ -10,7 +10,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
+from geo.crs import WGS84_EPSG, transformer
 from planner.visibility import PlotView, plot_view
 from usecases import accounts
 from web import deps
@@ -33,7 +33,7 @@ def zone_bounds() -> tuple[float, float, float, float] | None:
     for name in ("zone", "expansion", "plots"):
         extent = store.extent(name)
         if extent is not None:
-            return transformer(WORKING_EPSG, WGS84_EPSG).transform_bounds(*extent)
+            return transformer(store.epsg, WGS84_EPSG).transform_bounds(*extent)
     return None
 
 

@@ -165,7 +165,7 @@ def _request_params() -> tuple[dict[str, Any], Any]:
     try:
         params = subdivision.read_params(body.get("params") or {})
         if geometry is not None:
-            polygon_from_geojson(geometry)
+            polygon_from_geojson(geometry, epsg=deps.get_store().epsg)
     except ParcelInputError as err:
         return {}, api_error(str(err), 422, err.field)
     except SubdivisionError as err:

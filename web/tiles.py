@@ -17,7 +17,7 @@ import shapely
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from flask_babel import gettext as _
 
-from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
+from geo.crs import WGS84_EPSG, transformer
 from geo.layers import FEATURE_LAYERS, get_layer
 from geo.store import NotFound
 from geo.tiles import MAX_ZOOM, Tile, TileCache, TileError, metres_per_pixel, nearest_within
@@ -129,7 +129,8 @@ def tile(layer: str, z: int, x: int, y: int):
     except (TileError, NotFound):
         abort(404)
     store = deps.get_store()
-    revisions = [store.revision([name]) for name in names]
+    found = store.revisions(names)  # one query for every layer of a map tile
+    revisions = [found[name] for name in names]
     etag = hashlib.blake2b(
         "|".join(f"{v.key}:{r}" for v, r in zip(views, revisions)).encode()
         + f"|{z}/{x}/{y}".encode(),
@@ -154,7 +155,7 @@ def _cut(store: Any, view: LayerView, revision: str, address: Tile) -> bytes:
     return tile_cache().get_or_build(view.layer, view.key, revision, address, cut)
 
 
-def _popup(view: LayerView, row: dict[str, Any]) -> dict[str, Any]:
+def _popup(view: LayerView, row: dict[str, Any], epsg: int) -> dict[str, Any]:
     """The feature's popup as the view may see it: escaped HTML, plots with their servicing."""
     key = str(row[get_layer(view.layer).key])
     shown = {name: value for name, value in row.items() if name in view.fields}
@@ -166,10 +167,7 @@ def _popup(view: LayerView, row: dict[str, Any]) -> dict[str, Any]:
     bbox = (
         None
         if geom is None or geom.is_empty
-        else [
-            round(v, 7)
-            for v in transformer(WORKING_EPSG, WGS84_EPSG).transform_bounds(*geom.bounds)
-        ]
+        else [round(v, 7) for v in transformer(epsg, WGS84_EPSG).transform_bounds(*geom.bounds)]
     )
     return {
         "layer": view.layer,
@@ -187,14 +185,15 @@ def _not_found():
 def feature_popup(layer: str, key: str):
     """One feature's popup (``{"layer", "id", "html"}``, the HTML escaped) as the caller may
     see it; 404 for what the role may not see."""
+    store = deps.get_store()
     try:
         view = layer_view(layer, current_role())
-        row = deps.get_store().get(layer, key)
+        row = store.get(layer, key)
     except NotFound:
         return _not_found()
     if not view.shows(row):
         return _not_found()
-    return jsonify(_popup(view, row))
+    return jsonify(_popup(view, row, store.epsg))
 
 
 def _bad(message: str, field: str):
@@ -213,10 +212,10 @@ def pick():
     if not (-180 <= lon <= 180 and -85.06 <= lat <= 85.06 and 0 <= zoom <= MAX_ZOOM):
         return _bad("at must lie on the Web Mercator map and zoom in 0..22", "at")
     names = [n for n in request.args.get("layers", "").split(",") if n][: len(FEATURE_LAYERS)]
-    x, y = transformer(WGS84_EPSG, WORKING_EPSG).transform(lon, lat)
+    store = deps.get_store()
+    x, y = transformer(WGS84_EPSG, store.epsg).transform(lon, lat)
     point = shapely.Point(x, y)
     pixel = metres_per_pixel(zoom, lat)
-    store = deps.get_store()
     for name in names:
         try:
             view = layer_view(name, current_role())
@@ -231,5 +230,5 @@ def pick():
         hit = nearest_within(np.asarray(rows.geometry.values, dtype=object), point, tolerance)
         if hit is not None:
             key = rows[get_layer(name).key].iloc[hit]
-            return jsonify(_popup(view, store.get(name, key)))
+            return jsonify(_popup(view, store.get(name, key), store.epsg))
     return jsonify({"layer": None, "id": None, "bbox": None, "html": None})

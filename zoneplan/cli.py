@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from geo.store import StoreError
 from geo.validate import ValidationError
-from zoneplan.commands.core import today_from_env
+from zoneplan.commands.core import db_from_env, epsg_from_env, today_from_env
 
 DESCRIPTION = """\
 Plan and run an industrial zone from the command line: build the store, import and
@@ -65,7 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("default", UserWarning)
             warnings.showwarning = _show_warning
+            # The environment is read here, once, and passed on as arguments.
             args.today = today_from_env()
+            args.epsg = epsg_from_env()
+            if hasattr(args, "db"):
+                args.db = args.db or db_from_env()
             return int(args.func(args) or 0)
     except BrokenPipeError:
         # The reader (e.g. `| head`) closed early: not an error of ours.

@@ -57,9 +57,52 @@ class Null:
     negate: bool = False
 
 
+@dataclasses.dataclass(frozen=True)
+class Prefix:
+    """The field's :func:`search_key` starts with ``text``'s: a range on the index each
+    backend keeps for the fields of :data:`SEARCH_KEYS` (other fields are refused)."""
+
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Contains:
+    """The field's :func:`search_key` holds ``text``'s anywhere (a scan, not indexed)."""
+
+    text: str
+
+
+#: Text fields each backend keeps an index of search keys on (lowercase, spaces removed,
+#: then the layer key), for :class:`Prefix` filters and :meth:`Store.find`.
+SEARCH_KEYS: dict[str, tuple[str, ...]] = {"plots": ("plot_id", "cadastre")}
+
+
+def search_key(text: object) -> str:
+    """Text as searches compare it: lowercase, without whitespace.
+
+    The indexed :class:`Prefix` search folds stored values in SQL (``lower``, spaces
+    removed), which on GeoPackage folds the case of Latin letters only.
+    """
+    return "".join(str(text).split()).lower()
+
+
+def prefix_range(text: str) -> tuple[str, str | None]:
+    """The search keys starting with ``text``'s as a half-open range ``[low, high)`` in code
+    point (bytewise UTF-8) order; ``high`` None when there is no end."""
+    low = search_key(text)
+    for i in range(len(low) - 1, -1, -1):
+        code = ord(low[i]) + 1
+        if 0xD800 <= code <= 0xDFFF:  # surrogates are no text
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return low, low[:i] + chr(code)
+    return low, None
+
+
 Condition = tuple[str, str, Any]
 """One compiled test: ``(field, op, value)`` with op one of ``= in >= <= null notnull``,
-``range|null`` (value ``(low, high)``, either None when open: NULL or within) or ``listhas``
+``range|null`` (value ``(low, high)``, either None when open: NULL or within), ``prefix``
+(value :func:`prefix_range`), ``contains`` (value a search key) or ``listhas``
 (value ``(everything, item)``)."""
 MAX_WHERE_VALUES = 30_000  # below SQLite's limit of bound parameters
 
@@ -220,6 +263,14 @@ def compile_where(layer: Layer, where: Where | None) -> list[Condition]:
         try:
             if isinstance(cond, Null):
                 out.append((name, "notnull" if cond.negate else "null", None))
+            elif isinstance(cond, Prefix):
+                if name not in SEARCH_KEYS.get(layer.name, ()):
+                    raise ValueError(f"{layer.name}.{name} has no search index")
+                out.append((name, "prefix", prefix_range(cond.text)))
+            elif isinstance(cond, Contains):
+                if fld.type != "str":
+                    raise ValueError(f"{name} is not text")
+                out.append((name, "contains", search_key(cond.text)))
             elif isinstance(cond, ListHas):
                 out.append((name, "listhas", (str(cond.everything), str(cond.value).strip())))
             elif isinstance(cond, Range) and cond.or_null:
@@ -261,6 +312,8 @@ class Session(ABC):
     """
 
     user: str
+    #: The store's CRS (see :attr:`Store.epsg`).
+    epsg: int
 
     @abstractmethod
     def read(
@@ -342,6 +395,10 @@ class Store(ABC):
     ``Int64``, floats as ``float64`` (NaN for missing), booleans as ``boolean``.
     """
 
+    #: The CRS (EPSG code) every geometry of the store is in, recorded in the store itself
+    #: when it is made; reads are in it and writes must be.
+    epsg: int
+
     @abstractmethod
     def read(
         self,
@@ -376,11 +433,33 @@ class Store(ABC):
         """The bounds of a feature layer (None when empty)."""
 
     @abstractmethod
+    def find(
+        self, layer: str, field: str, text: str, *, where: Where | None = None, limit: int = 10
+    ) -> pd.DataFrame:
+        """At most ``limit`` rows (as :meth:`read` gives them) matching ``where`` whose
+        ``field`` starts with ``text`` (:class:`Prefix`: case and spaces ignored), in the
+        order of that field's search key, then the layer key: an exact match first.
+
+        Read through the search-key index (:data:`SEARCH_KEYS`), so the time does not grow
+        with the layer.
+
+        Raises
+        ------
+        Invalid
+            When ``field`` has no search index.
+        """
+
+    @abstractmethod
     def revision(self, layers: Sequence[str] | None = None) -> str:
         """A token that changes whenever one of ``layers`` (default: every layer) changes.
 
         Caches key on the layers they read, so a write elsewhere keeps them warm.
         """
+
+    def revisions(self, layers: Sequence[str]) -> dict[str, str]:
+        """Each layer's own :meth:`revision` token (``revision([name])``), read at once
+        where the backend can (a map tile of many layers asks for all of them)."""
+        return {name: self.revision([name]) for name in layers}
 
     @abstractmethod
     def describe(self) -> str:
@@ -440,7 +519,7 @@ class Store(ABC):
 
         Backends with a native encoder (PostGIS: ``ST_AsMVT``) override this.
         """
-        rows = self.read(layer, bbox=tile.working_bbox(), where=where)
+        rows = self.read(layer, bbox=tile.working_bbox(self.epsg), where=where)
         return tiles.encode_frame(
             layer, rows, tile, key=get_layer(layer).key, properties=properties
         )

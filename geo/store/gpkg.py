@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -21,8 +20,8 @@ import pyogrio
 import shapely
 
 from geo import tiles
-from geo.crs import WORKING_EPSG
-from geo.io.formats import GPKG_VERSION, to_arrow, typed_table
+from geo.crs import DEFAULT_EPSG
+from geo.io.formats import typed_table
 from geo.layers import LAYERS, Layer, get_layer
 from geo.store.base import (
     Bbox,
@@ -34,18 +33,21 @@ from geo.store.base import (
     compile_where,
 )
 from geo.store.gpkg_geom import connect, decode_geometries, encode_geometries
-from geo.store.rows import GEOM, Order, Reader, RowSession, SqlStore
+from geo.store.gpkg_schema import (
+    add_fields,
+    add_search_indexes,
+    create_indexes,
+    create_layer,
+    search_key,
+)
+from geo.store.gpkg_schema import quote as _q
+from geo.store.rows import GEOM, Order, Reader, RowSession, SqlStore, check_crs
 from geo.validate import Problem
 
 #: Inserts of at least this many features fill the R-tree in one pass (see _bulk_insert).
 BULK_ROWS = 1_000
 #: The page cache of a bulk insert, KiB (the default 2 MB spills to the journal mid-way).
 BULK_CACHE_KIB = 256 * 1024
-
-
-def _q(name: str) -> str:
-    """Quote an identifier that comes from the schema (never from a request)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 @contextmanager
@@ -111,6 +113,15 @@ def _select(
             tests = [f"{column} {sign} ?" for sign, v in zip((">=", "<="), value) if v is not None]
             clauses.append(f"({column} IS NULL OR ({' AND '.join(tests or ['1'])}))")
             params += [_sql_value(v) for v in value if v is not None]
+        elif op == "prefix":  # a range on the search index
+            clauses.append(f"{search_key(column)} >= ?")
+            if value[1] is not None:
+                clauses.append(f"{search_key(column)} < ?")
+            params += [v for v in value if v is not None]
+        elif op == "contains":
+            # NULLs first, so the Python search key runs only on text
+            clauses.append(f"({column} IS NOT NULL AND instr(ZP_SearchKey({column}), ?) > 0)")
+            params.append(value)
         else:
             clauses.append(f"{column} {op} ?")
             params.append(_sql_value(value))
@@ -121,14 +132,18 @@ def _select(
 
 def _revision(conn: sqlite3.Connection, layers: Sequence[str] | None) -> str:
     names = list(LAYERS) if layers is None else [get_layer(n).name for n in layers]
-    stamps = dict(
+    stamps = _stamps(conn, names)
+    return "|".join(str(stamps.get(n)) for n in names)
+
+
+def _stamps(conn: sqlite3.Connection, names: Sequence[str]) -> dict[str, Any]:
+    return dict(
         conn.execute(
             f"SELECT table_name, last_change FROM gpkg_contents WHERE table_name IN "
             f"({', '.join('?' * len(names))})",
-            names,
+            list(names),
         ).fetchall()
     )
-    return "|".join(str(stamps.get(n)) for n in names)
 
 
 class GpkgReader(Reader):
@@ -154,7 +169,12 @@ class GpkgReader(Reader):
         """Rows as SQLite gives them (a writer's transaction already locks the file, so
         ``for_update`` needs nothing more)."""
         sql, params = _select(lyr, bbox, where, ", ".join(f"t.{_q(c)}" for c in columns), exact)
-        if order is not None:
+        if order is not None and order[2]:
+            sql += (
+                f" ORDER BY {search_key(f't.{_q(order[0])}')} {'DESC' if order[1] else 'ASC'}, "
+                f"t.{_q(lyr.key)}"
+            )
+        elif order is not None:
             sql += f" ORDER BY t.{_q(order[0])} {'DESC' if order[1] else 'ASC'}, t.fid"
         if limit is not None or offset:
             sql += " LIMIT ? OFFSET ?"
@@ -178,6 +198,10 @@ class GpkgReader(Reader):
     def revision(self, layers: Sequence[str] | None = None) -> str:
         return _revision(self.conn, layers)
 
+    def revisions(self, layers: Sequence[str]) -> dict[str, str]:
+        stamps = _stamps(self.conn, [get_layer(n).name for n in layers])
+        return {name: str(stamps.get(get_layer(name).name)) for name in layers}
+
 
 class GpkgStore(SqlStore):
     """A store in one GeoPackage file.
@@ -186,14 +210,18 @@ class GpkgStore(SqlStore):
     ----------
     path : path-like
         An existing store made by :meth:`create`.
+    epsg : int, optional
+        The CRS the caller works in; a store in another is refused.
 
     Raises
     ------
     NotFound
         When the file does not exist or is not a zoneplan GeoPackage.
+    StoreError
+        When the store's CRS is not ``epsg``.
     """
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, *, epsg: int | None = None):
         self.path = Path(path)
         self._readers = threading.local()
         if not self.path.is_file():
@@ -206,30 +234,30 @@ class GpkgStore(SqlStore):
         missing = [name for name in LAYERS if name not in have]
         if "plots" not in have:
             raise NotFound(f"{self.path} is not a zoneplan store: it lacks {', '.join(missing)}")
-        if missing:
-            self._add_tables(missing)
         with self._conn() as conn:
-            _add_fields(conn)
-            srs = {r[0] for r in conn.execute("SELECT DISTINCT srs_id FROM gpkg_geometry_columns")}
-        if srs - {WORKING_EPSG}:
+            srs = sorted(
+                r[0] for r in conn.execute("SELECT DISTINCT srs_id FROM gpkg_geometry_columns")
+            )
+        if len(srs) != 1:
             raise StoreError(
                 f"the store {self.path} keeps geometries in "
-                f"{', '.join(f'EPSG:{c}' for c in sorted(srs))}, but the working CRS "
-                f"is EPSG:{WORKING_EPSG} (ZONEPLAN_EPSG); open it with the CRS it "
-                "was made with"
+                f"{', '.join(f'EPSG:{c}' for c in srs) or 'no CRS'}; a store has one CRS"
             )
+        #: The CRS every geometry of this store is in (its GeoPackage metadata).
+        self.epsg = check_crs(str(self.path), srs[0], epsg)
+        if missing:
+            self._add_tables(missing)
+        with self._conn() as conn, wrapped(f"upgrading {self.path}"):
+            add_fields(conn)
+            add_search_indexes(conn)
 
     def _add_tables(self, names: list[str]) -> None:
         """Create the tables a newer schema added (a store made by an older version)."""
         for name in names:
             try:
-                _create_layer(str(self.path), get_layer(name))
+                create_layer(str(self.path), get_layer(name), self.epsg)
                 with self._conn() as conn:
-                    layer = get_layer(name)
-                    conn.execute(
-                        f"CREATE UNIQUE INDEX IF NOT EXISTS {_q(layer.name + '_key')} "
-                        f"ON {_q(layer.name)} ({_q(layer.key)})"
-                    )
+                    create_indexes(conn, get_layer(name))
             except Exception as err:  # another process may have created it meanwhile
                 with self._conn() as conn:
                     made = conn.execute(
@@ -248,8 +276,10 @@ class GpkgStore(SqlStore):
         *,
         force: bool = False,
         fill: Callable[[RowSession], None] | None = None,
+        epsg: int = DEFAULT_EPSG,
     ) -> GpkgStore:
-        """Make a new store with every layer of the schema, empty or written by ``fill``.
+        """Make a new store with every layer of the schema in CRS ``epsg``, empty or written
+        by ``fill``.
 
         The file is built beside ``path`` (``fill`` writes into it in one transaction)
         and renamed into place, so a failure never leaves a half-made store.
@@ -268,13 +298,10 @@ class GpkgStore(SqlStore):
         os.unlink(tmp)
         try:
             for layer in LAYERS.values():
-                _create_layer(tmp, layer)
+                create_layer(tmp, layer, epsg)
             with connect(tmp) as conn:
                 for layer in LAYERS.values():
-                    conn.execute(
-                        f"CREATE UNIQUE INDEX {_q(layer.name + '_key')} "
-                        f"ON {_q(layer.name)} ({_q(layer.key)})"
-                    )
+                    create_indexes(conn, layer)
             if fill is not None:
                 with cls(tmp).transaction("system") as session:
                     fill(session)
@@ -310,7 +337,7 @@ class GpkgStore(SqlStore):
     @contextmanager
     def _reader(self, what: str) -> Iterator[GpkgReader]:
         with self._reading() as conn:
-            yield GpkgReader(conn, WORKING_EPSG)
+            yield GpkgReader(conn, self.epsg)
 
     def vector_tile(
         self, layer: str, tile: tiles.Tile, *, properties: Sequence[str], where: Where | None = None
@@ -319,7 +346,10 @@ class GpkgStore(SqlStore):
         lyr = get_layer(layer)
         names = [lyr.key, *(p for p in properties if p != lyr.key)]
         sql, params = _select(
-            lyr, tile.working_bbox(), where, ", ".join(f"t.{_q(c)}" for c in [*names, GEOM])
+            lyr,
+            tile.working_bbox(self.epsg),
+            where,
+            ", ".join(f"t.{_q(c)}" for c in [*names, GEOM]),
         )
         with self._reading() as conn:
             rows = conn.execute(sql, params).fetchall()
@@ -332,6 +362,7 @@ class GpkgStore(SqlStore):
             tile,
             key=lyr.key,
             columns=dict(zip(names, cols[:-1])),
+            epsg=self.epsg,
         )
 
     def read_arrow(self, layer: str, schema: Layer | None = None) -> pa.Table:
@@ -367,7 +398,7 @@ class GpkgStore(SqlStore):
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as err:
                 raise StoreError(f"the store is busy ({err}); try again") from None
-            session = GpkgSession(conn, user)
+            session = GpkgSession(conn, user, self.epsg)
             try:
                 with wrapped(f"writing {self.path}"):
                     yield session
@@ -378,60 +409,11 @@ class GpkgStore(SqlStore):
                 raise
 
 
-#: SQLite column types of the schema's field types, as GDAL writes them in a GeoPackage.
-_SQLITE_TYPES = {
-    "str": "TEXT",
-    "int": "INTEGER",
-    "float": "REAL",
-    "bool": "BOOLEAN",
-    "date": "DATE",
-    "datetime": "DATETIME",
-}
-
-
-def _add_fields(conn: sqlite3.Connection) -> None:
-    """Add the fields a newer schema gave a layer (a store made by an older version)."""
-    for layer in LAYERS.values():
-        have = {r[1] for r in conn.execute(f"PRAGMA table_info({_q(layer.name)})")}
-        for fld in layer.fields:
-            if fld.name not in have:
-                try:
-                    conn.execute(
-                        f"ALTER TABLE {_q(layer.name)} ADD COLUMN {_q(fld.name)} "
-                        + _SQLITE_TYPES[fld.type]
-                    )
-                except sqlite3.OperationalError as err:  # another process added it meanwhile
-                    if "duplicate column" not in str(err):
-                        raise StoreError(f"cannot add {layer.name}.{fld.name}: {err}") from None
-
-
-def _create_layer(path: str, layer: Layer) -> None:
-    empty = (
-        gpd.GeoDataFrame({f.name: [] for f in layer.fields}, geometry=[], crs=WORKING_EPSG)
-        if layer.is_feature
-        else pd.DataFrame({f.name: [] for f in layer.fields})
-    )
-    table = to_arrow(layer, empty, layer.fields)
-    options = {"GEOMETRY_NAME": GEOM, "SPATIAL_INDEX": "YES"} if layer.is_feature else {}
-    pyogrio.write_arrow(
-        table,
-        path,
-        layer=layer.name,
-        driver="GPKG",
-        geometry_name="geometry" if layer.is_feature else None,
-        geometry_type=layer.geometry if layer.is_feature else None,
-        crs=f"EPSG:{WORKING_EPSG}" if layer.is_feature else None,
-        layer_options={**options, "DESCRIPTION": layer.label, "IDENTIFIER": layer.name},
-        dataset_options=None if os.path.exists(path) else {"VERSION": GPKG_VERSION},
-        append=os.path.exists(path),
-    )
-
-
 class GpkgSession(RowSession):
     """Reads and writes inside one SQLite transaction on a GeoPackage."""
 
-    def __init__(self, conn: sqlite3.Connection, user: str):
-        super().__init__(user, GpkgReader(conn, WORKING_EPSG))
+    def __init__(self, conn: sqlite3.Connection, user: str, epsg: int):
+        super().__init__(user, GpkgReader(conn, epsg))
         self.conn = conn
 
     def lock(self, layer: str) -> None:
@@ -457,7 +439,7 @@ class GpkgSession(RowSession):
         values = [_column_values(lyr, c, typed[c]) for c in columns]
         if geoms is not None:
             columns.append(GEOM)
-            values.append(encode_geometries(geoms))
+            values.append(encode_geometries(geoms, self.reader.epsg))
         if geoms is not None and len(typed) >= BULK_ROWS:
             self._bulk_insert(lyr, columns, values, geoms)
             return
@@ -511,7 +493,9 @@ class GpkgSession(RowSession):
     def _set(self, lyr: Layer, key: str, sets: Mapping[str, Any]) -> None:
         values = {(GEOM if k == "geometry" else k): v for k, v in sets.items()}
         if "geometry" in sets:
-            values[GEOM] = encode_geometries(np.array([sets["geometry"]], dtype=object))[0]
+            values[GEOM] = encode_geometries(
+                np.array([sets["geometry"]], dtype=object), self.reader.epsg
+            )[0]
         self.conn.execute(
             f"UPDATE {_q(lyr.name)} SET {', '.join(f'{_q(k)} = ?' for k in values)} "
             f"WHERE {_q(lyr.key)} = ?",

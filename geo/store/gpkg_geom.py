@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import shapely
 
-from geo.crs import WORKING_EPSG
+from geo.store.base import search_key
 
 BUSY_TIMEOUT_S = 60.0
 _ENVELOPE_BYTES = (0, 32, 48, 48, 64)
@@ -22,7 +22,7 @@ _HEADER = np.dtype(
 )
 
 
-def encode_geometries(geoms: np.ndarray, srs_id: int = WORKING_EPSG) -> list[bytes | None]:
+def encode_geometries(geoms: np.ndarray, srs_id: int) -> list[bytes | None]:
     """GeoPackage binary blobs (header with XY envelope, then ISO WKB); the headers are
     packed for all geometries at once."""
     wkb = shapely.to_wkb(geoms, byte_order=1, flavor="iso")
@@ -97,10 +97,16 @@ def _is_empty(blob: bytes | None) -> int | None:
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
-    """A connection with the SQL functions GeoPackage R-tree triggers call."""
+    """A connection with the SQL functions GeoPackage R-tree triggers call, and the store's
+    own for queries (never in triggers or indexes, so other tools can still write)."""
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
     for i, name in enumerate(("ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY")):
         conn.create_function(name, 1, _bound(i), deterministic=True)
     conn.create_function("ST_IsEmpty", 1, _is_empty, deterministic=True)
     conn.create_function("ZP_Intersects", 5, _intersects_box, deterministic=True)
+    conn.create_function("ZP_SearchKey", 1, _search_key, deterministic=True)
     return conn
+
+
+def _search_key(text: str | None) -> str | None:
+    return None if text is None else search_key(text)

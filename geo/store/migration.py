@@ -108,7 +108,9 @@ def migrate(
         raise StoreError(f"--from and --to name the same store ({redact(source_location)})")
     source = open_store(source_location)
     try:
-        target = create_store(target_location, force=force, fill=fill_from(source, progress))
+        target = create_store(
+            target_location, force=force, fill=fill_from(source, progress), epsg=source.epsg
+        )
         try:
             report = compare(source, target)
         finally:

@@ -21,8 +21,9 @@ def vector_tile(
     properties: Sequence[str],
     where: Where | None,
     select: Callable[..., tuple[sql.Composed, list[Any]]],
+    epsg: int,
 ) -> bytes:
-    """One tile of ``lyr`` as :func:`geo.tiles.encode` cuts it, encoded by the database.
+    """One tile of ``lyr`` (stored in CRS ``epsg``) as :func:`geo.tiles.encode` cuts it, encoded by the database.
 
     The rows are the same R-tree (GiST) and ``where`` selection as the generic encoder's;
     geometries are projected to Web Mercator, clipped to the tile plus
@@ -46,9 +47,12 @@ def vector_tile(
         fid=sql.SQL(tiles.FEATURE_ID_SQL).format(key),
         columns=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(n)) for n in names),
     )
-    rows, params = select(lyr, what, tile.working_bbox(), where)
+    rows, params = select(lyr, what, tile.working_bbox(epsg), where, epsg=epsg)
+    # MATERIALIZED: each geometry is cut once (inlined, the planner would repeat the
+    # clip-and-simplify expression in the filter and again in the output).
     query = sql.SQL(
-        "SELECT ST_AsMVT(r.*, {name}, {extent}, 'mvt_geom', 'mvt_id') FROM ({rows}) r "
+        "WITH r AS MATERIALIZED ({rows}) "
+        "SELECT ST_AsMVT(r.*, {name}, {extent}, 'mvt_geom', 'mvt_id') FROM r "
         "WHERE r.mvt_geom IS NOT NULL AND NOT ST_IsEmpty(r.mvt_geom)"
     ).format(name=sql.Literal(lyr.name), extent=sql.Literal(tiles.EXTENT), rows=rows)
     row = conn.execute(query, [tile.z, tile.x, tile.y, *params]).fetchone()

@@ -15,7 +15,7 @@ from psycopg import errors, sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from geo import tiles
-from geo.crs import WORKING_EPSG
+from geo.crs import DEFAULT_EPSG
 from geo.layers import LAYERS, Field, Layer, get_layer
 from geo.store import pg_tiles
 from geo.store.base import (
@@ -37,10 +37,11 @@ from geo.store.pg_schema import (
     check_schema,
     column_type,
     first_line,
+    search_key,
     table_names,
     upgrade,
 )
-from geo.store.rows import GEOM, Order, Reader, RowSession, SqlStore
+from geo.store.rows import GEOM, Order, Reader, RowSession, SqlStore, check_crs
 from geo.validate import Problem
 
 POOL_SIZE = 8
@@ -100,9 +101,9 @@ def _copy_column(fld: Field, column: pd.Series) -> list[Any]:
 _PLAIN = (str, int, float, bool)
 
 
-def _ewkb_hex(geoms: np.ndarray) -> list[str | None]:
+def _ewkb_hex(geoms: np.ndarray, epsg: int) -> list[str | None]:
     """Hex EWKB (SRID included), the text form COPY takes for geometry columns."""
-    with_srid = shapely.set_srid(np.asarray(geoms, dtype=object), WORKING_EPSG)
+    with_srid = shapely.set_srid(np.asarray(geoms, dtype=object), epsg)
     return list(shapely.to_wkb(with_srid, hex=True, include_srid=True).tolist())
 
 
@@ -135,6 +136,16 @@ def _condition(lyr: Layer, cond: Condition) -> tuple[sql.Composable, list[Any]]:
             ).format(c=column),
             list(value),
         )
+    if op == "prefix":  # a range on the search index
+        key = search_key(column)
+        if value[1] is None:
+            return sql.SQL("{} >= %s").format(key), [value[0]]
+        return sql.SQL("{k} >= %s AND {k} < %s").format(k=key), list(value)
+    if op == "contains":
+        return (
+            sql.SQL("strpos(lower(regexp_replace({}, '\\s', '', 'g')), %s) > 0").format(column),
+            [value],
+        )
     if op == "range|null":
         bounds = [(sign, v) for sign, v in zip((">=", "<="), value) if v is not None]
         tests = [sql.SQL("{} {} %s").format(column, sql.SQL(sign)) for sign, _ in bounds]
@@ -148,8 +159,15 @@ def _condition(lyr: Layer, cond: Condition) -> tuple[sql.Composable, list[Any]]:
 
 
 def _select(
-    lyr: Layer, what: sql.Composable, bbox: Bbox | None, where: Where | None, exact: bool = False
+    lyr: Layer,
+    what: sql.Composable,
+    bbox: Bbox | None,
+    where: Where | None,
+    exact: bool = False,
+    *,
+    epsg: int,
 ) -> tuple[sql.Composed, list[Any]]:
+    """``SELECT what FROM lyr t WHERE …`` with ``bbox`` in CRS ``epsg`` and ``where``."""
     query = sql.SQL("SELECT {} FROM {} t").format(what, sql.Identifier(lyr.name))
     clauses: list[sql.Composable] = []
     params: list[Any] = []
@@ -161,7 +179,7 @@ def _select(
             if exact
             else ("t.{} && ST_MakeEnvelope(%s, %s, %s, %s, {})")
         )
-        clauses.append(sql.SQL(test).format(sql.Identifier(GEOM), sql.Literal(WORKING_EPSG)))
+        clauses.append(sql.SQL(test).format(sql.Identifier(GEOM), sql.Literal(epsg)))
         params += [float(v) for v in bbox]
     for cond in compile_where(lyr, where):
         clause, values = _condition(lyr, cond)
@@ -202,13 +220,17 @@ class PgReader(Reader):
         for_update: bool = False,
     ) -> list[tuple[Any, ...]]:
         """Rows as psycopg gives them; ``for_update`` locks them until the transaction ends."""
-        query, params = _select(lyr, _columns(columns), bbox, where, exact)
+        query, params = _select(lyr, _columns(columns), bbox, where, exact, epsg=self.epsg)
         if order is not None:
             # Missing values sort as SQLite sorts them, so both backends page alike.
-            direction = "DESC NULLS LAST" if order[1] else "ASC NULLS FIRST"
-            query += sql.SQL(" ORDER BY t.{} {}, t.fid").format(
-                sql.Identifier(order[0]), sql.SQL(direction)
-            )
+            direction = sql.SQL("DESC NULLS LAST" if order[1] else "ASC NULLS FIRST")
+            column = sql.SQL("t.{}").format(sql.Identifier(order[0]))
+            if order[2]:  # by search key, as the search index holds them
+                query += sql.SQL(" ORDER BY {} {}, t.{}").format(
+                    search_key(column), direction, sql.Identifier(lyr.key)
+                )
+            else:
+                query += sql.SQL(" ORDER BY {} {}, t.fid").format(column, direction)
         if limit is not None:
             query += sql.SQL(" LIMIT %s")
             params.append(int(limit))
@@ -227,7 +249,7 @@ class PgReader(Reader):
         where: Where | None = None,
         exact: bool = False,
     ) -> int:
-        query, params = _select(lyr, sql.SQL("count(*)"), bbox, where, exact)
+        query, params = _select(lyr, sql.SQL("count(*)"), bbox, where, exact, epsg=self.epsg)
         row = self.conn.execute(query, params).fetchone()
         return int(row[0]) if row is not None else 0
 
@@ -236,6 +258,9 @@ class PgReader(Reader):
 
     def revision(self, layers: Sequence[str] | None = None) -> str:
         return _revision(self.conn, layers)
+
+    def revisions(self, layers: Sequence[str]) -> dict[str, str]:
+        return _revisions(self.conn, layers)
 
 
 class PostgisStore(SqlStore):
@@ -256,24 +281,30 @@ class PostgisStore(SqlStore):
         When the database is unreachable or its CRS is not the working CRS.
     """
 
-    def __init__(self, url: str, *, pool_size: int = POOL_SIZE):
+    def __init__(self, url: str, *, pool_size: int = POOL_SIZE, epsg: int | None = None):
         self.url = url
         self.identity = redact(url)
         self._pool = _open_pool(url, pool_size)
         try:
             with wrapped(f"opening {self.identity}"), self._pool.connection() as conn:
-                check_schema(conn, self.identity)
-                upgrade(conn)
+                #: The CRS every geometry of this store is in (its metadata).
+                self.epsg = check_crs(self.identity, check_schema(conn, self.identity), epsg)
+                upgrade(conn, self.epsg)
         except BaseException:
             self._pool.close()
             raise
 
     @classmethod
     def create(
-        cls, url: str, *, force: bool = False, fill: Callable[[RowSession], None] | None = None
+        cls,
+        url: str,
+        *,
+        force: bool = False,
+        fill: Callable[[RowSession], None] | None = None,
+        epsg: int = DEFAULT_EPSG,
     ) -> PostgisStore:
-        """Create every layer of the schema, the metadata and the migrations table, and
-        let ``fill`` write into them, all in one transaction.
+        """Create every layer of the schema in CRS ``epsg``, the metadata and the migrations
+        table, and let ``fill`` write into them, all in one transaction.
 
         Raises
         ------
@@ -284,9 +315,9 @@ class PostgisStore(SqlStore):
             wrapped(f"creating the store in {redact(url)}"),
             psycopg.connect(url, autocommit=False) as conn,
         ):
-            build_schema(conn, force=force, where=redact(url))
+            build_schema(conn, force=force, where=redact(url), epsg=epsg)
             if fill is not None:
-                session = PostgisSession(conn, "system")
+                session = PostgisSession(conn, "system", epsg)
                 fill(session)
                 session.finish()
         return cls(url)
@@ -297,7 +328,7 @@ class PostgisStore(SqlStore):
     @contextmanager
     def _reader(self, what: str) -> Iterator[PgReader]:
         with wrapped(what), self._pool.connection() as conn:
-            yield PgReader(conn, WORKING_EPSG)
+            yield PgReader(conn, self.epsg)
 
     def extent(self, layer: str) -> Bbox | None:
         lyr = get_layer(layer)
@@ -320,14 +351,14 @@ class PostgisStore(SqlStore):
         lyr = get_layer(layer)
         with wrapped(f"cutting a tile of {layer}"), self._pool.connection() as conn:
             return pg_tiles.vector_tile(
-                conn, lyr, tile, properties=properties, where=where, select=_select
+                conn, lyr, tile, properties=properties, where=where, select=_select, epsg=self.epsg
             )
 
     @contextmanager
     def transaction(self, user: str = "system") -> Iterator[PostgisSession]:
         with wrapped("writing"), self._pool.connection() as conn:
             with conn.transaction():
-                session = PostgisSession(conn, user)
+                session = PostgisSession(conn, user, self.epsg)
                 yield session
                 session.finish()
 
@@ -360,21 +391,34 @@ def has_schema(url: str) -> bool:
 
 def _revision(conn: psycopg.Connection, layers: Sequence[str] | None) -> str:
     names = list(LAYERS) if layers is None else [get_layer(n).name for n in layers]
-    rows = conn.execute(
-        f"SELECT r.layer, r.rev, m.value FROM {REVISIONS} r, {META} m "
-        "WHERE m.key = 'generation' AND r.layer = ANY(%s) ORDER BY r.layer",
-        (names,),
-    ).fetchall()
+    rows = _revision_rows(conn, names)
     if not rows:
         return "empty"
     return str(rows[0][2]) + ":" + ",".join(f"{layer}={rev}" for layer, rev, _ in rows)
 
 
+def _revision_rows(conn: psycopg.Connection, names: Sequence[str]) -> list[Any]:
+    return conn.execute(
+        f"SELECT r.layer, r.rev, m.value FROM {REVISIONS} r, {META} m "
+        "WHERE m.key = 'generation' AND r.layer = ANY(%s) ORDER BY r.layer",
+        (list(names),),
+    ).fetchall()
+
+
+def _revisions(conn: psycopg.Connection, layers: Sequence[str]) -> dict[str, str]:
+    """``{name: _revision(conn, [name])}`` in one query."""
+    found = {
+        layer: f"{generation}:{layer}={rev}"
+        for layer, rev, generation in _revision_rows(conn, [get_layer(n).name for n in layers])
+    }
+    return {name: found.get(get_layer(name).name, "empty") for name in layers}
+
+
 class PostgisSession(RowSession):
     """Reads and writes inside one PostgreSQL transaction."""
 
-    def __init__(self, conn: psycopg.Connection, user: str):
-        super().__init__(user, PgReader(conn, WORKING_EPSG))
+    def __init__(self, conn: psycopg.Connection, user: str, epsg: int):
+        super().__init__(user, PgReader(conn, epsg))
         self.conn = conn
 
     def lock(self, layer: str) -> None:
@@ -398,7 +442,7 @@ class PostgisSession(RowSession):
         columns = [_copy_column(lyr.field(n), typed[n]) for n in names]
         targets = [sql.Identifier(n) for n in names]
         if geoms is not None:
-            columns.append(_ewkb_hex(geoms))
+            columns.append(_ewkb_hex(geoms, self.reader.epsg))
             targets.append(sql.Identifier(GEOM))
         copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
             sql.Identifier(lyr.name), sql.SQL(", ").join(targets)
@@ -414,7 +458,7 @@ class PostgisSession(RowSession):
                 parts.append(
                     sql.SQL("{} = ST_GeomFromEWKB(decode(%s, 'hex'))").format(sql.Identifier(GEOM))
                 )
-                params.append(_ewkb_hex(np.array([value], dtype=object))[0])
+                params.append(_ewkb_hex(np.array([value], dtype=object), self.reader.epsg)[0])
             else:
                 parts.append(sql.SQL("{} = %s").format(sql.Identifier(name)))
                 params.append(_db_value(lyr.field(name), value))

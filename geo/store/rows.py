@@ -19,8 +19,10 @@ from geo.store.base import (
     Conflict,
     Invalid,
     NotFound,
+    Prefix,
     Session,
     Store,
+    StoreError,
     Where,
     audit_changes,
     diff,
@@ -33,8 +35,26 @@ from geo.validate import Problem
 #: The geometry column of every feature table (both backends).
 GEOM = "geom"
 
-Order = tuple[str, bool]
-"""A field to sort by and whether descending."""
+Order = tuple[str, bool, bool]
+"""A field to sort by, whether descending, and whether by its search key
+(:func:`geo.store.base.search_key`, as the search-key index holds it)."""
+
+
+def check_crs(where: str, have: int, want: int | None) -> int:
+    """The store's CRS ``have``, refused when the caller expects another (``want``,
+    from ``ZONEPLAN_EPSG`` at the edge): a store is never relabelled.
+
+    Raises
+    ------
+    StoreError
+        When ``want`` is given and differs.
+    """
+    if want is not None and int(want) != int(have):
+        raise StoreError(
+            f"the store {where} keeps geometries in EPSG:{have}, but the working CRS is "
+            f"EPSG:{want} (ZONEPLAN_EPSG); open it with the CRS it was made with"
+        )
+    return int(have)
 
 
 def order_of(lyr: Layer, order_by: str | None) -> Order:
@@ -49,7 +69,7 @@ def order_of(lyr: Layer, order_by: str | None) -> Order:
     name = order.lstrip("-")
     if not lyr.has(name):
         raise Invalid([Problem(None, None, "sort", f"{lyr.name} has no field {name!r}")])
-    return name, order.startswith("-")
+    return name, order.startswith("-"), False
 
 
 def _iso(fld: Field, value: Any) -> Any:
@@ -142,6 +162,10 @@ class Reader(ABC):
     def revision(self, layers: Sequence[str] | None = None) -> str:
         """See :meth:`geo.store.base.Store.revision`."""
 
+    def revisions(self, layers: Sequence[str]) -> dict[str, str]:
+        """See :meth:`geo.store.base.Store.revisions`."""
+        return {name: self.revision([name]) for name in layers}
+
     def read(
         self,
         lyr: Layer,
@@ -183,6 +207,22 @@ class Reader(ABC):
             return gpd.GeoDataFrame(frame, geometry=self.decode(list(cols[GEOM])), crs=self.epsg)
         return frame
 
+    def find(
+        self, lyr: Layer, field: str, text: str, *, where: Where | None, limit: int
+    ) -> pd.DataFrame:
+        """See :meth:`geo.store.base.Store.find`."""
+        if field in (where or {}):
+            raise Invalid([Problem(None, None, field, "searched and filtered at once")])
+        columns = lyr.names + ([GEOM] if lyr.is_feature else [])
+        rows = self.select(
+            lyr,
+            columns,
+            where={**(where or {}), field: Prefix(text)},
+            order=(field, False, True),
+            limit=limit,
+        )
+        return self.frame(lyr, rows, columns)
+
     def keys(self, lyr: Layer, *, where: Where | None = None) -> list[str]:
         """The ids of the matching rows (nothing else read nor decoded)."""
         return [str(r[0]) for r in self.select(lyr, [lyr.key], where=where)]
@@ -215,6 +255,7 @@ class RowSession(Session):
     def __init__(self, user: str, reader: Reader):
         self.user = user
         self.reader = reader
+        self.epsg = reader.epsg
         self._touched: set[str] = set()
         self._reshaped: set[str] = set()  # layers whose geometries (so extent) changed
         self._audit: list[tuple[Any, ...]] = []
@@ -284,6 +325,7 @@ class RowSession(Session):
         lyr = get_layer(layer)
         if len(frame) == 0:
             return []
+        frame = self._in_store_crs(frame)
         typed, geoms = prepare_rows(lyr, frame)
         keys = typed[lyr.key].tolist()
         present: list[Any] = []
@@ -299,6 +341,16 @@ class RowSession(Session):
         self._reshaped.add(lyr.name)
         self._log_bulk(lyr, "insert", keys, typed)
         return [str(k) for k in keys]
+
+    def _in_store_crs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A GeoDataFrame that declares another CRS reprojected to the store's (one that
+        declares none is taken as in it)."""
+        if not isinstance(frame, gpd.GeoDataFrame) or frame.crs is None:
+            return frame
+        if frame.crs.to_epsg() == self.reader.epsg:
+            return frame
+        moved: pd.DataFrame = frame.to_crs(self.reader.epsg)
+        return moved
 
     @staticmethod
     def _check_version(lyr: Layer, key: str, row: Mapping[str, Any], version: int | None) -> None:
@@ -442,6 +494,13 @@ class SqlStore(Store):
         with self._reader(f"counting {layer}") as reader:
             return reader.count(lyr, bbox=bbox, where=where, exact=exact)
 
+    def find(
+        self, layer: str, field: str, text: str, *, where: Where | None = None, limit: int = 10
+    ) -> pd.DataFrame:
+        lyr = get_layer(layer)
+        with self._reader(f"searching {layer}") as reader:
+            return reader.find(lyr, field, text, where=where, limit=limit)
+
     def keys(self, layer: str, *, where: Where | None = None) -> list[str]:
         lyr = get_layer(layer)
         with self._reader(f"reading the ids of {layer}") as reader:
@@ -450,3 +509,7 @@ class SqlStore(Store):
     def revision(self, layers: Sequence[str] | None = None) -> str:
         with self._reader("reading revisions") as reader:
             return reader.revision(layers)
+
+    def revisions(self, layers: Sequence[str]) -> dict[str, str]:
+        with self._reader("reading revisions") as reader:
+            return reader.revisions(layers)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from planner.allocation.inputs import TOLERANCE, Instance, Value
+from planner.allocation.inputs import TOLERANCE, Instance, Value, sorted_unique
 
 STATIC_STAGES = ("size", "sector", "rail", "hazard", "power", "water")
 
@@ -26,7 +26,8 @@ class Pairs:
     connected_plot: np.ndarray
 
 
-def _pair_values(value: Value, instance: Instance, app: np.ndarray, plot: np.ndarray) -> np.ndarray:
+def pair_values(value: Value, instance: Instance, app: np.ndarray, plot: np.ndarray) -> np.ndarray:
+    """Objective value of each (application, plot) pair (see :class:`Value`)."""
     result = value.per_app[app] + value.per_plot[plot]
     if value.fit_weight:
         area = instance.area[plot]
@@ -41,14 +42,15 @@ def _pair_values(value: Value, instance: Instance, app: np.ndarray, plot: np.nda
     return np.asarray(result, dtype=float)
 
 
-def _plot_order(instance: Instance) -> np.ndarray:
+def plot_order(instance: Instance) -> np.ndarray:
+    """Plot positions by (area, plot id): the order smallest-plot rules and slices use."""
     tie_break = pd.Series(instance.plot_ids).astype(str).rank(method="first").to_numpy()
     return np.lexsort((tie_break, instance.area))
 
 
 def compatible_pairs(instance: Instance, value: Value) -> Pairs:
     """Every (application, plot) pair passing the static rules, plus per-rule survivor counts for reasons."""
-    order = _plot_order(instance)
+    order = plot_order(instance)
     sorted_area = instance.area[order]
     low = np.searchsorted(sorted_area, instance.min_ha - TOLERANCE, side="left")
     lengths = np.maximum(
@@ -83,16 +85,27 @@ def compatible_pairs(instance: Instance, value: Value) -> Pairs:
 
 def static_rules(instance: Instance, app: np.ndarray, plot: np.ndarray) -> dict[str, np.ndarray]:
     """Whether each (application, plot) pair passes each static rule, in ``STATIC_STAGES`` order."""
-    area = instance.area[plot]
-    return {
-        "size": (area >= instance.min_ha[app] - TOLERANCE)
-        & (area <= instance.max_ha[app] + TOLERANCE),
-        "sector": _sector_allowed(instance, app, plot),
-        "rail": ~instance.rail_need[app] | instance.rail[plot],
-        "hazard": instance.hazard[app] <= instance.hazard_ok[plot],
-        "power": (instance.power[app] == 0) | (instance.power_node[plot] >= 0),
-        "water": (instance.water[app] == 0) | (instance.water_node[plot] >= 0),
-    }
+    return {stage: static_rules_for(instance, stage, app, plot) for stage in STATIC_STAGES}
+
+
+def static_rules_for(
+    instance: Instance, stage: str, app: np.ndarray, plot: np.ndarray
+) -> np.ndarray:
+    """Whether each (application, plot) pair passes one static rule (one of ``STATIC_STAGES``)."""
+    if stage == "size":
+        area = instance.area[plot]
+        return np.asarray(
+            (area >= instance.min_ha[app] - TOLERANCE) & (area <= instance.max_ha[app] + TOLERANCE)
+        )
+    if stage == "sector":
+        return _sector_allowed(instance, app, plot)
+    if stage == "rail":
+        return np.asarray(~instance.rail_need[app] | instance.rail[plot])
+    if stage == "hazard":
+        return np.asarray(instance.hazard[app] <= instance.hazard_ok[plot])
+    if stage == "power":
+        return np.asarray((instance.power[app] == 0) | (instance.power_node[plot] >= 0))
+    return np.asarray((instance.water[app] == 0) | (instance.water_node[plot] >= 0))
 
 
 def _pairs(
@@ -108,7 +121,7 @@ def _pairs(
     return Pairs(
         app=app,
         plot=plot,
-        value=_pair_values(value, instance, app, plot),
+        value=pair_values(value, instance, app, plot),
         start=np.searchsorted(app, applications, side="left"),
         end=np.searchsorted(app, applications, side="right"),
         stage_counts=counts,
@@ -155,7 +168,7 @@ def distinct_users(node: np.ndarray, app: np.ndarray, n_apps: int) -> np.ndarray
     if not len(node):
         return np.empty((2, 0), dtype=np.int64)
     # node -1 (none) maps below every real node and still decodes back to -1
-    keys = np.unique((node.astype(np.int64) + 1) * n_apps + app)
+    keys = sorted_unique((node.astype(np.int64) + 1) * n_apps + app)
     return np.stack([keys // n_apps - 1, keys % n_apps])
 
 

@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 
 from geo.i18n import N_
+from planner.allocation import aggregate, catalogue, neighbourhood
 from planner.allocation.greedy import State, assignment, first_come, value_density_search
 from planner.allocation.inputs import (
     METHODS,
     AllocationInputError,
     Instance,
+    Value,
     prepare,
     value_model,
 )
@@ -31,6 +33,15 @@ from planner.allocation.pairs import (
 )
 from planner.allocation.reasons import unallocated_reasons
 from planner.allocation.substations import repack
+
+# above this many size-compatible (application, plot) pairs the pair list is not built:
+# the model works on (application, plot group) columns instead (about 2 GiB of pairs here)
+PAIR_LIMIT = 10_000_000
+# columns are exact for objectives valued per application; above this many pairs HiGHS no
+# longer finishes the pair model's root in a minute, so such objectives use columns from here
+COLUMN_LIMIT = 2_000_000
+# seconds kept per application for building the result's pairs and reasons after the search
+_ASSEMBLY_S_PER_APPLICATION = 7e-4
 
 
 @dataclass
@@ -50,7 +61,8 @@ class AllocationResult:
         Relative gap ``(bound - objective) / objective`` to the best proven bound;
         0.0 when proven optimal, NaN for the greedy baseline.
     method : str
-        ``"milp"``, ``"assignment"`` (no capacity can bind: solved as a matching) or ``"greedy"``.
+        ``"milp"``, ``"assignment"`` (no capacity can bind: solved as a matching),
+        ``"columns"`` (a catalogue too large for the pair model, see :func:`solve`) or ``"greedy"``.
     elapsed_s : float
         Wall-clock seconds spent in :func:`solve`.
     """
@@ -122,7 +134,12 @@ def solve(
         swap local search gives the warm start, column generation (HiGHS LP) the bound,
         pairs whose reduced cost shows they cannot improve on the warm start are dropped,
         and HiGHS solves first the most promising pairs, then all survivors.  The gap is
-        always against a proven bound.  ``greedy`` is first come, first
+        always against a proven bound.  Above ``COLUMN_LIMIT`` size-compatible pairs (for the
+        investment, jobs and count objectives) or ``PAIR_LIMIT`` (any objective) no pair
+        list is built: the model works on (application, plot group) columns (``method=
+        "columns"`` in the result): value-density greedy, a Lagrangian bound on substation
+        prices, exact per-substation knapsack re-packing and HiGHS on a few substations at a
+        time, every answer matched to real plots.  ``greedy`` is first come, first
         served: applications in input order each take the smallest feasible plot still
         free (ties by ``plot_id``) whose nodes still have headroom.
     mip_gap : float
@@ -148,7 +165,14 @@ def solve(
     if time_limit is not None and not time_limit > 0:
         raise AllocationInputError(f"time_limit must be positive, got {time_limit!r}")
     instance = prepare(plots, applications, capacities)
-    pairs = compatible_pairs(instance, value_model(plots, applications, objective, weights))
+    value = value_model(plots, applications, objective, weights)
+    per_application = not (value.fit_weight or value.preference_weight or np.any(value.per_plot))
+    scale = catalogue.size_pair_count(instance)
+    if scale > PAIR_LIMIT or (per_application and scale > COLUMN_LIMIT):
+        return _solve_by_columns(
+            instance, value, method, (time_limit, mip_gap), on_progress, started
+        )
+    pairs = compatible_pairs(instance, value)
     if method == "greedy":
         state, status, gap, used = (
             first_come(instance, pairs),
@@ -163,6 +187,45 @@ def solve(
         )
         state.prefer_small_plots()
         blame = N_("a higher-value application")
+    assignments = _assignments(instance, pairs, state, blame)
+    return AllocationResult(
+        assignments, state.objective(), status, gap, used, time.perf_counter() - started
+    )
+
+
+def _solve_by_columns(
+    instance: Instance,
+    value: Value,
+    method: str,
+    limits: tuple[float | None, float],
+    on_progress: Callable[[float, float, float], None] | None,
+    started: float,
+) -> AllocationResult:
+    """The same contract as :func:`solve` on (application, plot group) columns, for catalogues too large for pairs."""
+    index = catalogue.build(instance, value)
+    cols = aggregate.columns(index)
+    if method == "greedy":
+        plot_of = catalogue.first_come(index)
+        status, gap, used = "heuristic", math.nan, "greedy"
+        blame = N_("an earlier application")
+    else:
+        time_limit, mip_gap = limits
+        # the result's pairs and reasons are built after the deadline: keep time for them
+        deadline = (
+            started
+            + time_limit
+            - min(0.15 * time_limit, 0.5 + _ASSEMBLY_S_PER_APPLICATION * len(instance.app_ids))
+            if time_limit is not None
+            else math.inf
+        )
+        plot_of, status, gap = neighbourhood.optimise(
+            index, cols, deadline, mip_gap, on_progress, started
+        )
+        used, blame = "columns", N_("a higher-value application")
+    pairs = catalogue.result_pairs(index, plot_of, (cols.app, cols.start, cols.count))
+    state = State(instance, pairs)
+    for app in np.flatnonzero(plot_of >= 0):
+        state.place(int(app), int(pairs.start[app]))
     assignments = _assignments(instance, pairs, state, blame)
     return AllocationResult(
         assignments, state.objective(), status, gap, used, time.perf_counter() - started

@@ -62,7 +62,7 @@ def _repack_node(state: State, node: int, at_node: np.ndarray, node_of_pair: np.
     np.maximum.at(best, pairs.app[candidate_pair], pairs.value[candidate_pair])
     value = best[apps]
     weight = instance.power[apps]
-    keep = _shortlist(value, weight, np.isin(apps, placed_here))
+    keep = shortlist(value, weight, np.isin(apps, placed_here))
     apps, value, weight = apps[keep], value[keep], weight[keep]
     chosen = _knapsack(value, weight, float(instance.power_cap[node]))
     before = float(pairs.value[state.chosen[placed_here]].sum())
@@ -85,7 +85,7 @@ def _water_fits(state: State, lifted: np.ndarray, index: np.ndarray) -> np.ndarr
     return np.asarray((demand == 0) | (available >= demand - TOLERANCE * np.maximum(demand, 1.0)))
 
 
-def _shortlist(value: np.ndarray, weight: np.ndarray, incumbent: np.ndarray) -> np.ndarray:
+def shortlist(value: np.ndarray, weight: np.ndarray, incumbent: np.ndarray) -> np.ndarray:
     """Every incumbent plus the densest others, at most ``_MAX_CANDIDATES`` in all."""
     if len(value) <= _MAX_CANDIDATES:
         return np.ones(len(value), dtype=bool)

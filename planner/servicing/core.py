@@ -6,7 +6,7 @@ import datetime as dt
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import geopandas as gpd
@@ -84,6 +84,9 @@ class ModelBase:
         self._cache: OrderedDict[Hashable, Any] = OrderedDict()
         self._derived: OrderedDict[Hashable, Any] = OrderedDict()
         self._evals: OrderedDict[bytes, tuple[np.ndarray, Evaluation]] = OrderedDict()
+        #: Evaluations of the previous plots, patched for this model's plots when first
+        #: asked for (a plot write patches only what readers use).
+        self._pending: OrderedDict[bytes, tuple[np.ndarray, Lazy]] = OrderedDict()
         self._build_assets()
         self._build_networks()
         self._set_plots(self.layers["plots"], self._sites(geometries(self.layers["plots"])))
@@ -207,28 +210,58 @@ class ModelBase:
         mains = {u: idx.within(geoms, self.connect_m[u]) for u, idx in self._index.items()}
         return Sites(geoms, (left, right, gap), (sl, self._siding_edges[sr], sg), mains, road_t)
 
-    def _set_plots(self, plots: gpd.GeoDataFrame, sites: Sites) -> None:
-        """Take ``plots`` (and their ``sites``) as the model's plots."""
+    def _set_plots(
+        self,
+        plots: gpd.GeoDataFrame,
+        sites: Sites,
+        same_ids: ModelBase | None = None,
+        rows: np.ndarray | None = None,
+    ) -> None:
+        """Take ``plots`` (and their ``sites``) as the model's plots; ``same_ids``: a model
+        holding the same plot ids in the same order (its id index is reused), whose
+        plots differ at positions ``rows`` only (if given: only those are read)."""
         self.layers["plots"] = plots
-        self.plot_ids = (
-            plots["plot_id"].astype(str).to_numpy() if len(plots) else np.zeros(0, object)
-        )
-        self._plot_index = pd.Index(self.plot_ids.astype(object))
+        self.plot_ids: np.ndarray
+        self._plot_index: pd.Index
+        self._plot_power: np.ndarray
+        self._plot_water: np.ndarray
+        self._plot_status: np.ndarray
+        self._plot_rail_need: np.ndarray
+        self._plot_counted: np.ndarray
+        self._plot_occupied: np.ndarray
+        self._counted_sites: Sites
         self._plot_sites = sites
-        demand = plots.reindex(columns=["power_kw", "water_m3d"])
-        self._plot_power = pd.to_numeric(demand["power_kw"], errors="coerce").to_numpy(float)
-        self._plot_water = pd.to_numeric(demand["water_m3d"], errors="coerce").to_numpy(float)
-        self._plot_status = (
-            plots["status"].astype(object).to_numpy() if len(plots) else np.zeros(0, object)
-        )
-        rail_need = (
-            plots["rail_need"]
-            if "rail_need" in plots.columns
-            else pd.Series(False, index=plots.index)
-        )
-        self._plot_rail_need = rail_need.astype("boolean").fillna(False).to_numpy(bool)
-        self._plot_counted = np.isin(self._plot_status, COUNTED_PLOT_STATUSES)
-        self._plot_occupied = np.asarray(self._plot_status == "occupied", dtype=bool)
+        if same_ids is not None:
+            self.plot_ids, self._plot_index = same_ids.plot_ids, same_ids._plot_index
+        else:
+            self.plot_ids = (
+                plots["plot_id"].astype(str).to_numpy() if len(plots) else np.zeros(0, object)
+            )
+            self._plot_index = pd.Index(self.plot_ids.astype(object), dtype=object)
+        if same_ids is not None and rows is not None:
+            old = same_ids
+            columns = _plot_columns(plots.iloc[rows])
+            arrays = [
+                a.copy()
+                for a in (old._plot_power, old._plot_water, old._plot_status, old._plot_rail_need)
+            ]
+            for array, value in zip(arrays, columns):
+                array[rows] = value
+            self._plot_power, self._plot_water, self._plot_status, self._plot_rail_need = arrays
+            self._plot_counted = old._plot_counted.copy()
+            self._plot_counted[rows] = np.isin(columns[2], COUNTED_PLOT_STATUSES)
+            self._plot_occupied = old._plot_occupied.copy()
+            self._plot_occupied[rows] = columns[2] == "occupied"
+            same = sites is old._plot_sites
+            if same and np.array_equal(self._plot_counted, old._plot_counted):
+                self._counted_sites = old._counted_sites
+                return
+        else:
+            (self._plot_power, self._plot_water, self._plot_status, self._plot_rail_need) = (
+                _plot_columns(plots)
+            )
+            self._plot_counted = np.isin(self._plot_status, COUNTED_PLOT_STATUSES)
+            self._plot_occupied = np.asarray(self._plot_status == "occupied", dtype=bool)
         self._counted_sites = sites.subset(np.flatnonzero(self._plot_counted))
 
     # --------------------------------------------------------------- lookups
@@ -345,11 +378,34 @@ class ModelBase:
             self._remember(key, hit)
         return hit
 
+    def _cached(self, ukey: bytes) -> Evaluation | None:
+        """The evaluation of ``ukey`` if cached; a pending one is patched now (once)."""
+        with self._lock:
+            hit = self._evals.get(ukey)
+            if hit is not None:
+                self._evals.move_to_end(ukey)
+                return hit[1]
+            pending = self._pending.get(ukey)
+        if pending is None:
+            return None
+        ev = pending[1].get(
+            cast("ServicingModel", self)
+        )  # outside the model's lock: patching evaluates plots
+        with self._lock:
+            if self._pending.get(ukey) is pending:
+                del self._pending[ukey]
+                self._store_eval(ukey, pending[0], ev)
+        return ev
+
+    def _store_eval(self, ukey: bytes, usable: np.ndarray, ev: Evaluation) -> None:
+        self._evals[ukey] = (usable, ev)
+        self._evals.move_to_end(ukey)
+        while len(self._evals) + len(self._pending) > MAX_EVALUATIONS:
+            (self._pending or self._evals).popitem(last=False)
+
     def cached_plot_eval(self, scen: Scenario) -> Evaluation | None:
         """Every plot's evaluation under ``scen`` if it is cached, else None."""
-        with self._lock:
-            hit = self._evals.get(scen.ukey)
-        return None if hit is None else hit[1]
+        return self._cached(scen.ukey)
 
     def plot_eval(self, scen: Scenario) -> Evaluation:
         """Every plot's evaluation under ``scen`` (without fits; treat as read-only).
@@ -357,25 +413,54 @@ class ModelBase:
         Cached per set of usable assets; a new set is derived from the cached one that
         differs in the fewest assets, answering again only what those assets serve.
         """
+        hit = self._cached(scen.ukey)
+        if hit is not None:
+            return hit
         with self._lock:
-            hit = self._evals.get(scen.ukey)
-            if hit is not None:
-                self._evals.move_to_end(scen.ukey)
-                return hit[1]
-            near = min(
-                self._evals.values(),
-                key=lambda e: int(np.count_nonzero(e[0] != scen.usable)),
-                default=None,
-            )
-        if near is None or len(near[0]) != len(scen.usable):
+            candidates = [(k, e[0]) for k, e in (*self._evals.items(), *self._pending.items())]
+        near = min(
+            (c for c in candidates if len(c[1]) == len(scen.usable)),
+            key=lambda c: int(np.count_nonzero(c[1] != scen.usable)),
+            default=None,
+        )
+        near_ev = None if near is None else self._cached(near[0])
+        if near is None or near_ev is None:
             ev = evaluate(cast("ServicingModel", self), self._plot_sites, scen)
         else:
-            ev = derive(cast("ServicingModel", self), self._plot_sites, near[1], near[0], scen)
+            ev = derive(cast("ServicingModel", self), self._plot_sites, near_ev, near[1], scen)
         with self._lock:
-            self._evals[scen.ukey] = (scen.usable, ev)
-            while len(self._evals) > MAX_EVALUATIONS:
-                self._evals.popitem(last=False)
+            self._store_eval(scen.ukey, scen.usable, ev)
         return ev
+
+
+class Lazy:
+    """An evaluation built by the first model to ask for it; the others wait for it."""
+
+    def __init__(self, build: Callable[[ServicingModel], Evaluation]):
+        self._build: Callable[[ServicingModel], Evaluation] | None = build
+        self._value: Evaluation | None = None
+        self._lock = threading.Lock()
+
+    def get(self, model: ServicingModel) -> Evaluation:
+        """The evaluation (built now by ``model`` if it is not yet)."""
+        with self._lock:
+            if self._value is None:
+                assert self._build is not None
+                self._value = self._build(model)
+                self._build = None  # frees what building needed
+            return self._value
+
+
+def _plot_columns(plots: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What the model reads of plots: power and water demand, status, rail need."""
+    demand = plots.reindex(columns=["power_kw", "water_m3d"])
+    power = pd.to_numeric(demand["power_kw"], errors="coerce").to_numpy(float)
+    water = pd.to_numeric(demand["water_m3d"], errors="coerce").to_numpy(float)
+    status = plots["status"].astype(object).to_numpy() if len(plots) else np.zeros(0, object)
+    rail_need = (
+        plots["rail_need"] if "rail_need" in plots.columns else pd.Series(False, index=plots.index)
+    )
+    return power, water, status, rail_need.astype("boolean").fillna(False).to_numpy(bool)
 
 
 def frame_of(snapshot: Mapping[str, pd.DataFrame], name: str) -> gpd.GeoDataFrame:

@@ -9,7 +9,7 @@ are cached by that and patched row by row (:func:`take`, :func:`concat`, :func:`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from itertools import compress
 from typing import TYPE_CHECKING, Any
 
@@ -351,19 +351,26 @@ def choose_power(m: ServicingModel, kd: np.ndarray, scen: Scenario) -> Answer:
     base = m._asset_slice["substations"].start
     blocked = np.flatnonzero(code == "blocked")
     blockers = {site: (row,) for site, row in zip(blocked.tolist(), (base + sub[blocked]).tolist())}
-    bypassed: dict[int, list[int]] = {}
+    bypassed: dict[int, tuple[int, ...]] = {}
     if K:
         kk, ss = np.nonzero(~usable[:, None] & (kd < np.where(ok, dist, -np.inf)[None, :]))
         order = np.lexsort((kd[kk, ss], ss))
-        for k, s in zip((base + kk[order]).tolist(), ss[order].tolist()):
-            bypassed.setdefault(s, []).append(k)
+        rows, at = (base + kk[order]).tolist(), ss[order]
+        starts = np.flatnonzero(np.r_[True, at[1:] != at[:-1]]) if len(at) else at
+        if len(starts) == len(at):  # one nearer closed substation per site (the usual)
+            bypassed = dict(zip(at.tolist(), ((r,) for r in rows)))
+        else:
+            ends = [*starts[1:].tolist(), len(rows)]
+            bypassed = {
+                s: tuple(rows[a:b]) for s, a, b in zip(at[starts].tolist(), starts.tolist(), ends)
+            }
     return {
         "ok": ok,
         "sub": sub,
         "distance": dist,
         "code": code,
         "blockers": blockers,
-        "bypassed": {s: tuple(v) for s, v in bypassed.items()},
+        "bypassed": bypassed,
         "sub_dist": kd,
     }
 
@@ -437,20 +444,28 @@ def concat(a: Answer, b: Answer) -> Answer:
     return out
 
 
-def put(a: Answer, idx: np.ndarray, part: Answer) -> Answer:
-    """A copy of ``a`` whose rows ``idx`` are ``part``'s (answered for those sites only)."""
+def put(a: Answer, idx: np.ndarray, part: Answer, same: Collection[str] = ()) -> Answer:
+    """A copy of ``a`` whose rows ``idx`` are ``part``'s (answered for those sites only);
+    the arrays named in ``same`` are known unchanged and shared, not copied."""
     idx = np.asarray(idx, dtype=np.intp)
-    replaced = set(idx.tolist())
+    replaced = np.zeros(len(a["ok"]), bool)
+    replaced[idx] = True
     out: Answer = {}
     for key, value in a.items():
         new = part[key]
-        if key == "mask":
+        if key in same:
+            out[key] = value
+        elif key == "mask":
             out[key] = new
         elif isinstance(value, dict):
-            kept = dict(value)
-            for s in replaced:
-                kept.pop(s, None)
-            kept.update({int(idx[j]): v for j, v in new.items()})
+            kept: dict[int, Any] = {}
+            if value:
+                sites = np.fromiter(value.keys(), dtype=np.intp, count=len(value))
+                keep = ~replaced[sites]
+                kept = dict(zip(sites[keep].tolist(), compress(value.values(), keep.tolist())))
+            if new:
+                at = np.fromiter(new.keys(), dtype=np.intp, count=len(new))
+                kept.update(zip(idx[at].tolist(), new.values()))
             out[key] = kept
         else:
             merged = value.astype(np.result_type(value, new))  # a copy; wide enough for both
@@ -483,7 +498,7 @@ def derive(
     if "power" in ev and "roads" in layers:
         ev["power"] = eval_power(m, sites, scen, road)
     elif "power" in ev and "substations" in layers:  # same roads: same corridor distances
-        ev["power"] = choose_power(m, old["power"]["sub_dist"], scen)
+        ev["power"] = _repower(m, old["power"], m.layer_positions("substations", changed), scen)
     for u, layer in MAIN_LAYERS.items():
         if u not in ev or layer not in layers:
             continue
@@ -493,3 +508,19 @@ def derive(
         if len(rows):
             ev[u] = put(old[u], rows, eval_main(m, u, sites.subset(rows), scen))
     return ev
+
+
+def _repower(m: ServicingModel, old: Answer, subs: np.ndarray, scen: Scenario) -> Answer:
+    """The power answer after the substations ``subs`` changed status: only the sites one
+    of them serves, or could (as near as what serves them now, or any when none
+    does), choose again."""
+    kd = old["sub_dist"]
+    if not len(subs) or not kd.shape[1]:
+        return choose_power(m, kd, scen)
+    near = np.where(old["ok"], old["distance"], np.inf)
+    dist = kd[subs]
+    could = (np.isfinite(dist) & (dist <= near)).any(axis=0)
+    rows = np.flatnonzero(could | np.isin(old["sub"], subs))
+    if not len(rows):
+        return old
+    return put(old, rows, choose_power(m, kd[:, rows], scen), same=("sub_dist",))

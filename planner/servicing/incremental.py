@@ -19,6 +19,7 @@ import datetime as dt
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 import geopandas as gpd
@@ -27,9 +28,10 @@ import pandas as pd
 import shapely
 
 from geo.layers import LAYERS
-from planner.servicing.core import frame_of, geometries
+from planner.servicing.core import Lazy, frame_of, geometries
 from planner.servicing.evaluate import Answer, Evaluation, concat, evaluate, put, take
 from planner.servicing.rules import Scenario
+from planner.servicing.sites import Sites
 
 if TYPE_CHECKING:
     from planner.servicing.model import ServicingModel
@@ -41,8 +43,10 @@ def update(
     plots: gpd.GeoDataFrame | None = None,
     assets: Mapping[str, pd.DataFrame] | None = None,
     today: dt.date | None = None,
+    edited: np.ndarray | None = None,
 ) -> ServicingModel:
-    """``m`` after a write (see :meth:`ServicingModel.updated`)."""
+    """``m`` after a write (see :meth:`ServicingModel.updated`); ``edited``: when the
+    plots are ``m``'s in the same order, the positions of those that may differ."""
     today = today or m.today
     changed = {name: frame_of(assets, name) for name in assets or {}} if assets else {}
     if any(reshaped(m.layers[name], frame, LAYERS[name].key) for name, frame in changed.items()):
@@ -65,12 +69,56 @@ def update(
     new._cache = OrderedDict(m._cache)  # shortest paths and rail blockers: geometry only
     new._derived = OrderedDict()  # headroom and readiness: plots and asset attributes
     new._evals = OrderedDict(m._evals)  # per usable set: valid while geometry is
+    new._pending = OrderedDict(m._pending)
     if changed or today != m.today:
         new.today = today
         new._build_assets()
-    if plots is not None:
+    if plots is not None and edited is not None:
+        _edit_plots(new, m, frame_of({"plots": plots}, "plots"), edited)
+    elif plots is not None:
         _take_plots(new, m, frame_of({"plots": plots}, "plots"))
     return new
+
+
+def edited_in_place(m: ServicingModel, rows: gpd.GeoDataFrame | None) -> np.ndarray | None:
+    """Positions in ``m`` of the plots ``rows`` (changed rows, as stored) when every one
+    is a plot ``m`` holds, else None."""
+    if rows is None or not len(rows):
+        return None
+    pos = m._plot_index.get_indexer(pd.Index(rows["plot_id"].astype(str).to_numpy(dtype=object)))
+    if (pos < 0).any() or len(np.unique(pos)) != len(pos):
+        return None
+    return np.asarray(pos, dtype=np.intp)
+
+
+def _edit_plots(
+    new: ServicingModel, old: ServicingModel, plots: gpd.GeoDataFrame, edited: np.ndarray
+) -> None:
+    """Give ``new`` the plots ``plots``: ``old``'s, in order, changed at ``edited`` only.
+
+    Only the moved plots are joined and evaluated; the kept evaluations are patched
+    for them when first asked for (see :meth:`ModelBase.plot_eval`)."""
+    now = np.asarray(plots.geometry.values[edited], dtype=object)
+    moved = edited[~_same_geometry(old._plot_sites.geoms[edited], now)]
+    if len(moved) == 0:
+        new._set_plots(plots, old._plot_sites, same_ids=old, rows=edited)
+        return
+    joined = new._sites(np.asarray(plots.geometry.values[moved], dtype=object))
+    new._set_plots(plots, old._plot_sites.replaced(moved, joined), same_ids=old, rows=edited)
+    new._evals = OrderedDict()
+    new._pending = OrderedDict(
+        (ukey, (usable, Lazy(partial(_put_rows, joined, usable, ev, moved))))
+        for ukey, (usable, ev) in old._evals.items()
+    )
+
+
+def _put_rows(
+    joined: Sites, usable: np.ndarray, ev: Evaluation, rows: np.ndarray, m: ServicingModel
+) -> Evaluation:
+    """``ev`` with the plots at ``rows`` (sites ``joined``) evaluated again by ``m`` (the
+    model asking: any model over the same networks and asset rows)."""
+    part = evaluate(m, joined, _usable_only(usable))
+    return {u: put(a, rows, part[u]) for u, a in ev.items()}
 
 
 def merged_plots(
@@ -82,7 +130,7 @@ def merged_plots(
     """``plots`` with ``rows`` in place of the plots of the same id (the others appended)
     and the ``removed`` ids dropped; positions of the other plots kept.  ``ids``: the
     plots' ids as an index, if one is at hand (its hash table is reused)."""
-    out = plots.copy()
+    out = plots.copy(deep=False)  # copy-on-write: only the columns set below are copied
     if ids is None:
         ids = pd.Index(out["plot_id"].astype(str).to_numpy(dtype=object))
     if rows is not None and len(rows):
@@ -92,9 +140,13 @@ def merged_plots(
         if old.any():
             at = pos[old]
             for column in out.columns:
-                if column in rows.columns:
-                    position = int(out.columns.get_loc(column))  # type: ignore[arg-type]
-                    out.iloc[at, position] = rows[column].to_numpy()[old]
+                if column not in rows.columns:
+                    continue
+                value = rows[column].to_numpy()[old]
+                if _same_values(out[column].to_numpy()[at], value):
+                    continue  # an edit sets a few columns: the others are not copied
+                position = int(out.columns.get_loc(column))  # type: ignore[arg-type]
+                out.iloc[at, position] = value
         if (~old).any():
             added = rows.loc[~old, [c for c in out.columns if c in rows.columns]]
             out = pd.concat([out, added], ignore_index=True)
@@ -103,6 +155,13 @@ def merged_plots(
         drop = ids.get_indexer(pd.Index([str(r) for r in removed], dtype=object))
         out = out.drop(index=out.index[drop[drop >= 0]]).reset_index(drop=True)
     return gpd.GeoDataFrame(out, geometry="geometry", crs=plots.crs)
+
+
+def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two short arrays hold the same values (missing equal to missing)."""
+    if a.dtype == object and len(a) and isinstance(a[0], shapely.Geometry):
+        return bool(np.all(_same_geometry(a, b)))
+    return bool(pd.Series(a, dtype=object).equals(pd.Series(b, dtype=object)))
 
 
 def reshaped(old: pd.DataFrame, new: pd.DataFrame, key: str) -> bool:
@@ -171,6 +230,7 @@ def _take_plots(new: ServicingModel, old: ServicingModel, plots: gpd.GeoDataFram
             },
         )
     new._evals = evals
+    new._pending = OrderedDict()  # not asked for since the last plot write: dropped
 
 
 def _patched(

@@ -280,22 +280,33 @@ class ServicingModel(ModelBase):
             out[name] = s
         return out
 
-    def facts(self, as_of: dt.date | str | None = None) -> pd.DataFrame:
-        """The catalogue's servicing facts of every plot, by column, indexed by plot_id.
+    def facts(
+        self, as_of: dt.date | str | None = None, plot_ids: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """The catalogue's servicing facts of every plot (or of ``plot_ids``, in that
+        order; unknown ids get missing facts), by column, indexed by plot_id.
 
         Columns: ``rail`` and ``rail_distance_m``, ``power`` and ``power_headroom_kw``,
         ``water`` and ``water_headroom_m3d`` (numbers rounded as in :meth:`answer`,
         NaN when missing), ``ready`` and ``waits_for``: what :meth:`answer` says, built
-        from the cached evaluations without a record per plot.
+        from the cached evaluations without a record per plot.  A few plots' facts read
+        only their rows of the evaluations, so they cost what those plots do.
         """
         scen = self.scenario(as_of)
-        ev = plot_fitted(self, scen)
+        pos: np.ndarray | None = None
+        ids: np.ndarray = self.plot_ids
+        if plot_ids is not None:
+            found = self._plot_index.get_indexer(pd.Index([str(p) for p in plot_ids], dtype=object))
+            pos = np.asarray(found[found >= 0], dtype=np.intp)
+            ids = self.plot_ids[pos]
+        ev = plot_fitted(self, scen, pos)
 
         def num(values: np.ndarray) -> np.ndarray:
             out = np.round(np.asarray(values, dtype=float), 1)
             return np.where(np.isfinite(out), out, np.nan)
 
-        return pd.DataFrame(
+        rail_need = self._plot_rail_need if pos is None else self._plot_rail_need[pos]
+        out = pd.DataFrame(
             {
                 "rail": ev["rail"]["ok"].astype(bool),
                 "rail_distance_m": num(ev["rail"]["distance"]),
@@ -303,11 +314,14 @@ class ServicingModel(ModelBase):
                 "power_headroom_kw": num(ev["power"]["headroom"]),
                 "water": ev["water"]["ok"].astype(bool),
                 "water_headroom_m3d": num(ev["water"]["headroom"]),
-                "ready": plot_readiness(self, scen.what_if),
-                "waits_for": waits_for(ev, _needed(self, self._plot_rail_need)),
+                "ready": plot_readiness(self, scen.what_if, pos),
+                "waits_for": waits_for(ev, _needed(self, rail_need)),
             },
-            index=pd.Index(self.plot_ids.astype(object), name="plot_id"),
+            index=pd.Index(ids.astype(object), name="plot_id"),
         )
+        if plot_ids is None or len(ids) == len(plot_ids):
+            return out
+        return out.reindex(pd.Index([str(p) for p in plot_ids], name="plot_id"))
 
     def updated(
         self,
@@ -326,8 +340,10 @@ class ServicingModel(ModelBase):
         (ids of plots deleted) may say what changed.  Only what changed is answered again (see
         :mod:`planner.servicing.incremental`); this model is left as it was.
         """
-        from planner.servicing.incremental import merged_plots, update
+        from planner.servicing.incremental import edited_in_place, merged_plots, update
 
+        edited = None
         if plot_rows is not None or removed:
+            edited = None if len(removed) else edited_in_place(self, plot_rows)
             plots = merged_plots(self.layers["plots"], plot_rows, removed, self._plot_index)
-        return update(self, plots=plots, assets=assets, today=today)
+        return update(self, plots=plots, assets=assets, today=today, edited=edited)

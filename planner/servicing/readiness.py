@@ -187,39 +187,53 @@ def readiness(
     return ready
 
 
-def plot_fitted(m: ServicingModel, scen: Scenario) -> Evaluation:
-    """Every plot's evaluation under ``scen`` with headroom and fit added (a copy)."""
-    ev = dict(m.plot_eval(scen))
-    add_fits(m, ev, scen, m._plot_power, m._plot_water, m._plot_status)
+#: The per-site columns of an evaluation that fits, readiness and facts read.
+_FACT_KEYS = ("ok", "distance", "code", "sub", "main")
+
+
+def plot_fitted(m: ServicingModel, scen: Scenario, pos: np.ndarray | None = None) -> Evaluation:
+    """Every plot's evaluation under ``scen`` with headroom and fit added (a copy); with
+    ``pos``, only those plots' rows, and only the columns facts and readiness read."""
+    full = m.plot_eval(scen)
+    if pos is None:
+        ev = dict(full)
+        add_fits(m, ev, scen, m._plot_power, m._plot_water, m._plot_status)
+        return ev
+    ev = {u: {k: a[k][pos] for k in _FACT_KEYS if k in a} for u, a in full.items()}
+    add_fits(m, ev, scen, m._plot_power[pos], m._plot_water[pos], m._plot_status[pos])
     return ev
 
 
-def plot_readiness(m: ServicingModel, what_if: dict[tuple[str, str], str]) -> np.ndarray:
-    """:func:`readiness` of every plot, from the plots' cached evaluations (kept per
-    what-if until the model changes)."""
+def plot_readiness(
+    m: ServicingModel, what_if: dict[tuple[str, str], str], pos: np.ndarray | None = None
+) -> np.ndarray:
+    """:func:`readiness` of every plot (or of the plots at ``pos``), from the plots'
+    cached evaluations; every plot's is kept per what-if until the model changes, a few
+    plots' are answered from their rows alone."""
     base = m.scenario(None, what_if)
     key = ("ready", base.key)
     hit: np.ndarray | None = m._derived.get(key)
     if hit is not None:
-        return hit
-    need = needed(m, m._plot_rail_need)
-    done = met(plot_fitted(m, base), need)
+        return hit if pos is None else hit[pos]
+    need = needed(m, m._plot_rail_need if pos is None else m._plot_rail_need[pos])
+    done = met(plot_fitted(m, base, pos), need)
     ready = np.where(done, "now", "unknown").astype(object)
     todo = ~done
     pending = _pending(m, base)
     if pending and todo.any():
         final = m.scenario(dt.date.fromisoformat(pending[-1]), what_if)
-        todo &= met(plot_fitted(m, final), need)
+        todo &= met(plot_fitted(m, final, pos), need)
     for date in pending:
         if not todo.any():
             break
         scen_d = m.scenario(dt.date.fromisoformat(date), what_if)
         if scen_d.key == base.key:
             continue
-        ok = todo & met(plot_fitted(m, scen_d), need)
+        ok = todo & met(plot_fitted(m, scen_d, pos), need)
         ready[ok] = date
         todo &= ~ok
-    m._remember_derived(key, ready)
+    if pos is None:
+        m._remember_derived(key, ready)
     return ready
 
 

@@ -80,3 +80,31 @@ class Sites:
             {u: _sorted(join(p, other.main_pairs[u]))[0] for u, p in self.main_pairs.items()},
             road_t,
         )
+
+    def replaced(self, idx: np.ndarray, other: Sites) -> Sites:
+        """These sites with those at positions ``idx`` (distinct) replaced by ``other``'s,
+        in order (numbering kept)."""
+        idx = np.asarray(idx, dtype=np.intp)
+        gone = np.zeros(self.n, bool)
+        gone[idx] = True
+
+        def swap(a: Pairs, b: Pairs) -> tuple[Pairs, np.ndarray]:
+            keep = ~gone[a[0]] if len(a[0]) else np.zeros(0, bool)
+            return (
+                np.r_[a[0][keep], idx[b[0]]].astype(np.intp),
+                np.r_[a[1][keep], b[1]],
+                np.r_[a[2][keep], b[2]],
+            ), keep
+
+        road, keep = swap(self.road_pairs, other.road_pairs)
+        road, road_t = _sorted(road, np.r_[self.road_t[keep], other.road_t])
+        assert road_t is not None
+        geoms = self.geoms.copy()
+        geoms[idx] = other.geoms
+        return Sites(
+            geoms,
+            road,
+            _sorted(swap(self.siding_pairs, other.siding_pairs)[0])[0],
+            {u: _sorted(swap(p, other.main_pairs[u])[0])[0] for u, p in self.main_pairs.items()},
+            road_t,
+        )

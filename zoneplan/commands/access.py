@@ -8,9 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from geo.store import default_db, open_store
 from geo.validate import parse_date
-from zoneplan.commands.core import add_db_option
+from zoneplan.commands.core import add_db_option, open_db
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -242,7 +241,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     if args.output is not None and args.output.suffix.lower() not in (".geojson", ".csv"):
         raise ValueError(f"-o {args.output}: use a .geojson or .csv file name")
     t0 = time.perf_counter()
-    model = ServicingModel(open_store(args.db or default_db()).snapshot(), today=args.today)
+    model = ServicingModel(open_db(args).snapshot(), today=args.today)
     if args.json:
         doc = metrics_document(model, as_of=as_of, minutes=bands)
         json.dump(doc, sys.stdout, ensure_ascii=False, indent=2, allow_nan=False)
@@ -319,7 +318,7 @@ def cmd_design(args: argparse.Namespace) -> int:
         if path is not None and not path.parent.is_dir():
             raise ValueError(f"{path}: folder {path.parent} does not exist")
     as_of = parse_date(args.as_of) if args.as_of else None
-    store = open_store(args.db or default_db())
+    store = open_db(args)
     design = run_design(
         store,
         kind=args.kind,

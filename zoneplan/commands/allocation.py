@@ -13,7 +13,6 @@ import geopandas as gpd
 import pandas as pd
 
 from geo.crs import to_wgs84
-from geo.store import default_db, open_store
 from geo.validate import parse_date
 from planner.allocation import (
     OBJECTIVES,
@@ -25,7 +24,7 @@ from planner.allocation import (
 from planner.allocation_tables import application_table, capacity_table, plot_table
 from planner.servicing import ServicingModel
 from usecases.intake import check_against_schema
-from zoneplan.commands.core import add_db_option
+from zoneplan.commands.core import add_db_option, open_db
 from zoneplan.numbers import count, tenge
 from zoneplan.problems import fold
 from zoneplan.progress import terminal_progress
@@ -111,7 +110,7 @@ def cmd_allocate(args: argparse.Namespace) -> int:
         raise ValueError(f"--applications {args.applications} is a folder; give a CSV file")
     if args.applications and not args.applications.exists():
         raise ValueError(f"no file {args.applications}")
-    store = open_store(args.db or default_db())
+    store = open_db(args)
     snapshot = store.snapshot()
     if args.applications:
         try:

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from geo.layers import APPLICATION_STATUSES
-from geo.store import Invalid, default_db, open_store
+from geo.store import Invalid
 from planner.applications import list_applications
 from usecases import applications as usecase
 from usecases import intake
 from zoneplan.cli import CommandError
-from zoneplan.commands.core import add_db_option, add_user_option, audit_user
+from zoneplan.commands.core import add_db_option, add_user_option, audit_user, open_db
 
 #: The operator acts with a planner's rights (every application, accept and reject).
 ROLE = "admin"
@@ -107,7 +107,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _store(args: argparse.Namespace):
-    return open_store(args.db or default_db())
+    return open_db(args)
 
 
 def _number(value: Any, unit: str) -> str:

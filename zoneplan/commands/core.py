@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
+from geo.crs import DEFAULT_EPSG, WGS84_EPSG, parse_epsg, transformer
 from geo.layers import LAYERS, PLOT_STATUSES
 from geo.store import Store, create_store, default_db, is_url, open_store, store_exists
 from geo.store.base import redact
@@ -69,6 +69,36 @@ def today_from_env(environ: dict[str, str] | None = None) -> dt.date | None:
         return parse_date(text)
     except ValueError as err:
         raise ValueError(f"ZONEPLAN_TODAY: {err}") from None
+
+
+def epsg_from_env(environ: dict[str, str] | None = None) -> int | None:
+    """``ZONEPLAN_EPSG``: the CRS a new store is made in and an opened one must be in
+    (None when unset: a new store in EPSG:32643, any store opened in its own CRS). Read
+    once per command and passed to the store.
+
+    Raises
+    ------
+    ValueError
+        When it is set but not an EPSG code.
+    """
+    text = (os.environ if environ is None else environ).get("ZONEPLAN_EPSG")
+    if not text:
+        return None
+    try:
+        return parse_epsg(text)
+    except ValueError as err:
+        raise ValueError(f"ZONEPLAN_EPSG: {err}") from None
+
+
+def db_from_env(environ: dict[str, str] | None = None) -> str:
+    """``ZONEPLAN_DB``, else the default store (``data/zone.gpkg``)."""
+    return (os.environ if environ is None else environ).get("ZONEPLAN_DB") or default_db()
+
+
+def open_db(args: argparse.Namespace) -> Store:
+    """The store of ``--db`` (``main`` fills it from ``ZONEPLAN_DB``), checked against
+    ``ZONEPLAN_EPSG`` when that is set."""
+    return open_store(args.db, epsg=args.epsg)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -147,13 +177,14 @@ def load_folder(store: Store, folder: Path) -> dict[str, int]:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    db = args.db or default_db()
+    db = args.db
+    epsg = args.epsg or DEFAULT_EPSG
     if not args.source.is_dir():
         raise FileNotFoundError(f"no folder {args.source}")
     if is_url(db):
-        counts = _init_database(db, args.source, force=args.force)
+        counts = _init_database(db, args.source, force=args.force, epsg=epsg)
     else:
-        counts = _init_file(Path(db), args.source, force=args.force)
+        counts = _init_file(Path(db), args.source, force=args.force, epsg=epsg)
     total = sum(counts.values())
     sample = (
         " (the synthetic sample modelled on the seed facts)"
@@ -167,17 +198,18 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _build(path: str, source: Path) -> dict[str, int]:
-    """Fill a new GeoPackage at ``path`` from ``source`` and add the default users."""
+def _build(path: str, source: Path, epsg: int) -> dict[str, int]:
+    """Fill a new GeoPackage at ``path`` (in CRS ``epsg``) from ``source`` and add the
+    default users."""
     from usecases.accounts import create_default_users
 
-    store = create_store(path, force=True)
+    store = create_store(path, force=True, epsg=epsg)
     counts = load_folder(store, source)
     create_default_users(store)
     return counts
 
 
-def _init_file(db: Path, source: Path, *, force: bool) -> dict[str, int]:
+def _init_file(db: Path, source: Path, *, force: bool, epsg: int) -> dict[str, int]:
     if db.is_dir():
         raise IsADirectoryError(f"--db {db} is a folder; give a .gpkg file name")
     if db.exists() and not force:
@@ -188,7 +220,7 @@ def _init_file(db: Path, source: Path, *, force: bool) -> dict[str, int]:
     fd, tmp = tempfile.mkstemp(prefix=".zoneplan-init-", suffix=".gpkg", dir=db.parent)
     os.close(fd)
     try:
-        counts = _build(tmp, source)
+        counts = _build(tmp, source, epsg)
         os.replace(tmp, db)
     finally:
         if os.path.exists(tmp):
@@ -196,7 +228,7 @@ def _init_file(db: Path, source: Path, *, force: bool) -> dict[str, int]:
     return counts
 
 
-def _init_database(url: str, source: Path, *, force: bool) -> dict[str, int]:
+def _init_database(url: str, source: Path, *, force: bool, epsg: int) -> dict[str, int]:
     """Build in a scratch GeoPackage, then copy it into the database in one transaction,
     so a failed init leaves the database as it was."""
     if not force and store_exists(url):
@@ -205,9 +237,9 @@ def _init_database(url: str, source: Path, *, force: bool) -> dict[str, int]:
         )
     with tempfile.TemporaryDirectory(prefix="zoneplan-init-") as work:
         scratch = str(Path(work) / "zone.gpkg")
-        counts = _build(scratch, source)
+        counts = _build(scratch, source, epsg)
         built = open_store(scratch)
-        create_store(url, force=force, fill=fill_from(built)).close()
+        create_store(url, force=force, fill=fill_from(built), epsg=epsg).close()
     return counts
 
 
@@ -246,7 +278,7 @@ def describe(store: Store) -> dict[str, Any]:
         if layer.is_feature:
             ext = store.extent(name)
             entry["extent"] = None if ext is None else [round(v, 2) for v in ext]
-            entry["extent_wgs84"] = None if ext is None else _wgs84_extent(ext)
+            entry["extent_wgs84"] = None if ext is None else _wgs84_extent(ext, store.epsg)
         layers[name] = entry
     plots = store.read("plots")
     by_status = plots.groupby("status")["area_ha"].agg(["count", "sum"])
@@ -258,17 +290,17 @@ def describe(store: Store) -> dict[str, Any]:
         }
         for s in PLOT_STATUSES
     }
-    return {"crs": f"EPSG:{WORKING_EPSG}", "layers": layers, "plots_by_status": area}
+    return {"crs": f"EPSG:{store.epsg}", "layers": layers, "plots_by_status": area}
 
 
-def _wgs84_extent(ext: tuple[float, float, float, float]) -> list[float]:
-    tr = transformer(WORKING_EPSG, WGS84_EPSG)
+def _wgs84_extent(ext: tuple[float, float, float, float], epsg: int) -> list[float]:
+    tr = transformer(epsg, WGS84_EPSG)
     minx, miny, maxx, maxy = tr.transform_bounds(*ext)
     return [round(minx, 6), round(miny, 6), round(maxx, 6), round(maxy, 6)]
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    store = open_store(args.db or default_db())
+    store = open_db(args)
     try:
         report = describe(store)
     finally:

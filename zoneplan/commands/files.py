@@ -21,11 +21,11 @@ from geo.io import (
     parse_where,
 )
 from geo.layers import LAYERS
-from geo.store import Conflict, StoreError, default_db, open_store
+from geo.store import Conflict, StoreError
 from geo.validate import ValidationError
 from usecases import uploads
 from zoneplan.cli import CommandError
-from zoneplan.commands.core import add_db_option
+from zoneplan.commands.core import add_db_option, open_db
 from zoneplan.problems import fold, problem_items
 
 
@@ -220,7 +220,7 @@ def _print_plan(plan: ImportPlan) -> None:
 def cmd_import(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     mode = _mode(args)
-    store = open_store(args.db or default_db())
+    store = open_db(args)
     options = uploads.ImportOptions(
         layer=args.layer,
         mode=mode,
@@ -318,7 +318,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.where and len(names) > 1:
         raise FilesError("--where filters one layer; name the layer instead of 'all'")
     where = parse_where(names[0], args.where) if args.where else None
-    store = open_store(args.db or default_db())
+    store = open_db(args)
     try:
         written = export_layers(
             store,

@@ -9,10 +9,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from geo.layers import FEATURE_LAYERS
-from geo.store import default_db, open_store
 from geo.validate import parse_date
 from usecases.plan import progress_by_month
-from zoneplan.commands.core import add_db_option
+from zoneplan.commands.core import add_db_option, open_db
 from zoneplan.numbers import count, tenge
 
 #: How each target's actual and target values read.
@@ -53,7 +52,7 @@ def cmd_kpi(args: argparse.Namespace) -> int:
         as_of = parse_date(args.as_of) if args.as_of else None
     except ValueError as err:
         raise ValueError(f"--as-of: {err}") from None
-    store = open_store(args.db or default_db())
+    store = open_db(args)
     if args.monthly:
         if as_of is not None:
             raise ValueError("--monthly shows every month up to today; leave out --as-of")

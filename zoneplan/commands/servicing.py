@@ -11,9 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from geo.store import default_db, open_store
 from geo.validate import parse_date
-from zoneplan.commands.core import add_db_option
+from zoneplan.commands.core import add_db_option, open_db
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,8 +77,7 @@ def cmd_servicing(args: argparse.Namespace) -> int:
     what_if = parse_what_if(args.what_if or [])
     if args.output is not None and args.output.suffix.lower() not in (".json", ".csv", ".geojson"):
         raise ValueError(f"-o {args.output}: use a .json, .csv or .geojson file name")
-    db = args.db or default_db()
-    store = open_store(db)
+    store = open_db(args)
     t0 = time.perf_counter()
     model = ServicingModel(store.snapshot(), power_factor=args.power_factor, today=args.today)
     if args.network:

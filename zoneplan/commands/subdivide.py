@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from geo.store import default_db, open_store
 from planner.subdivision import METHODS, STREET_LAYOUTS, SubdivisionParams
 from usecases import subdivision
-from zoneplan.commands.core import add_db_option
+from zoneplan.commands.core import add_db_option, open_db
 from zoneplan.progress import terminal_progress
 
 _DEFAULTS = SubdivisionParams()
@@ -124,7 +123,7 @@ def _check_output(args: argparse.Namespace) -> None:
 def cmd_subdivide(args: argparse.Namespace) -> int:
     _check_output(args)
     params = _params(args)
-    store = open_store(args.db or default_db())
+    store = open_db(args)
     result = subdivision.preview(
         store, params, exp_id=args.area, progress=terminal_progress("subdivide")
     )

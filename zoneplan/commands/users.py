@@ -7,9 +7,8 @@ import getpass
 import sys
 
 from geo.layers import ROLES
-from geo.store import default_db, open_store
 from usecases import accounts
-from zoneplan.commands.core import add_db_option
+from zoneplan.commands.core import add_db_option, open_db
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +56,7 @@ def _read_password(args: argparse.Namespace, *, allow_generate: bool) -> tuple[s
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    store = open_store(args.db or default_db())
+    store = open_db(args)
     password, generated = _read_password(args, allow_generate=True)
     accounts.create_user(store, args.name, args.role, password, lang=args.lang, by="cli")
     note = f" with password {password} (shown once)" if generated else ""
@@ -66,7 +65,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
-    store = open_store(args.db or default_db())
+    store = open_db(args)
     password, _ = _read_password(args, allow_generate=False)
     accounts.set_password(store, args.name, password, by="cli")
     print(f"password of {args.name!r} changed")
@@ -74,7 +73,7 @@ def cmd_passwd(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    store = open_store(args.db or default_db())
+    store = open_db(args)
     rows = accounts.list_users(store)
     print(f"{'user':<20} {'role':<9} {'active':<6} {'token':<5} {'lang':<4} created")
     for u in rows:
@@ -86,7 +85,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    store = open_store(args.db or default_db())
+    store = open_db(args)
     if args.revoke:
         accounts.revoke_token(store, args.name, by="cli")
         print(f"token of {args.name!r} revoked", file=sys.stderr)
