@@ -408,6 +408,8 @@ LAYERS: dict[str, Layer] = {
                 Field("hazard", "int", "Hazard class", minimum=1, maximum=5),
                 Field("invest", "float", "Investment, tenge", minimum=0),
                 Field("jobs", "int", "Jobs", minimum=0),
+                Field("start_yr", "int", "Start year", minimum=1900, maximum=2100),
+                Field("floor_m2", "float", "Production floor, m²", minimum=0),
                 Field("priority", "int", "Priority", minimum=0),
                 Field("status", "str", "Status", required=True, choices=APPLICATION_STATUSES),
                 Field("reason", "str", "Reason", max_length=NOTE_MAX_LENGTH),

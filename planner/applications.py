@@ -70,6 +70,8 @@ INVESTOR_FIELDS = (
     "hazard",
     "invest",
     "jobs",
+    "start_yr",
+    "floor_m2",
 )
 MAX_REASON = NOTE_MAX_LENGTH
 _PY_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "date": dt.date, "datetime": str}

@@ -37,6 +37,8 @@ _DEMAND = {
     "jobs": "jobs",
     "rail_need": "rail_need",
     "hazard": "hazard",
+    "start_yr": "start_yr",
+    "floor_m2": "floor_m2",
 }
 _TEMPLATES = {
     "size": N_("plot {plot} has {area} ha, outside the {low}–{high} ha applied for"),

@@ -393,3 +393,17 @@ def test_the_api_is_documented(client):
         "/applications/import",
     ):
         assert any(p.endswith(path) for p in doc["paths"]), path
+
+
+def test_reasons_are_said_in_the_readers_language(planner):
+    doc = run(planner)
+    ru = planner.get(
+        f"/api/allocations/{doc['job_id']}/result",
+        headers={**planner.zp_headers, "Accept-Language": "ru"},
+    ).get_json()
+    english = {a["app_id"]: a["reason"] for a in doc["left_out"]}
+    russian = {a["app_id"]: a["reason"] for a in ru["left_out"]}
+    assert english.keys() == russian.keys() and english
+    assert "SS-14" in russian["A-005"] and "substation" not in russian["A-005"]
+    assert "подстанция" in russian["A-005"]
+    assert all(russian[a] != english[a] for a in english)

@@ -19,6 +19,7 @@ from geo.store import Invalid, Store
 from geo.validate import Problem
 from planner import reservation
 from planner.allocation import OBJECTIVES, AllocationResult, solve
+from planner.allocation.reasons import Reason
 from planner.allocation_tables import PENDING, application_table, capacity_table, plot_table
 from planner.reservation import Breach
 from planner.servicing import ServicingModel
@@ -345,7 +346,7 @@ def _left_out(
         app = {str(k): v for k, v in apps.loc[str(row.app_id)].to_dict().items()}
         item = {
             "app_id": row.app_id,
-            "reason": row.reason,
+            "reason": _reason_json(row.reason),
             "requested": _text(app.get("plot_id")),
             "requested_status": None,
             "rules": [],
@@ -363,6 +364,15 @@ def _left_out(
     for (position, _, _), breaches in zip(checks, found):
         rows[position]["rules"] = [_breach_json(b) for b in breaches]
     return rows
+
+
+def _reason_json(reason: Any) -> Any:
+    """The optimiser's reason kept untranslated (template and values)."""
+    return reason.to_json() if isinstance(reason, Reason) else _text(reason)
+
+
+def _say(reason: Any, tr: Callable[[str], str]) -> str | None:
+    return Reason.from_json(reason).say(tr) if isinstance(reason, Mapping) else reason
 
 
 def _geojson(frame: pd.DataFrame) -> dict[str, Any]:
@@ -429,6 +439,7 @@ def proposal_view(
         item["assigned_now"] = _text(assigned.get(item["app_id"]))
     for item in doc["left_out"]:
         item["status_now"] = status.get(item["app_id"])
+        item["reason"] = _say(item["reason"], tr)
         item["rules"] = [_breach(b).to_dict(tr) for b in item["rules"]]
         if item["requested"] and item["requested_status"] != "available":
             template = _APPLIED_GONE if item["requested_status"] is None else _APPLIED_FOR

@@ -16,6 +16,7 @@ from planner.visibility import NEVER_SERVED
 from web import deps
 from web.api import PLOT_ID, AsOfQuery, Geometry, endpoint
 from web.auth import current_role
+from web.dashboard import timeline as plan_timeline
 
 __all__ = ["PlotFeature", "PlotCollection", "LayerCollection", "LayerList"]
 
@@ -113,6 +114,32 @@ class ServicingOut(BaseModel):
     as_of: str | None
     record: dict[str, Any]
     explain: list[str]
+
+
+class TargetMonths(BaseModel):
+    """One plan target and its actual value at the end of each month."""
+
+    target_id: str
+    name: str | None
+    metric: str
+    year: int
+    target: float | None
+    actual: list[float | None] = Field(description="One value per month of ``months``")
+
+
+class ApplicationMonths(BaseModel):
+    """Applications filed and accepted by the end of each month (cumulative counts)."""
+
+    filed: list[int]
+    accepted: list[int]
+
+
+class TimelineOut(BaseModel):
+    """The plan's progress month by month (planner.kpi.timeline)."""
+
+    months: list[str] = Field(description="YYYY-MM, from January of the plan year")
+    targets: list[TargetMonths]
+    applications: ApplicationMonths
 
 
 class KpiOut(BaseModel):
@@ -230,6 +257,21 @@ def kpi(query: AsOfQuery):
         "kpi_snapshot", lambda: {**deps.snapshot(), "targets": deps.get_store().read("targets")}
     )
     return kpi_of(snapshot, as_of=query.as_of, model=deps.servicing_model())
+
+
+@endpoint(
+    "get",
+    "/kpi/timeline",
+    summary="Progress against the plan, month by month",
+    description="Each plan target's actual value at the end of every month since January of "
+    "the plan year (the figures the dashboard's chart draws; the last month equals /api/kpi "
+    "for targets already due), and applications filed and accepted by then.",
+    tag="plots",
+    response=TimelineOut,
+    roles=("planner",),
+)
+def kpi_timeline():
+    return plan_timeline()
 
 
 # --------------------------------------------------------------------------- layers

@@ -13,14 +13,18 @@ from flask_babel import gettext as _
 from geo.i18n import N_
 from geo.layers import LAYERS, PLOT_STATUSES
 from geo.validate import parse_date
-from planner.kpi import kpi, target_progress, timeline
+from planner.kpi import kpi, target_progress
 from planner.visibility import kpi_view
+from usecases.plan import progress_by_month
 from web import deps
 from web.auth import current_role, has_role, role_required
 from web.maps import PLOT_COLOURS, tr_label, tr_value
 from web.numbers import money, number, percent
 
 bp = Blueprint("dashboard", __name__)
+
+#: The layers the month-by-month progress reads (its cache keys).
+TIMELINE_LAYERS = ("plots", "targets", "applications")
 
 #: Each target metric's name on the page and how its values read.
 METRICS: dict[str, tuple[str, Any]] = {
@@ -41,14 +45,14 @@ def _report(as_of: dt.date | None) -> dict[str, Any]:
     return kpi(snapshot, as_of=as_of, model=deps.servicing_model())
 
 
-def _timeline() -> dict[str, Any]:
-    def build() -> dict[str, Any]:
-        store = deps.get_store()
-        audit = store.read("audit", where={"layer": "plots", "action": "update"})
-        snap = {"plots": deps.snapshot()["plots"], "targets": store.read("targets")}
-        return timeline(snap, audit=audit, applications=store.read("applications"))
-
-    return deps.deps().cached("kpi_timeline", build, ("plots", "targets", "applications"))
+def timeline() -> dict[str, Any]:
+    """The plan's progress month by month up to today (cached per revision and day)."""
+    today = deps.deps().today()
+    return deps.deps().cached(
+        ("kpi_timeline", today),
+        lambda: progress_by_month(deps.get_store(), today=today, plots=deps.snapshot()["plots"]),
+        TIMELINE_LAYERS,
+    )
 
 
 def _target_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -172,7 +176,7 @@ def dashboard():
         units={k: _(v) for k, v in UNITS.items()},
         number=number,
         money=money,
-        chart_config=_charts(report, _timeline()),
+        chart_config=_charts(report, timeline()),
     )
 
 

@@ -13,12 +13,12 @@ from geo.store.base import (
     NotFound,
     Null,
     Range,
-    RowSession,
     Session,
     Store,
     StoreError,
     is_url,
 )
+from geo.store.rows import RowSession
 
 DEFAULT_DB = "data/zone.gpkg"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import struct
 import tempfile
 import threading
 import warnings
@@ -30,140 +29,23 @@ from geo.store.base import (
     Conflict,
     Invalid,
     NotFound,
-    RowSession,
-    Store,
     StoreError,
     Where,
     compile_where,
 )
+from geo.store.gpkg_geom import connect, decode_geometries, encode_geometries
+from geo.store.rows import GEOM, Order, Reader, RowSession, SqlStore
 from geo.validate import Problem
 
-GEOM = "geom"
-BUSY_TIMEOUT_S = 60.0
 #: Inserts of at least this many features fill the R-tree in one pass (see _bulk_insert).
 BULK_ROWS = 1_000
 #: The page cache of a bulk insert, KiB (the default 2 MB spills to the journal mid-way).
 BULK_CACHE_KIB = 256 * 1024
-_ENVELOPE_BYTES = (0, 32, 48, 48, 64)
 
 
 def _q(name: str) -> str:
     """Quote an identifier that comes from the schema (never from a request)."""
     return '"' + name.replace('"', '""') + '"'
-
-
-_HEADER = np.dtype(
-    [("magic", "S2"), ("version", "u1"), ("flags", "u1"), ("srs", "<i4"), ("env", "<f8", 4)]
-)
-
-
-def encode_geometries(geoms: np.ndarray, srs_id: int = WORKING_EPSG) -> list[bytes | None]:
-    """GeoPackage binary blobs (header with XY envelope, then ISO WKB); the headers are
-    packed for all geometries at once."""
-    wkb = shapely.to_wkb(geoms, byte_order=1, flavor="iso")
-    bounds = shapely.bounds(geoms)
-    empty = np.isnan(bounds[:, 0])
-    head = np.zeros(len(wkb), dtype=_HEADER)
-    head["magic"], head["srs"] = b"GP", srs_id
-    head["flags"] = np.where(empty, 0x11, 0x03)
-    head["env"] = bounds[:, [0, 2, 1, 3]]  # minx, maxx, miny, maxy
-    raw = head.tobytes()
-    size = _HEADER.itemsize
-    return [
-        None
-        if blob is None
-        else raw[i * size : i * size + 8] + blob
-        if empty[i]
-        else raw[i * size : (i + 1) * size] + blob
-        for i, blob in enumerate(wkb.tolist())
-    ]
-
-
-def _wkb_part(blob: bytes | None) -> bytes | None:
-    if blob is None:
-        return None
-    return blob[8 + _ENVELOPE_BYTES[(blob[3] >> 1) & 7] :]
-
-
-def decode_geometries(blobs: list[bytes | None]) -> np.ndarray:
-    """Shapely geometries from GeoPackage binary blobs."""
-    return np.asarray(shapely.from_wkb([_wkb_part(b) for b in blobs]))
-
-
-def _envelope(blob: bytes | None) -> tuple[float, float, float, float] | None:
-    if blob is None or blob[3] & 0x10:
-        return None
-    if (blob[3] >> 1) & 7:
-        order = "<" if blob[3] & 1 else ">"
-        minx, maxx, miny, maxy = struct.unpack_from(order + "4d", blob, 8)
-        return minx, maxx, miny, maxy
-    minx, miny, maxx, maxy = shapely.bounds(shapely.from_wkb(_wkb_part(blob)))
-    return minx, maxx, miny, maxy
-
-
-def _bound(i: int) -> Callable[[bytes | None], float | None]:
-    def fn(blob: bytes | None) -> float | None:
-        env = _envelope(blob)
-        return None if env is None else env[i]
-
-    return fn
-
-
-def _intersects_box(
-    blob: bytes | None, minx: float, miny: float, maxx: float, maxy: float
-) -> int | None:
-    """Whether a GeoPackage geometry meets the box: decided from the blob's envelope when
-    it lies inside or outside the box, from the geometry itself only when it straddles."""
-    if blob is None:
-        return None
-    env = _envelope(blob)  # minx, maxx, miny, maxy
-    if env is None:
-        return 0
-    if env[1] < minx or env[0] > maxx or env[3] < miny or env[2] > maxy:
-        return 0
-    if env[0] >= minx and env[1] <= maxx and env[2] >= miny and env[3] <= maxy:
-        return 1
-    geom = shapely.from_wkb(_wkb_part(blob))
-    return int(shapely.intersects(geom, shapely.box(minx, miny, maxx, maxy)))
-
-
-def _is_empty(blob: bytes | None) -> int | None:
-    return None if blob is None else int(bool(blob[3] & 0x10) or _envelope(blob) is None)
-
-
-def connect(path: Path | str) -> sqlite3.Connection:
-    """A connection with the SQL functions GeoPackage R-tree triggers call."""
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
-    for i, name in enumerate(("ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY")):
-        conn.create_function(name, 1, _bound(i), deterministic=True)
-    conn.create_function("ST_IsEmpty", 1, _is_empty, deterministic=True)
-    conn.create_function("ZP_Intersects", 5, _intersects_box, deterministic=True)
-    return conn
-
-
-def _column(fld: Any, values: Sequence[Any]) -> Any:
-    """One column of SQLite values typed as the Store contract says (no dtype inference)."""
-    if fld.type == "int":
-        return pd.array(values, dtype="Int64")
-    if fld.type == "float":
-        return np.array([np.nan if v is None else v for v in values], dtype="float64")
-    if fld.type == "bool":
-        return pd.array([None if v is None else bool(v) for v in values], dtype="boolean")
-    text = np.empty(len(values), dtype=object)
-    text[:] = values
-    return pd.Series(text, dtype=object, copy=False)
-
-
-def _read_frame(layer: Layer, rows: list[tuple[Any, ...]], columns: list[str]) -> pd.DataFrame:
-    # Built column by column from the rows: pandas' record parsing and string inference
-    # cost more than the query on small pages.
-    cols = dict(zip(columns, zip(*rows))) if rows else {c: () for c in columns}
-    frame = pd.DataFrame({f.name: _column(f, cols[f.name]) for f in layer.fields})
-    if layer.is_feature:
-        return gpd.GeoDataFrame(
-            frame, geometry=decode_geometries(list(cols[GEOM])), crs=WORKING_EPSG
-        )
-    return frame
 
 
 @contextmanager
@@ -237,46 +119,6 @@ def _select(
     return sql, params
 
 
-def read_rows(
-    conn: sqlite3.Connection,
-    lyr: Layer,
-    *,
-    bbox: Bbox | None = None,
-    where: Where | None = None,
-    order_by: str | None = None,
-    limit: int | None = None,
-    offset: int = 0,
-    exact: bool = False,
-) -> pd.DataFrame:
-    """Select rows of ``lyr`` on ``conn`` as the store's typed frame."""
-    columns = lyr.names + ([GEOM] if lyr.is_feature else [])
-    sql, params = _select(lyr, bbox, where, ", ".join(f"t.{_q(c)}" for c in columns), exact)
-    order = order_by or lyr.key
-    descending = order.startswith("-")
-    if not lyr.has(order.lstrip("-")):
-        raise Invalid(
-            [Problem(None, None, "sort", f"{lyr.name} has no field {order.lstrip('-')!r}")]
-        )
-    sql += f" ORDER BY t.{_q(order.lstrip('-'))} {'DESC' if descending else 'ASC'}, t.fid"
-    if limit is not None or offset:
-        sql += " LIMIT ? OFFSET ?"
-        params += [-1 if limit is None else int(limit), int(offset)]
-    return _read_frame(lyr, conn.execute(sql, params).fetchall(), columns)
-
-
-def count_rows(
-    conn: sqlite3.Connection,
-    lyr: Layer,
-    *,
-    bbox: Bbox | None = None,
-    where: Where | None = None,
-    exact: bool = False,
-) -> int:
-    """How many rows of ``lyr`` match."""
-    sql, params = _select(lyr, bbox, where, "count(*)", exact)
-    return int(conn.execute(sql, params).fetchone()[0])
-
-
 def _revision(conn: sqlite3.Connection, layers: Sequence[str] | None) -> str:
     names = list(LAYERS) if layers is None else [get_layer(n).name for n in layers]
     stamps = dict(
@@ -289,7 +131,55 @@ def _revision(conn: sqlite3.Connection, layers: Sequence[str] | None) -> str:
     return "|".join(str(stamps.get(n)) for n in names)
 
 
-class GpkgStore(Store):
+class GpkgReader(Reader):
+    """The read queries of a GeoPackage (SQLite) connection."""
+
+    def __init__(self, conn: sqlite3.Connection, epsg: int):
+        super().__init__(epsg)
+        self.conn = conn
+
+    def select(
+        self,
+        lyr: Layer,
+        columns: Sequence[str],
+        *,
+        bbox: Bbox | None = None,
+        where: Where | None = None,
+        exact: bool = False,
+        order: Order | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        for_update: bool = False,
+    ) -> list[tuple[Any, ...]]:
+        """Rows as SQLite gives them (a writer's transaction already locks the file, so
+        ``for_update`` needs nothing more)."""
+        sql, params = _select(lyr, bbox, where, ", ".join(f"t.{_q(c)}" for c in columns), exact)
+        if order is not None:
+            sql += f" ORDER BY t.{_q(order[0])} {'DESC' if order[1] else 'ASC'}, t.fid"
+        if limit is not None or offset:
+            sql += " LIMIT ? OFFSET ?"
+            params += [-1 if limit is None else int(limit), int(offset)]
+        return self.conn.execute(sql, params).fetchall()
+
+    def count(
+        self,
+        lyr: Layer,
+        *,
+        bbox: Bbox | None = None,
+        where: Where | None = None,
+        exact: bool = False,
+    ) -> int:
+        sql, params = _select(lyr, bbox, where, "count(*)", exact)
+        return int(self.conn.execute(sql, params).fetchone()[0])
+
+    def decode(self, blobs: list[Any]) -> np.ndarray:
+        return decode_geometries(blobs)
+
+    def revision(self, layers: Sequence[str] | None = None) -> str:
+        return _revision(self.conn, layers)
+
+
+class GpkgStore(SqlStore):
     """A store in one GeoPackage file.
 
     Parameters
@@ -319,6 +209,7 @@ class GpkgStore(Store):
         if missing:
             self._add_tables(missing)
         with self._conn() as conn:
+            _add_fields(conn)
             srs = {r[0] for r in conn.execute("SELECT DISTINCT srs_id FROM gpkg_geometry_columns")}
         if srs - {WORKING_EPSG}:
             raise StoreError(
@@ -416,28 +307,10 @@ class GpkgStore(Store):
                 held = self._readers.held = (connect(self.path), (stat.st_dev, stat.st_ino))
             yield held[0]
 
-    def read(
-        self,
-        layer: str,
-        *,
-        bbox: Bbox | None = None,
-        where: Where | None = None,
-        order_by: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-        exact: bool = False,
-    ) -> pd.DataFrame:
+    @contextmanager
+    def _reader(self, what: str) -> Iterator[GpkgReader]:
         with self._reading() as conn:
-            return read_rows(
-                conn,
-                get_layer(layer),
-                bbox=bbox,
-                where=where,
-                order_by=order_by,
-                limit=limit,
-                offset=offset,
-                exact=exact,
-            )
+            yield GpkgReader(conn, WORKING_EPSG)
 
     def vector_tile(
         self, layer: str, tile: tiles.Tile, *, properties: Sequence[str], where: Where | None = None
@@ -474,23 +347,6 @@ class GpkgStore(Store):
         table = typed_table(lyr, table, meta.get("geometry_name") or None)
         return table.take(pc.sort_indices(table, sort_keys=[(lyr.key, "ascending")]))
 
-    def keys(self, layer: str, *, where: Where | None = None) -> list[str]:
-        lyr = get_layer(layer)
-        sql, params = _select(lyr, None, where, f"t.{_q(lyr.key)}")
-        with self._reading() as conn:
-            return [str(r[0]) for r in conn.execute(sql, params)]
-
-    def count(
-        self,
-        layer: str,
-        *,
-        bbox: Bbox | None = None,
-        where: Where | None = None,
-        exact: bool = False,
-    ) -> int:
-        with self._reading() as conn:
-            return count_rows(conn, get_layer(layer), bbox=bbox, where=where, exact=exact)
-
     def extent(self, layer: str) -> Bbox | None:
         lyr = get_layer(layer)
         if not lyr.is_feature:
@@ -503,10 +359,6 @@ class GpkgStore(Store):
         if row is None or row[0] is None:
             return None
         return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
-
-    def revision(self, layers: Sequence[str] | None = None) -> str:
-        with self._reading() as conn:
-            return _revision(conn, layers)
 
     @contextmanager
     def transaction(self, user: str = "system") -> Iterator[GpkgSession]:
@@ -524,6 +376,33 @@ class GpkgStore(Store):
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+
+
+#: SQLite column types of the schema's field types, as GDAL writes them in a GeoPackage.
+_SQLITE_TYPES = {
+    "str": "TEXT",
+    "int": "INTEGER",
+    "float": "REAL",
+    "bool": "BOOLEAN",
+    "date": "DATE",
+    "datetime": "DATETIME",
+}
+
+
+def _add_fields(conn: sqlite3.Connection) -> None:
+    """Add the fields a newer schema gave a layer (a store made by an older version)."""
+    for layer in LAYERS.values():
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({_q(layer.name)})")}
+        for fld in layer.fields:
+            if fld.name not in have:
+                try:
+                    conn.execute(
+                        f"ALTER TABLE {_q(layer.name)} ADD COLUMN {_q(fld.name)} "
+                        + _SQLITE_TYPES[fld.type]
+                    )
+                except sqlite3.OperationalError as err:  # another process added it meanwhile
+                    if "duplicate column" not in str(err):
+                        raise StoreError(f"cannot add {layer.name}.{fld.name}: {err}") from None
 
 
 def _create_layer(path: str, layer: Layer) -> None:
@@ -552,60 +431,12 @@ class GpkgSession(RowSession):
     """Reads and writes inside one SQLite transaction on a GeoPackage."""
 
     def __init__(self, conn: sqlite3.Connection, user: str):
-        super().__init__(user)
+        super().__init__(user, GpkgReader(conn, WORKING_EPSG))
         self.conn = conn
-
-    def get(self, layer: str, key: str, *, for_update: bool = False) -> dict[str, Any]:
-        """One row as this transaction sees it (the writer holds the file's lock)."""
-        return self._row(get_layer(layer), key, for_update)
-
-    def revision(self, layers: Sequence[str] | None = None) -> str:
-        return _revision(self.conn, layers)
-
-    def read(
-        self,
-        layer: str,
-        *,
-        bbox: Bbox | None = None,
-        where: Where | None = None,
-        order_by: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> pd.DataFrame:
-        return read_rows(
-            self.conn,
-            get_layer(layer),
-            bbox=bbox,
-            where=where,
-            order_by=order_by,
-            limit=limit,
-            offset=offset,
-        )
-
-    def count(self, layer: str, *, bbox: Bbox | None = None, where: Where | None = None) -> int:
-        return count_rows(self.conn, get_layer(layer), bbox=bbox, where=where)
-
-    def keys(self, layer: str, *, where: Where | None = None) -> list[str]:
-        lyr = get_layer(layer)
-        sql, params = _select(lyr, None, where, f"t.{_q(lyr.key)}")
-        return [str(r[0]) for r in self.conn.execute(sql, params)]
 
     def lock(self, layer: str) -> None:
         """Writers already run one at a time (``BEGIN IMMEDIATE`` locks the file)."""
         get_layer(layer)
-
-    def _fetch(self, lyr: Layer, key: str, for_update: bool) -> dict[str, Any] | None:
-        columns = lyr.names + ([GEOM] if lyr.is_feature else [])
-        row = self.conn.execute(
-            f"SELECT {', '.join(map(_q, columns))} FROM {_q(lyr.name)} WHERE {_q(lyr.key)} = ?",
-            (key,),
-        ).fetchone()
-        if row is None:
-            return None
-        out = {k: _typed_bool(lyr, k, v) for k, v in zip(columns, row)}
-        if lyr.is_feature:
-            out["geometry"] = decode_geometries([out.pop(GEOM)])[0]
-        return out
 
     def _existing(self, lyr: Layer, keys: list[Any]) -> list[Any]:
         present: list[Any] = []
@@ -735,10 +566,3 @@ def _insert_sql(table: str, columns: list[str]) -> str:
         f"INSERT INTO {_q(table)} ({', '.join(map(_q, columns))}) "
         f"VALUES ({', '.join('?' * len(columns))})"
     )
-
-
-def _typed_bool(lyr: Layer, name: str, value: Any) -> Any:
-    """SQLite hands booleans back as 0/1; compare them as bools."""
-    if value is not None and lyr.has(name) and lyr.field(name).type == "bool":
-        return bool(value)
-    return value

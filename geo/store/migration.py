@@ -12,7 +12,8 @@ import pandas as pd
 import shapely
 
 from geo.layers import LAYERS, get_layer
-from geo.store.base import RowSession, Store, StoreError, redact
+from geo.store.base import Store, StoreError, redact
+from geo.store.rows import RowSession
 
 
 @dataclass(frozen=True)

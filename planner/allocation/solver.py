@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from geo.i18n import N_
 from planner.allocation.greedy import State, assignment, first_come, value_density_search
 from planner.allocation.inputs import (
     METHODS,
@@ -155,13 +156,13 @@ def solve(
             math.nan,
             "greedy",
         )
-        blame = "an earlier application"
+        blame = N_("an earlier application")
     else:
         state, status, gap, used = _optimise(
             instance, pairs, (time_limit, mip_gap), on_progress, started
         )
         state.prefer_small_plots()
-        blame = "a higher-value application"
+        blame = N_("a higher-value application")
     assignments = _assignments(instance, pairs, state, blame)
     return AllocationResult(
         assignments, state.objective(), status, gap, used, time.perf_counter() - started

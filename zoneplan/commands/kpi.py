@@ -11,6 +11,7 @@ from typing import Any
 from geo.layers import FEATURE_LAYERS
 from geo.store import default_db, open_store
 from geo.validate import parse_date
+from usecases.plan import progress_by_month
 from zoneplan.commands.core import add_db_option
 from zoneplan.numbers import count, tenge
 
@@ -36,6 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_db_option(p)
     p.add_argument("--as-of", metavar="YYYY-MM-DD", help="indicators as of this date")
     p.add_argument("--json", action="store_true", help="print the raw numbers as JSON")
+    p.add_argument(
+        "--monthly",
+        action="store_true",
+        help="each target's progress at the end of every month since the plan year, and "
+        "applications filed and accepted (the dashboard's chart; with --json: raw)",
+    )
     p.set_defaults(func=cmd_kpi)
 
 
@@ -47,6 +54,16 @@ def cmd_kpi(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise ValueError(f"--as-of: {err}") from None
     store = open_store(args.db or default_db())
+    if args.monthly:
+        if as_of is not None:
+            raise ValueError("--monthly shows every month up to today; leave out --as-of")
+        line = progress_by_month(store, today=args.today)
+        if args.json:
+            json.dump(line, sys.stdout, ensure_ascii=False, indent=2, allow_nan=False)
+            sys.stdout.write("\n")
+        else:
+            print(format_months(line))
+        return 0
     report = kpi(store.snapshot((*FEATURE_LAYERS, "targets")), as_of=as_of, today=args.today)
     if args.json:
         json.dump(report, sys.stdout, ensure_ascii=False, indent=2, allow_nan=False)
@@ -142,3 +159,28 @@ def format_kpi(report: Mapping[str, Any]) -> str:
     else:
         lines.append("plan targets: none recorded")
     return "\n".join(lines)
+
+
+def format_months(line: Mapping[str, Any]) -> str:
+    """:func:`usecases.plan.progress_by_month` as a table: a row per month, a column per
+    target (its actual value then), then applications filed and accepted by then."""
+    if not line["targets"]:
+        return "plan targets: none recorded"
+    heads = ["month"] + [
+        f"{t['target_id']} {METRIC_WORDS[t['metric']][0]}" for t in line["targets"]
+    ]
+    heads += ["filed", "accepted"]
+    rows = [
+        [month]
+        + [METRIC_WORDS[t["metric"]][1](t["actual"][i]) for t in line["targets"]]
+        + [count(line["applications"]["filed"][i]), count(line["applications"]["accepted"][i])]
+        for i, month in enumerate(line["months"])
+    ]
+    targets = (
+        ["target"]
+        + [f"{METRIC_WORDS[t['metric']][1](t['target'])} by {t['year']}" for t in line["targets"]]
+        + ["", ""]
+    )
+    widths = [max(len(str(r[c])) for r in [heads, targets, *rows]) for c in range(len(heads))]
+    fmt = "  ".join(f"{{:<{w}}}" if c == 0 else f"{{:>{w}}}" for c, w in enumerate(widths))
+    return "\n".join(fmt.format(*r).rstrip() for r in [heads, targets, *rows])
