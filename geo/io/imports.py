@@ -535,7 +535,11 @@ def write_import(tx: Any, store: Any, plan: ImportPlan) -> list[str]:
         tx.delete(lyr.name, key)
     for key, changes in plan.updates.items():
         tx.update(lyr.name, key, changes, version=plan.versions[key])
-    new = plan.frame[_among(plan.frame[lyr.key], set(plan.new_ids))]
+    new = (
+        plan.frame
+        if len(plan.new_ids) == len(plan.frame)  # every feature is new (a first import)
+        else plan.frame[_among(plan.frame[lyr.key], set(plan.new_ids))]
+    )
     added = tx.insert(lyr.name, new) if len(new) else []
     return [*added, *plan.updates]
 
