@@ -527,14 +527,19 @@ def overlaps(
 ) -> list[tuple[int, int | None, float]]:
     """Pairs of overlapping polygons (intersection area above ``tolerance_m2``).
 
-    Returns ``(i, j, area)`` where ``j`` indexes ``others`` when given, else
-    ``geoms`` itself (with ``i < j``). Uses the GEOS STRtree, never a double loop.
+    Returns ``(i, j, area)`` sorted by ``i`` then ``j``, where ``j`` indexes ``others``
+    when given, else ``geoms`` itself (with ``i < j``). Uses the GEOS STRtree (built over
+    the larger set), never a double loop.
     """
     target = geoms if others is None else others
     if len(geoms) == 0 or len(target) == 0:
         return []
-    tree = shapely.STRtree(target.values)
-    left, right = tree.query(geoms.values, predicate="intersects")
+    if others is not None and len(others) < len(geoms):  # the tree over the larger set
+        right, left = shapely.STRtree(geoms.values).query(others.values, predicate="intersects")
+    else:
+        left, right = shapely.STRtree(target.values).query(geoms.values, predicate="intersects")
+    order = np.lexsort((right, left))  # by i, then j
+    left, right = left[order], right[order]
     if others is None:
         keep = left < right
         left, right = left[keep], right[keep]

@@ -117,3 +117,25 @@ def test_geometry_checks_take_arrays_and_lists_alike() -> None:
     from_series = check_geometries(layer, pd.Series(geoms), ids)
     assert from_array == from_list == from_series
     assert [(p.index, p.reason.split(":")[0]) for p in from_array] == [(1, "invalid geometry")]
+
+
+@pytest.mark.parametrize(("n", "m"), [(300, 40), (40, 300)])
+def test_overlaps_equal_a_double_loop_whichever_set_is_larger(n: int, m: int) -> None:
+    import geopandas as gpd
+
+    from geo.validate import overlaps
+
+    rng = np.random.default_rng(n)
+
+    def boxes(k: int) -> gpd.GeoSeries:
+        x, y, w = rng.uniform(0, 400, k), rng.uniform(0, 400, k), rng.uniform(5, 40, k)
+        return gpd.GeoSeries(shapely.box(x, y, x + w, y + w))
+
+    a, b = boxes(n), boxes(m)
+    brute = [
+        (i, j, float(area))
+        for i in range(n)
+        for j in range(m)
+        if (area := shapely.intersection(a.iloc[i], b.iloc[j]).area) > 1.0
+    ]
+    assert overlaps(a, b) == brute
