@@ -22,11 +22,11 @@ $(VENV)/.installed: setup.cfg constraints.txt pyproject.toml
 
 assets: $(ASSETS)
 
-# npm installs the exact versions of web/assets/package-lock.json; web.maps copies the files
+# npm installs the exact versions of web/assets/package-lock.json; web.vendor copies the files
 # the pages use into web/static/vendor/ (git-ignored) and the app refuses to start without them.
-$(ASSETS): web/assets/package.json web/assets/package-lock.json web/maps.py | $(VENV)/.installed
+$(ASSETS): web/assets/package.json web/assets/package-lock.json web/vendor.py | $(VENV)/.installed
 	$(NPM) ci --prefix web/assets --ignore-scripts --no-audit --no-fund --loglevel=error
-	$(BIN)/python -m web.maps vendor
+	$(BIN)/python -m web.vendor
 	touch $@
 
 # The store is built once; delete it (or run `zoneplan init --force`) to rebuild.

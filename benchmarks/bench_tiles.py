@@ -47,7 +47,8 @@ from synth import build as build_store  # noqa: E402
 from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer  # noqa: E402
 from geo.layers import LAYERS  # noqa: E402
 from geo.store import open_store  # noqa: E402
-from web.maps import LAYER_STYLES, popup_html  # noqa: E402
+from web.labels import popup_html  # noqa: E402
+from web.maps import LAYER_STYLES  # noqa: E402
 
 BOX_M = 3000.0
 API_QUERY = "min_power=0&limit=50"

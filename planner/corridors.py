@@ -41,6 +41,14 @@ import shapely
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from planner.corridor_lattice import (
+    boundary_segments,
+    crosses_interior,
+    inside_any,
+    merge_close,
+    near_pairs,
+    square_lattice,
+)
 from planner.servicing import FRONTAGE_M, ServicingModel
 
 __all__ = [
@@ -331,21 +339,21 @@ def build_corridors(
         return empty
     minx, miny, maxx, maxy = shapely.bounds(shapely.buffer(scope, gap + REACH_SLACK_M))
     spacing = _spacing(spacing_m, maxx - minx, maxy - miny)
-    lattice_xy, lattice_edges = _lattice(minx, miny, maxx, maxy, spacing)
+    lattice_xy, lattice_edges = square_lattice(minx, miny, maxx, maxy, spacing)
     region = shapely.box(minx, miny, maxx, maxy)
     # every plot's edge is a corridor: a taken plot may be skirted, never entered
     all_plots = np.asarray(plots.geometry.values, dtype=object)
-    boundary_xy, boundary_edges = _boundaries(
+    boundary_xy, boundary_edges = boundary_segments(
         all_plots[shapely.intersects(all_plots, region)], spacing
     )
     xy = np.r_[lattice_xy, boundary_xy]
     edges = np.r_[lattice_edges, boundary_edges + len(lattice_xy)]
-    xy, edges = _merge_close(xy, edges)
+    xy, edges = merge_close(xy, edges)
     points = np.asarray(shapely.points(xy), dtype=object)
-    inside = _inside(points, forbidden)
+    inside = inside_any(points, forbidden)
     # boundary nodes join the lattice nodes around them
     b_first = len(lattice_xy)  # merging keeps the lattice nodes first, in place
-    tie = _near_pairs(points, spacing * 1.01)
+    tie = near_pairs(points, spacing * 1.01)
     tie = tie[(tie[:, 0] >= b_first) != (tie[:, 1] >= b_first)]
     edges = np.r_[edges, tie]
     edges = edges[(edges[:, 0] != edges[:, 1]) & ~inside[edges[:, 0]] & ~inside[edges[:, 1]]]
@@ -366,12 +374,12 @@ def build_corridors(
     joins = np.r_[
         np.full(len(lines), None, dtype=np.object_), network["asset_id"].to_numpy(object)[near_feat]
     ]
-    ok = ~_crosses_interior(all_lines, forbidden)
+    ok = ~crosses_interior(all_lines, forbidden)
     all_lines, u, v, joins = all_lines[ok], u[ok], v[ok], joins[ok]
     length = shapely.length(all_lines)
     crossings, crossing_cost = _crossings(model, kind, all_lines, costs)
     factor = np.where(
-        _inside(
+        inside_any(
             shapely.line_interpolate_point(all_lines, 0.5, normalized=True), free_plots, strict=True
         ),
         costs.land["plot"],
@@ -472,77 +480,6 @@ def _spacing(spacing: float, width: float, height: float) -> float:
     while (width / spacing + 1) * (height / spacing + 1) > MAX_LATTICE_NODES:
         spacing *= 1.25
     return spacing
-
-
-def _lattice(
-    minx: float, miny: float, maxx: float, maxy: float, spacing: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Square lattice nodes and their 8-neighbour edges."""
-    xs = np.arange(minx, maxx + spacing / 2, spacing)
-    ys = np.arange(miny, maxy + spacing / 2, spacing)
-    gx, gy = np.meshgrid(xs, ys)
-    nx, ny = len(xs), len(ys)
-    ids = np.arange(nx * ny).reshape(ny, nx)
-    pairs = [
-        (ids[:, :-1], ids[:, 1:]),
-        (ids[:-1, :], ids[1:, :]),
-        (ids[:-1, :-1], ids[1:, 1:]),
-        (ids[:-1, 1:], ids[1:, :-1]),
-    ]
-    edges = np.concatenate([np.stack([a.ravel(), b.ravel()], axis=1) for a, b in pairs])
-    return np.stack([gx.ravel(), gy.ravel()], axis=1), edges
-
-
-def _boundaries(polygons: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and edges along the plot boundaries, densified at the spacing."""
-    if len(polygons) == 0:
-        return np.zeros((0, 2)), np.zeros((0, 2), np.intp)
-    rings = shapely.segmentize(shapely.boundary(polygons), spacing)
-    coords, ring = shapely.get_coordinates(rings, return_index=True)
-    same = ring[1:] == ring[:-1]
-    a = np.flatnonzero(same)
-    return coords, np.stack([a, a + 1], axis=1)
-
-
-def _merge_close(
-    xy: np.ndarray, edges: np.ndarray, tol: float = 0.5
-) -> tuple[np.ndarray, np.ndarray]:
-    """Merge nodes closer than ``tol`` (shared plot corners, boundary points on lattice points),
-    keeping the first of each cluster, so lattice nodes keep their positions."""
-    key = np.round(xy / tol).astype(np.int64)
-    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
-    order = np.argsort(first)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return xy[np.sort(first)], rank[inverse][edges]
-
-
-def _near_pairs(points: np.ndarray, radius: float) -> np.ndarray:
-    """Index pairs (i < j) of points within ``radius`` of each other."""
-    a, b = shapely.STRtree(points).query(points, predicate="dwithin", distance=radius)
-    keep = a < b
-    return np.stack([a[keep], b[keep]], axis=1)
-
-
-def _inside(geoms: np.ndarray, polygons: np.ndarray, *, strict: bool = False) -> np.ndarray:
-    """Whether each geometry lies inside (``strict``: in the interior of) any polygon."""
-    out = np.zeros(len(geoms), bool)
-    if len(polygons) == 0 or len(geoms) == 0:
-        return out
-    g, p = shapely.STRtree(polygons).query(geoms, predicate="intersects")
-    if strict:
-        hit = shapely.contains_properly(polygons[p], geoms[g])
-        g = g[hit]
-    else:
-        g = g[~shapely.touches(geoms[g], polygons[p])]
-    out[g] = True
-    return out
-
-
-def _crosses_interior(lines: np.ndarray, polygons: np.ndarray) -> np.ndarray:
-    """Whether each line enters the interior of any polygon (touching its edge is fine)."""
-    return _inside(lines, polygons)
 
 
 def _crossings(

@@ -25,7 +25,7 @@ from geo.crs import transformer
 from geo.layers import parse_sectors
 from planner import visibility
 from usecases import accounts
-from usecases import features as ogc
+from usecases.ogc import errors, metadata, queries
 
 CORE = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"
 UTM = "http://www.opengis.net/def/crs/EPSG/0/32643"
@@ -67,7 +67,7 @@ def test_api_definition_is_openapi_30_and_linked(client):
     assert doc["openapi"].startswith("3.0")
     items = doc["paths"]["/collections/plots/items"]["get"]
     limit = next(p for p in items["parameters"] if p.get("name") == "limit")
-    assert limit["schema"]["maximum"] == ogc.MAX_LIMIT  # GDAL reads it and pages by it
+    assert limit["schema"]["maximum"] == metadata.MAX_LIMIT  # GDAL reads it and pages by it
     assert {"sectors", "status", "bbox", "crs", "bbox-crs"} <= {
         p.get("name") for p in items["parameters"]
     }
@@ -105,7 +105,7 @@ def test_collection_advertises_crs_and_storage_crs(client):
     doc = get(client, "/ogc/collections/plots").get_json()
     assert doc["id"] == "plots" and doc["itemType"] == "feature"
     assert doc["storageCrs"] == UTM
-    assert set(doc["crs"]) == {ogc.CRS84, UTM, EPSG4326}
+    assert set(doc["crs"]) == {metadata.CRS84, UTM, EPSG4326}
     roads = get(client, "/ogc/collections/roads").get_json()
     start, end = roads["extent"]["temporal"]["interval"][0]
     assert start.endswith("Z") and end is None  # roads without a due date: open-ended
@@ -114,7 +114,7 @@ def test_collection_advertises_crs_and_storage_crs(client):
 def test_items_are_a_geojson_feature_collection_in_crs84(client, store):
     response = get(client, "/ogc/collections/plots/items?limit=7")
     assert response.mimetype == "application/geo+json"  # /conf/geojson/content
-    assert response.headers["Content-Crs"] == f"<{ogc.CRS84}>"
+    assert response.headers["Content-Crs"] == f"<{metadata.CRS84}>"
     doc = response.get_json()
     assert doc["type"] == "FeatureCollection"
     assert doc["numberReturned"] == len(doc["features"]) == 7
@@ -144,10 +144,10 @@ def test_paging_follows_next_links_through_every_visible_plot(client, store):
 
 
 def test_limit_above_the_maximum_is_capped_and_offset_past_the_end_is_empty(client, store):
-    doc = get(client, f"/ogc/collections/plots/items?limit={ogc.MAX_LIMIT * 10}").get_json()
+    doc = get(client, f"/ogc/collections/plots/items?limit={metadata.MAX_LIMIT * 10}").get_json()
     assert doc["numberReturned"] == len(visible_plots(store))
     self_link = next(link["href"] for link in doc["links"] if link["rel"] == "self")
-    assert f"limit={ogc.MAX_LIMIT}&" in self_link
+    assert f"limit={metadata.MAX_LIMIT}&" in self_link
     doc = get(client, "/ogc/collections/plots/items?offset=100000").get_json()
     assert doc["features"] == [] and doc["numberReturned"] == 0
     assert "next" not in {link["rel"] for link in doc["links"]}
@@ -489,5 +489,5 @@ def test_ogc_api_honours_its_document(app):
 
 
 def test_an_integer_filter_beyond_64_bits_is_a_bad_request():
-    with pytest.raises(ogc.InvalidParameter, match="jobs"):
-        ogc.parse_items_query("plots", {"jobs": ["9" * 20]}, role="planner")
+    with pytest.raises(errors.InvalidParameter, match="jobs"):
+        queries.parse_items_query("plots", {"jobs": ["9" * 20]}, role="planner")

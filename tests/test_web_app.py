@@ -62,12 +62,12 @@ def test_missing_store_fails_at_start_up(tmp_path):
 
 
 def test_missing_vendor_assets_fail_loudly(store_path, monkeypatch):
-    import web.maps
+    import web.vendor
     from web import SetupError, create_app
 
-    monkeypatch.setattr(web.maps, "VENDOR_DIR", store_path.parent / "no-vendor")
+    monkeypatch.setattr(web.vendor, "VENDOR_DIR", store_path.parent / "no-vendor")
     monkeypatch.setattr(
-        web.maps, "missing_vendor_files", lambda vendor_dir=None: ["leaflet/leaflet.js"]
+        web.vendor, "missing_vendor_files", lambda vendor_dir=None: ["leaflet/leaflet.js"]
     )
     with pytest.raises(SetupError, match="make setup"):
         create_app({"ZONEPLAN_DB": str(store_path), "SECRET_KEY": "x"})

@@ -157,7 +157,7 @@ def test_servicing_answers_are_translated(client, store):
 # --------------------------------------------------------------------------- the catalogues
 def test_russian_catalogue_covers_every_web_string_and_schema_label():
     from geo.layers import LAYERS
-    from web.maps import VALUE_LABELS
+    from web.labels import VALUE_LABELS
 
     catalog = _catalog("ru")
     translated = {m.id for m in catalog if m.id and m.string}

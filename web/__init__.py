@@ -110,7 +110,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """
     from usecases import accounts
     from web import auth, deps, security
-    from web.maps import VENDOR_DIR, missing_vendor_files
+    from web.vendor import VENDOR_DIR, missing_vendor_files
 
     app = Flask(__name__)
     app.config.update(

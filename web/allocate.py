@@ -19,7 +19,8 @@ from planner.allocation_tables import PENDING
 from usecases.allocation import DEFAULT_TIME_LIMIT_S, MAX_TIME_LIMIT_S
 from web import deps
 from web.auth import role_required
-from web.maps import LAYER_STYLES, PLOT_COLOURS, STATUS_STROKES, tr_label
+from web.labels import tr_label
+from web.maps import LAYER_STYLES, PLOT_COLOURS, STATUS_STROKES
 
 bp = Blueprint("allocate", __name__)
 

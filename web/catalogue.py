@@ -39,7 +39,8 @@ from usecases import applications as usecase
 from usecases import uploads
 from web import api, deps, svgmap
 from web.auth import current_role, current_username, has_role, role_required, signed_in_username
-from web.maps import PLOT_COLOURS, measure_labels, search_labels, tr_label, tr_value
+from web.labels import tr_label, tr_value
+from web.maps import PLOT_COLOURS, measure_labels, search_labels
 
 bp = Blueprint("catalogue", __name__)
 

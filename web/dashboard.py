@@ -18,7 +18,8 @@ from planner.visibility import kpi_view
 from usecases.plan import progress_by_month
 from web import deps
 from web.auth import current_role, has_role, role_required
-from web.maps import PLOT_COLOURS, tr_label, tr_value
+from web.labels import tr_label, tr_value
+from web.maps import PLOT_COLOURS
 from web.numbers import money, number, percent
 
 bp = Blueprint("dashboard", __name__)

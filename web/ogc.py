@@ -1,4 +1,4 @@
-"""OGC API - Features at /ogc: a thin Flask adapter over usecases.features.
+"""OGC API - Features at /ogc: a thin Flask adapter over usecases.ogc.
 
 Chooses JSON or HTML (``f``, else the Accept header: JSON unless it prefers text/html),
 passes the caller's role (session, Bearer token or HTTP Basic, see web.auth) and the
@@ -16,7 +16,7 @@ from flask import Blueprint, Response, current_app, render_template, request
 from werkzeug.exceptions import MethodNotAllowed
 
 from geo.layers import LAYERS
-from usecases import features as ogc
+from usecases.ogc import errors, features, metadata, openapi, queries
 from web import deps
 from web.auth import current_role
 
@@ -24,7 +24,7 @@ bp = Blueprint("ogc", __name__, url_prefix="/ogc")
 
 JSON = "application/json"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
-_OFFERED = (JSON, ogc.GEOJSON, "application/schema+json", OPENAPI, "text/html")
+_OFFERED = (JSON, metadata.GEOJSON, "application/schema+json", OPENAPI, "text/html")
 
 
 def _base() -> str:
@@ -35,7 +35,7 @@ def _wants_html() -> bool:
     fmt = request.args.get("f")
     if fmt is not None:
         if fmt not in ("json", "html"):
-            raise ogc.InvalidParameter(f"f: {fmt!r} is not json or html")
+            raise errors.InvalidParameter(f"f: {fmt!r} is not json or html")
         return fmt == "html"
     return request.accept_mimetypes.best_match(_OFFERED, default=JSON) == "text/html"
 
@@ -76,8 +76,8 @@ def _cache(key: Any, build: Any) -> Any:
     return current_app.extensions[COUNTS].get_or_build(key, build)
 
 
-@bp.errorhandler(ogc.OgcError)
-def _refused(err: ogc.OgcError) -> Response:
+@bp.errorhandler(errors.OgcError)
+def _refused(err: errors.OgcError) -> Response:
     response = _json(err.body())
     response.status_code = err.status
     if err.status == 401:
@@ -96,7 +96,7 @@ def _read_only() -> Response | None:
         return None
     allowed = ", ".join(sorted(err.valid_methods or ("GET", "HEAD", "OPTIONS")))
     response = _refused(
-        ogc.MethodNotAllowed(
+        errors.MethodNotAllowed(
             f"{request.method} is not allowed on {request.path}: this service is read-only "
             f"(allowed: {allowed})"
         )
@@ -113,31 +113,33 @@ def _install_read_only(state: Any) -> None:
 @bp.route("")
 @bp.route("/")
 def landing():
-    body = ogc.landing(_base())
+    body = metadata.landing(_base())
     return _html("landing", doc=body) if _wants_html() else _json(body)
 
 
 @bp.route("/conformance")
 def conformance():
-    body = ogc.conformance()
+    body = metadata.conformance()
     return _html("conformance", doc=body) if _wants_html() else _json(body)
 
 
 @bp.route("/api")
 def api():
-    body = ogc.api_definition(_base())
+    body = openapi.api_definition(_base())
     return _html("api", doc=body) if _wants_html() else _json(body, OPENAPI)
 
 
 @bp.route("/collections")
 def collections():
-    body = ogc.collections(deps.get_store(), role=current_role(), base=_base(), cache=_cache)
+    body = metadata.collections(deps.get_store(), role=current_role(), base=_base(), cache=_cache)
     return _html("collections", doc=body) if _wants_html() else _json(body)
 
 
 @bp.route("/collections/<name>")
 def collection(name: str):
-    body = ogc.collection(deps.get_store(), name, role=current_role(), base=_base(), cache=_cache)
+    body = metadata.collection(
+        deps.get_store(), name, role=current_role(), base=_base(), cache=_cache
+    )
     if _wants_html():
         return _html("collection", doc=body, mapped="spatial" in body.get("extent", {}))
     return _json(body)
@@ -145,7 +147,7 @@ def collection(name: str):
 
 @bp.route("/collections/<name>/queryables")
 def queryables(name: str):
-    body = ogc.queryables(name, role=current_role(), base=_base())
+    body = metadata.queryables(name, role=current_role(), base=_base())
     return (
         _html("queryables", doc=body) if _wants_html() else _json(body, "application/schema+json")
     )
@@ -154,30 +156,30 @@ def queryables(name: str):
 @bp.route("/collections/<name>/items")
 def items(name: str):
     role = current_role()
-    query = ogc.parse_items_query(name, request.args.to_dict(flat=False), role=role)
+    query = queries.parse_items_query(name, request.args.to_dict(flat=False), role=role)
     html = _wants_html()
     if html:  # the page's map is in lon/lat whatever crs says
-        query = dataclasses.replace(query, crs=ogc.CRS84)
-    page = ogc.items(deps.get_store(), name, query, role=role, base=_base(), cache=_cache)
+        query = dataclasses.replace(query, crs=metadata.CRS84)
+    page = features.items(deps.get_store(), name, query, role=role, base=_base(), cache=_cache)
     if html:
-        layer = ogc.collection(deps.get_store(), name, role=role, base=_base(), cache=_cache)
+        layer = metadata.collection(deps.get_store(), name, role=role, base=_base(), cache=_cache)
         return _html(
             "items", doc=page.as_dict(), name=name, layer=layer, mapped=LAYERS[name].is_feature
         )
-    return _json(page.geojson(), ogc.GEOJSON, **{"Content-Crs": f"<{page.crs}>"})
+    return _json(page.geojson(), metadata.GEOJSON, **{"Content-Crs": f"<{page.crs}>"})
 
 
 @bp.route("/collections/<name>/items/<feature_id>")
 def item(name: str, feature_id: str):
     role = current_role()
-    crs = ogc.parse_crs(name, request.args.to_dict(flat=False), role=role)
+    crs = queries.parse_crs(name, request.args.to_dict(flat=False), role=role)
     if _wants_html():
-        text = ogc.item(deps.get_store(), name, feature_id, role=role, base=_base())
+        text = features.item(deps.get_store(), name, feature_id, role=role, base=_base())
         return _html("item", doc=json.loads(text), name=name, mapped=LAYERS[name].is_feature)
-    text = ogc.item(deps.get_store(), name, feature_id, role=role, base=_base(), crs=crs)
-    return _json(text, ogc.GEOJSON, **{"Content-Crs": f"<{crs}>"})
+    text = features.item(deps.get_store(), name, feature_id, role=role, base=_base(), crs=crs)
+    return _json(text, metadata.GEOJSON, **{"Content-Crs": f"<{crs}>"})
 
 
 @bp.route("/<path:rest>")
 def unknown(rest: str):
-    raise ogc.CollectionNotFound(f"no resource /ogc/{rest}; start at /ogc")
+    raise errors.CollectionNotFound(f"no resource /ogc/{rest}; start at /ogc")

@@ -15,7 +15,8 @@ from planner.visibility import PlotView, plot_view
 from usecases import accounts
 from web import deps
 from web.auth import current_role, current_username, safe_next
-from web.maps import RenderedMap, build_zone_map, legend, render_map, tr_value
+from web.labels import tr_value
+from web.maps import RenderedMap, build_zone_map, legend, render_map
 from web.security import add_nonces
 
 bp = Blueprint("pages", __name__)

@@ -30,17 +30,8 @@ from planner import coordinates, parcels
 from web import api_edit, deps
 from web.auth import current_username, role_required
 from web.i18n import geoman_texts, leaflet_texts
-from web.maps import (
-    FEATURE_NOUNS,
-    LAYER_STYLES,
-    PLOT_COLOURS,
-    ROAD_WEIGHTS,
-    STATUS_STROKES,
-    format_value,
-    legend,
-    tr_label,
-    tr_value,
-)
+from web.labels import FEATURE_NOUNS, format_value, tr_label, tr_value
+from web.maps import LAYER_STYLES, PLOT_COLOURS, ROAD_WEIGHTS, STATUS_STROKES, legend
 
 bp = Blueprint("planner", __name__)
 

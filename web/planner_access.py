@@ -20,7 +20,8 @@ from usecases.access_design import TARGET_SETS, AccessDesignError, commit_design
 from web import deps
 from web.auth import api_error, api_role_required, current_username, role_required
 from web.i18n import leaflet_texts
-from web.maps import LAYER_STYLES, tr_label
+from web.labels import tr_label
+from web.maps import LAYER_STYLES
 
 bp = Blueprint("planner_access", __name__)
 

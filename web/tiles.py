@@ -24,7 +24,8 @@ from geo.tiles import MAX_ZOOM, Tile, TileCache, TileError, metres_per_pixel, ne
 from planner import visibility
 from web import deps
 from web.auth import current_role
-from web.maps import pick_pixels, popup_html
+from web.labels import popup_html
+from web.maps import pick_pixels
 
 bp = Blueprint("tiles", __name__)
 
