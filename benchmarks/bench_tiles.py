@@ -152,11 +152,39 @@ def bench_tiles(port: int, box: tuple[float, float, float, float], most: int) ->
     return out
 
 
-def embedded_map_bytes(db: str) -> int:
+#: folium's default head assets -> the app's vendored copies (a page opened from a file
+#: then needs no network); the two CSS files with no vendored copy are left out.
+LOCAL_ASSETS = {
+    "leaflet": "leaflet/leaflet.js",
+    "jquery": "jquery/jquery.min.js",
+    "bootstrap": "bootstrap/bootstrap.bundle.min.js",
+    "awesome_markers": "awesome-markers/leaflet.awesome-markers.js",
+    "leaflet_css": "leaflet/leaflet.css",
+    "bootstrap_css": "bootstrap/bootstrap.min.css",
+    "awesome_markers_font_css": "fontawesome/css/all.min.css",
+    "awesome_markers_css": "awesome-markers/leaflet.awesome-markers.css",
+}
+
+
+def embedded_map_bytes(db: str, keep: bool = False) -> Any:
     """The zone drawn as folium does by default: every feature's GeoJSON and popup in the page
-    (as the map page was built before tiles), rendered to HTML."""
+    (as the map page was built before tiles), rendered to HTML: its size, or with ``keep``
+    the HTML itself (bytes), its head pointing at the vendored assets as file URIs."""
     store = open_store(db)
     m = folium.Map(location=[43.33, 76.87], zoom_start=14, tiles=None)
+    if keep:
+        from web.vendor import VENDOR_DIR
+
+        for attr in ("default_js", "default_css"):
+            setattr(
+                m,
+                attr,
+                [
+                    (name, (VENDOR_DIR / LOCAL_ASSETS[name]).as_uri())
+                    for name, _ in getattr(m, attr)
+                    if name in LOCAL_ASSETS
+                ],
+            )
     for spec in LAYER_STYLES:
         frame = store.read(spec.name)
         if not len(frame):
@@ -173,7 +201,8 @@ def embedded_map_bytes(db: str) -> int:
             name=LAYERS[spec.name].label,
             popup=folium.GeoJsonPopup(fields=["popup"], labels=False),
         ).add_to(m)
-    return len(m.get_root().render().encode("utf-8"))
+    html = m.get_root().render().encode("utf-8")
+    return html if keep else len(html)
 
 
 def page_bytes(port: int) -> dict[str, int]:
@@ -263,6 +292,11 @@ def serve(db: str) -> tuple[Any, int]:
         except (ConnectionError, http.client.HTTPException):
             conn.close()
             time.sleep(0.5)
+    # Let the start-up build of the servicing model finish (the catalogue waits for it),
+    # so the tiles below are timed on a server that does nothing else.
+    t = time.perf_counter()
+    timed(conn, "/api/plots?limit=1")
+    print(f"  servicing warm-up done {time.perf_counter() - t:.1f} s after ready", file=sys.stderr)
     conn.close()
     return proc, port
 

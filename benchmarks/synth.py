@@ -54,8 +54,20 @@ class Grid:
     @classmethod
     def of(cls, n: int) -> Grid:
         side = math.ceil(math.sqrt(n * 1.02)) + 1
-        pitch = min(90.0, math.floor(45_000.0 / side * 10) / 10)
-        return cls(n, side, pitch, CENTRE[0] - side * pitch / 2, CENTRE[1] - side * pitch / 2)
+        while True:  # small grids grow until the cells outside the hole hold n plots
+            pitch = min(90.0, math.floor(45_000.0 / side * 10) / 10)
+            grid = cls(n, side, pitch, CENTRE[0] - side * pitch / 2, CENTRE[1] - side * pitch / 2)
+            if grid._outside_hole().sum() >= n:
+                return grid
+            side += 1 + side // 50
+
+    def _outside_hole(self) -> np.ndarray:
+        i = np.arange(self.side * self.side)
+        x = self.x0 + (i % self.side) * self.pitch
+        y = self.y0 + (i // self.side) * self.pitch
+        return ~(
+            (x + self.pitch > HOLE[0]) & (x < HOLE[2]) & (y + self.pitch > HOLE[1]) & (y < HOLE[3])
+        )
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -65,12 +77,7 @@ class Grid:
     def cells(self) -> np.ndarray:
         """The first ``n`` cell numbers outside the hole, row by row."""
         i = np.arange(self.side * self.side)
-        x = self.x0 + (i % self.side) * self.pitch
-        y = self.y0 + (i // self.side) * self.pitch
-        hole = (
-            (x + self.pitch > HOLE[0]) & (x < HOLE[2]) & (y + self.pitch > HOLE[1]) & (y < HOLE[3])
-        )
-        cells = i[~hole][: self.n]
+        cells = i[self._outside_hole()][: self.n]
         assert len(cells) == self.n, "grid too small"
         return cells
 

@@ -1,10 +1,10 @@
-"""An rtree-backed spatial index for in-memory analysis: nearest features and within-distance pairs.
+"""A spatial index for in-memory analysis: exact nearest features and within-distance pairs.
 
 The index is bulk-loaded once (per snapshot) from an array of shapely geometries
-in the working CRS.  Queries are vectorised: the rtree answers bounding-box
-candidates for all query geometries in one call (``intersection_v`` /
-``nearest_v``), and shapely refines the candidates with exact distances in one
-array operation.  Nothing loops over features in Python.
+in the working CRS.  Queries are vectorised over GEOS' STRtree: one call answers
+every query geometry with exact distances (``dwithin`` pairs, nearest neighbours
+by GEOS' branch-and-bound search), so nothing loops over features in Python and no
+bounding-box candidate list is refined afterwards.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import rtree.index
 import shapely
 from numpy.typing import ArrayLike
 
@@ -43,19 +42,8 @@ class SpatialIndex:
             else np.zeros(0, bool)
         )
         self._valid = np.flatnonzero(ok)
-        self._index: rtree.index.Index | None = None
-        if len(self._valid):
-            bounds = shapely.bounds(self.geoms[self._valid])
-            props = rtree.index.Property()
-            props.dimension = 2
-            self._index = rtree.index.Index(
-                (
-                    self._valid.astype(np.int64),
-                    np.ascontiguousarray(bounds[:, :2]),
-                    np.ascontiguousarray(bounds[:, 2:]),
-                ),
-                properties=props,
-            )
+        # STRtree numbers the items by their position in the array it is given.
+        self._tree = shapely.STRtree(self.geoms) if len(self._valid) else None
 
     def __len__(self) -> int:
         return len(self.geoms)
@@ -64,26 +52,6 @@ class SpatialIndex:
     def size(self) -> int:
         """How many (non-empty) geometries are indexed."""
         return len(self._valid)
-
-    def candidates(
-        self, geoms: ArrayLike, distance: float | np.ndarray = 0.0
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Pairs ``(query position, feature position)`` whose bounding boxes lie within
-        ``distance`` of each other (a superset of the exact answer)."""
-        q = np.asarray(geoms, dtype=object)
-        if self._index is None or len(q) == 0:
-            return np.zeros(0, np.intp), np.zeros(0, np.intp)
-        bounds = shapely.bounds(q)
-        good = np.isfinite(bounds).all(axis=1)
-        dist = np.broadcast_to(np.asarray(distance, dtype=float), (len(q),))
-        qpos = np.flatnonzero(good)
-        if len(qpos) == 0:
-            return np.zeros(0, np.intp), np.zeros(0, np.intp)
-        mins = np.ascontiguousarray(bounds[qpos, :2] - dist[qpos, None])
-        maxs = np.ascontiguousarray(bounds[qpos, 2:] + dist[qpos, None])
-        ids, counts = self._index.intersection_v(mins, maxs)
-        left = np.repeat(qpos, np.asarray(counts, dtype=np.intp))
-        return left.astype(np.intp), np.asarray(ids, dtype=np.intp)
 
     def within(
         self, geoms: ArrayLike, distance: float
@@ -99,10 +67,11 @@ class SpatialIndex:
         if distance < 0 or not np.isfinite(distance):
             raise ValueError(f"distance must be a finite number >= 0, got {distance!r}")
         q = np.asarray(geoms, dtype=object)
-        left, right = self.candidates(q, distance)
+        if self._tree is None or len(q) == 0:
+            return np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0)
+        left, right = self._tree.query(q, predicate="dwithin", distance=float(distance))
+        left, right = left.astype(np.intp), right.astype(np.intp)
         d = shapely.distance(q[left], self.geoms[right])
-        keep = d <= distance
-        left, right, d = left[keep], right[keep], d[keep]
         order = np.lexsort((right, d, left))
         return left[order], right[order], d[order]
 
@@ -128,50 +97,30 @@ class SpatialIndex:
         n = len(q)
         pos = np.full(n, -1, dtype=np.intp)
         dist = np.full(n, np.inf)
-        if n == 0 or self._index is None:
+        if n == 0 or self._tree is None:
             return pos, dist
         allowed = np.ones(len(self.geoms), bool) if mask is None else np.asarray(mask, bool)
-        if not allowed[self._valid].any():
+        subset = self._valid[allowed[self._valid]]
+        if not len(subset):
             return pos, dist
         if max_distance is not None:
             left, right, d = self.within(q, max_distance)
             keep = allowed[right]
             left, right, d = left[keep], right[keep], d[keep]
-            first = _first_of_groups(left)
-            pos[left[first]] = right[first]
-            dist[left[first]] = d[first]
-            return pos, dist
-        # Upper bound: exact distance to the bbox-nearest allowed candidates, then
-        # every feature whose bbox lies within that bound is a candidate.
-        bounds = shapely.bounds(q)
-        good = np.flatnonzero(np.isfinite(bounds).all(axis=1))
-        upper = np.full(n, np.inf)
-        k = 1
-        todo = good
-        total = int(allowed[self._valid].sum())
-        while len(todo):
-            ids, counts = self._index.nearest_v(
-                np.ascontiguousarray(bounds[todo, :2]),
-                np.ascontiguousarray(bounds[todo, 2:]),
-                num_results=k,
+        else:
+            # A tree of the allowed features only (the mask changes per scenario; the
+            # indexed set is small beside the queries), searched by GEOS.
+            tree = (
+                self._tree
+                if len(subset) == len(self._valid)
+                else shapely.STRtree(self.geoms[subset])
             )
-            left = np.repeat(todo, np.asarray(counts, dtype=np.intp))
-            right = np.asarray(ids, dtype=np.intp)
-            keep = allowed[right]
-            if keep.any():
-                d = shapely.distance(q[left[keep]], self.geoms[right[keep]])
-                np.minimum.at(upper, left[keep], d)
-            todo = todo[~np.isfinite(upper[todo])]
-            if k >= total:
-                break
-            k = min(k * 8, total)
-        left, right = self.candidates(q[good], upper[good])
-        left = good[left]
-        keep = allowed[right]
-        left, right = left[keep], right[keep]
-        d = shapely.distance(q[left], self.geoms[right])
-        order = np.lexsort((right, d, left))
-        left, right, d = left[order], right[order], d[order]
+            good = np.flatnonzero(~(shapely.is_missing(q) | shapely.is_empty(q)))
+            pairs, d = tree.query_nearest(q[good], all_matches=True, return_distance=True)
+            left = good[pairs[0]]
+            right = pairs[1] if tree is self._tree else subset[pairs[1]]
+            order = np.lexsort((right, left))  # ties (equal distances): lowest position
+            left, right, d = left[order], right[order].astype(np.intp), d[order]
         first = _first_of_groups(left)
         pos[left[first]] = right[first]
         dist[left[first]] = d[first]

@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from geo.i18n import N_
 from geo.layers import ID_MAX_LENGTH, ID_PATTERN, NOTE_MAX_LENGTH, get_layer
 from geo.layers import Field as SchemaField
 from geo.store import Invalid, NotFound, Store
@@ -125,9 +126,9 @@ ApplicationIn = create_model(
     __doc__="A new application: for a specific plot (plot_id) or any plot matching the needs.",
     **_IN_FIELDS,
 )
-ApplicationIn.model_fields[
-    "plot_id"
-].description = "Plot applied for; leave out for any plot matching the needs"
+ApplicationIn.model_fields["plot_id"].description = N_(
+    "Plot applied for; leave out for any plot matching the needs"
+)
 ApplicationIn.model_rebuild(force=True)
 
 
@@ -169,7 +170,7 @@ ApplicationFiled = create_model(
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    version: int | None = Field(None, ge=0, description="The version you saw (stale -> 409)")
+    version: int | None = Field(None, ge=0, description=N_("The version you saw (stale -> 409)"))
 
 
 class AcceptIn(_Body):
@@ -180,14 +181,14 @@ class AcceptIn(_Body):
         min_length=1,
         max_length=ID_MAX_LENGTH,
         pattern=ID_PATTERN,
-        description="Plot to reserve (default: the plot applied for)",
+        description=N_("Plot to reserve (default: the plot applied for)"),
     )
 
 
 class RejectIn(_Body):
     """A planner rejects an application with a reason the investor sees."""
 
-    reason: str = Field(..., min_length=1, max_length=MAX_REASON, description="Why, in words")
+    reason: str = Field(..., min_length=1, max_length=MAX_REASON, description=N_("Why, in words"))
 
 
 class WithdrawIn(_Body):

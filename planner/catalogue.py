@@ -101,7 +101,7 @@ SortKey = Literal[SORT_VALUES]  # type: ignore[valid-type]
 _LON = r"-?(?:180(?:\.0+)?|(?:1[0-7]\d|[1-9]?\d)(?:\.\d+)?)"  # -180..180
 _LAT = r"-?(?:90(?:\.0+)?|[1-8]?\d(?:\.\d+)?)"  # -90..90
 BBOX_PATTERN = rf"^{_LON},{_LAT},{_LON},{_LAT}$"
-BBOX_TEXT = (
+BBOX_TEXT = N_(
     "minLon,minLat,maxLon,maxLat in WGS84: longitudes -180..180, latitudes -90..90, "
     "minLon <= maxLon and minLat <= maxLat (else 400)"
 )
@@ -142,7 +142,7 @@ Statuses = Annotated[
             "type": "string",
             "pattern": rf"^({'|'.join(PLOT_STATUSES)})"
             rf"(,({'|'.join(PLOT_STATUSES)}))*$",
-            "description": "comma list of plot statuses",
+            "description": N_("comma list of plot statuses"),
         }
     ),
 ]
@@ -203,30 +203,38 @@ class PlotFilters(QueryParams):
     """
 
     min_area: float | None = Field(
-        None, ge=0, description="Minimum plot area, ha (inclusive); not above max_area (else 400)"
+        None,
+        ge=0,
+        description=N_("Minimum plot area, ha (inclusive); not above max_area (else 400)"),
     )
     max_area: float | None = Field(
-        None, ge=0, description="Maximum plot area, ha (inclusive); not below min_area (else 400)"
+        None,
+        ge=0,
+        description=N_("Maximum plot area, ha (inclusive); not below min_area (else 400)"),
     )
-    sector: Sector | None = Field(None, description="Only plots that allow this sector")
-    rail: bool | None = Field(None, description="Rail access available (true) or not (false)")
-    min_power: float | None = Field(None, ge=0, description="Power headroom at least this, kW")
-    min_water: float | None = Field(None, ge=0, description="Water headroom at least this, m³/day")
-    ready_by: IsoDate | None = Field(None, description="Fully serviced on or before this date")
+    sector: Sector | None = Field(None, description=N_("Only plots that allow this sector"))
+    rail: bool | None = Field(None, description=N_("Rail access available (true) or not (false)"))
+    min_power: float | None = Field(None, ge=0, description=N_("Power headroom at least this, kW"))
+    min_water: float | None = Field(
+        None, ge=0, description=N_("Water headroom at least this, m³/day")
+    )
+    ready_by: IsoDate | None = Field(None, description=N_("Fully serviced on or before this date"))
     as_of: IsoDate | None = Field(
         None,
-        description="Answer servicing as of this date, assuming "
-        "due repairs are done (default: infrastructure as recorded)",
+        description=N_(
+            "Answer servicing as of this date, assuming "
+            "due repairs are done (default: infrastructure as recorded)"
+        ),
     )
     status: Statuses = Field(
         PUBLIC_PLOT_STATUS,
         validate_default=True,
-        description="Plot statuses (default: available); 'candidate' for planners only",
+        description=N_("Plot statuses (default: available); 'candidate' for planners only"),
     )
     bbox: Bbox = Field(None, description=BBOX_TEXT)
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Page size (1..10000)")
-    offset: int = Field(0, ge=0, le=10_000_000, description="Features to skip")
-    sort: SortKey = Field("plot_id", description="Sort key; a leading '-' sorts descending")
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=N_("Page size (1..10000)"))
+    offset: int = Field(0, ge=0, le=10_000_000, description=N_("Features to skip"))
+    sort: SortKey = Field("plot_id", description=N_("Sort key; a leading '-' sorts descending"))
 
     @field_validator("status", mode="after")
     @classmethod
@@ -286,14 +294,16 @@ class LayerQuery(QueryParams):
     """Paging and bbox for ``GET /api/layers/<name>`` and layer exports."""
 
     bbox: Bbox = Field(None, description=BBOX_TEXT)
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=10_000, description="Page size (1..10000)")
-    offset: int = Field(0, ge=0, le=10_000_000, description="Features to skip")
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=10_000, description=N_("Page size (1..10000)"))
+    offset: int = Field(0, ge=0, le=10_000_000, description=N_("Features to skip"))
     decimals: int = Field(
         WEB_DECIMALS,
         ge=5,
         le=9,
-        description="Decimals of the WGS84 coordinates: 6 (about 0.1 m) by default, 9 "
-        "(0.1 mm) for editors that snap to the outlines",
+        description=N_(
+            "Decimals of the WGS84 coordinates: 6 (about 0.1 m) by default, 9 "
+            "(0.1 mm) for editors that snap to the outlines"
+        ),
     )
 
 

@@ -97,6 +97,65 @@ def test_a_parcel_drawn_near_a_plot_snaps_onto_its_corners(planner_page, store):
     assert page.zp_errors == [], page.zp_errors[:3]
 
 
+def test_drawing_zoomed_out_asks_to_zoom_in_then_snaps(planner_page, store):
+    page = planner_page
+    room = free_square(store.snapshot(), half_m=95)
+    cx, cy = room.centroid.x, room.centroid.y
+    west = shapely.box(cx - 90, cy - 30, cx - 20, cy + 30)
+    open_workspace(page, page.zp_base)
+    pid = create_plot(page, west)
+    # zoomed out the plots are tiles only: nothing to snap to, so no drawing yet
+    view(page, (cx, cy), 12)
+    page.wait_for_selector("#zp-planner[data-plots=tiles]")
+    page.click(".leaflet-pm-icon-polygon")
+    message = page.locator("#zp-pl-message")
+    message.filter(has_text="Zoom in to draw a parcel").wait_for()
+    assert "snap to the plots' outlines" in message.inner_text()
+    assert not page.evaluate("() => zpPlanner.map.pm.globalDrawModeEnabled()")
+    shot(page, "0-zoom-to-draw")
+    # one click zooms in; once the outlines are there the same tool is on
+    message.get_by_role("button", name="Zoom in").click()
+    page.wait_for_function("() => zpPlanner.map.pm.globalDrawModeEnabled()")
+    assert page.evaluate("() => zpPlanner.map.getZoom()") >= 14
+    assert page.get_attribute("#zp-planner", "data-plots") == "outlines"
+    assert page.evaluate("(id) => !!zpPlanner.index.plots[id]", pid)
+    # the first corner, clicked 4 px (about 30 m at zoom 14) off the plot's north-east
+    # corner, lands on it
+    corner, east, south_east = pixels(
+        page, [(cx - 20, cy + 30), (cx + 150, cy + 30), (cx + 150, cy - 100)]
+    )
+    for x, y in [(corner[0] + 3, corner[1] - 3), east, south_east]:
+        page.mouse.move(x - 4, y - 4)
+        page.mouse.move(x, y)
+        page.mouse.click(x, y)
+        page.wait_for_timeout(80)
+    # zoomed out in the middle of the drawing, the outlines stay until it ends
+    view(page, (cx, cy), 12)
+    page.wait_for_selector("#zp-planner[data-plots=tiles]")
+    assert page.evaluate("(id) => !!zpPlanner.index.plots[id]", pid)
+    page.locator(".button-container.active .action-cancel").click()
+    page.wait_for_function("(id) => !zpPlanner.index.plots[id]", arg=pid)
+    view(page, (cx, cy), 14)
+    page.wait_for_selector("#zp-planner[data-plots=outlines]")
+    page.click(".leaflet-pm-icon-polygon")
+    for x, y in [(corner[0] + 3, corner[1] - 3), east, south_east]:
+        page.mouse.move(x - 4, y - 4)
+        page.mouse.move(x, y)
+        page.mouse.click(x, y)
+        page.wait_for_timeout(80)
+    page.mouse.click(corner[0] + 3, corner[1] - 3)
+    page.locator("#zp-pl-verdict").wait_for()
+    first = page.evaluate(
+        "() => { const p = zpPlanner.draft().getLatLngs()[0]; "
+        "return p.map(ll => [ll.lng, ll.lat]); }"
+    )
+    stored = corners_of(store.get("plots", pid)["geometry"])
+    lon, lat = transformer(WORKING_EPSG, WGS84_EPSG).transform(*stored.T)
+    gaps = [min(np.hypot(lon - a, lat - b)) for a, b in first]
+    assert min(gaps) < 1e-8, gaps  # a stored corner exactly (degrees), not 30 m off
+    assert page.zp_errors == [], page.zp_errors[:3]
+
+
 # --------------------------------------------------------------------------- typed corners
 def type_corners(page, crs: str, text: str) -> None:
     page.select_option("#zp-pl-coords-crs", crs)
@@ -104,11 +163,6 @@ def type_corners(page, crs: str, text: str) -> None:
     page.click("#zp-pl-coords-apply")
 
 
-@pytest.mark.xfail(
-    reason="known defect since the wave-2 merges: the outline corrected by typed corners is "
-    "sometimes saved unchanged (passes alone on some runs, fails on others; issue #18 note)",
-    strict=False,
-)
 def test_parcels_from_typed_corners_in_utm_and_wgs84(planner_page, store):
     page = planner_page
     base = page.zp_base
@@ -151,7 +205,23 @@ def test_parcels_from_typed_corners_in_utm_and_wgs84(planner_page, store):
     lines = page.input_value("#zp-pl-coords-text").splitlines()
     assert len(lines) == 4 and f"{x1:.2f} {y1:.2f}" in lines
     lines[lines.index(f"{x1:.2f} {y1:.2f}")] = f"{x1 + 10:.2f} {y1:.2f}"
-    type_corners(page, "EPSG:32643", "\n".join(lines))
+    # the planner opens the form again and types before the plot's corners arrive: their
+    # late answer must not overwrite what was typed (it did: the outline was saved unchanged)
+    page.click("#zp-pl-coords-close")
+    held = []
+    page.route("**/api/coordinates/text", lambda route: held.append(route))
+    page.click("#zp-pl-edit-coords")
+    page.wait_for_function("() => !document.querySelector('#zp-pl-coords').hidden")
+    while not held:
+        page.wait_for_timeout(50)
+    page.fill("#zp-pl-coords-text", "\n".join(lines))
+    with page.expect_response("**/api/coordinates/text") as late:
+        held.pop().continue_()
+    late.value.finished()
+    page.wait_for_timeout(300)  # the page has read the late answer
+    page.unroute("**/api/coordinates/text")
+    assert page.input_value("#zp-pl-coords-text") == "\n".join(lines)
+    page.click("#zp-pl-coords-apply")
     page.locator("#zp-pl-edit-area").wait_for()
     page.click("#zp-pl-save-outline")
     page.locator("#zp-pl-message").filter(has_text=f"Outline of {utm_id} saved").wait_for()
@@ -263,6 +333,8 @@ def test_drawing_controls_speak_russian(planner_page):
     assert page.get_attribute(".leaflet-control-zoom-in", "title") == "Приблизить"
     assert page.get_attribute(".leaflet-control-layers-toggle", "title") == "Слои"
     assert page.inner_text(".leaflet-control-scale-line").split()[-1] in ("м", "км")
+    page.evaluate("() => zpPlanner.map.setZoom(15, {animate: false})")  # drawing zoom
+    page.wait_for_selector("#zp-planner[data-plots=outlines]")
     page.click(".leaflet-pm-icon-polygon")
     box = page.locator("#zp-planner-map").bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)

@@ -171,3 +171,44 @@ def test_api_docs_speak_the_readers_language(client):
     assert "Построить контур по введённым вершинам" in page and "<h2>планирование</h2>" in page
     page = client.get("/api/docs", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "Read typed corners into an outline" in page and "<h2>planning</h2>" in page
+
+
+#: /api/docs texts written in planner/search.py, whose owner marks them (not this module's)
+UNMARKED_ELSEWHERE = {
+    "Plots to return (1..50)",
+    "Text to find (case-insensitive, anywhere in the field): a plot id or cadastral number; "
+    "planners also find plots by resident",
+}
+
+
+def test_every_text_of_the_api_docs_is_marked_for_translation(app):
+    """Each group, summary, description and parameter text /api/docs shows is extracted into
+    the catalogues (N_), so a Russian or Kazakh reader gets it translated."""
+    from test_web_i18n import _extracted
+
+    from web.openapi import listing
+
+    marked = _extracted("web") | _extracted("planner") | _extracted("usecases")
+    with app.test_request_context():
+        groups = listing()
+    shown = {g["tag"] for g in groups}
+    for group in groups:
+        for ep in group["endpoints"]:
+            shown |= {ep["summary"], ep["description"]}
+            shown |= {p["description"] for p in ep["params"] + ep["body"]}
+    unmarked = sorted(shown - marked - UNMARKED_ELSEWHERE - {""})
+    assert not unmarked, f"{len(unmarked)} texts of /api/docs not marked: {unmarked[:5]}"
+
+
+@pytest.mark.parametrize(
+    ("lang", "texts"),
+    [
+        ("ru", ["<h2>распределение</h2>", "Запустить распределение", "Размер страницы (1..10000)"]),
+        ("kk", ["<h2>бөлу</h2>", "Бөлуді іске қосу", "Бет өлшемі (1..10000)"]),
+    ],
+)
+def test_api_docs_operations_and_parameters_in_the_readers_language(client, lang, texts):
+    page = client.get("/api/docs", headers={"Accept-Language": lang}).get_data(as_text=True)
+    for text in texts:
+        assert text in page, text
+    assert "Start an allocation run" not in page and "Page size (1..10000)" not in page

@@ -156,3 +156,15 @@ def test_spatial_index_nearest_and_within():
     assert empty.nearest(q)[0].tolist() == [-1] * 4
     with pytest.raises(ValueError):
         ix.within(q, -1)
+
+
+def test_spatial_index_ties_go_to_the_lowest_position_and_missing_queries_find_nothing():
+    lines = shapely.linestrings([[(0, 5), (10, 5)], [(0, 0), (10, 0)], [(0, 5), (10, 5)]])
+    ix = SpatialIndex(np.array([None, *lines], dtype=object))
+    q = np.array([shapely.Point(5, 2.5), None, shapely.Point(5, 6)], dtype=object)
+    pos, dist = ix.nearest(q)
+    assert pos.tolist() == [1, -1, 1] and dist.tolist() == [2.5, np.inf, 1.0]
+    pos, _ = ix.nearest(q, mask=np.array([True, False, True, True]))
+    assert pos.tolist() == [2, -1, 3]
+    pos, _ = ix.nearest(q, max_distance=2.5)
+    assert pos.tolist() == [1, -1, 1]

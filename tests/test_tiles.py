@@ -470,3 +470,18 @@ def test_postgis_cuts_the_features_the_generic_encoder_cuts(
         ).values()
     }
     assert ("candidate" in statuses) is (role == "planner")
+
+
+def test_revisions_read_at_once_equal_each_layers_own(sample_location):
+    from geo.store import open_store
+
+    store = open_store(sample_location)
+    names = ["plots", "roads", "substations", "zone"]
+    assert store.revisions(names) == {name: store.revision([name]) for name in names}
+    before = store.revisions(names)
+    sub = store.read("substations", limit=1).iloc[0]
+    with store.transaction() as tx:
+        tx.update("substations", str(sub["asset_id"]), {"note": "revisions test"})
+    after = store.revisions(names)
+    assert after == {name: store.revision([name]) for name in names}
+    assert [n for n in names if after[n] != before[n]] == ["substations"]

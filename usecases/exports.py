@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 
 from geo import io as geo_io
 from geo.crs import export_epsg_codes, parse_epsg
+from geo.i18n import N_
 from geo.layers import LAYERS
 from geo.store import NotFound, Store
 from planner import catalogue as cat
@@ -76,8 +77,10 @@ def _offered_crs(value: str | None) -> str | None:
 CRS_FIELD = Field(
     None,
     json_schema_extra=_crs_choices,
-    description="Output CRS as EPSG:<code>, one of those in use around the zone "
-    "(default: UTM 43N, GeoJSON WGS84)",
+    description=N_(
+        "Output CRS as EPSG:<code>, one of those in use around the zone "
+        "(default: UTM 43N, GeoJSON WGS84)"
+    ),
 )
 
 
@@ -102,7 +105,9 @@ class ExportQuery(PlotFilters):
         "your role sees); 'candidate' for "
         "planners only",
     )
-    limit: int = Field(MAX_EXPORT_IDS, ge=1, le=MAX_EXPORT_IDS, description="Most plots exported")
+    limit: int = Field(
+        MAX_EXPORT_IDS, ge=1, le=MAX_EXPORT_IDS, description=N_("Most plots exported")
+    )
     crs: str | None = CRS_FIELD
 
     @field_validator("status", mode="after")

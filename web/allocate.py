@@ -19,6 +19,7 @@ from planner.allocation_tables import PENDING
 from usecases.allocation import DEFAULT_TIME_LIMIT_S, MAX_TIME_LIMIT_S
 from web import deps
 from web.auth import role_required
+from web.i18n import leaflet_texts
 from web.labels import tr_label
 from web.maps import LAYER_STYLES, PLOT_COLOURS, STATUS_STROKES
 
@@ -159,6 +160,7 @@ def _config() -> dict[str, Any]:
         ],
         "objectives": objectives(),
         "text": _strings(),
+        "leaflet": leaflet_texts(_),
     }
 
 

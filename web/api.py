@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from geo import io as geo_io
+from geo.i18n import N_
 from geo.layers import ID_MAX_LENGTH, LAYERS
 from geo.store import Conflict, Invalid, NotFound, StoreError
 from geo.validate import ValidationError
@@ -94,8 +95,10 @@ class AsOfQuery(_Query):
 
     as_of: IsoDate | None = Field(
         None,
-        description="Answer servicing as of this date, assuming "
-        "due repairs are done (default: infrastructure as recorded)",
+        description=N_(
+            "Answer servicing as of this date, assuming "
+            "due repairs are done (default: infrastructure as recorded)"
+        ),
     )
 
 

@@ -13,6 +13,7 @@ from flask import request, url_for
 from flask_babel import gettext
 from pydantic import BaseModel, ConfigDict, Field
 
+from geo.i18n import N_
 from geo.layers import ID_MAX_LENGTH
 from geo.store import Conflict, NotFound
 from planner.allocation import OBJECTIVES
@@ -35,25 +36,29 @@ class AllocationIn(BaseModel):
 
     objective: Literal[OBJECTIVES] = Field(  # type: ignore[valid-type]
         "weighted",
-        description="investment (tenge placed), jobs, count (applications placed) or "
-        "weighted (a 0-1 score per placed application: 35% investment, 25% jobs, 10% each "
-        "priority, area fit, distance to a gate and the plot applied for)",
+        description=N_(
+            "investment (tenge placed), jobs, count (applications placed) or "
+            "weighted (a 0-1 score per placed application: investment 35%, jobs 25%, "
+            "priority 10%, area fit 10%, distance to a gate 10%, the plot applied for 10%)"
+        ),
     )
     time_limit: float = Field(
         allocation.DEFAULT_TIME_LIMIT_S,
         gt=0,
         le=allocation.MAX_TIME_LIMIT_S,
-        description="Seconds the solver may take",
+        description=N_("Seconds the solver may take"),
     )
     app_ids: list[str] | None = Field(
         None,
         max_length=allocation.MAX_APPLICATIONS,
-        description="Applications to allocate (default: every pending one)",
+        description=N_("Applications to allocate (default: every pending one)"),
     )
     area: str | None = Field(
         None,
         max_length=ID_MAX_LENGTH,
-        description="Only the available plots of this expansion area (default: every available plot)",
+        description=N_(
+            "Only the available plots of this expansion area (default: every available plot)"
+        ),
     )
 
 
@@ -128,7 +133,7 @@ class AcceptIn(BaseModel):
     app_ids: list[str] | None = Field(
         None,
         max_length=allocation.MAX_APPLICATIONS,
-        description="Applications of the proposal to accept (default: all of them)",
+        description=N_("Applications of the proposal to accept (default: all of them)"),
     )
 
 
@@ -153,9 +158,11 @@ IMPORT_FORM = {
         "file": {
             "type": "string",
             "format": "binary",
-            "description": "UTF-8 CSV with a header: app_id, project, min_ha, max_ha, sector, "
-            "rail_need, power_kw, invest, jobs; optional company, investor, plot_id, "
-            "water_m3d, hazard, priority",
+            "description": N_(
+                "UTF-8 CSV with a header: app_id, project, min_ha, max_ha, sector, "
+                "rail_need, power_kw, invest, jobs; optional company, investor, plot_id, "
+                "water_m3d, hazard, priority"
+            ),
         }
     },
 }
@@ -216,7 +223,7 @@ def _dump(body: dict[str, Any]) -> str:
 @endpoint(
     "post",
     "/allocations",
-    summary="Start an allocation run",
+    summary=N_("Start an allocation run"),
     tag="allocation",
     body=AllocationIn,
     body_required=False,
@@ -224,10 +231,12 @@ def _dump(body: dict[str, Any]) -> str:
     status=202,
     roles=("planner",),
     errors=(409,),
-    description="Queues the optimiser on the shared job runner: the chosen pending "
-    "applications (default all) on the available plots (default all, or one expansion "
-    "area's), servicing and headroom as recorded today. One allocation per store at a "
-    "time: a second start while one runs is 409.",
+    description=N_(
+        "Queues the optimiser on the shared job runner: the chosen pending "
+        "applications (default all) on the available plots (default all, or one expansion "
+        "area's), servicing and headroom as recorded today. One allocation per store at a "
+        "time: a second start while one runs is 409."
+    ),
 )
 def start_allocation(body: AllocationIn):
     store = deps.get_store()
@@ -266,12 +275,14 @@ def start_allocation(body: AllocationIn):
 @endpoint(
     "get",
     "/allocations",
-    summary="Recent allocation runs",
+    summary=N_("Recent allocation runs"),
     tag="allocation",
     response=AllocationList,
     roles=("planner",),
-    description="Newest first, with each run's state and parameters; open one's "
-    "proposal with /allocations/{job_id}/result.",
+    description=N_(
+        "Newest first, with each run's state and parameters; open one's "
+        "proposal with /allocations/{job_id}/result."
+    ),
 )
 def list_allocations():
     runs = deps.get_jobs().list(kind=allocation.JOB_KIND, limit=20)
@@ -281,15 +292,17 @@ def list_allocations():
 @endpoint(
     "get",
     "/allocations/{job_id}",
-    summary="Poll an allocation run",
+    summary=N_("Poll an allocation run"),
     tag="allocation",
     response=JobOut,
     roles=("planner",),
     path_params=JOB_ID,
     errors=(404,),
-    description="State and progress; while it runs `result` holds the best value so far "
-    "(`objective`), the proven `bound` and the `gap`; once done the summary and the "
-    "comparison with first come, first served.",
+    description=N_(
+        "State and progress; while it runs `result` holds the best value so far "
+        "(`objective`), the proven `bound` and the `gap`; once done the summary and the "
+        "comparison with first come, first served."
+    ),
 )
 def get_allocation(job_id: str):
     return _status(_job(job_id))
@@ -298,15 +311,17 @@ def get_allocation(job_id: str):
 @endpoint(
     "get",
     "/allocations/{job_id}/result",
-    summary="The proposal of a finished run",
+    summary=N_("The proposal of a finished run"),
     tag="allocation",
     response=AllocationOut,
     roles=("planner",),
     path_params=JOB_ID,
     errors=(404, 409),
-    description="Each proposed plot with its application, the comparison with first come, "
-    "first served, the proven gap, and every application left out with its reason; each "
-    "application's status now (`status_now`). 409 while the run has not finished.",
+    description=N_(
+        "Each proposed plot with its application, the comparison with first come, "
+        "first served, the proven gap, and every application left out with its reason; each "
+        "application's status now (`status_now`). 409 while the run has not finished."
+    ),
 )
 def get_allocation_result(job_id: str):
     job = _finished(job_id)
@@ -317,7 +332,7 @@ def get_allocation_result(job_id: str):
 @endpoint(
     "post",
     "/allocations/{job_id}/accept",
-    summary="Accept a run's proposal, or some of it",
+    summary=N_("Accept a run's proposal, or some of it"),
     tag="allocation",
     body=AcceptIn,
     body_required=False,
@@ -325,11 +340,13 @@ def get_allocation_result(job_id: str):
     roles=("planner",),
     path_params=JOB_ID,
     errors=(404, 409),
-    description="One transaction, each pair checked as a single accept is (application "
-    "pending, plot available, every reservation rule, headroom shared by the selection). "
-    "When the store changed since the run, 409 lists each pair that can no longer be "
-    "accepted in `stale` and nothing is reserved; another planner accepting an "
-    "overlapping selection at the same time gets the same 409.",
+    description=N_(
+        "One transaction, each pair checked as a single accept is (application "
+        "pending, plot available, every reservation rule, headroom shared by the selection). "
+        "When the store changed since the run, 409 lists each pair that can no longer be "
+        "accepted in `stale` and nothing is reserved; another planner accepting an "
+        "overlapping selection at the same time gets the same 409."
+    ),
 )
 def accept_allocation(job_id: str, body: AcceptIn):
     job = _finished(job_id)
@@ -347,14 +364,16 @@ def accept_allocation(job_id: str, body: AcceptIn):
 @endpoint(
     "post",
     "/allocations/{job_id}/cancel",
-    summary="Cancel an allocation run",
+    summary=N_("Cancel an allocation run"),
     tag="allocation",
     response=JobOut,
     roles=("planner",),
     path_params=JOB_ID,
     errors=(404,),
-    description="A queued run is cancelled at once; a running one stops within half a "
-    "second of the solver's next report. Ended runs are left as they are.",
+    description=N_(
+        "A queued run is cancelled at once; a running one stops within half a "
+        "second of the solver's next report. Ended runs are left as they are."
+    ),
 )
 def cancel_allocation(job_id: str):
     _job(job_id)
@@ -364,19 +383,21 @@ def cancel_allocation(job_id: str):
 @endpoint(
     "post",
     "/applications/import",
-    summary="Import applications from a CSV file",
+    summary=N_("Import applications from a CSV file"),
     tag="applications",
     form=IMPORT_FORM,
     response=ImportedOut,
     status=201,
     roles=("planner",),
     errors=(413, 422),
-    description="The same checks as `zoneplan allocate --applications` and `zoneplan "
-    "applications import`, and those of the store (new ids, a known investor, the plot "
-    "applied for available, of the right area and zoned for the sector). Every bad row "
-    "is reported in `problems` (`index` = its line in the file, the header being line 1); "
-    "nothing is stored unless every row passes. "
-    "The applications join the pending list (submitted).",
+    description=N_(
+        "The same checks as `zoneplan allocate --applications` and `zoneplan "
+        "applications import`, and those of the store (new ids, a known investor, the plot "
+        "applied for available, of the right area and zoned for the sector). Every bad row "
+        "is reported in `problems` (`index` = its line in the file, the header being line 1); "
+        "nothing is stored unless every row passes. "
+        "The applications join the pending list (submitted)."
+    ),
 )
 def import_applications():
     check_upload_size()

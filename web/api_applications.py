@@ -7,6 +7,7 @@ from typing import Literal
 from flask_babel import gettext
 from pydantic import BaseModel, Field
 
+from geo.i18n import N_
 from geo.layers import APPLICATION_STATUSES, ID_MAX_LENGTH
 from geo.validate import Problem as SchemaProblem
 from planner import applications as apps
@@ -22,7 +23,7 @@ class ApplicationsQuery(_Query):
     """Filter applications by status."""
 
     status: Literal[APPLICATION_STATUSES] | None = Field(  # type: ignore[valid-type]
-        None, description="Only applications in this state"
+        None, description=N_("Only applications in this state")
     )
 
 
@@ -49,18 +50,20 @@ def _refused(err: usecase.Refused):
 @endpoint(
     "post",
     "/applications",
-    summary="Apply for a plot, or for any plot matching your needs",
+    summary=N_("Apply for a plot, or for any plot matching your needs"),
     tag="applications",
     body=apps.ApplicationIn,
     response=apps.ApplicationFiled,
     status=201,
     roles=("investor",),
     errors=(409,),
-    description="A plot applied for must be available, of an area within the range and "
-    "zoned for the sector (else 422). The other reservation rules (rail, "
-    "hazard class, power and water connection and headroom today) come "
-    "back as `warnings`: the application is filed, and a planner's accept "
-    "is refused (409) while they hold.",
+    description=N_(
+        "A plot applied for must be available, of an area within the range and "
+        "zoned for the sector (else 422). The other reservation rules (rail, "
+        "hazard class, power and water connection and headroom today) come "
+        "back as `warnings`: the application is filed, and a planner's accept "
+        "is refused (409) while they hold."
+    ),
 )
 def create_application(body: BaseModel):
     filed = usecase.apply(
@@ -76,7 +79,7 @@ def create_application(body: BaseModel):
 @endpoint(
     "get",
     "/applications",
-    summary="Your applications (planners: all)",
+    summary=N_("Your applications (planners: all)"),
     tag="applications",
     query=ApplicationsQuery,
     response=ApplicationList,
@@ -93,7 +96,7 @@ def list_applications(query: ApplicationsQuery):
 @endpoint(
     "get",
     "/applications/{app_id}",
-    summary="One application",
+    summary=N_("One application"),
     tag="applications",
     response=apps.ApplicationOut,
     roles=("investor", "planner"),
@@ -108,7 +111,7 @@ def get_application(app_id: str):
 @endpoint(
     "post",
     "/applications/{app_id}/withdraw",
-    summary="Withdraw your application",
+    summary=N_("Withdraw your application"),
     tag="applications",
     body=apps.WithdrawIn,
     body_required=False,
@@ -116,8 +119,10 @@ def get_application(app_id: str):
     roles=("investor",),
     path_params=APP_ID,
     errors=(409,),
-    description="A submitted or accepted application; an accepted one gives its plot "
-    "back (available again, its capacity free).",
+    description=N_(
+        "A submitted or accepted application; an accepted one gives its plot "
+        "back (available again, its capacity free)."
+    ),
 )
 def withdraw_application(app_id: str, body: apps.WithdrawIn):
     return usecase.withdraw(
@@ -132,7 +137,7 @@ def withdraw_application(app_id: str, body: apps.WithdrawIn):
 @endpoint(
     "post",
     "/applications/{app_id}/accept",
-    summary="Accept a submitted application and reserve the plot",
+    summary=N_("Accept a submitted application and reserve the plot"),
     tag="applications",
     body=apps.AcceptIn,
     body_required=False,
@@ -140,13 +145,15 @@ def withdraw_application(app_id: str, body: apps.WithdrawIn):
     roles=("planner",),
     path_params=APP_ID,
     errors=(409,),
-    description="Checked in the transaction that reserves the plot: area within the "
-    "range, sector allowed, rail if needed, hazard class, and power and "
-    "water headroom of the plot's substation and main as recorded today. "
-    "A broken rule is 409 naming each one in `problems` (`field` = the "
-    "rule) and nothing is written. The plot then carries the "
-    "application's demand and identity, so other plots on the same "
-    "substation show less headroom at once.",
+    description=N_(
+        "Checked in the transaction that reserves the plot: area within the "
+        "range, sector allowed, rail if needed, hazard class, and power and "
+        "water headroom of the plot's substation and main as recorded today. "
+        "A broken rule is 409 naming each one in `problems` (`field` = the "
+        "rule) and nothing is written. The plot then carries the "
+        "application's demand and identity, so other plots on the same "
+        "substation show less headroom at once."
+    ),
 )
 def accept_application(app_id: str, body: apps.AcceptIn):
     return usecase.accept(
@@ -163,16 +170,18 @@ def accept_application(app_id: str, body: apps.AcceptIn):
 @endpoint(
     "post",
     "/applications/{app_id}/reject",
-    summary="Reject an application",
+    summary=N_("Reject an application"),
     tag="applications",
     body=apps.RejectIn,
     response=apps.ApplicationOut,
     roles=("planner",),
     path_params=APP_ID,
     errors=(409,),
-    description="A submitted or accepted application, with a reason the investor "
-    "sees; an accepted one gives its plot back (available again, its "
-    "capacity free).",
+    description=N_(
+        "A submitted or accepted application, with a reason the investor "
+        "sees; an accepted one gives its plot back (available again, its "
+        "capacity free)."
+    ),
 )
 def reject_application(app_id: str, body: apps.RejectIn):
     return usecase.reject(

@@ -23,24 +23,26 @@ System = Literal[tuple(coordinates.SYSTEMS)]  # type: ignore[valid-type]
 class CornersIn(_In):
     """Corners typed by a planner, one ``x y`` pair a line."""
 
-    text: str = Field(max_length=100_000, description="One corner a line: two numbers")
+    text: str = Field(max_length=100_000, description=N_("One corner a line: two numbers"))
     crs: System = Field(  # type: ignore[valid-type]
-        description="EPSG:4326 (longitude latitude, degrees) or EPSG:32643 (easting northing, m)"
+        description=N_(
+            "EPSG:4326 (longitude latitude, degrees) or EPSG:32643 (easting northing, m)"
+        )
     )
 
 
 class CornersOut(BaseModel):
     """The typed corners as a WGS84 GeoJSON Polygon."""
 
-    geometry: dict = Field(description="GeoJSON Polygon, WGS84")
+    geometry: dict = Field(description=N_("GeoJSON Polygon, WGS84"))
     corners: int = Field(description="How many corners were read")
 
 
 class OutlineIn(_In):
     """An outline whose corners to write out."""
 
-    geometry: PolygonJSON = Field(description="GeoJSON Polygon, WGS84")
-    crs: System = Field(description="The system to write the corners in")  # type: ignore[valid-type]
+    geometry: PolygonJSON = Field(description=N_("GeoJSON Polygon, WGS84"))
+    crs: System = Field(description=N_("The system to write the corners in"))  # type: ignore[valid-type]
 
 
 class OutlineText(BaseModel):
@@ -57,9 +59,11 @@ class OutlineText(BaseModel):
     body=CornersIn,
     response=CornersOut,
     roles=("planner",),
-    description="Nothing is stored. 422 names each line that is not two numbers, or whose "
-    "numbers are not coordinates of the chosen system (latitude first, or degrees "
-    "given as metres, are named as such).",
+    description=N_(
+        "Nothing is stored. 422 names each line that is not two numbers, or whose "
+        "numbers are not coordinates of the chosen system (latitude first, or degrees "
+        "given as metres, are named as such)."
+    ),
 )
 def read_corners(body: CornersIn):
     try:

@@ -105,7 +105,7 @@ class PlotAttributes(_In):
     sectors: str | None = Field(
         None,
         max_length=TEXT,
-        description=f"Allowed sectors: '*' (any) or a comma list of {', '.join(SECTORS)}",
+        description=N_("Allowed sectors: '*' (any) or a comma list of the codes `sector` takes"),
     )
     hazard_ok: int | None = Field(None, ge=1, le=5, description="Highest hazard class allowed")
     power_kw: float | None = Field(None, ge=0, description="Power demand, kW")
@@ -142,9 +142,9 @@ class PlotIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    type: Literal["Feature"] = Field(description="Always 'Feature'")
-    geometry: PolygonJSON = Field(description="The parcel outline")
-    properties: PlotAttributes | None = Field(None, description="Attributes to set")
+    type: Literal["Feature"] = Field(description=N_("Always 'Feature'"))
+    geometry: PolygonJSON = Field(description=N_("The parcel outline"))
+    properties: PlotAttributes | None = Field(None, description=N_("Attributes to set"))
 
 
 class PlotPatch(PlotAttributes):
@@ -152,13 +152,14 @@ class PlotPatch(PlotAttributes):
     the lifecycle (candidate → available → reserved → allocated → occupied, and back where
     allowed) and attributes. Send only what changes, with the version you saw."""
 
-    version: int = Field(..., ge=1, description="The version you saw (stale -> 409)")
-    geometry: PolygonJSON | None = Field(None, description="New outline")
-    status: Literal[PLOT_STATUSES] | None = Field(None, description="New status")  # type: ignore[valid-type]
+    version: int = Field(..., ge=1, description=N_("The version you saw (stale -> 409)"))
+    geometry: PolygonJSON | None = Field(None, description=N_("New outline"))
+    status: Literal[PLOT_STATUSES] | None = Field(None, description=N_("New status"))  # type: ignore[valid-type]
     confirm: bool = Field(
         False,
-        description="Publish (status available) although the plot has "
-        "no road or no water main within reach",
+        description=N_(
+            "Publish (status available) although the plot has no road or no water main within reach"
+        ),
     )
 
 
@@ -167,29 +168,29 @@ class AssetPatch(_In):
 
     When the status changes and ``since`` is not sent, ``since`` becomes today."""
 
-    version: int = Field(..., ge=1, description="The version you saw (stale -> 409)")
-    status: Literal[ASSET_STATUSES] | None = Field(None, description="New status")  # type: ignore[valid-type]
-    since: IsoDate | None = Field(None, description="Status since (YYYY-MM-DD)")
+    version: int = Field(..., ge=1, description=N_("The version you saw (stale -> 409)"))
+    status: Literal[ASSET_STATUSES] | None = Field(None, description=N_("New status"))  # type: ignore[valid-type]
+    since: IsoDate | None = Field(None, description=N_("Status since (YYYY-MM-DD)"))
     due: IsoDate | None = Field(
-        None, description="Due to be operational (YYYY-MM-DD); null clears it"
+        None, description=N_("Due to be operational (YYYY-MM-DD); null clears it")
     )
-    note: str | None = Field(None, max_length=NOTE, description="Note; null clears it")
+    note: str | None = Field(None, max_length=NOTE, description=N_("Note; null clears it"))
 
 
 class CheckIn(_In):
     """A drawn outline to check (nothing is stored)."""
 
-    geometry: PolygonJSON = Field(description="The outline")
+    geometry: PolygonJSON = Field(description=N_("The outline"))
     exclude_plot_id: str | None = Field(
         None,
         min_length=1,
         max_length=ID_MAX_LENGTH,
-        description="The plot being redrawn (it does not overlap itself)",
+        description=N_("The plot being redrawn (it does not overlap itself)"),
     )
-    as_of: IsoDate | None = Field(None, description="Answer servicing as of this date")
-    power_kw: float | None = Field(None, ge=0, description="Power demand to test, kW")
-    water_m3d: float | None = Field(None, ge=0, description="Water demand to test, m³/day")
-    rail_need: bool = Field(False, description="Whether rail access is needed")
+    as_of: IsoDate | None = Field(None, description=N_("Answer servicing as of this date"))
+    power_kw: float | None = Field(None, ge=0, description=N_("Power demand to test, kW"))
+    water_m3d: float | None = Field(None, ge=0, description=N_("Water demand to test, m³/day"))
+    rail_need: bool = Field(False, description=N_("Whether rail access is needed"))
 
 
 class VersionQuery(BaseModel):
@@ -197,7 +198,7 @@ class VersionQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    version: int = Field(..., ge=1, description="The version you saw (stale -> 409)")
+    version: int = Field(..., ge=1, description=N_("The version you saw (stale -> 409)"))
 
 
 class ParcelIssue(BaseModel):
@@ -335,10 +336,12 @@ def _state_conflict(err: parcels.StateConflict):
     body=CheckIn,
     response=CheckOut,
     roles=("planner",),
-    description="Nothing is stored. 200 with `valid: false` and the problems in words "
-    "for outlines that cross themselves, leave the zone, overlap plots or "
-    "protection zones, or are too small; 422 only for GeoJSON that cannot "
-    "be read.",
+    description=N_(
+        "Nothing is stored. 200 with `valid: false` and the problems in words "
+        "for outlines that cross themselves, leave the zone, overlap plots or "
+        "protection zones, or are too small; 422 only for GeoJSON that cannot "
+        "be read."
+    ),
 )
 def check_drawn_parcel(body: CheckIn):
     polygon = _polygon(body.geometry)
@@ -379,10 +382,12 @@ def _attributes(model: BaseModel, names: set[str]) -> dict[str, Any]:
     status=201,
     roles=("planner",),
     errors=(409,),
-    description="The outline is checked again (as /api/check) inside the write "
-    "transaction, so two planners cannot store overlapping parcels; the new "
-    "plot gets the next free id and status `candidate`. 422 lists every "
-    "problem.",
+    description=N_(
+        "The outline is checked again (as /api/check) inside the write "
+        "transaction, so two planners cannot store overlapping parcels; the new "
+        "plot gets the next free id and status `candidate`. 422 lists every "
+        "problem."
+    ),
 )
 def create_plot(body: PlotIn):
     polygon = _polygon(body.geometry)
@@ -411,13 +416,15 @@ def create_plot(body: PlotIn):
     roles=("planner",),
     path_params=PLOT_ID,
     errors=(409,),
-    description="Needs the version you saw: a stale one is refused with 409 and "
-    "nothing changes. Status moves follow the lifecycle (an illegal jump "
-    "such as occupied → candidate is 409); outlines change only while the "
-    "plot is a candidate or available, and are checked as /api/check. "
-    "Publishing (status available) a plot with no road or no water main "
-    "within reach is 409 (`field` confirm, the servicing answer in "
-    "`problems`) unless `confirm` is true.",
+    description=N_(
+        "Needs the version you saw: a stale one is refused with 409 and "
+        "nothing changes. Status moves follow the lifecycle (an illegal jump "
+        "such as occupied → candidate is 409); outlines change only while the "
+        "plot is a candidate or available, and are checked as /api/check. "
+        "Publishing (status available) a plot with no road or no water main "
+        "within reach is 409 (`field` confirm, the servicing answer in "
+        "`problems`) unless `confirm` is true."
+    ),
 )
 def patch_plot(plot_id: str, body: PlotPatch):
     sent = body.model_fields_set - {"version", "confirm"}
@@ -471,8 +478,10 @@ def patch_plot(plot_id: str, body: PlotPatch):
     roles=("planner",),
     path_params=PLOT_ID,
     errors=(409,),
-    description="Only candidates (never offered to investors) may be "
-    "deleted; `version` is required (stale -> 409).",
+    description=N_(
+        "Only candidates (never offered to investors) may be "
+        "deleted; `version` is required (stale -> 409)."
+    ),
 )
 def delete_plot(plot_id: str, query: VersionQuery):
     parcels.delete_candidate(deps.get_store(), plot_id, version=query.version, user=_user())
@@ -496,9 +505,11 @@ ASSET_PATH: dict[str, dict[str, Any]] = {
     roles=("planner",),
     path_params=ASSET_PATH,
     errors=(409,),
-    description='E.g. mark substation SS-12 repaired: `{"status": "operational", '
-    '"due": null, "version": 3}`. When the status changes without '
-    "`since`, `since` becomes today. Servicing answers follow at once.",
+    description=N_(
+        'E.g. mark substation SS-12 repaired: `{"status": "operational", '
+        '"due": null, "version": 3}`. When the status changes without '
+        "`since`, `since` becomes today. Servicing answers follow at once."
+    ),
 )
 def patch_asset(layer: str, asset_id: str, body: AssetPatch):
     if layer not in ASSET_LAYERS:

@@ -12,6 +12,7 @@ from flask import Response, request, send_file
 from pydantic import BaseModel, ConfigDict, Field
 
 from geo import io as geo_io
+from geo.i18n import N_
 from geo.validate import ValidationError
 from usecases import exports, uploads
 from usecases.exports import EXPORTABLE, FORMATS, ExportQuery, LayerExportQuery
@@ -86,21 +87,23 @@ UPLOAD_FORM = {
         "file": {
             "type": "string",
             "format": "binary",
-            "description": "A zipped shapefile, a GeoPackage or GeoJSON",
+            "description": N_("A zipped shapefile, a GeoPackage or GeoJSON"),
         },
-        "layer": {"type": "string", "enum": list(IMPORTABLE), "description": "Target layer"},
+        "layer": {"type": "string", "enum": list(IMPORTABLE), "description": N_("Target layer")},
         "mode": {
             "type": "string",
             "enum": list(geo_io.MODES),
-            "description": "update (default): update ids in the file, add new ones; "
-            "replace: also remove what the file lacks",
+            "description": N_(
+                "update (default): update ids in the file, add new ones; "
+                "replace: also remove what the file lacks"
+            ),
         },
-        "replace": {"type": "boolean", "description": "The same as mode=replace"},
-        "crs": {"type": "string", "description": "EPSG code for files without a CRS"},
-        "src_layer": {"type": "string", "description": "Layer of a GeoPackage to read"},
+        "replace": {"type": "boolean", "description": N_("The same as mode=replace")},
+        "crs": {"type": "string", "description": N_("EPSG code for files without a CRS")},
+        "src_layer": {"type": "string", "description": N_("Layer of a GeoPackage to read")},
         "encoding": {
             "type": "string",
-            "description": "Encoding of the file's text when it does not say (e.g. cp1251)",
+            "description": N_("Encoding of the file's text when it does not say (e.g. cp1251)"),
         },
     },
 }
@@ -132,25 +135,24 @@ def export_response(layer: str, fmt: str, query: ExportQuery | LayerExportQuery)
 
 FORMAT_RULE = "<any('shp.zip', gpkg, geojson):format>"
 FORMAT_PARAM = {"format": {"type": "string", "enum": list(FORMATS)}}
-FILES = (
-    "Zipped shapefile (with .prj and UTF-8 .cpg), GeoPackage or GeoJSON (WGS84 unless "
-    "crs says otherwise). "
-)
 
 
 @endpoint(
     "get",
     "/export/plots.{format}",
-    summary="Download the plots (the filtered catalogue)",
+    summary=N_("Download the plots (the filtered catalogue)"),
     tag="exports",
     rule=f"/export/plots.{FORMAT_RULE}",
     query=ExportQuery,
     media=tuple(FORMAT_MEDIA.values()),
     errors=(401, 403),
     path_params=FORMAT_PARAM,
-    description=FILES + "Planners get every plot and field (no status: every status); "
-    "others the plots the catalogue shows them, without occupants, projects, "
-    "investment, jobs or demand. The catalogue filters narrow it.",
+    description=N_(
+        "Zipped shapefile (with .prj and UTF-8 .cpg), GeoPackage or GeoJSON (WGS84 unless "
+        "crs says otherwise). Planners get every plot and field (no status: every status); "
+        "others the plots the catalogue shows them, without occupants, projects, "
+        "investment, jobs or demand. The catalogue filters narrow it."
+    ),
 )
 def export_plots(format: str, query: ExportQuery):  # noqa: A002 - the path's name
     return export_response("plots", format, query)
@@ -159,7 +161,7 @@ def export_plots(format: str, query: ExportQuery):  # noqa: A002 - the path's na
 @endpoint(
     "get",
     "/export/{layer}.{format}",
-    summary="Download a layer",
+    summary=N_("Download a layer"),
     tag="exports",
     rule=f"/export/<layer>.{FORMAT_RULE}",
     query=LayerExportQuery,
@@ -169,7 +171,10 @@ def export_plots(format: str, query: ExportQuery):  # noqa: A002 - the path's na
         "layer": {"type": "string", "enum": [n for n in EXPORTABLE if n != "plots"]},
         **FORMAT_PARAM,
     },
-    description=FILES + "bbox for feature layers. Non-public layers for planners only.",
+    description=N_(
+        "Zipped shapefile (with .prj and UTF-8 .cpg), GeoPackage or GeoJSON (WGS84 unless "
+        "crs says otherwise). bbox for feature layers. Non-public layers for planners only."
+    ),
 )
 def export(layer: str, format: str, query: LayerExportQuery):  # noqa: A002 - the path's name
     return export_response(layer, format, query)
@@ -186,17 +191,19 @@ def _unconfirmed(err: uploads.ConfirmationNeeded):
 @endpoint(
     "post",
     "/uploads",
-    summary="Check a file for import (nothing is written)",
+    summary=N_("Check a file for import (nothing is written)"),
     tag="uploads",
     form=UPLOAD_FORM,
     response=UploadPreview,
     roles=("planner",),
-    description="Runs the same checks as `zoneplan import`. 200 with a token and what "
-    "would change (new ids, updates field by field, and for mode=replace "
-    "every removal with its status) when the file may be applied; 422 "
-    "listing every problem otherwise (with that preview when the file "
-    "could be read). A replace never removes reserved, "
-    "allocated or occupied plots or plots an application names.",
+    description=N_(
+        "Runs the same checks as `zoneplan import`. 200 with a token and what "
+        "would change (new ids, updates field by field, and for mode=replace "
+        "every removal with its status) when the file may be applied; 422 "
+        "listing every problem otherwise (with that preview when the file "
+        "could be read). A replace never removes reserved, "
+        "allocated or occupied plots or plots an application names."
+    ),
 )
 def upload():
     check_upload_size()
@@ -221,15 +228,17 @@ class UploadConfirm(BaseModel):
     confirm_removals: int | None = Field(
         None,
         ge=0,
-        description="Required when the import removes features: the number of "
-        "removals the preview listed (a different number -> 409)",
+        description=N_(
+            "Required when the import removes features: the number of "
+            "removals the preview listed (a different number -> 409)"
+        ),
     )
 
 
 @endpoint(
     "post",
     "/uploads/{token}",
-    summary="Apply a checked upload in one transaction",
+    summary=N_("Apply a checked upload in one transaction"),
     tag="uploads",
     body=UploadConfirm,
     body_required=False,

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from geo.i18n import N_
 from geo.layers import JOB_STATES
 from web import deps
 from web.api import _Query, bp, endpoint
@@ -51,7 +52,7 @@ class JobList(BaseModel):
 class JobsQuery(_Query):
     """Which jobs to list."""
 
-    kind: str | None = Field(None, max_length=40, description="Only jobs of this kind")
+    kind: str | None = Field(None, max_length=40, description=N_("Only jobs of this kind"))
     limit: int = Field(20, ge=1, le=200)
 
 
@@ -62,12 +63,12 @@ def _summary(job: dict[str, Any]) -> dict[str, Any]:
 @endpoint(
     "get",
     "/jobs",
-    summary="Recent background jobs",
+    summary=N_("Recent background jobs"),
     tag="jobs",
     query=JobsQuery,
     response=JobList,
     roles=("planner",),
-    description="Results are left out; fetch a job to get its result.",
+    description=N_("Results are left out; fetch a job to get its result."),
 )
 def list_jobs(query: JobsQuery):
     return {"jobs": [_summary(j) for j in deps.get_jobs().list(kind=query.kind, limit=query.limit)]}
@@ -76,7 +77,7 @@ def list_jobs(query: JobsQuery):
 @endpoint(
     "get",
     "/jobs/{job_id}",
-    summary="One background job",
+    summary=N_("One background job"),
     tag="jobs",
     response=JobOut,
     roles=("planner",),
@@ -90,14 +91,16 @@ def get_job(job_id: str):
 @endpoint(
     "post",
     "/jobs/{job_id}/cancel",
-    summary="Cancel a background job",
+    summary=N_("Cancel a background job"),
     tag="jobs",
     response=JobOut,
     roles=("planner",),
     path_params=JOB_ID,
     errors=(404,),
-    description="A queued job is cancelled at once; a running one stops at its next "
-    "progress report. Ended jobs are left as they are.",
+    description=N_(
+        "A queued job is cancelled at once; a running one stops at its next "
+        "progress report. Ended jobs are left as they are."
+    ),
 )
 def cancel_job(job_id: str):
     return deps.get_jobs().cancel(job_id, user=current_username() or "unknown")

@@ -8,6 +8,7 @@ from flask import url_for
 from flask_babel import gettext
 from pydantic import BaseModel, ConfigDict, Field
 
+from geo.i18n import N_
 from geo.layers import LAYERS, PLOT_STATUSES, SECTORS
 from planner import catalogue as cat
 from planner.catalogue import PlotFilters
@@ -183,15 +184,17 @@ def _links(page: cat.PlotPage) -> list[dict[str, str]]:
 @endpoint(
     "get",
     "/plots",
-    summary="Plots of the catalogue (GeoJSON, WGS84)",
+    summary=N_("Plots of the catalogue (GeoJSON, WGS84)"),
     tag="plots",
     query=PlotFilters,
     response=PlotCollection,
     errors=(401, 403),
-    description="Available plots by default; 'status' may ask for any status your "
-    "role sees (candidates for planners only, else 403). "
-    "The bbox uses the store's spatial index; rail, power, water and "
-    "ready_by use the cached servicing answers. limit > 10000 is refused (400).",
+    description=N_(
+        "Available plots by default; 'status' may ask for any status your "
+        "role sees (candidates for planners only, else 403). "
+        "The bbox uses the store's spatial index; rail, power, water and "
+        "ready_by use the cached servicing answers. limit > 10000 is refused (400)."
+    ),
 )
 def list_plots(query: PlotFilters):
     page = cat.search(
@@ -205,12 +208,12 @@ def list_plots(query: PlotFilters):
 @endpoint(
     "get",
     "/plots/{plot_id}",
-    summary="One plot (GeoJSON Feature)",
+    summary=N_("One plot (GeoJSON Feature)"),
     tag="plots",
     query=AsOfQuery,
     response=PlotFeature,
     path_params=PLOT_ID,
-    description="Candidate plots are 404 except for planners, like missing ones.",
+    description=N_("Candidate plots are 404 except for planners, like missing ones."),
 )
 def get_plot(plot_id: str, query: AsOfQuery):
     role = current_role()
@@ -223,7 +226,7 @@ def get_plot(plot_id: str, query: AsOfQuery):
 @endpoint(
     "get",
     "/servicing/{plot_id}",
-    summary="A plot's servicing answer, in words too",
+    summary=N_("A plot's servicing answer, in words too"),
     tag="plots",
     query=AsOfQuery,
     response=ServicingOut,
@@ -245,7 +248,7 @@ def servicing(plot_id: str, query: AsOfQuery):
 @endpoint(
     "get",
     "/kpi",
-    summary="Zone indicators",
+    summary=N_("Zone indicators"),
     tag="plots",
     query=AsOfQuery,
     response=KpiOut,
@@ -262,10 +265,12 @@ def kpi(query: AsOfQuery):
 @endpoint(
     "get",
     "/kpi/timeline",
-    summary="Progress against the plan, month by month",
-    description="Each plan target's actual value at the end of every month since January of "
-    "the plan year (the figures the dashboard's chart draws; the last month equals /api/kpi "
-    "for targets already due), and applications filed and accepted by then.",
+    summary=N_("Progress against the plan, month by month"),
+    description=N_(
+        "Each plan target's actual value at the end of every month since January of "
+        "the plan year (the figures the dashboard's chart draws; the last month equals /api/kpi "
+        "for targets already due), and applications filed and accepted by then."
+    ),
     tag="plots",
     response=TimelineOut,
     roles=("planner",),
@@ -278,7 +283,7 @@ def kpi_timeline():
 LAYER_NAME = {"name": {"type": "string", "enum": [n for n in LAYERS if n not in NEVER_SERVED]}}
 
 
-@endpoint("get", "/layers", summary="Layers you may read", tag="layers", response=LayerList)
+@endpoint("get", "/layers", summary=N_("Layers you may read"), tag="layers", response=LayerList)
 def list_layers():
     return {"layers": cat.layer_summary(deps.get_store(), current_role())}
 
@@ -286,13 +291,13 @@ def list_layers():
 @endpoint(
     "get",
     "/layers/{name}",
-    summary="A layer's features (GeoJSON, WGS84)",
+    summary=N_("A layer's features (GeoJSON, WGS84)"),
     tag="layers",
     query=cat.LayerQuery,
     response=LayerCollection,
     path_params=LAYER_NAME,
     errors=(401, 403),
-    description="Non-public layers are for planners; investors see the available plots only.",
+    description=N_("Non-public layers are for planners; investors see the available plots only."),
 )
 def get_layer(name: str, query: cat.LayerQuery):
     return cat.layer_collection(deps.get_store(), name, query, role=current_role())

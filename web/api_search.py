@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from geo.i18n import N_
 from geo.layers import PLOT_STATUSES
 from planner.search import SEARCH_FIELDS, SearchQuery, find_plots
 from web import deps
@@ -44,14 +45,16 @@ class SearchResults(BaseModel):
 @endpoint(
     "get",
     "/search",
-    summary="Find plots by id or cadastral number (planners: also by resident)",
+    summary=N_("Find plots by id or cadastral number (planners: also by resident)"),
     tag="plots",
     query=SearchQuery,
     response=SearchResults,
-    description="Matches the text anywhere in the plot id or cadastral number, ignoring "
-    "case and spaces; planners also search the resident. Only plots your role may see "
-    "can match (never a candidate plot for the public or investors), and a field your "
-    "role may not see is never searched.",
+    description=N_(
+        "Matches the text anywhere in the plot id or cadastral number, ignoring "
+        "case and spaces; planners also search the resident. Only plots your role may see "
+        "can match (never a candidate plot for the public or investors), and a field your "
+        "role may not see is never searched."
+    ),
 )
 def search_plots(query: SearchQuery) -> dict[str, Any]:
     hits = find_plots(deps.get_store(), query, role=current_role(), user=current_username())

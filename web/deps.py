@@ -15,6 +15,7 @@ from flask import Flask, current_app
 from geo.layers import FEATURE_LAYERS, LAYERS
 from geo.store import Store, open_store
 from planner import servicing as _servicing
+from planner.catalogue_facts import facts_for
 from planner.servicing import ServicingModel
 from usecases.jobs import JobRunner
 from usecases.servicing import LiveServicing
@@ -101,6 +102,23 @@ class Deps:
             if self._jobs is None:
                 self._jobs = JobRunner(self.store)
             return self._jobs
+
+    def warm_up(self) -> threading.Thread:
+        """Build the servicing model and today's catalogue facts in a background thread.
+
+        A server calls this at start-up, so its first catalogue request finds them built
+        (or waits only for what is left) instead of building them itself; requests that
+        need neither (pages, tiles, popups) answer meanwhile. Returns the started thread.
+        """
+
+        def build() -> None:
+            model = self.cache.servicing.model(self.store, self.today())
+            if len(model.plot_ids):
+                facts_for(model, [str(model.plot_ids[0])], None)
+
+        thread = threading.Thread(target=build, name="zoneplan-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     def cached(
         self, key: Hashable, build: Callable[[], Any], layers: Sequence[str] | None = None

@@ -4,6 +4,9 @@ error pages in the reader's language, for the pages' data-config."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+
+from web.maps import measure_labels
 
 Translate = Callable[[str], str]
 
@@ -13,14 +16,15 @@ def N_(message: str) -> str:
     return message
 
 
-def leaflet_texts(_: Translate) -> dict[str, str]:
-    """Leaflet's control texts (static/leaflet-i18n.js applies them)."""
+def leaflet_texts(_: Translate) -> dict[str, Any]:
+    """Leaflet's control texts and the measuring tool's (static/leaflet-i18n.js applies them)."""
     return {
         "zoomIn": _("Zoom in"),
         "zoomOut": _("Zoom out"),
         "layers": _("Layers"),
         "m": _("m"),
         "km": _("km"),
+        "measure": measure_labels(_),
     }
 
 
@@ -68,11 +72,13 @@ def error_title(code: int | None, name: str, _: Translate) -> str:
 
 #: The API's groups of operations (``tag`` of :func:`web.api.endpoint`), for /api/docs.
 API_TAGS = (
+    N_("allocation"),
     N_("applications"),
     N_("exports"),
     N_("jobs"),
     N_("layers"),
     N_("planning"),
     N_("plots"),
+    N_("search"),
     N_("uploads"),
 )

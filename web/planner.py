@@ -137,6 +137,11 @@ def _strings() -> dict[str, str]:
         "no": _("no"),
         "noteHint": _("Notes are stored as typed, in the language they were written in."),
         "noteAsEntered": _("Note as entered (not translated)."),
+        "zoomToDraw": _("Zoom in to draw a parcel"),
+        "zoomToDrawWhy": _(
+            "Its corners snap to the plots' outlines, and the map shows those only when zoomed in."
+        ),
+        "zoomIn": _("Zoom in"),
     }
 
 

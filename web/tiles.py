@@ -129,7 +129,8 @@ def tile(layer: str, z: int, x: int, y: int):
     except (TileError, NotFound):
         abort(404)
     store = deps.get_store()
-    revisions = [store.revision([name]) for name in names]
+    found = store.revisions(names)  # one query for every layer of a map tile
+    revisions = [found[name] for name in names]
     etag = hashlib.blake2b(
         "|".join(f"{v.key}:{r}" for v, r in zip(views, revisions)).encode()
         + f"|{z}/{x}/{y}".encode(),

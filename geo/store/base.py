@@ -382,6 +382,11 @@ class Store(ABC):
         Caches key on the layers they read, so a write elsewhere keeps them warm.
         """
 
+    def revisions(self, layers: Sequence[str]) -> dict[str, str]:
+        """Each layer's own :meth:`revision` token (``revision([name])``), read at once
+        where the backend can (a map tile of many layers asks for all of them)."""
+        return {name: self.revision([name]) for name in layers}
+
     @abstractmethod
     def describe(self) -> str:
         """The store's name for messages (a file path, a URL without its password)."""

@@ -123,14 +123,18 @@ def _select(
 
 def _revision(conn: sqlite3.Connection, layers: Sequence[str] | None) -> str:
     names = list(LAYERS) if layers is None else [get_layer(n).name for n in layers]
-    stamps = dict(
+    stamps = _stamps(conn, names)
+    return "|".join(str(stamps.get(n)) for n in names)
+
+
+def _stamps(conn: sqlite3.Connection, names: Sequence[str]) -> dict[str, Any]:
+    return dict(
         conn.execute(
             f"SELECT table_name, last_change FROM gpkg_contents WHERE table_name IN "
             f"({', '.join('?' * len(names))})",
-            names,
+            list(names),
         ).fetchall()
     )
-    return "|".join(str(stamps.get(n)) for n in names)
 
 
 class GpkgReader(Reader):
@@ -179,6 +183,10 @@ class GpkgReader(Reader):
 
     def revision(self, layers: Sequence[str] | None = None) -> str:
         return _revision(self.conn, layers)
+
+    def revisions(self, layers: Sequence[str]) -> dict[str, str]:
+        stamps = _stamps(self.conn, [get_layer(n).name for n in layers])
+        return {name: str(stamps.get(get_layer(name).name)) for name in layers}
 
 
 class GpkgStore(SqlStore):

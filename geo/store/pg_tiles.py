@@ -47,8 +47,11 @@ def vector_tile(
         columns=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(n)) for n in names),
     )
     rows, params = select(lyr, what, tile.working_bbox(), where)
+    # MATERIALIZED: each geometry is cut once (inlined, the planner would repeat the
+    # clip-and-simplify expression in the filter and again in the output).
     query = sql.SQL(
-        "SELECT ST_AsMVT(r.*, {name}, {extent}, 'mvt_geom', 'mvt_id') FROM ({rows}) r "
+        "WITH r AS MATERIALIZED ({rows}) "
+        "SELECT ST_AsMVT(r.*, {name}, {extent}, 'mvt_geom', 'mvt_id') FROM r "
         "WHERE r.mvt_geom IS NOT NULL AND NOT ST_IsEmpty(r.mvt_geom)"
     ).format(name=sql.Literal(lyr.name), extent=sql.Literal(tiles.EXTENT), rows=rows)
     row = conn.execute(query, [tile.z, tile.x, tile.y, *params]).fetchone()

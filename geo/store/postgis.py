@@ -240,6 +240,9 @@ class PgReader(Reader):
     def revision(self, layers: Sequence[str] | None = None) -> str:
         return _revision(self.conn, layers)
 
+    def revisions(self, layers: Sequence[str]) -> dict[str, str]:
+        return _revisions(self.conn, layers)
+
 
 class PostgisStore(SqlStore):
     """A store in a PostgreSQL database with PostGIS.
@@ -363,14 +366,27 @@ def has_schema(url: str) -> bool:
 
 def _revision(conn: psycopg.Connection, layers: Sequence[str] | None) -> str:
     names = list(LAYERS) if layers is None else [get_layer(n).name for n in layers]
-    rows = conn.execute(
-        f"SELECT r.layer, r.rev, m.value FROM {REVISIONS} r, {META} m "
-        "WHERE m.key = 'generation' AND r.layer = ANY(%s) ORDER BY r.layer",
-        (names,),
-    ).fetchall()
+    rows = _revision_rows(conn, names)
     if not rows:
         return "empty"
     return str(rows[0][2]) + ":" + ",".join(f"{layer}={rev}" for layer, rev, _ in rows)
+
+
+def _revision_rows(conn: psycopg.Connection, names: Sequence[str]) -> list[Any]:
+    return conn.execute(
+        f"SELECT r.layer, r.rev, m.value FROM {REVISIONS} r, {META} m "
+        "WHERE m.key = 'generation' AND r.layer = ANY(%s) ORDER BY r.layer",
+        (list(names),),
+    ).fetchall()
+
+
+def _revisions(conn: psycopg.Connection, layers: Sequence[str]) -> dict[str, str]:
+    """``{name: _revision(conn, [name])}`` in one query."""
+    found = {
+        layer: f"{generation}:{layer}={rev}"
+        for layer, rev, generation in _revision_rows(conn, [get_layer(n).name for n in layers])
+    }
+    return {name: found.get(get_layer(name).name, "empty") for name in layers}
 
 
 class PostgisSession(RowSession):

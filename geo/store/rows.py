@@ -142,6 +142,10 @@ class Reader(ABC):
     def revision(self, layers: Sequence[str] | None = None) -> str:
         """See :meth:`geo.store.base.Store.revision`."""
 
+    def revisions(self, layers: Sequence[str]) -> dict[str, str]:
+        """See :meth:`geo.store.base.Store.revisions`."""
+        return {name: self.revision([name]) for name in layers}
+
     def read(
         self,
         lyr: Layer,
@@ -450,3 +454,7 @@ class SqlStore(Store):
     def revision(self, layers: Sequence[str] | None = None) -> str:
         with self._reader("reading revisions") as reader:
             return reader.revision(layers)
+
+    def revisions(self, layers: Sequence[str]) -> dict[str, str]:
+        with self._reader("reading revisions") as reader:
+            return reader.revisions(layers)

@@ -27,9 +27,8 @@
   function $(id) { return document.getElementById(id); }
 
   // ------------------------------------------------------------------ the map
-  var map = L.map("zp-al-map", { zoomControl: true, maxZoom: 20 });  // whole zooms: tiles exist at those only
-  map.attributionControl.setPrefix(false);
-  L.control.scale({ imperial: false, position: "bottomright" }).addTo(map);
+  var map = L.map("zp-al-map", { zoomControl: false, maxZoom: 20 });  // whole zooms: tiles exist at those only
+  zp.leafletTexts(map, cfg.leaflet);
   map.setView([43.3, 76.85], 13);
   if (cfg.basemap) {
     L.tileLayer(cfg.basemap.url, { attribution: cfg.basemap.attribution, maxZoom: 20 }).addTo(map);
@@ -159,7 +158,7 @@
         var label = document.createElement("span");
         label.textContent = f.properties.app_id + " → " + f.properties.plot_id;
         lyr.bindTooltip(label, { permanent: true, direction: "center", className: "zp-al-label" });
-        lyr.on("click", function () { highlight(f.properties.app_id); });
+        lyr.on("click", function () { if (!map.zpMeasuring) { highlight(f.properties.app_id); } });
         plotLayers[f.properties.app_id] = lyr;
       }
     });

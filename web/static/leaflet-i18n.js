@@ -1,6 +1,7 @@
 /* Leaflet's own control texts in the reader's language (zp.leafletTexts): the zoom buttons'
  * titles, the layer switcher's title and the scale bar's units, from the page config's
- * "leaflet" strings (web/i18n.py). Load after leaflet.js and zp.js. */
+ * "leaflet" strings (web/i18n.py); with them the measuring tool (measure.js, when the page
+ * loads it). Load after leaflet.js, zp.js and measure.js. */
 (function () {
   "use strict";
 
@@ -16,8 +17,9 @@
     }
   });
 
-  /* Add the zoom buttons and a metric scale to `map` (made with zoomControl: false) and title
-     the layer switcher `layers`, when given, all with the strings `t`. */
+  /* Add the zoom buttons, a metric scale and the ruler (measure.js) to `map` (made with
+     zoomControl: false) and title the layer switcher `layers`, when given, all with the
+     strings `t`. Returns the measuring tool, or null when the page has none. */
   zp.leafletTexts = function (map, t, layers) {
     t = t || {};
     map.attributionControl.setPrefix(false);
@@ -26,6 +28,7 @@
     new Scale({ imperial: false, position: "bottomright", unitM: t.m || "m",
                 unitKm: t.km || "km" }).addTo(map);
     if (layers) { zp.layersTitle(layers, t); }
+    return window.zpMeasure ? window.zpMeasure(map, t.measure) : null;
   };
 
   /* the layer switcher's toggle title (Leaflet writes "Layers") */

@@ -4,7 +4,10 @@
  * again removes it. Lengths are great-circle (Leaflet's map.distance) and areas spherical
  * (the formula of leaflet-draw's geodesicArea), in metres, kilometres, m² and hectares.
  * While measuring, map.zpMeasuring is true: page scripts skip their own click handling then
- * (tilemap.js, catalogue.js; planner pages: check it in your map click handlers).
+ * (tilemap.js, catalogue.js, planner-map.js, planner-select.js, allocate.js: check it in your
+ * map and layer click handlers). Measuring and geoman's drawing exclude each other: turning
+ * the ruler on ends a drawing (and geoman's edit and removal modes), starting a drawing turns
+ * the ruler off. Planner pages get the tool through zp.leafletTexts (leaflet-i18n.js).
  * labels (all optional, from the page's data-config): measure, hint, distance, area,
  * finish, clear, m, km, m2, ha. */
 (function () {
@@ -113,6 +116,7 @@
       if (points.length >= 2) { done = true; draw(); }
     }
     function setActive(on) {
+      if (on && map.pm) { stopGeoman(); }
       map.zpMeasuring = on;
       box.classList.toggle("zp-measure-on", on);
       button.setAttribute("aria-pressed", on ? "true" : "false");
@@ -132,6 +136,16 @@
         map.removeLayer(dots);
       }
     }
+
+    /* geoman's tools would take the same clicks: a drawing in progress is dropped */
+    function stopGeoman() {
+      if (map.pm.globalDrawModeEnabled()) { map.pm.disableDraw(); }
+      if (map.pm.globalEditModeEnabled()) { map.pm.disableGlobalEditMode(); }
+      if (map.pm.globalRemovalModeEnabled()) { map.pm.disableGlobalRemovalMode(); }
+    }
+    map.on("pm:drawstart pm:globaleditmodetoggled pm:globalremovalmodetoggled", function (e) {
+      if (map.zpMeasuring && (e.type === "pm:drawstart" || e.enabled)) { setActive(false); }
+    });
 
     control.onAdd = function () {
       box = el("div", "leaflet-bar zp-measure");

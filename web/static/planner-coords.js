@@ -15,6 +15,9 @@
   var errors = document.getElementById("zp-pl-coords-errors");
   var title = document.getElementById("zp-pl-coords-title");
   var target = null;  // the plot whose outline the form edits, or null for a new parcel
+  /* the latest request for a plot's corners as text: an answer to an older one, or one that
+     comes after the planner typed or applied corners, must not overwrite the text */
+  var fillSeq = 0;
 
   function showErrors(lines) {
     P.clear(errors);
@@ -30,14 +33,17 @@
     showErrors([]);
     card.hidden = false;
     delete text.dataset.edited;
+    fillSeq++;
     if (target) { fill(); } else { text.value = ""; }
     text.focus();
   };
   function fill() {
     var layer = P.index.plots[target];
     if (!layer) { return; }
+    var seq = ++fillSeq;
     P.api("POST", cfg.urls.coordsText, { geometry: P.geometryOf(layer), crs: crs.value })
       .then(function (response) {
+        if (seq !== fillSeq || text.dataset.edited) { return; }
         if (response.status === 200) { text.value = response.body.text; }
         else { showErrors(P.problemLines(response.body)); }
       }, P.offline);
@@ -46,7 +52,7 @@
     // the same corners in the other system, when they came from a plot and are untouched
     if (target && !text.dataset.edited) { fill(); }
   });
-  text.addEventListener("input", function () { text.dataset.edited = "1"; });
+  text.addEventListener("input", function () { text.dataset.edited = "1"; fillSeq++; });
   document.getElementById("zp-pl-coords-open").addEventListener("click", function () {
     P.openCoords(null);
   });
@@ -56,6 +62,7 @@
 
   form.addEventListener("submit", function (e) {
     e.preventDefault();
+    fillSeq++;  // what is applied is the text as it stands now
     P.api("POST", cfg.urls.coords, { text: text.value, crs: crs.value }).then(function (response) {
       if (response.status !== 200) { showErrors(P.problemLines(response.body)); return; }
       showErrors([]);

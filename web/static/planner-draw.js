@@ -50,15 +50,33 @@
   };
 
   // ------------------------------------------------------------------ drawing a new parcel
-  map.on("pm:drawstart", function () {
+  /* corners snap to the plot outlines loaded in view: no drawing while the map shows plots
+     as tiles only (zoomed out, or too many in view); the planner is asked to zoom in, and
+     the same tool starts again once the outlines are there */
+  P.outlinesShown = function () { return P.root.getAttribute("data-plots") === "outlines"; };
+  function askToZoomIn(shape) {
+    map.pm.disableDraw();
+    P.showMessage("info", T.zoomToDraw, [T.zoomToDrawWhy], [{ label: T.zoomIn, run: function () {
+      map.once("zp:plots", function () {
+        if (P.outlinesShown()) { map.pm.enableDraw(shape); } else { askToZoomIn(shape); }
+      });
+      map.setView(map.getCenter(), Math.max(cfg.plotZoom, Math.floor(map.getZoom()) + 1),
+                  { animate: false });
+    } }]);
+  }
+  map.on("pm:drawstart", function (e) {
+    if (!P.outlinesShown()) { askToZoomIn(e.shape); return; }
     state.drawing = true;
     P.hideMessage();
     P.discardDraft();
     P.endEdit(true);
   });
-  map.on("pm:drawend", function () { state.drawing = false; });
-  map.on("pm:create", function (e) {
+  map.on("pm:drawend", function () {  // after pm:create when a shape is finished
+    if (!state.drawing) { return; }
     state.drawing = false;
+    if (map.getZoom() < cfg.plotZoom) { P.loadPlots(); }  // the outlines kept while drawing go
+  });
+  map.on("pm:create", function (e) {
     P.setDraft(e.layer);
   });
 

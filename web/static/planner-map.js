@@ -81,7 +81,7 @@
             return el("span", { text: tooltipText(name, layer.feature.properties) });
           }, { sticky: true, direction: "top" });
           layer.on("click", function (e) {
-            if (state.drawing) { return; }
+            if (state.drawing || map.zpMeasuring) { return; }
             L.DomEvent.stopPropagation(e);
             P.select(name, id);
           });
@@ -155,7 +155,8 @@
   P.loadPlots = function () {
     var seq = ++plotSeq;
     if (map.getZoom() < cfg.plotZoom) {
-      syncPlots([]);
+      // zoomed out in the middle of a drawing: the outlines stay to snap to until it ends
+      if (!state.drawing) { syncPlots([]); }
       showPlotTiles(true);
       hint.hidden = false;
       P.root.setAttribute("data-plots", "tiles");

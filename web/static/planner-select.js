@@ -31,7 +31,7 @@
   };
 
   map.on("click", function (e) {
-    if (state.drawing || state.editing) { return; }
+    if (state.drawing || state.editing || map.zpMeasuring) { return; }
     if (map.getZoom() < cfg.plotZoom && map.hasLayer(P.groups.plots)) { pickPlot(e.latlng); return; }
     if (state.selected) { P.deselect(); }
   });

@@ -66,5 +66,23 @@
     return root ? { root: root, cfg: JSON.parse(root.getAttribute("data-config")) } : null;
   }
 
+  /* Leaflet keeps a closed popup in the page for its 200 ms fade-out, invisible but
+     still catching clicks: a click right after closing one (on the marker it pointed at, say)
+     went to the vanishing popup instead of the map. Every map made after this script marks
+     the popups it closes as zp-closing (no pointer events, see zoneplan.css) and clears the mark when
+     the same popup opens again. */
+  if (window.L && window.L.Map) {
+    window.L.Map.addInitHook(function () {
+      function mark(closing) {
+        return function (e) {
+          var node = e.popup && e.popup.getElement();
+          if (node) { node.classList.toggle("zp-closing", closing); }
+        };
+      }
+      this.on("popupclose", mark(true));
+      this.on("popupopen", mark(false));
+    });
+  }
+
   window.zp = { fmt: fmt, el: el, clear: clear, url: url, api: api, config: config, csrf: csrf };
 })();

@@ -21,6 +21,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from waitress.server import create_server
 
     from web import SetupError, create_app
+    from web.deps import EXTENSION
     from zoneplan.cli import CommandError
 
     config = {"ZONEPLAN_DB": args.db} if args.db else None
@@ -28,6 +29,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = create_app(config)
     except SetupError as err:
         raise CommandError(str(err)) from None
+    # The servicing model and the catalogue's facts build while the server starts
+    # answering (a minute or more at a million plots); catalogue requests wait for them.
+    app.extensions[EXTENSION].warm_up()
     try:
         server = create_server(
             app, host=args.host, port=args.port, threads=args.threads, ident="zoneplan"
