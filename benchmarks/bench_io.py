@@ -1,11 +1,21 @@
-"""bench_io: shapefile export of a synthetic store against geopandas' default writer (pyogrio),
-with and without ``use_arrow=True``, each export in its own process (time and peak RSS).
+"""bench_io: ``zoneplan import`` (the command itself, every check) on both backends, and
+shapefile export of a synthetic store against geopandas' default writer (pyogrio), with and
+without ``use_arrow=True``, each export in its own process (time and peak RSS).
+
+Import (``--import-only`` or by default before the exports): a store made by ``zoneplan init``
++ the bench expansion area, then ``zoneplan import plots synthetic_plots_N.gpkg`` timed as a
+child process: wall time, its CPU time (user + system), and for PostGIS the CPU time of the
+server backends it opened (sampled from /proc by application name). Rows per second are
+reported against each.
+
+    .venv/bin/python benchmarks/bench_io.py --n 200000 --import-only --pg postgresql://postgres@127.0.0.1:5432/zp_bench
 
 What a user would write instead of ``zoneplan export plots --format shp``: read the layer
 from the store's GeoPackage with geopandas and write it with ``to_file`` (pyogrio, the
 default engine since geopandas 1.0; ``use_arrow=True`` on both sides for the fastest path),
-then zip the five files at the same deflate level. Also timed without the zip (``.shp``
-files only) on both sides. The store is built by benchmarks/synth.py through
+then zip the five files with zipfile's default deflate level (6). Ours is timed at its own
+default level (what ``zoneplan export`` writes) and at level 6 too, and without the zip
+(``.shp`` files only) on both sides. The store is built by benchmarks/synth.py through
 ``zoneplan import`` when missing (the data is synthetic). Not part of CI.
 
     .venv/bin/python benchmarks/bench_io.py --n 1000000 --db benchmarks/out/synth/plots_1000000.gpkg
@@ -16,10 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -31,8 +43,18 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from synth import build as build_store  # noqa: E402
 
-KINDS = ("ours", "ours_nozip", "pyogrio", "pyogrio_nozip", "pyogrio_arrow", "pyogrio_arrow_nozip")
-ZIP_LEVEL = 6  # export_layers' default and zipfile's (zlib's) default
+KINDS = (
+    "ours",
+    "ours_level6",
+    "ours_nozip",
+    "pyogrio",
+    "pyogrio_nozip",
+    "pyogrio_arrow",
+    "pyogrio_arrow_nozip",
+)
+ZIP_LEVEL = 6  # zipfile's (zlib's) default: what a user's own zip step uses
+ZONEPLAN = ROOT / ".venv" / "bin" / "zoneplan"
+APP_NAME = "zoneplan-bench-import"
 
 
 def _peak_mib() -> float:
@@ -53,11 +75,15 @@ def child(kind: str, db: str, out: Path) -> dict[str, Any]:
     """One export in this (child) process."""
     t0 = time.perf_counter()
     if kind.startswith("ours"):
+        from geo import archive
         from geo import io as gio
         from geo.store import open_store
 
         target = out / ("plots.shp" if kind.endswith("nozip") else "plots.zip")
-        gio.export_layers(open_store(db), "plots", "shp", target, zip_level=ZIP_LEVEL)
+        # "ours": what `zoneplan export plots -f shp` does (its default deflate level);
+        # "ours_level6": the same at the baseline's level.
+        level = {"ours_level6": ZIP_LEVEL}.get(kind, archive.DEFAULT_ZIP_LEVEL)
+        gio.export_layers(open_store(db), "plots", "shp", target, zip_level=level)
     else:
         import geopandas as gpd
 
@@ -92,6 +118,75 @@ def run_child(kind: str, db: str, work: Path) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _backend_cpu(url: str, stop: threading.Event, seen: dict[int, float]) -> None:
+    """CPU seconds of the server backends named APP_NAME, sampled until ``stop``."""
+    import psycopg
+
+    tick = os.sysconf("SC_CLK_TCK")
+    with psycopg.connect(url, autocommit=True) as conn:
+        while not stop.is_set():
+            pids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (APP_NAME,)
+                )
+            ]
+            for pid in pids:
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                seen[pid] = max(seen.get(pid, 0.0), (int(fields[11]) + int(fields[12])) / tick)
+            stop.wait(0.2)
+
+
+def cli_import(db: str, n: int, folder: Path) -> dict[str, Any]:
+    """A fresh store at ``db`` (init + the bench expansion area), then ``zoneplan import
+    plots`` of ``n`` synthetic plots as a child process: wall, client CPU, server CPU."""
+    from synth import Grid, write_files, zoneplan
+
+    plots_file, exp_file = write_files(Grid.of(n), folder)
+    zoneplan("init", "--force", db=db)
+    zoneplan("import", "expansion", str(exp_file), db=db)
+    stop, seen = threading.Event(), {}
+    sampler = None
+    if db.startswith("postgresql"):
+        sampler = threading.Thread(target=_backend_cpu, args=(db, stop, seen), daemon=True)
+        sampler.start()
+    load = os.getloadavg()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [str(ZONEPLAN), "import", "plots", str(plots_file), "--db", db],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PGAPPNAME": APP_NAME},
+    )
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    stop.set()
+    if sampler is not None:
+        sampler.join()
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-2000:])
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    out: dict[str, Any] = {
+        "rows": n,
+        "wall_s": round(wall, 1),
+        "client_cpu_s": round(cpu, 2),
+        "rows_per_s_wall": round(n / wall),
+        "rows_per_client_cpu_s": round(n / cpu),
+        "load_average_before": load,
+        "load_average_after": os.getloadavg(),
+    }
+    if sampler is not None:
+        server = sum(seen.values())
+        out["server_cpu_s"] = round(server, 2)
+        out["rows_per_cpu_s_client_and_server"] = round(n / (cpu + server))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="plots in the store")
@@ -99,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temp folder")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--data", type=Path, default=ROOT / "benchmarks" / "out" / "synth", help="input files"
+    )
+    parser.add_argument("--pg", help="also import into this PostGIS database (emptied)")
+    parser.add_argument("--import-only", action="store_true", help="skip the exports")
+    parser.add_argument("--skip-import", action="store_true", help="skip the imports")
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.db, args.out)))
@@ -107,8 +208,18 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     db = args.db or str(work / f"plots_{args.n}.gpkg")
     report: dict[str, Any] = {"n": args.n, "load_average_before": os.getloadavg()}
+    synth_dir = args.data
+    if not args.skip_import:
+        report["import"] = {"gpkg": cli_import(str(work / "import.gpkg"), args.n, synth_dir)}
+        print("import gpkg", json.dumps(report["import"]["gpkg"]), file=sys.stderr)
+        if args.pg:
+            report["import"]["postgis"] = cli_import(args.pg, args.n, synth_dir)
+            print("import postgis", json.dumps(report["import"]["postgis"]), file=sys.stderr)
+    if args.import_only:
+        print(json.dumps(report, indent=2))
+        return 0
     if not Path(db).exists():
-        report["build"] = build_store(db, args.n, ROOT / "benchmarks" / "out" / "synth")
+        report["build"] = build_store(db, args.n, synth_dir)
     report["export"] = {}
     for kind in KINDS:
         report["export"][kind] = run_child(kind, db, work)
@@ -117,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     report["ours_vs"] = {
         "pyogrio_zip": round(e["pyogrio"] / e["ours"], 2),
         "pyogrio_arrow_zip": round(e["pyogrio_arrow"] / e["ours"], 2),
+        "pyogrio_arrow_zip_same_level": round(e["pyogrio_arrow"] / e["ours_level6"], 2),
         "pyogrio_nozip": round(e["pyogrio_nozip"] / e["ours_nozip"], 2),
         "pyogrio_arrow_nozip": round(e["pyogrio_arrow_nozip"] / e["ours_nozip"], 2),
     }

@@ -112,7 +112,7 @@ def write_files(grid: Grid, folder: Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"synthetic_plots_{grid.n}.gpkg"
     if not path.exists():
-        part = path.with_suffix(".part.gpkg")
+        part = path.with_suffix(f".{os.getpid()}.part.gpkg")
         pyogrio.write_dataframe(plots(grid), part, layer="plots", use_arrow=True)
         os.replace(part, path)
     x0, y0, x1, y1 = grid.bounds
@@ -122,7 +122,10 @@ def write_files(grid: Grid, folder: Path) -> tuple[Path, Path]:
         crs=32643,
     )
     exp = folder / f"synthetic_expansion_{grid.n}.gpkg"
-    pyogrio.write_dataframe(area, exp, layer="expansion")
+    if not exp.exists():  # written aside then renamed: builds may run side by side
+        part = exp.with_suffix(f".{os.getpid()}.part.gpkg")
+        pyogrio.write_dataframe(area, part, layer="expansion")
+        os.replace(part, exp)
     return path, exp
 
 

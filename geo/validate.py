@@ -13,6 +13,8 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 from geo.crs import DEFAULT_EPSG, transformer
@@ -301,21 +303,57 @@ def _numbers(fld: Field, column: pd.Series) -> tuple[list[Any], list[tuple[int, 
 
 
 def _texts(fld: Field, column: pd.Series) -> tuple[list[Any], list[tuple[int, str]]] | None:
+    """A text column checked in Arrow (C++): stripped as ``str.strip`` does, blanks as
+    missing, vocabulary, length and id rule; None when any value breaks a rule (the
+    value-by-value path then explains it)."""
     if not pd.api.types.is_string_dtype(column.dtype) or column.dtype == object:
         if pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
             return None
-    stripped = column.str.strip()
-    stripped = stripped.where(stripped.notna() & (stripped != ""), None)
-    present = stripped.dropna()
+    try:
+        texts = pa.array(column.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    texts = _stripped(texts)
+    texts = pc.if_else(pc.equal(texts, ""), pa.scalar(None, pa.string()), texts)
+    present = texts.drop_null()
     limit = fld.text_limit
     if (
-        (fld.required and stripped.isna().any())
-        or (fld.choices is not None and not set(present.unique()) <= set(fld.choices))
-        or (limit is not None and (present.str.len() > limit).any())
-        or (fld.ident and not present.str.match(ID_PATTERN).all())
+        (fld.required and texts.null_count)
+        or (fld.choices is not None and not set(pc.unique(present).to_pylist()) <= set(fld.choices))
+        or (limit is not None and len(present) and pc.max(pc.utf8_length(present)).as_py() > limit)
+        or (
+            fld.ident
+            and len(present)
+            and not pc.all(pc.match_substring_regex(present, _ID_RE2)).as_py()
+        )
     ):
         return None
-    return stripped.astype(object).where(stripped.notna(), None).tolist(), []
+    out: list[Any] = texts.to_numpy(zero_copy_only=False).tolist()
+    return out, []
+
+
+# ID_PATTERN in RE2 (Arrow's regex engine), which reads ``\s`` as ASCII whitespace only.
+# Applied to stripped text (first and last characters not whitespace by ``str.isspace``)
+# it accepts exactly what ``ID_PATTERN`` accepts with Python's ``re``.
+_ID_RE2 = ID_PATTERN
+
+
+def _stripped(texts: pa.Array) -> pa.Array:
+    """``str.strip`` of every value: Python's idea of whitespace is decided on the few
+    distinct first and last characters, and only values that start or end with it are
+    stripped in Python."""
+    first = pc.utf8_slice_codeunits(texts, 0, 1)
+    last = pc.utf8_slice_codeunits(texts, -1, 2**31 - 1)
+    ends = set(pc.unique(first).to_pylist()) | set(pc.unique(last).to_pylist())
+    spaces = [c for c in ends if c is not None and c.isspace()]
+    if not spaces:
+        return texts
+    edge = pc.or_(pc.is_in(first, pa.array(spaces)), pc.is_in(last, pa.array(spaces)))
+    rows = np.flatnonzero(edge.fill_null(False).to_numpy(zero_copy_only=False))
+    values = texts.to_pylist()
+    for i in rows.tolist():
+        values[i] = values[i].strip()
+    return pa.array(values, type=pa.string())
 
 
 def _sector_problems(layer: Layer, frame: pd.DataFrame, values: list[Any]) -> list[Problem]:
@@ -366,7 +404,8 @@ def check_geometries(
     """
     if layer.geometry is None:
         raise ValueError(f"layer {layer.name!r} is a table: it has no geometries to check")
-    arr = np.asarray(list(geoms), dtype=object)
+    # Arrays (numpy, GeometryArray, GeoSeries) convert in C; other iterables one by one.
+    arr = np.asarray(geoms if hasattr(geoms, "__array__") else list(geoms), dtype=object)
     ids = ids or [None] * len(arr)
     problems: list[Problem] = []
     with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -497,14 +536,19 @@ def overlaps(
 ) -> list[tuple[int, int | None, float]]:
     """Pairs of overlapping polygons (intersection area above ``tolerance_m2``).
 
-    Returns ``(i, j, area)`` where ``j`` indexes ``others`` when given, else
-    ``geoms`` itself (with ``i < j``). Uses the GEOS STRtree, never a double loop.
+    Returns ``(i, j, area)`` sorted by ``i`` then ``j``, where ``j`` indexes ``others``
+    when given, else ``geoms`` itself (with ``i < j``). Uses the GEOS STRtree (built over
+    the larger set), never a double loop.
     """
     target = geoms if others is None else others
     if len(geoms) == 0 or len(target) == 0:
         return []
-    tree = shapely.STRtree(target.values)
-    left, right = tree.query(geoms.values, predicate="intersects")
+    if others is not None and len(others) < len(geoms):  # the tree over the larger set
+        right, left = shapely.STRtree(geoms.values).query(others.values, predicate="intersects")
+    else:
+        left, right = shapely.STRtree(target.values).query(geoms.values, predicate="intersects")
+    order = np.lexsort((right, left))  # by i, then j
+    left, right = left[order], right[order]
     if others is None:
         keep = left < right
         left, right = left[keep], right[keep]

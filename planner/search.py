@@ -16,6 +16,7 @@ import shapely
 import shapely.geometry
 from pydantic import Field
 
+from geo.i18n import N_
 from geo.store import Store
 from geo.store.base import SEARCH_KEYS, Contains, search_key
 from planner.catalogue import QueryParams, parse_model, to_geojson_geometries
@@ -34,10 +35,12 @@ class SearchQuery(QueryParams):
     q: str = Field(
         min_length=1,
         max_length=100,
-        description="Text to find, case and spaces ignored: the beginning of a plot id or "
-        "cadastral number; planners also find plots by resident (anywhere in the name)",
+        description=N_(
+            "Text to find, case and spaces ignored: the beginning of a plot id or "
+            "cadastral number; planners also find plots by resident (anywhere in the name)"
+        ),
     )
-    limit: int = Field(10, ge=1, le=MAX_RESULTS, description="Plots to return (1..50)")
+    limit: int = Field(10, ge=1, le=MAX_RESULTS, description=N_("Plots to return (1..50)"))
 
 
 @dataclass(frozen=True)

@@ -237,3 +237,14 @@ def test_print_view_is_one_page_with_legend_and_scale(live_server, page):
     (ARTIFACTS / "map-print.pdf").write_bytes(pdf)
     pages = pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages")
     assert pages == 1, pages
+
+
+@pytest.mark.parametrize("path", ["/", "/plots", "/plots/P-001"])
+def test_zoom_buttons_and_scale_speak_the_readers_language(live_server, page, path):
+    assert page.goto(f"{live_server}/lang/ru?next={path}", wait_until="networkidle").ok
+    page.wait_for_selector(".leaflet-control-scale-line")
+    assert page.get_attribute(".leaflet-control-zoom-in", "title") == "Приблизить"
+    assert page.get_attribute(".leaflet-control-zoom-out", "title") == "Отдалить"
+    scale = page.inner_text(".leaflet-control-scale-line").strip()
+    assert scale.endswith((" м", " км")), scale
+    assert page.locator(".leaflet-control-scale-line").count() == 1  # no English twin

@@ -135,3 +135,40 @@ def test_init_folds_a_source_full_of_the_same_problem(tmp_path, capsys):
         err,
     )
     assert err.count("'sold'") == 1
+
+
+def test_each_command_is_found_in_the_module_the_table_names():
+    """A run of one command builds the parser from its module alone (COMMAND_OWNERS): the
+    table must name every command of the full parser, and each module its own."""
+    import argparse
+    import importlib
+
+    from zoneplan.cli import COMMAND_MODULES, COMMAND_OWNERS, build_parser
+
+    found = {}
+    for module in COMMAND_MODULES:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"zoneplan.commands.{module}").register(sub)
+        found.update(dict.fromkeys(sub.choices, module))
+    assert found == COMMAND_OWNERS
+    for command, module in COMMAND_OWNERS.items():
+        parser = build_parser(command)
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        assert command in sub.choices, module
+    full = build_parser("--help")
+    sub = next(a for a in full._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(COMMAND_OWNERS)
+
+
+def test_a_command_runs_without_importing_the_others(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from zoneplan.cli import main; "
+        f"main(['export', 'plots', '-o', {str(tmp_path / 'p.geojson')!r}, '--db', "
+        f"{str(tmp_path / 'none.gpkg')!r}]); "
+        "print(sorted(m for m in sys.modules if m.startswith(('scipy', 'planner.allocation', 'web'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

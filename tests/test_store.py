@@ -10,6 +10,7 @@ import subprocess
 
 import geopandas as gpd
 import pandas as pd
+import pyogrio
 import pytest
 import shapely
 
@@ -317,3 +318,58 @@ def test_a_store_made_before_a_table_existed_gets_it_on_open(tmp_path):
     store = open_store(path)
     assert store.count("jobs") == 0 and store.count("plots") == 1
     assert "jobs" in dict(sqlite3.connect(path).execute("SELECT table_name, 1 FROM gpkg_contents"))
+
+
+def grid_plots(first: int, count: int, prefix: str = "G") -> gpd.GeoDataFrame:
+    """``count`` 20 m squares on a 30 m grid, numbered from ``first`` (1 km east)."""
+    i = pd.RangeIndex(first, first + count).to_numpy()
+    x, y = E + 1_000 + (i % 200) * 30.0, N + (i // 200) * 30.0
+    return gpd.GeoDataFrame(
+        {"plot_id": [f"{prefix}-{k}" for k in i], "status": ["available"] * count},
+        geometry=shapely.box(x, y, x + 20.0 + (i % 7) * 0.013, y + 20.0),
+        crs=32643,
+    )
+
+
+def rtree_rows(path) -> set[tuple]:
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT rtreecheck('rtree_plots_geom')").fetchone()[0] == "ok"
+    return set(db.execute("SELECT id, minx, maxx, miny, maxy FROM rtree_plots_geom"))
+
+
+def trigger_rtree(store) -> set[tuple]:
+    """The R-tree SQLite itself would hold: every stored plot's bounds inserted one by one."""
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE t USING rtree(id, minx, maxx, miny, maxy)")
+    stored = sqlite3.connect(store.path).execute("SELECT fid, plot_id FROM plots").fetchall()
+    fid = dict((k, f) for f, k in stored)
+    frame = store.read("plots")
+    b = shapely.bounds(frame.geometry.values)
+    db.executemany(
+        "INSERT INTO t VALUES (?, ?, ?, ?, ?)",
+        [(fid[k], r[0], r[2], r[1], r[3]) for k, r in zip(frame["plot_id"], b.tolist())],
+    )
+    return set(db.execute("SELECT * FROM t"))
+
+
+def test_bulk_inserts_keep_the_rtree_what_sqlite_would_hold(store):
+    """Large inserts write a packed R-tree (rebuilt over old and new entries) or insert
+    through the R*Tree when they are few beside what is stored; either way SQLite's
+    rtreecheck passes, the boxes are those SQLite stores, and GDAL's bbox reads agree."""
+    store.insert("plots", grid_plots(0, 1_500))  # empty tree: packed
+    assert rtree_rows(store.path) == trigger_rtree(store)
+    store.insert("plots", grid_plots(1_500, 300))  # small insert: the triggers
+    store.insert("plots", grid_plots(1_800, 5_400))  # many beside 1,800: rebuilt
+    assert rtree_rows(store.path) == trigger_rtree(store)
+    store.insert("plots", grid_plots(7_200, 1_000))  # few beside 7,200: one by one
+    store.delete("plots", "G-5")
+    store.update("plots", "G-7", {"geometry": shapely.box(E, N, E + 50, N + 50)})
+    assert rtree_rows(store.path) == trigger_rtree(store)
+    box = (E + 1_000 + 1_234.5, N + 300.2, E + 1_000 + 2_001.7, N + 1_111.1)
+    mine = set(store.read("plots", bbox=box)["plot_id"])
+    gdal = pyogrio.read_dataframe(store.path, layer="plots", bbox=box, columns=["plot_id"])
+    every = store.read("plots")
+    exact = set(every["plot_id"][every.intersects(shapely.box(*box))])
+    assert mine == set(gdal["plot_id"]) == exact and len(exact) > 500
+    meta = pyogrio.read_info(store.path, layer="plots")
+    assert meta["features"] == 8_199

@@ -560,3 +560,34 @@ def test_filter_values_no_stored_row_could_hold_match_nothing(store):
         assert store.count("plots", where={"plot_id": odd}) == 0
         assert store.count("plots", where={"plot_id": [odd]}) == 0
     assert store.count("plots", where={"plot_id": ["\x00nothing", "P-1"]}) == 1
+
+
+def test_bulk_inserted_values_come_back_exactly(store):
+    """Bulk inserts (PostGIS: COPY text built in Arrow; GeoPackage: the packed path) keep
+    text with tabs, newlines, backslashes and Cyrillic, floats to the last bit, booleans,
+    missing values and geometries."""
+    n = 1_200
+    texts = ["a\tb", "line\nnext", "back\\slash", "cr\rlf", "ТОО «Алатау»", "\\N", "", None]
+    frame = plots(*[(f"B-{i}", i * 30.0, 0, i * 30.0 + 20, 20) for i in range(n)])
+    frame["resident"] = [texts[i % len(texts)] for i in range(n)]
+    power = [None if i % 5 == 0 else 0.1 * i + 1e-7 for i in range(n)]
+    jobs = [None if i % 3 == 0 else i * 1_000_003 for i in range(n)]
+    rail = [None if i % 4 == 0 else i % 2 == 0 for i in range(n)]
+    frame["power_kw"] = pd.Series(power, dtype=object)
+    frame["jobs"] = pd.Series(jobs, dtype=object)
+    frame["rail_need"] = pd.Series(rail, dtype=object)
+    store.insert("plots", frame)
+    back = store.read("plots").set_index("plot_id").loc[frame["plot_id"]]
+    blank = {"", None}
+    given = [texts[i % len(texts)] for i in range(n)]
+    want_text = [None if t in blank else t.strip() for t in given]
+    assert [None if pd.isna(v) else v for v in back["resident"]] == want_text
+    assert [None if pd.isna(v) else float(v) for v in back["power_kw"]] == frame[
+        "power_kw"
+    ].tolist()
+    assert [None if pd.isna(v) else int(v) for v in back["jobs"]] == jobs
+    assert [None if pd.isna(v) else bool(v) for v in back["rail_need"]] == frame[
+        "rail_need"
+    ].tolist()
+    assert all(a.equals_exact(b, 0) for a, b in zip(back.geometry, frame.geometry))
+    assert back.crs.to_epsg() == 32643

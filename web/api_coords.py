@@ -9,6 +9,7 @@ from typing import Literal
 from flask_babel import gettext
 from pydantic import BaseModel, Field
 
+from geo.i18n import N_
 from geo.store import Invalid
 from geo.validate import Problem
 from planner import coordinates
@@ -16,7 +17,6 @@ from planner.catalogue import to_geojson_geometries
 from web import deps
 from web.api import endpoint
 from web.api_edit import PolygonJSON, _In, _polygon
-from web.i18n import N_
 
 System = Literal[tuple(coordinates.SYSTEMS)]  # type: ignore[valid-type]
 

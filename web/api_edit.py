@@ -15,6 +15,7 @@ from flask_babel import gettext
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
 
+from geo.i18n import N_
 from geo.layers import (
     ASSET_LAYERS,
     ASSET_STATUSES,
@@ -32,7 +33,6 @@ from planner.catalogue import IsoDate, to_geojson_geometries
 from web import deps
 from web.api import PLOT_ID, api_error_with_problems, bp, endpoint
 from web.auth import api_error, current_username
-from web.i18n import N_
 
 __all__ = [
     "bp",

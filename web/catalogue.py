@@ -39,8 +39,9 @@ from usecases import applications as usecase
 from usecases import uploads
 from web import api, deps, svgmap
 from web.auth import current_role, current_username, has_role, role_required, signed_in_username
+from web.i18n import leaflet_texts, measure_labels
 from web.labels import tr_label, tr_value
-from web.maps import PLOT_COLOURS, measure_labels, search_labels
+from web.maps import PLOT_COLOURS, search_labels
 
 bp = Blueprint("catalogue", __name__)
 
@@ -83,6 +84,7 @@ def _page_config() -> dict[str, Any]:
         "tiles": config.get("ZONEPLAN_TILES_URL") or "",
         "attribution": config.get("ZONEPLAN_TILES_ATTRIBUTION") or "",
         "colours": PLOT_COLOURS,
+        "leaflet": leaflet_texts(_),
         "labels": {
             "matched": _("%(n)s plots match", n="{n}"),
             "shown": _("%(n)s shown", n="{n}"),

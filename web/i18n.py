@@ -6,14 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from web.maps import measure_labels
+from geo.i18n import N_
 
 Translate = Callable[[str], str]
-
-
-def N_(message: str) -> str:
-    """Mark ``message`` for extraction into the catalogues; translate it later."""
-    return message
 
 
 def leaflet_texts(_: Translate) -> dict[str, Any]:
@@ -82,3 +77,19 @@ API_TAGS = (
     N_("search"),
     N_("uploads"),
 )
+
+
+def measure_labels(translate: Translate) -> dict[str, str]:
+    """The measuring tool's words (web/static/measure.js) in the reader's language."""
+    return {
+        "measure": translate(N_("Measure distance and area")),
+        "hint": translate(N_("Click points on the map; double-click to finish.")),
+        "distance": translate(N_("Distance")),
+        "area": translate(N_("Area")),
+        "finish": translate(N_("Finish")),
+        "clear": translate(N_("Clear")),
+        "m": translate(N_("m")),
+        "km": translate(N_("km")),
+        "m2": translate(N_("m²")),
+        "ha": translate(N_("ha")),
+    }

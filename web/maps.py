@@ -14,6 +14,7 @@ from folium.template import Template
 from geo.crs import WEB_DECIMALS
 from geo.i18n import N_
 from geo.layers import LAYERS, get_layer
+from web.i18n import leaflet_texts, measure_labels
 from web.labels import Translate, tr_label, tr_value
 
 MAX_MAP_ZOOM = 20
@@ -173,22 +174,6 @@ def tile_layer_specs(translate: Translate) -> list[dict[str, Any]]:
     ]
 
 
-def measure_labels(translate: Translate) -> dict[str, str]:
-    """The measuring tool's words (web/static/measure.js) in the reader's language."""
-    return {
-        "measure": translate(N_("Measure distance and area")),
-        "hint": translate(N_("Click points on the map; double-click to finish.")),
-        "distance": translate(N_("Distance")),
-        "area": translate(N_("Area")),
-        "finish": translate(N_("Finish")),
-        "clear": translate(N_("Clear")),
-        "m": translate(N_("m")),
-        "km": translate(N_("km")),
-        "m2": translate(N_("m²")),
-        "ha": translate(N_("ha")),
-    }
-
-
 def search_labels(translate: Translate) -> dict[str, Any]:
     """The plot search box's words (web/static/search.js) in the reader's language."""
     return {
@@ -284,6 +269,7 @@ def build_zone_map(
         "roadWeights": ROAD_WEIGHTS,
         "feature": feature,
         "search": search,
+        "leaflet": leaflet_texts(translate),
         "labels": {
             "search": search_labels(translate),
             "measure": measure_labels(translate),
@@ -295,6 +281,7 @@ def build_zone_map(
         [
             ("vectorgrid", static_url("vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js")),
             ("zp", static_url("zp.js")),
+            ("zp_leaflet_i18n", static_url("leaflet-i18n.js")),
             ("zp_search", static_url("search.js")),
             ("zp_measure", static_url("measure.js")),
             ("zp_tilemap", static_url("tilemap.js")),

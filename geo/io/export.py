@@ -199,7 +199,7 @@ def export_layers(
     where: Mapping[str, Any] | None = None,
     include_private: bool = True,
     fields: Sequence[str] | None = None,
-    zip_level: int = 6,
+    zip_level: int = archive.DEFAULT_ZIP_LEVEL,
     progress: Callable[[str], None] | None = None,
 ) -> Path:
     """Export layers of the store to one file, written atomically.

@@ -264,16 +264,17 @@ def plan_import(
         plan.frame = gpd.GeoDataFrame(typed, geometry=np.asarray(geoms), crs=store.epsg)
         if lyr.name == "plots":
             problems += _self_overlaps(plan.frame, usable)
-    stored = _stored_rows(store, lyr, ids)
+    in_file = {str(k) for k in ids if k is not None}
+    stored = _stored_rows(store, lyr, in_file)
     _plan_updates(plan, lyr, stored)
     if plan.replace:
-        plan.removed = _removals(store, lyr, {str(k) for k in ids if k is not None})
+        plan.removed = _removals(store, lyr, in_file)
         problems += _committed_removals(store, lyr, plan.removed)
     elif lyr.name == "plots":
         problems += _overlaps_with_store(
             store,
             cast(gpd.GeoDataFrame, plan.frame),
-            {str(k) for k in ids if k is not None},
+            in_file,
             usable,
         )
     plan.problems = sorted(problems, key=problem_order)
@@ -339,11 +340,10 @@ def _missing_columns(layer: Layer, frame: pd.DataFrame, problems: list[Problem])
     return head + [p for p in problems if p.field not in absent]
 
 
-def _stored_rows(store: Any, layer: Layer, ids: list[Any]) -> pd.DataFrame:
-    """The stored rows whose id is in ``ids``, by id: none read when the ids are all new
+def _stored_rows(store: Any, layer: Layer, wanted: set[str]) -> pd.DataFrame:
+    """The stored rows whose id is in ``wanted``, by id: none read when the ids are all new
     (the stored ids are listed first, nothing else decoded), the whole layer read once
     when the file repeats most of it, else queried in chunks by value."""
-    wanted = {str(i) for i in ids if i is not None}
     present = sorted(wanted.intersection(store.keys(layer.name)))
     if not present:
         rows = store.read(layer.name, limit=0)
@@ -541,7 +541,11 @@ def write_import(tx: Any, store: Any, plan: ImportPlan) -> list[str]:
         tx.delete(lyr.name, key)
     for key, changes in plan.updates.items():
         tx.update(lyr.name, key, changes, version=plan.versions[key])
-    new = plan.frame[_among(plan.frame[lyr.key], set(plan.new_ids))]
+    new = (
+        plan.frame
+        if len(plan.new_ids) == len(plan.frame)  # every feature is new (a first import)
+        else plan.frame[_among(plan.frame[lyr.key], set(plan.new_ids))]
+    )
     added = tx.insert(lyr.name, new) if len(new) else []
     return [*added, *plan.updates]
 

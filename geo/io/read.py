@@ -158,7 +158,8 @@ def _parse_geometries(wkb: np.ndarray) -> tuple[np.ndarray, list[tuple[int, str]
                 reasons.append((int(i), "geometry does not parse"))
             except Exception as err:  # GEOSException: unclosed ring, too few points, ...
                 reasons.append((int(i), f"geometry does not parse: {first_line(err)}"))
-        geoms = shapely.force_2d(geoms)
+        if shapely.has_z(geoms).any():
+            geoms = shapely.force_2d(geoms)
         coords, owner = shapely.get_coordinates(geoms, return_index=True)
     for i in np.unique(owner[~np.isfinite(coords).all(axis=1)]):
         reasons.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import tempfile
@@ -42,6 +43,7 @@ from geo.store.gpkg_schema import (
 )
 from geo.store.gpkg_schema import quote as _q
 from geo.store.rows import GEOM, Order, Reader, RowSession, SqlStore, check_crs
+from geo.store.rtree_pack import REBUILD_RATIO, pack_rtree
 from geo.validate import Problem
 
 #: Inserts of at least this many features fill the R-tree in one pass (see _bulk_insert).
@@ -421,21 +423,20 @@ class GpkgSession(RowSession):
         get_layer(layer)
 
     def _existing(self, lyr: Layer, keys: list[Any]) -> list[Any]:
-        present: list[Any] = []
-        for start in range(0, len(keys), 500):
-            chunk = [_sql_value(k) for k in keys[start : start + 500]]
-            present += [
-                r[0]
-                for r in self.conn.execute(
-                    f"SELECT {_q(lyr.key)} FROM {_q(lyr.name)} WHERE {_q(lyr.key)} IN "
-                    f"({', '.join('?' * len(chunk))})",
-                    chunk,
-                )
-            ]
-        return present
+        """The ``keys`` already stored: one query, the keys handed over as a JSON array."""
+        listed = json.dumps([k if type(k) is str else _sql_value(k) for k in keys])
+        return [
+            r[0]
+            for r in self.conn.execute(
+                f"SELECT {_q(lyr.key)} FROM {_q(lyr.name)} WHERE {_q(lyr.key)} IN "
+                "(SELECT value FROM json_each(?))",
+                (listed,),
+            )
+        ]
 
     def _write_rows(self, lyr: Layer, typed: pd.DataFrame, geoms: np.ndarray | None) -> None:
-        columns = list(typed.columns)
+        # Columns with no value at all are left out (they are NULL by default).
+        columns = [c for c in typed.columns if typed[c].notna().any()]
         values = [_column_values(lyr, c, typed[c]) for c in columns]
         if geoms is not None:
             columns.append(GEOM)
@@ -472,13 +473,7 @@ class GpkgSession(RowSession):
             self.conn.executemany(_insert_sql(lyr.name, ["fid", *columns]), zip(fids, *values))
             bounds = shapely.bounds(geoms)
             drawn = np.flatnonzero(~np.isnan(bounds[:, 0]))
-            self.conn.executemany(
-                f"INSERT INTO {_q(rtree)} (id, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)",
-                zip(
-                    (drawn + start + 1).tolist(),
-                    *(bounds[drawn, i].tolist() for i in (0, 2, 1, 3)),
-                ),
-            )
+            self._index(rtree, drawn + start + 1, bounds[drawn])
         finally:
             self.conn.execute(f"PRAGMA cache_size = {int(cache)}")
         if any(name.startswith("trigger_insert_feature_count") for name, _ in triggers):
@@ -489,6 +484,28 @@ class GpkgSession(RowSession):
             )
         for _, text in triggers:
             self.conn.execute(text)
+
+    def _index(self, rtree: str, fids: np.ndarray, bounds: np.ndarray) -> None:
+        """Add ``fids`` with their ``bounds`` (minx, miny, maxx, maxy) to the R-tree: a
+        packed tree rebuilt over the old and new entries when the new ones are many
+        (``REBUILD_RATIO``), else inserted one by one through the R*Tree."""
+        held = self.conn.execute(f"SELECT count(*) FROM {_q(rtree + '_rowid')}").fetchone()[0]
+        if len(fids) < REBUILD_RATIO * held:
+            self.conn.executemany(
+                f"INSERT INTO {_q(rtree)} (id, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)",
+                zip(fids.tolist(), *(bounds[:, i].tolist() for i in (0, 2, 1, 3))),
+            )
+            return
+        old = np.array(
+            self.conn.execute(f"SELECT id, minx, miny, maxx, maxy FROM {_q(rtree)}").fetchall(),
+            dtype=np.float64,
+        ).reshape(-1, 5)
+        pack_rtree(
+            self.conn,
+            rtree,
+            np.concatenate([old[:, 0].astype(np.int64), fids]),
+            np.concatenate([old[:, 1:], bounds]),
+        )
 
     def _set(self, lyr: Layer, key: str, sets: Mapping[str, Any]) -> None:
         values = {(GEOM if k == "geometry" else k): v for k, v in sets.items()}

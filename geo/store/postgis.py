@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -28,6 +30,7 @@ from geo.store.base import (
     compile_where,
     redact,
 )
+from geo.store.pg_copy import copy_blocks
 from geo.store.pg_schema import (
     AUDIT_SEQUENCE,
     META,
@@ -432,22 +435,32 @@ class PostgisSession(RowSession):
         )
 
     def _existing(self, lyr: Layer, keys: list[Any]) -> list[Any]:
-        query = sql.SQL("SELECT {k} FROM {t} WHERE {k} = ANY(%s)").format(
-            k=sql.Identifier(lyr.key), t=sql.Identifier(lyr.name)
-        )
-        return [r[0] for r in self.conn.execute(query, ([_db_value(None, k) for k in keys],))]
+        """The ``keys`` already stored; the keys go as one JSON array (a list parameter is
+        adapted value by value in Python)."""
+        query = sql.SQL(
+            "SELECT {k} FROM {t} WHERE {k} IN (SELECT jsonb_array_elements_text(%s::jsonb))"
+        ).format(k=sql.Identifier(lyr.key), t=sql.Identifier(lyr.name))
+        listed = json.dumps([k if type(k) is str else _db_value(None, k) for k in keys])
+        return [r[0] for r in self.conn.execute(query, (listed,))]
 
     def _write_rows(self, lyr: Layer, typed: pd.DataFrame, geoms: np.ndarray | None) -> None:
         names = list(typed.columns)
-        columns = [_copy_column(lyr.field(n), typed[n]) for n in names]
         targets = [sql.Identifier(n) for n in names]
         if geoms is not None:
-            columns.append(_ewkb_hex(geoms, self.reader.epsg))
             targets.append(sql.Identifier(GEOM))
         copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
             sql.Identifier(lyr.name), sql.SQL(", ").join(targets)
         )
         with self.conn.cursor() as cur, cur.copy(copy_sql) as copy:
+            if codecs.lookup(self.conn.info.encoding).name == "utf-8":
+                # The COPY text built column by column in Arrow, sent in blocks.
+                fields = [lyr.field(n) for n in names]
+                for block in copy_blocks(fields, typed, geoms, self.reader.epsg, _db_value):
+                    copy.write(block)
+                return
+            columns = [_copy_column(lyr.field(n), typed[n]) for n in names]
+            if geoms is not None:
+                columns.append(_ewkb_hex(geoms, self.reader.epsg))
             for row in zip(*columns):
                 copy.write_row(row)
 

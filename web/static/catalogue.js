@@ -54,7 +54,7 @@
       L.tileLayer(cfg.tiles, { attribution: cfg.attribution, maxZoom: 19 }).addTo(map);
     }
     map.setView([43.33, 76.85], 14);
-    L.control.scale({ imperial: false }).addTo(map);
+    window.zp.localiseMap(map, cfg.leaflet);
     if (window.zpMeasure) { window.zpMeasure(map, T.measure); }
     return map;
   }

@@ -31,6 +31,23 @@
     return window.zpMeasure ? window.zpMeasure(map, t.measure) : null;
   };
 
+  /* The same texts on a map made with Leaflet's default zoom buttons (folium's zone map, the
+     catalogue's maps): retitle those buttons and add the metric scale with translated units. */
+  zp.localiseMap = function (map, t) {
+    t = t || {};
+    var zoom = map.zoomControl;
+    if (zoom) {
+      [[zoom._zoomInButton, t.zoomIn], [zoom._zoomOutButton, t.zoomOut]].forEach(function (pair) {
+        if (pair[0] && pair[1]) {
+          pair[0].title = pair[1];
+          pair[0].setAttribute("aria-label", pair[1]);
+        }
+      });
+    }
+    new Scale({ imperial: false, position: "bottomleft", unitM: t.m || "m",
+                unitKm: t.km || "km" }).addTo(map);
+  };
+
   /* the layer switcher's toggle title (Leaflet writes "Layers") */
   zp.layersTitle = function (control, t) {
     var toggle = control.getContainer().querySelector(".leaflet-control-layers-toggle");

@@ -100,8 +100,8 @@
       control.addOverlay(toggles[spec.name], spec.label);
     });
     control.addTo(map);
-    // metric only: planners and investors here measure in metres and hectares
-    L.control.scale({ imperial: false }).addTo(map);
+    // metric only, in the reader's language: planners and investors measure in metres
+    window.zp.localiseMap(map, cfg.leaflet);
     map.on("overlayadd overlayremove", function (e) {
       Object.keys(toggles).forEach(function (name) {
         if (toggles[name] === e.layer) { hidden[name] = e.type === "overlayremove"; }

@@ -1,0 +1,141 @@
+"""The vectorised import checks agree with the schema's value-by-value rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from geo.layers import get_layer
+from geo.validate import check_geometries, coerce_attributes, coerce_value
+
+# Texts around the edges of the rules: Unicode whitespace Python strips (NBSP, NEL,
+# ideographic space, line separator) where Arrow's regex \s is ASCII only, control
+# characters, slashes, Cyrillic, blanks.
+EDGY = [
+    "P-1",
+    " P-2 ",
+    "\u00a0P-3",
+    "P-4\u3000",
+    "\x85P-5",
+    "P-6\u2028",
+    "P\u00a07",
+    "P/8",
+    "P\\9",
+    "P\x0010",
+    "P\x9f11",
+    "Ж-12",
+    "  ",
+    "",
+    "\t",
+    "P\t13",
+    "P-14\n",
+    "x" * 80,
+    "x" * 81,
+]
+
+
+def expected(field_name: str, values: list[object]) -> tuple[list[object], set[int]]:
+    """What coerce_value says of each value: the typed value, and the rows it refuses."""
+    fld = get_layer("plots").field(field_name)
+    out, bad = [], set()
+    for i, v in enumerate(values):
+        try:
+            out.append(coerce_value(fld, v))
+        except ValueError:
+            out.append(None)
+            bad.add(i)
+    return out, bad
+
+
+@pytest.mark.parametrize("field", ["plot_id", "exp_id", "cadastre", "resident"])
+@pytest.mark.parametrize("dtype", [object, "str"])
+def test_text_columns_typed_as_value_by_value(field: str, dtype: object) -> None:
+    n = len(EDGY)
+    frame = pd.DataFrame(
+        {
+            "plot_id": [f"K-{i}" for i in range(n)],
+            "status": ["available"] * n,
+        }
+    )
+    frame[field] = pd.Series(EDGY, dtype=dtype)
+    typed, problems = coerce_attributes(get_layer("plots"), frame)
+    want, bad = expected(field, EDGY)
+    assert {p.index for p in problems if p.field == field} == bad
+    assert [v for i, v in enumerate(typed[field].tolist()) if i not in bad] == [
+        v for i, v in enumerate(want) if i not in bad
+    ]
+
+
+@pytest.mark.parametrize("dtype", [object, "str"])
+def test_clean_text_columns_take_the_fast_path_with_the_same_values(dtype: object) -> None:
+    # Every value passes: the fast path answers, and must equal strip/None semantics.
+    values = [" A-1", "B-2\u00a0", "\u3000C-3", "D-4", None, "  ", "Ж-5"]
+    frame = pd.DataFrame(
+        {
+            "plot_id": [f"K-{i}" for i in range(len(values))],
+            "status": ["available"] * len(values),
+            "exp_id": pd.Series(values, dtype=dtype),
+            "resident": pd.Series(values, dtype=dtype),
+        }
+    )
+    typed, problems = coerce_attributes(get_layer("plots"), frame)
+    assert problems == []
+    want = ["A-1", "B-2", "C-3", "D-4", None, None, "Ж-5"]
+    assert typed["exp_id"].tolist() == want
+    assert typed["resident"].tolist() == want
+    assert all(v is None or type(v) is str for v in typed["resident"].tolist())
+
+
+def test_vocabulary_and_required_text_checked_in_bulk() -> None:
+    frame = pd.DataFrame(
+        {
+            "plot_id": pd.Series(["A-1", "A-2", None, "A-4"], dtype="str"),
+            "status": pd.Series(["available", "sold", "reserved", " occupied "], dtype="str"),
+        }
+    )
+    typed, problems = coerce_attributes(get_layer("plots"), frame)
+    assert sorted((p.index, p.field) for p in problems) == [(1, "status"), (2, "plot_id")]
+    assert typed["status"].tolist()[3] == "occupied"
+
+
+def test_geometry_checks_take_arrays_and_lists_alike() -> None:
+    geoms = shapely.box(
+        np.array([650_000.0, 650_100.0, 650_200.0]),
+        4_798_000.0,
+        [650_050, 650_100.5, 650_250],
+        4_798_050,
+    )
+    geoms[1] = shapely.Polygon(
+        [(650_100, 4_798_000), (650_110, 4_798_010), (650_110, 4_798_000), (650_100, 4_798_010)]
+    )
+    layer = get_layer("plots")
+    ids = ["a", "b", "c"]
+    from_array = check_geometries(layer, geoms, ids)
+    from_list = check_geometries(layer, list(geoms), ids)
+    from_series = check_geometries(layer, pd.Series(geoms), ids)
+    assert from_array == from_list == from_series
+    assert [(p.index, p.reason.split(":")[0]) for p in from_array] == [(1, "invalid geometry")]
+
+
+@pytest.mark.parametrize(("n", "m"), [(300, 40), (40, 300)])
+def test_overlaps_equal_a_double_loop_whichever_set_is_larger(n: int, m: int) -> None:
+    import geopandas as gpd
+
+    from geo.validate import overlaps
+
+    rng = np.random.default_rng(n)
+
+    def boxes(k: int) -> gpd.GeoSeries:
+        x, y, w = rng.uniform(0, 400, k), rng.uniform(0, 400, k), rng.uniform(5, 40, k)
+        return gpd.GeoSeries(shapely.box(x, y, x + w, y + w))
+
+    a, b = boxes(n), boxes(m)
+    brute = [
+        (i, j, float(area))
+        for i in range(n)
+        for j in range(m)
+        if (area := shapely.intersection(a.iloc[i], b.iloc[j]).area) > 1.0
+    ]
+    assert overlaps(a, b) == brute
