@@ -60,6 +60,21 @@ def test_progress_is_recorded_and_any_process_can_cancel(store, store_path, monk
     assert job["state"] == "cancelled" and job["result"] is None
 
 
+def test_a_cancel_while_running_wins_over_a_result_that_comes_after(store):
+    """Cancel pressed while the job ran, the job then finished anyway (it had no progress
+    report left): the job ends cancelled, its result dropped."""
+    runner = JobRunner(store)
+
+    def finishes_after_cancel(ctx):
+        runner.cancel(ctx.job_id, user="planner")
+        return {"proposal": [1, 2, 3]}
+
+    job = runner.wait(runner.submit("quick", {}, finishes_after_cancel, user="planner"))
+    assert job["state"] == "cancelled" and job["result"] is None
+    done = runner.wait(runner.submit("quick", {}, lambda ctx: {"n": 1}, user="planner"))
+    assert done["state"] == "done" and done["result"] == {"n": 1}
+
+
 def test_a_queued_job_is_cancelled_before_it_starts(store):
     release = threading.Event()
     runner = JobRunner(store, workers=1)

@@ -13,8 +13,9 @@ import requests
 
 from geo.store import open_store
 from planner.servicing import ServicingModel
-from usecases import accounts
+from usecases import accounts, allocation
 from usecases import applications as app_usecases
+from usecases.jobs import Cancelled
 from web import deps
 
 
@@ -161,20 +162,20 @@ def test_one_allocation_at_a_time_and_cancel(app, planner, store):
     assert planner.post("/api/allocations", json={}, headers=planner.zp_headers).status_code == 202
 
 
-def test_a_running_allocation_stops_when_cancelled(planner):
-    r = planner.post("/api/allocations", json={"time_limit": 60}, headers=planner.zp_headers)
-    job_id = r.get_json()["job_id"]
-    deadline = time.time() + 30
-    while (
-        planner.get(f"/api/allocations/{job_id}", headers=planner.zp_headers).get_json()["state"]
-        == "queued"
-    ):
-        assert time.time() < deadline
-        time.sleep(0.02)
-    # the job is building the servicing model (a second or more); it stops at its next report
-    planner.post(f"/api/allocations/{job_id}/cancel", headers=planner.zp_headers)
-    job = wait(planner, job_id)
-    assert job["state"] == "cancelled" and job["result"] is None
+def test_a_running_allocation_stops_when_cancelled(store):
+    """The run reports through the job's progress at each phase, solving included; a cancel
+    seen there stops it with nothing kept (the runner's side: tests/test_jobs.py)."""
+    said: list[str] = []
+
+    def progress(fraction, message="", interim=None):
+        said.append(message)
+        if message.startswith("solving"):
+            raise Cancelled("allocation")
+
+    with pytest.raises(Cancelled):
+        allocation.run(store, allocation.RunRequest(time_limit=60), progress)
+    assert said[:2] == ["reading the store", "building the tables"]
+    assert said[-1] == "solving 30 applications × 52 plots"
 
 
 def test_unknown_runs_are_404(planner):

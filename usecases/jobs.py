@@ -224,14 +224,7 @@ class JobRunner:
                     },
                 )
             result = fn(JobContext(self, job_id, params))
-            self._set(
-                job_id,
-                state="done",
-                progress=1.0,
-                result=_dumps(dict(result or {})),
-                finished=now_iso(),
-                message="",
-            )
+            self._finish(job_id, result)
         except Cancelled:
             self._set(
                 job_id, state="cancelled", finished=now_iso(), message="cancelled", result=None
@@ -252,6 +245,24 @@ class JobRunner:
         finally:
             with self._lock:
                 self._mine.discard(job_id)
+
+    def _finish(self, job_id: str, result: Mapping[str, Any] | None) -> None:
+        """Keep a finished job's result, unless a cancel came while it ran: the planner who
+        pressed Cancel before it finished never gets a result to act on."""
+        with self.store.transaction("system") as tx:
+            if tx.get("jobs", job_id, for_update=True).get("cancel"):
+                raise Cancelled(job_id)
+            tx.update(
+                "jobs",
+                job_id,
+                {
+                    "state": "done",
+                    "progress": 1.0,
+                    "result": _dumps(dict(result or {})),
+                    "finished": now_iso(),
+                    "message": "",
+                },
+            )
 
     def _set(self, job_id: str, **changes: Any) -> None:
         self.store.update("jobs", job_id, changes, user="system")
