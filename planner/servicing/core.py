@@ -18,6 +18,7 @@ from geo.layers import ASSET_LAYERS, ASSET_STATUSES, LAYERS
 from geo.network import SNAP_TOLERANCE_M, Network, build_network
 from geo.validate import parse_date
 from planner.servicing.evaluate import Evaluation, derive, evaluate
+from planner.servicing.patches import Layers, PendingFrame, patched
 from planner.servicing.rules import (
     CONNECT_M,
     COUNTED_PLOT_STATUSES,
@@ -79,7 +80,7 @@ class ModelBase:
         self.connect_m = {**CONNECT_M, **(connect_m or {})}
         self.required = tuple(required)
         self.tolerance = float(tolerance)
-        self.layers = {name: frame_of(snapshot, name) for name in ("plots", *ASSET_LAYERS)}
+        self.layers = Layers({name: frame_of(snapshot, name) for name in ("plots", *ASSET_LAYERS)})
         self._lock = threading.Lock()
         self._cache: OrderedDict[Hashable, Any] = OrderedDict()
         self._derived: OrderedDict[Hashable, Any] = OrderedDict()
@@ -212,57 +213,69 @@ class ModelBase:
 
     def _set_plots(
         self,
-        plots: gpd.GeoDataFrame,
+        plots: gpd.GeoDataFrame | PendingFrame,
         sites: Sites,
         same_ids: ModelBase | None = None,
         rows: np.ndarray | None = None,
+        changed: pd.DataFrame | None = None,
     ) -> None:
         """Take ``plots`` (and their ``sites``) as the model's plots; ``same_ids``: a model
         holding the same plot ids in the same order (its id index is reused), whose
-        plots differ at positions ``rows`` only (if given: only those are read)."""
-        self.layers["plots"] = plots
+        plots differ at positions ``rows`` only, stored as ``changed`` (in that order;
+        then only those rows are read, and the per-plot arrays are patched there)."""
+        self.layers = self.layers.replaced({"plots": plots})
         self.plot_ids: np.ndarray
         self._plot_index: pd.Index
-        self._plot_power: np.ndarray
-        self._plot_water: np.ndarray
-        self._plot_status: np.ndarray
-        self._plot_rail_need: np.ndarray
-        self._plot_counted: np.ndarray
-        self._plot_occupied: np.ndarray
-        self._counted_sites: Sites
+        self._plot_power: Any
+        self._plot_water: Any
+        self._plot_status: Any
+        self._plot_rail_need: Any
+        self._plot_counted: Any
+        self._plot_occupied: Any
         self._plot_sites = sites
+        self._counted_hit: Sites | None = None
         if same_ids is not None:
             self.plot_ids, self._plot_index = same_ids.plot_ids, same_ids._plot_index
         else:
+            frame = plots.frame() if isinstance(plots, PendingFrame) else plots
             self.plot_ids = (
-                plots["plot_id"].astype(str).to_numpy() if len(plots) else np.zeros(0, object)
+                frame["plot_id"].astype(str).to_numpy() if len(frame) else np.zeros(0, object)
             )
             self._plot_index = pd.Index(self.plot_ids.astype(object), dtype=object)
-        if same_ids is not None and rows is not None:
+        if same_ids is not None and rows is not None and changed is not None:
             old = same_ids
-            columns = _plot_columns(plots.iloc[rows])
-            arrays = [
-                a.copy()
-                for a in (old._plot_power, old._plot_water, old._plot_status, old._plot_rail_need)
-            ]
-            for array, value in zip(arrays, columns):
-                array[rows] = value
-            self._plot_power, self._plot_water, self._plot_status, self._plot_rail_need = arrays
-            self._plot_counted = old._plot_counted.copy()
-            self._plot_counted[rows] = np.isin(columns[2], COUNTED_PLOT_STATUSES)
-            self._plot_occupied = old._plot_occupied.copy()
-            self._plot_occupied[rows] = columns[2] == "occupied"
-            same = sites is old._plot_sites
-            if same and np.array_equal(self._plot_counted, old._plot_counted):
-                self._counted_sites = old._counted_sites
-                return
-        else:
-            (self._plot_power, self._plot_water, self._plot_status, self._plot_rail_need) = (
-                _plot_columns(plots)
+            columns = _plot_columns(changed)
+            counted = np.isin(columns[2], COUNTED_PLOT_STATUSES)
+            self._plot_power, self._plot_water, self._plot_status, self._plot_rail_need = (
+                patched(array, rows, value)
+                for array, value in zip(
+                    (old._plot_power, old._plot_water, old._plot_status, old._plot_rail_need),
+                    columns,
+                )
             )
-            self._plot_counted = np.isin(self._plot_status, COUNTED_PLOT_STATUSES)
-            self._plot_occupied = np.asarray(self._plot_status == "occupied", dtype=bool)
-        self._counted_sites = sites.subset(np.flatnonzero(self._plot_counted))
+            same_counted = bool(np.array_equal(counted, old._plot_counted[rows]))
+            self._plot_counted = (
+                old._plot_counted if same_counted else patched(old._plot_counted, rows, counted)
+            )
+            self._plot_occupied = patched(old._plot_occupied, rows, columns[2] == "occupied")
+            if sites is old._plot_sites and same_counted:
+                self._counted_hit = old._counted_hit
+            return
+        frame = plots.frame() if isinstance(plots, PendingFrame) else plots
+        (self._plot_power, self._plot_water, self._plot_status, self._plot_rail_need) = (
+            _plot_columns(frame)
+        )
+        self._plot_counted = np.isin(self._plot_status, COUNTED_PLOT_STATUSES)
+        self._plot_occupied = np.asarray(self._plot_status == "occupied", dtype=bool)
+
+    @property
+    def _counted_sites(self) -> Sites:
+        """The sites of the plots whose demand is committed (reserved, allocated)."""
+        hit = self._counted_hit
+        if hit is None:
+            hit = self._plot_sites.subset(np.flatnonzero(np.asarray(self._plot_counted)))
+            self._counted_hit = hit  # same value whichever thread builds it
+        return hit
 
     # --------------------------------------------------------------- lookups
     def _layer_ids(self, name: str) -> np.ndarray:

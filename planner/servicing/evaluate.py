@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geo.network import DEFAULT_SPEED_KMH
+from planner.servicing.patches import patched, patched_map
 from planner.servicing.rules import MAIN_LAYERS, UTILITIES, Scenario, first
 from planner.servicing.sites import Sites
 
@@ -407,7 +408,7 @@ def take(answer: Answer, idx: np.ndarray) -> Answer:
     for key, value in answer.items():
         if key == "mask":
             out[key] = value
-        elif isinstance(value, dict):
+        elif isinstance(value, Mapping):
             if inverse is None:
                 inverse = np.full(len(answer["ok"]), -1, np.intp)
                 inverse[idx] = np.arange(len(idx))
@@ -419,7 +420,7 @@ def take(answer: Answer, idx: np.ndarray) -> Answer:
     return out
 
 
-def _renumber(by_site: dict[int, Any], new: np.ndarray) -> dict[int, Any]:
+def _renumber(by_site: Mapping[int, Any], new: np.ndarray) -> dict[int, Any]:
     """``by_site`` with each site ``s`` as ``new[s]`` (dropped where that is -1)."""
     if not by_site:
         return {}
@@ -437,19 +438,18 @@ def concat(a: Answer, b: Answer) -> Answer:
         other = b[key]
         if key == "mask":
             out[key] = other
-        elif isinstance(value, dict):
-            out[key] = {**value, **{s + na: v for s, v in other.items()}}
-        else:
-            out[key] = np.concatenate([value, other], axis=value.ndim - 1)
+        elif isinstance(value, Mapping):
+            out[key] = patched_map(value, na + np.arange(len(b["ok"])), other)
+        else:  # appended sites: a patch past the end, not a copy of ``a``
+            out[key] = patched(value, na + np.arange(len(b["ok"])), other)
     return out
 
 
 def put(a: Answer, idx: np.ndarray, part: Answer, same: Collection[str] = ()) -> Answer:
-    """A copy of ``a`` whose rows ``idx`` are ``part``'s (answered for those sites only);
-    the arrays named in ``same`` are known unchanged and shared, not copied."""
+    """``a`` with rows ``idx`` as ``part``'s (answered for those sites only), ``a`` left as it
+    was; the arrays named in ``same`` are known unchanged and shared.  Costs O(rows written):
+    arrays and maps are patched (see :mod:`planner.servicing.patches`), not copied."""
     idx = np.asarray(idx, dtype=np.intp)
-    replaced = np.zeros(len(a["ok"]), bool)
-    replaced[idx] = True
     out: Answer = {}
     for key, value in a.items():
         new = part[key]
@@ -457,23 +457,10 @@ def put(a: Answer, idx: np.ndarray, part: Answer, same: Collection[str] = ()) ->
             out[key] = value
         elif key == "mask":
             out[key] = new
-        elif isinstance(value, dict):
-            kept: dict[int, Any] = {}
-            if value:
-                sites = np.fromiter(value.keys(), dtype=np.intp, count=len(value))
-                keep = ~replaced[sites]
-                kept = dict(zip(sites[keep].tolist(), compress(value.values(), keep.tolist())))
-            if new:
-                at = np.fromiter(new.keys(), dtype=np.intp, count=len(new))
-                kept.update(zip(idx[at].tolist(), new.values()))
-            out[key] = kept
+        elif isinstance(value, Mapping):
+            out[key] = patched_map(value, idx, new)
         else:
-            merged = value.astype(np.result_type(value, new))  # a copy; wide enough for both
-            if value.ndim == 1:
-                merged[idx] = new
-            else:
-                merged[:, idx] = new
-            out[key] = merged
+            out[key] = patched(value, idx, new)
     return out
 
 

@@ -30,6 +30,7 @@ import shapely
 from geo.layers import LAYERS
 from planner.servicing.core import Lazy, frame_of, geometries
 from planner.servicing.evaluate import Answer, Evaluation, concat, evaluate, put, take
+from planner.servicing.patches import PendingFrame
 from planner.servicing.rules import Scenario
 from planner.servicing.sites import Sites
 
@@ -44,13 +45,17 @@ def update(
     assets: Mapping[str, pd.DataFrame] | None = None,
     today: dt.date | None = None,
     edited: np.ndarray | None = None,
+    rows: gpd.GeoDataFrame | None = None,
 ) -> ServicingModel:
-    """``m`` after a write (see :meth:`ServicingModel.updated`); ``edited``: when the
-    plots are ``m``'s in the same order, the positions of those that may differ."""
+    """``m`` after a write (see :meth:`ServicingModel.updated`); either ``plots`` (the whole
+    layer) or, with ``edited`` (positions in ``m`` of plots changed in place), ``rows``:
+    those plots as now stored, in that order."""
     today = today or m.today
     changed = {name: frame_of(assets, name) for name in assets or {}} if assets else {}
     if any(reshaped(m.layers[name], frame, LAYERS[name].key) for name, frame in changed.items()):
         layers = {**m.layers, **changed}
+        if plots is None and rows is not None:
+            plots = merged_plots(m.layers["plots"], rows, (), m._plot_index)
         if plots is not None:
             layers["plots"] = plots
         return type(m)(
@@ -65,7 +70,7 @@ def update(
         )
     new = copy.copy(m)
     new._lock = threading.Lock()
-    new.layers = {**m.layers, **changed}
+    new.layers = m.layers.replaced(changed)
     new._cache = OrderedDict(m._cache)  # shortest paths and rail blockers: geometry only
     new._derived = OrderedDict()  # headroom and readiness: plots and asset attributes
     new._evals = OrderedDict(m._evals)  # per usable set: valid while geometry is
@@ -73,11 +78,35 @@ def update(
     if changed or today != m.today:
         new.today = today
         new._build_assets()
-    if plots is not None and edited is not None:
-        _edit_plots(new, m, frame_of({"plots": plots}, "plots"), edited)
+    if rows is not None and edited is not None:
+        _edit_plots(new, m, frame_of({"plots": rows}, "plots"), edited)
     elif plots is not None:
         _take_plots(new, m, frame_of({"plots": plots}, "plots"))
     return new
+
+
+#: Edited rows kept pending on a plots frame before it is merged (then O(plots), once).
+MAX_PENDING_ROWS = 4096
+
+
+def _pending_plots(m: ServicingModel, rows: gpd.GeoDataFrame) -> PendingFrame:
+    """``m``'s plots frame with ``rows`` (plots it holds, changed in place) written in,
+    merged only when someone reads the frame: answers read the model's arrays."""
+    held = m.layers.raw("plots")
+    ids = m._plot_index
+    if isinstance(held, PendingFrame) and held.built is None:
+        again = held.rows["plot_id"].astype(str).isin(rows["plot_id"].astype(str))
+        base, rows = held.base, pd.concat([held.rows[~again.to_numpy()], rows], ignore_index=True)
+    else:
+        base = held.built if isinstance(held, PendingFrame) else held
+    pending = PendingFrame(base, rows, partial(_merge_rows, ids=ids))
+    if len(rows) > MAX_PENDING_ROWS:
+        pending.frame()
+    return pending
+
+
+def _merge_rows(base: gpd.GeoDataFrame, rows: gpd.GeoDataFrame, ids: pd.Index) -> gpd.GeoDataFrame:
+    return merged_plots(base, rows, (), ids)
 
 
 def edited_in_place(m: ServicingModel, rows: gpd.GeoDataFrame | None) -> np.ndarray | None:
@@ -92,19 +121,24 @@ def edited_in_place(m: ServicingModel, rows: gpd.GeoDataFrame | None) -> np.ndar
 
 
 def _edit_plots(
-    new: ServicingModel, old: ServicingModel, plots: gpd.GeoDataFrame, edited: np.ndarray
+    new: ServicingModel, old: ServicingModel, rows: gpd.GeoDataFrame, edited: np.ndarray
 ) -> None:
-    """Give ``new`` the plots ``plots``: ``old``'s, in order, changed at ``edited`` only.
+    """Give ``new`` ``old``'s plots, in order, with those at ``edited`` now ``rows``.
 
     Only the moved plots are joined and evaluated; the kept evaluations are patched
-    for them when first asked for (see :meth:`ModelBase.plot_eval`)."""
-    now = np.asarray(plots.geometry.values[edited], dtype=object)
-    moved = edited[~_same_geometry(old._plot_sites.geoms[edited], now)]
+    for them when first asked for (see :meth:`ModelBase.plot_eval`), and the plots
+    frame is merged when first read."""
+    plots = _pending_plots(old, rows)
+    now = np.asarray(rows.geometry.values, dtype=object)
+    still = _same_geometry(old._plot_sites.geoms[edited], now)
+    moved, moved_at = edited[~still], np.flatnonzero(~still)
     if len(moved) == 0:
-        new._set_plots(plots, old._plot_sites, same_ids=old, rows=edited)
+        new._set_plots(plots, old._plot_sites, same_ids=old, rows=edited, changed=rows)
         return
-    joined = new._sites(np.asarray(plots.geometry.values[moved], dtype=object))
-    new._set_plots(plots, old._plot_sites.replaced(moved, joined), same_ids=old, rows=edited)
+    joined = new._sites(now[moved_at])
+    new._set_plots(
+        plots, old._plot_sites.replaced(moved, joined), same_ids=old, rows=edited, changed=rows
+    )
     new._evals = OrderedDict()
     new._pending = OrderedDict(
         (ukey, (usable, Lazy(partial(_put_rows, joined, usable, ev, moved))))
