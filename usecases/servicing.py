@@ -9,11 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-
 from geo.layers import ASSET_LAYERS
 from geo.store import Store
-from geo.store.base import Range
 from planner.servicing import ServicingModel
 
 #: The layers the servicing model reads; a write elsewhere never touches it.
@@ -69,7 +66,7 @@ class LiveServicing:
                 return current.model
             # Revisions first, then the data: the data is at least as new as what is
             # recorded, so a write landing in between is seen (again) on the next call.
-            revisions = {name: store.revision([name]) for name in SERVICING_LAYERS}
+            revisions = store.revisions(SERVICING_LAYERS)
             if current is None:
                 audit, gaps = _newest_audit(store), {}
                 model = ServicingModel(
@@ -101,18 +98,14 @@ def _plot_changes(store: Store, current: _Current) -> tuple[dict[str, Any], int,
     (``plot_rows``, ``removed``), or the whole layer when it cannot say (a bulk write, an
     import replacing the layer, or no record explaining the new revision)."""
     since = current.audit
-    recent = store.read("audit", where={"audit_id": Range(since + 1, None)})
-    if current.gaps:
-        late = store.read("audit", where={"audit_id": sorted(current.gaps)})
-        recent = pd.concat([recent, late], ignore_index=True)
-    ids = recent["audit_id"].astype(int).tolist()
+    recent = store.changes_since(since, sorted(current.gaps))
+    ids = [audit_id for audit_id, _, _ in recent]
     newest = max([since, *ids])
     now = time.monotonic()
     seen = set(ids)
     gaps = {i: t for i, t in current.gaps.items() if i not in seen and now - t < GAP_SECONDS}
     gaps.update({i: now for i in range(since + 1, newest) if i not in seen})
-    recent = recent[recent["layer"] == "plots"]
-    keys = recent["feat_id"].astype(str).tolist()
+    keys = [feat for _, layer, feat in recent if layer == "plots"]
     if not keys or "*" in keys:
         top = _newest_audit(store)  # before the read: what it holds is at least that new
         return {"plots": store.read("plots")}, max(newest, top), gaps

@@ -20,6 +20,7 @@ from geo.store.base import (
     Invalid,
     NotFound,
     Prefix,
+    Range,
     Session,
     Store,
     StoreError,
@@ -513,3 +514,16 @@ class SqlStore(Store):
     def revisions(self, layers: Sequence[str]) -> dict[str, str]:
         with self._reader("reading revisions") as reader:
             return reader.revisions(layers)
+
+    def changes_since(
+        self, audit_id: int, also: Sequence[int] = ()
+    ) -> list[tuple[int, str, str]]:
+        # Three columns through the audit key's unique index, no frame: a reader after a
+        # write pays for the records since, not for typing them.
+        lyr = get_layer("audit")
+        columns = ["audit_id", "layer", "feat_id"]
+        with self._reader("reading the audit trail") as reader:
+            rows = reader.select(lyr, columns, where={"audit_id": Range(audit_id + 1, None)})
+            if len(also):
+                rows += reader.select(lyr, columns, where={"audit_id": sorted(map(int, also))})
+        return sorted((int(a), str(lyr_), str(f)) for a, lyr_, f in rows)

@@ -178,7 +178,11 @@ def patched(value: Any, idx: np.ndarray, new: np.ndarray) -> np.ndarray | Patche
     if len(idx) == 0:
         return value
     n = max(n, int(idx.max()) + 1)
-    keep = ~np.isin(at, idx)
+    keep = np.ones(len(at), bool)
+    if len(at):  # the sites written again leave the old patch
+        ordered = np.sort(idx)
+        k = np.minimum(np.searchsorted(ordered, at), len(ordered) - 1)
+        keep = ordered[k] != at
     at2 = np.concatenate([at[keep], idx])
     vals2 = np.concatenate(
         [vals[..., keep].astype(np.result_type(vals, new), copy=False), new], axis=-1
