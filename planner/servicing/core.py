@@ -18,7 +18,7 @@ from geo.layers import ASSET_LAYERS, ASSET_STATUSES, LAYERS
 from geo.network import SNAP_TOLERANCE_M, Network, build_network
 from geo.validate import parse_date
 from planner.servicing.evaluate import Evaluation, derive, evaluate
-from planner.servicing.patches import Layers, PendingFrame, patched
+from planner.servicing.patches import Layers, Lazy, PendingFrame, patched
 from planner.servicing.rules import (
     CONNECT_M,
     COUNTED_PLOT_STATUSES,
@@ -444,24 +444,6 @@ class ModelBase:
         with self._lock:
             self._store_eval(scen.ukey, scen.usable, ev)
         return ev
-
-
-class Lazy:
-    """An evaluation built by the first model to ask for it; the others wait for it."""
-
-    def __init__(self, build: Callable[[ServicingModel], Evaluation]):
-        self._build: Callable[[ServicingModel], Evaluation] | None = build
-        self._value: Evaluation | None = None
-        self._lock = threading.Lock()
-
-    def get(self, model: ServicingModel) -> Evaluation:
-        """The evaluation (built now by ``model`` if it is not yet)."""
-        with self._lock:
-            if self._value is None:
-                assert self._build is not None
-                self._value = self._build(model)
-                self._build = None  # frees what building needed
-            return self._value
 
 
 def _plot_columns(plots: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

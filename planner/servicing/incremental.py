@@ -134,16 +134,81 @@ def _edit_plots(
     moved, moved_at = edited[~still], np.flatnonzero(~still)
     if len(moved) == 0:
         new._set_plots(plots, old._plot_sites, same_ids=old, rows=edited, changed=rows)
+        _carry_headroom(new, old, edited, moved_at, None)
         return
     joined = new._sites(now[moved_at])
     new._set_plots(
         plots, old._plot_sites.replaced(moved, joined), same_ids=old, rows=edited, changed=rows
     )
+    _carry_headroom(new, old, edited, moved_at, joined)
     new._evals = OrderedDict()
     new._pending = OrderedDict(
         (ukey, (usable, Lazy(partial(_put_rows, joined, usable, ev, moved))))
         for ukey, (usable, ev) in old._evals.items()
     )
+
+
+def _carry_headroom(
+    new: ServicingModel,
+    old: ServicingModel,
+    rows: np.ndarray,
+    moved_at: np.ndarray,
+    joined: Sites | None,
+) -> None:
+    """``old``'s headroom for ``new``, whose plots differ at ``rows`` only (those at
+    ``rows[moved_at]`` moved, now ``joined``): each substation's and main's committed
+    demand loses the edited plots' old share and gains their new one, so a plot edit
+    costs its rows, not a sum over every plot.  Kept for the usable sets whose
+    evaluation ``old`` holds (it says what served the edited plots); worked out when
+    first read, from the evaluation the reader then has."""
+    for key, head in list(old._derived.items()):
+        kept = old._evals.get(key[1]) if key[0] == "headroom" else None
+        if isinstance(head, Lazy):  # carried itself: only once worked out (no chains)
+            head = head.built
+        if kept is not None and head is not None:
+            build = partial(_carried, old, rows, moved_at, joined, head, kept, key[1])
+            new._remember_derived(key, Lazy(build))
+
+
+def _carried(
+    old: ServicingModel,
+    rows: np.ndarray,
+    moved_at: np.ndarray,
+    joined: Sites | None,
+    head: dict[str, dict[str, np.ndarray]],
+    kept: tuple[np.ndarray, Evaluation],
+    ukey: bytes,
+    new: ServicingModel,
+) -> dict[str, dict[str, np.ndarray]]:
+    """See :func:`_carry_headroom`."""
+    usable, ev = kept
+    now_ev: Evaluation | None = None
+    if joined is not None and len(moved_at):
+        full = new._cached(ukey)  # the reader's evaluation, patched for the moved plots
+        if full is not None:
+            now_ev = {u: take(full[u], rows) for u in ("power", "water")}
+        else:
+            part = evaluate(new, joined, _usable_only(usable), only=("power", "water"))
+            now_ev = {u: put(take(ev[u], rows), moved_at, part[u]) for u in ("power", "water")}
+    out = {}
+    for u, by, demand in (("power", "sub", "_plot_power"), ("water", "main", "_plot_water")):
+        h = head[u]
+        if not len(h["base"]):
+            out[u] = h
+            continue
+        was_by, was_ok = np.asarray(ev[u][by][rows]), np.asarray(ev[u]["ok"][rows], dtype=bool)
+        now_by, now_ok = was_by, was_ok
+        if now_ev is not None:
+            now_by, now_ok = np.asarray(now_ev[u][by]), np.asarray(now_ev[u]["ok"], dtype=bool)
+        committed = np.array(h["committed"], dtype=float)
+        served = np.array(h["served"])
+        for model, by_, ok, sign in ((old, was_by, was_ok, -1), (new, now_by, now_ok, 1)):
+            sel = np.asarray(model._plot_counted[rows], dtype=bool) & ok
+            amount = np.nan_to_num(np.asarray(getattr(model, demand)[rows], dtype=float))
+            np.add.at(committed, by_[sel], sign * amount[sel])
+            np.add.at(served, by_[sel], sign)
+        out[u] = {**h, "committed": committed, "headroom": h["base"] - committed, "served": served}
+    return out
 
 
 def _put_rows(

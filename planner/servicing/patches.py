@@ -15,7 +15,7 @@ past a fraction of the sites it is folded into a new base (amortised O(1) per ro
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -127,11 +127,20 @@ class PatchedArray(NDArrayOperatorsMixin):
             out[...] = self._base[(*lead, idx)]
         elif inside.any():
             out[..., inside] = self._base[(*lead, idx[inside])]
-        if len(self._at) and len(idx):
-            k = np.minimum(np.searchsorted(self._at, idx), len(self._at) - 1)
-            hit = self._at[k] == idx
+        at = self._at
+        if not len(at) or not len(idx):
+            return out
+        if len(idx) > 8 * len(at) and bool(np.all(idx[1:] > idx[:-1])):
+            # Many sites in order (a mask): look the few patched ones up in them instead.
+            k = np.minimum(np.searchsorted(idx, at), len(idx) - 1)
+            hit = idx[k] == at
             if hit.any():
-                out[..., hit] = self._values[(*lead, k[hit])]
+                out[..., k[hit]] = self._values[(*lead, np.flatnonzero(hit))]
+            return out
+        k = np.minimum(np.searchsorted(at, idx), len(at) - 1)
+        hit = at[k] == idx
+        if hit.any():
+            out[..., hit] = self._values[(*lead, k[hit])]
         return out
 
     def _rows(self, key: Any) -> np.ndarray:
@@ -241,6 +250,30 @@ def patched_map(value: Mapping[int, Any], idx: np.ndarray, new: Mapping[int, Any
         folded.update(extra)
         return folded
     return PatchedMap(base, gone, extra)
+
+
+class Lazy:
+    """A value (an evaluation, a headroom table) built by the first model to ask for it;
+    the others wait for it."""
+
+    def __init__(self, build: Callable[[Any], Any]):
+        self._build: Callable[[Any], Any] | None = build
+        self._value: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def built(self) -> Any:
+        """The value if it is built already, else None (never waits)."""
+        return self._value
+
+    def get(self, model: Any) -> Any:
+        """The value (built now by ``model`` if it is not yet)."""
+        with self._lock:
+            if self._value is None:
+                assert self._build is not None
+                self._value = self._build(model)
+                self._build = None  # frees what building needed
+            return self._value
 
 
 class PendingFrame:

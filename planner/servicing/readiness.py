@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
 
 from planner.servicing.evaluate import Evaluation, evaluate
+from planner.servicing.patches import Lazy
 from planner.servicing.rules import COUNTED_PLOT_STATUSES, USABLE, UTILITIES, Scenario
 from planner.servicing.sites import Sites
 
@@ -55,9 +56,11 @@ def _capacity(
 def headroom_arrays(m: ServicingModel, scen: Scenario) -> Headroom:
     """Headroom of every substation and water main after the reserved/allocated plots."""
     key = ("headroom", scen.ukey)
-    hit: Headroom | None = m._derived.get(key)
+    hit: Any = m._derived.get(key)
+    if isinstance(hit, Lazy):  # carried from the model before a plot edit
+        return cast(Headroom, hit.get(m))
     if hit is not None:
-        return hit
+        return cast(Headroom, hit)
     counted = m._plot_counted
     full = m.cached_plot_eval(scen)
     if full is not None:

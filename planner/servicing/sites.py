@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -83,28 +84,35 @@ class Sites:
 
     def replaced(self, idx: np.ndarray, other: Sites) -> Sites:
         """These sites with those at positions ``idx`` (distinct) replaced by ``other``'s,
-        in order (numbering kept)."""
+        in order (numbering kept).  The pairs stay sorted by site without sorting again:
+        the new sites' pairs are inserted where their sites' go (O(pairs) copying, no
+        sort), and the geometries are patched, not copied."""
+        from planner.servicing.patches import patched
+
         idx = np.asarray(idx, dtype=np.intp)
         gone = np.zeros(self.n, bool)
         gone[idx] = True
 
-        def swap(a: Pairs, b: Pairs) -> tuple[Pairs, np.ndarray]:
+        def swap(a: Pairs, b: Pairs, extra: np.ndarray | None = None) -> tuple[Pairs, Any]:
             keep = ~gone[a[0]] if len(a[0]) else np.zeros(0, bool)
-            return (
-                np.r_[a[0][keep], idx[b[0]]].astype(np.intp),
-                np.r_[a[1][keep], b[1]],
-                np.r_[a[2][keep], b[2]],
-            ), keep
+            left = idx[b[0]]
+            order = np.argsort(left, kind="stable")  # the few new pairs, by site
+            left = left[order]
+            kept = a[0][keep]
+            at = np.searchsorted(kept, left, side="right")
+            pairs = (
+                np.insert(kept, at, left).astype(np.intp),
+                np.insert(a[1][keep], at, b[1][order]),
+                np.insert(a[2][keep], at, b[2][order]),
+            )
+            more = None if extra is None else np.insert(extra[0][keep], at, extra[1][order])
+            return pairs, more
 
-        road, keep = swap(self.road_pairs, other.road_pairs)
-        road, road_t = _sorted(road, np.r_[self.road_t[keep], other.road_t])
-        assert road_t is not None
-        geoms = self.geoms.copy()
-        geoms[idx] = other.geoms
+        road, road_t = swap(self.road_pairs, other.road_pairs, (self.road_t, other.road_t))
         return Sites(
-            geoms,
+            patched(self.geoms, idx, np.asarray(other.geoms, dtype=object)),
             road,
-            _sorted(swap(self.siding_pairs, other.siding_pairs)[0])[0],
-            {u: _sorted(swap(p, other.main_pairs[u])[0])[0] for u, p in self.main_pairs.items()},
+            swap(self.siding_pairs, other.siding_pairs)[0],
+            {u: swap(p, other.main_pairs[u])[0] for u, p in self.main_pairs.items()},
             road_t,
         )
