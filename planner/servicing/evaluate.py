@@ -408,6 +408,9 @@ def take(answer: Answer, idx: np.ndarray) -> Answer:
     for key, value in answer.items():
         if key == "mask":
             out[key] = value
+        elif isinstance(value, Mapping) and len(idx) * 4 < len(value):
+            # A few sites of a big map (a page, a record): looked up, not renumbered.
+            out[key] = {k: value[s] for k, s in enumerate(idx.tolist()) if s in value}
         elif isinstance(value, Mapping):
             if inverse is None:
                 inverse = np.full(len(answer["ok"]), -1, np.intp)

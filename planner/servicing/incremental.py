@@ -186,10 +186,13 @@ def _carried(
     if joined is not None and len(moved_at):
         full = new._cached(ukey)  # the reader's evaluation, patched for the moved plots
         if full is not None:
-            now_ev = {u: take(full[u], rows) for u in ("power", "water")}
+            now_ev = {u: _cut(full[u], rows) for u in ("power", "water")}
         else:
             part = evaluate(new, joined, _usable_only(usable), only=("power", "water"))
-            now_ev = {u: put(take(ev[u], rows), moved_at, part[u]) for u in ("power", "water")}
+            now_ev = {u: _cut(ev[u], rows) for u in ("power", "water")}
+            for u in now_ev:
+                for k, a in now_ev[u].items():
+                    a[moved_at] = part[u][k]
     out = {}
     for u, by, demand in (("power", "sub", "_plot_power"), ("water", "main", "_plot_water")):
         h = head[u]
@@ -209,6 +212,12 @@ def _carried(
             np.add.at(served, by_[sel], sign)
         out[u] = {**h, "committed": committed, "headroom": h["base"] - committed, "served": served}
     return out
+
+
+def _cut(answer: Answer, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """What serves the sites ``rows`` of one utility's answer (a copy): ``ok`` and the
+    substation or main (never the per-site maps, which may hold every site)."""
+    return {k: np.array(answer[k][rows]) for k in ("ok", "sub", "main") if k in answer}
 
 
 def _put_rows(
