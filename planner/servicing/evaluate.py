@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geo.network import DEFAULT_SPEED_KMH
-from planner.servicing.patches import patched, patched_map
+from planner.servicing.patches import FOLD_MIN, FOLD_SHARE, patched, patched_map
 from planner.servicing.rules import MAIN_LAYERS, UTILITIES, Scenario, first
 from planner.servicing.sites import Sites
 
@@ -453,6 +453,9 @@ def put(a: Answer, idx: np.ndarray, part: Answer, same: Collection[str] = ()) ->
     was; the arrays named in ``same`` are known unchanged and shared.  Costs O(rows written):
     arrays and maps are patched (see :mod:`planner.servicing.patches`), not copied."""
     idx = np.asarray(idx, dtype=np.intp)
+    n = len(a["ok"])
+    if len(idx) > max(FOLD_MIN, n // FOLD_SHARE):
+        return _put_copy(a, idx, part, same)  # most sites: a copy costs less than a patch
     out: Answer = {}
     for key, value in a.items():
         new = part[key]
@@ -464,6 +467,34 @@ def put(a: Answer, idx: np.ndarray, part: Answer, same: Collection[str] = ()) ->
             out[key] = patched_map(value, idx, new)
         else:
             out[key] = patched(value, idx, new)
+    return out
+
+
+def _put_copy(a: Answer, idx: np.ndarray, part: Answer, same: Collection[str]) -> Answer:
+    """:func:`put` by copying every array and map (for writes to many sites)."""
+    replaced = np.zeros(len(a["ok"]), bool)
+    replaced[idx] = True
+    out: Answer = {}
+    for key, value in a.items():
+        new = part[key]
+        if key in same:
+            out[key] = value
+        elif key == "mask":
+            out[key] = new
+        elif isinstance(value, Mapping):
+            kept: dict[int, Any] = {}
+            if value:
+                sites = np.fromiter(value.keys(), dtype=np.intp, count=len(value))
+                keep = ~replaced[sites]
+                kept = dict(zip(sites[keep].tolist(), compress(value.values(), keep.tolist())))
+            if new:
+                at = np.fromiter(new.keys(), dtype=np.intp, count=len(new))
+                kept.update(zip(idx[at].tolist(), new.values()))
+            out[key] = kept
+        else:
+            merged = np.array(value, dtype=np.result_type(value.dtype, np.asarray(new).dtype))
+            merged[..., idx] = new
+            out[key] = merged
     return out
 
 
