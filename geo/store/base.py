@@ -461,9 +461,7 @@ class Store(ABC):
         where the backend can (a map tile of many layers asks for all of them)."""
         return {name: self.revision([name]) for name in layers}
 
-    def changes_since(
-        self, audit_id: int, also: Sequence[int] = ()
-    ) -> list[tuple[int, str, str]]:
+    def changes_since(self, audit_id: int, also: Sequence[int] = ()) -> list[tuple[int, str, str]]:
         """``(audit_id, layer, feat_id)`` of the audit records after ``audit_id`` and of the
         ids ``also`` (records seen late), in id order: what changed since a reader last
         looked, without the records' changes."""

@@ -515,9 +515,7 @@ class SqlStore(Store):
         with self._reader("reading revisions") as reader:
             return reader.revisions(layers)
 
-    def changes_since(
-        self, audit_id: int, also: Sequence[int] = ()
-    ) -> list[tuple[int, str, str]]:
+    def changes_since(self, audit_id: int, also: Sequence[int] = ()) -> list[tuple[int, str, str]]:
         # Three columns through the audit key's unique index, no frame: a reader after a
         # write pays for the records since, not for typing them.
         lyr = get_layer("audit")
