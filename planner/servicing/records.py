@@ -45,7 +45,8 @@ def records(
     sel = np.arange(len(rail_need)) if select is None else np.asarray(select, dtype=np.intp)
     recorded = m.scenario(None, None)
     base = m.scenario(None, scen.what_if)
-    cut = {name: np.asarray(a)[sel] for name, a in zip(("power", "water", "status"), demand)}
+    # Gathered, not converted: the model's per-plot arrays may be patched (a few rows read).
+    cut = {name: np.asarray(a[sel]) for name, a in zip(("power", "water", "status"), demand)}
 
     def fitted(when: Scenario) -> Evaluation:
         if sites is None:

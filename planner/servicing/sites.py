@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -110,7 +110,8 @@ class Sites:
 
         road, road_t = swap(self.road_pairs, other.road_pairs, (self.road_t, other.road_t))
         return Sites(
-            patched(self.geoms, idx, np.asarray(other.geoms, dtype=object)),
+            # a PatchedArray reads as the array of every geometry
+            cast(np.ndarray, patched(self.geoms, idx, np.asarray(other.geoms, dtype=object))),
             road,
             swap(self.siding_pairs, other.siding_pairs)[0],
             {u: swap(p, other.main_pairs[u])[0] for u, p in self.main_pairs.items()},
