@@ -12,6 +12,7 @@ getting that revision's answers while writes land, on other threads too.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +30,7 @@ def _plot(store, pid: str):
     return store.read("plots", where={"plot_id": pid}).geometry.iloc[0]
 
 
-def _writes(store) -> list[tuple[str, object]]:
+def _writes(store) -> list[tuple[str, Any]]:
     """One write of each kind, as callables (named for failure messages)."""
     plots = store.read("plots").sort_values("plot_id")
     ids = plots["plot_id"].astype(str).tolist()

@@ -401,9 +401,8 @@ class ModelBase:
             pending = self._pending.get(ukey)
         if pending is None:
             return None
-        ev = pending[1].get(
-            cast("ServicingModel", self)
-        )  # outside the model's lock: patching evaluates plots
+        # Outside the model's lock: patching evaluates plots.
+        ev: Evaluation = pending[1].get(cast("ServicingModel", self))
         with self._lock:
             if self._pending.get(ukey) is pending:
                 del self._pending[ukey]

@@ -28,9 +28,9 @@ import pandas as pd
 import shapely
 
 from geo.layers import LAYERS
-from planner.servicing.core import Lazy, frame_of, geometries
+from planner.servicing.core import frame_of, geometries
 from planner.servicing.evaluate import Answer, Evaluation, concat, evaluate, put, take
-from planner.servicing.patches import PendingFrame
+from planner.servicing.patches import Lazy, PendingFrame
 from planner.servicing.rules import Scenario
 from planner.servicing.sites import Sites
 
@@ -162,7 +162,9 @@ def _carry_headroom(
     evaluation ``old`` holds (it says what served the edited plots); worked out when
     first read, from the evaluation the reader then has."""
     for key, head in list(old._derived.items()):
-        kept = old._evals.get(key[1]) if key[0] == "headroom" else None
+        if not (isinstance(key, tuple) and key[0] == "headroom"):
+            continue
+        kept = old._evals.get(key[1])
         if isinstance(head, Lazy):  # carried itself: only once worked out (no chains)
             head = head.built
         if kept is not None and head is not None:

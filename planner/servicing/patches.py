@@ -166,7 +166,8 @@ def _positions(key: Any, n: int) -> np.ndarray:
     if key.dtype.kind == "b":
         return np.flatnonzero(key)
     idx = key.astype(np.intp, copy=False)
-    return np.where(idx < 0, idx + n, idx) if len(idx) and idx.min() < 0 else idx
+    out: np.ndarray = np.where(idx < 0, idx + n, idx) if len(idx) and idx.min() < 0 else idx
+    return out
 
 
 def patched(value: Any, idx: np.ndarray, new: np.ndarray) -> np.ndarray | PatchedArray:
@@ -185,7 +186,7 @@ def patched(value: Any, idx: np.ndarray, new: np.ndarray) -> np.ndarray | Patche
         at = np.zeros(0, np.intp)
         vals = np.zeros((*value.shape[:-1], 0), dtype=value.dtype)
     if len(idx) == 0:
-        return value
+        return value  # type: ignore[no-any-return]
     n = max(n, int(idx.max()) + 1)
     keep = np.ones(len(at), bool)
     if len(at):  # the sites written again leave the old patch

@@ -93,7 +93,9 @@ class Sites:
         gone = np.zeros(self.n, bool)
         gone[idx] = True
 
-        def swap(a: Pairs, b: Pairs, extra: np.ndarray | None = None) -> tuple[Pairs, Any]:
+        def swap(
+            a: Pairs, b: Pairs, extra: tuple[np.ndarray, np.ndarray] | None = None
+        ) -> tuple[Pairs, Any]:
             keep = ~gone[a[0]] if len(a[0]) else np.zeros(0, bool)
             left = idx[b[0]]
             order = np.argsort(left, kind="stable")  # the few new pairs, by site
