@@ -192,6 +192,11 @@ def main() -> None:
             }
             print(name, after[name], file=sys.stderr, flush=True)
         out["after_write"] = after
+        if after:  # warm again, nothing written since (the start's may share the warm-up)
+            warm_end = [timed_get(conn, path) for _ in range(20)]
+            out["warm_end_ms"] = round(statistics.median(warm_end), 1)
+            out["warm_end_load"] = os.getloadavg()[0]
+            print(f"warm at the end {out['warm_end_ms']} ms", file=sys.stderr, flush=True)
         if args.soak:
             writes = [writer.unrelated, writer.plot_edit, writer.asset_status, writer.plot_status]
             paths = ["/api/plots?bbox=" + b + "&" + args.query for b in bench_api.boxes(50, args.n)]
