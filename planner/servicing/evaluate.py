@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geo.network import DEFAULT_SPEED_KMH
-from planner.servicing.patches import FOLD_MIN, FOLD_SHARE, patched, patched_map
+from planner.servicing.patches import (
+    FOLD_MIN,
+    FOLD_SHARE,
+    PatchedArray,
+    PatchedMap,
+    patched,
+    patched_map,
+)
 from planner.servicing.rules import MAIN_LAYERS, UTILITIES, Scenario, first
 from planner.servicing.sites import Sites
 
@@ -482,6 +489,8 @@ def _put_copy(a: Answer, idx: np.ndarray, part: Answer, same: Collection[str]) -
         elif key == "mask":
             out[key] = new
         elif isinstance(value, Mapping):
+            if isinstance(value, PatchedMap):
+                value = value.plain()
             kept: dict[int, Any] = {}
             if value:
                 sites = np.fromiter(value.keys(), dtype=np.intp, count=len(value))
@@ -492,9 +501,13 @@ def _put_copy(a: Answer, idx: np.ndarray, part: Answer, same: Collection[str]) -
                 kept.update(zip(idx[at].tolist(), new.values()))
             out[key] = kept
         else:
-            merged = np.array(value, dtype=np.result_type(value.dtype, np.asarray(new).dtype))
-            merged[..., idx] = new
-            out[key] = merged
+            new = np.asarray(new)
+            if isinstance(value, PatchedArray):
+                out[key] = value.written(idx, new)
+            else:
+                merged = value.astype(np.result_type(value.dtype, new.dtype))  # a copy
+                merged[..., idx] = new
+                out[key] = merged
     return out
 
 

@@ -143,6 +143,20 @@ class PatchedArray(NDArrayOperatorsMixin):
             out[..., hit] = self._values[(*lead, k[hit])]
         return out
 
+    def written(self, idx: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """A plain copy of the whole array with the sites ``idx`` holding ``new`` (one pass:
+        for writes to most sites)."""
+        dtype = np.result_type(self.dtype, new.dtype)
+        out = np.empty((*self._base.shape[:-1], max(self._n, int(idx.max()) + 1)), dtype=dtype)
+        nb = self._base.shape[-1]
+        out[..., :nb] = self._base if self._full is None else self._full[..., :nb]
+        if self._full is None:
+            out[..., self._at] = self._values
+        else:
+            out[..., nb : self._n] = self._full[..., nb:]
+        out[..., idx] = new
+        return out
+
     def _rows(self, key: Any) -> np.ndarray:
         """Whole rows (every site) of a 2-D array: ``a[rows]``."""
         base = self._base[key]
@@ -232,6 +246,14 @@ class PatchedMap(Mapping[int, Any]):
     def __len__(self) -> int:
         return self._len
 
+    def plain(self) -> dict[int, Any]:
+        """The map as a plain dict (copied at C speed, then the few sites written)."""
+        out = dict(self._base)
+        for site in self._gone:
+            out.pop(site, None)
+        out.update(self._extra)
+        return out
+
 
 def patched_map(value: Mapping[int, Any], idx: np.ndarray, new: Mapping[int, Any]) -> Any:
     """``value`` with the sites ``idx`` holding what ``new`` holds (keyed by position in
@@ -246,11 +268,8 @@ def patched_map(value: Mapping[int, Any], idx: np.ndarray, new: Mapping[int, Any
     extra = {s: v for s, v in extra.items() if s not in at}
     extra.update(written)
     gone = gone | at  # the base's entries of every written site are hidden
-    if len(gone) + len(extra) > FOLD_MIN:  # fold: a plain dict again
-        folded = {s: v for s, v in base.items() if s not in gone and s not in extra}
-        folded.update(extra)
-        return folded
-    return PatchedMap(base, gone, extra)
+    out = PatchedMap(base, gone, extra)
+    return out.plain() if len(gone) + len(extra) > FOLD_MIN else out  # fold: a dict again
 
 
 class Lazy:
