@@ -524,6 +524,20 @@ class Store(ABC):
             layer, rows, tile, key=get_layer(layer).key, properties=properties
         )
 
+    def plot_blocks(
+        self, level: int, box: Bbox, statuses: Sequence[str] | None
+    ) -> list[Any] | None:
+        """The plot overview's blocks (:class:`geo.overview.Block`) of ``level`` in the
+        cells ``box`` meets, of ``statuses`` (every one when None); None when the store
+        keeps no overview (backends that keep one override this)."""
+        return None
+
+    def build_overview(self) -> int:
+        """(Re)build the plot overview (:mod:`geo.overview`) from every plot; return the
+        number of blocks. A store made before the overview existed has none until this
+        runs (``zoneplan overview``); its writes keep it current after."""
+        raise StoreError(f"{self.describe()} keeps no plot overview")
+
     def layers(self) -> list[str]:
         """The layers this store holds."""
         return list(LAYERS)

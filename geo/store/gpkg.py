@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyogrio
 import shapely
 
-from geo import tiles
+from geo import overview, tiles
 from geo.crs import DEFAULT_EPSG
 from geo.io.formats import typed_table
 from geo.layers import LAYERS, Layer, get_layer
@@ -33,6 +33,7 @@ from geo.store.base import (
     Where,
     compile_where,
 )
+from geo.store import overview_sql
 from geo.store.gpkg_geom import connect, decode_geometries, encode_geometries
 from geo.store.gpkg_schema import (
     add_fields,
@@ -307,6 +308,7 @@ class GpkgStore(SqlStore):
             if fill is not None:
                 with cls(tmp).transaction("system") as session:
                     fill(session)
+            cls(tmp).build_overview()
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -344,28 +346,63 @@ class GpkgStore(SqlStore):
     def vector_tile(
         self, layer: str, tile: tiles.Tile, *, properties: Sequence[str], where: Where | None = None
     ) -> bytes:
-        """The rows under the tile straight from the R-tree into the encoder (no DataFrame)."""
+        """The rows under the tile straight from the R-tree into the encoder (no DataFrame);
+        plots too small to see at the tile's zoom come as the overview's blocks."""
         lyr = get_layer(layer)
         names = [lyr.key, *(p for p in properties if p != lyr.key)]
-        sql, params = _select(
-            lyr,
-            tile.working_bbox(self.epsg),
-            where,
-            ", ".join(f"t.{_q(c)}" for c in [*names, GEOM]),
-        )
+        box = tile.working_bbox(self.epsg)
+        sql, params = _select(lyr, box, where, ", ".join(f"t.{_q(c)}" for c in [*names, GEOM]))
+        level = overview.level_of(tile.z) if layer == "plots" else None
+        usable, statuses = overview.statuses_of(where)
         with self._reading() as conn:
+            found = (
+                overview_sql.gpkg_blocks(conn, self.epsg, level, box, statuses)
+                if level is not None and usable
+                else None
+            )
+            if found is not None and level is not None:
+                sql += (" AND " if " WHERE " in sql else " WHERE ") + overview_sql.gpkg_size(
+                    level, self.epsg
+                )
             rows = conn.execute(sql, params).fetchall()
-        if not rows:
+        blocks = found or []
+        if not rows and not blocks:
             return b""
-        cols = list(zip(*rows))
+        cols = list(zip(*rows)) if rows else [() for _ in range(len(names) + 1)]
+        columns: dict[str, list[Any]] = {n: list(c) for n, c in zip(names, cols[:-1])}
+        geoms = decode_geometries(list(cols[-1]))
+        if blocks:
+            columns = {n: v + [None] * len(blocks) for n, v in columns.items()}
+            if "status" in columns:
+                columns["status"][len(rows) :] = [b.status for b in blocks]
+            columns["plots"] = [None] * len(rows) + [b.plots for b in blocks]
+            geoms = np.concatenate([geoms, np.asarray([b.geometry for b in blocks], dtype=object)])
         return tiles.encode(
             layer,
-            decode_geometries(list(cols[-1])),
+            geoms,
             tile,
             key=lyr.key,
-            columns=dict(zip(names, cols[:-1])),
+            columns=columns,
             epsg=self.epsg,
+            ids=[str(r[0]) for r in rows]
+            + [overview.block_key(b.level, b.cx, b.cy, b.status) for b in blocks],
         )
+
+    def plot_blocks(
+        self, level: int, box: Bbox, statuses: Sequence[str] | None
+    ) -> list[overview.Block] | None:
+        """The overview's blocks of ``level`` in the cells ``box`` meets (None: not built)."""
+        with self._reading() as conn:
+            return overview_sql.gpkg_blocks(conn, self.epsg, level, box, statuses)
+
+    def build_overview(self) -> int:
+        """(Re)build the plot overview from every plot; returns the blocks written."""
+        with self.transaction("system") as session:
+            table = overview_sql.GpkgOverview(session.conn, self.epsg, decode_geometries)
+            table.create()
+            session._plot_boxes = []  # built here; the plots' revision moves on commit
+            session._touched.add("plots")
+            return overview.refresh(table, None)
 
     def read_arrow(self, layer: str, schema: Layer | None = None) -> pa.Table:
         """A whole layer as Arrow, read by GDAL (C all the way: no per-row Python), its
@@ -417,6 +454,11 @@ class GpkgSession(RowSession):
     def __init__(self, conn: sqlite3.Connection, user: str, epsg: int):
         super().__init__(user, GpkgReader(conn, epsg))
         self.conn = conn
+
+    def overview_table(self) -> overview_sql.GpkgOverview | None:
+        if not overview_sql.gpkg_exists(self.conn):
+            return None
+        return overview_sql.GpkgOverview(self.conn, self.reader.epsg, decode_geometries)
 
     def lock(self, layer: str) -> None:
         """Writers already run one at a time (``BEGIN IMMEDIATE`` locks the file)."""

@@ -16,10 +16,10 @@ import shapely
 from psycopg import errors, sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from geo import tiles
+from geo import overview, tiles
 from geo.crs import DEFAULT_EPSG
 from geo.layers import LAYERS, Field, Layer, get_layer
-from geo.store import pg_tiles
+from geo.store import overview_sql, pg_tiles
 from geo.store.base import (
     Bbox,
     Condition,
@@ -323,6 +323,8 @@ class PostgisStore(SqlStore):
                 session = PostgisSession(conn, "system", epsg)
                 fill(session)
                 session.finish()
+            overview_sql.PgOverview(conn, epsg).create()
+            overview.refresh(overview_sql.PgOverview(conn, epsg), None)
         return cls(url)
 
     def describe(self) -> str:
@@ -350,12 +352,42 @@ class PostgisStore(SqlStore):
     def vector_tile(
         self, layer: str, tile: tiles.Tile, *, properties: Sequence[str], where: Where | None = None
     ) -> bytes:
-        """The tile cut and encoded by PostGIS (``ST_AsMVT``; see :mod:`geo.store.pg_tiles`)."""
+        """The tile cut and encoded by PostGIS (``ST_AsMVT``; see :mod:`geo.store.pg_tiles`),
+        plots too small to see at its zoom as the overview's blocks."""
         lyr = get_layer(layer)
+        level = overview.level_of(tile.z) if layer == "plots" else None
+        usable, statuses = overview.statuses_of(where)
         with wrapped(f"cutting a tile of {layer}"), self._pool.connection() as conn:
+            if level is not None and not (usable and overview_sql.pg_exists(conn)):
+                level = None
             return pg_tiles.vector_tile(
-                conn, lyr, tile, properties=properties, where=where, select=_select, epsg=self.epsg
+                conn,
+                lyr,
+                tile,
+                properties=properties,
+                where=where,
+                select=_select,
+                epsg=self.epsg,
+                level=level,
+                statuses=statuses,
             )
+
+    def plot_blocks(
+        self, level: int, box: Bbox, statuses: Sequence[str] | None
+    ) -> list[overview.Block] | None:
+        """The overview's blocks of ``level`` in the cells ``box`` meets (None: not built)."""
+        with wrapped("reading the plot overview"), self._pool.connection() as conn:
+            return overview_sql.pg_blocks(conn, self.epsg, level, box, statuses)
+
+    def build_overview(self) -> int:
+        """(Re)build the plot overview (and the plots' partial indexes) from every plot;
+        returns the blocks written."""
+        with self.transaction("system") as session:
+            table = overview_sql.PgOverview(session.conn, self.epsg)
+            table.create()
+            session._plot_boxes = []  # built here; the plots' revision moves on commit
+            session._touched.add("plots")
+            return overview.refresh(table, None)
 
     @contextmanager
     def transaction(self, user: str = "system") -> Iterator[PostgisSession]:
@@ -423,6 +455,11 @@ class PostgisSession(RowSession):
     def __init__(self, conn: psycopg.Connection, user: str, epsg: int):
         super().__init__(user, PgReader(conn, epsg))
         self.conn = conn
+
+    def overview_table(self) -> overview_sql.PgOverview | None:
+        if not overview_sql.pg_exists(self.conn):
+            return None
+        return overview_sql.PgOverview(self.conn, self.reader.epsg)
 
     def lock(self, layer: str) -> None:
         """Hold other writers that lock ``layer`` until this transaction ends.

@@ -12,7 +12,9 @@ from typing import Any, ClassVar
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
+from geo import overview
 from geo.layers import Field, Layer, get_layer
 from geo.store.base import (
     Bbox,
@@ -259,6 +261,9 @@ class RowSession(Session):
         self._touched: set[str] = set()
         self._reshaped: set[str] = set()  # layers whose geometries (so extent) changed
         self._audit: list[tuple[Any, ...]] = []
+        # Boxes of plots written (old and new), whose overview cells are re-merged before
+        # commit; None after a clear or restore: the overview is rebuilt.
+        self._plot_boxes: list[np.ndarray] | None = []
 
     def read(
         self,
@@ -339,6 +344,7 @@ class RowSession(Session):
         self._write_rows(lyr, typed, geoms)
         self._touched.add(lyr.name)
         self._reshaped.add(lyr.name)
+        self._plots_written(lyr, geoms)
         self._log_bulk(lyr, "insert", keys, typed)
         return [str(k) for k in keys]
 
@@ -374,6 +380,8 @@ class RowSession(Session):
         next_version = int(row.get("version") or 0) + 1
         self._set(lyr, key, {**new, "version": next_version})
         self._touched.add(lyr.name)
+        if "geometry" in changed or "status" in changed:
+            self._plots_written(lyr, [row.get("geometry"), new.get("geometry", row.get("geometry"))])
         if "geometry" in changed:
             self._reshaped.add(lyr.name)
         self._log(lyr, "update", key, changed)
@@ -386,6 +394,7 @@ class RowSession(Session):
         self._remove(lyr, key)
         self._touched.add(lyr.name)
         self._reshaped.add(lyr.name)
+        self._plots_written(lyr, [row.get("geometry")])
         self._log(lyr, "delete", key, diff(row, {k: None for k in row if k != "version"}))
 
     def clear(self, layer: str) -> int:
@@ -393,6 +402,7 @@ class RowSession(Session):
         n = self._remove_all(lyr)
         self._touched.add(lyr.name)
         self._reshaped.add(lyr.name)
+        self._plots_written(lyr, None)
         if n:
             self._log(lyr, "delete", "*", {"count": [n, 0]})
         return n
@@ -413,6 +423,7 @@ class RowSession(Session):
         self._write_rows(lyr, typed, geoms)
         self._touched.add(lyr.name)
         self._reshaped.add(lyr.name)
+        self._plots_written(lyr, None)
         return len(typed)
 
     def _log(self, lyr: Layer, action: str, key: str, changes: Mapping[str, Any]) -> None:
@@ -442,8 +453,27 @@ class RowSession(Session):
             }
             self._log(lyr, action, record[lyr.key], values)
 
+    def _plots_written(self, lyr: Layer, geoms: Any) -> None:
+        """Note plots written with these geometries (None: the whole layer)."""
+        if lyr.name != "plots" or self._plot_boxes is None:
+            return
+        if geoms is None:
+            self._plot_boxes = None
+        else:
+            self._plot_boxes.append(shapely.bounds(np.asarray(list(geoms), dtype=object)))
+
+    def overview_table(self) -> overview.OverviewTable | None:
+        """The plot overview's table on this transaction (None: the store has none)."""
+        return None
+
     def finish(self) -> None:
         """Write the audit records and mark the changed layers; called before commit."""
+        if self._plot_boxes is None or self._plot_boxes:
+            table = self.overview_table()
+            if table is not None:
+                overview.refresh(
+                    table, None if self._plot_boxes is None else np.concatenate(self._plot_boxes)
+                )
         if self._audit:
             self._write_audit(self._audit)
             self._touched.add("audit")
