@@ -238,11 +238,9 @@ def pick():
             key = rows[get_layer(name).key].iloc[hit]
             return jsonify(_popup(view, store.get(name, key), store.epsg))
         if blocks is not None:
-            block = nearest_within(
-                np.asarray([b.geometry for b in blocks[1]], dtype=object), point, tolerance
-            )
-            if block is not None:
-                return jsonify(_block_popup(blocks[1][block], store.epsg))
+            near = _blocks_at(blocks[1], point, tolerance)
+            if near:
+                return jsonify(_block_popup(near, store.epsg))
     return jsonify({"layer": None, "id": None, "bbox": None, "html": None})
 
 
@@ -259,11 +257,30 @@ def _blocks(
     return None if found is None else (level, found)
 
 
-def _block_popup(block: overview.Block, epsg: int) -> dict[str, Any]:
-    """What a click on a block answers: how many plots it holds, and where to zoom in."""
-    bbox = [round(v, 7) for v in transformer(epsg, WGS84_EPSG).transform_bounds(*block.geometry.bounds)]
+def _blocks_at(
+    blocks: list[overview.Block], point: shapely.Point, tolerance: float
+) -> list[overview.Block]:
+    """The blocks nearest ``point`` within ``tolerance`` (those of every status that overlap
+    there), most plots first."""
+    if not blocks:
+        return []
+    distance = shapely.distance(np.asarray([b.geometry for b in blocks], dtype=object), point)
+    best = float(np.min(distance))
+    if best > tolerance:
+        return []
+    return sorted(
+        (b for b, d in zip(blocks, distance.tolist()) if d <= best), key=lambda b: -b.plots
+    )
+
+
+def _block_popup(blocks: list[overview.Block], epsg: int) -> dict[str, Any]:
+    """What a click on blocks answers: how many plots they hold, of which statuses, and
+    where to zoom in."""
+    plots = sum(b.plots for b in blocks)
+    bounds = shapely.bounds(shapely.union_all([b.geometry for b in blocks]))
+    bbox = [round(v, 7) for v in transformer(epsg, WGS84_EPSG).transform_bounds(*bounds)]
     text = ngettext(
-        "%(num)d plot here: zoom in to pick one", "%(num)d plots here: zoom in to pick one", block.plots
+        "%(num)d plot here: zoom in to pick one", "%(num)d plots here: zoom in to pick one", plots
     )
     button = _("Zoom in")
     html = (
@@ -273,7 +290,11 @@ def _block_popup(block: overview.Block, epsg: int) -> dict[str, Any]:
     return {
         "layer": "plots",
         "id": None,
-        "block": {"status": block.status, "plots": block.plots},
+        "block": {
+            "status": blocks[0].status,
+            "plots": plots,
+            "statuses": {b.status: b.plots for b in blocks},
+        },
         "bbox": bbox,
         "html": html,
     }
