@@ -76,7 +76,9 @@ def store_scale(epsg: int) -> float:
     cos(latitude) for a metric CRS): fixed per CRS, so every size test of a store agrees."""
     crs = CRS.from_epsg(epsg)
     area = crs.area_of_use
-    lon, lat = (0.0, 0.0) if area is None else ((area.west + area.east) / 2, (area.south + area.north) / 2)
+    lon, lat = (
+        (0.0, 0.0) if area is None else ((area.west + area.east) / 2, (area.south + area.north) / 2)
+    )
     lat = max(-80.0, min(80.0, lat))
     to_store = transformer(4326, epsg)
     to_merc = transformer(4326, WEB_MERCATOR_EPSG)
@@ -164,9 +166,7 @@ def blocks(
     for di in range(int((hi - lo)[:, 0].max(initial=0)) + 1):
         for dj in range(int((hi - lo)[:, 1].max(initial=0)) + 1):
             at = np.flatnonzero((lo[:, 0] + di <= hi[:, 0]) & (lo[:, 1] + dj <= hi[:, 1]))
-            parts.append(
-                np.column_stack([at, lo[at, 0] + di, lo[at, 1] + dj]).astype(np.int64)
-            )
+            parts.append(np.column_stack([at, lo[at, 0] + di, lo[at, 1] + dj]).astype(np.int64))
     touched = np.concatenate(parts)
     plot = touched[:, 0]
     group = np.column_stack([cell[plot, 0], cell[plot, 1], code[plot]])
@@ -229,9 +229,21 @@ def refresh(table: OverviewTable, boxes: np.ndarray | None) -> int:
     return written
 
 
-def block_key(level: int, cx: int, cy: int, status: str) -> str:
-    """A block's text key (its MVT feature id is :func:`geo.tiles.feature_ids` of it)."""
-    return f"block:{level}:{cx}:{cy}:{status}"
+def block_key(z: int, x: int, y: int, status: str) -> str:
+    """The text key of the feature a tile carries for the blocks of one status (its MVT
+    feature id is :func:`geo.tiles.feature_ids` of it)."""
+    return f"block:{z}/{x}/{y}:{status}"
+
+
+def merged(found: Sequence[Block]) -> list[tuple[str, int, shapely.Geometry]]:
+    """A tile's blocks as one ``(status, plots, geometry)`` per status (cells never overlap,
+    so a status's blocks form a coverage and merge cheaply): a few features per tile."""
+    out = []
+    for name in sorted({b.status for b in found}):
+        mine = [b for b in found if b.status == name]
+        geom = shapely.coverage_union_all(np.asarray([b.geometry for b in mine], dtype=object))
+        out.append((name, sum(b.plots for b in mine), geom))
+    return out
 
 
 def statuses_of(where: Mapping[str, Any] | None) -> tuple[bool, list[str] | None]:

@@ -169,7 +169,9 @@ def encode(
         return b""
     names = list(columns)
     values = [np.asarray(columns[n], dtype=object)[keep].tolist() for n in names]
-    texts = values[names.index(key)] if ids is None else np.asarray(ids, dtype=object)[keep].tolist()
+    texts = (
+        values[names.index(key)] if ids is None else np.asarray(ids, dtype=object)[keep].tolist()
+    )
     fids = feature_ids(texts)
     features = [
         {

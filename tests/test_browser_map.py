@@ -136,8 +136,10 @@ def test_a_click_on_a_block_of_small_plots_offers_to_zoom_in(live_server, page, 
             {
                 "plot_id": [f"B-{i:03d}" for i in range(36)],
                 "status": ["available"] * 36,
-                "geometry": [shapely.box(x0 + c * 25, y0 + r * 25, x0 + c * 25 + 20, y0 + r * 25 + 20)
-                             for c, r in cells],
+                "geometry": [
+                    shapely.box(x0 + c * 25, y0 + r * 25, x0 + c * 25 + 20, y0 + r * 25 + 20)
+                    for c, r in cells
+                ],
             },
             crs=store.epsg,
         ),

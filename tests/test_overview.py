@@ -118,14 +118,20 @@ def test_blocks_follow_every_kind_of_plot_write(sample):
     moved = shapely.affinity.translate(store.get("plots", "T-001")["geometry"], 3000.0, 0.0)
     store.update("plots", "T-001", {"geometry": moved})
     snap = assert_current(store)
-    here = [b for b in store.plot_blocks(12, moved.bounds, ["candidate"]) if b.geometry.intersects(moved)]
+    here = [
+        b
+        for b in store.plot_blocks(12, moved.bounds, ["candidate"])
+        if b.geometry.intersects(moved)
+    ]
     assert len(here) == 1 and here[0].plots == 1
     # an attribute edit touches no block; a delete takes the plot out
     store.update("plots", "T-002", {"cadastre": "X-1"})
     assert assert_current(store) == snap
     store.delete("plots", "T-001")
     snap = assert_current(store)
-    assert not [b for b in store.plot_blocks(12, moved.bounds, None) if b.geometry.intersects(moved)]
+    assert not [
+        b for b in store.plot_blocks(12, moved.bounds, None) if b.geometry.intersects(moved)
+    ]
     # replacing the layer (an import with --replace) rebuilds it
     with store.transaction() as tx:
         tx.replace("plots", grid)

@@ -232,7 +232,7 @@ def pick():
         if blocks is not None:  # plots merged into blocks at this zoom are not picked alone
             bounds = shapely.bounds(geoms).reshape(-1, 4)
             size = np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1])
-            geoms = np.where(size >= overview.min_size(blocks[0], store.epsg), geoms, None)
+            geoms[size < overview.min_size(blocks[0], store.epsg)] = None
         hit = nearest_within(geoms, point, tolerance)
         if hit is not None:
             key = rows[get_layer(name).key].iloc[hit]

@@ -24,6 +24,7 @@ from geo import overview, tiles
 from geo.crs import DEFAULT_EPSG
 from geo.io.formats import typed_table
 from geo.layers import LAYERS, Layer, get_layer
+from geo.store import overview_sql
 from geo.store.base import (
     Bbox,
     Conflict,
@@ -33,7 +34,6 @@ from geo.store.base import (
     Where,
     compile_where,
 )
-from geo.store import overview_sql
 from geo.store.gpkg_geom import connect, decode_geometries, encode_geometries
 from geo.store.gpkg_schema import (
     add_fields,
@@ -365,7 +365,7 @@ class GpkgStore(SqlStore):
                     level, self.epsg
                 )
             rows = conn.execute(sql, params).fetchall()
-        blocks = found or []
+        blocks = overview.merged(found or [])
         if not rows and not blocks:
             return b""
         cols = list(zip(*rows)) if rows else [() for _ in range(len(names) + 1)]
@@ -374,9 +374,9 @@ class GpkgStore(SqlStore):
         if blocks:
             columns = {n: v + [None] * len(blocks) for n, v in columns.items()}
             if "status" in columns:
-                columns["status"][len(rows) :] = [b.status for b in blocks]
-            columns["plots"] = [None] * len(rows) + [b.plots for b in blocks]
-            geoms = np.concatenate([geoms, np.asarray([b.geometry for b in blocks], dtype=object)])
+                columns["status"][len(rows) :] = [b[0] for b in blocks]
+            columns["plots"] = [None] * len(rows) + [b[1] for b in blocks]
+            geoms = np.concatenate([geoms, np.asarray([b[2] for b in blocks], dtype=object)])
         return tiles.encode(
             layer,
             geoms,
@@ -385,7 +385,7 @@ class GpkgStore(SqlStore):
             columns=columns,
             epsg=self.epsg,
             ids=[str(r[0]) for r in rows]
-            + [overview.block_key(b.level, b.cx, b.cy, b.status) for b in blocks],
+            + [overview.block_key(tile.z, tile.x, tile.y, b[0]) for b in blocks],
         )
 
     def plot_blocks(

@@ -25,16 +25,15 @@ PG_INDEXED_LEVELS = (12, 13)
 # ----------------------------------------------------------------------------- GeoPackage
 def gpkg_size(level: int, epsg: int) -> str:
     """The big-plot test on the R-tree row ``r`` of a plot (its box as the index holds it)."""
-    return (
-        f"max(r.maxx - r.minx, r.maxy - r.miny) >= {overview.min_size(level, epsg)!r}"
-    )
+    return f"max(r.maxx - r.minx, r.maxy - r.miny) >= {overview.min_size(level, epsg)!r}"
 
 
 def gpkg_exists(conn: sqlite3.Connection) -> bool:
     """Whether the store has its overview built."""
     return (
-        conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,))
-        .fetchone()
+        conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)
+        ).fetchone()
         is not None
     )
 
@@ -57,9 +56,7 @@ class GpkgOverview:
         self.conn.execute(f"CREATE INDEX {TABLE}_cell ON {TABLE} (level, cx, cy)")
 
     def small_plots(self, level: int, box: Box | None) -> tuple[list[str], np.ndarray]:
-        query = (
-            "SELECT t.status, t.geom FROM plots t JOIN rtree_plots_geom r ON r.id = t.fid"
-        )
+        query = "SELECT t.status, t.geom FROM plots t JOIN rtree_plots_geom r ON r.id = t.fid"
         params: list[Any] = []
         if box is not None:
             query += " AND r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ?"
@@ -79,7 +76,7 @@ class GpkgOverview:
                 f"DELETE FROM {TABLE} WHERE level = ? AND cx = ? AND cy = ?",
                 [(level, cx, cy) for cx, cy in cells],
             )
-        wkb = shapely.to_wkb([b.geometry for b in rows]) if rows else []
+        wkb: list[Any] = shapely.to_wkb([b.geometry for b in rows]).tolist() if rows else []
         self.conn.executemany(
             f"INSERT INTO {TABLE} (level, cx, cy, status, plots, geom) VALUES (?, ?, ?, ?, ?, ?)",
             [(b.level, b.cx, b.cy, b.status, b.plots, w) for b, w in zip(rows, wkb)],
@@ -107,7 +104,7 @@ def gpkg_blocks(
         query += f" AND status IN ({', '.join('?' * len(statuses))})"
         params += list(statuses)
     rows = conn.execute(query, params).fetchall()
-    geoms = shapely.from_wkb([r[4] for r in rows]) if rows else []
+    geoms: list[Any] = shapely.from_wkb([r[4] for r in rows]).tolist() if rows else []
     return [Block(level, r[0], r[1], r[2], r[3], g) for r, g in zip(rows, geoms)]
 
 
@@ -207,5 +204,5 @@ def pg_blocks(
         query += " AND status = ANY(%s)"
         params.append(list(statuses))
     rows = conn.execute(query, params).fetchall()
-    geoms = shapely.from_wkb([bytes(r[4]) for r in rows]) if rows else []
+    geoms: list[Any] = shapely.from_wkb([bytes(r[4]) for r in rows]).tolist() if rows else []
     return [Block(level, r[0], r[1], r[2], r[3], g) for r, g in zip(rows, geoms)]

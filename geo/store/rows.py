@@ -381,7 +381,9 @@ class RowSession(Session):
         self._set(lyr, key, {**new, "version": next_version})
         self._touched.add(lyr.name)
         if "geometry" in changed or "status" in changed:
-            self._plots_written(lyr, [row.get("geometry"), new.get("geometry", row.get("geometry"))])
+            self._plots_written(
+                lyr, [row.get("geometry"), new.get("geometry", row.get("geometry"))]
+            )
         if "geometry" in changed:
             self._reshaped.add(lyr.name)
         self._log(lyr, "update", key, changed)
