@@ -229,10 +229,11 @@ def refresh(table: OverviewTable, boxes: np.ndarray | None) -> int:
     return written
 
 
-def block_key(z: int, x: int, y: int, status: str) -> str:
-    """The text key of the feature a tile carries for the blocks of one status (its MVT
-    feature id is :func:`geo.tiles.feature_ids` of it)."""
-    return f"block:{z}/{x}/{y}:{status}"
+def block_key(where: str, status: str) -> str:
+    """The text key of a block feature of a tile (its MVT feature id is
+    :func:`geo.tiles.feature_ids` of it): ``where`` names the tile (GeoPackage: a status's
+    blocks merged) or the cell (PostGIS, in SQL) as ``a/b/c``."""
+    return f"block:{where}:{status}"
 
 
 def merged(found: Sequence[Block]) -> list[tuple[str, int, shapely.Geometry]]:

@@ -385,7 +385,7 @@ class GpkgStore(SqlStore):
             columns=columns,
             epsg=self.epsg,
             ids=[str(r[0]) for r in rows]
-            + [overview.block_key(tile.z, tile.x, tile.y, b[0]) for b in blocks],
+            + [overview.block_key(f"{tile.z}/{tile.x}/{tile.y}", b[0]) for b in blocks],
         )
 
     def plot_blocks(

@@ -38,8 +38,8 @@ def vector_tile(
 
     With a block ``level`` (plots, overview built: :mod:`geo.overview`) only the plots big
     enough to see are cut one by one; the rest come as that level's blocks of
-    ``statuses`` (every status when None), one feature per status with ``status`` and
-    ``plots`` (their sum) and no key.
+    ``statuses`` (every status when None), one feature per cell and status with
+    ``status`` and ``plots`` and no key.
     """
     names = [lyr.key, *(p for p in properties if p != lyr.key)]
     key = sql.SQL("t.{}").format(sql.Identifier(lyr.key))
@@ -61,7 +61,7 @@ def vector_tile(
         rows += sql.SQL(" AND ") + overview_sql.pg_size(level, epsg)
         rows = sql.SQL("{} UNION ALL {}").format(
             sql.SQL("SELECT *, NULL::integer AS plots FROM ({}) p").format(rows),
-            _blocks(lyr, names, tile, level, statuses),
+            _blocks(lyr, names, statuses),
         )
         cx0, cy0, cx1, cy1 = overview.cell_range(level, epsg, box)
         params += [tile.z, tile.x, tile.y, level, cx0, cx1, cy0, cy1]
@@ -78,26 +78,19 @@ def vector_tile(
     return bytes(row[0]) if row is not None and row[0] else b""
 
 
-def _blocks(
-    lyr: Layer,
-    names: Sequence[str],
-    tile: tiles.Tile,
-    level: int,
-    statuses: Sequence[str] | None,
-) -> sql.Composed:
-    """The overview blocks under the tile, one row per status (its cells' blocks collected:
-    a few features per tile), shaped like the plots' rows (the plots' columns NULL but
-    ``status``, through a join that never matches)."""
-    key = sql.SQL("{} || b.status").format(
-        sql.Literal(overview.block_key(tile.z, tile.x, tile.y, ""))
-    )
+def _blocks(lyr: Layer, names: Sequence[str], statuses: Sequence[str] | None) -> sql.Composed:
+    """The overview blocks under the tile, one row per cell and status, shaped like the
+    plots' rows (the plots' columns NULL but ``status``, through a join that never matches).
+
+    Cell by cell, not merged per status as the GeoPackage encoder merges them: clipping
+    small polygons is cheaper in PostGIS than one collection of a few hundred (z12 tile of
+    the 1M grid, load ~7: 9 ms against 22-52 ms)."""
+    key = sql.SQL("'block:' || o.level || '/' || o.cx || '/' || o.cy || ':' || o.status")
     return sql.SQL(
-        "SELECT ST_Simplify(ST_AsMVTGeom(ST_Transform(b.geom, {mercator}), "
+        "SELECT ST_Simplify(ST_AsMVTGeom(ST_Transform(o.geom, {mercator}), "
         "ST_TileEnvelope(%s, %s, %s), {extent}, {buffer}, true), {simplify}) AS mvt_geom, "
-        "{fid} AS mvt_id, {columns}, b.plots FROM (SELECT o.status, ST_Collect(o.geom) AS geom, "
-        "sum(o.plots)::integer AS plots FROM {table} o "
-        "WHERE o.level = %s AND o.cx BETWEEN %s AND %s AND o.cy BETWEEN %s AND %s{status} "
-        "GROUP BY o.status) b LEFT JOIN {plots} t ON false"
+        "{fid} AS mvt_id, {columns}, o.plots FROM {table} o LEFT JOIN {plots} t ON false "
+        "WHERE o.level = %s AND o.cx BETWEEN %s AND %s AND o.cy BETWEEN %s AND %s{status}"
     ).format(
         mercator=sql.Literal(tiles.WEB_MERCATOR_EPSG),
         simplify=sql.Literal(tiles.SIMPLIFY_UNITS),
@@ -105,7 +98,7 @@ def _blocks(
         buffer=sql.Literal(tiles.BUFFER),
         fid=sql.SQL(tiles.FEATURE_ID_SQL).format(key),
         columns=sql.SQL(", ").join(
-            sql.SQL("b.status" if n == "status" else "t.{}").format(sql.Identifier(n))
+            sql.SQL("o.status" if n == "status" else "t.{}").format(sql.Identifier(n))
             for n in names
         ),
         table=sql.Identifier(overview_sql.TABLE),
