@@ -49,11 +49,28 @@ def snapshot(store) -> list[tuple]:
     return sorted(out)
 
 
+def big_indexed(store) -> dict[int, set[int]] | None:
+    """GeoPackage: the plots each level's own R-tree of big plots holds."""
+    from geo.store import overview_sql
+
+    if not hasattr(store, "path"):
+        return None
+    with store._reading() as conn:
+        return {
+            level: {
+                r[0] for r in conn.execute(f"SELECT id FROM {overview_sql.gpkg_big_rtree(level)}")
+            }
+            for level in overview_sql.GPKG_INDEXED_LEVELS
+        }
+
+
 def assert_current(store) -> list[tuple]:
-    """The incrementally kept overview equals one rebuilt from scratch."""
-    kept = snapshot(store)
+    """The incrementally kept overview (and GeoPackage's R-trees of big plots) equals one
+    rebuilt from scratch."""
+    kept, big = snapshot(store), big_indexed(store)
     store.build_overview()
     assert snapshot(store) == kept
+    assert big_indexed(store) == big
     return kept
 
 
@@ -124,6 +141,14 @@ def test_blocks_follow_every_kind_of_plot_write(sample):
         if b.geometry.intersects(moved)
     ]
     assert len(here) == 1 and here[0].plots == 1
+    # a big plot moved stays a single feature where it went (its own index follows it)
+    big = store.read("plots", where={"status": ["available"]}).iloc[0]
+    there = shapely.affinity.translate(big.geometry, 0.0, -2000.0)
+    store.update("plots", big["plot_id"], {"geometry": there})
+    snap = assert_current(store)
+    cx, cy = there.centroid.coords[0]
+    got = decoded(store.vector_tile("plots", tile_at(store, cx, cy, 12), properties=("status",)))
+    assert big["plot_id"] in {f["properties"].get("plot_id") for f in got}
     # an attribute edit touches no block; a delete takes the plot out
     store.update("plots", "T-002", {"cadastre": "X-1"})
     assert assert_current(store) == snap

@@ -364,6 +364,10 @@ class GpkgStore(SqlStore):
                 sql += (" AND " if " WHERE " in sql else " WHERE ") + overview_sql.gpkg_size(
                     level, self.epsg
                 )
+                if level in overview_sql.GPKG_INDEXED_LEVELS:  # the big plots' own R-tree
+                    sql = sql.replace(
+                        _q(f"rtree_{lyr.name}_{GEOM}"), _q(overview_sql.gpkg_big_rtree(level))
+                    )
             rows = conn.execute(sql, params).fetchall()
         blocks = overview.merged(found or [])
         if not rows and not blocks:

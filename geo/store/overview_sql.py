@@ -17,9 +17,16 @@ from geo.overview import Block, Box, Cell
 
 #: The blocks' table, in both backends (geometry in the store's CRS).
 TABLE = "zoneplan_plot_overview"
-#: Levels whose big plots get a partial spatial index in PostGIS (where most plots of a
-#: dense layer are small, so the full index would hand back every one of them).
+#: Levels whose big plots get a spatial index of their own (PostGIS: a partial index;
+#: GeoPackage: an R-tree per level), where most plots of a dense layer are small, so the
+#: full index would hand back every one of them.
 PG_INDEXED_LEVELS = (12, 13)
+GPKG_INDEXED_LEVELS = PG_INDEXED_LEVELS
+
+
+def gpkg_big_rtree(level: int) -> str:
+    """The R-tree of the plots big enough to draw alone at ``level`` (GeoPackage)."""
+    return f"{TABLE}_big{level}"
 
 
 # ----------------------------------------------------------------------------- GeoPackage
@@ -54,6 +61,33 @@ class GpkgOverview:
             "cy INTEGER NOT NULL, status TEXT NOT NULL, plots INTEGER NOT NULL, geom BLOB NOT NULL)"
         )
         self.conn.execute(f"CREATE INDEX {TABLE}_cell ON {TABLE} (level, cx, cy)")
+        for level in GPKG_INDEXED_LEVELS:
+            self.conn.execute(f"DROP TABLE IF EXISTS {gpkg_big_rtree(level)}")
+            self.conn.execute(
+                f"CREATE VIRTUAL TABLE {gpkg_big_rtree(level)} "
+                "USING rtree(id, minx, maxx, miny, maxy)"
+            )
+
+    def _index_big(self, level: int, box: Box | None) -> None:
+        """Re-index the big plots of ``level`` whose boxes meet ``box`` (all when None), from
+        the plots' own R-tree as this transaction sees it."""
+        big = gpkg_big_rtree(level)
+        meets = "{0}minx <= ? AND {0}maxx >= ? AND {0}miny <= ? AND {0}maxy >= ?"
+        params: list[Any] = [] if box is None else [box[2], box[0], box[3], box[1]]
+        if box is None:
+            self.conn.execute(f"DELETE FROM {big}")
+        else:
+            self.conn.execute(
+                f"DELETE FROM {big} WHERE id IN (SELECT id FROM {big} WHERE "
+                f"{meets.format('')})",
+                params,
+            )
+        self.conn.execute(
+            f"INSERT INTO {big} (id, minx, maxx, miny, maxy) SELECT r.id, r.minx, r.maxx, "
+            f"r.miny, r.maxy FROM rtree_plots_geom r WHERE {gpkg_size(level, self.epsg)}"
+            + ("" if box is None else f" AND {meets.format('r.')}"),
+            params,
+        )
 
     def small_plots(self, level: int, box: Box | None) -> tuple[list[str], np.ndarray]:
         query = "SELECT t.status, t.geom FROM plots t JOIN rtree_plots_geom r ON r.id = t.fid"
@@ -75,6 +109,15 @@ class GpkgOverview:
             self.conn.executemany(
                 f"DELETE FROM {TABLE} WHERE level = ? AND cx = ? AND cy = ?",
                 [(level, cx, cy) for cx, cy in cells],
+            )
+        if level in GPKG_INDEXED_LEVELS:
+            side = overview.cell_size(level, self.epsg)
+            xs, ys = [c[0] for c in cells or ()], [c[1] for c in cells or ()]
+            self._index_big(
+                level,
+                None
+                if cells is None
+                else (min(xs) * side, min(ys) * side, (max(xs) + 1) * side, (max(ys) + 1) * side),
             )
         wkb: list[Any] = shapely.to_wkb([b.geometry for b in rows]).tolist() if rows else []
         self.conn.executemany(
