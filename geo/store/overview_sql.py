@@ -36,13 +36,15 @@ def gpkg_size(level: int, epsg: int) -> str:
 
 
 def gpkg_exists(conn: sqlite3.Connection) -> bool:
-    """Whether the store has its overview built."""
-    return (
-        conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)
-        ).fetchone()
-        is not None
-    )
+    """Whether the store has its overview built (every table of it: one made by an older
+    version is rebuilt by ``zoneplan overview``, drawn plot by plot until then)."""
+    names = [TABLE, *(gpkg_big_rtree(level) for level in GPKG_INDEXED_LEVELS)]
+    found = conn.execute(
+        f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+        f"({', '.join('?' * len(names))})",
+        names,
+    ).fetchone()[0]
+    return bool(found == len(names))
 
 
 class GpkgOverview:
@@ -78,8 +80,7 @@ class GpkgOverview:
             self.conn.execute(f"DELETE FROM {big}")
         else:
             self.conn.execute(
-                f"DELETE FROM {big} WHERE id IN (SELECT id FROM {big} WHERE "
-                f"{meets.format('')})",
+                f"DELETE FROM {big} WHERE id IN (SELECT id FROM {big} WHERE {meets.format('')})",
                 params,
             )
         self.conn.execute(
