@@ -239,7 +239,7 @@ def block_key(where: str, status: str) -> str:
 def merged(found: Sequence[Block]) -> list[tuple[str, int, shapely.Geometry]]:
     """A tile's blocks as one ``(status, plots, geometry)`` per status (cells never overlap,
     so a status's blocks form a coverage and merge cheaply): a few features per tile."""
-    out = []
+    out: list[tuple[str, int, shapely.Geometry]] = []
     for name in sorted({b.status for b in found}):
         mine = [b for b in found if b.status == name]
         geom = shapely.coverage_union_all(np.asarray([b.geometry for b in mine], dtype=object))
