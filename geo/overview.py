@@ -10,7 +10,7 @@ status the block is the union of the :data:`SQUARE_PIXELS` squares of the cell t
 touch, with the number of plots. Blocks of different statuses may overlap where their
 plots mix. Plots big enough to see stay single features with their ``plot_id``.
 
-The blocks are kept in the store (``plot_overview``) and maintained by the store's write
+The blocks are kept in the store (``zoneplan_plot_overview``) and maintained by the store's write
 path: a write re-merges only the cells it touches (:func:`refresh`). Sizes are compared in
 the store's CRS against :func:`min_size`, a length fixed per store CRS, so the tile query,
 the blocks and a click all sort every plot the same way.
@@ -40,10 +40,10 @@ LEVELS: tuple[int, ...] = tuple(range(MIN_LEVEL, MAX_LEVEL + 1))
 #: A block cell's side in screen pixels at its level (64 cells per 256-pixel tile).
 CELL_PIXELS = 32
 #: The side of the squares a block is drawn with, pixels. Plots of 1-3 pixels whose statuses
-#: mix (the synthetic grid deals them out in turn) make finer squares a speckle as heavy as
-#: the plots: the z13 blocks of 100k synthetic plots held 363k vertices with 4-pixel squares
-#: (3.6 per plot), 132k with 8 (outlines of the plots themselves, merged per status and
-#: closed over gaps: 3.9 per plot). 8 pixels keeps a cell to 4 x 4 squares.
+#: mix (the synthetic grid deals them out in turn) make finer blocks a speckle as heavy as
+#: the plots: for 100k synthetic plots, the plots' own outlines merged per status (closed
+#: over 1.5-pixel gaps) held 386k vertices at z12 (3.9 per plot); 4-pixel squares 363k at
+#: z13, 8-pixel squares 132k. 8 pixels keeps a cell to 4 x 4 squares.
 SQUARE_PIXELS = 8
 TILE_PIXELS = 256
 
