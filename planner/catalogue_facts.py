@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["FACT_COLUMNS", "servicing_facts", "facts_for"]
+__all__ = ["FACT_COLUMNS", "servicing_facts", "facts_for", "fact_columns"]
 
 FACT_COLUMNS = (
     "rail",
@@ -85,6 +85,46 @@ class _Once:
         return self._value
 
 
+def fact_columns(
+    model: Any, plot_ids: Sequence[str], as_of: dt.date | None
+) -> dict[str, list[Any]]:
+    """The servicing facts of a page of ``plot_ids`` (as :func:`facts_for` with ``page``),
+    as plain columns: lists of bool, float, str, list of str or None (never NaN).
+
+    Read by position from the cached facts of every plot (their plot_id index finds the
+    rows), so a page costs its rows, not a frame join.
+    """
+    ids = [str(i) for i in plot_ids]
+    frame, _every = _facts_frame(model, ids, as_of, page=True)
+    if frame is None:
+        return {column: [None] * len(ids) for column in FACT_COLUMNS}
+    # ``frame`` is either every plot's facts or this page's, in order (then the lookup
+    # is the identity).
+    pos = np.asarray(frame.index.get_indexer(pd.Index(ids, dtype=object)), dtype=np.intp)
+    found = pos >= 0
+    out: dict[str, list[Any]] = {}
+    for column in FACT_COLUMNS:
+        values = frame[column].to_numpy()
+        picked = values[np.where(found, pos, 0)] if len(values) else np.full(len(ids), None)
+        if column in ("rail", "power", "water"):
+            items = [None if not ok or _missing(v) else bool(v) for v, ok in zip(picked, found)]
+        elif column in ("rail_distance_m", "power_headroom_kw", "water_headroom_m3d"):
+            items = [
+                None if not ok or _missing(v) else float(v) for v, ok in zip(picked, found)
+            ]
+        else:
+            items = [None if not ok or _missing(v) else v for v, ok in zip(picked, found)]
+        out[column] = items
+    return out
+
+
+def _missing(value: Any) -> bool:
+    """None, NA or a non-finite number: no fact."""
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, (float, np.floating)) and not np.isfinite(value)
+
+
 def facts_for(
     model: Any, plot_ids: Sequence[str], as_of: dt.date | None, *, page: bool = False
 ) -> pd.DataFrame:
@@ -97,8 +137,20 @@ def facts_for(
     after a write costs that page, not the zone.  Without a model every fact is missing.
     """
     ids = [str(i) for i in plot_ids]
-    if model is None or not ids:
+    frame, every = _facts_frame(model, ids, as_of, page=page)
+    if frame is None:
         return servicing_facts([]).reindex(ids)
+    return frame.reindex(ids) if every else frame
+
+
+def _facts_frame(
+    model: Any, ids: list[str], as_of: dt.date | None, *, page: bool
+) -> tuple[pd.DataFrame | None, bool]:
+    """Every plot's facts (cached, see :func:`facts_for`) and True, or, for a ``page``
+    asked before those are built, the page's own in ``ids`` order and False; None without
+    a model or ids."""
+    if model is None or not ids:
+        return None, False
     with _FACTS_LOCK:
         per_model = _FACTS.setdefault(model, {})
         entry = per_model.get(as_of)
@@ -109,11 +161,11 @@ def facts_for(
     built = None if entry is None else entry.peek()
     if built is None and page:
         own: pd.DataFrame = model.facts(as_of, ids)
-        return own
+        return own, False
     if built is None:
         assert entry is not None  # made above for anything but a page
         built = entry.get(lambda: model.facts(as_of))
-    return built.reindex(ids)
+    return built, True
 
 
 def _ready_by(ready: pd.Series, by: dt.date) -> np.ndarray:

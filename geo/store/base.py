@@ -18,7 +18,7 @@ import pandas as pd
 import shapely
 
 from geo import tiles
-from geo.layers import FEATURE_LAYERS, LAYERS, Layer, get_layer
+from geo.layers import FEATURE_LAYERS, LAYERS, Layer, get_layer, parse_list
 from geo.validate import Problem, ValidationError, check_geometries, coerce_attributes, coerce_value
 
 Bbox = tuple[float, float, float, float]
@@ -48,6 +48,24 @@ class ListHas:
 
     value: str
     everything: str = "*"
+
+
+def list_has(text: str | None, value: str | None, everything: str = "*") -> bool:
+    """Whether comma-list ``text`` holds ``value`` as :class:`ListHas` means it (the
+    reading of :func:`geo.layers.parse_list`); the backends' SQL renders this rule."""
+    items = parse_list(text, everything)
+    return items is None or value in items
+
+
+def list_token(value: str) -> bool:
+    """Whether ``value`` can be an item of a comma list (non-empty, no comma, no
+    surrounding whitespace): any other value matches only "every value" lists."""
+    return bool(value) and "," not in value and value == value.strip()
+
+
+#: Every character ``str.strip()`` removes (no whitespace lies beyond U+3000), for the SQL
+#: renderings of :class:`ListHas`.
+LIST_SPACE = "".join(ch for ch in map(chr, range(0x3001)) if ch.isspace())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,7 +290,9 @@ def compile_where(layer: Layer, where: Where | None) -> list[Condition]:
                     raise ValueError(f"{name} is not text")
                 out.append((name, "contains", search_key(cond.text)))
             elif isinstance(cond, ListHas):
-                out.append((name, "listhas", (str(cond.everything), str(cond.value).strip())))
+                item = str(cond.value).strip()
+                everything = str(cond.everything).strip()
+                out.append((name, "listhas", (everything, item if list_token(item) else None)))
             elif isinstance(cond, Range) and cond.or_null:
                 out.append(
                     (
@@ -302,6 +322,27 @@ def compile_where(layer: Layer, where: Where | None) -> list[Condition]:
         except ValueError as err:
             raise Invalid([Problem(None, None, name, str(err))]) from None
     return out
+
+
+@dataclasses.dataclass
+class Rows:
+    """A page of a layer as plain columns, without a DataFrame (the request path's read).
+
+    Attributes
+    ----------
+    columns : dict of str to list
+        Each asked field's values in row order, as plain Python values of the Store
+        contract: str (text, ISO dates), int, float, bool or None (never NaN).
+    geometry : ndarray or None
+        The shapely geometries (working CRS) of a feature layer, None for tables.
+    """
+
+    columns: dict[str, list[Any]]
+    geometry: np.ndarray | None
+
+    def __len__(self) -> int:
+        first = next(iter(self.columns.values()), None)
+        return len(first) if first is not None else (0 if self.geometry is None else len(self.geometry))
 
 
 class Session(ABC):
@@ -427,6 +468,47 @@ class Store(ABC):
         exact: bool = False,
     ) -> int:
         """How many rows ``read`` would return without limit."""
+
+    def rows(
+        self,
+        layer: str,
+        columns: Sequence[str],
+        *,
+        bbox: Bbox | None = None,
+        where: Where | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> Rows:
+        """A page of ``columns`` (fields of ``layer``) as :class:`Rows`, with the geometry of a
+        feature layer: what :meth:`read` selects, without building a frame.
+
+        Sorted by ``order_by`` (a field, ``-field`` descending; missing values last) then
+        the layer key ascending. Backends read the rows straight from SQL; this default
+        goes through :meth:`read`.
+        """
+        lyr = get_layer(layer)
+        frame = self.read(layer, bbox=bbox, where=where)
+        order = order_by or lyr.key
+        name = order.lstrip("-")
+        if not lyr.has(name):
+            raise Invalid([Problem(None, None, "sort", f"{lyr.name} has no field {name!r}")])
+        if name == lyr.key:
+            frame = frame.sort_values(lyr.key, ascending=not order.startswith("-"), kind="stable")
+        else:
+            frame = frame.sort_values(
+                [name, lyr.key],
+                ascending=[not order.startswith("-"), True],
+                kind="stable",
+                na_position="last",
+            )
+        end = None if limit is None else offset + limit
+        frame = frame.iloc[offset:end]
+        out = {
+            name: [_plain({"v": v})["v"] for v in frame[name].tolist()] for name in columns
+        }
+        geoms = np.asarray(frame.geometry.values, dtype=object) if lyr.is_feature else None
+        return Rows(out, geoms)
 
     @abstractmethod
     def extent(self, layer: str) -> Bbox | None:

@@ -106,11 +106,10 @@ def _select(
             clauses.append(f"{column} IN ({', '.join('?' * len(value))})" if value else "0")
             params += [_sql_value(v) for v in value]
         elif op == "listhas":
-            clauses.append(
-                f"(coalesce(trim({column}), '') IN ('', ?) OR instr(',' || "
-                f"replace({column}, ' ', '') || ',', ',' || ? || ',') > 0)"
-            )
-            params += list(value)
+            everything, item = value
+            clauses.append(_list_has(column, item))
+            given = [] if item is None else [item]
+            params += [*given, everything, everything, *given]
         elif op == "range|null":
             tests = [f"{column} {sign} ?" for sign, v in zip((">=", "<="), value) if v is not None]
             clauses.append(f"({column} IS NULL OR ({' AND '.join(tests or ['1'])}))")
@@ -130,6 +129,19 @@ def _select(
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
     return sql, params
+
+
+def _list_has(column: str, item: str | None) -> str:
+    """SQL for ``list_has(column, item, everything)``, taking as parameters ``item`` (unless
+    None: no item matches), ``everything`` twice, then ``item`` again. Text of printable ASCII without spaces
+    is answered in SQL; anything else (whitespace to strip, other scripts) by the rule
+    itself, ``ZP_ListHas`` (:func:`geo.store.base.list_has`)."""
+    item_test = "0" if item is None else f"instr(',' || {column} || ',', ',' || ? || ',') > 0"
+    return (
+        f"(CASE WHEN {column} IS NULL THEN 1 WHEN {column} GLOB '*[^!-~]*' "
+        f"THEN ZP_ListHas({column}, {'NULL' if item is None else '?'}, ?) "
+        f"ELSE ({column} IN ('', ?) OR {item_test}) END)"
+    )
 
 
 def _revision(conn: sqlite3.Connection, layers: Sequence[str] | None) -> str:
@@ -167,11 +179,19 @@ class GpkgReader(Reader):
         limit: int | None = None,
         offset: int = 0,
         for_update: bool = False,
+        then_key: bool = False,
     ) -> list[tuple[Any, ...]]:
         """Rows as SQLite gives them (a writer's transaction already locks the file, so
         ``for_update`` needs nothing more)."""
         sql, params = _select(lyr, bbox, where, ", ".join(f"t.{_q(c)}" for c in columns), exact)
-        if order is not None and order[2]:
+        if order is not None and then_key:
+            column, direction = f"t.{_q(order[0])}", "DESC" if order[1] else "ASC"
+            sql += (
+                f" ORDER BY {column} {direction}"
+                if order[0] == lyr.key
+                else f" ORDER BY {column} IS NULL, {column} {direction}, t.{_q(lyr.key)}"
+            )
+        elif order is not None and order[2]:
             sql += (
                 f" ORDER BY {search_key(f't.{_q(order[0])}')} {'DESC' if order[1] else 'ASC'}, "
                 f"t.{_q(lyr.key)}"

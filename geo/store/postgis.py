@@ -24,6 +24,7 @@ from geo.store.base import (
     Bbox,
     Condition,
     Conflict,
+    LIST_SPACE,
     Invalid,
     StoreError,
     Where,
@@ -132,13 +133,7 @@ def _condition(lyr: Layer, cond: Condition) -> tuple[sql.Composable, list[Any]]:
             [[_filter_value(fld, v) for v in value]],
         )
     if op == "listhas":
-        return (
-            sql.SQL(
-                "(coalesce(trim({c}), '') IN ('', %s) OR position(',' || %s || ',' IN "
-                "',' || replace({c}, ' ', '') || ',') > 0)"
-            ).format(c=column),
-            list(value),
-        )
+        return _list_has(column, *value)
     if op == "prefix":  # a range on the search index
         key = search_key(column)
         if value[1] is None:
@@ -159,6 +154,26 @@ def _condition(lyr: Layer, cond: Condition) -> tuple[sql.Composable, list[Any]]:
             [_filter_value(fld, v) for _, v in bounds],
         )
     return sql.SQL("{} {} %s").format(column, sql.SQL(op)), [_filter_value(fld, value)]
+
+
+def _list_has(column: sql.Composable, everything: str, item: str | None) -> tuple[Any, list[Any]]:
+    """``geo.store.base.list_has(column, item, everything)`` in SQL (``item`` None: no item
+    matches): printable ASCII without spaces as it is, other text with the whitespace
+    ``str.strip`` removes (:data:`LIST_SPACE`) stripped from each item first."""
+    space = sql.Literal(LIST_SPACE)
+    squeeze = sql.Literal(f"[{LIST_SPACE}]*,[{LIST_SPACE}]*")
+    has = "FALSE" if item is None else "position(',' || %s || ',' IN ',' || {items} || ',') > 0"
+    plain = sql.SQL(has).format(items=column)
+    stripped = sql.SQL(has).format(
+        items=sql.SQL("btrim(regexp_replace({}, {}, ',', 'g'), {})").format(column, squeeze, space)
+    )
+    query = sql.SQL(
+        "(CASE WHEN {c} IS NULL THEN TRUE WHEN {c} ~ '[^!-~]' "
+        "THEN (btrim({c}, {space}) IN ('', %s) OR {stripped}) "
+        "ELSE ({c} IN ('', %s) OR {plain}) END)"
+    ).format(c=column, space=space, stripped=stripped, plain=plain)
+    given = [] if item is None else [item]
+    return query, [everything, *given, everything, *given]
 
 
 def _select(
@@ -221,10 +236,20 @@ class PgReader(Reader):
         limit: int | None = None,
         offset: int = 0,
         for_update: bool = False,
+        then_key: bool = False,
     ) -> list[tuple[Any, ...]]:
         """Rows as psycopg gives them; ``for_update`` locks them until the transaction ends."""
         query, params = _select(lyr, _columns(columns), bbox, where, exact, epsg=self.epsg)
-        if order is not None:
+        if order is not None and then_key:
+            column = sql.SQL("t.{}").format(sql.Identifier(order[0]))
+            direction = sql.SQL("DESC" if order[1] else "ASC")
+            if order[0] == lyr.key:  # the key's index reads either way
+                query += sql.SQL(" ORDER BY {} {}").format(column, direction)
+            else:
+                query += sql.SQL(" ORDER BY {} {} NULLS LAST, t.{}").format(
+                    column, direction, sql.Identifier(lyr.key)
+                )
+        elif order is not None:
             # Missing values sort as SQLite sorts them, so both backends page alike.
             direction = sql.SQL("DESC NULLS LAST" if order[1] else "ASC NULLS FIRST")
             column = sql.SQL("t.{}").format(sql.Identifier(order[0]))

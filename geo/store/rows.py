@@ -20,6 +20,7 @@ from geo.store.base import (
     Invalid,
     NotFound,
     Prefix,
+    Rows,
     Session,
     Store,
     StoreError,
@@ -139,9 +140,11 @@ class Reader(ABC):
         limit: int | None = None,
         offset: int = 0,
         for_update: bool = False,
+        then_key: bool = False,
     ) -> list[tuple[Any, ...]]:
         """Raw rows of ``columns`` (fields, and :data:`GEOM` for the geometry in the form
-        :meth:`decode` takes); ``order`` None leaves the order to the database."""
+        :meth:`decode` takes); ``order`` None leaves the order to the database; with ``then_key``
+        missing values sort last and ties by the layer key ascending (not by ``fid``)."""
 
     @abstractmethod
     def count(
@@ -206,6 +209,42 @@ class Reader(ABC):
         if lyr.is_feature:
             return gpd.GeoDataFrame(frame, geometry=self.decode(list(cols[GEOM])), crs=self.epsg)
         return frame
+
+    def rows(
+        self,
+        lyr: Layer,
+        columns: Sequence[str],
+        *,
+        bbox: Bbox | None = None,
+        where: Where | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> Rows:
+        """See :meth:`geo.store.base.Store.rows`: plain values straight from the rows."""
+        fields = [lyr.field(name) for name in columns]
+        selected = list(columns) + ([GEOM] if lyr.is_feature else [])
+        raw = self.select(
+            lyr,
+            selected,
+            bbox=bbox,
+            where=where,
+            order=order_of(lyr, order_by),
+            limit=limit,
+            offset=offset,
+            then_key=True,
+        )
+        cols = list(zip(*raw)) if raw else [() for _ in selected]
+        out: dict[str, list[Any]] = {}
+        for fld, values in zip(fields, cols):
+            if fld.type in ("bool", "date", "datetime"):
+                out[fld.name] = [plain_value(fld, v) for v in values]
+            elif fld.type == "float":  # NaN is no value (a GeoPackage may hold one)
+                out[fld.name] = [None if v is None or v != v else v for v in values]
+            else:
+                out[fld.name] = list(values)
+        geoms = self.decode(list(cols[-1])) if lyr.is_feature else None
+        return Rows(out, geoms)
 
     def find(
         self, lyr: Layer, field: str, text: str, *, where: Where | None, limit: int
@@ -493,6 +532,29 @@ class SqlStore(Store):
         lyr = get_layer(layer)
         with self._reader(f"counting {layer}") as reader:
             return reader.count(lyr, bbox=bbox, where=where, exact=exact)
+
+    def rows(
+        self,
+        layer: str,
+        columns: Sequence[str],
+        *,
+        bbox: Bbox | None = None,
+        where: Where | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> Rows:
+        lyr = get_layer(layer)
+        with self._reader(f"reading {layer}") as reader:
+            return reader.rows(
+                lyr,
+                columns,
+                bbox=bbox,
+                where=where,
+                order_by=order_by,
+                limit=limit,
+                offset=offset,
+            )
 
     def find(
         self, layer: str, field: str, text: str, *, where: Where | None = None, limit: int = 10
