@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -496,7 +499,7 @@ def search(
         raise ValueError("the servicing filters need the servicing model (servicing=...)")
     if not filters.servicing_filters:
         # Everything the store can answer itself: count, sort and page in SQL.
-        matched = store.count("plots", bbox=bbox, where=where or None)
+        matched = _count(store, bbox, where)
         rows = store.rows(
             "plots",
             view.fields,
@@ -515,6 +518,35 @@ def search(
     frame = _sorted(frame, filters.sort)
     page = frame.iloc[filters.offset : filters.offset + filters.limit]
     return _page(filters, len(frame), page, store.epsg, view)
+
+
+_COUNTS: weakref.WeakKeyDictionary[Store, OrderedDict[Hashable, int]] = (
+    weakref.WeakKeyDictionary()
+)
+_COUNTS_LOCK = threading.Lock()
+_COUNTS_KEPT = 64  # counts kept per store
+
+
+def _count(store: Store, bbox: Any, where: Mapping[str, Any]) -> int:
+    """How many plots match: counted in SQL; without a bbox (a count over the whole layer)
+    kept per plots revision, so paging through the zone counts once, not per page."""
+    if bbox is not None:  # a viewport's count reads its R-tree hits only
+        return store.count("plots", bbox=bbox, where=where or None)
+    key = (
+        store.revision(["plots"]),
+        tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in where.items())),
+    )
+    with _COUNTS_LOCK:
+        known = _COUNTS.get(store, {}).get(key)
+    if known is not None:
+        return known
+    matched = store.count("plots", where=where or None)
+    with _COUNTS_LOCK:
+        counts = _COUNTS.setdefault(store, OrderedDict())
+        counts[key] = matched
+        while len(counts) > _COUNTS_KEPT:
+            counts.popitem(last=False)
+    return matched
 
 
 def _page(
