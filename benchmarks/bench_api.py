@@ -76,7 +76,7 @@ class StrtreeStore:
 
     def _select(self, bbox: Any, where: Any, exact: bool = False) -> Any:
         from geo.layers import get_layer
-        from geo.store.base import compile_where
+        from geo.store.base import compile_where, list_has
 
         frame = self._plots
         if bbox is not None:
@@ -98,6 +98,9 @@ class StrtreeStore:
                 mask &= (column <= value).fillna(False).to_numpy(dtype=bool)
             elif op == "=":
                 mask &= (column == value).fillna(False).to_numpy(dtype=bool)
+            elif op == "listhas":  # the allowed sectors, as the stores' SQL reads them
+                everything, item = value
+                mask &= np.array([list_has(t, item, everything) for t in column], dtype=bool)
             else:
                 raise NotImplementedError(op)
         return frame[mask]
@@ -116,6 +119,12 @@ class StrtreeStore:
         )
         end = None if limit is None else offset + limit
         return frame.iloc[offset:end].reset_index(drop=True)
+
+    def rows(self, layer, columns, **query):
+        """A page as plain columns: the Store's generic way, through :meth:`read`."""
+        from geo.store import Store
+
+        return Store.rows(self, layer, columns, **query)  # type: ignore[arg-type]
 
     def count(self, layer, *, bbox=None, where=None, exact=False):
         if layer != "plots":

@@ -25,6 +25,7 @@ FACT_COLUMNS = (
     "waits_for",
 )
 _FACTS_PER_MODEL = 8  # as_of dates kept per servicing model
+_FLAGS = ("rail", "power", "water")
 
 
 def servicing_facts(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
@@ -95,25 +96,34 @@ def fact_columns(
     rows), so a page costs its rows, not a frame join.
     """
     ids = [str(i) for i in plot_ids]
-    frame, _every = _facts_frame(model, ids, as_of, page=True)
-    if frame is None:
+    frame, _ = _facts_frame(model, ids, as_of, page=True)
+    if frame is None or len(frame) == 0:
         return {column: [None] * len(ids) for column in FACT_COLUMNS}
-    # ``frame`` is either every plot's facts or this page's, in order (then the lookup
-    # is the identity).
-    pos = np.asarray(frame.index.get_indexer(pd.Index(ids, dtype=object)), dtype=np.intp)
+    # ``frame`` is either every plot's facts or this page's. Its index's hash table is
+    # built once and kept with it; a target of another dtype would copy all of it.
+    pos = frame.index.get_indexer(pd.Index(ids, dtype=frame.index.dtype))
     found = pos >= 0
+    take = np.where(found, pos, 0)
     out: dict[str, list[Any]] = {}
+    every = bool(found.all())
     for column in FACT_COLUMNS:
-        values = frame[column].to_numpy()
-        picked = values[np.where(found, pos, 0)] if len(values) else np.full(len(ids), None)
-        if column in ("rail", "power", "water"):
-            items = [None if not ok or _missing(v) else bool(v) for v, ok in zip(picked, found)]
-        elif column in ("rail_distance_m", "power_headroom_kw", "water_headroom_m3d"):
-            items = [
-                None if not ok or _missing(v) else float(v) for v, ok in zip(picked, found)
-            ]
-        else:
-            items = [None if not ok or _missing(v) else v for v, ok in zip(picked, found)]
+        series = frame[column]
+        if isinstance(series.dtype, np.dtype):  # numpy-backed: index it in place
+            picked = series.to_numpy()[take]
+            if picked.dtype.kind == "f":
+                boxed = picked.astype(object)
+                boxed[~np.isfinite(picked)] = None
+                items = boxed.tolist()
+            elif picked.dtype.kind == "O":
+                items = [None if _missing(v) else v for v in picked.tolist()]
+            else:
+                items = picked.tolist()
+        else:  # Arrow-backed text: take the page's rows only, not the column
+            items = series.array.take(take).to_numpy(dtype=object, na_value=None).tolist()
+        if column in _FLAGS:
+            items = [None if v is None else bool(v) for v in items]
+        if not every:
+            items = [v if ok else None for v, ok in zip(items, found)]
         out[column] = items
     return out
 
@@ -164,8 +174,15 @@ def _facts_frame(
         return own, False
     if built is None:
         assert entry is not None  # made above for anything but a page
-        built = entry.get(lambda: model.facts(as_of))
+        built = entry.get(lambda: _indexed(model.facts(as_of)))
     return built, True
+
+
+def _indexed(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its plot_id hash table built (by whoever builds the facts: the
+    server's warm-up), so no page lookup pays for it."""
+    frame.index.get_indexer(frame.index[:1])
+    return frame
 
 
 def _ready_by(ready: pd.Series, by: dt.date) -> np.ndarray:
