@@ -499,7 +499,8 @@ def search(
         raise ValueError("the servicing filters need the servicing model (servicing=...)")
     if not filters.servicing_filters:
         # Everything the store can answer itself: count, sort and page in SQL.
-        matched = _count(store, bbox, where)
+        # A viewport's page counts its matches in the same query; the whole zone's count
+        # is kept per revision instead.
         rows = store.rows(
             "plots",
             view.fields,
@@ -508,7 +509,9 @@ def search(
             order_by=filters.sort,
             limit=filters.limit,
             offset=filters.offset,
+            matched=bbox is not None,
         )
+        matched = rows.matched if rows.matched is not None else _zone_count(store, where)
         columns = {**rows.columns, **fact_columns(servicing, rows.columns["plot_id"], as_of)}
         assert rows.geometry is not None  # plots are features
         return PlotPage(filters, matched, columns, rows.geometry, store.epsg, view)
@@ -527,11 +530,9 @@ _COUNTS_LOCK = threading.Lock()
 _COUNTS_KEPT = 64  # counts kept per store
 
 
-def _count(store: Store, bbox: Any, where: Mapping[str, Any]) -> int:
-    """How many plots match: counted in SQL; without a bbox (a count over the whole layer)
-    kept per plots revision, so paging through the zone counts once, not per page."""
-    if bbox is not None:  # a viewport's count reads its R-tree hits only
-        return store.count("plots", bbox=bbox, where=where or None)
+def _zone_count(store: Store, where: Mapping[str, Any]) -> int:
+    """How many plots of the whole zone match: counted in SQL once per plots revision (a
+    scan of the layer), so paging through the zone counts once, not per page."""
     key = (
         store.revision(["plots"]),
         tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in where.items())),

@@ -339,6 +339,8 @@ class Rows:
 
     columns: dict[str, list[Any]]
     geometry: np.ndarray | None
+    #: How many rows match in all (without limit and offset), when asked for.
+    matched: int | None = None
 
     def __len__(self) -> int:
         first = next(iter(self.columns.values()), None)
@@ -479,13 +481,15 @@ class Store(ABC):
         order_by: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        matched: bool = False,
     ) -> Rows:
         """A page of ``columns`` (fields of ``layer``) as :class:`Rows`, with the geometry of a
         feature layer: what :meth:`read` selects, without building a frame.
 
         Sorted by ``order_by`` (a field, ``-field`` descending; missing values last) then
-        the layer key ascending. Backends read the rows straight from SQL; this default
-        goes through :meth:`read`.
+        the layer key ascending. With ``matched`` the rows also tell how many match in all
+        (:meth:`count`), counted by the same query where the backend can. Backends read
+        the rows straight from SQL; this default goes through :meth:`read`.
         """
         lyr = get_layer(layer)
         frame = self.read(layer, bbox=bbox, where=where)
@@ -502,13 +506,14 @@ class Store(ABC):
                 kind="stable",
                 na_position="last",
             )
+        total = len(frame)
         end = None if limit is None else offset + limit
         frame = frame.iloc[offset:end]
         out = {
             name: [_plain({"v": v})["v"] for v in frame[name].tolist()] for name in columns
         }
         geoms = np.asarray(frame.geometry.values, dtype=object) if lyr.is_feature else None
-        return Rows(out, geoms)
+        return Rows(out, geoms, total if matched else None)
 
     @abstractmethod
     def extent(self, layer: str) -> Bbox | None:

@@ -42,7 +42,7 @@ from geo.store.gpkg_schema import (
     search_key,
 )
 from geo.store.gpkg_schema import quote as _q
-from geo.store.rows import GEOM, Order, Reader, RowSession, SqlStore, check_crs
+from geo.store.rows import GEOM, MATCHED, Order, Reader, RowSession, SqlStore, check_crs
 from geo.store.rtree_pack import REBUILD_RATIO, pack_rtree
 from geo.validate import Problem
 
@@ -183,7 +183,8 @@ class GpkgReader(Reader):
     ) -> list[tuple[Any, ...]]:
         """Rows as SQLite gives them (a writer's transaction already locks the file, so
         ``for_update`` needs nothing more)."""
-        sql, params = _select(lyr, bbox, where, ", ".join(f"t.{_q(c)}" for c in columns), exact)
+        what = ", ".join("count(*) OVER ()" if c == MATCHED else f"t.{_q(c)}" for c in columns)
+        sql, params = _select(lyr, bbox, where, what, exact)
         if order is not None and then_key:
             column, direction = f"t.{_q(order[0])}", "DESC" if order[1] else "ASC"
             sql += (

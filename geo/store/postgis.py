@@ -45,7 +45,7 @@ from geo.store.pg_schema import (
     table_names,
     upgrade,
 )
-from geo.store.rows import GEOM, Order, Reader, RowSession, SqlStore, check_crs
+from geo.store.rows import GEOM, MATCHED, Order, Reader, RowSession, SqlStore, check_crs
 from geo.validate import Problem
 
 POOL_SIZE = 8
@@ -210,7 +210,9 @@ def _select(
 
 def _columns(columns: Sequence[str]) -> sql.Composable:
     return sql.SQL(", ").join(
-        sql.SQL("ST_AsBinary(t.{})" if c == GEOM else "t.{}").format(sql.Identifier(c))
+        sql.SQL("count(*) OVER ()")
+        if c == MATCHED
+        else sql.SQL("ST_AsBinary(t.{})" if c == GEOM else "t.{}").format(sql.Identifier(c))
         for c in columns
     )
 

@@ -35,6 +35,9 @@ from geo.validate import Problem
 
 #: The geometry column of every feature table (both backends).
 GEOM = "geom"
+#: A column of :meth:`Reader.select` that is no field: how many rows match in all
+#: (``count(*) OVER ()``), so one query pages and counts.
+MATCHED = "*matched"
 
 Order = tuple[str, bool, bool]
 """A field to sort by, whether descending, and whether by its search key
@@ -220,10 +223,11 @@ class Reader(ABC):
         order_by: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        matched: bool = False,
     ) -> Rows:
         """See :meth:`geo.store.base.Store.rows`: plain values straight from the rows."""
         fields = [lyr.field(name) for name in columns]
-        selected = list(columns) + ([GEOM] if lyr.is_feature else [])
+        selected = list(columns) + ([GEOM] if lyr.is_feature else []) + ([MATCHED] if matched else [])
         raw = self.select(
             lyr,
             selected,
@@ -235,6 +239,12 @@ class Reader(ABC):
             then_key=True,
         )
         cols = list(zip(*raw)) if raw else [() for _ in selected]
+        total = None
+        if matched:  # on every row; a page past the end has none to say it
+            counts = cols.pop()
+            total = int(counts[0]) if counts else (
+                self.count(lyr, bbox=bbox, where=where) if offset else 0
+            )
         out: dict[str, list[Any]] = {}
         for fld, values in zip(fields, cols):
             if fld.type in ("bool", "date", "datetime"):
@@ -243,8 +253,8 @@ class Reader(ABC):
                 out[fld.name] = [None if v is None or v != v else v for v in values]
             else:
                 out[fld.name] = list(values)
-        geoms = self.decode(list(cols[-1])) if lyr.is_feature else None
-        return Rows(out, geoms)
+        geoms = self.decode(list(cols[len(columns)])) if lyr.is_feature else None
+        return Rows(out, geoms, total)
 
     def find(
         self, lyr: Layer, field: str, text: str, *, where: Where | None, limit: int
@@ -543,6 +553,7 @@ class SqlStore(Store):
         order_by: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        matched: bool = False,
     ) -> Rows:
         lyr = get_layer(layer)
         with self._reader(f"reading {layer}") as reader:
@@ -554,6 +565,7 @@ class SqlStore(Store):
                 order_by=order_by,
                 limit=limit,
                 offset=offset,
+                matched=matched,
             )
 
     def find(
