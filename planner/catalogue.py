@@ -37,7 +37,7 @@ from pydantic import (
 
 from geo.crs import WEB_DECIMALS, epsg_of
 from geo.i18n import N_
-from geo.layers import PLOT_STATUSES, SECTORS, get_layer, parse_sectors
+from geo.layers import PLOT_STATUSES, SECTORS, parse_sectors
 from geo.store import ListHas, Range, Store
 from geo.store.base import Rows
 from geo.values import plain
@@ -523,9 +523,7 @@ def search(
     return _page(filters, len(frame), page, store.epsg, view)
 
 
-_COUNTS: weakref.WeakKeyDictionary[Store, OrderedDict[Hashable, int]] = (
-    weakref.WeakKeyDictionary()
-)
+_COUNTS: weakref.WeakKeyDictionary[Store, OrderedDict[Hashable, int]] = weakref.WeakKeyDictionary()
 _COUNTS_LOCK = threading.Lock()
 _COUNTS_KEPT = 64  # counts kept per store
 
@@ -533,12 +531,13 @@ _COUNTS_KEPT = 64  # counts kept per store
 def _zone_count(store: Store, where: Mapping[str, Any]) -> int:
     """How many plots of the whole zone match: counted in SQL once per plots revision (a
     scan of the layer), so paging through the zone counts once, not per page."""
-    key = (
+    key: Hashable = (
         store.revision(["plots"]),
         tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in where.items())),
     )
     with _COUNTS_LOCK:
-        known = _COUNTS.get(store, {}).get(key)
+        kept = _COUNTS.get(store)
+        known = None if kept is None else kept.get(key)
     if known is not None:
         return known
     matched = store.count("plots", where=where or None)
@@ -550,9 +549,7 @@ def _zone_count(store: Store, where: Mapping[str, Any]) -> int:
     return matched
 
 
-def _page(
-    filters: PlotFilters, matched: int, rows: Any, epsg: int, view: PlotView
-) -> PlotPage:
+def _page(filters: PlotFilters, matched: int, rows: Any, epsg: int, view: PlotView) -> PlotPage:
     """A :class:`PlotPage` from a joined frame or from :class:`geo.store.base.Rows`
     without facts (an empty page)."""
     names = (*view.fields, *FACT_COLUMNS)

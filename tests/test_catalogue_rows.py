@@ -129,9 +129,7 @@ def test_sector_sql_agrees_with_parse_list(synthetic):
             want = sorted(
                 pid
                 for pid in store.keys("plots")
-                if list_has(
-                    texts.get(pid, _stored(store, pid)), asked.strip(), everything="*"
-                )
+                if list_has(texts.get(pid, _stored(store, pid)), asked.strip(), everything="*")
             )
             assert got == want, asked
             # the rule is parse_sectors' for the real codes

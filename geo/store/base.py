@@ -344,7 +344,11 @@ class Rows:
 
     def __len__(self) -> int:
         first = next(iter(self.columns.values()), None)
-        return len(first) if first is not None else (0 if self.geometry is None else len(self.geometry))
+        return (
+            len(first)
+            if first is not None
+            else (0 if self.geometry is None else len(self.geometry))
+        )
 
 
 class Session(ABC):
@@ -509,9 +513,7 @@ class Store(ABC):
         total = len(frame)
         end = None if limit is None else offset + limit
         frame = frame.iloc[offset:end]
-        out = {
-            name: [_plain({"v": v})["v"] for v in frame[name].tolist()] for name in columns
-        }
+        out = {name: [_plain({"v": v})["v"] for v in frame[name].tolist()] for name in columns}
         geoms = np.asarray(frame.geometry.values, dtype=object) if lyr.is_feature else None
         return Rows(out, geoms, total if matched else None)
 

@@ -21,10 +21,10 @@ from geo.crs import DEFAULT_EPSG
 from geo.layers import LAYERS, Field, Layer, get_layer
 from geo.store import pg_tiles
 from geo.store.base import (
+    LIST_SPACE,
     Bbox,
     Condition,
     Conflict,
-    LIST_SPACE,
     Invalid,
     StoreError,
     Where,

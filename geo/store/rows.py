@@ -227,7 +227,9 @@ class Reader(ABC):
     ) -> Rows:
         """See :meth:`geo.store.base.Store.rows`: plain values straight from the rows."""
         fields = [lyr.field(name) for name in columns]
-        selected = list(columns) + ([GEOM] if lyr.is_feature else []) + ([MATCHED] if matched else [])
+        selected = (
+            list(columns) + ([GEOM] if lyr.is_feature else []) + ([MATCHED] if matched else [])
+        )
         raw = self.select(
             lyr,
             selected,
@@ -242,8 +244,10 @@ class Reader(ABC):
         total = None
         if matched:  # on every row; a page past the end has none to say it
             counts = cols.pop()
-            total = int(counts[0]) if counts else (
-                self.count(lyr, bbox=bbox, where=where) if offset else 0
+            total = (
+                int(counts[0])
+                if counts
+                else (self.count(lyr, bbox=bbox, where=where) if offset else 0)
             )
         out: dict[str, list[Any]] = {}
         for fld, values in zip(fields, cols):
