@@ -68,20 +68,67 @@ _FACTS: weakref.WeakKeyDictionary[Any, dict[dt.date | None, _Once]] = weakref.We
 _FACTS_LOCK = threading.Lock()
 
 
+class _Facts:
+    """Facts by column with a plot_id lookup: what pages read by position.
+
+    The lookup is an object-dtype index (its hash table built here, once): pandas' Arrow
+    string index answers a page's lookup about 8x slower. Numeric and boolean columns
+    are indexed in place; Arrow text columns give only the page's rows.
+    """
+
+    def __init__(self, frame: pd.DataFrame, every: bool = True):
+        self.frame = frame
+        #: Whether this holds every plot (else one page's, in its order).
+        self.every = every
+        self.index = pd.Index(frame.index.to_numpy(dtype=object), dtype=object)
+        self.index.get_indexer(self.index[:1])  # builds the hash table now
+        self.arrays = {
+            column: frame[column].to_numpy()
+            if isinstance(frame[column].dtype, np.dtype)
+            else frame[column].array
+            for column in FACT_COLUMNS
+        }
+
+    def page(self, ids: list[str]) -> dict[str, list[Any]]:
+        """The facts of ``ids`` as plain columns (None where missing or unknown)."""
+        pos = self.index.get_indexer(pd.Index(ids, dtype=object))
+        found = pos >= 0
+        every = bool(found.all())
+        take = np.where(found, pos, 0)
+        out: dict[str, list[Any]] = {}
+        for column, values in self.arrays.items():
+            if isinstance(values, np.ndarray):
+                picked = values[take]
+                if picked.dtype.kind == "f":
+                    boxed = picked.astype(object)
+                    boxed[~np.isfinite(picked)] = None
+                    items = boxed.tolist()
+                elif picked.dtype.kind == "O":
+                    items = [None if _missing(v) else v for v in picked.tolist()]
+                else:
+                    items = picked.tolist()
+            else:
+                items = values.take(take).to_numpy(dtype=object, na_value=None).tolist()
+            if column in _FLAGS:
+                items = [None if v is None else bool(v) for v in items]
+            out[column] = items if every else [v if ok else None for v, ok in zip(items, found)]
+        return out
+
+
 class _Once:
     """A value built once, by the first caller; the others wait for it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._value: pd.DataFrame | None = None
+        self._value: _Facts | None = None
 
-    def get(self, build: Any) -> pd.DataFrame:
+    def get(self, build: Any) -> _Facts:
         with self._lock:
             if self._value is None:
                 self._value = build()
             return self._value
 
-    def peek(self) -> pd.DataFrame | None:
+    def peek(self) -> _Facts | None:
         """The value if it is built already (never waits)."""
         return self._value
 
@@ -96,36 +143,10 @@ def fact_columns(
     rows), so a page costs its rows, not a frame join.
     """
     ids = [str(i) for i in plot_ids]
-    frame, _ = _facts_frame(model, ids, as_of, page=True)
-    if frame is None or len(frame) == 0:
+    facts = _facts(model, ids, as_of, page=True)
+    if facts is None or len(facts.frame) == 0:
         return {column: [None] * len(ids) for column in FACT_COLUMNS}
-    # ``frame`` is either every plot's facts or this page's. Its index's hash table is
-    # built once and kept with it; a target of another dtype would copy all of it.
-    pos = frame.index.get_indexer(pd.Index(ids, dtype=frame.index.dtype))
-    found = pos >= 0
-    take = np.where(found, pos, 0)
-    out: dict[str, list[Any]] = {}
-    every = bool(found.all())
-    for column in FACT_COLUMNS:
-        series = frame[column]
-        if isinstance(series.dtype, np.dtype):  # numpy-backed: index it in place
-            picked = series.to_numpy()[take]
-            if picked.dtype.kind == "f":
-                boxed = picked.astype(object)
-                boxed[~np.isfinite(picked)] = None
-                items = boxed.tolist()
-            elif picked.dtype.kind == "O":
-                items = [None if _missing(v) else v for v in picked.tolist()]
-            else:
-                items = picked.tolist()
-        else:  # Arrow-backed text: take the page's rows only, not the column
-            items = series.array.take(take).to_numpy(dtype=object, na_value=None).tolist()
-        if column in _FLAGS:
-            items = [None if v is None else bool(v) for v in items]
-        if not every:
-            items = [v if ok else None for v, ok in zip(items, found)]
-        out[column] = items
-    return out
+    return facts.page(ids)
 
 
 def _missing(value: Any) -> bool:
@@ -147,20 +168,18 @@ def facts_for(
     after a write costs that page, not the zone.  Without a model every fact is missing.
     """
     ids = [str(i) for i in plot_ids]
-    frame, every = _facts_frame(model, ids, as_of, page=page)
-    if frame is None:
+    facts = _facts(model, ids, as_of, page=page)
+    if facts is None:
         return servicing_facts([]).reindex(ids)
-    return frame.reindex(ids) if every else frame
+    return facts.frame.reindex(ids) if facts.every else facts.frame
 
 
-def _facts_frame(
-    model: Any, ids: list[str], as_of: dt.date | None, *, page: bool
-) -> tuple[pd.DataFrame | None, bool]:
-    """Every plot's facts (cached, see :func:`facts_for`) and True, or, for a ``page``
-    asked before those are built, the page's own in ``ids`` order and False; None without
-    a model or ids."""
+def _facts(model: Any, ids: list[str], as_of: dt.date | None, *, page: bool) -> _Facts | None:
+    """Every plot's facts (cached, see :func:`facts_for`; ``every`` True), or, for a ``page``
+    asked before those are built, the page's own in ``ids`` order; None without a model
+    or ids."""
     if model is None or not ids:
-        return None, False
+        return None
     with _FACTS_LOCK:
         per_model = _FACTS.setdefault(model, {})
         entry = per_model.get(as_of)
@@ -170,19 +189,11 @@ def _facts_frame(
                 per_model.pop(next(iter(per_model)))
     built = None if entry is None else entry.peek()
     if built is None and page:
-        own: pd.DataFrame = model.facts(as_of, ids)
-        return own, False
+        return _Facts(model.facts(as_of, ids), every=False)
     if built is None:
         assert entry is not None  # made above for anything but a page
-        built = entry.get(lambda: _indexed(model.facts(as_of)))
-    return built, True
-
-
-def _indexed(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with its plot_id hash table built (by whoever builds the facts: the
-    server's warm-up), so no page lookup pays for it."""
-    frame.index.get_indexer(frame.index[:1])
-    return frame
+        built = entry.get(lambda: _Facts(model.facts(as_of)))
+    return built
 
 
 def _ready_by(ready: pd.Series, by: dt.date) -> np.ndarray:
