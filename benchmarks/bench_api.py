@@ -5,7 +5,8 @@ Two servers run in the same session on 127.0.0.1, one after the other, each unde
 waitress with 8 threads and each warmed up first:
 
 - ``indexed``: ``zoneplan serve`` itself (the GeoPackage R-tree or PostGIS GiST index answers
-  the bbox, SQL the attribute filters, counts and pages);
+  the bbox, SQL the attribute filters, the sector, counts and pages, and the page goes from
+  the rows to GeoJSON without a DataFrame);
 - ``strtree``: the same app over a store that holds the whole plots layer in memory, loaded
   once at start, with a shapely STRtree over it and the filters, counts and pages done in
   pandas: what a user would write instead of a database (no index on disk, nothing to
