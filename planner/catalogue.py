@@ -273,9 +273,9 @@ class PlotFilters(QueryParams):
 
     @property
     def attribute_filters(self) -> bool:
-        """Whether filters the store cannot answer itself apply (none now: the sector is a
-        :class:`geo.store.ListHas` on the allowed-sectors list, answered in SQL)."""
-        return False
+        """Whether attribute filters beyond the status and area apply: the sector (a
+        :class:`geo.store.ListHas` on the allowed-sectors list, see :meth:`store_where`)."""
+        return self.sector is not None
 
     def area_where(self) -> dict[str, Range]:
         """The area range as a store filter, answered in SQL ({} without one)."""

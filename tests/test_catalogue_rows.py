@@ -291,3 +291,17 @@ def test_sample_zone_with_its_servicing_model(sample_location):
         assert not pd.isna(a.matched)
     finally:
         store.close()
+
+
+def test_a_sector_only_export_is_the_catalogues_answer(synthetic):
+    from usecases.exports import ExportQuery, export_where
+
+    _, store = synthetic
+    where = export_where(store, "plots", ExportQuery(sector="pharma"), role="investor")
+    want = search(
+        store,
+        parse_filters({"sector": "pharma", "status": ",".join(plot_view(None).statuses)}),
+        role="investor",
+    )
+    assert where is not None and sorted(where["plot_id"]) == sorted(want.rows["plot_id"])
+    assert 0 < want.matched < len(store.read("plots"))
