@@ -4,13 +4,16 @@ column in Arrow."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
+from psycopg import sql
 
 from geo.layers import Field
 
@@ -18,6 +21,50 @@ from geo.layers import Field
 # (Arrow binary arrays hold at most 2 GiB; a block stays far below).
 BLOCK_ROWS = 25_000
 _ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+#: A load of at least this many rows into a table holding no more rows than it adds
+#: drops the table's secondary indexes and builds them again afterwards (see
+#: :func:`indexes_rebuilt`).
+REBUILD_ROWS = 10_000
+# Memory for those index builds (sorting 1M keys in memory instead of on disk).
+_BUILD_MEMORY = "256MB"
+
+
+@contextmanager
+def indexes_rebuilt(conn: psycopg.Connection, table: str, rows: int) -> Iterator[bool]:
+    """Around a load of ``rows`` rows into ``table`` inside the open transaction: when the
+    load at least doubles the table, its secondary indexes are dropped first and built
+    again after it (a sorted build costs about half the server time of inserting each row
+    into five indexes), and the table is analysed, so the queries that follow plan with
+    the new rows; yields whether it did.
+
+    Dropping an index locks the table until the transaction ends: readers of this table
+    wait for the load instead of reading the rows before it. Smaller loads leave the
+    indexes alone (rebuilding a large table's indexes for a few rows would cost more).
+    Indexes that back a constraint (the primary key) are kept.
+    """
+    ident = sql.Identifier(table)
+    held = 0
+    if rows >= REBUILD_ROWS:
+        count = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT %s) s").format(ident)
+        found = conn.execute(count, (rows,)).fetchone()
+        held = rows if found is None else int(found[0])
+    if rows < REBUILD_ROWS or held >= rows:
+        yield False
+        return
+    indexes = conn.execute(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %s::regclass "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) "
+        "ORDER BY c.relname",
+        (table,),
+    ).fetchall()
+    for name, _ in indexes:
+        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+    yield True
+    conn.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(_BUILD_MEMORY)))
+    for _, definition in indexes:
+        conn.execute(definition)
+    conn.execute(sql.SQL("ANALYZE {}").format(ident))
 
 
 # COPY's binary format (PostgreSQL docs, "COPY: Binary Format"): a signature, flags and

@@ -31,7 +31,7 @@ from geo.store.base import (
     compile_where,
     redact,
 )
-from geo.store.pg_copy import copy_binary_blocks
+from geo.store.pg_copy import copy_binary_blocks, indexes_rebuilt
 from geo.store.pg_schema import (
     AUDIT_SEQUENCE,
     META,
@@ -457,7 +457,11 @@ class PostgisSession(RowSession):
             # the next is built, so the server's work overlaps ours.
             fields = [lyr.field(n) for n in names]
             binary = copy_sql + sql.SQL(" (FORMAT BINARY)")
-            with self.conn.cursor() as cur, cur.copy(binary, writer=QueuedLibpqWriter(cur)) as bc:
+            with (
+                indexes_rebuilt(self.conn, lyr.name, len(typed)),
+                self.conn.cursor() as cur,
+                cur.copy(binary, writer=QueuedLibpqWriter(cur)) as bc,
+            ):
                 for block in copy_binary_blocks(fields, typed, geoms, self.reader.epsg, _db_value):
                     bc.write(block)
             return
