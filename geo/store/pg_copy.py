@@ -52,14 +52,15 @@ def indexes_rebuilt(conn: psycopg.Connection, table: str, rows: int) -> Iterator
         yield False
         return
     indexes = conn.execute(
-        "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
-        "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %s::regclass "
+        # regclass text: the index's name quoted, and qualified unless on the search path
+        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "WHERE i.indrelid = %s::regclass "
         "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) "
-        "ORDER BY c.relname",
+        "ORDER BY 1",
         (table,),
     ).fetchall()
     for name, _ in indexes:
-        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(name)))
     yield True
     conn.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(_BUILD_MEMORY)))
     for _, definition in indexes:
