@@ -413,8 +413,11 @@ def check_geometries(
         missing = shapely.is_missing(arr) | shapely.is_empty(arr)
         types = shapely.get_type_id(arr)
         parts = shapely.get_num_geometries(arr)
-        bad_coords = not_finite(arr)
         valid = shapely.is_valid(arr)
+        # GEOS finds coordinates that are not numbers invalid: only those are looked into.
+        bad_coords = np.zeros(len(arr), dtype=bool)
+        suspect_coords = np.flatnonzero(~valid & ~missing)
+        bad_coords[suspect_coords] = not_finite(arr[suspect_coords])
         bounds = shapely.bounds(arr)
         area = shapely.area(arr)
         length = shapely.length(arr)
@@ -543,18 +546,21 @@ def overlaps(
     others: gpd.GeoSeries | None = None,
     *,
     tolerance_m2: float = OVERLAP_TOLERANCE_M2,
+    tree: shapely.STRtree | None = None,
 ) -> list[tuple[int, int | None, float]]:
     """Pairs of overlapping polygons (intersection area above ``tolerance_m2``).
 
     Returns ``(i, j, area)`` sorted by ``i`` then ``j``, where ``j`` indexes ``others``
     when given, else ``geoms`` itself (with ``i < j``). Uses the GEOS STRtree (built over
-    the larger set), never a double loop.
+    the larger set), never a double loop; ``tree``, an STRtree over ``geoms`` already
+    built (a caller testing the same geometries twice), is used instead of a new one.
     """
     target = geoms if others is None else others
     if len(geoms) == 0 or len(target) == 0:
         return []
-    if others is not None and len(others) < len(geoms):  # the tree over the larger set
-        right, left = shapely.STRtree(geoms.values).query(others.values, predicate="intersects")
+    if others is None or len(others) < len(geoms):  # the tree over the larger set
+        over_geoms = tree if tree is not None else shapely.STRtree(geoms.values)
+        right, left = over_geoms.query(target.values, predicate="intersects")
     else:
         left, right = shapely.STRtree(target.values).query(geoms.values, predicate="intersects")
     order = np.lexsort((right, left))  # by i, then j

@@ -264,7 +264,8 @@ def plan_import(
         usable[[i for i in unread | {p.index for p in geo_problems} if i is not None]] = False
         plan.frame = gpd.GeoDataFrame(typed, geometry=geoms, crs=store.epsg)
         if lyr.name == "plots":
-            problems += _self_overlaps(plan.frame, usable)
+            tree = shapely.STRtree(geoms[usable])  # the input's, for both overlap tests
+            problems += _self_overlaps(plan.frame, usable, tree)
     in_file = {str(k) for k in ids if k is not None}
     stored = _stored_rows(store, lyr, in_file)
     _plan_updates(plan, lyr, stored)
@@ -273,10 +274,7 @@ def plan_import(
         problems += _committed_removals(store, lyr, plan.removed)
     elif lyr.name == "plots":
         problems += _overlaps_with_store(
-            store,
-            cast(gpd.GeoDataFrame, plan.frame),
-            in_file,
-            usable,
+            store, cast(gpd.GeoDataFrame, plan.frame), in_file, usable, tree
         )
     plan.problems = sorted(problems, key=problem_order)
     return plan
@@ -465,12 +463,15 @@ def _usable_geoms(frame: gpd.GeoDataFrame, usable: np.ndarray | None = None) -> 
     return np.flatnonzero(ok)
 
 
-def _self_overlaps(frame: gpd.GeoDataFrame, usable: np.ndarray) -> list[Problem]:
+def _self_overlaps(
+    frame: gpd.GeoDataFrame, usable: np.ndarray, tree: shapely.STRtree | None = None
+) -> list[Problem]:
+    """Overlaps among the input's usable plots (``tree``: an STRtree over them)."""
     idx = _usable_geoms(frame, usable)
     sub = gpd.GeoSeries(frame.geometry.values[idx])
     keys = frame["plot_id"].tolist()
     out = []
-    for a, b, area in overlaps(sub):
+    for a, b, area in overlaps(sub, tree=tree):
         i, j = int(idx[a]), int(idx[b])
         out.append(
             Problem(
@@ -484,10 +485,15 @@ def _self_overlaps(frame: gpd.GeoDataFrame, usable: np.ndarray) -> list[Problem]
 
 
 def _overlaps_with_store(
-    store: Any, frame: gpd.GeoDataFrame, in_file: set[str], usable: np.ndarray | None = None
+    store: Any,
+    frame: gpd.GeoDataFrame,
+    in_file: set[str],
+    usable: np.ndarray | None = None,
+    tree: shapely.STRtree | None = None,
 ) -> list[Problem]:
     """Overlaps with stored plots the file does not mention (those it mentions get the
-    file's geometry, checked among the input)."""
+    file's geometry, checked among the input; ``tree``: an STRtree over the usable
+    input, as the self-overlap test built it)."""
     idx = _usable_geoms(frame, usable)
     if not len(idx):
         return []
@@ -497,7 +503,7 @@ def _overlaps_with_store(
     keys = frame["plot_id"].tolist()
     stored_keys = stored["plot_id"].tolist()
     out = []
-    for a, b, area in overlaps(sub, gpd.GeoSeries(stored.geometry.values)):
+    for a, b, area in overlaps(sub, gpd.GeoSeries(stored.geometry.values), tree=tree):
         i = int(idx[a])
         out.append(
             Problem(
