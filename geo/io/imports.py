@@ -262,11 +262,11 @@ def plan_import(
         problems += geo_problems
         usable = np.ones(len(frame), dtype=bool)
         usable[[i for i in unread | {p.index for p in geo_problems} if i is not None]] = False
-        plan.frame = gpd.GeoDataFrame(typed, geometry=geoms, crs=store.epsg)
+        plan.frame = gpd.GeoDataFrame(typed, geometry=geoms, crs=store.epsg, copy=False)
         if lyr.name == "plots":
             tree = shapely.STRtree(geoms[usable])  # the input's, for both overlap tests
             problems += _self_overlaps(plan.frame, usable, tree)
-    in_file = {str(k) for k in ids if k is not None}
+    in_file = set(ids) - {None}  # typed ids are text
     stored = _stored_rows(store, lyr, in_file)
     _plan_updates(plan, lyr, stored)
     if plan.replace:

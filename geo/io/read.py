@@ -384,7 +384,10 @@ def read_upload(
             raise ValueError(
                 f"{desc}: cannot reproject from {src.name} to EPSG:{epsg} ({first_line(err)})"
             ) from None
-    frame = gpd.GeoDataFrame(attrs.reset_index(drop=True), geometry=series.values, crs=epsg)
+    # copy=False: geopandas copies a DataFrame it is given (every column, ~0.2 s per 200k rows)
+    frame = gpd.GeoDataFrame(
+        attrs.reset_index(drop=True), geometry=series.values, crs=epsg, copy=False
+    )
     return Upload(
         lyr.name, frame, sorted(problems, key=problem_order), desc, src.to_string(), ignored
     )
