@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
@@ -50,6 +51,8 @@ from geo.validate import Problem
 BULK_ROWS = 1_000
 #: The page cache of a bulk insert, KiB (the default 2 MB spills to the journal mid-way).
 BULK_CACHE_KIB = 256 * 1024
+#: Rows per INSERT statement of a bulk insert (within SQLite's limit of bound parameters).
+MULTI_ROWS = 1_000
 
 
 @contextmanager
@@ -470,7 +473,7 @@ class GpkgSession(RowSession):
                 f"SELECT coalesce(max(fid), 0) FROM {_q(lyr.name)}"
             ).fetchone()[0]
             fids = range(start + 1, start + 1 + len(geoms))
-            self.conn.executemany(_insert_sql(lyr.name, ["fid", *columns]), zip(fids, *values))
+            self._insert_many(lyr.name, ["fid", *columns], zip(fids, *values), len(geoms))
             bounds = shapely.bounds(geoms)
             drawn = np.flatnonzero(~np.isnan(bounds[:, 0]))
             self._index(rtree, drawn + start + 1, bounds[drawn])
@@ -484,6 +487,23 @@ class GpkgSession(RowSession):
             )
         for _, text in triggers:
             self.conn.execute(text)
+
+    def _insert_many(
+        self, table: str, columns: list[str], rows: Iterator[tuple[Any, ...]], count: int
+    ) -> None:
+        """Insert ``count`` rows with many rows per statement (``VALUES (…), (…), …``): a
+        third less CPU than a statement per row, whose reset and bookkeeping then dominate."""
+        limit = self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        per = max(1, min(MULTI_ROWS, limit // len(columns)))
+        full = count - count % per
+        width = per * len(columns)
+        flat = itertools.chain.from_iterable(itertools.islice(rows, full))
+        if full:
+            self.conn.executemany(
+                _insert_sql(table, columns, per),
+                iter(lambda: list(itertools.islice(flat, width)), []),
+            )
+        self.conn.executemany(_insert_sql(table, columns), rows)
 
     def _index(self, rtree: str, fids: np.ndarray, bounds: np.ndarray) -> None:
         """Add ``fids`` with their ``bounds`` (minx, miny, maxx, maxy) to the R-tree: a
@@ -562,8 +582,8 @@ class GpkgSession(RowSession):
         )
 
 
-def _insert_sql(table: str, columns: list[str]) -> str:
-    return (
-        f"INSERT INTO {_q(table)} ({', '.join(map(_q, columns))}) "
-        f"VALUES ({', '.join('?' * len(columns))})"
+def _insert_sql(table: str, columns: list[str], rows: int = 1) -> str:
+    values = f"({', '.join('?' * len(columns))})"
+    return f"INSERT INTO {_q(table)} ({', '.join(map(_q, columns))}) VALUES " + ", ".join(
+        [values] * rows
     )
