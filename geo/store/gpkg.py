@@ -438,9 +438,11 @@ class GpkgSession(RowSession):
         ]
 
     def _write_rows(self, lyr: Layer, typed: pd.DataFrame, geoms: np.ndarray | None) -> None:
-        # Columns with no value at all are left out (they are NULL by default).
-        columns = [c for c in typed.columns if typed[c].notna().any()]
-        values = [_column_values(lyr, c, typed[c]) for c in columns]
+        # Columns with no value at all are left out (they are NULL by default; SQLite
+        # stores a NaN as NULL too).
+        every = {c: _column_values(lyr, c, typed[c]) for c in typed.columns}
+        columns = [c for c, v in every.items() if v.count(None) < len(v)]
+        values = [every[c] for c in columns]
         if geoms is not None:
             columns.append(GEOM)
             values.append(encode_geometries(geoms, self.reader.epsg))
