@@ -159,29 +159,104 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
-def prepare_rows(layer: Layer, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """Validate ``frame`` for insertion: typed attributes and checked geometries.
+@dataclasses.dataclass(frozen=True, eq=False)
+class CheckedRows:
+    """Rows of one layer checked by :func:`check_rows`: the schema-typed attributes, the
+    geometries (single parts, in the CRS ``epsg``) and every problem found.
 
-    Computed fields (``area_ha``) are derived here so every backend stores the
-    same values.
+    A session inserts them without checking again (the import plan checks each row once);
+    rows with problems are refused there. Made only by :func:`check_rows` and :meth:`take`.
+    """
+
+    layer: str
+    typed: pd.DataFrame
+    geoms: np.ndarray | None
+    epsg: int | None = None
+    attribute_problems: tuple[Problem, ...] = ()
+    geometry_problems: tuple[Problem, ...] = ()
+
+    @property
+    def problems(self) -> list[Problem]:
+        """Every problem: the attributes', then the geometries'."""
+        return [*self.attribute_problems, *self.geometry_problems]
+
+    def __len__(self) -> int:
+        return len(self.typed)
+
+    def take(self, rows: np.ndarray) -> CheckedRows:
+        """The rows at positions (or the boolean mask) ``rows``; only clean rows are split.
+
+        Raises
+        ------
+        ValueError
+            When the rows have problems (their positions would no longer match).
+        """
+        if self.problems:
+            raise ValueError("rows with problems are not split; refuse them instead")
+        typed = self.typed.iloc[rows].reset_index(drop=True)
+        geoms = None if self.geoms is None else self.geoms[rows]
+        return dataclasses.replace(self, typed=typed, geoms=geoms)
+
+
+def check_rows(
+    layer: Layer,
+    frame: pd.DataFrame,
+    *,
+    epsg: int | None = None,
+    envelope: Bbox | None = None,
+    envelope_note: str = "",
+) -> CheckedRows:
+    """Type the attributes of ``frame`` by the schema and check its geometries (in CRS
+    ``epsg``): the one place the rules of a stored row are applied.
+
+    ``envelope`` (and the note saying why) also refuses features outside that box (what
+    an import adds to the store's own rules).
+
+    Raises
+    ------
+    Invalid
+        When a feature layer's input has no geometry at all.
+    """
+    typed, problems = coerce_attributes(layer, frame.reset_index(drop=True))
+    if not layer.is_feature:
+        return CheckedRows(layer.name, typed, None, epsg, tuple(problems))
+    if "geometry" not in frame.columns and not isinstance(frame, gpd.GeoDataFrame):
+        raise Invalid([Problem(None, None, "geometry", "the input has no geometry")])
+    geoms = _single_parts(np.asarray(frame.geometry.values, dtype=object))
+    extra = {"envelope_note": envelope_note} if envelope_note else {}
+    geo = check_geometries(layer, geoms, typed[layer.key].tolist(), envelope=envelope, **extra)
+    return CheckedRows(layer.name, typed, geoms, epsg, tuple(problems), tuple(geo))
+
+
+def stored_rows(layer: Layer, rows: CheckedRows) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The typed attributes with the computed fields (``area_ha``) derived, so every
+    backend stores the same values, and the geometries.
+
+    Raises
+    ------
+    Invalid
+        When ``rows`` has problems or belongs to another layer.
+    """
+    if rows.layer != layer.name:
+        raise Invalid([Problem(None, None, None, f"rows of {rows.layer} given for {layer.name}")])
+    if rows.problems:
+        raise Invalid(rows.problems)
+    typed = rows.typed.copy(deep=False)
+    if rows.geoms is not None and layer.has("area_ha"):
+        typed["area_ha"] = np.round(shapely.area(rows.geoms) / 10_000.0, 4)
+    return typed, rows.geoms
+
+
+def prepare_rows(layer: Layer, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Validate ``frame`` for insertion: typed attributes and checked geometries
+    (:func:`check_rows`), computed fields derived (:func:`stored_rows`).
 
     Raises
     ------
     Invalid
         Listing every problem; nothing may be written.
     """
-    typed, problems = coerce_attributes(layer, frame.reset_index(drop=True))
-    geoms = None
-    if layer.is_feature:
-        if "geometry" not in frame.columns and not isinstance(frame, gpd.GeoDataFrame):
-            raise Invalid([Problem(None, None, "geometry", "the input has no geometry")])
-        geoms = _single_parts(np.asarray(frame.geometry.values, dtype=object))
-        problems += check_geometries(layer, geoms, typed[layer.key].tolist(), envelope=None)
-        if layer.has("area_ha"):
-            typed["area_ha"] = np.round(shapely.area(geoms) / 10_000.0, 4)
-    if problems:
-        raise Invalid(problems)
-    return typed, geoms
+    return stored_rows(layer, check_rows(layer, frame))
 
 
 def _single(geom: Any) -> Any:
@@ -392,8 +467,9 @@ class Session(ABC):
         """
 
     @abstractmethod
-    def insert(self, layer: str, frame: pd.DataFrame) -> list[str]:
-        """Insert rows (a GeoDataFrame in the working CRS for feature layers).
+    def insert(self, layer: str, frame: pd.DataFrame | CheckedRows) -> list[str]:
+        """Insert rows (a GeoDataFrame in the working CRS for feature layers), checked here;
+        or rows :func:`check_rows` already checked, inserted as they are.
 
         Returns the keys written. Raises Invalid or Conflict (duplicate key).
         """
@@ -566,7 +642,9 @@ class Store(ABC):
             raise NotFound(f"{lyr.label or layer} {key!r} does not exist")
         return _plain({str(k): v for k, v in rows.iloc[0].to_dict().items()})
 
-    def insert(self, layer: str, frame: pd.DataFrame, *, user: str = "system") -> list[str]:
+    def insert(
+        self, layer: str, frame: pd.DataFrame | CheckedRows, *, user: str = "system"
+    ) -> list[str]:
         """Insert in a transaction of its own."""
         with self.transaction(user) as tx:
             return tx.insert(layer, frame)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
@@ -50,6 +51,8 @@ from geo.validate import Problem
 BULK_ROWS = 1_000
 #: The page cache of a bulk insert, KiB (the default 2 MB spills to the journal mid-way).
 BULK_CACHE_KIB = 256 * 1024
+#: Rows per INSERT statement of a bulk insert (within SQLite's limit of bound parameters).
+MULTI_ROWS = 1_000
 
 
 @contextmanager
@@ -456,9 +459,11 @@ class GpkgSession(RowSession):
         ]
 
     def _write_rows(self, lyr: Layer, typed: pd.DataFrame, geoms: np.ndarray | None) -> None:
-        # Columns with no value at all are left out (they are NULL by default).
-        columns = [c for c in typed.columns if typed[c].notna().any()]
-        values = [_column_values(lyr, c, typed[c]) for c in columns]
+        # Columns with no value at all are left out (they are NULL by default; SQLite
+        # stores a NaN as NULL too).
+        every = {c: _column_values(lyr, c, typed[c]) for c in typed.columns}
+        columns = [c for c, v in every.items() if v.count(None) < len(v)]
+        values = [every[c] for c in columns]
         if geoms is not None:
             columns.append(GEOM)
             values.append(encode_geometries(geoms, self.reader.epsg))
@@ -491,7 +496,7 @@ class GpkgSession(RowSession):
                 f"SELECT coalesce(max(fid), 0) FROM {_q(lyr.name)}"
             ).fetchone()[0]
             fids = range(start + 1, start + 1 + len(geoms))
-            self.conn.executemany(_insert_sql(lyr.name, ["fid", *columns]), zip(fids, *values))
+            self._insert_many(lyr.name, ["fid", *columns], zip(fids, *values), len(geoms))
             bounds = shapely.bounds(geoms)
             drawn = np.flatnonzero(~np.isnan(bounds[:, 0]))
             self._index(rtree, drawn + start + 1, bounds[drawn])
@@ -505,6 +510,23 @@ class GpkgSession(RowSession):
             )
         for _, text in triggers:
             self.conn.execute(text)
+
+    def _insert_many(
+        self, table: str, columns: list[str], rows: Iterator[tuple[Any, ...]], count: int
+    ) -> None:
+        """Insert ``count`` rows with many rows per statement (``VALUES (…), (…), …``): a
+        third less CPU than a statement per row, whose reset and bookkeeping then dominate."""
+        limit = self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        per = max(1, min(MULTI_ROWS, limit // len(columns)))
+        full = count - count % per
+        width = per * len(columns)
+        flat = itertools.chain.from_iterable(itertools.islice(rows, full))
+        if full:
+            self.conn.executemany(
+                _insert_sql(table, columns, per),
+                iter(lambda: list(itertools.islice(flat, width)), []),
+            )
+        self.conn.executemany(_insert_sql(table, columns), rows)
 
     def _index(self, rtree: str, fids: np.ndarray, bounds: np.ndarray) -> None:
         """Add ``fids`` with their ``bounds`` (minx, miny, maxx, maxy) to the R-tree: a
@@ -583,8 +605,8 @@ class GpkgSession(RowSession):
         )
 
 
-def _insert_sql(table: str, columns: list[str]) -> str:
-    return (
-        f"INSERT INTO {_q(table)} ({', '.join(map(_q, columns))}) "
-        f"VALUES ({', '.join('?' * len(columns))})"
+def _insert_sql(table: str, columns: list[str], rows: int = 1) -> str:
+    values = f"({', '.join('?' * len(columns))})"
+    return f"INSERT INTO {_q(table)} ({', '.join(map(_q, columns))}) VALUES " + ", ".join(
+        [values] * rows
     )

@@ -14,6 +14,7 @@ import pandas as pd
 import psycopg
 import shapely
 from psycopg import errors, sql
+from psycopg.copy import QueuedLibpqWriter
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from geo import tiles
@@ -31,7 +32,7 @@ from geo.store.base import (
     compile_where,
     redact,
 )
-from geo.store.pg_copy import copy_blocks
+from geo.store.pg_copy import copy_binary_blocks, indexes_rebuilt
 from geo.store.pg_schema import (
     AUDIT_SEQUENCE,
     META,
@@ -478,13 +479,20 @@ class PostgisSession(RowSession):
         copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
             sql.Identifier(lyr.name), sql.SQL(", ").join(targets)
         )
+        if codecs.lookup(self.conn.info.encoding).name == "utf-8":
+            # Binary COPY built column by column in Arrow; a thread sends each block while
+            # the next is built, so the server's work overlaps ours.
+            fields = [lyr.field(n) for n in names]
+            binary = copy_sql + sql.SQL(" (FORMAT BINARY)")
+            with (
+                indexes_rebuilt(self.conn, lyr.name, len(typed)),
+                self.conn.cursor() as cur,
+                cur.copy(binary, writer=QueuedLibpqWriter(cur)) as bc,
+            ):
+                for block in copy_binary_blocks(fields, typed, geoms, self.reader.epsg, _db_value):
+                    bc.write(block)
+            return
         with self.conn.cursor() as cur, cur.copy(copy_sql) as copy:
-            if codecs.lookup(self.conn.info.encoding).name == "utf-8":
-                # The COPY text built column by column in Arrow, sent in blocks.
-                fields = [lyr.field(n) for n in names]
-                for block in copy_blocks(fields, typed, geoms, self.reader.epsg, _db_value):
-                    copy.write(block)
-                return
             columns = [_copy_column(lyr.field(n), typed[n]) for n in names]
             if geoms is not None:
                 columns.append(_ewkb_hex(geoms, self.reader.epsg))

@@ -16,6 +16,7 @@ import pandas as pd
 from geo.layers import Field, Layer, get_layer
 from geo.store.base import (
     Bbox,
+    CheckedRows,
     Conflict,
     Invalid,
     NotFound,
@@ -30,6 +31,7 @@ from geo.store.base import (
     now_iso,
     prepare_changes,
     prepare_rows,
+    stored_rows,
 )
 from geo.validate import Problem
 
@@ -374,12 +376,18 @@ class RowSession(Session):
             raise NotFound(f"{lyr.label or lyr.name} {key!r} does not exist")
         return row
 
-    def insert(self, layer: str, frame: pd.DataFrame) -> list[str]:
+    def insert(self, layer: str, frame: pd.DataFrame | CheckedRows) -> list[str]:
         lyr = get_layer(layer)
         if len(frame) == 0:
             return []
-        frame = self._in_store_crs(frame)
-        typed, geoms = prepare_rows(lyr, frame)
+        if isinstance(frame, CheckedRows):  # checked once by the caller (an import plan)
+            if frame.epsg is not None and frame.epsg != self.reader.epsg:
+                raise StoreError(
+                    f"rows checked in EPSG:{frame.epsg} given to a store in EPSG:{self.epsg}"
+                )
+            typed, geoms = stored_rows(lyr, frame)
+        else:
+            typed, geoms = prepare_rows(lyr, self._in_store_crs(frame))
         keys = typed[lyr.key].tolist()
         present: list[Any] = []
         for start in range(0, len(keys), 10_000):
