@@ -393,27 +393,13 @@ class GpkgStore(SqlStore):
                         _q(f"rtree_{lyr.name}_{GEOM}"), _q(overview_sql.gpkg_big_rtree(level))
                     )
             rows = conn.execute(sql, params).fetchall()
-        blocks = overview.merged(found or [])
-        if not rows and not blocks:
+        if not rows and not found:
             return b""
-        cols = list(zip(*rows)) if rows else [() for _ in range(len(names) + 1)]
-        columns: dict[str, list[Any]] = {n: list(c) for n, c in zip(names, cols[:-1])}
-        geoms = decode_geometries(list(cols[-1]))
-        if blocks:
-            columns = {n: v + [None] * len(blocks) for n, v in columns.items()}
-            if "status" in columns:
-                columns["status"][len(rows) :] = [b[0] for b in blocks]
-            columns["plots"] = [None] * len(rows) + [b[1] for b in blocks]
-            geoms = np.concatenate([geoms, np.asarray([b[2] for b in blocks], dtype=object)])
+        columns, geoms, ids = overview_sql.gpkg_tile_rows(
+            names, rows, found or [], decode_geometries, f"{tile.z}/{tile.x}/{tile.y}"
+        )
         return tiles.encode(
-            layer,
-            geoms,
-            tile,
-            key=lyr.key,
-            columns=columns,
-            epsg=self.epsg,
-            ids=[str(r[0]) for r in rows]
-            + [overview.block_key(f"{tile.z}/{tile.x}/{tile.y}", b[0]) for b in blocks],
+            layer, geoms, tile, key=lyr.key, columns=columns, epsg=self.epsg, ids=ids
         )
 
     def plot_blocks(

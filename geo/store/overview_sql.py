@@ -152,6 +152,30 @@ def gpkg_blocks(
     return [Block(level, r[0], r[1], r[2], r[3], g) for r, g in zip(rows, geoms)]
 
 
+def gpkg_tile_rows(
+    names: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    found: list[Block],
+    decode: Any,
+    where: str,
+) -> tuple[dict[str, list[Any]], np.ndarray, list[str]]:
+    """The columns, geometries and feature-id keys of a GeoPackage plots tile: the big
+    plots' ``rows`` (``names`` then the geometry blob) and the tile's blocks, merged per
+    status (few features for the Python encoder), named by ``where`` (``z/x/y``)."""
+    blocks = overview.merged(found)
+    cols = list(zip(*rows)) if rows else [() for _ in range(len(names) + 1)]
+    columns: dict[str, list[Any]] = {n: list(c) for n, c in zip(names, cols[:-1])}
+    geoms = decode(list(cols[-1]))
+    ids = [str(r[0]) for r in rows] + [overview.block_key(where, b[0]) for b in blocks]
+    if blocks:
+        columns = {n: v + [None] * len(blocks) for n, v in columns.items()}
+        if "status" in columns:
+            columns["status"][len(rows) :] = [b[0] for b in blocks]
+        columns["plots"] = [None] * len(rows) + [b[1] for b in blocks]
+        geoms = np.concatenate([geoms, np.asarray([b[2] for b in blocks], dtype=object)])
+    return columns, geoms, ids
+
+
 # ----------------------------------------------------------------------------- PostGIS
 def pg_size(level: int, epsg: int, geom: str = "t.geom") -> sql.Composable:
     """The big-plot test on a plot's geometry column (its exact box)."""
