@@ -54,7 +54,21 @@ def rings(column: pa.ChunkedArray | pa.Array, geometry: str) -> Rings:
 
 
 def _u32(data: np.ndarray, at: np.ndarray) -> np.ndarray:
-    return data[at[:, None] + np.arange(4)].view("<u4").ravel().astype(np.int64)
+    """The little-endian uint32 at each byte position ``at`` (read as aligned words, one
+    pass per position modulo 4)."""
+    return _items(data, at, 4, "<u4").astype(np.int64)
+
+
+def _items(data: np.ndarray, at: np.ndarray, size: int, dtype: str) -> np.ndarray:
+    """The ``size``-byte item at each of the byte positions ``at``: ``data`` is viewed as
+    items once per alignment the positions have, instead of gathering byte by byte."""
+    out = np.empty(len(at), dtype=dtype)
+    residue = at % size
+    for shift in np.unique(residue).tolist():
+        chosen = residue == shift
+        usable = (len(data) - shift) // size * size
+        out[chosen] = data[shift : shift + usable].view(dtype)[(at[chosen] - shift) // size]
+    return out
 
 
 def _direct(array: pa.Array, geometry: str) -> Rings | None:
@@ -149,12 +163,11 @@ def _gather(
     if len(found) > 1:  # steps interleave rows; within a row, steps are in file order
         order = np.argsort(owner, kind="stable")
         owner, at, count, exterior = owner[order], at[order], count[order], exterior[order]
-    # Coordinates are the bytes inside the rings' ranges: mark range edges, then keep.
-    edges = np.zeros(len(data) + 1, dtype=np.int8)
-    edges[at] = 1
-    edges[at + 16 * count] = -1
-    inside = np.cumsum(edges[:-1], dtype=np.int8).view(bool)
-    coords = data[inside].view("<f8").reshape(-1, 2)
+    # Each point is 16 bytes at ring start + 16 k: gathered as 16-byte items.
+    total = int(count.sum())
+    before = np.repeat(np.cumsum(count) - count, count)
+    point_at = np.repeat(at, count) + 16 * (np.arange(total) - before)
+    coords = _items(data, point_at, 16, "<c16").view("<f8").reshape(-1, 2)
     offsets = np.concatenate(([0], np.cumsum(count)))
     return Rings(coords, offsets, present[owner], exterior)
 
