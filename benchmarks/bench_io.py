@@ -56,6 +56,8 @@ KINDS = (
     "pyogrio_arrow",
     "pyogrio_arrow_level6",
     "pyogrio_arrow_nozip",
+    "before",
+    "before_nozip",
 )
 ZIP_LEVEL = 6  # zipfile's (zlib's) default: what a user's own zip step uses unless told
 ZONEPLAN = ROOT / ".venv" / "bin" / "zoneplan"
@@ -138,12 +140,18 @@ def _what_was_written(out: Path) -> dict[str, Any]:
     }
 
 
-def run_child(kind: str, db: str, work: Path) -> dict[str, Any]:
+def run_child(kind: str, db: str, work: Path, before: Path | None = None) -> dict[str, Any]:
+    """One export in a fresh process; ``before_*`` kinds run ``ours_*`` from the checkout
+    ``before`` (the code before a change, timed in the same round-robin)."""
     out = work / kind
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
+    script, name = Path(__file__), kind
+    if kind.startswith("before"):
+        assert before is not None, "--before CHECKOUT times the before_* kinds"
+        script, name = before / "benchmarks" / "bench_io.py", kind.replace("before", "ours")
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", kind, "--db", db, "--out", str(out)],
+        [sys.executable, str(script), "--child", name, "--db", db, "--out", str(out)],
         capture_output=True,
         text=True,
         check=True,
@@ -154,20 +162,22 @@ def run_child(kind: str, db: str, work: Path) -> dict[str, Any]:
     return result
 
 
-def run_exports(db: str, work: Path, reps: int, kinds: list[str]) -> dict[str, Any]:
+def run_exports(
+    db: str, work: Path, reps: int, kinds: list[str], before: Path | None = None
+) -> dict[str, Any]:
     """Every kind ``reps`` times round-robin (each in a fresh process); the median run of
     each, and the ratios baseline / ours of like-for-like pairs."""
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
     for _ in range(reps):
         for kind in kinds:
-            runs[kind].append(run_child(kind, db, work))
+            runs[kind].append(run_child(kind, db, work, before))
             print(kind, json.dumps(runs[kind][-1]), file=sys.stderr)
     median = {k: sorted(v, key=lambda r: r["total_s"])[len(v) // 2] for k, v in runs.items()}
     what = {k: (r["fields"], r["crs"], r["features"], r["encoding"]) for k, r in median.items()}
     if len(set(map(json.dumps, what.values()))) != 1:
         raise SystemExit(f"the exports differ in fields, CRS, rows or encoding: {what}")
     out: dict[str, Any] = {
-        "runs": {k: [r["total_s"] for r in v] for k, v in runs.items()},
+        "runs": {k: [(r["total_s"], r["cpu_s"]) for r in v] for k, v in runs.items()},
         "median": {k: {f: r[f] for f in r if f != "fields"} for k, r in median.items()},
     }
     e = {k: v["total_s"] for k, v in median.items()}
@@ -177,12 +187,17 @@ def run_exports(db: str, work: Path, reps: int, kinds: list[str]) -> dict[str, A
         "pyogrio_arrow_nozip": ("pyogrio_arrow_nozip", "ours_nozip"),
         "pyogrio_zip_level6": ("pyogrio_level6", "ours_level6"),
         "pyogrio_nozip": ("pyogrio_nozip", "ours_nozip"),
+        "before_zip": ("before", "ours"),
+        "before_nozip": ("before_nozip", "ours_nozip"),
     }
-    out["ours_vs"] = {
-        name: round(e[base] / e[ours], 2)
-        for name, (base, ours) in pairs.items()
-        if base in e and ours in e
-    }
+    # CPU seconds (median of each kind): steadier than wall time on a shared machine
+    c = {k: sorted(r["cpu_s"] for r in v)[len(v) // 2] for k, v in runs.items()}
+    for label, t in (("ours_vs", e), ("ours_vs_cpu", c)):
+        out[label] = {
+            name: round(t[base] / t[ours], 2)
+            for name, (base, ours) in pairs.items()
+            if base in t and ours in t
+        }
     return out
 
 
@@ -270,7 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-import", action="store_true", help="skip the imports")
     parser.add_argument("--reps", type=int, default=1, help="export runs per kind (median)")
     parser.add_argument(
-        "--kinds", nargs="+", default=list(KINDS), choices=KINDS, help="exports to time"
+        "--kinds", nargs="+", default=list(KINDS[:-2]), choices=KINDS, help="exports to time"
+    )
+    parser.add_argument(
+        "--before", type=Path, help="a checkout of the code before a change (before_* kinds)"
     )
     args = parser.parse_args(argv)
     if args.child:
@@ -292,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not Path(db).exists():
         report["build"] = build_store(db, args.n, synth_dir)
-    report["export"] = run_exports(db, work, args.reps, args.kinds)
+    report["export"] = run_exports(db, work, args.reps, args.kinds, args.before)
     report["load_average_after"] = os.getloadavg()
     print(json.dumps(report, indent=2))
     if args.workdir is None:
