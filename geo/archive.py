@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
@@ -294,118 +295,140 @@ def write_zip_streams(
     members: Iterable[tuple[str, int, Iterable[BytesLike]]],
     *,
     level: int = DEFAULT_ZIP_LEVEL,
-    threads: int | None = None,
+    threads: int = 1,
     force_zip64: bool = False,
 ) -> Path:
     """Zip members given as ``(name in archive, size in bytes, blocks of bytes)`` into ``out``.
 
-    Each member is deflated in ~4 MiB pieces by ``threads`` threads (default: the CPUs
-    this process may use, at most 4) and the pieces joined into one deflate stream, so
-    large members take every core; the CRC is computed meanwhile. Zip64 records are
-    written where sizes or offsets need them (or always, with ``force_zip64``). ``size``
-    is the member's uncompressed size, which decides up front whether its local header
-    needs Zip64 fields.
+    With ``threads`` > 1 each member is deflated in ~4 MiB pieces by that many threads
+    and the pieces joined into one deflate stream (large members take every core). The
+    default is one stream in this thread: on a busy machine (more runnable processes
+    than cores) the threads cost more than they save (bench_io, RESULTS_io.md). Zip64
+    records are written where sizes or offsets need them (or always, with
+    ``force_zip64``); ``size`` is the member's uncompressed size, which decides up front
+    whether its local header needs Zip64 fields.
     """
-    workers = threads or max(1, min(4, len(os.sched_getaffinity(0))))
     date_time = _dos_time(time.localtime())
     central: list[bytes] = []
-    with open(out, "wb") as fh, ThreadPoolExecutor(workers) as pool:
+    with open(out, "wb") as fh, ThreadPoolExecutor(max(1, threads)) as pool:
         for name, size, blocks in members:
-            central.append(
-                _write_member(fh, pool, workers, name, size, blocks, level, date_time, force_zip64)
-            )
+            member = _Member(name, size, level, date_time, force_zip64)
+            central.append(member.write(fh, blocks, pool if threads > 1 else None, threads))
         _write_directory(fh, central, force_zip64)
     return Path(out)
 
 
-def _write_member(
-    fh: BinaryIO,
-    pool: ThreadPoolExecutor,
-    workers: int,
-    name: str,
-    size: int,
-    blocks: Iterable[BytesLike],
-    level: int,
-    date_time: tuple[int, int],
-    force_zip64: bool,
-) -> bytes:
-    """Write one member (local header, data); return its central directory record."""
-    offset = fh.tell()
-    encoded = name.encode("utf-8")
-    flags = 0x800 if not encoded.isascii() else 0
-    zip64 = force_zip64 or size * 1.01 + (1 << 20) >= _ZIP64_LIMIT
-    version = 45 if zip64 else 20
-    extra = struct.pack("<HHQQ", 1, 16, 0, 0) if zip64 else b""
-    fh.write(b"\0" * (30 + len(encoded) + len(extra)))  # the header, once sizes are known
-    crc, written, compressed = 0, 0, 0
-    queue: deque[Future[bytes]] = deque()
-    for piece in _pieces(blocks):
-        queue.append(pool.submit(_deflate, piece, level))
-        crc = zlib.crc32(piece, crc)
-        written += len(piece)
-        while len(queue) > 2 * workers:
-            data = queue.popleft().result()
+@dataclass
+class _Member:
+    name: str
+    size: int
+    level: int
+    date_time: tuple[int, int]
+    force_zip64: bool
+    crc: int = 0
+    written: int = 0
+
+    def _counted(self, blocks: Iterable[BytesLike]) -> Iterator[memoryview]:
+        for piece in _pieces(blocks):
+            self.crc = zlib.crc32(piece, self.crc)
+            self.written += len(piece)
+            yield piece
+
+    def _deflated(self, pieces: Iterator[memoryview]) -> Iterator[bytes]:
+        comp = zlib.compressobj(self.level, zlib.DEFLATED, -15)
+        for piece in pieces:
+            yield comp.compress(piece)
+        yield comp.flush()
+
+    def _deflated_apart(
+        self, pieces: Iterator[memoryview], pool: ThreadPoolExecutor, workers: int
+    ) -> Iterator[bytes]:
+        queue: deque[Future[bytes]] = deque()
+        for piece in pieces:
+            queue.append(pool.submit(_deflate, piece, self.level))
+            while len(queue) > 2 * workers:
+                yield queue.popleft().result()
+        while queue:
+            yield queue.popleft().result()
+        yield zlib.compressobj(self.level, zlib.DEFLATED, -15).flush()  # the final, empty block
+
+    def write(
+        self,
+        fh: BinaryIO,
+        blocks: Iterable[BytesLike],
+        pool: ThreadPoolExecutor | None,
+        workers: int,
+    ) -> bytes:
+        """Write the member (local header, data); return its central directory record."""
+        name, size, date_time = self.name, self.size, self.date_time
+        offset = fh.tell()
+        encoded = name.encode("utf-8")
+        flags = 0x800 if not encoded.isascii() else 0
+        zip64 = self.force_zip64 or size * 1.01 + (1 << 20) >= _ZIP64_LIMIT
+        version = 45 if zip64 else 20
+        extra = struct.pack("<HHQQ", 1, 16, 0, 0) if zip64 else b""
+        fh.write(b"\0" * (30 + len(encoded) + len(extra)))  # the header, once sizes are known
+        pieces = self._counted(blocks)
+        stream = (
+            self._deflated(pieces) if pool is None else self._deflated_apart(pieces, pool, workers)
+        )
+        compressed = 0
+        for data in stream:
             fh.write(data)
             compressed += len(data)
-    while queue:
-        data = queue.popleft().result()
-        fh.write(data)
-        compressed += len(data)
-    tail = zlib.compressobj(level, zlib.DEFLATED, -15).flush()  # the final, empty block
-    fh.write(tail)
-    compressed += len(tail)
-    if written != size:
-        raise ValueError(f"{name}: {written} bytes written, {size} announced")
-    if not zip64 and compressed >= _ZIP64_LIMIT:
-        raise ValueError(f"{name}: deflated to {compressed} bytes, beyond a zip without Zip64")
-    end = fh.tell()
-    fh.seek(offset)
-    small = (_ZIP64_LIMIT, _ZIP64_LIMIT) if zip64 else (compressed, written)
-    if zip64:
-        extra = struct.pack("<HHQQ", 1, 16, written, compressed)
-    fh.write(
-        struct.pack(
-            "<IHHHHHIIIHH",
-            0x04034B50,
-            version,
-            flags,
-            8,
-            *date_time,
-            crc,
-            *small,
-            len(encoded),
-            len(extra),
+        crc, written = self.crc, self.written
+        if written != size:
+            raise ValueError(f"{name}: {written} bytes written, {size} announced")
+        if not zip64 and compressed >= _ZIP64_LIMIT:
+            raise ValueError(f"{name}: deflated to {compressed} bytes, beyond a zip without Zip64")
+        end = fh.tell()
+        fh.seek(offset)
+        small = (_ZIP64_LIMIT, _ZIP64_LIMIT) if zip64 else (compressed, written)
+        if zip64:
+            extra = struct.pack("<HHQQ", 1, 16, written, compressed)
+        fh.write(
+            struct.pack(
+                "<IHHHHHIIIHH",
+                0x04034B50,
+                version,
+                flags,
+                8,
+                *date_time,
+                crc,
+                *small,
+                len(encoded),
+                len(extra),
+            )
+            + encoded
+            + extra
         )
-        + encoded
-        + extra
-    )
-    fh.seek(end)
-    big_offset = zip64 or offset >= _ZIP64_LIMIT
-    fields = [written, compressed] if zip64 else []
-    fields += [offset] if big_offset else []
-    cextra = struct.pack(f"<HH{len(fields)}Q", 1, 8 * len(fields), *fields) if fields else b""
-    return (
-        struct.pack(
-            "<IHHHHHHIIIHHHHHII",
-            0x02014B50,
-            (3 << 8) | version,
-            version,
-            flags,
-            8,
-            *date_time,
-            crc,
-            *small,
-            len(encoded),
-            len(cextra),
-            0,
-            0,
-            0,
-            0o100644 << 16,
-            _ZIP64_LIMIT if big_offset else offset,
+        fh.seek(end)
+        big_offset = zip64 or offset >= _ZIP64_LIMIT
+        fields = [written, compressed] if zip64 else []
+        fields += [offset] if big_offset else []
+        cextra = struct.pack(f"<HH{len(fields)}Q", 1, 8 * len(fields), *fields) if fields else b""
+        return (
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                (3 << 8) | version,
+                version,
+                flags,
+                8,
+                *date_time,
+                crc,
+                *small,
+                len(encoded),
+                len(cextra),
+                0,
+                0,
+                0,
+                0o100644 << 16,
+                _ZIP64_LIMIT if big_offset else offset,
+            )
+            + encoded
+            + cextra
         )
-        + encoded
-        + cextra
-    )
 
 
 def _write_directory(fh: BinaryIO, central: list[bytes], force_zip64: bool) -> None:
