@@ -48,7 +48,6 @@ def rings(column: pa.ChunkedArray | pa.Array, geometry: str) -> Rings:
         For a geometry of another type than the layer's.
     """
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    array = array.cast(pa.large_binary())
     fast = _direct(array, geometry)
     return fast if fast is not None else _through_shapely(array, geometry)
 
@@ -60,15 +59,13 @@ def _u32(data: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 
 def _items(data: np.ndarray, at: np.ndarray, size: int, dtype: str) -> np.ndarray:
-    """The ``size``-byte item at each of the byte positions ``at``: ``data`` is viewed as
-    items once per alignment the positions have, instead of gathering byte by byte."""
-    out = np.empty(len(at), dtype=dtype)
-    residue = at % size
-    for shift in np.unique(residue).tolist():
-        chosen = residue == shift
-        usable = (len(data) - shift) // size * size
-        out[chosen] = data[shift : shift + usable].view(dtype)[(at[chosen] - shift) // size]
-    return out
+    """The ``size``-byte item at each of the byte positions ``at``: ``data`` seen as
+    overlapping ``size``-byte records one byte apart, so each item is one index (a byte
+    gather would take ``size`` indices per item)."""
+    if len(data) < size:
+        return np.empty(0, dtype=dtype)
+    records = np.ndarray((len(data) - size + 1,), dtype=f"V{size}", buffer=data, strides=(1,))
+    return records[at].view(dtype)
 
 
 def _direct(array: pa.Array, geometry: str) -> Rings | None:
@@ -77,9 +74,9 @@ def _direct(array: pa.Array, geometry: str) -> Rings | None:
     single, multi = _CODES[geometry]
     valid = np.asarray(array.is_valid())
     buffers = array.buffers()
-    offsets = np.frombuffer(buffers[1], dtype=np.int64)[
-        array.offset : array.offset + len(array) + 1
-    ]
+    wide = pa.types.is_large_binary(array.type)
+    offsets = np.frombuffer(buffers[1], dtype=np.int64 if wide else np.int32)
+    offsets = offsets[array.offset : array.offset + len(array) + 1].astype(np.int64)
     data = (
         np.frombuffer(buffers[2], dtype=np.uint8)
         if buffers[2] is not None
