@@ -457,7 +457,7 @@ def write_parts(parts: list[Part], directory: Path, stem: str) -> list[Path]:
         path = directory / f"{stem}{part.suffix}"
         with open(path, "wb") as fh:
             for block in part.blocks:
-                fh.write(memoryview(block).cast("B") if isinstance(block, np.ndarray) else block)
+                fh.write(block.data if isinstance(block, np.ndarray) else block)
         paths.append(path)
     return paths
 

@@ -65,7 +65,8 @@ def _items(data: np.ndarray, at: np.ndarray, size: int, dtype: str) -> np.ndarra
     if len(data) < size:
         return np.empty(0, dtype=dtype)
     records = np.ndarray((len(data) - size + 1,), dtype=f"V{size}", buffer=data, strides=(1,))
-    return records[at].view(dtype)
+    items: np.ndarray = records[at].view(dtype)
+    return items
 
 
 def _direct(array: pa.Array, geometry: str) -> Rings | None:
