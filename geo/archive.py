@@ -270,7 +270,10 @@ def _pieces(blocks: Iterable[BytesLike]) -> Iterator[memoryview]:
     pending: list[memoryview] = []
     size = 0
     for block in blocks:
-        view = memoryview(block).cast("B")
+        view = memoryview(block)
+        if not view.nbytes:
+            continue  # an empty layer's record blocks (a zero-length view cannot be cast)
+        view = view.cast("B")
         while len(view):
             take = view[: _PIECE - size]
             pending.append(take)

@@ -301,3 +301,14 @@ def test_zipped_export_opens_in_gdal_and_matches_plain_files(db, tmp_path):  # n
         assert row.geometry.equals(stored.geometry[row.plot_id])
         assert row.status == stored.status[row.plot_id]
     assert os.path.getsize(zipped) > 0
+
+
+def test_an_empty_layer_is_a_valid_empty_shapefile(db, tmp_path):  # noqa: F811
+    store = open_store(db)
+    where = {"plot_id": []}  # matches nothing
+    zipped = export_layers(store, "plots", "shp", tmp_path / "none.zip", where=where)
+    plain = export_layers(store, "plots", "shp", tmp_path / "plain" / "none.shp", where=where)
+    for path in (f"/vsizip/{zipped}/plots.shp", str(plain)):
+        info = pyogrio.read_info(path)
+        assert info["features"] == 0 and info["crs"] == f"EPSG:{store.epsg}", path
+        assert list(info["fields"])[:3] == ["plot_id", "cadastre", "status"]
