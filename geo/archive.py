@@ -1,4 +1,4 @@
-"""Safe zip handling: uploaded archives are checked before a byte is extracted."""
+"""Zip archives: uploads checked before a byte is extracted, downloads streamed in."""
 
 from __future__ import annotations
 
