@@ -6,9 +6,12 @@ Import (``--import-only`` or by default before the exports): a store made by ``z
 + the bench expansion area, then ``zoneplan import plots synthetic_plots_N.gpkg`` timed as a
 child process: wall time, its CPU time (user + system), and for PostGIS the CPU time of the
 server backends it opened (sampled from /proc by application name). Rows per second are
-reported against each.
+reported against each. ``--baseline DIR`` runs the same imports with the code of another
+checkout (a worktree of main: ``git worktree add --detach DIR main``, then
+``ln -s $PWD/.venv DIR/.venv``), ours and the baseline's in turns (``--rounds``), and
+prints ours/baseline ratios per round.
 
-    .venv/bin/python benchmarks/bench_io.py --n 200000 --import-only --pg postgresql://postgres@127.0.0.1:5432/zp_bench
+    .venv/bin/python benchmarks/bench_io.py --n 200000 --import-only --pg postgresql://postgres@127.0.0.1:5432/zp_bench --baseline /tmp/main --rounds 2
 
 What a user would write instead of ``zoneplan export plots --format shp``: read the layer
 from the store's GeoPackage with geopandas and write it with ``to_file`` (pyogrio, the
@@ -223,9 +226,13 @@ def _backend_cpu(url: str, stop: threading.Event, seen: dict[int, float]) -> Non
             stop.wait(0.2)
 
 
-def cli_import(db: str, n: int, folder: Path) -> dict[str, Any]:
+def cli_import(db: str, n: int, folder: Path, code: Path | None = None) -> dict[str, Any]:
     """A fresh store at ``db`` (init + the bench expansion area), then ``zoneplan import
-    plots`` of ``n`` synthetic plots as a child process: wall, client CPU, server CPU."""
+    plots`` of ``n`` synthetic plots as a child process: wall, client CPU, server CPU.
+
+    ``code``: another checkout of zoneplan (e.g. a worktree of main) whose code the timed
+    command runs instead of this one's (put first on ``PYTHONPATH``; same virtualenv).
+    """
     from synth import Grid, write_files, zoneplan
 
     plots_file, exp_file = write_files(Grid.of(n), folder)
@@ -239,12 +246,15 @@ def cli_import(db: str, n: int, folder: Path) -> dict[str, Any]:
     load = os.getloadavg()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
+    env = {**os.environ, "PGAPPNAME": APP_NAME}
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
     proc = subprocess.run(
         [str(ZONEPLAN), "import", "plots", str(plots_file), "--db", db],
-        cwd=ROOT,
+        cwd=code or ROOT,
         capture_output=True,
         text=True,
-        env={**os.environ, "PGAPPNAME": APP_NAME},
+        env=env,
     )
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -270,6 +280,32 @@ def cli_import(db: str, n: int, folder: Path) -> dict[str, Any]:
     return out
 
 
+def run_imports(args: argparse.Namespace, work: Path, synth_dir: Path) -> dict[str, Any]:
+    """The CLI imports on each backend, the baseline checkout's (``--baseline``) and ours
+    taking turns ``--rounds`` times, with ours/baseline ratios of each round."""
+    targets = {"gpkg": str(work / "import.gpkg")} | ({"postgis": args.pg} if args.pg else {})
+    out: dict[str, Any] = {}
+    for backend, db in targets.items():
+        runs: dict[str, list[dict[str, Any]]] = {"ours": []}
+        if args.baseline:
+            runs["baseline"] = []
+        for _ in range(args.rounds):
+            for who in runs:
+                code = args.baseline if who == "baseline" else None
+                runs[who].append(cli_import(db, args.n, synth_dir, code))
+                print(f"import {backend} {who}", json.dumps(runs[who][-1]), file=sys.stderr)
+        out[backend] = runs
+        if args.baseline:
+            out[backend]["ours_vs_baseline"] = [
+                {
+                    key: round(ours[key] / base[key], 2)
+                    for key in ("rows_per_s_wall", "rows_per_client_cpu_s")
+                }
+                for ours, base in zip(runs["ours"], runs["baseline"])
+            ]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="plots in the store")
@@ -290,6 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--before", type=Path, help="a checkout of the code before a change (before_* kinds)"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of zoneplan (e.g. a worktree of main) to import with too, in turns",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="imports per backend and code")
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.db, args.out)))
@@ -300,11 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"n": args.n, "load_average_before": os.getloadavg()}
     synth_dir = args.data
     if not args.skip_import:
-        report["import"] = {"gpkg": cli_import(str(work / "import.gpkg"), args.n, synth_dir)}
-        print("import gpkg", json.dumps(report["import"]["gpkg"]), file=sys.stderr)
-        if args.pg:
-            report["import"]["postgis"] = cli_import(args.pg, args.n, synth_dir)
-            print("import postgis", json.dumps(report["import"]["postgis"]), file=sys.stderr)
+        report["import"] = run_imports(args, work, synth_dir)
     if args.import_only:
         print(json.dumps(report, indent=2))
         return 0

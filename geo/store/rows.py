@@ -16,10 +16,12 @@ import pandas as pd
 from geo.layers import Field, Layer, get_layer
 from geo.store.base import (
     Bbox,
+    CheckedRows,
     Conflict,
     Invalid,
     NotFound,
     Prefix,
+    Rows,
     Session,
     Store,
     StoreError,
@@ -29,11 +31,15 @@ from geo.store.base import (
     now_iso,
     prepare_changes,
     prepare_rows,
+    stored_rows,
 )
 from geo.validate import Problem
 
 #: The geometry column of every feature table (both backends).
 GEOM = "geom"
+#: A column of :meth:`Reader.select` that is no field: how many rows match in all
+#: (``count(*) OVER ()``), so one query pages and counts.
+MATCHED = "*matched"
 
 Order = tuple[str, bool, bool]
 """A field to sort by, whether descending, and whether by its search key
@@ -139,9 +145,11 @@ class Reader(ABC):
         limit: int | None = None,
         offset: int = 0,
         for_update: bool = False,
+        then_key: bool = False,
     ) -> list[tuple[Any, ...]]:
         """Raw rows of ``columns`` (fields, and :data:`GEOM` for the geometry in the form
-        :meth:`decode` takes); ``order`` None leaves the order to the database."""
+        :meth:`decode` takes); ``order`` None leaves the order to the database; with ``then_key``
+        missing values sort last and ties by the layer key ascending (not by ``fid``)."""
 
     @abstractmethod
     def count(
@@ -206,6 +214,53 @@ class Reader(ABC):
         if lyr.is_feature:
             return gpd.GeoDataFrame(frame, geometry=self.decode(list(cols[GEOM])), crs=self.epsg)
         return frame
+
+    def rows(
+        self,
+        lyr: Layer,
+        columns: Sequence[str],
+        *,
+        bbox: Bbox | None = None,
+        where: Where | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        matched: bool = False,
+    ) -> Rows:
+        """See :meth:`geo.store.base.Store.rows`: plain values straight from the rows."""
+        fields = [lyr.field(name) for name in columns]
+        selected = (
+            list(columns) + ([GEOM] if lyr.is_feature else []) + ([MATCHED] if matched else [])
+        )
+        raw = self.select(
+            lyr,
+            selected,
+            bbox=bbox,
+            where=where,
+            order=order_of(lyr, order_by),
+            limit=limit,
+            offset=offset,
+            then_key=True,
+        )
+        cols = list(zip(*raw)) if raw else [() for _ in selected]
+        total = None
+        if matched:  # on every row; a page past the end has none to say it
+            counts = cols.pop()
+            total = (
+                int(counts[0])
+                if counts
+                else (self.count(lyr, bbox=bbox, where=where) if offset else 0)
+            )
+        out: dict[str, list[Any]] = {}
+        for fld, values in zip(fields, cols):
+            if fld.type in ("bool", "date", "datetime"):
+                out[fld.name] = [plain_value(fld, v) for v in values]
+            elif fld.type == "float":  # NaN is no value (a GeoPackage may hold one)
+                out[fld.name] = [None if v is None or v != v else v for v in values]
+            else:
+                out[fld.name] = list(values)
+        geoms = self.decode(list(cols[len(columns)])) if lyr.is_feature else None
+        return Rows(out, geoms, total)
 
     def find(
         self, lyr: Layer, field: str, text: str, *, where: Where | None, limit: int
@@ -321,12 +376,18 @@ class RowSession(Session):
             raise NotFound(f"{lyr.label or lyr.name} {key!r} does not exist")
         return row
 
-    def insert(self, layer: str, frame: pd.DataFrame) -> list[str]:
+    def insert(self, layer: str, frame: pd.DataFrame | CheckedRows) -> list[str]:
         lyr = get_layer(layer)
         if len(frame) == 0:
             return []
-        frame = self._in_store_crs(frame)
-        typed, geoms = prepare_rows(lyr, frame)
+        if isinstance(frame, CheckedRows):  # checked once by the caller (an import plan)
+            if frame.epsg is not None and frame.epsg != self.reader.epsg:
+                raise StoreError(
+                    f"rows checked in EPSG:{frame.epsg} given to a store in EPSG:{self.epsg}"
+                )
+            typed, geoms = stored_rows(lyr, frame)
+        else:
+            typed, geoms = prepare_rows(lyr, self._in_store_crs(frame))
         keys = typed[lyr.key].tolist()
         present: list[Any] = []
         for start in range(0, len(keys), 10_000):
@@ -493,6 +554,31 @@ class SqlStore(Store):
         lyr = get_layer(layer)
         with self._reader(f"counting {layer}") as reader:
             return reader.count(lyr, bbox=bbox, where=where, exact=exact)
+
+    def rows(
+        self,
+        layer: str,
+        columns: Sequence[str],
+        *,
+        bbox: Bbox | None = None,
+        where: Where | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        matched: bool = False,
+    ) -> Rows:
+        lyr = get_layer(layer)
+        with self._reader(f"reading {layer}") as reader:
+            return reader.rows(
+                lyr,
+                columns,
+                bbox=bbox,
+                where=where,
+                order_by=order_by,
+                limit=limit,
+                offset=offset,
+                matched=matched,
+            )
 
     def find(
         self, layer: str, field: str, text: str, *, where: Where | None = None, limit: int = 10
