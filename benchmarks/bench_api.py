@@ -5,7 +5,8 @@ Two servers run in the same session on 127.0.0.1, one after the other, each unde
 waitress with 8 threads and each warmed up first:
 
 - ``indexed``: ``zoneplan serve`` itself (the GeoPackage R-tree or PostGIS GiST index answers
-  the bbox, SQL the attribute filters, counts and pages);
+  the bbox, SQL the attribute filters, the sector, counts and pages, and the page goes from
+  the rows to GeoJSON without a DataFrame);
 - ``strtree``: the same app over a store that holds the whole plots layer in memory, loaded
   once at start, with a shapely STRtree over it and the filters, counts and pages done in
   pandas: what a user would write instead of a database (no index on disk, nothing to
@@ -76,7 +77,7 @@ class StrtreeStore:
 
     def _select(self, bbox: Any, where: Any, exact: bool = False) -> Any:
         from geo.layers import get_layer
-        from geo.store.base import compile_where
+        from geo.store.base import compile_where, list_has
 
         frame = self._plots
         if bbox is not None:
@@ -98,6 +99,9 @@ class StrtreeStore:
                 mask &= (column <= value).fillna(False).to_numpy(dtype=bool)
             elif op == "=":
                 mask &= (column == value).fillna(False).to_numpy(dtype=bool)
+            elif op == "listhas":  # the allowed sectors, as the stores' SQL reads them
+                everything, item = value
+                mask &= np.array([list_has(t, item, everything) for t in column], dtype=bool)
             else:
                 raise NotImplementedError(op)
         return frame[mask]
@@ -116,6 +120,12 @@ class StrtreeStore:
         )
         end = None if limit is None else offset + limit
         return frame.iloc[offset:end].reset_index(drop=True)
+
+    def rows(self, layer, columns, **query):
+        """A page as plain columns: the Store's generic way, through :meth:`read`."""
+        from geo.store import Store
+
+        return Store.rows(self, layer, columns, **query)  # type: ignore[arg-type]
 
     def count(self, layer, *, bbox=None, where=None, exact=False):
         if layer != "plots":

@@ -6,19 +6,26 @@ Import (``--import-only`` or by default before the exports): a store made by ``z
 + the bench expansion area, then ``zoneplan import plots synthetic_plots_N.gpkg`` timed as a
 child process: wall time, its CPU time (user + system), and for PostGIS the CPU time of the
 server backends it opened (sampled from /proc by application name). Rows per second are
-reported against each.
+reported against each. ``--baseline DIR`` runs the same imports with the code of another
+checkout (a worktree of main: ``git worktree add --detach DIR main``, then
+``ln -s $PWD/.venv DIR/.venv``), ours and the baseline's in turns (``--rounds``), and
+prints ours/baseline ratios per round.
 
-    .venv/bin/python benchmarks/bench_io.py --n 200000 --import-only --pg postgresql://postgres@127.0.0.1:5432/zp_bench
+    .venv/bin/python benchmarks/bench_io.py --n 200000 --import-only --pg postgresql://postgres@127.0.0.1:5432/zp_bench --baseline /tmp/main --rounds 2
 
 What a user would write instead of ``zoneplan export plots --format shp``: read the layer
 from the store's GeoPackage with geopandas and write it with ``to_file`` (pyogrio, the
 default engine since geopandas 1.0; ``use_arrow=True`` on both sides for the fastest path),
-then zip the five files with zipfile's default deflate level (6). Ours is timed at its own
-default level (what ``zoneplan export`` writes) and at level 6 too, and without the zip
-(``.shp`` files only) on both sides. The store is built by benchmarks/synth.py through
-``zoneplan import`` when missing (the data is synthetic). Not part of CI.
+then zip the five files with zipfile. Like for like: the same columns, CRS, ``.prj`` and
+``.cpg`` on both sides (checked after each run), and the zips at the same deflate level:
+ours at its default (level 1, what ``zoneplan export`` writes) against the baseline zipped
+at level 1, and both at zipfile's default level 6; and without the zip (plain files) on
+both sides. ``--reps`` repeats the kinds round-robin and reports the median (the machine
+is shared; CPU seconds of each child are given beside wall seconds). The store is built by
+benchmarks/synth.py through ``zoneplan import`` when missing (the data is synthetic). Not
+part of CI.
 
-    .venv/bin/python benchmarks/bench_io.py --n 1000000 --db benchmarks/out/synth/plots_1000000.gpkg
+    .venv/bin/python benchmarks/bench_io.py --n 1000000 --skip-import --db STORE.gpkg --reps 3
 """
 
 from __future__ import annotations
@@ -47,12 +54,15 @@ KINDS = (
     "ours",
     "ours_level6",
     "ours_nozip",
-    "pyogrio",
+    "pyogrio_level6",
     "pyogrio_nozip",
     "pyogrio_arrow",
+    "pyogrio_arrow_level6",
     "pyogrio_arrow_nozip",
+    "before",
+    "before_nozip",
 )
-ZIP_LEVEL = 6  # zipfile's (zlib's) default: what a user's own zip step uses
+ZIP_LEVEL = 6  # zipfile's (zlib's) default: what a user's own zip step uses unless told
 ZONEPLAN = ROOT / ".venv" / "bin" / "zoneplan"
 APP_NAME = "zoneplan-bench-import"
 
@@ -65,25 +75,29 @@ def _peak_mib() -> float:
     return float("nan")
 
 
-def _zip(folder: Path, out: Path) -> None:
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as zf:
+def _zip(folder: Path, out: Path, level: int) -> None:
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=level) as zf:
         for part in sorted(folder.glob("plots.*")):
             zf.write(part, part.name)
+
+
+def _level(kind: str) -> int:
+    from geo import archive
+
+    return ZIP_LEVEL if kind.endswith("level6") else archive.DEFAULT_ZIP_LEVEL
 
 
 def child(kind: str, db: str, out: Path) -> dict[str, Any]:
     """One export in this (child) process."""
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     if kind.startswith("ours"):
-        from geo import archive
         from geo import io as gio
         from geo.store import open_store
 
         target = out / ("plots.shp" if kind.endswith("nozip") else "plots.zip")
-        # "ours": what `zoneplan export plots -f shp` does (its default deflate level);
-        # "ours_level6": the same at the baseline's level.
-        level = {"ours_level6": ZIP_LEVEL}.get(kind, archive.DEFAULT_ZIP_LEVEL)
-        gio.export_layers(open_store(db), "plots", "shp", target, zip_level=level)
+        # "ours": what `zoneplan export plots -f shp` does (its default deflate level)
+        gio.export_layers(open_store(db), "plots", "shp", target, zip_level=_level(kind))
     else:
         import geopandas as gpd
 
@@ -94,28 +108,100 @@ def child(kind: str, db: str, out: Path) -> dict[str, Any]:
         shp.mkdir()
         frame.to_file(shp / "plots.shp", encoding="utf-8", use_arrow=arrow)
         if not kind.endswith("nozip"):
-            _zip(shp, out / "plots.zip")
+            _zip(shp, out / "plots.zip", _level(kind))
     total = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return {
         "total_s": round(total, 2),
+        "cpu_s": round(cpu, 2),
         "peak_rss_mib": round(_peak_mib()),
         "output_mib": round(size / 2**20, 1),
+        **_what_was_written(out),
     }
 
 
-def run_child(kind: str, db: str, work: Path) -> dict[str, Any]:
+def _what_was_written(out: Path) -> dict[str, Any]:
+    """Fields, CRS, feature count and members of the export, as GDAL reads them: both
+    sides must agree (like for like)."""
+    import pyogrio
+
+    zipped = next(out.glob("plots.zip"), None)
+    path = f"/vsizip/{zipped}/plots.shp" if zipped else str(next(out.rglob("plots.shp")))
+    info = pyogrio.read_info(path)
+    if zipped:
+        with zipfile.ZipFile(zipped) as zf:
+            members = sorted(zf.namelist())
+    else:
+        members = sorted(p.name for p in next(out.rglob("plots.shp")).parent.iterdir())
+    return {
+        "fields": list(info["fields"]),
+        "crs": info["crs"],
+        "features": info["features"],
+        "encoding": info["encoding"],
+        "members": members,
+    }
+
+
+def run_child(kind: str, db: str, work: Path, before: Path | None = None) -> dict[str, Any]:
+    """One export in a fresh process; ``before_*`` kinds run ``ours_*`` from the checkout
+    ``before`` (the code before a change, timed in the same round-robin)."""
     out = work / kind
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
+    script, name = Path(__file__), kind
+    if kind.startswith("before"):
+        assert before is not None, "--before CHECKOUT times the before_* kinds"
+        script, name = before / "benchmarks" / "bench_io.py", kind.replace("before", "ours")
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", kind, "--db", db, "--out", str(out)],
+        [sys.executable, str(script), "--child", name, "--db", db, "--out", str(out)],
         capture_output=True,
         text=True,
         check=True,
     )
     shutil.rmtree(out, ignore_errors=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["load_average"] = [round(v, 2) for v in os.getloadavg()]
+    return result
+
+
+def run_exports(
+    db: str, work: Path, reps: int, kinds: list[str], before: Path | None = None
+) -> dict[str, Any]:
+    """Every kind ``reps`` times round-robin (each in a fresh process); the median run of
+    each, and the ratios baseline / ours of like-for-like pairs."""
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
+    for _ in range(reps):
+        for kind in kinds:
+            runs[kind].append(run_child(kind, db, work, before))
+            print(kind, json.dumps(runs[kind][-1]), file=sys.stderr)
+    median = {k: sorted(v, key=lambda r: r["total_s"])[len(v) // 2] for k, v in runs.items()}
+    what = {k: (r["fields"], r["crs"], r["features"], r["encoding"]) for k, r in median.items()}
+    if len(set(map(json.dumps, what.values()))) != 1:
+        raise SystemExit(f"the exports differ in fields, CRS, rows or encoding: {what}")
+    out: dict[str, Any] = {
+        "runs": {k: [(r["total_s"], r["cpu_s"]) for r in v] for k, v in runs.items()},
+        "median": {k: {f: r[f] for f in r if f != "fields"} for k, r in median.items()},
+    }
+    e = {k: v["total_s"] for k, v in median.items()}
+    pairs = {
+        "pyogrio_arrow_zip_same_level": ("pyogrio_arrow", "ours"),
+        "pyogrio_arrow_zip_level6": ("pyogrio_arrow_level6", "ours_level6"),
+        "pyogrio_arrow_nozip": ("pyogrio_arrow_nozip", "ours_nozip"),
+        "pyogrio_zip_level6": ("pyogrio_level6", "ours_level6"),
+        "pyogrio_nozip": ("pyogrio_nozip", "ours_nozip"),
+        "before_zip": ("before", "ours"),
+        "before_nozip": ("before_nozip", "ours_nozip"),
+    }
+    # CPU seconds (median of each kind): steadier than wall time on a shared machine
+    c = {k: sorted(r["cpu_s"] for r in v)[len(v) // 2] for k, v in runs.items()}
+    for label, t in (("ours_vs", e), ("ours_vs_cpu", c)):
+        out[label] = {
+            name: round(t[base] / t[ours], 2)
+            for name, (base, ours) in pairs.items()
+            if base in t and ours in t
+        }
+    return out
 
 
 def _backend_cpu(url: str, stop: threading.Event, seen: dict[int, float]) -> None:
@@ -140,9 +226,13 @@ def _backend_cpu(url: str, stop: threading.Event, seen: dict[int, float]) -> Non
             stop.wait(0.2)
 
 
-def cli_import(db: str, n: int, folder: Path) -> dict[str, Any]:
+def cli_import(db: str, n: int, folder: Path, code: Path | None = None) -> dict[str, Any]:
     """A fresh store at ``db`` (init + the bench expansion area), then ``zoneplan import
-    plots`` of ``n`` synthetic plots as a child process: wall, client CPU, server CPU."""
+    plots`` of ``n`` synthetic plots as a child process: wall, client CPU, server CPU.
+
+    ``code``: another checkout of zoneplan (e.g. a worktree of main) whose code the timed
+    command runs instead of this one's (put first on ``PYTHONPATH``; same virtualenv).
+    """
     from synth import Grid, write_files, zoneplan
 
     plots_file, exp_file = write_files(Grid.of(n), folder)
@@ -156,12 +246,15 @@ def cli_import(db: str, n: int, folder: Path) -> dict[str, Any]:
     load = os.getloadavg()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
+    env = {**os.environ, "PGAPPNAME": APP_NAME}
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
     proc = subprocess.run(
         [str(ZONEPLAN), "import", "plots", str(plots_file), "--db", db],
-        cwd=ROOT,
+        cwd=code or ROOT,
         capture_output=True,
         text=True,
-        env={**os.environ, "PGAPPNAME": APP_NAME},
+        env=env,
     )
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -187,6 +280,32 @@ def cli_import(db: str, n: int, folder: Path) -> dict[str, Any]:
     return out
 
 
+def run_imports(args: argparse.Namespace, work: Path, synth_dir: Path) -> dict[str, Any]:
+    """The CLI imports on each backend, the baseline checkout's (``--baseline``) and ours
+    taking turns ``--rounds`` times, with ours/baseline ratios of each round."""
+    targets = {"gpkg": str(work / "import.gpkg")} | ({"postgis": args.pg} if args.pg else {})
+    out: dict[str, Any] = {}
+    for backend, db in targets.items():
+        runs: dict[str, list[dict[str, Any]]] = {"ours": []}
+        if args.baseline:
+            runs["baseline"] = []
+        for _ in range(args.rounds):
+            for who in runs:
+                code = args.baseline if who == "baseline" else None
+                runs[who].append(cli_import(db, args.n, synth_dir, code))
+                print(f"import {backend} {who}", json.dumps(runs[who][-1]), file=sys.stderr)
+        out[backend] = runs
+        if args.baseline:
+            out[backend]["ours_vs_baseline"] = [
+                {
+                    key: round(ours[key] / base[key], 2)
+                    for key in ("rows_per_s_wall", "rows_per_client_cpu_s")
+                }
+                for ours, base in zip(runs["ours"], runs["baseline"])
+            ]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="plots in the store")
@@ -200,6 +319,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg", help="also import into this PostGIS database (emptied)")
     parser.add_argument("--import-only", action="store_true", help="skip the exports")
     parser.add_argument("--skip-import", action="store_true", help="skip the imports")
+    parser.add_argument("--reps", type=int, default=1, help="export runs per kind (median)")
+    parser.add_argument(
+        "--kinds", nargs="+", default=list(KINDS[:-2]), choices=KINDS, help="exports to time"
+    )
+    parser.add_argument(
+        "--before", type=Path, help="a checkout of the code before a change (before_* kinds)"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of zoneplan (e.g. a worktree of main) to import with too, in turns",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="imports per backend and code")
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.db, args.out)))
@@ -210,28 +342,13 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"n": args.n, "load_average_before": os.getloadavg()}
     synth_dir = args.data
     if not args.skip_import:
-        report["import"] = {"gpkg": cli_import(str(work / "import.gpkg"), args.n, synth_dir)}
-        print("import gpkg", json.dumps(report["import"]["gpkg"]), file=sys.stderr)
-        if args.pg:
-            report["import"]["postgis"] = cli_import(args.pg, args.n, synth_dir)
-            print("import postgis", json.dumps(report["import"]["postgis"]), file=sys.stderr)
+        report["import"] = run_imports(args, work, synth_dir)
     if args.import_only:
         print(json.dumps(report, indent=2))
         return 0
     if not Path(db).exists():
         report["build"] = build_store(db, args.n, synth_dir)
-    report["export"] = {}
-    for kind in KINDS:
-        report["export"][kind] = run_child(kind, db, work)
-        print(kind, json.dumps(report["export"][kind]), file=sys.stderr)
-    e = {k: v["total_s"] for k, v in report["export"].items()}
-    report["ours_vs"] = {
-        "pyogrio_zip": round(e["pyogrio"] / e["ours"], 2),
-        "pyogrio_arrow_zip": round(e["pyogrio_arrow"] / e["ours"], 2),
-        "pyogrio_arrow_zip_same_level": round(e["pyogrio_arrow"] / e["ours_level6"], 2),
-        "pyogrio_nozip": round(e["pyogrio_nozip"] / e["ours_nozip"], 2),
-        "pyogrio_arrow_nozip": round(e["pyogrio_arrow_nozip"] / e["ours_nozip"], 2),
-    }
+    report["export"] = run_exports(db, work, args.reps, args.kinds, args.before)
     report["load_average_after"] = os.getloadavg()
     print(json.dumps(report, indent=2))
     if args.workdir is None:

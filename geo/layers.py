@@ -613,9 +613,19 @@ def get_layer(name: str) -> Layer:
         raise KeyError(f"unknown layer {name!r}; known layers: {', '.join(LAYERS)}") from None
 
 
-def parse_sectors(text: str | None) -> frozenset[str] | None:
-    """Parse an allowed-sectors value: None for ``*`` (all), else the set of codes."""
+def parse_list(text: str | None, everything: str = "*") -> frozenset[str] | None:
+    """Parse comma-list text: None for "every value" (NULL, empty or ``everything``, each
+    after stripping whitespace), else the set of its stripped, non-empty items.
+
+    The one reading of list fields: :func:`parse_sectors`, and the stores' ``ListHas``
+    filter (rendered in SQL by each backend and tested against this function).
+    """
     text = (text or "").strip()
-    if text in ("", "*"):
+    if text in ("", everything):
         return None
     return frozenset(s.strip() for s in text.split(",") if s.strip())
+
+
+def parse_sectors(text: str | None) -> frozenset[str] | None:
+    """Parse an allowed-sectors value: None for ``*`` (all), else the set of codes."""
+    return parse_list(text)

@@ -133,6 +133,7 @@ def encode(
     key: str,
     columns: Mapping[str, Sequence[Any] | np.ndarray],
     epsg: int,
+    ids: Sequence[str] | None = None,
 ) -> bytes:
     """One Mapbox Vector Tile (one layer named ``layer``) of features that may touch ``tile``.
 
@@ -151,6 +152,9 @@ def encode(
         Property columns aligned with ``geoms`` (None values are left out).
     epsg : int
         The CRS of ``geoms`` (the store's).
+    ids : sequence of str, optional
+        The text each feature's integer id is made from, when not ``key``'s value (a
+        block of the plot overview has no key: :func:`geo.overview.block_key`).
 
     Returns
     -------
@@ -165,14 +169,17 @@ def encode(
         return b""
     names = list(columns)
     values = [np.asarray(columns[n], dtype=object)[keep].tolist() for n in names]
-    ids = feature_ids(values[names.index(key)])
+    texts = (
+        values[names.index(key)] if ids is None else np.asarray(ids, dtype=object)[keep].tolist()
+    )
+    fids = feature_ids(texts)
     features = [
         {
             "geometry": geom,
             "id": fid,
             "properties": {n: _mvt_value(v) for n, v in zip(names, row) if _present(v)},
         }
-        for geom, fid, row in zip(local[keep], ids, zip(*values))
+        for geom, fid, row in zip(local[keep], fids, zip(*values))
     ]
     return bytes(
         mapbox_vector_tile.encode(

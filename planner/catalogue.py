@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import geopandas as gpd
@@ -33,11 +37,18 @@ from pydantic import (
 
 from geo.crs import WEB_DECIMALS, epsg_of
 from geo.i18n import N_
-from geo.layers import PLOT_STATUSES, SECTORS, get_layer, parse_sectors
-from geo.store import Range, Store
+from geo.layers import PLOT_STATUSES, SECTORS, parse_sectors
+from geo.store import ListHas, Range, Store
+from geo.store.base import Rows
 from geo.values import plain
 from planner import messages
-from planner.catalogue_facts import FACT_COLUMNS, _ready_by, facts_for, servicing_facts
+from planner.catalogue_facts import (
+    FACT_COLUMNS,
+    _ready_by,
+    fact_columns,
+    facts_for,
+    servicing_facts,
+)
 from planner.catalogue_layers import (
     layer_collection,
     layer_summary,
@@ -262,8 +273,8 @@ class PlotFilters(QueryParams):
 
     @property
     def attribute_filters(self) -> bool:
-        """Whether filters the store cannot answer itself apply (the allowed sectors are a
-        list in one text field)."""
+        """Whether attribute filters beyond the status and area apply: the sector (a
+        :class:`geo.store.ListHas` on the allowed-sectors list, see :meth:`store_where`)."""
         return self.sector is not None
 
     def area_where(self) -> dict[str, Range]:
@@ -271,6 +282,14 @@ class PlotFilters(QueryParams):
         if self.min_area is None and self.max_area is None:
             return {}
         return {"area_ha": Range(self.min_area, self.max_area)}
+
+    def store_where(self) -> dict[str, Any]:
+        """The area range and the sector as store filters, answered in SQL; the sector
+        matches the plots whose allowed sectors (:func:`geo.layers.parse_sectors`) hold it."""
+        where: dict[str, Any] = self.area_where()
+        if self.sector is not None:
+            where["sectors"] = ListHas(self.sector)
+        return where
 
     def query_string(self, **changes: Any) -> dict[str, str]:
         """The non-default parameters as strings (for links: next page, exports)."""
@@ -349,40 +368,58 @@ def parse_filters(params: Mapping[str, Any]) -> PlotFilters:
 
 @dataclass
 class PlotPage:
-    """One page of catalogue results.
+    """One page of catalogue results, as plain columns (no DataFrame on the request path).
 
     Attributes
     ----------
     filters : PlotFilters
         The validated filters.
-    view : PlotView
-        What the caller may see (the fields of :meth:`records`).
     matched : int
         How many plots match in all (``numberMatched``).
-    rows : GeoDataFrame
-        The page's plots (working CRS) joined with their servicing facts.
+    columns : dict of str to list
+        The page's plots: each field ``view`` shows and each of :data:`FACT_COLUMNS`, as
+        plain values in page order (None for missing, never NaN).
+    geometry : ndarray
+        The page's geometries (shapely, store CRS ``epsg``).
+    epsg : int
+        The store's CRS.
+    view : PlotView
+        What the caller may see (the fields of :meth:`records`).
     """
 
     filters: PlotFilters
     matched: int
-    rows: pd.DataFrame  # a GeoDataFrame, as the store reads feature layers
+    columns: dict[str, list[Any]]
+    geometry: np.ndarray
+    epsg: int
     view: PlotView
 
     @property
     def returned(self) -> int:
         """How many plots this page holds (``numberReturned``)."""
-        return len(self.rows)
+        return len(self.geometry)
+
+    @property
+    def rows(self) -> gpd.GeoDataFrame:
+        """The page as a GeoDataFrame (store CRS): for callers that want one, not the
+        request path."""
+        return gpd.GeoDataFrame(
+            {name: self.columns[name] for name in (*self.view.fields, *FACT_COLUMNS)},
+            geometry=list(self.geometry),
+            crs=self.epsg,
+        )
 
     def records(self) -> list[dict[str, Any]]:
         """The page as plain dicts (no geometry): the list view's rows."""
-        return [
-            plot_properties(row, self.view)
-            for row in self.rows.drop(columns="geometry").to_dict("records")
-        ]
+        names = (*self.view.fields, *FACT_COLUMNS)
+        out = [dict(zip(names, values)) for values in zip(*(self.columns[n] for n in names))]
+        for record in out:
+            record["sectors"] = list(_sector_list(record["sectors"]))
+        return out
 
     def feature_collection(self) -> dict[str, Any]:
         """A WGS84 GeoJSON FeatureCollection with ``numberMatched``/``numberReturned``."""
-        geoms = to_geojson_geometries(self.rows.geometry.values, epsg=epsg_of(self.rows))
+        geoms = to_geojson_geometries(self.geometry, epsg=self.epsg)
         features = [
             {"type": "Feature", "id": props["plot_id"], "geometry": geom, "properties": props}
             for props, geom in zip(self.records(), geoms)
@@ -396,23 +433,21 @@ class PlotPage:
         }
 
 
+@lru_cache(maxsize=1024)
+def _sector_list(text: str | None) -> tuple[str, ...]:
+    """The allowed sectors of ``text`` as codes in :data:`SECTORS` order (all for ``*``)."""
+    allowed = parse_sectors(text)
+    return SECTORS if allowed is None else tuple(s for s in SECTORS if s in allowed)
+
+
 def plot_properties(row: Mapping[Any, Any], view: PlotView) -> dict[str, Any]:
     """The properties of one catalogue plot that ``view`` shows, with its servicing facts
     (sectors as a list of codes)."""
     out = {name: plain(row.get(name)) for name in (*view.fields, *FACT_COLUMNS)}
-    allowed = parse_sectors(out["sectors"])
-    out["sectors"] = list(SECTORS) if allowed is None else [s for s in SECTORS if s in allowed]
+    out["sectors"] = list(_sector_list(out["sectors"]))
     for name in ("rail", "power", "water"):
         out[name] = None if out[name] is None else bool(out[name])
     return out
-
-
-def _empty_plots(epsg: int) -> gpd.GeoDataFrame:
-    layer = get_layer("plots")
-    frame = gpd.GeoDataFrame({name: [] for name in layer.names}, geometry=[], crs=epsg)
-    for column in FACT_COLUMNS:
-        frame[column] = []
-    return frame
 
 
 def _join_facts(
@@ -429,6 +464,11 @@ def search(
 ) -> PlotPage:
     """Answer catalogue filters: the store's R-tree and attribute filters first, then the
     servicing facts, then sort and page.
+
+    Without servicing filters the store counts, sorts and pages in SQL and the page's
+    rows go straight to plain columns (:meth:`geo.store.Store.rows`); the servicing
+    filters read every candidate's facts by column and filter, sort and page in pandas.
+    Either way ties sort by plot_id and missing values last.
 
     Parameters
     ----------
@@ -449,44 +489,79 @@ def search(
         For a status the role may not see.
     """
     view = plot_view(role)
-    where: dict[str, Any] | None = view.where(filters.status)
+    where: dict[str, Any] = {**(view.where(filters.status) or {}), **filters.store_where()}
     bbox = working_bbox(filters.bbox, store.epsg)
     if bbox is not None and not bbox:  # outside the store CRS's area: nothing matches
-        return PlotPage(filters, 0, _empty_plots(store.epsg), view)
-    where = {**(where or {}), **filters.area_where()} or None
+        empty = Rows({name: [] for name in view.fields}, np.empty(0, dtype=object))
+        return _page(filters, 0, empty, store.epsg, view)
     as_of = filters.as_of
     if filters.servicing_filters and servicing is None:
         raise ValueError("the servicing filters need the servicing model (servicing=...)")
-    if not (filters.attribute_filters or filters.servicing_filters):
+    if not filters.servicing_filters:
         # Everything the store can answer itself: count, sort and page in SQL.
-        matched = store.count("plots", bbox=bbox, where=where)
-        rows = store.read(
+        # A viewport's page counts its matches in the same query; the whole zone's count
+        # is kept per revision instead.
+        rows = store.rows(
             "plots",
+            view.fields,
             bbox=bbox,
-            where=where,
+            where=where or None,
             order_by=filters.sort,
             limit=filters.limit,
             offset=filters.offset,
+            matched=bbox is not None,
         )
-        return PlotPage(filters, matched, _join_facts(rows, servicing, as_of, True), view)
-    frame = store.read("plots", bbox=bbox, where=where)
-    frame = frame[_attribute_mask(frame, filters)]
-    if filters.servicing_filters:
-        frame = _join_facts(frame, servicing, as_of)
-        frame = frame[_servicing_mask(frame, filters)]
+        matched = rows.matched if rows.matched is not None else _zone_count(store, where)
+        columns = {**rows.columns, **fact_columns(servicing, rows.columns["plot_id"], as_of)}
+        assert rows.geometry is not None  # plots are features
+        return PlotPage(filters, matched, columns, rows.geometry, store.epsg, view)
+    frame = store.read("plots", bbox=bbox, where=where or None)
+    frame = _join_facts(frame, servicing, as_of)
+    frame = frame[_servicing_mask(frame, filters)]
     frame = _sorted(frame, filters.sort)
     page = frame.iloc[filters.offset : filters.offset + filters.limit]
-    if not filters.servicing_filters:
-        page = _join_facts(page, servicing, as_of, True)
-    return PlotPage(filters, len(frame), page.reset_index(drop=True), view)
+    return _page(filters, len(frame), page, store.epsg, view)
 
 
-def _attribute_mask(frame: pd.DataFrame, filters: PlotFilters) -> np.ndarray:
-    mask = np.ones(len(frame), dtype=bool)
-    if filters.sector is not None:
-        allowed = [parse_sectors(text) for text in frame["sectors"].tolist()]
-        mask &= np.array([a is None or filters.sector in a for a in allowed], dtype=bool)
-    return mask
+_COUNTS: weakref.WeakKeyDictionary[Store, OrderedDict[Hashable, int]] = weakref.WeakKeyDictionary()
+_COUNTS_LOCK = threading.Lock()
+_COUNTS_KEPT = 64  # counts kept per store
+
+
+def _zone_count(store: Store, where: Mapping[str, Any]) -> int:
+    """How many plots of the whole zone match: counted in SQL once per plots revision (a
+    scan of the layer), so paging through the zone counts once, not per page."""
+    key: Hashable = (
+        store.revision(["plots"]),
+        tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in where.items())),
+    )
+    with _COUNTS_LOCK:
+        kept = _COUNTS.get(store)
+        known = None if kept is None else kept.get(key)
+    if known is not None:
+        return known
+    matched = store.count("plots", where=where or None)
+    with _COUNTS_LOCK:
+        counts = _COUNTS.setdefault(store, OrderedDict())
+        counts[key] = matched
+        while len(counts) > _COUNTS_KEPT:
+            counts.popitem(last=False)
+    return matched
+
+
+def _page(filters: PlotFilters, matched: int, rows: Any, epsg: int, view: PlotView) -> PlotPage:
+    """A :class:`PlotPage` from a joined frame or from :class:`geo.store.base.Rows`
+    without facts (an empty page)."""
+    names = (*view.fields, *FACT_COLUMNS)
+    if isinstance(rows, pd.DataFrame):
+        columns = {name: [plain(v) for v in rows[name].tolist()] for name in names}
+        for name in ("rail", "power", "water"):
+            columns[name] = [None if v is None else bool(v) for v in columns[name]]
+        geoms = np.asarray(rows.geometry.values, dtype=object)
+    else:
+        columns = {name: list(rows.columns.get(name, [])) for name in names}
+        geoms = rows.geometry
+    return PlotPage(filters, matched, columns, geoms, epsg, view)
 
 
 def _servicing_mask(frame: pd.DataFrame, filters: PlotFilters) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["FACT_COLUMNS", "servicing_facts", "facts_for"]
+__all__ = ["FACT_COLUMNS", "servicing_facts", "facts_for", "fact_columns"]
 
 FACT_COLUMNS = (
     "rail",
@@ -25,6 +25,7 @@ FACT_COLUMNS = (
     "waits_for",
 )
 _FACTS_PER_MODEL = 8  # as_of dates kept per servicing model
+_FLAGS = ("rail", "power", "water")
 
 
 def servicing_facts(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
@@ -67,22 +68,92 @@ _FACTS: weakref.WeakKeyDictionary[Any, dict[dt.date | None, _Once]] = weakref.We
 _FACTS_LOCK = threading.Lock()
 
 
+class _Facts:
+    """Facts by column with a plot_id lookup: what pages read by position.
+
+    The lookup is an object-dtype index (its hash table built here, once): pandas' Arrow
+    string index answers a page's lookup about 8x slower. Numeric and boolean columns
+    are indexed in place; Arrow text columns give only the page's rows.
+    """
+
+    def __init__(self, frame: pd.DataFrame, every: bool = True):
+        self.frame = frame
+        #: Whether this holds every plot (else one page's, in its order).
+        self.every = every
+        self.index = pd.Index(frame.index.to_numpy(dtype=object), dtype=object)
+        self.index.get_indexer(self.index[:1])  # builds the hash table now
+        self.arrays = {
+            column: frame[column].to_numpy()
+            if isinstance(frame[column].dtype, np.dtype)
+            else frame[column].array
+            for column in FACT_COLUMNS
+        }
+
+    def page(self, ids: list[str]) -> dict[str, list[Any]]:
+        """The facts of ``ids`` as plain columns (None where missing or unknown)."""
+        pos = self.index.get_indexer(pd.Index(ids, dtype=object))
+        found = pos >= 0
+        every = bool(found.all())
+        take = np.where(found, pos, 0)
+        out: dict[str, list[Any]] = {}
+        for column, values in self.arrays.items():
+            if isinstance(values, np.ndarray):
+                picked = values[take]
+                if picked.dtype.kind == "f":
+                    boxed = picked.astype(object)
+                    boxed[~np.isfinite(picked)] = None
+                    items = boxed.tolist()
+                elif picked.dtype.kind == "O":
+                    items = [None if _missing(v) else v for v in picked.tolist()]
+                else:
+                    items = picked.tolist()
+            else:
+                items = values.take(take).to_numpy(dtype=object, na_value=None).tolist()
+            if column in _FLAGS:
+                items = [None if v is None else bool(v) for v in items]
+            out[column] = items if every else [v if ok else None for v, ok in zip(items, found)]
+        return out
+
+
 class _Once:
     """A value built once, by the first caller; the others wait for it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._value: pd.DataFrame | None = None
+        self._value: _Facts | None = None
 
-    def get(self, build: Any) -> pd.DataFrame:
+    def get(self, build: Any) -> _Facts:
         with self._lock:
             if self._value is None:
                 self._value = build()
             return self._value
 
-    def peek(self) -> pd.DataFrame | None:
+    def peek(self) -> _Facts | None:
         """The value if it is built already (never waits)."""
         return self._value
+
+
+def fact_columns(
+    model: Any, plot_ids: Sequence[str], as_of: dt.date | None
+) -> dict[str, list[Any]]:
+    """The servicing facts of a page of ``plot_ids`` (as :func:`facts_for` with ``page``),
+    as plain columns: lists of bool, float, str, list of str or None (never NaN).
+
+    Read by position from the cached facts of every plot (their plot_id index finds the
+    rows), so a page costs its rows, not a frame join.
+    """
+    ids = [str(i) for i in plot_ids]
+    facts = _facts(model, ids, as_of, page=True)
+    if facts is None or len(facts.frame) == 0:
+        return {column: [None] * len(ids) for column in FACT_COLUMNS}
+    return facts.page(ids)
+
+
+def _missing(value: Any) -> bool:
+    """None, NA or a non-finite number: no fact."""
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, (float, np.floating)) and not np.isfinite(value)
 
 
 def facts_for(
@@ -97,8 +168,18 @@ def facts_for(
     after a write costs that page, not the zone.  Without a model every fact is missing.
     """
     ids = [str(i) for i in plot_ids]
-    if model is None or not ids:
+    facts = _facts(model, ids, as_of, page=page)
+    if facts is None:
         return servicing_facts([]).reindex(ids)
+    return facts.frame.reindex(ids) if facts.every else facts.frame
+
+
+def _facts(model: Any, ids: list[str], as_of: dt.date | None, *, page: bool) -> _Facts | None:
+    """Every plot's facts (cached, see :func:`facts_for`; ``every`` True), or, for a ``page``
+    asked before those are built, the page's own in ``ids`` order; None without a model
+    or ids."""
+    if model is None or not ids:
+        return None
     with _FACTS_LOCK:
         per_model = _FACTS.setdefault(model, {})
         entry = per_model.get(as_of)
@@ -108,12 +189,11 @@ def facts_for(
                 per_model.pop(next(iter(per_model)))
     built = None if entry is None else entry.peek()
     if built is None and page:
-        own: pd.DataFrame = model.facts(as_of, ids)
-        return own
+        return _Facts(model.facts(as_of, ids), every=False)
     if built is None:
         assert entry is not None  # made above for anything but a page
-        built = entry.get(lambda: model.facts(as_of))
-    return built.reindex(ids)
+        built = entry.get(lambda: _Facts(model.facts(as_of)))
+    return built
 
 
 def _ready_by(ready: pd.Series, by: dt.date) -> np.ndarray:

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 import shapely
 
 from geo.crs import WEB_DECIMALS, WGS84_EPSG, crs_of, transformer
@@ -70,7 +70,7 @@ def to_geojson_geometries(
         return np.round(np.column_stack([x, y]), decimals)
 
     out = shapely.transform(arr, project)
-    return [None if text is None else json.loads(text) for text in shapely.to_geojson(out)]
+    return [None if text is None else orjson.loads(text) for text in shapely.to_geojson(out)]
 
 
 def layer_where(name: str, role: str | None) -> dict[str, Any] | None:

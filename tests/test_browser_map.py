@@ -117,3 +117,55 @@ def test_planner_page_loads_drawing_tools(live_server, page):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "planner.png"))
     assert page.zp_blocked == [] and page.zp_errors == [], page.zp_errors[:3]
+
+
+def test_a_click_on_a_block_of_small_plots_offers_to_zoom_in(live_server, page, store):
+    """Plots too small to see at z12 come as blocks (geo.overview): a click says how many
+    plots the block holds and its button zooms in towards the click."""
+    import geopandas as gpd
+    import shapely
+
+    from geo.crs import WGS84_EPSG, transformer
+
+    minx, miny, maxx, maxy = store.extent("zone")
+    x0, y0 = maxx + 300.0, (miny + maxy) / 2
+    cells = [(i % 6, i // 6) for i in range(36)]
+    store.insert(
+        "plots",
+        gpd.GeoDataFrame(
+            {
+                "plot_id": [f"B-{i:03d}" for i in range(36)],
+                "status": ["available"] * 36,
+                "geometry": [
+                    shapely.box(x0 + c * 25, y0 + r * 25, x0 + c * 25 + 20, y0 + r * 25 + 20)
+                    for c, r in cells
+                ],
+            },
+            crs=store.epsg,
+        ),
+    )
+    lon, lat = transformer(store.epsg, WGS84_EPSG).transform(x0 + 72.0, y0 + 72.0)
+    _open(page, live_server)
+    page.evaluate(
+        "([lat, lon]) => window[document.getElementById('zp-map').dataset.map]"
+        ".setView([lat, lon], 12, {animate: false})",
+        [lat, lon],
+    )
+    _tiles_drawn(page)
+    box = page.locator("#zp-map .folium-map").bounding_box()
+    pt = page.evaluate(
+        "([lat, lon]) => { const m = window[document.getElementById('zp-map').dataset.map]; "
+        "const p = m.latLngToContainerPoint([lat, lon]); return [p.x, p.y]; }",
+        [lat, lon],
+    )
+    page.mouse.click(box["x"] + pt[0], box["y"] + pt[1])
+    note = page.locator(".leaflet-popup-content .zp-block")
+    note.wait_for()
+    assert "36 plots" in note.inner_text() and "zoom in" in note.inner_text().lower()
+    assert page.get_attribute("#zp-map .folium-map", "data-picked") == "plots/block"
+    page.locator(".leaflet-popup-content .zp-block-zoom").click()
+    page.wait_for_function(
+        "() => window[document.getElementById('zp-map').dataset.map].getZoom() === 14"
+    )
+    _tiles_drawn(page)
+    assert page.zp_errors == [], f"console errors: {page.zp_errors[:3]}"

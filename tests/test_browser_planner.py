@@ -356,3 +356,41 @@ def test_a_plot_drawn_only_as_tiles_is_selected_and_moved(planner_page, snap):
     assert staff["properties"]["status"] == "reserved"
     shot(page, "12-tile-plot-moved")
     assert page.zp_errors == [], page.zp_errors[:3]
+
+
+def test_a_click_on_a_block_of_small_plots_zooms_in_to_pick_one(planner_page, store):
+    """Plots too small to see at z12 come as blocks (geo.overview): the planner's click on
+    one zooms in towards it, to the outlines, where the same click selects the plot."""
+    import geopandas as gpd
+
+    minx, miny, maxx, maxy = store.extent("zone")
+    x0, y0 = maxx + 300.0, (miny + maxy) / 2
+    store.insert(
+        "plots",
+        gpd.GeoDataFrame(
+            {
+                "plot_id": [f"B-{i:03d}" for i in range(36)],
+                "status": ["candidate"] * 36,
+                "geometry": [
+                    shapely.box(x0 + c * 25, y0 + r * 25, x0 + c * 25 + 20, y0 + r * 25 + 20)
+                    for c, r in ((i % 6, i // 6) for i in range(36))
+                ],
+            },
+            crs=store.epsg,
+        ),
+    )
+    page = planner_page
+    open_workspace(page, page.zp_base)
+    centre = (x0 + 60.0, y0 + 60.0)  # inside plot B-014
+    view(page, centre, 12)
+    page.wait_for_selector("#zp-planner[data-plots=tiles]")
+    page.wait_for_function("() => !zpPlanner.tiles._loading")
+    with page.expect_response(lambda r: "/map/features?" in r.url) as asked:
+        page.mouse.click(*pixels(page, [centre])[0])
+    assert asked.value.json()["block"]["plots"] >= 1
+    page.wait_for_function("() => zpPlanner.map.getZoom() >= 14")
+    page.wait_for_selector("#zp-planner[data-plots=outlines]")
+    page.mouse.click(*pixels(page, [centre])[0])
+    page.locator("#zp-pl-title").filter(has_text="B-014").wait_for()
+    shot(page, "13-block-zoomed-in")
+    assert page.zp_errors == [], page.zp_errors[:3]

@@ -384,14 +384,14 @@ def test_failed_export_leaves_no_file(db, tmp_path, monkeypatch):
 
     calls = []
 
-    def boom(layer, frame, directory, **kw):
+    def boom(layer, table, **kw):
         calls.append(layer)
         if len(calls) == 3:
             raise OSError("disk full")
-        return real(layer, frame, directory, **kw)
+        return real(layer, table, **kw)
 
-    real = gio.write_shapefile
-    monkeypatch.setattr(gio, "write_shapefile", boom)
+    real = gio.shapefile_parts
+    monkeypatch.setattr(gio, "shapefile_parts", boom)
     out = tmp_path / "all.zip"
     out.write_bytes(b"previous export")
     with pytest.raises(OSError, match="disk full"):

@@ -29,6 +29,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 from flask import (
     Blueprint,
     Response,
@@ -244,6 +245,15 @@ def finite_json(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [finite_json(v) for v in value]
     return value
+
+
+def fast_json(value: Any, status: int = 200) -> Response:
+    """``value`` as a JSON response encoded by orjson: NaN and infinities become null as
+    :func:`finite_json` makes them, numpy scalars and arrays plain numbers. For large,
+    plain answers (a page of GeoJSON), where the stdlib encoder and the walk of
+    :func:`finite_json` cost more than building the page."""
+    body = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(body, status=status, mimetype="application/json")
 
 
 def api_error_with_problems(

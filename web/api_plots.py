@@ -15,7 +15,7 @@ from planner.catalogue import PlotFilters
 from planner.kpi import kpi as kpi_of
 from planner.visibility import NEVER_SERVED
 from web import deps
-from web.api import PLOT_ID, AsOfQuery, Geometry, endpoint
+from web.api import PLOT_ID, AsOfQuery, Geometry, endpoint, fast_json
 from web.auth import current_role
 from web.dashboard import timeline as plan_timeline
 
@@ -202,7 +202,7 @@ def list_plots(query: PlotFilters):
     )
     out = page.feature_collection()
     out["links"] = _links(page)
-    return out
+    return fast_json(out)
 
 
 @endpoint(

@@ -16,7 +16,10 @@ import numpy as np
 import shapely
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from flask_babel import gettext as _
+from flask_babel import ngettext
+from markupsafe import escape
 
+from geo import overview
 from geo.crs import WGS84_EPSG, transformer
 from geo.layers import FEATURE_LAYERS, get_layer
 from geo.store import NotFound
@@ -222,13 +225,76 @@ def pick():
         except NotFound:
             continue
         tolerance = pick_pixels(name) * pixel
-        rows = store.read(
-            name,
-            bbox=(x - tolerance, y - tolerance, x + tolerance, y + tolerance),
-            where=view.where,
-        )
-        hit = nearest_within(np.asarray(rows.geometry.values, dtype=object), point, tolerance)
+        box = (x - tolerance, y - tolerance, x + tolerance, y + tolerance)
+        rows = store.read(name, bbox=box, where=view.where)
+        geoms = np.asarray(rows.geometry.values, dtype=object)
+        blocks = _blocks(store, view, zoom, box) if name == "plots" else None
+        if blocks is not None:  # plots merged into blocks at this zoom are not picked alone
+            bounds = shapely.bounds(geoms).reshape(-1, 4)
+            size = np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1])
+            geoms[size < overview.min_size(blocks[0], store.epsg)] = None
+        hit = nearest_within(geoms, point, tolerance)
         if hit is not None:
             key = rows[get_layer(name).key].iloc[hit]
             return jsonify(_popup(view, store.get(name, key), store.epsg))
+        if blocks is not None:
+            near = _blocks_at(blocks[1], point, tolerance)
+            if near:
+                return jsonify(_block_popup(near, store.epsg))
     return jsonify({"layer": None, "id": None, "bbox": None, "html": None})
+
+
+def _blocks(
+    store: Any, view: LayerView, zoom: int, box: tuple[float, float, float, float]
+) -> tuple[int, list[overview.Block]] | None:
+    """The block level of ``zoom`` and the blocks near ``box`` the view may see; None when
+    plots are single features at this zoom (or the store keeps no overview)."""
+    level = overview.level_of(zoom)
+    usable, statuses = overview.statuses_of(view.where)
+    if level is None or not usable:
+        return None
+    found = store.plot_blocks(level, box, statuses)
+    return None if found is None else (level, found)
+
+
+def _blocks_at(
+    blocks: list[overview.Block], point: shapely.Point, tolerance: float
+) -> list[overview.Block]:
+    """The blocks nearest ``point`` within ``tolerance`` (those of every status that overlap
+    there), most plots first."""
+    if not blocks:
+        return []
+    distance = shapely.distance(np.asarray([b.geometry for b in blocks], dtype=object), point)
+    best = float(np.min(distance))
+    if best > tolerance:
+        return []
+    return sorted(
+        (b for b, d in zip(blocks, distance.tolist()) if d <= best), key=lambda b: -b.plots
+    )
+
+
+def _block_popup(blocks: list[overview.Block], epsg: int) -> dict[str, Any]:
+    """What a click on blocks answers: how many plots they hold, of which statuses, and
+    where to zoom in."""
+    plots = sum(b.plots for b in blocks)
+    bounds = shapely.bounds(shapely.union_all([b.geometry for b in blocks]))
+    bbox = [round(v, 7) for v in transformer(epsg, WGS84_EPSG).transform_bounds(*bounds)]
+    text = ngettext(
+        "%(num)d plot here: zoom in to pick one", "%(num)d plots here: zoom in to pick one", plots
+    )
+    button = _("Zoom in")
+    html = (
+        f'<p class="zp-block">{escape(text)}</p>'
+        f'<button type="button" class="zp-block-zoom">{escape(button)}</button>'
+    )
+    return {
+        "layer": "plots",
+        "id": None,
+        "block": {
+            "status": blocks[0].status,
+            "plots": plots,
+            "statuses": {b.status: b.plots for b in blocks},
+        },
+        "bbox": bbox,
+        "html": html,
+    }

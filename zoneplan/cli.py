@@ -44,6 +44,7 @@ COMMAND_OWNERS = {
     "init": "core",
     "info": "core",
     "migrate": "core",
+    "overview": "core",
     "import": "files",
     "export": "files",
     "servicing": "servicing",

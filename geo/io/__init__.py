@@ -5,8 +5,8 @@ working CRS, :mod:`geo.io.read` over :mod:`geo.io.sources`) -> ``plan_import``
 (every check, nothing written; a preview) -> ``apply_import`` (one transaction;
 both in :mod:`geo.io.imports`). Exports go ``export_layers`` (a file written
 beside its destination and renamed into place) or ``export_bytes`` for HTTP
-(:mod:`geo.io.export`). Arrow typing and the shapefile writer live in
-:mod:`geo.io.formats`. None of these functions know about the CLI or Flask.
+(:mod:`geo.io.export`). Arrow typing lives in :mod:`geo.io.formats`, the
+shapefile writer in :mod:`geo.io.shapefile`. None of these functions know about the CLI or Flask.
 """
 
 from geo.io.export import (
@@ -24,12 +24,9 @@ from geo.io.formats import (
     MEDIA_TYPES,
     NEVER_EXPORTED,
     NOT_IMPORTABLE,
-    ShapefileLimitWarning,
     Source,
-    dbf_width,
     read_file,
     to_arrow,
-    write_shapefile,
 )
 from geo.io.imports import (
     COMMITTED_STATUSES,
@@ -42,6 +39,7 @@ from geo.io.imports import (
     write_import,
 )
 from geo.io.read import Upload, importable_layer, load_upload, read_upload
+from geo.io.shapefile import ShapefileLimitWarning, dbf_width, write_shapefile
 
 __all__ = [
     "CLI_OPTIONS",

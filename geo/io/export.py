@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,8 @@ from geo.io.formats import (
     PYOGRIO_ERRORS,
     first_line,
     to_arrow,
-    write_shapefile,
 )
+from geo.io.shapefile import shapefile_parts, write_parts
 from geo.layers import LAYERS, Layer, get_layer
 from geo.store import Null, Range
 from geo.validate import (
@@ -180,15 +180,6 @@ def _write_gpkg_layer(layer: Layer, frame: pd.DataFrame | pa.Table, path: Path, 
     )
 
 
-def _shapefile_members(layer: Layer, folder: Path) -> list[tuple[Path, str]]:
-    parts = archive.SHAPEFILE_PARTS if layer.is_feature else (".dbf", ".cpg")
-    return [
-        (folder / f"{layer.name}{s}", f"{layer.name}{s}")
-        for s in parts
-        if (folder / f"{layer.name}{s}").exists()
-    ]
-
-
 def export_layers(
     store: Any,
     layers: str | Sequence[str],
@@ -330,8 +321,8 @@ def _export_plain_shapefile(
     indexes, an old ``.prj``) are removed so they cannot describe the new one.
     """
     name = lyr.name
-    frame = _frame_for_export(store, name, where, epsg, lyr)
-    written = write_shapefile(lyr, frame, work, name=out.stem, epsg=epsg)
+    table = _as_table(lyr, _frame_for_export(store, name, where, epsg, lyr))
+    written = write_parts(shapefile_parts(lyr, table, epsg=epsg), work, out.stem)[0]
     for suffix in _STALE_SHAPEFILE_SIDECARS:
         stale = out.parent / f"{out.stem}{suffix}"
         if stale.is_file():
@@ -339,7 +330,7 @@ def _export_plain_shapefile(
     parts = sorted(work.glob(f"{out.stem}.*"), key=lambda p: p == written)
     for part in parts:
         os.replace(part, out.parent / part.name)
-    (progress or (lambda _msg: None))(f"{name}: {len(frame)} row(s)")
+    (progress or (lambda _msg: None))(f"{name}: {table.num_rows} row(s)")
     return out.parent / written.name
 
 
@@ -355,26 +346,42 @@ def _export_into(
 ) -> Path:
     """Write the export inside ``work``; return the finished file."""
     say = progress or (lambda _msg: None)
-    members: list[tuple[Path, str]] = []
-    target = work / "export.part"
+    if fmt == "shp":
+        # each layer's files go straight from memory into the zip, read one layer at a time
+        members = _shapefile_members(store, schemas, where, epsg, say)
+        return archive.write_zip_streams(work / "export.part", members, level=zip_level)
+    files: list[tuple[Path, str]] = []
+    target = work / "export.gpkg"
     for lyr in schemas:
         name = lyr.name
         frame = _frame_for_export(store, name, where, epsg, lyr)
-        if fmt == "shp":
-            write_shapefile(lyr, frame, work, epsg=epsg)
-            members += _shapefile_members(lyr, work)
-        elif fmt == "gpkg":
-            target = work / "export.gpkg"
+        if fmt == "gpkg":
             _write_gpkg_layer(lyr, frame, target, epsg)
         else:
             path = _write_geojson(lyr, frame, work / f"{name}.geojson", epsg)
-            members.append((path, path.name))
+            files.append((path, path.name))
         say(f"{name}: {len(frame)} row(s)")
     if fmt == "gpkg":
         return target
-    if fmt == "geojson" and len(schemas) == 1:
-        return members[0][0]
-    return archive.write_zip(target, members, level=zip_level)
+    if len(schemas) == 1:
+        return files[0][0]
+    return archive.write_zip(work / "export.part", files, level=zip_level)
+
+
+def _shapefile_members(
+    store: Any,
+    schemas: list[Layer],
+    where: Mapping[str, Any] | None,
+    epsg: int,
+    say: Callable[[str], None],
+) -> Iterator[tuple[str, int, Iterable[Any]]]:
+    """``(name in the zip, size, blocks)`` of every layer's shapefile parts, a layer
+    read only when the zip reaches it."""
+    for lyr in schemas:
+        table = _as_table(lyr, _frame_for_export(store, lyr.name, where, epsg, lyr))
+        for part in shapefile_parts(lyr, table, epsg=epsg):
+            yield f"{lyr.name}{part.suffix}", part.size, part.blocks
+        say(f"{lyr.name}: {table.num_rows} row(s)")
 
 
 def export_filename(layers: str | Sequence[str], fmt: str) -> str:

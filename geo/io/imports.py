@@ -16,13 +16,11 @@ import shapely
 from geo.io.formats import Source
 from geo.io.read import Upload, importable_layer, problem_order, read_upload
 from geo.layers import Layer, get_layer
+from geo.store.base import CheckedRows, check_rows
 from geo.validate import (
     Problem,
     ValidationError,
-    check_geometries,
-    coerce_attributes,
     overlaps,
-    single_part,
     zone_envelope,
 )
 
@@ -74,6 +72,9 @@ class ImportPlan:
     ignored_columns : list of str
     revision : str
         The store's revision the checks were made against.
+    rows : CheckedRows or None
+        The rows as checked (typed, single-part geometries), which the store inserts
+        without checking them again.
     """
 
     layer: str
@@ -90,6 +91,7 @@ class ImportPlan:
     source: str = ""
     ignored_columns: list[str] = dc_field(default_factory=list)
     revision: str = ""
+    rows: CheckedRows | None = dc_field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -244,27 +246,27 @@ def plan_import(
             )
         ]
         return plan
-    typed, problems = coerce_attributes(lyr, frame)
-    problems = list(upload.problems) + _missing_columns(lyr, frame, problems)
+    # Every row is checked once, here: the store takes the checked rows as they are.
+    envelope, note = import_envelope(store, lyr.name) if lyr.is_feature else (None, "")
+    rows = check_rows(lyr, frame, epsg=store.epsg, envelope=envelope, envelope_note=note)
+    typed = rows.typed
+    problems = list(upload.problems) + _missing_columns(lyr, frame, list(rows.attribute_problems))
     plan.columns = tuple(f.name for f in lyr.input_fields if f.name in frame.columns)
     ids = typed[lyr.key].tolist()
     plan.frame = typed
-    if lyr.is_feature:
-        geoms = single_part(gpd.GeoSeries(np.asarray(frame.geometry.values), crs=store.epsg)).values
+    plan.rows = rows
+    if rows.geoms is not None:
+        geoms = rows.geoms
         unread = {p.index for p in upload.problems if p.field == "geometry"}
-        envelope, note = import_envelope(store, lyr.name)
-        geo_problems = [
-            p
-            for p in check_geometries(lyr, geoms, ids, envelope=envelope, envelope_note=note)
-            if p.index not in unread
-        ]
+        geo_problems = [p for p in rows.geometry_problems if p.index not in unread]
         problems += geo_problems
         usable = np.ones(len(frame), dtype=bool)
         usable[[i for i in unread | {p.index for p in geo_problems} if i is not None]] = False
-        plan.frame = gpd.GeoDataFrame(typed, geometry=np.asarray(geoms), crs=store.epsg)
+        plan.frame = gpd.GeoDataFrame(typed, geometry=geoms, crs=store.epsg, copy=False)
         if lyr.name == "plots":
-            problems += _self_overlaps(plan.frame, usable)
-    in_file = {str(k) for k in ids if k is not None}
+            tree = shapely.STRtree(geoms[usable])  # the input's, for both overlap tests
+            problems += _self_overlaps(plan.frame, usable, tree)
+    in_file = set(ids) - {None}  # typed ids are text
     stored = _stored_rows(store, lyr, in_file)
     _plan_updates(plan, lyr, stored)
     if plan.replace:
@@ -272,10 +274,7 @@ def plan_import(
         problems += _committed_removals(store, lyr, plan.removed)
     elif lyr.name == "plots":
         problems += _overlaps_with_store(
-            store,
-            cast(gpd.GeoDataFrame, plan.frame),
-            in_file,
-            usable,
+            store, cast(gpd.GeoDataFrame, plan.frame), in_file, usable, tree
         )
     plan.problems = sorted(problems, key=problem_order)
     return plan
@@ -464,12 +463,15 @@ def _usable_geoms(frame: gpd.GeoDataFrame, usable: np.ndarray | None = None) -> 
     return np.flatnonzero(ok)
 
 
-def _self_overlaps(frame: gpd.GeoDataFrame, usable: np.ndarray) -> list[Problem]:
+def _self_overlaps(
+    frame: gpd.GeoDataFrame, usable: np.ndarray, tree: shapely.STRtree | None = None
+) -> list[Problem]:
+    """Overlaps among the input's usable plots (``tree``: an STRtree over them)."""
     idx = _usable_geoms(frame, usable)
     sub = gpd.GeoSeries(frame.geometry.values[idx])
     keys = frame["plot_id"].tolist()
     out = []
-    for a, b, area in overlaps(sub):
+    for a, b, area in overlaps(sub, tree=tree):
         i, j = int(idx[a]), int(idx[b])
         out.append(
             Problem(
@@ -483,10 +485,15 @@ def _self_overlaps(frame: gpd.GeoDataFrame, usable: np.ndarray) -> list[Problem]
 
 
 def _overlaps_with_store(
-    store: Any, frame: gpd.GeoDataFrame, in_file: set[str], usable: np.ndarray | None = None
+    store: Any,
+    frame: gpd.GeoDataFrame,
+    in_file: set[str],
+    usable: np.ndarray | None = None,
+    tree: shapely.STRtree | None = None,
 ) -> list[Problem]:
     """Overlaps with stored plots the file does not mention (those it mentions get the
-    file's geometry, checked among the input)."""
+    file's geometry, checked among the input; ``tree``: an STRtree over the usable
+    input, as the self-overlap test built it)."""
     idx = _usable_geoms(frame, usable)
     if not len(idx):
         return []
@@ -496,7 +503,7 @@ def _overlaps_with_store(
     keys = frame["plot_id"].tolist()
     stored_keys = stored["plot_id"].tolist()
     out = []
-    for a, b, area in overlaps(sub, gpd.GeoSeries(stored.geometry.values)):
+    for a, b, area in overlaps(sub, gpd.GeoSeries(stored.geometry.values), tree=tree):
         i = int(idx[a])
         out.append(
             Problem(
@@ -541,11 +548,10 @@ def write_import(tx: Any, store: Any, plan: ImportPlan) -> list[str]:
         tx.delete(lyr.name, key)
     for key, changes in plan.updates.items():
         tx.update(lyr.name, key, changes, version=plan.versions[key])
-    new = (
-        plan.frame
-        if len(plan.new_ids) == len(plan.frame)  # every feature is new (a first import)
-        else plan.frame[_among(plan.frame[lyr.key], set(plan.new_ids))]
-    )
+    new: pd.DataFrame | CheckedRows = plan.frame if plan.rows is None else plan.rows
+    if len(plan.new_ids) != len(plan.frame):  # not every feature is new (not a first import)
+        mask = _among(plan.frame[lyr.key], set(plan.new_ids))
+        new = plan.frame[mask] if plan.rows is None else plan.rows.take(mask)
     added = tx.insert(lyr.name, new) if len(new) else []
     return [*added, *plan.updates]
 

@@ -27,6 +27,7 @@ from geo.validate import (
     Problem,
     ValidationError,
     format_coordinate,
+    not_finite,
 )
 
 # Problems listed one by one before the rest are counted (a whole file in the wrong
@@ -160,8 +161,7 @@ def _parse_geometries(wkb: np.ndarray) -> tuple[np.ndarray, list[tuple[int, str]
                 reasons.append((int(i), f"geometry does not parse: {first_line(err)}"))
         if shapely.has_z(geoms).any():
             geoms = shapely.force_2d(geoms)
-        coords, owner = shapely.get_coordinates(geoms, return_index=True)
-    for i in np.unique(owner[~np.isfinite(coords).all(axis=1)]):
+    for i in np.flatnonzero(not_finite(geoms)):
         reasons.append(
             (int(i), "invalid geometry: coordinates that are not numbers (NaN or infinite)")
         )
@@ -384,7 +384,10 @@ def read_upload(
             raise ValueError(
                 f"{desc}: cannot reproject from {src.name} to EPSG:{epsg} ({first_line(err)})"
             ) from None
-    frame = gpd.GeoDataFrame(attrs.reset_index(drop=True), geometry=series.values, crs=epsg)
+    # copy=False: geopandas copies a DataFrame it is given (every column, ~0.2 s per 200k rows)
+    frame = gpd.GeoDataFrame(
+        attrs.reset_index(drop=True), geometry=series.values, crs=epsg, copy=False
+    )
     return Upload(
         lyr.name, frame, sorted(problems, key=problem_order), desc, src.to_string(), ignored
     )

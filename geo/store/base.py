@@ -18,7 +18,7 @@ import pandas as pd
 import shapely
 
 from geo import tiles
-from geo.layers import FEATURE_LAYERS, LAYERS, Layer, get_layer
+from geo.layers import FEATURE_LAYERS, LAYERS, Layer, get_layer, parse_list
 from geo.validate import Problem, ValidationError, check_geometries, coerce_attributes, coerce_value
 
 Bbox = tuple[float, float, float, float]
@@ -48,6 +48,24 @@ class ListHas:
 
     value: str
     everything: str = "*"
+
+
+def list_has(text: str | None, value: str | None, everything: str = "*") -> bool:
+    """Whether comma-list ``text`` holds ``value`` as :class:`ListHas` means it (the
+    reading of :func:`geo.layers.parse_list`); the backends' SQL renders this rule."""
+    items = parse_list(text, everything)
+    return items is None or value in items
+
+
+def list_token(value: str) -> bool:
+    """Whether ``value`` can be an item of a comma list (non-empty, no comma, no
+    surrounding whitespace): any other value matches only "every value" lists."""
+    return bool(value) and "," not in value and value == value.strip()
+
+
+#: Every character ``str.strip()`` removes (no whitespace lies beyond U+3000), for the SQL
+#: renderings of :class:`ListHas`.
+LIST_SPACE = "".join(ch for ch in map(chr, range(0x3001)) if ch.isspace())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,29 +159,104 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
-def prepare_rows(layer: Layer, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """Validate ``frame`` for insertion: typed attributes and checked geometries.
+@dataclasses.dataclass(frozen=True, eq=False)
+class CheckedRows:
+    """Rows of one layer checked by :func:`check_rows`: the schema-typed attributes, the
+    geometries (single parts, in the CRS ``epsg``) and every problem found.
 
-    Computed fields (``area_ha``) are derived here so every backend stores the
-    same values.
+    A session inserts them without checking again (the import plan checks each row once);
+    rows with problems are refused there. Made only by :func:`check_rows` and :meth:`take`.
+    """
+
+    layer: str
+    typed: pd.DataFrame
+    geoms: np.ndarray | None
+    epsg: int | None = None
+    attribute_problems: tuple[Problem, ...] = ()
+    geometry_problems: tuple[Problem, ...] = ()
+
+    @property
+    def problems(self) -> list[Problem]:
+        """Every problem: the attributes', then the geometries'."""
+        return [*self.attribute_problems, *self.geometry_problems]
+
+    def __len__(self) -> int:
+        return len(self.typed)
+
+    def take(self, rows: np.ndarray) -> CheckedRows:
+        """The rows at positions (or the boolean mask) ``rows``; only clean rows are split.
+
+        Raises
+        ------
+        ValueError
+            When the rows have problems (their positions would no longer match).
+        """
+        if self.problems:
+            raise ValueError("rows with problems are not split; refuse them instead")
+        typed = self.typed.iloc[rows].reset_index(drop=True)
+        geoms = None if self.geoms is None else self.geoms[rows]
+        return dataclasses.replace(self, typed=typed, geoms=geoms)
+
+
+def check_rows(
+    layer: Layer,
+    frame: pd.DataFrame,
+    *,
+    epsg: int | None = None,
+    envelope: Bbox | None = None,
+    envelope_note: str = "",
+) -> CheckedRows:
+    """Type the attributes of ``frame`` by the schema and check its geometries (in CRS
+    ``epsg``): the one place the rules of a stored row are applied.
+
+    ``envelope`` (and the note saying why) also refuses features outside that box (what
+    an import adds to the store's own rules).
+
+    Raises
+    ------
+    Invalid
+        When a feature layer's input has no geometry at all.
+    """
+    typed, problems = coerce_attributes(layer, frame.reset_index(drop=True))
+    if not layer.is_feature:
+        return CheckedRows(layer.name, typed, None, epsg, tuple(problems))
+    if "geometry" not in frame.columns and not isinstance(frame, gpd.GeoDataFrame):
+        raise Invalid([Problem(None, None, "geometry", "the input has no geometry")])
+    geoms = _single_parts(np.asarray(frame.geometry.values, dtype=object))
+    extra = {"envelope_note": envelope_note} if envelope_note else {}
+    geo = check_geometries(layer, geoms, typed[layer.key].tolist(), envelope=envelope, **extra)
+    return CheckedRows(layer.name, typed, geoms, epsg, tuple(problems), tuple(geo))
+
+
+def stored_rows(layer: Layer, rows: CheckedRows) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The typed attributes with the computed fields (``area_ha``) derived, so every
+    backend stores the same values, and the geometries.
+
+    Raises
+    ------
+    Invalid
+        When ``rows`` has problems or belongs to another layer.
+    """
+    if rows.layer != layer.name:
+        raise Invalid([Problem(None, None, None, f"rows of {rows.layer} given for {layer.name}")])
+    if rows.problems:
+        raise Invalid(rows.problems)
+    typed = rows.typed.copy(deep=False)
+    if rows.geoms is not None and layer.has("area_ha"):
+        typed["area_ha"] = np.round(shapely.area(rows.geoms) / 10_000.0, 4)
+    return typed, rows.geoms
+
+
+def prepare_rows(layer: Layer, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Validate ``frame`` for insertion: typed attributes and checked geometries
+    (:func:`check_rows`), computed fields derived (:func:`stored_rows`).
 
     Raises
     ------
     Invalid
         Listing every problem; nothing may be written.
     """
-    typed, problems = coerce_attributes(layer, frame.reset_index(drop=True))
-    geoms = None
-    if layer.is_feature:
-        if "geometry" not in frame.columns and not isinstance(frame, gpd.GeoDataFrame):
-            raise Invalid([Problem(None, None, "geometry", "the input has no geometry")])
-        geoms = _single_parts(np.asarray(frame.geometry.values, dtype=object))
-        problems += check_geometries(layer, geoms, typed[layer.key].tolist(), envelope=None)
-        if layer.has("area_ha"):
-            typed["area_ha"] = np.round(shapely.area(geoms) / 10_000.0, 4)
-    if problems:
-        raise Invalid(problems)
-    return typed, geoms
+    return stored_rows(layer, check_rows(layer, frame))
 
 
 def _single(geom: Any) -> Any:
@@ -272,7 +365,9 @@ def compile_where(layer: Layer, where: Where | None) -> list[Condition]:
                     raise ValueError(f"{name} is not text")
                 out.append((name, "contains", search_key(cond.text)))
             elif isinstance(cond, ListHas):
-                out.append((name, "listhas", (str(cond.everything), str(cond.value).strip())))
+                item = str(cond.value).strip()
+                everything = str(cond.everything).strip()
+                out.append((name, "listhas", (everything, item if list_token(item) else None)))
             elif isinstance(cond, Range) and cond.or_null:
                 out.append(
                     (
@@ -302,6 +397,33 @@ def compile_where(layer: Layer, where: Where | None) -> list[Condition]:
         except ValueError as err:
             raise Invalid([Problem(None, None, name, str(err))]) from None
     return out
+
+
+@dataclasses.dataclass
+class Rows:
+    """A page of a layer as plain columns, without a DataFrame (the request path's read).
+
+    Attributes
+    ----------
+    columns : dict of str to list
+        Each asked field's values in row order, as plain Python values of the Store
+        contract: str (text, ISO dates), int, float, bool or None (never NaN).
+    geometry : ndarray or None
+        The shapely geometries (working CRS) of a feature layer, None for tables.
+    """
+
+    columns: dict[str, list[Any]]
+    geometry: np.ndarray | None
+    #: How many rows match in all (without limit and offset), when asked for.
+    matched: int | None = None
+
+    def __len__(self) -> int:
+        first = next(iter(self.columns.values()), None)
+        return (
+            len(first)
+            if first is not None
+            else (0 if self.geometry is None else len(self.geometry))
+        )
 
 
 class Session(ABC):
@@ -345,8 +467,9 @@ class Session(ABC):
         """
 
     @abstractmethod
-    def insert(self, layer: str, frame: pd.DataFrame) -> list[str]:
-        """Insert rows (a GeoDataFrame in the working CRS for feature layers).
+    def insert(self, layer: str, frame: pd.DataFrame | CheckedRows) -> list[str]:
+        """Insert rows (a GeoDataFrame in the working CRS for feature layers), checked here;
+        or rows :func:`check_rows` already checked, inserted as they are.
 
         Returns the keys written. Raises Invalid or Conflict (duplicate key).
         """
@@ -428,6 +551,48 @@ class Store(ABC):
     ) -> int:
         """How many rows ``read`` would return without limit."""
 
+    def rows(
+        self,
+        layer: str,
+        columns: Sequence[str],
+        *,
+        bbox: Bbox | None = None,
+        where: Where | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        matched: bool = False,
+    ) -> Rows:
+        """A page of ``columns`` (fields of ``layer``) as :class:`Rows`, with the geometry of a
+        feature layer: what :meth:`read` selects, without building a frame.
+
+        Sorted by ``order_by`` (a field, ``-field`` descending; missing values last) then
+        the layer key ascending. With ``matched`` the rows also tell how many match in all
+        (:meth:`count`), counted by the same query where the backend can. Backends read
+        the rows straight from SQL; this default goes through :meth:`read`.
+        """
+        lyr = get_layer(layer)
+        frame = self.read(layer, bbox=bbox, where=where)
+        order = order_by or lyr.key
+        name = order.lstrip("-")
+        if not lyr.has(name):
+            raise Invalid([Problem(None, None, "sort", f"{lyr.name} has no field {name!r}")])
+        if name == lyr.key:
+            frame = frame.sort_values(lyr.key, ascending=not order.startswith("-"), kind="stable")
+        else:
+            frame = frame.sort_values(
+                [name, lyr.key],
+                ascending=[not order.startswith("-"), True],
+                kind="stable",
+                na_position="last",
+            )
+        total = len(frame)
+        end = None if limit is None else offset + limit
+        frame = frame.iloc[offset:end]
+        out = {name: [_plain({"v": v})["v"] for v in frame[name].tolist()] for name in columns}
+        geoms = np.asarray(frame.geometry.values, dtype=object) if lyr.is_feature else None
+        return Rows(out, geoms, total if matched else None)
+
     @abstractmethod
     def extent(self, layer: str) -> Bbox | None:
         """The bounds of a feature layer (None when empty)."""
@@ -488,7 +653,9 @@ class Store(ABC):
             raise NotFound(f"{lyr.label or layer} {key!r} does not exist")
         return _plain({str(k): v for k, v in rows.iloc[0].to_dict().items()})
 
-    def insert(self, layer: str, frame: pd.DataFrame, *, user: str = "system") -> list[str]:
+    def insert(
+        self, layer: str, frame: pd.DataFrame | CheckedRows, *, user: str = "system"
+    ) -> list[str]:
         """Insert in a transaction of its own."""
         with self.transaction(user) as tx:
             return tx.insert(layer, frame)
@@ -534,6 +701,20 @@ class Store(ABC):
         return tiles.encode_frame(
             layer, rows, tile, key=get_layer(layer).key, properties=properties
         )
+
+    def plot_blocks(
+        self, level: int, box: Bbox, statuses: Sequence[str] | None
+    ) -> list[Any] | None:
+        """The plot overview's blocks (:class:`geo.overview.Block`) of ``level`` in the
+        cells ``box`` meets, of ``statuses`` (every one when None); None when the store
+        keeps no overview (backends that keep one override this)."""
+        return None
+
+    def build_overview(self) -> int:
+        """(Re)build the plot overview (:mod:`geo.overview`) from every plot; return the
+        number of blocks. A store made before the overview existed has none until this
+        runs (``zoneplan overview``); its writes keep it current after."""
+        raise StoreError(f"{self.describe()} keeps no plot overview")
 
     def layers(self) -> list[str]:
         """The layers this store holds."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import shapely
 
-from geo.store.base import search_key
+from geo.store.base import list_has, search_key
 
 BUSY_TIMEOUT_S = 60.0
 _ENVELOPE_BYTES = (0, 32, 48, 48, 64)
@@ -105,6 +105,7 @@ def connect(path: Path | str) -> sqlite3.Connection:
     conn.create_function("ST_IsEmpty", 1, _is_empty, deterministic=True)
     conn.create_function("ZP_Intersects", 5, _intersects_box, deterministic=True)
     conn.create_function("ZP_SearchKey", 1, _search_key, deterministic=True)
+    conn.create_function("ZP_ListHas", 3, list_has, deterministic=True)
     return conn
 
 

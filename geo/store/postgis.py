@@ -14,13 +14,15 @@ import pandas as pd
 import psycopg
 import shapely
 from psycopg import errors, sql
+from psycopg.copy import QueuedLibpqWriter
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from geo import tiles
+from geo import overview, tiles
 from geo.crs import DEFAULT_EPSG
 from geo.layers import LAYERS, Field, Layer, get_layer
-from geo.store import pg_tiles
+from geo.store import overview_sql, pg_tiles
 from geo.store.base import (
+    LIST_SPACE,
     Bbox,
     Condition,
     Conflict,
@@ -30,7 +32,7 @@ from geo.store.base import (
     compile_where,
     redact,
 )
-from geo.store.pg_copy import copy_blocks
+from geo.store.pg_copy import copy_binary_blocks, indexes_rebuilt
 from geo.store.pg_schema import (
     AUDIT_SEQUENCE,
     META,
@@ -44,7 +46,7 @@ from geo.store.pg_schema import (
     table_names,
     upgrade,
 )
-from geo.store.rows import GEOM, Order, Reader, RowSession, SqlStore, check_crs
+from geo.store.rows import GEOM, MATCHED, Order, Reader, RowSession, SqlStore, check_crs
 from geo.validate import Problem
 
 POOL_SIZE = 8
@@ -132,13 +134,7 @@ def _condition(lyr: Layer, cond: Condition) -> tuple[sql.Composable, list[Any]]:
             [[_filter_value(fld, v) for v in value]],
         )
     if op == "listhas":
-        return (
-            sql.SQL(
-                "(coalesce(trim({c}), '') IN ('', %s) OR position(',' || %s || ',' IN "
-                "',' || replace({c}, ' ', '') || ',') > 0)"
-            ).format(c=column),
-            list(value),
-        )
+        return _list_has(column, *value)
     if op == "prefix":  # a range on the search index
         key = search_key(column)
         if value[1] is None:
@@ -159,6 +155,26 @@ def _condition(lyr: Layer, cond: Condition) -> tuple[sql.Composable, list[Any]]:
             [_filter_value(fld, v) for _, v in bounds],
         )
     return sql.SQL("{} {} %s").format(column, sql.SQL(op)), [_filter_value(fld, value)]
+
+
+def _list_has(column: sql.Composable, everything: str, item: str | None) -> tuple[Any, list[Any]]:
+    """``geo.store.base.list_has(column, item, everything)`` in SQL (``item`` None: no item
+    matches): printable ASCII without spaces as it is, other text with the whitespace
+    ``str.strip`` removes (:data:`LIST_SPACE`) stripped from each item first."""
+    space = sql.Literal(LIST_SPACE)
+    squeeze = sql.Literal(f"[{LIST_SPACE}]*,[{LIST_SPACE}]*")
+    has = "FALSE" if item is None else "position(',' || %s || ',' IN ',' || {items} || ',') > 0"
+    plain = sql.SQL(has).format(items=column)
+    stripped = sql.SQL(has).format(
+        items=sql.SQL("btrim(regexp_replace({}, {}, ',', 'g'), {})").format(column, squeeze, space)
+    )
+    query = sql.SQL(
+        "(CASE WHEN {c} IS NULL THEN TRUE WHEN {c} ~ '[^!-~]' "
+        "THEN (btrim({c}, {space}) IN ('', %s) OR {stripped}) "
+        "ELSE ({c} IN ('', %s) OR {plain}) END)"
+    ).format(c=column, space=space, stripped=stripped, plain=plain)
+    given = [] if item is None else [item]
+    return query, [everything, *given, everything, *given]
 
 
 def _select(
@@ -195,7 +211,9 @@ def _select(
 
 def _columns(columns: Sequence[str]) -> sql.Composable:
     return sql.SQL(", ").join(
-        sql.SQL("ST_AsBinary(t.{})" if c == GEOM else "t.{}").format(sql.Identifier(c))
+        sql.SQL("count(*) OVER ()")
+        if c == MATCHED
+        else sql.SQL("ST_AsBinary(t.{})" if c == GEOM else "t.{}").format(sql.Identifier(c))
         for c in columns
     )
 
@@ -221,10 +239,20 @@ class PgReader(Reader):
         limit: int | None = None,
         offset: int = 0,
         for_update: bool = False,
+        then_key: bool = False,
     ) -> list[tuple[Any, ...]]:
         """Rows as psycopg gives them; ``for_update`` locks them until the transaction ends."""
         query, params = _select(lyr, _columns(columns), bbox, where, exact, epsg=self.epsg)
-        if order is not None:
+        if order is not None and then_key:
+            column = sql.SQL("t.{}").format(sql.Identifier(order[0]))
+            direction = sql.SQL("DESC" if order[1] else "ASC")
+            if order[0] == lyr.key:  # the key's index reads either way
+                query += sql.SQL(" ORDER BY {} {}").format(column, direction)
+            else:
+                query += sql.SQL(" ORDER BY {} {} NULLS LAST, t.{}").format(
+                    column, direction, sql.Identifier(lyr.key)
+                )
+        elif order is not None:
             # Missing values sort as SQLite sorts them, so both backends page alike.
             direction = sql.SQL("DESC NULLS LAST" if order[1] else "ASC NULLS FIRST")
             column = sql.SQL("t.{}").format(sql.Identifier(order[0]))
@@ -323,6 +351,8 @@ class PostgisStore(SqlStore):
                 session = PostgisSession(conn, "system", epsg)
                 fill(session)
                 session.finish()
+            overview_sql.PgOverview(conn, epsg).create()
+            overview.refresh(overview_sql.PgOverview(conn, epsg), None)
         return cls(url)
 
     def describe(self) -> str:
@@ -350,12 +380,42 @@ class PostgisStore(SqlStore):
     def vector_tile(
         self, layer: str, tile: tiles.Tile, *, properties: Sequence[str], where: Where | None = None
     ) -> bytes:
-        """The tile cut and encoded by PostGIS (``ST_AsMVT``; see :mod:`geo.store.pg_tiles`)."""
+        """The tile cut and encoded by PostGIS (``ST_AsMVT``; see :mod:`geo.store.pg_tiles`),
+        plots too small to see at its zoom as the overview's blocks."""
         lyr = get_layer(layer)
+        level = overview.level_of(tile.z) if layer == "plots" else None
+        usable, statuses = overview.statuses_of(where)
         with wrapped(f"cutting a tile of {layer}"), self._pool.connection() as conn:
+            if level is not None and not (usable and overview_sql.pg_exists(conn)):
+                level = None
             return pg_tiles.vector_tile(
-                conn, lyr, tile, properties=properties, where=where, select=_select, epsg=self.epsg
+                conn,
+                lyr,
+                tile,
+                properties=properties,
+                where=where,
+                select=_select,
+                epsg=self.epsg,
+                level=level,
+                statuses=statuses,
             )
+
+    def plot_blocks(
+        self, level: int, box: Bbox, statuses: Sequence[str] | None
+    ) -> list[overview.Block] | None:
+        """The overview's blocks of ``level`` in the cells ``box`` meets (None: not built)."""
+        with wrapped("reading the plot overview"), self._pool.connection() as conn:
+            return overview_sql.pg_blocks(conn, self.epsg, level, box, statuses)
+
+    def build_overview(self) -> int:
+        """(Re)build the plot overview (and the plots' partial indexes) from every plot;
+        returns the blocks written."""
+        with self.transaction("system") as session:
+            table = overview_sql.PgOverview(session.conn, self.epsg)
+            table.create()
+            session._plot_boxes = []  # built here; the plots' revision moves on commit
+            session._touched.add("plots")
+            return overview.refresh(table, None)
 
     @contextmanager
     def transaction(self, user: str = "system") -> Iterator[PostgisSession]:
@@ -424,6 +484,11 @@ class PostgisSession(RowSession):
         super().__init__(user, PgReader(conn, epsg))
         self.conn = conn
 
+    def overview_table(self) -> overview_sql.PgOverview | None:
+        if not overview_sql.pg_exists(self.conn):
+            return None
+        return overview_sql.PgOverview(self.conn, self.reader.epsg)
+
     def lock(self, layer: str) -> None:
         """Hold other writers that lock ``layer`` until this transaction ends.
 
@@ -451,13 +516,20 @@ class PostgisSession(RowSession):
         copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
             sql.Identifier(lyr.name), sql.SQL(", ").join(targets)
         )
+        if codecs.lookup(self.conn.info.encoding).name == "utf-8":
+            # Binary COPY built column by column in Arrow; a thread sends each block while
+            # the next is built, so the server's work overlaps ours.
+            fields = [lyr.field(n) for n in names]
+            binary = copy_sql + sql.SQL(" (FORMAT BINARY)")
+            with (
+                indexes_rebuilt(self.conn, lyr.name, len(typed)),
+                self.conn.cursor() as cur,
+                cur.copy(binary, writer=QueuedLibpqWriter(cur)) as bc,
+            ):
+                for block in copy_binary_blocks(fields, typed, geoms, self.reader.epsg, _db_value):
+                    bc.write(block)
+            return
         with self.conn.cursor() as cur, cur.copy(copy_sql) as copy:
-            if codecs.lookup(self.conn.info.encoding).name == "utf-8":
-                # The COPY text built column by column in Arrow, sent in blocks.
-                fields = [lyr.field(n) for n in names]
-                for block in copy_blocks(fields, typed, geoms, self.reader.epsg, _db_value):
-                    copy.write(block)
-                return
             columns = [_copy_column(lyr.field(n), typed[n]) for n in names]
             if geoms is not None:
                 columns.append(_ewkb_hex(geoms, self.reader.epsg))

@@ -12,15 +12,19 @@ from typing import Any, ClassVar
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
+from geo import overview
 from geo.layers import Field, Layer, get_layer
 from geo.store.base import (
     Bbox,
+    CheckedRows,
     Conflict,
     Invalid,
     NotFound,
     Prefix,
     Range,
+    Rows,
     Session,
     Store,
     StoreError,
@@ -30,11 +34,15 @@ from geo.store.base import (
     now_iso,
     prepare_changes,
     prepare_rows,
+    stored_rows,
 )
 from geo.validate import Problem
 
 #: The geometry column of every feature table (both backends).
 GEOM = "geom"
+#: A column of :meth:`Reader.select` that is no field: how many rows match in all
+#: (``count(*) OVER ()``), so one query pages and counts.
+MATCHED = "*matched"
 
 Order = tuple[str, bool, bool]
 """A field to sort by, whether descending, and whether by its search key
@@ -140,9 +148,11 @@ class Reader(ABC):
         limit: int | None = None,
         offset: int = 0,
         for_update: bool = False,
+        then_key: bool = False,
     ) -> list[tuple[Any, ...]]:
         """Raw rows of ``columns`` (fields, and :data:`GEOM` for the geometry in the form
-        :meth:`decode` takes); ``order`` None leaves the order to the database."""
+        :meth:`decode` takes); ``order`` None leaves the order to the database; with ``then_key``
+        missing values sort last and ties by the layer key ascending (not by ``fid``)."""
 
     @abstractmethod
     def count(
@@ -208,6 +218,53 @@ class Reader(ABC):
             return gpd.GeoDataFrame(frame, geometry=self.decode(list(cols[GEOM])), crs=self.epsg)
         return frame
 
+    def rows(
+        self,
+        lyr: Layer,
+        columns: Sequence[str],
+        *,
+        bbox: Bbox | None = None,
+        where: Where | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        matched: bool = False,
+    ) -> Rows:
+        """See :meth:`geo.store.base.Store.rows`: plain values straight from the rows."""
+        fields = [lyr.field(name) for name in columns]
+        selected = (
+            list(columns) + ([GEOM] if lyr.is_feature else []) + ([MATCHED] if matched else [])
+        )
+        raw = self.select(
+            lyr,
+            selected,
+            bbox=bbox,
+            where=where,
+            order=order_of(lyr, order_by),
+            limit=limit,
+            offset=offset,
+            then_key=True,
+        )
+        cols = list(zip(*raw)) if raw else [() for _ in selected]
+        total = None
+        if matched:  # on every row; a page past the end has none to say it
+            counts = cols.pop()
+            total = (
+                int(counts[0])
+                if counts
+                else (self.count(lyr, bbox=bbox, where=where) if offset else 0)
+            )
+        out: dict[str, list[Any]] = {}
+        for fld, values in zip(fields, cols):
+            if fld.type in ("bool", "date", "datetime"):
+                out[fld.name] = [plain_value(fld, v) for v in values]
+            elif fld.type == "float":  # NaN is no value (a GeoPackage may hold one)
+                out[fld.name] = [None if v is None or v != v else v for v in values]
+            else:
+                out[fld.name] = list(values)
+        geoms = self.decode(list(cols[len(columns)])) if lyr.is_feature else None
+        return Rows(out, geoms, total)
+
     def find(
         self, lyr: Layer, field: str, text: str, *, where: Where | None, limit: int
     ) -> pd.DataFrame:
@@ -260,6 +317,9 @@ class RowSession(Session):
         self._touched: set[str] = set()
         self._reshaped: set[str] = set()  # layers whose geometries (so extent) changed
         self._audit: list[tuple[Any, ...]] = []
+        # Boxes of plots written (old and new), whose overview cells are re-merged before
+        # commit; None after a clear or restore: the overview is rebuilt.
+        self._plot_boxes: list[np.ndarray] | None = []
 
     def read(
         self,
@@ -322,12 +382,18 @@ class RowSession(Session):
             raise NotFound(f"{lyr.label or lyr.name} {key!r} does not exist")
         return row
 
-    def insert(self, layer: str, frame: pd.DataFrame) -> list[str]:
+    def insert(self, layer: str, frame: pd.DataFrame | CheckedRows) -> list[str]:
         lyr = get_layer(layer)
         if len(frame) == 0:
             return []
-        frame = self._in_store_crs(frame)
-        typed, geoms = prepare_rows(lyr, frame)
+        if isinstance(frame, CheckedRows):  # checked once by the caller (an import plan)
+            if frame.epsg is not None and frame.epsg != self.reader.epsg:
+                raise StoreError(
+                    f"rows checked in EPSG:{frame.epsg} given to a store in EPSG:{self.epsg}"
+                )
+            typed, geoms = stored_rows(lyr, frame)
+        else:
+            typed, geoms = prepare_rows(lyr, self._in_store_crs(frame))
         keys = typed[lyr.key].tolist()
         present: list[Any] = []
         for start in range(0, len(keys), 10_000):
@@ -340,6 +406,7 @@ class RowSession(Session):
         self._write_rows(lyr, typed, geoms)
         self._touched.add(lyr.name)
         self._reshaped.add(lyr.name)
+        self._plots_written(lyr, geoms)
         self._log_bulk(lyr, "insert", keys, typed)
         return [str(k) for k in keys]
 
@@ -375,6 +442,10 @@ class RowSession(Session):
         next_version = int(row.get("version") or 0) + 1
         self._set(lyr, key, {**new, "version": next_version})
         self._touched.add(lyr.name)
+        if "geometry" in changed or "status" in changed:
+            self._plots_written(
+                lyr, [row.get("geometry"), new.get("geometry", row.get("geometry"))]
+            )
         if "geometry" in changed:
             self._reshaped.add(lyr.name)
         self._log(lyr, "update", key, changed)
@@ -387,6 +458,7 @@ class RowSession(Session):
         self._remove(lyr, key)
         self._touched.add(lyr.name)
         self._reshaped.add(lyr.name)
+        self._plots_written(lyr, [row.get("geometry")])
         self._log(lyr, "delete", key, diff(row, {k: None for k in row if k != "version"}))
 
     def clear(self, layer: str) -> int:
@@ -394,6 +466,7 @@ class RowSession(Session):
         n = self._remove_all(lyr)
         self._touched.add(lyr.name)
         self._reshaped.add(lyr.name)
+        self._plots_written(lyr, None)
         if n:
             self._log(lyr, "delete", "*", {"count": [n, 0]})
         return n
@@ -414,6 +487,7 @@ class RowSession(Session):
         self._write_rows(lyr, typed, geoms)
         self._touched.add(lyr.name)
         self._reshaped.add(lyr.name)
+        self._plots_written(lyr, None)
         return len(typed)
 
     def _log(self, lyr: Layer, action: str, key: str, changes: Mapping[str, Any]) -> None:
@@ -443,8 +517,27 @@ class RowSession(Session):
             }
             self._log(lyr, action, record[lyr.key], values)
 
+    def _plots_written(self, lyr: Layer, geoms: Any) -> None:
+        """Note plots written with these geometries (None: the whole layer)."""
+        if lyr.name != "plots" or self._plot_boxes is None:
+            return
+        if geoms is None:
+            self._plot_boxes = None
+        else:
+            self._plot_boxes.append(shapely.bounds(np.asarray(list(geoms), dtype=object)))
+
+    def overview_table(self) -> overview.OverviewTable | None:
+        """The plot overview's table on this transaction (None: the store has none)."""
+        return None
+
     def finish(self) -> None:
         """Write the audit records and mark the changed layers; called before commit."""
+        if self._plot_boxes is None or self._plot_boxes:
+            table = self.overview_table()
+            if table is not None:
+                overview.refresh(
+                    table, None if self._plot_boxes is None else np.concatenate(self._plot_boxes)
+                )
         if self._audit:
             self._write_audit(self._audit)
             self._touched.add("audit")
@@ -494,6 +587,31 @@ class SqlStore(Store):
         lyr = get_layer(layer)
         with self._reader(f"counting {layer}") as reader:
             return reader.count(lyr, bbox=bbox, where=where, exact=exact)
+
+    def rows(
+        self,
+        layer: str,
+        columns: Sequence[str],
+        *,
+        bbox: Bbox | None = None,
+        where: Where | None = None,
+        order_by: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        matched: bool = False,
+    ) -> Rows:
+        lyr = get_layer(layer)
+        with self._reader(f"reading {layer}") as reader:
+            return reader.rows(
+                lyr,
+                columns,
+                bbox=bbox,
+                where=where,
+                order_by=order_by,
+                limit=limit,
+                offset=offset,
+                matched=matched,
+            )
 
     def find(
         self, layer: str, field: str, text: str, *, where: Where | None = None, limit: int = 10

@@ -133,7 +133,8 @@ def pack_rtree(conn: sqlite3.Connection, rtree: str, ids: np.ndarray, bounds: np
                 parents += [(int(child), no) for child in cells["id"].tolist()]
     leaf_numbers = np.repeat(numbers[0], [len(c) for c in levels[0]])
     leaf_ids = np.concatenate([c["id"] for c in levels[0]]) if len(ids) else ids
-    leaf_rows = list(zip(leaf_ids.tolist(), leaf_numbers.tolist()))
+    by_id = np.argsort(leaf_ids, kind="stable")  # rowids in order: B-tree appends
+    leaf_rows = zip(leaf_ids[by_id].tolist(), leaf_numbers[by_id].tolist())
     conn.execute(f"DELETE FROM {rowid_t}")
     conn.execute(f"DELETE FROM {parent_t}")
     conn.execute(f"DELETE FROM {node_t}")

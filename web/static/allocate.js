@@ -39,6 +39,7 @@
       var style = Object.assign({}, spec.style);
       style.fill = spec.geometry === "Polygon" || spec.geometry === "Point";
       if (spec.name === "plots") { style.fillColor = cfg.plotColours[props.status] || "#cccccc"; style.fillOpacity = 0.45; }
+      if (spec.name === "plots" && props.plots) { style.stroke = false; }  // a block of small plots
       if (spec.asset) { Object.assign(style, cfg.statusStrokes[props.status] || {}); }
       if (spec.geometry === "Point") { style.radius = 5; }
       return style;

@@ -117,7 +117,9 @@
   var plotTiles = L.vectorGrid.protobuf(cfg.urls.tiles, {
     pane: "zpPlotTiles", rendererFactory: L.canvas.tile, interactive: false, maxZoom: 22,
     vectorTileLayerStyles: { plots: function (props) {
-      return Object.assign(P.styleFor("plots", props), { fill: true });
+      // a block of plots too small to see (no plot_id): filled, no outline along its cell
+      return Object.assign(P.styleFor("plots", props), props.plots ? { fill: true, stroke: false }
+                                                                    : { fill: true });
     } }
   });
   P.tiles = plotTiles;

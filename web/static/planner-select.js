@@ -41,6 +41,11 @@
       "&zoom=" + Math.round(map.getZoom()) + "&layers=plots";
     return P.api("GET", cfg.urls.pick + "?" + query).then(function (response) {
       var found = response.body;
+      if (response.status === 200 && found && found.block) {
+        // plots merged into a block at this zoom: zoom in towards the click to tell them apart
+        map.setView(latlng, Math.max(map.getZoom() + 2, cfg.plotZoom), { animate: false });
+        return;
+      }
       if (response.status !== 200 || !found || !found.id) {
         if (state.selected) { P.deselect(); }
         return;

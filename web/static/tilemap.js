@@ -3,7 +3,9 @@
  * drawn bottom first), styled by status like the rest of the site. The layer control hides
  * and shows layers by restyling. A click asks the server what lies under the pointer among
  * the layers shown (/map/features?at=...), so popups come from the access policy and the page
- * never holds the data; the popup HTML is built and escaped by the server.
+ * never holds the data; the popup HTML is built and escaped by the server. Plots too small
+ * to see at a zoom come as blocks (status and a count, no plot_id); a click on one opens a
+ * small popup "N plots here" whose button zooms in towards the click.
  * Layers whose spec has pick: false (the zone boundary: the frame every click falls inside)
  * never answer a click. The page also gets a plot search box (search.js), a measuring tool
  * (measure.js) and a print button; on small screens the layer list starts collapsed.
@@ -18,6 +20,8 @@
     if (spec.geometry === "LineString") { style.fill = false; }
     if (spec.name === "plots") {
       style.fillColor = cfg.plotColours[props.status] || "#cccccc";
+      // a block of plots too small to see: no outline, which would draw its cell's edges
+      if (props.plots) { style.stroke = false; }
     } else if (spec.name === "roads") {
       style.weight = cfg.roadWeights[props["class"]] || style.weight;
     }
@@ -125,11 +129,29 @@
         .then(function (response) { return response.ok ? response.json() : null; })
         .then(function (found) {
           if (seq !== asked || !found || !found.html) { return null; }
+          if (found.block) { return blockPopup(latlng, found); }
           L.popup({ maxWidth: 400, minWidth: 240, maxHeight: 360 })
             .setLatLng(latlng).setContent(found.html).openOn(map);
           map.getContainer().setAttribute("data-picked", found.layer + "/" + found.id);
           return { layer: found.layer, id: found.id };
         });
+    }
+    /* plots too small to see at this zoom come merged into blocks: a click on one says how
+       many plots it holds and offers to zoom in towards the click */
+    function blockPopup(latlng, found) {
+      var box = document.createElement("div");
+      box.innerHTML = found.html;  // built and escaped by the server
+      var popup = L.popup({ maxWidth: 280, minWidth: 160 }).setLatLng(latlng).setContent(box);
+      var button = box.querySelector(".zp-block-zoom");
+      if (button) {
+        button.addEventListener("click", function () {
+          map.closePopup(popup);
+          map.setView(latlng, Math.min(map.getZoom() + 2, cfg.maxZoom || 22));
+        });
+      }
+      popup.openOn(map);
+      map.getContainer().setAttribute("data-picked", "plots/block");
+      return { layer: "plots", id: null, block: found.block };
     }
     map.on("click", function (e) { if (!map.zpMeasuring) { pick(e.latlng); } });
     var labels = cfg.labels || {};

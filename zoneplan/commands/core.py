@@ -135,6 +135,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--force", action="store_true", help="replace a store already at --to")
     p.set_defaults(func=cmd_migrate)
+    p = sub.add_parser(
+        "overview",
+        help="(re)build the plot overview that map tiles draw small plots from at low zooms "
+        "(once for a store made before it existed; writes keep it current)",
+    )
+    add_db_option(p)
+    p.set_defaults(func=cmd_overview)
 
 
 def load_folder(store: Store, folder: Path) -> dict[str, int]:
@@ -317,4 +324,19 @@ def cmd_info(args: argparse.Namespace) -> int:
     print("plots by status:")
     for status, entry in report["plots_by_status"].items():
         print(f"  {status:<10} {entry['plots']:>4} plots {entry['area_ha']:>9.2f} ha")
+    return 0
+
+
+def cmd_overview(args: argparse.Namespace) -> int:
+    """Build the plot overview of a store (stores made by ``init`` have one already)."""
+    store = open_db(args)
+    started = time.perf_counter()
+    try:
+        blocks = store.build_overview()
+    finally:
+        store.close()
+    print(
+        f"plot overview of {store.describe()}: {blocks} blocks "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
     return 0

@@ -1,0 +1,258 @@
+"""Plot overview: plots too small to see at a zoom merged per status into generalised blocks.
+
+At zoom ``z`` a plot whose bounding box spans fewer than :data:`MERGE_PIXELS` screen pixels
+(256-pixel tiles) cannot show its status: its 1-pixel outline on both sides leaves at most
+one pixel of fill, and the map's click tolerance (6 pixels) cannot tell it from its
+neighbours. Tiles of zooms :data:`MIN_LEVEL`..:data:`MAX_LEVEL` therefore carry such plots
+not one by one but as *blocks*: the plots are grouped by the fixed square cell
+(:data:`CELL_PIXELS` pixels at that level) their box's centre lies in, and per cell and
+status the block is the union of the :data:`SQUARE_PIXELS` squares of the cell their boxes
+touch, with the number of plots. Blocks of different statuses may overlap where their
+plots mix. Plots big enough to see stay single features with their ``plot_id``.
+
+The blocks are kept in the store (``zoneplan_plot_overview``) and maintained by the store's write
+path: a write re-merges only the cells it touches (:func:`refresh`). Sizes are compared in
+the store's CRS against :func:`min_size`, a length fixed per store CRS, so the tile query,
+the blocks and a click all sort every plot the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Protocol
+
+import numpy as np
+import shapely
+from pyproj import CRS
+
+from geo.crs import transformer
+from geo.tiles import HALF_WORLD, WEB_MERCATOR_EPSG
+
+#: Below this many screen pixels across (its box's longer side) a plot is merged into a block.
+MERGE_PIXELS = 3.0
+#: The zooms that have blocks; tiles further out use MIN_LEVEL's, nearer ones none.
+MIN_LEVEL = 12
+MAX_LEVEL = 14
+LEVELS: tuple[int, ...] = tuple(range(MIN_LEVEL, MAX_LEVEL + 1))
+#: A block cell's side in screen pixels at its level (64 cells per 256-pixel tile).
+CELL_PIXELS = 32
+#: The side of the squares a block is drawn with, pixels. Plots of 1-3 pixels whose statuses
+#: mix (the synthetic grid deals them out in turn) make finer blocks a speckle as heavy as
+#: the plots: for 100k synthetic plots, the plots' own outlines merged per status (closed
+#: over 1.5-pixel gaps) held 386k vertices at z12 (3.9 per plot); 4-pixel squares 363k at
+#: z13, 8-pixel squares 132k. 8 pixels keeps a cell to 4 x 4 squares.
+SQUARE_PIXELS = 8
+TILE_PIXELS = 256
+
+Box = tuple[float, float, float, float]
+Cell = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Block:
+    """The small plots of one status in one cell of one level, as one (multi)polygon."""
+
+    level: int
+    cx: int
+    cy: int
+    status: str
+    plots: int
+    geometry: shapely.Geometry
+
+
+def level_of(z: int) -> int | None:
+    """The block level tiles of zoom ``z`` use (None: every plot is a single feature)."""
+    if z > MAX_LEVEL:
+        return None
+    return max(z, MIN_LEVEL)
+
+
+@cache
+def store_scale(epsg: int) -> float:
+    """Store CRS units per Web Mercator metre at the centre of the CRS's area of use (about
+    cos(latitude) for a metric CRS): fixed per CRS, so every size test of a store agrees."""
+    crs = CRS.from_epsg(epsg)
+    area = crs.area_of_use
+    lon, lat = (
+        (0.0, 0.0) if area is None else ((area.west + area.east) / 2, (area.south + area.north) / 2)
+    )
+    lat = max(-80.0, min(80.0, lat))
+    to_store = transformer(4326, epsg)
+    to_merc = transformer(4326, WEB_MERCATOR_EPSG)
+    step = 0.01
+    (sx0, sx1), (sy0, sy1) = to_store.transform([lon, lon], [lat - step, lat + step])
+    (mx0, mx1), (my0, my1) = to_merc.transform([lon, lon], [lat - step, lat + step])
+    return float(math.hypot(sx1 - sx0, sy1 - sy0) / math.hypot(mx1 - mx0, my1 - my0))
+
+
+def pixel(level: int, epsg: int) -> float:
+    """One screen pixel of zoom ``level`` in store CRS units."""
+    return 2 * HALF_WORLD / (TILE_PIXELS * (1 << level)) * store_scale(epsg)
+
+
+def min_size(level: int, epsg: int) -> float:
+    """The box side (store units, rounded to a millimetre) from which a plot is drawn alone
+    at ``level``; the SQL of both backends takes it as a literal."""
+    return round(MERGE_PIXELS * pixel(level, epsg), 3)
+
+
+def cell_size(level: int, epsg: int) -> float:
+    """A block cell's side at ``level``, store units."""
+    return CELL_PIXELS * pixel(level, epsg)
+
+
+def cell_range(level: int, epsg: int, box: Box) -> tuple[int, int, int, int]:
+    """``(cx0, cy0, cx1, cy1)``: the cells (inclusive) a box in store units meets."""
+    side = cell_size(level, epsg)
+    return (
+        math.floor(box[0] / side),
+        math.floor(box[1] / side),
+        math.floor(box[2] / side),
+        math.floor(box[3] / side),
+    )
+
+
+def cells_touched(level: int, epsg: int, boxes: np.ndarray) -> set[Cell]:
+    """The cells of the plots with these bounds (``n x 4``): each counts in the cell its
+    box's centre lies in."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    b = b[~np.isnan(b).any(axis=1)]
+    side = cell_size(level, epsg)
+    centre = np.floor((b[:, :2] + b[:, 2:]) / 2 / side).astype(np.int64)
+    return set(zip(centre[:, 0].tolist(), centre[:, 1].tolist()))
+
+
+def blocks(
+    level: int,
+    epsg: int,
+    cells: Iterable[Cell],
+    statuses: Sequence[str],
+    geoms: np.ndarray,
+) -> list[Block]:
+    """The blocks of ``cells`` from the small plots centred in them (``statuses`` and
+    ``geoms`` aligned; every small plot whose box centre lies in one of ``cells`` must be
+    among them, others are ignored).
+
+    A cell is a grid of :data:`SQUARE_PIXELS` squares; a status's block is the union of the
+    squares (within the cell) its plots' boxes touch, so it covers each of them and its
+    outline follows the square grid: at most a few dozen vertices whatever the plots.
+    """
+    wanted = set(cells)
+    geoms = np.asarray(geoms, dtype=object)
+    status = np.asarray(statuses, dtype=object)
+    if not len(geoms) or not wanted:
+        return []
+    bounds = shapely.bounds(geoms)
+    drawn = ~np.isnan(bounds).any(axis=1)
+    bounds, status = bounds[drawn], status[drawn]
+    side = cell_size(level, epsg)
+    n = CELL_PIXELS // SQUARE_PIXELS
+    square = side / n
+    cell = np.floor((bounds[:, :2] + bounds[:, 2:]) / 2 / side).astype(np.int64)
+    mine = np.fromiter(
+        ((cx, cy) in wanted for cx, cy in cell.tolist()), dtype=bool, count=len(cell)
+    )
+    bounds, status, cell = bounds[mine], status[mine], cell[mine]
+    origin = cell * side
+    lo = np.clip(np.floor((bounds[:, :2] - origin) / square), 0, n - 1).astype(np.int64)
+    hi = np.clip(np.floor((bounds[:, 2:] - origin) / square), 0, n - 1).astype(np.int64)
+    names = sorted(set(status.tolist()))
+    code = np.searchsorted(np.asarray(names, dtype=object), status)
+    # one key per (cell, status, square) a plot's box touches; a small plot spans few
+    parts: list[np.ndarray] = []
+    for di in range(int((hi - lo)[:, 0].max(initial=0)) + 1):
+        for dj in range(int((hi - lo)[:, 1].max(initial=0)) + 1):
+            at = np.flatnonzero((lo[:, 0] + di <= hi[:, 0]) & (lo[:, 1] + dj <= hi[:, 1]))
+            parts.append(np.column_stack([at, lo[at, 0] + di, lo[at, 1] + dj]).astype(np.int64))
+    touched = np.concatenate(parts)
+    plot = touched[:, 0]
+    group = np.column_stack([cell[plot, 0], cell[plot, 1], code[plot]])
+    keys, inverse = np.unique(group, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    counted = np.unique(np.column_stack([cell, code]), axis=0, return_counts=True)
+    plots_of = {tuple(k): int(c) for k, c in zip(counted[0].tolist(), counted[1].tolist())}
+    order = np.argsort(inverse, kind="stable")
+    starts = np.searchsorted(inverse[order], np.arange(len(keys)))
+    ends = np.r_[starts[1:], len(order)]
+    out: list[Block] = []
+    for k, (s, e) in enumerate(zip(starts.tolist(), ends.tolist())):
+        cx, cy, c = (int(v) for v in keys[k])
+        ij = np.unique(touched[order[s:e], 1:], axis=0)
+        x0, y0 = cx * side + ij[:, 0] * square, cy * side + ij[:, 1] * square
+        geom = shapely.coverage_union_all(shapely.box(x0, y0, x0 + square, y0 + square))
+        out.append(Block(level, cx, cy, str(names[c]), plots_of[(cx, cy, c)], geom))
+    return out
+
+
+class OverviewTable(Protocol):
+    """What :func:`refresh` needs of a backend, inside the writing transaction."""
+
+    epsg: int
+
+    def small_plots(self, level: int, box: Box | None) -> tuple[list[str], np.ndarray]:
+        """Status and geometry of the plots under :func:`min_size` at ``level`` whose box
+        meets ``box`` (every such plot when None), sized the way the tile query sizes them."""
+        ...
+
+    def replace(self, level: int, cells: set[Cell] | None, rows: list[Block]) -> None:
+        """Drop the blocks of ``cells`` of ``level`` (every cell when None), write ``rows``."""
+        ...
+
+
+def refresh(table: OverviewTable, boxes: np.ndarray | None) -> int:
+    """Re-merge the cells that plots with these bounds (``n x 4``, store units: the old and
+    new boxes of what a write changed) touch, at every level; ``boxes`` None rebuilds every
+    cell. Returns the number of blocks written."""
+    written = 0
+    for level in LEVELS:
+        if boxes is None:
+            statuses, geoms = table.small_plots(level, None)
+            bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
+            cells = cells_touched(level, table.epsg, bounds)
+            rows = blocks(level, table.epsg, cells, statuses, geoms)
+            table.replace(level, None, rows)
+            written += len(rows)
+            continue
+        cells = cells_touched(level, table.epsg, boxes)
+        if not cells:
+            continue
+        side = cell_size(level, table.epsg)
+        xs, ys = [c[0] for c in cells], [c[1] for c in cells]
+        box = (min(xs) * side, min(ys) * side, (max(xs) + 1) * side, (max(ys) + 1) * side)
+        statuses, geoms = table.small_plots(level, box)
+        rows = blocks(level, table.epsg, cells, statuses, geoms)
+        table.replace(level, cells, rows)
+        written += len(rows)
+    return written
+
+
+def block_key(where: str, status: str) -> str:
+    """The text key of a block feature of a tile (its MVT feature id is
+    :func:`geo.tiles.feature_ids` of it): ``where`` names the tile (GeoPackage: a status's
+    blocks merged) or the cell (PostGIS, in SQL) as ``a/b/c``."""
+    return f"block:{where}:{status}"
+
+
+def merged(found: Sequence[Block]) -> list[tuple[str, int, shapely.Geometry]]:
+    """A tile's blocks as one ``(status, plots, geometry)`` per status (cells never overlap,
+    so a status's blocks form a coverage and merge cheaply): a few features per tile."""
+    out: list[tuple[str, int, shapely.Geometry]] = []
+    for name in sorted({b.status for b in found}):
+        mine = [b for b in found if b.status == name]
+        geom = shapely.coverage_union_all(np.asarray([b.geometry for b in mine], dtype=object))
+        out.append((name, sum(b.plots for b in mine), geom))
+    return out
+
+
+def statuses_of(where: Mapping[str, Any] | None) -> tuple[bool, list[str] | None]:
+    """Whether a plots ``where`` filter can be applied to blocks (it filters on status
+    alone), and the statuses it keeps (None: every one)."""
+    if not where:
+        return True, None
+    if set(where) != {"status"}:
+        return False, None
+    value = where["status"]
+    return True, [value] if isinstance(value, str) else [str(v) for v in value]
