@@ -9,8 +9,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from geo.layers import ASSET_LAYERS
 from geo.store import Store
+from geo.store.base import Range
+from geo.store.rows import SqlStore
 from planner.servicing import ServicingModel
 
 #: The layers the servicing model reads; a write elsewhere never touches it.
@@ -93,12 +97,26 @@ def _newest_audit(store: Store) -> int:
     return int(newest["audit_id"].iloc[0]) if len(newest) else 0
 
 
+def _changes_since(store: Store, since: int, also: list[int]) -> list[tuple[int, str, str]]:
+    """``(audit_id, layer, feat_id)`` of the audit records after ``since`` and of the ids
+    ``also``: through the audit key's index on the SQL stores (three columns, no frame),
+    else from the audit layer as read."""
+    if isinstance(store, SqlStore):
+        return store.changes_since(since, also)
+    frame = store.read("audit", where={"audit_id": Range(since + 1, None)})
+    if also:
+        late = store.read("audit", where={"audit_id": also})
+        frame = pd.concat([frame, late], ignore_index=True)
+    rows = zip(frame["audit_id"].tolist(), frame["layer"].tolist(), frame["feat_id"].tolist())
+    return sorted((int(a), str(layer), str(f)) for a, layer, f in rows)
+
+
 def _plot_changes(store: Store, current: _Current) -> tuple[dict[str, Any], int, dict[int, float]]:
     """What changed in the plots layer since ``current``: the rows the audit trail names
     (``plot_rows``, ``removed``), or the whole layer when it cannot say (a bulk write, an
     import replacing the layer, or no record explaining the new revision)."""
     since = current.audit
-    recent = store.changes_since(since, sorted(current.gaps))
+    recent = _changes_since(store, since, sorted(current.gaps))
     ids = [audit_id for audit_id, _, _ in recent]
     newest = max([since, *ids])
     now = time.monotonic()

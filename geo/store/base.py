@@ -626,17 +626,6 @@ class Store(ABC):
         where the backend can (a map tile of many layers asks for all of them)."""
         return {name: self.revision([name]) for name in layers}
 
-    def changes_since(self, audit_id: int, also: Sequence[int] = ()) -> list[tuple[int, str, str]]:
-        """``(audit_id, layer, feat_id)`` of the audit records after ``audit_id`` and of the
-        ids ``also`` (records seen late), in id order: what changed since a reader last
-        looked, without the records' changes."""
-        frame = self.read("audit", where={"audit_id": Range(audit_id + 1, None)})
-        if len(also):
-            late = self.read("audit", where={"audit_id": sorted(int(i) for i in also)})
-            frame = pd.concat([frame, late], ignore_index=True)
-        out = zip(frame["audit_id"].tolist(), frame["layer"].tolist(), frame["feat_id"].tolist())
-        return sorted((int(a), str(lyr), str(f)) for a, lyr, f in out)
-
     @abstractmethod
     def describe(self) -> str:
         """The store's name for messages (a file path, a URL without its password)."""

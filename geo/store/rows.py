@@ -634,6 +634,8 @@ class SqlStore(Store):
             return reader.revisions(layers)
 
     def changes_since(self, audit_id: int, also: Sequence[int] = ()) -> list[tuple[int, str, str]]:
+        """``(audit_id, layer, feat_id)`` of the audit records after ``audit_id`` and of
+        the ids ``also`` (seen late), in id order."""
         # Three columns through the audit key's unique index, no frame: a reader after a
         # write pays for the records since, not for typing them.
         lyr = get_layer("audit")
