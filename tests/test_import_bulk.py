@@ -12,7 +12,7 @@ import shapely
 from geo.io.imports import apply_import, plan_import
 from geo.layers import get_layer
 from geo.store import Invalid, create_store, pg_copy
-from geo.store.base import CheckedRows, check_rows
+from geo.store.checks import CheckedRows, check_rows
 
 E, N = 650_000.0, 4_799_000.0
 

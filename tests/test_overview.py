@@ -233,7 +233,9 @@ def test_the_web_tile_and_a_click_on_a_block(client, store, login):
     answer = client.get(asked).get_json()
     # blocks of every status the planner sees overlap there: all are counted
     assert answer["block"]["statuses"]["candidate"] >= 1 and answer["block"]["plots"] > seen
-    assert answer["id"] is None and "zoom in" in answer["html"].lower()
+    assert answer["id"] is None and "приблизьте" in answer["html"]  # said in the page's language
+    english = client.get(asked, headers={"Accept-Language": "en"}).get_json()
+    assert "zoom in" in english["html"].lower()
     # zoomed in far enough, the same click picks the plot itself
     answer = client.get(asked.replace("zoom=12", "zoom=17")).get_json()
     assert answer["id"] == grid["plot_id"].iloc[1] and "block" not in answer

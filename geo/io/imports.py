@@ -16,7 +16,7 @@ import shapely
 from geo.io.formats import Source
 from geo.io.read import Upload, importable_layer, problem_order, read_upload
 from geo.layers import Layer, get_layer
-from geo.store.base import CheckedRows, check_rows
+from geo.store.checks import CheckedRows, check_rows
 from geo.validate import (
     Problem,
     ValidationError,

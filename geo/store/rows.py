@@ -18,7 +18,6 @@ from geo import overview
 from geo.layers import Field, Layer, get_layer
 from geo.store.base import (
     Bbox,
-    CheckedRows,
     Conflict,
     Invalid,
     NotFound,
@@ -30,8 +29,11 @@ from geo.store.base import (
     StoreError,
     Where,
     audit_changes,
-    diff,
     now_iso,
+)
+from geo.store.checks import (
+    CheckedRows,
+    diff,
     prepare_changes,
     prepare_rows,
     stored_rows,
