@@ -81,7 +81,8 @@ def test_planner_selects_and_edits_a_plot_that_lives_only_in_tiles(live_server, 
     response = page.goto(live_server + "/planner", wait_until="domcontentloaded")
     assert len(response.body()) < 300_000
     page.wait_for_selector("#zp-planner[data-ready=true]")
-    target = "G-54321"
+    # a plot big enough to be drawn on its own at z13, where the planner has tiles only
+    target = "P-150"
     page.evaluate(
         "(c) => zpPlanner.map.setView(c, 13, {animate: false})", _centre_of(store, target)
     )
@@ -92,6 +93,18 @@ def test_planner_selects_and_edits_a_plot_that_lives_only_in_tiles(live_server, 
     page.click("#zp-pl-selected .zp-pl-move[data-status=reserved]")
     page.locator("#zp-pl-message").filter(has_text=f"Plot {target} is now").wait_for()
     assert store.get("plots", target)["status"] == "reserved"
+    # the 30 m grid plots are merged into blocks at z13 (geo/overview.py): a click zooms
+    # in towards the block, and the same spot clicked again picks the plot
+    small = "G-54321"
+    page.evaluate("(c) => zpPlanner.map.setView(c, 13, {animate: false})", _centre_of(store, small))
+    page.wait_for_function("() => !zpPlanner.tiles._loading")
+    _click_centre(page, "#zp-planner-map")
+    page.wait_for_function("() => zpPlanner.map.getZoom() >= 15")
+    # more grid plots are in view than a page of outlines holds: still tiles, still pickable
+    page.wait_for_selector("#zp-planner[data-plots=tiles]")
+    page.wait_for_function("() => !zpPlanner.tiles._loading")
+    _click_centre(page, "#zp-planner-map")
+    page.locator("#zp-pl-title").filter(has_text=small).wait_for()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "scale-planner-edit.png"))
     assert page.zp_errors == [], page.zp_errors[:3]

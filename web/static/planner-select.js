@@ -32,7 +32,10 @@
 
   map.on("click", function (e) {
     if (state.drawing || state.editing || map.zpMeasuring) { return; }
-    if (map.getZoom() < cfg.plotZoom && map.hasLayer(P.groups.plots)) { pickPlot(e.latlng); return; }
+    // below plotZoom, or where more plots are in view than one page of outlines holds, plots
+    // are tiles: ask the server (a click on an outline stops at the outline)
+    var tiles = map.getZoom() < cfg.plotZoom || !P.outlinesShown();
+    if (tiles && map.hasLayer(P.groups.plots)) { pickPlot(e.latlng); return; }
     if (state.selected) { P.deselect(); }
   });
   /* a plot drawn only as tiles: ask the server which it is, zoom to it and select it */
