@@ -336,7 +336,7 @@ def cmd_overview(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(
-        f"plot overview of {store.describe()}: {blocks} blocks "
+        f"plot overview of {store.describe()}: {blocks} block(s) "
         f"in {time.perf_counter() - started:.1f} s"
     )
     return 0
