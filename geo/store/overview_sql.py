@@ -257,13 +257,13 @@ class PgOverview:
             )
         if not rows:
             return
-        wkb = shapely.to_wkb([b.geometry for b in rows], hex=True)
-        with self.conn.cursor() as cur:
-            cur.executemany(
-                f"INSERT INTO {TABLE} (level, cx, cy, status, plots, geom) "
-                f"VALUES (%s, %s, %s, %s, %s, ST_GeomFromWKB(decode(%s, 'hex'), {int(self.epsg)}))",
-                [(b.level, b.cx, b.cy, b.status, b.plots, w) for b, w in zip(rows, wkb)],
-            )
+        # COPY, not an INSERT per block: a bulk import writes tens of thousands of them
+        geoms = shapely.set_srid(np.asarray([b.geometry for b in rows], dtype=object), self.epsg)
+        wkb = shapely.to_wkb(geoms, hex=True, include_srid=True).tolist()
+        copy = f"COPY {TABLE} (level, cx, cy, status, plots, geom) FROM STDIN"
+        with self.conn.cursor() as cur, cur.copy(copy) as out:
+            for b, w in zip(rows, wkb):
+                out.write_row((b.level, b.cx, b.cy, b.status, b.plots, w))
 
 
 def pg_blocks(
