@@ -86,10 +86,14 @@ class GpkgOverview:
         found = self.conn.execute(select, params).fetchall()
         held = self.conn.execute(f"SELECT count(*) FROM {big}_rowid").fetchone()[0]
         if len(found) >= REBUILD_RATIO * held:
-            kept = [] if box is None else self.conn.execute(
-                f"SELECT id, minx, miny, maxx, maxy FROM {big} WHERE NOT ({meets.format('')})",
-                params,
-            ).fetchall()
+            kept = (
+                []
+                if box is None
+                else self.conn.execute(
+                    f"SELECT id, minx, miny, maxx, maxy FROM {big} WHERE NOT ({meets.format('')})",
+                    params,
+                ).fetchall()
+            )
             rows = np.array(kept + found, dtype=np.float64).reshape(-1, 5)
             pack_rtree(self.conn, big, rows[:, 0].astype(np.int64), rows[:, 1:])
             return
