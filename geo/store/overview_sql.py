@@ -14,6 +14,7 @@ from psycopg import sql
 
 from geo import overview
 from geo.overview import Block, Box, Cell
+from geo.store.pg_derived import BLOCK_KEY, derived_columns
 
 #: The blocks' table, in both backends (geometry in the store's CRS).
 TABLE = "zoneplan_plot_overview"
@@ -202,9 +203,11 @@ class PgOverview:
         """(Re)make the empty table and the plots' partial indexes of big plots."""
         self.conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
         self.conn.execute(
-            f"CREATE TABLE {TABLE} (level integer NOT NULL, cx integer NOT NULL, "
-            "cy integer NOT NULL, status text NOT NULL, plots integer NOT NULL, "
-            f"geom geometry(Geometry, {int(self.epsg)}) NOT NULL)"
+            sql.SQL(
+                f"CREATE TABLE {TABLE} (level integer NOT NULL, cx integer NOT NULL, "
+                "cy integer NOT NULL, status text NOT NULL, plots integer NOT NULL, "
+                f"geom geometry(Geometry, {int(self.epsg)}) NOT NULL, {{}})"
+            ).format(sql.SQL(", ").join(derived_columns(sql.SQL(BLOCK_KEY))))
         )
         self.conn.execute(f"CREATE INDEX {TABLE}_cell ON {TABLE} (level, cx, cy)")
         for level in PG_INDEXED_LEVELS:
