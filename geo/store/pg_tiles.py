@@ -46,7 +46,7 @@ def _cut(alias: str) -> sql.Composed:
     """The clip-and-simplify MVT geometry and the feature id of rows ``alias`` (its tile
     address left as three parameters)."""
     return sql.SQL(
-        "ST_Simplify(ST_AsMVTGeom({a}.{mercator}, ST_TileEnvelope(%s, %s, %s), {extent}, "
+        "ST_Simplify(ST_AsMVTGeom(ST_GeomFromEWKB({a}.{mercator}), ST_TileEnvelope(%s, %s, %s), {extent}, "
         "{buffer}, true), {simplify}) AS mvt_geom, {a}.{fid} AS mvt_id"
     ).format(
         a=sql.Identifier(alias),
