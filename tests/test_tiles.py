@@ -512,9 +512,7 @@ def _tile_columns_wrong(url: str) -> dict[str, int]:
     return out
 
 
-def test_postgis_keeps_each_rows_tile_geometry_and_id_through_every_write(
-    sample_pg, new_database
-):
+def test_postgis_keeps_each_rows_tile_geometry_and_id_through_every_write(sample_pg, new_database):
     """The Web Mercator geometry and feature id PostGIS stores beside each row follow a
     restore (the sample was copied in by COPY), inserts, status edits, moves, deletes and a
     layer replaced, and the tile draws a moved plot where it went, under its own id."""

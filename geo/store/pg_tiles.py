@@ -36,10 +36,13 @@ def missing_columns(
                 sql.Identifier(table),
                 sql.SQL(", ").join(sql.SQL("ADD COLUMN ") + c for c in derived_columns(key)),
             )
-            out.append(
-                (f"derive the tile geometry and id of {table}", lambda cur, q=alter: cur.execute(q))
-            )
+            out.append((f"derive the tile geometry and id of {table}", _executes(alter)))
     return out
+
+
+def _executes(query: sql.Composed) -> Callable[[psycopg.Cursor], Any]:
+    """A migration step running ``query``."""
+    return lambda cur: cur.execute(query)
 
 
 def _cut(alias: str) -> sql.Composed:
