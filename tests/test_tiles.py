@@ -610,7 +610,7 @@ def test_an_older_postgis_store_gains_the_tile_columns_and_cuts_the_same_tiles(
     store = open_store(url)
     with psycopg.connect(url) as conn:
         notes = [r[0] for r in conn.execute("SELECT note FROM zoneplan_migrations")]
-    assert {f"derive the tile geometry and id of {t}" for t in tables} <= set(notes)
+    assert {f"derive the tile columns of {t}" for t in tables} <= set(notes)
     after = cut()
     assert sum(len(v) for v in before.values()) > 20
     for where, drawn in before.items():

@@ -12,7 +12,7 @@ from geo import overview, tiles
 from geo.layers import Layer
 from geo.store import overview_sql
 from geo.store.base import Where
-from geo.store.pg_derived import BLOCK_KEY, MERCATOR, TILE_ID, derived_columns
+from geo.store.pg_derived import BLOCK_KEY, MERCATOR, SIZE, SIZED, TILE_ID, derived_columns
 
 #: Per transaction: a tile is a few ms of work, yet its estimates (the big-plot test, the
 #: UNION with the blocks) pass the planner's thresholds for parallel workers (each a new
@@ -21,22 +21,33 @@ _SETTINGS = "SELECT set_config('jit', 'off', true), set_config('max_parallel_wor
 
 
 def missing_columns(
-    layers: Sequence[Layer], have: dict[str, set[str]]
+    layers: Sequence[Layer], have: dict[str, set[str]], epsg: int
 ) -> list[tuple[str, Callable[[psycopg.Cursor], Any]]]:
     """Migrations adding the derived columns to the tables of a store made before them
-    (``have``: the columns of each table): one table rewrite each."""
+    (``have``: the columns of each table), one table rewrite each; the partial indexes of
+    big plots are made again on the plots' new size column."""
     keys: dict[str, sql.Composable] = {
         lyr.name: sql.Identifier(lyr.key) for lyr in layers if lyr.is_feature
     }
     keys[overview_sql.TABLE] = sql.SQL(BLOCK_KEY)
     out: list[tuple[str, Callable[[psycopg.Cursor], Any]]] = []
     for table, key in keys.items():
-        if table in have and MERCATOR not in have[table]:
-            alter = sql.SQL("ALTER TABLE {} {}").format(
-                sql.Identifier(table),
-                sql.SQL(", ").join(sql.SQL("ADD COLUMN ") + c for c in derived_columns(key)),
+        wanted = derived_columns(key, sized=table == SIZED)
+        missing = [ddl for name, ddl in wanted.items() if name not in have.get(table, wanted)]
+        if not missing:
+            continue
+        alter = sql.SQL("ALTER TABLE {} {}").format(
+            sql.Identifier(table),
+            sql.SQL(", ").join(sql.SQL("ADD COLUMN ") + c for c in missing),
+        )
+        out.append((f"derive the tile columns of {table}", _executes(alter)))
+        if table == SIZED and SIZE not in have[table] and overview_sql.TABLE in have:
+            out.append(
+                (
+                    "index the big plots by their size",
+                    lambda cur: overview_sql.PgOverview(cur.connection, epsg).index_big_plots(),
+                )
             )
-            out.append((f"derive the tile geometry and id of {table}", _executes(alter)))
     return out
 
 
