@@ -569,11 +569,13 @@ def test_an_older_postgis_store_gains_the_tile_columns_and_cuts_the_same_tiles(
     sample_pg, new_database
 ):
     """A store made before the derived tile columns is migrated when opened (one numbered
-    migration per table) and its tiles keep every feature, id and attribute."""
+    migration per table), its partial indexes of big plots are made again on the plots'
+    size column, and its tiles keep every feature, id and attribute."""
     import psycopg
 
+    from geo import overview
     from geo.store import open_store
-    from geo.store.pg_derived import MERCATOR, TILE_ID
+    from geo.store.pg_derived import MERCATOR, SIZE, SIZE_SQL, TILE_ID
     from web.tiles import STYLE_PROPERTIES
 
     url = new_database(sample_pg)
@@ -606,11 +608,25 @@ def test_an_older_postgis_store_gains_the_tile_columns_and_cuts_the_same_tiles(
         ]
         for table in tables:
             conn.execute(f'ALTER TABLE "{table}" DROP COLUMN {MERCATOR}, DROP COLUMN {TILE_ID}')
+        conn.execute(f"ALTER TABLE plots DROP COLUMN {SIZE}")  # and its partial indexes
+        for level in (12, 13):  # the older indexes, on the geometry's box
+            conn.execute(
+                f"CREATE INDEX plots_geom_big{level} ON plots USING gist (geom) "
+                f"WHERE {SIZE_SQL} >= {overview.min_size(level, store.epsg)}"
+            )
     assert {"plots", "zone", "zoneplan_plot_overview"} <= set(tables)
     store = open_store(url)
     with psycopg.connect(url) as conn:
         notes = [r[0] for r in conn.execute("SELECT note FROM zoneplan_migrations")]
+        indexed = [
+            r[0]
+            for r in conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE indexname LIKE 'plots_geom_big%'"
+            )
+        ]
     assert {f"derive the tile columns of {t}" for t in tables} <= set(notes)
+    assert "index the big plots by their size" in notes
+    assert len(indexed) == 2 and all(f"({SIZE} >=" in d for d in indexed), indexed
     after = cut()
     assert sum(len(v) for v in before.values()) > 20
     for where, drawn in before.items():
