@@ -14,10 +14,14 @@ from geo.store import overview_sql
 from geo.store.base import Where
 from geo.store.pg_derived import BLOCK_KEY, MERCATOR, SIZE, SIZED, TILE_ID, derived_columns
 
-#: Per transaction: a tile is a few ms of work, yet its estimates (the big-plot test, the
-#: UNION with the blocks) pass the planner's thresholds for parallel workers (each a new
-#: process loading PROJ) and JIT compilation: 100-190 ms a z12-z14 tile at 1M plots.
-_SETTINGS = "SELECT set_config('jit', 'off', true), set_config('max_parallel_workers_per_gather', '0', true)"
+#: Local to the tile's transaction (the pooled connection's, which ends when the connection
+#: goes back): a tile is a few ms of work, yet its estimates (the big-plot test, the UNION
+#: with the blocks) pass the planner's thresholds for parallel workers (each a new process
+#: loading PROJ) and JIT compilation: 100-250 ms a z12-z14 tile at 1M plots, 13-24 ms without.
+_SETTINGS = (
+    "SELECT set_config('jit', 'off', true), "
+    "set_config('max_parallel_workers_per_gather', '0', true)"
+)
 
 
 def missing_columns(
