@@ -17,7 +17,7 @@ from geo.store.pg_derived import BLOCK_KEY, MERCATOR, SIZE, SIZED, TILE_ID, deri
 #: Local to the tile's transaction (the pooled connection's, which ends when the connection
 #: goes back): a tile is a few ms of work, yet its estimates (the big-plot test, the UNION
 #: with the blocks) pass the planner's thresholds for parallel workers (each a new process
-#: loading PROJ) and JIT compilation: 100-250 ms a z12-z14 tile at 1M plots, 13-24 ms without.
+#: loading PROJ) and JIT compilation: 100-250 ms a z12-z14 tile at 1M plots, 19-24 ms without.
 _SETTINGS = (
     "SELECT set_config('jit', 'off', true), "
     "set_config('max_parallel_workers_per_gather', '0', true)"
