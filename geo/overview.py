@@ -156,35 +156,36 @@ def blocks(
         ((cx, cy) in wanted for cx, cy in cell.tolist()), dtype=bool, count=len(cell)
     )
     bounds, status, cell = bounds[mine], status[mine], cell[mine]
+    if not len(cell):
+        return []
     origin = cell * side
     lo = np.clip(np.floor((bounds[:, :2] - origin) / square), 0, n - 1).astype(np.int64)
     hi = np.clip(np.floor((bounds[:, 2:] - origin) / square), 0, n - 1).astype(np.int64)
     names = sorted(set(status.tolist()))
     code = np.searchsorted(np.asarray(names, dtype=object), status)
-    # one key per (cell, status, square) a plot's box touches; a small plot spans few
-    parts: list[np.ndarray] = []
-    for di in range(int((hi - lo)[:, 0].max(initial=0)) + 1):
-        for dj in range(int((hi - lo)[:, 1].max(initial=0)) + 1):
+    # each plot's (cell, status) group: one integer key per group, in (cx, cy, status) order
+    span = cell.max(axis=0) - cell.min(axis=0) + 1
+    flat = ((cell[:, 0] - cell[:, 0].min()) * span[1] + cell[:, 1] - cell[:, 1].min()) * len(names)
+    first, group = np.unique(flat + code, return_index=True, return_inverse=True)[1:]
+    keys = np.column_stack([cell[first], code[first]])
+    plots = np.bincount(group, minlength=len(keys))
+    squares: list[np.ndarray] = []
+    for di in range(int((hi - lo)[:, 0].max()) + 1):
+        for dj in range(int((hi - lo)[:, 1].max()) + 1):
             at = np.flatnonzero((lo[:, 0] + di <= hi[:, 0]) & (lo[:, 1] + dj <= hi[:, 1]))
-            parts.append(np.column_stack([at, lo[at, 0] + di, lo[at, 1] + dj]).astype(np.int64))
-    touched = np.concatenate(parts)
-    plot = touched[:, 0]
-    group = np.column_stack([cell[plot, 0], cell[plot, 1], code[plot]])
-    keys, inverse = np.unique(group, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    counted = np.unique(np.column_stack([cell, code]), axis=0, return_counts=True)
-    plots_of = {tuple(k): int(c) for k, c in zip(counted[0].tolist(), counted[1].tolist())}
-    order = np.argsort(inverse, kind="stable")
-    starts = np.searchsorted(inverse[order], np.arange(len(keys)))
-    ends = np.r_[starts[1:], len(order)]
-    out: list[Block] = []
-    for k, (s, e) in enumerate(zip(starts.tolist(), ends.tolist())):
-        cx, cy, c = (int(v) for v in keys[k])
-        ij = np.unique(touched[order[s:e], 1:], axis=0)
-        x0, y0 = cx * side + ij[:, 0] * square, cy * side + ij[:, 1] * square
-        geom = shapely.coverage_union_all(shapely.box(x0, y0, x0 + square, y0 + square))
-        out.append(Block(level, cx, cy, str(names[c]), plots_of[(cx, cy, c)], geom))
-    return out
+            squares.append((group[at] * n + lo[at, 0] + di) * n + lo[at, 1] + dj)
+    touched = np.unique(np.concatenate(squares))  # by group, then square column, then row
+    g, ij = np.divmod(touched, n * n)
+    i, j = np.divmod(ij, n)
+    x0 = keys[g, 0] * side + i * square
+    y0 = keys[g, 1] * side + j * square
+    grid = np.full((len(keys), n * n), None, dtype=object)
+    grid[g, ij] = shapely.box(x0, y0, x0 + square, y0 + square)
+    merged = np.asarray(shapely.coverage_union_all(grid, axis=1), dtype=object)
+    return [
+        Block(level, cx, cy, str(names[c]), p, geom)
+        for (cx, cy, c), p, geom in zip(keys.tolist(), plots.tolist(), merged.tolist())
+    ]
 
 
 class OverviewTable(Protocol):
