@@ -131,23 +131,68 @@ def blocks(
     cells: Iterable[Cell],
     statuses: Sequence[str],
     geoms: np.ndarray,
+    kept: Sequence[Block] = (),
 ) -> list[Block]:
     """The blocks of ``cells`` from the small plots centred in them (``statuses`` and
     ``geoms`` aligned; every small plot whose box centre lies in one of ``cells`` must be
-    among them, others are ignored).
+    among them, others are ignored), merged with the ``kept`` blocks of those cells (the
+    blocks of plots not among them, when only plots were added since).
 
     A cell is a grid of :data:`SQUARE_PIXELS` squares; a status's block is the union of the
     squares (within the cell) its plots' boxes touch, so it covers each of them and its
     outline follows the square grid: at most a few dozen vertices whatever the plots.
     """
-    wanted = set(cells)
     geoms = np.asarray(geoms, dtype=object)
+    bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
     status = np.asarray(statuses, dtype=object)
-    if not len(geoms) or not wanted:
+    weight = np.ones(len(bounds), dtype=np.int64)
+    if kept:
+        more = _squares_of(level, epsg, kept)
+        bounds, status = np.concatenate([bounds, more[0]]), np.concatenate([status, more[1]])
+        weight = np.concatenate([weight, more[2]])
+    return _merge(level, epsg, set(cells), bounds, status, weight)
+
+
+def _squares_of(level: int, epsg: int, found: Sequence[Block]) -> tuple[Any, Any, Any]:
+    """Blocks as stand-in plots, one per square they cover (a box around the square's
+    centre, which a block covers exactly when it holds the square), the first square of
+    each carrying the block's plot count: bounds, statuses, weights."""
+    side = cell_size(level, epsg)
+    n = CELL_PIXELS // SQUARE_PIXELS
+    square = side / n
+    i, j = np.divmod(np.arange(n * n), n)
+    cx = np.repeat([b.cx for b in found], n * n)
+    cy = np.repeat([b.cy for b in found], n * n)
+    x = cx * side + (np.tile(i, len(found)) + 0.5) * square
+    y = cy * side + (np.tile(j, len(found)) + 0.5) * square
+    geom = np.repeat(np.asarray([b.geometry for b in found], dtype=object), n * n)
+    held = shapely.contains_xy(geom, x, y)
+    weight = np.zeros(len(held), dtype=np.int64)
+    # the count goes on each block's first held square
+    block = np.repeat(np.arange(len(found)), n * n)
+    at = np.flatnonzero(held)
+    lead = at[np.r_[True, block[at][1:] != block[at][:-1]]] if len(at) else at
+    weight[lead] = [found[b].plots for b in block[lead].tolist()]
+    q = square / 4
+    bounds = np.column_stack([x - q, y - q, x + q, y + q])[held]
+    status = np.repeat(np.asarray([b.status for b in found], dtype=object), n * n)[held]
+    return bounds, status, weight[held]
+
+
+def _merge(
+    level: int,
+    epsg: int,
+    wanted: set[Cell],
+    bounds: np.ndarray,
+    status: np.ndarray,
+    weight: np.ndarray,
+) -> list[Block]:
+    """The blocks of the ``wanted`` cells of the plots with these bounds and statuses, each
+    counting ``weight`` plots."""
+    if not len(bounds) or not wanted:
         return []
-    bounds = shapely.bounds(geoms)
     drawn = ~np.isnan(bounds).any(axis=1)
-    bounds, status = bounds[drawn], status[drawn]
+    bounds, status, weight = bounds[drawn], status[drawn], weight[drawn]
     side = cell_size(level, epsg)
     n = CELL_PIXELS // SQUARE_PIXELS
     square = side / n
@@ -155,7 +200,7 @@ def blocks(
     mine = np.fromiter(
         ((cx, cy) in wanted for cx, cy in cell.tolist()), dtype=bool, count=len(cell)
     )
-    bounds, status, cell = bounds[mine], status[mine], cell[mine]
+    bounds, status, cell, weight = bounds[mine], status[mine], cell[mine], weight[mine]
     if not len(cell):
         return []
     origin = cell * side
@@ -168,7 +213,7 @@ def blocks(
     flat = ((cell[:, 0] - cell[:, 0].min()) * span[1] + cell[:, 1] - cell[:, 1].min()) * len(names)
     first, group = np.unique(flat + code, return_index=True, return_inverse=True)[1:]
     keys = np.column_stack([cell[first], code[first]])
-    plots = np.bincount(group, minlength=len(keys))
+    plots = np.bincount(group, weights=weight, minlength=len(keys)).astype(np.int64)
     squares: list[np.ndarray] = []
     for di in range(int((hi - lo)[:, 0].max()) + 1):
         for dj in range(int((hi - lo)[:, 1].max()) + 1):
@@ -198,6 +243,15 @@ class OverviewTable(Protocol):
         meets ``box`` (every such plot when None), sized the way the tile query sizes them."""
         ...
 
+    def big(self, level: int, bounds: np.ndarray) -> np.ndarray:
+        """Which plots with these bounds (``n x 4``, exact) the backend's size test draws
+        alone at ``level`` (NaN bounds: none), as :meth:`small_plots` sizes them."""
+        ...
+
+    def blocks_in(self, level: int, cells: set[Cell]) -> list[Block]:
+        """The stored blocks of ``cells`` of ``level``."""
+        ...
+
     def replace(self, level: int, cells: set[Cell] | None, rows: list[Block]) -> None:
         """Drop the blocks of ``cells`` of ``level`` (every cell when None), write ``rows``."""
         ...
@@ -225,6 +279,29 @@ def refresh(table: OverviewTable, boxes: np.ndarray | None) -> int:
         box = (min(xs) * side, min(ys) * side, (max(xs) + 1) * side, (max(ys) + 1) * side)
         statuses, geoms = table.small_plots(level, box)
         rows = blocks(level, table.epsg, cells, statuses, geoms)
+        table.replace(level, cells, rows)
+        written += len(rows)
+    return written
+
+
+def refresh_added(
+    table: OverviewTable, statuses: Sequence[str] | np.ndarray, geoms: np.ndarray
+) -> int:
+    """Re-merge the cells of plots just added (nothing else changed in the transaction)
+    from the added plots themselves and the cells' stored blocks, which hold every other
+    plot of those cells: the same blocks as :func:`refresh`, without reading the plots
+    back. Returns the number of blocks written."""
+    geoms = np.asarray(geoms, dtype=object)
+    status = np.asarray(statuses, dtype=object)
+    bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
+    written = 0
+    for level in LEVELS:
+        cells = cells_touched(level, table.epsg, bounds)
+        if not cells:
+            continue
+        small = ~table.big(level, bounds)
+        kept = table.blocks_in(level, cells)
+        rows = blocks(level, table.epsg, cells, status[small], geoms[small], kept)
         table.replace(level, cells, rows)
         written += len(rows)
     return written

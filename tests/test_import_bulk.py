@@ -165,3 +165,64 @@ def test_a_bulk_import_packs_the_big_plots_trees_with_the_entries_kept(tmp_path)
         assert _big_rtrees(path)[12] == every
     finally:
         store.close()
+
+
+def _mixed_plots(prefix: str, shift: float, statuses: tuple[str, ...]) -> gpd.GeoDataFrame:
+    """Plots of every size that matters to the overview, 260 m apart: 20 m ones, boxes
+    a few centimetres either side of each level's size test (where the R-tree's 4-byte
+    boxes and the exact ones disagree) and big ones, statuses in turn."""
+    from geo import overview
+
+    edges = [overview.min_size(level, 32643) for level in overview.LEVELS]
+    sides = [20.0, 20.0, 20.0] + [e + d for e in edges for d in (-0.05, -0.01, 0.01, 0.05)]
+    sides += [120.0]
+    n = 30 * len(sides)
+    side = np.resize(np.asarray(sides), n)
+    xs = E + shift + 260.0 * (np.arange(n) % 60)
+    ys = N + 130.0 * (np.arange(n) // 60)
+    return gpd.GeoDataFrame(
+        {
+            "plot_id": [f"{prefix}-{i}" for i in range(n)],
+            "status": [statuses[i % len(statuses)] for i in range(n)],
+        },
+        geometry=shapely.box(xs, ys, xs + side, ys + side),
+        crs=32643,
+    )
+
+
+def _blocks(store) -> list[tuple]:
+    """Every block of every level, geometry as WKB: byte for byte comparable."""
+    from geo import overview
+
+    out = []
+    for level in overview.LEVELS:
+        for b in store.plot_blocks(level, (-1e9, -1e9, 1e9, 1e9), None) or []:
+            out.append((b.level, b.cx, b.cy, b.status, b.plots, shapely.to_wkb(b.geometry)))
+    return sorted(out)
+
+
+def test_an_import_into_a_filled_store_merges_its_blocks_from_memory_as_a_rebuild_would(
+    store, monkeypatch
+):
+    from geo import overview
+
+    first = _mixed_plots("A", 0.0, ("available", "occupied"))
+    apply_import(store, plan_import(store, "plots", first))
+    added: list[int] = []
+    refresh_added = overview.refresh_added
+
+    def counted(table, statuses, geoms):
+        added.append(len(geoms))
+        return refresh_added(table, statuses, geoms)
+
+    monkeypatch.setattr(overview, "refresh_added", counted)
+    # new plots between the old ones (same cells), a status new to those cells, and beyond
+    more = _mixed_plots("B", 130.0, ("candidate", "available", "reserved"))
+    apply_import(store, plan_import(store, "plots", more))
+    assert added == [len(more)]  # the blocks came from the rows in hand, not a re-read
+    kept = _blocks(store)
+    mixed = {(b[0], b[1], b[2]) for b in kept if b[3] == "occupied"}
+    assert {(b[0], b[1], b[2]) for b in kept if b[3] == "candidate"} & mixed
+    store.build_overview()
+    assert _blocks(store) == kept
+    assert {b[0] for b in kept} == set(overview.LEVELS)

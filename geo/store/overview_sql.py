@@ -15,7 +15,7 @@ from psycopg import sql
 from geo import overview
 from geo.overview import Block, Box, Cell
 from geo.store.pg_derived import BLOCK_KEY, SIZE, derived_columns
-from geo.store.rtree_pack import REBUILD_RATIO, pack_rtree
+from geo.store.rtree_pack import REBUILD_RATIO, float32_out, pack_rtree
 
 #: The blocks' table, in both backends (geometry in the store's CRS).
 TABLE = "zoneplan_plot_overview"
@@ -29,6 +29,24 @@ GPKG_INDEXED_LEVELS = PG_INDEXED_LEVELS
 def gpkg_big_rtree(level: int) -> str:
     """The R-tree of the plots big enough to draw alone at ``level`` (GeoPackage)."""
     return f"{TABLE}_big{level}"
+
+
+def _cells_box(level: int, epsg: int, cells: set[Cell]) -> Box:
+    """The box just inside the cells' range (its edges in no cell outside it)."""
+    side = overview.cell_size(level, epsg)
+    xs, ys = [c[0] for c in cells], [c[1] for c in cells]
+    inset = side / 4
+    return (
+        min(xs) * side + inset,
+        min(ys) * side + inset,
+        (max(xs) + 1) * side - inset,
+        (max(ys) + 1) * side - inset,
+    )
+
+
+def _in_cells(found: list[Block] | None, cells: set[Cell]) -> list[Block]:
+    """The blocks of ``cells`` among ``found``."""
+    return [b for b in found or () if (b.cx, b.cy) in cells]
 
 
 # ----------------------------------------------------------------------------- GeoPackage
@@ -121,6 +139,20 @@ class GpkgOverview:
             return [], np.empty(0, dtype=object)
         statuses, blobs = zip(*rows)
         return list(statuses), self._decode(list(blobs))
+
+    def big(self, level: int, bounds: np.ndarray) -> np.ndarray:
+        # the R-tree's 4-byte box, as gpkg_size tests it
+        minx, maxx = float32_out(bounds[:, 0], bounds[:, 2])
+        miny, maxy = float32_out(bounds[:, 1], bounds[:, 3])
+        wide = maxx.astype(np.float64) - minx.astype(np.float64)
+        high = maxy.astype(np.float64) - miny.astype(np.float64)
+        return np.asarray(np.maximum(wide, high) >= overview.min_size(level, self.epsg))
+
+    def blocks_in(self, level: int, cells: set[Cell]) -> list[Block]:
+        return _in_cells(
+            gpkg_blocks(self.conn, self.epsg, level, _cells_box(level, self.epsg, cells), None),
+            cells,
+        )
 
     def replace(self, level: int, cells: set[Cell] | None, rows: list[Block]) -> None:
         if cells is None:
@@ -255,6 +287,16 @@ class PgOverview:
             return [], np.empty(0, dtype=object)
         statuses, blobs = zip(*rows)
         return list(statuses), np.asarray(shapely.from_wkb([bytes(b) for b in blobs]))
+
+    def big(self, level: int, bounds: np.ndarray) -> np.ndarray:
+        # the exact box, as the stored size (pg_derived.SIZE_SQL) has it
+        size = np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1])
+        return np.asarray(size >= overview.min_size(level, self.epsg))
+
+    def blocks_in(self, level: int, cells: set[Cell]) -> list[Block]:
+        return _in_cells(
+            pg_blocks(self.conn, self.epsg, level, _cells_box(level, self.epsg, cells), None), cells
+        )
 
     def replace(self, level: int, cells: set[Cell] | None, rows: list[Block]) -> None:
         if cells is None:

@@ -322,6 +322,9 @@ class RowSession(Session):
         # Boxes of plots written (old and new), whose overview cells are re-merged before
         # commit; None after a clear or restore: the overview is rebuilt.
         self._plot_boxes: list[np.ndarray] | None = []
+        # The statuses and geometries of plots inserted, while no plot was otherwise
+        # changed (None after): their cells are re-merged from them and the stored blocks.
+        self._plots_added: list[tuple[np.ndarray, np.ndarray]] | None = []
 
     def read(
         self,
@@ -408,7 +411,7 @@ class RowSession(Session):
         self._write_rows(lyr, typed, geoms)
         self._touched.add(lyr.name)
         self._reshaped.add(lyr.name)
-        self._plots_written(lyr, geoms)
+        self._plots_written(lyr, geoms, typed["status"] if lyr.name == "plots" else None)
         self._log_bulk(lyr, "insert", keys, typed)
         return [str(k) for k in keys]
 
@@ -519,14 +522,20 @@ class RowSession(Session):
             }
             self._log(lyr, action, record[lyr.key], values)
 
-    def _plots_written(self, lyr: Layer, geoms: Any) -> None:
-        """Note plots written with these geometries (None: the whole layer)."""
+    def _plots_written(self, lyr: Layer, geoms: Any, added: Any = None) -> None:
+        """Note plots written with these geometries (None: the whole layer); ``added``:
+        they are new plots with these statuses."""
         if lyr.name != "plots" or self._plot_boxes is None:
             return
         if geoms is None:
             self._plot_boxes = None
+            return
+        geoms = np.asarray(list(geoms), dtype=object)
+        self._plot_boxes.append(shapely.bounds(geoms))
+        if added is None or self._plots_added is None:
+            self._plots_added = None
         else:
-            self._plot_boxes.append(shapely.bounds(np.asarray(list(geoms), dtype=object)))
+            self._plots_added.append((np.asarray(added, dtype=object), geoms))
 
     def overview_table(self) -> overview.OverviewTable | None:
         """The plot overview's table on this transaction (None: the store has none)."""
@@ -536,7 +545,10 @@ class RowSession(Session):
         """Write the audit records and mark the changed layers; called before commit."""
         if self._plot_boxes is None or self._plot_boxes:
             table = self.overview_table()
-            if table is not None:
+            if table is not None and self._plot_boxes is not None and self._plots_added:
+                statuses, geoms = (np.concatenate(part) for part in zip(*self._plots_added))
+                overview.refresh_added(table, statuses, geoms)
+            elif table is not None:
                 overview.refresh(
                     table, None if self._plot_boxes is None else np.concatenate(self._plot_boxes)
                 )

@@ -18,7 +18,7 @@ _MAX_CELLS = 51
 REBUILD_RATIO = 0.15
 
 
-def _float32_out(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def float32_out(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bounds as 4-byte floats rounded outwards exactly as the R*Tree rounds what it is
     given (rtreeValueDown/rtreeValueUp: a value the cast moved inwards is scaled by
     1 ∓ 2⁻²³ and cast again), so a packed tree stores what inserts would have stored."""
@@ -103,8 +103,8 @@ def pack_rtree(conn: sqlite3.Connection, rtree: str, ids: np.ndarray, bounds: np
     bounds = np.asarray(bounds, dtype=np.float64).reshape(-1, 4)
     if len(ids) != len(bounds) or (len(ids) and np.isnan(bounds).any()):
         raise ValueError("pack_rtree takes one finite box per id")
-    minx, maxx = _float32_out(bounds[:, 0], bounds[:, 2])
-    miny, maxy = _float32_out(bounds[:, 1], bounds[:, 3])
+    minx, maxx = float32_out(bounds[:, 0], bounds[:, 2])
+    miny, maxy = float32_out(bounds[:, 1], bounds[:, 3])
     boxes = np.column_stack([minx, maxx, miny, maxy])
     # Levels from the leaves up; node numbers are given from the root (1) down.
     levels: list[list[np.ndarray]] = [[np.empty(0, dtype=_CELL)]] if not len(ids) else []
