@@ -77,6 +77,8 @@ def main(argv: list[str]) -> int:
         (postgis.PostgisSession, "_write_rows", "  PostGIS COPY + indexes"),
         (rows.RowSession, "finish", "finish (overview, audit)"),
         (overview, "blocks", "  overview blocks"),
+        (overview_sql.GpkgOverview, "blocks_in", "  overview stored blocks"),
+        (overview_sql.PgOverview, "blocks_in", "  overview stored blocks"),
         (overview_sql.GpkgOverview, "small_plots", "  overview re-read"),
         (overview_sql.PgOverview, "small_plots", "  overview re-read"),
         (overview_sql.GpkgOverview, "replace", "  overview replace"),
