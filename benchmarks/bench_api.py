@@ -153,9 +153,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(kind: str, db: Path | str) -> tuple[subprocess.Popen, int]:
+def start(kind: str, db: Path | str, workers: int = 1) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    if kind == "indexed":
+    if kind.startswith("indexed"):
         cmd = [
             str(ROOT / ".venv/bin/zoneplan"),
             "serve",
@@ -167,6 +167,8 @@ def start(kind: str, db: Path | str) -> tuple[subprocess.Popen, int]:
             str(port),
             "--threads",
             "8",
+            "--workers",
+            str(workers),
         ]
     else:
         cmd = [sys.executable, __file__, "--serve-strtree", str(db), "--port", str(port)]
@@ -206,8 +208,15 @@ def get(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
     return response.status, response.read()
 
 
-def load(port: int, paths: list[str], clients: int, seconds: float) -> dict[str, Any]:
-    """``clients`` threads, each cycling through ``paths`` from its own offset."""
+def load(
+    port: int, paths: list[str], clients: int, seconds: float, client: str = "python"
+) -> dict[str, Any]:
+    """``clients`` keep-alive connections cycling through ``paths`` for ``seconds``, from
+    Python threads or from one ``wrk`` thread; ``client_cpu`` is the share of one core the
+    client itself used (what it took from the server on a small machine)."""
+    if client == "wrk":
+        return load_wrk(port, paths, clients, seconds)
+    cpu0 = time.process_time()
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients
     stop = time.perf_counter() + seconds
@@ -233,6 +242,7 @@ def load(port: int, paths: list[str], clients: int, seconds: float) -> dict[str,
     wall = time.perf_counter() - t0
     lat = sorted(x for per in latencies for x in per)
     return {
+        "client_cpu": round((time.process_time() - cpu0) / wall, 2),
         "requests": len(lat),
         "errors": sum(errors),
         "wall_s": round(wall, 1),
@@ -243,13 +253,67 @@ def load(port: int, paths: list[str], clients: int, seconds: float) -> dict[str,
     }
 
 
+WRK_SCRIPT = """
+local paths = {%s}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i %% #paths) + 1], {["Accept"] = "application/json"})
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("ZP %%d %%d %%d %%f %%f %%f\\n", summary.requests,
+    e.status + e.connect + e.read + e.write + e.timeout, summary.duration,
+    latency:percentile(50), latency:percentile(99), latency.mean))
+end
+"""
+
+
+def load_wrk(port: int, paths: list[str], clients: int, seconds: float) -> dict[str, Any]:
+    """Like :func:`load`, from ``wrk`` (one thread, ``clients`` connections, in C)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(WRK_SCRIPT % ", ".join(json.dumps(p) for p in paths))
+        script.flush()
+        before = os.times()
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "-s", script.name]
+            + [f"http://127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        after = os.times()
+    line = next(x for x in out.splitlines() if x.startswith("ZP "))
+    requests, errors, micros, p50, p99, mean = (float(v) for v in line.split()[1:])
+    wall = micros / 1e6
+    used = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    return {
+        "client_cpu": round(used / wall, 2),
+        "requests": int(requests),
+        "errors": int(errors),
+        "wall_s": round(wall, 1),
+        "rps": round(requests / wall, 1),
+        "p50_ms": round(p50 / 1000, 1),
+        "p99_ms": round(p99 / 1000, 1),
+        "mean_ms": round(mean / 1000, 1),
+    }
+
+
 def run(
-    kind: str, db: Path, paths: dict[str, list[str]], clients: int, seconds: float
+    kind: str,
+    db: Path,
+    paths: dict[str, list[str]],
+    clients: int,
+    seconds: float,
+    workers: int = 1,
+    client: str = "python",
 ) -> tuple[dict[str, Any], dict[str, list[list[str]]]]:
     """One server: its first answer, then per viewport size a warm-up (every box once,
     answers kept to compare) and ``seconds`` of load."""
     t0 = time.perf_counter()
-    proc, port = start(kind, db)
+    proc, port = start(kind, db, workers)
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3600)
         result: dict[str, Any] = {"listening_s": round(time.perf_counter() - t0, 1)}
@@ -271,7 +335,7 @@ def run(
                 answers[size].append([f["id"] for f in json.loads(body)["features"]])
         conn.close()
         for size, group in paths.items():
-            result[size] = load(port, group, clients, seconds)
+            result[size] = load(port, group, clients, seconds, client)
             result[size]["matched_median"] = statistics.median(len(a) for a in answers[size])
             result[size]["load_average"] = round(os.getloadavg()[0], 1)
             print(f"  {kind} {size}: {json.dumps(result[size])}", file=sys.stderr)
@@ -296,6 +360,32 @@ def store_location(args: argparse.Namespace, report: dict[str, Any]) -> str:
     return db
 
 
+def indexed(workers: int) -> str:
+    """The report's name of the indexed server with ``workers`` processes."""
+    return "indexed" if workers == 1 else f"indexed_{workers}w"
+
+
+def compare(
+    report: dict[str, Any], answers: dict[str, dict[str, list]], kind: str, paths: dict
+) -> None:
+    """The ``kind`` server against the strtree one: same answers, and the ratios."""
+    report[f"{kind}_same_answers"] = answers[kind] == answers["strtree"]
+    # The stores' R-tree/GiST boxes are float32: a plot whose bounds lie within that
+    # rounding (under a metre) of the viewport's edge may be in one answer only.
+    report[f"{kind}_boxes_differing"] = {
+        size: sum(a != b for a, b in zip(answers[kind][size], answers["strtree"][size]))
+        for size in paths
+    }
+    ratios = report[f"{kind}_vs_strtree"] = {}
+    for size in paths:
+        i, f = report[kind][size], report["strtree"][size]
+        ratios[size] = {
+            "p50": round(f["p50_ms"] / i["p50_ms"], 2),
+            "p99": round(f["p99_ms"] / i["p99_ms"], 2),
+            "rps": round(i["rps"] / f["rps"], 2),
+        }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="synthetic plots")
@@ -309,6 +399,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--boxes", type=int, default=40, help="distinct bbox queries")
     parser.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "out" / "api")
     parser.add_argument("--only", choices=("indexed", "strtree"), help="run one server")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="processes of the indexed server (`zoneplan serve --workers`), one run per "
+        "count; the strtree server is always one process",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("python", "wrk"),
+        default="python",
+        help="load generator: Python threads, or wrk (C, one thread; Debian's package)",
+    )
     parser.add_argument("--serve-strtree", metavar="DB", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -324,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         "boxes_m": args.box,
         "boxes": args.boxes,
         "cpus": os.cpu_count(),
+        "client": args.client,
         "load_average_before": os.getloadavg(),
     }
     db = store_location(args, report)
@@ -333,28 +438,18 @@ def main(argv: list[str] | None = None) -> int:
         for size in args.box
     }
     answers: dict[str, dict[str, list]] = {}
-    kinds = [args.only] if args.only else ["indexed", "strtree"]
-    for kind in kinds:
+    runs = [] if args.only == "strtree" else [(indexed(w), w) for w in args.workers]
+    runs += [] if args.only == "indexed" else [("strtree", 1)]
+    for kind, workers in runs:
         print(f"running {kind} ...", file=sys.stderr)
-        report[kind], answers[kind] = run(kind, db, paths, args.clients, args.seconds)
+        report[kind], answers[kind] = run(
+            kind, db, paths, args.clients, args.seconds, workers, args.client
+        )
         print(json.dumps(report[kind]), file=sys.stderr)
     report["load_average_after"] = os.getloadavg()
-    if len(kinds) == 2:
-        report["same_answers"] = answers["indexed"] == answers["strtree"]
-        # The stores' R-tree/GiST boxes are float32: a plot whose bounds lie within that
-        # rounding (under a metre) of the viewport's edge may be in one answer only.
-        report["boxes_differing"] = {
-            size: sum(a != b for a, b in zip(answers["indexed"][size], answers["strtree"][size]))
-            for size in paths
-        }
-        report["indexed_vs_strtree"] = {}
-        for size in paths:
-            i, f = report["indexed"][size], report["strtree"][size]
-            report["indexed_vs_strtree"][size] = {
-                "p50": round(f["p50_ms"] / i["p50_ms"], 2),
-                "p99": round(f["p99_ms"] / i["p99_ms"], 2),
-                "rps": round(i["rps"] / f["rps"], 2),
-            }
+    if "strtree" in answers:
+        for kind, _ in runs[:-1]:
+            compare(report, answers, kind, paths)
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 

@@ -200,7 +200,7 @@ def list_plots(query: PlotFilters):
     page = cat.search(
         deps.get_store(), query, role=current_role(), servicing=deps.servicing_model()
     )
-    out = page.feature_collection()
+    out = page.feature_collection(fragments=True)
     out["links"] = _links(page)
     return fast_json(out)
 
