@@ -1,10 +1,11 @@
 """bench_api: /api/plots with bbox and filters over loopback HTTP, against an in-memory
 STRtree server.
 
-Two servers run in the same session on 127.0.0.1, one after the other, each under
+Servers run in the same session on 127.0.0.1, one after the other, each under
 waitress with 8 threads and each warmed up first:
 
-- ``indexed``: ``zoneplan serve`` itself (the GeoPackage R-tree or PostGIS GiST index answers
+- ``indexed`` (``indexed_Nw`` with ``--workers N``: N forked processes sharing the port):
+  ``zoneplan serve`` itself (the GeoPackage R-tree or PostGIS GiST index answers
   the bbox, SQL the attribute filters, the sector, counts and pages, and the page goes from
   the rows to GeoJSON without a DataFrame);
 - ``strtree``: the same app over a store that holds the whole plots layer in memory, loaded
@@ -12,16 +13,20 @@ waitress with 8 threads and each warmed up first:
   pandas: what a user would write instead of a database (no index on disk, nothing to
   query; it pays the load up front and the memory for as long as it runs). Everything
   after the plots rows (servicing facts, visibility, JSON) is the same code, so the answers
-  are identical and checked.
+  are identical and checked. It runs as ``zoneplan serve --workers`` does (forked after
+  loading, so the workers share the layer and its tree), with the most workers asked for
+  the indexed server unless ``--strtree-workers`` says otherwise.
 
 Clients (keep-alive connections) send the same sequence of queries (random boxes of
 ``--box`` metres over the synthetic grid, ``min_area`` and ``sector`` filters, page of
-100) for a fixed time; the script prints p50/p99 latency and requests/s per server and
-the ratios. The store is built by benchmarks/synth.py through ``zoneplan import`` (or
+100) for a fixed time, from Python threads or (``--client wrk``, Debian's ``wrk``) from one
+C thread that leaves the cores to the server; ``client_cpu`` is the share of a core the
+client used. The script prints p50/p99 latency and requests/s per server and the ratios. The store is built by benchmarks/synth.py through ``zoneplan import`` (or
 given with ``--db``, either backend). Not part of the test suite.
 
     .venv/bin/python benchmarks/bench_api.py --n 1000000 --box 1000 5000 --seconds 30 \
-        --clients 4 --query "min_area=0.1&sector=food&limit=100" --db STORE
+        --clients 4 --query "min_area=0.1&sector=food&limit=100" --db STORE \
+        --workers 1 2 --client wrk
 """
 
 from __future__ import annotations
@@ -133,18 +138,16 @@ class StrtreeStore:
         return len(self._select(bbox, where, exact))
 
 
-def serve_strtree(db: str, port: int) -> None:
-    """Run the app over :class:`StrtreeStore` under waitress, as ``zoneplan serve`` does."""
-    from waitress import create_server
-
+def serve_strtree(db: str, port: int, workers: int = 1) -> None:
+    """Run the app over :class:`StrtreeStore` as ``zoneplan serve`` does (with ``workers``
+    processes forked after the layer, its STRtree and the servicing model are loaded)."""
     from web import create_app
+    from zoneplan.commands.serve import serve_app
 
     store = StrtreeStore(db)
     print(f"strtree loaded {len(store._plots)} plots in {store.load_s:.1f} s", file=sys.stderr)
     app = create_app({"ZONEPLAN_DB": db, "STORE": store})
-    server = create_server(app, host="127.0.0.1", port=port, threads=8, ident="zoneplan")
-    print(f"strtree serving on {port}", flush=True)
-    server.run()
+    serve_app(app, "127.0.0.1", port, threads=8, workers=workers)
 
 
 def free_port() -> int:
@@ -172,6 +175,7 @@ def start(kind: str, db: Path | str, workers: int = 1) -> tuple[subprocess.Popen
         ]
     else:
         cmd = [sys.executable, __file__, "--serve-strtree", str(db), "--port", str(port)]
+        cmd += ["--workers", str(workers)]
     env = {**os.environ, "ZONEPLAN_SECRET_KEY": os.environ.get("ZONEPLAN_SECRET_KEY", "bench")}
     log = tempfile.TemporaryFile()  # a pipe nobody reads would stall a chatty server
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
@@ -404,8 +408,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         nargs="+",
         default=[1],
-        help="processes of the indexed server (`zoneplan serve --workers`), one run per "
-        "count; the strtree server is always one process",
+        help="processes of the indexed server (`zoneplan serve --workers`), one run per count",
+    )
+    parser.add_argument(
+        "--strtree-workers",
+        type=int,
+        help="processes of the strtree server (default: the most of --workers)",
     )
     parser.add_argument(
         "--client",
@@ -417,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_strtree:
-        serve_strtree(args.serve_strtree, args.port)
+        serve_strtree(args.serve_strtree, args.port, args.workers[0])
         return 0
     args.workdir.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
@@ -439,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     answers: dict[str, dict[str, list]] = {}
     runs = [] if args.only == "strtree" else [(indexed(w), w) for w in args.workers]
-    runs += [] if args.only == "indexed" else [("strtree", 1)]
+    most = max(args.workers) if args.strtree_workers is None else args.strtree_workers
+    runs += [] if args.only == "indexed" else [("strtree", most)]
     for kind, workers in runs:
         print(f"running {kind} ...", file=sys.stderr)
         report[kind], answers[kind] = run(
@@ -448,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report[kind]), file=sys.stderr)
     report["load_average_after"] = os.getloadavg()
     if "strtree" in answers:
+        report["strtree_workers"] = most
         for kind, _ in runs[:-1]:
             compare(report, answers, kind, paths)
     print(json.dumps(report, indent=2, ensure_ascii=False))

@@ -50,10 +50,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = create_app(config)
     except SetupError as err:
         raise CommandError(str(err)) from None
-    sock = _listen(args.host, args.port)
-    if args.workers == 1:
-        return _serve_one(app, sock, args)
-    return _serve_forked(app, sock, args)
+    serve_app(app, args.host, args.port, threads=args.threads, workers=args.workers)
+    return 0
+
+
+def serve_app(app: Any, host: str, port: int, *, threads: int = 8, workers: int = 1) -> None:
+    """Serve ``app`` (from :func:`web.create_app`) on ``host``:``port`` until SIGTERM or
+    Ctrl+C: in this process, or in ``workers`` forked processes sharing the socket.
+
+    Raises
+    ------
+    CommandError
+        When the address cannot be listened on.
+    """
+    sock = _listen(host, port)
+    if workers == 1:
+        _serve_one(app, sock, threads)
+    else:
+        _serve_forked(app, sock, threads, workers)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -91,14 +105,14 @@ def _banner(app: Any, sock: socket.socket, workers: int) -> None:
     )
 
 
-def _serve_one(app: Any, sock: socket.socket, args: argparse.Namespace) -> int:
+def _serve_one(app: Any, sock: socket.socket, threads: int) -> None:
     """One process: answer at once while the servicing model builds in the background."""
     from web.deps import EXTENSION
 
     # The servicing model and the catalogue's facts build while the server starts
     # answering (a minute or more at a million plots); catalogue requests wait for them.
     app.extensions[EXTENSION].warm_up()
-    server = _waitress(app, sock, args.threads)
+    server = _waitress(app, sock, threads)
     _banner(app, sock, 1)
     try:
         server.run()
@@ -106,7 +120,6 @@ def _serve_one(app: Any, sock: socket.socket, args: argparse.Namespace) -> int:
         pass
     finally:
         server.close()
-    return 0
 
 
 def _waitress(app: Any, sock: socket.socket, threads: int) -> Any:
@@ -115,8 +128,8 @@ def _waitress(app: Any, sock: socket.socket, threads: int) -> Any:
     return create_server(app, sockets=[sock], threads=threads, ident="zoneplan")
 
 
-def _serve_forked(app: Any, sock: socket.socket, args: argparse.Namespace) -> int:
-    """Warm the app here, then fork ``args.workers`` processes that share ``sock``.
+def _serve_forked(app: Any, sock: socket.socket, threads: int, workers: int) -> None:
+    """Warm the app here, then fork ``workers`` processes that share ``sock``.
 
     The servicing model and the catalogue's facts are built once, before the fork, so
     every worker starts with them (their numpy arrays shared copy-on-write). Nothing
@@ -138,14 +151,13 @@ def _serve_forked(app: Any, sock: socket.socket, args: argparse.Namespace) -> in
     def start(number: int) -> int:
         pid = os.fork()
         if pid == 0:
-            _worker(app, sock, args.threads, number)  # never returns
+            _worker(app, sock, threads, number)  # never returns
         return pid
 
-    pids = {start(k): k for k in range(args.workers)}
-    _banner(app, sock, args.workers)
+    pids = {start(k): k for k in range(workers)}
+    _banner(app, sock, workers)
     _supervise(pids, start)
     sock.close()
-    return 0
 
 
 def _worker(app: Any, sock: socket.socket, threads: int, number: int) -> None:
