@@ -21,12 +21,15 @@ Clients (keep-alive connections) send the same sequence of queries (random boxes
 ``--box`` metres over the synthetic grid, ``min_area`` and ``sector`` filters, page of
 100) for a fixed time, from Python threads or (``--client wrk``, Debian's ``wrk``) from one
 C thread that leaves the cores to the server; ``client_cpu`` is the share of a core the
-client used. The script prints p50/p99 latency and requests/s per server and the ratios. The store is built by benchmarks/synth.py through ``zoneplan import`` (or
+client used. Every server is started and warmed first; then, ``--rounds`` times, each
+takes ``--seconds`` of load in turn, so on a shared machine they meet the same background
+load (the medians of the rounds are reported). The script prints p50/p99 latency and
+requests/s per server and the ratios. The store is built by benchmarks/synth.py through ``zoneplan import`` (or
 given with ``--db``, either backend). Not part of the test suite.
 
     .venv/bin/python benchmarks/bench_api.py --n 1000000 --box 1000 5000 --seconds 30 \
         --clients 4 --query "min_area=0.1&sector=food&limit=100" --db STORE \
-        --workers 1 2 --client wrk
+        --workers 1 2 --client wrk --rounds 3
 """
 
 from __future__ import annotations
@@ -305,51 +308,85 @@ def load_wrk(port: int, paths: list[str], clients: int, seconds: float) -> dict[
     }
 
 
-def run(
-    kind: str,
-    db: Path,
-    paths: dict[str, list[str]],
-    clients: int,
-    seconds: float,
-    workers: int = 1,
-    client: str = "python",
-) -> tuple[dict[str, Any], dict[str, list[list[str]]]]:
-    """One server: its first answer, then per viewport size a warm-up (every box once,
-    answers kept to compare) and ``seconds`` of load."""
+def prepare(
+    kind: str, db: Path, paths: dict[str, list[str]], workers: int = 1
+) -> tuple[subprocess.Popen, int, dict[str, Any], dict[str, list[list[str]]]]:
+    """Start one server and time its first answers, then ask every box once (answers
+    kept to compare); the server is left running."""
     t0 = time.perf_counter()
     proc, port = start(kind, db, workers)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3600)
+    result: dict[str, Any] = {"listening_s": round(time.perf_counter() - t0, 1)}
+    first_paths = next(iter(paths.values()))
+    t = time.perf_counter()
+    status, body = get(conn, "/tiles/plots/16/46776/23981.mvt")  # needs no servicing
+    result["first_tile_s"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    status, body = get(conn, first_paths[0])  # waits for the servicing model and facts
+    result["first_request_s"] = round(time.perf_counter() - t, 1)
+    result["first_answer_after_start_s"] = round(time.perf_counter() - t0, 1)
+    answers: dict[str, list[list[str]]] = {}
+    for size, group in paths.items():
+        answers[size] = []
+        for path in group:
+            status, body = get(conn, path)
+            if status != 200:
+                stop(proc)
+                raise RuntimeError(f"{kind}: {path} -> {status} {body[:300]!r}")
+            answers[size].append([f["id"] for f in json.loads(body)["features"]])
+    conn.close()
+    return proc, port, result, answers
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3600)
-        result: dict[str, Any] = {"listening_s": round(time.perf_counter() - t0, 1)}
-        first_paths = next(iter(paths.values()))
-        t = time.perf_counter()
-        status, body = get(conn, "/tiles/plots/16/46776/23981.mvt")  # needs no servicing
-        result["first_tile_s"] = round(time.perf_counter() - t, 2)
-        t = time.perf_counter()
-        status, body = get(conn, first_paths[0])  # waits for the servicing model and facts
-        result["first_request_s"] = round(time.perf_counter() - t, 1)
-        result["first_answer_after_start_s"] = round(time.perf_counter() - t0, 1)
-        answers: dict[str, list[list[str]]] = {}
-        for size, group in paths.items():
-            answers[size] = []
-            for path in group:
-                status, body = get(conn, path)
-                if status != 200:
-                    raise RuntimeError(f"{kind}: {path} -> {status} {body[:300]!r}")
-                answers[size].append([f["id"] for f in json.loads(body)["features"]])
-        conn.close()
-        for size, group in paths.items():
-            result[size] = load(port, group, clients, seconds, client)
-            result[size]["matched_median"] = statistics.median(len(a) for a in answers[size])
-            result[size]["load_average"] = round(os.getloadavg()[0], 1)
-            print(f"  {kind} {size}: {json.dumps(result[size])}", file=sys.stderr)
-        return result, answers
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def run_all(
+    runs: list[tuple[str, int]],
+    db: Path,
+    paths: dict[str, list[str]],
+    args: argparse.Namespace,
+) -> tuple[dict[str, Any], dict[str, dict[str, list[list[str]]]]]:
+    """Every server started and warmed first, then ``args.rounds`` rounds in which each
+    server in turn takes ``args.seconds`` of load per viewport size: on a shared machine
+    the servers then meet the same background load. Each size reports the median of the
+    rounds' p50, p99 and req/s, and every round's."""
+    procs: dict[str, tuple[subprocess.Popen, int]] = {}
+    report: dict[str, Any] = {}
+    answers: dict[str, dict[str, list[list[str]]]] = {}
+    try:
+        for kind, workers in runs:
+            print(f"starting {kind} ...", file=sys.stderr)
+            proc, port, report[kind], answers[kind] = prepare(kind, db, paths, workers)
+            procs[kind] = (proc, port)
+            report[kind]["workers"] = workers
+        for number in range(args.rounds):
+            for size, group in paths.items():
+                for kind, _ in runs:
+                    got = load(procs[kind][1], group, args.clients, args.seconds, args.client)
+                    got["load_average"] = round(os.getloadavg()[0], 1)
+                    report[kind].setdefault(size, {"rounds": []})["rounds"].append(got)
+                    print(f"  round {number} {kind} {size}: {json.dumps(got)}", file=sys.stderr)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for proc, _ in procs.values():
+            stop(proc)
+    for kind, _ in runs:
+        for size in paths:
+            rounds = report[kind][size]["rounds"]
+            report[kind][size].update(
+                {
+                    name: statistics.median(r[name] for r in rounds)
+                    for name in ("p50_ms", "p99_ms", "rps", "client_cpu", "load_average")
+                },
+                errors=sum(r["errors"] for r in rounds),
+                matched_median=statistics.median(len(a) for a in answers[kind][size]),
+            )
+    return report, answers
 
 
 def store_location(args: argparse.Namespace, report: dict[str, Any]) -> str:
@@ -398,7 +435,12 @@ def main(argv: list[str] | None = None) -> int:
         "--box", type=float, nargs="+", default=[BOX_M], help="viewport sides, metres"
     )
     parser.add_argument("--query", default=QUERY, help="filters after the bbox")
-    parser.add_argument("--seconds", type=float, default=20.0, help="load time per server")
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="load time per server, size and round"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="rounds of load, the servers taking turns"
+    )
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
     parser.add_argument("--boxes", type=int, default=40, help="distinct bbox queries")
     parser.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "out" / "api")
@@ -445,16 +487,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{size:g}m": [f"/api/plots?bbox={b}&{args.query}" for b in boxes(args.boxes, args.n, size)]
         for size in args.box
     }
-    answers: dict[str, dict[str, list]] = {}
     runs = [] if args.only == "strtree" else [(indexed(w), w) for w in args.workers]
     most = max(args.workers) if args.strtree_workers is None else args.strtree_workers
     runs += [] if args.only == "indexed" else [("strtree", most)]
-    for kind, workers in runs:
-        print(f"running {kind} ...", file=sys.stderr)
-        report[kind], answers[kind] = run(
-            kind, db, paths, args.clients, args.seconds, workers, args.client
-        )
-        print(json.dumps(report[kind]), file=sys.stderr)
+    results, answers = run_all(runs, db, paths, args)
+    report.update(results)
     report["load_average_after"] = os.getloadavg()
     if "strtree" in answers:
         report["strtree_workers"] = most

@@ -145,8 +145,11 @@ def _serve_forked(app: Any, sock: socket.socket, threads: int, workers: int) -> 
     if threading.active_count() > 1:  # a lock held by another thread would stay held
         names = ", ".join(t.name for t in threading.enumerate() if t is not threading.main_thread())
         raise RuntimeError(f"threads still running before the fork: {names}")
+    # Garbage collected once here rather than copied into every worker. Not gc.freeze():
+    # a frozen object is never collected, so a superseded servicing model that sits in
+    # a reference cycle would stay in every worker; the model's big numpy buffers are
+    # shared whatever the collector does, as it never writes to them.
     gc.collect()
-    gc.freeze()  # the collector then leaves the warm objects' pages shared
 
     def start(number: int) -> int:
         pid = os.fork()
