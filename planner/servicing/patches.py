@@ -207,8 +207,8 @@ def patched(
         base, n = base[..., :size], size
         inside = at < size
         at, vals = at[inside], vals[..., inside]
-        if not len(at) and not len(idx):
-            return base
+        if not len(idx):
+            return PatchedArray(base, at, vals, n) if len(at) else base
     elif len(idx) == 0:
         return value  # type: ignore[no-any-return]
     n = max(n, int(idx.max()) + 1) if len(idx) else n
