@@ -20,7 +20,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -164,55 +164,45 @@ def _split(
 MAX_PENDING_ROWS = 4096
 
 
-def _pending_plots(m: ServicingModel, op: tuple[str, Any]) -> PendingFrame:
-    """``m``'s plots frame after ``op`` (``("rows", frame)``: plots changed or added, by id;
-    ``("remove", plot_id)``: that plot's place taken by the last), applied only when
-    someone reads the frame: answers read the model's arrays."""
+def _pending_plots(
+    m: ServicingModel, rows: gpd.GeoDataFrame | None, ids: np.ndarray
+) -> PendingFrame:
+    """``m``'s plots frame with ``rows`` (plots changed or added) written in and in the
+    order of ``ids`` (every plot's id after the write: removed plots leave), built only
+    when someone reads the frame (answers read the model's arrays); writes stack until
+    then and are merged in one pass."""
     held = m.layers.raw("plots")
     if isinstance(held, PendingFrame) and held.built is None:
-        base, ops = held.base, _stacked(held.ops, op)
+        base = held.base
+        if rows is not None and len(rows):
+            both = pd.concat([held.rows, rows], ignore_index=True)
+            rows = both.loc[~both["plot_id"].astype(str).duplicated(keep="last").to_numpy()]
+        else:
+            rows = held.rows
     else:
-        base, ops = (held.built if isinstance(held, PendingFrame) else held), [op]
-    pending = PendingFrame(base, ops, _apply_ops)
-    if len(ops) > MAX_PENDING_OPS or sum(_op_rows(o) for o in ops) > MAX_PENDING_ROWS:
+        base = held.built if isinstance(held, PendingFrame) else held
+    rows = frame_of({"plots": rows}, "plots") if rows is not None else frame_of({}, "plots")
+    pending = PendingFrame(base, rows, partial(_assembled, ids=ids))
+    if len(rows) > MAX_PENDING_ROWS:
         pending.frame()
     return pending
 
 
-#: Writes kept pending on a plots frame (each costs O(plots) once it is merged).
-MAX_PENDING_OPS = 64
-
-
-def _op_rows(op: tuple[str, Any]) -> int:
-    return len(op[1]) if op[0] == "rows" else 1
-
-
-def _stacked(ops: list[tuple[str, Any]], op: tuple[str, Any]) -> list[tuple[str, Any]]:
-    """``ops`` then ``op``; rows after rows are one step (a plot written again keeps the
-    place of its first row: where an added plot went)."""
-    if not (ops and ops[-1][0] == "rows" and op[0] == "rows"):
-        return [*ops, op]
-    both = pd.concat([ops[-1][1], op[1]], ignore_index=True)
-    key = both["plot_id"].astype(str)
-    place = pd.Series(np.arange(len(both))).groupby(key.to_numpy()).transform("min")
-    newest = ~key.duplicated(keep="last").to_numpy()
-    rows = both.iloc[np.flatnonzero(newest)[np.argsort(place.to_numpy()[newest], kind="stable")]]
-    return [*ops[:-1], ("rows", rows.reset_index(drop=True))]
-
-
-def _apply_ops(base: gpd.GeoDataFrame, ops: list[tuple[str, Any]]) -> gpd.GeoDataFrame:
-    frame = base
-    for kind, value in ops:
-        if kind == "rows":
-            frame = merged_plots(frame, value, ())
-            continue
-        ids = frame["plot_id"].astype(str).to_numpy()
-        order = np.arange(len(frame) - 1)
-        hit = np.flatnonzero(ids == value)
-        if len(hit) and hit[0] < len(order):
-            order[hit[0]] = len(frame) - 1
-        frame = frame.take(order).reset_index(drop=True)
-    return frame
+def _assembled(base: gpd.GeoDataFrame, rows: gpd.GeoDataFrame, ids: np.ndarray) -> gpd.GeoDataFrame:
+    """The plots ``ids`` in that order: ``rows`` where written, else ``base``'s (one pass)."""
+    order = pd.Index(np.asarray(ids, dtype=object))
+    written = rows["plot_id"].astype(str).to_numpy(dtype=object)
+    rows = rows.loc[order.get_indexer(written) >= 0]  # not those removed since
+    have = base["plot_id"].astype(str).to_numpy(dtype=object)
+    if len(have) == len(ids) and np.array_equal(have, ids):  # edits only: columns patched
+        return merged_plots(base, rows, ())
+    new = ~rows["plot_id"].astype(str).isin(pd.Index(have)).to_numpy()
+    both = pd.concat(
+        [base, rows.loc[new, [c for c in base.columns if c in rows.columns]]], ignore_index=True
+    )
+    place = pd.Index(both["plot_id"].astype(str).to_numpy(dtype=object)).get_indexer(order)
+    frame = gpd.GeoDataFrame(both.take(place).reset_index(drop=True), crs=base.crs)
+    return merged_plots(frame, rows, ())
 
 
 def _edit_plots(
@@ -223,7 +213,7 @@ def _edit_plots(
     Only the moved plots are joined and evaluated; the kept evaluations are patched
     for them when first asked for (see :meth:`ModelBase.plot_eval`), and the plots
     frame is merged when first read."""
-    plots = _pending_plots(old, ("rows", rows))
+    plots = _pending_plots(old, rows, old.plot_ids)
     now = np.asarray(rows.geometry.values, dtype=object)
     still = _same_geometry(old._plot_sites.geoms[edited], now)
     moved, moved_at = edited[~still], np.flatnonzero(~still)
@@ -268,8 +258,8 @@ def _appended(m: ServicingModel, rows: gpd.GeoDataFrame) -> ServicingModel:
     n, k = len(m.plot_ids), len(rows)
     at = n + np.arange(k)
     ids = rows["plot_id"].astype(str).to_numpy(dtype=object)
-    new.layers = m.layers.replaced({"plots": _pending_plots(m, ("rows", rows))})
     new.plot_ids = np.concatenate([m.plot_ids, ids])
+    new.layers = m.layers.replaced({"plots": _pending_plots(m, rows, new.plot_ids)})
     new._plot_index = m._plot_index.placed(dict(zip(ids.tolist(), at.tolist())), new.plot_ids)
     columns = _plot_columns(rows)
     counted = np.isin(columns[2], COUNTED_PLOT_STATUSES)
@@ -289,13 +279,13 @@ def _removed(m: ServicingModel, pid: str) -> ServicingModel:
     new = _revision(m)
     p = int(m._plot_index.get_indexer(pd.Index([pid], dtype=object))[0])
     last = len(m.plot_ids) - 1
-    new.layers = m.layers.replaced({"plots": _pending_plots(m, ("remove", pid))})
     ids = m.plot_ids[:last].copy()
     changes = {pid: -1}
     if p != last:
         ids[p] = m.plot_ids[last]
         changes[str(m.plot_ids[last])] = p
     new.plot_ids = ids
+    new.layers = m.layers.replaced({"plots": _pending_plots(m, None, ids)})
     new._plot_index = m._plot_index.placed(changes, ids)
     for name in PLOT_ARRAYS:
         setattr(new, name, swap_removed(getattr(m, name), p))

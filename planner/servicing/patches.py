@@ -373,12 +373,12 @@ class Lazy:
 
 
 class PendingFrame:
-    """A frame not built yet: ``base`` with ``ops`` applied in order by ``build(base, ops)``
-    when first read (once; readers wait for it)."""
+    """A frame not built yet: ``base`` with ``rows`` written in, merged by ``build(base,
+    rows)`` when first read (once; readers wait for it)."""
 
-    def __init__(self, base: Any, ops: list[Any], build: Any):
+    def __init__(self, base: Any, rows: Any, build: Any):
         self.base = base
-        self.ops = ops
+        self.rows = rows
         self._build = build
         self._frame: Any = None
         self._lock = threading.Lock()
@@ -392,7 +392,7 @@ class PendingFrame:
         """The merged frame (built now if it is not yet)."""
         with self._lock:
             if self._frame is None:
-                self._frame = self._build(self.base, self.ops)
+                self._frame = self._build(self.base, self.rows)
             return self._frame
 
 
