@@ -122,7 +122,9 @@ def updated(
         plots = merged_plots(m.layers["plots"], plot_rows, removed, m._plot_index)
         return update(m, plots=plots, assets=assets, today=today)
     edited, rows, added, gone = split
-    new = update(m, assets=assets, today=today, edited=edited, rows=rows)
+    new = m  # plots added or removed only: m's headroom is carried, not derived again
+    if edited is not None or assets or (today is not None and today != m.today):
+        new = update(m, assets=assets, today=today, edited=edited, rows=rows)
     if len(added):
         new = _appended(new, added)
     for pid in gone:
