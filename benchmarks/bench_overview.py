@@ -12,9 +12,13 @@ then moved 30 m and back; median ms), builds its overview (``Store.build_overvie
 ``zoneplan overview`` runs; timed), and times the same writes again, now re-merging cells.
 ``--db`` is written to: use a copy.
 
+With ``--baseline-code DIR`` (a checkout of main, its venv beside it) ``--baseline`` is cut
+by that code in a worker process, tile by tile in turn with ``--db`` cut by this checkout:
+the ratio of this branch to main on the same machine load.
+
 Not part of the test suite:
 
-    .venv/bin/python benchmarks/bench_overview.py --n 1000000 --db COPY --baseline STORE --tiles 20 [--build]
+    .venv/bin/python benchmarks/bench_overview.py --n 1000000 --db COPY --baseline STORE --tiles 20 [--build] [--baseline-code /work/main]
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,12 +49,71 @@ BOX_M = 12_000.0  # room for --tiles distinct tiles per zoom, away from the samp
 PROPERTIES = ("status", "area_ha")
 
 
+def content(data: bytes) -> list[tuple[Any, ...]]:
+    """A tile's plots features, comparable: id, sorted properties, geometry, in id order."""
+    import mapbox_vector_tile
+
+    found = mapbox_vector_tile.decode(data).get("plots", {}).get("features", []) if data else []
+    return sorted(
+        (f["id"], sorted(f["properties"].items()), json.dumps(f["geometry"])) for f in found
+    )
+
+
 def features(data: bytes) -> int:
     import mapbox_vector_tile
 
     if not data:
         return 0
     return len(mapbox_vector_tile.decode(data).get("plots", {}).get("features", []))
+
+
+#: The worker of --baseline-code: cuts the tiles named on stdin, answers ms and bytes.
+WORKER = """
+import sys, time
+from geo.store import open_store
+from geo.tiles import Tile
+store = open_store(sys.argv[1])
+for line in sys.stdin:
+    z, x, y = map(int, line.split())
+    t = time.perf_counter()
+    data = store.vector_tile("plots", Tile(z, x, y), properties=("status", "area_ha"))
+    print((time.perf_counter() - t) * 1000, data.hex(), flush=True)
+"""
+
+
+class OtherCode:
+    """A store opened by another checkout's code in a worker process (``vector_tile`` only)."""
+
+    def __init__(self, code: str, db: str):
+        self.proc = subprocess.Popen(
+            [str(Path(code) / ".venv" / "bin" / "python"), "-c", WORKER, db],
+            cwd=code,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def cut(self, tile: Tile) -> tuple[float, bytes]:
+        """Milliseconds the worker took to cut ``tile``, and the tile."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{tile.z} {tile.x} {tile.y}\n")
+        self.proc.stdin.flush()
+        ms, data = self.proc.stdout.readline().split(" ")
+        return float(ms), bytes.fromhex(data.strip())
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def cut(store: Any, tile: Tile) -> tuple[float, bytes]:
+    """Milliseconds ``store`` takes to cut ``tile`` (as a server's cache miss), and the tile."""
+    if isinstance(store, OtherCode):
+        return store.cut(tile)
+    t = time.perf_counter()
+    data = store.vector_tile("plots", tile, properties=PROPERTIES)
+    return (time.perf_counter() - t) * 1000, data
 
 
 def writes(store: Any, keys: list[str]) -> dict[str, float]:
@@ -75,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", required=True, help="the store with its overview built")
     parser.add_argument("--baseline", required=True, help="the same plots, no overview")
     parser.add_argument("--tiles", type=int, default=20, help="tiles per zoom")
+    parser.add_argument("--baseline-code", help="cut --baseline with this checkout's code")
     parser.add_argument(
         "--build", action="store_true", help="time writes, build --db's overview, time again"
     )
@@ -84,7 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     box = transformer(WORKING_EPSG, WGS84_EPSG).transform_bounds(
         cx - BOX_M / 2, cy - BOX_M / 2, cx + BOX_M / 2, cy + BOX_M / 2
     )
-    stores = {"overview": open_store(args.db), "baseline": open_store(args.baseline)}
+    baseline = (
+        OtherCode(args.baseline_code, args.baseline)
+        if args.baseline_code
+        else open_store(args.baseline)
+    )
+    stores = {"overview": open_store(args.db), "baseline": baseline}
     report: dict = {"n": args.n, "load_average_before": os.getloadavg(), "zooms": {}}
     if args.build:
         keys = [f"S-{500_000 + i:07d}" for i in range(5)]
@@ -100,14 +170,17 @@ def main(argv: list[str] | None = None) -> int:
         ms: dict[str, list[float]] = {k: [] for k in stores}
         size: dict[str, list[int]] = {k: [] for k in stores}
         count: dict[str, list[int]] = {k: [] for k in stores}
+        differing = 0
         for i, (tz, tx, ty) in enumerate(tiles):
             order = list(stores) if i % 2 == 0 else list(reversed(stores))
+            cuts: dict[str, bytes] = {}
             for name in order:
-                t = time.perf_counter()
-                data = stores[name].vector_tile("plots", Tile(tz, tx, ty), properties=PROPERTIES)
-                ms[name].append((time.perf_counter() - t) * 1000)
+                took, data = cut(stores[name], Tile(tz, tx, ty))
+                ms[name].append(took)
                 size[name].append(len(data))
                 count[name].append(features(data))
+                cuts[name] = data
+            differing += content(cuts["overview"]) != content(cuts["baseline"])
         row = {
             name: {
                 "p50_ms": round(statistics.median(ms[name]), 1),
@@ -118,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in stores
         }
         row["tiles"] = len(tiles)
+        row["tiles_differing"] = differing
         row["speedup_p50"] = round(row["baseline"]["p50_ms"] / row["overview"]["p50_ms"], 1)
         report["zooms"][z] = row
         print(f"  z{z}: {json.dumps(row)}", file=sys.stderr, flush=True)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+import shapely.affinity
 from markupsafe import escape
 
 from geo.crs import WGS84_EPSG, WORKING_EPSG, transformer
@@ -485,3 +486,151 @@ def test_revisions_read_at_once_equal_each_layers_own(sample_location):
     after = store.revisions(names)
     assert after == {name: store.revision([name]) for name in names}
     assert [n for n in names if after[n] != before[n]] == ["substations"]
+
+
+def _tile_columns_wrong(url: str) -> dict[str, int]:
+    """Per table with the derived tile columns (geo.store.pg_derived): its rows, and those
+    whose stored Web Mercator geometry or feature id disagree with the row itself."""
+    import psycopg
+
+    from geo.layers import LAYERS
+    from geo.store.overview_sql import TABLE
+    from geo.store.pg_derived import BLOCK_KEY, MERCATOR, TILE_ID
+    from geo.tiles import FEATURE_ID_SQL
+
+    keys = {name: f'"{lyr.key}"' for name, lyr in LAYERS.items() if lyr.is_feature}
+    keys[TABLE] = BLOCK_KEY
+    out = {}
+    with psycopg.connect(url) as conn:
+        for table, key in keys.items():
+            rows, wrong = conn.execute(
+                f"SELECT count(*), count(*) FILTER (WHERE {MERCATOR} IS DISTINCT FROM "
+                f"ST_AsEWKB(ST_Transform(geom, 3857)) OR {TILE_ID} IS DISTINCT FROM "
+                f"{FEATURE_ID_SQL.format(key)}) FROM {table}"
+            ).fetchone()
+            out[table] = (rows, wrong)
+    return out
+
+
+def test_postgis_keeps_each_rows_tile_geometry_and_id_through_every_write(sample_pg, new_database):
+    """The Web Mercator geometry and feature id PostGIS stores beside each row follow a
+    restore (the sample was copied in by COPY), inserts, status edits, moves, deletes and a
+    layer replaced, and the tile draws a moved plot where it went, under its own id."""
+    from geo.store import open_store
+
+    url = new_database(sample_pg)
+    store = open_store(url)
+
+    def check() -> None:
+        found = _tile_columns_wrong(url)
+        assert found["plots"][0] > 0 and found["zoneplan_plot_overview"][0] > 0
+        assert {t: w for t, (_, w) in found.items() if w} == {}
+
+    check()
+    minx, miny, maxx, maxy = store.extent("zone")
+    grid = gpd.GeoDataFrame(
+        {
+            "plot_id": [f"D-{i}" for i in range(9)],
+            "status": ["available", "candidate", "occupied"] * 3,
+            "geometry": [
+                shapely.box(
+                    maxx + 300 + 25 * (i % 3),
+                    miny + 25 * (i // 3),
+                    maxx + 320 + 25 * (i % 3),
+                    miny + 20 + 25 * (i // 3),
+                )
+                for i in range(9)
+            ],
+        },
+        crs=store.epsg,
+    )
+    store.insert("plots", grid)
+    check()
+    store.update("plots", "D-0", {"status": "reserved"})
+    moved = shapely.affinity.translate(store.get("plots", "D-1")["geometry"], 2000.0, 500.0)
+    store.update("plots", "D-1", {"geometry": moved})
+    store.delete("plots", "D-2")
+    check()
+    lon, lat = transformer(store.epsg, WGS84_EPSG).transform(*moved.centroid.coords[0])
+    t = tile_of(lon, lat, 16)
+    drawn = _drawn(store.vector_tile("plots", t, properties=("status",)), "plots")
+    (props, geom) = drawn[feature_ids(["D-1"])[0]]
+    x0, y0, x1, y1 = t.bounds
+    mx, my = transformer(store.epsg, 3857).transform(*moved.centroid.coords[0])
+    here = ((mx - x0) / (x1 - x0) * EXTENT, (y1 - my) / (y1 - y0) * EXTENT)
+    assert props["plot_id"] == "D-1" and geom.distance(shapely.Point(here)) < 2.0
+    with store.transaction() as tx:
+        tx.replace("plots", grid)
+    check()
+    store.close()
+
+
+def test_an_older_postgis_store_gains_the_tile_columns_and_cuts_the_same_tiles(
+    sample_pg, new_database
+):
+    """A store made before the derived tile columns is migrated when opened (one numbered
+    migration per table), its partial indexes of big plots are made again on the plots'
+    size column, and its tiles keep every feature, id and attribute."""
+    import psycopg
+
+    from geo import overview
+    from geo.store import open_store
+    from geo.store.pg_derived import MERCATOR, SIZE, SIZE_SQL, TILE_ID
+    from web.tiles import STYLE_PROPERTIES
+
+    url = new_database(sample_pg)
+    store = open_store(url)
+    minx, miny, maxx, maxy = transformer(WORKING_EPSG, WGS84_EPSG).transform_bounds(
+        *store.extent("zone")
+    )
+    tiles = [tile_of((minx + maxx) / 2, (miny + maxy) / 2, z) for z in (10, 12, 13, 14, 15)]
+    layers = ("plots", "roads", "zone")
+
+    def cut() -> dict:
+        return {
+            (layer, t): _drawn(
+                store.vector_tile(layer, t, properties=STYLE_PROPERTIES[layer]), layer
+            )
+            for layer in layers
+            for t in tiles
+        }
+
+    before = cut()
+    store.close()
+    with psycopg.connect(url) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.columns "
+                "WHERE column_name = %s AND table_schema = current_schema()",
+                (MERCATOR,),
+            )
+        ]
+        for table in tables:
+            conn.execute(f'ALTER TABLE "{table}" DROP COLUMN {MERCATOR}, DROP COLUMN {TILE_ID}')
+        conn.execute(f"ALTER TABLE plots DROP COLUMN {SIZE}")  # and its partial indexes
+        for level in (12, 13):  # the older indexes, on the geometry's box
+            conn.execute(
+                f"CREATE INDEX plots_geom_big{level} ON plots USING gist (geom) "
+                f"WHERE {SIZE_SQL} >= {overview.min_size(level, store.epsg)}"
+            )
+    assert {"plots", "zone", "zoneplan_plot_overview"} <= set(tables)
+    store = open_store(url)
+    with psycopg.connect(url) as conn:
+        notes = [r[0] for r in conn.execute("SELECT note FROM zoneplan_migrations")]
+        indexed = [
+            r[0]
+            for r in conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE indexname LIKE 'plots_geom_big%'"
+            )
+        ]
+    assert {f"derive the tile columns of {t}" for t in tables} <= set(notes)
+    assert "index the big plots by their size" in notes
+    assert len(indexed) == 2 and all(f"({SIZE} >=" in d for d in indexed), indexed
+    after = cut()
+    assert sum(len(v) for v in before.values()) > 20
+    for where, drawn in before.items():
+        assert after[where].keys() == drawn.keys(), where
+        for fid, (props, geom) in drawn.items():
+            assert after[where][fid][0] == props and after[where][fid][1].equals(geom), where
+    store.close()

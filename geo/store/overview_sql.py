@@ -14,6 +14,7 @@ from psycopg import sql
 
 from geo import overview
 from geo.overview import Block, Box, Cell
+from geo.store.pg_derived import BLOCK_KEY, SIZE, derived_columns
 
 #: The blocks' table, in both backends (geometry in the store's CRS).
 TABLE = "zoneplan_plot_overview"
@@ -177,12 +178,11 @@ def gpkg_tile_rows(
 
 
 # ----------------------------------------------------------------------------- PostGIS
-def pg_size(level: int, epsg: int, geom: str = "t.geom") -> sql.Composable:
-    """The big-plot test on a plot's geometry column (its exact box)."""
-    return sql.SQL(
-        f"greatest(ST_XMax({geom}) - ST_XMin({geom}), ST_YMax({geom}) - ST_YMin({geom})) "
-        f">= {overview.min_size(level, epsg)!r}"
-    )
+def pg_size(level: int, epsg: int, alias: str | None = "t") -> sql.Composable:
+    """The big-plot test on a plot's stored size (:data:`geo.store.pg_derived.SIZE`, its
+    exact box's longer side), of rows ``alias`` (None: unqualified, as an index predicate)."""
+    column = sql.Identifier(SIZE) if alias is None else sql.Identifier(alias, SIZE)
+    return sql.SQL("{} >= {}").format(column, sql.Literal(overview.min_size(level, epsg)))
 
 
 def pg_exists(conn: psycopg.Connection) -> bool:
@@ -202,17 +202,23 @@ class PgOverview:
         """(Re)make the empty table and the plots' partial indexes of big plots."""
         self.conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
         self.conn.execute(
-            f"CREATE TABLE {TABLE} (level integer NOT NULL, cx integer NOT NULL, "
-            "cy integer NOT NULL, status text NOT NULL, plots integer NOT NULL, "
-            f"geom geometry(Geometry, {int(self.epsg)}) NOT NULL)"
+            sql.SQL(
+                f"CREATE TABLE {TABLE} (level integer NOT NULL, cx integer NOT NULL, "
+                "cy integer NOT NULL, status text NOT NULL, plots integer NOT NULL, "
+                f"geom geometry(Geometry, {int(self.epsg)}) NOT NULL, {{}})"
+            ).format(sql.SQL(", ").join(derived_columns(sql.SQL(BLOCK_KEY)).values()))
         )
         self.conn.execute(f"CREATE INDEX {TABLE}_cell ON {TABLE} (level, cx, cy)")
+        self.index_big_plots()
+
+    def index_big_plots(self) -> None:
+        """(Re)make the plots' partial GiST indexes of the plots big at each indexed level."""
         for level in PG_INDEXED_LEVELS:
             name = f"plots_geom_big{level}"
             self.conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
             self.conn.execute(
                 sql.SQL("CREATE INDEX {} ON plots USING gist (geom) WHERE {}").format(
-                    sql.Identifier(name), pg_size(level, self.epsg, "geom")
+                    sql.Identifier(name), pg_size(level, self.epsg, None)
                 )
             )
 

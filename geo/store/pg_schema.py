@@ -10,7 +10,9 @@ from psycopg import sql
 
 from geo.crs import DEFAULT_EPSG, parse_epsg
 from geo.layers import LAYERS, Field, Layer
+from geo.store import pg_tiles
 from geo.store.base import SEARCH_KEYS, Conflict, NotFound, StoreError
+from geo.store.pg_derived import SIZED, derived_columns
 from geo.store.rows import GEOM
 
 META, MIGRATIONS, REVISIONS = "zoneplan_meta", "zoneplan_migrations", "zoneplan_revisions"
@@ -60,6 +62,7 @@ def create_layer(cur: psycopg.Cursor, lyr: Layer, epsg: int) -> None:
     columns += [sql.SQL("{} {}").format(sql.Identifier(f.name), column_type(f)) for f in lyr.fields]
     if lyr.is_feature:
         columns.append(sql.SQL("{} {}").format(sql.Identifier(GEOM), _geometry_type(lyr, epsg)))
+        columns += derived_columns(sql.Identifier(lyr.key), sized=lyr.name == SIZED).values()
     cur.execute(
         sql.SQL("CREATE TABLE {} ({})").format(
             sql.Identifier(lyr.name), sql.SQL(", ").join(columns)
@@ -146,7 +149,7 @@ def _missing(conn: psycopg.Connection, epsg: int) -> list[tuple[str, Any]]:
             "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
         )
     }
-    out: list[tuple[str, Any]] = []
+    out: list[tuple[str, Any]] = pg_tiles.missing_columns(list(LAYERS.values()), have, epsg)
     for lyr in LAYERS.values():
         if lyr.name not in have:
             out.append((f"add layer {lyr.name}", lambda cur, lyr=lyr: create_layer(cur, lyr, epsg)))
