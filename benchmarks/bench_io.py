@@ -9,7 +9,7 @@ server backends it opened (sampled from /proc by application name). Rows per sec
 reported against each. ``--baseline DIR`` runs the same imports with the code of another
 checkout (a worktree of main: ``git worktree add --detach DIR main``, then
 ``ln -s $PWD/.venv DIR/.venv``), ours and the baseline's in turns (``--rounds``), and
-prints ours/baseline ratios per round.
+prints ours/baseline ratios per round (several ``--baseline`` checkouts may be given).
 
     .venv/bin/python benchmarks/bench_io.py --n 200000 --import-only --pg postgresql://postgres@127.0.0.1:5432/zp_bench --baseline /tmp/main --rounds 2
 
@@ -281,27 +281,26 @@ def cli_import(db: str, n: int, folder: Path, code: Path | None = None) -> dict[
 
 
 def run_imports(args: argparse.Namespace, work: Path, synth_dir: Path) -> dict[str, Any]:
-    """The CLI imports on each backend, the baseline checkout's (``--baseline``) and ours
+    """The CLI imports on each backend, each baseline checkout's (``--baseline``) and ours
     taking turns ``--rounds`` times, with ours/baseline ratios of each round."""
     targets = {"gpkg": str(work / "import.gpkg")} | ({"postgis": args.pg} if args.pg else {})
+    codes: dict[str, Path | None] = {"ours": None}
+    codes |= {f"baseline {path.name}": path for path in args.baseline or []}
     out: dict[str, Any] = {}
     for backend, db in targets.items():
-        runs: dict[str, list[dict[str, Any]]] = {"ours": []}
-        if args.baseline:
-            runs["baseline"] = []
+        runs: dict[str, list[dict[str, Any]]] = {who: [] for who in codes}
         for _ in range(args.rounds):
-            for who in runs:
-                code = args.baseline if who == "baseline" else None
+            for who, code in codes.items():
                 runs[who].append(cli_import(db, args.n, synth_dir, code))
                 print(f"import {backend} {who}", json.dumps(runs[who][-1]), file=sys.stderr)
-        out[backend] = runs
-        if args.baseline:
-            out[backend]["ours_vs_baseline"] = [
+        out[backend] = dict(runs)
+        for who in list(codes)[1:]:
+            out[backend][f"ours_vs_{who}"] = [
                 {
                     key: round(ours[key] / base[key], 2)
                     for key in ("rows_per_s_wall", "rows_per_client_cpu_s")
                 }
-                for ours, base in zip(runs["ours"], runs["baseline"])
+                for ours, base in zip(runs["ours"], runs[who])
             ]
     return out
 
@@ -329,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline",
         type=Path,
-        help="a checkout of zoneplan (e.g. a worktree of main) to import with too, in turns",
+        nargs="+",
+        help="checkouts of zoneplan (e.g. a worktree of main) to import with too, in turns",
     )
     parser.add_argument("--rounds", type=int, default=1, help="imports per backend and code")
     args = parser.parse_args(argv)

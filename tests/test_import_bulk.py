@@ -3,15 +3,18 @@ PostGIS binary COPY with its index rebuild, what a bulk write keeps (indexes, re
 
 from __future__ import annotations
 
+import sqlite3
+
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import psycopg
 import pytest
 import shapely
 
 from geo.io.imports import apply_import, plan_import
 from geo.layers import get_layer
-from geo.store import Invalid, create_store, pg_copy
+from geo.store import Invalid, create_store, overview_sql, pg_copy
 from geo.store.checks import CheckedRows, check_rows
 
 E, N = 650_000.0, 4_799_000.0
@@ -113,5 +116,52 @@ def test_postgis_bulk_loads_rebuild_the_indexes_they_drop(new_schema, monkeypatc
         with pytest.raises(Exception, match="already"):
             store.insert("plots", grid(300, "G"))  # duplicates refused, nothing written
         assert store.count("plots") == 750
+    finally:
+        store.close()
+
+
+def _big_plots(n: int, prefix: str, x0: float, y0: float = 0.0) -> gpd.GeoDataFrame:
+    """``n`` 120 m plots in a row: drawn alone at every overview level with an R-tree."""
+    xs = E + x0 + 150.0 * np.arange(n)
+    return gpd.GeoDataFrame(
+        {"plot_id": [f"{prefix}-{i}" for i in range(n)], "status": ["available"] * n},
+        geometry=shapely.box(xs, N + y0, xs + 120.0, N + y0 + 120.0),
+        crs=32643,
+    )
+
+
+def _big_rtrees(path) -> dict[int, list[int]]:
+    """GeoPackage: each indexed level's R-tree of big plots, checked by SQLite."""
+    with sqlite3.connect(path) as conn:
+        out = {}
+        for level in overview_sql.GPKG_INDEXED_LEVELS:
+            name = overview_sql.gpkg_big_rtree(level)
+            assert conn.execute("SELECT rtreecheck(?)", (name,)).fetchone() == ("ok",)
+            out[level] = sorted(r[0] for r in conn.execute(f"SELECT id FROM {name}"))
+        return out
+
+
+def test_a_bulk_import_packs_the_big_plots_trees_with_the_entries_kept(tmp_path):
+    path = tmp_path / "z.gpkg"
+    store = create_store(str(path))
+    try:
+        # old plots far west (outside what the next import re-indexes: kept) and near
+        first = pd.concat([_big_plots(6, "W", -9000.0), _big_plots(6, "A", 0.0)])
+        apply_import(store, plan_import(store, "plots", first.reset_index(drop=True)))
+        # many new plots, some beside the near ones (their cells are re-indexed), some east
+        more = pd.concat([_big_plots(20, "B", 0.0, 150.0), _big_plots(20, "C", 9000.0)])
+        apply_import(store, plan_import(store, "plots", more.reset_index(drop=True)))
+        every = list(range(1, 53))  # the plots' fids: every one is big
+        assert _big_rtrees(path) == {level: every for level in overview_sql.GPKG_INDEXED_LEVELS}
+        box = (E - 9001, N - 1, E - 9000 + 150 * 3 - 1, N + 121)  # the first three of W
+        with sqlite3.connect(path) as conn:
+            found = conn.execute(
+                f"SELECT id FROM {overview_sql.gpkg_big_rtree(12)} "
+                "WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?",
+                (box[2], box[0], box[3], box[1]),
+            ).fetchall()
+        assert sorted(r[0] for r in found) == [1, 2, 3]
+        store.build_overview()  # a rebuild from scratch holds the same entries
+        assert _big_rtrees(path)[12] == every
     finally:
         store.close()

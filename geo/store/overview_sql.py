@@ -15,6 +15,7 @@ from psycopg import sql
 from geo import overview
 from geo.overview import Block, Box, Cell
 from geo.store.pg_derived import BLOCK_KEY, SIZE, derived_columns
+from geo.store.rtree_pack import REBUILD_RATIO, pack_rtree
 
 #: The blocks' table, in both backends (geometry in the store's CRS).
 TABLE = "zoneplan_plot_overview"
@@ -73,10 +74,30 @@ class GpkgOverview:
 
     def _index_big(self, level: int, box: Box | None) -> None:
         """Re-index the big plots of ``level`` whose boxes meet ``box`` (all when None), from
-        the plots' own R-tree as this transaction sees it."""
+        the plots' own R-tree as this transaction sees it; many of them (a bulk import) are
+        packed into a new tree with the entries kept, as the plots' own index is."""
         big = gpkg_big_rtree(level)
         meets = "{0}minx <= ? AND {0}maxx >= ? AND {0}miny <= ? AND {0}maxy >= ?"
         params: list[Any] = [] if box is None else [box[2], box[0], box[3], box[1]]
+        select = (
+            "SELECT r.id, r.minx, r.miny, r.maxx, r.maxy FROM rtree_plots_geom r WHERE "
+            + gpkg_size(level, self.epsg)
+            + ("" if box is None else f" AND {meets.format('r.')}")
+        )
+        found = self.conn.execute(select, params).fetchall()
+        held = self.conn.execute(f"SELECT count(*) FROM {big}_rowid").fetchone()[0]
+        if len(found) >= REBUILD_RATIO * held:
+            kept = (
+                []
+                if box is None
+                else self.conn.execute(
+                    f"SELECT id, minx, miny, maxx, maxy FROM {big} WHERE NOT ({meets.format('')})",
+                    params,
+                ).fetchall()
+            )
+            rows = np.array(kept + found, dtype=np.float64).reshape(-1, 5)
+            pack_rtree(self.conn, big, rows[:, 0].astype(np.int64), rows[:, 1:])
+            return
         if box is None:
             self.conn.execute(f"DELETE FROM {big}")
         else:
@@ -84,11 +105,8 @@ class GpkgOverview:
                 f"DELETE FROM {big} WHERE id IN (SELECT id FROM {big} WHERE {meets.format('')})",
                 params,
             )
-        self.conn.execute(
-            f"INSERT INTO {big} (id, minx, maxx, miny, maxy) SELECT r.id, r.minx, r.maxx, "
-            f"r.miny, r.maxy FROM rtree_plots_geom r WHERE {gpkg_size(level, self.epsg)}"
-            + ("" if box is None else f" AND {meets.format('r.')}"),
-            params,
+        self.conn.executemany(
+            f"INSERT INTO {big} (id, minx, miny, maxx, maxy) VALUES (?, ?, ?, ?, ?)", found
         )
 
     def small_plots(self, level: int, box: Box | None) -> tuple[list[str], np.ndarray]:
@@ -249,13 +267,13 @@ class PgOverview:
             )
         if not rows:
             return
-        wkb = shapely.to_wkb([b.geometry for b in rows], hex=True)
-        with self.conn.cursor() as cur:
-            cur.executemany(
-                f"INSERT INTO {TABLE} (level, cx, cy, status, plots, geom) "
-                f"VALUES (%s, %s, %s, %s, %s, ST_GeomFromWKB(decode(%s, 'hex'), {int(self.epsg)}))",
-                [(b.level, b.cx, b.cy, b.status, b.plots, w) for b, w in zip(rows, wkb)],
-            )
+        # COPY, not an INSERT per block: a bulk import writes tens of thousands of them
+        geoms = shapely.set_srid(np.asarray([b.geometry for b in rows], dtype=object), self.epsg)
+        wkb = shapely.to_wkb(geoms, hex=True, include_srid=True).tolist()
+        copy = f"COPY {TABLE} (level, cx, cy, status, plots, geom) FROM STDIN"
+        with self.conn.cursor() as cur, cur.copy(copy) as out:
+            for b, w in zip(rows, wkb):
+                out.write_row((b.level, b.cx, b.cy, b.status, b.plots, w))
 
 
 def pg_blocks(
