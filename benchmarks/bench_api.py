@@ -1,10 +1,11 @@
 """bench_api: /api/plots with bbox and filters over loopback HTTP, against an in-memory
 STRtree server.
 
-Two servers run in the same session on 127.0.0.1, one after the other, each under
+Servers run in the same session on 127.0.0.1, one after the other, each under
 waitress with 8 threads and each warmed up first:
 
-- ``indexed``: ``zoneplan serve`` itself (the GeoPackage R-tree or PostGIS GiST index answers
+- ``indexed`` (``indexed_Nw`` with ``--workers N``: N forked processes sharing the port):
+  ``zoneplan serve`` itself (the GeoPackage R-tree or PostGIS GiST index answers
   the bbox, SQL the attribute filters, the sector, counts and pages, and the page goes from
   the rows to GeoJSON without a DataFrame);
 - ``strtree``: the same app over a store that holds the whole plots layer in memory, loaded
@@ -12,16 +13,23 @@ waitress with 8 threads and each warmed up first:
   pandas: what a user would write instead of a database (no index on disk, nothing to
   query; it pays the load up front and the memory for as long as it runs). Everything
   after the plots rows (servicing facts, visibility, JSON) is the same code, so the answers
-  are identical and checked.
+  are identical and checked. It runs as ``zoneplan serve --workers`` does (forked after
+  loading, so the workers share the layer and its tree), with the most workers asked for
+  the indexed server unless ``--strtree-workers`` says otherwise.
 
 Clients (keep-alive connections) send the same sequence of queries (random boxes of
 ``--box`` metres over the synthetic grid, ``min_area`` and ``sector`` filters, page of
-100) for a fixed time; the script prints p50/p99 latency and requests/s per server and
-the ratios. The store is built by benchmarks/synth.py through ``zoneplan import`` (or
+100) for a fixed time, from Python threads or (``--client wrk``, Debian's ``wrk``) from one
+C thread that leaves the cores to the server; ``client_cpu`` is the share of a core the
+client used. Every server is started and warmed first; then, ``--rounds`` times, each
+takes ``--seconds`` of load in turn, so on a shared machine they meet the same background
+load (the medians of the rounds are reported). The script prints p50/p99 latency and
+requests/s per server and the ratios. The store is built by benchmarks/synth.py through ``zoneplan import`` (or
 given with ``--db``, either backend). Not part of the test suite.
 
     .venv/bin/python benchmarks/bench_api.py --n 1000000 --box 1000 5000 --seconds 30 \
-        --clients 4 --query "min_area=0.1&sector=food&limit=100" --db STORE
+        --clients 4 --query "min_area=0.1&sector=food&limit=100" --db STORE \
+        --workers 1 2 --client wrk --rounds 3
 """
 
 from __future__ import annotations
@@ -133,18 +141,16 @@ class StrtreeStore:
         return len(self._select(bbox, where, exact))
 
 
-def serve_strtree(db: str, port: int) -> None:
-    """Run the app over :class:`StrtreeStore` under waitress, as ``zoneplan serve`` does."""
-    from waitress import create_server
-
+def serve_strtree(db: str, port: int, workers: int = 1) -> None:
+    """Run the app over :class:`StrtreeStore` as ``zoneplan serve`` does (with ``workers``
+    processes forked after the layer, its STRtree and the servicing model are loaded)."""
     from web import create_app
+    from zoneplan.commands.serve import serve_app
 
     store = StrtreeStore(db)
     print(f"strtree loaded {len(store._plots)} plots in {store.load_s:.1f} s", file=sys.stderr)
     app = create_app({"ZONEPLAN_DB": db, "STORE": store})
-    server = create_server(app, host="127.0.0.1", port=port, threads=8, ident="zoneplan")
-    print(f"strtree serving on {port}", flush=True)
-    server.run()
+    serve_app(app, "127.0.0.1", port, threads=8, workers=workers)
 
 
 def free_port() -> int:
@@ -153,9 +159,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(kind: str, db: Path | str) -> tuple[subprocess.Popen, int]:
+def start(kind: str, db: Path | str, workers: int = 1) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    if kind == "indexed":
+    if kind.startswith("indexed"):
         cmd = [
             str(ROOT / ".venv/bin/zoneplan"),
             "serve",
@@ -167,9 +173,12 @@ def start(kind: str, db: Path | str) -> tuple[subprocess.Popen, int]:
             str(port),
             "--threads",
             "8",
+            "--workers",
+            str(workers),
         ]
     else:
         cmd = [sys.executable, __file__, "--serve-strtree", str(db), "--port", str(port)]
+        cmd += ["--workers", str(workers)]
     env = {**os.environ, "ZONEPLAN_SECRET_KEY": os.environ.get("ZONEPLAN_SECRET_KEY", "bench")}
     log = tempfile.TemporaryFile()  # a pipe nobody reads would stall a chatty server
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
@@ -206,8 +215,15 @@ def get(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
     return response.status, response.read()
 
 
-def load(port: int, paths: list[str], clients: int, seconds: float) -> dict[str, Any]:
-    """``clients`` threads, each cycling through ``paths`` from its own offset."""
+def load(
+    port: int, paths: list[str], clients: int, seconds: float, client: str = "python"
+) -> dict[str, Any]:
+    """``clients`` keep-alive connections cycling through ``paths`` for ``seconds``, from
+    Python threads or from one ``wrk`` thread; ``client_cpu`` is the share of one core the
+    client itself used (what it took from the server on a small machine)."""
+    if client == "wrk":
+        return load_wrk(port, paths, clients, seconds)
+    cpu0 = time.process_time()
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients
     stop = time.perf_counter() + seconds
@@ -233,6 +249,7 @@ def load(port: int, paths: list[str], clients: int, seconds: float) -> dict[str,
     wall = time.perf_counter() - t0
     lat = sorted(x for per in latencies for x in per)
     return {
+        "client_cpu": round((time.process_time() - cpu0) / wall, 2),
         "requests": len(lat),
         "errors": sum(errors),
         "wall_s": round(wall, 1),
@@ -243,45 +260,133 @@ def load(port: int, paths: list[str], clients: int, seconds: float) -> dict[str,
     }
 
 
-def run(
-    kind: str, db: Path, paths: dict[str, list[str]], clients: int, seconds: float
-) -> tuple[dict[str, Any], dict[str, list[list[str]]]]:
-    """One server: its first answer, then per viewport size a warm-up (every box once,
-    answers kept to compare) and ``seconds`` of load."""
+WRK_SCRIPT = """
+local paths = {%s}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i %% #paths) + 1], {["Accept"] = "application/json"})
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("ZP %%d %%d %%d %%f %%f %%f\\n", summary.requests,
+    e.status + e.connect + e.read + e.write + e.timeout, summary.duration,
+    latency:percentile(50), latency:percentile(99), latency.mean))
+end
+"""
+
+
+def load_wrk(port: int, paths: list[str], clients: int, seconds: float) -> dict[str, Any]:
+    """Like :func:`load`, from ``wrk`` (one thread, ``clients`` connections, in C)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(WRK_SCRIPT % ", ".join(json.dumps(p) for p in paths))
+        script.flush()
+        before = os.times()
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "-s", script.name]
+            + [f"http://127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        after = os.times()
+    line = next(x for x in out.splitlines() if x.startswith("ZP "))
+    requests, errors, micros, p50, p99, mean = (float(v) for v in line.split()[1:])
+    wall = micros / 1e6
+    used = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    return {
+        "client_cpu": round(used / wall, 2),
+        "requests": int(requests),
+        "errors": int(errors),
+        "wall_s": round(wall, 1),
+        "rps": round(requests / wall, 1),
+        "p50_ms": round(p50 / 1000, 1),
+        "p99_ms": round(p99 / 1000, 1),
+        "mean_ms": round(mean / 1000, 1),
+    }
+
+
+def prepare(
+    kind: str, db: Path, paths: dict[str, list[str]], workers: int = 1
+) -> tuple[subprocess.Popen, int, dict[str, Any], dict[str, list[list[str]]]]:
+    """Start one server and time its first answers, then ask every box once (answers
+    kept to compare); the server is left running."""
     t0 = time.perf_counter()
-    proc, port = start(kind, db)
+    proc, port = start(kind, db, workers)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3600)
+    result: dict[str, Any] = {"listening_s": round(time.perf_counter() - t0, 1)}
+    first_paths = next(iter(paths.values()))
+    t = time.perf_counter()
+    status, body = get(conn, "/tiles/plots/16/46776/23981.mvt")  # needs no servicing
+    result["first_tile_s"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    status, body = get(conn, first_paths[0])  # waits for the servicing model and facts
+    result["first_request_s"] = round(time.perf_counter() - t, 1)
+    result["first_answer_after_start_s"] = round(time.perf_counter() - t0, 1)
+    answers: dict[str, list[list[str]]] = {}
+    for size, group in paths.items():
+        answers[size] = []
+        for path in group:
+            status, body = get(conn, path)
+            if status != 200:
+                stop(proc)
+                raise RuntimeError(f"{kind}: {path} -> {status} {body[:300]!r}")
+            answers[size].append([f["id"] for f in json.loads(body)["features"]])
+    conn.close()
+    return proc, port, result, answers
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3600)
-        result: dict[str, Any] = {"listening_s": round(time.perf_counter() - t0, 1)}
-        first_paths = next(iter(paths.values()))
-        t = time.perf_counter()
-        status, body = get(conn, "/tiles/plots/16/46776/23981.mvt")  # needs no servicing
-        result["first_tile_s"] = round(time.perf_counter() - t, 2)
-        t = time.perf_counter()
-        status, body = get(conn, first_paths[0])  # waits for the servicing model and facts
-        result["first_request_s"] = round(time.perf_counter() - t, 1)
-        result["first_answer_after_start_s"] = round(time.perf_counter() - t0, 1)
-        answers: dict[str, list[list[str]]] = {}
-        for size, group in paths.items():
-            answers[size] = []
-            for path in group:
-                status, body = get(conn, path)
-                if status != 200:
-                    raise RuntimeError(f"{kind}: {path} -> {status} {body[:300]!r}")
-                answers[size].append([f["id"] for f in json.loads(body)["features"]])
-        conn.close()
-        for size, group in paths.items():
-            result[size] = load(port, group, clients, seconds)
-            result[size]["matched_median"] = statistics.median(len(a) for a in answers[size])
-            result[size]["load_average"] = round(os.getloadavg()[0], 1)
-            print(f"  {kind} {size}: {json.dumps(result[size])}", file=sys.stderr)
-        return result, answers
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def run_all(
+    runs: list[tuple[str, int]],
+    db: Path,
+    paths: dict[str, list[str]],
+    args: argparse.Namespace,
+) -> tuple[dict[str, Any], dict[str, dict[str, list[list[str]]]]]:
+    """Every server started and warmed first, then ``args.rounds`` rounds in which each
+    server in turn takes ``args.seconds`` of load per viewport size: on a shared machine
+    the servers then meet the same background load. Each size reports the median of the
+    rounds' p50, p99 and req/s, and every round's."""
+    procs: dict[str, tuple[subprocess.Popen, int]] = {}
+    report: dict[str, Any] = {}
+    answers: dict[str, dict[str, list[list[str]]]] = {}
+    try:
+        for kind, workers in runs:
+            print(f"starting {kind} ...", file=sys.stderr)
+            proc, port, report[kind], answers[kind] = prepare(kind, db, paths, workers)
+            procs[kind] = (proc, port)
+            report[kind]["workers"] = workers
+        for number in range(args.rounds):
+            for size, group in paths.items():
+                for kind, _ in runs:
+                    got = load(procs[kind][1], group, args.clients, args.seconds, args.client)
+                    got["load_average"] = round(os.getloadavg()[0], 1)
+                    report[kind].setdefault(size, {"rounds": []})["rounds"].append(got)
+                    print(f"  round {number} {kind} {size}: {json.dumps(got)}", file=sys.stderr)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for proc, _ in procs.values():
+            stop(proc)
+    for kind, _ in runs:
+        for size in paths:
+            rounds = report[kind][size]["rounds"]
+            report[kind][size].update(
+                {
+                    name: statistics.median(r[name] for r in rounds)
+                    for name in ("p50_ms", "p99_ms", "rps", "client_cpu", "load_average")
+                },
+                errors=sum(r["errors"] for r in rounds),
+                matched_median=statistics.median(len(a) for a in answers[kind][size]),
+            )
+    return report, answers
 
 
 def store_location(args: argparse.Namespace, report: dict[str, Any]) -> str:
@@ -296,6 +401,32 @@ def store_location(args: argparse.Namespace, report: dict[str, Any]) -> str:
     return db
 
 
+def indexed(workers: int) -> str:
+    """The report's name of the indexed server with ``workers`` processes."""
+    return "indexed" if workers == 1 else f"indexed_{workers}w"
+
+
+def compare(
+    report: dict[str, Any], answers: dict[str, dict[str, list]], kind: str, paths: dict
+) -> None:
+    """The ``kind`` server against the strtree one: same answers, and the ratios."""
+    report[f"{kind}_same_answers"] = answers[kind] == answers["strtree"]
+    # The stores' R-tree/GiST boxes are float32: a plot whose bounds lie within that
+    # rounding (under a metre) of the viewport's edge may be in one answer only.
+    report[f"{kind}_boxes_differing"] = {
+        size: sum(a != b for a, b in zip(answers[kind][size], answers["strtree"][size]))
+        for size in paths
+    }
+    ratios = report[f"{kind}_vs_strtree"] = {}
+    for size in paths:
+        i, f = report[kind][size], report["strtree"][size]
+        ratios[size] = {
+            "p50": round(f["p50_ms"] / i["p50_ms"], 2),
+            "p99": round(f["p99_ms"] / i["p99_ms"], 2),
+            "rps": round(i["rps"] / f["rps"], 2),
+        }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="synthetic plots")
@@ -304,16 +435,39 @@ def main(argv: list[str] | None = None) -> int:
         "--box", type=float, nargs="+", default=[BOX_M], help="viewport sides, metres"
     )
     parser.add_argument("--query", default=QUERY, help="filters after the bbox")
-    parser.add_argument("--seconds", type=float, default=20.0, help="load time per server")
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="load time per server, size and round"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="rounds of load, the servers taking turns"
+    )
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
     parser.add_argument("--boxes", type=int, default=40, help="distinct bbox queries")
     parser.add_argument("--workdir", type=Path, default=ROOT / "benchmarks" / "out" / "api")
     parser.add_argument("--only", choices=("indexed", "strtree"), help="run one server")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="processes of the indexed server (`zoneplan serve --workers`), one run per count",
+    )
+    parser.add_argument(
+        "--strtree-workers",
+        type=int,
+        help="processes of the strtree server (default: the most of --workers)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("python", "wrk"),
+        default="python",
+        help="load generator: Python threads, or wrk (C, one thread; Debian's package)",
+    )
     parser.add_argument("--serve-strtree", metavar="DB", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_strtree:
-        serve_strtree(args.serve_strtree, args.port)
+        serve_strtree(args.serve_strtree, args.port, args.workers[0])
         return 0
     args.workdir.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
@@ -324,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         "boxes_m": args.box,
         "boxes": args.boxes,
         "cpus": os.cpu_count(),
+        "client": args.client,
         "load_average_before": os.getloadavg(),
     }
     db = store_location(args, report)
@@ -332,29 +487,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{size:g}m": [f"/api/plots?bbox={b}&{args.query}" for b in boxes(args.boxes, args.n, size)]
         for size in args.box
     }
-    answers: dict[str, dict[str, list]] = {}
-    kinds = [args.only] if args.only else ["indexed", "strtree"]
-    for kind in kinds:
-        print(f"running {kind} ...", file=sys.stderr)
-        report[kind], answers[kind] = run(kind, db, paths, args.clients, args.seconds)
-        print(json.dumps(report[kind]), file=sys.stderr)
+    runs = [] if args.only == "strtree" else [(indexed(w), w) for w in args.workers]
+    most = max(args.workers) if args.strtree_workers is None else args.strtree_workers
+    runs += [] if args.only == "indexed" else [("strtree", most)]
+    results, answers = run_all(runs, db, paths, args)
+    report.update(results)
     report["load_average_after"] = os.getloadavg()
-    if len(kinds) == 2:
-        report["same_answers"] = answers["indexed"] == answers["strtree"]
-        # The stores' R-tree/GiST boxes are float32: a plot whose bounds lie within that
-        # rounding (under a metre) of the viewport's edge may be in one answer only.
-        report["boxes_differing"] = {
-            size: sum(a != b for a, b in zip(answers["indexed"][size], answers["strtree"][size]))
-            for size in paths
-        }
-        report["indexed_vs_strtree"] = {}
-        for size in paths:
-            i, f = report["indexed"][size], report["strtree"][size]
-            report["indexed_vs_strtree"][size] = {
-                "p50": round(f["p50_ms"] / i["p50_ms"], 2),
-                "p99": round(f["p99_ms"] / i["p99_ms"], 2),
-                "rps": round(i["rps"] / f["rps"], 2),
-            }
+    if "strtree" in answers:
+        report["strtree_workers"] = most
+        for kind, _ in runs[:-1]:
+            compare(report, answers, kind, paths)
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 

@@ -8,11 +8,15 @@ through a second store connection, as another server process or the CLI makes th
 - ``unrelated``: a user's language (the ``users`` table);
 - ``plot edit``: one plot moved by 5 m and its demand changed;
 - ``plot status``: one plot's status set (available or reserved);
-- ``asset status``: substation SS-14 flipped between operational and under repair.
+- ``asset status``: substation SS-14 flipped between operational and under repair;
+- ``plot delete``: one plot deleted (its row kept by the writer);
+- ``plot insert``: a plot the writer deleted inserted again (same outline, so the store's
+  checks pass; the server holds no plot of that id any more, so it is a new plot).
 
 After each write the first ``/api/plots`` request (1.5 km box, ``--query`` filters: area
 and sector by default, page of 100, servicing facts joined) is timed, then a second one; ``warm`` is the same
-request with nothing written. Baseline, same run: what the reader waited for before this
+request with nothing written; then the first popup (``/api/servicing/{id}`` of a plot on
+the page, every plot's readiness not cached after a plot write). Baseline, same run: what the reader waited for before this
 change, rebuilding the servicing model and every plot's record after any write
 (``ServicingModel(snapshot)`` + ``answer()`` for every plot), timed in-process.
 
@@ -75,6 +79,7 @@ class Writer:
         self.n = n
         self.lang = 0
         self.sub_open = True
+        self.deleted: list[Any] = []  # frames of one row
 
     def unrelated(self) -> None:
         from usecases import accounts
@@ -100,6 +105,20 @@ class Writer:
     def plot_status(self) -> None:
         pid = self._plot()
         self.store.update("plots", pid, {"status": self.rng.choice(["available", "reserved"])})
+
+    def plot_delete(self) -> None:
+        pid = self._plot()
+        while any(str(r["plot_id"].iloc[0]) == pid for r in self.deleted):
+            pid = self._plot()
+        row = self.store.read("plots", where={"plot_id": pid})
+        self.store.delete("plots", pid)
+        self.deleted.append(row)
+
+    def plot_insert(self) -> None:
+        if not self.deleted:
+            self.plot_delete()
+        row = self.deleted.pop()
+        self.store.insert("plots", row.drop(columns=[c for c in ("version",) if c in row]))
 
     def asset_status(self) -> None:
         self.sub_open = not self.sub_open
@@ -168,19 +187,26 @@ def main() -> None:
         out["warm_ms"] = round(statistics.median(warm), 1)
         out["warm_load"] = os.getloadavg()[0]
         print(f"cold {out['cold_first_ms']} ms, warm {out['warm_ms']} ms", file=sys.stderr)
+        page = json.loads(body)["features"]
+        popup = "/api/servicing/" + str(page[0]["id"])  # the popup of a plot on the page
+        out["popup_warm_ms"] = round(statistics.median(timed_get(conn, popup) for _ in range(5)), 1)
         kinds = {
             "unrelated": writer.unrelated,
             "plot edit": writer.plot_edit,
             "plot status": writer.plot_status,
             "asset status": writer.asset_status,
+            "plot delete": writer.plot_delete,
+            "plot insert": writer.plot_insert,
         }
         after: dict[str, dict[str, Any]] = {}
         for name, write in kinds.items():
-            first, second = [], []
+            first, second, pop = [], [], []
             for _ in range(args.repeat if not args.soak_only else 0):
                 write()
                 first.append(timed_get(conn, path))
                 second.append(timed_get(conn, path))
+                write()  # again, then the popup first: every plot's readiness not cached
+                pop.append(timed_get(conn, popup))
             if not first:
                 continue
             after[name] = {
@@ -188,6 +214,9 @@ def main() -> None:
                 "first_median_ms": round(statistics.median(first), 1),
                 "second_median_ms": round(statistics.median(second), 1),
                 "first_vs_warm": round(statistics.median(first) / out["warm_ms"], 2),
+                "popup_first_ms": [round(x, 1) for x in pop],
+                "popup_first_median_ms": round(statistics.median(pop), 1),
+                "popup_vs_warm": round(statistics.median(pop) / out["popup_warm_ms"], 2),
                 "load": os.getloadavg()[0],
             }
             print(name, after[name], file=sys.stderr, flush=True)
@@ -198,7 +227,14 @@ def main() -> None:
             out["warm_end_load"] = os.getloadavg()[0]
             print(f"warm at the end {out['warm_end_ms']} ms", file=sys.stderr, flush=True)
         if args.soak:
-            writes = [writer.unrelated, writer.plot_edit, writer.asset_status, writer.plot_status]
+            writes = [
+                writer.unrelated,
+                writer.plot_edit,
+                writer.asset_status,
+                writer.plot_status,
+                writer.plot_delete,
+                writer.plot_insert,
+            ]
             paths = ["/api/plots?bbox=" + b + "&" + args.query for b in bench_api.boxes(50, args.n)]
             before = rss_mib(proc.pid)
             lat, samples = [], []

@@ -50,6 +50,7 @@ from planner.catalogue_facts import (
     servicing_facts,
 )
 from planner.catalogue_layers import (
+    geojson_fragments,
     layer_collection,
     layer_summary,
     layer_where,
@@ -417,9 +418,14 @@ class PlotPage:
             record["sectors"] = list(_sector_list(record["sectors"]))
         return out
 
-    def feature_collection(self) -> dict[str, Any]:
-        """A WGS84 GeoJSON FeatureCollection with ``numberMatched``/``numberReturned``."""
-        geoms = to_geojson_geometries(self.geometry, epsg=self.epsg)
+    def feature_collection(self, *, fragments: bool = False) -> dict[str, Any]:
+        """A WGS84 GeoJSON FeatureCollection with ``numberMatched``/``numberReturned``;
+        with ``fragments`` its geometries are ``orjson.Fragment`` texts (for orjson only)."""
+        geoms: list[Any] = (
+            geojson_fragments(self.geometry, epsg=self.epsg)
+            if fragments
+            else to_geojson_geometries(self.geometry, epsg=self.epsg)
+        )
         features = [
             {"type": "Feature", "id": props["plot_id"], "geometry": geom, "properties": props}
             for props, geom in zip(self.records(), geoms)

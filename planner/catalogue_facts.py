@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 __all__ = ["FACT_COLUMNS", "servicing_facts", "facts_for", "fact_columns"]
 
@@ -71,27 +72,23 @@ _FACTS_LOCK = threading.Lock()
 class _Facts:
     """Facts by column with a plot_id lookup: what pages read by position.
 
-    The lookup is an object-dtype index (its hash table built here, once): pandas' Arrow
-    string index answers a page's lookup about 8x slower. Numeric and boolean columns
-    are indexed in place; Arrow text columns give only the page's rows.
+    The lookup is a dict (plot_id → row): pandas' index lookup costs ~0.5 ms for a page of
+    100 ids at a million plots, the dict ~0.01 ms. Columns are numpy arrays; text that
+    pandas keeps in Arrow (``ready``: a few distinct values) is held as codes into its
+    distinct values, which a page takes faster than Arrow's own ``take``.
     """
 
     def __init__(self, frame: pd.DataFrame, every: bool = True):
         self.frame = frame
         #: Whether this holds every plot (else one page's, in its order).
         self.every = every
-        self.index = pd.Index(frame.index.to_numpy(dtype=object), dtype=object)
-        self.index.get_indexer(self.index[:1])  # builds the hash table now
-        self.arrays = {
-            column: frame[column].to_numpy()
-            if isinstance(frame[column].dtype, np.dtype)
-            else frame[column].array
-            for column in FACT_COLUMNS
-        }
+        self.position = dict(zip(frame.index.astype(str).tolist(), range(len(frame))))
+        self.arrays = {column: _column(frame[column]) for column in FACT_COLUMNS}
 
     def page(self, ids: list[str]) -> dict[str, list[Any]]:
         """The facts of ``ids`` as plain columns (None where missing or unknown)."""
-        pos = self.index.get_indexer(pd.Index(ids, dtype=object))
+        get = self.position.get
+        pos = np.fromiter((get(i, -1) for i in ids), dtype=np.intp, count=len(ids))
         found = pos >= 0
         every = bool(found.all())
         take = np.where(found, pos, 0)
@@ -108,11 +105,22 @@ class _Facts:
                 else:
                     items = picked.tolist()
             else:
-                items = values.take(take).to_numpy(dtype=object, na_value=None).tolist()
+                codes, words = values
+                items = words[codes[take]].tolist()
             if column in _FLAGS:
                 items = [None if v is None else bool(v) for v in items]
             out[column] = items if every else [v if ok else None for v, ok in zip(items, found)]
         return out
+
+
+def _column(series: pd.Series) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """A facts column as numpy (numbers, flags, objects), or Arrow text as codes into its
+    distinct values (the last one None, for missing values)."""
+    if isinstance(series.dtype, np.dtype):
+        return series.to_numpy()
+    coded = pa.chunked_array(pa.array(series.array)).combine_chunks().dictionary_encode()
+    words = np.array([*coded.dictionary.to_pylist(), None], dtype=object)
+    return coded.indices.fill_null(-1).to_numpy(), words
 
 
 class _Once:

@@ -25,6 +25,7 @@ __all__ = [
     "Box",
     "working_bbox",
     "to_geojson_geometries",
+    "geojson_fragments",
     "layer_where",
     "layer_summary",
     "layer_collection",
@@ -60,6 +61,19 @@ def to_geojson_geometries(
 ) -> list[dict[str, Any] | None]:
     """GeoJSON geometry objects in WGS84 (rounded to ``decimals``) for geometries in CRS
     ``epsg`` (the store's)."""
+    return [None if t is None else orjson.loads(t) for t in _geojson(geoms, epsg, decimals)]
+
+
+def geojson_fragments(
+    geoms: Iterable[Any], *, epsg: int, decimals: int = WEB_DECIMALS
+) -> list[orjson.Fragment | None]:
+    """Like :func:`to_geojson_geometries`, each geometry as its GeoJSON text in an
+    ``orjson.Fragment``: for answers orjson encodes, which then copy the text as it is
+    instead of parsing it and encoding it again."""
+    return [None if t is None else orjson.Fragment(t) for t in _geojson(geoms, epsg, decimals)]
+
+
+def _geojson(geoms: Iterable[Any], epsg: int, decimals: int) -> list[str | None]:
     arr = np.asarray(list(geoms) if not isinstance(geoms, np.ndarray) else geoms, dtype=object)
     if len(arr) == 0:
         return []
@@ -69,8 +83,7 @@ def to_geojson_geometries(
         x, y = tr.transform(xy[:, 0], xy[:, 1])
         return np.round(np.column_stack([x, y]), decimals)
 
-    out = shapely.transform(arr, project)
-    return [None if text is None else orjson.loads(text) for text in shapely.to_geojson(out)]
+    return list(shapely.to_geojson(shapely.transform(arr, project)))
 
 
 def layer_where(name: str, role: str | None) -> dict[str, Any] | None:

@@ -22,7 +22,15 @@ from test_servicing_incremental import TODAY, fresh, same_answers
 
 from geo.store import open_store
 from planner.servicing import patches
-from planner.servicing.patches import PatchedArray, PatchedMap, patched, patched_map
+from planner.servicing.patches import (
+    PatchedArray,
+    PatchedMap,
+    PlotIndex,
+    patched,
+    patched_map,
+    swap_removed,
+    swap_removed_map,
+)
 from usecases.servicing import LiveServicing
 
 
@@ -218,3 +226,125 @@ def test_a_patched_map_reads_as_the_map_it_stands_for():
     m2 = patched_map(m, np.array([7, 1]), {0: "y"})
     assert dict(m2) == {5: "c", 7: "y"} and dict(m) == {1: "a", 5: "c", 7: "x"}
     assert base == {1: "a", 2: "b", 5: "c"} and m2.get(1) is None
+
+
+def _copy_of(store, pid: str, new_id: str, dx: float = 0.0, dy: float = 0.0):
+    row = store.read("plots", where={"plot_id": pid})
+    row["plot_id"] = new_id
+    row["geometry"] = [affinity.translate(row.geometry.iloc[0], dx, dy)]
+    return row.drop(columns=["version"], errors="ignore")
+
+
+def test_a_plot_insert_or_delete_costs_that_plot(sample_location, monkeypatch):
+    """An inserted plot is appended (only it is joined and evaluated), a deleted one's
+    place is taken by the last plot; the other plots keep their positions and the id
+    index of every plot is not built again; the answers equal a rebuild's."""
+    from planner.servicing import incremental
+
+    store = open_store(sample_location)
+    live = LiveServicing()
+    model = live.model(store, TODAY)
+    model.answer()
+    model.headroom()
+    seen: list[int] = []
+    real = incremental.evaluate
+
+    def counted(m, sites, scen, **kw):
+        seen.append(sites.n)
+        return real(m, sites, scen, **kw)
+
+    monkeypatch.setattr(incremental, "evaluate", counted)
+    ids = sorted(model.plot_ids.tolist())
+    store.insert("plots", _copy_of(store, ids[3], "Q-NEW", 150.0, -150.0))
+    added = live.model(store, TODAY)
+    assert added._plot_index._base is model._plot_index._base
+    assert added.plot_ids[-1] == "Q-NEW" and added.plot_ids[:-1].tolist() == model.plot_ids.tolist()
+    added.answer()
+    added.headroom()
+    assert seen and set(seen) == {1}
+    victim = ids[10]
+    p = int(np.flatnonzero(added.plot_ids == victim)[0])
+    store.delete("plots", victim)
+    gone = live.model(store, TODAY)
+    assert gone._plot_index._base is model._plot_index._base
+    assert gone.plot_ids[p] == "Q-NEW" and len(gone.plot_ids) == len(model.plot_ids)
+    assert not gone.has_plot(victim) and gone.has_plot("Q-NEW")
+    others = np.flatnonzero(gone.plot_ids != "Q-NEW")
+    assert gone.plot_ids[others].tolist() == added.plot_ids[others].tolist()
+    gone.answer()
+    gone.headroom()
+    assert set(seen) == {1}
+    same_answers(gone, fresh(store))
+    assert gone.layers["plots"]["plot_id"].astype(str).tolist() == gone.plot_ids.tolist()
+    store.close()
+
+
+def test_inserts_deletes_and_edits_without_a_reader_between_them(sample_location):
+    """Stacked inserts, deletes and edits (the plots frame merged only at the end): it is in
+    the model's order (KPIs read both) and the answers equal a rebuild's; a reader of
+    the old revision keeps its answers."""
+    store = open_store(sample_location)
+    live = LiveServicing()
+    old = live.model(store, TODAY)
+    old.answer()
+    ids = sorted(old.plot_ids.tolist())
+    a, b, c = ids[2], ids[7], ids[12]
+    pids = [p for p in ids[:30:3] if p not in (a, b, c)]
+    before = _seen(old, pids)
+    gone_b = _copy_of(store, b, b)
+    writes = [
+        lambda: store.delete("plots", a),
+        lambda: store.insert("plots", _copy_of(store, b, "Q-ONE", 150.0, -150.0)),
+        lambda: store.insert("plots", _copy_of(store, c, "Q-TWO", -150.0, 150.0)),
+        lambda: store.update("plots", "Q-ONE", {"power_kw": 1234.5, "status": "reserved"}),
+        lambda: store.delete("plots", b),
+        lambda: store.insert("plots", _copy_of(store, c, "Q-THREE", 150.0, 150.0)),
+        lambda: store.delete("plots", "Q-TWO"),
+        lambda: store.insert("plots", gone_b),  # back again: a new plot to the model
+    ]
+    for k, write in enumerate(writes):
+        write()
+        if k % 3 != 1:  # a reader of answers (never of the frame) now and then
+            live.model(store, TODAY).answer(pids[:2])
+    new = live.model(store, TODAY)
+    assert new.layers["plots"]["plot_id"].astype(str).tolist() == new.plot_ids.tolist()
+    same_answers(new, fresh(store))
+    _same(_seen(old, pids), before)
+    store.close()
+
+
+def test_the_first_popup_after_a_write_answers_its_own_plot(sample_location):
+    """A plot's record after a write reads that plot's readiness, not every plot's."""
+    store = open_store(sample_location)
+    live = LiveServicing()
+    model = live.model(store, TODAY)
+    model.answer()
+    pid = sorted(model.plot_ids.tolist())[4]
+    store.update("plots", pid, {"power_kw": 321.0})
+    after = live.model(store, TODAY)
+    record = after.answer([pid])[0]
+    assert not [k for k in after._derived if isinstance(k, tuple) and k[0] == "ready"]
+    assert record == fresh(store).answer([pid])[0]
+    store.close()
+
+
+def test_a_patched_array_cut_and_a_site_swapped_out():
+    base = np.arange(20.0).reshape(2, 10)
+    p = patched(base, np.array([3]), np.array([[-3.0], [-13.0]]))
+    cut = patched(p, np.zeros(0, np.intp), np.zeros((2, 0)), size=6)
+    want = base[:, :6].copy()
+    want[:, 3] = [-3.0, -13.0]
+    assert cut.shape == (2, 6) and np.array_equal(np.asarray(cut), want)
+    swapped = swap_removed(p, 2)  # the last site (9) takes site 2's place
+    want = np.asarray(p)[:, :9].copy()
+    want[:, 2] = base[:, 9]
+    assert np.array_equal(np.asarray(swapped), want) and np.array_equal(
+        swapped[:, np.array([2, 3])], want[:, [2, 3]]
+    )
+    assert np.array_equal(np.asarray(swap_removed(np.arange(5), 4)), np.arange(4))
+    m = swap_removed_map({1: "a", 4: "e"}, 1, 4)
+    assert dict(m) == {1: "e"}
+    index = PlotIndex.of(np.array(["a", "b", "c"], dtype=object))
+    moved = index.placed({"a": -1, "c": 0, "d": 2}, np.array(["c", "b", "d"], dtype=object))
+    assert moved.get_indexer(pd.Index(["a", "b", "c", "d", "x"])).tolist() == [-1, 1, 0, 2, -1]
+    assert "a" not in moved and "d" in moved and "a" in index

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 from flask import url_for
 from flask_babel import gettext
@@ -149,35 +150,26 @@ class KpiOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+#: What stays unquoted in a link's query, as Werkzeug's url_for leaves it.
+_URL_SAFE = "!$'()*,/:;?@"
+
+
 def _links(page: cat.PlotPage) -> list[dict[str, str]]:
+    """``self``, ``next`` and ``prev`` links: the filters' query string is built once,
+    the path taken from the route once (url_for per link cost more than the page's JSON)."""
     f = page.filters
+    path, params = url_for("api.list_plots"), f.query_string()
 
-    def query(**changes: int) -> dict[str, Any]:
-        return f.query_string(**changes)
+    def link(rel: str, **changes: int) -> dict[str, str]:
+        query = urlencode({**params, **{k: str(v) for k, v in changes.items()}}, safe=_URL_SAFE)
+        href = f"{path}?{query}" if query else path
+        return {"href": href, "rel": rel, "type": "application/geo+json"}
 
-    links = [
-        {
-            "href": url_for("api.list_plots", **query()),
-            "rel": "self",
-            "type": "application/geo+json",
-        }
-    ]
+    links = [link("self")]
     if f.offset + f.limit < page.matched:
-        links.append(
-            {
-                "href": url_for("api.list_plots", **query(offset=f.offset + f.limit)),
-                "rel": "next",
-                "type": "application/geo+json",
-            }
-        )
+        links.append(link("next", offset=f.offset + f.limit))
     if f.offset:
-        links.append(
-            {
-                "href": url_for("api.list_plots", **query(offset=max(0, f.offset - f.limit))),
-                "rel": "prev",
-                "type": "application/geo+json",
-            }
-        )
+        links.append(link("prev", offset=max(0, f.offset - f.limit)))
     return links
 
 
@@ -200,7 +192,7 @@ def list_plots(query: PlotFilters):
     page = cat.search(
         deps.get_store(), query, role=current_role(), servicing=deps.servicing_model()
     )
-    out = page.feature_collection()
+    out = page.feature_collection(fragments=True)
     out["links"] = _links(page)
     return fast_json(out)
 

@@ -549,6 +549,10 @@ class Store(ABC):
     def close(self) -> None:
         """Release resources (connections); the default holds none."""
 
+    def reopen(self) -> None:
+        """Open connections again after :meth:`close`: a forked server worker calls this,
+        since connections never cross a fork (the default opens them as reads need them)."""
+
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
     """Turn pandas scalars (NA, numpy numbers) into plain Python values."""

@@ -278,6 +278,10 @@ class GpkgStore(SqlStore):
             add_fields(conn)
             add_search_indexes(conn)
 
+    def close(self) -> None:
+        """Drop every thread's reading connection (each closes when no read holds it)."""
+        self._readers = threading.local()
+
     def _add_tables(self, names: list[str]) -> None:
         """Create the tables a newer schema added (a store made by an older version)."""
         for name in names:

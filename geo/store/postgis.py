@@ -315,6 +315,7 @@ class PostgisStore(SqlStore):
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE, epsg: int | None = None):
         self.url = url
         self.identity = redact(url)
+        self._pool_size = pool_size
         self._pool = _open_pool(url, pool_size)
         try:
             with wrapped(f"opening {self.identity}"), self._pool.connection() as conn:
@@ -427,6 +428,9 @@ class PostgisStore(SqlStore):
 
     def close(self) -> None:
         self._pool.close()
+
+    def reopen(self) -> None:
+        self._pool = _open_pool(self.url, self._pool_size)
 
 
 def _open_pool(url: str, size: int) -> ConnectionPool:

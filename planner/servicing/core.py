@@ -18,7 +18,7 @@ from geo.layers import ASSET_LAYERS, ASSET_STATUSES, LAYERS
 from geo.network import SNAP_TOLERANCE_M, Network, build_network
 from geo.validate import parse_date
 from planner.servicing.evaluate import Evaluation, derive, evaluate
-from planner.servicing.patches import Layers, Lazy, PendingFrame, patched
+from planner.servicing.patches import Layers, Lazy, PendingFrame, PlotIndex, patched
 from planner.servicing.rules import (
     CONNECT_M,
     COUNTED_PLOT_STATUSES,
@@ -38,6 +38,15 @@ from planner.servicing.sites import Sites
 
 #: Evaluations of every plot kept per model (one per set of usable assets asked about).
 MAX_EVALUATIONS = 12
+#: The per-plot arrays of a model, in the order :func:`_plot_columns` gives the first four.
+PLOT_ARRAYS = (
+    "_plot_power",
+    "_plot_water",
+    "_plot_status",
+    "_plot_rail_need",
+    "_plot_counted",
+    "_plot_occupied",
+)
 #: Network-level values kept per model (shortest paths per road mask, rail blockers).
 MAX_CACHED = 32
 
@@ -225,7 +234,7 @@ class ModelBase:
         then only those rows are read, and the per-plot arrays are patched there)."""
         self.layers = self.layers.replaced({"plots": plots})
         self.plot_ids: np.ndarray
-        self._plot_index: pd.Index
+        self._plot_index: PlotIndex
         self._plot_power: Any
         self._plot_water: Any
         self._plot_status: Any
@@ -241,7 +250,7 @@ class ModelBase:
             self.plot_ids = (
                 frame["plot_id"].astype(str).to_numpy() if len(frame) else np.zeros(0, object)
             )
-            self._plot_index = pd.Index(self.plot_ids.astype(object), dtype=object)
+            self._plot_index = PlotIndex.of(self.plot_ids)
         if same_ids is not None and rows is not None and changed is not None:
             old = same_ids
             columns = _plot_columns(changed)

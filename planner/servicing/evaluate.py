@@ -9,7 +9,8 @@ are cached by that and patched row by row (:func:`take`, :func:`concat`, :func:`
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from functools import partial
 from itertools import compress
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,8 @@ from planner.servicing.patches import (
     PatchedMap,
     patched,
     patched_map,
+    swap_removed,
+    swap_removed_map,
 )
 from planner.servicing.rules import MAIN_LAYERS, UTILITIES, Scenario, first
 from planner.servicing.sites import Sites
@@ -458,11 +461,17 @@ def concat(a: Answer, b: Answer) -> Answer:
 def put(a: Answer, idx: np.ndarray, part: Answer, same: Collection[str] = ()) -> Answer:
     """``a`` with rows ``idx`` as ``part``'s (answered for those sites only), ``a`` left as it
     was; the arrays named in ``same`` are known unchanged and shared.  Costs O(rows written):
-    arrays and maps are patched (see :mod:`planner.servicing.patches`), not copied."""
+    arrays and maps are patched (see :mod:`planner.servicing.patches`), not copied, unless
+    most sites are written, where one copy costs less than a patch."""
     idx = np.asarray(idx, dtype=np.intp)
     n = len(a["ok"])
     if len(idx) > max(FOLD_MIN, n // FOLD_SHARE):
-        return _put_copy(a, idx, part, same)  # most sites: a copy costs less than a patch
+        replaced = np.zeros(n, bool)
+        replaced[idx] = True
+        on_map: Callable[..., Any] = partial(_copied_map, replaced=replaced)
+        on_array: Callable[..., Any] = _copied_array
+    else:
+        on_map, on_array = patched_map, patched
     out: Answer = {}
     for key, value in a.items():
         new = part[key]
@@ -471,43 +480,52 @@ def put(a: Answer, idx: np.ndarray, part: Answer, same: Collection[str] = ()) ->
         elif key == "mask":
             out[key] = new
         elif isinstance(value, Mapping):
-            out[key] = patched_map(value, idx, new)
+            out[key] = on_map(value, idx, new)
         else:
-            out[key] = patched(value, idx, new)
+            out[key] = on_array(value, idx, new)
     return out
 
 
-def _put_copy(a: Answer, idx: np.ndarray, part: Answer, same: Collection[str]) -> Answer:
-    """:func:`put` by copying every array and map (for writes to many sites)."""
-    replaced = np.zeros(len(a["ok"]), bool)
-    replaced[idx] = True
+def _copied_map(
+    value: Mapping[int, Any], idx: np.ndarray, new: Mapping[int, Any], replaced: np.ndarray
+) -> dict[int, Any]:
+    """A plain copy of ``value`` without the ``replaced`` sites, with ``new``'s (keyed by
+    position in ``idx``)."""
+    if isinstance(value, PatchedMap):
+        value = value.plain()
+    kept: dict[int, Any] = {}
+    if value:
+        sites = np.fromiter(value.keys(), dtype=np.intp, count=len(value))
+        keep = ~replaced[sites]
+        kept = dict(zip(sites[keep].tolist(), compress(value.values(), keep.tolist())))
+    if new:
+        at = np.fromiter(new.keys(), dtype=np.intp, count=len(new))
+        kept.update(zip(idx[at].tolist(), new.values()))
+    return kept
+
+
+def _copied_array(value: Any, idx: np.ndarray, new: Any) -> np.ndarray:
+    """A plain copy of ``value`` with the sites ``idx`` holding ``new`` (one pass)."""
+    new = np.asarray(new)
+    if isinstance(value, PatchedArray):
+        return value.written(idx, new)
+    merged: np.ndarray = value.astype(np.result_type(value.dtype, new.dtype))  # a copy
+    merged[..., idx] = new
+    return merged
+
+
+def swap_removed_rows(a: Answer, p: int) -> Answer:
+    """``a`` without site ``p``, the last site taking its place (one site written per
+    array and map), ``a`` left as it was."""
+    last = len(a["ok"]) - 1
     out: Answer = {}
     for key, value in a.items():
-        new = part[key]
-        if key in same:
+        if key == "mask":
             out[key] = value
-        elif key == "mask":
-            out[key] = new
         elif isinstance(value, Mapping):
-            if isinstance(value, PatchedMap):
-                value = value.plain()
-            kept: dict[int, Any] = {}
-            if value:
-                sites = np.fromiter(value.keys(), dtype=np.intp, count=len(value))
-                keep = ~replaced[sites]
-                kept = dict(zip(sites[keep].tolist(), compress(value.values(), keep.tolist())))
-            if new:
-                at = np.fromiter(new.keys(), dtype=np.intp, count=len(new))
-                kept.update(zip(idx[at].tolist(), new.values()))
-            out[key] = kept
+            out[key] = swap_removed_map(value, p, last)
         else:
-            new = np.asarray(new)
-            if isinstance(value, PatchedArray):
-                out[key] = value.written(idx, new)
-            else:
-                merged = value.astype(np.result_type(value.dtype, new.dtype))  # a copy
-                merged[..., idx] = new
-                out[key] = merged
+            out[key] = swap_removed(value, p)
     return out
 
 

@@ -18,7 +18,7 @@ import copy
 import datetime as dt
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -28,10 +28,18 @@ import pandas as pd
 import shapely
 
 from geo.layers import LAYERS
-from planner.servicing.core import frame_of, geometries
-from planner.servicing.evaluate import Answer, Evaluation, concat, evaluate, put, take
-from planner.servicing.patches import Lazy, PendingFrame
-from planner.servicing.rules import Scenario
+from planner.servicing.core import PLOT_ARRAYS, _plot_columns, frame_of, geometries
+from planner.servicing.evaluate import (
+    Answer,
+    Evaluation,
+    concat,
+    evaluate,
+    put,
+    swap_removed_rows,
+    take,
+)
+from planner.servicing.patches import Lazy, PendingFrame, PlotIndex, patched, swap_removed
+from planner.servicing.rules import COUNTED_PLOT_STATUSES, Scenario
 from planner.servicing.sites import Sites
 
 if TYPE_CHECKING:
@@ -52,7 +60,7 @@ def update(
     those plots as now stored, in that order."""
     today = today or m.today
     changed = {name: frame_of(assets, name) for name in assets or {}} if assets else {}
-    if any(reshaped(m.layers[name], frame, LAYERS[name].key) for name, frame in changed.items()):
+    if _reshapes(m, changed):
         layers = {**m.layers, **changed}
         if plots is None and rows is not None:
             plots = merged_plots(m.layers["plots"], rows, (), m._plot_index)
@@ -68,13 +76,8 @@ def update(
             required=m.required,
             tolerance=m.tolerance,
         )
-    new = copy.copy(m)
-    new._lock = threading.Lock()
+    new = _revision(m)
     new.layers = m.layers.replaced(changed)
-    new._cache = OrderedDict(m._cache)  # shortest paths and rail blockers: geometry only
-    new._derived = OrderedDict()  # headroom and readiness: plots and asset attributes
-    new._evals = OrderedDict(m._evals)  # per usable set: valid while geometry is
-    new._pending = OrderedDict(m._pending)
     if changed or today != m.today:
         new.today = today
         new._build_assets()
@@ -85,39 +88,123 @@ def update(
     return new
 
 
+def _revision(m: ServicingModel) -> ServicingModel:
+    """A shallow copy of ``m`` to update (``m`` is left as it was): what depends on
+    geometry only is shared, headroom and readiness are derived again."""
+    new = copy.copy(m)
+    new._lock = threading.Lock()
+    new._cache = OrderedDict(m._cache)  # shortest paths and rail blockers: geometry only
+    new._derived = OrderedDict()  # headroom and readiness: plots and asset attributes
+    new._evals = OrderedDict(m._evals)  # per usable set: valid while geometry is
+    new._pending = OrderedDict(m._pending)
+    return new
+
+
+#: Plots added or removed by one write answered row by row; more: the layer is taken whole.
+MAX_SHIFTED = 64
+
+
+def updated(
+    m: ServicingModel,
+    plots: gpd.GeoDataFrame | None,
+    assets: Mapping[str, pd.DataFrame] | None,
+    today: dt.date | None,
+    plot_rows: gpd.GeoDataFrame | None,
+    removed: Sequence[str],
+) -> ServicingModel:
+    """See :meth:`ServicingModel.updated`: plots edited in place are patched, a few plots
+    added are appended and a few removed leave their place to the last plot (the other
+    plots keep their positions), each at the cost of those plots."""
+    if plot_rows is None and not removed:
+        return update(m, plots=plots, assets=assets, today=today)
+    split = _split(m, plot_rows, removed)
+    if split is None or _reshapes(m, assets):
+        plots = merged_plots(m.layers["plots"], plot_rows, removed, m._plot_index)
+        return update(m, plots=plots, assets=assets, today=today)
+    edited, rows, added, gone = split
+    new = m  # plots added or removed only: m's headroom is carried, not derived again
+    if edited is not None or assets or (today is not None and today != m.today):
+        new = update(m, assets=assets, today=today, edited=edited, rows=rows)
+    if len(added):
+        new = _appended(new, added)
+    for pid in gone:
+        new = _removed(new, pid)
+    return new
+
+
+def _reshapes(m: ServicingModel, assets: Mapping[str, pd.DataFrame] | None) -> bool:
+    """Whether ``assets`` hold other features than ``m``'s (the model is built again)."""
+    return any(
+        reshaped(m.layers[name], frame_of(assets or {}, name), LAYERS[name].key)
+        for name in assets or {}
+    )
+
+
+def _split(
+    m: ServicingModel, plot_rows: gpd.GeoDataFrame | None, removed: Sequence[str]
+) -> tuple[np.ndarray | None, gpd.GeoDataFrame | None, gpd.GeoDataFrame, list[str]] | None:
+    """``(edited, rows, added, gone)``: positions and rows of the plots ``m`` holds, rows of
+    plots it does not, ids of held plots removed; None when the write is a bulk one."""
+    gone = [str(r) for r in removed if str(r) in m._plot_index]
+    if plot_rows is None or not len(plot_rows):
+        empty = frame_of({}, "plots")
+        return (None, None, empty, gone) if len(gone) <= MAX_SHIFTED else None
+    ids = plot_rows["plot_id"].astype(str).to_numpy(dtype=object)
+    if len(set(ids.tolist())) != len(ids):
+        return None
+    pos = m._plot_index.get_indexer(pd.Index(ids))
+    held = pos >= 0
+    if int((~held).sum()) + len(gone) > MAX_SHIFTED:
+        return None
+    rows = plot_rows.reset_index(drop=True)
+    edited = np.asarray(pos[held], dtype=np.intp) if held.any() else None
+    kept = rows.loc[held].reset_index(drop=True) if held.any() else None
+    return edited, kept, rows.loc[~held].reset_index(drop=True), gone
+
+
 #: Edited rows kept pending on a plots frame before it is merged (then O(plots), once).
 MAX_PENDING_ROWS = 4096
 
 
-def _pending_plots(m: ServicingModel, rows: gpd.GeoDataFrame) -> PendingFrame:
-    """``m``'s plots frame with ``rows`` (plots it holds, changed in place) written in,
-    merged only when someone reads the frame: answers read the model's arrays."""
+def _pending_plots(
+    m: ServicingModel, rows: gpd.GeoDataFrame | None, ids: np.ndarray
+) -> PendingFrame:
+    """``m``'s plots frame with ``rows`` (plots changed or added) written in and in the
+    order of ``ids`` (every plot's id after the write: removed plots leave), built only
+    when someone reads the frame (answers read the model's arrays); writes stack until
+    then and are merged in one pass."""
     held = m.layers.raw("plots")
-    ids = m._plot_index
     if isinstance(held, PendingFrame) and held.built is None:
-        again = held.rows["plot_id"].astype(str).isin(rows["plot_id"].astype(str))
-        base, rows = held.base, pd.concat([held.rows[~again.to_numpy()], rows], ignore_index=True)
+        base = held.base
+        if rows is not None and len(rows):
+            both = pd.concat([held.rows, rows], ignore_index=True)
+            rows = both.loc[~both["plot_id"].astype(str).duplicated(keep="last").to_numpy()]
+        else:
+            rows = held.rows
     else:
         base = held.built if isinstance(held, PendingFrame) else held
-    pending = PendingFrame(base, rows, partial(_merge_rows, ids=ids))
+    rows = frame_of({"plots": rows}, "plots") if rows is not None else frame_of({}, "plots")
+    pending = PendingFrame(base, rows, partial(_assembled, ids=ids))
     if len(rows) > MAX_PENDING_ROWS:
         pending.frame()
     return pending
 
 
-def _merge_rows(base: gpd.GeoDataFrame, rows: gpd.GeoDataFrame, ids: pd.Index) -> gpd.GeoDataFrame:
-    return merged_plots(base, rows, (), ids)
-
-
-def edited_in_place(m: ServicingModel, rows: gpd.GeoDataFrame | None) -> np.ndarray | None:
-    """Positions in ``m`` of the plots ``rows`` (changed rows, as stored) when every one
-    is a plot ``m`` holds, else None."""
-    if rows is None or not len(rows):
-        return None
-    pos = m._plot_index.get_indexer(pd.Index(rows["plot_id"].astype(str).to_numpy(dtype=object)))
-    if (pos < 0).any() or len(np.unique(pos)) != len(pos):
-        return None
-    return np.asarray(pos, dtype=np.intp)
+def _assembled(base: gpd.GeoDataFrame, rows: gpd.GeoDataFrame, ids: np.ndarray) -> gpd.GeoDataFrame:
+    """The plots ``ids`` in that order: ``rows`` where written, else ``base``'s (one pass)."""
+    order = pd.Index(np.asarray(ids, dtype=object))
+    written = rows["plot_id"].astype(str).to_numpy(dtype=object)
+    rows = rows.loc[order.get_indexer(written) >= 0]  # not those removed since
+    have = base["plot_id"].astype(str).to_numpy(dtype=object)
+    if len(have) == len(ids) and np.array_equal(have, ids):  # edits only: columns patched
+        return merged_plots(base, rows, ())
+    new = ~rows["plot_id"].astype(str).isin(pd.Index(have)).to_numpy()
+    both = pd.concat(
+        [base, rows.loc[new, [c for c in base.columns if c in rows.columns]]], ignore_index=True
+    )
+    place = pd.Index(both["plot_id"].astype(str).to_numpy(dtype=object)).get_indexer(order)
+    frame = gpd.GeoDataFrame(both.take(place).reset_index(drop=True), crs=base.crs)
+    return merged_plots(frame, rows, ())
 
 
 def _edit_plots(
@@ -128,39 +215,117 @@ def _edit_plots(
     Only the moved plots are joined and evaluated; the kept evaluations are patched
     for them when first asked for (see :meth:`ModelBase.plot_eval`), and the plots
     frame is merged when first read."""
-    plots = _pending_plots(old, rows)
+    plots = _pending_plots(old, rows, old.plot_ids)
     now = np.asarray(rows.geometry.values, dtype=object)
     still = _same_geometry(old._plot_sites.geoms[edited], now)
     moved, moved_at = edited[~still], np.flatnonzero(~still)
     if len(moved) == 0:
         new._set_plots(plots, old._plot_sites, same_ids=old, rows=edited, changed=rows)
-        _carry_headroom(new, old, edited, moved_at, None)
+        _carry_headroom(new, old, edited, edited, moved_at, None)
         return
     joined = new._sites(now[moved_at])
     new._set_plots(
         plots, old._plot_sites.replaced(moved, joined), same_ids=old, rows=edited, changed=rows
     )
-    _carry_headroom(new, old, edited, moved_at, joined)
+    _carry_headroom(new, old, edited, edited, moved_at, joined)
+    _carry_evals(new, old, partial(_put_rows, joined, rows=moved))
+
+
+#: ``(usable, evaluation, model asking) -> evaluation``: what a plot write does to one.
+EvalOp = Callable[[np.ndarray, Evaluation, "ServicingModel"], Evaluation]
+
+
+def _carry_evals(new: ServicingModel, old: ServicingModel, op: EvalOp) -> None:
+    """``old``'s evaluations, kept and pending, for ``new``: ``op`` applied when one is
+    first asked for (a reader pays for what it reads; pending ones are chained)."""
+    pending: OrderedDict[bytes, tuple[np.ndarray, Lazy]] = OrderedDict()
+    for ukey, (usable, ev) in old._evals.items():
+        pending[ukey] = (usable, Lazy(partial(op, usable, ev)))
+    for ukey, (usable, before) in old._pending.items():
+        pending[ukey] = (usable, Lazy(partial(_chained, op, usable, before)))
     new._evals = OrderedDict()
-    new._pending = OrderedDict(
-        (ukey, (usable, Lazy(partial(_put_rows, joined, usable, ev, moved))))
-        for ukey, (usable, ev) in old._evals.items()
-    )
+    new._pending = pending
+
+
+def _chained(op: EvalOp, usable: np.ndarray, before: Lazy, m: ServicingModel) -> Evaluation:
+    return op(usable, before.get(m), m)
+
+
+def _appended(m: ServicingModel, rows: gpd.GeoDataFrame) -> ServicingModel:
+    """``m`` with the plots ``rows`` (as stored; ids it does not hold) added after its
+    own: only they are joined and evaluated, the per-plot arrays and evaluations patched
+    past the end, the id index told their places."""
+    rows = frame_of({"plots": rows}, "plots")
+    new = _revision(m)
+    n, k = len(m.plot_ids), len(rows)
+    at = n + np.arange(k)
+    ids = rows["plot_id"].astype(str).to_numpy(dtype=object)
+    new.plot_ids = np.concatenate([m.plot_ids, ids])
+    new.layers = m.layers.replaced({"plots": _pending_plots(m, rows, new.plot_ids)})
+    new._plot_index = m._plot_index.placed(dict(zip(ids.tolist(), at.tolist())), new.plot_ids)
+    columns = _plot_columns(rows)
+    counted = np.isin(columns[2], COUNTED_PLOT_STATUSES)
+    for name, value in zip(PLOT_ARRAYS, (*columns, counted, columns[2] == "occupied")):
+        setattr(new, name, patched(getattr(m, name), at, value))
+    joined = new._sites(geometries(rows))
+    new._plot_sites = m._plot_sites.appended(joined)
+    new._counted_hit = None if counted.any() else m._counted_hit
+    _carry_headroom(new, m, np.zeros(0, np.intp), at, np.arange(k), joined)
+    _carry_evals(new, m, partial(_concat_rows, joined))
+    return new
+
+
+def _removed(m: ServicingModel, pid: str) -> ServicingModel:
+    """``m`` without the plot ``pid`` (one it holds): the last plot takes its place, so
+    one row of each per-plot array and evaluation is written and the others keep theirs."""
+    new = _revision(m)
+    p = int(m._plot_index.get_indexer(pd.Index([pid], dtype=object))[0])
+    last = len(m.plot_ids) - 1
+    ids = m.plot_ids[:last].copy()
+    changes = {pid: -1}
+    if p != last:
+        ids[p] = m.plot_ids[last]
+        changes[str(m.plot_ids[last])] = p
+    new.plot_ids = ids
+    new.layers = m.layers.replaced({"plots": _pending_plots(m, None, ids)})
+    new._plot_index = m._plot_index.placed(changes, ids)
+    for name in PLOT_ARRAYS:
+        setattr(new, name, swap_removed(getattr(m, name), p))
+    new._plot_sites = m._plot_sites.removed(p)
+    either = np.asarray(m._plot_counted[np.array([p, last])], dtype=bool)
+    new._counted_hit = None if either.any() else m._counted_hit
+    _carry_headroom(new, m, np.array([p]), np.zeros(0, np.intp), np.zeros(0, np.intp), None)
+    _carry_evals(new, m, partial(_swap_rows, p=p))
+    return new
+
+
+def _swap_rows(usable: np.ndarray, ev: Evaluation, m: ServicingModel, *, p: int) -> Evaluation:
+    return {u: swap_removed_rows(a, p) for u, a in ev.items()}
+
+
+def _concat_rows(
+    joined: Sites, usable: np.ndarray, ev: Evaluation, m: ServicingModel
+) -> Evaluation:
+    """``ev`` with the sites ``joined`` evaluated by ``m`` appended."""
+    part = evaluate(m, joined, _usable_only(usable))
+    return {u: concat(a, part[u]) for u, a in ev.items()}
 
 
 def _carry_headroom(
     new: ServicingModel,
     old: ServicingModel,
-    rows: np.ndarray,
+    was: np.ndarray,
+    now: np.ndarray,
     moved_at: np.ndarray,
     joined: Sites | None,
 ) -> None:
-    """``old``'s headroom for ``new``, whose plots differ at ``rows`` only (those at
-    ``rows[moved_at]`` moved, now ``joined``): each substation's and main's committed
-    demand loses the edited plots' old share and gains their new one, so a plot edit
-    costs its rows, not a sum over every plot.  Kept for the usable sets whose
-    evaluation ``old`` holds (it says what served the edited plots); worked out when
-    first read, from the evaluation the reader then has."""
+    """``old``'s headroom for ``new``, whose plots differ only at ``was`` (positions in
+    ``old``: plots edited or removed) and ``now`` (positions in ``new``: plots edited or
+    added; those at ``now[moved_at]`` moved or are new, now ``joined``): each
+    substation's and main's committed demand loses those plots' old share and gains
+    their new one, so a plot write costs its rows, not a sum over every plot.  Kept for
+    the usable sets whose evaluation ``old`` holds (it says what served the plots);
+    worked out when first read, from the evaluation the reader then has."""
     for key, head in list(old._derived.items()):
         if not (isinstance(key, tuple) and key[0] == "headroom"):
             continue
@@ -168,13 +333,14 @@ def _carry_headroom(
         if isinstance(head, Lazy):  # carried itself: only once worked out (no chains)
             head = head.built
         if kept is not None and head is not None:
-            build = partial(_carried, old, rows, moved_at, joined, head, kept, key[1])
+            build = partial(_carried, old, was, now, moved_at, joined, head, kept, key[1])
             new._remember_derived(key, Lazy(build))
 
 
 def _carried(
     old: ServicingModel,
-    rows: np.ndarray,
+    was: np.ndarray,
+    now: np.ndarray,
     moved_at: np.ndarray,
     joined: Sites | None,
     head: dict[str, dict[str, np.ndarray]],
@@ -184,35 +350,58 @@ def _carried(
 ) -> dict[str, dict[str, np.ndarray]]:
     """See :func:`_carry_headroom`."""
     usable, ev = kept
-    now_ev: Evaluation | None = None
-    if joined is not None and len(moved_at):
-        full = new._cached(ukey)  # the reader's evaluation, patched for the moved plots
-        if full is not None:
-            now_ev = {u: _cut(full[u], rows) for u in ("power", "water")}
-        else:
-            part = evaluate(new, joined, _usable_only(usable), only=("power", "water"))
-            now_ev = {u: _cut(ev[u], rows) for u in ("power", "water")}
-            for u in now_ev:
-                for k, a in now_ev[u].items():
-                    a[moved_at] = part[u][k]
+    now_ev = _now_serving(old, was, now, moved_at, joined, ev, usable, ukey, new)
     out = {}
     for u, by, demand in (("power", "sub", "_plot_power"), ("water", "main", "_plot_water")):
         h = head[u]
         if not len(h["base"]):
             out[u] = h
             continue
-        was_by, was_ok = np.asarray(ev[u][by][rows]), np.asarray(ev[u]["ok"][rows], dtype=bool)
+        was_by, was_ok = np.asarray(ev[u][by][was]), np.asarray(ev[u]["ok"][was], dtype=bool)
         now_by, now_ok = was_by, was_ok
         if now_ev is not None:
             now_by, now_ok = np.asarray(now_ev[u][by]), np.asarray(now_ev[u]["ok"], dtype=bool)
         committed = np.array(h["committed"], dtype=float)
         served = np.array(h["served"])
-        for model, by_, ok, sign in ((old, was_by, was_ok, -1), (new, now_by, now_ok, 1)):
+        for model, rows, by_, ok, sign in (
+            (old, was, was_by, was_ok, -1),
+            (new, now, now_by, now_ok, 1),
+        ):
             sel = np.asarray(model._plot_counted[rows], dtype=bool) & ok
             amount = np.nan_to_num(np.asarray(getattr(model, demand)[rows], dtype=float))
             np.add.at(committed, by_[sel], sign * amount[sel])
             np.add.at(served, by_[sel], sign)
         out[u] = {**h, "committed": committed, "headroom": h["base"] - committed, "served": served}
+    return out
+
+
+def _now_serving(
+    old: ServicingModel,
+    was: np.ndarray,
+    now: np.ndarray,
+    moved_at: np.ndarray,
+    joined: Sites | None,
+    ev: Evaluation,
+    usable: np.ndarray,
+    ukey: bytes,
+    new: ServicingModel,
+) -> dict[str, dict[str, np.ndarray]] | None:
+    """What serves the plots at ``now`` in ``new`` (power and water), or None when that is
+    what served them at ``was`` (edited in place, none moved)."""
+    if joined is None or not len(moved_at):
+        if len(now):
+            return None
+        return {u: {k: a[:0] for k, a in _cut(ev[u], was).items()} for u in ("power", "water")}
+    full = new._cached(ukey)  # the reader's evaluation, patched for the moved plots
+    if full is not None:
+        return {u: _cut(full[u], now) for u in ("power", "water")}
+    part = evaluate(new, joined, _usable_only(usable), only=("power", "water"))
+    if len(moved_at) == len(now):  # every one new or moved
+        return {u: _cut(part[u], np.arange(len(now))) for u in ("power", "water")}
+    out = {u: _cut(ev[u], was) for u in ("power", "water")}
+    for u in out:
+        for k, a in out[u].items():
+            a[moved_at] = part[u][k]
     return out
 
 
@@ -223,7 +412,7 @@ def _cut(answer: Answer, rows: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _put_rows(
-    joined: Sites, usable: np.ndarray, ev: Evaluation, rows: np.ndarray, m: ServicingModel
+    joined: Sites, usable: np.ndarray, ev: Evaluation, m: ServicingModel, *, rows: np.ndarray
 ) -> Evaluation:
     """``ev`` with the plots at ``rows`` (sites ``joined``) evaluated again by ``m`` (the
     model asking: any model over the same networks and asset rows)."""
@@ -235,7 +424,7 @@ def merged_plots(
     plots: gpd.GeoDataFrame,
     rows: gpd.GeoDataFrame | None,
     removed: Sequence[str],
-    ids: pd.Index | None = None,
+    ids: pd.Index | PlotIndex | None = None,
 ) -> gpd.GeoDataFrame:
     """``plots`` with ``rows`` in place of the plots of the same id (the others appended)
     and the ``removed`` ids dropped; positions of the other plots kept.  ``ids``: the

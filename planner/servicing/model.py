@@ -340,11 +340,6 @@ class ServicingModel(ModelBase):
         (ids of plots deleted) may say what changed.  Only what changed is answered again (see
         :mod:`planner.servicing.incremental`); this model is left as it was.
         """
-        from planner.servicing.incremental import edited_in_place, merged_plots, update
+        from planner.servicing.incremental import updated
 
-        if plot_rows is not None or removed:
-            edited = None if len(removed) else edited_in_place(self, plot_rows)
-            if edited is not None:  # plots changed in place: only their rows are read
-                return update(self, assets=assets, today=today, edited=edited, rows=plot_rows)
-            plots = merged_plots(self.layers["plots"], plot_rows, removed, self._plot_index)
-        return update(self, plots=plots, assets=assets, today=today)
+        return updated(self, plots, assets, today, plot_rows, removed)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
 #: A patch is folded into a new base when it holds more rows than this share of the sites.
@@ -184,10 +185,13 @@ def _positions(key: Any, n: int) -> np.ndarray:
     return out
 
 
-def patched(value: Any, idx: np.ndarray, new: np.ndarray) -> np.ndarray | PatchedArray:
+def patched(
+    value: Any, idx: np.ndarray, new: np.ndarray, size: int | None = None
+) -> np.ndarray | PatchedArray:
     """``value`` (an array or :class:`PatchedArray`, per site on its last axis) with the
-    sites ``idx`` (distinct; at or past the end: appended) holding ``new``; ``value`` is
-    left as it was.  Costs O(sites patched since the last fold)."""
+    sites ``idx`` (distinct; at or past the end: appended) holding ``new``, cut to ``size``
+    sites if given (the base is viewed, not copied); ``value`` is left as it was.  Costs
+    O(sites patched since the last fold)."""
     idx = np.asarray(idx, dtype=np.intp)
     new = np.asarray(new)
     if isinstance(value, PatchedArray) and value._full is not None:
@@ -199,11 +203,17 @@ def patched(value: Any, idx: np.ndarray, new: np.ndarray) -> np.ndarray | Patche
         base, n = value, value.shape[-1]
         at = np.zeros(0, np.intp)
         vals = np.zeros((*value.shape[:-1], 0), dtype=value.dtype)
-    if len(idx) == 0:
+    if size is not None:  # the sites past ``size`` leave: the base and the patch are cut
+        base, n = base[..., :size], size
+        inside = at < size
+        at, vals = at[inside], vals[..., inside]
+        if not len(idx):
+            return PatchedArray(base, at, vals, n) if len(at) else base
+    elif len(idx) == 0:
         return value  # type: ignore[no-any-return]
-    n = max(n, int(idx.max()) + 1)
+    n = max(n, int(idx.max()) + 1) if len(idx) else n
     keep = np.ones(len(at), bool)
-    if len(at):  # the sites written again leave the old patch
+    if len(at) and len(idx):  # the sites written again leave the old patch
         ordered = np.sort(idx)
         k = np.minimum(np.searchsorted(ordered, at), len(ordered) - 1)
         keep = ordered[k] != at
@@ -216,6 +226,16 @@ def patched(value: Any, idx: np.ndarray, new: np.ndarray) -> np.ndarray | Patche
     if len(at2) > max(FOLD_MIN, n // FOLD_SHARE):
         return out.materialised()
     return out
+
+
+def swap_removed(value: Any, p: int) -> np.ndarray | PatchedArray:
+    """``value`` (per site on its last axis) without site ``p``: the last site takes its
+    place (one site written, the base viewed)."""
+    last = value.shape[-1] - 1
+    if p == last:
+        return patched(value, np.zeros(0, np.intp), np.zeros(0), size=last)
+    moved = value[np.array([last])] if value.ndim == 1 else value[:, np.array([last])]
+    return patched(value, np.array([p]), np.asarray(moved), size=last)
 
 
 class PatchedMap(Mapping[int, Any]):
@@ -270,6 +290,62 @@ def patched_map(value: Mapping[int, Any], idx: np.ndarray, new: Mapping[int, Any
     gone = gone | at  # the base's entries of every written site are hidden
     out = PatchedMap(base, gone, extra)
     return out.plain() if len(gone) + len(extra) > FOLD_MIN else out  # fold: a dict again
+
+
+def swap_removed_map(value: Mapping[int, Any], p: int, last: int) -> Any:
+    """``value`` (a per-site map of ``last + 1`` sites) without site ``p``: the last site's
+    entry, if any, moves to ``p``."""
+    if p == last:
+        return patched_map(value, np.array([last]), {})
+    return patched_map(value, np.array([p, last]), {0: value[last]} if last in value else {})
+
+
+class PlotIndex:
+    """Plot ids to positions: a ``pd.Index`` (its hash table shared by every revision
+    derived from it) and the ids placed since (added, moved; -1: gone), so adding or
+    removing a plot costs that plot, not a new index of every id."""
+
+    __slots__ = ("_base", "_placed", "_lookup")
+
+    def __init__(self, base: pd.Index, placed: dict[str, int] | None = None):
+        self._base = base
+        self._placed = placed or {}
+        self._lookup: tuple[pd.Index, np.ndarray] | None = None
+
+    @classmethod
+    def of(cls, ids: np.ndarray) -> PlotIndex:
+        """The index of these ids (positions 0..n-1)."""
+        return cls(pd.Index(np.asarray(ids).astype(object), dtype=object))
+
+    def placed(self, changes: Mapping[str, int], ids: np.ndarray) -> PlotIndex:
+        """This index with ``changes`` (id: new position, -1 for gone); ``ids``: every
+        plot's id after them (the index is built again from them past a fold)."""
+        placed = {**self._placed, **changes}
+        if len(placed) > FOLD_MIN:
+            return PlotIndex.of(ids)
+        return PlotIndex(self._base, placed)
+
+    def get_indexer(self, target: Any) -> np.ndarray:
+        """Positions of ``target``'s ids (-1 where unknown), as ``pd.Index.get_indexer``."""
+        pos = np.asarray(self._base.get_indexer(target), dtype=np.intp)
+        if not self._placed:
+            return pos
+        if self._lookup is None:  # small: built once per revision
+            self._lookup = (
+                pd.Index(list(self._placed), dtype=object),
+                np.fromiter(self._placed.values(), dtype=np.intp, count=len(self._placed)),
+            )
+        keys, values = self._lookup
+        hit = np.asarray(keys.get_indexer(target))
+        found = hit >= 0
+        pos = pos.copy()
+        pos[found] = values[hit[found]]
+        return pos
+
+    def __contains__(self, key: object) -> bool:
+        if key in self._placed:
+            return self._placed[key] >= 0
+        return key in self._base
 
 
 class Lazy:

@@ -60,7 +60,8 @@ def records(
     ev_base = ev if base.key == scen.key else fitted(base)
     ev_rec = ev_base if recorded.key == base.key else fitted(recorded)
     if sites is None:
-        ready = plot_readiness(m, scen.what_if)[sel]
+        # The selection's rows only (a popup after a write need not answer every plot).
+        ready = plot_readiness(m, scen.what_if, None if select is None else sel)
     else:  # drawn sites are answered whole (select is None)
         ready = readiness(m, sites, scen, demand, rail_need, ev_base)
     ids_ = [site_ids[i] for i in sel.tolist()]

@@ -82,6 +82,64 @@ class Sites:
             road_t,
         )
 
+    def appended(self, other: Sites) -> Sites:
+        """These sites, then ``other``'s (numbered after them): the pairs stay sorted by
+        site without sorting (O(pairs) copying), the geometries are patched, not copied."""
+        from planner.servicing.patches import patched
+
+        n = self.n
+
+        def join(a: Pairs, b: Pairs) -> Pairs:
+            order = np.argsort(b[0], kind="stable")  # the few new pairs, by site
+            return (
+                np.r_[a[0], b[0][order] + n].astype(np.intp),
+                np.r_[a[1], b[1][order]],
+                np.r_[a[2], b[2][order]],
+            )
+
+        order = np.argsort(other.road_pairs[0], kind="stable")
+        return Sites(
+            cast(np.ndarray, patched(self.geoms, n + np.arange(other.n), other.geoms)),
+            join(self.road_pairs, other.road_pairs),
+            join(self.siding_pairs, other.siding_pairs),
+            {u: join(p, other.main_pairs[u]) for u, p in self.main_pairs.items()},
+            np.r_[self.road_t, other.road_t[order]],
+        )
+
+    def removed(self, p: int) -> Sites:
+        """These sites without site ``p``: the last site takes its number (its pairs, at
+        the end, move to ``p``'s place; O(pairs) copying, as :meth:`replaced`)."""
+        from planner.servicing.patches import patched
+
+        last = self.n - 1
+
+        def cut(a: Pairs) -> tuple[Pairs, Pairs]:
+            k = int(np.searchsorted(a[0], last))  # sorted by site: the last site's are last
+            mine = (np.zeros(len(a[0]) - k, np.intp), a[1][k:], a[2][k:])
+            return (a[0][:k], a[1][:k], a[2][:k]), mine
+
+        (road, road_last), (siding, siding_last) = cut(self.road_pairs), cut(self.siding_pairs)
+        mains = {u: cut(pairs) for u, pairs in self.main_pairs.items()}
+        k = len(road[0])
+        geoms = self.geoms
+        kept = Sites(
+            cast(np.ndarray, patched(geoms, np.zeros(0, np.intp), np.zeros(0, object), last)),
+            road,
+            siding,
+            {u: pairs[0] for u, pairs in mains.items()},
+            self.road_t[:k],
+        )
+        if p == last:
+            return kept
+        moved = Sites(
+            np.asarray(geoms[np.array([last])], dtype=object),
+            road_last,
+            siding_last,
+            {u: pairs[1] for u, pairs in mains.items()},
+            self.road_t[k:],
+        )
+        return kept.replaced(np.array([p]), moved)
+
     def replaced(self, idx: np.ndarray, other: Sites) -> Sites:
         """These sites with those at positions ``idx`` (distinct) replaced by ``other``'s,
         in order (numbering kept).  The pairs stay sorted by site without sorting again:

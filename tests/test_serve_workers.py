@@ -1,0 +1,249 @@
+"""``zoneplan serve --workers N``: forked workers share the port, each sees the others'
+writes on its next request, and SIGTERM or Ctrl+C stops them all (real server processes,
+both backends)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT, free_port
+
+from geo.store import open_store
+from usecases import accounts
+
+WORKERS = 2
+
+
+# --------------------------------------------------------------------------- helpers
+def _start(location: str, port: int, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "ZONEPLAN_SECRET_KEY": "workers-secret"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "zoneplan.cli", "serve", "--db", location, "--port", str(port)]
+        + ["--threads", "2", *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, for the Ctrl+C test
+    )
+
+
+def _wait_listening(proc: subprocess.Popen, port: int, workers: int) -> None:
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"serve exited: {proc.stdout.read() if proc.stdout else ''}")
+        if len(_children(proc.pid)) == workers:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/api/layers")
+                if conn.getresponse().status == 200:
+                    return
+            except OSError:
+                pass
+        time.sleep(0.2)
+    raise AssertionError("serve did not start within 120 s")
+
+
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(entry.name))
+    return sorted(out)
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
+def _owner(server_port: int, client_port: int, workers: list[int]) -> int | None:
+    """The worker holding the server side of the connection from ``client_port``."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        parts = line.split()
+        local, remote, inode = parts[1], parts[2], parts[9]
+        if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == (
+            client_port
+        ):
+            for pid in workers:
+                if inode in _socket_inodes(pid):
+                    return pid
+    return None
+
+
+def _one_connection_per_worker(
+    port: int, workers: list[int]
+) -> dict[int, http.client.HTTPConnection]:
+    """Keep-alive connections until each worker holds one (the kernel hands a new
+    connection to whichever worker accepts first)."""
+    held: dict[int, http.client.HTTPConnection] = {}
+    for _ in range(200):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("GET", "/api/layers")
+        assert conn.getresponse().read()
+        pid = _owner(port, conn.sock.getsockname()[1], workers)
+        if pid is not None and pid not in held:
+            held[pid] = conn
+            if len(held) == len(workers):
+                return held
+        else:
+            conn.close()
+    raise AssertionError(f"connections reached only workers {sorted(held)} of {workers}")
+
+
+def _call(
+    conn: http.client.HTTPConnection, method: str, path: str, body: dict | None = None, **headers
+) -> tuple[int, dict, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    if data is not None:
+        headers["Content-Type"] = "application/json"
+    conn.request(method, path, body=data, headers=headers)
+    response = conn.getresponse()
+    raw = response.read()
+    parsed = json.loads(raw) if raw and "json" in (response.getheader("Content-Type") or "") else {}
+    return response.status, parsed, response.headers
+
+
+@pytest.fixture
+def served(sample_location) -> Iterator[tuple[subprocess.Popen, int, str]]:
+    port = free_port()
+    proc = _start(sample_location, port, "--workers", str(WORKERS))
+    try:
+        _wait_listening(proc, port, WORKERS)
+        yield proc, port, sample_location
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def _plot_relying_on(location: str, asset_id: str = "SS-12") -> str:
+    """A plot whose power answer passes the (under repair) substation over today."""
+    from planner.servicing import ServicingModel
+
+    records = ServicingModel(open_store(location).snapshot()).answer()
+    return next(
+        r["plot_id"]
+        for r in records
+        if any(b["asset_id"] == asset_id for b in r["power"].get("bypassed") or [])
+    )
+
+
+def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 2**z
+    y = (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n
+    return int((lon + 180) / 360 * n), int(y)
+
+
+# --------------------------------------------------------------------------- tests
+def test_a_write_through_one_worker_is_read_through_the_other(served):
+    proc, port, location = served
+    workers = _children(proc.pid)
+    assert len(workers) == WORKERS
+    one, other = _one_connection_per_worker(port, workers).values()
+    store = open_store(location)
+    auth = {"Authorization": f"Bearer {accounts.issue_token(store, 'planner')}"}
+    pid = _plot_relying_on(location)
+    row = store.get("plots", pid)
+    bounds = store.read("plots", where={"plot_id": pid}).to_crs(4326).total_bounds
+    listing = f"/api/plots?bbox={','.join(f'{v:.6f}' for v in bounds)}&status={row['status']}"
+    tile = "/tiles/plots/14/{}/{}.mvt".format(*_tile_of(bounds[0], bounds[1], 14))
+    before: dict[str, tuple] = {}
+    for name, conn in (("one", one), ("other", other)):  # both workers build their caches
+        status, servicing, _ = _call(conn, "GET", f"/api/servicing/{pid}", **auth)
+        assert status == 200 and servicing["record"]["power"]["substation"] != "SS-12"
+        _, page, _ = _call(conn, "GET", listing, **auth)
+        assert pid in [f["id"] for f in page["features"]]
+        _, _, headers = _call(conn, "GET", tile, **auth)
+        before[name] = (servicing, page, headers.get("ETag"))
+
+    status, _, _ = _call(
+        one, "PATCH", f"/api/plots/{pid}", {"version": row["version"], "cadastre": "03-777"}, **auth
+    )
+    assert status == 200
+    sub = store.get("substations", "SS-12")
+    status, _, _ = _call(
+        one,
+        "PATCH",
+        "/api/assets/substations/SS-12",
+        {"version": sub["version"], "status": "operational", "due": None},
+        **auth,
+    )
+    assert status == 200
+
+    status, servicing, _ = _call(other, "GET", f"/api/servicing/{pid}", **auth)
+    assert status == 200 and servicing["record"]["power"]["substation"] == "SS-12"
+    _, plot, _ = _call(other, "GET", f"/api/plots/{pid}", **auth)
+    assert plot["properties"]["cadastre"] == "03-777"
+    _, page, _ = _call(other, "GET", listing, **auth)
+    [feature] = [f for f in page["features"] if f["id"] == pid]
+    assert feature["properties"]["cadastre"] == "03-777"
+    _, _, headers = _call(other, "GET", tile, **auth)  # the tile cache followed the write
+    assert before["other"][2] and headers.get("ETag") != before["other"][2]
+    store.close()
+
+
+@pytest.mark.parametrize("how", ["SIGTERM to the server", "Ctrl+C in its terminal"])
+def test_a_signal_stops_every_worker(served, how):
+    proc, _, _ = served
+    workers = _children(proc.pid)
+    assert len(workers) == WORKERS
+    if how == "SIGTERM to the server":
+        proc.send_signal(signal.SIGTERM)
+    else:  # the terminal signals the whole foreground process group
+        os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    deadline = time.time() + 5
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+def test_a_worker_that_dies_is_started_again(served):
+    proc, port, _ = served
+    first = _children(proc.pid)
+    os.kill(first[0], signal.SIGKILL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        now = _children(proc.pid)
+        if len(now) == WORKERS and first[0] not in now:
+            break
+        time.sleep(0.2)
+    assert len(now) == WORKERS and first[0] not in now
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for _ in range(6):  # every worker answers, the new one too
+        assert _call(conn, "GET", "/api/plots?limit=3")[0] == 200
+        conn.close()
+
+
+def test_workers_below_one_are_refused(store_path):
+    proc = _start(str(store_path), free_port(), "--workers", "0")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "--workers" in out
