@@ -35,7 +35,7 @@ from geo.store.base import (
     Where,
     compile_where,
 )
-from geo.store.gpkg_geom import connect, decode_geometries, encode_geometries
+from geo.store.gpkg_geom import connect, decode_geometries, encode_geometries, wrapped
 from geo.store.gpkg_schema import (
     add_fields,
     add_search_indexes,
@@ -54,19 +54,6 @@ BULK_ROWS = 1_000
 BULK_CACHE_KIB = 256 * 1024
 #: Rows per INSERT statement of a bulk insert (within SQLite's limit of bound parameters).
 MULTI_ROWS = 1_000
-
-
-@contextmanager
-def wrapped(what: str) -> Iterator[None]:
-    """Turn sqlite3's errors into the store's typed errors."""
-    try:
-        yield
-    except sqlite3.IntegrityError as err:
-        raise Conflict(f"{what}: {err}") from None
-    except sqlite3.OperationalError as err:
-        raise StoreError(f"{what}: the store is busy or unwritable ({err}); try again") from None
-    except sqlite3.Error as err:
-        raise StoreError(f"{what}: {err}") from None
 
 
 def _sql_value(value: Any) -> Any:

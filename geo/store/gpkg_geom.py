@@ -1,17 +1,18 @@
 """GeoPackage binary geometries, and connections with the SQL functions its R-tree triggers
-and the store's exact box test call."""
+and the store's exact box test call (their errors as the store's)."""
 
 from __future__ import annotations
 
 import sqlite3
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import shapely
 
-from geo.store.base import list_has, search_key
+from geo.store.base import Conflict, StoreError, list_has, search_key
 
 BUSY_TIMEOUT_S = 60.0
 _ENVELOPE_BYTES = (0, 32, 48, 48, 64)
@@ -111,3 +112,16 @@ def connect(path: Path | str) -> sqlite3.Connection:
 
 def _search_key(text: str | None) -> str | None:
     return None if text is None else search_key(text)
+
+
+@contextmanager
+def wrapped(what: str) -> Iterator[None]:
+    """Turn sqlite3's errors into the store's typed errors."""
+    try:
+        yield
+    except sqlite3.IntegrityError as err:
+        raise Conflict(f"{what}: {err}") from None
+    except sqlite3.OperationalError as err:
+        raise StoreError(f"{what}: the store is busy or unwritable ({err}); try again") from None
+    except sqlite3.Error as err:
+        raise StoreError(f"{what}: {err}") from None

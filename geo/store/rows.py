@@ -3,7 +3,6 @@ write rules (validation, versions, audit) of a session."""
 
 from __future__ import annotations
 
-import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -15,7 +14,7 @@ import pandas as pd
 import shapely
 
 from geo import overview
-from geo.layers import Field, Layer, get_layer
+from geo.layers import Layer, get_layer
 from geo.store.base import (
     Bbox,
     Conflict,
@@ -38,6 +37,7 @@ from geo.store.checks import (
     prepare_rows,
     stored_rows,
 )
+from geo.store.columns import plain_value, typed_column
 from geo.validate import Problem
 
 #: The geometry column of every feature table (both backends).
@@ -81,43 +81,6 @@ def order_of(lyr: Layer, order_by: str | None) -> Order:
     if not lyr.has(name):
         raise Invalid([Problem(None, None, "sort", f"{lyr.name} has no field {name!r}")])
     return name, order.startswith("-"), False
-
-
-def _iso(fld: Field, value: Any) -> Any:
-    if value is None or isinstance(value, str):
-        return value
-    if fld.type == "datetime" and isinstance(value, dt.datetime):
-        return value.isoformat(timespec="seconds")
-    return value.isoformat()
-
-
-def typed_column(fld: Field, values: Sequence[Any], *, native_dates: bool = False) -> Any:
-    """One column of database values typed as the Store contract says (no dtype inference):
-    ``Int64``, ``float64`` (NaN for missing), ``boolean``, and ``object`` for text, dates
-    and datetimes (ISO strings; ``native_dates`` when the driver hands date objects)."""
-    if fld.type == "int":
-        return pd.array(values, dtype="Int64")
-    if fld.type == "float":
-        return np.array([np.nan if v is None else v for v in values], dtype="float64")
-    if fld.type == "bool":
-        return pd.array([None if v is None else bool(v) for v in values], dtype="boolean")
-    if native_dates and fld.type in ("date", "datetime"):
-        values = [_iso(fld, v) for v in values]
-    text = np.empty(len(values), dtype=object)
-    text[:] = values
-    return pd.Series(text, dtype=object, copy=False)
-
-
-def plain_value(fld: Field, value: Any) -> Any:
-    """One database value as a plain Python value of the Store contract (booleans as
-    bool, dates as ISO text)."""
-    if value is None:
-        return None
-    if fld.type == "bool":
-        return bool(value)
-    if fld.type in ("date", "datetime"):
-        return _iso(fld, value)
-    return value
 
 
 class Reader(ABC):
