@@ -209,6 +209,18 @@ def _select(
     return query, params
 
 
+def _then_key(lyr: Layer, order: Order, alias: str) -> sql.Composable:
+    """``ORDER BY`` the field ``order`` names on table ``alias``, missing values last and
+    ties by the layer key."""
+    column = sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(order[0]))
+    direction = sql.SQL("DESC" if order[1] else "ASC")
+    if order[0] == lyr.key:  # the key's index reads either way
+        return sql.SQL(" ORDER BY {} {}").format(column, direction)
+    return sql.SQL(" ORDER BY {} {} NULLS LAST, {}.{}").format(
+        column, direction, sql.Identifier(alias), sql.Identifier(lyr.key)
+    )
+
+
 def _columns(columns: Sequence[str]) -> sql.Composable:
     return sql.SQL(", ").join(
         sql.SQL("count(*) OVER ()")
@@ -242,16 +254,11 @@ class PgReader(Reader):
         then_key: bool = False,
     ) -> list[tuple[Any, ...]]:
         """Rows as psycopg gives them; ``for_update`` locks them until the transaction ends."""
+        if MATCHED in columns and order is not None and then_key:
+            return self._counted_page(lyr, columns, bbox, where, exact, order, limit, offset)
         query, params = _select(lyr, _columns(columns), bbox, where, exact, epsg=self.epsg)
         if order is not None and then_key:
-            column = sql.SQL("t.{}").format(sql.Identifier(order[0]))
-            direction = sql.SQL("DESC" if order[1] else "ASC")
-            if order[0] == lyr.key:  # the key's index reads either way
-                query += sql.SQL(" ORDER BY {} {}").format(column, direction)
-            else:
-                query += sql.SQL(" ORDER BY {} {} NULLS LAST, t.{}").format(
-                    column, direction, sql.Identifier(lyr.key)
-                )
+            query += _then_key(lyr, order, "t")
         elif order is not None:
             # Missing values sort as SQLite sorts them, so both backends page alike.
             direction = sql.SQL("DESC NULLS LAST" if order[1] else "ASC NULLS FIRST")
@@ -271,6 +278,43 @@ class PgReader(Reader):
         if for_update:
             query += sql.SQL(" FOR UPDATE")
         return self.conn.execute(query, params).fetchall()
+
+    def _counted_page(
+        self,
+        lyr: Layer,
+        columns: Sequence[str],
+        bbox: Bbox | None,
+        where: Where | None,
+        exact: bool,
+        order: Order,
+        limit: int | None,
+        offset: int,
+    ) -> list[tuple[Any, ...]]:
+        """A page and, on each row, how many match: the matches' ids and sort keys first
+        (the only plan is then the filter's own: GiST for a bbox), counted and sorted, then
+        the page's rows read by id. PostgreSQL 15 costs ``count(*) OVER ()`` as if the
+        LIMIT stopped it early, so over one query its custom plans walk the whole key index
+        (270 ms at 1M plots and a 5 km box, against 11 ms through GiST)."""
+        keys = dict.fromkeys(("fid", order[0], lyr.key))  # stable text: one prepared plan
+        hits, params = _select(
+            lyr,
+            sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in keys),
+            bbox,
+            where,
+            exact,
+            epsg=self.epsg,
+        )
+        page = sql.SQL("SELECT h.fid FROM hits h") + _then_key(lyr, order, "h")
+        page += sql.SQL(" LIMIT %s OFFSET %s")
+        params += [None if limit is None else int(limit), int(offset)]
+        what = _columns([c for c in columns if c != MATCHED]) + sql.SQL(
+            ", (SELECT count(*) FROM hits)"
+        )
+        query = sql.SQL(
+            "WITH hits AS MATERIALIZED ({hits}) SELECT {what} FROM ({page}) p "
+            "JOIN {table} t ON t.fid = p.fid"
+        ).format(hits=hits, what=what, page=page, table=sql.Identifier(lyr.name))
+        return self.conn.execute(query + _then_key(lyr, order, "t"), params).fetchall()
 
     def count(
         self,
