@@ -1,6 +1,7 @@
 """``zoneplan serve --workers N``: forked workers share the port, each sees the others'
-writes on its next request, and SIGTERM or Ctrl+C stops them all (real server processes,
-both backends)."""
+writes on its next request, SIGTERM or Ctrl+C stops them all after the requests in flight
+are answered, and a worker that keeps dying is started again later and later (real server
+processes, both backends)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import http.client
 import json
 import math
 import os
+import queue
+import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,10 +31,13 @@ WORKERS = 2
 
 
 # --------------------------------------------------------------------------- helpers
-def _start(location: str, port: int, *extra: str) -> subprocess.Popen:
+def _start(location: str, port: int, *extra: str, patch: str = "pass") -> subprocess.Popen:
+    """``zoneplan serve`` on ``location``; ``patch``: Python run first in the server's
+    process (to shorten the restart back-off's constants)."""
     env = {**os.environ, "ZONEPLAN_SECRET_KEY": "workers-secret"}
+    run = f"import zoneplan.commands.serve as s; {patch}; from zoneplan.cli import main; raise SystemExit(main())"
     return subprocess.Popen(
-        [sys.executable, "-m", "zoneplan.cli", "serve", "--db", location, "--port", str(port)]
+        [sys.executable, "-c", run, "serve", "--db", location, "--port", str(port)]
         + ["--threads", "2", *extra],
         cwd=ROOT,
         env=env,
@@ -247,3 +255,107 @@ def test_workers_below_one_are_refused(store_path):
     proc = _start(str(store_path), free_port(), "--workers", "0")
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0 and "--workers" in out
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("workers", [1, WORKERS])
+def test_sigterm_answers_the_request_in_flight_and_refuses_new_ones(sample_location, workers):
+    port = free_port()
+    proc = _start(sample_location, port, "--workers", str(workers))
+    try:
+        _wait_listening(proc, port, workers if workers > 1 else 0)
+        idle = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        assert _call(idle, "GET", "/api/layers")[0] == 200  # a keep-alive, now idle
+        begun = socket.create_connection(("127.0.0.1", port), timeout=30)
+        begun.sendall(b"GET /api/layers HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # not finished
+        time.sleep(0.5)  # the server has read it
+        proc.send_signal(signal.SIGTERM)
+        deadline = time.time() + 5
+        while not _refused(port) and time.time() < deadline:
+            time.sleep(0.1)
+        assert _refused(port), "the port still accepts connections while stopping"
+        assert proc.poll() is None, "the server did not wait for the request it had begun"
+        begun.sendall(b"Accept: application/json\r\n\r\n")
+        response = http.client.HTTPResponse(begun)
+        response.begin()
+        assert response.status == 200
+        assert "plots" in [layer["name"] for layer in json.loads(response.read())["layers"]]
+        begun.close()
+        assert proc.wait(timeout=30) == 0
+        with pytest.raises((OSError, http.client.HTTPException)):  # the idle one was closed
+            _call(idle, "GET", "/api/layers")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def _lines(proc: subprocess.Popen) -> queue.Queue:
+    """The server's output lines as they come."""
+    lines: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _ended(lines: queue.Queue, pid: int) -> float:
+    """The restart delay the server announced for worker ``pid``."""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        found = re.search(rf"\(pid {pid}\) ended .* again in ([0-9.]+) s", lines.get(timeout=30))
+        if found:
+            return float(found.group(1))
+    raise AssertionError(f"no restart announced for worker {pid}")
+
+
+def _replacement(proc: subprocess.Popen, others: set[int], timeout: float = 30) -> int:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        new = set(_children(proc.pid)) - others
+        if new:
+            return new.pop()
+        time.sleep(0.02)
+    raise AssertionError("the worker was not started again")
+
+
+def test_a_worker_that_keeps_dying_is_started_again_later_and_later(sample_location):
+    port = free_port()
+    # a minute's life resets the back-off and it stops doubling at 30 s: here 3 s and 2 s
+    patch = "s.RESTART_RESET_S = 3.0; s.RESTART_MAX_S = 2.0"
+    proc = _start(sample_location, port, "--workers", str(WORKERS), patch=patch)
+    try:
+        _wait_listening(proc, port, WORKERS)
+        lines = _lines(proc)
+        victim, other = _children(proc.pid)
+        time.sleep(3.5)  # both have lived past the reset
+        delays, waited = [], []
+        for settle in (0.0, 0.0, 0.0, 3.5):
+            time.sleep(settle)
+            os.kill(victim, signal.SIGKILL)
+            t = time.monotonic()
+            delays.append(_ended(lines, victim))
+            victim = _replacement(proc, {other, victim})
+            waited.append(time.monotonic() - t)
+        # after a long life 1 s; dying at once doubles it, up to the cap; a life past the
+        # reset brings it back to 1 s
+        assert delays == [1.0, 2.0, 2.0, 1.0]
+        assert all(w >= d - 0.05 for w, d in zip(waited, delays)), (waited, delays)
+        assert other in _children(proc.pid)  # the healthy worker was left alone
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        assert _call(conn, "GET", "/api/plots?limit=3")[0] == 200
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)

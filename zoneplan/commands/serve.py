@@ -17,8 +17,18 @@ from typing import Any
 from geo.store.base import redact
 from zoneplan.commands.core import add_db_option
 
-#: Seconds the workers get to stop after SIGTERM before they are killed.
-STOP_GRACE_S = 10.0
+#: Seconds a server that was told to stop (SIGTERM, Ctrl+C) keeps answering the requests
+#: it has begun (accepting no new ones) before it closes what is left.
+DRAIN_S = 10.0
+#: Seconds the workers get to stop after SIGTERM before they are killed: their drain, the
+#: poll that notices the signal (waitress's loop timeout, 1 s) and a margin.
+STOP_GRACE_S = DRAIN_S + 5.0
+#: A worker that ends on its own is started again after this many seconds, doubled for
+#: each further end in a row of one that lived less than :data:`RESTART_RESET_S`, up to
+#: :data:`RESTART_MAX_S`: a worker failing at start must not spin the machine.
+RESTART_FIRST_S = 1.0
+RESTART_MAX_S = 30.0
+RESTART_RESET_S = 60.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -114,18 +124,65 @@ def _serve_one(app: Any, sock: socket.socket, threads: int) -> None:
     app.extensions[EXTENSION].warm_up()
     server = _waitress(app, sock, threads)
     _banner(app, sock, 1)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
+    _run_until_signalled(server)
 
 
 def _waitress(app: Any, sock: socket.socket, threads: int) -> Any:
     from waitress.server import create_server
 
     return create_server(app, sockets=[sock], threads=threads, ident="zoneplan")
+
+
+def _run_until_signalled(server: Any) -> None:
+    """Run a waitress ``server`` until SIGTERM or SIGINT, then drain it (:func:`_drain`).
+
+    The handlers only note the signal; waitress's loop notices it at its next poll (within
+    its loop timeout), so no exception lands in the middle of reading a request.
+    """
+    from waitress import wasyncore
+
+    signalled: list[int] = []
+
+    def note(signum: int, frame: Any) -> None:
+        signalled.append(signum)
+
+    signal.signal(signal.SIGTERM, note)
+    signal.signal(signal.SIGINT, note)
+    adj = server.adj
+    while not signalled:
+        wasyncore.loop(
+            timeout=adj.asyncore_loop_timeout,
+            map=server._map,
+            use_poll=adj.asyncore_use_poll,
+            count=1,
+        )
+    _drain(server, DRAIN_S)
+
+
+def _drain(server: Any, seconds: float) -> None:
+    """Stop accepting connections, close the idle ones, and keep serving the others until
+    the requests they have begun (received in part, queued, running or being sent) are
+    answered, at most ``seconds``; then close everything."""
+    from waitress import wasyncore
+    from waitress.channel import HTTPChannel
+
+    wasyncore.dispatcher.close(server)  # this process's listening socket: no new connections
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        busy = False
+        for channel in list(server._map.values()):
+            if not isinstance(channel, HTTPChannel):
+                continue  # waitress's trigger
+            if channel.requests or channel.request is not None or channel.total_outbufs_len:
+                busy = True
+            else:  # idle keep-alive: nothing begun, nobody waits
+                channel.handle_close()
+        if not busy:
+            break
+        wasyncore.loop(
+            timeout=0.05, map=server._map, use_poll=server.adj.asyncore_use_poll, count=1
+        )
+    server.close()  # the task threads (those still running after the deadline abandoned)
 
 
 def _serve_forked(app: Any, sock: socket.socket, threads: int, workers: int) -> None:
@@ -159,25 +216,21 @@ def _serve_forked(app: Any, sock: socket.socket, threads: int, workers: int) -> 
 
     pids = {start(k): k for k in range(workers)}
     _banner(app, sock, workers)
-    _supervise(pids, start)
-    sock.close()
+    _supervise(pids, start, sock)
 
 
 def _worker(app: Any, sock: socket.socket, threads: int, number: int) -> None:
     """A forked worker: its own connections, then waitress on the shared socket, until
-    SIGTERM or SIGINT."""
+    SIGTERM or SIGINT, then the requests in flight are answered (:func:`_drain`)."""
     from web.deps import EXTENSION
 
     code = 0
     try:
+        # Until the server runs a signal ends the worker at once: it has begun nothing.
         signal.signal(signal.SIGTERM, _interrupt)
         signal.signal(signal.SIGINT, _interrupt)
         app.extensions[EXTENSION].store.reopen()
-        server = _waitress(app, sock, threads)
-        try:
-            server.run()
-        except KeyboardInterrupt:
-            pass
+        _run_until_signalled(_waitress(app, sock, threads))
     except KeyboardInterrupt:
         pass
     except BaseException:
@@ -194,30 +247,67 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _supervise(pids: dict[int, int], start: Callable[[int], int]) -> None:
-    """Wait on the workers, starting again one that ends on its own, until SIGTERM or
-    SIGINT; then stop them all (SIGTERM, SIGKILL after :data:`STOP_GRACE_S`)."""
+def restart_delay(failures: int) -> float:
+    """Seconds before starting again a worker that ended ``failures`` times in a row (each
+    having lived less than :data:`RESTART_RESET_S`): :data:`RESTART_FIRST_S`, doubled
+    per further failure, at most :data:`RESTART_MAX_S`."""
+    return float(min(RESTART_MAX_S, RESTART_FIRST_S * 2 ** max(0, failures - 1)))
+
+
+def _supervise(pids: dict[int, int], start: Callable[[int], int], sock: socket.socket) -> None:
+    """Wait on the workers, starting again one that ends on its own (after
+    :func:`restart_delay`), until SIGTERM or SIGINT; then stop them all (:func:`_stop`).
+
+    ``pids`` maps each worker's pid to its number; ``start`` forks worker ``number`` and
+    returns its pid; ``sock`` is the listening socket, closed here first when stopping so
+    that the port refuses new connections once the workers close theirs.
+    """
     signal.signal(signal.SIGTERM, _interrupt)
+    born = {pid: time.monotonic() for pid in pids}
+    failures = dict.fromkeys(pids.values(), 0)
+    due: dict[int, float] = {}  # worker number -> when to start it again
     try:
-        while pids:
-            pid, status = os.wait()
-            number = pids.pop(pid, None)
-            if number is None:
-                continue
-            print(
-                f"zoneplan: worker {number} (pid {pid}) ended ({_how(status)}); starting it again",
-                file=sys.stderr,
-                flush=True,
-            )
-            time.sleep(1.0)  # a worker failing at start must not spin the machine
-            pids[start(number)] = number
+        while True:
+            pid, status = _reap(block=not due)
+            now = time.monotonic()
+            number = pids.pop(pid, None) if pid else None
+            if number is not None:
+                lived = now - born.pop(pid)
+                failures[number] = 1 if lived >= RESTART_RESET_S else failures[number] + 1
+                delay = restart_delay(failures[number])
+                due[number] = now + delay
+                print(
+                    f"zoneplan: worker {number} (pid {pid}) ended ({_how(status)}) after "
+                    f"{lived:.0f} s; starting it again in {delay:g} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            for number, when in list(due.items()):
+                if when <= now:
+                    del due[number]
+                    new = start(number)
+                    pids[new], born[new] = number, time.monotonic()
+            if pid == 0 and due:
+                time.sleep(min(0.2, max(0.0, min(due.values()) - now)))
     except KeyboardInterrupt:
         pass
     finally:
+        sock.close()
         _stop(pids)
 
 
+def _reap(*, block: bool) -> tuple[int, int]:
+    """``os.wait()``, or when not ``block`` the same without waiting: ``(0, 0)`` when no
+    child has ended (or none is left)."""
+    try:
+        return os.wait() if block else os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:  # every worker is waiting for its restart
+        return 0, 0
+
+
 def _stop(pids: dict[int, int]) -> None:
+    """SIGTERM to every worker (each drains, :func:`_drain`), SIGKILL to those still
+    running after :data:`STOP_GRACE_S`."""
     for pid in pids:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_S
