@@ -24,7 +24,9 @@ C thread that leaves the cores to the server; ``client_cpu`` is the share of a c
 client used. Every server is started and warmed first; then, ``--rounds`` times, each
 takes ``--seconds`` of load in turn, so on a shared machine they meet the same background
 load (the medians of the rounds are reported). The script prints p50/p99 latency and
-requests/s per server and the ratios. The store is built by benchmarks/synth.py through ``zoneplan import`` (or
+requests/s per server and the ratios; with ``--baseline CHECKOUT`` the same indexed
+servers also run from that checkout (``base_*``, e.g. a worktree of main: the code before
+a change), in the same rounds, and the ratios against them. The store is built by benchmarks/synth.py through ``zoneplan import`` (or
 given with ``--db``, either backend). Not part of the test suite.
 
     .venv/bin/python benchmarks/bench_api.py --n 1000000 --box 1000 5000 --seconds 30 \
@@ -159,11 +161,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: Another checkout whose ``zoneplan serve`` runs as the ``base_`` servers (``--baseline``).
+BASELINE: Path | None = None
+
+
 def start(kind: str, db: Path | str, workers: int = 1) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    if kind.startswith("indexed"):
+    root = ROOT
+    if kind.startswith("base_"):
+        assert BASELINE is not None
+        root = BASELINE
+    if kind.startswith(("indexed", "base_")):
         cmd = [
-            str(ROOT / ".venv/bin/zoneplan"),
+            str(root / ".venv/bin/zoneplan"),
             "serve",
             "--db",
             str(db),
@@ -181,7 +191,7 @@ def start(kind: str, db: Path | str, workers: int = 1) -> tuple[subprocess.Popen
         cmd += ["--workers", str(workers)]
     env = {**os.environ, "ZONEPLAN_SECRET_KEY": os.environ.get("ZONEPLAN_SECRET_KEY", "bench")}
     log = tempfile.TemporaryFile()  # a pipe nobody reads would stall a chatty server
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.time() + 900
     while time.time() < deadline:
         try:
@@ -407,19 +417,24 @@ def indexed(workers: int) -> str:
 
 
 def compare(
-    report: dict[str, Any], answers: dict[str, dict[str, list]], kind: str, paths: dict
+    report: dict[str, Any],
+    answers: dict[str, dict[str, list]],
+    kind: str,
+    paths: dict,
+    against: str = "strtree",
 ) -> None:
-    """The ``kind`` server against the strtree one: same answers, and the ratios."""
-    report[f"{kind}_same_answers"] = answers[kind] == answers["strtree"]
+    """The ``kind`` server against the ``against`` one: same answers, and the ratios
+    (above 1: ``kind`` is faster)."""
+    report[f"{kind}_same_answers_as_{against}"] = answers[kind] == answers[against]
     # The stores' R-tree/GiST boxes are float32: a plot whose bounds lie within that
     # rounding (under a metre) of the viewport's edge may be in one answer only.
-    report[f"{kind}_boxes_differing"] = {
-        size: sum(a != b for a, b in zip(answers[kind][size], answers["strtree"][size]))
+    report[f"{kind}_boxes_differing_from_{against}"] = {
+        size: sum(a != b for a, b in zip(answers[kind][size], answers[against][size]))
         for size in paths
     }
-    ratios = report[f"{kind}_vs_strtree"] = {}
+    ratios = report[f"{kind}_vs_{against}"] = {}
     for size in paths:
-        i, f = report[kind][size], report["strtree"][size]
+        i, f = report[kind][size], report[against][size]
         ratios[size] = {
             "p50": round(f["p50_ms"] / i["p50_ms"], 2),
             "p99": round(f["p99_ms"] / i["p99_ms"], 2),
@@ -463,6 +478,12 @@ def main(argv: list[str] | None = None) -> int:
         default="python",
         help="load generator: Python threads, or wrk (C, one thread; Debian's package)",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (with its .venv; e.g. a detached worktree of main) whose "
+        "indexed servers run beside these with the same --workers, taking turns (base_*)",
+    )
     parser.add_argument("--serve-strtree", metavar="DB", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -487,12 +508,20 @@ def main(argv: list[str] | None = None) -> int:
         f"{size:g}m": [f"/api/plots?bbox={b}&{args.query}" for b in boxes(args.boxes, args.n, size)]
         for size in args.box
     }
-    runs = [] if args.only == "strtree" else [(indexed(w), w) for w in args.workers]
+    global BASELINE
+    BASELINE = args.baseline
+    runs = []
+    for w in [] if args.only == "strtree" else args.workers:
+        runs += [(indexed(w), w)] + ([(f"base_{indexed(w)}", w)] if args.baseline else [])
     most = max(args.workers) if args.strtree_workers is None else args.strtree_workers
     runs += [] if args.only == "indexed" else [("strtree", most)]
     results, answers = run_all(runs, db, paths, args)
     report.update(results)
     report["load_average_after"] = os.getloadavg()
+    if args.baseline:
+        report["baseline"] = str(args.baseline)
+        for w in [] if args.only == "strtree" else args.workers:
+            compare(report, answers, indexed(w), paths, f"base_{indexed(w)}")
     if "strtree" in answers:
         report["strtree_workers"] = most
         for kind, _ in runs[:-1]:
