@@ -363,8 +363,9 @@ def run_all(
     args: argparse.Namespace,
 ) -> tuple[dict[str, Any], dict[str, dict[str, list[list[str]]]]]:
     """Every server started and warmed first, then ``args.rounds`` rounds in which each
-    server in turn takes ``args.seconds`` of load per viewport size: on a shared machine
-    the servers then meet the same background load. Each size reports the median of the
+    server in turn takes ``args.seconds`` of load per viewport size, each round starting
+    with the next server: on a shared machine the servers then meet the same background
+    load. Each size reports the median of the
     rounds' p50, p99 and req/s, and every round's."""
     procs: dict[str, tuple[subprocess.Popen, int]] = {}
     report: dict[str, Any] = {}
@@ -376,8 +377,10 @@ def run_all(
             procs[kind] = (proc, port)
             report[kind]["workers"] = workers
         for number in range(args.rounds):
+            # Each round starts with the next server, so none always meets the load first.
+            turn = runs[number % len(runs) :] + runs[: number % len(runs)]
             for size, group in paths.items():
-                for kind, _ in runs:
+                for kind, _ in turn:
                     got = load(procs[kind][1], group, args.clients, args.seconds, args.client)
                     got["load_average"] = round(os.getloadavg()[0], 1)
                     report[kind].setdefault(size, {"rounds": []})["rounds"].append(got)
