@@ -191,7 +191,10 @@ def start(kind: str, db: Path | str, workers: int = 1) -> tuple[subprocess.Popen
         cmd += ["--workers", str(workers)]
     env = {**os.environ, "ZONEPLAN_SECRET_KEY": os.environ.get("ZONEPLAN_SECRET_KEY", "bench")}
     log = tempfile.TemporaryFile()  # a pipe nobody reads would stall a chatty server
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    # Its own process group, so that stopping it reaches its workers too (see stop).
+    proc = subprocess.Popen(
+        cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
+    )
     deadline = time.time() + 900
     while time.time() < deadline:
         try:
@@ -349,11 +352,19 @@ def prepare(
 
 
 def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGINT)
+    """SIGTERM to the server, then SIGKILL to its whole process group (workers left behind
+    by a server that did not stop them: older ones ignored SIGINT when started from a
+    background job, and a killed parent left its workers running)."""
+    proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=15)
+        proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def run_all(

@@ -31,9 +31,12 @@ WORKERS = 2
 
 
 # --------------------------------------------------------------------------- helpers
-def _start(location: str, port: int, *extra: str, patch: str = "pass") -> subprocess.Popen:
+def _start(
+    location: str, port: int, *extra: str, patch: str = "pass", sigint_ignored: bool = False
+) -> subprocess.Popen:
     """``zoneplan serve`` on ``location``; ``patch``: Python run first in the server's
-    process (to shorten the restart back-off's constants)."""
+    process (to shorten the restart back-off's constants); ``sigint_ignored``: started
+    as a script's background job is, with SIGINT ignored."""
     env = {**os.environ, "ZONEPLAN_SECRET_KEY": "workers-secret"}
     run = f"import zoneplan.commands.serve as s; {patch}; from zoneplan.cli import main; raise SystemExit(main())"
     return subprocess.Popen(
@@ -45,6 +48,9 @@ def _start(location: str, port: int, *extra: str, patch: str = "pass") -> subpro
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group, for the Ctrl+C test
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        if sigint_ignored
+        else None,
     )
 
 
@@ -359,3 +365,44 @@ def test_a_worker_that_keeps_dying_is_started_again_later_and_later(sample_locat
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+
+
+def _gone(pids: list[int], seconds: float) -> bool:
+    deadline = time.time() + seconds
+    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.time() < deadline:
+        time.sleep(0.1)
+    return not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+
+
+def test_sigint_stops_a_server_started_with_it_ignored(sample_location):
+    # A background job of a script starts with SIGINT ignored; a benchmark stopping its
+    # servers with SIGINT then killed the parent after a timeout and left the workers.
+    port = free_port()
+    proc = _start(sample_location, port, "--workers", str(WORKERS), sigint_ignored=True)
+    try:
+        _wait_listening(proc, port, WORKERS)
+        workers = _children(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert _gone(workers, 5)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
+def test_workers_stop_when_their_parent_is_killed(sample_location):
+    port = free_port()
+    proc = _start(sample_location, port, "--workers", str(WORKERS))
+    try:
+        _wait_listening(proc, port, WORKERS)
+        workers = _children(proc.pid)
+        proc.kill()  # no time to stop the workers
+        proc.wait(timeout=30)
+        assert _gone(workers, 15), "workers outlived their parent"
+        assert _refused(port)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # any worker left
+        except ProcessLookupError:
+            pass

@@ -133,11 +133,14 @@ def _waitress(app: Any, sock: socket.socket, threads: int) -> Any:
     return create_server(app, sockets=[sock], threads=threads, ident="zoneplan")
 
 
-def _run_until_signalled(server: Any) -> None:
-    """Run a waitress ``server`` until SIGTERM or SIGINT, then drain it (:func:`_drain`).
+def _run_until_signalled(server: Any, parent: int | None = None) -> None:
+    """Run a waitress ``server`` until SIGTERM or SIGINT, or (for a worker) until its
+    ``parent`` process is gone, then drain it (:func:`_drain`).
 
     The handlers only note the signal; waitress's loop notices it at its next poll (within
-    its loop timeout), so no exception lands in the middle of reading a request.
+    its loop timeout), so no exception lands in the middle of reading a request. SIGINT is
+    handled even when the server was started with it ignored (a background job of a
+    script): a server that Ctrl+C or ``kill -INT`` cannot stop outlives its callers.
     """
     from waitress import wasyncore
 
@@ -149,7 +152,9 @@ def _run_until_signalled(server: Any) -> None:
     signal.signal(signal.SIGTERM, note)
     signal.signal(signal.SIGINT, note)
     adj = server.adj
-    while not signalled:
+    # A worker whose parent died (SIGKILL leaves no time to stop the workers) would keep
+    # the port and its memory with nobody to stop it: it stops as if told to.
+    while not signalled and (parent is None or os.getppid() == parent):
         wasyncore.loop(
             timeout=adj.asyncore_loop_timeout,
             map=server._map,
@@ -229,8 +234,9 @@ def _worker(app: Any, sock: socket.socket, threads: int, number: int) -> None:
         # Until the server runs a signal ends the worker at once: it has begun nothing.
         signal.signal(signal.SIGTERM, _interrupt)
         signal.signal(signal.SIGINT, _interrupt)
+        parent = os.getppid()
         app.extensions[EXTENSION].store.reopen()
-        _run_until_signalled(_waitress(app, sock, threads))
+        _run_until_signalled(_waitress(app, sock, threads), parent)
     except KeyboardInterrupt:
         pass
     except BaseException:
@@ -262,7 +268,10 @@ def _supervise(pids: dict[int, int], start: Callable[[int], int], sock: socket.s
     returns its pid; ``sock`` is the listening socket, closed here first when stopping so
     that the port refuses new connections once the workers close theirs.
     """
+    # SIGINT too, even if the server was started with it ignored (see _run_until_signalled):
+    # else the workers would stop on it and be started again.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     born = {pid: time.monotonic() for pid in pids}
     failures = dict.fromkeys(pids.values(), 0)
     due: dict[int, float] = {}  # worker number -> when to start it again
