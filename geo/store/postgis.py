@@ -33,6 +33,7 @@ from geo.store.base import (
     redact,
 )
 from geo.store.pg_copy import copy_binary_blocks, indexes_rebuilt
+from geo.store.pg_derived import PG_SIZE
 from geo.store.pg_schema import (
     AUDIT_SEQUENCE,
     META,
@@ -400,6 +401,8 @@ class PostgisStore(SqlStore):
                 level=level,
                 statuses=statuses,
             )
+
+    plot_size = PG_SIZE
 
     def plot_blocks(
         self, level: int, box: Bbox, statuses: Sequence[str] | None
