@@ -388,7 +388,8 @@ class PostgisStore(SqlStore):
         level = overview.level_of(tile.z) if layer == "plots" else None
         usable, statuses = overview.statuses_of(where)
         with wrapped(f"cutting a tile of {layer}"), self._pool.connection() as conn:
-            if level is not None and not (usable and overview_sql.pg_exists(conn)):
+            built = pg_tiles.settle(conn)
+            if level is not None and not (usable and built):
                 level = None
             return pg_tiles.vector_tile(
                 conn,
