@@ -60,11 +60,16 @@ def _executes(query: sql.Composed) -> Callable[[psycopg.Cursor], Any]:
     return lambda cur: cur.execute(query)
 
 
+#: Metres the shortcut's box keeps inside the clipping box (see :func:`_inside`).
+_INSET = 4.0
+
+
 def _inside(tile: tiles.Tile) -> tuple[list[float], list[float]]:
     """The parameters of :func:`_cut`'s shortcut for ``tile``: the Web Mercator box within
     which a feature needs no clipping (the tile plus :data:`geo.tiles.BUFFER` less
-    :data:`_INSET` metres, so that the 4-byte box PostGIS keeps of each geometry, rounded
-    outward by up to a metre there, lies inside it too), and the affine map to tile units
+    :data:`_INSET` metres: PostGIS compares 4-byte boxes, each rounded outward by less than
+    a 4-byte float's step, 1 m below 2^24 m and 2 m beyond, so a geometry passing the test
+    lies within the clipping box itself), and the affine map to tile units
     that ``ST_AsMVTGeom`` applies (its arithmetic on ``ST_TileEnvelope``'s bounds, so every
     coordinate snaps to the same unit)."""
     n = 1 << tile.z
@@ -76,10 +81,6 @@ def _inside(tile: tiles.Tile) -> tuple[list[float], list[float]]:
     return [x0 - pad, y0 - pad, x1 + pad, y1 + pad], [fx, fy, -x0 * fx, -y1 * fy]
 
 
-#: Metres the shortcut's box keeps inside the clipping box (see :func:`_inside`).
-_INSET = 2.0
-
-
 def _cut(shortcut: bool) -> sql.Composed:
     """The clip-and-simplify MVT geometry of the Web Mercator geometry ``q.g`` (its tile
     address, and with ``shortcut`` :func:`_inside`'s box and affine map first, as
@@ -88,8 +89,9 @@ def _cut(shortcut: bool) -> sql.Composed:
     ``ST_AsMVTGeom`` runs every polygon through wagyu (clipping and validation), ~2 us
     each: most of a z14 tile of 1,700 plots. With ``shortcut`` (rows ``q.fast`` of a
     polygon layer) a polygon wholly inside the clipping box is mapped to tile units and
-    snapped to them directly (what ``ST_AsMVTGeom`` does before wagyu) and oriented as
-    wagyu orients it; wagyu would clip nothing off it. The 1M synthetic plots come out
+    snapped to them as ``ST_AsMVTGeom`` maps and snaps (its half-unit pre-simplification
+    left to the simplification after) and oriented as wagyu orients it; wagyu would clip
+    nothing off it. The 1M synthetic plots come out
     equal ring for ring (start vertex aside) at z12-z18; irregular plots may keep a vertex
     the other path's simplification drops (each within its unit of tolerance, a 16th of a
     pixel). Blocks keep wagyu: their squares touch at corners, which it reshapes."""
