@@ -4,7 +4,8 @@ Wall times of a tile cut on this shared 2-core machine swing 2-3x with the load 
 the CPU the database backend spends on the tile's query does not. Each checkout's code
 (in a worker process with that checkout's venv) cuts the same tiles as ``bench_overview``
 (z12..z16 over a 12 km box of the synthetic grid) once and hands back the ``ST_AsMVT``
-query it sent, parameters bound. The two sets of queries then run in turns, ``--rounds``
+query it sent, parameters bound (replayed as text: a checkout fetching the tile in binary
+saves the server's hex encoding of it, which this leaves out). The two sets of queries then run in turns, ``--rounds``
 times, each on a connection of its own with the tile's transaction settings (no JIT, no
 parallel workers); the backends' user + system CPU is read from ``/proc`` (so the server
 must run on this machine), with wall ms for reference. Prints JSON per zoom: CPU ms per
@@ -37,13 +38,13 @@ from geo.store import open_store
 from geo.tiles import Tile
 store = open_store(sys.argv[1])
 sent = {}
-execute = psycopg.Connection.execute
+execute = psycopg.Cursor.execute
 def capture(self, query, params=None, **kw):
-    text = query.as_string(self) if hasattr(query, "as_string") else str(query)
+    text = query.as_string(self.connection) if hasattr(query, "as_string") else str(query)
     if "ST_AsMVT" in text:
-        sent["sql"] = psycopg.ClientCursor(self).mogrify(query, params)
+        sent["sql"] = psycopg.ClientCursor(self.connection).mogrify(query, params)
     return execute(self, query, params, **kw)
-psycopg.Connection.execute = capture
+psycopg.Cursor.execute = capture
 for z, x, y in json.loads(sys.argv[2]):
     store.vector_tile("plots", Tile(z, x, y), properties=("status", "area_ha"))
     print(json.dumps({"z": z, "sql": sent.pop("sql")}), flush=True)
