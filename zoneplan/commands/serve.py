@@ -213,10 +213,12 @@ def _serve_forked(app: Any, sock: socket.socket, threads: int, workers: int) -> 
     # shared whatever the collector does, as it never writes to them.
     gc.collect()
 
+    supervisor = os.getpid()
+
     def start(number: int) -> int:
         pid = os.fork()
         if pid == 0:
-            _worker(app, sock, threads, number)  # never returns
+            _worker(app, sock, threads, number, supervisor)  # never returns
         return pid
 
     pids = {start(k): k for k in range(workers)}
@@ -224,9 +226,10 @@ def _serve_forked(app: Any, sock: socket.socket, threads: int, workers: int) -> 
     _supervise(pids, start, sock)
 
 
-def _worker(app: Any, sock: socket.socket, threads: int, number: int) -> None:
+def _worker(app: Any, sock: socket.socket, threads: int, number: int, parent: int) -> None:
     """A forked worker: its own connections, then waitress on the shared socket, until
-    SIGTERM or SIGINT, then the requests in flight are answered (:func:`_drain`)."""
+    SIGTERM or SIGINT or until its ``parent`` (the supervisor's pid, taken before the fork)
+    is gone, then the requests in flight are answered (:func:`_drain`)."""
     from web.deps import EXTENSION
 
     code = 0
@@ -234,7 +237,6 @@ def _worker(app: Any, sock: socket.socket, threads: int, number: int) -> None:
         # Until the server runs a signal ends the worker at once: it has begun nothing.
         signal.signal(signal.SIGTERM, _interrupt)
         signal.signal(signal.SIGINT, _interrupt)
-        parent = os.getppid()
         app.extensions[EXTENSION].store.reopen()
         _run_until_signalled(_waitress(app, sock, threads), parent)
     except KeyboardInterrupt:
