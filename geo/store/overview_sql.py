@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,35 @@ def _cells_box(level: int, epsg: int, cells: set[Cell]) -> Box:
 def _in_cells(found: list[Block] | None, cells: set[Cell]) -> list[Block]:
     """The blocks of ``cells`` among ``found``."""
     return [b for b in found or () if (b.cx, b.cy) in cells]
+
+
+class MergeAhead:
+    """The overview blocks of a transaction's first plot insert, merged on a thread while
+    the rows are written (SQLite's steps and the wait for PostgreSQL's COPY and index
+    builds release the interpreter to it). The stored blocks they merge with are read
+    first: writing plots does not change them."""
+
+    def __init__(self, table: overview.OverviewTable, statuses: np.ndarray, geoms: np.ndarray):
+        pool = ThreadPoolExecutor(1, thread_name_prefix="zoneplan-overview")
+        self._levels = [
+            (part, pool.submit(part.merge, table.epsg))
+            for part in overview.added(table, statuses, geoms)
+        ]
+        pool.shutdown(wait=False)
+
+    def write(self, table: overview.OverviewTable) -> int:
+        """Write each level's blocks as soon as they are merged; return how many."""
+        written = 0
+        for part, merging in self._levels:
+            rows = merging.result()
+            table.replace(part.level, part.cells, rows)
+            written += len(rows)
+        return written
+
+    def cancel(self) -> None:
+        """Drop the merges not started (other plot writes followed: they are stale)."""
+        for _, merging in self._levels:
+            merging.cancel()
 
 
 # ----------------------------------------------------------------------------- GeoPackage
