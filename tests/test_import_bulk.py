@@ -202,7 +202,7 @@ def _blocks(store) -> list[tuple]:
 
 
 def test_an_import_into_a_filled_store_merges_its_blocks_from_memory_as_a_rebuild_would(
-    store, monkeypatch
+    store, backend, monkeypatch
 ):
     from geo import overview
 
@@ -220,7 +220,8 @@ def test_an_import_into_a_filled_store_merges_its_blocks_from_memory_as_a_rebuil
     def after_the_write(table, statuses, geoms):
         raise AssertionError("an import alone merges its blocks while its rows are written")
 
-    monkeypatch.setattr(overview, "refresh_added", after_the_write)
+    if backend == "postgis":  # the client waits for the server meanwhile
+        monkeypatch.setattr(overview, "refresh_added", after_the_write)
     # new plots between the old ones (same cells), a status new to those cells, and beyond
     more = _mixed_plots("B", 130.0, ("candidate", "available", "reserved"))
     apply_import(store, plan_import(store, "plots", more))

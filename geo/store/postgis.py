@@ -484,6 +484,8 @@ def _revisions(conn: psycopg.Connection, layers: Sequence[str]) -> dict[str, str
 class PostgisSession(RowSession):
     """Reads and writes inside one PostgreSQL transaction."""
 
+    merge_ahead = True  # the client waits for the server's COPY and index builds
+
     def __init__(self, conn: psycopg.Connection, user: str, epsg: int):
         super().__init__(user, PgReader(conn, epsg))
         self.conn = conn
