@@ -202,7 +202,7 @@ def _blocks(store) -> list[tuple]:
 
 
 def test_an_import_into_a_filled_store_merges_its_blocks_from_memory_as_a_rebuild_would(
-    store, backend, monkeypatch
+    store, monkeypatch
 ):
     from geo import overview
 
@@ -218,10 +218,9 @@ def test_an_import_into_a_filled_store_merges_its_blocks_from_memory_as_a_rebuil
     monkeypatch.setattr(overview, "added", counted)
 
     def after_the_write(table, statuses, geoms):
-        raise AssertionError("an import alone merges its blocks while its rows are written")
+        raise AssertionError("an import alone merges its blocks apart from other writes")
 
-    if backend == "postgis":  # the client waits for the server meanwhile
-        monkeypatch.setattr(overview, "refresh_added", after_the_write)
+    monkeypatch.setattr(overview, "refresh_added", after_the_write)
     # new plots between the old ones (same cells), a status new to those cells, and beyond
     more = _mixed_plots("B", 130.0, ("candidate", "available", "reserved"))
     apply_import(store, plan_import(store, "plots", more))
@@ -238,7 +237,8 @@ def test_an_import_into_a_filled_store_merges_its_blocks_from_memory_as_a_rebuil
 def test_plot_writes_after_a_bulk_insert_in_its_transaction_give_the_blocks_of_a_rebuild(
     store, then
 ):
-    # the insert starts merging its blocks on a thread; what follows makes them stale
+    # the insert reads what its blocks merge from (PostGIS: merges them on a thread);
+    # what follows makes them stale
     apply_import(store, plan_import(store, "plots", _mixed_plots("A", 0.0, ("available",))))
     more = _mixed_plots("B", 130.0, ("candidate", "reserved"))
     with store.transaction("test") as tx:

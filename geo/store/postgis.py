@@ -484,8 +484,6 @@ def _revisions(conn: psycopg.Connection, layers: Sequence[str]) -> dict[str, str
 class PostgisSession(RowSession):
     """Reads and writes inside one PostgreSQL transaction."""
 
-    merge_ahead = True  # the client waits for the server's COPY and index builds
-
     def __init__(self, conn: psycopg.Connection, user: str, epsg: int):
         super().__init__(user, PgReader(conn, epsg))
         self.conn = conn
@@ -534,6 +532,8 @@ class PostgisSession(RowSession):
             ):
                 for block in copy_binary_blocks(fields, typed, geoms, self.reader.epsg, _db_value):
                     bc.write(block)
+                if self._ahead is not None:  # the rest is the server's: COPY, indexes
+                    self._ahead.start()
             return
         with self.conn.cursor() as cur, cur.copy(copy_sql) as copy:
             columns = [_copy_column(lyr.field(n), typed[n]) for n in names]

@@ -276,11 +276,6 @@ class RowSession(Session):
     decides what is written and what is audited, so both backends audit alike.
     """
 
-    #: Whether a plot insert merges its overview blocks on a thread while the rows are
-    #: written: where the write waits on a server, not where it runs in this interpreter
-    #: (SQLite), whose steps would take turns with the merge for the GIL (measured slower).
-    merge_ahead: ClassVar[bool] = False
-
     def __init__(self, user: str, reader: Reader):
         self.user = user
         self.reader = reader
@@ -294,7 +289,7 @@ class RowSession(Session):
         # The statuses and geometries of plots inserted, while no plot was otherwise
         # changed (None after): their cells are re-merged from them and the stored blocks.
         self._plots_added: list[tuple[np.ndarray, np.ndarray]] | None = []
-        self._ahead: MergeAhead | None = None  # the first of them, merging on a thread
+        self._ahead: MergeAhead | None = None  # the first of them, merged apart
 
     def read(
         self,
@@ -379,7 +374,7 @@ class RowSession(Session):
         typed["version"] = 1
         typed = typed[[c for c in lyr.names if c in typed.columns]]
         first = lyr.name == "plots" and self._plot_boxes == []
-        if first and geoms is not None and self.merge_ahead and (table := self.overview_table()):
+        if first and geoms is not None and (table := self.overview_table()):
             self._ahead = MergeAhead(table, typed["status"].to_numpy(object), geoms)
         self._write_rows(lyr, typed, geoms)
         self._touched.add(lyr.name)
