@@ -3,9 +3,10 @@
 In one process, tile by tile in turn (so both see the same machine load): the store's own
 tile cut (``Store.vector_tile``, what the server runs on a tile-cache miss) on ``--db``,
 whose overview is built, and on ``--baseline``, a copy of the same plots without one (every
-plot cut one by one: main's path). Each tile is cut once per store (cold: the server's tile
-cache plays no part here; the database's page cache warms for both alike). Prints ms per
-tile (p50, mean), bytes and features per zoom, the ratio, and the load averages.
+plot cut one by one: main's path). Each tile is cut once per store, or ``--rounds`` times in
+turns (every cut cold: the server's tile cache plays no part here; the database's page cache
+warms for both alike). Prints ms per cut (p50, mean), bytes and features per zoom, the
+ratio, and the load averages.
 
 With ``--build`` it first times writes to ``--db`` (five plots: the status changed and back,
 then moved 30 m and back; median ms), builds its overview (``Store.build_overview``, what
@@ -18,7 +19,7 @@ the ratio of this branch to main on the same machine load.
 
 Not part of the test suite:
 
-    .venv/bin/python benchmarks/bench_overview.py --n 1000000 --db COPY --baseline STORE --tiles 20 [--build] [--baseline-code /work/main]
+    .venv/bin/python benchmarks/bench_overview.py --n 1000000 --db COPY --baseline STORE --tiles 20 [--build] [--baseline-code /work/main] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import shapely  # noqa: E402
 import shapely.affinity  # noqa: E402
+import shapely.geometry  # noqa: E402
 from bench_tiles import tile_range  # noqa: E402
 from synth import Grid  # noqa: E402
 
@@ -49,13 +52,24 @@ BOX_M = 12_000.0  # room for --tiles distinct tiles per zoom, away from the samp
 PROPERTIES = ("status", "area_ha")
 
 
-def content(data: bytes) -> list[tuple[Any, ...]]:
-    """A tile's plots features, comparable: id, sorted properties, geometry, in id order."""
+def content(data: bytes, *, exact: bool = False) -> list[tuple[Any, ...]]:
+    """A tile's plots features, comparable: id, sorted properties, geometry, in id order.
+
+    The geometry is normalised (the same shape whatever vertex its rings start from and
+    their stored order) unless ``exact``: a cut may start a ring elsewhere and draw the same.
+    """
     import mapbox_vector_tile
 
     found = mapbox_vector_tile.decode(data).get("plots", {}).get("features", []) if data else []
     return sorted(
-        (f["id"], sorted(f["properties"].items()), json.dumps(f["geometry"])) for f in found
+        (
+            f["id"],
+            sorted(f["properties"].items()),
+            json.dumps(f["geometry"])
+            if exact
+            else shapely.normalize(shapely.geometry.shape(f["geometry"])).wkt,
+        )
+        for f in found
     )
 
 
@@ -141,6 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiles", type=int, default=20, help="tiles per zoom")
     parser.add_argument("--baseline-code", help="cut --baseline with this checkout's code")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="cut each tile this many times (in turns; none is cached: each is a tile-cache "
+        "miss) to steady p50 on a loaded machine",
+    )
+    parser.add_argument(
         "--build", action="store_true", help="time writes, build --db's overview, time again"
     )
     args = parser.parse_args(argv)
@@ -170,17 +191,22 @@ def main(argv: list[str] | None = None) -> int:
         ms: dict[str, list[float]] = {k: [] for k in stores}
         size: dict[str, list[int]] = {k: [] for k in stores}
         count: dict[str, list[int]] = {k: [] for k in stores}
-        differing = 0
+        differing = differing_exact = 0
         for i, (tz, tx, ty) in enumerate(tiles):
-            order = list(stores) if i % 2 == 0 else list(reversed(stores))
             cuts: dict[str, bytes] = {}
-            for name in order:
-                took, data = cut(stores[name], Tile(tz, tx, ty))
-                ms[name].append(took)
-                size[name].append(len(data))
-                count[name].append(features(data))
-                cuts[name] = data
+            for turn in range(args.rounds):
+                flip = (i + turn) % 2
+                for name in list(reversed(stores)) if flip else list(stores):
+                    took, data = cut(stores[name], Tile(tz, tx, ty))
+                    ms[name].append(took)
+                    if turn == 0:
+                        size[name].append(len(data))
+                        count[name].append(features(data))
+                        cuts[name] = data
             differing += content(cuts["overview"]) != content(cuts["baseline"])
+            differing_exact += content(cuts["overview"], exact=True) != content(
+                cuts["baseline"], exact=True
+            )
         row = {
             name: {
                 "p50_ms": round(statistics.median(ms[name]), 1),
@@ -191,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
             for name in stores
         }
         row["tiles"] = len(tiles)
-        row["tiles_differing"] = differing
+        row["cuts_per_tile"] = args.rounds
+        row["tiles_differing"] = differing  # in what they draw
+        row["tiles_differing_exact"] = differing_exact  # vertex for vertex
         row["speedup_p50"] = round(row["baseline"]["p50_ms"] / row["overview"]["p50_ms"], 1)
         report["zooms"][z] = row
         print(f"  z{z}: {json.dumps(row)}", file=sys.stderr, flush=True)

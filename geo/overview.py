@@ -19,7 +19,7 @@ the blocks and a click all sort every plot the same way.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
@@ -97,6 +97,47 @@ def min_size(level: int, epsg: int) -> float:
     """The box side (store units, rounded to a millimetre) from which a plot is drawn alone
     at ``level``; the SQL of both backends takes it as a literal."""
     return round(MERGE_PIXELS * pixel(level, epsg), 3)
+
+
+@dataclass(frozen=True)
+class SizeTest:
+    """How one backend sizes a plot for the overview, and the one comparison with
+    :func:`min_size`: in memory (:meth:`big`) and as the SQL predicate its queries and
+    partial indexes use (:meth:`predicate`), from the same two definitions side by side.
+
+    Backends measure a plot's box differently (a GeoPackage's R-tree holds 4-byte floats
+    rounded outward; PostGIS stores the exact box's size), and every part of a backend (its
+    tile query, its blocks, a bulk import merging blocks in memory, a click) must sort a
+    plot the same way, down to the centimetre at the threshold.
+    """
+
+    #: The size of a row as an SQL expression (the box's longer side, store units).
+    sql: str
+    #: The same size, in memory, of plots with these exact bounds (``n x 4``).
+    measure: Callable[[np.ndarray], np.ndarray]
+
+    def big(self, level: int, epsg: int, bounds: np.ndarray) -> np.ndarray:
+        """Which plots with these exact bounds (``n x 4``; NaN: none) are drawn alone at
+        ``level``.
+
+        Parameters
+        ----------
+        level, epsg
+            The block level and the store's CRS.
+        bounds
+            The plots' exact bounds, store units.
+
+        Returns
+        -------
+        numpy.ndarray
+            One bool per plot.
+        """
+        size = self.measure(np.asarray(bounds, dtype=np.float64).reshape(-1, 4))
+        return np.asarray(size >= min_size(level, epsg))
+
+    def predicate(self, level: int, epsg: int) -> str:
+        """:meth:`big` as an SQL predicate on a row (the threshold a number literal)."""
+        return f"{self.sql} >= {min_size(level, epsg)!r}"
 
 
 def cell_size(level: int, epsg: int) -> float:
@@ -244,8 +285,8 @@ class OverviewTable(Protocol):
         ...
 
     def big(self, level: int, bounds: np.ndarray) -> np.ndarray:
-        """Which plots with these bounds (``n x 4``, exact) the backend's size test draws
-        alone at ``level`` (NaN bounds: none), as :meth:`small_plots` sizes them."""
+        """Which plots with these bounds (``n x 4``, exact) the backend's :class:`SizeTest`
+        draws alone at ``level`` (NaN bounds: none), as :meth:`small_plots` sizes them."""
         ...
 
     def blocks_in(self, level: int, cells: set[Cell]) -> list[Block]:

@@ -254,3 +254,33 @@ def test_blocks_cover_the_plots_they_merge(sample):
             # lose a corner) yet over the plots
             assert np.all(covered > 0), (level, status)
             assert covered.sum() >= 0.9 * plots.geometry.area.sum(), (level, status)
+
+
+def test_a_click_sorts_a_plot_at_the_size_edge_as_its_tiles_do(client, store):
+    """A GeoPackage sizes plots by their R-tree boxes (4-byte floats rounded outward): a plot
+    a centimetre under the size test whose stored box passes it is drawn alone in the tile,
+    so a click there picks it, not a block that does not hold it."""
+    from geo.store import overview_sql
+    from geo.store.pg_derived import PG_SIZE
+
+    level = 13
+    edge = overview.min_size(level, store.epsg)
+    minx, miny, maxx, maxy = store.extent("zone")
+    x0 = float(np.float32(maxx + 300.0))
+    y0 = float(np.float32((miny + maxy) / 2)) + 0.2  # rounded outward by ~0.2-0.3 m
+    plot = shapely.box(x0, y0, x0 + 20.0, y0 + edge - 0.01)
+    bounds = np.asarray([plot.bounds])
+    assert overview_sql.GPKG_SIZE.big(level, store.epsg, bounds)[0]  # the R-tree box passes
+    assert not PG_SIZE.big(level, store.epsg, bounds)[0]  # the exact one does not
+    grid = gpd.GeoDataFrame(
+        {"plot_id": ["EDGE-1"], "status": ["available"]}, geometry=[plot], crs=store.epsg
+    )
+    store.insert("plots", grid)
+    assert store.build_overview() >= 0
+    x, y = plot.centroid.coords[0]
+    t = tile_at(store, x, y, level)
+    got = decoded(store.vector_tile("plots", t, properties=("status",)))
+    assert "EDGE-1" in {f["properties"].get("plot_id") for f in got}
+    lon, lat = transformer(store.epsg, WGS84_EPSG).transform(x, y)
+    answer = client.get(f"/map/features?at={lon:.7f},{lat:.7f}&zoom={level}&layers=plots")
+    assert answer.get_json()["id"] == "EDGE-1"

@@ -230,9 +230,7 @@ def pick():
         geoms = np.asarray(rows.geometry.values, dtype=object)
         blocks = _blocks(store, view, zoom, box) if name == "plots" else None
         if blocks is not None:  # plots merged into blocks at this zoom are not picked alone
-            bounds = shapely.bounds(geoms).reshape(-1, 4)
-            size = np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1])
-            geoms[size < overview.min_size(blocks[0], store.epsg)] = None
+            geoms[~store.drawn_alone(blocks[0], shapely.bounds(geoms).reshape(-1, 4))] = None
         hit = nearest_within(geoms, point, tolerance)
         if hit is not None:
             key = rows[get_layer(name).key].iloc[hit]

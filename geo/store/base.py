@@ -17,6 +17,7 @@ import pandas as pd
 
 from geo import tiles
 from geo.layers import FEATURE_LAYERS, LAYERS, Layer, get_layer, parse_list
+from geo.overview import SizeTest
 from geo.validate import Problem, ValidationError, coerce_value
 
 if TYPE_CHECKING:
@@ -358,6 +359,9 @@ class Store(ABC):
     #: The CRS (EPSG code) every geometry of the store is in, recorded in the store itself
     #: when it is made; reads are in it and writes must be.
     epsg: int
+    #: How the backend sizes plots for its overview (:class:`geo.overview.SizeTest`; None:
+    #: it keeps no overview).
+    plot_size: SizeTest | None = None
 
     @abstractmethod
     def read(
@@ -535,6 +539,19 @@ class Store(ABC):
         cells ``box`` meets, of ``statuses`` (every one when None); None when the store
         keeps no overview (backends that keep one override this)."""
         return None
+
+    def drawn_alone(self, level: int, bounds: np.ndarray) -> np.ndarray:
+        """Which plots with these exact bounds (``n x 4``) the store's tiles of block
+        ``level`` draw one by one (the rest are in its blocks): its overview's own size test.
+
+        Raises
+        ------
+        StoreError
+            When the store keeps no overview.
+        """
+        if self.plot_size is None:
+            raise StoreError(f"{self.describe()} keeps no plot overview")
+        return self.plot_size.big(level, self.epsg, bounds)
 
     def build_overview(self) -> int:
         """(Re)build the plot overview (:mod:`geo.overview`) from every plot; return the

@@ -376,9 +376,9 @@ class GpkgStore(SqlStore):
                 else None
             )
             if found is not None and level is not None:
-                sql += (" AND " if " WHERE " in sql else " WHERE ") + overview_sql.gpkg_size(
-                    level, self.epsg
-                )
+                sql += (
+                    " AND " if " WHERE " in sql else " WHERE "
+                ) + overview_sql.GPKG_SIZE.predicate(level, self.epsg)
                 if level in overview_sql.GPKG_INDEXED_LEVELS:  # the big plots' own R-tree
                     sql = sql.replace(
                         _q(f"rtree_{lyr.name}_{GEOM}"), _q(overview_sql.gpkg_big_rtree(level))
@@ -392,6 +392,8 @@ class GpkgStore(SqlStore):
         return tiles.encode(
             layer, geoms, tile, key=lyr.key, columns=columns, epsg=self.epsg, ids=ids
         )
+
+    plot_size = overview_sql.GPKG_SIZE
 
     def plot_blocks(
         self, level: int, box: Bbox, statuses: Sequence[str] | None

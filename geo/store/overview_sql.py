@@ -15,7 +15,7 @@ from psycopg import sql
 
 from geo import overview
 from geo.overview import Block, Box, Cell
-from geo.store.pg_derived import BLOCK_KEY, SIZE, derived_columns
+from geo.store.pg_derived import BLOCK_KEY, PG_SIZE, derived_columns
 from geo.store.rtree_pack import REBUILD_RATIO, float32_out, pack_rtree
 
 #: The blocks' table, in both backends (geometry in the store's CRS).
@@ -86,9 +86,19 @@ class MergeAhead:
 
 
 # ----------------------------------------------------------------------------- GeoPackage
-def gpkg_size(level: int, epsg: int) -> str:
-    """The big-plot test on the R-tree row ``r`` of a plot (its box as the index holds it)."""
-    return f"max(r.maxx - r.minx, r.maxy - r.miny) >= {overview.min_size(level, epsg)!r}"
+def _rtree_sizes(bounds: np.ndarray) -> np.ndarray:
+    """The longer side of the box the R-tree holds for each exact box (``n x 4``): its
+    4-byte floats rounded outward, subtracted in double precision as SQLite does."""
+    minx, maxx = float32_out(bounds[:, 0], bounds[:, 2])
+    miny, maxy = float32_out(bounds[:, 1], bounds[:, 3])
+    wide = maxx.astype(np.float64) - minx.astype(np.float64)
+    high = maxy.astype(np.float64) - miny.astype(np.float64)
+    return np.maximum(wide, high)
+
+
+#: The overview's size test in a GeoPackage: on the R-tree row ``r`` of a plot (its box as
+#: the index holds it), in memory on the same box rebuilt from the exact one.
+GPKG_SIZE = overview.SizeTest("max(r.maxx - r.minx, r.maxy - r.miny)", _rtree_sizes)
 
 
 def gpkg_exists(conn: sqlite3.Connection) -> bool:
@@ -135,7 +145,7 @@ class GpkgOverview:
         params: list[Any] = [] if box is None else [box[2], box[0], box[3], box[1]]
         select = (
             "SELECT r.id, r.minx, r.miny, r.maxx, r.maxy FROM rtree_plots_geom r WHERE "
-            + gpkg_size(level, self.epsg)
+            + GPKG_SIZE.predicate(level, self.epsg)
             + ("" if box is None else f" AND {meets.format('r.')}")
         )
         found = self.conn.execute(select, params).fetchall()
@@ -169,7 +179,7 @@ class GpkgOverview:
         if box is not None:
             query += " AND r.minx <= ? AND r.maxx >= ? AND r.miny <= ? AND r.maxy >= ?"
             params += [box[2], box[0], box[3], box[1]]
-        query += f" WHERE NOT ({gpkg_size(level, self.epsg)})"
+        query += f" WHERE NOT ({GPKG_SIZE.predicate(level, self.epsg)})"
         rows = self.conn.execute(query, params).fetchall()
         if not rows:
             return [], np.empty(0, dtype=object)
@@ -177,12 +187,7 @@ class GpkgOverview:
         return list(statuses), self._decode(list(blobs))
 
     def big(self, level: int, bounds: np.ndarray) -> np.ndarray:
-        # the R-tree's 4-byte box, as gpkg_size tests it
-        minx, maxx = float32_out(bounds[:, 0], bounds[:, 2])
-        miny, maxy = float32_out(bounds[:, 1], bounds[:, 3])
-        wide = maxx.astype(np.float64) - minx.astype(np.float64)
-        high = maxy.astype(np.float64) - miny.astype(np.float64)
-        return np.asarray(np.maximum(wide, high) >= overview.min_size(level, self.epsg))
+        return GPKG_SIZE.big(level, self.epsg, bounds)
 
     def blocks_in(self, level: int, cells: set[Cell]) -> list[Block]:
         return _in_cells(
@@ -264,11 +269,9 @@ def gpkg_tile_rows(
 
 
 # ----------------------------------------------------------------------------- PostGIS
-def pg_size(level: int, epsg: int, alias: str | None = "t") -> sql.Composable:
-    """The big-plot test on a plot's stored size (:data:`geo.store.pg_derived.SIZE`, its
-    exact box's longer side), of rows ``alias`` (None: unqualified, as an index predicate)."""
-    column = sql.Identifier(SIZE) if alias is None else sql.Identifier(alias, SIZE)
-    return sql.SQL("{} >= {}").format(column, sql.Literal(overview.min_size(level, epsg)))
+def pg_size(level: int, epsg: int) -> sql.Composable:
+    """The big-plot test (:data:`geo.store.pg_derived.PG_SIZE`) of a plots row in SQL."""
+    return sql.SQL(PG_SIZE.predicate(level, epsg))
 
 
 def pg_exists(conn: psycopg.Connection) -> bool:
@@ -304,7 +307,7 @@ class PgOverview:
             self.conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
             self.conn.execute(
                 sql.SQL("CREATE INDEX {} ON plots USING gist (geom) WHERE {}").format(
-                    sql.Identifier(name), pg_size(level, self.epsg, None)
+                    sql.Identifier(name), pg_size(level, self.epsg)
                 )
             )
 
@@ -325,9 +328,7 @@ class PgOverview:
         return list(statuses), np.asarray(shapely.from_wkb([bytes(b) for b in blobs]))
 
     def big(self, level: int, bounds: np.ndarray) -> np.ndarray:
-        # the exact box, as the stored size (pg_derived.SIZE_SQL) has it
-        size = np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1])
-        return np.asarray(size >= overview.min_size(level, self.epsg))
+        return PG_SIZE.big(level, self.epsg, bounds)
 
     def blocks_in(self, level: int, cells: set[Cell]) -> list[Block]:
         return _in_cells(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 from psycopg import sql
 
 from geo import tiles
+from geo.overview import SizeTest
 
 #: Generated (stored) columns every feature table and the overview's table derive from their
 #: row in the writing statement itself, on every write path: the geometry in Web Mercator
@@ -21,6 +23,17 @@ TILE_ID = "zp_tile_id"
 SIZE = "zp_size"
 SIZED = "plots"
 SIZE_SQL = "greatest(ST_XMax(geom) - ST_XMin(geom), ST_YMax(geom) - ST_YMin(geom))"
+
+
+def exact_sizes(bounds: np.ndarray) -> np.ndarray:
+    """:data:`SIZE_SQL` in memory: the longer side of each exact box (``n x 4``)."""
+    return np.asarray(np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1]))
+
+
+#: The overview's size test in PostGIS: on the stored :data:`SIZE` of a plots row
+#: (unqualified: every query testing it reads the plots table alone), in memory on the
+#: exact box it is derived from.
+PG_SIZE = SizeTest(f'"{SIZE}"', exact_sizes)
 #: An overview block's text key (:func:`geo.overview.block_key` of its cell) in SQL; the
 #: ``::text`` casts keep it immutable, as a generated column's expression must be.
 BLOCK_KEY = "('block:' || level::text || '/' || cx::text || '/' || cy::text || ':' || status)"

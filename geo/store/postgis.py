@@ -33,6 +33,7 @@ from geo.store.base import (
     redact,
 )
 from geo.store.pg_copy import copy_binary_blocks, indexes_rebuilt
+from geo.store.pg_derived import PG_SIZE
 from geo.store.pg_schema import (
     AUDIT_SEQUENCE,
     META,
@@ -387,7 +388,8 @@ class PostgisStore(SqlStore):
         level = overview.level_of(tile.z) if layer == "plots" else None
         usable, statuses = overview.statuses_of(where)
         with wrapped(f"cutting a tile of {layer}"), self._pool.connection() as conn:
-            if level is not None and not (usable and overview_sql.pg_exists(conn)):
+            built = pg_tiles.settle(conn)
+            if level is not None and not (usable and built):
                 level = None
             return pg_tiles.vector_tile(
                 conn,
@@ -400,6 +402,8 @@ class PostgisStore(SqlStore):
                 level=level,
                 statuses=statuses,
             )
+
+    plot_size = PG_SIZE
 
     def plot_blocks(
         self, level: int, box: Bbox, statuses: Sequence[str] | None
