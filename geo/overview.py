@@ -325,6 +325,41 @@ def refresh(table: OverviewTable, boxes: np.ndarray | None) -> int:
     return written
 
 
+@dataclass(frozen=True)
+class Added:
+    """What one level's blocks are re-merged from after plots were only added: the cells
+    they touch, the small ones among them, and the blocks those cells hold already."""
+
+    level: int
+    cells: set[Cell]
+    statuses: Sequence[str]
+    geoms: np.ndarray
+    kept: list[Block]
+
+    def merge(self, epsg: int) -> list[Block]:
+        """The level's new blocks of :attr:`cells` (no store access: may run on a thread)."""
+        return blocks(self.level, epsg, self.cells, self.statuses, self.geoms, self.kept)
+
+
+def added(
+    table: OverviewTable, statuses: Sequence[str] | np.ndarray, geoms: np.ndarray
+) -> list[Added]:
+    """Per level, the inputs of :func:`refresh_added`'s merge: reads the stored blocks of the
+    touched cells, which writing the plots themselves does not change."""
+    geoms = np.asarray(geoms, dtype=object)
+    status = np.asarray(statuses, dtype=object)
+    bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
+    out = []
+    for level in LEVELS:
+        cells = cells_touched(level, table.epsg, bounds)
+        if not cells:
+            continue
+        small = ~table.big(level, bounds)
+        kept = table.blocks_in(level, cells)
+        out.append(Added(level, cells, status[small], geoms[small], kept))
+    return out
+
+
 def refresh_added(
     table: OverviewTable, statuses: Sequence[str] | np.ndarray, geoms: np.ndarray
 ) -> int:
@@ -332,18 +367,10 @@ def refresh_added(
     from the added plots themselves and the cells' stored blocks, which hold every other
     plot of those cells: the same blocks as :func:`refresh`, without reading the plots
     back. Returns the number of blocks written."""
-    geoms = np.asarray(geoms, dtype=object)
-    status = np.asarray(statuses, dtype=object)
-    bounds = shapely.bounds(geoms) if len(geoms) else np.empty((0, 4))
     written = 0
-    for level in LEVELS:
-        cells = cells_touched(level, table.epsg, bounds)
-        if not cells:
-            continue
-        small = ~table.big(level, bounds)
-        kept = table.blocks_in(level, cells)
-        rows = blocks(level, table.epsg, cells, status[small], geoms[small], kept)
-        table.replace(level, cells, rows)
+    for part in added(table, statuses, geoms):
+        rows = part.merge(table.epsg)
+        table.replace(part.level, part.cells, rows)
         written += len(rows)
     return written
 

@@ -209,13 +209,18 @@ def test_an_import_into_a_filled_store_merges_its_blocks_from_memory_as_a_rebuil
     first = _mixed_plots("A", 0.0, ("available", "occupied"))
     apply_import(store, plan_import(store, "plots", first))
     added: list[int] = []
-    refresh_added = overview.refresh_added
+    from_rows = overview.added
 
     def counted(table, statuses, geoms):
         added.append(len(geoms))
-        return refresh_added(table, statuses, geoms)
+        return from_rows(table, statuses, geoms)
 
-    monkeypatch.setattr(overview, "refresh_added", counted)
+    monkeypatch.setattr(overview, "added", counted)
+
+    def after_the_write(table, statuses, geoms):
+        raise AssertionError("an import alone merges its blocks apart from other writes")
+
+    monkeypatch.setattr(overview, "refresh_added", after_the_write)
     # new plots between the old ones (same cells), a status new to those cells, and beyond
     more = _mixed_plots("B", 130.0, ("candidate", "available", "reserved"))
     apply_import(store, plan_import(store, "plots", more))
@@ -226,3 +231,27 @@ def test_an_import_into_a_filled_store_merges_its_blocks_from_memory_as_a_rebuil
     store.build_overview()
     assert _blocks(store) == kept
     assert {b[0] for b in kept} == set(overview.LEVELS)
+
+
+@pytest.mark.parametrize("then", ["update", "delete", "insert"])
+def test_plot_writes_after_a_bulk_insert_in_its_transaction_give_the_blocks_of_a_rebuild(
+    store, then
+):
+    # the insert reads what its blocks merge from (PostGIS: merges them on a thread);
+    # what follows makes them stale
+    apply_import(store, plan_import(store, "plots", _mixed_plots("A", 0.0, ("available",))))
+    more = _mixed_plots("B", 130.0, ("candidate", "reserved"))
+    with store.transaction("test") as tx:
+        tx.insert("plots", more)
+        if then == "update":
+            tx.update("plots", "B-0", {"status": "occupied"})
+            tx.update("plots", "A-1", {"status": "allocated"})
+        elif then == "delete":
+            tx.delete("plots", "B-1")
+        else:
+            last = _mixed_plots("C", 0.0, ("allocated",))
+            tx.insert("plots", last.set_geometry(last.geometry.translate(0.0, 2_000.0)))
+    kept = _blocks(store)
+    assert ("allocated" in {b[3] for b in kept}) == (then != "delete")
+    store.build_overview()
+    assert _blocks(store) == kept

@@ -580,6 +580,8 @@ class PostgisSession(RowSession):
             ):
                 for block in copy_binary_blocks(fields, typed, geoms, self.reader.epsg, _db_value):
                     bc.write(block)
+                if self._ahead is not None:  # the rest is the server's: COPY, indexes
+                    self._ahead.start()
             return
         with self.conn.cursor() as cur, cur.copy(copy_sql) as copy:
             columns = [_copy_column(lyr.field(n), typed[n]) for n in names]

@@ -38,6 +38,7 @@ from geo.store.checks import (
     stored_rows,
 )
 from geo.store.columns import plain_value, typed_column
+from geo.store.overview_sql import MergeAhead
 from geo.validate import Problem
 
 #: The geometry column of every feature table (both backends).
@@ -288,6 +289,7 @@ class RowSession(Session):
         # The statuses and geometries of plots inserted, while no plot was otherwise
         # changed (None after): their cells are re-merged from them and the stored blocks.
         self._plots_added: list[tuple[np.ndarray, np.ndarray]] | None = []
+        self._ahead: MergeAhead | None = None  # the first of them, merged apart
 
     def read(
         self,
@@ -371,6 +373,9 @@ class RowSession(Session):
             raise Conflict(f"{lyr.name}: {len(present)} id(s) already in the store: {shown}")
         typed["version"] = 1
         typed = typed[[c for c in lyr.names if c in typed.columns]]
+        first = lyr.name == "plots" and self._plot_boxes == []
+        if first and geoms is not None and (table := self.overview_table()):
+            self._ahead = MergeAhead(table, typed["status"].to_numpy(object), geoms)
         self._write_rows(lyr, typed, geoms)
         self._touched.add(lyr.name)
         self._reshaped.add(lyr.name)
@@ -508,7 +513,14 @@ class RowSession(Session):
         """Write the audit records and mark the changed layers; called before commit."""
         if self._plot_boxes is None or self._plot_boxes:
             table = self.overview_table()
-            if table is not None and self._plot_boxes is not None and self._plots_added:
+            ahead, self._ahead = self._ahead, None
+            # an insert alone: the plots' cells are merged from the rows in hand
+            alone = self._plot_boxes is not None and len(self._plots_added or ()) == 1
+            if ahead is not None and not alone:
+                ahead.cancel()  # stale: other plot writes followed
+            if table is not None and ahead is not None and alone:
+                ahead.write(table)
+            elif table is not None and self._plot_boxes is not None and self._plots_added:
                 statuses, geoms = (np.concatenate(part) for part in zip(*self._plots_added))
                 overview.refresh_added(table, statuses, geoms)
             elif table is not None:
