@@ -161,6 +161,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: Threads per ``zoneplan serve`` process (``--threads``).
+THREADS = 8
 #: Another checkout whose ``zoneplan serve`` runs as the ``base_`` servers (``--baseline``).
 BASELINE: Path | None = None
 
@@ -182,7 +184,7 @@ def start(kind: str, db: Path | str, workers: int = 1) -> tuple[subprocess.Popen
             "--port",
             str(port),
             "--threads",
-            "8",
+            str(THREADS),
             "--workers",
             str(workers),
         ]
@@ -498,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         help="another checkout (with its .venv; e.g. a detached worktree of main) whose "
         "indexed servers run beside these with the same --workers, taking turns (base_*)",
     )
+    parser.add_argument("--threads", type=int, default=8, help="threads per zoneplan serve process")
     parser.add_argument("--serve-strtree", metavar="DB", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -522,8 +525,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{size:g}m": [f"/api/plots?bbox={b}&{args.query}" for b in boxes(args.boxes, args.n, size)]
         for size in args.box
     }
-    global BASELINE
-    BASELINE = args.baseline
+    global BASELINE, THREADS
+    BASELINE, THREADS = args.baseline, args.threads
     runs = []
     for w in [] if args.only == "strtree" else args.workers:
         runs += [(indexed(w), w)] + ([(f"base_{indexed(w)}", w)] if args.baseline else [])

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from geo.store.base import redact
+from zoneplan.commands.connections import ConnectionShares
 from zoneplan.commands.core import add_db_option
 
 #: Seconds a server that was told to stop (SIGTERM, Ctrl+C) keeps answering the requests
@@ -133,9 +134,11 @@ def _waitress(app: Any, sock: socket.socket, threads: int) -> Any:
     return create_server(app, sockets=[sock], threads=threads, ident="zoneplan")
 
 
-def _run_until_signalled(server: Any, parent: int | None = None) -> None:
+def _run_until_signalled(
+    server: Any, parent: int | None = None, stopping: Callable[[], None] | None = None
+) -> None:
     """Run a waitress ``server`` until SIGTERM or SIGINT, or (for a worker) until its
-    ``parent`` process is gone, then drain it (:func:`_drain`).
+    ``parent`` process is gone, then call ``stopping`` and drain it (:func:`_drain`).
 
     The handlers only note the signal; waitress's loop notices it at its next poll (within
     its loop timeout), so no exception lands in the middle of reading a request. SIGINT is
@@ -161,6 +164,8 @@ def _run_until_signalled(server: Any, parent: int | None = None) -> None:
             use_poll=adj.asyncore_use_poll,
             count=1,
         )
+    if stopping is not None:
+        stopping()
     _drain(server, DRAIN_S)
 
 
@@ -214,22 +219,31 @@ def _serve_forked(app: Any, sock: socket.socket, threads: int, workers: int) -> 
     gc.collect()
 
     supervisor = os.getpid()
+    shares = ConnectionShares(workers)
 
     def start(number: int) -> int:
         pid = os.fork()
         if pid == 0:
-            _worker(app, sock, threads, number, supervisor)  # never returns
+            _worker(app, sock, threads, number, supervisor, shares)  # never returns
         return pid
 
     pids = {start(k): k for k in range(workers)}
     _banner(app, sock, workers)
-    _supervise(pids, start, sock)
+    _supervise(pids, start, sock, ended=shares.leave)
 
 
-def _worker(app: Any, sock: socket.socket, threads: int, number: int, parent: int) -> None:
-    """A forked worker: its own connections, then waitress on the shared socket, until
-    SIGTERM or SIGINT or until its ``parent`` (the supervisor's pid, taken before the fork)
-    is gone, then the requests in flight are answered (:func:`_drain`)."""
+def _worker(
+    app: Any,
+    sock: socket.socket,
+    threads: int,
+    number: int,
+    parent: int,
+    shares: ConnectionShares,
+) -> None:
+    """A forked worker: its own connections, then waitress on the shared socket (taking
+    new connections by ``shares``), until SIGTERM or SIGINT or until its ``parent`` (the
+    supervisor's pid, taken before the fork) is gone, then the requests in flight are
+    answered (:func:`_drain`)."""
     from web.deps import EXTENSION
 
     code = 0
@@ -238,7 +252,9 @@ def _worker(app: Any, sock: socket.socket, threads: int, number: int, parent: in
         signal.signal(signal.SIGTERM, _interrupt)
         signal.signal(signal.SIGINT, _interrupt)
         app.extensions[EXTENSION].store.reopen()
-        _run_until_signalled(_waitress(app, sock, threads), parent)
+        server = _waitress(app, sock, threads)
+        shares.balance(server, number)
+        _run_until_signalled(server, parent, stopping=lambda: shares.leave(number))
     except KeyboardInterrupt:
         pass
     except BaseException:
@@ -262,13 +278,19 @@ def restart_delay(failures: int) -> float:
     return float(min(RESTART_MAX_S, RESTART_FIRST_S * 2 ** max(0, failures - 1)))
 
 
-def _supervise(pids: dict[int, int], start: Callable[[int], int], sock: socket.socket) -> None:
+def _supervise(
+    pids: dict[int, int],
+    start: Callable[[int], int],
+    sock: socket.socket,
+    ended: Callable[[int], None],
+) -> None:
     """Wait on the workers, starting again one that ends on its own (after
     :func:`restart_delay`), until SIGTERM or SIGINT; then stop them all (:func:`_stop`).
 
     ``pids`` maps each worker's pid to its number; ``start`` forks worker ``number`` and
     returns its pid; ``sock`` is the listening socket, closed here first when stopping so
-    that the port refuses new connections once the workers close theirs.
+    that the port refuses new connections once the workers close theirs; ``ended`` is
+    told the number of a worker that ended.
     """
     # SIGINT too, even if the server was started with it ignored (see _run_until_signalled):
     # else the workers would stop on it and be started again.
@@ -283,6 +305,7 @@ def _supervise(pids: dict[int, int], start: Callable[[int], int], sock: socket.s
             now = time.monotonic()
             number = pids.pop(pid, None) if pid else None
             if number is not None:
+                ended(number)
                 lived = now - born.pop(pid)
                 failures[number] = 1 if lived >= RESTART_RESET_S else failures[number] + 1
                 delay = restart_delay(failures[number])
