@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
@@ -373,6 +374,41 @@ def refresh_added(
         table.replace(part.level, part.cells, rows)
         written += len(rows)
     return written
+
+
+class MergeAhead:
+    """The overview blocks of a transaction's first plot insert, from the rows in hand and
+    the touched cells' stored blocks, read before the rows are written (writing plots does
+    not change them). A backend whose write then waits on a server (PostgreSQL's COPY,
+    index builds) calls :meth:`start` so they are merged on a thread meanwhile; else
+    they are merged in :meth:`write`. (Started while SQLite inserts, or while the client
+    still builds the COPY data, the merge took turns with it for the GIL: slower.)"""
+
+    def __init__(self, table: OverviewTable, statuses: np.ndarray, geoms: np.ndarray):
+        self._epsg = table.epsg
+        self._parts = added(table, statuses, geoms)
+        self._merging: list[Future[list[Block]]] | None = None
+
+    def start(self) -> None:
+        """Merge on a thread from now on (the caller is about to wait)."""
+        if self._merging is None:
+            pool = ThreadPoolExecutor(1, thread_name_prefix="zoneplan-overview")
+            self._merging = [pool.submit(part.merge, self._epsg) for part in self._parts]
+            pool.shutdown(wait=False)
+
+    def write(self, table: OverviewTable) -> int:
+        """Write each level's blocks as soon as they are merged; return how many."""
+        written = 0
+        for n, part in enumerate(self._parts):
+            rows = part.merge(self._epsg) if self._merging is None else self._merging[n].result()
+            table.replace(part.level, part.cells, rows)
+            written += len(rows)
+        return written
+
+    def cancel(self) -> None:
+        """Drop the merges not started (other plot writes followed: they are stale)."""
+        for merging in self._merging or ():
+            merging.cancel()
 
 
 def block_key(where: str, status: str) -> str:

@@ -91,10 +91,9 @@ def _cut(shortcut: bool) -> sql.Composed:
     polygon layer) a polygon wholly inside the clipping box is mapped to tile units and
     snapped to them as ``ST_AsMVTGeom`` maps and snaps (its half-unit pre-simplification
     left to the simplification after) and oriented as wagyu orients it; wagyu would clip
-    nothing off it. The 1M synthetic plots come out
-    equal ring for ring (start vertex aside) at z12-z18; irregular plots may keep a vertex
-    the other path's simplification drops (each within its unit of tolerance, a 16th of a
-    pixel). Blocks keep wagyu: their squares touch at corners, which it reshapes."""
+    nothing off it. The 1M synthetic plots come out equal ring for ring (start vertex
+    aside) at z12-z18; irregular plots may keep a vertex the other path's simplification
+    drops (each within its unit of tolerance, a 16th of a pixel). Blocks keep wagyu: their squares touch at corners, which it reshapes."""
     cut: sql.Composable = sql.SQL(
         "ST_AsMVTGeom(q.g, ST_TileEnvelope(%s, %s, %s), {extent}, {buffer}, true)"
     ).format(extent=sql.Literal(tiles.EXTENT), buffer=sql.Literal(tiles.BUFFER))

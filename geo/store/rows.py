@@ -38,7 +38,6 @@ from geo.store.checks import (
     stored_rows,
 )
 from geo.store.columns import plain_value, typed_column
-from geo.store.overview_sql import MergeAhead
 from geo.validate import Problem
 
 #: The geometry column of every feature table (both backends).
@@ -289,7 +288,7 @@ class RowSession(Session):
         # The statuses and geometries of plots inserted, while no plot was otherwise
         # changed (None after): their cells are re-merged from them and the stored blocks.
         self._plots_added: list[tuple[np.ndarray, np.ndarray]] | None = []
-        self._ahead: MergeAhead | None = None  # the first of them, merged apart
+        self._ahead: overview.MergeAhead | None = None  # the first of them, merged apart
 
     def read(
         self,
@@ -375,7 +374,7 @@ class RowSession(Session):
         typed = typed[[c for c in lyr.names if c in typed.columns]]
         first = lyr.name == "plots" and self._plot_boxes == []
         if first and geoms is not None and (table := self.overview_table()):
-            self._ahead = MergeAhead(table, typed["status"].to_numpy(object), geoms)
+            self._ahead = overview.MergeAhead(table, typed["status"].to_numpy(object), geoms)
         self._write_rows(lyr, typed, geoms)
         self._touched.add(lyr.name)
         self._reshaped.add(lyr.name)
