@@ -278,10 +278,11 @@ def test_a_worker_that_dies_is_started_again(served):
         conn.close()
 
 
-def test_workers_below_one_are_refused(store_path):
-    proc = _start(str(store_path), free_port(), "--workers", "0")
+@pytest.mark.parametrize("option", ["--workers", "--threads"])
+def test_workers_or_threads_below_one_are_refused(store_path, option):
+    proc = _start(str(store_path), free_port(), option, "0")
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "--workers" in out
+    assert proc.returncode != 0 and f"{option}: give 1 or more" in out
 
 
 def _refused(port: int) -> bool:

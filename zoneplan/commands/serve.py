@@ -54,6 +54,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise CommandError("--workers: give 1 or more")
+    if args.threads < 1:
+        raise CommandError("--threads: give 1 or more")
     if args.workers > 1 and not hasattr(os, "fork"):
         raise CommandError("--workers above 1 needs fork(), which this system lacks")
     config = {"ZONEPLAN_DB": args.db} if args.db else None
