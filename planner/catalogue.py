@@ -38,8 +38,7 @@ from pydantic import (
 from geo.crs import WEB_DECIMALS, epsg_of
 from geo.i18n import N_
 from geo.layers import PLOT_STATUSES, SECTORS, parse_sectors
-from geo.store import ListHas, Range, Store
-from geo.store import plot_boxes
+from geo.store import ListHas, Range, Store, plot_boxes
 from geo.store.base import Rows
 from geo.values import plain
 from planner import messages
