@@ -20,7 +20,8 @@ CELL_M = 500.0
 #: A new index is built no sooner than this many times the last build's duration after
 #: it, so a stream of writes keeps at most this share of a core rebuilding.
 REBUILD_SPACING = 3.0
-#: Below this many index hits the SQL answers (as fast as the arrays, no revision query).
+#: Below about this many index hits the SQL answers (as fast as the arrays, no revision
+#: query).
 MIN_HITS = 2_000
 #: The conditions answered from the arrays; any other falls back to SQL.
 _OPS = {"in", ">=", "<=", "range|null", "listhas"}
@@ -84,29 +85,46 @@ class PlotBoxes:
         self.nx = int(cx.max()) + 1 if len(small) else 1
         self.ny = int(cy.max()) + 1 if len(small) else 1
         keys = cy * self.nx + cx
+        # plots per square metre of the grid, and their mean size: a viewport's likely hits
+        self.density = len(small) / (self.nx * self.ny * CELL_M * CELL_M)
+        self.mean_w = float(np.mean(b[small, 1] - b[small, 0])) if len(small) else 0.0
+        self.mean_h = float(np.mean(b[small, 3] - b[small, 2])) if len(small) else 0.0
+        self.max_w = float(np.max(b[small, 1] - b[small, 0])) if len(small) else 0.0
+        self.max_h = float(np.max(b[small, 3] - b[small, 2])) if len(small) else 0.0
         order = np.argsort(keys, kind="stable")
         self.cell_keys = keys[order]
-        self.cell_rows = small[order]
+        self.cell_rows = np.concatenate([small[order], self.big])
+        # each bound in cell order (the wide plots last), so a cell's plots are contiguous
+        self.cell_boxes = [np.ascontiguousarray(b[self.cell_rows, k]) for k in range(4)]
+
+    def likely_hits(self, bbox: Bbox) -> float:
+        """About how many plots' boxes meet ``bbox`` (the zone's mean density; no query)."""
+        width, height = bbox[2] - bbox[0] + self.mean_w, bbox[3] - bbox[1] + self.mean_h
+        return float(self.density * width * height + len(self.big))
 
     def hits(self, bbox: Bbox) -> np.ndarray:
         """Positions of the plots whose index box meets ``bbox`` (as the backend's SQL)."""
         q = np.asarray(bbox, dtype=np.float64)
         if self.round_query:
             q = np.array([*_float_down(q[:2]), *_float_up(q[2:])])
-        # a plot in the grid is at most a cell wide: one cell of margin each side
-        cx = np.floor((np.array([q[0] - CELL_M, q[2]]) - self.x0) / CELL_M).astype(np.int64)
-        cy = np.floor((np.array([q[1] - CELL_M, q[3]]) - self.y0) / CELL_M).astype(np.int64)
-        cx, cy = np.clip(cx + [-1, 1], 0, self.nx - 1), np.clip(cy + [-1, 1], 0, self.ny - 1)
+        # a plot filed under a cell left of or below the box's reaches at most its widest
+        # (tallest) one into it; a metre more for the rounding of these sums
+        low = np.array([q[0] - self.max_w - 1.0, q[1] - self.max_h - 1.0])
+        cx = np.floor((np.array([low[0], q[2]]) - self.x0) / CELL_M).astype(np.int64)
+        cy = np.floor((np.array([low[1], q[3]]) - self.y0) / CELL_M).astype(np.int64)
+        cx, cy = np.clip(cx, 0, self.nx - 1), np.clip(cy, 0, self.ny - 1)
         rows = np.arange(cy[0], cy[1] + 1, dtype=np.int64) * self.nx
         lo = np.searchsorted(self.cell_keys, rows + cx[0], "left")
         hi = np.searchsorted(self.cell_keys, rows + cx[1], "right")
         n = hi - lo
         starts = np.repeat(lo - np.cumsum(n) + n, n)
-        picked = self.cell_rows[starts + np.arange(int(n.sum()))]
-        cand = np.concatenate([picked, self.big])
-        b = self.boxes[cand]
-        meets = (b[:, 0] <= q[2]) & (b[:, 1] >= q[0]) & (b[:, 2] <= q[3]) & (b[:, 3] >= q[1])
-        found: np.ndarray = cand[meets]
+        first_big = len(self.cell_keys)
+        cand = np.concatenate(
+            [starts + np.arange(int(n.sum())), np.arange(first_big, len(self.cell_rows))]
+        )
+        x0, x1, y0, y1 = (bound[cand] for bound in self.cell_boxes)
+        meets = (x0 <= q[2]) & (x1 >= q[0]) & (y0 <= q[3]) & (y1 >= q[1])
+        found: np.ndarray = self.cell_rows[cand[meets]]
         return found
 
     def matches(self, at: np.ndarray, where: Where | None) -> np.ndarray | None:
@@ -284,8 +302,8 @@ def page(
     if order_by.lstrip("-") != "plot_id":
         return None
     held = latest(store)
-    # Few hits cost the SQL less than the revision query: even an older index counts them
-    if held is not None and len(held.hits(bbox)) < MIN_HITS:
+    # Few hits cost the SQL less than the revision query: even an older index tells
+    if held is not None and held.likely_hits(bbox) < MIN_HITS:
         return None
     boxes = current(store)
     if boxes is None:
