@@ -139,6 +139,9 @@ class PlotBoxes:
                     if op == "range|null"
                     else ((value, None) if op == ">=" else (None, value))
                 )
+                # a missing bound of a plain comparison is SQL's NULL (nothing passes)
+                if op != "range|null" and value is None:
+                    return None
                 if not all(v is None or math.isfinite(v) for v in bounds):
                     return None
                 area = self.area[at]
@@ -154,7 +157,7 @@ class PlotBoxes:
             elif name == "sectors" and op == "listhas":
                 everything, item = value
                 # the list rule itself, once per distinct text (a zone has few)
-                table = np.array([list_has(t, item, everything) for t in self.sector_values])
+                table = np.array([list_has(t, item, everything) for t in self.sector_values], bool)
                 keep &= table[self.sectors[at]]
             else:
                 return None
@@ -268,6 +271,9 @@ def current(store: Store, *, wait: bool = False) -> PlotBoxes | None:
         start = not kept.building and (wait or time.monotonic() >= kept.next_build)
         if start:
             kept.building = True
+    if wait and not start:  # another thread builds it: wait for that build
+        time.sleep(0.01)
+        return current(store, wait=True)
     if start and wait:
         _rebuild(store, kept)
         return current(store)
