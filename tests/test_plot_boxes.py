@@ -233,3 +233,24 @@ def test_sample_zone(sample_location, monkeypatch):
                 _same(store, bbox, where, "plot_id", 100, 0)
     finally:
         store.close()
+
+
+def test_a_write_between_index_and_rows_shows_nothing_hidden(zone, monkeypatch):
+    """A plot hidden from the public (made a candidate) after the index's revision was
+    checked, before the page's rows are read: the page never shows it."""
+    location, store = zone
+    monkeypatch.setattr(plot_boxes, "MIN_HITS", 0)
+    held = plot_boxes.current(store, wait=True)
+    public = {"status": list(plot_view(None).statuses)}
+    box = store.extent("plots")
+    ask = dict(bbox=box, where=public, order_by="plot_id", limit=20, offset=0)
+    first = plot_boxes.page(store, COLUMNS, **ask)
+    assert first is not None and first.columns["plot_id"]
+    other = open_store(location)
+    try:
+        other.update("plots", first.columns["plot_id"][0], {"status": "candidate"})
+    finally:
+        other.close()
+    # the revision check passed just before that write
+    monkeypatch.setattr(plot_boxes, "current", lambda store, wait=False: held)
+    assert plot_boxes.page(store, COLUMNS, **ask) is None  # the SQL answers instead

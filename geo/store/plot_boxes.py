@@ -324,8 +324,10 @@ def page(
     ids = boxes.ids[found[offset : offset + limit]].tolist()
     if not ids:
         return Rows({name: [] for name in columns}, np.empty(0, dtype=object), len(found))
-    rows = store.rows("plots", columns, where={"plot_id": ids}, order_by=order_by)
-    if len(rows) != len(ids):  # a plot deleted since: the SQL answers
+    # The filters again, in the same statement as the rows: a plot written since the
+    # revision was read (a status the caller may no longer see) is never shown
+    rows = store.rows("plots", columns, where={**(where or {}), "plot_id": ids}, order_by=order_by)
+    if len(rows) != len(ids):  # a plot changed or deleted since: the SQL answers
         return None
     rows.matched = len(found)
     return rows
