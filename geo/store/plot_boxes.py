@@ -152,8 +152,8 @@ class PlotBoxes:
                     ok &= area <= bounds[1]
                 keep &= (ok | np.isnan(area)) if op == "range|null" else ok
             elif name == "status" and op == "in":
-                allowed = [i for i, s in enumerate(self.status_values) if s in set(value)]
-                keep &= np.isin(self.status[at], allowed)
+                table = np.array([s in set(value) for s in self.status_values], bool)
+                keep &= table[self.status[at]]
             elif name == "sectors" and op == "listhas":
                 everything, item = value
                 # the list rule itself, once per distinct text (a zone has few)
