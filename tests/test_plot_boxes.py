@@ -235,15 +235,16 @@ def test_sample_zone(sample_location, monkeypatch):
         store.close()
 
 
-def test_a_write_between_index_and_rows_shows_nothing_hidden(zone, monkeypatch):
-    """A plot hidden from the public (made a candidate) after the index's revision was
-    checked, before the page's rows are read: the page never shows it."""
+def test_a_write_after_the_index_is_never_answered_from_it(zone, monkeypatch):
+    """A plot hidden from the public (made a candidate) by another process after the
+    index was built: the next page is the SQL's, never the index's, and the index is
+    rebuilt for the new revision."""
     location, store = zone
     monkeypatch.setattr(plot_boxes, "MIN_HITS", 0)
+    monkeypatch.setattr(plot_boxes, "REBUILD_SPACING", 0.0)
     held = plot_boxes.current(store, wait=True)
     public = {"status": list(plot_view(None).statuses)}
-    box = store.extent("plots")
-    ask = dict(bbox=box, where=public, order_by="plot_id", limit=20, offset=0)
+    ask = dict(bbox=store.extent("plots"), where=public, order_by="plot_id", limit=20, offset=0)
     first = plot_boxes.page(store, COLUMNS, **ask)
     assert first is not None and first.columns["plot_id"]
     other = open_store(location)
@@ -251,6 +252,8 @@ def test_a_write_between_index_and_rows_shows_nothing_hidden(zone, monkeypatch):
         other.update("plots", first.columns["plot_id"][0], {"status": "candidate"})
     finally:
         other.close()
-    # the revision check passed just before that write
-    monkeypatch.setattr(plot_boxes, "current", lambda store, wait=False: held)
-    assert plot_boxes.page(store, COLUMNS, **ask) is None  # the SQL answers instead
+    assert plot_boxes.page(store, COLUMNS, **ask) is None  # the SQL answers
+    assert held.stale
+    fresh = plot_boxes.current(store, wait=True)
+    assert fresh is not None and fresh is not held
+    _same(store, ask["bbox"], public, "plot_id", 20, 0)

@@ -73,6 +73,8 @@ class PlotBoxes:
     sector_values: list[Any]
 
     def __post_init__(self) -> None:
+        #: Set once a newer revision was seen: the next page reads the revision first.
+        self.stale = False
         b = self.boxes
         drawn = ~np.isnan(b).any(axis=1)
         wide = drawn & ((b[:, 1] - b[:, 0] > CELL_M) | (b[:, 3] - b[:, 2] > CELL_M))
@@ -300,20 +302,21 @@ def page(
     offset: int,
 ) -> Rows | None:
     """A viewport's page of plots and how many match, answered from the index (the page's
-    rows read by key), or None where the SQL must answer: no index for this revision yet,
-    a sort other than by plot id, a condition the arrays do not hold.
+    rows read by key), or None where the SQL must answer: no index of the revision the
+    rows were read at, a sort other than by plot id, a condition the arrays do not hold.
 
     Same features, order and count as :meth:`geo.store.base.Store.rows` with ``matched``.
     """
     if order_by.lstrip("-") != "plot_id":
         return None
-    held = latest(store)
+    boxes = latest(store)
     # Few hits cost the SQL less than the revision query: even an older index tells
-    if held is not None and held.likely_hits(bbox) < MIN_HITS:
+    if boxes is not None and boxes.likely_hits(bbox) < MIN_HITS:
         return None
-    boxes = current(store)
-    if boxes is None:
-        return None
+    if boxes is None or boxes.stale:
+        boxes = current(store)
+        if boxes is None:
+            return None
     at = boxes.hits(bbox)
     keep = boxes.matches(at, where)
     if keep is None:
@@ -322,12 +325,17 @@ def page(
     if order_by.startswith("-"):
         found = found[::-1]
     ids = boxes.ids[found[offset : offset + limit]].tolist()
-    if not ids:
-        return Rows({name: [] for name in columns}, np.empty(0, dtype=object), len(found))
-    # The filters again, in the same statement as the rows: a plot written since the
-    # revision was read (a status the caller may no longer see) is never shown
-    rows = store.rows("plots", columns, where={**(where or {}), "plot_id": ids}, order_by=order_by)
-    if len(rows) != len(ids):  # a plot changed or deleted since: the SQL answers
+    rows = (
+        store.rows("plots", columns, where={**(where or {}), "plot_id": ids}, order_by=order_by)
+        if ids
+        else Rows({name: [] for name in columns}, np.empty(0, dtype=object))
+    )
+    # The revision after the rows were read: unchanged, they and the count are that
+    # revision's (revisions only grow); else the SQL answers and the index is rebuilt.
+    # The filters were applied again with the rows, so even then nothing hidden shows.
+    if store.revision(["plots"]) != boxes.revision or len(rows) != len(ids):
+        boxes.stale = True
+        current(store)
         return None
     rows.matched = len(found)
     return rows
