@@ -9,6 +9,7 @@ import geopandas as gpd
 import mapbox_vector_tile
 import numpy as np
 import shapely
+import shapely.affinity
 import shapely.geometry
 
 from geo.crs import WGS84_EPSG, transformer
@@ -104,3 +105,52 @@ def test_polygons_inside_a_tile_are_cut_as_st_asmvtgeom_cuts_them(sample_pg, new
                             irregular += 1
                             assert shapely.hausdorff_distance(mine, theirs) <= 1.5, (key, t)
     assert inside > 500 and clipped > 20 and irregular > 50
+
+
+def test_the_ready_z14_outlines_follow_every_write(sample_pg, new_database):
+    """The plots' stored z14 outlines are derived in the writing statement itself: after
+    inserts, moves and reshapes (and in a transaction that rolls back) the z14 tile still
+    draws every plot as plain ``ST_AsMVTGeom`` does."""
+    import psycopg
+
+    url = new_database(sample_pg)
+    store = open_store(url)
+    minx, miny, maxx, _ = store.extent("zone")
+    x = maxx + 400.0 + np.arange(6) * 60.0
+    grid = gpd.GeoDataFrame(
+        {"plot_id": [f"W-{k}" for k in range(6)], "status": "available"},
+        geometry=shapely.box(x, miny, x + 40.0, miny + 40.0),
+        crs=store.epsg,
+    )
+    store.insert("plots", grid)
+    store.update("plots", "W-0", {"geometry": shapely.affinity.translate(grid.geometry[0], 25.0)})
+    store.update("plots", "W-1", {"geometry": shapely.affinity.rotate(grid.geometry[1], 30.0)})
+    try:
+        with store.transaction() as tx:
+            tx.update(
+                "plots", "W-2", {"geometry": shapely.affinity.translate(grid.geometry[2], 9e3)}
+            )
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    lon0, lat0, lon1, lat1 = transformer(store.epsg, WGS84_EPSG).transform_bounds(
+        maxx + 300.0, miny - 100.0, maxx + 900.0, miny + 100.0
+    )
+    first, last = _tile_of(lon0, lat1, 14), _tile_of(lon1, lat0, 14)
+    seen: set[str] = set()
+    with psycopg.connect(url) as conn:
+        for tx_ in range(first.x, last.x + 1):
+            for ty in range(first.y, last.y + 1):
+                t = Tile(14, tx_, ty)
+                ours = _plots(store.vector_tile("plots", t, properties=("status",)))
+                row = conn.execute(REFERENCE, {"z": t.z, "x": t.x, "y": t.y}).fetchone()
+                wagyu = _plots(bytes(row[0]) if row and row[0] else b"")
+                assert set(ours) <= set(wagyu), t
+                for key, geometry in ours.items():
+                    mine = shapely.geometry.shape(geometry)
+                    assert (
+                        shapely.hausdorff_distance(mine, shapely.geometry.shape(wagyu[key])) <= 1.5
+                    )
+                seen |= set(ours)
+    assert {f"W-{k}" for k in range(6)} <= seen
+    store.close()

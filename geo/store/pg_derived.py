@@ -23,6 +23,39 @@ TILE_ID = "zp_tile_id"
 SIZE = "zp_size"
 SIZED = "plots"
 SIZE_SQL = "greatest(ST_XMax(geom) - ST_XMin(geom), ST_YMax(geom) - ST_YMin(geom))"
+#: ... and each plot's outline cut for :data:`READY_ZOOM` as far as no tile changes it (see
+#: :func:`ready_sql`), so a z14 tile (the zoom of most single plots per tile: 1,700 at 1M)
+#: only moves each plot into its tile: ~1.1 ms of ~5.5 of server CPU per tile.
+READY = "zp_tile_ready"
+READY_ZOOM = 14
+#: The ready outline's type: a domain over ``geometry`` so that ``geometry_columns`` (and
+#: GIS clients) list each plots table once, by its real geometry; as fast to read as
+#: ``geometry`` itself and ~0.4 ms a z14 tile faster than EWKB ``bytea`` parsed per row.
+READY_TYPE = "zp_tile_geometry"
+#: Creates :data:`READY_TYPE` unless the database has it (run before any table uses it).
+READY_TYPE_DDL = (
+    f"DO $$ BEGIN CREATE DOMAIN {READY_TYPE} AS geometry; "
+    "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+)
+
+
+def ready_sql(z: int) -> str:
+    """A plot's outline (``geom``) in whole-world tile units of zoom ``z`` (x east, y south
+    from the world's north-west corner: a tile's units less ``EXTENT`` times its x and y),
+    cut as :func:`geo.store.pg_tiles` cuts a polygon wholly inside a tile: mapped, snapped
+    to the unit, oriented as wagyu orients it, simplified (SRID 0: it is no map CRS).
+
+    The per-tile units are these less a multiple of ``EXTENT``, an even whole number, so
+    snapping (round half to even) and simplification, translation-invariant on whole numbers
+    below 2^53, give the same vertices as the tile's own affine map, but where the two
+    products differ across a half unit (a last-bit difference of the doubles)."""
+    f = tiles.EXTENT * (1 << z) / (2 * tiles.HALF_WORLD)
+    shift = tiles.HALF_WORLD * f
+    return (
+        f"ST_SetSRID(ST_Simplify(ST_ForcePolygonCCW(ST_SnapToGrid(ST_Affine("
+        f"ST_Transform(geom, {tiles.WEB_MERCATOR_EPSG}), {f!r}, 0, 0, {-f!r}, {shift!r}, "
+        f"{shift!r}), 1)), {tiles.SIMPLIFY_UNITS!r}), 0)"
+    )
 
 
 def exact_sizes(bounds: np.ndarray) -> np.ndarray:
@@ -41,7 +74,7 @@ BLOCK_KEY = "('block:' || level::text || '/' || cx::text || '/' || cy::text || '
 
 def derived_columns(key: sql.Composable, *, sized: bool = False) -> dict[str, sql.Composable]:
     """The definitions of :data:`MERCATOR` and :data:`TILE_ID` (and with ``sized``
-    :data:`SIZE`) by name, for a table whose geometry column is ``geom`` and whose text key
+    :data:`SIZE` and :data:`READY`, whose type :data:`READY_TYPE_DDL` makes) by name, for a table whose geometry column is ``geom`` and whose text key
     is the SQL expression ``key``."""
     columns = [
         sql.SQL("{} bytea GENERATED ALWAYS AS (ST_AsEWKB(ST_Transform(geom, {}))) STORED").format(
@@ -57,4 +90,9 @@ def derived_columns(key: sql.Composable, *, sized: bool = False) -> dict[str, sq
                 sql.Identifier(SIZE), sql.SQL(SIZE_SQL)
             )
         )
-    return dict(zip([MERCATOR, TILE_ID, SIZE], columns))
+        columns.append(
+            sql.SQL("{} {} GENERATED ALWAYS AS ({}) STORED").format(
+                sql.Identifier(READY), sql.Identifier(READY_TYPE), sql.SQL(ready_sql(READY_ZOOM))
+            )
+        )
+    return dict(zip([MERCATOR, TILE_ID, SIZE, READY], columns))
