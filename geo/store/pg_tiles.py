@@ -16,7 +16,6 @@ from geo.store.pg_derived import (
     BLOCK_KEY,
     MERCATOR,
     READY,
-    READY_TYPE,
     READY_TYPE_DDL,
     READY_ZOOM,
     SIZE,
@@ -47,7 +46,7 @@ def missing_columns(
     keys[overview_sql.TABLE] = sql.SQL(BLOCK_KEY)
     out: list[tuple[str, Callable[[psycopg.Cursor], Any]]] = []
     for table, key in keys.items():
-        wanted = derived_columns(key, sized=table == SIZED)
+        wanted = derived_columns(key, sized=table == SIZED, blocks=table == overview_sql.TABLE)
         missing = [ddl for name, ddl in wanted.items() if name not in have.get(table, wanted)]
         if not missing:
             continue
@@ -55,7 +54,7 @@ def missing_columns(
             sql.Identifier(table),
             sql.SQL(", ").join(sql.SQL("ADD COLUMN ") + c for c in missing),
         )
-        if table == SIZED and READY not in have[table]:
+        if READY in wanted and READY not in have[table]:
             alter = sql.SQL("{}; {}").format(sql.SQL(READY_TYPE_DDL), alter)
         out.append((f"derive the tile columns of {table}", _executes(alter)))
         if table == SIZED and SIZE not in have[table] and overview_sql.TABLE in have:
@@ -126,7 +125,7 @@ _READY_INSET = 8
 
 def _ready(tile: tiles.Tile) -> list[float]:
     """The parameters of :func:`_ready_cut` for ``tile``: the box, in whole-world tile
-    units, within which a plot's stored ready outline needs no clipping (the tile plus
+    units, within which a stored ready outline needs no clipping (the tile plus
     :data:`geo.tiles.BUFFER` less :data:`_READY_INSET`), and the shift into the tile's
     units."""
     x0, y0 = float(tiles.EXTENT * tile.x), float(tiles.EXTENT * tile.y)
@@ -135,12 +134,12 @@ def _ready(tile: tiles.Tile) -> list[float]:
 
 
 def _ready_cut() -> sql.Composed:
-    """:func:`_cut` at :data:`READY_ZOOM` for rows ``q`` of the plots carrying their stored
-    outline cut for that zoom (``q.ready``, :func:`geo.store.pg_derived.ready_sql`) and
-    their Web Mercator EWKB (``q.m``): an outline inside the clipping box, snapped as wagyu
-    would see it, is only moved into the tile (what :func:`_cut`'s shortcut computes, tile
-    by tile); the rest (crossing the box, and the blocks, with no ready outline) are decoded
-    and go through ``ST_AsMVTGeom`` as in :func:`_cut`."""
+    """:func:`_cut` at :data:`READY_ZOOM` for rows ``q`` carrying their stored outline cut
+    for that zoom (``q.ready``: :func:`geo.store.pg_derived.ready_sql` of a plot,
+    :func:`~geo.store.pg_derived.ready_blocks_sql` of an overview block) and their Web
+    Mercator EWKB (``q.m``): an outline inside the clipping box is only moved into the
+    tile (a plot as :func:`_cut`'s shortcut would cut it, a block as wagyu does); the rest,
+    crossing the box, are decoded and go through ``ST_AsMVTGeom`` as in :func:`_cut`."""
     wagyu = sql.SQL(
         "ST_Simplify(ST_AsMVTGeom(ST_GeomFromEWKB(q.m), ST_TileEnvelope(%s, %s, %s), "
         "{extent}, {buffer}, true), {units})"
@@ -268,18 +267,18 @@ def _blocks(
 ) -> sql.Composed:
     """The overview blocks under the tile, one row per cell and status, shaped like the
     plots' rows (the plots' columns NULL but ``status``, through a join that never matches;
-    with ``ready`` no ready outline, :func:`_row`).
+    with ``ready`` their ready outline and EWKB, as :func:`_row`).
 
     Cell by cell, not merged per status as the GeoPackage encoder merges them: clipping
     small polygons is cheaper in PostGIS than one collection of a few hundred (z12 tile of
     the 1M grid, load ~7: 9 ms against 22-52 ms)."""
-    head = "NULL::{ready}, o.{mercator}" if ready else "ST_GeomFromEWKB(o.{mercator})"
+    head = "o.{ready}, o.{mercator}" if ready else "ST_GeomFromEWKB(o.{mercator})"
     return sql.SQL(
         "SELECT " + head + ", o.{fid}, {columns}" + ("" if ready else ", false") + ", o.plots "
         "FROM {table} o LEFT JOIN {plots} t ON false "
         "WHERE o.level = %s AND o.cx BETWEEN %s AND %s AND o.cy BETWEEN %s AND %s{status}"
     ).format(
-        ready=sql.Identifier(READY_TYPE),
+        ready=sql.Identifier(READY),
         mercator=sql.Identifier(MERCATOR),
         fid=sql.Identifier(TILE_ID),
         columns=sql.SQL(", ").join(
