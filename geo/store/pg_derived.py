@@ -72,18 +72,17 @@ PG_SIZE = SizeTest(f'"{SIZE}"', exact_sizes)
 BLOCK_KEY = "('block:' || level::text || '/' || cx::text || '/' || cy::text || ':' || status)"
 
 
-def ready_blocks_sql(level: int) -> str:
-    """An overview block's outline (``geom``) as :func:`ready_sql` gives a plot's, for the
-    blocks of ``level`` (NULL for the others): through ``ST_AsMVTGeom`` over the whole
-    world at that zoom, whose wagyu reshapes the squares meeting at corners as it does
-    within a tile (whole-number units: the same rings, vertex for vertex, for the 7,615
-    block and tile pairs checked at 1M plots)."""
-    world = tiles.EXTENT << level
+def ready_blocks_sql() -> str:
+    """An overview block's outline (``geom``) as :func:`ready_sql` gives a plot's, at the
+    zoom of its level (:func:`geo.overview.level_of` is the zoom itself at every level):
+    through ``ST_AsMVTGeom`` over the whole world at that zoom, whose wagyu reshapes the
+    squares meeting at corners as it does within a tile (whole-number units: the same
+    rings, vertex for vertex, for the 7,615 z14 block and tile pairs checked at 1M plots)."""
     return (
-        f"CASE WHEN level = {level} THEN ST_SetSRID(ST_Simplify(ST_AsMVTGeom("
-        f"ST_Transform(geom, {tiles.WEB_MERCATOR_EPSG}), ST_MakeEnvelope({-tiles.HALF_WORLD!r}, "
-        f"{-tiles.HALF_WORLD!r}, {tiles.HALF_WORLD!r}, {tiles.HALF_WORLD!r}), {world}, 0, false), "
-        f"{tiles.SIMPLIFY_UNITS!r}), 0) END"
+        f"ST_SetSRID(ST_Simplify(ST_AsMVTGeom(ST_Transform(geom, {tiles.WEB_MERCATOR_EPSG}), "
+        f"ST_MakeEnvelope({-tiles.HALF_WORLD!r}, {-tiles.HALF_WORLD!r}, {tiles.HALF_WORLD!r}, "
+        f"{tiles.HALF_WORLD!r}), {tiles.EXTENT} << level, 0, false), "
+        f"{tiles.SIMPLIFY_UNITS!r}), 0)"
     )
 
 
@@ -109,7 +108,7 @@ def derived_columns(
             )
         )
     if sized or blocks:
-        ready = ready_sql(READY_ZOOM) if sized else ready_blocks_sql(READY_ZOOM)
+        ready = ready_sql(READY_ZOOM) if sized else ready_blocks_sql()
         columns.append(
             sql.SQL("{} {} GENERATED ALWAYS AS ({}) STORED").format(
                 sql.Identifier(READY), sql.Identifier(READY_TYPE), sql.SQL(ready)

@@ -16,6 +16,7 @@ from geo.store.pg_derived import (
     BLOCK_KEY,
     MERCATOR,
     READY,
+    READY_TYPE,
     READY_TYPE_DDL,
     READY_ZOOM,
     SIZE,
@@ -138,14 +139,17 @@ def _ready(tile: tiles.Tile) -> tuple[list[float], list[float], list[float]]:
     )
 
 
-def _ready_cut() -> sql.Composed:
-    """:func:`_cut` at :data:`READY_ZOOM` for rows ``q`` carrying their stored outline cut
-    for that zoom (``q.ready``: :func:`geo.store.pg_derived.ready_sql` of a plot,
-    :func:`~geo.store.pg_derived.ready_blocks_sql` of an overview block) and their Web
-    Mercator EWKB (``q.m``): an outline inside the clipping box is only moved into the
+def _ready_cut(shortcut: bool) -> sql.Composed:
+    """:func:`_cut` for rows ``q`` that may carry their stored outline cut for the tile's
+    zoom (``q.ready``: :func:`geo.store.pg_derived.ready_sql` of a plot at
+    :data:`READY_ZOOM`, :func:`~geo.store.pg_derived.ready_blocks_sql` of an overview block
+    at its level) and their Web Mercator EWKB (``q.m``), or else their decoded geometry
+    (``q.g``) for :func:`_cut`: an outline inside the clipping box is only moved into the
     tile (a plot as :func:`_cut`'s shortcut would cut it, a block as wagyu does), one
     wholly outside it is not drawn (as wagyu would clip it all away); the rest, crossing
-    the box, are decoded and go through ``ST_AsMVTGeom`` as in :func:`_cut`."""
+    the box, are decoded and go through ``ST_AsMVTGeom`` as in :func:`_cut`; rows without
+    either take :func:`_cut` (parameters: :func:`_ready`'s, the tile's address, then
+    :func:`_cut`'s)."""
     wagyu = sql.SQL(
         "ST_Simplify(ST_AsMVTGeom(ST_GeomFromEWKB(q.m), ST_TileEnvelope(%s, %s, %s), "
         "{extent}, {buffer}, true), {units})"
@@ -158,8 +162,9 @@ def _ready_cut() -> sql.Composed:
     # that selects them is wider than the tile) are dropped here, not by wagyu
     return sql.SQL(
         "CASE WHEN q.ready @ ST_MakeEnvelope(%s, %s, %s, %s) THEN ST_Translate(q.ready, %s, %s) "
-        "WHEN NOT q.ready && ST_MakeEnvelope(%s, %s, %s, %s) THEN NULL ELSE {} END"
-    ).format(wagyu)
+        "WHEN NOT q.ready && ST_MakeEnvelope(%s, %s, %s, %s) THEN NULL "
+        "WHEN q.m IS NOT NULL THEN {} ELSE {} END"
+    ).format(wagyu, _cut(shortcut))
 
 
 def settle(conn: psycopg.Connection) -> bool:
@@ -172,27 +177,35 @@ def settle(conn: psycopg.Connection) -> bool:
     return bool(row and row[-1])
 
 
-def _row(alias: str, names: Sequence[str], fast: bool, ready: bool) -> sql.Composed:
+def _row(alias: str, names: Sequence[str], fast: bool, outlines: bool, ready: bool) -> sql.Composed:
     """The columns a tile reads of rows ``alias``: the Web Mercator geometry ``g``, the
-    feature id, ``names`` and whether :func:`_cut` may take its shortcut; with ``ready``
-    (:func:`_ready_cut`) the ready outline and the undecoded Web Mercator EWKB instead of
-    ``g`` (decoded only for the few that need it) and no shortcut flag."""
-    head = (
-        "{a}.{ready} AS ready, {a}.{mercator} AS m"
-        if ready
-        else "ST_GeomFromEWKB({a}.{mercator}) AS g"
-    )
-    return sql.SQL(
-        head + ", {a}.{fid} AS mvt_id, {columns}" + ("" if ready else ", {fast} AS fast")
-    ).format(
+    feature id, ``names`` and whether :func:`_cut` may take its shortcut; with
+    ``outlines`` (:func:`_ready_cut`) the ready outline and the undecoded Web Mercator
+    EWKB before them, with ``ready`` those two instead of ``g`` (decoded only for the few
+    that need it), else NULL."""
+    return sql.SQL("{}, {a}.{fid} AS mvt_id, {columns}, {fast} AS fast").format(
+        _geometries(alias, outlines, ready),
         a=sql.Identifier(alias),
-        ready=sql.Identifier(READY),
-        mercator=sql.Identifier(MERCATOR),
         fid=sql.Identifier(TILE_ID),
         columns=sql.SQL(", ").join(
             sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(n)) for n in names
         ),
         fast=sql.Literal(fast),
+    )
+
+
+def _geometries(alias: str, outlines: bool, ready: bool) -> sql.Composed:
+    """The geometry columns of :func:`_row` and :func:`_blocks`."""
+    head = "ST_GeomFromEWKB({a}.{mercator}) AS g"
+    if outlines and ready:
+        head = "{a}.{ready} AS ready, {a}.{mercator} AS m, NULL::geometry AS g"
+    elif outlines:
+        head = "NULL::{type} AS ready, NULL::bytea AS m, " + head
+    return sql.SQL(head).format(
+        a=sql.Identifier(alias),
+        ready=sql.Identifier(READY),
+        type=sql.Identifier(READY_TYPE),
+        mercator=sql.Identifier(MERCATOR),
     )
 
 
@@ -227,15 +240,18 @@ def vector_tile(
     """
     names = [lyr.key, *(p for p in properties if p != lyr.key)]
     shortcut = lyr.geometry == "Polygon"
+    # stored outlines: the plots' at READY_ZOOM, the blocks' at their own level's zoom
     ready = lyr.name == SIZED and tile.z == READY_ZOOM
+    blocks_ready = level is not None and level == tile.z
+    outlines = ready or blocks_ready
     box = tile.working_bbox(epsg)
-    rows, params = select(lyr, _row("t", names, shortcut, ready), box, where, epsg=epsg)
+    rows, params = select(lyr, _row("t", names, shortcut, outlines, ready), box, where, epsg=epsg)
     carried = [*names]
     if level is not None:
         rows += sql.SQL(" AND ") + overview_sql.pg_size(level, epsg)
         rows = sql.SQL("{} UNION ALL {}").format(
             sql.SQL("SELECT *, NULL::integer AS plots FROM ({}) p").format(rows),
-            _blocks(lyr, names, statuses, ready),
+            _blocks(lyr, names, statuses, outlines, blocks_ready),
         )
         cx0, cy0, cx1, cy1 = overview.cell_range(level, epsg, box)
         params += [level, cx0, cx1, cy0, cy1]
@@ -252,19 +268,19 @@ def vector_tile(
         "(SELECT {cut} AS mvt_geom, q.mvt_id, {carried} FROM ({rows} OFFSET 0) q OFFSET 0) r "
         "WHERE r.mvt_geom IS NOT NULL AND NOT ST_IsEmpty(r.mvt_geom)"
     ).format(
-        cut=_ready_cut() if ready else _cut(shortcut),
+        cut=_ready_cut(shortcut) if outlines else _cut(shortcut),
         carried=sql.SQL(", ").join(sql.SQL("q.{}").format(sql.Identifier(n)) for n in carried),
         name=sql.Literal(lyr.name),
         extent=sql.Literal(tiles.EXTENT),
         rows=rows,
     )
     cut_params: list[Any] = address
-    if ready:
-        inside, outside, shift = _ready(tile)
-        cut_params = [*inside, *shift, *outside, *address]
-    elif shortcut:
+    if shortcut:
         inner, affine = _inside(tile)
         cut_params = [*inner, *affine, *address]
+    if outlines:
+        inside, outside, shift = _ready(tile)
+        cut_params = [*inside, *shift, *outside, *address, *cut_params]
     # binary: the tile comes back as its bytes, not hex text (~100 KB at z14: ~5% of a cut)
     with conn.cursor(binary=True) as cur:
         row = cur.execute(query, [*cut_params, *params]).fetchone()
@@ -272,23 +288,21 @@ def vector_tile(
 
 
 def _blocks(
-    lyr: Layer, names: Sequence[str], statuses: Sequence[str] | None, ready: bool
+    lyr: Layer, names: Sequence[str], statuses: Sequence[str] | None, outlines: bool, ready: bool
 ) -> sql.Composed:
     """The overview blocks under the tile, one row per cell and status, shaped like the
     plots' rows (the plots' columns NULL but ``status``, through a join that never matches;
-    with ``ready`` their ready outline and EWKB, as :func:`_row`).
+    ``outlines`` and ``ready`` as :func:`_row`'s).
 
     Cell by cell, not merged per status as the GeoPackage encoder merges them: clipping
     small polygons is cheaper in PostGIS than one collection of a few hundred (z12 tile of
     the 1M grid, load ~7: 9 ms against 22-52 ms)."""
-    head = "o.{ready}, o.{mercator}" if ready else "ST_GeomFromEWKB(o.{mercator})"
     return sql.SQL(
-        "SELECT " + head + ", o.{fid}, {columns}" + ("" if ready else ", false") + ", o.plots "
+        "SELECT {geometries}, o.{fid}, {columns}, false, o.plots "
         "FROM {table} o LEFT JOIN {plots} t ON false "
         "WHERE o.level = %s AND o.cx BETWEEN %s AND %s AND o.cy BETWEEN %s AND %s{status}"
     ).format(
-        ready=sql.Identifier(READY),
-        mercator=sql.Identifier(MERCATOR),
+        geometries=_geometries("o", outlines, ready),
         fid=sql.Identifier(TILE_ID),
         columns=sql.SQL(", ").join(
             sql.SQL("o.status" if n == "status" else "t.{}").format(sql.Identifier(n))
