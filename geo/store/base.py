@@ -264,6 +264,34 @@ class Rows:
         )
 
 
+@dataclasses.dataclass
+class PlotBoxRows:
+    """Plots' filter columns and index boxes, in the backend's key order.
+
+    Attributes
+    ----------
+    ids, status, sectors : list
+        ``plot_id``, ``status`` and ``sectors`` of each plot (None for NULL).
+    area : ndarray of float
+        ``area_ha``, NaN for NULL (PostgreSQL's NaN as +inf: it sorts above every number).
+    boxes : ndarray, shape (n, 4)
+        minx, maxx, miny, maxy as the backend's bbox test compares them; NaN: no geometry.
+    round_query : bool
+        Whether the backend rounds a query box outward to float32 too (PostGIS).
+    code_order : bool
+        Whether the backend orders keys by code point (numpy's order), so a new key's
+        place among others can be found without asking it.
+    """
+
+    ids: list[str]
+    status: list[Any]
+    area: np.ndarray
+    sectors: list[Any]
+    boxes: np.ndarray
+    round_query: bool
+    code_order: bool
+
+
 class Session(ABC):
     """Reads and writes inside one transaction; every change to a feature layer is audited.
 
@@ -538,6 +566,12 @@ class Store(ABC):
         """The plot overview's blocks (:class:`geo.overview.Block`) of ``level`` in the
         cells ``box`` meets, of ``statuses`` (every one when None); None when the store
         keeps no overview (backends that keep one override this)."""
+        return None
+
+    def plot_boxes(self, keys: Sequence[str] | None = None) -> PlotBoxRows | None:
+        """The plots ``keys`` (every plot when None; absent keys left out) with their index
+        boxes, in key order; None when the backend keeps no box index to answer a bbox
+        from (backends that keep one override this)."""
         return None
 
     def drawn_alone(self, level: int, bounds: np.ndarray) -> np.ndarray:

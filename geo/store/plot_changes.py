@@ -1,0 +1,70 @@
+"""A reader's place in the audit trail, and the plots written since it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from geo.store.base import Range, Store
+
+#: How long an audit id below the newest one seen is looked for again: on PostGIS a
+#: transaction takes its id before it commits, so ids may commit out of order.
+GAP_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class AuditMark:
+    """Where a reader stands in the audit trail.
+
+    Attributes
+    ----------
+    audit : int
+        The newest audit id seen.
+    gaps : dict of int to float
+        Lower ids not seen yet (maybe still committing), and since when (monotonic).
+    """
+
+    audit: int
+    gaps: dict[int, float] = field(default_factory=dict)
+
+
+def newest_audit(store: Store) -> int:
+    """The newest audit id of ``store`` (0 when none)."""
+    newest = store.read("audit", order_by="-audit_id", limit=1)
+    return int(newest["audit_id"].iloc[0]) if len(newest) else 0
+
+
+def changes_since(store: Store, since: int, also: list[int]) -> list[tuple[int, str, str]]:
+    """``(audit_id, layer, feat_id)`` of the audit records after ``since`` and of the ids
+    ``also``: through the audit key's index on the SQL stores (three columns, no frame),
+    else from the audit layer as read."""
+    from geo.store.rows import SqlStore
+
+    if isinstance(store, SqlStore):
+        return store.changes_since(since, also)
+    frame = store.read("audit", where={"audit_id": Range(since + 1, None)})
+    if also:
+        late = store.read("audit", where={"audit_id": also})
+        frame = pd.concat([frame, late], ignore_index=True)
+    rows = zip(frame["audit_id"].tolist(), frame["layer"].tolist(), frame["feat_id"].tolist())
+    return sorted((int(a), str(layer), str(f)) for a, layer, f in rows)
+
+
+def changed_plots(store: Store, mark: AuditMark) -> tuple[list[str] | None, AuditMark]:
+    """The plot ids the audit trail names since ``mark`` (sorted, distinct), or None when
+    it cannot say (a bulk write or clear, an import replacing the layer, or no record
+    explaining the new revision); and the mark after them."""
+    recent = changes_since(store, mark.audit, sorted(mark.gaps))
+    ids = [audit_id for audit_id, _, _ in recent]
+    newest = max([mark.audit, *ids])
+    now = time.monotonic()
+    seen = set(ids)
+    gaps = {i: t for i, t in mark.gaps.items() if i not in seen and now - t < GAP_SECONDS}
+    gaps.update({i: now for i in range(mark.audit + 1, newest) if i not in seen})
+    keys = [feat for _, layer, feat in recent if layer == "plots"]
+    after = AuditMark(newest, gaps)
+    if not keys or "*" in keys:
+        return None, after
+    return sorted(set(keys)), after
