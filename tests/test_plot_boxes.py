@@ -257,3 +257,93 @@ def test_a_write_after_the_index_is_never_answered_from_it(zone, monkeypatch):
     fresh = plot_boxes.current(store, wait=True)
     assert fresh is not None and fresh is not held
     _same(store, ask["bbox"], public, "plot_id", 20, 0)
+
+
+def _columns(boxes) -> dict[str, list]:
+    """Each plot's arrays as plain values (codes decoded: their order may differ)."""
+    return {
+        "ids": boxes.ids.tolist(),
+        "boxes": [tuple(b) for b in np.nan_to_num(boxes.boxes, nan=-1.0).tolist()],
+        "status": [boxes.status_values[c] for c in boxes.status],
+        "sectors": [boxes.sector_values[c] for c in boxes.sectors],
+        "area": np.nan_to_num(boxes.area, nan=-1.0).tolist(),
+    }
+
+
+def test_a_write_is_patched_in_as_a_full_build_reads_it(zone, monkeypatch):
+    """After each write of a few plots (through another connection) the next index is
+    the last one patched with them, no full build: its arrays equal a full build's, it
+    answers as the SQL, and the index before is left as it was for its readers. Bulk
+    writes and a clear, which the audit trail does not name plot by plot, are read whole."""
+    location, store = zone
+    monkeypatch.setattr(plot_boxes, "MIN_HITS", 0)
+    monkeypatch.setattr(plot_boxes, "REBUILD_SPACING", 0.0)
+    builds: list[int] = []
+    full = plot_boxes.build
+    monkeypatch.setattr(plot_boxes, "build", lambda s: builds.append(1) or full(s))
+    other = open_store(location)
+    box = store.extent("plots")
+    ids = sorted(store.keys("plots"))
+    far = shapely.box(box[0] - 900, box[1] - 900, box[0] - 800, box[1] - 800)
+    near = shapely.box(box[0] + 10, box[1] + 10, box[0] + 90, box[1] + 70)
+
+    def update(pid, **values):
+        return lambda: other.update("plots", pid, values)
+
+    writes = [
+        ("patch", lambda: other.insert("plots", _plots(3, start=400))),  # new ids among
+        ("patch", lambda: other.insert("plots", _plots(1, start=900).assign(plot_id="ZZ-1"))),
+        ("patch", lambda: other.insert("plots", _plots(1, start=901).assign(plot_id="0-first"))),
+        ("patch", update(ids[20], status="available")),
+        ("patch", update(ids[21], status="candidate", sectors="fo od,new sector")),
+        ("patch", update(ids[22], geometry=far)),  # outside the grid: kept apart
+        ("patch", update(ids[23], geometry=near)),  # area and box both move
+        ("patch", update(ids[24], geometry=shapely.box(*box[:2], box[0] + 2_000, box[1] + 30))),
+        ("patch", lambda: other.delete("plots", ids[3])),
+        ("patch", lambda: other.delete("plots", "0-first")),
+        ("full", lambda: other.insert("plots", _plots(1_500, start=1_000))),  # one "*" record
+        ("patch", update(ids[30], status="occupied")),
+        ("full", lambda: _clear(other)),
+        ("patch", lambda: other.insert("plots", _plots(5, start=3_000))),
+    ]
+    rng = np.random.default_rng(3)
+    try:
+        for kind, write in writes:
+            held = plot_boxes.current(store, wait=True)
+            assert held is not None
+            before, made = _columns(held), len(builds)
+            write()
+            got = plot_boxes.current(store)  # no wait: a patch is made in the caller
+            if kind == "full":
+                assert got is None or len(builds) > made
+                got = plot_boxes.current(store, wait=True)
+            else:
+                assert len(builds) == made, "patched, not built whole"
+            assert got is not None and got is not held
+            assert got.revision == store.revision(["plots"])
+            assert _columns(held) == before  # copy-on-write
+            whole = full(store)
+            assert whole is not None and _columns(got) == _columns(whole)
+            for q in _boxes(store, rng, 15) if len(got.ids) else []:
+                assert sorted(got.hits(q)) == sorted(whole.hits(q)), q
+            for corner in (box, far.bounds, near.bounds):
+                _same(store, corner, None, "plot_id", 2_000, 0)
+                _same(store, corner, {"status": ["available", "candidate"]}, "-plot_id", 9, 0)
+    finally:
+        other.close()
+
+
+def test_a_write_the_log_cannot_name_is_read_whole(zone, monkeypatch):
+    """Plots restored (``zoneplan migrate``: the revision moves, no audit record): the
+    patch cannot say what changed, so the index is built whole."""
+    location, store = zone
+    monkeypatch.setattr(plot_boxes, "MIN_HITS", 0)
+    held = plot_boxes.current(store, wait=True)
+    assert held is not None and plot_boxes.patched(held, store) is held
+    with store.transaction() as session:
+        copied = store.read("plots").head(2).assign(plot_id=["R-1", "R-2"], status="occupied")
+        session.restore("plots", copied)
+    assert plot_boxes.patched(held, store) is None
+    got = plot_boxes.current(store, wait=True)
+    assert got is not None and len(got.ids) == len(held.ids) + 2
+    _same(store, store.extent("plots"), None, "plot_id", 2_000, 0)
