@@ -206,8 +206,8 @@ def test_stale_boxes_are_not_used(zone, monkeypatch):
     plot_boxes.current(store, wait=True)
     kept = plot_boxes._KEPT[store]
     kept.next_build = float("inf")
-    pid = sorted(store.keys("plots"))[0]
-    store.update("plots", pid, {"status": "occupied"})
+    # a bulk insert (one "*" audit record): no patch, and no rebuild yet
+    store.insert("plots", _plots(1_500, start=400))
     page = plot_boxes.page(
         store,
         COLUMNS,
@@ -237,8 +237,8 @@ def test_sample_zone(sample_location, monkeypatch):
 
 def test_a_write_after_the_index_is_never_answered_from_it(zone, monkeypatch):
     """A plot hidden from the public (made a candidate) by another process after the
-    index was built: the next page is the SQL's, never the index's, and the index is
-    rebuilt for the new revision."""
+    index was built: the next page is never the index's, but the one of the new
+    revision's (patched with the write)."""
     location, store = zone
     monkeypatch.setattr(plot_boxes, "MIN_HITS", 0)
     monkeypatch.setattr(plot_boxes, "REBUILD_SPACING", 0.0)
@@ -252,7 +252,9 @@ def test_a_write_after_the_index_is_never_answered_from_it(zone, monkeypatch):
         other.update("plots", first.columns["plot_id"][0], {"status": "candidate"})
     finally:
         other.close()
-    assert plot_boxes.page(store, COLUMNS, **ask) is None  # the SQL answers
+    # the index patched with that write answers (as the SQL: the candidate left out)
+    got = plot_boxes.page(store, COLUMNS, **ask)
+    assert got is not None and first.columns["plot_id"][0] not in got.columns["plot_id"]
     assert held.stale
     fresh = plot_boxes.current(store, wait=True)
     assert fresh is not None and fresh is not held
@@ -301,6 +303,14 @@ def test_a_write_is_patched_in_as_a_full_build_reads_it(zone, monkeypatch):
         ("patch", update(ids[24], geometry=shapely.box(*box[:2], box[0] + 2_000, box[1] + 30))),
         ("patch", lambda: other.delete("plots", ids[3])),
         ("patch", lambda: other.delete("plots", "0-first")),
+        (
+            "patch",
+            lambda: [  # several writes between two pages
+                other.insert("plots", _plots(2, start=950)),
+                other.delete("plots", ids[5]),
+                other.update("plots", ids[6], {"geometry": near, "status": "available"}),
+            ],
+        ),
         ("full", lambda: other.insert("plots", _plots(1_500, start=1_000))),  # one "*" record
         ("patch", update(ids[30], status="occupied")),
         ("full", lambda: _clear(other)),

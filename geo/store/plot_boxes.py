@@ -8,13 +8,13 @@ import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from geo.layers import get_layer
 from geo.store.base import Bbox, PlotBoxRows, Rows, Store, Where, compile_where, list_has
-from geo.store.box_grid import CELL_M, BoxGrid
+from geo.store.box_grid import BoxGrid
 from geo.store.plot_changes import AuditMark, changed_plots, changes_since, newest_audit
 
 #: A new index is built no sooner than this many times the last build's duration after
@@ -87,17 +87,13 @@ class PlotBoxes:
         self.stale = False
         if self.grid is None:
             self.grid = BoxGrid.of(self.boxes)
-        b = self.boxes[self.grid.cell_rows[: len(self.grid.cell_keys)]]
-        # plots per square metre of the grid, and their mean size: a viewport's likely hits
-        self.density = len(b) / (self.grid.nx * self.grid.ny * CELL_M * CELL_M)
-        self.mean_w = float(np.mean(b[:, 1] - b[:, 0])) if len(b) else 0.0
-        self.mean_h = float(np.mean(b[:, 3] - b[:, 2])) if len(b) else 0.0
 
     def likely_hits(self, bbox: Bbox) -> float:
         """About how many plots' boxes meet ``bbox`` (the zone's mean density; no query)."""
-        width, height = bbox[2] - bbox[0] + self.mean_w, bbox[3] - bbox[1] + self.mean_h
-        assert self.grid is not None
-        return float(self.density * width * height + len(self.grid.big))
+        g = self.grid
+        assert g is not None
+        width, height = bbox[2] - bbox[0] + g.mean_w, bbox[3] - bbox[1] + g.mean_h
+        return float(g.density * width * height + g.apart)
 
     def hits(self, bbox: Bbox) -> np.ndarray:
         """Positions of the plots whose index box meets ``bbox`` (as the backend's SQL)."""
@@ -216,43 +212,43 @@ def _applied(
     at = np.minimum(np.searchsorted(ids, wanted), max(n - 1, 0))
     held = (ids[at] == wanted) if n else np.zeros(len(wanted), bool)
     here = np.isin(wanted, now)
-    gone = np.zeros(n, dtype=bool)
-    gone[at[held]] = True  # written or deleted: filed again
+    gone = at[held]  # old rows written or deleted (sorted: keys are)
     dropped = at[held & ~here]
-    added = wanted[~held & here]  # sorted: keys are
-    keep = np.ones(n, dtype=bool)
-    keep[dropped] = False
-    m = n - len(dropped)
-    place = np.searchsorted(ids[keep], added)
-    moved = np.full(n, -1, dtype=np.int64)
-    moved[keep] = np.arange(m) + np.searchsorted(place, np.arange(m), "right")
+    added = wanted[~held & here]
+    above = np.searchsorted(ids, added)
+    place = above - np.searchsorted(dropped, above)  # among the rows kept
+    moves = bool(len(dropped) or len(added))
 
-    def spliced(a: np.ndarray, fill: Any) -> np.ndarray:
-        # inserts and deletes move rows once (no sort); updates write into the copy
-        kept = a[keep] if len(dropped) else a.copy()
-        return np.insert(kept, place, fill, axis=0) if len(added) else kept
+    def written(a: np.ndarray, fill: Any, values: np.ndarray) -> np.ndarray:
+        # a copy only of what changes: inserts and deletes move rows once (no sort),
+        # updates write into the copy; an array the writes leave alone is shared
+        if not moves and np.array_equal(a[rows], values, equal_nan=a.dtype.kind == "f"):
+            return a
+        out = np.delete(a, dropped, axis=0) if moves else a.copy()
+        out = np.insert(out, place, fill, axis=0) if len(added) else out
+        out[rows] = values
+        return out
 
-    new_ids = spliced(ids, added)
+    new_ids = np.insert(np.delete(ids, dropped), place, added) if moves else ids
+    rows = np.searchsorted(new_ids, now)
     status, status_values = _codes(got.status, old.status_values)
     sectors, sector_values = _codes(got.sectors, old.sector_values)
-    rows = np.searchsorted(new_ids, now)
-    arrays = [spliced(old.boxes, np.nan), spliced(old.status, 0), spliced(old.area, np.nan)]
-    arrays.append(spliced(old.sectors, 0))
-    for a, v in zip(arrays, [got.boxes, status, got.area, sectors]):
-        a[rows] = v
-    assert old.grid is not None
-    grid = old.grid.refiled(arrays[0], moved, gone, rows)
-    if len(grid.big) > 64 + len(new_ids) // 8:  # many outside the grid: file them anew
-        return None
+    boxes = written(old.boxes, np.nan, got.boxes)
+    grid = old.grid
+    assert grid is not None
+    if boxes is not old.boxes:
+        grid = grid.refiled(old.boxes, boxes, gone, dropped, place, rows)
+        if grid.apart > 64 + len(new_ids) // 8:  # many outside the grid: file them anew
+            return None
     return PlotBoxes(
         revision,
         new_ids,
-        arrays[0],
+        boxes,
         old.round_query,
-        arrays[1],
+        written(old.status, 0, status),
         status_values,
-        arrays[2],
-        arrays[3],
+        written(old.area, np.nan, got.area),
+        written(old.sectors, 0, sectors),
         sector_values,
         mark,
         old.code_order,
@@ -358,10 +354,34 @@ def page(
     # Few hits cost the SQL less than the revision query: even an older index tells
     if boxes is not None and boxes.likely_hits(bbox) < MIN_HITS:
         return None
-    if boxes is None or boxes.stale:
-        boxes = current(store)
-        if boxes is None:
-            return None
+    # A write met between the index and the page's rows: once more from the index of
+    # the new revision (patched with the write in this call when the log names it).
+    for _ in range(2):
+        if boxes is None or boxes.stale:
+            boxes = current(store)
+            if boxes is None:
+                return None
+        rows = _read(store, boxes, columns, bbox=bbox, where=where, order_by=order_by,
+                     limit=limit, offset=offset)  # fmt: skip
+        if rows is not False:
+            return rows
+        boxes.stale = True
+    current(store)
+    return None
+
+
+def _read(
+    store: Store,
+    boxes: PlotBoxes,
+    columns: Sequence[str],
+    *,
+    bbox: Bbox,
+    where: Where | None,
+    order_by: str,
+    limit: int,
+    offset: int,
+) -> Rows | None | Literal[False]:
+    """:func:`page` from ``boxes``; False when a write landed before the rows were read."""
     at = boxes.hits(bbox)
     keep = boxes.matches(at, where)
     if keep is None:
@@ -376,11 +396,10 @@ def page(
         else Rows({name: [] for name in columns}, np.empty(0, dtype=object))
     )
     # The revision after the rows were read: unchanged, they and the count are that
-    # revision's (revisions only grow); else the SQL answers and the index is rebuilt.
-    # The filters were applied again with the rows, so even then nothing hidden shows.
+    # revision's (revisions only grow); else they are not used (the index of the new
+    # revision or the SQL answers). The filters were applied again with the rows, so
+    # even then nothing hidden shows.
     if store.revision(["plots"]) != boxes.revision or len(rows) != len(ids):
-        boxes.stale = True
-        current(store)
-        return None
+        return False
     rows.matched = len(found)
     return rows
