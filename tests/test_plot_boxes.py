@@ -288,6 +288,9 @@ def test_a_write_is_patched_in_as_a_full_build_reads_it(zone, monkeypatch):
     ids = sorted(store.keys("plots"))
     far = shapely.box(box[0] - 900, box[1] - 900, box[0] - 800, box[1] - 800)
     near = shapely.box(box[0] + 10, box[1] + 10, box[0] + 90, box[1] + 70)
+    # filed in the cell left of (below) the one its far corner lies in, wider than any
+    wide = shapely.box(box[0] + 990, box[1] + 990, box[0] + 1_440, box[1] + 1_440)
+    corner = (box[0] + 1_430, box[1] + 1_430, box[0] + 1_500, box[1] + 1_500)
 
     def update(pid, **values):
         return lambda: other.update("plots", pid, values)
@@ -300,6 +303,7 @@ def test_a_write_is_patched_in_as_a_full_build_reads_it(zone, monkeypatch):
         ("patch", update(ids[21], status="candidate", sectors="fo od,new sector")),
         ("patch", update(ids[22], geometry=far)),  # outside the grid: kept apart
         ("patch", update(ids[23], geometry=near)),  # area and box both move
+        ("patch", update(ids[25], geometry=wide)),
         ("patch", update(ids[24], geometry=shapely.box(*box[:2], box[0] + 2_000, box[1] + 30))),
         ("patch", lambda: other.delete("plots", ids[3])),
         ("patch", lambda: other.delete("plots", "0-first")),
@@ -336,9 +340,9 @@ def test_a_write_is_patched_in_as_a_full_build_reads_it(zone, monkeypatch):
             assert whole is not None and _columns(got) == _columns(whole)
             for q in _boxes(store, rng, 15) if len(got.ids) else []:
                 assert sorted(got.hits(q)) == sorted(whole.hits(q)), q
-            for corner in (box, far.bounds, near.bounds):
-                _same(store, corner, None, "plot_id", 2_000, 0)
-                _same(store, corner, {"status": ["available", "candidate"]}, "-plot_id", 9, 0)
+            for q in (box, far.bounds, near.bounds, corner):
+                _same(store, q, None, "plot_id", 2_000, 0)
+                _same(store, q, {"status": ["available", "candidate"]}, "-plot_id", 9, 0)
     finally:
         other.close()
 
