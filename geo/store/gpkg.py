@@ -456,6 +456,7 @@ class GpkgStore(SqlStore):
                     session.finish()
                     conn.execute("COMMIT")
             except BaseException:
+                session.abandon()
                 conn.execute("ROLLBACK")
                 raise
 

@@ -37,6 +37,7 @@ from geo.store.checks import (
     prepare_rows,
     stored_rows,
 )
+from geo.store import overview_worker
 from geo.store.columns import plain_value, typed_column
 from geo.validate import Problem
 
@@ -375,6 +376,8 @@ class RowSession(Session):
         first = lyr.name == "plots" and self._plot_boxes == []
         if first and geoms is not None and (table := self.overview_table()):
             self._ahead = overview.MergeAhead(table, typed["status"].to_numpy(object), geoms)
+            if overview_worker.fork_allowed(len(keys)):  # on the other core, while we write
+                self._ahead.start(overview_worker.forked)
         self._write_rows(lyr, typed, geoms)
         self._touched.add(lyr.name)
         self._reshaped.add(lyr.name)
@@ -507,6 +510,11 @@ class RowSession(Session):
     def overview_table(self) -> overview.OverviewTable | None:
         """The plot overview's table on this transaction (None: the store has none)."""
         return None
+
+    def abandon(self) -> None:
+        """Stop what merges apart for this transaction (it is rolled back)."""
+        if self._ahead is not None:
+            self._ahead.cancel()
 
     def finish(self) -> None:
         """Write the audit records and mark the changed layers; called before commit."""
