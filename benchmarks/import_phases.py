@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
     import geo.store.checks as checks
     import zoneplan.cli as cli
     from geo import overview
-    from geo.store import gpkg, overview_sql, postgis, rows
+    from geo.store import gpkg, overview_sql, overview_worker, postgis, rows
 
     TIMES.append(("start-up (imports)", time.perf_counter() - T0, time.process_time() - C0))
     for owner, name, label in [
@@ -71,9 +71,11 @@ def main(argv: list[str]) -> int:
         (imports, "_self_overlaps", "  overlaps in the input"),
         (imports, "_overlaps_with_store", "  overlaps with the store"),
         (imports, "write_import", "write"),
+        (overview.MergeAhead, "__init__", "  overview merge inputs"),
+        (overview_worker, "forked", "  overview merge process forked"),
         (gpkg, "encode_geometries", "  GeoPackage blobs"),
         (gpkg.GpkgSession, "_insert_many", "  GeoPackage INSERTs"),
-        (gpkg.GpkgSession, "_index", "  GeoPackage R-tree"),
+        (gpkg, "add_entries", "  GeoPackage R-tree"),
         (postgis.PostgisSession, "_write_rows", "  PostGIS COPY + indexes"),
         (rows.RowSession, "finish", "finish (overview, audit)"),
         (overview, "blocks", "  overview blocks"),
@@ -81,6 +83,7 @@ def main(argv: list[str]) -> int:
         (overview_sql.PgOverview, "blocks_in", "  overview stored blocks"),
         (overview_sql.GpkgOverview, "small_plots", "  overview re-read"),
         (overview_sql.PgOverview, "small_plots", "  overview re-read"),
+        (overview_worker._Child, "result", "  waiting for the merge process"),
         (overview_sql.GpkgOverview, "replace", "  overview replace"),
         (overview_sql.PgOverview, "replace", "  overview replace"),
     ]:

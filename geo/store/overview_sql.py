@@ -15,7 +15,7 @@ from psycopg import sql
 from geo import overview
 from geo.overview import Block, Box, Cell
 from geo.store.pg_derived import BLOCK_KEY, PG_SIZE, derived_columns
-from geo.store.rtree_pack import REBUILD_RATIO, float32_out, pack_rtree
+from geo.store.rtree_pack import REBUILD_RATIO, add_entries, float32_out, pack_rtree
 
 #: The blocks' table, in both backends (geometry in the store's CRS).
 TABLE = "zoneplan_plot_overview"
@@ -78,12 +78,22 @@ def gpkg_exists(conn: sqlite3.Connection) -> bool:
 
 
 class GpkgOverview:
-    """The overview table of a GeoPackage on a writing connection."""
+    """The overview table of a GeoPackage on a writing connection; ``added``: the fids and
+    exact bounds of the plots the transaction inserted when it changed plots in no other
+    way, which the big-plot R-trees then add to what they hold (no re-read of the plots'
+    index)."""
 
-    def __init__(self, conn: sqlite3.Connection, epsg: int, decode: Any):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        epsg: int,
+        decode: Any,
+        added: tuple[np.ndarray, np.ndarray] | None = None,
+    ):
         self.conn = conn
         self.epsg = epsg
         self._decode = decode
+        self._added = added
 
     def create(self) -> None:
         """(Re)make the empty table."""
@@ -102,9 +112,15 @@ class GpkgOverview:
 
     def _index_big(self, level: int, box: Box | None) -> None:
         """Re-index the big plots of ``level`` whose boxes meet ``box`` (all when None), from
-        the plots' own R-tree as this transaction sees it; many of them (a bulk import) are
-        packed into a new tree with the entries kept, as the plots' own index is."""
+        the plots' own R-tree as this transaction sees it, or from the bounds of the plots
+        it only added; many of them (a bulk import) are packed into a new tree with the
+        entries kept, as the plots' own index is."""
         big = gpkg_big_rtree(level)
+        if self._added is not None:  # every other plot is as it was: so are its entries
+            fids, bounds = self._added
+            drawn = GPKG_SIZE.big(level, self.epsg, bounds)
+            add_entries(self.conn, big, fids[drawn], bounds[drawn])
+            return
         meets = "{0}minx <= ? AND {0}maxx >= ? AND {0}miny <= ? AND {0}maxy >= ?"
         params: list[Any] = [] if box is None else [box[2], box[0], box[3], box[1]]
         select = (
