@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import psycopg
 import shapely
-from psycopg import sql
 
 from geo import overview
 from geo.overview import Block, Box, Cell
 from geo.store.pg_derived import BLOCK_KEY, PG_SIZE, derived_columns
 from geo.store.rtree_pack import REBUILD_RATIO, add_entries, float32_out, pack_rtree
+
+if TYPE_CHECKING:  # psycopg is imported where PostGIS is used (a GeoPackage command skips it)
+    import psycopg
+    from psycopg import sql
 
 #: The blocks' table, in both backends (geometry in the store's CRS).
 TABLE = "zoneplan_plot_overview"
@@ -251,6 +253,8 @@ def gpkg_tile_rows(
 # ----------------------------------------------------------------------------- PostGIS
 def pg_size(level: int, epsg: int) -> sql.Composable:
     """The big-plot test (:data:`geo.store.pg_derived.PG_SIZE`) of a plots row in SQL."""
+    from psycopg import sql
+
     return sql.SQL(PG_SIZE.predicate(level, epsg))
 
 
@@ -269,6 +273,8 @@ class PgOverview:
 
     def create(self) -> None:
         """(Re)make the empty table and the plots' partial indexes of big plots."""
+        from psycopg import sql
+
         self.conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
         self.conn.execute(
             sql.SQL(
@@ -282,6 +288,8 @@ class PgOverview:
 
     def index_big_plots(self) -> None:
         """(Re)make the plots' partial GiST indexes of the plots big at each indexed level."""
+        from psycopg import sql
+
         for level in PG_INDEXED_LEVELS:
             name = f"plots_geom_big{level}"
             self.conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
@@ -292,6 +300,8 @@ class PgOverview:
             )
 
     def small_plots(self, level: int, box: Box | None) -> tuple[list[str], np.ndarray]:
+        from psycopg import sql
+
         query = sql.SQL("SELECT t.status, ST_AsBinary(t.geom) FROM plots t WHERE NOT ({})").format(
             pg_size(level, self.epsg)
         )

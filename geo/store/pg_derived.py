@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from psycopg import sql
 
 from geo import tiles
 from geo.overview import SizeTest
+
+if TYPE_CHECKING:  # imported by derived_columns: a GeoPackage store reads PG_SIZE without it
+    from psycopg import sql
 
 #: Generated (stored) columns every feature table and the overview's table derive from their
 #: row in the writing statement itself, on every write path: the geometry in Web Mercator
@@ -43,6 +47,8 @@ def derived_columns(key: sql.Composable, *, sized: bool = False) -> dict[str, sq
     """The definitions of :data:`MERCATOR` and :data:`TILE_ID` (and with ``sized``
     :data:`SIZE`) by name, for a table whose geometry column is ``geom`` and whose text key
     is the SQL expression ``key``."""
+    from psycopg import sql
+
     columns = [
         sql.SQL("{} bytea GENERATED ALWAYS AS (ST_AsEWKB(ST_Transform(geom, {}))) STORED").format(
             sql.Identifier(MERCATOR), sql.Literal(tiles.WEB_MERCATOR_EPSG)
