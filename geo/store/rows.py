@@ -15,6 +15,7 @@ import shapely
 
 from geo import overview
 from geo.layers import Layer, get_layer
+from geo.store import overview_worker
 from geo.store.base import (
     Bbox,
     Conflict,
@@ -37,7 +38,6 @@ from geo.store.checks import (
     prepare_rows,
     stored_rows,
 )
-from geo.store import overview_worker
 from geo.store.columns import plain_value, typed_column
 from geo.validate import Problem
 
