@@ -12,7 +12,7 @@ import shapely
 
 from geo import overview
 from geo.overview import Block, Box, Cell
-from geo.store.pg_derived import BLOCK_KEY, PG_SIZE, derived_columns
+from geo.store.pg_derived import BLOCK_KEY, PG_SIZE, READY_TYPE_DDL, derived_columns
 from geo.store.rtree_pack import REBUILD_RATIO, add_entries, float32_out, pack_rtree
 
 if TYPE_CHECKING:  # psycopg is imported where PostGIS is used (a GeoPackage command skips it)
@@ -276,12 +276,13 @@ class PgOverview:
         from psycopg import sql
 
         self.conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+        self.conn.execute(READY_TYPE_DDL)
         self.conn.execute(
             sql.SQL(
                 f"CREATE TABLE {TABLE} (level integer NOT NULL, cx integer NOT NULL, "
                 "cy integer NOT NULL, status text NOT NULL, plots integer NOT NULL, "
                 f"geom geometry(Geometry, {int(self.epsg)}) NOT NULL, {{}})"
-            ).format(sql.SQL(", ").join(derived_columns(sql.SQL(BLOCK_KEY)).values()))
+            ).format(sql.SQL(", ").join(derived_columns(sql.SQL(BLOCK_KEY), blocks=True).values()))
         )
         self.conn.execute(f"CREATE INDEX {TABLE}_cell ON {TABLE} (level, cx, cy)")
         self.index_big_plots()

@@ -12,7 +12,7 @@ from geo.crs import DEFAULT_EPSG, parse_epsg
 from geo.layers import LAYERS, Field, Layer
 from geo.store import pg_tiles
 from geo.store.base import SEARCH_KEYS, Conflict, NotFound, StoreError
-from geo.store.pg_derived import SIZED, derived_columns
+from geo.store.pg_derived import READY_TYPE_DDL, SIZED, derived_columns
 from geo.store.rows import GEOM
 
 META, MIGRATIONS, REVISIONS = "zoneplan_meta", "zoneplan_migrations", "zoneplan_revisions"
@@ -62,6 +62,8 @@ def create_layer(cur: psycopg.Cursor, lyr: Layer, epsg: int) -> None:
     columns += [sql.SQL("{} {}").format(sql.Identifier(f.name), column_type(f)) for f in lyr.fields]
     if lyr.is_feature:
         columns.append(sql.SQL("{} {}").format(sql.Identifier(GEOM), _geometry_type(lyr, epsg)))
+        if lyr.name == SIZED:
+            cur.execute(READY_TYPE_DDL)
         columns += derived_columns(sql.Identifier(lyr.key), sized=lyr.name == SIZED).values()
     cur.execute(
         sql.SQL("CREATE TABLE {} ({})").format(

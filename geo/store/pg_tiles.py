@@ -12,7 +12,18 @@ from geo import overview, tiles
 from geo.layers import Layer
 from geo.store import overview_sql
 from geo.store.base import Where
-from geo.store.pg_derived import BLOCK_KEY, MERCATOR, SIZE, SIZED, TILE_ID, derived_columns
+from geo.store.pg_derived import (
+    BLOCK_KEY,
+    MERCATOR,
+    READY,
+    READY_TYPE,
+    READY_TYPE_DDL,
+    READY_ZOOM,
+    SIZE,
+    SIZED,
+    TILE_ID,
+    derived_columns,
+)
 
 #: Local to the tile's transaction (the pooled connection's, which ends when the connection
 #: goes back): a tile is a few ms of work, yet its estimates (the big-plot test, the UNION
@@ -36,7 +47,7 @@ def missing_columns(
     keys[overview_sql.TABLE] = sql.SQL(BLOCK_KEY)
     out: list[tuple[str, Callable[[psycopg.Cursor], Any]]] = []
     for table, key in keys.items():
-        wanted = derived_columns(key, sized=table == SIZED)
+        wanted = derived_columns(key, sized=table == SIZED, blocks=table == overview_sql.TABLE)
         missing = [ddl for name, ddl in wanted.items() if name not in have.get(table, wanted)]
         if not missing:
             continue
@@ -44,6 +55,8 @@ def missing_columns(
             sql.Identifier(table),
             sql.SQL(", ").join(sql.SQL("ADD COLUMN ") + c for c in missing),
         )
+        if READY in wanted and READY not in have[table]:
+            alter = sql.SQL("{}; {}").format(sql.SQL(READY_TYPE_DDL), alter)
         out.append((f"derive the tile columns of {table}", _executes(alter)))
         if table == SIZED and SIZE not in have[table] and overview_sql.TABLE in have:
             out.append(
@@ -106,6 +119,54 @@ def _cut(shortcut: bool) -> sql.Composed:
     return sql.SQL("ST_Simplify({}, {})").format(cut, sql.Literal(tiles.SIMPLIFY_UNITS))
 
 
+#: Tile units the ready shortcut's box keeps inside the clipping box: below 2^26 units (the
+#: whole world at z14) a 4-byte float steps by at most 4, and both boxes round outward.
+_READY_INSET = 8
+
+
+def _ready(tile: tiles.Tile) -> tuple[list[float], list[float], list[float]]:
+    """The parameters of :func:`_ready_cut` for ``tile``, in whole-world tile units: the
+    box within which a stored ready outline needs no clipping (the tile plus
+    :data:`geo.tiles.BUFFER` less :data:`_READY_INSET`), the box outside which clipping
+    leaves nothing (plus :data:`_READY_INSET`), and the shift into the tile's units."""
+    x0, y0 = float(tiles.EXTENT * tile.x), float(tiles.EXTENT * tile.y)
+    x1, y1 = x0 + tiles.EXTENT, y0 + tiles.EXTENT
+    inner, outer = tiles.BUFFER - _READY_INSET, tiles.BUFFER + _READY_INSET
+    return (
+        [x0 - inner, y0 - inner, x1 + inner, y1 + inner],
+        [x0 - outer, y0 - outer, x1 + outer, y1 + outer],
+        [-x0, -y0],
+    )
+
+
+def _ready_cut(shortcut: bool) -> sql.Composed:
+    """:func:`_cut` for rows ``q`` that may carry their stored outline cut for the tile's
+    zoom (``q.ready``: :func:`geo.store.pg_derived.ready_sql` of a plot at
+    :data:`READY_ZOOM`, :func:`~geo.store.pg_derived.ready_blocks_sql` of an overview block
+    at its level) and their Web Mercator EWKB (``q.m``), or else their decoded geometry
+    (``q.g``) for :func:`_cut`: an outline inside the clipping box is only moved into the
+    tile (a plot as :func:`_cut`'s shortcut would cut it, a block as wagyu does), one
+    wholly outside it is not drawn (as wagyu would clip it all away); the rest, crossing
+    the box, are decoded and go through ``ST_AsMVTGeom`` as in :func:`_cut`; rows without
+    either take :func:`_cut` (parameters: :func:`_ready`'s, the tile's address, then
+    :func:`_cut`'s)."""
+    wagyu = sql.SQL(
+        "ST_Simplify(ST_AsMVTGeom(ST_GeomFromEWKB(q.m), ST_TileEnvelope(%s, %s, %s), "
+        "{extent}, {buffer}, true), {units})"
+    ).format(
+        extent=sql.Literal(tiles.EXTENT),
+        buffer=sql.Literal(tiles.BUFFER),
+        units=sql.Literal(tiles.SIMPLIFY_UNITS),
+    )
+    # the rows outside the clipping box (~110 of a z14 tile's 1,850: the store-CRS box
+    # that selects them is wider than the tile) are dropped here, not by wagyu
+    return sql.SQL(
+        "CASE WHEN q.ready @ ST_MakeEnvelope(%s, %s, %s, %s) THEN ST_Translate(q.ready, %s, %s) "
+        "WHEN NOT q.ready && ST_MakeEnvelope(%s, %s, %s, %s) THEN NULL "
+        "WHEN q.m IS NOT NULL THEN {} ELSE {} END"
+    ).format(wagyu, _cut(shortcut))
+
+
 def settle(conn: psycopg.Connection) -> bool:
     """Set the tile query's transaction up (:data:`_SETTINGS`) and say whether the store has
     its plot overview, in one round trip."""
@@ -116,19 +177,35 @@ def settle(conn: psycopg.Connection) -> bool:
     return bool(row and row[-1])
 
 
-def _row(alias: str, names: Sequence[str], fast: bool) -> sql.Composed:
+def _row(alias: str, names: Sequence[str], fast: bool, outlines: bool, ready: bool) -> sql.Composed:
     """The columns a tile reads of rows ``alias``: the Web Mercator geometry ``g``, the
-    feature id, ``names`` and whether :func:`_cut` may take its shortcut."""
-    return sql.SQL(
-        "ST_GeomFromEWKB({a}.{mercator}) AS g, {a}.{fid} AS mvt_id, {columns}, {fast} AS fast"
-    ).format(
+    feature id, ``names`` and whether :func:`_cut` may take its shortcut; with
+    ``outlines`` (:func:`_ready_cut`) the ready outline and the undecoded Web Mercator
+    EWKB before them, with ``ready`` those two instead of ``g`` (decoded only for the few
+    that need it), else NULL."""
+    return sql.SQL("{}, {a}.{fid} AS mvt_id, {columns}, {fast} AS fast").format(
+        _geometries(alias, outlines, ready),
         a=sql.Identifier(alias),
-        mercator=sql.Identifier(MERCATOR),
         fid=sql.Identifier(TILE_ID),
         columns=sql.SQL(", ").join(
             sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(n)) for n in names
         ),
         fast=sql.Literal(fast),
+    )
+
+
+def _geometries(alias: str, outlines: bool, ready: bool) -> sql.Composed:
+    """The geometry columns of :func:`_row` and :func:`_blocks`."""
+    head = "ST_GeomFromEWKB({a}.{mercator}) AS g"
+    if outlines and ready:
+        head = "{a}.{ready} AS ready, {a}.{mercator} AS m, NULL::geometry AS g"
+    elif outlines:
+        head = "NULL::{type} AS ready, NULL::bytea AS m, " + head
+    return sql.SQL(head).format(
+        a=sql.Identifier(alias),
+        ready=sql.Identifier(READY),
+        type=sql.Identifier(READY_TYPE),
+        mercator=sql.Identifier(MERCATOR),
     )
 
 
@@ -150,7 +227,8 @@ def vector_tile(
     and ``where`` selection as the generic encoder's; geometries (in Web Mercator,
     :data:`MERCATOR`) are clipped to the tile plus :data:`geo.tiles.BUFFER`, snapped to
     the :data:`geo.tiles.EXTENT` grid and simplified by :data:`geo.tiles.SIMPLIFY_UNITS`
-    (what collapses is not drawn; see :func:`_cut`), the integer feature id is
+    (what collapses is not drawn; see :func:`_cut`, and at :data:`READY_ZOOM` the plots'
+    stored outlines, :func:`_ready_cut`), the integer feature id is
     :data:`geo.tiles.FEATURE_ID_SQL` of the key (:data:`TILE_ID`, equal to
     :func:`geo.tiles.feature_ids`), and the key and ``properties`` columns are carried
     (NULLs left out). Empty bytes when no feature is drawn.
@@ -162,21 +240,24 @@ def vector_tile(
     """
     names = [lyr.key, *(p for p in properties if p != lyr.key)]
     shortcut = lyr.geometry == "Polygon"
+    # stored outlines: the plots' at READY_ZOOM, the blocks' at their own level's zoom
+    ready = lyr.name == SIZED and tile.z == READY_ZOOM
+    blocks_ready = level is not None and level == tile.z
+    outlines = ready or blocks_ready
     box = tile.working_bbox(epsg)
-    rows, params = select(lyr, _row("t", names, shortcut), box, where, epsg=epsg)
+    rows, params = select(lyr, _row("t", names, shortcut, outlines, ready), box, where, epsg=epsg)
     carried = [*names]
     if level is not None:
         rows += sql.SQL(" AND ") + overview_sql.pg_size(level, epsg)
         rows = sql.SQL("{} UNION ALL {}").format(
             sql.SQL("SELECT *, NULL::integer AS plots FROM ({}) p").format(rows),
-            _blocks(lyr, names, statuses),
+            _blocks(lyr, names, statuses, outlines, blocks_ready),
         )
         cx0, cy0, cx1, cy1 = overview.cell_range(level, epsg, box)
         params += [level, cx0, cx1, cy0, cy1]
         if statuses is not None:
             params.append(list(statuses))
         carried.append("plots")
-    inner, affine = _inside(tile)
     address = [tile.z, tile.x, tile.y]
     # OFFSET 0 keeps q and r subqueries: each row's geometry is decoded once however often
     # the cut names it, and cut once (inlined, the planner would repeat the cut in the
@@ -187,32 +268,41 @@ def vector_tile(
         "(SELECT {cut} AS mvt_geom, q.mvt_id, {carried} FROM ({rows} OFFSET 0) q OFFSET 0) r "
         "WHERE r.mvt_geom IS NOT NULL AND NOT ST_IsEmpty(r.mvt_geom)"
     ).format(
-        cut=_cut(shortcut),
+        cut=_ready_cut(shortcut) if outlines else _cut(shortcut),
         carried=sql.SQL(", ").join(sql.SQL("q.{}").format(sql.Identifier(n)) for n in carried),
         name=sql.Literal(lyr.name),
         extent=sql.Literal(tiles.EXTENT),
         rows=rows,
     )
-    cut_params = [*inner, *affine, *address] if shortcut else address
+    cut_params: list[Any] = address
+    if shortcut:
+        inner, affine = _inside(tile)
+        cut_params = [*inner, *affine, *address]
+    if outlines:
+        inside, outside, shift = _ready(tile)
+        cut_params = [*inside, *shift, *outside, *address, *cut_params]
     # binary: the tile comes back as its bytes, not hex text (~100 KB at z14: ~5% of a cut)
     with conn.cursor(binary=True) as cur:
         row = cur.execute(query, [*cut_params, *params]).fetchone()
     return bytes(row[0]) if row is not None and row[0] else b""
 
 
-def _blocks(lyr: Layer, names: Sequence[str], statuses: Sequence[str] | None) -> sql.Composed:
+def _blocks(
+    lyr: Layer, names: Sequence[str], statuses: Sequence[str] | None, outlines: bool, ready: bool
+) -> sql.Composed:
     """The overview blocks under the tile, one row per cell and status, shaped like the
-    plots' rows (the plots' columns NULL but ``status``, through a join that never matches).
+    plots' rows (the plots' columns NULL but ``status``, through a join that never matches;
+    ``outlines`` and ``ready`` as :func:`_row`'s).
 
     Cell by cell, not merged per status as the GeoPackage encoder merges them: clipping
     small polygons is cheaper in PostGIS than one collection of a few hundred (z12 tile of
     the 1M grid, load ~7: 9 ms against 22-52 ms)."""
     return sql.SQL(
-        "SELECT ST_GeomFromEWKB(o.{mercator}), o.{fid}, {columns}, false, o.plots "
+        "SELECT {geometries}, o.{fid}, {columns}, false, o.plots "
         "FROM {table} o LEFT JOIN {plots} t ON false "
         "WHERE o.level = %s AND o.cx BETWEEN %s AND %s AND o.cy BETWEEN %s AND %s{status}"
     ).format(
-        mercator=sql.Identifier(MERCATOR),
+        geometries=_geometries("o", outlines, ready),
         fid=sql.Identifier(TILE_ID),
         columns=sql.SQL(", ").join(
             sql.SQL("o.status" if n == "status" else "t.{}").format(sql.Identifier(n))
