@@ -53,7 +53,8 @@ def main() -> int:
     print(
         f"{args.mode:6s} n={args.n} wall {wall:5.1f} s  parent cpu "
         f"{me.ru_utime + me.ru_stime:5.1f} s (sys {me.ru_stime:4.1f})  minor faults "
-        f"{me.ru_minflt}  children cpu {kids.ru_utime + kids.ru_stime:4.1f} s  load {load:.1f}",
+        f"{me.ru_minflt}  children cpu {kids.ru_utime + kids.ru_stime:4.1f} s (sys {kids.ru_stime:4.1f}, "
+        f"minor faults {kids.ru_minflt})  load {load:.1f}",
         file=sys.stderr,
     )
     return code
