@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
     import geo.store.checks as checks
     import zoneplan.cli as cli
     from geo import overview
-    from geo.store import gpkg, overview_sql, overview_worker, postgis, rows
+    from geo.store import gpkg, overview_sql, postgis, rows
 
     TIMES.append(("start-up (imports)", time.perf_counter() - T0, time.process_time() - C0))
     for owner, name, label in [
@@ -72,7 +72,6 @@ def main(argv: list[str]) -> int:
         (imports, "_overlaps_with_store", "  overlaps with the store"),
         (imports, "write_import", "write"),
         (overview.MergeAhead, "__init__", "  overview merge inputs"),
-        (overview_worker, "forked", "  overview merge process forked"),
         (gpkg, "encode_geometries", "  GeoPackage blobs"),
         (gpkg.GpkgSession, "_insert_many", "  GeoPackage INSERTs"),
         (gpkg, "add_entries", "  GeoPackage R-tree"),
@@ -83,7 +82,6 @@ def main(argv: list[str]) -> int:
         (overview_sql.PgOverview, "blocks_in", "  overview stored blocks"),
         (overview_sql.GpkgOverview, "small_plots", "  overview re-read"),
         (overview_sql.PgOverview, "small_plots", "  overview re-read"),
-        (overview_worker._Child, "result", "  waiting for the merge process"),
         (overview_sql.GpkgOverview, "replace", "  overview replace"),
         (overview_sql.PgOverview, "replace", "  overview replace"),
     ]:

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache
 from typing import Any, Protocol
 
 import numpy as np
@@ -382,48 +382,25 @@ def refresh_added(
     return written
 
 
-class Pending(Protocol):
-    """A merge running apart (a ``Future``, or a forked process's part)."""
-
-    def result(self) -> list[Block]:
-        """The merged blocks, once merged."""
-        ...
-
-    def cancel(self) -> bool:
-        """Drop the merge (its result is stale)."""
-        ...
-
-
-#: Runs merges apart: one :class:`Pending` per merge, in order.
-Apart = Callable[[list[Callable[[], list[Block]]]], Sequence[Pending]]
-
-
 class MergeAhead:
     """The overview blocks of a transaction's first plot insert, from the rows in hand and
     the touched cells' stored blocks, read before the rows are written (writing plots does
     not change them). A backend whose write then waits on a server (PostgreSQL's COPY,
-    index builds) calls :meth:`start` so they are merged on a thread meanwhile; a
-    single-threaded process may merge them in a forked one while it writes
-    (:mod:`geo.store.overview_worker`); else they are merged in :meth:`write`. (On a
-    thread started while SQLite inserts, or while the client still builds the COPY data,
-    the merge took turns with it for the GIL: slower.)"""
+    index builds) calls :meth:`start` so they are merged on a thread meanwhile; else
+    they are merged in :meth:`write`. (Started while SQLite inserts, or while the client
+    still builds the COPY data, the merge took turns with it for the GIL: slower.)"""
 
     def __init__(self, table: OverviewTable, statuses: np.ndarray, geoms: np.ndarray):
         self._epsg = table.epsg
         self._parts = added(table, statuses, geoms)
-        self._merging: list[Pending] | None = None
+        self._merging: list[Future[list[Block]]] | None = None
 
-    def start(self, apart: Apart | None = None) -> None:
-        """Merge apart from now on: by ``apart`` (e.g. a forked process: one pending
-        result per merge, in order), else on a thread (the caller is about to wait)."""
-        if self._merging is not None:
-            return
-        if apart is not None:
-            self._merging = list(apart([partial(p.merge, self._epsg) for p in self._parts]))
-            return
-        pool = ThreadPoolExecutor(1, thread_name_prefix="zoneplan-overview")
-        self._merging = [pool.submit(part.merge, self._epsg) for part in self._parts]
-        pool.shutdown(wait=False)
+    def start(self) -> None:
+        """Merge on a thread from now on (the caller is about to wait)."""
+        if self._merging is None:
+            pool = ThreadPoolExecutor(1, thread_name_prefix="zoneplan-overview")
+            self._merging = [pool.submit(part.merge, self._epsg) for part in self._parts]
+            pool.shutdown(wait=False)
 
     def write(self, table: OverviewTable) -> int:
         """Write each level's blocks as soon as they are merged; return how many."""
@@ -435,8 +412,7 @@ class MergeAhead:
         return written
 
     def cancel(self) -> None:
-        """Drop the merges not started or running apart (other plot writes followed: they
-        are stale; or the transaction failed)."""
+        """Drop the merges not started (other plot writes followed: they are stale)."""
         for merging in self._merging or ():
             merging.cancel()
 

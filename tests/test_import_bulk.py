@@ -3,10 +3,7 @@ PostGIS binary COPY with its index rebuild, what a bulk write keeps (indexes, re
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
-import threading
 
 import geopandas as gpd
 import numpy as np
@@ -17,7 +14,7 @@ import shapely
 
 from geo.io.imports import apply_import, plan_import
 from geo.layers import get_layer
-from geo.store import Invalid, StoreError, create_store, overview_sql, overview_worker, pg_copy
+from geo.store import Invalid, create_store, overview_sql, pg_copy
 from geo.store.checks import CheckedRows, check_rows
 
 E, N = 650_000.0, 4_799_000.0
@@ -204,24 +201,8 @@ def _blocks(store) -> list[tuple]:
     return sorted(out)
 
 
-def _forks(monkeypatch) -> list[int]:
-    """The pids of the merge processes forked from now on (a spy: the fork is real)."""
-    pids: list[int] = []
-    fork = os.fork
-
-    def spied() -> int:
-        pid = fork()
-        if pid:
-            pids.append(pid)
-        return pid
-
-    monkeypatch.setattr(os, "fork", spied)
-    return pids
-
-
-@pytest.mark.parametrize("apart", ["in place", "forked"])
 def test_an_import_into_a_filled_store_merges_its_blocks_from_memory_as_a_rebuild_would(
-    store, monkeypatch, apart, backend
+    store, monkeypatch
 ):
     from geo import overview
 
@@ -242,12 +223,8 @@ def test_an_import_into_a_filled_store_merges_its_blocks_from_memory_as_a_rebuil
     monkeypatch.setattr(overview, "refresh_added", after_the_write)
     # new plots between the old ones (same cells), a status new to those cells, and beyond
     more = _mixed_plots("B", 130.0, ("candidate", "available", "reserved"))
-    forks = _forks(monkeypatch)
-    with overview_worker.forked_merges(min_rows=1 if apart == "forked" else 10**9):
-        apply_import(store, plan_import(store, "plots", more))
+    apply_import(store, plan_import(store, "plots", more))
     assert added == [len(more)]  # the blocks came from the rows in hand, not a re-read
-    # PostGIS's connection pool runs threads: no fork there (its merge runs on a thread)
-    assert len(forks) == (apart == "forked" and backend == "gpkg")
     kept = _blocks(store)
     mixed = {(b[0], b[1], b[2]) for b in kept if b[3] == "occupied"}
     assert {(b[0], b[1], b[2]) for b in kept if b[3] == "candidate"} & mixed
@@ -256,20 +233,15 @@ def test_an_import_into_a_filled_store_merges_its_blocks_from_memory_as_a_rebuil
     assert {b[0] for b in kept} == set(overview.LEVELS)
 
 
-@pytest.mark.parametrize("apart", ["in place", "forked"])
 @pytest.mark.parametrize("then", ["update", "delete", "insert"])
 def test_plot_writes_after_a_bulk_insert_in_its_transaction_give_the_blocks_of_a_rebuild(
-    store, then, apart, monkeypatch
+    store, then
 ):
-    # the insert reads what its blocks merge from (PostGIS: merges them on a thread;
-    # GeoPackage: in a forked process when allowed); what follows makes them stale
+    # the insert reads what its blocks merge from (PostGIS: merges them on a thread);
+    # what follows makes them stale
     apply_import(store, plan_import(store, "plots", _mixed_plots("A", 0.0, ("available",))))
     more = _mixed_plots("B", 130.0, ("candidate", "reserved"))
-    forks = _forks(monkeypatch)
-    with (
-        overview_worker.forked_merges(min_rows=1 if apart == "forked" else 10**9),
-        store.transaction("test") as tx,
-    ):
+    with store.transaction("test") as tx:
         tx.insert("plots", more)
         if then == "update":
             tx.update("plots", "B-0", {"status": "occupied"})
@@ -283,92 +255,6 @@ def test_plot_writes_after_a_bulk_insert_in_its_transaction_give_the_blocks_of_a
     assert ("allocated" in {b[3] for b in kept}) == (then != "delete")
     store.build_overview()
     assert _blocks(store) == kept
-    for pid in forks:  # the stale merge's process was stopped and reaped
-        with pytest.raises(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-
-
-def test_a_forked_merge_gives_the_blocks_of_a_merge_in_place_byte_for_byte(tmp_path, monkeypatch):
-    first = _mixed_plots("A", 0.0, ("available", "occupied"))
-    more = _mixed_plots("B", 130.0, ("candidate", "available", "reserved"))
-    kept = {}
-    for apart in ("in place", "forked"):
-        store = create_store(str(tmp_path / f"{apart}.gpkg"))
-        try:
-            apply_import(store, plan_import(store, "plots", first))
-            forks = _forks(monkeypatch)
-            with overview_worker.forked_merges(min_rows=1 if apart == "forked" else 10**9):
-                apply_import(store, plan_import(store, "plots", more))
-            assert len(forks) == (apart == "forked")
-            kept[apart] = _blocks(store)
-        finally:
-            store.close()
-    assert kept["forked"] == kept["in place"] and kept["forked"]
-
-
-def _crash(self, epsg):
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _fail(self, epsg):
-    raise MemoryError("no memory for the merge")
-
-
-@pytest.mark.parametrize("failure", [_fail, _crash])
-def test_a_failing_merge_process_fails_the_import_and_writes_nothing(
-    tmp_path, monkeypatch, failure
-):
-    from geo import overview
-
-    store = create_store(str(tmp_path / "z.gpkg"))
-    try:
-        apply_import(store, plan_import(store, "plots", _mixed_plots("A", 0.0, ("available",))))
-        before, blocks = len(store.read("plots")), _blocks(store)
-        plan = plan_import(store, "plots", _mixed_plots("B", 130.0, ("candidate",)))
-        forks = _forks(monkeypatch)
-        monkeypatch.setattr(overview.Added, "merge", failure)  # only the child merges
-        with overview_worker.forked_merges(min_rows=1), pytest.raises(StoreError, match="merge"):
-            apply_import(store, plan)
-        assert len(forks) == 1
-        with pytest.raises(ChildProcessError):
-            os.waitpid(forks[0], os.WNOHANG)
-        assert len(store.read("plots")) == before and _blocks(store) == blocks
-    finally:
-        store.close()
-
-
-def test_a_transaction_that_fails_after_the_fork_stops_the_merge_process(tmp_path, monkeypatch):
-    store = create_store(str(tmp_path / "z.gpkg"))
-    try:
-        forks = _forks(monkeypatch)
-        with (
-            overview_worker.forked_merges(min_rows=1),
-            pytest.raises(RuntimeError, match="later"),
-            store.transaction("test") as tx,
-        ):
-            tx.insert("plots", _mixed_plots("A", 0.0, ("available",)))
-            raise RuntimeError("a later step of the transaction failed")
-        assert len(forks) == 1
-        with pytest.raises(ChildProcessError):
-            os.waitpid(forks[0], os.WNOHANG)
-        assert len(store.read("plots")) == 0
-    finally:
-        store.close()
-
-
-def test_merges_fork_only_when_asked_in_a_single_threaded_process():
-    assert not overview_worker.fork_allowed(10**7)  # never unless the caller asks
-    with overview_worker.forked_merges(min_rows=100):
-        assert overview_worker.fork_allowed(100) and not overview_worker.fork_allowed(99)
-        stop = threading.Event()
-        other = threading.Thread(target=stop.wait)
-        other.start()
-        try:
-            assert not overview_worker.fork_allowed(100)  # a second thread: never fork
-        finally:
-            stop.set()
-            other.join()
-    assert not overview_worker.fork_allowed(10**7)
 
 
 def _big_entries(path) -> dict[int, list[tuple]]:

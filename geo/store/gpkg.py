@@ -456,7 +456,6 @@ class GpkgStore(SqlStore):
                     session.finish()
                     conn.execute("COMMIT")
             except BaseException:
-                session.abandon()
                 conn.execute("ROLLBACK")
                 raise
 

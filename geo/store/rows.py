@@ -15,7 +15,6 @@ import shapely
 
 from geo import overview
 from geo.layers import Layer, get_layer
-from geo.store import overview_worker
 from geo.store.base import (
     Bbox,
     Conflict,
@@ -376,8 +375,6 @@ class RowSession(Session):
         first = lyr.name == "plots" and self._plot_boxes == []
         if first and geoms is not None and (table := self.overview_table()):
             self._ahead = overview.MergeAhead(table, typed["status"].to_numpy(object), geoms)
-            if overview_worker.fork_allowed(len(keys)):  # on the other core, while we write
-                self._ahead.start(overview_worker.forked)
         self._write_rows(lyr, typed, geoms)
         self._touched.add(lyr.name)
         self._reshaped.add(lyr.name)
@@ -514,11 +511,6 @@ class RowSession(Session):
     def _one_insert_alone(self) -> bool:
         """Whether the transaction's only plot write so far is one insert."""
         return self._plot_boxes is not None and len(self._plots_added or ()) == 1
-
-    def abandon(self) -> None:
-        """Stop what merges apart for this transaction (it is rolled back)."""
-        if self._ahead is not None:
-            self._ahead.cancel()
 
     def finish(self) -> None:
         """Write the audit records and mark the changed layers; called before commit."""

@@ -23,7 +23,6 @@ from geo.io import (
 )
 from geo.layers import LAYERS
 from geo.store import Conflict, StoreError
-from geo.store.overview_worker import forked_merges
 from geo.validate import ValidationError
 from usecases import uploads
 from zoneplan.cli import CommandError
@@ -249,11 +248,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                 f"{plan.layer} (listed above); run it again with --yes to confirm, "
                 "or --mode update to remove nothing; nothing was written"
             )
-        # the command runs one thread: a big insert may merge its overview in a forked process
-        with forked_merges():
-            uploads.apply(
-                store, plan, user=_user(args), confirm_removals=plan.removals if args.yes else None
-            )
+        uploads.apply(
+            store, plan, user=_user(args), confirm_removals=plan.removals if args.yes else None
+        )
     except ValidationError as err:
         raise _report_problems(err, f"import of {args.file.name}") from None
     except Conflict as err:
