@@ -38,7 +38,7 @@ from pydantic import (
 from geo.crs import WEB_DECIMALS, epsg_of
 from geo.i18n import N_
 from geo.layers import PLOT_STATUSES, SECTORS, parse_sectors
-from geo.store import ListHas, Range, Store
+from geo.store import ListHas, Range, Store, plot_boxes
 from geo.store.base import Rows
 from geo.values import plain
 from planner import messages
@@ -504,19 +504,15 @@ def search(
     if filters.servicing_filters and servicing is None:
         raise ValueError("the servicing filters need the servicing model (servicing=...)")
     if not filters.servicing_filters:
-        # Everything the store can answer itself: count, sort and page in SQL.
-        # A viewport's page counts its matches in the same query; the whole zone's count
-        # is kept per revision instead.
-        rows = store.rows(
-            "plots",
-            view.fields,
-            bbox=bbox,
-            where=where or None,
-            order_by=filters.sort,
-            limit=filters.limit,
-            offset=filters.offset,
-            matched=bbox is not None,
-        )
+        # Everything the store can answer itself: count, sort and page. A viewport is
+        # counted and paged from the plots' boxes in memory when their index holds this
+        # revision (the page's rows then read by key), else in SQL by one query; the whole
+        # zone's count is kept per revision instead.
+        paging: dict[str, Any] = dict(where=where or None, order_by=filters.sort)
+        paging.update(limit=filters.limit, offset=filters.offset)
+        rows = None if bbox is None else plot_boxes.page(store, view.fields, bbox=bbox, **paging)
+        if rows is None:
+            rows = store.rows("plots", view.fields, bbox=bbox, **paging, matched=bbox is not None)
         matched = rows.matched if rows.matched is not None else _zone_count(store, where)
         columns = {**rows.columns, **fact_columns(servicing, rows.columns["plot_id"], as_of)}
         assert rows.geometry is not None  # plots are features

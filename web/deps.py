@@ -13,7 +13,7 @@ import pandas as pd
 from flask import Flask, current_app
 
 from geo.layers import FEATURE_LAYERS, LAYERS
-from geo.store import Store, open_store
+from geo.store import Store, open_store, plot_boxes
 from planner import servicing as _servicing
 from planner.catalogue_facts import facts_for
 from planner.servicing import ServicingModel
@@ -104,7 +104,8 @@ class Deps:
             return self._jobs
 
     def warm_up(self) -> threading.Thread:
-        """Build the servicing model and today's catalogue facts in a background thread.
+        """Build the servicing model, today's catalogue facts and the plots' boxes
+        (:mod:`geo.store.plot_boxes`) in a background thread.
 
         A server calls this at start-up, so its first catalogue request finds them built
         (or waits only for what is left) instead of building them itself; requests that
@@ -115,6 +116,7 @@ class Deps:
             model = self.cache.servicing.model(self.store, self.today())
             if len(model.plot_ids):
                 facts_for(model, [str(model.plot_ids[0])], None)
+            plot_boxes.current(self.store, wait=True)
 
         thread = threading.Thread(target=build, name="zoneplan-warm-up", daemon=True)
         thread.start()
