@@ -148,3 +148,28 @@ def _renumber(nodes: list[np.ndarray], child_numbers: np.ndarray) -> None:
     order, the index of the child within the level below)."""
     for cells in nodes:
         cells["id"] = child_numbers[cells["id"]]
+
+
+def add_entries(conn: sqlite3.Connection, rtree: str, ids: np.ndarray, bounds: np.ndarray) -> None:
+    """Add ``ids`` with their ``bounds`` (minx, miny, maxx, maxy) to the 2-D R*Tree
+    ``rtree``: a packed tree rebuilt over the old and new entries when the new ones are
+    many (:data:`REBUILD_RATIO`), else inserted one by one through the R*Tree."""
+    quoted = '"' + rtree.replace('"', '""') + '"'
+    rowid_t = '"' + f"{rtree}_rowid".replace('"', '""') + '"'
+    held = conn.execute(f"SELECT count(*) FROM {rowid_t}").fetchone()[0]
+    if len(ids) < REBUILD_RATIO * held:
+        conn.executemany(
+            f"INSERT INTO {quoted} (id, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)",
+            zip(ids.tolist(), *(bounds[:, i].tolist() for i in (0, 2, 1, 3))),
+        )
+        return
+    old = np.array(
+        conn.execute(f"SELECT id, minx, miny, maxx, maxy FROM {quoted}").fetchall(),
+        dtype=np.float64,
+    ).reshape(-1, 5)
+    pack_rtree(
+        conn,
+        rtree,
+        np.concatenate([old[:, 0].astype(np.int64), ids]),
+        np.concatenate([old[:, 1:], bounds]),
+    )
