@@ -94,9 +94,7 @@ def pack_rtree(conn: sqlite3.Connection, rtree: str, ids: np.ndarray, bounds: np
     ``<rtree>_rowid`` and ``<rtree>_parent``. ``rtreecheck()`` accepts the result, and
     later inserts and deletes go through the R*Tree as usual.
     """
-    node_t, rowid_t, parent_t = (
-        '"' + f"{rtree}_{part}".replace('"', '""') + '"' for part in ("node", "rowid", "parent")
-    )
+    node_t, rowid_t, parent_t = (_quote(f"{rtree}_{part}") for part in ("node", "rowid", "parent"))
     size = _node_size(conn, node_t)
     cap = min(_MAX_CELLS, (size - 4) // _CELL.itemsize)
     ids = np.asarray(ids, dtype=np.int64)
@@ -154,8 +152,7 @@ def add_entries(conn: sqlite3.Connection, rtree: str, ids: np.ndarray, bounds: n
     """Add ``ids`` with their ``bounds`` (minx, miny, maxx, maxy) to the 2-D R*Tree
     ``rtree``: a packed tree rebuilt over the old and new entries when the new ones are
     many (:data:`REBUILD_RATIO`), else inserted one by one through the R*Tree."""
-    quoted = '"' + rtree.replace('"', '""') + '"'
-    rowid_t = '"' + f"{rtree}_rowid".replace('"', '""') + '"'
+    quoted, rowid_t = _quote(rtree), _quote(f"{rtree}_rowid")
     held = conn.execute(f"SELECT count(*) FROM {rowid_t}").fetchone()[0]
     if len(ids) < REBUILD_RATIO * held:
         conn.executemany(
@@ -173,3 +170,8 @@ def add_entries(conn: sqlite3.Connection, rtree: str, ids: np.ndarray, bounds: n
         np.concatenate([old[:, 0].astype(np.int64), ids]),
         np.concatenate([old[:, 1:], bounds]),
     )
+
+
+def _quote(name: str) -> str:
+    """An identifier from the schema (never from a request), quoted for SQLite."""
+    return '"' + name.replace('"', '""') + '"'
