@@ -164,7 +164,13 @@ def cells_touched(level: int, epsg: int, boxes: np.ndarray) -> set[Cell]:
     b = b[~np.isnan(b).any(axis=1)]
     side = cell_size(level, epsg)
     centre = np.floor((b[:, :2] + b[:, 2:]) / 2 / side).astype(np.int64)
-    return set(zip(centre[:, 0].tolist(), centre[:, 1].tolist()))
+    if not len(centre):
+        return set()
+    # distinct cells first, as one integer each (a set of a million pairs costs ~0.35 s)
+    low = centre.min(axis=0)
+    span = int(centre[:, 1].max() - low[1]) + 1
+    keys = np.unique((centre[:, 0] - low[0]) * span + (centre[:, 1] - low[1]))
+    return set(zip((keys // span + low[0]).tolist(), (keys % span + low[1]).tolist()))
 
 
 def blocks(

@@ -255,3 +255,51 @@ def test_plot_writes_after_a_bulk_insert_in_its_transaction_give_the_blocks_of_a
     assert ("allocated" in {b[3] for b in kept}) == (then != "delete")
     store.build_overview()
     assert _blocks(store) == kept
+
+
+def _big_entries(path) -> dict[int, list[tuple]]:
+    """GeoPackage: each indexed level's R-tree of big plots, entry by entry (boxes too)."""
+    with sqlite3.connect(path) as conn:
+        return {
+            level: sorted(conn.execute(f"SELECT * FROM {overview_sql.gpkg_big_rtree(level)}"))
+            for level in overview_sql.GPKG_INDEXED_LEVELS
+        }
+
+
+def _moved(plots: gpd.GeoDataFrame, dy: float) -> gpd.GeoDataFrame:
+    return plots.set_geometry(plots.geometry.translate(0.0, dy))
+
+
+@pytest.mark.parametrize("rows", [1_200, 4_000])  # few new entries per held one, and many
+def test_a_bulk_insert_alone_adds_its_big_plots_from_the_bounds_in_hand(
+    tmp_path, monkeypatch, rows
+):
+    from geo.store import gpkg
+
+    path = tmp_path / "z.gpkg"
+    store = create_store(str(path))
+    try:
+        base = [_mixed_plots(f"A{k}", 0.0, ("available",)) for k in range(8)]
+        first = pd.concat([_moved(p, 1_100.0 * k) for k, p in enumerate(base)])
+        apply_import(store, plan_import(store, "plots", first.reset_index(drop=True)))
+        parts = [_mixed_plots(f"B{k}", 130.0, ("candidate",)) for k in range(-(-rows // 480))]
+        more = pd.concat([_moved(p, 1_100.0 * k) for k, p in enumerate(parts)])
+        more = more.iloc[:rows].reset_index(drop=True)
+        assert len(more) >= gpkg.BULK_ROWS
+        reread: list[bool] = []
+        in_hand = overview_sql.GpkgOverview._index_big
+
+        def index_big(self, level, box):
+            reread.append(self._added is None)
+            return in_hand(self, level, box)
+
+        monkeypatch.setattr(overview_sql.GpkgOverview, "_index_big", index_big)
+        apply_import(store, plan_import(store, "plots", more))
+        assert reread == [False, False]  # both levels' trees from the bounds in hand
+        kept = _big_entries(path)
+        assert all(kept.values())
+        store.build_overview()  # a rebuild from the plots' own index holds the same entries
+        assert _big_entries(path) == kept
+        _big_rtrees(path)  # and SQLite's check accepts the trees
+    finally:
+        store.close()

@@ -284,3 +284,19 @@ def test_a_click_sorts_a_plot_at_the_size_edge_as_its_tiles_do(client, store):
     lon, lat = transformer(store.epsg, WGS84_EPSG).transform(x, y)
     answer = client.get(f"/map/features?at={lon:.7f},{lat:.7f}&zoom={level}&layers=plots")
     assert answer.get_json()["id"] == "EDGE-1"
+
+
+def test_the_cells_of_plots_are_those_their_box_centres_lie_in():
+    rng = np.random.default_rng(7)
+    lo = rng.uniform(-3e4, 3e4, (5_000, 2))
+    boxes = np.column_stack([lo, lo + rng.uniform(0, 900, (5_000, 2))])
+    boxes[::97] = np.nan  # empty geometries have no cell
+    for level in overview.LEVELS:
+        side = overview.cell_size(level, 32643)
+        kept = boxes[~np.isnan(boxes[:, 0])]
+        centres = np.floor((kept[:, :2] + kept[:, 2:]) / 2 / side).astype(int)
+        expected = {(int(x), int(y)) for x, y in centres}
+        assert overview.cells_touched(level, 32643, boxes) == expected
+        one = np.floor((boxes[1, :2] + boxes[1, 2:]) / 2 / side).astype(int).tolist()
+        assert overview.cells_touched(level, 32643, boxes[1:2]) == {tuple(one)}
+    assert overview.cells_touched(12, 32643, np.empty((0, 4))) == set()

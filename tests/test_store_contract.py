@@ -386,7 +386,8 @@ def test_a_store_without_search_indexes_gets_them_on_open(empty_location, backen
     else:
         with psycopg.connect(empty_location) as conn:
             made = conn.execute(
-                "SELECT 1 FROM pg_indexes WHERE indexname = 'plots_plot_id_search'"
+                "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() "
+                "AND indexname = 'plots_plot_id_search'"
             ).fetchall()
     assert made == [(1,)]
 

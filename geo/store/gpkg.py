@@ -45,7 +45,7 @@ from geo.store.gpkg_schema import (
 )
 from geo.store.gpkg_schema import quote as _q
 from geo.store.rows import GEOM, MATCHED, Order, Reader, RowSession, SqlStore, check_crs
-from geo.store.rtree_pack import REBUILD_RATIO, pack_rtree
+from geo.store.rtree_pack import add_entries
 from geo.validate import Problem
 
 #: Inserts of at least this many features fill the R-tree in one pass (see _bulk_insert).
@@ -469,11 +469,13 @@ class GpkgSession(RowSession):
     def __init__(self, conn: sqlite3.Connection, user: str, epsg: int):
         super().__init__(user, GpkgReader(conn, epsg))
         self.conn = conn
+        self._bulk_plots: tuple[np.ndarray, np.ndarray] | None = None  # fids, bounds
 
     def overview_table(self) -> overview_sql.GpkgOverview | None:
         if not overview_sql.gpkg_exists(self.conn):
             return None
-        return overview_sql.GpkgOverview(self.conn, self.reader.epsg, decode_geometries)
+        added = self._bulk_plots if self._one_insert_alone() else None
+        return overview_sql.GpkgOverview(self.conn, self.reader.epsg, decode_geometries, added)
 
     def lock(self, layer: str) -> None:
         """Writers already run one at a time (``BEGIN IMMEDIATE`` locks the file)."""
@@ -532,7 +534,9 @@ class GpkgSession(RowSession):
             self._insert_many(lyr.name, ["fid", *columns], zip(fids, *values), len(geoms))
             bounds = shapely.bounds(geoms)
             drawn = np.flatnonzero(~np.isnan(bounds[:, 0]))
-            self._index(rtree, drawn + start + 1, bounds[drawn])
+            add_entries(self.conn, rtree, drawn + start + 1, bounds[drawn])
+            if lyr.name == "plots":
+                self._bulk_plots = (drawn + start + 1, bounds[drawn])
         finally:
             self.conn.execute(f"PRAGMA cache_size = {int(cache)}")
         if any(name.startswith("trigger_insert_feature_count") for name, _ in triggers):
@@ -560,28 +564,6 @@ class GpkgSession(RowSession):
                 iter(lambda: list(itertools.islice(flat, width)), []),
             )
         self.conn.executemany(_insert_sql(table, columns), rows)
-
-    def _index(self, rtree: str, fids: np.ndarray, bounds: np.ndarray) -> None:
-        """Add ``fids`` with their ``bounds`` (minx, miny, maxx, maxy) to the R-tree: a
-        packed tree rebuilt over the old and new entries when the new ones are many
-        (``REBUILD_RATIO``), else inserted one by one through the R*Tree."""
-        held = self.conn.execute(f"SELECT count(*) FROM {_q(rtree + '_rowid')}").fetchone()[0]
-        if len(fids) < REBUILD_RATIO * held:
-            self.conn.executemany(
-                f"INSERT INTO {_q(rtree)} (id, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)",
-                zip(fids.tolist(), *(bounds[:, i].tolist() for i in (0, 2, 1, 3))),
-            )
-            return
-        old = np.array(
-            self.conn.execute(f"SELECT id, minx, miny, maxx, maxy FROM {_q(rtree)}").fetchall(),
-            dtype=np.float64,
-        ).reshape(-1, 5)
-        pack_rtree(
-            self.conn,
-            rtree,
-            np.concatenate([old[:, 0].astype(np.int64), fids]),
-            np.concatenate([old[:, 1:], bounds]),
-        )
 
     def _set(self, lyr: Layer, key: str, sets: Mapping[str, Any]) -> None:
         values = {(GEOM if k == "geometry" else k): v for k, v in sets.items()}

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import psycopg
 import shapely
-from psycopg import sql
 
 from geo import overview
 from geo.overview import Block, Box, Cell
 from geo.store.pg_derived import BLOCK_KEY, PG_SIZE, READY_TYPE_DDL, derived_columns
-from geo.store.rtree_pack import REBUILD_RATIO, float32_out, pack_rtree
+from geo.store.rtree_pack import REBUILD_RATIO, add_entries, float32_out, pack_rtree
+
+if TYPE_CHECKING:  # psycopg is imported where PostGIS is used (a GeoPackage command skips it)
+    import psycopg
+    from psycopg import sql
 
 #: The blocks' table, in both backends (geometry in the store's CRS).
 TABLE = "zoneplan_plot_overview"
@@ -78,12 +80,22 @@ def gpkg_exists(conn: sqlite3.Connection) -> bool:
 
 
 class GpkgOverview:
-    """The overview table of a GeoPackage on a writing connection."""
+    """The overview table of a GeoPackage on a writing connection; ``added``: the fids and
+    exact bounds of the plots the transaction inserted when it changed plots in no other
+    way, which the big-plot R-trees then add to what they hold (no re-read of the plots'
+    index)."""
 
-    def __init__(self, conn: sqlite3.Connection, epsg: int, decode: Any):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        epsg: int,
+        decode: Any,
+        added: tuple[np.ndarray, np.ndarray] | None = None,
+    ):
         self.conn = conn
         self.epsg = epsg
         self._decode = decode
+        self._added = added
 
     def create(self) -> None:
         """(Re)make the empty table."""
@@ -102,9 +114,15 @@ class GpkgOverview:
 
     def _index_big(self, level: int, box: Box | None) -> None:
         """Re-index the big plots of ``level`` whose boxes meet ``box`` (all when None), from
-        the plots' own R-tree as this transaction sees it; many of them (a bulk import) are
-        packed into a new tree with the entries kept, as the plots' own index is."""
+        the plots' own R-tree as this transaction sees it, or from the bounds of the plots
+        it only added; many of them (a bulk import) are packed into a new tree with the
+        entries kept, as the plots' own index is."""
         big = gpkg_big_rtree(level)
+        if self._added is not None:  # every other plot is as it was: so are its entries
+            fids, bounds = self._added
+            drawn = GPKG_SIZE.big(level, self.epsg, bounds)
+            add_entries(self.conn, big, fids[drawn], bounds[drawn])
+            return
         meets = "{0}minx <= ? AND {0}maxx >= ? AND {0}miny <= ? AND {0}maxy >= ?"
         params: list[Any] = [] if box is None else [box[2], box[0], box[3], box[1]]
         select = (
@@ -235,6 +253,8 @@ def gpkg_tile_rows(
 # ----------------------------------------------------------------------------- PostGIS
 def pg_size(level: int, epsg: int) -> sql.Composable:
     """The big-plot test (:data:`geo.store.pg_derived.PG_SIZE`) of a plots row in SQL."""
+    from psycopg import sql
+
     return sql.SQL(PG_SIZE.predicate(level, epsg))
 
 
@@ -253,6 +273,8 @@ class PgOverview:
 
     def create(self) -> None:
         """(Re)make the empty table and the plots' partial indexes of big plots."""
+        from psycopg import sql
+
         self.conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
         self.conn.execute(READY_TYPE_DDL)
         self.conn.execute(
@@ -267,6 +289,8 @@ class PgOverview:
 
     def index_big_plots(self) -> None:
         """(Re)make the plots' partial GiST indexes of the plots big at each indexed level."""
+        from psycopg import sql
+
         for level in PG_INDEXED_LEVELS:
             name = f"plots_geom_big{level}"
             self.conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
@@ -277,6 +301,8 @@ class PgOverview:
             )
 
     def small_plots(self, level: int, box: Box | None) -> tuple[list[str], np.ndarray]:
+        from psycopg import sql
+
         query = sql.SQL("SELECT t.status, ST_AsBinary(t.geom) FROM plots t WHERE NOT ({})").format(
             pg_size(level, self.epsg)
         )

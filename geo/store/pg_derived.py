@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from psycopg import sql
 
 from geo import tiles
 from geo.overview import SizeTest
+
+if TYPE_CHECKING:  # imported by derived_columns: a GeoPackage store reads PG_SIZE without it
+    from psycopg import sql
 
 #: Generated (stored) columns every feature table and the overview's table derive from their
 #: row in the writing statement itself, on every write path: the geometry in Web Mercator
@@ -96,6 +100,8 @@ def derived_columns(
     :data:`SIZE`; with ``sized`` or, for the overview's blocks, ``blocks`` :data:`READY`,
     whose type :data:`READY_TYPE_DDL` makes) by name, for a table whose geometry column is ``geom`` and whose text key
     is the SQL expression ``key``."""
+    from psycopg import sql
+
     columns = [
         sql.SQL("{} bytea GENERATED ALWAYS AS (ST_AsEWKB(ST_Transform(geom, {}))) STORED").format(
             sql.Identifier(MERCATOR), sql.Literal(tiles.WEB_MERCATOR_EPSG)

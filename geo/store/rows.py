@@ -508,13 +508,17 @@ class RowSession(Session):
         """The plot overview's table on this transaction (None: the store has none)."""
         return None
 
+    def _one_insert_alone(self) -> bool:
+        """Whether the transaction's only plot write so far is one insert."""
+        return self._plot_boxes is not None and len(self._plots_added or ()) == 1
+
     def finish(self) -> None:
         """Write the audit records and mark the changed layers; called before commit."""
         if self._plot_boxes is None or self._plot_boxes:
             table = self.overview_table()
             ahead, self._ahead = self._ahead, None
             # an insert alone: the plots' cells are merged from the rows in hand
-            alone = self._plot_boxes is not None and len(self._plots_added or ()) == 1
+            alone = self._one_insert_alone()
             if ahead is not None and not alone:
                 ahead.cancel()  # stale: other plot writes followed
             if table is not None and ahead is not None and alone:

@@ -94,9 +94,7 @@ def pack_rtree(conn: sqlite3.Connection, rtree: str, ids: np.ndarray, bounds: np
     ``<rtree>_rowid`` and ``<rtree>_parent``. ``rtreecheck()`` accepts the result, and
     later inserts and deletes go through the R*Tree as usual.
     """
-    node_t, rowid_t, parent_t = (
-        '"' + f"{rtree}_{part}".replace('"', '""') + '"' for part in ("node", "rowid", "parent")
-    )
+    node_t, rowid_t, parent_t = (_quote(f"{rtree}_{part}") for part in ("node", "rowid", "parent"))
     size = _node_size(conn, node_t)
     cap = min(_MAX_CELLS, (size - 4) // _CELL.itemsize)
     ids = np.asarray(ids, dtype=np.int64)
@@ -148,3 +146,32 @@ def _renumber(nodes: list[np.ndarray], child_numbers: np.ndarray) -> None:
     order, the index of the child within the level below)."""
     for cells in nodes:
         cells["id"] = child_numbers[cells["id"]]
+
+
+def add_entries(conn: sqlite3.Connection, rtree: str, ids: np.ndarray, bounds: np.ndarray) -> None:
+    """Add ``ids`` with their ``bounds`` (minx, miny, maxx, maxy) to the 2-D R*Tree
+    ``rtree``: a packed tree rebuilt over the old and new entries when the new ones are
+    many (:data:`REBUILD_RATIO`), else inserted one by one through the R*Tree."""
+    quoted, rowid_t = _quote(rtree), _quote(f"{rtree}_rowid")
+    held = conn.execute(f"SELECT count(*) FROM {rowid_t}").fetchone()[0]
+    if len(ids) < REBUILD_RATIO * held:
+        conn.executemany(
+            f"INSERT INTO {quoted} (id, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)",
+            zip(ids.tolist(), *(bounds[:, i].tolist() for i in (0, 2, 1, 3))),
+        )
+        return
+    old = np.array(
+        conn.execute(f"SELECT id, minx, miny, maxx, maxy FROM {quoted}").fetchall(),
+        dtype=np.float64,
+    ).reshape(-1, 5)
+    pack_rtree(
+        conn,
+        rtree,
+        np.concatenate([old[:, 0].astype(np.int64), ids]),
+        np.concatenate([old[:, 1:], bounds]),
+    )
+
+
+def _quote(name: str) -> str:
+    """An identifier from the schema (never from a request), quoted for SQLite."""
+    return '"' + name.replace('"', '""') + '"'
