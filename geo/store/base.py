@@ -543,6 +543,17 @@ class Store(ABC):
         keys = self.read(layer, where=where)[get_layer(layer).key].tolist()
         return [str(k) for k in keys]
 
+    def changes_since(self, audit_id: int, also: Sequence[int] = ()) -> list[tuple[int, str, str]]:
+        """``(audit_id, layer, feat_id)`` of the audit records after ``audit_id`` and of
+        the ids ``also`` (seen late), in id order (from the audit layer as read; the SQL
+        stores read three columns through its key's index)."""
+        frame = self.read("audit", where={"audit_id": Range(audit_id + 1, None)})
+        if len(also):
+            late = self.read("audit", where={"audit_id": sorted(map(int, also))})
+            frame = pd.concat([frame, late], ignore_index=True)
+        rows = zip(frame["audit_id"].tolist(), frame["layer"].tolist(), frame["feat_id"].tolist())
+        return sorted((int(a), str(layer), str(f)) for a, layer, f in rows)
+
     def snapshot(self, layers: Sequence[str] = FEATURE_LAYERS) -> dict[str, pd.DataFrame]:
         """Every named layer read in full, for the planner's pure functions."""
         return {name: self.read(name) for name in layers}

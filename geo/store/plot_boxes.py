@@ -15,7 +15,7 @@ import numpy as np
 from geo.layers import get_layer
 from geo.store.base import Bbox, PlotBoxRows, Rows, Store, Where, compile_where, list_has
 from geo.store.box_grid import BoxGrid
-from geo.store.plot_changes import AuditMark, changed_plots, changes_since, newest_audit
+from geo.store.plot_changes import AuditMark, changed_plots, newest_audit
 
 #: A new index is built no sooner than this many times the last build's duration after
 #: it, so a stream of writes keeps at most this share of a core rebuilding.
@@ -151,7 +151,7 @@ def _mark(store: Store) -> AuditMark:
     """The newest audit id, and the ids just below it not committed yet (a full read
     must look for them again, as a patch does for the ids it skipped)."""
     top = newest_audit(store)
-    seen = {a for a, _, _ in changes_since(store, max(0, top - GAP_WINDOW), [])}
+    seen = {a for a, _, _ in store.changes_since(max(0, top - GAP_WINDOW))}
     now = time.monotonic()
     return AuditMark(
         top, {i: now for i in range(max(1, top - GAP_WINDOW + 1), top) if i not in seen}

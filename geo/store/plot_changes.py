@@ -5,9 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import pandas as pd
-
-from geo.store.base import Range, Store
+from geo.store.base import Store
 
 #: How long an audit id below the newest one seen is looked for again: on PostGIS a
 #: transaction takes its id before it commits, so ids may commit out of order.
@@ -36,27 +34,11 @@ def newest_audit(store: Store) -> int:
     return int(newest["audit_id"].iloc[0]) if len(newest) else 0
 
 
-def changes_since(store: Store, since: int, also: list[int]) -> list[tuple[int, str, str]]:
-    """``(audit_id, layer, feat_id)`` of the audit records after ``since`` and of the ids
-    ``also``: through the audit key's index on the SQL stores (three columns, no frame),
-    else from the audit layer as read."""
-    from geo.store.rows import SqlStore
-
-    if isinstance(store, SqlStore):
-        return store.changes_since(since, also)
-    frame = store.read("audit", where={"audit_id": Range(since + 1, None)})
-    if also:
-        late = store.read("audit", where={"audit_id": also})
-        frame = pd.concat([frame, late], ignore_index=True)
-    rows = zip(frame["audit_id"].tolist(), frame["layer"].tolist(), frame["feat_id"].tolist())
-    return sorted((int(a), str(layer), str(f)) for a, layer, f in rows)
-
-
 def changed_plots(store: Store, mark: AuditMark) -> tuple[list[str] | None, AuditMark]:
     """The plot ids the audit trail names since ``mark`` (sorted, distinct), or None when
     it cannot say (a bulk write or clear, an import replacing the layer, or no record
     explaining the new revision); and the mark after them."""
-    recent = changes_since(store, mark.audit, sorted(mark.gaps))
+    recent = store.changes_since(mark.audit, sorted(mark.gaps))
     ids = [audit_id for audit_id, _, _ in recent]
     newest = max([mark.audit, *ids])
     now = time.monotonic()
