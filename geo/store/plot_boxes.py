@@ -17,8 +17,9 @@ from geo.store.base import Bbox, PlotBoxRows, Rows, Store, Where, compile_where,
 from geo.store.box_grid import BoxGrid
 from geo.store.plot_changes import AuditMark, changed_plots, newest_audit
 
-#: A new index is built no sooner than this many times the last build's duration after
-#: it, so a stream of writes keeps at most this share of a core rebuilding.
+#: A full build (of a write the audit trail cannot patch in) starts no sooner than this
+#: many times the last build's duration after it, so a stream of such writes keeps at
+#: most this share of a core rebuilding.
 REBUILD_SPACING = 3.0
 #: Below about this many index hits the SQL answers (as fast as the arrays, no revision
 #: query).
@@ -303,8 +304,8 @@ def current(store: Store, *, wait: bool = False) -> PlotBoxes | None:
     boxes = None
     try:
         # two tries: a write landing while the changes are read spoils one
-        for _ in range(2 if held is not None else 0):
-            if (boxes := patched(held, store)) is not None:  # type: ignore[arg-type]
+        for _ in range(2):
+            if held is None or (boxes := patched(held, store)) is not None:
                 break
     except BaseException:
         with _LOCK:
