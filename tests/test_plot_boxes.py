@@ -206,8 +206,8 @@ def test_stale_boxes_are_not_used(zone, monkeypatch):
     plot_boxes.current(store, wait=True)
     kept = plot_boxes._KEPT[store]
     kept.next_build = float("inf")
-    pid = sorted(store.keys("plots"))[0]
-    store.update("plots", pid, {"status": "occupied"})
+    # a bulk insert (one "*" audit record): no patch, and no rebuild yet
+    store.insert("plots", _plots(1_500, start=400))
     page = plot_boxes.page(
         store,
         COLUMNS,
@@ -237,8 +237,8 @@ def test_sample_zone(sample_location, monkeypatch):
 
 def test_a_write_after_the_index_is_never_answered_from_it(zone, monkeypatch):
     """A plot hidden from the public (made a candidate) by another process after the
-    index was built: the next page is the SQL's, never the index's, and the index is
-    rebuilt for the new revision."""
+    index was built: the next page is never the index's, but the one of the new
+    revision's (patched with the write)."""
     location, store = zone
     monkeypatch.setattr(plot_boxes, "MIN_HITS", 0)
     monkeypatch.setattr(plot_boxes, "REBUILD_SPACING", 0.0)
@@ -252,8 +252,112 @@ def test_a_write_after_the_index_is_never_answered_from_it(zone, monkeypatch):
         other.update("plots", first.columns["plot_id"][0], {"status": "candidate"})
     finally:
         other.close()
-    assert plot_boxes.page(store, COLUMNS, **ask) is None  # the SQL answers
+    # the index patched with that write answers (as the SQL: the candidate left out)
+    got = plot_boxes.page(store, COLUMNS, **ask)
+    assert got is not None and first.columns["plot_id"][0] not in got.columns["plot_id"]
     assert held.stale
     fresh = plot_boxes.current(store, wait=True)
     assert fresh is not None and fresh is not held
     _same(store, ask["bbox"], public, "plot_id", 20, 0)
+
+
+def _columns(boxes) -> dict[str, list]:
+    """Each plot's arrays as plain values (codes decoded: their order may differ)."""
+    return {
+        "ids": boxes.ids.tolist(),
+        "boxes": [tuple(b) for b in np.nan_to_num(boxes.boxes, nan=-1.0).tolist()],
+        "status": [boxes.status_values[c] for c in boxes.status],
+        "sectors": [boxes.sector_values[c] for c in boxes.sectors],
+        "area": np.nan_to_num(boxes.area, nan=-1.0).tolist(),
+    }
+
+
+def test_a_write_is_patched_in_as_a_full_build_reads_it(zone, monkeypatch):
+    """After each write of a few plots (through another connection) the next index is
+    the last one patched with them, no full build: its arrays equal a full build's, it
+    answers as the SQL, and the index before is left as it was for its readers. Bulk
+    writes and a clear, which the audit trail does not name plot by plot, are read whole."""
+    location, store = zone
+    monkeypatch.setattr(plot_boxes, "MIN_HITS", 0)
+    monkeypatch.setattr(plot_boxes, "REBUILD_SPACING", 0.0)
+    builds: list[int] = []
+    full = plot_boxes.build
+    monkeypatch.setattr(plot_boxes, "build", lambda s: builds.append(1) or full(s))
+    other = open_store(location)
+    box = store.extent("plots")
+    ids = sorted(store.keys("plots"))
+    far = shapely.box(box[0] - 900, box[1] - 900, box[0] - 800, box[1] - 800)
+    near = shapely.box(box[0] + 10, box[1] + 10, box[0] + 90, box[1] + 70)
+    # filed in the cell left of (below) the one its far corner lies in, wider than any
+    wide = shapely.box(box[0] + 990, box[1] + 990, box[0] + 1_440, box[1] + 1_440)
+    corner = (box[0] + 1_430, box[1] + 1_430, box[0] + 1_500, box[1] + 1_500)
+
+    def update(pid, **values):
+        return lambda: other.update("plots", pid, values)
+
+    writes = [
+        ("patch", lambda: other.insert("plots", _plots(3, start=400))),  # new ids among
+        ("patch", lambda: other.insert("plots", _plots(1, start=900).assign(plot_id="ZZ-1"))),
+        ("patch", lambda: other.insert("plots", _plots(1, start=901).assign(plot_id="0-first"))),
+        ("patch", update(ids[20], status="available")),
+        ("patch", update(ids[21], status="candidate", sectors="fo od,new sector")),
+        ("patch", update(ids[22], geometry=far)),  # outside the grid: kept apart
+        ("patch", update(ids[23], geometry=near)),  # area and box both move
+        ("patch", update(ids[25], geometry=wide)),
+        ("patch", update(ids[24], geometry=shapely.box(*box[:2], box[0] + 2_000, box[1] + 30))),
+        ("patch", lambda: other.delete("plots", ids[3])),
+        ("patch", lambda: other.delete("plots", "0-first")),
+        (
+            "patch",
+            lambda: [  # several writes between two pages
+                other.insert("plots", _plots(2, start=950)),
+                other.delete("plots", ids[5]),
+                other.update("plots", ids[6], {"geometry": near, "status": "available"}),
+            ],
+        ),
+        ("full", lambda: other.insert("plots", _plots(1_500, start=1_000))),  # one "*" record
+        ("patch", update(ids[30], status="occupied")),
+        ("full", lambda: _clear(other)),
+        ("patch", lambda: other.insert("plots", _plots(5, start=3_000))),
+    ]
+    rng = np.random.default_rng(3)
+    try:
+        for kind, write in writes:
+            held = plot_boxes.current(store, wait=True)
+            assert held is not None
+            before, made = _columns(held), len(builds)
+            write()
+            got = plot_boxes.current(store)  # no wait: a patch is made in the caller
+            if kind == "full":
+                assert got is None or len(builds) > made
+                got = plot_boxes.current(store, wait=True)
+            else:
+                assert len(builds) == made, "patched, not built whole"
+            assert got is not None and got is not held
+            assert got.revision == store.revision(["plots"])
+            assert _columns(held) == before  # copy-on-write
+            whole = full(store)
+            assert whole is not None and _columns(got) == _columns(whole)
+            for q in _boxes(store, rng, 15) if len(got.ids) else []:
+                assert sorted(got.hits(q)) == sorted(whole.hits(q)), q
+            for q in (box, far.bounds, near.bounds, corner):
+                _same(store, q, None, "plot_id", 2_000, 0)
+                _same(store, q, {"status": ["available", "candidate"]}, "-plot_id", 9, 0)
+    finally:
+        other.close()
+
+
+def test_a_write_the_log_cannot_name_is_read_whole(zone, monkeypatch):
+    """Plots restored (``zoneplan migrate``: the revision moves, no audit record): the
+    patch cannot say what changed, so the index is built whole."""
+    location, store = zone
+    monkeypatch.setattr(plot_boxes, "MIN_HITS", 0)
+    held = plot_boxes.current(store, wait=True)
+    assert held is not None and plot_boxes.patched(held, store) is held
+    with store.transaction() as session:
+        copied = store.read("plots").head(2).assign(plot_id=["R-1", "R-2"], status="occupied")
+        session.restore("plots", copied)
+    assert plot_boxes.patched(held, store) is None
+    got = plot_boxes.current(store, wait=True)
+    assert got is not None and len(got.ids) == len(held.ids) + 2
+    _same(store, store.extent("plots"), None, "plot_id", 2_000, 0)

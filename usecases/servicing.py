@@ -5,25 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-
 from geo.layers import ASSET_LAYERS
 from geo.store import Store
-from geo.store.base import Range
-from geo.store.rows import SqlStore
+from geo.store.plot_changes import AuditMark, changed_plots, newest_audit
 from planner.servicing import ServicingModel
 
 #: The layers the servicing model reads; a write elsewhere never touches it.
 SERVICING_LAYERS: tuple[str, ...] = ("plots", *ASSET_LAYERS)
-
-
-#: How long an audit id below the newest one seen is looked for again: on PostGIS a
-#: transaction takes its id before it commits, so ids may commit out of order.
-GAP_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -72,7 +63,7 @@ class LiveServicing:
             # recorded, so a write landing in between is seen (again) on the next call.
             revisions = store.revisions(SERVICING_LAYERS)
             if current is None:
-                audit, gaps = _newest_audit(store), {}
+                audit, gaps = newest_audit(store), {}
                 model = ServicingModel(
                     {name: store.read(name) for name in SERVICING_LAYERS}, today=today
                 )
@@ -92,46 +83,18 @@ class LiveServicing:
             return model
 
 
-def _newest_audit(store: Store) -> int:
-    newest = store.read("audit", order_by="-audit_id", limit=1)
-    return int(newest["audit_id"].iloc[0]) if len(newest) else 0
-
-
-def _changes_since(store: Store, since: int, also: list[int]) -> list[tuple[int, str, str]]:
-    """``(audit_id, layer, feat_id)`` of the audit records after ``since`` and of the ids
-    ``also``: through the audit key's index on the SQL stores (three columns, no frame),
-    else from the audit layer as read."""
-    if isinstance(store, SqlStore):
-        return store.changes_since(since, also)
-    frame = store.read("audit", where={"audit_id": Range(since + 1, None)})
-    if also:
-        late = store.read("audit", where={"audit_id": also})
-        frame = pd.concat([frame, late], ignore_index=True)
-    rows = zip(frame["audit_id"].tolist(), frame["layer"].tolist(), frame["feat_id"].tolist())
-    return sorted((int(a), str(layer), str(f)) for a, layer, f in rows)
-
-
 def _plot_changes(store: Store, current: _Current) -> tuple[dict[str, Any], int, dict[int, float]]:
     """What changed in the plots layer since ``current``: the rows the audit trail names
     (``plot_rows``, ``removed``), or the whole layer when it cannot say (a bulk write, an
     import replacing the layer, or no record explaining the new revision)."""
-    since = current.audit
-    recent = _changes_since(store, since, sorted(current.gaps))
-    ids = [audit_id for audit_id, _, _ in recent]
-    newest = max([since, *ids])
-    now = time.monotonic()
-    seen = set(ids)
-    gaps = {i: t for i, t in current.gaps.items() if i not in seen and now - t < GAP_SECONDS}
-    gaps.update({i: now for i in range(since + 1, newest) if i not in seen})
-    keys = [feat for _, layer, feat in recent if layer == "plots"]
-    if not keys or "*" in keys:
-        top = _newest_audit(store)  # before the read: what it holds is at least that new
-        return {"plots": store.read("plots")}, max(newest, top), gaps
-    wanted = sorted(set(keys))
-    rows = store.read("plots", where={"plot_id": wanted})
+    keys, mark = changed_plots(store, AuditMark(current.audit, current.gaps))
+    if keys is None:
+        top = newest_audit(store)  # before the read: what it holds is at least that new
+        return {"plots": store.read("plots")}, max(mark.audit, top), mark.gaps
+    rows = store.read("plots", where={"plot_id": keys})
     present = set(rows["plot_id"].astype(str))
     return (
-        {"plot_rows": rows, "removed": [k for k in wanted if k not in present]},
-        newest,
-        gaps,
+        {"plot_rows": rows, "removed": [k for k in keys if k not in present]},
+        mark.audit,
+        mark.gaps,
     )

@@ -264,6 +264,34 @@ class Rows:
         )
 
 
+@dataclasses.dataclass
+class PlotBoxRows:
+    """Plots' filter columns and index boxes, in the backend's key order.
+
+    Attributes
+    ----------
+    ids, status, sectors : list
+        ``plot_id``, ``status`` and ``sectors`` of each plot (None for NULL).
+    area : ndarray of float
+        ``area_ha``, NaN for NULL (PostgreSQL's NaN as +inf: it sorts above every number).
+    boxes : ndarray, shape (n, 4)
+        minx, maxx, miny, maxy as the backend's bbox test compares them; NaN: no geometry.
+    round_query : bool
+        Whether the backend rounds a query box outward to float32 too (PostGIS).
+    code_order : bool
+        Whether the backend orders keys by code point (numpy's order), so a new key's
+        place among others can be found without asking it.
+    """
+
+    ids: list[str]
+    status: list[Any]
+    area: np.ndarray
+    sectors: list[Any]
+    boxes: np.ndarray
+    round_query: bool
+    code_order: bool
+
+
 class Session(ABC):
     """Reads and writes inside one transaction; every change to a feature layer is audited.
 
@@ -515,6 +543,17 @@ class Store(ABC):
         keys = self.read(layer, where=where)[get_layer(layer).key].tolist()
         return [str(k) for k in keys]
 
+    def changes_since(self, audit_id: int, also: Sequence[int] = ()) -> list[tuple[int, str, str]]:
+        """``(audit_id, layer, feat_id)`` of the audit records after ``audit_id`` and of
+        the ids ``also`` (seen late), in id order (from the audit layer as read; the SQL
+        stores read three columns through its key's index)."""
+        frame = self.read("audit", where={"audit_id": Range(audit_id + 1, None)})
+        if len(also):
+            late = self.read("audit", where={"audit_id": sorted(map(int, also))})
+            frame = pd.concat([frame, late], ignore_index=True)
+        rows = zip(frame["audit_id"].tolist(), frame["layer"].tolist(), frame["feat_id"].tolist())
+        return sorted((int(a), str(layer), str(f)) for a, layer, f in rows)
+
     def snapshot(self, layers: Sequence[str] = FEATURE_LAYERS) -> dict[str, pd.DataFrame]:
         """Every named layer read in full, for the planner's pure functions."""
         return {name: self.read(name) for name in layers}
@@ -538,6 +577,12 @@ class Store(ABC):
         """The plot overview's blocks (:class:`geo.overview.Block`) of ``level`` in the
         cells ``box`` meets, of ``statuses`` (every one when None); None when the store
         keeps no overview (backends that keep one override this)."""
+        return None
+
+    def plot_boxes(self, keys: Sequence[str] | None = None) -> PlotBoxRows | None:
+        """The plots ``keys`` (every plot when None; absent keys left out) with their index
+        boxes, in key order; None when the backend keeps no box index to answer a bbox
+        from (backends that keep one override this)."""
         return None
 
     def drawn_alone(self, level: int, bounds: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from geo import overview, tiles
 from geo.crs import DEFAULT_EPSG
 from geo.io.formats import typed_table
 from geo.layers import LAYERS, Layer, get_layer
-from geo.store import overview_sql
+from geo.store import base, gpkg_boxes, overview_sql
 from geo.store.base import (
     Bbox,
     Conflict,
@@ -394,6 +394,9 @@ class GpkgStore(SqlStore):
         )
 
     plot_size = overview_sql.GPKG_SIZE
+
+    def plot_boxes(self, keys: Sequence[str] | None = None) -> base.PlotBoxRows:
+        return gpkg_boxes.read(self._reading, keys)
 
     def plot_blocks(
         self, level: int, box: Bbox, statuses: Sequence[str] | None

@@ -8,33 +8,39 @@ import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from geo.layers import get_layer
-from geo.store.base import Bbox, Rows, Store, Where, compile_where, list_has
+from geo.store.base import Bbox, PlotBoxRows, Rows, Store, Where, compile_where, list_has
+from geo.store.box_grid import BoxGrid
+from geo.store.plot_changes import AuditMark, changed_plots, newest_audit
 
-#: Side of a grid cell, metres: a plot is filed under the cell of its lower-left corner.
-CELL_M = 500.0
-#: A new index is built no sooner than this many times the last build's duration after
-#: it, so a stream of writes keeps at most this share of a core rebuilding.
+#: A full build (of a write the audit trail cannot patch in) starts no sooner than this
+#: many times the last build's duration after it, so a stream of such writes keeps at
+#: most this share of a core rebuilding.
 REBUILD_SPACING = 3.0
 #: Below about this many index hits the SQL answers (as fast as the arrays, no revision
 #: query).
 MIN_HITS = 2_000
+#: A patch is made for at most this many written plots plus this share of the zone;
+#: more are read whole.
+PATCH_MIN, PATCH_SHARE = 1_000, 0.05
+#: A full build looks this far below the newest audit id for ids not committed yet.
+GAP_WINDOW = 256
 #: The conditions answered from the arrays; any other falls back to SQL.
 _OPS = {"in", ">=", "<=", "range|null", "listhas"}
 _FIELDS = {"status", "area_ha", "sectors"}
 
 
-def _float_down(x: np.ndarray) -> np.ndarray:
+def float_down(x: np.ndarray) -> np.ndarray:
     """The largest float32 <= x, as float64 (PostGIS's ``next_float_down``)."""
     f = x.astype(np.float32)
     return np.where(f > x, np.nextafter(f, np.float32(-np.inf)), f).astype(np.float64)
 
 
-def _float_up(x: np.ndarray) -> np.ndarray:
+def float_up(x: np.ndarray) -> np.ndarray:
     """The smallest float32 >= x, as float64 (PostGIS's ``next_float_up``)."""
     f = x.astype(np.float32)
     return np.where(f < x, np.nextafter(f, np.float32(np.inf)), f).astype(np.float64)
@@ -71,63 +77,32 @@ class PlotBoxes:
     area: np.ndarray
     sectors: np.ndarray
     sector_values: list[Any]
+    #: Where in the audit trail the rows were read (None: a patch cannot follow it).
+    mark: AuditMark | None = None
+    #: Whether ``ids`` are in code point order (a new id's place is found without SQL).
+    code_order: bool = False
+    grid: BoxGrid | None = None
 
     def __post_init__(self) -> None:
         #: Set once a newer revision was seen: the next page reads the revision first.
         self.stale = False
-        b = self.boxes
-        drawn = ~np.isnan(b).any(axis=1)
-        wide = drawn & ((b[:, 1] - b[:, 0] > CELL_M) | (b[:, 3] - b[:, 2] > CELL_M))
-        small = np.flatnonzero(drawn & ~wide)
-        self.big = np.flatnonzero(wide)
-        self.x0 = float(b[small, 0].min()) if len(small) else 0.0
-        self.y0 = float(b[small, 2].min()) if len(small) else 0.0
-        cx = np.floor((b[small, 0] - self.x0) / CELL_M).astype(np.int64)
-        cy = np.floor((b[small, 2] - self.y0) / CELL_M).astype(np.int64)
-        self.nx = int(cx.max()) + 1 if len(small) else 1
-        self.ny = int(cy.max()) + 1 if len(small) else 1
-        keys = cy * self.nx + cx
-        # plots per square metre of the grid, and their mean size: a viewport's likely hits
-        self.density = len(small) / (self.nx * self.ny * CELL_M * CELL_M)
-        self.mean_w = float(np.mean(b[small, 1] - b[small, 0])) if len(small) else 0.0
-        self.mean_h = float(np.mean(b[small, 3] - b[small, 2])) if len(small) else 0.0
-        self.max_w = float(np.max(b[small, 1] - b[small, 0])) if len(small) else 0.0
-        self.max_h = float(np.max(b[small, 3] - b[small, 2])) if len(small) else 0.0
-        order = np.argsort(keys, kind="stable")
-        self.cell_keys = keys[order]
-        self.cell_rows = np.concatenate([small[order], self.big])
-        # each bound in cell order (the wide plots last), so a cell's plots are contiguous
-        self.cell_boxes = [np.ascontiguousarray(b[self.cell_rows, k]) for k in range(4)]
+        if self.grid is None:
+            self.grid = BoxGrid.of(self.boxes)
 
     def likely_hits(self, bbox: Bbox) -> float:
         """About how many plots' boxes meet ``bbox`` (the zone's mean density; no query)."""
-        width, height = bbox[2] - bbox[0] + self.mean_w, bbox[3] - bbox[1] + self.mean_h
-        return float(self.density * width * height + len(self.big))
+        g = self.grid
+        assert g is not None
+        width, height = bbox[2] - bbox[0] + g.mean_w, bbox[3] - bbox[1] + g.mean_h
+        return float(g.density * width * height + g.apart)
 
     def hits(self, bbox: Bbox) -> np.ndarray:
         """Positions of the plots whose index box meets ``bbox`` (as the backend's SQL)."""
         q = np.asarray(bbox, dtype=np.float64)
         if self.round_query:
-            q = np.array([*_float_down(q[:2]), *_float_up(q[2:])])
-        # a plot filed under a cell left of or below the box's reaches at most its widest
-        # (tallest) one into it; a metre more for the rounding of these sums
-        low = np.array([q[0] - self.max_w - 1.0, q[1] - self.max_h - 1.0])
-        cx = np.floor((np.array([low[0], q[2]]) - self.x0) / CELL_M).astype(np.int64)
-        cy = np.floor((np.array([low[1], q[3]]) - self.y0) / CELL_M).astype(np.int64)
-        cx, cy = np.clip(cx, 0, self.nx - 1), np.clip(cy, 0, self.ny - 1)
-        rows = np.arange(cy[0], cy[1] + 1, dtype=np.int64) * self.nx
-        lo = np.searchsorted(self.cell_keys, rows + cx[0], "left")
-        hi = np.searchsorted(self.cell_keys, rows + cx[1], "right")
-        n = hi - lo
-        starts = np.repeat(lo - np.cumsum(n) + n, n)
-        first_big = len(self.cell_keys)
-        cand = np.concatenate(
-            [starts + np.arange(int(n.sum())), np.arange(first_big, len(self.cell_rows))]
-        )
-        x0, x1, y0, y1 = (bound[cand] for bound in self.cell_boxes)
-        meets = (x0 <= q[2]) & (x1 >= q[0]) & (y0 <= q[3]) & (y1 >= q[1])
-        found: np.ndarray = self.cell_rows[cand[meets]]
-        return found
+            q = np.array([*float_down(q[:2]), *float_up(q[2:])])
+        assert self.grid is not None
+        return self.grid.hits(q)
 
     def matches(self, at: np.ndarray, where: Where | None) -> np.ndarray | None:
         """Which of the plots at ``at`` pass ``where`` (None: a condition SQL must answer)."""
@@ -166,73 +141,119 @@ class PlotBoxes:
         return keep
 
 
-def _codes(values: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
-    """Codes of ``values`` into their distinct values (None among them)."""
-    distinct = list(dict.fromkeys(values))
+def _codes(values: Sequence[Any], known: Sequence[Any] = ()) -> tuple[np.ndarray, list[Any]]:
+    """Codes of ``values`` into their distinct values (None among them), after ``known``."""
+    distinct = list(dict.fromkeys([*known, *values]))
     index = {v: i for i, v in enumerate(distinct)}
     return np.fromiter((index[v] for v in values), np.int32, len(values)), distinct
 
 
-def _read_gpkg(store: Any) -> tuple[list[tuple[Any, ...]], np.ndarray, bool]:
-    with store._reading() as conn:
-        rows = conn.execute(
-            "SELECT fid, plot_id, status, area_ha, sectors FROM plots ORDER BY plot_id"
-        ).fetchall()
-        tree = conn.execute("SELECT id, minx, maxx, miny, maxy FROM rtree_plots_geom").fetchall()
-    fids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-    boxes = np.full((len(rows), 4), np.nan)
-    if tree:
-        held = np.array(tree, dtype=np.float64)
-        order = np.argsort(fids)
-        at = np.searchsorted(fids, held[:, 0].astype(np.int64), sorter=order)
-        boxes[order[at]] = held[:, 1:]  # the R-tree's own float32 values
-    return rows, boxes, False
-
-
-def _read_postgis(store: Any) -> tuple[list[tuple[Any, ...]], np.ndarray, bool]:
-    with store._pool.connection() as conn:
-        rows = conn.execute(
-            "SELECT NULL, plot_id, status,"
-            " CASE WHEN area_ha = 'NaN' THEN 'Infinity'::float8 ELSE area_ha END, sectors,"
-            " ST_XMin(geom::box2d), ST_XMax(geom::box2d), ST_YMin(geom::box2d),"
-            " ST_YMax(geom::box2d) FROM plots ORDER BY plot_id"
-        ).fetchall()
-    raw = np.array([r[5:] for r in rows], dtype=np.float64).reshape(-1, 4)
-    # the GiST box and the serialized geometry's hold float32 bounds rounded outward
-    boxes = np.column_stack(
-        [_float_down(raw[:, 0]), _float_up(raw[:, 1]), _float_down(raw[:, 2]), _float_up(raw[:, 3])]
+def _mark(store: Store) -> AuditMark:
+    """The newest audit id, and the ids just below it not committed yet (a full read
+    must look for them again, as a patch does for the ids it skipped)."""
+    top = newest_audit(store)
+    seen = {a for a, _, _ in store.changes_since(max(0, top - GAP_WINDOW))}
+    now = time.monotonic()
+    return AuditMark(
+        top, {i: now for i in range(max(1, top - GAP_WINDOW + 1), top) if i not in seen}
     )
-    return [r[:5] for r in rows], boxes, True
 
 
 def build(store: Store) -> PlotBoxes | None:
     """Read the plots' boxes and filter columns (None when a write landed meanwhile, or
     the backend keeps no such index)."""
-    from geo.store.gpkg import GpkgStore
-    from geo.store.postgis import PostgisStore
-
     revision = store.revision(["plots"])
-    if isinstance(store, GpkgStore):
-        rows, boxes, rounds = _read_gpkg(store)
-    elif isinstance(store, PostgisStore):
-        rows, boxes, rounds = _read_postgis(store)
-    else:
+    mark = _mark(store)  # before the rows: they are at least this new
+    got = store.plot_boxes()
+    if got is None or store.revision(["plots"]) != revision:  # a write landed while reading
         return None
-    if store.revision(["plots"]) != revision:  # a write landed while reading
-        return None
-    status, status_values = _codes([r[2] for r in rows])
-    sectors, sector_values = _codes([r[4] for r in rows])
-    area = np.array([np.nan if r[3] is None else r[3] for r in rows], dtype=np.float64)
+    status, status_values = _codes(got.status)
+    sectors, sector_values = _codes(got.sectors)
     return PlotBoxes(
         revision,
-        np.array([r[1] for r in rows], dtype=str),
-        boxes,
-        rounds,
+        np.array(got.ids, dtype=str),
+        got.boxes,
+        got.round_query,
         status,
         status_values,
-        area,
+        got.area,
         sectors,
         sector_values,
+        mark,
+        got.code_order,
+    )
+
+
+def patched(old: PlotBoxes, store: Store) -> PlotBoxes | None:
+    """``old`` with the plots written since it was read, as a new index (``old`` unchanged
+    for its readers); None when the audit trail cannot say what changed (a full build
+    must answer), or a write landed while reading."""
+    revision = store.revision(["plots"])
+    if revision == old.revision:
+        return old
+    if old.mark is None or not old.code_order:
+        return None
+    keys, mark = changed_plots(store, old.mark)
+    if keys is None or len(keys) > PATCH_MIN + PATCH_SHARE * len(old.ids):
+        return None
+    got = store.plot_boxes(keys)
+    if got is None or not got.code_order or store.revision(["plots"]) != revision:
+        return None
+    return _applied(old, revision, mark, keys, got)
+
+
+def _applied(
+    old: PlotBoxes, revision: str, mark: AuditMark, keys: list[str], got: PlotBoxRows
+) -> PlotBoxes | None:
+    """``old``'s arrays with the plots ``keys`` as ``got`` holds them (absent: deleted)."""
+    n, wanted, now = len(old.ids), np.array(keys, dtype=str), np.array(got.ids, dtype=str)
+    ids = (
+        old.ids if wanted.dtype.itemsize <= old.ids.dtype.itemsize else old.ids.astype(wanted.dtype)
+    )
+    at = np.minimum(np.searchsorted(ids, wanted), max(n - 1, 0))
+    held = (ids[at] == wanted) if n else np.zeros(len(wanted), bool)
+    here = np.isin(wanted, now)
+    gone = at[held]  # old rows written or deleted (sorted: keys are)
+    dropped = at[held & ~here]
+    added = wanted[~held & here]
+    above = np.searchsorted(ids, added)
+    place = above - np.searchsorted(dropped, above)  # among the rows kept
+    moves = bool(len(dropped) or len(added))
+
+    def written(a: np.ndarray, fill: Any, values: np.ndarray) -> np.ndarray:
+        # a copy only of what changes: inserts and deletes move rows once (no sort),
+        # updates write into the copy; an array the writes leave alone is shared
+        if not moves and np.array_equal(a[rows], values, equal_nan=a.dtype.kind == "f"):
+            return a
+        out = np.delete(a, dropped, axis=0) if moves else a.copy()
+        out = np.insert(out, place, fill, axis=0) if len(added) else out
+        out[rows] = values
+        return out
+
+    new_ids = np.insert(np.delete(ids, dropped), place, added) if moves else ids
+    rows = np.searchsorted(new_ids, now)
+    status, status_values = _codes(got.status, old.status_values)
+    sectors, sector_values = _codes(got.sectors, old.sector_values)
+    boxes = written(old.boxes, np.nan, got.boxes)
+    grid = old.grid
+    assert grid is not None
+    if boxes is not old.boxes:
+        grid = grid.refiled(old.boxes, boxes, gone, dropped, place, rows)
+        if grid.apart > 64 + len(new_ids) // 8:  # many outside the grid: file them anew
+            return None
+    return PlotBoxes(
+        revision,
+        new_ids,
+        boxes,
+        old.round_query,
+        written(old.status, 0, status),
+        status_values,
+        written(old.area, np.nan, got.area),
+        written(old.sectors, 0, sectors),
+        sector_values,
+        mark,
+        old.code_order,
+        grid,
     )
 
 
@@ -263,24 +284,45 @@ def _rebuild(store: Store, kept: _Kept) -> None:
 
 
 def current(store: Store, *, wait: bool = False) -> PlotBoxes | None:
-    """The index of the store's current plots revision, or None while it is (re)built in
-    the background (``wait``: build it now)."""
+    """The index of the store's current plots revision: the last one patched with the
+    plots written since when the audit trail names them, else None while it is rebuilt
+    whole in the background (``wait``: build it now)."""
     revision = store.revision(["plots"])
     with _LOCK:
         kept = _KEPT.setdefault(store, _Kept())
-        if kept.boxes is not None and kept.boxes.revision == revision:
-            return kept.boxes
-        start = not kept.building and (wait or time.monotonic() >= kept.next_build)
+        held = kept.boxes
+        if held is not None and held.revision == revision:
+            return held
+        start = not kept.building
         if start:
             kept.building = True
-    if wait and not start:  # another thread builds it: wait for that build
-        time.sleep(0.01)
-        return current(store, wait=True)
-    if start and wait:
+    if not start:
+        if wait:  # another thread builds it: wait for that build
+            time.sleep(0.01)
+            return current(store, wait=True)
+        return None
+    boxes = None
+    try:
+        # two tries: a write landing while the changes are read spoils one
+        for _ in range(2):
+            if held is None or (boxes := patched(held, store)) is not None:
+                break
+    except BaseException:
+        with _LOCK:
+            kept.building = False
+        raise
+    if boxes is not None:
+        with _LOCK:
+            kept.boxes, kept.building = boxes, False
+        return boxes
+    if wait:
         _rebuild(store, kept)
         return current(store)
-    if start:
+    if time.monotonic() >= kept.next_build:
         threading.Thread(target=_rebuild, args=(store, kept), daemon=True).start()
+    else:
+        with _LOCK:
+            kept.building = False
     return None
 
 
@@ -313,10 +355,34 @@ def page(
     # Few hits cost the SQL less than the revision query: even an older index tells
     if boxes is not None and boxes.likely_hits(bbox) < MIN_HITS:
         return None
-    if boxes is None or boxes.stale:
-        boxes = current(store)
-        if boxes is None:
-            return None
+    # A write met between the index and the page's rows: once more from the index of
+    # the new revision (patched with the write in this call when the log names it).
+    for _ in range(2):
+        if boxes is None or boxes.stale:
+            boxes = current(store)
+            if boxes is None:
+                return None
+        rows = _read(store, boxes, columns, bbox=bbox, where=where, order_by=order_by,
+                     limit=limit, offset=offset)  # fmt: skip
+        if rows is not False:
+            return rows
+        boxes.stale = True
+    current(store)
+    return None
+
+
+def _read(
+    store: Store,
+    boxes: PlotBoxes,
+    columns: Sequence[str],
+    *,
+    bbox: Bbox,
+    where: Where | None,
+    order_by: str,
+    limit: int,
+    offset: int,
+) -> Rows | None | Literal[False]:
+    """:func:`page` from ``boxes``; False when a write landed before the rows were read."""
     at = boxes.hits(bbox)
     keep = boxes.matches(at, where)
     if keep is None:
@@ -331,11 +397,10 @@ def page(
         else Rows({name: [] for name in columns}, np.empty(0, dtype=object))
     )
     # The revision after the rows were read: unchanged, they and the count are that
-    # revision's (revisions only grow); else the SQL answers and the index is rebuilt.
-    # The filters were applied again with the rows, so even then nothing hidden shows.
+    # revision's (revisions only grow); else they are not used (the index of the new
+    # revision or the SQL answers). The filters were applied again with the rows, so
+    # even then nothing hidden shows.
     if store.revision(["plots"]) != boxes.revision or len(rows) != len(ids):
-        boxes.stale = True
-        current(store)
-        return None
+        return False
     rows.matched = len(found)
     return rows

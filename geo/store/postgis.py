@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from geo import overview, tiles
 from geo.crs import DEFAULT_EPSG
 from geo.layers import LAYERS, Field, Layer, get_layer
-from geo.store import overview_sql, pg_tiles
+from geo.store import base, overview_sql, pg_boxes, pg_tiles
 from geo.store.base import (
     LIST_SPACE,
     Bbox,
@@ -448,6 +448,9 @@ class PostgisStore(SqlStore):
             )
 
     plot_size = PG_SIZE
+
+    def plot_boxes(self, keys: Sequence[str] | None = None) -> base.PlotBoxRows:
+        return pg_boxes.read(self._pool, keys)
 
     def plot_blocks(
         self, level: int, box: Bbox, statuses: Sequence[str] | None
