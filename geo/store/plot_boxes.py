@@ -111,23 +111,10 @@ class PlotBoxes:
             if name not in _FIELDS or op not in _OPS:
                 return None
             if name == "area_ha":
-                bounds = (
-                    value
-                    if op == "range|null"
-                    else ((value, None) if op == ">=" else (None, value))
-                )
-                # a missing bound of a plain comparison is SQL's NULL (nothing passes)
-                if op != "range|null" and value is None:
+                ok = _area_passes(self.area[at], op, value)
+                if ok is None:
                     return None
-                if not all(v is None or math.isfinite(v) for v in bounds):
-                    return None
-                area = self.area[at]
-                ok = np.ones(len(at), dtype=bool)
-                if bounds[0] is not None:
-                    ok &= area >= bounds[0]
-                if bounds[1] is not None:
-                    ok &= area <= bounds[1]
-                keep &= (ok | np.isnan(area)) if op == "range|null" else ok
+                keep &= ok
             elif name == "status" and op == "in":
                 table = np.array([s in set(value) for s in self.status_values], bool)
                 keep &= table[self.status[at]]
@@ -139,6 +126,23 @@ class PlotBoxes:
             else:
                 return None
         return keep
+
+
+def _area_passes(area: np.ndarray, op: str, value: Any) -> np.ndarray | None:
+    """Which ``area`` values pass ``op`` with ``value`` as the SQL compares them (None:
+    a bound the SQL must judge: missing or not finite)."""
+    bounds = value if op == "range|null" else ((value, None) if op == ">=" else (None, value))
+    # a missing bound of a plain comparison is SQL's NULL (nothing passes)
+    if op != "range|null" and value is None:
+        return None
+    if not all(v is None or math.isfinite(v) for v in bounds):
+        return None
+    ok = np.ones(len(area), dtype=bool)
+    if bounds[0] is not None:
+        ok &= area >= bounds[0]
+    if bounds[1] is not None:
+        ok &= area <= bounds[1]
+    return (ok | np.isnan(area)) if op == "range|null" else ok
 
 
 def _codes(values: Sequence[Any], known: Sequence[Any] = ()) -> tuple[np.ndarray, list[Any]]:
