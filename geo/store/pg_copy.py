@@ -16,6 +16,7 @@ import shapely
 from psycopg import sql
 
 from geo.layers import Field
+from geo.store.pg_derived import OUTPUT_ONLY
 
 # Rows per block: small enough that the server parses one block while the next is built
 # (Arrow binary arrays hold at most 2 GiB; a block stays far below).
@@ -34,8 +35,8 @@ def indexes_rebuilt(conn: psycopg.Connection, table: str, rows: int) -> Iterator
     """Around a load of ``rows`` rows into ``table`` inside the open transaction: when the
     load at least doubles the table, its secondary indexes are dropped first and built
     again after it (a sorted build costs about half the server time of inserting each row
-    into five indexes), and the table is analysed, so the queries that follow plan with
-    the new rows; yields whether it did.
+    into five indexes), and the table is analysed (:func:`analyse`), so the queries that
+    follow plan with the new rows; yields whether it did.
 
     Dropping an index locks the table until the transaction ends: readers of this table
     wait for the load instead of reading the rows before it. Smaller loads leave the
@@ -65,7 +66,19 @@ def indexes_rebuilt(conn: psycopg.Connection, table: str, rows: int) -> Iterator
     conn.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(sql.Literal(_BUILD_MEMORY)))
     for _, definition in indexes:
         conn.execute(definition)
-    conn.execute(sql.SQL("ANALYZE {}").format(ident))
+    analyse(conn, table)
+
+
+def analyse(conn: psycopg.Connection, table: str) -> None:
+    """``ANALYZE`` the columns of ``table`` that queries compare (all but
+    :data:`~geo.store.pg_derived.OUTPUT_ONLY`)."""
+    columns = conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+        "AND NOT attisdropped AND attname <> ALL(%s) ORDER BY attnum",
+        (table, list(OUTPUT_ONLY)),
+    ).fetchall()
+    names = sql.SQL(", ").join(sql.Identifier(name) for (name,) in columns)
+    conn.execute(sql.SQL("ANALYZE {} ({})").format(sql.Identifier(table), names))
 
 
 # COPY's binary format (PostgreSQL docs, "COPY: Binary Format"): a signature, flags and

@@ -35,6 +35,9 @@ SIZE_SQL = "greatest(ST_XMax(geom) - ST_XMin(geom), ST_YMax(geom) - ST_YMin(geom
 #: for it: ~2.2 us of server CPU per plot row written, ~9 us per block.
 READY = "zp_tile_ready"
 READY_ZOOM = 14
+#: The derived columns only ever selected, never compared by a query: a bulk load's
+#: ANALYZE skips them (their statistics cost ~0.17 s of server CPU per 200k plots, 37%).
+OUTPUT_ONLY = (MERCATOR, TILE_ID, READY)
 #: The ready outline's type: a domain over ``geometry`` so that ``geometry_columns`` (and
 #: GIS clients) list each plots table once, by its real geometry; as fast to read as
 #: ``geometry`` itself and ~0.4 ms a z14 tile faster than EWKB ``bytea`` parsed per row.
