@@ -584,16 +584,32 @@ def overlaps(
     target = geoms if others is None else others
     if len(geoms) == 0 or len(target) == 0:
         return []
-    if others is None or len(others) < len(geoms):  # the tree over the larger set
+    if others is None:
+        left, right = _pairs_within(geoms.values, tree)
+    elif len(others) < len(geoms):  # the tree over the larger set
         over_geoms = tree if tree is not None else shapely.STRtree(geoms.values)
         right, left = over_geoms.query(target.values, predicate="intersects")
     else:
         left, right = shapely.STRtree(target.values).query(geoms.values, predicate="intersects")
     order = np.lexsort((right, left))  # by i, then j
     left, right = left[order], right[order]
-    if others is None:
-        keep = left < right
-        left, right = left[keep], right[keep]
-    areas = shapely.area(shapely.intersection(geoms.values[left], target.values[right]))
+    mine, theirs = np.asarray(geoms.values)[left], np.asarray(target.values)[right]
+    # Plots that only share an edge or a corner (most pairs in a subdivision) have no
+    # area in common: DE-9IM says so at ~40% of the cost of intersecting them.
+    inner = shapely.relate_pattern(mine, theirs, "T********") | (tolerance_m2 < 0)
+    areas = np.zeros(len(left))
+    areas[inner] = shapely.area(shapely.intersection(mine[inner], theirs[inner]))
     hit = areas > tolerance_m2
     return [(int(a), int(b), float(c)) for a, b, c in zip(left[hit], right[hit], areas[hit])]
+
+
+def _pairs_within(geoms: Any, tree: shapely.STRtree | None) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs ``(i, j)``, ``i < j``, of ``geoms`` that intersect: boxes from the tree,
+    then the test on each pair once (the tree's own test would also run it on every
+    geometry against itself and on both orders of each pair: ~2x the work)."""
+    geoms = np.asarray(geoms)
+    right, left = (tree if tree is not None else shapely.STRtree(geoms)).query(geoms)
+    keep = left < right
+    left, right = left[keep], right[keep]
+    meet = shapely.intersects(geoms[left], geoms[right])
+    return left[meet], right[meet]

@@ -139,3 +139,30 @@ def test_overlaps_equal_a_double_loop_whichever_set_is_larger(n: int, m: int) ->
         if (area := shapely.intersection(a.iloc[i], b.iloc[j]).area) > 1.0
     ]
     assert overlaps(a, b) == brute
+
+
+@pytest.mark.parametrize("given_tree", [False, True])
+def test_overlaps_within_one_set_equal_a_double_loop(given_tree: bool) -> None:
+    import geopandas as gpd
+
+    from geo.validate import overlaps
+
+    rng = np.random.default_rng(7)
+    x, y, w = rng.uniform(0, 300, 200), rng.uniform(0, 300, 200), rng.uniform(5, 40, 200)
+    # random boxes (overlapping or apart), a grid sharing edges and corners, one box twice
+    grid = np.arange(4) * 10.0
+    gx, gy = (v.ravel() for v in np.meshgrid(grid + 500, grid + 500))
+    boxes = np.concatenate(
+        [shapely.box(x, y, x + w, y + w), shapely.box(gx, gy, gx + 10, gy + 10)]
+    )
+    geoms = gpd.GeoSeries(np.append(boxes, boxes[3]))
+    n = len(geoms)
+    brute = [
+        (i, j, float(area))
+        for i in range(n)
+        for j in range(i + 1, n)
+        if (area := shapely.intersection(geoms.iloc[i], geoms.iloc[j]).area) > 1.0
+    ]
+    tree = shapely.STRtree(geoms.values) if given_tree else None
+    assert overlaps(geoms, tree=tree) == brute
+    assert (3, n - 1, float(boxes[3].area)) in brute
