@@ -19,6 +19,7 @@ import shapely
 
 from geo.crs import DEFAULT_EPSG, transformer
 from geo.layers import ID_PATTERN, ID_RULE, SECTORS, Field, Layer
+from geo.texts import stripped
 
 OVERLAP_TOLERANCE_M2 = 1.0
 # Smaller polygons and shorter lines are slivers or typing slips, not features.
@@ -318,7 +319,7 @@ def _texts(fld: Field, column: pd.Series) -> tuple[np.ndarray, list[tuple[int, s
     texts = _arrow_texts(column)
     if texts is None:
         return None
-    texts = _stripped(texts)
+    texts = stripped(texts)
     texts = pc.if_else(pc.equal(texts, ""), pa.scalar(None, texts.type), texts)
     present = texts.drop_null()
     limit = fld.text_limit
@@ -340,9 +341,10 @@ def _texts(fld: Field, column: pd.Series) -> tuple[np.ndarray, list[tuple[int, s
 def _arrow_texts(column: pd.Series) -> pa.Array | None:
     """The column as Arrow text: Arrow-backed strings as they are (no round trip through
     Python objects), other text columns converted; None when a value is not text."""
-    if isinstance(column.dtype, (pd.StringDtype, pd.ArrowDtype)) and getattr(
-        column.dtype, "storage", "pyarrow"
-    ) == "pyarrow":
+    if (
+        isinstance(column.dtype, (pd.StringDtype, pd.ArrowDtype))
+        and getattr(column.dtype, "storage", "pyarrow") == "pyarrow"
+    ):
         texts = pa.array(column.array)
         if pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type):
             return texts
@@ -359,24 +361,6 @@ def _arrow_texts(column: pd.Series) -> pa.Array | None:
 # Applied to stripped text (first and last characters not whitespace by ``str.isspace``)
 # it accepts exactly what ``ID_PATTERN`` accepts with Python's ``re``.
 _ID_RE2 = ID_PATTERN
-
-
-def _stripped(texts: pa.Array) -> pa.Array:
-    """``str.strip`` of every value: Python's idea of whitespace is decided on the few
-    distinct first and last characters, and only values that start or end with it are
-    stripped in Python."""
-    first = pc.utf8_slice_codeunits(texts, 0, 1)
-    last = pc.utf8_slice_codeunits(texts, -1, 2**31 - 1)
-    ends = set(pc.unique(first).to_pylist()) | set(pc.unique(last).to_pylist())
-    spaces = [c for c in ends if c is not None and c.isspace()]
-    if not spaces:
-        return texts
-    edge = pc.or_(pc.is_in(first, pa.array(spaces)), pc.is_in(last, pa.array(spaces)))
-    rows = np.flatnonzero(edge.fill_null(False).to_numpy(zero_copy_only=False))
-    values = texts.to_pylist()
-    for i in rows.tolist():
-        values[i] = values[i].strip()
-    return pa.array(values, type=pa.string())
 
 
 def _sector_problems(layer: Layer, frame: pd.DataFrame, values: list[Any]) -> list[Problem]:

@@ -152,9 +152,7 @@ def test_overlaps_within_one_set_equal_a_double_loop(given_tree: bool) -> None:
     # random boxes (overlapping or apart), a grid sharing edges and corners, one box twice
     grid = np.arange(4) * 10.0
     gx, gy = (v.ravel() for v in np.meshgrid(grid + 500, grid + 500))
-    boxes = np.concatenate(
-        [shapely.box(x, y, x + w, y + w), shapely.box(gx, gy, gx + 10, gy + 10)]
-    )
+    boxes = np.concatenate([shapely.box(x, y, x + w, y + w), shapely.box(gx, gy, gx + 10, gy + 10)])
     geoms = gpd.GeoSeries(np.append(boxes, boxes[3]))
     n = len(geoms)
     brute = [
@@ -166,3 +164,30 @@ def test_overlaps_within_one_set_equal_a_double_loop(given_tree: bool) -> None:
     tree = shapely.STRtree(geoms.values) if given_tree else None
     assert overlaps(geoms, tree=tree) == brute
     assert (3, n - 1, float(boxes[3].area)) in brute
+
+
+def test_the_whitespace_table_is_what_str_isspace_knows() -> None:
+    from geo.texts import ASCII_SPACE, WIDE_SPACES
+
+    spaces = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+    assert [c for c in spaces if c.isascii()] == [chr(b) for b in np.flatnonzero(ASCII_SPACE)]
+    assert [c for c in spaces if not c.isascii()] == list(WIDE_SPACES)
+
+
+@pytest.mark.parametrize("kind", ["string", "large_string", "sliced", "chunked"])
+def test_texts_stripped_as_str_strip_does(kind: str) -> None:
+    import pyarrow as pa
+
+    from geo.texts import WIDE_SPACES, stripped
+
+    words = ["", "x", "Ж", "«Алатау»", "“q”", "a—", "…", "\u2027", "\u2030", "\u3001", "ab"]
+    spaces = [" ", "\t", "\x1f", *WIDE_SPACES]
+    values: list[str | None] = [None, *words]
+    values += [w + s for w in words for s in spaces] + [s + w for w in words for s in spaces]
+    values += [s + "Ж" + t for s in spaces for t in spaces[::7]] + [s + s for s in spaces]
+    arrow_type = pa.large_string() if kind == "large_string" else pa.string()
+    texts = pa.array(["pad", *values], type=arrow_type).slice(1)
+    if kind == "chunked":
+        texts = pa.chunked_array([texts.slice(0, 100), texts.slice(100)])
+    out = stripped(texts if kind != "string" else pa.array(values, type=arrow_type))
+    assert out.to_pylist() == [None if v is None else v.strip() for v in values]
