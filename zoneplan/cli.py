@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import sys
@@ -58,6 +59,10 @@ COMMAND_OWNERS = {
 }
 
 
+# Collect cycles every 10,000 new container objects rather than 700 (see _settle_collector).
+GC_THRESHOLD = (10_000, 10, 10)
+
+
 class CommandError(Exception):
     """A user-facing failure: printed as one line, exit status 1."""
 
@@ -81,10 +86,21 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"zoneplan: warning: {message}", file=sys.stderr)
 
 
+def _settle_collector() -> None:
+    """Once per process, with the command's modules imported: what exists now (modules,
+    classes, the libraries' tables) lives until exit, so the cycle collector stops walking
+    it, and it runs every ``GC_THRESHOLD[0]`` new objects. With the defaults it spent
+    ~0.6 s CPU of a 200k-plot import (eight full passes over every object alive), now ~0.2 s."""
+    if gc.get_threshold() != GC_THRESHOLD:
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLD)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; user errors print a message (never a traceback) and exit 1."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv[0] if argv else None).parse_args(argv)
+    _settle_collector()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default", UserWarning)
