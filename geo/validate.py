@@ -363,7 +363,7 @@ def _arrow_texts(column: pd.Series) -> pa.Array | None:
 _ID_RE2 = ID_PATTERN
 
 
-def _sector_problems(layer: Layer, frame: pd.DataFrame, values: list[Any]) -> list[Problem]:
+def _sector_problems(layer: Layer, frame: pd.DataFrame, values: np.ndarray) -> list[Problem]:
     texts = pd.Series(values, dtype=object)
     unknown: dict[str, list[str]] = {}
     for text in texts.dropna().unique():  # a file repeats a few sector lists: check each once
