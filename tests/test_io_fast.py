@@ -50,7 +50,7 @@ def expected(field_name: str, values: list[object]) -> tuple[list[object], set[i
 
 
 @pytest.mark.parametrize("field", ["plot_id", "exp_id", "cadastre", "resident"])
-@pytest.mark.parametrize("dtype", [object, "str"])
+@pytest.mark.parametrize("dtype", [object, "str", "large_string[pyarrow]"])
 def test_text_columns_typed_as_value_by_value(field: str, dtype: object) -> None:
     n = len(EDGY)
     frame = pd.DataFrame(
@@ -68,7 +68,7 @@ def test_text_columns_typed_as_value_by_value(field: str, dtype: object) -> None
     ]
 
 
-@pytest.mark.parametrize("dtype", [object, "str"])
+@pytest.mark.parametrize("dtype", [object, "str", "large_string[pyarrow]"])
 def test_clean_text_columns_take_the_fast_path_with_the_same_values(dtype: object) -> None:
     # Every value passes: the fast path answers, and must equal strip/None semantics.
     values = [" A-1", "B-2\u00a0", "\u3000C-3", "D-4", None, "  ", "Ж-5"]
@@ -86,6 +86,27 @@ def test_clean_text_columns_take_the_fast_path_with_the_same_values(dtype: objec
     assert typed["exp_id"].tolist() == want
     assert typed["resident"].tolist() == want
     assert all(v is None or type(v) is str for v in typed["resident"].tolist())
+
+
+def test_numbers_and_flags_typed_as_plain_python_values_as_value_by_value() -> None:
+    columns = {
+        "power_kw": pd.Series([1.5, np.nan, 3.0, 0.0]),
+        "jobs": pd.Series([1, None, 3, 4], dtype="Int64"),
+        "hazard": pd.Series([1.0, 2.0, np.nan, 3.0]),
+        "rail_need": pd.Series([True, None, False, True], dtype="boolean"),
+        "start_yr": pd.Series([2020, 2021, 2022, 2023], dtype="int32"),
+    }
+    frame = pd.DataFrame(
+        {"plot_id": [f"K-{i}" for i in range(4)], "status": ["available"] * 4, **columns}
+    )
+    typed, problems = coerce_attributes(get_layer("plots"), frame)
+    assert problems == []
+    for name, column in columns.items():
+        want, bad = expected(name, column.tolist())
+        got = typed[name].tolist()
+        assert not bad and got == want
+        assert [type(v) for v in got] == [type(v) for v in want], name
+    assert typed["floor_m2"].tolist() == [None] * 4  # absent optional column
 
 
 def test_vocabulary_and_required_text_checked_in_bulk() -> None:
