@@ -172,3 +172,21 @@ def test_a_command_runs_without_importing_the_others(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_collector_is_settled_once_per_process(tmp_path):
+    """Objects alive when the first command starts are frozen once; later runs in the same
+    process (tests, a server) leave them and the thresholds as they are."""
+    import subprocess
+    import sys
+
+    run = f"main(['export', 'plots', '-o', {str(tmp_path / 'p.geojson')!r}, '--db', " + (
+        f"{str(tmp_path / 'none.gpkg')!r}])"
+    )
+    code = (
+        "import gc; from zoneplan.cli import GC_THRESHOLD, main; "
+        f"{run}; frozen = gc.get_freeze_count(); {run}; "
+        "print(frozen > 1000, gc.get_freeze_count() == frozen, gc.get_threshold() == GC_THRESHOLD)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "True True True"

@@ -266,7 +266,8 @@ def plan_import(
         if lyr.name == "plots":
             tree = shapely.STRtree(geoms[usable])  # the input's, for both overlap tests
             problems += _self_overlaps(plan.frame, usable, tree)
-    in_file = set(ids) - {None}  # typed ids are text
+    in_file = set(ids)  # typed ids are text
+    in_file.discard(None)
     stored = _stored_rows(store, lyr, in_file)
     _plan_updates(plan, lyr, stored)
     if plan.replace:
@@ -370,8 +371,11 @@ def _plain(value: Any) -> Any:
 
 def _plan_updates(plan: ImportPlan, lyr: Layer, stored: pd.DataFrame) -> None:
     """Sort the input into new ids and updates of stored features (fields that differ)."""
-    keys = [None if k is None else str(k) for k in plan.frame[lyr.key].tolist()]
+    keys = plan.frame[lyr.key].tolist()  # typed ids: text or None
     known = set(stored.index)
+    if not known:  # a first import: every id is new
+        plan.new_ids = [k for k in keys if k is not None]
+        return
     rows = [i for i, k in enumerate(keys) if k is not None and k in known]
     plan.new_ids = [k for k in keys if k is not None and k not in known]
     if not rows:
