@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_tile_cpu import backend_cpu  # noqa: E402
 
 from geo.layers import get_layer  # noqa: E402
-from geo.store.pg_copy import analyse  # noqa: E402
+from geo.store.pg_copy import analyse, secondary_indexes  # noqa: E402
 from geo.store.pg_derived import MERCATOR, OUTPUT_ONLY, READY, SIZE, TILE_ID  # noqa: E402
 
 BLOCKS = "zoneplan_plot_overview"
@@ -73,15 +73,6 @@ def copy_in(conn: psycopg.Connection, table: str, columns: list[str], data: byte
         copy.write(data)
 
 
-def secondary_indexes(conn: psycopg.Connection) -> list[tuple[str, str]]:
-    """The plots indexes a bulk load drops and builds again (those backing no constraint)."""
-    return conn.execute(
-        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
-        "WHERE i.indrelid = 'plots'::regclass AND NOT EXISTS "
-        "(SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY 1"
-    ).fetchall()
-
-
 def timed(pid: int, spent: dict[str, list[float]], part: str, run: Callable[[], object]) -> None:
     """Run ``run`` and add the backend's CPU seconds for it to ``spent[part]``."""
     before = backend_cpu(pid)
@@ -97,7 +88,7 @@ def replay_import(
     try:
         with conn.transaction():
             conn.execute("SET LOCAL jit = off")
-            indexes = secondary_indexes(conn)
+            indexes = secondary_indexes(conn, "plots")
             # emptied as new tables (rolled back with the rest): no dead rows to step over
             conn.execute(f"TRUNCATE {BLOCKS}, plots")
             for name, _ in indexes:

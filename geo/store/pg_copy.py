@@ -52,14 +52,7 @@ def indexes_rebuilt(conn: psycopg.Connection, table: str, rows: int) -> Iterator
     if rows < REBUILD_ROWS or held >= rows:
         yield False
         return
-    indexes = conn.execute(
-        # regclass text: the index's name quoted, and qualified unless on the search path
-        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
-        "WHERE i.indrelid = %s::regclass "
-        "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) "
-        "ORDER BY 1",
-        (table,),
-    ).fetchall()
+    indexes = secondary_indexes(conn, table)
     for name, _ in indexes:
         conn.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(name)))
     yield True
@@ -67,6 +60,18 @@ def indexes_rebuilt(conn: psycopg.Connection, table: str, rows: int) -> Iterator
     for _, definition in indexes:
         conn.execute(definition)
     analyse(conn, table)
+
+
+def secondary_indexes(conn: psycopg.Connection, table: str) -> list[tuple[str, str]]:
+    """The name (quoted, and qualified unless on the search path) and definition of each
+    index of ``table`` that backs no constraint: what a bulk load drops and builds again."""
+    return conn.execute(
+        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "WHERE i.indrelid = %s::regclass "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) "
+        "ORDER BY 1",
+        (table,),
+    ).fetchall()
 
 
 def analyse(conn: psycopg.Connection, table: str) -> None:
