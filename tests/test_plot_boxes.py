@@ -361,3 +361,15 @@ def test_a_write_the_log_cannot_name_is_read_whole(zone, monkeypatch):
     got = plot_boxes.current(store, wait=True)
     assert got is not None and len(got.ids) == len(held.ids) + 2
     _same(store, store.extent("plots"), None, "plot_id", 2_000, 0)
+
+
+def test_a_background_build_on_a_closed_store_gives_up_quietly(zone):
+    """The rebuild thread of a store closed under it (a server stopping) ends without an
+    exception (PostGIS: its pool is gone; a GeoPackage still reads the file) and is no
+    longer marked as building."""
+    store = open_store(zone[0])
+    kept = plot_boxes._Kept()
+    kept.building = True
+    store.close()
+    plot_boxes._rebuild(store, kept)
+    assert not kept.building

@@ -13,7 +13,16 @@ from typing import Any, Literal
 import numpy as np
 
 from geo.layers import get_layer
-from geo.store.base import Bbox, PlotBoxRows, Rows, Store, Where, compile_where, list_has
+from geo.store.base import (
+    Bbox,
+    PlotBoxRows,
+    Rows,
+    Store,
+    StoreError,
+    Where,
+    compile_where,
+    list_has,
+)
 from geo.store.box_grid import BoxGrid
 from geo.store.plot_changes import AuditMark, changed_plots, newest_audit
 
@@ -278,6 +287,8 @@ def _rebuild(store: Store, kept: _Kept) -> None:
     began, boxes = time.monotonic(), None
     try:
         boxes = build(store)
+    except StoreError:  # closed or unreachable: SQL answers meanwhile, a later page retries
+        pass
     finally:
         took = time.monotonic() - began
         with _LOCK:
