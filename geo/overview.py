@@ -245,9 +245,7 @@ def _merge(
     n = CELL_PIXELS // SQUARE_PIXELS
     square = side / n
     cell = np.floor((bounds[:, :2] + bounds[:, 2:]) / 2 / side).astype(np.int64)
-    mine = np.fromiter(
-        ((cx, cy) in wanted for cx, cy in cell.tolist()), dtype=bool, count=len(cell)
-    )
+    mine = _cells_among(cell, wanted)
     bounds, status, cell, weight = bounds[mine], status[mine], cell[mine], weight[mine]
     if not len(cell):
         return []
@@ -269,16 +267,40 @@ def _merge(
             squares.append((group[at] * n + lo[at, 0] + di) * n + lo[at, 1] + dj)
     touched = np.unique(np.concatenate(squares))  # by group, then square column, then row
     g, ij = np.divmod(touched, n * n)
-    i, j = np.divmod(ij, n)
-    x0 = keys[g, 0] * side + i * square
-    y0 = keys[g, 1] * side + j * square
-    grid = np.full((len(keys), n * n), None, dtype=object)
-    grid[g, ij] = shapely.box(x0, y0, x0 + square, y0 + square)
-    merged = np.asarray(shapely.coverage_union_all(grid, axis=1), dtype=object)
+    held = np.zeros(len(keys), dtype=np.int64)  # per group, bit i * n + j: square (i, j)
+    np.bitwise_or.at(held, g, np.left_shift(1, ij))
+    # a cell has 2^(n*n) possible outlines and few occur: each is merged once, in squares
+    # (whole numbers, so exact), and placed on the grid of squares of the whole plane, on
+    # which neighbouring cells' outlines share their edges' coordinates bit for bit
+    shapes, which = np.unique(held, return_inverse=True)
+    unit = _square_outlines(n, shapes)[which]
+    at = np.repeat(keys[:, :2] * n, shapely.get_num_coordinates(unit), axis=0)
+    merged = shapely.transform(unit, lambda coords: (coords + at) * square)
     return [
         Block(level, cx, cy, str(names[c]), p, geom)
         for (cx, cy, c), p, geom in zip(keys.tolist(), plots.tolist(), merged.tolist())
     ]
+
+
+def _cells_among(cell: np.ndarray, wanted: set[Cell]) -> np.ndarray:
+    """Which rows of ``cell`` (``n x 2`` integers) are among the ``wanted`` cells."""
+    want = np.asarray(sorted(wanted), dtype=np.int64).reshape(-1, 2)
+    low = np.minimum(cell.min(axis=0), want.min(axis=0))
+    span = int(max(cell[:, 1].max(), want[:, 1].max()) - low[1]) + 1
+    return np.isin(
+        (cell[:, 0] - low[0]) * span + cell[:, 1] - low[1],
+        (want[:, 0] - low[0]) * span + want[:, 1] - low[1],
+    )
+
+
+def _square_outlines(n: int, held: np.ndarray) -> np.ndarray:
+    """The union of the squares of an ``n x n`` grid that each bit mask of ``held`` holds
+    (bit ``i * n + j``: the square of column ``i``, row ``j``), in units of a square."""
+    bit = np.arange(n * n)
+    i, j = np.divmod(bit, n)
+    squares = shapely.box(i, j, i + 1, j + 1)
+    grid = np.where((held[:, None] >> bit) & 1 == 1, squares[None, :], None)
+    return np.asarray(shapely.coverage_union_all(grid, axis=1), dtype=object)
 
 
 class OverviewTable(Protocol):

@@ -300,3 +300,28 @@ def test_the_cells_of_plots_are_those_their_box_centres_lie_in():
         one = np.floor((boxes[1, :2] + boxes[1, 2:]) / 2 / side).astype(int).tolist()
         assert overview.cells_touched(level, 32643, boxes[1:2]) == {tuple(one)}
     assert overview.cells_touched(12, 32643, np.empty((0, 4))) == set()
+
+
+def test_blocks_of_filled_cells_are_whole_squares_without_seams():
+    """Plots filling a 3 x 3 cell area near Almaty (UTM 43N): each cell's block is the cell
+    itself, one polygon of its square's area, and a status's blocks merge (as a tile merges
+    them) into one polygon: the squares of neighbouring cells share their edges' coordinates
+    exactly, not within a last bit (which left hairline gaps splitting blocks in parts)."""
+    epsg, level = 32643, 12
+    side = overview.cell_size(level, epsg)
+    cx0, cy0 = math.floor(630_000 / side), math.floor(4_778_000 / side)
+    step = side / 8  # 8 x 8 plots per cell, each smaller than a square
+    i, j = np.divmod(np.arange(24 * 24), 24)
+    x, y = cx0 * side + (i + 0.25) * step, cy0 * side + (j + 0.25) * step
+    plots = shapely.box(x, y, x + step / 2, y + step / 2)
+    cells = overview.cells_touched(level, epsg, shapely.bounds(plots))
+    assert len(cells) == 9
+    found = overview.blocks(level, epsg, cells, ["available"] * len(plots), plots)
+    assert len(found) == 9 and sum(b.plots for b in found) == len(plots)
+    for b in found:
+        assert b.geometry.geom_type == "Polygon", (b.cx, b.cy)
+        assert b.geometry.area == pytest.approx(side * side, rel=1e-9)
+    ((status, count, whole),) = overview.merged(found)
+    assert (status, count) == ("available", len(plots))
+    assert whole.geom_type == "Polygon" and not whole.interiors
+    assert whole.area == pytest.approx(9 * side * side, rel=1e-9)
