@@ -299,7 +299,9 @@ def _square_outlines(n: int, held: np.ndarray) -> np.ndarray:
     bit = np.arange(n * n)
     i, j = np.divmod(bit, n)
     squares = shapely.box(i, j, i + 1, j + 1)
-    grid = np.where((held[:, None] >> bit) & 1 == 1, squares[None, :], None)
+    on = (held[:, None] >> bit) & 1 == 1
+    grid = np.full(on.shape, None, dtype=object)
+    grid[on] = np.broadcast_to(squares, on.shape)[on]
     return np.asarray(shapely.coverage_union_all(grid, axis=1), dtype=object)
 
 
