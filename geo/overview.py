@@ -260,15 +260,12 @@ def _merge(
     first, group = np.unique(flat + code, return_index=True, return_inverse=True)[1:]
     keys = np.column_stack([cell[first], code[first]])
     plots = np.bincount(group, weights=weight, minlength=len(keys)).astype(np.int64)
-    squares: list[np.ndarray] = []
+    touched = np.zeros((len(keys), n, n), dtype=bool)  # per group, square column, row
     for di in range(int((hi - lo)[:, 0].max()) + 1):
         for dj in range(int((hi - lo)[:, 1].max()) + 1):
             at = np.flatnonzero((lo[:, 0] + di <= hi[:, 0]) & (lo[:, 1] + dj <= hi[:, 1]))
-            squares.append((group[at] * n + lo[at, 0] + di) * n + lo[at, 1] + dj)
-    touched = np.unique(np.concatenate(squares))  # by group, then square column, then row
-    g, ij = np.divmod(touched, n * n)
-    held = np.zeros(len(keys), dtype=np.int64)  # per group, bit i * n + j: square (i, j)
-    np.bitwise_or.at(held, g, np.left_shift(1, ij))
+            touched[group[at], lo[at, 0] + di, lo[at, 1] + dj] = True
+    held = touched.reshape(len(keys), n * n) @ (1 << np.arange(n * n))  # bit i * n + j
     # a cell has 2^(n*n) possible outlines and few occur: each is merged once, in squares
     # (whole numbers, so exact), and placed on the grid of squares of the whole plane, on
     # which neighbouring cells' outlines share their edges' coordinates bit for bit
