@@ -362,11 +362,17 @@ def live_server(store_path):
         except OSError:
             time.sleep(0.05)
     yield base
-    server.close()
-    for channel in list(server._map.values()):  # keep-alive connections of a browser
-        channel.close()
-    server.task_dispatcher.shutdown(timeout=2)
+
+    def close_all() -> None:  # the listener, the trigger and a browser's keep-alive channels
+        for channel in list(server._map.values()):
+            channel.close()
+
+    # closed by the loop's own thread (between polls), so its poll never meets a closed fd
+    # (closing them from here raced it: OSError: Bad file descriptor); an empty map ends it
+    server.trigger.pull_trigger(close_all)
     thread.join(timeout=5)
+    server.task_dispatcher.shutdown(timeout=2)
+    assert not thread.is_alive(), "the test server did not stop"
 
 
 # --------------------------------------------------------------------------- the browser
