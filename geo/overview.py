@@ -281,6 +281,8 @@ def _merge(
 
 def _cells_among(cell: np.ndarray, wanted: set[Cell]) -> np.ndarray:
     """Which rows of ``cell`` (``n x 2`` integers) are among the ``wanted`` cells."""
+    if not len(cell) or not wanted:
+        return np.zeros(len(cell), dtype=bool)
     want = np.asarray(sorted(wanted), dtype=np.int64).reshape(-1, 2)
     low = np.minimum(cell.min(axis=0), want.min(axis=0))
     span = int(max(cell[:, 1].max(), want[:, 1].max()) - low[1]) + 1

@@ -325,3 +325,10 @@ def test_blocks_of_filled_cells_are_whole_squares_without_seams():
     assert (status, count) == ("available", len(plots))
     assert whole.geom_type == "Polygon" and not whole.interiors
     assert whole.area == pytest.approx(9 * side * side, rel=1e-9)
+
+
+def test_blocks_of_plots_without_a_drawable_outline_are_none():
+    empty = np.asarray([shapely.Polygon(), None], dtype=object)
+    for level in overview.LEVELS:
+        assert overview.blocks(level, 32643, {(0, 0)}, ["available"] * 2, empty) == []
+        assert overview.blocks(level, 32643, set(), ["available"] * 2, empty) == []
