@@ -337,13 +337,19 @@ class PgOverview:
             )
         if not rows:
             return
-        # COPY, not an INSERT per block: a bulk import writes tens of thousands of them
-        geoms = shapely.set_srid(np.asarray([b.geometry for b in rows], dtype=object), self.epsg)
-        wkb = shapely.to_wkb(geoms, hex=True, include_srid=True).tolist()
-        copy = f"COPY {TABLE} (level, cx, cy, status, plots, geom) FROM STDIN"
+        from geo.store import pg_copy
+
+        # binary COPY, not an INSERT per block: a bulk import writes tens of thousands of them
+        numbers = np.asarray([(b.level, b.cx, b.cy, b.plots) for b in rows], dtype=np.int64)
+        columns = [pg_copy.framed_integers(numbers[:, i]) for i in range(3)]
+        columns.append(pg_copy.framed_texts([b.status for b in rows]))
+        columns.append(pg_copy.framed_integers(numbers[:, 3]))
+        geoms = np.asarray([b.geometry for b in rows], dtype=object)
+        columns.append(pg_copy.framed_geometries(geoms, self.epsg))
+        copy = f"COPY {TABLE} (level, cx, cy, status, plots, geom) FROM STDIN (FORMAT BINARY)"
         with self.conn.cursor() as cur, cur.copy(copy) as out:
-            for b, w in zip(rows, wkb):
-                out.write_row((b.level, b.cx, b.cy, b.status, b.plots, w))
+            for block in pg_copy.copy_binary_columns(columns):
+                out.write(block)
 
 
 def pg_blocks(

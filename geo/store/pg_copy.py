@@ -176,18 +176,46 @@ def copy_binary_blocks(
     """
     if geoms is not None and shapely.has_z(geoms).any():
         raise ValueError("COPY takes 2-D geometries here")
-    count = len(fields) + (geoms is not None)
     yield memoryview(BINARY_HEADER)
     for start in range(0, len(typed), BLOCK_ROWS):
         part = typed.iloc[start : start + BLOCK_ROWS]
         columns = [_binary_field(f, part[f.name].tolist(), convert) for f in fields]
         if geoms is not None:
-            columns.append(_framed(_ewkb(geoms[start : start + BLOCK_ROWS], srid)))
-        head = _fixed_width(np.full(len(part), count, dtype=">i2"))
-        rows = pc.binary_join_element_wise(head, *columns, b"")
-        if isinstance(rows, pa.ChunkedArray):
-            rows = rows.combine_chunks()
-        offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)
-        first, last = offsets[rows.offset], offsets[rows.offset + len(rows)]
-        yield memoryview(rows.buffers()[2])[first:last]
+            columns.append(framed_geometries(geoms[start : start + BLOCK_ROWS], srid))
+        yield _binary_rows(columns)
     yield memoryview(BINARY_TRAILER)
+
+
+def framed_integers(values: np.ndarray) -> pa.Array:
+    """Whole numbers as binary COPY values of ``integer`` (4 bytes; no nulls)."""
+    return _framed(_fixed_width(np.asarray(values).astype(">i4")))
+
+
+def framed_texts(values: list[str]) -> pa.Array:
+    """Texts as binary COPY values (UTF-8; no nulls)."""
+    return _framed(pc.cast(pa.array(values, type=pa.string()), pa.binary()))
+
+
+def framed_geometries(geoms: np.ndarray, srid: int) -> pa.Array:
+    """2-D geometries as binary COPY values of ``geometry`` (EWKB with ``srid``)."""
+    return _framed(_ewkb(geoms, srid))
+
+
+def copy_binary_columns(columns: list[pa.Array]) -> Iterator[memoryview]:
+    """Columns of framed values (``framed_*``, aligned) as blocks of binary COPY data,
+    header first and trailer last."""
+    yield memoryview(BINARY_HEADER)
+    for start in range(0, len(columns[0]) if columns else 0, BLOCK_ROWS):
+        yield _binary_rows([c.slice(start, BLOCK_ROWS) for c in columns])
+    yield memoryview(BINARY_TRAILER)
+
+
+def _binary_rows(columns: list[pa.Array]) -> memoryview:
+    """Rows of binary COPY data (no header) from aligned columns of framed values."""
+    head = _fixed_width(np.full(len(columns[0]), len(columns), dtype=">i2"))
+    rows = pc.binary_join_element_wise(head, *columns, b"")
+    if isinstance(rows, pa.ChunkedArray):
+        rows = rows.combine_chunks()
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)
+    first, last = offsets[rows.offset], offsets[rows.offset + len(rows)]
+    return memoryview(rows.buffers()[2])[first:last]
