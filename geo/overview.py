@@ -271,8 +271,8 @@ def _merge(
     # which neighbouring cells' outlines share their edges' coordinates bit for bit
     shapes, which = np.unique(held, return_inverse=True)
     unit = _square_outlines(n, shapes)[which]
-    at = np.repeat(keys[:, :2] * n, shapely.get_num_coordinates(unit), axis=0)
-    merged = shapely.transform(unit, lambda coords: (coords + at) * square)
+    corner = np.repeat(keys[:, :2] * n, shapely.get_num_coordinates(unit), axis=0)
+    merged = shapely.transform(unit, lambda coords: (coords + corner) * square)
     return [
         Block(level, cx, cy, str(names[c]), p, geom)
         for (cx, cy, c), p, geom in zip(keys.tolist(), plots.tolist(), merged.tolist())
