@@ -110,9 +110,8 @@ def stream(url: str, path: str, batch: int) -> dict:
                 feed.put(memoryview(pg_copy.BINARY_HEADER))
                 marks["first_batch"] = now()
             fields = [lyr.field(c) for c in typed.columns]
-            for block in list(pg_copy.copy_binary_blocks(fields, typed, shapes, epsg, _db_value))[
-                1:-1
-            ]:  # the rows, without each batch's header and trailer
+            encoded = list(pg_copy.copy_binary_blocks(fields, typed, shapes, epsg, _db_value))
+            for block in encoded[1:-1]:  # the rows, without each batch's header and trailer
                 feed.put(block)
             geoms.append(shapes)
             statuses.append(typed["status"].to_numpy(object))
@@ -136,10 +135,12 @@ def stream(url: str, path: str, batch: int) -> dict:
 def fresh(pg: str, template: str) -> str:
     """A new database ``SCRATCH`` copied from ``template``; its URL."""
     import psycopg
+    from psycopg import sql
 
+    scratch, source = sql.Identifier(SCRATCH), sql.Identifier(template)
     with psycopg.connect(f"{pg}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{SCRATCH}"')
-        conn.execute(f'CREATE DATABASE "{SCRATCH}" TEMPLATE "{template}"')
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(scratch))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(scratch, source))
     return f"{pg}/{SCRATCH}"
 
 

@@ -169,8 +169,14 @@ def cells_touched(level: int, epsg: int, boxes: np.ndarray) -> set[Cell]:
     # distinct cells first, as one integer each (a set of a million pairs costs ~0.35 s)
     low = centre.min(axis=0)
     span = int(centre[:, 1].max() - low[1]) + 1
-    keys = np.unique((centre[:, 0] - low[0]) * span + (centre[:, 1] - low[1]))
+    keys = np.unique(_cell_numbers(centre, low, span))
     return set(zip((keys // span + low[0]).tolist(), (keys % span + low[1]).tolist()))
+
+
+def _cell_numbers(cells: np.ndarray, low: np.ndarray, span: int) -> np.ndarray:
+    """Each cell (``n x 2`` integers, none below ``low``, rows fewer than ``span`` apart)
+    as one integer, column-major."""
+    return np.asarray((cells[:, 0] - low[0]) * span + (cells[:, 1] - low[1]))
 
 
 def blocks(
@@ -286,10 +292,7 @@ def _cells_among(cell: np.ndarray, wanted: set[Cell]) -> np.ndarray:
     want = np.asarray(sorted(wanted), dtype=np.int64).reshape(-1, 2)
     low = np.minimum(cell.min(axis=0), want.min(axis=0))
     span = int(max(cell[:, 1].max(), want[:, 1].max()) - low[1]) + 1
-    return np.isin(
-        (cell[:, 0] - low[0]) * span + cell[:, 1] - low[1],
-        (want[:, 0] - low[0]) * span + want[:, 1] - low[1],
-    )
+    return np.isin(_cell_numbers(cell, low, span), _cell_numbers(want, low, span))
 
 
 def _square_outlines(n: int, held: np.ndarray) -> np.ndarray:
